@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian package meshguard needs to build, test, fuzz and benchmark.
+# Idempotent: packages already present are skipped, so running it twice is cheap.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  clang libclang-rt-dev            # libFuzzer + ASan/UBSan runtimes for the sanitizer build
+  libssl-dev openssl               # TLS, X.509, signatures; the openssl CLI cross-checks our certs
+  libyaml-cpp-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+  curl                             # end-to-end tests and the demo talk HTTP like a user would
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

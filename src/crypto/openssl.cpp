@@ -1,0 +1,168 @@
+#include "crypto/openssl.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+namespace mg::crypto {
+
+std::string last_error() {
+  std::string out;
+  unsigned long e;
+  char buf[256];
+  while ((e = ERR_get_error()) != 0) {
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+Error openssl_error(std::string code, std::string what) {
+  std::string detail = last_error();
+  if (!detail.empty()) what += " (" + detail + ")";
+  return Error{std::move(code), std::move(what)};
+}
+
+namespace {
+BioPtr mem_bio(std::string_view data) {
+  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+}
+
+std::string bio_to_string(BIO* bio) {
+  char* p = nullptr;
+  long n = BIO_get_mem_data(bio, &p);
+  return n > 0 ? std::string(p, static_cast<size_t>(n)) : std::string();
+}
+}  // namespace
+
+Result<std::vector<X509Ptr>> parse_cert_chain_pem(std::string_view pem) {
+  if (pem.size() > (1u << 24)) return fail("pem.too_large", "PEM input larger than 16 MiB");
+  ERR_clear_error();
+  BioPtr bio = mem_bio(pem);
+  std::vector<X509Ptr> out;
+  for (;;) {
+    X509* raw = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+    if (!raw) break;
+    out.emplace_back(raw);
+  }
+  unsigned long err = ERR_peek_last_error();
+  // End of input shows up as PEM_R_NO_START_LINE; anything else means a damaged block.
+  if (err != 0 && !(ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE)) {
+    return fail(openssl_error("pem.malformed", "malformed certificate PEM"));
+  }
+  ERR_clear_error();
+  if (out.empty()) return fail("pem.no_certificate", "no CERTIFICATE block found");
+  return out;
+}
+
+Result<X509ReqPtr> parse_csr_pem(std::string_view pem) {
+  if (pem.size() > (1u << 20)) return fail("pem.too_large", "CSR PEM larger than 1 MiB");
+  ERR_clear_error();
+  BioPtr bio = mem_bio(pem);
+  X509ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!req) return fail(openssl_error("pem.malformed_csr", "malformed CERTIFICATE REQUEST PEM"));
+  return req;
+}
+
+Result<PKeyPtr> parse_private_key_pem(std::string_view pem) {
+  if (pem.size() > (1u << 20)) return fail("pem.too_large", "key PEM larger than 1 MiB");
+  ERR_clear_error();
+  BioPtr bio = mem_bio(pem);
+  // An empty passphrase callback: encrypted keys fail instead of prompting on a terminal.
+  auto no_pass = [](char*, int, int, void*) -> int { return -1; };
+  PKeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_pass, nullptr));
+  // Never include key bytes in the message.
+  if (!key) {
+    ERR_clear_error();
+    return fail("pem.malformed_key", "malformed or encrypted PRIVATE KEY PEM");
+  }
+  return key;
+}
+
+std::string cert_to_pem(X509* cert) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509(bio.get(), cert);
+  return bio_to_string(bio.get());
+}
+
+std::string csr_to_pem(X509_REQ* req) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509_REQ(bio.get(), req);
+  return bio_to_string(bio.get());
+}
+
+std::string private_key_to_pem(EVP_PKEY* key) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
+  return bio_to_string(bio.get());
+}
+
+std::string public_key_to_pem(EVP_PKEY* key) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_PUBKEY(bio.get(), key);
+  return bio_to_string(bio.get());
+}
+
+std::vector<unsigned char> sha256(std::string_view data) {
+  std::vector<unsigned char> out(32);
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
+  out.resize(len);
+  return out;
+}
+
+std::string hex(const unsigned char* data, size_t len, char sep) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 3);
+  for (size_t i = 0; i < len; ++i) {
+    if (sep && i) out += sep;
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 0xf];
+  }
+  return out;
+}
+
+std::string cert_der(X509* cert) {
+  unsigned char* der = nullptr;
+  int len = i2d_X509(cert, &der);
+  if (len <= 0) return {};
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
+
+std::string cert_sha256_fingerprint(X509* cert) {
+  auto digest = sha256(cert_der(cert));
+  std::string s = hex(digest.data(), digest.size(), ':');
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+Result<std::vector<unsigned char>> random_bytes(size_t n) {
+  std::vector<unsigned char> out(n);
+  if (RAND_bytes(out.data(), static_cast<int>(n)) != 1)
+    return fail(openssl_error("rand.failed", "RAND_bytes failed"));
+  return out;
+}
+
+Result<KeyType> parse_key_type(std::string_view s) {
+  if (s == "ec-p256") return KeyType::EcP256;
+  if (s == "rsa-2048") return KeyType::Rsa2048;
+  if (s == "rsa-3072") return KeyType::Rsa3072;
+  return fail("key.bad_type", "unknown key type '" + std::string(s) + "' (want ec-p256, rsa-2048 or rsa-3072)");
+}
+
+Result<PKeyPtr> generate_key(KeyType type) {
+  EVP_PKEY* raw = nullptr;
+  switch (type) {
+    case KeyType::EcP256: raw = EVP_EC_gen("P-256"); break;
+    case KeyType::Rsa2048: raw = EVP_RSA_gen(2048); break;
+    case KeyType::Rsa3072: raw = EVP_RSA_gen(3072); break;
+  }
+  if (!raw) return fail(openssl_error("key.generate", "key generation failed"));
+  return PKeyPtr(raw);
+}
+
+}  // namespace mg::crypto

@@ -1,0 +1,74 @@
+// crypto/openssl.h — one RAII owner per OpenSSL object type, plus PEM, digest and error helpers.
+// Every OpenSSL object in meshguard lives in one of these; nothing calls *_free by hand.
+#pragma once
+
+#include <memory>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace mg::crypto {
+
+template <class T, void (*Free)(T*)>
+struct Deleter {
+  void operator()(T* p) const noexcept {
+    if (p) Free(p);
+  }
+};
+
+using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
+using X509ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
+using X509StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE, X509_STORE_free>>;
+using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
+using X509NamePtr = std::unique_ptr<X509_NAME, Deleter<X509_NAME, X509_NAME_free>>;
+using X509ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
+using PKeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
+using PKeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
+using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
+using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
+using Asn1IntegerPtr = std::unique_ptr<ASN1_INTEGER, Deleter<ASN1_INTEGER, ASN1_INTEGER_free>>;
+using Asn1TimePtr = std::unique_ptr<ASN1_TIME, Deleter<ASN1_TIME, ASN1_TIME_free>>;
+using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
+using SslCtxPtr = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX, SSL_CTX_free>>;
+using SslPtr = std::unique_ptr<SSL, Deleter<SSL, SSL_free>>;
+
+// Drains OpenSSL's thread-local error queue into one line ("" when empty).
+std::string last_error();
+
+// Builds an Error whose message ends with OpenSSL's own explanation, and clears the queue.
+Error openssl_error(std::string code, std::string what);
+
+// PEM: every CERTIFICATE block in order. Fails on malformed PEM or when there is none.
+Result<std::vector<X509Ptr>> parse_cert_chain_pem(std::string_view pem);
+Result<X509ReqPtr> parse_csr_pem(std::string_view pem);
+Result<PKeyPtr> parse_private_key_pem(std::string_view pem);
+
+std::string cert_to_pem(X509* cert);
+std::string csr_to_pem(X509_REQ* req);
+std::string private_key_to_pem(EVP_PKEY* key);  // PKCS#8, unencrypted: callers write it 0600
+std::string public_key_to_pem(EVP_PKEY* key);
+
+// Digest helpers.
+std::vector<unsigned char> sha256(std::string_view data);
+std::string hex(const unsigned char* data, size_t len, char sep = 0);  // lower case
+std::string cert_sha256_fingerprint(X509* cert);                     // "AB:CD:..." upper case, like openssl
+std::string cert_der(X509* cert);
+
+// Cryptographically secure random bytes (RAND_bytes); fails closed.
+Result<std::vector<unsigned char>> random_bytes(size_t n);
+
+// Key generation.
+enum class KeyType { EcP256, Rsa2048, Rsa3072 };
+Result<KeyType> parse_key_type(std::string_view s);  // "ec-p256" | "rsa-2048" | "rsa-3072"
+Result<PKeyPtr> generate_key(KeyType type);
+
+}  // namespace mg::crypto

@@ -1,0 +1,19 @@
+// meshguardctl command groups. Each group adds its sub-commands to the CLI11 app and stores
+// the action to run; main() parses once and runs it. A command returns the process exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace mg::ctl {
+
+// Set by the sub-command that was selected; main() runs it after parsing.
+using Action = std::function<int()>;
+
+// Prints one clear line on stderr ("meshguardctl: <what>") and returns exit code 1.
+int fail_line(const std::string& what);
+
+void register_version_command(CLI::App& app, Action& action);
+// Each issue's command group declares its register_*() here and adds one call in main.cpp.
+
+}  // namespace mg::ctl
