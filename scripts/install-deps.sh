@@ -10,6 +10,8 @@ PACKAGES=(
   libyaml-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   curl                             # end-to-end tests and the demo talk HTTP like a user would
+  jq                               # end-to-end tests read the CLI's JSON output
+  libasio-dev                      # standalone Asio: the proxy's event loops (C++20 coroutines)
 )
 
 missing=()

@@ -25,6 +25,8 @@ Error openssl_error(std::string code, std::string what) {
 }
 
 namespace {
+void free_extension_stack(STACK_OF(X509_EXTENSION)* s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
+
 BioPtr mem_bio(std::string_view data) {
   return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
 }
@@ -163,6 +165,39 @@ Result<PKeyPtr> generate_key(KeyType type) {
   }
   if (!raw) return fail(openssl_error("key.generate", "key generation failed"));
   return PKeyPtr(raw);
+}
+
+Result<X509ReqPtr> make_csr(EVP_PKEY* key, std::string_view uri_san) {
+  if (!key) return fail("csr.no_key", "no key given");
+  X509ReqPtr req(X509_REQ_new());
+  if (!req || X509_REQ_set_version(req.get(), 0) != 1 || X509_REQ_set_pubkey(req.get(), key) != 1)
+    return fail(openssl_error("csr.create", "cannot build CSR"));
+  if (!uri_san.empty()) {
+    GeneralNamesPtr names(GENERAL_NAMES_new());
+    GENERAL_NAME* name = GENERAL_NAME_new();
+    ASN1_IA5STRING* ia5 = ASN1_IA5STRING_new();
+    if (!names || !name || !ia5 ||
+        ASN1_STRING_set(ia5, uri_san.data(), static_cast<int>(uri_san.size())) != 1) {
+      GENERAL_NAME_free(name);
+      ASN1_IA5STRING_free(ia5);
+      return fail(openssl_error("csr.create", "cannot encode URI SAN"));
+    }
+    GENERAL_NAME_set0_value(name, GEN_URI, ia5);
+    if (!sk_GENERAL_NAME_push(names.get(), name)) {
+      GENERAL_NAME_free(name);
+      return fail("csr.create", "out of memory");
+    }
+    using ExtStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), Deleter<STACK_OF(X509_EXTENSION), free_extension_stack>>;
+    ExtStackPtr exts(sk_X509_EXTENSION_new_null());
+    X509ExtPtr ext(X509V3_EXT_i2d(NID_subject_alt_name, 0, names.get()));
+    if (!exts || !ext || !sk_X509_EXTENSION_push(exts.get(), ext.get()))
+      return fail(openssl_error("csr.create", "cannot build CSR extension"));
+    ext.release();  // owned by `exts`
+    if (X509_REQ_add_extensions(req.get(), exts.get()) != 1)
+      return fail(openssl_error("csr.create", "cannot add CSR extensions"));
+  }
+  if (X509_REQ_sign(req.get(), key, EVP_sha256()) <= 0) return fail(openssl_error("csr.sign", "cannot sign CSR"));
+  return req;
 }
 
 }  // namespace mg::crypto

@@ -40,6 +40,10 @@ using Asn1TimePtr = std::unique_ptr<ASN1_TIME, Deleter<ASN1_TIME, ASN1_TIME_free
 using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX, SSL_CTX_free>>;
 using SslPtr = std::unique_ptr<SSL, Deleter<SSL, SSL_free>>;
+// A STACK_OF(X509) that does NOT own its certificates (freed with sk_X509_free, not pop_free):
+// for handing borrowed intermediates to X509_STORE_CTX_init.
+inline void free_x509_stack_shallow(STACK_OF(X509)* s) { sk_X509_free(s); }
+using X509StackPtr = std::unique_ptr<STACK_OF(X509), Deleter<STACK_OF(X509), free_x509_stack_shallow>>;
 
 // Drains OpenSSL's thread-local error queue into one line ("" when empty).
 std::string last_error();
@@ -70,5 +74,9 @@ Result<std::vector<unsigned char>> random_bytes(size_t n);
 enum class KeyType { EcP256, Rsa2048, Rsa3072 };
 Result<KeyType> parse_key_type(std::string_view s);  // "ec-p256" | "rsa-2048" | "rsa-3072"
 Result<PKeyPtr> generate_key(KeyType type);
+
+// A PKCS#10 CSR for `key`, signed with SHA-256. When `uri_san` is given it is requested as the
+// only subjectAltName (a CA may ignore it: meshguard's CA decides the identity itself).
+Result<X509ReqPtr> make_csr(EVP_PKEY* key, std::string_view uri_san = {});
 
 }  // namespace mg::crypto

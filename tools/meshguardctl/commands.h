@@ -14,6 +14,10 @@ using Action = std::function<int()>;
 int fail_line(const std::string& what);
 
 void register_version_command(CLI::App& app, Action& action);
+void register_ca_commands(CLI::App& app, Action& action);    // cmd_ca.cpp: ca init | ca rotate
+void register_cert_commands(CLI::App& app, Action& action);  // cmd_cert.cpp: cert issue | cert inspect
+void register_authz_commands(CLI::App& app, Action& action);
+void register_analyze_commands(CLI::App& app, Action& action);
 // Each issue's command group declares its register_*() here and adds one call in main.cpp.
 
 }  // namespace mg::ctl

@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   mg::ctl::Action action;
   mg::ctl::register_version_command(app, action);
+  mg::ctl::register_ca_commands(app, action);
+  mg::ctl::register_cert_commands(app, action);
+  mg::ctl::register_authz_commands(app, action);
+  mg::ctl::register_analyze_commands(app, action);
   // Command groups: one call per group.
   try {
     app.parse(argc, argv);

@@ -1,0 +1,179 @@
+#include "http/message.h"
+
+#include <algorithm>
+
+namespace mg::http {
+
+namespace {
+unsigned char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(lower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::optional<std::string_view> Headers::get(std::string_view name) const {
+  for (const auto& h : fields_) {
+    if (iequals(h.name, name)) return std::string_view(h.value);
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string_view> Headers::get_all(std::string_view name) const {
+  std::vector<std::string_view> out;
+  for (const auto& h : fields_) {
+    if (iequals(h.name, name)) out.emplace_back(h.value);
+  }
+  return out;
+}
+
+size_t Headers::count(std::string_view name) const {
+  return static_cast<size_t>(
+      std::count_if(fields_.begin(), fields_.end(), [&](const Header& h) { return iequals(h.name, name); }));
+}
+
+void Headers::add(std::string name, std::string value) { fields_.push_back({std::move(name), std::move(value)}); }
+
+void Headers::set(std::string name, std::string value) {
+  remove(name);
+  add(std::move(name), std::move(value));
+}
+
+size_t Headers::remove(std::string_view name) {
+  auto it = std::remove_if(fields_.begin(), fields_.end(), [&](const Header& h) { return iequals(h.name, name); });
+  size_t n = static_cast<size_t>(fields_.end() - it);
+  fields_.erase(it, fields_.end());
+  return n;
+}
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 418: return "I'm a teapot";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+namespace {
+void append_headers(std::string& out, const Headers& headers) {
+  for (const auto& h : headers) {
+    out += h.name;
+    out += ": ";
+    out += h.value;
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+}  // namespace
+
+std::string serialize_request_head(const Request& req) {
+  std::string out;
+  out.reserve(128 + req.target.size() + req.headers.size() * 32);
+  out += req.method;
+  out += ' ';
+  out += req.target;
+  out += req.version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
+  append_headers(out, req.headers);
+  return out;
+}
+
+std::string serialize_response_head(const Response& resp) {
+  std::string out;
+  out.reserve(128 + resp.headers.size() * 32);
+  out += resp.version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(resp.status);
+  out += ' ';
+  out += resp.reason.empty() ? std::string(reason_phrase(resp.status)) : resp.reason;
+  out += "\r\n";
+  append_headers(out, resp.headers);
+  return out;
+}
+
+std::string make_response(int status, std::string_view content_type, std::string_view body, bool keep_alive,
+                          const std::vector<Header>& extra) {
+  Response resp;
+  resp.status = status;
+  if (!content_type.empty()) resp.headers.add("content-type", std::string(content_type));
+  resp.headers.add("content-length", std::to_string(body.size()));
+  for (const auto& h : extra) resp.headers.add(h.name, h.value);
+  if (!keep_alive) resp.headers.add("connection", "close");
+  std::string out = serialize_response_head(resp);
+  out += body;
+  return out;
+}
+
+bool is_token_char(unsigned char c) {
+  if (c >= '0' && c <= '9') return true;
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
+    case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+void remove_hop_by_hop(Headers& headers) {
+  // Fields named by Connection are hop-by-hop too.
+  std::vector<std::string> listed;
+  for (auto value : headers.get_all("connection")) {
+    size_t pos = 0;
+    while (pos <= value.size()) {
+      size_t comma = value.find(',', pos);
+      if (comma == std::string_view::npos) comma = value.size();
+      auto item = value.substr(pos, comma - pos);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (!item.empty()) listed.emplace_back(item);
+      pos = comma + 1;
+    }
+  }
+  // Host and the framing fields are the proxy's to decide, never the client's to strip.
+  for (const auto& name : listed) {
+    if (!iequals(name, "host") && !iequals(name, "content-length")) headers.remove(name);
+  }
+  for (const char* name : {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+                           "upgrade", "proxy-authenticate"}) {
+    headers.remove(name);
+  }
+}
+
+}  // namespace mg::http

@@ -1,0 +1,99 @@
+// http/message.h — the request/response model shared by the proxy, the sample app and (later)
+// the policy engine. Headers keep their order and original spelling; lookups are
+// case-insensitive, as HTTP field names are.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mg::http {
+
+bool iequals(std::string_view a, std::string_view b);
+std::string to_lower(std::string_view s);
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+class Headers {
+ public:
+  using const_iterator = std::vector<Header>::const_iterator;
+
+  // First value of `name`, if any.
+  std::optional<std::string_view> get(std::string_view name) const;
+  // Every value of `name`, in order.
+  std::vector<std::string_view> get_all(std::string_view name) const;
+  size_t count(std::string_view name) const;
+  bool contains(std::string_view name) const { return count(name) > 0; }
+
+  void add(std::string name, std::string value);
+  // Removes every `name` then adds one: the proxy's "sanitize and set".
+  void set(std::string name, std::string value);
+  size_t remove(std::string_view name);
+
+  size_t size() const { return fields_.size(); }
+  bool empty() const { return fields_.empty(); }
+  const_iterator begin() const { return fields_.begin(); }
+  const_iterator end() const { return fields_.end(); }
+  const std::vector<Header>& fields() const { return fields_; }
+
+ private:
+  std::vector<Header> fields_;
+};
+
+// How the message body is delimited (RFC 9112 §6.3).
+enum class BodyFraming {
+  None,           // no body
+  ContentLength,  // exactly `content_length` bytes
+  Chunked,        // Transfer-Encoding: chunked
+  UntilClose,     // responses only: the body ends when the server closes
+};
+
+struct Request {
+  std::string method;
+  std::string target;  // as received (origin-form or absolute-form)
+  std::string path;    // target without the query; never empty, starts with '/' (or is "*")
+  std::string query;   // after '?', without it; empty when absent
+  std::string host;    // Host header (or the authority of an absolute-form target)
+  int version_minor = 1;  // HTTP/1.<minor>: 0 or 1
+  Headers headers;
+  BodyFraming framing = BodyFraming::None;
+  uint64_t content_length = 0;
+  bool keep_alive = true;  // false when the client asked to close (or HTTP/1.0 without keep-alive)
+  bool expect_continue = false;
+};
+
+struct Response {
+  int status = 200;
+  std::string reason;
+  int version_minor = 1;
+  Headers headers;
+  BodyFraming framing = BodyFraming::None;
+  uint64_t content_length = 0;
+  bool keep_alive = true;
+};
+
+// Standard reason phrase ("Not Found"); "Unknown" for codes it does not know.
+std::string_view reason_phrase(int status);
+
+// Serialized heads (request line / status line, headers, blank line). Framing headers are
+// written from the model's fields as they are: callers set Content-Length/Transfer-Encoding.
+std::string serialize_request_head(const Request& req);
+std::string serialize_response_head(const Response& resp);
+
+// A complete small response (Content-Length set), e.g. a local 403 or the sample app's JSON.
+std::string make_response(int status, std::string_view content_type, std::string_view body,
+                          bool keep_alive, const std::vector<Header>& extra = {});
+
+// RFC 9110 token characters (method, header names).
+bool is_token_char(unsigned char c);
+
+// Hop-by-hop fields a proxy must not forward (RFC 9110 §7.6.1), plus those listed in Connection.
+void remove_hop_by_hop(Headers& headers);
+
+}  // namespace mg::http

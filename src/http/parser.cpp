@@ -1,0 +1,319 @@
+#include "http/parser.h"
+
+#include <vector>
+
+namespace mg::http {
+
+namespace {
+
+Unexpected<ParseError> bad(int status, std::string reason) { return fail(ParseError{status, std::move(reason)}); }
+
+bool is_vchar_or_obs(unsigned char c) { return (c >= 0x21 && c <= 0x7e) || c >= 0x80; }
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Splits a comma-separated field value into trimmed items (empty items kept, so callers can reject them).
+std::vector<std::string_view> split_list(std::string_view value) {
+  std::vector<std::string_view> items;
+  size_t pos = 0;
+  while (true) {
+    size_t comma = value.find(',', pos);
+    if (comma == std::string_view::npos) {
+      items.push_back(trim_ows(value.substr(pos)));
+      break;
+    }
+    items.push_back(trim_ows(value.substr(pos, comma - pos)));
+    pos = comma + 1;
+  }
+  return items;
+}
+
+// Splits the head into lines (without CRLF). The scanner already refused bare LF; bare CR is
+// refused here. The final empty line is not returned.
+Result<std::vector<std::string_view>, ParseError> split_lines(std::string_view head) {
+  std::vector<std::string_view> lines;
+  size_t pos = 0;
+  while (pos < head.size()) {
+    size_t crlf = head.find("\r\n", pos);
+    if (crlf == std::string_view::npos) return bad(400, "unterminated line");
+    auto line = head.substr(pos, crlf - pos);
+    if (line.find('\r') != std::string_view::npos || line.find('\n') != std::string_view::npos) {
+      return bad(400, "bare CR or LF in head");
+    }
+    pos = crlf + 2;
+    if (line.empty()) break;  // end of head
+    lines.push_back(line);
+  }
+  if (pos != head.size()) return bad(400, "bytes after the end of the head");
+  return lines;
+}
+
+Result<Headers, ParseError> parse_fields(const std::vector<std::string_view>& lines, const Limits& limits) {
+  Headers headers;
+  if (lines.size() - 1 > limits.max_headers) return bad(431, "too many header fields");
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::string_view line = lines[i];
+    if (line.front() == ' ' || line.front() == '\t') return bad(400, "obsolete line folding");
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return bad(400, "malformed header field");
+    std::string_view name = line.substr(0, colon);
+    for (unsigned char c : name) {
+      if (!is_token_char(c)) return bad(400, "invalid character in header name");
+    }
+    std::string_view value = trim_ows(line.substr(colon + 1));
+    for (unsigned char c : value) {
+      if (!(c == '\t' || c == ' ' || is_vchar_or_obs(c))) return bad(400, "invalid character in header value");
+    }
+    headers.add(std::string(name), std::string(value));
+  }
+  return headers;
+}
+
+// Content-Length: every value (across fields and comma lists) must be the same decimal number.
+Result<std::optional<uint64_t>, ParseError> content_length_of(const Headers& headers) {
+  std::optional<uint64_t> length;
+  for (auto value : headers.get_all("content-length")) {
+    for (auto item : split_list(value)) {
+      if (item.empty() || item.size() > 18) return bad(400, "invalid Content-Length");
+      uint64_t n = 0;
+      for (char c : item) {
+        if (c < '0' || c > '9') return bad(400, "invalid Content-Length");
+        n = n * 10 + static_cast<uint64_t>(c - '0');
+      }
+      if (length && *length != n) return bad(400, "conflicting Content-Length values");
+      length = n;
+    }
+  }
+  return length;
+}
+
+// Transfer-Encoding: only exactly "chunked" is accepted (anything else is not implemented).
+Result<bool, ParseError> chunked_of(const Headers& headers) {
+  auto values = headers.get_all("transfer-encoding");
+  if (values.empty()) return false;
+  std::vector<std::string_view> codings;
+  for (auto v : values) {
+    for (auto item : split_list(v)) codings.push_back(item);
+  }
+  for (auto c : codings) {
+    if (c.empty()) return bad(400, "empty transfer coding");
+  }
+  if (codings.size() != 1) {
+    bool all_chunked = true;
+    for (auto c : codings) all_chunked = all_chunked && iequals(c, "chunked");
+    return bad(all_chunked ? 400 : 501, all_chunked ? "chunked applied more than once" : "unsupported transfer coding");
+  }
+  if (!iequals(codings[0], "chunked")) return bad(501, "unsupported transfer coding");
+  return true;
+}
+
+void connection_options(const Headers& headers, bool& close, bool& keep_alive) {
+  close = false;
+  keep_alive = false;
+  for (auto v : headers.get_all("connection")) {
+    for (auto item : split_list(v)) {
+      if (iequals(item, "close")) close = true;
+      if (iequals(item, "keep-alive")) keep_alive = true;
+    }
+  }
+}
+
+bool valid_host(std::string_view host) {
+  if (host.empty() || host.size() > 255) return false;
+  for (unsigned char c : host) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    switch (c) {
+      case '-': case '.': case '_': case '~': case ':': case '[': case ']': case '%': case '!': case '$':
+      case '&': case '\'': case '(': case ')': case '*': case '+': case ',': case ';': case '=':
+        ok = true;
+        break;
+      default:
+        break;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// "HTTP/1.1" → 1, "HTTP/1.0" → 0; other well-formed versions → 505; garbage → 400.
+Result<int, ParseError> parse_version(std::string_view v) {
+  if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || v[6] != '.' || v[5] < '0' || v[5] > '9' || v[7] < '0' ||
+      v[7] > '9') {
+    return bad(400, "malformed HTTP version");
+  }
+  if (v[5] != '1' || (v[7] != '0' && v[7] != '1')) return bad(505, "unsupported HTTP version");
+  return v[7] - '0';
+}
+
+}  // namespace
+
+HeadScan HeadScanner::scan(std::string_view buffer, size_t max_head_bytes) {
+  size_t limit = std::min(buffer.size(), max_head_bytes);
+  for (size_t i = scanned_; i < limit; ++i) {
+    if (buffer[i] != '\n') continue;
+    if (i == 0 || buffer[i - 1] != '\r') return {HeadScan::State::Malformed, 0};
+    if (i >= 3 && buffer[i - 2] == '\n' && buffer[i - 3] == '\r') {
+      scanned_ = i + 1;
+      return {HeadScan::State::Complete, i + 1};
+    }
+  }
+  scanned_ = limit;
+  if (buffer.size() >= max_head_bytes) return {HeadScan::State::TooLarge, 0};
+  return {HeadScan::State::Incomplete, 0};
+}
+
+Result<Request, ParseError> parse_request_head(std::string_view head, const Limits& limits) {
+  if (head.size() > limits.max_head_bytes) return bad(431, "request head too large");
+  auto lines = split_lines(head);
+  if (!lines) return fail(lines.error());
+  if (lines->empty()) return bad(400, "empty request");
+
+  Request req;
+  std::string_view line = (*lines)[0];
+  size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos) return bad(400, "malformed request line");
+  size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
+    return bad(400, "malformed request line");
+  }
+  std::string_view method = line.substr(0, sp1);
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view version = line.substr(sp2 + 1);
+  if (method.empty() || method.size() > 32) return bad(400, "malformed method");
+  for (unsigned char c : method) {
+    if (!is_token_char(c)) return bad(400, "malformed method");
+  }
+  if (target.empty()) return bad(400, "empty request target");
+  for (unsigned char c : target) {
+    if (c < 0x21 || c > 0x7e) return bad(400, "invalid character in request target");
+  }
+  if (target.find('#') != std::string_view::npos) return bad(400, "fragment in request target");
+  auto minor = parse_version(version);
+  if (!minor) return fail(minor.error());
+  if (method == "CONNECT") return bad(405, "CONNECT is not supported");
+
+  req.method = std::string(method);
+  req.target = std::string(target);
+  req.version_minor = *minor;
+
+  std::string_view path_and_query;
+  std::optional<std::string_view> authority;
+  if (target == "*") {
+    if (method != "OPTIONS") return bad(400, "asterisk-form is only valid for OPTIONS");
+    path_and_query = target;
+  } else if (target.front() == '/') {
+    path_and_query = target;
+  } else {
+    size_t scheme_end = target.find("://");
+    std::string_view scheme = scheme_end == std::string_view::npos ? "" : target.substr(0, scheme_end);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) return bad(400, "malformed request target");
+    std::string_view rest = target.substr(scheme_end + 3);
+    size_t end = rest.find_first_of("/?");
+    authority = rest.substr(0, end);
+    if (authority->find('@') != std::string_view::npos || !valid_host(*authority)) {
+      return bad(400, "malformed authority");
+    }
+    path_and_query = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
+  }
+  size_t q = path_and_query.find('?');
+  std::string_view path = path_and_query.substr(0, q);
+  // An absolute-form target like "http://h?x" has an empty path: it means "/".
+  req.path.assign(path.empty() ? std::string_view("/") : path);
+  if (q != std::string_view::npos) req.query.assign(path_and_query.substr(q + 1));
+
+  auto headers = parse_fields(*lines, limits);
+  if (!headers) return fail(headers.error());
+  req.headers = std::move(*headers);
+
+  size_t hosts = req.headers.count("host");
+  if (hosts > 1) return bad(400, "multiple Host fields");
+  if (hosts == 0 && req.version_minor == 1) return bad(400, "missing Host field");
+  if (hosts == 1) {
+    auto host = *req.headers.get("host");
+    if (!valid_host(host)) return bad(400, "malformed Host field");
+    req.host = std::string(host);
+  }
+  if (authority) req.host = std::string(*authority);
+
+  auto length = content_length_of(req.headers);
+  if (!length) return fail(length.error());
+  auto chunked = chunked_of(req.headers);
+  if (!chunked) return fail(chunked.error());
+  if (*chunked && length->has_value()) return bad(400, "both Content-Length and Transfer-Encoding");
+  if (*chunked && req.version_minor == 0) return bad(400, "Transfer-Encoding in an HTTP/1.0 request");
+  if (*chunked) {
+    req.framing = BodyFraming::Chunked;
+  } else if (length->has_value() && **length > 0) {
+    req.framing = BodyFraming::ContentLength;
+    req.content_length = **length;
+  }
+
+  bool close = false, keep_alive = false;
+  connection_options(req.headers, close, keep_alive);
+  req.keep_alive = req.version_minor == 1 ? !close : (keep_alive && !close);
+  if (auto expect = req.headers.get("expect")) {
+    if (!iequals(*expect, "100-continue")) return bad(417, "unsupported Expect");
+    req.expect_continue = req.version_minor == 1;
+  }
+  return req;
+}
+
+Result<Response, ParseError> parse_response_head(std::string_view head, const Limits& limits,
+                                                 std::string_view request_method) {
+  if (head.size() > limits.max_head_bytes) return bad(502, "response head too large");
+  auto lines = split_lines(head);
+  if (!lines) return bad(502, lines.error().reason);
+  if (lines->empty()) return bad(502, "empty response");
+  std::string_view line = (*lines)[0];
+  if (line.size() < 12 || line[8] != ' ' || (line.size() > 12 && line[12] != ' ')) {
+    return bad(502, "malformed status line");
+  }
+  auto minor = parse_version(line.substr(0, 8));
+  if (!minor) return bad(502, "unsupported upstream HTTP version");
+  Response resp;
+  resp.version_minor = *minor;
+  resp.status = 0;
+  for (size_t i = 9; i < 12; ++i) {
+    if (line[i] < '0' || line[i] > '9') return bad(502, "malformed status code");
+    resp.status = resp.status * 10 + (line[i] - '0');
+  }
+  if (resp.status < 100) return bad(502, "malformed status code");
+  if (line.size() > 13) resp.reason = std::string(line.substr(13));
+  for (unsigned char c : resp.reason) {
+    if (!(c == '\t' || c == ' ' || is_vchar_or_obs(c))) return bad(502, "invalid reason phrase");
+  }
+  auto headers = parse_fields(*lines, limits);
+  if (!headers) return bad(502, headers.error().reason);
+  resp.headers = std::move(*headers);
+
+  auto length = content_length_of(resp.headers);
+  if (!length) return bad(502, length.error().reason);
+  auto chunked = chunked_of(resp.headers);
+  if (!chunked) return bad(502, chunked.error().reason);
+  if (*chunked && length->has_value()) return bad(502, "both Content-Length and Transfer-Encoding");
+
+  bool close = false, keep_alive = false;
+  connection_options(resp.headers, close, keep_alive);
+  resp.keep_alive = resp.version_minor == 1 ? !close : (keep_alive && !close);
+
+  bool bodiless = (resp.status >= 100 && resp.status < 200) || resp.status == 204 || resp.status == 304 ||
+                  request_method == "HEAD";
+  if (bodiless) {
+    resp.framing = BodyFraming::None;
+  } else if (*chunked) {
+    resp.framing = BodyFraming::Chunked;
+  } else if (length->has_value()) {
+    resp.framing = **length > 0 ? BodyFraming::ContentLength : BodyFraming::None;
+    resp.content_length = **length;
+  } else {
+    resp.framing = BodyFraming::UntilClose;
+    resp.keep_alive = false;
+  }
+  return resp;
+}
+
+}  // namespace mg::http

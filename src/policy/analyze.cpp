@@ -1,0 +1,156 @@
+#include "policy/analyze.h"
+
+#include <set>
+
+#include "policy/match.h"
+
+namespace mg::policy {
+
+namespace {
+
+std::string where(const Meta& m) { return m.source + ":" + std::to_string(m.line); }
+
+// Could some workload be selected by both scopes? (Conservative: label conflicts only.)
+bool scopes_overlap(const Meta& a, const Selector& sa, const Meta& b, const Selector& sb, const MeshConfig& mesh) {
+  const bool a_root = a.ns == mesh.root_namespace, b_root = b.ns == mesh.root_namespace;
+  if (a.ns != b.ns && !a_root && !b_root) return false;
+  for (const auto& [k, v] : sa.match_labels) {
+    auto it = sb.match_labels.find(k);
+    if (it != sb.match_labels.end() && it->second != v) return false;
+  }
+  return true;
+}
+
+bool requires_request_principal(const AuthorizationPolicy& p) {
+  for (const auto& r : p.rules) {
+    for (const auto& s : r.from) {
+      if (!s.request_principals.empty() || !s.not_request_principals.empty()) return true;
+    }
+    for (const auto& c : r.when) {
+      if (c.key.starts_with("request.auth.")) return true;
+    }
+  }
+  return false;
+}
+
+bool selector_matches_some_workload(const Meta& meta, const Selector& sel, const ResourceSet& set,
+                                    const MeshConfig& mesh) {
+  for (const auto& w : set.workloads) {
+    WorkloadRef ref{w.meta.ns, w.labels, w.service_account};
+    if (applies_to(meta, sel, ref, mesh).applies) return true;
+  }
+  return false;
+}
+
+// A DENY operation that constrains nothing but paths denies those paths unconditionally.
+bool unconditional_deny_path(const Rule& deny_rule, std::string_view path) {
+  if (!deny_rule.from.empty() || !deny_rule.when.empty()) return false;
+  if (deny_rule.to.empty()) return true;
+  for (const auto& op : deny_rule.to) {
+    if (!op.hosts.empty() || !op.not_hosts.empty() || !op.ports.empty() || !op.not_ports.empty() ||
+        !op.methods.empty() || !op.not_methods.empty() || !op.not_paths.empty()) {
+      continue;
+    }
+    for (const auto& v : op.paths) {
+      auto m = parse_string_match(v);
+      if (m && m->matches(path)) return true;
+    }
+  }
+  return false;
+}
+
+void check_spiffe(const AuthorizationPolicy& p, std::vector<Finding>& out) {
+  for (const auto& r : p.rules) {
+    for (const auto& s : r.from) {
+      for (const auto* list : {&s.principals, &s.not_principals}) {
+        for (const auto& v : *list) {
+          if (v.starts_with("spiffe://")) {
+            out.push_back({"MG0006", "warning", p.meta.full_name(),
+                           "principal \"" + v + "\" starts with spiffe://; write it as \"" + v.substr(9) +
+                               "\" or it never matches",
+                           where(p.meta)});
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Finding> analyze(const ResourceSet& set, const MeshConfig& mesh) {
+  std::vector<Finding> out;
+  for (const auto& ra : set.request_authentications) {
+    bool required = false;
+    for (const auto& p : set.authorization_policies) {
+      if (!p.meta.dry_run && scopes_overlap(ra.meta, ra.selector, p.meta, p.selector, mesh) &&
+          requires_request_principal(p)) {
+        required = true;
+      }
+    }
+    if (!required) {
+      out.push_back({"MG0001", "warning", ra.meta.full_name(),
+                     "RequestAuthentication without any AuthorizationPolicy requiring a request principal: requests "
+                     "without a token are not rejected (add requestPrincipals: [\"*\"])",
+                     where(ra.meta)});
+    }
+  }
+  if (!set.workloads.empty()) {
+    auto check = [&](const Meta& meta, const Selector& sel, const char* kind) {
+      if (sel.present && !selector_matches_some_workload(meta, sel, set, mesh)) {
+        out.push_back({"MG0002", "warning", meta.full_name(),
+                       std::string(kind) + " selector matches no registered Workload", where(meta)});
+      }
+    };
+    for (const auto& p : set.authorization_policies) check(p.meta, p.selector, "AuthorizationPolicy");
+    for (const auto& p : set.peer_authentications) check(p.meta, p.selector, "PeerAuthentication");
+    for (const auto& r : set.request_authentications) check(r.meta, r.selector, "RequestAuthentication");
+  }
+  for (const auto& p : set.authorization_policies) {
+    if (p.action == Action::Allow && p.rules.empty()) {
+      out.push_back({"MG0003", "warning", p.meta.full_name(),
+                     "ALLOW policy with no rules allows nothing: every request to the selected workloads is denied",
+                     where(p.meta)});
+    }
+    check_spiffe(p, out);
+  }
+  for (const auto& allow : set.authorization_policies) {
+    if (allow.action != Action::Allow || allow.meta.dry_run) continue;
+    for (size_t ai = 0; ai < allow.rules.size(); ++ai) {
+      for (const auto& op : allow.rules[ai].to) {
+        for (const auto& path : op.paths) {
+          auto m = parse_string_match(path);
+          if (!m || m->kind != MatchKind::Exact) continue;
+          for (const auto& deny : set.authorization_policies) {
+            if (deny.action != Action::Deny || deny.meta.dry_run ||
+                !scopes_overlap(allow.meta, allow.selector, deny.meta, deny.selector, mesh)) {
+              continue;
+            }
+            for (size_t di = 0; di < deny.rules.size(); ++di) {
+              if (unconditional_deny_path(deny.rules[di], path)) {
+                out.push_back({"MG0004", "warning", allow.meta.full_name(),
+                               "rule " + std::to_string(ai) + " allows path \"" + path + "\" but DENY policy " +
+                                   deny.meta.full_name() + " rule " + std::to_string(di) + " always denies it",
+                               where(allow.meta)});
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  std::set<std::string> seen_levels;
+  for (const auto& pa : set.peer_authentications) {
+    if (pa.selector.present) continue;
+    if (!seen_levels.insert(pa.meta.ns).second) {
+      out.push_back({"MG0005", "warning", pa.meta.full_name(),
+                     std::string(pa.meta.ns == mesh.root_namespace ? "mesh" : "namespace") +
+                         "-level PeerAuthentication for namespace " + pa.meta.ns +
+                         " is ignored: another one was loaded first",
+                     where(pa.meta)});
+    }
+  }
+  return out;
+}
+
+}  // namespace mg::policy

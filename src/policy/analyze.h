@@ -1,0 +1,31 @@
+// policy/analyze.h — static checks over a resource set for common policy mistakes, with stable
+// codes (tests and users grep them; never renumber):
+//   MG0001 warning  RequestAuthentication but no AuthorizationPolicy in scope requires a request
+//                   principal: requests WITHOUT a token still pass.
+//   MG0002 warning  selector matches no registered Workload (only when Workloads are registered).
+//   MG0003 warning  ALLOW policy with no rules: denies every request to the workloads it selects.
+//   MG0004 warning  ALLOW rule allows a path that an unconditional DENY rule in scope always denies.
+//   MG0005 warning  several mesh- / namespace-level PeerAuthentications for one namespace: only the
+//                   first loaded is used.
+//   MG0006 warning  principal written with "spiffe://": policy principals never carry the scheme.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "policy/resources.h"
+#include "policy/select.h"
+
+namespace mg::policy {
+
+struct Finding {
+  std::string code;      // "MG0001"
+  std::string severity;  // "warning" | "info"
+  std::string resource;  // "ns/name"
+  std::string message;
+  std::string location;  // "file:line"
+};
+
+std::vector<Finding> analyze(const ResourceSet& set, const MeshConfig& mesh);
+
+}  // namespace mg::policy

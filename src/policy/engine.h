@@ -1,0 +1,196 @@
+// policy/engine.h — the compiled authorization engine (one engine for proxy, control plane
+// and meshguardctl).
+//
+//   auto snap = compile_snapshot(resources, workload, mesh);   // once per config change
+//   Decision d = authorize(**snap, attributes);                // per request: no I/O, no locks,
+//                                                              // no allocation (unless dry-run)
+//
+// compile_snapshot keeps only what applies to the workload (select.h) and compiles it into an
+// immutable AuthzSnapshot: rules are grouped by action and protocol (HTTP / TCP; on TCP,
+// ALLOW / AUDIT / CUSTOM rules using HTTP-only fields match nothing, DENY rules drop those
+// fields) and rules whose operations all name exact or prefix paths are bucketed by path, so a
+// request only visits rules that can match it. Evaluation order is Istio's: CUSTOM → DENY → (no ALLOW
+// policy ⇒ allow) → any ALLOW rule matches ⇒ allow → deny; AUDIT only sets `audit`;
+// `istio.io/dry-run` policies never decide and are reported in `dry_run`.
+// The full pipeline (peer authn → path → request authn → authorize) is in decide.h.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "jwt/request_auth.h"
+#include "jwt/rule.h"
+#include "policy/match.h"
+#include "policy/parse.h"
+#include "policy/resources.h"
+#include "policy/select.h"
+
+namespace mg::policy {
+
+// Request attributes as views; the caller owns the storage for the duration of the call.
+struct AuthzAttributes {
+  std::string_view peer_principal;  // without "spiffe://"; empty: no mTLS peer identity
+  std::string_view peer_namespace;  // principal_namespace(peer_principal)
+  std::optional<IpAddress> source_ip;       // the direct peer (ipBlocks, source.ip)
+  std::optional<IpAddress> remote_ip;       // original client (remoteIpBlocks, remote.ip)
+  std::optional<IpAddress> destination_ip;
+  uint32_t destination_port = 0;
+  std::string_view sni;
+
+  bool http = false;              // false: a TCP connection
+  std::string_view method;
+  std::string_view path;          // normalized, without query (path.h)
+  std::string_view host;
+  std::span<const std::pair<std::string, std::string>> headers;
+  const jwt::RequestAuth* auth = nullptr;  // null or not Authenticated: no request principal
+};
+
+enum class ReasonCode {
+  AllowedNoAuthorizationPolicy,  // no ALLOW policy applies (and nothing denied)
+  AllowedByPolicy,               // an ALLOW rule matched
+  DeniedByPolicy,                // a DENY rule matched
+  DeniedNoAllowMatch,            // ALLOW policies apply, none matched
+  DeniedCustomUnavailable,       // a CUSTOM rule matched; no external authorizer is available
+  DeniedPlaintextOnStrict,       // peer authn: plaintext to a STRICT port (connection refused)
+  MalformedRequest,              // 400: e.g. %00 in the path
+  RequestAuthnFailed,            // 401/403 from request authentication (JWT)
+};
+const char* to_string(ReasonCode code);  // stable identifier, e.g. "DeniedByPolicy"
+
+struct DryRunResult {
+  std::string_view policy;  // "ns/name"
+  Action action = Action::Allow;
+  bool matched = false;
+  int rule = -1;            // first matching rule
+};
+
+struct Decision {
+  bool allow = false;
+  int status = 403;          // 200, 400, 401, 403, or 0 (connection refused)
+  std::string_view policy;   // "ns/name" that decided; empty = none. Points into the snapshot.
+  int rule = -1;             // rule index in that policy; -1 = none
+  ReasonCode reason = ReasonCode::DeniedNoAllowMatch;
+  std::string detail;        // extra words for a pipeline failure (401 reason, 400 why)
+  bool audit = false;        // an AUDIT rule matched
+  std::string_view audit_policy;
+  int audit_rule = -1;
+  std::vector<DryRunResult> dry_run;  // empty unless dry-run policies apply
+};
+
+// One sentence for logs and `authz check` ("denied by DENY policy foo/bar rule 0").
+std::string describe(const Decision& d);
+
+namespace detail {
+
+enum class Field : uint8_t {
+  PeerPrincipal, PeerNamespace, RequestPrincipal, SourceIp, RemoteIp, DestinationIp, DestinationPort,
+  Host, Method, Path, Header, AuthPrincipal, AuthAudiences, AuthPresenter, AuthClaim, Sni,
+};
+
+struct Predicate {
+  Field field = Field::Path;
+  bool negate = false;     // notX: none of the values may match
+  bool http_only = false;
+  std::vector<StringMatch> strings;
+  std::vector<Cidr> cidrs;
+  std::vector<uint32_t> ports;
+  std::vector<std::string> key;  // header name, or claim path
+  std::string origin;            // "rules[0].from[1].source.principals", for explain
+};
+
+struct Clause {  // AND
+  std::vector<Predicate> predicates;
+};
+
+struct CompiledRule {
+  int index = 0;
+  bool never = false;         // TCP: an ALLOW/AUDIT/CUSTOM rule with HTTP-only fields
+  std::vector<Clause> from;   // OR (empty: any)
+  std::vector<Clause> to;     // OR (empty: any)
+  Clause when;
+};
+
+struct CompiledPolicy {
+  std::string name;  // "ns/name"
+  Action action = Action::Allow;
+  bool dry_run = false;
+  std::string provider;
+  size_t rule_count = 0;
+  std::vector<CompiledRule> http_rules;
+  std::vector<CompiledRule> tcp_rules;
+};
+
+struct RuleRef {
+  uint32_t policy;
+  const CompiledRule* rule;
+};
+
+// Rules of one action for one protocol, in (policy, rule) order; exact-path buckets for HTTP.
+struct RuleIndex {
+  std::vector<RuleRef> refs;
+  std::vector<uint32_t> unindexed;  // positions in refs, ascending
+  std::vector<std::pair<std::string, std::vector<uint32_t>>> by_path;    // exact paths, sorted
+  std::vector<std::pair<std::string, std::vector<uint32_t>>> by_prefix;  // path prefixes, sorted
+  std::vector<uint32_t> prefix_lengths;  // distinct lengths in by_prefix, ascending (bounded)
+  bool any_policy = false;          // at least one enforced policy of this action applies
+};
+
+}  // namespace detail
+
+class AuthzSnapshot {
+ public:
+  AuthzSnapshot() = default;
+  AuthzSnapshot(const AuthzSnapshot&) = delete;  // the rule index points into policies_
+  AuthzSnapshot& operator=(const AuthzSnapshot&) = delete;
+
+  const MeshConfig& mesh() const { return mesh_; }
+  const WorkloadRef& workload() const { return workload_; }
+  const PeerAuthnResolution& peer_authn() const { return peer_authn_; }
+  const std::vector<jwt::JwtRule>& jwt_rules() const { return jwt_rules_; }
+  const std::vector<std::string>& request_authentications() const { return request_authn_names_; }
+  const std::vector<detail::CompiledPolicy>& policies() const { return policies_; }
+
+ private:
+  friend Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&, const WorkloadRef&,
+                                                                       const MeshConfig&);
+  friend Decision authorize(const AuthzSnapshot&, const AuthzAttributes&);
+
+  MeshConfig mesh_;
+  WorkloadRef workload_;
+  PeerAuthnResolution peer_authn_;
+  std::vector<jwt::JwtRule> jwt_rules_;
+  std::vector<std::string> request_authn_names_;
+  std::vector<detail::CompiledPolicy> policies_;  // enforced and dry-run, in load order
+  // [action][0 = http, 1 = tcp]; actions: Custom, Deny, Allow, Audit
+  detail::RuleIndex index_[4][2];
+  std::vector<uint32_t> dry_run_policies_;
+};
+
+Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet& resources, const WorkloadRef& workload,
+                                                              const MeshConfig& mesh);
+
+Decision authorize(const AuthzSnapshot& snapshot, const AuthzAttributes& attributes);
+
+// Explain: for every applicable policy, whether each rule matched and, if not, the first part
+// that did not (slow path; for `authz check -o table` and debugging).
+struct RuleExplanation {
+  int index = 0;
+  bool matched = false;
+  std::string why;  // "matched", or e.g. "rules[0].to[0].operation.paths did not match"
+};
+struct PolicyExplanation {
+  std::string policy;
+  Action action = Action::Allow;
+  bool dry_run = false;
+  std::vector<RuleExplanation> rules;
+  std::string note;  // e.g. "no rules: matches nothing"
+};
+std::vector<PolicyExplanation> explain(const AuthzSnapshot& snapshot, const AuthzAttributes& attributes);
+
+}  // namespace mg::policy

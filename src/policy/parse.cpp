@@ -1,0 +1,787 @@
+#include "policy/parse.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "policy/match.h"
+
+namespace mg::policy {
+
+const char* to_string(Action a) {
+  switch (a) {
+    case Action::Allow: return "ALLOW";
+    case Action::Deny: return "DENY";
+    case Action::Audit: return "AUDIT";
+    case Action::Custom: return "CUSTOM";
+  }
+  return "?";
+}
+
+const char* to_string(MtlsMode m) {
+  switch (m) {
+    case MtlsMode::Unset: return "UNSET";
+    case MtlsMode::Disable: return "DISABLE";
+    case MtlsMode::Permissive: return "PERMISSIVE";
+    case MtlsMode::Strict: return "STRICT";
+  }
+  return "?";
+}
+
+void ResourceSet::append(ResourceSet&& other) {
+  auto move_all = [](auto& into, auto& from) {
+    for (auto& r : from) into.push_back(std::move(r));
+  };
+  move_all(authorization_policies, other.authorization_policies);
+  move_all(peer_authentications, other.peer_authentications);
+  move_all(request_authentications, other.request_authentications);
+  move_all(workloads, other.workloads);
+}
+
+bool ConditionKey::http_only() const {
+  switch (kind) {
+    case Kind::RequestHeader:
+    case Kind::AuthPrincipal:
+    case Kind::AuthAudiences:
+    case Kind::AuthPresenter:
+    case Kind::AuthClaim:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Result<ConditionKey> parse_condition_key(std::string_view key) {
+  using K = ConditionKey::Kind;
+  static const std::pair<std::string_view, K> kPlain[] = {
+      {"source.ip", K::SourceIp},
+      {"remote.ip", K::RemoteIp},
+      {"source.namespace", K::SourceNamespace},
+      {"source.principal", K::SourcePrincipal},
+      {"request.auth.principal", K::AuthPrincipal},
+      {"request.auth.audiences", K::AuthAudiences},
+      {"request.auth.presenter", K::AuthPresenter},
+      {"destination.ip", K::DestinationIp},
+      {"destination.port", K::DestinationPort},
+      {"connection.sni", K::ConnectionSni},
+  };
+  ConditionKey out;
+  for (const auto& [name, kind] : kPlain) {
+    if (key == name) {
+      out.kind = kind;
+      return out;
+    }
+  }
+  // Bracketed keys: prefix followed by one ([header]) or more ([claim][nested]) segments.
+  std::string_view rest;
+  if (key.starts_with("request.headers[")) {
+    out.kind = K::RequestHeader;
+    rest = key.substr(std::string_view("request.headers").size());
+  } else if (key.starts_with("request.auth.claims[")) {
+    out.kind = K::AuthClaim;
+    rest = key.substr(std::string_view("request.auth.claims").size());
+  } else if (key.starts_with("experimental.envoy.filters.")) {
+    return fail("policy.unsupported_key",
+                "when key \"" + std::string(key) + "\" (experimental Envoy filter metadata) is not supported by meshguard");
+  } else {
+    return fail("policy.unknown_key", "unknown when key \"" + std::string(key) + "\"");
+  }
+  while (!rest.empty()) {
+    if (rest.front() != '[') break;
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) break;
+    const auto segment = rest.substr(1, close - 1);
+    if (segment.empty() || segment.find('[') != std::string_view::npos) break;
+    out.args.emplace_back(segment);
+    rest = rest.substr(close + 1);
+  }
+  if (!rest.empty() || out.args.empty() || (out.kind == K::RequestHeader && out.args.size() != 1)) {
+    return fail("policy.bad_key", "malformed when key \"" + std::string(key) + "\"");
+  }
+  return out;
+}
+
+namespace {
+
+// Parse state for one text: its name (for messages) and a budget that stops alias expansion
+// (`*ref` repeated at several nesting levels) from turning a small file into huge work.
+struct Ctx {
+  std::string source;
+  size_t budget = 0;
+  int line_offset = 0;  // line of the current document's first line within the whole text
+};
+
+// A thread-local view of the document being parsed, so line_of() can add its offset.
+thread_local const Ctx* current_ctx = nullptr;
+
+int line_of(const YAML::Node& n) {
+  const int offset = current_ctx ? current_ctx->line_offset : 0;
+  return n.Mark().line >= 0 ? n.Mark().line + 1 + offset : offset + 1;
+}
+
+Unexpected<Error> err(const Ctx& ctx, const YAML::Node& at, const std::string& why,
+                      const char* code = "policy.invalid") {
+  return fail(code, ctx.source + ":" + std::to_string(line_of(at)) + ": " + why);
+}
+
+struct DocumentText {
+  std::string_view body;
+  int first_line = 0;  // 0-based
+};
+
+bool is_marker(std::string_view line, std::string_view marker) {
+  if (!line.starts_with(marker)) return false;
+  return line.size() == marker.size() || line[marker.size()] == ' ' || line[marker.size()] == '\t' ||
+         line[marker.size()] == '\r';
+}
+
+// Splits a YAML stream at its document markers ("---" starts, "..." ends a document; both only
+// at column 0, where YAML forbids them inside scalars). yaml-cpp 0.7's LoadAll can loop forever
+// on some malformed streams (jbeder/yaml-cpp#1319), so each document is loaded on its own.
+std::vector<DocumentText> split_documents(std::string_view text) {
+  std::vector<DocumentText> docs;
+  size_t start = 0;
+  int start_line = 0, line = 0;
+  size_t pos = 0;
+  auto flush = [&](size_t end) {
+    if (end > start) docs.push_back({text.substr(start, end - start), start_line});
+  };
+  while (pos <= text.size()) {
+    const size_t eol = std::min(text.find('\n', pos), text.size());
+    const auto current = text.substr(pos, eol - pos);
+    if (is_marker(current, "---")) {
+      flush(pos);
+      // Content after "--- " on the marker line belongs to the new document.
+      start = pos + 3;
+      start_line = line;
+    } else if (is_marker(current, "...")) {
+      flush(pos);
+      start = std::min(eol + 1, text.size());
+      start_line = line + 1;
+    }
+    if (eol == text.size()) break;
+    pos = eol + 1;
+    ++line;
+  }
+  flush(text.size());
+  return docs;
+}
+
+Status spend(Ctx& ctx, const YAML::Node& at) {
+  if (ctx.budget == 0) return err(ctx, at, "document too large (alias expansion?)");
+  --ctx.budget;
+  return {};
+}
+
+// Calls f(key, value) for every entry of a mapping; rejects non-mappings, non-scalar keys,
+// duplicate keys and keys outside `allowed`.
+template <class F>
+Status for_each_field(Ctx& ctx, const YAML::Node& node, const std::string& what,
+                      std::initializer_list<std::string_view> allowed, F&& f) {
+  if (node.IsNull()) return {};
+  if (!node.IsMap()) return err(ctx, node, what + " must be a mapping");
+  std::set<std::string> seen;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    if (auto s = spend(ctx, it->first); !s) return s;
+    if (!it->first.IsScalar()) return err(ctx, it->first, what + ": field names must be strings");
+    const std::string key = it->first.Scalar();
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return err(ctx, it->first, "unknown field \"" + key + "\" in " + what, "policy.unknown_field");
+    }
+    if (!seen.insert(key).second) return err(ctx, it->first, "duplicate field \"" + key + "\" in " + what);
+    if (auto s = f(key, it->second); !s) return s;
+  }
+  return {};
+}
+
+Result<std::string> scalar(const Ctx& ctx, const YAML::Node& n, const std::string& what) {
+  if (!n.IsScalar()) return err(ctx, n, what + " must be a string");
+  return n.Scalar();
+}
+
+Status string_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
+  if (n.IsNull()) return {};
+  if (!n.IsSequence()) return err(ctx, n, what + " must be a list of strings");
+  for (const auto& item : n) {
+    if (auto s = spend(ctx, item); !s) return s;
+    auto v = scalar(ctx, item, what + " entries");
+    if (!v) return fail(v.error());
+    out.push_back(std::move(*v));
+  }
+  return {};
+}
+
+// A list whose values are Istio string patterns (validated, kept as text).
+Status pattern_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
+  if (auto s = string_list(ctx, n, what, out); !s) return s;
+  for (const auto& v : out) {
+    if (v.find("{*") != std::string::npos) {
+      return err(ctx, n, what + ": \"" + v + "\": path templates ({*}, {**}) are not supported");
+    }
+    if (auto m = parse_string_match(v); !m) return err(ctx, n, what + ": " + m.error().message, "policy.bad_value");
+  }
+  return {};
+}
+
+Status cidr_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
+  if (auto s = string_list(ctx, n, what, out); !s) return s;
+  for (const auto& v : out) {
+    if (auto c = parse_cidr(v); !c) return err(ctx, n, what + ": " + c.error().message, "policy.bad_cidr");
+  }
+  return {};
+}
+
+Status port_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
+  if (auto s = string_list(ctx, n, what, out); !s) return s;
+  for (const auto& v : out) {
+    if (auto p = parse_port(v); !p) return err(ctx, n, what + ": " + p.error().message, "policy.bad_port");
+  }
+  return {};
+}
+
+Status string_map(Ctx& ctx, const YAML::Node& n, const std::string& what,
+                  std::map<std::string, std::string>& out) {
+  if (n.IsNull()) return {};
+  if (!n.IsMap()) return err(ctx, n, what + " must be a mapping of strings");
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    if (auto s = spend(ctx, it->first); !s) return s;
+    if (!it->first.IsScalar() || it->first.Scalar().empty()) return err(ctx, it->first, what + ": keys must be non-empty strings");
+    auto v = scalar(ctx, it->second, what + "." + it->first.Scalar());
+    if (!v) return fail(v.error());
+    if (!out.emplace(it->first.Scalar(), std::move(*v)).second) {
+      return err(ctx, it->first, what + ": duplicate key \"" + it->first.Scalar() + "\"");
+    }
+  }
+  return {};
+}
+
+Status parse_selector(Ctx& ctx, const YAML::Node& n, Selector& out) {
+  auto s = for_each_field(ctx, n, "selector", {"matchLabels"}, [&](const std::string&, const YAML::Node& v) {
+    return string_map(ctx, v, "selector.matchLabels", out.match_labels);
+  });
+  out.present = !out.match_labels.empty();
+  return s;
+}
+
+Status parse_meta(Ctx& ctx, const YAML::Node& n, Meta& meta) {
+  if (!n.IsDefined() || n.IsNull()) return err(ctx, n, "metadata is required");
+  meta.ns.clear();
+  auto s = for_each_field(
+      ctx, n, "metadata",
+      {"name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation",
+       "creationTimestamp", "managedFields", "finalizers", "ownerReferences"},
+      [&](const std::string& key, const YAML::Node& v) -> Status {
+        if (key == "name" || key == "namespace") {
+          auto text = scalar(ctx, v, "metadata." + key);
+          if (!text) return fail(text.error());
+          if (text->empty() || text->find('/') != std::string::npos) {
+            return err(ctx, v, "metadata." + key + " must be a non-empty name without '/'");
+          }
+          (key == "name" ? meta.name : meta.ns) = *text;
+        } else if (key == "labels" || key == "annotations") {
+          std::map<std::string, std::string> values;
+          if (auto st = string_map(ctx, v, "metadata." + key, values); !st) return st;
+          if (key == "annotations") {
+            if (auto it = values.find("istio.io/dry-run"); it != values.end()) {
+              if (it->second != "true" && it->second != "false") {
+                return err(ctx, v, "annotation istio.io/dry-run must be \"true\" or \"false\"");
+              }
+              meta.dry_run = it->second == "true";
+            }
+          }
+        }
+        return {};  // other Kubernetes bookkeeping fields are accepted and ignored
+      });
+  if (!s) return s;
+  if (meta.name.empty()) return err(ctx, n, "metadata.name is required");
+  if (meta.ns.empty()) meta.ns = "default";
+  return {};
+}
+
+Status parse_source(Ctx& ctx, const YAML::Node& n, Source& src) {
+  src.line = line_of(n);
+  auto s = for_each_field(
+      ctx, n, "source",
+      {"principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals", "namespaces",
+       "notNamespaces", "ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"},
+      [&](const std::string& key, const YAML::Node& v) -> Status {
+        const std::string what = "source." + key;
+        if (key == "principals") return pattern_list(ctx, v, what, src.principals);
+        if (key == "notPrincipals") return pattern_list(ctx, v, what, src.not_principals);
+        if (key == "requestPrincipals") return pattern_list(ctx, v, what, src.request_principals);
+        if (key == "notRequestPrincipals") return pattern_list(ctx, v, what, src.not_request_principals);
+        if (key == "namespaces") return pattern_list(ctx, v, what, src.namespaces);
+        if (key == "notNamespaces") return pattern_list(ctx, v, what, src.not_namespaces);
+        if (key == "ipBlocks") return cidr_list(ctx, v, what, src.ip_blocks);
+        if (key == "notIpBlocks") return cidr_list(ctx, v, what, src.not_ip_blocks);
+        if (key == "remoteIpBlocks") return cidr_list(ctx, v, what, src.remote_ip_blocks);
+        return cidr_list(ctx, v, what, src.not_remote_ip_blocks);
+      });
+  if (!s) return s;
+  const bool empty = src.principals.empty() && src.not_principals.empty() && src.request_principals.empty() &&
+                     src.not_request_principals.empty() && src.namespaces.empty() && src.not_namespaces.empty() &&
+                     src.ip_blocks.empty() && src.not_ip_blocks.empty() && src.remote_ip_blocks.empty() &&
+                     src.not_remote_ip_blocks.empty();
+  if (empty) return err(ctx, n, "from.source must not be empty");
+  return {};
+}
+
+Status parse_operation(Ctx& ctx, const YAML::Node& n, Operation& op) {
+  op.line = line_of(n);
+  auto s = for_each_field(
+      ctx, n, "operation",
+      {"hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths"},
+      [&](const std::string& key, const YAML::Node& v) -> Status {
+        const std::string what = "operation." + key;
+        if (key == "hosts") return pattern_list(ctx, v, what, op.hosts);
+        if (key == "notHosts") return pattern_list(ctx, v, what, op.not_hosts);
+        if (key == "ports") return port_list(ctx, v, what, op.ports);
+        if (key == "notPorts") return port_list(ctx, v, what, op.not_ports);
+        if (key == "methods") return pattern_list(ctx, v, what, op.methods);
+        if (key == "notMethods") return pattern_list(ctx, v, what, op.not_methods);
+        if (key == "paths") return pattern_list(ctx, v, what, op.paths);
+        return pattern_list(ctx, v, what, op.not_paths);
+      });
+  if (!s) return s;
+  const bool empty = op.hosts.empty() && op.not_hosts.empty() && op.ports.empty() && op.not_ports.empty() &&
+                     op.methods.empty() && op.not_methods.empty() && op.paths.empty() && op.not_paths.empty();
+  if (empty) return err(ctx, n, "to.operation must not be empty");
+  return {};
+}
+
+Status parse_condition(Ctx& ctx, const YAML::Node& n, Condition& c) {
+  c.line = line_of(n);
+  auto s = for_each_field(ctx, n, "when", {"key", "values", "notValues"},
+                          [&](const std::string& key, const YAML::Node& v) -> Status {
+                            if (key == "key") {
+                              auto text = scalar(ctx, v, "when.key");
+                              if (!text) return fail(text.error());
+                              c.key = *text;
+                              return {};
+                            }
+                            return string_list(ctx, v, "when." + key, key == "values" ? c.values : c.not_values);
+                          });
+  if (!s) return s;
+  if (c.key.empty()) return err(ctx, n, "when.key is required");
+  auto parsed = parse_condition_key(c.key);
+  if (!parsed) return err(ctx, n, parsed.error().message, "policy.bad_key");
+  if (c.values.empty() && c.not_values.empty()) return err(ctx, n, "when \"" + c.key + "\": values or notValues must be set");
+  for (const auto* list : {&c.values, &c.not_values}) {
+    for (const auto& v : *list) {
+      if (parsed->is_ip()) {
+        if (auto r = parse_cidr(v); !r) return err(ctx, n, "when \"" + c.key + "\": " + r.error().message, "policy.bad_cidr");
+      } else if (parsed->kind == ConditionKey::Kind::DestinationPort) {
+        if (auto r = parse_port(v); !r) return err(ctx, n, "when \"" + c.key + "\": " + r.error().message, "policy.bad_port");
+      } else if (auto r = parse_string_match(v); !r) {
+        return err(ctx, n, "when \"" + c.key + "\": " + r.error().message, "policy.bad_value");
+      }
+    }
+  }
+  return {};
+}
+
+template <class T, class F>
+Status object_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<T>& out, F&& parse_one) {
+  if (n.IsNull()) return {};
+  if (!n.IsSequence()) return err(ctx, n, what + " must be a list");
+  for (const auto& item : n) {
+    if (auto s = spend(ctx, item); !s) return s;
+    T value;
+    if (auto s = parse_one(item, value); !s) return s;
+    out.push_back(std::move(value));
+  }
+  return {};
+}
+
+Status parse_rule(Ctx& ctx, const YAML::Node& n, Rule& rule) {
+  rule.line = line_of(n);
+  if (n.IsNull()) return {};  // `- {}` written as an empty item
+  return for_each_field(ctx, n, "rule", {"from", "to", "when"}, [&](const std::string& key, const YAML::Node& v) -> Status {
+    if (key == "from") {
+      return object_list(ctx, v, "rules.from", rule.from, [&](const YAML::Node& item, Source& src) -> Status {
+        YAML::Node inner;
+        auto s = for_each_field(ctx, item, "from", {"source"}, [&](const std::string&, const YAML::Node& x) {
+          inner = x;
+          return Status{};
+        });
+        if (!s) return s;
+        if (!inner.IsDefined() || inner.IsNull()) return err(ctx, item, "from.source must not be empty");
+        return parse_source(ctx, inner, src);
+      });
+    }
+    if (key == "to") {
+      return object_list(ctx, v, "rules.to", rule.to, [&](const YAML::Node& item, Operation& op) -> Status {
+        YAML::Node inner;
+        auto s = for_each_field(ctx, item, "to", {"operation"}, [&](const std::string&, const YAML::Node& x) {
+          inner = x;
+          return Status{};
+        });
+        if (!s) return s;
+        if (!inner.IsDefined() || inner.IsNull()) return err(ctx, item, "to.operation must not be empty");
+        return parse_operation(ctx, inner, op);
+      });
+    }
+    return object_list(ctx, v, "rules.when", rule.when,
+                       [&](const YAML::Node& item, Condition& c) { return parse_condition(ctx, item, c); });
+  });
+}
+
+Status parse_authorization_policy(Ctx& ctx, const YAML::Node& spec, AuthorizationPolicy& p) {
+  bool has_provider = false;
+  auto s = for_each_field(
+      ctx, spec, "AuthorizationPolicy.spec", {"selector", "action", "provider", "rules", "targetRef", "targetRefs"},
+      [&](const std::string& key, const YAML::Node& v) -> Status {
+        if (key == "selector") return parse_selector(ctx, v, p.selector);
+        if (key == "targetRef" || key == "targetRefs") {
+          return err(ctx, v, key + " (gateway / waypoint attachment) is not supported by meshguard; use selector");
+        }
+        if (key == "action") {
+          auto text = scalar(ctx, v, "action");
+          if (!text) return fail(text.error());
+          if (*text == "ALLOW") p.action = Action::Allow;
+          else if (*text == "DENY") p.action = Action::Deny;
+          else if (*text == "AUDIT") p.action = Action::Audit;
+          else if (*text == "CUSTOM") p.action = Action::Custom;
+          else return err(ctx, v, "action must be ALLOW, DENY, AUDIT or CUSTOM, not \"" + *text + "\"");
+          return {};
+        }
+        if (key == "provider") {
+          has_provider = true;
+          return for_each_field(ctx, v, "provider", {"name"}, [&](const std::string&, const YAML::Node& x) -> Status {
+            auto text = scalar(ctx, x, "provider.name");
+            if (!text) return fail(text.error());
+            p.provider = *text;
+            return {};
+          });
+        }
+        return object_list(ctx, v, "rules", p.rules,
+                           [&](const YAML::Node& item, Rule& r) { return parse_rule(ctx, item, r); });
+      });
+  if (!s) return s;
+  if (p.action == Action::Custom && p.provider.empty()) return err(ctx, spec, "CUSTOM action requires provider.name");
+  if (p.action != Action::Custom && has_provider) return err(ctx, spec, "provider is only allowed with action CUSTOM");
+  return {};
+}
+
+Result<MtlsMode> parse_mode(Ctx& ctx, const YAML::Node& n) {
+  MtlsMode mode = MtlsMode::Unset;
+  auto s = for_each_field(ctx, n, "mtls", {"mode"}, [&](const std::string&, const YAML::Node& v) -> Status {
+    auto text = scalar(ctx, v, "mtls.mode");
+    if (!text) return fail(text.error());
+    if (*text == "UNSET") mode = MtlsMode::Unset;
+    else if (*text == "DISABLE") mode = MtlsMode::Disable;
+    else if (*text == "PERMISSIVE") mode = MtlsMode::Permissive;
+    else if (*text == "STRICT") mode = MtlsMode::Strict;
+    else return err(ctx, v, "mtls.mode must be UNSET, DISABLE, PERMISSIVE or STRICT, not \"" + *text + "\"");
+    return {};
+  });
+  if (!s) return fail(s.error());
+  return mode;
+}
+
+Status parse_peer_authentication(Ctx& ctx, const YAML::Node& spec, PeerAuthentication& p) {
+  YAML::Node port_node;
+  auto s = for_each_field(ctx, spec, "PeerAuthentication.spec", {"selector", "mtls", "portLevelMtls"},
+                          [&](const std::string& key, const YAML::Node& v) -> Status {
+                            if (key == "selector") return parse_selector(ctx, v, p.selector);
+                            if (key == "mtls") {
+                              auto m = parse_mode(ctx, v);
+                              if (!m) return fail(m.error());
+                              p.mode = *m;
+                              return {};
+                            }
+                            port_node = v;
+                            if (v.IsNull()) return {};
+                            if (!v.IsMap()) return err(ctx, v, "portLevelMtls must be a mapping of port to mtls");
+                            for (auto it = v.begin(); it != v.end(); ++it) {
+                              if (auto st = spend(ctx, it->first); !st) return st;
+                              auto text = scalar(ctx, it->first, "portLevelMtls key");
+                              if (!text) return fail(text.error());
+                              auto port = parse_port(*text);
+                              if (!port || *port == 0) return err(ctx, it->first, "portLevelMtls: \"" + *text + "\" is not a port (1-65535)", "policy.bad_port");
+                              auto m = parse_mode(ctx, it->second);
+                              if (!m) return fail(m.error());
+                              if (!p.port_level.emplace(*port, *m).second) return err(ctx, it->first, "portLevelMtls: duplicate port " + *text);
+                            }
+                            return {};
+                          });
+  if (!s) return s;
+  if (!p.port_level.empty() && !p.selector.present) {
+    return err(ctx, port_node, "portLevelMtls requires a workload selector (mesh / namespace policies cannot set it)");
+  }
+  return {};
+}
+
+Result<int> parse_duration_ms(const std::string& text) {
+  // "5s", "500ms", "1.5s", "1m": a decimal number and a unit.
+  size_t i = 0;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+  const std::string number = text.substr(0, i), unit = text.substr(i);
+  double value = 0;
+  try {
+    size_t used = 0;
+    value = std::stod(number, &used);
+    if (used != number.size()) return fail("policy.bad_duration", "");
+  } catch (const std::exception&) {
+    return fail("policy.bad_duration", "");
+  }
+  double scale = 0;
+  if (unit == "ms") scale = 1;
+  else if (unit == "s") scale = 1000;
+  else if (unit == "m") scale = 60000;
+  else if (unit == "h") scale = 3600000;
+  else return fail("policy.bad_duration", "");
+  const double ms = value * scale;
+  if (!(ms > 0) || ms > 3600000) return fail("policy.bad_duration", "");
+  return static_cast<int>(ms < 1 ? 1 : ms);
+}
+
+Status parse_jwt_rule(Ctx& ctx, const YAML::Node& n, jwt::JwtRule& rule) {
+  auto s = for_each_field(
+      ctx, n, "jwtRules",
+      {"issuer", "audiences", "jwksUri", "jwks", "fromHeaders", "fromParams", "fromCookies",
+       "outputPayloadToHeader", "forwardOriginalToken", "outputClaimToHeaders", "timeout"},
+      [&](const std::string& key, const YAML::Node& v) -> Status {
+        auto text_field = [&](std::string& out) -> Status {
+          auto text = scalar(ctx, v, "jwtRules." + key);
+          if (!text) return fail(text.error());
+          out = *text;
+          return {};
+        };
+        if (key == "issuer") return text_field(rule.issuer);
+        if (key == "jwksUri") {
+          if (auto st = text_field(rule.jwks_uri); !st) return st;
+          if (!(rule.jwks_uri.starts_with("https://") || rule.jwks_uri.starts_with("http://")) ||
+              rule.jwks_uri.find_first_of(" \t\r\n") != std::string::npos) {
+            return err(ctx, v, "jwtRules.jwksUri must be an http(s) URL");
+          }
+          return {};
+        }
+        if (key == "jwks") {
+          if (auto st = text_field(rule.jwks); !st) return st;
+          auto doc = nlohmann::json::parse(rule.jwks, nullptr, false);
+          if (doc.is_discarded() || !doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array()) {
+            return err(ctx, v, "jwtRules.jwks must be a JWKS JSON object with a \"keys\" list");
+          }
+          return {};
+        }
+        if (key == "outputPayloadToHeader") return text_field(rule.output_payload_to_header);
+        if (key == "audiences") return string_list(ctx, v, "jwtRules.audiences", rule.audiences);
+        if (key == "fromParams") return string_list(ctx, v, "jwtRules.fromParams", rule.from_params);
+        if (key == "fromCookies") return string_list(ctx, v, "jwtRules.fromCookies", rule.from_cookies);
+        if (key == "forwardOriginalToken") {
+          auto text = scalar(ctx, v, "jwtRules.forwardOriginalToken");
+          if (!text) return fail(text.error());
+          if (*text != "true" && *text != "false") return err(ctx, v, "jwtRules.forwardOriginalToken must be true or false");
+          rule.forward_original_token = *text == "true";
+          return {};
+        }
+        if (key == "timeout") {
+          auto text = scalar(ctx, v, "jwtRules.timeout");
+          if (!text) return fail(text.error());
+          auto ms = parse_duration_ms(*text);
+          if (!ms) return err(ctx, v, "jwtRules.timeout must be a duration like \"5s\" (at most 1h)");
+          rule.timeout_ms = *ms;
+          return {};
+        }
+        if (key == "fromHeaders") {
+          return object_list(ctx, v, "jwtRules.fromHeaders", rule.from_headers,
+                             [&](const YAML::Node& item, jwt::JwtHeaderLocation& loc) -> Status {
+                               auto st = for_each_field(ctx, item, "fromHeaders", {"name", "prefix"},
+                                                        [&](const std::string& k, const YAML::Node& x) -> Status {
+                                                          auto text = scalar(ctx, x, "fromHeaders." + k);
+                                                          if (!text) return fail(text.error());
+                                                          (k == "name" ? loc.name : loc.prefix) = *text;
+                                                          return {};
+                                                        });
+                               if (!st) return st;
+                               if (loc.name.empty()) return err(ctx, item, "fromHeaders.name is required");
+                               return {};
+                             });
+        }
+        return object_list(ctx, v, "jwtRules.outputClaimToHeaders", rule.output_claim_to_headers,
+                           [&](const YAML::Node& item, jwt::ClaimToHeader& c) -> Status {
+                             auto st = for_each_field(ctx, item, "outputClaimToHeaders", {"header", "claim"},
+                                                      [&](const std::string& k, const YAML::Node& x) -> Status {
+                                                        auto text = scalar(ctx, x, "outputClaimToHeaders." + k);
+                                                        if (!text) return fail(text.error());
+                                                        (k == "header" ? c.header : c.claim) = *text;
+                                                        return {};
+                                                      });
+                             if (!st) return st;
+                             if (c.header.empty() || c.claim.empty()) {
+                               return err(ctx, item, "outputClaimToHeaders needs header and claim");
+                             }
+                             return {};
+                           });
+      });
+  if (!s) return s;
+  if (rule.issuer.empty()) return err(ctx, n, "jwtRules.issuer is required");
+  for (const auto& a : rule.audiences) {
+    if (a.empty()) return err(ctx, n, "jwtRules.audiences entries must not be empty");
+  }
+  for (const auto& p : rule.from_params) {
+    if (p.empty()) return err(ctx, n, "jwtRules.fromParams entries must not be empty");
+  }
+  for (const auto& c : rule.from_cookies) {
+    if (c.empty()) return err(ctx, n, "jwtRules.fromCookies entries must not be empty");
+  }
+  if (rule.jwks.empty() && rule.jwks_uri.empty()) {
+    return err(ctx, n, "jwtRules: one of jwks or jwksUri is required (OpenID discovery is not supported)");
+  }
+  return {};
+}
+
+Status parse_request_authentication(Ctx& ctx, const YAML::Node& spec, RequestAuthentication& r) {
+  return for_each_field(ctx, spec, "RequestAuthentication.spec", {"selector", "jwtRules", "targetRef", "targetRefs"},
+                        [&](const std::string& key, const YAML::Node& v) -> Status {
+                          if (key == "selector") return parse_selector(ctx, v, r.selector);
+                          if (key == "jwtRules") {
+                            return object_list(ctx, v, "jwtRules", r.jwt_rules, [&](const YAML::Node& item, jwt::JwtRule& j) {
+                              return parse_jwt_rule(ctx, item, j);
+                            });
+                          }
+                          return err(ctx, v, key + " is not supported by meshguard; use selector");
+                        });
+}
+
+Status parse_workload(Ctx& ctx, const YAML::Node& spec, Workload& w) {
+  return for_each_field(ctx, spec, "Workload.spec", {"serviceAccount", "labels", "address", "ports"},
+                        [&](const std::string& key, const YAML::Node& v) -> Status {
+                          if (key == "serviceAccount") {
+                            auto text = scalar(ctx, v, "serviceAccount");
+                            if (!text) return fail(text.error());
+                            w.service_account = *text;
+                            return {};
+                          }
+                          if (key == "labels") return string_map(ctx, v, "labels", w.labels);
+                          if (key == "address") {
+                            auto text = scalar(ctx, v, "address");
+                            if (!text) return fail(text.error());
+                            if (!parse_ip(*text)) return err(ctx, v, "address must be an IP address");
+                            w.address = *text;
+                            return {};
+                          }
+                          std::vector<std::string> ports;
+                          if (auto st = port_list(ctx, v, "ports", ports); !st) return st;
+                          for (const auto& p : ports) w.ports.push_back(*parse_port(p));
+                          return {};
+                        });
+}
+
+Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
+  if (!doc.IsMap()) return err(ctx, doc, "a resource must be a mapping with apiVersion, kind, metadata and spec");
+  std::string api_version, kind;
+  YAML::Node metadata, spec;
+  bool has_spec = false;
+  auto s = for_each_field(ctx, doc, "resource", {"apiVersion", "kind", "metadata", "spec", "status"},
+                          [&](const std::string& key, const YAML::Node& v) -> Status {
+                            if (key == "apiVersion" || key == "kind") {
+                              auto text = scalar(ctx, v, key);
+                              if (!text) return fail(text.error());
+                              (key == "kind" ? kind : api_version) = *text;
+                            } else if (key == "metadata") {
+                              metadata = v;
+                            } else if (key == "spec") {
+                              spec = v;
+                              has_spec = true;
+                            }
+                            return {};  // status: written by controllers, ignored
+                          });
+  if (!s) return s;
+  if (kind.empty()) return err(ctx, doc, "kind is required");
+  const bool istio = api_version == "security.istio.io/v1" || api_version == "security.istio.io/v1beta1";
+  if (kind == "AuthorizationPolicy" || kind == "PeerAuthentication" || kind == "RequestAuthentication") {
+    if (!istio) {
+      return err(ctx, doc, kind + ": apiVersion must be security.istio.io/v1 or security.istio.io/v1beta1, not \"" +
+                               api_version + "\"");
+    }
+  } else if (kind == "Workload") {
+    if (api_version != "meshguard.io/v1alpha1") return err(ctx, doc, "Workload: apiVersion must be meshguard.io/v1alpha1");
+  } else {
+    return err(ctx, doc, "unsupported kind \"" + kind + "\"", "policy.unknown_kind");
+  }
+  Meta meta;
+  meta.source = ctx.source;
+  meta.line = line_of(doc);
+  if (auto st = parse_meta(ctx, metadata.IsDefined() ? metadata : YAML::Node(), meta); !st) {
+    if (!metadata.IsDefined()) return err(ctx, doc, "metadata is required");
+    return st;
+  }
+  const YAML::Node spec_node = has_spec ? spec : YAML::Node(YAML::NodeType::Null);
+  if (kind == "AuthorizationPolicy") {
+    AuthorizationPolicy p;
+    p.meta = meta;
+    if (auto st = parse_authorization_policy(ctx, spec_node, p); !st) return st;
+    out.authorization_policies.push_back(std::move(p));
+  } else if (kind == "PeerAuthentication") {
+    PeerAuthentication p;
+    p.meta = meta;
+    if (auto st = parse_peer_authentication(ctx, spec_node, p); !st) return st;
+    out.peer_authentications.push_back(std::move(p));
+  } else if (kind == "RequestAuthentication") {
+    RequestAuthentication r;
+    r.meta = meta;
+    if (auto st = parse_request_authentication(ctx, spec_node, r); !st) return st;
+    out.request_authentications.push_back(std::move(r));
+  } else {
+    Workload w;
+    w.meta = meta;
+    if (auto st = parse_workload(ctx, spec_node, w); !st) return st;
+    out.workloads.push_back(std::move(w));
+  }
+  return {};
+}
+
+bool has_content(std::string_view body) {
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t eol = body.find('\n', pos);
+    if (eol == std::string_view::npos) eol = body.size();
+    auto line = body.substr(pos, eol - pos);
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first != std::string_view::npos && line[first] != '#') return true;
+    pos = eol + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source) {
+  Ctx ctx;
+  ctx.source = std::string(source);
+  // Real documents spend well under one unit per byte; aliases are what could exceed this.
+  ctx.budget = std::max<size_t>(100000, yaml.size() * 2);
+  ResourceSet out;
+  current_ctx = &ctx;
+  struct Reset {
+    ~Reset() { current_ctx = nullptr; }
+  } reset;
+  for (const auto& text : split_documents(yaml)) {
+    ctx.line_offset = text.first_line;
+    try {
+      const auto doc = YAML::Load(std::string(text.body));
+      if (!doc.IsDefined() || doc.IsNull()) {
+        // Empty documents (only blanks and comments) are fine; anything else that yaml-cpp
+        // reads as "nothing" is malformed, and refusing it keeps the set all-or-nothing.
+        if (has_content(text.body)) {
+          return fail("policy.bad_yaml", ctx.source + ":" + std::to_string(ctx.line_offset + 1) +
+                                             ": malformed YAML: the document is not a resource");
+        }
+        continue;
+      }
+      if (auto s = parse_document(ctx, doc, out); !s) return fail(s.error());
+    } catch (const YAML::Exception& e) {
+      const int line = (e.mark.line >= 0 ? e.mark.line : 0) + 1 + ctx.line_offset;
+      return fail("policy.bad_yaml", ctx.source + ":" + std::to_string(line) + ": malformed YAML: " + e.msg);
+    } catch (const std::exception& e) {
+      return fail("policy.bad_yaml", ctx.source + ":" + std::to_string(ctx.line_offset + 1) + ": malformed YAML: " + e.what());
+    }
+  }
+  return out;
+}
+
+}  // namespace mg::policy

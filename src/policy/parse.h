@@ -1,0 +1,47 @@
+// policy/parse.h — multi-document YAML text → validated resources (policy/resources.h).
+//
+// Kinds: AuthorizationPolicy, PeerAuthentication, RequestAuthentication
+// (apiVersion security.istio.io/v1 or v1beta1) and meshguard's Workload
+// (meshguard.io/v1alpha1). Unknown fields, bad enums, bad string patterns, CIDRs, ports and
+// unknown `when` keys are rejected. A text with one bad document is rejected whole. Errors read
+// "<source>:<line>: <reason>" (line 1-based). Pure: no I/O (see load.h for the file loader).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "policy/resources.h"
+
+namespace mg::policy {
+
+Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source = "<input>");
+
+// An AuthorizationPolicy `when` key, e.g. "request.headers[x-id]" or
+// "request.auth.claims[realm][roles]" (nested claims).
+struct ConditionKey {
+  enum class Kind {
+    RequestHeader,      // args[0] = header name
+    SourceIp,
+    RemoteIp,
+    SourceNamespace,
+    SourcePrincipal,
+    AuthPrincipal,
+    AuthAudiences,
+    AuthPresenter,
+    AuthClaim,          // args = claim path
+    DestinationIp,
+    DestinationPort,
+    ConnectionSni,
+  };
+  Kind kind = Kind::RequestHeader;
+  std::vector<std::string> args;
+  bool http_only() const;  // request.* keys need HTTP
+  bool is_ip() const { return kind == Kind::SourceIp || kind == Kind::RemoteIp || kind == Kind::DestinationIp; }
+};
+
+// The error message says why a key is not supported (unknown keys are rejected, fail closed).
+Result<ConditionKey> parse_condition_key(std::string_view key);
+
+}  // namespace mg::policy

@@ -1,0 +1,113 @@
+// policy/resources.h — Istio security resources (and meshguard's Workload) as validated, typed
+// data. Produced by policy/parse.h; consumed by select.h (which resources apply to a workload)
+// and engine.h (compiled evaluation). Every value here has already been validated: string
+// matchers have at most one leading or trailing `*`, CIDRs parse, ports are 0..65535, `when`
+// keys are known. Resources carry their origin (file and line) for error messages and explain.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "jwt/rule.h"
+
+namespace mg::policy {
+
+struct Meta {
+  std::string name;
+  std::string ns = "default";
+  std::string source;  // file name (or "<input>") the document came from
+  int line = 0;        // 1-based line of the document's first key
+  bool dry_run = false;  // annotation istio.io/dry-run: "true"
+
+  std::string full_name() const { return ns + "/" + name; }
+};
+
+// spec.selector.matchLabels; `present` false means "no selector" (namespace- or mesh-wide).
+struct Selector {
+  bool present = false;
+  std::map<std::string, std::string> match_labels;
+};
+
+struct Source {
+  int line = 0;
+  std::vector<std::string> principals, not_principals;
+  std::vector<std::string> request_principals, not_request_principals;
+  std::vector<std::string> namespaces, not_namespaces;
+  std::vector<std::string> ip_blocks, not_ip_blocks;
+  std::vector<std::string> remote_ip_blocks, not_remote_ip_blocks;
+};
+
+struct Operation {
+  int line = 0;
+  std::vector<std::string> hosts, not_hosts;
+  std::vector<std::string> ports, not_ports;
+  std::vector<std::string> methods, not_methods;
+  std::vector<std::string> paths, not_paths;
+};
+
+struct Condition {
+  int line = 0;
+  std::string key;  // e.g. "request.headers[x-token]", "request.auth.claims[groups]"
+  std::vector<std::string> values, not_values;
+};
+
+struct Rule {
+  int line = 0;
+  std::vector<Source> from;    // entries OR; an entry with no fields matches everything
+  std::vector<Operation> to;   // entries OR
+  std::vector<Condition> when;  // AND
+};
+
+enum class Action { Allow, Deny, Audit, Custom };
+const char* to_string(Action a);
+
+struct AuthorizationPolicy {
+  Meta meta;
+  Selector selector;
+  Action action = Action::Allow;
+  std::string provider;  // CUSTOM only
+  std::vector<Rule> rules;
+};
+
+enum class MtlsMode { Unset, Disable, Permissive, Strict };
+const char* to_string(MtlsMode m);
+
+struct PeerAuthentication {
+  Meta meta;
+  Selector selector;
+  MtlsMode mode = MtlsMode::Unset;  // spec.mtls.mode (absent = UNSET)
+  std::map<uint32_t, MtlsMode> port_level;  // spec.portLevelMtls
+};
+
+struct RequestAuthentication {
+  Meta meta;
+  Selector selector;
+  std::vector<jwt::JwtRule> jwt_rules;
+};
+
+// meshguard.io/v1alpha1 Workload: the universal-mode equivalent of a Kubernetes pod.
+struct Workload {
+  Meta meta;
+  std::string service_account;
+  std::map<std::string, std::string> labels;
+  std::string address;
+  std::vector<uint32_t> ports;
+};
+
+// Everything loaded from one or more files, in load order.
+struct ResourceSet {
+  std::vector<AuthorizationPolicy> authorization_policies;
+  std::vector<PeerAuthentication> peer_authentications;
+  std::vector<RequestAuthentication> request_authentications;
+  std::vector<Workload> workloads;
+
+  void append(ResourceSet&& other);
+  size_t size() const {
+    return authorization_policies.size() + peer_authentications.size() +
+           request_authentications.size() + workloads.size();
+  }
+};
+
+}  // namespace mg::policy

@@ -1,0 +1,65 @@
+// policy/select.h — which resources apply to one workload, Istio's scoping rules:
+//   * a policy in the root namespace (default istio-system) without selector applies mesh-wide;
+//     AuthorizationPolicy / RequestAuthentication in the root namespace WITH a selector apply to
+//     matching workloads in every namespace;
+//   * a policy in namespace N applies to workloads in N; selector.matchLabels narrows it.
+// PeerAuthentication resolves to one effective mTLS mode per port: workload (selector) >
+// namespace > mesh; UNSET inherits from the next level; portLevelMtls (workload level only)
+// overrides per port; nothing set anywhere means PERMISSIVE.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "policy/path.h"
+#include "policy/resources.h"
+
+namespace mg::policy {
+
+struct MeshConfig {
+  std::string root_namespace = "istio-system";
+  std::string trust_domain = "cluster.local";
+  PathNormalization path_normalization = PathNormalization::Base;
+};
+
+struct WorkloadRef {
+  std::string ns;
+  std::map<std::string, std::string> labels;
+  std::string service_account;
+};
+
+// Why a resource does or does not apply to a workload (for explain / analyze).
+struct Applicability {
+  bool applies = false;
+  std::string why;  // e.g. "mesh-wide (root namespace istio-system)", "selector app=x does not match"
+};
+
+Applicability applies_to(const Meta& meta, const Selector& selector, const WorkloadRef& workload,
+                         const MeshConfig& mesh, bool root_selector_spans_namespaces = true);
+
+std::vector<const AuthorizationPolicy*> applicable_authorization_policies(const ResourceSet& set, const WorkloadRef& w,
+                                                                          const MeshConfig& mesh);
+std::vector<const RequestAuthentication*> applicable_request_authentications(const ResourceSet& set,
+                                                                             const WorkloadRef& w,
+                                                                             const MeshConfig& mesh);
+
+struct EffectiveMtls {
+  MtlsMode mode = MtlsMode::Permissive;  // never Unset
+  std::string decided_by;                // "ns/name" of the PeerAuthentication, empty = default
+  bool port_level = false;               // decided by a portLevelMtls entry
+};
+
+struct PeerAuthnResolution {
+  EffectiveMtls workload;  // for ports without a port-level entry
+  std::map<uint32_t, EffectiveMtls> ports;
+
+  const EffectiveMtls& for_port(uint32_t port) const {
+    auto it = ports.find(port);
+    return it == ports.end() ? workload : it->second;
+  }
+};
+
+PeerAuthnResolution resolve_peer_authentication(const ResourceSet& set, const WorkloadRef& w, const MeshConfig& mesh);
+
+}  // namespace mg::policy

@@ -1,0 +1,117 @@
+// proxy/chain.h — the per-request enforcement chain and its seam.
+//
+// Every inbound HTTP request runs the steps in order: peer authn → request authn → authz; only
+// if all of them continue does the I/O code forward it to the app. A step is a plain function
+// object over RequestContext, so the policy engine (src/policy, fed with the request model and
+// mg::jwt::RequestAuth) plugs in by replacing the "request_authn" and "authz" steps of a Chain;
+// the connection code never changes. TCP ports run a ConnectionChain the same way (L4 authz).
+// Chains are immutable and published through an atomic shared_ptr: a policy reload builds a new
+// one, and the next request on every connection sees it.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "http/message.h"
+#include "jwt/request_auth.h"
+#include "proxy/config.h"
+#include "tls/tls.h"
+
+namespace mg::proxy {
+
+// What a step decided. Deny ends the request with `status` and `body` (never reaches the app).
+struct Verdict {
+  bool allow = true;
+  int status = 200;
+  std::string body;
+  // Explain fields for the access log and meshguard_authz_decisions_total (null when none).
+  std::optional<std::string> policy;  // "namespace/name"
+  std::optional<int> rule;
+  std::string action;                 // ALLOW | DENY | CUSTOM | AUDIT | "" (no policy applied)
+  bool audit = false;
+  std::optional<bool> dry_run_allow;  // the outcome a dry-run policy would have had
+  std::string reason;
+
+  static Verdict pass() { return {}; }
+  static Verdict deny(int status, std::string body, std::string reason = {}) {
+    Verdict v;
+    v.allow = false;
+    v.status = status;
+    v.body = std::move(body);
+    v.reason = std::move(reason);
+    return v;
+  }
+};
+
+// Everything a step may look at; steps may also edit the request (e.g. remove a JWT before forwarding).
+struct RequestContext {
+  http::Request& request;
+  const WorkloadInfo& workload;
+  MtlsMode port_mode;
+  uint16_t port = 0;                       // the inbound listener port
+  std::string source_address;              // "ip:port" of the downstream peer
+  std::optional<tls::PeerIdentity> peer;   // present iff the connection is mTLS
+  jwt::RequestAuth request_auth;           // filled by the request-authn step
+  Verdict decision;                        // the authz step's verdict, for logs and metrics
+};
+
+struct ConnectionContext {
+  const WorkloadInfo& workload;
+  MtlsMode port_mode;
+  uint16_t port = 0;
+  std::string source_address;
+  std::optional<tls::PeerIdentity> peer;
+  Verdict decision;
+};
+
+template <class Context>
+struct BasicChain {
+  struct Step {
+    std::string name;
+    std::function<Verdict(Context&)> run;
+  };
+  std::vector<Step> steps;
+
+  // Runs the steps in order; the first deny ends the chain and is returned.
+  Verdict run(Context& ctx) const {
+    for (const auto& step : steps) {
+      Verdict v = step.run(ctx);
+      if (!v.allow) return v;
+    }
+    return Verdict::pass();
+  }
+};
+
+using RequestChain = BasicChain<RequestContext>;
+using ConnectionChain = BasicChain<ConnectionContext>;
+
+// The chain meshguard runs while no policy engine is plugged in:
+//  - peer_authn: a STRICT port without a verified peer identity is refused (defence in depth:
+//    the listener already refuses plaintext there);
+//  - request_authn: no RequestAuthentication is configured, so every request has NoToken;
+//  - authz: no AuthorizationPolicy is configured, which in Istio's semantics allows the request.
+RequestChain default_request_chain();
+ConnectionChain default_connection_chain();
+
+// The published chains (read per request/connection, replaced on policy reload).
+class ChainSet {
+ public:
+  ChainSet();
+  std::shared_ptr<const RequestChain> request() const { return request_.load(std::memory_order_acquire); }
+  std::shared_ptr<const ConnectionChain> connection() const { return connection_.load(std::memory_order_acquire); }
+  void replace(std::shared_ptr<const RequestChain> r, std::shared_ptr<const ConnectionChain> c) {
+    request_.store(std::move(r), std::memory_order_release);
+    connection_.store(std::move(c), std::memory_order_release);
+  }
+
+ private:
+  std::atomic<std::shared_ptr<const RequestChain>> request_;
+  std::atomic<std::shared_ptr<const ConnectionChain>> connection_;
+};
+
+}  // namespace mg::proxy

@@ -1,0 +1,230 @@
+#include "proxy/config.h"
+
+#include <algorithm>
+#include <initializer_list>
+#include <yaml-cpp/yaml.h>
+
+#include "common/files.h"
+
+namespace mg::proxy {
+
+std::string_view to_string(Protocol p) { return p == Protocol::Http ? "http" : "tcp"; }
+std::string_view to_string(MtlsMode m) {
+  switch (m) {
+    case MtlsMode::Strict: return "STRICT";
+    case MtlsMode::Permissive: return "PERMISSIVE";
+    case MtlsMode::Disable: return "DISABLE";
+  }
+  return "?";
+}
+
+namespace {
+
+// A config error that names where it is; thrown only inside this file, caught in parse_config.
+struct ConfigError {
+  std::string message;
+};
+
+class Parser {
+ public:
+  explicit Parser(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void error(const YAML::Node& node, const std::string& what) const {
+    int line = node.Mark().line >= 0 ? node.Mark().line + 1 : 0;
+    throw ConfigError{source_ + ":" + std::to_string(line) + ": " + what};
+  }
+
+  void expect_map(const YAML::Node& node, const std::string& where, std::initializer_list<const char*> fields) const {
+    if (!node.IsMap()) error(node, where + " must be a mapping");
+    for (const auto& kv : node) {
+      std::string key = kv.first.as<std::string>();
+      bool known = std::any_of(fields.begin(), fields.end(), [&](const char* f) { return key == f; });
+      if (!known) error(kv.first, "unknown field '" + key + "' in " + where);
+    }
+  }
+
+  std::string str(const YAML::Node& node, const std::string& where) const {
+    if (!node.IsScalar()) error(node, where + " must be a string");
+    return node.as<std::string>();
+  }
+
+  uint64_t number(const YAML::Node& node, const std::string& where, uint64_t max) const {
+    if (!node.IsScalar()) error(node, where + " must be a number");
+    const std::string& s = node.Scalar();
+    if (s.empty() || s.size() > 10 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      error(node, where + " must be a non-negative integer");
+    }
+    uint64_t v = std::stoull(s);
+    if (v > max) error(node, where + " must be at most " + std::to_string(max));
+    return v;
+  }
+
+  uint16_t port(const YAML::Node& node, const std::string& where) const {
+    return static_cast<uint16_t>(number(node, where, 65535));
+  }
+
+  // "127.0.0.1:8080" → address, port.
+  std::pair<std::string, uint16_t> host_port(const YAML::Node& node, const std::string& where) const {
+    std::string s = str(node, where);
+    size_t colon = s.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) error(node, where + " must be ADDRESS:PORT");
+    std::string port_text = s.substr(colon + 1);
+    if (port_text.size() > 5 || !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        std::stoul(port_text) > 65535) {
+      error(node, where + ": bad port '" + port_text + "'");
+    }
+    return {s.substr(0, colon), static_cast<uint16_t>(std::stoul(port_text))};
+  }
+
+  ProxyConfig parse(const YAML::Node& root) {
+    ProxyConfig cfg;
+    cfg.source = source_;
+    expect_map(root, "the proxy config",
+               {"workload", "tls", "policyDir", "inbound", "outbound", "admin", "accessLog", "workers", "limits"});
+    if (auto w = root["workload"]) {
+      expect_map(w, "workload", {"name", "namespace", "serviceAccount", "labels"});
+      if (w["name"]) cfg.workload.name = str(w["name"], "workload.name");
+      if (w["namespace"]) cfg.workload.ns = str(w["namespace"], "workload.namespace");
+      if (w["serviceAccount"]) cfg.workload.service_account = str(w["serviceAccount"], "workload.serviceAccount");
+      if (auto labels = w["labels"]) {
+        if (!labels.IsMap()) error(labels, "workload.labels must be a mapping");
+        for (const auto& kv : labels) cfg.workload.labels[kv.first.as<std::string>()] = str(kv.second, "a label value");
+      }
+    } else {
+      error(root, "missing required field 'workload'");
+    }
+    if (cfg.workload.ns.empty()) error(root["workload"], "workload.namespace is required");
+    if (cfg.workload.service_account.empty()) error(root["workload"], "workload.serviceAccount is required");
+
+    if (auto t = root["tls"]) {
+      expect_map(t, "tls", {"certChain", "key", "trustBundle"});
+      for (const char* f : {"certChain", "key", "trustBundle"}) {
+        if (!t[f]) error(t, std::string("tls.") + f + " is required");
+      }
+      cfg.tls = tls::TlsFiles{str(t["certChain"], "tls.certChain"), str(t["key"], "tls.key"),
+                              str(t["trustBundle"], "tls.trustBundle")};
+    }
+    if (auto p = root["policyDir"]) cfg.policy_dir = str(p, "policyDir");
+    if (auto a = root["accessLog"]) cfg.access_log = str(a, "accessLog");
+    if (auto w = root["workers"]) cfg.workers = static_cast<uint32_t>(number(w, "workers", 256));
+
+    if (auto in = root["inbound"]) {
+      if (!in.IsSequence()) error(in, "inbound must be a list");
+      for (size_t i = 0; i < in.size(); ++i) {
+        std::string where = "inbound[" + std::to_string(i) + "]";
+        const YAML::Node& n = in[i];
+        expect_map(n, where, {"port", "address", "appPort", "protocol", "mtlsMode"});
+        InboundPort p;
+        if (!n["port"] || !n["appPort"]) error(n, where + " needs port and appPort");
+        p.port = port(n["port"], where + ".port");
+        p.app_port = port(n["appPort"], where + ".appPort");
+        if (p.app_port == 0) error(n["appPort"], where + ".appPort must not be 0");
+        if (n["address"]) p.address = str(n["address"], where + ".address");
+        if (n["protocol"]) {
+          std::string proto = str(n["protocol"], where + ".protocol");
+          if (proto == "http") p.protocol = Protocol::Http;
+          else if (proto == "tcp") p.protocol = Protocol::Tcp;
+          else error(n["protocol"], where + ".protocol must be http or tcp");
+        }
+        p.mtls = cfg.tls ? MtlsMode::Permissive : MtlsMode::Disable;
+        if (n["mtlsMode"]) {
+          std::string mode = str(n["mtlsMode"], where + ".mtlsMode");
+          if (mode == "STRICT") p.mtls = MtlsMode::Strict;
+          else if (mode == "PERMISSIVE") p.mtls = MtlsMode::Permissive;
+          else if (mode == "DISABLE") p.mtls = MtlsMode::Disable;
+          else error(n["mtlsMode"], where + ".mtlsMode must be STRICT, PERMISSIVE or DISABLE");
+          if (p.mtls != MtlsMode::Disable && !cfg.tls) error(n["mtlsMode"], where + ": mtlsMode " + mode + " needs a tls section");
+        }
+        cfg.inbound.push_back(p);
+      }
+    }
+    if (auto out = root["outbound"]) {
+      if (!out.IsSequence()) error(out, "outbound must be a list");
+      for (size_t i = 0; i < out.size(); ++i) {
+        std::string where = "outbound[" + std::to_string(i) + "]";
+        const YAML::Node& n = out[i];
+        expect_map(n, where, {"listen", "destination", "identities", "protocol"});
+        if (!n["listen"] || !n["destination"] || !n["identities"]) {
+          error(n, where + " needs listen, destination and identities");
+        }
+        OutboundRoute r;
+        std::tie(r.listen_address, r.listen_port) = host_port(n["listen"], where + ".listen");
+        std::tie(r.destination_address, r.destination_port) = host_port(n["destination"], where + ".destination");
+        if (r.destination_port == 0) error(n["destination"], where + ".destination port must not be 0");
+        if (!n["identities"].IsSequence() || n["identities"].size() == 0) {
+          error(n["identities"], where + ".identities must be a non-empty list of SPIFFE IDs");
+        }
+        for (const auto& id : n["identities"]) {
+          std::string s = str(id, where + ".identities[]");
+          if (auto parsed = identity::SpiffeId::parse(s); !parsed) error(id, where + ": " + parsed.error().to_string());
+          r.identities.push_back(s);
+        }
+        if (n["protocol"]) {
+          std::string proto = str(n["protocol"], where + ".protocol");
+          if (proto == "http") r.protocol = Protocol::Http;
+          else if (proto == "tcp") r.protocol = Protocol::Tcp;
+          else error(n["protocol"], where + ".protocol must be http or tcp");
+        }
+        if (!cfg.tls) error(n, where + ": outbound routes originate mTLS and need a tls section");
+        cfg.outbound.push_back(r);
+      }
+    }
+    if (auto a = root["admin"]) {
+      expect_map(a, "admin", {"port", "address"});
+      if (!a["port"]) error(a, "admin.port is required");
+      cfg.admin_port = port(a["port"], "admin.port");
+      if (a["address"]) cfg.admin_address = str(a["address"], "admin.address");
+    }
+    if (auto l = root["limits"]) {
+      expect_map(l, "limits", {"headerTimeoutMs", "idleTimeoutMs", "upstreamTimeoutMs", "drainTimeoutMs",
+                               "maxConnections", "maxHeaderBytes", "maxHeaders"});
+      auto ms = [&](const char* f, uint32_t& v) {
+        if (l[f]) {
+          v = static_cast<uint32_t>(number(l[f], std::string("limits.") + f, 3'600'000));
+          if (v == 0) error(l[f], std::string("limits.") + f + " must be positive");
+        }
+      };
+      ms("headerTimeoutMs", cfg.limits.header_timeout_ms);
+      ms("idleTimeoutMs", cfg.limits.idle_timeout_ms);
+      ms("upstreamTimeoutMs", cfg.limits.upstream_timeout_ms);
+      ms("drainTimeoutMs", cfg.limits.drain_timeout_ms);
+      ms("maxConnections", cfg.limits.max_connections);
+      if (l["maxHeaderBytes"]) {
+        cfg.limits.max_head_bytes = static_cast<uint32_t>(number(l["maxHeaderBytes"], "limits.maxHeaderBytes", 1 << 20));
+        if (cfg.limits.max_head_bytes < 256) error(l["maxHeaderBytes"], "limits.maxHeaderBytes must be at least 256");
+      }
+      if (l["maxHeaders"]) {
+        cfg.limits.max_headers = static_cast<uint32_t>(number(l["maxHeaders"], "limits.maxHeaders", 10'000));
+        if (cfg.limits.max_headers == 0) error(l["maxHeaders"], "limits.maxHeaders must be positive");
+      }
+    }
+    return cfg;
+  }
+
+ private:
+  std::string source_;
+};
+
+}  // namespace
+
+Result<ProxyConfig> parse_config(const std::string& yaml_text, const std::string& source_name) {
+  try {
+    YAML::Node root = YAML::Load(yaml_text);
+    if (!root || root.IsNull()) return fail("config.empty", source_name + ": the config is empty");
+    return Parser(source_name).parse(root);
+  } catch (const ConfigError& e) {
+    return fail("config.invalid", e.message);
+  } catch (const YAML::Exception& e) {
+    return fail("config.yaml", source_name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  } catch (const std::exception& e) {
+    return fail("config.invalid", source_name + ": " + e.what());
+  }
+}
+
+Result<ProxyConfig> load_config(const std::string& path) {
+  auto text = files::read_file(path);
+  if (!text) return fail(text.error());
+  return parse_config(*text, path);
+}
+
+}  // namespace mg::proxy

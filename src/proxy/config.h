@@ -1,0 +1,92 @@
+// proxy/config.h — the standalone proxy's YAML configuration (`meshguard-proxy --config FILE`).
+// Every mapping is checked against its known fields: an unknown or mistyped field is an error
+// naming file:line, so a typo never silently disables a security setting.
+//
+//   workload: {name: details, namespace: bookinfo, serviceAccount: bookinfo-details, labels: {app: details}}
+//   tls: {certChain: cert-chain.pem, key: key.pem, trustBundle: root-cert.pem}   # watched, hot-reloaded
+//   policyDir: policies/          # refused until the policy engine is plugged in (fail closed)
+//   accessLog: access.log         # "-" or absent: stdout
+//   workers: 2                    # absent/0: one per core
+//   inbound:                      # port 0: kernel-chosen, printed as "listening inbound[i] ADDR:PORT"
+//     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http, mtlsMode: STRICT}
+//   outbound:
+//     - {listen: "127.0.0.1:15001", destination: "10.0.0.2:15006", protocol: http,
+//        identities: [spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews]}
+//   admin: {port: 15000, address: 127.0.0.1}
+//   limits: {headerTimeoutMs: 10000, idleTimeoutMs: 300000, upstreamTimeoutMs: 60000,
+//            drainTimeoutMs: 5000, maxConnections: 10000, maxHeaderBytes: 61440, maxHeaders: 100}
+// Defaults: inbound mtlsMode PERMISSIVE with a tls section, DISABLE without; outbound protocol tcp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "tls/tls.h"
+
+namespace mg::proxy {
+
+enum class Protocol { Http, Tcp };
+// Per inbound port. The lead will later derive it from PeerAuthentication via the policy engine.
+enum class MtlsMode { Strict, Permissive, Disable };
+
+std::string_view to_string(Protocol p);
+std::string_view to_string(MtlsMode m);
+
+struct WorkloadInfo {
+  std::string name;
+  std::string ns;
+  std::string service_account;
+  std::map<std::string, std::string> labels;
+};
+
+struct InboundPort {
+  std::string address = "0.0.0.0";
+  uint16_t port = 0;  // 0: the kernel picks one (printed on stdout)
+  uint16_t app_port = 0;
+  Protocol protocol = Protocol::Http;
+  MtlsMode mtls = MtlsMode::Permissive;
+};
+
+struct OutboundRoute {
+  std::string listen_address = "127.0.0.1";
+  uint16_t listen_port = 0;
+  std::string destination_address;
+  uint16_t destination_port = 0;
+  std::vector<std::string> identities;  // SPIFFE IDs the server may present (secure naming)
+  // tcp: each app connection is spliced over its own mTLS connection. http: requests are parsed
+  // and sent over pooled keep-alive mTLS connections (reused across app connections).
+  Protocol protocol = Protocol::Tcp;
+};
+
+struct ProxyLimits {
+  uint32_t header_timeout_ms = 10'000;  // whole request head must arrive within this (slowloris)
+  uint32_t idle_timeout_ms = 300'000;   // keep-alive connection with no request in flight
+  uint32_t upstream_timeout_ms = 60'000;  // app response head
+  uint32_t drain_timeout_ms = 5'000;    // SIGTERM: wait this long for in-flight work
+  uint32_t max_connections = 10'000;    // downstream connections over all listeners
+  uint32_t max_head_bytes = 60 * 1024;
+  uint32_t max_headers = 100;
+};
+
+struct ProxyConfig {
+  std::string source;  // file it came from
+  WorkloadInfo workload;
+  std::optional<tls::TlsFiles> tls;
+  std::optional<std::string> policy_dir;
+  std::vector<InboundPort> inbound;
+  std::vector<OutboundRoute> outbound;
+  std::string admin_address = "127.0.0.1";
+  std::optional<uint16_t> admin_port;
+  std::string access_log;  // "" or "-": stdout
+  uint32_t workers = 0;    // 0: one per core
+  ProxyLimits limits;
+};
+
+Result<ProxyConfig> parse_config(const std::string& yaml_text, const std::string& source_name);
+Result<ProxyConfig> load_config(const std::string& path);
+
+}  // namespace mg::proxy

@@ -1,0 +1,1332 @@
+#include "proxy/proxy.h"
+
+#include <asio/experimental/awaitable_operators.hpp>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <list>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unordered_map>
+
+#include "http/body.h"
+#include "http/parser.h"
+#include "proxy/net.h"
+#include "telemetry/access_log.h"
+#include "tls/tls.h"
+
+namespace mg::proxy {
+
+using namespace std::chrono_literals;
+using net::awaitable;
+using net::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kMaxIdleUpstreamsPerPort = 64;
+
+auto nothrow(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
+void log_line(const std::string& message) {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  std::fprintf(stderr, "meshguard-proxy: %s\n", message.c_str());
+  std::fflush(stderr);
+}
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+nlohmann::json json_or_null(const std::optional<std::string>& s) { return s ? nlohmann::json(*s) : nlohmann::json(); }
+nlohmann::json json_or_null(const std::optional<int>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
+
+// asio::ssl::context owns one reference to the SSL_CTX; the Credentials keep theirs.
+std::shared_ptr<asio::ssl::context> wrap_context(SSL_CTX* ctx) {
+  SSL_CTX_up_ref(ctx);
+  return std::make_shared<asio::ssl::context>(ctx);
+}
+
+// Certificates with the asio contexts built from them; swapped as one unit.
+struct TlsState {
+  std::shared_ptr<const tls::Credentials> creds;
+  std::shared_ptr<asio::ssl::context> server;
+  std::shared_ptr<asio::ssl::context> client;
+};
+
+// A live downstream connection, registered with its worker so a drain can close idle ones.
+struct ConnEntry {
+  net::Stream* stream = nullptr;
+  bool idle = false;
+};
+
+// A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
+struct UpstreamConn {
+  tls::SessionSink session_sink;    // declared first: outlives the SSL that writes into it
+  std::unique_ptr<net::Stream> stream;
+  std::string buffer;               // bytes read past the last response
+  std::string peer_principal;       // outbound: the verified server SPIFFE ID
+  std::shared_ptr<const tls::Credentials> creds;  // outbound: the credentials it was made with
+};
+
+struct Worker {
+  std::unique_ptr<asio::io_context> io = std::make_unique<asio::io_context>(1);
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  std::thread thread;
+  std::list<ConnEntry*> connections;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConn>>> idle_upstreams;
+  // Outbound TLS sessions to resume, per route, valid only with the credentials that made them.
+  struct CachedSession {
+    std::shared_ptr<const tls::Credentials> creds;
+    tls::SslSessionPtr session;
+  };
+  std::unordered_map<size_t, CachedSession> tls_sessions;
+
+  // Pooled sockets first, then the loop: destroying it destroys suspended connection coroutines,
+  // whose guards still need `connections` (the thread must have been joined before).
+  ~Worker() {
+    tls_sessions.clear();
+    idle_upstreams.clear();
+    io.reset();
+  }
+};
+
+// Response flags as Envoy names them.
+constexpr const char* kNoFlags = "-";
+constexpr const char* kUpstreamConnectFailure = "UF";
+constexpr const char* kUpstreamReset = "UC";
+constexpr const char* kDownstreamReset = "DC";
+constexpr const char* kUpstreamTimeout = "UT";
+
+}  // namespace
+
+struct Proxy::Impl {
+  ProxyConfig config;
+  std::unique_ptr<telemetry::AccessLog> access_log;
+  telemetry::Registry registry;
+  ChainSet chains;
+  http::Limits http_limits;
+
+  std::atomic<std::shared_ptr<const TlsState>> tls_state;
+  std::string cert_error;  // last load/reload error (main thread only)
+  struct FileStamp {
+    time_t mtime = 0;
+    off_t size = 0;
+    ino_t inode = 0;
+    bool operator==(const FileStamp&) const = default;
+  };
+  std::vector<FileStamp> tls_stamps;
+  std::atomic<uint64_t> config_version{1};
+
+  asio::io_context main_io{1};
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::atomic<size_t> next_worker{0};
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  struct ListenerInfo {
+    std::string kind;  // inbound | outbound | admin
+    size_t index = 0;
+    std::string address;
+  };
+  std::vector<ListenerInfo> listeners;
+  std::optional<asio::signal_set> signals;
+  std::optional<asio::steady_timer> reload_timer;
+  std::optional<asio::steady_timer> drain_timer;
+
+  std::atomic<uint32_t> active_connections{0};
+  std::atomic<bool> draining{false};
+  std::atomic<bool> started{false};
+  Clock::time_point drain_deadline;
+
+  // --- helpers -------------------------------------------------------------------------------
+
+  std::string own_principal() const {
+    auto state = tls_state.load();
+    return state && state->creds ? state->creds->own_id.str() : std::string("unknown");
+  }
+
+  Worker& pick_worker() { return *workers[next_worker.fetch_add(1, std::memory_order_relaxed) % workers.size()]; }
+
+  void spawn(asio::io_context& io, awaitable<void> task) {
+    asio::co_spawn(io, std::move(task), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log_line(std::string("connection task failed: ") + ex.what());
+      }
+    });
+  }
+
+  static std::vector<FileStamp> stamps_of(const tls::TlsFiles& files) {
+    std::vector<FileStamp> out;
+    for (const auto* path : {&files.cert_chain, &files.key, &files.trust_bundle}) {
+      struct stat st{};
+      FileStamp s;
+      if (::stat(path->c_str(), &st) == 0) s = {st.st_mtime, st.st_size, st.st_ino};
+      out.push_back(s);
+    }
+    return out;
+  }
+
+  Status load_tls() {
+    auto creds = tls::load_credentials(*config.tls, std::time(nullptr));
+    if (!creds) {
+      cert_error = creds.error().to_string();
+      registry.counter("meshguard_certificate_load_failures_total").inc();
+      return fail(creds.error());
+    }
+    auto state = std::make_shared<TlsState>();
+    state->creds = *creds;
+    state->server = wrap_context((*creds)->server_ctx.get());
+    state->client = wrap_context((*creds)->client_ctx.get());
+    tls_state.store(std::shared_ptr<const TlsState>(std::move(state)));
+    cert_error.clear();
+    registry.gauge("meshguard_certificate_expiry_timestamp_seconds", {{"identity", (*creds)->own_id.str()}})
+        .set(static_cast<int64_t>((*creds)->not_after));
+    return {};
+  }
+
+  // Polls the certificate files once a second; a change reloads them (new handshakes only).
+  void schedule_tls_reload() {
+    reload_timer->expires_after(1s);
+    reload_timer->async_wait([this](std::error_code ec) {
+      if (ec) return;
+      auto stamps = stamps_of(*config.tls);
+      if (stamps != tls_stamps) {
+        tls_stamps = stamps;
+        if (auto st = load_tls(); st) {
+          config_version.fetch_add(1);
+          auto state = tls_state.load();
+          log_line("certificate reloaded: " + state->creds->own_id.str() + " serial " + state->creds->serial_hex);
+        } else {
+          log_line("certificate reload failed, keeping the previous one: " + st.error().to_string());
+        }
+      }
+      if (!draining) schedule_tls_reload();
+    });
+  }
+
+  std::string cert_state() const {
+    if (!config.tls) return "None";
+    auto state = tls_state.load();
+    if (!state) return "Unavailable";
+    return state->creds->not_after < std::time(nullptr) ? "Unavailable" : "Available";
+  }
+
+  // Credentials usable for a new handshake right now; nullptr fails the handshake closed.
+  std::shared_ptr<const TlsState> usable_tls() const {
+    auto state = tls_state.load();
+    if (!state || state->creds->not_after < std::time(nullptr)) return nullptr;
+    return state;
+  }
+
+  void count_refused(const std::string& direction, const std::string& reason) {
+    registry.counter("meshguard_connections_refused_total", {{"direction", direction}, {"reason", reason}}).inc();
+  }
+
+  void log_connection_refused(const std::string& direction, const std::string& source, uint16_t port,
+                              const std::string& reason, const std::string& detail) {
+    count_refused(direction, reason);
+    access_log->write({{"time", telemetry::now_rfc3339()},
+                       {"direction", direction},
+                       {"event", "connection_refused"},
+                       {"source", {{"address", source}}},
+                       {"port", port},
+                       {"reason", reason},
+                       {"detail", detail}});
+  }
+
+  // --- admin ---------------------------------------------------------------------------------
+
+  nlohmann::json config_dump() const {
+    nlohmann::json j;
+    j["version"] = config_version.load();
+    j["source"] = config.source;
+    j["workload"] = {{"name", config.workload.name},
+                     {"namespace", config.workload.ns},
+                     {"serviceAccount", config.workload.service_account},
+                     {"labels", config.workload.labels}};
+    nlohmann::json ls = nlohmann::json::array();
+    for (const auto& l : listeners) {
+      nlohmann::json e = {{"kind", l.kind}, {"address", l.address}};
+      if (l.kind == "inbound") {
+        const auto& p = config.inbound[l.index];
+        e["appPort"] = p.app_port;
+        e["protocol"] = to_string(p.protocol);
+        e["mtlsMode"] = to_string(p.mtls);
+      } else if (l.kind == "outbound") {
+        const auto& r = config.outbound[l.index];
+        e["destination"] = r.destination_address + ":" + std::to_string(r.destination_port);
+        e["identities"] = r.identities;
+      }
+      ls.push_back(e);
+    }
+    j["listeners"] = ls;
+    nlohmann::json cert = {{"state", cert_state()}};
+    if (auto state = tls_state.load()) {
+      cert["spiffeId"] = state->creds->own_id.str();
+      cert["serial"] = state->creds->serial_hex;
+      cert["fingerprint"] = state->creds->fingerprint;
+      cert["notBefore"] = state->creds->not_before;
+      cert["notAfter"] = state->creds->not_after;
+    }
+    if (!cert_error.empty()) cert["lastError"] = cert_error;
+    j["certificate"] = cert;
+    j["policy"] = {{"dir", json_or_null(config.policy_dir)}, {"engine", "none: no AuthorizationPolicy applies"}};
+    j["draining"] = draining.load();
+    j["activeConnections"] = active_connections.load();
+    return j;
+  }
+
+  awaitable<void> serve_admin(tcp::socket socket) {
+    net::PlainStream stream(std::move(socket));
+    net::Watchdog watchdog(co_await asio::this_coro::executor, [&stream] { stream.close(); });
+    watchdog.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
+    std::string buffer;
+    http::HeadScanner scanner;
+    char chunk[4096];
+    while (true) {
+      auto scan = scanner.scan(buffer, 16 * 1024);
+      if (scan.state == http::HeadScan::State::Complete) {
+        auto req = http::parse_request_head(std::string_view(buffer).substr(0, scan.length), http_limits);
+        std::string response;
+        if (!req) {
+          response = http::make_response(req.error().status, "text/plain", req.error().reason + "\n", false);
+        } else if (req->method != "GET" && req->method != "HEAD") {
+          response = http::make_response(405, "text/plain", "method not allowed\n", false);
+        } else if (req->path == "/healthz/ready") {
+          bool ready = started && !draining && (!config.tls || cert_state() == "Available");
+          response = http::make_response(ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n", false);
+        } else if (req->path == "/metrics") {
+          response = http::make_response(200, "text/plain; version=0.0.4", registry.render_prometheus(), false);
+        } else if (req->path == "/config_dump") {
+          response = http::make_response(200, "application/json", config_dump().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", false);
+        } else {
+          response = http::make_response(404, "text/plain", "not found\n", false);
+        }
+        std::error_code ec;
+        co_await stream.write_all(asio::buffer(response), ec);
+        stream.shutdown_send();
+        co_return;
+      }
+      if (scan.state != http::HeadScan::State::Incomplete) co_return;
+      std::error_code ec;
+      size_t n = co_await stream.read_some(asio::buffer(chunk), ec);
+      if (ec) co_return;
+      buffer.append(chunk, n);
+    }
+  }
+
+  // --- accept loops --------------------------------------------------------------------------
+
+  awaitable<void> accept_loop(tcp::acceptor& acceptor, ListenerInfo info) {
+    while (acceptor.is_open()) {
+      std::error_code ec;
+      if (info.kind == "admin") {
+        tcp::socket socket = co_await acceptor.async_accept(nothrow(ec));
+        if (ec) {
+          if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+          continue;
+        }
+        spawn(main_io, serve_admin(std::move(socket)));
+        continue;
+      }
+      Worker& worker = pick_worker();
+      tcp::socket socket = co_await acceptor.async_accept(*worker.io, nothrow(ec));
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+        // EMFILE and friends: back off briefly instead of spinning.
+        asio::steady_timer pause(main_io, 50ms);
+        co_await pause.async_wait(nothrow(ec));
+        continue;
+      }
+      if (draining) {
+        std::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      if (active_connections.load() >= config.limits.max_connections) {
+        count_refused(info.kind, "max_connections");
+        std::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      active_connections.fetch_add(1);
+      if (info.kind == "inbound") {
+        spawn(*worker.io, serve_inbound(std::move(socket), worker, info.index));
+      } else {
+        spawn(*worker.io, serve_outbound(std::move(socket), worker, info.index));
+      }
+    }
+  }
+
+  // Keeps the connection count and the worker's registry right however the coroutine exits.
+  struct ConnGuard {
+    ConnGuard(Impl& impl, Worker& worker) : impl(impl), worker(worker) {
+      worker.connections.push_back(&entry);
+      it = std::prev(worker.connections.end());
+    }
+    ~ConnGuard() {
+      worker.connections.erase(it);
+      impl.active_connections.fetch_sub(1);
+    }
+    Impl& impl;
+    Worker& worker;
+    ConnEntry entry;
+    std::list<ConnEntry*>::iterator it;
+  };
+
+  // --- inbound -------------------------------------------------------------------------------
+
+  awaitable<void> serve_inbound(tcp::socket socket, Worker& worker, size_t index) {
+    ConnGuard guard(*this, worker);
+    const InboundPort& port = config.inbound[index];
+    std::string source = net::remote_address(socket);
+    auto start = Clock::now();
+
+    // Decide plaintext vs TLS before a single byte is forwarded anywhere.
+    bool use_tls = false;
+    if (port.mtls != MtlsMode::Disable) {
+      net::Watchdog detect_deadline(socket.get_executor(), [&socket] {
+        std::error_code ignored;
+        socket.close(ignored);
+      });
+      detect_deadline.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
+      unsigned char first[2] = {0, 0};
+      size_t n = 0;
+      for (int attempt = 0; attempt < 1000 && n < 2; ++attempt) {
+        std::error_code ec;
+        n = co_await socket.async_receive(asio::buffer(first), tcp::socket::message_peek, nothrow(ec));
+        if (ec || n == 0) co_return;  // closed (or timed out) before saying anything
+        if (n == 1 && first[0] != 0x16) break;  // cannot be TLS
+        if (n < 2) {
+          asio::steady_timer wait(socket.get_executor(), 5ms);
+          co_await wait.async_wait(nothrow(ec));
+        }
+      }
+      use_tls = tls::looks_like_tls(std::string_view(reinterpret_cast<const char*>(first), n));
+      if (!use_tls && port.mtls == MtlsMode::Strict) {
+        log_connection_refused("inbound", source, port.port, "plaintext_on_strict_port",
+                               "mTLS is required (STRICT); the connection was closed before reading it");
+        co_return;
+      }
+    }
+
+    std::unique_ptr<net::Stream> stream;
+    std::optional<tls::PeerIdentity> peer;
+    if (use_tls) {
+      auto state = usable_tls();
+      if (!state) {
+        log_connection_refused("inbound", source, port.port, "no_certificate",
+                               "no valid certificate: mTLS service unavailable");
+        co_return;
+      }
+      auto tls_stream = std::make_unique<net::TlsStream>(std::move(socket), state->server);
+      net::Watchdog deadline(tls_stream->socket().get_executor(), [s = tls_stream.get()] { s->close(); });
+      deadline.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
+      std::error_code ec;
+      co_await tls_stream->handshake(asio::ssl::stream_base::server, ec);
+      deadline.disarm();
+      if (ec) {
+        log_connection_refused("inbound", source, port.port, "tls_handshake_failed", ec.message());
+        co_return;
+      }
+      registry
+          .counter("meshguard_tls_handshakes_total",
+                   {{"side", "server"}, {"resumed", SSL_session_reused(tls_stream->ssl()) == 1 ? "true" : "false"}})
+          .inc();
+      auto verified = tls::verify_peer(tls_stream->ssl(), *state->creds, std::time(nullptr));
+      if (!verified) {
+        log_connection_refused("inbound", source, port.port, "peer_certificate_rejected",
+                               verified.error().to_string());
+        co_return;
+      }
+      peer = std::move(*verified);
+      stream = std::move(tls_stream);
+    } else {
+      stream = std::make_unique<net::PlainStream>(std::move(socket));
+    }
+    guard.entry.stream = stream.get();
+
+    if (port.protocol == Protocol::Tcp) {
+      co_await serve_inbound_tcp(*stream, port, source, peer, start);
+    } else {
+      HttpSide side;
+      side.inbound = &port;
+      side.source = source;
+      side.peer = peer;
+      side.listen_port = port.port;
+      co_await serve_http(*stream, guard.entry, worker, side);
+    }
+    stream->close();
+  }
+
+  awaitable<void> serve_inbound_tcp(net::Stream& down, const InboundPort& port, const std::string& source,
+                                    const std::optional<tls::PeerIdentity>& peer, Clock::time_point start) {
+    ConnectionContext ctx{config.workload, port.mtls, port.port, source, peer, {}};
+    auto chain = chains.connection();
+    Verdict verdict = chain->run(ctx);
+    const Verdict& decision = verdict.allow ? ctx.decision : verdict;
+    std::string source_principal = peer ? peer->id.str() : "unknown";
+    telemetry::Labels labels = {{"reporter", "destination"},
+                                {"source_principal", source_principal},
+                                {"destination_principal", own_principal()},
+                                {"destination_workload", config.workload.name},
+                                {"destination_workload_namespace", config.workload.ns},
+                                {"connection_security_policy", peer ? "mutual_tls" : "none"}};
+    count_decision(decision, verdict.allow);
+    if (!verdict.allow) {
+      log_tcp(source, source_principal, port, 0, 0, start, "denied", decision);
+      count_refused("inbound", "denied");
+      co_return;
+    }
+    tcp::socket app(down.socket().get_executor());
+    std::error_code ec;
+    co_await app.async_connect({asio::ip::address_v4::loopback(), port.app_port}, nothrow(ec));
+    if (ec) {
+      log_tcp(source, source_principal, port, 0, 0, start, kUpstreamConnectFailure, decision);
+      co_return;
+    }
+    registry.counter("istio_tcp_connections_opened_total", labels).inc();
+    net::PlainStream up(std::move(app));
+    auto [received, sent] = co_await splice(down, up);
+    registry.counter("istio_tcp_connections_closed_total", labels).inc();
+    registry.counter("istio_tcp_received_bytes_total", labels).inc(received);
+    registry.counter("istio_tcp_sent_bytes_total", labels).inc(sent);
+    log_tcp(source, source_principal, port, received, sent, start, kNoFlags, decision);
+  }
+
+  void log_tcp(const std::string& source, const std::string& source_principal, const InboundPort& port,
+               uint64_t received, uint64_t sent, Clock::time_point start, const char* flags,
+               const Verdict& decision) {
+    access_log->write({{"time", telemetry::now_rfc3339()},
+                       {"direction", "inbound"},
+                       {"protocol", "tcp"},
+                       {"source", {{"principal", source_principal}, {"address", source}}},
+                       {"destination", {{"principal", own_principal()}, {"port", port.port}, {"appPort", port.app_port}}},
+                       {"response_flags", flags},
+                       {"policy", json_or_null(decision.policy)},
+                       {"rule", json_or_null(decision.rule)},
+                       {"audit", decision.audit},
+                       {"dry_run", decision.dry_run_allow ? nlohmann::json(*decision.dry_run_allow) : nlohmann::json()},
+                       {"duration_ms", ms_since(start)},
+                       {"bytes_received", received},
+                       {"bytes_sent", sent}});
+  }
+
+  void count_decision(const Verdict& decision, bool allowed) {
+    registry
+        .counter("meshguard_authz_decisions_total", {{"action", decision.action.empty() ? "NONE" : decision.action},
+                                                     {"policy", decision.policy.value_or("none")},
+                                                     {"result", allowed ? "allowed" : "denied"},
+                                                     {"dry_run", "false"}})
+        .inc();
+  }
+
+  // Copies bytes both ways until both directions end (or nothing moves for the idle timeout);
+  // returns {a→b bytes, b→a bytes}.
+  awaitable<std::pair<uint64_t, uint64_t>> splice(net::Stream& a, net::Stream& b) {
+    using namespace asio::experimental::awaitable_operators;
+    uint64_t a_to_b = 0, b_to_a = 0;
+    auto idle = std::chrono::milliseconds(config.limits.idle_timeout_ms);
+    net::Watchdog watchdog(a.socket().get_executor(), [&a, &b] {
+      a.close();
+      b.close();
+    });
+    watchdog.arm(idle);
+    co_await (pump(a, b, a_to_b, watchdog, idle) && pump(b, a, b_to_a, watchdog, idle));
+    co_return std::pair{a_to_b, b_to_a};
+  }
+
+  static awaitable<void> pump(net::Stream& from, net::Stream& to, uint64_t& bytes, net::Watchdog& idle_watchdog,
+                              std::chrono::milliseconds idle) {
+    std::vector<char> buf(kReadChunk);
+    while (true) {
+      std::error_code ec;
+      size_t n = co_await from.read_some(asio::buffer(buf), ec);
+      if (ec || n == 0) break;
+      idle_watchdog.arm(idle);
+      co_await to.write_all(asio::buffer(buf.data(), n), ec);
+      if (ec) {
+        from.close();
+        break;
+      }
+      bytes += n;
+    }
+    to.shutdown_send();
+  }
+
+  // --- inbound HTTP ----------------------------------------------------------------------------
+
+  struct Exchange {
+    std::string method, host, path;
+    int status = 0;
+    const char* flags = kNoFlags;
+    std::string details = "via_upstream";  // Envoy's %RESPONSE_CODE_DETAILS% vocabulary where it fits
+    std::string upstream_principal;         // outbound: the server's verified SPIFFE ID
+    uint64_t bytes_received = 0, bytes_sent = 0;
+    Clock::time_point start = Clock::now();
+  };
+
+  // One side of an HTTP proxying connection: inbound (a listener port → the local app, with the
+  // enforcement chain) or outbound (the local app → a route's destination proxy over mTLS).
+  struct HttpSide {
+    const InboundPort* inbound = nullptr;
+    std::optional<size_t> route;
+    std::string source;                       // downstream "ip:port"
+    std::optional<tls::PeerIdentity> peer;    // inbound mTLS peer
+    uint16_t listen_port = 0;
+    std::string source_principal() const { return peer ? peer->id.str() : "unknown"; }
+  };
+
+  awaitable<void> serve_http(net::Stream& down, ConnEntry& entry, Worker& worker, const HttpSide& side) {
+    std::string in;
+    http::HeadScanner scanner;
+    std::vector<char> chunk(kReadChunk);
+    net::Watchdog watchdog(down.socket().get_executor(), [&down] { down.close(); });
+    const std::string& source = side.source;
+
+    while (!draining) {
+      // 1. The head: idle timeout until its first byte, then the header timeout for all of it.
+      scanner.reset();
+      watchdog.arm(std::chrono::milliseconds(in.empty() ? config.limits.idle_timeout_ms : config.limits.header_timeout_ms));
+      entry.idle = in.empty();
+      http::HeadScan scan;
+      bool got_head = false;
+      while (true) {
+        scan = scanner.scan(in, http_limits.max_head_bytes);
+        if (scan.state != http::HeadScan::State::Incomplete) {
+          got_head = true;
+          break;
+        }
+        std::error_code ec;
+        size_t n = co_await down.read_some(asio::buffer(chunk), ec);
+        if (ec || n == 0) break;
+        if (in.empty()) {
+          entry.idle = false;
+          watchdog.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
+        }
+        in.append(chunk.data(), n);
+      }
+      entry.idle = false;
+      if (!got_head) {
+        if (watchdog.fired() && !in.empty()) {
+          registry.counter("meshguard_request_header_timeouts_total").inc();
+          log_line("closing " + source + ": request head not received within " +
+                   std::to_string(config.limits.header_timeout_ms) + " ms");
+        }
+        co_return;
+      }
+      watchdog.disarm();
+
+      Exchange ex;
+      if (scan.state != http::HeadScan::State::Complete) {
+        int status = scan.state == http::HeadScan::State::TooLarge ? 431 : 400;
+        co_await local_reply(down, ex, status, std::string(http::reason_phrase(status)), false);
+        finish_request(ex, side, nullptr);
+        co_return;
+      }
+      auto parsed = http::parse_request_head(std::string_view(in).substr(0, scan.length), http_limits);
+      ex.bytes_received += scan.length;
+      in.erase(0, scan.length);
+      if (!parsed) {
+        co_await local_reply(down, ex, parsed.error().status, std::string(http::reason_phrase(parsed.error().status)),
+                             false);
+        finish_request(ex, side, nullptr);
+        co_return;
+      }
+      http::Request& req = *parsed;
+      ex.method = req.method;
+      ex.host = req.host;
+      ex.path = req.path;
+
+      // 2. The chain (inbound): peer authn → request authn → authz.
+      Verdict verdict = Verdict::pass();
+      Verdict decision_storage;
+      const Verdict* decision = nullptr;
+      if (side.inbound) {
+        RequestContext ctx{req, config.workload, side.inbound->mtls, side.listen_port, source, side.peer, {}, {}};
+        auto chain = chains.request();
+        verdict = chain->run(ctx);
+        decision_storage = verdict.allow ? ctx.decision : verdict;
+        decision = &decision_storage;
+        count_decision(*decision, verdict.allow);
+      }
+      if (!verdict.allow) {
+        ex.details = verdict.status == 403   ? "rbac_access_denied"
+                     : verdict.status == 401 ? "jwt_authn_access_denied"
+                                             : "local_deny";
+        // The request body (if any) was not read: close rather than guess where the next request starts.
+        bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining;
+        co_await local_reply(down, ex, verdict.status, verdict.body, keep);
+        finish_request(ex, side, decision);
+        if (!keep) co_return;
+        continue;
+      }
+
+      // 3. Forward.
+      bool keep = co_await forward(down, in, chunk, watchdog, worker, side, req, ex);
+      finish_request(ex, side, decision);
+      if (!keep) co_return;
+    }
+  }
+
+  awaitable<void> local_reply(net::Stream& down, Exchange& ex, int status, const std::string& body, bool keep_alive) {
+    if (ex.details == "via_upstream") ex.details = "local_reply";
+    std::string response = http::make_response(status, "text/plain", body, keep_alive);
+    std::error_code ec;
+    co_await down.write_all(asio::buffer(response), ec);
+    ex.status = status;
+    ex.bytes_sent += response.size();
+    if (!keep_alive) down.shutdown_send();
+  }
+
+  void finish_request(const Exchange& ex, const HttpSide& side, const Verdict* decision) {
+    double duration = ms_since(ex.start);
+    std::string code = std::to_string(ex.status);
+    bool inbound = side.inbound != nullptr;
+    std::string source_principal = inbound ? side.source_principal() : own_principal();
+    std::string destination_principal =
+        inbound ? own_principal() : (ex.upstream_principal.empty() ? std::string("unknown") : ex.upstream_principal);
+    telemetry::Labels labels = {{"reporter", inbound ? "destination" : "source"},
+                                {"source_principal", source_principal},
+                                {"destination_principal", destination_principal},
+                                {inbound ? "destination_workload" : "source_workload", config.workload.name},
+                                {inbound ? "destination_workload_namespace" : "source_workload_namespace", config.workload.ns},
+                                {"request_protocol", "http"},
+                                {"response_code", code},
+                                {"response_flags", ex.flags},
+                                {"connection_security_policy", (!inbound || side.peer) ? "mutual_tls" : "none"}};
+    nlohmann::json destination = {{"principal", destination_principal}};
+    if (inbound) {
+      destination["port"] = side.listen_port;
+      destination["appPort"] = side.inbound->app_port;
+    } else {
+      const auto& r = config.outbound[*side.route];
+      destination["address"] = r.destination_address + ":" + std::to_string(r.destination_port);
+    }
+    registry.counter("istio_requests_total", labels).inc();
+    registry.histogram("istio_request_duration_milliseconds", labels).observe_ms(duration);
+    nlohmann::json entry = {
+        {"time", telemetry::now_rfc3339()},
+        {"direction", inbound ? "inbound" : "outbound"},
+        {"protocol", "http"},
+        {"source", {{"principal", source_principal}, {"address", side.source}}},
+        {"destination", destination},
+        {"method", ex.method},
+        {"host", ex.host},
+        {"path", ex.path},
+        {"status", ex.status},
+        {"response_flags", ex.flags},
+        {"response_code_details", ex.details},
+        {"policy", decision ? json_or_null(decision->policy) : nlohmann::json()},
+        {"rule", decision ? json_or_null(decision->rule) : nlohmann::json()},
+        {"audit", decision ? decision->audit : false},
+        {"dry_run", decision && decision->dry_run_allow ? nlohmann::json(*decision->dry_run_allow) : nlohmann::json()},
+        {"reason", decision ? decision->reason : std::string(inbound ? "malformed request" : "")},
+        {"duration_ms", duration},
+        {"bytes_received", ex.bytes_received},
+        {"bytes_sent", ex.bytes_sent}};
+    access_log->write(entry);
+  }
+
+  static std::string pool_key(const HttpSide& side) {
+    return side.inbound ? "app:" + std::to_string(side.inbound->app_port) : "route:" + std::to_string(*side.route);
+  }
+
+  // A pooled connection for `side`; an idle one with anything to read (the peer closed it, or a
+  // TLS alert) is stale and dropped. New: a plaintext connection to the local app, or (outbound)
+  // an mTLS connection to the route's destination with the server's identity verified.
+  awaitable<std::unique_ptr<UpstreamConn>> acquire_upstream(Worker& worker, const HttpSide& side, bool& reused,
+                                                            std::string& reason, std::string& detail) {
+    auto& idle = worker.idle_upstreams[pool_key(side)];
+    while (!idle.empty()) {
+      auto conn = std::move(idle.back());
+      idle.pop_back();
+      char probe;
+      ssize_t r = ::recv(conn->stream->socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        reused = true;
+        co_return conn;
+      }
+    }
+    reused = false;
+    if (side.route) co_return co_await connect_route(worker, *side.route, reason, detail);
+    tcp::socket socket(*worker.io);
+    std::error_code ec;
+    co_await socket.async_connect({asio::ip::address_v4::loopback(), side.inbound->app_port}, nothrow(ec));
+    if (ec) {
+      reason = "upstream_connect_failed";
+      detail = ec.message();
+      co_return nullptr;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto conn = std::make_unique<UpstreamConn>();
+    conn->stream = std::make_unique<net::PlainStream>(std::move(socket));
+    co_return conn;
+  }
+
+  void release_upstream(Worker& worker, const HttpSide& side, std::unique_ptr<UpstreamConn> conn) {
+    if (side.route) remember_session(worker, *side.route, *conn);
+    auto& idle = worker.idle_upstreams[pool_key(side)];
+    if (idle.size() < kMaxIdleUpstreamsPerPort && !draining) idle.push_back(std::move(conn));
+  }
+
+  // Keeps the newest TLS session of a route's connection for the next full connect to resume.
+  static void remember_session(Worker& worker, size_t route, UpstreamConn& conn) {
+    auto& latest = conn.session_sink.latest;
+    if (latest && SSL_SESSION_is_resumable(latest.get())) {
+      worker.tls_sessions[route] = Worker::CachedSession{conn.creds, std::move(latest)};
+    }
+  }
+
+  // Forwards one request and relays its response. Returns whether the downstream connection
+  // stays open for the next request.
+  awaitable<bool> forward(net::Stream& down, std::string& in, std::vector<char>& chunk, net::Watchdog& watchdog,
+                          Worker& worker, const HttpSide& side, http::Request& req, Exchange& ex) {
+    // Headers the next hop sees: hop-by-hop removed, framing re-stated; inbound, XFCC sanitized
+    // and set (only this proxy vouches for the client certificate).
+    http::Request out = req;
+    http::remove_hop_by_hop(out.headers);
+    out.headers.remove("content-length");
+    out.headers.remove("expect");
+    if (side.inbound) {
+      out.headers.remove("x-forwarded-client-cert");
+      if (side.peer) {
+        if (auto state = tls_state.load()) {
+          out.headers.add("x-forwarded-client-cert", tls::xfcc_value(state->creds->own_id, *side.peer));
+        }
+      }
+      out.headers.set("x-forwarded-proto", side.peer ? "https" : "http");
+    }
+    if (req.framing == http::BodyFraming::ContentLength) {
+      out.headers.add("content-length", std::to_string(req.content_length));
+    } else if (req.framing == http::BodyFraming::Chunked) {
+      out.headers.add("transfer-encoding", "chunked");
+    }
+    out.version_minor = 1;
+    std::string head = http::serialize_request_head(out);
+
+    std::error_code ec;
+    if (req.expect_continue) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      co_await down.write_all(asio::buffer(kContinue), ec);
+      if (ec) co_return false;
+    }
+
+    // Send head (+ body). A reused idle connection may have been closed by the app just now:
+    // for a bodiless request, retry once on a fresh connection.
+    std::unique_ptr<UpstreamConn> up;
+    bool response_started = false;
+    std::optional<http::Response> resp;
+    for (int attempt = 0; attempt < 2 && !resp; ++attempt) {
+      bool reused = false;
+      std::string reason, detail;
+      up = co_await acquire_upstream(worker, side, reused, reason, detail);
+      if (!up) {
+        if (side.route) log_outbound_refusal(side, reason, detail);
+        ex.flags = kUpstreamConnectFailure;
+        co_await local_reply(down, ex, 503,
+                             "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+                             false);
+        co_return false;
+      }
+      ex.upstream_principal = up->peer_principal;
+      co_await up->stream->write_all(asio::buffer(head), ec);
+      bool retryable = reused && req.framing == http::BodyFraming::None;
+      if (ec) {
+        if (retryable) continue;
+        ex.flags = kUpstreamReset;
+        co_await local_reply(down, ex, 503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination", false);
+        co_return false;
+      }
+      if (req.framing != http::BodyFraming::None) {
+        bool ok = co_await forward_request_body(down, in, chunk, watchdog, *up, req, ex);
+        if (!ok) co_return false;  // already answered (or the client is gone)
+      }
+      // Response head, with the upstream timeout.
+      net::Watchdog upstream_deadline(worker.io->get_executor(), [&up] { up->stream->close(); });
+      upstream_deadline.arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
+      auto result = co_await read_response_head(*up, req.method, response_started);
+      upstream_deadline.disarm();
+      if (!result) {
+        if (upstream_deadline.fired()) {
+          ex.flags = kUpstreamTimeout;
+          co_await local_reply(down, ex, 504, "upstream request timeout", false);
+          co_return false;
+        }
+        if (retryable && !response_started && result.error().status == 0) continue;
+        ex.flags = kUpstreamReset;
+        int status = result.error().status == 0 ? 503 : 502;
+        co_await local_reply(down, ex, status,
+                             status == 503 ? "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+                                           : "upstream sent a malformed response",
+                             false);
+        co_return false;
+      }
+      resp = std::move(*result);
+    }
+    if (!resp) {
+      ex.flags = kUpstreamReset;
+      co_await local_reply(down, ex, 503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination", false);
+      co_return false;
+    }
+
+    // Relay the response.
+    bool client_keep = req.keep_alive && !draining;
+    bool streamed = resp->framing == http::BodyFraming::Chunked || resp->framing == http::BodyFraming::UntilClose;
+    bool chunk_out = streamed && req.version_minor == 1;
+    if (streamed && !chunk_out) client_keep = false;  // HTTP/1.0 client: the end of the body is our close
+    http::Response down_resp = *resp;
+    down_resp.version_minor = 1;
+    http::remove_hop_by_hop(down_resp.headers);
+    if (chunk_out) {
+      down_resp.headers.remove("content-length");
+      down_resp.headers.add("transfer-encoding", "chunked");
+    }
+    if (!client_keep) down_resp.headers.add("connection", "close");
+    else if (req.version_minor == 0) down_resp.headers.add("connection", "keep-alive");
+    std::string down_head = http::serialize_response_head(down_resp);
+    co_await down.write_all(asio::buffer(down_head), ec);
+    ex.status = resp->status;
+    ex.bytes_sent += down_head.size();
+    if (ec) {
+      ex.flags = kDownstreamReset;
+      co_return false;
+    }
+
+    http::BodyDecoder decoder(resp->framing, resp->content_length);
+    std::string payload;
+    net::Watchdog body_deadline(worker.io->get_executor(), [&up] { up->stream->close(); });
+    while (!decoder.done()) {
+      if (up->buffer.empty()) {
+        body_deadline.arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
+        size_t n = co_await up->stream->read_some(asio::buffer(chunk), ec);
+        body_deadline.disarm();
+        if (ec || n == 0) {
+          if (decoder.accept_eof()) break;
+          ex.flags = kUpstreamReset;
+          co_return false;  // truncated: the client sees the connection end mid-body
+        }
+        up->buffer.append(chunk.data(), n);
+      }
+      auto used = decoder.feed(up->buffer, payload);
+      if (!used) {
+        ex.flags = kUpstreamReset;
+        co_return false;
+      }
+      up->buffer.erase(0, *used);
+      if (!payload.empty()) {
+        std::string piece = chunk_out ? http::encode_chunk(payload) : payload;
+        co_await down.write_all(asio::buffer(piece), ec);
+        ex.bytes_sent += piece.size();
+        payload.clear();
+        if (ec) {
+          ex.flags = kDownstreamReset;
+          co_return false;
+        }
+      }
+    }
+    if (chunk_out) {
+      co_await down.write_all(asio::buffer(http::kLastChunk.data(), http::kLastChunk.size()), ec);
+      ex.bytes_sent += http::kLastChunk.size();
+      if (ec) co_return false;
+    }
+    if (resp->keep_alive && resp->framing != http::BodyFraming::UntilClose && up->buffer.empty()) {
+      release_upstream(worker, side, std::move(up));
+    }
+    if (!client_keep) down.shutdown_send();
+    co_return client_keep;
+  }
+
+  awaitable<bool> forward_request_body(net::Stream& down, std::string& in, std::vector<char>& chunk,
+                                       net::Watchdog& watchdog, UpstreamConn& up, const http::Request& req,
+                                       Exchange& ex) {
+    http::BodyDecoder decoder(req.framing, req.content_length);
+    std::string payload;
+    std::error_code ec;
+    while (!decoder.done()) {
+      if (in.empty()) {
+        watchdog.arm(std::chrono::milliseconds(config.limits.idle_timeout_ms));
+        size_t n = co_await down.read_some(asio::buffer(chunk), ec);
+        watchdog.disarm();
+        if (ec || n == 0) {
+          ex.flags = kDownstreamReset;
+          co_return false;
+        }
+        in.append(chunk.data(), n);
+      }
+      auto used = decoder.feed(in, payload);
+      if (!used) {
+        co_await local_reply(down, ex, 400, "Bad Request", false);
+        co_return false;
+      }
+      ex.bytes_received += *used;
+      in.erase(0, *used);
+      if (!payload.empty()) {
+        std::string piece = req.framing == http::BodyFraming::Chunked ? http::encode_chunk(payload) : payload;
+        payload.clear();
+        co_await up.stream->write_all(asio::buffer(piece), ec);
+        if (ec) {
+          ex.flags = kUpstreamReset;
+          co_await local_reply(down, ex, 503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination", false);
+          co_return false;
+        }
+      }
+    }
+    if (req.framing == http::BodyFraming::Chunked) {
+      co_await up.stream->write_all(asio::buffer(http::kLastChunk.data(), http::kLastChunk.size()), ec);
+      if (ec) {
+        ex.flags = kUpstreamReset;
+        co_await local_reply(down, ex, 503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination", false);
+        co_return false;
+      }
+    }
+    co_return true;
+  }
+
+  // Reads a final (non-1xx) response head. Error status 0: the connection ended before any byte.
+  awaitable<Result<http::Response, http::ParseError>> read_response_head(UpstreamConn& up, const std::string& method,
+                                                                          bool& response_started) {
+    std::vector<char> chunk(kReadChunk);
+    while (true) {
+      http::HeadScanner scanner;
+      http::HeadScan scan;
+      while (true) {
+        scan = scanner.scan(up.buffer, http_limits.max_head_bytes);
+        if (scan.state != http::HeadScan::State::Incomplete) break;
+        std::error_code ec;
+        size_t n = co_await up.stream->read_some(asio::buffer(chunk), ec);
+        if (ec || n == 0) {
+          co_return fail(http::ParseError{response_started || !up.buffer.empty() ? 502 : 0, "upstream closed"});
+        }
+        response_started = true;
+        up.buffer.append(chunk.data(), n);
+      }
+      if (scan.state != http::HeadScan::State::Complete) co_return fail(http::ParseError{502, "malformed response head"});
+      auto resp = http::parse_response_head(std::string_view(up.buffer).substr(0, scan.length), http_limits, method);
+      up.buffer.erase(0, scan.length);
+      if (!resp) co_return fail(resp.error());
+      if (resp->status >= 100 && resp->status < 200) {
+        if (resp->status == 101) co_return fail(http::ParseError{502, "protocol upgrade is not supported"});
+        continue;  // interim responses are not relayed (Expect was answered by the proxy)
+      }
+      co_return std::move(*resp);
+    }
+  }
+
+  // --- outbound ------------------------------------------------------------------------------
+
+  void log_outbound_refusal(const HttpSide& side, const std::string& reason, const std::string& detail) {
+    const auto& route = config.outbound[*side.route];
+    std::string destination = route.destination_address + ":" + std::to_string(route.destination_port);
+    count_refused("outbound", reason);
+    log_line("outbound to " + destination + " refused: " + reason + ": " + detail);
+    access_log->write({{"time", telemetry::now_rfc3339()},
+                       {"direction", "outbound"},
+                       {"event", "connection_refused"},
+                       {"source", {{"address", side.source}}},
+                       {"destination", {{"address", destination}}},
+                       {"reason", reason},
+                       {"detail", detail}});
+  }
+
+  // An mTLS connection to route `index`'s destination, the server's SVID verified and its SPIFFE
+  // ID checked against the route's identities (secure naming). nullptr + reason on failure.
+  awaitable<std::unique_ptr<UpstreamConn>> connect_route(Worker& worker, size_t index, std::string& reason,
+                                                         std::string& detail) {
+    const OutboundRoute& route = config.outbound[index];
+    auto state = usable_tls();
+    if (!state) {
+      reason = "no_certificate";
+      detail = "no valid certificate: cannot originate mTLS";
+      co_return nullptr;
+    }
+    std::error_code ec;
+    auto address = asio::ip::make_address(route.destination_address, ec);
+    if (ec) {
+      reason = "bad_destination";
+      detail = route.destination_address;
+      co_return nullptr;
+    }
+    tcp::socket socket(*worker.io);
+    net::Watchdog deadline(worker.io->get_executor(), [&socket] {
+      std::error_code ignored;
+      socket.close(ignored);
+    });
+    deadline.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
+    co_await socket.async_connect({address, route.destination_port}, nothrow(ec));
+    deadline.disarm();
+    if (ec) {
+      reason = "upstream_connect_failed";
+      detail = ec.message();
+      co_return nullptr;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto conn = std::make_unique<UpstreamConn>();
+    conn->creds = state->creds;
+    auto tls_stream = std::make_unique<net::TlsStream>(std::move(socket), state->client);
+    net::TlsStream& up = *tls_stream;
+    conn->stream = std::move(tls_stream);
+    tls::attach_session_sink(up.ssl(), &conn->session_sink);
+    auto cached = worker.tls_sessions.find(index);
+    if (cached != worker.tls_sessions.end()) {
+      // TLS 1.3 sessions are single-use: take it out; this connection brings fresh tickets.
+      if (cached->second.creds == state->creds) SSL_set_session(up.ssl(), cached->second.session.get());
+      worker.tls_sessions.erase(cached);
+    }
+    net::Watchdog handshake_deadline(worker.io->get_executor(), [&up] { up.close(); });
+    handshake_deadline.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
+    co_await up.handshake(asio::ssl::stream_base::client, ec);
+    handshake_deadline.disarm();
+    if (ec) {
+      reason = "tls_handshake_failed";
+      detail = ec.message();
+      co_return nullptr;
+    }
+    bool resumed = SSL_session_reused(up.ssl()) == 1;
+    registry.counter("meshguard_tls_handshakes_total", {{"side", "client"}, {"resumed", resumed ? "true" : "false"}}).inc();
+    auto server = tls::verify_peer(up.ssl(), *state->creds, std::time(nullptr));
+    if (!server) {
+      reason = "server_certificate_rejected";
+      detail = server.error().to_string();
+      co_return nullptr;
+    }
+    if (auto named = tls::check_secure_naming(server->id, route.identities); !named) {
+      reason = "secure_naming_mismatch";
+      detail = named.error().message;
+      co_return nullptr;
+    }
+    conn->peer_principal = server->id.str();
+    co_return conn;
+  }
+
+  awaitable<void> serve_outbound(tcp::socket socket, Worker& worker, size_t index) {
+    ConnGuard guard(*this, worker);
+    const OutboundRoute& route = config.outbound[index];
+    HttpSide side;
+    side.route = index;
+    side.source = net::remote_address(socket);
+    side.listen_port = route.listen_port;
+    auto start = Clock::now();
+    net::PlainStream down(std::move(socket));
+    guard.entry.stream = &down;
+
+    if (route.protocol == Protocol::Http) {
+      co_await serve_http(down, guard.entry, worker, side);
+      down.close();
+      co_return;
+    }
+
+    std::string reason, detail;
+    auto up = co_await connect_route(worker, index, reason, detail);
+    if (!up) {
+      log_outbound_refusal(side, reason, detail);
+      co_return;
+    }
+    std::string destination = route.destination_address + ":" + std::to_string(route.destination_port);
+    std::string own = up->creds->own_id.str();
+    telemetry::Labels labels = {{"reporter", "source"},
+                                {"source_principal", own},
+                                {"destination_principal", up->peer_principal},
+                                {"source_workload", config.workload.name},
+                                {"source_workload_namespace", config.workload.ns},
+                                {"connection_security_policy", "mutual_tls"}};
+    registry.counter("istio_tcp_connections_opened_total", labels).inc();
+    auto [sent, received] = co_await splice(down, *up->stream);
+    remember_session(worker, index, *up);
+    registry.counter("istio_tcp_connections_closed_total", labels).inc();
+    registry.counter("istio_tcp_sent_bytes_total", labels).inc(sent);
+    registry.counter("istio_tcp_received_bytes_total", labels).inc(received);
+    access_log->write({{"time", telemetry::now_rfc3339()},
+                       {"direction", "outbound"},
+                       {"protocol", "tcp"},
+                       {"source", {{"principal", own}, {"address", side.source}}},
+                       {"destination", {{"principal", up->peer_principal}, {"address", destination}}},
+                       {"response_flags", kNoFlags},
+                       {"policy", nullptr},
+                       {"rule", nullptr},
+                       {"duration_ms", ms_since(start)},
+                       {"bytes_received", received},
+                       {"bytes_sent", sent}});
+    up->stream->close();
+  }
+
+  // --- drain ---------------------------------------------------------------------------------
+
+  void begin_drain() {
+    if (draining.exchange(true)) return;
+    log_line("draining: no new connections; finishing in-flight requests");
+    for (auto& a : acceptors) {
+      std::error_code ignored;
+      a->close(ignored);
+    }
+    if (reload_timer) reload_timer->cancel();
+    for (auto& w : workers) {
+      asio::post(*w->io, [worker = w.get()] {
+        for (ConnEntry* c : worker->connections) {
+          if (c->idle && c->stream) c->stream->close();
+        }
+        worker->idle_upstreams.clear();
+      });
+    }
+    drain_deadline = Clock::now() + std::chrono::milliseconds(config.limits.drain_timeout_ms);
+    drain_timer.emplace(main_io);
+    poll_drain();
+  }
+
+  void poll_drain() {
+    drain_timer->expires_after(20ms);
+    drain_timer->async_wait([this](std::error_code ec) {
+      if (ec) return;
+      if (active_connections.load() == 0 || Clock::now() >= drain_deadline) {
+        if (active_connections.load() != 0) {
+          log_line("drain timeout: closing " + std::to_string(active_connections.load()) + " connection(s)");
+        } else {
+          log_line("drained");
+        }
+        for (auto& w : workers) w->io->stop();
+        main_io.stop();
+        return;
+      }
+      poll_drain();
+    });
+  }
+};
+
+Proxy::Proxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Proxy::~Proxy() {
+  if (!impl_) return;
+  for (auto& w : impl_->workers) {
+    w->guard.reset();
+    w->io->stop();
+    if (w->thread.joinable()) w->thread.join();
+  }
+  // Connection coroutines that outlived a drain timeout are destroyed here, while the rest of
+  // the runtime (counters, config) still exists.
+  impl_->workers.clear();
+}
+
+ChainSet& Proxy::chains() { return impl_->chains; }
+
+std::vector<Proxy::Listener> Proxy::listeners() const {
+  std::vector<Listener> out;
+  for (const auto& l : impl_->listeners) {
+    out.push_back({l.kind == "admin" ? l.kind : l.kind + "[" + std::to_string(l.index) + "]", l.address});
+  }
+  return out;
+}
+telemetry::Registry& Proxy::metrics() { return impl_->registry; }
+
+Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
+  if (config.policy_dir) {
+    return fail("proxy.policy_unavailable",
+                "policyDir is set but this build has no policy engine plugged in; refusing to run without "
+                "enforcing it (remove policyDir to run with no AuthorizationPolicy)");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->config = std::move(config);
+  impl->http_limits.max_head_bytes = impl->config.limits.max_head_bytes;
+  impl->http_limits.max_headers = impl->config.limits.max_headers;
+  auto log = telemetry::AccessLog::open(impl->config.access_log);
+  if (!log) return fail(log.error());
+  impl->access_log = std::move(*log);
+  impl->registry.describe("istio_requests_total", "Requests handled by the proxy.");
+  impl->registry.describe("istio_request_duration_milliseconds", "Request duration.");
+  impl->registry.describe("istio_tcp_connections_opened_total", "TCP connections opened.");
+  impl->registry.describe("meshguard_authz_decisions_total", "Authorization decisions by policy and result.");
+  impl->registry.describe("meshguard_connections_refused_total", "Connections refused before reaching the app.");
+  impl->registry.describe("meshguard_certificate_expiry_timestamp_seconds", "Workload certificate notAfter (unix seconds).");
+  if (impl->config.tls) {
+    impl->tls_stamps = Impl::stamps_of(*impl->config.tls);
+    if (auto st = impl->load_tls(); !st) {
+      // Fail closed but stay up: mTLS ports refuse until a valid certificate appears (hot reload).
+      log_line("no usable certificate, mTLS is unavailable until it is fixed: " + st.error().to_string());
+    }
+  }
+  return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
+}
+
+Status Proxy::start() {
+  Impl& d = *impl_;
+  unsigned count = d.config.workers ? d.config.workers : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < count; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->guard.emplace(w->io->get_executor());
+    d.workers.push_back(std::move(w));
+  }
+  auto bind = [&](const std::string& address, uint16_t port, const std::string& kind, size_t index) -> Status {
+    std::error_code ec;
+    auto addr = asio::ip::make_address(address, ec);
+    if (ec) return fail("proxy.bad_address", kind + ": bad address '" + address + "'");
+    auto acceptor = std::make_unique<tcp::acceptor>(d.main_io);
+    tcp::endpoint ep(addr, port);
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return fail("proxy.listen", kind + " " + address + ":" + std::to_string(port) + ": " + ec.message());
+    auto local = acceptor->local_endpoint(ec);
+    std::string where = local.address().to_string() + ":" + std::to_string(local.port());
+    // Port 0 in the config: from now on the port is the one the kernel chose.
+    if (kind == "inbound") d.config.inbound[index].port = local.port();
+    if (kind == "outbound") d.config.outbound[index].listen_port = local.port();
+    Impl::ListenerInfo info{kind, index, where};
+    d.listeners.push_back(info);
+    std::printf("listening %s %s\n", (kind == "admin" ? kind : kind + "[" + std::to_string(index) + "]").c_str(),
+                where.c_str());
+    d.acceptors.push_back(std::move(acceptor));
+    return {};
+  };
+  for (size_t i = 0; i < d.config.inbound.size(); ++i) {
+    if (auto st = bind(d.config.inbound[i].address, d.config.inbound[i].port, "inbound", i); !st) return st;
+  }
+  for (size_t i = 0; i < d.config.outbound.size(); ++i) {
+    if (auto st = bind(d.config.outbound[i].listen_address, d.config.outbound[i].listen_port, "outbound", i); !st) return st;
+  }
+  if (d.config.admin_port) {
+    if (auto st = bind(d.config.admin_address, *d.config.admin_port, "admin", 0); !st) return st;
+  }
+  std::fflush(stdout);
+  for (size_t i = 0; i < d.acceptors.size(); ++i) {
+    d.spawn(d.main_io, d.accept_loop(*d.acceptors[i], d.listeners[i]));
+  }
+  d.signals.emplace(d.main_io, SIGTERM, SIGINT);
+  d.signals->async_wait([&d](std::error_code ec, int) {
+    if (!ec) d.begin_drain();
+  });
+  if (d.config.tls) {
+    d.reload_timer.emplace(d.main_io);
+    d.schedule_tls_reload();
+  }
+  for (auto& w : d.workers) {
+    w->thread = std::thread([worker = w.get()] { worker->io->run(); });
+  }
+  d.started = true;
+  return {};
+}
+
+void Proxy::request_drain() {
+  asio::post(impl_->main_io, [d = impl_.get()] { d->begin_drain(); });
+}
+
+int Proxy::run() {
+  impl_->main_io.run();
+  for (auto& w : impl_->workers) {
+    w->guard.reset();
+    w->io->stop();
+    if (w->thread.joinable()) w->thread.join();
+  }
+  return 0;
+}
+
+}  // namespace mg::proxy

@@ -1,0 +1,56 @@
+// proxy/proxy.h — meshguard-proxy's runtime: N workers (one io_context + thread each), the
+// listeners (inbound http|tcp with STRICT/PERMISSIVE/DISABLE mTLS, outbound mTLS routes, admin),
+// certificate hot reload, graceful drain.
+//
+// Usage (tools/meshguard-proxy is exactly this):
+//   auto proxy = Proxy::create(config);         // loads credentials, opens the access log
+//   proxy->start();                             // binds, prints "listening <kind>[i] ADDR:PORT"
+//   return proxy->run();                        // until SIGTERM/SIGINT + drain
+//
+// Listener lines on stdout (tests read them, ports may be 0 in the config):
+//   listening inbound[0] 127.0.0.1:41234
+//   listening outbound[0] 127.0.0.1:41235
+//   listening admin 127.0.0.1:41236
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "proxy/chain.h"
+#include "proxy/config.h"
+#include "telemetry/metrics.h"
+
+namespace mg::proxy {
+
+class Proxy {
+ public:
+  static Result<std::unique_ptr<Proxy>> create(ProxyConfig config);
+  ~Proxy();
+
+  Status start();
+  // Runs until a drain completes; returns the process exit code.
+  int run();
+  // Same as SIGTERM: stop accepting, finish in-flight requests, close idle connections.
+  void request_drain();
+
+  // The seam for the policy engine: publish new chains (thread-safe, takes effect per request).
+  ChainSet& chains();
+  telemetry::Registry& metrics();
+
+  struct Listener {
+    std::string name;     // "inbound[0]", "outbound[1]", "admin"
+    std::string address;  // "127.0.0.1:41234" (the bound port, also when the config said 0)
+  };
+  // After start(): every bound listener.
+  std::vector<Listener> listeners() const;
+
+  struct Impl;
+
+ private:
+  explicit Proxy(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mg::proxy

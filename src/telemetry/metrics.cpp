@@ -1,0 +1,152 @@
+#include "telemetry/metrics.h"
+
+#include <cstdio>
+#include <mutex>
+
+namespace mg::telemetry {
+
+void Histogram::observe_ms(double ms) {
+  if (ms < 0) ms = 0;
+  for (size_t i = 0; i < kBucketsMs.size(); ++i) {
+    if (ms <= kBucketsMs[i]) {
+      buckets_[i].fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+  }
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_us_.fetch_add(static_cast<uint64_t>(ms * 1000.0), std::memory_order_relaxed);
+}
+
+uint64_t Histogram::bucket(size_t i) const {
+  uint64_t total = 0;
+  for (size_t j = 0; j <= i && j < buckets_.size(); ++j) total += buckets_[j].load(std::memory_order_relaxed);
+  return total;
+}
+
+std::string render_labels(const Labels& labels) {
+  if (labels.empty()) return {};
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, v] : labels) {
+    if (!first) out += ',';
+    first = false;
+    out += k;
+    out += "=\"";
+    for (char c : v) {
+      switch (c) {
+        case '\\': out += "\\\\"; break;
+        case '"': out += "\\\""; break;
+        case '\n': out += "\\n"; break;
+        default: out += c;
+      }
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+void Registry::describe(std::string_view name, std::string_view help) {
+  std::unique_lock lock(mutex_);
+  help_[std::string(name)] = std::string(help);
+}
+
+Registry::Series& Registry::series(std::string_view name, const Labels& labels, MetricType type) {
+  std::string key = render_labels(labels);
+  {
+    std::shared_lock lock(mutex_);
+    auto f = families_.find(name);
+    if (f != families_.end()) {
+      auto s = f->second.series.find(key);
+      if (s != f->second.series.end() && f->second.type == type) return s->second;
+    }
+  }
+  std::unique_lock lock(mutex_);
+  auto& family = families_[std::string(name)];
+  if (family.series.empty()) family.type = type;
+  // A name used with two types is a programming error; keep serving without crashing by
+  // giving the mismatched caller a private, unexported series.
+  if (family.type != type) {
+    auto& orphan = families_[std::string(name) + "_type_conflict"];
+    orphan.type = type;
+    return series_for(orphan, key, type);
+  }
+  return series_for(family, key, type);
+}
+
+Registry::Series& Registry::series_for(Family& family, const std::string& key, MetricType type) {
+  auto& s = family.series[key];
+  switch (type) {
+    case MetricType::Counter: if (!s.counter) s.counter = std::make_unique<Counter>(); break;
+    case MetricType::Gauge: if (!s.gauge) s.gauge = std::make_unique<Gauge>(); break;
+    case MetricType::Histogram: if (!s.histogram) s.histogram = std::make_unique<Histogram>(); break;
+  }
+  return s;
+}
+
+Counter& Registry::counter(std::string_view name, const Labels& labels) {
+  return *series(name, labels, MetricType::Counter).counter;
+}
+Gauge& Registry::gauge(std::string_view name, const Labels& labels) {
+  return *series(name, labels, MetricType::Gauge).gauge;
+}
+Histogram& Registry::histogram(std::string_view name, const Labels& labels) {
+  return *series(name, labels, MetricType::Histogram).histogram;
+}
+
+uint64_t Registry::counter_value(std::string_view name, const Labels& labels) const {
+  std::shared_lock lock(mutex_);
+  auto f = families_.find(name);
+  if (f == families_.end() || f->second.type != MetricType::Counter) return 0;
+  auto s = f->second.series.find(render_labels(labels));
+  return s == f->second.series.end() ? 0 : s->second.counter->value();
+}
+
+namespace {
+std::string with_le(const std::string& labels, const std::string& le) {
+  if (labels.empty()) return "{le=\"" + le + "\"}";
+  return labels.substr(0, labels.size() - 1) + ",le=\"" + le + "\"}";
+}
+std::string format_double(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+}  // namespace
+
+std::string Registry::render_prometheus() const {
+  std::shared_lock lock(mutex_);
+  std::string out;
+  for (const auto& [name, family] : families_) {
+    auto help = help_.find(name);
+    if (help != help_.end()) out += "# HELP " + name + " " + help->second + "\n";
+    const char* type = family.type == MetricType::Counter ? "counter"
+                       : family.type == MetricType::Gauge ? "gauge"
+                                                          : "histogram";
+    out += "# TYPE " + name + " " + type + "\n";
+    for (const auto& [labels, s] : family.series) {
+      switch (family.type) {
+        case MetricType::Counter:
+          out += name + labels + " " + std::to_string(s.counter->value()) + "\n";
+          break;
+        case MetricType::Gauge:
+          out += name + labels + " " + std::to_string(s.gauge->value()) + "\n";
+          break;
+        case MetricType::Histogram: {
+          const auto& h = *s.histogram;
+          for (size_t i = 0; i < Histogram::kBucketsMs.size(); ++i) {
+            out += name + "_bucket" + with_le(labels, format_double(Histogram::kBucketsMs[i])) + " " +
+                   std::to_string(h.bucket(i)) + "\n";
+          }
+          out += name + "_bucket" + with_le(labels, "+Inf") + " " + std::to_string(h.count()) + "\n";
+          out += name + "_sum" + labels + " " + format_double(h.sum_ms()) + "\n";
+          out += name + "_count" + labels + " " + std::to_string(h.count()) + "\n";
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace mg::telemetry

@@ -1,0 +1,97 @@
+// telemetry/metrics.h — a small Prometheus registry. Metric values are atomics, so the request
+// path never takes a writer lock: it finds (or, once per label set, creates) a series under a
+// shared lock and increments it. Series are never removed, so references stay valid.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mg::telemetry {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+class Counter {
+ public:
+  void inc(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+class Gauge {
+ public:
+  void set(int64_t v) { value_.store(v, std::memory_order_relaxed); }
+  void add(int64_t d) { value_.fetch_add(d, std::memory_order_relaxed); }
+  int64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> value_{0};
+};
+
+// Buckets in milliseconds, Istio's defaults for istio_request_duration_milliseconds.
+class Histogram {
+ public:
+  static constexpr std::array<double, 19> kBucketsMs = {0.5,  1,     5,      10,     25,      50,     100,
+                                                        250,  500,   1000,   2500,   5000,    10000,  30000,
+                                                        60000, 300000, 600000, 1800000, 3600000};
+  void observe_ms(double ms);
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  // Cumulative count of observations <= kBucketsMs[i].
+  uint64_t bucket(size_t i) const;
+  double sum_ms() const { return static_cast<double>(sum_us_.load(std::memory_order_relaxed)) / 1000.0; }
+
+ private:
+  std::array<std::atomic<uint64_t>, kBucketsMs.size()> buckets_{};  // non-cumulative
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_us_{0};
+};
+
+enum class MetricType { Counter, Gauge, Histogram };
+
+class Registry {
+ public:
+  // Optional: a HELP line. The type is fixed by the first use of the name.
+  void describe(std::string_view name, std::string_view help);
+
+  Counter& counter(std::string_view name, const Labels& labels = {});
+  Gauge& gauge(std::string_view name, const Labels& labels = {});
+  Histogram& histogram(std::string_view name, const Labels& labels = {});
+
+  // Prometheus text exposition format 0.0.4, families and series in a stable (sorted) order.
+  std::string render_prometheus() const;
+
+  // Current value of one counter series (0 when absent): for tests and /config_dump.
+  uint64_t counter_value(std::string_view name, const Labels& labels = {}) const;
+
+ private:
+  struct Series {
+    std::unique_ptr<Counter> counter;
+    std::unique_ptr<Gauge> gauge;
+    std::unique_ptr<Histogram> histogram;
+  };
+  struct Family {
+    MetricType type = MetricType::Counter;
+    std::string help;
+    std::map<std::string, Series, std::less<>> series;  // key: rendered label set
+  };
+  Series& series(std::string_view name, const Labels& labels, MetricType type);
+  static Series& series_for(Family& family, const std::string& key, MetricType type);
+
+  mutable std::shared_mutex mutex_;
+  std::map<std::string, Family, std::less<>> families_;
+  std::map<std::string, std::string, std::less<>> help_;
+};
+
+// `{a="x",b="y"}` with Prometheus escaping; "" for no labels.
+std::string render_labels(const Labels& labels);
+
+}  // namespace mg::telemetry

@@ -1,0 +1,175 @@
+#include "tls/tls.h"
+
+#include <algorithm>
+#include <openssl/err.h>
+
+#include "common/files.h"
+#include "identity/svid.h"
+
+namespace mg::tls {
+
+namespace {
+
+int session_sink_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// Keeps a copy: the object OpenSSL passes is also the live connection's session, which OpenSSL
+// marks not resumable when that connection is freed without a close_notify (as splices end).
+// Returns 0: OpenSSL keeps (and later drops) its own reference.
+int on_new_client_session(SSL* ssl, SSL_SESSION* session) {
+  auto* sink = static_cast<SessionSink*>(SSL_get_ex_data(ssl, session_sink_index()));
+  if (!sink) return 0;
+  sink->latest.reset(SSL_SESSION_dup(session));
+  return 0;
+}
+
+std::time_t asn1_to_time(const ASN1_TIME* t) {
+  struct tm tm{};
+  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
+  return timegm(&tm);
+}
+
+Result<crypto::SslCtxPtr> make_ctx(bool server, const std::vector<crypto::X509Ptr>& chain, EVP_PKEY* key,
+                                   const identity::TrustBundle& bundle) {
+  crypto::SslCtxPtr ctx(SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()));
+  if (!ctx) return fail(crypto::openssl_error("tls.context", "SSL_CTX_new failed"));
+  if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_3_VERSION) != 1) {
+    return fail(crypto::openssl_error("tls.context", "cannot require TLS 1.3"));
+  }
+  if (SSL_CTX_use_certificate(ctx.get(), chain[0].get()) != 1) {
+    return fail(crypto::openssl_error("tls.context", "cannot use the certificate"));
+  }
+  for (size_t i = 1; i < chain.size(); ++i) {
+    if (SSL_CTX_add1_chain_cert(ctx.get(), chain[i].get()) != 1) {
+      return fail(crypto::openssl_error("tls.context", "cannot add an intermediate certificate"));
+    }
+  }
+  if (SSL_CTX_use_PrivateKey(ctx.get(), key) != 1) {
+    return fail(crypto::openssl_error("tls.context", "cannot use the private key"));
+  }
+  if (SSL_CTX_check_private_key(ctx.get()) != 1) {
+    return fail(crypto::openssl_error("tls.key_mismatch", "the private key does not match the certificate"));
+  }
+  auto store = bundle.make_store();
+  if (!store) return fail(store.error());
+  // SSL_CTX_set_cert_store takes ownership.
+  SSL_CTX_set_cert_store(ctx.get(), store->release());
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
+  SSL_CTX_set_verify_depth(ctx.get(), 8);
+  if (server) {
+    // Stateless TLS 1.3 tickets, encrypted with keys random per context: a credential reload
+    // (new context) invalidates every earlier ticket, and nothing survives a restart.
+    SSL_CTX_set_session_id_context(ctx.get(), reinterpret_cast<const unsigned char*>("meshguard"), 9);
+  } else {
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx.get(), on_new_client_session);
+  }
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  return ctx;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const Credentials>> load_credentials(const TlsFiles& files, std::time_t now) {
+  if (auto st = files::check_private_key_permissions(files.key); !st) return fail(st.error());
+  auto chain_pem = files::read_file(files.cert_chain);
+  if (!chain_pem) return fail(chain_pem.error());
+  auto key_pem = files::read_file(files.key);
+  if (!key_pem) return fail(key_pem.error());
+  auto bundle_pem = files::read_file(files.trust_bundle);
+  if (!bundle_pem) return fail(bundle_pem.error());
+
+  auto chain = crypto::parse_cert_chain_pem(*chain_pem);
+  if (!chain) return fail(Error{chain.error().code, files.cert_chain + ": " + chain.error().message});
+  auto key = crypto::parse_private_key_pem(*key_pem);
+  if (!key) return fail(Error{key.error().code, files.key + ": " + key.error().message});
+
+  if (X509_check_private_key((*chain)[0].get(), key->get()) != 1) {
+    ERR_clear_error();
+    return fail("tls.key_mismatch", files.key + " does not match the certificate in " + files.cert_chain);
+  }
+  auto own = identity::spiffe_id_of((*chain)[0].get());
+  if (!own) return fail(Error{std::string(own.error().code()), files.cert_chain + ": " + own.error().message});
+  auto bundle = identity::TrustBundle::from_pem(own->trust_domain(), *bundle_pem);
+  if (!bundle) return fail(Error{bundle.error().code, files.trust_bundle + ": " + bundle.error().message});
+  // Our own certificate must be one a peer would accept: fail closed on an expired or foreign SVID.
+  auto verified = identity::verify_svid(*chain, *bundle, now);
+  if (!verified) {
+    return fail(Error{std::string(verified.error().code()), files.cert_chain + ": " + verified.error().message});
+  }
+
+  auto server = make_ctx(true, *chain, key->get(), *bundle);
+  if (!server) return fail(server.error());
+  auto client = make_ctx(false, *chain, key->get(), *bundle);
+  if (!client) return fail(client.error());
+
+  X509* leaf = (*chain)[0].get();
+  std::string serial;
+  if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), nullptr)) {
+    crypto::BignumPtr owned(bn);
+    if (char* s = BN_bn2hex(bn)) {
+      serial = s;
+      OPENSSL_free(s);
+    }
+  }
+  auto creds = std::make_shared<Credentials>(Credentials{
+      std::move(*server), std::move(*client), std::move(*verified), std::move(*bundle), serial,
+      crypto::cert_sha256_fingerprint(leaf), asn1_to_time(X509_get0_notBefore(leaf)),
+      asn1_to_time(X509_get0_notAfter(leaf))});
+  return std::shared_ptr<const Credentials>(std::move(creds));
+}
+
+void attach_session_sink(SSL* ssl, SessionSink* sink) { SSL_set_ex_data(ssl, session_sink_index(), sink); }
+
+bool looks_like_tls(std::string_view first_bytes) {
+  return first_bytes.size() >= 2 && static_cast<unsigned char>(first_bytes[0]) == 0x16 &&
+         static_cast<unsigned char>(first_bytes[1]) == 0x03;
+}
+
+Result<PeerIdentity> verify_peer(SSL* ssl, const Credentials& creds, std::time_t now) {
+  X509* leaf = SSL_get0_peer_certificate(ssl);
+  if (!leaf) return fail("tls.no_peer_certificate", "the peer presented no certificate");
+  if (SSL_get_verify_result(ssl) != X509_V_OK) {
+    return fail("tls.peer_chain_invalid",
+                std::string("peer certificate rejected: ") + X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
+  }
+  if (SSL_session_reused(ssl)) {
+    auto id = identity::spiffe_id_of(leaf);
+    if (!id) return fail(id.error().to_error());
+    if (X509_cmp_time(X509_get0_notBefore(leaf), &now) > 0) {
+      return fail("svid.not_yet_valid", "resumed session: peer certificate is not valid yet");
+    }
+    if (X509_cmp_time(X509_get0_notAfter(leaf), &now) < 0) {
+      return fail("svid.expired", "resumed session: peer certificate has expired");
+    }
+    auto digest = crypto::sha256(crypto::cert_der(leaf));
+    return PeerIdentity{std::move(*id), crypto::hex(digest.data(), digest.size())};
+  }
+  std::vector<X509*> chain{leaf};
+  // The client side's list starts with the leaf; the server side's does not.
+  if (STACK_OF(X509)* presented = SSL_get_peer_cert_chain(ssl)) {
+    for (int i = 0; i < sk_X509_num(presented); ++i) {
+      X509* c = sk_X509_value(presented, i);
+      if (X509_cmp(c, leaf) != 0) chain.push_back(c);
+    }
+  }
+  auto id = identity::verify_svid(std::span<X509* const>(chain.data(), chain.size()), creds.bundle, now);
+  if (!id) return fail(id.error().to_error());
+  auto digest = crypto::sha256(crypto::cert_der(leaf));
+  return PeerIdentity{std::move(*id), crypto::hex(digest.data(), digest.size())};
+}
+
+Status check_secure_naming(const identity::SpiffeId& server, const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), server.str()) != allowed.end()) return {};
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  return fail("tls.secure_naming", "server identity " + server.str() + " is not one of [" + list + "]");
+}
+
+std::string xfcc_value(const identity::SpiffeId& own, const PeerIdentity& peer) {
+  return "By=" + own.str() + ";Hash=" + peer.cert_sha256_hex + ";URI=" + peer.id.str();
+}
+
+}  // namespace mg::tls

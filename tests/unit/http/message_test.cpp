@@ -1,0 +1,65 @@
+#include "http/message.h"
+
+#include <gtest/gtest.h>
+
+#include "http/parser.h"
+
+namespace mg::http {
+namespace {
+
+TEST(Headers, CaseInsensitiveLookupSetRemove) {
+  Headers h;
+  h.add("X-Forwarded-Client-Cert", "evil");
+  h.add("Authorization", "Bearer t");
+  h.add("x-forwarded-client-cert", "evil2");
+  EXPECT_EQ(h.count("X-FORWARDED-CLIENT-CERT"), 2u);
+  h.set("x-forwarded-client-cert", "By=a");
+  EXPECT_EQ(h.get_all("x-forwarded-client-cert").size(), 1u);
+  EXPECT_EQ(h.get("X-Forwarded-Client-Cert").value(), "By=a");
+  EXPECT_EQ(h.remove("AUTHORIZATION"), 1u);
+  EXPECT_FALSE(h.get("authorization"));
+}
+
+TEST(Headers, HopByHopRemovalKeepsHostAndLength) {
+  Headers h;
+  h.add("Host", "a");
+  h.add("Connection", "keep-alive, X-Secret, host, content-length");
+  h.add("X-Secret", "1");
+  h.add("Keep-Alive", "timeout=5");
+  h.add("Upgrade", "websocket");
+  h.add("Content-Length", "3");
+  h.add("X-Other", "2");
+  remove_hop_by_hop(h);
+  EXPECT_TRUE(h.get("host"));
+  EXPECT_TRUE(h.get("content-length"));
+  EXPECT_TRUE(h.get("x-other"));
+  EXPECT_FALSE(h.get("x-secret"));
+  EXPECT_FALSE(h.get("connection"));
+  EXPECT_FALSE(h.get("keep-alive"));
+  EXPECT_FALSE(h.get("upgrade"));
+}
+
+TEST(Serialize, RequestRoundTrip) {
+  Request req;
+  req.method = "POST";
+  req.target = "/a?b=c";
+  req.headers.add("Host", "svc");
+  req.headers.add("Content-Length", "3");
+  std::string wire = serialize_request_head(req);
+  EXPECT_EQ(wire, "POST /a?b=c HTTP/1.1\r\nHost: svc\r\nContent-Length: 3\r\n\r\n");
+  auto parsed = parse_request_head(wire, {});
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->content_length, 3u);
+}
+
+TEST(Serialize, MakeResponse) {
+  EXPECT_EQ(make_response(403, "text/plain", "RBAC: access denied", false),
+            "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 19\r\nconnection: close\r\n\r\n"
+            "RBAC: access denied");
+  auto parsed = parse_response_head("HTTP/1.1 404 Not Found\r\n\r\n", {}, "GET");
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(serialize_response_head(*parsed), "HTTP/1.1 404 Not Found\r\n\r\n");
+}
+
+}  // namespace
+}  // namespace mg::http

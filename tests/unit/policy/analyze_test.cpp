@@ -1,0 +1,63 @@
+#include <gtest/gtest.h>
+
+#include "policy/analyze.h"
+#include "policy/parse.h"
+
+namespace mg::policy {
+namespace {
+
+std::vector<std::string> codes(const std::string& yaml) {
+  auto set = parse_resources(yaml);
+  EXPECT_TRUE(set) << (set ? "" : set.error().message);
+  std::vector<std::string> out;
+  if (set) {
+    for (const auto& f : analyze(*set, MeshConfig{})) out.push_back(f.code);
+  }
+  return out;
+}
+
+const std::string kRa =
+    "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: jwt\n  namespace: default\n"
+    "spec:\n  jwtRules:\n  - issuer: a\n    jwksUri: https://x/jwks\n---\n";
+const std::string kRequire =
+    "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: require\n  namespace: default\n"
+    "spec:\n  rules:\n  - from:\n    - source:\n        requestPrincipals: [\"*\"]\n---\n";
+
+TEST(Analyze, Codes) {
+  EXPECT_EQ(codes(kRa), std::vector<std::string>{"MG0001"});
+  EXPECT_TRUE(codes(kRa + kRequire).empty());
+  const std::string workload =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Workload\nmetadata:\n  name: d\n  namespace: default\n"
+      "spec:\n  labels: {app: details}\n---\n";
+  const std::string sel_reviews =
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: r\n  namespace: default\n"
+      "spec:\n  selector:\n    matchLabels: {app: reviews}\n  rules:\n  - {}\n---\n";
+  const std::string sel_details =
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: r\n  namespace: default\n"
+      "spec:\n  selector:\n    matchLabels: {app: details}\n  rules:\n  - {}\n---\n";
+  EXPECT_EQ(codes(workload + sel_reviews), std::vector<std::string>{"MG0002"});
+  EXPECT_TRUE(codes(workload + sel_details).empty());
+  EXPECT_TRUE(codes(sel_reviews).empty());  // no Workload registered: MG0002 is not checked
+  EXPECT_EQ(codes("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: n\nspec: {}\n"),
+            std::vector<std::string>{"MG0003"});
+  const std::string allow_admin =
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: a\n  namespace: default\n"
+      "spec:\n  rules:\n  - to:\n    - operation:\n        paths: [\"/admin/x\"]\n---\n";
+  const std::string deny_admin =
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: d\n  namespace: istio-system\n"
+      "spec:\n  action: DENY\n  rules:\n  - to:\n    - operation:\n        paths: [\"/admin/*\"]\n---\n";
+  const std::string deny_admin_from =
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: d\n  namespace: default\n"
+      "spec:\n  action: DENY\n  rules:\n  - from:\n    - source:\n        namespaces: [x]\n    to:\n    - operation:\n        paths: [\"/admin/*\"]\n---\n";
+  EXPECT_EQ(codes(allow_admin + deny_admin), std::vector<std::string>{"MG0004"});
+  EXPECT_TRUE(codes(allow_admin + deny_admin_from).empty());
+  const std::string pa1 = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: a\n  namespace: x\nspec: {}\n---\n";
+  const std::string pa2 = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: b\n  namespace: x\nspec: {}\n---\n";
+  EXPECT_EQ(codes(pa1 + pa2), std::vector<std::string>{"MG0005"});
+  EXPECT_EQ(codes("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: s\nspec:\n  rules:\n"
+                  "  - from:\n    - source:\n        principals: [\"spiffe://cluster.local/ns/a/sa/b\"]\n"),
+            std::vector<std::string>{"MG0006"});
+}
+
+}  // namespace
+}  // namespace mg::policy

@@ -1,0 +1,110 @@
+#include "proxy/config.h"
+
+#include <gtest/gtest.h>
+
+namespace mg::proxy {
+namespace {
+
+constexpr const char* kFull = R"(workload:
+  name: details
+  namespace: bookinfo
+  serviceAccount: bookinfo-details
+  labels: {app: details, version: v1}
+tls:
+  certChain: /etc/mg/cert-chain.pem
+  key: /etc/mg/key.pem
+  trustBundle: /etc/mg/root-cert.pem
+accessLog: /var/log/mg/access.log
+workers: 3
+inbound:
+  - {port: 15006, appPort: 9080, protocol: http, mtlsMode: STRICT}
+  - {port: 15007, address: 127.0.0.1, appPort: 9081, protocol: tcp}
+outbound:
+  - listen: 127.0.0.1:15001
+    destination: 10.0.0.2:15006
+    identities: [spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews]
+    protocol: http
+  - {listen: "127.0.0.1:15002", destination: "10.0.0.3:15006", identities: [spiffe://cluster.local/ns/x/sa/y]}
+admin: {port: 15000}
+limits: {headerTimeoutMs: 2000, idleTimeoutMs: 30000, maxConnections: 5, maxHeaderBytes: 4096, maxHeaders: 20}
+)";
+
+TEST(ProxyConfig, ParsesEveryField) {
+  auto cfg = parse_config(kFull, "proxy.yaml");
+  ASSERT_TRUE(cfg) << cfg.error().to_string();
+  EXPECT_EQ(cfg->workload.name, "details");
+  EXPECT_EQ(cfg->workload.ns, "bookinfo");
+  EXPECT_EQ(cfg->workload.service_account, "bookinfo-details");
+  EXPECT_EQ(cfg->workload.labels.at("version"), "v1");
+  ASSERT_TRUE(cfg->tls);
+  EXPECT_EQ(cfg->tls->key, "/etc/mg/key.pem");
+  EXPECT_EQ(cfg->access_log, "/var/log/mg/access.log");
+  EXPECT_EQ(cfg->workers, 3u);
+  ASSERT_EQ(cfg->inbound.size(), 2u);
+  EXPECT_EQ(cfg->inbound[0].port, 15006);
+  EXPECT_EQ(cfg->inbound[0].address, "0.0.0.0");
+  EXPECT_EQ(cfg->inbound[0].mtls, MtlsMode::Strict);
+  EXPECT_EQ(cfg->inbound[1].protocol, Protocol::Tcp);
+  EXPECT_EQ(cfg->inbound[1].mtls, MtlsMode::Permissive);  // Istio's default with certificates
+  ASSERT_EQ(cfg->outbound.size(), 2u);
+  EXPECT_EQ(cfg->outbound[0].protocol, Protocol::Http);
+  EXPECT_EQ(cfg->outbound[1].protocol, Protocol::Tcp);  // the default
+  EXPECT_EQ(cfg->outbound[0].listen_port, 15001);
+  EXPECT_EQ(cfg->outbound[0].destination_address, "10.0.0.2");
+  EXPECT_EQ(cfg->outbound[0].identities.at(0), "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews");
+  EXPECT_EQ(cfg->admin_port, 15000);
+  EXPECT_EQ(cfg->limits.header_timeout_ms, 2000u);
+  EXPECT_EQ(cfg->limits.max_connections, 5u);
+  EXPECT_EQ(cfg->limits.max_head_bytes, 4096u);
+  EXPECT_EQ(cfg->limits.max_headers, 20u);
+}
+
+std::string error_of(const std::string& yaml) {
+  auto cfg = parse_config(yaml, "p.yaml");
+  return cfg ? std::string("(accepted)") : cfg.error().message;
+}
+
+TEST(ProxyConfig, UnknownFieldsAreRejectedWithFileAndLine) {
+  EXPECT_EQ(error_of("workload: {namespace: a, serviceAccount: b}\nadmn: {port: 1}\n"),
+            "p.yaml:2: unknown field 'admn' in the proxy config");
+  EXPECT_EQ(error_of("workload:\n  namespace: a\n  serviceAccount: b\n  labelz: {}\n"),
+            "p.yaml:4: unknown field 'labelz' in workload");
+  EXPECT_EQ(error_of("workload: {namespace: a, serviceAccount: b}\ninbound:\n  - port: 1\n    appPort: 2\n    mtls: STRICT\n"),
+            "p.yaml:5: unknown field 'mtls' in inbound[0]");
+  EXPECT_EQ(error_of("workload: {namespace: a, serviceAccount: b}\nlimits: {headerTimeout: 5}\n"),
+            "p.yaml:2: unknown field 'headerTimeout' in limits");
+}
+
+TEST(ProxyConfig, BadValuesAreRejected) {
+  const std::string w = "workload: {namespace: a, serviceAccount: b}\n";
+  EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 2, mtlsMode: strict}]\n").find("must be STRICT, PERMISSIVE or DISABLE"), std::string::npos);
+  EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 2, mtlsMode: STRICT}]\n").find("needs a tls section"), std::string::npos);
+  EXPECT_NE(error_of(w + "inbound: [{port: 70000, appPort: 2}]\n").find("at most 65535"), std::string::npos);
+  EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 0}]\n").find("must not be 0"), std::string::npos);
+  EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 2, protocol: udp}]\n").find("http or tcp"), std::string::npos);
+  EXPECT_NE(error_of(w + "inbound: [{port: -1, appPort: 2}]\n").find("non-negative integer"), std::string::npos);
+  EXPECT_NE(error_of(w + "tls: {certChain: a, key: b, trustBundle: c}\noutbound: [{listen: 'x', destination: '1.2.3.4:5', identities: [spiffe://a/b]}]\n")
+                .find("must be ADDRESS:PORT"),
+            std::string::npos);
+  EXPECT_NE(error_of(w + "tls: {certChain: a, key: b, trustBundle: c}\noutbound: [{listen: '127.0.0.1:0', destination: '1.2.3.4:5', identities: [http://x]}]\n")
+                .find("spiffe.bad_scheme"),
+            std::string::npos);
+  EXPECT_NE(error_of(w + "outbound: [{listen: '127.0.0.1:0', destination: '1.2.3.4:5', identities: [spiffe://a/b]}]\n")
+                .find("need a tls section"),
+            std::string::npos);
+  EXPECT_NE(error_of(w + "tls: {certChain: a, key: b}\n").find("tls.trustBundle is required"), std::string::npos);
+  EXPECT_NE(error_of(w + "limits: {headerTimeoutMs: 0}\n").find("must be positive"), std::string::npos);
+  EXPECT_NE(error_of("workload: {namespace: a}\n").find("serviceAccount is required"), std::string::npos);
+  EXPECT_NE(error_of("inbound: []\n").find("missing required field 'workload'"), std::string::npos);
+  EXPECT_NE(error_of("").find("empty"), std::string::npos);
+  EXPECT_NE(error_of("[1, 2").find("p.yaml:"), std::string::npos);
+  EXPECT_NE(error_of("- a\n- b\n").find("must be a mapping"), std::string::npos);
+}
+
+TEST(ProxyConfig, LoadReportsMissingFile) {
+  auto cfg = load_config("/nonexistent/proxy.yaml");
+  ASSERT_FALSE(cfg);
+}
+
+}  // namespace
+}  // namespace mg::proxy

@@ -1,0 +1,93 @@
+#include "telemetry/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
+
+#include "telemetry/access_log.h"
+
+namespace mg::telemetry {
+namespace {
+
+TEST(Registry, CountersByLabelSetRenderAsPrometheusText) {
+  Registry r;
+  r.describe("istio_requests_total", "Requests");
+  r.counter("istio_requests_total", {{"response_code", "200"}, {"reporter", "destination"}}).inc();
+  r.counter("istio_requests_total", {{"response_code", "200"}, {"reporter", "destination"}}).inc(2);
+  r.counter("istio_requests_total", {{"response_code", "403"}, {"reporter", "destination"}}).inc();
+  r.gauge("meshguard_cert_expiry_seconds", {{"identity", "spiffe://a/\"x\""}}).set(1700000000);
+  std::string text = r.render_prometheus();
+  EXPECT_NE(text.find("# HELP istio_requests_total Requests\n# TYPE istio_requests_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("istio_requests_total{response_code=\"200\",reporter=\"destination\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("istio_requests_total{response_code=\"403\",reporter=\"destination\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("meshguard_cert_expiry_seconds{identity=\"spiffe://a/\\\"x\\\"\"} 1700000000\n"), std::string::npos);
+  EXPECT_EQ(r.counter_value("istio_requests_total", {{"response_code", "200"}, {"reporter", "destination"}}), 3u);
+  EXPECT_EQ(r.counter_value("istio_requests_total", {{"response_code", "500"}, {"reporter", "destination"}}), 0u);
+}
+
+TEST(Registry, HistogramBucketsAreCumulative) {
+  Registry r;
+  auto& h = r.histogram("istio_request_duration_milliseconds");
+  h.observe_ms(0.2);
+  h.observe_ms(3);
+  h.observe_ms(7000);
+  std::string text = r.render_prometheus();
+  EXPECT_NE(text.find("istio_request_duration_milliseconds_bucket{le=\"0.5\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("istio_request_duration_milliseconds_bucket{le=\"5\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("istio_request_duration_milliseconds_bucket{le=\"10000\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("istio_request_duration_milliseconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("istio_request_duration_milliseconds_count 3\n"), std::string::npos);
+}
+
+TEST(Registry, ConcurrentIncrementsAreNotLost) {
+  Registry r;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&r, t] {
+      for (int i = 0; i < 10000; ++i) r.counter("c", {{"code", std::to_string(i % 3)}}).inc();
+      (void)t;
+    });
+  }
+  for (auto& t : threads) t.join();
+  uint64_t total = 0;
+  for (int code = 0; code < 3; ++code) total += r.counter_value("c", {{"code", std::to_string(code)}});
+  EXPECT_EQ(total, 40000u);
+}
+
+TEST(Registry, TypeConflictDoesNotCorruptTheFirstUse) {
+  Registry r;
+  r.counter("x").inc();
+  r.gauge("x").set(5);
+  EXPECT_EQ(r.counter_value("x"), 1u);
+  EXPECT_NE(r.render_prometheus().find("# TYPE x counter\nx 1\n"), std::string::npos);
+}
+
+TEST(AccessLog, WritesOneJsonObjectPerLine) {
+  char dir[] = "/tmp/mg-accesslog-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/access.log";
+  {
+    auto log = AccessLog::open(path);
+    ASSERT_TRUE(log) << log.error().to_string();
+    (*log)->write({{"path", "/a"}, {"status", 200}});
+    (*log)->write({{"path", std::string("/\xff\xfe")}, {"status", 400}});
+  }
+  std::ifstream in(path);
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("status"));
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2);
+  unlink(path.c_str());
+  rmdir(dir);
+  EXPECT_FALSE(AccessLog::open("/nonexistent-dir/x.log"));
+}
+
+}  // namespace
+}  // namespace mg::telemetry

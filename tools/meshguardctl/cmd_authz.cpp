@@ -1,0 +1,189 @@
+// meshguardctl authz check: the offline decision contract (docs: DESIGN.md "Offline decision
+// contract"). Loads policy files, reads one request.json, runs the same pipeline as the proxy
+// (policy/decide.h) and prints one JSON object, or an explanation with -o table.
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "common/files.h"
+#include "policy/decide.h"
+#include "policy/load.h"
+#include "policy/request_authn.h"
+
+namespace mg::ctl {
+
+namespace {
+
+struct CheckOptions {
+  std::vector<std::string> files;
+  std::string request_file;
+  std::string root_namespace = "istio-system";
+  std::string path_normalization = "BASE";
+  std::string trust_domain = "cluster.local";
+  std::string output = "json";
+};
+
+nlohmann::ordered_json decision_json(const policy::Decision& d) {
+  nlohmann::ordered_json j;
+  j["decision"] = d.allow ? "ALLOW" : "DENY";
+  j["status"] = d.status;
+  j["policy"] = d.policy.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(std::string(d.policy));
+  j["rule"] = d.rule >= 0 ? nlohmann::ordered_json(d.rule) : nlohmann::ordered_json(nullptr);
+  j["reason"] = policy::describe(d);
+  j["audit"] = d.audit;
+  j["reasonCode"] = policy::to_string(d.reason);
+  if (d.audit) {
+    j["auditPolicy"] = std::string(d.audit_policy);
+    j["auditRule"] = d.audit_rule;
+  }
+  auto dry = nlohmann::ordered_json::array();
+  for (const auto& r : d.dry_run) {
+    nlohmann::ordered_json e;
+    e["policy"] = std::string(r.policy);
+    e["action"] = policy::to_string(r.action);
+    e["matched"] = r.matched;
+    e["rule"] = r.rule >= 0 ? nlohmann::ordered_json(r.rule) : nlohmann::ordered_json(nullptr);
+    // What this shadow policy would have done on its own.
+    const char* would = "none";
+    if (r.action == policy::Action::Deny) would = r.matched ? "DENY" : "none";
+    else if (r.action == policy::Action::Allow) would = r.matched ? "ALLOW" : "DENY";
+    else if (r.action == policy::Action::Custom) would = r.matched ? "DENY" : "none";
+    else if (r.action == policy::Action::Audit) would = r.matched ? "AUDIT" : "none";
+    e["wouldDecide"] = would;
+    dry.push_back(std::move(e));
+  }
+  j["dryRun"] = std::move(dry);
+  return j;
+}
+
+std::string labels_text(const std::map<std::string, std::string>& labels) {
+  std::string out;
+  for (const auto& [k, v] : labels) out += (out.empty() ? "" : ",") + k + "=" + v;
+  return out.empty() ? "-" : out;
+}
+
+void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& snap, const policy::Request& req,
+                 const policy::MeshConfig& mesh, const policy::Decision& d, int64_t now) {
+  auto& o = std::cout;
+  const auto w = policy::destination_workload(req);
+  o << "workload:        " << w.ns << " labels=" << labels_text(w.labels)
+    << " serviceAccount=" << (w.service_account.empty() ? "-" : w.service_account) << " port=" << req.destination_port
+    << "\n";
+  o << "peer:            " << (req.source_principal.empty() ? "plaintext (no peer identity)" : "mTLS " + req.source_principal)
+    << "\n";
+  const auto& mtls = snap.peer_authn().for_port(req.destination_port);
+  o << "mTLS mode:       " << policy::to_string(mtls.mode) << " ("
+    << (mtls.decided_by.empty() ? "default: no PeerAuthentication sets a mode" : "PeerAuthentication " + mtls.decided_by)
+    << (mtls.port_level ? ", portLevelMtls" : "") << ")";
+  if (mtls.mode == policy::MtlsMode::Disable && !req.source_principal.empty()) {
+    o << " — mTLS not terminated: the peer identity is not used";
+  }
+  o << "\n";
+  o << "request:         ";
+  if (req.http) o << req.http->method << " " << req.http->path << " host=" << (req.http->host.empty() ? "-" : req.http->host);
+  else o << "TCP connection (no HTTP attributes)";
+  o << "\n";
+
+  std::string normalized;
+  jwt::RequestAuth auth;
+  bool path_ok = true;
+  if (req.http) {
+    path_ok = policy::normalize_path(req.http->path, mesh.path_normalization, normalized) == policy::PathVerdict::Ok;
+    o << "normalized path: " << (path_ok ? normalized : "(malformed)") << " [" << policy::to_string(mesh.path_normalization)
+      << "]\n";
+    if (!snap.jwt_rules().empty()) auth = policy::authenticate_request(snap.jwt_rules(), *req.http, now);
+  }
+  o << "request authn:   ";
+  if (snap.request_authentications().empty()) {
+    o << "no RequestAuthentication applies (tokens ignored)";
+  } else {
+    std::string names;
+    for (const auto& n : snap.request_authentications()) names += (names.empty() ? "" : ", ") + n;
+    o << names << " → ";
+    switch (auth.outcome) {
+      case jwt::RequestAuth::Outcome::NoToken: o << "no token (no request principal)"; break;
+      case jwt::RequestAuth::Outcome::Authenticated: o << "authenticated as " << auth.principal; break;
+      case jwt::RequestAuth::Outcome::Rejected: o << "rejected (" << auth.status << "): " << auth.reason; break;
+    }
+  }
+  o << "\n\nauthorization policies applied to the workload:\n";
+  const auto attrs = policy::make_attributes(req, normalized, &auth, mtls.mode != policy::MtlsMode::Disable);
+  const auto explained = policy::explain(snap, attrs);
+  if (explained.empty()) o << "  (none)\n";
+  for (const auto& e : explained) {
+    o << "  " << policy::to_string(e.action) << (e.dry_run ? " (dry-run)" : "") << "  " << e.policy;
+    if (!e.note.empty()) o << " — " << e.note;
+    o << "\n";
+    for (const auto& r : e.rules) {
+      o << "      rule " << r.index << ": " << (r.matched ? "MATCH  " : "no     ") << r.why << "\n";
+    }
+  }
+  bool header = false;
+  for (const auto& p : set.authorization_policies) {
+    auto a = policy::applies_to(p.meta, p.selector, w, mesh);
+    if (a.applies) continue;
+    if (!header) o << "\nnot applied:\n";
+    header = true;
+    o << "  " << policy::to_string(p.action) << "  " << p.meta.full_name() << " — " << a.why << "\n";
+  }
+  o << "\ndecision:        " << (d.allow ? "ALLOW" : "DENY") << " status=" << d.status << " — " << policy::describe(d)
+    << "\n";
+  if (d.audit) o << "audit:           yes (" << d.audit_policy << " rule " << d.audit_rule << ")\n";
+  for (const auto& r : d.dry_run) {
+    o << "dry-run:         " << policy::to_string(r.action) << " " << r.policy
+      << (r.matched ? " would match rule " + std::to_string(r.rule) : " would not match") << "\n";
+  }
+}
+
+int run_check(const CheckOptions& opt) {
+  policy::MeshConfig mesh;
+  mesh.root_namespace = opt.root_namespace;
+  mesh.trust_domain = opt.trust_domain;
+  auto mode = policy::parse_path_normalization(opt.path_normalization);
+  if (!mode) {
+    return fail_line("--path-normalization must be NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES");
+  }
+  mesh.path_normalization = *mode;
+  if (mesh.root_namespace.empty() || mesh.trust_domain.empty()) {
+    return fail_line("--root-namespace and --trust-domain must not be empty");
+  }
+  auto set = policy::load_resource_files(opt.files);
+  if (!set) return fail_line(set.error().message);
+  auto text = files::read_file(opt.request_file);
+  if (!text) return fail_line(opt.request_file + ": " + text.error().message);
+  auto req = policy::parse_request_json(*text);
+  if (!req) return fail_line(opt.request_file + ": " + req.error().message);
+  auto snap = policy::compile_snapshot(*set, policy::destination_workload(*req), mesh);
+  if (!snap) return fail_line(snap.error().message);
+  const int64_t now = req->time ? *req->time : static_cast<int64_t>(std::time(nullptr));
+  const auto decision = policy::decide(**snap, *req, now);
+  if (opt.output == "table") {
+    print_table(*set, **snap, *req, mesh, decision, now);
+  } else {
+    std::cout << decision_json(decision).dump() << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_authz_commands(CLI::App& app, Action& action) {
+  auto* authz = app.add_subcommand("authz", "Authorization tools");
+  authz->require_subcommand(1);
+  auto opt = std::make_shared<CheckOptions>();
+  auto* check = authz->add_subcommand("check", "Decide a request offline against policy files and explain the decision");
+  check->add_option("-f,--filename", opt->files, "Policy file or directory (*.yaml, *.yml); repeatable")->required();
+  check->add_option("--request", opt->request_file, "request.json describing the request")->required();
+  check->add_option("--root-namespace", opt->root_namespace, "Mesh root namespace")->capture_default_str();
+  check->add_option("--path-normalization", opt->path_normalization,
+                    "NONE | BASE | MERGE_SLASHES | DECODE_AND_MERGE_SLASHES")
+      ->capture_default_str();
+  check->add_option("--trust-domain", opt->trust_domain, "Mesh trust domain")->capture_default_str();
+  check->add_option("-o,--output", opt->output, "json | table")
+      ->check(CLI::IsMember({"json", "table"}))
+      ->capture_default_str();
+  check->callback([&action, opt] { action = [opt] { return run_check(*opt); }; });
+}
+
+}  // namespace mg::ctl
