@@ -25,6 +25,10 @@ void register_version_command(CLI::App& app, Action& action) {
 int main(int argc, char** argv) {
   CLI::App app{"meshguardctl — operate a meshguard zero-trust mesh"};
   app.require_subcommand(1);
+  // Usage errors are one line on stderr, like every other meshguardctl error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("meshguardctl: ") + e.what() + " (see --help)\n";
+  });
   mg::ctl::Action action;
   mg::ctl::register_version_command(app, action);
   mg::ctl::register_ca_commands(app, action);
