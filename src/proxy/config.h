@@ -4,7 +4,7 @@
 //
 //   workload: {name: details, namespace: bookinfo, serviceAccount: bookinfo-details, labels: {app: details}}
 //   tls: {certChain: cert-chain.pem, key: key.pem, trustBundle: root-cert.pem}   # watched, hot-reloaded
-//   policyDir: policies/          # refused until the policy engine is plugged in (fail closed)
+//   policyDir: policies/          # Istio policy files, enforced (a bad file refuses start-up)
 //   accessLog: access.log         # "-" or absent: stdout
 //   workers: 2                    # absent/0: one per core
 //   inbound:                      # port 0: kernel-chosen, printed as "listening inbound[i] ADDR:PORT"

@@ -17,6 +17,7 @@
 #include "http/body.h"
 #include "http/parser.h"
 #include "proxy/net.h"
+#include "proxy/policy_chain.h"
 #include "telemetry/access_log.h"
 #include "tls/tls.h"
 
@@ -112,6 +113,8 @@ struct Proxy::Impl {
   std::unique_ptr<telemetry::AccessLog> access_log;
   telemetry::Registry registry;
   ChainSet chains;
+  std::shared_ptr<const policy::AuthzSnapshot> policy_snapshot;  // null: no policyDir
+  size_t policy_resources = 0;
   http::Limits http_limits;
 
   std::atomic<std::shared_ptr<const TlsState>> tls_state;
@@ -279,7 +282,17 @@ struct Proxy::Impl {
     }
     if (!cert_error.empty()) cert["lastError"] = cert_error;
     j["certificate"] = cert;
-    j["policy"] = {{"dir", json_or_null(config.policy_dir)}, {"engine", "none: no AuthorizationPolicy applies"}};
+    if (policy_snapshot) {
+      size_t enforced = 0, dry_run = 0;
+      for (const auto& p : policy_snapshot->policies()) (p.dry_run ? dry_run : enforced)++;
+      j["policy"] = {{"dir", json_or_null(config.policy_dir)},
+                     {"engine", "policy"},
+                     {"resourcesLoaded", policy_resources},
+                     {"authorizationPoliciesApplied", enforced},
+                     {"dryRunPoliciesApplied", dry_run}};
+    } else {
+      j["policy"] = {{"dir", json_or_null(config.policy_dir)}, {"engine", "none: no AuthorizationPolicy applies"}};
+    }
     j["draining"] = draining.load();
     j["activeConnections"] = active_connections.load();
     return j;
@@ -1228,13 +1241,20 @@ std::vector<Proxy::Listener> Proxy::listeners() const {
 telemetry::Registry& Proxy::metrics() { return impl_->registry; }
 
 Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
+  std::optional<PolicyChains> policy_chains;
   if (config.policy_dir) {
-    return fail("proxy.policy_unavailable",
-                "policyDir is set but this build has no policy engine plugged in; refusing to run without "
-                "enforcing it (remove policyDir to run with no AuthorizationPolicy)");
+    // Fail closed: a policy directory that does not load or compile refuses start-up.
+    auto loaded = load_policy_chains(*config.policy_dir, config.workload);
+    if (!loaded) return fail(loaded.error());
+    policy_chains = std::move(*loaded);
   }
   auto impl = std::make_unique<Impl>();
   impl->config = std::move(config);
+  if (policy_chains) {
+    impl->policy_snapshot = policy_chains->snapshot;
+    impl->policy_resources = policy_chains->resources;
+    impl->chains.replace(policy_chains->request, policy_chains->connection);
+  }
   impl->http_limits.max_head_bytes = impl->config.limits.max_head_bytes;
   impl->http_limits.max_headers = impl->config.limits.max_headers;
   auto log = telemetry::AccessLog::open(impl->config.access_log);

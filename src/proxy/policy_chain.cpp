@@ -1,0 +1,123 @@
+#include "proxy/policy_chain.h"
+
+#include <chrono>
+
+#include "policy/decide.h"
+#include "policy/load.h"
+#include "policy/request.h"
+
+namespace mg::proxy {
+namespace {
+
+int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// "ip:port" / "[v6]:port" → the address part.
+std::string host_of(const std::string& address) {
+  if (!address.empty() && address.front() == '[') {
+    auto end = address.find(']');
+    return end == std::string::npos ? address : address.substr(1, end - 1);
+  }
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || address.find(':') != colon) return address;
+  return address.substr(0, colon);
+}
+
+policy::Request base_request(const WorkloadInfo& w, uint16_t port, const std::string& source,
+                             const std::optional<tls::PeerIdentity>& peer) {
+  policy::Request r;
+  r.destination_namespace = w.ns;
+  r.destination_labels = w.labels;
+  r.destination_service_account = w.service_account;
+  r.destination_port = port;
+  // The engine keeps principals without the "spiffe://" scheme (Istio's principal form).
+  if (peer) r.source_principal = std::string(policy::strip_spiffe(peer->id.str()));
+  r.source_ip = host_of(source);
+  r.time = now_seconds();
+  return r;
+}
+
+const char* action_of(policy::ReasonCode code) {
+  switch (code) {
+    case policy::ReasonCode::AllowedByPolicy:
+    case policy::ReasonCode::DeniedNoAllowMatch:
+      return "ALLOW";
+    case policy::ReasonCode::DeniedByPolicy:
+      return "DENY";
+    case policy::ReasonCode::DeniedCustomUnavailable:
+      return "CUSTOM";
+    default:
+      return "";
+  }
+}
+
+// Decision → Verdict; `http` false maps every denial to a refused connection (status 0).
+Verdict to_verdict(const policy::Decision& d, bool http) {
+  Verdict v;
+  if (d.allow) {
+    v = Verdict::pass();
+  } else if (!http) {
+    v = Verdict::deny(0, "");
+  } else if (d.status == 401) {
+    v = Verdict::deny(401, "Jwt verification fails");
+  } else if (d.status == 400) {
+    v = Verdict::deny(400, "Bad Request");
+  } else {
+    v = Verdict::deny(403, "RBAC: access denied");  // 403, and 0 (plaintext to a STRICT port)
+  }
+  if (!d.policy.empty()) v.policy = std::string(d.policy);
+  if (d.rule >= 0) v.rule = d.rule;
+  v.action = action_of(d.reason);
+  v.audit = d.audit;
+  v.reason = policy::describe(d);
+  if (!d.allow && d.status == 0) v.reason = "mTLS required (PeerAuthentication STRICT): " + v.reason;
+  return v;
+}
+
+}  // namespace
+
+Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload) {
+  auto resources = policy::load_resource_files({dir});
+  if (!resources) return fail(resources.error());
+  policy::WorkloadRef ref{workload.ns, workload.labels, workload.service_account};
+  auto snapshot = policy::compile_snapshot(*resources, ref, policy::MeshConfig{});
+  if (!snapshot) return fail(snapshot.error());
+
+  PolicyChains out;
+  out.snapshot = *snapshot;
+  out.resources = resources->size();
+  const RequestChain defaults = default_request_chain();
+  const ConnectionChain tcp_defaults = default_connection_chain();
+
+  RequestChain rc;
+  rc.steps.push_back(defaults.steps.at(0));  // peer_authn
+  rc.steps.push_back({"request_authn", [](RequestContext&) { return Verdict::pass(); }});  // inside decide
+  rc.steps.push_back({"authz", [snap = out.snapshot](RequestContext& ctx) {
+                        policy::Request r = base_request(ctx.workload, ctx.port, ctx.source_address, ctx.peer);
+                        policy::HttpRequest h;
+                        h.method = ctx.request.method;
+                        h.path = ctx.request.query.empty() ? ctx.request.path
+                                                           : ctx.request.path + "?" + ctx.request.query;
+                        h.host = ctx.request.host;
+                        for (const auto& field : ctx.request.headers) h.headers.emplace_back(field.name, field.value);
+                        r.http = std::move(h);
+                        Verdict v = to_verdict(policy::decide(*snap, r, *r.time), true);
+                        ctx.decision = v;
+                        return v;
+                      }});
+
+  ConnectionChain cc;
+  cc.steps.push_back(tcp_defaults.steps.at(0));  // peer_authn
+  cc.steps.push_back({"authz", [snap = out.snapshot](ConnectionContext& ctx) {
+                        policy::Request r = base_request(ctx.workload, ctx.port, ctx.source_address, ctx.peer);
+                        Verdict v = to_verdict(policy::decide(*snap, r, *r.time), false);
+                        ctx.decision = v;
+                        return v;
+                      }});
+  out.request = std::make_shared<const RequestChain>(std::move(rc));
+  out.connection = std::make_shared<const ConnectionChain>(std::move(cc));
+  return out;
+}
+
+}  // namespace mg::proxy

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# client → inbound proxy (plaintext, DISABLE) with policyDir → app: the shared policy engine
+# enforces a DENY path rule, RequestAuthentication (JWT) and a require-JWT ALLOW; a bad policy
+# file refuses start-up with file:line.
+source "$(dirname "$0")/lib.sh"
+DEMO="$(cd "$(dirname "$0")/../../../examples/demo" && pwd)"
+
+APP=$(start_app app)
+
+# A policy directory with a malformed YAML file: the proxy exits non-zero with file:line.
+mkdir -p "$WORK/badpolicies"
+printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x, namespace: default\nspec: {}\n' \
+  >"$WORK/badpolicies/broken.yaml"
+cat >"$WORK/badproxy.yaml" <<YAML
+workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
+inbound:
+  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http, mtlsMode: DISABLE}
+policyDir: $WORK/badpolicies
+YAML
+if timeout 10 "$PROXY_BIN" --config "$WORK/badproxy.yaml" >"$WORK/badproxy.out" 2>&1; then
+  fail "a policy directory with a bad file was accepted"
+fi
+expect_contains "$(cat "$WORK/badproxy.out")" "broken.yaml:" "bad policy file rejected with its file name"
+grep -qE 'broken\.yaml:[0-9]+' "$WORK/badproxy.out" || fail "no file:line in: $(cat "$WORK/badproxy.out")"
+pass "bad policy file rejected with file:line"
+
+mkdir -p "$WORK/policies"
+cp "$DEMO/deny-path.yaml" "$DEMO/jwt-example.yaml" "$DEMO/require-jwt.yaml" "$WORK/policies/"
+cat >"$WORK/proxy.yaml" <<YAML
+workload:
+  name: details
+  namespace: default
+  serviceAccount: details
+  labels: {app: details}
+inbound:
+  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http, mtlsMode: DISABLE}
+admin: {port: 0}
+accessLog: $WORK/access.log
+policyDir: $WORK/policies
+YAML
+start proxy "$PROXY_BIN" --config "$WORK/proxy.yaml"
+IN=$(port_of "$WORK/proxy.out" '^listening inbound\[0\] ')
+ADMIN=$(port_of "$WORK/proxy.out" '^listening admin ')
+BASE="http://127.0.0.1:$IN"
+TOKEN=$(tr -d '\n' <"$DEMO/demo-token.jwt")
+
+expect_eq "$(http_status "$BASE/details/1")" 403 "no token → 403 (require-jwt ALLOW does not match)"
+expect_contains "$(curl -s --max-time 10 "$BASE/details/1")" "RBAC: access denied" "403 body"
+expect_eq "$(http_status "$BASE/details/1" -H 'Authorization: Bearer badtoken')" 401 "bad token → 401"
+expect_contains "$(curl -s --max-time 10 -H 'Authorization: Bearer badtoken' "$BASE/details/1")" "Jwt verification fails" "401 body"
+expect_not_contains "$(cat "$WORK/app.out")" "/details/1" "denied requests never reached the app"
+expect_eq "$(http_status "$BASE/details/42" -H "Authorization: Bearer $TOKEN")" 200 "demo token → 200"
+wait_for_line "$WORK/app.out" '^request GET /details/42' >/dev/null
+pass "the app saw the authorized request"
+expect_eq "$(http_status "$BASE/admin/x" -H "Authorization: Bearer $TOKEN")" 403 "/admin/x with token → 403 (DENY)"
+expect_not_contains "$(cat "$WORK/app.out")" "/admin/x" "the denied /admin/x never reached the app"
+
+dump=$(curl -s --max-time 10 "http://127.0.0.1:$ADMIN/config_dump")
+expect_contains "$dump" '"authorizationPoliciesApplied": 2' "config_dump shows the applied policies"
+expect_contains "$dump" "$WORK/policies" "config_dump shows the policy dir"
+echo "PASS policy"
