@@ -5,9 +5,9 @@
 #   each gets a meshguard-proxy in front of a sample app. Plaintext reaches details while its
 #   port is PERMISSIVE; with STRICT the plaintext connection is refused while sleep → details
 #   through the mesh (mTLS, secure naming) still works.
-# Part 2 (the shared policy engine): the same Istio YAML — RequestAuthentication with Istio's
-#   sample key set, require-jwt, a DENY on a path — judged by `meshguardctl authz check`, the
-#   engine the proxy will load (loading policy files into the proxy is still to come: issue 5).
+# Part 2 (policies): Istio's YAML — RequestAuthentication with Istio's sample key set,
+#   require-jwt, a DENY on a path — loaded by details' proxy (real requests), and the same request
+#   explained by `meshguardctl authz check` (the same engine, offline).
 # Exits non-zero if any observed result differs from the expected one.
 # Usage: scripts/demo.sh [--keep-running]
 set -euo pipefail
@@ -76,7 +76,9 @@ done
 launch details-app "$APP" --listen 127.0.0.1:0
 DETAILS_APP=$(wait_port "$W/details-app.out" '^listening on ')
 
-start_details_proxy() {  # start_details_proxy MODE
+start_details_proxy() {  # start_details_proxy MODE [POLICY_DIR]
+  local policy_line=""
+  [ -n "${2:-}" ] && policy_line="policyDir: $2"
   cat >"$W/details-proxy.yaml" <<YAML
 workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
 tls: {certChain: $W/details/cert-chain.pem, key: $W/details/key.pem, trustBundle: $W/details/root-cert.pem}
@@ -84,6 +86,7 @@ inbound:
   - {port: 0, address: 127.0.0.1, appPort: $DETAILS_APP, protocol: http, mtlsMode: $1}
 admin: {port: 0}
 accessLog: $W/details-access.log
+$policy_line
 YAML
   launch details-proxy "$PROXY" --config "$W/details-proxy.yaml"
   DETAILS_PROXY_PID="${PIDS[-1]}"
@@ -145,39 +148,53 @@ request_json() {  # request_json PATH [AUTH_HEADER]
     request: {method: "GET", path: $p, host: "details:9080", headers: $h},
     time: 1700000000}' >"$W/request.json"
 }
-judge() {  # judge WHAT EXPECTED PATH AUTH FILES...
+apply_policies() {  # apply_policies FILES...: the details proxy restarts on exactly these policies
+  rm -rf "$W/policies"; mkdir -p "$W/policies"
+  cp "$@" "$W/policies/"
+  stop_details_proxy
+  start_details_proxy PERMISSIVE "$W/policies"
+}
+judge() {  # judge WHAT EXPECTED PATH AUTH FILES...: a real request through the proxy, and the engine's explanation
   local what="$1" expected="$2" path="$3" auth="$4"; shift 4
   local args=() f
   for f in "$@"; do args+=(-f "$f"); done
+  local curl_args=(--path-as-is)  # send the path exactly as written: the proxy normalizes it
+  [ -n "$auth" ] && curl_args+=(-H "Authorization: $auth")
+  echo "   request: curl${auth:+ -H \"Authorization: ${auth:0:20}...\"} http://127.0.0.1:$DETAILS_IN$path"
+  check "$what" "$expected" "$(status_of "${curl_args[@]}" "http://127.0.0.1:$DETAILS_IN$path")"
   request_json "$path" "$auth"
   local out; out=$("$CTL" authz check "${args[@]}" --request "$W/request.json")
-  check "$what" "$expected" "$(echo "$out" | jq -r .status)"
+  check "  same request, meshguardctl authz check" "$expected" "$(echo "$out" | jq -r .status)"
   echo "      $out" | cut -c1-200
 }
 TOKEN=$(cat "$EX/demo-token.jwt")
 
 step "5. RequestAuthentication for issuer testing@secure.istio.io (Istio's sample key set)"
 show_yaml "$EX/jwt-example.yaml"
+apply_policies "$EX/jwt-example.yaml"
 judge "valid demo token" 200 /details/1 "Bearer $TOKEN" "$EX/jwt-example.yaml"
 judge "Authorization: Bearer badtoken" 401 /details/1 "Bearer badtoken" "$EX/jwt-example.yaml"
 judge "no token" 200 /details/1 "" "$EX/jwt-example.yaml"
 
 step "6. AuthorizationPolicy require-jwt"
 show_yaml "$EX/require-jwt.yaml"
+apply_policies "$EX/jwt-example.yaml" "$EX/require-jwt.yaml"
 judge "no token" 403 /details/1 "" "$EX/jwt-example.yaml" "$EX/require-jwt.yaml"
 judge "valid demo token" 200 /details/1 "Bearer $TOKEN" "$EX/jwt-example.yaml" "$EX/require-jwt.yaml"
 
 step "7. A DENY policy on a path"
 show_yaml "$EX/deny-path.yaml"
+apply_policies "$EX/jwt-example.yaml" "$EX/require-jwt.yaml" "$EX/deny-path.yaml"
 judge "GET /admin/users with a valid token" 403 /admin/users "Bearer $TOKEN" "$EX/jwt-example.yaml" "$EX/require-jwt.yaml" "$EX/deny-path.yaml"
 judge "GET /admin/../details/1 (normalized to /details/1)" 200 "/admin/../details/1" "Bearer $TOKEN" "$EX/jwt-example.yaml" "$EX/require-jwt.yaml" "$EX/deny-path.yaml"
 
 step "8. What the proxies saw"
-echo "   details' access log (last line):"
-tail -n 1 "$W/details-access.log" | cut -c1-400 | sed 's/^/      /'
+echo "   details' access log: the denied request names the policy and rule:"
+grep '"status":403' "$W/details-access.log" | tail -n 1 |
+  jq -c '{method, path, status, policy, rule, reason, source_principal: .source.principal}' | sed 's/^/      /'
 ADMIN=$(grep -m1 -E '^listening admin ' "$W/details-proxy.out" | sed -E 's/.*:([0-9]+)$/\1/')
 echo "   details' proxy metrics (excerpt):"
-curl -s --max-time 5 "http://127.0.0.1:$ADMIN/metrics" | grep -E '^(istio_requests_total|meshguard_cert_expiry|meshguard_.*cert)' | head -n 6 | cut -c1-200 | sed 's/^/      /'
+curl -s --max-time 5 "http://127.0.0.1:$ADMIN/metrics" | grep -E '^(meshguard_authz_decisions_total|meshguard_certificate_expiry)' | head -n 8 | cut -c1-200 | sed 's/^/      /'
 
 echo
 if [ "$FAILED" -ne 0 ]; then

@@ -4,6 +4,7 @@
 
 #include "policy/decide.h"
 #include "policy/load.h"
+#include "policy/path.h"
 #include "policy/request.h"
 
 namespace mg::proxy {
@@ -75,6 +76,17 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   return v;
 }
 
+// The app must see the path that was authorized, as Envoy forwards its normalized path:
+// otherwise `/admin/../x` would be judged as `/x` and served as whatever the app makes of it.
+void forward_normalized_path(http::Request& request, policy::PathNormalization mode) {
+  if (request.path == "*") return;
+  std::string normalized;
+  if (policy::normalize_path(request.path, mode, normalized) != policy::PathVerdict::Ok) return;
+  if (normalized == request.path) return;
+  request.path = normalized;
+  request.target = request.query.empty() ? normalized : normalized + "?" + request.query;
+}
+
 }  // namespace
 
 Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload) {
@@ -104,6 +116,7 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
                         r.http = std::move(h);
                         Verdict v = to_verdict(policy::decide(*snap, r, *r.time), true);
                         ctx.decision = v;
+                        if (v.allow) forward_normalized_path(ctx.request, snap->mesh().path_normalization);
                         return v;
                       }});
 

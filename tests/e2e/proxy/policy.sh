@@ -54,6 +54,12 @@ wait_for_line "$WORK/app.out" '^request GET /details/42' >/dev/null
 pass "the app saw the authorized request"
 expect_eq "$(http_status "$BASE/admin/x" -H "Authorization: Bearer $TOKEN")" 403 "/admin/x with token → 403 (DENY)"
 expect_not_contains "$(cat "$WORK/app.out")" "/admin/x" "the denied /admin/x never reached the app"
+# Path tricks: judged on the normalized path, and the app is sent exactly that path.
+expect_eq "$(http_status "$BASE/details/../admin/y" --path-as-is -H "Authorization: Bearer $TOKEN")" 403 "/details/../admin/y → 403 (normalized to /admin/y)"
+expect_not_contains "$(cat "$WORK/app.out")" "/admin/y" "the dot-segment trick never reached the app"
+expect_eq "$(http_status "$BASE/admin/../details/77?q=1" --path-as-is -H "Authorization: Bearer $TOKEN")" 200 "/admin/../details/77 → 200"
+wait_for_line "$WORK/app.out" '^request GET /details/77\?q=1$' >/dev/null
+pass "the app received the normalized path /details/77?q=1"
 
 dump=$(curl -s --max-time 10 "http://127.0.0.1:$ADMIN/config_dump")
 expect_contains "$dump" '"authorizationPoliciesApplied": 2' "config_dump shows the applied policies"
