@@ -87,6 +87,26 @@ void forward_normalized_path(http::Request& request, policy::PathNormalization m
   request.target = request.query.empty() ? normalized : normalized + "?" + request.query;
 }
 
+// Istio's default (forwardOriginalToken: false): the verified token is not passed on to the
+// app. A request only gets here allowed if every token present verified, so a header carrying a
+// configured prefix is a verified token. (Tokens in query parameters are still forwarded.)
+void strip_forwarded_tokens(http::Request& request, const std::vector<jwt::JwtRule>& rules) {
+  static const jwt::JwtHeaderLocation kDefault{"Authorization", "Bearer "};
+  for (const auto& rule : rules) {
+    if (rule.forward_original_token) continue;
+    auto strip = [&request](const jwt::JwtHeaderLocation& where) {
+      for (std::string_view value : request.headers.get_all(where.name)) {
+        if (value.starts_with(where.prefix)) {
+          request.headers.remove(where.name);
+          return;
+        }
+      }
+    };
+    if (rule.from_headers.empty() && rule.from_params.empty() && rule.from_cookies.empty()) strip(kDefault);
+    for (const auto& where : rule.from_headers) strip(where);
+  }
+}
+
 }  // namespace
 
 Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload) {
@@ -116,7 +136,10 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
                         r.http = std::move(h);
                         Verdict v = to_verdict(policy::decide(*snap, r, *r.time), true);
                         ctx.decision = v;
-                        if (v.allow) forward_normalized_path(ctx.request, snap->mesh().path_normalization);
+                        if (v.allow) {
+                          forward_normalized_path(ctx.request, snap->mesh().path_normalization);
+                          strip_forwarded_tokens(ctx.request, snap->jwt_rules());
+                        }
                         return v;
                       }});
 

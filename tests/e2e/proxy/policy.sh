@@ -60,6 +60,10 @@ expect_not_contains "$(cat "$WORK/app.out")" "/admin/y" "the dot-segment trick n
 expect_eq "$(http_status "$BASE/admin/../details/77?q=1" --path-as-is -H "Authorization: Bearer $TOKEN")" 200 "/admin/../details/77 → 200"
 wait_for_line "$WORK/app.out" '^request GET /details/77\?q=1$' >/dev/null
 pass "the app received the normalized path /details/77?q=1"
+# forwardOriginalToken defaults to false: the verified token does not reach the app.
+echoed=$(curl -s --max-time 10 -H "Authorization: Bearer $TOKEN" -H "X-Probe: kept" "$BASE/headers")
+expect_contains "$echoed" 'kept' "allowed request reaches the app with its other headers"
+expect_not_contains "$echoed" "$TOKEN" "the verified JWT is removed before the app (forwardOriginalToken: false)"
 
 dump=$(curl -s --max-time 10 "http://127.0.0.1:$ADMIN/config_dump")
 expect_contains "$dump" '"authorizationPoliciesApplied": 2' "config_dump shows the applied policies"
