@@ -40,8 +40,9 @@ ConnectionChain default_connection_chain() {
   return chain;
 }
 
-ChainSet::ChainSet()
-    : request_(std::make_shared<const RequestChain>(default_request_chain())),
-      connection_(std::make_shared<const ConnectionChain>(default_connection_chain())) {}
+ChainSet::ChainSet() {
+  replace(std::make_shared<const RequestChain>(default_request_chain()),
+          std::make_shared<const ConnectionChain>(default_connection_chain()));
+}
 
 }  // namespace mg::proxy

@@ -34,7 +34,8 @@ struct Verdict {
   std::optional<int> rule;
   std::string action;                 // ALLOW | DENY | CUSTOM | AUDIT | "" (no policy applied)
   bool audit = false;
-  std::optional<bool> dry_run_allow;  // the outcome a dry-run policy would have had
+  std::optional<bool> dry_run_allow;  // the outcome the dry-run policies would have had
+  std::optional<std::string> dry_run_policy;  // the dry-run policy that would have decided
   std::string reason;
 
   static Verdict pass() { return {}; }
@@ -58,6 +59,9 @@ struct RequestContext {
   std::optional<tls::PeerIdentity> peer;   // present iff the connection is mTLS
   jwt::RequestAuth request_auth;           // filled by the request-authn step
   Verdict decision;                        // the authz step's verdict, for logs and metrics
+  // The workload port (the app port): Istio's destination.port, the key of portLevelMtls and
+  // of AuthorizationPolicy `ports`.
+  uint16_t app_port = 0;
 };
 
 struct ConnectionContext {
@@ -67,6 +71,7 @@ struct ConnectionContext {
   std::string source_address;
   std::optional<tls::PeerIdentity> peer;
   Verdict decision;
+  uint16_t app_port = 0;  // as in RequestContext
 };
 
 template <class Context>
@@ -98,20 +103,26 @@ using ConnectionChain = BasicChain<ConnectionContext>;
 RequestChain default_request_chain();
 ConnectionChain default_connection_chain();
 
-// The published chains (read per request/connection, replaced on policy reload).
+// The published chains (read per request/connection, replaced on policy reload). The pair is
+// one atomic value, so a reader never sees the request chain of one policy version with the
+// connection chain of another.
 class ChainSet {
  public:
   ChainSet();
-  std::shared_ptr<const RequestChain> request() const { return request_.load(std::memory_order_acquire); }
-  std::shared_ptr<const ConnectionChain> connection() const { return connection_.load(std::memory_order_acquire); }
+  std::shared_ptr<const RequestChain> request() const { return pair_.load(std::memory_order_acquire)->request; }
+  std::shared_ptr<const ConnectionChain> connection() const {
+    return pair_.load(std::memory_order_acquire)->connection;
+  }
   void replace(std::shared_ptr<const RequestChain> r, std::shared_ptr<const ConnectionChain> c) {
-    request_.store(std::move(r), std::memory_order_release);
-    connection_.store(std::move(c), std::memory_order_release);
+    pair_.store(std::make_shared<const Pair>(Pair{std::move(r), std::move(c)}), std::memory_order_release);
   }
 
  private:
-  std::atomic<std::shared_ptr<const RequestChain>> request_;
-  std::atomic<std::shared_ptr<const ConnectionChain>> connection_;
+  struct Pair {
+    std::shared_ptr<const RequestChain> request;
+    std::shared_ptr<const ConnectionChain> connection;
+  };
+  std::atomic<std::shared_ptr<const Pair>> pair_;
 };
 
 }  // namespace mg::proxy

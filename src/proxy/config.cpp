@@ -126,7 +126,6 @@ class Parser {
           else if (proto == "tcp") p.protocol = Protocol::Tcp;
           else error(n["protocol"], where + ".protocol must be http or tcp");
         }
-        p.mtls = cfg.tls ? MtlsMode::Permissive : MtlsMode::Disable;
         if (n["mtlsMode"]) {
           std::string mode = str(n["mtlsMode"], where + ".mtlsMode");
           if (mode == "STRICT") p.mtls = MtlsMode::Strict;

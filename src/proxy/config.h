@@ -4,18 +4,24 @@
 //
 //   workload: {name: details, namespace: bookinfo, serviceAccount: bookinfo-details, labels: {app: details}}
 //   tls: {certChain: cert-chain.pem, key: key.pem, trustBundle: root-cert.pem}   # watched, hot-reloaded
-//   policyDir: policies/          # Istio policy files, enforced (a bad file refuses start-up)
+//   policyDir: policies/          # Istio policy files, enforced and watched (polled every 250 ms):
+//                                 # a bad file refuses start-up; later, it keeps the last good set
 //   accessLog: access.log         # "-" or absent: stdout
 //   workers: 2                    # absent/0: one per core
 //   inbound:                      # port 0: kernel-chosen, printed as "listening inbound[i] ADDR:PORT"
-//     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http, mtlsMode: STRICT}
+//     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http}
 //   outbound:
 //     - {listen: "127.0.0.1:15001", destination: "10.0.0.2:15006", protocol: http,
 //        identities: [spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews]}
 //   admin: {port: 15000, address: 127.0.0.1}
 //   limits: {headerTimeoutMs: 10000, idleTimeoutMs: 300000, upstreamTimeoutMs: 60000,
 //            drainTimeoutMs: 5000, maxConnections: 10000, maxHeaderBytes: 61440, maxHeaders: 100}
-// Defaults: inbound mtlsMode PERMISSIVE with a tls section, DISABLE without; outbound protocol tcp.
+// Inbound mTLS mode: PeerAuthentication in policyDir decides it per port (its portLevelMtls keys
+// are the appPort, as Istio's are the workload port); with no PeerAuthentication applying, PERMISSIVE
+// with a tls section and DISABLE without. `mtlsMode: STRICT|PERMISSIVE|DISABLE` on a port is an
+// explicit operator override of the listener (it wins over PeerAuthentication, and survives policy
+// reloads); a PeerAuthentication STRICT still denies plaintext requests in the chain (fail closed).
+// Defaults: outbound protocol tcp.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +36,7 @@
 namespace mg::proxy {
 
 enum class Protocol { Http, Tcp };
-// Per inbound port. The lead will later derive it from PeerAuthentication via the policy engine.
+// Per inbound port: the listener's treatment of the first bytes (see the mode rules above).
 enum class MtlsMode { Strict, Permissive, Disable };
 
 std::string_view to_string(Protocol p);
@@ -48,7 +54,7 @@ struct InboundPort {
   uint16_t port = 0;  // 0: the kernel picks one (printed on stdout)
   uint16_t app_port = 0;
   Protocol protocol = Protocol::Http;
-  MtlsMode mtls = MtlsMode::Permissive;
+  std::optional<MtlsMode> mtls;  // the operator override; absent: PeerAuthentication decides
 };
 
 struct OutboundRoute {

@@ -6,6 +6,7 @@
 #include "policy/load.h"
 #include "policy/path.h"
 #include "policy/request.h"
+#include "policy/select.h"
 
 namespace mg::proxy {
 namespace {
@@ -25,6 +26,7 @@ std::string host_of(const std::string& address) {
   return address.substr(0, colon);
 }
 
+// `port` is the workload (app) port: Istio's destination.port.
 policy::Request base_request(const WorkloadInfo& w, uint16_t port, const std::string& source,
                              const std::optional<tls::PeerIdentity>& peer) {
   policy::Request r;
@@ -71,6 +73,9 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   if (d.rule >= 0) v.rule = d.rule;
   v.action = action_of(d.reason);
   v.audit = d.audit;
+  std::string shadow_policy;
+  v.dry_run_allow = dry_run_outcome(d, &shadow_policy);
+  if (v.dry_run_allow && !shadow_policy.empty()) v.dry_run_policy = std::move(shadow_policy);
   v.reason = policy::describe(d);
   if (!d.allow && d.status == 0) v.reason = "mTLS required (PeerAuthentication STRICT): " + v.reason;
   return v;
@@ -109,16 +114,67 @@ void strip_forwarded_tokens(http::Request& request, const std::vector<jwt::JwtRu
 
 }  // namespace
 
+std::optional<bool> dry_run_outcome(const policy::Decision& decision, std::string* policy) {
+  if (decision.dry_run.empty()) return std::nullopt;
+  bool any_allow = false;
+  const policy::DryRunResult* allowed_by = nullptr;
+  for (const auto& r : decision.dry_run) {
+    if (r.action == policy::Action::Deny && r.matched) {
+      if (policy) *policy = std::string(r.policy);
+      return false;
+    }
+    if (r.action == policy::Action::Allow) {
+      any_allow = true;
+      if (r.matched && !allowed_by) allowed_by = &r;
+    }
+  }
+  if (!any_allow) return true;  // only dry-run DENY (none matched), AUDIT or CUSTOM
+  if (policy) *policy = allowed_by ? std::string(allowed_by->policy) : std::string();
+  return allowed_by != nullptr;
+}
+
+EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const policy::AuthzSnapshot* snapshot) {
+  if (port.mtls) return {*port.mtls, "config mtlsMode (operator override)"};
+  if (snapshot) {
+    const auto& m = snapshot->peer_authn().for_port(port.app_port);
+    if (!m.decided_by.empty()) {
+      MtlsMode mode = m.mode == policy::MtlsMode::Strict    ? MtlsMode::Strict
+                      : m.mode == policy::MtlsMode::Disable ? MtlsMode::Disable
+                                                            : MtlsMode::Permissive;
+      return {mode, "PeerAuthentication " + m.decided_by + (m.port_level ? " portLevelMtls" : "")};
+    }
+  }
+  if (have_tls) return {MtlsMode::Permissive, "default (no PeerAuthentication; certificates configured)"};
+  return {MtlsMode::Disable, "default (no PeerAuthentication; no tls section)"};
+}
+
 Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload) {
   auto resources = policy::load_resource_files({dir});
   if (!resources) return fail(resources.error());
   policy::WorkloadRef ref{workload.ns, workload.labels, workload.service_account};
-  auto snapshot = policy::compile_snapshot(*resources, ref, policy::MeshConfig{});
+  const policy::MeshConfig mesh;
+  auto snapshot = policy::compile_snapshot(*resources, ref, mesh);
   if (!snapshot) return fail(snapshot.error());
 
   PolicyChains out;
   out.snapshot = *snapshot;
   out.resources = resources->size();
+  auto origin = [&](const char* kind, const policy::Meta& meta, bool applies) {
+    out.origins.push_back({kind, meta.full_name(), meta.source, meta.line, applies});
+  };
+  for (const auto& p : resources->authorization_policies) {
+    origin("AuthorizationPolicy", p.meta, policy::applies_to(p.meta, p.selector, ref, mesh).applies);
+  }
+  const auto& pa = (*snapshot)->peer_authn();
+  for (const auto& p : resources->peer_authentications) {
+    bool applies = pa.workload.decided_by == p.meta.full_name();
+    for (const auto& [port, m] : pa.ports) applies = applies || m.decided_by == p.meta.full_name();
+    origin("PeerAuthentication", p.meta, applies);
+  }
+  for (const auto& r : resources->request_authentications) {
+    origin("RequestAuthentication", r.meta, policy::applies_to(r.meta, r.selector, ref, mesh).applies);
+  }
+  for (const auto& w : resources->workloads) origin("Workload", w.meta, false);
   const RequestChain defaults = default_request_chain();
   const ConnectionChain tcp_defaults = default_connection_chain();
 
@@ -126,7 +182,7 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
   rc.steps.push_back(defaults.steps.at(0));  // peer_authn
   rc.steps.push_back({"request_authn", [](RequestContext&) { return Verdict::pass(); }});  // inside decide
   rc.steps.push_back({"authz", [snap = out.snapshot](RequestContext& ctx) {
-                        policy::Request r = base_request(ctx.workload, ctx.port, ctx.source_address, ctx.peer);
+                        policy::Request r = base_request(ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
                         policy::HttpRequest h;
                         h.method = ctx.request.method;
                         h.path = ctx.request.query.empty() ? ctx.request.path
@@ -146,7 +202,7 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
   ConnectionChain cc;
   cc.steps.push_back(tcp_defaults.steps.at(0));  // peer_authn
   cc.steps.push_back({"authz", [snap = out.snapshot](ConnectionContext& ctx) {
-                        policy::Request r = base_request(ctx.workload, ctx.port, ctx.source_address, ctx.peer);
+                        policy::Request r = base_request(ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
                         Verdict v = to_verdict(policy::decide(*snap, r, *r.time), false);
                         ctx.decision = v;
                         return v;

@@ -1,10 +1,14 @@
 // proxy/policy_chain.h — the chains that enforce Istio policy files with the shared policy
 // engine (src/policy): peer_authn as in the default chain, then one policy::decide per request
-// (or TCP connection) in the "authz" step, mapped to a Verdict.
+// (or TCP connection) in the "authz" step, mapped to a Verdict. Also the pure rules that turn a
+// compiled snapshot into what the listeners do: the effective mTLS mode of each inbound port and
+// the dry-run outcome of a decision.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "policy/engine.h"
@@ -13,15 +17,41 @@
 
 namespace mg::proxy {
 
+// Where a loaded resource came from, for /config_dump.
+struct PolicyOrigin {
+  std::string kind;    // AuthorizationPolicy | PeerAuthentication | RequestAuthentication | Workload
+  std::string name;    // "ns/name"
+  std::string source;  // file
+  int line = 0;
+  bool applies = false;  // selected for this workload
+};
+
 struct PolicyChains {
   std::shared_ptr<const policy::AuthzSnapshot> snapshot;
   std::shared_ptr<const RequestChain> request;
   std::shared_ptr<const ConnectionChain> connection;
   size_t resources = 0;  // resources loaded from the directory
+  std::vector<PolicyOrigin> origins;
 };
 
 // Loads every *.yaml / *.yml in `dir` and compiles the snapshot for `workload` (default mesh
 // settings). Errors carry the file:line of the offending resource.
 Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload);
+
+struct EffectiveMtls {
+  MtlsMode mode = MtlsMode::Permissive;
+  std::string source;  // "config override", "PeerAuthentication ns/name [portLevelMtls]", "default ..."
+};
+
+// The listener mode of one inbound port: the config's mtlsMode override if set; else the
+// PeerAuthentication that applies to the port's appPort in `snapshot` (may be null); else
+// PERMISSIVE with certificates configured and DISABLE without. A STRICT policy stays STRICT
+// without certificates (the listener then refuses every connection: never plaintext).
+EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const policy::AuthzSnapshot* snapshot);
+
+// What the dry-run policies would have decided (Envoy's shadow engine): denied if a dry-run DENY
+// rule matched, or dry-run ALLOW policies apply and none matched; nullopt when none applies.
+// `policy` receives the dry-run policy that decides the shadow outcome ("" for no ALLOW match).
+std::optional<bool> dry_run_outcome(const policy::Decision& decision, std::string* policy = nullptr);
 
 }  // namespace mg::proxy

@@ -18,6 +18,7 @@
 #include "http/parser.h"
 #include "proxy/net.h"
 #include "proxy/policy_chain.h"
+#include "proxy/policy_watch.h"
 #include "telemetry/access_log.h"
 #include "tls/tls.h"
 
@@ -62,10 +63,34 @@ struct TlsState {
   std::shared_ptr<asio::ssl::context> client;
 };
 
-// A live downstream connection, registered with its worker so a drain can close idle ones.
+// An inbound TCP-port connection being spliced: what a policy reload needs to judge it again.
+struct LiveTcp {
+  size_t index = 0;  // config.inbound
+  std::string source;
+  std::optional<tls::PeerIdentity> peer;
+  net::Stream* upstream = nullptr;  // the app side, once connected
+  bool closed_by_policy = false;
+};
+
+// A live downstream connection, registered with its worker so a drain can close idle ones and a
+// policy reload can re-judge TCP ones.
 struct ConnEntry {
   net::Stream* stream = nullptr;
   bool idle = false;
+  LiveTcp* tcp = nullptr;
+};
+
+// The policy in force: compiled snapshot (null without policyDir), its version and origins, and
+// what it makes of each inbound port. Immutable; replaced as a whole by a reload.
+struct PolicyState {
+  uint64_t version = 0;  // 0: no policyDir; 1: the start-up load; +1 per successful reload
+  std::string hash;      // combined content hash of the files (policy_watch.h)
+  std::string loaded_at;
+  std::vector<PolicyFileDigest> files;
+  std::vector<PolicyOrigin> origins;
+  std::shared_ptr<const policy::AuthzSnapshot> snapshot;
+  size_t resources = 0;
+  std::vector<EffectiveMtls> inbound_modes;  // one per config.inbound entry
 };
 
 // A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
@@ -113,12 +138,21 @@ struct Proxy::Impl {
   std::unique_ptr<telemetry::AccessLog> access_log;
   telemetry::Registry registry;
   ChainSet chains;
-  std::shared_ptr<const policy::AuthzSnapshot> policy_snapshot;  // null: no policyDir
-  size_t policy_resources = 0;
+  std::atomic<std::shared_ptr<const PolicyState>> policy_state;  // never null after create()
   http::Limits http_limits;
 
+  // Policy reloads (the 250 ms poll on the main loop, or reload_policies() from any thread) are
+  // serialized by this mutex, which also guards the watch state and the last error below.
+  mutable std::mutex policy_mutex;
+  std::vector<PolicyFileStamp> policy_stamps;
+  std::string policy_attempted_hash;  // content hash of the last load attempt ("" = none yet)
+  std::string policy_error;           // last failed reload ("" after a success)
+  std::string policy_error_at;
+  unsigned policy_polls = 0;
+
   std::atomic<std::shared_ptr<const TlsState>> tls_state;
-  std::string cert_error;  // last load/reload error (main thread only)
+  mutable std::mutex tls_mutex;  // serializes credential reloads; guards cert_error, tls_stamps
+  std::string cert_error;  // last load/reload error
   struct FileStamp {
     time_t mtime = 0;
     off_t size = 0;
@@ -140,6 +174,7 @@ struct Proxy::Impl {
   std::vector<ListenerInfo> listeners;
   std::optional<asio::signal_set> signals;
   std::optional<asio::steady_timer> reload_timer;
+  std::optional<asio::steady_timer> policy_timer;
   std::optional<asio::steady_timer> drain_timer;
 
   std::atomic<uint32_t> active_connections{0};
@@ -196,24 +231,168 @@ struct Proxy::Impl {
     return {};
   }
 
-  // Polls the certificate files once a second; a change reloads them (new handshakes only).
+  // Re-reads the certificate files if they changed (or always, with `force`); new handshakes
+  // use the new credentials, live connections keep theirs. Any thread.
+  void reload_tls(bool force) {
+    if (!config.tls) return;
+    std::lock_guard lock(tls_mutex);
+    auto stamps = stamps_of(*config.tls);
+    if (!force && stamps == tls_stamps) return;
+    tls_stamps = stamps;
+    if (auto st = load_tls(); st) {
+      config_version.fetch_add(1);
+      auto state = tls_state.load();
+      log_line("certificate reloaded: " + state->creds->own_id.str() + " serial " + state->creds->serial_hex);
+    } else {
+      log_line("certificate reload failed, keeping the previous one: " + st.error().to_string());
+    }
+  }
+
+  // Polls the certificate files once a second.
   void schedule_tls_reload() {
     reload_timer->expires_after(1s);
     reload_timer->async_wait([this](std::error_code ec) {
       if (ec) return;
-      auto stamps = stamps_of(*config.tls);
-      if (stamps != tls_stamps) {
-        tls_stamps = stamps;
-        if (auto st = load_tls(); st) {
-          config_version.fetch_add(1);
-          auto state = tls_state.load();
-          log_line("certificate reloaded: " + state->creds->own_id.str() + " serial " + state->creds->serial_hex);
-        } else {
-          log_line("certificate reload failed, keeping the previous one: " + st.error().to_string());
-        }
-      }
+      reload_tls(false);
       if (!draining) schedule_tls_reload();
     });
+  }
+
+  // --- policy reload -------------------------------------------------------------------------
+
+  std::vector<EffectiveMtls> inbound_modes(const policy::AuthzSnapshot* snapshot) const {
+    std::vector<EffectiveMtls> out;
+    for (const auto& port : config.inbound) out.push_back(effective_mtls(port, config.tls.has_value(), snapshot));
+    return out;
+  }
+
+  MtlsMode port_mode(size_t index) const { return policy_state.load()->inbound_modes[index].mode; }
+
+  // Loads and compiles policyDir; on success publishes it (the next request on every connection
+  // and every new connection sees it) and re-judges live TCP connections. On failure the last good
+  // state stays in force and the error is logged once, counted and kept for /config_dump.
+  // Caller holds policy_mutex.
+  Status reload_policies_locked(const std::string& hash, std::vector<PolicyFileDigest> files) {
+    policy_attempted_hash = hash;
+    auto loaded = load_policy_chains(*config.policy_dir, config.workload);
+    auto previous = policy_state.load();
+    if (!loaded) {
+      policy_error = loaded.error().to_string();
+      policy_error_at = telemetry::now_rfc3339();
+      registry.counter("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "error"}}).inc();
+      log_line("policy reload failed, keeping version " + std::to_string(previous->version) + ": " + policy_error);
+      return fail(loaded.error());
+    }
+    auto state = std::make_shared<PolicyState>();
+    state->version = previous->version + 1;
+    state->hash = hash;
+    state->loaded_at = telemetry::now_rfc3339();
+    state->files = std::move(files);
+    state->origins = std::move(loaded->origins);
+    state->snapshot = loaded->snapshot;
+    state->resources = loaded->resources;
+    state->inbound_modes = inbound_modes(state->snapshot.get());
+    std::shared_ptr<const PolicyState> published = std::move(state);
+    policy_state.store(published);
+    chains.replace(loaded->request, loaded->connection);
+    policy_error.clear();
+    policy_error_at.clear();
+    config_version.fetch_add(1);
+    registry.counter("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "success"}}).inc();
+    std::string modes;
+    for (size_t i = 0; i < published->inbound_modes.size(); ++i) {
+      if (previous->inbound_modes[i].mode != published->inbound_modes[i].mode) {
+        modes += "; inbound[" + std::to_string(i) + "] mTLS " + std::string(to_string(previous->inbound_modes[i].mode)) +
+                 " -> " + std::string(to_string(published->inbound_modes[i].mode));
+      }
+    }
+    log_line("policy reloaded: version " + std::to_string(published->version) + ", " +
+             std::to_string(published->resources) + " resource(s), hash " + published->hash.substr(0, 16) + modes);
+    rejudge_tcp_connections(published, loaded->connection);
+    return {};
+  }
+
+  // Reads the directory's content hash and reloads when it differs from the last attempt (or
+  // always, with `force`).
+  Status reload_policies(bool force) {
+    if (!config.policy_dir) return {};
+    std::lock_guard lock(policy_mutex);
+    auto stamps = stat_policy_dir(*config.policy_dir);
+    policy_stamps = stamps ? std::move(*stamps) : std::vector<PolicyFileStamp>{};
+    auto files = digest_policy_dir(*config.policy_dir);
+    if (!files) {
+      // Unreadable or missing directory: the last good policy stays; report once per distinct error.
+      std::string key = "error:" + files.error().to_string();
+      if (!force && key == policy_attempted_hash) return fail(files.error());
+      policy_attempted_hash = key;
+      policy_error = files.error().to_string();
+      policy_error_at = telemetry::now_rfc3339();
+      registry.counter("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "error"}}).inc();
+      log_line("policy reload failed, keeping version " + std::to_string(policy_state.load()->version) + ": " +
+               policy_error);
+      return fail(files.error());
+    }
+    std::string hash = combined_policy_hash(*files);
+    if (!force && hash == policy_attempted_hash) return {};
+    return reload_policies_locked(hash, std::move(*files));
+  }
+
+  // The 250 ms poll: a stat pass each time; the content is hashed when the stat pass changed, and
+  // every 16th poll anyway (an in-place rewrite of equal size within one mtime tick).
+  void poll_policies() {
+    {
+      std::lock_guard lock(policy_mutex);
+      auto stamps = stat_policy_dir(*config.policy_dir);
+      bool changed = !stamps || *stamps != policy_stamps;
+      if (!changed && ++policy_polls % 16 != 0) return;
+    }
+    (void)reload_policies(false);
+  }
+
+  void schedule_policy_poll() {
+    policy_timer->expires_after(250ms);
+    policy_timer->async_wait([this](std::error_code ec) {
+      if (ec) return;
+      poll_policies();
+      if (!draining) schedule_policy_poll();
+    });
+  }
+
+  // Live TCP connections no longer allowed by `state` are closed (on their own worker thread).
+  void rejudge_tcp_connections(std::shared_ptr<const PolicyState> state, std::shared_ptr<const ConnectionChain> chain) {
+    for (auto& w : workers) {
+      asio::post(*w->io, [this, worker = w.get(), state, chain] {
+        for (ConnEntry* c : worker->connections) {
+          if (!c->tcp || c->tcp->closed_by_policy || !c->stream) continue;
+          LiveTcp& live = *c->tcp;
+          const InboundPort& port = config.inbound[live.index];
+          ConnectionContext ctx{config.workload, state->inbound_modes[live.index].mode, port.port, live.source,
+                                live.peer, {}, port.app_port};
+          Verdict verdict = chain->run(ctx);
+          if (verdict.allow) continue;
+          const Verdict& decision = verdict;
+          live.closed_by_policy = true;
+          registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
+          count_decision(decision, false);
+          log_line("closing TCP connection from " + live.source + " on inbound[" + std::to_string(live.index) +
+                   "]: no longer allowed after policy version " + std::to_string(state->version) + ": " +
+                   decision.reason);
+          access_log->write({{"time", telemetry::now_rfc3339()},
+                             {"direction", "inbound"},
+                             {"protocol", "tcp"},
+                             {"event", "connection_closed_by_policy"},
+                             {"source", {{"principal", live.peer ? live.peer->id.str() : "unknown"}, {"address", live.source}}},
+                             {"port", port.port},
+                             {"policyVersion", state->version},
+                             {"action", decision.action},
+                             {"policy", json_or_null(decision.policy)},
+                             {"rule", json_or_null(decision.rule)},
+                             {"reason", decision.reason}});
+          c->stream->close();
+          if (live.upstream) live.upstream->close();
+        }
+      });
+    }
   }
 
   std::string cert_state() const {
@@ -249,6 +428,7 @@ struct Proxy::Impl {
   // --- admin ---------------------------------------------------------------------------------
 
   nlohmann::json config_dump() const {
+    auto policy = policy_state.load();
     nlohmann::json j;
     j["version"] = config_version.load();
     j["source"] = config.source;
@@ -263,7 +443,8 @@ struct Proxy::Impl {
         const auto& p = config.inbound[l.index];
         e["appPort"] = p.app_port;
         e["protocol"] = to_string(p.protocol);
-        e["mtlsMode"] = to_string(p.mtls);
+        e["mtlsMode"] = to_string(policy->inbound_modes[l.index].mode);
+        e["mtlsModeSource"] = policy->inbound_modes[l.index].source;
       } else if (l.kind == "outbound") {
         const auto& r = config.outbound[l.index];
         e["destination"] = r.destination_address + ":" + std::to_string(r.destination_port);
@@ -280,16 +461,41 @@ struct Proxy::Impl {
       cert["notBefore"] = state->creds->not_before;
       cert["notAfter"] = state->creds->not_after;
     }
-    if (!cert_error.empty()) cert["lastError"] = cert_error;
+    {
+      std::lock_guard lock(tls_mutex);
+      if (!cert_error.empty()) cert["lastError"] = cert_error;
+    }
     j["certificate"] = cert;
-    if (policy_snapshot) {
+    if (policy->snapshot) {
       size_t enforced = 0, dry_run = 0;
-      for (const auto& p : policy_snapshot->policies()) (p.dry_run ? dry_run : enforced)++;
+      for (const auto& p : policy->snapshot->policies()) (p.dry_run ? dry_run : enforced)++;
+      nlohmann::json files = nlohmann::json::array();
+      for (const auto& f : policy->files) files.push_back({{"name", f.name}, {"sha256", f.sha256}});
+      nlohmann::json origins = nlohmann::json::array();
+      for (const auto& o : policy->origins) {
+        origins.push_back({{"kind", o.kind},
+                           {"name", o.name},
+                           {"origin", o.source + ":" + std::to_string(o.line)},
+                           {"appliesToWorkload", o.applies}});
+      }
+      nlohmann::json applied = nlohmann::json::array();
+      for (const auto& p : policy->snapshot->policies()) {
+        applied.push_back({{"name", p.name}, {"action", policy::to_string(p.action)}, {"dryRun", p.dry_run}});
+      }
       j["policy"] = {{"dir", json_or_null(config.policy_dir)},
                      {"engine", "policy"},
-                     {"resourcesLoaded", policy_resources},
+                     {"version", policy->version},
+                     {"hash", policy->hash},
+                     {"loadedAt", policy->loaded_at},
+                     {"files", files},
+                     {"resources", origins},
+                     {"resourcesLoaded", policy->resources},
+                     {"authorizationPolicies", applied},
                      {"authorizationPoliciesApplied", enforced},
                      {"dryRunPoliciesApplied", dry_run}};
+      std::lock_guard lock(policy_mutex);
+      j["policy"]["lastError"] = policy_error.empty() ? nlohmann::json() : nlohmann::json(policy_error);
+      if (!policy_error_at.empty()) j["policy"]["lastErrorAt"] = policy_error_at;
     } else {
       j["policy"] = {{"dir", json_or_null(config.policy_dir)}, {"engine", "none: no AuthorizationPolicy applies"}};
     }
@@ -404,10 +610,12 @@ struct Proxy::Impl {
     const InboundPort& port = config.inbound[index];
     std::string source = net::remote_address(socket);
     auto start = Clock::now();
+    // The mode in force when the connection arrives (a later reload is checked per request).
+    const MtlsMode mode = port_mode(index);
 
     // Decide plaintext vs TLS before a single byte is forwarded anywhere.
     bool use_tls = false;
-    if (port.mtls != MtlsMode::Disable) {
+    if (mode != MtlsMode::Disable) {
       net::Watchdog detect_deadline(socket.get_executor(), [&socket] {
         std::error_code ignored;
         socket.close(ignored);
@@ -426,7 +634,7 @@ struct Proxy::Impl {
         }
       }
       use_tls = tls::looks_like_tls(std::string_view(reinterpret_cast<const char*>(first), n));
-      if (!use_tls && port.mtls == MtlsMode::Strict) {
+      if (!use_tls && mode == MtlsMode::Strict) {
         log_connection_refused("inbound", source, port.port, "plaintext_on_strict_port",
                                "mTLS is required (STRICT); the connection was closed before reading it");
         co_return;
@@ -470,10 +678,11 @@ struct Proxy::Impl {
     guard.entry.stream = stream.get();
 
     if (port.protocol == Protocol::Tcp) {
-      co_await serve_inbound_tcp(*stream, port, source, peer, start);
+      co_await serve_inbound_tcp(*stream, guard.entry, index, source, peer, start);
     } else {
       HttpSide side;
       side.inbound = &port;
+      side.inbound_index = index;
       side.source = source;
       side.peer = peer;
       side.listen_port = port.port;
@@ -482,9 +691,10 @@ struct Proxy::Impl {
     stream->close();
   }
 
-  awaitable<void> serve_inbound_tcp(net::Stream& down, const InboundPort& port, const std::string& source,
+  awaitable<void> serve_inbound_tcp(net::Stream& down, ConnEntry& entry, size_t index, const std::string& source,
                                     const std::optional<tls::PeerIdentity>& peer, Clock::time_point start) {
-    ConnectionContext ctx{config.workload, port.mtls, port.port, source, peer, {}};
+    const InboundPort& port = config.inbound[index];
+    ConnectionContext ctx{config.workload, port_mode(index), port.port, source, peer, {}, port.app_port};
     auto chain = chains.connection();
     Verdict verdict = chain->run(ctx);
     const Verdict& decision = verdict.allow ? ctx.decision : verdict;
@@ -510,11 +720,19 @@ struct Proxy::Impl {
     }
     registry.counter("istio_tcp_connections_opened_total", labels).inc();
     net::PlainStream up(std::move(app));
+    // Registered for policy reloads while spliced (all on this worker's thread).
+    LiveTcp live{index, source, peer, &up, false};
+    entry.tcp = &live;
+    struct Unregister {
+      ConnEntry& entry;
+      ~Unregister() { entry.tcp = nullptr; }
+    } unregister{entry};
     auto [received, sent] = co_await splice(down, up);
     registry.counter("istio_tcp_connections_closed_total", labels).inc();
     registry.counter("istio_tcp_received_bytes_total", labels).inc(received);
     registry.counter("istio_tcp_sent_bytes_total", labels).inc(sent);
-    log_tcp(source, source_principal, port, received, sent, start, kNoFlags, decision);
+    log_tcp(source, source_principal, port, received, sent, start, kNoFlags,
+            live.closed_by_policy ? Verdict::deny(0, "", "closed: no longer allowed after a policy reload") : decision);
   }
 
   void log_tcp(const std::string& source, const std::string& source_principal, const InboundPort& port,
@@ -526,10 +744,13 @@ struct Proxy::Impl {
                        {"source", {{"principal", source_principal}, {"address", source}}},
                        {"destination", {{"principal", own_principal()}, {"port", port.port}, {"appPort", port.app_port}}},
                        {"response_flags", flags},
+                       {"action", decision.action.empty() ? nlohmann::json() : nlohmann::json(decision.action)},
                        {"policy", json_or_null(decision.policy)},
                        {"rule", json_or_null(decision.rule)},
                        {"audit", decision.audit},
                        {"dry_run", decision.dry_run_allow ? nlohmann::json(*decision.dry_run_allow) : nlohmann::json()},
+                       {"dry_run_policy", json_or_null(decision.dry_run_policy)},
+                       {"reason", decision.reason},
                        {"duration_ms", ms_since(start)},
                        {"bytes_received", received},
                        {"bytes_sent", sent}});
@@ -542,6 +763,15 @@ struct Proxy::Impl {
                                                      {"result", allowed ? "allowed" : "denied"},
                                                      {"dry_run", "false"}})
         .inc();
+    if (decision.dry_run_allow) {
+      // The shadow outcome: what enforcing the dry-run policies would have done.
+      registry
+          .counter("meshguard_authz_decisions_total", {{"action", "DRY_RUN"},
+                                                       {"policy", decision.dry_run_policy.value_or("none")},
+                                                       {"result", *decision.dry_run_allow ? "allowed" : "denied"},
+                                                       {"dry_run", "true"}})
+          .inc();
+    }
   }
 
   // Copies bytes both ways until both directions end (or nothing moves for the idle timeout);
@@ -593,6 +823,7 @@ struct Proxy::Impl {
   // enforcement chain) or outbound (the local app → a route's destination proxy over mTLS).
   struct HttpSide {
     const InboundPort* inbound = nullptr;
+    size_t inbound_index = 0;
     std::optional<size_t> route;
     std::string source;                       // downstream "ip:port"
     std::optional<tls::PeerIdentity> peer;    // inbound mTLS peer
@@ -666,7 +897,15 @@ struct Proxy::Impl {
       Verdict decision_storage;
       const Verdict* decision = nullptr;
       if (side.inbound) {
-        RequestContext ctx{req, config.workload, side.inbound->mtls, side.listen_port, source, side.peer, {}, {}};
+        const MtlsMode mode = port_mode(side.inbound_index);
+        if (mode == MtlsMode::Strict && !side.peer) {
+          // A reload made this port STRICT while this plaintext keep-alive connection was open.
+          log_connection_refused("inbound", source, side.listen_port, "plaintext_on_strict_port",
+                                 "mTLS is now required (STRICT): plaintext keep-alive connection closed at its "
+                                 "next request, which was not forwarded");
+          co_return;
+        }
+        RequestContext ctx{req, config.workload, mode, side.listen_port, source, side.peer, {}, {}, side.inbound->app_port};
         auto chain = chains.request();
         verdict = chain->run(ctx);
         decision_storage = verdict.allow ? ctx.decision : verdict;
@@ -740,10 +979,12 @@ struct Proxy::Impl {
         {"status", ex.status},
         {"response_flags", ex.flags},
         {"response_code_details", ex.details},
+        {"action", decision && !decision->action.empty() ? nlohmann::json(decision->action) : nlohmann::json()},
         {"policy", decision ? json_or_null(decision->policy) : nlohmann::json()},
         {"rule", decision ? json_or_null(decision->rule) : nlohmann::json()},
         {"audit", decision ? decision->audit : false},
         {"dry_run", decision && decision->dry_run_allow ? nlohmann::json(*decision->dry_run_allow) : nlohmann::json()},
+        {"dry_run_policy", decision ? json_or_null(decision->dry_run_policy) : nlohmann::json()},
         {"reason", decision ? decision->reason : std::string(inbound ? "malformed request" : "")},
         {"duration_ms", duration},
         {"bytes_received", ex.bytes_received},
@@ -1183,6 +1424,7 @@ struct Proxy::Impl {
       a->close(ignored);
     }
     if (reload_timer) reload_timer->cancel();
+    if (policy_timer) policy_timer->cancel();
     for (auto& w : workers) {
       asio::post(*w->io, [worker = w.get()] {
         for (ConnEntry* c : worker->connections) {
@@ -1231,6 +1473,13 @@ Proxy::~Proxy() {
 
 ChainSet& Proxy::chains() { return impl_->chains; }
 
+Status Proxy::reload_policies() {
+  if (!impl_->config.policy_dir) return fail("proxy.no_policy_dir", "no policyDir is configured");
+  return impl_->reload_policies(true);
+}
+
+void Proxy::reload_credentials() { impl_->reload_tls(true); }
+
 std::vector<Proxy::Listener> Proxy::listeners() const {
   std::vector<Listener> out;
   for (const auto& l : impl_->listeners) {
@@ -1241,19 +1490,32 @@ std::vector<Proxy::Listener> Proxy::listeners() const {
 telemetry::Registry& Proxy::metrics() { return impl_->registry; }
 
 Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
-  std::optional<PolicyChains> policy_chains;
-  if (config.policy_dir) {
-    // Fail closed: a policy directory that does not load or compile refuses start-up.
-    auto loaded = load_policy_chains(*config.policy_dir, config.workload);
-    if (!loaded) return fail(loaded.error());
-    policy_chains = std::move(*loaded);
-  }
   auto impl = std::make_unique<Impl>();
   impl->config = std::move(config);
-  if (policy_chains) {
-    impl->policy_snapshot = policy_chains->snapshot;
-    impl->policy_resources = policy_chains->resources;
-    impl->chains.replace(policy_chains->request, policy_chains->connection);
+  auto initial = std::make_shared<PolicyState>();
+  initial->inbound_modes = impl->inbound_modes(nullptr);
+  impl->policy_state.store(std::move(initial));
+  if (impl->config.policy_dir) {
+    // Fail closed: a policy directory that does not load or compile refuses start-up (later
+    // reloads keep the last good version instead).
+    std::lock_guard lock(impl->policy_mutex);
+    if (auto stamps = stat_policy_dir(*impl->config.policy_dir)) impl->policy_stamps = std::move(*stamps);
+    auto files = digest_policy_dir(*impl->config.policy_dir);
+    if (!files) return fail(files.error());
+    auto loaded = load_policy_chains(*impl->config.policy_dir, impl->config.workload);
+    if (!loaded) return fail(loaded.error());
+    auto state = std::make_shared<PolicyState>();
+    state->version = 1;
+    state->hash = combined_policy_hash(*files);
+    state->loaded_at = telemetry::now_rfc3339();
+    state->files = std::move(*files);
+    state->origins = std::move(loaded->origins);
+    state->snapshot = loaded->snapshot;
+    state->resources = loaded->resources;
+    state->inbound_modes = impl->inbound_modes(state->snapshot.get());
+    impl->policy_attempted_hash = state->hash;
+    impl->policy_state.store(std::move(state));
+    impl->chains.replace(loaded->request, loaded->connection);
   }
   impl->http_limits.max_head_bytes = impl->config.limits.max_head_bytes;
   impl->http_limits.max_headers = impl->config.limits.max_headers;
@@ -1266,6 +1528,8 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
   impl->registry.describe("meshguard_authz_decisions_total", "Authorization decisions by policy and result.");
   impl->registry.describe("meshguard_connections_refused_total", "Connections refused before reaching the app.");
   impl->registry.describe("meshguard_certificate_expiry_timestamp_seconds", "Workload certificate notAfter (unix seconds).");
+  impl->registry.describe("meshguard_config_reload_total", "policyDir reload attempts by result.");
+  impl->registry.describe("meshguard_connections_closed_total", "Live connections closed by the proxy (e.g. no longer allowed after a policy reload).");
   if (impl->config.tls) {
     impl->tls_stamps = Impl::stamps_of(*impl->config.tls);
     if (auto st = impl->load_tls(); !st) {
@@ -1327,6 +1591,10 @@ Status Proxy::start() {
   if (d.config.tls) {
     d.reload_timer.emplace(d.main_io);
     d.schedule_tls_reload();
+  }
+  if (d.config.policy_dir) {
+    d.policy_timer.emplace(d.main_io);
+    d.schedule_policy_poll();
   }
   for (auto& w : d.workers) {
     w->thread = std::thread([worker = w.get()] { worker->io->run(); });

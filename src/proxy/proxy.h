@@ -1,6 +1,6 @@
 // proxy/proxy.h — meshguard-proxy's runtime: N workers (one io_context + thread each), the
-// listeners (inbound http|tcp with STRICT/PERMISSIVE/DISABLE mTLS, outbound mTLS routes, admin),
-// certificate hot reload, graceful drain.
+// listeners (inbound http|tcp with STRICT/PERMISSIVE/DISABLE mTLS from PeerAuthentication or the
+// config override, outbound mTLS routes, admin), certificate and policyDir hot reload, graceful drain.
 //
 // Usage (tools/meshguard-proxy is exactly this):
 //   auto proxy = Proxy::create(config);         // loads credentials, opens the access log
@@ -36,7 +36,18 @@ class Proxy {
   void request_drain();
 
   // The seam for the policy engine: publish new chains (thread-safe, takes effect per request).
+  // A policyDir reload replaces them.
   ChainSet& chains();
+
+  // Reloads policyDir now (thread-safe; the same as the 250 ms poll noticing a change, but
+  // unconditional). On success the new policy is in force for new connections and for the next
+  // request on every existing one, live TCP connections it no longer allows are closed; on
+  // failure the last good policy stays in force and the error (file:line) is returned, logged,
+  // counted and shown in /config_dump. A writer should replace files atomically (rename).
+  Status reload_policies();
+  // Re-reads the certificate chain, key and trust bundle now (thread-safe; the 1 s poll's code).
+  // New handshakes use them; a bad file keeps the previous credentials.
+  void reload_credentials();
   telemetry::Registry& metrics();
 
   struct Listener {

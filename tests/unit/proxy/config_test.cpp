@@ -45,7 +45,7 @@ TEST(ProxyConfig, ParsesEveryField) {
   EXPECT_EQ(cfg->inbound[0].address, "0.0.0.0");
   EXPECT_EQ(cfg->inbound[0].mtls, MtlsMode::Strict);
   EXPECT_EQ(cfg->inbound[1].protocol, Protocol::Tcp);
-  EXPECT_EQ(cfg->inbound[1].mtls, MtlsMode::Permissive);  // Istio's default with certificates
+  EXPECT_FALSE(cfg->inbound[1].mtls.has_value());  // no override: PeerAuthentication decides
   ASSERT_EQ(cfg->outbound.size(), 2u);
   EXPECT_EQ(cfg->outbound[0].protocol, Protocol::Http);
   EXPECT_EQ(cfg->outbound[1].protocol, Protocol::Tcp);  // the default

@@ -1,0 +1,220 @@
+// Unit tests of the policy-reload parts of the proxy: the effective inbound mTLS mode from
+// PeerAuthentication, the dry-run (shadow) outcome, the policyDir change detection, and
+// Proxy::reload_policies() keeping the last good policy.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "policy/parse.h"
+#include "proxy/policy_chain.h"
+#include "proxy/policy_watch.h"
+#include "proxy/proxy.h"
+
+namespace mg::proxy {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/mg-proxy-test.XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  // Written under a temporary name and renamed, as a reloading writer must.
+  void write(const std::string& name, const std::string& text) const {
+    std::string tmp = path + "/." + name + ".tmp";
+    std::ofstream(tmp) << text;
+    fs::rename(tmp, path + "/" + name);
+  }
+  std::string path;
+};
+
+std::shared_ptr<const policy::AuthzSnapshot> compile(const std::string& yaml) {
+  auto set = policy::parse_resources(yaml, "test.yaml");
+  EXPECT_TRUE(set) << set.error().to_string();
+  auto snap = policy::compile_snapshot(*set, {"default", {{"app", "details"}}, "details"}, policy::MeshConfig{});
+  EXPECT_TRUE(snap) << snap.error().to_string();
+  return *snap;
+}
+
+InboundPort port_with_app(uint16_t app_port) {
+  InboundPort p;
+  p.port = 15006;
+  p.app_port = app_port;
+  return p;
+}
+
+const char* kStrictWith9080Permissive = R"(apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: strict, namespace: default}
+spec:
+  selector: {matchLabels: {app: details}}
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    9080: {mode: PERMISSIVE}
+)";
+
+TEST(EffectiveMtls, DefaultsDependOnCertificates) {
+  EXPECT_EQ(effective_mtls(port_with_app(9080), true, nullptr).mode, MtlsMode::Permissive);
+  EXPECT_EQ(effective_mtls(port_with_app(9080), false, nullptr).mode, MtlsMode::Disable);
+  auto empty = compile("");
+  EXPECT_EQ(effective_mtls(port_with_app(9080), true, empty.get()).mode, MtlsMode::Permissive);
+  EXPECT_EQ(effective_mtls(port_with_app(9080), false, empty.get()).mode, MtlsMode::Disable);
+}
+
+TEST(EffectiveMtls, PeerAuthenticationDecidesPerAppPort) {
+  auto snap = compile(kStrictWith9080Permissive);
+  auto on_9080 = effective_mtls(port_with_app(9080), true, snap.get());
+  EXPECT_EQ(on_9080.mode, MtlsMode::Permissive);
+  EXPECT_NE(on_9080.source.find("default/strict portLevelMtls"), std::string::npos) << on_9080.source;
+  auto on_9090 = effective_mtls(port_with_app(9090), true, snap.get());
+  EXPECT_EQ(on_9090.mode, MtlsMode::Strict);
+  // The listener port is not the key: only appPort is.
+  InboundPort listener_9080 = port_with_app(7000);
+  listener_9080.port = 9080;
+  EXPECT_EQ(effective_mtls(listener_9080, true, snap.get()).mode, MtlsMode::Strict);
+}
+
+TEST(EffectiveMtls, StrictWithoutCertificatesStaysStrict) {
+  auto snap = compile(kStrictWith9080Permissive);
+  EXPECT_EQ(effective_mtls(port_with_app(9090), false, snap.get()).mode, MtlsMode::Strict);
+}
+
+TEST(EffectiveMtls, ConfigOverrideWins) {
+  auto snap = compile(kStrictWith9080Permissive);
+  InboundPort p = port_with_app(9090);
+  p.mtls = MtlsMode::Permissive;
+  auto m = effective_mtls(p, true, snap.get());
+  EXPECT_EQ(m.mode, MtlsMode::Permissive);
+  EXPECT_NE(m.source.find("override"), std::string::npos);
+}
+
+policy::Decision with_dry_run(std::vector<policy::DryRunResult> results) {
+  policy::Decision d;
+  d.allow = true;
+  d.dry_run = std::move(results);
+  return d;
+}
+
+TEST(DryRunOutcome, ShadowEngineSemantics) {
+  std::string who;
+  EXPECT_FALSE(dry_run_outcome(with_dry_run({})).has_value());
+  // A matching dry-run DENY would have denied.
+  auto deny = dry_run_outcome(with_dry_run({{"default/d", policy::Action::Deny, true, 0}}), &who);
+  ASSERT_TRUE(deny);
+  EXPECT_FALSE(*deny);
+  EXPECT_EQ(who, "default/d");
+  // A dry-run DENY that does not match, alone: allowed.
+  EXPECT_EQ(dry_run_outcome(with_dry_run({{"default/d", policy::Action::Deny, false, -1}})), true);
+  // Dry-run ALLOW policies, none matching: would have been denied (no ALLOW matched).
+  who = "x";
+  EXPECT_EQ(dry_run_outcome(with_dry_run({{"default/a", policy::Action::Allow, false, -1}}), &who), false);
+  EXPECT_EQ(who, "");
+  EXPECT_EQ(dry_run_outcome(with_dry_run({{"default/a", policy::Action::Allow, false, -1},
+                                          {"default/b", policy::Action::Allow, true, 1}}),
+                            &who),
+            true);
+  EXPECT_EQ(who, "default/b");
+}
+
+TEST(PolicyWatch, HashFollowsNamesAndContentOnly) {
+  std::vector<PolicyFileDigest> a = {{"a.yaml", "00"}, {"b.yaml", "11"}};
+  auto h = combined_policy_hash(a);
+  EXPECT_EQ(h.size(), 64u);
+  EXPECT_EQ(combined_policy_hash(a), h);
+  EXPECT_NE(combined_policy_hash({{"a.yaml", "00"}, {"b.yaml", "12"}}), h);
+  EXPECT_NE(combined_policy_hash({{"a.yaml", "00"}, {"c.yaml", "11"}}), h);
+  EXPECT_NE(combined_policy_hash({{"a.yaml", "00"}}), h);
+  // The separator keeps ("ab", "c") and ("a", "bc") apart.
+  EXPECT_NE(combined_policy_hash({{"ab", "c"}}), combined_policy_hash({{"a", "bc"}}));
+}
+
+TEST(PolicyWatch, SeesEditsAdditionsAndRemovalsOfPolicyFilesOnly) {
+  TempDir dir;
+  dir.write("a.yaml", "x: 1\n");
+  dir.write("notes.txt", "ignored\n");
+  auto s1 = stat_policy_dir(dir.path);
+  auto d1 = digest_policy_dir(dir.path);
+  ASSERT_TRUE(s1 && d1);
+  ASSERT_EQ(s1->size(), 1u);
+  EXPECT_EQ((*s1)[0].name, "a.yaml");
+  dir.write("notes.txt", "still ignored\n");
+  EXPECT_EQ(combined_policy_hash(*digest_policy_dir(dir.path)), combined_policy_hash(*d1));
+  dir.write("a.yaml", "x: 2\n");  // same size, new content
+  auto s2 = stat_policy_dir(dir.path);
+  EXPECT_NE(*s2, *s1);
+  EXPECT_NE(combined_policy_hash(*digest_policy_dir(dir.path)), combined_policy_hash(*d1));
+  dir.write("b.yml", "y: 1\n");
+  EXPECT_EQ(stat_policy_dir(dir.path)->size(), 2u);
+  fs::remove(dir.path + "/b.yml");
+  fs::remove(dir.path + "/a.yaml");
+  EXPECT_TRUE(stat_policy_dir(dir.path)->empty());
+  EXPECT_FALSE(stat_policy_dir(dir.path + "/missing"));
+  EXPECT_FALSE(digest_policy_dir(dir.path + "/missing"));
+}
+
+const char* kDenyAdmin = R"(apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: default}
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/admin/*"]}}]}]
+)";
+
+TEST(ProxyReload, BadDirectoryKeepsTheLastGoodPolicyAndRecovers) {
+  TempDir dir;
+  dir.write("deny.yaml", kDenyAdmin);
+  ProxyConfig cfg;
+  cfg.workload = {"details", "default", "details", {{"app", "details"}}};
+  cfg.policy_dir = dir.path;
+  cfg.access_log = "/dev/null";
+  InboundPort port = port_with_app(9080);
+  port.address = "127.0.0.1";
+  port.port = 0;
+  cfg.inbound.push_back(port);
+  auto proxy = Proxy::create(cfg);
+  ASSERT_TRUE(proxy) << proxy.error().to_string();
+  auto before = (*proxy)->chains().request();
+
+  dir.write("broken.yaml", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x\n");
+  auto st = (*proxy)->reload_policies();
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().to_string().find("broken.yaml:"), std::string::npos) << st.error().to_string();
+  EXPECT_EQ((*proxy)->chains().request(), before);  // the last good chains stay published
+  auto& m = (*proxy)->metrics();
+  EXPECT_EQ(m.counter_value("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "error"}}), 1u);
+
+  fs::remove(dir.path + "/broken.yaml");
+  ASSERT_TRUE((*proxy)->reload_policies());
+  EXPECT_NE((*proxy)->chains().request(), before);
+  EXPECT_EQ(m.counter_value("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "success"}}), 1u);
+
+  // The reloaded chain enforces the directory's policy.
+  http::Request req;
+  req.method = "GET";
+  req.path = req.target = "/admin/x";
+  req.host = "details";
+  RequestContext ctx{req, cfg.workload, MtlsMode::Disable, 15006, "127.0.0.1:1", std::nullopt, {}, {}, 9080};
+  Verdict v = (*proxy)->chains().request()->run(ctx);
+  EXPECT_FALSE(v.allow);
+  EXPECT_EQ(v.status, 403);
+  EXPECT_EQ(v.action, "DENY");
+  EXPECT_EQ(v.policy.value_or(""), "default/deny-admin");
+}
+
+TEST(ProxyReload, WithoutPolicyDirIsAnError) {
+  ProxyConfig cfg;
+  cfg.access_log = "/dev/null";
+  auto proxy = Proxy::create(cfg);
+  ASSERT_TRUE(proxy);
+  EXPECT_FALSE((*proxy)->reload_policies());
+}
+
+}  // namespace
+}  // namespace mg::proxy
