@@ -28,7 +28,7 @@ cleanup() {
       rc=1
     fi
   done
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"  # KEEP_WORK=1: keep the files for debugging
   exit "$rc"
 }
 trap cleanup EXIT
@@ -108,4 +108,21 @@ expect_not_contains() {
 
 expect_eq() {
   if [ "$1" = "$2" ]; then pass "$3"; else fail "$3: expected '$2', got '$1'"; fi
+}
+
+# put_file DIR NAME: stdin becomes DIR/NAME atomically (temporary name + rename), as a policy
+# writer must do for a watched directory.
+put_file() {
+  cat >"$1/.$2.tmp"
+  mv -f "$1/.$2.tmp" "$1/$2"
+}
+
+# wait_for_count FILE REGEX N: waits (bounded: ~10 s) until FILE has at least N lines matching REGEX.
+wait_for_count() {
+  local file="$1" regex="$2" n="$3"
+  for _ in $(seq 1 200); do
+    [ "$(grep -cE "$regex" "$file" 2>/dev/null || true)" -ge "$n" ] && return 0
+    sleep 0.05
+  done
+  fail "timed out waiting for $n line(s) /$regex/ in $file"
 }
