@@ -5,7 +5,9 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <utility>
 
+#include "identity/spiffe_id.h"
 #include "policy/match.h"
 
 namespace mg::policy {
@@ -38,6 +40,7 @@ void ResourceSet::append(ResourceSet&& other) {
   move_all(peer_authentications, other.peer_authentications);
   move_all(request_authentications, other.request_authentications);
   move_all(workloads, other.workloads);
+  move_all(meshes, other.meshes);
 }
 
 bool ConditionKey::http_only() const {
@@ -111,6 +114,7 @@ struct Ctx {
   std::string source;
   size_t budget = 0;
   int line_offset = 0;  // line of the current document's first line within the whole text
+  std::string_view document;  // the current document's text (Meta::document)
 };
 
 // A thread-local view of the document being parsed, so line_of() can add its offset.
@@ -127,8 +131,9 @@ Unexpected<Error> err(const Ctx& ctx, const YAML::Node& at, const std::string& w
 }
 
 struct DocumentText {
-  std::string_view body;
-  int first_line = 0;  // 0-based
+  std::string_view body;  // what yaml-cpp loads: the "---" marker itself left out
+  std::string_view text;  // the document as written, its "---" marker line included
+  int first_line = 0;     // 0-based line of `body`'s first character
 };
 
 bool is_marker(std::string_view line, std::string_view marker) {
@@ -142,11 +147,13 @@ bool is_marker(std::string_view line, std::string_view marker) {
 // on some malformed streams (jbeder/yaml-cpp#1319), so each document is loaded on its own.
 std::vector<DocumentText> split_documents(std::string_view text) {
   std::vector<DocumentText> docs;
-  size_t start = 0;
+  size_t start = 0, text_start = 0;
   int start_line = 0, line = 0;
   size_t pos = 0;
   auto flush = [&](size_t end) {
-    if (end > start) docs.push_back({text.substr(start, end - start), start_line});
+    if (end > start) {
+      docs.push_back({text.substr(start, end - start), text.substr(text_start, end - text_start), start_line});
+    }
   };
   while (pos <= text.size()) {
     const size_t eol = std::min(text.find('\n', pos), text.size());
@@ -155,10 +162,12 @@ std::vector<DocumentText> split_documents(std::string_view text) {
       flush(pos);
       // Content after "--- " on the marker line belongs to the new document.
       start = pos + 3;
+      text_start = pos;
       start_line = line;
     } else if (is_marker(current, "...")) {
       flush(pos);
       start = std::min(eol + 1, text.size());
+      text_start = start;
       start_line = line + 1;
     }
     if (eol == text.size()) break;
@@ -514,8 +523,9 @@ Status parse_peer_authentication(Ctx& ctx, const YAML::Node& spec, PeerAuthentic
   return {};
 }
 
-Result<int> parse_duration_ms(const std::string& text) {
-  // "5s", "500ms", "1.5s", "1m": a decimal number and a unit.
+// "5s", "500ms", "1.5s", "1m", "2160h": a decimal number and a unit (Go's duration units from ms
+// to h). Anything else, zero, or more than `max_ms` fails.
+Result<int64_t> parse_duration_ms(const std::string& text, int64_t max_ms) {
   size_t i = 0;
   while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
   const std::string number = text.substr(0, i), unit = text.substr(i);
@@ -534,8 +544,8 @@ Result<int> parse_duration_ms(const std::string& text) {
   else if (unit == "h") scale = 3600000;
   else return fail("policy.bad_duration", "");
   const double ms = value * scale;
-  if (!(ms > 0) || ms > 3600000) return fail("policy.bad_duration", "");
-  return static_cast<int>(ms < 1 ? 1 : ms);
+  if (!(ms > 0) || ms > static_cast<double>(max_ms)) return fail("policy.bad_duration", "");
+  return static_cast<int64_t>(ms < 1 ? 1 : ms);
 }
 
 Status parse_jwt_rule(Ctx& ctx, const YAML::Node& n, jwt::JwtRule& rule) {
@@ -581,9 +591,9 @@ Status parse_jwt_rule(Ctx& ctx, const YAML::Node& n, jwt::JwtRule& rule) {
         if (key == "timeout") {
           auto text = scalar(ctx, v, "jwtRules.timeout");
           if (!text) return fail(text.error());
-          auto ms = parse_duration_ms(*text);
+          auto ms = parse_duration_ms(*text, 3600000);
           if (!ms) return err(ctx, v, "jwtRules.timeout must be a duration like \"5s\" (at most 1h)");
-          rule.timeout_ms = *ms;
+          rule.timeout_ms = static_cast<int>(*ms);
           return {};
         }
         if (key == "fromHeaders") {
@@ -671,6 +681,60 @@ Status parse_workload(Ctx& ctx, const YAML::Node& spec, Workload& w) {
                         });
 }
 
+constexpr int64_t kMinCertificateTtlSeconds = 60;
+constexpr int64_t kMaxCertificateTtlSeconds = 90LL * 24 * 3600;
+
+Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
+  return for_each_field(
+      ctx, spec, "Mesh.spec", {"trustDomain", "rootNamespace", "pathNormalization", "certificateTTL", "ca"},
+      [&](const std::string& key, const YAML::Node& v) -> Status {
+        if (key == "ca") {
+          return for_each_field(ctx, v, "Mesh.spec.ca", {"mode"}, [&](const std::string&, const YAML::Node& x) -> Status {
+            auto text = scalar(ctx, x, "ca.mode");
+            if (!text) return fail(text.error());
+            if (*text != "builtin" && *text != "plugin") {
+              return err(ctx, x, "ca.mode must be builtin or plugin, not \"" + *text + "\"", "policy.bad_value");
+            }
+            m.ca_mode = *text;
+            return {};
+          });
+        }
+        auto text = scalar(ctx, v, key);
+        if (!text) return fail(text.error());
+        if (key == "trustDomain") {
+          if (auto st = identity::validate_trust_domain(*text); !st) {
+            return err(ctx, v, "trustDomain \"" + *text + "\" is not a valid SPIFFE trust domain: " + st.error().message,
+                       "policy.bad_trust_domain");
+          }
+          m.trust_domain = *text;
+        } else if (key == "rootNamespace") {
+          if (text->empty() || text->find_first_of("/ \t\r\n") != std::string::npos) {
+            return err(ctx, v, "rootNamespace must be a non-empty namespace name", "policy.bad_value");
+          }
+          m.root_namespace = *text;
+        } else if (key == "pathNormalization") {
+          auto mode = parse_path_normalization(*text);
+          if (!mode) {
+            return err(ctx, v,
+                       "pathNormalization must be NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES, not \"" +
+                           *text + "\"",
+                       "policy.bad_value");
+          }
+          m.path_normalization = *mode;
+        } else {
+          auto ms = parse_duration_ms(*text, kMaxCertificateTtlSeconds * 1000);
+          if (!ms || *ms % 1000 != 0 || *ms / 1000 < kMinCertificateTtlSeconds) {
+            return err(ctx, v,
+                       "certificateTTL must be a whole number of seconds written like \"1h\", \"30m\" or \"90s\", "
+                       "from 1m to 2160h (90 days), not \"" + *text + "\"",
+                       "policy.bad_duration");
+          }
+          m.certificate_ttl_seconds = *ms / 1000;
+        }
+        return {};
+      });
+}
+
 Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   if (!doc.IsMap()) return err(ctx, doc, "a resource must be a mapping with apiVersion, kind, metadata and spec");
   std::string api_version, kind;
@@ -698,19 +762,33 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
       return err(ctx, doc, kind + ": apiVersion must be security.istio.io/v1 or security.istio.io/v1beta1, not \"" +
                                api_version + "\"");
     }
-  } else if (kind == "Workload") {
-    if (api_version != "meshguard.io/v1alpha1") return err(ctx, doc, "Workload: apiVersion must be meshguard.io/v1alpha1");
+  } else if (kind == "Workload" || kind == "Mesh") {
+    if (api_version != "meshguard.io/v1alpha1") return err(ctx, doc, kind + ": apiVersion must be meshguard.io/v1alpha1");
   } else {
     return err(ctx, doc, "unsupported kind \"" + kind + "\"", "policy.unknown_kind");
   }
   Meta meta;
   meta.source = ctx.source;
   meta.line = line_of(doc);
+  meta.document = std::string(ctx.document);
   if (auto st = parse_meta(ctx, metadata.IsDefined() ? metadata : YAML::Node(), meta); !st) {
     if (!metadata.IsDefined()) return err(ctx, doc, "metadata is required");
     return st;
   }
   const YAML::Node spec_node = has_spec ? spec : YAML::Node(YAML::NodeType::Null);
+  if (kind == "Mesh") {
+    // One mesh per control plane: a second name would be a second, conflicting set of settings.
+    if (meta.name != "default") {
+      return err(ctx, std::as_const(metadata)["name"], "Mesh: metadata.name must be \"default\" (one mesh per control plane), not \"" +
+                                            meta.name + "\"", "policy.bad_mesh_name");
+    }
+    meta.ns.clear();  // cluster-scoped: metadata.namespace is ignored
+    Mesh m;
+    m.meta = meta;
+    if (auto st = parse_mesh(ctx, spec_node, m); !st) return st;
+    out.meshes.push_back(std::move(m));
+    return {};
+  }
   if (kind == "AuthorizationPolicy") {
     AuthorizationPolicy p;
     p.meta = meta;
@@ -762,6 +840,7 @@ Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view sour
   } reset;
   for (const auto& text : split_documents(yaml)) {
     ctx.line_offset = text.first_line;
+    ctx.document = text.text;
     try {
       const auto doc = YAML::Load(std::string(text.body));
       if (!doc.IsDefined() || doc.IsNull()) {

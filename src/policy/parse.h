@@ -1,9 +1,10 @@
 // policy/parse.h — multi-document YAML text → validated resources (policy/resources.h).
 //
 // Kinds: AuthorizationPolicy, PeerAuthentication, RequestAuthentication
-// (apiVersion security.istio.io/v1 or v1beta1) and meshguard's Workload
-// (meshguard.io/v1alpha1). Unknown fields, bad enums, bad string patterns, CIDRs, ports and
-// unknown `when` keys are rejected. A text with one bad document is rejected whole. Errors read
+// (apiVersion security.istio.io/v1 or v1beta1) and meshguard's Workload and Mesh
+// (meshguard.io/v1alpha1). Every resource keeps its document's exact text (Meta::document).
+// Unknown fields, bad enums, bad string patterns, CIDRs, ports and unknown `when` keys are
+// rejected. A text with one bad document is rejected whole. Errors read
 // "<source>:<line>: <reason>" (line 1-based). Pure: no I/O (see load.h for the file loader).
 #pragma once
 

@@ -1,4 +1,4 @@
-// policy/resources.h — Istio security resources (and meshguard's Workload) as validated, typed
+// policy/resources.h — Istio security resources (and meshguard's Workload and Mesh) as validated, typed
 // data. Produced by policy/parse.h; consumed by select.h (which resources apply to a workload)
 // and engine.h (compiled evaluation). Every value here has already been validated: string
 // matchers have at most one leading or trailing `*`, CIDRs parse, ports are 0..65535, `when`
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "jwt/rule.h"
+#include "policy/path.h"
 
 namespace mg::policy {
 
@@ -20,6 +21,11 @@ struct Meta {
   std::string source;  // file name (or "<input>") the document came from
   int line = 0;        // 1-based line of the document's first key
   bool dry_run = false;  // annotation istio.io/dry-run: "true"
+  // The exact text of the YAML document this resource was parsed from (from its "---" marker
+  // line, if it had one, to the end of the document), so the control plane can store and push
+  // what was applied and every proxy re-parses the same bytes. Re-parsing it alone yields this
+  // resource; several documents can be joined with "\n---\n".
+  std::string document;
 
   std::string full_name() const { return ns + "/" + name; }
 };
@@ -96,17 +102,29 @@ struct Workload {
   std::vector<uint32_t> ports;
 };
 
+// meshguard.io/v1alpha1 Mesh: mesh-wide settings. Cluster-scoped (meta.ns is ""), and there is
+// one per control plane, so its name must be "default".
+struct Mesh {
+  Meta meta;
+  std::string trust_domain = "cluster.local";
+  std::string root_namespace = "istio-system";
+  PathNormalization path_normalization = PathNormalization::Base;
+  int64_t certificate_ttl_seconds = 86400;
+  std::string ca_mode = "builtin";  // "builtin" | "plugin"
+};
+
 // Everything loaded from one or more files, in load order.
 struct ResourceSet {
   std::vector<AuthorizationPolicy> authorization_policies;
   std::vector<PeerAuthentication> peer_authentications;
   std::vector<RequestAuthentication> request_authentications;
   std::vector<Workload> workloads;
+  std::vector<Mesh> meshes;
 
   void append(ResourceSet&& other);
   size_t size() const {
     return authorization_policies.size() + peer_authentications.size() +
-           request_authentications.size() + workloads.size();
+           request_authentications.size() + workloads.size() + meshes.size();
   }
 };
 

@@ -1,0 +1,167 @@
+// Meta::document (each resource keeps its document's exact text, and that text alone parses back
+// to the same resource) and meshguard's Mesh kind.
+#include <gtest/gtest.h>
+
+#include "policy/parse.h"
+
+namespace mg::policy {
+namespace {
+
+const char* kMeshHead = "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: default\n";
+
+TEST(Document, EachResourceKeepsItsExactText) {
+  const std::string a =
+      "# leading comment\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: "
+      "a\n";
+  const std::string b =
+      "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: b\n"
+      "  namespace: foo\nspec:\n  mtls: {mode: STRICT}\n";
+  const std::string c =
+      "--- {apiVersion: meshguard.io/v1alpha1, kind: Workload, metadata: {name: c}, spec: {ports: "
+      "[\"80\"]}}\n";
+  const std::string d =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: default\nspec:\n  trustDomain: "
+      "example.org\n";
+  const std::string text = a + b + c + "...\n" + d;
+  auto r = parse_resources(text, "all.yaml");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ(r->authorization_policies[0].meta.document, a);
+  EXPECT_EQ(r->peer_authentications[0].meta.document, b);
+  EXPECT_EQ(r->workloads[0].meta.document, c);
+  EXPECT_EQ(r->meshes[0].meta.document, d);
+
+  // Each text alone is exactly one resource, the same one.
+  auto again = parse_resources(r->peer_authentications[0].meta.document, "stored");
+  ASSERT_TRUE(again) << again.error().message;
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ(again->peer_authentications[0].meta.full_name(), "foo/b");
+  EXPECT_EQ(again->peer_authentications[0].mode, MtlsMode::Strict);
+  EXPECT_EQ(again->peer_authentications[0].meta.document, b);
+  auto flow = parse_resources(c, "stored");
+  ASSERT_TRUE(flow) << flow.error().message;
+  ASSERT_EQ(flow->workloads.size(), 1u);
+  EXPECT_EQ(flow->workloads[0].ports, std::vector<uint32_t>{80});
+
+  // Joined with "\n---\n" the texts parse back to the whole set.
+  std::string joined;
+  for (const auto* doc : {&a, &b, &c, &d}) joined += *doc + "\n---\n";
+  auto all = parse_resources(joined, "joined");
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_EQ(all->size(), 4u);
+}
+
+TEST(Document, ParsingTwiceGivesTheSameText) {
+  const std::string text = std::string(kMeshHead) + "spec:\n  rootNamespace: mesh-root\n";
+  auto first = parse_resources(text);
+  ASSERT_TRUE(first);
+  auto second = parse_resources(first->meshes[0].meta.document);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->meshes[0].meta.document, text);
+  EXPECT_EQ(second->meshes[0].root_namespace, "mesh-root");
+}
+
+TEST(Mesh, DefaultsAndEveryField) {
+  auto defaults = parse_resources(kMeshHead);
+  ASSERT_TRUE(defaults) << defaults.error().message;
+  ASSERT_EQ(defaults->meshes.size(), 1u);
+  const Mesh& m = defaults->meshes[0];
+  EXPECT_EQ(m.meta.name, "default");
+  EXPECT_EQ(m.meta.ns, "");
+  EXPECT_EQ(m.trust_domain, "cluster.local");
+  EXPECT_EQ(m.root_namespace, "istio-system");
+  EXPECT_EQ(m.path_normalization, PathNormalization::Base);
+  EXPECT_EQ(m.certificate_ttl_seconds, 86400);
+  EXPECT_EQ(m.ca_mode, "builtin");
+
+  const std::string full =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: default\n  namespace: ignored\n"
+      "spec:\n  trustDomain: prod.example.com\n  rootNamespace: mesh-system\n"
+      "  pathNormalization: DECODE_AND_MERGE_SLASHES\n  certificateTTL: 30m\n  ca:\n    mode: plugin\n";
+  auto r = parse_resources(full);
+  ASSERT_TRUE(r) << r.error().message;
+  const Mesh& f = r->meshes[0];
+  EXPECT_EQ(f.meta.ns, "");  // cluster-scoped
+  EXPECT_EQ(f.trust_domain, "prod.example.com");
+  EXPECT_EQ(f.root_namespace, "mesh-system");
+  EXPECT_EQ(f.path_normalization, PathNormalization::DecodeAndMergeSlashes);
+  EXPECT_EQ(f.certificate_ttl_seconds, 1800);
+  EXPECT_EQ(f.ca_mode, "plugin");
+}
+
+TEST(Mesh, CertificateTtlBounds) {
+  const std::vector<std::pair<std::string, int64_t>> good = {
+      {"1m", 60},     {"60s", 60}, {"90s", 90}, {"1h", 3600}, {"1.5h", 5400}, {"2160h", 90LL * 86400},
+      {"60000ms", 60}};
+  for (const auto& [text, seconds] : good) {
+    SCOPED_TRACE(text);
+    auto r = parse_resources(std::string(kMeshHead) + "spec:\n  certificateTTL: \"" + text + "\"\n");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->meshes[0].certificate_ttl_seconds, seconds);
+  }
+  for (const std::string text : {"59s", "0s", "2161h", "1.5s", "1d", "-1h", "h", "", "1e3s", "1 h", "90"}) {
+    SCOPED_TRACE(text);
+    auto r =
+        parse_resources(std::string(kMeshHead) + "spec:\n  certificateTTL: \"" + text + "\"\n", "mesh.yaml");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, "policy.bad_duration");
+    EXPECT_NE(r.error().message.find("mesh.yaml:6: certificateTTL"), std::string::npos) << r.error().message;
+  }
+}
+
+struct Bad {
+  const char* name;
+  std::string yaml;
+  std::string expect;  // substring of the error, including "file:line"
+};
+
+TEST(Mesh, Rejections) {
+  const std::string head = kMeshHead;
+  const std::vector<Bad> cases = {
+      {"other name", "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: second\n",
+       "mesh.yaml:4: Mesh: metadata.name must be \"default\""},
+      {"wrong apiVersion", "apiVersion: security.istio.io/v1\nkind: Mesh\nmetadata:\n  name: default\n",
+       "mesh.yaml:1: Mesh: apiVersion must be meshguard.io/v1alpha1"},
+      {"unknown field", head + "spec:\n  trustDomian: x\n",
+       "mesh.yaml:6: unknown field \"trustDomian\" in Mesh.spec"},
+      {"unknown ca field", head + "spec:\n  ca:\n    mode: builtin\n    url: x\n",
+       "mesh.yaml:8: unknown field \"url\""},
+      {"bad trust domain", head + "spec:\n  trustDomain: Example.COM\n",
+       "mesh.yaml:6: trustDomain \"Example.COM\" is not a valid"},
+      {"trust domain with port", head + "spec:\n  trustDomain: \"td:80\"\n", "mesh.yaml:6: trustDomain"},
+      {"bad path normalization", head + "spec:\n  pathNormalization: base\n",
+       "mesh.yaml:6: pathNormalization must be"},
+      {"bad ca mode", head + "spec:\n  ca:\n    mode: vault\n",
+       "mesh.yaml:7: ca.mode must be builtin or plugin"},
+      {"empty root namespace", head + "spec:\n  rootNamespace: \"\"\n", "mesh.yaml:6: rootNamespace"},
+      {"root namespace with slash", head + "spec:\n  rootNamespace: a/b\n", "mesh.yaml:6: rootNamespace"},
+      {"ttl not a string", head + "spec:\n  certificateTTL: [1h]\n",
+       "mesh.yaml:6: certificateTTL must be a string"},
+      {"spec not a mapping", head + "spec: [a]\n", "mesh.yaml:5: Mesh.spec must be a mapping"},
+      {"duplicate field", head + "spec:\n  trustDomain: a\n  trustDomain: b\n",
+       "mesh.yaml:7: duplicate field"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto r = parse_resources(c.yaml, "mesh.yaml");
+    ASSERT_FALSE(r) << "accepted";
+    EXPECT_NE(r.error().message.find(c.expect), std::string::npos) << r.error().message;
+  }
+  auto named = parse_resources("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: second\n");
+  ASSERT_FALSE(named);
+  EXPECT_EQ(named.error().code, "policy.bad_mesh_name");
+}
+
+TEST(Mesh, AppendKeepsMeshes) {
+  auto a = parse_resources(kMeshHead);
+  auto b = parse_resources("apiVersion: meshguard.io/v1alpha1\nkind: Workload\nmetadata:\n  name: w\n");
+  ASSERT_TRUE(a && b);
+  ResourceSet set;
+  set.append(std::move(*a));
+  set.append(std::move(*b));
+  EXPECT_EQ(set.size(), 2u);
+  EXPECT_EQ(set.meshes.size(), 1u);
+}
+
+}  // namespace
+}  // namespace mg::policy
