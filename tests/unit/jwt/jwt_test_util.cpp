@@ -1,11 +1,10 @@
 #include "jwt_test_util.h"
 
 #include <openssl/core_names.h>
-#include <openssl/ec.h>
-#include <openssl/rsa.h>
 #include <stdexcept>
 
 #include "jwt/base64url.h"
+#include "jwt/sign.h"
 
 namespace mg::jwt::testing {
 
@@ -33,16 +32,6 @@ std::string bn_bytes(EVP_PKEY* key, const char* param, int pad = 0) {
 }
 
 int coord_bytes(Alg alg) { return alg == Alg::ES256 ? 32 : alg == Alg::ES384 ? 48 : 66; }
-
-const EVP_MD* md_for(Alg alg) {
-  switch (alg) {
-    case Alg::RS256: case Alg::PS256: case Alg::ES256: return EVP_sha256();
-    case Alg::RS384: case Alg::PS384: case Alg::ES384: return EVP_sha384();
-    case Alg::RS512: case Alg::PS512: case Alg::ES512: return EVP_sha512();
-    case Alg::EdDSA: return nullptr;
-  }
-  return nullptr;
-}
 
 }  // namespace
 
@@ -78,30 +67,9 @@ TestKey make_key(Alg alg, const std::string& kid, int rsa_bits) {
 }
 
 std::string sign_raw(const TestKey& key, Alg alg, std::string_view input) {
-  crypto::MdCtxPtr ctx(EVP_MD_CTX_new());
-  EVP_PKEY_CTX* pctx = nullptr;
-  if (EVP_DigestSignInit(ctx.get(), &pctx, md_for(alg), nullptr, key.priv.get()) != 1) throw std::runtime_error("sign init");
-  if (alg == Alg::PS256 || alg == Alg::PS384 || alg == Alg::PS512) {
-    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
-    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
-  }
-  size_t len = 0;
-  const auto* in = reinterpret_cast<const unsigned char*>(input.data());
-  if (EVP_DigestSign(ctx.get(), nullptr, &len, in, input.size()) != 1) throw std::runtime_error("sign len");
-  std::string sig(len, '\0');
-  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, in, input.size()) != 1)
-    throw std::runtime_error("sign");
-  sig.resize(len);
-  if (key_kind_for(alg) != KeyKind::Ec) return sig;
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(sig.data());
-  ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
-  if (!es) throw std::runtime_error("d2i_ECDSA_SIG");
-  int n = coord_bytes(alg);
-  std::string out(static_cast<size_t>(2 * n), '\0');
-  BN_bn2binpad(ECDSA_SIG_get0_r(es), reinterpret_cast<unsigned char*>(out.data()), n);
-  BN_bn2binpad(ECDSA_SIG_get0_s(es), reinterpret_cast<unsigned char*>(out.data()) + n, n);
-  ECDSA_SIG_free(es);
-  return out;
+  auto sig = jwt::sign_raw(alg, key.priv.get(), input);
+  if (!sig) throw std::runtime_error(sig.error().to_string());
+  return *sig;
 }
 
 std::string sign_token(const TestKey& key, nlohmann::json header, const nlohmann::json& payload) {
