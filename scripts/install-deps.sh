@@ -12,6 +12,7 @@ PACKAGES=(
   curl                             # end-to-end tests and the demo talk HTTP like a user would
   jq                               # end-to-end tests read the CLI's JSON output
   libasio-dev                      # standalone Asio: the proxy's event loops (C++20 coroutines)
+  libsqlite3-dev                   # the control plane's embedded store (WAL)
 )
 
 missing=()

@@ -1,0 +1,425 @@
+// control/sqlite_store.cpp — the SQLite Store (store.h). One connection guarded by one mutex:
+// the control plane's write rate is human-scale (applies), and reads are served from the
+// snapshot the server builds, so a connection pool would buy nothing. Durability comes from WAL
+// with synchronous=FULL: COMMIT returns only after the WAL is fsynced.
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+
+#include "control/store.h"
+#include "policy/parse.h"
+
+namespace mg::control {
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr int kBusyTimeoutMs = 5000;
+
+Unexpected<Error> sqlite_error(sqlite3* db, const std::string& what) {
+  return fail("store.sqlite", what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+// A prepared statement, reset and unbound whenever a Use of it ends, so the next caller starts
+// clean even after an early return.
+class Statement {
+ public:
+  Statement() = default;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  Status prepare(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
+      return sqlite_error(db, std::string("prepare \"") + sql + "\"");
+    }
+    return {};
+  }
+
+  class Use {
+   public:
+    explicit Use(sqlite3_stmt* s) : s_(s) {}
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    ~Use() {
+      sqlite3_reset(s_);
+      sqlite3_clear_bindings(s_);
+    }
+    void text(int i, std::string_view v) {
+      sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    }
+    void opt_text(int i, const std::optional<std::string>& v) {
+      if (v)
+        text(i, *v);
+      else
+        sqlite3_bind_null(s_, i);
+    }
+    void integer(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+    int step() { return sqlite3_step(s_); }
+    std::string column_text(int i) const {
+      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, i));
+      return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, i))) : std::string();
+    }
+    int64_t column_int(int i) const { return sqlite3_column_int64(s_, i); }
+
+   private:
+    sqlite3_stmt* s_;
+  };
+  Use use() const { return Use(stmt_); }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+Status exec(sqlite3* db, const char* sql) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+    std::string why = msg ? msg : sqlite3_errmsg(db);
+    sqlite3_free(msg);
+    return fail("store.sqlite", std::string(sql).substr(0, 40) + ": " + why);
+  }
+  return {};
+}
+
+// Refuses anything that is not (or not yet) an SQLite database before SQLite opens it, so a
+// wrong --data-dir can never be "repaired" into an empty store. An empty file is fine.
+Status check_existing_file(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};
+    return fail("store.open", path + ": " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return fail("store.not_sqlite", path + ": not a regular file");
+  if (st.st_size == 0) return {};
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return fail("store.open", path + ": " + std::strerror(errno));
+  char header[16] = {};
+  const ssize_t n = ::read(fd, header, sizeof header);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(sizeof header) || std::memcmp(header, "SQLite format 3", 16) != 0) {
+    return fail("store.not_sqlite", path + ": exists and is not an SQLite database (refusing to touch it)");
+  }
+  return {};
+}
+
+// The database file is created 0600 before SQLite sees it; SQLite gives its -wal and -shm files
+// the database file's mode, so the whole store stays owner-only.
+Status create_private_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return fail("store.open", path + ": " + std::strerror(errno));
+  const int rc = ::fchmod(fd, 0600);
+  const int saved = errno;
+  ::close(fd);
+  if (rc != 0) return fail("store.open", path + ": chmod 0600: " + std::strerror(saved));
+  return {};
+}
+
+class SqliteStore final : public Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const std::string& path) {
+    if (auto s = check_existing_file(path); !s) return fail(s.error());
+    if (auto s = create_private_file(path); !s) return fail(s.error());
+    std::unique_ptr<SqliteStore> store(new SqliteStore());
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
+    const int rc = sqlite3_open_v2(path.c_str(), &store->db_, flags, nullptr);
+    store->conn_.reset(store->db_);  // a handle comes back even on failure, and must be closed
+    if (rc != SQLITE_OK) return sqlite_error(store->db_, "open " + path);
+    sqlite3* db = store->db_;
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, kBusyTimeoutMs);
+    // The first read of the file: a damaged header or page shows up here, before any write.
+    if (auto s = store->check_integrity(path); !s) return fail(s.error());
+    if (auto s = store->pragma_text("PRAGMA journal_mode=WAL", "wal"); !s) return fail(s.error());
+    if (auto s = exec(db, "PRAGMA synchronous=FULL"); !s) return fail(s.error());
+    if (auto s = store->init_schema(); !s) return fail(s.error());
+    if (auto s = store->prepare(); !s) return fail(s.error());
+    if (auto s = store->load_revision(); !s) return fail(s.error());
+    return std::unique_ptr<Store>(std::move(store));
+  }
+
+  Result<ApplyResult> apply(std::string_view yaml, std::string_view source) override {
+    if (yaml.size() > kMaxApplyBytes) {
+      return fail("store.too_large", std::string(source) + ": " + std::to_string(yaml.size()) +
+                                         " bytes is more than one apply accepts (" +
+                                         std::to_string(kMaxApplyBytes) + ")");
+    }
+    auto set = policy::parse_resources(yaml, source);
+    if (!set) return fail(set.error());
+    auto docs = keyed_documents(*set);
+    if (!docs) return fail(docs.error());
+
+    std::lock_guard lock(mu_);
+    ApplyResult result;
+    const int64_t next = revision_.load() + 1;
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    if (auto s = exec(db_, "BEGIN IMMEDIATE"); !s) return fail(s.error());
+    auto body = [&]() -> Status {
+      for (const auto& d : *docs) {
+        auto current = read_yaml(d.key);
+        if (!current) return fail(current.error());
+        if (*current && **current == d.meta->document) {
+          result.unchanged.push_back(d.key);
+          continue;
+        }
+        const Statement& st = *current ? update_ : insert_;
+        auto u = st.use();
+        u.text(1, d.key.kind);
+        u.text(2, d.key.ns);
+        u.text(3, d.key.name);
+        u.text(4, d.meta->document);
+        u.integer(5, next);
+        u.integer(6, now);
+        if (u.step() != SQLITE_DONE) return sqlite_error(db_, "write " + d.key.str());
+        (*current ? result.configured : result.created).push_back(d.key);
+      }
+      if (!result.created.empty() || !result.configured.empty()) return write_revision(next);
+      return {};
+    }();
+    if (!body) {
+      rollback();
+      return fail(body.error());
+    }
+    if (auto s = exec(db_, "COMMIT"); !s) {
+      rollback();
+      return fail(s.error());
+    }
+    if (!result.created.empty() || !result.configured.empty()) revision_.store(next);
+    result.revision = revision_.load();
+    return result;
+  }
+
+  Result<int64_t> remove(const ResourceKey& key) override {
+    std::lock_guard lock(mu_);
+    const int64_t next = revision_.load() + 1;
+    if (auto s = exec(db_, "BEGIN IMMEDIATE"); !s) return fail(s.error());
+    auto body = [&]() -> Status {
+      auto u = delete_.use();
+      u.text(1, key.kind);
+      u.text(2, key.ns);
+      u.text(3, key.name);
+      if (u.step() != SQLITE_DONE) return sqlite_error(db_, "delete " + key.str());
+      if (sqlite3_changes(db_) == 0) return fail("store.not_found", key.str() + " not found");
+      return write_revision(next);
+    }();
+    if (!body) {
+      rollback();
+      return fail(body.error());
+    }
+    if (auto s = exec(db_, "COMMIT"); !s) {
+      rollback();
+      return fail(s.error());
+    }
+    revision_.store(next);
+    return next;
+  }
+
+  Result<std::vector<StoredResource>> list(const std::optional<std::string>& kind,
+                                           const std::optional<std::string>& ns) const override {
+    std::lock_guard lock(mu_);
+    auto u = list_.use();
+    u.opt_text(1, kind);
+    u.opt_text(2, ns);
+    return read_rows(u, "list");
+  }
+
+  Result<std::optional<StoredResource>> get(const ResourceKey& key) const override {
+    std::lock_guard lock(mu_);
+    auto u = get_.use();
+    u.text(1, key.kind);
+    u.text(2, key.ns);
+    u.text(3, key.name);
+    auto rows = read_rows(u, "get " + key.str());
+    if (!rows) return fail(rows.error());
+    if (rows->empty()) return std::optional<StoredResource>();
+    return std::optional<StoredResource>(std::move(rows->front()));
+  }
+
+  int64_t revision() const override { return revision_.load(); }
+
+  Result<policy::ResourceSet> resources() const override {
+    std::vector<StoredResource> rows;
+    {
+      std::lock_guard lock(mu_);
+      auto u = all_.use();
+      auto r = read_rows(u, "read all");
+      if (!r) return fail(r.error());
+      rows = std::move(*r);
+    }
+    policy::ResourceSet out;
+    for (const auto& row : rows) {
+      // Parsed alone, with the key as its source, so an error names the stored resource.
+      auto set = policy::parse_resources(row.yaml, row.key.str());
+      if (!set) return fail("store.bad_stored", "stored " + set.error().message);
+      if (set->size() != 1)
+        return fail("store.bad_stored", "stored " + row.key.str() + " is not exactly one resource");
+      out.append(std::move(*set));
+    }
+    return out;
+  }
+
+ private:
+  SqliteStore() = default;
+
+  Status check_integrity(const std::string& path) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &raw, nullptr) != SQLITE_OK) {
+      return corrupt(path);
+    }
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
+    const int rc = sqlite3_step(stmt.get());
+    if (rc != SQLITE_ROW) return corrupt(path);
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));
+    if (!text || std::string_view(text) != "ok") {
+      return fail("store.corrupt", path + ": SQLite integrity check failed: " + (text ? text : "?"));
+    }
+    return {};
+  }
+
+  Status corrupt(const std::string& path) {
+    const int code = sqlite3_errcode(db_);
+    const std::string why = sqlite3_errmsg(db_);
+    if ((code & 0xff) == SQLITE_NOTADB) return fail("store.not_sqlite", path + ": " + why);
+    return fail("store.corrupt", path + ": " + why);
+  }
+
+  Status pragma_text(const char* sql, std::string_view expect) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) return sqlite_error(db_, sql);
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
+    if (sqlite3_step(stmt.get()) != SQLITE_ROW) return sqlite_error(db_, sql);
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));
+    if (!text || std::string_view(text) != expect) {
+      return fail("store.sqlite", std::string(sql) + " answered \"" + (text ? text : "") + "\"");
+    }
+    return {};
+  }
+
+  Status init_schema() {
+    if (auto s = exec(db_, "BEGIN IMMEDIATE"); !s) return s;
+    auto body = [&]() -> Status {
+      if (auto s = exec(db_,
+                        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+                        "CREATE TABLE IF NOT EXISTS store_state (id INTEGER PRIMARY KEY CHECK (id = 1),"
+                        "  revision INTEGER NOT NULL);"
+                        "CREATE TABLE IF NOT EXISTS resources (kind TEXT NOT NULL, ns TEXT NOT NULL,"
+                        "  name TEXT NOT NULL, yaml TEXT NOT NULL, revision INTEGER NOT NULL,"
+                        "  updated_unix INTEGER NOT NULL, PRIMARY KEY (kind, ns, name)) WITHOUT ROWID;");
+          !s) {
+        return s;
+      }
+      Statement version;
+      if (auto s = version.prepare(db_, "SELECT version FROM schema_version"); !s) return s;
+      auto u = version.use();
+      int rc = u.step();
+      if (rc == SQLITE_DONE) {
+        return exec(db_,
+                    "INSERT INTO schema_version (version) VALUES (1);"
+                    "INSERT OR IGNORE INTO store_state (id, revision) VALUES (1, 0);");
+      }
+      if (rc != SQLITE_ROW) return sqlite_error(db_, "read schema version");
+      if (u.column_int(0) != kSchemaVersion) {
+        return fail("store.schema", "the store has schema version " + std::to_string(u.column_int(0)) +
+                                        "; this build knows version " + std::to_string(kSchemaVersion));
+      }
+      return {};
+    }();
+    if (!body) {
+      rollback();
+      return body;
+    }
+    return exec(db_, "COMMIT");
+  }
+
+  Status prepare() {
+    const char* cols = "kind, ns, name, yaml, revision, updated_unix";
+    const std::string get =
+        std::string("SELECT ") + cols + " FROM resources WHERE kind = ?1 AND ns = ?2 AND name = ?3";
+    const std::string list = std::string("SELECT ") + cols +
+                             " FROM resources WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR ns = ?2)"
+                             " ORDER BY kind, ns, name";
+    const std::string all = std::string("SELECT ") + cols + " FROM resources ORDER BY kind, ns, name";
+    for (auto [stmt, sql] : {std::pair{&get_, get.c_str()},
+                             {&list_, list.c_str()},
+                             {&all_, all.c_str()},
+                             {&insert_,
+                              "INSERT INTO resources (kind, ns, name, yaml, revision, updated_unix)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
+                             {&update_,
+                              "UPDATE resources SET yaml = ?4, revision = ?5, updated_unix = ?6"
+                              " WHERE kind = ?1 AND ns = ?2 AND name = ?3"},
+                             {&delete_, "DELETE FROM resources WHERE kind = ?1 AND ns = ?2 AND name = ?3"},
+                             {&set_revision_, "UPDATE store_state SET revision = ?1 WHERE id = 1"}}) {
+      if (auto s = stmt->prepare(db_, sql); !s) return s;
+    }
+    return {};
+  }
+
+  Status load_revision() {
+    Statement st;
+    if (auto s = st.prepare(db_, "SELECT revision FROM store_state WHERE id = 1"); !s) return s;
+    auto u = st.use();
+    if (u.step() != SQLITE_ROW) return fail("store.corrupt", "the store has no revision row");
+    revision_.store(u.column_int(0));
+    return {};
+  }
+
+  Status write_revision(int64_t revision) {
+    auto u = set_revision_.use();
+    u.integer(1, revision);
+    if (u.step() != SQLITE_DONE || sqlite3_changes(db_) != 1) return sqlite_error(db_, "write revision");
+    return {};
+  }
+
+  // The stored text of `key`, or nullopt when absent. Caller holds mu_.
+  Result<std::optional<std::string>> read_yaml(const ResourceKey& key) {
+    auto u = get_.use();
+    u.text(1, key.kind);
+    u.text(2, key.ns);
+    u.text(3, key.name);
+    const int rc = u.step();
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    if (rc != SQLITE_ROW) return sqlite_error(db_, "read " + key.str());
+    return std::optional<std::string>(u.column_text(3));
+  }
+
+  Result<std::vector<StoredResource>> read_rows(Statement::Use& u, const std::string& what) const {
+    std::vector<StoredResource> rows;
+    for (;;) {
+      const int rc = u.step();
+      if (rc == SQLITE_DONE) return rows;
+      if (rc != SQLITE_ROW) return sqlite_error(db_, what);
+      StoredResource r;
+      r.key = {u.column_text(0), u.column_text(1), u.column_text(2)};
+      r.yaml = u.column_text(3);
+      r.revision = u.column_int(4);
+      r.updated_unix = u.column_int(5);
+      rows.push_back(std::move(r));
+    }
+  }
+
+  void rollback() {
+    // Nothing to report: either the transaction is rolled back or SQLite already did it.
+    (void)exec(db_, "ROLLBACK");
+  }
+
+  // Declared before the statements so it is destroyed after them: sqlite3_close refuses to close
+  // a connection whose statements are still alive.
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> conn_{nullptr, sqlite3_close};
+  sqlite3* db_ = nullptr;  // == conn_.get()
+  mutable std::mutex mu_;
+  std::atomic<int64_t> revision_{0};
+  Statement get_, insert_, update_, delete_, list_, all_, set_revision_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) { return SqliteStore::open(path); }
+
+}  // namespace mg::control

@@ -1,0 +1,80 @@
+// control/store.h — the control plane's resource store: every applied document kept verbatim
+// (Meta::document), keyed by kind/namespace/name, with a revision that bumps once per change.
+// Applies are validated with policy::parse_resources first and are all-or-nothing. The one
+// implementation today is SQLite (sqlite_store.cpp): WAL, synchronous=FULL, so an apply that
+// returned success survives kill -9.
+//
+// Error codes: store.not_found (remove of an absent key), store.duplicate (one apply names the
+// same resource twice), store.too_large, store.not_sqlite / store.corrupt (open refused; the file
+// is left untouched), store.schema (a schema version this build does not know), store.sqlite
+// (any other SQLite failure), store.bad_stored (a stored document no longer parses), and the
+// policy.* codes of parse_resources for a rejected apply.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "policy/resources.h"
+
+namespace mg::control {
+
+// Largest text one apply accepts; bigger inputs are refused before parsing.
+inline constexpr size_t kMaxApplyBytes = 8 * 1024 * 1024;
+
+struct ResourceKey {
+  std::string kind, ns, name;  // kind as in YAML: "AuthorizationPolicy", "Mesh", ...; Mesh has ns ""
+  auto operator<=>(const ResourceKey&) const = default;
+  std::string str() const;  // kind/ns/name
+};
+
+struct StoredResource {
+  ResourceKey key;
+  std::string yaml;      // the document exactly as applied
+  int64_t revision = 0;  // store revision of its last change
+  int64_t updated_unix = 0;
+};
+
+struct ApplyResult {
+  int64_t revision = 0;  // the store's revision after the apply (unchanged if nothing changed)
+  std::vector<ResourceKey> created, configured, unchanged;  // in document order
+};
+
+class Store {  // thread-safe; every method may be called from any thread
+ public:
+  virtual ~Store() = default;
+  // Parses the whole multi-document text with policy::parse_resources (file:line errors use `source`);
+  // any bad document → error, nothing changes. Otherwise one transaction upserts every document
+  // (identical text → "unchanged", not re-written); revision bumps once if anything changed.
+  virtual Result<ApplyResult> apply(std::string_view yaml, std::string_view source) = 0;
+  virtual Result<int64_t> remove(
+      const ResourceKey& key) = 0;  // new revision; absent → code "store.not_found"
+  // Sorted by kind, namespace, name; std::nullopt matches every value.
+  virtual Result<std::vector<StoredResource>> list(const std::optional<std::string>& kind,
+                                                   const std::optional<std::string>& ns) const = 0;
+  virtual Result<std::optional<StoredResource>> get(const ResourceKey& key) const = 0;
+  virtual int64_t revision() const = 0;
+  // Every stored document parsed again into one ResourceSet (Meta.document filled).
+  virtual Result<policy::ResourceSet> resources() const = 0;
+};
+
+// The keys of a parsed set, each with its document text, in document order (by line): what
+// apply() stores. Fails with store.duplicate when two documents name the same resource.
+struct KeyedDocument {
+  ResourceKey key;
+  const policy::Meta* meta = nullptr;  // points into the ResourceSet (document, source, line)
+};
+Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set);
+
+// Opens (creating if missing) the SQLite store at `path`: the file is created 0600 (and an
+// existing one tightened to 0600), WAL journal, synchronous=FULL, a busy timeout, the schema
+// created or checked. A file that is not an SQLite database, or one that fails SQLite's
+// integrity check, is refused and never written to.
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
+
+}  // namespace mg::control

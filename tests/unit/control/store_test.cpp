@@ -1,0 +1,316 @@
+// control/store.h with a real SQLite file in a fresh temporary directory: apply / get / list /
+// remove, all-or-nothing applies, unchanged detection, durability across reopen, file modes, and
+// refusal (without writing) of files that are not a healthy SQLite database.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "control/store.h"
+
+namespace mg::control {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "mg-store-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_all(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+std::string ap(const std::string& name, const std::string& ns, const std::string& action = "DENY") {
+  return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: " + name +
+         "\n  namespace: " + ns + "\nspec:\n  action: " + action + "\n";
+}
+
+std::string pa(const std::string& name, const std::string& ns, const std::string& mode) {
+  return "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: " + name +
+         "\n  namespace: " + ns + "\nspec:\n  mtls:\n    mode: " + mode + "\n";
+}
+
+const std::string kMesh =
+    "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: default\nspec:\n  trustDomain: "
+    "example.org\n";
+
+std::unique_ptr<Store> open_ok(const std::string& path) {
+  auto s = open_sqlite_store(path);
+  if (!s) ADD_FAILURE() << s.error().to_string();
+  return s ? std::move(*s) : nullptr;
+}
+
+TEST(SqliteStore, ApplyGetListRemove) {
+  TempDir dir;
+  auto store = open_ok(dir.file("store.db"));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->revision(), 0);
+
+  const std::string text = ap("deny-all", "foo") + "---\n" + pa("strict", "foo", "STRICT") + "---\n" + kMesh;
+  auto r = store->apply(text, "policies.yaml");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->revision, 1);
+  ASSERT_EQ(r->created.size(), 3u);
+  EXPECT_EQ(r->created[0], (ResourceKey{"AuthorizationPolicy", "foo", "deny-all"}));
+  EXPECT_EQ(r->created[1], (ResourceKey{"PeerAuthentication", "foo", "strict"}));
+  EXPECT_EQ(r->created[2], (ResourceKey{"Mesh", "", "default"}));
+  EXPECT_TRUE(r->configured.empty());
+  EXPECT_TRUE(r->unchanged.empty());
+  EXPECT_EQ(store->revision(), 1);
+
+  auto got = store->get({"PeerAuthentication", "foo", "strict"});
+  ASSERT_TRUE(got);
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->yaml, "---\n" + pa("strict", "foo", "STRICT"));  // the document as applied
+  EXPECT_EQ((*got)->revision, 1);
+  EXPECT_GT((*got)->updated_unix, 1600000000);
+  EXPECT_EQ((*got)->key.str(), "PeerAuthentication/foo/strict");
+  auto missing = store->get({"PeerAuthentication", "bar", "strict"});
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(missing->has_value());
+
+  ASSERT_TRUE(store->apply(ap("allow", "bar", "ALLOW"), "more.yaml"));
+  auto all = store->list(std::nullopt, std::nullopt);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 4u);  // sorted by kind, ns, name
+  EXPECT_EQ((*all)[0].key.str(), "AuthorizationPolicy/bar/allow");
+  EXPECT_EQ((*all)[1].key.str(), "AuthorizationPolicy/foo/deny-all");
+  EXPECT_EQ((*all)[2].key.str(), "Mesh//default");
+  EXPECT_EQ((*all)[3].key.str(), "PeerAuthentication/foo/strict");
+  auto policies = store->list(std::string("AuthorizationPolicy"), std::nullopt);
+  ASSERT_TRUE(policies);
+  EXPECT_EQ(policies->size(), 2u);
+  auto in_foo = store->list(std::nullopt, std::string("foo"));
+  ASSERT_TRUE(in_foo);
+  EXPECT_EQ(in_foo->size(), 2u);
+  auto both = store->list(std::string("AuthorizationPolicy"), std::string("bar"));
+  ASSERT_TRUE(both);
+  ASSERT_EQ(both->size(), 1u);
+  EXPECT_EQ((*both)[0].revision, 2);
+
+  auto removed = store->remove({"AuthorizationPolicy", "foo", "deny-all"});
+  ASSERT_TRUE(removed) << removed.error().to_string();
+  EXPECT_EQ(*removed, 3);
+  EXPECT_EQ(store->revision(), 3);
+  auto again = store->remove({"AuthorizationPolicy", "foo", "deny-all"});
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, "store.not_found");
+  EXPECT_EQ(store->revision(), 3);
+
+  auto set = store->resources();
+  ASSERT_TRUE(set) << set.error().to_string();
+  EXPECT_EQ(set->size(), 3u);
+  ASSERT_EQ(set->meshes.size(), 1u);
+  EXPECT_EQ(set->meshes[0].trust_domain, "example.org");
+  EXPECT_EQ(set->meshes[0].meta.document, "---\n" + kMesh);
+  ASSERT_EQ(set->peer_authentications.size(), 1u);
+  EXPECT_EQ(set->peer_authentications[0].meta.document, "---\n" + pa("strict", "foo", "STRICT"));
+}
+
+TEST(SqliteStore, UnchangedAndConfigured) {
+  TempDir dir;
+  auto store = open_ok(dir.file("store.db"));
+  ASSERT_TRUE(store);
+  const std::string text = ap("a", "ns") + "---\n" + ap("b", "ns");
+  ASSERT_TRUE(store->apply(text, "x.yaml"));
+  ASSERT_EQ(store->revision(), 1);
+
+  auto same = store->apply(text, "x.yaml");
+  ASSERT_TRUE(same);
+  EXPECT_EQ(same->revision, 1);  // nothing changed: no new revision
+  EXPECT_EQ(same->unchanged.size(), 2u);
+  EXPECT_TRUE(same->created.empty() && same->configured.empty());
+  EXPECT_EQ((*store->get({"AuthorizationPolicy", "ns", "a"}))->revision, 1);
+
+  auto changed =
+      store->apply(ap("a", "ns") + "---\n" + ap("b", "ns", "ALLOW") + "---\n" + ap("c", "ns"), "x.yaml");
+  ASSERT_TRUE(changed);
+  EXPECT_EQ(changed->revision, 2);  // one bump for the whole apply
+  ASSERT_EQ(changed->unchanged.size(), 1u);
+  ASSERT_EQ(changed->configured.size(), 1u);
+  ASSERT_EQ(changed->created.size(), 1u);
+  EXPECT_EQ(changed->configured[0].name, "b");
+  EXPECT_EQ(changed->created[0].name, "c");
+  EXPECT_EQ((*store->get({"AuthorizationPolicy", "ns", "a"}))->revision, 1);
+  EXPECT_EQ((*store->get({"AuthorizationPolicy", "ns", "b"}))->revision, 2);
+  auto empty = store->apply("# nothing here\n", "empty.yaml");
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->revision, 2);
+}
+
+TEST(SqliteStore, BadApplyChangesNothing) {
+  TempDir dir;
+  auto store = open_ok(dir.file("store.db"));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->apply(ap("a", "ns"), "first.yaml"));
+  const auto before = store->list(std::nullopt, std::nullopt);
+  ASSERT_TRUE(before);
+
+  struct Case {
+    std::string text, code, where;
+  };
+  const std::vector<Case> cases = {
+      {ap("a", "ns", "ALLOW") + "---\n" + ap("b", "ns", "NOPE"), "policy.invalid", "bad.yaml:15:"},
+      {ap("new", "ns") + "---\napiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: other\n",
+       "policy.bad_mesh_name", "bad.yaml:12:"},
+      {ap("a", "ns", "ALLOW") + "---\n" + ap("a", "ns", "DENY"), "store.duplicate", "bad.yaml:9:"},
+      {ap("x", "ns") + "---\nkind: [unclosed\n", "policy.bad_yaml", "bad.yaml:"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.code);
+    auto r = store->apply(c.text, "bad.yaml");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, c.code);
+    EXPECT_NE(r.error().message.find(c.where), std::string::npos) << r.error().message;
+    EXPECT_EQ(store->revision(), 1);
+    auto after = store->list(std::nullopt, std::nullopt);
+    ASSERT_TRUE(after);
+    ASSERT_EQ(after->size(), before->size());
+    EXPECT_EQ((*after)[0].yaml, (*before)[0].yaml);
+  }
+  auto big = store->apply(std::string(kMaxApplyBytes + 1, '#'), "big.yaml");
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code, "store.too_large");
+}
+
+TEST(SqliteStore, ReopenKeepsDataAndRevision) {
+  TempDir dir;
+  const std::string path = dir.file("store.db");
+  {
+    auto store = open_ok(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->apply(ap("a", "ns") + "---\n" + kMesh, "x.yaml"));
+    ASSERT_TRUE(store->apply(ap("b", "ns"), "y.yaml"));
+    ASSERT_TRUE(store->remove({"AuthorizationPolicy", "ns", "a"}));
+    EXPECT_EQ(store->revision(), 3);
+  }
+  auto store = open_ok(path);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->revision(), 3);
+  auto all = store->list(std::nullopt, std::nullopt);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].key.str(), "AuthorizationPolicy/ns/b");
+  EXPECT_EQ((*all)[1].key.str(), "Mesh//default");
+  auto next = store->apply(ap("c", "ns"), "z.yaml");
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->revision, 4);
+}
+
+TEST(SqliteStore, FilesAreOwnerOnly) {
+  TempDir dir;
+  const std::string path = dir.file("store.db");
+  {
+    // An existing empty file with loose permissions is tightened, not trusted as is.
+    write_all(path, "");
+    ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+    auto store = open_ok(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->apply(ap("a", "ns"), "x.yaml"));
+    for (const std::string& f : {path, path + "-wal"}) {
+      struct stat st {};
+      ASSERT_EQ(::stat(f.c_str(), &st), 0) << f;
+      EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+    }
+  }
+}
+
+TEST(SqliteStore, RefusesFilesThatAreNotHealthyDatabases) {
+  TempDir dir;
+  // Not SQLite at all: refused, and not a byte changes.
+  const std::string text_file = dir.file("notes.txt");
+  std::string content;
+  for (int i = 0; i < 500; ++i) content += "line " + std::to_string(i) + ": precious data\n";
+  write_all(text_file, content);
+  auto r = open_sqlite_store(text_file);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, "store.not_sqlite");
+  EXPECT_NE(r.error().message.find("notes.txt"), std::string::npos);
+  EXPECT_EQ(read_all(text_file), content);
+  EXPECT_FALSE(fs::exists(text_file + "-wal"));
+
+  // The right header, garbage after it: SQLite itself refuses it; still untouched.
+  const std::string garbage_file = dir.file("garbage.db");
+  std::string garbage("SQLite format 3", 16);
+  for (int i = 0; i < 8192; ++i) garbage.push_back(static_cast<char>((i * 7919 + 13) & 0xff));
+  write_all(garbage_file, garbage);
+  auto g = open_sqlite_store(garbage_file);
+  ASSERT_FALSE(g);
+  EXPECT_TRUE(g.error().code == "store.corrupt" || g.error().code == "store.not_sqlite")
+      << g.error().to_string();
+  EXPECT_EQ(read_all(garbage_file), garbage);
+
+  // A real store whose table pages were overwritten: the integrity check catches it at open.
+  const std::string damaged = dir.file("damaged.db");
+  {
+    auto store = open_ok(damaged);
+    ASSERT_TRUE(store);
+    std::string many;
+    for (int i = 0; i < 200; ++i) many += ap("p" + std::to_string(i), "ns") + "---\n";
+    ASSERT_TRUE(store->apply(many, "many.yaml"));
+  }  // closing checkpoints the WAL into the main file
+  std::string bytes = read_all(damaged);
+  ASSERT_GT(bytes.size(), 4096u * 4);
+  for (size_t i = 4096 * 2; i < bytes.size(); ++i) bytes[i] = static_cast<char>(0xA5);
+  write_all(damaged, bytes);
+  auto d = open_sqlite_store(damaged);
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().code, "store.corrupt") << d.error().to_string();
+  EXPECT_EQ(read_all(damaged), bytes);
+
+  // A directory is not a database either.
+  auto dir_open = open_sqlite_store(dir.file(""));
+  ASSERT_FALSE(dir_open);
+}
+
+TEST(SqliteStore, ConcurrentAppliesAreSerialized) {
+  TempDir dir;
+  auto store = open_ok(dir.file("store.db"));
+  ASSERT_TRUE(store);
+  constexpr int kThreads = 4, kEach = 10;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = store->apply(ap("p" + std::to_string(t) + "-" + std::to_string(i), "ns"), "t.yaml");
+        EXPECT_TRUE(r);
+        (void)store->list(std::nullopt, std::string("ns"));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(store->revision(), kThreads * kEach);
+  auto all = store->list(std::nullopt, std::nullopt);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), static_cast<size_t>(kThreads * kEach));
+}
+
+}  // namespace
+}  // namespace mg::control
