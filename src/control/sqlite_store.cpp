@@ -157,10 +157,14 @@ class SqliteStore final : public Store {
 
     std::lock_guard lock(mu_);
     ApplyResult result;
-    const int64_t next = revision_.load() + 1;
+    int64_t current_revision = 0;
     const int64_t now = static_cast<int64_t>(std::time(nullptr));
     if (auto s = exec(db_, "BEGIN IMMEDIATE"); !s) return fail(s.error());
     auto body = [&]() -> Status {
+      auto rev = read_revision();
+      if (!rev) return fail(rev.error());
+      current_revision = *rev;
+      const int64_t next = current_revision + 1;
       for (const auto& d : *docs) {
         auto current = read_yaml(d.key);
         if (!current) return fail(current.error());
@@ -190,16 +194,20 @@ class SqliteStore final : public Store {
       rollback();
       return fail(s.error());
     }
-    if (!result.created.empty() || !result.configured.empty()) revision_.store(next);
-    result.revision = revision_.load();
+    const bool changed = !result.created.empty() || !result.configured.empty();
+    result.revision = changed ? current_revision + 1 : current_revision;
+    revision_.store(result.revision);
     return result;
   }
 
   Result<int64_t> remove(const ResourceKey& key) override {
     std::lock_guard lock(mu_);
-    const int64_t next = revision_.load() + 1;
+    int64_t next = 0;
     if (auto s = exec(db_, "BEGIN IMMEDIATE"); !s) return fail(s.error());
     auto body = [&]() -> Status {
+      auto rev = read_revision();
+      if (!rev) return fail(rev.error());
+      next = *rev + 1;
       auto u = delete_.use();
       u.text(1, key.kind);
       u.text(2, key.ns);
@@ -355,19 +363,26 @@ class SqliteStore final : public Store {
                               "UPDATE resources SET yaml = ?4, revision = ?5, updated_unix = ?6"
                               " WHERE kind = ?1 AND ns = ?2 AND name = ?3"},
                              {&delete_, "DELETE FROM resources WHERE kind = ?1 AND ns = ?2 AND name = ?3"},
-                             {&set_revision_, "UPDATE store_state SET revision = ?1 WHERE id = 1"}}) {
+                             {&set_revision_, "UPDATE store_state SET revision = ?1 WHERE id = 1"},
+                             {&get_revision_, "SELECT revision FROM store_state WHERE id = 1"}}) {
       if (auto s = stmt->prepare(db_, sql); !s) return s;
     }
     return {};
   }
 
   Status load_revision() {
-    Statement st;
-    if (auto s = st.prepare(db_, "SELECT revision FROM store_state WHERE id = 1"); !s) return s;
-    auto u = st.use();
-    if (u.step() != SQLITE_ROW) return fail("store.corrupt", "the store has no revision row");
-    revision_.store(u.column_int(0));
+    auto rev = read_revision();
+    if (!rev) return fail(rev.error());
+    revision_.store(*rev);
     return {};
+  }
+
+  // Read inside each write transaction rather than trusting revision_, so even a second process
+  // writing the same file (never intended) could not make two changes share a revision.
+  Result<int64_t> read_revision() {
+    auto u = get_revision_.use();
+    if (u.step() != SQLITE_ROW) return fail("store.corrupt", "the store has no revision row");
+    return u.column_int(0);
   }
 
   Status write_revision(int64_t revision) {
@@ -415,7 +430,7 @@ class SqliteStore final : public Store {
   sqlite3* db_ = nullptr;  // == conn_.get()
   mutable std::mutex mu_;
   std::atomic<int64_t> revision_{0};
-  Statement get_, insert_, update_, delete_, list_, all_, set_revision_;
+  Statement get_, insert_, update_, delete_, list_, all_, set_revision_, get_revision_;
 };
 
 }  // namespace

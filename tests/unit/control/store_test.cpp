@@ -2,7 +2,9 @@
 // remove, all-or-nothing applies, unchanged detection, durability across reopen, file modes, and
 // refusal (without writing) of files that are not a healthy SQLite database.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -288,6 +290,50 @@ TEST(SqliteStore, RefusesFilesThatAreNotHealthyDatabases) {
   // A directory is not a database either.
   auto dir_open = open_sqlite_store(dir.file(""));
   ASSERT_FALSE(dir_open);
+}
+
+// A child process applies in a loop and acknowledges each success on a pipe; it is killed with
+// SIGKILL mid-stream. Every acknowledged apply must be in the store when it is opened again.
+TEST(SqliteStore, AcknowledgedAppliesSurviveKill9) {
+  TempDir dir;
+  const std::string path = dir.file("store.db");
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    auto store = open_sqlite_store(path);
+    if (!store) ::_exit(2);
+    for (int32_t i = 0; i < 400; ++i) {
+      if (!(*store)->apply(ap("p" + std::to_string(i), "ns"), "loop.yaml")) ::_exit(3);
+      if (::write(fds[1], &i, sizeof i) != static_cast<ssize_t>(sizeof i)) ::_exit(4);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  int32_t last = -1, n = 0;
+  while (last < 24 && ::read(fds[0], &n, sizeof n) == static_cast<ssize_t>(sizeof n)) last = n;
+  ::kill(pid, SIGKILL);
+  // Acknowledgements written before the signal landed count too.
+  while (::read(fds[0], &n, sizeof n) == static_cast<ssize_t>(sizeof n)) last = n;
+  ::close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) << status;
+  ASSERT_GE(last, 24);
+
+  auto store = open_ok(path);
+  ASSERT_TRUE(store);
+  EXPECT_GE(store->revision(), last + 1);
+  for (int32_t i = 0; i <= last; ++i) {
+    auto got = store->get({"AuthorizationPolicy", "ns", "p" + std::to_string(i)});
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(got->has_value()) << "acknowledged apply " << i << " lost";
+  }
+  auto set = store->resources();
+  ASSERT_TRUE(set) << set.error().to_string();
+  EXPECT_GE(set->authorization_policies.size(), static_cast<size_t>(last + 1));
 }
 
 TEST(SqliteStore, ConcurrentAppliesAreSerialized) {
