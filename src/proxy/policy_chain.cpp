@@ -1,5 +1,6 @@
 #include "proxy/policy_chain.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "policy/decide.h"
@@ -92,27 +93,65 @@ void forward_normalized_path(http::Request& request, policy::PathNormalization m
   request.target = request.query.empty() ? normalized : normalized + "?" + request.query;
 }
 
-// Istio's default (forwardOriginalToken: false): the verified token is not passed on to the
-// app. A request only gets here allowed if every token present verified, so a header carrying a
-// configured prefix is a verified token. (Tokens in query parameters are still forwarded.)
-void strip_forwarded_tokens(http::Request& request, const std::vector<jwt::JwtRule>& rules) {
-  static const jwt::JwtHeaderLocation kDefault{"Authorization", "Bearer "};
-  for (const auto& rule : rules) {
-    if (rule.forward_original_token) continue;
-    auto strip = [&request](const jwt::JwtHeaderLocation& where) {
-      for (std::string_view value : request.headers.get_all(where.name)) {
-        if (value.starts_with(where.prefix)) {
-          request.headers.remove(where.name);
-          return;
-        }
-      }
-    };
-    if (rule.from_headers.empty() && rule.from_params.empty() && rule.from_cookies.empty()) strip(kDefault);
-    for (const auto& where : rule.from_headers) strip(where);
+// `query` without the parameters named in `names` (pairs kept verbatim, in order).
+std::string without_params(std::string_view query, const std::vector<std::string>& names) {
+  std::string out;
+  while (true) {
+    auto amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    std::string_view name = pair.substr(0, pair.find('='));
+    if (!pair.empty() && std::find(names.begin(), names.end(), name) == names.end()) {
+      if (!out.empty()) out.push_back('&');
+      out.append(pair);
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
   }
+  return out;
+}
+
+// A Cookie header value without the cookies named in `names`.
+std::string without_cookies(std::string_view header, const std::vector<std::string>& names) {
+  std::string out;
+  while (true) {
+    auto semi = header.find(';');
+    std::string_view item = header.substr(0, semi);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    std::string_view name = item.substr(0, item.find('='));
+    if (!item.empty() && std::find(names.begin(), names.end(), name) == names.end()) {
+      if (!out.empty()) out += "; ";
+      out.append(item);
+    }
+    if (semi == std::string_view::npos) break;
+    header.remove_prefix(semi + 1);
+  }
+  return out;
 }
 
 }  // namespace
+
+void apply_jwt_mutations(http::Request& request, const jwt::HeaderMutations& mutations,
+                         const std::vector<jwt::JwtRule>& rules) {
+  for (const auto& rule : rules) {
+    if (!rule.output_payload_to_header.empty()) request.headers.remove(rule.output_payload_to_header);
+    for (const auto& c : rule.output_claim_to_headers) request.headers.remove(c.header);
+  }
+  for (const auto& name : mutations.remove_headers) request.headers.remove(name);
+  if (!mutations.remove_params.empty() && !request.query.empty()) {
+    request.query = without_params(request.query, mutations.remove_params);
+    request.target = request.query.empty() ? request.path : request.path + "?" + request.query;
+  }
+  if (!mutations.remove_cookies.empty()) {
+    std::vector<std::string> kept;
+    for (std::string_view value : request.headers.get_all("cookie")) {
+      std::string rest = without_cookies(value, mutations.remove_cookies);
+      if (!rest.empty()) kept.push_back(std::move(rest));
+    }
+    request.headers.remove("cookie");
+    for (auto& value : kept) request.headers.add("cookie", std::move(value));
+  }
+  for (const auto& [name, value] : mutations.set_headers) request.headers.set(name, value);
+}
 
 std::optional<bool> dry_run_outcome(const policy::Decision& decision, std::string* policy) {
   if (decision.dry_run.empty()) return std::nullopt;
@@ -178,10 +217,18 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
   const RequestChain defaults = default_request_chain();
   const ConnectionChain tcp_defaults = default_connection_chain();
 
+  // One Authenticator per snapshot: inline JWKS parsed once, verified tokens cached across
+  // requests. decide() authenticates for the decision; this one re-reads the (cached) tokens of an
+  // allowed request to produce the forwarded request's header mutations.
+  std::shared_ptr<const jwt::Authenticator> authenticator;
+  if (!out.snapshot->jwt_rules().empty()) {
+    authenticator = std::make_shared<const jwt::Authenticator>(out.snapshot->jwt_rules());
+  }
+
   RequestChain rc;
   rc.steps.push_back(defaults.steps.at(0));  // peer_authn
   rc.steps.push_back({"request_authn", [](RequestContext&) { return Verdict::pass(); }});  // inside decide
-  rc.steps.push_back({"authz", [snap = out.snapshot](RequestContext& ctx) {
+  rc.steps.push_back({"authz", [snap = out.snapshot, authenticator](RequestContext& ctx) {
                         policy::Request r = base_request(ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
                         policy::HttpRequest h;
                         h.method = ctx.request.method;
@@ -193,8 +240,11 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
                         Verdict v = to_verdict(policy::decide(*snap, r, *r.time), true);
                         ctx.decision = v;
                         if (v.allow) {
+                          if (authenticator) {
+                            auto result = authenticator->authenticate_shared(r.http->headers, r.http->path, *r.time);
+                            apply_jwt_mutations(ctx.request, authenticator->header_mutations(result), snap->jwt_rules());
+                          }
                           forward_normalized_path(ctx.request, snap->mesh().path_normalization);
-                          strip_forwarded_tokens(ctx.request, snap->jwt_rules());
                         }
                         return v;
                       }});

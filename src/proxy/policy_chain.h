@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "common/result.h"
+#include "http/message.h"
+#include "jwt/authenticator.h"
 #include "policy/engine.h"
 #include "proxy/chain.h"
 #include "proxy/config.h"
@@ -48,6 +50,13 @@ struct EffectiveMtls {
 // PERMISSIVE with certificates configured and DISABLE without. A STRICT policy stays STRICT
 // without certificates (the listener then refuses every connection: never plaintext).
 EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const policy::AuthzSnapshot* snapshot);
+
+// Applies request authentication's output to an allowed request before it is forwarded (Envoy
+// jwt_authn): first every header a rule outputs to (outputPayloadToHeader, outputClaimToHeaders)
+// is removed, so a client can never supply one itself; then the verified tokens are removed from
+// headers, query parameters and cookies (unless forwardOriginalToken) and the output headers set.
+void apply_jwt_mutations(http::Request& request, const jwt::HeaderMutations& mutations,
+                         const std::vector<jwt::JwtRule>& rules);
 
 // What the dry-run policies would have decided (Envoy's shadow engine): denied if a dry-run DENY
 // rule matched, or dry-run ALLOW policies apply and none matched; nullopt when none applies.

@@ -68,4 +68,25 @@ expect_not_contains "$echoed" "$TOKEN" "the verified JWT is removed before the a
 dump=$(curl -s --max-time 10 "http://127.0.0.1:$ADMIN/config_dump")
 expect_contains "$dump" '"authorizationPoliciesApplied": 2' "config_dump shows the applied policies"
 expect_contains "$dump" "$WORK/policies" "config_dump shows the policy dir"
+# JWT outputs (outputPayloadToHeader / outputClaimToHeaders) are set on the forwarded request;
+# a client cannot supply them itself; a token in the access_token query parameter is removed.
+mkdir -p "$WORK/jwtout"
+sed -e 's/^  - issuer: "testing@secure.istio.io"$/&\n    outputPayloadToHeader: x-jwt-payload\n    outputClaimToHeaders: [{header: x-jwt-foo, claim: foo}, {header: x-jwt-missing, claim: nope}]/' \
+  "$DEMO/jwt-example.yaml" >"$WORK/jwtout/jwt.yaml"
+grep -q outputPayloadToHeader "$WORK/jwtout/jwt.yaml" || fail "could not derive the outputs policy from jwt-example.yaml"
+sed -e "s|policyDir: .*|policyDir: $WORK/jwtout|" -e "s|accessLog: .*|accessLog: $WORK/access2.log|" \
+  "$WORK/proxy.yaml" >"$WORK/proxy2.yaml"
+start proxy2 "$PROXY_BIN" --config "$WORK/proxy2.yaml"
+IN2=$(port_of "$WORK/proxy2.out" '^listening inbound\[0\] ')
+echoed=$(curl -s --max-time 10 -H "Authorization: Bearer $TOKEN" -H "X-Jwt-Missing: forged" "http://127.0.0.1:$IN2/headers")
+expect_contains "$echoed" '"x-jwt-foo": "bar"' "outputClaimToHeaders: claim foo → x-jwt-foo"
+payload=$(cut -d. -f2 <<<"$TOKEN")
+expect_contains "$echoed" "\"x-jwt-payload\": \"$payload\"" "outputPayloadToHeader: the verified payload"
+expect_not_contains "$echoed" "forged" "an output header the client sent is dropped (claim absent from the token)"
+expect_not_contains "$echoed" "$TOKEN" "the token header is removed"
+echoed=$(curl -s --max-time 10 -H "X-Jwt-Payload: forged" -H "X-Jwt-Foo: forged" "http://127.0.0.1:$IN2/headers")
+expect_not_contains "$echoed" "forged" "no token: client-supplied output headers are dropped"
+expect_eq "$(http_status "http://127.0.0.1:$IN2/anything?x=1&access_token=$TOKEN&y=2")" 200 "token in access_token parameter → 200"
+wait_for_line "$WORK/app.out" '^request GET /anything\?x=1&y=2$' >/dev/null
+pass "the access_token parameter is removed before the app"
 echo "PASS policy"

@@ -123,6 +123,52 @@ TEST(DryRunOutcome, ShadowEngineSemantics) {
   EXPECT_EQ(who, "default/b");
 }
 
+TEST(JwtMutations, OutputsSetTokensRemovedSpoofedOutputsDropped) {
+  http::Request req;
+  req.method = "GET";
+  req.path = "/x";
+  req.query = "a=1&access_token=T&b=2";
+  req.target = "/x?a=1&access_token=T&b=2";
+  req.headers.add("Authorization", "Bearer T");
+  req.headers.add("X-Jwt-Sub", "spoofed");
+  req.headers.add("x-jwt-payload", "spoofed");
+  req.headers.add("x-jwt-other", "spoofed, no token output for it");
+  req.headers.add("Cookie", "session=s1; jwt=T; theme=dark");
+  req.headers.add("X-Keep", "yes");
+  jwt::JwtRule rule;
+  rule.output_payload_to_header = "x-jwt-payload";
+  rule.output_claim_to_headers = {{"x-jwt-sub", "sub"}, {"x-jwt-other", "other"}};
+  jwt::HeaderMutations m;
+  m.remove_headers = {"authorization"};
+  m.remove_params = {"access_token"};
+  m.remove_cookies = {"jwt"};
+  m.set_headers = {{"x-jwt-payload", "eyJwYXlsb2FkIjoxfQ"}, {"x-jwt-sub", "alice"}};
+  apply_jwt_mutations(req, m, {rule});
+  EXPECT_FALSE(req.headers.contains("authorization"));
+  EXPECT_EQ(req.headers.get_all("x-jwt-sub"), std::vector<std::string_view>{"alice"});
+  EXPECT_EQ(req.headers.get_all("x-jwt-payload"), std::vector<std::string_view>{"eyJwYXlsb2FkIjoxfQ"});
+  EXPECT_FALSE(req.headers.contains("x-jwt-other"));  // a claim the token lacks: never the client's value
+  EXPECT_EQ(req.query, "a=1&b=2");
+  EXPECT_EQ(req.target, "/x?a=1&b=2");
+  EXPECT_EQ(req.headers.get("cookie").value_or(""), "session=s1; theme=dark");
+  EXPECT_EQ(req.headers.get("x-keep").value_or(""), "yes");
+}
+
+TEST(JwtMutations, NoTokenStillDropsClientSuppliedOutputHeaders) {
+  http::Request req;
+  req.path = req.target = "/x";
+  req.headers.add("x-jwt-payload", "forged");
+  req.headers.add("cookie", "jwt=T");
+  jwt::JwtRule rule;
+  rule.output_payload_to_header = "X-Jwt-Payload";
+  jwt::HeaderMutations m;
+  m.remove_cookies = {"jwt"};
+  apply_jwt_mutations(req, m, {rule});
+  EXPECT_FALSE(req.headers.contains("x-jwt-payload"));
+  EXPECT_FALSE(req.headers.contains("cookie"));  // its only cookie was the token
+  EXPECT_EQ(req.target, "/x");
+}
+
 TEST(PolicyWatch, HashFollowsNamesAndContentOnly) {
   std::vector<PolicyFileDigest> a = {{"a.yaml", "00"}, {"b.yaml", "11"}};
   auto h = combined_policy_hash(a);
