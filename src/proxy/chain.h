@@ -34,7 +34,7 @@ struct Verdict {
   std::optional<int> rule;
   std::string action;                 // ALLOW | DENY | CUSTOM | AUDIT | "" (no policy applied)
   bool audit = false;
-  std::optional<bool> dry_run_allow;  // the outcome the dry-run policies would have had
+  std::optional<bool> dry_run_allow;          // the outcome the dry-run policies would have had
   std::optional<std::string> dry_run_policy;  // the dry-run policy that would have decided
   std::string reason;
 
@@ -109,7 +109,9 @@ ConnectionChain default_connection_chain();
 class ChainSet {
  public:
   ChainSet();
-  std::shared_ptr<const RequestChain> request() const { return pair_.load(std::memory_order_acquire)->request; }
+  std::shared_ptr<const RequestChain> request() const {
+    return pair_.load(std::memory_order_acquire)->request;
+  }
   std::shared_ptr<const ConnectionChain> connection() const {
     return pair_.load(std::memory_order_acquire)->connection;
   }

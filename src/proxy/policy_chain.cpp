@@ -228,31 +228,32 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
   RequestChain rc;
   rc.steps.push_back(defaults.steps.at(0));  // peer_authn
   rc.steps.push_back({"request_authn", [](RequestContext&) { return Verdict::pass(); }});  // inside decide
-  rc.steps.push_back({"authz", [snap = out.snapshot, authenticator](RequestContext& ctx) {
-                        policy::Request r = base_request(ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
-                        policy::HttpRequest h;
-                        h.method = ctx.request.method;
-                        h.path = ctx.request.query.empty() ? ctx.request.path
-                                                           : ctx.request.path + "?" + ctx.request.query;
-                        h.host = ctx.request.host;
-                        for (const auto& field : ctx.request.headers) h.headers.emplace_back(field.name, field.value);
-                        r.http = std::move(h);
-                        Verdict v = to_verdict(policy::decide(*snap, r, *r.time), true);
-                        ctx.decision = v;
-                        if (v.allow) {
-                          if (authenticator) {
-                            auto result = authenticator->authenticate_shared(r.http->headers, r.http->path, *r.time);
-                            apply_jwt_mutations(ctx.request, authenticator->header_mutations(result), snap->jwt_rules());
-                          }
-                          forward_normalized_path(ctx.request, snap->mesh().path_normalization);
-                        }
-                        return v;
-                      }});
+  rc.steps.push_back(
+      {"authz", [snap = out.snapshot, authenticator](RequestContext& ctx) {
+         policy::Request r = base_request(ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
+         policy::HttpRequest h;
+         h.method = ctx.request.method;
+         h.path = ctx.request.query.empty() ? ctx.request.path : ctx.request.path + "?" + ctx.request.query;
+         h.host = ctx.request.host;
+         for (const auto& field : ctx.request.headers) h.headers.emplace_back(field.name, field.value);
+         r.http = std::move(h);
+         Verdict v = to_verdict(policy::decide(*snap, r, *r.time), true);
+         ctx.decision = v;
+         if (v.allow) {
+           if (authenticator) {
+             auto result = authenticator->authenticate_shared(r.http->headers, r.http->path, *r.time);
+             apply_jwt_mutations(ctx.request, authenticator->header_mutations(result), snap->jwt_rules());
+           }
+           forward_normalized_path(ctx.request, snap->mesh().path_normalization);
+         }
+         return v;
+       }});
 
   ConnectionChain cc;
   cc.steps.push_back(tcp_defaults.steps.at(0));  // peer_authn
   cc.steps.push_back({"authz", [snap = out.snapshot](ConnectionContext& ctx) {
-                        policy::Request r = base_request(ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
+                        policy::Request r =
+                            base_request(ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
                         Verdict v = to_verdict(policy::decide(*snap, r, *r.time), false);
                         ctx.decision = v;
                         return v;

@@ -1,8 +1,8 @@
 #include "proxy/policy_watch.h"
 
+#include <sys/stat.h>
 #include <algorithm>
 #include <filesystem>
-#include <sys/stat.h>
 
 #include "common/files.h"
 #include "crypto/openssl.h"
@@ -34,7 +34,7 @@ Result<std::vector<PolicyFileStamp>> stat_policy_dir(const std::string& dir) {
   if (!names) return fail(names.error());
   std::vector<PolicyFileStamp> out;
   for (auto& name : *names) {
-    struct stat st{};
+    struct stat st {};
     PolicyFileStamp s;
     // A file that vanished between listing and stat keeps an all-zero stamp: still a change.
     if (::stat((dir + "/" + name).c_str(), &st) == 0) {

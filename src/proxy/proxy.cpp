@@ -152,7 +152,7 @@ struct Proxy::Impl {
 
   std::atomic<std::shared_ptr<const TlsState>> tls_state;
   mutable std::mutex tls_mutex;  // serializes credential reloads; guards cert_error, tls_stamps
-  std::string cert_error;  // last load/reload error
+  std::string cert_error;        // last load/reload error
   struct FileStamp {
     time_t mtime = 0;
     off_t size = 0;
@@ -262,7 +262,8 @@ struct Proxy::Impl {
 
   std::vector<EffectiveMtls> inbound_modes(const policy::AuthzSnapshot* snapshot) const {
     std::vector<EffectiveMtls> out;
-    for (const auto& port : config.inbound) out.push_back(effective_mtls(port, config.tls.has_value(), snapshot));
+    for (const auto& port : config.inbound)
+      out.push_back(effective_mtls(port, config.tls.has_value(), snapshot));
     return out;
   }
 
@@ -280,7 +281,8 @@ struct Proxy::Impl {
       policy_error = loaded.error().to_string();
       policy_error_at = telemetry::now_rfc3339();
       registry.counter("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "error"}}).inc();
-      log_line("policy reload failed, keeping version " + std::to_string(previous->version) + ": " + policy_error);
+      log_line("policy reload failed, keeping version " + std::to_string(previous->version) + ": " +
+               policy_error);
       return fail(loaded.error());
     }
     auto state = std::make_shared<PolicyState>();
@@ -302,12 +304,14 @@ struct Proxy::Impl {
     std::string modes;
     for (size_t i = 0; i < published->inbound_modes.size(); ++i) {
       if (previous->inbound_modes[i].mode != published->inbound_modes[i].mode) {
-        modes += "; inbound[" + std::to_string(i) + "] mTLS " + std::string(to_string(previous->inbound_modes[i].mode)) +
-                 " -> " + std::string(to_string(published->inbound_modes[i].mode));
+        modes += "; inbound[" + std::to_string(i) + "] mTLS " +
+                 std::string(to_string(previous->inbound_modes[i].mode)) + " -> " +
+                 std::string(to_string(published->inbound_modes[i].mode));
       }
     }
     log_line("policy reloaded: version " + std::to_string(published->version) + ", " +
-             std::to_string(published->resources) + " resource(s), hash " + published->hash.substr(0, 16) + modes);
+             std::to_string(published->resources) + " resource(s), hash " + published->hash.substr(0, 16) +
+             modes);
     rejudge_tcp_connections(published, loaded->connection);
     return {};
   }
@@ -328,8 +332,8 @@ struct Proxy::Impl {
       policy_error = files.error().to_string();
       policy_error_at = telemetry::now_rfc3339();
       registry.counter("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "error"}}).inc();
-      log_line("policy reload failed, keeping version " + std::to_string(policy_state.load()->version) + ": " +
-               policy_error);
+      log_line("policy reload failed, keeping version " + std::to_string(policy_state.load()->version) +
+               ": " + policy_error);
       return fail(files.error());
     }
     std::string hash = combined_policy_hash(*files);
@@ -359,35 +363,39 @@ struct Proxy::Impl {
   }
 
   // Live TCP connections no longer allowed by `state` are closed (on their own worker thread).
-  void rejudge_tcp_connections(std::shared_ptr<const PolicyState> state, std::shared_ptr<const ConnectionChain> chain) {
+  void rejudge_tcp_connections(std::shared_ptr<const PolicyState> state,
+                               std::shared_ptr<const ConnectionChain> chain) {
     for (auto& w : workers) {
       asio::post(*w->io, [this, worker = w.get(), state, chain] {
         for (ConnEntry* c : worker->connections) {
           if (!c->tcp || c->tcp->closed_by_policy || !c->stream) continue;
           LiveTcp& live = *c->tcp;
           const InboundPort& port = config.inbound[live.index];
-          ConnectionContext ctx{config.workload, state->inbound_modes[live.index].mode, port.port, live.source,
-                                live.peer, {}, port.app_port};
+          ConnectionContext ctx{
+              config.workload, state->inbound_modes[live.index].mode, port.port, live.source, live.peer, {},
+              port.app_port};
           Verdict verdict = chain->run(ctx);
           if (verdict.allow) continue;
           const Verdict& decision = verdict;
           live.closed_by_policy = true;
           registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
           count_decision(decision, false);
-          log_line("closing TCP connection from " + live.source + " on inbound[" + std::to_string(live.index) +
-                   "]: no longer allowed after policy version " + std::to_string(state->version) + ": " +
-                   decision.reason);
-          access_log->write({{"time", telemetry::now_rfc3339()},
-                             {"direction", "inbound"},
-                             {"protocol", "tcp"},
-                             {"event", "connection_closed_by_policy"},
-                             {"source", {{"principal", live.peer ? live.peer->id.str() : "unknown"}, {"address", live.source}}},
-                             {"port", port.port},
-                             {"policyVersion", state->version},
-                             {"action", decision.action},
-                             {"policy", json_or_null(decision.policy)},
-                             {"rule", json_or_null(decision.rule)},
-                             {"reason", decision.reason}});
+          log_line("closing TCP connection from " + live.source + " on inbound[" +
+                   std::to_string(live.index) + "]: no longer allowed after policy version " +
+                   std::to_string(state->version) + ": " + decision.reason);
+          access_log->write(
+              {{"time", telemetry::now_rfc3339()},
+               {"direction", "inbound"},
+               {"protocol", "tcp"},
+               {"event", "connection_closed_by_policy"},
+               {"source",
+                {{"principal", live.peer ? live.peer->id.str() : "unknown"}, {"address", live.source}}},
+               {"port", port.port},
+               {"policyVersion", state->version},
+               {"action", decision.action},
+               {"policy", json_or_null(decision.policy)},
+               {"rule", json_or_null(decision.rule)},
+               {"reason", decision.reason}});
           c->stream->close();
           if (live.upstream) live.upstream->close();
         }
@@ -691,8 +699,9 @@ struct Proxy::Impl {
     stream->close();
   }
 
-  awaitable<void> serve_inbound_tcp(net::Stream& down, ConnEntry& entry, size_t index, const std::string& source,
-                                    const std::optional<tls::PeerIdentity>& peer, Clock::time_point start) {
+  awaitable<void> serve_inbound_tcp(net::Stream& down, ConnEntry& entry, size_t index,
+                                    const std::string& source, const std::optional<tls::PeerIdentity>& peer,
+                                    Clock::time_point start) {
     const InboundPort& port = config.inbound[index];
     ConnectionContext ctx{config.workload, port_mode(index), port.port, source, peer, {}, port.app_port};
     auto chain = chains.connection();
@@ -732,28 +741,30 @@ struct Proxy::Impl {
     registry.counter("istio_tcp_received_bytes_total", labels).inc(received);
     registry.counter("istio_tcp_sent_bytes_total", labels).inc(sent);
     log_tcp(source, source_principal, port, received, sent, start, kNoFlags,
-            live.closed_by_policy ? Verdict::deny(0, "", "closed: no longer allowed after a policy reload") : decision);
+            live.closed_by_policy ? Verdict::deny(0, "", "closed: no longer allowed after a policy reload")
+                                  : decision);
   }
 
   void log_tcp(const std::string& source, const std::string& source_principal, const InboundPort& port,
                uint64_t received, uint64_t sent, Clock::time_point start, const char* flags,
                const Verdict& decision) {
-    access_log->write({{"time", telemetry::now_rfc3339()},
-                       {"direction", "inbound"},
-                       {"protocol", "tcp"},
-                       {"source", {{"principal", source_principal}, {"address", source}}},
-                       {"destination", {{"principal", own_principal()}, {"port", port.port}, {"appPort", port.app_port}}},
-                       {"response_flags", flags},
-                       {"action", decision.action.empty() ? nlohmann::json() : nlohmann::json(decision.action)},
-                       {"policy", json_or_null(decision.policy)},
-                       {"rule", json_or_null(decision.rule)},
-                       {"audit", decision.audit},
-                       {"dry_run", decision.dry_run_allow ? nlohmann::json(*decision.dry_run_allow) : nlohmann::json()},
-                       {"dry_run_policy", json_or_null(decision.dry_run_policy)},
-                       {"reason", decision.reason},
-                       {"duration_ms", ms_since(start)},
-                       {"bytes_received", received},
-                       {"bytes_sent", sent}});
+    access_log->write(
+        {{"time", telemetry::now_rfc3339()},
+         {"direction", "inbound"},
+         {"protocol", "tcp"},
+         {"source", {{"principal", source_principal}, {"address", source}}},
+         {"destination", {{"principal", own_principal()}, {"port", port.port}, {"appPort", port.app_port}}},
+         {"response_flags", flags},
+         {"action", decision.action.empty() ? nlohmann::json() : nlohmann::json(decision.action)},
+         {"policy", json_or_null(decision.policy)},
+         {"rule", json_or_null(decision.rule)},
+         {"audit", decision.audit},
+         {"dry_run", decision.dry_run_allow ? nlohmann::json(*decision.dry_run_allow) : nlohmann::json()},
+         {"dry_run_policy", json_or_null(decision.dry_run_policy)},
+         {"reason", decision.reason},
+         {"duration_ms", ms_since(start)},
+         {"bytes_received", received},
+         {"bytes_sent", sent}});
   }
 
   void count_decision(const Verdict& decision, bool allowed) {
@@ -766,10 +777,11 @@ struct Proxy::Impl {
     if (decision.dry_run_allow) {
       // The shadow outcome: what enforcing the dry-run policies would have done.
       registry
-          .counter("meshguard_authz_decisions_total", {{"action", "DRY_RUN"},
-                                                       {"policy", decision.dry_run_policy.value_or("none")},
-                                                       {"result", *decision.dry_run_allow ? "allowed" : "denied"},
-                                                       {"dry_run", "true"}})
+          .counter("meshguard_authz_decisions_total",
+                   {{"action", "DRY_RUN"},
+                    {"policy", decision.dry_run_policy.value_or("none")},
+                    {"result", *decision.dry_run_allow ? "allowed" : "denied"},
+                    {"dry_run", "true"}})
           .inc();
     }
   }
@@ -900,12 +912,14 @@ struct Proxy::Impl {
         const MtlsMode mode = port_mode(side.inbound_index);
         if (mode == MtlsMode::Strict && !side.peer) {
           // A reload made this port STRICT while this plaintext keep-alive connection was open.
-          log_connection_refused("inbound", source, side.listen_port, "plaintext_on_strict_port",
-                                 "mTLS is now required (STRICT): plaintext keep-alive connection closed at its "
-                                 "next request, which was not forwarded");
+          log_connection_refused(
+              "inbound", source, side.listen_port, "plaintext_on_strict_port",
+              "mTLS is now required (STRICT): plaintext keep-alive connection closed at its "
+              "next request, which was not forwarded");
           co_return;
         }
-        RequestContext ctx{req, config.workload, mode, side.listen_port, source, side.peer, {}, {}, side.inbound->app_port};
+        RequestContext ctx{req, config.workload,       mode, side.listen_port, source, side.peer, {},
+                           {},  side.inbound->app_port};
         auto chain = chains.request();
         verdict = chain->run(ctx);
         decision_storage = verdict.allow ? ctx.decision : verdict;
@@ -979,11 +993,13 @@ struct Proxy::Impl {
         {"status", ex.status},
         {"response_flags", ex.flags},
         {"response_code_details", ex.details},
-        {"action", decision && !decision->action.empty() ? nlohmann::json(decision->action) : nlohmann::json()},
+        {"action",
+         decision && !decision->action.empty() ? nlohmann::json(decision->action) : nlohmann::json()},
         {"policy", decision ? json_or_null(decision->policy) : nlohmann::json()},
         {"rule", decision ? json_or_null(decision->rule) : nlohmann::json()},
         {"audit", decision ? decision->audit : false},
-        {"dry_run", decision && decision->dry_run_allow ? nlohmann::json(*decision->dry_run_allow) : nlohmann::json()},
+        {"dry_run",
+         decision && decision->dry_run_allow ? nlohmann::json(*decision->dry_run_allow) : nlohmann::json()},
         {"dry_run_policy", decision ? json_or_null(decision->dry_run_policy) : nlohmann::json()},
         {"reason", decision ? decision->reason : std::string(inbound ? "malformed request" : "")},
         {"duration_ms", duration},
@@ -1529,7 +1545,9 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
   impl->registry.describe("meshguard_connections_refused_total", "Connections refused before reaching the app.");
   impl->registry.describe("meshguard_certificate_expiry_timestamp_seconds", "Workload certificate notAfter (unix seconds).");
   impl->registry.describe("meshguard_config_reload_total", "policyDir reload attempts by result.");
-  impl->registry.describe("meshguard_connections_closed_total", "Live connections closed by the proxy (e.g. no longer allowed after a policy reload).");
+  impl->registry.describe(
+      "meshguard_connections_closed_total",
+      "Live connections closed by the proxy (e.g. no longer allowed after a policy reload).");
   if (impl->config.tls) {
     impl->tls_stamps = Impl::stamps_of(*impl->config.tls);
     if (auto st = impl->load_tls(); !st) {

@@ -3,9 +3,9 @@
 // Proxy::reload_policies() keeping the last good policy.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "policy/parse.h"
 #include "proxy/policy_chain.h"
@@ -38,7 +38,8 @@ struct TempDir {
 std::shared_ptr<const policy::AuthzSnapshot> compile(const std::string& yaml) {
   auto set = policy::parse_resources(yaml, "test.yaml");
   EXPECT_TRUE(set) << set.error().to_string();
-  auto snap = policy::compile_snapshot(*set, {"default", {{"app", "details"}}, "details"}, policy::MeshConfig{});
+  auto snap =
+      policy::compile_snapshot(*set, {"default", {{"app", "details"}}, "details"}, policy::MeshConfig{});
   EXPECT_TRUE(snap) << snap.error().to_string();
   return *snap;
 }
@@ -228,18 +229,21 @@ TEST(ProxyReload, BadDirectoryKeepsTheLastGoodPolicyAndRecovers) {
   ASSERT_TRUE(proxy) << proxy.error().to_string();
   auto before = (*proxy)->chains().request();
 
-  dir.write("broken.yaml", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x\n");
+  dir.write("broken.yaml",
+            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x\n");
   auto st = (*proxy)->reload_policies();
   ASSERT_FALSE(st);
   EXPECT_NE(st.error().to_string().find("broken.yaml:"), std::string::npos) << st.error().to_string();
   EXPECT_EQ((*proxy)->chains().request(), before);  // the last good chains stay published
   auto& m = (*proxy)->metrics();
-  EXPECT_EQ(m.counter_value("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "error"}}), 1u);
+  EXPECT_EQ(m.counter_value("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "error"}}),
+            1u);
 
   fs::remove(dir.path + "/broken.yaml");
   ASSERT_TRUE((*proxy)->reload_policies());
   EXPECT_NE((*proxy)->chains().request(), before);
-  EXPECT_EQ(m.counter_value("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "success"}}), 1u);
+  EXPECT_EQ(m.counter_value("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "success"}}),
+            1u);
 
   // The reloaded chain enforces the directory's policy.
   http::Request req;
