@@ -13,6 +13,7 @@ PACKAGES=(
   jq                               # end-to-end tests read the CLI's JSON output
   libasio-dev                      # standalone Asio: the proxy's event loops (C++20 coroutines)
   libsqlite3-dev                   # the control plane's embedded store (WAL)
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # control-plane API (gRPC over mTLS)
 )
 
 missing=()

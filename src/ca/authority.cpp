@@ -74,21 +74,32 @@ Status add_ext(X509* cert, X509_EXTENSION* ext) {
   return {};
 }
 
-Status add_uri_san(X509* cert, const std::string& uri, bool critical) {
-  crypto::GeneralNamesPtr names(GENERAL_NAMES_new());
+Status push_general_name(GENERAL_NAMES* names, int type, const std::string& value) {
   GeneralNamePtr name(GENERAL_NAME_new());
   ASN1_IA5STRING* ia5 = ASN1_IA5STRING_new();
-  if (!names || !name || !ia5) {
+  if (!name || !ia5) {
     ASN1_IA5STRING_free(ia5);
     return fail("ca.extension", "out of memory");
   }
-  if (ASN1_STRING_set(ia5, uri.data(), static_cast<int>(uri.size())) != 1) {
+  if (ASN1_STRING_set(ia5, value.data(), static_cast<int>(value.size())) != 1) {
     ASN1_IA5STRING_free(ia5);
-    return fail(openssl_error("ca.extension", "cannot encode URI SAN"));
+    return fail(openssl_error("ca.extension", "cannot encode subjectAltName"));
   }
-  GENERAL_NAME_set0_value(name.get(), GEN_URI, ia5);
-  if (!sk_GENERAL_NAME_push(names.get(), name.get())) return fail("ca.extension", "out of memory");
+  GENERAL_NAME_set0_value(name.get(), type, ia5);
+  if (!sk_GENERAL_NAME_push(names, name.get())) return fail("ca.extension", "out of memory");
   name.release();  // owned by `names` now
+  return {};
+}
+
+// One subjectAltName extension: the URI (the SPIFFE ID) and any DNS names (allowed beside the one
+// URI SAN by the X.509-SVID spec; only the control plane's own serving certificate has them).
+Status add_uri_san(X509* cert, const std::string& uri, bool critical, const std::vector<std::string>& dns_names = {}) {
+  crypto::GeneralNamesPtr names(GENERAL_NAMES_new());
+  if (!names) return fail("ca.extension", "out of memory");
+  if (auto st = push_general_name(names.get(), GEN_URI, uri); !st) return st;
+  for (const auto& dns : dns_names) {
+    if (auto st = push_general_name(names.get(), GEN_DNS, dns); !st) return st;
+  }
   if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), critical ? 1 : 0, X509V3_ADD_APPEND) != 1)
     return fail(openssl_error("ca.extension", "cannot add subjectAltName"));
   return {};
@@ -520,7 +531,7 @@ Status Authority::save_dir(const std::string& dir) const {
 }
 
 Result<IssuedSvid> Authority::sign_csr(X509_REQ* csr, const SpiffeId& id, std::chrono::seconds ttl,
-                                       std::time_t now) const {
+                                       std::time_t now, const std::vector<std::string>& dns_names) const {
   const State& s = *s_;
   if (!csr) return fail("csr.missing", "no CSR given");
   if (id.trust_domain() != s.trust_domain)
@@ -565,7 +576,11 @@ Result<IssuedSvid> Authority::sign_csr(X509_REQ* csr, const SpiffeId& id, std::c
   if (X509_add1_ext_i2d(cert.get(), NID_subject_key_identifier, ski->get(), 0, X509V3_ADD_APPEND) != 1)
     return fail(openssl_error("ca.sign", "cannot add subjectKeyIdentifier"));
   // Empty subject, so the SAN must be critical (RFC 5280 4.2.1.6), as Istio does.
-  if (auto st = add_uri_san(cert.get(), id.str(), true); !st) return fail(st.error());
+  for (const auto& dns : dns_names) {
+    if (dns.empty() || dns.size() > 253 || dns.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos)
+      return fail("ca.bad_dns_name", "DNS name \"" + dns + "\" is not a lower-case host name");
+  }
+  if (auto st = add_uri_san(cert.get(), id.str(), true, dns_names); !st) return fail(st.error());
   if (X509_sign(cert.get(), s.ca_key.get(), s.sign_md.get()) <= 0)
     return fail(openssl_error("ca.sign", "signing failed"));
 

@@ -93,8 +93,10 @@ class Authority {
   CaPem to_pem() const;
   Status save_dir(const std::string& dir) const;
 
+  // `dns_names`: extra DNS SANs (the control plane's serving certificate, so gRPC clients can
+  // check a host name); workload SVIDs never get any.
   Result<IssuedSvid> sign_csr(X509_REQ* csr, const identity::SpiffeId& id, std::chrono::seconds ttl,
-                              std::time_t now) const;
+                              std::time_t now, const std::vector<std::string>& dns_names = {}) const;
   Result<IssuedSvid> sign_csr_pem(std::string_view csr_pem, std::string_view spiffe_id, std::chrono::seconds ttl,
                                   std::time_t now) const;
 

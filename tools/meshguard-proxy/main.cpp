@@ -1,30 +1,62 @@
-// meshguard-proxy: the data-plane sidecar, standalone mode (config from a YAML file).
-//   meshguard-proxy --config proxy.yaml [--workers N]
+// meshguard-proxy: the data-plane sidecar.
+//   standalone:         meshguard-proxy --config proxy.yaml [--workers N]
+//   with control plane: meshguard-proxy --config proxy.yaml --control-plane HOST:PORT --ca-bundle ROOTS.pem
+//                                       --state-dir DIR [--token-file F] [--bootstrap-timeout SECONDS]
+// With a control plane, the config's `tls` and `policyDir` are replaced by the agent's state
+// directory (agent/agent.h): the SVID and the pushed snapshot live there, and survive restarts.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 
+#include "agent/agent.h"
 #include "proxy/config.h"
 #include "proxy/proxy.h"
 
 namespace {
 int usage(const char* why) {
-  std::fprintf(stderr, "meshguard-proxy: %s\nusage: meshguard-proxy --config FILE [--workers N]\n", why);
+  std::fprintf(stderr,
+               "meshguard-proxy: %s\nusage: meshguard-proxy --config FILE [--workers N]\n"
+               "       [--control-plane HOST:PORT --ca-bundle FILE --state-dir DIR [--token-file FILE]"
+               " [--bootstrap-timeout SECONDS]]\n",
+               why);
   return 2;
+}
+
+int error_exit(const std::string& what) {
+  std::fprintf(stderr, "meshguard-proxy: %s\n", what.c_str());
+  return 1;
 }
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string config_path;
   long workers = -1;
+  long bootstrap_timeout = 30;
+  mg::agent::AgentOptions agent_options;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     if ((arg == "--config" || arg == "-c") && i + 1 < argc) {
-      config_path = argv[++i];
+      config_path = value();
     } else if (arg == "--workers" && i + 1 < argc) {
       char* end = nullptr;
-      workers = std::strtol(argv[++i], &end, 10);
+      workers = std::strtol(value(), &end, 10);
       if (!end || *end != '\0' || workers < 1 || workers > 256) return usage("--workers must be 1..256");
+    } else if (arg == "--control-plane" && i + 1 < argc) {
+      agent_options.control_plane = value();
+    } else if (arg == "--ca-bundle" && i + 1 < argc) {
+      agent_options.ca_bundle_file = value();
+    } else if (arg == "--token-file" && i + 1 < argc) {
+      agent_options.token_file = value();
+    } else if (arg == "--state-dir" && i + 1 < argc) {
+      agent_options.state_dir = value();
+    } else if (arg == "--bootstrap-timeout" && i + 1 < argc) {
+      char* end = nullptr;
+      bootstrap_timeout = std::strtol(value(), &end, 10);
+      if (!end || *end != '\0' || bootstrap_timeout < 1 || bootstrap_timeout > 3600)
+        return usage("--bootstrap-timeout must be 1..3600 seconds");
     } else if (arg == "--help" || arg == "-h") {
       return usage("the meshguard data-plane proxy");
     } else {
@@ -33,19 +65,39 @@ int main(int argc, char** argv) {
   }
   if (config_path.empty()) return usage("--config is required");
   auto config = mg::proxy::load_config(config_path);
-  if (!config) {
-    std::fprintf(stderr, "meshguard-proxy: %s\n", config.error().to_string().c_str());
-    return 1;
-  }
+  if (!config) return error_exit(config.error().to_string());
   if (workers > 0) config->workers = static_cast<uint32_t>(workers);
+
+  std::unique_ptr<mg::agent::Agent> agent;
+  if (!agent_options.control_plane.empty()) {
+    agent_options.workload_name = config->workload.name;
+    agent_options.ns = config->workload.ns;
+    agent_options.service_account = config->workload.service_account;
+    agent_options.labels = config->workload.labels;
+    auto created = mg::agent::Agent::create(agent_options);
+    if (!created) return error_exit(created.error().to_string());
+    agent = std::move(*created);
+    // Fail closed: no traffic is served before this workload has an identity and its policies.
+    if (auto st = agent->ensure_ready(std::chrono::seconds(bootstrap_timeout)); !st)
+      return error_exit(st.error().to_string());
+    config->tls = mg::tls::TlsFiles{agent->cert_chain_path(), agent->key_path(), agent->bundle_path()};
+    config->policy_dir = agent->policy_dir();
+    // The control plane's view of the workload (a registered Workload) wins over the file's labels,
+    // so the proxy selects exactly the policies the control plane selected for it.
+    config->workload.labels = agent->status().labels;
+  } else if (!agent_options.ca_bundle_file.empty() || !agent_options.state_dir.empty() ||
+             !agent_options.token_file.empty()) {
+    return usage("--ca-bundle, --state-dir and --token-file need --control-plane");
+  }
+
   auto proxy = mg::proxy::Proxy::create(std::move(*config));
-  if (!proxy) {
-    std::fprintf(stderr, "meshguard-proxy: %s\n", proxy.error().to_string().c_str());
-    return 1;
+  if (!proxy) return error_exit(proxy.error().to_string());
+  if (auto st = (*proxy)->start(); !st) return error_exit(st.error().to_string());
+  if (agent) {
+    mg::proxy::Proxy* p = proxy->get();
+    agent->start({.on_credentials = [p] { p->reload_credentials(); }, .on_config = [p] { return p->reload_policies(); }});
   }
-  if (auto st = (*proxy)->start(); !st) {
-    std::fprintf(stderr, "meshguard-proxy: %s\n", st.error().to_string().c_str());
-    return 1;
-  }
-  return (*proxy)->run();
+  int code = (*proxy)->run();
+  if (agent) agent->stop();
+  return code;
 }

@@ -18,6 +18,7 @@ void register_ca_commands(CLI::App& app, Action& action);    // cmd_ca.cpp: ca i
 void register_cert_commands(CLI::App& app, Action& action);  // cmd_cert.cpp: cert issue | cert inspect
 void register_authz_commands(CLI::App& app, Action& action);
 void register_analyze_commands(CLI::App& app, Action& action);
+void register_control_commands(CLI::App& app, Action& action);  // cmd_control.cpp: apply | get | delete | workload | token
 // Each issue's command group declares its register_*() here and adds one call in main.cpp.
 
 }  // namespace mg::ctl

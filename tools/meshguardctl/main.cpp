@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   mg::ctl::register_cert_commands(app, action);
   mg::ctl::register_authz_commands(app, action);
   mg::ctl::register_analyze_commands(app, action);
+  mg::ctl::register_control_commands(app, action);
   // Command groups: one call per group.
   try {
     app.parse(argc, argv);

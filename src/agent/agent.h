@@ -1,0 +1,87 @@
+// agent/agent.h — the control-plane agent inside meshguard-proxy: it generates the workload's key
+// locally (P-256; the key never leaves the host), gets an X.509-SVID for it (a bootstrap token
+// the first time, its current certificate afterwards), renews at half-life with jitter and
+// backoff, watches the configuration stream, and keeps the last good snapshot on disk so the
+// proxy enforces it across restarts while the control plane is away (fail static).
+//
+// State directory (0700), the files the proxy itself reads:
+//   key.pem (0600), cert-chain.pem, root-cert.pem      the SVID (tls section of the proxy)
+//   policies/snapshot.yaml                              the documents pushed for this workload
+//   snapshot.json                                       {version, revision, received_unix}
+// A snapshot is validated with the same policy engine before it is written (ACK); a snapshot
+// that does not parse or compile is refused (NACK) and the last good one stays in force.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/result.h"
+
+namespace mg::agent {
+
+struct AgentOptions {
+  std::string control_plane;   // host:port
+  std::string ca_bundle_file;  // roots trusted for the control plane (its CA's root-cert.pem)
+  std::string token_file;      // bootstrap token (needed only while no valid SVID is stored)
+  std::string state_dir;
+  std::string workload_name;
+  std::string ns;                              // expected identity (checked against the SVID)
+  std::string service_account;
+  std::map<std::string, std::string> labels;   // used by the control plane only if unregistered
+};
+
+enum class CertState { Initializing, Available, Unavailable };
+const char* to_string(CertState s);
+
+struct AgentStatus {
+  CertState cert_state = CertState::Initializing;
+  std::string spiffe_id, serial;
+  std::time_t not_after = 0;
+  std::string config_version;
+  int64_t config_revision = 0;
+  std::map<std::string, std::string> labels;  // as the control plane knows the workload (last snapshot)
+  bool connected = false;
+  std::string last_error;
+};
+
+class Agent {
+ public:
+  // Called after new files are in place. on_config returns the proxy's verdict (NACK on error).
+  struct Hooks {
+    std::function<void()> on_credentials;
+    std::function<Status()> on_config;
+  };
+
+  static Result<std::unique_ptr<Agent>> create(AgentOptions options);
+  ~Agent();
+
+  // Blocks until the state directory holds a valid SVID and a snapshot (fetched now if missing),
+  // or `timeout` passes. A restart with both persisted returns at once: the control plane may be down.
+  Status ensure_ready(std::chrono::seconds timeout);
+
+  // Background renewal and config watch; hooks run on the agent's threads.
+  void start(Hooks hooks);
+  void stop();
+
+  AgentStatus status() const;
+  std::string cert_chain_path() const;
+  std::string key_path() const;
+  std::string bundle_path() const;
+  std::string policy_dir() const;
+
+  struct Impl;
+
+ private:
+  explicit Agent(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mg::agent

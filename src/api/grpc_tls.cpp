@@ -1,0 +1,108 @@
+#include "api/grpc_tls.h"
+
+#include <vector>
+
+#include "common/files.h"
+#include "crypto/openssl.h"
+#include "identity/svid.h"
+
+namespace mg::api {
+
+Result<SvidFiles> load_svid_dir(const std::string& dir) {
+  SvidFiles out;
+  const std::string key_path = dir + "/key.pem";
+  if (auto st = files::check_private_key_permissions(key_path); !st) return fail(st.error());
+  auto key = files::read_file(key_path);
+  if (!key) return fail(key.error());
+  auto chain = files::read_file(dir + "/cert-chain.pem");
+  if (!chain) return fail(chain.error());
+  auto bundle = files::read_file(dir + "/root-cert.pem");
+  if (!bundle) return fail(bundle.error());
+  out.key_pem = std::move(*key);
+  out.cert_chain_pem = std::move(*chain);
+  out.bundle_pem = std::move(*bundle);
+  return out;
+}
+
+std::shared_ptr<grpc::Channel> make_channel(const std::string& address, const std::string& bundle_pem,
+                                            const std::optional<SvidFiles>& own) {
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = bundle_pem;
+  if (own) {
+    options.pem_private_key = own->key_pem;
+    options.pem_cert_chain = own->cert_chain_pem;
+  }
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride(kControlPlaneHost);
+  args.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessageBytes));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Each channel gets its own subchannel: a proxy renewing its certificate must not reuse a
+  // connection made with the old one.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(options), args);
+}
+
+std::shared_ptr<grpc::ServerCredentials> server_credentials(const SvidFiles& own) {
+  grpc::SslServerCredentialsOptions options(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = own.bundle_pem;
+  options.pem_key_cert_pairs.push_back({own.key_pem, own.cert_chain_pem});
+  return grpc::SslServerCredentials(options);
+}
+
+Result<std::optional<identity::SpiffeId>> peer_identity(const grpc::AuthContext& auth,
+                                                        const identity::TrustBundle& bundle, std::time_t now) {
+  auto leaf_values = auth.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  if (leaf_values.empty()) return std::optional<identity::SpiffeId>();
+  auto leaf = crypto::parse_cert_chain_pem(std::string(leaf_values.front().data(), leaf_values.front().size()));
+  if (!leaf) return fail(leaf.error());
+  if (leaf->size() != 1) return fail("api.bad_peer_certificate", "the peer presented no single leaf certificate");
+  // The chain property holds what the peer sent, in no order we rely on: keep the leaf first and
+  // add the others as intermediates (verify_svid builds and checks the path to the bundle).
+  std::vector<crypto::X509Ptr> chain_certs;
+  const std::string leaf_der = crypto::cert_der(leaf->front().get());
+  chain_certs.push_back(std::move(leaf->front()));
+  auto chain_values = auth.FindPropertyValues(GRPC_X509_PEM_CERT_CHAIN_PROPERTY_NAME);
+  if (!chain_values.empty()) {
+    auto rest = crypto::parse_cert_chain_pem(std::string(chain_values.front().data(), chain_values.front().size()));
+    if (!rest) return fail(rest.error());
+    for (auto& c : *rest) {
+      if (crypto::cert_der(c.get()) != leaf_der) chain_certs.push_back(std::move(c));
+    }
+  }
+  auto* chain = &chain_certs;
+  auto id = identity::verify_svid(*chain, bundle, now);
+  if (!id) return fail(id.error().to_error());
+  return std::optional<identity::SpiffeId>(std::move(*id));
+}
+
+Status check_control_plane_identity(const grpc::ClientContext& ctx, const std::string& trust_domain) {
+  auto auth = ctx.auth_context();
+  if (!auth) return fail("api.no_peer", "no TLS peer information for the control plane connection");
+  auto ids = auth->FindPropertyValues(GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
+  const std::string expected = control_plane_id(trust_domain).str();
+  if (ids.size() != 1 || std::string(ids.front().data(), ids.front().size()) != expected)
+    return fail("api.wrong_server_identity", "the server is not " + expected);
+  return {};
+}
+
+identity::SpiffeId control_plane_id(const std::string& trust_domain) {
+  return *identity::SpiffeId::istio(trust_domain, kSystemNamespace, kControlPlaneServiceAccount);
+}
+
+identity::SpiffeId admin_id(const std::string& trust_domain) {
+  return *identity::SpiffeId::istio(trust_domain, kSystemNamespace, kAdminServiceAccount);
+}
+
+std::string describe(const grpc::Status& status) {
+  static const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                                "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+                                "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  int code = static_cast<int>(status.error_code());
+  std::string name = code >= 0 && code < 17 ? names[code] : std::to_string(code);
+  return status.error_message().empty() ? name : name + ": " + status.error_message();
+}
+
+}  // namespace mg::api

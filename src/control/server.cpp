@@ -1,0 +1,890 @@
+#include "control/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <openssl/x509.h>
+
+#include "api/grpc_tls.h"
+#include "ca/authority.h"
+#include "common/files.h"
+#include "control/snapshot.h"
+#include "control/store.h"
+#include "control/token.h"
+#include "crypto/openssl.h"
+#include "identity/spiffe_id.h"
+#include "identity/svid.h"
+#include "meshguard/v1/meshguard.grpc.pb.h"
+#include "policy/parse.h"
+#include "telemetry/metrics.h"
+
+namespace mg::control {
+namespace pb = ::meshguard::v1;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::time_t unix_now() { return std::time(nullptr); }
+
+void log_line(const std::string& line) {
+  std::fprintf(stderr, "meshguard-control: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+grpc::Status status_of(grpc::StatusCode code, const Error& e) { return grpc::Status(code, e.to_string()); }
+
+pb::ResourceKey to_pb(const ResourceKey& k) {
+  pb::ResourceKey out;
+  out.set_kind(k.kind);
+  out.set_namespace_(k.ns);
+  out.set_name(k.name);
+  return out;
+}
+
+// The immutable view every snapshot is computed from; rebuilt after each change.
+struct Model {
+  policy::ResourceSet set;
+  int64_t revision = 0;
+  MeshSettings mesh;  // points into `set`
+  std::string bundle_pem;
+};
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+class WatchReactor;
+
+// One connected (or once connected) proxy, keyed by namespace/name.
+struct ProxyRecord {
+  WorkloadView workload;
+  std::string spiffe_id;
+  std::string peer;
+  bool connected = false;
+  std::string cert_state, cert_serial;
+  int64_t cert_not_after = 0;
+  std::string sent_version, acked_version, nack_error;
+  Clock::time_point change_at{};  // the change the in-flight snapshot carries
+  bool awaiting_ack = false;
+  int64_t last_seen = 0;
+};
+
+struct ControlPlane::Impl {
+  ServerOptions options;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<ca::Authority> authority;
+  crypto::PKeyPtr token_key;
+  api::SvidFiles own;
+  std::string token_issuer;
+  telemetry::Registry metrics;
+
+  std::mutex model_mutex;
+  std::shared_ptr<const Model> model;
+
+  // Distribution state.
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::map<WatchReactor*, std::string> streams;  // reactor → record key
+  std::map<std::string, ProxyRecord> records;
+  bool dirty = false;
+  Clock::time_point dirty_since{};
+  bool stopping = false;
+  std::thread distributor;
+
+  std::unique_ptr<grpc::Server> server;
+  int bound_port = 0;
+  std::unique_ptr<grpc::Service> certificate_service, config_service, admin_service;
+
+  int metrics_fd = -1;
+  int metrics_port = 0;
+  std::thread metrics_thread;
+
+  std::shared_ptr<const Model> current_model() {
+    std::lock_guard lock(model_mutex);
+    return model;
+  }
+  Status rebuild_model();
+  void mark_dirty();
+  void distribute_loop();
+  void push_to(WatchReactor* reactor, ProxyRecord& record, const Model& m, Clock::time_point change_at);
+  pb::ConfigSnapshot snapshot_message(const Model& m, const WorkloadView& w) const;
+  // Resolves the workload a proxy speaks for; registered Workloads win over the proxy's own labels.
+  Result<WorkloadView> resolve_workload(const Model& m, const identity::SpiffeId& id, const pb::Hello& hello) const;
+  Result<identity::SpiffeId> require_peer(grpc::CallbackServerContext* ctx) const;
+  Status require_admin(grpc::CallbackServerContext* ctx) const;
+  void serve_metrics();
+};
+
+// ---------------------------------------------------------------------------------------- watch
+
+class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::ConfigSnapshot> {
+ public:
+  WatchReactor(ControlPlane::Impl* cp, grpc::CallbackServerContext* ctx) : cp_(cp), ctx_(ctx) {
+    auto id = cp_->require_peer(ctx_);
+    if (!id) {
+      Finish(status_of(grpc::StatusCode::UNAUTHENTICATED, id.error()));
+      return;
+    }
+    id_ = std::move(*id);
+    StartRead(&request_);
+  }
+
+  // Thread-safe; called by the distributor with its mutex held. Coalesces: only the newest
+  // snapshot waits behind a write in flight.
+  void push(pb::ConfigSnapshot snapshot) {
+    {
+      std::lock_guard lock(mutex_);
+      if (finishing_) return;
+      if (writing_) {
+        pending_ = std::move(snapshot);
+        return;
+      }
+      writing_ = true;
+      current_ = std::move(snapshot);
+    }
+    StartWrite(&current_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      finish(grpc::Status::OK);
+      return;
+    }
+    if (request_.has_hello()) {
+      if (registered_) {
+        finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "Hello sent twice"));
+        return;
+      }
+      auto st = on_hello(request_.hello());
+      if (!st.ok()) {
+        finish(st);
+        return;
+      }
+    } else if (request_.has_ack()) {
+      if (!registered_) {
+        finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "Ack before Hello"));
+        return;
+      }
+      on_ack(request_.ack());
+    } else {
+      finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty WatchRequest"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock lock(mutex_);
+    if (ok && pending_ && !finishing_) {
+      current_ = std::move(*pending_);
+      pending_.reset();
+      lock.unlock();
+      StartWrite(&current_);
+      return;
+    }
+    writing_ = false;
+    if (finishing_ && !finished_) {
+      finished_ = true;
+      lock.unlock();
+      Finish(finish_status_);
+    }
+  }
+
+  void OnDone() override {
+    if (registered_) {
+      std::lock_guard lock(cp_->mutex);
+      cp_->streams.erase(this);
+      auto it = cp_->records.find(key_);
+      if (it != cp_->records.end()) {
+        it->second.connected = false;
+        it->second.last_seen = unix_now();
+      }
+    }
+    delete this;
+  }
+
+  // Ends the stream (also from shutdown); a write in flight completes first.
+  void finish(grpc::Status status) {
+    std::unique_lock lock(mutex_);
+    if (finishing_) return;
+    finishing_ = true;
+    finish_status_ = std::move(status);
+    if (writing_) return;
+    finished_ = true;
+    lock.unlock();
+    Finish(finish_status_);
+  }
+
+ private:
+  grpc::Status on_hello(const pb::Hello& hello) {
+    auto model = cp_->current_model();
+    auto workload = cp_->resolve_workload(*model, *id_, hello);
+    if (!workload) return status_of(grpc::StatusCode::PERMISSION_DENIED, workload.error());
+    key_ = workload->ns + "/" + workload->name;
+    std::lock_guard lock(cp_->mutex);
+    // A second stream for the same workload replaces the first (a restarted proxy).
+    for (auto& [reactor, key] : cp_->streams) {
+      if (key == key_ && reactor != this) reactor->finish(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer stream"));
+    }
+    ProxyRecord& rec = cp_->records[key_];
+    rec.workload = *workload;
+    rec.spiffe_id = id_->str();
+    rec.peer = ctx_->peer();
+    rec.connected = true;
+    rec.cert_state = hello.cert_state();
+    rec.cert_serial = hello.cert_serial();
+    rec.cert_not_after = hello.cert_not_after_unix();
+    rec.last_seen = unix_now();
+    rec.acked_version = hello.last_version();
+    rec.sent_version.clear();
+    rec.nack_error.clear();
+    cp_->streams[this] = key_;
+    registered_ = true;
+    cp_->push_to(this, rec, *model, Clock::now());
+    return grpc::Status::OK;
+  }
+
+  void on_ack(const pb::Ack& ack) {
+    std::lock_guard lock(cp_->mutex);
+    auto it = cp_->records.find(key_);
+    if (it == cp_->records.end()) return;
+    ProxyRecord& rec = it->second;
+    rec.last_seen = unix_now();
+    if (ack.accepted()) {
+      rec.acked_version = ack.version();
+      rec.nack_error.clear();
+    } else {
+      rec.nack_error = ack.error().substr(0, 1024);
+      log_line("NACK from " + key_ + " for version " + ack.version() + ": " + rec.nack_error);
+    }
+    if (rec.awaiting_ack && ack.version() == rec.sent_version) {
+      rec.awaiting_ack = false;
+      cp_->metrics.histogram("meshguard_push_ack_latency_milliseconds").observe_ms(ms_between(rec.change_at, Clock::now()));
+    }
+    cp_->metrics.counter("meshguard_config_acks_total", {{"result", ack.accepted() ? "ack" : "nack"}}).inc();
+  }
+
+  ControlPlane::Impl* cp_;
+  grpc::CallbackServerContext* ctx_;
+  std::optional<identity::SpiffeId> id_;
+  pb::WatchRequest request_;
+  bool registered_ = false;
+  std::string key_;
+
+  std::mutex mutex_;
+  pb::ConfigSnapshot current_;
+  std::optional<pb::ConfigSnapshot> pending_;
+  bool writing_ = false, finishing_ = false, finished_ = false;
+  grpc::Status finish_status_;
+};
+
+// ---------------------------------------------------------------------------------------- impl
+
+Result<identity::SpiffeId> ControlPlane::Impl::require_peer(grpc::CallbackServerContext* ctx) const {
+  auto auth = ctx->auth_context();
+  if (!auth) return fail("auth.no_tls", "no TLS peer information");
+  auto model_ptr = const_cast<Impl*>(this)->current_model();
+  auto bundle = identity::TrustBundle::from_pem(authority->trust_domain(), model_ptr->bundle_pem);
+  if (!bundle) return fail(bundle.error());
+  auto id = api::peer_identity(*auth, *bundle, unix_now());
+  if (!id) return fail("auth.bad_certificate", "client certificate refused: " + id.error().to_string());
+  if (!*id) return fail("auth.no_certificate", "a client certificate (the caller's SVID) is required");
+  return std::move(**id);
+}
+
+Status ControlPlane::Impl::require_admin(grpc::CallbackServerContext* ctx) const {
+  auto id = require_peer(ctx);
+  if (!id) return fail(id.error());
+  if (!(*id == api::admin_id(authority->trust_domain())))
+    return fail("auth.not_admin", id->str() + " is not the admin identity");
+  return {};
+}
+
+Result<WorkloadView> ControlPlane::Impl::resolve_workload(const Model& m, const identity::SpiffeId& id,
+                                                          const pb::Hello& hello) const {
+  auto ns = id.istio_namespace();
+  auto sa = id.istio_service_account();
+  if (!ns || !sa) return fail("auth.not_workload", id.str() + " is not a workload identity (ns/<ns>/sa/<sa>)");
+  if (*ns == api::kSystemNamespace) return fail("auth.reserved", "namespace meshguard-system runs no workloads");
+  const std::string& name = hello.workload();
+  if (name.empty() || name.size() > 253 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos)
+    return fail("hello.bad_name", "workload name must be a lower-case DNS name");
+  WorkloadView w;
+  w.name = name;
+  w.ns = std::string(*ns);
+  w.service_account = std::string(*sa);
+  if (const auto* reg = find_workload(m.set, w.ns, name)) {
+    if (!reg->service_account.empty() && reg->service_account != w.service_account)
+      return fail("hello.wrong_service_account", "Workload " + w.ns + "/" + name + " runs as service account " +
+                                                     reg->service_account + ", not " + w.service_account);
+    w.labels = reg->labels;
+    w.registered = true;
+  } else {
+    for (const auto& [k, v] : hello.labels()) w.labels[k] = v;
+  }
+  return w;
+}
+
+pb::ConfigSnapshot ControlPlane::Impl::snapshot_message(const Model& m, const WorkloadView& w) const {
+  auto snap = snapshot_for(m.set, w, m.mesh, m.bundle_pem);
+  pb::ConfigSnapshot out;
+  out.set_version(snap.version);
+  out.set_revision(m.revision);
+  out.set_policies_yaml(std::move(snap.policies_yaml));
+  out.set_trust_bundle_pem(m.bundle_pem);
+  auto* mesh = out.mutable_mesh();
+  mesh->set_trust_domain(m.mesh.config.trust_domain);
+  mesh->set_root_namespace(m.mesh.config.root_namespace);
+  mesh->set_path_normalization(std::string(policy::to_string(m.mesh.config.path_normalization)));
+  mesh->set_certificate_ttl_seconds(m.mesh.certificate_ttl_seconds);
+  for (const auto& [k, v] : w.labels) (*out.mutable_labels())[k] = v;
+  return out;
+}
+
+// Caller holds `mutex`.
+void ControlPlane::Impl::push_to(WatchReactor* reactor, ProxyRecord& record, const Model& m,
+                                 Clock::time_point change_at) {
+  // Labels may have changed with the Workload resource.
+  if (const auto* reg = find_workload(m.set, record.workload.ns, record.workload.name)) {
+    record.workload.labels = reg->labels;
+    record.workload.registered = true;
+  }
+  auto message = snapshot_message(m, record.workload);
+  if (message.version() == record.sent_version) return;
+  record.sent_version = message.version();
+  record.change_at = change_at;
+  record.awaiting_ack = true;
+  metrics.histogram("meshguard_push_latency_milliseconds").observe_ms(ms_between(change_at, Clock::now()));
+  metrics.counter("meshguard_config_pushes_total").inc();
+  reactor->push(std::move(message));
+}
+
+Status ControlPlane::Impl::rebuild_model() {
+  auto set = store->resources();
+  if (!set) return fail(set.error());
+  auto m = std::make_shared<Model>();
+  m->set = std::move(*set);
+  m->revision = store->revision();
+  m->mesh = mesh_settings(m->set, authority->trust_domain());
+  m->bundle_pem = authority->bundle().to_pem();
+  std::lock_guard lock(model_mutex);
+  model = std::move(m);
+  metrics.gauge("meshguard_store_revision").set(model->revision);
+  return {};
+}
+
+void ControlPlane::Impl::mark_dirty() {
+  std::lock_guard lock(mutex);
+  if (!dirty) dirty_since = Clock::now();
+  dirty = true;
+  cv.notify_all();
+}
+
+void ControlPlane::Impl::distribute_loop() {
+  std::unique_lock lock(mutex);
+  while (!stopping) {
+    cv.wait(lock, [&] { return dirty || stopping; });
+    if (stopping) break;
+    // Debounce: let a burst of applies settle into one push.
+    cv.wait_for(lock, options.push_debounce, [&] { return stopping; });
+    if (stopping) break;
+    auto change_at = dirty_since;
+    dirty = false;
+    lock.unlock();
+    auto st = rebuild_model();
+    lock.lock();
+    if (!st) {
+      log_line("cannot rebuild the configuration model: " + st.error().to_string());
+      continue;
+    }
+    auto m = current_model();
+    for (auto& [reactor, key] : streams) push_to(reactor, records[key], *m, change_at);
+  }
+}
+
+void ControlPlane::Impl::serve_metrics() {
+  while (true) {
+    pollfd p{metrics_fd, POLLIN, 0};
+    int r = ::poll(&p, 1, 200);
+    {
+      std::lock_guard lock(mutex);
+      if (stopping) return;
+    }
+    if (r <= 0) continue;
+    int fd = ::accept(metrics_fd, nullptr, nullptr);
+    if (fd < 0) continue;
+    // One small request, read with a deadline, then one response: a scrape endpoint, not a server.
+    std::string head;
+    char buf[2048];
+    auto deadline = Clock::now() + std::chrono::seconds(2);
+    while (head.find("\r\n\r\n") == std::string::npos && head.size() < 8192 && Clock::now() < deadline) {
+      pollfd q{fd, POLLIN, 0};
+      if (::poll(&q, 1, 100) <= 0) continue;
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      head.append(buf, static_cast<size_t>(n));
+    }
+    std::string status = "200 OK", body;
+    if (head.rfind("GET /metrics ", 0) == 0 || head.rfind("GET /metrics?", 0) == 0) {
+      body = metrics.render_prometheus();
+    } else if (head.rfind("GET /healthz/ready ", 0) == 0) {
+      body = "ready\n";
+    } else {
+      status = "404 Not Found";
+      body = "not found\n";
+    }
+    std::string response = "HTTP/1.1 " + status + "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    size_t off = 0;
+    while (off < response.size()) {
+      ssize_t n = ::send(fd, response.data() + off, response.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    ::close(fd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------- services
+
+namespace {
+
+class CertificateServiceImpl final : public pb::CertificateService::CallbackService {
+ public:
+  explicit CertificateServiceImpl(ControlPlane::Impl* cp) : cp_(cp) {}
+
+  grpc::ServerUnaryReactor* Sign(grpc::CallbackServerContext* ctx, const pb::SignRequest* req,
+                                 pb::SignResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(sign(ctx, *req, *resp));
+    return reactor;
+  }
+
+ private:
+  grpc::Status sign(grpc::CallbackServerContext* ctx, const pb::SignRequest& req, pb::SignResponse& resp) {
+    const auto now = unix_now();
+    const std::string& td = cp_->authority->trust_domain();
+    auto auth = ctx->auth_context();
+    auto model = cp_->current_model();
+    auto bundle = identity::TrustBundle::from_pem(td, model->bundle_pem);
+    if (!auth || !bundle) return grpc::Status(grpc::StatusCode::INTERNAL, "no TLS context");
+    auto peer = api::peer_identity(*auth, *bundle, now);
+    if (!peer) return status_of(grpc::StatusCode::UNAUTHENTICATED, peer.error());
+
+    std::optional<identity::SpiffeId> id;
+    std::string how;
+    if (*peer) {
+      id = **peer;  // renewal: the caller's current, valid SVID names it
+      how = "renewal";
+    } else {
+      const auto& md = ctx->client_metadata();
+      auto it = md.find("authorization");
+      if (it == md.end())
+        return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "a bootstrap token or a client certificate is required");
+      std::string value(it->second.data(), it->second.size());
+      if (value.rfind("Bearer ", 0) != 0)
+        return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "authorization must be \"Bearer <token>\"");
+      auto claims = verify_bootstrap_token(std::string_view(value).substr(7), cp_->token_key.get(), cp_->token_issuer, now);
+      if (!claims) {
+        cp_->metrics.counter("meshguard_csr_total", {{"result", "bad_token"}}).inc();
+        return status_of(grpc::StatusCode::UNAUTHENTICATED, claims.error());
+      }
+      if (claims->ns == api::kSystemNamespace)
+        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "namespace meshguard-system is reserved");
+      auto made = identity::SpiffeId::istio(td, claims->ns, claims->service_account);
+      if (!made) return status_of(grpc::StatusCode::INVALID_ARGUMENT, made.error());
+      id = std::move(*made);
+      how = "bootstrap";
+    }
+
+    const std::string& der = req.csr_der();
+    if (der.empty() || der.size() > 16 * 1024)
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "csr_der must be a DER CSR of at most 16 KiB");
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    crypto::X509ReqPtr csr(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+    if (!csr || p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
+      crypto::last_error();
+      cp_->metrics.counter("meshguard_csr_total", {{"result", "bad_csr"}}).inc();
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "csr_der is not a DER PKCS#10 request");
+    }
+    int64_t ttl = model->mesh.certificate_ttl_seconds;
+    if (req.requested_ttl_seconds() > 0) ttl = std::min<int64_t>(ttl, req.requested_ttl_seconds());
+    auto issued = cp_->authority->sign_csr(csr.get(), *id, std::chrono::seconds(ttl), now);
+    if (!issued) {
+      cp_->metrics.counter("meshguard_csr_total", {{"result", "refused"}}).inc();
+      return status_of(grpc::StatusCode::INVALID_ARGUMENT, issued.error());
+    }
+    cp_->metrics.counter("meshguard_csr_total", {{"result", "signed"}, {"kind", how}}).inc();
+    const auto* cp = reinterpret_cast<const unsigned char*>(issued->cert_der.data());
+    crypto::X509Ptr leaf(d2i_X509(nullptr, &cp, static_cast<long>(issued->cert_der.size())));
+    int64_t not_after = 0;
+    if (leaf) {
+      struct tm tm {};
+      if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf.get()), &tm) == 1) not_after = timegm(&tm);
+    }
+    resp.set_cert_chain_pem(issued->chain_pem);
+    resp.set_trust_bundle_pem(model->bundle_pem);
+    resp.set_spiffe_id(id->str());
+    resp.set_not_after_unix(not_after);
+    return grpc::Status::OK;
+  }
+
+  ControlPlane::Impl* cp_;
+};
+
+class ConfigServiceImpl final : public pb::ConfigService::CallbackService {
+ public:
+  explicit ConfigServiceImpl(ControlPlane::Impl* cp) : cp_(cp) {}
+  grpc::ServerBidiReactor<pb::WatchRequest, pb::ConfigSnapshot>* Watch(grpc::CallbackServerContext* ctx) override {
+    return new WatchReactor(cp_, ctx);
+  }
+
+ private:
+  ControlPlane::Impl* cp_;
+};
+
+class AdminServiceImpl final : public pb::AdminService::CallbackService {
+ public:
+  explicit AdminServiceImpl(ControlPlane::Impl* cp) : cp_(cp) {}
+
+  grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* ctx, const pb::ApplyRequest* req,
+                                  pb::ApplyResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      if (req->files_size() == 0) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "nothing to apply");
+      // Each file is validated on its own, so errors name its file and line; then they are stored
+      // as one text in one transaction: all or nothing.
+      std::string combined;
+      for (const auto& file : req->files()) {
+        const std::string source = file.source().empty() ? "<apply>" : file.source();
+        auto parsed = policy::parse_resources(file.yaml(), source);
+        if (!parsed) return status_of(grpc::StatusCode::INVALID_ARGUMENT, parsed.error());
+        // Mesh-level checks the store cannot know about: the trust domain is the CA's.
+        for (const auto& mesh : parsed->meshes) {
+          if (mesh.trust_domain != cp_->authority->trust_domain())
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                mesh.meta.source + ":" + std::to_string(mesh.meta.line) + ": trustDomain " +
+                                    mesh.trust_domain + " differs from the CA's trust domain " +
+                                    cp_->authority->trust_domain() + " (changing it needs a new CA)");
+        }
+        combined += "---\n" + file.yaml();
+        if (!combined.empty() && combined.back() != '\n') combined += '\n';
+      }
+      const std::string source = req->files_size() == 1 ? req->files(0).source() : "<apply>";
+      auto result = cp_->store->apply(combined, source);
+      if (!result) return status_of(grpc::StatusCode::INVALID_ARGUMENT, result.error());
+      resp->set_revision(result->revision);
+      for (const auto& k : result->created) *resp->add_created() = to_pb(k);
+      for (const auto& k : result->configured) *resp->add_configured() = to_pb(k);
+      for (const auto& k : result->unchanged) *resp->add_unchanged() = to_pb(k);
+      if (!result->created.empty() || !result->configured.empty()) cp_->mark_dirty();
+      cp_->metrics.counter("meshguard_applies_total").inc();
+      return grpc::Status::OK;
+    });
+  }
+
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx, const pb::DeleteRequest* req,
+                                   pb::DeleteResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      ResourceKey key{req->key().kind(), req->key().namespace_(), req->key().name()};
+      auto rev = cp_->store->remove(key);
+      if (!rev) {
+        auto code = rev.error().code == "store.not_found" ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::INTERNAL;
+        return status_of(code, rev.error());
+      }
+      resp->set_revision(*rev);
+      cp_->mark_dirty();
+      return grpc::Status::OK;
+    });
+  }
+
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const pb::GetRequest* req,
+                                pb::GetResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      std::optional<std::string> kind, ns;
+      if (!req->kind().empty()) kind = req->kind();
+      if (!req->namespace_().empty()) ns = req->namespace_();
+      auto list = cp_->store->list(kind, ns);
+      if (!list) return status_of(grpc::StatusCode::INTERNAL, list.error());
+      for (const auto& r : *list) {
+        if (!req->name().empty() && r.key.name != req->name()) continue;
+        auto* out = resp->add_resources();
+        *out->mutable_key() = to_pb(r.key);
+        out->set_yaml(r.yaml);
+        out->set_revision(r.revision);
+        out->set_updated_unix(r.updated_unix);
+      }
+      resp->set_revision(cp_->store->revision());
+      if (!req->name().empty() && resp->resources_size() == 0)
+        return grpc::Status(grpc::StatusCode::NOT_FOUND, req->kind() + " " + req->name() + " not found");
+      return grpc::Status::OK;
+    });
+  }
+
+  grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* ctx, const pb::ListWorkloadsRequest*,
+                                          pb::ListWorkloadsResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      auto model = cp_->current_model();
+      std::set<std::string> seen;
+      std::lock_guard lock(cp_->mutex);
+      for (const auto& [key, rec] : cp_->records) {
+        auto* w = resp->add_workloads();
+        w->set_name(rec.workload.name);
+        w->set_namespace_(rec.workload.ns);
+        w->set_service_account(rec.workload.service_account);
+        w->set_spiffe_id(rec.spiffe_id);
+        w->set_connected(rec.connected);
+        w->set_cert_state(rec.cert_state);
+        w->set_cert_serial(rec.cert_serial);
+        w->set_cert_not_after_unix(rec.cert_not_after);
+        w->set_config_version(rec.sent_version);
+        w->set_acked_version(rec.acked_version);
+        w->set_nack_error(rec.nack_error);
+        w->set_last_seen_unix(rec.last_seen);
+        w->set_registered(find_workload(model->set, rec.workload.ns, rec.workload.name) != nullptr);
+        w->set_peer_address(rec.peer);
+        seen.insert(key);
+      }
+      // Registered workloads whose proxy never connected.
+      for (const auto& reg : model->set.workloads) {
+        if (seen.count(reg.meta.ns + "/" + reg.meta.name)) continue;
+        auto* w = resp->add_workloads();
+        w->set_name(reg.meta.name);
+        w->set_namespace_(reg.meta.ns);
+        w->set_service_account(reg.service_account);
+        w->set_registered(true);
+      }
+      return grpc::Status::OK;
+    });
+  }
+
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* ctx, const pb::CreateTokenRequest* req,
+                                        pb::CreateTokenResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      if (req->namespace_() == api::kSystemNamespace)
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "namespace meshguard-system is reserved");
+      auto id = identity::SpiffeId::istio(cp_->authority->trust_domain(), req->namespace_(), req->service_account());
+      if (!id) return status_of(grpc::StatusCode::INVALID_ARGUMENT, id.error());
+      int64_t ttl = req->ttl_seconds() > 0 ? req->ttl_seconds() : 3600;
+      if (ttl > 7 * 24 * 3600)
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a bootstrap token lives at most 7 days");
+      BootstrapClaims claims;
+      claims.ns = req->namespace_();
+      claims.service_account = req->service_account();
+      claims.issued_at = unix_now();
+      claims.expires_at = claims.issued_at + ttl;
+      auto token = mint_bootstrap_token(cp_->token_key.get(), cp_->token_issuer, claims);
+      if (!token) return status_of(grpc::StatusCode::INTERNAL, token.error());
+      resp->set_token(*token);
+      resp->set_expires_unix(claims.expires_at);
+      return grpc::Status::OK;
+    });
+  }
+
+ private:
+  template <class F>
+  grpc::ServerUnaryReactor* finish(grpc::CallbackServerContext* ctx, F&& body) {
+    auto* reactor = ctx->DefaultReactor();
+    auto admin = cp_->require_admin(ctx);
+    if (!admin) {
+      reactor->Finish(status_of(grpc::StatusCode::PERMISSION_DENIED, admin.error()));
+      return reactor;
+    }
+    reactor->Finish(body());
+    return reactor;
+  }
+
+  ControlPlane::Impl* cp_;
+};
+
+// A fresh serving or admin SVID from the CA (key generated here, written 0600).
+Status issue_local_svid(const ca::Authority& authority, const identity::SpiffeId& id, const std::string& dir,
+                        std::chrono::seconds ttl, const std::vector<std::string>& dns_names) {
+  auto key = crypto::generate_key(crypto::KeyType::EcP256);
+  if (!key) return fail(key.error());
+  auto csr = crypto::make_csr(key->get());
+  if (!csr) return fail(csr.error());
+  auto issued = authority.sign_csr(csr->get(), id, ttl, unix_now(), dns_names);
+  if (!issued) return fail(issued.error());
+  if (auto st = files::make_dirs(dir, 0700); !st) return st;
+  if (auto st = files::write_file_atomic(dir + "/key.pem", crypto::private_key_to_pem(key->get()), 0600); !st) return st;
+  if (auto st = files::write_file_atomic(dir + "/cert-chain.pem", issued->chain_pem, 0644); !st) return st;
+  return files::write_file_atomic(dir + "/root-cert.pem", authority.bundle().to_pem(), 0644);
+}
+
+// Whether an identity directory holds an SVID valid for at least `margin` under `bundle`.
+bool svid_dir_usable(const std::string& dir, const identity::TrustBundle& bundle, std::time_t margin) {
+  auto files = api::load_svid_dir(dir);
+  if (!files) return false;
+  auto chain = crypto::parse_cert_chain_pem(files->cert_chain_pem);
+  if (!chain) return false;
+  return static_cast<bool>(identity::verify_svid(*chain, bundle, unix_now() + margin)) &&
+         files->bundle_pem == bundle.to_pem();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------- lifecycle
+
+ControlPlane::ControlPlane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ControlPlane::~ControlPlane() { shutdown(); }
+
+Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  const std::string& dir = options.data_dir;
+  if (dir.empty()) return fail("control.no_data_dir", "--data-dir is required");
+  if (auto st = files::make_dirs(dir, 0700); !st) return fail(st.error());
+  const auto now = unix_now();
+
+  // CA: an operator's plugged-in CA, or the built-in one (created on first start).
+  if (!options.plug_in_ca_dir.empty()) {
+    auto a = ca::Authority::load_plug_in_dir(options.plug_in_ca_dir, options.trust_domain, now);
+    if (!a) return fail(a.error());
+    impl->authority = std::make_unique<ca::Authority>(std::move(*a));
+  } else if (files::exists(dir + "/ca/" + ca::kCaKeyFile)) {
+    auto a = ca::Authority::load_dir(dir + "/ca", now);
+    if (!a) return fail(a.error());
+    impl->authority = std::make_unique<ca::Authority>(std::move(*a));
+  } else {
+    auto a = ca::Authority::create_self_signed(options.trust_domain, crypto::KeyType::EcP256, now);
+    if (!a) return fail(a.error());
+    if (auto st = a->save_dir(dir + "/ca"); !st) return fail(st.error());
+    impl->authority = std::make_unique<ca::Authority>(std::move(*a));
+  }
+  const std::string td = impl->authority->trust_domain();
+  impl->token_issuer = api::control_plane_id(td).str();
+
+  // Bootstrap-token signing key.
+  const std::string token_key_path = dir + "/token-key.pem";
+  if (files::exists(token_key_path)) {
+    if (auto st = files::check_private_key_permissions(token_key_path); !st) return fail(st.error());
+    auto pem = files::read_file(token_key_path);
+    if (!pem) return fail(pem.error());
+    auto key = crypto::parse_private_key_pem(*pem);
+    if (!key) return fail(key.error());
+    impl->token_key = std::move(*key);
+  } else {
+    auto key = crypto::generate_key(crypto::KeyType::EcP256);
+    if (!key) return fail(key.error());
+    if (auto st = files::write_file_atomic(token_key_path, crypto::private_key_to_pem(key->get()), 0600); !st)
+      return fail(st.error());
+    impl->token_key = std::move(*key);
+  }
+
+  auto store = open_sqlite_store(dir + "/store.db");
+  if (!store) return fail(store.error());
+  impl->store = std::move(*store);
+  if (auto st = impl->rebuild_model(); !st) return fail(st.error());
+  if (const auto* mesh = impl->model->mesh.resource; mesh && mesh->trust_domain != td)
+    return fail("control.trust_domain_mismatch",
+                "the stored Mesh names trust domain " + mesh->trust_domain + " but the CA's is " + td);
+  auto ttl = std::chrono::seconds(impl->model->mesh.certificate_ttl_seconds);
+  (void)ttl;
+
+  // Own serving certificate (re-issued every start) and an admin identity for meshguardctl.
+  if (auto st = issue_local_svid(*impl->authority, api::control_plane_id(td), dir + "/control",
+                                 std::chrono::hours(24 * 30), {api::kControlPlaneHost});
+      !st)
+    return fail(st.error());
+  if (!svid_dir_usable(dir + "/admin", impl->authority->bundle(), 24 * 3600)) {
+    if (auto st = issue_local_svid(*impl->authority, api::admin_id(td), dir + "/admin", std::chrono::hours(24 * 30), {});
+        !st)
+      return fail(st.error());
+  }
+  auto own = api::load_svid_dir(dir + "/control");
+  if (!own) return fail(own.error());
+  impl->own = std::move(*own);
+  return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
+}
+
+Status ControlPlane::start() {
+  Impl& s = *impl_;
+  s.certificate_service = std::make_unique<CertificateServiceImpl>(&s);
+  s.config_service = std::make_unique<ConfigServiceImpl>(&s);
+  s.admin_service = std::make_unique<AdminServiceImpl>(&s);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(s.options.listen, api::server_credentials(s.own), &s.bound_port);
+  builder.RegisterService(s.certificate_service.get());
+  builder.RegisterService(s.config_service.get());
+  builder.RegisterService(s.admin_service.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(api::kMaxMessageBytes));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  s.server = builder.BuildAndStart();
+  if (!s.server || s.bound_port == 0) return fail("control.bind", "cannot listen on " + s.options.listen);
+
+  if (!s.options.metrics_listen.empty()) {
+    auto colon = s.options.metrics_listen.rfind(':');
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    if (colon == std::string::npos ||
+        inet_pton(AF_INET, s.options.metrics_listen.substr(0, colon).c_str(), &addr.sin_addr) != 1)
+      return fail("control.bad_metrics_address", "metrics address must be IPv4:PORT: " + s.options.metrics_listen);
+    addr.sin_port = htons(static_cast<uint16_t>(std::stoi(s.options.metrics_listen.substr(colon + 1))));
+    s.metrics_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(s.metrics_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (s.metrics_fd < 0 || ::bind(s.metrics_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(s.metrics_fd, 16) != 0)
+      return fail("control.bind", "cannot listen on " + s.options.metrics_listen);
+    socklen_t len = sizeof addr;
+    ::getsockname(s.metrics_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    s.metrics_port = ntohs(addr.sin_port);
+    s.metrics_thread = std::thread([&s] { s.serve_metrics(); });
+  }
+  s.distributor = std::thread([&s] { s.distribute_loop(); });
+  log_line("trust domain " + s.authority->trust_domain() + ", store revision " + std::to_string(s.model->revision));
+  return {};
+}
+
+std::string ControlPlane::address() const {
+  auto colon = impl_->options.listen.rfind(':');
+  return impl_->options.listen.substr(0, colon) + ":" + std::to_string(impl_->bound_port);
+}
+
+std::string ControlPlane::metrics_address() const {
+  if (impl_->metrics_port == 0) return "";
+  auto colon = impl_->options.metrics_listen.rfind(':');
+  return impl_->options.metrics_listen.substr(0, colon) + ":" + std::to_string(impl_->metrics_port);
+}
+
+const std::string& ControlPlane::trust_domain() const { return impl_->authority->trust_domain(); }
+
+void ControlPlane::shutdown() {
+  Impl& s = *impl_;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.stopping) return;
+    s.stopping = true;
+    for (auto& [reactor, key] : s.streams) reactor->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+    s.cv.notify_all();
+  }
+  if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (s.distributor.joinable()) s.distributor.join();
+  if (s.metrics_thread.joinable()) s.metrics_thread.join();
+  if (s.metrics_fd >= 0) ::close(s.metrics_fd);
+  s.metrics_fd = -1;
+}
+
+void ControlPlane::wait() {
+  if (impl_->server) impl_->server->Wait();
+}
+
+}  // namespace mg::control

@@ -1,0 +1,52 @@
+// control/server.h — meshguard-control: the CA service, the resource store behind the admin API,
+// and distribution of per-workload snapshots to connected proxies (gRPC over mTLS, api/).
+//
+// Data directory (created on first start, 0700):
+//   store.db          the resources (SQLite, WAL; control/store.h)
+//   ca/               the built-in CA (Istio cacerts layout, ca/authority.h) unless --plug-in-ca
+//   token-key.pem     P-256 key that signs bootstrap tokens (0600)
+//   control/          the control plane's own serving SVID, re-issued at every start
+//   admin/            an admin SVID (key.pem 0600, cert-chain.pem, root-cert.pem) for meshguardctl
+//
+// Authentication: proxies bootstrap with a token bound to namespace + service account and then
+// renew and watch with their SVID; the admin API requires the admin SVID. Namespace
+// meshguard-system is reserved: no token is ever minted or accepted for it.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+
+namespace mg::control {
+
+struct ServerOptions {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:15012";  // port 0: kernel-chosen (see ControlPlane::address)
+  std::string trust_domain = "cluster.local";  // for a new built-in CA only
+  std::string plug_in_ca_dir;                  // an operator's cacerts directory, read at every start
+  std::string metrics_listen;                  // "127.0.0.1:15014"; empty: no metrics endpoint
+  std::chrono::milliseconds push_debounce{100};
+};
+
+class ControlPlane {
+ public:
+  static Result<std::unique_ptr<ControlPlane>> open(const ServerOptions& options);
+  ~ControlPlane();
+
+  Status start();
+  std::string address() const;          // "127.0.0.1:PORT" once started
+  std::string metrics_address() const;  // "" without a metrics endpoint
+  const std::string& trust_domain() const;
+  void shutdown();  // closes every stream; returns when the server has stopped
+  void wait();
+
+  struct Impl;
+
+ private:
+  explicit ControlPlane(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mg::control

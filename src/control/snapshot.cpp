@@ -1,0 +1,73 @@
+#include "control/snapshot.h"
+
+#include "crypto/openssl.h"
+
+namespace mg::control {
+
+MeshSettings mesh_settings(const policy::ResourceSet& set, const std::string& trust_domain) {
+  MeshSettings out;
+  out.config.trust_domain = trust_domain;
+  for (const auto& mesh : set.meshes) {
+    if (mesh.meta.name != "default") continue;
+    out.resource = &mesh;
+    out.config.root_namespace = mesh.root_namespace;
+    out.config.path_normalization = mesh.path_normalization;
+    out.certificate_ttl_seconds = mesh.certificate_ttl_seconds;
+  }
+  return out;
+}
+
+const policy::Workload* find_workload(const policy::ResourceSet& set, const std::string& ns, const std::string& name) {
+  for (const auto& w : set.workloads) {
+    if (w.meta.ns == ns && w.meta.name == name) return &w;
+  }
+  return nullptr;
+}
+
+namespace {
+
+void append_document(std::string& out, const std::string& document) {
+  if (document.rfind("---", 0) != 0) out += "---\n";
+  out += document;
+  if (!document.empty() && document.back() != '\n') out += '\n';
+}
+
+template <class T>
+void append_applicable(std::string& out, int& count, const std::vector<T>& resources, const policy::WorkloadRef& ref,
+                       const policy::MeshConfig& mesh) {
+  for (const auto& r : resources) {
+    if (!policy::applies_to(r.meta, r.selector, ref, mesh).applies) continue;
+    append_document(out, r.meta.document);
+    ++count;
+  }
+}
+
+}  // namespace
+
+ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& workload, const MeshSettings& mesh,
+                           const std::string& trust_bundle_pem) {
+  ProxySnapshot out;
+  if (mesh.resource) {
+    append_document(out.policies_yaml, mesh.resource->meta.document);
+    ++out.documents;
+  }
+  policy::WorkloadRef ref{workload.ns, workload.labels, workload.service_account};
+  append_applicable(out.policies_yaml, out.documents, set.peer_authentications, ref, mesh.config);
+  append_applicable(out.policies_yaml, out.documents, set.request_authentications, ref, mesh.config);
+  append_applicable(out.policies_yaml, out.documents, set.authorization_policies, ref, mesh.config);
+
+  // The version covers everything the proxy acts on, so an unchanged version means nothing to push.
+  std::string material = out.policies_yaml;
+  material += '\0';
+  material += trust_bundle_pem;
+  material += '\0';
+  material += mesh.config.trust_domain + '\0' + mesh.config.root_namespace + '\0' +
+              std::to_string(static_cast<int>(mesh.config.path_normalization)) + '\0' +
+              std::to_string(mesh.certificate_ttl_seconds);
+  for (const auto& [k, v] : workload.labels) material += '\0' + k + '=' + v;
+  auto digest = crypto::sha256(material);
+  out.version = crypto::hex(digest.data(), 8);
+  return out;
+}
+
+}  // namespace mg::control

@@ -1,0 +1,48 @@
+// control/snapshot.h — what the control plane pushes to one proxy: the stored documents that
+// apply to its workload (selected by the same policy::applies_to the engine uses, so there is no
+// second reading of a selector anywhere), the mesh settings, and a content version. Pure logic.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "policy/resources.h"
+#include "policy/select.h"
+
+namespace mg::control {
+
+// A workload as the control plane knows it: namespace and service account come from the
+// proxy's certificate; labels from its registered `Workload` resource (or from the proxy itself
+// when none is registered — the universal-mode equivalent of a pod created without a spec).
+struct WorkloadView {
+  std::string name;
+  std::string ns;
+  std::string service_account;
+  std::map<std::string, std::string> labels;
+  bool registered = false;
+};
+
+struct MeshSettings {
+  policy::MeshConfig config;                 // trust domain, root namespace, path normalization
+  int64_t certificate_ttl_seconds = 86400;
+  const policy::Mesh* resource = nullptr;    // the stored `Mesh` (points into the ResourceSet)
+};
+
+// The stored Mesh `default` if any, else defaults with `trust_domain` (the CA's).
+MeshSettings mesh_settings(const policy::ResourceSet& set, const std::string& trust_domain);
+
+// The registered Workload `name` in `ns`, if any.
+const policy::Workload* find_workload(const policy::ResourceSet& set, const std::string& ns, const std::string& name);
+
+struct ProxySnapshot {
+  std::string policies_yaml;  // documents joined by "---\n": the Mesh first, then in store order
+  std::string version;        // 16 hex digits of SHA-256 over everything the proxy receives
+  int documents = 0;
+};
+
+ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& workload, const MeshSettings& mesh,
+                           const std::string& trust_bundle_pem);
+
+}  // namespace mg::control
