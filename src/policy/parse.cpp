@@ -831,8 +831,11 @@ bool has_content(std::string_view body) {
 Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source) {
   Ctx ctx;
   ctx.source = std::string(source);
-  // Real documents spend well under one unit per byte; aliases are what could exceed this.
-  ctx.budget = std::max<size_t>(100000, yaml.size() * 2);
+  // Real documents spend well under one unit per byte; aliases are what could exceed this. Each
+  // document is also capped at what it would get parsed alone, so a document accepted here is
+  // accepted again from its Meta::document (the control plane re-parses stored documents).
+  auto budget_for = [](size_t bytes) { return std::max<size_t>(100000, bytes * 2); };
+  size_t remaining = budget_for(yaml.size());
   ResourceSet out;
   current_ctx = &ctx;
   struct Reset {
@@ -841,6 +844,8 @@ Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view sour
   for (const auto& text : split_documents(yaml)) {
     ctx.line_offset = text.first_line;
     ctx.document = text.text;
+    const size_t allowed = std::min(remaining, budget_for(text.text.size()));
+    ctx.budget = allowed;
     try {
       const auto doc = YAML::Load(std::string(text.body));
       if (!doc.IsDefined() || doc.IsNull()) {
@@ -859,6 +864,7 @@ Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view sour
     } catch (const std::exception& e) {
       return fail("policy.bad_yaml", ctx.source + ":" + std::to_string(ctx.line_offset + 1) + ": malformed YAML: " + e.what());
     }
+    remaining -= allowed - ctx.budget;  // an empty document (the `continue` above) spends nothing
   }
   return out;
 }

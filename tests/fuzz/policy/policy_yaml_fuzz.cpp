@@ -1,5 +1,6 @@
 // Any text must parse to resources or a clean error — never crash, hang or throw — and whatever
-// parses must compile and decide.
+// parses must compile and decide. Every resource's Meta::document, parsed alone, must give back
+// exactly that one resource with the same text (the control plane stores and pushes these texts).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -13,6 +14,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   auto set = parse_resources(text, "fuzz.yaml");
   if (!set) return 0;
+  auto check_documents = [](const auto& resources) {
+    for (const auto& r : resources) {
+      auto alone = parse_resources(r.meta.document, "stored");
+      if (!alone || alone->size() != 1) __builtin_trap();
+      auto check_same = [&](const auto& list) {
+        for (const auto& x : list) {
+          if (x.meta.document != r.meta.document || x.meta.name != r.meta.name || x.meta.ns != r.meta.ns)
+            __builtin_trap();
+        }
+      };
+      check_same(alone->authorization_policies);
+      check_same(alone->peer_authentications);
+      check_same(alone->request_authentications);
+      check_same(alone->workloads);
+      check_same(alone->meshes);
+    }
+  };
+  check_documents(set->authorization_policies);
+  check_documents(set->peer_authentications);
+  check_documents(set->request_authentications);
+  check_documents(set->workloads);
+  check_documents(set->meshes);
   MeshConfig mesh;
   Request req;
   req.destination_namespace = "default";

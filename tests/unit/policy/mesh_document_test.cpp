@@ -165,3 +165,40 @@ TEST(Mesh, AppendKeepsMeshes) {
 
 }  // namespace
 }  // namespace mg::policy
+
+namespace mg::policy {
+namespace {
+
+// An alias-heavy document is judged by the same budget inside a large file as alone, so a
+// document accepted in an apply is accepted again when the store re-parses its stored text.
+TEST(Document, AliasBudgetIsPerDocument) {
+  auto aliased = [](int references) {
+    std::string doc =
+        "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: "
+        "aliased\nspec:\n"
+        "  rules:\n  - &r\n    from:\n";
+    for (int i = 0; i < 60; ++i) doc += "    - source:\n        principals: [a, b, c, d, e, f, g, h, i, j]\n";
+    for (int i = 0; i < references; ++i) doc += "  - *r\n";
+    return doc;
+  };
+  std::string padding =
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: padded\n";
+  while (padding.size() < 200000)
+    padding += "# a long comment line that only makes the file big......................\n";
+  for (int references : {40, 400}) {
+    SCOPED_TRACE(references);
+    const std::string doc = aliased(references);
+    auto alone = parse_resources(doc);
+    auto in_file = parse_resources(padding + doc);
+    EXPECT_EQ(alone.has_value(), in_file.has_value());
+    if (in_file) {
+      auto again = parse_resources(in_file->authorization_policies[1].meta.document);
+      EXPECT_TRUE(again);
+    } else {
+      EXPECT_NE(in_file.error().message.find("too large"), std::string::npos) << in_file.error().message;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mg::policy
