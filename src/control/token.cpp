@@ -108,7 +108,7 @@ Result<BootstrapClaims> verify_bootstrap_token(std::string_view token, EVP_PKEY*
   // sub is exactly ns/<ns>/sa/<sa>.
   std::string_view sub = parsed.sub;
   BootstrapClaims out;
-  const auto sa_at = sub.find("/sa/");
+  const auto sa_at = sub.find("/sa/", 3);  // a namespace may itself be called "sa"
   if (!sub.starts_with("ns/") || sa_at == std::string_view::npos || sa_at < 3) {
     return fail("token.bad_subject", "bootstrap token: subject is not ns/<namespace>/sa/<service-account>");
   }

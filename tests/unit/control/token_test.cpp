@@ -83,6 +83,17 @@ TEST_F(BootstrapToken, ValidTokenRoundTrips) {
   EXPECT_TRUE(verify_bootstrap_token(token, pub->get(), kIssuer, kNow));
 }
 
+TEST_F(BootstrapToken, NamesThatLookLikeTheSeparators) {
+  for (const auto& [ns, sa] : std::vector<std::pair<std::string, std::string>>{
+           {"sa", "sa"}, {"ns", "ns"}, {"sa", "x"}, {"x", "sa"}, {"ns.sa", "sa-ns"}}) {
+    SCOPED_TRACE(ns + "/" + sa);
+    auto r = verify_bootstrap_token(mint({ns, sa, "", kNow, kNow + 60}), key.get(), kIssuer, kNow);
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_EQ(r->ns, ns);
+    EXPECT_EQ(r->service_account, sa);
+  }
+}
+
 TEST_F(BootstrapToken, RandomIdWhenNoneGiven) {
   auto a = verify_bootstrap_token(mint(claims()), key.get(), kIssuer, kNow);
   auto b = verify_bootstrap_token(mint(claims()), key.get(), kIssuer, kNow);
