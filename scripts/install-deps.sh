@@ -12,6 +12,8 @@ PACKAGES=(
   curl                             # end-to-end tests and the demo talk HTTP like a user would
   jq                               # end-to-end tests read the CLI's JSON output
   libasio-dev                      # standalone Asio: the proxy's event loops (C++20 coroutines)
+  wrk nghttp2-client haproxy       # bench/dataplane: closed/open-loop load and the HAProxy 2.6 baseline
+  python3 iproute2                 # bench/dataplane: idle-connection holder, ss
   libsqlite3-dev                   # the control plane's embedded store (WAL)
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # control-plane API (gRPC over mTLS)
 )

@@ -1,0 +1,512 @@
+#!/usr/bin/env bash
+# bench/dataplane/run.sh — the data-plane benchmark (issue 5): the same request three ways in one
+# run, on 127.0.0.1 only, with freshly started processes for every repetition:
+#   direct    load → mg-sample-app
+#   meshguard load → client meshguard-proxy (outbound http) ══mTLS══► server meshguard-proxy
+#             (inbound STRICT, AuthorizationPolicy ALLOW path + principal, access log) → app
+#   haproxy   load → client haproxy (http, ssl crt + ca-file verify required) ══mTLS══► server
+#             haproxy (bind ssl verify required, ACL path + client-certificate identity, log) → app
+# Measures max rps (wrk, closed loop), latency at a fixed rate (h2load --rps, open loop),
+# CPU µs/request per process (/proc/PID/stat utime+stime deltas / requests), RSS idle and with N
+# idle client connections (hold_conns.py). Prints medians as markdown tables.
+#
+#   bash bench/dataplane/run.sh [--build DIR] [--reps N] [--out FILE]
+# Environment knobs (defaults): WRK_CONNS=32 WRK_SECONDS=8 RATE=1000 RATE_CLIENTS=10
+#   RATE_SECONDS=10 IDLE_CONNS=9900 THREADS=1 (meshguard workers = haproxy nbthread)
+# Needs wrk, h2load (nghttp2-client), haproxy, python3, curl, openssl (scripts/install-deps.sh).
+# Installs nothing; every process it starts is stopped by the EXIT trap.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+HERE="$ROOT/bench/dataplane"
+BUILD="$ROOT/build-bench"
+REPS=3
+OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build) BUILD="$2"; shift 2 ;;
+    --reps) REPS="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    *) echo "usage: $0 [--build DIR] [--reps N] [--out FILE]" >&2; exit 2 ;;
+  esac
+done
+WRK_CONNS="${WRK_CONNS:-32}"
+WRK_SECONDS="${WRK_SECONDS:-8}"
+RATE="${RATE:-1000}"
+RATE_CLIENTS="${RATE_CLIENTS:-10}"
+RATE_SECONDS="${RATE_SECONDS:-10}"
+IDLE_CONNS="${IDLE_CONNS:-9900}"
+THREADS="${THREADS:-1}"
+for v in REPS WRK_CONNS WRK_SECONDS RATE RATE_CLIENTS RATE_SECONDS IDLE_CONNS THREADS; do
+  case "${!v}" in '' | *[!0-9]*) echo "$v must be a positive integer" >&2; exit 2 ;; esac
+  [ "${!v}" -gt 0 ] || { echo "$v must be positive" >&2; exit 2; }
+done
+[ "$WRK_SECONDS" -le 60 ] && [ "$RATE_SECONDS" -le 60 ] && [ "$REPS" -le 10 ] || { echo "bounds: durations ≤ 60 s, reps ≤ 10" >&2; exit 2; }
+[ $((RATE % RATE_CLIENTS)) -eq 0 ] || { echo "RATE must be a multiple of RATE_CLIENTS" >&2; exit 2; }
+
+PROXY_BIN="$BUILD/tools/meshguard-proxy"
+CTL_BIN="$BUILD/tools/meshguardctl"
+APP_BIN="$BUILD/tools/mg-sample-app"
+for b in "$PROXY_BIN" "$CTL_BIN" "$APP_BIN"; do
+  [ -x "$b" ] || { echo "missing $b — build: cmake --build $BUILD --target meshguard-proxy meshguardctl mg-sample-app" >&2; exit 1; }
+done
+for t in wrk h2load haproxy python3 curl openssl ss; do
+  command -v "$t" >/dev/null || { echo "missing tool: $t (scripts/install-deps.sh)" >&2; exit 1; }
+done
+
+# Idle connections need one descriptor each in the holder and in the server under test, and
+# HAProxy refuses to start unless the limit covers 2 × maxconn (+ a few): with this container's
+# hard limit of 20,000 that caps every target at 9,900 (the same count for all of them).
+ulimit -n "$(ulimit -Hn)"
+FD_CAP=$((($(ulimit -n) - 100) / 2 - 50))
+if [ "$IDLE_CONNS" -gt "$FD_CAP" ]; then
+  echo "note: open-file hard limit $(ulimit -Hn) allows HAProxy maxconn for $FD_CAP idle connections, not $IDLE_CONNS; using $FD_CAP" >&2
+  IDLE_CONNS=$FD_CAP
+fi
+HAP_MAXCONN=$((IDLE_CONNS + 50))
+
+WORK="$(mktemp -d /tmp/mg-bench-dataplane.XXXXXX)"
+PIDS=()
+CLK_TCK="$(getconf CLK_TCK)"
+RESULTS="$WORK/results.tsv" # rep  key  value
+: >"$RESULTS"
+
+stop_pid() {
+  local pid="$1"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# forget PID: a stopped process leaves the cleanup list (its pid may be reused by someone else's).
+forget() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+cleanup() {
+  local rc=$? pid
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  if [ "$rc" -ne 0 ]; then
+    echo "run.sh failed (rc $rc); logs kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+  local f
+  echo "FAIL: $*" >&2
+  for f in "$WORK"/*.err "$WORK"/*.out; do
+    [ -s "$f" ] || continue
+    echo "--- $f" >&2
+    tail -n 15 "$f" >&2
+  done
+  exit 1
+}
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+# start NAME CMD...: background process, output in $WORK/NAME.{out,err}; pid in $LAST_PID.
+start() {
+  local name="$1"
+  shift
+  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+# wait_line FILE REGEX: the first matching line (bounded, 10 s).
+wait_line() {
+  local line
+  for _ in $(seq 1 200); do
+    line="$(grep -m1 -E "$2" "$1" 2>/dev/null || true)"
+    if [ -n "$line" ]; then
+      echo "$line"
+      return 0
+    fi
+    sleep 0.05
+  done
+  die "timed out waiting for /$2/ in $1"
+}
+port_of() { wait_line "$1" "$2" | sed -E 's/.*:([0-9]+)$/\1/'; }
+
+# A free port chosen by the kernel, for HAProxy, which cannot report a port-0 bind.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_listen() {
+  for _ in $(seq 1 100); do
+    if ss -ltnH "sport = :$1" | grep -q LISTEN; then return 0; fi
+    sleep 0.05
+  done
+  die "nothing listens on 127.0.0.1:$1"
+}
+
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+record() { printf '%s\t%s\t%s\n' "$REP" "$1" "$2" >>"$RESULTS"; }
+alive() { kill -0 "$1" 2>/dev/null || die "process $2 (pid $1) died"; }
+
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" || true; }
+
+# ---------------------------------------------------------------- identities (meshguardctl)
+CLIENT_ID=spiffe://cluster.local/ns/bench/sa/client
+SERVER_ID=spiffe://cluster.local/ns/bench/sa/server
+OTHER_ID=spiffe://cluster.local/ns/bench/sa/other
+"$CTL_BIN" ca init --dir "$WORK/ca" --trust-domain cluster.local >/dev/null || die "ca init"
+for who in client server other; do
+  id_var="${who^^}_ID"
+  "$CTL_BIN" cert issue --ca-dir "$WORK/ca" --spiffe-id "${!id_var}" --out "$WORK/$who" >/dev/null || die "cert issue $who"
+  # HAProxy wants certificate and key in one file (kept 0600 like the key).
+  (umask 077 && cat "$WORK/$who/cert-chain.pem" "$WORK/$who/key.pem" >"$WORK/$who/haproxy.pem")
+done
+# HAProxy 2.6 has no fetch for a URI SAN; the SVID subject is empty, so the identity check matches
+# the SPIFFE ID's bytes inside the verified client certificate (DER, hex), once per connection.
+CLIENT_ID_HEX="$(printf '%s' "$CLIENT_ID" | od -An -tx1 | tr -d ' \n')"
+
+mkdir -p "$WORK/policies"
+cat >"$WORK/policies/allow.yaml" <<YAML
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-client, namespace: bench}
+spec:
+  selector: {matchLabels: {app: server}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/bench/sa/client"]}}]
+    to: [{operation: {methods: ["GET"], paths: ["/details/*", "/ip"]}}]
+YAML
+
+# ---------------------------------------------------------------- processes
+start_all() {
+  local r="$1"
+  start "app$r" "$APP_BIN" --listen 127.0.0.1:0
+  APP_PID=$LAST_PID
+  APP=$(port_of "$WORK/app$r.out" '^listening on 127\.0\.0\.1:[0-9]+$')
+
+  cat >"$WORK/mg-server.yaml" <<YAML
+workload: {name: server, namespace: bench, serviceAccount: server, labels: {app: server}}
+tls: {certChain: $WORK/server/cert-chain.pem, key: $WORK/server/key.pem, trustBundle: $WORK/server/root-cert.pem}
+policyDir: $WORK/policies
+accessLog: $WORK/mg-server-access.log
+workers: $THREADS
+inbound:
+  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http, mtlsMode: STRICT}
+admin: {port: 0}
+limits: {headerTimeoutMs: 180000, maxConnections: $((IDLE_CONNS + 100))}
+YAML
+  start "mgs$r" "$PROXY_BIN" --config "$WORK/mg-server.yaml"
+  MGS_PID=$LAST_PID
+  MGS=$(port_of "$WORK/mgs$r.out" '^listening inbound\[0\] ')
+
+  cat >"$WORK/mg-client.yaml" <<YAML
+workload: {name: client, namespace: bench, serviceAccount: client, labels: {app: client}}
+tls: {certChain: $WORK/client/cert-chain.pem, key: $WORK/client/key.pem, trustBundle: $WORK/client/root-cert.pem}
+accessLog: $WORK/mg-client-access.log
+workers: $THREADS
+outbound:
+  - {listen: "127.0.0.1:0", destination: "127.0.0.1:$MGS", protocol: http, identities: ["$SERVER_ID"]}
+admin: {port: 0}
+limits: {headerTimeoutMs: 180000, maxConnections: $((IDLE_CONNS + 100))}
+YAML
+  start "mgc$r" "$PROXY_BIN" --config "$WORK/mg-client.yaml"
+  MGC_PID=$LAST_PID
+  MGC=$(port_of "$WORK/mgc$r.out" '^listening outbound\[0\] ')
+
+  HAS=$(free_port)
+  cat >"$WORK/haproxy-server.cfg" <<CFG
+global
+  maxconn $HAP_MAXCONN
+  nbthread $THREADS
+  log stdout format raw local0 info
+  ssl-default-bind-options ssl-min-ver TLSv1.3
+defaults
+  mode http
+  log global
+  option httplog
+  timeout connect 5s
+  timeout client 180s
+  timeout server 60s
+  timeout http-request 180s
+  timeout http-keep-alive 300s
+frontend mtls_in
+  bind 127.0.0.1:$HAS ssl crt $WORK/server/haproxy.pem ca-file $WORK/server/root-cert.pem verify required
+  tcp-request session set-var(sess.principal_ok) bool(1) if { ssl_c_der,hex -m sub -i $CLIENT_ID_HEX }
+  acl principal_ok var(sess.principal_ok) -m bool
+  acl allowed_path path_beg /details/
+  acl allowed_path path /ip
+  http-request deny deny_status 403 unless METH_GET principal_ok allowed_path
+  default_backend app
+backend app
+  server app 127.0.0.1:$APP
+CFG
+  start "has$r" haproxy -db -f "$WORK/haproxy-server.cfg"
+  HAS_PID=$LAST_PID
+  wait_listen "$HAS"
+
+  HAC=$(free_port)
+  cat >"$WORK/haproxy-client.cfg" <<CFG
+global
+  maxconn $HAP_MAXCONN
+  nbthread $THREADS
+  log stdout format raw local0 info
+  ssl-default-server-options ssl-min-ver TLSv1.3
+defaults
+  mode http
+  log global
+  option httplog
+  timeout connect 5s
+  timeout client 180s
+  timeout server 60s
+  timeout http-request 180s
+  timeout http-keep-alive 300s
+frontend plain_out
+  bind 127.0.0.1:$HAC
+  default_backend mesh
+backend mesh
+  server upstream 127.0.0.1:$HAS ssl crt $WORK/client/haproxy.pem ca-file $WORK/client/root-cert.pem verify required
+CFG
+  start "hac$r" haproxy -db -f "$WORK/haproxy-client.cfg"
+  HAC_PID=$LAST_PID
+  wait_listen "$HAC"
+}
+
+stop_all() {
+  local pid
+  for pid in "$HAC_PID" "$HAS_PID" "$MGC_PID" "$MGS_PID" "$APP_PID"; do
+    stop_pid "$pid"
+    forget "$pid"
+  done
+}
+
+# Every topology must answer 200 on the allowed path and refuse what the policy refuses.
+check_topologies() {
+  local full="$1" c
+  c=$(http_code "http://127.0.0.1:$APP/details/1"); [ "$c" = 200 ] || die "direct: /details/1 → $c"
+  c=$(http_code "http://127.0.0.1:$MGC/details/1"); [ "$c" = 200 ] || die "meshguard pair: /details/1 → $c"
+  c=$(http_code "http://127.0.0.1:$HAC/details/1"); [ "$c" = 200 ] || die "haproxy pair: /details/1 → $c"
+  [ "$full" = 1 ] || return 0
+  c=$(http_code "http://127.0.0.1:$MGC/headers"); [ "$c" = 403 ] || die "meshguard pair: /headers (path not allowed) → $c, want 403"
+  c=$(http_code "http://127.0.0.1:$HAC/headers"); [ "$c" = 403 ] || die "haproxy pair: /headers (path not allowed) → $c, want 403"
+  local tls=(-k --cert "$WORK/other/cert-chain.pem" --key "$WORK/other/key.pem")
+  c=$(http_code "${tls[@]}" "https://127.0.0.1:$MGS/details/1"); [ "$c" = 403 ] || die "meshguard server: wrong principal → $c, want 403"
+  c=$(http_code "${tls[@]}" "https://127.0.0.1:$HAS/details/1"); [ "$c" = 403 ] || die "haproxy server: wrong principal → $c, want 403"
+  tls=(-k --cert "$WORK/client/cert-chain.pem" --key "$WORK/client/key.pem")
+  c=$(http_code "${tls[@]}" "https://127.0.0.1:$MGS/details/1"); [ "$c" = 200 ] || die "meshguard server: client principal → $c, want 200"
+  c=$(http_code "${tls[@]}" "https://127.0.0.1:$HAS/details/1"); [ "$c" = 200 ] || die "haproxy server: client principal → $c, want 200"
+  c=$(http_code "http://127.0.0.1:$MGS/details/1"); [ "$c" = 000 ] || die "meshguard server: plaintext into STRICT → $c"
+  c=$(http_code -k "https://127.0.0.1:$HAS/details/1"); [ "$c" = 000 ] || die "haproxy server: TLS without client cert → $c"
+  grep -q '"/details/1"' "$WORK/mg-server-access.log" || die "meshguard server access log has no /details/1 line"
+  grep -q 'GET /details/1' "$WORK/has1.out" || die "haproxy server access log has no /details/1 line"
+  log "checks passed: 200 allowed, 403 wrong path, 403 wrong principal, no plaintext, access logs written"
+}
+
+# procs_of TOPOLOGY: "name:pid ..." of every process the request crosses.
+procs_of() {
+  case "$1" in
+    direct) echo "app:$APP_PID" ;;
+    meshguard) echo "mg_client:$MGC_PID mg_server:$MGS_PID app:$APP_PID" ;;
+    haproxy) echo "hap_client:$HAC_PID hap_server:$HAS_PID app:$APP_PID" ;;
+  esac
+}
+url_of() {
+  case "$1" in
+    direct) echo "http://127.0.0.1:$APP/details/1" ;;
+    meshguard) echo "http://127.0.0.1:$MGC/details/1" ;;
+    haproxy) echo "http://127.0.0.1:$HAC/details/1" ;;
+  esac
+}
+
+declare -A T0
+snap_cpu() {
+  local p
+  for p in $(procs_of "$1"); do T0[${p%%:*}]=$(cpu_ticks "${p#*:}"); done
+}
+# record_cpu TOPOLOGY PHASE REQUESTS: µs of CPU per request for each process since snap_cpu.
+record_cpu() {
+  local p name pid t1
+  for p in $(procs_of "$1"); do
+    name=${p%%:*} pid=${p#*:}
+    alive "$pid" "$name"
+    t1=$(cpu_ticks "$pid")
+    record "$1.$2.cpu_us.$name" "$(awk -v d=$((t1 - T0[$name])) -v hz="$CLK_TCK" -v n="$3" 'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : -1) }')"
+  done
+}
+
+run_wrk() {
+  local topo="$1" url out reqs rps errs
+  url=$(url_of "$topo")
+  timeout 30 wrk -t1 -c "$WRK_CONNS" -d 1s --timeout 5s "$url" >/dev/null 2>&1 || true # warm-up
+  snap_cpu "$topo"
+  out="$WORK/wrk.$REP.$topo.txt"
+  timeout $((WRK_SECONDS + 30)) wrk -t1 -c "$WRK_CONNS" -d "${WRK_SECONDS}s" --timeout 5s "$url" >"$out" 2>&1 ||
+    die "wrk failed on $topo: $(cat "$out")"
+  reqs=$(awk '/requests in/ { print $1 }' "$out")
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+  errs=$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
+  [ -n "$reqs" ] && [ -n "$rps" ] || die "cannot parse wrk output for $topo: $(cat "$out")"
+  record "$topo.max_rps" "$rps"
+  record "$topo.max_errors" "$errs"
+  record_cpu "$topo" max "$reqs"
+  [ "$errs" -eq 0 ] || log "WARNING: $topo: wrk -t1 -c $WRK_CONNS -d ${WRK_SECONDS}s $url: $errs errors of $reqs ($(grep -E 'Non-2xx|Socket errors' "$out" | tr '\n' ' '))"
+  log "  $topo max: $rps rps ($reqs requests, $errs errors)"
+}
+
+run_rate() {
+  local topo="$1" url out lat n ok p50 p99
+  url=$(url_of "$topo")
+  out="$WORK/h2load.$REP.$topo.txt"
+  lat="$WORK/h2load.$REP.$topo.log"
+  snap_cpu "$topo"
+  # Open loop: each of RATE_CLIENTS HTTP/1.1 connections sends RATE/RATE_CLIENTS requests a second.
+  timeout $((RATE_SECONDS + 30)) h2load --h1 -t1 -c "$RATE_CLIENTS" --rps $((RATE / RATE_CLIENTS)) -D "$RATE_SECONDS" \
+    --log-file="$lat" "$url" >"$out" 2>&1 || die "h2load failed on $topo: $(tail -n 20 "$out")"
+  n=$(wc -l <"$lat")
+  ok=$(awk -F'\t' '$2 == 200' "$lat" | wc -l)
+  p50=$(awk -F'\t' '$2 == 200 { print $3 }' "$lat" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR - 1) * 0.50) + 1] }')
+  p99=$(awk -F'\t' '$2 == 200 { print $3 }' "$lat" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR - 1) * 0.99) + 1] }')
+  [ "$ok" -gt 0 ] || die "no successful request at $RATE rps on $topo: $(tail -n 20 "$out")"
+  record "$topo.rate_rps" "$(awk -v n="$n" -v d="$RATE_SECONDS" 'BEGIN { printf "%.0f", n / d }')"
+  record "$topo.rate_failed" $((n - ok))
+  record "$topo.p50_us" "$p50"
+  record "$topo.p99_us" "$p99"
+  record_cpu "$topo" rate "$n"
+  [ "$n" -eq "$ok" ] || log "WARNING: $topo: h2load --rps at $RATE/s: $((n - ok)) of $n requests not 200 ($(grep -E '^requests:|^status codes:' "$out" | tr '\n' ' '))"
+  log "  $topo @${RATE}rps: p50 ${p50}µs p99 ${p99}µs ($ok/$n ok)"
+}
+
+# idle_rss PHASE: RSS of every process now.
+idle_rss() {
+  record "app.rss_kb.$1" "$(rss_kb "$APP_PID")"
+  record "mg_client.rss_kb.$1" "$(rss_kb "$MGC_PID")"
+  record "mg_server.rss_kb.$1" "$(rss_kb "$MGS_PID")"
+  record "hap_client.rss_kb.$1" "$(rss_kb "$HAC_PID")"
+  record "hap_server.rss_kb.$1" "$(rss_kb "$HAS_PID")"
+}
+
+# hold NAME PID PORT [tls]: IDLE_CONNS idle connections (mTLS handshakes done, no request) to
+# PORT; records the target's RSS and descriptor count while they are held.
+hold() {
+  local name="$1" pid="$2" port="$3" mode="${4:-}" line opened failed fds0 rss held
+  local args=(--port "$port" --count "$IDLE_CONNS" --connect-timeout 120 --hold 180)
+  [ "$mode" = tls ] && args+=(--cert "$WORK/client/cert-chain.pem" --key "$WORK/client/key.pem" --ca "$WORK/client/root-cert.pem")
+  fds0=$(fd_count "$pid")
+  start "hold.$REP.$name" python3 "$HERE/hold_conns.py" "${args[@]}"
+  local hpid=$LAST_PID
+  line=""
+  for _ in $(seq 1 1500); do # ≤ 150 s
+    line=$(grep -m1 '^ready ' "$WORK/hold.$REP.$name.out" 2>/dev/null || true)
+    [ -n "$line" ] && break
+    kill -0 "$hpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$line" ] || die "connection holder for $name did not finish: $(tail -n 5 "$WORK/hold.$REP.$name.err")"
+  read -r _ opened failed _ <<<"$line"
+  sleep 1 # the server reads the last clients' Finished messages
+  alive "$pid" "$name"
+  rss=$(rss_kb "$pid")
+  # Held = the holder's sockets still ESTABLISHED (a socket the server closed is in CLOSE_WAIT).
+  held=$(ss -tnpH state established "( dport = :$port )" | grep -c "pid=$hpid," || true)
+  record "$name.rss_kb.conns" "$rss"
+  record "$name.conns_held" "$held"
+  record "$name.conns_failed" "$failed"
+  [ "$failed" -eq 0 ] && [ "$held" -eq "$IDLE_CONNS" ] ||
+    log "WARNING: $name: $opened of $IDLE_CONNS idle connections opened, $failed failed, $held still established: $line"
+  log "  $name: $held idle connections held, RSS $rss kB (fds +$(($(fd_count "$pid") - fds0)))"
+  stop_pid "$hpid"
+  forget "$hpid"
+  # Wait (bounded) until the server has closed them, so the next target starts clean.
+  for _ in $(seq 1 100); do
+    [ "$(fd_count "$pid")" -le $((fds0 + 10)) ] && break
+    sleep 0.1
+  done
+}
+
+# ---------------------------------------------------------------- the run
+TOPOS=(direct meshguard haproxy)
+log "work dir $WORK; reps $REPS; wrk -t1 -c $WRK_CONNS -d ${WRK_SECONDS}s; h2load --h1 -c $RATE_CLIENTS --rps $((RATE / RATE_CLIENTS)) -D $RATE_SECONDS; idle conns $IDLE_CONNS; threads $THREADS"
+for REP in $(seq 1 "$REPS"); do
+  log "repetition $REP/$REPS: starting app, meshguard pair, haproxy pair"
+  start_all "$REP"
+  check_topologies "$([ "$REP" = 1 ] && echo 1 || echo 0)"
+  sleep 1
+  idle_rss fresh
+  # Rotate the order so no topology always runs first (or last) in a repetition.
+  for i in 0 1 2; do
+    topo=${TOPOS[$(((i + REP - 1) % 3))]}
+    run_wrk "$topo"
+    run_rate "$topo"
+  done
+  sleep 1
+  idle_rss after_load
+  hold app "$APP_PID" "$APP"
+  hold mg_client "$MGC_PID" "$MGC"
+  hold mg_server "$MGS_PID" "$MGS" tls
+  hold hap_client "$HAC_PID" "$HAC"
+  hold hap_server "$HAS_PID" "$HAS" tls
+  stop_all
+done
+
+# ---------------------------------------------------------------- medians → markdown
+median() { # KEY: median over repetitions (empty when never recorded)
+  awk -F'\t' -v k="$1" '$2 == k { print $3 }' "$RESULTS" | sort -g |
+    awk '{ a[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+all_of() { awk -F'\t' -v k="$1" '$2 == k { printf "%s%s", sep, $3; sep = "/" }' "$RESULTS"; }
+fmt() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { if (x == "") print "–"; else printf "%.*f", d, x }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "–"; else printf "%.2f×", a / b }'; }
+mb() { awk -v x="$1" 'BEGIN { if (x == "") print "–"; else printf "%.1f", x / 1024 }'; }
+
+{
+  echo "Data plane — $(date -u +%Y-%m-%d) — $REPS repetitions, medians (all runs in brackets where useful)"
+  echo
+  echo "| topology | max rps (wrk, closed loop) | p50 at $RATE rps (µs) | p99 (µs) | added p50 | added p99 | errors (max / rate) |"
+  echo "|---|---|---|---|---|---|---|"
+  d50=$(median direct.p50_us) d99=$(median direct.p99_us)
+  for t in "${TOPOS[@]}"; do
+    p50=$(median "$t.p50_us") p99=$(median "$t.p99_us")
+    if [ "$t" = direct ]; then a50="–" a99="–"; else
+      a50=$(awk -v a="$p50" -v b="$d50" 'BEGIN { printf "+%.0f", a - b }')
+      a99=$(awk -v a="$p99" -v b="$d99" 'BEGIN { printf "+%.0f", a - b }')
+    fi
+    echo "| $t | $(fmt "$(median "$t.max_rps")") ($(all_of "$t.max_rps")) | $(fmt "$p50") ($(all_of "$t.p50_us")) | $(fmt "$p99") ($(all_of "$t.p99_us")) | $a50 | $a99 | $(all_of "$t.max_errors") / $(all_of "$t.rate_failed") |"
+  done
+  echo
+  echo "| CPU µs per request (utime+stime / requests) | at $RATE rps | at max rps |"
+  echo "|---|---|---|"
+  for row in direct:app meshguard:mg_client meshguard:mg_server meshguard:app haproxy:hap_client haproxy:hap_server haproxy:app; do
+    t=${row%%:*} p=${row#*:}
+    echo "| $t: $p | $(fmt "$(median "$t.rate.cpu_us.$p")" 1) | $(fmt "$(median "$t.max.cpu_us.$p")" 1) |"
+  done
+  for pair in meshguard:mg haproxy:hap; do
+    t=${pair%%:*} p=${pair#*:}
+    r=$(awk -v a="$(median "$t.rate.cpu_us.${p}_client")" -v b="$(median "$t.rate.cpu_us.${p}_server")" 'BEGIN { print a + b }')
+    m=$(awk -v a="$(median "$t.max.cpu_us.${p}_client")" -v b="$(median "$t.max.cpu_us.${p}_server")" 'BEGIN { print a + b }')
+    echo "| **$t pair, both hops** | **$(fmt "$r" 1)** | **$(fmt "$m" 1)** |"
+  done
+  echo
+  echo "| RSS (MB) | idle, fresh | idle after load | with $IDLE_CONNS idle connections | KB per idle connection | connections held (all runs) |"
+  echo "|---|---|---|---|---|---|"
+  for p in app mg_client mg_server hap_client hap_server; do
+    per=$(awk -v a="$(median "$p.rss_kb.conns")" -v b="$(median "$p.rss_kb.after_load")" -v n="$IDLE_CONNS" 'BEGIN { printf "%.1f", (a - b) / n }')
+    echo "| $p | $(mb "$(median "$p.rss_kb.fresh")") | $(mb "$(median "$p.rss_kb.after_load")") | $(mb "$(median "$p.rss_kb.conns")") | $per | $(all_of "$p.conns_held") |"
+  done
+  echo
+  mr=$(median meshguard.max_rps) hr=$(median haproxy.max_rps) dr=$(median direct.max_rps)
+  echo "Ratios: max rps meshguard/direct $(ratio "$mr" "$dr"), meshguard/haproxy $(ratio "$mr" "$hr");" \
+    "per-hop CPU at $RATE rps meshguard/haproxy: client $(ratio "$(median meshguard.rate.cpu_us.mg_client)" "$(median haproxy.rate.cpu_us.hap_client)")," \
+    "server $(ratio "$(median meshguard.rate.cpu_us.mg_server)" "$(median haproxy.rate.cpu_us.hap_server)");" \
+    "at max rps: client $(ratio "$(median meshguard.max.cpu_us.mg_client)" "$(median haproxy.max.cpu_us.hap_client)")," \
+    "server $(ratio "$(median meshguard.max.cpu_us.mg_server)" "$(median haproxy.max.cpu_us.hap_server)")."
+} | tee "$WORK/table.md"
+if [ -n "$OUT" ]; then
+  cp "$WORK/table.md" "$OUT"
+  cp "$RESULTS" "$OUT.raw.tsv"
+fi
