@@ -27,7 +27,7 @@ struct ConfigError {
 
 class Parser {
  public:
-  explicit Parser(std::string source) : source_(std::move(source)) {}
+  Parser(std::string source, ConfigMode mode) : source_(std::move(source)), mode_(mode) {}
 
   [[noreturn]] void error(const YAML::Node& node, const std::string& what) const {
     int line = node.Mark().line >= 0 ? node.Mark().line + 1 : 0;
@@ -96,6 +96,12 @@ class Parser {
     if (cfg.workload.ns.empty()) error(root["workload"], "workload.namespace is required");
     if (cfg.workload.service_account.empty()) error(root["workload"], "workload.serviceAccount is required");
 
+    if (mode_ == ConfigMode::ControlPlane) {
+      // The agent supplies both from its state directory; a second source would be ambiguous.
+      if (root["tls"]) error(root["tls"], "tls comes from the control plane (--control-plane); remove this section");
+      if (root["policyDir"])
+        error(root["policyDir"], "policies come from the control plane (--control-plane); remove policyDir");
+    }
     if (auto t = root["tls"]) {
       expect_map(t, "tls", {"certChain", "key", "trustBundle"});
       for (const char* f : {"certChain", "key", "trustBundle"}) {
@@ -164,7 +170,8 @@ class Parser {
           else if (proto == "tcp") r.protocol = Protocol::Tcp;
           else error(n["protocol"], where + ".protocol must be http or tcp");
         }
-        if (!cfg.tls) error(n, where + ": outbound routes originate mTLS and need a tls section");
+        if (!cfg.tls && mode_ == ConfigMode::Standalone)
+          error(n, where + ": outbound routes originate mTLS and need a tls section");
         cfg.outbound.push_back(r);
       }
     }
@@ -202,15 +209,16 @@ class Parser {
 
  private:
   std::string source_;
+  ConfigMode mode_;
 };
 
 }  // namespace
 
-Result<ProxyConfig> parse_config(const std::string& yaml_text, const std::string& source_name) {
+Result<ProxyConfig> parse_config(const std::string& yaml_text, const std::string& source_name, ConfigMode mode) {
   try {
     YAML::Node root = YAML::Load(yaml_text);
     if (!root || root.IsNull()) return fail("config.empty", source_name + ": the config is empty");
-    return Parser(source_name).parse(root);
+    return Parser(source_name, mode).parse(root);
   } catch (const ConfigError& e) {
     return fail("config.invalid", e.message);
   } catch (const YAML::Exception& e) {
@@ -220,10 +228,10 @@ Result<ProxyConfig> parse_config(const std::string& yaml_text, const std::string
   }
 }
 
-Result<ProxyConfig> load_config(const std::string& path) {
+Result<ProxyConfig> load_config(const std::string& path, ConfigMode mode) {
   auto text = files::read_file(path);
   if (!text) return fail(text.error());
-  return parse_config(*text, path);
+  return parse_config(*text, path, mode);
 }
 
 }  // namespace mg::proxy

@@ -92,7 +92,12 @@ struct ProxyConfig {
   ProxyLimits limits;
 };
 
-Result<ProxyConfig> parse_config(const std::string& yaml_text, const std::string& source_name);
-Result<ProxyConfig> load_config(const std::string& path);
+// Standalone: credentials and policies from the files the config names. ControlPlane: the agent
+// supplies both (its state directory), so `tls` and `policyDir` must be absent.
+enum class ConfigMode { Standalone, ControlPlane };
+
+Result<ProxyConfig> parse_config(const std::string& yaml_text, const std::string& source_name,
+                                 ConfigMode mode = ConfigMode::Standalone);
+Result<ProxyConfig> load_config(const std::string& path, ConfigMode mode = ConfigMode::Standalone);
 
 }  // namespace mg::proxy

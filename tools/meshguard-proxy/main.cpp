@@ -64,12 +64,14 @@ int main(int argc, char** argv) {
     }
   }
   if (config_path.empty()) return usage("--config is required");
-  auto config = mg::proxy::load_config(config_path);
+  const bool with_control_plane = !agent_options.control_plane.empty();
+  auto config = mg::proxy::load_config(
+      config_path, with_control_plane ? mg::proxy::ConfigMode::ControlPlane : mg::proxy::ConfigMode::Standalone);
   if (!config) return error_exit(config.error().to_string());
   if (workers > 0) config->workers = static_cast<uint32_t>(workers);
 
   std::unique_ptr<mg::agent::Agent> agent;
-  if (!agent_options.control_plane.empty()) {
+  if (with_control_plane) {
     agent_options.workload_name = config->workload.name;
     agent_options.ns = config->workload.ns;
     agent_options.service_account = config->workload.service_account;
