@@ -136,6 +136,7 @@ class SqliteStore final : public Store {
     sqlite3_busy_timeout(db, kBusyTimeoutMs);
     // The first read of the file: a damaged header or page shows up here, before any write.
     if (auto s = store->check_integrity(path); !s) return fail(s.error());
+    if (auto s = store->check_ours(path); !s) return fail(s.error());
     if (auto s = store->pragma_text("PRAGMA journal_mode=WAL", "wal"); !s) return fail(s.error());
     if (auto s = exec(db, "PRAGMA synchronous=FULL"); !s) return fail(s.error());
     if (auto s = store->init_schema(); !s) return fail(s.error());
@@ -286,6 +287,22 @@ class SqliteStore final : public Store {
     const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));
     if (!text || std::string_view(text) != "ok") {
       return fail("store.corrupt", path + ": SQLite integrity check failed: " + (text ? text : "?"));
+    }
+    return {};
+  }
+
+  // Another program's database (tables, but not ours) is refused before anything is written to
+  // it, switching it to WAL included.
+  Status check_ours(const std::string& path) {
+    sqlite3_stmt* raw = nullptr;
+    const char* sql =
+        "SELECT count(*), coalesce(sum(name = 'schema_version'), 0) FROM sqlite_master WHERE type = 'table'";
+    if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) return sqlite_error(db_, "read schema");
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
+    if (sqlite3_step(stmt.get()) != SQLITE_ROW) return sqlite_error(db_, "read schema");
+    if (sqlite3_column_int64(stmt.get(), 0) > 0 && sqlite3_column_int64(stmt.get(), 1) == 0) {
+      return fail("store.not_meshguard",
+                  path + ": an SQLite database that is not a meshguard store (refusing to touch it)");
     }
     return {};
   }

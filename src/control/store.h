@@ -5,8 +5,8 @@
 // returned success survives kill -9.
 //
 // Error codes: store.not_found (remove of an absent key), store.duplicate (one apply names the
-// same resource twice), store.too_large, store.not_sqlite / store.corrupt (open refused; the file
-// is left untouched), store.schema (a schema version this build does not know), store.sqlite
+// same resource twice), store.too_large, store.not_sqlite / store.corrupt / store.not_meshguard
+// (open refused; the file is left untouched), store.schema (a schema version this build does not know), store.sqlite
 // (any other SQLite failure), store.bad_stored (a stored document no longer parses), and the
 // policy.* codes of parse_resources for a rejected apply.
 #pragma once
@@ -73,8 +73,8 @@ Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& se
 
 // Opens (creating if missing) the SQLite store at `path`: the file is created 0600 (and an
 // existing one tightened to 0600), WAL journal, synchronous=FULL, a busy timeout, the schema
-// created or checked. A file that is not an SQLite database, or one that fails SQLite's
-// integrity check, is refused and never written to.
+// created or checked. A file that is not an SQLite database, one that fails SQLite's integrity
+// check, or another program's database is refused and never written to.
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
 
 }  // namespace mg::control

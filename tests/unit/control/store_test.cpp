@@ -3,6 +3,7 @@
 // refusal (without writing) of files that are not a healthy SQLite database.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -286,6 +287,22 @@ TEST(SqliteStore, RefusesFilesThatAreNotHealthyDatabases) {
   ASSERT_FALSE(d);
   EXPECT_EQ(d.error().code, "store.corrupt") << d.error().to_string();
   EXPECT_EQ(read_all(damaged), bytes);
+
+  // Another program's SQLite database: refused before any write (not even the switch to WAL).
+  const std::string foreign = dir.file("other-app.db");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(foreign.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE notes (t TEXT); INSERT INTO notes VALUES (1);", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  const std::string foreign_bytes = read_all(foreign);
+  auto f = open_sqlite_store(foreign);
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error().code, "store.not_meshguard");
+  EXPECT_EQ(read_all(foreign), foreign_bytes);
 
   // A directory is not a database either.
   auto dir_open = open_sqlite_store(dir.file(""));
