@@ -146,14 +146,25 @@ class SqliteStore final : public Store {
   }
 
   Result<ApplyResult> apply(std::string_view yaml, std::string_view source) override {
-    if (yaml.size() > kMaxApplyBytes) {
-      return fail("store.too_large", std::string(source) + ": " + std::to_string(yaml.size()) +
-                                         " bytes is more than one apply accepts (" +
+    return apply_all({{yaml, source}});
+  }
+
+  Result<ApplyResult> apply_all(const std::vector<ApplyInput>& files) override {
+    size_t total = 0;
+    for (const auto& f : files) total += f.yaml.size();
+    if (total > kMaxApplyBytes) {
+      return fail("store.too_large", std::string(files.size() == 1 ? files[0].source : "apply") + ": " +
+                                         std::to_string(total) + " bytes is more than one apply accepts (" +
                                          std::to_string(kMaxApplyBytes) + ")");
     }
-    auto set = policy::parse_resources(yaml, source);
-    if (!set) return fail(set.error());
-    auto docs = keyed_documents(*set);
+    std::vector<policy::ResourceSet> sets;
+    sets.reserve(files.size());
+    for (const auto& f : files) {
+      auto set = policy::parse_resources(f.yaml, f.source);
+      if (!set) return fail(set.error());
+      sets.push_back(std::move(*set));
+    }
+    auto docs = keyed_documents(sets);  // points into `sets`, which outlives it
     if (!docs) return fail(docs.error());
 
     std::lock_guard lock(mu_);

@@ -6,8 +6,8 @@
 //
 // Error codes: store.not_found (remove of an absent key), store.duplicate (one apply names the
 // same resource twice), store.too_large, store.not_sqlite / store.corrupt / store.not_meshguard
-// (open refused; the file is left untouched), store.schema (a schema version this build does not know), store.sqlite
-// (any other SQLite failure), store.bad_stored (a stored document no longer parses), and the
+// (open refused; the file is left untouched), store.schema (a schema version this build does not know),
+// store.sqlite (any other SQLite failure), store.bad_stored (a stored document no longer parses), and the
 // policy.* codes of parse_resources for a rejected apply.
 #pragma once
 
@@ -40,6 +40,12 @@ struct StoredResource {
   int64_t updated_unix = 0;
 };
 
+// One file of a multi-file apply.
+struct ApplyInput {
+  std::string_view yaml;
+  std::string_view source;  // its name in error messages ("<source>:<line>: ...")
+};
+
 struct ApplyResult {
   int64_t revision = 0;  // the store's revision after the apply (unchanged if nothing changed)
   std::vector<ResourceKey> created, configured, unchanged;  // in document order
@@ -52,6 +58,10 @@ class Store {  // thread-safe; every method may be called from any thread
   // any bad document → error, nothing changes. Otherwise one transaction upserts every document
   // (identical text → "unchanged", not re-written); revision bumps once if anything changed.
   virtual Result<ApplyResult> apply(std::string_view yaml, std::string_view source) = 0;
+  // apply() for several files in one transaction: each parsed on its own (errors name its file
+  // and line), all or nothing, one revision bump; a resource named in two files → store.duplicate.
+  // The total size counts against kMaxApplyBytes.
+  virtual Result<ApplyResult> apply_all(const std::vector<ApplyInput>& files) = 0;
   virtual Result<int64_t> remove(
       const ResourceKey& key) = 0;  // new revision; absent → code "store.not_found"
   // Sorted by kind, namespace, name; std::nullopt matches every value.
@@ -70,6 +80,8 @@ struct KeyedDocument {
   const policy::Meta* meta = nullptr;  // points into the ResourceSet (document, source, line)
 };
 Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set);
+// The same over several sets (files), in order; duplicates across them fail too.
+Result<std::vector<KeyedDocument>> keyed_documents(const std::vector<policy::ResourceSet>& sets);
 
 // Opens (creating if missing) the SQLite store at `path`: the file is created 0600 (and an
 // existing one tightened to 0600), WAL journal, synchronous=FULL, a busy timeout, the schema

@@ -203,6 +203,41 @@ TEST(SqliteStore, BadApplyChangesNothing) {
   EXPECT_EQ(big.error().code, "store.too_large");
 }
 
+TEST(SqliteStore, ApplyAllIsOneTransactionOverSeveralFiles) {
+  TempDir dir;
+  auto store = open_ok(dir.file("store.db"));
+  ASSERT_TRUE(store);
+  const std::string a = ap("a", "ns"), b = pa("b", "ns", "STRICT") + "---\n" + kMesh;
+  auto r = store->apply_all({{a, "a.yaml"}, {b, "b.yaml"}});
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->revision, 1);
+  ASSERT_EQ(r->created.size(), 3u);
+  EXPECT_EQ(r->created[0].name, "a");
+  EXPECT_EQ(r->created[1].name, "b");
+  EXPECT_EQ(r->created[2].kind, "Mesh");
+  EXPECT_EQ((*store->get({"AuthorizationPolicy", "ns", "a"}))->yaml, a);  // each file's own text
+
+  // A bad second file: its own name and line, and the good first file is not applied either.
+  auto bad = store->apply_all({{ap("new", "ns"), "ok.yaml"}, {pa("c", "ns", "strict"), "bad.yaml"}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("bad.yaml:8:"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(*store->get({"AuthorizationPolicy", "ns", "new"}));
+  // The same resource in two files.
+  auto dup = store->apply_all({{ap("x", "ns"), "one.yaml"}, {ap("x", "ns", "ALLOW"), "two.yaml"}});
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error().code, "store.duplicate");
+  EXPECT_NE(dup.error().message.find("two.yaml:1:"), std::string::npos) << dup.error().message;
+  const std::string half(kMaxApplyBytes / 2 + 1, '#');
+  auto big = store->apply_all({{half, "h1.yaml"}, {half, "h2.yaml"}});
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code, "store.too_large");
+  EXPECT_EQ(store->revision(), 1);
+  auto same = store->apply_all({{a, "a.yaml"}, {b, "b.yaml"}});
+  ASSERT_TRUE(same);
+  EXPECT_EQ(same->unchanged.size(), 3u);
+  EXPECT_EQ(same->revision, 1);
+}
+
 TEST(SqliteStore, ReopenKeepsDataAndRevision) {
   TempDir dir;
   const std::string path = dir.file("store.db");
