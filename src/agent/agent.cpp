@@ -147,7 +147,13 @@ Status Agent::Impl::sign(bool with_token) {
   if (with_token) ctx.AddMetadata("authorization", "Bearer " + token);
   pb::SignResponse resp;
   auto status = stub->Sign(&ctx, req, &resp);
-  if (!status.ok()) return fail("agent.sign", "certificate request refused: " + api::describe(status));
+  if (!status.ok()) {
+    // Refusals are final for this token or certificate; only an unreachable control plane is worth retrying.
+    const bool refused = status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+                         status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+                         status.error_code() == grpc::StatusCode::INVALID_ARGUMENT;
+    return fail(refused ? "agent.refused" : "agent.sign", "certificate request refused: " + api::describe(status));
+  }
   if (auto ok = api::check_control_plane_identity(ctx, trust_domain); !ok) return ok;
 
   // Check what came back before it replaces anything: a valid SVID, for the identity we run as.
@@ -283,6 +289,12 @@ Status Agent::Impl::watch_once(bool first_only) {
   }
   auto status = stream->Finish();
   std::string why = api::describe(status);
+  if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+      status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    std::lock_guard lock(mutex);
+    st.last_error = why;
+    return fail("agent.refused", "config stream refused: " + why);
+  }
   {
     std::lock_guard lock(mutex);
     st.last_error = why;
@@ -399,7 +411,9 @@ Status Agent::ensure_ready(std::chrono::seconds timeout) {
     Status st = have_cert ? s.watch_once(true) : s.sign(true);
     if (!st) {
       last = st.error();
-      if (last.code == "agent.no_token") return st;
+      if (last.code == "agent.no_token" || last.code == "agent.refused" || last.code == "agent.wrong_identity") {
+        return fail("agent.not_ready", "the control plane refused this workload: " + last.to_string());
+      }
       log_line(last.to_string() + " (retrying)");
       std::this_thread::sleep_for(jitter(backoff));
       backoff = std::min(backoff * 2, std::chrono::milliseconds(4000));

@@ -11,6 +11,8 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include <grpc/support/log.h>
+
 #include "api/grpc_tls.h"
 #include "commands.h"
 #include "common/files.h"
@@ -38,6 +40,8 @@ void add_conn_options(CLI::App* cmd, Conn& c) {
 // The admin stub, or a one-line error.
 Result<std::unique_ptr<pb::AdminService::Stub>> admin_stub(const Conn& c) {
   if (c.admin_dir.empty()) return fail("ctl.no_admin", "--admin-dir (or MESHGUARD_ADMIN_DIR) is required");
+  // Failures reach the user as one line from the call's status; gRPC's own log lines would repeat them.
+  gpr_set_log_function([](gpr_log_func_args*) {});
   auto files = api::load_svid_dir(c.admin_dir);
   if (!files) return fail(files.error());
   return pb::AdminService::NewStub(api::make_channel(c.server, files->bundle_pem, *files));

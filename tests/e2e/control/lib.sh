@@ -44,11 +44,15 @@ start_proxy() {
   start "$name" "$PROXY_BIN" --config "$WORK/$name.yaml" --control-plane "$CP_ADDR" \
     --ca-bundle "$DATA/ca/root-cert.pem" --token-file "$WORK/$name.token" --state-dir "$WORK/$name-state" \
     --bootstrap-timeout 20
+  local port
   eval "${name}_PID=$LAST_PID"
-  eval "${name}_IN=$(port_of "$WORK/$name.out" '^listening inbound\[0\] ')"
-  eval "${name}_ADMIN=$(port_of "$WORK/$name.out" '^listening admin ')"
+  port=$(port_of "$WORK/$name.out" '^listening inbound\[0\] ') || exit 1
+  eval "${name}_IN=$port"
+  port=$(port_of "$WORK/$name.out" '^listening admin ') || exit 1
+  eval "${name}_ADMIN=$port"
   if grep -q "outbound:" "$WORK/$name.yaml"; then
-    eval "${name}_OUT=$(port_of "$WORK/$name.out" '^listening outbound\[0\] ')"
+    port=$(port_of "$WORK/$name.out" '^listening outbound\[0\] ') || exit 1
+    eval "${name}_OUT=$port"
   fi
 }
 
