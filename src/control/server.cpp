@@ -567,14 +567,14 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                   pb::ApplyResponse* resp) override {
     return finish(ctx, [&]() -> grpc::Status {
       if (req->files_size() == 0) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "nothing to apply");
-      // Each file is validated on its own, so errors name its file and line; then they are stored
-      // as one text in one transaction: all or nothing.
-      std::string combined;
+      // Mesh-level checks the store cannot know about: the trust domain is the CA's.
+      std::vector<ApplyInput> inputs;
+      std::vector<std::string> sources;  // ApplyInput holds views: keep the names alive
+      sources.reserve(static_cast<size_t>(req->files_size()));
       for (const auto& file : req->files()) {
-        const std::string source = file.source().empty() ? "<apply>" : file.source();
+        const std::string& source = sources.emplace_back(file.source().empty() ? "<apply>" : file.source());
         auto parsed = policy::parse_resources(file.yaml(), source);
         if (!parsed) return status_of(grpc::StatusCode::INVALID_ARGUMENT, parsed.error());
-        // Mesh-level checks the store cannot know about: the trust domain is the CA's.
         for (const auto& mesh : parsed->meshes) {
           if (mesh.trust_domain != cp_->authority->trust_domain())
             return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -582,11 +582,10 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
                                     mesh.trust_domain + " differs from the CA's trust domain " +
                                     cp_->authority->trust_domain() + " (changing it needs a new CA)");
         }
-        combined += "---\n" + file.yaml();
-        if (!combined.empty() && combined.back() != '\n') combined += '\n';
+        inputs.push_back(ApplyInput{file.yaml(), source});
       }
-      const std::string source = req->files_size() == 1 ? req->files(0).source() : "<apply>";
-      auto result = cp_->store->apply(combined, source);
+      // Every file in one transaction: all or nothing, each error naming its file and line.
+      auto result = cp_->store->apply_all(inputs);
       if (!result) return status_of(grpc::StatusCode::INVALID_ARGUMENT, result.error());
       resp->set_revision(result->revision);
       for (const auto& k : result->created) *resp->add_created() = to_pb(k);
