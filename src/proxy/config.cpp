@@ -138,7 +138,9 @@ class Parser {
           else if (mode == "PERMISSIVE") p.mtls = MtlsMode::Permissive;
           else if (mode == "DISABLE") p.mtls = MtlsMode::Disable;
           else error(n["mtlsMode"], where + ".mtlsMode must be STRICT, PERMISSIVE or DISABLE");
-          if (p.mtls != MtlsMode::Disable && !cfg.tls) error(n["mtlsMode"], where + ": mtlsMode " + mode + " needs a tls section");
+          // With a control plane the agent supplies the certificates after parsing.
+          if (p.mtls != MtlsMode::Disable && !cfg.tls && mode_ == ConfigMode::Standalone)
+            error(n["mtlsMode"], where + ": mtlsMode " + mode + " needs a tls section");
         }
         cfg.inbound.push_back(p);
       }

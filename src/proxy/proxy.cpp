@@ -365,6 +365,7 @@ struct Proxy::Impl {
   // Live TCP connections no longer allowed by `state` are closed (on their own worker thread).
   void rejudge_tcp_connections(std::shared_ptr<const PolicyState> state,
                                std::shared_ptr<const ConnectionChain> chain) {
+    if (!started) return;  // no connections yet; `workers` is complete once `started` is set
     for (auto& w : workers) {
       asio::post(*w->io, [this, worker = w.get(), state, chain] {
         for (ConnEntry* c : worker->connections) {

@@ -44,6 +44,7 @@ class Proxy {
   // request on every existing one, live TCP connections it no longer allows are closed; on
   // failure the last good policy stays in force and the error (file:line) is returned, logged,
   // counted and shown in /config_dump. A writer should replace files atomically (rename).
+  // Callable from any thread between create() and the Proxy's destruction.
   Status reload_policies();
   // Re-reads the certificate chain, key and trust bundle now (thread-safe; the 1 s poll's code).
   // New handshakes use them; a bad file keeps the previous credentials.

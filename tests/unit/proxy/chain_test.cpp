@@ -2,13 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <thread>
-#include <unistd.h>
 
 #include "proxy/proxy.h"
+#include "test_net.h"
 
 namespace mg::proxy {
 namespace {
@@ -76,28 +73,6 @@ TEST(Proxy, RefusesPolicyDirThatDoesNotLoad) {
   cfg.policy_dir = "/nonexistent/meshguard/policies";
   auto p = Proxy::create(cfg);
   ASSERT_FALSE(p);  // fail closed: never runs with policies it could not read
-}
-
-// Sends `request` to 127.0.0.1:port and returns everything received until the peer closes.
-std::string exchange(uint16_t port, const std::string& request) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return "(connect failed)";
-  }
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return out;
 }
 
 // The seam, end to end in one process: a plugged-in authz step denies before the app is

@@ -79,6 +79,10 @@ TEST(ProxyConfig, BadValuesAreRejected) {
   const std::string w = "workload: {namespace: a, serviceAccount: b}\n";
   EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 2, mtlsMode: strict}]\n").find("must be STRICT, PERMISSIVE or DISABLE"), std::string::npos);
   EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 2, mtlsMode: STRICT}]\n").find("needs a tls section"), std::string::npos);
+  // With a control plane the certificates come from the agent: an override is fine without tls.
+  auto cp = parse_config(w + "inbound: [{port: 1, appPort: 2, mtlsMode: STRICT}]\n", "t.yaml", ConfigMode::ControlPlane);
+  ASSERT_TRUE(cp) << cp.error().to_string();
+  EXPECT_EQ(cp->inbound[0].mtls, MtlsMode::Strict);
   EXPECT_NE(error_of(w + "inbound: [{port: 70000, appPort: 2}]\n").find("at most 65535"), std::string::npos);
   EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 0}]\n").find("must not be 0"), std::string::npos);
   EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 2, protocol: udp}]\n").find("http or tcp"), std::string::npos);

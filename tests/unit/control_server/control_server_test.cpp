@@ -1,0 +1,845 @@
+// tests/unit/control_server — the control plane's API security cases, end to end in one process:
+// a real ControlPlane on 127.0.0.1:0 (temp data dir, SQLite store, built-in CA) and real gRPC
+// stubs over mTLS, with identities issued from the data dir's CA. Every stream and RPC carries a
+// deadline, and every wait for asynchronous state is bounded in count; nothing asserts on time.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "api/grpc_tls.h"
+#include "ca/authority.h"
+#include "common/files.h"
+#include "control/server.h"
+#include "control/token.h"
+#include "crypto/openssl.h"
+#include "identity/svid.h"
+#include "jwt/base64url.h"
+#include "meshguard/v1/meshguard.grpc.pb.h"
+
+namespace mg::control {
+namespace {
+
+namespace pb = ::meshguard::v1;
+using namespace std::chrono_literals;
+
+constexpr auto kRpcDeadline = 20s;
+
+void set_deadline(grpc::ClientContext& ctx) {
+  ctx.set_deadline(std::chrono::system_clock::now() + kRpcDeadline);
+}
+
+std::string make_temp_dir() {
+  std::string t = (std::filesystem::temp_directory_path() / "mg-control-server-XXXXXX").string();
+  if (!::mkdtemp(t.data())) return "";
+  return t;
+}
+
+std::string der_of(X509_REQ* req) {
+  unsigned char* der = nullptr;
+  int len = i2d_X509_REQ(req, &der);
+  if (len <= 0) return "";
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
+
+// A fresh P-256 key and its CSR (DER), optionally asking for `uri_san`.
+struct KeyAndCsr {
+  crypto::PKeyPtr key;
+  std::string der;
+};
+KeyAndCsr new_csr(std::string_view uri_san = {}) {
+  KeyAndCsr out;
+  out.key = std::move(*crypto::generate_key(crypto::KeyType::EcP256));
+  out.der = der_of(crypto::make_csr(out.key.get(), uri_san)->get());
+  return out;
+}
+
+// The SPIFFE ID in the leaf of a PEM chain, and whether the leaf carries `key`'s public key.
+struct Leaf {
+  std::string id;
+  bool has_key = false;
+};
+Leaf leaf_of(const std::string& chain_pem, EVP_PKEY* key) {
+  Leaf out;
+  auto chain = crypto::parse_cert_chain_pem(chain_pem);
+  if (!chain || chain->empty()) return out;
+  auto id = identity::spiffe_id_of(chain->front().get());
+  if (id) out.id = id->str();
+  out.has_key = key && EVP_PKEY_eq(X509_get0_pubkey(chain->front().get()), key) == 1;
+  return out;
+}
+
+// One GET over plain TCP to the metrics endpoint (bounded by a poll timeout per read).
+std::string http_get(const std::string& address, const std::string& path) {
+  auto colon = address.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: test\r\n\r\n";
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      for (int i = 0; i < 1000; ++i) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 5000) <= 0) break;
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+// Sum of meshguard_csr_total series with result="signed": certificates the control plane issued.
+long signed_count(const std::string& metrics) {
+  long total = 0;
+  size_t pos = 0;
+  while ((pos = metrics.find("\nmeshguard_csr_total{", pos)) != std::string::npos) {
+    size_t eol = metrics.find('\n', pos + 1);
+    std::string line = metrics.substr(pos + 1, eol - pos - 1);
+    if (line.find("result=\"signed\"") != std::string::npos)
+      total += std::stol(line.substr(line.rfind(' ') + 1));
+    pos = eol;
+  }
+  return total;
+}
+
+std::string policy(const std::string& name, const std::string& ns, const std::string& app = "") {
+  std::string y = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: " + name +
+                  "\n  namespace: " + ns + "\nspec:\n";
+  if (!app.empty()) y += "  selector:\n    matchLabels: {app: " + app + "}\n";
+  return y + "  rules:\n  - {}\n";
+}
+
+std::string workload(const std::string& name, const std::string& ns, const std::string& sa,
+                     const std::string& app) {
+  return "apiVersion: meshguard.io/v1alpha1\nkind: Workload\nmetadata:\n  name: " + name +
+         "\n  namespace: " + ns + "\nspec:\n  serviceAccount: " + sa + "\n  labels: {app: " + app + "}\n";
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// A proxy's config stream, driven synchronously: every Read is bounded by the context deadline.
+struct WatchClient {
+  std::unique_ptr<pb::ConfigService::Stub> stub;
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<pb::WatchRequest, pb::ConfigSnapshot>> stream;
+  bool finished = false;
+
+  explicit WatchClient(const std::shared_ptr<grpc::Channel>& channel)
+      : stub(pb::ConfigService::NewStub(channel)) {
+    set_deadline(ctx);
+    stream = stub->Watch(&ctx);
+  }
+  ~WatchClient() {
+    if (!finished) {
+      ctx.TryCancel();
+      stream->Finish();
+    }
+  }
+  bool hello(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
+    pb::WatchRequest req;
+    req.mutable_hello()->set_workload(name);
+    for (const auto& [k, v] : labels) (*req.mutable_hello()->mutable_labels())[k] = v;
+    req.mutable_hello()->set_cert_state("Available");
+    return stream->Write(req);
+  }
+  bool ack(const std::string& version, bool accepted = true, const std::string& error = "") {
+    pb::WatchRequest req;
+    req.mutable_ack()->set_version(version);
+    req.mutable_ack()->set_accepted(accepted);
+    req.mutable_ack()->set_error(error);
+    return stream->Write(req);
+  }
+  std::optional<pb::ConfigSnapshot> next() {
+    pb::ConfigSnapshot s;
+    if (!stream->Read(&s)) return std::nullopt;
+    return s;
+  }
+  // The first snapshot computed at `revision` or later, ACKing every one before it. A proxy that
+  // says Hello right after an apply may first get the model from before it (the model is rebuilt
+  // after the push debounce), then the newer one.
+  std::optional<pb::ConfigSnapshot> at_least(int64_t revision) {
+    for (int i = 0; i < 10; ++i) {
+      auto s = next();
+      if (!s || s->revision() >= revision) return s;
+      if (!ack(s->version())) return std::nullopt;
+    }
+    return std::nullopt;
+  }
+  grpc::Status finish() {
+    stream->WritesDone();
+    pb::ConfigSnapshot drain;
+    for (int i = 0; i < 100 && stream->Read(&drain); ++i) {
+    }
+    finished = true;
+    return stream->Finish();
+  }
+};
+
+class ControlServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = make_temp_dir();
+    ASSERT_FALSE(dir_.empty());
+    ServerOptions o;
+    o.data_dir = dir_ + "/data";
+    o.listen = "127.0.0.1:0";
+    o.metrics_listen = "127.0.0.1:0";
+    o.push_debounce = 10ms;
+    auto cp = ControlPlane::open(o);
+    ASSERT_TRUE(cp) << cp.error().to_string();
+    cp_ = std::move(*cp);
+    auto st = cp_->start();
+    ASSERT_TRUE(st) << st.error().to_string();
+    auto ca = ca::Authority::load_dir(o.data_dir + "/ca", std::time(nullptr));
+    ASSERT_TRUE(ca) << ca.error().to_string();
+    ca_ = std::make_unique<ca::Authority>(std::move(*ca));
+    bundle_ = ca_->bundle().to_pem();
+    auto admin = api::load_svid_dir(o.data_dir + "/admin");
+    ASSERT_TRUE(admin) << admin.error().to_string();
+    admin_ = std::move(*admin);
+    auto key_pem = files::read_file(o.data_dir + "/token-key.pem");
+    ASSERT_TRUE(key_pem);
+    auto key = crypto::parse_private_key_pem(*key_pem);
+    ASSERT_TRUE(key);
+    token_key_ = std::move(*key);
+  }
+
+  void TearDown() override {
+    if (cp_) cp_->shutdown();
+    cp_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  std::shared_ptr<grpc::Channel> channel(const std::optional<api::SvidFiles>& own) {
+    return api::make_channel(cp_->address(), bundle_, own);
+  }
+
+  // A workload SVID issued directly by `authority` (default: this control plane's CA).
+  static api::SvidFiles issue_with(const ca::Authority& authority, const std::string& ns,
+                                   const std::string& sa) {
+    auto key = crypto::generate_key(crypto::KeyType::EcP256);
+    auto csr = crypto::make_csr(key->get());
+    auto id = identity::SpiffeId::istio(authority.trust_domain(), ns, sa);
+    auto issued = authority.sign_csr(csr->get(), *id, std::chrono::hours(1), std::time(nullptr));
+    EXPECT_TRUE(issued) << issued.error().to_string();
+    return {crypto::private_key_to_pem(key->get()), issued ? issued->chain_pem : "",
+            authority.bundle().to_pem()};
+  }
+  api::SvidFiles issue(const std::string& ns, const std::string& sa) { return issue_with(*ca_, ns, sa); }
+
+  std::string issuer() const { return api::control_plane_id(cp_->trust_domain()).str(); }
+
+  std::string mint(const std::string& ns, const std::string& sa, int64_t issued_at, int64_t expires_at,
+                   EVP_PKEY* key = nullptr) {
+    BootstrapClaims c;
+    c.ns = ns;
+    c.service_account = sa;
+    c.issued_at = issued_at;
+    c.expires_at = expires_at;
+    auto t = mint_bootstrap_token(key ? key : token_key_.get(), issuer(), c);
+    EXPECT_TRUE(t) << t.error().to_string();
+    return t ? *t : "";
+  }
+
+  struct SignOutcome {
+    grpc::Status status;
+    pb::SignResponse response;
+  };
+  SignOutcome sign(const std::optional<api::SvidFiles>& own, const std::string& csr_der,
+                   const std::optional<std::string>& authorization) {
+    auto stub = pb::CertificateService::NewStub(channel(own));
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    if (authorization) ctx.AddMetadata("authorization", *authorization);
+    pb::SignRequest req;
+    req.set_csr_der(csr_der);
+    SignOutcome out;
+    out.status = stub->Sign(&ctx, req, &out.response);
+    return out;
+  }
+
+  std::unique_ptr<pb::AdminService::Stub> admin_stub(const std::optional<api::SvidFiles>& own) {
+    return pb::AdminService::NewStub(channel(own));
+  }
+
+  grpc::Status apply(const std::string& yaml, pb::ApplyResponse* resp = nullptr,
+                     const std::optional<api::SvidFiles>& own = std::nullopt) {
+    auto stub = admin_stub(own ? *own : admin_);
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    pb::ApplyRequest req;
+    auto* f = req.add_files();
+    f->set_yaml(yaml);
+    f->set_source("test.yaml");
+    pb::ApplyResponse local;
+    return stub->Apply(&ctx, req, resp ? resp : &local);
+  }
+
+  pb::GetResponse get_all() {
+    auto stub = admin_stub(admin_);
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    pb::GetResponse resp;
+    auto st = stub->Get(&ctx, pb::GetRequest(), &resp);
+    EXPECT_TRUE(st.ok()) << api::describe(st);
+    return resp;
+  }
+
+  pb::ListWorkloadsResponse list_workloads() {
+    auto stub = admin_stub(admin_);
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    pb::ListWorkloadsResponse resp;
+    auto st = stub->ListWorkloads(&ctx, pb::ListWorkloadsRequest(), &resp);
+    EXPECT_TRUE(st.ok()) << api::describe(st);
+    return resp;
+  }
+
+  std::string create_token(const std::string& ns, const std::string& sa) {
+    auto stub = admin_stub(admin_);
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    pb::CreateTokenRequest req;
+    req.set_namespace_(ns);
+    req.set_service_account(sa);
+    req.set_ttl_seconds(600);
+    pb::CreateTokenResponse resp;
+    auto st = stub->CreateToken(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << api::describe(st);
+    return resp.token();
+  }
+
+  // Waits (bounded) until the model the control plane resolves workloads from includes the
+  // registered Workload ns/name: ListWorkloads lists registered workloads from that model.
+  bool wait_registered(const std::string& ns, const std::string& name) {
+    for (int i = 0; i < 500; ++i) {
+      const auto list = list_workloads();
+      for (const auto& w : list.workloads())
+        if (w.namespace_() == ns && w.name() == name && w.registered()) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+  long signed_so_far() { return signed_count(http_get(cp_->metrics_address(), "/metrics")); }
+
+  std::string dir_;
+  std::unique_ptr<ControlPlane> cp_;
+  std::unique_ptr<ca::Authority> ca_;
+  std::string bundle_;
+  api::SvidFiles admin_;
+  crypto::PKeyPtr token_key_;
+};
+
+// ------------------------------------------------------------------------------ Sign: bootstrap
+
+TEST_F(ControlServer, SignWithoutTokenOrCertificateIsUnauthenticated) {
+  auto csr = new_csr();
+  auto r = sign(std::nullopt, csr.der, std::nullopt);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << api::describe(r.status);
+  EXPECT_TRUE(r.response.cert_chain_pem().empty());
+  // Not "Bearer <token>": same answer.
+  r = sign(std::nullopt, csr.der, "Basic dXNlcjpwYXNz");
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << api::describe(r.status);
+  EXPECT_EQ(signed_so_far(), 0);
+}
+
+TEST_F(ControlServer, BadTokensAreUnauthenticated) {
+  const auto now = static_cast<int64_t>(std::time(nullptr));
+  const std::string good = create_token("shop", "cart");
+  ASSERT_FALSE(good.empty());
+
+  // Tampered: the subject rewritten to another namespace, header and signature kept.
+  std::string tampered;
+  {
+    auto dot1 = good.find('.');
+    auto dot2 = good.find('.', dot1 + 1);
+    auto payload = jwt::base64url_decode(std::string_view(good).substr(dot1 + 1, dot2 - dot1 - 1));
+    ASSERT_TRUE(payload);
+    auto at = payload->find("ns/shop/sa/cart");
+    ASSERT_NE(at, std::string::npos);
+    payload->replace(at, 15, "ns/bank/sa/cart");
+    tampered = good.substr(0, dot1 + 1) + jwt::base64url_encode(*payload) + good.substr(dot2);
+  }
+  std::string bad_signature = good;
+  bad_signature[bad_signature.size() - 5] = bad_signature[bad_signature.size() - 5] == 'A' ? 'B' : 'A';
+
+  auto other_key = crypto::generate_key(crypto::KeyType::EcP256);
+  ASSERT_TRUE(other_key);
+  const std::map<std::string, std::string> cases = {
+      {"garbage", "not-a-token"},
+      {"empty", ""},
+      {"three garbage segments", "a.b.c"},
+      {"expired", mint("shop", "cart", now - 7200, now - 3600)},
+      {"not yet valid", mint("shop", "cart", now + 3600, now + 7200)},
+      {"other key", mint("shop", "cart", now, now + 600, other_key->get())},
+      {"tampered payload", tampered},
+      {"tampered signature", bad_signature},
+  };
+  const long before = signed_so_far();
+  for (const auto& [what, token] : cases) {
+    auto csr = new_csr();
+    auto r = sign(std::nullopt, csr.der, "Bearer " + token);
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << what << ": " << api::describe(r.status);
+    EXPECT_TRUE(r.response.cert_chain_pem().empty()) << what;
+  }
+  EXPECT_EQ(signed_so_far(), before);
+
+  // The untampered token works: the refusals above were about the tokens.
+  auto csr = new_csr();
+  auto ok = sign(std::nullopt, csr.der, "Bearer " + good);
+  ASSERT_TRUE(ok.status.ok()) << api::describe(ok.status);
+  EXPECT_EQ(ok.response.spiffe_id(), "spiffe://cluster.local/ns/shop/sa/cart");
+}
+
+TEST_F(ControlServer, TokenDecidesTheIdentityWhateverTheCsrAsksFor) {
+  const std::string token = create_token("shop", "cart");
+  auto csr = new_csr("spiffe://cluster.local/ns/bank/sa/vault");
+  auto r = sign(std::nullopt, csr.der, "Bearer " + token);
+  ASSERT_TRUE(r.status.ok()) << api::describe(r.status);
+  EXPECT_EQ(r.response.spiffe_id(), "spiffe://cluster.local/ns/shop/sa/cart");
+  auto leaf = leaf_of(r.response.cert_chain_pem(), csr.key.get());
+  EXPECT_EQ(leaf.id, "spiffe://cluster.local/ns/shop/sa/cart");
+  EXPECT_TRUE(leaf.has_key);  // the CSR contributes its public key, and only that
+  EXPECT_EQ(r.response.trust_bundle_pem(), bundle_);
+  // The leaf verifies as an SVID under the CA's bundle.
+  auto chain = crypto::parse_cert_chain_pem(r.response.cert_chain_pem());
+  ASSERT_TRUE(chain);
+  auto verified = identity::verify_svid(*chain, ca_->bundle(), std::time(nullptr));
+  ASSERT_TRUE(verified);
+  EXPECT_EQ(verified->str(), "spiffe://cluster.local/ns/shop/sa/cart");
+}
+
+TEST_F(ControlServer, MalformedCsrsAreInvalidArgumentAndNothingIsSigned) {
+  const std::string token = create_token("shop", "cart");
+  auto random = crypto::random_bytes(300);
+  ASSERT_TRUE(random);
+  const std::string random_der(random->begin(), random->end());
+  auto good = new_csr();
+  const std::string truncated = good.der.substr(0, good.der.size() / 2);
+
+  crypto::PKeyPtr rsa1024(EVP_RSA_gen(1024));
+  ASSERT_TRUE(rsa1024);
+  const std::string weak = der_of(crypto::make_csr(rsa1024.get())->get());
+
+  // A valid CSR whose signed part is altered afterwards: its signature no longer verifies.
+  auto to_tamper = new_csr("spiffe://cluster.local/ns/shop/sa/cart");
+  std::string bad_sig = to_tamper.der;
+  auto at = bad_sig.find("ns/shop");
+  ASSERT_NE(at, std::string::npos);
+  bad_sig[at + 3] = 'X';
+  {
+    const auto* p = reinterpret_cast<const unsigned char*>(bad_sig.data());
+    crypto::X509ReqPtr still_parses(d2i_X509_REQ(nullptr, &p, static_cast<long>(bad_sig.size())));
+    ASSERT_TRUE(still_parses);  // well-formed DER: only the signature check can refuse it
+  }
+  std::string trailing = good.der + std::string("\0\0", 2);
+
+  const std::map<std::string, std::string> cases = {
+      {"empty", ""},
+      {"random bytes", random_der},
+      {"truncated DER", truncated},
+      {"trailing bytes", trailing},
+      {"RSA-1024 key", weak},
+      {"bad signature", bad_sig},
+      {"too large", std::string(20 * 1024, '\x30')},
+  };
+  const long before = signed_so_far();
+  for (const auto& [what, der] : cases) {
+    auto r = sign(std::nullopt, der, "Bearer " + token);
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << what << ": " << api::describe(r.status);
+    EXPECT_TRUE(r.response.cert_chain_pem().empty()) << what;
+  }
+  EXPECT_EQ(signed_so_far(), before);
+}
+
+TEST_F(ControlServer, TokenForTheSystemNamespaceIsRefused) {
+  const auto now = static_cast<int64_t>(std::time(nullptr));
+  // Minted with the control plane's own key: the admin API would never mint it.
+  for (const char* sa : {"meshguard-admin", "meshguard-control", "anything"}) {
+    auto csr = new_csr();
+    auto r = sign(std::nullopt, csr.der, "Bearer " + mint("meshguard-system", sa, now, now + 600));
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+        << sa << ": " << api::describe(r.status);
+    EXPECT_TRUE(r.response.cert_chain_pem().empty());
+  }
+  EXPECT_EQ(signed_so_far(), 0);
+}
+
+// ------------------------------------------------------------------------------ Sign: renewal
+
+TEST_F(ControlServer, RenewalWithAWorkloadSvidKeepsItsIdentity) {
+  // Bootstrap, then renew with the certificate just obtained (a new key, and a CSR asking for
+  // another identity that must be ignored).
+  auto first = new_csr();
+  auto boot = sign(std::nullopt, first.der, "Bearer " + create_token("shop", "cart"));
+  ASSERT_TRUE(boot.status.ok()) << api::describe(boot.status);
+  api::SvidFiles own{crypto::private_key_to_pem(first.key.get()), boot.response.cert_chain_pem(), bundle_};
+
+  auto second = new_csr("spiffe://cluster.local/ns/bank/sa/vault");
+  auto renewed = sign(own, second.der, std::nullopt);
+  ASSERT_TRUE(renewed.status.ok()) << api::describe(renewed.status);
+  EXPECT_EQ(renewed.response.spiffe_id(), "spiffe://cluster.local/ns/shop/sa/cart");
+  auto leaf = leaf_of(renewed.response.cert_chain_pem(), second.key.get());
+  EXPECT_EQ(leaf.id, "spiffe://cluster.local/ns/shop/sa/cart");
+  EXPECT_TRUE(leaf.has_key);
+
+  // A valid certificate wins over a token for another identity sent alongside it.
+  auto third = new_csr();
+  auto both = sign(own, third.der, "Bearer " + create_token("bank", "vault"));
+  ASSERT_TRUE(both.status.ok()) << api::describe(both.status);
+  EXPECT_EQ(both.response.spiffe_id(), "spiffe://cluster.local/ns/shop/sa/cart");
+}
+
+TEST_F(ControlServer, CertificateFromAnotherCaIsRefused) {
+  // Another control plane's data dir: same trust domain name, different root.
+  ServerOptions o;
+  o.data_dir = dir_ + "/other";
+  auto other = ControlPlane::open(o);
+  ASSERT_TRUE(other) << other.error().to_string();
+  auto other_ca = ca::Authority::load_dir(o.data_dir + "/ca", std::time(nullptr));
+  ASSERT_TRUE(other_ca);
+  auto foreign = issue_with(*other_ca, "shop", "cart");
+  foreign.bundle_pem = bundle_;  // it trusts our server; we must not trust it
+  auto foreign_admin = api::load_svid_dir(o.data_dir + "/admin");
+  ASSERT_TRUE(foreign_admin);
+  foreign_admin->bundle_pem = bundle_;
+
+  auto refused = [](const grpc::Status& st) {
+    return st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+           st.error_code() == grpc::StatusCode::UNAUTHENTICATED;
+  };
+  const long before = signed_so_far();
+  auto csr = new_csr();
+  auto r = sign(foreign, csr.der, std::nullopt);
+  EXPECT_TRUE(refused(r.status)) << api::describe(r.status);
+  EXPECT_TRUE(r.response.cert_chain_pem().empty());
+  // Even with a valid token alongside, a bad certificate is not ignored.
+  auto with_token = sign(foreign, csr.der, "Bearer " + create_token("shop", "cart"));
+  EXPECT_TRUE(refused(with_token.status)) << api::describe(with_token.status);
+  EXPECT_EQ(signed_so_far(), before);
+
+  pb::ApplyResponse resp;
+  auto st = apply(policy("p", "shop"), &resp, *foreign_admin);
+  EXPECT_TRUE(refused(st) || st.error_code() == grpc::StatusCode::PERMISSION_DENIED) << api::describe(st);
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(get_all().resources_size(), 0);
+
+  WatchClient w(channel(foreign));
+  w.hello("cart");
+  EXPECT_FALSE(w.next());
+  auto ws = w.finish();
+  EXPECT_TRUE(refused(ws)) << api::describe(ws);
+}
+
+// ------------------------------------------------------------------------------ admin
+
+TEST_F(ControlServer, AdminRpcsNeedTheAdminIdentity) {
+  const auto workload_svid = issue("shop", "cart");
+  // An SVID for the reserved namespace that is not the admin identity is no admin either.
+  const auto control_sa = issue("meshguard-system", "meshguard-other");
+  for (const auto& own : {std::optional<api::SvidFiles>(), std::optional<api::SvidFiles>(workload_svid),
+                          std::optional<api::SvidFiles>(control_sa)}) {
+    auto stub = admin_stub(own);
+    const std::string who = own ? leaf_of(own->cert_chain_pem, nullptr).id : "no certificate";
+    {
+      grpc::ClientContext ctx;
+      set_deadline(ctx);
+      pb::ApplyRequest req;
+      req.add_files()->set_yaml(policy("p", "shop"));
+      pb::ApplyResponse resp;
+      EXPECT_EQ(stub->Apply(&ctx, req, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED) << who;
+    }
+    {
+      grpc::ClientContext ctx;
+      set_deadline(ctx);
+      pb::GetResponse resp;
+      EXPECT_EQ(stub->Get(&ctx, pb::GetRequest(), &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED)
+          << who;
+    }
+    {
+      grpc::ClientContext ctx;
+      set_deadline(ctx);
+      pb::DeleteRequest req;
+      req.mutable_key()->set_kind("AuthorizationPolicy");
+      req.mutable_key()->set_namespace_("shop");
+      req.mutable_key()->set_name("p");
+      pb::DeleteResponse resp;
+      EXPECT_EQ(stub->Delete(&ctx, req, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED) << who;
+    }
+    {
+      grpc::ClientContext ctx;
+      set_deadline(ctx);
+      pb::ListWorkloadsResponse resp;
+      EXPECT_EQ(stub->ListWorkloads(&ctx, pb::ListWorkloadsRequest(), &resp).error_code(),
+                grpc::StatusCode::PERMISSION_DENIED)
+          << who;
+    }
+    {
+      grpc::ClientContext ctx;
+      set_deadline(ctx);
+      pb::CreateTokenRequest req;
+      req.set_namespace_("shop");
+      req.set_service_account("cart");
+      pb::CreateTokenResponse resp;
+      EXPECT_EQ(stub->CreateToken(&ctx, req, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED) << who;
+      EXPECT_TRUE(resp.token().empty());
+    }
+  }
+  EXPECT_EQ(get_all().resources_size(), 0);  // nothing was applied
+}
+
+TEST_F(ControlServer, CreateTokenForTheSystemNamespaceIsInvalidArgument) {
+  auto stub = admin_stub(admin_);
+  for (const char* sa : {"meshguard-admin", "meshguard-control", "x"}) {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    pb::CreateTokenRequest req;
+    req.set_namespace_("meshguard-system");
+    req.set_service_account(sa);
+    pb::CreateTokenResponse resp;
+    EXPECT_EQ(stub->CreateToken(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << sa;
+    EXPECT_TRUE(resp.token().empty());
+  }
+}
+
+TEST_F(ControlServer, BadApplyChangesNothing) {
+  pb::ApplyResponse first;
+  auto st = apply(policy("keep", "shop"), &first);
+  ASSERT_TRUE(st.ok()) << api::describe(st);
+  const auto before = get_all();
+  ASSERT_EQ(before.resources_size(), 1);
+
+  const std::vector<std::string> bad = {
+      policy("new-good", "shop") + "---\n" +
+          "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+          "metadata:\n  name: bad\n  namespace: shop\nspec:\n  bogusField: 1\n",
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: [\n",  // YAML syntax
+      "apiVersion: example.com/v1\nkind: Unknown\nmetadata:\n  name: x\n",
+      policy("keep", "shop") + "---\n" + policy("keep", "shop"),  // the same resource twice
+  };
+  for (const auto& yaml : bad) {
+    pb::ApplyResponse resp;
+    auto s = apply(yaml, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << api::describe(s) << "\n" << yaml;
+    auto after = get_all();
+    EXPECT_EQ(after.revision(), before.revision());
+    ASSERT_EQ(after.resources_size(), 1);
+    EXPECT_EQ(after.resources(0).key().name(), "keep");
+    EXPECT_EQ(after.resources(0).yaml(), before.resources(0).yaml());
+  }
+}
+
+TEST_F(ControlServer, BadFileInAMultiFileApplyChangesNothing) {
+  const auto before = get_all();
+  auto stub = admin_stub(admin_);
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  pb::ApplyRequest req;
+  auto* good = req.add_files();
+  good->set_yaml(policy("good", "shop"));
+  good->set_source("good.yaml");
+  auto* bad = req.add_files();
+  bad->set_yaml(policy("also-good", "shop") + "---\n" +
+                "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                "metadata:\n  name: bad\n  namespace: shop\nspec:\n  action: MAYBE\n");
+  bad->set_source("bad.yaml");
+  pb::ApplyResponse resp;
+  auto st = stub->Apply(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << api::describe(st);
+  EXPECT_TRUE(contains(st.error_message(), "bad.yaml")) << st.error_message();
+  auto after = get_all();
+  EXPECT_EQ(after.revision(), before.revision());
+  EXPECT_EQ(after.resources_size(), 0);
+}
+
+TEST_F(ControlServer, MeshWithAnotherTrustDomainIsRefused) {
+  const std::string head =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: default\nspec:\n";
+  const auto before = get_all();
+  auto st = apply(head + "  trustDomain: example.org\n" + "---\n" + policy("p", "shop"));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << api::describe(st);
+  auto after = get_all();
+  EXPECT_EQ(after.revision(), before.revision());
+  EXPECT_EQ(after.resources_size(), 0);
+  // The CA's own trust domain is accepted: the refusal was about the trust domain.
+  st = apply(head + "  trustDomain: cluster.local\n");
+  EXPECT_TRUE(st.ok()) << api::describe(st);
+}
+
+// ------------------------------------------------------------------------------ watch
+
+TEST_F(ControlServer, WatchWithoutClientCertificateIsUnauthenticated) {
+  WatchClient w(channel(std::nullopt));
+  w.hello("cart", {{"app", "cart"}});
+  EXPECT_FALSE(w.next());
+  EXPECT_EQ(w.finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(ControlServer, WatchPushesOnlyWhatAppliesToTheWorkload) {
+  pb::ApplyResponse r0;
+  ASSERT_TRUE(apply(policy("mesh-wide", "istio-system") + "---\n" + policy("cart-only", "shop", "cart") +
+                        "---\n" + policy("web-only", "shop", "web") + "---\n" + policy("other-ns", "other"),
+                    &r0)
+                  .ok());
+
+  WatchClient cart(channel(issue("shop", "cart-sa")));
+  ASSERT_TRUE(cart.hello("cart", {{"app", "cart"}}));
+  auto s1 = cart.at_least(r0.revision());
+  ASSERT_TRUE(s1);
+  EXPECT_TRUE(contains(s1->policies_yaml(), "name: mesh-wide"));
+  EXPECT_TRUE(contains(s1->policies_yaml(), "name: cart-only"));
+  EXPECT_FALSE(contains(s1->policies_yaml(), "name: web-only"));
+  EXPECT_FALSE(contains(s1->policies_yaml(), "name: other-ns"));
+  EXPECT_EQ(s1->labels().at("app"), "cart");
+  EXPECT_EQ(s1->trust_bundle_pem(), bundle_);
+  EXPECT_EQ(s1->mesh().trust_domain(), "cluster.local");
+  ASSERT_TRUE(cart.ack(s1->version()));
+
+  WatchClient other(channel(issue("other", "api-sa")));
+  ASSERT_TRUE(other.hello("api"));
+  auto o1 = other.at_least(r0.revision());
+  ASSERT_TRUE(o1);
+  EXPECT_TRUE(contains(o1->policies_yaml(), "name: other-ns"));
+  EXPECT_FALSE(contains(o1->policies_yaml(), "name: cart-only"));
+  ASSERT_TRUE(other.ack(o1->version()));
+
+  // A change that does not apply to cart: `other` gets it. Its arrival proves the distributor has
+  // been through every stream for that change, so cart's next snapshot tells whether it was pushed.
+  pb::ApplyResponse r1;
+  ASSERT_TRUE(apply(policy("other-new", "other") + "---\n" + policy("web-new", "shop", "web"), &r1).ok());
+  auto o2 = other.next();
+  ASSERT_TRUE(o2);
+  EXPECT_TRUE(contains(o2->policies_yaml(), "name: other-new"));
+  EXPECT_EQ(o2->revision(), r1.revision());
+  ASSERT_TRUE(other.ack(o2->version()));
+
+  pb::ApplyResponse r2;
+  ASSERT_TRUE(apply(policy("cart-new", "shop", "cart"), &r2).ok());
+  ASSERT_GT(r2.revision(), r1.revision());
+  auto s2 = cart.next();
+  ASSERT_TRUE(s2);
+  EXPECT_EQ(s2->revision(), r2.revision())
+      << "cart was pushed a snapshot for a change that does not apply to it";
+  EXPECT_TRUE(contains(s2->policies_yaml(), "name: cart-new"));
+  EXPECT_FALSE(contains(s2->policies_yaml(), "name: web-new"));
+  EXPECT_FALSE(contains(s2->policies_yaml(), "name: other-new"));
+  EXPECT_NE(s2->version(), s1->version());
+  ASSERT_TRUE(cart.ack(s2->version()));
+
+  // Both ACKs land in the workload list.
+  bool acked = false;
+  for (int i = 0; i < 500 && !acked; ++i) {
+    const auto list = list_workloads();
+    for (const auto& w : list.workloads())
+      if (w.name() == "cart" && w.acked_version() == s2->version()) acked = true;
+    if (!acked) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(acked);
+}
+
+TEST_F(ControlServer, NackIsRecorded) {
+  WatchClient w(channel(issue("shop", "cart-sa")));
+  ASSERT_TRUE(w.hello("cart", {{"app", "cart"}}));
+  auto s = w.next();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(w.ack(s->version(), false, "policies/snapshot.yaml:3: bad rule"));
+  std::optional<pb::WorkloadStatus> seen;
+  for (int i = 0; i < 500 && !seen; ++i) {
+    const auto list = list_workloads();
+    for (const auto& ws : list.workloads())
+      if (ws.name() == "cart" && !ws.nack_error().empty()) seen = ws;
+    if (!seen) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->nack_error(), "policies/snapshot.yaml:3: bad rule");
+  EXPECT_EQ(seen->namespace_(), "shop");
+  EXPECT_EQ(seen->service_account(), "cart-sa");
+  EXPECT_EQ(seen->config_version(), s->version());
+  EXPECT_NE(seen->acked_version(), s->version());  // a NACK is not an ACK
+  EXPECT_TRUE(seen->connected());
+}
+
+TEST_F(ControlServer, HelloAsAWorkloadRegisteredForAnotherServiceAccountIsDenied) {
+  ASSERT_TRUE(apply(workload("cart", "shop", "cart-sa", "cart")).ok());
+  ASSERT_TRUE(wait_registered("shop", "cart"));
+  WatchClient w(channel(issue("shop", "intruder-sa")));
+  ASSERT_TRUE(w.hello("cart", {{"app", "cart"}}));
+  EXPECT_FALSE(w.next());
+  EXPECT_EQ(w.finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // The registered service account is accepted, with the registered labels (not the proxy's).
+  WatchClient ok(channel(issue("shop", "cart-sa")));
+  ASSERT_TRUE(ok.hello("cart", {{"app", "payments"}}));
+  auto s = ok.at_least(get_all().revision());
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->labels().at("app"), "cart");
+}
+
+// DISABLED: fails today (security defect reported to the lead, see the report of this change).
+// A stream that said Hello as an unregistered workload keeps it after a Workload registration
+// binds that name to another service account: push_to (src/control/server.cpp) copies the
+// registered labels into the open stream's record without checking the service account, so the
+// intruder is pushed the registered workload's configuration and shows up as that workload.
+// Run with --gtest_also_run_disabled_tests once fixed, then drop the prefix.
+TEST_F(ControlServer, DISABLED_RegistrationForAnotherServiceAccountEndsAnOpenStream) {
+  WatchClient intruder(channel(issue("shop", "intruder-sa")));
+  ASSERT_TRUE(intruder.hello("cart", {{"app", "other"}}));
+  auto first = intruder.next();
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(intruder.ack(first->version()));
+
+  pb::ApplyResponse r;
+  ASSERT_TRUE(
+      apply(workload("cart", "shop", "cart-sa", "cart") + "---\n" + policy("cart-only", "shop", "cart"), &r)
+          .ok());
+  auto pushed = intruder.next();
+  EXPECT_FALSE(pushed) << "a proxy running as shop/intruder-sa was pushed workload shop/cart's configuration "
+                          "(labels app="
+                       << (pushed ? pushed->labels().at("app") : "")
+                       << ") after cart was registered for cart-sa";
+  if (!pushed) {
+    EXPECT_EQ(intruder.finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+}
+
+TEST_F(ControlServer, SystemNamespaceSvidCannotWatch) {
+  WatchClient w(channel(admin_));
+  ASSERT_TRUE(w.hello("admin"));
+  EXPECT_FALSE(w.next());
+  EXPECT_EQ(w.finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+}  // namespace
+}  // namespace mg::control
