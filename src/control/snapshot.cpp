@@ -6,12 +6,12 @@ namespace mg::control {
 
 MeshSettings mesh_settings(const policy::ResourceSet& set, const std::string& trust_domain) {
   MeshSettings out;
-  out.config.trust_domain = trust_domain;
+  policy::MeshConfig defaults;
+  defaults.trust_domain = trust_domain;
+  out.config = policy::mesh_config_of(set, defaults);
   for (const auto& mesh : set.meshes) {
     if (mesh.meta.name != "default") continue;
     out.resource = &mesh;
-    out.config.root_namespace = mesh.root_namespace;
-    out.config.path_normalization = mesh.path_normalization;
     out.certificate_ttl_seconds = mesh.certificate_ttl_seconds;
   }
   return out;

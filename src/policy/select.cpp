@@ -89,4 +89,14 @@ PeerAuthnResolution resolve_peer_authentication(const ResourceSet& set, const Wo
   return out;
 }
 
+MeshConfig mesh_config_of(const ResourceSet& set, MeshConfig defaults) {
+  for (const auto& mesh : set.meshes) {
+    if (mesh.meta.name != "default") continue;
+    defaults.trust_domain = mesh.trust_domain;
+    defaults.root_namespace = mesh.root_namespace;
+    defaults.path_normalization = mesh.path_normalization;
+  }
+  return defaults;
+}
+
 }  // namespace mg::policy

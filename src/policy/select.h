@@ -23,6 +23,11 @@ struct MeshConfig {
   PathNormalization path_normalization = PathNormalization::Base;
 };
 
+// The mesh settings a resource set carries: its `Mesh` named default (meshguard.io/v1alpha1), if
+// any, over `defaults`. The control plane pushes that document with every snapshot, so the proxy
+// and the control plane read the same settings from the same text.
+MeshConfig mesh_config_of(const ResourceSet& set, MeshConfig defaults = {});
+
 struct WorkloadRef {
   std::string ns;
   std::map<std::string, std::string> labels;

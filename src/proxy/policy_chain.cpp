@@ -191,7 +191,7 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
   auto resources = policy::load_resource_files({dir});
   if (!resources) return fail(resources.error());
   policy::WorkloadRef ref{workload.ns, workload.labels, workload.service_account};
-  const policy::MeshConfig mesh;
+  const policy::MeshConfig mesh = policy::mesh_config_of(*resources);
   auto snapshot = policy::compile_snapshot(*resources, ref, mesh);
   if (!snapshot) return fail(snapshot.error());
 

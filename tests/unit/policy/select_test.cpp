@@ -81,5 +81,33 @@ TEST(Select, PeerAuthenticationPrecedence) {
   }
 }
 
+TEST(Select, MeshConfigFromTheMeshDocument) {
+  MeshConfig defaults;
+  defaults.trust_domain = "example.org";
+  auto none = parse_resources("");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(mesh_config_of(*none, defaults).trust_domain, "example.org");
+  EXPECT_EQ(mesh_config_of(*none, defaults).root_namespace, "istio-system");
+
+  auto set = parse_resources(
+      "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec:\n"
+      "  trustDomain: corp.example\n  rootNamespace: mesh-root\n  pathNormalization: MERGE_SLASHES\n");
+  ASSERT_TRUE(set) << set.error().message;
+  const auto mesh = mesh_config_of(*set, defaults);
+  EXPECT_EQ(mesh.trust_domain, "corp.example");
+  EXPECT_EQ(mesh.root_namespace, "mesh-root");
+  EXPECT_EQ(mesh.path_normalization, PathNormalization::MergeSlashes);
+
+  // The root namespace it names is the one that makes a policy mesh-wide.
+  auto with_policy = parse_resources(
+      "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec:\n  rootNamespace: mesh-root\n"
+      "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-all, namespace: mesh-root}\n"
+      "spec:\n  action: DENY\n  rules: [{}]\n");
+  ASSERT_TRUE(with_policy) << with_policy.error().message;
+  const WorkloadRef w{"default", {{"app", "details"}}, "sa"};
+  EXPECT_EQ(applicable_authorization_policies(*with_policy, w, mesh_config_of(*with_policy)).size(), 1u);
+  EXPECT_EQ(applicable_authorization_policies(*with_policy, w, MeshConfig{}).size(), 0u);
+}
+
 }  // namespace
 }  // namespace mg::policy
