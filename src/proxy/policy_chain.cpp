@@ -214,6 +214,9 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
     origin("RequestAuthentication", r.meta, policy::applies_to(r.meta, r.selector, ref, mesh).applies);
   }
   for (const auto& w : resources->workloads) origin("Workload", w.meta, false);
+  for (const auto& m : resources->meshes) {
+    out.origins.push_back({"Mesh", m.meta.name, m.meta.source, m.meta.line, true});  // cluster-scoped
+  }
   const RequestChain defaults = default_request_chain();
   const ConnectionChain tcp_defaults = default_connection_chain();
 

@@ -21,7 +21,7 @@ namespace mg::proxy {
 
 // Where a loaded resource came from, for /config_dump.
 struct PolicyOrigin {
-  std::string kind;    // AuthorizationPolicy | PeerAuthentication | RequestAuthentication | Workload
+  std::string kind;    // AuthorizationPolicy | PeerAuthentication | RequestAuthentication | Workload | Mesh
   std::string name;    // "ns/name"
   std::string source;  // file
   int line = 0;
@@ -36,8 +36,9 @@ struct PolicyChains {
   std::vector<PolicyOrigin> origins;
 };
 
-// Loads every *.yaml / *.yml in `dir` and compiles the snapshot for `workload` (default mesh
-// settings). Errors carry the file:line of the offending resource.
+// Loads every *.yaml / *.yml in `dir` and compiles the snapshot for `workload` (mesh settings
+// from a `Mesh` document if the directory has one). Errors carry the file:line of the offending
+// resource.
 Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload);
 
 struct EffectiveMtls {
