@@ -41,7 +41,7 @@ Result<SvidFiles> load_svid_dir(const std::string& dir);
 std::shared_ptr<grpc::Channel> make_channel(const std::string& address, const std::string& bundle_pem,
                                             const std::optional<SvidFiles>& own);
 
-// Server side: requests a client certificate and verifies it if one is presented.
+// Server side: requests a client certificate (optional); handlers verify it with peer_identity().
 std::shared_ptr<grpc::ServerCredentials> server_credentials(const SvidFiles& own);
 
 // The caller's SPIFFE ID from its client certificate, verified with identity::verify_svid against

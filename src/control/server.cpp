@@ -62,6 +62,11 @@ struct Model {
   std::string bundle_pem;
 };
 
+std::string bundle_hash(const std::string& pem) {
+  auto d = crypto::sha256(pem);
+  return crypto::hex(d.data(), d.size());
+}
+
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
@@ -79,6 +84,7 @@ struct ProxyRecord {
   std::string cert_state, cert_serial;
   int64_t cert_not_after = 0;
   std::string sent_version, acked_version, nack_error;
+  std::string sent_bundle, acked_bundle;  // hashes of the trust bundle in those snapshots
   Clock::time_point change_at{};  // the change the in-flight snapshot carries
   bool awaiting_ack = false;
   int64_t last_seen = 0;
@@ -87,7 +93,11 @@ struct ProxyRecord {
 struct ControlPlane::Impl {
   ServerOptions options;
   std::unique_ptr<Store> store;
-  std::unique_ptr<ca::Authority> authority;
+  std::string td;  // the trust domain: fixed for the life of the CA
+  // The signing CA, and during a rotation the new one whose root is being distributed first.
+  mutable std::mutex ca_mutex;
+  std::shared_ptr<const ca::Authority> authority, pending;
+  std::thread rotation_thread;
   crypto::PKeyPtr token_key;
   api::SvidFiles own;
   std::string token_issuer;
@@ -114,6 +124,10 @@ struct ControlPlane::Impl {
   int metrics_port = 0;
   std::thread metrics_thread;
 
+  std::shared_ptr<const ca::Authority> signer() const {
+    std::lock_guard lock(ca_mutex);
+    return authority;
+  }
   std::shared_ptr<const Model> current_model() {
     std::lock_guard lock(model_mutex);
     return model;
@@ -128,6 +142,9 @@ struct ControlPlane::Impl {
   Result<identity::SpiffeId> require_peer(grpc::CallbackServerContext* ctx) const;
   Status require_admin(grpc::CallbackServerContext* ctx) const;
   void serve_metrics();
+  // CA rotation, phase 2: once every connected proxy has the new bundle, sign with the new root.
+  void finish_rotation(grpc::ServerUnaryReactor* reactor, pb::RotateCaResponse* resp, Clock::time_point deadline);
+  Status persist_rotation(const ca::Authority& next);
 };
 
 // ---------------------------------------------------------------------------------------- watch
@@ -267,6 +284,7 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
     rec.last_seen = unix_now();
     if (ack.accepted()) {
       rec.acked_version = ack.version();
+      if (ack.version() == rec.sent_version) rec.acked_bundle = rec.sent_bundle;
       rec.nack_error.clear();
     } else {
       rec.nack_error = ack.error().substr(0, 1024);
@@ -299,7 +317,7 @@ Result<identity::SpiffeId> ControlPlane::Impl::require_peer(grpc::CallbackServer
   auto auth = ctx->auth_context();
   if (!auth) return fail("auth.no_tls", "no TLS peer information");
   auto model_ptr = const_cast<Impl*>(this)->current_model();
-  auto bundle = identity::TrustBundle::from_pem(authority->trust_domain(), model_ptr->bundle_pem);
+  auto bundle = identity::TrustBundle::from_pem(td, model_ptr->bundle_pem);
   if (!bundle) return fail(bundle.error());
   auto id = api::peer_identity(*auth, *bundle, unix_now());
   if (!id) return fail("auth.bad_certificate", "client certificate refused: " + id.error().to_string());
@@ -310,7 +328,7 @@ Result<identity::SpiffeId> ControlPlane::Impl::require_peer(grpc::CallbackServer
 Status ControlPlane::Impl::require_admin(grpc::CallbackServerContext* ctx) const {
   auto id = require_peer(ctx);
   if (!id) return fail(id.error());
-  if (!(*id == api::admin_id(authority->trust_domain())))
+  if (!(*id == api::admin_id(td)))
     return fail("auth.not_admin", id->str() + " is not the admin identity");
   return {};
 }
@@ -368,6 +386,7 @@ void ControlPlane::Impl::push_to(WatchReactor* reactor, ProxyRecord& record, con
   auto message = snapshot_message(m, record.workload);
   if (message.version() == record.sent_version) return;
   record.sent_version = message.version();
+  record.sent_bundle = bundle_hash(m.bundle_pem);
   record.change_at = change_at;
   record.awaiting_ack = true;
   metrics.histogram("meshguard_push_latency_milliseconds").observe_ms(ms_between(change_at, Clock::now()));
@@ -381,8 +400,11 @@ Status ControlPlane::Impl::rebuild_model() {
   auto m = std::make_shared<Model>();
   m->set = std::move(*set);
   m->revision = store->revision();
-  m->mesh = mesh_settings(m->set, authority->trust_domain());
-  m->bundle_pem = authority->bundle().to_pem();
+  m->mesh = mesh_settings(m->set, td);
+  {
+    std::lock_guard ca_lock(ca_mutex);
+    m->bundle_pem = (pending ? pending : authority)->bundle().to_pem();
+  }
   std::lock_guard lock(model_mutex);
   model = std::move(m);
   metrics.gauge("meshguard_store_revision").set(model->revision);
@@ -461,6 +483,80 @@ void ControlPlane::Impl::serve_metrics() {
   }
 }
 
+Status ControlPlane::Impl::persist_rotation(const ca::Authority& next) {
+  // Two renames: a crash between them leaves ca.new, which open() completes.
+  const std::string dir = options.data_dir;
+  const std::string staged = dir + "/ca.new", live = dir + "/ca",
+                    previous = dir + "/ca.previous-" + std::to_string(unix_now());
+  if (auto st = next.save_dir(staged); !st) return st;
+  if (::rename(live.c_str(), previous.c_str()) != 0)
+    return fail("control.ca_dir", "cannot move " + live + " aside to " + previous);
+  if (::rename(staged.c_str(), live.c_str()) != 0)
+    return fail("control.ca_dir", "cannot move " + staged + " to " + live);
+  return {};
+}
+
+void ControlPlane::Impl::finish_rotation(grpc::ServerUnaryReactor* reactor, pb::RotateCaResponse* resp,
+                                         Clock::time_point deadline) {
+  std::shared_ptr<const ca::Authority> next;
+  {
+    std::lock_guard lock(ca_mutex);
+    next = pending;
+  }
+  const std::string want = bundle_hash(next->bundle().to_pem());
+  std::vector<std::string> waiting;
+  bool all = false;
+  while (true) {
+    {
+      std::unique_lock lock(mutex);
+      waiting.clear();
+      int acked = 0;
+      resp->clear_not_connected();
+      for (const auto& [key, rec] : records) {
+        if (!rec.connected) {
+          resp->add_not_connected(key);
+        } else if (rec.acked_bundle == want) {
+          ++acked;
+        } else {
+          waiting.push_back(key);
+        }
+      }
+      resp->set_proxies_acknowledged(acked);
+      all = waiting.empty() && !dirty;
+      if (all || stopping || Clock::now() >= deadline) break;
+      cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping; });
+    }
+  }
+  grpc::Status result = grpc::Status::OK;
+  if (all) {
+    if (auto st = options.plug_in_ca_dir.empty() ? persist_rotation(*next) : Status(); !st) {
+      result = status_of(grpc::StatusCode::INTERNAL, st.error());
+      all = false;
+    }
+  }
+  {
+    std::lock_guard lock(ca_mutex);
+    if (all) authority = next;  // the bundle (new + old roots) is already everywhere
+    pending.reset();
+  }
+  if (all) {
+    log_line("CA rotated: new root " + crypto::cert_sha256_fingerprint(next->ca_cert()) + "; " +
+             std::to_string(resp->proxies_acknowledged()) + " proxies hold the new bundle");
+    metrics.counter("meshguard_ca_rotations_total", {{"result", "success"}}).inc();
+  } else {
+    metrics.counter("meshguard_ca_rotations_total", {{"result", "abandoned"}}).inc();
+    if (result.ok()) {
+      std::string who;
+      for (const auto& w : waiting) who += (who.empty() ? "" : ", ") + w;
+      result = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                            "rotation called off, the old bundle is restored: not acknowledged by " + who);
+    }
+    log_line("CA rotation abandoned: " + result.error_message());
+  }
+  mark_dirty();  // abandoned: push the old bundle back; done: nothing changes for the proxies
+  reactor->Finish(result);
+}
+
 // ---------------------------------------------------------------------------------------- services
 
 namespace {
@@ -479,7 +575,7 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
  private:
   grpc::Status sign(grpc::CallbackServerContext* ctx, const pb::SignRequest& req, pb::SignResponse& resp) {
     const auto now = unix_now();
-    const std::string& td = cp_->authority->trust_domain();
+    const std::string& td = cp_->td;
     auto auth = ctx->auth_context();
     auto model = cp_->current_model();
     auto bundle = identity::TrustBundle::from_pem(td, model->bundle_pem);
@@ -525,7 +621,7 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
     }
     int64_t ttl = model->mesh.certificate_ttl_seconds;
     if (req.requested_ttl_seconds() > 0) ttl = std::min<int64_t>(ttl, req.requested_ttl_seconds());
-    auto issued = cp_->authority->sign_csr(csr.get(), *id, std::chrono::seconds(ttl), now);
+    auto issued = cp_->signer()->sign_csr(csr.get(), *id, std::chrono::seconds(ttl), now);
     if (!issued) {
       cp_->metrics.counter("meshguard_csr_total", {{"result", "refused"}}).inc();
       return status_of(grpc::StatusCode::INVALID_ARGUMENT, issued.error());
@@ -576,11 +672,11 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
         auto parsed = policy::parse_resources(file.yaml(), source);
         if (!parsed) return status_of(grpc::StatusCode::INVALID_ARGUMENT, parsed.error());
         for (const auto& mesh : parsed->meshes) {
-          if (mesh.trust_domain != cp_->authority->trust_domain())
+          if (mesh.trust_domain != cp_->td)
             return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                 mesh.meta.source + ":" + std::to_string(mesh.meta.line) + ": trustDomain " +
                                     mesh.trust_domain + " differs from the CA's trust domain " +
-                                    cp_->authority->trust_domain() + " (changing it needs a new CA)");
+                                    cp_->td + " (changing it needs a new CA)");
         }
         inputs.push_back(ApplyInput{file.yaml(), source});
       }
@@ -677,7 +773,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
     return finish(ctx, [&]() -> grpc::Status {
       if (req->namespace_() == api::kSystemNamespace)
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "namespace meshguard-system is reserved");
-      auto id = identity::SpiffeId::istio(cp_->authority->trust_domain(), req->namespace_(), req->service_account());
+      auto id = identity::SpiffeId::istio(cp_->td, req->namespace_(), req->service_account());
       if (!id) return status_of(grpc::StatusCode::INVALID_ARGUMENT, id.error());
       int64_t ttl = req->ttl_seconds() > 0 ? req->ttl_seconds() : 3600;
       if (ttl > 7 * 24 * 3600)
@@ -693,6 +789,41 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
       resp->set_expires_unix(claims.expires_at);
       return grpc::Status::OK;
     });
+  }
+
+  grpc::ServerUnaryReactor* RotateCa(grpc::CallbackServerContext* ctx, const pb::RotateCaRequest* req,
+                                     pb::RotateCaResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    if (auto admin = cp_->require_admin(ctx); !admin) {
+      reactor->Finish(status_of(grpc::StatusCode::PERMISSION_DENIED, admin.error()));
+      return reactor;
+    }
+    int64_t wait = req->wait_seconds() > 0 ? std::min<int64_t>(req->wait_seconds(), 600) : 30;
+    {
+      std::lock_guard lock(cp_->ca_mutex);
+      if (cp_->pending) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "a rotation is in progress"));
+        return reactor;
+      }
+      if (!cp_->authority->is_self_signed()) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                     "the CA is plugged in: rotate it where it is issued, then restart with it"));
+        return reactor;
+      }
+      auto next = cp_->authority->rotate(unix_now());
+      if (!next) {
+        reactor->Finish(status_of(grpc::StatusCode::INTERNAL, next.error()));
+        return reactor;
+      }
+      cp_->pending = std::make_shared<const ca::Authority>(std::move(*next));
+      resp->set_new_root_fingerprint(crypto::cert_sha256_fingerprint(cp_->pending->ca_cert()));
+    }
+    // Phase 1: the new bundle goes out; phase 2 (finish_rotation) waits for the ACKs off this thread.
+    cp_->mark_dirty();
+    if (cp_->rotation_thread.joinable()) cp_->rotation_thread.join();
+    auto deadline = Clock::now() + std::chrono::seconds(wait);
+    cp_->rotation_thread = std::thread([cp = cp_, reactor, resp, deadline] { cp->finish_rotation(reactor, resp, deadline); });
+    return reactor;
   }
 
  private:
@@ -753,21 +884,28 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   const auto now = unix_now();
 
   // CA: an operator's plugged-in CA, or the built-in one (created on first start).
-  if (!options.plug_in_ca_dir.empty()) {
-    auto a = ca::Authority::load_plug_in_dir(options.plug_in_ca_dir, options.trust_domain, now);
-    if (!a) return fail(a.error());
-    impl->authority = std::make_unique<ca::Authority>(std::move(*a));
-  } else if (files::exists(dir + "/ca/" + ca::kCaKeyFile)) {
-    auto a = ca::Authority::load_dir(dir + "/ca", now);
-    if (!a) return fail(a.error());
-    impl->authority = std::make_unique<ca::Authority>(std::move(*a));
-  } else {
-    auto a = ca::Authority::create_self_signed(options.trust_domain, crypto::KeyType::EcP256, now);
-    if (!a) return fail(a.error());
-    if (auto st = a->save_dir(dir + "/ca"); !st) return fail(st.error());
-    impl->authority = std::make_unique<ca::Authority>(std::move(*a));
+  const std::string ca_dir = dir + "/ca";
+  if (options.plug_in_ca_dir.empty() && !files::exists(ca_dir + "/" + ca::kCaKeyFile) &&
+      files::exists(dir + "/ca.new/" + ca::kCaKeyFile)) {
+    // A rotation stopped between its two renames (see persist_rotation): finish it.
+    if (::rename((dir + "/ca.new").c_str(), ca_dir.c_str()) != 0)
+      return fail("control.ca_dir", "cannot move " + dir + "/ca.new to " + ca_dir);
   }
-  const std::string td = impl->authority->trust_domain();
+  Result<ca::Authority> loaded = fail("control.ca", "no CA");
+  if (!options.plug_in_ca_dir.empty()) {
+    loaded = ca::Authority::load_plug_in_dir(options.plug_in_ca_dir, options.trust_domain, now);
+  } else if (files::exists(ca_dir + "/" + ca::kCaKeyFile)) {
+    loaded = ca::Authority::load_dir(ca_dir, now);
+  } else {
+    loaded = ca::Authority::create_self_signed(options.trust_domain, crypto::KeyType::EcP256, now);
+    if (loaded) {
+      if (auto st = loaded->save_dir(ca_dir); !st) return fail(st.error());
+    }
+  }
+  if (!loaded) return fail(loaded.error());
+  impl->authority = std::make_shared<const ca::Authority>(std::move(*loaded));
+  impl->td = impl->authority->trust_domain();
+  const std::string td = impl->td;
   impl->token_issuer = api::control_plane_id(td).str();
 
   // Bootstrap-token signing key.
@@ -849,7 +987,7 @@ Status ControlPlane::start() {
     s.metrics_thread = std::thread([&s] { s.serve_metrics(); });
   }
   s.distributor = std::thread([&s] { s.distribute_loop(); });
-  log_line("trust domain " + s.authority->trust_domain() + ", store revision " + std::to_string(s.model->revision));
+  log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->revision));
   return {};
 }
 
@@ -864,7 +1002,7 @@ std::string ControlPlane::metrics_address() const {
   return impl_->options.metrics_listen.substr(0, colon) + ":" + std::to_string(impl_->metrics_port);
 }
 
-const std::string& ControlPlane::trust_domain() const { return impl_->authority->trust_domain(); }
+const std::string& ControlPlane::trust_domain() const { return impl_->td; }
 
 void ControlPlane::shutdown() {
   Impl& s = *impl_;
@@ -877,6 +1015,7 @@ void ControlPlane::shutdown() {
   }
   if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (s.distributor.joinable()) s.distributor.join();
+  if (s.rotation_thread.joinable()) s.rotation_thread.join();
   if (s.metrics_thread.joinable()) s.metrics_thread.join();
   if (s.metrics_fd >= 0) ::close(s.metrics_fd);
   s.metrics_fd = -1;

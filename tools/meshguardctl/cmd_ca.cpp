@@ -1,6 +1,7 @@
 // meshguardctl ca init | ca init --plug-in | ca rotate — create, adopt and rotate the mesh CA.
 // Everything is built and validated in memory before the first file is written; each file is
 // then replaced atomically (keys 0600), so a refused command leaves the directory untouched.
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -83,10 +84,30 @@ void register_ca_commands(CLI::App& app, Action& action) {
   init->add_flag("--force", opt->force, "replace a CA that already exists in --dir");
   init->callback([opt, &action] { action = [opt] { return run_ca_init(*opt); }; });
 
-  auto rotate_dir = std::make_shared<std::string>();
-  auto* rotate = ca->add_subcommand("rotate", "Replace the root; root-cert.pem keeps old roots until they expire");
-  rotate->add_option("--dir", *rotate_dir, "CA directory")->required();
-  rotate->callback([rotate_dir, &action] { action = [rotate_dir] { return run_ca_rotate(*rotate_dir); }; });
+  struct RotateOptions {
+    std::string dir, server, admin_dir;
+    int wait = 30;
+  };
+  auto ro = std::make_shared<RotateOptions>();
+  const char* server_env = std::getenv("MESHGUARD_SERVER");
+  const char* admin_env = std::getenv("MESHGUARD_ADMIN_DIR");
+  ro->server = server_env ? server_env : "127.0.0.1:15012";
+  ro->admin_dir = admin_env ? admin_env : "";
+  auto* rotate = ca->add_subcommand(
+      "rotate",
+      "Replace the root; the bundle keeps old roots until they expire. With --dir: offline, on a CA directory. "
+      "Without: through the running control plane (new bundle to every proxy first, then the new root signs)");
+  rotate->add_option("--dir", ro->dir, "CA directory (offline rotation)");
+  rotate->add_option("--server", ro->server, "control plane address (env MESHGUARD_SERVER)");
+  rotate->add_option("--admin-dir", ro->admin_dir, "admin identity directory (env MESHGUARD_ADMIN_DIR)");
+  rotate->add_option("--wait", ro->wait, "seconds to wait for every proxy to acknowledge the new bundle")
+      ->check(CLI::Range(1, 600));
+  rotate->callback([ro, &action] {
+    action = [ro] {
+      if (!ro->dir.empty()) return run_ca_rotate(ro->dir);
+      return rotate_ca_online(ro->server, ro->admin_dir, ro->wait);
+    };
+  });
 }
 
 }  // namespace mg::ctl

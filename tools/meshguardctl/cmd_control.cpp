@@ -296,6 +296,23 @@ int run_token_create(const Conn& c, const std::string& ns, const std::string& sa
 
 }  // namespace
 
+int rotate_ca_online(const std::string& server, const std::string& admin_dir, int wait_seconds) {
+  auto stub = admin_stub(Conn{server, admin_dir});
+  if (!stub) return fail_line(stub.error().to_string());
+  pb::RotateCaRequest req;
+  req.set_wait_seconds(wait_seconds);
+  pb::RotateCaResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(wait_seconds + 15));
+  auto st = (*stub)->RotateCa(&ctx, req, &resp);
+  if (!st.ok()) return rpc_failed(st);
+  std::cout << "rotated: new root " << resp.new_root_fingerprint() << "\n"
+            << resp.proxies_acknowledged() << " connected proxies hold the new trust bundle; new certificates are "
+            << "signed by the new root, old ones stay trusted until they expire\n";
+  for (const auto& w : resp.not_connected()) std::cout << "not connected (gets the bundle on reconnect): " << w << "\n";
+  return 0;
+}
+
 void register_control_commands(CLI::App& app, Action& action) {
   static Conn conn_apply, conn_get, conn_delete, conn_wl, conn_token;
   static std::vector<std::string> apply_inputs;

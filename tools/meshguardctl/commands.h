@@ -18,7 +18,9 @@ void register_ca_commands(CLI::App& app, Action& action);    // cmd_ca.cpp: ca i
 void register_cert_commands(CLI::App& app, Action& action);  // cmd_cert.cpp: cert issue | cert inspect
 void register_authz_commands(CLI::App& app, Action& action);
 void register_analyze_commands(CLI::App& app, Action& action);
-void register_control_commands(CLI::App& app, Action& action);  // cmd_control.cpp: apply | get | delete | workload | token
+void register_control_commands(CLI::App& app, Action& action);
+// `ca rotate` without --dir: the control plane's two-phase rotation (cmd_control.cpp).
+int rotate_ca_online(const std::string& server, const std::string& admin_dir, int wait_seconds);  // cmd_control.cpp: apply | get | delete | workload | token
 // Each issue's command group declares its register_*() here and adds one call in main.cpp.
 
 }  // namespace mg::ctl

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Certificates with a 1-minute TTL (Mesh certificateTTL) renewed at half-life under steady load:
-# every request succeeds while both proxies renew, and the new certificates are in use.
+# Certificates with a 1-minute TTL (Mesh certificateTTL) renewed at half-life under steady load, and
+# an online CA rotation (new bundle to every proxy first, then the new root signs): every request
+# succeeds throughout, and the new certificates are the ones in use.
 source "$(dirname "$0")/lib.sh"
 
 start_control
@@ -30,15 +31,21 @@ lifetime() {
 }
 # notBefore is backdated 5 minutes for clock skew: a 1-minute TTL shows as 360 s.
 expect_eq "$(lifetime details)" 360 "the Mesh's certificateTTL (1m) is what the CA issues"
-first_details=$(serial details)
-first_sleep=$(serial sleep)
 
-# Steady load for up to 100 s (bounded count), alternating pooled HTTP and fresh TCP connections,
-# until both proxies have renewed twice.
+# new_root_signed NAME: NAME's leaf verifies against the newest root alone (the bundle's first).
+new_root_signed() {
+  awk '/BEGIN CERTIFICATE/ {n++} n == 1 {print} /END CERTIFICATE/ && n == 1 {exit}' "$WORK/$1-state/root-cert.pem" >"$WORK/newest-root.pem"
+  openssl verify -CAfile "$WORK/newest-root.pem" "$WORK/$1-state/cert-chain.pem" >/dev/null 2>&1
+}
+
+# Steady load (bounded: at most 1500 rounds, about 200 s), alternating pooled HTTP and fresh TCP
+# connections: first until both proxies have renewed, then across an online CA rotation until both
+# run on certificates from the new root.
 failed=0
 total=0
 renewed=0
-for i in $(seq 1 1000); do
+rotated=""
+for i in $(seq 1 1500); do
   code=$(http_status "http://127.0.0.1:$sleep_OUT/details/$i")
   total=$((total + 1))
   [ "$code" = 200 ] || { failed=$((failed + 1)); echo "request $i via http route: $code" >&2; }
@@ -48,17 +55,23 @@ for i in $(seq 1 1000); do
   if [ $((i % 10)) = 0 ]; then
     renewed=$(curl -s --max-time 5 "http://$CP_METRICS/metrics" |
       awk '/^meshguard_csr_total\{.*kind="renewal"/ {n += $2} END {print n + 0}')
-    [ "$renewed" -ge 4 ] && break
+    if [ -z "$rotated" ] && [ "$renewed" -ge 2 ]; then
+      ctl ca rotate --wait 20 >"$WORK/rotate.out" 2>&1 || fail "ca rotate: $(cat "$WORK/rotate.out")"
+      rotated=$total
+    fi
+    if [ -n "$rotated" ] && new_root_signed details && new_root_signed sleep; then break; fi
   fi
   sleep 0.1
 done
-echo "load: $total requests, $failed failed, $renewed renewals"
+echo "load: $total requests, $failed failed, $renewed renewals, rotation after request $rotated"
 [ "$renewed" -ge 4 ] || fail "expected at least 4 renewals (2 per proxy), saw $renewed"
 pass "both proxies renewed at half-life ($renewed renewals)"
-expect_eq "$failed" 0 "zero failed requests across renewals ($total requests)"
-[ "$(serial details)" != "$first_details" ] || fail "details still has its first certificate"
-[ "$(serial sleep)" != "$first_sleep" ] || fail "sleep still has its first certificate"
-pass "both state dirs hold renewed certificates"
+expect_contains "$(cat "$WORK/rotate.out")" "2 connected proxies hold the new trust bundle" "online CA rotation: the new bundle reached both proxies first"
+new_root_signed details || fail "details never got a certificate from the new root"
+new_root_signed sleep || fail "sleep never got a certificate from the new root"
+pass "both proxies run on certificates from the new root"
+expect_eq "$(grep -c 'BEGIN CERTIFICATE' "$WORK/details-state/root-cert.pem")" 2 "the pushed bundle holds the new and the old root"
+expect_eq "$failed" 0 "zero failed requests across renewals and the CA rotation ($total requests)"
 # The server presents the renewed certificate on new handshakes.
 presented=$(openssl s_client -connect "127.0.0.1:$details_IN" -cert "$WORK/sleep-state/cert-chain.pem" \
   -key "$WORK/sleep-state/key.pem" -CAfile "$WORK/sleep-state/root-cert.pem" </dev/null 2>/dev/null |
