@@ -85,6 +85,7 @@ struct ProxyRecord {
   int64_t cert_not_after = 0;
   std::string sent_version, acked_version, nack_error;
   std::string sent_bundle, acked_bundle;  // hashes of the trust bundle in those snapshots
+  int64_t sent_revision = 0;
   Clock::time_point change_at{};  // the change the in-flight snapshot carries
   bool awaiting_ack = false;
   int64_t last_seen = 0;
@@ -226,6 +227,7 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
     if (registered_) {
       std::lock_guard lock(cp_->mutex);
       cp_->streams.erase(this);
+      cp_->metrics.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(cp_->streams.size()));
       auto it = cp_->records.find(key_);
       if (it != cp_->records.end()) {
         it->second.connected = false;
@@ -271,6 +273,7 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
     rec.sent_version.clear();
     rec.nack_error.clear();
     cp_->streams[this] = key_;
+    cp_->metrics.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(cp_->streams.size()));
     registered_ = true;
     cp_->push_to(this, rec, *model, Clock::now());
     return grpc::Status::OK;
@@ -284,7 +287,11 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
     rec.last_seen = unix_now();
     if (ack.accepted()) {
       rec.acked_version = ack.version();
-      if (ack.version() == rec.sent_version) rec.acked_bundle = rec.sent_bundle;
+      if (ack.version() == rec.sent_version) {
+        rec.acked_bundle = rec.sent_bundle;
+        // Which store revision each proxy enforces: a proxy lagging behind shows here.
+        cp_->metrics.gauge("meshguard_proxy_config_revision", {{"workload", key_}}).set(rec.sent_revision);
+      }
       rec.nack_error.clear();
     } else {
       rec.nack_error = ack.error().substr(0, 1024);
@@ -387,6 +394,7 @@ void ControlPlane::Impl::push_to(WatchReactor* reactor, ProxyRecord& record, con
   if (message.version() == record.sent_version) return;
   record.sent_version = message.version();
   record.sent_bundle = bundle_hash(m.bundle_pem);
+  record.sent_revision = m.revision;
   record.change_at = change_at;
   record.awaiting_ack = true;
   metrics.histogram("meshguard_push_latency_milliseconds").observe_ms(ms_between(change_at, Clock::now()));
@@ -986,6 +994,12 @@ Status ControlPlane::start() {
     s.metrics_port = ntohs(addr.sin_port);
     s.metrics_thread = std::thread([&s] { s.serve_metrics(); });
   }
+  s.metrics.describe("meshguard_connected_proxies", "Proxies with an open config stream");
+  s.metrics.describe("meshguard_push_latency_milliseconds", "From a change (apply/delete) to its snapshot being sent");
+  s.metrics.describe("meshguard_push_ack_latency_milliseconds", "From a change to the proxy's ACK of it");
+  s.metrics.describe("meshguard_proxy_config_revision", "Store revision of the snapshot each proxy last ACKed");
+  s.metrics.describe("meshguard_csr_total", "Certificate requests by result and kind (bootstrap|renewal)");
+  s.metrics.describe("meshguard_config_acks_total", "Snapshot ACKs and NACKs");
   s.distributor = std::thread([&s] { s.distribute_loop(); });
   log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->revision));
   return {};
