@@ -15,8 +15,12 @@
 // bounded wait per change, a bounded count of CSRs. Output: markdown tables on stdout.
 //
 //   control_bench [--proxies 100,1000,2000] [--changes 7] [--csrs 400] [--debounce-ms 100]
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +35,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -81,6 +86,73 @@ void raise_nofile() {
 }
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// Process CPU time (user + system), both sides of every connection.
+double cpu_ms() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000.0 +
+         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1000.0;
+}
+
+// One GET to the control plane's metrics endpoint (plain HTTP on 127.0.0.1), bounded per read.
+std::string http_get(const std::string& address, const std::string& path) {
+  auto colon = address.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  std::string out;
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: bench\r\n\r\n";
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      char buf[16384];
+      for (int i = 0; i < 10000; ++i) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 10000) <= 0) break;
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  return out;
+}
+
+// Cumulative bucket counts of one histogram from Prometheus text: upper bound (ms) → count.
+std::map<double, uint64_t> histogram_buckets(const std::string& text, const std::string& name) {
+  std::map<double, uint64_t> out;
+  const std::string prefix = name + "_bucket{le=\"";
+  size_t pos = 0;
+  while ((pos = text.find(prefix, pos)) != std::string::npos) {
+    size_t q = text.find('"', pos + prefix.size());
+    size_t eol = text.find('\n', q);
+    const std::string le = text.substr(pos + prefix.size(), q - pos - prefix.size());
+    const double bound = le == "+Inf" ? 1e300 : std::atof(le.c_str());
+    out[bound] =
+        std::strtoull(text.substr(text.find(' ', q) + 1, eol - text.find(' ', q) - 1).c_str(), nullptr, 10);
+    pos = eol;
+  }
+  return out;
+}
+
+// The smallest bucket bound holding fraction `p` of the observations made between two scrapes.
+double bucket_percentile(const std::map<double, uint64_t>& before, const std::map<double, uint64_t>& after,
+                         double p) {
+  if (after.empty()) return -1;
+  const auto total_of = [](const std::map<double, uint64_t>& m) {
+    return m.empty() ? 0 : m.rbegin()->second;
+  };
+  const double total = static_cast<double>(total_of(after) - total_of(before));
+  for (const auto& [bound, count] : after) {
+    auto b = before.find(bound);
+    const double delta = static_cast<double>(count - (b == before.end() ? 0 : b->second));
+    if (total > 0 && delta >= p * total) return bound;
+  }
+  return -1;
+}
 
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -134,6 +206,7 @@ struct Harness {
     mg::control::ServerOptions o;
     o.data_dir = dir + "/data";
     o.listen = "127.0.0.1:0";
+    o.metrics_listen = "127.0.0.1:0";
     o.push_debounce = debounce;
     auto opened = mg::control::ControlPlane::open(o);
     if (!opened) die("open: " + opened.error().to_string());
@@ -164,6 +237,11 @@ struct Harness {
     auto st = admin_stub->Apply(&ctx, req, &resp);
     if (!st.ok()) die("apply: " + mg::api::describe(st));
     return resp.revision();
+  }
+
+  std::map<double, uint64_t> ack_latency_buckets() {
+    return histogram_buckets(http_get(cp->metrics_address(), "/metrics"),
+                             "meshguard_push_ack_latency_milliseconds");
   }
 
   pb::ListWorkloadsResponse workloads() {
@@ -335,7 +413,10 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce) {
   const long rss_after = rss_kb();
 
   std::vector<double> last_ack_ms, confirmed_ms;
+  const auto server_before = h.ack_latency_buckets();
+  double cpu_in_changes = 0;
   for (int k = 1; k <= changes; ++k) {
+    const double cpu_start = cpu_ms();
     round.acked.store(0);
     round.applied_at = Clock::now();
     round.target_revision.store(revision + 1);
@@ -361,19 +442,24 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce) {
     }
     if (!confirmed) die("change " + std::to_string(k) + ": ListWorkloads never showed every ACK");
     confirmed_ms.push_back(ms(Clock::now() - round.applied_at));
+    cpu_in_changes += cpu_ms() - cpu_start;
     std::this_thread::sleep_for(debounce + 50ms);  // keep changes apart: one change, one push
   }
 
+  const auto server_after = h.ack_latency_buckets();
   std::vector<double> all;
   for (const auto& p : proxies) all.insert(all.end(), p->latencies_ms.begin(), p->latencies_ms.end());
   for (auto& p : proxies) p->cancel();
   for (auto& p : proxies) p->wait_done();
 
-  std::printf("| %d | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f |\n", n, changes, connect_s,
-              percentile(all, 0.5), percentile(all, 0.99), percentile(last_ack_ms, 0.5),
-              *std::max_element(last_ack_ms.begin(), last_ack_ms.end()), percentile(confirmed_ms, 0.5),
-              static_cast<double>(rss_after - rss_before) / 1024.0,
-              static_cast<double>(rss_after - rss_before) / n);
+  const double server_p50 = bucket_percentile(server_before, server_after, 0.5);
+  const double server_p99 = bucket_percentile(server_before, server_after, 0.99);
+  std::printf(
+      "| %d | %d | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | %.0f | %.0f | %.1f | %.0f |\n", n,
+      changes, connect_s, percentile(all, 0.5), percentile(all, 0.99), percentile(last_ack_ms, 0.5),
+      *std::max_element(last_ack_ms.begin(), last_ack_ms.end()), server_p50, server_p99,
+      percentile(confirmed_ms, 0.5), cpu_in_changes / changes,
+      static_cast<double>(rss_after - rss_before) / 1024.0, static_cast<double>(rss_after - rss_before) / n);
   std::fflush(stdout);
   return 0;
 }
@@ -430,10 +516,13 @@ int run_csr(int count, std::chrono::milliseconds debounce) {
     pb::SignResponse resp;
     if (auto st = stub->Sign(&ctx, req, &resp); !st.ok()) die("Sign: " + mg::api::describe(st));
   }
+  double cpu0 = cpu_ms();
   const double seq = over_api(1);
+  const double seq_cpu_us = (cpu_ms() - cpu0) * 1000.0 / count;
   const double two = over_api(2);
 
   const auto id = mg::identity::SpiffeId::istio(h.ca->trust_domain(), "bench", "signer");
+  cpu0 = cpu_ms();
   const auto start = Clock::now();
   int raw_done = 0;
   for (const auto& r : reqs) {
@@ -442,9 +531,12 @@ int run_csr(int count, std::chrono::milliseconds debounce) {
     ++raw_done;
   }
   const double raw = raw_done / (ms(Clock::now() - start) / 1000.0);
-  std::printf("| raw `ca::Authority::sign_csr` (in-process, 1 thread) | %.0f | 1.00 |\n", raw);
-  std::printf("| `CertificateService.Sign` over mTLS, sequential | %.0f | %.2f |\n", seq, seq / raw);
-  std::printf("| `CertificateService.Sign` over mTLS, 2 client threads | %.0f | %.2f |\n", two, two / raw);
+  const double raw_cpu_us = (cpu_ms() - cpu0) * 1000.0 / raw_done;
+  std::printf("| raw `ca::Authority::sign_csr` (in-process, 1 thread) | %.0f | 1.00 | %.0f |\n", raw,
+              raw_cpu_us);
+  std::printf("| `CertificateService.Sign` over mTLS, sequential | %.0f | %.2f | %.0f |\n", seq, seq / raw,
+              seq_cpu_us);
+  std::printf("| `CertificateService.Sign` over mTLS, 2 client threads | %.0f | %.2f | |\n", two, two / raw);
   std::fflush(stdout);
   return 0;
 }
@@ -520,21 +612,22 @@ int main(int argc, char** argv) {
               debounce_ms);
   std::printf(
       "| proxies | changes | connect all (s) | per-proxy ACK p50 | per-proxy ACK p99 | apply→last ACK p50 | "
-      "apply→last ACK max | confirmed by ListWorkloads p50 | RSS Δ (MiB) | RSS Δ per proxy (KiB) |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+      "apply→last ACK max | server-side ACK p50 / p99 (bucket) | all ACKs seen by ListWorkloads p50 | "
+      "CPU per change (ms) | RSS Δ (MiB) | RSS Δ per proxy (KiB) |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
   int rc = 0;
   for (int n : parse_list(proxies)) {
     int r = run_child({"--child-propagation", std::to_string(n), "--changes", std::to_string(changes),
                        "--debounce-ms", std::to_string(debounce_ms)});
     if (r != 0) {
-      std::printf("| %d | failed (exit %d) | | | | | | | | |\n", n, r);
+      std::printf("| %d | failed (exit %d) | | | | | | | | | | |\n", n, r);
       rc = 1;
     }
   }
   std::printf(
-      "\nCSRs signed per second (%d CSRs per row, P-256)\n\n| path | CSRs/s | ratio to raw "
-      "|\n|---|---|---|\n",
+      "\nCSRs signed per second (%d CSRs per row, P-256; CPU = this process, client + server)\n\n"
+      "| path | CSRs/s | ratio to raw | CPU µs per CSR |\n|---|---|---|---|\n",
       csrs);
   std::fflush(stdout);
   if (run_child(
