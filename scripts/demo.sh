@@ -195,6 +195,8 @@ start_workload productpage "$(outbound_to_details)"
 OUT_productpage=$(wait_port "$W/productpage-proxy.out" '^listening outbound\[0\] ')
 start_workload sleep "$(outbound_to_details)"
 OUT_sleep=$(wait_port "$W/sleep-proxy.out" '^listening outbound\[0\] ')
+echo "   each proxy generated its own key and presented a token from"
+echo "   \`meshguardctl token create --namespace default --service-account NAME --ttl 10m\` for its first certificate:"
 for wl in productpage details sleep; do
   in="IN_$wl" admin="ADMIN_$wl"
   line=$(grep -m1 -E 'bootstrapped .*valid until [0-9]+$' "$W/$wl-proxy.err" || true)
