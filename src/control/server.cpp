@@ -136,7 +136,9 @@ struct ControlPlane::Impl {
   Status rebuild_model();
   void mark_dirty();
   void distribute_loop();
-  void push_to(WatchReactor* reactor, ProxyRecord& record, const Model& m, Clock::time_point change_at);
+  // The snapshot to send `record`'s proxy, if it differs from the last one sent. Caller holds `mutex`.
+  std::optional<pb::ConfigSnapshot> snapshot_if_changed(ProxyRecord& record, const Model& m,
+                                                         Clock::time_point change_at);
   pb::ConfigSnapshot snapshot_message(const Model& m, const WorkloadView& w) const;
   // Resolves the workload a proxy speaks for; registered Workloads win over the proxy's own labels.
   Result<WorkloadView> resolve_workload(const Model& m, const identity::SpiffeId& id, const pb::Hello& hello) const;
@@ -162,7 +164,7 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
     StartRead(&request_);
   }
 
-  // Thread-safe; called by the distributor with its mutex held. Coalesces: only the newest
+  // Thread-safe; never called with the control plane's mutex held. Coalesces: only the newest
   // snapshot waits behind a write in flight.
   void push(pb::ConfigSnapshot snapshot) {
     {
@@ -234,7 +236,15 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
         it->second.last_seen = unix_now();
       }
     }
-    delete this;
+    unref();
+  }
+
+  // gRPC may run a reaction (even OnDone) inline inside StartWrite/Finish, so those are never
+  // called with the control plane's mutex held; whoever calls them from outside a reaction holds
+  // a reference, taken under that mutex, so the reactor outlives the call.
+  void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   // Ends the stream (also from shutdown); a write in flight completes first.
@@ -251,31 +261,46 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
 
  private:
   grpc::Status on_hello(const pb::Hello& hello) {
-    auto model = cp_->current_model();
-    auto workload = cp_->resolve_workload(*model, *id_, hello);
-    if (!workload) return status_of(grpc::StatusCode::PERMISSION_DENIED, workload.error());
-    key_ = workload->ns + "/" + workload->name;
-    std::lock_guard lock(cp_->mutex);
-    // A second stream for the same workload replaces the first (a restarted proxy).
-    for (auto& [reactor, key] : cp_->streams) {
-      if (key == key_ && reactor != this) reactor->finish(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer stream"));
+    std::vector<WatchReactor*> replaced;
+    std::optional<pb::ConfigSnapshot> first;
+    {
+      std::lock_guard lock(cp_->mutex);
+      // The model is read under the lock the distributor pushes under: either it already pushed
+      // the newest model to the streams (this one not among them) and we read that model here, or
+      // it pushes after we registered.
+      auto model = cp_->current_model();
+      auto workload = cp_->resolve_workload(*model, *id_, hello);
+      if (!workload) return status_of(grpc::StatusCode::PERMISSION_DENIED, workload.error());
+      key_ = workload->ns + "/" + workload->name;
+      // A second stream for the same workload replaces the first (a restarted proxy).
+      for (auto& [reactor, key] : cp_->streams) {
+        if (key == key_ && reactor != this) {
+          reactor->ref();
+          replaced.push_back(reactor);
+        }
+      }
+      ProxyRecord& rec = cp_->records[key_];
+      rec.workload = *workload;
+      rec.spiffe_id = id_->str();
+      rec.peer = ctx_->peer();
+      rec.connected = true;
+      rec.cert_state = hello.cert_state();
+      rec.cert_serial = hello.cert_serial();
+      rec.cert_not_after = hello.cert_not_after_unix();
+      rec.last_seen = unix_now();
+      rec.acked_version = hello.last_version();
+      rec.sent_version.clear();
+      rec.nack_error.clear();
+      cp_->streams[this] = key_;
+      cp_->metrics.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(cp_->streams.size()));
+      registered_ = true;
+      first = cp_->snapshot_if_changed(rec, *model, Clock::now());
     }
-    ProxyRecord& rec = cp_->records[key_];
-    rec.workload = *workload;
-    rec.spiffe_id = id_->str();
-    rec.peer = ctx_->peer();
-    rec.connected = true;
-    rec.cert_state = hello.cert_state();
-    rec.cert_serial = hello.cert_serial();
-    rec.cert_not_after = hello.cert_not_after_unix();
-    rec.last_seen = unix_now();
-    rec.acked_version = hello.last_version();
-    rec.sent_version.clear();
-    rec.nack_error.clear();
-    cp_->streams[this] = key_;
-    cp_->metrics.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(cp_->streams.size()));
-    registered_ = true;
-    cp_->push_to(this, rec, *model, Clock::now());
+    for (auto* r : replaced) {
+      r->finish(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer stream"));
+      r->unref();
+    }
+    if (first) push(std::move(*first));
     return grpc::Status::OK;
   }
 
@@ -316,6 +341,7 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
   std::optional<pb::ConfigSnapshot> pending_;
   bool writing_ = false, finishing_ = false, finished_ = false;
   grpc::Status finish_status_;
+  std::atomic<int> refs_{1};  // gRPC's (dropped in OnDone) + one per outside caller
 };
 
 // ---------------------------------------------------------------------------------------- impl
@@ -382,16 +408,15 @@ pb::ConfigSnapshot ControlPlane::Impl::snapshot_message(const Model& m, const Wo
   return out;
 }
 
-// Caller holds `mutex`.
-void ControlPlane::Impl::push_to(WatchReactor* reactor, ProxyRecord& record, const Model& m,
-                                 Clock::time_point change_at) {
+std::optional<pb::ConfigSnapshot> ControlPlane::Impl::snapshot_if_changed(ProxyRecord& record, const Model& m,
+                                                                         Clock::time_point change_at) {
   // Labels may have changed with the Workload resource.
   if (const auto* reg = find_workload(m.set, record.workload.ns, record.workload.name)) {
     record.workload.labels = reg->labels;
     record.workload.registered = true;
   }
   auto message = snapshot_message(m, record.workload);
-  if (message.version() == record.sent_version) return;
+  if (message.version() == record.sent_version) return std::nullopt;
   record.sent_version = message.version();
   record.sent_bundle = bundle_hash(m.bundle_pem);
   record.sent_revision = m.revision;
@@ -399,7 +424,7 @@ void ControlPlane::Impl::push_to(WatchReactor* reactor, ProxyRecord& record, con
   record.awaiting_ack = true;
   metrics.histogram("meshguard_push_latency_milliseconds").observe_ms(ms_between(change_at, Clock::now()));
   metrics.counter("meshguard_config_pushes_total").inc();
-  reactor->push(std::move(message));
+  return message;
 }
 
 Status ControlPlane::Impl::rebuild_model() {
@@ -444,7 +469,19 @@ void ControlPlane::Impl::distribute_loop() {
       continue;
     }
     auto m = current_model();
-    for (auto& [reactor, key] : streams) push_to(reactor, records[key], *m, change_at);
+    std::vector<std::pair<WatchReactor*, pb::ConfigSnapshot>> out;
+    for (auto& [reactor, key] : streams) {
+      if (auto message = snapshot_if_changed(records[key], *m, change_at)) {
+        reactor->ref();
+        out.emplace_back(reactor, std::move(*message));
+      }
+    }
+    lock.unlock();
+    for (auto& [reactor, message] : out) {
+      reactor->push(std::move(message));
+      reactor->unref();
+    }
+    lock.lock();
   }
 }
 
@@ -1020,12 +1057,20 @@ const std::string& ControlPlane::trust_domain() const { return impl_->td; }
 
 void ControlPlane::shutdown() {
   Impl& s = *impl_;
+  std::vector<WatchReactor*> open_streams;
   {
     std::lock_guard lock(s.mutex);
     if (s.stopping) return;
     s.stopping = true;
-    for (auto& [reactor, key] : s.streams) reactor->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+    for (auto& [reactor, key] : s.streams) {
+      reactor->ref();
+      open_streams.push_back(reactor);
+    }
     s.cv.notify_all();
+  }
+  for (auto* reactor : open_streams) {
+    reactor->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+    reactor->unref();
   }
   if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (s.distributor.joinable()) s.distributor.join();
