@@ -1,21 +1,28 @@
-// control_bench — the control plane under N connected proxies, in one process: a real
-// ControlPlane on 127.0.0.1:0 (temp data dir, SQLite, built-in CA) and N real Watch streams over
-// mTLS, each with its own SVID issued by that CA, ACKing every snapshot like a proxy does.
+// control_bench — the control plane under N connected proxies: a real ControlPlane on
+// 127.0.0.1:0 (temp data dir, SQLite, built-in CA) and N real Watch streams over mTLS, each with
+// its own SVID issued by that CA, ACKing every snapshot like a proxy does (gRPC callback API).
 //
 //   propagation  apply of a policy that applies to every proxy → each proxy's ACK written
-//                (per-proxy p50/p99, and apply → last ACK per change), then confirmed by
-//                ListWorkloads (every proxy's acked_version is the version sent to it)
-//   memory       VmRSS after N streams minus VmRSS before them, per proxy; the client streams
-//                live in this process too, so this is control plane + client, an upper bound
+//                (per-proxy p50/p99, and apply → last ACK per change); the control plane's own
+//                push→ACK histogram (meshguard_push_ack_latency_milliseconds, bucket bounds);
+//                then ListWorkloads polled until every proxy's acked_version is the version
+//                sent to it (an upper bound: it includes the polling)
+//   memory, CPU  "in-process": the control plane and the clients share this process, so VmRSS
+//                after N streams minus before them, per proxy, is control plane + client.
+//                "own process": the control plane runs in a child process (this binary with
+//                --child-server) and its VmRSS and CPU are read from /proc/<pid> apart from
+//                the clients'
 //   CSRs         Sign over the API (renewal with a client certificate; sequential, and 2 threads)
 //                beside raw ca::Authority::sign_csr on the same CSRs, in the same run
 //
-// Each N runs in its own child process (this binary re-executed), so one run's freed memory
+// Each row runs in its own child process (this binary re-executed), so one run's freed memory
 // does not flatter the next one's RSS. Everything is bounded: a deadline per RPC and stream, a
 // bounded wait per change, a bounded count of CSRs. Output: markdown tables on stdout.
 //
-//   control_bench [--proxies 100,1000,2000] [--changes 7] [--csrs 400] [--debounce-ms 100]
+//   control_bench [--proxies 100,1000,2000] [--modes in-process,own-process] [--changes 7]
+//                 [--csrs 400] [--debounce-ms 100]
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <spawn.h>
@@ -35,6 +42,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -191,41 +199,145 @@ mg::api::SvidFiles issue(const mg::ca::Authority& ca, const std::string& ns, con
   return {mg::crypto::private_key_to_pem(key->get()), issued->chain_pem, ca.bundle().to_pem()};
 }
 
-// The control plane under test, its CA (read from the data dir) and the admin identity.
-struct Harness {
+// A started control plane in a fresh temp data dir.
+struct Server {
   std::string dir;
   std::unique_ptr<mg::control::ControlPlane> cp;
+};
+Server start_server(std::chrono::milliseconds debounce) {
+  Server s;
+  s.dir = (std::filesystem::temp_directory_path() / "mg-control-bench-XXXXXX").string();
+  if (!::mkdtemp(s.dir.data())) die("mkdtemp");
+  mg::control::ServerOptions o;
+  o.data_dir = s.dir + "/data";
+  o.listen = "127.0.0.1:0";
+  o.metrics_listen = "127.0.0.1:0";
+  o.push_debounce = debounce;
+  auto opened = mg::control::ControlPlane::open(o);
+  if (!opened) die("open: " + opened.error().to_string());
+  s.cp = std::move(*opened);
+  if (auto st = s.cp->start(); !st) die("start: " + st.error().to_string());
+  return s;
+}
+
+// `--child-server`: a control plane in its own process, so its memory and CPU can be read apart
+// from the clients'. Prints "READY <address> <metrics address> <data dir>", serves until its
+// stdin closes (the parent exited or is done), then shuts down and removes its data dir.
+int run_server(std::chrono::milliseconds debounce) {
+  Server s = start_server(debounce);
+  std::printf("READY %s %s %s\n", s.cp->address().c_str(), s.cp->metrics_address().c_str(), s.dir.c_str());
+  std::fflush(stdout);
+  char buf[256];
+  while (::read(0, buf, sizeof buf) > 0) {
+  }
+  s.cp->shutdown();
+  s.cp.reset();
+  std::filesystem::remove_all(s.dir);
+  return 0;
+}
+
+long proc_rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return 0;
+}
+
+double proc_cpu_ms(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> fields;
+  std::string field;
+  for (char c : text.substr(close + 2)) {
+    if (c == ' ') {
+      fields.push_back(field);
+      field.clear();
+    } else {
+      field += c;
+    }
+  }
+  // After the command: state is field 3 of stat(5), utime 14, stime 15.
+  if (fields.size() < 13) return 0;
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return (std::atof(fields[11].c_str()) + std::atof(fields[12].c_str())) * 1000.0 / ticks;
+}
+
+// The control plane under test (in this process, or a child process when `own_process`), its CA
+// (read from the data dir) and the admin identity.
+struct Harness {
+  Server local;
+  pid_t server_pid = 0;
+  int server_stdin = -1;
+  std::string address, metrics_address, dir;
   std::unique_ptr<mg::ca::Authority> ca;
   std::string bundle;
   mg::api::SvidFiles admin;
   std::unique_ptr<pb::AdminService::Stub> admin_stub;
 
-  explicit Harness(std::chrono::milliseconds debounce) {
-    dir = (std::filesystem::temp_directory_path() / "mg-control-bench-XXXXXX").string();
-    if (!::mkdtemp(dir.data())) die("mkdtemp");
-    mg::control::ServerOptions o;
-    o.data_dir = dir + "/data";
-    o.listen = "127.0.0.1:0";
-    o.metrics_listen = "127.0.0.1:0";
-    o.push_debounce = debounce;
-    auto opened = mg::control::ControlPlane::open(o);
-    if (!opened) die("open: " + opened.error().to_string());
-    cp = std::move(*opened);
-    if (auto st = cp->start(); !st) die("start: " + st.error().to_string());
-    auto a = mg::ca::Authority::load_dir(o.data_dir + "/ca", std::time(nullptr));
+  Harness(std::chrono::milliseconds debounce, bool own_process) {
+    if (own_process) {
+      spawn_server(debounce);
+    } else {
+      local = start_server(debounce);
+      address = local.cp->address();
+      metrics_address = local.cp->metrics_address();
+      dir = local.dir;
+    }
+    auto a = mg::ca::Authority::load_dir(dir + "/data/ca", std::time(nullptr));
     if (!a) die("ca: " + a.error().to_string());
     ca = std::make_unique<mg::ca::Authority>(std::move(*a));
     bundle = ca->bundle().to_pem();
-    auto ad = mg::api::load_svid_dir(o.data_dir + "/admin");
+    auto ad = mg::api::load_svid_dir(dir + "/data/admin");
     if (!ad) die("admin: " + ad.error().to_string());
     admin = std::move(*ad);
-    admin_stub = pb::AdminService::NewStub(mg::api::make_channel(cp->address(), bundle, admin));
+    admin_stub = pb::AdminService::NewStub(mg::api::make_channel(address, bundle, admin));
   }
   ~Harness() {
     admin_stub.reset();
-    cp->shutdown();
-    cp.reset();
-    std::filesystem::remove_all(dir);
+    if (server_pid > 0) {
+      ::close(server_stdin);
+      int status = 0;
+      waitpid(server_pid, &status, 0);
+    } else {
+      local.cp->shutdown();
+      local.cp.reset();
+      std::filesystem::remove_all(local.dir);
+    }
+  }
+
+  void spawn_server(std::chrono::milliseconds debounce) {
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) die("pipe2");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    std::string self = "/proc/self/exe", flag = "--child-server", d = "--debounce-ms",
+                dv = std::to_string(debounce.count());
+    char* argv[] = {self.data(), flag.data(), d.data(), dv.data(), nullptr};
+    if (posix_spawn(&server_pid, "/proc/self/exe", &fa, nullptr, argv, environ) != 0) die("posix_spawn");
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(in[0]);
+    ::close(out[1]);
+    server_stdin = in[1];
+    std::string line;
+    char c;
+    for (int i = 0; i < 4096; ++i) {
+      pollfd p{out[0], POLLIN, 0};
+      if (::poll(&p, 1, 60'000) <= 0 || ::read(out[0], &c, 1) != 1)
+        die("the control-plane process did not start");
+      if (c == '\n') break;
+      line += c;
+    }
+    ::close(out[0]);
+    char a[128], m[128], dd[4096];
+    if (std::sscanf(line.c_str(), "READY %127s %127s %4095s", a, m, dd) != 3) die("bad READY line: " + line);
+    address = a;
+    metrics_address = m;
+    dir = dd;
   }
 
   int64_t apply(const std::string& yaml) {
@@ -240,7 +352,7 @@ struct Harness {
   }
 
   std::map<double, uint64_t> ack_latency_buckets() {
-    return histogram_buckets(http_get(cp->metrics_address(), "/metrics"),
+    return histogram_buckets(http_get(metrics_address, "/metrics"),
                              "meshguard_push_ack_latency_milliseconds");
   }
 
@@ -384,8 +496,8 @@ bool wait_count(Round& round, std::atomic<int>& counter, int want, std::chrono::
 
 // ------------------------------------------------------------------------------ propagation + RSS
 
-int run_propagation(int n, int changes, std::chrono::milliseconds debounce) {
-  Harness h(debounce);
+int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool own_process) {
+  Harness h(debounce, own_process);
   int64_t revision = h.apply(policy(0));
 
   std::vector<mg::api::SvidFiles> ids;
@@ -393,13 +505,14 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce) {
   for (int i = 0; i < n; ++i) ids.push_back(issue(*h.ca, "bench", "sa-" + std::to_string(i)));
 
   const long rss_before = rss_kb();
+  const long server_rss_before = own_process ? proc_rss_kb(h.server_pid) : 0;
   Round round;
   std::vector<std::unique_ptr<SimProxy>> proxies;
   proxies.reserve(static_cast<size_t>(n));
   const auto connect_start = Clock::now();
   for (int i = 0; i < n; ++i) {
     proxies.push_back(
-        std::make_unique<SimProxy>(mg::api::make_channel(h.cp->address(), h.bundle, ids[i]), &round, i));
+        std::make_unique<SimProxy>(mg::api::make_channel(h.address, h.bundle, ids[i]), &round, i));
     proxies.back()->start();
     // Keep the handshake backlog small: the machine has two cores.
     if (i % 50 == 49) wait_count(round, round.ready, i + 1 - 50, kConnectTimeout);
@@ -411,12 +524,14 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce) {
   const double connect_s = ms(Clock::now() - connect_start) / 1000.0;
   std::this_thread::sleep_for(500ms);  // let the streams settle before sampling memory
   const long rss_after = rss_kb();
+  const long server_rss_after = own_process ? proc_rss_kb(h.server_pid) : 0;
 
   std::vector<double> last_ack_ms, confirmed_ms;
   const auto server_before = h.ack_latency_buckets();
-  double cpu_in_changes = 0;
+  double cpu_in_changes = 0, server_cpu_in_changes = 0;
   for (int k = 1; k <= changes; ++k) {
     const double cpu_start = cpu_ms();
+    const double server_cpu_start = own_process ? proc_cpu_ms(h.server_pid) : 0;
     round.acked.store(0);
     round.applied_at = Clock::now();
     round.target_revision.store(revision + 1);
@@ -443,6 +558,7 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce) {
     if (!confirmed) die("change " + std::to_string(k) + ": ListWorkloads never showed every ACK");
     confirmed_ms.push_back(ms(Clock::now() - round.applied_at));
     cpu_in_changes += cpu_ms() - cpu_start;
+    if (own_process) server_cpu_in_changes += proc_cpu_ms(h.server_pid) - server_cpu_start;
     std::this_thread::sleep_for(debounce + 50ms);  // keep changes apart: one change, one push
   }
 
@@ -454,12 +570,24 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce) {
 
   const double server_p50 = bucket_percentile(server_before, server_after, 0.5);
   const double server_p99 = bucket_percentile(server_before, server_after, 0.99);
-  std::printf(
-      "| %d | %d | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | %.0f | %.0f | %.1f | %.0f |\n", n,
-      changes, connect_s, percentile(all, 0.5), percentile(all, 0.99), percentile(last_ack_ms, 0.5),
-      *std::max_element(last_ack_ms.begin(), last_ack_ms.end()), server_p50, server_p99,
-      percentile(confirmed_ms, 0.5), cpu_in_changes / changes,
-      static_cast<double>(rss_after - rss_before) / 1024.0, static_cast<double>(rss_after - rss_before) / n);
+  // In one process the clients' CPU and memory cannot be told apart from the control plane's.
+  char cpu[64], mem[64];
+  const double per_proxy_kib = static_cast<double>(rss_after - rss_before) / n;
+  if (own_process) {
+    std::snprintf(cpu, sizeof cpu, "%.0f / %.0f", server_cpu_in_changes / changes,
+                  (cpu_in_changes + server_cpu_in_changes) / changes);
+    std::snprintf(mem, sizeof mem, "%.0f / %.0f",
+                  static_cast<double>(server_rss_after - server_rss_before) / n,
+                  per_proxy_kib);  // this process holds only the clients here
+  } else {
+    std::snprintf(cpu, sizeof cpu, "– / %.0f", cpu_in_changes / changes);
+    std::snprintf(mem, sizeof mem, "%.0f together", per_proxy_kib);
+  }
+  std::printf("| %d | %s | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | %.0f | %s | %s |\n", n,
+              own_process ? "own process" : "in-process", connect_s, percentile(all, 0.5),
+              percentile(all, 0.99), percentile(last_ack_ms, 0.5),
+              *std::max_element(last_ack_ms.begin(), last_ack_ms.end()), server_p50, server_p99,
+              percentile(confirmed_ms, 0.5), cpu, mem);
   std::fflush(stdout);
   return 0;
 }
@@ -467,7 +595,7 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce) {
 // ------------------------------------------------------------------------------ CSRs per second
 
 int run_csr(int count, std::chrono::milliseconds debounce) {
-  Harness h(debounce);
+  Harness h(debounce, false);
   const auto own = issue(*h.ca, "bench", "signer");
   std::vector<std::string> ders;
   std::vector<mg::crypto::X509ReqPtr> reqs;
@@ -477,7 +605,7 @@ int run_csr(int count, std::chrono::milliseconds debounce) {
     const auto* p = reinterpret_cast<const unsigned char*>(ders.back().data());
     reqs.emplace_back(d2i_X509_REQ(nullptr, &p, static_cast<long>(ders.back().size())));
   }
-  auto channel = mg::api::make_channel(h.cp->address(), h.bundle, own);
+  auto channel = mg::api::make_channel(h.address, h.bundle, own);
 
   // Sign over the API, `threads` callers sharing one channel; returns signed/s.
   auto over_api = [&](int threads) {
@@ -576,8 +704,9 @@ std::vector<int> parse_list(const std::string& s) {
 
 int main(int argc, char** argv) {
   raise_nofile();
-  std::string proxies = "100,1000,2000", mode;
+  std::string proxies = "100,1000,2000", modes = "in-process,own-process", mode;
   int changes = 7, csrs = 400, debounce_ms = 100, single = 0;
+  bool own_process = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -586,6 +715,8 @@ int main(int argc, char** argv) {
     };
     if (a == "--proxies") {
       proxies = value();
+    } else if (a == "--modes") {
+      modes = value();
     } else if (a == "--changes") {
       changes = std::atoi(value().c_str());
     } else if (a == "--csrs") {
@@ -595,34 +726,50 @@ int main(int argc, char** argv) {
     } else if (a == "--child-propagation") {
       mode = "propagation";
       single = std::atoi(value().c_str());
+    } else if (a == "--own-process") {
+      own_process = true;
     } else if (a == "--child-csr") {
       mode = "csr";
+    } else if (a == "--child-server") {
+      mode = "server";
     } else {
-      die("usage: control_bench [--proxies 100,1000,2000] [--changes 7] [--csrs 400] [--debounce-ms 100]");
+      die("usage: control_bench [--proxies 100,1000,2000] [--modes in-process,own-process] [--changes 7] "
+          "[--csrs 400] [--debounce-ms 100]");
     }
   }
   if (changes < 5 || changes > 100) die("--changes must be 5..100");
   if (csrs < 10 || csrs > 20000) die("--csrs must be 10..20000");
   if (debounce_ms < 0 || debounce_ms > 5000) die("--debounce-ms must be 0..5000");
   const std::chrono::milliseconds debounce(debounce_ms);
-  if (mode == "propagation") return run_propagation(single, changes, debounce);
+  if (mode == "server") return run_server(debounce);
+  if (mode == "propagation") return run_propagation(single, changes, debounce, own_process);
   if (mode == "csr") return run_csr(csrs, debounce);
+  const bool run_in = modes.find("in-process") != std::string::npos;
+  const bool run_own = modes.find("own-process") != std::string::npos;
+  if (!run_in && !run_own) die("--modes: in-process and/or own-process");
 
-  std::printf("Policy change → ACK (push debounce %d ms; times in ms; RSS includes the client streams)\n\n",
-              debounce_ms);
+  std::printf("Policy change → every proxy's ACK (%d changes per row, push debounce %d ms, times in ms)\n\n",
+              changes, debounce_ms);
   std::printf(
-      "| proxies | changes | connect all (s) | per-proxy ACK p50 | per-proxy ACK p99 | apply→last ACK p50 | "
+      "| proxies | control plane | connect all (s) | per-proxy ACK p50 | per-proxy ACK p99 | apply→last ACK "
+      "p50 | "
       "apply→last ACK max | server-side ACK p50 / p99 (bucket) | all ACKs seen by ListWorkloads p50 | "
-      "CPU per change (ms) | RSS Δ (MiB) | RSS Δ per proxy (KiB) |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "CPU ms per change: control plane / all | RSS KiB per proxy: control plane / clients |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
   int rc = 0;
   for (int n : parse_list(proxies)) {
-    int r = run_child({"--child-propagation", std::to_string(n), "--changes", std::to_string(changes),
-                       "--debounce-ms", std::to_string(debounce_ms)});
-    if (r != 0) {
-      std::printf("| %d | failed (exit %d) | | | | | | | | | | |\n", n, r);
-      rc = 1;
+    for (bool own : {false, true}) {
+      if ((own && !run_own) || (!own && !run_in)) continue;
+      std::vector<std::string> args = {"--child-propagation", std::to_string(n),
+                                       "--changes",           std::to_string(changes),
+                                       "--debounce-ms",       std::to_string(debounce_ms)};
+      if (own) args.push_back("--own-process");
+      if (int r = run_child(args); r != 0) {
+        std::printf("| %d | failed (exit %d) | | | | | | | | | |\n", n, r);
+        std::fflush(stdout);
+        rc = 1;
+      }
     }
   }
   std::printf(
