@@ -102,6 +102,7 @@ struct ControlPlane::Impl {
   crypto::PKeyPtr token_key;
   api::SvidFiles own;
   std::string token_issuer;
+  std::optional<ServiceAccountIssuer> k8s;  // Kubernetes service-account tokens, when configured
   telemetry::Registry metrics;
 
   std::mutex model_mutex;
@@ -641,7 +642,17 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
       std::string value(it->second.data(), it->second.size());
       if (value.rfind("Bearer ", 0) != 0)
         return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "authorization must be \"Bearer <token>\"");
-      auto claims = verify_bootstrap_token(std::string_view(value).substr(7), cp_->token_key.get(), cp_->token_issuer, now);
+      const std::string_view token = std::string_view(value).substr(7);
+      auto claims = verify_bootstrap_token(token, cp_->token_key.get(), cp_->token_issuer, now);
+      if (!claims && cp_->k8s) {
+        auto sa = verify_service_account_token(token, *cp_->k8s, now);
+        if (sa) {
+          claims = std::move(*sa);
+          how = "k8s-token";
+        } else {
+          claims = fail(sa.error().code, claims.error().message + "; as a service-account token: " + sa.error().message);
+        }
+      }
       if (!claims) {
         cp_->metrics.counter("meshguard_csr_total", {{"result", "bad_token"}}).inc();
         return status_of(grpc::StatusCode::UNAUTHENTICATED, claims.error());
@@ -651,7 +662,7 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
       auto made = identity::SpiffeId::istio(td, claims->ns, claims->service_account);
       if (!made) return status_of(grpc::StatusCode::INVALID_ARGUMENT, made.error());
       id = std::move(*made);
-      how = "bootstrap";
+      if (how.empty()) how = "bootstrap";
     }
 
     const std::string& der = req.csr_der();
@@ -968,6 +979,17 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
     if (auto st = files::write_file_atomic(token_key_path, crypto::private_key_to_pem(key->get()), 0600); !st)
       return fail(st.error());
     impl->token_key = std::move(*key);
+  }
+
+  if (!options.k8s_issuer.empty() || !options.k8s_jwks_file.empty()) {
+    if (options.k8s_issuer.empty() || options.k8s_jwks_file.empty())
+      return fail("control.k8s", "--k8s-issuer and --k8s-jwks go together");
+    auto text = files::read_file(options.k8s_jwks_file);
+    if (!text) return fail(text.error());
+    auto jwks = jwt::parse_jwks(*text);
+    if (!jwks) return fail("control.k8s", options.k8s_jwks_file + ": " + jwks.error().message);
+    impl->k8s = ServiceAccountIssuer{options.k8s_issuer, options.k8s_audience,
+                                     std::make_shared<const jwt::Jwks>(std::move(*jwks))};
   }
 
   auto store = open_sqlite_store(dir + "/store.db");

@@ -129,4 +129,58 @@ Result<BootstrapClaims> verify_bootstrap_token(std::string_view token, EVP_PKEY*
   return out;
 }
 
+Result<BootstrapClaims> verify_service_account_token(std::string_view token, const ServiceAccountIssuer& issuer,
+                                                     int64_t now) {
+  auto bad = [](const char* code, const std::string& why) { return fail(code, "service-account token: " + why); };
+  if (!issuer.keys || issuer.keys->keys.empty()) return bad("token.bad_key", "no keys configured for the issuer");
+  if (token.empty() || token.size() > jwt::kMaxTokenBytes) return bad("token.malformed", "empty or too large");
+  jwt::Jwt parsed;
+  const auto status = jwt::parse_jwt(token, parsed);
+  if (status == jwt::JwtStatus::HeaderNotImplementedAlg) return bad("token.bad_algorithm", "algorithm not accepted");
+  if (status != jwt::JwtStatus::Ok) return bad("token.malformed", jwt::status_message(status));
+
+  // The signature first, with the issuer's keys that fit the token's alg and kid.
+  bool verified = false;
+  for (const auto& key : issuer.keys->keys) {
+    if (!jwt::key_matches(key, parsed.alg, parsed.kid)) continue;
+    if (jwt::verify_signature(parsed.alg, key, parsed.signing_input, parsed.signature) == jwt::JwtStatus::Ok) {
+      verified = true;
+      break;
+    }
+  }
+  if (!verified) return bad("token.bad_signature", "no key of the issuer verifies the signature");
+
+  if (parsed.iss != issuer.issuer) return bad("token.wrong_issuer", "issuer is not the configured one");
+  bool audience = false;
+  for (const auto& a : parsed.aud) audience = audience || a == issuer.audience;
+  if (!audience) return bad("token.wrong_audience", "audience does not contain " + issuer.audience);
+  if (!parsed.exp) return bad("token.malformed", "exp is required (projected tokens only)");
+  switch (jwt::check_time(parsed, now)) {
+    case jwt::JwtStatus::Ok:
+      break;
+    case jwt::JwtStatus::Expired:
+      return bad("token.expired", "expired");
+    case jwt::JwtStatus::NotYetValid:
+      return bad("token.not_yet_valid", "not valid yet");
+    default:
+      return bad("token.malformed", "bad time claims");
+  }
+  constexpr std::string_view kPrefix = "system:serviceaccount:";
+  std::string_view sub = parsed.sub;
+  if (!sub.starts_with(kPrefix)) return bad("token.bad_subject", "subject is not system:serviceaccount:<ns>:<sa>");
+  sub.remove_prefix(kPrefix.size());
+  const auto colon = sub.find(':');
+  if (colon == std::string_view::npos || sub.find(':', colon + 1) != std::string_view::npos)
+    return bad("token.bad_subject", "subject is not system:serviceaccount:<ns>:<sa>");
+  BootstrapClaims out;
+  out.ns = std::string(sub.substr(0, colon));
+  out.service_account = std::string(sub.substr(colon + 1));
+  if (!check_names(out.ns, out.service_account) || out.ns.find('/') != std::string::npos ||
+      out.service_account.find('/') != std::string::npos)
+    return bad("token.bad_subject", "namespace/service account are not valid names");
+  out.issued_at = parsed.iat.value_or(0);
+  out.expires_at = *parsed.exp;
+  return out;
+}
+
 }  // namespace mg::control

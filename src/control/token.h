@@ -20,10 +20,12 @@
 #include <openssl/evp.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "common/result.h"
+#include "jwt/jwk.h"
 
 namespace mg::control {
 
@@ -42,5 +44,17 @@ Result<std::string> mint_bootstrap_token(EVP_PKEY* key, std::string_view issuer,
 // exp/nbf with 60 s skew, sub shape; returns the claims.
 Result<BootstrapClaims> verify_bootstrap_token(std::string_view token, EVP_PKEY* public_key,
                                                std::string_view issuer, int64_t now);
+
+// Kubernetes service-account tokens (optional second way to bootstrap): a projected token from a
+// configured issuer, verified with that issuer's JWKS (RS256/ES256/... — every asymmetric JOSE
+// alg the JWT code accepts), iss exact, aud containing `audience`, exp/nbf with 60 s skew, and
+// sub "system:serviceaccount:<ns>:<sa>". Same error codes as bootstrap tokens.
+struct ServiceAccountIssuer {
+  std::string issuer;
+  std::string audience = "meshguard";
+  std::shared_ptr<const jwt::Jwks> keys;
+};
+Result<BootstrapClaims> verify_service_account_token(std::string_view token, const ServiceAccountIssuer& issuer,
+                                                     int64_t now);
 
 }  // namespace mg::control

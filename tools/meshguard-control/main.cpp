@@ -1,6 +1,7 @@
 // meshguard-control: the control plane (CA service, resource store, per-workload push).
 //   meshguard-control --data-dir DIR [--listen 127.0.0.1:15012] [--metrics 127.0.0.1:15014]
 //                     [--trust-domain TD] [--plug-in-ca CACERTS_DIR] [--debounce-ms 100]
+//                     [--k8s-issuer ISS --k8s-jwks FILE [--k8s-audience meshguard]]
 // Prints "listening grpc ADDR" (and "listening metrics ADDR") once serving; SIGTERM/SIGINT stop it.
 #include <csignal>
 #include <cstdio>
@@ -20,6 +21,9 @@ int main(int argc, char** argv) {
   app.add_option("--metrics", options.metrics_listen, "Prometheus /metrics address (IPv4:PORT)");
   app.add_option("--trust-domain", options.trust_domain, "trust domain of a new built-in CA");
   app.add_option("--plug-in-ca", options.plug_in_ca_dir, "an operator's cacerts directory instead of the built-in CA");
+  app.add_option("--k8s-issuer", options.k8s_issuer, "also accept Kubernetes service-account tokens from this issuer");
+  app.add_option("--k8s-jwks", options.k8s_jwks_file, "that issuer's JWKS file (its /openid/v1/jwks)");
+  app.add_option("--k8s-audience", options.k8s_audience, "audience the service-account token must carry");
   app.add_option("--debounce-ms", debounce_ms, "wait this long after a change before pushing")->check(CLI::Range(0, 10000));
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("meshguard-control: ") + e.what() + " (see --help)\n";
