@@ -3,7 +3,7 @@
 # run, on 127.0.0.1 only, with freshly started processes for every repetition:
 #   direct    load → mg-sample-app
 #   meshguard load → client meshguard-proxy (outbound http) ══mTLS══► server meshguard-proxy
-#             (inbound STRICT, AuthorizationPolicy ALLOW path + principal, access log) → app
+#             (PeerAuthentication STRICT, AuthorizationPolicy ALLOW path + principal, access log) → app
 #   haproxy   load → client haproxy (http, ssl crt + ca-file verify required) ══mTLS══► server
 #             haproxy (bind ssl verify required, ACL path + client-certificate identity, log) → app
 # Measures max rps (wrk, closed loop), latency at a fixed rate (h2load --rps, open loop),
@@ -149,7 +149,10 @@ wait_listen() {
 }
 
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+user_ticks() { awk '{ sub(/^.*\) /, ""); print $12 }' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# Anonymous (private heap/stack) part of RSS; the rest is mapped files, mostly shared libraries.
+anon_kb() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 record() { printf '%s\t%s\t%s\n' "$REP" "$1" "$2" >>"$RESULTS"; }
 alive() { kill -0 "$1" 2>/dev/null || die "process $2 (pid $1) died"; }
@@ -183,6 +186,14 @@ spec:
   - from: [{source: {principals: ["cluster.local/ns/bench/sa/client"]}}]
     to: [{operation: {methods: ["GET"], paths: ["/details/*", "/ip"]}}]
 YAML
+cat >"$WORK/policies/strict.yaml" <<YAML
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: strict, namespace: bench}
+spec:
+  selector: {matchLabels: {app: server}}
+  mtls: {mode: STRICT}
+YAML
 
 # ---------------------------------------------------------------- processes
 start_all() {
@@ -198,7 +209,7 @@ policyDir: $WORK/policies
 accessLog: $WORK/mg-server-access.log
 workers: $THREADS
 inbound:
-  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http, mtlsMode: STRICT}
+  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}  # STRICT from PeerAuthentication
 admin: {port: 0}
 limits: {headerTimeoutMs: 180000, maxConnections: $((IDLE_CONNS + 100))}
 YAML
@@ -324,19 +335,24 @@ url_of() {
   esac
 }
 
-declare -A T0
+declare -A T0 U0
 snap_cpu() {
   local p
-  for p in $(procs_of "$1"); do T0[${p%%:*}]=$(cpu_ticks "${p#*:}"); done
+  for p in $(procs_of "$1"); do
+    T0[${p%%:*}]=$(cpu_ticks "${p#*:}")
+    U0[${p%%:*}]=$(user_ticks "${p#*:}")
+  done
 }
 # record_cpu TOPOLOGY PHASE REQUESTS: µs of CPU per request for each process since snap_cpu.
 record_cpu() {
-  local p name pid t1
+  local p name pid t1 u1
   for p in $(procs_of "$1"); do
     name=${p%%:*} pid=${p#*:}
     alive "$pid" "$name"
     t1=$(cpu_ticks "$pid")
+    u1=$(user_ticks "$pid")
     record "$1.$2.cpu_us.$name" "$(awk -v d=$((t1 - T0[$name])) -v hz="$CLK_TCK" -v n="$3" 'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : -1) }')"
+    record "$1.$2.usr_us.$name" "$(awk -v d=$((u1 - U0[$name])) -v hz="$CLK_TCK" -v n="$3" 'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : -1) }')"
   done
 }
 
@@ -384,11 +400,11 @@ run_rate() {
 
 # idle_rss PHASE: RSS of every process now.
 idle_rss() {
-  record "app.rss_kb.$1" "$(rss_kb "$APP_PID")"
-  record "mg_client.rss_kb.$1" "$(rss_kb "$MGC_PID")"
-  record "mg_server.rss_kb.$1" "$(rss_kb "$MGS_PID")"
-  record "hap_client.rss_kb.$1" "$(rss_kb "$HAC_PID")"
-  record "hap_server.rss_kb.$1" "$(rss_kb "$HAS_PID")"
+  local p
+  for p in "app:$APP_PID" "mg_client:$MGC_PID" "mg_server:$MGS_PID" "hap_client:$HAC_PID" "hap_server:$HAS_PID"; do
+    record "${p%%:*}.rss_kb.$1" "$(rss_kb "${p#*:}")"
+    record "${p%%:*}.anon_kb.$1" "$(anon_kb "${p#*:}")"
+  done
 }
 
 # hold NAME PID PORT [tls]: IDLE_CONNS idle connections (mTLS handshakes done, no request) to
@@ -473,30 +489,30 @@ mb() { awk -v x="$1" 'BEGIN { if (x == "") print "–"; else printf "%.1f", x / 
   for t in "${TOPOS[@]}"; do
     p50=$(median "$t.p50_us") p99=$(median "$t.p99_us")
     if [ "$t" = direct ]; then a50="–" a99="–"; else
-      a50=$(awk -v a="$p50" -v b="$d50" 'BEGIN { printf "+%.0f", a - b }')
-      a99=$(awk -v a="$p99" -v b="$d99" 'BEGIN { printf "+%.0f", a - b }')
+      a50=$(awk -v a="$p50" -v b="$d50" 'BEGIN { printf "%+.0f", a - b }')
+      a99=$(awk -v a="$p99" -v b="$d99" 'BEGIN { printf "%+.0f", a - b }')
     fi
     echo "| $t | $(fmt "$(median "$t.max_rps")") ($(all_of "$t.max_rps")) | $(fmt "$p50") ($(all_of "$t.p50_us")) | $(fmt "$p99") ($(all_of "$t.p99_us")) | $a50 | $a99 | $(all_of "$t.max_errors") / $(all_of "$t.rate_failed") |"
   done
   echo
-  echo "| CPU µs per request (utime+stime / requests) | at $RATE rps | at max rps |"
-  echo "|---|---|---|"
+  echo "| CPU µs per request (utime+stime / requests) | at $RATE rps | of which user | at max rps | of which user |"
+  echo "|---|---|---|---|---|"
   for row in direct:app meshguard:mg_client meshguard:mg_server meshguard:app haproxy:hap_client haproxy:hap_server haproxy:app; do
     t=${row%%:*} p=${row#*:}
-    echo "| $t: $p | $(fmt "$(median "$t.rate.cpu_us.$p")" 1) | $(fmt "$(median "$t.max.cpu_us.$p")" 1) |"
+    echo "| $t: $p | $(fmt "$(median "$t.rate.cpu_us.$p")" 1) | $(fmt "$(median "$t.rate.usr_us.$p")" 1) | $(fmt "$(median "$t.max.cpu_us.$p")" 1) | $(fmt "$(median "$t.max.usr_us.$p")" 1) |"
   done
   for pair in meshguard:mg haproxy:hap; do
     t=${pair%%:*} p=${pair#*:}
     r=$(awk -v a="$(median "$t.rate.cpu_us.${p}_client")" -v b="$(median "$t.rate.cpu_us.${p}_server")" 'BEGIN { print a + b }')
     m=$(awk -v a="$(median "$t.max.cpu_us.${p}_client")" -v b="$(median "$t.max.cpu_us.${p}_server")" 'BEGIN { print a + b }')
-    echo "| **$t pair, both hops** | **$(fmt "$r" 1)** | **$(fmt "$m" 1)** |"
+    echo "| **$t pair, both hops** | **$(fmt "$r" 1)** | | **$(fmt "$m" 1)** | |"
   done
   echo
-  echo "| RSS (MB) | idle, fresh | idle after load | with $IDLE_CONNS idle connections | KB per idle connection | connections held (all runs) |"
-  echo "|---|---|---|---|---|---|"
+  echo "| RSS (MB) | idle, fresh | of which anonymous | idle after load | with $IDLE_CONNS idle connections | KB per idle connection | connections held (all runs) |"
+  echo "|---|---|---|---|---|---|---|"
   for p in app mg_client mg_server hap_client hap_server; do
     per=$(awk -v a="$(median "$p.rss_kb.conns")" -v b="$(median "$p.rss_kb.after_load")" -v n="$IDLE_CONNS" 'BEGIN { printf "%.1f", (a - b) / n }')
-    echo "| $p | $(mb "$(median "$p.rss_kb.fresh")") | $(mb "$(median "$p.rss_kb.after_load")") | $(mb "$(median "$p.rss_kb.conns")") | $per | $(all_of "$p.conns_held") |"
+    echo "| $p | $(mb "$(median "$p.rss_kb.fresh")") | $(mb "$(median "$p.anon_kb.fresh")") | $(mb "$(median "$p.rss_kb.after_load")") | $(mb "$(median "$p.rss_kb.conns")") | $per | $(all_of "$p.conns_held") |"
   done
   echo
   mr=$(median meshguard.max_rps) hr=$(median haproxy.max_rps) dr=$(median direct.max_rps)
