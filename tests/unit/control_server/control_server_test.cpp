@@ -522,6 +522,35 @@ TEST_F(ControlServer, RenewalWithAWorkloadSvidKeepsItsIdentity) {
   EXPECT_EQ(both.response.spiffe_id(), "spiffe://cluster.local/ns/shop/sa/cart");
 }
 
+TEST_F(ControlServer, ExpiredSvidCannotRenew) {
+  // Issued by this CA, expired an hour ago.
+  auto key = crypto::generate_key(crypto::KeyType::EcP256);
+  ASSERT_TRUE(key);
+  auto id = identity::SpiffeId::istio("cluster.local", "shop", "cart");
+  const auto now = std::time(nullptr);
+  auto issued =
+      ca_->sign_csr(crypto::make_csr(key->get())->get(), *id, std::chrono::hours(1), now - 2 * 3600);
+  ASSERT_TRUE(issued) << issued.error().to_string();
+  api::SvidFiles expired{crypto::private_key_to_pem(key->get()), issued->chain_pem, bundle_};
+  auto csr = new_csr();
+  auto r = sign(expired, csr.der, std::nullopt);
+  EXPECT_TRUE(r.status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+              r.status.error_code() == grpc::StatusCode::UNAUTHENTICATED)
+      << api::describe(r.status);
+  EXPECT_TRUE(r.response.cert_chain_pem().empty());
+  EXPECT_EQ(signed_so_far(), 0);
+}
+
+// DISABLED: fails today (hardening defect reported to the lead). The bootstrap path refuses the
+// reserved namespace, but renewal signs for any valid SVID, so a copy of the admin SVID (30 days)
+// can be renewed through CertificateService.Sign indefinitely, without access to the data dir.
+TEST_F(ControlServer, DISABLED_SystemIdentitiesCannotRenewThroughTheWorkloadApi) {
+  auto csr = new_csr();
+  auto r = sign(admin_, csr.der, std::nullopt);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << api::describe(r.status);
+  EXPECT_TRUE(r.response.cert_chain_pem().empty()) << "issued " << r.response.spiffe_id();
+}
+
 TEST_F(ControlServer, CertificateFromAnotherCaIsRefused) {
   // Another control plane's data dir: same trust domain name, different root.
   ServerOptions o;
