@@ -38,7 +38,20 @@ AuthzAttributes make_attributes(const Request& r, std::string_view normalized_pa
   return a;
 }
 
-Decision decide(const AuthzSnapshot& s, const Request& r, int64_t now) {
+namespace {
+
+// True when a rule can only get its keys from jwksUri, which the offline authenticator never fetches.
+bool needs_remote_keys(const std::vector<jwt::JwtRule>& rules) {
+  for (const auto& rule : rules)
+    if (rule.jwks.empty() && !rule.jwks_uri.empty()) return true;
+  return false;
+}
+
+Decision decide_into(const AuthzSnapshot& s, const Request& r, int64_t now, const jwt::Authenticator* authenticator,
+                     std::string& normalized, jwt::AuthResult& result) {
+  normalized.clear();
+  result.status = jwt::JwtStatus::Missing;
+  result.tokens.clear();
   const auto& mtls = s.peer_authn().for_port(r.destination_port);
   const bool plaintext = r.source_principal.empty();
   if (mtls.mode == MtlsMode::Strict && plaintext) {
@@ -52,11 +65,11 @@ Decision decide(const AuthzSnapshot& s, const Request& r, int64_t now) {
   }
   const bool peer_identity = mtls.mode != MtlsMode::Disable;
 
-  thread_local std::string normalized;
   jwt::RequestAuth auth;
   if (r.http) {
     const char* why = nullptr;
     if (normalize_path(r.http->path, s.mesh().path_normalization, normalized, &why) != PathVerdict::Ok) {
+      normalized.clear();
       Decision d;
       d.allow = false;
       d.status = 400;
@@ -65,7 +78,13 @@ Decision decide(const AuthzSnapshot& s, const Request& r, int64_t now) {
       return d;
     }
     if (!s.jwt_rules().empty()) {
-      auth = authenticate_request(s.jwt_rules(), *r.http, now);
+      std::shared_ptr<const jwt::Authenticator> offline;
+      if (!authenticator) {
+        offline = offline_authenticator(s.jwt_rules());
+        authenticator = offline.get();
+      }
+      result = authenticator->authenticate_shared(r.http->headers, r.http->path, now);
+      auth = result.to_request_auth();
       if (auth.outcome == jwt::RequestAuth::Outcome::Rejected) {
         Decision d;
         d.allow = false;
@@ -73,11 +92,26 @@ Decision decide(const AuthzSnapshot& s, const Request& r, int64_t now) {
         if (!s.request_authentications().empty()) d.policy = s.request_authentications().front();
         d.reason = ReasonCode::RequestAuthnFailed;
         d.detail = auth.reason.empty() ? "Jwt verification fails" : auth.reason;
+        if (offline && result.status == jwt::JwtStatus::JwksFetchFail && needs_remote_keys(s.jwt_rules())) {
+          d.detail += " (offline decision: keys behind jwksUri are not fetched; only an inline jwks verifies here)";
+        }
         return d;
       }
     }
   }
   return authorize(s, make_attributes(r, normalized, &auth, peer_identity));
+}
+
+}  // namespace
+
+Decision decide(const AuthzSnapshot& s, const Request& r, int64_t now, DecideIo& io) {
+  return decide_into(s, r, now, io.authenticator, io.normalized_path, io.auth);
+}
+
+Decision decide(const AuthzSnapshot& s, const Request& r, int64_t now) {
+  thread_local std::string normalized;  // warm capacity: no allocation per decision
+  jwt::AuthResult result;
+  return decide_into(s, r, now, nullptr, normalized, result);
 }
 
 }  // namespace mg::policy

@@ -3,8 +3,9 @@
 //      STRICT port is refused (status 0). Under DISABLE the server does not terminate mTLS, so
 //      no peer identity reaches authorization (principals / namespaces cannot match);
 //   2. HTTP path normalization (mesh setting): %00 or a malformed path → 400;
-//   3. request authentication (request_authn.h) when a RequestAuthentication applies:
-//      a rejected token → 401 (or 403);
+//   3. request authentication when a RequestAuthentication applies, with the caller's
+//      jwt::Authenticator (the proxy's has jwksUri keys) or the shared offline one
+//      (request_authn.h): a rejected token → 401 (or 403);
 //   4. authorization (engine.h).
 // remote.ip / remoteIpBlocks use the first address of X-Forwarded-For when it parses, else
 // the direct peer address (source.ip).
@@ -13,11 +14,30 @@
 #include <cstdint>
 #include <string>
 
+#include "jwt/authenticator.h"
 #include "policy/engine.h"
 #include "policy/request.h"
 
 namespace mg::policy {
 
+// What a caller brings to decide() besides the request, and what it gets back besides the
+// Decision, so that it acts on exactly what was judged (no second normalization or token check).
+struct DecideIo {
+  // In: validates tokens for the snapshot's jwt_rules() (it must have been built from them). The
+  // proxy passes one whose JwksProvider it feeds from jwksUri. Null: the shared offline
+  // authenticator (inline jwks only; a jwksUri-only rule's tokens fail closed with 401).
+  const jwt::Authenticator* authenticator = nullptr;
+  // Out: the normalized path (without query) the request was authorized on; left empty for a TCP
+  // connection and when decide() stopped before normalizing (plaintext on STRICT, malformed path).
+  // Its capacity is reused across calls.
+  std::string normalized_path;
+  // Out: the verified tokens when request authentication ran (status Missing when it did not).
+  jwt::AuthResult auth;
+};
+
+Decision decide(const AuthzSnapshot& snapshot, const Request& request, int64_t now, DecideIo& io);
+// The offline form (`meshguardctl authz check`, tests): the shared offline authenticator, and no
+// allocation once warm when no RequestAuthentication applies.
 Decision decide(const AuthzSnapshot& snapshot, const Request& request, int64_t now);
 
 // The attributes `decide` hands to authorize(); views into `request`, `normalized_path` and

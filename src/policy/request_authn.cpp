@@ -78,12 +78,9 @@ std::string_view find_token(const jwt::JwtRule& rule, const HttpRequest& req) {
   return {};
 }
 
-jwt::RequestAuth authenticate_request(const std::vector<jwt::JwtRule>& rules, const HttpRequest& req, int64_t now) {
-  // One jwt::Authenticator per distinct rule set, built on first use (inline JWKS parsed once,
-  // verified-token cache shared by later requests) and looked up by the rules' content. Leaked
-  // on purpose: it owns OpenSSL keys, which must not be freed after OpenSSL's atexit cleanup.
-  // jwksUri-only rules get no keys here (no fetching in the offline path): their tokens fail
-  // closed with 401, requests without a token still pass.
+std::shared_ptr<const jwt::Authenticator> offline_authenticator(const std::vector<jwt::JwtRule>& rules) {
+  // Looked up by the rules' content. The map is leaked on purpose: it owns OpenSSL keys, which
+  // must not be freed after OpenSSL's atexit cleanup.
   static std::mutex mu;
   static auto* built = new std::map<std::string, std::shared_ptr<const jwt::Authenticator>>();
   std::string fingerprint;
@@ -111,7 +108,11 @@ jwt::RequestAuth authenticate_request(const std::vector<jwt::JwtRule>& rules, co
     if (built->size() >= 64) built->clear();  // bounded: config churn cannot grow it forever
     auth = built->emplace(std::move(fingerprint), std::move(fresh)).first->second;
   }
-  return auth->authenticate(req.headers, req.path, now);
+  return auth;
+}
+
+jwt::RequestAuth authenticate_request(const std::vector<jwt::JwtRule>& rules, const HttpRequest& req, int64_t now) {
+  return offline_authenticator(rules)->authenticate(req.headers, req.path, now);
 }
 
 }  // namespace mg::policy

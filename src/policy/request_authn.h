@@ -9,15 +9,22 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "jwt/authenticator.h"
 #include "jwt/request_auth.h"
 #include "jwt/rule.h"
 #include "policy/request.h"
 
 namespace mg::policy {
+
+// The shared offline authenticator for `rules`: one per distinct rule set (inline JWKS parsed
+// once, verified-token cache shared by later calls), with no JwksProvider — keys behind jwksUri
+// are never fetched here, so such tokens fail closed with 401. Thread-safe; bounded.
+std::shared_ptr<const jwt::Authenticator> offline_authenticator(const std::vector<jwt::JwtRule>& rules);
 
 jwt::RequestAuth authenticate_request(const std::vector<jwt::JwtRule>& rules, const HttpRequest& req, int64_t now);
 

@@ -5,7 +5,6 @@
 
 #include "policy/decide.h"
 #include "policy/load.h"
-#include "policy/path.h"
 #include "policy/request.h"
 #include "policy/select.h"
 
@@ -82,17 +81,6 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   return v;
 }
 
-// The app must see the path that was authorized, as Envoy forwards its normalized path:
-// otherwise `/admin/../x` would be judged as `/x` and served as whatever the app makes of it.
-void forward_normalized_path(http::Request& request, policy::PathNormalization mode) {
-  if (request.path == "*") return;
-  std::string normalized;
-  if (policy::normalize_path(request.path, mode, normalized) != policy::PathVerdict::Ok) return;
-  if (normalized == request.path) return;
-  request.path = normalized;
-  request.target = request.query.empty() ? normalized : normalized + "?" + request.query;
-}
-
 // `query` without the parameters named in `names` (pairs kept verbatim, in order).
 std::string without_params(std::string_view query, const std::vector<std::string>& names) {
   std::string out;
@@ -129,6 +117,12 @@ std::string without_cookies(std::string_view header, const std::vector<std::stri
 }
 
 }  // namespace
+
+void forward_normalized_path(http::Request& request, const std::string& normalized) {
+  if (normalized.empty() || request.path == "*" || normalized == request.path) return;
+  request.path = normalized;
+  request.target = request.query.empty() ? normalized : normalized + "?" + request.query;
+}
 
 void apply_jwt_mutations(http::Request& request, const jwt::HeaderMutations& mutations,
                          const std::vector<jwt::JwtRule>& rules) {
@@ -187,7 +181,8 @@ EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const polic
   return {MtlsMode::Disable, "default (no PeerAuthentication; no tls section)"};
 }
 
-Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload) {
+Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload,
+                                        std::shared_ptr<jwt::JwksProvider> jwks) {
   auto resources = policy::load_resource_files({dir});
   if (!resources) return fail(resources.error());
   policy::WorkloadRef ref{workload.ns, workload.labels, workload.service_account};
@@ -220,12 +215,12 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
   const RequestChain defaults = default_request_chain();
   const ConnectionChain tcp_defaults = default_connection_chain();
 
-  // One Authenticator per snapshot: inline JWKS parsed once, verified tokens cached across
-  // requests. decide() authenticates for the decision; this one re-reads the (cached) tokens of an
-  // allowed request to produce the forwarded request's header mutations.
+  // One Authenticator per snapshot: inline JWKS parsed once, jwksUri keys read from `jwks`,
+  // verified tokens cached across requests. decide() runs it once per request and hands back the
+  // verified tokens, from which the forwarded request's header mutations are made.
   std::shared_ptr<const jwt::Authenticator> authenticator;
   if (!out.snapshot->jwt_rules().empty()) {
-    authenticator = std::make_shared<const jwt::Authenticator>(out.snapshot->jwt_rules());
+    authenticator = std::make_shared<const jwt::Authenticator>(out.snapshot->jwt_rules(), std::move(jwks));
   }
 
   RequestChain rc;
@@ -240,15 +235,18 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
          h.host = ctx.request.host;
          for (const auto& field : ctx.request.headers) h.headers.emplace_back(field.name, field.value);
          r.http = std::move(h);
-         Verdict v = to_verdict(policy::decide(*snap, r, *r.time), true);
+         // One per worker thread: the normalized-path buffer keeps its capacity across requests.
+         thread_local policy::DecideIo io;
+         io.authenticator = authenticator.get();
+         Verdict v = to_verdict(policy::decide(*snap, r, *r.time, io), true);
          ctx.decision = v;
          if (v.allow) {
            if (authenticator) {
-             auto result = authenticator->authenticate_shared(r.http->headers, r.http->path, *r.time);
-             apply_jwt_mutations(ctx.request, authenticator->header_mutations(result), snap->jwt_rules());
+             apply_jwt_mutations(ctx.request, authenticator->header_mutations(io.auth), snap->jwt_rules());
            }
-           forward_normalized_path(ctx.request, snap->mesh().path_normalization);
+           forward_normalized_path(ctx.request, io.normalized_path);
          }
+         io.auth.tokens.clear();  // verified tokens are not kept alive past the request
          return v;
        }});
 

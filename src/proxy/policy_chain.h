@@ -38,8 +38,15 @@ struct PolicyChains {
 
 // Loads every *.yaml / *.yml in `dir` and compiles the snapshot for `workload` (mesh settings
 // from a `Mesh` document if the directory has one). Errors carry the file:line of the offending
-// resource.
-Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload);
+// resource. Tokens of jwksUri rules verify with the keys `jwks` holds (the caller keeps it fed,
+// see jwks_keys.h); without it they fail closed with 401.
+Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload,
+                                        std::shared_ptr<jwt::JwksProvider> jwks = nullptr);
+
+// The forwarded request carries the path that was authorized (as Envoy forwards its normalized
+// path): otherwise `/admin/../x` would be judged as `/x` and served as whatever the app makes of
+// it. `normalized` is policy::DecideIo::normalized_path; empty leaves the request unchanged.
+void forward_normalized_path(http::Request& request, const std::string& normalized);
 
 struct EffectiveMtls {
   MtlsMode mode = MtlsMode::Permissive;

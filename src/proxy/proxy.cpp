@@ -16,6 +16,7 @@
 
 #include "http/body.h"
 #include "http/parser.h"
+#include "proxy/jwks_keys.h"
 #include "proxy/net.h"
 #include "proxy/policy_chain.h"
 #include "proxy/policy_watch.h"
@@ -139,6 +140,7 @@ struct Proxy::Impl {
   telemetry::Registry registry;
   ChainSet chains;
   std::atomic<std::shared_ptr<const PolicyState>> policy_state;  // never null after create()
+  JwksKeys jwks;  // jwksUri keys for the policy in force, fetched off the request path
   http::Limits http_limits;
 
   // Policy reloads (the 250 ms poll on the main loop, or reload_policies() from any thread) are
@@ -275,7 +277,7 @@ struct Proxy::Impl {
   // Caller holds policy_mutex.
   Status reload_policies_locked(const std::string& hash, std::vector<PolicyFileDigest> files) {
     policy_attempted_hash = hash;
-    auto loaded = load_policy_chains(*config.policy_dir, config.workload);
+    auto loaded = load_policy_chains(*config.policy_dir, config.workload, jwks.provider());
     auto previous = policy_state.load();
     if (!loaded) {
       policy_error = loaded.error().to_string();
@@ -295,6 +297,7 @@ struct Proxy::Impl {
     state->resources = loaded->resources;
     state->inbound_modes = inbound_modes(state->snapshot.get());
     std::shared_ptr<const PolicyState> published = std::move(state);
+    jwks.retarget(published->snapshot->jwt_rules());
     policy_state.store(published);
     chains.replace(loaded->request, loaded->connection);
     policy_error.clear();
@@ -502,6 +505,14 @@ struct Proxy::Impl {
                      {"authorizationPolicies", applied},
                      {"authorizationPoliciesApplied", enforced},
                      {"dryRunPoliciesApplied", dry_run}};
+      nlohmann::json uris = nlohmann::json::array();
+      for (const auto& u : jwks.status()) {
+        uris.push_back({{"uri", u.uri},
+                        {"keys", u.has_keys ? "Available" : "Unavailable"},
+                        {"fetches", u.fetches},
+                        {"lastError", u.last_error.empty() ? nlohmann::json() : nlohmann::json(u.last_error)}});
+      }
+      j["policy"]["jwksUri"] = uris;
       std::lock_guard lock(policy_mutex);
       j["policy"]["lastError"] = policy_error.empty() ? nlohmann::json() : nlohmann::json(policy_error);
       if (!policy_error_at.empty()) j["policy"]["lastErrorAt"] = policy_error_at;
@@ -1519,8 +1530,9 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
     if (auto stamps = stat_policy_dir(*impl->config.policy_dir)) impl->policy_stamps = std::move(*stamps);
     auto files = digest_policy_dir(*impl->config.policy_dir);
     if (!files) return fail(files.error());
-    auto loaded = load_policy_chains(*impl->config.policy_dir, impl->config.workload);
+    auto loaded = load_policy_chains(*impl->config.policy_dir, impl->config.workload, impl->jwks.provider());
     if (!loaded) return fail(loaded.error());
+    impl->jwks.retarget(loaded->snapshot->jwt_rules());
     auto state = std::make_shared<PolicyState>();
     state->version = 1;
     state->hash = combined_policy_hash(*files);

@@ -1,0 +1,211 @@
+// The proxy's request chain over load_policy_chains: the app is sent exactly the path that was
+// authorized (one normalization, done by policy::decide), jwksUri tokens verify with the keys of
+// the JwksProvider the proxy feeds, and JwksKeys re-targets its fetches on each policy publish.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "http/parser.h"
+#include "jwt_test_util.h"
+#include "proxy/jwks_keys.h"
+#include "proxy/policy_chain.h"
+
+namespace mg::proxy {
+namespace {
+
+namespace fs = std::filesystem;
+using jwt::testing::jwks_of;
+using jwt::testing::make_key;
+using jwt::testing::sign_token;
+
+struct PolicyDir {
+  PolicyDir() {
+    char tmpl[] = "/tmp/mg-proxy-jwks.XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~PolicyDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  void write(const std::string& name, const std::string& text) const {
+    std::ofstream(path + "/" + name) << text;
+  }
+  std::string path;
+};
+
+const WorkloadInfo kWorkload{"details", "default", "details", {{"app", "details"}}};
+
+// Runs the published request chain on a parsed request head; returns the verdict.
+Verdict run_chain(const PolicyChains& chains, http::Request& request) {
+  RequestContext ctx{request, kWorkload, MtlsMode::Disable, 15006, "127.0.0.1:40000", std::nullopt, {},
+                     {},      9080};
+  Verdict v = chains.request->run(ctx);
+  return v.allow ? ctx.decision : v;
+}
+
+http::Request parse(const std::string& head) {
+  auto r = http::parse_request_head(head, http::Limits{});
+  EXPECT_TRUE(r);
+  return r ? std::move(*r) : http::Request{};
+}
+
+constexpr const char* kAllowDetails = R"(apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-details, namespace: default}
+spec:
+  rules:
+  - to:
+    - operation:
+        paths: ["/details/*"]
+)";
+
+TEST(ForwardedPath, IsTheOneAuthorized) {
+  PolicyDir dir;
+  dir.write("p.yaml", kAllowDetails);
+  auto chains = load_policy_chains(dir.path, kWorkload);
+  ASSERT_TRUE(chains) << chains.error().to_string();
+
+  auto req = parse("GET /admin/../details/%37?q=1 HTTP/1.1\r\nHost: d\r\n\r\n");
+  EXPECT_TRUE(run_chain(*chains, req).allow);
+  EXPECT_EQ(req.path, "/details/7");
+  EXPECT_EQ(req.target, "/details/7?q=1");
+
+  auto plain = parse("GET /details/1 HTTP/1.1\r\nHost: d\r\n\r\n");
+  EXPECT_TRUE(run_chain(*chains, plain).allow);
+  EXPECT_EQ(plain.target, "/details/1");
+
+  auto denied = parse("GET /details/../admin HTTP/1.1\r\nHost: d\r\n\r\n");
+  EXPECT_FALSE(run_chain(*chains, denied).allow);
+
+  // With a Mesh document asking for MERGE_SLASHES, the forwarded form merges slashes too.
+  dir.write("mesh.yaml",
+            "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\n"
+            "spec: {pathNormalization: MERGE_SLASHES}\n");
+  auto merged = load_policy_chains(dir.path, kWorkload);
+  ASSERT_TRUE(merged) << merged.error().to_string();
+  auto slashes = parse("GET //details///8 HTTP/1.1\r\nHost: d\r\n\r\n");
+  EXPECT_TRUE(run_chain(*merged, slashes).allow);
+  EXPECT_EQ(slashes.target, "/details/8");
+}
+
+TEST(ForwardedPath, HelperLeavesUnjudgedRequestsAlone) {
+  auto req = parse("GET /a/../b?x HTTP/1.1\r\nHost: d\r\n\r\n");
+  forward_normalized_path(req, "");
+  EXPECT_EQ(req.target, "/a/../b?x");
+  forward_normalized_path(req, "/b");
+  EXPECT_EQ(req.path, "/b");
+  EXPECT_EQ(req.target, "/b?x");
+}
+
+constexpr const char* kUri = "http://127.0.0.1:9/jwks.json";
+
+std::string jwt_policies() {
+  return std::string(kAllowDetails) + "---\n" +
+         "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt, namespace: "
+         "default}\n"
+         "spec:\n  jwtRules:\n  - issuer: issuer-1\n    jwksUri: \"" +
+         kUri + "\"\n";
+}
+
+TEST(ProxyJwks, ChainUsesTheProvidersKeysAndStripsTheToken) {
+  PolicyDir dir;
+  dir.write("p.yaml", jwt_policies());
+  auto provider = std::make_shared<jwt::JwksProvider>();
+  auto chains = load_policy_chains(dir.path, kWorkload, provider);
+  ASSERT_TRUE(chains) << chains.error().to_string();
+  auto key = make_key(jwt::Alg::RS256, "k1");
+  const std::string token =
+      sign_token(key, nlohmann::json::object(), {{"iss", "issuer-1"}, {"sub", "bob"}, {"exp", 4102444800}});
+  const std::string head =
+      "GET /details/1 HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer " + token + "\r\n\r\n";
+
+  auto before = parse(head);
+  Verdict v = run_chain(*chains, before);
+  EXPECT_FALSE(v.allow);
+  EXPECT_EQ(v.status, 401) << "no keys fetched yet: fail closed";
+
+  ASSERT_TRUE(provider->set_jwks_json(kUri, jwks_of({&key})));
+  auto after = parse(head);
+  v = run_chain(*chains, after);
+  EXPECT_TRUE(v.allow) << v.reason;
+  EXPECT_FALSE(after.headers.get("authorization").has_value()) << "verified token removed before forwarding";
+
+  // Without a provider (e.g. `authz check`), the same token fails closed.
+  auto offline = load_policy_chains(dir.path, kWorkload);
+  ASSERT_TRUE(offline);
+  auto req = parse(head);
+  EXPECT_EQ(run_chain(*offline, req).status, 401);
+}
+
+jwt::JwtRule uri_rule(const std::string& uri) {
+  jwt::JwtRule r;
+  r.issuer = "issuer-1";
+  r.jwks_uri = uri;
+  return r;
+}
+
+// Waits (bounded: 10 s) until `done` holds.
+template <class F>
+bool eventually(F done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+TEST(JwksKeys, FetchesOffThreadAndRetargetsOnEachPublish) {
+  auto k1 = make_key(jwt::Alg::ES256, "k1");
+  auto k2 = make_key(jwt::Alg::ES256, "k2");
+  std::atomic<int> served_a{0}, served_b{0};
+  std::atomic<bool> rotated{false};
+  JwksKeys::Options options;
+  options.fetch = [&](const std::string& uri, int) -> Result<std::string> {
+    if (uri == "http://a.test/jwks") {
+      ++served_a;
+      return rotated ? jwks_of({&k2}) : jwks_of({&k1});
+    }
+    if (uri == "http://b.test/jwks") {
+      ++served_b;
+      return fail("jwks.http_status", "JWKS server answered 503");
+    }
+    return fail("jwks.resolve_failed", "unexpected uri " + uri);
+  };
+  JwksKeys keys(options);
+  auto& provider = keys.provider();
+
+  jwt::JwtRule inline_rule = uri_rule("http://inline.test/jwks");
+  inline_rule.jwks = jwks_of({&k1});
+  keys.retarget({uri_rule("http://a.test/jwks"), inline_rule});
+  ASSERT_TRUE(eventually([&] { return provider->get("http://a.test/jwks") != nullptr; }));
+  EXPECT_EQ(provider->get("http://a.test/jwks")->keys.front().kid, "k1");
+  auto st = keys.status();
+  ASSERT_EQ(st.size(), 1u) << "a rule with an inline jwks needs no fetching";
+  EXPECT_TRUE(st[0].has_keys);
+
+  // A publish with the same URI fetches again: a rotated key set is picked up.
+  rotated = true;
+  keys.retarget({uri_rule("http://a.test/jwks")});
+  ASSERT_TRUE(eventually([&] { return provider->get("http://a.test/jwks")->keys.front().kid == "k2"; }));
+
+  // A publish naming another URI drops the old keys; a failing URI has none (fail closed) and
+  // reports its error.
+  keys.retarget({uri_rule("http://b.test/jwks")});
+  ASSERT_TRUE(eventually([&] { return provider->get("http://a.test/jwks") == nullptr; }));
+  ASSERT_TRUE(eventually([&] {
+    auto s = keys.status();
+    return s.size() == 1 && s[0].fetches >= 1 && !s[0].last_error.empty();
+  }));
+  EXPECT_EQ(provider->get("http://b.test/jwks"), nullptr);
+  EXPECT_NE(keys.status()[0].last_error.find("503"), std::string::npos);
+  const int a_fetches = served_a;
+  EXPECT_GE(a_fetches, 2);
+}
+
+}  // namespace
+}  // namespace mg::proxy
