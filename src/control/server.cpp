@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -74,6 +75,7 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 }  // namespace
 
 class WatchReactor;
+class AdminWatchReactor;
 
 // One connected (or once connected) proxy, keyed by namespace/name.
 struct ProxyRecord {
@@ -117,6 +119,11 @@ struct ControlPlane::Impl {
   Clock::time_point dirty_since{};
   bool stopping = false;
   std::thread distributor;
+
+  // Admin watchers (AdminService.WatchResources).
+  std::mutex watch_mutex;
+  std::set<AdminWatchReactor*> watchers;
+  void publish(std::vector<pb::ResourceEvent> events);
 
   std::unique_ptr<grpc::Server> server;
   int bound_port = 0;
@@ -344,6 +351,120 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
   grpc::Status finish_status_;
   std::atomic<int> refs_{1};  // gRPC's (dropped in OnDone) + one per outside caller
 };
+
+// ---------------------------------------------------------------------------------------- admin watch
+
+class AdminWatchReactor : public grpc::ServerWriteReactor<pb::ResourceEvent> {
+ public:
+  static constexpr size_t kMaxQueued = 4096;
+
+  AdminWatchReactor(ControlPlane::Impl* cp, grpc::CallbackServerContext* ctx, const pb::WatchResourcesRequest& req)
+      : cp_(cp), kind_(req.kind()), ns_(req.namespace_()) {
+    if (auto admin = cp_->require_admin(ctx); !admin) {
+      finish(status_of(grpc::StatusCode::PERMISSION_DENIED, admin.error()));
+      return;
+    }
+    {
+      std::lock_guard lock(cp_->watch_mutex);
+      cp_->watchers.insert(this);
+      registered_ = true;
+    }
+    // Tells the client it is registered: a listing it makes after this cannot miss a change.
+    StartSendInitialMetadata();
+  }
+
+  void OnSendInitialMetadataDone(bool) override {}
+
+  // Never called with watch_mutex held (gRPC may run reactions inline); the caller holds a ref.
+  void enqueue(const std::vector<pb::ResourceEvent>& events) {
+    std::unique_lock lock(mutex_);
+    if (finishing_) return;
+    for (const auto& e : events) {
+      if (!kind_.empty() && e.key().kind() != kind_) continue;
+      if (!ns_.empty() && e.key().namespace_() != ns_) continue;
+      queue_.push_back(e);
+    }
+    if (queue_.size() > kMaxQueued) {
+      lock.unlock();
+      finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "watcher too slow: more than 4096 events queued"));
+      return;
+    }
+    if (writing_ || queue_.empty()) return;
+    writing_ = true;
+    const pb::ResourceEvent* next = &queue_.front();  // deque: stays put while others are appended
+    lock.unlock();
+    StartWrite(next);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock lock(mutex_);
+    queue_.pop_front();
+    if (ok && !queue_.empty() && !finishing_) {
+      const pb::ResourceEvent* next = &queue_.front();
+      lock.unlock();
+      StartWrite(next);
+      return;
+    }
+    writing_ = false;
+    if (finishing_ && !finished_) {
+      finished_ = true;
+      lock.unlock();
+      Finish(status_);
+    }
+  }
+
+  void OnCancel() override { finish(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    if (registered_) {
+      std::lock_guard lock(cp_->watch_mutex);
+      cp_->watchers.erase(this);
+    }
+    unref();
+  }
+
+  void finish(grpc::Status status) {
+    std::unique_lock lock(mutex_);
+    if (finishing_) return;
+    finishing_ = true;
+    status_ = std::move(status);
+    if (writing_) return;
+    finished_ = true;
+    lock.unlock();
+    Finish(status_);
+  }
+
+  void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+ private:
+  ControlPlane::Impl* cp_;
+  std::string kind_, ns_;
+  bool registered_ = false;
+  std::mutex mutex_;
+  std::deque<pb::ResourceEvent> queue_;
+  bool writing_ = false, finishing_ = false, finished_ = false;
+  grpc::Status status_;
+  std::atomic<int> refs_{1};
+};
+
+void ControlPlane::Impl::publish(std::vector<pb::ResourceEvent> events) {
+  if (events.empty()) return;
+  std::vector<AdminWatchReactor*> targets;
+  {
+    std::lock_guard lock(watch_mutex);
+    for (auto* w : watchers) {
+      w->ref();
+      targets.push_back(w);
+    }
+  }
+  for (auto* w : targets) {
+    w->enqueue(events);
+    w->unref();
+  }
+}
 
 // ---------------------------------------------------------------------------------------- impl
 
@@ -744,6 +865,16 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
       for (const auto& k : result->configured) *resp->add_configured() = to_pb(k);
       for (const auto& k : result->unchanged) *resp->add_unchanged() = to_pb(k);
       if (!result->created.empty() || !result->configured.empty()) cp_->mark_dirty();
+      std::vector<pb::ResourceEvent> events;
+      for (const auto& [keys, change] : {std::pair{&result->created, "created"}, std::pair{&result->configured, "configured"}}) {
+        for (const auto& k : *keys) {
+          auto& e = events.emplace_back();
+          e.set_revision(result->revision);
+          *e.mutable_key() = to_pb(k);
+          e.set_change(change);
+        }
+      }
+      cp_->publish(std::move(events));
       cp_->metrics.counter("meshguard_applies_total").inc();
       return grpc::Status::OK;
     });
@@ -760,6 +891,11 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
       }
       resp->set_revision(*rev);
       cp_->mark_dirty();
+      pb::ResourceEvent e;
+      e.set_revision(*rev);
+      *e.mutable_key() = to_pb(key);
+      e.set_change("deleted");
+      cp_->publish({e});
       return grpc::Status::OK;
     });
   }
@@ -785,6 +921,11 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
         return grpc::Status(grpc::StatusCode::NOT_FOUND, req->kind() + " " + req->name() + " not found");
       return grpc::Status::OK;
     });
+  }
+
+  grpc::ServerWriteReactor<pb::ResourceEvent>* WatchResources(grpc::CallbackServerContext* ctx,
+                                                              const pb::WatchResourcesRequest* req) override {
+    return new AdminWatchReactor(cp_, ctx, *req);
   }
 
   grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* ctx, const pb::ListWorkloadsRequest*,
@@ -1093,6 +1234,18 @@ void ControlPlane::shutdown() {
   for (auto* reactor : open_streams) {
     reactor->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
     reactor->unref();
+  }
+  std::vector<AdminWatchReactor*> open_watchers;
+  {
+    std::lock_guard lock(s.watch_mutex);
+    for (auto* w : s.watchers) {
+      w->ref();
+      open_watchers.push_back(w);
+    }
+  }
+  for (auto* w : open_watchers) {
+    w->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+    w->unref();
   }
   if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (s.distributor.joinable()) s.distributor.join();

@@ -213,6 +213,50 @@ int run_get(const Conn& c, const std::string& kind_arg, const std::string& name,
   return 0;
 }
 
+// Streams changes until the server ends the stream (or the user interrupts); `max_events` > 0
+// stops after that many (scripts).
+int run_watch(const Conn& c, const std::string& kind_arg, const std::string& ns, int max_events) {
+  auto kind = canonical_kind(kind_arg);
+  if (!kind) return fail_line(kind.error().to_string());
+  auto stub = admin_stub(c);
+  if (!stub) return fail_line(stub.error().to_string());
+  pb::WatchResourcesRequest req;
+  req.set_kind(*kind);
+  req.set_namespace_(*kind == "Mesh" ? "" : ns);
+  grpc::ClientContext ctx;
+  auto reader = (*stub)->WatchResources(&ctx, req);
+  // The server answers with its metadata once the watch is registered; list after that, and skip
+  // the events the listing already shows.
+  reader->WaitForInitialMetadata();
+  pb::GetRequest get;
+  get.set_kind(req.kind());
+  get.set_namespace_(req.namespace_());
+  pb::GetResponse listing;
+  auto list_ctx = call_context();
+  auto listed = (*stub)->Get(list_ctx.get(), get, &listing);
+  if (!listed.ok()) return rpc_failed(listed);
+  std::vector<std::vector<std::string>> rows{{"KIND", "NAMESPACE", "NAME", "REVISION", "AGE"}};
+  for (const auto& r : listing.resources())
+    rows.push_back({r.key().kind(), r.key().namespace_().empty() ? "-" : r.key().namespace_(), r.key().name(),
+                    std::to_string(r.revision()), age(r.updated_unix())});
+  print_table(rows);
+  std::cout << "-- revision " << listing.revision() << ", watching" << std::endl;
+  pb::ResourceEvent e;
+  int seen = 0;
+  while (reader->Read(&e)) {
+    if (e.revision() <= listing.revision()) continue;
+    std::cout << "revision " << e.revision() << "  " << key_str(e.key()) << " " << e.change() << std::endl;
+    if (max_events > 0 && ++seen >= max_events) {
+      ctx.TryCancel();
+      reader->Finish();
+      return 0;
+    }
+  }
+  auto st = reader->Finish();
+  if (!st.ok()) return rpc_failed(st);
+  return 0;
+}
+
 int run_delete(const Conn& c, const std::string& kind_arg, const std::string& name, const std::string& ns) {
   auto kind = canonical_kind(kind_arg);
   if (!kind) return fail_line(kind.error().to_string());
@@ -330,8 +374,17 @@ void register_control_commands(CLI::App& app, Action& action) {
   get->add_flag("-A,--all-namespaces", all_ns, "every namespace");
   get->add_option("-o,--output", get_out, "table|json|yaml")->check(CLI::IsMember({"table", "json", "yaml"}));
   add_conn_options(get, conn_get);
+  static bool watch = false;
+  static int watch_count = 0;
+  get->add_flag("-w,--watch", watch, "after listing, print every change as it is applied");
+  get->add_option("--watch-count", watch_count, "with --watch: stop after this many changes")->check(CLI::Range(0, 1000000));
   get->callback([&action] {
-    action = [] { return run_get(conn_get, get_kind, get_name, all_ns ? "" : get_ns, get_out); };
+    action = [] {
+      const std::string ns = all_ns ? "" : get_ns;
+      if (!watch) return run_get(conn_get, get_kind, get_name, ns, get_out);
+      if (!get_name.empty()) return fail_line("--watch takes a KIND, not a NAME");
+      return run_watch(conn_get, get_kind, ns, watch_count);
+    };
   });
 
   static std::string del_kind, del_name, del_ns = "default";

@@ -15,6 +15,12 @@ expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "sleep ->
 headers=$(curl -s --max-time 10 "http://127.0.0.1:$sleep_OUT/headers")
 expect_contains "$headers" "URI=spiffe://cluster.local/ns/default/sa/sleep" "details sees sleep's SVID issued by the control plane"
 
+# An admin watch sees every change that follows (here: the next three).
+"$CTL_BIN" get all -A --watch --watch-count 3 >"$WORK/watch.out" 2>"$WORK/watch.err" &
+WATCHER=$!
+PIDS+=("$WATCHER")
+wait_for_line "$WORK/watch.out" '^-- revision [0-9]+, watching$' >/dev/null
+
 cat >"$WORK/strict.yaml" <<'YAML'
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -69,6 +75,7 @@ expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "other pa
 wait_for_line "$WORK/details-access.log" '"policy":"default/deny-admin"' >/dev/null
 pass "access log names the pushed policy"
 
+# The watcher saw: STRICT created, deny-admin created, and the next change (below).
 # A bad apply (second document invalid) changes nothing.
 before=$(ctl get all -A -o json)
 cat >"$WORK/bad.yaml" <<'YAML'
@@ -101,6 +108,12 @@ ctl get ap no-such-policy >/dev/null 2>&1 || rc=$?
 [ "$rc" != 0 ] || fail "get of a missing resource succeeded"
 pass "get of a missing resource fails"
 ctl delete pa details-strict >/dev/null || fail "delete STRICT"
+for _ in $(seq 1 100); do kill -0 "$WATCHER" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$WATCHER" 2>/dev/null && fail "the watcher did not see three changes: $(cat "$WORK/watch.out")"
+expect_eq "$(grep -cE '^revision [0-9]+ ' "$WORK/watch.out")" 3 "watch: exactly three changes printed"
+expect_contains "$(cat "$WORK/watch.out")" "peerauthentication/default/details-strict created" "watch: created"
+expect_contains "$(cat "$WORK/watch.out")" "authorizationpolicy/default/deny-admin created" "watch: second apply"
+expect_contains "$(cat "$WORK/watch.out")" "peerauthentication/default/details-strict deleted" "watch: deleted (the bad apply emitted nothing)"
 wait_status "http://127.0.0.1:$details_IN/details/1" 200 >/dev/null
 pass "delete STRICT: plaintext accepted again"
 ctl delete ap deny-admin >/dev/null || fail "delete deny-admin"
