@@ -162,6 +162,7 @@ http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" || true;
 # ---------------------------------------------------------------- identities (meshguardctl)
 CLIENT_ID=spiffe://cluster.local/ns/bench/sa/client
 SERVER_ID=spiffe://cluster.local/ns/bench/sa/server
+# shellcheck disable=SC2034 # read through ${!id_var} below
 OTHER_ID=spiffe://cluster.local/ns/bench/sa/other
 "$CTL_BIN" ca init --dir "$WORK/ca" --trust-domain cluster.local >/dev/null || die "ca init"
 for who in client server other; do
