@@ -286,7 +286,7 @@ TEST(ProxyReload, ConcurrentReloadsWhileServing) {
   auto proxy = Proxy::create(cfg);
   ASSERT_TRUE(proxy) << proxy.error().to_string();
   ASSERT_TRUE((*proxy)->start());
-  const std::string& address = (*proxy)->listeners().at(0).address;
+  const std::string address = (*proxy)->listeners().at(0).address;
   uint16_t bound = static_cast<uint16_t>(std::stoul(address.substr(address.rfind(':') + 1)));
   std::thread runner([&] { (*proxy)->run(); });
 
