@@ -1628,7 +1628,11 @@ Status Proxy::start() {
     d.schedule_policy_poll();
   }
   for (auto& w : d.workers) {
-    w->thread = std::thread([worker = w.get()] { worker->io->run(); });
+    w->thread = std::thread([worker = w.get(), &registry = d.registry] {
+      // Metric series this worker used before are found without the registry's lock.
+      auto series_cache = registry.bind_thread_cache();
+      worker->io->run();
+    });
   }
   d.started = true;
   return {};

@@ -23,28 +23,50 @@ uint64_t Histogram::bucket(size_t i) const {
   return total;
 }
 
-std::string render_labels(const Labels& labels) {
-  if (labels.empty()) return {};
-  std::string out = "{";
+void append_labels(std::string& out, const Labels& labels) {
+  if (labels.empty()) return;
+  out += '{';
   bool first = true;
   for (const auto& [k, v] : labels) {
     if (!first) out += ',';
     first = false;
     out += k;
     out += "=\"";
-    for (char c : v) {
-      switch (c) {
-        case '\\': out += "\\\\"; break;
-        case '"': out += "\\\""; break;
-        case '\n': out += "\\n"; break;
-        default: out += c;
-      }
+    // Runs without a character to escape are appended whole (label values rarely have one).
+    std::string_view rest = v;
+    for (size_t special; (special = rest.find_first_of("\\\"\n")) != std::string_view::npos;) {
+      out.append(rest.substr(0, special));
+      out += rest[special] == '\n' ? "\\n" : rest[special] == '"' ? "\\\"" : "\\\\";
+      rest.remove_prefix(special + 1);
     }
+    out.append(rest);
     out += '"';
   }
   out += '}';
+}
+
+std::string render_labels(const Labels& labels) {
+  std::string out;
+  append_labels(out, labels);
   return out;
 }
+
+thread_local Registry::ThreadCacheState* Registry::t_cache_ = nullptr;
+
+Registry::ThreadCache::ThreadCache(const Registry& owner)
+    : state_(std::make_unique<ThreadCacheState>()), previous_(t_cache_) {
+  state_->owner = &owner;
+  t_cache_ = state_.get();
+}
+
+Registry::ThreadCache::ThreadCache(ThreadCache&& other) noexcept
+    : state_(std::move(other.state_)), previous_(other.previous_) {}
+
+Registry::ThreadCache::~ThreadCache() {
+  if (state_ && t_cache_ == state_.get()) t_cache_ = previous_;
+}
+
+Registry::ThreadCache Registry::bind_thread_cache() const { return ThreadCache(*this); }
 
 void Registry::describe(std::string_view name, std::string_view help) {
   std::unique_lock lock(mutex_);
@@ -52,7 +74,23 @@ void Registry::describe(std::string_view name, std::string_view help) {
 }
 
 Registry::Series& Registry::series(std::string_view name, const Labels& labels, MetricType type) {
-  std::string key = render_labels(labels);
+  ThreadCacheState* cache = t_cache_;
+  if (!cache || cache->owner != this) return locked_series(name, render_labels(labels), type);
+  std::string& key = cache->scratch;
+  key.assign(name);
+  key.push_back('\0');
+  const size_t labels_at = key.size();
+  append_labels(key, labels);
+  if (auto it = cache->entries.find(key); it != cache->entries.end() && it->second.type == type) {
+    return *it->second.series;
+  }
+  Series& s = locked_series(name, key.substr(labels_at), type);
+  if (cache->entries.size() >= kThreadCacheMax) cache->entries.clear();
+  cache->entries.insert_or_assign(key, ThreadCacheState::Entry{&s, type});
+  return s;
+}
+
+Registry::Series& Registry::locked_series(std::string_view name, const std::string& key, MetricType type) {
   {
     std::shared_lock lock(mutex_);
     auto f = families_.find(name);
