@@ -145,8 +145,9 @@ struct ControlPlane::Impl {
   void mark_dirty();
   void distribute_loop();
   // The snapshot to send `record`'s proxy, if it differs from the last one sent. Caller holds `mutex`.
+  // Sets *revoke instead when the workload's registration now names another service account.
   std::optional<pb::ConfigSnapshot> snapshot_if_changed(ProxyRecord& record, const Model& m,
-                                                         Clock::time_point change_at);
+                                                         Clock::time_point change_at, bool* revoke = nullptr);
   pb::ConfigSnapshot snapshot_message(const Model& m, const WorkloadView& w) const;
   // Resolves the workload a proxy speaks for; registered Workloads win over the proxy's own labels.
   Result<WorkloadView> resolve_workload(const Model& m, const identity::SpiffeId& id, const pb::Hello& hello) const;
@@ -280,7 +281,13 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
       auto workload = cp_->resolve_workload(*model, *id_, hello);
       if (!workload) return status_of(grpc::StatusCode::PERMISSION_DENIED, workload.error());
       key_ = workload->ns + "/" + workload->name;
-      // A second stream for the same workload replaces the first (a restarted proxy).
+      // A connected workload's name belongs to its identity: another SVID of the namespace cannot
+      // take it over (a registered Workload binds it for good).
+      if (auto it = cp_->records.find(key_);
+          it != cp_->records.end() && it->second.connected && it->second.spiffe_id != id_->str())
+        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                            "hello.name_in_use: workload " + key_ + " is connected as " + it->second.spiffe_id);
+      // A second stream for the same workload and identity replaces the first (a restarted proxy).
       for (auto& [reactor, key] : cp_->streams) {
         if (key == key_ && reactor != this) {
           reactor->ref();
@@ -302,7 +309,9 @@ class WatchReactor : public grpc::ServerBidiReactor<pb::WatchRequest, pb::Config
       cp_->streams[this] = key_;
       cp_->metrics.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(cp_->streams.size()));
       registered_ = true;
-      first = cp_->snapshot_if_changed(rec, *model, Clock::now());
+      bool revoke = false;
+      first = cp_->snapshot_if_changed(rec, *model, Clock::now(), &revoke);
+      if (revoke) first.reset();  // cannot happen with this model (resolve_workload checked); kept fail-closed
     }
     for (auto* r : replaced) {
       r->finish(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer stream"));
@@ -531,9 +540,14 @@ pb::ConfigSnapshot ControlPlane::Impl::snapshot_message(const Model& m, const Wo
 }
 
 std::optional<pb::ConfigSnapshot> ControlPlane::Impl::snapshot_if_changed(ProxyRecord& record, const Model& m,
-                                                                         Clock::time_point change_at) {
-  // Labels may have changed with the Workload resource.
+                                                                         Clock::time_point change_at, bool* revoke) {
+  // A Workload registered (or changed) after the proxy said Hello binds its name to a service
+  // account: a stream of another service account loses it, never its configuration.
   if (const auto* reg = find_workload(m.set, record.workload.ns, record.workload.name)) {
+    if (!reg->service_account.empty() && reg->service_account != record.workload.service_account) {
+      if (revoke) *revoke = true;
+      return std::nullopt;
+    }
     record.workload.labels = reg->labels;
     record.workload.registered = true;
   }
@@ -592,15 +606,27 @@ void ControlPlane::Impl::distribute_loop() {
     }
     auto m = current_model();
     std::vector<std::pair<WatchReactor*, pb::ConfigSnapshot>> out;
+    std::vector<WatchReactor*> revoked;
     for (auto& [reactor, key] : streams) {
-      if (auto message = snapshot_if_changed(records[key], *m, change_at)) {
+      bool revoke = false;
+      if (auto message = snapshot_if_changed(records[key], *m, change_at, &revoke)) {
         reactor->ref();
         out.emplace_back(reactor, std::move(*message));
+      } else if (revoke) {
+        reactor->ref();
+        revoked.push_back(reactor);
+        log_line("stream for " + key + " (" + records[key].spiffe_id +
+                 ") ended: the Workload is now registered for another service account");
       }
     }
     lock.unlock();
     for (auto& [reactor, message] : out) {
       reactor->push(std::move(message));
+      reactor->unref();
+    }
+    for (auto* reactor : revoked) {
+      reactor->finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                   "hello.wrong_service_account: the Workload is registered for another service account"));
       reactor->unref();
     }
     lock.lock();
@@ -753,6 +779,11 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
     std::optional<identity::SpiffeId> id;
     std::string how;
     if (*peer) {
+      // The control plane's own and the admin identity are issued from its data dir only; a copied
+      // admin SVID must not be able to extend itself here.
+      if ((*peer)->istio_namespace() == std::string_view(api::kSystemNamespace))
+        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                            "identities of namespace meshguard-system are not renewed through this API");
       id = **peer;  // renewal: the caller's current, valid SVID names it
       how = "renewal";
     } else {

@@ -541,10 +541,9 @@ TEST_F(ControlServer, ExpiredSvidCannotRenew) {
   EXPECT_EQ(signed_so_far(), 0);
 }
 
-// DISABLED: fails today (hardening defect reported to the lead). The bootstrap path refuses the
-// reserved namespace, but renewal signs for any valid SVID, so a copy of the admin SVID (30 days)
-// can be renewed through CertificateService.Sign indefinitely, without access to the data dir.
-TEST_F(ControlServer, DISABLED_SystemIdentitiesCannotRenewThroughTheWorkloadApi) {
+// The bootstrap path refuses the reserved namespace, and so does renewal: a copy of the admin SVID
+// (30 days) cannot be extended through CertificateService.Sign without access to the data dir.
+TEST_F(ControlServer, SystemIdentitiesCannotRenewThroughTheWorkloadApi) {
   auto csr = new_csr();
   auto r = sign(admin_, csr.der, std::nullopt);
   EXPECT_EQ(r.status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << api::describe(r.status);
@@ -836,13 +835,30 @@ TEST_F(ControlServer, HelloAsAWorkloadRegisteredForAnotherServiceAccountIsDenied
   EXPECT_EQ(s->labels().at("app"), "cart");
 }
 
-// DISABLED: fails today (security defect reported to the lead, see the report of this change).
-// A stream that said Hello as an unregistered workload keeps it after a Workload registration
-// binds that name to another service account: push_to (src/control/server.cpp) copies the
-// registered labels into the open stream's record without checking the service account, so the
-// intruder is pushed the registered workload's configuration and shows up as that workload.
-// Run with --gtest_also_run_disabled_tests once fixed, then drop the prefix.
-TEST_F(ControlServer, DISABLED_RegistrationForAnotherServiceAccountEndsAnOpenStream) {
+// A stream that said Hello as an unregistered workload loses it when a Workload registration
+// binds that name to another service account: it is ended, never pushed that workload's config.
+// An unregistered workload's name belongs to the identity connected with it: another service
+// account of the namespace cannot take the name over (and so cannot abort the owner's stream).
+TEST_F(ControlServer, ConnectedWorkloadNameIsNotTakenOverByAnotherServiceAccount) {
+  WatchClient owner(channel(issue("shop", "web-sa")));
+  ASSERT_TRUE(owner.hello("web", {{"app", "web"}}));
+  auto first = owner.next();
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(owner.ack(first->version()));
+
+  WatchClient squatter(channel(issue("shop", "other-sa")));
+  ASSERT_TRUE(squatter.hello("web", {{"app", "web"}}));
+  EXPECT_FALSE(squatter.next());
+  EXPECT_EQ(squatter.finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // The owner's stream is alive: a matching change still reaches it.
+  pb::ApplyResponse r;
+  ASSERT_TRUE(apply(policy("web-only", "shop", "web"), &r).ok());
+  auto pushed = owner.at_least(r.revision());
+  ASSERT_TRUE(pushed);
+}
+
+TEST_F(ControlServer, RegistrationForAnotherServiceAccountEndsAnOpenStream) {
   WatchClient intruder(channel(issue("shop", "intruder-sa")));
   ASSERT_TRUE(intruder.hello("cart", {{"app", "other"}}));
   auto first = intruder.next();
