@@ -61,6 +61,7 @@ struct Model {
   int64_t revision = 0;
   MeshSettings mesh;  // points into `set`
   std::string bundle_pem;
+  std::shared_ptr<const identity::TrustBundle> bundle;  // parsed once: PEM decoding is dear
 };
 
 std::string bundle_hash(const std::string& pem) {
@@ -481,8 +482,7 @@ Result<identity::SpiffeId> ControlPlane::Impl::require_peer(grpc::CallbackServer
   auto auth = ctx->auth_context();
   if (!auth) return fail("auth.no_tls", "no TLS peer information");
   auto model_ptr = const_cast<Impl*>(this)->current_model();
-  auto bundle = identity::TrustBundle::from_pem(td, model_ptr->bundle_pem);
-  if (!bundle) return fail(bundle.error());
+  const auto& bundle = model_ptr->bundle;
   auto id = api::peer_identity(*auth, *bundle, unix_now());
   if (!id) return fail("auth.bad_certificate", "client certificate refused: " + id.error().to_string());
   if (!*id) return fail("auth.no_certificate", "a client certificate (the caller's SVID) is required");
@@ -572,7 +572,9 @@ Status ControlPlane::Impl::rebuild_model() {
   m->mesh = mesh_settings(m->set, td);
   {
     std::lock_guard ca_lock(ca_mutex);
-    m->bundle_pem = (pending ? pending : authority)->bundle().to_pem();
+    const auto& bundle = (pending ? pending : authority)->bundle();
+    m->bundle_pem = bundle.to_pem();
+    m->bundle = std::make_shared<const identity::TrustBundle>(bundle);
   }
   std::lock_guard lock(model_mutex);
   model = std::move(m);
@@ -771,8 +773,8 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
     const std::string& td = cp_->td;
     auto auth = ctx->auth_context();
     auto model = cp_->current_model();
-    auto bundle = identity::TrustBundle::from_pem(td, model->bundle_pem);
-    if (!auth || !bundle) return grpc::Status(grpc::StatusCode::INTERNAL, "no TLS context");
+    const auto& bundle = model->bundle;
+    if (!auth) return grpc::Status(grpc::StatusCode::INTERNAL, "no TLS context");
     auto peer = api::peer_identity(*auth, *bundle, now);
     if (!peer) return status_of(grpc::StatusCode::UNAUTHENTICATED, peer.error());
 
@@ -829,19 +831,15 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
     }
     int64_t ttl = model->mesh.certificate_ttl_seconds;
     if (req.requested_ttl_seconds() > 0) ttl = std::min<int64_t>(ttl, req.requested_ttl_seconds());
-    auto issued = cp_->signer()->sign_csr(csr.get(), *id, std::chrono::seconds(ttl), now);
+    const auto signer_now = cp_->signer();
+    auto issued = signer_now->sign_csr(csr.get(), *id, std::chrono::seconds(ttl), now);
     if (!issued) {
       cp_->metrics.counter("meshguard_csr_total", {{"result", "refused"}}).inc();
       return status_of(grpc::StatusCode::INVALID_ARGUMENT, issued.error());
     }
     cp_->metrics.counter("meshguard_csr_total", {{"result", "signed"}, {"kind", how}}).inc();
-    const auto* cp = reinterpret_cast<const unsigned char*>(issued->cert_der.data());
-    crypto::X509Ptr leaf(d2i_X509(nullptr, &cp, static_cast<long>(issued->cert_der.size())));
-    int64_t not_after = 0;
-    if (leaf) {
-      struct tm tm {};
-      if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf.get()), &tm) == 1) not_after = timegm(&tm);
-    }
+    // The CA's own rule (ca/authority.h), so no need to decode the certificate just issued.
+    const int64_t not_after = std::min<int64_t>(now + ttl, signer_now->ca_not_after());
     resp.set_cert_chain_pem(issued->chain_pem);
     resp.set_trust_bundle_pem(model->bundle_pem);
     resp.set_spiffe_id(id->str());
