@@ -318,7 +318,8 @@ int run_token_create(const Conn& c, const std::string& ns, const std::string& sa
     if (ttl.size() < 2) return fail_line("--ttl must look like 90s, 30m, 1h or 2d");
     char unit = ttl.back();
     char* end = nullptr;
-    long long n = std::strtoll(ttl.substr(0, ttl.size() - 1).c_str(), &end, 10);
+    const std::string digits = ttl.substr(0, ttl.size() - 1);
+    long long n = std::strtoll(digits.c_str(), &end, 10);
     if (!end || *end != '\0' || n <= 0) return fail_line("--ttl must look like 90s, 30m, 1h or 2d");
     int64_t mult = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : unit == 'd' ? 86400 : 0;
     if (mult == 0 || n > 1'000'000) return fail_line("--ttl must look like 90s, 30m, 1h or 2d");
