@@ -33,13 +33,15 @@ void append_labels(std::string& out, const Labels& labels) {
     out += k;
     out += "=\"";
     // Runs without a character to escape are appended whole (label values rarely have one).
-    std::string_view rest = v;
-    for (size_t special; (special = rest.find_first_of("\\\"\n")) != std::string_view::npos;) {
-      out.append(rest.substr(0, special));
-      out += rest[special] == '\n' ? "\\n" : rest[special] == '"' ? "\\\"" : "\\\\";
-      rest.remove_prefix(special + 1);
+    size_t run = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+      const char c = v[i];
+      if (c != '\\' && c != '"' && c != '\n') continue;
+      out.append(v, run, i - run);
+      out += c == '\n' ? "\\n" : c == '"' ? "\\\"" : "\\\\";
+      run = i + 1;
     }
-    out.append(rest);
+    out.append(v, run, std::string::npos);
     out += '"';
   }
   out += '}';
