@@ -52,6 +52,8 @@ struct AgentStatus {
   std::string last_error;
 };
 
+// Every member is virtual: meshguard-proxy loads the agent at run time (agent/loader.h) and calls
+// it only through this table, so a standalone proxy maps none of gRPC.
 class Agent {
  public:
   // Called after new files are in place. on_config returns the proxy's verdict (NACK on error).
@@ -61,21 +63,21 @@ class Agent {
   };
 
   static Result<std::unique_ptr<Agent>> create(AgentOptions options);
-  ~Agent();
+  virtual ~Agent();
 
   // Blocks until the state directory holds a valid SVID and a snapshot (fetched now if missing),
   // or `timeout` passes. A restart with both persisted returns at once: the control plane may be down.
-  Status ensure_ready(std::chrono::seconds timeout);
+  virtual Status ensure_ready(std::chrono::seconds timeout);
 
   // Background renewal and config watch; hooks run on the agent's threads.
-  void start(Hooks hooks);
-  void stop();
+  virtual void start(Hooks hooks);
+  virtual void stop();
 
-  AgentStatus status() const;
-  std::string cert_chain_path() const;
-  std::string key_path() const;
-  std::string bundle_path() const;
-  std::string policy_dir() const;
+  virtual AgentStatus status() const;
+  virtual std::string cert_chain_path() const;
+  virtual std::string key_path() const;
+  virtual std::string bundle_path() const;
+  virtual std::string policy_dir() const;
 
   struct Impl;
 

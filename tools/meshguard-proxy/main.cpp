@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "agent/agent.h"
+#include "agent/loader.h"
 #include "proxy/config.h"
 #include "proxy/proxy.h"
 
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     agent_options.ns = config->workload.ns;
     agent_options.service_account = config->workload.service_account;
     agent_options.labels = config->workload.labels;
-    auto created = mg::agent::Agent::create(agent_options);
+    auto created = mg::agent::load_agent(agent_options);
     if (!created) return error_exit(created.error().to_string());
     agent = std::move(*created);
     // Fail closed: no traffic is served before this workload has an identity and its policies.
