@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kIdleRead = 1024;  // first read of a request: a typical head fits
 constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 
 auto nothrow(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
@@ -103,7 +104,50 @@ struct UpstreamConn {
   std::shared_ptr<const tls::Credentials> creds;  // outbound: the credentials it was made with
 };
 
+// 16 KB read buffers, lent per burst of I/O and returned before a connection waits idle: an idle
+// keep-alive or spliced connection then holds none (issue 5: 16 KB per idle connection). Only
+// the worker's own thread touches its pool, so no lock.
+class BufferPool {
+ public:
+  class Lease {
+   public:
+    Lease() = default;
+    explicit Lease(BufferPool& pool) : pool_(&pool) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { release(); }
+    // The whole buffer, taken from the pool on first use.
+    asio::mutable_buffer get() {
+      if (!buf_) buf_ = pool_->take();
+      return asio::buffer(buf_.get(), kReadChunk);
+    }
+    const char* data() const { return buf_.get(); }
+    void release() {
+      if (buf_) pool_->give(std::move(buf_));
+    }
+
+   private:
+    BufferPool* pool_ = nullptr;
+    std::unique_ptr<char[]> buf_;
+  };
+
+  std::unique_ptr<char[]> take() {
+    if (free_.empty()) return std::make_unique_for_overwrite<char[]>(kReadChunk);
+    auto b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void give(std::unique_ptr<char[]> b) {
+    if (free_.size() < kMaxFree) free_.push_back(std::move(b));
+  }
+
+ private:
+  static constexpr size_t kMaxFree = 64;  // enough for a burst of concurrent requests per worker
+  std::vector<std::unique_ptr<char[]>> free_;
+};
+
 struct Worker {
+  BufferPool buffers;  // first member: outlives the connection coroutines destroyed with `io`
   std::unique_ptr<asio::io_context> io = std::make_unique<asio::io_context>(1);
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::thread thread;
@@ -698,7 +742,7 @@ struct Proxy::Impl {
     guard.entry.stream = stream.get();
 
     if (port.protocol == Protocol::Tcp) {
-      co_await serve_inbound_tcp(*stream, guard.entry, index, source, peer, start);
+      co_await serve_inbound_tcp(*stream, guard.entry, worker, index, source, peer, start);
     } else {
       HttpSide side;
       side.inbound = &port;
@@ -711,7 +755,7 @@ struct Proxy::Impl {
     stream->close();
   }
 
-  awaitable<void> serve_inbound_tcp(net::Stream& down, ConnEntry& entry, size_t index,
+  awaitable<void> serve_inbound_tcp(net::Stream& down, ConnEntry& entry, Worker& worker, size_t index,
                                     const std::string& source, const std::optional<tls::PeerIdentity>& peer,
                                     Clock::time_point start) {
     const InboundPort& port = config.inbound[index];
@@ -748,7 +792,7 @@ struct Proxy::Impl {
       ConnEntry& entry;
       ~Unregister() { entry.tcp = nullptr; }
     } unregister{entry};
-    auto [received, sent] = co_await splice(down, up);
+    auto [received, sent] = co_await splice(down, up, worker.buffers);
     registry.counter("istio_tcp_connections_closed_total", labels).inc();
     registry.counter("istio_tcp_received_bytes_total", labels).inc(received);
     registry.counter("istio_tcp_sent_bytes_total", labels).inc(sent);
@@ -800,7 +844,7 @@ struct Proxy::Impl {
 
   // Copies bytes both ways until both directions end (or nothing moves for the idle timeout);
   // returns {a→b bytes, b→a bytes}.
-  awaitable<std::pair<uint64_t, uint64_t>> splice(net::Stream& a, net::Stream& b) {
+  awaitable<std::pair<uint64_t, uint64_t>> splice(net::Stream& a, net::Stream& b, BufferPool& pool) {
     using namespace asio::experimental::awaitable_operators;
     uint64_t a_to_b = 0, b_to_a = 0;
     auto idle = std::chrono::milliseconds(config.limits.idle_timeout_ms);
@@ -809,16 +853,21 @@ struct Proxy::Impl {
       b.close();
     });
     watchdog.arm(idle);
-    co_await (pump(a, b, a_to_b, watchdog, idle) && pump(b, a, b_to_a, watchdog, idle));
+    co_await (pump(a, b, pool, a_to_b, watchdog, idle) && pump(b, a, pool, b_to_a, watchdog, idle));
     co_return std::pair{a_to_b, b_to_a};
   }
 
-  static awaitable<void> pump(net::Stream& from, net::Stream& to, uint64_t& bytes, net::Watchdog& idle_watchdog,
-                              std::chrono::milliseconds idle) {
-    std::vector<char> buf(kReadChunk);
+  // Waits in a 1 KB buffer; only a read that fills it borrows a 16 KB one from the pool, kept
+  // while reads keep filling it (a bulk transfer), so an idle spliced connection holds 2 × 1 KB.
+  static awaitable<void> pump(net::Stream& from, net::Stream& to, BufferPool& pool, uint64_t& bytes,
+                              net::Watchdog& idle_watchdog, std::chrono::milliseconds idle) {
+    char small[kIdleRead];
+    BufferPool::Lease big(pool);
+    bool burst = false;
     while (true) {
       std::error_code ec;
-      size_t n = co_await from.read_some(asio::buffer(buf), ec);
+      asio::mutable_buffer buf = burst ? big.get() : asio::buffer(small);
+      size_t n = co_await from.read_some(buf, ec);
       if (ec || n == 0) break;
       idle_watchdog.arm(idle);
       co_await to.write_all(asio::buffer(buf.data(), n), ec);
@@ -827,6 +876,8 @@ struct Proxy::Impl {
         break;
       }
       bytes += n;
+      burst = n == buf.size();
+      if (!burst) big.release();
     }
     to.shutdown_send();
   }
@@ -858,7 +909,7 @@ struct Proxy::Impl {
   awaitable<void> serve_http(net::Stream& down, ConnEntry& entry, Worker& worker, const HttpSide& side) {
     std::string in;
     http::HeadScanner scanner;
-    std::vector<char> chunk(kReadChunk);
+    BufferPool::Lease chunk(worker.buffers);
     net::Watchdog watchdog(down.socket().get_executor(), [&down] { down.close(); });
     const std::string& source = side.source;
 
@@ -876,13 +927,25 @@ struct Proxy::Impl {
           break;
         }
         std::error_code ec;
-        size_t n = co_await down.read_some(asio::buffer(chunk), ec);
+        size_t n = 0;
+        const bool first = in.empty();
+        if (first) {
+          // Waiting for the next request: its first bytes go straight into `in` (usually the
+          // whole head), so the connection holds no 16 KB buffer while idle.
+          chunk.release();
+          if (in.capacity() > 4 * kIdleRead) in = std::string();  // a big body grew it: give it back
+          in.resize(kIdleRead);
+          n = co_await down.read_some(asio::buffer(in), ec);
+          in.resize(ec ? 0 : n);
+        } else {
+          n = co_await down.read_some(chunk.get(), ec);
+          if (!ec) in.append(chunk.data(), n);
+        }
         if (ec || n == 0) break;
-        if (in.empty()) {
+        if (first) {
           entry.idle = false;
           watchdog.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
         }
-        in.append(chunk.data(), n);
       }
       entry.idle = false;
       if (!got_head) {
@@ -1072,7 +1135,7 @@ struct Proxy::Impl {
 
   // Forwards one request and relays its response. Returns whether the downstream connection
   // stays open for the next request.
-  awaitable<bool> forward(net::Stream& down, std::string& in, std::vector<char>& chunk, net::Watchdog& watchdog,
+  awaitable<bool> forward(net::Stream& down, std::string& in, BufferPool::Lease& chunk, net::Watchdog& watchdog,
                           Worker& worker, const HttpSide& side, http::Request& req, Exchange& ex) {
     // Headers the next hop sees: hop-by-hop removed, framing re-stated; inbound, XFCC sanitized
     // and set (only this proxy vouches for the client certificate).
@@ -1137,7 +1200,7 @@ struct Proxy::Impl {
       // Response head, with the upstream timeout.
       net::Watchdog upstream_deadline(worker.io->get_executor(), [&up] { up->stream->close(); });
       upstream_deadline.arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
-      auto result = co_await read_response_head(*up, req.method, response_started);
+      auto result = co_await read_response_head(*up, chunk, req.method, response_started);
       upstream_deadline.disarm();
       if (!result) {
         if (upstream_deadline.fired()) {
@@ -1191,7 +1254,7 @@ struct Proxy::Impl {
     while (!decoder.done()) {
       if (up->buffer.empty()) {
         body_deadline.arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
-        size_t n = co_await up->stream->read_some(asio::buffer(chunk), ec);
+        size_t n = co_await up->stream->read_some(chunk.get(), ec);
         body_deadline.disarm();
         if (ec || n == 0) {
           if (decoder.accept_eof()) break;
@@ -1229,7 +1292,7 @@ struct Proxy::Impl {
     co_return client_keep;
   }
 
-  awaitable<bool> forward_request_body(net::Stream& down, std::string& in, std::vector<char>& chunk,
+  awaitable<bool> forward_request_body(net::Stream& down, std::string& in, BufferPool::Lease& chunk,
                                        net::Watchdog& watchdog, UpstreamConn& up, const http::Request& req,
                                        Exchange& ex) {
     http::BodyDecoder decoder(req.framing, req.content_length);
@@ -1238,7 +1301,7 @@ struct Proxy::Impl {
     while (!decoder.done()) {
       if (in.empty()) {
         watchdog.arm(std::chrono::milliseconds(config.limits.idle_timeout_ms));
-        size_t n = co_await down.read_some(asio::buffer(chunk), ec);
+        size_t n = co_await down.read_some(chunk.get(), ec);
         watchdog.disarm();
         if (ec || n == 0) {
           ex.flags = kDownstreamReset;
@@ -1276,9 +1339,9 @@ struct Proxy::Impl {
   }
 
   // Reads a final (non-1xx) response head. Error status 0: the connection ended before any byte.
-  awaitable<Result<http::Response, http::ParseError>> read_response_head(UpstreamConn& up, const std::string& method,
+  awaitable<Result<http::Response, http::ParseError>> read_response_head(UpstreamConn& up, BufferPool::Lease& chunk,
+                                                                          const std::string& method,
                                                                           bool& response_started) {
-    std::vector<char> chunk(kReadChunk);
     while (true) {
       http::HeadScanner scanner;
       http::HeadScan scan;
@@ -1286,7 +1349,7 @@ struct Proxy::Impl {
         scan = scanner.scan(up.buffer, http_limits.max_head_bytes);
         if (scan.state != http::HeadScan::State::Incomplete) break;
         std::error_code ec;
-        size_t n = co_await up.stream->read_some(asio::buffer(chunk), ec);
+        size_t n = co_await up.stream->read_some(chunk.get(), ec);
         if (ec || n == 0) {
           co_return fail(http::ParseError{response_started || !up.buffer.empty() ? 502 : 0, "upstream closed"});
         }
@@ -1423,7 +1486,7 @@ struct Proxy::Impl {
                                 {"source_workload_namespace", config.workload.ns},
                                 {"connection_security_policy", "mutual_tls"}};
     registry.counter("istio_tcp_connections_opened_total", labels).inc();
-    auto [sent, received] = co_await splice(down, *up->stream);
+    auto [sent, received] = co_await splice(down, *up->stream, worker.buffers);
     remember_session(worker, index, *up);
     registry.counter("istio_tcp_connections_closed_total", labels).inc();
     registry.counter("istio_tcp_sent_bytes_total", labels).inc(sent);
