@@ -21,6 +21,7 @@
 #include "proxy/policy_chain.h"
 #include "proxy/policy_watch.h"
 #include "telemetry/access_log.h"
+#include "telemetry/json_line.h"
 #include "tls/tls.h"
 
 namespace mg::proxy {
@@ -804,23 +805,44 @@ struct Proxy::Impl {
   void log_tcp(const std::string& source, const std::string& source_principal, const InboundPort& port,
                uint64_t received, uint64_t sent, Clock::time_point start, const char* flags,
                const Verdict& decision) {
-    access_log->write(
-        {{"time", telemetry::now_rfc3339()},
-         {"direction", "inbound"},
-         {"protocol", "tcp"},
-         {"source", {{"principal", source_principal}, {"address", source}}},
-         {"destination", {{"principal", own_principal()}, {"port", port.port}, {"appPort", port.app_port}}},
-         {"response_flags", flags},
-         {"action", decision.action.empty() ? nlohmann::json() : nlohmann::json(decision.action)},
-         {"policy", json_or_null(decision.policy)},
-         {"rule", json_or_null(decision.rule)},
-         {"audit", decision.audit},
-         {"dry_run", decision.dry_run_allow ? nlohmann::json(*decision.dry_run_allow) : nlohmann::json()},
-         {"dry_run_policy", json_or_null(decision.dry_run_policy)},
-         {"reason", decision.reason},
-         {"duration_ms", ms_since(start)},
-         {"bytes_received", received},
-         {"bytes_sent", sent}});
+    std::array<char, 64> time;
+    telemetry::JsonLine line(telemetry::AccessLog::scratch());
+    line.str("time", telemetry::now_rfc3339(time))
+        .str("direction", "inbound")
+        .str("protocol", "tcp")
+        .open("source")
+        .str("principal", source_principal)
+        .str("address", source)
+        .close()
+        .open("destination")
+        .str("principal", own_principal())
+        .num("port", port.port)
+        .num("appPort", port.app_port)
+        .close()
+        .str("response_flags", flags);
+    write_decision(line, &decision, "");
+    line.num("duration_ms", ms_since(start)).num("bytes_received", received).num("bytes_sent", sent);
+    access_log->write_line(line.finish());
+  }
+
+  // The decision's fields of an access-log line, in the order the line has always had them.
+  static void write_decision(telemetry::JsonLine& line, const Verdict* decision, std::string_view no_reason) {
+    if (decision && !decision->action.empty()) {
+      line.str("action", decision->action);
+    } else {
+      line.null("action");
+    }
+    if (!decision) {
+      line.null("policy").null("rule").boolean("audit", false).null("dry_run").null("dry_run_policy");
+      line.str("reason", no_reason);
+      return;
+    }
+    line.str_or_null("policy", decision->policy)
+        .num_or_null("rule", decision->rule)
+        .boolean("audit", decision->audit)
+        .boolean_or_null("dry_run", decision->dry_run_allow)
+        .str_or_null("dry_run_policy", decision->dry_run_policy)
+        .str("reason", decision->reason);
   }
 
   void count_decision(const Verdict& decision, bool allowed) {
@@ -1046,41 +1068,35 @@ struct Proxy::Impl {
                                 {"response_code", code},
                                 {"response_flags", ex.flags},
                                 {"connection_security_policy", (!inbound || side.peer) ? "mutual_tls" : "none"}};
-    nlohmann::json destination = {{"principal", destination_principal}};
-    if (inbound) {
-      destination["port"] = side.listen_port;
-      destination["appPort"] = side.inbound->app_port;
-    } else {
-      const auto& r = config.outbound[*side.route];
-      destination["address"] = r.destination_address + ":" + std::to_string(r.destination_port);
-    }
     registry.counter("istio_requests_total", labels).inc();
     registry.histogram("istio_request_duration_milliseconds", labels).observe_ms(duration);
-    nlohmann::json entry = {
-        {"time", telemetry::now_rfc3339()},
-        {"direction", inbound ? "inbound" : "outbound"},
-        {"protocol", "http"},
-        {"source", {{"principal", source_principal}, {"address", side.source}}},
-        {"destination", destination},
-        {"method", ex.method},
-        {"host", ex.host},
-        {"path", ex.path},
-        {"status", ex.status},
-        {"response_flags", ex.flags},
-        {"response_code_details", ex.details},
-        {"action",
-         decision && !decision->action.empty() ? nlohmann::json(decision->action) : nlohmann::json()},
-        {"policy", decision ? json_or_null(decision->policy) : nlohmann::json()},
-        {"rule", decision ? json_or_null(decision->rule) : nlohmann::json()},
-        {"audit", decision ? decision->audit : false},
-        {"dry_run",
-         decision && decision->dry_run_allow ? nlohmann::json(*decision->dry_run_allow) : nlohmann::json()},
-        {"dry_run_policy", decision ? json_or_null(decision->dry_run_policy) : nlohmann::json()},
-        {"reason", decision ? decision->reason : std::string(inbound ? "malformed request" : "")},
-        {"duration_ms", duration},
-        {"bytes_received", ex.bytes_received},
-        {"bytes_sent", ex.bytes_sent}};
-    access_log->write(entry);
+    std::array<char, 64> time;
+    telemetry::JsonLine line(telemetry::AccessLog::scratch());
+    line.str("time", telemetry::now_rfc3339(time))
+        .str("direction", inbound ? "inbound" : "outbound")
+        .str("protocol", "http")
+        .open("source")
+        .str("principal", source_principal)
+        .str("address", side.source)
+        .close()
+        .open("destination")
+        .str("principal", destination_principal);
+    if (inbound) {
+      line.num("port", side.listen_port).num("appPort", side.inbound->app_port);
+    } else {
+      const auto& r = config.outbound[*side.route];
+      line.str("address", r.destination_address + ":" + std::to_string(r.destination_port));
+    }
+    line.close()
+        .str("method", ex.method)
+        .str("host", ex.host)
+        .str("path", ex.path)
+        .num("status", ex.status)
+        .str("response_flags", ex.flags)
+        .str("response_code_details", ex.details);
+    write_decision(line, decision, inbound ? "malformed request" : "");
+    line.num("duration_ms", duration).num("bytes_received", ex.bytes_received).num("bytes_sent", ex.bytes_sent);
+    access_log->write_line(line.finish());
   }
 
   static std::string pool_key(const HttpSide& side) {

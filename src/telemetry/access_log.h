@@ -2,11 +2,13 @@
 // lock, flushed), to stdout or an append-only file. Lines from concurrent workers never interleave.
 #pragma once
 
+#include <array>
 #include <cstdio>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "common/result.h"
 
@@ -21,6 +23,10 @@ class AccessLog {
   AccessLog& operator=(const AccessLog&) = delete;
 
   void write(const nlohmann::json& entry);
+  // `line` is one complete JSON object (telemetry/json_line.h); a newline is appended to it.
+  void write_line(std::string& line);
+  // This thread's reused line buffer: a request's line costs no allocation once it has grown.
+  static std::string& scratch();
 
  private:
   AccessLog(std::FILE* file, bool owned) : file_(file), owned_(owned) {}
@@ -31,5 +37,7 @@ class AccessLog {
 
 // RFC 3339 UTC timestamp with milliseconds, e.g. "2026-11-23T08:45:17.123Z".
 std::string now_rfc3339();
+// The same text written into `buf`, without an allocation.
+std::string_view now_rfc3339(std::array<char, 64>& buf);
 
 }  // namespace mg::telemetry

@@ -107,6 +107,15 @@ expect_contains "$log" '"path":"/details/1"' "access log has the request"
 expect_contains "$log" '"status":431' "access log has the 431"
 expect_contains "$log" '"policy":null' "access log policy field (null without policies)"
 expect_contains "$log" '"protocol":"tcp"' "access log has the TCP connection"
+# Every line is one JSON object with the documented keys (the writer is hand-written).
+jq -e . "$WORK/access.log" >/dev/null || fail "access log is not valid JSON lines: $log"
+keys=$(grep '"path":"/details/1"' "$WORK/access.log" | head -n 1 | jq -c 'keys_unsorted')
+expect_eq "$keys" '["time","direction","protocol","source","destination","method","host","path","status","response_flags","response_code_details","action","policy","rule","audit","dry_run","dry_run_policy","reason","duration_ms","bytes_received","bytes_sent"]' "access log HTTP line keys"
+line=$(grep '"path":"/details/1"' "$WORK/access.log" | head -n 1)
+expect_eq "$(jq -c '[.direction, .protocol, .method, .status, .destination.appPort, .audit, .action, .rule]' <<<"$line")" \
+  "[\"inbound\",\"http\",\"GET\",200,$APP,false,null,null]" "access log HTTP line values"
+tcp_keys=$(grep '"protocol":"tcp"' "$WORK/access.log" | head -n 1 | jq -c 'keys_unsorted')
+expect_eq "$tcp_keys" '["time","direction","protocol","source","destination","response_flags","action","policy","rule","audit","dry_run","dry_run_policy","reason","duration_ms","bytes_received","bytes_sent"]' "access log TCP line keys"
 
 # maxConnections: with the only slot taken, the next connection is closed unanswered.
 cat >"$WORK/limited.yaml" <<YAML

@@ -1,0 +1,120 @@
+// The access log's JSON writer: every line must parse as JSON and give back the values written,
+// whatever bytes a client put in a path or header.
+#include "telemetry/json_line.h"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <nlohmann/json.hpp>
+
+namespace mg::telemetry {
+namespace {
+
+std::string escaped(std::string_view s) {
+  std::string out;
+  append_json_escaped(out, s);
+  return out;
+}
+
+// The string a JSON parser reads back from `s` escaped and quoted.
+std::string round_trip(std::string_view s) {
+  return nlohmann::json::parse("\"" + escaped(s) + "\"").get<std::string>();
+}
+
+TEST(JsonEscape, PlainAsciiIsCopied) {
+  EXPECT_EQ(escaped("/details/1?x=y&z=%20"), "/details/1?x=y&z=%20");
+  EXPECT_EQ(escaped(""), "");
+}
+
+TEST(JsonEscape, QuotesAndBackslashes) {
+  EXPECT_EQ(escaped(R"(a"b\c)"), R"(a\"b\\c)");
+  EXPECT_EQ(round_trip(R"("\"\\)"), R"("\"\\)");
+}
+
+TEST(JsonEscape, ControlCharacters) {
+  EXPECT_EQ(escaped("\b\f\n\r\t"), "\\b\\f\\n\\r\\t");
+  EXPECT_EQ(escaped(std::string_view("\x00\x01\x1f", 3)), "\\u0000\\u0001\\u001f");
+  EXPECT_EQ(escaped("\x7f"), "\x7f");  // DEL needs no escape in JSON
+  std::string all;
+  for (int c = 0; c < 0x20; ++c) all += static_cast<char>(c);
+  EXPECT_EQ(round_trip(all), all);
+}
+
+TEST(JsonEscape, ValidUtf8IsKept) {
+  const std::string s = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xEF\xBF\xBF";  // é € 😀 U+FFFF
+  EXPECT_EQ(escaped(s), s);
+  EXPECT_EQ(round_trip(s), s);
+}
+
+TEST(JsonEscape, InvalidUtf8BecomesReplacementCharacters) {
+  const std::string r = "\xEF\xBF\xBD";
+  EXPECT_EQ(escaped("a\xFF" "b"), "a" + r + "b");
+  EXPECT_EQ(escaped("\xC3"), r);                          // truncated sequence at the end
+  EXPECT_EQ(escaped("\xC3(x"), r + "(x");                 // bad continuation byte
+  EXPECT_EQ(escaped("\xC0\xAF"), r + r);                  // overlong '/'
+  EXPECT_EQ(escaped("\xED\xA0\x80"), r + r + r);          // UTF-16 surrogate
+  EXPECT_EQ(escaped("\xF4\x90\x80\x80"), r + r + r + r);  // above U+10FFFF
+  EXPECT_EQ(escaped("\x80\""), r + "\\\"");               // lone continuation byte, then a quote
+  // Whatever the bytes, the result parses.
+  std::string junk;
+  for (int c = 0; c < 256; ++c) junk += static_cast<char>(c);
+  EXPECT_NO_THROW(round_trip(junk + junk));
+}
+
+TEST(JsonLine, WritesTheSameValuesAsADocument) {
+  std::string buf = "left over from the last line";
+  JsonLine line(buf);
+  line.str("time", "2026-11-30T05:00:00.000Z")
+      .open("source")
+      .str("principal", "spiffe://cluster.local/ns/a/sa/b")
+      .str("address", "127.0.0.1:5")
+      .close()
+      .open("destination")
+      .str("principal", "x")
+      .num("port", 15006u)
+      .close()
+      .str("path", "/a\"b\n\xFF")
+      .num("status", 200)
+      .str_or_null("policy", std::nullopt)
+      .str_or_null("policy2", std::string("ns/p"))
+      .num_or_null("rule", 3)
+      .num_or_null("rule2", std::nullopt)
+      .boolean("audit", false)
+      .boolean_or_null("dry_run", std::nullopt)
+      .boolean_or_null("dry_run2", true)
+      .null("action")
+      .num("duration_ms", 1.25)
+      .num("nan", std::numeric_limits<double>::quiet_NaN())
+      .num("bytes_received", uint64_t{18446744073709551615u})
+      .num("neg", int64_t{-7});
+  std::string& out = line.finish();
+  EXPECT_EQ(&out, &buf);
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["time"], "2026-11-30T05:00:00.000Z");
+  EXPECT_EQ(j["source"]["principal"], "spiffe://cluster.local/ns/a/sa/b");
+  EXPECT_EQ(j["source"]["address"], "127.0.0.1:5");
+  EXPECT_EQ(j["destination"]["port"], 15006);
+  EXPECT_EQ(j["path"], "/a\"b\n\xEF\xBF\xBD");
+  EXPECT_EQ(j["status"], 200);
+  EXPECT_TRUE(j["policy"].is_null());
+  EXPECT_EQ(j["policy2"], "ns/p");
+  EXPECT_EQ(j["rule"], 3);
+  EXPECT_TRUE(j["rule2"].is_null());
+  EXPECT_EQ(j["audit"], false);
+  EXPECT_TRUE(j["dry_run"].is_null());
+  EXPECT_EQ(j["dry_run2"], true);
+  EXPECT_TRUE(j["action"].is_null());
+  EXPECT_DOUBLE_EQ(j["duration_ms"].get<double>(), 1.25);
+  EXPECT_TRUE(j["nan"].is_null());
+  EXPECT_EQ(j["bytes_received"].get<uint64_t>(), 18446744073709551615u);
+  EXPECT_EQ(j["neg"], -7);
+  EXPECT_EQ(j.size(), 17u);
+}
+
+TEST(JsonLine, EmptyObject) {
+  std::string buf;
+  EXPECT_EQ(JsonLine(buf).finish(), "{}");
+}
+
+}  // namespace
+}  // namespace mg::telemetry
