@@ -60,9 +60,9 @@ Result<policy::PathNormalization> normalization_of(const std::string& s) {
 
 }  // namespace
 
-struct Agent::Impl {
+struct AgentState {
   AgentOptions o;
-  Hooks hooks;
+  Agent::Hooks hooks;
   mutable std::mutex mutex;
   std::condition_variable cv;
   bool stopping = false;
@@ -114,7 +114,7 @@ struct Agent::Impl {
   }
 };
 
-Status Agent::Impl::sign(bool with_token) {
+Status AgentState::sign(bool with_token) {
   auto roots = control_plane_roots();
   if (!roots) return fail(roots.error());
   std::optional<api::SvidFiles> own;
@@ -176,7 +176,7 @@ Status Agent::Impl::sign(bool with_token) {
   return {};
 }
 
-Status Agent::Impl::handle_snapshot(const pb::ConfigSnapshot& snap, std::string& error_out) {
+Status AgentState::handle_snapshot(const pb::ConfigSnapshot& snap, std::string& error_out) {
   auto fail_with = [&](const Error& e) {
     error_out = e.to_string();
     return Status(fail(e));
@@ -225,7 +225,7 @@ Status Agent::Impl::handle_snapshot(const pb::ConfigSnapshot& snap, std::string&
   return {};
 }
 
-Status Agent::Impl::watch_once(bool first_only) {
+Status AgentState::watch_once(bool first_only) {
   auto roots = control_plane_roots();
   if (!roots) return fail(roots.error());
   auto own = api::load_svid_dir(o.state_dir);
@@ -239,7 +239,7 @@ Status Agent::Impl::watch_once(bool first_only) {
     watch_ctx = &ctx;
   }
   struct Clear {
-    Impl* self;
+    AgentState* self;
     ~Clear() {
       std::lock_guard lock(self->mutex);
       self->watch_ctx = nullptr;
@@ -302,7 +302,7 @@ Status Agent::Impl::watch_once(bool first_only) {
   return fail("agent.watch", "config stream ended: " + why);
 }
 
-void Agent::Impl::renew_loop() {
+void AgentState::renew_loop() {
   auto backoff = std::chrono::milliseconds(1000);
   while (true) {
     auto creds = current_credentials();
@@ -340,7 +340,7 @@ void Agent::Impl::renew_loop() {
   }
 }
 
-void Agent::Impl::watch_loop() {
+void AgentState::watch_loop() {
   auto backoff = std::chrono::milliseconds(250);
   while (true) {
     {
@@ -361,8 +361,22 @@ void Agent::Impl::watch_loop() {
   }
 }
 
-Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Agent::~Agent() { stop(); }
+class AgentImpl final : public Agent {
+ public:
+  explicit AgentImpl(std::unique_ptr<AgentState> state) : impl_(std::move(state)) {}
+  ~AgentImpl() override { stop(); }
+  Status ensure_ready(std::chrono::seconds timeout) override;
+  void start(Hooks hooks) override;
+  void stop() override;
+  AgentStatus status() const override;
+  std::string cert_chain_path() const override { return impl_->path("cert-chain.pem"); }
+  std::string key_path() const override { return impl_->path("key.pem"); }
+  std::string bundle_path() const override { return impl_->path("root-cert.pem"); }
+  std::string policy_dir() const override { return impl_->path("policies"); }
+
+ private:
+  std::unique_ptr<AgentState> impl_;
+};
 
 Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options) {
   if (options.control_plane.empty()) return fail("agent.options", "--control-plane is required");
@@ -370,7 +384,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options) {
   if (options.state_dir.empty()) return fail("agent.options", "--state-dir is required");
   if (options.workload_name.empty() || options.ns.empty() || options.service_account.empty())
     return fail("agent.options", "the workload needs a name, namespace and service account");
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<AgentState>();
   impl->o = std::move(options);
   if (auto st = files::make_dirs(impl->o.state_dir, 0700); !st) return fail(st.error());
   if (auto st = files::make_dirs(impl->path("policies"), 0700); !st) return fail(st.error());
@@ -396,11 +410,11 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options) {
     }
   }
   impl->refresh_cert_status();
-  return std::unique_ptr<Agent>(new Agent(std::move(impl)));
+  return std::unique_ptr<Agent>(new AgentImpl(std::move(impl)));
 }
 
-Status Agent::ensure_ready(std::chrono::seconds timeout) {
-  Impl& s = *impl_;
+Status AgentImpl::ensure_ready(std::chrono::seconds timeout) {
+  AgentState& s = *impl_;
   const auto deadline = Clock::now() + timeout;
   auto backoff = std::chrono::milliseconds(250);
   Error last{"agent.timeout", "timed out"};
@@ -422,13 +436,13 @@ Status Agent::ensure_ready(std::chrono::seconds timeout) {
   return fail("agent.not_ready", "no certificate and configuration from the control plane in time: " + last.to_string());
 }
 
-void Agent::start(Hooks hooks) {
+void AgentImpl::start(Hooks hooks) {
   impl_->hooks = std::move(hooks);
   impl_->renew_thread = std::thread([this] { impl_->renew_loop(); });
   impl_->watch_thread = std::thread([this] { impl_->watch_loop(); });
 }
 
-void Agent::stop() {
+void AgentImpl::stop() {
   {
     std::lock_guard lock(impl_->mutex);
     impl_->stopping = true;
@@ -439,13 +453,9 @@ void Agent::stop() {
   if (impl_->watch_thread.joinable()) impl_->watch_thread.join();
 }
 
-AgentStatus Agent::status() const {
+AgentStatus AgentImpl::status() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->st;
 }
-std::string Agent::cert_chain_path() const { return impl_->path("cert-chain.pem"); }
-std::string Agent::key_path() const { return impl_->path("key.pem"); }
-std::string Agent::bundle_path() const { return impl_->path("root-cert.pem"); }
-std::string Agent::policy_dir() const { return impl_->path("policies"); }
 
 }  // namespace mg::agent

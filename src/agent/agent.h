@@ -52,8 +52,9 @@ struct AgentStatus {
   std::string last_error;
 };
 
-// Every member is virtual: meshguard-proxy loads the agent at run time (agent/loader.h) and calls
-// it only through this table, so a standalone proxy maps none of gRPC.
+// A pure interface (the implementation is in agent.cpp): meshguard-proxy loads the agent at run
+// time (agent/loader.h) and calls it only through this table, so a standalone proxy maps none of
+// gRPC. No out-of-line virtual member here, so every user gets the type information it needs.
 class Agent {
  public:
   // Called after new files are in place. on_config returns the proxy's verdict (NACK on error).
@@ -63,27 +64,21 @@ class Agent {
   };
 
   static Result<std::unique_ptr<Agent>> create(AgentOptions options);
-  virtual ~Agent();
+  virtual ~Agent() = default;
 
   // Blocks until the state directory holds a valid SVID and a snapshot (fetched now if missing),
   // or `timeout` passes. A restart with both persisted returns at once: the control plane may be down.
-  virtual Status ensure_ready(std::chrono::seconds timeout);
+  virtual Status ensure_ready(std::chrono::seconds timeout) = 0;
 
   // Background renewal and config watch; hooks run on the agent's threads.
-  virtual void start(Hooks hooks);
-  virtual void stop();
+  virtual void start(Hooks hooks) = 0;
+  virtual void stop() = 0;
 
-  virtual AgentStatus status() const;
-  virtual std::string cert_chain_path() const;
-  virtual std::string key_path() const;
-  virtual std::string bundle_path() const;
-  virtual std::string policy_dir() const;
-
-  struct Impl;
-
- private:
-  explicit Agent(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  virtual AgentStatus status() const = 0;
+  virtual std::string cert_chain_path() const = 0;
+  virtual std::string key_path() const = 0;
+  virtual std::string bundle_path() const = 0;
+  virtual std::string policy_dir() const = 0;
 };
 
 }  // namespace mg::agent
