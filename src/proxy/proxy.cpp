@@ -2,6 +2,7 @@
 
 #include <asio/experimental/awaitable_operators.hpp>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -149,6 +150,15 @@ class BufferPool {
 
 struct Worker {
   BufferPool buffers;  // first member: outlives the connection coroutines destroyed with `io`
+  // Per-request metric series by label values (Impl::request_series): a request then builds no
+  // Labels and renders no label text. Registry series are never removed, so the pointers stay valid.
+  struct RequestSeries {
+    telemetry::Counter* requests;
+    telemetry::Histogram* duration;
+  };
+  std::unordered_map<std::string, RequestSeries> request_series;
+  std::unordered_map<std::string, telemetry::Counter*> decision_series;
+  std::string series_key;  // the lookup key, capacity reused
   std::unique_ptr<asio::io_context> io = std::make_unique<asio::io_context>(1);
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::thread thread;
@@ -845,13 +855,39 @@ struct Proxy::Impl {
         .str("reason", decision->reason);
   }
 
+  static constexpr size_t kMaxCachedSeries = 4096;  // per worker; past it the cache starts over
+
+  static telemetry::Labels decision_labels(const Verdict& decision, bool allowed) {
+    return {{"action", decision.action.empty() ? "NONE" : decision.action},
+            {"policy", decision.policy.value_or("none")},
+            {"result", allowed ? "allowed" : "denied"},
+            {"dry_run", "false"}};
+  }
+
+  // The request path's form: the series found in the worker's cache.
+  void count_decision(Worker& worker, const Verdict& decision, bool allowed) {
+    std::string& key = worker.series_key;
+    key.clear();
+    key += allowed ? 'a' : 'd';
+    key += decision.action;
+    key += '\0';
+    if (decision.policy) key += *decision.policy;
+    auto it = worker.decision_series.find(key);
+    if (it == worker.decision_series.end()) {
+      if (worker.decision_series.size() >= kMaxCachedSeries) worker.decision_series.clear();
+      auto* counter = &registry.counter("meshguard_authz_decisions_total", decision_labels(decision, allowed));
+      it = worker.decision_series.emplace(key, counter).first;
+    }
+    it->second->inc();
+    count_dry_run(decision);
+  }
+
   void count_decision(const Verdict& decision, bool allowed) {
-    registry
-        .counter("meshguard_authz_decisions_total", {{"action", decision.action.empty() ? "NONE" : decision.action},
-                                                     {"policy", decision.policy.value_or("none")},
-                                                     {"result", allowed ? "allowed" : "denied"},
-                                                     {"dry_run", "false"}})
-        .inc();
+    registry.counter("meshguard_authz_decisions_total", decision_labels(decision, allowed)).inc();
+    count_dry_run(decision);
+  }
+
+  void count_dry_run(const Verdict& decision) {
     if (decision.dry_run_allow) {
       // The shadow outcome: what enforcing the dry-run policies would have done.
       registry
@@ -984,7 +1020,7 @@ struct Proxy::Impl {
       if (scan.state != http::HeadScan::State::Complete) {
         int status = scan.state == http::HeadScan::State::TooLarge ? 431 : 400;
         co_await local_reply(down, ex, status, std::string(http::reason_phrase(status)), false);
-        finish_request(ex, side, nullptr);
+        finish_request(worker, ex, side, nullptr);
         co_return;
       }
       auto parsed = http::parse_request_head(std::string_view(in).substr(0, scan.length), http_limits);
@@ -993,7 +1029,7 @@ struct Proxy::Impl {
       if (!parsed) {
         co_await local_reply(down, ex, parsed.error().status, std::string(http::reason_phrase(parsed.error().status)),
                              false);
-        finish_request(ex, side, nullptr);
+        finish_request(worker, ex, side, nullptr);
         co_return;
       }
       http::Request& req = *parsed;
@@ -1021,7 +1057,7 @@ struct Proxy::Impl {
         verdict = chain->run(ctx);
         decision_storage = verdict.allow ? ctx.decision : verdict;
         decision = &decision_storage;
-        count_decision(*decision, verdict.allow);
+        count_decision(worker, *decision, verdict.allow);
       }
       if (!verdict.allow) {
         ex.details = verdict.status == 403   ? "rbac_access_denied"
@@ -1030,14 +1066,14 @@ struct Proxy::Impl {
         // The request body (if any) was not read: close rather than guess where the next request starts.
         bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining;
         co_await local_reply(down, ex, verdict.status, verdict.body, keep);
-        finish_request(ex, side, decision);
+        finish_request(worker, ex, side, decision);
         if (!keep) co_return;
         continue;
       }
 
       // 3. Forward.
       bool keep = co_await forward(down, in, chunk, watchdog, worker, side, req, ex);
-      finish_request(ex, side, decision);
+      finish_request(worker, ex, side, decision);
       if (!keep) co_return;
     }
   }
@@ -1052,24 +1088,52 @@ struct Proxy::Impl {
     if (!keep_alive) down.shutdown_send();
   }
 
-  void finish_request(const Exchange& ex, const HttpSide& side, const Verdict* decision) {
-    double duration = ms_since(ex.start);
-    std::string code = std::to_string(ex.status);
-    bool inbound = side.inbound != nullptr;
-    std::string source_principal = inbound ? side.source_principal() : own_principal();
-    std::string destination_principal =
-        inbound ? own_principal() : (ex.upstream_principal.empty() ? std::string("unknown") : ex.upstream_principal);
+  // istio_requests_total and istio_request_duration_milliseconds for these label values.
+  Worker::RequestSeries& request_series(Worker& worker, bool inbound, bool mtls, int status, std::string_view flags,
+                                        std::string_view source_principal, std::string_view destination_principal) {
+    char code[16];
+    auto code_end = std::to_chars(code, code + sizeof code, status).ptr;
+    std::string& key = worker.series_key;
+    key.clear();
+    key += inbound ? 'i' : 'o';
+    key += mtls ? 'm' : 'n';
+    key.append(code, code_end);
+    key += '\0';
+    key += flags;
+    key += '\0';
+    key += source_principal;
+    key += '\0';
+    key += destination_principal;
+    auto it = worker.request_series.find(key);
+    if (it != worker.request_series.end()) return it->second;
+    if (worker.request_series.size() >= kMaxCachedSeries) worker.request_series.clear();
     telemetry::Labels labels = {{"reporter", inbound ? "destination" : "source"},
-                                {"source_principal", source_principal},
-                                {"destination_principal", destination_principal},
+                                {"source_principal", std::string(source_principal)},
+                                {"destination_principal", std::string(destination_principal)},
                                 {inbound ? "destination_workload" : "source_workload", config.workload.name},
                                 {inbound ? "destination_workload_namespace" : "source_workload_namespace", config.workload.ns},
                                 {"request_protocol", "http"},
-                                {"response_code", code},
-                                {"response_flags", ex.flags},
-                                {"connection_security_policy", (!inbound || side.peer) ? "mutual_tls" : "none"}};
-    registry.counter("istio_requests_total", labels).inc();
-    registry.histogram("istio_request_duration_milliseconds", labels).observe_ms(duration);
+                                {"response_code", std::string(code, code_end)},
+                                {"response_flags", std::string(flags)},
+                                {"connection_security_policy", mtls ? "mutual_tls" : "none"}};
+    Worker::RequestSeries series{&registry.counter("istio_requests_total", labels),
+                                 &registry.histogram("istio_request_duration_milliseconds", labels)};
+    return worker.request_series.emplace(key, series).first->second;
+  }
+
+  void finish_request(Worker& worker, const Exchange& ex, const HttpSide& side, const Verdict* decision) {
+    double duration = ms_since(ex.start);
+    bool inbound = side.inbound != nullptr;
+    auto tls = tls_state.load();  // keeps the own SPIFFE ID's string alive for the views below
+    std::string_view own = tls && tls->creds ? std::string_view(tls->creds->own_id.str()) : "unknown";
+    std::string_view source_principal =
+        !inbound ? own : side.peer ? std::string_view(side.peer->id.str()) : std::string_view("unknown");
+    std::string_view destination_principal =
+        inbound ? own : ex.upstream_principal.empty() ? std::string_view("unknown") : ex.upstream_principal;
+    auto& series = request_series(worker, inbound, !inbound || side.peer, ex.status, ex.flags, source_principal,
+                                  destination_principal);
+    series.requests->inc();
+    series.duration->observe_ms(duration);
     std::array<char, 64> time;
     telemetry::JsonLine line(telemetry::AccessLog::scratch());
     line.str("time", telemetry::now_rfc3339(time))
@@ -1155,7 +1219,12 @@ struct Proxy::Impl {
                           Worker& worker, const HttpSide& side, http::Request& req, Exchange& ex) {
     // Headers the next hop sees: hop-by-hop removed, framing re-stated; inbound, XFCC sanitized
     // and set (only this proxy vouches for the client certificate).
-    http::Request out = req;
+    // serialize_request_head reads only these; nothing reads req's target or headers after
+    // this point, so they are moved rather than copied.
+    http::Request out;
+    out.method = req.method;
+    out.target = std::move(req.target);
+    out.headers = std::move(req.headers);
     http::remove_hop_by_hop(out.headers);
     out.headers.remove("content-length");
     out.headers.remove("expect");

@@ -141,6 +141,20 @@ for port in "$C_HTTP" "$C_OK"; do
   expect_eq "$(grep -c '^200$' "$WORK/load.codes")" 200 "200 concurrent requests via 127.0.0.1:$port all succeed"
 done
 
+# Request metrics come from a per-worker series cache: it must still count every request. The
+# client's outbound 200s in istio_requests_total equal the 200 lines of its access log (the log
+# line is written after the counter, so read the log first; retried while a last line lands).
+counted=-1 logged=-2
+for _ in $(seq 1 50); do
+  logged=$(grep '"direction":"outbound"' "$WORK/client-access.log" | grep '"protocol":"http"' | grep -c '"status":200' || true)
+  counted=$(curl -s --max-time 10 "http://127.0.0.1:$C_ADMIN/metrics" | grep '^istio_requests_total{reporter="source"' |
+    grep 'response_code="200"' | awk '{ s += $NF } END { print s + 0 }')
+  [ "$counted" = "$logged" ] && break
+  sleep 0.1
+done
+[ "$logged" -ge 200 ] || fail "expected at least 200 outbound 200s in the client access log, got $logged"
+expect_eq "$counted" "$logged" "istio_requests_total counts every logged request"
+
 # Outbound connections resume TLS sessions (each curl above was a new upstream connection).
 expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/metrics")" 'meshguard_tls_handshakes_total{side="server",resumed="true"}' "server saw resumed TLS sessions"
 client_metrics=$(curl -s --max-time 10 "http://127.0.0.1:$C_ADMIN/metrics")
