@@ -1,5 +1,10 @@
 #include "proxy/net.h"
 
+#include <cerrno>
+#include <csignal>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 namespace mg::proxy::net {
 
 namespace {
@@ -32,27 +37,99 @@ void PlainStream::shutdown_send() {
 }
 
 TlsStream::TlsStream(tcp::socket s, std::shared_ptr<asio::ssl::context> ctx)
-    : ctx_(std::move(ctx)), stream_(std::move(s), *ctx_) {}
+    : ctx_(std::move(ctx)), socket_(std::move(s)), ssl_(SSL_new(ctx_->native_handle())) {
+  // OpenSSL writes to the socket with write(2), which raises SIGPIPE on a connection the peer
+  // reset (Asio's own writes pass MSG_NOSIGNAL): a reset must be an error, not the process's end.
+  static const bool sigpipe_ignored = [] {
+    struct sigaction current {};
+    if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) std::signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)sigpipe_ignored;
+  std::error_code ignored;
+  socket_.non_blocking(true, ignored);
+  // A failed SSL_new or SSL_set_fd leaves the stream unusable: every operation then fails.
+  if (ssl_ && SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle())) != 1) {
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+  }
+  if (ssl_) SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE);
+}
+
+TlsStream::~TlsStream() {
+  if (ssl_) SSL_free(ssl_);  // the fd is the socket's (BIO_NOCLOSE); it closes it
+}
+
+template <class Op>
+awaitable<bool> TlsStream::run(Op op, std::error_code& ec) {
+  while (true) {
+    // Once closed, the descriptor number may already belong to another connection: never hand
+    // it to OpenSSL again.
+    if (!ssl_ || !socket_.is_open()) {
+      ec = asio::error::bad_descriptor;
+      co_return false;
+    }
+    ERR_clear_error();
+    errno = 0;
+    int r = op();
+    if (r > 0) co_return true;
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      co_await socket_.async_wait(err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write,
+                                  nothrow(ec));
+      if (ec) co_return false;
+      continue;
+    }
+    unsigned long e = ERR_get_error();
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && e == 0 && errno == 0)) {
+      ec = asio::error::eof;  // close_notify, or the peer closed the TCP connection
+    } else if (e != 0) {
+      ec = std::error_code(static_cast<int>(e), asio::error::get_ssl_category());
+    } else if (err == SSL_ERROR_SYSCALL && errno != 0) {
+      ec = std::error_code(errno, std::system_category());
+    } else {
+      ec = asio::error::connection_aborted;
+    }
+    co_return false;
+  }
+}
 
 awaitable<void> TlsStream::handshake(asio::ssl::stream_base::handshake_type type, std::error_code& ec) {
   ec.clear();
-  co_await stream_.async_handshake(type, nothrow(ec));
+  if (ssl_) {
+    if (type == asio::ssl::stream_base::client) {
+      SSL_set_connect_state(ssl_);
+    } else {
+      SSL_set_accept_state(ssl_);
+    }
+  }
+  co_await run([this] { return SSL_do_handshake(ssl_); }, ec);
 }
 
 awaitable<size_t> TlsStream::read_some(asio::mutable_buffer buf, std::error_code& ec) {
   ec.clear();
-  size_t n = co_await stream_.async_read_some(buf, nothrow(ec));
-  co_return n;
+  size_t n = 0;
+  if (buf.size() == 0) co_return 0;
+  co_await run([&] { return SSL_read_ex(ssl_, buf.data(), buf.size(), &n); }, ec);
+  co_return ec ? 0 : n;
 }
 
 awaitable<void> TlsStream::write_all(asio::const_buffer buf, std::error_code& ec) {
   ec.clear();
-  co_await asio::async_write(stream_, buf, nothrow(ec));
+  const char* p = static_cast<const char*>(buf.data());
+  size_t left = buf.size();
+  while (left > 0) {
+    size_t n = 0;
+    // A retry after WANT_* repeats the same call with the same arguments, as OpenSSL requires.
+    if (!co_await run([&] { return SSL_write_ex(ssl_, p, left, &n); }, ec)) co_return;
+    p += n;
+    left -= n;
+  }
 }
 
 void TlsStream::close() {
   std::error_code ignored;
-  stream_.next_layer().close(ignored);
+  socket_.close(ignored);
 }
 
 Watchdog::Watchdog(const asio::any_io_executor& ex, std::function<void()> on_expire)
