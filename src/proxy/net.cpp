@@ -1,9 +1,9 @@
 #include "proxy/net.h"
 
-#include <cerrno>
-#include <csignal>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <cerrno>
+#include <csignal>
 
 namespace mg::proxy::net {
 
@@ -42,7 +42,8 @@ TlsStream::TlsStream(tcp::socket s, std::shared_ptr<asio::ssl::context> ctx)
   // reset (Asio's own writes pass MSG_NOSIGNAL): a reset must be an error, not the process's end.
   static const bool sigpipe_ignored = [] {
     struct sigaction current {};
-    if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) std::signal(SIGPIPE, SIG_IGN);
+    if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL)
+      std::signal(SIGPIPE, SIG_IGN);
     return true;
   }();
   (void)sigpipe_ignored;
@@ -75,8 +76,8 @@ awaitable<bool> TlsStream::run(Op op, std::error_code& ec) {
     if (r > 0) co_return true;
     int err = SSL_get_error(ssl_, r);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-      co_await socket_.async_wait(err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write,
-                                  nothrow(ec));
+      co_await socket_.async_wait(
+          err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write, nothrow(ec));
       if (ec) co_return false;
       continue;
     }

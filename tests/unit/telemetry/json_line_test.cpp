@@ -48,7 +48,9 @@ TEST(JsonEscape, ValidUtf8IsKept) {
 
 TEST(JsonEscape, InvalidUtf8BecomesReplacementCharacters) {
   const std::string r = "\xEF\xBF\xBD";
-  EXPECT_EQ(escaped("a\xFF" "b"), "a" + r + "b");
+  EXPECT_EQ(escaped("a\xFF"
+                    "b"),
+            "a" + r + "b");
   EXPECT_EQ(escaped("\xC3"), r);                          // truncated sequence at the end
   EXPECT_EQ(escaped("\xC3(x"), r + "(x");                 // bad continuation byte
   EXPECT_EQ(escaped("\xC0\xAF"), r + r);                  // overlong '/'
