@@ -707,10 +707,14 @@ void ControlPlane::Impl::finish_rotation(grpc::ServerUnaryReactor* reactor, pb::
       waiting.clear();
       int acked = 0;
       resp->clear_not_connected();
+      const int64_t now = unix_now();
       for (const auto& [key, rec] : records) {
-        if (!rec.connected) {
+        // A proxy that dropped its stream moments ago is most likely reconnecting (it does after
+        // every renewal): wait for it like a connected one rather than sign past it.
+        const bool reconnecting = !rec.connected && now - rec.last_seen < 15;
+        if (!rec.connected && !reconnecting) {
           resp->add_not_connected(key);
-        } else if (rec.acked_bundle == want) {
+        } else if (rec.connected && rec.acked_bundle == want) {
           ++acked;
         } else {
           waiting.push_back(key);
