@@ -51,6 +51,11 @@ ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& w
     append_document(out.policies_yaml, mesh.resource->meta.document);
     ++out.documents;
   }
+  // The registered Workload itself, so the proxy selects with the same labels (policy_chain.cpp).
+  if (const auto* reg = find_workload(set, workload.ns, workload.name)) {
+    append_document(out.policies_yaml, reg->meta.document);
+    ++out.documents;
+  }
   policy::WorkloadRef ref{workload.ns, workload.labels, workload.service_account};
   append_applicable(out.policies_yaml, out.documents, set.peer_authentications, ref, mesh.config);
   append_applicable(out.policies_yaml, out.documents, set.request_authentications, ref, mesh.config);

@@ -37,7 +37,9 @@ MeshSettings mesh_settings(const policy::ResourceSet& set, const std::string& tr
 const policy::Workload* find_workload(const policy::ResourceSet& set, const std::string& ns, const std::string& name);
 
 struct ProxySnapshot {
-  std::string policies_yaml;  // documents joined by "---\n": the Mesh first, then in store order
+  // Documents joined by "---\n": the Mesh, the workload's own registered Workload, then the
+  // policies that apply, in store order.
+  std::string policies_yaml;
   std::string version;        // 16 hex digits of SHA-256 over everything the proxy receives
   int documents = 0;
 };

@@ -186,6 +186,16 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
   auto resources = policy::load_resource_files({dir});
   if (!resources) return fail(resources.error());
   policy::WorkloadRef ref{workload.ns, workload.labels, workload.service_account};
+  // A Workload document for this very workload (the control plane pushes the registered one) is
+  // the truth about its labels: a label change takes effect with the next reload, no restart.
+  for (const auto& w : resources->workloads) {
+    if (w.meta.name != workload.name || w.meta.ns != workload.ns) continue;
+    if (!w.service_account.empty() && w.service_account != workload.service_account)
+      return fail("policy.workload_mismatch", w.meta.source + ":" + std::to_string(w.meta.line) + ": Workload " +
+                                                  w.meta.full_name() + " runs as service account " +
+                                                  w.service_account + ", this proxy as " + workload.service_account);
+    ref.labels = w.labels;
+  }
   const policy::MeshConfig mesh = policy::mesh_config_of(*resources);
   auto snapshot = policy::compile_snapshot(*resources, ref, mesh);
   if (!snapshot) return fail(snapshot.error());

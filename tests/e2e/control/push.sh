@@ -120,6 +120,31 @@ ctl delete ap deny-admin >/dev/null || fail "delete deny-admin"
 wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 404 >/dev/null
 pass "delete deny-admin: /admin/x reaches the app again"
 
+# Labels come from the registered Workload: changing them re-selects policies in the running proxy.
+cat >"$WORK/tier-deny.yaml" <<'YAML'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-backend-status, namespace: default}
+spec:
+  selector: {matchLabels: {tier: backend}}
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/status/*"]}}]}]
+---
+apiVersion: meshguard.io/v1alpha1
+kind: Workload
+metadata: {name: details, namespace: default}
+spec:
+  serviceAccount: details
+  labels: {app: details}
+YAML
+ctl apply -f "$WORK/tier-deny.yaml" >/dev/null || fail "apply tier policy + Workload"
+wait_for_line "$WORK/details-state/policies/snapshot.yaml" 'kind: Workload' >/dev/null
+expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/status/200")" 200 "DENY for tier=backend does not select details yet"
+sed 's/labels: {app: details}/labels: {app: details, tier: backend}/' "$WORK/tier-deny.yaml" >"$WORK/tier-label.yaml"
+ctl apply -f "$WORK/tier-label.yaml" >/dev/null || fail "relabel details"
+wait_status "http://127.0.0.1:$sleep_OUT/status/200" 403 >/dev/null
+pass "Workload relabelled tier=backend: the running proxy enforces the DENY that now selects it"
+
 metrics=$(curl -s --max-time 5 "http://$CP_METRICS/metrics")
 expect_contains "$metrics" 'meshguard_config_acks_total{result="ack"}' "control plane metrics: ACK counter"
 expect_contains "$metrics" 'meshguard_push_ack_latency_milliseconds_count' "control plane metrics: push latency histogram"
