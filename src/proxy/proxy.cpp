@@ -599,6 +599,10 @@ struct Proxy::Impl {
           bool ready = started && !draining && (!config.tls || cert_state() == "Available");
           response = http::make_response(ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n", false);
         } else if (req->path == "/metrics") {
+          // The certificate state machine as a gauge per state (1 = current), read at scrape time.
+          const std::string state = cert_state();
+          for (const char* st : {"Available", "Unavailable", "None"})
+            registry.gauge("meshguard_certificate_state", {{"state", st}}).set(state == st ? 1 : 0);
           response = http::make_response(200, "text/plain; version=0.0.4", registry.render_prometheus(), false);
         } else if (req->path == "/config_dump") {
           response = http::make_response(200, "application/json", config_dump().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", false);
@@ -1705,6 +1709,8 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
   impl->registry.describe("meshguard_authz_decisions_total", "Authorization decisions by policy and result.");
   impl->registry.describe("meshguard_connections_refused_total", "Connections refused before reaching the app.");
   impl->registry.describe("meshguard_certificate_expiry_timestamp_seconds", "Workload certificate notAfter (unix seconds).");
+  impl->registry.describe("meshguard_certificate_state",
+                          "1 for the workload certificate's current state (Available, Unavailable, None = no tls).");
   impl->registry.describe("meshguard_config_reload_total", "policyDir reload attempts by result.");
   impl->registry.describe(
       "meshguard_connections_closed_total",

@@ -119,6 +119,8 @@ expect_contains "$metrics" "source_principal=\"$PRODUCTPAGE\",destination_princi
 expect_contains "$metrics" 'connection_security_policy="mutual_tls"}' "metrics mark mutual_tls"
 expect_contains "$metrics" 'meshguard_connections_refused_total{direction="inbound",reason="plaintext_on_strict_port"}' "refusals counted"
 expect_contains "$metrics" "meshguard_certificate_expiry_timestamp_seconds{identity=\"$DETAILS\"}" "certificate expiry gauge"
+expect_contains "$metrics" 'meshguard_certificate_state{state="Available"} 1' "certificate state gauge: Available"
+expect_contains "$metrics" 'meshguard_certificate_state{state="Unavailable"} 0' "certificate state gauge: not Unavailable"
 
 # HTTP outbound route: requests ride pooled keep-alive mTLS connections.
 expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$C_HTTP/headers")" "URI=$PRODUCTPAGE" "HTTP route: request arrives with XFCC"
