@@ -14,6 +14,7 @@
 #include <grpc/support/log.h>
 
 #include "api/grpc_tls.h"
+#include "ca/authority.h"
 #include "commands.h"
 #include "common/files.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
@@ -106,6 +107,15 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
     }
     std::cout << line << "\n";
   }
+}
+
+// The `get` table, shared by a listing and the listing a watch starts with.
+void print_resource_table(const pb::GetResponse& resp) {
+  std::vector<std::vector<std::string>> rows{{"KIND", "NAMESPACE", "NAME", "REVISION", "AGE"}};
+  for (const auto& r : resp.resources())
+    rows.push_back({r.key().kind(), r.key().namespace_().empty() ? "-" : r.key().namespace_(), r.key().name(),
+                    std::to_string(r.revision()), age(r.updated_unix())});
+  print_table(rows);
 }
 
 std::string key_str(const pb::ResourceKey& k) {
@@ -201,15 +211,11 @@ int run_get(const Conn& c, const std::string& kind_arg, const std::string& name,
     std::cout << nlohmann::json{{"revision", resp.revision()}, {"items", items}}.dump(2) << "\n";
     return 0;
   }
-  std::vector<std::vector<std::string>> rows{{"KIND", "NAMESPACE", "NAME", "REVISION", "AGE"}};
-  for (const auto& r : resp.resources())
-    rows.push_back({r.key().kind(), r.key().namespace_().empty() ? "-" : r.key().namespace_(), r.key().name(),
-                    std::to_string(r.revision()), age(r.updated_unix())});
-  if (rows.size() == 1) {
+  if (resp.resources_size() == 0) {
     std::cout << "No resources found.\n";
     return 0;
   }
-  print_table(rows);
+  print_resource_table(resp);
   return 0;
 }
 
@@ -235,11 +241,7 @@ int run_watch(const Conn& c, const std::string& kind_arg, const std::string& ns,
   auto list_ctx = call_context();
   auto listed = (*stub)->Get(list_ctx.get(), get, &listing);
   if (!listed.ok()) return rpc_failed(listed);
-  std::vector<std::vector<std::string>> rows{{"KIND", "NAMESPACE", "NAME", "REVISION", "AGE"}};
-  for (const auto& r : listing.resources())
-    rows.push_back({r.key().kind(), r.key().namespace_().empty() ? "-" : r.key().namespace_(), r.key().name(),
-                    std::to_string(r.revision()), age(r.updated_unix())});
-  print_table(rows);
+  print_resource_table(listing);
   std::cout << "-- revision " << listing.revision() << ", watching" << std::endl;
   pb::ResourceEvent e;
   int seen = 0;
@@ -312,19 +314,10 @@ int run_workload_list(const Conn& c, const std::string& output) {
 }
 
 int run_token_create(const Conn& c, const std::string& ns, const std::string& sa, const std::string& ttl) {
-  int64_t seconds = 0;
-  {
-    // "90s" | "30m" | "1h" | "2d"
-    if (ttl.size() < 2) return fail_line("--ttl must look like 90s, 30m, 1h or 2d");
-    char unit = ttl.back();
-    char* end = nullptr;
-    const std::string digits = ttl.substr(0, ttl.size() - 1);
-    long long n = std::strtoll(digits.c_str(), &end, 10);
-    if (!end || *end != '\0' || n <= 0) return fail_line("--ttl must look like 90s, 30m, 1h or 2d");
-    int64_t mult = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : unit == 'd' ? 86400 : 0;
-    if (mult == 0 || n > 1'000'000) return fail_line("--ttl must look like 90s, 30m, 1h or 2d");
-    seconds = n * mult;
-  }
+  // The same duration syntax as `cert issue --ttl`; the control plane bounds it (at most 7 days).
+  auto parsed = ca::parse_duration(ttl);
+  if (!parsed) return fail_line("--ttl: " + parsed.error().to_string());
+  const int64_t seconds = parsed->count();
   auto stub = admin_stub(c);
   if (!stub) return fail_line(stub.error().to_string());
   pb::CreateTokenRequest req;
