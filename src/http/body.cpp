@@ -6,7 +6,7 @@
 namespace mg::http {
 
 namespace {
-constexpr size_t kMaxChunkLine = 4096;       // chunk size + extensions
+constexpr size_t kMaxChunkLine = 4096;  // chunk size + extensions
 constexpr size_t kMaxTrailerBytes = 16 * 1024;
 constexpr uint64_t kMaxChunkSize = uint64_t{1} << 60;
 
@@ -54,7 +54,8 @@ Result<size_t, ParseError> BodyDecoder::feed(std::string_view in, std::string& o
     switch (state_) {
       case State::Length: {
         size_t n = in.size() - i;
-        if (framing_ == BodyFraming::ContentLength) n = static_cast<size_t>(std::min<uint64_t>(n, remaining_));
+        if (framing_ == BodyFraming::ContentLength)
+          n = static_cast<size_t>(std::min<uint64_t>(n, remaining_));
         out.append(in.data() + i, n);
         i += n;
         if (framing_ == BodyFraming::ContentLength) {
@@ -148,15 +149,19 @@ Result<size_t, ParseError> BodyDecoder::feed(std::string_view in, std::string& o
   return i;
 }
 
-std::string encode_chunk(std::string_view data) {
-  if (data.empty()) return {};
+void append_chunk(std::string& out, std::string_view data) {
+  if (data.empty()) return;
   char size[32];
   int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
-  std::string out;
-  out.reserve(static_cast<size_t>(n) + data.size() + 2);
+  out.reserve(out.size() + static_cast<size_t>(n) + data.size() + 2);
   out.append(size, static_cast<size_t>(n));
   out.append(data);
   out.append("\r\n");
+}
+
+std::string encode_chunk(std::string_view data) {
+  std::string out;
+  append_chunk(out, data);
   return out;
 }
 

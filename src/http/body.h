@@ -31,21 +31,31 @@ class BodyDecoder {
 
  private:
   enum class State {
-    Length,          // Content-Length / UntilClose payload
-    ChunkSizeStart, ChunkSize, ChunkExt, ChunkSizeLF,
-    ChunkData, ChunkDataCR, ChunkDataLF,
-    TrailerStart, Trailer, TrailerLF, FinalLF,
+    Length,  // Content-Length / UntilClose payload
+    ChunkSizeStart,
+    ChunkSize,
+    ChunkExt,
+    ChunkSizeLF,
+    ChunkData,
+    ChunkDataCR,
+    ChunkDataLF,
+    TrailerStart,
+    Trailer,
+    TrailerLF,
+    FinalLF,
     Done,
   };
   BodyFraming framing_ = BodyFraming::None;
   State state_ = State::Done;
   uint64_t remaining_ = 0;
   uint64_t chunk_size_ = 0;
-  size_t line_bytes_ = 0;     // chunk-size line / trailer section length so far
+  size_t line_bytes_ = 0;  // chunk-size line / trailer section length so far
 };
 
 // One chunk of a chunked body ("<hex>\r\n<data>\r\n"); empty data yields "" (never the last chunk).
 std::string encode_chunk(std::string_view data);
+// The same, appended to `out`.
+void append_chunk(std::string& out, std::string_view data);
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 }  // namespace mg::http

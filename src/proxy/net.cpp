@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <cerrno>
 #include <csignal>
 
@@ -23,7 +24,29 @@ awaitable<size_t> PlainStream::read_some(asio::mutable_buffer buf, std::error_co
 
 awaitable<void> PlainStream::write_all(asio::const_buffer buf, std::error_code& ec) {
   ec.clear();
-  co_await asio::async_write(socket_, buf, nothrow(ec));
+  // Straight to the socket: a small write almost always fits the socket buffer, and done this way
+  // it completes without an operation queued through Asio's scheduler. Only a full buffer waits.
+  const char* p = static_cast<const char*>(buf.data());
+  size_t left = buf.size();
+  while (left > 0) {
+    if (!socket_.is_open()) {
+      ec = asio::error::bad_descriptor;
+      co_return;
+    }
+    ssize_t n = ::send(socket_.native_handle(), p, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      p += n;
+      left -= static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      co_await asio::async_write(socket_, asio::buffer(p, left), nothrow(ec));
+      co_return;
+    } else {
+      ec = std::error_code(n < 0 ? errno : EPIPE, std::system_category());
+      co_return;
+    }
+  }
 }
 
 void PlainStream::close() {
@@ -140,22 +163,30 @@ Watchdog::Watchdog(const asio::any_io_executor& ex, std::function<void()> on_exp
 
 Watchdog::~Watchdog() {
   state_->on_expire = nullptr;
-  state_->timer.cancel();
+  if (state_->wait_ends != Clock::time_point::max()) state_->timer.cancel();
 }
 
 void Watchdog::arm(std::chrono::milliseconds timeout) {
-  uint64_t generation = ++state_->generation;
-  state_->timer.expires_after(timeout);
-  state_->timer.async_wait([state = state_, generation](std::error_code ec) {
-    if (ec || generation != state->generation || !state->on_expire) return;
+  state_->deadline = Clock::now() + timeout;
+  // A pending wait that ends no later than the new deadline will notice it and wait again.
+  if (state_->wait_ends > state_->deadline) wait_until(state_, state_->deadline);
+}
+
+void Watchdog::wait_until(const std::shared_ptr<State>& state, Clock::time_point when) {
+  uint64_t generation = ++state->generation;
+  state->wait_ends = when;
+  state->timer.expires_at(when);  // cancels a pending wait: its handler sees a newer generation
+  state->timer.async_wait([state, generation](std::error_code ec) {
+    if (generation != state->generation) return;
+    state->wait_ends = Clock::time_point::max();
+    if (ec || !state->on_expire || state->deadline == Clock::time_point::max()) return;
+    if (Clock::now() < state->deadline) {
+      wait_until(state, state->deadline);  // re-armed later since this wait began
+      return;
+    }
     state->fired = true;
     state->on_expire();
   });
-}
-
-void Watchdog::disarm() {
-  ++state_->generation;
-  state_->timer.cancel();
 }
 
 std::string remote_address(const tcp::socket& s) {

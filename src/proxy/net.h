@@ -76,25 +76,34 @@ class TlsStream final : public Stream {
   SSL* ssl_ = nullptr;
 };
 
+// Closes a stream when a deadline passes. Deadlines move on every request (idle → header →
+// upstream), so arm() and disarm() only record the deadline: the one Asio timer is started or
+// moved only when the new deadline is earlier than the wait already pending, and a wait that ends
+// before the current deadline simply waits again. A request therefore costs no timer operation
+// (no timerfd_settime, no cancelled handler through the queue), only a clock read.
 class Watchdog {
  public:
+  using Clock = std::chrono::steady_clock;
   Watchdog(const asio::any_io_executor& ex, std::function<void()> on_expire);
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
   void arm(std::chrono::milliseconds timeout);  // replaces any earlier deadline
-  void disarm();
+  void disarm() { state_->deadline = Clock::time_point::max(); }
   bool fired() const { return state_->fired; }
 
  private:
   struct State {
     explicit State(const asio::any_io_executor& ex) : timer(ex) {}
     asio::steady_timer timer;
-    uint64_t generation = 0;
+    Clock::time_point deadline = Clock::time_point::max();   // max: disarmed
+    Clock::time_point wait_ends = Clock::time_point::max();  // of the pending wait; max: none
+    uint64_t generation = 0;  // of the pending wait; a wait moved earlier is stale
     bool fired = false;
     std::function<void()> on_expire;
   };
+  static void wait_until(const std::shared_ptr<State>& state, Clock::time_point when);
   std::shared_ptr<State> state_;
 };
 

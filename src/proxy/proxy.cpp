@@ -104,6 +104,8 @@ struct UpstreamConn {
   std::string buffer;               // bytes read past the last response
   std::string peer_principal;       // outbound: the verified server SPIFFE ID
   std::shared_ptr<const tls::Credentials> creds;  // outbound: the credentials it was made with
+  std::optional<net::Watchdog> deadline;          // the upstream timeout; made at first use
+  Clock::time_point idle_since;                   // when it last went back to the pool
 };
 
 // 16 KB read buffers, lent per burst of I/O and returned before a connection waits idle: an idle
@@ -163,7 +165,7 @@ struct Worker {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::thread thread;
   std::list<ConnEntry*> connections;
-  std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConn>>> idle_upstreams;
+  std::unordered_map<uint64_t, std::vector<std::unique_ptr<UpstreamConn>>> idle_upstreams;  // by pool_key
   // Outbound TLS sessions to resume, per route, valid only with the credentials that made them.
   struct CachedSession {
     std::shared_ptr<const tls::Credentials> creds;
@@ -982,11 +984,18 @@ struct Proxy::Impl {
       entry.idle = in.empty();
       http::HeadScan scan;
       bool got_head = false;
+      bool header_deadline = !in.empty();
       while (true) {
         scan = scanner.scan(in, http_limits.max_head_bytes);
         if (scan.state != http::HeadScan::State::Incomplete) {
           got_head = true;
           break;
+        }
+        if (!header_deadline && !in.empty()) {
+          // Part of a head arrived: the rest must follow within the header timeout. (A head that
+          // arrives whole, the usual case, never moves the deadline.)
+          watchdog.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
+          header_deadline = true;
         }
         std::error_code ec;
         size_t n = 0;
@@ -1004,10 +1013,7 @@ struct Proxy::Impl {
           if (!ec) in.append(chunk.data(), n);
         }
         if (ec || n == 0) break;
-        if (first) {
-          entry.idle = false;
-          watchdog.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
-        }
+        if (first) entry.idle = false;
       }
       entry.idle = false;
       if (!got_head) {
@@ -1167,19 +1173,30 @@ struct Proxy::Impl {
     access_log->write_line(line.finish());
   }
 
-  static std::string pool_key(const HttpSide& side) {
-    return side.inbound ? "app:" + std::to_string(side.inbound->app_port) : "route:" + std::to_string(*side.route);
+  // Inbound ports to the same app port share a pool; each outbound route has its own.
+  static uint64_t pool_key(const HttpSide& side) {
+    return side.inbound ? side.inbound->app_port : (uint64_t{1} << 32) + *side.route;
   }
+
+  // Idle this long, a pooled connection is checked for a close (or anything unread) before reuse.
+  // Sooner than that nobody closes a keep-alive connection on purpose, and a bodiless request on
+  // one the peer did close is retried on a fresh connection anyway; a request with a body (not
+  // retried) always checks.
+  static constexpr auto kProbeAfterIdle = std::chrono::milliseconds(250);
 
   // A pooled connection for `side`; an idle one with anything to read (the peer closed it, or a
   // TLS alert) is stale and dropped. New: a plaintext connection to the local app, or (outbound)
   // an mTLS connection to the route's destination with the server's identity verified.
-  awaitable<std::unique_ptr<UpstreamConn>> acquire_upstream(Worker& worker, const HttpSide& side, bool& reused,
-                                                            std::string& reason, std::string& detail) {
+  awaitable<std::unique_ptr<UpstreamConn>> acquire_upstream(Worker& worker, const HttpSide& side, bool has_body,
+                                                            bool& reused, std::string& reason, std::string& detail) {
     auto& idle = worker.idle_upstreams[pool_key(side)];
     while (!idle.empty()) {
       auto conn = std::move(idle.back());
       idle.pop_back();
+      if (!has_body && Clock::now() - conn->idle_since < kProbeAfterIdle) {
+        reused = true;
+        co_return conn;
+      }
       char probe;
       ssize_t r = ::recv(conn->stream->socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -1206,6 +1223,7 @@ struct Proxy::Impl {
   void release_upstream(Worker& worker, const HttpSide& side, std::unique_ptr<UpstreamConn> conn) {
     if (side.route) remember_session(worker, *side.route, *conn);
     auto& idle = worker.idle_upstreams[pool_key(side)];
+    conn->idle_since = Clock::now();
     if (idle.size() < kMaxIdleUpstreamsPerPort && !draining) idle.push_back(std::move(conn));
   }
 
@@ -1225,29 +1243,29 @@ struct Proxy::Impl {
     // and set (only this proxy vouches for the client certificate).
     // serialize_request_head reads only these; nothing reads req's target or headers after
     // this point, so they are moved rather than copied.
-    http::Request out;
-    out.method = req.method;
-    out.target = std::move(req.target);
-    out.headers = std::move(req.headers);
-    http::remove_hop_by_hop(out.headers);
-    out.headers.remove("content-length");
-    out.headers.remove("expect");
+    http::Request forwarded;
+    forwarded.method = req.method;
+    forwarded.target = std::move(req.target);
+    forwarded.headers = std::move(req.headers);
+    http::remove_hop_by_hop(forwarded.headers);
+    forwarded.headers.remove("content-length");
+    forwarded.headers.remove("expect");
     if (side.inbound) {
-      out.headers.remove("x-forwarded-client-cert");
+      forwarded.headers.remove("x-forwarded-client-cert");
       if (side.peer) {
         if (auto state = tls_state.load()) {
-          out.headers.add("x-forwarded-client-cert", tls::xfcc_value(state->creds->own_id, *side.peer));
+          forwarded.headers.add("x-forwarded-client-cert", tls::xfcc_value(state->creds->own_id, *side.peer));
         }
       }
-      out.headers.set("x-forwarded-proto", side.peer ? "https" : "http");
+      forwarded.headers.set("x-forwarded-proto", side.peer ? "https" : "http");
     }
     if (req.framing == http::BodyFraming::ContentLength) {
-      out.headers.add("content-length", std::to_string(req.content_length));
+      forwarded.headers.add("content-length", std::to_string(req.content_length));
     } else if (req.framing == http::BodyFraming::Chunked) {
-      out.headers.add("transfer-encoding", "chunked");
+      forwarded.headers.add("transfer-encoding", "chunked");
     }
-    out.version_minor = 1;
-    std::string head = http::serialize_request_head(out);
+    forwarded.version_minor = 1;
+    std::string head = http::serialize_request_head(forwarded);
 
     std::error_code ec;
     if (req.expect_continue) {
@@ -1264,7 +1282,7 @@ struct Proxy::Impl {
     for (int attempt = 0; attempt < 2 && !resp; ++attempt) {
       bool reused = false;
       std::string reason, detail;
-      up = co_await acquire_upstream(worker, side, reused, reason, detail);
+      up = co_await acquire_upstream(worker, side, req.framing != http::BodyFraming::None, reused, reason, detail);
       if (!up) {
         if (side.route) log_outbound_refusal(side, reason, detail);
         ex.flags = kUpstreamConnectFailure;
@@ -1287,12 +1305,12 @@ struct Proxy::Impl {
         if (!ok) co_return false;  // already answered (or the client is gone)
       }
       // Response head, with the upstream timeout.
-      net::Watchdog upstream_deadline(worker.io->get_executor(), [&up] { up->stream->close(); });
-      upstream_deadline.arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
+      if (!up->deadline) up->deadline.emplace(worker.io->get_executor(), [c = up.get()] { c->stream->close(); });
+      up->deadline->arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
       auto result = co_await read_response_head(*up, chunk, req.method, response_started);
-      upstream_deadline.disarm();
+      up->deadline->disarm();
       if (!result) {
-        if (upstream_deadline.fired()) {
+        if (up->deadline->fired()) {
           ex.flags = kUpstreamTimeout;
           co_await local_reply(down, ex, 504, "upstream request timeout", false);
           co_return false;
@@ -1314,12 +1332,17 @@ struct Proxy::Impl {
       co_return false;
     }
 
-    // Relay the response.
+    // Relay the response. Head and body go out in as few writes as possible: what is ready is
+    // gathered in `out` and written only before waiting for more of the body, and at the end —
+    // a small response is one write (one TLS record), not one per piece.
+    const bool upstream_keep = resp->keep_alive && resp->framing != http::BodyFraming::UntilClose;
+    const http::BodyFraming framing = resp->framing;
+    const uint64_t content_length = resp->content_length;
     bool client_keep = req.keep_alive && !draining;
-    bool streamed = resp->framing == http::BodyFraming::Chunked || resp->framing == http::BodyFraming::UntilClose;
+    bool streamed = framing == http::BodyFraming::Chunked || framing == http::BodyFraming::UntilClose;
     bool chunk_out = streamed && req.version_minor == 1;
     if (streamed && !chunk_out) client_keep = false;  // HTTP/1.0 client: the end of the body is our close
-    http::Response down_resp = *resp;
+    http::Response& down_resp = *resp;  // not used as the upstream's any more: edited in place
     down_resp.version_minor = 1;
     http::remove_hop_by_hop(down_resp.headers);
     if (chunk_out) {
@@ -1328,53 +1351,55 @@ struct Proxy::Impl {
     }
     if (!client_keep) down_resp.headers.add("connection", "close");
     else if (req.version_minor == 0) down_resp.headers.add("connection", "keep-alive");
-    std::string down_head = http::serialize_response_head(down_resp);
-    co_await down.write_all(asio::buffer(down_head), ec);
+    std::string out = http::serialize_response_head(down_resp);
     ex.status = resp->status;
-    ex.bytes_sent += down_head.size();
-    if (ec) {
-      ex.flags = kDownstreamReset;
-      co_return false;
-    }
+    auto flush = [&]() -> awaitable<bool> {
+      if (out.empty()) co_return true;
+      std::error_code write_ec;
+      co_await down.write_all(asio::buffer(out), write_ec);
+      ex.bytes_sent += out.size();
+      out.clear();
+      if (write_ec) ex.flags = kDownstreamReset;
+      co_return !write_ec;
+    };
 
-    http::BodyDecoder decoder(resp->framing, resp->content_length);
+    http::BodyDecoder decoder(framing, content_length);
     std::string payload;
-    net::Watchdog body_deadline(worker.io->get_executor(), [&up] { up->stream->close(); });
     while (!decoder.done()) {
       if (up->buffer.empty()) {
-        body_deadline.arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
+        if (!co_await flush()) co_return false;
+        up->deadline->arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
         size_t n = co_await up->stream->read_some(chunk.get(), ec);
-        body_deadline.disarm();
+        up->deadline->disarm();
         if (ec || n == 0) {
           if (decoder.accept_eof()) break;
+          co_await flush();  // what arrived; the client sees the connection end mid-body
           ex.flags = kUpstreamReset;
-          co_return false;  // truncated: the client sees the connection end mid-body
+          co_return false;
         }
         up->buffer.append(chunk.data(), n);
       }
       auto used = decoder.feed(up->buffer, payload);
       if (!used) {
+        co_await flush();
         ex.flags = kUpstreamReset;
         co_return false;
       }
       up->buffer.erase(0, *used);
       if (!payload.empty()) {
-        std::string piece = chunk_out ? http::encode_chunk(payload) : payload;
-        co_await down.write_all(asio::buffer(piece), ec);
-        ex.bytes_sent += piece.size();
-        payload.clear();
-        if (ec) {
-          ex.flags = kDownstreamReset;
-          co_return false;
+        if (chunk_out) {
+          http::append_chunk(out, payload);
+        } else {
+          out += payload;
         }
+        payload.clear();
+        // Big bodies go out as they come rather than piling up.
+        if (out.size() >= kReadChunk && !co_await flush()) co_return false;
       }
     }
-    if (chunk_out) {
-      co_await down.write_all(asio::buffer(http::kLastChunk.data(), http::kLastChunk.size()), ec);
-      ex.bytes_sent += http::kLastChunk.size();
-      if (ec) co_return false;
-    }
-    if (resp->keep_alive && resp->framing != http::BodyFraming::UntilClose && up->buffer.empty()) {
+    if (chunk_out) out.append(http::kLastChunk.data(), http::kLastChunk.size());
+    if (!co_await flush()) co_return false;
+    if (upstream_keep && up->buffer.empty()) {
       release_upstream(worker, side, std::move(up));
     }
     if (!client_keep) down.shutdown_send();

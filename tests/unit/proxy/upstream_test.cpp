@@ -1,0 +1,313 @@
+// Unit tests of the proxy's upstream side, in process against a scripted app on 127.0.0.1: a
+// pooled app connection the app closed is retried, a response that arrives in pieces is relayed
+// whole (content-length and chunked), a silent app gets a 504; and the Watchdog's deadlines.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <thread>
+
+#include "proxy/net.h"
+#include "proxy/proxy.h"
+
+namespace mg::proxy {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A listening socket on 127.0.0.1:0 served by one thread; `serve` handles each accepted
+// connection in turn (the proxy's pool keeps at most a couple open in these tests).
+class ScriptedApp {
+ public:
+  using Handler = std::function<void(int fd)>;
+  explicit ScriptedApp(Handler serve) : serve_(std::move(serve)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(listen_fd_, 16);
+    socklen_t len = sizeof addr;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      while (true) {
+        int fd = ::accept(listen_fd_, nullptr, nullptr);
+        if (fd < 0) return;
+        accepted_++;
+        timeval tv{10, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        serve_(fd);
+        ::close(fd);
+      }
+    });
+  }
+  ~ScriptedApp() {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::close(listen_fd_);
+    thread_.join();
+  }
+  uint16_t port() const { return port_; }
+  int accepted() const { return accepted_; }
+
+ private:
+  Handler serve_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+// Reads one request head (requests in these tests have no body); false when the peer closed.
+bool read_head(int fd) {
+  std::string in;
+  char c;
+  while (in.find("\r\n\r\n") == std::string::npos) {
+    if (::recv(fd, &c, 1, 0) != 1) return false;
+    in += c;
+  }
+  return true;
+}
+
+void send_all(int fd, const std::string& s) { ::send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
+
+// A keep-alive client of the proxy's inbound listener.
+class Client {
+ public:
+  explicit Client(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~Client() { ::close(fd_); }
+  bool connected() const { return connected_; }
+
+  // Sends a GET and returns the whole response (head + body, read by its framing), "" on EOF.
+  std::string get(const std::string& path) {
+    send_all(fd_, "GET " + path + " HTTP/1.1\r\nHost: app\r\n\r\n");
+    while (true) {
+      auto head_end = buf_.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        std::string head = buf_.substr(0, head_end + 4);
+        size_t total = 0;
+        if (auto cl = head.find("content-length: "); cl != std::string::npos) {
+          total = head_end + 4 + std::stoul(head.substr(cl + 16));
+        } else if (head.find("transfer-encoding: chunked") != std::string::npos) {
+          auto last = buf_.find("\r\n0\r\n\r\n", head_end);
+          if (last != std::string::npos) total = last + 7;
+        } else {
+          total = head_end + 4;
+        }
+        if (total > 0 && buf_.size() >= total) {
+          std::string response = buf_.substr(0, total);
+          buf_.erase(0, total);
+          return response;
+        }
+      }
+      char chunk[4096];
+      ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (n <= 0) return "";
+      buf_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string buf_;
+};
+
+// A proxy with one plaintext inbound HTTP port in front of `app_port`, running on its own thread.
+class RunningProxy {
+ public:
+  explicit RunningProxy(uint16_t app_port, uint32_t upstream_timeout_ms = 10'000) {
+    ProxyConfig cfg;
+    cfg.workload = {"app", "default", "app", {{"app", "app"}}};
+    cfg.access_log = "/dev/null";
+    cfg.workers = 1;
+    cfg.limits.upstream_timeout_ms = upstream_timeout_ms;
+    InboundPort port;
+    port.address = "127.0.0.1";
+    port.port = 0;
+    port.app_port = app_port;
+    cfg.inbound.push_back(port);
+    auto created = Proxy::create(cfg);
+    EXPECT_TRUE(created) << created.error().to_string();
+    proxy_ = std::move(*created);
+    EXPECT_TRUE(proxy_->start());
+    const std::string address = proxy_->listeners().at(0).address;
+    port_ = static_cast<uint16_t>(std::stoul(address.substr(address.rfind(':') + 1)));
+    runner_ = std::thread([this] { proxy_->run(); });
+  }
+  ~RunningProxy() {
+    proxy_->request_drain();
+    runner_.join();
+  }
+  uint16_t port() const { return port_; }
+  Proxy& proxy() { return *proxy_; }
+
+ private:
+  std::unique_ptr<Proxy> proxy_;
+  uint16_t port_ = 0;
+  std::thread runner_;
+};
+
+// The data of a chunked body (no extensions or trailers: what the proxy itself writes).
+std::string dechunk(std::string body) {
+  std::string data;
+  while (true) {
+    auto eol = body.find("\r\n");
+    if (eol == std::string::npos) return data + "(truncated)";
+    size_t size = std::stoul(body.substr(0, eol), nullptr, 16);
+    if (size == 0) return data;
+    data += body.substr(eol + 2, size);
+    body.erase(0, eol + 2 + size + 2);
+  }
+}
+
+const std::string kOk = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+TEST(ProxyUpstream, PooledConnectionTheAppClosedIsRetriedOnAFreshOne) {
+  // Every app connection answers one request as keep-alive, then closes: the proxy's pooled
+  // connection is dead by the next request, which must still succeed (and not be answered 503).
+  ScriptedApp app([](int fd) {
+    if (read_head(fd)) send_all(fd, kOk);
+  });
+  RunningProxy proxy(app.port());
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  for (int i = 0; i < 5; ++i) {
+    std::string r = client.get("/n/" + std::to_string(i));
+    EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << "request " << i << ": " << r;
+    EXPECT_EQ(r.substr(r.size() - 2), "ok");
+  }
+  EXPECT_GE(app.accepted(), 5);
+}
+
+TEST(ProxyUpstream, ResponseArrivingInPiecesIsRelayedWhole) {
+  const std::string body(40'000, 'b');  // larger than one read chunk: relayed in several writes
+  ScriptedApp app([&](int fd) {
+    while (read_head(fd)) {
+      // Content-length body: head alone first, then the body in two pieces.
+      send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n");
+      std::this_thread::sleep_for(20ms);
+      send_all(fd, body.substr(0, 1000));
+      std::this_thread::sleep_for(20ms);
+      send_all(fd, body.substr(1000));
+      if (!read_head(fd)) return;
+      // Chunked body, split mid-chunk.
+      send_all(fd, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel");
+      std::this_thread::sleep_for(20ms);
+      send_all(fd, "lo\r\n6\r\n world\r\n0\r\n\r\n");
+    }
+  });
+  RunningProxy proxy(app.port());
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  std::string first = client.get("/big");
+  ASSERT_EQ(first.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << first.substr(0, 200);
+  EXPECT_EQ(first.substr(first.find("\r\n\r\n") + 4), body);
+  std::string second = client.get("/chunked");
+  ASSERT_EQ(second.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << second;
+  EXPECT_NE(second.find("transfer-encoding: chunked\r\n"), std::string::npos) << second;
+  // Re-chunked as the pieces were decoded; the data is the same.
+  EXPECT_EQ(dechunk(second.substr(second.find("\r\n\r\n") + 4)), "hello world") << second;
+  // The same downstream connection serves a third request after both.
+  std::string third = client.get("/big");
+  EXPECT_EQ(third.substr(third.find("\r\n\r\n") + 4), body);
+}
+
+TEST(ProxyUpstream, SilentAppIsAnsweredWithUpstreamTimeout) {
+  ScriptedApp app([](int fd) {
+    read_head(fd);
+    char c;
+    ::recv(fd, &c, 1, 0);  // until the proxy gives up and closes (or the 10 s bound)
+  });
+  RunningProxy proxy(app.port(), /*upstream_timeout_ms=*/200);
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  std::string r = client.get("/slow");
+  EXPECT_EQ(r.rfind("HTTP/1.1 504 ", 0), 0u) << r;
+  EXPECT_NE(r.find("upstream request timeout"), std::string::npos) << r;
+}
+
+// --- Watchdog ---------------------------------------------------------------------------------
+
+struct Loop {
+  asio::io_context io;
+  // Runs until `done` or a 5 s bound (a broken watchdog fails the test instead of hanging it).
+  void run_until(const std::function<bool()>& done) {
+    auto until = std::chrono::steady_clock::now() + 5s;
+    while (!done() && std::chrono::steady_clock::now() < until) {
+      io.run_for(5ms);
+      if (io.stopped()) io.restart();
+    }
+  }
+};
+
+TEST(Watchdog, FiresOnceAfterItsDeadline) {
+  Loop loop;
+  int fired = 0;
+  net::Watchdog dog(loop.io.get_executor(), [&] { ++fired; });
+  dog.arm(20ms);
+  loop.run_until([&] { return fired > 0; });
+  EXPECT_EQ(fired, 1);
+  EXPECT_TRUE(dog.fired());
+  loop.io.run_for(50ms);
+  EXPECT_EQ(fired, 1);
+}
+
+TEST(Watchdog, DisarmedNeverFires) {
+  Loop loop;
+  int fired = 0;
+  net::Watchdog dog(loop.io.get_executor(), [&] { ++fired; });
+  dog.arm(10ms);
+  dog.disarm();
+  loop.io.run_for(60ms);
+  EXPECT_EQ(fired, 0);
+  EXPECT_FALSE(dog.fired());
+}
+
+TEST(Watchdog, ReArmingLaterPostponesAndEarlierAdvances) {
+  Loop loop;
+  int fired = 0;
+  net::Watchdog dog(loop.io.get_executor(), [&] { ++fired; });
+  // Later: the pending 20 ms wait ends, sees the deadline moved, and waits again.
+  dog.arm(20ms);
+  auto start = std::chrono::steady_clock::now();
+  dog.arm(80ms);
+  loop.run_until([&] { return fired > 0; });
+  EXPECT_EQ(fired, 1);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 80ms);
+  // Earlier: a 10 s deadline replaced by 10 ms fires without waiting for the first.
+  int second = 0;
+  net::Watchdog dog2(loop.io.get_executor(), [&] { ++second; });
+  dog2.arm(10s);
+  dog2.arm(10ms);
+  loop.run_until([&] { return second > 0; });
+  EXPECT_EQ(second, 1);
+}
+
+TEST(Watchdog, DestroyedWhileWaitingNeverCallsBack) {
+  Loop loop;
+  int fired = 0;
+  {
+    net::Watchdog dog(loop.io.get_executor(), [&] { ++fired; });
+    dog.arm(10ms);
+  }
+  loop.io.run_for(50ms);
+  EXPECT_EQ(fired, 0);
+}
+
+}  // namespace
+}  // namespace mg::proxy
