@@ -42,7 +42,9 @@ size_t Headers::count(std::string_view name) const {
       std::count_if(fields_.begin(), fields_.end(), [&](const Header& h) { return iequals(h.name, name); }));
 }
 
-void Headers::add(std::string name, std::string value) { fields_.push_back({std::move(name), std::move(value)}); }
+void Headers::add(std::string name, std::string value) {
+  fields_.push_back({std::move(name), std::move(value)});
+}
 
 void Headers::set(std::string name, std::string value) {
   remove(name);
@@ -50,7 +52,8 @@ void Headers::set(std::string name, std::string value) {
 }
 
 size_t Headers::remove(std::string_view name) {
-  auto it = std::remove_if(fields_.begin(), fields_.end(), [&](const Header& h) { return iequals(h.name, name); });
+  auto it =
+      std::remove_if(fields_.begin(), fields_.end(), [&](const Header& h) { return iequals(h.name, name); });
   size_t n = static_cast<size_t>(fields_.end() - it);
   fields_.erase(it, fields_.end());
   return n;
@@ -58,36 +61,66 @@ size_t Headers::remove(std::string_view name) {
 
 std::string_view reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 418: return "I'm a teapot";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Payload Too Large";
+    case 414:
+      return "URI Too Long";
+    case 417:
+      return "Expectation Failed";
+    case 418:
+      return "I'm a teapot";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 
@@ -143,8 +176,21 @@ bool is_token_char(unsigned char c) {
   if (c >= '0' && c <= '9') return true;
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
-    case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -154,7 +200,7 @@ bool is_token_char(unsigned char c) {
 void remove_hop_by_hop(Headers& headers) {
   // Fields named by Connection are hop-by-hop too.
   std::vector<std::string> listed;
-  for (auto value : headers.get_all("connection")) {
+  headers.for_each("connection", [&](std::string_view value) {
     size_t pos = 0;
     while (pos <= value.size()) {
       size_t comma = value.find(',', pos);
@@ -162,18 +208,41 @@ void remove_hop_by_hop(Headers& headers) {
       auto item = value.substr(pos, comma - pos);
       while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
       while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-      if (!item.empty()) listed.emplace_back(item);
+      // Host and the framing fields are the proxy's to decide, never the client's to strip.
+      if (!item.empty() && !iequals(item, "host") && !iequals(item, "content-length")) {
+        listed.emplace_back(item);
+      }
       pos = comma + 1;
     }
-  }
-  // Host and the framing fields are the proxy's to decide, never the client's to strip.
-  for (const auto& name : listed) {
-    if (!iequals(name, "host") && !iequals(name, "content-length")) headers.remove(name);
-  }
-  for (const char* name : {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-                           "upgrade", "proxy-authenticate"}) {
-    headers.remove(name);
-  }
+  });
+  headers.remove_if([&](std::string_view name) {
+    switch (name.size()) {  // the fixed hop-by-hop names, by length first
+      case 2:
+        if (iequals(name, "te")) return true;
+        break;
+      case 7:
+        if (iequals(name, "trailer") || iequals(name, "upgrade")) return true;
+        break;
+      case 10:
+        if (iequals(name, "connection") || iequals(name, "keep-alive")) return true;
+        break;
+      case 16:
+        if (iequals(name, "proxy-connection")) return true;
+        break;
+      case 17:
+        if (iequals(name, "transfer-encoding")) return true;
+        break;
+      case 18:
+        if (iequals(name, "proxy-authenticate")) return true;
+        break;
+      default:
+        break;
+    }
+    for (const auto& l : listed) {
+      if (iequals(name, l)) return true;
+    }
+    return false;
+  });
 }
 
 }  // namespace mg::http

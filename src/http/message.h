@@ -31,10 +31,26 @@ class Headers {
   size_t count(std::string_view name) const;
   bool contains(std::string_view name) const { return count(name) > 0; }
 
+  // Calls f(value) for every value of `name`, in order; get_all without the vector.
+  template <class F>
+  void for_each(std::string_view name, F&& f) const {
+    for (const auto& h : fields_) {
+      if (iequals(h.name, name)) f(std::string_view(h.value));
+    }
+  }
+
   void add(std::string name, std::string value);
+  void reserve(size_t n) { fields_.reserve(n); }
   // Removes every `name` then adds one: the proxy's "sanitize and set".
   void set(std::string name, std::string value);
   size_t remove(std::string_view name);
+  // Removes every field whose name `pred` accepts; one pass however many names it stands for.
+  template <class Pred>
+  size_t remove_if(Pred&& pred) {
+    size_t before = fields_.size();
+    std::erase_if(fields_, [&](const Header& h) { return pred(std::string_view(h.name)); });
+    return before - fields_.size();
+  }
 
   size_t size() const { return fields_.size(); }
   bool empty() const { return fields_.empty(); }
@@ -56,10 +72,10 @@ enum class BodyFraming {
 
 struct Request {
   std::string method;
-  std::string target;  // as received (origin-form or absolute-form)
-  std::string path;    // target without the query; never empty, starts with '/' (or is "*")
-  std::string query;   // after '?', without it; empty when absent
-  std::string host;    // Host header (or the authority of an absolute-form target)
+  std::string target;     // as received (origin-form or absolute-form)
+  std::string path;       // target without the query; never empty, starts with '/' (or is "*")
+  std::string query;      // after '?', without it; empty when absent
+  std::string host;       // Host header (or the authority of an absolute-form target)
   int version_minor = 1;  // HTTP/1.<minor>: 0 or 1
   Headers headers;
   BodyFraming framing = BodyFraming::None;
@@ -87,8 +103,8 @@ std::string serialize_request_head(const Request& req);
 std::string serialize_response_head(const Response& resp);
 
 // A complete small response (Content-Length set), e.g. a local 403 or the sample app's JSON.
-std::string make_response(int status, std::string_view content_type, std::string_view body,
-                          bool keep_alive, const std::vector<Header>& extra = {});
+std::string make_response(int status, std::string_view content_type, std::string_view body, bool keep_alive,
+                          const std::vector<Header>& extra = {});
 
 // RFC 9110 token characters (method, header names).
 bool is_token_char(unsigned char c);

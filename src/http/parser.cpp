@@ -6,7 +6,9 @@ namespace mg::http {
 
 namespace {
 
-Unexpected<ParseError> bad(int status, std::string reason) { return fail(ParseError{status, std::move(reason)}); }
+Unexpected<ParseError> bad(int status, std::string reason) {
+  return fail(ParseError{status, std::move(reason)});
+}
 
 bool is_vchar_or_obs(unsigned char c) { return (c >= 0x21 && c <= 0x7e) || c >= 0x80; }
 
@@ -16,26 +18,24 @@ std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
-// Splits a comma-separated field value into trimmed items (empty items kept, so callers can reject them).
-std::vector<std::string_view> split_list(std::string_view value) {
-  std::vector<std::string_view> items;
+// Calls f(item) for each trimmed item of a comma-separated field value (empty items included,
+// so callers can reject them); f returns false to stop early, and then so does this.
+template <class F>
+bool for_each_item(std::string_view value, F&& f) {
   size_t pos = 0;
   while (true) {
     size_t comma = value.find(',', pos);
-    if (comma == std::string_view::npos) {
-      items.push_back(trim_ows(value.substr(pos)));
-      break;
-    }
-    items.push_back(trim_ows(value.substr(pos, comma - pos)));
+    if (comma == std::string_view::npos) return f(trim_ows(value.substr(pos)));
+    if (!f(trim_ows(value.substr(pos, comma - pos)))) return false;
     pos = comma + 1;
   }
-  return items;
 }
 
 // Splits the head into lines (without CRLF). The scanner already refused bare LF; bare CR is
 // refused here. The final empty line is not returned.
 Result<std::vector<std::string_view>, ParseError> split_lines(std::string_view head) {
   std::vector<std::string_view> lines;
+  lines.reserve(16);
   size_t pos = 0;
   while (pos < head.size()) {
     size_t crlf = head.find("\r\n", pos);
@@ -55,6 +55,7 @@ Result<std::vector<std::string_view>, ParseError> split_lines(std::string_view h
 Result<Headers, ParseError> parse_fields(const std::vector<std::string_view>& lines, const Limits& limits) {
   Headers headers;
   if (lines.size() - 1 > limits.max_headers) return bad(431, "too many header fields");
+  headers.reserve(lines.size() - 1 + 4);  // room for the few the proxy adds
   for (size_t i = 1; i < lines.size(); ++i) {
     std::string_view line = lines[i];
     if (line.front() == ' ' || line.front() == '\t') return bad(400, "obsolete line folding");
@@ -66,7 +67,8 @@ Result<Headers, ParseError> parse_fields(const std::vector<std::string_view>& li
     }
     std::string_view value = trim_ows(line.substr(colon + 1));
     for (unsigned char c : value) {
-      if (!(c == '\t' || c == ' ' || is_vchar_or_obs(c))) return bad(400, "invalid character in header value");
+      if (!(c == '\t' || c == ' ' || is_vchar_or_obs(c)))
+        return bad(400, "invalid character in header value");
     }
     headers.add(std::string(name), std::string(value));
   }
@@ -76,50 +78,66 @@ Result<Headers, ParseError> parse_fields(const std::vector<std::string_view>& li
 // Content-Length: every value (across fields and comma lists) must be the same decimal number.
 Result<std::optional<uint64_t>, ParseError> content_length_of(const Headers& headers) {
   std::optional<uint64_t> length;
-  for (auto value : headers.get_all("content-length")) {
-    for (auto item : split_list(value)) {
-      if (item.empty() || item.size() > 18) return bad(400, "invalid Content-Length");
+  std::optional<ParseError> error;
+  headers.for_each("content-length", [&](std::string_view value) {
+    if (error) return;
+    for_each_item(value, [&](std::string_view item) {
+      if (item.empty() || item.size() > 18) {
+        error = ParseError{400, "invalid Content-Length"};
+        return false;
+      }
       uint64_t n = 0;
       for (char c : item) {
-        if (c < '0' || c > '9') return bad(400, "invalid Content-Length");
+        if (c < '0' || c > '9') {
+          error = ParseError{400, "invalid Content-Length"};
+          return false;
+        }
         n = n * 10 + static_cast<uint64_t>(c - '0');
       }
-      if (length && *length != n) return bad(400, "conflicting Content-Length values");
+      if (length && *length != n) {
+        error = ParseError{400, "conflicting Content-Length values"};
+        return false;
+      }
       length = n;
-    }
-  }
+      return true;
+    });
+  });
+  if (error) return fail(std::move(*error));
   return length;
 }
 
 // Transfer-Encoding: only exactly "chunked" is accepted (anything else is not implemented).
 Result<bool, ParseError> chunked_of(const Headers& headers) {
-  auto values = headers.get_all("transfer-encoding");
-  if (values.empty()) return false;
-  std::vector<std::string_view> codings;
-  for (auto v : values) {
-    for (auto item : split_list(v)) codings.push_back(item);
+  size_t codings = 0;
+  bool any_empty = false, all_chunked = true;
+  headers.for_each("transfer-encoding", [&](std::string_view value) {
+    for_each_item(value, [&](std::string_view item) {
+      ++codings;
+      any_empty = any_empty || item.empty();
+      all_chunked = all_chunked && iequals(item, "chunked");
+      return true;
+    });
+  });
+  if (codings == 0) return false;
+  if (any_empty) return bad(400, "empty transfer coding");
+  if (codings != 1) {
+    return bad(all_chunked ? 400 : 501,
+               all_chunked ? "chunked applied more than once" : "unsupported transfer coding");
   }
-  for (auto c : codings) {
-    if (c.empty()) return bad(400, "empty transfer coding");
-  }
-  if (codings.size() != 1) {
-    bool all_chunked = true;
-    for (auto c : codings) all_chunked = all_chunked && iequals(c, "chunked");
-    return bad(all_chunked ? 400 : 501, all_chunked ? "chunked applied more than once" : "unsupported transfer coding");
-  }
-  if (!iequals(codings[0], "chunked")) return bad(501, "unsupported transfer coding");
+  if (!all_chunked) return bad(501, "unsupported transfer coding");
   return true;
 }
 
 void connection_options(const Headers& headers, bool& close, bool& keep_alive) {
   close = false;
   keep_alive = false;
-  for (auto v : headers.get_all("connection")) {
-    for (auto item : split_list(v)) {
+  headers.for_each("connection", [&](std::string_view value) {
+    for_each_item(value, [&](std::string_view item) {
       if (iequals(item, "close")) close = true;
       if (iequals(item, "keep-alive")) keep_alive = true;
-    }
-  }
+      return true;
+    });
+  });
 }
 
 bool valid_host(std::string_view host) {
@@ -127,8 +145,25 @@ bool valid_host(std::string_view host) {
   for (unsigned char c : host) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
     switch (c) {
-      case '-': case '.': case '_': case '~': case ':': case '[': case ']': case '%': case '!': case '$':
-      case '&': case '\'': case '(': case ')': case '*': case '+': case ',': case ';': case '=':
+      case '-':
+      case '.':
+      case '_':
+      case '~':
+      case ':':
+      case '[':
+      case ']':
+      case '%':
+      case '!':
+      case '$':
+      case '&':
+      case '\'':
+      case '(':
+      case ')':
+      case '*':
+      case '+':
+      case ',':
+      case ';':
+      case '=':
         ok = true;
         break;
       default:

@@ -837,7 +837,7 @@ struct Proxy::Impl {
         .close()
         .str("response_flags", flags);
     write_decision(line, &decision, "");
-    line.num("duration_ms", ms_since(start)).num("bytes_received", received).num("bytes_sent", sent);
+    line.millis("duration_ms", ms_since(start)).num("bytes_received", received).num("bytes_sent", sent);
     access_log->write_line(line.finish());
   }
 
@@ -1169,7 +1169,7 @@ struct Proxy::Impl {
         .str("response_flags", ex.flags)
         .str("response_code_details", ex.details);
     write_decision(line, decision, inbound ? "malformed request" : "");
-    line.num("duration_ms", duration).num("bytes_received", ex.bytes_received).num("bytes_sent", ex.bytes_sent);
+    line.millis("duration_ms", duration).num("bytes_received", ex.bytes_received).num("bytes_sent", ex.bytes_sent);
     access_log->write_line(line.finish());
   }
 

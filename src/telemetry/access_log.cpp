@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 
@@ -49,11 +50,25 @@ std::string_view now_rfc3339(std::array<char, 64>& buf) {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  int n = std::snprintf(buf.data(), buf.size(), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return std::string_view(buf.data(), n > 0 ? std::min<size_t>(static_cast<size_t>(n), buf.size() - 1) : 0);
+  // The date and time of day change once a second: formatted then, per thread, not per line.
+  thread_local std::time_t cached_secs = -1;
+  thread_local char cached[20];  // "YYYY-MM-DDTHH:MM:SS"
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    int n = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                          tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (n != 19) return {};  // a year past 9999
+    cached_secs = secs;
+  }
+  int millis = static_cast<int>(ms % 1000);
+  std::memcpy(buf.data(), cached, 19);
+  buf[19] = '.';
+  buf[20] = static_cast<char>('0' + millis / 100);
+  buf[21] = static_cast<char>('0' + millis / 10 % 10);
+  buf[22] = static_cast<char>('0' + millis % 10);
+  buf[23] = 'Z';
+  return std::string_view(buf.data(), 24);
 }
 
 }  // namespace mg::telemetry

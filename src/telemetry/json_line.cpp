@@ -1,6 +1,7 @@
 // telemetry/json_line.cpp — the access log's JSON writer: escaping and number formatting.
 #include "telemetry/json_line.h"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 
@@ -37,6 +38,13 @@ size_t utf8_sequence(std::string_view s, size_t i) {
   return need;
 }
 
+// Printable ASCII other than '"' and '\\': copied as is, the common case for every value.
+constexpr std::array<bool, 256> kPlainAscii = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[static_cast<size_t>(c)] = c != '"' && c != '\\';
+  return t;
+}();
+
 }  // namespace
 
 void append_json_escaped(std::string& out, std::string_view s) {
@@ -45,7 +53,7 @@ void append_json_escaped(std::string& out, std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    if (kPlainAscii[c]) {
       ++i;
       continue;
     }
@@ -140,6 +148,24 @@ JsonLine& JsonLine::num(std::string_view k, double value) {
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, value);  // shortest form that reads back the same
   out_.append(buf, r.ptr);
+  return *this;
+}
+
+JsonLine& JsonLine::millis(std::string_view k, double ms) {
+  if (!std::isfinite(ms) || std::fabs(ms) > 9e12) return num(k, ms);  // null / general form
+  key(k);
+  int64_t micros = std::llround(ms * 1000.0);
+  if (micros < 0) {
+    out_ += '-';
+    micros = -micros;
+  }
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, micros / 1000);
+  out_.append(buf, r.ptr);
+  int frac = static_cast<int>(micros % 1000);
+  const char digits[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                          static_cast<char>('0' + frac % 10)};
+  out_.append(digits, sizeof digits);
   return *this;
 }
 

@@ -28,6 +28,8 @@ class JsonLine {
   JsonLine& num(std::string_view key, int value) { return num(key, static_cast<int64_t>(value)); }
   JsonLine& num(std::string_view key, unsigned value) { return num(key, static_cast<uint64_t>(value)); }
   JsonLine& num(std::string_view key, double value);  // NaN / infinity → null
+  // Milliseconds to the microsecond ("12.345"): durations, without general double formatting.
+  JsonLine& millis(std::string_view key, double ms);
   JsonLine& num_or_null(std::string_view key, const std::optional<int>& value);
   JsonLine& boolean(std::string_view key, bool value);
   JsonLine& boolean_or_null(std::string_view key, const std::optional<bool>& value);

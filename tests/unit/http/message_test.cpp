@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "http/parser.h"
 
 namespace mg::http {
@@ -39,6 +41,24 @@ TEST(Headers, HopByHopRemovalKeepsHostAndLength) {
   EXPECT_FALSE(h.get("upgrade"));
 }
 
+TEST(Headers, HopByHopRemovalCoversEveryFixedNameAndListedOnes) {
+  Headers h;
+  for (const char* name : {"TE", "Trailer", "Upgrade", "Connection", "Keep-Alive", "Proxy-Connection",
+                           "Transfer-Encoding", "Proxy-Authenticate"}) {
+    h.add(name, "x");
+  }
+  h.add("connection", "\tX-A ,, x-b\t");  // items trimmed, empty ones ignored
+  h.add("X-A", "1");
+  h.add("x-B", "2");
+  h.add("X-Ab", "kept");  // a name that only starts like a listed one
+  h.add("Trailers", "kept");
+  h.add("Proxy-Authorization", "kept");  // end-to-end (only the -authenticate response field is hop-by-hop)
+  remove_hop_by_hop(h);
+  std::vector<std::string> left;
+  for (const auto& f : h) left.push_back(f.name);
+  EXPECT_EQ(left, (std::vector<std::string>{"X-Ab", "Trailers", "Proxy-Authorization"}));
+}
+
 TEST(Serialize, RequestRoundTrip) {
   Request req;
   req.method = "POST";
@@ -53,9 +73,10 @@ TEST(Serialize, RequestRoundTrip) {
 }
 
 TEST(Serialize, MakeResponse) {
-  EXPECT_EQ(make_response(403, "text/plain", "RBAC: access denied", false),
-            "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 19\r\nconnection: close\r\n\r\n"
-            "RBAC: access denied");
+  EXPECT_EQ(
+      make_response(403, "text/plain", "RBAC: access denied", false),
+      "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 19\r\nconnection: close\r\n\r\n"
+      "RBAC: access denied");
   auto parsed = parse_response_head("HTTP/1.1 404 Not Found\r\n\r\n", {}, "GET");
   ASSERT_TRUE(parsed);
   EXPECT_EQ(serialize_response_head(*parsed), "HTTP/1.1 404 Not Found\r\n\r\n");

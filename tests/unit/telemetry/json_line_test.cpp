@@ -1,9 +1,13 @@
 // The access log's JSON writer: every line must parse as JSON and give back the values written,
 // whatever bytes a client put in a path or header.
 #include "telemetry/json_line.h"
+#include "telemetry/access_log.h"
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstdio>
+#include <ctime>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -111,6 +115,43 @@ TEST(JsonLine, WritesTheSameValuesAsADocument) {
   EXPECT_EQ(j["bytes_received"].get<uint64_t>(), 18446744073709551615u);
   EXPECT_EQ(j["neg"], -7);
   EXPECT_EQ(j.size(), 17u);
+}
+
+TEST(JsonLine, MillisAreWrittenToTheMicrosecond) {
+  std::string buf;
+  auto& out = JsonLine(buf)
+                  .millis("a", 1.25)
+                  .millis("b", 0.0004)
+                  .millis("c", 12345.6789)
+                  .millis("d", -0.5)
+                  .millis("e", std::numeric_limits<double>::infinity())
+                  .finish();
+  EXPECT_EQ(out, R"({"a":1.250,"b":0.000,"c":12345.679,"d":-0.500,"e":null})");
+  auto parsed = nlohmann::json::parse(out);
+  EXPECT_DOUBLE_EQ(parsed["c"].get<double>(), 12345.679);
+}
+
+TEST(AccessLogTime, IsRfc3339UtcWithMilliseconds) {
+  std::array<char, 64> buf;
+  std::string_view first = now_rfc3339(buf);
+  ASSERT_EQ(first.size(), 24u) << first;
+  std::string a(first);
+  // YYYY-MM-DDTHH:MM:SS.mmmZ
+  for (size_t i : {4u, 7u}) EXPECT_EQ(a[i], '-') << a;
+  EXPECT_EQ(a[10], 'T');
+  EXPECT_EQ(a[13], ':');
+  EXPECT_EQ(a[16], ':');
+  EXPECT_EQ(a[19], '.');
+  EXPECT_EQ(a[23], 'Z');
+  // The cached date part is reused within a second and the result never goes backwards.
+  std::string b(now_rfc3339(buf));
+  EXPECT_LE(a, b);
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char year[16];
+  std::snprintf(year, sizeof year, "%04d", tm.tm_year + 1900);
+  EXPECT_EQ(b.substr(0, 4), year);
 }
 
 TEST(JsonLine, EmptyObject) {
