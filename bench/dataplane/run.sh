@@ -8,7 +8,9 @@
 #             haproxy (bind ssl verify required, ACL path + client-certificate identity, log) → app
 # Measures max rps (wrk, closed loop), latency at a fixed rate (h2load --rps, open loop),
 # CPU µs/request per process (/proc/PID/stat utime+stime deltas / requests), RSS idle and with N
-# idle client connections (hold_conns.py). Prints medians as markdown tables.
+# idle client connections (hold_conns.py), context switches per request (/proc/PID/task/*/status) and,
+# where perf can count the raw_syscalls tracepoint, system calls per request. Prints medians as
+# markdown tables.
 #
 #   bash bench/dataplane/run.sh [--build DIR] [--reps N] [--out FILE]
 # Environment knobs (defaults): WRK_CONNS=32 WRK_SECONDS=8 RATE=1000 RATE_CLIENTS=10
@@ -148,6 +150,8 @@ wait_listen() {
   die "nothing listens on 127.0.0.1:$1"
 }
 
+# Context switches of every thread of PID: "voluntary involuntary".
+ctx_switches() { cat "/proc/$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { print v + 0, n + 0 }'; }
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 user_ticks() { awk '{ sub(/^.*\) /, ""); print $12 }' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -336,12 +340,13 @@ url_of() {
   esac
 }
 
-declare -A T0 U0
+declare -A T0 U0 V0 N0
 snap_cpu() {
   local p
   for p in $(procs_of "$1"); do
     T0[${p%%:*}]=$(cpu_ticks "${p#*:}")
     U0[${p%%:*}]=$(user_ticks "${p#*:}")
+    read -r "V0[${p%%:*}]" "N0[${p%%:*}]" <<<"$(ctx_switches "${p#*:}")"
   done
 }
 # record_cpu TOPOLOGY PHASE REQUESTS: µs of CPU per request for each process since snap_cpu.
@@ -354,6 +359,35 @@ record_cpu() {
     u1=$(user_ticks "$pid")
     record "$1.$2.cpu_us.$name" "$(awk -v d=$((t1 - T0[$name])) -v hz="$CLK_TCK" -v n="$3" 'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : -1) }')"
     record "$1.$2.usr_us.$name" "$(awk -v d=$((u1 - U0[$name])) -v hz="$CLK_TCK" -v n="$3" 'BEGIN { printf "%.2f", (n > 0 ? d * 1e6 / hz / n : -1) }')"
+    read -r v1 n1 <<<"$(ctx_switches "$pid")"
+    record "$1.$2.vcs.$name" "$(awk -v d=$((v1 - V0[$name])) -v n="$3" 'BEGIN { printf "%.3f", (n > 0 ? d / n : -1) }')"
+    record "$1.$2.ics.$name" "$(awk -v d=$((n1 - N0[$name])) -v n="$3" 'BEGIN { printf "%.3f", (n > 0 ? d / n : -1) }')"
+  done
+}
+
+# System calls per request at the fixed rate, counted by perf's raw_syscalls tracepoint (a
+# separate short phase: attaching perf adds its own cost, so the CPU figures above exclude it).
+# Skipped when perf cannot count the tracepoint here.
+PERF_SYSCALLS=0
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -o /dev/null true 2>/dev/null; then PERF_SYSCALLS=1; fi
+run_syscalls() {
+  local topo="$1" url p perfs=() n
+  [ "$PERF_SYSCALLS" = 1 ] || return 0
+  url=$(url_of "$topo")
+  for p in $(procs_of "$topo"); do
+    perf stat -e raw_syscalls:sys_enter -p "${p#*:}" -o "$WORK/perf.$REP.$topo.${p%%:*}" 2>/dev/null &
+    perfs+=($!)
+  done
+  sleep 0.2
+  timeout 40 h2load --h1 -t1 -c "$RATE_CLIENTS" --rps $((RATE / RATE_CLIENTS)) -D 3 "$url" >"$WORK/h2sys.$REP.$topo" 2>&1 || true
+  n=$(awk '/^requests:/ { print $8 }' "$WORK/h2sys.$REP.$topo")
+  kill -INT "${perfs[@]}" 2>/dev/null || true
+  wait "${perfs[@]}" 2>/dev/null || true
+  [ -n "$n" ] && [ "$n" -gt 0 ] || return 0
+  for p in $(procs_of "$topo"); do
+    local c
+    c=$(awk '/raw_syscalls:sys_enter/ { gsub(/,/, "", $1); print $1 }' "$WORK/perf.$REP.$topo.${p%%:*}")
+    [ -n "$c" ] && record "$topo.syscalls.${p%%:*}" "$(awk -v c="$c" -v n="$n" 'BEGIN { printf "%.2f", c / n }')"
   done
 }
 
@@ -460,6 +494,7 @@ for REP in $(seq 1 "$REPS"); do
     topo=${TOPOS[$(((i + REP - 1) % 3))]}
     run_wrk "$topo"
     run_rate "$topo"
+    run_syscalls "$topo"
   done
   sleep 1
   idle_rss after_load
@@ -507,6 +542,13 @@ mb() { awk -v x="$1" 'BEGIN { if (x == "") print "–"; else printf "%.1f", x / 
     r=$(awk -v a="$(median "$t.rate.cpu_us.${p}_client")" -v b="$(median "$t.rate.cpu_us.${p}_server")" 'BEGIN { print a + b }')
     m=$(awk -v a="$(median "$t.max.cpu_us.${p}_client")" -v b="$(median "$t.max.cpu_us.${p}_server")" 'BEGIN { print a + b }')
     echo "| **$t pair, both hops** | **$(fmt "$r" 1)** | | **$(fmt "$m" 1)** | |"
+  done
+  echo
+  echo "| per request (medians) | system calls at $RATE rps (perf) | context switches at $RATE rps: voluntary / involuntary | at max rps: voluntary / involuntary |"
+  echo "|---|---|---|---|"
+  for row in direct:app meshguard:mg_client meshguard:mg_server meshguard:app haproxy:hap_client haproxy:hap_server haproxy:app; do
+    t=${row%%:*} p=${row#*:}
+    echo "| $t: $p | $(fmt "$(median "$t.syscalls.$p")" 2) | $(fmt "$(median "$t.rate.vcs.$p")" 3) / $(fmt "$(median "$t.rate.ics.$p")" 3) | $(fmt "$(median "$t.max.vcs.$p")" 3) / $(fmt "$(median "$t.max.ics.$p")" 3) |"
   done
   echo
   echo "| RSS (MB) | idle, fresh | of which anonymous | idle after load | with $IDLE_CONNS idle connections | KB per idle connection | connections held (all runs) |"

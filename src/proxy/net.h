@@ -70,6 +70,7 @@ class TlsStream final : public Stream {
   // as OpenSSL asks. Returns false with `ec` set on failure or when the stream is closed.
   template <class Op>
   awaitable<bool> run(Op op, std::error_code& ec);
+  bool waiting_for_socket() const;
 
   std::shared_ptr<asio::ssl::context> ctx_;
   tcp::socket socket_;

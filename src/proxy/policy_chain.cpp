@@ -26,18 +26,31 @@ std::string host_of(const std::string& address) {
   return address.substr(0, colon);
 }
 
-// `port` is the workload (app) port: Istio's destination.port.
-policy::Request base_request(const WorkloadInfo& w, uint16_t port, const std::string& source,
-                             const std::optional<tls::PeerIdentity>& peer) {
-  policy::Request r;
+// `port` is the workload (app) port: Istio's destination.port. Fills `r` by assignment, so a
+// Request reused across requests keeps its strings' and map's storage.
+void fill_base_request(policy::Request& r, const WorkloadInfo& w, uint16_t port, const std::string& source,
+                       const std::optional<tls::PeerIdentity>& peer) {
   r.destination_namespace = w.ns;
   r.destination_labels = w.labels;
   r.destination_service_account = w.service_account;
+  r.destination_ip.clear();
   r.destination_port = port;
   // The engine keeps principals without the "spiffe://" scheme (Istio's principal form).
-  if (peer) r.source_principal = std::string(policy::strip_spiffe(peer->id.str()));
+  if (peer) {
+    r.source_principal = policy::strip_spiffe(peer->id.str());
+  } else {
+    r.source_principal.clear();
+  }
   r.source_ip = host_of(source);
+  r.sni.clear();
+  r.http.reset();
   r.time = now_seconds();
+}
+
+policy::Request base_request(const WorkloadInfo& w, uint16_t port, const std::string& source,
+                             const std::optional<tls::PeerIdentity>& peer) {
+  policy::Request r;
+  fill_base_request(r, w, port, source, peer);
   return r;
 }
 
@@ -238,18 +251,28 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
   rc.steps.push_back({"request_authn", [](RequestContext&) { return Verdict::pass(); }});  // inside decide
   rc.steps.push_back(
       {"authz", [snap = out.snapshot, authenticator](RequestContext& ctx) {
-         policy::Request r = base_request(ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
-         policy::HttpRequest h;
-         h.method = ctx.request.method;
-         h.path = ctx.request.query.empty() ? ctx.request.path : ctx.request.path + "?" + ctx.request.query;
-         h.host = ctx.request.host;
-         for (const auto& field : ctx.request.headers) h.headers.emplace_back(field.name, field.value);
-         r.http = std::move(h);
-         // One per worker thread: the normalized-path buffer keeps its capacity across requests.
+         // One request model and one DecideIo per worker thread, refilled for every request (the
+         // step runs start to end without yielding): their strings, map and vectors keep their
+         // storage, so evaluating a request allocates almost nothing.
+         thread_local policy::Request r;
+         thread_local policy::HttpRequest h;
          thread_local policy::DecideIo io;
+         fill_base_request(r, ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
+         h.method = ctx.request.method;
+         h.path = ctx.request.path;
+         if (!ctx.request.query.empty()) (h.path += '?') += ctx.request.query;
+         h.host = ctx.request.host;
+         h.headers.resize(ctx.request.headers.size());
+         size_t i = 0;
+         for (const auto& field : ctx.request.headers) {
+           h.headers[i].first = field.name;
+           h.headers[i].second = field.value;
+           ++i;
+         }
+         r.http = std::move(h);
          io.authenticator = authenticator.get();
-         Verdict v = to_verdict(policy::decide(*snap, r, *r.time, io), true);
-         ctx.decision = v;
+         ctx.decision = to_verdict(policy::decide(*snap, r, *r.time, io), true);
+         const Verdict& v = ctx.decision;
          if (v.allow) {
            if (authenticator) {
              apply_jwt_mutations(ctx.request, authenticator->header_mutations(io.auth), snap->jwt_rules());
@@ -257,7 +280,9 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
            forward_normalized_path(ctx.request, io.normalized_path);
          }
          io.auth.tokens.clear();  // verified tokens are not kept alive past the request
-         return v;
+         h = std::move(*r.http);  // back to the thread's buffer for the next request
+         // The chain only needs allow/deny and the answer; the explained decision is in ctx.
+         return v.allow ? Verdict::pass() : v;
        }});
 
   ConnectionChain cc;

@@ -1065,7 +1065,7 @@ struct Proxy::Impl {
                            {},  side.inbound->app_port};
         auto chain = chains.request();
         verdict = chain->run(ctx);
-        decision_storage = verdict.allow ? ctx.decision : verdict;
+        decision_storage = verdict.allow ? std::move(ctx.decision) : verdict;
         decision = &decision_storage;
         count_decision(worker, *decision, verdict.allow);
       }

@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 namespace mg::telemetry {
 namespace {
@@ -106,11 +107,24 @@ JsonLine::JsonLine(std::string& out) : out_(out) {
 }
 
 JsonLine& JsonLine::key(std::string_view k) {
-  if (comma_) out_ += ',';
+  // One append per key (keys are short literals): `,"key":`.
+  char buf[64];
+  if (k.size() > sizeof buf - 4) {
+    if (comma_) out_ += ',';
+    out_ += '"';
+    out_ += k;
+    out_ += "\":";
+  } else {
+    size_t n = 0;
+    if (comma_) buf[n++] = ',';
+    buf[n++] = '"';
+    std::memcpy(buf + n, k.data(), k.size());
+    n += k.size();
+    buf[n++] = '"';
+    buf[n++] = ':';
+    out_.append(buf, n);
+  }
   comma_ = true;
-  out_ += '"';
-  out_ += k;
-  out_ += "\":";
   return *this;
 }
 
