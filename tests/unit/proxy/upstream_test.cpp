@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <functional>
 #include <thread>
 
@@ -91,6 +92,7 @@ class Client {
   }
   ~Client() { ::close(fd_); }
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
 
   // Sends a GET and returns the whole response (head + body, read by its framing), "" on EOF.
   std::string get(const std::string& path) {
@@ -130,12 +132,12 @@ class Client {
 // A proxy with one plaintext inbound HTTP port in front of `app_port`, running on its own thread.
 class RunningProxy {
  public:
-  explicit RunningProxy(uint16_t app_port, uint32_t upstream_timeout_ms = 10'000) {
+  explicit RunningProxy(uint16_t app_port, ProxyLimits limits = {}) {
     ProxyConfig cfg;
     cfg.workload = {"app", "default", "app", {{"app", "app"}}};
     cfg.access_log = "/dev/null";
     cfg.workers = 1;
-    cfg.limits.upstream_timeout_ms = upstream_timeout_ms;
+    cfg.limits = limits;
     InboundPort port;
     port.address = "127.0.0.1";
     port.port = 0;
@@ -233,12 +235,67 @@ TEST(ProxyUpstream, SilentAppIsAnsweredWithUpstreamTimeout) {
     char c;
     ::recv(fd, &c, 1, 0);  // until the proxy gives up and closes (or the 10 s bound)
   });
-  RunningProxy proxy(app.port(), /*upstream_timeout_ms=*/200);
+  ProxyLimits limits;
+  limits.upstream_timeout_ms = 200;
+  RunningProxy proxy(app.port(), limits);
   Client client(proxy.port());
   ASSERT_TRUE(client.connected());
   std::string r = client.get("/slow");
   EXPECT_EQ(r.rfind("HTTP/1.1 504 ", 0), 0u) << r;
   EXPECT_NE(r.find("upstream request timeout"), std::string::npos) << r;
+}
+
+// Whether the proxy closed the connection (EOF or reset) within the client's 10 s receive bound;
+// what it sent before closing goes to `answer`.
+bool closed_by_proxy(int fd, std::string* answer = nullptr) {
+  char buf[512];
+  while (true) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      if (answer) answer->append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    return n == 0 || errno == ECONNRESET;
+  }
+}
+
+TEST(ProxyTimeouts, IdleKeepAliveConnectionIsClosed) {
+  ScriptedApp app([](int fd) {
+    while (read_head(fd)) send_all(fd, kOk);
+  });
+  ProxyLimits limits;
+  limits.idle_timeout_ms = 200;
+  RunningProxy proxy(app.port(), limits);
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  ASSERT_EQ(client.get("/one").rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+  // No further request: the idle deadline (moved forward by the request) closes it.
+  EXPECT_TRUE(closed_by_proxy(client.fd()));
+}
+
+TEST(ProxyTimeouts, TricklingHeadIsCutOffAtTheHeaderDeadline) {
+  ScriptedApp app([](int fd) {
+    while (read_head(fd)) send_all(fd, kOk);
+  });
+  ProxyLimits limits;
+  limits.header_timeout_ms = 300;
+  RunningProxy proxy(app.port(), limits);
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  // A byte every 50 ms: each read succeeds, but the deadline counts from the first byte and
+  // never moves, so the head (which would take ≈ 2 s) is cut off and nothing is answered.
+  const std::string head = "GET /slow HTTP/1.1\r\nHost: app\r\nX-Pad: " + std::string(20, 'p') + "\r\n\r\n";
+  bool closed_early = false;
+  for (char c : head) {
+    if (::send(client.fd(), &c, 1, MSG_NOSIGNAL) != 1) {
+      closed_early = true;
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  std::string answer;
+  EXPECT_TRUE(closed_early || closed_by_proxy(client.fd(), &answer));
+  EXPECT_EQ(answer, "") << "a trickled head must not be forwarded";
 }
 
 // --- Watchdog ---------------------------------------------------------------------------------
