@@ -686,14 +686,13 @@ struct Proxy::Impl {
 
   // --- inbound -------------------------------------------------------------------------------
 
-  awaitable<void> serve_inbound(tcp::socket socket, Worker& worker, size_t index) {
-    ConnGuard guard(*this, worker);
+  // The connection's stream once it is known to be plaintext or (handshake done, client SVID
+  // verified into `peer`) mTLS; null when it was refused (logged) or went away. Its own coroutine,
+  // so the detection and handshake state is not kept in the frame of a connection that lives on.
+  awaitable<std::unique_ptr<net::Stream>> open_inbound(tcp::socket& socket, size_t index, MtlsMode mode,
+                                                       const std::string& source,
+                                                       std::optional<tls::PeerIdentity>& peer) {
     const InboundPort& port = config.inbound[index];
-    std::string source = net::remote_address(socket);
-    auto start = Clock::now();
-    // The mode in force when the connection arrives (a later reload is checked per request).
-    const MtlsMode mode = port_mode(index);
-
     // Decide plaintext vs TLS before a single byte is forwarded anywhere.
     bool use_tls = false;
     if (mode != MtlsMode::Disable) {
@@ -707,7 +706,7 @@ struct Proxy::Impl {
       for (int attempt = 0; attempt < 1000 && n < 2; ++attempt) {
         std::error_code ec;
         n = co_await socket.async_receive(asio::buffer(first), tcp::socket::message_peek, nothrow(ec));
-        if (ec || n == 0) co_return;  // closed (or timed out) before saying anything
+        if (ec || n == 0) co_return nullptr;  // closed (or timed out) before saying anything
         if (n == 1 && first[0] != 0x16) break;  // cannot be TLS
         if (n < 2) {
           asio::steady_timer wait(socket.get_executor(), 5ms);
@@ -718,18 +717,16 @@ struct Proxy::Impl {
       if (!use_tls && mode == MtlsMode::Strict) {
         log_connection_refused("inbound", source, port.port, "plaintext_on_strict_port",
                                "mTLS is required (STRICT); the connection was closed before reading it");
-        co_return;
+        co_return nullptr;
       }
     }
 
-    std::unique_ptr<net::Stream> stream;
-    std::optional<tls::PeerIdentity> peer;
     if (use_tls) {
       auto state = usable_tls();
       if (!state) {
         log_connection_refused("inbound", source, port.port, "no_certificate",
                                "no valid certificate: mTLS service unavailable");
-        co_return;
+        co_return nullptr;
       }
       auto tls_stream = std::make_unique<net::TlsStream>(std::move(socket), state->server);
       net::Watchdog deadline(tls_stream->socket().get_executor(), [s = tls_stream.get()] { s->close(); });
@@ -739,7 +736,7 @@ struct Proxy::Impl {
       deadline.disarm();
       if (ec) {
         log_connection_refused("inbound", source, port.port, "tls_handshake_failed", ec.message());
-        co_return;
+        co_return nullptr;
       }
       registry
           .counter("meshguard_tls_handshakes_total",
@@ -749,13 +746,25 @@ struct Proxy::Impl {
       if (!verified) {
         log_connection_refused("inbound", source, port.port, "peer_certificate_rejected",
                                verified.error().to_string());
-        co_return;
+        co_return nullptr;
       }
       peer = std::move(*verified);
-      stream = std::move(tls_stream);
-    } else {
-      stream = std::make_unique<net::PlainStream>(std::move(socket));
+      co_return tls_stream;
     }
+    co_return std::make_unique<net::PlainStream>(std::move(socket));
+  }
+
+  awaitable<void> serve_inbound(tcp::socket socket, Worker& worker, size_t index) {
+    ConnGuard guard(*this, worker);
+    const InboundPort& port = config.inbound[index];
+    std::string source = net::remote_address(socket);
+    auto start = Clock::now();
+    // The mode in force when the connection arrives (a later reload is checked per request).
+    const MtlsMode mode = port_mode(index);
+
+    std::optional<tls::PeerIdentity> peer;
+    std::unique_ptr<net::Stream> stream = co_await open_inbound(socket, index, mode, source, peer);
+    if (!stream) co_return;  // refused (logged) or gone
     guard.entry.stream = stream.get();
 
     if (port.protocol == Protocol::Tcp) {
@@ -764,8 +773,8 @@ struct Proxy::Impl {
       HttpSide side;
       side.inbound = &port;
       side.inbound_index = index;
-      side.source = source;
-      side.peer = peer;
+      side.source = std::move(source);
+      side.peer = std::move(peer);
       side.listen_port = port.port;
       co_await serve_http(*stream, guard.entry, worker, side);
     }
@@ -1026,66 +1035,75 @@ struct Proxy::Impl {
       }
       watchdog.disarm();
 
-      Exchange ex;
-      if (scan.state != http::HeadScan::State::Complete) {
-        int status = scan.state == http::HeadScan::State::TooLarge ? 431 : 400;
-        co_await local_reply(down, ex, status, std::string(http::reason_phrase(status)), false);
-        finish_request(worker, ex, side, nullptr);
-        co_return;
-      }
-      auto parsed = http::parse_request_head(std::string_view(in).substr(0, scan.length), http_limits);
-      ex.bytes_received += scan.length;
-      in.erase(0, scan.length);
-      if (!parsed) {
-        co_await local_reply(down, ex, parsed.error().status, std::string(http::reason_phrase(parsed.error().status)),
-                             false);
-        finish_request(worker, ex, side, nullptr);
-        co_return;
-      }
-      http::Request& req = *parsed;
-      ex.method = req.method;
-      ex.host = req.host;
-      ex.path = req.path;
-
-      // 2. The chain (inbound): peer authn → request authn → authz.
-      Verdict verdict = Verdict::pass();
-      Verdict decision_storage;
-      const Verdict* decision = nullptr;
-      if (side.inbound) {
-        const MtlsMode mode = port_mode(side.inbound_index);
-        if (mode == MtlsMode::Strict && !side.peer) {
-          // A reload made this port STRICT while this plaintext keep-alive connection was open.
-          log_connection_refused(
-              "inbound", source, side.listen_port, "plaintext_on_strict_port",
-              "mTLS is now required (STRICT): plaintext keep-alive connection closed at its "
-              "next request, which was not forwarded");
-          co_return;
-        }
-        RequestContext ctx{req, config.workload,       mode, side.listen_port, source, side.peer, {},
-                           {},  side.inbound->app_port};
-        auto chain = chains.request();
-        verdict = chain->run(ctx);
-        decision_storage = verdict.allow ? std::move(ctx.decision) : verdict;
-        decision = &decision_storage;
-        count_decision(worker, *decision, verdict.allow);
-      }
-      if (!verdict.allow) {
-        ex.details = verdict.status == 403   ? "rbac_access_denied"
-                     : verdict.status == 401 ? "jwt_authn_access_denied"
-                                             : "local_deny";
-        // The request body (if any) was not read: close rather than guess where the next request starts.
-        bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining;
-        co_await local_reply(down, ex, verdict.status, verdict.body, keep);
-        finish_request(worker, ex, side, decision);
-        if (!keep) co_return;
-        continue;
-      }
-
-      // 3. Forward.
-      bool keep = co_await forward(down, in, chunk, watchdog, worker, side, req, ex);
-      finish_request(worker, ex, side, decision);
-      if (!keep) co_return;
+      if (!co_await handle_request(down, worker, side, in, chunk, watchdog, scan)) co_return;
     }
+  }
+
+  // One request whose head is the first `scan.length` bytes of `in`: refused, answered locally
+  // or forwarded, then logged. Returns whether the connection stays open for the next request.
+  // A coroutine of its own so that an idle keep-alive connection's frame holds only the reading
+  // state of serve_http, not a request's (issue 5: memory per idle connection).
+  awaitable<bool> handle_request(net::Stream& down, Worker& worker, const HttpSide& side, std::string& in,
+                                 BufferPool::Lease& chunk, net::Watchdog& watchdog, http::HeadScan scan) {
+    const std::string& source = side.source;
+    Exchange ex;
+    if (scan.state != http::HeadScan::State::Complete) {
+      int status = scan.state == http::HeadScan::State::TooLarge ? 431 : 400;
+      co_await local_reply(down, ex, status, std::string(http::reason_phrase(status)), false);
+      finish_request(worker, ex, side, nullptr);
+      co_return false;
+    }
+    auto parsed = http::parse_request_head(std::string_view(in).substr(0, scan.length), http_limits);
+    ex.bytes_received += scan.length;
+    in.erase(0, scan.length);
+    if (!parsed) {
+      co_await local_reply(down, ex, parsed.error().status, std::string(http::reason_phrase(parsed.error().status)),
+                           false);
+      finish_request(worker, ex, side, nullptr);
+      co_return false;
+    }
+    http::Request& req = *parsed;
+    ex.method = req.method;
+    ex.host = req.host;
+    ex.path = req.path;
+
+    // 2. The chain (inbound): peer authn → request authn → authz.
+    Verdict verdict = Verdict::pass();
+    Verdict decision_storage;
+    const Verdict* decision = nullptr;
+    if (side.inbound) {
+      const MtlsMode mode = port_mode(side.inbound_index);
+      if (mode == MtlsMode::Strict && !side.peer) {
+        // A reload made this port STRICT while this plaintext keep-alive connection was open.
+        log_connection_refused(
+            "inbound", source, side.listen_port, "plaintext_on_strict_port",
+            "mTLS is now required (STRICT): plaintext keep-alive connection closed at its "
+            "next request, which was not forwarded");
+        co_return false;
+      }
+      RequestContext ctx{req, config.workload,       mode, side.listen_port, source, side.peer, {},
+                         {},  side.inbound->app_port};
+      auto chain = chains.request();
+      verdict = chain->run(ctx);
+      decision_storage = verdict.allow ? std::move(ctx.decision) : verdict;
+      decision = &decision_storage;
+      count_decision(worker, *decision, verdict.allow);
+    }
+    if (!verdict.allow) {
+      ex.details = verdict.status == 403   ? "rbac_access_denied"
+                   : verdict.status == 401 ? "jwt_authn_access_denied"
+                                           : "local_deny";
+      // The request body (if any) was not read: close rather than guess where the next request starts.
+      bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining;
+      co_await local_reply(down, ex, verdict.status, verdict.body, keep);
+      finish_request(worker, ex, side, decision);
+      co_return keep;
+    }
+
+    // 3. Forward.
+    bool keep = co_await forward(down, in, chunk, watchdog, worker, side, req, ex);
+    finish_request(worker, ex, side, decision);
+    co_return keep;
   }
 
   awaitable<void> local_reply(net::Stream& down, Exchange& ex, int status, const std::string& body, bool keep_alive) {
