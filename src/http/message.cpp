@@ -245,4 +245,24 @@ void remove_hop_by_hop(Headers& headers) {
   });
 }
 
+std::optional<std::string> upgrade_protocol(const Headers& headers) {
+  bool listed = false;
+  headers.for_each("connection", [&](std::string_view value) {
+    size_t pos = 0;
+    while (pos <= value.size()) {
+      size_t comma = value.find(',', pos);
+      if (comma == std::string_view::npos) comma = value.size();
+      auto item = value.substr(pos, comma - pos);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      listed = listed || iequals(item, "upgrade");
+      pos = comma + 1;
+    }
+  });
+  if (!listed || headers.count("upgrade") != 1) return std::nullopt;
+  auto value = headers.get("upgrade");
+  if (!value || value->empty()) return std::nullopt;
+  return std::string(*value);
+}
+
 }  // namespace mg::http

@@ -112,4 +112,9 @@ bool is_token_char(unsigned char c);
 // Hop-by-hop fields a proxy must not forward (RFC 9110 §7.6.1), plus those listed in Connection.
 void remove_hop_by_hop(Headers& headers);
 
+// The protocol asked for by a protocol upgrade (RFC 9110 §7.8): the single Upgrade field's value
+// when Connection lists "upgrade" (WebSocket: "websocket"); nullopt otherwise. Upgrade and
+// Connection are hop-by-hop, so a proxy that relays an upgrade states them again itself.
+std::optional<std::string> upgrade_protocol(const Headers& headers);
+
 }  // namespace mg::http

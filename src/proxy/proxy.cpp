@@ -1261,11 +1261,20 @@ struct Proxy::Impl {
     // and set (only this proxy vouches for the client certificate).
     // serialize_request_head reads only these; nothing reads req's target or headers after
     // this point, so they are moved rather than copied.
+    // A protocol upgrade (WebSocket): bodiless HTTP/1.1 requests only. Its two fields are
+    // hop-by-hop, so they are stated again for the next hop; a 101 answer splices the two
+    // connections (after the decision this request already had).
+    std::optional<std::string> upgrade;
+    if (req.version_minor == 1 && req.framing == http::BodyFraming::None) upgrade = http::upgrade_protocol(req.headers);
     http::Request forwarded;
     forwarded.method = req.method;
     forwarded.target = std::move(req.target);
     forwarded.headers = std::move(req.headers);
     http::remove_hop_by_hop(forwarded.headers);
+    if (upgrade) {
+      forwarded.headers.add("connection", "upgrade");
+      forwarded.headers.add("upgrade", *upgrade);
+    }
     forwarded.headers.remove("content-length");
     forwarded.headers.remove("expect");
     if (side.inbound) {
@@ -1325,7 +1334,7 @@ struct Proxy::Impl {
       // Response head, with the upstream timeout.
       if (!up->deadline) up->deadline.emplace(worker.io->get_executor(), [c = up.get()] { c->stream->close(); });
       up->deadline->arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
-      auto result = co_await read_response_head(*up, chunk, req.method, response_started);
+      auto result = co_await read_response_head(*up, chunk, req.method, upgrade.has_value(), response_started);
       up->deadline->disarm();
       if (!result) {
         if (up->deadline->fired()) {
@@ -1349,6 +1358,8 @@ struct Proxy::Impl {
       co_await local_reply(down, ex, 503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination", false);
       co_return false;
     }
+
+    if (resp->status == 101) co_return co_await relay_upgrade(down, in, worker, std::move(up), *resp, ex);
 
     // Relay the response. Head and body go out in as few writes as possible: what is ready is
     // gathered in `out` and written only before waiting for more of the body, and at the end —
@@ -1471,8 +1482,46 @@ struct Proxy::Impl {
   }
 
   // Reads a final (non-1xx) response head. Error status 0: the connection ended before any byte.
+  // The app (or the next proxy) switched protocols: the 101 goes to the client with the bytes
+  // that followed it, the client's bytes past its request head go up, and from then on the two
+  // connections are spliced until both directions end (or the idle timeout). The connection is
+  // not reused afterwards, nor is the upstream one pooled.
+  awaitable<bool> relay_upgrade(net::Stream& down, std::string& in, Worker& worker, std::unique_ptr<UpstreamConn> up,
+                                http::Response& resp, Exchange& ex) {
+    auto protocol = http::upgrade_protocol(resp.headers);
+    http::remove_hop_by_hop(resp.headers);
+    resp.version_minor = 1;
+    resp.headers.add("connection", "upgrade");
+    if (protocol) resp.headers.add("upgrade", *protocol);
+    std::string out = http::serialize_response_head(resp);
+    out += up->buffer;
+    up->buffer.clear();
+    ex.status = 101;
+    ex.details = "upgrade";
+    std::error_code ec;
+    co_await down.write_all(asio::buffer(out), ec);
+    ex.bytes_sent += out.size();
+    if (ec) {
+      ex.flags = kDownstreamReset;
+      co_return false;
+    }
+    if (!in.empty()) {
+      co_await up->stream->write_all(asio::buffer(in), ec);
+      ex.bytes_received += in.size();
+      in.clear();
+      if (ec) {
+        ex.flags = kUpstreamReset;
+        co_return false;
+      }
+    }
+    auto [down_to_up, up_to_down] = co_await splice(down, *up->stream, worker.buffers);
+    ex.bytes_received += down_to_up;
+    ex.bytes_sent += up_to_down;
+    co_return false;
+  }
+
   awaitable<Result<http::Response, http::ParseError>> read_response_head(UpstreamConn& up, BufferPool::Lease& chunk,
-                                                                          const std::string& method,
+                                                                          const std::string& method, bool upgrade,
                                                                           bool& response_started) {
     while (true) {
       http::HeadScanner scanner;
@@ -1493,7 +1542,11 @@ struct Proxy::Impl {
       up.buffer.erase(0, scan.length);
       if (!resp) co_return fail(resp.error());
       if (resp->status >= 100 && resp->status < 200) {
-        if (resp->status == 101) co_return fail(http::ParseError{502, "protocol upgrade is not supported"});
+        // 101 only answers a request that asked for an upgrade (and must name the protocol).
+        if (resp->status == 101) {
+          if (upgrade && http::upgrade_protocol(resp->headers)) co_return std::move(*resp);
+          co_return fail(http::ParseError{502, "switching protocols without an upgrade request"});
+        }
         continue;  // interim responses are not relayed (Expect was answered by the proxy)
       }
       co_return std::move(*resp);

@@ -2,7 +2,8 @@
 //   mg-sample-app --listen 127.0.0.1:PORT     (PORT 0: prints "listening on 127.0.0.1:<port>")
 // Prints "request METHOD TARGET" on stdout for every request it serves.
 // Endpoints: /  /ip  /headers  /status/N  /details/<id>  /anything (echoes method, headers, body)
-//            /stream/N (N JSON lines, chunked). Keep-alive and pipelining via mg_http.
+//            /stream/N (N JSON lines, chunked), /echo with a protocol upgrade (101, then every
+//            byte sent back). Keep-alive and pipelining via mg_http.
 #include <algorithm>
 #include <asio.hpp>
 #include <csignal>
@@ -121,6 +122,22 @@ asio::awaitable<void> serve(tcp::socket socket) {
     if (!req) {
       std::string r = mg::http::make_response(req.error().status, "text/plain", req.error().reason + "\n", false);
       co_await asio::async_write(socket, asio::buffer(r), nothrow(ec));
+      co_return;
+    }
+    if (req->path == "/echo" && mg::http::upgrade_protocol(req->headers)) {
+      // A protocol upgrade (any protocol name): 101, then every byte that arrives is sent back
+      // until the client closes. Tests use it to prove an upgrade crosses the mesh.
+      std::printf("request %s %s (upgrade %s)\n", req->method.c_str(), req->target.c_str(),
+                  mg::http::upgrade_protocol(req->headers)->c_str());
+      std::fflush(stdout);
+      std::string head = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " +
+                         *mg::http::upgrade_protocol(req->headers) + "\r\n\r\n" + in;
+      co_await asio::async_write(socket, asio::buffer(head), nothrow(ec));
+      while (!ec) {
+        size_t n = co_await socket.async_read_some(asio::buffer(chunk), nothrow(ec));
+        if (ec) break;
+        co_await asio::async_write(socket, asio::buffer(chunk, n), nothrow(ec));
+      }
       co_return;
     }
     if (req->expect_continue) {

@@ -132,6 +132,31 @@ after=$(client_handshakes)
 [ "$after" -eq "$before" ] || fail "HTTP route: expected pooled upstream reuse, but $((after - before)) new TLS handshakes for 5 requests"
 pass "HTTP route: 5 requests from 5 app connections reused one pooled mTLS connection"
 expect_contains "$(curl -s --max-time 10 -H 'Transfer-Encoding: chunked' --data-binary 'chunky' "http://127.0.0.1:$C_HTTP/anything")" '"data": "chunky"' "HTTP route: chunked request body"
+# A protocol upgrade (as WebSocket does) across the mesh: 101 from the app, then bytes both ways
+# through client proxy → mTLS → server proxy, spliced after the one authorized request.
+upgraded=$(timeout 20 python3 - "$C_HTTP" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /echo HTTP/1.1\r\nHost: details\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+buf = b""
+while b"\r\n\r\n" not in buf:
+    d = s.recv(4096)
+    if not d:
+        break
+    buf += d
+head, _, rest = buf.partition(b"\r\n\r\n")
+s.sendall(b"across the mesh")
+while len(rest) < len(b"across the mesh"):
+    d = s.recv(4096)
+    if not d:
+        break
+    rest += d
+print(head.split(b"\r\n")[0].decode(), "|", rest.decode())
+PY
+)
+expect_eq "$upgraded" "HTTP/1.1 101 Switching Protocols | across the mesh" "HTTP route: protocol upgrade (101) spliced end to end over mTLS"
+# The line is written when the spliced connection ends (just after the client closed it).
+expect_contains "$(wait_for_line "$WORK/server-access.log" '"path":"/echo"')" '"status":101' "server access log records the upgrade (101)"
 expect_eq "$(http_status "http://127.0.0.1:$C_HTTP_WRONG_NAME/naming-http-marker")" 503 "HTTP route with the wrong server identity → 503"
 expect_not_contains "$(cat "$WORK/app.out")" "naming-http-marker" "secure-naming refusal on the HTTP route never reached the app"
 expect_contains "$(grep '"direction":"outbound"' "$WORK/client-access.log" | grep '"protocol":"http"' | grep '"path":"/details/3"')" "\"principal\":\"$DETAILS\"" "client access log has outbound HTTP requests with the server principal"

@@ -59,6 +59,28 @@ TEST(Headers, HopByHopRemovalCoversEveryFixedNameAndListedOnes) {
   EXPECT_EQ(left, (std::vector<std::string>{"X-Ab", "Trailers", "Proxy-Authorization"}));
 }
 
+TEST(Headers, UpgradeProtocolNeedsConnectionUpgradeAndOneUpgradeField) {
+  Headers ws;
+  ws.add("Connection", "keep-alive, Upgrade");
+  ws.add("Upgrade", "websocket");
+  EXPECT_EQ(upgrade_protocol(ws), "websocket");
+  Headers no_connection;
+  no_connection.add("Upgrade", "websocket");
+  EXPECT_FALSE(upgrade_protocol(no_connection));
+  Headers no_upgrade;
+  no_upgrade.add("Connection", "upgrade");
+  EXPECT_FALSE(upgrade_protocol(no_upgrade));
+  Headers two;
+  two.add("Connection", "upgrade");
+  two.add("Upgrade", "websocket");
+  two.add("Upgrade", "h2c");
+  EXPECT_FALSE(upgrade_protocol(two));
+  Headers lookalike;
+  lookalike.add("Connection", "upgraded, x-upgrade");
+  lookalike.add("Upgrade", "websocket");
+  EXPECT_FALSE(upgrade_protocol(lookalike));
+}
+
 TEST(Serialize, RequestRoundTrip) {
   Request req;
   req.method = "POST";

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <functional>
@@ -243,6 +244,82 @@ TEST(ProxyUpstream, SilentAppIsAnsweredWithUpstreamTimeout) {
   std::string r = client.get("/slow");
   EXPECT_EQ(r.rfind("HTTP/1.1 504 ", 0), 0u) << r;
   EXPECT_NE(r.find("upstream request timeout"), std::string::npos) << r;
+}
+
+// An app that switches protocols on request and then echoes; or (no Upgrade asked) answers 200.
+void upgrade_echo_app(int fd) {
+  std::string in;
+  char c;
+  while (in.find("\r\n\r\n") == std::string::npos) {
+    if (::recv(fd, &c, 1, 0) != 1) return;
+    in += c;
+  }
+  if (in.find("upgrade: echo") == std::string::npos && in.find("Upgrade: echo") == std::string::npos) {
+    send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nno");
+    return;
+  }
+  send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello ");
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) send_all(fd, std::string(buf, static_cast<size_t>(n)));
+}
+
+// Reads from fd until `want` bytes arrived (or EOF / the 10 s bound).
+std::string read_n(int fd, size_t want) {
+  std::string out;
+  char buf[1024];
+  while (out.size() < want) {
+    ssize_t n = ::recv(fd, buf, std::min(sizeof buf, want - out.size()), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+TEST(ProxyUpgrade, SwitchedConnectionIsSplicedBothWays) {
+  ScriptedApp app(upgrade_echo_app);
+  RunningProxy proxy(app.port());
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  // The head and the first bytes of the new protocol in one write: those bytes must reach the app.
+  send_all(client.fd(),
+           "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nping");
+  std::string got;  // the 101 head, the app's "hello " and the echoed "ping"
+  while (got.find("hello ping") == std::string::npos) {
+    std::string more = read_n(client.fd(), 1);
+    if (more.empty()) break;
+    got += more;
+  }
+  ASSERT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got;
+  EXPECT_NE(got.find("upgrade: echo\r\n"), std::string::npos) << got;
+  EXPECT_NE(got.find("connection: upgrade\r\n"), std::string::npos) << got;
+  EXPECT_NE(got.find("\r\n\r\nhello ping"), std::string::npos) << got;
+  send_all(client.fd(), "second");
+  EXPECT_EQ(read_n(client.fd(), 6), "second");
+}
+
+TEST(ProxyUpgrade, WithoutUpgradeRequestA101IsABadGateway) {
+  ScriptedApp app([](int fd) {
+    if (read_head(fd))
+      send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+  });
+  RunningProxy proxy(app.port());
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  std::string r = client.get("/plain");
+  EXPECT_EQ(r.rfind("HTTP/1.1 502 ", 0), 0u) << r;
+}
+
+TEST(ProxyUpgrade, DeclinedUpgradeIsAnOrdinaryResponse) {
+  ScriptedApp app(upgrade_echo_app);  // answers 200 "no" when it does not see "Upgrade: echo"
+  RunningProxy proxy(app.port());
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  // Upgrade without Connection: upgrade is not an upgrade request: the field is hop-by-hop and
+  // dropped, the app answers normally.
+  send_all(client.fd(), "GET /echo HTTP/1.1\r\nHost: app\r\nUpgrade: echo\r\ncontent-length: 0\r\n\r\n");
+  std::string r = read_n(client.fd(), 17);
+  EXPECT_EQ(r, "HTTP/1.1 200 OK\r\n") << r;
 }
 
 // Whether the proxy closed the connection (EOF or reset) within the client's 10 s receive bound;
