@@ -1261,11 +1261,15 @@ struct Proxy::Impl {
     // and set (only this proxy vouches for the client certificate).
     // serialize_request_head reads only these; nothing reads req's target or headers after
     // this point, so they are moved rather than copied.
-    // A protocol upgrade (WebSocket): bodiless HTTP/1.1 requests only. Its two fields are
-    // hop-by-hop, so they are stated again for the next hop; a 101 answer splices the two
-    // connections (after the decision this request already had).
+    // A WebSocket upgrade: bodiless HTTP/1.1 requests only. Its two fields are hop-by-hop, so
+    // they are stated again for the next hop; a 101 answer splices the two connections (after
+    // the decision this request already had). Only "websocket", as Envoy and Istio by default:
+    // an h2c upgrade would open an HTTP/2 connection to the app whose requests this proxy never
+    // sees (request smuggling past authorization), so any other Upgrade is dropped like any
+    // hop-by-hop field and the app answers the request as it is.
     std::optional<std::string> upgrade;
     if (req.version_minor == 1 && req.framing == http::BodyFraming::None) upgrade = http::upgrade_protocol(req.headers);
+    if (upgrade && !http::iequals(*upgrade, "websocket")) upgrade.reset();
     http::Request forwarded;
     forwarded.method = req.method;
     forwarded.target = std::move(req.target);
@@ -1334,7 +1338,7 @@ struct Proxy::Impl {
       // Response head, with the upstream timeout.
       if (!up->deadline) up->deadline.emplace(worker.io->get_executor(), [c = up.get()] { c->stream->close(); });
       up->deadline->arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
-      auto result = co_await read_response_head(*up, chunk, req.method, upgrade.has_value(), response_started);
+      auto result = co_await read_response_head(*up, chunk, req.method, upgrade, response_started);
       up->deadline->disarm();
       if (!result) {
         if (up->deadline->fired()) {
@@ -1521,7 +1525,8 @@ struct Proxy::Impl {
   }
 
   awaitable<Result<http::Response, http::ParseError>> read_response_head(UpstreamConn& up, BufferPool::Lease& chunk,
-                                                                          const std::string& method, bool upgrade,
+                                                                          const std::string& method,
+                                                                          const std::optional<std::string>& upgrade,
                                                                           bool& response_started) {
     while (true) {
       http::HeadScanner scanner;
@@ -1542,10 +1547,11 @@ struct Proxy::Impl {
       up.buffer.erase(0, scan.length);
       if (!resp) co_return fail(resp.error());
       if (resp->status >= 100 && resp->status < 200) {
-        // 101 only answers a request that asked for an upgrade (and must name the protocol).
+        // 101 only answers a request that asked for an upgrade, to the protocol it asked for.
         if (resp->status == 101) {
-          if (upgrade && http::upgrade_protocol(resp->headers)) co_return std::move(*resp);
-          co_return fail(http::ParseError{502, "switching protocols without an upgrade request"});
+          auto switched = http::upgrade_protocol(resp->headers);
+          if (upgrade && switched && http::iequals(*switched, *upgrade)) co_return std::move(*resp);
+          co_return fail(http::ParseError{502, "switching protocols without a matching upgrade request"});
         }
         continue;  // interim responses are not relayed (Expect was answered by the proxy)
       }

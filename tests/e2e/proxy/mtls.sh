@@ -132,12 +132,12 @@ after=$(client_handshakes)
 [ "$after" -eq "$before" ] || fail "HTTP route: expected pooled upstream reuse, but $((after - before)) new TLS handshakes for 5 requests"
 pass "HTTP route: 5 requests from 5 app connections reused one pooled mTLS connection"
 expect_contains "$(curl -s --max-time 10 -H 'Transfer-Encoding: chunked' --data-binary 'chunky' "http://127.0.0.1:$C_HTTP/anything")" '"data": "chunky"' "HTTP route: chunked request body"
-# A protocol upgrade (as WebSocket does) across the mesh: 101 from the app, then bytes both ways
+# A WebSocket upgrade across the mesh: 101 from the app, then bytes both ways
 # through client proxy → mTLS → server proxy, spliced after the one authorized request.
 upgraded=$(timeout 20 python3 - "$C_HTTP" <<'PY'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-s.sendall(b"GET /echo HTTP/1.1\r\nHost: details\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+s.sendall(b"GET /echo HTTP/1.1\r\nHost: details\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 buf = b""
 while b"\r\n\r\n" not in buf:
     d = s.recv(4096)

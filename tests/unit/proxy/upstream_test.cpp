@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "proxy/net.h"
@@ -246,7 +247,7 @@ TEST(ProxyUpstream, SilentAppIsAnsweredWithUpstreamTimeout) {
   EXPECT_NE(r.find("upstream request timeout"), std::string::npos) << r;
 }
 
-// An app that switches protocols on request and then echoes; or (no Upgrade asked) answers 200.
+// An app that switches to "websocket" when asked and then echoes; otherwise it answers 200 "no".
 void upgrade_echo_app(int fd) {
   std::string in;
   char c;
@@ -254,11 +255,12 @@ void upgrade_echo_app(int fd) {
     if (::recv(fd, &c, 1, 0) != 1) return;
     in += c;
   }
-  if (in.find("upgrade: echo") == std::string::npos && in.find("Upgrade: echo") == std::string::npos) {
+  if (in.find("upgrade: websocket") == std::string::npos &&
+      in.find("Upgrade: websocket") == std::string::npos) {
     send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nno");
     return;
   }
-  send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello ");
+  send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nhello ");
   char buf[1024];
   ssize_t n;
   while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) send_all(fd, std::string(buf, static_cast<size_t>(n)));
@@ -283,7 +285,7 @@ TEST(ProxyUpgrade, SwitchedConnectionIsSplicedBothWays) {
   ASSERT_TRUE(client.connected());
   // The head and the first bytes of the new protocol in one write: those bytes must reach the app.
   send_all(client.fd(),
-           "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nping");
+           "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nping");
   std::string got;  // the 101 head, the app's "hello " and the echoed "ping"
   while (got.find("hello ping") == std::string::npos) {
     std::string more = read_n(client.fd(), 1);
@@ -291,7 +293,7 @@ TEST(ProxyUpgrade, SwitchedConnectionIsSplicedBothWays) {
     got += more;
   }
   ASSERT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got;
-  EXPECT_NE(got.find("upgrade: echo\r\n"), std::string::npos) << got;
+  EXPECT_NE(got.find("upgrade: websocket\r\n"), std::string::npos) << got;
   EXPECT_NE(got.find("connection: upgrade\r\n"), std::string::npos) << got;
   EXPECT_NE(got.find("\r\n\r\nhello ping"), std::string::npos) << got;
   send_all(client.fd(), "second");
@@ -301,7 +303,7 @@ TEST(ProxyUpgrade, SwitchedConnectionIsSplicedBothWays) {
 TEST(ProxyUpgrade, WithoutUpgradeRequestA101IsABadGateway) {
   ScriptedApp app([](int fd) {
     if (read_head(fd))
-      send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+      send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
   });
   RunningProxy proxy(app.port());
   Client client(proxy.port());
@@ -310,14 +312,40 @@ TEST(ProxyUpgrade, WithoutUpgradeRequestA101IsABadGateway) {
   EXPECT_EQ(r.rfind("HTTP/1.1 502 ", 0), 0u) << r;
 }
 
+TEST(ProxyUpgrade, OnlyWebSocketIsRelayed) {
+  // h2c (or anything else) would give the client a connection to the app whose requests the
+  // proxy never judges: the Upgrade is dropped and the app answers the request itself.
+  std::mutex mutex;
+  std::string seen;
+  ScriptedApp app([&](int fd) {
+    std::string in;
+    char c;
+    while (in.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) in += c;
+    std::lock_guard lock(mutex);
+    seen = in;
+    send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+  });
+  RunningProxy proxy(app.port());
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  send_all(client.fd(),
+           "GET / HTTP/1.1\r\nHost: app\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+           "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n");
+  std::string r = read_n(client.fd(), 13);
+  EXPECT_EQ(r, "HTTP/1.1 502 ") << r;  // and the app's unasked-for 101 is not relayed
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(seen.rfind("GET / HTTP/1.1\r\n", 0), 0u) << seen;
+  EXPECT_EQ(seen.find("pgrade: h2c"), std::string::npos) << seen;
+}
+
 TEST(ProxyUpgrade, DeclinedUpgradeIsAnOrdinaryResponse) {
-  ScriptedApp app(upgrade_echo_app);  // answers 200 "no" when it does not see "Upgrade: echo"
+  ScriptedApp app(upgrade_echo_app);  // answers 200 "no" when it does not see "Upgrade: websocket"
   RunningProxy proxy(app.port());
   Client client(proxy.port());
   ASSERT_TRUE(client.connected());
   // Upgrade without Connection: upgrade is not an upgrade request: the field is hop-by-hop and
   // dropped, the app answers normally.
-  send_all(client.fd(), "GET /echo HTTP/1.1\r\nHost: app\r\nUpgrade: echo\r\ncontent-length: 0\r\n\r\n");
+  send_all(client.fd(), "GET /echo HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\ncontent-length: 0\r\n\r\n");
   std::string r = read_n(client.fd(), 17);
   EXPECT_EQ(r, "HTTP/1.1 200 OK\r\n") << r;
 }
