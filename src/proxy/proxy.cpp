@@ -82,6 +82,7 @@ struct ConnEntry {
   net::Stream* stream = nullptr;
   bool idle = false;
   LiveTcp* tcp = nullptr;
+  std::optional<size_t> plaintext_http_port;  // config.inbound index of a plaintext HTTP connection
 };
 
 // The policy in force: compiled snapshot (null without policyDir), its version and origins, and
@@ -422,13 +423,27 @@ struct Proxy::Impl {
     });
   }
 
-  // Live TCP connections no longer allowed by `state` are closed (on their own worker thread).
+  // Live TCP connections no longer allowed by `state`, and idle plaintext HTTP keep-alive
+  // connections on ports `state` makes STRICT, are closed (on their own worker thread).
   void rejudge_tcp_connections(std::shared_ptr<const PolicyState> state,
                                std::shared_ptr<const ConnectionChain> chain) {
     if (!started) return;  // no connections yet; `workers` is complete once `started` is set
     for (auto& w : workers) {
       asio::post(*w->io, [this, worker = w.get(), state, chain] {
         for (ConnEntry* c : worker->connections) {
+          if (c->plaintext_http_port && c->idle && c->stream &&
+              state->inbound_modes[*c->plaintext_http_port].mode == MtlsMode::Strict) {
+            // Waiting between requests on a port that now requires mTLS: nothing is in flight,
+            // so it is closed now rather than at its next request.
+            const InboundPort& port = config.inbound[*c->plaintext_http_port];
+            registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
+            log_connection_refused("inbound", net::remote_address(c->stream->socket()), port.port,
+                                   "plaintext_on_strict_port",
+                                   "mTLS is now required (STRICT): idle plaintext keep-alive connection closed "
+                                   "after policy version " + std::to_string(state->version));
+            c->stream->close();
+            continue;
+          }
           if (!c->tcp || c->tcp->closed_by_policy || !c->stream) continue;
           LiveTcp& live = *c->tcp;
           const InboundPort& port = config.inbound[live.index];
@@ -770,6 +785,7 @@ struct Proxy::Impl {
     if (port.protocol == Protocol::Tcp) {
       co_await serve_inbound_tcp(*stream, guard.entry, worker, index, source, peer, start);
     } else {
+      if (!peer) guard.entry.plaintext_http_port = index;
       HttpSide side;
       side.inbound = &port;
       side.inbound_index = index;
