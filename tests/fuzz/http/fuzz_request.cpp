@@ -1,7 +1,8 @@
 // Fuzzes the proxy's request path: a byte stream split at an input-chosen point is scanned,
 // heads are parsed and bodies decoded, request after request (pipelining), exactly as the
 // proxy's connection loop does. Invariants: no crash, consumed bytes never exceed the input,
-// a parsed request re-serializes to a head that parses to the same method/path/framing.
+// a parsed request re-serializes to a head that parses to the same method/path/framing, and
+// the proxy's hop-by-hop removal and upgrade detection keep their promises.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -53,6 +54,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         reparsed->framing != req->framing || reparsed->content_length != req->content_length) {
       std::abort();
     }
+    // The proxy's header edits: hop-by-hop removal leaves no hop-by-hop field and keeps Host;
+    // an upgrade protocol, when one is found, is the single Upgrade field's value.
+    Headers edited = req->headers;
+    if (auto upgrade = upgrade_protocol(edited);
+        upgrade && edited.get("upgrade") != std::string_view(*upgrade)) {
+      std::abort();
+    }
+    remove_hop_by_hop(edited);
+    for (const char* name : {"connection", "keep-alive", "proxy-connection", "te", "trailer",
+                             "transfer-encoding", "upgrade", "proxy-authenticate"}) {
+      if (edited.contains(name)) std::abort();
+    }
+    if (req->headers.contains("host") && !edited.contains("host")) std::abort();
     BodyDecoder body(req->framing, req->content_length);
     std::string payload;
     while (!body.done()) {
