@@ -70,7 +70,6 @@ class TlsStream final : public Stream {
   // as OpenSSL asks. Returns false with `ec` set on failure or when the stream is closed.
   template <class Op>
   awaitable<bool> run(Op op, std::error_code& ec);
-  bool waiting_for_socket() const;
 
   std::shared_ptr<asio::ssl::context> ctx_;
   tcp::socket socket_;
@@ -90,7 +89,7 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  void arm(std::chrono::milliseconds timeout);  // replaces any earlier deadline
+  void arm(std::chrono::milliseconds timeout);  // replaces any earlier deadline; clears fired()
   void disarm() { state_->deadline = Clock::time_point::max(); }
   bool fired() const { return state_->fired; }
 

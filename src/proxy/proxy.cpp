@@ -83,6 +83,7 @@ struct ConnEntry {
   bool idle = false;
   LiveTcp* tcp = nullptr;
   std::optional<size_t> plaintext_http_port;  // config.inbound index of a plaintext HTTP connection
+  bool upgraded = false;                      // spliced after a 101 (WebSocket)
 };
 
 // The policy in force: compiled snapshot (null without policyDir), its version and origins, and
@@ -107,6 +108,7 @@ struct UpstreamConn {
   std::shared_ptr<const tls::Credentials> creds;  // outbound: the credentials it was made with
   std::optional<net::Watchdog> deadline;          // the upstream timeout; made at first use
   Clock::time_point idle_since;                   // when it last went back to the pool
+  bool check_before_reuse = false;                // its last response had no body (HEAD, 204, 304…)
 };
 
 // 16 KB read buffers, lent per burst of I/O and returned before a connection waits idle: an idle
@@ -430,17 +432,20 @@ struct Proxy::Impl {
     if (!started) return;  // no connections yet; `workers` is complete once `started` is set
     for (auto& w : workers) {
       asio::post(*w->io, [this, worker = w.get(), state, chain] {
+        // A newer reload posted its own pass: judging by this one could close what it allows.
+        if (policy_state.load()->version != state->version) return;
         for (ConnEntry* c : worker->connections) {
-          if (c->plaintext_http_port && c->idle && c->stream &&
+          if (c->plaintext_http_port && (c->idle || c->upgraded) && c->stream &&
               state->inbound_modes[*c->plaintext_http_port].mode == MtlsMode::Strict) {
-            // Waiting between requests on a port that now requires mTLS: nothing is in flight,
-            // so it is closed now rather than at its next request.
+            // Waiting between requests on a port that now requires mTLS (nothing is in flight),
+            // or spliced after a WebSocket upgrade (no next request would check it): closed now.
             const InboundPort& port = config.inbound[*c->plaintext_http_port];
             registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
             log_connection_refused("inbound", net::remote_address(c->stream->socket()), port.port,
                                    "plaintext_on_strict_port",
-                                   "mTLS is now required (STRICT): idle plaintext keep-alive connection closed "
-                                   "after policy version " + std::to_string(state->version));
+                                   std::string("mTLS is now required (STRICT): ") +
+                                       (c->upgraded ? "upgraded (WebSocket)" : "idle plaintext keep-alive") +
+                                       " connection closed after policy version " + std::to_string(state->version));
             c->stream->close();
             continue;
           }
@@ -787,6 +792,7 @@ struct Proxy::Impl {
     } else {
       if (!peer) guard.entry.plaintext_http_port = index;
       HttpSide side;
+      side.entry = &guard.entry;
       side.inbound = &port;
       side.inbound_index = index;
       side.source = std::move(source);
@@ -992,6 +998,7 @@ struct Proxy::Impl {
     std::string source;                       // downstream "ip:port"
     std::optional<tls::PeerIdentity> peer;    // inbound mTLS peer
     uint16_t listen_port = 0;
+    ConnEntry* entry = nullptr;               // the connection's registration with its worker
     std::string source_principal() const { return peer ? peer->id.str() : "unknown"; }
   };
 
@@ -1212,10 +1219,14 @@ struct Proxy::Impl {
     return side.inbound ? side.inbound->app_port : (uint64_t{1} << 32) + *side.route;
   }
 
-  // Idle this long, a pooled connection is checked for a close (or anything unread) before reuse.
-  // Sooner than that nobody closes a keep-alive connection on purpose, and a bodiless request on
-  // one the peer did close is retried on a fresh connection anyway; a request with a body (not
-  // retried) always checks.
+  // A pooled connection is checked for a close or for anything unread (MSG_PEEK, one system
+  // call) before reuse when: it has been idle this long; or the request has a body (it is not
+  // retried); or the last response on it had no body — where a faulty app most often sends bytes
+  // anyway (a body after HEAD or 204), which must never be read as another client's response.
+  // Otherwise — a keep-alive connection reused within a moment of a response with a framed
+  // body — nobody closes it on purpose that soon, and a bodiless request on one that was closed
+  // is retried on a fresh connection. Bytes already read ahead by OpenSSL (an alert or
+  // close_notify that came with the last response) are always checked, without a system call.
   static constexpr auto kProbeAfterIdle = std::chrono::milliseconds(250);
 
   // A pooled connection for `side`; an idle one with anything to read (the peer closed it, or a
@@ -1227,7 +1238,8 @@ struct Proxy::Impl {
     while (!idle.empty()) {
       auto conn = std::move(idle.back());
       idle.pop_back();
-      if (!has_body && Clock::now() - conn->idle_since < kProbeAfterIdle) {
+      if (SSL* ssl = conn->stream->ssl(); ssl && SSL_has_pending(ssl)) continue;  // stale
+      if (!has_body && !conn->check_before_reuse && Clock::now() - conn->idle_since < kProbeAfterIdle) {
         reused = true;
         co_return conn;
       }
@@ -1379,7 +1391,7 @@ struct Proxy::Impl {
       co_return false;
     }
 
-    if (resp->status == 101) co_return co_await relay_upgrade(down, in, worker, std::move(up), *resp, ex);
+    if (resp->status == 101) co_return co_await relay_upgrade(down, in, worker, side, std::move(up), *resp, ex);
 
     // Relay the response. Head and body go out in as few writes as possible: what is ready is
     // gathered in `out` and written only before waiting for more of the body, and at the end —
@@ -1449,6 +1461,7 @@ struct Proxy::Impl {
     if (chunk_out) out.append(http::kLastChunk.data(), http::kLastChunk.size());
     if (!co_await flush()) co_return false;
     if (upstream_keep && up->buffer.empty()) {
+      up->check_before_reuse = framing == http::BodyFraming::None;
       release_upstream(worker, side, std::move(up));
     }
     if (!client_keep) down.shutdown_send();
@@ -1506,8 +1519,9 @@ struct Proxy::Impl {
   // that followed it, the client's bytes past its request head go up, and from then on the two
   // connections are spliced until both directions end (or the idle timeout). The connection is
   // not reused afterwards, nor is the upstream one pooled.
-  awaitable<bool> relay_upgrade(net::Stream& down, std::string& in, Worker& worker, std::unique_ptr<UpstreamConn> up,
-                                http::Response& resp, Exchange& ex) {
+  awaitable<bool> relay_upgrade(net::Stream& down, std::string& in, Worker& worker, const HttpSide& side,
+                                std::unique_ptr<UpstreamConn> up, http::Response& resp, Exchange& ex) {
+    if (side.entry) side.entry->upgraded = true;  // a reload to STRICT closes it (plaintext)
     auto protocol = http::upgrade_protocol(resp.headers);
     http::remove_hop_by_hop(resp.headers);
     resp.version_minor = 1;
@@ -1665,6 +1679,7 @@ struct Proxy::Impl {
     ConnGuard guard(*this, worker);
     const OutboundRoute& route = config.outbound[index];
     HttpSide side;
+    side.entry = &guard.entry;
     side.route = index;
     side.source = net::remote_address(socket);
     side.listen_port = route.listen_port;

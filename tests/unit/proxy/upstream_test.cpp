@@ -11,8 +11,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "proxy/net.h"
@@ -134,12 +137,14 @@ class Client {
 // A proxy with one plaintext inbound HTTP port in front of `app_port`, running on its own thread.
 class RunningProxy {
  public:
-  explicit RunningProxy(uint16_t app_port, ProxyLimits limits = {}) {
+  explicit RunningProxy(uint16_t app_port, ProxyLimits limits = {},
+                        std::optional<std::string> policy_dir = {}) {
     ProxyConfig cfg;
     cfg.workload = {"app", "default", "app", {{"app", "app"}}};
     cfg.access_log = "/dev/null";
     cfg.workers = 1;
     cfg.limits = limits;
+    cfg.policy_dir = policy_dir;
     InboundPort port;
     port.address = "127.0.0.1";
     port.port = 0;
@@ -247,6 +252,20 @@ TEST(ProxyUpstream, SilentAppIsAnsweredWithUpstreamTimeout) {
   EXPECT_NE(r.find("upstream request timeout"), std::string::npos) << r;
 }
 
+// Whether the proxy closed the connection (EOF or reset) within the client's 10 s receive bound;
+// what it sent before closing goes to `answer`.
+bool closed_by_proxy(int fd, std::string* answer = nullptr) {
+  char buf[512];
+  while (true) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      if (answer) answer->append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    return n == 0 || errno == ECONNRESET;
+  }
+}
+
 // An app that switches to "websocket" when asked and then echoes; otherwise it answers 200 "no".
 void upgrade_echo_app(int fd) {
   std::string in;
@@ -338,6 +357,74 @@ TEST(ProxyUpgrade, OnlyWebSocketIsRelayed) {
   EXPECT_EQ(seen.find("pgrade: h2c"), std::string::npos) << seen;
 }
 
+TEST(ProxyUpgrade, PlaintextUpgradedConnectionIsClosedWhenThePortBecomesStrict) {
+  char tmpl[] = "/tmp/mg-upgrade-test.XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  ScriptedApp app(upgrade_echo_app);
+  RunningProxy proxy(app.port(), {}, dir);
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  send_all(client.fd(),
+           "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  std::string got;
+  while (got.find("hello ") == std::string::npos) {
+    std::string more = read_n(client.fd(), 1);
+    if (more.empty()) break;
+    got += more;
+  }
+  ASSERT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got;
+  {
+    std::ofstream(dir + "/strict.yaml")
+        << "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+           "metadata: {name: strict, namespace: default}\n"
+           "spec: {selector: {matchLabels: {app: app}}, mtls: {mode: STRICT}}\n";
+  }
+  ASSERT_TRUE(proxy.proxy().reload_policies());
+  EXPECT_TRUE(closed_by_proxy(client.fd()));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ProxyUpstream, BytesAfterABodilessResponseNeverReachAnotherClient) {
+  // A faulty app answers HEAD and then, a moment later, writes a whole extra response on the
+  // same connection. The next client must get its own answer, not those bytes.
+  ScriptedApp app([](int fd) {
+    std::string in;
+    char c;
+    while (true) {
+      in.clear();
+      while (in.find("\r\n\r\n") == std::string::npos) {
+        if (::recv(fd, &c, 1, 0) != 1) return;
+        in += c;
+      }
+      if (in.rfind("HEAD ", 0) == 0) {
+        send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n");
+        std::this_thread::sleep_for(20ms);
+        send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged");
+      } else {
+        send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nreal");
+      }
+    }
+  });
+  RunningProxy proxy(app.port());
+  {
+    Client first(proxy.port());
+    ASSERT_TRUE(first.connected());
+    send_all(first.fd(), "HEAD /h HTTP/1.1\r\nHost: app\r\n\r\n");
+    std::string head;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      std::string more = read_n(first.fd(), 1);
+      if (more.empty()) break;
+      head += more;
+    }
+    ASSERT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << head;
+  }
+  std::this_thread::sleep_for(60ms);  // the stray response is now waiting on the pooled connection
+  Client second(proxy.port());
+  ASSERT_TRUE(second.connected());
+  std::string r = second.get("/g");
+  EXPECT_EQ(r.substr(r.size() - 4), "real") << r;
+}
+
 TEST(ProxyUpgrade, DeclinedUpgradeIsAnOrdinaryResponse) {
   ScriptedApp app(upgrade_echo_app);  // answers 200 "no" when it does not see "Upgrade: websocket"
   RunningProxy proxy(app.port());
@@ -348,20 +435,6 @@ TEST(ProxyUpgrade, DeclinedUpgradeIsAnOrdinaryResponse) {
   send_all(client.fd(), "GET /echo HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\ncontent-length: 0\r\n\r\n");
   std::string r = read_n(client.fd(), 17);
   EXPECT_EQ(r, "HTTP/1.1 200 OK\r\n") << r;
-}
-
-// Whether the proxy closed the connection (EOF or reset) within the client's 10 s receive bound;
-// what it sent before closing goes to `answer`.
-bool closed_by_proxy(int fd, std::string* answer = nullptr) {
-  char buf[512];
-  while (true) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n > 0) {
-      if (answer) answer->append(buf, static_cast<size_t>(n));
-      continue;
-    }
-    return n == 0 || errno == ECONNRESET;
-  }
 }
 
 TEST(ProxyTimeouts, IdleKeepAliveConnectionIsClosed) {
