@@ -201,19 +201,13 @@ void remove_hop_by_hop(Headers& headers) {
   // Fields named by Connection are hop-by-hop too.
   std::vector<std::string> listed;
   headers.for_each("connection", [&](std::string_view value) {
-    size_t pos = 0;
-    while (pos <= value.size()) {
-      size_t comma = value.find(',', pos);
-      if (comma == std::string_view::npos) comma = value.size();
-      auto item = value.substr(pos, comma - pos);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    for_each_list_item(value, [&](std::string_view item) {
       // Host and the framing fields are the proxy's to decide, never the client's to strip.
       if (!item.empty() && !iequals(item, "host") && !iequals(item, "content-length")) {
         listed.emplace_back(item);
       }
-      pos = comma + 1;
-    }
+      return true;
+    });
   });
   headers.remove_if([&](std::string_view name) {
     switch (name.size()) {  // the fixed hop-by-hop names, by length first
@@ -248,16 +242,10 @@ void remove_hop_by_hop(Headers& headers) {
 std::optional<std::string> upgrade_protocol(const Headers& headers) {
   bool listed = false;
   headers.for_each("connection", [&](std::string_view value) {
-    size_t pos = 0;
-    while (pos <= value.size()) {
-      size_t comma = value.find(',', pos);
-      if (comma == std::string_view::npos) comma = value.size();
-      auto item = value.substr(pos, comma - pos);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    for_each_list_item(value, [&](std::string_view item) {
       listed = listed || iequals(item, "upgrade");
-      pos = comma + 1;
-    }
+      return !listed;
+    });
   });
   if (!listed || headers.count("upgrade") != 1) return std::nullopt;
   auto value = headers.get("upgrade");

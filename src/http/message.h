@@ -15,6 +15,26 @@ namespace mg::http {
 bool iequals(std::string_view a, std::string_view b);
 std::string to_lower(std::string_view s);
 
+// `s` without leading and trailing spaces and tabs (RFC 9110's OWS).
+inline std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Calls f(item) for each trimmed item of a comma-separated field value (empty items included,
+// so callers can reject them); f returns false to stop early, and then so does this.
+template <class F>
+bool for_each_list_item(std::string_view value, F&& f) {
+  size_t pos = 0;
+  while (true) {
+    size_t comma = value.find(',', pos);
+    if (comma == std::string_view::npos) return f(trim_ows(value.substr(pos)));
+    if (!f(trim_ows(value.substr(pos, comma - pos)))) return false;
+    pos = comma + 1;
+  }
+}
+
 struct Header {
   std::string name;
   std::string value;

@@ -12,25 +12,6 @@ Unexpected<ParseError> bad(int status, std::string reason) {
 
 bool is_vchar_or_obs(unsigned char c) { return (c >= 0x21 && c <= 0x7e) || c >= 0x80; }
 
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Calls f(item) for each trimmed item of a comma-separated field value (empty items included,
-// so callers can reject them); f returns false to stop early, and then so does this.
-template <class F>
-bool for_each_item(std::string_view value, F&& f) {
-  size_t pos = 0;
-  while (true) {
-    size_t comma = value.find(',', pos);
-    if (comma == std::string_view::npos) return f(trim_ows(value.substr(pos)));
-    if (!f(trim_ows(value.substr(pos, comma - pos)))) return false;
-    pos = comma + 1;
-  }
-}
-
 // Splits the head into lines (without CRLF). The scanner already refused bare LF; bare CR is
 // refused here. The final empty line is not returned.
 Result<std::vector<std::string_view>, ParseError> split_lines(std::string_view head) {
@@ -81,7 +62,7 @@ Result<std::optional<uint64_t>, ParseError> content_length_of(const Headers& hea
   std::optional<ParseError> error;
   headers.for_each("content-length", [&](std::string_view value) {
     if (error) return;
-    for_each_item(value, [&](std::string_view item) {
+    for_each_list_item(value, [&](std::string_view item) {
       if (item.empty() || item.size() > 18) {
         error = ParseError{400, "invalid Content-Length"};
         return false;
@@ -111,7 +92,7 @@ Result<bool, ParseError> chunked_of(const Headers& headers) {
   size_t codings = 0;
   bool any_empty = false, all_chunked = true;
   headers.for_each("transfer-encoding", [&](std::string_view value) {
-    for_each_item(value, [&](std::string_view item) {
+    for_each_list_item(value, [&](std::string_view item) {
       ++codings;
       any_empty = any_empty || item.empty();
       all_chunked = all_chunked && iequals(item, "chunked");
@@ -132,7 +113,7 @@ void connection_options(const Headers& headers, bool& close, bool& keep_alive) {
   close = false;
   keep_alive = false;
   headers.for_each("connection", [&](std::string_view value) {
-    for_each_item(value, [&](std::string_view item) {
+    for_each_list_item(value, [&](std::string_view item) {
       if (iequals(item, "close")) close = true;
       if (iequals(item, "keep-alive")) keep_alive = true;
       return true;

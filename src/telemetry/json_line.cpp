@@ -39,6 +39,14 @@ size_t utf8_sequence(std::string_view s, size_t i) {
   return need;
 }
 
+// `v` in decimal (for a double, the shortest form that reads back the same).
+template <class Number>
+void append_number(std::string& out, Number v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
 // Printable ASCII other than '"' and '\\': copied as is, the common case for every value.
 constexpr std::array<bool, 256> kPlainAscii = [] {
   std::array<bool, 256> t{};
@@ -142,26 +150,20 @@ JsonLine& JsonLine::str_or_null(std::string_view k, const std::optional<std::str
 
 JsonLine& JsonLine::num(std::string_view k, int64_t value) {
   key(k);
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, value);
-  out_.append(buf, r.ptr);
+  append_number(out_, value);
   return *this;
 }
 
 JsonLine& JsonLine::num(std::string_view k, uint64_t value) {
   key(k);
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, value);
-  out_.append(buf, r.ptr);
+  append_number(out_, value);
   return *this;
 }
 
 JsonLine& JsonLine::num(std::string_view k, double value) {
   if (!std::isfinite(value)) return null(k);
   key(k);
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, value);  // shortest form that reads back the same
-  out_.append(buf, r.ptr);
+  append_number(out_, value);  // shortest form that reads back the same
   return *this;
 }
 
@@ -173,9 +175,7 @@ JsonLine& JsonLine::millis(std::string_view k, double ms) {
     out_ += '-';
     micros = -micros;
   }
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, micros / 1000);
-  out_.append(buf, r.ptr);
+  append_number(out_, micros / 1000);
   int frac = static_cast<int>(micros % 1000);
   const char digits[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
                           static_cast<char>('0' + frac % 10)};

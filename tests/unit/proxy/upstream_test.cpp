@@ -69,16 +69,17 @@ class ScriptedApp {
   std::thread thread_;
 };
 
-// Reads one request head (requests in these tests have no body); false when the peer closed.
-bool read_head(int fd) {
+// Reads a byte at a time until what was read ends with `marker` (or EOF / the 10 s bound), so
+// nothing past it is consumed; returns what was read.
+std::string read_until(int fd, std::string_view marker) {
   std::string in;
   char c;
-  while (in.find("\r\n\r\n") == std::string::npos) {
-    if (::recv(fd, &c, 1, 0) != 1) return false;
-    in += c;
-  }
-  return true;
+  while (!in.ends_with(marker) && ::recv(fd, &c, 1, 0) == 1) in += c;
+  return in;
 }
+
+// Reads one request head (requests in these tests have no body); false when the peer closed.
+bool read_head(int fd) { return read_until(fd, "\r\n\r\n").ends_with("\r\n\r\n"); }
 
 void send_all(int fd, const std::string& s) { ::send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
 
@@ -268,12 +269,8 @@ bool closed_by_proxy(int fd, std::string* answer = nullptr) {
 
 // An app that switches to "websocket" when asked and then echoes; otherwise it answers 200 "no".
 void upgrade_echo_app(int fd) {
-  std::string in;
-  char c;
-  while (in.find("\r\n\r\n") == std::string::npos) {
-    if (::recv(fd, &c, 1, 0) != 1) return;
-    in += c;
-  }
+  std::string in = read_until(fd, "\r\n\r\n");
+  if (!in.ends_with("\r\n\r\n")) return;
   if (in.find("upgrade: websocket") == std::string::npos &&
       in.find("Upgrade: websocket") == std::string::npos) {
     send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nno");
@@ -305,12 +302,7 @@ TEST(ProxyUpgrade, SwitchedConnectionIsSplicedBothWays) {
   // The head and the first bytes of the new protocol in one write: those bytes must reach the app.
   send_all(client.fd(),
            "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nping");
-  std::string got;  // the 101 head, the app's "hello " and the echoed "ping"
-  while (got.find("hello ping") == std::string::npos) {
-    std::string more = read_n(client.fd(), 1);
-    if (more.empty()) break;
-    got += more;
-  }
+  std::string got = read_until(client.fd(), "hello ping");  // the 101 head, the app's "hello ", the echo
   ASSERT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got;
   EXPECT_NE(got.find("upgrade: websocket\r\n"), std::string::npos) << got;
   EXPECT_NE(got.find("connection: upgrade\r\n"), std::string::npos) << got;
@@ -337,9 +329,7 @@ TEST(ProxyUpgrade, OnlyWebSocketIsRelayed) {
   std::mutex mutex;
   std::string seen;
   ScriptedApp app([&](int fd) {
-    std::string in;
-    char c;
-    while (in.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) in += c;
+    std::string in = read_until(fd, "\r\n\r\n");
     std::lock_guard lock(mutex);
     seen = in;
     send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
@@ -366,12 +356,7 @@ TEST(ProxyUpgrade, PlaintextUpgradedConnectionIsClosedWhenThePortBecomesStrict) 
   ASSERT_TRUE(client.connected());
   send_all(client.fd(),
            "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
-  std::string got;
-  while (got.find("hello ") == std::string::npos) {
-    std::string more = read_n(client.fd(), 1);
-    if (more.empty()) break;
-    got += more;
-  }
+  std::string got = read_until(client.fd(), "hello ");
   ASSERT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got;
   {
     std::ofstream(dir + "/strict.yaml")
@@ -388,14 +373,9 @@ TEST(ProxyUpstream, BytesAfterABodilessResponseNeverReachAnotherClient) {
   // A faulty app answers HEAD and then, a moment later, writes a whole extra response on the
   // same connection. The next client must get its own answer, not those bytes.
   ScriptedApp app([](int fd) {
-    std::string in;
-    char c;
     while (true) {
-      in.clear();
-      while (in.find("\r\n\r\n") == std::string::npos) {
-        if (::recv(fd, &c, 1, 0) != 1) return;
-        in += c;
-      }
+      std::string in = read_until(fd, "\r\n\r\n");
+      if (!in.ends_with("\r\n\r\n")) return;
       if (in.rfind("HEAD ", 0) == 0) {
         send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n");
         std::this_thread::sleep_for(20ms);
@@ -410,12 +390,7 @@ TEST(ProxyUpstream, BytesAfterABodilessResponseNeverReachAnotherClient) {
     Client first(proxy.port());
     ASSERT_TRUE(first.connected());
     send_all(first.fd(), "HEAD /h HTTP/1.1\r\nHost: app\r\n\r\n");
-    std::string head;
-    while (head.find("\r\n\r\n") == std::string::npos) {
-      std::string more = read_n(first.fd(), 1);
-      if (more.empty()) break;
-      head += more;
-    }
+    std::string head = read_until(first.fd(), "\r\n\r\n");
     ASSERT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << head;
   }
   std::this_thread::sleep_for(60ms);  // the stray response is now waiting on the pooled connection
