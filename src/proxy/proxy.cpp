@@ -375,7 +375,7 @@ struct Proxy::Impl {
     log_line("policy reloaded: version " + std::to_string(published->version) + ", " +
              std::to_string(published->resources) + " resource(s), hash " + published->hash.substr(0, 16) +
              modes);
-    rejudge_tcp_connections(published, loaded->connection);
+    rejudge_connections(published, loaded->connection);
     return {};
   }
 
@@ -427,7 +427,7 @@ struct Proxy::Impl {
 
   // Live TCP connections no longer allowed by `state`, and idle plaintext HTTP keep-alive
   // connections on ports `state` makes STRICT, are closed (on their own worker thread).
-  void rejudge_tcp_connections(std::shared_ptr<const PolicyState> state,
+  void rejudge_connections(std::shared_ptr<const PolicyState> state,
                                std::shared_ptr<const ConnectionChain> chain) {
     if (!started) return;  // no connections yet; `workers` is complete once `started` is set
     for (auto& w : workers) {
@@ -1391,7 +1391,8 @@ struct Proxy::Impl {
       co_return false;
     }
 
-    if (resp->status == 101) co_return co_await relay_upgrade(down, in, worker, side, std::move(up), *resp, ex);
+    // read_response_head let a 101 through only as the switch to the protocol asked for.
+    if (resp->status == 101) co_return co_await relay_upgrade(down, in, worker, side, std::move(up), *resp, *upgrade, ex);
 
     // Relay the response. Head and body go out in as few writes as possible: what is ready is
     // gathered in `out` and written only before waiting for more of the body, and at the end —
@@ -1520,13 +1521,13 @@ struct Proxy::Impl {
   // connections are spliced until both directions end (or the idle timeout). The connection is
   // not reused afterwards, nor is the upstream one pooled.
   awaitable<bool> relay_upgrade(net::Stream& down, std::string& in, Worker& worker, const HttpSide& side,
-                                std::unique_ptr<UpstreamConn> up, http::Response& resp, Exchange& ex) {
+                                std::unique_ptr<UpstreamConn> up, http::Response& resp, const std::string& protocol,
+                                Exchange& ex) {
     if (side.entry) side.entry->upgraded = true;  // a reload to STRICT closes it (plaintext)
-    auto protocol = http::upgrade_protocol(resp.headers);
     http::remove_hop_by_hop(resp.headers);
     resp.version_minor = 1;
     resp.headers.add("connection", "upgrade");
-    if (protocol) resp.headers.add("upgrade", *protocol);
+    resp.headers.add("upgrade", protocol);
     std::string out = http::serialize_response_head(resp);
     out += up->buffer;
     up->buffer.clear();
