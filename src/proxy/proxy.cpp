@@ -428,7 +428,7 @@ struct Proxy::Impl {
   // Live TCP connections no longer allowed by `state`, and idle plaintext HTTP keep-alive
   // connections on ports `state` makes STRICT, are closed (on their own worker thread).
   void rejudge_connections(std::shared_ptr<const PolicyState> state,
-                               std::shared_ptr<const ConnectionChain> chain) {
+                           std::shared_ptr<const ConnectionChain> chain) {
     if (!started) return;  // no connections yet; `workers` is complete once `started` is set
     for (auto& w : workers) {
       asio::post(*w->io, [this, worker = w.get(), state, chain] {
@@ -441,11 +441,11 @@ struct Proxy::Impl {
             // or spliced after a WebSocket upgrade (no next request would check it): closed now.
             const InboundPort& port = config.inbound[*c->plaintext_http_port];
             registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
-            log_connection_refused("inbound", net::remote_address(c->stream->socket()), port.port,
-                                   "plaintext_on_strict_port",
-                                   std::string("mTLS is now required (STRICT): ") +
-                                       (c->upgraded ? "upgraded (WebSocket)" : "idle plaintext keep-alive") +
-                                       " connection closed after policy version " + std::to_string(state->version));
+            log_connection_refused(
+                "inbound", net::remote_address(c->stream->socket()), port.port, "plaintext_on_strict_port",
+                std::string("mTLS is now required (STRICT): ") +
+                    (c->upgraded ? "upgraded (WebSocket)" : "idle plaintext keep-alive") +
+                    " connection closed after policy version " + std::to_string(state->version));
             c->stream->close();
             continue;
           }
@@ -726,7 +726,7 @@ struct Proxy::Impl {
       for (int attempt = 0; attempt < 1000 && n < 2; ++attempt) {
         std::error_code ec;
         n = co_await socket.async_receive(asio::buffer(first), tcp::socket::message_peek, nothrow(ec));
-        if (ec || n == 0) co_return nullptr;  // closed (or timed out) before saying anything
+        if (ec || n == 0) co_return nullptr;    // closed (or timed out) before saying anything
         if (n == 1 && first[0] != 0x16) break;  // cannot be TLS
         if (n < 2) {
           asio::steady_timer wait(socket.get_executor(), 5ms);
@@ -998,7 +998,7 @@ struct Proxy::Impl {
     std::string source;                       // downstream "ip:port"
     std::optional<tls::PeerIdentity> peer;    // inbound mTLS peer
     uint16_t listen_port = 0;
-    ConnEntry* entry = nullptr;               // the connection's registration with its worker
+    ConnEntry* entry = nullptr;  // the connection's registration with its worker
     std::string source_principal() const { return peer ? peer->id.str() : "unknown"; }
   };
 
@@ -1080,8 +1080,8 @@ struct Proxy::Impl {
     ex.bytes_received += scan.length;
     in.erase(0, scan.length);
     if (!parsed) {
-      co_await local_reply(down, ex, parsed.error().status, std::string(http::reason_phrase(parsed.error().status)),
-                           false);
+      co_await local_reply(down, ex, parsed.error().status,
+                           std::string(http::reason_phrase(parsed.error().status)), false);
       finish_request(worker, ex, side, nullptr);
       co_return false;
     }
@@ -1098,10 +1098,9 @@ struct Proxy::Impl {
       const MtlsMode mode = port_mode(side.inbound_index);
       if (mode == MtlsMode::Strict && !side.peer) {
         // A reload made this port STRICT while this plaintext keep-alive connection was open.
-        log_connection_refused(
-            "inbound", source, side.listen_port, "plaintext_on_strict_port",
-            "mTLS is now required (STRICT): plaintext keep-alive connection closed at its "
-            "next request, which was not forwarded");
+        log_connection_refused("inbound", source, side.listen_port, "plaintext_on_strict_port",
+                               "mTLS is now required (STRICT): plaintext keep-alive connection closed at its "
+                               "next request, which was not forwarded");
         co_return false;
       }
       RequestContext ctx{req, config.workload,       mode, side.listen_port, source, side.peer, {},
@@ -1210,7 +1209,9 @@ struct Proxy::Impl {
         .str("response_flags", ex.flags)
         .str("response_code_details", ex.details);
     write_decision(line, decision, inbound ? "malformed request" : "");
-    line.millis("duration_ms", duration).num("bytes_received", ex.bytes_received).num("bytes_sent", ex.bytes_sent);
+    line.millis("duration_ms", duration)
+        .num("bytes_received", ex.bytes_received)
+        .num("bytes_sent", ex.bytes_sent);
     access_log->write_line(line.finish());
   }
 
@@ -1232,8 +1233,9 @@ struct Proxy::Impl {
   // A pooled connection for `side`; an idle one with anything to read (the peer closed it, or a
   // TLS alert) is stale and dropped. New: a plaintext connection to the local app, or (outbound)
   // an mTLS connection to the route's destination with the server's identity verified.
-  awaitable<std::unique_ptr<UpstreamConn>> acquire_upstream(Worker& worker, const HttpSide& side, bool has_body,
-                                                            bool& reused, std::string& reason, std::string& detail) {
+  awaitable<std::unique_ptr<UpstreamConn>> acquire_upstream(Worker& worker, const HttpSide& side,
+                                                            bool has_body, bool& reused, std::string& reason,
+                                                            std::string& detail) {
     auto& idle = worker.idle_upstreams[pool_key(side)];
     while (!idle.empty()) {
       auto conn = std::move(idle.back());
@@ -1296,7 +1298,8 @@ struct Proxy::Impl {
     // sees (request smuggling past authorization), so any other Upgrade is dropped like any
     // hop-by-hop field and the app answers the request as it is.
     std::optional<std::string> upgrade;
-    if (req.version_minor == 1 && req.framing == http::BodyFraming::None) upgrade = http::upgrade_protocol(req.headers);
+    if (req.version_minor == 1 && req.framing == http::BodyFraming::None)
+      upgrade = http::upgrade_protocol(req.headers);
     if (upgrade && !http::iequals(*upgrade, "websocket")) upgrade.reset();
     http::Request forwarded;
     forwarded.method = req.method;
@@ -1341,7 +1344,8 @@ struct Proxy::Impl {
     for (int attempt = 0; attempt < 2 && !resp; ++attempt) {
       bool reused = false;
       std::string reason, detail;
-      up = co_await acquire_upstream(worker, side, req.framing != http::BodyFraming::None, reused, reason, detail);
+      up = co_await acquire_upstream(worker, side, req.framing != http::BodyFraming::None, reused, reason,
+                                     detail);
       if (!up) {
         if (side.route) log_outbound_refusal(side, reason, detail);
         ex.flags = kUpstreamConnectFailure;
@@ -1364,7 +1368,8 @@ struct Proxy::Impl {
         if (!ok) co_return false;  // already answered (or the client is gone)
       }
       // Response head, with the upstream timeout.
-      if (!up->deadline) up->deadline.emplace(worker.io->get_executor(), [c = up.get()] { c->stream->close(); });
+      if (!up->deadline)
+        up->deadline.emplace(worker.io->get_executor(), [c = up.get()] { c->stream->close(); });
       up->deadline->arm(std::chrono::milliseconds(config.limits.upstream_timeout_ms));
       auto result = co_await read_response_head(*up, chunk, req.method, upgrade, response_started);
       up->deadline->disarm();
@@ -1392,7 +1397,8 @@ struct Proxy::Impl {
     }
 
     // read_response_head let a 101 through only as the switch to the protocol asked for.
-    if (resp->status == 101) co_return co_await relay_upgrade(down, in, worker, side, std::move(up), *resp, *upgrade, ex);
+    if (resp->status == 101)
+      co_return co_await relay_upgrade(down, in, worker, side, std::move(up), *resp, *upgrade, ex);
 
     // Relay the response. Head and body go out in as few writes as possible: what is ready is
     // gathered in `out` and written only before waiting for more of the body, and at the end —
@@ -1404,7 +1410,7 @@ struct Proxy::Impl {
     bool streamed = framing == http::BodyFraming::Chunked || framing == http::BodyFraming::UntilClose;
     bool chunk_out = streamed && req.version_minor == 1;
     if (streamed && !chunk_out) client_keep = false;  // HTTP/1.0 client: the end of the body is our close
-    http::Response& down_resp = *resp;  // not used as the upstream's any more: edited in place
+    http::Response& down_resp = *resp;                // not used as the upstream's any more: edited in place
     down_resp.version_minor = 1;
     http::remove_hop_by_hop(down_resp.headers);
     if (chunk_out) {
@@ -1521,8 +1527,8 @@ struct Proxy::Impl {
   // connections are spliced until both directions end (or the idle timeout). The connection is
   // not reused afterwards, nor is the upstream one pooled.
   awaitable<bool> relay_upgrade(net::Stream& down, std::string& in, Worker& worker, const HttpSide& side,
-                                std::unique_ptr<UpstreamConn> up, http::Response& resp, const std::string& protocol,
-                                Exchange& ex) {
+                                std::unique_ptr<UpstreamConn> up, http::Response& resp,
+                                const std::string& protocol, Exchange& ex) {
     if (side.entry) side.entry->upgraded = true;  // a reload to STRICT closes it (plaintext)
     http::remove_hop_by_hop(resp.headers);
     resp.version_minor = 1;
@@ -1555,10 +1561,9 @@ struct Proxy::Impl {
     co_return false;
   }
 
-  awaitable<Result<http::Response, http::ParseError>> read_response_head(UpstreamConn& up, BufferPool::Lease& chunk,
-                                                                          const std::string& method,
-                                                                          const std::optional<std::string>& upgrade,
-                                                                          bool& response_started) {
+  awaitable<Result<http::Response, http::ParseError>> read_response_head(
+      UpstreamConn& up, BufferPool::Lease& chunk, const std::string& method,
+      const std::optional<std::string>& upgrade, bool& response_started) {
     while (true) {
       http::HeadScanner scanner;
       http::HeadScan scan;
