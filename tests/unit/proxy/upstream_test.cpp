@@ -187,6 +187,11 @@ std::string dechunk(std::string body) {
 
 const std::string kOk = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
+// An app answering every request on a connection with kOk.
+void answer_ok(int fd) {
+  while (read_head(fd)) send_all(fd, kOk);
+}
+
 TEST(ProxyUpstream, PooledConnectionTheAppClosedIsRetriedOnAFreshOne) {
   // Every app connection answers one request as keep-alive, then closes: the proxy's pooled
   // connection is dead by the next request, which must still succeed (and not be answered 503).
@@ -413,9 +418,7 @@ TEST(ProxyUpgrade, DeclinedUpgradeIsAnOrdinaryResponse) {
 }
 
 TEST(ProxyTimeouts, IdleKeepAliveConnectionIsClosed) {
-  ScriptedApp app([](int fd) {
-    while (read_head(fd)) send_all(fd, kOk);
-  });
+  ScriptedApp app(answer_ok);
   ProxyLimits limits;
   limits.idle_timeout_ms = 200;
   RunningProxy proxy(app.port(), limits);
@@ -427,9 +430,7 @@ TEST(ProxyTimeouts, IdleKeepAliveConnectionIsClosed) {
 }
 
 TEST(ProxyTimeouts, TricklingHeadIsCutOffAtTheHeaderDeadline) {
-  ScriptedApp app([](int fd) {
-    while (read_head(fd)) send_all(fd, kOk);
-  });
+  ScriptedApp app(answer_ok);
   ProxyLimits limits;
   limits.header_timeout_ms = 300;
   RunningProxy proxy(app.port(), limits);
