@@ -76,14 +76,28 @@ struct LiveTcp {
   bool closed_by_policy = false;
 };
 
+// An inbound HTTP connection spliced after a WebSocket upgrade: the upgrade request as it
+// arrived (before the chain edited it), so a policy reload can judge it again — no later
+// request on the connection ever would.
+struct LiveUpgrade {
+  size_t index = 0;  // config.inbound
+  uint16_t listen_port = 0;
+  std::string source;
+  std::optional<tls::PeerIdentity> peer;
+  http::Request request;
+  net::Stream* upstream = nullptr;  // the app side
+  bool closed_by_policy = false;
+};
+
 // A live downstream connection, registered with its worker so a drain can close idle ones and a
-// policy reload can re-judge TCP ones.
+// policy reload can re-judge TCP and upgraded ones.
 struct ConnEntry {
   net::Stream* stream = nullptr;
   bool idle = false;
   LiveTcp* tcp = nullptr;
+  LiveUpgrade* upgrade = nullptr;             // inbound, while spliced after a WebSocket upgrade
   std::optional<size_t> plaintext_http_port;  // config.inbound index of a plaintext HTTP connection
-  bool upgraded = false;                      // spliced after a 101 (WebSocket)
+  bool upgraded = false;                      // spliced after a 101 (WebSocket), either direction
 };
 
 // The policy in force: compiled snapshot (null without policyDir), its version and origins, and
@@ -375,7 +389,7 @@ struct Proxy::Impl {
     log_line("policy reloaded: version " + std::to_string(published->version) + ", " +
              std::to_string(published->resources) + " resource(s), hash " + published->hash.substr(0, 16) +
              modes);
-    rejudge_connections(published, loaded->connection);
+    rejudge_connections(published, loaded->request, loaded->connection);
     return {};
   }
 
@@ -425,17 +439,20 @@ struct Proxy::Impl {
     });
   }
 
-  // Live TCP connections no longer allowed by `state`, and idle plaintext HTTP keep-alive
-  // connections on ports `state` makes STRICT, are closed (on their own worker thread).
+  // Live TCP connections and WebSocket-upgraded connections no longer allowed by `state`, and
+  // idle plaintext HTTP keep-alive connections on ports `state` makes STRICT, are closed (on
+  // their own worker thread).
   void rejudge_connections(std::shared_ptr<const PolicyState> state,
+                           std::shared_ptr<const RequestChain> request_chain,
                            std::shared_ptr<const ConnectionChain> chain) {
     if (!started) return;  // no connections yet; `workers` is complete once `started` is set
     for (auto& w : workers) {
-      asio::post(*w->io, [this, worker = w.get(), state, chain] {
+      asio::post(*w->io, [this, worker = w.get(), state, request_chain, chain] {
         // A newer reload posted its own pass: judging by this one could close what it allows.
         if (policy_state.load()->version != state->version) return;
         for (ConnEntry* c : worker->connections) {
-          if (c->plaintext_http_port && (c->idle || c->upgraded) && c->stream &&
+          if (!c->stream) continue;
+          if (c->plaintext_http_port && (c->idle || c->upgraded) &&
               state->inbound_modes[*c->plaintext_http_port].mode == MtlsMode::Strict) {
             // Waiting between requests on a port that now requires mTLS (nothing is in flight),
             // or spliced after a WebSocket upgrade (no next request would check it): closed now.
@@ -449,7 +466,29 @@ struct Proxy::Impl {
             c->stream->close();
             continue;
           }
-          if (!c->tcp || c->tcp->closed_by_policy || !c->stream) continue;
+          if (c->upgrade && !c->upgrade->closed_by_policy) {
+            // The upgrade request judged again, as if it arrived now on this connection.
+            LiveUpgrade& live = *c->upgrade;
+            http::Request request = live.request;  // steps may edit what they judge
+            const InboundPort& port = config.inbound[live.index];
+            RequestContext ctx{request,
+                               config.workload,
+                               state->inbound_modes[live.index].mode,
+                               live.listen_port,
+                               live.source,
+                               live.peer,
+                               {},
+                               {},
+                               port.app_port};
+            Verdict verdict = request_chain->run(ctx);
+            if (verdict.allow) continue;
+            live.closed_by_policy = true;
+            log_closed_by_policy("websocket", live.source, live.peer, live.index, *state, verdict);
+            c->stream->close();
+            if (live.upstream) live.upstream->close();
+            continue;
+          }
+          if (!c->tcp || c->tcp->closed_by_policy) continue;
           LiveTcp& live = *c->tcp;
           const InboundPort& port = config.inbound[live.index];
           ConnectionContext ctx{
@@ -457,31 +496,36 @@ struct Proxy::Impl {
               port.app_port};
           Verdict verdict = chain->run(ctx);
           if (verdict.allow) continue;
-          const Verdict& decision = verdict;
           live.closed_by_policy = true;
-          registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
-          count_decision(decision, false);
-          log_line("closing TCP connection from " + live.source + " on inbound[" +
-                   std::to_string(live.index) + "]: no longer allowed after policy version " +
-                   std::to_string(state->version) + ": " + decision.reason);
-          access_log->write(
-              {{"time", telemetry::now_rfc3339()},
-               {"direction", "inbound"},
-               {"protocol", "tcp"},
-               {"event", "connection_closed_by_policy"},
-               {"source",
-                {{"principal", live.peer ? live.peer->id.str() : "unknown"}, {"address", live.source}}},
-               {"port", port.port},
-               {"policyVersion", state->version},
-               {"action", decision.action},
-               {"policy", json_or_null(decision.policy)},
-               {"rule", json_or_null(decision.rule)},
-               {"reason", decision.reason}});
+          log_closed_by_policy("tcp", live.source, live.peer, live.index, *state, verdict);
           c->stream->close();
           if (live.upstream) live.upstream->close();
         }
       });
     }
+  }
+
+  // A connection a policy reload no longer allows: counted, logged and given an access-log event.
+  void log_closed_by_policy(std::string_view protocol, const std::string& source,
+                            const std::optional<tls::PeerIdentity>& peer, size_t index,
+                            const PolicyState& state, const Verdict& decision) {
+    const InboundPort& port = config.inbound[index];
+    registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
+    count_decision(decision, false);
+    log_line("closing " + std::string(protocol == "tcp" ? "TCP" : "WebSocket") + " connection from " +
+             source + " on inbound[" + std::to_string(index) + "]: no longer allowed after policy version " +
+             std::to_string(state.version) + ": " + decision.reason);
+    access_log->write({{"time", telemetry::now_rfc3339()},
+                       {"direction", "inbound"},
+                       {"protocol", protocol},
+                       {"event", "connection_closed_by_policy"},
+                       {"source", {{"principal", peer ? peer->id.str() : "unknown"}, {"address", source}}},
+                       {"port", port.port},
+                       {"policyVersion", state.version},
+                       {"action", decision.action},
+                       {"policy", json_or_null(decision.policy)},
+                       {"rule", json_or_null(decision.rule)},
+                       {"reason", decision.reason}});
   }
 
   std::string cert_state() const {
@@ -1090,6 +1134,12 @@ struct Proxy::Impl {
     ex.host = req.host;
     ex.path = req.path;
 
+    // A WebSocket upgrade keeps its request as received: once spliced, only a policy reload
+    // judges the connection again (rejudge_connections), with this request.
+    std::optional<std::string> upgrade = relayed_upgrade(req);
+    std::optional<http::Request> as_received;
+    if (upgrade && side.inbound) as_received = req;
+
     // 2. The chain (inbound): peer authn → request authn → authz.
     Verdict verdict = Verdict::pass();
     Verdict decision_storage;
@@ -1123,7 +1173,7 @@ struct Proxy::Impl {
     }
 
     // 3. Forward.
-    bool keep = co_await forward(down, in, chunk, watchdog, worker, side, req, ex);
+    bool keep = co_await forward(down, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);
     finish_request(worker, ex, side, decision);
     co_return keep;
   }
@@ -1283,24 +1333,30 @@ struct Proxy::Impl {
     }
   }
 
+  // The protocol a request asks to switch to, when this proxy relays the switch: a WebSocket
+  // upgrade of a bodiless HTTP/1.1 request. Only "websocket", as Envoy and Istio by default: an
+  // h2c upgrade would open an HTTP/2 connection to the app whose requests this proxy never sees
+  // (request smuggling past authorization), so any other Upgrade is dropped like any hop-by-hop
+  // field and the app answers the request as it is.
+  static std::optional<std::string> relayed_upgrade(const http::Request& req) {
+    if (req.version_minor != 1 || req.framing != http::BodyFraming::None) return std::nullopt;
+    auto upgrade = http::upgrade_protocol(req.headers);
+    if (upgrade && !http::iequals(*upgrade, "websocket")) return std::nullopt;
+    return upgrade;
+  }
+
   // Forwards one request and relays its response. Returns whether the downstream connection
-  // stays open for the next request.
-  awaitable<bool> forward(net::Stream& down, std::string& in, BufferPool::Lease& chunk, net::Watchdog& watchdog,
-                          Worker& worker, const HttpSide& side, http::Request& req, Exchange& ex) {
+  // stays open for the next request. `upgrade` (relayed_upgrade) is restated for the next hop,
+  // its two fields being hop-by-hop; a 101 answer splices the two connections, `as_received`
+  // (inbound) staying with them for policy reloads to judge.
+  awaitable<bool> forward(net::Stream& down, std::string& in, BufferPool::Lease& chunk,
+                          net::Watchdog& watchdog, Worker& worker, const HttpSide& side, http::Request& req,
+                          const std::optional<std::string>& upgrade,
+                          std::optional<http::Request>& as_received, Exchange& ex) {
     // Headers the next hop sees: hop-by-hop removed, framing re-stated; inbound, XFCC sanitized
     // and set (only this proxy vouches for the client certificate).
     // serialize_request_head reads only these; nothing reads req's target or headers after
     // this point, so they are moved rather than copied.
-    // A WebSocket upgrade: bodiless HTTP/1.1 requests only. Its two fields are hop-by-hop, so
-    // they are stated again for the next hop; a 101 answer splices the two connections (after
-    // the decision this request already had). Only "websocket", as Envoy and Istio by default:
-    // an h2c upgrade would open an HTTP/2 connection to the app whose requests this proxy never
-    // sees (request smuggling past authorization), so any other Upgrade is dropped like any
-    // hop-by-hop field and the app answers the request as it is.
-    std::optional<std::string> upgrade;
-    if (req.version_minor == 1 && req.framing == http::BodyFraming::None)
-      upgrade = http::upgrade_protocol(req.headers);
-    if (upgrade && !http::iequals(*upgrade, "websocket")) upgrade.reset();
     http::Request forwarded;
     forwarded.method = req.method;
     forwarded.target = std::move(req.target);
@@ -1398,7 +1454,8 @@ struct Proxy::Impl {
 
     // read_response_head let a 101 through only as the switch to the protocol asked for.
     if (resp->status == 101)
-      co_return co_await relay_upgrade(down, in, worker, side, std::move(up), *resp, *upgrade, ex);
+      co_return co_await relay_upgrade(down, in, worker, side, std::move(up), *resp, *upgrade, as_received,
+                                       ex);
 
     // Relay the response. Head and body go out in as few writes as possible: what is ready is
     // gathered in `out` and written only before waiting for more of the body, and at the end —
@@ -1528,8 +1585,25 @@ struct Proxy::Impl {
   // not reused afterwards, nor is the upstream one pooled.
   awaitable<bool> relay_upgrade(net::Stream& down, std::string& in, Worker& worker, const HttpSide& side,
                                 std::unique_ptr<UpstreamConn> up, http::Response& resp,
-                                const std::string& protocol, Exchange& ex) {
-    if (side.entry) side.entry->upgraded = true;  // a reload to STRICT closes it (plaintext)
+                                const std::string& protocol, std::optional<http::Request>& as_received,
+                                Exchange& ex) {
+    // Registered for policy reloads while spliced (all on this worker's thread): a reload to
+    // STRICT closes a plaintext one; one whose upgrade request the new policy denies is closed.
+    std::optional<LiveUpgrade> live;
+    if (side.entry) {
+      side.entry->upgraded = true;
+      if (side.inbound && as_received) {
+        live.emplace(LiveUpgrade{side.inbound_index, side.listen_port, side.source, side.peer,
+                                 std::move(*as_received), up->stream.get(), false});
+        side.entry->upgrade = &*live;
+      }
+    }
+    struct Unregister {
+      ConnEntry* entry;
+      ~Unregister() {
+        if (entry) entry->upgrade = nullptr;
+      }
+    } unregister{live ? side.entry : nullptr};
     http::remove_hop_by_hop(resp.headers);
     resp.version_minor = 1;
     resp.headers.add("connection", "upgrade");
@@ -1558,6 +1632,7 @@ struct Proxy::Impl {
     auto [down_to_up, up_to_down] = co_await splice(down, *up->stream, worker.buffers);
     ex.bytes_received += down_to_up;
     ex.bytes_sent += up_to_down;
+    if (live && live->closed_by_policy) ex.details = "upgrade_closed_by_policy_reload";
     co_return false;
   }
 

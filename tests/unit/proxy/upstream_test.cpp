@@ -374,6 +374,44 @@ TEST(ProxyUpgrade, PlaintextUpgradedConnectionIsClosedWhenThePortBecomesStrict) 
   std::filesystem::remove_all(dir);
 }
 
+// A spliced WebSocket connection sends no further requests: each policy reload judges its
+// upgrade request again, and closes the connection once the new policy denies it.
+TEST(ProxyUpgrade, UpgradedConnectionIsJudgedAgainAtEachReload) {
+  char tmpl[] = "/tmp/mg-upgrade-test.XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  ScriptedApp app(upgrade_echo_app);
+  RunningProxy proxy(app.port(), {}, dir);
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  send_all(client.fd(),
+           "GET /echo?room=1 HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  std::string got = read_until(client.fd(), "hello ");
+  ASSERT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got;
+  auto write_policy = [&](const std::string& name, const std::string& path) {
+    std::ofstream(dir + "/" + name + ".yaml")
+        << "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+           "metadata: {name: "
+        << name
+        << ", namespace: default}\n"
+           "spec: {action: DENY, rules: [{to: [{operation: {paths: [\""
+        << path << "\"]}}]}]}\n";
+  };
+  write_policy("deny-admin", "/admin/*");  // does not match the upgrade request: it stays
+  ASSERT_TRUE(proxy.proxy().reload_policies());
+  send_all(client.fd(), "still");
+  EXPECT_EQ(read_n(client.fd(), 5), "still");
+  write_policy("deny-echo", "/echo");  // matches it (the query is not part of the path)
+  ASSERT_TRUE(proxy.proxy().reload_policies());
+  EXPECT_TRUE(closed_by_proxy(client.fd()));
+  // And a new upgrade request is refused at once.
+  Client again(proxy.port());
+  ASSERT_TRUE(again.connected());
+  send_all(again.fd(),
+           "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  EXPECT_EQ(read_n(again.fd(), 13), "HTTP/1.1 403 ");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ProxyUpstream, BytesAfterABodilessResponseNeverReachAnotherClient) {
   // A faulty app answers HEAD and then, a moment later, writes a whole extra response on the
   // same connection. The next client must get its own answer, not those bytes.
