@@ -67,7 +67,8 @@ struct TlsState {
   std::shared_ptr<asio::ssl::context> client;
 };
 
-// An inbound TCP-port connection being spliced: what a policy reload needs to judge it again.
+// An inbound connection spliced to the app: what a policy reload needs to judge it again. A TCP
+// port's connection is judged by the connection chain.
 struct LiveTcp {
   size_t index = 0;  // config.inbound
   std::string source;
@@ -76,17 +77,12 @@ struct LiveTcp {
   bool closed_by_policy = false;
 };
 
-// An inbound HTTP connection spliced after a WebSocket upgrade: the upgrade request as it
-// arrived (before the chain edited it), so a policy reload can judge it again — no later
-// request on the connection ever would.
-struct LiveUpgrade {
-  size_t index = 0;  // config.inbound
+// An HTTP connection spliced after a WebSocket upgrade is judged by the request chain, with its
+// upgrade request as it arrived (before the chain edited it): no later request on the
+// connection ever would be.
+struct LiveUpgrade : LiveTcp {
   uint16_t listen_port = 0;
-  std::string source;
-  std::optional<tls::PeerIdentity> peer;
   http::Request request;
-  net::Stream* upstream = nullptr;  // the app side
-  bool closed_by_policy = false;
 };
 
 // A live downstream connection, registered with its worker so a drain can close idle ones and a
@@ -466,55 +462,45 @@ struct Proxy::Impl {
             c->stream->close();
             continue;
           }
-          if (c->upgrade && !c->upgrade->closed_by_policy) {
+          LiveTcp* live = c->upgrade ? c->upgrade : c->tcp;
+          if (!live || live->closed_by_policy) continue;
+          const InboundPort& port = config.inbound[live->index];
+          const MtlsMode mode = state->inbound_modes[live->index].mode;
+          Verdict verdict;
+          if (c->upgrade) {
             // The upgrade request judged again, as if it arrived now on this connection.
-            LiveUpgrade& live = *c->upgrade;
-            http::Request request = live.request;  // steps may edit what they judge
-            const InboundPort& port = config.inbound[live.index];
-            RequestContext ctx{request,
-                               config.workload,
-                               state->inbound_modes[live.index].mode,
-                               live.listen_port,
-                               live.source,
-                               live.peer,
-                               {},
-                               {},
+            http::Request request = c->upgrade->request;  // steps may edit what they judge
+            RequestContext ctx{request,      config.workload, mode, c->upgrade->listen_port,
+                               live->source, live->peer,      {},   {},
                                port.app_port};
-            Verdict verdict = request_chain->run(ctx);
-            if (verdict.allow) continue;
-            live.closed_by_policy = true;
-            log_closed_by_policy("websocket", live.source, live.peer, live.index, *state, verdict);
-            c->stream->close();
-            if (live.upstream) live.upstream->close();
-            continue;
+            verdict = request_chain->run(ctx);
+          } else {
+            ConnectionContext ctx{config.workload, mode, port.port,    live->source,
+                                  live->peer,      {},   port.app_port};
+            verdict = chain->run(ctx);
           }
-          if (!c->tcp || c->tcp->closed_by_policy) continue;
-          LiveTcp& live = *c->tcp;
-          const InboundPort& port = config.inbound[live.index];
-          ConnectionContext ctx{
-              config.workload, state->inbound_modes[live.index].mode, port.port, live.source, live.peer, {},
-              port.app_port};
-          Verdict verdict = chain->run(ctx);
           if (verdict.allow) continue;
-          live.closed_by_policy = true;
-          log_closed_by_policy("tcp", live.source, live.peer, live.index, *state, verdict);
+          live->closed_by_policy = true;
+          log_closed_by_policy(c->upgrade ? "websocket" : "tcp", *live, *state, verdict);
           c->stream->close();
-          if (live.upstream) live.upstream->close();
+          if (live->upstream) live->upstream->close();
         }
       });
     }
   }
 
   // A connection a policy reload no longer allows: counted, logged and given an access-log event.
-  void log_closed_by_policy(std::string_view protocol, const std::string& source,
-                            const std::optional<tls::PeerIdentity>& peer, size_t index,
-                            const PolicyState& state, const Verdict& decision) {
-    const InboundPort& port = config.inbound[index];
+  void log_closed_by_policy(std::string_view protocol, const LiveTcp& live, const PolicyState& state,
+                            const Verdict& decision) {
+    const std::string& source = live.source;
+    const auto& peer = live.peer;
+    const InboundPort& port = config.inbound[live.index];
     registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
     count_decision(decision, false);
     log_line("closing " + std::string(protocol == "tcp" ? "TCP" : "WebSocket") + " connection from " +
-             source + " on inbound[" + std::to_string(index) + "]: no longer allowed after policy version " +
-             std::to_string(state.version) + ": " + decision.reason);
+             source + " on inbound[" + std::to_string(live.index) +
+             "]: no longer allowed after policy version " + std::to_string(state.version) + ": " +
+             decision.reason);
     access_log->write({{"time", telemetry::now_rfc3339()},
                        {"direction", "inbound"},
                        {"protocol", protocol},
@@ -1593,8 +1579,9 @@ struct Proxy::Impl {
     if (side.entry) {
       side.entry->upgraded = true;
       if (side.inbound && as_received) {
-        live.emplace(LiveUpgrade{side.inbound_index, side.listen_port, side.source, side.peer,
-                                 std::move(*as_received), up->stream.get(), false});
+        live.emplace(LiveUpgrade{{side.inbound_index, side.source, side.peer, up->stream.get(), false},
+                                 side.listen_port,
+                                 std::move(*as_received)});
         side.entry->upgrade = &*live;
       }
     }

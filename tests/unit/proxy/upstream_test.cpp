@@ -352,64 +352,71 @@ TEST(ProxyUpgrade, OnlyWebSocketIsRelayed) {
   EXPECT_EQ(seen.find("pgrade: h2c"), std::string::npos) << seen;
 }
 
-TEST(ProxyUpgrade, PlaintextUpgradedConnectionIsClosedWhenThePortBecomesStrict) {
-  char tmpl[] = "/tmp/mg-upgrade-test.XXXXXX";
-  std::string dir = ::mkdtemp(tmpl);
-  ScriptedApp app(upgrade_echo_app);
-  RunningProxy proxy(app.port(), {}, dir);
-  Client client(proxy.port());
-  ASSERT_TRUE(client.connected());
-  send_all(client.fd(),
-           "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
-  std::string got = read_until(client.fd(), "hello ");
-  ASSERT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got;
-  {
-    std::ofstream(dir + "/strict.yaml")
-        << "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
-           "metadata: {name: strict, namespace: default}\n"
-           "spec: {selector: {matchLabels: {app: app}}, mtls: {mode: STRICT}}\n";
+// upgrade_echo_app behind a proxy whose policy directory each test writes and reloads.
+class ProxyUpgradeReload : public ::testing::Test {
+ protected:
+  ProxyUpgradeReload() : app_(upgrade_echo_app), proxy_(app_.port(), {}, dir_) {}
+  ~ProxyUpgradeReload() override { std::filesystem::remove_all(dir_); }
+
+  static std::string make_temp_dir() {
+    char tmpl[] = "/tmp/mg-upgrade-test.XXXXXX";
+    return ::mkdtemp(tmpl);
   }
-  ASSERT_TRUE(proxy.proxy().reload_policies());
+  static void send_upgrade(int fd, const std::string& target) {
+    send_all(fd,
+             "GET " + target + " HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  }
+  // Sends a WebSocket upgrade of `target`; returns what came back, up to the app's "hello ".
+  static std::string open_websocket(int fd, const std::string& target) {
+    send_upgrade(fd, target);
+    return read_until(fd, "hello ");
+  }
+  void write_policy(const std::string& name, const std::string& yaml) const {
+    std::ofstream(dir_ + "/" + name + ".yaml") << "apiVersion: security.istio.io/v1\n" << yaml;
+  }
+  static std::string deny_path(const std::string& name, const std::string& path) {
+    return "kind: AuthorizationPolicy\nmetadata: {name: " + name +
+           ", namespace: default}\nspec: {action: DENY, rules: [{to: [{operation: {paths: [\"" + path +
+           "\"]}}]}]}\n";
+  }
+
+  std::string dir_ = make_temp_dir();
+  ScriptedApp app_;
+  RunningProxy proxy_;
+};
+
+TEST_F(ProxyUpgradeReload, PlaintextConnectionIsClosedWhenThePortBecomesStrict) {
+  Client client(proxy_.port());
+  ASSERT_TRUE(client.connected());
+  std::string got = open_websocket(client.fd(), "/echo");
+  ASSERT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got;
+  write_policy("strict",
+               "kind: PeerAuthentication\nmetadata: {name: strict, namespace: default}\n"
+               "spec: {selector: {matchLabels: {app: app}}, mtls: {mode: STRICT}}\n");
+  ASSERT_TRUE(proxy_.proxy().reload_policies());
   EXPECT_TRUE(closed_by_proxy(client.fd()));
-  std::filesystem::remove_all(dir);
 }
 
 // A spliced WebSocket connection sends no further requests: each policy reload judges its
 // upgrade request again, and closes the connection once the new policy denies it.
-TEST(ProxyUpgrade, UpgradedConnectionIsJudgedAgainAtEachReload) {
-  char tmpl[] = "/tmp/mg-upgrade-test.XXXXXX";
-  std::string dir = ::mkdtemp(tmpl);
-  ScriptedApp app(upgrade_echo_app);
-  RunningProxy proxy(app.port(), {}, dir);
-  Client client(proxy.port());
+TEST_F(ProxyUpgradeReload, ConnectionIsJudgedAgainAtEachReload) {
+  Client client(proxy_.port());
   ASSERT_TRUE(client.connected());
-  send_all(client.fd(),
-           "GET /echo?room=1 HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
-  std::string got = read_until(client.fd(), "hello ");
+  std::string got = open_websocket(client.fd(), "/echo?room=1");
   ASSERT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u) << got;
-  auto write_policy = [&](const std::string& name, const std::string& path) {
-    std::ofstream(dir + "/" + name + ".yaml")
-        << "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
-           "metadata: {name: "
-        << name
-        << ", namespace: default}\n"
-           "spec: {action: DENY, rules: [{to: [{operation: {paths: [\""
-        << path << "\"]}}]}]}\n";
-  };
-  write_policy("deny-admin", "/admin/*");  // does not match the upgrade request: it stays
-  ASSERT_TRUE(proxy.proxy().reload_policies());
+  write_policy("deny-admin", deny_path("deny-admin", "/admin/*"));  // does not match it: it stays
+  ASSERT_TRUE(proxy_.proxy().reload_policies());
   send_all(client.fd(), "still");
   EXPECT_EQ(read_n(client.fd(), 5), "still");
-  write_policy("deny-echo", "/echo");  // matches it (the query is not part of the path)
-  ASSERT_TRUE(proxy.proxy().reload_policies());
+  write_policy("deny-echo",
+               deny_path("deny-echo", "/echo"));  // matches it (the query is not part of the path)
+  ASSERT_TRUE(proxy_.proxy().reload_policies());
   EXPECT_TRUE(closed_by_proxy(client.fd()));
   // And a new upgrade request is refused at once.
-  Client again(proxy.port());
+  Client again(proxy_.port());
   ASSERT_TRUE(again.connected());
-  send_all(again.fd(),
-           "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  send_upgrade(again.fd(), "/echo");
   EXPECT_EQ(read_n(again.fd(), 13), "HTTP/1.1 403 ");
-  std::filesystem::remove_all(dir);
 }
 
 TEST(ProxyUpstream, BytesAfterABodilessResponseNeverReachAnotherClient) {
