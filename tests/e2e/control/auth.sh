@@ -7,18 +7,25 @@ source "$(dirname "$0")/lib.sh"
 start_control
 APP=$(start_app app)
 
-# try_proxy NAME NS SA TOKEN_TEXT: runs a proxy bootstrap that must fail; prints its stderr.
-try_proxy() {
-  local name="$1" ns="$2" sa="$3" token="$4" rc=0
-  printf '%s\n' "$token" >"$WORK/$name.token"
+# bootstrap NAME NS SA TOKEN_TEXT: runs the proxy of workload NAME (namespace NS, service account
+# SA) once, bootstrapping with TOKEN_TEXT (bounded: 30 s); returns its exit status.
+bootstrap() {
+  local name="$1"
+  printf '%s\n' "$4" >"$WORK/$name.token"
   cat >"$WORK/$name.yaml" <<YAML
-workload: {name: $name, namespace: $ns, serviceAccount: $sa, labels: {app: $name}}
+workload: {name: $name, namespace: $2, serviceAccount: $3, labels: {app: $name}}
 inbound:
   - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}
 YAML
   timeout 30 "$PROXY_BIN" --config "$WORK/$name.yaml" --control-plane "$CP_ADDR" --ca-bundle "$DATA/ca/root-cert.pem" \
     --token-file "$WORK/$name.token" --state-dir "$WORK/$name-state" --bootstrap-timeout 3 \
-    >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+    >"$WORK/$name.out" 2>"$WORK/$name.err"
+}
+
+# try_proxy NAME NS SA TOKEN_TEXT: a bootstrap that must fail and write no SVID; prints its stderr.
+try_proxy() {
+  local name="$1" rc=0
+  bootstrap "$@" || rc=$?
   [ "$rc" != 0 ] || fail "$name: the proxy started"
   [ ! -e "$WORK/$name-state/cert-chain.pem" ] || fail "$name: a certificate was written"
   [ ! -e "$WORK/$name-state/key.pem" ] || fail "$name: a key was written"
@@ -54,14 +61,7 @@ err=$(ctl token create --namespace meshguard-system --service-account meshguard-
 expect_contains "$err" "reserved" "no token for the reserved meshguard-system namespace"
 
 # A workload identity is not an admin.
-ctl token create --namespace default --service-account details --ttl 10m >"$WORK/details.token"
-cat >"$WORK/details.yaml" <<YAML
-workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
-inbound:
-  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}
-admin: {port: 0, address: 127.0.0.1}
-YAML
-start_proxy details
+start_workload details details "$APP"
 rc=0
 err=$(MESHGUARD_ADMIN_DIR="$WORK/details-state" ctl get all 2>&1) || rc=$?
 [ "$rc" != 0 ] || fail "a workload SVID used the admin API"
@@ -72,26 +72,11 @@ err=$(MESHGUARD_ADMIN_DIR="$WORK/other-cp/admin" ctl get all 2>&1) || rc=$?
 pass "another control plane's admin identity is refused ($(echo "$err" | head -c 120))"
 
 # A registered Workload binds its name to a service account.
-cat >"$WORK/workload.yaml" <<'YAML'
-apiVersion: meshguard.io/v1alpha1
-kind: Workload
-metadata: {name: ratings, namespace: default}
-spec:
-  serviceAccount: ratings
-  labels: {app: ratings}
-YAML
+workload_resource ratings ratings "app: ratings" >"$WORK/workload.yaml"
 ctl apply -f "$WORK/workload.yaml" >/dev/null || fail "apply Workload"
 imposter_token=$(ctl token create --namespace default --service-account details --ttl 10m)
-printf '%s\n' "$imposter_token" >"$WORK/ratings.token"
-cat >"$WORK/ratings.yaml" <<YAML
-workload: {name: ratings, namespace: default, serviceAccount: details, labels: {app: ratings}}
-inbound:
-  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}
-YAML
 rc=0
-timeout 30 "$PROXY_BIN" --config "$WORK/ratings.yaml" --control-plane "$CP_ADDR" --ca-bundle "$DATA/ca/root-cert.pem" \
-  --token-file "$WORK/ratings.token" --state-dir "$WORK/ratings-state" --bootstrap-timeout 3 \
-  >"$WORK/ratings.out" 2>"$WORK/ratings.err" || rc=$?
+bootstrap ratings default details "$imposter_token" || rc=$?
 [ "$rc" != 0 ] || fail "a proxy of service account details served the registered Workload ratings"
 expect_contains "$(cat "$WORK/ratings.err")" "hello.wrong_service_account" "registered Workload: another service account is refused"
 [ ! -e "$WORK/ratings-state/policies/snapshot.yaml" ] || [ ! -s "$WORK/ratings-state/policies/snapshot.yaml" ] || fail "the imposter received a snapshot"

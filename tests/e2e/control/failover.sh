@@ -5,32 +5,12 @@
 source "$(dirname "$0")/lib.sh"
 
 start_control
-APP=$(start_app app)
-start_workload details details "$APP"
-DETAILS_ID=spiffe://cluster.local/ns/default/sa/details
-start_workload sleep sleep "$APP" "outbound:
-  - {listen: \"127.0.0.1:0\", destination: \"127.0.0.1:$details_IN\", identities: [\"$DETAILS_ID\"], protocol: http}"
+start_details_and_sleep
 
-cat >"$WORK/policies.yaml" <<'YAML'
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: details-strict, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
-  mtls: {mode: STRICT}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-admin, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
-  action: DENY
-  rules: [{to: [{operation: {paths: ["/admin/*"]}}]}]
-YAML
+{ peer_strict details-strict "app: details"; echo ---; deny_paths deny-admin "app: details" "/admin/*"; } >"$WORK/policies.yaml"
 ctl apply -f "$WORK/policies.yaml" >/dev/null || fail "apply"
-wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 403 >/dev/null
-for _ in $(seq 1 100); do plaintext_refused "$details_IN" && break; sleep 0.05; done
-plaintext_refused "$details_IN" || fail "STRICT not in force"
+wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 403
+wait_refused "$details_IN" || fail "STRICT not in force"
 pass "policies in force before the outage"
 
 CP_PORT="${CP_ADDR##*:}"
@@ -53,8 +33,7 @@ wait "$details_PID" 2>/dev/null || true
 rm -f "$WORK/details.token"  # no way to bootstrap again: only the persisted SVID can serve
 start_proxy details
 pass "details' proxy restarted with the control plane down (persisted SVID + snapshot)"
-for _ in $(seq 1 100); do plaintext_refused "$details_IN" && break; sleep 0.05; done
-plaintext_refused "$details_IN" || fail "restarted proxy: STRICT not enforced from the persisted snapshot"
+wait_refused "$details_IN" || fail "restarted proxy: STRICT not enforced from the persisted snapshot"
 pass "restarted proxy: STRICT enforced from the persisted snapshot"
 # sleep's route still points at the old port: re-point it by restarting sleep (also from its state).
 kill -TERM "$sleep_PID"
@@ -72,17 +51,9 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 expect_eq "$n" 2 "control plane back: both proxies reconnected"
-cat >"$WORK/teapot.yaml" <<'YAML'
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-status, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
-  action: DENY
-  rules: [{to: [{operation: {paths: ["/status/*"]}}]}]
-YAML
+deny_paths deny-status "app: details" "/status/*" >"$WORK/teapot.yaml"
 ctl apply -f "$WORK/teapot.yaml" >/dev/null || fail "apply after restart"
-wait_status "http://127.0.0.1:$sleep_OUT/status/200" 403 >/dev/null
+wait_status "http://127.0.0.1:$sleep_OUT/status/200" 403
 pass "control plane back: a new policy is enforced"
 
 # kill -9 during a stream of applies: every apply that was acknowledged is there after restart.

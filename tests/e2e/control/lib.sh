@@ -20,6 +20,13 @@ start_control() {
 
 ctl() { "$CTL_BIN" "$@"; }
 
+# workload_resource NAME SA LABELS: prints a registered Workload default/NAME of service account SA
+# with LABELS (a flow map's inside, e.g. "app: details").
+workload_resource() {
+  printf 'apiVersion: meshguard.io/v1alpha1\nkind: Workload\nmetadata: {name: %s, namespace: default}\n' "$1"
+  printf 'spec:\n  serviceAccount: %s\n  labels: {%s}\n' "$2" "$3"
+}
+
 # start_workload NAME SA APP_PORT [extra proxy yaml lines]: an app + proxy bootstrapped with a fresh
 # token; sets <NAME>_IN (inbound port), <NAME>_ADMIN, and <NAME>_OUT (first outbound port, if any).
 start_workload() {
@@ -44,33 +51,27 @@ start_proxy() {
   start "$name" "$PROXY_BIN" --config "$WORK/$name.yaml" --control-plane "$CP_ADDR" \
     --ca-bundle "$DATA/ca/root-cert.pem" --token-file "$WORK/$name.token" --state-dir "$WORK/$name-state" \
     --bootstrap-timeout 20
-  local port
-  eval "${name}_PID=$LAST_PID"
-  port=$(port_of "$WORK/$name.out" '^listening inbound\[0\] ') || exit 1
-  eval "${name}_IN=$port"
-  port=$(port_of "$WORK/$name.out" '^listening admin ') || exit 1
-  eval "${name}_ADMIN=$port"
+  printf -v "${name}_PID" '%s' "$LAST_PID"
+  listen_ports "$name" "${name}_IN=inbound[0]" "${name}_ADMIN=admin"
   if grep -q "outbound:" "$WORK/$name.yaml"; then
-    port=$(port_of "$WORK/$name.out" '^listening outbound\[0\] ') || exit 1
-    eval "${name}_OUT=$port"
+    listen_ports "$name" "${name}_OUT=outbound[0]"
   fi
 }
 
-# wait_status URL EXPECTED [curl args]: polls (bounded: ~5 s) until the status is EXPECTED; prints
-# the milliseconds it took.
-wait_status() {
-  local url="$1" want="$2" start_ms got
-  shift 2
-  start_ms=$(date +%s%3N)
-  for _ in $(seq 1 100); do
-    got="$(http_status "$url" "$@")"
-    if [ "$got" = "$want" ]; then
-      echo $(($(date +%s%3N) - start_ms))
-      return 0
-    fi
-    sleep 0.05
+# start_details_and_sleep [PROTOCOL...]: one app behind two proxies, details and sleep; sleep's
+# outbound routes (one per PROTOCOL, default http) lead to details over mTLS, naming DETAILS_ID.
+# Sets APP, DETAILS_ID and, as start_workload does, details_* and sleep_*.
+start_details_and_sleep() {
+  local routes="outbound:" protocol
+  [ $# -gt 0 ] || set -- http
+  APP=$(start_app app)
+  start_workload details details "$APP"
+  DETAILS_ID=spiffe://cluster.local/ns/default/sa/details
+  for protocol in "$@"; do
+    routes+="
+  - {listen: \"127.0.0.1:0\", destination: \"127.0.0.1:$details_IN\", identities: [\"$DETAILS_ID\"], protocol: $protocol}"
   done
-  fail "timed out waiting for $url to answer $want (last: $got)"
+  start_workload sleep sleep "$APP" "$routes"
 }
 
 # plaintext_refused PORT: curl gets no HTTP response at all (connection closed/reset: exit 52/56).
@@ -78,4 +79,13 @@ plaintext_refused() {
   local rc=0
   curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$1/status/200" || rc=$?
   [ "$rc" = 52 ] || [ "$rc" = 56 ]
+}
+
+# wait_refused PORT: polls (bounded: ~5 s) until plaintext_refused PORT; false if it never is.
+wait_refused() {
+  for _ in $(seq 1 100); do
+    plaintext_refused "$1" && return 0
+    sleep 0.05
+  done
+  return 1
 }

@@ -4,11 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 
 start_control
-APP=$(start_app app)
-start_workload details details "$APP"
-DETAILS_ID=spiffe://cluster.local/ns/default/sa/details
-start_workload sleep sleep "$APP" "outbound:
-  - {listen: \"127.0.0.1:0\", destination: \"127.0.0.1:$details_IN\", identities: [\"$DETAILS_ID\"], protocol: http}"
+start_details_and_sleep
 
 expect_eq "$(http_status "http://127.0.0.1:$details_IN/details/1")" 200 "plaintext to details (PERMISSIVE by default)"
 expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "sleep -> details through the mesh (mTLS)"
@@ -21,22 +17,10 @@ WATCHER=$!
 PIDS+=("$WATCHER")
 wait_for_line "$WORK/watch.out" '^-- revision [0-9]+, watching$' >/dev/null
 
-cat >"$WORK/strict.yaml" <<'YAML'
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: details-strict, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
-  mtls: {mode: STRICT}
-YAML
+peer_strict details-strict "app: details" >"$WORK/strict.yaml"
 out=$(ctl apply -f "$WORK/strict.yaml") || fail "apply STRICT: $out"
 expect_contains "$out" "peerauthentication/default/details-strict created" "apply prints what it created"
-took=""
-for _ in $(seq 1 100); do
-  if plaintext_refused "$details_IN"; then took=ok; break; fi
-  sleep 0.05
-done
-[ -n "$took" ] || fail "STRICT applied but plaintext still accepted after 5 s"
+wait_refused "$details_IN" || fail "STRICT applied but plaintext still accepted after 5 s"
 pass "STRICT via the control plane: plaintext refused at the connection"
 expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "mTLS through the mesh still 200 under STRICT"
 if grep -q details-strict "$WORK/sleep-state/policies/snapshot.yaml"; then
@@ -57,19 +41,9 @@ expect_eq "$(echo "$wl" | jq -r '.[] | select(.name == "details") | .spiffeId')"
 ctl workload list | grep -q "^default *details *$DETAILS_ID *yes *Available" || fail "workload list table: $(ctl workload list)"
 pass "workload list table"
 
-cat >"$WORK/deny.yaml" <<'YAML'
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-admin, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
-  action: DENY
-  rules:
-  - to:
-    - operation: {paths: ["/admin/*"]}
-YAML
+deny_paths deny-admin "app: details" "/admin/*" >"$WORK/deny.yaml"
 ctl apply -f "$WORK/deny.yaml" >/dev/null || fail "apply deny-admin"
-wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 403 >/dev/null
+wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 403
 pass "AuthorizationPolicy DENY pushed: /admin/x 403"
 expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "other paths still 200"
 wait_for_line "$WORK/details-access.log" '"policy":"default/deny-admin"' >/dev/null
@@ -114,35 +88,22 @@ expect_eq "$(grep -cE '^revision [0-9]+ ' "$WORK/watch.out")" 3 "watch: exactly 
 expect_contains "$(cat "$WORK/watch.out")" "peerauthentication/default/details-strict created" "watch: created"
 expect_contains "$(cat "$WORK/watch.out")" "authorizationpolicy/default/deny-admin created" "watch: second apply"
 expect_contains "$(cat "$WORK/watch.out")" "peerauthentication/default/details-strict deleted" "watch: deleted (the bad apply emitted nothing)"
-wait_status "http://127.0.0.1:$details_IN/details/1" 200 >/dev/null
+wait_status "http://127.0.0.1:$details_IN/details/1" 200
 pass "delete STRICT: plaintext accepted again"
 ctl delete ap deny-admin >/dev/null || fail "delete deny-admin"
-wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 404 >/dev/null
+wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 404
 pass "delete deny-admin: /admin/x reaches the app again"
 
 # Labels come from the registered Workload: changing them re-selects policies in the running proxy.
-cat >"$WORK/tier-deny.yaml" <<'YAML'
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-backend-status, namespace: default}
-spec:
-  selector: {matchLabels: {tier: backend}}
-  action: DENY
-  rules: [{to: [{operation: {paths: ["/status/*"]}}]}]
----
-apiVersion: meshguard.io/v1alpha1
-kind: Workload
-metadata: {name: details, namespace: default}
-spec:
-  serviceAccount: details
-  labels: {app: details}
-YAML
+# tier_docs LABELS: a DENY for tier=backend, and the Workload details with LABELS.
+tier_docs() { deny_paths deny-backend-status "tier: backend" "/status/*"; echo ---; workload_resource details details "$1"; }
+tier_docs "app: details" >"$WORK/tier-deny.yaml"
 ctl apply -f "$WORK/tier-deny.yaml" >/dev/null || fail "apply tier policy + Workload"
 wait_for_line "$WORK/details-state/policies/snapshot.yaml" 'kind: Workload' >/dev/null
 expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/status/200")" 200 "DENY for tier=backend does not select details yet"
-sed 's/labels: {app: details}/labels: {app: details, tier: backend}/' "$WORK/tier-deny.yaml" >"$WORK/tier-label.yaml"
+tier_docs "app: details, tier: backend" >"$WORK/tier-label.yaml"
 ctl apply -f "$WORK/tier-label.yaml" >/dev/null || fail "relabel details"
-wait_status "http://127.0.0.1:$sleep_OUT/status/200" 403 >/dev/null
+wait_status "http://127.0.0.1:$sleep_OUT/status/200" 403
 pass "Workload relabelled tier=backend: the running proxy enforces the DENY that now selects it"
 
 metrics=$(curl -s --max-time 5 "http://$CP_METRICS/metrics")

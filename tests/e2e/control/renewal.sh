@@ -14,13 +14,8 @@ spec:
   certificateTTL: 1m
 YAML
 ctl apply -f "$WORK/mesh.yaml" >/dev/null || fail "apply Mesh"
-APP=$(start_app app)
-start_workload details details "$APP"
-DETAILS_ID=spiffe://cluster.local/ns/default/sa/details
-start_workload sleep sleep "$APP" "outbound:
-  - {listen: \"127.0.0.1:0\", destination: \"127.0.0.1:$details_IN\", identities: [\"$DETAILS_ID\"], protocol: http}
-  - {listen: \"127.0.0.1:0\", destination: \"127.0.0.1:$details_IN\", identities: [\"$DETAILS_ID\"], protocol: tcp}"
-TCP_OUT=$(port_of "$WORK/sleep.out" '^listening outbound\[1\] ')
+start_details_and_sleep http tcp
+listen_ports sleep TCP_OUT='outbound[1]'
 
 serial() { openssl x509 -in "$WORK/$1-state/cert-chain.pem" -noout -serial | cut -d= -f2; }
 lifetime() {

@@ -26,3 +26,16 @@ EXT
   cp "$dir/$ca-ca.pem" "$dir/$name-bundle.pem"
   chmod 600 "$dir/$name.key"
 }
+
+# make_mesh_svids: in $WORK, the mesh CA and the SVIDs of details and productpage, whose SPIFFE IDs
+# are in DETAILS and PRODUCTPAGE.
+make_mesh_svids() {
+  DETAILS=spiffe://cluster.local/ns/default/sa/details
+  PRODUCTPAGE=spiffe://cluster.local/ns/default/sa/productpage
+  make_ca "$WORK" mesh
+  make_svid "$WORK" details mesh "$DETAILS"
+  make_svid "$WORK" productpage mesh "$PRODUCTPAGE"
+}
+
+# tls_yaml NAME: the proxy config line that serves NAME's SVID from $WORK (as make_svid wrote it).
+tls_yaml() { echo "tls: {certChain: $WORK/$1-chain.pem, key: $WORK/$1.key, trustBundle: $WORK/$1-bundle.pem}"; }

@@ -16,7 +16,7 @@ YAML
 if "$PROXY_BIN" --config "$WORK/bad.yaml" >"$WORK/bad.out" 2>&1; then fail "a config with an unknown field was accepted"; fi
 expect_contains "$(cat "$WORK/bad.out")" "bad.yaml:5: unknown field 'protocl' in inbound[0]" "unknown config field rejected with file:line"
 
-cat >"$WORK/proxy.yaml" <<YAML
+run_proxy proxy IN='inbound[0]' TCP='inbound[1]' ADMIN=admin <<YAML
 workload:
   name: details
   namespace: default
@@ -30,11 +30,7 @@ accessLog: $WORK/access.log
 workers: 2
 limits: {headerTimeoutMs: 300, maxHeaderBytes: 8192, maxHeaders: 50, drainTimeoutMs: 500}
 YAML
-start proxy "$PROXY_BIN" --config "$WORK/proxy.yaml"
 PROXY_PID=$LAST_PID
-IN=$(port_of "$WORK/proxy.out" '^listening inbound\[0\] ')
-TCP=$(port_of "$WORK/proxy.out" '^listening inbound\[1\] ')
-ADMIN=$(port_of "$WORK/proxy.out" '^listening admin ')
 BASE="http://127.0.0.1:$IN"
 
 expect_contains "$(curl -s --max-time 10 "$BASE/details/1")" '"author": "William Shakespeare"' "GET /details/1 through the proxy"
@@ -118,7 +114,7 @@ tcp_keys=$(grep '"protocol":"tcp"' "$WORK/access.log" | head -n 1 | jq -c 'keys_
 expect_eq "$tcp_keys" '["time","direction","protocol","source","destination","response_flags","action","policy","rule","audit","dry_run","dry_run_policy","reason","duration_ms","bytes_received","bytes_sent"]' "access log TCP line keys"
 
 # maxConnections: with the only slot taken, the next connection is closed unanswered.
-cat >"$WORK/limited.yaml" <<YAML
+run_proxy limited LIMITED='inbound[0]' LIMITED_ADMIN=admin <<YAML
 workload: {name: details, namespace: default, serviceAccount: details}
 inbound:
   - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}
@@ -127,9 +123,6 @@ accessLog: $WORK/limited-access.log
 workers: 1
 limits: {maxConnections: 1}
 YAML
-start limited "$PROXY_BIN" --config "$WORK/limited.yaml"
-LIMITED=$(port_of "$WORK/limited.out" '^listening inbound\[0\] ')
-LIMITED_ADMIN=$(port_of "$WORK/limited.out" '^listening admin ')
 exec 5<>/dev/tcp/127.0.0.1/"$LIMITED"
 for _ in $(seq 1 100); do
   curl -s --max-time 10 "http://127.0.0.1:$LIMITED_ADMIN/config_dump" | grep -q '"activeConnections": 1' && break
@@ -137,13 +130,8 @@ for _ in $(seq 1 100); do
 done
 expect_eq "$(http_status "http://127.0.0.1:$LIMITED/ip")" 000 "connection over maxConnections is refused"
 exec 5>&-
-code=000
-for _ in $(seq 1 100); do
-  code=$(http_status "http://127.0.0.1:$LIMITED/ip")
-  [ "$code" = 200 ] && break
-  sleep 0.05
-done
-expect_eq "$code" 200 "a slot freed by a closed connection is reused"
+wait_status "http://127.0.0.1:$LIMITED/ip" 200
+pass "a slot freed by a closed connection is reused"
 expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$LIMITED_ADMIN/metrics")" 'meshguard_connections_refused_total{direction="inbound",reason="max_connections"}' "refusal counted"
 
 # Graceful drain: SIGTERM with an idle keep-alive HTTP connection (closed at once) and a busy TCP

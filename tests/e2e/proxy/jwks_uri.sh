@@ -43,12 +43,9 @@ expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$JWKS_PORT/jwks.json"
 
 APP=$(start_app app)
 mkdir -p "$WORK/policies"
-cat >"$WORK/policies/jwt.yaml" <<YAML
-apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata: {name: jwt-remote, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
+{
+  policy_head RequestAuthentication jwt-remote "app: details"
+  cat <<YAML
   jwtRules:
   - issuer: e2e-issuer
     jwksUri: http://127.0.0.1:$JWKS_PORT/jwks.json
@@ -56,42 +53,14 @@ spec:
     jwksUri: http://127.0.0.1:1/jwks.json
     timeout: 1s
 ---
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: require-jwt, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
-  rules:
-  - from:
-    - source: {requestPrincipals: ["*"]}
 YAML
-cat >"$WORK/proxy.yaml" <<YAML
-workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
-inbound:
-  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http, mtlsMode: DISABLE}
-admin: {port: 0}
-accessLog: $WORK/access.log
-policyDir: $WORK/policies
-YAML
-start proxy "$PROXY_BIN" --config "$WORK/proxy.yaml"
-IN=$(port_of "$WORK/proxy.out" '^listening inbound\[0\] ')
-ADMIN=$(port_of "$WORK/proxy.out" '^listening admin ')
-BASE="http://127.0.0.1:$IN"
-
-# wait_status EXPECTED URL [curl args]: polls (bounded: ~10 s) until the status is EXPECTED.
-wait_status() {
-  local want="$1" url="$2" got=""
-  shift 2
-  for _ in $(seq 1 100); do
-    got=$(http_status "$url" "$@")
-    [ "$got" = "$want" ] && return 0
-    sleep 0.1
-  done
-  fail "timed out waiting for $want from $url (last: $got)"
-}
+  policy_head AuthorizationPolicy require-jwt "app: details"
+  echo '  rules: [{from: [{source: {requestPrincipals: ["*"]}}]}]'
+} >"$WORK/policies/jwt.yaml"
+run_details_proxy "$APP"
 
 # The keys are fetched in the background right after start-up.
-wait_status 200 "$BASE/details/1" -H "Authorization: Bearer $TOKEN1"
+wait_status "$BASE/details/1" 200 -H "Authorization: Bearer $TOKEN1"
 pass "valid token (key k1 from jwksUri) → 200"
 wait_for_line "$WORK/jwks.err" 'GET /jwks.json' >/dev/null
 pass "the proxy fetched the JWKS from the loopback server"
@@ -114,7 +83,7 @@ pass "config_dump: unreachable jwksUri Unavailable"
 fetches_before=$(grep -c 'GET /jwks.json' "$WORK/jwks.err")
 printf '{"keys":[%s]}' "$(jwk_of k2 k2)" | put_file "$WORK/jwks" jwks.json
 { cat "$WORK/policies/jwt.yaml"; echo "# rotated"; } | put_file "$WORK/policies" jwt.yaml
-wait_status 200 "$BASE/details/2" -H "Authorization: Bearer $TOKEN2"
+wait_status "$BASE/details/2" 200 -H "Authorization: Bearer $TOKEN2"
 pass "after the reload: the rotated key k2 → 200"
 expect_eq "$(http_status "$BASE/details/3" -H "Authorization: Bearer $TOKEN1")" 401 "after the reload: the retired key k1 → 401"
 [ "$(grep -c 'GET /jwks.json' "$WORK/jwks.err")" -gt "$fetches_before" ] || fail "no new JWKS fetch after the reload"

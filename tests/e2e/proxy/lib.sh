@@ -71,6 +71,46 @@ wait_for_line() {
 # port_of FILE REGEX: the port at the end of the first line matching REGEX.
 port_of() { wait_for_line "$1" "$2" | sed -E 's/.*:([0-9]+)$/\1/'; }
 
+# listen_ports NAME VAR=LISTENER...: sets each VAR to the port that proxy NAME printed for LISTENER
+# (inbound[0], outbound[1], admin, ...).
+listen_ports() {
+  local name="$1" pair re port
+  shift
+  for pair in "$@"; do
+    re="^listening ${pair#*=} "
+    re="${re//\[/\\[}"
+    re="${re//\]/\\]}"
+    port=$(port_of "$WORK/$name.out" "$re") || exit 1
+    printf -v "${pair%%=*}" '%s' "$port"
+  done
+}
+
+# run_proxy NAME [VAR=LISTENER...] <<YAML: stdin becomes $WORK/NAME.yaml; starts a standalone proxy
+# on it (LAST_PID is its pid) and sets each VAR as listen_ports does.
+run_proxy() {
+  local name="$1"
+  shift
+  cat >"$WORK/$name.yaml"
+  start "$name" "$PROXY_BIN" --config "$WORK/$name.yaml"
+  listen_ports "$name" "$@"
+}
+
+# run_details_proxy APP_PORT [YAML LINES]: run_proxy "proxy" for workload details (labels app:
+# details) with one plaintext HTTP inbound to APP_PORT, admin, the access log $WORK/access.log and
+# the policies in $WORK/policies, plus the YAML LINES; sets IN, ADMIN and BASE (the inbound's URL).
+run_details_proxy() {
+  run_proxy proxy IN='inbound[0]' ADMIN=admin <<YAML
+workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
+inbound:
+  - {port: 0, address: 127.0.0.1, appPort: $1, protocol: http}
+admin: {port: 0}
+accessLog: $WORK/access.log
+policyDir: $WORK/policies
+${2:-}
+YAML
+  BASE="http://127.0.0.1:$IN"
+}
+
 start_app() {
   start "$1" "$APP_BIN" --listen 127.0.0.1:0
   port_of "$WORK/$1.out" '^listening on 127\.0\.0\.1:[0-9]+$'
@@ -81,6 +121,38 @@ http_status() {
   local url="$1"
   shift
   curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" "$url" || true
+}
+
+# wait_status URL EXPECTED [curl args]: polls (bounded: ~10 s) until the status is EXPECTED.
+wait_status() {
+  local url="$1" want="$2" got=""
+  shift 2
+  for _ in $(seq 1 200); do
+    got="$(http_status "$url" "$@")"
+    [ "$got" = "$want" ] && return 0
+    sleep 0.05
+  done
+  fail "timed out waiting for $url to answer $want (last: $got)"
+}
+
+# expect_refused URL WHAT: a plaintext request gets no HTTP response at all: the connection is
+# closed or reset (curl exit 52/56), not timed out and not answered.
+expect_refused() {
+  local rc=0
+  curl -s -o /dev/null --max-time 10 "$1" || rc=$?
+  case "$rc" in
+    52 | 56) pass "$2 (curl exit $rc)" ;;
+    *) fail "$2: expected curl exit 52 or 56, got $rc" ;;
+  esac
+}
+
+# expect_eof FD WHAT: the peer has closed the connection on FD: the next read gets EOF (not data,
+# not a 10 s timeout). FD is closed afterwards.
+expect_eof() {
+  local fd="$1" got="" rc=0
+  IFS= read -r -t 10 -u "$fd" got || rc=$?
+  expect_eq "$rc:$got" "1:" "$2"
+  exec {fd}<&-
 }
 
 # raw_exchange PORT FILE: sends FILE's bytes on one connection, prints everything received until
@@ -125,4 +197,34 @@ wait_for_count() {
     sleep 0.05
   done
   fail "timed out waiting for $n line(s) /$regex/ in $file"
+}
+
+# policy_head KIND NAME [LABELS]: the first lines of a security.istio.io/v1 resource default/NAME, up
+# to its selector: matchLabels LABELS (a flow map's inside, e.g. "app: details"); none: no selector
+# (the whole namespace).
+policy_head() {
+  printf 'apiVersion: security.istio.io/v1\nkind: %s\nmetadata: {name: %s, namespace: default}\nspec:\n' "$1" "$2"
+  [ -z "${3:-}" ] || echo "  selector: {matchLabels: {$3}}"
+}
+
+# deny_paths NAME LABELS PATH...: prints an AuthorizationPolicy default/NAME that DENYs requests to
+# the PATHs (LABELS as in policy_head; "" for none).
+deny_paths() {
+  local name="$1" labels="$2" paths
+  shift 2
+  paths=$(printf '"%s", ' "$@")
+  policy_head AuthorizationPolicy "$name" "$labels"
+  echo "  action: DENY"
+  echo "  rules: [{to: [{operation: {paths: [${paths%, }]}}]}]"
+}
+
+# peer_strict NAME [LABELS]: prints a PeerAuthentication default/NAME with mTLS mode STRICT.
+peer_strict() {
+  policy_head PeerAuthentication "$1" "${2:-}"
+  echo "  mtls: {mode: STRICT}"
+}
+
+# broken_policy: prints a policy file whose YAML does not parse (metadata's flow map never closes).
+broken_policy() {
+  printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x, namespace: default\nspec: {}\n'
 }

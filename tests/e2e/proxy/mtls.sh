@@ -5,19 +5,15 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/certs.sh"
 
-DETAILS=spiffe://cluster.local/ns/default/sa/details
-PRODUCTPAGE=spiffe://cluster.local/ns/default/sa/productpage
-make_ca "$WORK" mesh
+make_mesh_svids
 make_ca "$WORK" rogue
-make_svid "$WORK" details mesh "$DETAILS"
-make_svid "$WORK" productpage mesh "$PRODUCTPAGE"
 make_svid "$WORK" intruder rogue "$PRODUCTPAGE"  # the right name, from the wrong CA
 
 APP=$(start_app app)
 
-cat >"$WORK/server.yaml" <<YAML
+run_proxy server S_STRICT='inbound[0]' S_PERMISSIVE='inbound[1]' S_TCP='inbound[2]' S_ADMIN=admin <<YAML
 workload: {name: details, namespace: default, serviceAccount: details}
-tls: {certChain: $WORK/details-chain.pem, key: $WORK/details.key, trustBundle: $WORK/details-bundle.pem}
+$(tls_yaml details)
 inbound:
   - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http, mtlsMode: STRICT}
   - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http, mtlsMode: PERMISSIVE}
@@ -26,15 +22,11 @@ admin: {port: 0}
 accessLog: $WORK/server-access.log
 workers: 2
 YAML
-start server "$PROXY_BIN" --config "$WORK/server.yaml"
-S_STRICT=$(port_of "$WORK/server.out" '^listening inbound\[0\] ')
-S_PERMISSIVE=$(port_of "$WORK/server.out" '^listening inbound\[1\] ')
-S_TCP=$(port_of "$WORK/server.out" '^listening inbound\[2\] ')
-S_ADMIN=$(port_of "$WORK/server.out" '^listening admin ')
 
-cat >"$WORK/client.yaml" <<YAML
+run_proxy client C_OK='outbound[0]' C_WRONG_NAME='outbound[1]' C_TCP='outbound[2]' C_PERMISSIVE='outbound[3]' \
+  C_HTTP='outbound[4]' C_HTTP_WRONG_NAME='outbound[5]' C_ADMIN=admin <<YAML
 workload: {name: productpage, namespace: default, serviceAccount: productpage}
-tls: {certChain: $WORK/productpage-chain.pem, key: $WORK/productpage.key, trustBundle: $WORK/productpage-bundle.pem}
+$(tls_yaml productpage)
 outbound:
   - {listen: "127.0.0.1:0", destination: "127.0.0.1:$S_STRICT", identities: ["$DETAILS"]}
   - {listen: "127.0.0.1:0", destination: "127.0.0.1:$S_STRICT", identities: ["spiffe://cluster.local/ns/default/sa/reviews"]}
@@ -46,14 +38,6 @@ admin: {port: 0}
 accessLog: $WORK/client-access.log
 workers: 1
 YAML
-start client "$PROXY_BIN" --config "$WORK/client.yaml"
-C_OK=$(port_of "$WORK/client.out" '^listening outbound\[0\] ')
-C_WRONG_NAME=$(port_of "$WORK/client.out" '^listening outbound\[1\] ')
-C_TCP=$(port_of "$WORK/client.out" '^listening outbound\[2\] ')
-C_PERMISSIVE=$(port_of "$WORK/client.out" '^listening outbound\[3\] ')
-C_HTTP=$(port_of "$WORK/client.out" '^listening outbound\[4\] ')
-C_HTTP_WRONG_NAME=$(port_of "$WORK/client.out" '^listening outbound\[5\] ')
-C_ADMIN=$(port_of "$WORK/client.out" '^listening admin ')
 
 # client_handshakes: full + resumed TLS handshakes the client proxy has made so far.
 client_handshakes() {
@@ -199,7 +183,8 @@ expect_contains "$client_metrics" 'meshguard_tls_handshakes_total{side="client",
 expect_contains "$client_metrics" 'meshguard_tls_handshakes_total{side="client",resumed="false"}' "client did full handshakes first"
 
 # Hot reload: a new certificate for the server; new handshakes use it, nothing restarts.
-old_serial=$(curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/config_dump" | sed -nE 's/.*"serial": "([0-9A-F]+)".*/\1/p')
+server_serial() { curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/config_dump" | sed -nE 's/.*"serial": "([0-9A-F]+)".*/\1/p'; }
+old_serial=$(server_serial)
 [ -n "$old_serial" ] || fail "no serial in /config_dump"
 mkdir "$WORK/rotated"
 cp "$WORK/mesh-ca.pem" "$WORK/mesh-ca.key" "$WORK/rotated/"
@@ -208,7 +193,7 @@ mv "$WORK/rotated/details.key" "$WORK/details.key"
 mv "$WORK/rotated/details-chain.pem" "$WORK/details-chain.pem"
 new_serial=$old_serial
 for _ in $(seq 1 100); do
-  new_serial=$(curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/config_dump" | sed -nE 's/.*"serial": "([0-9A-F]+)".*/\1/p')
+  new_serial=$(server_serial)
   [ "$new_serial" != "$old_serial" ] && break
   sleep 0.1
 done
@@ -221,7 +206,7 @@ expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$C_OK/details/4")" '"
 # Fail closed, then recover without a restart: a proxy started before its certificate exists
 # refuses mTLS (not ready), and serves as soon as the files appear.
 mkdir "$WORK/late"
-cat >"$WORK/late.yaml" <<YAML
+run_proxy late L_STRICT='inbound[0]' L_ADMIN=admin <<YAML
 workload: {name: details, namespace: default, serviceAccount: details}
 tls: {certChain: $WORK/late/chain.pem, key: $WORK/late/key.pem, trustBundle: $WORK/late/bundle.pem}
 inbound:
@@ -230,26 +215,19 @@ admin: {port: 0}
 accessLog: $WORK/late-access.log
 workers: 1
 YAML
-start late "$PROXY_BIN" --config "$WORK/late.yaml"
-L_STRICT=$(port_of "$WORK/late.out" '^listening inbound\[0\] ')
-L_ADMIN=$(port_of "$WORK/late.out" '^listening admin ')
+# late_request: one request over mTLS (productpage's certificate) to the late proxy; prints what came back.
+late_request() {
+  printf 'GET /late-marker HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' | timeout 10 openssl s_client \
+    -connect "127.0.0.1:$L_STRICT" -cert "$WORK/productpage.pem" -key "$WORK/productpage.key" -CAfile "$WORK/mesh-ca.pem" -quiet 2>&1 || true
+}
 expect_eq "$(http_status "http://127.0.0.1:$L_ADMIN/healthz/ready")" 503 "no certificate: not ready"
-late_try=$(printf 'GET /late-marker HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' | timeout 10 openssl s_client \
-  -connect "127.0.0.1:$L_STRICT" -cert "$WORK/productpage.pem" -key "$WORK/productpage.key" -CAfile "$WORK/mesh-ca.pem" -quiet 2>&1 || true)
-expect_not_contains "$late_try" "HTTP/1.1" "no certificate: mTLS refused"
+expect_not_contains "$(late_request)" "HTTP/1.1" "no certificate: mTLS refused"
 expect_contains "$(cat "$WORK/late-access.log")" '"reason":"no_certificate"' "no certificate: refusal logged"
 expect_contains "$(cat "$WORK/late.err")" "mTLS is unavailable" "no certificate: clear log line"
 cp "$WORK/details-bundle.pem" "$WORK/late/bundle.pem"
 (umask 077 && cp "$WORK/details.key" "$WORK/late/key.pem")
 cp "$WORK/details-chain.pem" "$WORK/late/chain.pem"
-ready=000
-for _ in $(seq 1 100); do
-  ready=$(http_status "http://127.0.0.1:$L_ADMIN/healthz/ready")
-  [ "$ready" = 200 ] && break
-  sleep 0.1
-done
-expect_eq "$ready" 200 "certificate appeared: ready without a restart"
-late_ok=$(printf 'GET /late-marker HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' | timeout 10 openssl s_client \
-  -connect "127.0.0.1:$L_STRICT" -cert "$WORK/productpage.pem" -key "$WORK/productpage.key" -CAfile "$WORK/mesh-ca.pem" -quiet 2>&1 || true)
-expect_contains "$late_ok" "HTTP/1.1 404 Not Found" "certificate appeared: mTLS served"
+wait_status "http://127.0.0.1:$L_ADMIN/healthz/ready" 200
+pass "certificate appeared: ready without a restart"
+expect_contains "$(late_request)" "HTTP/1.1 404 Not Found" "certificate appeared: mTLS served"
 echo "PASS mtls"

@@ -7,18 +7,14 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/certs.sh"
 
-DETAILS=spiffe://cluster.local/ns/default/sa/details
-PRODUCTPAGE=spiffe://cluster.local/ns/default/sa/productpage
-make_ca "$WORK" mesh
-make_svid "$WORK" details mesh "$DETAILS"
-make_svid "$WORK" productpage mesh "$PRODUCTPAGE"
+make_mesh_svids
 
 APP=$(start_app app)
 APP2=$(start_app app2)
 mkdir -p "$WORK/policies"
-cat >"$WORK/server.yaml" <<YAML
+run_proxy server S_IN='inbound[0]' S_IN2='inbound[1]' S_ADMIN=admin <<YAML
 workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
-tls: {certChain: $WORK/details-chain.pem, key: $WORK/details.key, trustBundle: $WORK/details-bundle.pem}
+$(tls_yaml details)
 inbound:
   - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}
   - {port: 0, address: 127.0.0.1, appPort: $APP2, protocol: http}
@@ -27,27 +23,14 @@ accessLog: $WORK/server-access.log
 policyDir: $WORK/policies
 workers: 2
 YAML
-start server "$PROXY_BIN" --config "$WORK/server.yaml"
-S_IN=$(port_of "$WORK/server.out" '^listening inbound\[0\] ')
-S_IN2=$(port_of "$WORK/server.out" '^listening inbound\[1\] ')
-S_ADMIN=$(port_of "$WORK/server.out" '^listening admin ')
-cat >"$WORK/client.yaml" <<YAML
+run_proxy client C_OUT='outbound[0]' <<YAML
 workload: {name: productpage, namespace: default, serviceAccount: productpage}
-tls: {certChain: $WORK/productpage-chain.pem, key: $WORK/productpage.key, trustBundle: $WORK/productpage-bundle.pem}
+$(tls_yaml productpage)
 outbound:
   - {listen: "127.0.0.1:0", destination: "127.0.0.1:$S_IN", identities: ["$DETAILS"], protocol: http}
 workers: 1
 YAML
-start client "$PROXY_BIN" --config "$WORK/client.yaml"
-C_OUT=$(port_of "$WORK/client.out" '^listening outbound\[0\] ')
 dump() { curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/config_dump"; }
-
-# plain_exit URL: curl's exit code for a plaintext request (0 when a response came back).
-plain_exit() {
-  local rc=0
-  curl -s -o /dev/null --max-time 10 "$1" || rc=$?
-  echo "$rc"
-}
 
 expect_eq "$(http_status "http://127.0.0.1:$S_IN/status/200")" 200 "no PeerAuthentication, certificates: PERMISSIVE accepts plaintext"
 expect_eq "$(http_status "http://127.0.0.1:$C_OUT/status/200")" 200 "PERMISSIVE accepts mTLS"
@@ -60,28 +43,16 @@ IFS= read -r -t 10 -u 3 status_line || fail "no response on the keep-alive conne
 expect_contains "$status_line" "HTTP/1.1 200" "keep-alive plaintext connection: first request 200"
 while IFS= read -r -t 0.3 -u 3 _; do :; done || true  # rest of the response
 
-put_file "$WORK/policies" peer-authn.yaml <<'YAML'
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: details-strict, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
-  mtls: {mode: STRICT}
-YAML
+peer_strict details-strict "app: details" | put_file "$WORK/policies" peer-authn.yaml
 wait_for_line "$WORK/server.err" 'policy reloaded: version 2.*inbound\[0\] mTLS PERMISSIVE -> STRICT' >/dev/null
 pass "reload logged the mode change"
-rc=$(plain_exit "http://127.0.0.1:$S_IN/strict-plaintext-marker")
-case "$rc" in 52|56) pass "STRICT hot-applied: plaintext refused at the connection (curl exit $rc)" ;;
-  *) fail "plaintext to a STRICT port: expected curl exit 52 or 56, got $rc" ;; esac
+expect_refused "http://127.0.0.1:$S_IN/strict-plaintext-marker" "STRICT hot-applied: plaintext refused at the connection"
 expect_eq "$(http_status "http://127.0.0.1:$C_OUT/status/200")" 200 "STRICT: mTLS through the outbound proxy → 200"
 headers=$(curl -s --max-time 10 "http://127.0.0.1:$C_OUT/headers")
 expect_contains "$headers" "URI=$PRODUCTPAGE" "STRICT: the app sees the verified client identity"
 # The plaintext keep-alive connection, idle when the port became STRICT, is closed by the reload
 # itself (EOF without sending anything).
-got="" rc=0
-IFS= read -r -t 10 -u 3 got || rc=$?
-expect_eq "$rc:$got" "1:" "idle plaintext keep-alive connection closed at the reload (EOF, no request needed)"
-exec 3<&- 3>&-
+expect_eof 3 "idle plaintext keep-alive connection closed at the reload (EOF, no request needed)"
 wait_for_line "$WORK/server-access.log" 'idle plaintext keep-alive connection closed' >/dev/null
 pass "the close is in the access log"
 expect_not_contains "$(cat "$WORK/app.out")" "marker" "no refused request reached the app"
@@ -90,20 +61,11 @@ expect_contains "$d" '"mtlsMode": "STRICT"' "config_dump: effective mode STRICT"
 expect_contains "$d" '"mtlsModeSource": "PeerAuthentication default/details-strict"' "config_dump: decided by the PeerAuthentication"
 
 # portLevelMtls is keyed by the app port: app2's port stays PERMISSIVE, app's is STRICT.
-put_file "$WORK/policies" peer-authn.yaml <<YAML
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: details-strict, namespace: default}
-spec:
-  selector: {matchLabels: {app: details}}
-  mtls: {mode: STRICT}
-  portLevelMtls:
-    $APP2: {mode: PERMISSIVE}
-YAML
+{ peer_strict details-strict "app: details"; printf '  portLevelMtls:\n    %s: {mode: PERMISSIVE}\n' "$APP2"; } |
+  put_file "$WORK/policies" peer-authn.yaml
 wait_for_line "$WORK/server.err" 'policy reloaded: version 3' >/dev/null
 expect_eq "$(http_status "http://127.0.0.1:$S_IN2/status/200")" 200 "portLevelMtls (appPort $APP2) PERMISSIVE: plaintext 200"
-rc=$(plain_exit "http://127.0.0.1:$S_IN/status/200")
-case "$rc" in 52|56) pass "the other port stays STRICT (curl exit $rc)" ;; *) fail "expected exit 52/56, got $rc" ;; esac
+expect_refused "http://127.0.0.1:$S_IN/status/200" "the other port stays STRICT"
 
 rm -f "$WORK/policies/peer-authn.yaml"
 wait_for_line "$WORK/server.err" 'policy reloaded: version 4.*inbound\[0\] mTLS STRICT -> PERMISSIVE' >/dev/null
@@ -113,23 +75,13 @@ expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/metrics")" \
 
 # No tls section: STRICT from a PeerAuthentication refuses plaintext (never falls back to it).
 mkdir -p "$WORK/nocert-policies"
-put_file "$WORK/nocert-policies" peer-authn.yaml <<'YAML'
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: strict-ns, namespace: default}
-spec:
-  mtls: {mode: STRICT}
-YAML
-cat >"$WORK/nocert.yaml" <<YAML
+peer_strict strict-ns | put_file "$WORK/nocert-policies" peer-authn.yaml
+run_proxy nocert N_IN='inbound[0]' <<YAML
 workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
 inbound:
   - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}
 policyDir: $WORK/nocert-policies
 YAML
-start nocert "$PROXY_BIN" --config "$WORK/nocert.yaml"
-N_IN=$(port_of "$WORK/nocert.out" '^listening inbound\[0\] ')
-rc=$(plain_exit "http://127.0.0.1:$N_IN/nocert-marker")
-case "$rc" in 52|56) pass "STRICT without certificates: plaintext refused (curl exit $rc)" ;;
-  *) fail "STRICT without certificates: expected exit 52/56, got $rc" ;; esac
+expect_refused "http://127.0.0.1:$N_IN/nocert-marker" "STRICT without certificates: plaintext refused"
 expect_not_contains "$(cat "$WORK/app.out")" "nocert-marker" "…and never reached the app"
 echo "PASS peer_authn"

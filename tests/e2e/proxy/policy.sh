@@ -9,8 +9,7 @@ APP=$(start_app app)
 
 # A policy directory with a malformed YAML file: the proxy exits non-zero with file:line.
 mkdir -p "$WORK/badpolicies"
-printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x, namespace: default\nspec: {}\n' \
-  >"$WORK/badpolicies/broken.yaml"
+broken_policy >"$WORK/badpolicies/broken.yaml"
 cat >"$WORK/badproxy.yaml" <<YAML
 workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
 inbound:
@@ -26,22 +25,7 @@ pass "bad policy file rejected with file:line"
 
 mkdir -p "$WORK/policies"
 cp "$DEMO/deny-path.yaml" "$DEMO/jwt-example.yaml" "$DEMO/require-jwt.yaml" "$WORK/policies/"
-cat >"$WORK/proxy.yaml" <<YAML
-workload:
-  name: details
-  namespace: default
-  serviceAccount: details
-  labels: {app: details}
-inbound:
-  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http, mtlsMode: DISABLE}
-admin: {port: 0}
-accessLog: $WORK/access.log
-policyDir: $WORK/policies
-YAML
-start proxy "$PROXY_BIN" --config "$WORK/proxy.yaml"
-IN=$(port_of "$WORK/proxy.out" '^listening inbound\[0\] ')
-ADMIN=$(port_of "$WORK/proxy.out" '^listening admin ')
-BASE="http://127.0.0.1:$IN"
+run_details_proxy "$APP"
 TOKEN=$(tr -d '\n' <"$DEMO/demo-token.jwt")
 
 expect_eq "$(http_status "$BASE/details/1")" 403 "no token → 403 (require-jwt ALLOW does not match)"
@@ -74,10 +58,8 @@ mkdir -p "$WORK/jwtout"
 sed -e 's/^  - issuer: "testing@secure.istio.io"$/&\n    outputPayloadToHeader: x-jwt-payload\n    outputClaimToHeaders: [{header: x-jwt-foo, claim: foo}, {header: x-jwt-missing, claim: nope}]/' \
   "$DEMO/jwt-example.yaml" >"$WORK/jwtout/jwt.yaml"
 grep -q outputPayloadToHeader "$WORK/jwtout/jwt.yaml" || fail "could not derive the outputs policy from jwt-example.yaml"
-sed -e "s|policyDir: .*|policyDir: $WORK/jwtout|" -e "s|accessLog: .*|accessLog: $WORK/access2.log|" \
-  "$WORK/proxy.yaml" >"$WORK/proxy2.yaml"
-start proxy2 "$PROXY_BIN" --config "$WORK/proxy2.yaml"
-IN2=$(port_of "$WORK/proxy2.out" '^listening inbound\[0\] ')
+run_proxy proxy2 IN2='inbound[0]' < <(sed -e "s|policyDir: .*|policyDir: $WORK/jwtout|" \
+  -e "s|accessLog: .*|accessLog: $WORK/access2.log|" "$WORK/proxy.yaml")
 echoed=$(curl -s --max-time 10 -H "Authorization: Bearer $TOKEN" -H "X-Jwt-Missing: forged" "http://127.0.0.1:$IN2/headers")
 expect_contains "$echoed" '"x-jwt-foo": "bar"' "outputClaimToHeaders: claim foo → x-jwt-foo"
 payload=$(cut -d. -f2 <<<"$TOKEN")

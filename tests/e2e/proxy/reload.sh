@@ -8,27 +8,8 @@ source "$(dirname "$0")/lib.sh"
 
 APP=$(start_app app)
 mkdir -p "$WORK/policies"
-put_file "$WORK/policies" deny.yaml <<'YAML'
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-admin, namespace: default}
-spec:
-  action: DENY
-  rules: [{to: [{operation: {paths: ["/admin/*"]}}]}]
-YAML
-cat >"$WORK/proxy.yaml" <<YAML
-workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
-inbound:
-  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}
-admin: {port: 0}
-accessLog: $WORK/access.log
-policyDir: $WORK/policies
-workers: 2
-YAML
-start proxy "$PROXY_BIN" --config "$WORK/proxy.yaml"
-IN=$(port_of "$WORK/proxy.out" '^listening inbound\[0\] ')
-ADMIN=$(port_of "$WORK/proxy.out" '^listening admin ')
-BASE="http://127.0.0.1:$IN"
+deny_paths deny-admin "" "/admin/*" | put_file "$WORK/policies" deny.yaml
+run_details_proxy "$APP" "workers: 2"
 dump() { curl -s --max-time 10 "http://127.0.0.1:$ADMIN/config_dump"; }
 metrics() { curl -s --max-time 10 "http://127.0.0.1:$ADMIN/metrics"; }
 
@@ -54,14 +35,7 @@ pass "config_dump: content hash $hash1"
   done >"$WORK/load.txt" ) &
 LOAD=$!
 wait_for_count "$WORK/load.txt" '.' 100
-put_file "$WORK/policies" deny.yaml <<'YAML'
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-status, namespace: default}
-spec:
-  action: DENY
-  rules: [{to: [{operation: {paths: ["/status/*"]}}]}]
-YAML
+deny_paths deny-status "" "/status/*" | put_file "$WORK/policies" deny.yaml
 wait_for_line "$WORK/proxy.err" 'policy reloaded: version 2' >/dev/null
 touch "$WORK/reloaded"
 for _ in $(seq 1 600); do kill -0 "$LOAD" 2>/dev/null || break; sleep 0.05; done
@@ -86,8 +60,7 @@ expect_not_contains "$d" "$hash1" "config_dump: content hash changed"
 expect_contains "$(metrics)" 'meshguard_config_reload_total{resource="policy",result="success"} 1' "reload success counted"
 
 # (c) A broken file: the last good policy stays enforced; the error is visible; fixing recovers.
-printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x, namespace: default\nspec: {}\n' |
-  put_file "$WORK/policies" broken.yaml
+broken_policy | put_file "$WORK/policies" broken.yaml
 wait_for_line "$WORK/proxy.err" 'policy reload failed, keeping version 2: .*broken\.yaml:[0-9]+' >/dev/null
 pass "one clear log line with file:line"
 expect_eq "$(http_status "$BASE/status/200")" 403 "broken directory: last good policy still enforced"

@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 APP=$(start_app app)
 APP2=$(start_app app2)
 mkdir -p "$WORK/policies"
-cat >"$WORK/proxy.yaml" <<YAML
+run_proxy proxy IN1='inbound[0]' IN2='inbound[1]' IN_HTTP='inbound[2]' ADMIN=admin <<YAML
 workload: {name: db, namespace: default, serviceAccount: db, labels: {app: db}}
 inbound:
   - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: tcp}
@@ -19,11 +19,6 @@ accessLog: $WORK/access.log
 policyDir: $WORK/policies
 workers: 2
 YAML
-start proxy "$PROXY_BIN" --config "$WORK/proxy.yaml"
-IN1=$(port_of "$WORK/proxy.out" '^listening inbound\[0\] ')
-IN2=$(port_of "$WORK/proxy.out" '^listening inbound\[1\] ')
-IN_HTTP=$(port_of "$WORK/proxy.out" '^listening inbound\[2\] ')
-ADMIN=$(port_of "$WORK/proxy.out" '^listening admin ')
 
 # request FD PATH: one keep-alive HTTP request over the spliced connection; prints the status line.
 request() {
@@ -65,10 +60,7 @@ spec:
 YAML
 wait_for_line "$WORK/proxy.err" 'closing TCP connection from 127\.0\.0\.1:[0-9]+ on inbound\[1\]: no longer allowed after policy version 2' >/dev/null
 pass "the denied live connection is closed after the reload (logged)"
-got="" rc=0
-IFS= read -r -t 10 -u 4 got || rc=$?
-expect_eq "$rc:$got" "1:" "port 2: the connection reads EOF (not a timeout)"
-exec 4<&- 4>&-
+expect_eof 4 "port 2: the connection reads EOF (not a timeout)"
 expect_eq "$(request 3 /status/201)" "HTTP/1.1 201 Created" "port 1: the still-allowed live connection keeps working"
 expect_eq "$(echo_line after)" "after" "WebSocket: still allowed after the reload, still open"
 exec 3<&- 3>&-
@@ -82,20 +74,10 @@ expect_not_contains "$(cat "$WORK/app2.out")" "new-after-deny-marker" "…and it
 expect_eq "$(http_status "http://127.0.0.1:$IN1/status/200")" 200 "port 1: new connections still allowed"
 
 # A DENY that matches the WebSocket's upgrade request: the spliced connection is closed.
-put_file "$WORK/policies" deny-echo.yaml <<YAML
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-echo, namespace: default}
-spec:
-  action: DENY
-  rules: [{to: [{operation: {paths: ["/echo"]}}]}]
-YAML
+deny_paths deny-echo "" "/echo" | put_file "$WORK/policies" deny-echo.yaml
 wait_for_line "$WORK/proxy.err" 'closing WebSocket connection from 127\.0\.0\.1:[0-9]+ on inbound\[2\]: no longer allowed after policy version 3' >/dev/null
 pass "the WebSocket whose upgrade request is now denied is closed after the reload (logged)"
-got="" rc=0
-IFS= read -r -t 10 -u 5 got || rc=$?
-expect_eq "$rc:$got" "1:" "WebSocket: the connection reads EOF (not a timeout)"
-exec 5<&- 5>&-
+expect_eof 5 "WebSocket: the connection reads EOF (not a timeout)"
 expect_contains "$(grep connection_closed_by_policy "$WORK/access.log" | grep '"protocol":"websocket"')" '"policy":"default/deny-echo"' "access log: the WebSocket close names the deciding policy"
 expect_contains "$(wait_for_line "$WORK/access.log" '"path":"/echo"')" '"response_code_details":"upgrade_closed_by_policy_reload"' "access log: the upgrade's own line says how it ended"
 expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$ADMIN/metrics")" \
