@@ -1,6 +1,10 @@
 #include "api/grpc_tls.h"
 
+#include <algorithm>
 #include <vector>
+
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include "common/files.h"
 #include "crypto/openssl.h"
@@ -44,14 +48,20 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& address, const st
   return grpc::CreateCustomChannel(address, grpc::SslCredentials(options), args);
 }
 
-std::shared_ptr<grpc::ServerCredentials> server_credentials(const SvidFiles& own) {
-  // The trust bundle changes at run time (CA rotation) and gRPC's roots are fixed at start, so the
-  // handshake only collects the certificate; every handler verifies it with peer_identity() against
-  // the current bundle before anything else.
-  grpc::SslServerCredentialsOptions options(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
-  options.pem_root_certs = own.bundle_pem;
-  options.pem_key_cert_pairs.push_back({own.key_pem, own.cert_chain_pem});
-  return grpc::SslServerCredentials(options);
+std::shared_ptr<grpc::ServerCredentials> server_credentials(const std::string& key_and_chain_file,
+                                                            const std::string& bundle_file,
+                                                            std::chrono::seconds reread_every) {
+  const auto seconds = static_cast<unsigned>(std::max<int64_t>(1, reread_every.count()));
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      key_and_chain_file, key_and_chain_file, bundle_file, seconds);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  options.watch_root_certs();
+  // The trust bundle changes at run time (CA rotation), so the handshake only collects the
+  // client certificate; every handler verifies it with peer_identity() against the current bundle
+  // before anything else.
+  options.set_cert_request_type(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 Result<std::optional<identity::SpiffeId>> peer_identity(const grpc::AuthContext& auth,

@@ -8,6 +8,7 @@
 // adds it, so no workload SVID can pass for the control plane.
 #pragma once
 
+#include <chrono>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -42,7 +43,13 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& address, const st
                                             const std::optional<SvidFiles>& own);
 
 // Server side: requests a client certificate (optional); handlers verify it with peer_identity().
-std::shared_ptr<grpc::ServerCredentials> server_credentials(const SvidFiles& own);
+// The serving key and chain are read from `key_and_chain_file` (one file, so a renewal replaces
+// both in one rename and gRPC never pairs a new key with an old certificate) and the bundle from
+// `bundle_file`, and read again every `reread_every` (≥ 1 s): new handshakes then use what a
+// renewal wrote, without a restart.
+std::shared_ptr<grpc::ServerCredentials> server_credentials(const std::string& key_and_chain_file,
+                                                            const std::string& bundle_file,
+                                                            std::chrono::seconds reread_every);
 
 // The caller's SPIFFE ID from its client certificate, verified with identity::verify_svid against
 // `bundle` at `now`. nullopt: the caller presented no certificate. Error: it presented one that is

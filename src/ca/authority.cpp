@@ -28,12 +28,6 @@ X509Ptr share(X509* cert) {
   return X509Ptr(cert);
 }
 
-std::time_t asn1_to_time(const ASN1_TIME* t) {
-  struct tm tm {};
-  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
-  return timegm(&tm);
-}
-
 std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
 
 Result<X509ExtPtr> conf_ext(int nid, const char* value) {
@@ -319,8 +313,9 @@ struct Authority::State {
     authority_key_id.reset(X509V3_EXT_i2d(NID_authority_key_identifier, 0, akid.get()));
     if (!authority_key_id) return fail(openssl_error("ca.template", "cannot encode authorityKeyIdentifier"));
 
-    not_after = asn1_to_time(X509_get0_notAfter(ca_cert.get()));
-    for (const auto& c : chain) not_after = std::min(not_after, asn1_to_time(X509_get0_notAfter(c.get())));
+    not_after = crypto::asn1_to_unix(X509_get0_notAfter(ca_cert.get()));
+    for (const auto& c : chain)
+      not_after = std::min(not_after, crypto::asn1_to_unix(X509_get0_notAfter(c.get())));
     chain_pem.clear();
     for (const auto& c : chain) chain_pem += crypto::cert_to_pem(c.get());
     return {};
@@ -609,7 +604,7 @@ Result<Authority> Authority::rotate(std::time_t now, std::chrono::seconds validi
   if (!fresh) return fresh;
   // Keep every old root that is still valid, so leaves issued under it keep verifying.
   for (const auto& old : s_->bundle.roots()) {
-    if (asn1_to_time(X509_get0_notAfter(old.get())) <= now) continue;
+    if (crypto::asn1_to_unix(X509_get0_notAfter(old.get())) <= now) continue;
     if (auto st = fresh->s_->bundle.add_root(old.get()); !st) return fail(st.error());
   }
   fresh->s_->max_ttl = s_->max_ttl;

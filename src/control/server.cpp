@@ -103,7 +103,10 @@ struct ControlPlane::Impl {
   std::shared_ptr<const ca::Authority> authority, pending;
   std::thread rotation_thread;
   crypto::PKeyPtr token_key;
-  api::SvidFiles own;
+  // The own identities' notAfter by directory name (control, admin); written before start() and
+  // then only by own_identity_thread.
+  std::map<std::string, std::time_t> own_not_after;
+  std::thread own_identity_thread;
   std::string token_issuer;
   std::optional<ServiceAccountIssuer> k8s;  // Kubernetes service-account tokens, when configured
   telemetry::Registry metrics;
@@ -143,6 +146,8 @@ struct ControlPlane::Impl {
     return model;
   }
   Status rebuild_model();
+  Status renew_own_identities(bool at_start);
+  void own_identity_loop();
   void mark_dirty();
   void distribute_loop();
   // The snapshot to send `record`'s proxy, if it differs from the last one sent. Caller holds `mutex`.
@@ -1072,32 +1077,99 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService {
   ControlPlane::Impl* cp_;
 };
 
-// A fresh serving or admin SVID from the CA (key generated here, written 0600).
-Status issue_local_svid(const ca::Authority& authority, const identity::SpiffeId& id, const std::string& dir,
-                        std::chrono::seconds ttl, const std::vector<std::string>& dns_names) {
+// A fresh serving or admin SVID from the CA (key generated here, written 0600) in the layout of
+// api::load_svid_dir; a serving one also as serving.pem, chain and key in one file (0600), which
+// gRPC re-reads (api::server_credentials). Returns the new certificate's notAfter.
+Result<std::time_t> issue_local_svid(const ca::Authority& authority, const identity::SpiffeId& id,
+                                     const std::string& dir, std::chrono::seconds ttl,
+                                     const std::vector<std::string>& dns_names, bool serving) {
   auto key = crypto::generate_key(crypto::KeyType::EcP256);
   if (!key) return fail(key.error());
   auto csr = crypto::make_csr(key->get());
   if (!csr) return fail(csr.error());
   auto issued = authority.sign_csr(csr->get(), id, ttl, unix_now(), dns_names);
   if (!issued) return fail(issued.error());
-  if (auto st = files::make_dirs(dir, 0700); !st) return st;
-  if (auto st = files::write_file_atomic(dir + "/key.pem", crypto::private_key_to_pem(key->get()), 0600); !st) return st;
-  if (auto st = files::write_file_atomic(dir + "/cert-chain.pem", issued->chain_pem, 0644); !st) return st;
-  return files::write_file_atomic(dir + "/root-cert.pem", authority.bundle().to_pem(), 0644);
+  auto leaf = crypto::parse_cert_chain_pem(issued->cert_pem);
+  if (!leaf || leaf->empty())
+    return fail("control.own_certificate", "cannot read the certificate just issued");
+  const std::string key_pem = crypto::private_key_to_pem(key->get());
+  if (auto st = files::make_dirs(dir, 0700); !st) return fail(st.error());
+  if (auto st = files::write_file_atomic(dir + "/key.pem", key_pem, 0600); !st) return fail(st.error());
+  if (auto st = files::write_file_atomic(dir + "/cert-chain.pem", issued->chain_pem, 0644); !st)
+    return fail(st.error());
+  if (auto st = files::write_file_atomic(dir + "/root-cert.pem", authority.bundle().to_pem(), 0644); !st)
+    return fail(st.error());
+  if (serving) {
+    if (auto st = files::write_file_atomic(dir + "/serving.pem", issued->chain_pem + key_pem, 0600); !st)
+      return fail(st.error());
+  }
+  return crypto::asn1_to_unix(X509_get0_notAfter(leaf->front().get()));
 }
 
-// Whether an identity directory holds an SVID valid for at least `margin` under `bundle`.
-bool svid_dir_usable(const std::string& dir, const identity::TrustBundle& bundle, std::time_t margin) {
+// Whether the identity in `dir` must be issued (again): missing or unreadable; not a valid SVID
+// under `authority`'s bundle at `now`, or written with another bundle; signed by another CA (a
+// rotation finished since); or past half of its life, counted from its issuance (the CA backdates
+// notBefore by kClockSkewBackdate) — renewal at half-life, as every mesh agent does.
+bool own_svid_due(const std::string& dir, const ca::Authority& authority, std::time_t now) {
   auto files = api::load_svid_dir(dir);
-  if (!files) return false;
+  if (!files || files->bundle_pem != authority.bundle().to_pem()) return true;
   auto chain = crypto::parse_cert_chain_pem(files->cert_chain_pem);
-  if (!chain) return false;
-  return static_cast<bool>(identity::verify_svid(*chain, bundle, unix_now() + margin)) &&
-         files->bundle_pem == bundle.to_pem();
+  if (!chain || chain->empty() || !identity::verify_svid(*chain, authority.bundle(), now)) return true;
+  X509* leaf = chain->front().get();
+  if (X509_check_issued(authority.ca_cert(), leaf) != X509_V_OK) return true;
+  const std::time_t issued = crypto::asn1_to_unix(X509_get0_notBefore(leaf)) + ca::kClockSkewBackdate.count();
+  const std::time_t expires = crypto::asn1_to_unix(X509_get0_notAfter(leaf));
+  return now >= issued + (expires - issued) / 2;
 }
 
 }  // namespace
+
+Status ControlPlane::Impl::renew_own_identities(bool at_start) {
+  const auto authority = signer();
+  const std::time_t now = unix_now();
+  struct Own {
+    const char* name;
+    identity::SpiffeId id;
+    std::vector<std::string> dns_names;
+  };
+  // admin/ first: meshguardctl checks the serving certificate with admin/root-cert.pem, which
+  // must already hold the CA that signs the next serving certificate.
+  const Own owns[] = {{"admin", api::admin_id(td), {}},
+                      {"control", api::control_plane_id(td), {api::kControlPlaneHost}}};
+  for (const Own& own : owns) {
+    const bool serving = std::string_view(own.name) == "control";
+    const std::string dir = options.data_dir + "/" + own.name;
+    if (!(at_start && serving) && !own_svid_due(dir, *authority, now)) continue;
+    auto not_after =
+        issue_local_svid(*authority, own.id, dir, options.own_certificate_ttl, own.dns_names, serving);
+    metrics
+        .counter("meshguard_own_certificate_issued_total",
+                 {{"identity", own.name}, {"result", not_after ? "success" : "error"}})
+        .inc();
+    if (!not_after) {
+      if (at_start) return fail(not_after.error());
+      log_line("cannot renew " + own.id.str() + " (retrying): " + not_after.error().to_string());
+      continue;
+    }
+    own_not_after[own.name] = *not_after;
+    if (!at_start) {
+      metrics.gauge("meshguard_own_certificate_expiry_seconds", {{"identity", own.name}})
+          .set(static_cast<double>(*not_after));
+      log_line("renewed " + own.id.str() + ", valid until " + std::to_string(*not_after));
+    }
+  }
+  return {};
+}
+
+void ControlPlane::Impl::own_identity_loop() {
+  while (true) {
+    {
+      std::unique_lock lock(mutex);
+      if (cv.wait_for(lock, options.own_certificate_check, [&] { return stopping; })) return;
+    }
+    (void)renew_own_identities(/*at_start=*/false);
+  }
+}
 
 // ---------------------------------------------------------------------------------------- lifecycle
 
@@ -1176,19 +1248,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   auto ttl = std::chrono::seconds(impl->model->mesh.certificate_ttl_seconds);
   (void)ttl;
 
-  // Own serving certificate (re-issued every start) and an admin identity for meshguardctl.
-  if (auto st = issue_local_svid(*impl->authority, api::control_plane_id(td), dir + "/control",
-                                 std::chrono::hours(24 * 30), {api::kControlPlaneHost});
-      !st)
-    return fail(st.error());
-  if (!svid_dir_usable(dir + "/admin", impl->authority->bundle(), 24 * 3600)) {
-    if (auto st = issue_local_svid(*impl->authority, api::admin_id(td), dir + "/admin", std::chrono::hours(24 * 30), {});
-        !st)
-      return fail(st.error());
-  }
-  auto own = api::load_svid_dir(dir + "/control");
-  if (!own) return fail(own.error());
-  impl->own = std::move(*own);
+  // Own serving certificate (issued at every start) and an admin identity for meshguardctl;
+  // both renewed while running (own_identity_loop).
+  if (auto st = impl->renew_own_identities(/*at_start=*/true); !st) return fail(st.error());
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
 
@@ -1198,7 +1260,11 @@ Status ControlPlane::start() {
   s.config_service = std::make_unique<ConfigServiceImpl>(&s);
   s.admin_service = std::make_unique<AdminServiceImpl>(&s);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(s.options.listen, api::server_credentials(s.own), &s.bound_port);
+  const std::string own_dir = s.options.data_dir + "/control";
+  builder.AddListeningPort(s.options.listen,
+                           api::server_credentials(own_dir + "/serving.pem", own_dir + "/root-cert.pem",
+                                                   s.options.own_certificate_check),
+                           &s.bound_port);
   builder.RegisterService(s.certificate_service.get());
   builder.RegisterService(s.config_service.get());
   builder.RegisterService(s.admin_service.get());
@@ -1233,7 +1299,17 @@ Status ControlPlane::start() {
   s.metrics.describe("meshguard_proxy_config_revision", "Store revision of the snapshot each proxy last ACKed");
   s.metrics.describe("meshguard_csr_total", "Certificate requests by result and kind (bootstrap|renewal)");
   s.metrics.describe("meshguard_config_acks_total", "Snapshot ACKs and NACKs");
+  s.metrics.describe("meshguard_own_certificate_issued_total",
+                     "The control plane's own identities issued: identity (control|admin), result");
+  s.metrics.describe("meshguard_own_certificate_expiry_seconds",
+                     "notAfter (Unix seconds) of the control plane's own identities");
+  for (const char* which : {"control", "admin"}) {
+    if (auto it = s.own_not_after.find(which); it != s.own_not_after.end())
+      s.metrics.gauge("meshguard_own_certificate_expiry_seconds", {{"identity", which}})
+          .set(static_cast<double>(it->second));
+  }
   s.distributor = std::thread([&s] { s.distribute_loop(); });
+  s.own_identity_thread = std::thread([&s] { s.own_identity_loop(); });
   log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->revision));
   return {};
 }
@@ -1283,6 +1359,7 @@ void ControlPlane::shutdown() {
   if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (s.distributor.joinable()) s.distributor.join();
   if (s.rotation_thread.joinable()) s.rotation_thread.join();
+  if (s.own_identity_thread.joinable()) s.own_identity_thread.join();
   if (s.metrics_thread.joinable()) s.metrics_thread.join();
   if (s.metrics_fd >= 0) ::close(s.metrics_fd);
   s.metrics_fd = -1;

@@ -135,6 +135,12 @@ std::string cert_der(X509* cert) {
   return out;
 }
 
+std::time_t asn1_to_unix(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
+  return timegm(&tm);
+}
+
 std::string cert_sha256_fingerprint(X509* cert) {
   auto digest = sha256(cert_der(cert));
   std::string s = hex(digest.data(), digest.size(), ':');

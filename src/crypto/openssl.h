@@ -2,13 +2,14 @@
 // Every OpenSSL object in meshguard lives in one of these; nothing calls *_free by hand.
 #pragma once
 
-#include <memory>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <ctime>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +67,8 @@ std::vector<unsigned char> sha256(std::string_view data);
 std::string hex(const unsigned char* data, size_t len, char sep = 0);  // lower case
 std::string cert_sha256_fingerprint(X509* cert);                     // "AB:CD:..." upper case, like openssl
 std::string cert_der(X509* cert);
+// A certificate time as Unix seconds (UTC); 0 when absent or unreadable.
+std::time_t asn1_to_unix(const ASN1_TIME* t);
 
 // Cryptographically secure random bytes (RAND_bytes); fails closed.
 Result<std::vector<unsigned char>> random_bytes(size_t n);

@@ -25,12 +25,6 @@ int on_new_client_session(SSL* ssl, SSL_SESSION* session) {
   return 0;
 }
 
-std::time_t asn1_to_time(const ASN1_TIME* t) {
-  struct tm tm{};
-  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
-  return timegm(&tm);
-}
-
 Result<crypto::SslCtxPtr> make_ctx(bool server, const std::vector<crypto::X509Ptr>& chain, EVP_PKEY* key,
                                    const identity::TrustBundle& bundle) {
   crypto::SslCtxPtr ctx(SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()));
@@ -114,10 +108,10 @@ Result<std::shared_ptr<const Credentials>> load_credentials(const TlsFiles& file
       OPENSSL_free(s);
     }
   }
-  auto creds = std::make_shared<Credentials>(Credentials{
-      std::move(*server), std::move(*client), std::move(*verified), std::move(*bundle), serial,
-      crypto::cert_sha256_fingerprint(leaf), asn1_to_time(X509_get0_notBefore(leaf)),
-      asn1_to_time(X509_get0_notAfter(leaf))});
+  auto creds = std::make_shared<Credentials>(
+      Credentials{std::move(*server), std::move(*client), std::move(*verified), std::move(*bundle), serial,
+                  crypto::cert_sha256_fingerprint(leaf), crypto::asn1_to_unix(X509_get0_notBefore(leaf)),
+                  crypto::asn1_to_unix(X509_get0_notAfter(leaf))});
   return std::shared_ptr<const Credentials>(std::move(creds));
 }
 

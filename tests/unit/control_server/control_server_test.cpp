@@ -918,5 +918,73 @@ TEST_F(ControlServer, SystemNamespaceSvidCannotWatch) {
   EXPECT_EQ(w.finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
 
+// ------------------------------------------------------------------------------ own identities
+
+// The control plane's serving certificate and the admin identity are issued again at half-life
+// while it runs: new connections get the new serving certificate — never an expired one — and
+// meshguardctl's identity on disk is replaced. (Short lifetimes here; 30 days by default.)
+TEST(ControlPlaneOwnIdentity, RenewedAtHalfLifeWhileRunning) {
+  const std::string dir = make_temp_dir();
+  ASSERT_FALSE(dir.empty());
+  ServerOptions o;
+  o.data_dir = dir + "/data";
+  o.listen = "127.0.0.1:0";
+  o.metrics_listen = "127.0.0.1:0";
+  o.own_certificate_ttl = 8s;  // renewed from 4 s on, served within a check more: well before 8 s
+  o.own_certificate_check = 1s;
+  auto cp = ControlPlane::open(o);
+  ASSERT_TRUE(cp) << cp.error().to_string();
+  ASSERT_TRUE((*cp)->start());
+
+  // One admin call over a new connection, with the admin identity as it is on disk now: its
+  // status and the serving certificate the control plane presented.
+  auto call = [&](std::string* served) {
+    auto admin = api::load_svid_dir(o.data_dir + "/admin");
+    if (!admin) return grpc::Status(grpc::StatusCode::INTERNAL, admin.error().to_string());
+    auto stub = pb::AdminService::NewStub(api::make_channel((*cp)->address(), admin->bundle_pem, *admin));
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    pb::ListWorkloadsResponse resp;
+    auto st = stub->ListWorkloads(&ctx, pb::ListWorkloadsRequest(), &resp);
+    served->clear();
+    if (auto auth = ctx.auth_context()) {
+      auto leaf = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+      if (!leaf.empty()) served->assign(leaf.front().data(), leaf.front().size());
+    }
+    return st;
+  };
+  std::string first, served;
+  auto st = call(&first);
+  ASSERT_TRUE(st.ok()) << api::describe(st);
+  ASSERT_FALSE(first.empty());
+  auto first_leaf = crypto::parse_cert_chain_pem(first);
+  ASSERT_TRUE(first_leaf && !first_leaf->empty());
+  const std::time_t first_expiry = crypto::asn1_to_unix(X509_get0_notAfter(first_leaf->front().get()));
+  auto first_admin = api::load_svid_dir(o.data_dir + "/admin");
+  ASSERT_TRUE(first_admin);
+
+  served = first;
+  for (int i = 0; i < 150 && served == first; ++i) {  // ≤ 15 s
+    std::this_thread::sleep_for(100ms);
+    st = call(&served);
+    ASSERT_TRUE(st.ok()) << api::describe(st);
+  }
+  EXPECT_NE(served, first) << "the serving certificate was not renewed";
+  auto admin = api::load_svid_dir(o.data_dir + "/admin");
+  ASSERT_TRUE(admin);
+  EXPECT_NE(admin->cert_chain_pem, first_admin->cert_chain_pem) << "the admin identity was not renewed";
+
+  // Past the first serving certificate's notAfter, new connections still succeed.
+  for (int i = 0; i < 150 && std::time(nullptr) <= first_expiry + 1; ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_GT(std::time(nullptr), first_expiry + 1);
+  st = call(&served);
+  EXPECT_TRUE(st.ok()) << api::describe(st);
+  EXPECT_NE(served, first);
+  EXPECT_TRUE(contains(http_get((*cp)->metrics_address(), "/metrics"),
+                       "meshguard_own_certificate_issued_total{identity=\"control\",result=\"success\"}"));
+  (*cp)->shutdown();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace mg::control
