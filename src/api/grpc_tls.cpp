@@ -1,6 +1,9 @@
 #include "api/grpc_tls.h"
 
+#include <openssl/err.h>
+
 #include <algorithm>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/security/tls_certificate_provider.h>
@@ -13,19 +16,31 @@
 namespace mg::api {
 
 Result<SvidFiles> load_svid_dir(const std::string& dir) {
-  SvidFiles out;
   const std::string key_path = dir + "/key.pem";
   if (auto st = files::check_private_key_permissions(key_path); !st) return fail(st.error());
-  auto key = files::read_file(key_path);
-  if (!key) return fail(key.error());
-  auto chain = files::read_file(dir + "/cert-chain.pem");
-  if (!chain) return fail(chain.error());
-  auto bundle = files::read_file(dir + "/root-cert.pem");
-  if (!bundle) return fail(bundle.error());
-  out.key_pem = std::move(*key);
-  out.cert_chain_pem = std::move(*chain);
-  out.bundle_pem = std::move(*bundle);
-  return out;
+  // A renewal replaces key.pem and cert-chain.pem with one rename each: a reader in between sees
+  // a key that does not match the certificate. Such a pair is read again (a few times, 20 ms
+  // apart), and never handed to TLS.
+  for (int attempt = 1;; ++attempt) {
+    auto key = files::read_file(key_path);
+    if (!key) return fail(key.error());
+    auto chain = files::read_file(dir + "/cert-chain.pem");
+    if (!chain) return fail(chain.error());
+    auto bundle = files::read_file(dir + "/root-cert.pem");
+    if (!bundle) return fail(bundle.error());
+    auto parsed_key = crypto::parse_private_key_pem(*key);
+    if (!parsed_key) return fail(parsed_key.error());
+    auto parsed_chain = crypto::parse_cert_chain_pem(*chain);
+    if (!parsed_chain) return fail(parsed_chain.error());
+    if (parsed_chain->empty())
+      return fail("api.no_certificate", dir + "/cert-chain.pem holds no certificate");
+    if (X509_check_private_key(parsed_chain->front().get(), parsed_key->get()) == 1)
+      return SvidFiles{std::move(*key), std::move(*chain), std::move(*bundle)};
+    ERR_clear_error();
+    if (attempt == 5)
+      return fail("api.key_mismatch", dir + "/key.pem is not the key of the certificate in cert-chain.pem");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 std::shared_ptr<grpc::Channel> make_channel(const std::string& address, const std::string& bundle_pem,

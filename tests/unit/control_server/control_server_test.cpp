@@ -918,6 +918,32 @@ TEST_F(ControlServer, SystemNamespaceSvidCannotWatch) {
   EXPECT_EQ(w.finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
 
+// ------------------------------------------------------------------------------ SVID files
+
+// What api::load_svid_dir reads is what the clients present: a key that is not the certificate's
+// (a half-renewed directory read at the wrong moment, or a mistake) is an error, not a TLS
+// failure later.
+TEST(SvidDir, KeyThatIsNotTheCertificatesIsRefused) {
+  const std::string dir = make_temp_dir();
+  ASSERT_FALSE(dir.empty());
+  auto ca = ca::Authority::create_self_signed("cluster.local", crypto::KeyType::EcP256, std::time(nullptr));
+  ASSERT_TRUE(ca) << ca.error().to_string();
+  auto key = crypto::generate_key(crypto::KeyType::EcP256);
+  auto issued = ca->sign_csr(crypto::make_csr(key->get())->get(),
+                             *identity::SpiffeId::istio("cluster.local", "ns", "sa"), 1h, std::time(nullptr));
+  ASSERT_TRUE(issued) << issued.error().to_string();
+  ASSERT_TRUE(files::write_file_atomic(dir + "/cert-chain.pem", issued->chain_pem, 0644));
+  ASSERT_TRUE(files::write_file_atomic(dir + "/root-cert.pem", ca->bundle().to_pem(), 0644));
+  ASSERT_TRUE(files::write_file_atomic(dir + "/key.pem", crypto::private_key_to_pem(key->get()), 0600));
+  EXPECT_TRUE(api::load_svid_dir(dir));
+  auto other = crypto::generate_key(crypto::KeyType::EcP256);
+  ASSERT_TRUE(files::write_file_atomic(dir + "/key.pem", crypto::private_key_to_pem(other->get()), 0600));
+  auto loaded = api::load_svid_dir(dir);
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code, "api.key_mismatch");
+  std::filesystem::remove_all(dir);
+}
+
 // ------------------------------------------------------------------------------ own identities
 
 // The control plane's serving certificate and the admin identity are issued again at half-life
@@ -967,7 +993,7 @@ TEST(ControlPlaneOwnIdentity, RenewedAtHalfLifeWhileRunning) {
   for (int i = 0; i < 150 && served == first; ++i) {  // ≤ 15 s
     std::this_thread::sleep_for(100ms);
     st = call(&served);
-    ASSERT_TRUE(st.ok()) << api::describe(st);
+    ASSERT_TRUE(st.ok()) << "call " << i << " while waiting for the renewal: " << api::describe(st);
   }
   EXPECT_NE(served, first) << "the serving certificate was not renewed";
   auto admin = api::load_svid_dir(o.data_dir + "/admin");
