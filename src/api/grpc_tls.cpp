@@ -19,8 +19,9 @@ Result<SvidFiles> load_svid_dir(const std::string& dir) {
   const std::string key_path = dir + "/key.pem";
   if (auto st = files::check_private_key_permissions(key_path); !st) return fail(st.error());
   // A renewal replaces key.pem and cert-chain.pem with one rename each: a reader in between sees
-  // a key that does not match the certificate. Such a pair is read again (a few times, 20 ms
-  // apart), and never handed to TLS.
+  // a key that does not match the certificate (the two renames are a write and an fsync apart:
+  // milliseconds, more on a loaded disk). Such a pair is read again, 20 ms apart for up to a
+  // second, and never handed to TLS.
   for (int attempt = 1;; ++attempt) {
     auto key = files::read_file(key_path);
     if (!key) return fail(key.error());
@@ -37,7 +38,7 @@ Result<SvidFiles> load_svid_dir(const std::string& dir) {
     if (X509_check_private_key(parsed_chain->front().get(), parsed_key->get()) == 1)
       return SvidFiles{std::move(*key), std::move(*chain), std::move(*bundle)};
     ERR_clear_error();
-    if (attempt == 5)
+    if (attempt == 50)
       return fail("api.key_mismatch", dir + "/key.pem is not the key of the certificate in cert-chain.pem");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

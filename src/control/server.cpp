@@ -103,10 +103,7 @@ struct ControlPlane::Impl {
   std::shared_ptr<const ca::Authority> authority, pending;
   std::thread rotation_thread;
   crypto::PKeyPtr token_key;
-  // The own identities' notAfter by directory name (control, admin); written before start() and
-  // then only by own_identity_thread.
-  std::map<std::string, std::time_t> own_not_after;
-  std::thread own_identity_thread;
+  std::thread own_identity_thread;  // own_identity_loop
   std::string token_issuer;
   std::optional<ServiceAccountIssuer> k8s;  // Kubernetes service-account tokens, when configured
   telemetry::Registry metrics;
@@ -1094,32 +1091,43 @@ Result<std::time_t> issue_local_svid(const ca::Authority& authority, const ident
     return fail("control.own_certificate", "cannot read the certificate just issued");
   const std::string key_pem = crypto::private_key_to_pem(key->get());
   if (auto st = files::make_dirs(dir, 0700); !st) return fail(st.error());
+  // serving.pem first: cert-chain.pem, which own_svid_state judges, is replaced only once what
+  // gRPC serves has been, so a failed write is retried at the next check.
+  if (serving) {
+    if (auto st = files::write_file_atomic(dir + "/serving.pem", issued->chain_pem + key_pem, 0600); !st)
+      return fail(st.error());
+  }
   if (auto st = files::write_file_atomic(dir + "/key.pem", key_pem, 0600); !st) return fail(st.error());
   if (auto st = files::write_file_atomic(dir + "/cert-chain.pem", issued->chain_pem, 0644); !st)
     return fail(st.error());
   if (auto st = files::write_file_atomic(dir + "/root-cert.pem", authority.bundle().to_pem(), 0644); !st)
     return fail(st.error());
-  if (serving) {
-    if (auto st = files::write_file_atomic(dir + "/serving.pem", issued->chain_pem + key_pem, 0600); !st)
-      return fail(st.error());
-  }
   return crypto::asn1_to_unix(X509_get0_notAfter(leaf->front().get()));
 }
 
-// Whether the identity in `dir` must be issued (again): missing or unreadable; not a valid SVID
-// under `authority`'s bundle at `now`, or written with another bundle; signed by another CA (a
-// rotation finished since); or past half of its life, counted from its issuance (the CA backdates
-// notBefore by kClockSkewBackdate) — renewal at half-life, as every mesh agent does.
-bool own_svid_due(const std::string& dir, const ca::Authority& authority, std::time_t now) {
+// What an own identity directory needs. `reissue`: it is missing or unreadable, not a valid SVID
+// under `authority`'s bundle at `now`, or past half of its life counted from its issuance (the CA
+// backdates notBefore by kClockSkewBackdate) — renewal at half-life, as every mesh agent does.
+// A CA rotation alone does not re-issue it: the serving certificate moves to the new CA at its
+// next renewal, so proxies that missed the rotation can still connect and receive the new bundle
+// until then. `stale_bundle`: root-cert.pem is not the current bundle (rewritten on its own).
+struct OwnSvidState {
+  bool reissue = true;
+  bool stale_bundle = false;
+  std::time_t not_after = 0;
+};
+OwnSvidState own_svid_state(const std::string& dir, const ca::Authority& authority, std::time_t now) {
+  OwnSvidState out;
   auto files = api::load_svid_dir(dir);
-  if (!files || files->bundle_pem != authority.bundle().to_pem()) return true;
+  if (!files) return out;
   auto chain = crypto::parse_cert_chain_pem(files->cert_chain_pem);
-  if (!chain || chain->empty() || !identity::verify_svid(*chain, authority.bundle(), now)) return true;
+  if (!chain || chain->empty() || !identity::verify_svid(*chain, authority.bundle(), now)) return out;
   X509* leaf = chain->front().get();
-  if (X509_check_issued(authority.ca_cert(), leaf) != X509_V_OK) return true;
   const std::time_t issued = crypto::asn1_to_unix(X509_get0_notBefore(leaf)) + ca::kClockSkewBackdate.count();
-  const std::time_t expires = crypto::asn1_to_unix(X509_get0_notAfter(leaf));
-  return now >= issued + (expires - issued) / 2;
+  out.not_after = crypto::asn1_to_unix(X509_get0_notAfter(leaf));
+  out.reissue = now >= issued + (out.not_after - issued) / 2;
+  out.stale_bundle = files->bundle_pem != authority.bundle().to_pem();
+  return out;
 }
 
 }  // namespace
@@ -1139,7 +1147,17 @@ Status ControlPlane::Impl::renew_own_identities(bool at_start) {
   for (const Own& own : owns) {
     const bool serving = std::string_view(own.name) == "control";
     const std::string dir = options.data_dir + "/" + own.name;
-    if (!(at_start && serving) && !own_svid_due(dir, *authority, now)) continue;
+    auto& expiry = metrics.gauge("meshguard_own_certificate_expiry_seconds", {{"identity", own.name}});
+    const OwnSvidState state = own_svid_state(dir, *authority, now);
+    if (!state.reissue && !(at_start && serving)) {
+      expiry.set(static_cast<double>(state.not_after));
+      if (state.stale_bundle) {
+        if (auto st = files::write_file_atomic(dir + "/root-cert.pem", authority->bundle().to_pem(), 0644);
+            !st)
+          log_line("cannot update " + dir + "/root-cert.pem (retrying): " + st.error().to_string());
+      }
+      continue;
+    }
     auto not_after =
         issue_local_svid(*authority, own.id, dir, options.own_certificate_ttl, own.dns_names, serving);
     metrics
@@ -1148,15 +1166,12 @@ Status ControlPlane::Impl::renew_own_identities(bool at_start) {
         .inc();
     if (!not_after) {
       if (at_start) return fail(not_after.error());
+      if (state.not_after > 0) expiry.set(static_cast<double>(state.not_after));
       log_line("cannot renew " + own.id.str() + " (retrying): " + not_after.error().to_string());
       continue;
     }
-    own_not_after[own.name] = *not_after;
-    if (!at_start) {
-      metrics.gauge("meshguard_own_certificate_expiry_seconds", {{"identity", own.name}})
-          .set(static_cast<double>(*not_after));
-      log_line("renewed " + own.id.str() + ", valid until " + std::to_string(*not_after));
-    }
+    expiry.set(static_cast<double>(*not_after));
+    if (!at_start) log_line("renewed " + own.id.str() + ", valid until " + std::to_string(*not_after));
   }
   return {};
 }
@@ -1303,11 +1318,6 @@ Status ControlPlane::start() {
                      "The control plane's own identities issued: identity (control|admin), result");
   s.metrics.describe("meshguard_own_certificate_expiry_seconds",
                      "notAfter (Unix seconds) of the control plane's own identities");
-  for (const char* which : {"control", "admin"}) {
-    if (auto it = s.own_not_after.find(which); it != s.own_not_after.end())
-      s.metrics.gauge("meshguard_own_certificate_expiry_seconds", {{"identity", which}})
-          .set(static_cast<double>(it->second));
-  }
   s.distributor = std::thread([&s] { s.distribute_loop(); });
   s.own_identity_thread = std::thread([&s] { s.own_identity_loop(); });
   log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->revision));

@@ -62,6 +62,12 @@ struct RequestContext {
   // The workload port (the app port): Istio's destination.port, the key of portLevelMtls and
   // of AuthorizationPolicy `ports`.
   uint16_t app_port = 0;
+  // When a spliced connection is judged again (a policy reload): the Unix time it was first
+  // judged, as of which JWT exp/nbf are checked — a token that expired since does not end it.
+  std::optional<int64_t> judged_at;
+  // Set by the authz step: a token could not be checked because its issuer's keys are not
+  // available (jwksUri keys are fetched after a reload that names a new one).
+  bool keys_unavailable = false;
 };
 
 struct ConnectionContext {

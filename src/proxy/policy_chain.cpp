@@ -258,6 +258,7 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
          thread_local policy::HttpRequest h;
          thread_local policy::DecideIo io;
          fill_base_request(r, ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
+         if (ctx.judged_at) r.time = *ctx.judged_at;
          h.method = ctx.request.method;
          h.path = ctx.request.path;
          if (!ctx.request.query.empty()) (h.path += '?') += ctx.request.query;
@@ -272,6 +273,7 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
          r.http = std::move(h);
          io.authenticator = authenticator.get();
          ctx.decision = to_verdict(policy::decide(*snap, r, *r.time, io), true);
+         ctx.keys_unavailable = io.auth.status == jwt::JwtStatus::JwksFetchFail;
          const Verdict& v = ctx.decision;
          if (v.allow) {
            if (authenticator) {

@@ -75,14 +75,23 @@ struct LiveTcp {
   std::optional<tls::PeerIdentity> peer;
   net::Stream* upstream = nullptr;  // the app side, once connected
   bool closed_by_policy = false;
+  std::shared_ptr<const void> judged_by;  // the chain that admitted it
+};
+
+// The upgrade request of a WebSocket, as it arrived (before the chain edited it), with when and
+// by which chain it was judged: what an inbound spliced HTTP connection is judged again with.
+struct JudgedUpgrade {
+  http::Request request;
+  int64_t judged_at = 0;
+  std::shared_ptr<const RequestChain> chain;
 };
 
 // An HTTP connection spliced after a WebSocket upgrade is judged by the request chain, with its
-// upgrade request as it arrived (before the chain edited it): no later request on the
-// connection ever would be.
+// upgrade request: no later request on the connection ever would be.
 struct LiveUpgrade : LiveTcp {
   uint16_t listen_port = 0;
   http::Request request;
+  int64_t judged_at = 0;
 };
 
 // A live downstream connection, registered with its worker so a drain can close idle ones and a
@@ -446,47 +455,72 @@ struct Proxy::Impl {
       asio::post(*w->io, [this, worker = w.get(), state, request_chain, chain] {
         // A newer reload posted its own pass: judging by this one could close what it allows.
         if (policy_state.load()->version != state->version) return;
-        for (ConnEntry* c : worker->connections) {
-          if (!c->stream) continue;
-          if (c->plaintext_http_port && (c->idle || c->upgraded) &&
-              state->inbound_modes[*c->plaintext_http_port].mode == MtlsMode::Strict) {
-            // Waiting between requests on a port that now requires mTLS (nothing is in flight),
-            // or spliced after a WebSocket upgrade (no next request would check it): closed now.
-            const InboundPort& port = config.inbound[*c->plaintext_http_port];
-            registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
-            log_connection_refused(
-                "inbound", net::remote_address(c->stream->socket()), port.port, "plaintext_on_strict_port",
-                std::string("mTLS is now required (STRICT): ") +
-                    (c->upgraded ? "upgraded (WebSocket)" : "idle plaintext keep-alive") +
-                    " connection closed after policy version " + std::to_string(state->version));
-            c->stream->close();
-            continue;
-          }
-          LiveTcp* live = c->upgrade ? c->upgrade : c->tcp;
-          if (!live || live->closed_by_policy) continue;
-          const InboundPort& port = config.inbound[live->index];
-          const MtlsMode mode = state->inbound_modes[live->index].mode;
-          Verdict verdict;
-          if (c->upgrade) {
-            // The upgrade request judged again, as if it arrived now on this connection.
-            http::Request request = c->upgrade->request;  // steps may edit what they judge
-            RequestContext ctx{request,      config.workload, mode, c->upgrade->listen_port,
-                               live->source, live->peer,      {},   {},
-                               port.app_port};
-            verdict = request_chain->run(ctx);
-          } else {
-            ConnectionContext ctx{config.workload, mode, port.port,    live->source,
-                                  live->peer,      {},   port.app_port};
-            verdict = chain->run(ctx);
-          }
-          if (verdict.allow) continue;
-          live->closed_by_policy = true;
-          log_closed_by_policy(c->upgrade ? "websocket" : "tcp", *live, *state, verdict);
-          c->stream->close();
-          if (live->upstream) live->upstream->close();
-        }
+        for (ConnEntry* c : worker->connections) rejudge(*c, *state, *request_chain, *chain);
       });
     }
+  }
+
+  // One registered connection judged again under `state` and its chains; closed when they no
+  // longer allow it. On the connection's worker thread.
+  void rejudge(ConnEntry& c, const PolicyState& state, const RequestChain& request_chain,
+               const ConnectionChain& chain) {
+    if (!c.stream) return;
+    if (c.plaintext_http_port && (c.idle || c.upgraded) &&
+        state.inbound_modes[*c.plaintext_http_port].mode == MtlsMode::Strict) {
+      // Waiting between requests on a port that now requires mTLS (nothing is in flight), or
+      // spliced after a WebSocket upgrade (no next request would check it): closed now.
+      const InboundPort& port = config.inbound[*c.plaintext_http_port];
+      registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
+      log_connection_refused("inbound", net::remote_address(c.stream->socket()), port.port,
+                             "plaintext_on_strict_port",
+                             std::string("mTLS is now required (STRICT): ") +
+                                 (c.upgraded ? "upgraded (WebSocket)" : "idle plaintext keep-alive") +
+                                 " connection closed after policy version " + std::to_string(state.version));
+      if (c.upgrade) c.upgrade->closed_by_policy = true;
+      c.stream->close();
+      if (c.upgrade && c.upgrade->upstream) c.upgrade->upstream->close();
+      return;
+    }
+    LiveTcp* live = c.upgrade ? c.upgrade : c.tcp;
+    if (!live || live->closed_by_policy) return;
+    const InboundPort& port = config.inbound[live->index];
+    const MtlsMode mode = state.inbound_modes[live->index].mode;
+    Verdict verdict;
+    if (c.upgrade) {
+      // The upgrade request judged again, as if it arrived on this connection now — but with the
+      // identities it had then: its JWT checked as of its first judgement, and kept (not closed)
+      // while the keys of a token's issuer are still to be fetched.
+      http::Request request = c.upgrade->request;  // steps may edit what they judge
+      RequestContext ctx{request, config.workload, mode, c.upgrade->listen_port, live->source, live->peer, {},
+                         {},      port.app_port};
+      ctx.judged_at = c.upgrade->judged_at;
+      verdict = request_chain.run(ctx);
+      if (!verdict.allow && ctx.keys_unavailable) {
+        log_line("keeping WebSocket connection from " + live->source + " on inbound[" +
+                 std::to_string(live->index) + "] after policy version " + std::to_string(state.version) +
+                 ": its token's issuer keys are not available yet");
+        return;
+      }
+    } else {
+      ConnectionContext ctx{config.workload, mode, port.port, live->source, live->peer, {}, port.app_port};
+      verdict = chain.run(ctx);
+    }
+    if (verdict.allow) return;
+    live->closed_by_policy = true;
+    log_closed_by_policy(c.upgrade ? "websocket" : "tcp", *live, state, verdict);
+    c.stream->close();
+    if (live->upstream) live->upstream->close();
+  }
+
+  // A spliced connection registers after its decision (and a connect, or the app's 101): a reload
+  // in between posted its pass too early to see it. Judged now when the chains changed since.
+  void rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& live) {
+    auto request_chain = chains.request();
+    auto connection_chain = chains.connection();
+    const void* now_judging =
+        c.upgrade ? static_cast<const void*>(request_chain.get()) : connection_chain.get();
+    if (live.judged_by.get() == now_judging) return;
+    rejudge(c, *policy_state.load(), *request_chain, *connection_chain);
   }
 
   // A connection a policy reload no longer allows: counted, logged and given an access-log event.
@@ -864,12 +898,13 @@ struct Proxy::Impl {
     registry.counter("istio_tcp_connections_opened_total", labels).inc();
     net::PlainStream up(std::move(app));
     // Registered for policy reloads while spliced (all on this worker's thread).
-    LiveTcp live{index, source, peer, &up, false};
+    LiveTcp live{index, source, peer, &up, false, chain};
     entry.tcp = &live;
     struct Unregister {
       ConnEntry& entry;
       ~Unregister() { entry.tcp = nullptr; }
     } unregister{entry};
+    rejudge_if_chains_changed(entry, live);
     auto [received, sent] = co_await splice(down, up, worker.buffers);
     registry.counter("istio_tcp_connections_closed_total", labels).inc();
     registry.counter("istio_tcp_received_bytes_total", labels).inc(received);
@@ -1123,8 +1158,8 @@ struct Proxy::Impl {
     // A WebSocket upgrade keeps its request as received: once spliced, only a policy reload
     // judges the connection again (rejudge_connections), with this request.
     std::optional<std::string> upgrade = relayed_upgrade(req);
-    std::optional<http::Request> as_received;
-    if (upgrade && side.inbound) as_received = req;
+    std::optional<JudgedUpgrade> as_received;
+    if (upgrade && side.inbound) as_received.emplace(JudgedUpgrade{req, std::time(nullptr), nullptr});
 
     // 2. The chain (inbound): peer authn → request authn → authz.
     Verdict verdict = Verdict::pass();
@@ -1142,6 +1177,7 @@ struct Proxy::Impl {
       RequestContext ctx{req, config.workload,       mode, side.listen_port, source, side.peer, {},
                          {},  side.inbound->app_port};
       auto chain = chains.request();
+      if (as_received) as_received->chain = chain;
       verdict = chain->run(ctx);
       decision_storage = verdict.allow ? std::move(ctx.decision) : verdict;
       decision = &decision_storage;
@@ -1338,7 +1374,7 @@ struct Proxy::Impl {
   awaitable<bool> forward(net::Stream& down, std::string& in, BufferPool::Lease& chunk,
                           net::Watchdog& watchdog, Worker& worker, const HttpSide& side, http::Request& req,
                           const std::optional<std::string>& upgrade,
-                          std::optional<http::Request>& as_received, Exchange& ex) {
+                          std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
     // Headers the next hop sees: hop-by-hop removed, framing re-stated; inbound, XFCC sanitized
     // and set (only this proxy vouches for the client certificate).
     // serialize_request_head reads only these; nothing reads req's target or headers after
@@ -1571,7 +1607,7 @@ struct Proxy::Impl {
   // not reused afterwards, nor is the upstream one pooled.
   awaitable<bool> relay_upgrade(net::Stream& down, std::string& in, Worker& worker, const HttpSide& side,
                                 std::unique_ptr<UpstreamConn> up, http::Response& resp,
-                                const std::string& protocol, std::optional<http::Request>& as_received,
+                                const std::string& protocol, std::optional<JudgedUpgrade>& as_received,
                                 Exchange& ex) {
     // Registered for policy reloads while spliced (all on this worker's thread): a reload to
     // STRICT closes a plaintext one; one whose upgrade request the new policy denies is closed.
@@ -1579,9 +1615,11 @@ struct Proxy::Impl {
     if (side.entry) {
       side.entry->upgraded = true;
       if (side.inbound && as_received) {
-        live.emplace(LiveUpgrade{{side.inbound_index, side.source, side.peer, up->stream.get(), false},
-                                 side.listen_port,
-                                 std::move(*as_received)});
+        live.emplace(LiveUpgrade{
+            {side.inbound_index, side.source, side.peer, up->stream.get(), false, as_received->chain},
+            side.listen_port,
+            std::move(as_received->request),
+            as_received->judged_at});
         side.entry->upgrade = &*live;
       }
     }
@@ -1591,6 +1629,7 @@ struct Proxy::Impl {
         if (entry) entry->upgrade = nullptr;
       }
     } unregister{live ? side.entry : nullptr};
+    if (live) rejudge_if_chains_changed(*side.entry, *live);
     http::remove_hop_by_hop(resp.headers);
     resp.version_minor = 1;
     resp.headers.add("connection", "upgrade");

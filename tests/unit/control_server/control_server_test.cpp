@@ -1006,8 +1006,15 @@ TEST(ControlPlaneOwnIdentity, RenewedAtHalfLifeWhileRunning) {
   st = call(&served);
   EXPECT_TRUE(st.ok()) << api::describe(st);
   EXPECT_NE(served, first);
-  EXPECT_TRUE(contains(http_get((*cp)->metrics_address(), "/metrics"),
-                       "meshguard_own_certificate_issued_total{identity=\"control\",result=\"success\"}"));
+  // Issued at start and again at least once since; both expiry gauges are exposed.
+  const std::string metrics = http_get((*cp)->metrics_address(), "/metrics");
+  const std::string issued =
+      "\nmeshguard_own_certificate_issued_total{identity=\"control\",result=\"success\"} ";
+  auto at = metrics.find(issued);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::stol(metrics.substr(at + issued.size())), 2);
+  EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_seconds{identity=\"admin\"} "));
+  EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_seconds{identity=\"control\"} "));
   (*cp)->shutdown();
   std::filesystem::remove_all(dir);
 }

@@ -142,6 +142,43 @@ TEST(ProxyJwks, ChainUsesTheProvidersKeysAndStripsTheToken) {
   EXPECT_EQ(run_chain(*offline, req).status, 401);
 }
 
+// A spliced WebSocket judged again at a policy reload keeps the identity it was admitted with:
+// its token is checked as of the upgrade (judged_at), and a token whose issuer's keys are still
+// being fetched is reported as such (the proxy keeps the connection) rather than as a bad token.
+TEST(ProxyJwks, ReJudgingChecksTheTokenAsOfItsFirstJudgement) {
+  PolicyDir dir;
+  dir.write("p.yaml", jwt_policies());
+  auto provider = std::make_shared<jwt::JwksProvider>();
+  auto chains = load_policy_chains(dir.path, kWorkload, provider);
+  ASSERT_TRUE(chains) << chains.error().to_string();
+  auto key = make_key(jwt::Alg::RS256, "k1");
+  const int64_t now = std::time(nullptr);
+  const std::string token =
+      sign_token(key, nlohmann::json::object(), {{"iss", "issuer-1"}, {"sub", "bob"}, {"exp", now - 600}});
+  const std::string head =
+      "GET /details/1 HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer " + token + "\r\n\r\n";
+  auto judge = [&](std::optional<int64_t> judged_at, bool* keys_unavailable) {
+    auto request = parse(head);
+    RequestContext ctx{request, kWorkload, MtlsMode::Disable, 15006, "127.0.0.1:40000", std::nullopt, {},
+                       {},      9080};
+    ctx.judged_at = judged_at;
+    Verdict v = chains->request->run(ctx);
+    *keys_unavailable = ctx.keys_unavailable;
+    return v;
+  };
+  bool keys_unavailable = false;
+  Verdict v = judge(now - 1200, &keys_unavailable);
+  EXPECT_EQ(v.status, 401);
+  EXPECT_TRUE(keys_unavailable) << "no keys fetched yet";
+
+  ASSERT_TRUE(provider->set_jwks_json(kUri, jwks_of({&key})));
+  v = judge(std::nullopt, &keys_unavailable);
+  EXPECT_EQ(v.status, 401) << "expired now";
+  EXPECT_FALSE(keys_unavailable) << "the keys are there; the token is what fails";
+  v = judge(now - 1200, &keys_unavailable);
+  EXPECT_TRUE(v.allow) << "valid when it was first judged: " << v.reason;
+}
+
 jwt::JwtRule uri_rule(const std::string& uri) {
   jwt::JwtRule r;
   r.issuer = "issuer-1";

@@ -355,13 +355,17 @@ TEST(ProxyUpgrade, OnlyWebSocketIsRelayed) {
 // upgrade_echo_app behind a proxy whose policy directory each test writes and reloads.
 class ProxyUpgradeReload : public ::testing::Test {
  protected:
-  ProxyUpgradeReload() : app_(upgrade_echo_app), proxy_(app_.port(), {}, dir_) {}
-  ~ProxyUpgradeReload() override { std::filesystem::remove_all(dir_); }
+  ProxyUpgradeReload() : app_(upgrade_echo_app), proxy_(app_.port(), {}, dir_.path) {}
 
-  static std::string make_temp_dir() {
-    char tmpl[] = "/tmp/mg-upgrade-test.XXXXXX";
-    return ::mkdtemp(tmpl);
-  }
+  // Declared first, so removed last: after the proxy has stopped.
+  struct TempDir {
+    std::string path = make();
+    ~TempDir() { std::filesystem::remove_all(path); }
+    static std::string make() {
+      char tmpl[] = "/tmp/mg-upgrade-test.XXXXXX";
+      return ::mkdtemp(tmpl);
+    }
+  };
   static void send_upgrade(int fd, const std::string& target) {
     send_all(fd,
              "GET " + target + " HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
@@ -372,7 +376,7 @@ class ProxyUpgradeReload : public ::testing::Test {
     return read_until(fd, "hello ");
   }
   void write_policy(const std::string& name, const std::string& yaml) const {
-    std::ofstream(dir_ + "/" + name + ".yaml") << "apiVersion: security.istio.io/v1\n" << yaml;
+    std::ofstream(dir_.path + "/" + name + ".yaml") << "apiVersion: security.istio.io/v1\n" << yaml;
   }
   static std::string deny_path(const std::string& name, const std::string& path) {
     return "kind: AuthorizationPolicy\nmetadata: {name: " + name +
@@ -380,7 +384,7 @@ class ProxyUpgradeReload : public ::testing::Test {
            "\"]}}]}]}\n";
   }
 
-  std::string dir_ = make_temp_dir();
+  TempDir dir_;
   ScriptedApp app_;
   RunningProxy proxy_;
 };
