@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 start_control
-APP=$(start_app app)
+start_app app APP
 
 # bootstrap NAME NS SA TOKEN_TEXT: runs the proxy of workload NAME (namespace NS, service account
 # SA) once, bootstrapping with TOKEN_TEXT (bounded: 30 s); returns its exit status.

@@ -64,7 +64,7 @@ start_proxy() {
 start_details_and_sleep() {
   local routes="outbound:" protocol
   [ $# -gt 0 ] || set -- http
-  APP=$(start_app app)
+  start_app app APP
   start_workload details details "$APP"
   DETAILS_ID=spiffe://cluster.local/ns/default/sa/details
   for protocol in "$@"; do

@@ -3,7 +3,7 @@
 # bodies, limits (431, 400, slowloris), TCP splice, admin endpoints, config errors, drain.
 source "$(dirname "$0")/lib.sh"
 
-APP=$(start_app app)
+start_app app APP
 
 # A config with an unknown field is refused with file:line.
 cat >"$WORK/bad.yaml" <<YAML

@@ -41,7 +41,7 @@ JWKS_PORT=$(wait_for_line "$WORK/jwks.out" 'port [0-9]+' | sed -E 's/.* port ([0
 [ -n "$JWKS_PORT" ] || fail "no JWKS server port"
 expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$JWKS_PORT/jwks.json")" '"kid":"k1"' "JWKS server serves k1"
 
-APP=$(start_app app)
+start_app app APP
 mkdir -p "$WORK/policies"
 {
   policy_head RequestAuthentication jwt-remote "app: details"

@@ -111,9 +111,13 @@ YAML
   BASE="http://127.0.0.1:$IN"
 }
 
+# start_app NAME VAR: the sample app as process NAME (stopped at exit, as everything `start`ed);
+# VAR gets its port. Not in a $(…) subshell: the PID must reach this shell's PIDS.
 start_app() {
   start "$1" "$APP_BIN" --listen 127.0.0.1:0
-  port_of "$WORK/$1.out" '^listening on 127\.0\.0\.1:[0-9]+$'
+  local port
+  port=$(port_of "$WORK/$1.out" '^listening on 127\.0\.0\.1:[0-9]+$')
+  printf -v "$2" '%s' "$port"
 }
 
 # http_status URL [curl args...]: the status code (000 when no HTTP response came back).

@@ -9,7 +9,7 @@ make_mesh_svids
 make_ca "$WORK" rogue
 make_svid "$WORK" intruder rogue "$PRODUCTPAGE"  # the right name, from the wrong CA
 
-APP=$(start_app app)
+start_app app APP
 
 run_proxy server S_STRICT='inbound[0]' S_PERMISSIVE='inbound[1]' S_TCP='inbound[2]' S_ADMIN=admin <<YAML
 workload: {name: details, namespace: default, serviceAccount: details}

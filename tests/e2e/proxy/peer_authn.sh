@@ -9,8 +9,8 @@ source "$(dirname "$0")/certs.sh"
 
 make_mesh_svids
 
-APP=$(start_app app)
-APP2=$(start_app app2)
+start_app app APP
+start_app app2 APP2
 mkdir -p "$WORK/policies"
 run_proxy server S_IN='inbound[0]' S_IN2='inbound[1]' S_ADMIN=admin <<YAML
 workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}

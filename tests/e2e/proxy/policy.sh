@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 DEMO="$(cd "$(dirname "$0")/../../../examples/demo" && pwd)"
 
-APP=$(start_app app)
+start_app app APP
 
 # A policy directory with a malformed YAML file: the proxy exits non-zero with file:line.
 mkdir -p "$WORK/badpolicies"

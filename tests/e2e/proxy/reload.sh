@@ -6,7 +6,7 @@
 # dry-run outcome.
 source "$(dirname "$0")/lib.sh"
 
-APP=$(start_app app)
+start_app app APP
 mkdir -p "$WORK/policies"
 deny_paths deny-admin "" "/admin/*" | put_file "$WORK/policies" deny.yaml
 run_details_proxy "$APP" "workers: 2"

@@ -2,7 +2,7 @@
 # mg-sample-app alone: every endpoint, keep-alive, pipelining.
 source "$(dirname "$0")/lib.sh"
 
-APP=$(start_app app)
+start_app app APP
 BASE="http://127.0.0.1:$APP"
 
 expect_contains "$(curl -s --max-time 10 "$BASE/")" '"service": "mg-sample-app"' "GET /"

@@ -5,8 +5,8 @@
 # a WebSocket connection on an HTTP port: its upgrade request is judged again at each reload.
 source "$(dirname "$0")/lib.sh"
 
-APP=$(start_app app)
-APP2=$(start_app app2)
+start_app app APP
+start_app app2 APP2
 mkdir -p "$WORK/policies"
 run_proxy proxy IN1='inbound[0]' IN2='inbound[1]' IN_HTTP='inbound[2]' ADMIN=admin <<YAML
 workload: {name: db, namespace: default, serviceAccount: db, labels: {app: db}}
