@@ -7,6 +7,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/time.h"
+
 namespace mg::telemetry {
 
 Result<std::unique_ptr<AccessLog>> AccessLog::open(const std::string& path) {
@@ -54,11 +56,7 @@ std::string_view now_rfc3339(std::array<char, 64>& buf) {
   thread_local std::time_t cached_secs = -1;
   thread_local char cached[20];  // "YYYY-MM-DDTHH:MM:SS"
   if (secs != cached_secs) {
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    int n = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                          tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    if (n != 19) return {};  // a year past 9999
+    if (!timefmt::utc_seconds(secs, cached)) return {};  // a year past 9999
     cached_secs = secs;
   }
   int millis = static_cast<int>(ms % 1000);

@@ -8,6 +8,8 @@
 #include "ca/authority.h"
 #include "commands.h"
 #include "common/files.h"
+#include "common/time.h"
+#include "crypto/openssl.h"
 #include "identity/svid.h"
 
 namespace mg::ctl {
@@ -23,11 +25,8 @@ struct IssueOptions {
 };
 
 std::string rfc3339(const ASN1_TIME* t) {
-  struct tm tm {};
-  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return "invalid";
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  const std::time_t unix = crypto::asn1_to_unix(t);
+  return unix == 0 ? "invalid" : timefmt::utc_rfc3339(unix);
 }
 
 int run_cert_issue(const IssueOptions& opt) {

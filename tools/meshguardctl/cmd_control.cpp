@@ -17,6 +17,7 @@
 #include "ca/authority.h"
 #include "commands.h"
 #include "common/files.h"
+#include "common/time.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
 #include "policy/parse.h"
 
@@ -83,15 +84,7 @@ std::string age(int64_t since) {
   return std::to_string(d / 86400) + "d";
 }
 
-std::string utc(int64_t t) {
-  if (t <= 0) return "-";
-  std::time_t tt = t;
-  struct tm tm {};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string utc(int64_t t) { return t <= 0 ? "-" : timefmt::utc_rfc3339(static_cast<std::time_t>(t)); }
 
 void print_table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
