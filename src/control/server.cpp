@@ -103,9 +103,18 @@ struct ControlPlane::Impl {
   std::shared_ptr<const ca::Authority> authority, pending;
   std::thread rotation_thread;
   crypto::PKeyPtr token_key;
-  std::thread own_identity_thread;  // own_identity_loop
+  std::thread housekeeping_thread;  // housekeeping_loop
   std::string token_issuer;
-  std::optional<ServiceAccountIssuer> k8s;  // Kubernetes service-account tokens, when configured
+  // Kubernetes service-account tokens, when configured; its keys are replaced when the JWKS file
+  // changes (housekeeping_loop), so handlers take a copy under the lock.
+  mutable std::mutex k8s_mutex;
+  std::optional<ServiceAccountIssuer> k8s;
+  std::string k8s_jwks_text;  // the file's content the keys were last read from (or refused for)
+  std::optional<ServiceAccountIssuer> k8s_issuer() const {
+    std::lock_guard lock(k8s_mutex);
+    return k8s;
+  }
+  void reload_k8s_jwks();
   telemetry::Registry metrics;
 
   std::mutex model_mutex;
@@ -144,7 +153,7 @@ struct ControlPlane::Impl {
   }
   Status rebuild_model();
   Status renew_own_identities(bool at_start);
-  void own_identity_loop();
+  void housekeeping_loop();
   void mark_dirty();
   void distribute_loop();
   // The snapshot to send `record`'s proxy, if it differs from the last one sent. Caller holds `mutex`.
@@ -804,8 +813,8 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
         return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "authorization must be \"Bearer <token>\"");
       const std::string_view token = std::string_view(value).substr(7);
       auto claims = verify_bootstrap_token(token, cp_->token_key.get(), cp_->token_issuer, now);
-      if (!claims && cp_->k8s) {
-        auto sa = verify_service_account_token(token, *cp_->k8s, now);
+      if (auto k8s = claims ? std::nullopt : cp_->k8s_issuer()) {
+        auto sa = verify_service_account_token(token, *k8s, now);
         if (sa) {
           claims = std::move(*sa);
           how = "k8s-token";
@@ -1176,13 +1185,37 @@ Status ControlPlane::Impl::renew_own_identities(bool at_start) {
   return {};
 }
 
-void ControlPlane::Impl::own_identity_loop() {
+// A cluster rotates its service-account signing keys by publishing a new JWKS: the file is read
+// again when its content changes; one that does not parse keeps the keys in use (logged once).
+void ControlPlane::Impl::reload_k8s_jwks() {
+  if (options.k8s_jwks_file.empty()) return;
+  auto text = files::read_file(options.k8s_jwks_file);
+  std::lock_guard lock(k8s_mutex);
+  if (!k8s || !text || *text == k8s_jwks_text) return;
+  k8s_jwks_text = *text;
+  auto jwks = jwt::parse_jwks(*text);
+  metrics
+      .counter("meshguard_config_reload_total",
+               {{"resource", "k8s_jwks"}, {"result", jwks ? "success" : "error"}})
+      .inc();
+  if (!jwks) {
+    log_line("Kubernetes JWKS " + options.k8s_jwks_file +
+             " does not parse, keeping the previous keys: " + jwks.error().message);
+    return;
+  }
+  log_line("Kubernetes JWKS " + options.k8s_jwks_file + " reloaded: " + std::to_string(jwks->keys.size()) +
+           " key(s)");
+  k8s->keys = std::make_shared<const jwt::Jwks>(std::move(*jwks));
+}
+
+void ControlPlane::Impl::housekeeping_loop() {
   while (true) {
     {
       std::unique_lock lock(mutex);
-      if (cv.wait_for(lock, options.own_certificate_check, [&] { return stopping; })) return;
+      if (cv.wait_for(lock, options.housekeeping_interval, [&] { return stopping; })) return;
     }
     (void)renew_own_identities(/*at_start=*/false);
+    reload_k8s_jwks();
   }
 }
 
@@ -1251,6 +1284,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
     if (!jwks) return fail("control.k8s", options.k8s_jwks_file + ": " + jwks.error().message);
     impl->k8s = ServiceAccountIssuer{options.k8s_issuer, options.k8s_audience,
                                      std::make_shared<const jwt::Jwks>(std::move(*jwks))};
+    impl->k8s_jwks_text = std::move(*text);
   }
 
   auto store = open_sqlite_store(dir + "/store.db");
@@ -1264,7 +1298,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   (void)ttl;
 
   // Own serving certificate (issued at every start) and an admin identity for meshguardctl;
-  // both renewed while running (own_identity_loop).
+  // both renewed while running (housekeeping_loop).
   if (auto st = impl->renew_own_identities(/*at_start=*/true); !st) return fail(st.error());
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
@@ -1278,7 +1312,7 @@ Status ControlPlane::start() {
   const std::string own_dir = s.options.data_dir + "/control";
   builder.AddListeningPort(s.options.listen,
                            api::server_credentials(own_dir + "/serving.pem", own_dir + "/root-cert.pem",
-                                                   s.options.own_certificate_check),
+                                                   s.options.housekeeping_interval),
                            &s.bound_port);
   builder.RegisterService(s.certificate_service.get());
   builder.RegisterService(s.config_service.get());
@@ -1319,7 +1353,7 @@ Status ControlPlane::start() {
   s.metrics.describe("meshguard_own_certificate_expiry_seconds",
                      "notAfter (Unix seconds) of the control plane's own identities");
   s.distributor = std::thread([&s] { s.distribute_loop(); });
-  s.own_identity_thread = std::thread([&s] { s.own_identity_loop(); });
+  s.housekeeping_thread = std::thread([&s] { s.housekeeping_loop(); });
   log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->revision));
   return {};
 }
@@ -1369,7 +1403,7 @@ void ControlPlane::shutdown() {
   if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (s.distributor.joinable()) s.distributor.join();
   if (s.rotation_thread.joinable()) s.rotation_thread.join();
-  if (s.own_identity_thread.joinable()) s.own_identity_thread.join();
+  if (s.housekeeping_thread.joinable()) s.housekeeping_thread.join();
   if (s.metrics_thread.joinable()) s.metrics_thread.join();
   if (s.metrics_fd >= 0) ::close(s.metrics_fd);
   s.metrics_fd = -1;

@@ -35,10 +35,11 @@ struct ServerOptions {
   std::string k8s_audience = "meshguard";
   // The control plane's own identities in data_dir — control/ (its serving certificate) and
   // admin/ (meshguardctl's) — are issued with this lifetime and issued again while it runs once
-  // half of it has passed, or once a CA rotation has finished (the new CA signs them). Checked
-  // this often; gRPC re-reads the serving certificate as often.
+  // half of it has passed.
   std::chrono::seconds own_certificate_ttl = std::chrono::hours(24 * 30);
-  std::chrono::seconds own_certificate_check = std::chrono::seconds(60);
+  // How often the control plane checks those, and reads k8s_jwks_file again (a changed file
+  // replaces the keys); gRPC re-reads the serving certificate as often.
+  std::chrono::seconds housekeeping_interval = std::chrono::seconds(60);
 };
 
 class ControlPlane {

@@ -32,6 +32,7 @@
 #include "crypto/openssl.h"
 #include "identity/svid.h"
 #include "jwt/base64url.h"
+#include "jwt_test_util.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
 
 namespace mg::control {
@@ -957,7 +958,7 @@ TEST(ControlPlaneOwnIdentity, RenewedAtHalfLifeWhileRunning) {
   o.listen = "127.0.0.1:0";
   o.metrics_listen = "127.0.0.1:0";
   o.own_certificate_ttl = 8s;  // renewed from 4 s on, served within a check more: well before 8 s
-  o.own_certificate_check = 1s;
+  o.housekeeping_interval = 1s;
   auto cp = ControlPlane::open(o);
   ASSERT_TRUE(cp) << cp.error().to_string();
   ASSERT_TRUE((*cp)->start());
@@ -1015,6 +1016,71 @@ TEST(ControlPlaneOwnIdentity, RenewedAtHalfLifeWhileRunning) {
   EXPECT_GE(std::stol(metrics.substr(at + issued.size())), 2);
   EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_seconds{identity=\"admin\"} "));
   EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_seconds{identity=\"control\"} "));
+  (*cp)->shutdown();
+  std::filesystem::remove_all(dir);
+}
+
+// ------------------------------------------------------------------------------ Kubernetes tokens
+
+// A cluster rotates its service-account signing keys by publishing a new JWKS: the control plane
+// reads the file again when it changes, and keeps the keys in use when the new file is broken.
+TEST(ControlPlaneK8sTokens, JwksFileIsReadAgainWhenItChanges) {
+  const std::string dir = make_temp_dir();
+  ASSERT_FALSE(dir.empty());
+  const std::string issuer = "https://kubernetes.default.svc.cluster.local";
+  auto old_key = jwt::testing::make_key(jwt::Alg::RS256, "old");
+  auto new_key = jwt::testing::make_key(jwt::Alg::ES256, "new");
+  const std::string jwks_file = dir + "/jwks.json";
+  ASSERT_TRUE(files::write_file_atomic(jwks_file, jwt::testing::jwks_of({&old_key}), 0644));
+  ServerOptions o;
+  o.data_dir = dir + "/data";
+  o.listen = "127.0.0.1:0";
+  o.k8s_issuer = issuer;
+  o.k8s_jwks_file = jwks_file;
+  o.housekeeping_interval = 1s;
+  auto cp = ControlPlane::open(o);
+  ASSERT_TRUE(cp) << cp.error().to_string();
+  ASSERT_TRUE((*cp)->start());
+  auto ca = ca::Authority::load_dir(o.data_dir + "/ca", std::time(nullptr));
+  ASSERT_TRUE(ca);
+  const std::string bundle = ca->bundle().to_pem();
+
+  // Bootstraps with a projected token signed by `key`: the status of the Sign call.
+  auto bootstrap = [&](const jwt::testing::TestKey& key) {
+    const int64_t now = std::time(nullptr);
+    const std::string token = jwt::testing::sign_token(key, {},
+                                                       {{"iss", issuer},
+                                                        {"aud", {"meshguard"}},
+                                                        {"sub", "system:serviceaccount:payments:api"},
+                                                        {"iat", now},
+                                                        {"nbf", now},
+                                                        {"exp", now + 600}});
+    auto stub = pb::CertificateService::NewStub(api::make_channel((*cp)->address(), bundle, std::nullopt));
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    pb::SignRequest req;
+    req.set_csr_der(new_csr().der);
+    pb::SignResponse resp;
+    return stub->Sign(&ctx, req, &resp).error_code();
+  };
+  EXPECT_EQ(bootstrap(old_key), grpc::StatusCode::OK);
+  EXPECT_EQ(bootstrap(new_key), grpc::StatusCode::UNAUTHENTICATED);
+
+  ASSERT_TRUE(files::write_file_atomic(jwks_file, jwt::testing::jwks_of({&new_key}), 0644));
+  grpc::StatusCode with_new = grpc::StatusCode::UNAUTHENTICATED;
+  for (int i = 0; i < 100 && with_new != grpc::StatusCode::OK; ++i) {  // ≤ 10 s
+    std::this_thread::sleep_for(100ms);
+    with_new = bootstrap(new_key);
+  }
+  EXPECT_EQ(with_new, grpc::StatusCode::OK) << "the new JWKS was not read";
+  EXPECT_EQ(bootstrap(old_key), grpc::StatusCode::UNAUTHENTICATED)
+      << "a key the cluster dropped still signs in";
+
+  // A broken file keeps the keys in use (two housekeeping passes later, still the new key).
+  ASSERT_TRUE(files::write_file_atomic(jwks_file, "{not json", 0644));
+  std::this_thread::sleep_for(2500ms);
+  EXPECT_EQ(bootstrap(new_key), grpc::StatusCode::OK);
   (*cp)->shutdown();
   std::filesystem::remove_all(dir);
 }
