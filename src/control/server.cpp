@@ -1191,8 +1191,18 @@ void ControlPlane::Impl::reload_k8s_jwks() {
   if (options.k8s_jwks_file.empty()) return;
   auto text = files::read_file(options.k8s_jwks_file);
   std::lock_guard lock(k8s_mutex);
-  if (!k8s || !text || *text == k8s_jwks_text) return;
-  k8s_jwks_text = *text;
+  if (!k8s) return;
+  // k8s_jwks_text doubles as "what was last seen": a read error is reported once, not every pass.
+  // (A NUL first: no JSON file's content.)
+  const std::string seen = text ? *text : std::string(1, '\0') + "unreadable: " + text.error().to_string();
+  if (seen == k8s_jwks_text) return;
+  k8s_jwks_text = seen;
+  if (!text) {
+    metrics.counter("meshguard_config_reload_total", {{"resource", "k8s_jwks"}, {"result", "error"}}).inc();
+    log_line("Kubernetes JWKS " + options.k8s_jwks_file +
+             " cannot be read, keeping the previous keys: " + text.error().to_string());
+    return;
+  }
   auto jwks = jwt::parse_jwks(*text);
   metrics
       .counter("meshguard_config_reload_total",
@@ -1348,6 +1358,8 @@ Status ControlPlane::start() {
   s.metrics.describe("meshguard_proxy_config_revision", "Store revision of the snapshot each proxy last ACKed");
   s.metrics.describe("meshguard_csr_total", "Certificate requests by result and kind (bootstrap|renewal)");
   s.metrics.describe("meshguard_config_acks_total", "Snapshot ACKs and NACKs");
+  s.metrics.describe("meshguard_config_reload_total",
+                     "Re-reads of the Kubernetes JWKS file (resource=k8s_jwks) by result");
   s.metrics.describe("meshguard_own_certificate_issued_total",
                      "The control plane's own identities issued: identity (control|admin), result");
   s.metrics.describe("meshguard_own_certificate_expiry_seconds",

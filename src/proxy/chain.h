@@ -65,9 +65,6 @@ struct RequestContext {
   // When a spliced connection is judged again (a policy reload): the Unix time it was first
   // judged, as of which JWT exp/nbf are checked — a token that expired since does not end it.
   std::optional<int64_t> judged_at;
-  // Set by the authz step: a token could not be checked because its issuer's keys are not
-  // available (jwksUri keys are fetched after a reload that names a new one).
-  bool keys_unavailable = false;
 };
 
 struct ConnectionContext {
@@ -114,22 +111,25 @@ ConnectionChain default_connection_chain();
 // connection chain of another.
 class ChainSet {
  public:
-  ChainSet();
-  std::shared_ptr<const RequestChain> request() const {
-    return pair_.load(std::memory_order_acquire)->request;
-  }
-  std::shared_ptr<const ConnectionChain> connection() const {
-    return pair_.load(std::memory_order_acquire)->connection;
-  }
-  void replace(std::shared_ptr<const RequestChain> r, std::shared_ptr<const ConnectionChain> c) {
-    pair_.store(std::make_shared<const Pair>(Pair{std::move(r), std::move(c)}), std::memory_order_release);
-  }
-
- private:
   struct Pair {
     std::shared_ptr<const RequestChain> request;
     std::shared_ptr<const ConnectionChain> connection;
+    // +1 per replace: which chains judged a live connection, without keeping them alive.
+    uint64_t generation = 0;
   };
+
+  ChainSet();
+  std::shared_ptr<const Pair> current() const { return pair_.load(std::memory_order_acquire); }
+  std::shared_ptr<const RequestChain> request() const { return current()->request; }
+  std::shared_ptr<const ConnectionChain> connection() const { return current()->connection; }
+  void replace(std::shared_ptr<const RequestChain> r, std::shared_ptr<const ConnectionChain> c) {
+    const uint64_t generation = generations_.fetch_add(1) + 1;
+    pair_.store(std::make_shared<const Pair>(Pair{std::move(r), std::move(c), generation}),
+                std::memory_order_release);
+  }
+
+ private:
+  std::atomic<uint64_t> generations_{0};
   std::atomic<std::shared_ptr<const Pair>> pair_;
 };
 

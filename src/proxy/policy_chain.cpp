@@ -273,7 +273,6 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
          r.http = std::move(h);
          io.authenticator = authenticator.get();
          ctx.decision = to_verdict(policy::decide(*snap, r, *r.time, io), true);
-         ctx.keys_unavailable = io.auth.status == jwt::JwtStatus::JwksFetchFail;
          const Verdict& v = ctx.decision;
          if (v.allow) {
            if (authenticator) {

@@ -75,7 +75,7 @@ struct LiveTcp {
   std::optional<tls::PeerIdentity> peer;
   net::Stream* upstream = nullptr;  // the app side, once connected
   bool closed_by_policy = false;
-  std::shared_ptr<const void> judged_by;  // the chain that admitted it
+  uint64_t judged_by = 0;  // the ChainSet generation that admitted it
 };
 
 // The upgrade request of a WebSocket, as it arrived (before the chain edited it), with when and
@@ -83,7 +83,7 @@ struct LiveTcp {
 struct JudgedUpgrade {
   http::Request request;
   int64_t judged_at = 0;
-  std::shared_ptr<const RequestChain> chain;
+  uint64_t generation = 0;  // ChainSet
 };
 
 // An HTTP connection spliced after a WebSocket upgrade is judged by the request chain, with its
@@ -464,7 +464,7 @@ struct Proxy::Impl {
   // longer allow it. On the connection's worker thread.
   void rejudge(ConnEntry& c, const PolicyState& state, const RequestChain& request_chain,
                const ConnectionChain& chain) {
-    if (!c.stream) return;
+    if (!c.stream || (c.upgrade && c.upgrade->closed_by_policy)) return;  // closed already
     if (c.plaintext_http_port && (c.idle || c.upgraded) &&
         state.inbound_modes[*c.plaintext_http_port].mode == MtlsMode::Strict) {
       // Waiting between requests on a port that now requires mTLS (nothing is in flight), or
@@ -487,20 +487,14 @@ struct Proxy::Impl {
     const MtlsMode mode = state.inbound_modes[live->index].mode;
     Verdict verdict;
     if (c.upgrade) {
-      // The upgrade request judged again, as if it arrived on this connection now — but with the
-      // identities it had then: its JWT checked as of its first judgement, and kept (not closed)
-      // while the keys of a token's issuer are still to be fetched.
+      // The upgrade request judged again, as if it arrived on this connection now — but with its
+      // JWT checked as of its first judgement (a token that expired since does not end it; one
+      // whose keys are gone, or not fetched yet, does: fail closed).
       http::Request request = c.upgrade->request;  // steps may edit what they judge
       RequestContext ctx{request, config.workload, mode, c.upgrade->listen_port, live->source, live->peer, {},
                          {},      port.app_port};
       ctx.judged_at = c.upgrade->judged_at;
       verdict = request_chain.run(ctx);
-      if (!verdict.allow && ctx.keys_unavailable) {
-        log_line("keeping WebSocket connection from " + live->source + " on inbound[" +
-                 std::to_string(live->index) + "] after policy version " + std::to_string(state.version) +
-                 ": its token's issuer keys are not available yet");
-        return;
-      }
     } else {
       ConnectionContext ctx{config.workload, mode, port.port, live->source, live->peer, {}, port.app_port};
       verdict = chain.run(ctx);
@@ -515,12 +509,9 @@ struct Proxy::Impl {
   // A spliced connection registers after its decision (and a connect, or the app's 101): a reload
   // in between posted its pass too early to see it. Judged now when the chains changed since.
   void rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& live) {
-    auto request_chain = chains.request();
-    auto connection_chain = chains.connection();
-    const void* now_judging =
-        c.upgrade ? static_cast<const void*>(request_chain.get()) : connection_chain.get();
-    if (live.judged_by.get() == now_judging) return;
-    rejudge(c, *policy_state.load(), *request_chain, *connection_chain);
+    auto now = chains.current();
+    if (live.judged_by == now->generation) return;
+    rejudge(c, *policy_state.load(), *now->request, *now->connection);
   }
 
   // A connection a policy reload no longer allows: counted, logged and given an access-log event.
@@ -872,8 +863,8 @@ struct Proxy::Impl {
                                     Clock::time_point start) {
     const InboundPort& port = config.inbound[index];
     ConnectionContext ctx{config.workload, port_mode(index), port.port, source, peer, {}, port.app_port};
-    auto chain = chains.connection();
-    Verdict verdict = chain->run(ctx);
+    auto judging = chains.current();
+    Verdict verdict = judging->connection->run(ctx);
     const Verdict& decision = verdict.allow ? ctx.decision : verdict;
     std::string source_principal = peer ? peer->id.str() : "unknown";
     telemetry::Labels labels = {{"reporter", "destination"},
@@ -898,7 +889,7 @@ struct Proxy::Impl {
     registry.counter("istio_tcp_connections_opened_total", labels).inc();
     net::PlainStream up(std::move(app));
     // Registered for policy reloads while spliced (all on this worker's thread).
-    LiveTcp live{index, source, peer, &up, false, chain};
+    LiveTcp live{index, source, peer, &up, false, judging->generation};
     entry.tcp = &live;
     struct Unregister {
       ConnEntry& entry;
@@ -1159,7 +1150,7 @@ struct Proxy::Impl {
     // judges the connection again (rejudge_connections), with this request.
     std::optional<std::string> upgrade = relayed_upgrade(req);
     std::optional<JudgedUpgrade> as_received;
-    if (upgrade && side.inbound) as_received.emplace(JudgedUpgrade{req, std::time(nullptr), nullptr});
+    if (upgrade && side.inbound) as_received.emplace(JudgedUpgrade{req, std::time(nullptr), 0});
 
     // 2. The chain (inbound): peer authn → request authn → authz.
     Verdict verdict = Verdict::pass();
@@ -1176,9 +1167,12 @@ struct Proxy::Impl {
       }
       RequestContext ctx{req, config.workload,       mode, side.listen_port, source, side.peer, {},
                          {},  side.inbound->app_port};
-      auto chain = chains.request();
-      if (as_received) as_received->chain = chain;
-      verdict = chain->run(ctx);
+      auto judging = chains.current();
+      if (as_received) {
+        as_received->generation = judging->generation;
+        ctx.judged_at = as_received->judged_at;  // the time a re-judge checks its JWT as of
+      }
+      verdict = judging->request->run(ctx);
       decision_storage = verdict.allow ? std::move(ctx.decision) : verdict;
       decision = &decision_storage;
       count_decision(worker, *decision, verdict.allow);
@@ -1616,7 +1610,7 @@ struct Proxy::Impl {
       side.entry->upgraded = true;
       if (side.inbound && as_received) {
         live.emplace(LiveUpgrade{
-            {side.inbound_index, side.source, side.peer, up->stream.get(), false, as_received->chain},
+            {side.inbound_index, side.source, side.peer, up->stream.get(), false, as_received->generation},
             side.listen_port,
             std::move(as_received->request),
             as_received->judged_at});
@@ -1629,7 +1623,13 @@ struct Proxy::Impl {
         if (entry) entry->upgrade = nullptr;
       }
     } unregister{live ? side.entry : nullptr};
-    if (live) rejudge_if_chains_changed(*side.entry, *live);
+    if (live) {
+      rejudge_if_chains_changed(*side.entry, *live);
+      if (live->closed_by_policy) {  // by a reload while the app was answering: no 101 goes out
+        ex.details = "upgrade_closed_by_policy_reload";
+        co_return false;
+      }
+    }
     http::remove_hop_by_hop(resp.headers);
     resp.version_minor = 1;
     resp.headers.add("connection", "upgrade");

@@ -1037,6 +1037,7 @@ TEST(ControlPlaneK8sTokens, JwksFileIsReadAgainWhenItChanges) {
   o.listen = "127.0.0.1:0";
   o.k8s_issuer = issuer;
   o.k8s_jwks_file = jwks_file;
+  o.metrics_listen = "127.0.0.1:0";
   o.housekeeping_interval = 1s;
   auto cp = ControlPlane::open(o);
   ASSERT_TRUE(cp) << cp.error().to_string();
@@ -1077,9 +1078,15 @@ TEST(ControlPlaneK8sTokens, JwksFileIsReadAgainWhenItChanges) {
   EXPECT_EQ(bootstrap(old_key), grpc::StatusCode::UNAUTHENTICATED)
       << "a key the cluster dropped still signs in";
 
-  // A broken file keeps the keys in use (two housekeeping passes later, still the new key).
+  // A broken file is read (and counted as an error) but keeps the keys in use.
   ASSERT_TRUE(files::write_file_atomic(jwks_file, "{not json", 0644));
-  std::this_thread::sleep_for(2500ms);
+  const std::string error_line = "\nmeshguard_config_reload_total{resource=\"k8s_jwks\",result=\"error\"} 1";
+  bool counted = false;
+  for (int i = 0; i < 100 && !counted; ++i) {  // ≤ 10 s
+    std::this_thread::sleep_for(100ms);
+    counted = contains(http_get((*cp)->metrics_address(), "/metrics"), error_line);
+  }
+  EXPECT_TRUE(counted) << "the broken file was not read";
   EXPECT_EQ(bootstrap(new_key), grpc::StatusCode::OK);
   (*cp)->shutdown();
   std::filesystem::remove_all(dir);
