@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -421,6 +422,48 @@ TEST_F(ProxyUpgradeReload, ConnectionIsJudgedAgainAtEachReload) {
   ASSERT_TRUE(again.connected());
   send_upgrade(again.fd(), "/echo");
   EXPECT_EQ(read_n(again.fd(), 13), "HTTP/1.1 403 ");
+}
+
+// A reload while the app is still answering an upgrade request runs its pass before the
+// connection is spliced and registered: the connection is judged when it registers, and the 101
+// never reaches a client the new policy denies.
+TEST(ProxyUpgradeReloadRace, ReloadWhileTheAppAnswersIsNotMissed) {
+  char tmpl[] = "/tmp/mg-upgrade-race.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  std::atomic<bool> asked{false};
+  std::promise<void> answer;
+  std::shared_future<void> answer_now = answer.get_future().share();
+  {
+    ScriptedApp app([&](int fd) {
+      if (!read_head(fd)) return;
+      asked = true;
+      answer_now.wait_for(10s);
+      send_all(fd,
+               "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nhello ");
+      char buf[256];
+      while (::recv(fd, buf, sizeof buf, 0) > 0) {
+      }
+    });
+    RunningProxy proxy(app.port(), {}, dir);
+    Client client(proxy.port());
+    ASSERT_TRUE(client.connected());
+    send_all(client.fd(),
+             "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    for (int i = 0; i < 1000 && !asked; ++i) std::this_thread::sleep_for(10ms);  // ≤ 10 s
+    ASSERT_TRUE(asked);
+    std::ofstream(dir + "/deny-echo.yaml")
+        << "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+           "metadata: {name: deny-echo, namespace: default}\n"
+           "spec: {action: DENY, rules: [{to: [{operation: {paths: [\"/echo\"]}}]}]}\n";
+    ASSERT_TRUE(proxy.proxy().reload_policies());
+    // Its pass over the worker's connections runs now (the worker is idle, waiting on the app).
+    std::this_thread::sleep_for(200ms);
+    answer.set_value();
+    std::string got;
+    EXPECT_TRUE(closed_by_proxy(client.fd(), &got));
+    EXPECT_EQ(got, "") << "the 101 reached a client the new policy denies";
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ProxyUpstream, BytesAfterABodilessResponseNeverReachAnotherClient) {
