@@ -40,10 +40,12 @@ struct PolicyDir {
 
 const WorkloadInfo kWorkload{"details", "default", "details", {{"app", "details"}}};
 
-// Runs the published request chain on a parsed request head; returns the verdict.
-Verdict run_chain(const PolicyChains& chains, http::Request& request) {
+// Runs the published request chain on a parsed request head; returns the verdict. `judged_at`:
+// as a policy reload re-judges a spliced connection (its JWT checked as of that time).
+Verdict run_chain(const PolicyChains& chains, http::Request& request, std::optional<int64_t> judged_at = {}) {
   RequestContext ctx{request, kWorkload, MtlsMode::Disable, 15006, "127.0.0.1:40000", std::nullopt, {},
                      {},      9080};
+  ctx.judged_at = judged_at;
   Verdict v = chains.request->run(ctx);
   return v.allow ? ctx.decision : v;
 }
@@ -158,10 +160,7 @@ TEST(ProxyJwks, ReJudgingChecksTheTokenAsOfItsFirstJudgement) {
       "GET /details/1 HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer " + token + "\r\n\r\n";
   auto judge = [&](std::optional<int64_t> judged_at) {
     auto request = parse(head);
-    RequestContext ctx{request, kWorkload, MtlsMode::Disable, 15006, "127.0.0.1:40000", std::nullopt, {},
-                       {},      9080};
-    ctx.judged_at = judged_at;
-    return chains->request->run(ctx);
+    return run_chain(*chains, request, judged_at);
   };
   EXPECT_EQ(judge(now - 1200).status, 401) << "no keys fetched yet: fail closed";
   ASSERT_TRUE(provider->set_jwks_json(kUri, jwks_of({&key})));
