@@ -1,6 +1,5 @@
 #include "proxy/proxy.h"
 
-#include <asio/experimental/awaitable_operators.hpp>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -21,8 +20,9 @@
 #include "proxy/net.h"
 #include "proxy/policy_chain.h"
 #include "proxy/policy_watch.h"
+#include "proxy/report.h"
+#include "proxy/splice.h"
 #include "telemetry/access_log.h"
-#include "telemetry/json_line.h"
 #include "tls/tls.h"
 
 namespace mg::proxy {
@@ -34,25 +34,11 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t kReadChunk = 16 * 1024;
-constexpr size_t kIdleRead = 1024;  // first read of a request: a typical head fits
 constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 
 auto nothrow(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
-void log_line(const std::string& message) {
-  static std::mutex mutex;
-  std::lock_guard lock(mutex);
-  std::fprintf(stderr, "meshguard-proxy: %s\n", message.c_str());
-  std::fflush(stderr);
-}
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
 nlohmann::json json_or_null(const std::optional<std::string>& s) { return s ? nlohmann::json(*s) : nlohmann::json(); }
-nlohmann::json json_or_null(const std::optional<int>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
 
 // asio::ssl::context owns one reference to the SSL_CTX; the Credentials keep theirs.
 std::shared_ptr<asio::ssl::context> wrap_context(SSL_CTX* ctx) {
@@ -66,6 +52,8 @@ struct TlsState {
   std::shared_ptr<asio::ssl::context> server;
   std::shared_ptr<asio::ssl::context> client;
 };
+
+}  // namespace
 
 // An inbound connection spliced to the app: what a policy reload needs to judge it again. A TCP
 // port's connection is judged by the connection chain.
@@ -105,6 +93,8 @@ struct ConnEntry {
   bool upgraded = false;                      // spliced after a 101 (WebSocket), either direction
 };
 
+namespace {
+
 // The policy in force: compiled snapshot (null without policyDir), its version and origins, and
 // what it makes of each inbound port. Immutable; replaced as a whole by a reload.
 struct PolicyState {
@@ -130,59 +120,9 @@ struct UpstreamConn {
   bool check_before_reuse = false;                // its last response had no body (HEAD, 204, 304…)
 };
 
-// 16 KB read buffers, lent per burst of I/O and returned before a connection waits idle: an idle
-// keep-alive or spliced connection then holds none (issue 5: 16 KB per idle connection). Only
-// the worker's own thread touches its pool, so no lock.
-class BufferPool {
- public:
-  class Lease {
-   public:
-    Lease() = default;
-    explicit Lease(BufferPool& pool) : pool_(&pool) {}
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    ~Lease() { release(); }
-    // The whole buffer, taken from the pool on first use.
-    asio::mutable_buffer get() {
-      if (!buf_) buf_ = pool_->take();
-      return asio::buffer(buf_.get(), kReadChunk);
-    }
-    const char* data() const { return buf_.get(); }
-    void release() {
-      if (buf_) pool_->give(std::move(buf_));
-    }
-
-   private:
-    BufferPool* pool_ = nullptr;
-    std::unique_ptr<char[]> buf_;
-  };
-
-  std::unique_ptr<char[]> take() {
-    if (free_.empty()) return std::make_unique_for_overwrite<char[]>(kReadChunk);
-    auto b = std::move(free_.back());
-    free_.pop_back();
-    return b;
-  }
-  void give(std::unique_ptr<char[]> b) {
-    if (free_.size() < kMaxFree) free_.push_back(std::move(b));
-  }
-
- private:
-  static constexpr size_t kMaxFree = 64;  // enough for a burst of concurrent requests per worker
-  std::vector<std::unique_ptr<char[]>> free_;
-};
-
 struct Worker {
   BufferPool buffers;  // first member: outlives the connection coroutines destroyed with `io`
-  // Per-request metric series by label values (Impl::request_series): a request then builds no
-  // Labels and renders no label text. Registry series are never removed, so the pointers stay valid.
-  struct RequestSeries {
-    telemetry::Counter* requests;
-    telemetry::Histogram* duration;
-  };
-  std::unordered_map<std::string, RequestSeries> request_series;
-  std::unordered_map<std::string, telemetry::Counter*> decision_series;
-  std::string series_key;  // the lookup key, capacity reused
+  SeriesCache series;  // the report's metric series this worker counts into
   std::unique_ptr<asio::io_context> io = std::make_unique<asio::io_context>(1);
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::thread thread;
@@ -204,19 +144,17 @@ struct Worker {
   }
 };
 
-// Response flags as Envoy names them.
-constexpr const char* kNoFlags = "-";
-constexpr const char* kUpstreamConnectFailure = "UF";
-constexpr const char* kUpstreamReset = "UC";
-constexpr const char* kDownstreamReset = "DC";
-constexpr const char* kUpstreamTimeout = "UT";
+constexpr ResponseFlag kUpstreamConnectFailure = ResponseFlag::UpstreamConnectFailure;
+constexpr ResponseFlag kUpstreamReset = ResponseFlag::UpstreamReset;
+constexpr ResponseFlag kDownstreamReset = ResponseFlag::DownstreamReset;
+constexpr ResponseFlag kUpstreamTimeout = ResponseFlag::UpstreamTimeout;
 
 }  // namespace
 
 struct Proxy::Impl {
   ProxyConfig config;
-  std::unique_ptr<telemetry::AccessLog> access_log;
-  telemetry::Registry registry;
+  Report report{config};
+  telemetry::Registry& registry = report.registry();
   ChainSet chains;
   std::atomic<std::shared_ptr<const PolicyState>> policy_state;  // never null after create()
   JwksKeys jwks;  // jwksUri keys for the policy in force, fetched off the request path
@@ -471,7 +409,7 @@ struct Proxy::Impl {
       // spliced after a WebSocket upgrade (no next request would check it): closed now.
       const InboundPort& port = config.inbound[*c.plaintext_http_port];
       registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
-      log_connection_refused("inbound", net::remote_address(c.stream->socket()), port.port,
+      report.connection_refused("inbound", net::remote_address(c.stream->socket()), port.port,
                              "plaintext_on_strict_port",
                              std::string("mTLS is now required (STRICT): ") +
                                  (c.upgraded ? "upgraded (WebSocket)" : "idle plaintext keep-alive") +
@@ -501,7 +439,8 @@ struct Proxy::Impl {
     }
     if (verdict.allow) return;
     live->closed_by_policy = true;
-    log_closed_by_policy(c.upgrade ? "websocket" : "tcp", *live, state, verdict);
+    report.closed_by_policy(c.upgrade ? "websocket" : "tcp", live->index, live->source, live->peer, state.version,
+                            verdict);
     c.stream->close();
     if (live->upstream) live->upstream->close();
   }
@@ -512,31 +451,6 @@ struct Proxy::Impl {
     auto now = chains.current();
     if (live.judged_by == now->generation) return;
     rejudge(c, *policy_state.load(), *now->request, *now->connection);
-  }
-
-  // A connection a policy reload no longer allows: counted, logged and given an access-log event.
-  void log_closed_by_policy(std::string_view protocol, const LiveTcp& live, const PolicyState& state,
-                            const Verdict& decision) {
-    const std::string& source = live.source;
-    const auto& peer = live.peer;
-    const InboundPort& port = config.inbound[live.index];
-    registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
-    count_decision(decision, false);
-    log_line("closing " + std::string(protocol == "tcp" ? "TCP" : "WebSocket") + " connection from " +
-             source + " on inbound[" + std::to_string(live.index) +
-             "]: no longer allowed after policy version " + std::to_string(state.version) + ": " +
-             decision.reason);
-    access_log->write({{"time", telemetry::now_rfc3339()},
-                       {"direction", "inbound"},
-                       {"protocol", protocol},
-                       {"event", "connection_closed_by_policy"},
-                       {"source", {{"principal", peer ? peer->id.str() : "unknown"}, {"address", source}}},
-                       {"port", port.port},
-                       {"policyVersion", state.version},
-                       {"action", decision.action},
-                       {"policy", json_or_null(decision.policy)},
-                       {"rule", json_or_null(decision.rule)},
-                       {"reason", decision.reason}});
   }
 
   std::string cert_state() const {
@@ -551,22 +465,6 @@ struct Proxy::Impl {
     auto state = tls_state.load();
     if (!state || state->creds->not_after < std::time(nullptr)) return nullptr;
     return state;
-  }
-
-  void count_refused(const std::string& direction, const std::string& reason) {
-    registry.counter("meshguard_connections_refused_total", {{"direction", direction}, {"reason", reason}}).inc();
-  }
-
-  void log_connection_refused(const std::string& direction, const std::string& source, uint16_t port,
-                              const std::string& reason, const std::string& detail) {
-    count_refused(direction, reason);
-    access_log->write({{"time", telemetry::now_rfc3339()},
-                       {"direction", direction},
-                       {"event", "connection_refused"},
-                       {"source", {{"address", source}}},
-                       {"port", port},
-                       {"reason", reason},
-                       {"detail", detail}});
   }
 
   // --- admin ---------------------------------------------------------------------------------
@@ -728,7 +626,7 @@ struct Proxy::Impl {
         continue;
       }
       if (active_connections.load() >= config.limits.max_connections) {
-        count_refused(info.kind, "max_connections");
+        report.count_refused(info.kind, "max_connections");
         std::error_code ignored;
         socket.close(ignored);
         continue;
@@ -790,7 +688,7 @@ struct Proxy::Impl {
       }
       use_tls = tls::looks_like_tls(std::string_view(reinterpret_cast<const char*>(first), n));
       if (!use_tls && mode == MtlsMode::Strict) {
-        log_connection_refused("inbound", source, port.port, "plaintext_on_strict_port",
+        report.connection_refused("inbound", source, port.port, "plaintext_on_strict_port",
                                "mTLS is required (STRICT); the connection was closed before reading it");
         co_return nullptr;
       }
@@ -799,7 +697,7 @@ struct Proxy::Impl {
     if (use_tls) {
       auto state = usable_tls();
       if (!state) {
-        log_connection_refused("inbound", source, port.port, "no_certificate",
+        report.connection_refused("inbound", source, port.port, "no_certificate",
                                "no valid certificate: mTLS service unavailable");
         co_return nullptr;
       }
@@ -810,7 +708,7 @@ struct Proxy::Impl {
       co_await tls_stream->handshake(asio::ssl::stream_base::server, ec);
       deadline.disarm();
       if (ec) {
-        log_connection_refused("inbound", source, port.port, "tls_handshake_failed", ec.message());
+        report.connection_refused("inbound", source, port.port, "tls_handshake_failed", ec.message());
         co_return nullptr;
       }
       registry
@@ -819,7 +717,7 @@ struct Proxy::Impl {
           .inc();
       auto verified = tls::verify_peer(tls_stream->ssl(), *state->creds, std::time(nullptr));
       if (!verified) {
-        log_connection_refused("inbound", source, port.port, "peer_certificate_rejected",
+        report.connection_refused("inbound", source, port.port, "peer_certificate_rejected",
                                verified.error().to_string());
         co_return nullptr;
       }
@@ -867,26 +765,22 @@ struct Proxy::Impl {
     Verdict verdict = judging->connection->run(ctx);
     const Verdict& decision = verdict.allow ? ctx.decision : verdict;
     std::string source_principal = peer ? peer->id.str() : "unknown";
-    telemetry::Labels labels = {{"reporter", "destination"},
-                                {"source_principal", source_principal},
-                                {"destination_principal", own_principal()},
-                                {"destination_workload", config.workload.name},
-                                {"destination_workload_namespace", config.workload.ns},
-                                {"connection_security_policy", peer ? "mutual_tls" : "none"}};
-    count_decision(decision, verdict.allow);
+    telemetry::Labels labels = report.tcp_labels(true, source_principal, own_principal(), peer.has_value());
+    report.count_decision(decision, verdict.allow);
     if (!verdict.allow) {
-      log_tcp(source, source_principal, port, 0, 0, start, "denied", decision);
-      count_refused("inbound", "denied");
+      report.inbound_tcp(source, source_principal, own_principal(), port, 0, 0, start, ResponseFlag::Denied, decision);
+      report.count_refused("inbound", "denied");
       co_return;
     }
     tcp::socket app(down.socket().get_executor());
     std::error_code ec;
     co_await app.async_connect({asio::ip::address_v4::loopback(), port.app_port}, nothrow(ec));
     if (ec) {
-      log_tcp(source, source_principal, port, 0, 0, start, kUpstreamConnectFailure, decision);
+      report.inbound_tcp(source, source_principal, own_principal(), port, 0, 0, start,
+                         ResponseFlag::UpstreamConnectFailure, decision);
       co_return;
     }
-    registry.counter("istio_tcp_connections_opened_total", labels).inc();
+    report.tcp_opened(labels);
     net::PlainStream up(std::move(app));
     // Registered for policy reloads while spliced (all on this worker's thread).
     LiveTcp live{index, source, peer, &up, false, judging->generation};
@@ -897,166 +791,20 @@ struct Proxy::Impl {
     } unregister{entry};
     rejudge_if_chains_changed(entry, live);
     auto [received, sent] = co_await splice(down, up, worker.buffers);
-    registry.counter("istio_tcp_connections_closed_total", labels).inc();
-    registry.counter("istio_tcp_received_bytes_total", labels).inc(received);
-    registry.counter("istio_tcp_sent_bytes_total", labels).inc(sent);
-    log_tcp(source, source_principal, port, received, sent, start, kNoFlags,
-            live.closed_by_policy ? Verdict::deny(0, "", "closed: no longer allowed after a policy reload")
-                                  : decision);
+    report.tcp_closed(labels, received, sent);
+    report.inbound_tcp(source, source_principal, own_principal(), port, received, sent, start, ResponseFlag::None,
+                       live.closed_by_policy
+                           ? Verdict::deny(0, "", "closed: no longer allowed after a policy reload")
+                           : decision);
   }
 
-  void log_tcp(const std::string& source, const std::string& source_principal, const InboundPort& port,
-               uint64_t received, uint64_t sent, Clock::time_point start, const char* flags,
-               const Verdict& decision) {
-    std::array<char, 64> time;
-    telemetry::JsonLine line(telemetry::AccessLog::scratch());
-    line.str("time", telemetry::now_rfc3339(time))
-        .str("direction", "inbound")
-        .str("protocol", "tcp")
-        .open("source")
-        .str("principal", source_principal)
-        .str("address", source)
-        .close()
-        .open("destination")
-        .str("principal", own_principal())
-        .num("port", port.port)
-        .num("appPort", port.app_port)
-        .close()
-        .str("response_flags", flags);
-    write_decision(line, &decision, "");
-    line.millis("duration_ms", ms_since(start)).num("bytes_received", received).num("bytes_sent", sent);
-    access_log->write_line(line.finish());
-  }
-
-  // The decision's fields of an access-log line, in the order the line has always had them.
-  static void write_decision(telemetry::JsonLine& line, const Verdict* decision, std::string_view no_reason) {
-    if (decision && !decision->action.empty()) {
-      line.str("action", decision->action);
-    } else {
-      line.null("action");
-    }
-    if (!decision) {
-      line.null("policy").null("rule").boolean("audit", false).null("dry_run").null("dry_run_policy");
-      line.str("reason", no_reason);
-      return;
-    }
-    line.str_or_null("policy", decision->policy)
-        .num_or_null("rule", decision->rule)
-        .boolean("audit", decision->audit)
-        .boolean_or_null("dry_run", decision->dry_run_allow)
-        .str_or_null("dry_run_policy", decision->dry_run_policy)
-        .str("reason", decision->reason);
-  }
-
-  static constexpr size_t kMaxCachedSeries = 4096;  // per worker; past it the cache starts over
-
-  static telemetry::Labels decision_labels(const Verdict& decision, bool allowed) {
-    return {{"action", decision.action.empty() ? "NONE" : decision.action},
-            {"policy", decision.policy.value_or("none")},
-            {"result", allowed ? "allowed" : "denied"},
-            {"dry_run", "false"}};
-  }
-
-  // The request path's form: the series found in the worker's cache.
-  void count_decision(Worker& worker, const Verdict& decision, bool allowed) {
-    std::string& key = worker.series_key;
-    key.clear();
-    key += allowed ? 'a' : 'd';
-    key += decision.action;
-    key += '\0';
-    if (decision.policy) key += *decision.policy;
-    auto it = worker.decision_series.find(key);
-    if (it == worker.decision_series.end()) {
-      if (worker.decision_series.size() >= kMaxCachedSeries) worker.decision_series.clear();
-      auto* counter = &registry.counter("meshguard_authz_decisions_total", decision_labels(decision, allowed));
-      it = worker.decision_series.emplace(key, counter).first;
-    }
-    it->second->inc();
-    count_dry_run(decision);
-  }
-
-  void count_decision(const Verdict& decision, bool allowed) {
-    registry.counter("meshguard_authz_decisions_total", decision_labels(decision, allowed)).inc();
-    count_dry_run(decision);
-  }
-
-  void count_dry_run(const Verdict& decision) {
-    if (decision.dry_run_allow) {
-      // The shadow outcome: what enforcing the dry-run policies would have done.
-      registry
-          .counter("meshguard_authz_decisions_total",
-                   {{"action", "DRY_RUN"},
-                    {"policy", decision.dry_run_policy.value_or("none")},
-                    {"result", *decision.dry_run_allow ? "allowed" : "denied"},
-                    {"dry_run", "true"}})
-          .inc();
-    }
-  }
-
-  // Copies bytes both ways until both directions end (or nothing moves for the idle timeout);
-  // returns {a→b bytes, b→a bytes}.
   awaitable<std::pair<uint64_t, uint64_t>> splice(net::Stream& a, net::Stream& b, BufferPool& pool) {
-    using namespace asio::experimental::awaitable_operators;
-    uint64_t a_to_b = 0, b_to_a = 0;
-    auto idle = std::chrono::milliseconds(config.limits.idle_timeout_ms);
-    net::Watchdog watchdog(a.socket().get_executor(), [&a, &b] {
-      a.close();
-      b.close();
-    });
-    watchdog.arm(idle);
-    co_await (pump(a, b, pool, a_to_b, watchdog, idle) && pump(b, a, pool, b_to_a, watchdog, idle));
-    co_return std::pair{a_to_b, b_to_a};
+    return proxy::splice(a, b, pool, idle_timeout());
   }
 
-  // Waits in a 1 KB buffer; only a read that fills it borrows a 16 KB one from the pool, kept
-  // while reads keep filling it (a bulk transfer), so an idle spliced connection holds 2 × 1 KB.
-  static awaitable<void> pump(net::Stream& from, net::Stream& to, BufferPool& pool, uint64_t& bytes,
-                              net::Watchdog& idle_watchdog, std::chrono::milliseconds idle) {
-    char small[kIdleRead];
-    BufferPool::Lease big(pool);
-    bool burst = false;
-    while (true) {
-      std::error_code ec;
-      asio::mutable_buffer buf = burst ? big.get() : asio::buffer(small);
-      size_t n = co_await from.read_some(buf, ec);
-      if (ec || n == 0) break;
-      idle_watchdog.arm(idle);
-      co_await to.write_all(asio::buffer(buf.data(), n), ec);
-      if (ec) {
-        from.close();
-        break;
-      }
-      bytes += n;
-      burst = n == buf.size();
-      if (!burst) big.release();
-    }
-    to.shutdown_send();
-  }
+  std::chrono::milliseconds idle_timeout() const { return std::chrono::milliseconds(config.limits.idle_timeout_ms); }
 
   // --- inbound HTTP ----------------------------------------------------------------------------
-
-  struct Exchange {
-    std::string method, host, path;
-    int status = 0;
-    const char* flags = kNoFlags;
-    std::string details = "via_upstream";  // Envoy's %RESPONSE_CODE_DETAILS% vocabulary where it fits
-    std::string upstream_principal;         // outbound: the server's verified SPIFFE ID
-    uint64_t bytes_received = 0, bytes_sent = 0;
-    Clock::time_point start = Clock::now();
-  };
-
-  // One side of an HTTP proxying connection: inbound (a listener port → the local app, with the
-  // enforcement chain) or outbound (the local app → a route's destination proxy over mTLS).
-  struct HttpSide {
-    const InboundPort* inbound = nullptr;
-    size_t inbound_index = 0;
-    std::optional<size_t> route;
-    std::string source;                       // downstream "ip:port"
-    std::optional<tls::PeerIdentity> peer;    // inbound mTLS peer
-    uint16_t listen_port = 0;
-    ConnEntry* entry = nullptr;  // the connection's registration with its worker
-    std::string source_principal() const { return peer ? peer->id.str() : "unknown"; }
-  };
 
   awaitable<void> serve_http(net::Stream& down, ConnEntry& entry, Worker& worker, const HttpSide& side) {
     std::string in;
@@ -1160,7 +908,7 @@ struct Proxy::Impl {
       const MtlsMode mode = port_mode(side.inbound_index);
       if (mode == MtlsMode::Strict && !side.peer) {
         // A reload made this port STRICT while this plaintext keep-alive connection was open.
-        log_connection_refused("inbound", source, side.listen_port, "plaintext_on_strict_port",
+        report.connection_refused("inbound", source, side.listen_port, "plaintext_on_strict_port",
                                "mTLS is now required (STRICT): plaintext keep-alive connection closed at its "
                                "next request, which was not forwarded");
         co_return false;
@@ -1175,7 +923,7 @@ struct Proxy::Impl {
       verdict = judging->request->run(ctx);
       decision_storage = verdict.allow ? std::move(ctx.decision) : verdict;
       decision = &decision_storage;
-      count_decision(worker, *decision, verdict.allow);
+      report.count_decision(worker.series, *decision, verdict.allow);
     }
     if (!verdict.allow) {
       ex.details = verdict.status == 403   ? "rbac_access_denied"
@@ -1204,81 +952,10 @@ struct Proxy::Impl {
     if (!keep_alive) down.shutdown_send();
   }
 
-  // istio_requests_total and istio_request_duration_milliseconds for these label values.
-  Worker::RequestSeries& request_series(Worker& worker, bool inbound, bool mtls, int status, std::string_view flags,
-                                        std::string_view source_principal, std::string_view destination_principal) {
-    char code[16];
-    auto code_end = std::to_chars(code, code + sizeof code, status).ptr;
-    std::string& key = worker.series_key;
-    key.clear();
-    key += inbound ? 'i' : 'o';
-    key += mtls ? 'm' : 'n';
-    key.append(code, code_end);
-    key += '\0';
-    key += flags;
-    key += '\0';
-    key += source_principal;
-    key += '\0';
-    key += destination_principal;
-    auto it = worker.request_series.find(key);
-    if (it != worker.request_series.end()) return it->second;
-    if (worker.request_series.size() >= kMaxCachedSeries) worker.request_series.clear();
-    telemetry::Labels labels = {{"reporter", inbound ? "destination" : "source"},
-                                {"source_principal", std::string(source_principal)},
-                                {"destination_principal", std::string(destination_principal)},
-                                {inbound ? "destination_workload" : "source_workload", config.workload.name},
-                                {inbound ? "destination_workload_namespace" : "source_workload_namespace", config.workload.ns},
-                                {"request_protocol", "http"},
-                                {"response_code", std::string(code, code_end)},
-                                {"response_flags", std::string(flags)},
-                                {"connection_security_policy", mtls ? "mutual_tls" : "none"}};
-    Worker::RequestSeries series{&registry.counter("istio_requests_total", labels),
-                                 &registry.histogram("istio_request_duration_milliseconds", labels)};
-    return worker.request_series.emplace(key, series).first->second;
-  }
-
   void finish_request(Worker& worker, const Exchange& ex, const HttpSide& side, const Verdict* decision) {
-    double duration = ms_since(ex.start);
-    bool inbound = side.inbound != nullptr;
-    auto tls = tls_state.load();  // keeps the own SPIFFE ID's string alive for the views below
-    std::string_view own = tls && tls->creds ? std::string_view(tls->creds->own_id.str()) : "unknown";
-    std::string_view source_principal =
-        !inbound ? own : side.peer ? std::string_view(side.peer->id.str()) : std::string_view("unknown");
-    std::string_view destination_principal =
-        inbound ? own : ex.upstream_principal.empty() ? std::string_view("unknown") : ex.upstream_principal;
-    auto& series = request_series(worker, inbound, !inbound || side.peer, ex.status, ex.flags, source_principal,
-                                  destination_principal);
-    series.requests->inc();
-    series.duration->observe_ms(duration);
-    std::array<char, 64> time;
-    telemetry::JsonLine line(telemetry::AccessLog::scratch());
-    line.str("time", telemetry::now_rfc3339(time))
-        .str("direction", inbound ? "inbound" : "outbound")
-        .str("protocol", "http")
-        .open("source")
-        .str("principal", source_principal)
-        .str("address", side.source)
-        .close()
-        .open("destination")
-        .str("principal", destination_principal);
-    if (inbound) {
-      line.num("port", side.listen_port).num("appPort", side.inbound->app_port);
-    } else {
-      const auto& r = config.outbound[*side.route];
-      line.str("address", r.destination_address + ":" + std::to_string(r.destination_port));
-    }
-    line.close()
-        .str("method", ex.method)
-        .str("host", ex.host)
-        .str("path", ex.path)
-        .num("status", ex.status)
-        .str("response_flags", ex.flags)
-        .str("response_code_details", ex.details);
-    write_decision(line, decision, inbound ? "malformed request" : "");
-    line.millis("duration_ms", duration)
-        .num("bytes_received", ex.bytes_received)
-        .num("bytes_sent", ex.bytes_sent);
-    access_log->write_line(line.finish());
+    auto tls = tls_state.load();  // keeps the own SPIFFE ID's string alive for the view below
+    report.http_exchange(worker.series, ex, side, decision,
+                         tls && tls->creds ? std::string_view(tls->creds->own_id.str()) : "unknown");
   }
 
   // Inbound ports to the same app port share a pool; each outbound route has its own.
@@ -1699,17 +1376,7 @@ struct Proxy::Impl {
   // --- outbound ------------------------------------------------------------------------------
 
   void log_outbound_refusal(const HttpSide& side, const std::string& reason, const std::string& detail) {
-    const auto& route = config.outbound[*side.route];
-    std::string destination = route.destination_address + ":" + std::to_string(route.destination_port);
-    count_refused("outbound", reason);
-    log_line("outbound to " + destination + " refused: " + reason + ": " + detail);
-    access_log->write({{"time", telemetry::now_rfc3339()},
-                       {"direction", "outbound"},
-                       {"event", "connection_refused"},
-                       {"source", {{"address", side.source}}},
-                       {"destination", {{"address", destination}}},
-                       {"reason", reason},
-                       {"detail", detail}});
+    report.outbound_refused(side.source, destination_of(config.outbound[*side.route]), reason, detail);
   }
 
   // An mTLS connection to route `index`'s destination, the server's SVID verified and its SPIFFE
@@ -1806,31 +1473,14 @@ struct Proxy::Impl {
       log_outbound_refusal(side, reason, detail);
       co_return;
     }
-    std::string destination = route.destination_address + ":" + std::to_string(route.destination_port);
+    std::string destination = destination_of(route);
     std::string own = up->creds->own_id.str();
-    telemetry::Labels labels = {{"reporter", "source"},
-                                {"source_principal", own},
-                                {"destination_principal", up->peer_principal},
-                                {"source_workload", config.workload.name},
-                                {"source_workload_namespace", config.workload.ns},
-                                {"connection_security_policy", "mutual_tls"}};
-    registry.counter("istio_tcp_connections_opened_total", labels).inc();
+    telemetry::Labels labels = report.tcp_labels(false, own, up->peer_principal, true);
+    report.tcp_opened(labels);
     auto [sent, received] = co_await splice(down, *up->stream, worker.buffers);
     remember_session(worker, index, *up);
-    registry.counter("istio_tcp_connections_closed_total", labels).inc();
-    registry.counter("istio_tcp_sent_bytes_total", labels).inc(sent);
-    registry.counter("istio_tcp_received_bytes_total", labels).inc(received);
-    access_log->write({{"time", telemetry::now_rfc3339()},
-                       {"direction", "outbound"},
-                       {"protocol", "tcp"},
-                       {"source", {{"principal", own}, {"address", side.source}}},
-                       {"destination", {{"principal", up->peer_principal}, {"address", destination}}},
-                       {"response_flags", kNoFlags},
-                       {"policy", nullptr},
-                       {"rule", nullptr},
-                       {"duration_ms", ms_since(start)},
-                       {"bytes_received", received},
-                       {"bytes_sent", sent}});
+    report.tcp_closed(labels, received, sent);
+    report.outbound_tcp(own, side.source, up->peer_principal, destination, start, received, sent);
     up->stream->close();
   }
 
@@ -1940,21 +1590,7 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
   }
   impl->http_limits.max_head_bytes = impl->config.limits.max_head_bytes;
   impl->http_limits.max_headers = impl->config.limits.max_headers;
-  auto log = telemetry::AccessLog::open(impl->config.access_log);
-  if (!log) return fail(log.error());
-  impl->access_log = std::move(*log);
-  impl->registry.describe("istio_requests_total", "Requests handled by the proxy.");
-  impl->registry.describe("istio_request_duration_milliseconds", "Request duration.");
-  impl->registry.describe("istio_tcp_connections_opened_total", "TCP connections opened.");
-  impl->registry.describe("meshguard_authz_decisions_total", "Authorization decisions by policy and result.");
-  impl->registry.describe("meshguard_connections_refused_total", "Connections refused before reaching the app.");
-  impl->registry.describe("meshguard_certificate_expiry_timestamp_seconds", "Workload certificate notAfter (unix seconds).");
-  impl->registry.describe("meshguard_certificate_state",
-                          "1 for the workload certificate's current state (Available, Unavailable, None = no tls).");
-  impl->registry.describe("meshguard_config_reload_total", "policyDir reload attempts by result.");
-  impl->registry.describe(
-      "meshguard_connections_closed_total",
-      "Live connections closed by the proxy (e.g. no longer allowed after a policy reload).");
+  if (auto st = impl->report.open_access_log(impl->config.access_log); !st) return fail(st.error());
   if (impl->config.tls) {
     impl->tls_stamps = Impl::stamps_of(*impl->config.tls);
     if (auto st = impl->load_tls(); !st) {

@@ -1,0 +1,58 @@
+// proxy/exchange.h — the value types of one proxied HTTP exchange, shared by the session that
+// reads it, the forwarder that relays it and the report that records it: which side of the proxy
+// it came in on (HttpSide), what happened to it (Exchange) and the Envoy response flag saying why
+// it ended early (ResponseFlag). No behaviour here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "proxy/config.h"
+#include "tls/tls.h"
+
+namespace mg::proxy {
+
+struct ConnEntry;  // proxy/connection_manager.h
+
+// Response flags as Envoy names them (%RESPONSE_FLAGS%).
+enum class ResponseFlag : uint8_t {
+  None,                    // "-"
+  UpstreamConnectFailure,  // "UF"
+  UpstreamReset,           // "UC"
+  DownstreamReset,         // "DC"
+  UpstreamTimeout,         // "UT"
+  // A TCP connection the connection chain refused: meshguard's own flag ("denied"; Envoy's
+  // RBAC filter says "RBAC"), kept as the access log has always written it.
+  Denied,
+};
+std::string_view to_string(ResponseFlag flag);
+
+// One side of an HTTP proxying connection: inbound (a listener port → the local app, with the
+// enforcement step) or outbound (the local app → a route's destination proxy over mTLS).
+struct HttpSide {
+  const InboundPort* inbound = nullptr;
+  size_t inbound_index = 0;
+  std::optional<size_t> route;
+  std::string source;                     // downstream "ip:port"
+  std::optional<tls::PeerIdentity> peer;  // inbound mTLS peer
+  uint16_t listen_port = 0;
+  ConnEntry* entry = nullptr;  // the connection's registration with its worker
+  std::string source_principal() const { return peer ? peer->id.str() : "unknown"; }
+};
+
+// One request and its response as the access log and the request metrics record them.
+struct Exchange {
+  using Clock = std::chrono::steady_clock;
+  std::string method, host, path;
+  int status = 0;
+  ResponseFlag flags = ResponseFlag::None;
+  std::string details = "via_upstream";  // Envoy's %RESPONSE_CODE_DETAILS% vocabulary where it fits
+  std::string upstream_principal;        // outbound: the server's verified SPIFFE ID
+  uint64_t bytes_received = 0, bytes_sent = 0;
+  Clock::time_point start = Clock::now();
+};
+
+}  // namespace mg::proxy

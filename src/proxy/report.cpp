@@ -1,0 +1,333 @@
+#include "proxy/report.h"
+
+#include <array>
+#include <charconv>
+#include <cstdio>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "telemetry/json_line.h"
+
+namespace mg::proxy {
+
+namespace {
+
+constexpr size_t kMaxCachedSeries = 4096;  // per worker; past it the cache starts over
+
+double ms_since(Report::Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Report::Clock::now() - start).count();
+}
+
+nlohmann::json json_or_null(const std::optional<std::string>& s) {
+  return s ? nlohmann::json(*s) : nlohmann::json();
+}
+nlohmann::json json_or_null(const std::optional<int>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
+
+telemetry::Labels decision_labels(const Verdict& decision, bool allowed) {
+  return {{"action", decision.action.empty() ? "NONE" : decision.action},
+          {"policy", decision.policy.value_or("none")},
+          {"result", allowed ? "allowed" : "denied"},
+          {"dry_run", "false"}};
+}
+
+// The decision's fields of an access-log line, in the order the line has always had them.
+void write_decision(telemetry::JsonLine& line, const Verdict* decision, std::string_view no_reason) {
+  if (decision && !decision->action.empty()) {
+    line.str("action", decision->action);
+  } else {
+    line.null("action");
+  }
+  if (!decision) {
+    line.null("policy").null("rule").boolean("audit", false).null("dry_run").null("dry_run_policy");
+    line.str("reason", no_reason);
+    return;
+  }
+  line.str_or_null("policy", decision->policy)
+      .num_or_null("rule", decision->rule)
+      .boolean("audit", decision->audit)
+      .boolean_or_null("dry_run", decision->dry_run_allow)
+      .str_or_null("dry_run_policy", decision->dry_run_policy)
+      .str("reason", decision->reason);
+}
+
+}  // namespace
+
+std::string_view to_string(ResponseFlag flag) {
+  switch (flag) {
+    case ResponseFlag::None:
+      return "-";
+    case ResponseFlag::UpstreamConnectFailure:
+      return "UF";
+    case ResponseFlag::UpstreamReset:
+      return "UC";
+    case ResponseFlag::DownstreamReset:
+      return "DC";
+    case ResponseFlag::UpstreamTimeout:
+      return "UT";
+    case ResponseFlag::Denied:
+      return "denied";
+  }
+  return "-";
+}
+
+void log_line(const std::string& message) {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  std::fprintf(stderr, "meshguard-proxy: %s\n", message.c_str());
+  std::fflush(stderr);
+}
+
+std::string destination_of(const OutboundRoute& route) {
+  return route.destination_address + ":" + std::to_string(route.destination_port);
+}
+
+Report::Report(const ProxyConfig& config) : config_(config) {
+  registry_.describe("istio_requests_total", "Requests handled by the proxy.");
+  registry_.describe("istio_request_duration_milliseconds", "Request duration.");
+  registry_.describe("istio_tcp_connections_opened_total", "TCP connections opened.");
+  registry_.describe("meshguard_authz_decisions_total", "Authorization decisions by policy and result.");
+  registry_.describe("meshguard_connections_refused_total", "Connections refused before reaching the app.");
+  registry_.describe("meshguard_certificate_expiry_timestamp_seconds",
+                     "Workload certificate notAfter (unix seconds).");
+  registry_.describe(
+      "meshguard_certificate_state",
+      "1 for the workload certificate's current state (Available, Unavailable, None = no tls).");
+  registry_.describe("meshguard_config_reload_total", "policyDir reload attempts by result.");
+  registry_.describe("meshguard_connections_closed_total",
+                     "Live connections closed by the proxy (e.g. no longer allowed after a policy reload).");
+}
+
+Status Report::open_access_log(const std::string& path) {
+  auto log = telemetry::AccessLog::open(path);
+  if (!log) return fail(log.error());
+  access_log_ = std::move(*log);
+  return {};
+}
+
+void Report::count_refused(const std::string& direction, const std::string& reason) {
+  registry_.counter("meshguard_connections_refused_total", {{"direction", direction}, {"reason", reason}})
+      .inc();
+}
+
+void Report::connection_refused(const std::string& direction, const std::string& source, uint16_t port,
+                                const std::string& reason, const std::string& detail) {
+  count_refused(direction, reason);
+  access_log_->write({{"time", telemetry::now_rfc3339()},
+                      {"direction", direction},
+                      {"event", "connection_refused"},
+                      {"source", {{"address", source}}},
+                      {"port", port},
+                      {"reason", reason},
+                      {"detail", detail}});
+}
+
+void Report::outbound_refused(const std::string& source, const std::string& destination,
+                              const std::string& reason, const std::string& detail) {
+  count_refused("outbound", reason);
+  log_line("outbound to " + destination + " refused: " + reason + ": " + detail);
+  access_log_->write({{"time", telemetry::now_rfc3339()},
+                      {"direction", "outbound"},
+                      {"event", "connection_refused"},
+                      {"source", {{"address", source}}},
+                      {"destination", {{"address", destination}}},
+                      {"reason", reason},
+                      {"detail", detail}});
+}
+
+void Report::closed_by_policy(std::string_view protocol, size_t inbound_index, const std::string& source,
+                              const std::optional<tls::PeerIdentity>& peer, uint64_t policy_version,
+                              const Verdict& decision) {
+  const InboundPort& port = config_.inbound[inbound_index];
+  registry_.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
+  count_decision(decision, false);
+  log_line("closing " + std::string(protocol == "tcp" ? "TCP" : "WebSocket") + " connection from " + source +
+           " on inbound[" + std::to_string(inbound_index) + "]: no longer allowed after policy version " +
+           std::to_string(policy_version) + ": " + decision.reason);
+  access_log_->write({{"time", telemetry::now_rfc3339()},
+                      {"direction", "inbound"},
+                      {"protocol", protocol},
+                      {"event", "connection_closed_by_policy"},
+                      {"source", {{"principal", peer ? peer->id.str() : "unknown"}, {"address", source}}},
+                      {"port", port.port},
+                      {"policyVersion", policy_version},
+                      {"action", decision.action},
+                      {"policy", json_or_null(decision.policy)},
+                      {"rule", json_or_null(decision.rule)},
+                      {"reason", decision.reason}});
+}
+
+void Report::count_decision(SeriesCache& cache, const Verdict& decision, bool allowed) {
+  std::string& key = cache.key;
+  key.clear();
+  key += allowed ? 'a' : 'd';
+  key += decision.action;
+  key += '\0';
+  if (decision.policy) key += *decision.policy;
+  auto it = cache.decision_series.find(key);
+  if (it == cache.decision_series.end()) {
+    if (cache.decision_series.size() >= kMaxCachedSeries) cache.decision_series.clear();
+    auto* counter = &registry_.counter("meshguard_authz_decisions_total", decision_labels(decision, allowed));
+    it = cache.decision_series.emplace(key, counter).first;
+  }
+  it->second->inc();
+  count_dry_run(decision);
+}
+
+void Report::count_decision(const Verdict& decision, bool allowed) {
+  registry_.counter("meshguard_authz_decisions_total", decision_labels(decision, allowed)).inc();
+  count_dry_run(decision);
+}
+
+void Report::count_dry_run(const Verdict& decision) {
+  if (decision.dry_run_allow) {
+    // The shadow outcome: what enforcing the dry-run policies would have done.
+    registry_
+        .counter("meshguard_authz_decisions_total",
+                 {{"action", "DRY_RUN"},
+                  {"policy", decision.dry_run_policy.value_or("none")},
+                  {"result", *decision.dry_run_allow ? "allowed" : "denied"},
+                  {"dry_run", "true"}})
+        .inc();
+  }
+}
+
+SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, bool inbound, bool mtls, int status,
+                                                   std::string_view flags, std::string_view source_principal,
+                                                   std::string_view destination_principal) {
+  char code[16];
+  auto code_end = std::to_chars(code, code + sizeof code, status).ptr;
+  std::string& key = cache.key;
+  key.clear();
+  key += inbound ? 'i' : 'o';
+  key += mtls ? 'm' : 'n';
+  key.append(code, code_end);
+  key += '\0';
+  key += flags;
+  key += '\0';
+  key += source_principal;
+  key += '\0';
+  key += destination_principal;
+  auto it = cache.request_series.find(key);
+  if (it != cache.request_series.end()) return it->second;
+  if (cache.request_series.size() >= kMaxCachedSeries) cache.request_series.clear();
+  telemetry::Labels labels = {
+      {"reporter", inbound ? "destination" : "source"},
+      {"source_principal", std::string(source_principal)},
+      {"destination_principal", std::string(destination_principal)},
+      {inbound ? "destination_workload" : "source_workload", config_.workload.name},
+      {inbound ? "destination_workload_namespace" : "source_workload_namespace", config_.workload.ns},
+      {"request_protocol", "http"},
+      {"response_code", std::string(code, code_end)},
+      {"response_flags", std::string(flags)},
+      {"connection_security_policy", mtls ? "mutual_tls" : "none"}};
+  SeriesCache::RequestSeries series{&registry_.counter("istio_requests_total", labels),
+                                    &registry_.histogram("istio_request_duration_milliseconds", labels)};
+  return cache.request_series.emplace(key, series).first->second;
+}
+
+void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSide& side,
+                           const Verdict* decision, std::string_view own) {
+  double duration = ms_since(ex.start);
+  bool inbound = side.inbound != nullptr;
+  std::string_view source_principal = !inbound    ? own
+                                      : side.peer ? std::string_view(side.peer->id.str())
+                                                  : std::string_view("unknown");
+  std::string_view destination_principal = inbound                         ? own
+                                           : ex.upstream_principal.empty() ? std::string_view("unknown")
+                                                                           : ex.upstream_principal;
+  std::string_view flags = to_string(ex.flags);
+  auto& series = request_series(cache, inbound, !inbound || side.peer, ex.status, flags, source_principal,
+                                destination_principal);
+  series.requests->inc();
+  series.duration->observe_ms(duration);
+  std::array<char, 64> time;
+  telemetry::JsonLine line(telemetry::AccessLog::scratch());
+  line.str("time", telemetry::now_rfc3339(time))
+      .str("direction", inbound ? "inbound" : "outbound")
+      .str("protocol", "http")
+      .open("source")
+      .str("principal", source_principal)
+      .str("address", side.source)
+      .close()
+      .open("destination")
+      .str("principal", destination_principal);
+  if (inbound) {
+    line.num("port", side.listen_port).num("appPort", side.inbound->app_port);
+  } else {
+    line.str("address", destination_of(config_.outbound[*side.route]));
+  }
+  line.close()
+      .str("method", ex.method)
+      .str("host", ex.host)
+      .str("path", ex.path)
+      .num("status", ex.status)
+      .str("response_flags", flags)
+      .str("response_code_details", ex.details);
+  write_decision(line, decision, inbound ? "malformed request" : "");
+  line.millis("duration_ms", duration)
+      .num("bytes_received", ex.bytes_received)
+      .num("bytes_sent", ex.bytes_sent);
+  access_log_->write_line(line.finish());
+}
+
+telemetry::Labels Report::tcp_labels(bool inbound, const std::string& source_principal,
+                                     const std::string& destination_principal, bool mtls) const {
+  return {{"reporter", inbound ? "destination" : "source"},
+          {"source_principal", source_principal},
+          {"destination_principal", destination_principal},
+          {inbound ? "destination_workload" : "source_workload", config_.workload.name},
+          {inbound ? "destination_workload_namespace" : "source_workload_namespace", config_.workload.ns},
+          {"connection_security_policy", mtls ? "mutual_tls" : "none"}};
+}
+
+void Report::tcp_opened(const telemetry::Labels& labels) {
+  registry_.counter("istio_tcp_connections_opened_total", labels).inc();
+}
+
+void Report::tcp_closed(const telemetry::Labels& labels, uint64_t received, uint64_t sent) {
+  registry_.counter("istio_tcp_connections_closed_total", labels).inc();
+  registry_.counter("istio_tcp_received_bytes_total", labels).inc(received);
+  registry_.counter("istio_tcp_sent_bytes_total", labels).inc(sent);
+}
+
+void Report::inbound_tcp(const std::string& source, const std::string& source_principal,
+                         const std::string& own_principal, const InboundPort& port, uint64_t received,
+                         uint64_t sent, Clock::time_point start, ResponseFlag flags,
+                         const Verdict& decision) {
+  std::array<char, 64> time;
+  telemetry::JsonLine line(telemetry::AccessLog::scratch());
+  line.str("time", telemetry::now_rfc3339(time))
+      .str("direction", "inbound")
+      .str("protocol", "tcp")
+      .open("source")
+      .str("principal", source_principal)
+      .str("address", source)
+      .close()
+      .open("destination")
+      .str("principal", own_principal)
+      .num("port", port.port)
+      .num("appPort", port.app_port)
+      .close()
+      .str("response_flags", to_string(flags));
+  write_decision(line, &decision, "");
+  line.millis("duration_ms", ms_since(start)).num("bytes_received", received).num("bytes_sent", sent);
+  access_log_->write_line(line.finish());
+}
+
+void Report::outbound_tcp(const std::string& own_principal, const std::string& source,
+                          const std::string& peer_principal, const std::string& destination,
+                          Clock::time_point start, uint64_t received, uint64_t sent) {
+  access_log_->write({{"time", telemetry::now_rfc3339()},
+                      {"direction", "outbound"},
+                      {"protocol", "tcp"},
+                      {"source", {{"principal", own_principal}, {"address", source}}},
+                      {"destination", {{"principal", peer_principal}, {"address", destination}}},
+                      {"response_flags", to_string(ResponseFlag::None)},
+                      {"policy", nullptr},
+                      {"rule", nullptr},
+                      {"duration_ms", ms_since(start)},
+                      {"bytes_received", received},
+                      {"bytes_sent", sent}});
+}
+
+}  // namespace mg::proxy

@@ -1,0 +1,104 @@
+// proxy/report.h — what the proxy tells operators, in one place: the metric registry and the
+// series every component counts into, the access log (one JSON line per request, TCP connection
+// or connection event) and the proxy's stderr log line. Owns the Registry and the AccessLog.
+//
+// The request path counts through a worker's SeriesCache: a request then builds no Labels and
+// renders no label text, and its access-log line is written with telemetry::JsonLine into the
+// thread's reused buffer (issue 5), so recording a request allocates nothing once warm.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/result.h"
+#include "proxy/chain.h"
+#include "proxy/config.h"
+#include "proxy/exchange.h"
+#include "telemetry/access_log.h"
+#include "telemetry/metrics.h"
+#include "tls/tls.h"
+
+namespace mg::proxy {
+
+// "meshguard-proxy: <message>" on stderr, whole lines from any thread.
+void log_line(const std::string& message);
+
+// One worker's metric series by label values; touched only on the worker's thread. Registry
+// series are never removed, so the pointers stay valid.
+struct SeriesCache {
+  struct RequestSeries {
+    telemetry::Counter* requests;
+    telemetry::Histogram* duration;
+  };
+  std::unordered_map<std::string, RequestSeries> request_series;
+  std::unordered_map<std::string, telemetry::Counter*> decision_series;
+  std::string key;  // the lookup key, capacity reused
+};
+
+class Report {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `config` outlives the Report (the workload's labels and outbound destinations are read from it).
+  explicit Report(const ProxyConfig& config);
+  Report(const Report&) = delete;
+  Report& operator=(const Report&) = delete;
+
+  Status open_access_log(const std::string& path);
+  telemetry::Registry& registry() { return registry_; }
+
+  // meshguard_connections_refused_total{direction, reason}.
+  void count_refused(const std::string& direction, const std::string& reason);
+  // Counted, plus a "connection_refused" access-log event.
+  void connection_refused(const std::string& direction, const std::string& source, uint16_t port,
+                          const std::string& reason, const std::string& detail);
+  void outbound_refused(const std::string& source, const std::string& destination, const std::string& reason,
+                        const std::string& detail);
+  // A live connection a policy reload no longer allows: counted, logged and given an access-log event.
+  void closed_by_policy(std::string_view protocol, size_t inbound_index, const std::string& source,
+                        const std::optional<tls::PeerIdentity>& peer, uint64_t policy_version,
+                        const Verdict& decision);
+
+  // meshguard_authz_decisions_total (and its dry-run shadow): the request path's form finds the
+  // series in the worker's cache; the other is for connections and re-judging.
+  void count_decision(SeriesCache& cache, const Verdict& decision, bool allowed);
+  void count_decision(const Verdict& decision, bool allowed);
+
+  // One HTTP exchange: istio_requests_total, istio_request_duration_milliseconds and its access-log
+  // line. `own_principal` is this workload's SPIFFE ID ("unknown" without a certificate).
+  void http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSide& side, const Verdict* decision,
+                     std::string_view own_principal);
+
+  // istio_tcp_* labels of a TCP connection: reported by the destination (inbound) or the source.
+  telemetry::Labels tcp_labels(bool inbound, const std::string& source_principal,
+                               const std::string& destination_principal, bool mtls) const;
+  void tcp_opened(const telemetry::Labels& labels);
+  void tcp_closed(const telemetry::Labels& labels, uint64_t received, uint64_t sent);
+  // The access-log line of an inbound TCP connection.
+  void inbound_tcp(const std::string& source, const std::string& source_principal,
+                   const std::string& own_principal, const InboundPort& port, uint64_t received,
+                   uint64_t sent, Clock::time_point start, ResponseFlag flags, const Verdict& decision);
+  // The access-log line of an outbound TCP connection.
+  void outbound_tcp(const std::string& own_principal, const std::string& source,
+                    const std::string& peer_principal, const std::string& destination,
+                    Clock::time_point start, uint64_t received, uint64_t sent);
+
+ private:
+  SeriesCache::RequestSeries& request_series(SeriesCache& cache, bool inbound, bool mtls, int status,
+                                             std::string_view flags, std::string_view source_principal,
+                                             std::string_view destination_principal);
+  void count_dry_run(const Verdict& decision);
+
+  const ProxyConfig& config_;
+  telemetry::Registry registry_;
+  std::unique_ptr<telemetry::AccessLog> access_log_;
+};
+
+// "address:port" of an outbound route's destination.
+std::string destination_of(const OutboundRoute& route);
+
+}  // namespace mg::proxy
