@@ -16,6 +16,7 @@
 
 #include "http/body.h"
 #include "http/parser.h"
+#include "proxy/credentials.h"
 #include "proxy/jwks_keys.h"
 #include "proxy/net.h"
 #include "proxy/policy_chain.h"
@@ -39,19 +40,6 @@ constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 auto nothrow(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 nlohmann::json json_or_null(const std::optional<std::string>& s) { return s ? nlohmann::json(*s) : nlohmann::json(); }
-
-// asio::ssl::context owns one reference to the SSL_CTX; the Credentials keep theirs.
-std::shared_ptr<asio::ssl::context> wrap_context(SSL_CTX* ctx) {
-  SSL_CTX_up_ref(ctx);
-  return std::make_shared<asio::ssl::context>(ctx);
-}
-
-// Certificates with the asio contexts built from them; swapped as one unit.
-struct TlsState {
-  std::shared_ptr<const tls::Credentials> creds;
-  std::shared_ptr<asio::ssl::context> server;
-  std::shared_ptr<asio::ssl::context> client;
-};
 
 }  // namespace
 
@@ -152,7 +140,10 @@ constexpr ResponseFlag kUpstreamTimeout = ResponseFlag::UpstreamTimeout;
 }  // namespace
 
 struct Proxy::Impl {
+  explicit Impl(ProxyConfig c) : config(std::move(c)) {}
+
   ProxyConfig config;
+  std::atomic<uint64_t> config_version{1};
   Report report{config};
   telemetry::Registry& registry = report.registry();
   ChainSet chains;
@@ -169,17 +160,7 @@ struct Proxy::Impl {
   std::string policy_error_at;
   unsigned policy_polls = 0;
 
-  std::atomic<std::shared_ptr<const TlsState>> tls_state;
-  mutable std::mutex tls_mutex;  // serializes credential reloads; guards cert_error, tls_stamps
-  std::string cert_error;        // last load/reload error
-  struct FileStamp {
-    time_t mtime = 0;
-    off_t size = 0;
-    ino_t inode = 0;
-    bool operator==(const FileStamp&) const = default;
-  };
-  std::vector<FileStamp> tls_stamps;
-  std::atomic<uint64_t> config_version{1};
+  Credentials credentials{config.tls, registry, config_version};
 
   asio::io_context main_io{1};
   std::vector<std::unique_ptr<Worker>> workers;
@@ -192,7 +173,6 @@ struct Proxy::Impl {
   };
   std::vector<ListenerInfo> listeners;
   std::optional<asio::signal_set> signals;
-  std::optional<asio::steady_timer> reload_timer;
   std::optional<asio::steady_timer> policy_timer;
   std::optional<asio::steady_timer> drain_timer;
 
@@ -203,10 +183,7 @@ struct Proxy::Impl {
 
   // --- helpers -------------------------------------------------------------------------------
 
-  std::string own_principal() const {
-    auto state = tls_state.load();
-    return state && state->creds ? state->creds->own_id.str() : std::string("unknown");
-  }
+  std::string own_principal() const { return credentials.own_principal(); }
 
   Worker& pick_worker() { return *workers[next_worker.fetch_add(1, std::memory_order_relaxed) % workers.size()]; }
 
@@ -218,62 +195,6 @@ struct Proxy::Impl {
       } catch (const std::exception& ex) {
         log_line(std::string("connection task failed: ") + ex.what());
       }
-    });
-  }
-
-  static std::vector<FileStamp> stamps_of(const tls::TlsFiles& files) {
-    std::vector<FileStamp> out;
-    for (const auto* path : {&files.cert_chain, &files.key, &files.trust_bundle}) {
-      struct stat st{};
-      FileStamp s;
-      if (::stat(path->c_str(), &st) == 0) s = {st.st_mtime, st.st_size, st.st_ino};
-      out.push_back(s);
-    }
-    return out;
-  }
-
-  Status load_tls() {
-    auto creds = tls::load_credentials(*config.tls, std::time(nullptr));
-    if (!creds) {
-      cert_error = creds.error().to_string();
-      registry.counter("meshguard_certificate_load_failures_total").inc();
-      return fail(creds.error());
-    }
-    auto state = std::make_shared<TlsState>();
-    state->creds = *creds;
-    state->server = wrap_context((*creds)->server_ctx.get());
-    state->client = wrap_context((*creds)->client_ctx.get());
-    tls_state.store(std::shared_ptr<const TlsState>(std::move(state)));
-    cert_error.clear();
-    registry.gauge("meshguard_certificate_expiry_timestamp_seconds", {{"identity", (*creds)->own_id.str()}})
-        .set(static_cast<int64_t>((*creds)->not_after));
-    return {};
-  }
-
-  // Re-reads the certificate files if they changed (or always, with `force`); new handshakes
-  // use the new credentials, live connections keep theirs. Any thread.
-  void reload_tls(bool force) {
-    if (!config.tls) return;
-    std::lock_guard lock(tls_mutex);
-    auto stamps = stamps_of(*config.tls);
-    if (!force && stamps == tls_stamps) return;
-    tls_stamps = stamps;
-    if (auto st = load_tls(); st) {
-      config_version.fetch_add(1);
-      auto state = tls_state.load();
-      log_line("certificate reloaded: " + state->creds->own_id.str() + " serial " + state->creds->serial_hex);
-    } else {
-      log_line("certificate reload failed, keeping the previous one: " + st.error().to_string());
-    }
-  }
-
-  // Polls the certificate files once a second.
-  void schedule_tls_reload() {
-    reload_timer->expires_after(1s);
-    reload_timer->async_wait([this](std::error_code ec) {
-      if (ec) return;
-      reload_tls(false);
-      if (!draining) schedule_tls_reload();
     });
   }
 
@@ -453,19 +374,15 @@ struct Proxy::Impl {
     rejudge(c, *policy_state.load(), *now->request, *now->connection);
   }
 
-  std::string cert_state() const {
-    if (!config.tls) return "None";
-    auto state = tls_state.load();
-    if (!state) return "Unavailable";
-    return state->creds->not_after < std::time(nullptr) ? "Unavailable" : "Available";
-  }
+  std::string cert_state() const { return std::string(to_string(credentials.state())); }
 
-  // Credentials usable for a new handshake right now; nullptr fails the handshake closed.
-  std::shared_ptr<const TlsState> usable_tls() const {
-    auto state = tls_state.load();
-    if (!state || state->creds->not_after < std::time(nullptr)) return nullptr;
-    return state;
-  }
+  std::shared_ptr<const TlsState> usable_tls() const { return credentials.usable(); }
+
+  // The credentials in force (tls_state.load()).
+  struct {
+    const Credentials& credentials;
+    std::shared_ptr<const TlsState> load() const { return credentials.current(); }
+  } tls_state{credentials};
 
   // --- admin ---------------------------------------------------------------------------------
 
@@ -496,17 +413,14 @@ struct Proxy::Impl {
     }
     j["listeners"] = ls;
     nlohmann::json cert = {{"state", cert_state()}};
-    if (auto state = tls_state.load()) {
+    if (auto state = credentials.current()) {
       cert["spiffeId"] = state->creds->own_id.str();
       cert["serial"] = state->creds->serial_hex;
       cert["fingerprint"] = state->creds->fingerprint;
       cert["notBefore"] = state->creds->not_before;
       cert["notAfter"] = state->creds->not_after;
     }
-    {
-      std::lock_guard lock(tls_mutex);
-      if (!cert_error.empty()) cert["lastError"] = cert_error;
-    }
+    if (std::string error = credentials.last_error(); !error.empty()) cert["lastError"] = error;
     j["certificate"] = cert;
     if (policy->snapshot) {
       size_t enforced = 0, dry_run = 0;
@@ -953,7 +867,7 @@ struct Proxy::Impl {
   }
 
   void finish_request(Worker& worker, const Exchange& ex, const HttpSide& side, const Verdict* decision) {
-    auto tls = tls_state.load();  // keeps the own SPIFFE ID's string alive for the view below
+    auto tls = credentials.current();  // keeps the own SPIFFE ID's string alive for the view below
     report.http_exchange(worker.series, ex, side, decision,
                          tls && tls->creds ? std::string_view(tls->creds->own_id.str()) : "unknown");
   }
@@ -1493,7 +1407,7 @@ struct Proxy::Impl {
       std::error_code ignored;
       a->close(ignored);
     }
-    if (reload_timer) reload_timer->cancel();
+    credentials.stop_polling();
     if (policy_timer) policy_timer->cancel();
     for (auto& w : workers) {
       asio::post(*w->io, [worker = w.get()] {
@@ -1548,7 +1462,7 @@ Status Proxy::reload_policies() {
   return impl_->reload_policies(true);
 }
 
-void Proxy::reload_credentials() { impl_->reload_tls(true); }
+void Proxy::reload_credentials() { impl_->credentials.reload(true); }
 
 std::vector<Proxy::Listener> Proxy::listeners() const {
   std::vector<Listener> out;
@@ -1560,8 +1474,7 @@ std::vector<Proxy::Listener> Proxy::listeners() const {
 telemetry::Registry& Proxy::metrics() { return impl_->registry; }
 
 Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
-  auto impl = std::make_unique<Impl>();
-  impl->config = std::move(config);
+  auto impl = std::make_unique<Impl>(std::move(config));
   auto initial = std::make_shared<PolicyState>();
   initial->inbound_modes = impl->inbound_modes(nullptr);
   impl->policy_state.store(std::move(initial));
@@ -1591,13 +1504,7 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
   impl->http_limits.max_head_bytes = impl->config.limits.max_head_bytes;
   impl->http_limits.max_headers = impl->config.limits.max_headers;
   if (auto st = impl->report.open_access_log(impl->config.access_log); !st) return fail(st.error());
-  if (impl->config.tls) {
-    impl->tls_stamps = Impl::stamps_of(*impl->config.tls);
-    if (auto st = impl->load_tls(); !st) {
-      // Fail closed but stay up: mTLS ports refuse until a valid certificate appears (hot reload).
-      log_line("no usable certificate, mTLS is unavailable until it is fixed: " + st.error().to_string());
-    }
-  }
+  impl->credentials.load_initial();
   return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
 }
 
@@ -1649,10 +1556,7 @@ Status Proxy::start() {
   d.signals->async_wait([&d](std::error_code ec, int) {
     if (!ec) d.begin_drain();
   });
-  if (d.config.tls) {
-    d.reload_timer.emplace(d.main_io);
-    d.schedule_tls_reload();
-  }
+  d.credentials.start_polling(d.main_io);
   if (d.config.policy_dir) {
     d.policy_timer.emplace(d.main_io);
     d.schedule_policy_poll();

@@ -1,0 +1,135 @@
+#include "proxy/credentials.h"
+
+#include <sys/stat.h>
+#include <ctime>
+
+#include "proxy/report.h"
+
+namespace mg::proxy {
+
+namespace {
+
+// asio::ssl::context owns one reference to the SSL_CTX; the Credentials keep theirs.
+std::shared_ptr<asio::ssl::context> wrap_context(SSL_CTX* ctx) {
+  SSL_CTX_up_ref(ctx);
+  return std::make_shared<asio::ssl::context>(ctx);
+}
+
+}  // namespace
+
+std::string_view to_string(CertState state) {
+  switch (state) {
+    case CertState::None:
+      return "None";
+    case CertState::Available:
+      return "Available";
+    case CertState::Unavailable:
+      return "Unavailable";
+  }
+  return "Unavailable";
+}
+
+Credentials::Credentials(std::optional<tls::TlsFiles> files, telemetry::Registry& registry,
+                         std::atomic<uint64_t>& config_version)
+    : files_(std::move(files)), registry_(registry), config_version_(config_version) {}
+
+std::vector<Credentials::FileStamp> Credentials::stamps_of(const tls::TlsFiles& files) {
+  std::vector<FileStamp> out;
+  for (const auto* path : {&files.cert_chain, &files.key, &files.trust_bundle}) {
+    struct stat st {};
+    FileStamp s;
+    if (::stat(path->c_str(), &st) == 0) s = {st.st_mtime, st.st_size, st.st_ino};
+    out.push_back(s);
+  }
+  return out;
+}
+
+Status Credentials::load() {
+  auto creds = tls::load_credentials(*files_, std::time(nullptr));
+  if (!creds) {
+    error_ = creds.error().to_string();
+    registry_.counter("meshguard_certificate_load_failures_total").inc();
+    return fail(creds.error());
+  }
+  auto state = std::make_shared<TlsState>();
+  state->creds = *creds;
+  state->server = wrap_context((*creds)->server_ctx.get());
+  state->client = wrap_context((*creds)->client_ctx.get());
+  state_.store(std::shared_ptr<const TlsState>(std::move(state)));
+  error_.clear();
+  registry_.gauge("meshguard_certificate_expiry_timestamp_seconds", {{"identity", (*creds)->own_id.str()}})
+      .set(static_cast<int64_t>((*creds)->not_after));
+  return {};
+}
+
+void Credentials::load_initial() {
+  if (!files_) return;
+  std::lock_guard lock(mutex_);
+  stamps_ = stamps_of(*files_);
+  if (auto st = load(); !st) {
+    // Fail closed but stay up: mTLS ports refuse until a valid certificate appears (hot reload).
+    log_line("no usable certificate, mTLS is unavailable until it is fixed: " + st.error().to_string());
+  }
+}
+
+void Credentials::reload(bool force) {
+  if (!files_) return;
+  std::lock_guard lock(mutex_);
+  auto stamps = stamps_of(*files_);
+  if (!force && stamps == stamps_) return;
+  stamps_ = stamps;
+  if (auto st = load(); st) {
+    config_version_.fetch_add(1);
+    auto state = state_.load();
+    log_line("certificate reloaded: " + state->creds->own_id.str() + " serial " + state->creds->serial_hex);
+  } else {
+    log_line("certificate reload failed, keeping the previous one: " + st.error().to_string());
+  }
+}
+
+void Credentials::start_polling(asio::io_context& io) {
+  if (!files_) return;
+  poll_timer_.emplace(io);
+  polling_ = true;
+  schedule_poll();
+}
+
+void Credentials::stop_polling() {
+  polling_ = false;
+  if (poll_timer_) poll_timer_->cancel();
+}
+
+void Credentials::schedule_poll() {
+  using namespace std::chrono_literals;
+  poll_timer_->expires_after(1s);
+  poll_timer_->async_wait([this](std::error_code ec) {
+    if (ec) return;
+    reload(false);
+    if (polling_) schedule_poll();
+  });
+}
+
+std::shared_ptr<const TlsState> Credentials::usable() const {
+  auto state = state_.load();
+  if (!state || state->creds->not_after < std::time(nullptr)) return nullptr;
+  return state;
+}
+
+CertState Credentials::state() const {
+  if (!files_) return CertState::None;
+  auto state = state_.load();
+  if (!state) return CertState::Unavailable;
+  return state->creds->not_after < std::time(nullptr) ? CertState::Unavailable : CertState::Available;
+}
+
+std::string Credentials::own_principal() const {
+  auto state = state_.load();
+  return state && state->creds ? state->creds->own_id.str() : std::string("unknown");
+}
+
+std::string Credentials::last_error() const {
+  std::lock_guard lock(mutex_);
+  return error_;
+}
+
+}  // namespace mg::proxy
