@@ -17,10 +17,9 @@
 #include "http/body.h"
 #include "http/parser.h"
 #include "proxy/credentials.h"
-#include "proxy/jwks_keys.h"
 #include "proxy/net.h"
 #include "proxy/policy_chain.h"
-#include "proxy/policy_watch.h"
+#include "proxy/policy_state.h"
 #include "proxy/report.h"
 #include "proxy/splice.h"
 #include "telemetry/access_log.h"
@@ -83,19 +82,6 @@ struct ConnEntry {
 
 namespace {
 
-// The policy in force: compiled snapshot (null without policyDir), its version and origins, and
-// what it makes of each inbound port. Immutable; replaced as a whole by a reload.
-struct PolicyState {
-  uint64_t version = 0;  // 0: no policyDir; 1: the start-up load; +1 per successful reload
-  std::string hash;      // combined content hash of the files (policy_watch.h)
-  std::string loaded_at;
-  std::vector<PolicyFileDigest> files;
-  std::vector<PolicyOrigin> origins;
-  std::shared_ptr<const policy::AuthzSnapshot> snapshot;
-  size_t resources = 0;
-  std::vector<EffectiveMtls> inbound_modes;  // one per config.inbound entry
-};
-
 // A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
 struct UpstreamConn {
   tls::SessionSink session_sink;    // declared first: outlives the SSL that writes into it
@@ -146,19 +132,9 @@ struct Proxy::Impl {
   std::atomic<uint64_t> config_version{1};
   Report report{config};
   telemetry::Registry& registry = report.registry();
-  ChainSet chains;
-  std::atomic<std::shared_ptr<const PolicyState>> policy_state;  // never null after create()
-  JwksKeys jwks;  // jwksUri keys for the policy in force, fetched off the request path
+  PolicyState policy{config, report, config_version};
+  ChainSet& chains = policy.chains();
   http::Limits http_limits;
-
-  // Policy reloads (the 250 ms poll on the main loop, or reload_policies() from any thread) are
-  // serialized by this mutex, which also guards the watch state and the last error below.
-  mutable std::mutex policy_mutex;
-  std::vector<PolicyFileStamp> policy_stamps;
-  std::string policy_attempted_hash;  // content hash of the last load attempt ("" = none yet)
-  std::string policy_error;           // last failed reload ("" after a success)
-  std::string policy_error_at;
-  unsigned policy_polls = 0;
 
   Credentials credentials{config.tls, registry, config_version};
 
@@ -173,7 +149,6 @@ struct Proxy::Impl {
   };
   std::vector<ListenerInfo> listeners;
   std::optional<asio::signal_set> signals;
-  std::optional<asio::steady_timer> policy_timer;
   std::optional<asio::steady_timer> drain_timer;
 
   std::atomic<uint32_t> active_connections{0};
@@ -200,120 +175,19 @@ struct Proxy::Impl {
 
   // --- policy reload -------------------------------------------------------------------------
 
-  std::vector<EffectiveMtls> inbound_modes(const policy::AuthzSnapshot* snapshot) const {
-    std::vector<EffectiveMtls> out;
-    for (const auto& port : config.inbound)
-      out.push_back(effective_mtls(port, config.tls.has_value(), snapshot));
-    return out;
-  }
-
-  MtlsMode port_mode(size_t index) const { return policy_state.load()->inbound_modes[index].mode; }
-
-  // Loads and compiles policyDir; on success publishes it (the next request on every connection
-  // and every new connection sees it) and re-judges live TCP connections. On failure the last good
-  // state stays in force and the error is logged once, counted and kept for /config_dump.
-  // Caller holds policy_mutex.
-  Status reload_policies_locked(const std::string& hash, std::vector<PolicyFileDigest> files) {
-    policy_attempted_hash = hash;
-    auto loaded = load_policy_chains(*config.policy_dir, config.workload, jwks.provider());
-    auto previous = policy_state.load();
-    if (!loaded) {
-      policy_error = loaded.error().to_string();
-      policy_error_at = telemetry::now_rfc3339();
-      registry.counter("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "error"}}).inc();
-      log_line("policy reload failed, keeping version " + std::to_string(previous->version) + ": " +
-               policy_error);
-      return fail(loaded.error());
-    }
-    auto state = std::make_shared<PolicyState>();
-    state->version = previous->version + 1;
-    state->hash = hash;
-    state->loaded_at = telemetry::now_rfc3339();
-    state->files = std::move(files);
-    state->origins = std::move(loaded->origins);
-    state->snapshot = loaded->snapshot;
-    state->resources = loaded->resources;
-    state->inbound_modes = inbound_modes(state->snapshot.get());
-    std::shared_ptr<const PolicyState> published = std::move(state);
-    jwks.retarget(published->snapshot->jwt_rules());
-    policy_state.store(published);
-    chains.replace(loaded->request, loaded->connection);
-    policy_error.clear();
-    policy_error_at.clear();
-    config_version.fetch_add(1);
-    registry.counter("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "success"}}).inc();
-    std::string modes;
-    for (size_t i = 0; i < published->inbound_modes.size(); ++i) {
-      if (previous->inbound_modes[i].mode != published->inbound_modes[i].mode) {
-        modes += "; inbound[" + std::to_string(i) + "] mTLS " +
-                 std::string(to_string(previous->inbound_modes[i].mode)) + " -> " +
-                 std::string(to_string(published->inbound_modes[i].mode));
-      }
-    }
-    log_line("policy reloaded: version " + std::to_string(published->version) + ", " +
-             std::to_string(published->resources) + " resource(s), hash " + published->hash.substr(0, 16) +
-             modes);
-    rejudge_connections(published, loaded->request, loaded->connection);
-    return {};
-  }
-
-  // Reads the directory's content hash and reloads when it differs from the last attempt (or
-  // always, with `force`).
-  Status reload_policies(bool force) {
-    if (!config.policy_dir) return {};
-    std::lock_guard lock(policy_mutex);
-    auto stamps = stat_policy_dir(*config.policy_dir);
-    policy_stamps = stamps ? std::move(*stamps) : std::vector<PolicyFileStamp>{};
-    auto files = digest_policy_dir(*config.policy_dir);
-    if (!files) {
-      // Unreadable or missing directory: the last good policy stays; report once per distinct error.
-      std::string key = "error:" + files.error().to_string();
-      if (!force && key == policy_attempted_hash) return fail(files.error());
-      policy_attempted_hash = key;
-      policy_error = files.error().to_string();
-      policy_error_at = telemetry::now_rfc3339();
-      registry.counter("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "error"}}).inc();
-      log_line("policy reload failed, keeping version " + std::to_string(policy_state.load()->version) +
-               ": " + policy_error);
-      return fail(files.error());
-    }
-    std::string hash = combined_policy_hash(*files);
-    if (!force && hash == policy_attempted_hash) return {};
-    return reload_policies_locked(hash, std::move(*files));
-  }
-
-  // The 250 ms poll: a stat pass each time; the content is hashed when the stat pass changed, and
-  // every 16th poll anyway (an in-place rewrite of equal size within one mtime tick).
-  void poll_policies() {
-    {
-      std::lock_guard lock(policy_mutex);
-      auto stamps = stat_policy_dir(*config.policy_dir);
-      bool changed = !stamps || *stamps != policy_stamps;
-      if (!changed && ++policy_polls % 16 != 0) return;
-    }
-    (void)reload_policies(false);
-  }
-
-  void schedule_policy_poll() {
-    policy_timer->expires_after(250ms);
-    policy_timer->async_wait([this](std::error_code ec) {
-      if (ec) return;
-      poll_policies();
-      if (!draining) schedule_policy_poll();
-    });
-  }
+  MtlsMode port_mode(size_t index) const { return policy.port_mode(index); }
 
   // Live TCP connections and WebSocket-upgraded connections no longer allowed by `state`, and
   // idle plaintext HTTP keep-alive connections on ports `state` makes STRICT, are closed (on
   // their own worker thread).
-  void rejudge_connections(std::shared_ptr<const PolicyState> state,
+  void rejudge_connections(std::shared_ptr<const PublishedPolicy> state,
                            std::shared_ptr<const RequestChain> request_chain,
                            std::shared_ptr<const ConnectionChain> chain) {
     if (!started) return;  // no connections yet; `workers` is complete once `started` is set
     for (auto& w : workers) {
       asio::post(*w->io, [this, worker = w.get(), state, request_chain, chain] {
         // A newer reload posted its own pass: judging by this one could close what it allows.
-        if (policy_state.load()->version != state->version) return;
+        if (policy.current()->version != state->version) return;
         for (ConnEntry* c : worker->connections) rejudge(*c, *state, *request_chain, *chain);
       });
     }
@@ -321,7 +195,7 @@ struct Proxy::Impl {
 
   // One registered connection judged again under `state` and its chains; closed when they no
   // longer allow it. On the connection's worker thread.
-  void rejudge(ConnEntry& c, const PolicyState& state, const RequestChain& request_chain,
+  void rejudge(ConnEntry& c, const PublishedPolicy& state, const RequestChain& request_chain,
                const ConnectionChain& chain) {
     if (!c.stream || (c.upgrade && c.upgrade->closed_by_policy)) return;  // closed already
     if (c.plaintext_http_port && (c.idle || c.upgraded) &&
@@ -371,7 +245,7 @@ struct Proxy::Impl {
   void rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& live) {
     auto now = chains.current();
     if (live.judged_by == now->generation) return;
-    rejudge(c, *policy_state.load(), *now->request, *now->connection);
+    rejudge(c, *policy.current(), *now->request, *now->connection);
   }
 
   std::string cert_state() const { return std::string(to_string(credentials.state())); }
@@ -387,7 +261,7 @@ struct Proxy::Impl {
   // --- admin ---------------------------------------------------------------------------------
 
   nlohmann::json config_dump() const {
-    auto policy = policy_state.load();
+    auto published = policy.current();
     nlohmann::json j;
     j["version"] = config_version.load();
     j["source"] = config.source;
@@ -402,8 +276,8 @@ struct Proxy::Impl {
         const auto& p = config.inbound[l.index];
         e["appPort"] = p.app_port;
         e["protocol"] = to_string(p.protocol);
-        e["mtlsMode"] = to_string(policy->inbound_modes[l.index].mode);
-        e["mtlsModeSource"] = policy->inbound_modes[l.index].source;
+        e["mtlsMode"] = to_string(published->inbound_modes[l.index].mode);
+        e["mtlsModeSource"] = published->inbound_modes[l.index].source;
       } else if (l.kind == "outbound") {
         const auto& r = config.outbound[l.index];
         e["destination"] = r.destination_address + ":" + std::to_string(r.destination_port);
@@ -422,44 +296,44 @@ struct Proxy::Impl {
     }
     if (std::string error = credentials.last_error(); !error.empty()) cert["lastError"] = error;
     j["certificate"] = cert;
-    if (policy->snapshot) {
+    if (published->snapshot) {
       size_t enforced = 0, dry_run = 0;
-      for (const auto& p : policy->snapshot->policies()) (p.dry_run ? dry_run : enforced)++;
+      for (const auto& p : published->snapshot->policies()) (p.dry_run ? dry_run : enforced)++;
       nlohmann::json files = nlohmann::json::array();
-      for (const auto& f : policy->files) files.push_back({{"name", f.name}, {"sha256", f.sha256}});
+      for (const auto& f : published->files) files.push_back({{"name", f.name}, {"sha256", f.sha256}});
       nlohmann::json origins = nlohmann::json::array();
-      for (const auto& o : policy->origins) {
+      for (const auto& o : published->origins) {
         origins.push_back({{"kind", o.kind},
                            {"name", o.name},
                            {"origin", o.source + ":" + std::to_string(o.line)},
                            {"appliesToWorkload", o.applies}});
       }
       nlohmann::json applied = nlohmann::json::array();
-      for (const auto& p : policy->snapshot->policies()) {
+      for (const auto& p : published->snapshot->policies()) {
         applied.push_back({{"name", p.name}, {"action", policy::to_string(p.action)}, {"dryRun", p.dry_run}});
       }
       j["policy"] = {{"dir", json_or_null(config.policy_dir)},
                      {"engine", "policy"},
-                     {"version", policy->version},
-                     {"hash", policy->hash},
-                     {"loadedAt", policy->loaded_at},
+                     {"version", published->version},
+                     {"hash", published->hash},
+                     {"loadedAt", published->loaded_at},
                      {"files", files},
                      {"resources", origins},
-                     {"resourcesLoaded", policy->resources},
+                     {"resourcesLoaded", published->resources},
                      {"authorizationPolicies", applied},
                      {"authorizationPoliciesApplied", enforced},
                      {"dryRunPoliciesApplied", dry_run}};
       nlohmann::json uris = nlohmann::json::array();
-      for (const auto& u : jwks.status()) {
+      for (const auto& u : policy.jwks().status()) {
         uris.push_back({{"uri", u.uri},
                         {"keys", u.has_keys ? "Available" : "Unavailable"},
                         {"fetches", u.fetches},
                         {"lastError", u.last_error.empty() ? nlohmann::json() : nlohmann::json(u.last_error)}});
       }
       j["policy"]["jwksUri"] = uris;
-      std::lock_guard lock(policy_mutex);
-      j["policy"]["lastError"] = policy_error.empty() ? nlohmann::json() : nlohmann::json(policy_error);
-      if (!policy_error_at.empty()) j["policy"]["lastErrorAt"] = policy_error_at;
+      auto error = policy.last_error();
+      j["policy"]["lastError"] = error.message.empty() ? nlohmann::json() : nlohmann::json(error.message);
+      if (!error.at.empty()) j["policy"]["lastErrorAt"] = error.at;
     } else {
       j["policy"] = {{"dir", json_or_null(config.policy_dir)}, {"engine", "none: no AuthorizationPolicy applies"}};
     }
@@ -1408,7 +1282,7 @@ struct Proxy::Impl {
       a->close(ignored);
     }
     credentials.stop_polling();
-    if (policy_timer) policy_timer->cancel();
+    policy.stop_polling();
     for (auto& w : workers) {
       asio::post(*w->io, [worker = w.get()] {
         for (ConnEntry* c : worker->connections) {
@@ -1455,11 +1329,11 @@ Proxy::~Proxy() {
   impl_->workers.clear();
 }
 
-ChainSet& Proxy::chains() { return impl_->chains; }
+ChainSet& Proxy::chains() { return impl_->policy.chains(); }
 
 Status Proxy::reload_policies() {
   if (!impl_->config.policy_dir) return fail("proxy.no_policy_dir", "no policyDir is configured");
-  return impl_->reload_policies(true);
+  return impl_->policy.reload(true);
 }
 
 void Proxy::reload_credentials() { impl_->credentials.reload(true); }
@@ -1475,32 +1349,12 @@ telemetry::Registry& Proxy::metrics() { return impl_->registry; }
 
 Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
   auto impl = std::make_unique<Impl>(std::move(config));
-  auto initial = std::make_shared<PolicyState>();
-  initial->inbound_modes = impl->inbound_modes(nullptr);
-  impl->policy_state.store(std::move(initial));
-  if (impl->config.policy_dir) {
-    // Fail closed: a policy directory that does not load or compile refuses start-up (later
-    // reloads keep the last good version instead).
-    std::lock_guard lock(impl->policy_mutex);
-    if (auto stamps = stat_policy_dir(*impl->config.policy_dir)) impl->policy_stamps = std::move(*stamps);
-    auto files = digest_policy_dir(*impl->config.policy_dir);
-    if (!files) return fail(files.error());
-    auto loaded = load_policy_chains(*impl->config.policy_dir, impl->config.workload, impl->jwks.provider());
-    if (!loaded) return fail(loaded.error());
-    impl->jwks.retarget(loaded->snapshot->jwt_rules());
-    auto state = std::make_shared<PolicyState>();
-    state->version = 1;
-    state->hash = combined_policy_hash(*files);
-    state->loaded_at = telemetry::now_rfc3339();
-    state->files = std::move(*files);
-    state->origins = std::move(loaded->origins);
-    state->snapshot = loaded->snapshot;
-    state->resources = loaded->resources;
-    state->inbound_modes = impl->inbound_modes(state->snapshot.get());
-    impl->policy_attempted_hash = state->hash;
-    impl->policy_state.store(std::move(state));
-    impl->chains.replace(loaded->request, loaded->connection);
-  }
+  if (auto st = impl->policy.load_initial(); !st) return fail(st.error());
+  impl->policy.on_publish([d = impl.get()](const std::shared_ptr<const PublishedPolicy>& state,
+                                           const std::shared_ptr<const RequestChain>& request_chain,
+                                           const std::shared_ptr<const ConnectionChain>& connection_chain) {
+    d->rejudge_connections(state, request_chain, connection_chain);
+  });
   impl->http_limits.max_head_bytes = impl->config.limits.max_head_bytes;
   impl->http_limits.max_headers = impl->config.limits.max_headers;
   if (auto st = impl->report.open_access_log(impl->config.access_log); !st) return fail(st.error());
@@ -1557,10 +1411,7 @@ Status Proxy::start() {
     if (!ec) d.begin_drain();
   });
   d.credentials.start_polling(d.main_io);
-  if (d.config.policy_dir) {
-    d.policy_timer.emplace(d.main_io);
-    d.schedule_policy_poll();
-  }
+  d.policy.start_polling(d.main_io);
   for (auto& w : d.workers) {
     w->thread = std::thread([worker = w.get(), &registry = d.registry] {
       // Metric series this worker used before are found without the registry's lock.

@@ -1,0 +1,164 @@
+#include "proxy/policy_state.h"
+
+#include "proxy/report.h"
+#include "telemetry/access_log.h"
+
+namespace mg::proxy {
+
+PolicyState::PolicyState(const ProxyConfig& config, Report& report, std::atomic<uint64_t>& config_version)
+    : config_(config), report_(report), config_version_(config_version) {
+  auto initial = std::make_shared<PublishedPolicy>();
+  initial->inbound_modes = inbound_modes(nullptr);
+  published_.store(std::move(initial));
+}
+
+std::vector<EffectiveMtls> PolicyState::inbound_modes(const policy::AuthzSnapshot* snapshot) const {
+  std::vector<EffectiveMtls> out;
+  for (const auto& port : config_.inbound)
+    out.push_back(effective_mtls(port, config_.tls.has_value(), snapshot));
+  return out;
+}
+
+Result<PolicyState::Loaded> PolicyState::load(const std::string& hash, std::vector<PolicyFileDigest> files,
+                                              uint64_t version) {
+  auto chains = load_policy_chains(*config_.policy_dir, config_.workload, jwks_.provider());
+  if (!chains) return fail(chains.error());
+  auto state = std::make_shared<PublishedPolicy>();
+  state->version = version;
+  state->hash = hash;
+  state->loaded_at = telemetry::now_rfc3339();
+  state->files = std::move(files);
+  state->origins = std::move(chains->origins);
+  state->snapshot = chains->snapshot;
+  state->resources = chains->resources;
+  state->inbound_modes = inbound_modes(state->snapshot.get());
+  return Loaded{std::move(state), std::move(*chains)};
+}
+
+std::shared_ptr<const PublishedPolicy> PolicyState::publish(Loaded loaded) {
+  std::shared_ptr<const PublishedPolicy> published = std::move(loaded.state);
+  jwks_.retarget(published->snapshot->jwt_rules());
+  published_.store(published);
+  chains_.replace(loaded.chains.request, loaded.chains.connection);
+  return published;
+}
+
+Status PolicyState::load_initial() {
+  if (!config_.policy_dir) return {};
+  // Fail closed: a policy directory that does not load or compile refuses start-up (later
+  // reloads keep the last good version instead).
+  std::lock_guard lock(mutex_);
+  if (auto stamps = stat_policy_dir(*config_.policy_dir)) stamps_ = std::move(*stamps);
+  auto files = digest_policy_dir(*config_.policy_dir);
+  if (!files) return fail(files.error());
+  std::string hash = combined_policy_hash(*files);
+  auto loaded = load(hash, std::move(*files), 1);
+  if (!loaded) return fail(loaded.error());
+  attempted_hash_ = hash;
+  publish(std::move(*loaded));
+  return {};
+}
+
+void PolicyState::record_failure(const std::string& error) {
+  error_ = error;
+  error_at_ = telemetry::now_rfc3339();
+  report_.registry()
+      .counter("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "error"}})
+      .inc();
+  log_line("policy reload failed, keeping version " + std::to_string(published_.load()->version) + ": " +
+           error_);
+}
+
+// On success the next request on every connection and every new connection sees the new policy,
+// and the publish hook re-judges live connections. Caller holds mutex_.
+Status PolicyState::reload_locked(const std::string& hash, std::vector<PolicyFileDigest> files) {
+  attempted_hash_ = hash;
+  auto previous = published_.load();
+  auto loaded = load(hash, std::move(files), previous->version + 1);
+  if (!loaded) {
+    record_failure(loaded.error().to_string());
+    return fail(loaded.error());
+  }
+  auto request_chain = loaded->chains.request;
+  auto connection_chain = loaded->chains.connection;
+  auto published = publish(std::move(*loaded));
+  error_.clear();
+  error_at_.clear();
+  config_version_.fetch_add(1);
+  report_.registry()
+      .counter("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "success"}})
+      .inc();
+  std::string modes;
+  for (size_t i = 0; i < published->inbound_modes.size(); ++i) {
+    if (previous->inbound_modes[i].mode != published->inbound_modes[i].mode) {
+      modes += "; inbound[" + std::to_string(i) + "] mTLS " +
+               std::string(to_string(previous->inbound_modes[i].mode)) + " -> " +
+               std::string(to_string(published->inbound_modes[i].mode));
+    }
+  }
+  log_line("policy reloaded: version " + std::to_string(published->version) + ", " +
+           std::to_string(published->resources) + " resource(s), hash " + published->hash.substr(0, 16) +
+           modes);
+  if (on_publish_) on_publish_(published, request_chain, connection_chain);
+  return {};
+}
+
+Status PolicyState::reload(bool force) {
+  if (!config_.policy_dir) return {};
+  std::lock_guard lock(mutex_);
+  auto stamps = stat_policy_dir(*config_.policy_dir);
+  stamps_ = stamps ? std::move(*stamps) : std::vector<PolicyFileStamp>{};
+  auto files = digest_policy_dir(*config_.policy_dir);
+  if (!files) {
+    // Unreadable or missing directory: the last good policy stays; report once per distinct error.
+    std::string key = "error:" + files.error().to_string();
+    if (!force && key == attempted_hash_) return fail(files.error());
+    attempted_hash_ = key;
+    record_failure(files.error().to_string());
+    return fail(files.error());
+  }
+  std::string hash = combined_policy_hash(*files);
+  if (!force && hash == attempted_hash_) return {};
+  return reload_locked(hash, std::move(*files));
+}
+
+// A stat pass each time; the content is hashed when the stat pass changed, and every 16th poll
+// anyway (an in-place rewrite of equal size within one mtime tick).
+void PolicyState::poll() {
+  {
+    std::lock_guard lock(mutex_);
+    auto stamps = stat_policy_dir(*config_.policy_dir);
+    bool changed = !stamps || *stamps != stamps_;
+    if (!changed && ++polls_ % 16 != 0) return;
+  }
+  (void)reload(false);
+}
+
+void PolicyState::start_polling(asio::io_context& io) {
+  if (!config_.policy_dir) return;
+  poll_timer_.emplace(io);
+  polling_ = true;
+  schedule_poll();
+}
+
+void PolicyState::stop_polling() {
+  polling_ = false;
+  if (poll_timer_) poll_timer_->cancel();
+}
+
+void PolicyState::schedule_poll() {
+  using namespace std::chrono_literals;
+  poll_timer_->expires_after(250ms);
+  poll_timer_->async_wait([this](std::error_code ec) {
+    if (ec) return;
+    poll();
+    if (polling_) schedule_poll();
+  });
+}
+
+PolicyState::LastError PolicyState::last_error() const {
+  std::lock_guard lock(mutex_);
+  return {error_, error_at_};
+}
+
+}  // namespace mg::proxy

@@ -1,0 +1,118 @@
+// proxy/policy_state.h — the policy in force and the one path that loads and publishes it.
+// Loading reads policyDir (policy_watch.h: stat pass, content hash), compiles it
+// (load_policy_chains), and publishes as one unit: the PublishedPolicy snapshot (what /config_dump
+// shows and what each inbound port's mTLS mode is), the chains every request and connection runs
+// (ChainSet), and the jwksUri set the key fetcher keeps fresh (JwksKeys). Start-up fails closed on
+// a bad directory; a later reload that fails keeps the last good version, and the error is logged
+// once, counted and kept. Watchers of a publish (the connection manager re-judging live
+// connections) are told through on_publish.
+// Owns: the published policy, the ChainSet, the JwksKeys, the directory's watch state.
+#pragma once
+
+#include <asio.hpp>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "policy/engine.h"
+#include "proxy/chain.h"
+#include "proxy/config.h"
+#include "proxy/jwks_keys.h"
+#include "proxy/policy_chain.h"
+#include "proxy/policy_watch.h"
+
+namespace mg::proxy {
+
+class Report;
+
+// The policy in force: compiled snapshot (null without policyDir), its version and origins, and
+// what it makes of each inbound port. Immutable; replaced as a whole by a reload.
+struct PublishedPolicy {
+  uint64_t version = 0;  // 0: no policyDir; 1: the start-up load; +1 per successful reload
+  std::string hash;      // combined content hash of the files (policy_watch.h)
+  std::string loaded_at;
+  std::vector<PolicyFileDigest> files;
+  std::vector<PolicyOrigin> origins;
+  std::shared_ptr<const policy::AuthzSnapshot> snapshot;
+  size_t resources = 0;
+  std::vector<EffectiveMtls> inbound_modes;  // one per config.inbound entry
+};
+
+class PolicyState {
+ public:
+  // Told after every successful reload, with what was published (any thread; not at start-up).
+  using PublishHook = std::function<void(const std::shared_ptr<const PublishedPolicy>&,
+                                         const std::shared_ptr<const RequestChain>&,
+                                         const std::shared_ptr<const ConnectionChain>&)>;
+
+  // `config` outlives this (its policyDir, workload, inbound ports and tls section are read).
+  PolicyState(const ProxyConfig& config, Report& report, std::atomic<uint64_t>& config_version);
+  PolicyState(const PolicyState&) = delete;
+  PolicyState& operator=(const PolicyState&) = delete;
+
+  // Start-up: loads policyDir (if configured); fails closed on any error.
+  Status load_initial();
+  // Reads the directory's content hash and reloads when it differs from the last attempt (or
+  // always, with `force`). Any thread; reloads are serialized.
+  Status reload(bool force);
+  void on_publish(PublishHook hook) { on_publish_ = std::move(hook); }
+
+  // The 250 ms poll on `io` until stop_polling() (both on `io`'s thread).
+  void start_polling(asio::io_context& io);
+  void stop_polling();
+
+  std::shared_ptr<const PublishedPolicy> current() const { return published_.load(); }
+  // The listener mode of inbound port `index` under the policy in force.
+  MtlsMode port_mode(size_t index) const { return published_.load()->inbound_modes[index].mode; }
+  ChainSet& chains() { return chains_; }
+  const ChainSet& chains() const { return chains_; }
+  const JwksKeys& jwks() const { return jwks_; }
+
+  struct LastError {
+    std::string message;  // "" after a success
+    std::string at;       // RFC 3339
+  };
+  LastError last_error() const;
+
+ private:
+  struct Loaded {
+    std::shared_ptr<PublishedPolicy> state;
+    PolicyChains chains;
+  };
+  // The one load: compiles policyDir into the state to publish as `version`.
+  Result<Loaded> load(const std::string& hash, std::vector<PolicyFileDigest> files, uint64_t version);
+  // The one publish: keys, snapshot, chains.
+  std::shared_ptr<const PublishedPolicy> publish(Loaded loaded);
+  Status reload_locked(const std::string& hash, std::vector<PolicyFileDigest> files);
+  void record_failure(const std::string& error);  // caller holds mutex_
+  std::vector<EffectiveMtls> inbound_modes(const policy::AuthzSnapshot* snapshot) const;
+  void poll();
+  void schedule_poll();
+
+  const ProxyConfig& config_;
+  Report& report_;
+  std::atomic<uint64_t>& config_version_;
+  ChainSet chains_;
+  std::atomic<std::shared_ptr<const PublishedPolicy>> published_;  // never null
+  JwksKeys jwks_;  // jwksUri keys for the policy in force, fetched off the request path
+  PublishHook on_publish_;
+
+  // Reloads (the poll on the main loop, or reload() from any thread) are serialized by this
+  // mutex, which also guards the watch state and the last error below.
+  mutable std::mutex mutex_;
+  std::vector<PolicyFileStamp> stamps_;
+  std::string attempted_hash_;  // content hash of the last load attempt ("" = none yet)
+  std::string error_;           // last failed reload ("" after a success)
+  std::string error_at_;
+  unsigned polls_ = 0;
+
+  std::optional<asio::steady_timer> poll_timer_;
+  bool polling_ = false;  // on the poll timer's thread only
+};
+
+}  // namespace mg::proxy
