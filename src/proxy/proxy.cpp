@@ -16,6 +16,7 @@
 
 #include "http/body.h"
 #include "http/parser.h"
+#include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
 #include "proxy/net.h"
 #include "proxy/policy_chain.h"
@@ -40,48 +41,6 @@ auto nothrow(std::error_code& ec) { return asio::redirect_error(asio::use_awaita
 
 nlohmann::json json_or_null(const std::optional<std::string>& s) { return s ? nlohmann::json(*s) : nlohmann::json(); }
 
-}  // namespace
-
-// An inbound connection spliced to the app: what a policy reload needs to judge it again. A TCP
-// port's connection is judged by the connection chain.
-struct LiveTcp {
-  size_t index = 0;  // config.inbound
-  std::string source;
-  std::optional<tls::PeerIdentity> peer;
-  net::Stream* upstream = nullptr;  // the app side, once connected
-  bool closed_by_policy = false;
-  uint64_t judged_by = 0;  // the ChainSet generation that admitted it
-};
-
-// The upgrade request of a WebSocket, as it arrived (before the chain edited it), with when and
-// by which chain it was judged: what an inbound spliced HTTP connection is judged again with.
-struct JudgedUpgrade {
-  http::Request request;
-  int64_t judged_at = 0;
-  uint64_t generation = 0;  // ChainSet
-};
-
-// An HTTP connection spliced after a WebSocket upgrade is judged by the request chain, with its
-// upgrade request: no later request on the connection ever would be.
-struct LiveUpgrade : LiveTcp {
-  uint16_t listen_port = 0;
-  http::Request request;
-  int64_t judged_at = 0;
-};
-
-// A live downstream connection, registered with its worker so a drain can close idle ones and a
-// policy reload can re-judge TCP and upgraded ones.
-struct ConnEntry {
-  net::Stream* stream = nullptr;
-  bool idle = false;
-  LiveTcp* tcp = nullptr;
-  LiveUpgrade* upgrade = nullptr;             // inbound, while spliced after a WebSocket upgrade
-  std::optional<size_t> plaintext_http_port;  // config.inbound index of a plaintext HTTP connection
-  bool upgraded = false;                      // spliced after a 101 (WebSocket), either direction
-};
-
-namespace {
-
 // A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
 struct UpstreamConn {
   tls::SessionSink session_sink;    // declared first: outlives the SSL that writes into it
@@ -100,7 +59,7 @@ struct Worker {
   std::unique_ptr<asio::io_context> io = std::make_unique<asio::io_context>(1);
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::thread thread;
-  std::list<ConnEntry*> connections;
+  ConnectionList connections;
   std::unordered_map<uint64_t, std::vector<std::unique_ptr<UpstreamConn>>> idle_upstreams;  // by pool_key
   // Outbound TLS sessions to resume, per route, valid only with the credentials that made them.
   struct CachedSession {
@@ -137,6 +96,7 @@ struct Proxy::Impl {
   http::Limits http_limits;
 
   Credentials credentials{config.tls, registry, config_version};
+  ConnectionManager connections{config, policy, report};
 
   asio::io_context main_io{1};
   std::vector<std::unique_ptr<Worker>> workers;
@@ -151,7 +111,6 @@ struct Proxy::Impl {
   std::optional<asio::signal_set> signals;
   std::optional<asio::steady_timer> drain_timer;
 
-  std::atomic<uint32_t> active_connections{0};
   std::atomic<bool> draining{false};
   std::atomic<bool> started{false};
   Clock::time_point drain_deadline;
@@ -177,76 +136,7 @@ struct Proxy::Impl {
 
   MtlsMode port_mode(size_t index) const { return policy.port_mode(index); }
 
-  // Live TCP connections and WebSocket-upgraded connections no longer allowed by `state`, and
-  // idle plaintext HTTP keep-alive connections on ports `state` makes STRICT, are closed (on
-  // their own worker thread).
-  void rejudge_connections(std::shared_ptr<const PublishedPolicy> state,
-                           std::shared_ptr<const RequestChain> request_chain,
-                           std::shared_ptr<const ConnectionChain> chain) {
-    if (!started) return;  // no connections yet; `workers` is complete once `started` is set
-    for (auto& w : workers) {
-      asio::post(*w->io, [this, worker = w.get(), state, request_chain, chain] {
-        // A newer reload posted its own pass: judging by this one could close what it allows.
-        if (policy.current()->version != state->version) return;
-        for (ConnEntry* c : worker->connections) rejudge(*c, *state, *request_chain, *chain);
-      });
-    }
-  }
-
-  // One registered connection judged again under `state` and its chains; closed when they no
-  // longer allow it. On the connection's worker thread.
-  void rejudge(ConnEntry& c, const PublishedPolicy& state, const RequestChain& request_chain,
-               const ConnectionChain& chain) {
-    if (!c.stream || (c.upgrade && c.upgrade->closed_by_policy)) return;  // closed already
-    if (c.plaintext_http_port && (c.idle || c.upgraded) &&
-        state.inbound_modes[*c.plaintext_http_port].mode == MtlsMode::Strict) {
-      // Waiting between requests on a port that now requires mTLS (nothing is in flight), or
-      // spliced after a WebSocket upgrade (no next request would check it): closed now.
-      const InboundPort& port = config.inbound[*c.plaintext_http_port];
-      registry.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
-      report.connection_refused("inbound", net::remote_address(c.stream->socket()), port.port,
-                             "plaintext_on_strict_port",
-                             std::string("mTLS is now required (STRICT): ") +
-                                 (c.upgraded ? "upgraded (WebSocket)" : "idle plaintext keep-alive") +
-                                 " connection closed after policy version " + std::to_string(state.version));
-      if (c.upgrade) c.upgrade->closed_by_policy = true;
-      c.stream->close();
-      if (c.upgrade && c.upgrade->upstream) c.upgrade->upstream->close();
-      return;
-    }
-    LiveTcp* live = c.upgrade ? c.upgrade : c.tcp;
-    if (!live || live->closed_by_policy) return;
-    const InboundPort& port = config.inbound[live->index];
-    const MtlsMode mode = state.inbound_modes[live->index].mode;
-    Verdict verdict;
-    if (c.upgrade) {
-      // The upgrade request judged again, as if it arrived on this connection now — but with its
-      // JWT checked as of its first judgement (a token that expired since does not end it; one
-      // whose keys are gone, or not fetched yet, does: fail closed).
-      http::Request request = c.upgrade->request;  // steps may edit what they judge
-      RequestContext ctx{request, config.workload, mode, c.upgrade->listen_port, live->source, live->peer, {},
-                         {},      port.app_port};
-      ctx.judged_at = c.upgrade->judged_at;
-      verdict = request_chain.run(ctx);
-    } else {
-      ConnectionContext ctx{config.workload, mode, port.port, live->source, live->peer, {}, port.app_port};
-      verdict = chain.run(ctx);
-    }
-    if (verdict.allow) return;
-    live->closed_by_policy = true;
-    report.closed_by_policy(c.upgrade ? "websocket" : "tcp", live->index, live->source, live->peer, state.version,
-                            verdict);
-    c.stream->close();
-    if (live->upstream) live->upstream->close();
-  }
-
-  // A spliced connection registers after its decision (and a connect, or the app's 101): a reload
-  // in between posted its pass too early to see it. Judged now when the chains changed since.
-  void rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& live) {
-    auto now = chains.current();
-    if (live.judged_by == now->generation) return;
-    rejudge(c, *policy.current(), *now->request, *now->connection);
-  }
+  void rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& live) { connections.rejudge_if_chains_changed(c, live); }
 
   std::string cert_state() const { return std::string(to_string(credentials.state())); }
 
@@ -338,7 +228,7 @@ struct Proxy::Impl {
       j["policy"] = {{"dir", json_or_null(config.policy_dir)}, {"engine", "none: no AuthorizationPolicy applies"}};
     }
     j["draining"] = draining.load();
-    j["activeConnections"] = active_connections.load();
+    j["activeConnections"] = connections.active();
     return j;
   }
 
@@ -413,14 +303,14 @@ struct Proxy::Impl {
         socket.close(ignored);
         continue;
       }
-      if (active_connections.load() >= config.limits.max_connections) {
+      if (connections.at_capacity()) {
         report.count_refused(info.kind, "max_connections");
         std::error_code ignored;
         socket.close(ignored);
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      active_connections.fetch_add(1);
+      connections.admitted();
       if (info.kind == "inbound") {
         spawn(*worker.io, serve_inbound(std::move(socket), worker, info.index));
       } else {
@@ -428,22 +318,6 @@ struct Proxy::Impl {
       }
     }
   }
-
-  // Keeps the connection count and the worker's registry right however the coroutine exits.
-  struct ConnGuard {
-    ConnGuard(Impl& impl, Worker& worker) : impl(impl), worker(worker) {
-      worker.connections.push_back(&entry);
-      it = std::prev(worker.connections.end());
-    }
-    ~ConnGuard() {
-      worker.connections.erase(it);
-      impl.active_connections.fetch_sub(1);
-    }
-    Impl& impl;
-    Worker& worker;
-    ConnEntry entry;
-    std::list<ConnEntry*>::iterator it;
-  };
 
   // --- inbound -------------------------------------------------------------------------------
 
@@ -516,7 +390,7 @@ struct Proxy::Impl {
   }
 
   awaitable<void> serve_inbound(tcp::socket socket, Worker& worker, size_t index) {
-    ConnGuard guard(*this, worker);
+    ConnectionManager::Registration guard(connections, worker.connections);
     const InboundPort& port = config.inbound[index];
     std::string source = net::remote_address(socket);
     auto start = Clock::now();
@@ -1238,7 +1112,7 @@ struct Proxy::Impl {
   }
 
   awaitable<void> serve_outbound(tcp::socket socket, Worker& worker, size_t index) {
-    ConnGuard guard(*this, worker);
+    ConnectionManager::Registration guard(connections, worker.connections);
     const OutboundRoute& route = config.outbound[index];
     HttpSide side;
     side.entry = &guard.entry;
@@ -1285,9 +1159,7 @@ struct Proxy::Impl {
     policy.stop_polling();
     for (auto& w : workers) {
       asio::post(*w->io, [worker = w.get()] {
-        for (ConnEntry* c : worker->connections) {
-          if (c->idle && c->stream) c->stream->close();
-        }
+        ConnectionManager::close_idle(worker->connections);
         worker->idle_upstreams.clear();
       });
     }
@@ -1300,9 +1172,9 @@ struct Proxy::Impl {
     drain_timer->expires_after(20ms);
     drain_timer->async_wait([this](std::error_code ec) {
       if (ec) return;
-      if (active_connections.load() == 0 || Clock::now() >= drain_deadline) {
-        if (active_connections.load() != 0) {
-          log_line("drain timeout: closing " + std::to_string(active_connections.load()) + " connection(s)");
+      if (connections.active() == 0 || Clock::now() >= drain_deadline) {
+        if (connections.active() != 0) {
+          log_line("drain timeout: closing " + std::to_string(connections.active()) + " connection(s)");
         } else {
           log_line("drained");
         }
@@ -1353,7 +1225,8 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
   impl->policy.on_publish([d = impl.get()](const std::shared_ptr<const PublishedPolicy>& state,
                                            const std::shared_ptr<const RequestChain>& request_chain,
                                            const std::shared_ptr<const ConnectionChain>& connection_chain) {
-    d->rejudge_connections(state, request_chain, connection_chain);
+    // No connections before start(); the workers' lists are complete once `started` is set.
+    if (d->started) d->connections.rejudge_all(state, request_chain, connection_chain);
   });
   impl->http_limits.max_head_bytes = impl->config.limits.max_head_bytes;
   impl->http_limits.max_headers = impl->config.limits.max_headers;
@@ -1368,6 +1241,8 @@ Status Proxy::start() {
   for (unsigned i = 0; i < count; ++i) {
     auto w = std::make_unique<Worker>();
     w->guard.emplace(w->io->get_executor());
+    w->connections.io = w->io.get();
+    d.connections.add_worker(w->connections);
     d.workers.push_back(std::move(w));
   }
   auto bind = [&](const std::string& address, uint16_t port, const std::string& kind, size_t index) -> Status {

@@ -1,0 +1,93 @@
+#include "proxy/connection_manager.h"
+
+#include "proxy/policy_state.h"
+#include "proxy/report.h"
+
+namespace mg::proxy {
+
+ConnectionManager::ConnectionManager(const ProxyConfig& config, PolicyState& policy, Report& report)
+    : config_(config), policy_(policy), report_(report) {}
+
+ConnectionManager::Registration::Registration(ConnectionManager& manager, ConnectionList& list)
+    : manager_(manager), list_(list) {
+  list_.entries.push_back(&entry);
+  it_ = std::prev(list_.entries.end());
+}
+
+ConnectionManager::Registration::~Registration() {
+  list_.entries.erase(it_);
+  manager_.active_.fetch_sub(1);
+}
+
+void ConnectionManager::rejudge_all(std::shared_ptr<const PublishedPolicy> state,
+                                    std::shared_ptr<const RequestChain> request_chain,
+                                    std::shared_ptr<const ConnectionChain> chain) {
+  for (ConnectionList* list : workers_) {
+    asio::post(*list->io, [this, list, state, request_chain, chain] {
+      // A newer reload posted its own pass: judging by this one could close what it allows.
+      if (policy_.current()->version != state->version) return;
+      for (ConnEntry* c : list->entries) rejudge(*c, *state, *request_chain, *chain);
+    });
+  }
+}
+
+// One registered connection judged again under `state` and its chains; closed when they no
+// longer allow it. On the connection's worker thread.
+void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, const RequestChain& request_chain,
+                                const ConnectionChain& chain) {
+  if (!c.stream || (c.upgrade && c.upgrade->closed_by_policy)) return;  // closed already
+  if (c.plaintext_http_port && (c.idle || c.upgraded) &&
+      state.inbound_modes[*c.plaintext_http_port].mode == MtlsMode::Strict) {
+    // Waiting between requests on a port that now requires mTLS (nothing is in flight), or
+    // spliced after a WebSocket upgrade (no next request would check it): closed now.
+    const InboundPort& port = config_.inbound[*c.plaintext_http_port];
+    report_.registry().counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
+    report_.connection_refused(
+        "inbound", net::remote_address(c.stream->socket()), port.port, "plaintext_on_strict_port",
+        std::string("mTLS is now required (STRICT): ") +
+            (c.upgraded ? "upgraded (WebSocket)" : "idle plaintext keep-alive") +
+            " connection closed after policy version " + std::to_string(state.version));
+    if (c.upgrade) c.upgrade->closed_by_policy = true;
+    c.stream->close();
+    if (c.upgrade && c.upgrade->upstream) c.upgrade->upstream->close();
+    return;
+  }
+  LiveTcp* live = c.upgrade ? c.upgrade : c.tcp;
+  if (!live || live->closed_by_policy) return;
+  const InboundPort& port = config_.inbound[live->index];
+  const MtlsMode mode = state.inbound_modes[live->index].mode;
+  Verdict verdict;
+  if (c.upgrade) {
+    // The upgrade request judged again, as if it arrived on this connection now — but with its
+    // JWT checked as of its first judgement (a token that expired since does not end it; one
+    // whose keys are gone, or not fetched yet, does: fail closed).
+    http::Request request = c.upgrade->request;  // steps may edit what they judge
+    RequestContext ctx{request, config_.workload, mode, c.upgrade->listen_port, live->source, live->peer, {},
+                       {},      port.app_port};
+    ctx.judged_at = c.upgrade->judged_at;
+    verdict = request_chain.run(ctx);
+  } else {
+    ConnectionContext ctx{config_.workload, mode, port.port, live->source, live->peer, {}, port.app_port};
+    verdict = chain.run(ctx);
+  }
+  if (verdict.allow) return;
+  live->closed_by_policy = true;
+  report_.closed_by_policy(c.upgrade ? "websocket" : "tcp", live->index, live->source, live->peer,
+                           state.version, verdict);
+  c.stream->close();
+  if (live->upstream) live->upstream->close();
+}
+
+void ConnectionManager::rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& live) {
+  auto now = policy_.chains().current();
+  if (live.judged_by == now->generation) return;
+  rejudge(c, *policy_.current(), *now->request, *now->connection);
+}
+
+void ConnectionManager::close_idle(ConnectionList& list) {
+  for (ConnEntry* c : list.entries) {
+    if (c->idle && c->stream) c->stream->close();
+  }
+}
+
+}  // namespace mg::proxy
