@@ -16,6 +16,7 @@
 
 #include "http/body.h"
 #include "http/parser.h"
+#include "proxy/admin.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
 #include "proxy/net.h"
@@ -38,8 +39,6 @@ namespace {
 constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 
 auto nothrow(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
-
-nlohmann::json json_or_null(const std::optional<std::string>& s) { return s ? nlohmann::json(*s) : nlohmann::json(); }
 
 // A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
 struct UpstreamConn {
@@ -102,11 +101,6 @@ struct Proxy::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<size_t> next_worker{0};
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-  struct ListenerInfo {
-    std::string kind;  // inbound | outbound | admin
-    size_t index = 0;
-    std::string address;
-  };
   std::vector<ListenerInfo> listeners;
   std::optional<asio::signal_set> signals;
   std::optional<asio::steady_timer> drain_timer;
@@ -114,6 +108,9 @@ struct Proxy::Impl {
   std::atomic<bool> draining{false};
   std::atomic<bool> started{false};
   Clock::time_point drain_deadline;
+
+  Admin admin{config, http_limits, report, credentials, policy, connections,
+              Admin::Runtime{started, draining, config_version, listeners}};
 
   // --- helpers -------------------------------------------------------------------------------
 
@@ -138,8 +135,6 @@ struct Proxy::Impl {
 
   void rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& live) { connections.rejudge_if_chains_changed(c, live); }
 
-  std::string cert_state() const { return std::string(to_string(credentials.state())); }
-
   std::shared_ptr<const TlsState> usable_tls() const { return credentials.usable(); }
 
   // The credentials in force (tls_state.load()).
@@ -148,145 +143,18 @@ struct Proxy::Impl {
     std::shared_ptr<const TlsState> load() const { return credentials.current(); }
   } tls_state{credentials};
 
-  // --- admin ---------------------------------------------------------------------------------
-
-  nlohmann::json config_dump() const {
-    auto published = policy.current();
-    nlohmann::json j;
-    j["version"] = config_version.load();
-    j["source"] = config.source;
-    j["workload"] = {{"name", config.workload.name},
-                     {"namespace", config.workload.ns},
-                     {"serviceAccount", config.workload.service_account},
-                     {"labels", config.workload.labels}};
-    nlohmann::json ls = nlohmann::json::array();
-    for (const auto& l : listeners) {
-      nlohmann::json e = {{"kind", l.kind}, {"address", l.address}};
-      if (l.kind == "inbound") {
-        const auto& p = config.inbound[l.index];
-        e["appPort"] = p.app_port;
-        e["protocol"] = to_string(p.protocol);
-        e["mtlsMode"] = to_string(published->inbound_modes[l.index].mode);
-        e["mtlsModeSource"] = published->inbound_modes[l.index].source;
-      } else if (l.kind == "outbound") {
-        const auto& r = config.outbound[l.index];
-        e["destination"] = r.destination_address + ":" + std::to_string(r.destination_port);
-        e["identities"] = r.identities;
-      }
-      ls.push_back(e);
-    }
-    j["listeners"] = ls;
-    nlohmann::json cert = {{"state", cert_state()}};
-    if (auto state = credentials.current()) {
-      cert["spiffeId"] = state->creds->own_id.str();
-      cert["serial"] = state->creds->serial_hex;
-      cert["fingerprint"] = state->creds->fingerprint;
-      cert["notBefore"] = state->creds->not_before;
-      cert["notAfter"] = state->creds->not_after;
-    }
-    if (std::string error = credentials.last_error(); !error.empty()) cert["lastError"] = error;
-    j["certificate"] = cert;
-    if (published->snapshot) {
-      size_t enforced = 0, dry_run = 0;
-      for (const auto& p : published->snapshot->policies()) (p.dry_run ? dry_run : enforced)++;
-      nlohmann::json files = nlohmann::json::array();
-      for (const auto& f : published->files) files.push_back({{"name", f.name}, {"sha256", f.sha256}});
-      nlohmann::json origins = nlohmann::json::array();
-      for (const auto& o : published->origins) {
-        origins.push_back({{"kind", o.kind},
-                           {"name", o.name},
-                           {"origin", o.source + ":" + std::to_string(o.line)},
-                           {"appliesToWorkload", o.applies}});
-      }
-      nlohmann::json applied = nlohmann::json::array();
-      for (const auto& p : published->snapshot->policies()) {
-        applied.push_back({{"name", p.name}, {"action", policy::to_string(p.action)}, {"dryRun", p.dry_run}});
-      }
-      j["policy"] = {{"dir", json_or_null(config.policy_dir)},
-                     {"engine", "policy"},
-                     {"version", published->version},
-                     {"hash", published->hash},
-                     {"loadedAt", published->loaded_at},
-                     {"files", files},
-                     {"resources", origins},
-                     {"resourcesLoaded", published->resources},
-                     {"authorizationPolicies", applied},
-                     {"authorizationPoliciesApplied", enforced},
-                     {"dryRunPoliciesApplied", dry_run}};
-      nlohmann::json uris = nlohmann::json::array();
-      for (const auto& u : policy.jwks().status()) {
-        uris.push_back({{"uri", u.uri},
-                        {"keys", u.has_keys ? "Available" : "Unavailable"},
-                        {"fetches", u.fetches},
-                        {"lastError", u.last_error.empty() ? nlohmann::json() : nlohmann::json(u.last_error)}});
-      }
-      j["policy"]["jwksUri"] = uris;
-      auto error = policy.last_error();
-      j["policy"]["lastError"] = error.message.empty() ? nlohmann::json() : nlohmann::json(error.message);
-      if (!error.at.empty()) j["policy"]["lastErrorAt"] = error.at;
-    } else {
-      j["policy"] = {{"dir", json_or_null(config.policy_dir)}, {"engine", "none: no AuthorizationPolicy applies"}};
-    }
-    j["draining"] = draining.load();
-    j["activeConnections"] = connections.active();
-    return j;
-  }
-
-  awaitable<void> serve_admin(tcp::socket socket) {
-    net::PlainStream stream(std::move(socket));
-    net::Watchdog watchdog(co_await asio::this_coro::executor, [&stream] { stream.close(); });
-    watchdog.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
-    std::string buffer;
-    http::HeadScanner scanner;
-    char chunk[4096];
-    while (true) {
-      auto scan = scanner.scan(buffer, 16 * 1024);
-      if (scan.state == http::HeadScan::State::Complete) {
-        auto req = http::parse_request_head(std::string_view(buffer).substr(0, scan.length), http_limits);
-        std::string response;
-        if (!req) {
-          response = http::make_response(req.error().status, "text/plain", req.error().reason + "\n", false);
-        } else if (req->method != "GET" && req->method != "HEAD") {
-          response = http::make_response(405, "text/plain", "method not allowed\n", false);
-        } else if (req->path == "/healthz/ready") {
-          bool ready = started && !draining && (!config.tls || cert_state() == "Available");
-          response = http::make_response(ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n", false);
-        } else if (req->path == "/metrics") {
-          // The certificate state machine as a gauge per state (1 = current), read at scrape time.
-          const std::string state = cert_state();
-          for (const char* st : {"Available", "Unavailable", "None"})
-            registry.gauge("meshguard_certificate_state", {{"state", st}}).set(state == st ? 1 : 0);
-          response = http::make_response(200, "text/plain; version=0.0.4", registry.render_prometheus(), false);
-        } else if (req->path == "/config_dump") {
-          response = http::make_response(200, "application/json", config_dump().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", false);
-        } else {
-          response = http::make_response(404, "text/plain", "not found\n", false);
-        }
-        std::error_code ec;
-        co_await stream.write_all(asio::buffer(response), ec);
-        stream.shutdown_send();
-        co_return;
-      }
-      if (scan.state != http::HeadScan::State::Incomplete) co_return;
-      std::error_code ec;
-      size_t n = co_await stream.read_some(asio::buffer(chunk), ec);
-      if (ec) co_return;
-      buffer.append(chunk, n);
-    }
-  }
-
   // --- accept loops --------------------------------------------------------------------------
 
   awaitable<void> accept_loop(tcp::acceptor& acceptor, ListenerInfo info) {
     while (acceptor.is_open()) {
       std::error_code ec;
-      if (info.kind == "admin") {
+      if (info.kind == ListenerKind::Admin) {
         tcp::socket socket = co_await acceptor.async_accept(nothrow(ec));
         if (ec) {
           if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
           continue;
         }
-        spawn(main_io, serve_admin(std::move(socket)));
+        spawn(main_io, admin.serve(std::move(socket)));
         continue;
       }
       Worker& worker = pick_worker();
@@ -304,14 +172,14 @@ struct Proxy::Impl {
         continue;
       }
       if (connections.at_capacity()) {
-        report.count_refused(info.kind, "max_connections");
+        report.count_refused(std::string(to_string(info.kind)), "max_connections");
         std::error_code ignored;
         socket.close(ignored);
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
       connections.admitted();
-      if (info.kind == "inbound") {
+      if (info.kind == ListenerKind::Inbound) {
         spawn(*worker.io, serve_inbound(std::move(socket), worker, info.index));
       } else {
         spawn(*worker.io, serve_outbound(std::move(socket), worker, info.index));
@@ -1213,7 +1081,7 @@ void Proxy::reload_credentials() { impl_->credentials.reload(true); }
 std::vector<Proxy::Listener> Proxy::listeners() const {
   std::vector<Listener> out;
   for (const auto& l : impl_->listeners) {
-    out.push_back({l.kind == "admin" ? l.kind : l.kind + "[" + std::to_string(l.index) + "]", l.address});
+    out.push_back({l.name(), l.address});
   }
   return out;
 }
@@ -1245,37 +1113,37 @@ Status Proxy::start() {
     d.connections.add_worker(w->connections);
     d.workers.push_back(std::move(w));
   }
-  auto bind = [&](const std::string& address, uint16_t port, const std::string& kind, size_t index) -> Status {
+  auto bind = [&](const std::string& address, uint16_t port, ListenerKind kind, size_t index) -> Status {
+    const std::string kind_name(to_string(kind));
     std::error_code ec;
     auto addr = asio::ip::make_address(address, ec);
-    if (ec) return fail("proxy.bad_address", kind + ": bad address '" + address + "'");
+    if (ec) return fail("proxy.bad_address", kind_name + ": bad address '" + address + "'");
     auto acceptor = std::make_unique<tcp::acceptor>(d.main_io);
     tcp::endpoint ep(addr, port);
     acceptor->open(ep.protocol(), ec);
     if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acceptor->bind(ep, ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return fail("proxy.listen", kind + " " + address + ":" + std::to_string(port) + ": " + ec.message());
+    if (ec) return fail("proxy.listen", kind_name + " " + address + ":" + std::to_string(port) + ": " + ec.message());
     auto local = acceptor->local_endpoint(ec);
     std::string where = local.address().to_string() + ":" + std::to_string(local.port());
     // Port 0 in the config: from now on the port is the one the kernel chose.
-    if (kind == "inbound") d.config.inbound[index].port = local.port();
-    if (kind == "outbound") d.config.outbound[index].listen_port = local.port();
-    Impl::ListenerInfo info{kind, index, where};
+    if (kind == ListenerKind::Inbound) d.config.inbound[index].port = local.port();
+    if (kind == ListenerKind::Outbound) d.config.outbound[index].listen_port = local.port();
+    ListenerInfo info{kind, index, where};
     d.listeners.push_back(info);
-    std::printf("listening %s %s\n", (kind == "admin" ? kind : kind + "[" + std::to_string(index) + "]").c_str(),
-                where.c_str());
+    std::printf("listening %s %s\n", info.name().c_str(), where.c_str());
     d.acceptors.push_back(std::move(acceptor));
     return {};
   };
   for (size_t i = 0; i < d.config.inbound.size(); ++i) {
-    if (auto st = bind(d.config.inbound[i].address, d.config.inbound[i].port, "inbound", i); !st) return st;
+    if (auto st = bind(d.config.inbound[i].address, d.config.inbound[i].port, ListenerKind::Inbound, i); !st) return st;
   }
   for (size_t i = 0; i < d.config.outbound.size(); ++i) {
-    if (auto st = bind(d.config.outbound[i].listen_address, d.config.outbound[i].listen_port, "outbound", i); !st) return st;
+    if (auto st = bind(d.config.outbound[i].listen_address, d.config.outbound[i].listen_port, ListenerKind::Outbound, i); !st) return st;
   }
   if (d.config.admin_port) {
-    if (auto st = bind(d.config.admin_address, *d.config.admin_port, "admin", 0); !st) return st;
+    if (auto st = bind(d.config.admin_address, *d.config.admin_port, ListenerKind::Admin, 0); !st) return st;
   }
   std::fflush(stdout);
   for (size_t i = 0; i < d.acceptors.size(); ++i) {

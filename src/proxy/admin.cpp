@@ -1,0 +1,162 @@
+#include "proxy/admin.h"
+
+#include "proxy/connection_manager.h"
+#include "proxy/credentials.h"
+#include "proxy/policy_state.h"
+#include "proxy/report.h"
+
+namespace mg::proxy {
+
+namespace {
+
+nlohmann::json json_or_null(const std::optional<std::string>& s) {
+  return s ? nlohmann::json(*s) : nlohmann::json();
+}
+
+}  // namespace
+
+Admin::Admin(const ProxyConfig& config, const http::Limits& limits, Report& report,
+             const Credentials& credentials, const PolicyState& policy, const ConnectionManager& connections,
+             Runtime runtime)
+    : config_(config),
+      limits_(limits),
+      report_(report),
+      credentials_(credentials),
+      policy_(policy),
+      connections_(connections),
+      runtime_(runtime) {}
+
+nlohmann::json Admin::config_dump() const {
+  auto policy = policy_.current();
+  nlohmann::json j;
+  j["version"] = runtime_.config_version.load();
+  j["source"] = config_.source;
+  j["workload"] = {{"name", config_.workload.name},
+                   {"namespace", config_.workload.ns},
+                   {"serviceAccount", config_.workload.service_account},
+                   {"labels", config_.workload.labels}};
+  nlohmann::json ls = nlohmann::json::array();
+  for (const auto& l : runtime_.listeners) {
+    nlohmann::json e = {{"kind", to_string(l.kind)}, {"address", l.address}};
+    if (l.kind == ListenerKind::Inbound) {
+      const auto& p = config_.inbound[l.index];
+      e["appPort"] = p.app_port;
+      e["protocol"] = to_string(p.protocol);
+      e["mtlsMode"] = to_string(policy->inbound_modes[l.index].mode);
+      e["mtlsModeSource"] = policy->inbound_modes[l.index].source;
+    } else if (l.kind == ListenerKind::Outbound) {
+      const auto& r = config_.outbound[l.index];
+      e["destination"] = destination_of(r);
+      e["identities"] = r.identities;
+    }
+    ls.push_back(e);
+  }
+  j["listeners"] = ls;
+  nlohmann::json cert = {{"state", to_string(credentials_.state())}};
+  if (auto state = credentials_.current()) {
+    cert["spiffeId"] = state->creds->own_id.str();
+    cert["serial"] = state->creds->serial_hex;
+    cert["fingerprint"] = state->creds->fingerprint;
+    cert["notBefore"] = state->creds->not_before;
+    cert["notAfter"] = state->creds->not_after;
+  }
+  if (std::string error = credentials_.last_error(); !error.empty()) cert["lastError"] = error;
+  j["certificate"] = cert;
+  if (policy->snapshot) {
+    size_t enforced = 0, dry_run = 0;
+    for (const auto& p : policy->snapshot->policies()) (p.dry_run ? dry_run : enforced)++;
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& f : policy->files) files.push_back({{"name", f.name}, {"sha256", f.sha256}});
+    nlohmann::json origins = nlohmann::json::array();
+    for (const auto& o : policy->origins) {
+      origins.push_back({{"kind", o.kind},
+                         {"name", o.name},
+                         {"origin", o.source + ":" + std::to_string(o.line)},
+                         {"appliesToWorkload", o.applies}});
+    }
+    nlohmann::json applied = nlohmann::json::array();
+    for (const auto& p : policy->snapshot->policies()) {
+      applied.push_back({{"name", p.name}, {"action", policy::to_string(p.action)}, {"dryRun", p.dry_run}});
+    }
+    j["policy"] = {{"dir", json_or_null(config_.policy_dir)},
+                   {"engine", "policy"},
+                   {"version", policy->version},
+                   {"hash", policy->hash},
+                   {"loadedAt", policy->loaded_at},
+                   {"files", files},
+                   {"resources", origins},
+                   {"resourcesLoaded", policy->resources},
+                   {"authorizationPolicies", applied},
+                   {"authorizationPoliciesApplied", enforced},
+                   {"dryRunPoliciesApplied", dry_run}};
+    nlohmann::json uris = nlohmann::json::array();
+    for (const auto& u : policy_.jwks().status()) {
+      uris.push_back({{"uri", u.uri},
+                      {"keys", u.has_keys ? "Available" : "Unavailable"},
+                      {"fetches", u.fetches},
+                      {"lastError", u.last_error.empty() ? nlohmann::json() : nlohmann::json(u.last_error)}});
+    }
+    j["policy"]["jwksUri"] = uris;
+    auto error = policy_.last_error();
+    j["policy"]["lastError"] = error.message.empty() ? nlohmann::json() : nlohmann::json(error.message);
+    if (!error.at.empty()) j["policy"]["lastErrorAt"] = error.at;
+  } else {
+    j["policy"] = {{"dir", json_or_null(config_.policy_dir)},
+                   {"engine", "none: no AuthorizationPolicy applies"}};
+  }
+  j["draining"] = runtime_.draining.load();
+  j["activeConnections"] = connections_.active();
+  return j;
+}
+
+net::awaitable<void> Admin::serve(net::tcp::socket socket) {
+  net::PlainStream stream(std::move(socket));
+  net::Watchdog watchdog(co_await asio::this_coro::executor, [&stream] { stream.close(); });
+  watchdog.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
+  std::string buffer;
+  http::HeadScanner scanner;
+  char chunk[4096];
+  while (true) {
+    auto scan = scanner.scan(buffer, 16 * 1024);
+    if (scan.state == http::HeadScan::State::Complete) {
+      auto req = http::parse_request_head(std::string_view(buffer).substr(0, scan.length), limits_);
+      std::string response;
+      if (!req) {
+        response = http::make_response(req.error().status, "text/plain", req.error().reason + "\n", false);
+      } else if (req->method != "GET" && req->method != "HEAD") {
+        response = http::make_response(405, "text/plain", "method not allowed\n", false);
+      } else if (req->path == "/healthz/ready") {
+        bool ready = runtime_.started && !runtime_.draining && credentials_.state() != CertState::Unavailable;
+        response =
+            http::make_response(ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n", false);
+      } else if (req->path == "/metrics") {
+        // The certificate state machine as a gauge per state (1 = current), read at scrape time.
+        const CertState state = credentials_.state();
+        for (CertState st : {CertState::Available, CertState::Unavailable, CertState::None}) {
+          report_.registry()
+              .gauge("meshguard_certificate_state", {{"state", std::string(to_string(st))}})
+              .set(state == st ? 1 : 0);
+        }
+        response = http::make_response(200, "text/plain; version=0.0.4",
+                                       report_.registry().render_prometheus(), false);
+      } else if (req->path == "/config_dump") {
+        response = http::make_response(
+            200, "application/json",
+            config_dump().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", false);
+      } else {
+        response = http::make_response(404, "text/plain", "not found\n", false);
+      }
+      std::error_code ec;
+      co_await stream.write_all(asio::buffer(response), ec);
+      stream.shutdown_send();
+      co_return;
+    }
+    if (scan.state != http::HeadScan::State::Incomplete) co_return;
+    std::error_code ec;
+    size_t n = co_await stream.read_some(asio::buffer(chunk), ec);
+    if (ec) co_return;
+    buffer.append(chunk, n);
+  }
+}
+
+}  // namespace mg::proxy
