@@ -9,8 +9,6 @@
 namespace mg::proxy::net {
 
 namespace {
-auto nothrow(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
-
 std::string endpoint_string(const tcp::endpoint& ep) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }

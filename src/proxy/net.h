@@ -18,6 +18,9 @@ using asio::ip::tcp;
 template <class T = void>
 using awaitable = asio::awaitable<T>;
 
+// A completion token for `co_await op(..., nothrow(ec))`: the error lands in `ec`, no exception.
+inline auto nothrow(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
 class Stream {
  public:
   virtual ~Stream() = default;

@@ -19,6 +19,8 @@
 #include "proxy/admin.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
+#include "proxy/enforcement.h"
+#include "proxy/inbound.h"
 #include "proxy/net.h"
 #include "proxy/policy_chain.h"
 #include "proxy/policy_state.h"
@@ -31,14 +33,13 @@ namespace mg::proxy {
 
 using namespace std::chrono_literals;
 using net::awaitable;
+using net::nothrow;
 using net::tcp;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr size_t kMaxIdleUpstreamsPerPort = 64;
-
-auto nothrow(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 // A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
 struct UpstreamConn {
@@ -96,6 +97,8 @@ struct Proxy::Impl {
 
   Credentials credentials{config.tls, registry, config_version};
   ConnectionManager connections{config, policy, report};
+  Enforcement enforcement{config, policy, report};
+  Inbound inbound{config, credentials, enforcement, connections, report};
 
   asio::io_context main_io{1};
   std::vector<std::unique_ptr<Worker>> workers;
@@ -189,74 +192,6 @@ struct Proxy::Impl {
 
   // --- inbound -------------------------------------------------------------------------------
 
-  // The connection's stream once it is known to be plaintext or (handshake done, client SVID
-  // verified into `peer`) mTLS; null when it was refused (logged) or went away. Its own coroutine,
-  // so the detection and handshake state is not kept in the frame of a connection that lives on.
-  awaitable<std::unique_ptr<net::Stream>> open_inbound(tcp::socket& socket, size_t index, MtlsMode mode,
-                                                       const std::string& source,
-                                                       std::optional<tls::PeerIdentity>& peer) {
-    const InboundPort& port = config.inbound[index];
-    // Decide plaintext vs TLS before a single byte is forwarded anywhere.
-    bool use_tls = false;
-    if (mode != MtlsMode::Disable) {
-      net::Watchdog detect_deadline(socket.get_executor(), [&socket] {
-        std::error_code ignored;
-        socket.close(ignored);
-      });
-      detect_deadline.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
-      unsigned char first[2] = {0, 0};
-      size_t n = 0;
-      for (int attempt = 0; attempt < 1000 && n < 2; ++attempt) {
-        std::error_code ec;
-        n = co_await socket.async_receive(asio::buffer(first), tcp::socket::message_peek, nothrow(ec));
-        if (ec || n == 0) co_return nullptr;    // closed (or timed out) before saying anything
-        if (n == 1 && first[0] != 0x16) break;  // cannot be TLS
-        if (n < 2) {
-          asio::steady_timer wait(socket.get_executor(), 5ms);
-          co_await wait.async_wait(nothrow(ec));
-        }
-      }
-      use_tls = tls::looks_like_tls(std::string_view(reinterpret_cast<const char*>(first), n));
-      if (!use_tls && mode == MtlsMode::Strict) {
-        report.connection_refused("inbound", source, port.port, "plaintext_on_strict_port",
-                               "mTLS is required (STRICT); the connection was closed before reading it");
-        co_return nullptr;
-      }
-    }
-
-    if (use_tls) {
-      auto state = usable_tls();
-      if (!state) {
-        report.connection_refused("inbound", source, port.port, "no_certificate",
-                               "no valid certificate: mTLS service unavailable");
-        co_return nullptr;
-      }
-      auto tls_stream = std::make_unique<net::TlsStream>(std::move(socket), state->server);
-      net::Watchdog deadline(tls_stream->socket().get_executor(), [s = tls_stream.get()] { s->close(); });
-      deadline.arm(std::chrono::milliseconds(config.limits.header_timeout_ms));
-      std::error_code ec;
-      co_await tls_stream->handshake(asio::ssl::stream_base::server, ec);
-      deadline.disarm();
-      if (ec) {
-        report.connection_refused("inbound", source, port.port, "tls_handshake_failed", ec.message());
-        co_return nullptr;
-      }
-      registry
-          .counter("meshguard_tls_handshakes_total",
-                   {{"side", "server"}, {"resumed", SSL_session_reused(tls_stream->ssl()) == 1 ? "true" : "false"}})
-          .inc();
-      auto verified = tls::verify_peer(tls_stream->ssl(), *state->creds, std::time(nullptr));
-      if (!verified) {
-        report.connection_refused("inbound", source, port.port, "peer_certificate_rejected",
-                               verified.error().to_string());
-        co_return nullptr;
-      }
-      peer = std::move(*verified);
-      co_return tls_stream;
-    }
-    co_return std::make_unique<net::PlainStream>(std::move(socket));
-  }
-
   awaitable<void> serve_inbound(tcp::socket socket, Worker& worker, size_t index) {
     ConnectionManager::Registration guard(connections, worker.connections);
     const InboundPort& port = config.inbound[index];
@@ -266,12 +201,12 @@ struct Proxy::Impl {
     const MtlsMode mode = port_mode(index);
 
     std::optional<tls::PeerIdentity> peer;
-    std::unique_ptr<net::Stream> stream = co_await open_inbound(socket, index, mode, source, peer);
+    std::unique_ptr<net::Stream> stream = co_await inbound.open(socket, index, mode, source, peer);
     if (!stream) co_return;  // refused (logged) or gone
     guard.entry.stream = stream.get();
 
     if (port.protocol == Protocol::Tcp) {
-      co_await serve_inbound_tcp(*stream, guard.entry, worker, index, source, peer, start);
+      co_await inbound.serve_tcp(*stream, guard.entry, worker.buffers, index, source, peer, start);
     } else {
       if (!peer) guard.entry.plaintext_http_port = index;
       HttpSide side;
@@ -284,48 +219,6 @@ struct Proxy::Impl {
       co_await serve_http(*stream, guard.entry, worker, side);
     }
     stream->close();
-  }
-
-  awaitable<void> serve_inbound_tcp(net::Stream& down, ConnEntry& entry, Worker& worker, size_t index,
-                                    const std::string& source, const std::optional<tls::PeerIdentity>& peer,
-                                    Clock::time_point start) {
-    const InboundPort& port = config.inbound[index];
-    ConnectionContext ctx{config.workload, port_mode(index), port.port, source, peer, {}, port.app_port};
-    auto judging = chains.current();
-    Verdict verdict = judging->connection->run(ctx);
-    const Verdict& decision = verdict.allow ? ctx.decision : verdict;
-    std::string source_principal = peer ? peer->id.str() : "unknown";
-    telemetry::Labels labels = report.tcp_labels(true, source_principal, own_principal(), peer.has_value());
-    report.count_decision(decision, verdict.allow);
-    if (!verdict.allow) {
-      report.inbound_tcp(source, source_principal, own_principal(), port, 0, 0, start, ResponseFlag::Denied, decision);
-      report.count_refused("inbound", "denied");
-      co_return;
-    }
-    tcp::socket app(down.socket().get_executor());
-    std::error_code ec;
-    co_await app.async_connect({asio::ip::address_v4::loopback(), port.app_port}, nothrow(ec));
-    if (ec) {
-      report.inbound_tcp(source, source_principal, own_principal(), port, 0, 0, start,
-                         ResponseFlag::UpstreamConnectFailure, decision);
-      co_return;
-    }
-    report.tcp_opened(labels);
-    net::PlainStream up(std::move(app));
-    // Registered for policy reloads while spliced (all on this worker's thread).
-    LiveTcp live{index, source, peer, &up, false, judging->generation};
-    entry.tcp = &live;
-    struct Unregister {
-      ConnEntry& entry;
-      ~Unregister() { entry.tcp = nullptr; }
-    } unregister{entry};
-    rejudge_if_chains_changed(entry, live);
-    auto [received, sent] = co_await splice(down, up, worker.buffers);
-    report.tcp_closed(labels, received, sent);
-    report.inbound_tcp(source, source_principal, own_principal(), port, received, sent, start, ResponseFlag::None,
-                       live.closed_by_policy
-                           ? Verdict::deny(0, "", "closed: no longer allowed after a policy reload")
-                           : decision);
   }
 
   awaitable<std::pair<uint64_t, uint64_t>> splice(net::Stream& a, net::Stream& b, BufferPool& pool) {

@@ -1,0 +1,46 @@
+// proxy/enforcement.h — the data plane's authorization step, one call per inbound request or TCP
+// connection over the chains in force (proxy/chain.h; with policyDir, one policy::decide inside
+// them, proxy/policy_chain.h): what was decided, explained for the access log and counted in
+// meshguard_authz_decisions_total. The STRICT rule on the request path lives here: a plaintext
+// keep-alive connection whose port a reload made STRICT is refused at its next request, which is
+// never judged nor forwarded. (The listener refuses plaintext on a STRICT port before reading it:
+// proxy/inbound.h.) Owns nothing; reads the PolicyState.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "http/message.h"
+#include "proxy/chain.h"
+#include "proxy/config.h"
+#include "proxy/exchange.h"
+#include "tls/tls.h"
+
+namespace mg::proxy {
+
+class PolicyState;
+class Report;
+struct SeriesCache;
+
+struct Judgement {
+  Verdict verdict;          // the chain's answer: allow, or the deny with its status and body
+  Verdict decision;         // the explained decision (the authz step's, or the deny itself)
+  uint64_t generation = 0;  // the ChainSet generation that judged
+};
+
+class Enforcement {
+ public:
+  Enforcement(const ProxyConfig& config, const PolicyState& policy, Report& report);
+
+  // An inbound TCP connection on config.inbound[index], by the connection chain.
+  Judgement judge_connection(size_t index, const std::string& source,
+                             const std::optional<tls::PeerIdentity>& peer);
+
+ private:
+  const ProxyConfig& config_;
+  const PolicyState& policy_;
+  Report& report_;
+};
+
+}  // namespace mg::proxy

@@ -1,0 +1,131 @@
+#include "proxy/inbound.h"
+
+#include "proxy/connection_manager.h"
+#include "proxy/credentials.h"
+#include "proxy/enforcement.h"
+#include "proxy/report.h"
+#include "proxy/splice.h"
+
+namespace mg::proxy {
+
+using namespace std::chrono_literals;
+using net::nothrow;
+using net::tcp;
+
+Inbound::Inbound(const ProxyConfig& config, const Credentials& credentials, Enforcement& enforcement,
+                 ConnectionManager& connections, Report& report)
+    : config_(config),
+      credentials_(credentials),
+      enforcement_(enforcement),
+      connections_(connections),
+      report_(report) {}
+
+net::awaitable<std::unique_ptr<net::Stream>> Inbound::open(tcp::socket& socket, size_t index, MtlsMode mode,
+                                                           const std::string& source,
+                                                           std::optional<tls::PeerIdentity>& peer) {
+  const InboundPort& port = config_.inbound[index];
+  // Decide plaintext vs TLS before a single byte is forwarded anywhere.
+  bool use_tls = false;
+  if (mode != MtlsMode::Disable) {
+    net::Watchdog detect_deadline(socket.get_executor(), [&socket] {
+      std::error_code ignored;
+      socket.close(ignored);
+    });
+    detect_deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
+    unsigned char first[2] = {0, 0};
+    size_t n = 0;
+    for (int attempt = 0; attempt < 1000 && n < 2; ++attempt) {
+      std::error_code ec;
+      n = co_await socket.async_receive(asio::buffer(first), tcp::socket::message_peek, nothrow(ec));
+      if (ec || n == 0) co_return nullptr;    // closed (or timed out) before saying anything
+      if (n == 1 && first[0] != 0x16) break;  // cannot be TLS
+      if (n < 2) {
+        asio::steady_timer wait(socket.get_executor(), 5ms);
+        co_await wait.async_wait(nothrow(ec));
+      }
+    }
+    use_tls = tls::looks_like_tls(std::string_view(reinterpret_cast<const char*>(first), n));
+    if (!use_tls && mode == MtlsMode::Strict) {
+      report_.connection_refused("inbound", source, port.port, "plaintext_on_strict_port",
+                                 "mTLS is required (STRICT); the connection was closed before reading it");
+      co_return nullptr;
+    }
+  }
+
+  if (use_tls) {
+    auto state = credentials_.usable();
+    if (!state) {
+      report_.connection_refused("inbound", source, port.port, "no_certificate",
+                                 "no valid certificate: mTLS service unavailable");
+      co_return nullptr;
+    }
+    auto tls_stream = std::make_unique<net::TlsStream>(std::move(socket), state->server);
+    net::Watchdog deadline(tls_stream->socket().get_executor(), [s = tls_stream.get()] { s->close(); });
+    deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
+    std::error_code ec;
+    co_await tls_stream->handshake(asio::ssl::stream_base::server, ec);
+    deadline.disarm();
+    if (ec) {
+      report_.connection_refused("inbound", source, port.port, "tls_handshake_failed", ec.message());
+      co_return nullptr;
+    }
+    report_.registry()
+        .counter(
+            "meshguard_tls_handshakes_total",
+            {{"side", "server"}, {"resumed", SSL_session_reused(tls_stream->ssl()) == 1 ? "true" : "false"}})
+        .inc();
+    auto verified = tls::verify_peer(tls_stream->ssl(), *state->creds, std::time(nullptr));
+    if (!verified) {
+      report_.connection_refused("inbound", source, port.port, "peer_certificate_rejected",
+                                 verified.error().to_string());
+      co_return nullptr;
+    }
+    peer = std::move(*verified);
+    co_return tls_stream;
+  }
+  co_return std::make_unique<net::PlainStream>(std::move(socket));
+}
+
+net::awaitable<void> Inbound::serve_tcp(net::Stream& down, ConnEntry& entry, BufferPool& buffers,
+                                        size_t index, const std::string& source,
+                                        const std::optional<tls::PeerIdentity>& peer,
+                                        Clock::time_point start) {
+  const InboundPort& port = config_.inbound[index];
+  const Judgement judged = enforcement_.judge_connection(index, source, peer);
+  const Verdict& decision = judged.decision;
+  std::string source_principal = peer ? peer->id.str() : "unknown";
+  const std::string own = credentials_.own_principal();
+  telemetry::Labels labels = report_.tcp_labels(true, source_principal, own, peer.has_value());
+  if (!judged.verdict.allow) {
+    report_.inbound_tcp(source, source_principal, own, port, 0, 0, start, ResponseFlag::Denied, decision);
+    report_.count_refused("inbound", "denied");
+    co_return;
+  }
+  tcp::socket app(down.socket().get_executor());
+  std::error_code ec;
+  co_await app.async_connect({asio::ip::address_v4::loopback(), port.app_port}, nothrow(ec));
+  if (ec) {
+    report_.inbound_tcp(source, source_principal, own, port, 0, 0, start,
+                        ResponseFlag::UpstreamConnectFailure, decision);
+    co_return;
+  }
+  report_.tcp_opened(labels);
+  net::PlainStream up(std::move(app));
+  // Registered for policy reloads while spliced (all on this worker's thread).
+  LiveTcp live{index, source, peer, &up, false, judged.generation};
+  entry.tcp = &live;
+  struct Unregister {
+    ConnEntry& entry;
+    ~Unregister() { entry.tcp = nullptr; }
+  } unregister{entry};
+  connections_.rejudge_if_chains_changed(entry, live);
+  auto [received, sent] =
+      co_await splice(down, up, buffers, std::chrono::milliseconds(config_.limits.idle_timeout_ms));
+  report_.tcp_closed(labels, received, sent);
+  report_.inbound_tcp(
+      source, source_principal, credentials_.own_principal(), port, received, sent, start, ResponseFlag::None,
+      live.closed_by_policy ? Verdict::deny(0, "", "closed: no longer allowed after a policy reload")
+                            : decision);
+}
+
+}  // namespace mg::proxy

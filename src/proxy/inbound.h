@@ -1,0 +1,53 @@
+// proxy/inbound.h — an inbound listener's connection up to the point it is known and allowed:
+// plaintext or TLS decided from its first bytes before anything is read (STRICT refuses
+// plaintext here), the mTLS handshake with the credentials in force, the client's SVID verified;
+// and a TCP port's whole life: judged by the connection chain (Enforcement), connected to the
+// app, registered for re-judging and spliced. HTTP ports go on to the HTTP session.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/buffer_pool.h"
+#include "proxy/config.h"
+#include "proxy/net.h"
+#include "tls/tls.h"
+
+namespace mg::proxy {
+
+class ConnectionManager;
+class Credentials;
+class Enforcement;
+class Report;
+struct ConnEntry;
+
+class Inbound {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Inbound(const ProxyConfig& config, const Credentials& credentials, Enforcement& enforcement,
+          ConnectionManager& connections, Report& report);
+
+  // The connection's stream once it is known to be plaintext or (handshake done, client SVID
+  // verified into `peer`) mTLS; null when it was refused (logged) or went away. Its own coroutine,
+  // so the detection and handshake state is not kept in the frame of a connection that lives on.
+  net::awaitable<std::unique_ptr<net::Stream>> open(net::tcp::socket& socket, size_t index, MtlsMode mode,
+                                                    const std::string& source,
+                                                    std::optional<tls::PeerIdentity>& peer);
+
+  // A TCP port's connection: judged, then spliced to the app until either side ends.
+  net::awaitable<void> serve_tcp(net::Stream& down, ConnEntry& entry, BufferPool& buffers, size_t index,
+                                 const std::string& source, const std::optional<tls::PeerIdentity>& peer,
+                                 Clock::time_point start);
+
+ private:
+  const ProxyConfig& config_;
+  const Credentials& credentials_;
+  Enforcement& enforcement_;
+  ConnectionManager& connections_;
+  Report& report_;
+};
+
+}  // namespace mg::proxy
