@@ -89,25 +89,10 @@ void Credentials::reload(bool force) {
 
 void Credentials::start_polling(asio::io_context& io) {
   if (!files_) return;
-  poll_timer_.emplace(io);
-  polling_ = true;
-  schedule_poll();
+  poller_.start(io, std::chrono::seconds(1), [this] { reload(false); });
 }
 
-void Credentials::stop_polling() {
-  polling_ = false;
-  if (poll_timer_) poll_timer_->cancel();
-}
-
-void Credentials::schedule_poll() {
-  using namespace std::chrono_literals;
-  poll_timer_->expires_after(1s);
-  poll_timer_->async_wait([this](std::error_code ec) {
-    if (ec) return;
-    reload(false);
-    if (polling_) schedule_poll();
-  });
-}
+void Credentials::stop_polling() { poller_.stop(); }
 
 std::shared_ptr<const TlsState> Credentials::usable() const {
   auto state = state_.load();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "proxy/poller.h"
 #include "telemetry/metrics.h"
 #include "tls/tls.h"
 
@@ -75,7 +76,6 @@ class Credentials {
   };
   static std::vector<FileStamp> stamps_of(const tls::TlsFiles& files);
   Status load();  // caller holds mutex_
-  void schedule_poll();
 
   const std::optional<tls::TlsFiles> files_;
   telemetry::Registry& registry_;
@@ -84,8 +84,7 @@ class Credentials {
   mutable std::mutex mutex_;  // serializes loads; guards error_ and stamps_
   std::string error_;
   std::vector<FileStamp> stamps_;
-  std::optional<asio::steady_timer> poll_timer_;
-  bool polling_ = false;  // on the poll timer's thread only
+  Poller poller_;
 };
 
 }  // namespace mg::proxy

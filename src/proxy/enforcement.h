@@ -37,6 +37,13 @@ class Enforcement {
   Judgement judge_connection(size_t index, const std::string& source,
                              const std::optional<tls::PeerIdentity>& peer);
 
+  // An inbound HTTP request (`side.inbound` set), by the request chain, into `out`; the decision
+  // is counted in the worker's `series`. `judged_at`: the Unix time its JWT is checked as of (a
+  // WebSocket upgrade, judged again later as of then). False when the port is STRICT and the
+  // connection plaintext: refused and logged, neither judged nor forwarded; the caller closes.
+  bool judge_request(http::Request& request, const HttpSide& side, std::optional<int64_t> judged_at,
+                     SeriesCache& series, Judgement& out);
+
  private:
   const ProxyConfig& config_;
   const PolicyState& policy_;

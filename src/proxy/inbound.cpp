@@ -3,8 +3,11 @@
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
 #include "proxy/enforcement.h"
+#include "proxy/http_session.h"
+#include "proxy/policy_state.h"
 #include "proxy/report.h"
 #include "proxy/splice.h"
+#include "proxy/worker.h"
 
 namespace mg::proxy {
 
@@ -12,13 +15,44 @@ using namespace std::chrono_literals;
 using net::nothrow;
 using net::tcp;
 
-Inbound::Inbound(const ProxyConfig& config, const Credentials& credentials, Enforcement& enforcement,
-                 ConnectionManager& connections, Report& report)
+Inbound::Inbound(const ProxyConfig& config, const Credentials& credentials, const PolicyState& policy,
+                 Enforcement& enforcement, ConnectionManager& connections, HttpSession& http, Report& report)
     : config_(config),
       credentials_(credentials),
+      policy_(policy),
       enforcement_(enforcement),
       connections_(connections),
+      http_(http),
       report_(report) {}
+
+net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t index) {
+  ConnectionManager::Registration guard(connections_, worker.connections);
+  const InboundPort& port = config_.inbound[index];
+  std::string source = net::remote_address(socket);
+  auto start = Clock::now();
+  // The mode in force when the connection arrives (a later reload is checked per request).
+  const MtlsMode mode = policy_.port_mode(index);
+
+  std::optional<tls::PeerIdentity> peer;
+  std::unique_ptr<net::Stream> stream = co_await open(socket, index, mode, source, peer);
+  if (!stream) co_return;  // refused (logged) or gone
+  guard.entry.stream = stream.get();
+
+  if (port.protocol == Protocol::Tcp) {
+    co_await serve_tcp(*stream, guard.entry, worker.buffers, index, source, peer, start);
+  } else {
+    if (!peer) guard.entry.plaintext_http_port = index;
+    HttpSide side;
+    side.entry = &guard.entry;
+    side.inbound = &port;
+    side.inbound_index = index;
+    side.source = std::move(source);
+    side.peer = std::move(peer);
+    side.listen_port = port.port;
+    co_await http_.serve(*stream, guard.entry, worker, side);
+  }
+  stream->close();
+}
 
 net::awaitable<std::unique_ptr<net::Stream>> Inbound::open(tcp::socket& socket, size_t index, MtlsMode mode,
                                                            const std::string& source,

@@ -20,16 +20,23 @@ namespace mg::proxy {
 class ConnectionManager;
 class Credentials;
 class Enforcement;
+class HttpSession;
+class PolicyState;
 class Report;
 struct ConnEntry;
+struct Worker;
 
 class Inbound {
  public:
   using Clock = std::chrono::steady_clock;
 
-  Inbound(const ProxyConfig& config, const Credentials& credentials, Enforcement& enforcement,
-          ConnectionManager& connections, Report& report);
+  Inbound(const ProxyConfig& config, const Credentials& credentials, const PolicyState& policy,
+          Enforcement& enforcement, ConnectionManager& connections, HttpSession& http, Report& report);
 
+  // A connection accepted on config.inbound[index], on `worker`'s thread, until it ends.
+  net::awaitable<void> serve(net::tcp::socket socket, Worker& worker, size_t index);
+
+ private:
   // The connection's stream once it is known to be plaintext or (handshake done, client SVID
   // verified into `peer`) mTLS; null when it was refused (logged) or went away. Its own coroutine,
   // so the detection and handshake state is not kept in the frame of a connection that lives on.
@@ -42,11 +49,12 @@ class Inbound {
                                  const std::string& source, const std::optional<tls::PeerIdentity>& peer,
                                  Clock::time_point start);
 
- private:
   const ProxyConfig& config_;
   const Credentials& credentials_;
+  const PolicyState& policy_;
   Enforcement& enforcement_;
   ConnectionManager& connections_;
+  HttpSession& http_;
   Report& report_;
 };
 

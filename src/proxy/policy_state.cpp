@@ -136,25 +136,10 @@ void PolicyState::poll() {
 
 void PolicyState::start_polling(asio::io_context& io) {
   if (!config_.policy_dir) return;
-  poll_timer_.emplace(io);
-  polling_ = true;
-  schedule_poll();
+  poller_.start(io, std::chrono::milliseconds(250), [this] { poll(); });
 }
 
-void PolicyState::stop_polling() {
-  polling_ = false;
-  if (poll_timer_) poll_timer_->cancel();
-}
-
-void PolicyState::schedule_poll() {
-  using namespace std::chrono_literals;
-  poll_timer_->expires_after(250ms);
-  poll_timer_->async_wait([this](std::error_code ec) {
-    if (ec) return;
-    poll();
-    if (polling_) schedule_poll();
-  });
-}
+void PolicyState::stop_polling() { poller_.stop(); }
 
 PolicyState::LastError PolicyState::last_error() const {
   std::lock_guard lock(mutex_);

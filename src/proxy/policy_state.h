@@ -25,6 +25,7 @@
 #include "proxy/jwks_keys.h"
 #include "proxy/policy_chain.h"
 #include "proxy/policy_watch.h"
+#include "proxy/poller.h"
 
 namespace mg::proxy {
 
@@ -92,7 +93,6 @@ class PolicyState {
   void record_failure(const std::string& error);  // caller holds mutex_
   std::vector<EffectiveMtls> inbound_modes(const policy::AuthzSnapshot* snapshot) const;
   void poll();
-  void schedule_poll();
 
   const ProxyConfig& config_;
   Report& report_;
@@ -111,8 +111,7 @@ class PolicyState {
   std::string error_at_;
   unsigned polls_ = 0;
 
-  std::optional<asio::steady_timer> poll_timer_;
-  bool polling_ = false;  // on the poll timer's thread only
+  Poller poller_;
 };
 
 }  // namespace mg::proxy

@@ -1,0 +1,387 @@
+#include "proxy/forwarder.h"
+
+#include <string_view>
+
+#include "http/body.h"
+#include "http/parser.h"
+#include "proxy/connection_manager.h"
+#include "proxy/credentials.h"
+#include "proxy/report.h"
+#include "proxy/splice.h"
+#include "proxy/worker.h"
+
+namespace mg::proxy {
+
+namespace {
+
+// The bodies of the 502s and 503s the proxy answers itself (the 503s in Envoy's words).
+const std::string kConnectFailure =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+const std::string kResetBeforeHeaders =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+const std::string kMalformedResponse = "upstream sent a malformed response";
+
+}  // namespace
+
+Forwarder::Forwarder(const ProxyConfig& config, const http::Limits& limits, const Credentials& credentials,
+                     ConnectionManager& connections, Report& report, const std::atomic<bool>& draining)
+    : config_(config),
+      limits_(limits),
+      credentials_(credentials),
+      connections_(connections),
+      report_(report),
+      draining_(draining) {}
+
+std::optional<std::string> Forwarder::relayed_upgrade(const http::Request& req) {
+  if (req.version_minor != 1 || req.framing != http::BodyFraming::None) return std::nullopt;
+  auto upgrade = http::upgrade_protocol(req.headers);
+  if (upgrade && !http::iequals(*upgrade, "websocket")) return std::nullopt;
+  return upgrade;
+}
+
+net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, BufferPool::Lease& chunk,
+                                        net::Watchdog& watchdog, Worker& worker, const HttpSide& side,
+                                        http::Request& req, const std::optional<std::string>& upgrade,
+                                        std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
+  // Headers the next hop sees: hop-by-hop removed, framing re-stated; inbound, XFCC sanitized
+  // and set (only this proxy vouches for the client certificate).
+  // serialize_request_head reads only these; nothing reads req's target or headers after
+  // this point, so they are moved rather than copied.
+  http::Request forwarded;
+  forwarded.method = req.method;
+  forwarded.target = std::move(req.target);
+  forwarded.headers = std::move(req.headers);
+  http::remove_hop_by_hop(forwarded.headers);
+  if (upgrade) {
+    forwarded.headers.add("connection", "upgrade");
+    forwarded.headers.add("upgrade", *upgrade);
+  }
+  forwarded.headers.remove("content-length");
+  forwarded.headers.remove("expect");
+  if (side.inbound) {
+    forwarded.headers.remove("x-forwarded-client-cert");
+    if (side.peer) {
+      if (auto state = credentials_.current()) {
+        forwarded.headers.add("x-forwarded-client-cert", tls::xfcc_value(state->creds->own_id, *side.peer));
+      }
+    }
+    forwarded.headers.set("x-forwarded-proto", side.peer ? "https" : "http");
+  }
+  if (req.framing == http::BodyFraming::ContentLength) {
+    forwarded.headers.add("content-length", std::to_string(req.content_length));
+  } else if (req.framing == http::BodyFraming::Chunked) {
+    forwarded.headers.add("transfer-encoding", "chunked");
+  }
+  forwarded.version_minor = 1;
+  std::string head = http::serialize_request_head(forwarded);
+
+  std::error_code ec;
+  if (req.expect_continue) {
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    co_await down.write_all(asio::buffer(kContinue), ec);
+    if (ec) co_return false;
+  }
+
+  // Send head (+ body). A reused idle connection may have been closed by the app just now:
+  // for a bodiless request, retry once on a fresh connection.
+  std::unique_ptr<UpstreamConn> up;
+  bool response_started = false;
+  std::optional<http::Response> resp;
+  for (int attempt = 0; attempt < 2 && !resp; ++attempt) {
+    bool reused = false;
+    std::string reason, detail;
+    up = co_await worker.upstreams.acquire(side, req.framing != http::BodyFraming::None, reused, reason,
+                                           detail);
+    if (!up) {
+      if (side.route)
+        report_.outbound_refused(side.source, destination_of(config_.outbound[*side.route]), reason, detail);
+      ex.flags = ResponseFlag::UpstreamConnectFailure;
+      co_await local_reply(down, ex, 503, kConnectFailure, false);
+      co_return false;
+    }
+    ex.upstream_principal = up->peer_principal;
+    co_await up->stream->write_all(asio::buffer(head), ec);
+    bool retryable = reused && req.framing == http::BodyFraming::None;
+    if (ec) {
+      if (retryable) continue;
+      ex.flags = ResponseFlag::UpstreamReset;
+      co_await local_reply(down, ex, 503, kResetBeforeHeaders, false);
+      co_return false;
+    }
+    if (req.framing != http::BodyFraming::None) {
+      bool ok = co_await forward_request_body(down, in, chunk, watchdog, *up, req, ex);
+      if (!ok) co_return false;  // already answered (or the client is gone)
+    }
+    // Response head, with the upstream timeout.
+    if (!up->deadline)
+      up->deadline.emplace(worker.io->get_executor(), [c = up.get()] { c->stream->close(); });
+    up->deadline->arm(std::chrono::milliseconds(config_.limits.upstream_timeout_ms));
+    auto result = co_await read_response_head(*up, chunk, req.method, upgrade, response_started);
+    up->deadline->disarm();
+    if (!result) {
+      if (up->deadline->fired()) {
+        ex.flags = ResponseFlag::UpstreamTimeout;
+        co_await local_reply(down, ex, 504, "upstream request timeout", false);
+        co_return false;
+      }
+      if (retryable && !response_started && result.error().status == 0) continue;
+      ex.flags = ResponseFlag::UpstreamReset;
+      int status = result.error().status == 0 ? 503 : 502;
+      // Chosen outside the co_await: gcc 12 destroys a temporary made in a conditional operand of a
+      // co_await expression twice.
+      const std::string& body = status == 503 ? kResetBeforeHeaders : kMalformedResponse;
+      co_await local_reply(down, ex, status, body, false);
+      co_return false;
+    }
+    resp = std::move(*result);
+  }
+  if (!resp) {
+    ex.flags = ResponseFlag::UpstreamReset;
+    co_await local_reply(down, ex, 503, kResetBeforeHeaders, false);
+    co_return false;
+  }
+
+  // read_response_head let a 101 through only as the switch to the protocol asked for.
+  if (resp->status == 101)
+    co_return co_await relay_upgrade(down, in, worker, side, std::move(up), *resp, *upgrade, as_received, ex);
+
+  // Relay the response. Head and body go out in as few writes as possible: what is ready is
+  // gathered in `out` and written only before waiting for more of the body, and at the end —
+  // a small response is one write (one TLS record), not one per piece.
+  const bool upstream_keep = resp->keep_alive && resp->framing != http::BodyFraming::UntilClose;
+  const http::BodyFraming framing = resp->framing;
+  const uint64_t content_length = resp->content_length;
+  bool client_keep = req.keep_alive && !draining_;
+  bool streamed = framing == http::BodyFraming::Chunked || framing == http::BodyFraming::UntilClose;
+  bool chunk_out = streamed && req.version_minor == 1;
+  if (streamed && !chunk_out) client_keep = false;  // HTTP/1.0 client: the end of the body is our close
+  http::Response& down_resp = *resp;                // not used as the upstream's any more: edited in place
+  down_resp.version_minor = 1;
+  http::remove_hop_by_hop(down_resp.headers);
+  if (chunk_out) {
+    down_resp.headers.remove("content-length");
+    down_resp.headers.add("transfer-encoding", "chunked");
+  }
+  if (!client_keep)
+    down_resp.headers.add("connection", "close");
+  else if (req.version_minor == 0)
+    down_resp.headers.add("connection", "keep-alive");
+  std::string out = http::serialize_response_head(down_resp);
+  ex.status = resp->status;
+  auto flush = [&]() -> net::awaitable<bool> {
+    if (out.empty()) co_return true;
+    std::error_code write_ec;
+    co_await down.write_all(asio::buffer(out), write_ec);
+    ex.bytes_sent += out.size();
+    out.clear();
+    if (write_ec) ex.flags = ResponseFlag::DownstreamReset;
+    co_return !write_ec;
+  };
+
+  http::BodyDecoder decoder(framing, content_length);
+  std::string payload;
+  while (!decoder.done()) {
+    if (up->buffer.empty()) {
+      if (!co_await flush()) co_return false;
+      up->deadline->arm(std::chrono::milliseconds(config_.limits.upstream_timeout_ms));
+      size_t n = co_await up->stream->read_some(chunk.get(), ec);
+      up->deadline->disarm();
+      if (ec || n == 0) {
+        if (decoder.accept_eof()) break;
+        co_await flush();  // what arrived; the client sees the connection end mid-body
+        ex.flags = ResponseFlag::UpstreamReset;
+        co_return false;
+      }
+      up->buffer.append(chunk.data(), n);
+    }
+    auto used = decoder.feed(up->buffer, payload);
+    if (!used) {
+      co_await flush();
+      ex.flags = ResponseFlag::UpstreamReset;
+      co_return false;
+    }
+    up->buffer.erase(0, *used);
+    if (!payload.empty()) {
+      if (chunk_out) {
+        http::append_chunk(out, payload);
+      } else {
+        out += payload;
+      }
+      payload.clear();
+      // Big bodies go out as they come rather than piling up.
+      if (out.size() >= kReadChunk && !co_await flush()) co_return false;
+    }
+  }
+  if (chunk_out) out.append(http::kLastChunk.data(), http::kLastChunk.size());
+  if (!co_await flush()) co_return false;
+  if (upstream_keep && up->buffer.empty()) {
+    up->check_before_reuse = framing == http::BodyFraming::None;
+    worker.upstreams.release(side, std::move(up));
+  }
+  if (!client_keep) down.shutdown_send();
+  co_return client_keep;
+}
+
+net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, std::string& in,
+                                                     BufferPool::Lease& chunk, net::Watchdog& watchdog,
+                                                     UpstreamConn& up, const http::Request& req,
+                                                     Exchange& ex) {
+  http::BodyDecoder decoder(req.framing, req.content_length);
+  std::string payload;
+  std::error_code ec;
+  while (!decoder.done()) {
+    if (in.empty()) {
+      watchdog.arm(std::chrono::milliseconds(config_.limits.idle_timeout_ms));
+      size_t n = co_await down.read_some(chunk.get(), ec);
+      watchdog.disarm();
+      if (ec || n == 0) {
+        ex.flags = ResponseFlag::DownstreamReset;
+        co_return false;
+      }
+      in.append(chunk.data(), n);
+    }
+    auto used = decoder.feed(in, payload);
+    if (!used) {
+      co_await local_reply(down, ex, 400, "Bad Request", false);
+      co_return false;
+    }
+    ex.bytes_received += *used;
+    in.erase(0, *used);
+    if (!payload.empty()) {
+      std::string piece = req.framing == http::BodyFraming::Chunked ? http::encode_chunk(payload) : payload;
+      payload.clear();
+      co_await up.stream->write_all(asio::buffer(piece), ec);
+      if (ec) {
+        ex.flags = ResponseFlag::UpstreamReset;
+        co_await local_reply(down, ex, 503, kResetBeforeHeaders, false);
+        co_return false;
+      }
+    }
+  }
+  if (req.framing == http::BodyFraming::Chunked) {
+    co_await up.stream->write_all(asio::buffer(http::kLastChunk.data(), http::kLastChunk.size()), ec);
+    if (ec) {
+      ex.flags = ResponseFlag::UpstreamReset;
+      co_await local_reply(down, ex, 503, kResetBeforeHeaders, false);
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
+// The app (or the next proxy) switched protocols: the 101 goes to the client with the bytes
+// that followed it, the client's bytes past its request head go up, and from then on the two
+// connections are spliced until both directions end (or the idle timeout). The connection is
+// not reused afterwards, nor is the upstream one pooled.
+net::awaitable<bool> Forwarder::relay_upgrade(net::Stream& down, std::string& in, Worker& worker,
+                                              const HttpSide& side, std::unique_ptr<UpstreamConn> up,
+                                              http::Response& resp, const std::string& protocol,
+                                              std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
+  // Registered for policy reloads while spliced (all on this worker's thread): a reload to
+  // STRICT closes a plaintext one; one whose upgrade request the new policy denies is closed.
+  std::optional<LiveUpgrade> live;
+  if (side.entry) {
+    side.entry->upgraded = true;
+    if (side.inbound && as_received) {
+      live.emplace(LiveUpgrade{
+          {side.inbound_index, side.source, side.peer, up->stream.get(), false, as_received->generation},
+          side.listen_port,
+          std::move(as_received->request),
+          as_received->judged_at});
+      side.entry->upgrade = &*live;
+    }
+  }
+  struct Unregister {
+    ConnEntry* entry;
+    ~Unregister() {
+      if (entry) entry->upgrade = nullptr;
+    }
+  } unregister{live ? side.entry : nullptr};
+  if (live) {
+    connections_.rejudge_if_chains_changed(*side.entry, *live);
+    if (live->closed_by_policy) {  // by a reload while the app was answering: no 101 goes out
+      ex.details = "upgrade_closed_by_policy_reload";
+      co_return false;
+    }
+  }
+  http::remove_hop_by_hop(resp.headers);
+  resp.version_minor = 1;
+  resp.headers.add("connection", "upgrade");
+  resp.headers.add("upgrade", protocol);
+  std::string out = http::serialize_response_head(resp);
+  out += up->buffer;
+  up->buffer.clear();
+  ex.status = 101;
+  ex.details = "upgrade";
+  std::error_code ec;
+  co_await down.write_all(asio::buffer(out), ec);
+  ex.bytes_sent += out.size();
+  if (ec) {
+    ex.flags = ResponseFlag::DownstreamReset;
+    co_return false;
+  }
+  if (!in.empty()) {
+    co_await up->stream->write_all(asio::buffer(in), ec);
+    ex.bytes_received += in.size();
+    in.clear();
+    if (ec) {
+      ex.flags = ResponseFlag::UpstreamReset;
+      co_return false;
+    }
+  }
+  auto [down_to_up, up_to_down] = co_await splice(down, *up->stream, worker.buffers,
+                                                  std::chrono::milliseconds(config_.limits.idle_timeout_ms));
+  ex.bytes_received += down_to_up;
+  ex.bytes_sent += up_to_down;
+  if (live && live->closed_by_policy) ex.details = "upgrade_closed_by_policy_reload";
+  co_return false;
+}
+
+net::awaitable<Result<http::Response, http::ParseError>> Forwarder::read_response_head(
+    UpstreamConn& up, BufferPool::Lease& chunk, const std::string& method,
+    const std::optional<std::string>& upgrade, bool& response_started) {
+  while (true) {
+    http::HeadScanner scanner;
+    http::HeadScan scan;
+    while (true) {
+      scan = scanner.scan(up.buffer, limits_.max_head_bytes);
+      if (scan.state != http::HeadScan::State::Incomplete) break;
+      std::error_code ec;
+      size_t n = co_await up.stream->read_some(chunk.get(), ec);
+      if (ec || n == 0) {
+        co_return fail(http::ParseError{response_started || !up.buffer.empty() ? 502 : 0, "upstream closed"});
+      }
+      response_started = true;
+      up.buffer.append(chunk.data(), n);
+    }
+    if (scan.state != http::HeadScan::State::Complete)
+      co_return fail(http::ParseError{502, "malformed response head"});
+    auto resp =
+        http::parse_response_head(std::string_view(up.buffer).substr(0, scan.length), limits_, method);
+    up.buffer.erase(0, scan.length);
+    if (!resp) co_return fail(resp.error());
+    if (resp->status >= 100 && resp->status < 200) {
+      // 101 only answers a request that asked for an upgrade, to the protocol it asked for.
+      if (resp->status == 101) {
+        auto switched = http::upgrade_protocol(resp->headers);
+        if (upgrade && switched && http::iequals(*switched, *upgrade)) co_return std::move(*resp);
+        co_return fail(http::ParseError{502, "switching protocols without a matching upgrade request"});
+      }
+      continue;  // interim responses are not relayed (Expect was answered by the proxy)
+    }
+    co_return std::move(*resp);
+  }
+}
+
+net::awaitable<void> local_reply(net::Stream& down, Exchange& ex, int status, const std::string& body,
+                                 bool keep_alive) {
+  if (ex.details == "via_upstream") ex.details = "local_reply";
+  std::string response = http::make_response(status, "text/plain", body, keep_alive);
+  std::error_code ec;
+  co_await down.write_all(asio::buffer(response), ec);
+  ex.status = status;
+  ex.bytes_sent += response.size();
+  if (!keep_alive) down.shutdown_send();
+}
+
+}  // namespace mg::proxy

@@ -1,0 +1,154 @@
+#include "proxy/http_session.h"
+
+#include <ctime>
+
+#include "http/parser.h"
+#include "proxy/connection_manager.h"
+#include "proxy/credentials.h"
+#include "proxy/enforcement.h"
+#include "proxy/forwarder.h"
+#include "proxy/report.h"
+#include "proxy/worker.h"
+
+namespace mg::proxy {
+
+HttpSession::HttpSession(const ProxyConfig& config, const http::Limits& limits,
+                         const Credentials& credentials, Enforcement& enforcement, Forwarder& forwarder,
+                         Report& report, const std::atomic<bool>& draining)
+    : config_(config),
+      limits_(limits),
+      credentials_(credentials),
+      enforcement_(enforcement),
+      forwarder_(forwarder),
+      report_(report),
+      draining_(draining) {}
+
+net::awaitable<void> HttpSession::serve(net::Stream& down, ConnEntry& entry, Worker& worker,
+                                        const HttpSide& side) {
+  std::string in;
+  http::HeadScanner scanner;
+  BufferPool::Lease chunk(worker.buffers);
+  net::Watchdog watchdog(down.socket().get_executor(), [&down] { down.close(); });
+  const std::string& source = side.source;
+
+  while (!draining_) {
+    // 1. The head: idle timeout until its first byte, then the header timeout for all of it.
+    scanner.reset();
+    watchdog.arm(std::chrono::milliseconds(in.empty() ? config_.limits.idle_timeout_ms
+                                                      : config_.limits.header_timeout_ms));
+    entry.idle = in.empty();
+    http::HeadScan scan;
+    bool got_head = false;
+    bool header_deadline = !in.empty();
+    while (true) {
+      scan = scanner.scan(in, limits_.max_head_bytes);
+      if (scan.state != http::HeadScan::State::Incomplete) {
+        got_head = true;
+        break;
+      }
+      if (!header_deadline && !in.empty()) {
+        // Part of a head arrived: the rest must follow within the header timeout. (A head that
+        // arrives whole, the usual case, never moves the deadline.)
+        watchdog.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
+        header_deadline = true;
+      }
+      std::error_code ec;
+      size_t n = 0;
+      const bool first = in.empty();
+      if (first) {
+        // Waiting for the next request: its first bytes go straight into `in` (usually the
+        // whole head), so the connection holds no 16 KB buffer while idle.
+        chunk.release();
+        if (in.capacity() > 4 * kIdleRead) in = std::string();  // a big body grew it: give it back
+        in.resize(kIdleRead);
+        n = co_await down.read_some(asio::buffer(in), ec);
+        in.resize(ec ? 0 : n);
+      } else {
+        n = co_await down.read_some(chunk.get(), ec);
+        if (!ec) in.append(chunk.data(), n);
+      }
+      if (ec || n == 0) break;
+      if (first) entry.idle = false;
+    }
+    entry.idle = false;
+    if (!got_head) {
+      if (watchdog.fired() && !in.empty()) {
+        report_.registry().counter("meshguard_request_header_timeouts_total").inc();
+        log_line("closing " + source + ": request head not received within " +
+                 std::to_string(config_.limits.header_timeout_ms) + " ms");
+      }
+      co_return;
+    }
+    watchdog.disarm();
+
+    if (!co_await handle_request(down, worker, side, in, chunk, watchdog, scan)) co_return;
+  }
+}
+
+net::awaitable<bool> HttpSession::handle_request(net::Stream& down, Worker& worker, const HttpSide& side,
+                                                 std::string& in, BufferPool::Lease& chunk,
+                                                 net::Watchdog& watchdog, http::HeadScan scan) {
+  Exchange ex;
+  if (scan.state != http::HeadScan::State::Complete) {
+    int status = scan.state == http::HeadScan::State::TooLarge ? 431 : 400;
+    co_await local_reply(down, ex, status, std::string(http::reason_phrase(status)), false);
+    finish_request(worker, ex, side, nullptr);
+    co_return false;
+  }
+  auto parsed = http::parse_request_head(std::string_view(in).substr(0, scan.length), limits_);
+  ex.bytes_received += scan.length;
+  in.erase(0, scan.length);
+  if (!parsed) {
+    co_await local_reply(down, ex, parsed.error().status,
+                         std::string(http::reason_phrase(parsed.error().status)), false);
+    finish_request(worker, ex, side, nullptr);
+    co_return false;
+  }
+  http::Request& req = *parsed;
+  ex.method = req.method;
+  ex.host = req.host;
+  ex.path = req.path;
+
+  // A WebSocket upgrade keeps its request as received: once spliced, only a policy reload
+  // judges the connection again (ConnectionManager::rejudge_all), with this request.
+  std::optional<std::string> upgrade = Forwarder::relayed_upgrade(req);
+  std::optional<JudgedUpgrade> as_received;
+  if (upgrade && side.inbound) as_received.emplace(JudgedUpgrade{req, std::time(nullptr), 0});
+
+  // 2. Enforcement (inbound): the STRICT rule, then the chain in force.
+  Judgement judged;  // outbound: nothing to judge, passes
+  const Verdict* decision = nullptr;
+  if (side.inbound) {
+    std::optional<int64_t> judged_at;
+    if (as_received) judged_at = as_received->judged_at;  // the time a re-judge checks its JWT as of
+    if (!enforcement_.judge_request(req, side, judged_at, worker.series, judged)) co_return false;
+    if (as_received) as_received->generation = judged.generation;
+    decision = &judged.decision;
+  }
+  const Verdict& verdict = judged.verdict;
+  if (!verdict.allow) {
+    ex.details = verdict.status == 403   ? "rbac_access_denied"
+                 : verdict.status == 401 ? "jwt_authn_access_denied"
+                                         : "local_deny";
+    // The request body (if any) was not read: close rather than guess where the next request starts.
+    bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining_;
+    co_await local_reply(down, ex, verdict.status, verdict.body, keep);
+    finish_request(worker, ex, side, decision);
+    co_return keep;
+  }
+
+  // 3. Forward.
+  bool keep =
+      co_await forwarder_.forward(down, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);
+  finish_request(worker, ex, side, decision);
+  co_return keep;
+}
+
+void HttpSession::finish_request(Worker& worker, const Exchange& ex, const HttpSide& side,
+                                 const Verdict* decision) {
+  auto tls = credentials_.current();  // keeps the own SPIFFE ID's string alive for the view below
+  report_.http_exchange(worker.series, ex, side, decision,
+                        tls && tls->creds ? std::string_view(tls->creds->own_id.str()) : "unknown");
+}
+
+}  // namespace mg::proxy

@@ -1,0 +1,56 @@
+// proxy/http_session.h — an HTTP/1 connection's request loop, inbound or outbound: each request
+// head read with the idle timeout before its first byte and the header timeout for the rest,
+// parsed (a malformed one is answered 400/431 and ends the connection), judged inbound by the
+// enforcement step, forwarded (proxy/forwarder.h), then recorded (proxy/report.h). Between
+// requests the connection holds no 16 KB buffer and is marked idle, so a drain can close it.
+// Owns nothing beyond each connection's coroutine frame.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "http/parser.h"
+#include "proxy/buffer_pool.h"
+#include "proxy/chain.h"
+#include "proxy/config.h"
+#include "proxy/exchange.h"
+#include "proxy/net.h"
+
+namespace mg::proxy {
+
+class Credentials;
+class Enforcement;
+class Forwarder;
+class Report;
+struct ConnEntry;
+struct Worker;
+
+class HttpSession {
+ public:
+  HttpSession(const ProxyConfig& config, const http::Limits& limits, const Credentials& credentials,
+              Enforcement& enforcement, Forwarder& forwarder, Report& report,
+              const std::atomic<bool>& draining);
+
+  // Requests on `down` until it closes, one fails, or the proxy drains.
+  net::awaitable<void> serve(net::Stream& down, ConnEntry& entry, Worker& worker, const HttpSide& side);
+
+ private:
+  // One request whose head is the first `scan.length` bytes of `in`: refused, answered locally
+  // or forwarded, then logged. Returns whether the connection stays open for the next request.
+  // A coroutine of its own so that an idle keep-alive connection's frame holds only the reading
+  // state of serve, not a request's (issue 5: memory per idle connection).
+  net::awaitable<bool> handle_request(net::Stream& down, Worker& worker, const HttpSide& side,
+                                      std::string& in, BufferPool::Lease& chunk, net::Watchdog& watchdog,
+                                      http::HeadScan scan);
+  void finish_request(Worker& worker, const Exchange& ex, const HttpSide& side, const Verdict* decision);
+
+  const ProxyConfig& config_;
+  const http::Limits& limits_;
+  const Credentials& credentials_;
+  Enforcement& enforcement_;
+  Forwarder& forwarder_;
+  Report& report_;
+  const std::atomic<bool>& draining_;
+};
+
+}  // namespace mg::proxy

@@ -1,0 +1,34 @@
+// proxy/outbound.h — an outbound listener's connection from the local app: an HTTP route's
+// requests go through the HTTP session (each forwarded over a pooled mTLS connection to the
+// route's destination); a TCP route's connection is joined to one new mTLS connection (the
+// server's SVID verified, secure naming checked: proxy/upstream_pool.h) and spliced.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+#include "proxy/config.h"
+#include "proxy/net.h"
+
+namespace mg::proxy {
+
+class ConnectionManager;
+class HttpSession;
+class Report;
+struct Worker;
+
+class Outbound {
+ public:
+  Outbound(const ProxyConfig& config, ConnectionManager& connections, HttpSession& http, Report& report);
+
+  // A connection accepted on config.outbound[index], on `worker`'s thread, until it ends.
+  net::awaitable<void> serve(net::tcp::socket socket, Worker& worker, size_t index);
+
+ private:
+  const ProxyConfig& config_;
+  ConnectionManager& connections_;
+  HttpSession& http_;
+  Report& report_;
+};
+
+}  // namespace mg::proxy

@@ -1,0 +1,88 @@
+// proxy/upstream_pool.h — connections to where requests go, per worker: plaintext to the local
+// app (inbound) or mTLS to a route's destination proxy (outbound: the mTLS client, with the
+// server's SVID verified and its SPIFFE ID checked against the route's identities — secure
+// naming — and TLS sessions resumed). Kept-alive connections wait in the pool for the next
+// request; one holding anything to read is never handed out. Only the worker's own thread
+// touches its pool, so no lock.
+// Owns: the worker's idle upstream connections and its outbound TLS session cache.
+#pragma once
+
+#include <asio.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/config.h"
+#include "proxy/exchange.h"
+#include "proxy/net.h"
+#include "tls/tls.h"
+
+namespace mg::proxy {
+
+class Credentials;
+class Report;
+
+// A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
+struct UpstreamConn {
+  using Clock = std::chrono::steady_clock;
+  tls::SessionSink session_sink;  // declared first: outlives the SSL that writes into it
+  std::unique_ptr<net::Stream> stream;
+  std::string buffer;                             // bytes read past the last response
+  std::string peer_principal;                     // outbound: the verified server SPIFFE ID
+  std::shared_ptr<const tls::Credentials> creds;  // outbound: the credentials it was made with
+  std::optional<net::Watchdog> deadline;          // the upstream timeout; made at first use
+  Clock::time_point idle_since;                   // when it last went back to the pool
+  bool check_before_reuse = false;                // its last response had no body (HEAD, 204, 304…)
+};
+
+class UpstreamPool {
+ public:
+  // `draining`: while set, released connections are closed rather than kept.
+  UpstreamPool(asio::io_context& io, const ProxyConfig& config, const Credentials& credentials,
+               Report& report, const std::atomic<bool>& draining);
+  ~UpstreamPool() { clear(); }
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  // A pooled connection for `side`; an idle one with anything to read (the peer closed it, or a
+  // TLS alert) is stale and dropped. New: a plaintext connection to the local app, or (outbound)
+  // an mTLS connection to the route's destination (connect_route). nullptr + reason on failure.
+  net::awaitable<std::unique_ptr<UpstreamConn>> acquire(const HttpSide& side, bool has_body, bool& reused,
+                                                        std::string& reason, std::string& detail);
+  // Back to the pool after a complete response on a kept-alive connection.
+  void release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn);
+
+  // An mTLS connection to route `index`'s destination, the server's SVID verified and its SPIFFE
+  // ID checked against the route's identities (secure naming). nullptr + reason on failure.
+  net::awaitable<std::unique_ptr<UpstreamConn>> connect_route(size_t index, std::string& reason,
+                                                              std::string& detail);
+  // Keeps the newest TLS session of a route's connection for the next full connect to resume.
+  void remember_session(size_t route, UpstreamConn& conn);
+
+  // A drain: drops the idle connections (released ones are closed from now on).
+  void close_idle() { idle_.clear(); }
+  // Drops every idle connection and cached session (before the worker's loop goes).
+  void clear();
+
+ private:
+  struct CachedSession {
+    std::shared_ptr<const tls::Credentials> creds;
+    tls::SslSessionPtr session;
+  };
+
+  asio::io_context& io_;
+  const ProxyConfig& config_;
+  const Credentials& credentials_;
+  Report& report_;
+  const std::atomic<bool>& draining_;
+  std::unordered_map<uint64_t, std::vector<std::unique_ptr<UpstreamConn>>> idle_;  // by pool key
+  // Outbound TLS sessions to resume, per route, valid only with the credentials that made them.
+  std::unordered_map<size_t, CachedSession> sessions_;
+};
+
+}  // namespace mg::proxy
