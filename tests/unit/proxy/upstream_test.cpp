@@ -497,6 +497,43 @@ TEST(ProxyUpstream, BytesAfterABodilessResponseNeverReachAnotherClient) {
   EXPECT_EQ(r.substr(r.size() - 4), "real") << r;
 }
 
+TEST(ProxyUpstream, StrayResponseAfterAFramedResponseNeverReachesTheNextClient) {
+  // Issue 12: a faulty app answers /first and then, a moment later, writes a second response
+  // nobody asked for (a framing bug). The pooled connection is taken again well within 250 ms,
+  // by another client on another connection: it must get its own answer, and so must the next.
+  std::atomic<int> served{0};
+  ScriptedApp app([&](int fd) {
+    while (true) {
+      std::string in = read_until(fd, "\r\n\r\n");
+      if (!in.ends_with("\r\n\r\n")) return;
+      const int n = ++served;
+      if (in.rfind("GET /first ", 0) == 0) {
+        send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst");
+        std::this_thread::sleep_for(10ms);
+        send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged");
+      } else {
+        send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nreal-" + std::to_string(n % 10));
+      }
+    }
+  });
+  RunningProxy proxy(app.port());
+  {
+    Client first(proxy.port());
+    ASSERT_TRUE(first.connected());
+    std::string r = first.get("/first");
+    EXPECT_EQ(r.substr(r.size() - 5), "first") << r;
+  }
+  std::this_thread::sleep_for(50ms);  // the stray response now waits on the pooled connection
+  for (int i = 0; i < 2; ++i) {
+    Client next(proxy.port());
+    ASSERT_TRUE(next.connected());
+    std::string r = next.get("/mine");
+    EXPECT_EQ(r.substr(r.size() - 6, 5), "real-") << "request " << i << " got: " << r;
+  }
+  // The connection that held the stray bytes was closed, not reused: a second app connection.
+  EXPECT_GE(app.accepted(), 2);
+}
+
 TEST(ProxyUpgrade, DeclinedUpgradeIsAnOrdinaryResponse) {
   ScriptedApp app(upgrade_echo_app);  // answers 200 "no" when it does not see "Upgrade: websocket"
   RunningProxy proxy(app.port());
