@@ -534,6 +534,60 @@ TEST(ProxyUpstream, StrayResponseAfterAFramedResponseNeverReachesTheNextClient) 
   EXPECT_GE(app.accepted(), 2);
 }
 
+// A proxy with a policy directory holding `yaml` (one file), removed with it.
+class PolicyDir {
+ public:
+  explicit PolicyDir(const std::string& yaml) {
+    char tmpl[] = "/tmp/mg-upstream-policy.XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+    std::ofstream(path_ + "/policy.yaml") << yaml;
+  }
+  ~PolicyDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(ProxyHosts, AbsoluteFormTargetCannotSplitTheJudgedHostFromTheServedOne) {
+  // Issue 12: `GET http://public/x` with `Host: admin.internal` was judged as host "public" and
+  // forwarded with Host admin.internal, past a `hosts` DENY, to a Host-routed app.
+  PolicyDir dir(
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+      "metadata: {name: deny-admin, namespace: default}\n"
+      "spec: {action: DENY, rules: [{to: [{operation: {hosts: [\"admin.internal\"]}}]}]}\n");
+  std::mutex mutex;
+  std::string seen;
+  ScriptedApp app([&](int fd) {
+    while (true) {
+      std::string in = read_until(fd, "\r\n\r\n");
+      if (!in.ends_with("\r\n\r\n")) return;
+      {
+        std::lock_guard lock(mutex);
+        seen = in;
+      }
+      send_all(fd, kOk);
+    }
+  });
+  RunningProxy proxy(app.port(), {}, dir.path());
+  {
+    Client client(proxy.port());
+    ASSERT_TRUE(client.connected());
+    send_all(client.fd(), "GET http://public/x?q=1 HTTP/1.1\r\nHost: admin.internal\r\n\r\n");
+    std::string r = read_until(client.fd(), "ok");
+    EXPECT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u) << r;
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(seen.rfind("GET /x?q=1 HTTP/1.1\r\n", 0), 0u) << seen;  // origin-form
+    EXPECT_NE(seen.find("\r\nhost: public\r\n"), std::string::npos) << seen;
+    EXPECT_EQ(seen.find("admin.internal"), std::string::npos) << seen;
+  }
+  // The other way round it is the target's host that is judged: denied.
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  send_all(client.fd(), "GET http://admin.internal/x HTTP/1.1\r\nHost: public\r\n\r\n");
+  EXPECT_EQ(read_n(client.fd(), 13), "HTTP/1.1 403 ");
+}
+
 TEST(ProxyUpgrade, DeclinedUpgradeIsAnOrdinaryResponse) {
   ScriptedApp app(upgrade_echo_app);  // answers 200 "no" when it does not see "Upgrade: websocket"
   RunningProxy proxy(app.port());
