@@ -7,8 +7,8 @@
 //      jwt::Authenticator (the proxy's has jwksUri keys) or the shared offline one
 //      (request_authn.h): a rejected token → 401 (or 403);
 //   4. authorization (engine.h).
-// remote.ip / remoteIpBlocks use the first address of X-Forwarded-For when it parses, else
-// the direct peer address (source.ip).
+// remote.ip / remoteIpBlocks: the peer's address, or with the mesh's numTrustedProxies N > 0 the
+// Nth X-Forwarded-For entry from the right (remote_ip.h).
 #pragma once
 
 #include <cstdint>
@@ -41,9 +41,11 @@ Decision decide(const AuthzSnapshot& snapshot, const Request& request, int64_t n
 Decision decide(const AuthzSnapshot& snapshot, const Request& request, int64_t now);
 
 // The attributes `decide` hands to authorize(); views into `request`, `normalized_path` and
-// `auth`. `peer_identity` false drops the peer principal (DISABLE mode).
+// `auth`. `peer_identity` false drops the peer principal (DISABLE mode). `num_trusted_proxies`:
+// MeshConfig's, for remote.ip.
 AuthzAttributes make_attributes(const Request& request, std::string_view normalized_path,
-                                const jwt::RequestAuth* auth, bool peer_identity);
+                                const jwt::RequestAuth* auth, bool peer_identity,
+                                uint32_t num_trusted_proxies);
 
 // The workload a request is addressed to (request.destination).
 WorkloadRef destination_workload(const Request& request);

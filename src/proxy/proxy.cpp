@@ -354,7 +354,8 @@ struct Proxy::Impl {
   // Caller holds policy_mutex.
   Status reload_policies_locked(const std::string& hash, std::vector<PolicyFileDigest> files) {
     policy_attempted_hash = hash;
-    auto loaded = load_policy_chains(*config.policy_dir, config.workload, jwks.provider());
+    auto loaded =
+        load_policy_chains(*config.policy_dir, config.workload, jwks.provider(), config.num_trusted_proxies);
     auto previous = policy_state.load();
     if (!loaded) {
       policy_error = loaded.error().to_string();
@@ -634,7 +635,8 @@ struct Proxy::Impl {
                      {"resourcesLoaded", policy->resources},
                      {"authorizationPolicies", applied},
                      {"authorizationPoliciesApplied", enforced},
-                     {"dryRunPoliciesApplied", dry_run}};
+                     {"dryRunPoliciesApplied", dry_run},
+                     {"numTrustedProxies", policy->snapshot->mesh().num_trusted_proxies}};
       nlohmann::json uris = nlohmann::json::array();
       for (const auto& u : jwks.status()) {
         uris.push_back({{"uri", u.uri},
@@ -1900,7 +1902,8 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
     if (auto stamps = stat_policy_dir(*impl->config.policy_dir)) impl->policy_stamps = std::move(*stamps);
     auto files = digest_policy_dir(*impl->config.policy_dir);
     if (!files) return fail(files.error());
-    auto loaded = load_policy_chains(*impl->config.policy_dir, impl->config.workload, impl->jwks.provider());
+    auto loaded = load_policy_chains(*impl->config.policy_dir, impl->config.workload, impl->jwks.provider(),
+                                     impl->config.num_trusted_proxies);
     if (!loaded) return fail(loaded.error());
     impl->jwks.retarget(loaded->snapshot->jwt_rules());
     auto state = std::make_shared<PolicyState>();

@@ -140,8 +140,10 @@ class Client {
 class RunningProxy {
  public:
   explicit RunningProxy(uint16_t app_port, ProxyLimits limits = {},
-                        std::optional<std::string> policy_dir = {}) {
+                        std::optional<std::string> policy_dir = {},
+                        std::optional<uint32_t> num_trusted_proxies = {}) {
     ProxyConfig cfg;
+    cfg.num_trusted_proxies = num_trusted_proxies;
     cfg.workload = {"app", "default", "app", {{"app", "app"}}};
     cfg.access_log = "/dev/null";
     cfg.workers = 1;
@@ -586,6 +588,33 @@ TEST(ProxyHosts, AbsoluteFormTargetCannotSplitTheJudgedHostFromTheServedOne) {
   ASSERT_TRUE(client.connected());
   send_all(client.fd(), "GET http://admin.internal/x HTTP/1.1\r\nHost: public\r\n\r\n");
   EXPECT_EQ(read_n(client.fd(), 13), "HTTP/1.1 403 ");
+}
+
+TEST(ProxyRemoteIp, ClientWrittenXForwardedForIsNotTrusted) {
+  // Issue 12: the first X-Forwarded-For entry was taken as remote.ip, so any client could
+  // satisfy a remoteIpBlocks ALLOW. Now XFF counts only behind numTrustedProxies, from the right.
+  const std::string allow =
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+      "metadata: {name: allow-office, namespace: default}\n"
+      "spec: {rules: [{from: [{source: {remoteIpBlocks: [\"10.9.9.9/32\"]}}]}]}\n";
+  const std::string mesh_two =
+      "---\napiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\n"
+      "spec: {gatewayTopology: {numTrustedProxies: 2}}\n";
+  const std::string forged = "GET /x HTTP/1.1\r\nHost: app\r\nX-Forwarded-For: 10.9.9.9, 127.0.0.1\r\n\r\n";
+  ScriptedApp app(answer_ok);
+  auto status = [&](const PolicyDir& dir, std::optional<uint32_t> trusted) {
+    RunningProxy proxy(app.port(), {}, dir.path(), trusted);
+    Client client(proxy.port());
+    if (!client.connected()) return std::string("(not connected)");
+    send_all(client.fd(), forged);
+    return read_n(client.fd(), 12);
+  };
+  PolicyDir plain(allow), with_mesh(allow + mesh_two);
+  EXPECT_EQ(status(plain, std::nullopt), "HTTP/1.1 403");      // default 0: the peer, 127.0.0.1
+  EXPECT_EQ(status(plain, 1), "HTTP/1.1 403");                 // what the one trusted proxy saw
+  EXPECT_EQ(status(plain, 2), "HTTP/1.1 200");                 // the proxy config's override
+  EXPECT_EQ(status(with_mesh, std::nullopt), "HTTP/1.1 200");  // the Mesh default
+  EXPECT_EQ(status(with_mesh, 0), "HTTP/1.1 403");             // the override wins
 }
 
 TEST(ProxyUpgrade, DeclinedUpgradeIsAnOrdinaryResponse) {
