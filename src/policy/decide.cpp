@@ -1,5 +1,7 @@
 #include "policy/decide.h"
 
+#include <algorithm>
+
 #include "policy/remote_ip.h"
 #include "policy/request_authn.h"
 
@@ -63,14 +65,24 @@ Decision decide_into(const AuthzSnapshot& s, const Request& r, int64_t now, cons
 
   jwt::RequestAuth auth;
   if (r.http) {
+    // Istio's normalization: a method not in upper case is refused (400), not matched as if it
+    // were another — a DENY on GET must not let `get` through to an app that reads it as GET.
     const char* why = nullptr;
-    if (normalize_path(r.http->path, s.mesh().path_normalization, normalized, &why) != PathVerdict::Ok) {
+    const bool upper_case_method = std::none_of(r.http->method.begin(), r.http->method.end(),
+                                                [](unsigned char c) { return c >= 'a' && c <= 'z'; });
+    if (!upper_case_method) {
+      why = "method not in upper case";
+    } else if (normalize_path(r.http->path, s.mesh().path_normalization, normalized, &why) !=
+               PathVerdict::Ok) {
+      why = why ? why : "bad path";
+    }
+    if (why) {
       normalized.clear();
       Decision d;
       d.allow = false;
       d.status = 400;
       d.reason = ReasonCode::MalformedRequest;
-      d.detail = why ? why : "bad path";
+      d.detail = why;
       return d;
     }
     if (!s.jwt_rules().empty()) {

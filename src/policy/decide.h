@@ -2,7 +2,8 @@
 //   1. peer authentication: the effective mTLS mode of the destination port; plaintext to a
 //      STRICT port is refused (status 0). Under DISABLE the server does not terminate mTLS, so
 //      no peer identity reaches authorization (principals / namespaces cannot match);
-//   2. HTTP path normalization (mesh setting): %00 or a malformed path → 400;
+//   2. HTTP normalization (Istio's reference): a method not in upper case → 400; the path
+//      normalized as the mesh setting says, %00 or a malformed path → 400;
 //   3. request authentication when a RequestAuthentication applies, with the caller's
 //      jwt::Authenticator (the proxy's has jwksUri keys) or the shared offline one
 //      (request_authn.h): a rejected token → 401 (or 403);

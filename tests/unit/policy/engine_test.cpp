@@ -355,6 +355,46 @@ TEST(EngineSources, IpBlocks) {
   });
 }
 
+TEST(EngineNormalization, MethodNotInUpperCaseIsRefused) {
+  // Issue 12: `get /x` went past a DENY on GET to an app that treats it as GET. Istio refuses a
+  // method that is not in upper case with 400 before any policy is looked at.
+  const auto deny_get =
+      ap("deny-get", "  action: DENY\n  rules:\n  - to:\n    - operation:\n        methods: [\"GET\"]");
+  for (const char* method : {"get", "Get", "gET", "m-search"}) {
+    SCOPED_TRACE(method);
+    const auto o = run(deny_get, with([&](Req& r) { r.method = method; }));
+    EXPECT_FALSE(o.allow);
+    EXPECT_EQ(o.status, 400);
+    EXPECT_EQ(o.reason, ReasonCode::MalformedRequest);
+    EXPECT_NE(o.text.find("method not in upper case"), std::string::npos) << o.text;
+  }
+  EXPECT_EQ(run(deny_get, kDefault).status, 403);
+  EXPECT_TRUE(run(deny_get, with([](Req& r) { r.method = "M-SEARCH"; })).allow);  // an extension method
+  EXPECT_EQ(run("", with([](Req& r) { r.method = "post"; })).status, 400);        // with no policy at all too
+}
+
+TEST(EngineNormalization, RepeatedHeadersAreJoinedWithCommas) {
+  // Istio joins repeated headers with "," for request.headers[...] conditions; the first field
+  // alone let `X-Role: user` + `X-Role: admin` past a DENY on "*admin".
+  const auto deny_admin = ap("deny-admin",
+                             "  action: DENY\n  rules:\n  - when:\n    - key: request.headers[x-role]\n"
+                             "      values: [\"*admin\"]");
+  const Req twice = with([](Req& r) {
+    r.headers = {{"X-Role", "user"}, {"other", "x"}, {"x-ROLE", "admin"}};
+  });
+  EXPECT_EQ(run(deny_admin, twice).status, 403);
+  const auto exact_joined = ap("p",
+                               "  rules:\n  - when:\n    - key: request.headers[X-Role]\n"
+                               "      values: [\"user,admin\"]");
+  EXPECT_TRUE(run(exact_joined, twice).allow);
+  const Req thrice = with([](Req& r) { r.headers = {{"x-role", "a"}, {"x-role", ""}, {"x-role", "c"}}; });
+  const auto three =
+      ap("p", "  rules:\n  - when:\n    - key: request.headers[x-role]\n      values: [\"a,,c\"]");
+  EXPECT_TRUE(run(three, thrice).allow);
+  const Req once = with([](Req& r) { r.headers = {{"x-role", "user"}}; });
+  EXPECT_TRUE(run(deny_admin, once).allow);
+}
+
 TEST(EngineSources, RemoteIpBehindTrustedProxies) {
   // Issue 12: `X-Forwarded-For: 10.9.9.9, 127.0.0.1` satisfied an ALLOW for 10.9.9.9/32 (the
   // first entry was taken). Only the mesh's numTrustedProxies makes XFF count, from the right.

@@ -590,6 +590,33 @@ TEST(ProxyHosts, AbsoluteFormTargetCannotSplitTheJudgedHostFromTheServedOne) {
   EXPECT_EQ(read_n(client.fd(), 13), "HTTP/1.1 403 ");
 }
 
+TEST(ProxyNormalization, MethodNotInUpperCaseNeverReachesTheApp) {
+  // Issue 12: `get /admin` went past a DENY on GET to an app that reads methods case-blind.
+  PolicyDir dir(
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+      "metadata: {name: deny-get-admin, namespace: default}\n"
+      "spec: {action: DENY, rules: [{to: [{operation: {methods: [GET], paths: [\"/admin\"]}}]}]}\n");
+  std::atomic<int> requests{0};
+  ScriptedApp app([&](int fd) {
+    while (read_head(fd)) {
+      ++requests;
+      send_all(fd, kOk);
+    }
+  });
+  RunningProxy proxy(app.port(), {}, dir.path());
+  for (const char* method : {"get", "Get"}) {
+    Client client(proxy.port());
+    ASSERT_TRUE(client.connected());
+    send_all(client.fd(), std::string(method) + " /admin HTTP/1.1\r\nHost: app\r\n\r\n");
+    EXPECT_EQ(read_n(client.fd(), 13), "HTTP/1.1 400 ") << method;
+  }
+  Client upper(proxy.port());
+  ASSERT_TRUE(upper.connected());
+  send_all(upper.fd(), "GET /admin HTTP/1.1\r\nHost: app\r\n\r\n");
+  EXPECT_EQ(read_n(upper.fd(), 13), "HTTP/1.1 403 ");
+  EXPECT_EQ(requests.load(), 0);
+}
+
 TEST(ProxyRemoteIp, ClientWrittenXForwardedForIsNotTrusted) {
   // Issue 12: the first X-Forwarded-For entry was taken as remote.ip, so any client could
   // satisfy a remoteIpBlocks ALLOW. Now XFF counts only behind numTrustedProxies, from the right.
