@@ -393,12 +393,28 @@ bool claim_matches(const Predicate& p, const jwt::RequestAuth& auth) {
   return false;
 }
 
-std::string_view header_value(const AuthzAttributes& a, std::string_view name, bool& found) {
+// A header's value as conditions see it: every field of that name (case-insensitive), joined
+// with "," in order when it is repeated (Istio's normalization, as Envoy joins them) — the first
+// alone would let `X-Role: user` + `X-Role: admin` slip past a DENY on the value the app may read.
+// `joined` holds the value when it had to be built.
+std::string_view header_value(const AuthzAttributes& a, std::string_view name, bool& found,
+                              std::string& joined) {
+  const std::string* first = nullptr;
+  bool repeated = false;
   for (const auto& [k, v] : a.headers) {
-    if (iequals(k, name)) {
-      found = true;
-      return v;
+    if (!iequals(k, name)) continue;
+    if (!first) {
+      first = &v;
+      continue;
     }
+    if (!repeated) joined = *first;
+    repeated = true;
+    joined += ',';
+    joined += v;
+  }
+  if (first) {
+    found = true;
+    return repeated ? std::string_view(joined) : std::string_view(*first);
   }
   // HTTP/2 pseudo-headers and Host map to the request line.
   found = true;
@@ -432,7 +448,8 @@ bool evaluate(const Predicate& p, const AuthzAttributes& a) {
     case Field::Path: hit = a.http && any_string(p, a.path); break;
     case Field::Header: {
       bool found = false;
-      const auto value = a.http ? header_value(a, p.key.front(), found) : std::string_view();
+      std::string joined;
+      const auto value = a.http ? header_value(a, p.key.front(), found, joined) : std::string_view();
       hit = found && any_string(p, value);
       break;
     }

@@ -684,10 +684,32 @@ Status parse_workload(Ctx& ctx, const YAML::Node& spec, Workload& w) {
 constexpr int64_t kMinCertificateTtlSeconds = 60;
 constexpr int64_t kMaxCertificateTtlSeconds = 90LL * 24 * 3600;
 
+// Mesh.spec.gatewayTopology: {numTrustedProxies: N}, Istio's gatewayTopology field of the same name.
+Status parse_gateway_topology(Ctx& ctx, const YAML::Node& n, Mesh& m) {
+  return for_each_field(ctx, n, "Mesh.spec.gatewayTopology", {"numTrustedProxies"},
+                        [&](const std::string&, const YAML::Node& v) -> Status {
+                          auto text = scalar(ctx, v, "gatewayTopology.numTrustedProxies");
+                          if (!text) return fail(text.error());
+                          uint32_t n = 0;
+                          auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+                          if (text->empty() || ec != std::errc() || end != text->data() + text->size()) {
+                            return err(ctx, v,
+                                       "gatewayTopology.numTrustedProxies must be a whole number of proxies "
+                                       "(0 or more), not \"" +
+                                           *text + "\"",
+                                       "policy.bad_value");
+                          }
+                          m.num_trusted_proxies = n;
+                          return {};
+                        });
+}
+
 Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
   return for_each_field(
-      ctx, spec, "Mesh.spec", {"trustDomain", "rootNamespace", "pathNormalization", "certificateTTL", "ca"},
+      ctx, spec, "Mesh.spec",
+      {"trustDomain", "rootNamespace", "pathNormalization", "certificateTTL", "ca", "gatewayTopology"},
       [&](const std::string& key, const YAML::Node& v) -> Status {
+        if (key == "gatewayTopology") return parse_gateway_topology(ctx, v, m);
         if (key == "ca") {
           return for_each_field(ctx, v, "Mesh.spec.ca", {"mode"}, [&](const std::string&, const YAML::Node& x) -> Status {
             auto text = scalar(ctx, x, "ca.mode");

@@ -111,6 +111,9 @@ struct Mesh {
   PathNormalization path_normalization = PathNormalization::Base;
   int64_t certificate_ttl_seconds = 86400;
   std::string ca_mode = "builtin";  // "builtin" | "plugin"
+  // spec.gatewayTopology.numTrustedProxies, as Istio's meshConfig.defaultConfig.gatewayTopology:
+  // the proxies trusted in front of every workload (remote_ip.h); a proxy config may override it.
+  uint32_t num_trusted_proxies = 0;
 };
 
 // Everything loaded from one or more files, in load order.

@@ -95,6 +95,7 @@ MeshConfig mesh_config_of(const ResourceSet& set, MeshConfig defaults) {
     defaults.trust_domain = mesh.trust_domain;
     defaults.root_namespace = mesh.root_namespace;
     defaults.path_normalization = mesh.path_normalization;
+    defaults.num_trusted_proxies = mesh.num_trusted_proxies;
   }
   return defaults;
 }

@@ -21,6 +21,7 @@ struct MeshConfig {
   std::string root_namespace = "istio-system";
   std::string trust_domain = "cluster.local";
   PathNormalization path_normalization = PathNormalization::Base;
+  uint32_t num_trusted_proxies = 0;  // remote.ip / remoteIpBlocks (remote_ip.h)
 };
 
 // The mesh settings a resource set carries: its `Mesh` named default (meshguard.io/v1alpha1), if

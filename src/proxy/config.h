@@ -8,6 +8,11 @@
 //                                 # a bad file refuses start-up; later, it keeps the last good set
 //   accessLog: access.log         # "-" or absent: stdout
 //   workers: 2                    # absent/0: one per core
+//   gatewayTopology: {numTrustedProxies: 1}   # proxies trusted in front of this one (a gateway behind
+//                                 # a load balancer): remote.ip / remoteIpBlocks take the Nth
+//                                 # X-Forwarded-For entry from the right. Absent: the Mesh
+//                                 # document's value (Mesh.spec.gatewayTopology), else 0 = the
+//                                 # peer's address, XFF ignored (Istio's proxy.istio.io/config)
 //   inbound:                      # port 0: kernel-chosen, printed as "listening inbound[i] ADDR:PORT"
 //     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http}
 //   outbound:
@@ -94,6 +99,7 @@ struct ProxyConfig {
   std::string access_log;  // "" or "-": stdout
   uint32_t workers = 0;    // 0: one per core
   ProxyLimits limits;
+  std::optional<uint32_t> num_trusted_proxies;  // gatewayTopology.numTrustedProxies: over the Mesh's
 };
 
 // Standalone: credentials and policies from the files the config names. ControlPlane: the agent

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "policy/parse.h"
+#include "policy/select.h"
 
 namespace mg::policy {
 namespace {
@@ -198,6 +199,26 @@ TEST(Document, AliasBudgetIsPerDocument) {
       EXPECT_NE(in_file.error().message.find("too large"), std::string::npos) << in_file.error().message;
     }
   }
+}
+
+TEST(Mesh, GatewayTopologyNumTrustedProxies) {
+  auto none = parse_resources(std::string(kMeshHead) + "spec: {}\n");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_EQ(none->meshes[0].num_trusted_proxies, 0u);
+  EXPECT_EQ(mesh_config_of(*none).num_trusted_proxies, 0u);
+  auto two =
+      parse_resources(std::string(kMeshHead) + "spec:\n  gatewayTopology:\n    numTrustedProxies: 2\n");
+  ASSERT_TRUE(two) << two.error().message;
+  EXPECT_EQ(mesh_config_of(*two).num_trusted_proxies, 2u);
+  for (const char* bad : {"-1", "two", "1.5", "\"\"", "99999999999", "[1]"}) {
+    auto r = parse_resources(
+        std::string(kMeshHead) + "spec:\n  gatewayTopology: {numTrustedProxies: " + bad + "}\n", "mesh.yaml");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("mesh.yaml:6: "), std::string::npos) << r.error().message;
+  }
+  auto unknown =
+      parse_resources(std::string(kMeshHead) + "spec:\n  gatewayTopology: {forwardClientCertDetails: X}\n");
+  EXPECT_FALSE(unknown);
 }
 
 }  // namespace
