@@ -638,8 +638,12 @@ Status parse_jwt_rule(Ctx& ctx, const YAML::Node& n, jwt::JwtRule& rule) {
   for (const auto& c : rule.from_cookies) {
     if (c.empty()) return err(ctx, n, "jwtRules.fromCookies entries must not be empty");
   }
-  if (rule.jwks.empty() && rule.jwks_uri.empty()) {
-    return err(ctx, n, "jwtRules: one of jwks or jwksUri is required (OpenID discovery is not supported)");
+  // Without jwks or jwksUri the keys come from OpenID discovery at the issuer, so it must be a URL.
+  if (jwt::discovers_keys(rule) &&
+      !(rule.issuer.starts_with("https://") || rule.issuer.starts_with("http://"))) {
+    return err(
+        ctx, n,
+        "jwtRules: without jwks or jwksUri the issuer must be an http(s) URL (keys by OpenID discovery)");
   }
   return {};
 }

@@ -234,5 +234,45 @@ TEST(JwksKeys, FetchesOffThreadAndRetargetsOnEachPublish) {
   EXPECT_GE(a_fetches, 2);
 }
 
+// An issuer-only rule (Istio's OpenID discovery): the proxy's JwksKeys reads the issuer's
+// discovery document, fetches the jwks_uri it names, and the chain accepts the issuer's token.
+TEST(ProxyJwks, IssuerOnlyRuleVerifiesWithDiscoveredKeys) {
+  constexpr const char* kIssuer = "https://idp.test/realm";
+  auto key = make_key(jwt::Alg::ES256, "k1");
+  JwksKeys::Options options;
+  options.fetch = [&](const std::string& uri, int) -> Result<std::string> {
+    if (uri == "https://idp.test/realm/.well-known/openid-configuration")
+      return std::string(
+          R"({"issuer": "https://idp.test/realm", "jwks_uri": "https://keys.idp.test/certs"})");
+    if (uri == "https://keys.idp.test/certs") return jwks_of({&key});
+    return fail("jwks.resolve_failed", "unexpected uri " + uri);
+  };
+  JwksKeys keys(options);
+  PolicyDir dir;
+  dir.write("p.yaml",
+            std::string(kAllowDetails) + "---\n" +
+                "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt, "
+                "namespace: default}\nspec:\n  jwtRules:\n  - issuer: \"" +
+                kIssuer + "\"\n");
+  auto chains = load_policy_chains(dir.path, kWorkload, keys.provider());
+  ASSERT_TRUE(chains) << chains.error().to_string();
+  const std::string token =
+      sign_token(key, nlohmann::json::object(), {{"iss", kIssuer}, {"sub", "bob"}, {"exp", 4102444800}});
+  const std::string head =
+      "GET /details/1 HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer " + token + "\r\n\r\n";
+  auto before = parse(head);
+  EXPECT_EQ(run_chain(*chains, before).status, 401) << "nothing discovered yet: fail closed";
+
+  keys.retarget(chains->snapshot->jwt_rules());
+  ASSERT_TRUE(eventually([&] { return keys.provider()->get(kIssuer) != nullptr; }));
+  auto after = parse(head);
+  Verdict v = run_chain(*chains, after);
+  EXPECT_TRUE(v.allow) << v.reason;
+  auto st = keys.status();
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_EQ(st[0].uri, kIssuer);
+  EXPECT_EQ(st[0].last_error, "");
+}
+
 }  // namespace
 }  // namespace mg::proxy
