@@ -690,8 +690,21 @@ constexpr int64_t kMaxCertificateTtlSeconds = 90LL * 24 * 3600;
 
 Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
   return for_each_field(
-      ctx, spec, "Mesh.spec", {"trustDomain", "rootNamespace", "pathNormalization", "certificateTTL", "ca"},
+      ctx, spec, "Mesh.spec",
+      {"trustDomain", "trustDomainAliases", "rootNamespace", "pathNormalization", "certificateTTL", "ca"},
       [&](const std::string& key, const YAML::Node& v) -> Status {
+        if (key == "trustDomainAliases") {
+          if (auto st = string_list(ctx, v, "trustDomainAliases", m.trust_domain_aliases); !st) return st;
+          for (const auto& alias : m.trust_domain_aliases) {
+            if (auto st = identity::validate_trust_domain(alias); !st) {
+              return err(ctx, v,
+                         "trustDomainAliases entry \"" + alias +
+                             "\" is not a valid SPIFFE trust domain: " + st.error().message,
+                         "policy.bad_trust_domain");
+            }
+          }
+          return {};
+        }
         if (key == "ca") {
           return for_each_field(ctx, v, "Mesh.spec.ca", {"mode"}, [&](const std::string&, const YAML::Node& x) -> Status {
             auto text = scalar(ctx, x, "ca.mode");
