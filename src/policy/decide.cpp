@@ -38,10 +38,11 @@ AuthzAttributes make_attributes(const Request& r, std::string_view normalized_pa
 
 namespace {
 
-// True when a rule can only get its keys from jwksUri, which the offline authenticator never fetches.
+// True when a rule can only get its keys from jwksUri or OpenID discovery, which the offline
+// authenticator never fetches.
 bool needs_remote_keys(const std::vector<jwt::JwtRule>& rules) {
   for (const auto& rule : rules)
-    if (rule.jwks.empty() && !rule.jwks_uri.empty()) return true;
+    if (rule.jwks.empty()) return true;
   return false;
 }
 
@@ -101,7 +102,9 @@ Decision decide_into(const AuthzSnapshot& s, const Request& r, int64_t now, cons
         d.reason = ReasonCode::RequestAuthnFailed;
         d.detail = auth.reason.empty() ? "Jwt verification fails" : auth.reason;
         if (offline && result.status == jwt::JwtStatus::JwksFetchFail && needs_remote_keys(s.jwt_rules())) {
-          d.detail += " (offline decision: keys behind jwksUri are not fetched; only an inline jwks verifies here)";
+          d.detail +=
+              " (offline decision: keys behind jwksUri or OpenID discovery are not fetched; only an inline "
+              "jwks verifies here)";
         }
         return d;
       }

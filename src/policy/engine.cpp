@@ -78,22 +78,9 @@ struct Compiler {
     return out;
   }
 
-  // Istio reads "cluster.local" in a policy principal as the mesh's own trust domain.
+  // "cluster.local", the trust domain and its aliases in a principal: policy::principals_for_trust_domains.
   std::vector<StringMatch> principals(const std::vector<std::string>& values) const {
-    auto out = strings(values);
-    constexpr std::string_view kDefault = "cluster.local/";
-    if (mesh.trust_domain != "cluster.local") {
-      const size_t n = out.size();
-      for (size_t i = 0; i < n; ++i) {
-        const auto& m = out[i];
-        if ((m.kind == MatchKind::Exact || m.kind == MatchKind::Prefix) && m.value.starts_with(kDefault)) {
-          StringMatch alias = m;
-          alias.value = mesh.trust_domain + "/" + m.value.substr(kDefault.size());
-          out.push_back(std::move(alias));
-        }
-      }
-    }
-    return out;
+    return strings(principals_for_trust_domains(values, mesh.trust_domain, mesh.trust_domain_aliases));
   }
 
   static std::vector<Cidr> cidrs(const std::vector<std::string>& values) {

@@ -107,6 +107,7 @@ struct Workload {
 struct Mesh {
   Meta meta;
   std::string trust_domain = "cluster.local";
+  std::vector<std::string> trust_domain_aliases;  // Istio meshConfig.trustDomainAliases
   std::string root_namespace = "istio-system";
   PathNormalization path_normalization = PathNormalization::Base;
   int64_t certificate_ttl_seconds = 86400;

@@ -26,7 +26,8 @@
 // with a tls section and DISABLE without. `mtlsMode: STRICT|PERMISSIVE|DISABLE` on a port is an
 // explicit operator override of the listener (it wins over PeerAuthentication, and survives policy
 // reloads); a PeerAuthentication STRICT still denies plaintext requests in the chain (fail closed).
-// RequestAuthentication jwtRules with a jwksUri need no setting here: the proxy fetches their keys
+// RequestAuthentication jwtRules with a jwksUri (or only an issuer: OpenID discovery) need no
+// setting here: the proxy fetches their keys
 // in the background and re-fetches on every policy reload and every 20 minutes (proxy/jwks_keys.h);
 // until they arrive such tokens get 401. The fetcher refuses link-local and cloud-metadata
 // addresses only, so a JWKS server on 127.0.0.1 works as is.

@@ -154,8 +154,8 @@ int run_check(const CheckOptions& opt) {
   }
   auto set = policy::load_resource_files(opt.files);
   if (!set) return fail_line(set.error().message);
-  mesh.num_trusted_proxies =
-      opt.num_trusted_proxies.value_or(policy::mesh_config_of(*set).num_trusted_proxies);
+  mesh = policy::mesh_config_of(*set, mesh);  // a Mesh document in the files wins over the flags
+  if (opt.num_trusted_proxies) mesh.num_trusted_proxies = *opt.num_trusted_proxies;  // the flag wins over a Mesh document
   auto text = files::read_file(opt.request_file);
   if (!text) return fail_line(opt.request_file + ": " + text.error().message);
   auto req = policy::parse_request_json(*text);

@@ -192,6 +192,76 @@ TEST(EnginePrincipals, TrustDomainAlias) {
   run_cases({{"with the default trust domain, example.org is foreign", p, local, false, 403, "", -1}});
 }
 
+// Istio's trust domain migration (authz-td-migration): with trustDomain new-td and alias old-td,
+// a principal written with either trust domain, or with "cluster.local", names the identity in
+// both; "cluster.local" itself is only a name for them, never a trust domain matched literally.
+TEST(EnginePrincipals, TrustDomainAliasesBothWays) {
+  auto allow = [](const char* principal) {
+    return ap("p",
+              std::string("  rules:\n  - from:\n    - source:\n        principals: [\"") + principal + "\"]");
+  };
+  auto from = [](const char* td) {
+    return with([td](Req& r) { r.principal = std::string(td) + "/ns/sleep-allow/sa/sleep"; });
+  };
+  MeshConfig mesh;
+  mesh.trust_domain = "new-td";
+  mesh.trust_domain_aliases = {"old-td"};
+  const auto old_written = allow("old-td/ns/sleep-allow/sa/sleep");
+  const auto new_written = allow("new-td/ns/sleep-allow/sa/sleep");
+  const auto local_written = allow("cluster.local/ns/sleep-allow/sa/sleep");
+  const auto pattern = allow("*-td/ns/sleep-allow/sa/sleep");
+  run_cases(
+      {{"alias in the policy, current identity", old_written, from("new-td"), true, 200, "default/p", 0},
+       {"alias in the policy, alias identity", old_written, from("old-td"), true, 200, "default/p", 0},
+       {"current in the policy, alias identity (the reverse)", new_written, from("old-td"), true, 200,
+        "default/p", 0},
+       {"a third trust domain is foreign", old_written, from("other-td"), false, 403, "", -1},
+       {"cluster.local names the current trust domain", local_written, from("new-td"), true, 200, "default/p",
+        0},
+       {"cluster.local names the aliases", local_written, from("old-td"), true, 200, "default/p", 0},
+       {"cluster.local is not itself a trust domain here", local_written, from("cluster.local"), false, 403,
+        "", -1},
+       {"a *suffix trust domain stays a pattern", pattern, from("other-td"), true, 200, "default/p", 0},
+       {"other namespace", old_written, with([](Req& r) { r.principal = "new-td/ns/default/sa/sleep"; }),
+        false, 403, "", -1}},
+      nullptr, mesh);
+  // notPrincipals and source.principal conditions follow the same rule.
+  const auto deny_not = ap("p",
+                           "  action: DENY\n  rules:\n  - from:\n    - source:\n        notPrincipals: "
+                           "[\"old-td/ns/sleep-allow/sa/sleep\"]");
+  const auto when = ap("p",
+                       "  rules:\n  - when:\n    - key: source.principal\n      values: "
+                       "[\"old-td/ns/sleep-allow/sa/sleep\"]");
+  run_cases(
+      {{"notPrincipals: the current identity is not denied", deny_not, from("new-td"), true, 200, "", -1},
+       {"notPrincipals: others are", deny_not, from("other-td"), false, 403, "default/p", 0},
+       {"source.principal condition", when, from("new-td"), true, 200, "default/p", 0}},
+      nullptr, mesh);
+  // Without the alias, old-td is just another trust domain.
+  mesh.trust_domain_aliases.clear();
+  run_cases({{"no alias configured", old_written, from("new-td"), false, 403, "", -1}}, nullptr, mesh);
+}
+
+TEST(EnginePrincipals, PrincipalsForTrustDomains) {
+  const std::vector<std::string> aliases{"old-td", "older-td"};
+  auto expand = [&](std::vector<std::string> in) {
+    return principals_for_trust_domains(in, "new-td", aliases);
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(expand({"cluster.local/ns/a/sa/b"}),
+            (V{"new-td/ns/a/sa/b", "old-td/ns/a/sa/b", "older-td/ns/a/sa/b"}));
+  EXPECT_EQ(expand({"old-td/ns/a/sa/*"}), (V{"new-td/ns/a/sa/*", "old-td/ns/a/sa/*", "older-td/ns/a/sa/*"}));
+  EXPECT_EQ(expand({"*-td/ns/a/sa/b"}), (V{"*-td/ns/a/sa/b"}));
+  EXPECT_EQ(expand({"*old-td/ns/a/sa/b"}),
+            (V{"new-td/ns/a/sa/b", "*old-td/ns/a/sa/b", "older-td/ns/a/sa/b"}));
+  EXPECT_EQ(expand({"*/ns/a/sa/b", "other/ns/a/sa/b", "cluster.local/ns/a/*", "*", "ns/a/sa/b"}),
+            (V{"*/ns/a/sa/b", "other/ns/a/sa/b", "cluster.local/ns/a/*", "*", "ns/a/sa/b"}));
+  EXPECT_EQ(principals_for_trust_domains({"cluster.local/ns/a/sa/b"}, "cluster.local", {}),
+            (V{"cluster.local/ns/a/sa/b"}));
+  EXPECT_EQ(principals_for_trust_domains({"cluster.local/ns/a/sa/b"}, "example.org", {}),
+            (V{"example.org/ns/a/sa/b"}));
+}
+
 TEST(EnginePrincipals, RequestPrincipals) {
   const auto exact = ap("p", "  rules:\n  - from:\n    - source:\n        requestPrincipals: [\"https://issuer.example/a/user\"]");
   const auto any = ap("p", "  rules:\n  - from:\n    - source:\n        requestPrincipals: [\"*\"]");
