@@ -88,7 +88,8 @@ nlohmann::json Admin::config_dump() const {
                    {"resourcesLoaded", policy->resources},
                    {"authorizationPolicies", applied},
                    {"authorizationPoliciesApplied", enforced},
-                   {"dryRunPoliciesApplied", dry_run}};
+                   {"dryRunPoliciesApplied", dry_run},
+                   {"numTrustedProxies", policy->snapshot->mesh().num_trusted_proxies}};
     nlohmann::json uris = nlohmann::json::array();
     for (const auto& u : policy_.jwks().status()) {
       uris.push_back({{"uri", u.uri},

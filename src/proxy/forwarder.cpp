@@ -90,8 +90,7 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, Buff
   for (int attempt = 0; attempt < 2 && !resp; ++attempt) {
     bool reused = false;
     std::string reason, detail;
-    up = co_await worker.upstreams.acquire(side, req.framing != http::BodyFraming::None, reused, reason,
-                                           detail);
+    up = co_await worker.upstreams.acquire(side, reused, reason, detail);
     if (!up) {
       if (side.route)
         report_.outbound_refused(side.source, destination_of(config_.outbound[*side.route]), reason, detail);
@@ -214,10 +213,7 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, Buff
   }
   if (chunk_out) out.append(http::kLastChunk.data(), http::kLastChunk.size());
   if (!co_await flush()) co_return false;
-  if (upstream_keep && up->buffer.empty()) {
-    up->check_before_reuse = framing == http::BodyFraming::None;
-    worker.upstreams.release(side, std::move(up));
-  }
+  if (upstream_keep && up->buffer.empty()) worker.upstreams.release(side, std::move(up));
   if (!client_keep) down.shutdown_send();
   co_return client_keep;
 }

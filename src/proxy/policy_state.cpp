@@ -21,7 +21,8 @@ std::vector<EffectiveMtls> PolicyState::inbound_modes(const policy::AuthzSnapsho
 
 Result<PolicyState::Loaded> PolicyState::load(const std::string& hash, std::vector<PolicyFileDigest> files,
                                               uint64_t version) {
-  auto chains = load_policy_chains(*config_.policy_dir, config_.workload, jwks_.provider());
+  auto chains =
+      load_policy_chains(*config_.policy_dir, config_.workload, jwks_.provider(), config_.num_trusted_proxies);
   if (!chains) return fail(chains.error());
   auto state = std::make_shared<PublishedPolicy>();
   state->version = version;

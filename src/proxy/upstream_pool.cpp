@@ -1,7 +1,5 @@
 #include "proxy/upstream_pool.h"
 
-#include <sys/socket.h>
-#include <cerrno>
 #include <ctime>
 
 #include "proxy/credentials.h"
@@ -15,16 +13,6 @@ using net::tcp;
 namespace {
 
 constexpr size_t kMaxIdleUpstreamsPerPort = 64;
-
-// A pooled connection is checked for a close or for anything unread (MSG_PEEK, one system
-// call) before reuse when: it has been idle this long; or the request has a body (it is not
-// retried); or the last response on it had no body — where a faulty app most often sends bytes
-// anyway (a body after HEAD or 204), which must never be read as another client's response.
-// Otherwise — a keep-alive connection reused within a moment of a response with a framed
-// body — nobody closes it on purpose that soon, and a bodiless request on one that was closed
-// is retried on a fresh connection. Bytes already read ahead by OpenSSL (an alert or
-// close_notify that came with the last response) are always checked, without a system call.
-constexpr auto kProbeAfterIdle = std::chrono::milliseconds(250);
 
 // Inbound ports to the same app port share a pool; each outbound route has its own.
 uint64_t pool_key(const HttpSide& side) {
@@ -42,25 +30,15 @@ void UpstreamPool::clear() {
   idle_.clear();
 }
 
-net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSide& side, bool has_body,
-                                                                    bool& reused, std::string& reason,
-                                                                    std::string& detail) {
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSide& side, bool& reused,
+                                                                    std::string& reason, std::string& detail) {
   auto& idle = idle_[pool_key(side)];
   while (!idle.empty()) {
     auto conn = std::move(idle.back());
     idle.pop_back();
-    if (SSL* ssl = conn->stream->ssl(); ssl && SSL_has_pending(ssl)) continue;  // stale
-    if (!has_body && !conn->check_before_reuse &&
-        UpstreamConn::Clock::now() - conn->idle_since < kProbeAfterIdle) {
-      reused = true;
-      co_return conn;
-    }
-    char probe;
-    ssize_t r = ::recv(conn->stream->socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      reused = true;
-      co_return conn;
-    }
+    if (!net::nothing_to_read(*conn->stream)) continue;  // closed as it goes out of scope
+    reused = true;
+    co_return conn;
   }
   reused = false;
   if (side.route) co_return co_await connect_route(*side.route, reason, detail);
@@ -81,7 +59,6 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSi
 void UpstreamPool::release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn) {
   if (side.route) remember_session(*side.route, *conn);
   auto& idle = idle_[pool_key(side)];
-  conn->idle_since = UpstreamConn::Clock::now();
   if (idle.size() < kMaxIdleUpstreamsPerPort && !draining_) idle.push_back(std::move(conn));
 }
 

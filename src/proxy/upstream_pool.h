@@ -29,15 +29,12 @@ class Report;
 
 // A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
 struct UpstreamConn {
-  using Clock = std::chrono::steady_clock;
   tls::SessionSink session_sink;  // declared first: outlives the SSL that writes into it
   std::unique_ptr<net::Stream> stream;
   std::string buffer;                             // bytes read past the last response
   std::string peer_principal;                     // outbound: the verified server SPIFFE ID
   std::shared_ptr<const tls::Credentials> creds;  // outbound: the credentials it was made with
   std::optional<net::Watchdog> deadline;          // the upstream timeout; made at first use
-  Clock::time_point idle_since;                   // when it last went back to the pool
-  bool check_before_reuse = false;                // its last response had no body (HEAD, 204, 304…)
 };
 
 class UpstreamPool {
@@ -49,11 +46,15 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // A pooled connection for `side`; an idle one with anything to read (the peer closed it, or a
-  // TLS alert) is stale and dropped. New: a plaintext connection to the local app, or (outbound)
-  // an mTLS connection to the route's destination (connect_route). nullptr + reason on failure.
-  net::awaitable<std::unique_ptr<UpstreamConn>> acquire(const HttpSide& side, bool has_body, bool& reused,
-                                                        std::string& reason, std::string& detail);
+  // A pooled connection for `side`, or a new one: a plaintext connection to the local app, or
+  // (outbound) an mTLS connection to the route's destination (connect_route). nullptr + reason on
+  // failure. A pooled connection with anything to read is never handed to a request (Envoy's
+  // premature response rule): no request is outstanding on it, so those bytes — a stray response
+  // from a faulty app, a close, a TLS alert — would be read as this request's answer. It is
+  // closed. Checked at every reuse rather than watched while idle: cheaper per reuse
+  // (docs/BENCHMARKS.md).
+  net::awaitable<std::unique_ptr<UpstreamConn>> acquire(const HttpSide& side, bool& reused, std::string& reason,
+                                                        std::string& detail);
   // Back to the pool after a complete response on a kept-alive connection.
   void release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn);
 
