@@ -4,6 +4,7 @@
 
 #include "http/body.h"
 #include "http/parser.h"
+#include "proxy/codec.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
 #include "proxy/report.h"
@@ -32,16 +33,10 @@ Forwarder::Forwarder(const ProxyConfig& config, const http::Limits& limits, cons
       report_(report),
       draining_(draining) {}
 
-std::optional<std::string> Forwarder::relayed_upgrade(const http::Request& req) {
-  if (req.version_minor != 1 || req.framing != http::BodyFraming::None) return std::nullopt;
-  auto upgrade = http::upgrade_protocol(req.headers);
-  if (upgrade && !http::iequals(*upgrade, "websocket")) return std::nullopt;
-  return upgrade;
-}
-
-net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, BufferPool::Lease& chunk,
-                                        net::Watchdog& watchdog, Worker& worker, const HttpSide& side,
-                                        http::Request& req, const std::optional<std::string>& upgrade,
+net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, std::string& in,
+                                        BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
+                                        const HttpSide& side, http::Request& req,
+                                        const std::optional<std::string>& upgrade,
                                         std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
   // Headers the next hop sees: hop-by-hop removed, framing re-stated; inbound, XFCC sanitized
   // and set (only this proxy vouches for the client certificate).
@@ -77,8 +72,8 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, Buff
 
   std::error_code ec;
   if (req.expect_continue) {
-    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    co_await down.write_all(asio::buffer(kContinue), ec);
+    const std::string_view interim = codec.continue_response();
+    co_await down.write_all(asio::buffer(interim.data(), interim.size()), ec);
     if (ec) co_return false;
   }
 
@@ -95,7 +90,7 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, Buff
       if (side.route)
         report_.outbound_refused(side.source, destination_of(config_.outbound[*side.route]), reason, detail);
       ex.flags = ResponseFlag::UpstreamConnectFailure;
-      co_await local_reply(down, ex, 503, kConnectFailure, false);
+      co_await local_reply(down, codec, ex, 503, kConnectFailure, false);
       co_return false;
     }
     ex.upstream_principal = up->peer_principal;
@@ -104,11 +99,11 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, Buff
     if (ec) {
       if (retryable) continue;
       ex.flags = ResponseFlag::UpstreamReset;
-      co_await local_reply(down, ex, 503, kResetBeforeHeaders, false);
+      co_await local_reply(down, codec, ex, 503, kResetBeforeHeaders, false);
       co_return false;
     }
     if (req.framing != http::BodyFraming::None) {
-      bool ok = co_await forward_request_body(down, in, chunk, watchdog, *up, req, ex);
+      bool ok = co_await forward_request_body(down, codec, in, chunk, watchdog, *up, req, ex);
       if (!ok) co_return false;  // already answered (or the client is gone)
     }
     // Response head, with the upstream timeout.
@@ -120,7 +115,7 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, Buff
     if (!result) {
       if (up->deadline->fired()) {
         ex.flags = ResponseFlag::UpstreamTimeout;
-        co_await local_reply(down, ex, 504, "upstream request timeout", false);
+        co_await local_reply(down, codec, ex, 504, "upstream request timeout", false);
         co_return false;
       }
       if (retryable && !response_started && result.error().status == 0) continue;
@@ -129,20 +124,21 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, Buff
       // Chosen outside the co_await: gcc 12 destroys a temporary made in a conditional operand of a
       // co_await expression twice.
       const std::string& body = status == 503 ? kResetBeforeHeaders : kMalformedResponse;
-      co_await local_reply(down, ex, status, body, false);
+      co_await local_reply(down, codec, ex, status, body, false);
       co_return false;
     }
     resp = std::move(*result);
   }
   if (!resp) {
     ex.flags = ResponseFlag::UpstreamReset;
-    co_await local_reply(down, ex, 503, kResetBeforeHeaders, false);
+    co_await local_reply(down, codec, ex, 503, kResetBeforeHeaders, false);
     co_return false;
   }
 
   // read_response_head let a 101 through only as the switch to the protocol asked for.
   if (resp->status == 101)
-    co_return co_await relay_upgrade(down, in, worker, side, std::move(up), *resp, *upgrade, as_received, ex);
+    co_return co_await relay_upgrade(down, codec, in, worker, side, std::move(up), *resp, *upgrade,
+                                     as_received, ex);
 
   // Relay the response. Head and body go out in as few writes as possible: what is ready is
   // gathered in `out` and written only before waiting for more of the body, and at the end —
@@ -151,21 +147,8 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, Buff
   const http::BodyFraming framing = resp->framing;
   const uint64_t content_length = resp->content_length;
   bool client_keep = req.keep_alive && !draining_;
-  bool streamed = framing == http::BodyFraming::Chunked || framing == http::BodyFraming::UntilClose;
-  bool chunk_out = streamed && req.version_minor == 1;
-  if (streamed && !chunk_out) client_keep = false;  // HTTP/1.0 client: the end of the body is our close
-  http::Response& down_resp = *resp;                // not used as the upstream's any more: edited in place
-  down_resp.version_minor = 1;
-  http::remove_hop_by_hop(down_resp.headers);
-  if (chunk_out) {
-    down_resp.headers.remove("content-length");
-    down_resp.headers.add("transfer-encoding", "chunked");
-  }
-  if (!client_keep)
-    down_resp.headers.add("connection", "close");
-  else if (req.version_minor == 0)
-    down_resp.headers.add("connection", "keep-alive");
-  std::string out = http::serialize_response_head(down_resp);
+  // Not used as the upstream's any more: edited in place into the client's.
+  std::string out = codec.begin_response(*resp, req, client_keep);
   ex.status = resp->status;
   auto flush = [&]() -> net::awaitable<bool> {
     if (out.empty()) co_return true;
@@ -201,31 +184,27 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, std::string& in, Buff
     }
     up->buffer.erase(0, *used);
     if (!payload.empty()) {
-      if (chunk_out) {
-        http::append_chunk(out, payload);
-      } else {
-        out += payload;
-      }
+      codec.append_body(out, payload);
       payload.clear();
       // Big bodies go out as they come rather than piling up.
       if (out.size() >= kReadChunk && !co_await flush()) co_return false;
     }
   }
-  if (chunk_out) out.append(http::kLastChunk.data(), http::kLastChunk.size());
+  codec.end_body(out);
   if (!co_await flush()) co_return false;
   if (upstream_keep && up->buffer.empty()) worker.upstreams.release(side, std::move(up));
   if (!client_keep) down.shutdown_send();
   co_return client_keep;
 }
 
-net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, std::string& in,
+net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, ServerCodec& codec, std::string& in,
                                                      BufferPool::Lease& chunk, net::Watchdog& watchdog,
                                                      UpstreamConn& up, const http::Request& req,
                                                      Exchange& ex) {
-  http::BodyDecoder decoder(req.framing, req.content_length);
+  codec.begin_request_body(req);
   std::string payload;
   std::error_code ec;
-  while (!decoder.done()) {
+  while (!codec.request_body_done()) {
     if (in.empty()) {
       watchdog.arm(std::chrono::milliseconds(config_.limits.idle_timeout_ms));
       size_t n = co_await down.read_some(chunk.get(), ec);
@@ -236,9 +215,9 @@ net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, std::str
       }
       in.append(chunk.data(), n);
     }
-    auto used = decoder.feed(in, payload);
+    auto used = codec.read_request_body(in, payload);
     if (!used) {
-      co_await local_reply(down, ex, 400, "Bad Request", false);
+      co_await local_reply(down, codec, ex, 400, "Bad Request", false);
       co_return false;
     }
     ex.bytes_received += *used;
@@ -249,7 +228,7 @@ net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, std::str
       co_await up.stream->write_all(asio::buffer(piece), ec);
       if (ec) {
         ex.flags = ResponseFlag::UpstreamReset;
-        co_await local_reply(down, ex, 503, kResetBeforeHeaders, false);
+        co_await local_reply(down, codec, ex, 503, kResetBeforeHeaders, false);
         co_return false;
       }
     }
@@ -258,7 +237,7 @@ net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, std::str
     co_await up.stream->write_all(asio::buffer(http::kLastChunk.data(), http::kLastChunk.size()), ec);
     if (ec) {
       ex.flags = ResponseFlag::UpstreamReset;
-      co_await local_reply(down, ex, 503, kResetBeforeHeaders, false);
+      co_await local_reply(down, codec, ex, 503, kResetBeforeHeaders, false);
       co_return false;
     }
   }
@@ -269,9 +248,10 @@ net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, std::str
 // that followed it, the client's bytes past its request head go up, and from then on the two
 // connections are spliced until both directions end (or the idle timeout). The connection is
 // not reused afterwards, nor is the upstream one pooled.
-net::awaitable<bool> Forwarder::relay_upgrade(net::Stream& down, std::string& in, Worker& worker,
-                                              const HttpSide& side, std::unique_ptr<UpstreamConn> up,
-                                              http::Response& resp, const std::string& protocol,
+net::awaitable<bool> Forwarder::relay_upgrade(net::Stream& down, ServerCodec& codec, std::string& in,
+                                              Worker& worker, const HttpSide& side,
+                                              std::unique_ptr<UpstreamConn> up, http::Response& resp,
+                                              const std::string& protocol,
                                               std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
   // Registered for policy reloads while spliced (all on this worker's thread): a reload to
   // STRICT closes a plaintext one; one whose upgrade request the new policy denies is closed.
@@ -300,11 +280,7 @@ net::awaitable<bool> Forwarder::relay_upgrade(net::Stream& down, std::string& in
       co_return false;
     }
   }
-  http::remove_hop_by_hop(resp.headers);
-  resp.version_minor = 1;
-  resp.headers.add("connection", "upgrade");
-  resp.headers.add("upgrade", protocol);
-  std::string out = http::serialize_response_head(resp);
+  std::string out = codec.switching_protocols(resp, protocol);
   out += up->buffer;
   up->buffer.clear();
   ex.status = 101;
@@ -369,10 +345,10 @@ net::awaitable<Result<http::Response, http::ParseError>> Forwarder::read_respons
   }
 }
 
-net::awaitable<void> local_reply(net::Stream& down, Exchange& ex, int status, const std::string& body,
-                                 bool keep_alive) {
+net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Exchange& ex, int status,
+                                 const std::string& body, bool keep_alive) {
   if (ex.details == "via_upstream") ex.details = "local_reply";
-  std::string response = http::make_response(status, "text/plain", body, keep_alive);
+  std::string response = codec.local_response(status, body, keep_alive);
   std::error_code ec;
   co_await down.write_all(asio::buffer(response), ec);
   ex.status = status;

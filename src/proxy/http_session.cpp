@@ -7,6 +7,7 @@
 #include "proxy/credentials.h"
 #include "proxy/enforcement.h"
 #include "proxy/forwarder.h"
+#include "proxy/http1_codec.h"
 #include "proxy/report.h"
 #include "proxy/worker.h"
 
@@ -26,23 +27,21 @@ HttpSession::HttpSession(const ProxyConfig& config, const http::Limits& limits,
 net::awaitable<void> HttpSession::serve(net::Stream& down, ConnEntry& entry, Worker& worker,
                                         const HttpSide& side) {
   std::string in;
-  http::HeadScanner scanner;
+  Http1Codec codec(limits_);  // the connection's codec (proxy/codec.h); HTTP/1 is the one spoken
   BufferPool::Lease chunk(worker.buffers);
   net::Watchdog watchdog(down.socket().get_executor(), [&down] { down.close(); });
   const std::string& source = side.source;
 
   while (!draining_) {
     // 1. The head: idle timeout until its first byte, then the header timeout for all of it.
-    scanner.reset();
+    codec.begin_head();
     watchdog.arm(std::chrono::milliseconds(in.empty() ? config_.limits.idle_timeout_ms
                                                       : config_.limits.header_timeout_ms));
     entry.idle = in.empty();
-    http::HeadScan scan;
     bool got_head = false;
     bool header_deadline = !in.empty();
     while (true) {
-      scan = scanner.scan(in, limits_.max_head_bytes);
-      if (scan.state != http::HeadScan::State::Incomplete) {
+      if (codec.scan_head(in) != ServerCodec::HeadState::Incomplete) {
         got_head = true;
         break;
       }
@@ -81,26 +80,20 @@ net::awaitable<void> HttpSession::serve(net::Stream& down, ConnEntry& entry, Wor
     }
     watchdog.disarm();
 
-    if (!co_await handle_request(down, worker, side, in, chunk, watchdog, scan)) co_return;
+    if (!co_await handle_request(down, codec, worker, side, in, chunk, watchdog)) co_return;
   }
 }
 
-net::awaitable<bool> HttpSession::handle_request(net::Stream& down, Worker& worker, const HttpSide& side,
-                                                 std::string& in, BufferPool::Lease& chunk,
-                                                 net::Watchdog& watchdog, http::HeadScan scan) {
+net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec& codec, Worker& worker,
+                                                 const HttpSide& side, std::string& in,
+                                                 BufferPool::Lease& chunk, net::Watchdog& watchdog) {
   Exchange ex;
-  if (scan.state != http::HeadScan::State::Complete) {
-    int status = scan.state == http::HeadScan::State::TooLarge ? 431 : 400;
-    co_await local_reply(down, ex, status, std::string(http::reason_phrase(status)), false);
-    finish_request(worker, ex, side, nullptr);
-    co_return false;
-  }
-  auto parsed = http::parse_request_head(std::string_view(in).substr(0, scan.length), limits_);
-  ex.bytes_received += scan.length;
-  in.erase(0, scan.length);
+  size_t head_bytes = 0;
+  auto parsed = codec.take_head(in, head_bytes);
+  ex.bytes_received += head_bytes;
   if (!parsed) {
-    co_await local_reply(down, ex, parsed.error().status,
-                         std::string(http::reason_phrase(parsed.error().status)), false);
+    const int status = parsed.error().status;
+    co_await local_reply(down, codec, ex, status, std::string(http::reason_phrase(status)), false);
     finish_request(worker, ex, side, nullptr);
     co_return false;
   }
@@ -111,7 +104,7 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, Worker& work
 
   // A WebSocket upgrade keeps its request as received: once spliced, only a policy reload
   // judges the connection again (ConnectionManager::rejudge_all), with this request.
-  std::optional<std::string> upgrade = Forwarder::relayed_upgrade(req);
+  std::optional<std::string> upgrade = codec.relayed_upgrade(req);
   std::optional<JudgedUpgrade> as_received;
   if (upgrade && side.inbound) as_received.emplace(JudgedUpgrade{req, std::time(nullptr), 0});
 
@@ -132,14 +125,14 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, Worker& work
                                          : "local_deny";
     // The request body (if any) was not read: close rather than guess where the next request starts.
     bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining_;
-    co_await local_reply(down, ex, verdict.status, verdict.body, keep);
+    co_await local_reply(down, codec, ex, verdict.status, verdict.body, keep);
     finish_request(worker, ex, side, decision);
     co_return keep;
   }
 
   // 3. Forward.
-  bool keep =
-      co_await forwarder_.forward(down, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);
+  bool keep = co_await forwarder_.forward(down, codec, in, chunk, watchdog, worker, side, req, upgrade,
+                                          as_received, ex);
   finish_request(worker, ex, side, decision);
   co_return keep;
 }

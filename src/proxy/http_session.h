@@ -1,9 +1,11 @@
-// proxy/http_session.h — an HTTP/1 connection's request loop, inbound or outbound: each request
+// proxy/http_session.h — an HTTP connection's request loop, inbound or outbound: each request
 // head read with the idle timeout before its first byte and the header timeout for the rest,
-// parsed (a malformed one is answered 400/431 and ends the connection), judged inbound by the
-// enforcement step, forwarded (proxy/forwarder.h), then recorded (proxy/report.h). Between
-// requests the connection holds no 16 KB buffer and is marked idle, so a drain can close it.
-// Owns nothing beyond each connection's coroutine frame.
+// found and parsed by the connection's codec (proxy/codec.h; a malformed head is answered 400/431
+// and ends the connection), judged inbound by the enforcement step, forwarded
+// (proxy/forwarder.h), then recorded (proxy/report.h). Between requests the connection holds no
+// 16 KB buffer and is marked idle, so a drain can close it. The session does the I/O and the
+// timeouts; what the bytes mean is the codec's (HTTP/1 today: proxy/http1_codec.h).
+// Owns nothing beyond each connection's coroutine frame (its codec among it).
 #pragma once
 
 #include <atomic>
@@ -22,6 +24,7 @@ class Credentials;
 class Enforcement;
 class Forwarder;
 class Report;
+class ServerCodec;
 struct ConnEntry;
 struct Worker;
 
@@ -35,13 +38,13 @@ class HttpSession {
   net::awaitable<void> serve(net::Stream& down, ConnEntry& entry, Worker& worker, const HttpSide& side);
 
  private:
-  // One request whose head is the first `scan.length` bytes of `in`: refused, answered locally
+  // One request whose head the codec found at the front of `in`: refused, answered locally
   // or forwarded, then logged. Returns whether the connection stays open for the next request.
   // A coroutine of its own so that an idle keep-alive connection's frame holds only the reading
   // state of serve, not a request's (issue 5: memory per idle connection).
-  net::awaitable<bool> handle_request(net::Stream& down, Worker& worker, const HttpSide& side,
-                                      std::string& in, BufferPool::Lease& chunk, net::Watchdog& watchdog,
-                                      http::HeadScan scan);
+  net::awaitable<bool> handle_request(net::Stream& down, ServerCodec& codec, Worker& worker,
+                                      const HttpSide& side, std::string& in, BufferPool::Lease& chunk,
+                                      net::Watchdog& watchdog);
   void finish_request(Worker& worker, const Exchange& ex, const HttpSide& side, const Verdict* decision);
 
   const ProxyConfig& config_;
