@@ -64,7 +64,7 @@ Status Credentials::load() {
 
 void Credentials::load_initial() {
   if (!files_) return;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   stamps_ = stamps_of(*files_);
   if (auto st = load(); !st) {
     // Fail closed but stay up: mTLS ports refuse until a valid certificate appears (hot reload).
@@ -74,7 +74,7 @@ void Credentials::load_initial() {
 
 void Credentials::reload(bool force) {
   if (!files_) return;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto stamps = stamps_of(*files_);
   if (!force && stamps == stamps_) return;
   stamps_ = stamps;
@@ -113,7 +113,7 @@ std::string Credentials::own_principal() const {
 }
 
 std::string Credentials::last_error() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return error_;
 }
 

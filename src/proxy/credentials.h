@@ -11,13 +11,13 @@
 #include <asio/ssl.hpp>
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/result.h"
+#include "common/thread_annotations.h"
 #include "proxy/poller.h"
 #include "telemetry/metrics.h"
 #include "tls/tls.h"
@@ -75,15 +75,15 @@ class Credentials {
     bool operator==(const FileStamp&) const = default;
   };
   static std::vector<FileStamp> stamps_of(const tls::TlsFiles& files);
-  Status load();  // caller holds mutex_
+  Status load() MG_REQUIRES(mutex_);
 
   const std::optional<tls::TlsFiles> files_;
   telemetry::Registry& registry_;
   std::atomic<uint64_t>& config_version_;
   std::atomic<std::shared_ptr<const TlsState>> state_;
-  mutable std::mutex mutex_;  // serializes loads; guards error_ and stamps_
-  std::string error_;
-  std::vector<FileStamp> stamps_;
+  mutable Mutex mutex_;  // serializes loads
+  std::string error_ MG_GUARDED_BY(mutex_);
+  std::vector<FileStamp> stamps_ MG_GUARDED_BY(mutex_);
   Poller poller_;
 };
 

@@ -21,8 +21,8 @@ std::vector<EffectiveMtls> PolicyState::inbound_modes(const policy::AuthzSnapsho
 
 Result<PolicyState::Loaded> PolicyState::load(const std::string& hash, std::vector<PolicyFileDigest> files,
                                               uint64_t version) {
-  auto chains =
-      load_policy_chains(*config_.policy_dir, config_.workload, jwks_.provider(), config_.num_trusted_proxies);
+  auto chains = load_policy_chains(*config_.policy_dir, config_.workload, jwks_.provider(),
+                                   config_.num_trusted_proxies);
   if (!chains) return fail(chains.error());
   auto state = std::make_shared<PublishedPolicy>();
   state->version = version;
@@ -48,7 +48,7 @@ Status PolicyState::load_initial() {
   if (!config_.policy_dir) return {};
   // Fail closed: a policy directory that does not load or compile refuses start-up (later
   // reloads keep the last good version instead).
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (auto stamps = stat_policy_dir(*config_.policy_dir)) stamps_ = std::move(*stamps);
   auto files = digest_policy_dir(*config_.policy_dir);
   if (!files) return fail(files.error());
@@ -106,7 +106,7 @@ Status PolicyState::reload_locked(const std::string& hash, std::vector<PolicyFil
 
 Status PolicyState::reload(bool force) {
   if (!config_.policy_dir) return {};
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto stamps = stat_policy_dir(*config_.policy_dir);
   stamps_ = stamps ? std::move(*stamps) : std::vector<PolicyFileStamp>{};
   auto files = digest_policy_dir(*config_.policy_dir);
@@ -127,7 +127,7 @@ Status PolicyState::reload(bool force) {
 // anyway (an in-place rewrite of equal size within one mtime tick).
 void PolicyState::poll() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     auto stamps = stat_policy_dir(*config_.policy_dir);
     bool changed = !stamps || *stamps != stamps_;
     if (!changed && ++polls_ % 16 != 0) return;
@@ -143,7 +143,7 @@ void PolicyState::start_polling(asio::io_context& io) {
 void PolicyState::stop_polling() { poller_.stop(); }
 
 PolicyState::LastError PolicyState::last_error() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return {error_, error_at_};
 }
 

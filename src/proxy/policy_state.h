@@ -13,12 +13,12 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
+#include "common/thread_annotations.h"
 #include "policy/engine.h"
 #include "proxy/chain.h"
 #include "proxy/config.h"
@@ -89,8 +89,8 @@ class PolicyState {
   Result<Loaded> load(const std::string& hash, std::vector<PolicyFileDigest> files, uint64_t version);
   // The one publish: keys, snapshot, chains.
   std::shared_ptr<const PublishedPolicy> publish(Loaded loaded);
-  Status reload_locked(const std::string& hash, std::vector<PolicyFileDigest> files);
-  void record_failure(const std::string& error);  // caller holds mutex_
+  Status reload_locked(const std::string& hash, std::vector<PolicyFileDigest> files) MG_REQUIRES(mutex_);
+  void record_failure(const std::string& error) MG_REQUIRES(mutex_);
   std::vector<EffectiveMtls> inbound_modes(const policy::AuthzSnapshot* snapshot) const;
   void poll();
 
@@ -104,12 +104,12 @@ class PolicyState {
 
   // Reloads (the poll on the main loop, or reload() from any thread) are serialized by this
   // mutex, which also guards the watch state and the last error below.
-  mutable std::mutex mutex_;
-  std::vector<PolicyFileStamp> stamps_;
-  std::string attempted_hash_;  // content hash of the last load attempt ("" = none yet)
-  std::string error_;           // last failed reload ("" after a success)
-  std::string error_at_;
-  unsigned polls_ = 0;
+  mutable Mutex mutex_;
+  std::vector<PolicyFileStamp> stamps_ MG_GUARDED_BY(mutex_);
+  std::string attempted_hash_ MG_GUARDED_BY(mutex_);  // content hash of the last load attempt ("" = none yet)
+  std::string error_ MG_GUARDED_BY(mutex_);           // last failed reload ("" after a success)
+  std::string error_at_ MG_GUARDED_BY(mutex_);
+  unsigned polls_ MG_GUARDED_BY(mutex_) = 0;
 
   Poller poller_;
 };

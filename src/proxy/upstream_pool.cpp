@@ -31,7 +31,8 @@ void UpstreamPool::clear() {
 }
 
 net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSide& side, bool& reused,
-                                                                    std::string& reason, std::string& detail) {
+                                                                    std::string& reason,
+                                                                    std::string& detail) {
   auto& idle = idle_[pool_key(side)];
   while (!idle.empty()) {
     auto conn = std::move(idle.back());
