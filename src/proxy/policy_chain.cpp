@@ -1,10 +1,11 @@
 #include "proxy/policy_chain.h"
 
-#include <algorithm>
 #include <chrono>
 
+#include "jwt/forward.h"
 #include "policy/decide.h"
 #include "policy/load.h"
+#include "policy/outcome.h"
 #include "policy/request.h"
 #include "policy/select.h"
 
@@ -54,20 +55,6 @@ policy::Request base_request(const WorkloadInfo& w, uint16_t port, const std::st
   return r;
 }
 
-const char* action_of(policy::ReasonCode code) {
-  switch (code) {
-    case policy::ReasonCode::AllowedByPolicy:
-    case policy::ReasonCode::DeniedNoAllowMatch:
-      return "ALLOW";
-    case policy::ReasonCode::DeniedByPolicy:
-      return "DENY";
-    case policy::ReasonCode::DeniedCustomUnavailable:
-      return "CUSTOM";
-    default:
-      return "";
-  }
-}
-
 // Decision → Verdict; `http` false maps every denial to a refused connection (status 0).
 Verdict to_verdict(const policy::Decision& d, bool http) {
   Verdict v;
@@ -84,49 +71,14 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   }
   if (!d.policy.empty()) v.policy = std::string(d.policy);
   if (d.rule >= 0) v.rule = d.rule;
-  v.action = action_of(d.reason);
+  v.action = std::string(policy::action_name(d.reason));
   v.audit = d.audit;
   std::string shadow_policy;
-  v.dry_run_allow = dry_run_outcome(d, &shadow_policy);
+  v.dry_run_allow = policy::dry_run_outcome(d, &shadow_policy);
   if (v.dry_run_allow && !shadow_policy.empty()) v.dry_run_policy = std::move(shadow_policy);
   v.reason = policy::describe(d);
   if (!d.allow && d.status == 0) v.reason = "mTLS required (PeerAuthentication STRICT): " + v.reason;
   return v;
-}
-
-// `query` without the parameters named in `names` (pairs kept verbatim, in order).
-std::string without_params(std::string_view query, const std::vector<std::string>& names) {
-  std::string out;
-  while (true) {
-    auto amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    std::string_view name = pair.substr(0, pair.find('='));
-    if (!pair.empty() && std::find(names.begin(), names.end(), name) == names.end()) {
-      if (!out.empty()) out.push_back('&');
-      out.append(pair);
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return out;
-}
-
-// A Cookie header value without the cookies named in `names`.
-std::string without_cookies(std::string_view header, const std::vector<std::string>& names) {
-  std::string out;
-  while (true) {
-    auto semi = header.find(';');
-    std::string_view item = header.substr(0, semi);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    std::string_view name = item.substr(0, item.find('='));
-    if (!item.empty() && std::find(names.begin(), names.end(), name) == names.end()) {
-      if (!out.empty()) out += "; ";
-      out.append(item);
-    }
-    if (semi == std::string_view::npos) break;
-    header.remove_prefix(semi + 1);
-  }
-  return out;
 }
 
 }  // namespace
@@ -135,48 +87,6 @@ void forward_normalized_path(http::Request& request, const std::string& normaliz
   if (normalized.empty() || request.path == "*" || normalized == request.path) return;
   request.path = normalized;
   request.target = request.query.empty() ? normalized : normalized + "?" + request.query;
-}
-
-void apply_jwt_mutations(http::Request& request, const jwt::HeaderMutations& mutations,
-                         const std::vector<jwt::JwtRule>& rules) {
-  for (const auto& rule : rules) {
-    if (!rule.output_payload_to_header.empty()) request.headers.remove(rule.output_payload_to_header);
-    for (const auto& c : rule.output_claim_to_headers) request.headers.remove(c.header);
-  }
-  for (const auto& name : mutations.remove_headers) request.headers.remove(name);
-  if (!mutations.remove_params.empty() && !request.query.empty()) {
-    request.query = without_params(request.query, mutations.remove_params);
-    request.target = request.query.empty() ? request.path : request.path + "?" + request.query;
-  }
-  if (!mutations.remove_cookies.empty()) {
-    std::vector<std::string> kept;
-    for (std::string_view value : request.headers.get_all("cookie")) {
-      std::string rest = without_cookies(value, mutations.remove_cookies);
-      if (!rest.empty()) kept.push_back(std::move(rest));
-    }
-    request.headers.remove("cookie");
-    for (auto& value : kept) request.headers.add("cookie", std::move(value));
-  }
-  for (const auto& [name, value] : mutations.set_headers) request.headers.set(name, value);
-}
-
-std::optional<bool> dry_run_outcome(const policy::Decision& decision, std::string* policy) {
-  if (decision.dry_run.empty()) return std::nullopt;
-  bool any_allow = false;
-  const policy::DryRunResult* allowed_by = nullptr;
-  for (const auto& r : decision.dry_run) {
-    if (r.action == policy::Action::Deny && r.matched) {
-      if (policy) *policy = std::string(r.policy);
-      return false;
-    }
-    if (r.action == policy::Action::Allow) {
-      any_allow = true;
-      if (r.matched && !allowed_by) allowed_by = &r;
-    }
-  }
-  if (!any_allow) return true;  // only dry-run DENY (none matched), AUDIT or CUSTOM
-  if (policy) *policy = allowed_by ? std::string(allowed_by->policy) : std::string();
-  return allowed_by != nullptr;
 }
 
 EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const policy::AuthzSnapshot* snapshot) {
@@ -278,7 +188,7 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
          const Verdict& v = ctx.decision;
          if (v.allow) {
            if (authenticator) {
-             apply_jwt_mutations(ctx.request, authenticator->header_mutations(io.auth), snap->jwt_rules());
+             jwt::apply_to_forwarded(ctx.request, authenticator->header_mutations(io.auth), snap->jwt_rules());
            }
            forward_normalized_path(ctx.request, io.normalized_path);
          }

@@ -1,8 +1,9 @@
 // proxy/policy_chain.h — the chains that enforce Istio policy files with the shared policy
 // engine (src/policy): peer_authn as in the default chain, then one policy::decide per request
-// (or TCP connection) in the "authz" step, mapped to a Verdict. Also the pure rules that turn a
-// compiled snapshot into what the listeners do: the effective mTLS mode of each inbound port and
-// the dry-run outcome of a decision.
+// (or TCP connection) in the "authz" step, mapped to a Verdict (the action named and the dry-run
+// outcome by policy/outcome.h; an allowed request's JWT edits by jwt/forward.h). Also the pure
+// rule that turns a compiled snapshot into what the listeners do: the effective mTLS mode of each
+// inbound port.
 #pragma once
 
 #include <memory>
@@ -60,17 +61,5 @@ struct EffectiveMtls {
 // PERMISSIVE with certificates configured and DISABLE without. A STRICT policy stays STRICT
 // without certificates (the listener then refuses every connection: never plaintext).
 EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const policy::AuthzSnapshot* snapshot);
-
-// Applies request authentication's output to an allowed request before it is forwarded (Envoy
-// jwt_authn): first every header a rule outputs to (outputPayloadToHeader, outputClaimToHeaders)
-// is removed, so a client can never supply one itself; then the verified tokens are removed from
-// headers, query parameters and cookies (unless forwardOriginalToken) and the output headers set.
-void apply_jwt_mutations(http::Request& request, const jwt::HeaderMutations& mutations,
-                         const std::vector<jwt::JwtRule>& rules);
-
-// What the dry-run policies would have decided (Envoy's shadow engine): denied if a dry-run DENY
-// rule matched, or dry-run ALLOW policies apply and none matched; nullopt when none applies.
-// `policy` receives the dry-run policy that decides the shadow outcome ("" for no ALLOW match).
-std::optional<bool> dry_run_outcome(const policy::Decision& decision, std::string* policy = nullptr);
 
 }  // namespace mg::proxy

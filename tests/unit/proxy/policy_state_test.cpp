@@ -8,6 +8,8 @@
 #include <fstream>
 #include <thread>
 
+#include "jwt/forward.h"
+#include "policy/outcome.h"
 #include "policy/parse.h"
 #include "proxy/policy_chain.h"
 #include "proxy/policy_watch.h"
@@ -107,21 +109,22 @@ policy::Decision with_dry_run(std::vector<policy::DryRunResult> results) {
 
 TEST(DryRunOutcome, ShadowEngineSemantics) {
   std::string who;
-  EXPECT_FALSE(dry_run_outcome(with_dry_run({})).has_value());
+  EXPECT_FALSE(policy::dry_run_outcome(with_dry_run({})).has_value());
   // A matching dry-run DENY would have denied.
-  auto deny = dry_run_outcome(with_dry_run({{"default/d", policy::Action::Deny, true, 0}}), &who);
+  auto deny = policy::dry_run_outcome(with_dry_run({{"default/d", policy::Action::Deny, true, 0}}), &who);
   ASSERT_TRUE(deny);
   EXPECT_FALSE(*deny);
   EXPECT_EQ(who, "default/d");
   // A dry-run DENY that does not match, alone: allowed.
-  EXPECT_EQ(dry_run_outcome(with_dry_run({{"default/d", policy::Action::Deny, false, -1}})), true);
+  EXPECT_EQ(policy::dry_run_outcome(with_dry_run({{"default/d", policy::Action::Deny, false, -1}})), true);
   // Dry-run ALLOW policies, none matching: would have been denied (no ALLOW matched).
   who = "x";
-  EXPECT_EQ(dry_run_outcome(with_dry_run({{"default/a", policy::Action::Allow, false, -1}}), &who), false);
+  EXPECT_EQ(policy::dry_run_outcome(with_dry_run({{"default/a", policy::Action::Allow, false, -1}}), &who),
+            false);
   EXPECT_EQ(who, "");
-  EXPECT_EQ(dry_run_outcome(with_dry_run({{"default/a", policy::Action::Allow, false, -1},
-                                          {"default/b", policy::Action::Allow, true, 1}}),
-                            &who),
+  EXPECT_EQ(policy::dry_run_outcome(with_dry_run({{"default/a", policy::Action::Allow, false, -1},
+                                                  {"default/b", policy::Action::Allow, true, 1}}),
+                                    &who),
             true);
   EXPECT_EQ(who, "default/b");
 }
@@ -146,7 +149,7 @@ TEST(JwtMutations, OutputsSetTokensRemovedSpoofedOutputsDropped) {
   m.remove_params = {"access_token"};
   m.remove_cookies = {"jwt"};
   m.set_headers = {{"x-jwt-payload", "eyJwYXlsb2FkIjoxfQ"}, {"x-jwt-sub", "alice"}};
-  apply_jwt_mutations(req, m, {rule});
+  jwt::apply_to_forwarded(req, m, {rule});
   EXPECT_FALSE(req.headers.contains("authorization"));
   EXPECT_EQ(req.headers.get_all("x-jwt-sub"), std::vector<std::string_view>{"alice"});
   EXPECT_EQ(req.headers.get_all("x-jwt-payload"), std::vector<std::string_view>{"eyJwYXlsb2FkIjoxfQ"});
@@ -166,7 +169,7 @@ TEST(JwtMutations, NoTokenStillDropsClientSuppliedOutputHeaders) {
   rule.output_payload_to_header = "X-Jwt-Payload";
   jwt::HeaderMutations m;
   m.remove_cookies = {"jwt"};
-  apply_jwt_mutations(req, m, {rule});
+  jwt::apply_to_forwarded(req, m, {rule});
   EXPECT_FALSE(req.headers.contains("x-jwt-payload"));
   EXPECT_FALSE(req.headers.contains("cookie"));  // its only cookie was the token
   EXPECT_EQ(req.target, "/x");
