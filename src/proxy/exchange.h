@@ -1,7 +1,7 @@
 // proxy/exchange.h — the value types of one proxied HTTP exchange, shared by the session that
 // reads it, the forwarder that relays it and the report that records it: which side of the proxy
 // it came in on (HttpSide), what happened to it (Exchange) and the Envoy response flag saying why
-// it ended early (ResponseFlag). No behaviour here.
+// it ended early (ResponseFlag), and how it was answered (ResponseDetail). No behaviour here.
 #pragma once
 
 #include <chrono>
@@ -30,6 +30,18 @@ enum class ResponseFlag : uint8_t {
 };
 std::string_view to_string(ResponseFlag flag);
 
+// How the exchange was answered, in Envoy's %RESPONSE_CODE_DETAILS% words where it has them.
+enum class ResponseDetail : uint8_t {
+  ViaUpstream,                  // "via_upstream": the app's (or next hop's) response
+  LocalReply,                   // "local_reply": made by the proxy (malformed request, upstream failure)
+  RbacAccessDenied,             // "rbac_access_denied": the policy denied it (403)
+  JwtAuthnAccessDenied,         // "jwt_authn_access_denied": its token was rejected (401)
+  LocalDeny,                    // "local_deny": denied with another status (400 from normalization)
+  Upgrade,                      // "upgrade": switched protocols and spliced
+  UpgradeClosedByPolicyReload,  // "upgrade_closed_by_policy_reload"
+};
+std::string_view to_string(ResponseDetail detail);
+
 // One side of an HTTP proxying connection: inbound (a listener port → the local app, with the
 // enforcement step) or outbound (the local app → a route's destination proxy over mTLS).
 struct HttpSide {
@@ -49,8 +61,8 @@ struct Exchange {
   std::string method, host, path;
   int status = 0;
   ResponseFlag flags = ResponseFlag::None;
-  std::string details = "via_upstream";  // Envoy's %RESPONSE_CODE_DETAILS% vocabulary where it fits
-  std::string upstream_principal;        // outbound: the server's verified SPIFFE ID
+  ResponseDetail details = ResponseDetail::ViaUpstream;
+  std::string upstream_principal;  // outbound: the server's verified SPIFFE ID
   uint64_t bytes_received = 0, bytes_sent = 0;
   Clock::time_point start = Clock::now();
 };

@@ -276,7 +276,7 @@ net::awaitable<bool> Forwarder::relay_upgrade(net::Stream& down, ServerCodec& co
   if (live) {
     connections_.rejudge_if_chains_changed(*side.entry, *live);
     if (live->closed_by_policy) {  // by a reload while the app was answering: no 101 goes out
-      ex.details = "upgrade_closed_by_policy_reload";
+      ex.details = ResponseDetail::UpgradeClosedByPolicyReload;
       co_return false;
     }
   }
@@ -284,7 +284,7 @@ net::awaitable<bool> Forwarder::relay_upgrade(net::Stream& down, ServerCodec& co
   out += up->buffer;
   up->buffer.clear();
   ex.status = 101;
-  ex.details = "upgrade";
+  ex.details = ResponseDetail::Upgrade;
   std::error_code ec;
   co_await down.write_all(asio::buffer(out), ec);
   ex.bytes_sent += out.size();
@@ -305,7 +305,7 @@ net::awaitable<bool> Forwarder::relay_upgrade(net::Stream& down, ServerCodec& co
                                                   std::chrono::milliseconds(config_.limits.idle_timeout_ms));
   ex.bytes_received += down_to_up;
   ex.bytes_sent += up_to_down;
-  if (live && live->closed_by_policy) ex.details = "upgrade_closed_by_policy_reload";
+  if (live && live->closed_by_policy) ex.details = ResponseDetail::UpgradeClosedByPolicyReload;
   co_return false;
 }
 
@@ -347,7 +347,7 @@ net::awaitable<Result<http::Response, http::ParseError>> Forwarder::read_respons
 
 net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Exchange& ex, int status,
                                  const std::string& body, bool keep_alive) {
-  if (ex.details == "via_upstream") ex.details = "local_reply";
+  if (ex.details == ResponseDetail::ViaUpstream) ex.details = ResponseDetail::LocalReply;
   std::string response = codec.local_response(status, body, keep_alive);
   std::error_code ec;
   co_await down.write_all(asio::buffer(response), ec);

@@ -120,9 +120,9 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
   }
   const Verdict& verdict = judged.verdict;
   if (!verdict.allow) {
-    ex.details = verdict.status == 403   ? "rbac_access_denied"
-                 : verdict.status == 401 ? "jwt_authn_access_denied"
-                                         : "local_deny";
+    ex.details = verdict.status == 403   ? ResponseDetail::RbacAccessDenied
+                 : verdict.status == 401 ? ResponseDetail::JwtAuthnAccessDenied
+                                         : ResponseDetail::LocalDeny;
     // The request body (if any) was not read: close rather than guess where the next request starts.
     bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining_;
     co_await local_reply(down, codec, ex, verdict.status, verdict.body, keep);

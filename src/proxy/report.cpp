@@ -70,6 +70,26 @@ std::string_view to_string(ResponseFlag flag) {
   return "-";
 }
 
+std::string_view to_string(ResponseDetail detail) {
+  switch (detail) {
+    case ResponseDetail::ViaUpstream:
+      return "via_upstream";
+    case ResponseDetail::LocalReply:
+      return "local_reply";
+    case ResponseDetail::RbacAccessDenied:
+      return "rbac_access_denied";
+    case ResponseDetail::JwtAuthnAccessDenied:
+      return "jwt_authn_access_denied";
+    case ResponseDetail::LocalDeny:
+      return "local_deny";
+    case ResponseDetail::Upgrade:
+      return "upgrade";
+    case ResponseDetail::UpgradeClosedByPolicyReload:
+      return "upgrade_closed_by_policy_reload";
+  }
+  return "via_upstream";
+}
+
 void log_line(const std::string& message) {
   static std::mutex mutex;
   std::lock_guard lock(mutex);
@@ -262,7 +282,7 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
       .str("path", ex.path)
       .num("status", ex.status)
       .str("response_flags", flags)
-      .str("response_code_details", ex.details);
+      .str("response_code_details", to_string(ex.details));
   write_decision(line, decision, inbound ? "malformed request" : "");
   line.millis("duration_ms", duration)
       .num("bytes_received", ex.bytes_received)
