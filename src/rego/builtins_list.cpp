@@ -5,7 +5,19 @@
 namespace mg::rego {
 
 void register_core(Registry& r);  // builtins_core.cpp: operators, count, membership, print
+void register_strings(Registry& r);      // builtins_strings.cpp
+void register_regex(Registry& r);        // builtins_regex.cpp
+void register_glob(Registry& r);         // builtins_glob.cpp
+void register_collections(Registry& r);  // builtins_collections.cpp: aggregates, array.*, object.*, sets
+void register_types(Registry& r);        // builtins_types.cpp: type_name, is_*, to_number, units.*
 
-void register_all_builtins(Registry& r) { register_core(r); }
+void register_all_builtins(Registry& r) {
+  register_core(r);
+  register_strings(r);
+  register_regex(r);
+  register_glob(r);
+  register_collections(r);
+  register_types(r);
+}
 
 }  // namespace mg::rego

@@ -1,0 +1,76 @@
+// Aggregates, array.*, object.* and set functions.
+#include <gtest/gtest.h>
+
+#include "builtins_test_util.h"
+
+namespace mg::rego::test {
+namespace {
+
+TEST(RegoCollections, Aggregates) {
+  EXPECT_EQ(eval("sum", {"[1,2,3,4]"}), "10");
+  EXPECT_EQ(eval("sum", {"[9223372036854775807, 1]"}), "9223372036854775808");
+  EXPECT_EQ(eval("sum", {"[1, \"a\"]"}),
+            "error(type): operand 1 must be array of numbers but got array containing string");
+  EXPECT_EQ(eval("sum", {"{}"}), "error(type): operand 1 must be one of {set, array} but got object");
+  EXPECT_EQ(eval("product", {"[2,3,4]"}), "24");
+  EXPECT_EQ(eval("product", {"[]"}), "1");
+  EXPECT_EQ(eval("min", {"[3, 2, 1, 4, 6, -7, 10]"}), "-7");
+  EXPECT_EQ(eval("max", {R"j([1, "a", null])j"}), R"j("a")j");
+  EXPECT_EQ(eval("max", {"[]"}), "undefined");
+  EXPECT_EQ(eval("sort", {R"j([4, "b", 3, null, 1])j"}), R"j([null,1,3,4,"b"])j");
+  EXPECT_EQ(eval("all", {"[true, true]"}), "true");
+  EXPECT_EQ(eval("any", {"[false, 1]"}), "false");
+}
+
+TEST(RegoCollections, Arrays) {
+  EXPECT_EQ(eval("array.concat", {"[1,2]", "[3,4]"}), "[1,2,3,4]");
+  EXPECT_EQ(eval("array.concat", {R"j({"a":1})j", "[3]"}),
+            "error(type): operand 1 must be array but got object");
+  EXPECT_EQ(eval("array.slice", {"[1,2,3,4,5]", "1", "3"}), "[2,3]");
+  EXPECT_EQ(eval("array.slice", {"[1,2,3,4,5]", "-4", "-1"}), "[]");
+  EXPECT_EQ(eval("array.slice", {"[1,2,3]", "1", "99"}), "[2,3]");
+  EXPECT_EQ(eval("array.slice", {"[1,2,3]", "2", "1"}), "[]");
+  EXPECT_EQ(eval("array.reverse", {"[1,2,3]"}), "[3,2,1]");
+  EXPECT_EQ(eval("array.flatten", {R"j([[1, 2], "string", [3, {"a": "b"}], 4.5, [6, [7, 8]]])j"}),
+            R"j([1,2,"string",3,{"a":"b"},4.5,6,[7,8]])j");
+}
+
+TEST(RegoCollections, Objects) {
+  EXPECT_EQ(eval("object.get", {R"j({"a": {"b": "c"}})j", R"j("a")j", "true"}), R"j({"b":"c"})j");
+  EXPECT_EQ(eval("object.get", {R"j({"a": {"b": "c"}})j", R"j("b")j", "true"}), "true");
+  EXPECT_EQ(eval("object.get", {R"j({"a": {"b": ["x", "y"]}})j", R"j(["a", "b", 1])j", "0"}), R"j("y")j");
+  EXPECT_EQ(eval("object.get", {R"j({"a": {"b": ["x"]}})j", R"j(["a", "b", 5])j", "0"}), "0");
+  EXPECT_EQ(eval("object.get", {R"j({"a": 1})j", "[]", "0"}), R"j({"a":1})j");
+  EXPECT_EQ(eval("object.keys", {R"j({"b": 1, "a": 2})j"}), R"j(["a","b"])j");
+  EXPECT_EQ(eval("object.union", {R"j({"a": 1})j", R"j({"a": {"b": {"c": 1}}, "d": 7})j"}),
+            R"j({"a":{"b":{"c":1}},"d":7})j");
+  EXPECT_EQ(eval("object.union", {R"j({"a": {"x": 1}})j", R"j({"a": {"y": 2}})j"}),
+            R"j({"a":{"x":1,"y":2}})j");
+  EXPECT_EQ(eval("object.union", {R"j({"a": 1})j", "[1]"}),
+            "error(type): operand 2 must be object but got array");
+  EXPECT_EQ(eval("object.union_n", {R"j([{"a": {"b": 2}}, {"a": 4}, {"a": {"c": 3}}])j"}),
+            R"j({"a":{"c":3}})j");
+  EXPECT_EQ(eval("object.remove", {R"j({"a": 1, "b": 2, "c": 3})j", R"j(["a", "c"])j"}), R"j({"b":2})j");
+  EXPECT_EQ(eval("object.remove", {R"j({"a": 1, "b": 2})j", R"j({"b": 0})j"}), R"j({"a":1})j");
+  EXPECT_EQ(eval("object.remove", {R"j("x")j", "[]"}),
+            "error(type): operand 1 must be object but got string");
+  EXPECT_EQ(eval("object.remove", {R"j({"a": 1})j", R"j("a")j"}),
+            "error(type): operand 2 must be one of {object, set, array} but got string");
+  EXPECT_EQ(eval("object.filter", {R"j({"a": 1, "b": 2, "c": 3})j", R"j(["a", "c", "z"])j"}),
+            R"j({"a":1,"c":3})j");
+  EXPECT_EQ(eval("object.filter", {"null", "[]"}), "error(type): operand 1 must be object but got null");
+}
+
+TEST(RegoCollections, Sets) {
+  const Value s12 = set_of({Value::number(1), Value::number(2)});
+  const Value s23 = set_of({Value::number(2), Value::number(3)});
+  EXPECT_EQ(show(call("intersection", {set_of({s12, s23})})), "[2]");
+  EXPECT_EQ(show(call("union", {set_of({s12, s23})})), "[1,2,3]");
+  EXPECT_EQ(show(call("intersection", {set_of({Value::empty_set(), s12})})), "[]");
+  EXPECT_EQ(show(call("union", {Value::empty_set()})), "[]");
+  EXPECT_EQ(show(call("union", {set_of({Value::number(1)})})),
+            "error(type): operand 1 must be set of sets but got set containing number");
+}
+
+}  // namespace
+}  // namespace mg::rego::test
