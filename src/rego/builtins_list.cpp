@@ -10,6 +10,9 @@ void register_regex(Registry& r);        // builtins_regex.cpp
 void register_glob(Registry& r);         // builtins_glob.cpp
 void register_collections(Registry& r);  // builtins_collections.cpp: aggregates, array.*, object.*, sets
 void register_types(Registry& r);        // builtins_types.cpp: type_name, is_*, to_number, units.*
+void register_encoding(Registry& r);     // builtins_encoding.cpp: json.*, yaml.*, base64*, hex.*, urlquery.*
+void register_net(Registry& r);          // builtins_net.cpp: net.cidr_*
+void register_semver(Registry& r);       // builtins_semver.cpp
 
 void register_all_builtins(Registry& r) {
   register_core(r);
@@ -18,6 +21,9 @@ void register_all_builtins(Registry& r) {
   register_glob(r);
   register_collections(r);
   register_types(r);
+  register_encoding(r);
+  register_net(r);
+  register_semver(r);
 }
 
 }  // namespace mg::rego
