@@ -13,6 +13,7 @@ void register_types(Registry& r);        // builtins_types.cpp: type_name, is_*,
 void register_encoding(Registry& r);     // builtins_encoding.cpp: json.*, yaml.*, base64*, hex.*, urlquery.*
 void register_net(Registry& r);          // builtins_net.cpp: net.cidr_*
 void register_semver(Registry& r);       // builtins_semver.cpp
+void register_time(Registry& r);         // builtins_time.cpp
 
 void register_all_builtins(Registry& r) {
   register_core(r);
@@ -24,6 +25,7 @@ void register_all_builtins(Registry& r) {
   register_encoding(r);
   register_net(r);
   register_semver(r);
+  register_time(r);
 }
 
 }  // namespace mg::rego
