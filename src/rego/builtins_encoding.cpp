@@ -195,22 +195,7 @@ BuiltinResult base64_is_valid(Args a, BuiltinContext&) {
 
 BuiltinResult base64url_decode(Args a, BuiltinContext&) {
   if (auto e = want(a, 1, Kind::String)) return *e;
-  std::string s = a[0].as_string();
-  if (!s.ends_with("=")) {
-    switch (s.size() % 4) {
-      case 0:
-        break;
-      case 2:
-        s += "==";
-        break;
-      case 3:
-        s += "=";
-        break;
-      default:
-        return BuiltinError::builtin("illegal base64url string: " + s);
-    }
-  }
-  auto r = go::base64_decode(s, go::Base64::Url);
+  auto r = go::base64url_decode_unpadded(a[0].as_string());
   if (!r) return BuiltinError::builtin(r.error().message);
   return Value::string(std::move(*r));
 }

@@ -14,6 +14,9 @@ void register_encoding(Registry& r);     // builtins_encoding.cpp: json.*, yaml.
 void register_net(Registry& r);          // builtins_net.cpp: net.cidr_*
 void register_semver(Registry& r);       // builtins_semver.cpp
 void register_time(Registry& r);         // builtins_time.cpp
+void register_jwt(Registry& r);          // builtins_jwt.cpp: io.jwt.*
+void register_crypto(Registry& r);       // builtins_crypto.cpp: crypto.* digests and HMACs
+void register_io(Registry& r);           // builtins_io.cpp: I/O built-ins, declared only to be refused
 
 void register_all_builtins(Registry& r) {
   register_core(r);
@@ -26,6 +29,9 @@ void register_all_builtins(Registry& r) {
   register_net(r);
   register_semver(r);
   register_time(r);
+  register_jwt(r);
+  register_crypto(r);
+  register_io(r);
 }
 
 }  // namespace mg::rego

@@ -106,6 +106,19 @@ Result<std::string> base64_decode(std::string_view src, Base64 enc) {
   }
 }
 
+Result<std::string> base64url_decode_unpadded(std::string_view in) {
+  std::string s(in);
+  if (!s.ends_with("=")) {
+    switch (s.size() % 4) {
+      case 0: break;
+      case 2: s += "=="; break;
+      case 3: s += "="; break;
+      default: return fail("base64", "illegal base64url string: " + s);
+    }
+  }
+  return base64_decode(s, Base64::Url);
+}
+
 std::string base64_encode(std::string_view in, Base64 enc) {
   std::string s = jwt::base64url_encode(in);  // URL alphabet, no padding
   if (!is_url(enc))

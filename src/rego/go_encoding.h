@@ -15,6 +15,8 @@ enum class Base64 { Std, Url, RawStd, RawUrl };
 
 Result<std::string> base64_decode(std::string_view in, Base64 enc);
 std::string base64_encode(std::string_view in, Base64 enc);
+// OPA's base64url.decode: padding is optional (restored from the length, RFC 7515 Appendix C).
+Result<std::string> base64url_decode_unpadded(std::string_view in);
 
 Result<std::string> hex_decode(std::string_view in);
 std::string hex_encode(std::string_view in);
