@@ -356,10 +356,21 @@ Result<Value> from_yaml(const YAML::Node& n, int depth) {
   return Value::null();
 }
 
+// Explicit document starts ("---" lines). yaml-cpp silently begins a new document where a line is
+// indented less than the root node ("  a:\nb: 1"), which go-yaml rejects; more documents than
+// markers allow is that case.
+size_t document_markers(const std::string& text) {
+  size_t n = 0;
+  for (const std::string& line : go::split(text, "\n"))
+    if (line == "---" || line.starts_with("--- ") || line == "---\r") ++n;
+  return n;
+}
+
 Result<Value> parse_yaml(const std::string& text) {
   try {
     const auto docs = YAML::LoadAll(text);
     if (docs.empty()) return Value::null();
+    if (docs.size() > document_markers(text) + 1) return fail("yaml", "yaml: line 2: did not find expected key");
     return from_yaml(docs[0], 0);
   } catch (const YAML::Exception& e) {
     return fail("yaml", std::string("yaml: ") + e.what());

@@ -42,6 +42,7 @@ TEST(RegoEncoding, Yaml) {
   EXPECT_EQ(eval("yaml.is_valid", {R"j("foo:\n  - qux: bar\n  - baz: {")j"}), "false");
   EXPECT_EQ(eval("yaml.is_valid", {R"j("a: 1\n---\n\tb: 2\n")j"}), "false");
   EXPECT_EQ(eval("yaml.is_valid", {R"j("a: 1\n---\nb: 2\n")j"}), "true");
+  EXPECT_EQ(eval("yaml.is_valid", {R"j("  test:\ntest1: hello\n")j"}), "false");  // dedent below the root
   EXPECT_EQ(eval("yaml.is_valid", {"1"}), "false");
   const BuiltinResult text = call("yaml.marshal", {json(R"j([{"foo": [1, 2, "true"]}])j")});
   ASSERT_TRUE(text.defined());
