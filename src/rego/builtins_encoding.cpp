@@ -21,6 +21,88 @@ BuiltinResult json_marshal(Args a, BuiltinContext& ctx) {
   return Value::string(std::move(out));
 }
 
+// encoding/json's Indent over compact JSON text: one member per line, `prefix` then `indent` per
+// level, empty objects and arrays kept as {} and [].
+std::string indent_json(const std::string& compact, const std::string& prefix, const std::string& indent) {
+  std::string out;
+  int depth = 0;
+  bool in_string = false;
+  auto newline = [&](int d) {
+    out += '\n';
+    out += prefix;
+    for (int i = 0; i < d; ++i) out += indent;
+  };
+  for (size_t i = 0; i < compact.size(); ++i) {
+    const char c = compact[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < compact.size())
+        out += compact[++i];
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        out += c;
+        break;
+      case '{':
+      case '[':
+        out += c;
+        if (i + 1 < compact.size() && (compact[i + 1] == '}' || compact[i + 1] == ']')) {
+          out += compact[++i];
+        } else {
+          newline(++depth);
+        }
+        break;
+      case '}':
+      case ']':
+        newline(--depth);
+        out += c;
+        break;
+      case ',':
+        out += c;
+        newline(depth);
+        break;
+      case ':':
+        out += ": ";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+BuiltinResult json_marshal_with_options(Args a, BuiltinContext& ctx) {
+  if (auto e = want(a, 2, Kind::Object)) return *e;
+  std::string prefix, indent = "\t";
+  bool implicit_pretty = false, explicit_set = false, pretty = false;
+  for (const auto& [k, v] : a[1].as_object()) {
+    if (!k.is_string()) return BuiltinError::type("operand 2 failed to stringify key " + k.to_rego_text());
+    const std::string& key = k.as_string();
+    if (key == "prefix" || key == "indent") {
+      if (!v.is_string())
+        return BuiltinError::type("operand 2 key " + key +
+                                  " failed cast to string: operand must be string but got " + v.type_name());
+      (key == "prefix" ? prefix : indent) = v.as_string();
+      implicit_pretty = true;
+    } else if (key == "pretty") {
+      if (!v.is_bool()) return BuiltinError::type("operand 2 key pretty failed cast to bool");
+      explicit_set = true;
+      pretty = v.as_bool();
+    } else {
+      return BuiltinError::type("operand 2 object contained unknown key " + key);
+    }
+  }
+  if (!explicit_set) pretty = implicit_pretty;
+  std::string out = a[0].to_json_text();
+  if (pretty) out = prefix + indent_json(out, prefix, indent);
+  if (ctx.budget && !ctx.budget->charge_bytes(out.size())) return BuiltinError::budget();
+  return Value::string(std::move(out));
+}
+
 BuiltinResult json_unmarshal(Args a, BuiltinContext& ctx) {
   if (auto e = want(a, 1, Kind::String)) return *e;
   if (ctx.budget && !ctx.budget->charge_bytes(a[0].as_string().size())) return BuiltinError::budget();
@@ -370,7 +452,8 @@ Result<Value> parse_yaml(const std::string& text) {
   try {
     const auto docs = YAML::LoadAll(text);
     if (docs.empty()) return Value::null();
-    if (docs.size() > document_markers(text) + 1) return fail("yaml", "yaml: line 2: did not find expected key");
+    if (docs.size() > document_markers(text) + 1)
+      return fail("yaml", "yaml: line 2: did not find expected key");
     return from_yaml(docs[0], 0);
   } catch (const YAML::Exception& e) {
     return fail("yaml", std::string("yaml: ") + e.what());
@@ -441,6 +524,13 @@ BuiltinResult yaml_is_valid(Args a, BuiltinContext&) {
 void register_encoding(Registry& r) {
   const uint8_t S = kStringType;
   r.add({"json.marshal", 1, json_marshal, false, false, false, {}});
+  r.add({"json.marshal_with_options",
+         2,
+         json_marshal_with_options,
+         false,
+         false,
+         false,
+         {kAnyType, kObjectType}});
   r.add({"json.unmarshal", 1, json_unmarshal, false, false, false, {S}});
   r.add({"json.is_valid", 1, json_is_valid, false, false, false, {}});
   r.add({"json.filter", 2, json_filter, false, false, false, {kObjectType, kArrayType | kSetType}});

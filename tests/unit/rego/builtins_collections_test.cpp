@@ -74,3 +74,20 @@ TEST(RegoCollections, Sets) {
 
 }  // namespace
 }  // namespace mg::rego::test
+
+namespace mg::rego::test {
+namespace {
+
+TEST(RegoCollections, NumberRanges) {
+  EXPECT_EQ(eval("numbers.range", {"1", "4"}), "[1,2,3,4]");
+  EXPECT_EQ(eval("numbers.range", {"2", "-1"}), "[2,1,0,-1]");
+  EXPECT_EQ(eval("numbers.range_step", {"0", "10", "4"}), "[0,4,8]");
+  EXPECT_EQ(eval("numbers.range_step", {"0", "10", "0"}),
+            "error(builtin): numbers.range_step: step must be a positive integer");
+  EXPECT_EQ(eval("numbers.range", {"1.5", "4"}),
+            "error(type): operand 1 must be integer number but got floating-point number");
+  EXPECT_EQ(eval("numbers.range", {"0", "1000000000000"}), "error(builtin): numbers.range: range too large");
+}
+
+}  // namespace
+}  // namespace mg::rego::test
