@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "rego/builtins_util.h"
 #include "rego/go_encoding.h"
@@ -125,7 +126,7 @@ std::optional<BuiltinError> parse_path(const Value& p, Array& out) {
     const size_t start = s.find_first_not_of('/');
     for (std::string& part :
          go::split(start == std::string::npos ? "" : std::string_view(s).substr(start), "/"))
-      out.push_back(Value::string(go::replace(go::replace(part, {{"~1", "/"}}), {{"~0", "~"}})));
+      out.push_back(Value::string(*go::replace(*go::replace(part, {{"~1", "/"}}), {{"~0", "~"}})));
     return std::nullopt;
   }
   if (p.is_array()) {
@@ -340,6 +341,7 @@ BuiltinResult urlquery_encode_object(Args a, BuiltinContext&) {
 BuiltinResult urlquery_decode_object(Args a, BuiltinContext&) {
   if (auto e = want(a, 1, Kind::String)) return *e;
   std::vector<std::pair<std::string, Array>> params;
+  std::unordered_map<std::string, size_t> index;  // key -> position in params
   std::optional<std::string> first_error;
   for (const std::string& part : go::split(a[0].as_string(), "&")) {
     if (part.empty()) continue;
@@ -355,12 +357,9 @@ BuiltinResult urlquery_decode_object(Args a, BuiltinContext&) {
       if (!first_error) first_error = !key ? key.error().message : value.error().message;
       continue;
     }
-    auto it = std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.first == *key; });
-    if (it == params.end()) {
-      params.emplace_back(*key, Array{});
-      it = params.end() - 1;
-    }
-    it->second.push_back(Value::string(std::move(*value)));
+    auto [slot, fresh] = index.try_emplace(*key, params.size());
+    if (fresh) params.emplace_back(*key, Array{});
+    params[slot->second].second.push_back(Value::string(std::move(*value)));
   }
   if (first_error) return BuiltinError::builtin(*first_error);
   ObjectItems out;
@@ -400,8 +399,12 @@ std::optional<Value> yaml_scalar(const YAML::Node& n) {
   return Value::string(s);
 }
 
-Result<Value> from_yaml(const YAML::Node& n, int depth) {
+// `nodes` counts every node converted: aliases share nodes in yaml-cpp but are expanded here, so
+// a "billion laughs" document is cut off instead of exhausting memory.
+Result<Value> from_yaml(const YAML::Node& n, int depth, size_t& nodes) {
+  constexpr size_t kMaxNodes = 1 << 20;
   if (depth > 512) return fail("yaml", "yaml: exceeded max depth");
+  if (++nodes > kMaxNodes) return fail("yaml", "yaml: document too large");
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -414,7 +417,7 @@ Result<Value> from_yaml(const YAML::Node& n, int depth) {
     case YAML::NodeType::Sequence: {
       Array out;
       for (const auto& e : n) {
-        auto v = from_yaml(e, depth + 1);
+        auto v = from_yaml(e, depth + 1, nodes);
         if (!v) return v;
         out.push_back(std::move(*v));
       }
@@ -423,9 +426,9 @@ Result<Value> from_yaml(const YAML::Node& n, int depth) {
     case YAML::NodeType::Map: {
       ObjectItems out;
       for (const auto& kv : n) {
-        auto k = from_yaml(kv.first, depth + 1);
+        auto k = from_yaml(kv.first, depth + 1, nodes);
         if (!k) return k;
-        auto v = from_yaml(kv.second, depth + 1);
+        auto v = from_yaml(kv.second, depth + 1, nodes);
         if (!v) return v;
         // JSON keys are strings: scalars keep their source text, as sigs.k8s.io/yaml does.
         Value key =
@@ -448,13 +451,29 @@ size_t document_markers(const std::string& text) {
   return n;
 }
 
+// Deepest [ / { nesting (quotes ignored: an over-estimate only refuses more). yaml-cpp parses flow
+// collections recursively without a limit, so deep nesting is refused before it gets there.
+bool flow_too_deep(const std::string& text) {
+  int depth = 0;
+  for (char c : text) {
+    if (c == '[' || c == '{') {
+      if (++depth > 256) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
 Result<Value> parse_yaml(const std::string& text) {
+  if (flow_too_deep(text)) return fail("yaml", "yaml: exceeded max depth");
   try {
     const auto docs = YAML::LoadAll(text);
     if (docs.empty()) return Value::null();
     if (docs.size() > document_markers(text) + 1)
       return fail("yaml", "yaml: line 2: did not find expected key");
-    return from_yaml(docs[0], 0);
+    size_t nodes = 0;
+    return from_yaml(docs[0], 0, nodes);
   } catch (const YAML::Exception& e) {
     return fail("yaml", std::string("yaml: ") + e.what());
   }

@@ -126,3 +126,22 @@ TEST(RegoEncoding, JsonMarshalWithOptions) {
 
 }  // namespace
 }  // namespace mg::rego::test
+
+namespace mg::rego::test {
+namespace {
+
+TEST(RegoEncoding, HostileYamlIsRefused) {
+  // Deep flow nesting: yaml-cpp would recurse once per bracket.
+  EXPECT_EQ(show(call("yaml.unmarshal", {Value::string(std::string(20000, '['))})),
+            "error(builtin): yaml: exceeded max depth");
+  // Aliases doubling at every level: 2^30 nodes once expanded.
+  std::string doc = "a0: &a0 [x, x]\n";
+  for (int i = 1; i <= 30; ++i)
+    doc += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [*a" + std::to_string(i - 1) + ", *a" +
+           std::to_string(i - 1) + "]\n";
+  EXPECT_EQ(show(call("yaml.unmarshal", {Value::string(doc)})), "error(builtin): yaml: document too large");
+  EXPECT_EQ(show(call("yaml.is_valid", {Value::string(doc)})), "false");
+}
+
+}  // namespace
+}  // namespace mg::rego::test
