@@ -546,14 +546,18 @@ class Evaluator {
     return walk_value(v, ref, 1, f, vk);
   }
 
-  bool walk_value(const Value& v, const TermP& ref, size_t i, Frame& f, VK vk) {
+  // `store`: v is (part of) the base document, whose object keys are strings: a number key
+  // addresses the string key with its text (data.a[2] reads "2"), as OPA's storage paths do.
+  bool walk_value(const Value& v, const TermP& ref, size_t i, Frame& f, VK vk, bool store = false) {
     if (i == ref->items.size()) return vk(v);
     const TermP& op = ref->items[i];
     if (is_ground(op, f)) {
       Value key = eval_term(op, f);
       const Value* child = v.get(key);
+      if (!child && store && key.is_number() && v.is_object())
+        child = v.get(std::string_view(key.number_text()));
       if (!child) return false;
-      return walk_value(*child, ref, i + 1, f, vk);
+      return walk_value(*child, ref, i + 1, f, vk, store);
     }
     switch (v.kind()) {
       case Kind::Array: {
@@ -619,8 +623,9 @@ class Evaluator {
     auto descend = [&](const Value& key) -> bool {
       const RuleNode* child = key.is_string() ? node->child(key.as_string()) : nullptr;
       const Value* child_base = base ? base->get(key) : nullptr;
+      if (!child_base && base && key.is_number()) child_base = base->get(std::string_view(key.number_text()));
       if (child) return walk_data(child, child_base, ref, i + 1, f, vk);
-      if (child_base) return walk_value(*child_base, ref, i + 1, f, vk);
+      if (child_base) return walk_value(*child_base, ref, i + 1, f, vk, true);
       return false;
     };
     if (is_ground(op, f)) return descend(eval_term(op, f));
@@ -675,8 +680,9 @@ class Evaluator {
       }
       return Value::set(std::move(elems));
     }
-    if (!node->has_value_rules() && !node->functions.empty() && node->children.empty()) return std::nullopt;
-    if (!node->has_value_rules() && node->functions.empty() && node->children.empty() && base) return *base;
+    bool is_function = !node->functions.empty() || node->default_function;
+    if (!node->has_value_rules() && is_function && node->children.empty()) return std::nullopt;
+    if (!node->has_value_rules() && !is_function && node->children.empty() && base) return *base;
     DocTree tree;
     if (base && base->is_object())
       for (const auto& [k, v] : base->as_object())
