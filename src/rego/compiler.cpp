@@ -1188,9 +1188,14 @@ class Compiler {
 
   std::vector<Expr> order(std::vector<Expr> exprs, SlotSet& bound, Scope& scope) {
     std::vector<Expr> ordered;
-    while (!exprs.empty()) {
+    ordered.reserve(exprs.size());
+    std::vector<bool> taken(exprs.size(), false);
+    size_t first = 0;  // every expression before it is taken
+    while (ordered.size() < exprs.size()) {
       bool placed = false;
-      for (size_t i = 0; i < exprs.size(); ++i) {
+      while (first < exprs.size() && taken[first]) ++first;
+      for (size_t i = first; i < exprs.size(); ++i) {
+        if (taken[i]) continue;
         auto r = ready(exprs[i], bound, scope);
         if (!r) continue;
         for (int s : *r) bound.insert(s);
@@ -1209,11 +1214,16 @@ class Compiler {
             for (int s : inner) bound.insert(s);
         }
         ordered.push_back(std::move(exprs[i]));
-        exprs.erase(exprs.begin() + static_cast<long>(i));
+        taken[i] = true;
         placed = true;
         break;
       }
-      if (!placed) report_unsafe(exprs, bound, scope);
+      if (!placed) {
+        std::vector<Expr> rest;
+        for (size_t i = 0; i < exprs.size(); ++i)
+          if (!taken[i]) rest.push_back(exprs[i]);
+        report_unsafe(rest, bound, scope);
+      }
     }
     return ordered;
   }

@@ -17,6 +17,7 @@ namespace {
 constexpr int kDataSlot = -2;
 constexpr int kInputSlot = -3;
 constexpr int kMaxCallDepth = 400;
+constexpr int kMaxNesting = 3000;
 
 // A non-owning reference to a callable (no allocation, unlike std::function).
 template <class Sig>
@@ -338,7 +339,15 @@ class Evaluator {
     if (i == body.exprs.size()) return k();
     const Expr& e = body.exprs[i];
     step(e.loc);
-    return eval_expr(e, f, [&]() { return eval_body(body, i + 1, f, k); });
+    // Continuations nest one native frame per expression: bound the depth so that no policy can
+    // exhaust the thread's stack (an error, like the other budgets).
+    if (++nesting_ > kMaxNesting) {
+      nesting_ = 0;
+      fail("eval_cancel_error", "evaluation nesting budget exceeded", e.loc);
+    }
+    bool stop = eval_expr(e, f, [&]() { return eval_body(body, i + 1, f, k); });
+    --nesting_;
+    return stop;
   }
 
   bool eval_expr(const Expr& e, Frame& f, K k) {
@@ -565,21 +574,22 @@ class Evaluator {
         for (size_t j = 0; j < items.size(); ++j) {
           step(op->loc);
           if (unify_value(op, Value::number(static_cast<int64_t>(j)), f,
-                          [&]() { return walk_value(items[j], ref, i + 1, f, vk); }))
+                          [&]() { return walk_value(items[j], ref, i + 1, f, vk, store); }))
             return true;
         }
         return false;
       }
       case Kind::Object:
-        for (const auto& [key, val] : v.as_object()) {
+        for (const auto& kv : v.as_object()) {
           step(op->loc);
-          if (unify_value(op, key, f, [&]() { return walk_value(val, ref, i + 1, f, vk); })) return true;
+          if (unify_value(op, kv.first, f, [&]() { return walk_value(kv.second, ref, i + 1, f, vk, store); }))
+            return true;
         }
         return false;
       case Kind::Set:
         for (const auto& x : v.as_set()) {
           step(op->loc);
-          if (unify_value(op, x, f, [&]() { return walk_value(x, ref, i + 1, f, vk); })) return true;
+          if (unify_value(op, x, f, [&]() { return walk_value(x, ref, i + 1, f, vk, store); })) return true;
         }
         return false;
       default:
@@ -894,6 +904,7 @@ class Evaluator {
   Budget budget_;
   BuiltinContext bctx_;
   int depth_ = 0;
+  int nesting_ = 0;
 };
 
 }  // namespace
