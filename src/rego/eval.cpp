@@ -45,10 +45,81 @@ struct EvalFailure {
   RegoError error;
 };
 
+// Variable slots for frames, taken and released in LIFO order from chunks that never move (so a
+// frame's slots stay valid while deeper frames come and go). One per thread, reused across
+// evaluations: steady-state evaluation allocates no frames.
+class SlotArena {
+ public:
+  struct Span {
+    Value* vals;
+    uint8_t* bound;
+  };
+  Span push(size_t n) {
+    while (true) {
+      if (cur_ < chunks_.size()) {
+        Chunk& c = chunks_[cur_];
+        if (c.used + n <= c.cap) {
+          Span s{c.vals.get() + c.used, c.bound.get() + c.used};
+          c.used += n;
+          return s;
+        }
+        if (c.used == 0) {  // too small even when empty: replace with a bigger one
+          c = make_chunk(n);
+          continue;
+        }
+        ++cur_;
+        continue;
+      }
+      chunks_.push_back(make_chunk(std::max<size_t>(n, 512)));
+    }
+  }
+  void pop(size_t n) {
+    Chunk& c = chunks_[cur_];
+    c.used -= n;
+    for (size_t i = 0; i < n; ++i) {
+      c.vals[c.used + i] = Value();
+      c.bound[c.used + i] = 0;
+    }
+    while (cur_ > 0 && chunks_[cur_].used == 0) --cur_;
+  }
+
+ private:
+  struct Chunk {
+    std::unique_ptr<Value[]> vals;
+    std::unique_ptr<uint8_t[]> bound;
+    size_t cap = 0, used = 0;
+  };
+  static Chunk make_chunk(size_t cap) {
+    Chunk c;
+    c.vals = std::make_unique<Value[]>(cap);
+    c.bound = std::make_unique<uint8_t[]>(cap);
+    c.cap = cap;
+    return c;
+  }
+  std::vector<Chunk> chunks_;
+  size_t cur_ = 0;
+};
+
+SlotArena& thread_arena() {
+  static thread_local SlotArena arena;
+  return arena;
+}
+
 struct Frame {
-  explicit Frame(int n) : vals(static_cast<size_t>(n)), bound(static_cast<size_t>(n), 0) {}
-  std::vector<Value> vals;
-  std::vector<uint8_t> bound;
+  explicit Frame(int n) : n_(static_cast<size_t>(n)), arena_(thread_arena()) {
+    auto span = arena_.push(n_);
+    vals = span.vals;
+    bound = span.bound;
+  }
+  ~Frame() { arena_.pop(n_); }
+  Frame(const Frame&) = delete;
+  Frame& operator=(const Frame&) = delete;
+  Value* vals;
+  uint8_t* bound;
+
+ private:
+  size_t n_;
+  SlotArena& arena_;
 };
 
 // Mutable tree used while building a virtual document (partial objects/sets, ref heads).
@@ -90,10 +161,10 @@ struct WithState {
 class Evaluator {
  public:
   Evaluator(const Plan& plan, const EvalOptions& opts) : plan_(plan), opts_(opts) {
-    state_ = std::make_shared<WithState>();
+    state_ = &base_state_;
     if (opts.input) {
-      state_->input = *opts.input;
-      state_->has_input = true;
+      base_state_.input = *opts.input;
+      base_state_.has_input = true;
     }
     budget_.steps_left = opts.max_steps;
     budget_.bytes_left = opts.max_bytes;
@@ -104,7 +175,7 @@ class Evaluator {
                                : std::chrono::duration_cast<std::chrono::nanoseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count();
-    cache_ = std::make_shared<Cache>();
+    cache_ = &base_cache_;
   }
 
   std::vector<Solution> run_query(const PreparedQuery& q) {
@@ -443,14 +514,14 @@ class Evaluator {
       }
       return eval_body(*e.body, 0, f, k);
     }
-    auto next = std::make_shared<WithState>(*state_);
+    auto next = std::make_unique<WithState>(*state_);
     for (const auto& w : e.withs) apply_with(*next, w, f);
-    auto saved_state = state_;
-    auto saved_cache = cache_;
-    auto inner_cache = std::make_shared<Cache>();
+    WithState* saved_state = state_;
+    Cache* saved_cache = cache_;
+    Cache inner_cache;
     auto enter = [&]() {
-      state_ = next;
-      cache_ = inner_cache;
+      state_ = next.get();
+      cache_ = &inner_cache;
     };
     auto leave = [&]() {
       state_ = saved_state;
@@ -544,8 +615,7 @@ class Evaluator {
     const TermP& head = ref->items[0];
     if (head->slot == kInputSlot) {
       if (!state_->has_input) return false;
-      Value in = *state_->input;
-      return walk_value(in, ref, 1, f, vk);
+      return walk_value(*state_->input, ref, 1, f, vk);
     }
     if (head->slot == kDataSlot) {
       const Value& base = state_->patched_data ? *state_->patched_data : plan_.data;
@@ -899,8 +969,10 @@ class Evaluator {
 
   const Plan& plan_;
   const EvalOptions& opts_;
-  std::shared_ptr<WithState> state_;
-  std::shared_ptr<Cache> cache_;
+  WithState base_state_;
+  WithState* state_ = nullptr;  // the `with` scope in effect
+  Cache base_cache_;
+  Cache* cache_ = nullptr;
   Budget budget_;
   BuiltinContext bctx_;
   int depth_ = 0;
