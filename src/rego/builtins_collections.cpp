@@ -3,6 +3,9 @@
 // aggregates are exact at any size, min/max/sort use OPA's total order over all values, object.union
 // merges nested objects recursively with the right-hand side winning.
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "rego/builtins_util.h"
 
@@ -14,15 +17,44 @@ using bi::want;
 
 std::string set_or_array() { return bi::one_of({"set", "array"}); }
 
+// OPA accumulates non-integer sums and products in big.Float with a 64-bit mantissa — the x87
+// long double format — and prints the shortest decimal that reads back to the same value.
+std::optional<Value> opa_float_value(long double x) {
+  if (!std::isfinite(x)) return std::nullopt;
+  char buf[128];
+  if (x == std::trunc(x) && std::fabs(x) < 1e30L) {
+    std::snprintf(buf, sizeof buf, "%.0Lf", x);
+    return Value::number_from_text(buf);
+  }
+  for (int digits = 1; digits <= 21; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*Lg", digits, x);
+    if (std::strtold(buf, nullptr) == x) break;
+  }
+  const std::string text = buf;  // C's %Lg exponent form (e-07, e+21) is Go's too
+  return Value::number_from_text(text);
+}
+
 template <bool kProduct>
 BuiltinResult fold_numbers(Args a, BuiltinContext&) {
   if (!a[0].is_array() && !a[0].is_set()) return BuiltinError::operand(1, set_or_array(), a[0]);
-  Value acc = Value::number(int64_t{kProduct ? 1 : 0});
+  bool integral = true;
   for (const Value& v : bi::elements(a[0])) {
     if (!v.is_number()) return bi::element_error(1, a[0], v, "number");
-    acc = kProduct ? numeric::mul(acc, v) : numeric::add(acc, v);
+    integral = integral && v.is_integer();
   }
-  return acc;
+  if (integral) {  // exact at any size
+    Value acc = Value::number(int64_t{kProduct ? 1 : 0});
+    for (const Value& v : bi::elements(a[0])) acc = kProduct ? numeric::mul(acc, v) : numeric::add(acc, v);
+    return acc;
+  }
+  long double acc = kProduct ? 1.0L : 0.0L;
+  for (const Value& v : bi::elements(a[0])) {
+    const long double x = std::strtold(v.number_text().c_str(), nullptr);
+    acc = kProduct ? acc * x : acc + x;
+  }
+  auto out = opa_float_value(acc);
+  if (!out) return BuiltinError::builtin("result out of range");
+  return *out;
 }
 
 template <bool kMax>
