@@ -141,16 +141,19 @@ std::optional<BuiltinError> parse_path(const Value& p, Array& out) {
 // The paths as a tree: {"a": {"b": null}} for "a/b"; a leaf ends every longer path below it.
 struct PathNode {
   bool leaf = false;
-  std::vector<std::pair<Value, PathNode>> kids;
+  std::vector<Value> keys;     // keys[i] leads to kids[i]
+  std::vector<PathNode> kids;  // (a vector of pairs would need PathNode complete here)
   PathNode* child(const Value& k) {
-    for (auto& kv : kids)
-      if (kv.first == k) return &kv.second;
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (keys[i] == k) return &kids[i];
     return nullptr;
   }
-  const PathNode* child(const Value& k) const {
-    for (const auto& kv : kids)
-      if (kv.first == k) return &kv.second;
-    return nullptr;
+  const PathNode* child(const Value& k) const { return const_cast<PathNode*>(this)->child(k); }
+  PathNode* add(const Value& k, bool is_leaf) {
+    keys.push_back(k);
+    kids.emplace_back();
+    kids.back().leaf = is_leaf;
+    return &kids.back();
   }
 };
 
@@ -166,8 +169,7 @@ std::optional<BuiltinError> paths_tree(const Value& operand, PathNode& root) {
     for (size_t i = 0; i + 1 < path.size() && !done; ++i) {
       PathNode* c = node->child(path[i]);
       if (!c) {
-        node->kids.emplace_back(path[i], PathNode{});
-        node = &node->kids.back().second;
+        node = node->add(path[i], false);
       } else if (c->leaf) {
         done = true;
       } else {
@@ -176,9 +178,10 @@ std::optional<BuiltinError> paths_tree(const Value& operand, PathNode& root) {
     }
     if (!done) {
       if (PathNode* c = node->child(path.back())) {
-        *c = PathNode{true, {}};
+        *c = PathNode{};
+        c->leaf = true;
       } else {
-        node->kids.emplace_back(path.back(), PathNode{true, {}});
+        node->add(path.back(), true);
       }
     }
   }
