@@ -425,7 +425,7 @@ class Compiler {
         for (int i = 0; i < 2; ++i)
           if (e.terms[static_cast<size_t>(i)]) declare_pattern_vars(e.terms[static_cast<size_t>(i)], scope);
         declare_free_vars(e.terms[2], scope);
-        for (auto& w : e.withs) declare_free_vars(w.value, scope);
+        for (auto& w : e.withs) declare_with_value(w, scope);
         continue;
       }
       if (e.type == ExprType::Every) {
@@ -433,8 +433,14 @@ class Compiler {
         continue;
       }
       for (auto& t : e.terms) declare_free_vars(t, scope);
-      for (auto& w : e.withs) declare_free_vars(w.value, scope);
+      for (auto& w : e.withs) declare_with_value(w, scope);
     }
+  }
+
+  // `with f as g`: a replacement naming a function or built-in is not a variable.
+  void declare_with_value(const With& w, Scope& scope) {
+    if (auto n = dotted(w.value); n && scope.lookup((*n)[0]) < 0 && lookup_function(*n)) return;
+    declare_free_vars(w.value, scope);
   }
 
   static void pattern_var_terms(const TermP& t, std::vector<TermP>& out) {
