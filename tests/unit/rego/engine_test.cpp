@@ -138,6 +138,33 @@ l if { h([1], 1) with h as count })");
   EXPECT_EQ(*w.get("l"), Value::boolean(true));      // a built-in replaces a function
 }
 
+TEST(RegoEngine, EvaluatePathReadsRulesAndBaseData) {
+  auto plan = must_compile(R"(package app.authz
+allow if input.user == "alice"
+obj := {"a": {"b": 1}})",
+                           *Value::parse_json(R"({"app":{"limits":{"rps":10}}})"));
+  Value in = *Value::parse_json(R"({"user":"alice"})");
+  EvalOptions o;
+  o.input = &in;
+  auto allow = evaluate_path(*plan, {"app", "authz", "allow"}, o);
+  ASSERT_TRUE(allow);
+  ASSERT_TRUE(allow->has_value());
+  EXPECT_EQ(**allow, Value::boolean(true));
+  auto deep = evaluate_path(*plan, {"app", "authz", "obj", "a", "b"}, o);
+  ASSERT_TRUE(deep && deep->has_value());
+  EXPECT_EQ(**deep, Value::number(1));
+  auto base = evaluate_path(*plan, {"app", "limits", "rps"}, o);
+  ASSERT_TRUE(base && base->has_value());
+  EXPECT_EQ(**base, Value::number(10));
+  auto pkg = evaluate_path(*plan, {"app"}, o);
+  ASSERT_TRUE(pkg && pkg->has_value());
+  EXPECT_EQ((*pkg)->to_json_text(), R"({"authz":{"allow":true,"obj":{"a":{"b":1}}},"limits":{"rps":10}})");
+  EvalOptions none;
+  auto undefined = evaluate_path(*plan, {"app", "authz", "allow"}, none);
+  ASSERT_TRUE(undefined);
+  EXPECT_FALSE(undefined->has_value());
+}
+
 TEST(RegoEngine, UnsafeVariableIsACompileErrorWithLocation) {
   auto p = compile({{"x.rego", "package x\np if {\n  y > 1\n}\n"}}, Value::empty_object());
   ASSERT_FALSE(p);
