@@ -425,7 +425,7 @@ class Compiler {
         for (int i = 0; i < 2; ++i)
           if (e.terms[static_cast<size_t>(i)]) declare_pattern_vars(e.terms[static_cast<size_t>(i)], scope);
         declare_free_vars(e.terms[2], scope);
-        for (auto& w : e.withs) declare_free_vars(w.value, scope);
+        for (auto& w : e.withs) declare_with_value(w, scope);
         continue;
       }
       if (e.type == ExprType::Every) {
@@ -433,8 +433,14 @@ class Compiler {
         continue;
       }
       for (auto& t : e.terms) declare_free_vars(t, scope);
-      for (auto& w : e.withs) declare_free_vars(w.value, scope);
+      for (auto& w : e.withs) declare_with_value(w, scope);
     }
+  }
+
+  // `with f as g`: a replacement naming a function or built-in is not a variable.
+  void declare_with_value(const With& w, Scope& scope) {
+    if (auto n = dotted(w.value); n && scope.lookup((*n)[0]) < 0 && lookup_function(*n)) return;
+    declare_free_vars(w.value, scope);
   }
 
   static void pattern_var_terms(const TermP& t, std::vector<TermP>& out) {
@@ -589,34 +595,26 @@ class Compiler {
 
   std::optional<FnTarget> lookup_function(const std::vector<std::string>& name) {
     FnTarget out;
-    // User function in this package.
+    auto user_function = [&](std::vector<std::string> p) {
+      const RuleNode* n = find_node(p);
+      if (!n || (n->functions.empty() && !n->default_function)) return false;
+      out.path = std::move(p);
+      return true;
+    };
+    // A function of this package, a data path, an imported path; then a built-in.
     if (!pkg_.empty() && ctx_->rule_names.count(name[0])) {
       std::vector<std::string> p = pkg_;
       p.insert(p.end(), name.begin(), name.end());
-      const RuleNode* n = find_node(p);
-      if (n && (!n->functions.empty() || n->default_function)) {
-        out.path = p;
-        return out;
-      }
+      if (user_function(std::move(p))) return out;
     }
-    if (name[0] == "data") {
-      std::vector<std::string> p(name.begin() + 1, name.end());
-      const RuleNode* n = find_node(p);
-      if (n && (!n->functions.empty() || n->default_function)) {
-        out.path = p;
-        return out;
-      }
-    }
+    if (name[0] == "data" && user_function(std::vector<std::string>(name.begin() + 1, name.end())))
+      return out;
     if (ctx_->imports.count(name[0])) {
       auto path = dotted(ctx_->imports.at(name[0]));
       if ((*path)[0] == "data") {
         std::vector<std::string> p(path->begin() + 1, path->end());
         p.insert(p.end(), name.begin() + 1, name.end());
-        const RuleNode* n = find_node(p);
-        if (n && (!n->functions.empty() || n->default_function)) {
-          out.path = p;
-          return out;
-        }
+        if (user_function(std::move(p))) return out;
       }
     }
     if (const BuiltinDecl* b = reg_.find(join(name))) {
@@ -745,6 +743,18 @@ class Compiler {
     }
   }
 
+  // Emits `type(term, g)` (or `g = term` when var_first) for a fresh variable g and returns g.
+  TermP bind_fresh(ExprType type, TermP term, Location loc, Scope& scope, std::vector<Expr>& out,
+                   bool var_first) {
+    TermP g = fresh_var(scope, loc);
+    Expr e;
+    e.type = type;
+    e.loc = loc;
+    e.terms = var_first ? std::vector<TermP>{g, term} : std::vector<TermP>{term, g};
+    out.push_back(std::move(e));
+    return g;
+  }
+
   // Returns a simple term (value, variable, or composite of simple terms); refs, calls and
   // comprehensions become expressions in `out` binding generated variables.
   TermP flatten_term(TermP t, Scope& scope, std::vector<Expr>& out) {
@@ -755,35 +765,14 @@ class Compiler {
       case TermType::Ref: {
         TermP r = flatten_ref(t, scope, out);
         if (r->type != TermType::Ref) return r;
-        TermP g = fresh_var(scope, t->loc);
-        Expr e;
-        e.type = ExprType::RefEval;
-        e.loc = t->loc;
-        e.terms = {r, g};
-        out.push_back(std::move(e));
-        return g;
+        return bind_fresh(ExprType::RefEval, r, t->loc, scope, out, false);
       }
-      case TermType::Call: {
-        TermP call = flatten_call_args(t, scope, out);
-        TermP g = fresh_var(scope, t->loc);
-        Expr e;
-        e.type = ExprType::Call;
-        e.loc = t->loc;
-        e.terms = {call, g};
-        out.push_back(std::move(e));
-        return g;
-      }
+      case TermType::Call:
+        return bind_fresh(ExprType::Call, flatten_call_args(t, scope, out), t->loc, scope, out, false);
       case TermType::ArrayCompr:
       case TermType::SetCompr:
-      case TermType::ObjectCompr: {
-        TermP g = fresh_var(scope, t->loc);
-        Expr e;
-        e.type = ExprType::Unify;
-        e.loc = t->loc;
-        e.terms = {g, t};
-        out.push_back(std::move(e));
-        return g;
-      }
+      case TermType::ObjectCompr:
+        return bind_fresh(ExprType::Unify, t, t->loc, scope, out, true);
       default: {
         for (auto& i : t->items) i = flatten_term(i, scope, out);
         for (auto& [k, v] : t->pairs) {
