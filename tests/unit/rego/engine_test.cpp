@@ -138,6 +138,19 @@ l if { h([1], 1) with h as count })");
   EXPECT_EQ(*w.get("l"), Value::boolean(true));      // a built-in replaces a function
 }
 
+TEST(RegoEngine, AssignmentIsInvisibleToComprehensionsWrittenBeforeIt) {
+  // As OPA: `x := 1` declares x from that expression on, so the comprehension above it iterates
+  // its own x over every index rather than closing over the later assignment.
+  auto plan = must_compile(R"(package order
+p := [r, x] if {
+  r := [v | v := ["a", "b", "c"][x]]
+  x := 1
+})");
+  auto r = must_eval(plan, "data.order.p");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].expressions[0].to_json_text(), R"([["a","b","c"],1])");
+}
+
 TEST(RegoEngine, EvaluatePathReadsRulesAndBaseData) {
   auto plan = must_compile(R"(package app.authz
 allow if input.user == "alice"
