@@ -144,7 +144,7 @@ Value envoy_data() {
 void BM_RegoEnvoyPrimer(benchmark::State& state) {
   Value data = envoy_data();
   Value input = *Value::parse_json(
-      std::string(R"({"attributes":{"request":{"http":{"method":"GET","path":"/people/17",)") +
+      std::string(R"({"attributes":{"request":{"http":{"method":"GET","path":"/people",)") +
       R"("headers":{"authorization":"Bearer )" + kJwt + R"("}}}}})");
   run_decision(state, "envoy.rego", kEnvoyPolicy, std::move(data), "data.envoy.authz.allow", input);
 }
@@ -186,7 +186,7 @@ void BM_IstioRbacBaseline(benchmark::State& state) {
   if (!snap) return state.SkipWithError("compile failed");
   std::string path = req.http->path;
   const mg::jwt::RequestAuth none;
-  const auto attrs = make_attributes(req, path, &none, true);
+  const auto attrs = make_attributes(req, path, &none, true, /*num_trusted_proxies=*/0);
   if (!authorize(**snap, attrs).allow) return state.SkipWithError("expected ALLOW");
   for (auto _ : state) {
     auto d = authorize(**snap, attrs);

@@ -11,9 +11,10 @@ bool Evaluator::eval_body(const Body& body, size_t i, Frame& f, K k) {
   if (i == body.exprs.size()) return k();
   const Expr& e = body.exprs[i];
   step(e.loc);
-  // Continuations nest one native frame per expression: bound the depth so that no policy can
-  // exhaust the thread's stack (an error, like the other budgets).
-  if (++nesting_ > kMaxNesting) {
+  // Continuations nest native frames per expression: bound the depth, and the stack actually used
+  // (frames are several times larger in sanitizer builds), so that no policy can exhaust the
+  // thread's stack (an error, like the other budgets).
+  if (++nesting_ > kMaxNesting || stack_used() > kMaxStackBytes) {
     nesting_ = 0;
     fail("eval_cancel_error", "evaluation nesting budget exceeded", e.loc);
   }

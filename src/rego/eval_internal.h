@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +25,9 @@ inline constexpr int kDataSlot = -2;
 inline constexpr int kInputSlot = -3;
 inline constexpr int kMaxCallDepth = 400;
 inline constexpr int kMaxNesting = 3000;
+// Native stack one evaluation may use below the frame that started it: half of the 8 MiB default
+// thread stack, leaving room for the caller and for built-ins called at the deepest point.
+inline constexpr uintptr_t kMaxStackBytes = uintptr_t{4} << 20;
 
 // A non-owning reference to a callable (no allocation, unlike std::function).
 template <class Sig>
@@ -167,6 +171,7 @@ struct WithState {
 class Evaluator {
  public:
   Evaluator(const Plan& plan, const EvalOptions& opts) : plan_(plan), opts_(opts) {
+    stack_base_ = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
     state_ = &base_state_;
     if (opts.input) {
       base_state_.input = *opts.input;
@@ -194,6 +199,10 @@ class Evaluator {
   // ---------------------------------------------------------------- errors and budget
   [[noreturn]] void fail(std::string code, std::string message, const Location& loc) {
     throw EvalFailure{make_error(std::move(code), std::move(message), loc)};
+  }
+  uintptr_t stack_used() const {
+    const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    return here < stack_base_ ? stack_base_ - here : 0;
   }
   void step(const Location& loc) {
     if (budget_.steps_left == 0) fail("eval_cancel_error", "evaluation step budget exceeded", loc);
@@ -289,6 +298,7 @@ class Evaluator {
   BuiltinContext bctx_;
   int depth_ = 0;
   int nesting_ = 0;
+  uintptr_t stack_base_ = 0;  // the constructor's frame; the stack grows down from it
 };
 
 }  // namespace mg::rego::eval_detail
