@@ -53,8 +53,8 @@ class UpstreamPool {
   // from a faulty app, a close, a TLS alert — would be read as this request's answer. It is
   // closed. Checked at every reuse rather than watched while idle: cheaper per reuse
   // (docs/BENCHMARKS.md).
-  net::awaitable<std::unique_ptr<UpstreamConn>> acquire(const HttpSide& side, bool& reused, std::string& reason,
-                                                        std::string& detail);
+  net::awaitable<std::unique_ptr<UpstreamConn>> acquire(const HttpSide& side, bool& reused,
+                                                        std::string& reason, std::string& detail);
   // Back to the pool after a complete response on a kept-alive connection.
   void release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn);
 
