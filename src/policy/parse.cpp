@@ -41,6 +41,19 @@ void ResourceSet::append(ResourceSet&& other) {
   move_all(request_authentications, other.request_authentications);
   move_all(workloads, other.workloads);
   move_all(meshes, other.meshes);
+  move_all(skipped, other.skipped);
+}
+
+std::string skipped_warning(const ResourceSet& set) {
+  if (set.skipped.empty()) return {};
+  std::string out = "skipped " + std::to_string(set.skipped.size()) + " document" +
+                    (set.skipped.size() == 1 ? "" : "s") + " of kinds meshguard does not enforce:";
+  for (size_t i = 0; i < set.skipped.size(); ++i) {
+    const auto& d = set.skipped[i];
+    out += (i == 0 ? " " : ", ") + d.kind + " " + (d.ns.empty() ? "" : d.ns + "/") +
+           (d.name.empty() ? "(no name)" : d.name) + " (" + d.source + ":" + std::to_string(d.line) + ")";
+  }
+  return out;
 }
 
 bool ConditionKey::http_only() const {
@@ -735,8 +748,47 @@ Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
       });
 }
 
+bool is_enforced_kind(std::string_view kind) {
+  return kind == "AuthorizationPolicy" || kind == "PeerAuthentication" || kind == "RequestAuthentication" ||
+         kind == "Workload" || kind == "Mesh";
+}
+
+// The API groups meshguard owns every kind of: an unknown kind there is a typo or an API this build
+// does not know, and skipping it could silently drop a security rule, so it is refused instead.
+bool is_security_group(std::string_view api_version) {
+  const auto slash = api_version.find('/');
+  const auto group = slash == std::string_view::npos ? std::string_view() : api_version.substr(0, slash);
+  return group == "security.istio.io" || group == "meshguard.io";
+}
+
+std::string scalar_or_empty(const YAML::Node& n) {
+  return n.IsDefined() && n.IsScalar() ? n.Scalar() : std::string();
+}
+
+// A document of another kind (networking.istio.io, Kubernetes core, apps, ...) in the same file:
+// recorded, so the caller can name it in a warning, and otherwise left alone. Only its apiVersion
+// and kind must be there: without them it is not a Kubernetes object at all.
+bool skip_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
+  const YAML::Node kind = std::as_const(doc)["kind"], api_version = std::as_const(doc)["apiVersion"];
+  if (!kind.IsDefined() || !kind.IsScalar() || !api_version.IsDefined() || !api_version.IsScalar())
+    return false;
+  if (kind.Scalar().empty() || api_version.Scalar().empty()) return false;
+  if (is_enforced_kind(kind.Scalar()) || is_security_group(api_version.Scalar())) return false;
+  SkippedDocument skipped;
+  skipped.kind = kind.Scalar();
+  if (const YAML::Node metadata = std::as_const(doc)["metadata"]; metadata.IsDefined() && metadata.IsMap()) {
+    skipped.name = scalar_or_empty(std::as_const(metadata)["name"]);
+    skipped.ns = scalar_or_empty(std::as_const(metadata)["namespace"]);
+  }
+  skipped.source = ctx.source;
+  skipped.line = line_of(doc);
+  out.skipped.push_back(std::move(skipped));
+  return true;
+}
+
 Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   if (!doc.IsMap()) return err(ctx, doc, "a resource must be a mapping with apiVersion, kind, metadata and spec");
+  if (skip_document(ctx, doc, out)) return {};
   std::string api_version, kind;
   YAML::Node metadata, spec;
   bool has_spec = false;
@@ -764,8 +816,14 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
     }
   } else if (kind == "Workload" || kind == "Mesh") {
     if (api_version != "meshguard.io/v1alpha1") return err(ctx, doc, kind + ": apiVersion must be meshguard.io/v1alpha1");
+  } else if (is_security_group(api_version)) {
+    return err(ctx, doc,
+               "unknown kind \"" + kind + "\" in " + api_version +
+                   " (meshguard enforces AuthorizationPolicy, PeerAuthentication, RequestAuthentication, "
+                   "Workload and Mesh)",
+               "policy.unknown_kind");
   } else {
-    return err(ctx, doc, "unsupported kind \"" + kind + "\"", "policy.unknown_kind");
+    return err(ctx, doc, "apiVersion is required", "policy.unknown_kind");
   }
   Meta meta;
   meta.source = ctx.source;

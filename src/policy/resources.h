@@ -113,6 +113,14 @@ struct Mesh {
   std::string ca_mode = "builtin";  // "builtin" | "plugin"
 };
 
+// A document of a kind meshguard does not enforce (VirtualService, Gateway, Service, Deployment, ...),
+// found in a file beside the security resources and left out of the set.
+struct SkippedDocument {
+  std::string kind, ns, name;  // ns and name as written ("" when absent)
+  std::string source;
+  int line = 0;
+};
+
 // Everything loaded from one or more files, in load order.
 struct ResourceSet {
   std::vector<AuthorizationPolicy> authorization_policies;
@@ -120,6 +128,7 @@ struct ResourceSet {
   std::vector<RequestAuthentication> request_authentications;
   std::vector<Workload> workloads;
   std::vector<Mesh> meshes;
+  std::vector<SkippedDocument> skipped;  // not resources: size() does not count them
 
   void append(ResourceSet&& other);
   size_t size() const {

@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "policy/analyze.h"
 #include "policy/load.h"
+#include "policy/parse.h"
 
 namespace mg::ctl {
 
@@ -23,6 +24,7 @@ int run_analyze(const AnalyzeOptions& opt) {
   mesh.trust_domain = opt.trust_domain;
   auto set = policy::load_resource_files(opt.files);
   if (!set) return fail_line(set.error().message);
+  warn_line(policy::skipped_warning(*set));
   const auto findings = policy::analyze(*set, mesh);
   bool warned = false;
   for (const auto& f : findings) {

@@ -9,6 +9,7 @@
 #include "common/files.h"
 #include "policy/decide.h"
 #include "policy/load.h"
+#include "policy/parse.h"
 #include "policy/request_authn.h"
 
 namespace mg::ctl {
@@ -150,6 +151,7 @@ int run_check(const CheckOptions& opt) {
   }
   auto set = policy::load_resource_files(opt.files);
   if (!set) return fail_line(set.error().message);
+  warn_line(policy::skipped_warning(*set));
   auto text = files::read_file(opt.request_file);
   if (!text) return fail_line(opt.request_file + ": " + text.error().message);
   auto req = policy::parse_request_json(*text);

@@ -152,14 +152,17 @@ int run_apply(const Conn& c, const std::vector<std::string>& inputs) {
   auto texts = read_inputs(inputs);
   if (!texts) return fail_line(texts.error().to_string());
   pb::ApplyRequest req;
+  policy::ResourceSet all;
   for (auto& [source, text] : *texts) {
     // Same parser as the server: errors show before anything is sent, with file and line.
     auto parsed = policy::parse_resources(text, source);
     if (!parsed) return fail_line(parsed.error().message.empty() ? parsed.error().to_string() : parsed.error().message);
+    all.append(std::move(*parsed));
     auto* f = req.add_files();
     f->set_yaml(std::move(text));
     f->set_source(source);
   }
+  warn_line(policy::skipped_warning(all));
   auto stub = admin_stub(c);
   if (!stub) return fail_line(stub.error().to_string());
   pb::ApplyResponse resp;

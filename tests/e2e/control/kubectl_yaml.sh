@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Istio YAML as people apply it with kubectl, through `meshguardctl apply` to a live control plane
+# and through the offline `analyze` / `authz check` on the same files: a file that mixes the
+# security kinds with VirtualService, Service, ... documents applies the security kinds and warns
+# once about the rest, while an unknown security kind still refuses the whole apply.
+source "$(dirname "$0")/lib.sh"
+
+start_control
+
+# request_json FILE NS [PRINCIPAL]: a GET to workload app=httpbin in namespace NS (plaintext
+# without PRINCIPAL).
+request_json() {
+  jq -n --arg ns "$2" --arg p "${3:-}" '{
+    destination: {namespace: $ns, labels: {app: "httpbin"}, port: 8000},
+    source: (if $p == "" then {ip: "10.0.0.1"} else {ip: "10.0.0.1", principal: $p} end),
+    request: {method: "GET", path: "/headers", host: "httpbin:8000"}}' >"$1"
+}
+# status_of CHECK_ARGS...: the status `authz check` decides.
+status_of() { ctl authz check "$@" 2>/dev/null | jq -r .status; }
+
+# --- mixed files -----------------------------------------------------------------------------
+cat >"$WORK/mixed.yaml" <<'YAML'
+apiVersion: v1
+kind: Service
+metadata:
+  name: httpbin
+  namespace: foo
+spec:
+  ports: [{name: http, port: 8000}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin}
+spec: {hosts: [httpbin], http: [{route: [{destination: {host: httpbin}}]}]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-nothing, namespace: foo}
+spec: {}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: httpbin, namespace: foo}
+spec: {replicas: 1}
+YAML
+out=$(ctl apply -f "$WORK/mixed.yaml" 2>"$WORK/apply.stderr") || fail "mixed file refused: $(cat "$WORK/apply.stderr")"
+expect_contains "$out" "authorizationpolicy/foo/allow-nothing created" "mixed file: the AuthorizationPolicy is applied"
+warning=$(cat "$WORK/apply.stderr")
+expect_eq "$(wc -l <"$WORK/apply.stderr")" 1 "mixed file: one warning line"
+expect_contains "$warning" "warning: skipped 3 documents of kinds meshguard does not enforce: Service foo/httpbin ($WORK/mixed.yaml:1), VirtualService httpbin ($WORK/mixed.yaml:9), Deployment foo/httpbin ($WORK/mixed.yaml:19)" \
+  "mixed file: the warning names every skipped document with file:line"
+expect_eq "$(ctl get all -A -o json | jq -c '[.items[] | .kind + "/" + .namespace + "/" + .name]')" \
+  '["AuthorizationPolicy/foo/allow-nothing"]' "mixed file: only the security kinds are stored"
+expect_not_contains "$(ctl get ap allow-nothing -n foo -o yaml)" "VirtualService" "the stored document is the policy's own"
+# The same file offline: the same warning, the same resources.
+expect_contains "$(ctl analyze -f "$WORK/mixed.yaml" 2>&1 >/dev/null)" "warning: skipped 3 documents" "analyze: same warning"
+request_json "$WORK/foo.json" foo cluster.local/ns/foo/sa/sleep
+check_err=$(ctl authz check -f "$WORK/mixed.yaml" --request "$WORK/foo.json" 2>&1 >/dev/null)
+expect_contains "$check_err" "warning: skipped 3 documents" "authz check: same warning"
+expect_eq "$(status_of -f "$WORK/mixed.yaml" --request "$WORK/foo.json")" 403 "authz check: the mixed file's policy decides"
+
+# An unknown kind of a security group is refused, and with it the whole apply.
+{
+  cat "$WORK/mixed.yaml"
+  printf -- '---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: foo}\n'
+  printf 'spec: {mtls: {mode: STRICT}}\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolcy\n'
+  printf 'metadata: {name: typo, namespace: foo}\nspec: {}\n'
+} >"$WORK/typo.yaml"
+rc=0
+err=$(ctl apply -f "$WORK/typo.yaml" 2>&1) || rc=$?
+[ "$rc" != 0 ] || fail "an unknown security.istio.io kind was applied"
+expect_contains "$err" "$WORK/typo.yaml:29: unknown kind \"AuthorizationPolcy\" in security.istio.io/v1" "typo: file:line"
+[ -z "$(ctl get pa -A -o json | jq -r '.items[].name')" ] || fail "typo: the file's PeerAuthentication was applied"
+pass "typo: nothing of the file is applied"
+for cmd in analyze "authz check --request $WORK/foo.json"; do
+  rc=0
+  # shellcheck disable=SC2086
+  err=$(ctl $cmd -f "$WORK/typo.yaml" 2>&1) || rc=$?
+  [ "$rc" != 0 ] || fail "$cmd accepted the unknown kind"
+  expect_contains "$err" "typo.yaml:29: unknown kind" "$cmd refuses the unknown kind"
+done
+
+echo "kubectl_yaml: all passed"

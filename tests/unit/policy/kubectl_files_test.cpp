@@ -1,0 +1,166 @@
+// Istio YAML as people apply it with kubectl: files that mix the security kinds with other kinds,
+// the namespace given on the command line, and two documents naming the same resource.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "policy/parse.h"
+
+namespace mg::policy {
+namespace {
+
+const std::string kMixed = R"(apiVersion: v1
+kind: Service
+metadata:
+  name: httpbin
+  labels: {app: httpbin}
+spec:
+  ports: [{name: http, port: 8000, targetPort: 8080}]
+  selector: {app: httpbin}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: httpbin
+  namespace: foo
+spec:
+  replicas: 1
+  template: {metadata: {labels: {app: httpbin}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {a: b}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-all
+  namespace: foo
+spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: foo}
+spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: reviews}
+spec: {host: reviews, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec: {selector: {istio: ingressgateway}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext}
+spec: {hosts: [example.com]}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default}
+spec: {egress: [{hosts: ["./*"]}]}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default}
+spec: {accessLogging: [{providers: [{name: envoy}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: vm}
+spec: {address: 10.0.0.1}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: f}
+spec: {configPatches: []}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ProxyConfig
+metadata: {name: pc}
+spec: {concurrency: 0}
+---
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: w}
+spec: {url: oci://x}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: httpbin}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+)";
+
+TEST(KubectlFiles, MixedFileKeepsTheSecurityKindsAndListsTheRest) {
+  auto set = parse_resources(kMixed, "app.yaml");
+  ASSERT_TRUE(set) << set.error().message;
+  ASSERT_EQ(set->size(), 2u);
+  EXPECT_EQ(set->authorization_policies[0].meta.full_name(), "foo/deny-all");
+  EXPECT_EQ(set->peer_authentications[0].meta.full_name(), "istio-system/default");
+  ASSERT_EQ(set->skipped.size(), 14u);
+  EXPECT_EQ(set->skipped[0].kind, "Service");
+  EXPECT_EQ(set->skipped[0].name, "httpbin");
+  EXPECT_EQ(set->skipped[0].line, 1);
+  EXPECT_EQ(set->skipped[1].kind, "Deployment");
+  EXPECT_EQ(set->skipped[1].ns, "foo");
+  EXPECT_EQ(set->skipped[1].line, 10);
+  EXPECT_EQ(set->skipped[3].kind, "VirtualService");
+  EXPECT_EQ(set->skipped.back().kind, "ServiceAccount");
+  const auto warning = skipped_warning(*set);
+  EXPECT_EQ(
+      warning.rfind("skipped 14 documents of kinds meshguard does not enforce: Service httpbin (app.yaml:1), "
+                    "Deployment foo/httpbin (app.yaml:10), ConfigMap settings (app.yaml:19)",
+                    0),
+      0u)
+      << warning;
+  EXPECT_NE(warning.find("VirtualService foo/reviews (app.yaml:31)"), std::string::npos) << warning;
+  EXPECT_EQ(warning.find('\n'), std::string::npos);  // one line
+  // The kept resources' documents are their own text: re-parsed alone they are the same resource.
+  auto again = parse_resources(set->authorization_policies[0].meta.document, "stored");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->size(), 1u);
+  EXPECT_TRUE(again->skipped.empty());
+  EXPECT_TRUE(skipped_warning(*again).empty());
+}
+
+TEST(KubectlFiles, UnknownSecurityKindOrBadKnownKindStillRefusesTheWholeFile) {
+  struct Case {
+    const char* name;
+    std::string extra;
+    std::string want;
+  };
+  const Case cases[] = {
+      {"kind typo in security.istio.io",
+       "apiVersion: security.istio.io/v1\nkind: AuthorisationPolicy\nmetadata: {name: x}\nspec: {}\n",
+       "app.yaml:90: unknown kind \"AuthorisationPolicy\" in security.istio.io/v1"},
+      {"unknown kind in meshguard.io",
+       "apiVersion: meshguard.io/v1alpha1\nkind: Meshes\nmetadata: {name: default}\n",
+       "app.yaml:90: unknown kind \"Meshes\""},
+      {"known kind, wrong group",
+       "apiVersion: networking.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x}\n",
+       "app.yaml:90: AuthorizationPolicy: apiVersion must be"},
+      {"malformed known kind",
+       "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: x}\nspec: {mtls: {mode: "
+       "strict}}\n",
+       "app.yaml:93: mtls.mode"},
+      {"no apiVersion", "kind: VirtualService\nmetadata: {name: x}\n", "app.yaml:90: apiVersion is required"},
+      {"no kind", "apiVersion: v1\nmetadata: {name: x}\n", "app.yaml:90: kind is required"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto set = parse_resources(kMixed + "---\n" + c.extra, "app.yaml");
+    ASSERT_FALSE(set);
+    EXPECT_NE(set.error().message.find(c.want), std::string::npos) << set.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace mg::policy
