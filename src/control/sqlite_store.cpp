@@ -157,14 +157,13 @@ class SqliteStore final : public Store {
                                          std::to_string(total) + " bytes is more than one apply accepts (" +
                                          std::to_string(kMaxApplyBytes) + ")");
     }
-    std::vector<policy::ResourceSet> sets;
-    sets.reserve(files.size());
+    policy::ResourceSet all;  // file after file: a later document of one name replaces the earlier
     for (const auto& f : files) {
       auto set = policy::parse_resources(f.yaml, f.source);
       if (!set) return fail(set.error());
-      sets.push_back(std::move(*set));
+      all.append(std::move(*set));
     }
-    auto docs = keyed_documents(sets);  // points into `sets`, which outlives it
+    auto docs = keyed_documents(all);  // points into `all`, which outlives it
     if (!docs) return fail(docs.error());
 
     std::lock_guard lock(mu_);

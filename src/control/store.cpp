@@ -9,10 +9,8 @@ namespace mg::control {
 
 std::string ResourceKey::str() const { return kind + "/" + ns + "/" + name; }
 
-namespace {
-
-void add_sorted(const policy::ResourceSet& set, std::vector<KeyedDocument>& out) {
-  const size_t first = out.size();
+Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set) {
+  std::vector<KeyedDocument> out;
   auto add = [&](const char* kind, const auto& resources) {
     for (const auto& r : resources) out.push_back({{kind, r.meta.ns, r.meta.name}, &r.meta});
   };
@@ -21,35 +19,14 @@ void add_sorted(const policy::ResourceSet& set, std::vector<KeyedDocument>& out)
   add("RequestAuthentication", set.request_authentications);
   add("Workload", set.workloads);
   add("Mesh", set.meshes);
-  std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
-                   [](const auto& a, const auto& b) { return a.meta->line < b.meta->line; });
-}
-
-// Two documents for one resource in one apply: which one wins would depend on order, so refuse.
-Status check_unique(const std::vector<KeyedDocument>& docs) {
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.meta->order < b.meta->order; });
+  // A set never names one resource twice (the later document replaced the earlier); a store
+  // keyed by these must not either.
   std::set<ResourceKey> seen;
-  for (const auto& d : docs) {
-    if (!seen.insert(d.key).second) {
-      return fail("store.duplicate", d.meta->source + ":" + std::to_string(d.meta->line) + ": " +
-                                         d.key.str() + " appears more than once in one apply");
-    }
+  for (const auto& d : out) {
+    if (!seen.insert(d.key).second) return fail("store.duplicate", d.key.str() + " appears more than once");
   }
-  return {};
-}
-
-}  // namespace
-
-Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set) {
-  std::vector<KeyedDocument> out;
-  add_sorted(set, out);
-  if (auto s = check_unique(out); !s) return fail(s.error());
-  return out;
-}
-
-Result<std::vector<KeyedDocument>> keyed_documents(const std::vector<policy::ResourceSet>& sets) {
-  std::vector<KeyedDocument> out;
-  for (const auto& set : sets) add_sorted(set, out);
-  if (auto s = check_unique(out); !s) return fail(s.error());
   return out;
 }
 

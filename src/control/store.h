@@ -4,11 +4,10 @@
 // implementation today is SQLite (sqlite_store.cpp): WAL, synchronous=FULL, so an apply that
 // returned success survives kill -9.
 //
-// Error codes: store.not_found (remove of an absent key), store.duplicate (one apply names the
-// same resource twice), store.too_large, store.not_sqlite / store.corrupt / store.not_meshguard
-// (open refused; the file is left untouched), store.schema (a schema version this build does not know),
-// store.sqlite (any other SQLite failure), store.bad_stored (a stored document no longer parses), and the
-// policy.* codes of parse_resources for a rejected apply.
+// Error codes: store.not_found (remove of an absent key), store.too_large, store.not_sqlite / store.corrupt /
+// store.not_meshguard (open refused; the file is left untouched), store.schema (a schema version this build
+// does not know), store.sqlite (any other SQLite failure), store.bad_stored (a stored document no longer
+// parses), and the policy.* codes of parse_resources for a rejected apply.
 #pragma once
 
 #include <compare>
@@ -59,8 +58,9 @@ class Store {  // thread-safe; every method may be called from any thread
   // (identical text → "unchanged", not re-written); revision bumps once if anything changed.
   virtual Result<ApplyResult> apply(std::string_view yaml, std::string_view source) = 0;
   // apply() for several files in one transaction: each parsed on its own (errors name its file
-  // and line), all or nothing, one revision bump; a resource named in two files → store.duplicate.
-  // The total size counts against kMaxApplyBytes.
+  // and line), all or nothing, one revision bump. A resource named twice (in one file or in two)
+  // is stored as its later document, as kubectl apply does. The total size counts against
+  // kMaxApplyBytes.
   virtual Result<ApplyResult> apply_all(const std::vector<ApplyInput>& files) = 0;
   virtual Result<int64_t> remove(
       const ResourceKey& key) = 0;  // new revision; absent → code "store.not_found"
@@ -73,15 +73,13 @@ class Store {  // thread-safe; every method may be called from any thread
   virtual Result<policy::ResourceSet> resources() const = 0;
 };
 
-// The keys of a parsed set, each with its document text, in document order (by line): what
-// apply() stores. Fails with store.duplicate when two documents name the same resource.
+// The keys of a parsed set, each with its document text, in document order (Meta::order): what
+// apply() stores. A ResourceSet holds one resource per name; store.duplicate guards that.
 struct KeyedDocument {
   ResourceKey key;
   const policy::Meta* meta = nullptr;  // points into the ResourceSet (document, source, line)
 };
 Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set);
-// The same over several sets (files), in order; duplicates across them fail too.
-Result<std::vector<KeyedDocument>> keyed_documents(const std::vector<policy::ResourceSet>& sets);
 
 // Opens (creating if missing) the SQLite store at `path`: the file is created 0600 (and an
 // existing one tightened to 0600), WAL journal, synchronous=FULL, a busy timeout, the schema

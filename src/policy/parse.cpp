@@ -2,7 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
@@ -32,7 +34,52 @@ const char* to_string(MtlsMode m) {
   return "?";
 }
 
+namespace {
+
+// Calls f(kind, resources) for each kind's list of a set.
+template <class Set, class F>
+void for_each_kind(Set& set, F&& f) {
+  f("AuthorizationPolicy", set.authorization_policies);
+  f("PeerAuthentication", set.peer_authentications);
+  f("RequestAuthentication", set.request_authentications);
+  f("Workload", set.workloads);
+  f("Mesh", set.meshes);
+}
+
+// Lists stay in load order, so of several resources with one name the last is the later document:
+// it is kept, the earlier ones are dropped and recorded.
+void keep_the_later_of_each_name(ResourceSet& set) {
+  for_each_kind(set, [&](const char* kind, auto& resources) {
+    std::map<std::pair<std::string_view, std::string_view>, size_t> last;
+    for (size_t i = 0; i < resources.size(); ++i) last[{resources[i].meta.ns, resources[i].meta.name}] = i;
+    if (last.size() == resources.size()) return;
+    std::vector<size_t> winner(resources.size());
+    for (size_t i = 0; i < resources.size(); ++i)
+      winner[i] = last.at({resources[i].meta.ns, resources[i].meta.name});
+    std::remove_reference_t<decltype(resources)> kept;
+    for (size_t i = 0; i < resources.size(); ++i) {
+      const Meta& by = resources[winner[i]].meta;
+      if (winner[i] != i) {
+        const Meta& old = resources[i].meta;
+        set.replaced.push_back({kind, old.full_name(), old.source, by.source, old.line, by.line});
+      }
+    }
+    for (size_t i = 0; i < resources.size(); ++i)
+      if (winner[i] == i) kept.push_back(std::move(resources[i]));
+    resources = std::move(kept);
+  });
+}
+
+}  // namespace
+
 void ResourceSet::append(ResourceSet&& other) {
+  int next_order = 0;
+  for_each_kind(*this, [&](const char*, const auto& resources) {
+    for (const auto& r : resources) next_order = std::max(next_order, r.meta.order + 1);
+  });
+  for_each_kind(other, [&](const char*, auto& resources) {
+    for (auto& r : resources) r.meta.order += next_order;
+  });
   auto move_all = [](auto& into, auto& from) {
     for (auto& r : from) into.push_back(std::move(r));
   };
@@ -42,6 +89,8 @@ void ResourceSet::append(ResourceSet&& other) {
   move_all(workloads, other.workloads);
   move_all(meshes, other.meshes);
   move_all(skipped, other.skipped);
+  move_all(replaced, other.replaced);
+  keep_the_later_of_each_name(*this);
 }
 
 std::string skipped_warning(const ResourceSet& set) {
@@ -128,6 +177,7 @@ struct Ctx {
   size_t budget = 0;
   int line_offset = 0;  // line of the current document's first line within the whole text
   std::string_view document;  // the current document's text (Meta::document)
+  int order = 0;              // the current document's position in the text (Meta::order)
 };
 
 // A thread-local view of the document being parsed, so line_of() can add its offset.
@@ -828,6 +878,7 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   Meta meta;
   meta.source = ctx.source;
   meta.line = line_of(doc);
+  meta.order = ctx.order;
   meta.document = std::string(ctx.document);
   if (auto st = parse_meta(ctx, metadata.IsDefined() ? metadata : YAML::Node(), meta); !st) {
     if (!metadata.IsDefined()) return err(ctx, doc, "metadata is required");
@@ -895,11 +946,13 @@ Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view sour
   auto budget_for = [](size_t bytes) { return std::max<size_t>(100000, bytes * 2); };
   size_t remaining = budget_for(yaml.size());
   ResourceSet out;
+  ctx.order = -1;
   current_ctx = &ctx;
   struct Reset {
     ~Reset() { current_ctx = nullptr; }
   } reset;
   for (const auto& text : split_documents(yaml)) {
+    ++ctx.order;
     ctx.line_offset = text.first_line;
     ctx.document = text.text;
     const size_t allowed = std::min(remaining, budget_for(text.text.size()));
@@ -924,6 +977,7 @@ Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view sour
     }
     remaining -= allowed - ctx.budget;  // an empty document (the `continue` above) spends nothing
   }
+  keep_the_later_of_each_name(out);
   return out;
 }
 

@@ -80,4 +80,30 @@ for cmd in analyze "authz check --request $WORK/foo.json"; do
   expect_contains "$err" "typo.yaml:29: unknown kind" "$cmd refuses the unknown kind"
 done
 
+
+# --- same names ------------------------------------------------------------------------------
+# foo/gate is ALLOW in the first file and in the first document of the second, DENY in the last:
+# the last one wins everywhere (a DENY of /headers → 403; the earlier ALLOW would give 200).
+gate() {
+  printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: gate, namespace: foo}\n'
+  printf 'spec:\n  selector: {matchLabels: {app: httpbin}}\n  action: %s\n  rules: [{to: [{operation: {paths: [/headers]}}]}]\n' "$1"
+}
+gate ALLOW >"$WORK/gate1.yaml"
+{ gate ALLOW; echo ---; gate DENY; } >"$WORK/gate2.yaml"
+ctl delete ap allow-nothing -n foo >/dev/null
+out=$(ctl apply -f "$WORK/gate1.yaml" -f "$WORK/gate2.yaml") || fail "apply with a name twice refused"
+expect_contains "$out" "authorizationpolicy/foo/gate created" "same name: applied once"
+expect_contains "$(ctl get ap gate -n foo -o yaml)" "action: DENY" "same name: the later document is stored"
+expect_eq "$(ctl get all -A -o json | jq '.items | length')" 1 "same name: one resource"
+ctl get all -A -o yaml >"$WORK/held.yaml"
+expect_eq "$(status_of -f "$WORK/held.yaml" --request "$WORK/foo.json")" 403 "same name: the mesh denies (held resources)"
+expect_eq "$(status_of -f "$WORK/gate1.yaml" -f "$WORK/gate2.yaml" --request "$WORK/foo.json")" 403 \
+  "same name: authz check on the same files decides as the mesh"
+expect_eq "$(status_of -f "$WORK/gate2.yaml" -f "$WORK/gate1.yaml" --request "$WORK/foo.json")" 200 \
+  "same name: files in the other order, the ALLOW is later and wins"
+analysis=$(ctl analyze -f "$WORK/gate1.yaml" -f "$WORK/gate2.yaml")
+expect_contains "$analysis" "MG0007 warning foo/gate: AuthorizationPolicy defined twice: $WORK/gate1.yaml:1 is replaced by $WORK/gate2.yaml:9 (the later document wins)" \
+  "analyze: the first file's document is replaced (both locations)"
+expect_contains "$analysis" "$WORK/gate2.yaml:1 is replaced by $WORK/gate2.yaml:9" "analyze: the same file's earlier document too"
+
 echo "kubectl_yaml: all passed"

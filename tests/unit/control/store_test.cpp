@@ -183,7 +183,6 @@ TEST(SqliteStore, BadApplyChangesNothing) {
       {ap("a", "ns", "ALLOW") + "---\n" + ap("b", "ns", "NOPE"), "policy.invalid", "bad.yaml:15:"},
       {ap("new", "ns") + "---\napiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: other\n",
        "policy.bad_mesh_name", "bad.yaml:12:"},
-      {ap("a", "ns", "ALLOW") + "---\n" + ap("a", "ns", "DENY"), "store.duplicate", "bad.yaml:9:"},
       {ap("x", "ns") + "---\nkind: [unclosed\n", "policy.bad_yaml", "bad.yaml:"},
   };
   for (const auto& c : cases) {
@@ -222,11 +221,6 @@ TEST(SqliteStore, ApplyAllIsOneTransactionOverSeveralFiles) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("bad.yaml:8:"), std::string::npos) << bad.error().message;
   EXPECT_FALSE(*store->get({"AuthorizationPolicy", "ns", "new"}));
-  // The same resource in two files.
-  auto dup = store->apply_all({{ap("x", "ns"), "one.yaml"}, {ap("x", "ns", "ALLOW"), "two.yaml"}});
-  ASSERT_FALSE(dup);
-  EXPECT_EQ(dup.error().code, "store.duplicate");
-  EXPECT_NE(dup.error().message.find("two.yaml:1:"), std::string::npos) << dup.error().message;
   const std::string half(kMaxApplyBytes / 2 + 1, '#');
   auto big = store->apply_all({{half, "h1.yaml"}, {half, "h2.yaml"}});
   ASSERT_FALSE(big);
@@ -236,6 +230,31 @@ TEST(SqliteStore, ApplyAllIsOneTransactionOverSeveralFiles) {
   ASSERT_TRUE(same);
   EXPECT_EQ(same->unchanged.size(), 3u);
   EXPECT_EQ(same->revision, 1);
+}
+
+TEST(SqliteStore, SameNameTwiceStoresTheLaterDocument) {
+  TempDir dir;
+  auto store = open_ok(dir.file("store.db"));
+  ASSERT_TRUE(store);
+  // In one file: the later document is stored, once.
+  const std::string later = ap("a", "ns", "DENY");
+  auto one = store->apply(ap("a", "ns", "ALLOW") + "---\n" + ap("b", "ns") + "---\n" + later, "one.yaml");
+  ASSERT_TRUE(one) << one.error().to_string();
+  ASSERT_EQ(one->created.size(), 2u);
+  EXPECT_EQ(one->created[0].name, "b");  // document order: b came before the winning a
+  EXPECT_EQ(one->created[1].name, "a");
+  auto stored = store->get({"AuthorizationPolicy", "ns", "a"});
+  ASSERT_TRUE(stored && *stored);
+  EXPECT_NE((*stored)->yaml.find("action: DENY"), std::string::npos) << (*stored)->yaml;
+  EXPECT_EQ((*stored)->yaml.find("action: ALLOW"), std::string::npos) << (*stored)->yaml;
+  // Across files of one apply: the later file's document.
+  auto two = store->apply_all({{ap("x", "ns", "DENY"), "one.yaml"}, {ap("x", "ns", "ALLOW"), "two.yaml"}});
+  ASSERT_TRUE(two) << two.error().to_string();
+  ASSERT_EQ(two->created.size(), 1u);
+  EXPECT_EQ((*store->get({"AuthorizationPolicy", "ns", "x"}))->yaml, ap("x", "ns", "ALLOW"));
+  auto all = store->resources();
+  ASSERT_TRUE(all) << all.error().to_string();
+  EXPECT_EQ(all->authorization_policies.size(), 3u);
 }
 
 TEST(SqliteStore, ReopenKeepsDataAndRevision) {

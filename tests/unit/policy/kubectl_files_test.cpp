@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "policy/analyze.h"
 #include "policy/parse.h"
 
 namespace mg::policy {
@@ -160,6 +161,77 @@ TEST(KubectlFiles, UnknownSecurityKindOrBadKnownKindStillRefusesTheWholeFile) {
     ASSERT_FALSE(set);
     EXPECT_NE(set.error().message.find(c.want), std::string::npos) << set.error().message;
   }
+}
+
+std::string ap(const std::string& name, const std::string& ns, const std::string& action) {
+  return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: " + name +
+         "\n  namespace: " + ns + "\nspec:\n  action: " + action +
+         "\n  rules: [{to: [{operation: {paths: [/x]}}]}]\n";
+}
+
+TEST(KubectlFiles, SameNameInOneTextTheLaterDocumentWins) {
+  const std::string text = ap("p", "foo", "ALLOW") + "---\n" + ap("other", "foo", "AUDIT") + "---\n" +
+                           ap("p", "foo", "DENY") + "---\n" + ap("p", "bar", "ALLOW");
+  auto set = parse_resources(text, "one.yaml");
+  ASSERT_TRUE(set) << set.error().message;
+  ASSERT_EQ(set->authorization_policies.size(), 3u);
+  // Load order is kept for the rest; the winner sits where the later document was.
+  EXPECT_EQ(set->authorization_policies[0].meta.full_name(), "foo/other");
+  EXPECT_EQ(set->authorization_policies[1].meta.full_name(), "foo/p");
+  EXPECT_EQ(set->authorization_policies[1].action, Action::Deny);
+  EXPECT_EQ(set->authorization_policies[1].meta.line, 19);
+  EXPECT_EQ(set->authorization_policies[2].meta.full_name(), "bar/p");  // another namespace: another resource
+  ASSERT_EQ(set->replaced.size(), 1u);
+  EXPECT_EQ(set->replaced[0].kind, "AuthorizationPolicy");
+  EXPECT_EQ(set->replaced[0].full_name, "foo/p");
+  EXPECT_EQ(set->replaced[0].source + ":" + std::to_string(set->replaced[0].line), "one.yaml:1");
+  EXPECT_EQ(set->replaced[0].by_source + ":" + std::to_string(set->replaced[0].by_line), "one.yaml:19");
+}
+
+TEST(KubectlFiles, SameNameAcrossFilesTheLaterFileWins) {
+  auto first = parse_resources(ap("p", "foo", "DENY") + "---\n" + ap("q", "foo", "ALLOW"), "a.yaml");
+  auto second = parse_resources(ap("p", "foo", "ALLOW"), "b.yaml");
+  auto third = parse_resources(ap("p", "foo", "AUDIT"), "c.yaml");
+  ASSERT_TRUE(first && second && third);
+  ResourceSet all;
+  all.append(std::move(*first));
+  all.append(std::move(*second));
+  all.append(std::move(*third));
+  ASSERT_EQ(all.authorization_policies.size(), 2u);
+  EXPECT_EQ(all.authorization_policies[1].meta.full_name(), "foo/p");
+  EXPECT_EQ(all.authorization_policies[1].action, Action::Audit);
+  EXPECT_EQ(all.authorization_policies[1].meta.source, "c.yaml");
+  // Documents keep their load order across files (what the control plane reports and stores by).
+  EXPECT_LT(all.authorization_policies[0].meta.order, all.authorization_policies[1].meta.order);
+  ASSERT_EQ(all.replaced.size(), 2u);
+  EXPECT_EQ(all.replaced[0].source, "a.yaml");
+  EXPECT_EQ(all.replaced[0].by_source, "b.yaml");
+  EXPECT_EQ(all.replaced[1].source, "b.yaml");
+  EXPECT_EQ(all.replaced[1].by_source, "c.yaml");
+  // Kinds are separate names: a PeerAuthentication p does not replace the AuthorizationPolicy p.
+  auto pa = parse_resources(
+      "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p, namespace: foo}\n",
+      "d.yaml");
+  ASSERT_TRUE(pa);
+  all.append(std::move(*pa));
+  EXPECT_EQ(all.size(), 3u);
+  EXPECT_EQ(all.replaced.size(), 2u);
+}
+
+TEST(KubectlFiles, AnalyzeReportsEachReplacedDocumentWithBothLocations) {
+  auto set = parse_resources(ap("p", "foo", "ALLOW") + "---\n" + ap("p", "foo", "DENY"), "one.yaml");
+  ASSERT_TRUE(set);
+  const auto findings = analyze(*set, MeshConfig{});
+  const Finding* dup = nullptr;
+  for (const auto& f : findings)
+    if (f.code == "MG0007") dup = &f;
+  ASSERT_NE(dup, nullptr);
+  EXPECT_EQ(dup->severity, "warning");
+  EXPECT_EQ(dup->resource, "foo/p");
+  EXPECT_EQ(
+      dup->message,
+      "AuthorizationPolicy defined twice: one.yaml:1 is replaced by one.yaml:10 (the later document wins)");
+  EXPECT_EQ(dup->location, "one.yaml:10");
 }
 
 }  // namespace
