@@ -159,7 +159,7 @@ class SqliteStore final : public Store {
     }
     policy::ResourceSet all;  // file after file: a later document of one name replaces the earlier
     for (const auto& f : files) {
-      auto set = policy::parse_resources(f.yaml, f.source);
+      auto set = policy::parse_resources(f.yaml, f.source, f.ns);
       if (!set) return fail(set.error());
       all.append(std::move(*set));
     }

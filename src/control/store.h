@@ -43,6 +43,7 @@ struct StoredResource {
 struct ApplyInput {
   std::string_view yaml;
   std::string_view source;  // its name in error messages ("<source>:<line>: ...")
+  std::string_view ns = {};  // -n/--namespace for its documents (policy::parse_resources), or empty
 };
 
 struct ApplyResult {

@@ -20,7 +20,12 @@
 
 namespace mg::policy {
 
-Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source = "<input>");
+// `ns` is kubectl's -n/--namespace (empty: not given; else it must be a namespace name). A
+// namespaced document without metadata.namespace goes to `ns` (or "default"), and gets that
+// namespace written into its metadata in Meta::document, so the stored text re-parses alone to the
+// same resource; a document naming another namespace than `ns` is refused (as kubectl does).
+Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source = "<input>",
+                                    std::string_view ns = {});
 
 // One line naming every skipped document ("skipped 2 documents of kinds meshguard does not enforce:
 // VirtualService default/reviews (a.yaml:1), ..."), or "" when none was skipped.

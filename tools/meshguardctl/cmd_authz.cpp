@@ -18,6 +18,7 @@ namespace {
 
 struct CheckOptions {
   std::vector<std::string> files;
+  std::string ns;  // -n/--namespace
   std::string request_file;
   std::string root_namespace = "istio-system";
   std::string path_normalization = "BASE";
@@ -149,7 +150,7 @@ int run_check(const CheckOptions& opt) {
   if (mesh.root_namespace.empty() || mesh.trust_domain.empty()) {
     return fail_line("--root-namespace and --trust-domain must not be empty");
   }
-  auto set = policy::load_resource_files(opt.files);
+  auto set = policy::load_resource_files(opt.files, opt.ns);
   if (!set) return fail_line(set.error().message);
   warn_line(policy::skipped_warning(*set));
   auto text = files::read_file(opt.request_file);
@@ -177,6 +178,9 @@ void register_authz_commands(CLI::App& app, Action& action) {
   auto* check = authz->add_subcommand("check", "Decide a request offline against policy files and explain the decision");
   check->add_option("-f,--filename", opt->files, "Policy file or directory (*.yaml, *.yml); repeatable")->required();
   check->add_option("--request", opt->request_file, "request.json describing the request")->required();
+  check->add_option("-n,--namespace", opt->ns,
+                    "namespace of documents without metadata.namespace (default: default); a document naming "
+                    "another one is refused");
   check->add_option("--root-namespace", opt->root_namespace, "Mesh root namespace")->capture_default_str();
   check->add_option("--path-normalization", opt->path_normalization,
                     "NONE | BASE | MERGE_SLASHES | DECODE_AND_MERGE_SLASHES")

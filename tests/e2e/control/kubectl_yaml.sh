@@ -2,7 +2,9 @@
 # Istio YAML as people apply it with kubectl, through `meshguardctl apply` to a live control plane
 # and through the offline `analyze` / `authz check` on the same files: a file that mixes the
 # security kinds with VirtualService, Service, ... documents applies the security kinds and warns
-# once about the rest, while an unknown security kind still refuses the whole apply.
+# once about the rest, while an unknown security kind still refuses the whole apply; of two
+# documents with one name the later wins; -n/--namespace places documents written without a
+# namespace (a mesh-wide STRICT PeerAuthentication applied with -n istio-system is mesh-wide).
 source "$(dirname "$0")/lib.sh"
 
 start_control
@@ -105,5 +107,63 @@ analysis=$(ctl analyze -f "$WORK/gate1.yaml" -f "$WORK/gate2.yaml")
 expect_contains "$analysis" "MG0007 warning foo/gate: AuthorizationPolicy defined twice: $WORK/gate1.yaml:1 is replaced by $WORK/gate2.yaml:9 (the later document wins)" \
   "analyze: the first file's document is replaced (both locations)"
 expect_contains "$analysis" "$WORK/gate2.yaml:1 is replaced by $WORK/gate2.yaml:9" "analyze: the same file's earlier document too"
+
+
+# --- -n/--namespace --------------------------------------------------------------------------
+ctl delete ap gate -n foo >/dev/null
+cat >"$WORK/strict.yaml" <<'YAML'
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+spec:
+  mtls:
+    mode: STRICT
+YAML
+request_json "$WORK/foo-plain.json" foo
+request_json "$WORK/default-plain.json" default
+start_app app APP
+start_workload details details "$APP"
+expect_eq "$(http_status "http://127.0.0.1:$details_IN/status/200")" 200 "before: plaintext to details (ns default) passes"
+
+out=$(ctl apply -n istio-system -f "$WORK/strict.yaml") || fail "apply -n istio-system refused"
+expect_contains "$out" "peerauthentication/istio-system/default created" "-n istio-system: stored in istio-system"
+expect_contains "$(ctl get pa default -n istio-system -o yaml)" "namespace: istio-system" "the stored document names its namespace"
+ctl get all -A -o yaml >"$WORK/held.yaml"
+expect_eq "$(status_of -f "$WORK/held.yaml" --request "$WORK/foo-plain.json")" 0 \
+  "-n istio-system: mesh-wide STRICT (authz check on the held resources: plaintext to ns foo → 0)"
+expect_eq "$(status_of -n istio-system -f "$WORK/strict.yaml" --request "$WORK/foo-plain.json")" 0 \
+  "authz check -n istio-system on the file: the same decision"
+wait_refused "$details_IN" || fail "-n istio-system: the proxy still accepts plaintext"
+pass "-n istio-system: the proxy enforces mesh-wide STRICT"
+ctl delete pa default -n istio-system >/dev/null
+
+out=$(ctl apply -f "$WORK/strict.yaml") || fail "apply without -n refused"
+expect_contains "$out" "peerauthentication/default/default created" "without -n: stored in default"
+ctl get all -A -o yaml >"$WORK/held.yaml"
+expect_eq "$(status_of -f "$WORK/held.yaml" --request "$WORK/foo-plain.json")" 200 "without -n: not mesh-wide (ns foo plaintext → 200)"
+expect_eq "$(status_of -f "$WORK/held.yaml" --request "$WORK/default-plain.json")" 0 "without -n: STRICT for ns default"
+expect_eq "$(status_of -f "$WORK/strict.yaml" --request "$WORK/foo-plain.json")" 200 "authz check without -n: the same"
+ctl delete pa default -n default >/dev/null
+
+# A document naming another namespace than -n is refused (kubectl's rule), with file:line, and
+# nothing of the apply lands.
+rc=0
+err=$(ctl apply -n bar -f "$WORK/strict.yaml" -f "$WORK/gate1.yaml" 2>&1) || rc=$?
+[ "$rc" != 0 ] || fail "a namespace mismatch was applied"
+expect_contains "$err" "$WORK/gate1.yaml:3: the namespace from the provided object (\"foo\") does not match the namespace given with -n/--namespace (\"bar\")" \
+  "mismatch: file:line and both namespaces"
+expect_eq "$(ctl get all -A -o json | jq '.items | length')" 0 "mismatch: nothing applied"
+for cmd in analyze "authz check --request $WORK/foo.json"; do
+  rc=0
+  # shellcheck disable=SC2086
+  err=$(ctl $cmd -n bar -f "$WORK/gate1.yaml" 2>&1) || rc=$?
+  [ "$rc" != 0 ] || fail "$cmd accepted the namespace mismatch"
+  expect_contains "$err" "gate1.yaml:3: the namespace from the provided object" "$cmd refuses the mismatch"
+done
+rc=0
+err=$(ctl apply -n 'Not/A-Namespace' -f "$WORK/strict.yaml" 2>&1) || rc=$?
+[ "$rc" != 0 ] || fail "a bad -n was accepted"
+expect_contains "$err" "is not a namespace name" "a bad -n is refused"
 
 echo "kubectl_yaml: all passed"

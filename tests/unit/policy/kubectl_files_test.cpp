@@ -234,5 +234,98 @@ TEST(KubectlFiles, AnalyzeReportsEachReplacedDocumentWithBothLocations) {
   EXPECT_EQ(dup->location, "one.yaml:10");
 }
 
+
+const char* kMeshWideStrict = R"(apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+spec:
+  mtls:
+    mode: STRICT
+)";
+
+TEST(KubectlFiles, NamespaceFromTheCommandLine) {
+  // Without -n: "default", and the stored text is left as written.
+  auto plain = parse_resources(kMeshWideStrict, "pa.yaml");
+  ASSERT_TRUE(plain) << plain.error().message;
+  EXPECT_EQ(plain->peer_authentications[0].meta.full_name(), "default/default");
+  EXPECT_EQ(plain->peer_authentications[0].meta.document, kMeshWideStrict);
+  // With -n: the namespace, also in the document text, which re-parses alone to the same resource.
+  auto placed = parse_resources(kMeshWideStrict, "pa.yaml", "istio-system");
+  ASSERT_TRUE(placed) << placed.error().message;
+  const auto& meta = placed->peer_authentications[0].meta;
+  EXPECT_EQ(meta.full_name(), "istio-system/default");
+  EXPECT_EQ(meta.line, 1);
+  EXPECT_EQ(meta.document,
+            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  namespace: istio-system\n"
+            "  name: default\nspec:\n  mtls:\n    mode: STRICT\n");
+  auto stored = parse_resources(meta.document, "stored");
+  ASSERT_TRUE(stored) << stored.error().message;
+  EXPECT_EQ(stored->peer_authentications[0].meta.full_name(), "istio-system/default");
+  EXPECT_EQ(stored->peer_authentications[0].mode, MtlsMode::Strict);
+  // -n default: nothing to write.
+  auto def = parse_resources(kMeshWideStrict, "pa.yaml", "default");
+  ASSERT_TRUE(def);
+  EXPECT_EQ(def->peer_authentications[0].meta.document, kMeshWideStrict);
+}
+
+TEST(KubectlFiles, NamespaceIsWrittenIntoEveryMetadataStyle) {
+  struct Case {
+    const char* name;
+    std::string text;
+  };
+  const Case cases[] = {
+      {"flow", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {}\n"},
+      {"flow with labels",
+       "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: p , labels: {a: b}}\n"},
+      {"json", R"({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": {"name": "p"}})"},
+      {"after a marker and a comment",
+       "# head\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n    # c\n    name: p\n"},
+      {"deeper indentation", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n      labels:\n        a: b\n      name: p\n"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto set = parse_resources(c.text, "ap.yaml", "foo");
+    ASSERT_TRUE(set) << set.error().message;
+    ASSERT_EQ(set->authorization_policies.size(), 1u);
+    EXPECT_EQ(set->authorization_policies[0].meta.full_name(), "foo/p");
+    auto again = parse_resources(set->authorization_policies[0].meta.document, "stored");
+    ASSERT_TRUE(again) << again.error().message << "\n" << set->authorization_policies[0].meta.document;
+    EXPECT_EQ(again->authorization_policies[0].meta.full_name(), "foo/p");
+  }
+  // An anchored metadata mapping is not rewritten by guesswork: refused with file:line.
+  auto anchored = parse_resources(
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: &m\n  name: p\n", "ap.yaml", "foo");
+  ASSERT_FALSE(anchored);
+  EXPECT_NE(anchored.error().message.find("ap.yaml:3: cannot add namespace foo"), std::string::npos)
+      << anchored.error().message;
+}
+
+TEST(KubectlFiles, NamespaceMismatchIsRefusedWithFileAndLine) {
+  const std::string text = std::string(kMeshWideStrict) + "---\n" + ap("p", "foo", "DENY");
+  auto ok = parse_resources(text, "two.yaml", "foo");
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->peer_authentications[0].meta.ns, "foo");
+  EXPECT_EQ(ok->authorization_policies[0].meta.ns, "foo");
+  auto bad = parse_resources(text, "two.yaml", "bar");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, "policy.namespace_mismatch");
+  EXPECT_NE(bad.error().message.find("two.yaml:13: the namespace from the provided object (\"foo\") does not match "
+                                     "the namespace given with -n/--namespace (\"bar\")"),
+            std::string::npos)
+      << bad.error().message;
+  // A Mesh is cluster-scoped: -n does not apply to it.
+  auto mesh = parse_resources("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default, namespace: x}\n",
+                              "mesh.yaml", "bar");
+  ASSERT_TRUE(mesh) << mesh.error().message;
+  EXPECT_EQ(mesh->meshes[0].meta.ns, "");
+  // -n must be a namespace name.
+  for (const char* ns : {"Foo", "a/b", "-a", "a b", "a\nnamespace: x"}) {
+    auto r = parse_resources(kMeshWideStrict, "pa.yaml", ns);
+    ASSERT_FALSE(r) << ns;
+    EXPECT_EQ(r.error().code, "policy.bad_namespace");
+  }
+}
+
 }  // namespace
 }  // namespace mg::policy
