@@ -26,6 +26,7 @@ int run_analyze(const AnalyzeOptions& opt) {
   auto set = policy::load_resource_files(opt.files, opt.ns);
   if (!set) return fail_line(set.error().message);
   warn_line(policy::skipped_warning(*set));
+  mesh = policy::mesh_config_of(*set, mesh);  // a Mesh document in the files wins over the flags
   const auto findings = policy::analyze(*set, mesh);
   bool warned = false;
   for (const auto& f : findings) {

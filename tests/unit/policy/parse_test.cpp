@@ -214,10 +214,10 @@ TEST(Parse, Rejections) {
        "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
        "jwtRules:\n  - jwksUri: https://x/jwks\n",
        "issuer is required"},
-      {"jwt without jwks",
+      {"jwt discovery from a non-URL issuer",
        "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
        "jwtRules:\n  - issuer: a\n",
-       "one of jwks or jwksUri"},
+       "issuer must be an http(s) URL"},
       {"jwt bad jwksUri",
        "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
        "jwtRules:\n  - issuer: a\n    jwksUri: ftp://x\n",
@@ -256,6 +256,19 @@ TEST(Parse, OneBadDocumentRejectsTheSet) {
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("set.yaml:13:"), std::string::npos) << r.error().message;
   EXPECT_TRUE(parse_resources(good + "---\n" + good));
+}
+
+// Istio's jwt-route / authn examples: a rule with only an issuer gets its keys by OpenID discovery.
+TEST(Parse, IssuerOnlyJwtRuleIsAccepted) {
+  auto r = parse_resources(
+      "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
+      "jwtRules:\n"
+      "  - issuer: https://accounts.example.com\n");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->request_authentications.size(), 1u);
+  const auto& rule = r->request_authentications[0].jwt_rules.at(0);
+  EXPECT_TRUE(jwt::discovers_keys(rule));
+  EXPECT_EQ(jwt::remote_keys_name(rule), "https://accounts.example.com");
 }
 
 TEST(Parse, AcceptsBothVersionsEmptyDocsAndKubernetesMetadata) {
