@@ -45,16 +45,6 @@ std::string ResourceKey::str() const { return kind + "/" + ns + "/" + name; }
 
 namespace {
 
-// Calls f(kind, member) for each kind's list in a ResourceSet: the one place kinds are named as keys.
-template <class F>
-void for_each_kind(F&& f) {
-  f("AuthorizationPolicy", &policy::ResourceSet::authorization_policies);
-  f("PeerAuthentication", &policy::ResourceSet::peer_authentications);
-  f("RequestAuthentication", &policy::ResourceSet::request_authentications);
-  f("Workload", &policy::ResourceSet::workloads);
-  f("Mesh", &policy::ResourceSet::meshes);
-}
-
 // Two documents for one resource in one set: parse_resources and ResourceSet::append keep the
 // later one, so this only guards a set built some other way.
 Status check_unique(const std::vector<KeyedDocument>& docs) {
@@ -72,17 +62,18 @@ Status check_unique(const std::vector<KeyedDocument>& docs) {
 
 Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set) {
   std::vector<KeyedDocument> out;
-  for_each_kind([&](const char* kind, auto member) {
-    for (const auto& r : set.*member) out.push_back({{kind, r.meta.ns, r.meta.name}, &r.meta});
+  policy::for_each_kind(set, [&](const char* kind, const auto& resources) {
+    for (const auto& r : resources) out.push_back({{kind, r.meta.ns, r.meta.name}, &r.meta});
   });
-  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.meta->order < b.meta->order; });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.meta->order < b.meta->order; });
   if (auto s = check_unique(out); !s) return fail(s.error());
   return out;
 }
 
 std::vector<std::pair<ResourceKey, policy::ResourceSet>> split_by_key(policy::ResourceSet&& set) {
   std::vector<std::pair<ResourceKey, policy::ResourceSet>> out;
-  for_each_kind([&](const char* kind, auto member) {
+  policy::for_each_kind([&](const char* kind, auto member) {
     for (auto& r : set.*member) {
       ResourceKey key{kind, r.meta.ns, r.meta.name};
       policy::ResourceSet one;

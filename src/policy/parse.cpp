@@ -36,16 +36,6 @@ const char* to_string(MtlsMode m) {
 
 namespace {
 
-// Calls f(kind, resources) for each kind's list of a set.
-template <class Set, class F>
-void for_each_kind(Set& set, F&& f) {
-  f("AuthorizationPolicy", set.authorization_policies);
-  f("PeerAuthentication", set.peer_authentications);
-  f("RequestAuthentication", set.request_authentications);
-  f("Workload", set.workloads);
-  f("Mesh", set.meshes);
-}
-
 // Lists stay in load order, so of several resources with one name the last is the later document:
 // it is kept, the earlier ones are dropped and recorded.
 void keep_the_later_of_each_name(ResourceSet& set) {
@@ -879,7 +869,8 @@ bool skip_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
 // kubectl's namespace names (RFC 1123 labels): what -n/--namespace accepts.
 bool is_namespace_name(std::string_view ns) {
   if (ns.empty() || ns.size() > 63 || ns.front() == '-' || ns.back() == '-') return false;
-  return std::all_of(ns.begin(), ns.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+  return std::all_of(ns.begin(), ns.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
 Unexpected<Error> cannot_place(const Ctx& ctx, const YAML::Node& metadata, std::string_view ns) {
@@ -902,7 +893,8 @@ Result<std::string> with_namespace_field(const Ctx& ctx, const YAML::Node& metad
     if (metadata.Style() == YAML::EmitterStyle::Flow && doc[pos] == '{') {
       const auto next = doc.find_first_not_of(" \t\r\n", pos + 1);
       const bool empty = next != std::string_view::npos && doc[next] == '}';
-      return std::string(doc.substr(0, pos + 1)) + field + (empty ? "" : ", ") + std::string(doc.substr(pos + 1));
+      return std::string(doc.substr(0, pos + 1)) + field + (empty ? "" : ", ") +
+             std::string(doc.substr(pos + 1));
     }
     const size_t column = static_cast<size_t>(std::max(0, mark.column));
     if (metadata.Style() == YAML::EmitterStyle::Block && column > 0 && column <= pos &&
@@ -922,8 +914,8 @@ Status place_in_namespace(Ctx& ctx, const YAML::Node& metadata, Meta& meta) {
     if (ctx.requested_ns.empty() || meta.ns == ctx.requested_ns) return {};
     return err(ctx, std::as_const(metadata)["namespace"],
                "the namespace from the provided object (\"" + meta.ns +
-                   "\") does not match the namespace given with -n/--namespace (\"" + std::string(ctx.requested_ns) +
-                   "\")",
+                   "\") does not match the namespace given with -n/--namespace (\"" +
+                   std::string(ctx.requested_ns) + "\")",
                "policy.namespace_mismatch");
   }
   meta.ns = ctx.requested_ns.empty() ? "default" : std::string(ctx.requested_ns);
@@ -947,7 +939,8 @@ Status place_in_namespace(Ctx& ctx, const YAML::Node& metadata, Meta& meta) {
 }
 
 Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
-  if (!doc.IsMap()) return err(ctx, doc, "a resource must be a mapping with apiVersion, kind, metadata and spec");
+  if (!doc.IsMap())
+    return err(ctx, doc, "a resource must be a mapping with apiVersion, kind, metadata and spec");
   if (skip_document(ctx, doc, out)) return {};
   std::string api_version, kind;
   YAML::Node metadata, spec;
@@ -1052,8 +1045,9 @@ bool has_content(std::string_view body) {
 
 Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source, std::string_view ns) {
   if (!ns.empty() && !is_namespace_name(ns)) {
-    return fail("policy.bad_namespace", "namespace \"" + std::string(ns) +
-                                            "\" is not a namespace name (lower case letters, digits and '-', at most 63)");
+    return fail("policy.bad_namespace",
+                "namespace \"" + std::string(ns) +
+                    "\" is not a namespace name (lower case letters, digits and '-', at most 63)");
   }
   Ctx ctx;
   ctx.source = std::string(source);

@@ -152,4 +152,21 @@ struct ResourceSet {
   }
 };
 
+// Calls f(kind, member) for each kind's list in a ResourceSet (`member` points to it): the one
+// place the kinds of a set are named ("AuthorizationPolicy", ...).
+template <class F>
+void for_each_kind(F&& f) {
+  f("AuthorizationPolicy", &ResourceSet::authorization_policies);
+  f("PeerAuthentication", &ResourceSet::peer_authentications);
+  f("RequestAuthentication", &ResourceSet::request_authentications);
+  f("Workload", &ResourceSet::workloads);
+  f("Mesh", &ResourceSet::meshes);
+}
+
+// Calls f(kind, list) for each kind's list of `set` (const or not).
+template <class Set, class F>
+void for_each_kind(Set& set, F&& f) {
+  for_each_kind([&](const char* kind, auto member) { f(kind, set.*member); });
+}
+
 }  // namespace mg::policy

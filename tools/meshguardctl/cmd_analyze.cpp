@@ -43,9 +43,10 @@ void register_analyze_commands(CLI::App& app, Action& action) {
   auto opt = std::make_shared<AnalyzeOptions>();
   auto* cmd = app.add_subcommand("analyze", "Report common mistakes in policy files (stable MG#### codes)");
   cmd->add_option("-f,--filename", opt->files, "Policy file or directory; repeatable")->required();
-  cmd->add_option("-n,--namespace", opt->ns,
-                  "namespace of documents without metadata.namespace (default: default); a document naming another "
-                  "one is refused");
+  cmd->add_option(
+      "-n,--namespace", opt->ns,
+      "namespace of documents without metadata.namespace (default: default); a document naming another "
+      "one is refused");
   cmd->add_option("--root-namespace", opt->root_namespace, "Mesh root namespace")->capture_default_str();
   cmd->add_option("--trust-domain", opt->trust_domain, "Mesh trust domain")->capture_default_str();
   cmd->add_flag("--fail-on-warning", opt->fail_on_warning, "Exit 1 when any warning is reported");

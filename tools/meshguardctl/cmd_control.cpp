@@ -156,7 +156,8 @@ int run_apply(const Conn& c, const std::vector<std::string>& inputs, const std::
   for (auto& [source, text] : *texts) {
     // Same parser as the server: errors show before anything is sent, with file and line.
     auto parsed = policy::parse_resources(text, source, ns);
-    if (!parsed) return fail_line(parsed.error().message.empty() ? parsed.error().to_string() : parsed.error().message);
+    if (!parsed)
+      return fail_line(parsed.error().message.empty() ? parsed.error().to_string() : parsed.error().message);
     all.append(std::move(*parsed));
     auto* f = req.add_files();
     f->set_yaml(std::move(text));

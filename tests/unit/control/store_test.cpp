@@ -320,7 +320,8 @@ TEST(SqliteStore, TheApplysNamespaceGoesIntoTheKeyAndTheStoredText) {
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->resources());
   const std::string mesh_wide =
-      "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\nspec:\n  mtls:\n"
+      "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\nspec:\n  "
+      "mtls:\n"
       "    mode: STRICT\n";
   auto applied = store->apply_all({{mesh_wide, "strict.yaml", "istio-system"}});
   ASSERT_TRUE(applied) << applied.error().to_string();

@@ -256,9 +256,10 @@ TEST(KubectlFiles, NamespaceFromTheCommandLine) {
   const auto& meta = placed->peer_authentications[0].meta;
   EXPECT_EQ(meta.full_name(), "istio-system/default");
   EXPECT_EQ(meta.line, 1);
-  EXPECT_EQ(meta.document,
-            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  namespace: istio-system\n"
-            "  name: default\nspec:\n  mtls:\n    mode: STRICT\n");
+  EXPECT_EQ(
+      meta.document,
+      "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  namespace: istio-system\n"
+      "  name: default\nspec:\n  mtls:\n    mode: STRICT\n");
   auto stored = parse_resources(meta.document, "stored");
   ASSERT_TRUE(stored) << stored.error().message;
   EXPECT_EQ(stored->peer_authentications[0].meta.full_name(), "istio-system/default");
@@ -275,13 +276,19 @@ TEST(KubectlFiles, NamespaceIsWrittenIntoEveryMetadataStyle) {
     std::string text;
   };
   const Case cases[] = {
-      {"flow", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {}\n"},
+      {"flow",
+       "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {}\n"},
       {"flow with labels",
-       "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: p , labels: {a: b}}\n"},
-      {"json", R"({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": {"name": "p"}})"},
+       "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: p , labels: {a: "
+       "b}}\n"},
+      {"json",
+       R"({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": {"name": "p"}})"},
       {"after a marker and a comment",
-       "# head\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n    # c\n    name: p\n"},
-      {"deeper indentation", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n      labels:\n        a: b\n      name: p\n"},
+       "# head\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n    # c\n    "
+       "name: p\n"},
+      {"deeper indentation",
+       "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n      labels:\n        a: "
+       "b\n      name: p\n"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -295,7 +302,8 @@ TEST(KubectlFiles, NamespaceIsWrittenIntoEveryMetadataStyle) {
   }
   // An anchored metadata mapping is not rewritten by guesswork: refused with file:line.
   auto anchored = parse_resources(
-      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: &m\n  name: p\n", "ap.yaml", "foo");
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: &m\n  name: p\n", "ap.yaml",
+      "foo");
   ASSERT_FALSE(anchored);
   EXPECT_NE(anchored.error().message.find("ap.yaml:3: cannot add namespace foo"), std::string::npos)
       << anchored.error().message;
@@ -310,13 +318,15 @@ TEST(KubectlFiles, NamespaceMismatchIsRefusedWithFileAndLine) {
   auto bad = parse_resources(text, "two.yaml", "bar");
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, "policy.namespace_mismatch");
-  EXPECT_NE(bad.error().message.find("two.yaml:13: the namespace from the provided object (\"foo\") does not match "
-                                     "the namespace given with -n/--namespace (\"bar\")"),
-            std::string::npos)
+  EXPECT_NE(
+      bad.error().message.find("two.yaml:13: the namespace from the provided object (\"foo\") does not match "
+                               "the namespace given with -n/--namespace (\"bar\")"),
+      std::string::npos)
       << bad.error().message;
   // A Mesh is cluster-scoped: -n does not apply to it.
-  auto mesh = parse_resources("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default, namespace: x}\n",
-                              "mesh.yaml", "bar");
+  auto mesh = parse_resources(
+      "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default, namespace: x}\n", "mesh.yaml",
+      "bar");
   ASSERT_TRUE(mesh) << mesh.error().message;
   EXPECT_EQ(mesh->meshes[0].meta.ns, "");
   // -n must be a namespace name.
