@@ -8,6 +8,7 @@ PACKAGES=(
   clang libclang-rt-dev            # libFuzzer + ASan/UBSan runtimes for the sanitizer build
   libssl-dev openssl               # TLS, X.509, signatures; the openssl CLI cross-checks our certs
   libyaml-cpp-dev nlohmann-json3-dev
+  libre2-dev                       # rego: regex.* built-ins (RE2 is the syntax Go's regexp and OPA use)
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   curl                             # end-to-end tests and the demo talk HTTP like a user would
   jq                               # end-to-end tests read the CLI's JSON output

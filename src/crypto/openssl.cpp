@@ -1,6 +1,7 @@
 #include "crypto/openssl.h"
 
 #include <openssl/err.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
@@ -112,6 +113,24 @@ std::vector<unsigned char> sha256(std::string_view data) {
   EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
   out.resize(len);
   return out;
+}
+
+std::string digest(const EVP_MD* md, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), out, &len, md, nullptr) != 1) return {};
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+
+std::string hmac(const EVP_MD* md, std::string_view key, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  static const unsigned char kEmpty = 0;  // HMAC() wants a non-null key pointer even when empty
+  const void* k = key.empty() ? static_cast<const void*>(&kEmpty) : key.data();
+  if (!HMAC(md, k, static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()), data.size(), out,
+            &len))
+    return {};
+  return std::string(reinterpret_cast<const char*>(out), len);
 }
 
 std::string hex(const unsigned char* data, size_t len, char sep) {

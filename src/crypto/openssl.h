@@ -64,6 +64,9 @@ std::string public_key_to_pem(EVP_PKEY* key);
 
 // Digest helpers.
 std::vector<unsigned char> sha256(std::string_view data);
+// Any EVP digest / HMAC over `data` (raw bytes). md: EVP_md5(), EVP_sha1(), EVP_sha256(), ...
+std::string digest(const EVP_MD* md, std::string_view data);
+std::string hmac(const EVP_MD* md, std::string_view key, std::string_view data);
 std::string hex(const unsigned char* data, size_t len, char sep = 0);  // lower case
 std::string cert_sha256_fingerprint(X509* cert);                     // "AB:CD:..." upper case, like openssl
 std::string cert_der(X509* cert);
