@@ -324,6 +324,12 @@ size_t Session::pending(int32_t id) const {
   return it == streams_.end() ? 0 : it->second.out.size();
 }
 
+bool Session::send_blocked(int32_t id) const {
+  if (pending(id) == 0) return false;
+  return nghttp2_session_get_stream_remote_window_size(session_, id) <= 0 ||
+         nghttp2_session_get_remote_window_size(session_) <= 0;
+}
+
 Status Session::append_body(int32_t id, std::string_view payload) {
   Stream* st = stream(id);
   if (st == nullptr) return mg::fail("http2.stream_closed", "stream " + std::to_string(id) + " is closed");

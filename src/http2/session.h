@@ -101,6 +101,10 @@ class Session {
   // Ends what we send on `stream`, with trailers when `trailers` is not empty.
   Status end_body(int32_t stream, const http::Headers& trailers = {});
   size_t pending(int32_t stream) const;
+  // Bytes wait on `stream` but the peer's window (the stream's or the connection's) is closed:
+  // the caller times such a stall out (a zero-window stall is the peer's to end, not ours to
+  // buffer around).
+  bool send_blocked(int32_t stream) const;
   // The caller forwarded `n` bytes of a Data event on `stream`: the peer may send that much more.
   void consume(int32_t stream, size_t n);
   // Aborts a stream (RST_STREAM); a Closed event follows.

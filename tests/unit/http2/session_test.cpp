@@ -3,6 +3,7 @@
 #include <map>
 
 #include "h2_test_util.h"
+#include "http2/grpc.h"
 
 namespace mg::http2 {
 namespace {
@@ -365,6 +366,90 @@ TEST(Http2Session, GracefulShutdownLetsTheStreamInFlightFinish) {
   EXPECT_EQ(at_client[*id].body, "bye");
   EXPECT_FALSE(server->alive());
   EXPECT_TRUE(server->close_reason().empty());
+}
+
+}  // namespace
+}  // namespace mg::http2
+
+namespace mg::http2 {
+namespace {
+
+TEST(Http2Session, DeniedGrpcCallIsATrailersOnlyOkWithPermissionDenied) {
+  auto server = make_server();
+  auto client = make_client();
+  http::Request req = get_request("/pkg.Admin/DropTables");
+  req.method = "POST";
+  req.headers.add("content-type", "application/grpc");
+  auto id = client->submit(req, "http", false);
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(client->append_body(*id, std::string(5, '\0')));
+  ASSERT_TRUE(client->end_body(*id));
+  std::map<int32_t, Seen> at_server, at_client;
+  bool head_ended_stream = false;
+  pump(
+      *client, *server,
+      [&](const Event& ev) {
+        record(at_server, *server, ev);
+        if (ev.kind == Event::Kind::Head) {
+          ASSERT_TRUE(is_grpc_request(ev.request));
+          ASSERT_TRUE(server->respond(ev.stream, grpc_deny_response(403, "RBAC: access denied"), true));
+        }
+      },
+      [&](const Event& ev) {
+        record(at_client, *client, ev);
+        if (ev.kind == Event::Kind::Head) head_ended_stream = ev.end_stream;
+      });
+  const Seen& resp = at_client[*id];
+  EXPECT_EQ(resp.response.status, 200);
+  EXPECT_TRUE(head_ended_stream);  // one HEADERS frame: trailers-only
+  EXPECT_EQ(resp.response.headers.get("grpc-status"), "7");
+  EXPECT_EQ(resp.response.headers.get("grpc-message"), "RBAC: access denied");
+  EXPECT_TRUE(resp.body.empty());
+  EXPECT_TRUE(resp.closed);
+}
+
+TEST(Http2Session, RequestsAfterTheServersGoawayAreClosedUnsent) {
+  auto server = make_server();
+  auto client = make_client();
+  std::map<int32_t, Seen> at_server, at_client;
+  auto on_server = [&](const Event& ev) { record(at_server, *server, ev); };
+  auto on_client = [&](const Event& ev) { record(at_client, *client, ev); };
+  pump(*client, *server, on_server, on_client);
+  server->shutdown();
+  pump(*client, *server, on_server, on_client);
+  auto id = client->submit(get_request("/late"), "http", true);
+  ASSERT_TRUE(id);  // taken, then refused unsent: the caller hears Closed, safe to retry elsewhere
+  pump(*client, *server, on_server, on_client);
+  EXPECT_TRUE(at_client[*id].closed);
+  EXPECT_FALSE(at_client[*id].head);
+  EXPECT_NE(at_client[*id].close_code, 0u);
+  EXPECT_TRUE(at_server.empty());  // nothing reached the server
+}
+
+TEST(Http2Session, ResponseBodyAgainstAClosedWindowIsReportedBlocked) {
+  auto server = make_server();
+  Limits small;
+  small.stream_window = 4096;
+  auto client = make_client(small);
+  handshake(*client, *server);
+  auto id = client->submit(get_request("/stream"), "http", true);
+  ASSERT_TRUE(id);
+  std::map<int32_t, Seen> at_server, at_client;
+  auto on_server = [&](const Event& ev) {
+    record(at_server, *server, ev);
+    if (ev.kind == Event::Kind::End) {
+      ASSERT_TRUE(server->respond(ev.stream, http::Response{}, false));
+      ASSERT_TRUE(server->append_body(ev.stream, std::string(10000, 'z')));
+    }
+  };
+  auto on_client = [&](const Event& ev) { record(at_client, *client, ev, false); };  // never consumes
+  pump(*client, *server, on_server, on_client);
+  EXPECT_EQ(at_client[*id].body.size(), 4096u);
+  EXPECT_EQ(server->pending(*id), 10000u - 4096u);
+  EXPECT_TRUE(server->send_blocked(*id));
+  client->consume(*id, 4096);
+  pump(*client, *server, on_server, on_client);
+  EXPECT_EQ(at_client[*id].body.size(), 8192u);
 }
 
 }  // namespace
