@@ -66,25 +66,13 @@ void ClientSession::on_block_complete(int32_t stream_id, Stream& st, bool end_st
       resp.framing = end_stream ? http::BodyFraming::None : http::BodyFraming::Chunked;
     }
     Event ev;
-    ev.kind = Event::Kind::Head;
     ev.stream = stream_id;
     ev.end_stream = end_stream;
     ev.response = std::move(resp);
-    push(std::move(ev));
-    if (end_stream) {
-      Event end;
-      end.kind = Event::Kind::End;
-      end.stream = stream_id;
-      push(std::move(end));
-    }
+    push_head(std::move(ev));
     return;
   }
-  Event end;
-  end.kind = Event::Kind::End;
-  end.stream = stream_id;
-  for (auto& f : st.fields) end.trailers.add(std::move(f.name), std::move(f.value));
-  st.fields.clear();
-  push(std::move(end));
+  push_end(stream_id, st);
 }
 
 }  // namespace mg::http2

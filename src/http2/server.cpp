@@ -136,7 +136,6 @@ void ServerSession::on_block_complete(int32_t stream_id, Stream& st, bool end_st
     if (!st.refused) {
       auto req = request_from_fields(st.fields, end_stream, ev.scheme);
       if (req) {
-        ev.kind = Event::Kind::Head;
         ev.request = std::move(*req);
       } else {
         st.refused = true;
@@ -151,13 +150,7 @@ void ServerSession::on_block_complete(int32_t stream_id, Stream& st, bool end_st
       push(std::move(ev));
       return;
     }
-    push(std::move(ev));
-    if (end_stream) {
-      Event end;
-      end.kind = Event::Kind::End;
-      end.stream = stream_id;
-      push(std::move(end));
-    }
+    push_head(std::move(ev));
     return;
   }
   if (st.refused) {
@@ -165,12 +158,7 @@ void ServerSession::on_block_complete(int32_t stream_id, Stream& st, bool end_st
     reset(stream_id, NGHTTP2_ENHANCE_YOUR_CALM);
     return;
   }
-  Event end;
-  end.kind = Event::Kind::End;
-  end.stream = stream_id;
-  for (auto& f : st.fields) end.trailers.add(std::move(f.name), std::move(f.value));
-  st.fields.clear();
-  push(std::move(end));
+  push_end(stream_id, st);
 }
 
 Status ServerSession::respond(int32_t stream, const http::Response& resp, bool end_stream) {

@@ -82,12 +82,7 @@ struct Callbacks {
       case NGHTTP2_DATA:
         if (Session::Stream* st = s.stream(id); st != nullptr && end_stream) {
           st->remote_ended = true;
-          if (st->yielded && !st->refused) {
-            Event ev;
-            ev.kind = Event::Kind::End;
-            ev.stream = id;
-            s.push(std::move(ev));
-          }
+          if (st->yielded && !st->refused) s.push_end(id, *st);
         }
         break;
       case NGHTTP2_RST_STREAM:
@@ -387,6 +382,28 @@ void Session::fail(std::string reason, uint32_t goaway_code) {
   failed_ = true;
   close_reason_ = std::move(reason);
   nghttp2_session_terminate_session(session_, goaway_code);
+}
+
+void Session::push_head(Event ev) {
+  bool end_stream = ev.end_stream;
+  int32_t id = ev.stream;
+  ev.kind = Event::Kind::Head;
+  push(std::move(ev));
+  if (end_stream) {
+    Event end;
+    end.kind = Event::Kind::End;
+    end.stream = id;
+    push(std::move(end));
+  }
+}
+
+void Session::push_end(int32_t stream_id, Stream& st) {
+  Event end;
+  end.kind = Event::Kind::End;
+  end.stream = stream_id;
+  for (auto& f : st.fields) end.trailers.add(std::move(f.name), std::move(f.value));
+  st.fields.clear();
+  push(std::move(end));
 }
 
 bool Session::add_field(Stream& st, std::string_view name, std::string_view value) {

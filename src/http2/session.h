@@ -160,6 +160,10 @@ class Session {
   void fail(std::string reason, uint32_t goaway_code);
   Status fail_status() const;
   void push(Event ev) { events_.push_back(std::move(ev)); }
+  // A Head event, followed by End when the head ended the stream.
+  void push_head(Event ev);
+  // End for `stream`, the block just received (if any) as its trailers.
+  void push_end(int32_t stream_id, Stream& st);
 
   nghttp2_session* session_ = nullptr;
   Limits limits_;
