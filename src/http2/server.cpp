@@ -29,11 +29,17 @@ Result<http::Request, http::ParseError> request_from_fields(const std::vector<ht
   std::string cookie;
   for (const auto& f : fields) {
     if (!f.name.empty() && f.name.front() == ':') {
-      if (f.name == ":method") req.method = f.value;
-      else if (f.name == ":path") path = f.value;
-      else if (f.name == ":authority") authority = f.value;
-      else if (f.name == ":scheme") scheme = f.value;
-      else return bad(400, "unknown pseudo-header " + f.name);
+      if (f.name == ":method") {
+        req.method = f.value;
+      } else if (f.name == ":path") {
+        path = f.value;
+      } else if (f.name == ":authority") {
+        authority = f.value;
+      } else if (f.name == ":scheme") {
+        scheme = f.value;
+      } else {
+        return bad(400, "unknown pseudo-header " + f.name);
+      }
     } else if (f.name == "cookie") {
       // RFC 9113 §8.2.3: split cookie fields are one Cookie field to an HTTP/1.1 reader.
       if (!cookie.empty()) cookie += "; ";
@@ -83,7 +89,8 @@ Result<http::Request, http::ParseError> request_from_fields(const std::vector<ht
     std::string_view v = lengths[0];
     uint64_t n = 0;
     auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-    if (v.empty() || ec != std::errc() || end != v.data() + v.size()) return bad(400, "malformed Content-Length");
+    if (v.empty() || ec != std::errc() || end != v.data() + v.size())
+      return bad(400, "malformed Content-Length");
     req.content_length = n;
     req.framing = n > 0 ? http::BodyFraming::ContentLength : http::BodyFraming::None;
     if (end_stream && n > 0) return bad(400, "Content-Length without a body");
@@ -163,10 +170,12 @@ void ServerSession::on_block_complete(int32_t stream_id, Stream& st, bool end_st
 
 Status ServerSession::respond(int32_t stream, const http::Response& resp, bool end_stream) {
   if (resp.status < 200 || resp.status > 999) {
-    return mg::fail("http2.status", "status " + std::to_string(resp.status) + " cannot be relayed over HTTP/2");
+    return mg::fail("http2.status",
+                    "status " + std::to_string(resp.status) + " cannot be relayed over HTTP/2");
   }
   Stream* st = this->stream(stream);
-  if (st == nullptr) return mg::fail("http2.stream_closed", "stream " + std::to_string(stream) + " is closed");
+  if (st == nullptr)
+    return mg::fail("http2.stream_closed", "stream " + std::to_string(stream) + " is closed");
   if (st->providing || st->out_end) return mg::fail("http2.answered", "the stream already has a response");
   std::vector<http::Header> fields;
   fields.push_back({":status", std::to_string(resp.status)});
@@ -189,7 +198,8 @@ Status ServerSession::local_response(int32_t stream, int status, std::string_vie
 
 Status ServerSession::send_continue(int32_t stream) {
   Stream* st = this->stream(stream);
-  if (st == nullptr) return mg::fail("http2.stream_closed", "stream " + std::to_string(stream) + " is closed");
+  if (st == nullptr)
+    return mg::fail("http2.stream_closed", "stream " + std::to_string(stream) + " is closed");
   nghttp2_nv nv{reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
                 reinterpret_cast<uint8_t*>(const_cast<char*>("100")), 7, 3, NGHTTP2_NV_FLAG_NONE};
   int rv = nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, stream, nullptr, &nv, 1, nullptr);

@@ -33,8 +33,8 @@ std::vector<nghttp2_nv> to_nv(const std::vector<http::Header>& fields) {
   for (const auto& f : fields) {
     uint8_t flags = sensitive(f.name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
     nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(f.name.data())),
-                  reinterpret_cast<uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(), f.value.size(),
-                  flags});
+                  reinterpret_cast<uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(),
+                  f.value.size(), flags});
   }
   return nv;
 }
@@ -59,8 +59,8 @@ struct Callbacks {
     return 0;
   }
 
-  static int on_header(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name, nghttp2_rcbuf* value,
-                       uint8_t, void* user_data) {
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name,
+                       nghttp2_rcbuf* value, uint8_t, void* user_data) {
     Session& s = self(user_data);
     Session::Stream* st = s.stream(frame->hd.stream_id);
     if (st == nullptr || st->refused) return 0;  // the rest of the block is decoded, not kept
@@ -136,7 +136,8 @@ struct Callbacks {
       // nghttp2 found a connection error itself (SETTINGS, HPACK, flow control…): its GOAWAY
       // says which, in its debug data.
       s.failed_ = true;
-      std::string why(reinterpret_cast<const char*>(frame->goaway.opaque_data), frame->goaway.opaque_data_len);
+      std::string why(reinterpret_cast<const char*>(frame->goaway.opaque_data),
+                      frame->goaway.opaque_data_len);
       if (why.empty()) why = s.last_error_;
       if (why.empty()) why = nghttp2_http2_strerror(frame->goaway.error_code);
       s.close_reason_ = "http2: " + why;
@@ -190,7 +191,8 @@ struct Callbacks {
       if (!st->out_trailers.empty()) {
         auto fields = Session::wire_fields(st->out_trailers, false);
         auto nv = to_nv(fields);
-        if (nghttp2_submit_trailer(session, id, nv.data(), nv.size()) == 0) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        if (nghttp2_submit_trailer(session, id, nv.data(), nv.size()) == 0)
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       }
       return static_cast<ssize_t>(n);
     }
@@ -411,7 +413,8 @@ bool Session::add_field(Stream& st, std::string_view name, std::string_view valu
   ++st.header_count;
   if (st.header_bytes > limits_.max_header_list_size || st.header_count > limits_.max_headers) {
     st.refused = true;
-    st.refusal = {431, st.header_count > limits_.max_headers ? "too many header fields" : "header list too large"};
+    st.refusal = {431,
+                  st.header_count > limits_.max_headers ? "too many header fields" : "header list too large"};
     st.fields.clear();
     st.fields.shrink_to_fit();
     return false;
@@ -443,7 +446,8 @@ std::vector<http::Header> Session::wire_fields(const http::Headers& headers, boo
   return out;
 }
 
-Result<int32_t> Session::submit_head(int32_t stream_id, const std::vector<http::Header>& fields, bool end_stream) {
+Result<int32_t> Session::submit_head(int32_t stream_id, const std::vector<http::Header>& fields,
+                                     bool end_stream) {
   if (failed_) return mg::fail("http2.connection", close_reason_);
   auto nv = to_nv(fields);
   nghttp2_data_provider provider{};
@@ -452,7 +456,8 @@ Result<int32_t> Session::submit_head(int32_t stream_id, const std::vector<http::
   int32_t id = stream_id;
   if (role_ == Role::Server) {
     Stream* st = stream(stream_id);
-    if (st == nullptr) return mg::fail("http2.stream_closed", "stream " + std::to_string(stream_id) + " is closed");
+    if (st == nullptr)
+      return mg::fail("http2.stream_closed", "stream " + std::to_string(stream_id) + " is closed");
     int rv = nghttp2_submit_response(session_, stream_id, nv.data(), nv.size(), prd);
     if (rv != 0) return mg::fail("http2.submit", nghttp2_strerror(rv));
   } else {

@@ -59,6 +59,11 @@ struct Limits {
 };
 
 // What the session yields, in order per stream: Head (or Refused), Data*, End, then Closed.
+// A complete request (or response) is Head, Data*, End. Its body is buffered by nobody beyond
+// the flow-control windows: unconsumed, at most max(stream_window, 65535) bytes of a stream and
+// max(connection_window, 65535) of the connection are handed out, and a peer that sends more is
+// reset (stream) or cut off (connection). A client stream Closed with REFUSED_STREAM and no Head
+// was never processed by the server (RFC 9113 §8.7): safe to retry.
 struct Event {
   enum class Kind {
     Head,     // server: `request` (+ `scheme`); client: `response`. `end_stream`: no body follows
@@ -134,7 +139,7 @@ class Session {
     bool providing = false;            // a data provider is attached (DATA may flow)
     bool deferred = false;             // the provider said "nothing yet"
     http::Headers out_trailers;
-    size_t unconsumed = 0;  // DATA bytes handed out and not yet consume()d
+    size_t unconsumed = 0;    // DATA bytes handed out and not yet consume()d
     uint32_t reset_code = 0;  // the code we reset it with, if we did
   };
 

@@ -48,7 +48,8 @@ std::string rapid_resets(Encoder& enc, int pairs) {
   std::string bytes;
   for (int i = 0; i < pairs; ++i) {
     int32_t id = 1 + 2 * i;
-    bytes += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id, enc.encode(get_fields()));
+    bytes += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id,
+                   enc.encode(get_fields()));
     bytes += frame(NGHTTP2_RST_STREAM, 0, id, test::u32(NGHTTP2_CANCEL));
   }
   return bytes;
@@ -103,7 +104,8 @@ TEST(Http2Abuse, CancellationsBelowTheBoundAreFine) {
   std::string bytes = client_start();
   for (int i = 0; i < 300; ++i) {
     int32_t id = 1 + 2 * i;
-    bytes += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id, enc.encode(get_fields()));
+    bytes += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id,
+                   enc.encode(get_fields()));
     if (i % 5 < 2) bytes += frame(NGHTTP2_RST_STREAM, 0, id, test::u32(NGHTTP2_CANCEL));
   }
   Outcome o = feed(*server, bytes);
@@ -139,7 +141,9 @@ TEST(Http2Abuse, HpackBombIsRefusedWithoutBeingKept) {
   for (int i = 0; i < 60; ++i) fields.emplace_back("x-bomb", std::string(2000, 'a'));  // under max_headers
   std::string block = enc.encode(fields);
   ASSERT_LT(block.size(), 16384u);
-  Outcome o = feed(*server, client_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, block));
+  Outcome o =
+      feed(*server, client_start() +
+                        frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, block));
   EXPECT_FALSE(o.failed);
   ASSERT_EQ(count_events(o, Event::Kind::Refused), 1u);
   EXPECT_EQ(count_events(o, Event::Kind::Head), 0u);
@@ -160,8 +164,9 @@ TEST(Http2Abuse, TooManyHeaderFieldsAreRefused) {
   Encoder enc;
   auto fields = get_fields();
   for (int i = 0; i < 150; ++i) fields.emplace_back("x-f" + std::to_string(i), "1");
-  Outcome o = feed(*server, client_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1,
-                                                   enc.encode(fields)));
+  Outcome o = feed(
+      *server, client_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1,
+                                      enc.encode(fields)));
   ASSERT_EQ(count_events(o, Event::Kind::Refused), 1u);
   EXPECT_EQ(count_events(o, Event::Kind::Head), 0u);
 }
@@ -177,7 +182,8 @@ TEST(Http2Abuse, DynamicTableBeyondOurSettingIsACompressionError) {
   // A header block opening with a dynamic table size update to 4096 (RFC 7541 §6.3), over
   // the 256 we allowed; nghttp2's default (4096) would accept it.
   std::string update = "\x3f\xe1\x1f";
-  bytes += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1, update + enc.encode(get_fields()));
+  bytes += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1,
+                 update + enc.encode(get_fields()));
   Outcome o = feed(*server, bytes);
   EXPECT_TRUE(o.failed);
   EXPECT_EQ(count_events(o, Event::Kind::Head), 0u);
@@ -199,7 +205,8 @@ TEST(Http2Abuse, PingFloodEndsTheConnection) {
   Limits limits;
   auto server = make_server(limits);
   std::string bytes = client_start();
-  for (size_t i = 0; i < limits.max_outbound_ack + 50; ++i) bytes += frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'));
+  for (size_t i = 0; i < limits.max_outbound_ack + 50; ++i)
+    bytes += frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'));
   Outcome o = feed(*server, bytes);
   EXPECT_TRUE(o.failed);
   EXPECT_FALSE(server->alive());
@@ -226,7 +233,8 @@ TEST(Http2Abuse, DataBeyondTheWindowIsNotHandedOver) {
   Encoder enc;
   std::string bytes = client_start();
   bytes += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, enc.encode(get_fields()));
-  for (int i = 0; i < 6; ++i) bytes += frame(NGHTTP2_DATA, 0, 1, std::string(16384, 'd'));  // 96 KiB, nothing consumed
+  for (int i = 0; i < 6; ++i)
+    bytes += frame(NGHTTP2_DATA, 0, 1, std::string(16384, 'd'));  // 96 KiB, nothing consumed
   Outcome o = feed(*server, bytes);
   size_t data = 0;
   for (const auto& ev : o.events) data += ev.kind == Event::Kind::Data ? ev.data.size() : 0;

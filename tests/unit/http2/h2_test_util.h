@@ -75,10 +75,12 @@ class Encoder {
     std::vector<nghttp2_nv> nv;
     for (const auto& [n, v] : fields) {
       nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                    NGHTTP2_NV_FLAG_NONE});
     }
     std::string out(nghttp2_hd_deflate_bound(d_, nv.data(), nv.size()), '\0');
-    ssize_t n = nghttp2_hd_deflate_hd(d_, reinterpret_cast<uint8_t*>(out.data()), out.size(), nv.data(), nv.size());
+    ssize_t n =
+        nghttp2_hd_deflate_hd(d_, reinterpret_cast<uint8_t*>(out.data()), out.size(), nv.data(), nv.size());
     out.resize(n < 0 ? 0 : static_cast<size_t>(n));
     return out;
   }
@@ -114,7 +116,8 @@ inline std::vector<Frame> frames_of(std::string_view bytes) {
     Frame f;
     f.type = b(3);
     f.flags = b(4);
-    f.stream = static_cast<int32_t>(((uint32_t{b(5)} & 0x7f) << 24) | (uint32_t{b(6)} << 16) | (uint32_t{b(7)} << 8) | b(8));
+    f.stream = static_cast<int32_t>(((uint32_t{b(5)} & 0x7f) << 24) | (uint32_t{b(6)} << 16) |
+                                    (uint32_t{b(7)} << 8) | b(8));
     f.payload = std::string(bytes.substr(9, len));
     out.push_back(std::move(f));
     bytes.remove_prefix(9 + len);

@@ -67,7 +67,8 @@ TEST(GrpcDeny, RecognisesGrpcRequests) {
 
 std::vector<http::Header> fields(std::vector<http::Header> extra = {}, std::string method = "GET",
                                  std::string path = "/a/b?x=1") {
-  std::vector<http::Header> f = {{":method", method}, {":scheme", "https"}, {":authority", "svc.ns:8080"}, {":path", path}};
+  std::vector<http::Header> f = {
+      {":method", method}, {":scheme", "https"}, {":authority", "svc.ns:8080"}, {":path", path}};
   for (auto& h : extra) f.push_back(std::move(h));
   return f;
 }

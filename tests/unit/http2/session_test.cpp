@@ -63,8 +63,9 @@ void record(std::map<int32_t, Seen>& seen, Session& session, const Event& ev, bo
 
 // Lets the SETTINGS cross before any request, as a connection pool's fresh connection would.
 void handshake(ClientSession& client, ServerSession& server) {
-  pump(client, server, [](const Event&) { ADD_FAILURE() << "server event"; },
-       [](const Event&) { ADD_FAILURE() << "client event"; });
+  pump(
+      client, server, [](const Event&) { ADD_FAILURE() << "server event"; },
+      [](const Event&) { ADD_FAILURE() << "client event"; });
 }
 
 TEST(Http2Session, GetWithResponseBody) {
@@ -162,7 +163,9 @@ TEST(Http2Session, TrailersBothWaysAsGrpcUses) {
   req.headers.add("te", "trailers");
   auto id = client->submit(req, "http", false);
   ASSERT_TRUE(id);
-  ASSERT_TRUE(client->append_body(*id, std::string("\0\0\0\0\x03" "abc", 8)));
+  ASSERT_TRUE(client->append_body(*id, std::string("\0\0\0\0\x03"
+                                                   "abc",
+                                                   8)));
   http::Headers req_trailers;
   req_trailers.add("x-client-trailer", "done");
   ASSERT_TRUE(client->end_body(*id, req_trailers));
@@ -175,7 +178,9 @@ TEST(Http2Session, TrailersBothWaysAsGrpcUses) {
           http::Response resp;
           resp.headers.add("content-type", "application/grpc");
           ASSERT_TRUE(server->respond(ev.stream, resp, false));
-          ASSERT_TRUE(server->append_body(ev.stream, std::string("\0\0\0\0\x02" "ok", 7)));
+          ASSERT_TRUE(server->append_body(ev.stream, std::string("\0\0\0\0\x02"
+                                                                 "ok",
+                                                                 7)));
           http::Headers trailers;
           trailers.add("grpc-status", "0");
           trailers.add("grpc-message", "fine");
@@ -189,7 +194,9 @@ TEST(Http2Session, TrailersBothWaysAsGrpcUses) {
   EXPECT_EQ(got.body.size(), 8u);
   EXPECT_EQ(got.trailers.get("x-client-trailer"), "done");
   const Seen& resp = at_client[*id];
-  EXPECT_EQ(resp.body, std::string("\0\0\0\0\x02" "ok", 7));
+  EXPECT_EQ(resp.body, std::string("\0\0\0\0\x02"
+                                   "ok",
+                                   7));
   ASSERT_TRUE(resp.ended);
   EXPECT_EQ(resp.trailers.get("grpc-status"), "0");
   EXPECT_EQ(resp.trailers.get("grpc-message"), "fine");
@@ -231,8 +238,9 @@ TEST(Http2Session, ManyConcurrentStreamsOnOneConnection) {
         [&](const Event& ev) { record(at_client, *client, ev); });
     answer_some();
   }
-  pump(*client, *server, [&](const Event& ev) { record(at_server, *server, ev); },
-       [&](const Event& ev) { record(at_client, *client, ev); });
+  pump(
+      *client, *server, [&](const Event& ev) { record(at_server, *server, ev); },
+      [&](const Event& ev) { record(at_client, *client, ev); });
   ASSERT_EQ(at_client.size(), sent.size());
   for (const auto& [id, path] : sent) {
     EXPECT_TRUE(at_client[id].head) << "stream " << id;
@@ -359,10 +367,12 @@ TEST(Http2Session, GracefulShutdownLetsTheStreamInFlightFinish) {
   ASSERT_TRUE(id);
   std::map<int32_t, Seen> at_server, at_client;
   auto on_client = [&](const Event& ev) { record(at_client, *client, ev); };
-  pump(*client, *server, [&](const Event& ev) { record(at_server, *server, ev); }, on_client);
+  pump(
+      *client, *server, [&](const Event& ev) { record(at_server, *server, ev); }, on_client);
   server->shutdown();
   ASSERT_TRUE(server->local_response(*id, 200, "bye"));
-  pump(*client, *server, [&](const Event& ev) { record(at_server, *server, ev); }, on_client);
+  pump(
+      *client, *server, [&](const Event& ev) { record(at_server, *server, ev); }, on_client);
   EXPECT_EQ(at_client[*id].body, "bye");
   EXPECT_FALSE(server->alive());
   EXPECT_TRUE(server->close_reason().empty());
