@@ -13,6 +13,7 @@ PACKAGES=(
   curl                             # end-to-end tests and the demo talk HTTP like a user would
   jq                               # end-to-end tests read the CLI's JSON output
   libasio-dev                      # standalone Asio: the proxy's event loops (C++20 coroutines)
+  libnghttp2-dev                   # http2: HTTP/2 framing, HPACK and flow control (issue 15; no home-made codec)
   wrk nghttp2-client haproxy       # bench/dataplane: closed/open-loop load and the HAProxy 2.6 baseline
   python3 iproute2                 # bench/dataplane: idle-connection holder, ss
   libsqlite3-dev                   # the control plane's embedded store (WAL)

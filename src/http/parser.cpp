@@ -121,6 +121,18 @@ void connection_options(const Headers& headers, bool& close, bool& keep_alive) {
   });
 }
 
+// "HTTP/1.1" → 1, "HTTP/1.0" → 0; other well-formed versions → 505; garbage → 400.
+Result<int, ParseError> parse_version(std::string_view v) {
+  if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || v[6] != '.' || v[5] < '0' || v[5] > '9' || v[7] < '0' ||
+      v[7] > '9') {
+    return bad(400, "malformed HTTP version");
+  }
+  if (v[5] != '1' || (v[7] != '0' && v[7] != '1')) return bad(505, "unsupported HTTP version");
+  return v[7] - '0';
+}
+
+}  // namespace
+
 bool valid_host(std::string_view host) {
   if (host.empty() || host.size() > 255) return false;
   for (unsigned char c : host) {
@@ -154,18 +166,6 @@ bool valid_host(std::string_view host) {
   }
   return true;
 }
-
-// "HTTP/1.1" → 1, "HTTP/1.0" → 0; other well-formed versions → 505; garbage → 400.
-Result<int, ParseError> parse_version(std::string_view v) {
-  if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || v[6] != '.' || v[5] < '0' || v[5] > '9' || v[7] < '0' ||
-      v[7] > '9') {
-    return bad(400, "malformed HTTP version");
-  }
-  if (v[5] != '1' || (v[7] != '0' && v[7] != '1')) return bad(505, "unsupported HTTP version");
-  return v[7] - '0';
-}
-
-}  // namespace
 
 HeadScan HeadScanner::scan(std::string_view buffer, size_t max_head_bytes) {
   size_t limit = std::min(buffer.size(), max_head_bytes);

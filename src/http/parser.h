@@ -42,6 +42,10 @@ class HeadScanner {
   size_t scanned_ = 0;
 };
 
+// A Host field value or an authority (reg-name / IP literal, optional port; no userinfo): the
+// characters RFC 3986 allows there, at most 255. HTTP/2's :authority is checked the same way.
+bool valid_host(std::string_view host);
+
 // `head` is exactly one complete head as found by HeadScanner.
 Result<Request, ParseError> parse_request_head(std::string_view head, const Limits& limits);
 

@@ -1,0 +1,78 @@
+#include "http2/client.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <charconv>
+
+namespace mg::http2 {
+
+Result<std::unique_ptr<ClientSession>> ClientSession::create(const Limits& limits) {
+  std::unique_ptr<ClientSession> s(new ClientSession(limits));
+  if (!s->start()) return mg::fail("http2.init", s->close_reason());
+  return s;
+}
+
+Result<int32_t> ClientSession::submit(const http::Request& req, std::string_view scheme, bool end_stream) {
+  std::string authority = req.host;
+  if (authority.empty()) {
+    if (auto host = req.headers.get("host")) authority = std::string(*host);
+  }
+  if (authority.empty()) return mg::fail("http2.request", "the request has no host");
+  std::string path = req.target;
+  if (path.empty()) path = req.query.empty() ? req.path : req.path + "?" + req.query;
+  if (path.empty()) return mg::fail("http2.request", "the request has no path");
+  std::vector<http::Header> fields = {
+      {":method", req.method}, {":scheme", std::string(scheme)}, {":authority", authority}, {":path", path}};
+  http::Headers headers = req.headers;
+  headers.remove("host");  // RFC 9113 §8.3.1: :authority stands for it
+  for (auto& f : wire_fields(headers, true)) fields.push_back(std::move(f));
+  return submit_head(0, fields, end_stream);
+}
+
+void ClientSession::on_block_complete(int32_t stream_id, Stream& st, bool end_stream) {
+  if (st.refused) {
+    // A response head or trailers over our limits: nothing of it is relayed.
+    reset(stream_id, NGHTTP2_ENHANCE_YOUR_CALM);
+    return;
+  }
+  if (!st.head_done) {
+    http::Response resp;
+    resp.status = 0;
+    for (auto& f : st.fields) {
+      if (f.name == ":status") {
+        int status = 0;
+        auto [end, ec] = std::from_chars(f.value.data(), f.value.data() + f.value.size(), status);
+        if (ec == std::errc() && end == f.value.data() + f.value.size()) resp.status = status;
+      } else if (!f.name.empty() && f.name.front() != ':') {
+        resp.headers.add(std::move(f.name), std::move(f.value));
+      }
+    }
+    st.fields.clear();
+    if (resp.status >= 100 && resp.status < 200) return;  // informational: the final head follows
+    if (resp.status < 200 || resp.status > 999) {
+      reset(stream_id, NGHTTP2_PROTOCOL_ERROR);
+      return;
+    }
+    st.head_done = true;
+    resp.reason = std::string(http::reason_phrase(resp.status));
+    if (auto cl = resp.headers.get("content-length")) {
+      uint64_t n = 0;
+      auto [end, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
+      if (ec == std::errc() && end == cl->data() + cl->size()) {
+        resp.content_length = n;
+        resp.framing = n > 0 ? http::BodyFraming::ContentLength : http::BodyFraming::None;
+      }
+    } else {
+      resp.framing = end_stream ? http::BodyFraming::None : http::BodyFraming::Chunked;
+    }
+    Event ev;
+    ev.stream = stream_id;
+    ev.end_stream = end_stream;
+    ev.response = std::move(resp);
+    push_head(std::move(ev));
+    return;
+  }
+  push_end(stream_id, st);
+}
+
+}  // namespace mg::http2
