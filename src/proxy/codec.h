@@ -1,9 +1,10 @@
 // proxy/codec.h — the HTTP codec seam: how the session (http_session.h) and the forwarder
 // (forwarder.h) read requests from, and write responses to, the downstream connection, whatever
 // HTTP version it speaks. A codec does no I/O: bytes in, requests and body payload out; responses
-// in, bytes out. Enforcement and the upstream side see only http::Request / http::Response, so a
-// codec for another version (HTTP/2, next issues) sits beside the HTTP/1 one (http1_codec.h)
-// without touching authorization.
+// in, bytes out. Enforcement and the upstream side see only http::Request / http::Response, so
+// the wire version never reaches authorization. Requests here come one after another (HTTP/1,
+// http1_codec.h); HTTP/2 (src/http2, same vocabulary) multiplexes streams, so it is driven as
+// per-stream events beside this interface rather than behind it.
 // Owns: one downstream connection's framing state (the head being scanned, the request body
 // being decoded, how the response body is framed). One instance per connection.
 #pragma once
