@@ -21,6 +21,7 @@ void add_sorted(const policy::ResourceSet& set, std::vector<KeyedDocument>& out)
   add("RequestAuthentication", set.request_authentications);
   add("Workload", set.workloads);
   add("Mesh", set.meshes);
+  add("OPAPolicy", set.opa_policies);
   std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
                    [](const auto& a, const auto& b) { return a.meta->line < b.meta->line; });
 }

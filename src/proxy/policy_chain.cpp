@@ -62,6 +62,9 @@ const char* action_of(policy::ReasonCode code) {
     case policy::ReasonCode::DeniedByPolicy:
       return "DENY";
     case policy::ReasonCode::DeniedCustomUnavailable:
+    case policy::ReasonCode::DeniedByOpaPolicy:  // OPAPolicy sits in Istio's CUSTOM slot
+    case policy::ReasonCode::DeniedOpaPolicyError:
+    case policy::ReasonCode::AllowedByOpaPolicy:
       return "CUSTOM";
     default:
       return "";
@@ -75,6 +78,9 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
     v = Verdict::pass();
   } else if (!http) {
     v = Verdict::deny(0, "");
+  } else if (d.reason == policy::ReasonCode::DeniedByOpaPolicy ||
+             d.reason == policy::ReasonCode::DeniedOpaPolicyError) {
+    v = Verdict::deny(d.status, d.body);  // the OPAPolicy's http_status and body (403, empty)
   } else if (d.status == 401) {
     v = Verdict::deny(401, "Jwt verification fails");
   } else if (d.status == 400) {
@@ -135,6 +141,11 @@ void forward_normalized_path(http::Request& request, const std::string& normaliz
   if (normalized.empty() || request.path == "*" || normalized == request.path) return;
   request.path = normalized;
   request.target = request.query.empty() ? normalized : normalized + "?" + request.query;
+}
+
+void apply_opa_mutations(http::Request& request, const policy::Decision& decision) {
+  for (const auto& name : decision.upstream_headers_to_remove) request.headers.remove(name);
+  for (const auto& [name, value] : decision.upstream_headers) request.headers.set(name, value);
 }
 
 void apply_jwt_mutations(http::Request& request, const jwt::HeaderMutations& mutations,
@@ -231,6 +242,9 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
   for (const auto& r : resources->request_authentications) {
     origin("RequestAuthentication", r.meta, policy::applies_to(r.meta, r.selector, ref, mesh).applies);
   }
+  for (const auto& p : resources->opa_policies) {
+    origin("OPAPolicy", p.meta, policy::applies_to(p.meta, p.selector, ref, mesh).applies);
+  }
   for (const auto& w : resources->workloads) origin("Workload", w.meta, false);
   for (const auto& m : resources->meshes) {
     out.origins.push_back({"Mesh", m.meta.name, m.meta.source, m.meta.line, true});  // cluster-scoped
@@ -272,13 +286,15 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
          }
          r.http = std::move(h);
          io.authenticator = authenticator.get();
-         ctx.decision = to_verdict(policy::decide(*snap, r, *r.time, io), true);
+         const policy::Decision decision = policy::decide(*snap, r, *r.time, io);
+         ctx.decision = to_verdict(decision, true);
          const Verdict& v = ctx.decision;
          if (v.allow) {
            if (authenticator) {
              apply_jwt_mutations(ctx.request, authenticator->header_mutations(io.auth), snap->jwt_rules());
            }
            forward_normalized_path(ctx.request, io.normalized_path);
+           apply_opa_mutations(ctx.request, decision);
          }
          io.auth.tokens.clear();  // verified tokens are not kept alive past the request
          h = std::move(*r.http);  // back to the thread's buffer for the next request

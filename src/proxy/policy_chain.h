@@ -59,6 +59,10 @@ struct EffectiveMtls {
 // without certificates (the listener then refuses every connection: never plaintext).
 EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const policy::AuthzSnapshot* snapshot);
 
+// Applies an allowing OPAPolicy's request mutations (its `headers` set, its
+// request_headers_to_remove removed), as Envoy applies an ext_authz OK response.
+void apply_opa_mutations(http::Request& request, const policy::Decision& decision);
+
 // Applies request authentication's output to an allowed request before it is forwarded (Envoy
 // jwt_authn): first every header a rule outputs to (outputPayloadToHeader, outputClaimToHeaders)
 // is removed, so a client can never supply one itself; then the verified tokens are removed from

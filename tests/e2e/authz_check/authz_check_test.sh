@@ -81,5 +81,19 @@ done
 if "$CTL" analyze -f "$CASES/analyze/policies" --fail-on-warning >/dev/null; then fail analyze "--fail-on-warning exited 0"; fi
 pass=$((pass + 1))
 
+# analyze refuses an OPAPolicy whose module does not compile, pointing into the file.
+if out=$("$CTL" analyze -f "$CASES/opa-broken-module/policies" 2>&1); then fail analyze-opa "exited 0: $out"
+elif ! grep -qF "broken.yaml:14:7: OPAPolicy default/broken: spec.policy: rego_unsafe_var_error" <<<"$out"; then
+  fail analyze-opa "no file:line:col in: $out"
+else pass=$((pass + 1)); fi
+
+# -o table lists the OPAPolicies evaluated and their outcome.
+table=$("$CTL" authz check -f "$CASES/opa-walkthrough-wrong-role/policies" \
+        --request "$CASES/opa-walkthrough-wrong-role/request.json" -o table)
+for want in "OPA  default/productpage-opa — denied" "decision:        DENY status=403 — denied by OPAPolicy default/productpage-opa"; do
+  grep -qF -- "$want" <<<"$table" || { fail table-opa "lacks '$want': $table"; }
+done
+pass=$((pass + 1))
+
 echo "authz_check: $pass passed, $failed failed"
 [[ $failed -eq 0 ]]
