@@ -1,8 +1,11 @@
 // rego/builtins_collections.cpp — aggregates (sum, product, max, min, sort, any, all),
-// array.*, object.* and the set functions (intersection, union), as OPA defines them: integer
+// array.*, object.*, numbers.range* and the set functions (intersection, union), as OPA defines them: integer
 // aggregates are exact at any size, min/max/sort use OPA's total order over all values, object.union
 // merges nested objects recursively with the right-hand side winning.
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "rego/builtins_util.h"
 
@@ -14,15 +17,44 @@ using bi::want;
 
 std::string set_or_array() { return bi::one_of({"set", "array"}); }
 
+// OPA accumulates non-integer sums and products in big.Float with a 64-bit mantissa — the x87
+// long double format — and prints the shortest decimal that reads back to the same value.
+std::optional<Value> opa_float_value(long double x) {
+  if (!std::isfinite(x)) return std::nullopt;
+  char buf[128];
+  if (x == std::trunc(x) && std::fabs(x) < 1e30L) {
+    std::snprintf(buf, sizeof buf, "%.0Lf", x);
+    return Value::number_from_text(buf);
+  }
+  for (int digits = 1; digits <= 21; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*Lg", digits, x);
+    if (std::strtold(buf, nullptr) == x) break;
+  }
+  const std::string text = buf;  // C's %Lg exponent form (e-07, e+21) is Go's too
+  return Value::number_from_text(text);
+}
+
 template <bool kProduct>
 BuiltinResult fold_numbers(Args a, BuiltinContext&) {
   if (!a[0].is_array() && !a[0].is_set()) return BuiltinError::operand(1, set_or_array(), a[0]);
-  Value acc = Value::number(int64_t{kProduct ? 1 : 0});
+  bool integral = true;
   for (const Value& v : bi::elements(a[0])) {
     if (!v.is_number()) return bi::element_error(1, a[0], v, "number");
-    acc = kProduct ? numeric::mul(acc, v) : numeric::add(acc, v);
+    integral = integral && v.is_integer();
   }
-  return acc;
+  if (integral) {  // exact at any size
+    Value acc = Value::number(int64_t{kProduct ? 1 : 0});
+    for (const Value& v : bi::elements(a[0])) acc = kProduct ? numeric::mul(acc, v) : numeric::add(acc, v);
+    return acc;
+  }
+  long double acc = kProduct ? 1.0L : 0.0L;
+  for (const Value& v : bi::elements(a[0])) {
+    const long double x = std::strtold(v.number_text().c_str(), nullptr);
+    acc = kProduct ? acc * x : acc + x;
+  }
+  auto out = opa_float_value(acc);
+  if (!out) return BuiltinError::builtin("result out of range");
+  return *out;
 }
 
 template <bool kMax>
@@ -203,6 +235,31 @@ BuiltinResult set_fold(Args a, BuiltinContext&) {
   return Value::set(std::move(acc));
 }
 
+// numbers.range / numbers.range_step: integers from a to b inclusive, counting down when a > b.
+template <bool kStep>
+BuiltinResult number_range(Args a, BuiltinContext& ctx) {
+  const char* name = kStep ? "numbers.range_step" : "numbers.range";
+  int64_t from = 0, to = 0, step = 1;
+  if (auto e = bi::int_operand(a, 1, from)) return *e;
+  if (auto e = bi::int_operand(a, 2, to)) return *e;
+  if (kStep) {
+    if (auto e = bi::int_operand(a, 3, step)) return *e;
+    if (step <= 0) return BuiltinError::builtin(std::string(name) + ": step must be a positive integer");
+  }
+  const __int128 span = from <= to ? static_cast<__int128>(to) - from : static_cast<__int128>(from) - to;
+  const __int128 count = span / step + 1;
+  // Fail closed rather than allocate without bound (OPA would time out).
+  constexpr __int128 kMaxElements = 16 * 1024 * 1024;
+  if (count > kMaxElements) return BuiltinError::builtin(std::string(name) + ": range too large");
+  if (ctx.budget && !ctx.budget->charge_bytes(static_cast<uint64_t>(count) * sizeof(Value)))
+    return BuiltinError::budget();
+  Array out;
+  out.reserve(static_cast<size_t>(count));
+  for (__int128 i = 0; i < count; ++i)
+    out.push_back(Value::number(static_cast<int64_t>(from <= to ? from + i * step : from - i * step)));
+  return Value::array(std::move(out));
+}
+
 }  // namespace
 
 void register_collections(Registry& r) {
@@ -224,6 +281,14 @@ void register_collections(Registry& r) {
   r.add({"object.union_n", 1, object_union_n, false, false, false, {kArrayType}});
   r.add({"object.remove", 2, object_select<false>, false, false, false, {kObjectType, kAnyType}});
   r.add({"object.filter", 2, object_select<true>, false, false, false, {kObjectType, kAnyType}});
+  r.add({"numbers.range", 2, number_range<false>, false, false, false, {kNumberType, kNumberType}});
+  r.add({"numbers.range_step",
+         3,
+         number_range<true>,
+         false,
+         false,
+         false,
+         {kNumberType, kNumberType, kNumberType}});
   r.add({"intersection", 1, set_fold<true>, false, false, false, {kSetType}});
   r.add({"union", 1, set_fold<false>, false, false, false, {kSetType}});
 }

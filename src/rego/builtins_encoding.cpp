@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "rego/builtins_util.h"
 #include "rego/go_encoding.h"
@@ -17,6 +18,88 @@ using bi::want;
 
 BuiltinResult json_marshal(Args a, BuiltinContext& ctx) {
   std::string out = a[0].to_json_text();  // escapes <, >, & as Go's encoder does
+  if (ctx.budget && !ctx.budget->charge_bytes(out.size())) return BuiltinError::budget();
+  return Value::string(std::move(out));
+}
+
+// encoding/json's Indent over compact JSON text: one member per line, `prefix` then `indent` per
+// level, empty objects and arrays kept as {} and [].
+std::string indent_json(const std::string& compact, const std::string& prefix, const std::string& indent) {
+  std::string out;
+  int depth = 0;
+  bool in_string = false;
+  auto newline = [&](int d) {
+    out += '\n';
+    out += prefix;
+    for (int i = 0; i < d; ++i) out += indent;
+  };
+  for (size_t i = 0; i < compact.size(); ++i) {
+    const char c = compact[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < compact.size())
+        out += compact[++i];
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        out += c;
+        break;
+      case '{':
+      case '[':
+        out += c;
+        if (i + 1 < compact.size() && (compact[i + 1] == '}' || compact[i + 1] == ']')) {
+          out += compact[++i];
+        } else {
+          newline(++depth);
+        }
+        break;
+      case '}':
+      case ']':
+        newline(--depth);
+        out += c;
+        break;
+      case ',':
+        out += c;
+        newline(depth);
+        break;
+      case ':':
+        out += ": ";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+BuiltinResult json_marshal_with_options(Args a, BuiltinContext& ctx) {
+  if (auto e = want(a, 2, Kind::Object)) return *e;
+  std::string prefix, indent = "\t";
+  bool implicit_pretty = false, explicit_set = false, pretty = false;
+  for (const auto& [k, v] : a[1].as_object()) {
+    if (!k.is_string()) return BuiltinError::type("operand 2 failed to stringify key " + k.to_rego_text());
+    const std::string& key = k.as_string();
+    if (key == "prefix" || key == "indent") {
+      if (!v.is_string())
+        return BuiltinError::type("operand 2 key " + key +
+                                  " failed cast to string: operand must be string but got " + v.type_name());
+      (key == "prefix" ? prefix : indent) = v.as_string();
+      implicit_pretty = true;
+    } else if (key == "pretty") {
+      if (!v.is_bool()) return BuiltinError::type("operand 2 key pretty failed cast to bool");
+      explicit_set = true;
+      pretty = v.as_bool();
+    } else {
+      return BuiltinError::type("operand 2 object contained unknown key " + key);
+    }
+  }
+  if (!explicit_set) pretty = implicit_pretty;
+  std::string out = a[0].to_json_text();
+  if (pretty) out = prefix + indent_json(out, prefix, indent);
   if (ctx.budget && !ctx.budget->charge_bytes(out.size())) return BuiltinError::budget();
   return Value::string(std::move(out));
 }
@@ -43,7 +126,7 @@ std::optional<BuiltinError> parse_path(const Value& p, Array& out) {
     const size_t start = s.find_first_not_of('/');
     for (std::string& part :
          go::split(start == std::string::npos ? "" : std::string_view(s).substr(start), "/"))
-      out.push_back(Value::string(go::replace(go::replace(part, {{"~1", "/"}}), {{"~0", "~"}})));
+      out.push_back(Value::string(*go::replace(*go::replace(part, {{"~1", "/"}}), {{"~0", "~"}})));
     return std::nullopt;
   }
   if (p.is_array()) {
@@ -58,16 +141,19 @@ std::optional<BuiltinError> parse_path(const Value& p, Array& out) {
 // The paths as a tree: {"a": {"b": null}} for "a/b"; a leaf ends every longer path below it.
 struct PathNode {
   bool leaf = false;
-  std::vector<std::pair<Value, PathNode>> kids;
+  std::vector<Value> keys;     // keys[i] leads to kids[i]
+  std::vector<PathNode> kids;  // (a vector of pairs would need PathNode complete here)
   PathNode* child(const Value& k) {
-    for (auto& kv : kids)
-      if (kv.first == k) return &kv.second;
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (keys[i] == k) return &kids[i];
     return nullptr;
   }
-  const PathNode* child(const Value& k) const {
-    for (const auto& kv : kids)
-      if (kv.first == k) return &kv.second;
-    return nullptr;
+  const PathNode* child(const Value& k) const { return const_cast<PathNode*>(this)->child(k); }
+  PathNode* add(const Value& k, bool is_leaf) {
+    keys.push_back(k);
+    kids.emplace_back();
+    kids.back().leaf = is_leaf;
+    return &kids.back();
   }
 };
 
@@ -83,8 +169,7 @@ std::optional<BuiltinError> paths_tree(const Value& operand, PathNode& root) {
     for (size_t i = 0; i + 1 < path.size() && !done; ++i) {
       PathNode* c = node->child(path[i]);
       if (!c) {
-        node->kids.emplace_back(path[i], PathNode{});
-        node = &node->kids.back().second;
+        node = node->add(path[i], false);
       } else if (c->leaf) {
         done = true;
       } else {
@@ -93,9 +178,10 @@ std::optional<BuiltinError> paths_tree(const Value& operand, PathNode& root) {
     }
     if (!done) {
       if (PathNode* c = node->child(path.back())) {
-        *c = PathNode{true, {}};
+        *c = PathNode{};
+        c->leaf = true;
       } else {
-        node->kids.emplace_back(path.back(), PathNode{true, {}});
+        node->add(path.back(), true);
       }
     }
   }
@@ -258,6 +344,7 @@ BuiltinResult urlquery_encode_object(Args a, BuiltinContext&) {
 BuiltinResult urlquery_decode_object(Args a, BuiltinContext&) {
   if (auto e = want(a, 1, Kind::String)) return *e;
   std::vector<std::pair<std::string, Array>> params;
+  std::unordered_map<std::string, size_t> index;  // key -> position in params
   std::optional<std::string> first_error;
   for (const std::string& part : go::split(a[0].as_string(), "&")) {
     if (part.empty()) continue;
@@ -273,12 +360,9 @@ BuiltinResult urlquery_decode_object(Args a, BuiltinContext&) {
       if (!first_error) first_error = !key ? key.error().message : value.error().message;
       continue;
     }
-    auto it = std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.first == *key; });
-    if (it == params.end()) {
-      params.emplace_back(*key, Array{});
-      it = params.end() - 1;
-    }
-    it->second.push_back(Value::string(std::move(*value)));
+    auto [slot, fresh] = index.try_emplace(*key, params.size());
+    if (fresh) params.emplace_back(*key, Array{});
+    params[slot->second].second.push_back(Value::string(std::move(*value)));
   }
   if (first_error) return BuiltinError::builtin(*first_error);
   ObjectItems out;
@@ -318,8 +402,12 @@ std::optional<Value> yaml_scalar(const YAML::Node& n) {
   return Value::string(s);
 }
 
-Result<Value> from_yaml(const YAML::Node& n, int depth) {
+// `nodes` counts every node converted: aliases share nodes in yaml-cpp but are expanded here, so
+// a "billion laughs" document is cut off instead of exhausting memory.
+Result<Value> from_yaml(const YAML::Node& n, int depth, size_t& nodes) {
+  constexpr size_t kMaxNodes = 1 << 20;
   if (depth > 512) return fail("yaml", "yaml: exceeded max depth");
+  if (++nodes > kMaxNodes) return fail("yaml", "yaml: document too large");
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -332,7 +420,7 @@ Result<Value> from_yaml(const YAML::Node& n, int depth) {
     case YAML::NodeType::Sequence: {
       Array out;
       for (const auto& e : n) {
-        auto v = from_yaml(e, depth + 1);
+        auto v = from_yaml(e, depth + 1, nodes);
         if (!v) return v;
         out.push_back(std::move(*v));
       }
@@ -341,9 +429,9 @@ Result<Value> from_yaml(const YAML::Node& n, int depth) {
     case YAML::NodeType::Map: {
       ObjectItems out;
       for (const auto& kv : n) {
-        auto k = from_yaml(kv.first, depth + 1);
+        auto k = from_yaml(kv.first, depth + 1, nodes);
         if (!k) return k;
-        auto v = from_yaml(kv.second, depth + 1);
+        auto v = from_yaml(kv.second, depth + 1, nodes);
         if (!v) return v;
         // JSON keys are strings: scalars keep their source text, as sigs.k8s.io/yaml does.
         Value key =
@@ -366,12 +454,29 @@ size_t document_markers(const std::string& text) {
   return n;
 }
 
+// Deepest [ / { nesting (quotes ignored: an over-estimate only refuses more). yaml-cpp parses flow
+// collections recursively without a limit, so deep nesting is refused before it gets there.
+bool flow_too_deep(const std::string& text) {
+  int depth = 0;
+  for (char c : text) {
+    if (c == '[' || c == '{') {
+      if (++depth > 256) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
 Result<Value> parse_yaml(const std::string& text) {
+  if (flow_too_deep(text)) return fail("yaml", "yaml: exceeded max depth");
   try {
     const auto docs = YAML::LoadAll(text);
     if (docs.empty()) return Value::null();
-    if (docs.size() > document_markers(text) + 1) return fail("yaml", "yaml: line 2: did not find expected key");
-    return from_yaml(docs[0], 0);
+    if (docs.size() > document_markers(text) + 1)
+      return fail("yaml", "yaml: line 2: did not find expected key");
+    size_t nodes = 0;
+    return from_yaml(docs[0], 0, nodes);
   } catch (const YAML::Exception& e) {
     return fail("yaml", std::string("yaml: ") + e.what());
   }
@@ -441,6 +546,13 @@ BuiltinResult yaml_is_valid(Args a, BuiltinContext&) {
 void register_encoding(Registry& r) {
   const uint8_t S = kStringType;
   r.add({"json.marshal", 1, json_marshal, false, false, false, {}});
+  r.add({"json.marshal_with_options",
+         2,
+         json_marshal_with_options,
+         false,
+         false,
+         false,
+         {kAnyType, kObjectType}});
   r.add({"json.unmarshal", 1, json_unmarshal, false, false, false, {S}});
   r.add({"json.is_valid", 1, json_is_valid, false, false, false, {}});
   r.add({"json.filter", 2, json_filter, false, false, false, {kObjectType, kArrayType | kSetType}});

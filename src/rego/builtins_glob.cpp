@@ -44,6 +44,11 @@ BuiltinResult match(Args a, BuiltinContext&) {
     if (cache.size() >= kCacheMax) cache.clear();
     cache.emplace(std::move(key), pattern);
   }
+  // Matching is O(pattern × text); refuse inputs whose product could stall a worker.
+  constexpr double kMaxWork = 5e8;
+  if (static_cast<double>(a[0].as_string().size() + 1) * static_cast<double>(a[2].as_string().size() + 1) >
+      kMaxWork)
+    return BuiltinError::builtin("pattern and text too large to match");
   return Value::boolean(pattern->match(a[2].as_string()));
 }
 

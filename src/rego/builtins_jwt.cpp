@@ -159,7 +159,10 @@ Result<std::vector<Key>> keys_from(const std::string& text) {
   if (doc.is_discarded() || !doc.is_object())
     return fail("jwt", "failed to parse a JWK key (set): invalid JSON");
   std::vector<Key> out;
-  auto add = [&](const nlohmann::json& k) -> Status {
+  auto add = [&](nlohmann::json k) -> Status {
+    // OPA verifies with the public half of a private JWK; src/jwt accepts public keys only.
+    if (k.is_object())
+      for (const char* priv : {"d", "p", "q", "dp", "dq", "qi", "oth"}) k.erase(priv);
     auto jwk = jwt::parse_jwk(k);
     if (!jwk) return fail("jwt", "failed to parse a JWK key (set): " + jwk.error().message);
     static const char* kAlgs[] = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",

@@ -16,7 +16,7 @@ void register_semver(Registry& r);       // builtins_semver.cpp
 void register_time(Registry& r);         // builtins_time.cpp
 void register_jwt(Registry& r);          // builtins_jwt.cpp: io.jwt.*
 void register_crypto(Registry& r);       // builtins_crypto.cpp: crypto.* digests and HMACs
-void register_io(Registry& r);           // builtins_io.cpp: I/O built-ins, declared only to be refused
+void register_io(Registry& r);           // builtins_io.cpp: print; I/O built-ins declared to be refused
 
 void register_all_builtins(Registry& r) {
   register_core(r);

@@ -237,7 +237,7 @@ BuiltinResult replace(Args a, BuiltinContext& ctx) {
     if (!match_at(*c.re, s, search, groups)) break;
     out.append(s, last_end, groups[0].first - last_end);
     if (groups[0].second > last_end || groups[0].first == 0) expand(*c.re, tmpl, s, groups, out);
-    if (ctx.budget && out.size() > ctx.budget->bytes_left) return BuiltinError::budget();
+    if (out.size() > bi::output_limit(ctx)) return BuiltinError::budget();
     last_end = groups[0].second;
     const size_t width = search < s.size() ? utf8::decode(s, search).size : 0;
     if (search + width > groups[0].second) {

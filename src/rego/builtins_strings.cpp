@@ -81,9 +81,9 @@ BuiltinResult split(Args a, BuiltinContext& ctx) {
 BuiltinResult replace(Args a, BuiltinContext& ctx) {
   for (int i = 1; i <= 3; ++i)
     if (auto e = want(a, i, Kind::String)) return *e;
-  std::string out = go::replace(a[0].as_string(), {{a[1].as_string(), a[2].as_string()}});
-  if (ctx.budget && !ctx.budget->charge_bytes(out.size())) return BuiltinError::budget();
-  return Value::string(std::move(out));
+  auto out = go::replace(a[0].as_string(), {{a[1].as_string(), a[2].as_string()}}, bi::output_limit(ctx));
+  if (!out || (ctx.budget && !ctx.budget->charge_bytes(out->size()))) return BuiltinError::budget();
+  return Value::string(std::move(*out));
 }
 
 BuiltinResult replace_n(Args a, BuiltinContext& ctx) {
@@ -95,9 +95,9 @@ BuiltinResult replace_n(Args a, BuiltinContext& ctx) {
     if (!v.is_string()) return BuiltinError::type("operand 1 non-string value found in pattern object");
     pairs.emplace_back(k.as_string(), v.as_string());
   }
-  std::string out = go::replace(a[1].as_string(), pairs);
-  if (ctx.budget && !ctx.budget->charge_bytes(out.size())) return BuiltinError::budget();
-  return Value::string(std::move(out));
+  auto out = go::replace(a[1].as_string(), pairs, bi::output_limit(ctx));
+  if (!out || (ctx.budget && !ctx.budget->charge_bytes(out->size()))) return BuiltinError::budget();
+  return Value::string(std::move(*out));
 }
 
 BuiltinResult trim(Args a, BuiltinContext&) {
@@ -168,7 +168,9 @@ BuiltinResult format_int(Args a, BuiltinContext&) {
     }
   }
   if (!verb) return BuiltinError::type("operand 2 must be one of {2, 8, 10, 16}");
-  return Value::string(go::sprintf(verb, {go::FmtArg::big_integer(truncated_decimal(a[0]))}));
+  const std::string digits = truncated_decimal(a[0]);
+  if (digits.size() > bi::kMaxIntegerDigits) return BuiltinError::builtin("operand 1 too large");
+  return Value::string(*go::sprintf(verb, {go::FmtArg::big_integer(digits)}));
 }
 
 BuiltinResult indexof(Args a, BuiltinContext&) {
@@ -264,9 +266,12 @@ BuiltinResult sprintf(Args a, BuiltinContext& ctx) {
   if (auto e = want(a, 2, Kind::Array)) return *e;
   std::vector<go::FmtArg> args;
   for (const Value& v : a[1].as_array()) args.push_back(fmt_arg(v));
-  std::string out = go::sprintf(a[0].as_string(), args);
-  if (ctx.budget && !ctx.budget->charge_bytes(out.size())) return BuiltinError::budget();
-  return Value::string(std::move(out));
+  for (const auto& arg : args)
+    if (arg.kind == go::FmtArg::BigInt && arg.s.size() > bi::kMaxIntegerDigits)
+      return BuiltinError::builtin("integer operand too large");
+  auto out = go::sprintf(a[0].as_string(), args, bi::output_limit(ctx));
+  if (!out || (ctx.budget && !ctx.budget->charge_bytes(out->size()))) return BuiltinError::budget();
+  return Value::string(std::move(*out));
 }
 
 }  // namespace

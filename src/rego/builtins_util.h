@@ -15,6 +15,15 @@ namespace mg::rego::bi {
 
 using Args = std::span<const Value>;
 
+// Largest string a built-in builds: what the evaluation budget has left, or 64 MiB without one.
+inline size_t output_limit(const BuiltinContext& ctx) {
+  constexpr size_t kUnbudgeted = size_t{64} << 20;
+  return ctx.budget ? static_cast<size_t>(ctx.budget->bytes_left) : kUnbudgeted;
+}
+
+// Integers longer than this many digits are refused where a conversion would be quadratic.
+inline constexpr size_t kMaxIntegerDigits = 4096;
+
 // nullopt when args[pos-1] has kind k; otherwise OPA's operand type error.
 inline std::optional<BuiltinError> want(Args args, int pos, Kind k) {
   const Value& v = args[static_cast<size_t>(pos - 1)];

@@ -23,6 +23,7 @@ namespace {
 
 constexpr int kDataSlot = -2;
 constexpr int kInputSlot = -3;
+const std::string kNoSubtree("\x00");  // recursion check: a ref that cannot reach rules below its path
 
 struct CompileFailure {
   RegoErrors errors;
@@ -1011,6 +1012,9 @@ class Compiler {
         out.push_back(std::move(x));
         return;
       }
+      case ExprType::Group:  // `not { ... }` (rego.v2): the body's expressions, flattened
+        for (auto& x : e.body->exprs) flatten_expr(x, scope, out);
+        return;
       default:
         return;
     }
@@ -1073,18 +1077,11 @@ class Compiler {
       case ExprType::RefEval: {
         const TermP& ref = e.terms[0];
         std::vector<int> binds;
-        SlotSet tmp = bound;
         const TermP& head = ref->items[0];
         if (!all_bound(vars_of(head), bound)) return std::nullopt;
-        for (size_t i = 1; i < ref->items.size(); ++i) {
-          const auto& op = ref->items[i];
-          if (op->type == TermType::Var) {
-            binds.push_back(op->slot);
-            tmp.insert(op->slot);
-          } else if (!all_bound(vars_of(op), tmp)) {
-            return std::nullopt;
-          }
-        }
+        // Operands are patterns: their variables are bound by iterating the collection.
+        for (size_t i = 1; i < ref->items.size(); ++i)
+          for (int s : vars_of(ref->items[i])) binds.push_back(s);
         for (int s : vars_of(e.terms[1])) binds.push_back(s);
         return binds;
       }
@@ -1191,9 +1188,14 @@ class Compiler {
 
   std::vector<Expr> order(std::vector<Expr> exprs, SlotSet& bound, Scope& scope) {
     std::vector<Expr> ordered;
-    while (!exprs.empty()) {
+    ordered.reserve(exprs.size());
+    std::vector<bool> taken(exprs.size(), false);
+    size_t first = 0;  // every expression before it is taken
+    while (ordered.size() < exprs.size()) {
       bool placed = false;
-      for (size_t i = 0; i < exprs.size(); ++i) {
+      while (first < exprs.size() && taken[first]) ++first;
+      for (size_t i = first; i < exprs.size(); ++i) {
+        if (taken[i]) continue;
         auto r = ready(exprs[i], bound, scope);
         if (!r) continue;
         for (int s : *r) bound.insert(s);
@@ -1212,11 +1214,16 @@ class Compiler {
             for (int s : inner) bound.insert(s);
         }
         ordered.push_back(std::move(exprs[i]));
-        exprs.erase(exprs.begin() + static_cast<long>(i));
+        taken[i] = true;
         placed = true;
         break;
       }
-      if (!placed) report_unsafe(exprs, bound, scope);
+      if (!placed) {
+        std::vector<Expr> rest;
+        for (size_t i = 0; i < exprs.size(); ++i)
+          if (!taken[i]) rest.push_back(exprs[i]);
+        report_unsafe(rest, bound, scope);
+      }
     }
     return ordered;
   }
@@ -1254,7 +1261,11 @@ class Compiler {
     if (t->type == TermType::Ref && t->items[0]->slot == kDataSlot) {
       std::vector<std::string> p;
       for (size_t i = 1; i < t->items.size(); ++i) {
-        if (t->items[i]->type != TermType::Value || !t->items[i]->value.is_string()) break;
+        if (t->items[i]->type != TermType::Value || !t->items[i]->value.is_string()) {
+          // A constant non-string key cannot name a rule below: depend on the path only.
+          if (t->items[i]->type == TermType::Value) p.push_back(kNoSubtree);
+          break;
+        }
         p.push_back(t->items[i]->value.as_string());
       }
       out.push_back(std::move(p));
@@ -1280,6 +1291,7 @@ class Compiler {
     const RuleNode* n = plan_.root.get();
     for (const auto& k : path) {
       if (n->has_value_rules() || !n->functions.empty()) out.push_back(n);
+      if (k == kNoSubtree) return;
       const RuleNode* c = n->child(k);
       if (!c) return;
       n = c;

@@ -17,6 +17,7 @@ namespace {
 constexpr int kDataSlot = -2;
 constexpr int kInputSlot = -3;
 constexpr int kMaxCallDepth = 400;
+constexpr int kMaxNesting = 3000;
 
 // A non-owning reference to a callable (no allocation, unlike std::function).
 template <class Sig>
@@ -44,10 +45,81 @@ struct EvalFailure {
   RegoError error;
 };
 
+// Variable slots for frames, taken and released in LIFO order from chunks that never move (so a
+// frame's slots stay valid while deeper frames come and go). One per thread, reused across
+// evaluations: steady-state evaluation allocates no frames.
+class SlotArena {
+ public:
+  struct Span {
+    Value* vals;
+    uint8_t* bound;
+  };
+  Span push(size_t n) {
+    while (true) {
+      if (cur_ < chunks_.size()) {
+        Chunk& c = chunks_[cur_];
+        if (c.used + n <= c.cap) {
+          Span s{c.vals.get() + c.used, c.bound.get() + c.used};
+          c.used += n;
+          return s;
+        }
+        if (c.used == 0) {  // too small even when empty: replace with a bigger one
+          c = make_chunk(n);
+          continue;
+        }
+        ++cur_;
+        continue;
+      }
+      chunks_.push_back(make_chunk(std::max<size_t>(n, 512)));
+    }
+  }
+  void pop(size_t n) {
+    Chunk& c = chunks_[cur_];
+    c.used -= n;
+    for (size_t i = 0; i < n; ++i) {
+      c.vals[c.used + i] = Value();
+      c.bound[c.used + i] = 0;
+    }
+    while (cur_ > 0 && chunks_[cur_].used == 0) --cur_;
+  }
+
+ private:
+  struct Chunk {
+    std::unique_ptr<Value[]> vals;
+    std::unique_ptr<uint8_t[]> bound;
+    size_t cap = 0, used = 0;
+  };
+  static Chunk make_chunk(size_t cap) {
+    Chunk c;
+    c.vals = std::make_unique<Value[]>(cap);
+    c.bound = std::make_unique<uint8_t[]>(cap);
+    c.cap = cap;
+    return c;
+  }
+  std::vector<Chunk> chunks_;
+  size_t cur_ = 0;
+};
+
+SlotArena& thread_arena() {
+  static thread_local SlotArena arena;
+  return arena;
+}
+
 struct Frame {
-  explicit Frame(int n) : vals(static_cast<size_t>(n)), bound(static_cast<size_t>(n), 0) {}
-  std::vector<Value> vals;
-  std::vector<uint8_t> bound;
+  explicit Frame(int n) : n_(static_cast<size_t>(n)), arena_(thread_arena()) {
+    auto span = arena_.push(n_);
+    vals = span.vals;
+    bound = span.bound;
+  }
+  ~Frame() { arena_.pop(n_); }
+  Frame(const Frame&) = delete;
+  Frame& operator=(const Frame&) = delete;
+  Value* vals;
+  uint8_t* bound;
+
+ private:
+  size_t n_;
+  SlotArena& arena_;
 };
 
 // Mutable tree used while building a virtual document (partial objects/sets, ref heads).
@@ -89,10 +161,10 @@ struct WithState {
 class Evaluator {
  public:
   Evaluator(const Plan& plan, const EvalOptions& opts) : plan_(plan), opts_(opts) {
-    state_ = std::make_shared<WithState>();
+    state_ = &base_state_;
     if (opts.input) {
-      state_->input = *opts.input;
-      state_->has_input = true;
+      base_state_.input = *opts.input;
+      base_state_.has_input = true;
     }
     budget_.steps_left = opts.max_steps;
     budget_.bytes_left = opts.max_bytes;
@@ -103,7 +175,7 @@ class Evaluator {
                                : std::chrono::duration_cast<std::chrono::nanoseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count();
-    cache_ = std::make_shared<Cache>();
+    cache_ = &base_cache_;
   }
 
   std::vector<Solution> run_query(const PreparedQuery& q) {
@@ -338,7 +410,15 @@ class Evaluator {
     if (i == body.exprs.size()) return k();
     const Expr& e = body.exprs[i];
     step(e.loc);
-    return eval_expr(e, f, [&]() { return eval_body(body, i + 1, f, k); });
+    // Continuations nest one native frame per expression: bound the depth so that no policy can
+    // exhaust the thread's stack (an error, like the other budgets).
+    if (++nesting_ > kMaxNesting) {
+      nesting_ = 0;
+      fail("eval_cancel_error", "evaluation nesting budget exceeded", e.loc);
+    }
+    bool stop = eval_expr(e, f, [&]() { return eval_body(body, i + 1, f, k); });
+    --nesting_;
+    return stop;
   }
 
   bool eval_expr(const Expr& e, Frame& f, K k) {
@@ -434,14 +514,14 @@ class Evaluator {
       }
       return eval_body(*e.body, 0, f, k);
     }
-    auto next = std::make_shared<WithState>(*state_);
+    auto next = std::make_unique<WithState>(*state_);
     for (const auto& w : e.withs) apply_with(*next, w, f);
-    auto saved_state = state_;
-    auto saved_cache = cache_;
-    auto inner_cache = std::make_shared<Cache>();
+    WithState* saved_state = state_;
+    Cache* saved_cache = cache_;
+    Cache inner_cache;
     auto enter = [&]() {
-      state_ = next;
-      cache_ = inner_cache;
+      state_ = next.get();
+      cache_ = &inner_cache;
     };
     auto leave = [&]() {
       state_ = saved_state;
@@ -535,8 +615,7 @@ class Evaluator {
     const TermP& head = ref->items[0];
     if (head->slot == kInputSlot) {
       if (!state_->has_input) return false;
-      Value in = *state_->input;
-      return walk_value(in, ref, 1, f, vk);
+      return walk_value(*state_->input, ref, 1, f, vk);
     }
     if (head->slot == kDataSlot) {
       const Value& base = state_->patched_data ? *state_->patched_data : plan_.data;
@@ -546,14 +625,18 @@ class Evaluator {
     return walk_value(v, ref, 1, f, vk);
   }
 
-  bool walk_value(const Value& v, const TermP& ref, size_t i, Frame& f, VK vk) {
+  // `store`: v is (part of) the base document, whose object keys are strings: a number key
+  // addresses the string key with its text (data.a[2] reads "2"), as OPA's storage paths do.
+  bool walk_value(const Value& v, const TermP& ref, size_t i, Frame& f, VK vk, bool store = false) {
     if (i == ref->items.size()) return vk(v);
     const TermP& op = ref->items[i];
     if (is_ground(op, f)) {
       Value key = eval_term(op, f);
       const Value* child = v.get(key);
+      if (!child && store && key.is_number() && v.is_object())
+        child = v.get(std::string_view(key.number_text()));
       if (!child) return false;
-      return walk_value(*child, ref, i + 1, f, vk);
+      return walk_value(*child, ref, i + 1, f, vk, store);
     }
     switch (v.kind()) {
       case Kind::Array: {
@@ -561,21 +644,22 @@ class Evaluator {
         for (size_t j = 0; j < items.size(); ++j) {
           step(op->loc);
           if (unify_value(op, Value::number(static_cast<int64_t>(j)), f,
-                          [&]() { return walk_value(items[j], ref, i + 1, f, vk); }))
+                          [&]() { return walk_value(items[j], ref, i + 1, f, vk, store); }))
             return true;
         }
         return false;
       }
       case Kind::Object:
-        for (const auto& [key, val] : v.as_object()) {
+        for (const auto& kv : v.as_object()) {
           step(op->loc);
-          if (unify_value(op, key, f, [&]() { return walk_value(val, ref, i + 1, f, vk); })) return true;
+          if (unify_value(op, kv.first, f, [&]() { return walk_value(kv.second, ref, i + 1, f, vk, store); }))
+            return true;
         }
         return false;
       case Kind::Set:
         for (const auto& x : v.as_set()) {
           step(op->loc);
-          if (unify_value(op, x, f, [&]() { return walk_value(x, ref, i + 1, f, vk); })) return true;
+          if (unify_value(op, x, f, [&]() { return walk_value(x, ref, i + 1, f, vk, store); })) return true;
         }
         return false;
       default:
@@ -619,8 +703,9 @@ class Evaluator {
     auto descend = [&](const Value& key) -> bool {
       const RuleNode* child = key.is_string() ? node->child(key.as_string()) : nullptr;
       const Value* child_base = base ? base->get(key) : nullptr;
+      if (!child_base && base && key.is_number()) child_base = base->get(std::string_view(key.number_text()));
       if (child) return walk_data(child, child_base, ref, i + 1, f, vk);
-      if (child_base) return walk_value(*child_base, ref, i + 1, f, vk);
+      if (child_base) return walk_value(*child_base, ref, i + 1, f, vk, true);
       return false;
     };
     if (is_ground(op, f)) return descend(eval_term(op, f));
@@ -675,8 +760,9 @@ class Evaluator {
       }
       return Value::set(std::move(elems));
     }
-    if (!node->has_value_rules() && !node->functions.empty() && node->children.empty()) return std::nullopt;
-    if (!node->has_value_rules() && node->functions.empty() && node->children.empty() && base) return *base;
+    bool is_function = !node->functions.empty() || node->default_function;
+    if (!node->has_value_rules() && is_function && node->children.empty()) return std::nullopt;
+    if (!node->has_value_rules() && !is_function && node->children.empty() && base) return *base;
     DocTree tree;
     if (base && base->is_object())
       for (const auto& [k, v] : base->as_object())
@@ -883,11 +969,14 @@ class Evaluator {
 
   const Plan& plan_;
   const EvalOptions& opts_;
-  std::shared_ptr<WithState> state_;
-  std::shared_ptr<Cache> cache_;
+  WithState base_state_;
+  WithState* state_ = nullptr;  // the `with` scope in effect
+  Cache base_cache_;
+  Cache* cache_ = nullptr;
   Budget budget_;
   BuiltinContext bctx_;
   int depth_ = 0;
+  int nesting_ = 0;
 };
 
 }  // namespace

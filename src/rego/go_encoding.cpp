@@ -110,10 +110,16 @@ Result<std::string> base64url_decode_unpadded(std::string_view in) {
   std::string s(in);
   if (!s.ends_with("=")) {
     switch (s.size() % 4) {
-      case 0: break;
-      case 2: s += "=="; break;
-      case 3: s += "="; break;
-      default: return fail("base64", "illegal base64url string: " + s);
+      case 0:
+        break;
+      case 2:
+        s += "==";
+        break;
+      case 3:
+        s += "=";
+        break;
+      default:
+        return fail("base64", "illegal base64url string: " + s);
     }
   }
   return base64_decode(s, Base64::Url);

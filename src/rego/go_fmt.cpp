@@ -11,6 +11,9 @@
 namespace mg::rego::go {
 namespace {
 
+// Integers longer than this are not converted to binary/octal/hex (the long division is quadratic).
+constexpr size_t kMaxBaseConversionDigits = 4096;
+
 struct Spec {
   bool plus = false, minus = false, sharp = false, space = false, zero = false;
   int width = -1;
@@ -129,6 +132,7 @@ std::string bad_verb(char32_t verb, const FmtArg& a) {
 // Unsigned magnitude of an integer in `base`, from decimal digits (any size).
 std::string convert_base(std::string decimal, int base, bool upper) {
   if (decimal == "0") return "0";
+  if (decimal.size() > kMaxBaseConversionDigits) return "?";  // quadratic below: refuse absurd sizes
   const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
   std::string out;
   while (!(decimal.size() == 1 && decimal[0] == '0')) {
@@ -321,10 +325,11 @@ std::string format_float(double v, char fmt, int prec) {
         const Digits dg = to_digits(v, -1);
         return fmt_f(neg, dg, std::max(static_cast<int>(dg.d.size()) - dg.dp, 0));
       }
-      char buf[512];
-      auto r = std::to_chars(buf, buf + sizeof buf, std::fabs(v), std::chars_format::fixed, prec);
+      std::string buf(static_cast<size_t>(prec) + 400, '\0');
+      auto r =
+          std::to_chars(buf.data(), buf.data() + buf.size(), std::fabs(v), std::chars_format::fixed, prec);
       if (r.ec != std::errc()) return "0";
-      return (neg ? "-" : "") + std::string(buf, r.ptr);
+      return (neg ? "-" : "") + std::string(buf.data(), r.ptr);
     }
     default: {  // g / G
       const bool shortest = prec < 0;
@@ -345,7 +350,8 @@ std::string format_float(double v, char fmt, int prec) {
   }
 }
 
-std::string sprintf(std::string_view format, const std::vector<FmtArg>& args) {
+std::optional<std::string> sprintf(std::string_view format, const std::vector<FmtArg>& args,
+                                   size_t max_bytes) {
   std::string out;
   size_t next_arg = 0;
   for (size_t i = 0; i < format.size();) {
@@ -413,6 +419,7 @@ std::string sprintf(std::string_view format, const std::vector<FmtArg>& args) {
       continue;
     }
     out += format_one(args[next_arg++], verb, sp);
+    if (out.size() > max_bytes) return std::nullopt;
   }
   if (next_arg < args.size()) {
     out += "%!(EXTRA ";

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,7 +25,9 @@ struct FmtArg {
   static FmtArg string(std::string v) { return {String, 0, 0, std::move(v)}; }
 };
 
-std::string sprintf(std::string_view format, const std::vector<FmtArg>& args);
+// nullopt when the result would exceed max_bytes.
+std::optional<std::string> sprintf(std::string_view format, const std::vector<FmtArg>& args,
+                                   size_t max_bytes = SIZE_MAX);
 
 // strconv.FormatFloat(v, fmt, prec, 64) for fmt in e/E/f/g/G (prec -1: shortest).
 std::string format_float(double v, char fmt, int prec);

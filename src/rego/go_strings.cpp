@@ -2,6 +2,7 @@
 #include "rego/go_strings.h"
 
 #include <locale.h>
+#include <algorithm>
 #include <clocale>
 #include <cwctype>
 
@@ -10,20 +11,20 @@
 namespace mg::rego::go {
 namespace {
 
-bool in_cutset(char32_t r, std::string_view cutset) {
-  for (size_t i = 0; i < cutset.size();) {
-    const utf8::Decoded d = utf8::decode(cutset, i);
-    if (d.rune == r) return true;
-    i += d.size;
-  }
-  return false;
+// The runes of a cutset, sorted: membership is a binary search, so long cutsets stay cheap.
+std::vector<char32_t> cutset_runes(std::string_view cutset) {
+  std::vector<char32_t> rs = utf8::runes(cutset);
+  std::sort(rs.begin(), rs.end());
+  return rs;
 }
 
-size_t left_end(std::string_view s, std::string_view cutset) {
+// First byte not trimmed from the left, while trim(rune) holds.
+template <class Trim>
+size_t left_end(std::string_view s, Trim trim) {
   size_t i = 0;
   while (i < s.size()) {
     const utf8::Decoded d = utf8::decode(s, i);
-    if (!in_cutset(d.rune, cutset)) break;
+    if (!trim(d.rune)) break;
     i += d.size;
   }
   return i;
@@ -38,21 +39,19 @@ size_t last_rune_start(std::string_view s, size_t end) {
   return start + d.size == end ? start : end - 1;
 }
 
-size_t right_end(std::string_view s, std::string_view cutset, size_t begin,
-                 bool (*keep)(char32_t, std::string_view)) {
+// One past the last byte not trimmed from the right (not before `begin`).
+template <class Trim>
+size_t right_end(std::string_view s, size_t begin, Trim trim) {
   size_t end = s.size();
   while (end > begin) {
     const size_t start = last_rune_start(s, end);
     const utf8::Decoded d = utf8::decode(s, start);
     const char32_t r = start + d.size == end ? d.rune : utf8::kReplacement;
-    if (keep(r, cutset)) break;
+    if (!trim(r)) break;
     end = start;
   }
   return end;
 }
-
-bool not_in_cutset(char32_t r, std::string_view cutset) { return !in_cutset(r, cutset); }
-bool not_space(char32_t r, std::string_view) { return !is_space(r); }
 
 locale_t utf8_locale() {
   static const locale_t loc = [] {
@@ -80,7 +79,9 @@ std::string map_runes(std::string_view s, Map map) {
 
 }  // namespace
 
-std::string replace(std::string_view s, const std::vector<std::pair<std::string, std::string>>& pairs) {
+std::optional<std::string> replace(std::string_view s,
+                                   const std::vector<std::pair<std::string, std::string>>& pairs,
+                                   size_t max_bytes) {
   std::string out;
   size_t last = 0;
   bool previous_match_empty = false;
@@ -98,6 +99,7 @@ std::string replace(std::string_view s, const std::vector<std::pair<std::string,
     if (hit) {
       out.append(s.substr(last, i - last));
       out.append(hit->second);
+      if (out.size() > max_bytes) return std::nullopt;
       i += hit->first.size();
       last = i;
       continue;
@@ -131,28 +133,27 @@ bool is_space(char32_t r) {
 }
 
 std::string trim(std::string_view s, std::string_view cutset) {
-  const size_t begin = left_end(s, cutset);
-  const size_t end = right_end(s, cutset, begin, not_in_cutset);
-  return std::string(s.substr(begin, end - begin));
+  const auto set = cutset_runes(cutset);
+  auto in_set = [&](char32_t r) { return std::binary_search(set.begin(), set.end(), r); };
+  const size_t begin = left_end(s, in_set);
+  return std::string(s.substr(begin, right_end(s, begin, in_set) - begin));
 }
 
 std::string trim_left(std::string_view s, std::string_view cutset) {
-  return std::string(s.substr(left_end(s, cutset)));
+  const auto set = cutset_runes(cutset);
+  return std::string(
+      s.substr(left_end(s, [&](char32_t r) { return std::binary_search(set.begin(), set.end(), r); })));
 }
 
 std::string trim_right(std::string_view s, std::string_view cutset) {
-  return std::string(s.substr(0, right_end(s, cutset, 0, not_in_cutset)));
+  const auto set = cutset_runes(cutset);
+  return std::string(s.substr(
+      0, right_end(s, 0, [&](char32_t r) { return std::binary_search(set.begin(), set.end(), r); })));
 }
 
 std::string trim_space(std::string_view s) {
-  size_t begin = 0;
-  while (begin < s.size()) {
-    const utf8::Decoded d = utf8::decode(s, begin);
-    if (!is_space(d.rune)) break;
-    begin += d.size;
-  }
-  const size_t end = right_end(s, {}, begin, not_space);
-  return std::string(s.substr(begin, end - begin));
+  const size_t begin = left_end(s, is_space);
+  return std::string(s.substr(begin, right_end(s, begin, is_space) - begin));
 }
 
 std::string to_lower(std::string_view s) {

@@ -3,6 +3,8 @@
 // Unicode case mapping, Split on an empty separator, strconv.Quote. Pure functions of their input.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -13,7 +15,10 @@ namespace mg::rego::go {
 // strings.NewReplacer(old1, new1, ...).Replace(s): scanning left to right, at each position the
 // earliest pair whose old string matches is applied and scanning resumes after it (replacements are
 // never re-scanned); an empty old string matches between every two characters and at both ends.
-std::string replace(std::string_view s, const std::vector<std::pair<std::string, std::string>>& pairs);
+// nullopt when the result would exceed max_bytes.
+std::optional<std::string> replace(std::string_view s,
+                                   const std::vector<std::pair<std::string, std::string>>& pairs,
+                                   size_t max_bytes = SIZE_MAX);
 
 std::string trim(std::string_view s, std::string_view cutset);  // both ends
 std::string trim_left(std::string_view s, std::string_view cutset);

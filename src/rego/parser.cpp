@@ -428,6 +428,8 @@ class Parser {
         imp.alias = cur().text;
         next();
       }
+      if (auto path = ref_path(imp.path, "import"); path.size() == 2 && path[0] == "rego" && path[1] == "v2")
+        not_body_ = true;
       m->imports.push_back(std::move(imp));
     }
     while (cur().tok != Tok::End) {
@@ -756,6 +758,17 @@ class Parser {
     if (is_ident("not")) {
       e.negated = true;
       next();
+      if (not_body_ && is(Tok::LBrace)) {
+        // `import rego.v2`: `not { a; b }` negates a whole body.
+        next();
+        auto body = std::make_shared<Body>();
+        parse_query_into(*body, Tok::RBrace);
+        expect(Tok::RBrace, "}");
+        e.type = ExprType::Group;
+        e.body = body;
+        parse_withs(e);
+        return e;
+      }
     }
     TermP lhs = parse_in_level(/*allow_kv=*/true);
     if (is(Tok::Assign) || is(Tok::Unify)) {
@@ -1145,6 +1158,7 @@ class Parser {
   const std::string* file_;
   RegoVersion version_;
   bool no_bar_ = false;
+  bool not_body_ = false;  // `import rego.v2`
   int depth_ = 0;
 };
 

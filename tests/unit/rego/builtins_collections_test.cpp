@@ -13,6 +13,11 @@ TEST(RegoCollections, Aggregates) {
             "error(type): operand 1 must be array of numbers but got array containing string");
   EXPECT_EQ(eval("sum", {"{}"}), "error(type): operand 1 must be one of {set, array} but got object");
   EXPECT_EQ(eval("product", {"[2,3,4]"}), "24");
+  // Non-integers in OPA's 64-bit-mantissa big.Float, not doubles (0.30000000000000004).
+  EXPECT_EQ(eval("sum", {"[0.1, 0.2]"}), "0.3");
+  EXPECT_EQ(eval("sum", {"[1.5, 2.5]"}), "4");
+  EXPECT_EQ(eval("product", {"[0.1, 3]"}), "0.3");
+  EXPECT_EQ(eval("sum", {"[1e-7, 1e-8]"}), "1.1e-07");
   EXPECT_EQ(eval("product", {"[]"}), "1");
   EXPECT_EQ(eval("min", {"[3, 2, 1, 4, 6, -7, 10]"}), "-7");
   EXPECT_EQ(eval("max", {R"j([1, "a", null])j"}), R"j("a")j");
@@ -70,6 +75,23 @@ TEST(RegoCollections, Sets) {
   EXPECT_EQ(show(call("union", {Value::empty_set()})), "[]");
   EXPECT_EQ(show(call("union", {set_of({Value::number(1)})})),
             "error(type): operand 1 must be set of sets but got set containing number");
+}
+
+}  // namespace
+}  // namespace mg::rego::test
+
+namespace mg::rego::test {
+namespace {
+
+TEST(RegoCollections, NumberRanges) {
+  EXPECT_EQ(eval("numbers.range", {"1", "4"}), "[1,2,3,4]");
+  EXPECT_EQ(eval("numbers.range", {"2", "-1"}), "[2,1,0,-1]");
+  EXPECT_EQ(eval("numbers.range_step", {"0", "10", "4"}), "[0,4,8]");
+  EXPECT_EQ(eval("numbers.range_step", {"0", "10", "0"}),
+            "error(builtin): numbers.range_step: step must be a positive integer");
+  EXPECT_EQ(eval("numbers.range", {"1.5", "4"}),
+            "error(type): operand 1 must be integer number but got floating-point number");
+  EXPECT_EQ(eval("numbers.range", {"0", "1000000000000"}), "error(builtin): numbers.range: range too large");
 }
 
 }  // namespace

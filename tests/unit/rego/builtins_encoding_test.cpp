@@ -71,7 +71,8 @@ TEST(RegoEncoding, UrlQuery) {
   EXPECT_EQ(eval("urlquery.encode", {R"j("a=b+1 c")j"}), R"j("a%3Db%2B1+c")j");
   EXPECT_EQ(eval("urlquery.decode", {R"j("a%3Db%2B1+c")j"}), R"j("a=b+1 c")j");
   EXPECT_EQ(eval("urlquery.decode", {R"j("%zz")j"}), R"j(error(builtin): invalid URL escape "%zz")j");
-  EXPECT_EQ(call("urlquery.encode_object", {json(R"j({"c": "d", "a": "b"})j")}).value().as_string(), "a=b&c=d");
+  EXPECT_EQ(call("urlquery.encode_object", {json(R"j({"c": "d", "a": "b"})j")}).value().as_string(),
+            "a=b&c=d");
   EXPECT_EQ(show(call("urlquery.encode_object",
                       {Value::object({{Value::string("a"), set_of({Value::string("b+1")})}})})),
             R"j("a=b%2B1")j");
@@ -96,6 +97,50 @@ TEST(RegoSemver, StrictSemVer) {
   EXPECT_EQ(eval("semver.compare", {R"j("1.0.0+a")j", R"j("1.0.0+b")j"}), "0");
   EXPECT_EQ(eval("semver.compare", {R"j("1")j", R"j("1.0.0")j"}),
             R"j(error(builtin): operand 1: string "1" is not a valid SemVer)j");
+}
+
+}  // namespace
+}  // namespace mg::rego::test
+
+namespace mg::rego::test {
+namespace {
+
+TEST(RegoEncoding, JsonMarshalWithOptions) {
+  EXPECT_EQ(
+      call("json.marshal_with_options", {json(R"j({"a": [1, {}], "b": []})j"), json(R"j({"indent": "  "})j")})
+          .value()
+          .as_string(),
+      "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": []\n}");
+  EXPECT_EQ(call("json.marshal_with_options", {json("[1]"), json(R"j({"prefix": "> ", "indent": "\t"})j")})
+                .value()
+                .as_string(),
+            "> [\n> \t1\n> ]");
+  EXPECT_EQ(call("json.marshal_with_options",
+                 {json(R"j({"k": "a:b,c"})j"), json(R"j({"pretty": false, "indent": "x"})j")})
+                .value()
+                .as_string(),
+            R"j({"k":"a:b,c"})j");
+  EXPECT_EQ(eval("json.marshal_with_options", {"1", R"j({"bogus": 1})j"}),
+            "error(type): operand 2 object contained unknown key bogus");
+}
+
+}  // namespace
+}  // namespace mg::rego::test
+
+namespace mg::rego::test {
+namespace {
+
+TEST(RegoEncoding, HostileYamlIsRefused) {
+  // Deep flow nesting: yaml-cpp would recurse once per bracket.
+  EXPECT_EQ(show(call("yaml.unmarshal", {Value::string(std::string(20000, '['))})),
+            "error(builtin): yaml: exceeded max depth");
+  // Aliases doubling at every level: 2^30 nodes once expanded.
+  std::string doc = "a0: &a0 [x, x]\n";
+  for (int i = 1; i <= 30; ++i)
+    doc += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [*a" + std::to_string(i - 1) + ", *a" +
+           std::to_string(i - 1) + "]\n";
+  EXPECT_EQ(show(call("yaml.unmarshal", {Value::string(doc)})), "error(builtin): yaml: document too large");
+  EXPECT_EQ(show(call("yaml.is_valid", {Value::string(doc)})), "false");
 }
 
 }  // namespace

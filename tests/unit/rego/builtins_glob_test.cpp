@@ -54,3 +54,16 @@ TEST(RegoGlob, QuoteMeta) {
 
 }  // namespace
 }  // namespace mg::rego::test
+
+namespace mg::rego::test {
+namespace {
+
+TEST(RegoGlob, OversizedInputsAreRefused) {
+  const Value pattern = Value::string(std::string(30000, '?'));
+  const Value text = Value::string(std::string(30000, 'a'));
+  EXPECT_EQ(show(call("glob.match", {pattern, Value::null(), text})),
+            "error(builtin): pattern and text too large to match");
+}
+
+}  // namespace
+}  // namespace mg::rego::test

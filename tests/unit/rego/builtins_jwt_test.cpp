@@ -139,3 +139,31 @@ TEST(RegoIo, IoBuiltinsAreDeclaredButNotOffered) {
 
 }  // namespace
 }  // namespace mg::rego::test
+
+namespace mg::rego::test {
+namespace {
+
+TEST(RegoPrint, WritesOneLineToTheSink) {
+  struct Sink : PrintSink {
+    std::vector<std::string> lines;
+    void print(std::string_view l) override { lines.emplace_back(l); }
+  } sink;
+  BuiltinContext ctx;
+  ctx.print = &sink;
+  EXPECT_EQ(show(call("print", {Value::string("x ="), json(R"j({"a": [1, "s"]})j"), set_of({})}, &ctx)),
+            "true");
+  ASSERT_EQ(sink.lines.size(), 1u);
+  EXPECT_EQ(sink.lines[0], R"j(x = {"a": [1, "s"]} set())j");
+}
+
+TEST(RegoJwt, PrivateJwkMembersAreIgnoredForVerification) {
+  const jt::TestKey rsa = jt::make_key(jwt::Alg::RS256, "r1");
+  nlohmann::json with_private = rsa.jwk;
+  with_private["d"] = "AQAB";  // not a real private exponent: it must simply be ignored
+  const std::string tok = jt::sign_token(rsa, {}, {{"iss", "x"}});
+  EXPECT_EQ(show(call("io.jwt.verify_rs256", {Value::string(tok), Value::string(with_private.dump())})),
+            "true");
+}
+
+}  // namespace
+}  // namespace mg::rego::test

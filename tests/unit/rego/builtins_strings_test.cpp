@@ -113,3 +113,34 @@ TEST(RegoStrings, SprintfFollowsGoFmt) {
 
 }  // namespace
 }  // namespace mg::rego::test
+
+namespace mg::rego::test {
+namespace {
+
+// Outputs a built-in would build beyond the budget (64 MiB without one) fail instead of exhausting memory.
+TEST(RegoStrings, HugeResultsFailClosed) {
+  const Value big = Value::string(std::string(100000, 'a'));
+  const Value ins = Value::string(std::string(1000, 'x'));
+  EXPECT_EQ(show(call("replace", {big, Value::string(""), ins})),
+            "error(builtin): evaluation budget exceeded");
+  EXPECT_EQ(show(call("strings.replace_n", {Value::object({{Value::string("a"), ins}}), big})),
+            "error(builtin): evaluation budget exceeded");
+  std::string fmt;
+  for (int i = 0; i < 100; ++i) fmt += "%1000000d";
+  const Value ones = Value::array(Array(100, Value::number(1)));
+  const BuiltinResult wide = call("sprintf", {Value::string(fmt), ones});
+  ASSERT_TRUE(wide.is_error());
+  EXPECT_EQ(wide.error().message, "evaluation budget exceeded");
+  Budget budget;
+  budget.bytes_left = 1000;
+  BuiltinContext ctx;
+  ctx.budget = &budget;
+  EXPECT_EQ(show(call("replace",
+                      {Value::string(std::string(600, 'a')), Value::string("a"), Value::string("bb")}, &ctx)),
+            "error(builtin): evaluation budget exceeded");
+  const Value huge = *Value::number_from_text(std::string(5000, '7'));
+  EXPECT_EQ(show(call("format_int", {huge, Value::number(16)})), "error(builtin): operand 1 too large");
+}
+
+}  // namespace
+}  // namespace mg::rego::test

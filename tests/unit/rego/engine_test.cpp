@@ -62,6 +62,20 @@ pairs := count([[a, b, c] | a := data.xs[_]; b := data.xs[_]; c := data.xs[_]]))
   EXPECT_NE(r.error()[0].message.find("step budget"), std::string::npos);
 }
 
+TEST(RegoEngine, DeepBodiesHitTheNestingBudgetNotTheStack) {
+  std::string body = "package deep\np if {\n";
+  for (int i = 0; i < 20000; ++i) body += "  x" + std::to_string(i) + " := " + std::to_string(i) + "\n";
+  body += "}\n";
+  auto plan = must_compile(body);
+  ASSERT_TRUE(plan);
+  auto q = prepare_query(plan, "data.deep.p");
+  ASSERT_TRUE(q);
+  auto r = evaluate(**q, EvalOptions{});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error()[0].code, "eval_cancel_error");
+  EXPECT_NE(r.error()[0].message.find("nesting"), std::string::npos);
+}
+
 TEST(RegoEngine, MemoryBudgetOverrunIsAnError) {
   Array items;
   for (int i = 0; i < 2000; ++i) items.push_back(Value::number(i));
