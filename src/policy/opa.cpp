@@ -104,31 +104,67 @@ Value parsed_query(std::string_view query) {
   return Value::object(std::move(items));
 }
 
+bool is_token(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    if (c <= 0x20 || c >= 0x7f || std::string_view("\"(),/:;<=>?@[\\]{}").find(static_cast<char>(c)) !=
+                                      std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Headers a policy may not set: message framing and hop-by-hop fields (setting them would let a
+// policy desynchronize the connection, as in request smuggling) and Host (routing).
+bool reserved_header(std::string_view lower_name) {
+  static constexpr std::string_view kReserved[] = {"content-length", "transfer-encoding", "connection",
+                                                   "keep-alive",     "proxy-connection",  "te",
+                                                   "trailer",        "upgrade",           "host"};
+  for (auto r : kReserved) {
+    if (lower_name == r) return true;
+  }
+  return false;
+}
+
 // A `headers`-shaped value: an object of string or string-array values, or an array of such
-// objects. False for any other shape.
-bool read_headers(const Value& v, std::vector<std::pair<std::string, std::string>>& out) {
-  auto one_object = [&](const Value& obj) {
-    if (!obj.is_object()) return false;
+// objects. An error text for any other shape, for a name that is not an HTTP token or is
+// reserved, and for a value holding CR, LF or NUL (response splitting).
+std::string read_headers(const Value& v, std::string_view field,
+                         std::vector<std::pair<std::string, std::string>>& out) {
+  const std::string shape =
+      "expected " + std::string(field) + " to be an object of strings (or string arrays), or an array of such objects";
+  auto add = [&](const std::string& name, const std::string& value) -> std::string {
+    std::string key = lower(name);
+    if (!is_token(key)) return std::string(field) + ": \"" + name + "\" is not a valid header name";
+    if (reserved_header(key)) return std::string(field) + ": the header " + key + " cannot be set by a policy";
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+      return std::string(field) + ": the value of " + key + " holds CR, LF or NUL";
+    out.emplace_back(std::move(key), value);
+    return {};
+  };
+  auto one_object = [&](const Value& obj) -> std::string {
+    if (!obj.is_object()) return shape;
     for (const auto& [k, val] : obj.as_object()) {
-      if (!k.is_string()) return false;
+      if (!k.is_string()) return shape;
       if (val.is_string()) {
-        out.emplace_back(k.as_string(), val.as_string());
+        if (auto e = add(k.as_string(), val.as_string()); !e.empty()) return e;
       } else if (val.is_array()) {
         for (const auto& item : val.as_array()) {
-          if (!item.is_string()) return false;
-          out.emplace_back(k.as_string(), item.as_string());
+          if (!item.is_string()) return shape;
+          if (auto e = add(k.as_string(), item.as_string()); !e.empty()) return e;
         }
       } else {
-        return false;
+        return shape;
       }
     }
-    return true;
+    return {};
   };
   if (v.is_array()) {
     for (const auto& item : v.as_array()) {
-      if (!one_object(item)) return false;
+      if (auto e = one_object(item); !e.empty()) return e;
     }
-    return true;
+    return {};
   }
   return one_object(v);
 }
@@ -233,6 +269,11 @@ Result<Value> opa_input(const Request& r, const OpaInputContext& c) {
   input.emplace_back(str("truncated_body"), Value::boolean(false));
   input.emplace_back(str("version"),
                      Value::object({{str("encoding"), str("protojson")}, {str("ext_authz"), str("v3")}}));
+  // The caller's SPIFFE ID also at the top level (meshguard's input contract, docs/OPA.md), so a
+  // policy need not dig into attributes; absent exactly when attributes.source.principal is.
+  if (c.peer_identity && !r.source_principal.empty()) {
+    input.emplace_back(str("source_principal"), str("spiffe://" + r.source_principal));
+  }
   return Value::object(std::move(input));
 }
 
@@ -253,14 +294,13 @@ OpaEvaluation interpret_opa_result(const Value& v) {
                         allowed->type_name() + "'");
   }
   e.outcome = allowed->as_bool() ? OpaOutcome::Allowed : OpaOutcome::Denied;
-  if (const Value* headers = v.get("headers"); headers && !read_headers(*headers, e.headers)) {
-    return error_result(
-        "expected headers to be an object of strings (or string arrays), or an array of such objects");
+  if (const Value* headers = v.get("headers")) {
+    if (auto why = read_headers(*headers, "headers", e.headers); !why.empty()) return error_result(std::move(why));
   }
   if (e.outcome == OpaOutcome::Allowed) {
-    if (const Value* add = v.get("response_headers_to_add");
-        add && !read_headers(*add, e.response_headers_to_add)) {
-      return error_result("expected response_headers_to_add to be an object of strings (or string arrays)");
+    if (const Value* add = v.get("response_headers_to_add")) {
+      if (auto why = read_headers(*add, "response_headers_to_add", e.response_headers_to_add); !why.empty())
+        return error_result(std::move(why));
     }
     if (const Value* remove = v.get("request_headers_to_remove")) {
       if (!remove->is_array())
@@ -268,7 +308,10 @@ OpaEvaluation interpret_opa_result(const Value& v) {
       for (const auto& item : remove->as_array()) {
         if (!item.is_string())
           return error_result("expected request_headers_to_remove to be an array of strings");
-        e.request_headers_to_remove.push_back(lower(item.as_string()));
+        std::string name = lower(item.as_string());
+        if (reserved_header(name) || name.starts_with(':'))
+          return error_result("request_headers_to_remove: the header " + name + " cannot be removed by a policy");
+        e.request_headers_to_remove.push_back(std::move(name));
       }
     }
     return e;

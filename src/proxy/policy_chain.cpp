@@ -96,6 +96,10 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   v.dry_run_allow = dry_run_outcome(d, &shadow_policy);
   if (v.dry_run_allow && !shadow_policy.empty()) v.dry_run_policy = std::move(shadow_policy);
   v.reason = policy::describe(d);
+  for (const auto& r : d.opa) v.opa.push_back({std::string(r.policy), policy::to_string(r.outcome), r.dry_run});
+  if (http) {
+    for (const auto& [name, value] : d.response_headers) v.response_headers.push_back({name, value});
+  }
   if (!d.allow && d.status == 0) v.reason = "mTLS required (PeerAuthentication STRICT): " + v.reason;
   return v;
 }
@@ -169,6 +173,22 @@ void apply_jwt_mutations(http::Request& request, const jwt::HeaderMutations& mut
     for (auto& value : kept) request.headers.add("cookie", std::move(value));
   }
   for (const auto& [name, value] : mutations.set_headers) request.headers.set(name, value);
+}
+
+void write_opa_outcomes(telemetry::JsonLine& line, const Verdict& decision) {
+  if (decision.opa.empty()) return;
+  line.open("opa");
+  for (const auto& o : decision.opa) line.open(o.policy).str("outcome", o.outcome).boolean("dry_run", o.dry_run).close();
+  line.close();
+}
+
+void count_opa_outcomes(telemetry::Registry& registry, const Verdict& decision) {
+  for (const auto& o : decision.opa) {
+    registry
+        .counter("meshguard_opa_decisions_total",
+                 {{"policy", o.policy}, {"outcome", o.outcome}, {"dry_run", o.dry_run ? "true" : "false"}})
+        .inc();
+  }
 }
 
 std::optional<bool> dry_run_outcome(const policy::Decision& decision, std::string* policy) {

@@ -16,6 +16,8 @@
 #include "policy/engine.h"
 #include "proxy/chain.h"
 #include "proxy/config.h"
+#include "telemetry/json_line.h"
+#include "telemetry/metrics.h"
 
 namespace mg::proxy {
 
@@ -62,6 +64,12 @@ EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const polic
 // Applies an allowing OPAPolicy's request mutations (its `headers` set, its
 // request_headers_to_remove removed), as Envoy applies an ext_authz OK response.
 void apply_opa_mutations(http::Request& request, const policy::Decision& decision);
+
+// The OPAPolicies a decision evaluated, for observability: the access log's "opa" object
+// ({"ns/name": {"outcome": ..., "dry_run": ...}}, written only when one was evaluated) and
+// meshguard_opa_decisions_total{policy, outcome, dry_run}.
+void write_opa_outcomes(telemetry::JsonLine& line, const Verdict& decision);
+void count_opa_outcomes(telemetry::Registry& registry, const Verdict& decision);
 
 // Applies request authentication's output to an allowed request before it is forwarded (Envoy
 // jwt_authn): first every header a rule outputs to (outputPayloadToHeader, outputClaimToHeaders)

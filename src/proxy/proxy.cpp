@@ -1,5 +1,6 @@
 #include "proxy/proxy.h"
 
+#include <algorithm>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <atomic>
 #include <charconv>
@@ -946,6 +947,7 @@ struct Proxy::Impl {
         .boolean_or_null("dry_run", decision->dry_run_allow)
         .str_or_null("dry_run_policy", decision->dry_run_policy)
         .str("reason", decision->reason);
+    write_opa_outcomes(line, *decision);
   }
 
   static constexpr size_t kMaxCachedSeries = 4096;  // per worker; past it the cache starts over
@@ -981,6 +983,7 @@ struct Proxy::Impl {
   }
 
   void count_dry_run(const Verdict& decision) {
+    count_opa_outcomes(registry, decision);
     if (decision.dry_run_allow) {
       // The shadow outcome: what enforcing the dry-run policies would have done.
       registry
@@ -1043,6 +1046,7 @@ struct Proxy::Impl {
     std::string upstream_principal;         // outbound: the server's verified SPIFFE ID
     uint64_t bytes_received = 0, bytes_sent = 0;
     Clock::time_point start = Clock::now();
+    std::vector<http::Header> add_response_headers;  // an allowing OPAPolicy's response_headers_to_add
   };
 
   // One side of an HTTP proxying connection: inbound (a listener port → the local app, with the
@@ -1183,20 +1187,24 @@ struct Proxy::Impl {
                                            : "local_deny";
       // The request body (if any) was not read: close rather than guess where the next request starts.
       bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining;
-      co_await local_reply(down, ex, verdict.status, verdict.body, keep);
+      co_await local_reply(down, ex, verdict.status, verdict.body, keep, verdict.response_headers);
       finish_request(worker, ex, side, decision);
       co_return keep;
     }
 
     // 3. Forward.
+    if (decision) ex.add_response_headers = decision->response_headers;
     bool keep = co_await forward(down, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);
     finish_request(worker, ex, side, decision);
     co_return keep;
   }
 
-  awaitable<void> local_reply(net::Stream& down, Exchange& ex, int status, const std::string& body, bool keep_alive) {
+  awaitable<void> local_reply(net::Stream& down, Exchange& ex, int status, const std::string& body, bool keep_alive,
+                              const std::vector<http::Header>& extra = {}) {
     if (ex.details == "via_upstream") ex.details = "local_reply";
-    std::string response = http::make_response(status, "text/plain", body, keep_alive);
+    // A denying OPAPolicy's headers may name the body's type itself.
+    const bool typed = std::any_of(extra.begin(), extra.end(), [](const auto& h) { return h.name == "content-type"; });
+    std::string response = http::make_response(status, typed ? "" : "text/plain", body, keep_alive, extra);
     std::error_code ec;
     co_await down.write_all(asio::buffer(response), ec);
     ex.status = status;
@@ -1486,6 +1494,7 @@ struct Proxy::Impl {
     http::Response& down_resp = *resp;                // not used as the upstream's any more: edited in place
     down_resp.version_minor = 1;
     http::remove_hop_by_hop(down_resp.headers);
+    for (const auto& h : ex.add_response_headers) down_resp.headers.add(h.name, h.value);
     if (chunk_out) {
       down_resp.headers.remove("content-length");
       down_resp.headers.add("transfer-encoding", "chunked");

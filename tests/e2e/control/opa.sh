@@ -52,7 +52,7 @@ sed 's/data.allowed_prefix)/allowed)/' "$WORK/opa.yaml" >"$WORK/broken.yaml"
 rc=0
 err=$(ctl apply -f "$WORK/broken.yaml" 2>&1) || rc=$?
 [ "$rc" != 0 ] || fail "an OPAPolicy that does not compile was applied"
-expect_contains "$err" "broken.yaml:16:54:" "broken module: the error names the file's line"
+expect_contains "$err" "broken.yaml:16:7:" "broken module: the error names the file's line"
 expect_contains "$err" "rego_unsafe_var_error" "broken module: OPA's error code"
 expect_eq "$(ctl get all -A -o json | jq -c .)" "$(echo "$before" | jq -c .)" "broken module: store unchanged"
 expect_eq "$(http_status "$URL/status/200")" 200 "broken module: enforcement unchanged"

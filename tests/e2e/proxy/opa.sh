@@ -60,7 +60,7 @@ package envoy.authz
 allow if {
   input.attributes.request.http.path == who
 }' | put_file "$WORK/policies" opa.yaml
-wait_for_line "$WORK/proxy.err" 'policy reload failed, keeping version 2: .*opa\.yaml:10:45: OPAPolicy default/opa-authz: spec\.policy: rego_unsafe_var_error' >/dev/null
+wait_for_line "$WORK/proxy.err" 'policy reload failed, keeping version 2: .*opa\.yaml:10:7: OPAPolicy default/opa-authz: spec\.policy: rego_unsafe_var_error' >/dev/null
 pass "broken module refused with file:line:col"
 expect_eq "$(http_status "$BASE/ip")" 200 "broken module: the last good policy still allows /ip"
 expect_eq "$(http_status "$BASE/status/200")" 403 "broken module: the last good policy still denies /status/200"

@@ -190,6 +190,7 @@ TEST(OpaInput, EnvoyPluginShape) {
   const auto& attrs = j["attributes"];
   EXPECT_EQ(attrs["source"]["address"]["socketAddress"]["address"], "10.0.0.1");
   EXPECT_EQ(attrs["source"]["principal"], "spiffe://cluster.local/ns/default/sa/sleep");
+  EXPECT_EQ(j["source_principal"], "spiffe://cluster.local/ns/default/sa/sleep");
   EXPECT_EQ(attrs["destination"]["address"]["socketAddress"]["address"], "10.0.0.2");
   EXPECT_EQ(attrs["destination"]["address"]["socketAddress"]["portValue"], 9080);
   EXPECT_EQ(attrs["destination"]["principal"], "spiffe://example.org/ns/default/sa/bookinfo-details");
@@ -225,6 +226,7 @@ TEST(OpaInput, EnvoyPluginShape) {
   ASSERT_TRUE(in2);
   const auto j2 = in2->to_json();
   EXPECT_FALSE(j2["attributes"]["source"].contains("principal"));
+  EXPECT_FALSE(j2.contains("source_principal"));
   EXPECT_FALSE(j2["attributes"]["destination"].contains("principal"));
   EXPECT_FALSE(j2["attributes"].contains("metadataContext"));
   EXPECT_EQ(j2["attributes"]["request"]["http"]["scheme"], "http");
@@ -263,6 +265,36 @@ TEST(OpaResult, BooleanAndObject) {
   EXPECT_EQ(obj(R"({"allowed": false, "http_status": 1000})").outcome, OpaOutcome::Error);
   EXPECT_EQ(obj(R"({"allowed": false, "body": 1})").outcome, OpaOutcome::Error);
   EXPECT_EQ(obj(R"("allow")").outcome, OpaOutcome::Error);
+}
+
+// A policy can never desynchronize a connection or split a response through its headers.
+TEST(OpaResult, HeadersThatWouldBreakFramingAreErrors) {
+  auto obj = [](const char* json) {
+    auto value = rego::Value::parse_json(json);
+    EXPECT_TRUE(value) << json;
+    return value ? interpret_opa_result(*value) : OpaEvaluation{};
+  };
+  auto ok = obj(R"({"allowed": true, "headers": {"X-Mixed-Case": "v"}})");
+  ASSERT_EQ(ok.outcome, OpaOutcome::Allowed);
+  EXPECT_EQ(ok.headers[0].first, "x-mixed-case");
+  for (const char* bad : {
+           R"({"allowed": true, "headers": {"content-length": "0"}})",
+           R"({"allowed": true, "headers": {"Transfer-Encoding": "chunked"}})",
+           R"({"allowed": true, "headers": {"host": "evil"}})",
+           R"({"allowed": true, "headers": {"x-a": "1\r\nx-b: 2"}})",
+           R"({"allowed": true, "headers": {"x a": "1"}})",
+           R"({"allowed": true, "headers": {"": "1"}})",
+           R"({"allowed": true, "response_headers_to_add": {"connection": "close"}})",
+           R"({"allowed": true, "response_headers_to_add": {"x-a": "1\n"}})",
+           R"({"allowed": true, "request_headers_to_remove": ["content-length"]})",
+           R"({"allowed": true, "request_headers_to_remove": [":path"]})",
+           R"({"allowed": false, "headers": {"content-length": "5"}})",
+           R"({"allowed": false, "headers": {"x-a": "nul\u0000"}})",
+       }) {
+    auto e = obj(bad);
+    EXPECT_EQ(e.outcome, OpaOutcome::Error) << bad;
+    EXPECT_FALSE(e.error.empty()) << bad;
+  }
 }
 
 // ------------------------------------------------------------------ the pipeline
