@@ -125,7 +125,7 @@ void BM_Authorize(benchmark::State& state) {
   std::string path;
   (void)normalize_path(req.http->path, PathNormalization::Base, path);
   const mg::jwt::RequestAuth none;
-  const auto attrs = make_attributes(req, path, &none, true);
+  const auto attrs = make_attributes(req, path, &none, true, /*num_trusted_proxies=*/0);
   if (!authorize(**snap, attrs).allow) state.SkipWithError("expected ALLOW");
   for (auto _ : state) {
     auto d = authorize(**snap, attrs);
@@ -179,7 +179,7 @@ void BM_AuthorizeAllApply(benchmark::State& state) {
   auto snap = compile_snapshot(set, destination_workload(req), MeshConfig{});
   std::string path = req.http->path;
   const mg::jwt::RequestAuth none;
-  const auto attrs = make_attributes(req, path, &none, true);
+  const auto attrs = make_attributes(req, path, &none, true, /*num_trusted_proxies=*/0);
   if (!authorize(**snap, attrs).allow) state.SkipWithError("expected ALLOW");
   for (auto _ : state) {
     auto d = authorize(**snap, attrs);

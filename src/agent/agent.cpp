@@ -50,14 +50,6 @@ std::chrono::milliseconds jitter(std::chrono::milliseconds base) {
   return base + std::chrono::milliseconds(d(rng));
 }
 
-Result<policy::PathNormalization> normalization_of(const std::string& s) {
-  for (auto mode : {policy::PathNormalization::None, policy::PathNormalization::Base,
-                    policy::PathNormalization::MergeSlashes, policy::PathNormalization::DecodeAndMergeSlashes}) {
-    if (s == policy::to_string(mode)) return mode;
-  }
-  return fail("snapshot.bad_mesh", "unknown path normalization " + s);
-}
-
 }  // namespace
 
 struct AgentState {
@@ -184,12 +176,10 @@ Status AgentState::handle_snapshot(const pb::ConfigSnapshot& snap, std::string& 
   // Validate with the engine the proxy runs, for this workload, before anything is written.
   auto set = policy::parse_resources(snap.policies_yaml(), "snapshot " + snap.version());
   if (!set) return fail_with(set.error());
-  policy::MeshConfig mesh;
-  mesh.trust_domain = snap.mesh().trust_domain();
-  mesh.root_namespace = snap.mesh().root_namespace();
-  auto norm = normalization_of(snap.mesh().path_normalization());
-  if (!norm) return fail_with(norm.error());
-  mesh.path_normalization = *norm;
+  // The mesh settings come from the pushed Mesh document, read exactly as the proxy reads the
+  // same file (proxy/policy_chain.cpp): one source, so both judge "cluster.local/..." principals
+  // and trust domain aliases alike.
+  const policy::MeshConfig mesh = policy::mesh_config_of(*set);
   policy::WorkloadRef ref{o.ns, {snap.labels().begin(), snap.labels().end()}, o.service_account};
   auto compiled = policy::compile_snapshot(*set, ref, mesh);
   if (!compiled) return fail_with(compiled.error());

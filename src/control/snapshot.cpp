@@ -47,10 +47,11 @@ void append_applicable(std::string& out, int& count, const std::vector<T>& resou
 ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& workload, const MeshSettings& mesh,
                            const std::string& trust_bundle_pem) {
   ProxySnapshot out;
-  if (mesh.resource) {
-    append_document(out.policies_yaml, mesh.resource->meta.document);
-    ++out.documents;
-  }
+  // Always a Mesh document, written from the defaults (the CA's trust domain) when none is stored:
+  // the agent and the proxy then take their mesh settings from this one text (mesh_config_of).
+  append_document(out.policies_yaml,
+                  mesh.resource ? mesh.resource->meta.document : policy::mesh_document(mesh.config));
+  ++out.documents;
   // The registered Workload itself, so the proxy selects with the same labels (policy_chain.cpp).
   if (const auto* reg = find_workload(set, workload.ns, workload.name)) {
     append_document(out.policies_yaml, reg->meta.document);

@@ -37,8 +37,8 @@ MeshSettings mesh_settings(const policy::ResourceSet& set, const std::string& tr
 const policy::Workload* find_workload(const policy::ResourceSet& set, const std::string& ns, const std::string& name);
 
 struct ProxySnapshot {
-  // Documents joined by "---\n": the Mesh, the workload's own registered Workload, then the
-  // policies that apply, in store order.
+  // Documents joined by "---\n": the Mesh (the stored one, else policy::mesh_document of the
+  // defaults), the workload's own registered Workload, then the policies that apply, in store order.
   std::string policies_yaml;
   std::string version;        // 16 hex digits of SHA-256 over everything the proxy receives
   int documents = 0;

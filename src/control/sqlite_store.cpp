@@ -1,7 +1,8 @@
 // control/sqlite_store.cpp — the SQLite Store (store.h). One connection guarded by one mutex:
 // the control plane's write rate is human-scale (applies), and reads are served from the
 // snapshot the server builds, so a connection pool would buy nothing. Durability comes from WAL
-// with synchronous=FULL: COMMIT returns only after the WAL is fsynced.
+// with synchronous=FULL: COMMIT returns only after the WAL is fsynced. Every write is one
+// transaction (in_transaction: BEGIN IMMEDIATE, the body, COMMIT, ROLLBACK on any failure).
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -11,8 +12,11 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <mutex>
+#include <map>
+#include <optional>
+#include <set>
 
+#include "common/thread_annotations.h"
 #include "control/store.h"
 #include "policy/parse.h"
 
@@ -24,7 +28,7 @@ constexpr int kSchemaVersion = 1;
 constexpr int kBusyTimeoutMs = 5000;
 
 Unexpected<Error> sqlite_error(sqlite3* db, const std::string& what) {
-  return fail("store.sqlite", what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+  return fail(StoreError::Sqlite, what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
 }
 
 // A prepared statement, reset and unbound whenever a Use of it ends, so the next caller starts
@@ -83,7 +87,7 @@ Status exec(sqlite3* db, const char* sql) {
   if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
     std::string why = msg ? msg : sqlite3_errmsg(db);
     sqlite3_free(msg);
-    return fail("store.sqlite", std::string(sql).substr(0, 40) + ": " + why);
+    return fail(StoreError::Sqlite, std::string(sql).substr(0, 40) + ": " + why);
   }
   return {};
 }
@@ -94,17 +98,18 @@ Status check_existing_file(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return {};
-    return fail("store.open", path + ": " + std::strerror(errno));
+    return fail(StoreError::Open, path + ": " + std::strerror(errno));
   }
-  if (!S_ISREG(st.st_mode)) return fail("store.not_sqlite", path + ": not a regular file");
+  if (!S_ISREG(st.st_mode)) return fail(StoreError::NotSqlite, path + ": not a regular file");
   if (st.st_size == 0) return {};
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return fail("store.open", path + ": " + std::strerror(errno));
+  if (fd < 0) return fail(StoreError::Open, path + ": " + std::strerror(errno));
   char header[16] = {};
   const ssize_t n = ::read(fd, header, sizeof header);
   ::close(fd);
   if (n != static_cast<ssize_t>(sizeof header) || std::memcmp(header, "SQLite format 3", 16) != 0) {
-    return fail("store.not_sqlite", path + ": exists and is not an SQLite database (refusing to touch it)");
+    return fail(StoreError::NotSqlite,
+                path + ": exists and is not an SQLite database (refusing to touch it)");
   }
   return {};
 }
@@ -113,11 +118,11 @@ Status check_existing_file(const std::string& path) {
 // the database file's mode, so the whole store stays owner-only.
 Status create_private_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return fail("store.open", path + ": " + std::strerror(errno));
+  if (fd < 0) return fail(StoreError::Open, path + ": " + std::strerror(errno));
   const int rc = ::fchmod(fd, 0600);
   const int saved = errno;
   ::close(fd);
-  if (rc != 0) return fail("store.open", path + ": chmod 0600: " + std::strerror(saved));
+  if (rc != 0) return fail(StoreError::Open, path + ": chmod 0600: " + std::strerror(saved));
   return {};
 }
 
@@ -132,6 +137,7 @@ class SqliteStore final : public Store {
     store->conn_.reset(store->db_);  // a handle comes back even on failure, and must be closed
     if (rc != SQLITE_OK) return sqlite_error(store->db_, "open " + path);
     sqlite3* db = store->db_;
+    MutexLock lock(store->mu_);  // nobody else has it yet; the helpers below expect it held
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, kBusyTimeoutMs);
     // The first read of the file: a damaged header or page shows up here, before any write.
@@ -142,37 +148,24 @@ class SqliteStore final : public Store {
     if (auto s = store->init_schema(); !s) return fail(s.error());
     if (auto s = store->prepare(); !s) return fail(s.error());
     if (auto s = store->load_revision(); !s) return fail(s.error());
+    lock.unlock();
     return std::unique_ptr<Store>(std::move(store));
   }
 
-  Result<ApplyResult> apply(std::string_view yaml, std::string_view source) override {
-    return apply_all({{yaml, source}});
-  }
-
-  Result<ApplyResult> apply_all(const std::vector<ApplyInput>& files) override {
+  Result<ApplyResult> apply_parsed(std::vector<ParsedFile> files) override {
     size_t total = 0;
-    for (const auto& f : files) total += f.yaml.size();
-    if (total > kMaxApplyBytes) {
-      return fail("store.too_large", std::string(files.size() == 1 ? files[0].source : "apply") + ": " +
-                                         std::to_string(total) + " bytes is more than one apply accepts (" +
-                                         std::to_string(kMaxApplyBytes) + ")");
-    }
-    std::vector<policy::ResourceSet> sets;
-    sets.reserve(files.size());
-    for (const auto& f : files) {
-      auto set = policy::parse_resources(f.yaml, f.source);
-      if (!set) return fail(set.error());
-      sets.push_back(std::move(*set));
-    }
-    auto docs = keyed_documents(sets);  // points into `sets`, which outlives it
+    for (const auto& f : files) total += f.bytes;
+    if (auto s = check_apply_size(total, files.size(), files.empty() ? "" : files[0].source); !s)
+      return fail(s.error());
+    auto docs = keyed_documents(files);  // points into `files`, which outlives it
     if (!docs) return fail(docs.error());
 
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ApplyResult result;
     int64_t current_revision = 0;
     const int64_t now = static_cast<int64_t>(std::time(nullptr));
-    if (auto s = exec(db_, "BEGIN IMMEDIATE"); !s) return fail(s.error());
-    auto body = [&]() -> Status {
+    auto st = in_transaction([&]() -> Status {
+      mu_.assert_held();  // in_transaction runs the body with it
       auto rev = read_revision();
       if (!rev) return fail(rev.error());
       current_revision = *rev;
@@ -197,26 +190,29 @@ class SqliteStore final : public Store {
       }
       if (!result.created.empty() || !result.configured.empty()) return write_revision(next);
       return {};
-    }();
-    if (!body) {
-      rollback();
-      return fail(body.error());
-    }
-    if (auto s = exec(db_, "COMMIT"); !s) {
-      rollback();
-      return fail(s.error());
-    }
+    });
+    if (!st) return fail(st.error());
     const bool changed = !result.created.empty() || !result.configured.empty();
     result.revision = changed ? current_revision + 1 : current_revision;
     revision_.store(result.revision);
+    if (parsed_ && changed) {
+      // What resources() hands out next: the documents just stored, as parsed for this apply.
+      std::set<ResourceKey> written(result.created.begin(), result.created.end());
+      written.insert(result.configured.begin(), result.configured.end());
+      for (auto& file : files) {
+        for (auto& [key, one] : split_by_key(std::move(file.resources))) {
+          if (written.count(key)) (*parsed_)[key] = std::move(one);
+        }
+      }
+    }
     return result;
   }
 
   Result<int64_t> remove(const ResourceKey& key) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     int64_t next = 0;
-    if (auto s = exec(db_, "BEGIN IMMEDIATE"); !s) return fail(s.error());
-    auto body = [&]() -> Status {
+    auto st = in_transaction([&]() -> Status {
+      mu_.assert_held();  // in_transaction runs the body with it
       auto rev = read_revision();
       if (!rev) return fail(rev.error());
       next = *rev + 1;
@@ -225,24 +221,18 @@ class SqliteStore final : public Store {
       u.text(2, key.ns);
       u.text(3, key.name);
       if (u.step() != SQLITE_DONE) return sqlite_error(db_, "delete " + key.str());
-      if (sqlite3_changes(db_) == 0) return fail("store.not_found", key.str() + " not found");
+      if (sqlite3_changes(db_) == 0) return fail(StoreError::NotFound, key.str() + " not found");
       return write_revision(next);
-    }();
-    if (!body) {
-      rollback();
-      return fail(body.error());
-    }
-    if (auto s = exec(db_, "COMMIT"); !s) {
-      rollback();
-      return fail(s.error());
-    }
+    });
+    if (!st) return fail(st.error());
     revision_.store(next);
+    if (parsed_) parsed_->erase(key);
     return next;
   }
 
   Result<std::vector<StoredResource>> list(const std::optional<std::string>& kind,
                                            const std::optional<std::string>& ns) const override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto u = list_.use();
     u.opt_text(1, kind);
     u.opt_text(2, ns);
@@ -250,7 +240,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::optional<StoredResource>> get(const ResourceKey& key) const override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto u = get_.use();
     u.text(1, key.kind);
     u.text(2, key.ns);
@@ -264,22 +254,26 @@ class SqliteStore final : public Store {
   int64_t revision() const override { return revision_.load(); }
 
   Result<policy::ResourceSet> resources() const override {
-    std::vector<StoredResource> rows;
-    {
-      std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
+    if (!parsed_) {
       auto u = all_.use();
-      auto r = read_rows(u, "read all");
-      if (!r) return fail(r.error());
-      rows = std::move(*r);
+      auto rows = read_rows(u, "read all");
+      if (!rows) return fail(rows.error());
+      std::map<ResourceKey, policy::ResourceSet> parsed;
+      for (const auto& row : *rows) {
+        // Parsed alone, with the key as its source, so an error names the stored resource.
+        auto set = policy::parse_resources(row.yaml, row.key.str());
+        if (!set) return fail(StoreError::BadStored, "stored " + set.error().message);
+        if (set->size() != 1)
+          return fail(StoreError::BadStored, "stored " + row.key.str() + " is not exactly one resource");
+        parsed.emplace(row.key, std::move(*set));
+      }
+      parsed_ = std::move(parsed);
     }
     policy::ResourceSet out;
-    for (const auto& row : rows) {
-      // Parsed alone, with the key as its source, so an error names the stored resource.
-      auto set = policy::parse_resources(row.yaml, row.key.str());
-      if (!set) return fail("store.bad_stored", "stored " + set.error().message);
-      if (set->size() != 1)
-        return fail("store.bad_stored", "stored " + row.key.str() + " is not exactly one resource");
-      out.append(std::move(*set));
+    for (const auto& [key, one] : *parsed_) {
+      policy::ResourceSet copy = one;
+      out.append(std::move(copy));
     }
     return out;
   }
@@ -297,7 +291,7 @@ class SqliteStore final : public Store {
     if (rc != SQLITE_ROW) return corrupt(path);
     const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));
     if (!text || std::string_view(text) != "ok") {
-      return fail("store.corrupt", path + ": SQLite integrity check failed: " + (text ? text : "?"));
+      return fail(StoreError::Corrupt, path + ": SQLite integrity check failed: " + (text ? text : "?"));
     }
     return {};
   }
@@ -312,7 +306,7 @@ class SqliteStore final : public Store {
     std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
     if (sqlite3_step(stmt.get()) != SQLITE_ROW) return sqlite_error(db_, "read schema");
     if (sqlite3_column_int64(stmt.get(), 0) > 0 && sqlite3_column_int64(stmt.get(), 1) == 0) {
-      return fail("store.not_meshguard",
+      return fail(StoreError::NotMeshguard,
                   path + ": an SQLite database that is not a meshguard store (refusing to touch it)");
     }
     return {};
@@ -321,8 +315,8 @@ class SqliteStore final : public Store {
   Status corrupt(const std::string& path) {
     const int code = sqlite3_errcode(db_);
     const std::string why = sqlite3_errmsg(db_);
-    if ((code & 0xff) == SQLITE_NOTADB) return fail("store.not_sqlite", path + ": " + why);
-    return fail("store.corrupt", path + ": " + why);
+    if ((code & 0xff) == SQLITE_NOTADB) return fail(StoreError::NotSqlite, path + ": " + why);
+    return fail(StoreError::Corrupt, path + ": " + why);
   }
 
   Status pragma_text(const char* sql, std::string_view expect) {
@@ -332,14 +326,14 @@ class SqliteStore final : public Store {
     if (sqlite3_step(stmt.get()) != SQLITE_ROW) return sqlite_error(db_, sql);
     const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));
     if (!text || std::string_view(text) != expect) {
-      return fail("store.sqlite", std::string(sql) + " answered \"" + (text ? text : "") + "\"");
+      return fail(StoreError::Sqlite, std::string(sql) + " answered \"" + (text ? text : "") + "\"");
     }
     return {};
   }
 
-  Status init_schema() {
-    if (auto s = exec(db_, "BEGIN IMMEDIATE"); !s) return s;
-    auto body = [&]() -> Status {
+  Status init_schema() MG_REQUIRES(mu_) {
+    return in_transaction([&]() -> Status {
+      mu_.assert_held();  // in_transaction runs the body with it
       if (auto s = exec(db_,
                         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
                         "CREATE TABLE IF NOT EXISTS store_state (id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -361,19 +355,14 @@ class SqliteStore final : public Store {
       }
       if (rc != SQLITE_ROW) return sqlite_error(db_, "read schema version");
       if (u.column_int(0) != kSchemaVersion) {
-        return fail("store.schema", "the store has schema version " + std::to_string(u.column_int(0)) +
-                                        "; this build knows version " + std::to_string(kSchemaVersion));
+        return fail(StoreError::Schema, "the store has schema version " + std::to_string(u.column_int(0)) +
+                                            "; this build knows version " + std::to_string(kSchemaVersion));
       }
       return {};
-    }();
-    if (!body) {
-      rollback();
-      return body;
-    }
-    return exec(db_, "COMMIT");
+    });
   }
 
-  Status prepare() {
+  Status prepare() MG_REQUIRES(mu_) {
     const char* cols = "kind, ns, name, yaml, revision, updated_unix";
     const std::string get =
         std::string("SELECT ") + cols + " FROM resources WHERE kind = ?1 AND ns = ?2 AND name = ?3";
@@ -398,7 +387,7 @@ class SqliteStore final : public Store {
     return {};
   }
 
-  Status load_revision() {
+  Status load_revision() MG_REQUIRES(mu_) {
     auto rev = read_revision();
     if (!rev) return fail(rev.error());
     revision_.store(*rev);
@@ -407,13 +396,13 @@ class SqliteStore final : public Store {
 
   // Read inside each write transaction rather than trusting revision_, so even a second process
   // writing the same file (never intended) could not make two changes share a revision.
-  Result<int64_t> read_revision() {
+  Result<int64_t> read_revision() MG_REQUIRES(mu_) {
     auto u = get_revision_.use();
-    if (u.step() != SQLITE_ROW) return fail("store.corrupt", "the store has no revision row");
+    if (u.step() != SQLITE_ROW) return fail(StoreError::Corrupt, "the store has no revision row");
     return u.column_int(0);
   }
 
-  Status write_revision(int64_t revision) {
+  Status write_revision(int64_t revision) MG_REQUIRES(mu_) {
     auto u = set_revision_.use();
     u.integer(1, revision);
     if (u.step() != SQLITE_DONE || sqlite3_changes(db_) != 1) return sqlite_error(db_, "write revision");
@@ -421,7 +410,7 @@ class SqliteStore final : public Store {
   }
 
   // The stored text of `key`, or nullopt when absent. Caller holds mu_.
-  Result<std::optional<std::string>> read_yaml(const ResourceKey& key) {
+  Result<std::optional<std::string>> read_yaml(const ResourceKey& key) MG_REQUIRES(mu_) {
     auto u = get_.use();
     u.text(1, key.kind);
     u.text(2, key.ns);
@@ -447,18 +436,29 @@ class SqliteStore final : public Store {
     }
   }
 
-  void rollback() {
-    // Nothing to report: either the transaction is rolled back or SQLite already did it.
-    (void)exec(db_, "ROLLBACK");
+  // BEGIN IMMEDIATE, `body`, COMMIT; on any failure ROLLBACK (nothing to report from it: either
+  // the transaction is rolled back or SQLite already did it) and the failure.
+  template <class Body>
+  Status in_transaction(Body&& body) MG_REQUIRES(mu_) {
+    if (auto s = exec(db_, "BEGIN IMMEDIATE"); !s) return s;
+    Status s = body();
+    if (s) s = exec(db_, "COMMIT");
+    if (!s) (void)exec(db_, "ROLLBACK");
+    return s;
   }
 
   // Declared before the statements so it is destroyed after them: sqlite3_close refuses to close
   // a connection whose statements are still alive.
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> conn_{nullptr, sqlite3_close};
-  sqlite3* db_ = nullptr;  // == conn_.get()
-  mutable std::mutex mu_;
+  sqlite3* db_ = nullptr;  // == conn_.get(); used under mu_ (SQLITE_OPEN_NOMUTEX)
+  mutable Mutex mu_;
   std::atomic<int64_t> revision_{0};
-  Statement get_, insert_, update_, delete_, list_, all_, set_revision_, get_revision_;
+  Statement get_ MG_GUARDED_BY(mu_), insert_ MG_GUARDED_BY(mu_), update_ MG_GUARDED_BY(mu_),
+      delete_ MG_GUARDED_BY(mu_), list_ MG_GUARDED_BY(mu_), all_ MG_GUARDED_BY(mu_),
+      set_revision_ MG_GUARDED_BY(mu_), get_revision_ MG_GUARDED_BY(mu_);
+  // The stored documents parsed, by key: filled by the first resources() (each stored document
+  // parsed once), then kept in step by every apply (with the documents it parsed) and remove.
+  mutable std::optional<std::map<ResourceKey, policy::ResourceSet>> parsed_ MG_GUARDED_BY(mu_);
 };
 
 }  // namespace

@@ -1,27 +1,66 @@
-// control/store.cpp — what every Store implementation shares: resource keys and the document list
-// an apply stores (see store.h).
+// control/store.cpp — what every Store implementation shares: error codes, resource keys, the
+// document list an apply stores, and apply()/apply_all() over apply_parsed() (see store.h).
 #include "control/store.h"
 
 #include <algorithm>
 #include <set>
 
+#include "policy/parse.h"
+
 namespace mg::control {
+
+const char* to_string(StoreError e) {
+  switch (e) {
+    case StoreError::NotFound:
+      return "store.not_found";
+    case StoreError::Duplicate:
+      return "store.duplicate";
+    case StoreError::TooLarge:
+      return "store.too_large";
+    case StoreError::Open:
+      return "store.open";
+    case StoreError::NotSqlite:
+      return "store.not_sqlite";
+    case StoreError::Corrupt:
+      return "store.corrupt";
+    case StoreError::NotMeshguard:
+      return "store.not_meshguard";
+    case StoreError::Schema:
+      return "store.schema";
+    case StoreError::Sqlite:
+      return "store.sqlite";
+    case StoreError::BadStored:
+      return "store.bad_stored";
+  }
+  return "store.unknown";
+}
+
+Unexpected<Error> fail(StoreError e, std::string message) {
+  return fail(std::string(to_string(e)), std::move(message));
+}
+
+bool is(const Error& error, StoreError e) { return error.code == to_string(e); }
 
 std::string ResourceKey::str() const { return kind + "/" + ns + "/" + name; }
 
 namespace {
 
+// Calls f(kind, member) for each kind's list in a ResourceSet: the one place kinds are named as keys.
+template <class F>
+void for_each_kind(F&& f) {
+  f("AuthorizationPolicy", &policy::ResourceSet::authorization_policies);
+  f("PeerAuthentication", &policy::ResourceSet::peer_authentications);
+  f("RequestAuthentication", &policy::ResourceSet::request_authentications);
+  f("Workload", &policy::ResourceSet::workloads);
+  f("Mesh", &policy::ResourceSet::meshes);
+  f("OPAPolicy", &policy::ResourceSet::opa_policies);
+}
+
 void add_sorted(const policy::ResourceSet& set, std::vector<KeyedDocument>& out) {
   const size_t first = out.size();
-  auto add = [&](const char* kind, const auto& resources) {
-    for (const auto& r : resources) out.push_back({{kind, r.meta.ns, r.meta.name}, &r.meta});
-  };
-  add("AuthorizationPolicy", set.authorization_policies);
-  add("PeerAuthentication", set.peer_authentications);
-  add("RequestAuthentication", set.request_authentications);
-  add("Workload", set.workloads);
-  add("Mesh", set.meshes);
-  add("OPAPolicy", set.opa_policies);
+  for_each_kind([&](const char* kind, auto member) {
+    for (const auto& r : set.*member) out.push_back({{kind, r.meta.ns, r.meta.name}, &r.meta});
+  });
   std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
                    [](const auto& a, const auto& b) { return a.meta->line < b.meta->line; });
 }
@@ -31,8 +70,8 @@ Status check_unique(const std::vector<KeyedDocument>& docs) {
   std::set<ResourceKey> seen;
   for (const auto& d : docs) {
     if (!seen.insert(d.key).second) {
-      return fail("store.duplicate", d.meta->source + ":" + std::to_string(d.meta->line) + ": " +
-                                         d.key.str() + " appears more than once in one apply");
+      return fail(StoreError::Duplicate, d.meta->source + ":" + std::to_string(d.meta->line) + ": " +
+                                             d.key.str() + " appears more than once in one apply");
     }
   }
   return {};
@@ -47,11 +86,56 @@ Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& se
   return out;
 }
 
-Result<std::vector<KeyedDocument>> keyed_documents(const std::vector<policy::ResourceSet>& sets) {
+Result<std::vector<KeyedDocument>> keyed_documents(const std::vector<ParsedFile>& files) {
   std::vector<KeyedDocument> out;
-  for (const auto& set : sets) add_sorted(set, out);
+  for (const auto& file : files) add_sorted(file.resources, out);
   if (auto s = check_unique(out); !s) return fail(s.error());
   return out;
+}
+
+std::vector<std::pair<ResourceKey, policy::ResourceSet>> split_by_key(policy::ResourceSet&& set) {
+  std::vector<std::pair<ResourceKey, policy::ResourceSet>> out;
+  for_each_kind([&](const char* kind, auto member) {
+    for (auto& r : set.*member) {
+      ResourceKey key{kind, r.meta.ns, r.meta.name};
+      policy::ResourceSet one;
+      (one.*member).push_back(std::move(r));
+      out.emplace_back(std::move(key), std::move(one));
+    }
+  });
+  return out;
+}
+
+Status check_apply_size(size_t bytes, size_t files, std::string_view first_source) {
+  if (bytes <= kMaxApplyBytes) return {};
+  return fail(StoreError::TooLarge, std::string(files == 1 ? first_source : "apply") + ": " +
+                                        std::to_string(bytes) + " bytes is more than one apply accepts (" +
+                                        std::to_string(kMaxApplyBytes) + ")");
+}
+
+Result<ParsedFile> parse_apply_file(const ApplyInput& file) {
+  auto set = policy::parse_resources(file.yaml, file.source);
+  if (!set) return fail(set.error());
+  return ParsedFile{std::string(file.source), file.yaml.size(), std::move(*set)};
+}
+
+Result<ApplyResult> Store::apply(std::string_view yaml, std::string_view source) {
+  return apply_all({{yaml, source}});
+}
+
+Result<ApplyResult> Store::apply_all(const std::vector<ApplyInput>& files) {
+  size_t total = 0;
+  for (const auto& f : files) total += f.yaml.size();
+  if (auto s = check_apply_size(total, files.size(), files.empty() ? "" : files[0].source); !s)
+    return fail(s.error());
+  std::vector<ParsedFile> parsed;
+  parsed.reserve(files.size());
+  for (const auto& f : files) {
+    auto file = parse_apply_file(f);
+    if (!file) return fail(file.error());
+    parsed.push_back(std::move(*file));
+  }
+  return apply_parsed(std::move(parsed));
 }
 
 }  // namespace mg::control

@@ -1,14 +1,17 @@
 // control/store.h — the control plane's resource store: every applied document kept verbatim
 // (Meta::document), keyed by kind/namespace/name, with a revision that bumps once per change.
-// Applies are validated with policy::parse_resources first and are all-or-nothing. The one
+// Applies are validated with policy::parse_resources first and are all-or-nothing; a caller that
+// has parsed the files already (the admin service) hands them over parsed (apply_parsed), so an
+// apply parses each document once, and the store keeps what it parsed for resources(). The one
 // implementation today is SQLite (sqlite_store.cpp): WAL, synchronous=FULL, so an apply that
 // returned success survives kill -9.
 //
-// Error codes: store.not_found (remove of an absent key), store.duplicate (one apply names the
-// same resource twice), store.too_large, store.not_sqlite / store.corrupt / store.not_meshguard
-// (open refused; the file is left untouched), store.schema (a schema version this build does not know),
-// store.sqlite (any other SQLite failure), store.bad_stored (a stored document no longer parses), and the
-// policy.* codes of parse_resources for a rejected apply.
+// Error codes (StoreError, below): store.not_found (remove of an absent key), store.duplicate
+// (one apply names the same resource twice), store.too_large, store.open, store.not_sqlite /
+// store.corrupt / store.not_meshguard (open refused; the file is left untouched), store.schema (a
+// schema version this build does not know), store.sqlite (any other SQLite failure),
+// store.bad_stored (a stored document no longer parses), and the policy.* codes of
+// parse_resources for a rejected apply.
 #pragma once
 
 #include <compare>
@@ -17,12 +20,30 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
 #include "policy/resources.h"
 
 namespace mg::control {
+
+enum class StoreError {
+  NotFound,
+  Duplicate,
+  TooLarge,
+  Open,
+  NotSqlite,
+  Corrupt,
+  NotMeshguard,
+  Schema,
+  Sqlite,
+  BadStored
+};
+const char* to_string(StoreError e);  // the Error::code text, e.g. "store.not_found"
+using mg::fail;                       // the overload below would hide it inside mg::control
+Unexpected<Error> fail(StoreError e, std::string message);
+bool is(const Error& error, StoreError e);
 
 // Largest text one apply accepts; bigger inputs are refused before parsing.
 inline constexpr size_t kMaxApplyBytes = 8 * 1024 * 1024;
@@ -46,6 +67,15 @@ struct ApplyInput {
   std::string_view source;  // its name in error messages ("<source>:<line>: ...")
 };
 
+// One file of an apply, parsed once (parse_apply_file): what apply_parsed() stores.
+struct ParsedFile {
+  std::string source;
+  size_t bytes = 0;               // the text's size, counted against kMaxApplyBytes
+  policy::ResourceSet resources;  // Meta::document of each is what is stored
+};
+// policy::parse_resources(file.yaml, file.source).
+Result<ParsedFile> parse_apply_file(const ApplyInput& file);
+
 struct ApplyResult {
   int64_t revision = 0;  // the store's revision after the apply (unchanged if nothing changed)
   std::vector<ResourceKey> created, configured, unchanged;  // in document order
@@ -57,11 +87,13 @@ class Store {  // thread-safe; every method may be called from any thread
   // Parses the whole multi-document text with policy::parse_resources (file:line errors use `source`);
   // any bad document → error, nothing changes. Otherwise one transaction upserts every document
   // (identical text → "unchanged", not re-written); revision bumps once if anything changed.
-  virtual Result<ApplyResult> apply(std::string_view yaml, std::string_view source) = 0;
+  Result<ApplyResult> apply(std::string_view yaml, std::string_view source);
   // apply() for several files in one transaction: each parsed on its own (errors name its file
   // and line), all or nothing, one revision bump; a resource named in two files → store.duplicate.
-  // The total size counts against kMaxApplyBytes.
-  virtual Result<ApplyResult> apply_all(const std::vector<ApplyInput>& files) = 0;
+  // The total size counts against kMaxApplyBytes, checked before anything is parsed.
+  Result<ApplyResult> apply_all(const std::vector<ApplyInput>& files);
+  // apply_all() of files parsed already (parse_apply_file): nothing is parsed again.
+  virtual Result<ApplyResult> apply_parsed(std::vector<ParsedFile> files) = 0;
   virtual Result<int64_t> remove(
       const ResourceKey& key) = 0;  // new revision; absent → code "store.not_found"
   // Sorted by kind, namespace, name; std::nullopt matches every value.
@@ -69,7 +101,9 @@ class Store {  // thread-safe; every method may be called from any thread
                                                    const std::optional<std::string>& ns) const = 0;
   virtual Result<std::optional<StoredResource>> get(const ResourceKey& key) const = 0;
   virtual int64_t revision() const = 0;
-  // Every stored document parsed again into one ResourceSet (Meta.document filled).
+  // Every stored resource in one ResourceSet (Meta.document filled), in key order. Each document
+  // is parsed once: when first read back from the database, or by the apply that stored it (then
+  // Meta.source/line name the applied file; read back, the source is the key).
   virtual Result<policy::ResourceSet> resources() const = 0;
 };
 
@@ -81,7 +115,12 @@ struct KeyedDocument {
 };
 Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set);
 // The same over several sets (files), in order; duplicates across them fail too.
-Result<std::vector<KeyedDocument>> keyed_documents(const std::vector<policy::ResourceSet>& sets);
+Result<std::vector<KeyedDocument>> keyed_documents(const std::vector<ParsedFile>& files);
+// Every resource of `set` as a set of its own, with its key.
+std::vector<std::pair<ResourceKey, policy::ResourceSet>> split_by_key(policy::ResourceSet&& set);
+// store.too_large when `bytes` (the total of `files` texts) is more than one apply accepts;
+// `first_source` names the file when there is one.
+Status check_apply_size(size_t bytes, size_t files, std::string_view first_source);
 
 // Opens (creating if missing) the SQLite store at `path`: the file is created 0600 (and an
 // existing one tightened to 0600), WAL journal, synchronous=FULL, a busy timeout, the schema

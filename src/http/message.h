@@ -92,10 +92,11 @@ enum class BodyFraming {
 
 struct Request {
   std::string method;
-  std::string target;     // as received (origin-form or absolute-form)
+  std::string target;     // origin-form as received, or "*"; an absolute-form target is parsed
+                          // into origin-form, its authority replacing Host (RFC 9112 §3.2.2)
   std::string path;       // target without the query; never empty, starts with '/' (or is "*")
   std::string query;      // after '?', without it; empty when absent
-  std::string host;       // Host header (or the authority of an absolute-form target)
+  std::string host;       // Host header (the authority of an absolute-form target)
   int version_minor = 1;  // HTTP/1.<minor>: 0 or 1
   Headers headers;
   BodyFraming framing = BodyFraming::None;

@@ -253,7 +253,13 @@ Result<Request, ParseError> parse_request_head(std::string_view head, const Limi
     if (!valid_host(host)) return bad(400, "malformed Host field");
     req.host = std::string(host);
   }
-  if (authority) req.host = std::string(*authority);
+  if (authority) {
+    // RFC 9112 §3.2.2: the target's authority replaces any Host field, and the request goes on in
+    // origin-form (as Envoy does), so the policy and the app see one and the same host.
+    req.host = std::string(*authority);
+    req.headers.set("host", req.host);
+    req.target = q == std::string_view::npos ? req.path : req.path + "?" + req.query;
+  }
 
   auto length = content_length_of(req.headers);
   if (!length) return fail(length.error());

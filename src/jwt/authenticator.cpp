@@ -115,8 +115,6 @@ Authenticator::Authenticator(std::vector<JwtRule> rules, std::shared_ptr<JwksPro
         keys_[i].error = parsed.error().message;
         config_errors_.push_back("jwtRules issuer '" + r.issuer + "': inline jwks: " + parsed.error().message);
       }
-    } else if (r.jwks_uri.empty()) {
-      config_errors_.push_back("jwtRules issuer '" + r.issuer + "': neither jwks nor jwksUri (tokens fail closed)");
     }
 
     // Istio's defaults apply only when the rule names no location at all.
@@ -153,7 +151,7 @@ JwtStatus Authenticator::verify_with_rule(const Jwt& jwt, size_t rule_index) con
     if (!allowed) return JwtStatus::AudienceNotAllowed;
   }
   std::shared_ptr<const Jwks> keys = keys_[rule_index].inline_keys;
-  if (!keys && rule.jwks.empty() && provider_ && !rule.jwks_uri.empty()) keys = provider_->get(rule.jwks_uri);
+  if (!keys && rule.jwks.empty() && provider_) keys = provider_->get(remote_keys_name(rule));
   if (!keys) return JwtStatus::JwksFetchFail;
 
   bool matched = false;

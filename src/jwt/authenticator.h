@@ -13,9 +13,10 @@
 //   at; otherwise "Jwt issuer is not configured".
 // - Check order as Envoy: structure → issuer → exp/nbf (60 s skew) → audiences → key
 //   selection → signature.
-// - Rules with only jwksUri take keys from a JwksProvider the caller feeds (see
-//   jwks_fetcher.h). Until keys are there, such tokens fail closed with 401 "Jwks remote fetch
-//   is failed"; requests without a token still pass.
+// - Rules with only jwksUri, or only an issuer (OpenID discovery), take keys from a JwksProvider
+//   the caller feeds under remote_keys_name(rule) (see jwks_fetcher.h). Until keys are there,
+//   such tokens fail closed with 401 "Jwks remote fetch is failed"; requests without a token
+//   still pass.
 #pragma once
 
 #include <atomic>
@@ -40,8 +41,9 @@ namespace mg::jwt {
 // Request headers as received; names in any case. Values are not copied by authenticate().
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
-// Key sets fetched from jwksUri, by URI. Thread-safe. Every change of content bumps
-// generation(), which invalidates cached verifications made with older keys.
+// Key sets fetched from jwksUri or discovered from an issuer, by remote_keys_name(). Thread-safe.
+// Every change of content bumps generation(), which invalidates cached verifications made with
+// older keys.
 class JwksProvider {
  public:
   // Parses and stores; a bad document leaves the previous keys in place and fails.
@@ -144,8 +146,8 @@ class Authenticator {
 
 // Static checks the policy module may run on each jwtRules[] entry: issuer present, the inline
 // JWKS parses (when given), jwksUri is http(s), header/param/cookie names non-empty. A rule
-// with neither jwks nor jwksUri is accepted (Istio would use OIDC discovery, which meshguard
-// does not do): its tokens fail closed with 401.
+// with neither jwks nor jwksUri is accepted: its keys come from OpenID discovery, and until
+// (unless) that succeeds its tokens fail closed with 401.
 mg::Status validate_rule(const JwtRule& rule);
 
 }  // namespace mg::jwt

@@ -12,6 +12,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "crypto/openssl.h"
 
 namespace mg::jwt {
@@ -405,6 +407,24 @@ Result<std::string> http_get(const std::string& url_text, const FetchOptions& op
   return std::string(body);
 }
 
+std::string openid_configuration_url(std::string_view issuer) {
+  while (!issuer.empty() && issuer.back() == '/') issuer.remove_suffix(1);
+  return std::string(issuer) + "/.well-known/openid-configuration";
+}
+
+Result<std::string> jwks_uri_of_discovery(std::string_view document) {
+  auto doc = nlohmann::json::parse(document, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object())
+    return fail("jwks.bad_discovery", "OpenID discovery document is not a JSON object");
+  auto it = doc.find("jwks_uri");
+  if (it == doc.end() || !it->is_string())
+    return fail("jwks.bad_discovery", "OpenID discovery document has no jwks_uri string");
+  std::string uri = it->get<std::string>();
+  if (auto url = parse_url(uri); !url)
+    return fail("jwks.bad_discovery", "OpenID discovery jwks_uri: " + url.error().message);
+  return uri;
+}
+
 // ---- JwksRefresher ----
 
 JwksRefresher::JwksRefresher(std::shared_ptr<JwksProvider> provider, std::vector<Source> sources, Fetch fetch,
@@ -429,8 +449,10 @@ JwksRefresher::JwksRefresher(std::shared_ptr<JwksProvider> provider, std::vector
 
 std::vector<JwksRefresher::Source> JwksRefresher::sources_for(const std::vector<JwtRule>& rules) {
   std::vector<Source> out;
-  for (const auto& r : rules)
-    if (r.jwks.empty() && !r.jwks_uri.empty()) out.push_back(Source{r.jwks_uri, r.timeout_ms > 0 ? r.timeout_ms : 5000});
+  for (const auto& r : rules) {
+    const std::string& name = remote_keys_name(r);
+    if (!name.empty()) out.push_back(Source{name, r.timeout_ms > 0 ? r.timeout_ms : 5000, discovers_keys(r)});
+  }
   return out;
 }
 
@@ -443,8 +465,18 @@ int64_t JwksRefresher::refresh_due(int64_t now) {
   }
   // Fetch without holding the lock: a slow server must not block last_errors().
   std::vector<std::pair<std::string, std::string>> outcomes;  // uri, error ("" = ok)
+  // Discovery is re-read at every refresh, so a provider that moves its jwks_uri is followed; the
+  // jwks_uri goes through the same fetch (and address checks) as a configured jwksUri.
+  auto fetch_keys = [this](const Source& s) -> Result<std::string> {
+    if (!s.discover) return fetch_(s.uri, s.timeout_ms);
+    auto document = fetch_(openid_configuration_url(s.uri), s.timeout_ms);
+    if (!document) return fail(document.error().code, "OpenID discovery: " + document.error().message);
+    auto jwks_uri = jwks_uri_of_discovery(*document);
+    if (!jwks_uri) return fail(jwks_uri.error());
+    return fetch_(*jwks_uri, s.timeout_ms);
+  };
   for (const auto& s : due) {
-    auto body = fetch_(s.uri, s.timeout_ms);
+    auto body = fetch_keys(s);
     std::string error;
     if (!body) {
       error = body.error().to_string();

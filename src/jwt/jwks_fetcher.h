@@ -52,23 +52,32 @@ struct FetchOptions {
 // Blocking GET; the body of a 200 response or a clear error.
 Result<std::string> http_get(const std::string& url, const FetchOptions& options);
 
-// Keeps a JwksProvider fed for a set of jwksUri. Successful fetches are re-done every
-// `interval` (Istio/Envoy default 20 min); failures are retried after `retry_interval` while
-// the last good keys stay in place (fail static); a URI that never succeeded has no keys, so
-// its tokens fail closed.
+// OpenID discovery (Istio's rule): the document at `<issuer without trailing '/'>` +
+// "/.well-known/openid-configuration".
+std::string openid_configuration_url(std::string_view issuer);
+// The `jwks_uri` of a discovery document: it must be a JSON object whose jwks_uri is an
+// http(s) URL parse_url accepts. Its address is checked when it is fetched, like any jwksUri.
+Result<std::string> jwks_uri_of_discovery(std::string_view document);
+
+// Keeps a JwksProvider fed for a set of jwksUri and discovered issuers. Successful fetches are
+// re-done every `interval` (Istio/Envoy default 20 min) — for an issuer, the discovery document
+// first, then the jwks_uri it names now; failures are retried after `retry_interval` while the
+// last good keys stay in place (fail static); a source that never succeeded has no keys, so its
+// tokens fail closed.
 class JwksRefresher {
  public:
   using Fetch = std::function<Result<std::string>(const std::string& uri, int timeout_ms)>;
   struct Source {
-    std::string uri;
+    std::string uri;  // the jwksUri, or the issuer when `discover` (jwt::remote_keys_name)
     int timeout_ms = 5000;
+    bool discover = false;  // keys through the issuer's OpenID discovery document
   };
 
   JwksRefresher(std::shared_ptr<JwksProvider> provider, std::vector<Source> sources, Fetch fetch = nullptr,
                 std::chrono::seconds interval = std::chrono::minutes(20),
                 std::chrono::seconds retry_interval = std::chrono::seconds(30));
 
-  // Sources for every jwksUri-only rule (rules with inline jwks need no fetching).
+  // Sources for every rule without inline jwks: its jwksUri, or its issuer's discovery.
   static std::vector<Source> sources_for(const std::vector<JwtRule>& rules);
 
   // Fetches every source due at `now` (unix seconds); returns when the next one is due.
@@ -76,7 +85,7 @@ class JwksRefresher {
   // Loops refresh_due on the wall clock until `stop` is requested (run it on its own thread).
   void run(std::stop_token stop);
 
-  // Last error per URI ("" after a success).
+  // Last error per source name ("" after a success).
   std::map<std::string, std::string> last_errors() const;
 
  private:

@@ -29,7 +29,19 @@ struct JwtRule {
   std::string output_payload_to_header;
   std::vector<ClaimToHeader> output_claim_to_headers;
   bool forward_original_token = false;
-  int timeout_ms = 5000;  // jwksUri fetch timeout ("timeout" field, a duration)
+  int timeout_ms = 5000;  // jwksUri / discovery fetch timeout ("timeout" field, a duration)
 };
+
+// A rule with neither jwks nor jwksUri gets its keys by OpenID discovery from its issuer
+// (`<issuer>/.well-known/openid-configuration` → `jwks_uri`), as Istio does.
+inline bool discovers_keys(const JwtRule& rule) { return rule.jwks.empty() && rule.jwks_uri.empty(); }
+
+// The name a rule's fetched keys are kept under in a JwksProvider: its jwksUri, or its issuer
+// when the keys are discovered. "" for a rule with inline keys.
+inline const std::string& remote_keys_name(const JwtRule& rule) {
+  static const std::string none;
+  if (!rule.jwks.empty()) return none;
+  return rule.jwks_uri.empty() ? rule.issuer : rule.jwks_uri;
+}
 
 }  // namespace mg::jwt

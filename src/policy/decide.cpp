@@ -1,6 +1,9 @@
 #include "policy/decide.h"
 
+#include <algorithm>
+
 #include "policy/opa.h"
+#include "policy/remote_ip.h"
 #include "policy/request_authn.h"
 
 namespace mg::policy {
@@ -9,8 +12,9 @@ WorkloadRef destination_workload(const Request& r) {
   return WorkloadRef{r.destination_namespace, r.destination_labels, r.destination_service_account};
 }
 
-AuthzAttributes make_attributes(const Request& r, std::string_view normalized_path, const jwt::RequestAuth* auth,
-                                bool peer_identity) {
+AuthzAttributes make_attributes(const Request& r, std::string_view normalized_path,
+                                const jwt::RequestAuth* auth, bool peer_identity,
+                                uint32_t num_trusted_proxies) {
   AuthzAttributes a;
   if (peer_identity) {
     a.peer_principal = r.source_principal;
@@ -28,23 +32,18 @@ AuthzAttributes make_attributes(const Request& r, std::string_view normalized_pa
     a.host = r.http->host;
     a.headers = r.http->headers;
     a.auth = auth;
-    if (const auto* xff = r.http->header("x-forwarded-for")) {
-      std::string_view first = *xff;
-      first = first.substr(0, first.find(','));
-      while (!first.empty() && first.front() == ' ') first.remove_prefix(1);
-      while (!first.empty() && first.back() == ' ') first.remove_suffix(1);
-      if (auto ip = parse_ip(first)) a.remote_ip = ip;
-    }
+    a.remote_ip = remote_ip(a.source_ip, r.http->headers, num_trusted_proxies);
   }
   return a;
 }
 
 namespace {
 
-// True when a rule can only get its keys from jwksUri, which the offline authenticator never fetches.
+// True when a rule can only get its keys from jwksUri or OpenID discovery, which the offline
+// authenticator never fetches.
 bool needs_remote_keys(const std::vector<jwt::JwtRule>& rules) {
   for (const auto& rule : rules)
-    if (rule.jwks.empty() && !rule.jwks_uri.empty()) return true;
+    if (rule.jwks.empty()) return true;
   return false;
 }
 
@@ -68,14 +67,24 @@ Decision decide_into(const AuthzSnapshot& s, const Request& r, int64_t now, cons
 
   jwt::RequestAuth auth;
   if (r.http) {
+    // Istio's normalization: a method not in upper case is refused (400), not matched as if it
+    // were another — a DENY on GET must not let `get` through to an app that reads it as GET.
     const char* why = nullptr;
-    if (normalize_path(r.http->path, s.mesh().path_normalization, normalized, &why) != PathVerdict::Ok) {
+    const bool upper_case_method = std::none_of(r.http->method.begin(), r.http->method.end(),
+                                                [](unsigned char c) { return c >= 'a' && c <= 'z'; });
+    if (!upper_case_method) {
+      why = "method not in upper case";
+    } else if (normalize_path(r.http->path, s.mesh().path_normalization, normalized, &why) !=
+               PathVerdict::Ok) {
+      why = why ? why : "bad path";
+    }
+    if (why) {
       normalized.clear();
       Decision d;
       d.allow = false;
       d.status = 400;
       d.reason = ReasonCode::MalformedRequest;
-      d.detail = why ? why : "bad path";
+      d.detail = why;
       return d;
     }
     if (!s.jwt_rules().empty()) {
@@ -94,19 +103,21 @@ Decision decide_into(const AuthzSnapshot& s, const Request& r, int64_t now, cons
         d.reason = ReasonCode::RequestAuthnFailed;
         d.detail = auth.reason.empty() ? "Jwt verification fails" : auth.reason;
         if (offline && result.status == jwt::JwtStatus::JwksFetchFail && needs_remote_keys(s.jwt_rules())) {
-          d.detail += " (offline decision: keys behind jwksUri are not fetched; only an inline jwks verifies here)";
+          d.detail +=
+              " (offline decision: keys behind jwksUri or OpenID discovery are not fetched; only an inline "
+              "jwks verifies here)";
         }
         return d;
       }
     }
   }
-  if (s.opa_policies().empty()) return authorize(s, make_attributes(r, normalized, &auth, peer_identity));
+  if (s.opa_policies().empty()) return authorize(s, make_attributes(r, normalized, &auth, peer_identity, s.mesh().num_trusted_proxies));
 
   // OPAPolicies: Istio's CUSTOM slot, after request authentication, before DENY and ALLOW.
   Decision opa;
   const OpaInputContext context{s.mesh().trust_domain, peer_identity, &auth, now};
   if (!run_opa_policies(s, r, context, opa)) return opa;
-  Decision d = authorize(s, make_attributes(r, normalized, &auth, peer_identity));
+  Decision d = authorize(s, make_attributes(r, normalized, &auth, peer_identity, s.mesh().num_trusted_proxies));
   for (auto& dry : opa.dry_run) d.dry_run.push_back(dry);
   d.opa = std::move(opa.opa);
   d.opa_errors = opa.opa_errors;

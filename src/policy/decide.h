@@ -2,15 +2,16 @@
 //   1. peer authentication: the effective mTLS mode of the destination port; plaintext to a
 //      STRICT port is refused (status 0). Under DISABLE the server does not terminate mTLS, so
 //      no peer identity reaches authorization (principals / namespaces cannot match);
-//   2. HTTP path normalization (mesh setting): %00 or a malformed path → 400;
+//   2. HTTP normalization (Istio's reference): a method not in upper case → 400; the path
+//      normalized as the mesh setting says, %00 or a malformed path → 400;
 //   3. request authentication when a RequestAuthentication applies, with the caller's
 //      jwt::Authenticator (the proxy's has jwksUri keys) or the shared offline one
 //      (request_authn.h): a rejected token → 401 (or 403);
 //   4. OPAPolicies (opa.h), in Istio's CUSTOM slot: every enforced one must allow (false or
 //      undefined → 403 or the policy's http_status; an evaluation error follows its onError);
 //   5. authorization (engine.h).
-// remote.ip / remoteIpBlocks use the first address of X-Forwarded-For when it parses, else
-// the direct peer address (source.ip).
+// remote.ip / remoteIpBlocks: the peer's address, or with the mesh's numTrustedProxies N > 0 the
+// Nth X-Forwarded-For entry from the right (remote_ip.h).
 #pragma once
 
 #include <cstdint>
@@ -43,9 +44,11 @@ Decision decide(const AuthzSnapshot& snapshot, const Request& request, int64_t n
 Decision decide(const AuthzSnapshot& snapshot, const Request& request, int64_t now);
 
 // The attributes `decide` hands to authorize(); views into `request`, `normalized_path` and
-// `auth`. `peer_identity` false drops the peer principal (DISABLE mode).
+// `auth`. `peer_identity` false drops the peer principal (DISABLE mode). `num_trusted_proxies`:
+// MeshConfig's, for remote.ip.
 AuthzAttributes make_attributes(const Request& request, std::string_view normalized_path,
-                                const jwt::RequestAuth* auth, bool peer_identity);
+                                const jwt::RequestAuth* auth, bool peer_identity,
+                                uint32_t num_trusted_proxies);
 
 // The workload a request is addressed to (request.destination).
 WorkloadRef destination_workload(const Request& request);

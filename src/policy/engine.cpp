@@ -91,22 +91,9 @@ struct Compiler {
     return out;
   }
 
-  // Istio reads "cluster.local" in a policy principal as the mesh's own trust domain.
+  // "cluster.local", the trust domain and its aliases in a principal: policy::principals_for_trust_domains.
   std::vector<StringMatch> principals(const std::vector<std::string>& values) const {
-    auto out = strings(values);
-    constexpr std::string_view kDefault = "cluster.local/";
-    if (mesh.trust_domain != "cluster.local") {
-      const size_t n = out.size();
-      for (size_t i = 0; i < n; ++i) {
-        const auto& m = out[i];
-        if ((m.kind == MatchKind::Exact || m.kind == MatchKind::Prefix) && m.value.starts_with(kDefault)) {
-          StringMatch alias = m;
-          alias.value = mesh.trust_domain + "/" + m.value.substr(kDefault.size());
-          out.push_back(std::move(alias));
-        }
-      }
-    }
-    return out;
+    return strings(principals_for_trust_domains(values, mesh.trust_domain, mesh.trust_domain_aliases));
   }
 
   static std::vector<Cidr> cidrs(const std::vector<std::string>& values) {
@@ -406,12 +393,28 @@ bool claim_matches(const Predicate& p, const jwt::RequestAuth& auth) {
   return false;
 }
 
-std::string_view header_value(const AuthzAttributes& a, std::string_view name, bool& found) {
+// A header's value as conditions see it: every field of that name (case-insensitive), joined
+// with "," in order when it is repeated (Istio's normalization, as Envoy joins them) — the first
+// alone would let `X-Role: user` + `X-Role: admin` slip past a DENY on the value the app may read.
+// `joined` holds the value when it had to be built.
+std::string_view header_value(const AuthzAttributes& a, std::string_view name, bool& found,
+                              std::string& joined) {
+  const std::string* first = nullptr;
+  bool repeated = false;
   for (const auto& [k, v] : a.headers) {
-    if (iequals(k, name)) {
-      found = true;
-      return v;
+    if (!iequals(k, name)) continue;
+    if (!first) {
+      first = &v;
+      continue;
     }
+    if (!repeated) joined = *first;
+    repeated = true;
+    joined += ',';
+    joined += v;
+  }
+  if (first) {
+    found = true;
+    return repeated ? std::string_view(joined) : std::string_view(*first);
   }
   // HTTP/2 pseudo-headers and Host map to the request line.
   found = true;
@@ -445,7 +448,8 @@ bool evaluate(const Predicate& p, const AuthzAttributes& a) {
     case Field::Path: hit = a.http && any_string(p, a.path); break;
     case Field::Header: {
       bool found = false;
-      const auto value = a.http ? header_value(a, p.key.front(), found) : std::string_view();
+      std::string joined;
+      const auto value = a.http ? header_value(a, p.key.front(), found, joined) : std::string_view();
       hit = found && any_string(p, value);
       break;
     }

@@ -128,4 +128,35 @@ Result<uint32_t> parse_port(std::string_view text) {
   return value;
 }
 
+std::vector<std::string> principals_for_trust_domains(const std::vector<std::string>& principals,
+                                                      const std::string& trust_domain,
+                                                      const std::vector<std::string>& aliases) {
+  std::vector<std::string_view> domains{trust_domain};
+  domains.insert(domains.end(), aliases.begin(), aliases.end());
+  // A trust domain written in a policy names `domain` exactly or as a `*suffix` pattern.
+  auto names = [](std::string_view written, std::string_view domain) {
+    return written == domain || (written.starts_with('*') && domain.ends_with(written.substr(1)));
+  };
+  std::vector<std::string> out;
+  auto add = [&out](std::string value) {
+    if (std::find(out.begin(), out.end(), value) == out.end()) out.push_back(std::move(value));
+  };
+  for (const auto& principal : principals) {
+    const size_t td_end = principal.find('/');
+    const bool five_parts = std::count(principal.begin(), principal.end(), '/') == 4;
+    const std::string_view written = std::string_view(principal).substr(0, td_end);
+    const bool ours =
+        written == "cluster.local" ||
+        std::any_of(domains.begin(), domains.end(), [&](std::string_view d) { return names(written, d); });
+    if (!five_parts || written == "*" || !ours) {
+      add(principal);
+      continue;
+    }
+    const std::string_view rest = std::string_view(principal).substr(td_end);  // "/ns/<ns>/sa/<sa>"
+    for (std::string_view domain : domains)
+      add(names(written, domain) ? principal : std::string(domain) + std::string(rest));
+  }
+  return out;
+}
+
 }  // namespace mg::policy

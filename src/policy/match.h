@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 
@@ -50,5 +51,17 @@ Result<Cidr> parse_cidr(std::string_view text);
 
 // A port number 0..65535 written in decimal.
 Result<uint32_t> parse_port(std::string_view text);
+
+// Istio's trust-domain rule for policy principals written `<td>/ns/<ns>/sa/<sa>` (exactly five
+// '/'-separated parts). When <td> is "cluster.local" (a name for "this mesh", whatever its trust
+// domain) or names `trust_domain` or one of `aliases` (exactly, or as a `*suffix` pattern), the
+// principal stands for that namespace and service account in every one of them: it is replaced by
+// one principal per trust domain, first `trust_domain`, then the aliases in order (a pattern that
+// matches one is kept as written). A `*` trust domain, any other shape and other trust domains are
+// kept as written. Run once when a policy is compiled, for principals, notPrincipals and
+// source.principal conditions alike.
+std::vector<std::string> principals_for_trust_domains(const std::vector<std::string>& principals,
+                                                      const std::string& trust_domain,
+                                                      const std::vector<std::string>& aliases);
 
 }  // namespace mg::policy

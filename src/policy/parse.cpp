@@ -643,8 +643,12 @@ Status parse_jwt_rule(Ctx& ctx, const YAML::Node& n, jwt::JwtRule& rule) {
   for (const auto& c : rule.from_cookies) {
     if (c.empty()) return err(ctx, n, "jwtRules.fromCookies entries must not be empty");
   }
-  if (rule.jwks.empty() && rule.jwks_uri.empty()) {
-    return err(ctx, n, "jwtRules: one of jwks or jwksUri is required (OpenID discovery is not supported)");
+  // Without jwks or jwksUri the keys come from OpenID discovery at the issuer, so it must be a URL.
+  if (jwt::discovers_keys(rule) &&
+      !(rule.issuer.starts_with("https://") || rule.issuer.starts_with("http://"))) {
+    return err(
+        ctx, n,
+        "jwtRules: without jwks or jwksUri the issuer must be an http(s) URL (keys by OpenID discovery)");
   }
   return {};
 }
@@ -689,10 +693,45 @@ Status parse_workload(Ctx& ctx, const YAML::Node& spec, Workload& w) {
 constexpr int64_t kMinCertificateTtlSeconds = 60;
 constexpr int64_t kMaxCertificateTtlSeconds = 90LL * 24 * 3600;
 
+// Mesh.spec.gatewayTopology: {numTrustedProxies: N}, Istio's gatewayTopology field of the same name.
+Status parse_gateway_topology(Ctx& ctx, const YAML::Node& n, Mesh& m) {
+  return for_each_field(ctx, n, "Mesh.spec.gatewayTopology", {"numTrustedProxies"},
+                        [&](const std::string&, const YAML::Node& v) -> Status {
+                          auto text = scalar(ctx, v, "gatewayTopology.numTrustedProxies");
+                          if (!text) return fail(text.error());
+                          uint32_t n = 0;
+                          auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+                          if (text->empty() || ec != std::errc() || end != text->data() + text->size()) {
+                            return err(ctx, v,
+                                       "gatewayTopology.numTrustedProxies must be a whole number of proxies "
+                                       "(0 or more), not \"" +
+                                           *text + "\"",
+                                       "policy.bad_value");
+                          }
+                          m.num_trusted_proxies = n;
+                          return {};
+                        });
+}
+
 Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
   return for_each_field(
-      ctx, spec, "Mesh.spec", {"trustDomain", "rootNamespace", "pathNormalization", "certificateTTL", "ca"},
+      ctx, spec, "Mesh.spec",
+      {"trustDomain", "trustDomainAliases", "rootNamespace", "pathNormalization", "certificateTTL", "ca",
+       "gatewayTopology"},
       [&](const std::string& key, const YAML::Node& v) -> Status {
+        if (key == "gatewayTopology") return parse_gateway_topology(ctx, v, m);
+        if (key == "trustDomainAliases") {
+          if (auto st = string_list(ctx, v, "trustDomainAliases", m.trust_domain_aliases); !st) return st;
+          for (const auto& alias : m.trust_domain_aliases) {
+            if (auto st = identity::validate_trust_domain(alias); !st) {
+              return err(ctx, v,
+                         "trustDomainAliases entry \"" + alias +
+                             "\" is not a valid SPIFFE trust domain: " + st.error().message,
+                         "policy.bad_trust_domain");
+            }
+          }
+          return {};
+        }
         if (key == "ca") {
           return for_each_field(ctx, v, "Mesh.spec.ca", {"mode"}, [&](const std::string&, const YAML::Node& x) -> Status {
             auto text = scalar(ctx, x, "ca.mode");

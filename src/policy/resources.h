@@ -112,10 +112,14 @@ struct Workload {
 struct Mesh {
   Meta meta;
   std::string trust_domain = "cluster.local";
+  std::vector<std::string> trust_domain_aliases;  // Istio meshConfig.trustDomainAliases
   std::string root_namespace = "istio-system";
   PathNormalization path_normalization = PathNormalization::Base;
   int64_t certificate_ttl_seconds = 86400;
   std::string ca_mode = "builtin";  // "builtin" | "plugin"
+  // spec.gatewayTopology.numTrustedProxies, as Istio's meshConfig.defaultConfig.gatewayTopology:
+  // the proxies trusted in front of every workload (remote_ip.h); a proxy config may override it.
+  uint32_t num_trusted_proxies = 0;
 };
 
 // meshguard.io/v1alpha1 OPAPolicy: Rego modules (plus optional base data) evaluated in the proxy

@@ -102,10 +102,35 @@ MeshConfig mesh_config_of(const ResourceSet& set, MeshConfig defaults) {
   for (const auto& mesh : set.meshes) {
     if (mesh.meta.name != "default") continue;
     defaults.trust_domain = mesh.trust_domain;
+    defaults.trust_domain_aliases = mesh.trust_domain_aliases;
     defaults.root_namespace = mesh.root_namespace;
     defaults.path_normalization = mesh.path_normalization;
+    defaults.num_trusted_proxies = mesh.num_trusted_proxies;
   }
   return defaults;
+}
+
+std::string mesh_document(const MeshConfig& mesh) {
+  auto quoted = [](const std::string& value) {
+    std::string q = "\"";
+    for (char c : value) {
+      if (c == '"' || c == '\\') q += '\\';
+      q += c;
+    }
+    return q + "\"";
+  };
+  std::string out = "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: default\nspec:\n";
+  out += "  trustDomain: " + quoted(mesh.trust_domain) + "\n";
+  if (!mesh.trust_domain_aliases.empty()) {
+    out += "  trustDomainAliases:\n";
+    for (const auto& alias : mesh.trust_domain_aliases) out += "  - " + quoted(alias) + "\n";
+  }
+  out += "  rootNamespace: " + quoted(mesh.root_namespace) + "\n";
+  out += std::string("  pathNormalization: ") + to_string(mesh.path_normalization) + "\n";
+  if (mesh.num_trusted_proxies != 0) {
+    out += "  gatewayTopology:\n    numTrustedProxies: " + std::to_string(mesh.num_trusted_proxies) + "\n";
+  }
+  return out;
 }
 
 }  // namespace mg::policy

@@ -20,13 +20,21 @@ namespace mg::policy {
 struct MeshConfig {
   std::string root_namespace = "istio-system";
   std::string trust_domain = "cluster.local";
+  // Principals written with one of these trust domains match identities of `trust_domain`, and
+  // the reverse (Istio's trust domain migration); see policy::principals_for_trust_domains.
+  std::vector<std::string> trust_domain_aliases;
   PathNormalization path_normalization = PathNormalization::Base;
+  uint32_t num_trusted_proxies = 0;  // remote.ip / remoteIpBlocks (remote_ip.h)
 };
 
 // The mesh settings a resource set carries: its `Mesh` named default (meshguard.io/v1alpha1), if
-// any, over `defaults`. The control plane pushes that document with every snapshot, so the proxy
-// and the control plane read the same settings from the same text.
+// any, over `defaults`. The control plane pushes that document with every snapshot (one it writes
+// from its defaults when none is stored: mesh_document), so the agent, the proxy and the control
+// plane read the same settings from the same text; `authz check` reads it from its -f files.
 MeshConfig mesh_config_of(const ResourceSet& set, MeshConfig defaults = {});
+
+// A `Mesh` named default carrying `mesh` (parses back to it through mesh_config_of).
+std::string mesh_document(const MeshConfig& mesh);
 
 struct WorkloadRef {
   std::string ns;

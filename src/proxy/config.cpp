@@ -80,7 +80,8 @@ class Parser {
     ProxyConfig cfg;
     cfg.source = source_;
     expect_map(root, "the proxy config",
-               {"workload", "tls", "policyDir", "inbound", "outbound", "admin", "accessLog", "workers", "limits"});
+               {"workload", "tls", "policyDir", "inbound", "outbound", "admin", "accessLog", "workers",
+                "limits", "gatewayTopology"});
     if (auto w = root["workload"]) {
       expect_map(w, "workload", {"name", "namespace", "serviceAccount", "labels"});
       if (w["name"]) cfg.workload.name = str(w["name"], "workload.name");
@@ -113,6 +114,12 @@ class Parser {
     if (auto p = root["policyDir"]) cfg.policy_dir = str(p, "policyDir");
     if (auto a = root["accessLog"]) cfg.access_log = str(a, "accessLog");
     if (auto w = root["workers"]) cfg.workers = static_cast<uint32_t>(number(w, "workers", 256));
+    if (auto g = root["gatewayTopology"]) {
+      expect_map(g, "gatewayTopology", {"numTrustedProxies"});
+      if (auto n = g["numTrustedProxies"])
+        cfg.num_trusted_proxies =
+            static_cast<uint32_t>(number(n, "gatewayTopology.numTrustedProxies", UINT32_MAX));
+    }
 
     if (auto in = root["inbound"]) {
       if (!in.IsSequence()) error(in, "inbound must be a list");

@@ -8,6 +8,11 @@
 //                                 # a bad file refuses start-up; later, it keeps the last good set
 //   accessLog: access.log         # "-" or absent: stdout
 //   workers: 2                    # absent/0: one per core
+//   gatewayTopology: {numTrustedProxies: 1}   # proxies trusted in front of this one (a gateway behind
+//                                 # a load balancer): remote.ip / remoteIpBlocks take the Nth
+//                                 # X-Forwarded-For entry from the right. Absent: the Mesh
+//                                 # document's value (Mesh.spec.gatewayTopology), else 0 = the
+//                                 # peer's address, XFF ignored (Istio's proxy.istio.io/config)
 //   inbound:                      # port 0: kernel-chosen, printed as "listening inbound[i] ADDR:PORT"
 //     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http}
 //   outbound:
@@ -21,7 +26,8 @@
 // with a tls section and DISABLE without. `mtlsMode: STRICT|PERMISSIVE|DISABLE` on a port is an
 // explicit operator override of the listener (it wins over PeerAuthentication, and survives policy
 // reloads); a PeerAuthentication STRICT still denies plaintext requests in the chain (fail closed).
-// RequestAuthentication jwtRules with a jwksUri need no setting here: the proxy fetches their keys
+// RequestAuthentication jwtRules with a jwksUri (or only an issuer: OpenID discovery) need no
+// setting here: the proxy fetches their keys
 // in the background and re-fetches on every policy reload and every 20 minutes (proxy/jwks_keys.h);
 // until they arrive such tokens get 401. The fetcher refuses link-local and cloud-metadata
 // addresses only, so a JWKS server on 127.0.0.1 works as is.
@@ -94,6 +100,7 @@ struct ProxyConfig {
   std::string access_log;  // "" or "-": stdout
   uint32_t workers = 0;    // 0: one per core
   ProxyLimits limits;
+  std::optional<uint32_t> num_trusted_proxies;  // gatewayTopology.numTrustedProxies: over the Mesh's
 };
 
 // Standalone: credentials and policies from the files the config names. ControlPlane: the agent

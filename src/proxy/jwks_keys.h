@@ -1,6 +1,7 @@
-// proxy/jwks_keys.h — the proxy's keys from jwksUri: one JwksProvider that the request path's
-// jwt::Authenticator reads, fed by a background thread running jwt::JwksRefresher over the
-// jwksUri of the rules in force (re-targeted on every policy publish). Fetches never run on a
+// proxy/jwks_keys.h — the proxy's keys from jwksUri and OpenID discovery: one JwksProvider that
+// the request path's jwt::Authenticator reads, fed by a background thread running
+// jwt::JwksRefresher over the jwksUri (or issuer, for an issuer-only rule) of the rules in force
+// (re-targeted on every policy publish). Fetches never run on a
 // worker thread; until keys for a URI arrive its tokens fail closed (401, as Envoy's jwt_authn
 // answers while a remote JWKS is not fetched yet).
 //
@@ -40,9 +41,10 @@ class JwksKeys {
 
   const std::shared_ptr<jwt::JwksProvider>& provider() const { return provider_; }
 
-  // Makes the jwksUri of `rules` (those without an inline jwks) the set kept fresh. Every call
-  // fetches each of them again soon (so a policy reload also picks up a rotated key set) while
-  // the last good keys stay in use; keys of URIs no longer named are dropped. Returns at once.
+  // Makes the jwksUri / discovered issuers of `rules` (those without an inline jwks) the set
+  // kept fresh. Every call fetches each of them again soon (so a policy reload also picks up a
+  // rotated key set or a moved jwks_uri) while the last good keys stay in use; keys of sources
+  // no longer named are dropped. Returns at once.
   void retarget(const std::vector<jwt::JwtRule>& rules);
 
   struct UriState {

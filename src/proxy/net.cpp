@@ -200,6 +200,14 @@ void Watchdog::wait_until(const std::shared_ptr<State>& state, Clock::time_point
   });
 }
 
+bool nothing_to_read(Stream& stream) {
+  if (SSL* ssl = stream.ssl(); ssl && SSL_has_pending(ssl)) return false;
+  if (!stream.socket().is_open()) return false;
+  char probe;
+  ssize_t r = ::recv(stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 std::string remote_address(const tcp::socket& s) {
   std::error_code ec;
   auto ep = s.remote_endpoint(ec);

@@ -107,6 +107,12 @@ class Watchdog {
   std::shared_ptr<State> state_;
 };
 
+// True when nothing can be read from `stream` right now and it is still open: no bytes held by
+// OpenSSL (read ahead, or decrypted and not yet taken), and the socket neither readable nor
+// closed (one recv(MSG_PEEK | MSG_DONTWAIT), which finds EAGAIN). How a connection with no
+// request outstanding is known to hold no stray response.
+bool nothing_to_read(Stream& stream);
+
 // "ip:port" of the peer / local end; "" when the socket has none.
 std::string remote_address(const tcp::socket& s);
 std::string local_address(const tcp::socket& s);

@@ -226,7 +226,8 @@ EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const polic
 }
 
 Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload,
-                                        std::shared_ptr<jwt::JwksProvider> jwks) {
+                                        std::shared_ptr<jwt::JwksProvider> jwks,
+                                        std::optional<uint32_t> num_trusted_proxies) {
   auto resources = policy::load_resource_files({dir});
   if (!resources) return fail(resources.error());
   policy::WorkloadRef ref{workload.ns, workload.labels, workload.service_account};
@@ -240,7 +241,8 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
                                                   w.service_account + ", this proxy as " + workload.service_account);
     ref.labels = w.labels;
   }
-  const policy::MeshConfig mesh = policy::mesh_config_of(*resources);
+  policy::MeshConfig mesh = policy::mesh_config_of(*resources);
+  if (num_trusted_proxies) mesh.num_trusted_proxies = *num_trusted_proxies;
   auto snapshot = policy::compile_snapshot(*resources, ref, mesh);
   if (!snapshot) return fail(snapshot.error());
 

@@ -41,9 +41,11 @@ struct PolicyChains {
 // Loads every *.yaml / *.yml in `dir` and compiles the snapshot for `workload` (mesh settings
 // from a `Mesh` document if the directory has one). Errors carry the file:line of the offending
 // resource. Tokens of jwksUri rules verify with the keys `jwks` holds (the caller keeps it fed,
-// see jwks_keys.h); without it they fail closed with 401.
+// see jwks_keys.h); without it they fail closed with 401. `num_trusted_proxies`, when set (the
+// proxy config's gatewayTopology), replaces the Mesh document's.
 Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload,
-                                        std::shared_ptr<jwt::JwksProvider> jwks = nullptr);
+                                        std::shared_ptr<jwt::JwksProvider> jwks = nullptr,
+                                        std::optional<uint32_t> num_trusted_proxies = std::nullopt);
 
 // The forwarded request carries the path that was authorized (as Envoy forwards its normalized
 // path): otherwise `/admin/../x` would be judged as `/x` and served as whatever the app makes of

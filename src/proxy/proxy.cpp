@@ -127,8 +127,6 @@ struct UpstreamConn {
   std::string peer_principal;       // outbound: the verified server SPIFFE ID
   std::shared_ptr<const tls::Credentials> creds;  // outbound: the credentials it was made with
   std::optional<net::Watchdog> deadline;          // the upstream timeout; made at first use
-  Clock::time_point idle_since;                   // when it last went back to the pool
-  bool check_before_reuse = false;                // its last response had no body (HEAD, 204, 304…)
 };
 
 // 16 KB read buffers, lent per burst of I/O and returned before a connection waits idle: an idle
@@ -357,7 +355,8 @@ struct Proxy::Impl {
   // Caller holds policy_mutex.
   Status reload_policies_locked(const std::string& hash, std::vector<PolicyFileDigest> files) {
     policy_attempted_hash = hash;
-    auto loaded = load_policy_chains(*config.policy_dir, config.workload, jwks.provider());
+    auto loaded =
+        load_policy_chains(*config.policy_dir, config.workload, jwks.provider(), config.num_trusted_proxies);
     auto previous = policy_state.load();
     if (!loaded) {
       policy_error = loaded.error().to_string();
@@ -637,7 +636,8 @@ struct Proxy::Impl {
                      {"resourcesLoaded", policy->resources},
                      {"authorizationPolicies", applied},
                      {"authorizationPoliciesApplied", enforced},
-                     {"dryRunPoliciesApplied", dry_run}};
+                     {"dryRunPoliciesApplied", dry_run},
+                     {"numTrustedProxies", policy->snapshot->mesh().num_trusted_proxies}};
       nlohmann::json uris = nlohmann::json::array();
       for (const auto& u : jwks.status()) {
         uris.push_back({{"uri", u.uri},
@@ -1294,37 +1294,22 @@ struct Proxy::Impl {
     return side.inbound ? side.inbound->app_port : (uint64_t{1} << 32) + *side.route;
   }
 
-  // A pooled connection is checked for a close or for anything unread (MSG_PEEK, one system
-  // call) before reuse when: it has been idle this long; or the request has a body (it is not
-  // retried); or the last response on it had no body — where a faulty app most often sends bytes
-  // anyway (a body after HEAD or 204), which must never be read as another client's response.
-  // Otherwise — a keep-alive connection reused within a moment of a response with a framed
-  // body — nobody closes it on purpose that soon, and a bodiless request on one that was closed
-  // is retried on a fresh connection. Bytes already read ahead by OpenSSL (an alert or
-  // close_notify that came with the last response) are always checked, without a system call.
-  static constexpr auto kProbeAfterIdle = std::chrono::milliseconds(250);
-
-  // A pooled connection for `side`; an idle one with anything to read (the peer closed it, or a
-  // TLS alert) is stale and dropped. New: a plaintext connection to the local app, or (outbound)
-  // an mTLS connection to the route's destination with the server's identity verified.
+  // A pooled connection for `side`, or a new one: a plaintext connection to the local app, or
+  // (outbound) an mTLS connection to the route's destination with the server's identity verified.
+  // A pooled connection with anything to read is never handed to a request (Envoy's premature
+  // response rule): no request is outstanding on it, so those bytes — a stray response from a
+  // faulty app, a close, a TLS alert — would be read as this request's answer. It is closed.
+  // Checked at reuse rather than watched while idle: cheaper per reuse (docs/BENCHMARKS.md).
   awaitable<std::unique_ptr<UpstreamConn>> acquire_upstream(Worker& worker, const HttpSide& side,
-                                                            bool has_body, bool& reused, std::string& reason,
+                                                            bool& reused, std::string& reason,
                                                             std::string& detail) {
     auto& idle = worker.idle_upstreams[pool_key(side)];
     while (!idle.empty()) {
       auto conn = std::move(idle.back());
       idle.pop_back();
-      if (SSL* ssl = conn->stream->ssl(); ssl && SSL_has_pending(ssl)) continue;  // stale
-      if (!has_body && !conn->check_before_reuse && Clock::now() - conn->idle_since < kProbeAfterIdle) {
-        reused = true;
-        co_return conn;
-      }
-      char probe;
-      ssize_t r = ::recv(conn->stream->socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        reused = true;
-        co_return conn;
-      }
+      if (!net::nothing_to_read(*conn->stream)) continue;  // closed as it goes out of scope
+      reused = true;
+      co_return conn;
     }
     reused = false;
     if (side.route) co_return co_await connect_route(worker, *side.route, reason, detail);
@@ -1345,7 +1330,6 @@ struct Proxy::Impl {
   void release_upstream(Worker& worker, const HttpSide& side, std::unique_ptr<UpstreamConn> conn) {
     if (side.route) remember_session(worker, *side.route, *conn);
     auto& idle = worker.idle_upstreams[pool_key(side)];
-    conn->idle_since = Clock::now();
     if (idle.size() < kMaxIdleUpstreamsPerPort && !draining) idle.push_back(std::move(conn));
   }
 
@@ -1424,8 +1408,7 @@ struct Proxy::Impl {
     for (int attempt = 0; attempt < 2 && !resp; ++attempt) {
       bool reused = false;
       std::string reason, detail;
-      up = co_await acquire_upstream(worker, side, req.framing != http::BodyFraming::None, reused, reason,
-                                     detail);
+      up = co_await acquire_upstream(worker, side, reused, reason, detail);
       if (!up) {
         if (side.route) log_outbound_refusal(side, reason, detail);
         ex.flags = kUpstreamConnectFailure;
@@ -1549,10 +1532,7 @@ struct Proxy::Impl {
     }
     if (chunk_out) out.append(http::kLastChunk.data(), http::kLastChunk.size());
     if (!co_await flush()) co_return false;
-    if (upstream_keep && up->buffer.empty()) {
-      up->check_before_reuse = framing == http::BodyFraming::None;
-      release_upstream(worker, side, std::move(up));
-    }
+    if (upstream_keep && up->buffer.empty()) release_upstream(worker, side, std::move(up));
     if (!client_keep) down.shutdown_send();
     co_return client_keep;
   }
@@ -1931,7 +1911,8 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
     if (auto stamps = stat_policy_dir(*impl->config.policy_dir)) impl->policy_stamps = std::move(*stamps);
     auto files = digest_policy_dir(*impl->config.policy_dir);
     if (!files) return fail(files.error());
-    auto loaded = load_policy_chains(*impl->config.policy_dir, impl->config.workload, impl->jwks.provider());
+    auto loaded = load_policy_chains(*impl->config.policy_dir, impl->config.workload, impl->jwks.provider(),
+                                     impl->config.num_trusted_proxies);
     if (!loaded) return fail(loaded.error());
     impl->jwks.retarget(loaded->snapshot->jwt_rules());
     auto state = std::make_shared<PolicyState>();

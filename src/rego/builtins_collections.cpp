@@ -235,6 +235,49 @@ BuiltinResult set_fold(Args a, BuiltinContext&) {
   return Value::set(std::move(acc));
 }
 
+// object.subset: arrays as contiguous runs, sets by membership, objects key by key (recursing into
+// nested objects, sets and arrays; other values must be equal).
+bool is_sorted_subset(const std::vector<Value>& super, const std::vector<Value>& sub) {
+  return std::includes(super.begin(), super.end(), sub.begin(), sub.end());
+}
+
+bool array_contains_run(const Array& super, const Array& sub) {
+  if (sub.size() > super.size()) return false;
+  return std::search(super.begin(), super.end(), sub.begin(), sub.end()) != super.end();
+}
+
+bool object_subset(const Value& super, const Value& sub) {
+  for (const auto& [k, v] : sub.as_object()) {
+    const Value* s = super.get(k);
+    if (!s) return false;
+    if (*s == v) continue;
+    if (s->is_object() && v.is_object() && object_subset(*s, v)) continue;
+    if (s->is_set() && v.is_set() && is_sorted_subset(s->as_set(), v.as_set())) continue;
+    if (s->is_array() && v.is_array() && array_contains_run(s->as_array(), v.as_array())) continue;
+    return false;
+  }
+  return true;
+}
+
+BuiltinResult object_subset_fn(Args a, BuiltinContext&) {
+  const Value& super = a[0];
+  const Value& sub = a[1];
+  if (super.is_object() && sub.is_object()) return Value::boolean(object_subset(super, sub));
+  if (super.is_set() && sub.is_set()) return Value::boolean(is_sorted_subset(super.as_set(), sub.as_set()));
+  if (super.is_array() && sub.is_array())
+    return Value::boolean(array_contains_run(super.as_array(), sub.as_array()));
+  if (super.is_array() && sub.is_set()) {
+    // As OPA: decided while scanning the array, so an empty array holds nothing, not even set().
+    size_t unmatched = sub.as_set().size();
+    for (const Value& e : super.as_array()) {
+      if (sub.contains(e)) --unmatched;
+      if (unmatched == 0) return Value::boolean(true);
+    }
+    return Value::boolean(false);
+  }
+  return BuiltinError::type("both arguments object.subset must be of the same type or array and set");
+}
+
 // numbers.range / numbers.range_step: integers from a to b inclusive, counting down when a > b.
 template <bool kStep>
 BuiltinResult number_range(Args a, BuiltinContext& ctx) {
@@ -277,6 +320,7 @@ void register_collections(Registry& r) {
   r.add({"array.flatten", 1, array_flatten, false, false, false, {kArrayType}});
   r.add({"object.get", 3, object_get, false, false, false, {kObjectType, kAnyType, kAnyType}});
   r.add({"object.keys", 1, object_keys, false, false, false, {kObjectType}});
+  r.add({"object.subset", 2, object_subset_fn, false, false, false, {}});
   r.add({"object.union", 2, object_union, false, false, false, {kObjectType, kObjectType}});
   r.add({"object.union_n", 1, object_union_n, false, false, false, {kArrayType}});
   r.add({"object.remove", 2, object_select<false>, false, false, false, {kObjectType, kAnyType}});

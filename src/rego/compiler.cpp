@@ -4,6 +4,7 @@
 // every variable gets a frame slot, and expressions are reordered so each one's inputs are bound
 // before it runs (OPA's safety rules; what cannot be bound is a rego_unsafe_var_error).
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <set>
 #include <unordered_map>
@@ -154,10 +155,19 @@ struct Scope {
   Scope* parent = nullptr;
   Frame* frame = nullptr;
   std::unordered_map<std::string, int> vars;
+  // `x := ...` declares x from its expression on: a nested body (comprehension) written before
+  // that expression does not see it (as OPA). position: the expression being compiled.
+  std::unordered_map<std::string, size_t> assigned_at;
+  size_t position = SIZE_MAX;
   int lookup(const std::string& name) const {
     for (const Scope* s = this; s; s = s->parent) {
       auto it = s->vars.find(name);
-      if (it != s->vars.end()) return it->second;
+      if (it == s->vars.end()) continue;
+      if (s != this) {
+        auto a = s->assigned_at.find(name);
+        if (a != s->assigned_at.end() && a->second > s->position) continue;
+      }
+      return it->second;
     }
     return -1;
   }
@@ -243,7 +253,9 @@ class Compiler {
     SlotSet bound;
     prepass_declare(*q.body, scope);
     std::vector<Expr> flat;
-    for (auto& e : q.body->exprs) {
+    for (size_t index = 0; index < q.body->exprs.size(); ++index) {
+      Expr& e = q.body->exprs[index];
+      scope.position = index;
       PreparedQuery::ExprOut eo;
       eo.text = q.text.substr(e.src_begin, e.src_end - e.src_begin);
       eo.loc = e.loc;
@@ -263,6 +275,7 @@ class Compiler {
       }
       q.exprs.push_back(std::move(eo));
     }
+    scope.position = SIZE_MAX;
     q.body->exprs = order(std::move(flat), bound, scope);
     q.frame_size = frame.next_slot;
     for (const auto& [name, slot] : scope.vars)
@@ -383,7 +396,7 @@ class Compiler {
       for (int s : vars_of(a)) bound.insert(s);
     }
     std::vector<Expr> flat;
-    for (auto& e : r.body->exprs) flatten_expr(e, scope, flat);
+    flatten_body(*r.body, scope, flat);
     // Head terms may hold references and calls: they are computed at the end of the body.
     for (auto& t : r.suffix) t = flatten_term(resolve_term(t, scope, true), scope, flat);
     if (r.key) r.key = flatten_term(resolve_term(r.key, scope, true), scope, flat);
@@ -405,7 +418,8 @@ class Compiler {
 
   // Declares variables written in the body that are local at this level (not rules/imports).
   void prepass_declare(Body& body, Scope& scope) {
-    for (auto& e : body.exprs) {
+    for (size_t index = 0; index < body.exprs.size(); ++index) {
+      Expr& e = body.exprs[index];
       if (e.type == ExprType::SomeDecl) {
         for (auto& v : e.terms) scope.declare(v->name);
         continue;
@@ -415,17 +429,17 @@ class Compiler {
         pattern_var_terms(e.terms[0], vs);
         for (auto& v : vs) {
           if (v->wildcard) continue;
-          if (scope.vars.count(v->name) && assigned_.count(&scope) && assigned_[&scope].count(v->name))
+          if (scope.assigned_at.count(v->name))
             fail_compile("rego_compile_error", "var " + v->name + " assigned above", v->loc);
           if (!scope.vars.count(v->name)) scope.declare(v->name);
-          assigned_[&scope].insert(v->name);
+          scope.assigned_at[v->name] = index;
         }
       }
       if (e.type == ExprType::SomeIn) {
         for (int i = 0; i < 2; ++i)
           if (e.terms[static_cast<size_t>(i)]) declare_pattern_vars(e.terms[static_cast<size_t>(i)], scope);
         declare_free_vars(e.terms[2], scope);
-        for (auto& w : e.withs) declare_free_vars(w.value, scope);
+        for (auto& w : e.withs) declare_with_value(w, scope);
         continue;
       }
       if (e.type == ExprType::Every) {
@@ -433,8 +447,14 @@ class Compiler {
         continue;
       }
       for (auto& t : e.terms) declare_free_vars(t, scope);
-      for (auto& w : e.withs) declare_free_vars(w.value, scope);
+      for (auto& w : e.withs) declare_with_value(w, scope);
     }
+  }
+
+  // `with f as g`: a replacement naming a function or built-in is not a variable.
+  void declare_with_value(const With& w, Scope& scope) {
+    if (auto n = dotted(w.value); n && scope.lookup((*n)[0]) < 0 && lookup_function(*n)) return;
+    declare_free_vars(w.value, scope);
   }
 
   static void pattern_var_terms(const TermP& t, std::vector<TermP>& out) {
@@ -589,34 +609,26 @@ class Compiler {
 
   std::optional<FnTarget> lookup_function(const std::vector<std::string>& name) {
     FnTarget out;
-    // User function in this package.
+    auto user_function = [&](std::vector<std::string> p) {
+      const RuleNode* n = find_node(p);
+      if (!n || (n->functions.empty() && !n->default_function)) return false;
+      out.path = std::move(p);
+      return true;
+    };
+    // A function of this package, a data path, an imported path; then a built-in.
     if (!pkg_.empty() && ctx_->rule_names.count(name[0])) {
       std::vector<std::string> p = pkg_;
       p.insert(p.end(), name.begin(), name.end());
-      const RuleNode* n = find_node(p);
-      if (n && (!n->functions.empty() || n->default_function)) {
-        out.path = p;
-        return out;
-      }
+      if (user_function(std::move(p))) return out;
     }
-    if (name[0] == "data") {
-      std::vector<std::string> p(name.begin() + 1, name.end());
-      const RuleNode* n = find_node(p);
-      if (n && (!n->functions.empty() || n->default_function)) {
-        out.path = p;
-        return out;
-      }
-    }
+    if (name[0] == "data" && user_function(std::vector<std::string>(name.begin() + 1, name.end())))
+      return out;
     if (ctx_->imports.count(name[0])) {
       auto path = dotted(ctx_->imports.at(name[0]));
       if ((*path)[0] == "data") {
         std::vector<std::string> p(path->begin() + 1, path->end());
         p.insert(p.end(), name.begin() + 1, name.end());
-        const RuleNode* n = find_node(p);
-        if (n && (!n->functions.empty() || n->default_function)) {
-          out.path = p;
-          return out;
-        }
+        if (user_function(std::move(p))) return out;
       }
     }
     if (const BuiltinDecl* b = reg_.find(join(name))) {
@@ -677,7 +689,7 @@ class Compiler {
     if (t.key) declare_nested_free(t.key, scope);
     if (t.val) declare_nested_free(t.val, scope);
     std::vector<Expr> flat;
-    for (auto& e : t.body->exprs) flatten_expr(e, scope, flat);
+    flatten_body(*t.body, scope, flat);
     if (t.key) t.key = flatten_term(resolve_term(t.key, scope, true), scope, flat);
     if (t.val) t.val = flatten_term(resolve_term(t.val, scope, true), scope, flat);
     // Closure: slots from outer scopes used inside.
@@ -745,6 +757,18 @@ class Compiler {
     }
   }
 
+  // Emits `type(term, g)` (or `g = term` when var_first) for a fresh variable g and returns g.
+  TermP bind_fresh(ExprType type, TermP term, Location loc, Scope& scope, std::vector<Expr>& out,
+                   bool var_first) {
+    TermP g = fresh_var(scope, loc);
+    Expr e;
+    e.type = type;
+    e.loc = loc;
+    e.terms = var_first ? std::vector<TermP>{g, term} : std::vector<TermP>{term, g};
+    out.push_back(std::move(e));
+    return g;
+  }
+
   // Returns a simple term (value, variable, or composite of simple terms); refs, calls and
   // comprehensions become expressions in `out` binding generated variables.
   TermP flatten_term(TermP t, Scope& scope, std::vector<Expr>& out) {
@@ -755,35 +779,14 @@ class Compiler {
       case TermType::Ref: {
         TermP r = flatten_ref(t, scope, out);
         if (r->type != TermType::Ref) return r;
-        TermP g = fresh_var(scope, t->loc);
-        Expr e;
-        e.type = ExprType::RefEval;
-        e.loc = t->loc;
-        e.terms = {r, g};
-        out.push_back(std::move(e));
-        return g;
+        return bind_fresh(ExprType::RefEval, r, t->loc, scope, out, false);
       }
-      case TermType::Call: {
-        TermP call = flatten_call_args(t, scope, out);
-        TermP g = fresh_var(scope, t->loc);
-        Expr e;
-        e.type = ExprType::Call;
-        e.loc = t->loc;
-        e.terms = {call, g};
-        out.push_back(std::move(e));
-        return g;
-      }
+      case TermType::Call:
+        return bind_fresh(ExprType::Call, flatten_call_args(t, scope, out), t->loc, scope, out, false);
       case TermType::ArrayCompr:
       case TermType::SetCompr:
-      case TermType::ObjectCompr: {
-        TermP g = fresh_var(scope, t->loc);
-        Expr e;
-        e.type = ExprType::Unify;
-        e.loc = t->loc;
-        e.terms = {g, t};
-        out.push_back(std::move(e));
-        return g;
-      }
+      case TermType::ObjectCompr:
+        return bind_fresh(ExprType::Unify, t, t->loc, scope, out, true);
       default: {
         for (auto& i : t->items) i = flatten_term(i, scope, out);
         for (auto& [k, v] : t->pairs) {
@@ -837,6 +840,14 @@ class Compiler {
       return;
     }
     flatten_plain(e, scope, out);
+  }
+
+  void flatten_body(Body& body, Scope& scope, std::vector<Expr>& out) {
+    for (size_t i = 0; i < body.exprs.size(); ++i) {
+      scope.position = i;
+      flatten_expr(body.exprs[i], scope, out);
+    }
+    scope.position = SIZE_MAX;  // head terms see every variable of the body
   }
 
   With resolve_with(With w, Scope& scope, std::vector<Expr>& out) {
@@ -986,7 +997,7 @@ class Compiler {
         v = resolve_term(v, inner, true);
         prepass_declare(*e.body, inner);
         std::vector<Expr> flat;
-        for (auto& be : e.body->exprs) flatten_expr(be, inner, flat);
+        flatten_body(*e.body, inner, flat);
         std::vector<int> used;
         for (const auto& be : flat) expr_vars(be, used);
         std::set<int> closure;
@@ -1354,7 +1365,6 @@ class Compiler {
   const Registry& reg_;
   const ModuleCtx* ctx_ = nullptr;
   std::vector<std::string> pkg_;
-  std::unordered_map<const Scope*, std::set<std::string>> assigned_;
 };
 
 }  // namespace

@@ -888,19 +888,21 @@ class Evaluator {
       return k();
     };
     const BuiltinDecl* builtin = call->builtin;
-    std::vector<std::string> path = call->data_path;
+    const std::vector<std::string>* path = &call->data_path;
+    bool mocked = false;
     if (!state_->mocks.empty()) {
-      std::string key = builtin ? builtin->name : "data." + join(path);
+      std::string key = builtin ? builtin->name : "data." + join(*path);
       auto it = state_->mocks.find(key);
       if (it != state_->mocks.end()) {
         const Mock& m = it->second;
         if (m.is_value) return deliver(m.value);
         builtin = m.builtin;
-        path = m.path;
+        path = &m.path;
+        mocked = true;
       }
     }
     if (builtin) return call_builtin(*builtin, args, e.loc, deliver);
-    return call_function(path, args, e.loc, deliver);
+    return call_function(*path, args, e.loc, deliver, mocked);
   }
 
   template <class Deliver>
@@ -927,14 +929,49 @@ class Evaluator {
 
   template <class Deliver>
   bool call_function(const std::vector<std::string>& path, const std::vector<Value>& args,
-                     const Location& loc, Deliver& deliver) {
+                     const Location& loc, Deliver& deliver, bool as_mock = false) {
     const RuleNode* node = plan_.root.get();
     for (const auto& k : path) {
       node = node->child(k);
       if (!node) return false;
     }
     if (++depth_ > kMaxCallDepth) fail("eval_internal_error", "function call too deep", loc);
+    // A function standing in for another (`with f as g`) runs without the mocks in effect: its
+    // own calls reach the originals (as OPA); `with` inside it applies as usual.
+    std::unique_ptr<WithState> unmocked;
+    std::unique_ptr<Cache> unmocked_cache;
+    WithState* saved_state = state_;
+    Cache* saved_cache = cache_;
+    if (as_mock) {
+      unmocked = std::make_unique<WithState>(*state_);
+      unmocked->mocks.clear();
+      unmocked_cache = std::make_unique<Cache>();
+      state_ = unmocked.get();
+      cache_ = unmocked_cache.get();
+    }
+    struct Restore {
+      Evaluator* ev;
+      WithState* state;
+      Cache* cache;
+      ~Restore() {
+        ev->state_ = state;
+        ev->cache_ = cache;
+      }
+    };
     std::optional<Value> result;
+    {
+      Restore restore{this, saved_state, saved_cache};
+      eval_function_bodies(node, args, result);
+    }
+    --depth_;
+    if (!result && node->default_function)
+      result = node->default_function->value ? node->default_function->value->value : Value::boolean(true);
+    if (!result) return false;
+    return deliver(*result);
+  }
+
+  void eval_function_bodies(const RuleNode* node, const std::vector<Value>& args,
+                            std::optional<Value>& result) {
     for (const Rule* rule : node->functions) {
       for (const Rule* x = rule; x; x = x->else_rule.get()) {
         bool found = false;
@@ -955,11 +992,6 @@ class Evaluator {
         if (found) break;
       }
     }
-    --depth_;
-    if (!result && node->default_function)
-      result = node->default_function->value ? node->default_function->value->value : Value::boolean(true);
-    if (!result) return false;
-    return deliver(*result);
   }
 
   bool bind_args(const Rule& r, const std::vector<Value>& args, size_t i, Frame& f, K k) {

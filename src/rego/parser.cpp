@@ -167,87 +167,32 @@ class Lexer {
       return t;
     }
     if (c == '"') {
+      // A Rego string literal is a JSON string: find its end, then decode it as JSON.
+      size_t start = i_;
       advance();
-      std::string out;
       for (;;) {
         if (i_ >= s_.size() || peek() == '\n') fail("non-terminated string", t.row, t.col);
         char d = peek();
-        if (d == '"') {
-          advance();
-          break;
-        }
-        if (d != '\\') {
-          out.push_back(d);
-          advance();
-          continue;
-        }
         advance();
-        char e = peek();
-        if (i_ >= s_.size()) fail("non-terminated string", t.row, t.col);
-        advance();
-        switch (e) {
-          case '"':
-            out.push_back('"');
-            break;
-          case '\\':
-            out.push_back('\\');
-            break;
-          case '/':
-            out.push_back('/');
-            break;
-          case 'b':
-            out.push_back('\b');
-            break;
-          case 'f':
-            out.push_back('\f');
-            break;
-          case 'n':
-            out.push_back('\n');
-            break;
-          case 'r':
-            out.push_back('\r');
-            break;
-          case 't':
-            out.push_back('\t');
-            break;
-          case 'u': {
-            // Decode through the exact JSON parser (handles surrogate pairs).
-            std::string esc = "\"\\u";
-            for (int k = 0; k < 4; ++k) {
-              if (i_ >= s_.size()) fail("illegal escape sequence", t.row, t.col);
-              esc.push_back(peek());
-              advance();
-            }
-            if (peek() == '\\' && peek(1) == 'u') {
-              std::string lo = "\\u";
-              size_t save = i_;
-              int save_col = col_;
-              advance();
-              advance();
-              for (int k = 0; k < 4 && i_ < s_.size(); ++k) {
-                lo.push_back(peek());
-                advance();
-              }
-              unsigned hi = static_cast<unsigned>(std::strtoul(esc.substr(3).c_str(), nullptr, 16));
-              if (hi >= 0xd800 && hi < 0xdc00) {
-                esc += lo;
-              } else {
-                i_ = save;
-                col_ = save_col;
-              }
-            }
-            esc.push_back('"');
-            auto v = Value::parse_json(esc);
-            if (!v) fail("illegal escape sequence", t.row, t.col);
-            out += v->as_string();
-            break;
-          }
-          default:
-            fail("illegal escape sequence", t.row, t.col);
+        if (d == '"') break;
+        if (d == '\\') {
+          if (i_ >= s_.size()) fail("non-terminated string", t.row, t.col);
+          advance();
         }
       }
+      std::string literal(s_.substr(start, i_ - start));
+      // Raw control characters (a tab) are allowed in Rego strings, not in JSON: escape them.
+      for (size_t k = 0; k < literal.size(); ++k) {
+        auto ch = static_cast<unsigned char>(literal[k]);
+        if (ch >= 0x20) continue;
+        static const char* hex = "0123456789abcdef";
+        literal.replace(k, 1, std::string("\\u00") + hex[ch >> 4] + hex[ch & 15]);
+        k += 5;
+      }
+      auto v = Value::parse_json(literal);
+      if (!v) fail("illegal escape sequence", t.row, t.col);
       t.tok = Tok::String;
-      t.text = std::move(out);
+      t.text = v->as_string();
       return t;
     }
     if (c == '`') {

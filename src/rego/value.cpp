@@ -132,7 +132,8 @@ bool valid_json_number(std::string_view s) {
   return i == s.size();
 }
 
-void append_json_string(std::string& out, std::string_view s) {
+// JSON string; `html` adds Go encoding/json's escaping of < > & (OPA's JSON output).
+void append_json_string(std::string& out, std::string_view s, bool html = true) {
   static const char* hex = "0123456789abcdef";
   out.push_back('"');
   for (size_t i = 0; i < s.size(); ++i) {
@@ -156,6 +157,10 @@ void append_json_string(std::string& out, std::string_view s) {
       case '<':
       case '>':
       case '&':  // Go's encoding/json escapes HTML characters
+        if (!html) {
+          out.push_back(static_cast<char>(c));
+          break;
+        }
         out += "\\u00";
         out.push_back(hex[c >> 4]);
         out.push_back(hex[c & 15]);
@@ -622,33 +627,10 @@ void Value::append_rego_text(std::string& out) const {
     case Kind::Number:
       append_json_text(out);
       break;
-    case Kind::String: {
-      // OPA prints strings Go-quoted (strconv.Quote); JSON escaping matches it for common text.
-      out.push_back('"');
-      for (char c : as_string()) {
-        switch (c) {
-          case '"':
-            out += "\\\"";
-            break;
-          case '\\':
-            out += "\\\\";
-            break;
-          case '\n':
-            out += "\\n";
-            break;
-          case '\r':
-            out += "\\r";
-            break;
-          case '\t':
-            out += "\\t";
-            break;
-          default:
-            out.push_back(c);
-        }
-      }
-      out.push_back('"');
+    case Kind::String:
+      // OPA prints strings Go-quoted (strconv.Quote): JSON escaping without the HTML escapes.
+      append_json_string(out, as_string(), /*html=*/false);
       break;
-    }
     case Kind::Array: {
       out.push_back('[');
       bool first = true;

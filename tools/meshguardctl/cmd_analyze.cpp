@@ -23,6 +23,7 @@ int run_analyze(const AnalyzeOptions& opt) {
   mesh.trust_domain = opt.trust_domain;
   auto set = policy::load_resource_files(opt.files);
   if (!set) return fail_line(set.error().message);
+  mesh = policy::mesh_config_of(*set, mesh);  // a Mesh document in the files wins over the flags
   const auto findings = policy::analyze(*set, mesh);
   bool warned = false;
   for (const auto& f : findings) {

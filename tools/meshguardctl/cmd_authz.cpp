@@ -4,12 +4,14 @@
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "commands.h"
 #include "common/files.h"
 #include "policy/decide.h"
 #include "policy/load.h"
 #include "policy/request_authn.h"
+#include "policy/select.h"
 
 namespace mg::ctl {
 
@@ -21,6 +23,7 @@ struct CheckOptions {
   std::string root_namespace = "istio-system";
   std::string path_normalization = "BASE";
   std::string trust_domain = "cluster.local";
+  std::optional<uint32_t> num_trusted_proxies;  // absent: the Mesh document's (remote_ip.h)
   std::string output = "json";
 };
 
@@ -124,7 +127,8 @@ void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& sn
     }
   }
   o << "\n\nauthorization policies applied to the workload:\n";
-  const auto attrs = policy::make_attributes(req, normalized, &auth, mtls.mode != policy::MtlsMode::Disable);
+  const auto attrs = policy::make_attributes(req, normalized, &auth, mtls.mode != policy::MtlsMode::Disable,
+                                             mesh.num_trusted_proxies);
   const auto explained = policy::explain(snap, attrs);
   if (explained.empty()) o << "  (none)\n";
   for (const auto& e : explained) {
@@ -178,6 +182,8 @@ int run_check(const CheckOptions& opt) {
   }
   auto set = policy::load_resource_files(opt.files);
   if (!set) return fail_line(set.error().message);
+  mesh = policy::mesh_config_of(*set, mesh);  // a Mesh document in the files wins over the flags
+  if (opt.num_trusted_proxies) mesh.num_trusted_proxies = *opt.num_trusted_proxies;  // the flag wins over a Mesh document
   auto text = files::read_file(opt.request_file);
   if (!text) return fail_line(opt.request_file + ": " + text.error().message);
   auto req = policy::parse_request_json(*text);
@@ -208,6 +214,11 @@ void register_authz_commands(CLI::App& app, Action& action) {
                     "NONE | BASE | MERGE_SLASHES | DECODE_AND_MERGE_SLASHES")
       ->capture_default_str();
   check->add_option("--trust-domain", opt->trust_domain, "Mesh trust domain")->capture_default_str();
+  check->add_option(
+      "--num-trusted-proxies", opt->num_trusted_proxies,
+      "Proxies trusted in front of the workload: remote.ip is the Nth X-Forwarded-For entry from "
+      "the right (0: the peer's address); default: the Mesh document's "
+      "gatewayTopology.numTrustedProxies, else 0");
   check->add_option("-o,--output", opt->output, "json | table")
       ->check(CLI::IsMember({"json", "table"}))
       ->capture_default_str();

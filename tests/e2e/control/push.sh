@@ -31,7 +31,7 @@ grep -q details-strict "$WORK/details-state/policies/snapshot.yaml" || fail "det
 pass "details' snapshot holds its PeerAuthentication"
 
 # Every connected proxy ACKed the version it was sent.
-for _ in $(seq 1 100); do
+for _ in $(seq 1 400); do
   wl=$(ctl workload list -o json)
   if [ "$(echo "$wl" | jq '[.[] | select(.connected and .configVersion == .ackedVersion and .certState == "Available")] | length')" = 2 ]; then break; fi
   sleep 0.05

@@ -57,7 +57,7 @@ start() {
 # wait_for_line FILE REGEX: prints the first matching line (bounded: ~10 s).
 wait_for_line() {
   local file="$1" regex="$2" line
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 600); do
     line="$(grep -m1 -E "$regex" "$file" 2>/dev/null || true)"
     if [ -n "$line" ]; then
       echo "$line"
@@ -131,7 +131,7 @@ http_status() {
 wait_status() {
   local url="$1" want="$2" got=""
   shift 2
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 600); do
     got="$(http_status "$url" "$@")"
     [ "$got" = "$want" ] && return 0
     sleep 0.05

@@ -168,6 +168,57 @@ TEST(SqliteStore, UnchangedAndConfigured) {
   EXPECT_EQ(empty->revision, 2);
 }
 
+// resources() parses what it reads back once and then follows applies and removes with the
+// documents they parsed: after each change it must equal what a fresh read of the file gives.
+TEST(SqliteStore, ResourcesFollowAppliesAndRemoves) {
+  TempDir dir;
+  const std::string path = dir.file("store.db");
+  auto store = open_ok(path);
+  ASSERT_TRUE(store);
+  auto documents = [](const Store& s) {
+    std::vector<std::string> out;
+    auto set = s.resources();
+    if (!set) ADD_FAILURE() << set.error().to_string();
+    if (!set) return out;
+    for (const auto& p : set->authorization_policies)
+      out.push_back(p.meta.full_name() + " " + policy::to_string(p.action) + " " + p.meta.document);
+    for (const auto& p : set->peer_authentications) out.push_back(p.meta.full_name() + " " + p.meta.document);
+    return out;
+  };
+  auto reopened = [&] {
+    auto again = open_ok(path);
+    return again ? documents(*again) : std::vector<std::string>{};
+  };
+  ASSERT_TRUE(store->apply(ap("b", "ns"), "x.yaml"));
+  EXPECT_EQ(documents(*store).size(), 1u);  // the first read fills what later calls keep in step
+
+  // configured, created and unchanged in one apply, through the parsed path the admin service uses
+  auto file = parse_apply_file(
+      {ap("b", "ns", "ALLOW") + "---\n" + ap("a", "ns") + "---\n" + pa("p", "ns", "STRICT"), "y.yaml"});
+  ASSERT_TRUE(file) << file.error().to_string();
+  std::vector<ParsedFile> files;
+  files.push_back(std::move(*file));
+  auto applied = store->apply_parsed(std::move(files));
+  ASSERT_TRUE(applied) << applied.error().to_string();
+  EXPECT_EQ(applied->created.size(), 2u);
+  EXPECT_EQ(applied->configured.size(), 1u);
+  auto now = documents(*store);
+  ASSERT_EQ(now.size(), 3u);
+  EXPECT_EQ(now, reopened());
+  EXPECT_EQ(now[1].rfind(std::string("ns/b ") + policy::to_string(policy::Action::Allow) + " ", 0), 0u)
+      << now[1];
+
+  ASSERT_TRUE(store->remove({"AuthorizationPolicy", "ns", "a"}));
+  now = documents(*store);
+  EXPECT_EQ(now.size(), 2u);
+  EXPECT_EQ(now, reopened());
+
+  auto missing = store->remove({"AuthorizationPolicy", "ns", "a"});
+  ASSERT_FALSE(missing);
+  EXPECT_TRUE(is(missing.error(), StoreError::NotFound));
+  EXPECT_STREQ(to_string(StoreError::NotFound), "store.not_found");
+}
+
 TEST(SqliteStore, BadApplyChangesNothing) {
   TempDir dir;
   auto store = open_ok(dir.file("store.db"));

@@ -41,6 +41,22 @@ TEST(RequestHead, AbsoluteFormTakesAuthorityAsHost) {
   EXPECT_EQ(r->query, "b");
 }
 
+TEST(RequestHead, AbsoluteFormReplacesHostAndGoesOnInOriginForm) {
+  // RFC 9112 §3.2.2 (issue 12): what is judged (host) and what is forwarded (the Host field and
+  // the target) must be the same host, or a `hosts` rule is bypassed at a Host-routed app.
+  auto r = parse("GET http://public/x?y=1 HTTP/1.1\r\nHost: admin.internal\r\nX-A: b\r\n\r\n");
+  ASSERT_TRUE(r) << r.error().reason;
+  EXPECT_EQ(r->host, "public");
+  EXPECT_EQ(r->headers.get_all("host").size(), 1u);
+  EXPECT_EQ(r->headers.get("host").value(), "public");
+  EXPECT_EQ(r->target, "/x?y=1");
+  EXPECT_EQ(serialize_request_head(*r).rfind("GET /x?y=1 HTTP/1.1\r\n", 0), 0u) << serialize_request_head(*r);
+  auto bare = parse("GET https://h.example HTTP/1.0\r\n\r\n");  // no Host, no path
+  ASSERT_TRUE(bare) << bare.error().reason;
+  EXPECT_EQ(bare->target, "/");
+  EXPECT_EQ(bare->headers.get("host").value(), "h.example");
+}
+
 TEST(RequestHead, KeepAliveRules) {
   EXPECT_FALSE(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")->keep_alive);
   EXPECT_FALSE(parse("GET / HTTP/1.0\r\n\r\n")->keep_alive);

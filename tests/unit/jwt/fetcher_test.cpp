@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "jwt_test_util.h"
@@ -375,6 +377,125 @@ TEST(JwtRefresher, EndToEndOverHttpThenAuthenticate) {
     for (int i = 0; i < 500 && !provider2->get(server.url()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_NE(provider2->get(server.url()), nullptr);
+}
+
+TEST(JwtDiscovery, UrlAndDocument) {
+  EXPECT_EQ(openid_configuration_url("https://idp.example"),
+            "https://idp.example/.well-known/openid-configuration");
+  EXPECT_EQ(openid_configuration_url("https://idp.example/tenant/"),
+            "https://idp.example/tenant/.well-known/openid-configuration");
+  auto uri =
+      jwks_uri_of_discovery(R"({"issuer": "https://idp.example", "jwks_uri": "https://keys.example/jwks"})");
+  ASSERT_TRUE(uri) << uri.error().message;
+  EXPECT_EQ(*uri, "https://keys.example/jwks");
+  for (const char* bad : {"", "not json", "[]", R"({"issuer": "x"})", R"({"jwks_uri": 7})",
+                          R"({"jwks_uri": "file:///etc/passwd"})", R"({"jwks_uri": "http://user@h/k"})"}) {
+    auto r = jwks_uri_of_discovery(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, "jwks.bad_discovery") << bad;
+  }
+}
+
+// An issuer-only rule on a 127.0.0.1 server: the discovery document names the key set, and
+// the document is read again at each refresh (a moved jwks_uri is followed).
+struct DiscoveryServer {
+  std::mutex mu;
+  std::string jwks_path = "/keys-1";
+  std::string jwks_uri_override;                // when set, the document names this instead
+  std::string document_override;                // when set, served as the document
+  std::map<std::string, std::string> key_sets;  // path -> JWKS
+  std::vector<std::string> paths;
+  TinyServer server{[this](const std::string& head) { return respond(head); }};
+
+  std::string issuer() const { return server.url(""); }
+  std::string respond(const std::string& head) {
+    std::lock_guard lock(mu);
+    std::string path = head.substr(4, head.find(' ', 4) - 4);
+    paths.push_back(path);
+    if (path == "/.well-known/openid-configuration") {
+      if (!document_override.empty()) return ok_response(document_override);
+      std::string uri = jwks_uri_override.empty() ? issuer() + jwks_path : jwks_uri_override;
+      return ok_response(nlohmann::json{{"issuer", issuer()}, {"jwks_uri", uri}}.dump());
+    }
+    if (auto it = key_sets.find(path); it != key_sets.end()) return ok_response(it->second);
+    return std::string("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+  }
+};
+
+JwtRule issuer_only(const std::string& issuer) {
+  JwtRule rule;
+  rule.issuer = issuer;
+  rule.timeout_ms = 2000;
+  return rule;
+}
+
+TEST(JwtDiscovery, IssuerOnlyRuleGetsKeysAndFollowsAMovedJwksUri) {
+  DiscoveryServer idp;
+  auto k1 = testing::make_key(Alg::ES256, "k1");
+  auto k2 = testing::make_key(Alg::ES256, "k2");
+  idp.key_sets["/keys-1"] = testing::jwks_of({&k1});
+  idp.key_sets["/keys-2"] = testing::jwks_of({&k2});
+  const JwtRule rule = issuer_only(idp.issuer());
+  auto provider = std::make_shared<JwksProvider>();
+  Authenticator auth({rule}, provider);
+  auto token_of = [&](const testing::TestKey& key) {
+    return HeaderList{
+        {"authorization", "Bearer " + testing::sign_token(key, nlohmann::json::object(),
+                                                          {{"iss", idp.issuer()}, {"sub", "bob"}})}};
+  };
+  EXPECT_EQ(auth.authenticate(token_of(k1), "/", 1700000000).status, 401) << "no keys yet: fail closed";
+
+  JwksRefresher refresher(provider, JwksRefresher::sources_for({rule}), nullptr, std::chrono::seconds(1200));
+  refresher.refresh_due(1700000000);
+  EXPECT_EQ(refresher.last_errors().at(idp.issuer()), "");
+  EXPECT_EQ(auth.authenticate(token_of(k1), "/", 1700000000).outcome, RequestAuth::Outcome::Authenticated);
+  {
+    std::lock_guard lock(idp.mu);
+    EXPECT_EQ(idp.paths, (std::vector<std::string>{"/.well-known/openid-configuration", "/keys-1"}));
+    idp.jwks_path = "/keys-2";
+  }
+  refresher.refresh_due(1700000000 + 1200);
+  EXPECT_EQ(auth.authenticate(token_of(k2), "/", 1700000000).outcome, RequestAuth::Outcome::Authenticated);
+  EXPECT_EQ(auth.authenticate(token_of(k1), "/", 1700000000).status, 401) << "the old key set is replaced";
+}
+
+TEST(JwtDiscovery, ForbiddenJwksUriInTheDocumentIsRefused) {
+  DiscoveryServer idp;
+  idp.jwks_uri_override = "http://169.254.169.254/latest/meta-data/";
+  const JwtRule rule = issuer_only(idp.issuer());
+  auto provider = std::make_shared<JwksProvider>();
+  JwksRefresher refresher(provider, JwksRefresher::sources_for({rule}));
+  refresher.refresh_due(1700000000);
+  EXPECT_NE(refresher.last_errors().at(idp.issuer()).find("jwks.forbidden_address"), std::string::npos)
+      << refresher.last_errors().at(idp.issuer());
+  EXPECT_EQ(provider->get(idp.issuer()), nullptr);
+}
+
+TEST(JwtDiscovery, BrokenDocumentFailsClosed) {
+  auto key = testing::make_key(Alg::ES256, "k1");
+  for (const char* document :
+       {"<html>oops</html>", R"({"issuer": "x"})", R"({"jwks_uri": "ftp://127.0.0.1/keys"})"}) {
+    SCOPED_TRACE(document);
+    DiscoveryServer idp;
+    idp.document_override = document;
+    idp.key_sets["/keys-1"] = testing::jwks_of({&key});
+    const JwtRule rule = issuer_only(idp.issuer());
+    auto provider = std::make_shared<JwksProvider>();
+    Authenticator auth({rule}, provider);
+    JwksRefresher refresher(provider, JwksRefresher::sources_for({rule}));
+    refresher.refresh_due(1700000000);
+    EXPECT_NE(refresher.last_errors().at(idp.issuer()), "");
+    EXPECT_EQ(provider->get(idp.issuer()), nullptr);
+    HeaderList h{{"authorization", "Bearer " + testing::sign_token(key, nlohmann::json::object(),
+                                                                   {{"iss", idp.issuer()}, {"sub", "bob"}})}};
+    EXPECT_EQ(auth.authenticate(h, "/", 1700000000).status, 401);
+  }
+  // No discovery server at all.
+  auto provider = std::make_shared<JwksProvider>();
+  JwksRefresher refresher(provider, JwksRefresher::sources_for({issuer_only("http://127.0.0.1:9")}));
+  refresher.refresh_due(1700000000);
+  EXPECT_NE(refresher.last_errors().at("http://127.0.0.1:9"), "");
+  EXPECT_EQ(provider->get("http://127.0.0.1:9"), nullptr);
 }
 
 }  // namespace

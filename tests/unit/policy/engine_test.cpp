@@ -192,6 +192,76 @@ TEST(EnginePrincipals, TrustDomainAlias) {
   run_cases({{"with the default trust domain, example.org is foreign", p, local, false, 403, "", -1}});
 }
 
+// Istio's trust domain migration (authz-td-migration): with trustDomain new-td and alias old-td,
+// a principal written with either trust domain, or with "cluster.local", names the identity in
+// both; "cluster.local" itself is only a name for them, never a trust domain matched literally.
+TEST(EnginePrincipals, TrustDomainAliasesBothWays) {
+  auto allow = [](const char* principal) {
+    return ap("p",
+              std::string("  rules:\n  - from:\n    - source:\n        principals: [\"") + principal + "\"]");
+  };
+  auto from = [](const char* td) {
+    return with([td](Req& r) { r.principal = std::string(td) + "/ns/sleep-allow/sa/sleep"; });
+  };
+  MeshConfig mesh;
+  mesh.trust_domain = "new-td";
+  mesh.trust_domain_aliases = {"old-td"};
+  const auto old_written = allow("old-td/ns/sleep-allow/sa/sleep");
+  const auto new_written = allow("new-td/ns/sleep-allow/sa/sleep");
+  const auto local_written = allow("cluster.local/ns/sleep-allow/sa/sleep");
+  const auto pattern = allow("*-td/ns/sleep-allow/sa/sleep");
+  run_cases(
+      {{"alias in the policy, current identity", old_written, from("new-td"), true, 200, "default/p", 0},
+       {"alias in the policy, alias identity", old_written, from("old-td"), true, 200, "default/p", 0},
+       {"current in the policy, alias identity (the reverse)", new_written, from("old-td"), true, 200,
+        "default/p", 0},
+       {"a third trust domain is foreign", old_written, from("other-td"), false, 403, "", -1},
+       {"cluster.local names the current trust domain", local_written, from("new-td"), true, 200, "default/p",
+        0},
+       {"cluster.local names the aliases", local_written, from("old-td"), true, 200, "default/p", 0},
+       {"cluster.local is not itself a trust domain here", local_written, from("cluster.local"), false, 403,
+        "", -1},
+       {"a *suffix trust domain stays a pattern", pattern, from("other-td"), true, 200, "default/p", 0},
+       {"other namespace", old_written, with([](Req& r) { r.principal = "new-td/ns/default/sa/sleep"; }),
+        false, 403, "", -1}},
+      nullptr, mesh);
+  // notPrincipals and source.principal conditions follow the same rule.
+  const auto deny_not = ap("p",
+                           "  action: DENY\n  rules:\n  - from:\n    - source:\n        notPrincipals: "
+                           "[\"old-td/ns/sleep-allow/sa/sleep\"]");
+  const auto when = ap("p",
+                       "  rules:\n  - when:\n    - key: source.principal\n      values: "
+                       "[\"old-td/ns/sleep-allow/sa/sleep\"]");
+  run_cases(
+      {{"notPrincipals: the current identity is not denied", deny_not, from("new-td"), true, 200, "", -1},
+       {"notPrincipals: others are", deny_not, from("other-td"), false, 403, "default/p", 0},
+       {"source.principal condition", when, from("new-td"), true, 200, "default/p", 0}},
+      nullptr, mesh);
+  // Without the alias, old-td is just another trust domain.
+  mesh.trust_domain_aliases.clear();
+  run_cases({{"no alias configured", old_written, from("new-td"), false, 403, "", -1}}, nullptr, mesh);
+}
+
+TEST(EnginePrincipals, PrincipalsForTrustDomains) {
+  const std::vector<std::string> aliases{"old-td", "older-td"};
+  auto expand = [&](std::vector<std::string> in) {
+    return principals_for_trust_domains(in, "new-td", aliases);
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(expand({"cluster.local/ns/a/sa/b"}),
+            (V{"new-td/ns/a/sa/b", "old-td/ns/a/sa/b", "older-td/ns/a/sa/b"}));
+  EXPECT_EQ(expand({"old-td/ns/a/sa/*"}), (V{"new-td/ns/a/sa/*", "old-td/ns/a/sa/*", "older-td/ns/a/sa/*"}));
+  EXPECT_EQ(expand({"*-td/ns/a/sa/b"}), (V{"*-td/ns/a/sa/b"}));
+  EXPECT_EQ(expand({"*old-td/ns/a/sa/b"}),
+            (V{"new-td/ns/a/sa/b", "*old-td/ns/a/sa/b", "older-td/ns/a/sa/b"}));
+  EXPECT_EQ(expand({"*/ns/a/sa/b", "other/ns/a/sa/b", "cluster.local/ns/a/*", "*", "ns/a/sa/b"}),
+            (V{"*/ns/a/sa/b", "other/ns/a/sa/b", "cluster.local/ns/a/*", "*", "ns/a/sa/b"}));
+  EXPECT_EQ(principals_for_trust_domains({"cluster.local/ns/a/sa/b"}, "cluster.local", {}),
+            (V{"cluster.local/ns/a/sa/b"}));
+  EXPECT_EQ(principals_for_trust_domains({"cluster.local/ns/a/sa/b"}, "example.org", {}),
+            (V{"example.org/ns/a/sa/b"}));
+}
+
 TEST(EnginePrincipals, RequestPrincipals) {
   const auto exact = ap("p", "  rules:\n  - from:\n    - source:\n        requestPrincipals: [\"https://issuer.example/a/user\"]");
   const auto any = ap("p", "  rules:\n  - from:\n    - source:\n        requestPrincipals: [\"*\"]");
@@ -272,24 +342,35 @@ TEST(EngineWhen, EveryKey) {
   };
   const Req headers = with([](Req& r) { r.headers = {{"X-Token", "abc123"}, {"x-forwarded-for", "192.0.2.7, 10.0.0.1"}}; });
   run_cases({
-      {"header exact, name case-insensitive", when("request.headers[x-token]", "[\"abc123\"]"), headers, true, 200, "default/p", 0},
+      {"header exact, name case-insensitive", when("request.headers[x-token]", "[\"abc123\"]"), headers, true,
+       200, "default/p", 0},
       {"header prefix", when("request.headers[X-TOKEN]", "[\"abc*\"]"), headers, true, 200, "default/p", 0},
       {"header suffix", when("request.headers[x-token]", "[\"*123\"]"), headers, true, 200, "default/p", 0},
       {"header presence", when("request.headers[x-token]", "[\"*\"]"), headers, true, 200, "default/p", 0},
-      {"header absent: values never match", when("request.headers[x-none]", "[\"*\"]"), headers, false, 403, "", -1},
-      {"header absent: notValues match", when("request.headers[x-none]", "[\"x\"]", "notValues"), headers, true, 200, "default/p", 0},
-      {"header value is case-sensitive", when("request.headers[x-token]", "[\"ABC123\"]"), headers, false, 403, "", -1},
+      {"header absent: values never match", when("request.headers[x-none]", "[\"*\"]"), headers, false, 403,
+       "", -1},
+      {"header absent: notValues match", when("request.headers[x-none]", "[\"x\"]", "notValues"), headers,
+       true, 200, "default/p", 0},
+      {"header value is case-sensitive", when("request.headers[x-token]", "[\"ABC123\"]"), headers, false,
+       403, "", -1},
       {"source.ip CIDR", when("source.ip", "[\"10.0.0.0/24\"]"), kDefault, true, 200, "default/p", 0},
       {"source.ip outside", when("source.ip", "[\"10.1.0.0/16\"]"), kDefault, false, 403, "", -1},
-      {"remote.ip uses X-Forwarded-For", when("remote.ip", "[\"192.0.2.7\"]"), headers, true, 200, "default/p", 0},
-      {"remote.ip falls back to source.ip", when("remote.ip", "[\"10.0.0.1\"]"), kDefault, true, 200, "default/p", 0},
+      {"remote.ip ignores X-Forwarded-For (no trusted proxy)", when("remote.ip", "[\"192.0.2.7\"]"), headers,
+       false, 403, "", -1},
+      {"remote.ip is the peer's address", when("remote.ip", "[\"10.0.0.1\"]"), headers, true, 200,
+       "default/p", 0},
+      {"remote.ip falls back to source.ip", when("remote.ip", "[\"10.0.0.1\"]"), kDefault, true, 200,
+       "default/p", 0},
       {"source.namespace", when("source.namespace", "[\"default\"]"), kDefault, true, 200, "default/p", 0},
-      {"source.namespace plaintext", when("source.namespace", "[\"default\"]"), kPlaintext, false, 403, "", -1},
-      {"source.principal", when("source.principal", "[\"cluster.local/ns/default/sa/sleep\"]"), kDefault, true, 200, "default/p", 0},
+      {"source.namespace plaintext", when("source.namespace", "[\"default\"]"), kPlaintext, false, 403, "",
+       -1},
+      {"source.principal", when("source.principal", "[\"cluster.local/ns/default/sa/sleep\"]"), kDefault,
+       true, 200, "default/p", 0},
       {"destination.ip", when("destination.ip", "[\"10.0.0.2\"]"), kDefault, true, 200, "default/p", 0},
       {"destination.port", when("destination.port", "[\"9080\"]"), kDefault, true, 200, "default/p", 0},
       {"destination.port other", when("destination.port", "[\"80\"]"), kDefault, false, 403, "", -1},
-      {"connection.sni", when("connection.sni", "[\"*.svc\"]"), with([](Req& r) { r.sni = "details.svc"; }), true, 200, "default/p", 0},
+      {"connection.sni", when("connection.sni", "[\"*.svc\"]"), with([](Req& r) { r.sni = "details.svc"; }),
+       true, 200, "default/p", 0},
       {"connection.sni absent", when("connection.sni", "[\"*\"]"), kDefault, false, 403, "", -1},
   });
   const Req v6 = with([](Req& r) { r.source_ip = "2001:db8::5"; });
@@ -335,10 +416,69 @@ TEST(EngineSources, IpBlocks) {
       {"ipBlocks CIDR", src("ipBlocks", "[\"10.0.0.0/8\"]"), kDefault, true, 200, "default/p", 0},
       {"ipBlocks miss", src("ipBlocks", "[\"10.0.0.9\"]"), kDefault, false, 403, "", -1},
       {"notIpBlocks", src("notIpBlocks", "[\"10.0.0.0/8\"]"), kDefault, false, 403, "", -1},
-      {"remoteIpBlocks from XFF", src("remoteIpBlocks", "[\"203.0.113.0/24\"]"), xff, true, 200, "default/p", 0},
+      {"remoteIpBlocks: XFF not trusted by default", src("remoteIpBlocks", "[\"203.0.113.0/24\"]"), xff,
+       false, 403, "", -1},
+      {"remoteIpBlocks: the peer by default", src("remoteIpBlocks", "[\"10.0.0.1\"]"), xff, true, 200,
+       "default/p", 0},
       {"ipBlocks ignore XFF", src("ipBlocks", "[\"203.0.113.0/24\"]"), xff, false, 403, "", -1},
-      {"notRemoteIpBlocks", src("notRemoteIpBlocks", "[\"203.0.113.9\"]"), xff, false, 403, "", -1},
+      {"notRemoteIpBlocks", src("notRemoteIpBlocks", "[\"10.0.0.1\"]"), xff, false, 403, "", -1},
   });
+}
+
+TEST(EngineNormalization, MethodNotInUpperCaseIsRefused) {
+  // Issue 12: `get /x` went past a DENY on GET to an app that treats it as GET. Istio refuses a
+  // method that is not in upper case with 400 before any policy is looked at.
+  const auto deny_get =
+      ap("deny-get", "  action: DENY\n  rules:\n  - to:\n    - operation:\n        methods: [\"GET\"]");
+  for (const char* method : {"get", "Get", "gET", "m-search"}) {
+    SCOPED_TRACE(method);
+    const auto o = run(deny_get, with([&](Req& r) { r.method = method; }));
+    EXPECT_FALSE(o.allow);
+    EXPECT_EQ(o.status, 400);
+    EXPECT_EQ(o.reason, ReasonCode::MalformedRequest);
+    EXPECT_NE(o.text.find("method not in upper case"), std::string::npos) << o.text;
+  }
+  EXPECT_EQ(run(deny_get, kDefault).status, 403);
+  EXPECT_TRUE(run(deny_get, with([](Req& r) { r.method = "M-SEARCH"; })).allow);  // an extension method
+  EXPECT_EQ(run("", with([](Req& r) { r.method = "post"; })).status, 400);        // with no policy at all too
+}
+
+TEST(EngineNormalization, RepeatedHeadersAreJoinedWithCommas) {
+  // Istio joins repeated headers with "," for request.headers[...] conditions; the first field
+  // alone let `X-Role: user` + `X-Role: admin` past a DENY on "*admin".
+  const auto deny_admin = ap("deny-admin",
+                             "  action: DENY\n  rules:\n  - when:\n    - key: request.headers[x-role]\n"
+                             "      values: [\"*admin\"]");
+  const Req twice = with([](Req& r) {
+    r.headers = {{"X-Role", "user"}, {"other", "x"}, {"x-ROLE", "admin"}};
+  });
+  EXPECT_EQ(run(deny_admin, twice).status, 403);
+  const auto exact_joined = ap("p",
+                               "  rules:\n  - when:\n    - key: request.headers[X-Role]\n"
+                               "      values: [\"user,admin\"]");
+  EXPECT_TRUE(run(exact_joined, twice).allow);
+  const Req thrice = with([](Req& r) { r.headers = {{"x-role", "a"}, {"x-role", ""}, {"x-role", "c"}}; });
+  const auto three =
+      ap("p", "  rules:\n  - when:\n    - key: request.headers[x-role]\n      values: [\"a,,c\"]");
+  EXPECT_TRUE(run(three, thrice).allow);
+  const Req once = with([](Req& r) { r.headers = {{"x-role", "user"}}; });
+  EXPECT_TRUE(run(deny_admin, once).allow);
+}
+
+TEST(EngineSources, RemoteIpBehindTrustedProxies) {
+  // Issue 12: `X-Forwarded-For: 10.9.9.9, 127.0.0.1` satisfied an ALLOW for 10.9.9.9/32 (the
+  // first entry was taken). Only the mesh's numTrustedProxies makes XFF count, from the right.
+  const auto allow = ap("p", "  rules:\n  - from:\n    - source:\n        remoteIpBlocks: [\"10.9.9.9/32\"]");
+  const Req forged = with([](Req& r) { r.headers = {{"X-Forwarded-For", "10.9.9.9, 127.0.0.1"}}; });
+  EXPECT_FALSE(run(allow, forged).allow);
+  MeshConfig one, two;
+  one.num_trusted_proxies = 1;
+  two.num_trusted_proxies = 2;
+  EXPECT_FALSE(run(allow, forged, nullptr, one).allow);  // 127.0.0.1: what the trusted proxy saw
+  EXPECT_TRUE(run(allow, forged, nullptr, two).allow);
+  const auto when_remote = ap("p", "  rules:\n  - when:\n    - key: remote.ip\n      values: [\"10.9.9.9\"]");
+  EXPECT_FALSE(run(when_remote, forged).allow);
+  EXPECT_TRUE(run(when_remote, forged, nullptr, two).allow);
 }
 
 TEST(EngineOperation, Ports) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "policy/parse.h"
+#include "policy/select.h"
 
 namespace mg::policy {
 namespace {
@@ -140,6 +141,10 @@ TEST(Mesh, Rejections) {
       {"spec not a mapping", head + "spec: [a]\n", "mesh.yaml:5: Mesh.spec must be a mapping"},
       {"duplicate field", head + "spec:\n  trustDomain: a\n  trustDomain: b\n",
        "mesh.yaml:7: duplicate field"},
+      {"bad trust domain alias", head + "spec:\n  trustDomainAliases: [old-td, \"Old TD\"]\n",
+       "mesh.yaml:6: trustDomainAliases entry \"Old TD\" is not a valid"},
+      {"trust domain aliases not a list", head + "spec:\n  trustDomainAliases: old-td\n",
+       "mesh.yaml:6: trustDomainAliases must be a list"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -150,6 +155,33 @@ TEST(Mesh, Rejections) {
   auto named = parse_resources("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: second\n");
   ASSERT_FALSE(named);
   EXPECT_EQ(named.error().code, "policy.bad_mesh_name");
+}
+
+// Istio's meshConfig.trustDomainAliases, and mesh_document: the Mesh text the control plane
+// pushes when none is stored parses back to the same settings.
+TEST(Mesh, TrustDomainAliasesAndTheWrittenDocument) {
+  auto r = parse_resources(std::string(kMeshHead) +
+                           "spec:\n  trustDomain: new-td\n  trustDomainAliases:\n  - old-td\n  - older-td\n");
+  ASSERT_TRUE(r) << r.error().message;
+  const MeshConfig mesh = mesh_config_of(*r);
+  EXPECT_EQ(mesh.trust_domain, "new-td");
+  EXPECT_EQ(mesh.trust_domain_aliases, (std::vector<std::string>{"old-td", "older-td"}));
+
+  MeshConfig written;
+  written.trust_domain = "example.org";
+  written.trust_domain_aliases = {"old.example.org"};
+  written.root_namespace = "mesh-root";
+  written.path_normalization = PathNormalization::MergeSlashes;
+  written.num_trusted_proxies = 2;
+  auto again = parse_resources(mesh_document(written), "pushed");
+  ASSERT_TRUE(again) << again.error().message;
+  const MeshConfig read = mesh_config_of(*again);
+  EXPECT_EQ(read.trust_domain, "example.org");
+  EXPECT_EQ(read.trust_domain_aliases, written.trust_domain_aliases);
+  EXPECT_EQ(read.root_namespace, "mesh-root");
+  EXPECT_EQ(read.path_normalization, PathNormalization::MergeSlashes);
+  EXPECT_EQ(read.num_trusted_proxies, 2u);
+  EXPECT_TRUE(mesh_config_of(*parse_resources(mesh_document(MeshConfig{}))).trust_domain_aliases.empty());
 }
 
 TEST(Mesh, AppendKeepsMeshes) {
@@ -198,6 +230,26 @@ TEST(Document, AliasBudgetIsPerDocument) {
       EXPECT_NE(in_file.error().message.find("too large"), std::string::npos) << in_file.error().message;
     }
   }
+}
+
+TEST(Mesh, GatewayTopologyNumTrustedProxies) {
+  auto none = parse_resources(std::string(kMeshHead) + "spec: {}\n");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_EQ(none->meshes[0].num_trusted_proxies, 0u);
+  EXPECT_EQ(mesh_config_of(*none).num_trusted_proxies, 0u);
+  auto two =
+      parse_resources(std::string(kMeshHead) + "spec:\n  gatewayTopology:\n    numTrustedProxies: 2\n");
+  ASSERT_TRUE(two) << two.error().message;
+  EXPECT_EQ(mesh_config_of(*two).num_trusted_proxies, 2u);
+  for (const char* bad : {"-1", "two", "1.5", "\"\"", "99999999999", "[1]"}) {
+    auto r = parse_resources(
+        std::string(kMeshHead) + "spec:\n  gatewayTopology: {numTrustedProxies: " + bad + "}\n", "mesh.yaml");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("mesh.yaml:6: "), std::string::npos) << r.error().message;
+  }
+  auto unknown =
+      parse_resources(std::string(kMeshHead) + "spec:\n  gatewayTopology: {forwardClientCertDetails: X}\n");
+  EXPECT_FALSE(unknown);
 }
 
 }  // namespace

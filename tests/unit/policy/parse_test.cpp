@@ -150,53 +150,95 @@ TEST(Parse, Rejections) {
       {"unknown source field", ap_spec("  rules:\n  - from:\n    - source:\n        principal: [\"a\"]\n"),
        "bad.yaml:9: unknown field \"principal\""},
       {"bad action", ap_spec("  action: deny\n"), "bad.yaml:6: action must be"},
-      {"star in the middle", ap_spec("  rules:\n  - to:\n    - operation:\n        paths: [\"/a*b\"]\n"), "bad.yaml:9:"},
-      {"two stars", ap_spec("  rules:\n  - to:\n    - operation:\n        paths: [\"*a*\"]\n"), "only allowed once"},
-      {"path template", ap_spec("  rules:\n  - to:\n    - operation:\n        paths: [\"/a/{*}\"]\n"), "path templates"},
-      {"bad CIDR", ap_spec("  rules:\n  - from:\n    - source:\n        ipBlocks: [\"10.0.0.0/33\"]\n"), "bad prefix length"},
-      {"bad IP", ap_spec("  rules:\n  - from:\n    - source:\n        ipBlocks: [\"10.0.0.256\"]\n"), "not an IP"},
-      {"bad port", ap_spec("  rules:\n  - to:\n    - operation:\n        ports: [\"70000\"]\n"), "not a port"},
-      {"port not a number", ap_spec("  rules:\n  - to:\n    - operation:\n        ports: [\"http\"]\n"), "not a port"},
-      {"unknown when key", ap_spec("  rules:\n  - when:\n    - key: request.header[x]\n      values: [\"a\"]\n"),
+      {"star in the middle", ap_spec("  rules:\n  - to:\n    - operation:\n        paths: [\"/a*b\"]\n"),
+       "bad.yaml:9:"},
+      {"two stars", ap_spec("  rules:\n  - to:\n    - operation:\n        paths: [\"*a*\"]\n"),
+       "only allowed once"},
+      {"path template", ap_spec("  rules:\n  - to:\n    - operation:\n        paths: [\"/a/{*}\"]\n"),
+       "path templates"},
+      {"bad CIDR", ap_spec("  rules:\n  - from:\n    - source:\n        ipBlocks: [\"10.0.0.0/33\"]\n"),
+       "bad prefix length"},
+      {"bad IP", ap_spec("  rules:\n  - from:\n    - source:\n        ipBlocks: [\"10.0.0.256\"]\n"),
+       "not an IP"},
+      {"bad port", ap_spec("  rules:\n  - to:\n    - operation:\n        ports: [\"70000\"]\n"),
+       "not a port"},
+      {"port not a number", ap_spec("  rules:\n  - to:\n    - operation:\n        ports: [\"http\"]\n"),
+       "not a port"},
+      {"unknown when key",
+       ap_spec("  rules:\n  - when:\n    - key: request.header[x]\n      values: [\"a\"]\n"),
        "bad.yaml:8: unknown when key"},
-      {"experimental key", ap_spec("  rules:\n  - when:\n    - key: experimental.envoy.filters.a[b]\n      values: [\"a\"]\n"),
+      {"experimental key",
+       ap_spec("  rules:\n  - when:\n    - key: experimental.envoy.filters.a[b]\n      values: [\"a\"]\n"),
        "not supported"},
       {"when without values", ap_spec("  rules:\n  - when:\n    - key: source.ip\n"), "values or notValues"},
-      {"when bad ip", ap_spec("  rules:\n  - when:\n    - key: source.ip\n      values: [\"x\"]\n"), "not an IP"},
-      {"when bad port", ap_spec("  rules:\n  - when:\n    - key: destination.port\n      values: [\"-1\"]\n"), "not a port"},
-      {"empty header key", ap_spec("  rules:\n  - when:\n    - key: request.headers[]\n      values: [\"a\"]\n"), "malformed"},
+      {"when bad ip", ap_spec("  rules:\n  - when:\n    - key: source.ip\n      values: [\"x\"]\n"),
+       "not an IP"},
+      {"when bad port", ap_spec("  rules:\n  - when:\n    - key: destination.port\n      values: [\"-1\"]\n"),
+       "not a port"},
+      {"empty header key",
+       ap_spec("  rules:\n  - when:\n    - key: request.headers[]\n      values: [\"a\"]\n"), "malformed"},
       {"empty source", ap_spec("  rules:\n  - from:\n    - source: {}\n"), "from.source must not be empty"},
-      {"empty operation", ap_spec("  rules:\n  - to:\n    - operation: {}\n"), "to.operation must not be empty"},
+      {"empty operation", ap_spec("  rules:\n  - to:\n    - operation: {}\n"),
+       "to.operation must not be empty"},
       {"CUSTOM without provider", ap_spec("  action: CUSTOM\n"), "requires provider"},
       {"provider without CUSTOM", ap_spec("  provider:\n    name: x\n"), "only allowed with action CUSTOM"},
       {"targetRef", ap_spec("  targetRef:\n    kind: Gateway\n    name: x\n"), "not supported"},
-      {"bad apiVersion", "apiVersion: security.istio.io/v2\nkind: AuthorizationPolicy\nmetadata:\n  name: p\n", "apiVersion must be"},
+      {"bad apiVersion",
+       "apiVersion: security.istio.io/v2\nkind: AuthorizationPolicy\nmetadata:\n  name: p\n",
+       "apiVersion must be"},
       {"unknown kind", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p\n", "unsupported kind"},
-      {"missing name", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  namespace: x\n", "metadata.name is required"},
-      {"missing metadata", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nspec: {}\n", "metadata is required"},
-      {"bad dry-run value", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: p\n  annotations:\n    istio.io/dry-run: \"yes\"\n", "dry-run"},
+      {"missing name",
+       "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  namespace: x\n",
+       "metadata.name is required"},
+      {"missing metadata", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nspec: {}\n",
+       "metadata is required"},
+      {"bad dry-run value",
+       "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: p\n  annotations:\n  "
+       "  istio.io/dry-run: \"yes\"\n",
+       "dry-run"},
       {"duplicate field", ap_spec("  action: DENY\n  action: ALLOW\n"), "duplicate field"},
-      {"bad mtls mode", "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: p\nspec:\n  mtls:\n    mode: strict\n",
+      {"bad mtls mode",
+       "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: p\nspec:\n  mtls:\n   "
+       " mode: strict\n",
        "bad.yaml:7: mtls.mode must be"},
-      {"portLevelMtls without selector", "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: p\nspec:\n  portLevelMtls:\n    80:\n      mode: STRICT\n",
+      {"portLevelMtls without selector",
+       "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: p\nspec:\n  "
+       "portLevelMtls:\n    80:\n      mode: STRICT\n",
        "requires a workload selector"},
-      {"portLevelMtls port 0", "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: p\nspec:\n  selector:\n    matchLabels: {a: b}\n  portLevelMtls:\n    0:\n      mode: STRICT\n",
+      {"portLevelMtls port 0",
+       "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: p\nspec:\n  "
+       "selector:\n    matchLabels: {a: b}\n  portLevelMtls:\n    0:\n      mode: STRICT\n",
        "not a port"},
-      {"jwt without issuer", "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  jwtRules:\n  - jwksUri: https://x/jwks\n",
+      {"jwt without issuer",
+       "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
+       "jwtRules:\n  - jwksUri: https://x/jwks\n",
        "issuer is required"},
-      {"jwt without jwks", "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  jwtRules:\n  - issuer: a\n",
-       "one of jwks or jwksUri"},
-      {"jwt bad jwksUri", "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  jwtRules:\n  - issuer: a\n    jwksUri: ftp://x\n",
+      {"jwt discovery from a non-URL issuer",
+       "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
+       "jwtRules:\n  - issuer: a\n",
+       "issuer must be an http(s) URL"},
+      {"jwt bad jwksUri",
+       "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
+       "jwtRules:\n  - issuer: a\n    jwksUri: ftp://x\n",
        "http(s) URL"},
-      {"jwt bad jwks", "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  jwtRules:\n  - issuer: a\n    jwks: '{\"nokeys\": 1}'\n",
+      {"jwt bad jwks",
+       "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
+       "jwtRules:\n  - issuer: a\n    jwks: '{\"nokeys\": 1}'\n",
        "JWKS JSON"},
-      {"jwt fromHeaders without name", "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  jwtRules:\n  - issuer: a\n    jwksUri: https://x\n    fromHeaders:\n    - prefix: x\n",
+      {"jwt fromHeaders without name",
+       "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
+       "jwtRules:\n  - issuer: a\n    jwksUri: https://x\n    fromHeaders:\n    - prefix: x\n",
        "fromHeaders.name is required"},
-      {"jwt bad timeout", "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  jwtRules:\n  - issuer: a\n    jwksUri: https://x\n    timeout: soon\n",
+      {"jwt bad timeout",
+       "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
+       "jwtRules:\n  - issuer: a\n    jwksUri: https://x\n    timeout: soon\n",
        "duration"},
-      {"malformed YAML has a line", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: [unclosed\n", "bad.yaml:"},
+      {"malformed YAML has a line",
+       "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: [unclosed\n",
+       "bad.yaml:"},
       {"not a mapping", "- a\n- b\n", "must be a mapping"},
-      {"principals not a list", ap_spec("  rules:\n  - from:\n    - source:\n        principals: \"a\"\n"), "must be a list"},
+      {"principals not a list", ap_spec("  rules:\n  - from:\n    - source:\n        principals: \"a\"\n"),
+       "must be a list"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -213,6 +255,19 @@ TEST(Parse, OneBadDocumentRejectsTheSet) {
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("set.yaml:13:"), std::string::npos) << r.error().message;
   EXPECT_TRUE(parse_resources(good + "---\n" + good));
+}
+
+// Istio's jwt-route / authn examples: a rule with only an issuer gets its keys by OpenID discovery.
+TEST(Parse, IssuerOnlyJwtRuleIsAccepted) {
+  auto r = parse_resources(
+      "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: r\nspec:\n  "
+      "jwtRules:\n"
+      "  - issuer: https://accounts.example.com\n");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->request_authentications.size(), 1u);
+  const auto& rule = r->request_authentications[0].jwt_rules.at(0);
+  EXPECT_TRUE(jwt::discovers_keys(rule));
+  EXPECT_EQ(jwt::remote_keys_name(rule), "https://accounts.example.com");
 }
 
 TEST(Parse, AcceptsBothVersionsEmptyDocsAndKubernetesMetadata) {

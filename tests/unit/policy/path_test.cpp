@@ -48,6 +48,12 @@ TEST(Path, Table) {
       {"/a\tb", N::None, nullptr},
       {"/\xc3\xa9", N::Base, nullptr},
       {"/a?%00", N::Base, "/a"},  // the query is not part of the matched path
+      // Decoded once only: an escaped '%' stays escaped, so nothing is decoded twice.
+      {"/a/%252e%252e/b", N::Base, "/a/%252e%252e/b"},
+      {"/%2541dmin", N::Base, "/%2541dmin"},
+      {"/a%252fb", N::DecodeAndMergeSlashes, "/a%252fb"},
+      {"/a%255cb", N::DecodeAndMergeSlashes, "/a%255cb"},
+      {"/a\\..\\admin", N::Base, "/admin"},  // backslashes are slashes before dot segments
   };
   std::string out;
   for (const auto& c : cases) {

@@ -73,7 +73,7 @@ inline Outcome run(const std::string& yaml, const Req& req, const jwt::RequestAu
     if (request.http) {
       EXPECT_EQ(normalize_path(request.http->path, mesh.path_normalization, path), PathVerdict::Ok);
     }
-    d = authorize(**snap, make_attributes(request, path, auth, true));
+    d = authorize(**snap, make_attributes(request, path, auth, true, mesh.num_trusted_proxies));
   } else {
     d = decide(**snap, request, 1700000000);
   }

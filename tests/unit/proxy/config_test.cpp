@@ -110,5 +110,26 @@ TEST(ProxyConfig, LoadReportsMissingFile) {
   ASSERT_FALSE(cfg);
 }
 
+TEST(ProxyConfig, GatewayTopologyNumTrustedProxies) {
+  const std::string w = "workload: {namespace: ns, serviceAccount: sa}\n";
+  auto absent = parse_config(w, "proxy.yaml");
+  ASSERT_TRUE(absent) << absent.error().to_string();
+  EXPECT_FALSE(absent->num_trusted_proxies);  // the Mesh document decides
+  auto zero = parse_config(w + "gatewayTopology: {numTrustedProxies: 0}\n", "proxy.yaml");
+  ASSERT_TRUE(zero) << zero.error().to_string();
+  EXPECT_EQ(zero->num_trusted_proxies, 0u);
+  auto two =
+      parse_config(w + "gatewayTopology:\n  numTrustedProxies: 2\n", "proxy.yaml", ConfigMode::ControlPlane);
+  ASSERT_TRUE(two) << two.error().to_string();
+  EXPECT_EQ(two->num_trusted_proxies, 2u);
+  for (const char* bad :
+       {"gatewayTopology: {numTrustedProxies: -1}", "gatewayTopology: {numTrustedProxies: x}",
+        "gatewayTopology: {numTrustedProxys: 1}", "gatewayTopology: 1"}) {
+    auto r = parse_config(w + bad + "\n", "proxy.yaml");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().to_string().find("proxy.yaml:2"), std::string::npos) << r.error().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace mg::proxy

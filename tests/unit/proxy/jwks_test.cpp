@@ -1,6 +1,7 @@
 // The proxy's request chain over load_policy_chains: the app is sent exactly the path that was
 // authorized (one normalization, done by policy::decide), jwksUri tokens verify with the keys of
-// the JwksProvider the proxy feeds, and JwksKeys re-targets its fetches on each policy publish.
+// the JwksProvider the proxy feeds, and JwksKeys re-targets its fetches on each policy publish;
+// trust domains in principals decide as in the shared engine.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -12,6 +13,8 @@
 
 #include "http/parser.h"
 #include "jwt_test_util.h"
+#include "policy/decide.h"
+#include "policy/load.h"
 #include "proxy/jwks_keys.h"
 #include "proxy/policy_chain.h"
 
@@ -232,6 +235,124 @@ TEST(JwksKeys, FetchesOffThreadAndRetargetsOnEachPublish) {
   EXPECT_NE(keys.status()[0].last_error.find("503"), std::string::npos);
   const int a_fetches = served_a;
   EXPECT_GE(a_fetches, 2);
+}
+
+// An issuer-only rule (Istio's OpenID discovery): the proxy's JwksKeys reads the issuer's
+// discovery document, fetches the jwks_uri it names, and the chain accepts the issuer's token.
+TEST(ProxyJwks, IssuerOnlyRuleVerifiesWithDiscoveredKeys) {
+  constexpr const char* kIssuer = "https://idp.test/realm";
+  auto key = make_key(jwt::Alg::ES256, "k1");
+  JwksKeys::Options options;
+  options.fetch = [&](const std::string& uri, int) -> Result<std::string> {
+    if (uri == "https://idp.test/realm/.well-known/openid-configuration")
+      return std::string(
+          R"({"issuer": "https://idp.test/realm", "jwks_uri": "https://keys.idp.test/certs"})");
+    if (uri == "https://keys.idp.test/certs") return jwks_of({&key});
+    return fail("jwks.resolve_failed", "unexpected uri " + uri);
+  };
+  JwksKeys keys(options);
+  PolicyDir dir;
+  dir.write("p.yaml",
+            std::string(kAllowDetails) + "---\n" +
+                "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt, "
+                "namespace: default}\nspec:\n  jwtRules:\n  - issuer: \"" +
+                kIssuer + "\"\n");
+  auto chains = load_policy_chains(dir.path, kWorkload, keys.provider());
+  ASSERT_TRUE(chains) << chains.error().to_string();
+  const std::string token =
+      sign_token(key, nlohmann::json::object(), {{"iss", kIssuer}, {"sub", "bob"}, {"exp", 4102444800}});
+  const std::string head =
+      "GET /details/1 HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer " + token + "\r\n\r\n";
+  auto before = parse(head);
+  EXPECT_EQ(run_chain(*chains, before).status, 401) << "nothing discovered yet: fail closed";
+
+  keys.retarget(chains->snapshot->jwt_rules());
+  ASSERT_TRUE(eventually([&] { return keys.provider()->get(kIssuer) != nullptr; }));
+  auto after = parse(head);
+  Verdict v = run_chain(*chains, after);
+  EXPECT_TRUE(v.allow) << v.reason;
+  auto st = keys.status();
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_EQ(st[0].uri, kIssuer);
+  EXPECT_EQ(st[0].last_error, "");
+}
+
+// One rule for trust domains (issue 12 item 9): the proxy's request chain, the agent's validation
+// and `authz check` all take the mesh settings from the same Mesh document with
+// policy::mesh_config_of, so "cluster.local/..." principals and trustDomainAliases decide alike.
+const WorkloadInfo kHttpbin{"httpbin", "default", "httpbin", {{"app", "httpbin"}}};
+
+constexpr const char* kAllowSleep = R"(apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-sleep, namespace: default}
+spec:
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/sleep/sa/sleep", "old-td/ns/legacy/sa/sleep"]
+)";
+
+// The proxy's verdict for a plain GET from `peer` (a principal without "spiffe://").
+bool proxy_allows(const PolicyChains& chains, const std::string& peer) {
+  auto request = http::parse_request_head("GET /ip HTTP/1.1\r\nHost: httpbin\r\n\r\n", http::Limits{});
+  EXPECT_TRUE(request);
+  auto id = identity::SpiffeId::parse("spiffe://" + peer);
+  EXPECT_TRUE(id) << peer;
+  RequestContext ctx{
+      *request, kHttpbin, MtlsMode::Permissive, 15006, "127.0.0.1:40000", tls::PeerIdentity{*id, "00"}, {},
+      {},       8000};
+  Verdict v = chains.request->run(ctx);
+  return v.allow && ctx.decision.allow;
+}
+
+// `authz check`'s and the agent's reading of the same files: mesh_config_of over the flags'
+// defaults (cluster.local) / over nothing, then the shared engine.
+bool engine_allows(const std::string& dir, const std::string& peer) {
+  auto set = policy::load_resource_files({dir});
+  EXPECT_TRUE(set) << set.error().message;
+  const policy::MeshConfig mesh = policy::mesh_config_of(*set, policy::MeshConfig{});
+  policy::WorkloadRef ref{kHttpbin.ns, kHttpbin.labels, kHttpbin.service_account};
+  auto snapshot = policy::compile_snapshot(*set, ref, mesh);
+  EXPECT_TRUE(snapshot);
+  policy::Request r;
+  r.destination_namespace = kHttpbin.ns;
+  r.destination_labels = kHttpbin.labels;
+  r.destination_service_account = kHttpbin.service_account;
+  r.destination_port = 8000;
+  r.source_principal = peer;
+  r.http.emplace();
+  r.http->method = "GET";
+  r.http->path = "/ip";
+  r.http->host = "httpbin";
+  return policy::decide(**snapshot, r, 1700000000).allow;
+}
+
+TEST(TrustDomains, ProxyAndEngineAgreeOnThePushedMeshDocument) {
+  PolicyDir dir;
+  dir.write("policy.yaml", kAllowSleep);
+  // What the control plane pushes when no Mesh is stored and its CA's trust domain is new-td
+  // (control::snapshot_for writes it with policy::mesh_document), plus an alias.
+  policy::MeshConfig pushed;
+  pushed.trust_domain = "new-td";
+  pushed.trust_domain_aliases = {"old-td"};
+  dir.write("mesh.yaml", policy::mesh_document(pushed));
+  auto chains = load_policy_chains(dir.path, kHttpbin);
+  ASSERT_TRUE(chains) << chains.error().to_string();
+  const struct {
+    const char* peer;
+    bool allow;
+  } cases[] = {
+      {"new-td/ns/sleep/sa/sleep", true},          // cluster.local names the CA's trust domain
+      {"old-td/ns/sleep/sa/sleep", true},          // ... and its aliases
+      {"cluster.local/ns/sleep/sa/sleep", false},  // not a trust domain of this mesh
+      {"new-td/ns/legacy/sa/sleep", true},         // written with the alias, current identity
+      {"other-td/ns/sleep/sa/sleep", false},      {"new-td/ns/other/sa/sleep", false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.peer);
+    EXPECT_EQ(proxy_allows(*chains, c.peer), c.allow);
+    EXPECT_EQ(engine_allows(dir.path, c.peer), c.allow);
+  }
 }
 
 }  // namespace

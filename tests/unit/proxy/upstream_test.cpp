@@ -140,8 +140,10 @@ class Client {
 class RunningProxy {
  public:
   explicit RunningProxy(uint16_t app_port, ProxyLimits limits = {},
-                        std::optional<std::string> policy_dir = {}) {
+                        std::optional<std::string> policy_dir = {},
+                        std::optional<uint32_t> num_trusted_proxies = {}) {
     ProxyConfig cfg;
+    cfg.num_trusted_proxies = num_trusted_proxies;
     cfg.workload = {"app", "default", "app", {{"app", "app"}}};
     cfg.access_log = "/dev/null";
     cfg.workers = 1;
@@ -495,6 +497,151 @@ TEST(ProxyUpstream, BytesAfterABodilessResponseNeverReachAnotherClient) {
   ASSERT_TRUE(second.connected());
   std::string r = second.get("/g");
   EXPECT_EQ(r.substr(r.size() - 4), "real") << r;
+}
+
+TEST(ProxyUpstream, StrayResponseAfterAFramedResponseNeverReachesTheNextClient) {
+  // Issue 12: a faulty app answers /first and then, a moment later, writes a second response
+  // nobody asked for (a framing bug). The pooled connection is taken again well within 250 ms,
+  // by another client on another connection: it must get its own answer, and so must the next.
+  std::atomic<int> served{0};
+  ScriptedApp app([&](int fd) {
+    while (true) {
+      std::string in = read_until(fd, "\r\n\r\n");
+      if (!in.ends_with("\r\n\r\n")) return;
+      const int n = ++served;
+      if (in.rfind("GET /first ", 0) == 0) {
+        send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst");
+        std::this_thread::sleep_for(10ms);
+        send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged");
+      } else {
+        send_all(fd, "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nreal-" + std::to_string(n % 10));
+      }
+    }
+  });
+  RunningProxy proxy(app.port());
+  {
+    Client first(proxy.port());
+    ASSERT_TRUE(first.connected());
+    std::string r = first.get("/first");
+    EXPECT_EQ(r.substr(r.size() - 5), "first") << r;
+  }
+  std::this_thread::sleep_for(50ms);  // the stray response now waits on the pooled connection
+  for (int i = 0; i < 2; ++i) {
+    Client next(proxy.port());
+    ASSERT_TRUE(next.connected());
+    std::string r = next.get("/mine");
+    EXPECT_EQ(r.substr(r.size() - 6, 5), "real-") << "request " << i << " got: " << r;
+  }
+  // The connection that held the stray bytes was closed, not reused: a second app connection.
+  EXPECT_GE(app.accepted(), 2);
+}
+
+// A proxy with a policy directory holding `yaml` (one file), removed with it.
+class PolicyDir {
+ public:
+  explicit PolicyDir(const std::string& yaml) {
+    char tmpl[] = "/tmp/mg-upstream-policy.XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+    std::ofstream(path_ + "/policy.yaml") << yaml;
+  }
+  ~PolicyDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(ProxyHosts, AbsoluteFormTargetCannotSplitTheJudgedHostFromTheServedOne) {
+  // Issue 12: `GET http://public/x` with `Host: admin.internal` was judged as host "public" and
+  // forwarded with Host admin.internal, past a `hosts` DENY, to a Host-routed app.
+  PolicyDir dir(
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+      "metadata: {name: deny-admin, namespace: default}\n"
+      "spec: {action: DENY, rules: [{to: [{operation: {hosts: [\"admin.internal\"]}}]}]}\n");
+  std::mutex mutex;
+  std::string seen;
+  ScriptedApp app([&](int fd) {
+    while (true) {
+      std::string in = read_until(fd, "\r\n\r\n");
+      if (!in.ends_with("\r\n\r\n")) return;
+      {
+        std::lock_guard lock(mutex);
+        seen = in;
+      }
+      send_all(fd, kOk);
+    }
+  });
+  RunningProxy proxy(app.port(), {}, dir.path());
+  {
+    Client client(proxy.port());
+    ASSERT_TRUE(client.connected());
+    send_all(client.fd(), "GET http://public/x?q=1 HTTP/1.1\r\nHost: admin.internal\r\n\r\n");
+    std::string r = read_until(client.fd(), "ok");
+    EXPECT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u) << r;
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(seen.rfind("GET /x?q=1 HTTP/1.1\r\n", 0), 0u) << seen;  // origin-form
+    EXPECT_NE(seen.find("\r\nhost: public\r\n"), std::string::npos) << seen;
+    EXPECT_EQ(seen.find("admin.internal"), std::string::npos) << seen;
+  }
+  // The other way round it is the target's host that is judged: denied.
+  Client client(proxy.port());
+  ASSERT_TRUE(client.connected());
+  send_all(client.fd(), "GET http://admin.internal/x HTTP/1.1\r\nHost: public\r\n\r\n");
+  EXPECT_EQ(read_n(client.fd(), 13), "HTTP/1.1 403 ");
+}
+
+TEST(ProxyNormalization, MethodNotInUpperCaseNeverReachesTheApp) {
+  // Issue 12: `get /admin` went past a DENY on GET to an app that reads methods case-blind.
+  PolicyDir dir(
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+      "metadata: {name: deny-get-admin, namespace: default}\n"
+      "spec: {action: DENY, rules: [{to: [{operation: {methods: [GET], paths: [\"/admin\"]}}]}]}\n");
+  std::atomic<int> requests{0};
+  ScriptedApp app([&](int fd) {
+    while (read_head(fd)) {
+      ++requests;
+      send_all(fd, kOk);
+    }
+  });
+  RunningProxy proxy(app.port(), {}, dir.path());
+  for (const char* method : {"get", "Get"}) {
+    Client client(proxy.port());
+    ASSERT_TRUE(client.connected());
+    send_all(client.fd(), std::string(method) + " /admin HTTP/1.1\r\nHost: app\r\n\r\n");
+    EXPECT_EQ(read_n(client.fd(), 13), "HTTP/1.1 400 ") << method;
+  }
+  Client upper(proxy.port());
+  ASSERT_TRUE(upper.connected());
+  send_all(upper.fd(), "GET /admin HTTP/1.1\r\nHost: app\r\n\r\n");
+  EXPECT_EQ(read_n(upper.fd(), 13), "HTTP/1.1 403 ");
+  EXPECT_EQ(requests.load(), 0);
+}
+
+TEST(ProxyRemoteIp, ClientWrittenXForwardedForIsNotTrusted) {
+  // Issue 12: the first X-Forwarded-For entry was taken as remote.ip, so any client could
+  // satisfy a remoteIpBlocks ALLOW. Now XFF counts only behind numTrustedProxies, from the right.
+  const std::string allow =
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+      "metadata: {name: allow-office, namespace: default}\n"
+      "spec: {rules: [{from: [{source: {remoteIpBlocks: [\"10.9.9.9/32\"]}}]}]}\n";
+  const std::string mesh_two =
+      "---\napiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\n"
+      "spec: {gatewayTopology: {numTrustedProxies: 2}}\n";
+  const std::string forged = "GET /x HTTP/1.1\r\nHost: app\r\nX-Forwarded-For: 10.9.9.9, 127.0.0.1\r\n\r\n";
+  ScriptedApp app(answer_ok);
+  auto status = [&](const PolicyDir& dir, std::optional<uint32_t> trusted) {
+    RunningProxy proxy(app.port(), {}, dir.path(), trusted);
+    Client client(proxy.port());
+    if (!client.connected()) return std::string("(not connected)");
+    send_all(client.fd(), forged);
+    return read_n(client.fd(), 12);
+  };
+  PolicyDir plain(allow), with_mesh(allow + mesh_two);
+  EXPECT_EQ(status(plain, std::nullopt), "HTTP/1.1 403");      // default 0: the peer, 127.0.0.1
+  EXPECT_EQ(status(plain, 1), "HTTP/1.1 403");                 // what the one trusted proxy saw
+  EXPECT_EQ(status(plain, 2), "HTTP/1.1 200");                 // the proxy config's override
+  EXPECT_EQ(status(with_mesh, std::nullopt), "HTTP/1.1 200");  // the Mesh default
+  EXPECT_EQ(status(with_mesh, 0), "HTTP/1.1 403");             // the override wins
 }
 
 TEST(ProxyUpgrade, DeclinedUpgradeIsAnOrdinaryResponse) {

@@ -66,6 +66,19 @@ TEST(RegoCollections, Objects) {
   EXPECT_EQ(eval("object.filter", {"null", "[]"}), "error(type): operand 1 must be object but got null");
 }
 
+TEST(RegoCollections, ObjectSubset) {
+  EXPECT_EQ(
+      eval("object.subset", {R"j({"a": {"b": [1, 2, 3], "c": 1}, "d": 2})j", R"j({"a": {"b": [2, 3]}})j"}),
+      "true");
+  EXPECT_EQ(eval("object.subset", {R"j({"a": {"b": [1, 2, 3]}})j", R"j({"a": {"b": [1, 3]}})j"}), "false");
+  EXPECT_EQ(eval("object.subset", {R"j({"a": 1})j", R"j({"a": 2})j"}), "false");
+  EXPECT_EQ(eval("object.subset", {"[1, 2, 3]", "[2, 3]"}), "true");
+  EXPECT_EQ(show(call("object.subset", {json("[3, 1]"), set_of({Value::number(1)})})), "true");
+  EXPECT_EQ(show(call("object.subset", {json("[]"), Value::empty_set()})), "false");
+  EXPECT_EQ(eval("object.subset", {"[1]", R"j({"a": 1})j"}),
+            "error(type): both arguments object.subset must be of the same type or array and set");
+}
+
 TEST(RegoCollections, Sets) {
   const Value s12 = set_of({Value::number(1), Value::number(2)});
   const Value s23 = set_of({Value::number(2), Value::number(3)});

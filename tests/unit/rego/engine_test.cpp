@@ -119,6 +119,65 @@ evens contains x if { some x in input.xs; x % 2 == 0 })");
   EXPECT_EQ(b, 900);
 }
 
+TEST(RegoEngine, MockFunctionsReachTheOriginals) {
+  auto plan = must_compile(R"(package w
+mock_count("one") := 1
+mock_count(x) := count(x) if x != "one"
+p := s if { s := {count(n) | some n in {"one", "two", "tree"}} with count as mock_count }
+f(_) := 1
+g(x) := count(x)
+q := y if { y = count([1, 2, 3]) with count as f }
+r := y if { y = q with count as g }
+h(_) := 2
+l if { h([1], 1) with h as count })");
+  auto r = must_eval(plan, "x := data.w");
+  ASSERT_EQ(r.size(), 1u);
+  const Value& w = r[0].bindings[0].second;
+  EXPECT_EQ(w.get("p")->to_json_text(), "[1,3,4]");  // the mock's own count is the built-in
+  EXPECT_EQ(*w.get("r"), Value::number(1));          // the inner mock wins for q
+  EXPECT_EQ(*w.get("l"), Value::boolean(true));      // a built-in replaces a function
+}
+
+TEST(RegoEngine, AssignmentIsInvisibleToComprehensionsWrittenBeforeIt) {
+  // As OPA: `x := 1` declares x from that expression on, so the comprehension above it iterates
+  // its own x over every index rather than closing over the later assignment.
+  auto plan = must_compile(R"(package order
+p := [r, x] if {
+  r := [v | v := ["a", "b", "c"][x]]
+  x := 1
+})");
+  auto r = must_eval(plan, "data.order.p");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].expressions[0].to_json_text(), R"([["a","b","c"],1])");
+}
+
+TEST(RegoEngine, EvaluatePathReadsRulesAndBaseData) {
+  auto plan = must_compile(R"(package app.authz
+allow if input.user == "alice"
+obj := {"a": {"b": 1}})",
+                           *Value::parse_json(R"({"app":{"limits":{"rps":10}}})"));
+  Value in = *Value::parse_json(R"({"user":"alice"})");
+  EvalOptions o;
+  o.input = &in;
+  auto allow = evaluate_path(*plan, {"app", "authz", "allow"}, o);
+  ASSERT_TRUE(allow);
+  ASSERT_TRUE(allow->has_value());
+  EXPECT_EQ(**allow, Value::boolean(true));
+  auto deep = evaluate_path(*plan, {"app", "authz", "obj", "a", "b"}, o);
+  ASSERT_TRUE(deep && deep->has_value());
+  EXPECT_EQ(**deep, Value::number(1));
+  auto base = evaluate_path(*plan, {"app", "limits", "rps"}, o);
+  ASSERT_TRUE(base && base->has_value());
+  EXPECT_EQ(**base, Value::number(10));
+  auto pkg = evaluate_path(*plan, {"app"}, o);
+  ASSERT_TRUE(pkg && pkg->has_value());
+  EXPECT_EQ((*pkg)->to_json_text(), R"({"authz":{"allow":true,"obj":{"a":{"b":1}}},"limits":{"rps":10}})");
+  EvalOptions none;
+  auto undefined = evaluate_path(*plan, {"app", "authz", "allow"}, none);
+  ASSERT_TRUE(undefined);
+  EXPECT_FALSE(undefined->has_value());
+}
+
 TEST(RegoEngine, UnsafeVariableIsACompileErrorWithLocation) {
   auto p = compile({{"x.rego", "package x\np if {\n  y > 1\n}\n"}}, Value::empty_object());
   ASSERT_FALSE(p);

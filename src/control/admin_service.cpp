@@ -1,0 +1,372 @@
+// control/admin_service.cpp — see admin_service.h.
+#include "control/admin_service.h"
+
+#include <atomic>
+#include <deque>
+#include <set>
+#include <vector>
+
+#include "api/grpc_tls.h"
+#include "common/thread_annotations.h"
+#include "control/bootstrap_credentials.h"
+#include "control/ca_rotation.h"
+#include "control/distributor.h"
+#include "control/model.h"
+#include "control/store.h"
+#include "control/support.h"
+#include "meshguard/v1/meshguard.grpc.pb.h"
+
+namespace mg::control {
+namespace pb = ::meshguard::v1;
+
+namespace {
+
+pb::ResourceKey to_pb(const ResourceKey& k) {
+  pb::ResourceKey out;
+  out.set_kind(k.kind);
+  out.set_namespace_(k.ns);
+  out.set_name(k.name);
+  return out;
+}
+
+class AdminWatchReactor;
+
+// The open WatchResources streams. A reactor is registered for its life; publishing or closing
+// never calls into one with the lock held (gRPC may run reactions inline) and holds a reference.
+class Watchers {
+ public:
+  void add(AdminWatchReactor* w) MG_EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
+    watchers_.insert(w);
+  }
+  void remove(AdminWatchReactor* w) MG_EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
+    watchers_.erase(w);
+  }
+  void publish(const std::vector<pb::ResourceEvent>& events) MG_EXCLUDES(mutex_);
+  void close_all() MG_EXCLUDES(mutex_);
+
+ private:
+  std::vector<AdminWatchReactor*> referenced() MG_EXCLUDES(mutex_);
+
+  Mutex mutex_;
+  std::set<AdminWatchReactor*> watchers_ MG_GUARDED_BY(mutex_);
+};
+
+class AdminWatchReactor final : public grpc::ServerWriteReactor<pb::ResourceEvent> {
+ public:
+  static constexpr size_t kMaxQueued = 4096;
+
+  AdminWatchReactor(Watchers& watchers, const Status& admin, const pb::WatchResourcesRequest& req)
+      : watchers_(watchers), kind_(req.kind()), ns_(req.namespace_()) {
+    if (!admin) {
+      finish(status_of(grpc::StatusCode::PERMISSION_DENIED, admin.error()));
+      return;
+    }
+    watchers_.add(this);
+    registered_ = true;
+    // Tells the client it is registered: a listing it makes after this cannot miss a change.
+    StartSendInitialMetadata();
+  }
+
+  void OnSendInitialMetadataDone(bool) override {}
+
+  // The caller holds a ref.
+  void enqueue(const std::vector<pb::ResourceEvent>& events) {
+    MutexLock lock(mutex_);
+    if (finishing_) return;
+    for (const auto& e : events) {
+      if (!kind_.empty() && e.key().kind() != kind_) continue;
+      if (!ns_.empty() && e.key().namespace_() != ns_) continue;
+      queue_.push_back(e);
+    }
+    if (queue_.size() > kMaxQueued) {
+      lock.unlock();
+      finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "watcher too slow: more than 4096 events queued"));
+      return;
+    }
+    if (writing_ || queue_.empty()) return;
+    writing_ = true;
+    const pb::ResourceEvent* next = &queue_.front();  // deque: stays put while others are appended
+    lock.unlock();
+    StartWrite(next);
+  }
+
+  void OnWriteDone(bool ok) override {
+    MutexLock lock(mutex_);
+    queue_.pop_front();
+    if (ok && !queue_.empty() && !finishing_) {
+      const pb::ResourceEvent* next = &queue_.front();
+      lock.unlock();
+      StartWrite(next);
+      return;
+    }
+    writing_ = false;
+    if (finishing_ && !finished_) {
+      finished_ = true;
+      lock.unlock();
+      Finish(status_);
+    }
+  }
+
+  void OnCancel() override { finish(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    if (registered_) watchers_.remove(this);
+    unref();
+  }
+
+  void finish(grpc::Status status) {
+    MutexLock lock(mutex_);
+    if (finishing_) return;
+    finishing_ = true;
+    status_ = std::move(status);
+    if (writing_) return;
+    finished_ = true;
+    lock.unlock();
+    Finish(status_);
+  }
+
+  void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+ private:
+  Watchers& watchers_;
+  std::string kind_, ns_;
+  bool registered_ = false;
+  Mutex mutex_;
+  std::deque<pb::ResourceEvent> queue_ MG_GUARDED_BY(mutex_);
+  bool writing_ MG_GUARDED_BY(mutex_) = false;
+  bool finishing_ MG_GUARDED_BY(mutex_) = false;
+  bool finished_ MG_GUARDED_BY(mutex_) = false;
+  grpc::Status status_;  // written once under mutex_ before Finish(), never again
+  std::atomic<int> refs_{1};
+};
+
+std::vector<AdminWatchReactor*> Watchers::referenced() {
+  std::vector<AdminWatchReactor*> out;
+  MutexLock lock(mutex_);
+  for (auto* w : watchers_) {
+    w->ref();
+    out.push_back(w);
+  }
+  return out;
+}
+
+void Watchers::publish(const std::vector<pb::ResourceEvent>& events) {
+  if (events.empty()) return;
+  for (auto* w : referenced()) {
+    w->enqueue(events);
+    w->unref();
+  }
+}
+
+void Watchers::close_all() {
+  for (auto* w : referenced()) {
+    w->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+    w->unref();
+  }
+}
+
+class AdminServiceImpl final : public pb::AdminService::CallbackService, public AdminService {
+ public:
+  explicit AdminServiceImpl(const AdminServiceDeps& deps) : d_(deps) {}
+
+  grpc::Service* service() override { return this; }
+  void close_watchers() override { watchers_.close_all(); }
+
+  grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* ctx, const pb::ApplyRequest* req,
+                                  pb::ApplyResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      if (req->files_size() == 0) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "nothing to apply");
+      // Each file parsed once, here: the mesh-level checks the store cannot know about (the trust
+      // domain is the CA's) read this parse, and the store stores it.
+      std::vector<ParsedFile> files;
+      files.reserve(static_cast<size_t>(req->files_size()));
+      for (const auto& file : req->files()) {
+        auto parsed = parse_apply_file({file.yaml(), file.source().empty() ? "<apply>" : file.source()});
+        if (!parsed) return status_of(grpc::StatusCode::INVALID_ARGUMENT, parsed.error());
+        for (const auto& mesh : parsed->resources.meshes) {
+          if (mesh.trust_domain != d_.trust_domain)
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                mesh.meta.source + ":" + std::to_string(mesh.meta.line) + ": trustDomain " +
+                                    mesh.trust_domain + " differs from the CA's trust domain " +
+                                    d_.trust_domain + " (changing it needs a new CA)");
+        }
+        files.push_back(std::move(*parsed));
+      }
+      // Every file in one transaction: all or nothing, each error naming its file and line.
+      auto result = d_.store.apply_parsed(std::move(files));
+      if (!result) return status_of(grpc::StatusCode::INVALID_ARGUMENT, result.error());
+      resp->set_revision(result->revision);
+      for (const auto& k : result->created) *resp->add_created() = to_pb(k);
+      for (const auto& k : result->configured) *resp->add_configured() = to_pb(k);
+      for (const auto& k : result->unchanged) *resp->add_unchanged() = to_pb(k);
+      if (!result->created.empty() || !result->configured.empty()) d_.distributor.mark_dirty();
+      std::vector<pb::ResourceEvent> events;
+      for (const auto& [keys, change] :
+           {std::pair{&result->created, "created"}, std::pair{&result->configured, "configured"}}) {
+        for (const auto& k : *keys) {
+          auto& e = events.emplace_back();
+          e.set_revision(result->revision);
+          *e.mutable_key() = to_pb(k);
+          e.set_change(change);
+        }
+      }
+      watchers_.publish(events);
+      d_.metrics.counter("meshguard_applies_total").inc();
+      return grpc::Status::OK;
+    });
+  }
+
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx, const pb::DeleteRequest* req,
+                                   pb::DeleteResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      ResourceKey key{req->key().kind(), req->key().namespace_(), req->key().name()};
+      auto rev = d_.store.remove(key);
+      if (!rev) {
+        auto code =
+            is(rev.error(), StoreError::NotFound) ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::INTERNAL;
+        return status_of(code, rev.error());
+      }
+      resp->set_revision(*rev);
+      d_.distributor.mark_dirty();
+      pb::ResourceEvent e;
+      e.set_revision(*rev);
+      *e.mutable_key() = to_pb(key);
+      e.set_change("deleted");
+      watchers_.publish({e});
+      return grpc::Status::OK;
+    });
+  }
+
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const pb::GetRequest* req,
+                                pb::GetResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      std::optional<std::string> kind, ns;
+      if (!req->kind().empty()) kind = req->kind();
+      if (!req->namespace_().empty()) ns = req->namespace_();
+      auto list = d_.store.list(kind, ns);
+      if (!list) return status_of(grpc::StatusCode::INTERNAL, list.error());
+      for (const auto& r : *list) {
+        if (!req->name().empty() && r.key.name != req->name()) continue;
+        auto* out = resp->add_resources();
+        *out->mutable_key() = to_pb(r.key);
+        out->set_yaml(r.yaml);
+        out->set_revision(r.revision);
+        out->set_updated_unix(r.updated_unix);
+      }
+      resp->set_revision(d_.store.revision());
+      if (!req->name().empty() && resp->resources_size() == 0)
+        return grpc::Status(grpc::StatusCode::NOT_FOUND, req->kind() + " " + req->name() + " not found");
+      return grpc::Status::OK;
+    });
+  }
+
+  grpc::ServerWriteReactor<pb::ResourceEvent>* WatchResources(grpc::CallbackServerContext* ctx,
+                                                              const pb::WatchResourcesRequest* req) override {
+    return new AdminWatchReactor(watchers_, require_admin(ctx, *d_.model.current()->bundle, d_.trust_domain),
+                                 *req);
+  }
+
+  grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* ctx, const pb::ListWorkloadsRequest*,
+                                          pb::ListWorkloadsResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      auto model = d_.model.current();
+      std::set<std::string> seen;
+      for (const auto& [key, rec] : d_.distributor.proxies()) {
+        auto* w = resp->add_workloads();
+        w->set_name(rec.workload.name);
+        w->set_namespace_(rec.workload.ns);
+        w->set_service_account(rec.workload.service_account);
+        w->set_spiffe_id(rec.spiffe_id);
+        w->set_connected(rec.connected);
+        w->set_cert_state(rec.cert_state);
+        w->set_cert_serial(rec.cert_serial);
+        w->set_cert_not_after_unix(rec.cert_not_after);
+        w->set_config_version(rec.sent_version);
+        w->set_acked_version(rec.acked_version);
+        w->set_nack_error(rec.nack_error);
+        w->set_last_seen_unix(rec.last_seen);
+        w->set_registered(find_workload(model->set, rec.workload.ns, rec.workload.name) != nullptr);
+        w->set_peer_address(rec.peer);
+        seen.insert(key);
+      }
+      // Registered workloads whose proxy never connected.
+      for (const auto& reg : model->set.workloads) {
+        if (seen.count(reg.meta.ns + "/" + reg.meta.name)) continue;
+        auto* w = resp->add_workloads();
+        w->set_name(reg.meta.name);
+        w->set_namespace_(reg.meta.ns);
+        w->set_service_account(reg.service_account);
+        w->set_registered(true);
+      }
+      return grpc::Status::OK;
+    });
+  }
+
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* ctx, const pb::CreateTokenRequest* req,
+                                        pb::CreateTokenResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      if (req->namespace_() == api::kSystemNamespace)
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "namespace meshguard-system is reserved");
+      auto id = identity::SpiffeId::istio(d_.trust_domain, req->namespace_(), req->service_account());
+      if (!id) return status_of(grpc::StatusCode::INVALID_ARGUMENT, id.error());
+      int64_t ttl = req->ttl_seconds() > 0 ? req->ttl_seconds() : 3600;
+      if (ttl > 7 * 24 * 3600)
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a bootstrap token lives at most 7 days");
+      BootstrapClaims claims;
+      claims.ns = req->namespace_();
+      claims.service_account = req->service_account();
+      claims.issued_at = unix_now();
+      claims.expires_at = claims.issued_at + ttl;
+      auto token = d_.bootstrap.mint(claims);
+      if (!token) return status_of(grpc::StatusCode::INTERNAL, token.error());
+      resp->set_token(*token);
+      resp->set_expires_unix(claims.expires_at);
+      return grpc::Status::OK;
+    });
+  }
+
+  grpc::ServerUnaryReactor* RotateCa(grpc::CallbackServerContext* ctx, const pb::RotateCaRequest* req,
+                                     pb::RotateCaResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    if (auto admin = check_admin(ctx); !admin) {
+      reactor->Finish(status_of(grpc::StatusCode::PERMISSION_DENIED, admin.error()));
+      return reactor;
+    }
+    d_.ca.rotate(d_.distributor, reactor, req->wait_seconds(), resp);
+    return reactor;
+  }
+
+ private:
+  Status check_admin(grpc::CallbackServerContext* ctx) const {
+    return require_admin(ctx, *d_.model.current()->bundle, d_.trust_domain);
+  }
+
+  template <class F>
+  grpc::ServerUnaryReactor* finish(grpc::CallbackServerContext* ctx, F&& body) {
+    auto* reactor = ctx->DefaultReactor();
+    auto admin = check_admin(ctx);
+    if (!admin) {
+      reactor->Finish(status_of(grpc::StatusCode::PERMISSION_DENIED, admin.error()));
+      return reactor;
+    }
+    reactor->Finish(body());
+    return reactor;
+  }
+
+  const AdminServiceDeps d_;
+  Watchers watchers_;
+};
+
+}  // namespace
+
+std::unique_ptr<AdminService> AdminService::create(const AdminServiceDeps& deps) {
+  return std::make_unique<AdminServiceImpl>(deps);
+}
+
+}  // namespace mg::control

@@ -1,0 +1,42 @@
+// control/admin_service.h — AdminService, for the admin identity only (meshguardctl): apply,
+// delete, get and watch resources, list workloads, mint bootstrap tokens, rotate the CA. An apply
+// parses each file once (the mesh-level checks and the store both use that parse). Owns the
+// resource watchers (WatchResources) and their event queues; everything else it asks of the
+// store, the distributor, the model, the CA and the bootstrap keys.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "telemetry/metrics.h"
+
+namespace mg::control {
+
+class BootstrapCredentials;
+class CaRotation;
+class ConfigModel;
+class Distributor;
+class Store;
+
+struct AdminServiceDeps {
+  std::string trust_domain;
+  Store& store;
+  const ConfigModel& model;
+  Distributor& distributor;
+  CaRotation& ca;
+  const BootstrapCredentials& bootstrap;
+  telemetry::Registry& metrics;
+};
+
+class AdminService {
+ public:
+  static std::unique_ptr<AdminService> create(const AdminServiceDeps& deps);
+  virtual ~AdminService() = default;
+  virtual grpc::Service* service() = 0;
+  // Ends every WatchResources stream ("shutting down").
+  virtual void close_watchers() = 0;
+};
+
+}  // namespace mg::control

@@ -1,0 +1,303 @@
+// control/distributor.cpp — see distributor.h.
+#include "control/distributor.h"
+
+#include "api/grpc_tls.h"
+#include "control/support.h"
+
+namespace mg::control {
+namespace pb = ::meshguard::v1;
+
+namespace {
+
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// The workload a proxy speaks for; a registered Workload wins over the proxy's own labels.
+Result<WorkloadView> resolve_workload(const Model& m, const identity::SpiffeId& id, const pb::Hello& hello) {
+  auto ns = id.istio_namespace();
+  auto sa = id.istio_service_account();
+  if (!ns || !sa)
+    return fail("auth.not_workload", id.str() + " is not a workload identity (ns/<ns>/sa/<sa>)");
+  if (*ns == api::kSystemNamespace)
+    return fail("auth.reserved", "namespace meshguard-system runs no workloads");
+  const std::string& name = hello.workload();
+  if (name.empty() || name.size() > 253 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos)
+    return fail("hello.bad_name", "workload name must be a lower-case DNS name");
+  WorkloadView w;
+  w.name = name;
+  w.ns = std::string(*ns);
+  w.service_account = std::string(*sa);
+  if (const auto* reg = find_workload(m.set, w.ns, name)) {
+    if (!reg->service_account.empty() && reg->service_account != w.service_account)
+      return fail("hello.wrong_service_account", "Workload " + w.ns + "/" + name +
+                                                     " runs as service account " + reg->service_account +
+                                                     ", not " + w.service_account);
+    w.labels = reg->labels;
+    w.registered = true;
+  } else {
+    for (const auto& [k, v] : hello.labels()) w.labels[k] = v;
+  }
+  return w;
+}
+
+pb::ConfigSnapshot snapshot_message(const Model& m, const WorkloadView& w) {
+  auto snap = snapshot_for(m.set, w, m.mesh, m.bundle_pem);
+  pb::ConfigSnapshot out;
+  out.set_version(snap.version);
+  out.set_revision(m.revision);
+  out.set_policies_yaml(std::move(snap.policies_yaml));
+  out.set_trust_bundle_pem(m.bundle_pem);
+  auto* mesh = out.mutable_mesh();
+  mesh->set_trust_domain(m.mesh.config.trust_domain);
+  mesh->set_root_namespace(m.mesh.config.root_namespace);
+  mesh->set_path_normalization(std::string(policy::to_string(m.mesh.config.path_normalization)));
+  mesh->set_certificate_ttl_seconds(m.mesh.certificate_ttl_seconds);
+  for (const auto& [k, v] : w.labels) (*out.mutable_labels())[k] = v;
+  return out;
+}
+
+}  // namespace
+
+Distributor::Distributor(ConfigModel& model, telemetry::Registry& metrics,
+                         std::chrono::milliseconds push_debounce)
+    : model_(model), metrics_(metrics), push_debounce_(push_debounce) {}
+
+Distributor::~Distributor() {
+  stop();
+  join();
+}
+
+void Distributor::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Distributor::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Distributor::stop() {
+  std::vector<ProxyStream*> open_streams;
+  {
+    MutexLock lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    for (auto& [stream, key] : streams_) {
+      stream->ref();
+      open_streams.push_back(stream);
+    }
+    cv_.notify_all();
+  }
+  for (auto* stream : open_streams) {
+    stream->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+    stream->unref();
+  }
+}
+
+void Distributor::mark_dirty() {
+  MutexLock lock(mutex_);
+  if (!dirty_) dirty_since_ = Clock::now();
+  dirty_ = true;
+  cv_.notify_all();
+}
+
+bool Distributor::sleep_unless_stopping(std::chrono::milliseconds d) {
+  const auto until = Clock::now() + d;
+  MutexLock lock(mutex_);
+  while (!stopping_ && cv_.wait_until(lock, until)) {
+  }
+  return !stopping_;
+}
+
+std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& record, const Model& m,
+                                                                   Clock::time_point change_at,
+                                                                   bool* revoke) {
+  // A Workload registered (or changed) after the proxy said Hello binds its name to a service
+  // account: a stream of another service account loses it, never its configuration.
+  if (const auto* reg = find_workload(m.set, record.workload.ns, record.workload.name)) {
+    if (!reg->service_account.empty() && reg->service_account != record.workload.service_account) {
+      if (revoke) *revoke = true;
+      return std::nullopt;
+    }
+    record.workload.labels = reg->labels;
+    record.workload.registered = true;
+  }
+  auto message = snapshot_message(m, record.workload);
+  if (message.version() == record.sent_version) return std::nullopt;
+  record.sent_version = message.version();
+  record.sent_bundle = m.bundle_hash;
+  record.sent_revision = m.revision;
+  record.change_at = change_at;
+  record.awaiting_ack = true;
+  metrics_.histogram("meshguard_push_latency_milliseconds").observe_ms(ms_between(change_at, Clock::now()));
+  metrics_.counter("meshguard_config_pushes_total").inc();
+  return message;
+}
+
+void Distributor::run() {
+  MutexLock lock(mutex_);
+  while (!stopping_) {
+    while (!dirty_ && !stopping_) cv_.wait(lock);
+    if (stopping_) break;
+    // Debounce: let a burst of applies settle into one push.
+    const auto settled = Clock::now() + push_debounce_;
+    while (!stopping_ && cv_.wait_until(lock, settled)) {
+    }
+    if (stopping_) break;
+    auto change_at = dirty_since_;
+    dirty_ = false;
+    lock.unlock();
+    auto st = model_.rebuild();
+    lock.lock();
+    if (!st) {
+      log_line("cannot rebuild the configuration model: " + st.error().to_string());
+      continue;
+    }
+    auto m = model_.current();
+    std::vector<std::pair<ProxyStream*, pb::ConfigSnapshot>> out;
+    std::vector<ProxyStream*> revoked;
+    for (auto& [stream, key] : streams_) {
+      bool revoke = false;
+      if (auto message = snapshot_if_changed(records_[key], *m, change_at, &revoke)) {
+        stream->ref();
+        out.emplace_back(stream, std::move(*message));
+      } else if (revoke) {
+        stream->ref();
+        revoked.push_back(stream);
+        log_line("stream for " + key + " (" + records_[key].spiffe_id +
+                 ") ended: the Workload is now registered for another service account");
+      }
+    }
+    lock.unlock();
+    for (auto& [stream, message] : out) {
+      stream->push(std::move(message));
+      stream->unref();
+    }
+    for (auto* stream : revoked) {
+      stream->finish(grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          "hello.wrong_service_account: the Workload is registered for another service account"));
+      stream->unref();
+    }
+    lock.lock();
+  }
+}
+
+grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& id, const std::string& peer,
+                                const pb::Hello& hello, std::string* key_out) {
+  std::vector<ProxyStream*> replaced;
+  std::optional<pb::ConfigSnapshot> first;
+  {
+    MutexLock lock(mutex_);
+    // The model is read under the lock the distributor pushes under: either it already pushed
+    // the newest model to the streams (this one not among them) and we read that model here, or
+    // it pushes after we registered.
+    auto model = model_.current();
+    auto workload = resolve_workload(*model, id, hello);
+    if (!workload) return status_of(grpc::StatusCode::PERMISSION_DENIED, workload.error());
+    const std::string key = workload->ns + "/" + workload->name;
+    *key_out = key;
+    // A connected workload's name belongs to its identity: another SVID of the namespace cannot
+    // take it over (a registered Workload binds it for good).
+    if (auto it = records_.find(key);
+        it != records_.end() && it->second.connected && it->second.spiffe_id != id.str())
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          "hello.name_in_use: workload " + key + " is connected as " + it->second.spiffe_id);
+    // A second stream for the same workload and identity replaces the first (a restarted proxy).
+    for (auto& [other, other_key] : streams_) {
+      if (other_key == key && other != stream) {
+        other->ref();
+        replaced.push_back(other);
+      }
+    }
+    ProxyRecord& rec = records_[key];
+    rec.workload = *workload;
+    rec.spiffe_id = id.str();
+    rec.peer = peer;
+    rec.connected = true;
+    rec.cert_state = hello.cert_state();
+    rec.cert_serial = hello.cert_serial();
+    rec.cert_not_after = hello.cert_not_after_unix();
+    rec.last_seen = unix_now();
+    rec.acked_version = hello.last_version();
+    rec.sent_version.clear();
+    rec.nack_error.clear();
+    streams_[stream] = key;
+    metrics_.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(streams_.size()));
+    bool revoke = false;
+    first = snapshot_if_changed(rec, *model, Clock::now(), &revoke);
+    if (revoke) first.reset();  // cannot happen with this model (resolve_workload checked); kept fail-closed
+  }
+  for (auto* r : replaced) {
+    r->finish(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer stream"));
+    r->unref();
+  }
+  if (first) stream->push(std::move(*first));
+  return grpc::Status::OK;
+}
+
+void Distributor::ack(const std::string& key, const pb::Ack& ack) {
+  MutexLock lock(mutex_);
+  auto it = records_.find(key);
+  if (it == records_.end()) return;
+  ProxyRecord& rec = it->second;
+  rec.last_seen = unix_now();
+  if (ack.accepted()) {
+    rec.acked_version = ack.version();
+    if (ack.version() == rec.sent_version) {
+      rec.acked_bundle = rec.sent_bundle;
+      // Which store revision each proxy enforces: a proxy lagging behind shows here.
+      metrics_.gauge("meshguard_proxy_config_revision", {{"workload", key}}).set(rec.sent_revision);
+    }
+    rec.nack_error.clear();
+  } else {
+    rec.nack_error = ack.error().substr(0, 1024);
+    log_line("NACK from " + key + " for version " + ack.version() + ": " + rec.nack_error);
+  }
+  if (rec.awaiting_ack && ack.version() == rec.sent_version) {
+    rec.awaiting_ack = false;
+    metrics_.histogram("meshguard_push_ack_latency_milliseconds")
+        .observe_ms(ms_between(rec.change_at, Clock::now()));
+  }
+  metrics_.counter("meshguard_config_acks_total", {{"result", ack.accepted() ? "ack" : "nack"}}).inc();
+}
+
+void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
+  MutexLock lock(mutex_);
+  streams_.erase(stream);
+  metrics_.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(streams_.size()));
+  auto it = records_.find(key);
+  if (it != records_.end()) {
+    it->second.connected = false;
+    it->second.last_seen = unix_now();
+  }
+}
+
+std::map<std::string, ProxyRecord> Distributor::proxies() const {
+  MutexLock lock(mutex_);
+  return records_;
+}
+
+BundleRollout Distributor::bundle_rollout(const std::string& want) const {
+  BundleRollout out;
+  MutexLock lock(mutex_);
+  const int64_t now = unix_now();
+  for (const auto& [key, rec] : records_) {
+    // A proxy that dropped its stream moments ago is most likely reconnecting (it does after
+    // every renewal): wait for it like a connected one rather than sign past it.
+    const bool reconnecting = !rec.connected && now - rec.last_seen < 15;
+    if (!rec.connected && !reconnecting) {
+      out.not_connected.push_back(key);
+    } else if (rec.connected && rec.acked_bundle == want) {
+      ++out.acknowledged;
+    } else {
+      out.waiting.push_back(key);
+    }
+  }
+  out.change_pending = dirty_;
+  out.stopping = stopping_;
+  return out;
+}
+
+}  // namespace mg::control

@@ -1,0 +1,113 @@
+// control/distributor.h — distribution of per-workload snapshots. Owns which proxies are (or
+// were) connected and what each was sent and acknowledged (ProxyRecord), and the thread that,
+// after a change (mark_dirty), waits out a debounce, rebuilds the model once and pushes each
+// connected proxy the snapshot whose version changed. Proxy streams (the Watch service's
+// reactors, watch_service.cpp) register with hello() and reach back only through ProxyStream.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/thread_annotations.h"
+#include "control/model.h"
+#include "identity/spiffe_id.h"
+#include "meshguard/v1/meshguard.grpc.pb.h"
+#include "telemetry/metrics.h"
+
+namespace mg::control {
+
+// One proxy's config stream, as the distributor uses it. gRPC may run a reaction (even the end
+// of the stream) inline inside a write or a finish, so the distributor never calls push() or
+// finish() with its lock held, and holds a reference (ref/unref) across each call.
+class ProxyStream {
+ public:
+  virtual void push(::meshguard::v1::ConfigSnapshot snapshot) = 0;  // coalesces: the newest waits
+  virtual void finish(grpc::Status status) = 0;                     // a write in flight completes first
+  virtual void ref() = 0;
+  virtual void unref() = 0;
+
+ protected:
+  ~ProxyStream() = default;
+};
+
+// One connected (or once connected) proxy, keyed by namespace/name.
+struct ProxyRecord {
+  WorkloadView workload;
+  std::string spiffe_id;
+  std::string peer;
+  bool connected = false;
+  std::string cert_state, cert_serial;
+  int64_t cert_not_after = 0;
+  std::string sent_version, acked_version, nack_error;
+  std::string sent_bundle, acked_bundle;  // hashes of the trust bundle in those snapshots
+  int64_t sent_revision = 0;
+  std::chrono::steady_clock::time_point change_at{};  // the change the in-flight snapshot carries
+  bool awaiting_ack = false;
+  int64_t last_seen = 0;
+};
+
+// How far a trust bundle has reached the proxies (CA rotation, phase 2).
+struct BundleRollout {
+  int acknowledged = 0;                    // connected proxies that ACKed a snapshot with it
+  std::vector<std::string> waiting;        // connected (or just reconnecting) proxies that did not yet
+  std::vector<std::string> not_connected;  // gone for a while: not waited for
+  bool change_pending = false;             // a change not yet pushed (the bundle may be in it)
+  bool stopping = false;
+};
+
+class Distributor {
+ public:
+  Distributor(ConfigModel& model, telemetry::Registry& metrics, std::chrono::milliseconds push_debounce);
+  ~Distributor();
+
+  void start();  // the distribution thread
+  // Ends every stream ("shutting down") and the thread's loop; join() waits for the thread.
+  void stop() MG_EXCLUDES(mutex_);
+  void join();
+
+  // Something the snapshots are computed from changed: rebuild and push after the debounce.
+  void mark_dirty() MG_EXCLUDES(mutex_);
+
+  // A stream's Hello from `id` at `peer`: registers `stream` for the workload it speaks for (a
+  // stream of the same workload and identity is replaced) and pushes it its first snapshot.
+  // Sets *key to the workload's "namespace/name". An error status ends the stream.
+  grpc::Status hello(ProxyStream* stream, const identity::SpiffeId& id, const std::string& peer,
+                     const ::meshguard::v1::Hello& hello, std::string* key) MG_EXCLUDES(mutex_);
+  void ack(const std::string& key, const ::meshguard::v1::Ack& ack) MG_EXCLUDES(mutex_);
+  // The stream registered for `key` ended.
+  void stream_done(ProxyStream* stream, const std::string& key) MG_EXCLUDES(mutex_);
+
+  std::map<std::string, ProxyRecord> proxies() const MG_EXCLUDES(mutex_);
+  BundleRollout bundle_rollout(const std::string& bundle_hash) const MG_EXCLUDES(mutex_);
+  // Sleeps up to `d`; false once stopping.
+  bool sleep_unless_stopping(std::chrono::milliseconds d) MG_EXCLUDES(mutex_);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void run() MG_EXCLUDES(mutex_);
+  // The snapshot to send `record`'s proxy, if it differs from the last one sent. Sets *revoke
+  // instead when the workload's registration now names another service account.
+  std::optional<::meshguard::v1::ConfigSnapshot> snapshot_if_changed(ProxyRecord& record, const Model& m,
+                                                                     Clock::time_point change_at,
+                                                                     bool* revoke) MG_REQUIRES(mutex_);
+
+  ConfigModel& model_;
+  telemetry::Registry& metrics_;
+  const std::chrono::milliseconds push_debounce_;
+  std::thread thread_;
+
+  mutable Mutex mutex_;
+  CondVar cv_;
+  std::map<ProxyStream*, std::string> streams_ MG_GUARDED_BY(mutex_);  // stream → record key
+  std::map<std::string, ProxyRecord> records_ MG_GUARDED_BY(mutex_);
+  bool dirty_ MG_GUARDED_BY(mutex_) = false;
+  Clock::time_point dirty_since_ MG_GUARDED_BY(mutex_){};
+  bool stopping_ MG_GUARDED_BY(mutex_) = false;
+};
+
+}  // namespace mg::control
