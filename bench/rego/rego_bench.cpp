@@ -171,7 +171,7 @@ void BM_IstioRbacBaseline(benchmark::State& state) {
   if (!snap) return state.SkipWithError("compile failed");
   std::string path = req.http->path;
   const mg::jwt::RequestAuth none;
-  const auto attrs = make_attributes(req, path, &none, true);
+  const auto attrs = make_attributes(req, path, &none, true, /*num_trusted_proxies=*/0);
   if (!authorize(**snap, attrs).allow) return state.SkipWithError("expected ALLOW");
   for (auto _ : state) {
     auto d = authorize(**snap, attrs);
