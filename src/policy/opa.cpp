@@ -104,6 +104,14 @@ Value parsed_query(std::string_view query) {
   return Value::object(std::move(items));
 }
 
+// An array's or a set's items (sorted): OPA hands a plugin its result as JSON, where a set is an
+// array, so the plugin takes either wherever it expects a list. Null for any other value.
+const std::vector<Value>* list_items(const Value& v) {
+  if (v.is_array()) return &v.as_array();
+  if (v.is_set()) return &v.as_set();
+  return nullptr;
+}
+
 bool is_token(std::string_view name) {
   if (name.empty()) return false;
   for (unsigned char c : name) {
@@ -149,8 +157,8 @@ std::string read_headers(const Value& v, std::string_view field,
       if (!k.is_string()) return shape;
       if (val.is_string()) {
         if (auto e = add(k.as_string(), val.as_string()); !e.empty()) return e;
-      } else if (val.is_array()) {
-        for (const auto& item : val.as_array()) {
+      } else if (const auto* items = list_items(val)) {
+        for (const auto& item : *items) {
           if (!item.is_string()) return shape;
           if (auto e = add(k.as_string(), item.as_string()); !e.empty()) return e;
         }
@@ -160,8 +168,8 @@ std::string read_headers(const Value& v, std::string_view field,
     }
     return {};
   };
-  if (v.is_array()) {
-    for (const auto& item : v.as_array()) {
+  if (const auto* items = list_items(v)) {
+    for (const auto& item : *items) {
       if (auto e = one_object(item); !e.empty()) return e;
     }
     return {};
@@ -303,9 +311,9 @@ OpaEvaluation interpret_opa_result(const Value& v) {
         return error_result(std::move(why));
     }
     if (const Value* remove = v.get("request_headers_to_remove")) {
-      if (!remove->is_array())
-        return error_result("expected request_headers_to_remove to be an array of strings");
-      for (const auto& item : remove->as_array()) {
+      const auto* items = list_items(*remove);
+      if (!items) return error_result("expected request_headers_to_remove to be an array of strings");
+      for (const auto& item : *items) {
         if (!item.is_string())
           return error_result("expected request_headers_to_remove to be an array of strings");
         std::string name = lower(item.as_string());

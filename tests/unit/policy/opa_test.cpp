@@ -260,6 +260,14 @@ TEST(OpaResult, BooleanAndObject) {
   EXPECT_EQ(a.headers.size(), 2u);
   EXPECT_EQ(a.response_headers_to_add.size(), 1u);
   EXPECT_EQ(a.request_headers_to_remove, std::vector<std::string>{"authorization"});
+  // A set is a list too (OPA hands the plugin its result as JSON, where sets are arrays).
+  auto set_result = rego::Value::object(
+      {{rego::Value::string("allowed"), rego::Value::boolean(true)},
+       {rego::Value::string("request_headers_to_remove"),
+        rego::Value::set({rego::Value::string("x-b"), rego::Value::string("x-a")})}});
+  auto s = interpret_opa_result(set_result);
+  ASSERT_EQ(s.outcome, OpaOutcome::Allowed) << s.error;
+  EXPECT_EQ(s.request_headers_to_remove, (std::vector<std::string>{"x-a", "x-b"}));
   EXPECT_EQ(obj(R"({"http_status": 403})").outcome, OpaOutcome::Error);  // no "allowed"
   EXPECT_EQ(obj(R"({"allowed": "yes"})").outcome, OpaOutcome::Error);
   EXPECT_EQ(obj(R"({"allowed": false, "http_status": 1000})").outcome, OpaOutcome::Error);
