@@ -6,8 +6,9 @@
 //                          topics: skipped with a message when a built-in is missing)
 //   BM_IstioRbacBaseline   the same RBAC decision as an Istio AuthorizationPolicy in meshguard's
 //                          own engine (policy/engine.h), the same-run baseline
-//   BM_RegoCompileRbac     compile time of the RBAC policy + data; counter bytes = heap growth
-// Run: rego_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   BM_RegoCompile*        compile time of each policy + data; counter plan_bytes_excl_data = heap
+//                          growth of one compile
+// Run: rego_bench --benchmark_repetitions=3 --benchmark_min_time=0.2 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 
@@ -90,17 +91,23 @@ void BM_RegoRbac(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-void BM_RegoCompileRbac(benchmark::State& state) {
-  Value data = rbac_data();
+// Compile time of `module` over `data`; counter plan_bytes_excl_data = heap growth of one compile
+// (the data's values are shared with the caller's copy, so this is the compiled policy itself).
+void compile_cost(benchmark::State& state, const char* file, const char* module, const Value& data) {
   size_t bytes = 0;
   for (auto _ : state) {
     struct mallinfo2 before = mallinfo2();
-    auto plan = compile({{"rbac.rego", kRbacPolicy}}, data);
+    auto plan = compile({{file, module}}, data);
     struct mallinfo2 after = mallinfo2();
     bytes = after.uordblks > before.uordblks ? after.uordblks - before.uordblks : 0;
+    if (!plan) return state.SkipWithError(plan.error()[0].to_string().c_str());
     benchmark::DoNotOptimize(plan);
   }
   state.counters["plan_bytes_excl_data"] = static_cast<double>(bytes);
+}
+
+void BM_RegoCompileRbac(benchmark::State& state) {
+  compile_cost(state, "rbac.rego", kRbacPolicy, rbac_data());
 }
 
 // A JWT (HS256, not verified here: the primer's decode path) whose payload is
@@ -130,12 +137,20 @@ action_allowed if {
 }
 )";
 
+Value envoy_data() {
+  return *Value::parse_json(R"({"role_paths":{"guest":["/people*","/public/*"],"admin":["/**"]}})");
+}
+
 void BM_RegoEnvoyPrimer(benchmark::State& state) {
-  Value data = *Value::parse_json(R"({"role_paths":{"guest":["/people*","/public/*"],"admin":["/**"]}})");
+  Value data = envoy_data();
   Value input = *Value::parse_json(
-      std::string(R"({"attributes":{"request":{"http":{"method":"GET","path":"/people/17",)") +
+      std::string(R"({"attributes":{"request":{"http":{"method":"GET","path":"/people",)") +
       R"("headers":{"authorization":"Bearer )" + kJwt + R"("}}}}})");
   run_decision(state, "envoy.rego", kEnvoyPolicy, std::move(data), "data.envoy.authz.allow", input);
+}
+
+void BM_RegoCompileEnvoyPrimer(benchmark::State& state) {
+  compile_cost(state, "envoy.rego", kEnvoyPolicy, envoy_data());
 }
 
 // The RBAC decision as Istio policy: one ALLOW rule per role (its users' header values, its
@@ -182,7 +197,8 @@ void BM_IstioRbacBaseline(benchmark::State& state) {
 BENCHMARK(BM_RegoRbac);
 BENCHMARK(BM_RegoEnvoyPrimer);
 BENCHMARK(BM_IstioRbacBaseline);
-BENCHMARK(BM_RegoCompileRbac)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RegoCompileRbac)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RegoCompileEnvoyPrimer)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -65,7 +65,10 @@ Instant from_civil(int64_t year, int64_t month, int64_t day, int64_t hour, int64
 Result<Instant> parse_time(std::string_view layout, std::string_view value);
 std::string format_time(Instant t, const Zone& zone, std::string_view layout);
 
-// time.ParseDuration, in nanoseconds.
+// An ASCII digit at s[i] (false past the end): layouts and durations scan digits alike.
+inline bool digit(std::string_view s, size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; }
+
+// time.ParseDuration, in nanoseconds (go_duration.cpp).
 Result<int64_t> parse_duration(std::string_view s);
 
 // Named layouts OPA accepts in place of a layout string ("RFC3339", "ANSIC", ...); the input
