@@ -187,7 +187,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       std::vector<ParsedFile> files;
       files.reserve(static_cast<size_t>(req->files_size()));
       for (const auto& file : req->files()) {
-        auto parsed = parse_apply_file({file.yaml(), file.source().empty() ? "<apply>" : file.source()});
+        auto parsed = parse_apply_file(
+            {file.yaml(), file.source().empty() ? "<apply>" : file.source(), req->namespace_()});
         if (!parsed) return status_of(grpc::StatusCode::INVALID_ARGUMENT, parsed.error());
         for (const auto& mesh : parsed->resources.meshes) {
           if (mesh.trust_domain != d_.trust_domain)

@@ -157,7 +157,9 @@ class SqliteStore final : public Store {
     for (const auto& f : files) total += f.bytes;
     if (auto s = check_apply_size(total, files.size(), files.empty() ? "" : files[0].source); !s)
       return fail(s.error());
-    auto docs = keyed_documents(files);  // points into `files`, which outlives it
+    policy::ResourceSet all;  // file after file: a later document of one name replaces the earlier
+    for (auto& f : files) all.append(std::move(f.resources));
+    auto docs = keyed_documents(all);  // points into `all`, which outlives it
     if (!docs) return fail(docs.error());
 
     MutexLock lock(mu_);
@@ -199,10 +201,8 @@ class SqliteStore final : public Store {
       // What resources() hands out next: the documents just stored, as parsed for this apply.
       std::set<ResourceKey> written(result.created.begin(), result.created.end());
       written.insert(result.configured.begin(), result.configured.end());
-      for (auto& file : files) {
-        for (auto& [key, one] : split_by_key(std::move(file.resources))) {
-          if (written.count(key)) (*parsed_)[key] = std::move(one);
-        }
+      for (auto& [key, one] : split_by_key(std::move(all))) {
+        if (written.count(key)) (*parsed_)[key] = std::move(one);
       }
     }
     return result;

@@ -45,27 +45,8 @@ std::string ResourceKey::str() const { return kind + "/" + ns + "/" + name; }
 
 namespace {
 
-// Calls f(kind, member) for each kind's list in a ResourceSet: the one place kinds are named as keys.
-template <class F>
-void for_each_kind(F&& f) {
-  f("AuthorizationPolicy", &policy::ResourceSet::authorization_policies);
-  f("PeerAuthentication", &policy::ResourceSet::peer_authentications);
-  f("RequestAuthentication", &policy::ResourceSet::request_authentications);
-  f("Workload", &policy::ResourceSet::workloads);
-  f("Mesh", &policy::ResourceSet::meshes);
-  f("OPAPolicy", &policy::ResourceSet::opa_policies);
-}
-
-void add_sorted(const policy::ResourceSet& set, std::vector<KeyedDocument>& out) {
-  const size_t first = out.size();
-  for_each_kind([&](const char* kind, auto member) {
-    for (const auto& r : set.*member) out.push_back({{kind, r.meta.ns, r.meta.name}, &r.meta});
-  });
-  std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
-                   [](const auto& a, const auto& b) { return a.meta->line < b.meta->line; });
-}
-
-// Two documents for one resource in one apply: which one wins would depend on order, so refuse.
+// Two documents for one resource in one set: parse_resources and ResourceSet::append keep the
+// later one, so this only guards a set built some other way.
 Status check_unique(const std::vector<KeyedDocument>& docs) {
   std::set<ResourceKey> seen;
   for (const auto& d : docs) {
@@ -81,21 +62,18 @@ Status check_unique(const std::vector<KeyedDocument>& docs) {
 
 Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set) {
   std::vector<KeyedDocument> out;
-  add_sorted(set, out);
-  if (auto s = check_unique(out); !s) return fail(s.error());
-  return out;
-}
-
-Result<std::vector<KeyedDocument>> keyed_documents(const std::vector<ParsedFile>& files) {
-  std::vector<KeyedDocument> out;
-  for (const auto& file : files) add_sorted(file.resources, out);
+  policy::for_each_kind(set, [&](const char* kind, const auto& resources) {
+    for (const auto& r : resources) out.push_back({{kind, r.meta.ns, r.meta.name}, &r.meta});
+  });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.meta->order < b.meta->order; });
   if (auto s = check_unique(out); !s) return fail(s.error());
   return out;
 }
 
 std::vector<std::pair<ResourceKey, policy::ResourceSet>> split_by_key(policy::ResourceSet&& set) {
   std::vector<std::pair<ResourceKey, policy::ResourceSet>> out;
-  for_each_kind([&](const char* kind, auto member) {
+  policy::for_each_kind([&](const char* kind, auto member) {
     for (auto& r : set.*member) {
       ResourceKey key{kind, r.meta.ns, r.meta.name};
       policy::ResourceSet one;
@@ -114,7 +92,7 @@ Status check_apply_size(size_t bytes, size_t files, std::string_view first_sourc
 }
 
 Result<ParsedFile> parse_apply_file(const ApplyInput& file) {
-  auto set = policy::parse_resources(file.yaml, file.source);
+  auto set = policy::parse_resources(file.yaml, file.source, file.ns);
   if (!set) return fail(set.error());
   return ParsedFile{std::string(file.source), file.yaml.size(), std::move(*set)};
 }

@@ -7,11 +7,11 @@
 // returned success survives kill -9.
 //
 // Error codes (StoreError, below): store.not_found (remove of an absent key), store.duplicate
-// (one apply names the same resource twice), store.too_large, store.open, store.not_sqlite /
-// store.corrupt / store.not_meshguard (open refused; the file is left untouched), store.schema (a
-// schema version this build does not know), store.sqlite (any other SQLite failure),
-// store.bad_stored (a stored document no longer parses), and the policy.* codes of
-// parse_resources for a rejected apply.
+// (a parsed set naming one resource twice: never from parse_resources, which keeps the later
+// document), store.too_large, store.open, store.not_sqlite / store.corrupt / store.not_meshguard
+// (open refused; the file is left untouched), store.schema (a schema version this build does not
+// know), store.sqlite (any other SQLite failure), store.bad_stored (a stored document no longer
+// parses), and the policy.* codes of parse_resources for a rejected apply.
 #pragma once
 
 #include <compare>
@@ -65,6 +65,7 @@ struct StoredResource {
 struct ApplyInput {
   std::string_view yaml;
   std::string_view source;  // its name in error messages ("<source>:<line>: ...")
+  std::string_view ns = {};  // -n/--namespace for its documents (policy::parse_resources), or empty
 };
 
 // One file of an apply, parsed once (parse_apply_file): what apply_parsed() stores.
@@ -73,7 +74,7 @@ struct ParsedFile {
   size_t bytes = 0;               // the text's size, counted against kMaxApplyBytes
   policy::ResourceSet resources;  // Meta::document of each is what is stored
 };
-// policy::parse_resources(file.yaml, file.source).
+// policy::parse_resources(file.yaml, file.source, file.ns).
 Result<ParsedFile> parse_apply_file(const ApplyInput& file);
 
 struct ApplyResult {
@@ -89,8 +90,9 @@ class Store {  // thread-safe; every method may be called from any thread
   // (identical text → "unchanged", not re-written); revision bumps once if anything changed.
   Result<ApplyResult> apply(std::string_view yaml, std::string_view source);
   // apply() for several files in one transaction: each parsed on its own (errors name its file
-  // and line), all or nothing, one revision bump; a resource named in two files → store.duplicate.
-  // The total size counts against kMaxApplyBytes, checked before anything is parsed.
+  // and line), all or nothing, one revision bump. A resource named twice (in one file or in two)
+  // is stored as its later document, as kubectl apply does. The total size counts against
+  // kMaxApplyBytes, checked before anything is parsed.
   Result<ApplyResult> apply_all(const std::vector<ApplyInput>& files);
   // apply_all() of files parsed already (parse_apply_file): nothing is parsed again.
   virtual Result<ApplyResult> apply_parsed(std::vector<ParsedFile> files) = 0;
@@ -107,15 +109,13 @@ class Store {  // thread-safe; every method may be called from any thread
   virtual Result<policy::ResourceSet> resources() const = 0;
 };
 
-// The keys of a parsed set, each with its document text, in document order (by line): what
-// apply() stores. Fails with store.duplicate when two documents name the same resource.
+// The keys of a parsed set, each with its document text, in document order (Meta::order): what
+// apply() stores. A ResourceSet holds one resource per name; store.duplicate guards that.
 struct KeyedDocument {
   ResourceKey key;
   const policy::Meta* meta = nullptr;  // points into the ResourceSet (document, source, line)
 };
 Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set);
-// The same over several sets (files), in order; duplicates across them fail too.
-Result<std::vector<KeyedDocument>> keyed_documents(const std::vector<ParsedFile>& files);
 // Every resource of `set` as a set of its own, with its key.
 std::vector<std::pair<ResourceKey, policy::ResourceSet>> split_by_key(policy::ResourceSet&& set);
 // store.too_large when `bytes` (the total of `files` texts) is more than one apply accepts;

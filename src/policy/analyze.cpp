@@ -151,6 +151,14 @@ std::vector<Finding> analyze(const ResourceSet& set, const MeshConfig& mesh) {
                      where(pa.meta)});
     }
   }
+  for (const auto& r : set.replaced) {
+    const std::string first = r.source + ":" + std::to_string(r.line),
+                      later = r.by_source + ":" + std::to_string(r.by_line);
+    out.push_back(
+        {"MG0007", "warning", r.full_name,
+         r.kind + " defined twice: " + first + " is replaced by " + later + " (the later document wins)",
+         later});
+  }
   return out;
 }
 

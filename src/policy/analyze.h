@@ -8,6 +8,8 @@
 //   MG0005 warning  several mesh- / namespace-level PeerAuthentications for one namespace: only the
 //                   first loaded is used.
 //   MG0006 warning  principal written with "spiffe://": policy principals never carry the scheme.
+//   MG0007 warning  two documents name the same kind/namespace/name: the later one wins, the
+//                   earlier is ignored (both locations in the message).
 #pragma once
 
 #include <string>

@@ -8,7 +8,7 @@
 
 namespace mg::policy {
 
-Result<ResourceSet> load_resource_files(const std::vector<std::string>& paths) {
+Result<ResourceSet> load_resource_files(const std::vector<std::string>& paths, std::string_view ns) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
   for (const auto& path : paths) {
@@ -30,7 +30,7 @@ Result<ResourceSet> load_resource_files(const std::vector<std::string>& paths) {
   for (const auto& file : files) {
     auto text = files::read_file(file);
     if (!text) return fail("policy.io", file + ": " + text.error().message);
-    auto parsed = parse_resources(*text, file);
+    auto parsed = parse_resources(*text, file, ns);
     if (!parsed) return fail(parsed.error());
     all.append(std::move(*parsed));
   }

@@ -2,8 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
@@ -35,7 +37,42 @@ const char* to_string(MtlsMode m) {
   return "?";
 }
 
+namespace {
+
+// Lists stay in load order, so of several resources with one name the last is the later document:
+// it is kept, the earlier ones are dropped and recorded.
+void keep_the_later_of_each_name(ResourceSet& set) {
+  for_each_kind(set, [&](const char* kind, auto& resources) {
+    std::map<std::pair<std::string_view, std::string_view>, size_t> last;
+    for (size_t i = 0; i < resources.size(); ++i) last[{resources[i].meta.ns, resources[i].meta.name}] = i;
+    if (last.size() == resources.size()) return;
+    std::vector<size_t> winner(resources.size());
+    for (size_t i = 0; i < resources.size(); ++i)
+      winner[i] = last.at({resources[i].meta.ns, resources[i].meta.name});
+    std::remove_reference_t<decltype(resources)> kept;
+    for (size_t i = 0; i < resources.size(); ++i) {
+      const Meta& by = resources[winner[i]].meta;
+      if (winner[i] != i) {
+        const Meta& old = resources[i].meta;
+        set.replaced.push_back({kind, old.full_name(), old.source, by.source, old.line, by.line});
+      }
+    }
+    for (size_t i = 0; i < resources.size(); ++i)
+      if (winner[i] == i) kept.push_back(std::move(resources[i]));
+    resources = std::move(kept);
+  });
+}
+
+}  // namespace
+
 void ResourceSet::append(ResourceSet&& other) {
+  int next_order = 0;
+  for_each_kind(*this, [&](const char*, const auto& resources) {
+    for (const auto& r : resources) next_order = std::max(next_order, r.meta.order + 1);
+  });
+  for_each_kind(other, [&](const char*, auto& resources) {
+    for (auto& r : resources) r.meta.order += next_order;
+  });
   auto move_all = [](auto& into, auto& from) {
     for (auto& r : from) into.push_back(std::move(r));
   };
@@ -45,6 +82,21 @@ void ResourceSet::append(ResourceSet&& other) {
   move_all(workloads, other.workloads);
   move_all(meshes, other.meshes);
   move_all(opa_policies, other.opa_policies);
+  move_all(skipped, other.skipped);
+  move_all(replaced, other.replaced);
+  keep_the_later_of_each_name(*this);
+}
+
+std::string skipped_warning(const ResourceSet& set) {
+  if (set.skipped.empty()) return {};
+  std::string out = "skipped " + std::to_string(set.skipped.size()) + " document" +
+                    (set.skipped.size() == 1 ? "" : "s") + " of kinds meshguard does not enforce:";
+  for (size_t i = 0; i < set.skipped.size(); ++i) {
+    const auto& d = set.skipped[i];
+    out += (i == 0 ? " " : ", ") + d.kind + " " + (d.ns.empty() ? "" : d.ns + "/") +
+           (d.name.empty() ? "(no name)" : d.name) + " (" + d.source + ":" + std::to_string(d.line) + ")";
+  }
+  return out;
 }
 
 bool ConditionKey::http_only() const {
@@ -119,7 +171,9 @@ struct Ctx {
   size_t budget = 0;
   int line_offset = 0;  // line of the current document's first line within the whole text
   std::string_view document;  // the current document's text (Meta::document)
-  std::string_view body;      // the part of it yaml-cpp loaded (node marks are offsets into it)
+  int order = 0;              // the current document's position in the text (Meta::order)
+  size_t body_offset = 0;     // where the text yaml-cpp loaded starts within `document`
+  std::string_view requested_ns;  // -n/--namespace, or empty
 };
 
 // A thread-local view of the document being parsed, so line_of() can add its offset.
@@ -310,8 +364,7 @@ Status parse_meta(Ctx& ctx, const YAML::Node& n, Meta& meta) {
       });
   if (!s) return s;
   if (meta.name.empty()) return err(ctx, n, "metadata.name is required");
-  if (meta.ns.empty()) meta.ns = "default";
-  return {};
+  return {};  // meta.ns stays empty when metadata.namespace is absent (see place_in_namespace)
 }
 
 Status parse_source(Ctx& ctx, const YAML::Node& n, Source& src) {
@@ -837,26 +890,27 @@ struct ScalarOrigin {
 };
 
 ScalarOrigin scalar_origin(const Ctx& ctx, const YAML::Node& node) {
+  const std::string_view body = ctx.document.substr(std::min(body_offset, ctx.document.size()));
   const auto mark = node.Mark();
   ScalarOrigin o{line_of(node), mark.column};
   const auto pos = static_cast<size_t>(std::max(0, mark.pos));
-  if (pos >= ctx.body.size() || (ctx.body[pos] != '|' && ctx.body[pos] != '>')) {
-    if (pos < ctx.body.size() && (ctx.body[pos] == '"' || ctx.body[pos] == '\'')) ++o.column;
+  if (pos >= body.size() || (body[pos] != '|' && body[pos] != '>')) {
+    if (pos < body.size() && (body[pos] == '"' || body[pos] == '\'')) ++o.column;
     return o;
   }
-  size_t line_start = ctx.body.find('\n', pos);
+  size_t line_start = body.find('\n', pos);
   int line = o.line;
   while (line_start != std::string_view::npos) {
     ++line;
     const size_t begin = line_start + 1;
-    const size_t eol = std::min(ctx.body.find('\n', begin), ctx.body.size());
-    const auto text = ctx.body.substr(begin, eol - begin);
+    const size_t eol = std::min(body.find('\n', begin), body.size());
+    const auto text = body.substr(begin, eol - begin);
     const auto indent = text.find_first_not_of(' ');
     if (indent != std::string_view::npos && text[indent] != '\r') {
       // Rows before the first non-blank one are blank lines of the scalar itself.
       return {o.line + 1, static_cast<int>(indent)};
     }
-    line_start = eol < ctx.body.size() ? eol : std::string_view::npos;
+    line_start = eol < body.size() ? eol : std::string_view::npos;
   }
   return {o.line + 1, 0};
 }
@@ -991,8 +1045,120 @@ Status parse_opa_policy(Ctx& ctx, const YAML::Node& spec, const YAML::Node& doc,
   return {};
 }
 
+bool is_enforced_kind(std::string_view kind) {
+  return kind == "AuthorizationPolicy" || kind == "PeerAuthentication" || kind == "RequestAuthentication" ||
+         kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy";
+}
+
+// The API groups meshguard owns every kind of: an unknown kind there is a typo or an API this build
+// does not know, and skipping it could silently drop a security rule, so it is refused instead.
+bool is_security_group(std::string_view api_version) {
+  const auto slash = api_version.find('/');
+  const auto group = slash == std::string_view::npos ? std::string_view() : api_version.substr(0, slash);
+  return group == "security.istio.io" || group == "meshguard.io";
+}
+
+std::string scalar_or_empty(const YAML::Node& n) {
+  return n.IsDefined() && n.IsScalar() ? n.Scalar() : std::string();
+}
+
+// A document of another kind (networking.istio.io, Kubernetes core, apps, ...) in the same file:
+// recorded, so the caller can name it in a warning, and otherwise left alone. Only its apiVersion
+// and kind must be there: without them it is not a Kubernetes object at all.
+bool skip_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
+  const YAML::Node kind = std::as_const(doc)["kind"], api_version = std::as_const(doc)["apiVersion"];
+  if (!kind.IsDefined() || !kind.IsScalar() || !api_version.IsDefined() || !api_version.IsScalar())
+    return false;
+  if (kind.Scalar().empty() || api_version.Scalar().empty()) return false;
+  if (is_enforced_kind(kind.Scalar()) || is_security_group(api_version.Scalar())) return false;
+  SkippedDocument skipped;
+  skipped.kind = kind.Scalar();
+  if (const YAML::Node metadata = std::as_const(doc)["metadata"]; metadata.IsDefined() && metadata.IsMap()) {
+    skipped.name = scalar_or_empty(std::as_const(metadata)["name"]);
+    skipped.ns = scalar_or_empty(std::as_const(metadata)["namespace"]);
+  }
+  skipped.source = ctx.source;
+  skipped.line = line_of(doc);
+  out.skipped.push_back(std::move(skipped));
+  return true;
+}
+
+// kubectl's namespace names (RFC 1123 labels): what -n/--namespace accepts.
+bool is_namespace_name(std::string_view ns) {
+  if (ns.empty() || ns.size() > 63 || ns.front() == '-' || ns.back() == '-') return false;
+  return std::all_of(ns.begin(), ns.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
+
+Unexpected<Error> cannot_place(const Ctx& ctx, const YAML::Node& metadata, std::string_view ns) {
+  return err(ctx, metadata,
+             "cannot add namespace " + std::string(ns) +
+                 " to this document's metadata; write metadata.namespace in the document",
+             "policy.bad_namespace");
+}
+
+// The current document's text with `namespace: <ns>` added as the first field of its metadata
+// (a block mapping or a flow one, as in JSON), so that the text alone, stored and pushed to
+// proxies, says where the resource lives. Anything else (an anchored or tagged mapping) is refused
+// rather than guessed at.
+Result<std::string> with_namespace_field(const Ctx& ctx, const YAML::Node& metadata, std::string_view ns) {
+  const std::string_view doc = ctx.document;
+  const auto mark = metadata.Mark();
+  const size_t pos = ctx.body_offset + static_cast<size_t>(std::max(0, mark.pos));
+  const std::string field = "namespace: " + std::string(ns);
+  if (mark.pos >= 0 && pos < doc.size()) {
+    if (metadata.Style() == YAML::EmitterStyle::Flow && doc[pos] == '{') {
+      const auto next = doc.find_first_not_of(" \t\r\n", pos + 1);
+      const bool empty = next != std::string_view::npos && doc[next] == '}';
+      return std::string(doc.substr(0, pos + 1)) + field + (empty ? "" : ", ") +
+             std::string(doc.substr(pos + 1));
+    }
+    const size_t column = static_cast<size_t>(std::max(0, mark.column));
+    if (metadata.Style() == YAML::EmitterStyle::Block && column > 0 && column <= pos &&
+        doc.substr(pos - column, column).find_first_not_of(' ') == std::string_view::npos) {
+      const size_t line_start = pos - column;
+      return std::string(doc.substr(0, line_start)) + std::string(column, ' ') + field + "\n" +
+             std::string(doc.substr(line_start));
+    }
+  }
+  return cannot_place(ctx, metadata, ns);
+}
+
+// kubectl's rule for a namespaced resource: a document without metadata.namespace goes to the
+// -n/--namespace namespace (else "default"); one naming another namespace than -n is refused.
+Status place_in_namespace(Ctx& ctx, const YAML::Node& metadata, Meta& meta) {
+  if (!meta.ns.empty()) {
+    if (ctx.requested_ns.empty() || meta.ns == ctx.requested_ns) return {};
+    return err(ctx, std::as_const(metadata)["namespace"],
+               "the namespace from the provided object (\"" + meta.ns +
+                   "\") does not match the namespace given with -n/--namespace (\"" +
+                   std::string(ctx.requested_ns) + "\")",
+               "policy.namespace_mismatch");
+  }
+  meta.ns = ctx.requested_ns.empty() ? "default" : std::string(ctx.requested_ns);
+  if (meta.ns == "default") return {};  // the text alone already reads as "default"
+  auto text = with_namespace_field(ctx, metadata, meta.ns);
+  if (!text) return fail(text.error());
+  // The stored text must re-parse to this very resource (proxies parse it alone).
+  auto again = parse_resources(*text, ctx.source);
+  if (!again || again->size() != 1 || again->replaced.size() + again->skipped.size() != 0) {
+    return cannot_place(ctx, metadata, meta.ns);
+  }
+  bool same = false;
+  for_each_kind(*again, [&](const char*, const auto& resources) {
+    for (const auto& r : resources) same = r.meta.ns == meta.ns && r.meta.name == meta.name;
+  });
+  if (!same) {
+    return cannot_place(ctx, metadata, meta.ns);
+  }
+  meta.document = std::move(*text);
+  return {};
+}
+
 Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
-  if (!doc.IsMap()) return err(ctx, doc, "a resource must be a mapping with apiVersion, kind, metadata and spec");
+  if (!doc.IsMap())
+    return err(ctx, doc, "a resource must be a mapping with apiVersion, kind, metadata and spec");
+  if (skip_document(ctx, doc, out)) return {};
   std::string api_version, kind;
   YAML::Node metadata, spec;
   bool has_spec = false;
@@ -1020,25 +1186,35 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
     }
   } else if (kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy") {
     if (api_version != "meshguard.io/v1alpha1") return err(ctx, doc, kind + ": apiVersion must be meshguard.io/v1alpha1");
+  } else if (is_security_group(api_version)) {
+    return err(ctx, doc,
+               "unknown kind \"" + kind + "\" in " + api_version +
+                   " (meshguard enforces AuthorizationPolicy, PeerAuthentication, RequestAuthentication, "
+                   "Workload, Mesh and OPAPolicy)",
+               "policy.unknown_kind");
   } else {
-    return err(ctx, doc, "unsupported kind \"" + kind + "\"", "policy.unknown_kind");
+    return err(ctx, doc, "apiVersion is required", "policy.unknown_kind");
   }
   Meta meta;
   meta.source = ctx.source;
   meta.line = line_of(doc);
+  meta.order = ctx.order;
   meta.document = std::string(ctx.document);
   if (auto st = parse_meta(ctx, metadata.IsDefined() ? metadata : YAML::Node(), meta); !st) {
     if (!metadata.IsDefined()) return err(ctx, doc, "metadata is required");
     return st;
   }
   const YAML::Node spec_node = has_spec ? spec : YAML::Node(YAML::NodeType::Null);
+  if (kind != "Mesh") {
+    if (auto st = place_in_namespace(ctx, metadata, meta); !st) return st;
+  }
   if (kind == "Mesh") {
     // One mesh per control plane: a second name would be a second, conflicting set of settings.
     if (meta.name != "default") {
       return err(ctx, std::as_const(metadata)["name"], "Mesh: metadata.name must be \"default\" (one mesh per control plane), not \"" +
                                             meta.name + "\"", "policy.bad_mesh_name");
     }
-    meta.ns.clear();  // cluster-scoped: metadata.namespace is ignored
+    meta.ns.clear();  // cluster-scoped: metadata.namespace (and -n) is ignored
     Mesh m;
     m.meta = meta;
     if (auto st = parse_mesh(ctx, spec_node, m); !st) return st;
@@ -1091,23 +1267,33 @@ bool has_content(std::string_view body) {
 
 }  // namespace
 
-Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source) {
+Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source, std::string_view ns) {
+  if (!ns.empty() && !is_namespace_name(ns)) {
+    return fail("policy.bad_namespace",
+                "namespace \"" + std::string(ns) +
+                    "\" is not a namespace name (lower case letters, digits and '-', at most 63)");
+  }
   Ctx ctx;
   ctx.source = std::string(source);
+  ctx.requested_ns = ns;
   // Real documents spend well under one unit per byte; aliases are what could exceed this. Each
   // document is also capped at what it would get parsed alone, so a document accepted here is
   // accepted again from its Meta::document (the control plane re-parses stored documents).
   auto budget_for = [](size_t bytes) { return std::max<size_t>(100000, bytes * 2); };
   size_t remaining = budget_for(yaml.size());
   ResourceSet out;
+  ctx.order = -1;
+  // A document placed in a namespace is parsed again, from inside this parse (place_in_namespace).
+  struct Restore {
+    const Ctx* previous;
+    ~Restore() { current_ctx = previous; }
+  } restore{current_ctx};
   current_ctx = &ctx;
-  struct Reset {
-    ~Reset() { current_ctx = nullptr; }
-  } reset;
   for (const auto& text : split_documents(yaml)) {
+    ++ctx.order;
     ctx.line_offset = text.first_line;
     ctx.document = text.text;
-    ctx.body = text.body;
+    ctx.body_offset = static_cast<size_t>(text.body.data() - text.text.data());
     const size_t allowed = std::min(remaining, budget_for(text.text.size()));
     ctx.budget = allowed;
     try {
@@ -1130,6 +1316,7 @@ Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view sour
     }
     remaining -= allowed - ctx.budget;  // an empty document (the `continue` above) spends nothing
   }
+  keep_the_later_of_each_name(out);
   return out;
 }
 

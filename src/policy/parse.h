@@ -6,10 +6,13 @@
 // Unknown fields, bad enums, bad string patterns, CIDRs, ports and unknown `when` keys are
 // rejected; an OPAPolicy's Rego modules are compiled here (src/rego), and one that does not
 // compile is rejected with "<source>:<line>:<column>" pointing into the YAML file. A text with
-// one bad document is rejected whole. Errors read "<source>:<line>: <reason>" (line 1-based).
-// Pure: no I/O (see load.h for the file loader). parse.cpp is one parser for every kind and
-// runs past the 800-line guideline on purpose: all kinds share its budgeted node walkers and
-// line bookkeeping (Ctx), which a split would have to expose.
+// one bad document is rejected whole. Documents of other kinds (networking.istio.io, Kubernetes
+// Service, Deployment, ...) are skipped and listed in ResourceSet::skipped; an unknown kind in
+// security.istio.io or meshguard.io is refused (fail closed: it may be a mistyped security rule).
+// Errors read "<source>:<line>: <reason>" (line 1-based). Pure: no I/O (see load.h for the file
+// loader). parse.cpp is one parser for every kind and runs past the 800-line guideline on
+// purpose: all kinds share its budgeted node walkers and line bookkeeping (Ctx), which a split
+// would have to expose.
 #pragma once
 
 #include <string>
@@ -21,7 +24,16 @@
 
 namespace mg::policy {
 
-Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source = "<input>");
+// `ns` is kubectl's -n/--namespace (empty: not given; else it must be a namespace name). A
+// namespaced document without metadata.namespace goes to `ns` (or "default"), and gets that
+// namespace written into its metadata in Meta::document, so the stored text re-parses alone to the
+// same resource; a document naming another namespace than `ns` is refused (as kubectl does).
+Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source = "<input>",
+                                    std::string_view ns = {});
+
+// One line naming every skipped document ("skipped 2 documents of kinds meshguard does not enforce:
+// VirtualService default/reviews (a.yaml:1), ..."), or "" when none was skipped.
+std::string skipped_warning(const ResourceSet& set);
 
 // An AuthorizationPolicy `when` key, e.g. "request.headers[x-id]" or
 // "request.auth.claims[realm][roles]" (nested claims).

@@ -26,6 +26,7 @@ struct Meta {
   std::string source;  // file name (or "<input>") the document came from
   int line = 0;        // 1-based line of the document's first key
   bool dry_run = false;  // annotation istio.io/dry-run: "true"
+  int order = 0;         // the document's position in its whole load (file after file), 0-based
   // The exact text of the YAML document this resource was parsed from (from its "---" marker
   // line, if it had one, to the end of the document), so the control plane can store and push
   // what was applied and every proxy re-parses the same bytes. Re-parsing it alone yields this
@@ -142,7 +143,23 @@ struct OpaPolicy {
   std::shared_ptr<const rego::Plan> plan;  // modules + spec.data, compiled
 };
 
-// Everything loaded from one or more files, in load order.
+// A document of a kind meshguard does not enforce (VirtualService, Gateway, Service, Deployment, ...),
+// found in a file beside the security resources and left out of the set.
+struct SkippedDocument {
+  std::string kind, ns, name;  // ns and name as written ("" when absent)
+  std::string source;
+  int line = 0;
+};
+
+// A document that a later one with the same kind, namespace and name replaced: as with
+// `kubectl apply`, the later document wins (within a file, an apply, or across -f files).
+struct ReplacedDocument {
+  std::string kind, full_name;  // "AuthorizationPolicy", "ns/name"
+  std::string source, by_source;
+  int line = 0, by_line = 0;  // the replaced document's and the winner's
+};
+
+// Everything loaded from one or more files, in load order; never two resources with one name.
 struct ResourceSet {
   std::vector<AuthorizationPolicy> authorization_policies;
   std::vector<PeerAuthentication> peer_authentications;
@@ -150,12 +167,33 @@ struct ResourceSet {
   std::vector<Workload> workloads;
   std::vector<Mesh> meshes;
   std::vector<OpaPolicy> opa_policies;
+  std::vector<SkippedDocument> skipped;  // not resources: size() does not count them
+  std::vector<ReplacedDocument> replaced;
 
+  // Adds `other`'s resources after this set's; a resource `other` names again replaces this set's.
   void append(ResourceSet&& other);
   size_t size() const {
     return authorization_policies.size() + peer_authentications.size() + request_authentications.size() +
            workloads.size() + meshes.size() + opa_policies.size();
   }
 };
+
+// Calls f(kind, member) for each kind's list in a ResourceSet (`member` points to it): the one
+// place the kinds of a set are named ("AuthorizationPolicy", ...).
+template <class F>
+void for_each_kind(F&& f) {
+  f("AuthorizationPolicy", &ResourceSet::authorization_policies);
+  f("PeerAuthentication", &ResourceSet::peer_authentications);
+  f("RequestAuthentication", &ResourceSet::request_authentications);
+  f("Workload", &ResourceSet::workloads);
+  f("Mesh", &ResourceSet::meshes);
+  f("OPAPolicy", &ResourceSet::opa_policies);
+}
+
+// Calls f(kind, list) for each kind's list of `set` (const or not).
+template <class Set, class F>
+void for_each_kind(Set& set, F&& f) {
+  for_each_kind([&](const char* kind, auto member) { f(kind, set.*member); });
+}
 
 }  // namespace mg::policy

@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "policy/analyze.h"
 #include "policy/load.h"
+#include "policy/parse.h"
 
 namespace mg::ctl {
 
@@ -12,6 +13,7 @@ namespace {
 
 struct AnalyzeOptions {
   std::vector<std::string> files;
+  std::string ns;  // -n/--namespace
   std::string root_namespace = "istio-system";
   std::string trust_domain = "cluster.local";
   bool fail_on_warning = false;
@@ -21,8 +23,9 @@ int run_analyze(const AnalyzeOptions& opt) {
   policy::MeshConfig mesh;
   mesh.root_namespace = opt.root_namespace;
   mesh.trust_domain = opt.trust_domain;
-  auto set = policy::load_resource_files(opt.files);
+  auto set = policy::load_resource_files(opt.files, opt.ns);
   if (!set) return fail_line(set.error().message);
+  warn_line(policy::skipped_warning(*set));
   mesh = policy::mesh_config_of(*set, mesh);  // a Mesh document in the files wins over the flags
   const auto findings = policy::analyze(*set, mesh);
   bool warned = false;
@@ -40,6 +43,10 @@ void register_analyze_commands(CLI::App& app, Action& action) {
   auto opt = std::make_shared<AnalyzeOptions>();
   auto* cmd = app.add_subcommand("analyze", "Report common mistakes in policy files (stable MG#### codes)");
   cmd->add_option("-f,--filename", opt->files, "Policy file or directory; repeatable")->required();
+  cmd->add_option(
+      "-n,--namespace", opt->ns,
+      "namespace of documents without metadata.namespace (default: default); a document naming another "
+      "one is refused");
   cmd->add_option("--root-namespace", opt->root_namespace, "Mesh root namespace")->capture_default_str();
   cmd->add_option("--trust-domain", opt->trust_domain, "Mesh trust domain")->capture_default_str();
   cmd->add_flag("--fail-on-warning", opt->fail_on_warning, "Exit 1 when any warning is reported");

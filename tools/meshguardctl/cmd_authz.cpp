@@ -1,6 +1,8 @@
 // meshguardctl authz check: the offline decision contract (docs: DESIGN.md "Offline decision
 // contract"). Loads policy files, reads one request.json, runs the same pipeline as the proxy
-// (policy/decide.h) and prints one JSON object, or an explanation with -o table.
+// (policy/decide.h) and prints one JSON object, or an explanation with -o table. It never
+// fetches keys and never talks to the control plane (which holds no fetched keys: each proxy
+// fetches its own); keys behind a jwksUri or OpenID discovery are given with --jwks NAME=FILE.
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -10,7 +12,8 @@
 #include "common/files.h"
 #include "policy/decide.h"
 #include "policy/load.h"
-#include "policy/request_authn.h"
+#include "policy/offline_keys.h"
+#include "policy/parse.h"
 #include "policy/select.h"
 
 namespace mg::ctl {
@@ -19,11 +22,13 @@ namespace {
 
 struct CheckOptions {
   std::vector<std::string> files;
+  std::string ns;  // -n/--namespace
   std::string request_file;
   std::string root_namespace = "istio-system";
   std::string path_normalization = "BASE";
   std::string trust_domain = "cluster.local";
   std::optional<uint32_t> num_trusted_proxies;  // absent: the Mesh document's (remote_ip.h)
+  std::vector<std::string> jwks;                // --jwks NAME=FILE (policy/offline_keys.h)
   std::string output = "json";
 };
 
@@ -83,7 +88,8 @@ std::string labels_text(const std::map<std::string, std::string>& labels) {
 }
 
 void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& snap, const policy::Request& req,
-                 const policy::MeshConfig& mesh, const policy::Decision& d, int64_t now) {
+                 const policy::MeshConfig& mesh, const jwt::Authenticator& authenticator,
+                 const policy::Decision& d, int64_t now) {
   auto& o = std::cout;
   const auto w = policy::destination_workload(req);
   o << "workload:        " << w.ns << " labels=" << labels_text(w.labels)
@@ -111,7 +117,7 @@ void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& sn
     path_ok = policy::normalize_path(req.http->path, mesh.path_normalization, normalized) == policy::PathVerdict::Ok;
     o << "normalized path: " << (path_ok ? normalized : "(malformed)") << " [" << policy::to_string(mesh.path_normalization)
       << "]\n";
-    if (!snap.jwt_rules().empty()) auth = policy::authenticate_request(snap.jwt_rules(), *req.http, now);
+    if (!snap.jwt_rules().empty()) auth = authenticator.authenticate(req.http->headers, req.http->path, now);
   }
   o << "request authn:   ";
   if (snap.request_authentications().empty()) {
@@ -180,10 +186,23 @@ int run_check(const CheckOptions& opt) {
   if (mesh.root_namespace.empty() || mesh.trust_domain.empty()) {
     return fail_line("--root-namespace and --trust-domain must not be empty");
   }
-  auto set = policy::load_resource_files(opt.files);
+  auto set = policy::load_resource_files(opt.files, opt.ns);
   if (!set) return fail_line(set.error().message);
+  warn_line(policy::skipped_warning(*set));
   mesh = policy::mesh_config_of(*set, mesh);  // a Mesh document in the files wins over the flags
   if (opt.num_trusted_proxies) mesh.num_trusted_proxies = *opt.num_trusted_proxies;  // the flag wins over a Mesh document
+  std::vector<policy::GivenKeys> given;
+  for (const auto& flag : opt.jwks) {
+    auto parts = policy::split_key_flag(flag);
+    if (!parts) return fail_line(parts.error().message);
+    auto json = files::read_file(parts->second);
+    if (!json) {
+      return fail_line("--jwks " + parts->first + ": " + parts->second + ": " + json.error().message);
+    }
+    given.push_back({parts->first, std::move(*json), parts->second});
+  }
+  auto keys = policy::given_keys_provider(*set, given);
+  if (!keys) return fail_line(keys.error().message);
   auto text = files::read_file(opt.request_file);
   if (!text) return fail_line(opt.request_file + ": " + text.error().message);
   auto req = policy::parse_request_json(*text);
@@ -191,9 +210,25 @@ int run_check(const CheckOptions& opt) {
   auto snap = policy::compile_snapshot(*set, policy::destination_workload(*req), mesh);
   if (!snap) return fail_line(snap.error().message);
   const int64_t now = req->time ? *req->time : static_cast<int64_t>(std::time(nullptr));
-  const auto decision = policy::decide(**snap, *req, now);
+  // Tokens are verified as a proxy verifies them, with the keys given by --jwks where a proxy
+  // would have fetched them (none given: such a token fails closed with 401, as a proxy's does
+  // until its fetch succeeds).
+  const jwt::Authenticator authenticator((*snap)->jwt_rules(), *keys);
+  policy::DecideIo io;
+  io.authenticator = &authenticator;
+  auto decision = policy::decide(**snap, *req, now, io);
+  if (decision.reason == policy::ReasonCode::RequestAuthnFailed &&
+      io.auth.status == jwt::JwtStatus::JwksFetchFail) {
+    std::string names;
+    for (const auto& n : policy::names_without_keys((*snap)->jwt_rules(), **keys))
+      names += (names.empty() ? "" : ", ") + n;
+    if (!names.empty()) {
+      decision.detail +=
+          " (offline decision: keys are not fetched; give them with --jwks NAME=FILE for " + names + ")";
+    }
+  }
   if (opt.output == "table") {
-    print_table(*set, **snap, *req, mesh, decision, now);
+    print_table(*set, **snap, *req, mesh, authenticator, decision, now);
   } else {
     std::cout << decision_json(decision).dump() << "\n";
   }
@@ -209,6 +244,9 @@ void register_authz_commands(CLI::App& app, Action& action) {
   auto* check = authz->add_subcommand("check", "Decide a request offline against policy files and explain the decision");
   check->add_option("-f,--filename", opt->files, "Policy file or directory (*.yaml, *.yml); repeatable")->required();
   check->add_option("--request", opt->request_file, "request.json describing the request")->required();
+  check->add_option("-n,--namespace", opt->ns,
+                    "namespace of documents without metadata.namespace (default: default); a document naming "
+                    "another one is refused");
   check->add_option("--root-namespace", opt->root_namespace, "Mesh root namespace")->capture_default_str();
   check->add_option("--path-normalization", opt->path_normalization,
                     "NONE | BASE | MERGE_SLASHES | DECODE_AND_MERGE_SLASHES")
@@ -219,6 +257,10 @@ void register_authz_commands(CLI::App& app, Action& action) {
       "Proxies trusted in front of the workload: remote.ip is the Nth X-Forwarded-For entry from "
       "the right (0: the peer's address); default: the Mesh document's "
       "gatewayTopology.numTrustedProxies, else 0");
+  check->add_option("--jwks", opt->jwks,
+                    "URI=FILE: the key set (JWKS) to verify tokens with for a jwtRule whose jwksUri is "
+                    "URI, or ISSUER=FILE for a rule whose keys come by OpenID discovery from ISSUER; "
+                    "repeatable");
   check->add_option("-o,--output", opt->output, "json | table")
       ->check(CLI::IsMember({"json", "table"}))
       ->capture_default_str();

@@ -160,18 +160,23 @@ Result<std::vector<std::pair<std::string, std::string>>> read_inputs(const std::
   return out;
 }
 
-int run_apply(const Conn& c, const std::vector<std::string>& inputs) {
+int run_apply(const Conn& c, const std::vector<std::string>& inputs, const std::string& ns) {
   auto texts = read_inputs(inputs);
   if (!texts) return fail_line(texts.error().to_string());
   pb::ApplyRequest req;
+  policy::ResourceSet all;
   for (auto& [source, text] : *texts) {
     // Same parser as the server: errors show before anything is sent, with file and line.
-    auto parsed = policy::parse_resources(text, source);
-    if (!parsed) return fail_line(parsed.error().message.empty() ? parsed.error().to_string() : parsed.error().message);
+    auto parsed = policy::parse_resources(text, source, ns);
+    if (!parsed)
+      return fail_line(parsed.error().message.empty() ? parsed.error().to_string() : parsed.error().message);
+    all.append(std::move(*parsed));
     auto* f = req.add_files();
     f->set_yaml(std::move(text));
     f->set_source(source);
   }
+  warn_line(policy::skipped_warning(all));
+  req.set_namespace_(ns);
   auto stub = admin_stub(c);
   if (!stub) return fail_line(stub.error().to_string());
   pb::ApplyResponse resp;
@@ -359,10 +364,14 @@ int rotate_ca_online(const std::string& server, const std::string& admin_dir, in
 void register_control_commands(CLI::App& app, Action& action) {
   static Conn conn_apply, conn_get, conn_delete, conn_wl, conn_token;
   static std::vector<std::string> apply_inputs;
+  static std::string apply_ns;
   auto* apply = app.add_subcommand("apply", "Apply resources to the control plane (all or nothing)");
   apply->add_option("-f,--filename", apply_inputs, "FILE, DIR or - (stdin); repeatable")->required();
+  apply->add_option("-n,--namespace", apply_ns,
+                    "namespace of documents without metadata.namespace (default: default); a document naming "
+                    "another one is refused");
   add_conn_options(apply, conn_apply);
-  apply->callback([&action] { action = [] { return run_apply(conn_apply, apply_inputs); }; });
+  apply->callback([&action] { action = [] { return run_apply(conn_apply, apply_inputs, apply_ns); }; });
 
   static std::string get_kind, get_name, get_ns = "default", get_out = "table";
   static bool all_ns = false;

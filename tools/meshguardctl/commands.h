@@ -12,6 +12,8 @@ using Action = std::function<int()>;
 
 // Prints one clear line on stderr ("meshguardctl: <what>") and returns exit code 1.
 int fail_line(const std::string& what);
+// Prints "meshguardctl: warning: <what>" on stderr, unless `what` is empty.
+void warn_line(const std::string& what);
 
 void register_version_command(CLI::App& app, Action& action);
 void register_ca_commands(CLI::App& app, Action& action);    // cmd_ca.cpp: ca init | ca rotate

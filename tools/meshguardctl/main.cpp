@@ -10,6 +10,10 @@ int fail_line(const std::string& what) {
   return 1;
 }
 
+void warn_line(const std::string& what) {
+  if (!what.empty()) std::cerr << "meshguardctl: warning: " << what << "\n";
+}
+
 void register_version_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("version", "Print the meshguard version");
   cmd->callback([&action] {

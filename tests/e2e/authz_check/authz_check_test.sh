@@ -3,7 +3,7 @@
 # Each case directory holds:
 #   policies/            policy files (passed as one -f DIR; loaded sorted)
 #   request.json         the request
-#   args                 optional extra arguments (one line)
+#   args                 optional extra arguments (one line; @CASE@ stands for the case directory)
 #   expect               the exact start of stdout, up to and including "rule":...,  (the contract's
 #                        decision/status/policy/rule in their fixed order)
 #   expect_contains      optional: lines that must each appear in stdout
@@ -24,6 +24,7 @@ for dir in "$CASES"/*/; do
   name=$(basename "$dir")
   args=()
   [[ -f $dir/args ]] && read -r -a args < "$dir/args"
+  args=("${args[@]//@CASE@/$dir}")
   "$CTL" authz check -f "$dir/policies" --request "$dir/request.json" "${args[@]}" >"$tmp/out" 2>"$tmp/err"
   code=$?
   if [[ -f $dir/expect_exit ]]; then
@@ -80,6 +81,36 @@ for code in MG0001 MG0002 MG0003 MG0004; do
 done
 if "$CTL" analyze -f "$CASES/analyze/policies" --fail-on-warning >/dev/null; then fail analyze "--fail-on-warning exited 0"; fi
 pass=$((pass + 1))
+
+# --jwks NAME=FILE: the key set a proxy would fetch. The jwks-flag case gives it for the rule's
+# jwksUri (alice → 200 above); here bob → 403, a token of another key → 401, no --jwks → 401 with
+# a reason naming the flag, and a rule whose keys come by OpenID discovery takes them by issuer.
+J=$CASES/jwks-flag
+URI_KEYS="https://issuer.example/keys?set=current=$J/jwks.json"
+check_jwks() {  # NAME WANT_PREFIX ARGS...
+  local name=$1 want=$2
+  shift 2
+  local got
+  got=$("$CTL" authz check "$@" 2>&1)
+  if [[ $got == "$want"* ]]; then pass=$((pass + 1)); else fail "$name" "'$got' does not start with '$want'"; fi
+}
+check_jwks jwks-bob '{"decision":"DENY","status":403,"policy":null,"rule":null,"reason":"denied: ALLOW policies apply to the workload but none matched"' \
+  -f "$J/policies" --request "$J/request-bob.json" --jwks "$URI_KEYS"
+check_jwks jwks-other-key '{"decision":"DENY","status":401,"policy":"foo/jwt"' \
+  -f "$J/policies" --request "$J/request-other-key.json" --jwks "$URI_KEYS"
+check_jwks jwks-none '{"decision":"DENY","status":401,"policy":"foo/jwt"' -f "$J/policies" --request "$J/request.json"
+"$CTL" authz check -f "$J/policies" --request "$J/request.json" | grep -qF \
+  'give them with --jwks NAME=FILE for https://issuer.example/keys?set=current' || fail jwks-none "the reason does not name --jwks"
+mkdir -p "$tmp/discovery"
+grep -v '^    jwksUri:' "$J/policies/jwt.yaml" >"$tmp/discovery/jwt.yaml"
+check_jwks jwks-discovery '{"decision":"ALLOW","status":200,"policy":"foo/only-alice"' \
+  -f "$tmp/discovery" --request "$J/request.json" --jwks "https://issuer.example=$J/jwks.json"
+check_jwks jwks-discovery-bob '{"decision":"DENY","status":403' \
+  -f "$tmp/discovery" --request "$J/request-bob.json" --jwks "https://issuer.example=$J/jwks.json"
+check_jwks jwks-unknown-name "meshguardctl: --jwks https://issuer.example/keys?set=current: no jwtRule fetches keys" \
+  -f "$tmp/discovery" --request "$J/request.json" --jwks "$URI_KEYS"
+check_jwks jwks-not-a-file "meshguardctl: --jwks https://issuer.example/keys?set=current: $J/nothing.json" \
+  -f "$J/policies" --request "$J/request.json" --jwks "https://issuer.example/keys?set=current=$J/nothing.json"
 
 # analyze refuses an OPAPolicy whose module does not compile, pointing into the file.
 if out=$("$CTL" analyze -f "$CASES/opa-broken-module/policies" 2>&1); then fail analyze-opa "exited 0: $out"

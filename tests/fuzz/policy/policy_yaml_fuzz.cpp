@@ -1,6 +1,7 @@
 // Any text must parse to resources or a clean error — never crash, hang or throw — and whatever
 // parses must compile and decide. Every resource's Meta::document, parsed alone, must give back
-// exactly that one resource with the same text (the control plane stores and pushes these texts).
+// exactly that one resource with the same text (the control plane stores and pushes these texts),
+// also when the text was parsed with a -n/--namespace that wrote a namespace into a document.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -31,11 +32,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check_same(alone->meshes);
     }
   };
-  check_documents(set->authorization_policies);
-  check_documents(set->peer_authentications);
-  check_documents(set->request_authentications);
-  check_documents(set->workloads);
-  check_documents(set->meshes);
+  auto check_set = [&](const ResourceSet& checked) {
+    check_documents(checked.authorization_policies);
+    check_documents(checked.peer_authentications);
+    check_documents(checked.request_authentications);
+    check_documents(checked.workloads);
+    check_documents(checked.meshes);
+  };
+  check_set(*set);
+  if (auto placed = parse_resources(text, "fuzz.yaml", "fuzz-ns")) {
+    check_set(*placed);
+  }
   MeshConfig mesh;
   Request req;
   req.destination_namespace = "default";

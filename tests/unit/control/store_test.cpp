@@ -234,7 +234,6 @@ TEST(SqliteStore, BadApplyChangesNothing) {
       {ap("a", "ns", "ALLOW") + "---\n" + ap("b", "ns", "NOPE"), "policy.invalid", "bad.yaml:15:"},
       {ap("new", "ns") + "---\napiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: other\n",
        "policy.bad_mesh_name", "bad.yaml:12:"},
-      {ap("a", "ns", "ALLOW") + "---\n" + ap("a", "ns", "DENY"), "store.duplicate", "bad.yaml:9:"},
       {ap("x", "ns") + "---\nkind: [unclosed\n", "policy.bad_yaml", "bad.yaml:"},
   };
   for (const auto& c : cases) {
@@ -273,11 +272,6 @@ TEST(SqliteStore, ApplyAllIsOneTransactionOverSeveralFiles) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("bad.yaml:8:"), std::string::npos) << bad.error().message;
   EXPECT_FALSE(*store->get({"AuthorizationPolicy", "ns", "new"}));
-  // The same resource in two files.
-  auto dup = store->apply_all({{ap("x", "ns"), "one.yaml"}, {ap("x", "ns", "ALLOW"), "two.yaml"}});
-  ASSERT_FALSE(dup);
-  EXPECT_EQ(dup.error().code, "store.duplicate");
-  EXPECT_NE(dup.error().message.find("two.yaml:1:"), std::string::npos) << dup.error().message;
   const std::string half(kMaxApplyBytes / 2 + 1, '#');
   auto big = store->apply_all({{half, "h1.yaml"}, {half, "h2.yaml"}});
   ASSERT_FALSE(big);
@@ -287,6 +281,69 @@ TEST(SqliteStore, ApplyAllIsOneTransactionOverSeveralFiles) {
   ASSERT_TRUE(same);
   EXPECT_EQ(same->unchanged.size(), 3u);
   EXPECT_EQ(same->revision, 1);
+}
+
+TEST(SqliteStore, SameNameTwiceStoresTheLaterDocument) {
+  TempDir dir;
+  auto store = open_ok(dir.file("store.db"));
+  ASSERT_TRUE(store);
+  // In one file: the later document is stored, once.
+  const std::string later = ap("a", "ns", "DENY");
+  auto one = store->apply(ap("a", "ns", "ALLOW") + "---\n" + ap("b", "ns") + "---\n" + later, "one.yaml");
+  ASSERT_TRUE(one) << one.error().to_string();
+  ASSERT_EQ(one->created.size(), 2u);
+  EXPECT_EQ(one->created[0].name, "b");  // document order: b came before the winning a
+  EXPECT_EQ(one->created[1].name, "a");
+  auto stored = store->get({"AuthorizationPolicy", "ns", "a"});
+  ASSERT_TRUE(stored && *stored);
+  EXPECT_NE((*stored)->yaml.find("action: DENY"), std::string::npos) << (*stored)->yaml;
+  EXPECT_EQ((*stored)->yaml.find("action: ALLOW"), std::string::npos) << (*stored)->yaml;
+  ASSERT_TRUE(store->resources());  // from here on resources() follows applies without reading back
+  // Across files of one apply: the later file's document.
+  auto two = store->apply_all({{ap("x", "ns", "DENY"), "one.yaml"}, {ap("x", "ns", "ALLOW"), "two.yaml"}});
+  ASSERT_TRUE(two) << two.error().to_string();
+  ASSERT_EQ(two->created.size(), 1u);
+  EXPECT_EQ((*store->get({"AuthorizationPolicy", "ns", "x"}))->yaml, ap("x", "ns", "ALLOW"));
+  auto all = store->resources();
+  ASSERT_TRUE(all) << all.error().to_string();
+  ASSERT_EQ(all->authorization_policies.size(), 3u);
+  EXPECT_EQ(all->authorization_policies[2].meta.full_name(), "ns/x");
+  EXPECT_EQ(all->authorization_policies[2].action, policy::Action::Allow);
+}
+
+TEST(SqliteStore, TheApplysNamespaceGoesIntoTheKeyAndTheStoredText) {
+  // kubectl apply -n: a document without metadata.namespace lands in the apply's namespace, and
+  // its stored text says so (it is parsed alone when the store is opened again, and by proxies).
+  TempDir dir;
+  const std::string path = dir.file("store.db");
+  auto store = open_ok(path);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->resources());
+  const std::string mesh_wide =
+      "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\nspec:\n  "
+      "mtls:\n"
+      "    mode: STRICT\n";
+  auto applied = store->apply_all({{mesh_wide, "strict.yaml", "istio-system"}});
+  ASSERT_TRUE(applied) << applied.error().to_string();
+  ASSERT_EQ(applied->created.size(), 1u);
+  EXPECT_EQ(applied->created[0].str(), "PeerAuthentication/istio-system/default");
+  auto stored = store->get({"PeerAuthentication", "istio-system", "default"});
+  ASSERT_TRUE(stored && *stored);
+  EXPECT_NE((*stored)->yaml.find("  namespace: istio-system\n"), std::string::npos) << (*stored)->yaml;
+  auto held = store->resources();
+  ASSERT_TRUE(held && held->peer_authentications.size() == 1u);
+  EXPECT_EQ(held->peer_authentications[0].meta.full_name(), "istio-system/default");
+  store.reset();
+  auto again = open_ok(path);
+  ASSERT_TRUE(again);
+  held = again->resources();
+  ASSERT_TRUE(held && held->peer_authentications.size() == 1u);
+  EXPECT_EQ(held->peer_authentications[0].meta.full_name(), "istio-system/default");
+  // A document naming another namespace than the apply's is refused; nothing changes.
+  auto mismatch = again->apply_all({{pa("p", "foo", "STRICT"), "foo.yaml", "bar"}});
+  ASSERT_FALSE(mismatch);
+  EXPECT_EQ(mismatch.error().code, "policy.namespace_mismatch");
+  EXPECT_EQ(again->list(std::nullopt, std::nullopt)->size(), 1u);
 }
 
 TEST(SqliteStore, ReopenKeepsDataAndRevision) {
