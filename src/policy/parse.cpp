@@ -890,7 +890,7 @@ struct ScalarOrigin {
 };
 
 ScalarOrigin scalar_origin(const Ctx& ctx, const YAML::Node& node) {
-  const std::string_view body = ctx.document.substr(std::min(body_offset, ctx.document.size()));
+  const std::string_view body = ctx.document.substr(std::min(ctx.body_offset, ctx.document.size()));
   const auto mark = node.Mark();
   ScalarOrigin o{line_of(node), mark.column};
   const auto pos = static_cast<size_t>(std::max(0, mark.pos));
