@@ -120,7 +120,10 @@ std::optional<std::string> read_text(const fs::path& p) {
 std::optional<rego::Value> merge(const rego::Value& base, const rego::Value& add) {
   if (!base.is_object() || !add.is_object()) return std::nullopt;
   rego::ObjectItems items = base.as_object();
-  for (const auto& [k, v] : add.as_object()) {
+  for (const auto& entry : add.as_object()) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda.
+    const auto& k = entry.first;
+    const auto& v = entry.second;
     auto it = std::find_if(items.begin(), items.end(), [&](const auto& kv) { return kv.first == k; });
     if (it == items.end()) {
       items.emplace_back(k, v);
