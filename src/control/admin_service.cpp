@@ -15,6 +15,7 @@
 #include "control/store.h"
 #include "control/support.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
+#include "policy/select.h"
 
 namespace mg::control {
 namespace pb = ::meshguard::v1;
@@ -199,6 +200,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         }
         files.push_back(std::move(*parsed));
       }
+      if (auto st = check_custom_providers(files); !st.ok()) return st;
       // Every file in one transaction: all or nothing, each error naming its file and line.
       auto result = d_.store.apply_parsed(std::move(files));
       if (!result) return status_of(grpc::StatusCode::INVALID_ARGUMENT, result.error());
@@ -221,6 +223,33 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       d_.metrics.counter("meshguard_applies_total").inc();
       return grpc::Status::OK;
     });
+  }
+
+  // A CUSTOM AuthorizationPolicy must name a provider of the Mesh in force after this apply: the
+  // last Mesh "default" in the files, else the stored one. Checked before anything is stored.
+  grpc::Status check_custom_providers(const std::vector<ParsedFile>& files) {
+    const policy::Mesh* applied_mesh = nullptr;
+    bool any_custom = false;
+    for (const auto& f : files) {
+      for (const auto& m : f.resources.meshes) {
+        if (m.meta.name == "default") applied_mesh = &m;
+      }
+      for (const auto& p : f.resources.authorization_policies) any_custom |= p.action == policy::Action::Custom;
+    }
+    if (!any_custom) return grpc::Status::OK;
+    policy::MeshConfig mesh;
+    if (applied_mesh) {
+      mesh.extension_providers = applied_mesh->extension_providers;
+    } else {
+      auto stored = d_.store.resources();
+      if (!stored) return status_of(grpc::StatusCode::INTERNAL, stored.error());
+      mesh = policy::mesh_config_of(*stored);
+    }
+    for (const auto& f : files) {
+      if (auto st = policy::check_custom_providers(f.resources, mesh); !st)
+        return status_of(grpc::StatusCode::INVALID_ARGUMENT, st.error());
+    }
+    return grpc::Status::OK;
   }
 
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx, const pb::DeleteRequest* req,

@@ -114,6 +114,12 @@ std::vector<Finding> analyze(const ResourceSet& set, const MeshConfig& mesh) {
                      where(p.meta)});
     }
     check_spiffe(p, out);
+    if (p.action == Action::Custom && !find_extension_provider(mesh, p.provider)) {
+      out.push_back({"MG0008", "warning", p.meta.full_name(),
+                     "CUSTOM provider \"" + p.provider +
+                         "\" is not defined in the Mesh's extensionProviders: every request it matches is denied",
+                     where(p.meta)});
+    }
   }
   for (const auto& allow : set.authorization_policies) {
     if (allow.action != Action::Allow || allow.meta.dry_run) continue;

@@ -10,6 +10,8 @@
 //   MG0006 warning  principal written with "spiffe://": policy principals never carry the scheme.
 //   MG0007 warning  two documents name the same kind/namespace/name: the later one wins, the
 //                   earlier is ignored (both locations in the message).
+//   MG0008 warning  CUSTOM AuthorizationPolicy naming a provider that the Mesh's extensionProviders
+//                   does not define: every request it matches is denied.
 #pragma once
 
 #include <string>

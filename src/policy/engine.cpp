@@ -49,9 +49,8 @@ std::string describe(const Decision& d) {
     case ReasonCode::DeniedNoAllowMatch:
       return "denied: ALLOW policies apply to the workload but none matched";
     case ReasonCode::DeniedCustomUnavailable:
-      return "denied: CUSTOM policy " + policy + rule + " matched but its provider" +
-             (d.detail.empty() ? std::string() : " \"" + d.detail + "\"") +
-             " is not available (no external authorizer configured; fail closed)";
+      return "denied: CUSTOM policy " + policy + rule + " matched but " +
+             (d.detail.empty() ? std::string("its provider is not available") : d.detail) + " (fail closed)";
     case ReasonCode::DeniedPlaintextOnStrict:
       return "connection refused: plaintext to a port where mTLS is STRICT (PeerAuthentication " + policy + ")" +
              (d.detail.empty() ? std::string() : " " + d.detail);
@@ -560,6 +559,14 @@ Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&
     cp.action = p->action;
     cp.dry_run = p->meta.dry_run;
     cp.provider = p->provider;
+    if (p->action == Action::Custom) {
+      // No ext_authz client exists yet: every matching CUSTOM rule denies; the reason says why.
+      cp.custom_unavailable =
+          find_extension_provider(mesh, p->provider)
+              ? "its provider \"" + p->provider +
+                    "\" is not yet supported (meshguard has no ext_authz HTTP/gRPC client yet)"
+              : "its provider \"" + p->provider + "\" is not defined in the Mesh's extensionProviders";
+    }
     cp.rule_count = p->rules.size();
     for (size_t i = 0; i < p->rules.size(); ++i) {
       cp.http_rules.push_back(compiler.rule(p->rules[i], static_cast<int>(i)));
@@ -616,7 +623,7 @@ Decision authorize(const AuthzSnapshot& s, const AuthzAttributes& a) {
     return std::move(d);
   };
   if (const auto* m = first_match(s.index_[kCustom][proto], a)) {
-    d.detail = s.policies_[m->policy].provider;
+    d.detail = s.policies_[m->policy].custom_unavailable;
     return deny(*m, ReasonCode::DeniedCustomUnavailable);
   }
   if (const auto* m = first_match(s.index_[kDeny][proto], a)) return deny(*m, ReasonCode::DeniedByPolicy);

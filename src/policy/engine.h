@@ -56,7 +56,7 @@ enum class ReasonCode {
   AllowedByPolicy,               // an ALLOW rule matched
   DeniedByPolicy,                // a DENY rule matched
   DeniedNoAllowMatch,            // ALLOW policies apply, none matched
-  DeniedCustomUnavailable,       // a CUSTOM rule matched; no external authorizer is available
+  DeniedCustomUnavailable,       // a CUSTOM rule matched; its provider is undefined or unsupported
   DeniedPlaintextOnStrict,       // peer authn: plaintext to a STRICT port (connection refused)
   MalformedRequest,              // 400: e.g. %00 in the path
   RequestAuthnFailed,            // 401/403 from request authentication (JWT)
@@ -153,6 +153,7 @@ struct CompiledPolicy {
   Action action = Action::Allow;
   bool dry_run = false;
   std::string provider;
+  std::string custom_unavailable;  // CUSTOM: why its provider cannot decide (Decision::detail)
   size_t rule_count = 0;
   std::vector<CompiledRule> http_rules;
   std::vector<CompiledRule> tcp_rules;

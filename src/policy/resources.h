@@ -108,6 +108,39 @@ struct Workload {
   std::vector<uint32_t> ports;
 };
 
+// Mesh.spec.extensionProviders[] entry, with Istio's meshConfig field names: an external
+// authorizer that AuthorizationPolicies with action CUSTOM name in provider.name. Parsed and
+// validated only: the proxy has no ext_authz client yet, so a CUSTOM policy still fails closed
+// (docs/OPA.md). Every value here has been validated (port 1..65535, statusOnError 100..599).
+struct ExtensionProvider {
+  enum class Kind { EnvoyExtAuthzHttp, EnvoyExtAuthzGrpc };
+  // includeRequestBodyInCheck (Istio's BufferSettings)
+  struct RequestBody {
+    bool present = false;
+    uint32_t max_request_bytes = 0;
+    bool allow_partial_message = false;
+    bool pack_as_bytes = false;
+    bool operator==(const RequestBody&) const = default;
+  };
+  std::string name;
+  Kind kind = Kind::EnvoyExtAuthzHttp;
+  std::string service;  // host name or address the proxy can reach
+  uint32_t port = 0;
+  int64_t timeout_ms = 600000;  // Istio's default: 600s
+  bool fail_open = false;
+  int status_on_error = 403;  // Istio's default: Forbidden
+  RequestBody include_request_body_in_check;
+  // HTTP only:
+  std::string path_prefix;  // empty or starting with "/"
+  std::vector<std::string> include_request_headers_in_check;
+  std::map<std::string, std::string> include_additional_headers_in_check;
+  std::vector<std::string> headers_to_upstream_on_allow;
+  std::vector<std::string> headers_to_downstream_on_deny;
+
+  bool operator==(const ExtensionProvider&) const = default;
+};
+const char* to_string(ExtensionProvider::Kind k);  // "envoyExtAuthzHttp" | "envoyExtAuthzGrpc"
+
 // meshguard.io/v1alpha1 Mesh: mesh-wide settings. Cluster-scoped (meta.ns is ""), and there is
 // one per control plane, so its name must be "default".
 struct Mesh {
@@ -121,6 +154,7 @@ struct Mesh {
   // spec.gatewayTopology.numTrustedProxies, as Istio's meshConfig.defaultConfig.gatewayTopology:
   // the proxies trusted in front of every workload (remote_ip.h); a proxy config may override it.
   uint32_t num_trusted_proxies = 0;
+  std::vector<ExtensionProvider> extension_providers;  // names unique
 };
 
 // meshguard.io/v1alpha1 OPAPolicy: Rego modules (plus optional base data) evaluated in the proxy

@@ -106,19 +106,79 @@ MeshConfig mesh_config_of(const ResourceSet& set, MeshConfig defaults) {
     defaults.root_namespace = mesh.root_namespace;
     defaults.path_normalization = mesh.path_normalization;
     defaults.num_trusted_proxies = mesh.num_trusted_proxies;
+    defaults.extension_providers = mesh.extension_providers;
   }
   return defaults;
 }
 
-std::string mesh_document(const MeshConfig& mesh) {
-  auto quoted = [](const std::string& value) {
-    std::string q = "\"";
-    for (char c : value) {
-      if (c == '"' || c == '\\') q += '\\';
-      q += c;
-    }
-    return q + "\"";
+const ExtensionProvider* find_extension_provider(const MeshConfig& mesh, std::string_view name) {
+  for (const auto& p : mesh.extension_providers) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+Status check_custom_providers(const ResourceSet& set, const MeshConfig& mesh) {
+  for (const auto& p : set.authorization_policies) {
+    if (p.action != Action::Custom || find_extension_provider(mesh, p.provider)) continue;
+    return fail("policy.undefined_provider",
+                p.meta.source + ":" + std::to_string(p.meta.line) + ": AuthorizationPolicy " + p.meta.full_name() +
+                    ": CUSTOM provider \"" + p.provider + "\" is not defined in the Mesh's extensionProviders");
+  }
+  return {};
+}
+
+namespace {
+
+std::string quoted(const std::string& value) {
+  std::string q = "\"";
+  for (char c : value) {
+    if (c == '"' || c == '\\') q += '\\';
+    q += c;
+  }
+  return q + "\"";
+}
+
+// One extensionProviders entry, as parse_mesh reads it back (every field written, defaults too,
+// so what a proxy sees never depends on its own defaults).
+void write_extension_provider(const ExtensionProvider& p, std::string& out) {
+  const bool http = p.kind == ExtensionProvider::Kind::EnvoyExtAuthzHttp;
+  out += "  - name: " + quoted(p.name) + "\n";
+  out += std::string("    ") + to_string(p.kind) + ":\n";
+  const std::string in = "      ";
+  auto list = [&](const char* key, const std::vector<std::string>& values) {
+    if (values.empty()) return;
+    out += in + key + ":\n";
+    for (const auto& v : values) out += in + "- " + quoted(v) + "\n";
   };
+  out += in + "service: " + quoted(p.service) + "\n";
+  out += in + "port: " + std::to_string(p.port) + "\n";
+  if (http && !p.path_prefix.empty()) out += in + "pathPrefix: " + quoted(p.path_prefix) + "\n";
+  out += in + "timeout: \"" + std::to_string(p.timeout_ms) + "ms\"\n";
+  out += in + "failOpen: " + (p.fail_open ? "true" : "false") + "\n";
+  out += in + "statusOnError: \"" + std::to_string(p.status_on_error) + "\"\n";
+  if (http) {
+    list("includeRequestHeadersInCheck", p.include_request_headers_in_check);
+    if (!p.include_additional_headers_in_check.empty()) {
+      out += in + "includeAdditionalHeadersInCheck:\n";
+      for (const auto& [k, v] : p.include_additional_headers_in_check) {
+        out += in + "  " + quoted(k) + ": " + quoted(v) + "\n";
+      }
+    }
+    list("headersToUpstreamOnAllow", p.headers_to_upstream_on_allow);
+    list("headersToDownstreamOnDeny", p.headers_to_downstream_on_deny);
+  }
+  if (const auto& b = p.include_request_body_in_check; b.present) {
+    out += in + "includeRequestBodyInCheck:\n";
+    out += in + "  maxRequestBytes: " + std::to_string(b.max_request_bytes) + "\n";
+    out += in + "  allowPartialMessage: " + (b.allow_partial_message ? "true" : "false") + "\n";
+    out += in + "  packAsBytes: " + (b.pack_as_bytes ? "true" : "false") + "\n";
+  }
+}
+
+}  // namespace
+
+std::string mesh_document(const MeshConfig& mesh) {
   std::string out = "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: default\nspec:\n";
   out += "  trustDomain: " + quoted(mesh.trust_domain) + "\n";
   if (!mesh.trust_domain_aliases.empty()) {
@@ -129,6 +189,10 @@ std::string mesh_document(const MeshConfig& mesh) {
   out += std::string("  pathNormalization: ") + to_string(mesh.path_normalization) + "\n";
   if (mesh.num_trusted_proxies != 0) {
     out += "  gatewayTopology:\n    numTrustedProxies: " + std::to_string(mesh.num_trusted_proxies) + "\n";
+  }
+  if (!mesh.extension_providers.empty()) {
+    out += "  extensionProviders:\n";
+    for (const auto& p : mesh.extension_providers) write_extension_provider(p, out);
   }
   return out;
 }

@@ -10,8 +10,10 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "policy/path.h"
 #include "policy/resources.h"
 
@@ -25,7 +27,15 @@ struct MeshConfig {
   std::vector<std::string> trust_domain_aliases;
   PathNormalization path_normalization = PathNormalization::Base;
   uint32_t num_trusted_proxies = 0;  // remote.ip / remoteIpBlocks (remote_ip.h)
+  std::vector<ExtensionProvider> extension_providers;  // Mesh.spec.extensionProviders
 };
+
+// The provider named `name` (AuthorizationPolicy provider.name), or null when the mesh defines none.
+const ExtensionProvider* find_extension_provider(const MeshConfig& mesh, std::string_view name);
+// Every CUSTOM AuthorizationPolicy of `set` names a provider `mesh` defines; else an error
+// (code policy.undefined_provider) naming the first that does not, with its file:line. Apply
+// refuses such a set; one that slips through (the Mesh changed later) still fails closed.
+Status check_custom_providers(const ResourceSet& set, const MeshConfig& mesh);
 
 // The mesh settings a resource set carries: its `Mesh` named default (meshguard.io/v1alpha1), if
 // any, over `defaults`. The control plane pushes that document with every snapshot (one it writes

@@ -58,7 +58,7 @@ TEST(EngineOrder, CustomDenyAllowAudit) {
   });
   auto o = run(custom, ext);
   EXPECT_EQ(o.reason, ReasonCode::DeniedCustomUnavailable);
-  EXPECT_NE(o.text.find("\"opa\" is not available"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("provider \"opa\" is not defined"), std::string::npos) << o.text;
 }
 
 TEST(EngineOrder, AuditNeverDecides) {
