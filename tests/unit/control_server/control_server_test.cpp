@@ -770,6 +770,40 @@ TEST_F(ControlServer, MeshWithAnotherTrustDomainIsRefused) {
   EXPECT_TRUE(st.ok()) << api::describe(st);
 }
 
+// A CUSTOM AuthorizationPolicy must name one of the Mesh's extensionProviders: the Mesh applied
+// with it, else the stored one. Otherwise the whole apply is refused and nothing is stored.
+TEST_F(ControlServer, CustomNamingAnUndefinedProviderIsRefusedAtApply) {
+  const std::string mesh =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: default\nspec:\n"
+      "  trustDomain: cluster.local\n  extensionProviders:\n  - name: opa-ext\n"
+      "    envoyExtAuthzGrpc: {service: 127.0.0.1, port: 9191}\n";
+  auto custom = [](const std::string& name, const std::string& provider) {
+    return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: " + name +
+           "\n  namespace: shop\nspec:\n  action: CUSTOM\n  provider:\n    name: " + provider +
+           "\n  rules:\n  - {}\n";
+  };
+  const auto before = get_all();
+  auto st = apply(policy("p", "shop") + "---\n" + custom("ext", "opa-ext"));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << api::describe(st);
+  EXPECT_TRUE(contains(st.error_message(), "test.yaml:")) << st.error_message();
+  EXPECT_TRUE(contains(st.error_message(), "CUSTOM provider \"opa-ext\" is not defined in the Mesh's extensionProviders"))
+      << st.error_message();
+  auto after = get_all();
+  EXPECT_EQ(after.revision(), before.revision());
+  EXPECT_EQ(after.resources_size(), 0);
+
+  // Defined by the Mesh of the same apply: accepted; then by the stored Mesh.
+  st = apply(mesh + "---\n" + custom("ext", "opa-ext"));
+  ASSERT_TRUE(st.ok()) << api::describe(st);
+  st = apply(custom("ext2", "opa-ext"));
+  EXPECT_TRUE(st.ok()) << api::describe(st);
+  const auto stored = get_all();
+  st = apply(custom("ext3", "other"));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << api::describe(st);
+  EXPECT_TRUE(contains(st.error_message(), "\"other\" is not defined")) << st.error_message();
+  EXPECT_EQ(get_all().revision(), stored.revision());
+}
+
 // ------------------------------------------------------------------------------ watch
 
 TEST_F(ControlServer, WatchWithoutClientCertificateIsUnauthenticated) {
