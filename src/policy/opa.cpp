@@ -112,16 +112,6 @@ const std::vector<Value>* list_items(const Value& v) {
   return nullptr;
 }
 
-bool is_token(std::string_view name) {
-  if (name.empty()) return false;
-  for (unsigned char c : name) {
-    if (c <= 0x20 || c >= 0x7f || std::string_view("\"(),/:;<=>?@[\\]{}").find(static_cast<char>(c)) !=
-                                      std::string_view::npos) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // Headers a policy may not set: message framing and hop-by-hop fields (setting them would let a
 // policy desynchronize the connection, as in request smuggling) and Host (routing).
@@ -144,7 +134,7 @@ std::string read_headers(const Value& v, std::string_view field,
       "expected " + std::string(field) + " to be an object of strings (or string arrays), or an array of such objects";
   auto add = [&](const std::string& name, const std::string& value) -> std::string {
     std::string key = lower(name);
-    if (!is_token(key)) return std::string(field) + ": \"" + name + "\" is not a valid header name";
+    if (!is_header_name(key)) return std::string(field) + ": \"" + name + "\" is not a valid header name";
     if (reserved_header(key)) return std::string(field) + ": the header " + key + " cannot be set by a policy";
     if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
       return std::string(field) + ": the value of " + key + " holds CR, LF or NUL";
@@ -185,6 +175,17 @@ OpaEvaluation error_result(std::string why) {
 }
 
 }  // namespace
+
+bool is_header_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    if (c <= 0x20 || c >= 0x7f || std::string_view("\"(),/:;<=>?@[\\]{}").find(static_cast<char>(c)) !=
+                                      std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
 
 Result<Value> opa_input(const Request& r, const OpaInputContext& c) {
   rego::ObjectItems attributes;

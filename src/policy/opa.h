@@ -27,6 +27,10 @@ struct OpaInputContext {
 };
 
 // The input document; an error when the request path cannot be parsed as a URL (as the plugin).
+// An HTTP header name (an RFC 9110 token). policy/ keeps its own: mg_http is not built
+// position-independent, and libmeshguard-agent.so links mg_policy.
+bool is_header_name(std::string_view name);
+
 Result<rego::Value> opa_input(const Request& request, const OpaInputContext& context);
 
 // The result of evaluating one OPAPolicy, with the response fields of an object result.

@@ -10,9 +10,9 @@
 #include <set>
 #include <utility>
 
-#include "http/message.h"
 #include "identity/spiffe_id.h"
 #include "policy/match.h"
+#include "policy/opa.h"
 #include "rego/engine.h"
 #include "rego/yaml_value.h"
 
@@ -798,7 +798,7 @@ Result<uint32_t> whole_number(const Ctx& ctx, const YAML::Node& n, const std::st
 Status header_name_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
   if (auto s = string_list(ctx, n, what, out); !s) return s;
   for (const auto& v : out) {
-    if (v.empty() || !std::all_of(v.begin(), v.end(), [](char c) { return http::is_token_char(c); })) {
+    if (!is_header_name(v)) {
       return err(ctx, n, what + ": \"" + v + "\" is not a header name", "policy.bad_value");
     }
   }
@@ -859,7 +859,7 @@ Status parse_ext_authz(Ctx& ctx, const YAML::Node& n, const std::string& what, E
       auto& extra = p.include_additional_headers_in_check;
       if (auto st = string_map(ctx, v, name, extra); !st) return st;
       for (const auto& [k, value] : extra) {
-        if (!std::all_of(k.begin(), k.end(), [](char c) { return http::is_token_char(c); })) {
+        if (!is_header_name(k)) {
           return err(ctx, v, name + ": \"" + k + "\" is not a header name", "policy.bad_value");
         }
         if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
