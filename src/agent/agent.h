@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "common/result.h"
+#include "policy/resources.h"
 
 namespace mg::agent {
 
@@ -57,10 +58,14 @@ struct AgentStatus {
 // gRPC. No out-of-line virtual member here, so every user gets the type information it needs.
 class Agent {
  public:
-  // Called after new files are in place. on_config returns the proxy's verdict (NACK on error).
+  // Called after new files are in place. on_config hands the pushed policies over in memory, as
+  // parsed here (once), with the name and text of the file just written to policy_dir() as the
+  // fail-static copy; it returns the proxy's verdict (its compile is the validation: NACK on error).
   struct Hooks {
     std::function<void()> on_credentials;
-    std::function<Status()> on_config;
+    std::function<Status(std::shared_ptr<const policy::ResourceSet> resources, const std::string& file_name,
+                         const std::string& text)>
+        on_config;
   };
 
   static Result<std::unique_ptr<Agent>> create(AgentOptions options);
