@@ -7,9 +7,11 @@
 // State directory (0700), the files the proxy itself reads:
 //   key.pem (0600), cert-chain.pem, root-cert.pem      the SVID (tls section of the proxy)
 //   policies/snapshot.yaml                              the documents pushed for this workload
+//                                                       (the proxy reads it at start-up only)
 //   snapshot.json                                       {version, revision, received_unix}
-// A snapshot is validated with the same policy engine before it is written (ACK); a snapshot
-// that does not parse or compile is refused (NACK) and the last good one stays in force.
+// A snapshot is parsed once, here, and handed to the proxy in memory (Hooks::on_config), whose
+// compile validates it (before start(): compiled here); one that does not parse or compile is
+// refused (NACK), the previous file is put back and the last good policy stays in force.
 #pragma once
 
 #include <atomic>

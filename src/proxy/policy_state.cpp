@@ -21,9 +21,10 @@ std::vector<EffectiveMtls> PolicyState::inbound_modes(const policy::AuthzSnapsho
 
 Result<PolicyState::Loaded> PolicyState::load(const policy::ResourceSet* pushed, const std::string& hash,
                                               std::vector<PolicyFileDigest> files, uint64_t version) {
-  auto chains = pushed ? compile_policy_chains(*pushed, config_.workload, jwks_.provider(), config_.num_trusted_proxies)
-                       : load_policy_chains(*config_.policy_dir, config_.workload, jwks_.provider(),
-                                            config_.num_trusted_proxies);
+  auto chains =
+      pushed ? compile_policy_chains(*pushed, config_.workload, jwks_.provider(), config_.num_trusted_proxies)
+             : load_policy_chains(*config_.policy_dir, config_.workload, jwks_.provider(),
+                                  config_.num_trusted_proxies);
   (pushed ? pushed_loads_ : directory_loads_).fetch_add(1);
   if (!chains) return fail(chains.error());
   auto state = std::make_shared<PublishedPolicy>();

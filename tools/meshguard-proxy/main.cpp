@@ -103,8 +103,9 @@ int main(int argc, char** argv) {
     mg::proxy::Proxy* p = proxy->get();
     agent->start({.on_credentials = [p] { p->reload_credentials(); },
                   .on_config = [p](std::shared_ptr<const mg::policy::ResourceSet> resources,
-                                   const std::string& file_name,
-                                   const std::string& text) { return p->apply_policies(std::move(resources), file_name, text); }});
+                                   const std::string& file_name, const std::string& text) {
+                    return p->apply_policies(std::move(resources), file_name, text);
+                  }});
   }
   int code = (*proxy)->run();
   if (agent) agent->stop();
