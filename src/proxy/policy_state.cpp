@@ -127,7 +127,8 @@ Status PolicyState::reload(bool force) {
   return reload_locked(nullptr, hash, std::move(*files));
 }
 
-Status PolicyState::apply(std::shared_ptr<const policy::ResourceSet> resources, std::vector<PolicyFileDigest> files) {
+Status PolicyState::apply(std::shared_ptr<const policy::ResourceSet> resources,
+                          std::vector<PolicyFileDigest> files) {
   if (!config_.policy_dir) return fail("proxy.no_policy_dir", "no policyDir is configured");
   if (!resources) return fail("proxy.no_resources", "no resources to apply");
   MutexLock lock(mutex_);

@@ -187,8 +187,8 @@ Status Proxy::reload_policies() {
   return impl_->policy.reload(true);
 }
 
-Status Proxy::apply_policies(std::shared_ptr<const policy::ResourceSet> resources, const std::string& file_name,
-                             std::string_view text) {
+Status Proxy::apply_policies(std::shared_ptr<const policy::ResourceSet> resources,
+                             const std::string& file_name, std::string_view text) {
   return impl_->policy.apply(std::move(resources), {digest_policy_text(file_name, text)});
 }
 

@@ -389,7 +389,8 @@ TEST(ProxyPush, HandedOverInMemoryParsedOnceNotReadBack) {
 
   // The agent writes the file, then hands over what it parsed.
   dir.write("snapshot.yaml", kDenyEverything);
-  ASSERT_TRUE((*proxy)->apply_policies(parsed(kDenyEverything, "snapshot v2"), "snapshot.yaml", kDenyEverything));
+  ASSERT_TRUE(
+      (*proxy)->apply_policies(parsed(kDenyEverything, "snapshot v2"), "snapshot.yaml", kDenyEverything));
   dump = config_dump(admin);
   EXPECT_EQ(dump["policy"]["version"], 2);
   EXPECT_EQ(dump["policy"]["loads"]["directory"], 1) << "the push was parsed again from its file";
