@@ -61,6 +61,7 @@ ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& w
   append_applicable(out.policies_yaml, out.documents, set.peer_authentications, ref, mesh.config);
   append_applicable(out.policies_yaml, out.documents, set.request_authentications, ref, mesh.config);
   append_applicable(out.policies_yaml, out.documents, set.authorization_policies, ref, mesh.config);
+  append_applicable(out.policies_yaml, out.documents, set.opa_policies, ref, mesh.config);
 
   // The version covers everything the proxy acts on, so an unchanged version means nothing to push.
   std::string material = out.policies_yaml;

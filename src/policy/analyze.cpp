@@ -105,6 +105,7 @@ std::vector<Finding> analyze(const ResourceSet& set, const MeshConfig& mesh) {
     for (const auto& p : set.authorization_policies) check(p.meta, p.selector, "AuthorizationPolicy");
     for (const auto& p : set.peer_authentications) check(p.meta, p.selector, "PeerAuthentication");
     for (const auto& r : set.request_authentications) check(r.meta, r.selector, "RequestAuthentication");
+    for (const auto& p : set.opa_policies) check(p.meta, p.selector, "OPAPolicy");
   }
   for (const auto& p : set.authorization_policies) {
     if (p.action == Action::Allow && p.rules.empty()) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "policy/opa.h"
 #include "policy/remote_ip.h"
 #include "policy/request_authn.h"
 
@@ -110,7 +111,26 @@ Decision decide_into(const AuthzSnapshot& s, const Request& r, int64_t now, cons
       }
     }
   }
-  return authorize(s, make_attributes(r, normalized, &auth, peer_identity, s.mesh().num_trusted_proxies));
+  if (s.opa_policies().empty()) return authorize(s, make_attributes(r, normalized, &auth, peer_identity, s.mesh().num_trusted_proxies));
+
+  // OPAPolicies: Istio's CUSTOM slot, after request authentication, before DENY and ALLOW.
+  Decision opa;
+  const OpaInputContext context{s.mesh().trust_domain, peer_identity, &auth, now};
+  if (!run_opa_policies(s, r, context, opa)) return opa;
+  Decision d = authorize(s, make_attributes(r, normalized, &auth, peer_identity, s.mesh().num_trusted_proxies));
+  for (auto& dry : opa.dry_run) d.dry_run.push_back(dry);
+  d.opa = std::move(opa.opa);
+  d.opa_errors = opa.opa_errors;
+  if (d.allow) {
+    if (d.reason == ReasonCode::AllowedNoAuthorizationPolicy && !opa.policy.empty()) {
+      d.reason = ReasonCode::AllowedByOpaPolicy;
+      d.policy = opa.policy;
+    }
+    d.upstream_headers = std::move(opa.upstream_headers);
+    d.upstream_headers_to_remove = std::move(opa.upstream_headers_to_remove);
+    d.response_headers = std::move(opa.response_headers);
+  }
+  return d;
 }
 
 }  // namespace

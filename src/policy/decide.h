@@ -7,7 +7,9 @@
 //   3. request authentication when a RequestAuthentication applies, with the caller's
 //      jwt::Authenticator (the proxy's has jwksUri keys) or the shared offline one
 //      (request_authn.h): a rejected token → 401 (or 403);
-//   4. authorization (engine.h).
+//   4. OPAPolicies (opa.h), in Istio's CUSTOM slot: every enforced one must allow (false or
+//      undefined → 403 or the policy's http_status; an evaluation error follows its onError);
+//   5. authorization (engine.h).
 // remote.ip / remoteIpBlocks: the peer's address, or with the mesh's numTrustedProxies N > 0 the
 // Nth X-Forwarded-For entry from the right (remote_ip.h).
 #pragma once

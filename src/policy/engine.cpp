@@ -26,6 +26,12 @@ const char* to_string(ReasonCode code) {
     case ReasonCode::DeniedPlaintextOnStrict: return "DeniedPlaintextOnStrict";
     case ReasonCode::MalformedRequest: return "MalformedRequest";
     case ReasonCode::RequestAuthnFailed: return "RequestAuthnFailed";
+    case ReasonCode::DeniedByOpaPolicy:
+      return "DeniedByOpaPolicy";
+    case ReasonCode::DeniedOpaPolicyError:
+      return "DeniedOpaPolicyError";
+    case ReasonCode::AllowedByOpaPolicy:
+      return "AllowedByOpaPolicy";
   }
   return "?";
 }
@@ -53,6 +59,13 @@ std::string describe(const Decision& d) {
       return "malformed request: " + d.detail;
     case ReasonCode::RequestAuthnFailed:
       return "request authentication failed: " + d.detail;
+    case ReasonCode::DeniedByOpaPolicy:
+      return "denied by OPAPolicy " + policy + ": " + d.detail;
+    case ReasonCode::DeniedOpaPolicyError:
+      return "denied: OPAPolicy " + policy + " failed to evaluate (onError: Deny): " + d.detail;
+    case ReasonCode::AllowedByOpaPolicy:
+      return "allowed by OPAPolicy " + policy +
+             " (no ALLOW policy applies to the workload and no DENY policy matched)";
   }
   return "?";
 }
@@ -562,6 +575,13 @@ Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&
   }
   for (uint32_t i = 0; i < snap->policies_.size(); ++i) {
     if (snap->policies_[i].dry_run) snap->dry_run_policies_.push_back(i);
+  }
+  // The plans were compiled when the documents were parsed: a snapshot shares them.
+  for (const auto* p : applicable_opa_policies(resources, workload, mesh)) {
+    if (!p->plan)
+      return fail("policy.opa_not_compiled", "OPAPolicy " + p->meta.full_name() + " has no compiled plan");
+    snap->opa_.push_back(
+        {p->meta.full_name(), p->meta.dry_run, p->allow_on_error, p->decision, p->decision_path, p->plan});
   }
   return std::shared_ptr<const AuthzSnapshot>(std::move(snap));
 }

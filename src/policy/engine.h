@@ -60,6 +60,9 @@ enum class ReasonCode {
   DeniedPlaintextOnStrict,       // peer authn: plaintext to a STRICT port (connection refused)
   MalformedRequest,              // 400: e.g. %00 in the path
   RequestAuthnFailed,            // 401/403 from request authentication (JWT)
+  DeniedByOpaPolicy,             // an OPAPolicy's decision was false, allowed: false, or undefined
+  DeniedOpaPolicyError,          // an OPAPolicy failed to evaluate (error, budget) and its onError is Deny
+  AllowedByOpaPolicy,            // OPAPolicies allowed; no ALLOW policy applies and no DENY matched
 };
 const char* to_string(ReasonCode code);  // stable identifier, e.g. "DeniedByPolicy"
 
@@ -68,6 +71,21 @@ struct DryRunResult {
   Action action = Action::Allow;
   bool matched = false;
   int rule = -1;            // first matching rule
+  // A dry-run OPAPolicy is reported as a DENY that matched when it would have denied (so what
+  // the proxy logs for shadow policies needs no special case); `opa` tells them apart.
+  bool opa = false;
+};
+
+// What one OPAPolicy said about a request (enforced and dry-run ones alike).
+enum class OpaOutcome : uint8_t { Allowed, Denied, Undefined, Error };
+const char* to_string(OpaOutcome o);  // "allowed", "denied", "undefined", "error"
+
+struct OpaResult {
+  std::string_view policy;  // "ns/name"; points into the snapshot
+  OpaOutcome outcome = OpaOutcome::Undefined;
+  bool dry_run = false;
+  bool allow_on_error = false;  // spec.onError: Allow
+  std::string error;            // when Error: why (OPA's error text, or the budget)
 };
 
 struct Decision {
@@ -81,6 +99,20 @@ struct Decision {
   std::string_view audit_policy;
   int audit_rule = -1;
   std::vector<DryRunResult> dry_run;  // empty unless dry-run policies apply
+
+  // OPAPolicies (empty when none applies). Every evaluated one, in load order; enforced policies
+  // after the first denial are not evaluated.
+  std::vector<OpaResult> opa;
+  int opa_errors = 0;  // evaluations that failed (error or budget overrun), enforced or dry-run
+  // The response an OPAPolicy asks for, the way the OPA-Envoy plugin honours its object result:
+  // on a denial `status` is its http_status (403 by default), `body` its body and
+  // `response_headers` its `headers`; on an allow `upstream_headers` are its `headers` (set on
+  // the forwarded request), `upstream_headers_to_remove` its request_headers_to_remove, and
+  // `response_headers` its response_headers_to_add (added to the response to the client).
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> response_headers;
+  std::vector<std::pair<std::string, std::string>> upstream_headers;
+  std::vector<std::string> upstream_headers_to_remove;
 };
 
 // One sentence for logs and `authz check` ("denied by DENY policy foo/bar rule 0").
@@ -126,6 +158,15 @@ struct CompiledPolicy {
   std::vector<CompiledRule> tcp_rules;
 };
 
+struct CompiledOpa {
+  std::string name;  // "ns/name"
+  bool dry_run = false;
+  bool allow_on_error = false;
+  std::string decision;           // as written, for explain
+  std::vector<std::string> path;  // under data
+  std::shared_ptr<const rego::Plan> plan;
+};
+
 struct RuleRef {
   uint32_t policy;
   const CompiledRule* rule;
@@ -155,6 +196,7 @@ class AuthzSnapshot {
   const std::vector<jwt::JwtRule>& jwt_rules() const { return jwt_rules_; }
   const std::vector<std::string>& request_authentications() const { return request_authn_names_; }
   const std::vector<detail::CompiledPolicy>& policies() const { return policies_; }
+  const std::vector<detail::CompiledOpa>& opa_policies() const { return opa_; }
 
  private:
   friend Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&, const WorkloadRef&,
@@ -170,6 +212,7 @@ class AuthzSnapshot {
   // [action][0 = http, 1 = tcp]; actions: Custom, Deny, Allow, Audit
   detail::RuleIndex index_[4][2];
   std::vector<uint32_t> dry_run_policies_;
+  std::vector<detail::CompiledOpa> opa_;  // OPAPolicies selecting the workload, in load order
 };
 
 Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet& resources, const WorkloadRef& workload,

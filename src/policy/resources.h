@@ -1,17 +1,22 @@
-// policy/resources.h — Istio security resources (and meshguard's Workload and Mesh) as validated, typed
-// data. Produced by policy/parse.h; consumed by select.h (which resources apply to a workload)
-// and engine.h (compiled evaluation). Every value here has already been validated: string
-// matchers have at most one leading or trailing `*`, CIDRs parse, ports are 0..65535, `when`
-// keys are known. Resources carry their origin (file and line) for error messages and explain.
+// policy/resources.h — Istio security resources (and meshguard's Workload, Mesh and OPAPolicy) as validated,
+// typed data. Produced by policy/parse.h; consumed by select.h (which resources apply to a workload) and
+// engine.h (compiled evaluation). Every value here has already been validated: string matchers have at most
+// one leading or trailing `*`, CIDRs parse, ports are 0..65535, `when` keys are known. Resources carry their
+// origin (file and line) for error messages and explain.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "jwt/rule.h"
 #include "policy/path.h"
+
+namespace mg::rego {
+struct Plan;
+}
 
 namespace mg::policy {
 
@@ -118,6 +123,26 @@ struct Mesh {
   uint32_t num_trusted_proxies = 0;
 };
 
+// meshguard.io/v1alpha1 OPAPolicy: Rego modules (plus optional base data) evaluated in the proxy
+// for every HTTP request to the selected workloads, in Istio's CUSTOM slot (docs/OPA.md). The
+// modules are compiled when the document is parsed — a module that does not compile is refused
+// there — and the compiled plan is shared by every snapshot built from this resource.
+struct OpaPolicy {
+  Meta meta;
+  Selector selector;
+  std::vector<std::string> modules;                 // spec.policy, or spec.modules in order
+  bool rego_v0 = false;                             // spec.regoVersion: v1 (default) | v0
+  std::string decision = "data.envoy.authz.allow";  // spec.decision as written
+  std::vector<std::string> decision_path;           // its path under data: {"envoy", "authz", "allow"}
+  bool allow_on_error = false;                      // spec.onError: Deny (default) | Allow
+  struct RequestBody {
+    bool present = false;
+    uint32_t max_bytes = 0;
+    bool allow_partial = false;
+  } include_request_body;                  // spec.includeRequestBody
+  std::shared_ptr<const rego::Plan> plan;  // modules + spec.data, compiled
+};
+
 // A document of a kind meshguard does not enforce (VirtualService, Gateway, Service, Deployment, ...),
 // found in a file beside the security resources and left out of the set.
 struct SkippedDocument {
@@ -141,14 +166,15 @@ struct ResourceSet {
   std::vector<RequestAuthentication> request_authentications;
   std::vector<Workload> workloads;
   std::vector<Mesh> meshes;
+  std::vector<OpaPolicy> opa_policies;
   std::vector<SkippedDocument> skipped;  // not resources: size() does not count them
   std::vector<ReplacedDocument> replaced;
 
   // Adds `other`'s resources after this set's; a resource `other` names again replaces this set's.
   void append(ResourceSet&& other);
   size_t size() const {
-    return authorization_policies.size() + peer_authentications.size() +
-           request_authentications.size() + workloads.size() + meshes.size();
+    return authorization_policies.size() + peer_authentications.size() + request_authentications.size() +
+           workloads.size() + meshes.size() + opa_policies.size();
   }
 };
 
@@ -161,6 +187,7 @@ void for_each_kind(F&& f) {
   f("RequestAuthentication", &ResourceSet::request_authentications);
   f("Workload", &ResourceSet::workloads);
   f("Mesh", &ResourceSet::meshes);
+  f("OPAPolicy", &ResourceSet::opa_policies);
 }
 
 // Calls f(kind, list) for each kind's list of `set` (const or not).

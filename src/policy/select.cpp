@@ -58,6 +58,15 @@ std::vector<const RequestAuthentication*> applicable_request_authentications(con
   return out;
 }
 
+std::vector<const OpaPolicy*> applicable_opa_policies(const ResourceSet& set, const WorkloadRef& w,
+                                                      const MeshConfig& mesh) {
+  std::vector<const OpaPolicy*> out;
+  for (const auto& p : set.opa_policies) {
+    if (applies_to(p.meta, p.selector, w, mesh).applies) out.push_back(&p);
+  }
+  return out;
+}
+
 PeerAuthnResolution resolve_peer_authentication(const ResourceSet& set, const WorkloadRef& w, const MeshConfig& mesh) {
   // One policy per level; when several compete, the first loaded wins (Istio: the oldest).
   const PeerAuthentication* mesh_level = nullptr;

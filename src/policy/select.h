@@ -56,6 +56,10 @@ std::vector<const AuthorizationPolicy*> applicable_authorization_policies(const 
 std::vector<const RequestAuthentication*> applicable_request_authentications(const ResourceSet& set,
                                                                              const WorkloadRef& w,
                                                                              const MeshConfig& mesh);
+// OPAPolicy scopes like AuthorizationPolicy (a root-namespace policy without selector: the whole
+// mesh; with one: matching workloads of every namespace).
+std::vector<const OpaPolicy*> applicable_opa_policies(const ResourceSet& set, const WorkloadRef& w,
+                                                      const MeshConfig& mesh);
 
 struct EffectiveMtls {
   MtlsMode mode = MtlsMode::Permissive;  // never Unset

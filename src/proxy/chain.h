@@ -37,6 +37,16 @@ struct Verdict {
   std::optional<bool> dry_run_allow;          // the outcome the dry-run policies would have had
   std::optional<std::string> dry_run_policy;  // the dry-run policy that would have decided
   std::string reason;
+  // Every OPAPolicy evaluated (access log "opa", meshguard_opa_decisions_total); empty when none.
+  struct Opa {
+    std::string policy;   // "namespace/name"
+    const char* outcome;  // allowed | denied | undefined | error
+    bool dry_run;
+  };
+  std::vector<Opa> opa;
+  // Headers an OPAPolicy's object result puts on the response: on a denial the local reply's
+  // (its `headers`), on an allow added to the app's response (its `response_headers_to_add`).
+  std::vector<http::Header> response_headers;
 
   static Verdict pass() { return {}; }
   static Verdict deny(int status, std::string body, std::string reason = {}) {

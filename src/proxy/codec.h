@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "http/message.h"
@@ -62,8 +63,10 @@ class ServerCodec {
   virtual void end_body(std::string& out) = 0;
   // The head accepting `protocol` (a relayed 101); the connection then carries that protocol.
   virtual std::string switching_protocols(http::Response& resp, const std::string& protocol) = 0;
-  // A response made by the proxy itself: status, text/plain `body`.
-  virtual std::string local_response(int status, std::string_view body, bool keep_alive) const = 0;
+  // A response made by the proxy itself: status, text/plain `body` (unless `extra`, headers a
+  // denying OPAPolicy sets, names the content-type itself).
+  virtual std::string local_response(int status, std::string_view body, bool keep_alive,
+                                     const std::vector<http::Header>& extra) const = 0;
 };
 
 }  // namespace mg::proxy

@@ -9,7 +9,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "http/message.h"
 #include "proxy/config.h"
 #include "tls/tls.h"
 
@@ -65,6 +67,7 @@ struct Exchange {
   std::string upstream_principal;  // outbound: the server's verified SPIFFE ID
   uint64_t bytes_received = 0, bytes_sent = 0;
   Clock::time_point start = Clock::now();
+  std::vector<http::Header> add_response_headers;  // an allowing OPAPolicy's response_headers_to_add
 };
 
 }  // namespace mg::proxy

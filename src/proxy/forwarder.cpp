@@ -148,6 +148,7 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
   const uint64_t content_length = resp->content_length;
   bool client_keep = req.keep_alive && !draining_;
   // Not used as the upstream's any more: edited in place into the client's.
+  for (const auto& h : ex.add_response_headers) resp->headers.add(h.name, h.value);
   std::string out = codec.begin_response(*resp, req, client_keep);
   ex.status = resp->status;
   auto flush = [&]() -> net::awaitable<bool> {
@@ -346,9 +347,9 @@ net::awaitable<Result<http::Response, http::ParseError>> Forwarder::read_respons
 }
 
 net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Exchange& ex, int status,
-                                 const std::string& body, bool keep_alive) {
+                                 const std::string& body, bool keep_alive, const std::vector<http::Header>& extra) {
   if (ex.details == ResponseDetail::ViaUpstream) ex.details = ResponseDetail::LocalReply;
-  std::string response = codec.local_response(status, body, keep_alive);
+  std::string response = codec.local_response(status, body, keep_alive, extra);
   std::error_code ec;
   co_await down.write_all(asio::buffer(response), ec);
   ex.status = status;

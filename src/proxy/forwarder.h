@@ -34,7 +34,8 @@ struct Worker;
 // A response made by the proxy itself (text/plain `body`, in `codec`'s framing), recorded in `ex`;
 // without keep-alive the sending side is shut down after it.
 net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Exchange& ex, int status,
-                                 const std::string& body, bool keep_alive);
+                                 const std::string& body, bool keep_alive,
+                                 const std::vector<http::Header>& extra = {});
 
 class Forwarder {
  public:

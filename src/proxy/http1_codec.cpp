@@ -1,5 +1,7 @@
 #include "proxy/http1_codec.h"
 
+#include <algorithm>
+
 namespace mg::proxy {
 
 ServerCodec::HeadState Http1Codec::scan_head(std::string_view in) {
@@ -71,8 +73,10 @@ std::string Http1Codec::switching_protocols(http::Response& resp, const std::str
   return http::serialize_response_head(resp);
 }
 
-std::string Http1Codec::local_response(int status, std::string_view body, bool keep_alive) const {
-  return http::make_response(status, "text/plain", body, keep_alive);
+std::string Http1Codec::local_response(int status, std::string_view body, bool keep_alive,
+                                       const std::vector<http::Header>& extra) const {
+  const bool typed = std::any_of(extra.begin(), extra.end(), [](const auto& h) { return h.name == "content-type"; });
+  return http::make_response(status, typed ? "" : "text/plain", body, keep_alive, extra);
 }
 
 }  // namespace mg::proxy

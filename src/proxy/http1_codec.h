@@ -36,7 +36,8 @@ class Http1Codec final : public ServerCodec {
   void append_body(std::string& out, std::string_view payload) override;
   void end_body(std::string& out) override;
   std::string switching_protocols(http::Response& resp, const std::string& protocol) override;
-  std::string local_response(int status, std::string_view body, bool keep_alive) const override;
+  std::string local_response(int status, std::string_view body, bool keep_alive,
+                             const std::vector<http::Header>& extra) const override;
 
  private:
   const http::Limits& limits_;

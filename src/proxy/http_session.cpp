@@ -125,12 +125,13 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
                                          : ResponseDetail::LocalDeny;
     // The request body (if any) was not read: close rather than guess where the next request starts.
     bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining_;
-    co_await local_reply(down, codec, ex, verdict.status, verdict.body, keep);
+    co_await local_reply(down, codec, ex, verdict.status, verdict.body, keep, verdict.response_headers);
     finish_request(worker, ex, side, decision);
     co_return keep;
   }
 
   // 3. Forward.
+  if (decision) ex.add_response_headers = decision->response_headers;
   bool keep = co_await forwarder_.forward(down, codec, in, chunk, watchdog, worker, side, req, upgrade,
                                           as_received, ex);
   finish_request(worker, ex, side, decision);

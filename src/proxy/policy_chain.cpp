@@ -62,6 +62,9 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
     v = Verdict::pass();
   } else if (!http) {
     v = Verdict::deny(0, "");
+  } else if (d.reason == policy::ReasonCode::DeniedByOpaPolicy ||
+             d.reason == policy::ReasonCode::DeniedOpaPolicyError) {
+    v = Verdict::deny(d.status, d.body);  // the OPAPolicy's http_status and body (403, empty)
   } else if (d.status == 401) {
     v = Verdict::deny(401, "Jwt verification fails");
   } else if (d.status == 400) {
@@ -77,6 +80,10 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   v.dry_run_allow = policy::dry_run_outcome(d, &shadow_policy);
   if (v.dry_run_allow && !shadow_policy.empty()) v.dry_run_policy = std::move(shadow_policy);
   v.reason = policy::describe(d);
+  for (const auto& r : d.opa) v.opa.push_back({std::string(r.policy), policy::to_string(r.outcome), r.dry_run});
+  if (http) {
+    for (const auto& [name, value] : d.response_headers) v.response_headers.push_back({name, value});
+  }
   if (!d.allow && d.status == 0) v.reason = "mTLS required (PeerAuthentication STRICT): " + v.reason;
   return v;
 }
@@ -87,6 +94,11 @@ void forward_normalized_path(http::Request& request, const std::string& normaliz
   if (normalized.empty() || request.path == "*" || normalized == request.path) return;
   request.path = normalized;
   request.target = request.query.empty() ? normalized : normalized + "?" + request.query;
+}
+
+void apply_opa_mutations(http::Request& request, const policy::Decision& decision) {
+  for (const auto& name : decision.upstream_headers_to_remove) request.headers.remove(name);
+  for (const auto& [name, value] : decision.upstream_headers) request.headers.set(name, value);
 }
 
 EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const policy::AuthzSnapshot* snapshot) {
@@ -150,6 +162,9 @@ Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& set, const
   for (const auto& r : resources->request_authentications) {
     origin("RequestAuthentication", r.meta, policy::applies_to(r.meta, r.selector, ref, mesh).applies);
   }
+  for (const auto& p : resources->opa_policies) {
+    origin("OPAPolicy", p.meta, policy::applies_to(p.meta, p.selector, ref, mesh).applies);
+  }
   for (const auto& w : resources->workloads) origin("Workload", w.meta, false);
   for (const auto& m : resources->meshes) {
     out.origins.push_back({"Mesh", m.meta.name, m.meta.source, m.meta.line, true});  // cluster-scoped
@@ -191,13 +206,15 @@ Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& set, const
          }
          r.http = std::move(h);
          io.authenticator = authenticator.get();
-         ctx.decision = to_verdict(policy::decide(*snap, r, *r.time, io), true);
+         const policy::Decision decision = policy::decide(*snap, r, *r.time, io);
+         ctx.decision = to_verdict(decision, true);
          const Verdict& v = ctx.decision;
          if (v.allow) {
            if (authenticator) {
              jwt::apply_to_forwarded(ctx.request, authenticator->header_mutations(io.auth), snap->jwt_rules());
            }
            forward_normalized_path(ctx.request, io.normalized_path);
+           apply_opa_mutations(ctx.request, decision);
          }
          io.auth.tokens.clear();  // verified tokens are not kept alive past the request
          h = std::move(*r.http);  // back to the thread's buffer for the next request

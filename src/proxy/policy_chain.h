@@ -17,6 +17,8 @@
 #include "policy/engine.h"
 #include "proxy/chain.h"
 #include "proxy/config.h"
+#include "telemetry/json_line.h"
+#include "telemetry/metrics.h"
 
 namespace mg::proxy {
 
@@ -65,5 +67,9 @@ struct EffectiveMtls {
 // PERMISSIVE with certificates configured and DISABLE without. A STRICT policy stays STRICT
 // without certificates (the listener then refuses every connection: never plaintext).
 EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const policy::AuthzSnapshot* snapshot);
+
+// Applies an allowing OPAPolicy's request mutations (its `headers` set, its
+// request_headers_to_remove removed), as Envoy applies an ext_authz OK response.
+void apply_opa_mutations(http::Request& request, const policy::Decision& decision);
 
 }  // namespace mg::proxy

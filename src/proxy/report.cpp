@@ -48,6 +48,12 @@ void write_decision(telemetry::JsonLine& line, const Verdict* decision, std::str
       .boolean_or_null("dry_run", decision->dry_run_allow)
       .str_or_null("dry_run_policy", decision->dry_run_policy)
       .str("reason", decision->reason);
+  // Every OPAPolicy evaluated: {"ns/name": {"outcome": ..., "dry_run": ...}}, only when one was.
+  if (!decision->opa.empty()) {
+    line.open("opa");
+    for (const auto& o : decision->opa) line.open(o.policy).str("outcome", o.outcome).boolean("dry_run", o.dry_run).close();
+    line.close();
+  }
 }
 
 }  // namespace
@@ -199,6 +205,12 @@ void Report::count_decision(const Verdict& decision, bool allowed) {
 }
 
 void Report::count_dry_run(const Verdict& decision) {
+  for (const auto& o : decision.opa) {
+    registry_
+        .counter("meshguard_opa_decisions_total",
+                 {{"policy", o.policy}, {"outcome", o.outcome}, {"dry_run", o.dry_run ? "true" : "false"}})
+        .inc();
+  }
   if (decision.dry_run_allow) {
     // The shadow outcome: what enforcing the dry-run policies would have done.
     registry_

@@ -49,12 +49,15 @@ nlohmann::ordered_json decision_json(const policy::Decision& d) {
   for (const auto& r : d.dry_run) {
     nlohmann::ordered_json e;
     e["policy"] = std::string(r.policy);
-    e["action"] = policy::to_string(r.action);
+    e["action"] = r.opa ? "OPA" : policy::to_string(r.action);
     e["matched"] = r.matched;
     e["rule"] = r.rule >= 0 ? nlohmann::ordered_json(r.rule) : nlohmann::ordered_json(nullptr);
     // What this shadow policy would have done on its own.
     const char* would = "none";
-    if (r.action == policy::Action::Deny) would = r.matched ? "DENY" : "none";
+    if (r.opa)
+      would = r.matched ? "DENY" : "ALLOW";
+    else if (r.action == policy::Action::Deny)
+      would = r.matched ? "DENY" : "none";
     else if (r.action == policy::Action::Allow) would = r.matched ? "ALLOW" : "DENY";
     else if (r.action == policy::Action::Custom) would = r.matched ? "DENY" : "none";
     else if (r.action == policy::Action::Audit) would = r.matched ? "AUDIT" : "none";
@@ -62,6 +65,19 @@ nlohmann::ordered_json decision_json(const policy::Decision& d) {
     dry.push_back(std::move(e));
   }
   j["dryRun"] = std::move(dry);
+  if (!d.opa.empty()) {
+    auto opa = nlohmann::ordered_json::array();
+    for (const auto& r : d.opa) {
+      nlohmann::ordered_json e;
+      e["policy"] = std::string(r.policy);
+      e["outcome"] = policy::to_string(r.outcome);
+      e["dryRun"] = r.dry_run;
+      if (!r.error.empty()) e["error"] = r.error;
+      opa.push_back(std::move(e));
+    }
+    j["opa"] = std::move(opa);
+    j["opaErrors"] = d.opa_errors;
+  }
   return j;
 }
 
@@ -129,6 +145,15 @@ void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& sn
       o << "      rule " << r.index << ": " << (r.matched ? "MATCH  " : "no     ") << r.why << "\n";
     }
   }
+  if (!d.opa.empty())
+    o << "\nOPA policies (CUSTOM slot, evaluated in order; every enforced one must allow):\n";
+  for (const auto& r : d.opa) {
+    o << "  OPA" << (r.dry_run ? " (dry-run)" : "") << "  " << r.policy << " — "
+      << policy::to_string(r.outcome);
+    if (!r.error.empty())
+      o << " (" << r.error << "; onError: " << (r.allow_on_error ? "Allow" : "Deny") << ")";
+    o << "\n";
+  }
   bool header = false;
   for (const auto& p : set.authorization_policies) {
     auto a = policy::applies_to(p.meta, p.selector, w, mesh);
@@ -141,8 +166,11 @@ void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& sn
     << "\n";
   if (d.audit) o << "audit:           yes (" << d.audit_policy << " rule " << d.audit_rule << ")\n";
   for (const auto& r : d.dry_run) {
-    o << "dry-run:         " << policy::to_string(r.action) << " " << r.policy
-      << (r.matched ? " would match rule " + std::to_string(r.rule) : " would not match") << "\n";
+    o << "dry-run:         " << (r.opa ? "OPA" : policy::to_string(r.action)) << " " << r.policy
+      << (r.opa       ? (r.matched ? " would deny" : " would allow")
+          : r.matched ? " would match rule " + std::to_string(r.rule)
+                      : " would not match")
+      << "\n";
   }
 }
 

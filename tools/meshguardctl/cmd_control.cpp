@@ -62,18 +62,30 @@ Result<std::string> canonical_kind(std::string kind) {
   std::string k;
   for (char ch : kind) k += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   struct Alias { const char* name; const char* kind; };
-  static const Alias aliases[] = {
-      {"authorizationpolicy", "AuthorizationPolicy"}, {"authorizationpolicies", "AuthorizationPolicy"},
-      {"ap", "AuthorizationPolicy"}, {"peerauthentication", "PeerAuthentication"},
-      {"peerauthentications", "PeerAuthentication"}, {"pa", "PeerAuthentication"},
-      {"requestauthentication", "RequestAuthentication"}, {"requestauthentications", "RequestAuthentication"},
-      {"ra", "RequestAuthentication"}, {"workload", "Workload"}, {"workloads", "Workload"},
-      {"mesh", "Mesh"}, {"meshes", "Mesh"}, {"all", ""}};
+  static const Alias aliases[] = {{"authorizationpolicy", "AuthorizationPolicy"},
+                                  {"authorizationpolicies", "AuthorizationPolicy"},
+                                  {"ap", "AuthorizationPolicy"},
+                                  {"peerauthentication", "PeerAuthentication"},
+                                  {"peerauthentications", "PeerAuthentication"},
+                                  {"pa", "PeerAuthentication"},
+                                  {"requestauthentication", "RequestAuthentication"},
+                                  {"requestauthentications", "RequestAuthentication"},
+                                  {"ra", "RequestAuthentication"},
+                                  {"workload", "Workload"},
+                                  {"workloads", "Workload"},
+                                  {"mesh", "Mesh"},
+                                  {"meshes", "Mesh"},
+                                  {"opapolicy", "OPAPolicy"},
+                                  {"opapolicies", "OPAPolicy"},
+                                  {"opa", "OPAPolicy"},
+                                  {"all", ""}};
   for (const auto& a : aliases) {
     if (k == a.name) return std::string(a.kind);
   }
-  return fail("ctl.bad_kind", "unknown kind " + kind +
-                                  " (AuthorizationPolicy|PeerAuthentication|RequestAuthentication|Workload|Mesh|all)");
+  return fail(
+      "ctl.bad_kind",
+      "unknown kind " + kind +
+          " (AuthorizationPolicy|PeerAuthentication|RequestAuthentication|Workload|Mesh|OPAPolicy|all)");
 }
 
 std::string age(int64_t since) {

@@ -112,5 +112,19 @@ check_jwks jwks-unknown-name "meshguardctl: --jwks https://issuer.example/keys?s
 check_jwks jwks-not-a-file "meshguardctl: --jwks https://issuer.example/keys?set=current: $J/nothing.json" \
   -f "$J/policies" --request "$J/request.json" --jwks "https://issuer.example/keys?set=current=$J/nothing.json"
 
+# analyze refuses an OPAPolicy whose module does not compile, pointing into the file.
+if out=$("$CTL" analyze -f "$CASES/opa-broken-module/policies" 2>&1); then fail analyze-opa "exited 0: $out"
+elif ! grep -qF "broken.yaml:14:7: OPAPolicy default/broken: spec.policy: rego_unsafe_var_error" <<<"$out"; then
+  fail analyze-opa "no file:line:col in: $out"
+else pass=$((pass + 1)); fi
+
+# -o table lists the OPAPolicies evaluated and their outcome.
+table=$("$CTL" authz check -f "$CASES/opa-walkthrough-wrong-role/policies" \
+        --request "$CASES/opa-walkthrough-wrong-role/request.json" -o table)
+for want in "OPA  default/productpage-opa — denied" "decision:        DENY status=403 — denied by OPAPolicy default/productpage-opa"; do
+  grep -qF -- "$want" <<<"$table" || { fail table-opa "lacks '$want': $table"; }
+done
+pass=$((pass + 1))
+
 echo "authz_check: $pass passed, $failed failed"
 [[ $failed -eq 0 ]]

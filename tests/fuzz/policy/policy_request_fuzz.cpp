@@ -1,7 +1,9 @@
 // Request input: the first byte picks the check.
 //   odd:  the rest is a request path, normalized in every mode; the result must be a clean
 //         absolute path (no dot segments; no "//" after merging);
-//   even: the rest is request.json, parsed and decided against a fixed policy set.
+//   even: the rest is request.json, parsed and decided against a fixed policy set (an OPAPolicy
+//         among them, so the OPA input document is built from hostile paths, queries and
+//         headers, and hostile header values come back in its result).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -39,6 +41,22 @@ kind: RequestAuthentication
 metadata: {name: jwt, namespace: default}
 spec:
   jwtRules: [{issuer: iss, jwksUri: "https://example.com/jwks"}]
+---
+apiVersion: meshguard.io/v1alpha1
+kind: OPAPolicy
+metadata: {name: opa, namespace: default}
+spec:
+  policy: |
+    package envoy.authz
+
+    http := input.attributes.request.http
+
+    allow := {"allowed": true, "headers": {"x-user": http.headers["x-user"]},
+              "request_headers_to_remove": object.keys(input.parsed_query)} if {
+      count(input.parsed_path) < 8
+      http.headers["x-user"]
+    } else := {"allowed": false, "http_status": 418, "body": concat("/", input.parsed_path),
+               "headers": {"x-path": http.path}}
 )");
     if (!r) __builtin_trap();
     return std::move(*r);
