@@ -173,16 +173,18 @@ Status AgentState::handle_snapshot(const pb::ConfigSnapshot& snap, std::string& 
     error_out = e.to_string();
     return Status(fail(e));
   };
-  // Validate with the engine the proxy runs, for this workload, before anything is written.
-  auto set = policy::parse_resources(snap.policies_yaml(), "snapshot " + snap.version());
-  if (!set) return fail_with(set.error());
-  // The mesh settings come from the pushed Mesh document, read exactly as the proxy reads the
-  // same file (proxy/policy_chain.cpp): one source, so both judge "cluster.local/..." principals
-  // and trust domain aliases alike.
-  const policy::MeshConfig mesh = policy::mesh_config_of(*set);
+  // Parsed once, here: the proxy gets these very resources (on_config), not the file.
+  auto parsed = policy::parse_resources(snap.policies_yaml(), "snapshot " + snap.version());
+  if (!parsed) return fail_with(parsed.error());
+  auto set = std::make_shared<const policy::ResourceSet>(std::move(*parsed));
   policy::WorkloadRef ref{o.ns, {snap.labels().begin(), snap.labels().end()}, o.service_account};
-  auto compiled = policy::compile_snapshot(*set, ref, mesh);
-  if (!compiled) return fail_with(compiled.error());
+  if (!hooks.on_config) {
+    // No proxy yet (bootstrap, before start()): validate with the engine the proxy runs, for this
+    // workload, before anything is written. With a proxy, its compile (the one that is enforced,
+    // with its mesh settings: proxy/policy_chain.cpp) is the validation.
+    auto compiled = policy::compile_snapshot(*set, ref, policy::mesh_config_of(*set));
+    if (!compiled) return fail_with(compiled.error());
+  }
 
   auto previous = files::read_file(path("policies/snapshot.yaml"));
   if (auto st = files::make_dirs(path("policies"), 0700); !st) return fail_with(st.error());
@@ -198,7 +200,7 @@ Status AgentState::handle_snapshot(const pb::ConfigSnapshot& snap, std::string& 
     }
   }
   if (hooks.on_config) {
-    if (auto st = hooks.on_config(); !st) {
+    if (auto st = hooks.on_config(set, "snapshot.yaml", snap.policies_yaml()); !st) {
       // The proxy refused it: put back what it enforces, so a restart loads the same.
       if (previous) (void)files::write_file_atomic(path("policies/snapshot.yaml"), *previous, 0644);
       return fail_with(st.error());

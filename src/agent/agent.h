@@ -7,9 +7,11 @@
 // State directory (0700), the files the proxy itself reads:
 //   key.pem (0600), cert-chain.pem, root-cert.pem      the SVID (tls section of the proxy)
 //   policies/snapshot.yaml                              the documents pushed for this workload
+//                                                       (the proxy reads it at start-up only)
 //   snapshot.json                                       {version, revision, received_unix}
-// A snapshot is validated with the same policy engine before it is written (ACK); a snapshot
-// that does not parse or compile is refused (NACK) and the last good one stays in force.
+// A snapshot is parsed once, here, and handed to the proxy in memory (Hooks::on_config), whose
+// compile validates it (before start(): compiled here); one that does not parse or compile is
+// refused (NACK), the previous file is put back and the last good policy stays in force.
 #pragma once
 
 #include <atomic>
@@ -24,6 +26,7 @@
 #include <thread>
 
 #include "common/result.h"
+#include "policy/resources.h"
 
 namespace mg::agent {
 
@@ -57,10 +60,14 @@ struct AgentStatus {
 // gRPC. No out-of-line virtual member here, so every user gets the type information it needs.
 class Agent {
  public:
-  // Called after new files are in place. on_config returns the proxy's verdict (NACK on error).
+  // Called after new files are in place. on_config hands the pushed policies over in memory, as
+  // parsed here (once), with the name and text of the file just written to policy_dir() as the
+  // fail-static copy; it returns the proxy's verdict (its compile is the validation: NACK on error).
   struct Hooks {
     std::function<void()> on_credentials;
-    std::function<Status()> on_config;
+    std::function<Status(std::shared_ptr<const policy::ResourceSet> resources, const std::string& file_name,
+                         const std::string& text)>
+        on_config;
   };
 
   static Result<std::unique_ptr<Agent>> create(AgentOptions options);

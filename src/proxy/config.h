@@ -101,6 +101,9 @@ struct ProxyConfig {
   uint32_t workers = 0;    // 0: one per core
   ProxyLimits limits;
   std::optional<uint32_t> num_trusted_proxies;  // gatewayTopology.numTrustedProxies: over the Mesh's
+  // Not from the file: set by meshguard-proxy with a control plane. policyDir then holds the
+  // agent's fail-static copy, read at start-up only; updates arrive by Proxy::apply_policies.
+  bool policy_pushed = false;
 };
 
 // Standalone: credentials and policies from the files the config names. ControlPlane: the agent

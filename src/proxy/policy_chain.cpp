@@ -121,6 +121,13 @@ Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadIn
                                         std::optional<uint32_t> num_trusted_proxies) {
   auto resources = policy::load_resource_files({dir});
   if (!resources) return fail(resources.error());
+  return compile_policy_chains(*resources, workload, std::move(jwks), num_trusted_proxies);
+}
+
+Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& set, const WorkloadInfo& workload,
+                                           std::shared_ptr<jwt::JwksProvider> jwks,
+                                           std::optional<uint32_t> num_trusted_proxies) {
+  const policy::ResourceSet* resources = &set;
   policy::WorkloadRef ref{workload.ns, workload.labels, workload.service_account};
   // A Workload document for this very workload (the control plane pushes the registered one) is
   // the truth about its labels: a label change takes effect with the next reload, no restart.

@@ -47,6 +47,10 @@ struct PolicyChains {
 Result<PolicyChains> load_policy_chains(const std::string& dir, const WorkloadInfo& workload,
                                         std::shared_ptr<jwt::JwksProvider> jwks = nullptr,
                                         std::optional<uint32_t> num_trusted_proxies = std::nullopt);
+// The same from resources already parsed (the agent's push, handed over in memory).
+Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& resources, const WorkloadInfo& workload,
+                                           std::shared_ptr<jwt::JwksProvider> jwks = nullptr,
+                                           std::optional<uint32_t> num_trusted_proxies = std::nullopt);
 
 // The forwarded request carries the path that was authorized (as Envoy forwards its normalized
 // path): otherwise `/admin/../x` would be judged as `/x` and served as whatever the app makes of

@@ -19,10 +19,13 @@ std::vector<EffectiveMtls> PolicyState::inbound_modes(const policy::AuthzSnapsho
   return out;
 }
 
-Result<PolicyState::Loaded> PolicyState::load(const std::string& hash, std::vector<PolicyFileDigest> files,
-                                              uint64_t version) {
-  auto chains = load_policy_chains(*config_.policy_dir, config_.workload, jwks_.provider(),
-                                   config_.num_trusted_proxies);
+Result<PolicyState::Loaded> PolicyState::load(const policy::ResourceSet* pushed, const std::string& hash,
+                                              std::vector<PolicyFileDigest> files, uint64_t version) {
+  auto chains =
+      pushed ? compile_policy_chains(*pushed, config_.workload, jwks_.provider(), config_.num_trusted_proxies)
+             : load_policy_chains(*config_.policy_dir, config_.workload, jwks_.provider(),
+                                  config_.num_trusted_proxies);
+  (pushed ? pushed_loads_ : directory_loads_).fetch_add(1);
   if (!chains) return fail(chains.error());
   auto state = std::make_shared<PublishedPolicy>();
   state->version = version;
@@ -53,7 +56,7 @@ Status PolicyState::load_initial() {
   auto files = digest_policy_dir(*config_.policy_dir);
   if (!files) return fail(files.error());
   std::string hash = combined_policy_hash(*files);
-  auto loaded = load(hash, std::move(*files), 1);
+  auto loaded = load(nullptr, hash, std::move(*files), 1);
   if (!loaded) return fail(loaded.error());
   attempted_hash_ = hash;
   publish(std::move(*loaded));
@@ -72,10 +75,11 @@ void PolicyState::record_failure(const std::string& error) {
 
 // On success the next request on every connection and every new connection sees the new policy,
 // and the publish hook re-judges live connections. Caller holds mutex_.
-Status PolicyState::reload_locked(const std::string& hash, std::vector<PolicyFileDigest> files) {
+Status PolicyState::reload_locked(const policy::ResourceSet* pushed, const std::string& hash,
+                                  std::vector<PolicyFileDigest> files) {
   attempted_hash_ = hash;
   auto previous = published_.load();
-  auto loaded = load(hash, std::move(files), previous->version + 1);
+  auto loaded = load(pushed, hash, std::move(files), previous->version + 1);
   if (!loaded) {
     record_failure(loaded.error().to_string());
     return fail(loaded.error());
@@ -120,7 +124,16 @@ Status PolicyState::reload(bool force) {
   }
   std::string hash = combined_policy_hash(*files);
   if (!force && hash == attempted_hash_) return {};
-  return reload_locked(hash, std::move(*files));
+  return reload_locked(nullptr, hash, std::move(*files));
+}
+
+Status PolicyState::apply(std::shared_ptr<const policy::ResourceSet> resources,
+                          std::vector<PolicyFileDigest> files) {
+  if (!config_.policy_dir) return fail("proxy.no_policy_dir", "no policyDir is configured");
+  if (!resources) return fail("proxy.no_resources", "no resources to apply");
+  MutexLock lock(mutex_);
+  std::string hash = combined_policy_hash(files);
+  return reload_locked(resources.get(), hash, std::move(files));
 }
 
 // A stat pass each time; the content is hashed when the stat pass changed, and every 16th poll
@@ -136,7 +149,8 @@ void PolicyState::poll() {
 }
 
 void PolicyState::start_polling(asio::io_context& io) {
-  if (!config_.policy_dir) return;
+  // With a control plane the agent's push is the update path; polling its file would parse it again.
+  if (!config_.policy_dir || config_.policy_pushed) return;
   poller_.start(io, std::chrono::milliseconds(250), [this] { poll(); });
 }
 

@@ -1,11 +1,13 @@
 // proxy/policy_state.h — the policy in force and the one path that loads and publishes it.
-// Loading reads policyDir (policy_watch.h: stat pass, content hash), compiles it
-// (load_policy_chains), and publishes as one unit: the PublishedPolicy snapshot (what /config_dump
+// Loading reads policyDir (policy_watch.h: stat pass, content hash), or takes resources already
+// parsed (the agent's push, handed over in memory: apply()), compiles them (load_policy_chains /
+// compile_policy_chains), and publishes as one unit: the PublishedPolicy snapshot (what /config_dump
 // shows and what each inbound port's mTLS mode is), the chains every request and connection runs
 // (ChainSet), and the jwksUri set the key fetcher keeps fresh (JwksKeys). Start-up fails closed on
 // a bad directory; a later reload that fails keeps the last good version, and the error is logged
 // once, counted and kept. Watchers of a publish (the connection manager re-judging live
-// connections) are told through on_publish.
+// connections) are told through on_publish. With a control plane (config.policy_pushed) policyDir
+// is the agent's fail-static copy: read at start-up only, never polled; updates come by apply().
 // Owns: the published policy, the ChainSet, the JwksKeys, the directory's watch state.
 #pragma once
 
@@ -63,7 +65,20 @@ class PolicyState {
   Status reload(bool force);
   void on_publish(PublishHook hook) { on_publish_ = std::move(hook); }
 
-  // The 250 ms poll on `io` until stop_polling() (both on `io`'s thread).
+  // Compiles and publishes resources parsed elsewhere (the agent's push; `files` are the digests
+  // of the text it wrote to policyDir, for /config_dump). Same outcome as a reload: on failure the
+  // last good policy stays and the error is returned. Any thread.
+  Status apply(std::shared_ptr<const policy::ResourceSet> resources, std::vector<PolicyFileDigest> files);
+
+  // How many publishes were parsed here from policyDir and how many arrived parsed (apply()):
+  // shown in /config_dump, so a test can tell that a push is not parsed again from its file.
+  struct Loads {
+    uint64_t directory = 0;
+    uint64_t pushed = 0;
+  };
+  Loads loads() const { return {directory_loads_.load(), pushed_loads_.load()}; }
+
+  // The 250 ms poll on `io` until stop_polling() (both on `io`'s thread); none with policy_pushed.
   void start_polling(asio::io_context& io);
   void stop_polling();
 
@@ -85,11 +100,13 @@ class PolicyState {
     std::shared_ptr<PublishedPolicy> state;
     PolicyChains chains;
   };
-  // The one load: compiles policyDir into the state to publish as `version`.
-  Result<Loaded> load(const std::string& hash, std::vector<PolicyFileDigest> files, uint64_t version);
+  // The one load: compiles `pushed`, or else policyDir, into the state to publish as `version`.
+  Result<Loaded> load(const policy::ResourceSet* pushed, const std::string& hash,
+                      std::vector<PolicyFileDigest> files, uint64_t version);
   // The one publish: keys, snapshot, chains.
   std::shared_ptr<const PublishedPolicy> publish(Loaded loaded);
-  Status reload_locked(const std::string& hash, std::vector<PolicyFileDigest> files) MG_REQUIRES(mutex_);
+  Status reload_locked(const policy::ResourceSet* pushed, const std::string& hash,
+                       std::vector<PolicyFileDigest> files) MG_REQUIRES(mutex_);
   void record_failure(const std::string& error) MG_REQUIRES(mutex_);
   std::vector<EffectiveMtls> inbound_modes(const policy::AuthzSnapshot* snapshot) const;
   void poll();
@@ -101,6 +118,7 @@ class PolicyState {
   std::atomic<std::shared_ptr<const PublishedPolicy>> published_;  // never null
   JwksKeys jwks_;  // jwksUri keys for the policy in force, fetched off the request path
   PublishHook on_publish_;
+  std::atomic<uint64_t> directory_loads_{0}, pushed_loads_{0};
 
   // Reloads (the poll on the main loop, or reload() from any thread) are serialized by this
   // mutex, which also guards the watch state and the last error below.

@@ -55,10 +55,14 @@ Result<std::vector<PolicyFileDigest>> digest_policy_dir(const std::string& dir) 
   for (auto& name : *names) {
     auto text = files::read_file(dir + "/" + name);
     if (!text) return fail("policy.io", dir + "/" + name + ": " + text.error().message);
-    auto digest = crypto::sha256(*text);
-    out.push_back({std::move(name), crypto::hex(digest.data(), digest.size())});
+    out.push_back(digest_policy_text(std::move(name), *text));
   }
   return out;
+}
+
+PolicyFileDigest digest_policy_text(std::string name, std::string_view text) {
+  auto digest = crypto::sha256(text);
+  return {std::move(name), crypto::hex(digest.data(), digest.size())};
 }
 
 std::string combined_policy_hash(const std::vector<PolicyFileDigest>& files) {

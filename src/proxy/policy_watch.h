@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -29,6 +30,8 @@ struct PolicyFileDigest {
 // sorted by name. An unreadable or missing directory is an error.
 Result<std::vector<PolicyFileStamp>> stat_policy_dir(const std::string& dir);
 Result<std::vector<PolicyFileDigest>> digest_policy_dir(const std::string& dir);
+// The digest of one file's content, as digest_policy_dir makes it (for text held in memory).
+PolicyFileDigest digest_policy_text(std::string name, std::string_view text);
 
 // One hex SHA-256 over the (name, content digest) list: independent of mtimes, changed by any
 // rename, edit, addition or removal. Pure.

@@ -187,6 +187,11 @@ Status Proxy::reload_policies() {
   return impl_->policy.reload(true);
 }
 
+Status Proxy::apply_policies(std::shared_ptr<const policy::ResourceSet> resources,
+                             const std::string& file_name, std::string_view text) {
+  return impl_->policy.apply(std::move(resources), {digest_policy_text(file_name, text)});
+}
+
 void Proxy::reload_credentials() { impl_->credentials.reload(true); }
 
 std::vector<Proxy::Listener> Proxy::listeners() const {

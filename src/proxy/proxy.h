@@ -15,9 +15,11 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
+#include "policy/resources.h"
 #include "proxy/chain.h"
 #include "proxy/config.h"
 #include "telemetry/metrics.h"
@@ -46,6 +48,12 @@ class Proxy {
   // counted and shown in /config_dump. A writer should replace files atomically (rename).
   // Callable from any thread between create() and the Proxy's destruction.
   Status reload_policies();
+  // The agent's push, handed over in memory: `resources` as the agent parsed them, `text` what it
+  // wrote to policyDir/`file_name` as the fail-static copy (its digest is the version hash in
+  // /config_dump, as for a directory load). Compiled and published like a reload, with the same
+  // outcome on failure; the file is not read back. Thread-safe.
+  Status apply_policies(std::shared_ptr<const policy::ResourceSet> resources, const std::string& file_name,
+                        std::string_view text);
   // Re-reads the certificate chain, key and trust bundle now (thread-safe; the 1 s poll's code).
   // New handshakes use them; a bad file keeps the previous credentials.
   void reload_credentials();

@@ -3,7 +3,8 @@
 //   with control plane: meshguard-proxy --config proxy.yaml --control-plane HOST:PORT --ca-bundle ROOTS.pem
 //                                       --state-dir DIR [--token-file F] [--bootstrap-timeout SECONDS]
 // With a control plane, the config's `tls` and `policyDir` are replaced by the agent's state
-// directory (agent/agent.h): the SVID and the pushed snapshot live there, and survive restarts.
+// directory (agent/agent.h): the SVID and the pushed snapshot live there, and survive restarts;
+// a push reaches the proxy in memory, the file is its fail-static copy for the next start.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -83,7 +84,10 @@ int main(int argc, char** argv) {
     if (auto st = agent->ensure_ready(std::chrono::seconds(bootstrap_timeout)); !st)
       return error_exit(st.error().to_string());
     config->tls = mg::tls::TlsFiles{agent->cert_chain_path(), agent->key_path(), agent->bundle_path()};
+    // The agent's file is read at start-up only (a restart before any push); pushes arrive parsed,
+    // in memory, through on_config below.
     config->policy_dir = agent->policy_dir();
+    config->policy_pushed = true;
     // The control plane's view of the workload (a registered Workload) wins over the file's labels,
     // so the proxy selects exactly the policies the control plane selected for it.
     config->workload.labels = agent->status().labels;
@@ -97,7 +101,11 @@ int main(int argc, char** argv) {
   if (auto st = (*proxy)->start(); !st) return error_exit(st.error().to_string());
   if (agent) {
     mg::proxy::Proxy* p = proxy->get();
-    agent->start({.on_credentials = [p] { p->reload_credentials(); }, .on_config = [p] { return p->reload_policies(); }});
+    agent->start({.on_credentials = [p] { p->reload_credentials(); },
+                  .on_config = [p](std::shared_ptr<const mg::policy::ResourceSet> resources,
+                                   const std::string& file_name, const std::string& text) {
+                    return p->apply_policies(std::move(resources), file_name, text);
+                  }});
   }
   int code = (*proxy)->run();
   if (agent) agent->stop();

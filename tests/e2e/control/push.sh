@@ -106,6 +106,13 @@ ctl apply -f "$WORK/tier-label.yaml" >/dev/null || fail "relabel details"
 wait_status "http://127.0.0.1:$sleep_OUT/status/200" 403
 pass "Workload relabelled tier=backend: the running proxy enforces the DENY that now selects it"
 
+# Each push reached details in memory, parsed once by its agent: the proxy parsed its policy file
+# only at start-up (the bootstrap snapshot), never a push again from the file the agent wrote.
+dump=$(curl -s --max-time 5 "http://127.0.0.1:$details_ADMIN/config_dump")
+expect_eq "$(echo "$dump" | jq '.policy.loads.directory')" 1 "details read its policy file once, at start-up"
+expect_eq "$(echo "$dump" | jq '.policy.loads.pushed >= 6')" true "details took the pushes in memory: $(echo "$dump" | jq -c .policy.loads)"
+expect_eq "$(echo "$dump" | jq '.policy.loads.pushed')" "$(echo "$dump" | jq '.policy.version - 1')" "every push published once"
+
 metrics=$(curl -s --max-time 5 "http://$CP_METRICS/metrics")
 expect_contains "$metrics" 'meshguard_config_acks_total{result="ack"}' "control plane metrics: ACK counter"
 expect_contains "$metrics" 'meshguard_push_ack_latency_milliseconds_count' "control plane metrics: push latency histogram"

@@ -1,12 +1,15 @@
 // Unit tests of the policy-reload parts of the proxy: the effective inbound mTLS mode from
 // PeerAuthentication, the dry-run (shadow) outcome, the policyDir change detection, and
-// Proxy::reload_policies() keeping the last good policy.
+// Proxy::reload_policies() keeping the last good policy, and the agent's push handed over in memory
+// (Proxy::apply_policies): parsed once, by the agent, never read back from its file.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "jwt/forward.h"
 #include "policy/outcome.h"
@@ -336,6 +339,97 @@ TEST(ProxyReload, WithoutPolicyDirIsAnError) {
   auto proxy = Proxy::create(cfg);
   ASSERT_TRUE(proxy);
   EXPECT_FALSE((*proxy)->reload_policies());
+}
+
+nlohmann::json config_dump(uint16_t admin_port) {
+  std::string r = exchange(admin_port, "GET /config_dump HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  auto body = r.find("\r\n\r\n");
+  EXPECT_NE(body, std::string::npos) << r;
+  return nlohmann::json::parse(r.substr(body + 4), nullptr, false);
+}
+
+uint16_t port_of(const Proxy& proxy, const std::string& name) {
+  for (const auto& l : proxy.listeners())
+    if (l.name == name) return static_cast<uint16_t>(std::stoul(l.address.substr(l.address.rfind(':') + 1)));
+  ADD_FAILURE() << "no listener " << name;
+  return 0;
+}
+
+std::shared_ptr<const policy::ResourceSet> parsed(const std::string& yaml, const std::string& source) {
+  auto set = policy::parse_resources(yaml, source);
+  EXPECT_TRUE(set) << set.error().to_string();
+  return std::make_shared<const policy::ResourceSet>(std::move(*set));
+}
+
+// With a control plane (policy_pushed) the directory is the agent's fail-static copy: parsed at
+// start-up, then never again. A push is compiled from the resources handed over; the file the
+// agent wrote is not read back, not even by the 250 ms poll (none runs), so a broken file there
+// changes nothing until a restart. A refused push keeps the last good policy.
+TEST(ProxyPush, HandedOverInMemoryParsedOnceNotReadBack) {
+  TempDir dir;
+  dir.write("snapshot.yaml", kDenyAdmin);
+  ProxyConfig cfg;
+  cfg.workload = {"details", "default", "details", {{"app", "details"}}};
+  cfg.policy_dir = dir.path;
+  cfg.policy_pushed = true;
+  cfg.access_log = "/dev/null";
+  cfg.admin_port = 0;
+  InboundPort port = port_with_app(1);
+  port.address = "127.0.0.1";
+  port.port = 0;
+  cfg.inbound.push_back(port);
+  auto proxy = Proxy::create(cfg);
+  ASSERT_TRUE(proxy) << proxy.error().to_string();
+  ASSERT_TRUE((*proxy)->start());
+  std::thread runner([&] { (*proxy)->run(); });
+  const uint16_t admin = port_of(**proxy, "admin");
+  auto dump = config_dump(admin);
+  EXPECT_EQ(dump["policy"]["loads"]["directory"], 1) << dump.dump();
+  EXPECT_EQ(dump["policy"]["loads"]["pushed"], 0);
+
+  // The agent writes the file, then hands over what it parsed.
+  dir.write("snapshot.yaml", kDenyEverything);
+  ASSERT_TRUE(
+      (*proxy)->apply_policies(parsed(kDenyEverything, "snapshot v2"), "snapshot.yaml", kDenyEverything));
+  dump = config_dump(admin);
+  EXPECT_EQ(dump["policy"]["version"], 2);
+  EXPECT_EQ(dump["policy"]["loads"]["directory"], 1) << "the push was parsed again from its file";
+  EXPECT_EQ(dump["policy"]["loads"]["pushed"], 1);
+  // The version hash is the file's, as a directory load of the same file would show.
+  auto files = digest_policy_dir(dir.path);
+  ASSERT_TRUE(files);
+  EXPECT_EQ(dump["policy"]["hash"], combined_policy_hash(*files));
+  EXPECT_EQ(dump["policy"]["resources"][0]["origin"], "snapshot v2:1");
+
+  http::Request req;
+  req.method = "GET";
+  req.path = req.target = "/x";
+  req.host = "details";
+  RequestContext ctx{req, cfg.workload, MtlsMode::Disable, 15006, "127.0.0.1:1", std::nullopt, {}, {}, 1};
+  EXPECT_EQ((*proxy)->chains().request()->run(ctx).policy.value_or(""), "default/deny-x");
+
+  // A push the proxy refuses (a Workload for this proxy under another service account): the last
+  // good policy stays, and the error is returned for the agent's NACK.
+  const std::string other_sa =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Workload\nmetadata: {name: details, namespace: default}\n"
+      "spec: {serviceAccount: other, labels: {app: details}}\n";
+  auto before = (*proxy)->chains().request();
+  auto st = (*proxy)->apply_policies(parsed(other_sa, "snapshot v3"), "snapshot.yaml", other_sa);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().to_string().find("snapshot v3:"), std::string::npos) << st.error().to_string();
+  EXPECT_EQ((*proxy)->chains().request(), before);
+
+  // A file that no longer parses is not noticed: no poll reads the agent's copy. Bounded: a
+  // standalone proxy's poll would have seen it within 250 ms; this waits 1 s.
+  dir.write("snapshot.yaml", "kind: AuthorizationPolicy\nmetadata: {name: x\n");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  dump = config_dump(admin);
+  EXPECT_EQ(dump["policy"]["loads"]["directory"], 1);
+  EXPECT_EQ(dump["policy"]["loads"]["pushed"], 2);
+  EXPECT_EQ(dump["policy"]["version"], 2);
+  EXPECT_EQ((*proxy)->chains().request(), before);
+  (*proxy)->request_drain();
+  runner.join();
 }
 
 }  // namespace
