@@ -130,11 +130,23 @@ Status check_custom_providers(const ResourceSet& set, const MeshConfig& mesh) {
 
 namespace {
 
+// A YAML double-quoted scalar that reads back as exactly `value` (control characters escaped, so
+// a line break inside a value is not folded into a space).
 std::string quoted(const std::string& value) {
+  static constexpr char kHex[] = "0123456789abcdef";
   std::string q = "\"";
   for (char c : value) {
-    if (c == '"' || c == '\\') q += '\\';
-    q += c;
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      q += '\\';
+      q += c;
+    } else if (u < 0x20 || u == 0x7f) {
+      q += "\\x";
+      q += kHex[u >> 4];
+      q += kHex[u & 15];
+    } else {
+      q += c;
+    }
   }
   return q + "\"";
 }

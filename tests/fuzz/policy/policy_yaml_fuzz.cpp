@@ -9,12 +9,19 @@
 #include "policy/analyze.h"
 #include "policy/decide.h"
 #include "policy/parse.h"
+#include "policy/select.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace mg::policy;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   auto set = parse_resources(text, "fuzz.yaml");
   if (!set) return 0;
+  // The Mesh text the control plane writes reads back to the same extension providers.
+  {
+    const MeshConfig mesh = mesh_config_of(*set);
+    auto written = parse_resources(mesh_document(mesh), "written");
+    if (!written || !(mesh_config_of(*written).extension_providers == mesh.extension_providers)) __builtin_trap();
+  }
   auto check_documents = [](const auto& resources) {
     for (const auto& r : resources) {
       auto alone = parse_resources(r.meta.document, "stored");

@@ -157,7 +157,7 @@ TEST(ExtensionProviders, MeshDocumentRoundTrip) {
 
   MeshConfig odd;
   ExtensionProvider p;
-  p.name = "quote\"and\\slash";
+  p.name = "quote\"and\\slash\nline\ttab";
   p.service = "10.0.0.1";
   p.port = 1;
   p.timeout_ms = 1;
