@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 
 namespace mg::control {
@@ -19,7 +20,13 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(const std::strin
   addr.sin_family = AF_INET;
   if (colon == std::string::npos || inet_pton(AF_INET, listen.substr(0, colon).c_str(), &addr.sin_addr) != 1)
     return fail("control.bad_metrics_address", "metrics address must be IPv4:PORT: " + listen);
-  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(listen.substr(colon + 1))));
+  // The port is checked here, not by std::stoi, which throws (and ended the process) on "abc".
+  const std::string port_text = listen.substr(colon + 1);
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535)
+    return fail("control.bad_metrics_address", "metrics address must be IPv4:PORT (port 0-65535): " + listen);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   out->fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   ::setsockopt(out->fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
