@@ -25,11 +25,20 @@ namespace mg::proxy {
 
 class ConnectionManager;
 class Credentials;
+class H2Upstream;
 class Report;
+struct H2Stream;
 class ServerCodec;
 struct JudgedUpgrade;
 struct UpstreamConn;
 struct Worker;
+
+// The bodies of the 502s and 503s the proxy answers itself (the 503s in Envoy's words).
+inline const std::string kConnectFailure =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+inline const std::string kResetBeforeHeaders =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+inline const std::string kMalformedResponse = "upstream sent a malformed response";
 
 // A response made by the proxy itself (text/plain `body`, in `codec`'s framing), recorded in `ex`;
 // without keep-alive the sending side is shut down after it.
@@ -62,6 +71,19 @@ class Forwarder {
                                      const HttpSide& side, std::unique_ptr<UpstreamConn> up,
                                      http::Response& resp, const std::string& protocol,
                                      std::optional<JudgedUpgrade>& as_received, Exchange& ex);
+  // forwarder_h2.cpp: the request as a stream of a shared HTTP/2 upstream connection
+  // (`forwarded`: its head as the next hop gets it). The request body is pumped up beside the
+  // response relay (a bidirectional gRPC stream needs both at once); trailers are relayed;
+  // grpc-timeout bounds the proxy's own timeouts.
+  struct BodyPump;
+  net::awaitable<bool> forward_h2(net::Stream& down, ServerCodec& codec, std::string& in,
+                                  BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
+                                  std::shared_ptr<H2Upstream> h2, http::Request& forwarded,
+                                  const http::Request& req, Exchange& ex);
+  net::awaitable<void> pump_body_h2(net::Stream& down, ServerCodec& codec, std::string& in,
+                                    BufferPool::Lease& chunk, net::Watchdog& watchdog, H2Upstream& h2,
+                                    std::shared_ptr<H2Stream> up, const http::Request& req, Exchange& ex,
+                                    BodyPump& pump);
   // Reads a final (non-1xx) response head. Error status 0: the connection ended before any byte.
   net::awaitable<Result<http::Response, http::ParseError>> read_response_head(
       UpstreamConn& up, BufferPool::Lease& chunk, const std::string& method,

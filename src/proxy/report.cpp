@@ -225,7 +225,8 @@ void Report::count_dry_run(const Verdict& decision) {
 
 SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, bool inbound, bool mtls, int status,
                                                    std::string_view flags, std::string_view source_principal,
-                                                   std::string_view destination_principal) {
+                                                   std::string_view destination_principal, bool grpc,
+                                                   std::string_view grpc_status) {
   char code[16];
   auto code_end = std::to_chars(code, code + sizeof code, status).ptr;
   std::string& key = cache.key;
@@ -239,6 +240,9 @@ SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, bool inbo
   key += source_principal;
   key += '\0';
   key += destination_principal;
+  key += '\0';
+  key += grpc ? 'g' : 'h';
+  key += grpc_status;
   auto it = cache.request_series.find(key);
   if (it != cache.request_series.end()) return it->second;
   if (cache.request_series.size() >= kMaxCachedSeries) cache.request_series.clear();
@@ -248,8 +252,9 @@ SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, bool inbo
       {"destination_principal", std::string(destination_principal)},
       {inbound ? "destination_workload" : "source_workload", config_.workload.name},
       {inbound ? "destination_workload_namespace" : "source_workload_namespace", config_.workload.ns},
-      {"request_protocol", "http"},
+      {"request_protocol", grpc ? "grpc" : "http"},
       {"response_code", std::string(code, code_end)},
+      {"grpc_response_status", std::string(grpc_status)},
       {"response_flags", std::string(flags)},
       {"connection_security_policy", mtls ? "mutual_tls" : "none"}};
   SeriesCache::RequestSeries series{&registry_.counter("istio_requests_total", labels),
@@ -269,14 +274,14 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
                                                                            : ex.upstream_principal;
   std::string_view flags = to_string(ex.flags);
   auto& series = request_series(cache, inbound, !inbound || side.peer, ex.status, flags, source_principal,
-                                destination_principal);
+                                destination_principal, ex.grpc, ex.grpc_status);
   series.requests->inc();
   series.duration->observe_ms(duration);
   std::array<char, 64> time;
   telemetry::JsonLine line(telemetry::AccessLog::scratch());
   line.str("time", telemetry::now_rfc3339(time))
       .str("direction", inbound ? "inbound" : "outbound")
-      .str("protocol", "http")
+      .str("protocol", ex.grpc ? "grpc" : "http")
       .open("source")
       .str("principal", source_principal)
       .str("address", side.source)
@@ -295,6 +300,7 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
       .num("status", ex.status)
       .str("response_flags", flags)
       .str("response_code_details", to_string(ex.details));
+  if (ex.grpc) line.str("grpc_status", ex.grpc_status);
   write_decision(line, decision, inbound ? "malformed request" : "");
   line.millis("duration_ms", duration)
       .num("bytes_received", ex.bytes_received)

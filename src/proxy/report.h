@@ -90,7 +90,8 @@ class Report {
  private:
   SeriesCache::RequestSeries& request_series(SeriesCache& cache, bool inbound, bool mtls, int status,
                                              std::string_view flags, std::string_view source_principal,
-                                             std::string_view destination_principal);
+                                             std::string_view destination_principal, bool grpc,
+                                             std::string_view grpc_status);
   void count_dry_run(const Verdict& decision);
 
   const ProxyConfig& config_;
