@@ -226,6 +226,7 @@ net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, ServerCo
       size_t n = co_await down.read_some(chunk.get(), ec);
       watchdog.disarm();
       if (ec || n == 0) {
+        if (codec.request_body_done()) break;  // an HTTP/2 stream's end, after its last DATA
         ex.flags = ResponseFlag::DownstreamReset;
         co_return false;
       }
@@ -364,11 +365,15 @@ net::awaitable<Result<http::Response, http::ParseError>> Forwarder::read_respons
 net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Exchange& ex, int status,
                                  const std::string& body, bool keep_alive, const std::vector<http::Header>& extra) {
   if (ex.details == ResponseDetail::ViaUpstream) ex.details = ResponseDetail::LocalReply;
-  if (ex.grpc) ex.grpc_status = std::to_string(http2::grpc_status_for_http(status));
   std::string response = codec.local_response(status, body, keep_alive, extra);
   std::error_code ec;
   co_await down.write_all(asio::buffer(response), ec);
   ex.status = status;
+  if (ex.grpc && down.is_h2_stream()) {
+    // Answered as gRPC answers (HTTP 200, the outcome in grpc-status): recorded as sent.
+    ex.grpc_status = std::to_string(http2::grpc_status_for_http(status));
+    ex.status = 200;
+  }
   ex.bytes_sent += response.size();
   if (!keep_alive) down.shutdown_send();
 }

@@ -36,7 +36,8 @@ net::awaitable<void> Forwarder::pump_body_h2(net::Stream& down, ServerCodec& cod
       size_t n = co_await down.read_some(chunk.get(), ec);
       watchdog.disarm();
       if (ec || n == 0) {
-        pump.downstream_gone = true;
+        // An HTTP/2 stream's end can come after its last DATA: then the body is complete.
+        if (!codec.request_body_done()) pump.downstream_gone = true;
         break;
       }
       in.append(chunk.data(), n);
