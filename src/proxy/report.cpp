@@ -254,9 +254,9 @@ SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, bool inbo
       {inbound ? "destination_workload_namespace" : "source_workload_namespace", config_.workload.ns},
       {"request_protocol", grpc ? "grpc" : "http"},
       {"response_code", std::string(code, code_end)},
-      {"grpc_response_status", std::string(grpc_status)},
       {"response_flags", std::string(flags)},
-      {"connection_security_policy", mtls ? "mutual_tls" : "none"}};
+      {"connection_security_policy", mtls ? "mutual_tls" : "none"},
+      {"grpc_response_status", std::string(grpc_status)}};
   SeriesCache::RequestSeries series{&registry_.counter("istio_requests_total", labels),
                                     &registry_.histogram("istio_request_duration_milliseconds", labels)};
   return cache.request_series.emplace(key, series).first->second;

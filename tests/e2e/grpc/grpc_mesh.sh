@@ -78,8 +78,8 @@ out=$(call --method chat --count 2)
 expect_contains "$out" "status=7 PERMISSION_DENIED" "a stream without a token is denied before it starts"
 
 metrics=$(curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/metrics")
-expect_contains "$metrics" 'request_protocol="grpc",response_code="200",grpc_response_status="7"' "istio_requests_total: denied calls with grpc_response_status 7"
-expect_contains "$metrics" 'request_protocol="grpc",response_code="200",grpc_response_status="0"' "istio_requests_total: OK calls with grpc_response_status 0"
+expect_contains "$metrics" 'request_protocol="grpc",response_code="200",response_flags="-",connection_security_policy="mutual_tls",grpc_response_status="7"' "istio_requests_total: denied calls with grpc_response_status 7"
+expect_contains "$metrics" 'request_protocol="grpc",response_code="200",response_flags="-",connection_security_policy="mutual_tls",grpc_response_status="0"' "istio_requests_total: OK calls with grpc_response_status 0"
 expect_contains "$metrics" 'grpc_response_status="16"' "istio_requests_total: grpc_response_status 16"
 expect_contains "$(grep '/meshtest.Echo/Forbidden' "$WORK/server-access.log")" '"grpc_status":"7"' "access log: the gRPC status of a denied call"
 expect_contains "$(grep '/meshtest.Echo/Forbidden' "$WORK/server-access.log")" 'ALLOW policies apply to the workload but none matched' "access log: why it was denied"
