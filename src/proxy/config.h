@@ -14,7 +14,7 @@
 //                                 # document's value (Mesh.spec.gatewayTopology), else 0 = the
 //                                 # peer's address, XFF ignored (Istio's proxy.istio.io/config)
 //   inbound:                      # port 0: kernel-chosen, printed as "listening inbound[i] ADDR:PORT"
-//     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http}
+//     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http}   # http | http2 | grpc | tcp
 //   outbound:
 //     - {listen: "127.0.0.1:15001", destination: "10.0.0.2:15006", protocol: http,
 //        identities: [spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews]}
@@ -31,7 +31,7 @@
 // in the background and re-fetches on every policy reload and every 20 minutes (proxy/jwks_keys.h);
 // until they arrive such tokens get 401. The fetcher refuses link-local and cloud-metadata
 // addresses only, so a JWKS server on 127.0.0.1 works as is.
-// Defaults: outbound protocol tcp.
+// Defaults: inbound protocol http, outbound protocol tcp (the Protocol enum says what each means).
 #pragma once
 
 #include <cstdint>

@@ -4,7 +4,8 @@
 // once when a reused one was closed under it), the body both ways with the upstream timeout, and
 // a WebSocket upgrade relayed and spliced — registered with the connection manager so a policy
 // reload judges it again. Every response the client gets, relayed or local, is written here, in
-// the framing of the connection's codec (proxy/codec.h); the upstream side speaks HTTP/1.1.
+// the framing of the connection's codec (proxy/codec.h); the upstream side speaks
+// HTTP/1.1, or HTTP/2 on a shared connection (forwarder_h2.cpp) to an h2c app or an h2 peer proxy.
 // Owns nothing per request beyond the coroutine frames; per-worker state is the Worker's.
 #pragma once
 
@@ -53,7 +54,8 @@ class Forwarder {
 
   // Forwards one request (its head parsed into `req`, the bytes after it in `in`) and relays its
   // response. Returns whether the downstream connection stays open for the next request. The
-  // client's side is read and written through `codec`; the upstream side speaks HTTP/1.1.
+  // client's side is read and written through `codec`; the upstream side speaks HTTP/1.1 or HTTP/2
+  // (UpstreamPool::may_use_h2).
   // `upgrade` (ServerCodec::relayed_upgrade) is restated for the next hop, its two fields being
   // hop-by-hop; a 101 answer splices the two connections, `as_received` (inbound) staying with
   // them for policy reloads to judge.
