@@ -173,6 +173,16 @@ net::awaitable<std::error_code> send_data(H2Connection& conn, H2Stream& st, std:
   co_return std::error_code();
 }
 
+net::awaitable<void> drain_stream(H2Connection& conn, H2Stream& st) {
+  while (!st.closed && !conn.dead() && conn.session().pending(st.id) > 0) {
+    const bool woken = co_await wait_for(st.room_wake, H2Connection::Clock::now() + conn.stall_timeout());
+    if (!woken && conn.session().send_blocked(st.id)) {
+      conn.reset(st, NGHTTP2_CANCEL);
+      co_return;
+    }
+  }
+}
+
 net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& taken, asio::mutable_buffer buf,
                                  std::error_code& ec) {
   ec.clear();

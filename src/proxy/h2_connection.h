@@ -127,6 +127,9 @@ net::awaitable<std::error_code> send_data(H2Connection& conn, H2Stream& st, std:
 net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& taken, asio::mutable_buffer buf,
                                  std::error_code& ec);
 net::awaitable<void> write_body(H2Connection& conn, H2Stream& st, std::string_view payload, std::error_code& ec);
+// After the last body bytes of `st` were handed to the session: waits until they are out, the
+// stall timer still running (a peer that keeps its window shut gets the stream reset).
+net::awaitable<void> drain_stream(H2Connection& conn, H2Stream& st);
 // Waits for `wake` until `deadline`: true when woken.
 net::awaitable<bool> wait_for(Wake& wake, Wake::Clock::time_point deadline = Wake::Clock::time_point::max());
 

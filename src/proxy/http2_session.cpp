@@ -163,8 +163,13 @@ net::awaitable<void> run_stream(std::shared_ptr<H2Connection> conn, std::shared_
     net::Watchdog watchdog(conn->stream().socket().get_executor(), [&io] { io.close(); });
     co_await http.handle_request(io, codec, worker, side, in, chunk, watchdog);
     // Given up before the response ended (upstream reset, client gone): the stream is reset,
-    // never left open.
-    if (!codec.response_ended()) conn->reset(*st, NGHTTP2_INTERNAL_ERROR);
+    // never left open. Ended: what the peer's window still holds back goes out, or the stall
+    // timer resets the stream.
+    if (!codec.response_ended()) {
+      conn->reset(*st, NGHTTP2_INTERNAL_ERROR);
+    } else {
+      co_await drain_stream(*conn, *st);
+    }
   }
   if (--count.active == 0) count.done.notify();
 }
@@ -188,7 +193,19 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
   auto& server = static_cast<http2::ServerSession&>(conn->session());
   report_.registry().counter("meshguard_http2_connections_total", {{"direction", side.inbound ? "inbound" : "outbound"}}).inc();
   StreamCount count(executor);
-  net::Watchdog watchdog(executor, [&down] { down.close(); });
+  const auto idle_timeout = std::chrono::milliseconds(config_.limits.idle_timeout_ms);
+  bool ending = false;
+  net::Watchdog* dog = nullptr;
+  // The connection's idle timeout counts while no stream is open (open ones time out their own):
+  // at its end a connection still busy is simply given another period.
+  net::Watchdog watchdog(executor, [&] {
+    if (ending || (server.open_streams() == 0 && count.active == 0)) {
+      down.close();
+    } else {
+      dog->arm(idle_timeout);
+    }
+  });
+  dog = &watchdog;
   std::string in = std::move(first);
   bool goaway = false;
   conn->on_request = [&](http2::Event& ev) {
@@ -220,15 +237,10 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
       }
       conn->kick();
       if (failed || !server.alive()) break;
-      // The connection's idle timeout runs while no stream is open; open ones time out their own.
       const bool idle = server.open_streams() == 0 && count.active == 0;
       entry.idle = idle;
-      if (idle) {
-        chunk.release();
-        watchdog.arm(std::chrono::milliseconds(config_.limits.idle_timeout_ms));
-      } else {
-        watchdog.disarm();
-      }
+      if (idle) chunk.release();
+      watchdog.arm(idle_timeout);
       std::error_code ec;
       size_t n = co_await down.read_some(chunk.get(), ec);
       entry.idle = false;
@@ -238,6 +250,7 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
   }
   entry.idle = false;
   // A GOAWAY or the last frames may still be going out: bounded by the header timeout.
+  ending = true;
   watchdog.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
   co_await conn->writer_idle();
   conn->fail();  // wakes every stream still waiting on this connection
