@@ -54,6 +54,9 @@ struct LiveUpgrade : LiveTcp {
   uint16_t listen_port = 0;
   http::Request request;
   int64_t judged_at = 0;
+  // An HTTP/2 stream (its request as received): closing `downstream` resets only that stream,
+  // `upstream` its stream to the app; the connection carries on.
+  net::Stream* downstream = nullptr;
 };
 
 // A live downstream connection, registered with its worker so a drain can close idle ones and a
@@ -65,6 +68,7 @@ struct ConnEntry {
   LiveUpgrade* upgrade = nullptr;             // inbound, while spliced after a WebSocket upgrade
   std::optional<size_t> plaintext_http_port;  // config.inbound index of a plaintext HTTP connection
   bool upgraded = false;                      // spliced after a 101 (WebSocket), either direction
+  std::list<LiveUpgrade*> streams;            // inbound HTTP/2 streams being relayed
 };
 
 // One worker's connections; only that worker's thread touches it.
@@ -118,6 +122,8 @@ class ConnectionManager {
  private:
   void rejudge(ConnEntry& c, const PublishedPolicy& state, const RequestChain& request_chain,
                const ConnectionChain& chain);
+  // A request as received judged again, its JWT as of its first judgement.
+  Verdict rejudge_request(const LiveUpgrade& live, MtlsMode mode, const RequestChain& request_chain);
 
   const ProxyConfig& config_;
   PolicyState& policy_;

@@ -76,7 +76,8 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
     auto h2 = co_await worker.upstreams.acquire_h2(side, first, reason, detail);
     if (h2) {
       if (te_trailers) forwarded.headers.add("te", "trailers");
-      co_return co_await forward_h2(down, codec, in, chunk, watchdog, worker, std::move(h2), forwarded, req, ex);
+      co_return co_await forward_h2(down, codec, in, chunk, watchdog, worker, side, std::move(h2), forwarded, req,
+                                    as_received, ex);
     }
     if (!first && !reason.empty()) {
       if (side.route)

@@ -78,10 +78,13 @@ class Forwarder {
   // response relay (a bidirectional gRPC stream needs both at once); trailers are relayed;
   // grpc-timeout bounds the proxy's own timeouts.
   struct BodyPump;
+  // An inbound HTTP/2 stream (`as_received` set) is registered with the connection manager while
+  // relayed, so a policy reload judges it again.
   net::awaitable<bool> forward_h2(net::Stream& down, ServerCodec& codec, std::string& in,
                                   BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
-                                  std::shared_ptr<H2Upstream> h2, http::Request& forwarded,
-                                  const http::Request& req, Exchange& ex);
+                                  const HttpSide& side, std::shared_ptr<H2Upstream> h2, http::Request& forwarded,
+                                  const http::Request& req, std::optional<JudgedUpgrade>& as_received,
+                                  Exchange& ex);
   net::awaitable<void> pump_body_h2(net::Stream& down, ServerCodec& codec, std::string& in,
                                     BufferPool::Lease& chunk, net::Watchdog& watchdog, H2Upstream& h2,
                                     std::shared_ptr<H2Stream> up, const http::Request& req, Exchange& ex,

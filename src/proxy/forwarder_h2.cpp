@@ -6,8 +6,10 @@
 
 #include "http2/grpc.h"
 #include "proxy/codec.h"
+#include "proxy/connection_manager.h"
 #include "proxy/forwarder.h"
 #include "proxy/h2_upstream.h"
+#include "proxy/http2_session.h"
 #include "proxy/worker.h"
 
 namespace mg::proxy {
@@ -69,8 +71,9 @@ net::awaitable<void> Forwarder::pump_body_h2(net::Stream& down, ServerCodec& cod
 
 net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec, std::string& in,
                                            BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
-                                           std::shared_ptr<H2Upstream> h2, http::Request& forwarded,
-                                           const http::Request& req, Exchange& ex) {
+                                           const HttpSide& side, std::shared_ptr<H2Upstream> h2,
+                                           http::Request& forwarded, const http::Request& req,
+                                           std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
   using Clock = H2Connection::Clock;
   ex.upstream_principal = h2->peer_principal();
   const auto start = Clock::now();
@@ -91,6 +94,26 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
     co_return false;
   }
   std::shared_ptr<H2Stream> up = std::move(*submitted);
+  // An inbound HTTP/2 stream, registered for policy reloads while it is relayed (all on this
+  // worker's thread): one the new policy denies is reset both ways.
+  H2StreamIo up_io(*h2, *up);
+  std::optional<LiveUpgrade> live;
+  if (side.entry && side.inbound && as_received && down.is_h2_stream()) {
+    live.emplace(LiveUpgrade{{side.inbound_index, side.source, side.peer, &up_io, false, as_received->generation},
+                             side.listen_port,
+                             std::move(as_received->request),
+                             as_received->judged_at,
+                             &down});
+    side.entry->streams.push_back(&*live);
+  }
+  struct Unregister {
+    ConnEntry* entry;
+    LiveUpgrade* live;
+    ~Unregister() {
+      if (entry) entry->streams.remove(live);
+    }
+  } unregister{live ? side.entry : nullptr, live ? &*live : nullptr};
+  if (live) connections_.rejudge_if_chains_changed(*side.entry, *live);
   BodyPump pump(worker.io->get_executor());
   if (has_body) {
     asio::co_spawn(worker.io->get_executor(),
@@ -193,6 +216,7 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
   if (!pump.done && !down.is_h2_stream()) client_keep = false;
   const bool close_down = !complete || (!client_keep && !down.is_h2_stream());
   co_await join_pump(close_down);
+  if (live && live->closed_by_policy) ex.details = ResponseDetail::UpgradeClosedByPolicyReload;
   if (!complete) co_return false;
   if (!client_keep) down.shutdown_send();
   co_return client_keep;

@@ -123,7 +123,9 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
   // judges the connection again (ConnectionManager::rejudge_all), with this request.
   std::optional<std::string> upgrade = codec.relayed_upgrade(req);
   std::optional<JudgedUpgrade> as_received;
-  if (upgrade && side.inbound) as_received.emplace(JudgedUpgrade{req, std::time(nullptr), 0});
+  // So does an inbound HTTP/2 stream: a long-lived one (a gRPC stream) is judged again at each
+  // policy reload while it lasts (forwarder_h2.cpp registers it).
+  if ((upgrade || down.is_h2_stream()) && side.inbound) as_received.emplace(JudgedUpgrade{req, std::time(nullptr), 0});
 
   // 2. Enforcement (inbound): the STRICT rule, then the chain in force.
   Judgement judged;  // outbound: nothing to judge, passes

@@ -166,7 +166,9 @@ void Report::closed_by_policy(std::string_view protocol, size_t inbound_index, c
   const InboundPort& port = config_.inbound[inbound_index];
   registry_.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
   count_decision(decision, false);
-  log_line("closing " + std::string(protocol == "tcp" ? "TCP" : "WebSocket") + " connection from " + source +
+  log_line("closing " +
+           std::string(protocol == "tcp" ? "TCP connection" : protocol == "http2" ? "HTTP/2 stream" : "WebSocket connection") +
+           " from " + source +
            " on inbound[" + std::to_string(inbound_index) + "]: no longer allowed after policy version " +
            std::to_string(policy_version) + ": " + decision.reason);
   access_log_->write({{"time", telemetry::now_rfc3339()},

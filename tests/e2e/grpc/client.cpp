@@ -1,5 +1,5 @@
 // mg-grpc-test-client --target HOST:PORT --method unary|chat|forbidden [--token JWT] [--text T]
-// [--count N] [--deadline-ms MS]: one call over plaintext HTTP/2 (h2c) to the meshtest.Echo
+// [--count N] [--interval-ms MS] [--deadline-ms MS]: one call over plaintext HTTP/2 (h2c) to the meshtest.Echo
 // service; prints the replies ("reply=..."), the trailer x-echo-trailer when present, and
 // "status=<code> <name> message=<text>". Exit 0 whenever the call ran (the test reads the status).
 #include <grpcpp/grpcpp.h>
@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "meshtest.grpc.pb.h"
 
@@ -30,7 +31,7 @@ const char* code_name(grpc::StatusCode code) {
 
 int main(int argc, char** argv) {
   std::string target, method = "unary", token, text = "hello";
-  int count = 3, deadline_ms = 10'000;
+  int count = 3, deadline_ms = 10'000, interval_ms = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--target") target = value;
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
     else if (flag == "--text") text = value;
     else if (flag == "--count") count = std::stoi(value);
     else if (flag == "--deadline-ms") deadline_ms = std::stoi(value);
+    else if (flag == "--interval-ms") interval_ms = std::stoi(value);
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -69,6 +71,8 @@ int main(int argc, char** argv) {
       if (!stream->Write(in)) break;
       if (!stream->Read(&out)) break;
       std::printf("reply=%s\n", out.text().c_str());
+      std::fflush(stdout);  // a test waits for the first reply of a long-lived stream
+      if (interval_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
     }
     stream->WritesDone();
     status = stream->Finish();

@@ -5,7 +5,8 @@
 # and a bidirectional stream whose two directions flow at once), trailers relayed; a denied method
 # is PERMISSION_DENIED; a bad token UNAUTHENTICATED; no token PERMISSION_DENIED (Istio: a request
 # without a token has no request principal, so the ALLOW does not match: 403); metrics carry
-# request_protocol="grpc" and grpc_response_status.
+# request_protocol="grpc" and grpc_response_status; a long-lived stream the policy stops allowing
+# is reset at the reload (judged again, as a WebSocket is).
 # Usage: grpc_mesh.sh PROXY SERVER CLIENT
 source "$(dirname "$0")/../proxy/lib.sh"
 source "$(dirname "$0")/../proxy/certs.sh"
@@ -84,3 +85,28 @@ expect_contains "$metrics" 'grpc_response_status="16"' "istio_requests_total: gr
 expect_contains "$(grep '/meshtest.Echo/Forbidden' "$WORK/server-access.log")" '"grpc_status":"7"' "access log: the gRPC status of a denied call"
 expect_contains "$(grep '/meshtest.Echo/Forbidden' "$WORK/server-access.log")" 'ALLOW policies apply to the workload but none matched' "access log: why it was denied"
 expect_contains "$(grep '/meshtest.Echo/Unary' "$WORK/server-access.log" | grep '"grpc_status":"0"')" '"policy":"default/grpc-allow"' "access log: the policy that allowed a call"
+
+# A long-lived stream, then a reload that denies its method: the stream is judged again and reset;
+# new streams are refused at once.
+start chat "$CLIENT_BIN" --target "127.0.0.1:$C_OUT" --method chat --token "$TOKEN" --text slow --count 100 \
+  --interval-ms 100 --deadline-ms 30000
+wait_for_line "$WORK/chat.out" '^reply=echo:slow1$' >/dev/null
+cat >"$WORK/policies/.deny-chat.tmp" <<'YAML'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-chat, namespace: default}
+spec:
+  selector: {matchLabels: {app: details}}
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/meshtest.Echo/Chat"]}}]}]
+YAML
+mv "$WORK/policies/.deny-chat.tmp" "$WORK/policies/deny-chat.yaml"
+status_line=$(wait_for_line "$WORK/chat.out" '^status=')
+expect_not_contains "$status_line" "status=0 OK" "a live stream the reloaded policy denies does not finish OK ($status_line)"
+expect_not_contains "$(cat "$WORK/chat.out")" "reply=echo:slow99" "it was cut short"
+expect_contains "$(grep connection_closed_by_policy "$WORK/server-access.log")" '"protocol":"http2"' "access log: the stream closed by the reload"
+expect_contains "$(grep connection_closed_by_policy "$WORK/server-access.log")" '"policy":"default/deny-chat"' "access log: the policy that closed it"
+out=$(call --method chat --token "$TOKEN" --count 2)
+expect_contains "$out" "status=7 PERMISSION_DENIED" "a new stream after the reload: PERMISSION_DENIED"
+out=$(call --method unary --token "$TOKEN")
+expect_contains "$out" "status=0 OK" "the unary method is still allowed"
