@@ -51,6 +51,8 @@ class ServerCodec {
   virtual bool request_body_done() const = 0;
   // Consumes a prefix of `in`, appending payload to `payload`; an error is a malformed body.
   virtual Result<size_t, http::ParseError> read_request_body(std::string_view in, std::string& payload) = 0;
+  // Once request_body_done(): the body's trailer fields (a chunked body's, an HTTP/2 stream's).
+  virtual const http::Headers& request_trailers() const = 0;
 
   // --- responses out -------------------------------------------------------------------------
 

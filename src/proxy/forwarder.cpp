@@ -207,7 +207,7 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
       if (out.size() >= kReadChunk && !co_await flush()) co_return false;
     }
   }
-  codec.end_body(out, {});
+  codec.end_body(out, decoder.trailers());  // a chunked response's trailers, relayed
   if (!co_await flush()) co_return false;
   if (upstream_keep && up->buffer.empty()) worker.upstreams.release(side, std::move(up));
   if (!client_keep) down.shutdown_send();
@@ -252,7 +252,9 @@ net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, ServerCo
     }
   }
   if (req.framing == http::BodyFraming::Chunked) {
-    co_await up.stream->write_all(asio::buffer(http::kLastChunk.data(), http::kLastChunk.size()), ec);
+    std::string last;
+    http::append_last_chunk(last, codec.request_trailers());  // the client's trailers, relayed
+    co_await up.stream->write_all(asio::buffer(last), ec);
     if (ec) {
       ex.flags = ResponseFlag::UpstreamReset;
       co_await local_reply(down, codec, ex, 503, kResetBeforeHeaders, false);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "http/body.h"
 #include "http2/grpc.h"
 #include "proxy/codec.h"
 #include "proxy/connection_manager.h"
@@ -63,7 +64,11 @@ net::awaitable<void> Forwarder::pump_body_h2(net::Stream& down, ServerCodec& cod
   if (pump.bad_body || pump.downstream_gone || !sent_all) {
     h2.reset(*up, NGHTTP2_CANCEL);
   } else {
-    h2.end(*up, {});
+    http::Headers trailers;  // the client's (an HTTP/1.1 chunked body's or an HTTP/2 stream's)
+    for (const auto& t : codec.request_trailers()) {
+      if (http::relayable_trailer(t.name)) trailers.add(t.name, t.value);
+    }
+    h2.end(*up, trailers);
   }
   pump.done = true;
   pump.done_wake.notify();

@@ -62,24 +62,7 @@ void Http1Codec::append_body(std::string& out, std::string_view payload) {
 }
 
 void Http1Codec::end_body(std::string& out, const http::Headers& trailers) {
-  if (!chunk_out_) return;
-  if (trailers.empty()) {
-    out.append(http::kLastChunk.data(), http::kLastChunk.size());
-    return;
-  }
-  // RFC 9112 §7.1.2: the trailer section after the last chunk. The fields came through the
-  // HTTP/2 codec's checks (no CR/LF, valid names); framing fields never go in a trailer.
-  out += "0\r\n";
-  for (const auto& t : trailers) {
-    if (http::iequals(t.name, "content-length") || http::iequals(t.name, "transfer-encoding") ||
-        http::iequals(t.name, "host") || http::iequals(t.name, "connection"))
-      continue;
-    out += t.name;
-    out += ": ";
-    out += t.value;
-    out += "\r\n";
-  }
-  out += "\r\n";
+  if (chunk_out_) http::append_last_chunk(out, trailers);  // RFC 9112 §7.1.2: after the last chunk
 }
 
 std::string Http1Codec::switching_protocols(http::Response& resp, const std::string& protocol) {

@@ -30,6 +30,7 @@ class Http1Codec final : public ServerCodec {
   Result<size_t, http::ParseError> read_request_body(std::string_view in, std::string& payload) override {
     return body_.feed(in, payload);
   }
+  const http::Headers& request_trailers() const override { return body_.trailers(); }
 
   std::string_view continue_response() const override { return "HTTP/1.1 100 Continue\r\n\r\n"; }
   std::string begin_response(http::Response& resp, const http::Request& req, bool& keep_alive) override;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "http/body.h"
 #include "http2/grpc.h"
 #include "http2/server.h"
 #include "proxy/connection_manager.h"
@@ -88,7 +89,11 @@ void H2StreamCodec::end_body(std::string& out, const http::Headers& trailers) {
   response_ended_ = true;
   if (!out.empty()) (void)server().append_body(st_->id, out);
   out.clear();
-  (void)server().end_body(st_->id, trailers);
+  http::Headers relayed;
+  for (const auto& t : trailers) {
+    if (http::relayable_trailer(t.name)) relayed.add(t.name, t.value);
+  }
+  (void)server().end_body(st_->id, relayed);
   conn_->kick();
 }
 

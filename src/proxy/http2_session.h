@@ -49,6 +49,7 @@ class H2StreamCodec final : public ServerCodec {
   void begin_request_body(const http::Request& req) override;
   bool request_body_done() const override;
   Result<size_t, http::ParseError> read_request_body(std::string_view in, std::string& payload) override;
+  const http::Headers& request_trailers() const override { return st_->trailers; }
 
   // These submit to the session (HTTP/2 has no bytes of its own to hand back) and return "";
   // body payload passes through `out` as is, sent by H2StreamIo::write_all.

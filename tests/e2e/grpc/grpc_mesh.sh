@@ -32,11 +32,12 @@ spec:
     to: [{operation: {paths: ["/meshtest.Echo/Unary", "/meshtest.Echo/Chat"]}}]
 YAML
 
-run_proxy server S_IN='inbound[0]' S_ADMIN=admin <<YAML
+run_proxy server S_IN='inbound[0]' S_PLAIN='inbound[1]' S_ADMIN=admin <<YAML
 workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
 $(tls_yaml details)
 inbound:
   - {port: 0, address: 127.0.0.1, appPort: $GRPC_APP, protocol: grpc, mtlsMode: STRICT}
+  - {port: 0, address: 127.0.0.1, appPort: $GRPC_APP, protocol: grpc, mtlsMode: PERMISSIVE}
 admin: {port: 0}
 accessLog: $WORK/server-access.log
 policyDir: $WORK/policies
@@ -85,6 +86,16 @@ expect_contains "$metrics" 'grpc_response_status="16"' "istio_requests_total: gr
 expect_contains "$(grep '/meshtest.Echo/Forbidden' "$WORK/server-access.log")" '"grpc_status":"7"' "access log: the gRPC status of a denied call"
 expect_contains "$(grep '/meshtest.Echo/Forbidden' "$WORK/server-access.log")" 'ALLOW policies apply to the workload but none matched' "access log: why it was denied"
 expect_contains "$(grep '/meshtest.Echo/Unary' "$WORK/server-access.log" | grep '"grpc_status":"0"')" '"policy":"default/grpc-allow"' "access log: the policy that allowed a call"
+
+# An HTTP/1.1 client to the h2c gRPC app: the call goes up as HTTP/2, and the app's trailers come
+# back in the last chunk of the chunked HTTP/1.1 response. Body: one gRPC frame of Msg{text: "hi"}.
+printf 'POST /meshtest.Echo/Unary HTTP/1.1\r\nHost: a\r\nContent-Type: application/grpc\r\nTE: trailers\r\nAuthorization: Bearer %s\r\nContent-Length: 9\r\nConnection: close\r\n\r\n\x00\x00\x00\x00\x04\x0a\x02hi' \
+  "$TOKEN" >"$WORK/h1-grpc-request"
+h1=$(raw_exchange "$S_PLAIN" "$WORK/h1-grpc-request" | tr -d '\0')
+expect_contains "$h1" "HTTP/1.1 200" "HTTP/1.1 client → h2c gRPC app: 200"
+expect_contains "$h1" "echo:hi" "HTTP/1.1 client → h2c gRPC app: the app's message"
+expect_contains "$h1" $'\r\n0\r\ngrpc-status: 0\r\n' "the app's HTTP/2 trailers relayed in the last chunk"
+expect_contains "$h1" $'x-echo-trailer: unary-done\r\n' "every relayable trailer field"
 
 # A long-lived stream, then a reload that denies its method: the stream is judged again and reset;
 # new streams are refused at once.
