@@ -25,9 +25,9 @@ struct Forwarder::BodyPump {
 };
 
 net::awaitable<void> Forwarder::pump_body_h2(net::Stream& down, ServerCodec& codec, std::string& in,
-                                             BufferPool::Lease& chunk, net::Watchdog& watchdog, H2Upstream& h2,
-                                             std::shared_ptr<H2Stream> up, const http::Request& req,
-                                             Exchange& ex, BodyPump& pump) {
+                                             BufferPool::Lease& chunk, net::Watchdog& watchdog,
+                                             H2Upstream& h2, std::shared_ptr<H2Stream> up,
+                                             const http::Request& req, Exchange& ex, BodyPump& pump) {
   codec.begin_request_body(req);
   std::string payload;
   std::error_code ec;
@@ -89,7 +89,9 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
       if (auto ms = http2::parse_grpc_timeout_ms(*t)) call_deadline = start + std::chrono::milliseconds(*ms);
     }
   }
-  auto bounded = [&](uint32_t ms) { return std::min(Clock::now() + std::chrono::milliseconds(ms), call_deadline); };
+  auto bounded = [&](uint32_t ms) {
+    return std::min(Clock::now() + std::chrono::milliseconds(ms), call_deadline);
+  };
 
   const bool has_body = req.framing != http::BodyFraming::None;
   auto submitted = h2->submit(forwarded, !has_body);
@@ -104,11 +106,12 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
   H2StreamIo up_io(*h2, *up);
   std::optional<LiveUpgrade> live;
   if (side.entry && side.inbound && as_received && down.is_h2_stream()) {
-    live.emplace(LiveUpgrade{{side.inbound_index, side.source, side.peer, &up_io, false, as_received->generation},
-                             side.listen_port,
-                             std::move(as_received->request),
-                             as_received->judged_at,
-                             &down});
+    live.emplace(
+        LiveUpgrade{{side.inbound_index, side.source, side.peer, &up_io, false, as_received->generation},
+                    side.listen_port,
+                    std::move(as_received->request),
+                    as_received->judged_at,
+                    &down});
     side.entry->streams.push_back(&*live);
   }
   struct Unregister {

@@ -39,8 +39,8 @@ bool H2Connection::receive(std::string_view bytes) {
 
 void H2Connection::dispatch() {
   while (auto ev = session_->next_event()) {
-    const bool request =
-        ev->kind == http2::Event::Kind::Refused || (ev->kind == http2::Event::Kind::Head && !ev->request.method.empty());
+    const bool request = ev->kind == http2::Event::Kind::Refused ||
+                         (ev->kind == http2::Event::Kind::Head && !ev->request.method.empty());
     if (!request) {
       deliver(*ev);
     } else if (on_request) {
@@ -91,7 +91,8 @@ void H2Connection::kick() {
   // Posted, never run inline: the caller is often inside the session (an event being handled),
   // and whatever else becomes ready before the writer runs goes out in the same write.
   auto ex = stream_.socket().get_executor();
-  asio::post(ex, [self = shared_from_this(), ex] { asio::co_spawn(ex, self->write_loop(self), asio::detached); });
+  asio::post(ex,
+             [self = shared_from_this(), ex] { asio::co_spawn(ex, self->write_loop(self), asio::detached); });
 }
 
 net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self) {
@@ -159,7 +160,8 @@ void H2Connection::consume(H2Stream& st, size_t n) {
 
 net::awaitable<std::error_code> send_data(H2Connection& conn, H2Stream& st, std::string_view payload) {
   if (st.closed || conn.dead()) co_return asio::error::connection_reset;
-  if (!payload.empty() && !conn.session().append_body(st.id, payload)) co_return asio::error::connection_reset;
+  if (!payload.empty() && !conn.session().append_body(st.id, payload))
+    co_return asio::error::connection_reset;
   conn.kick();
   while (conn.session().pending(st.id) >= H2Connection::kStreamHighWater) {
     if (st.closed || conn.dead()) co_return asio::error::connection_reset;
@@ -183,8 +185,8 @@ net::awaitable<void> drain_stream(H2Connection& conn, H2Stream& st) {
   }
 }
 
-net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& taken, asio::mutable_buffer buf,
-                                 std::error_code& ec) {
+net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& taken,
+                                 asio::mutable_buffer buf, std::error_code& ec) {
   ec.clear();
   if (taken.empty()) {
     int got = co_await take_data(conn, st, taken, H2Connection::Clock::time_point::max());
@@ -204,7 +206,8 @@ net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& 
   co_return n;
 }
 
-net::awaitable<void> write_body(H2Connection& conn, H2Stream& st, std::string_view payload, std::error_code& ec) {
+net::awaitable<void> write_body(H2Connection& conn, H2Stream& st, std::string_view payload,
+                                std::error_code& ec) {
   ec = co_await send_data(conn, st, payload);
 }
 

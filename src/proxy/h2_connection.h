@@ -44,15 +44,15 @@ class Wake {
 struct H2Stream {
   explicit H2Stream(const asio::any_io_executor& ex) : data_wake(ex), room_wake(ex) {}
   int32_t id = 0;
-  http::Request request;                  // server side: the request
+  http::Request request;                   // server side: the request
   std::optional<http::Response> response;  // client side: the response head, once it came
-  std::deque<std::string> data;           // body bytes not yet taken
-  bool ended = false;                     // the peer ended its side
-  http::Headers trailers;                 // with it
-  bool closed = false;                    // reset, or the connection is gone
-  uint32_t error = 0;                     // the reset's code
-  Wake data_wake;  // a head, body bytes, the end or the close arrived
-  Wake room_wake;  // pending output shrank, or the close
+  std::deque<std::string> data;            // body bytes not yet taken
+  bool ended = false;                      // the peer ended its side
+  http::Headers trailers;                  // with it
+  bool closed = false;                     // reset, or the connection is gone
+  uint32_t error = 0;                      // the reset's code
+  Wake data_wake;                          // a head, body bytes, the end or the close arrived
+  Wake room_wake;                          // pending output shrank, or the close
 };
 
 class H2Connection : public std::enable_shared_from_this<H2Connection> {
@@ -60,7 +60,8 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   using Clock = std::chrono::steady_clock;
   static constexpr size_t kStreamHighWater = 64 * 1024;
 
-  H2Connection(net::Stream& stream, std::unique_ptr<http2::Session> session, std::chrono::milliseconds stall_timeout);
+  H2Connection(net::Stream& stream, std::unique_ptr<http2::Session> session,
+               std::chrono::milliseconds stall_timeout);
   virtual ~H2Connection() = default;
   H2Connection(const H2Connection&) = delete;
   H2Connection& operator=(const H2Connection&) = delete;
@@ -124,9 +125,10 @@ net::awaitable<std::error_code> send_data(H2Connection& conn, H2Stream& st, std:
 // A stream's body as net::Stream reads and writes it (proxy/http2_session.h H2StreamIo): up to
 // `buf` bytes (what does not fit waits in `taken`), the window reopened as they are handed on;
 // eof at the stream's end. And body bytes sent with send_data, its error in `ec`.
-net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& taken, asio::mutable_buffer buf,
-                                 std::error_code& ec);
-net::awaitable<void> write_body(H2Connection& conn, H2Stream& st, std::string_view payload, std::error_code& ec);
+net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& taken,
+                                 asio::mutable_buffer buf, std::error_code& ec);
+net::awaitable<void> write_body(H2Connection& conn, H2Stream& st, std::string_view payload,
+                                std::error_code& ec);
 // After the last body bytes of `st` were handed to the session: waits until they are out, the
 // stall timer still running (a peer that keeps its window shut gets the stream reset).
 net::awaitable<void> drain_stream(H2Connection& conn, H2Stream& st);

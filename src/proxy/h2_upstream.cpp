@@ -52,7 +52,8 @@ void H2Upstream::end(H2Stream& st, const http::Headers& trailers) {
   kick();
 }
 
-net::awaitable<void> H2Upstream::read_loop(std::shared_ptr<H2Upstream> self, std::chrono::milliseconds idle_timeout) {
+net::awaitable<void> H2Upstream::read_loop(std::shared_ptr<H2Upstream> self,
+                                           std::chrono::milliseconds idle_timeout) {
   (void)self;  // holds the connection while the reader runs
   net::Watchdog watchdog(stream_.socket().get_executor(), [this] { stream_.close(); });
   std::string buf;

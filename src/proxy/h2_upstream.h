@@ -20,7 +20,8 @@ struct UpstreamConn;
 class H2Upstream final : public H2Connection {
  public:
   // Takes over `conn` (connected; TLS handshake done) and starts the reader on its executor.
-  static Result<std::shared_ptr<H2Upstream>> start(std::unique_ptr<UpstreamConn> conn, const http2::Limits& limits,
+  static Result<std::shared_ptr<H2Upstream>> start(std::unique_ptr<UpstreamConn> conn,
+                                                   const http2::Limits& limits,
                                                    std::chrono::milliseconds stall_timeout,
                                                    std::chrono::milliseconds idle_timeout);
   ~H2Upstream() override;

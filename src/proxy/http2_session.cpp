@@ -117,7 +117,8 @@ std::string H2StreamCodec::local_response(int status, std::string_view body, boo
   }
   http::Response resp;
   resp.status = status;
-  const bool typed = std::any_of(extra.begin(), extra.end(), [](const auto& h) { return h.name == "content-type"; });
+  const bool typed =
+      std::any_of(extra.begin(), extra.end(), [](const auto& h) { return h.name == "content-type"; });
   if (!typed) resp.headers.add("content-type", "text/plain");
   for (const auto& h : extra) resp.headers.add(h.name, h.value);
   resp.headers.add("content-length", std::to_string(body.size()));
@@ -196,7 +197,9 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
   auto conn = std::make_shared<H2Connection>(down, std::move(*created),
                                              std::chrono::milliseconds(config_.limits.header_timeout_ms));
   auto& server = static_cast<http2::ServerSession&>(conn->session());
-  report_.registry().counter("meshguard_http2_connections_total", {{"direction", side.inbound ? "inbound" : "outbound"}}).inc();
+  report_.registry()
+      .counter("meshguard_http2_connections_total", {{"direction", side.inbound ? "inbound" : "outbound"}})
+      .inc();
   StreamCount count(executor);
   const auto idle_timeout = std::chrono::milliseconds(config_.limits.idle_timeout_ms);
   bool ending = false;
@@ -223,7 +226,8 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
     ++count.active;
     // Posted: the event being handled is inside the session's dispatch.
     asio::post(executor, [&, st, conn = conn.get()] {
-      asio::co_spawn(executor, run_stream(conn->shared_from_this(), st, http_, worker, side, count), asio::detached);
+      asio::co_spawn(executor, run_stream(conn->shared_from_this(), st, http_, worker, side, count),
+                     asio::detached);
     });
   };
   {

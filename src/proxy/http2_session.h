@@ -95,7 +95,8 @@ class H2StreamIo final : public net::Stream {
 
 class Http2Session {
  public:
-  Http2Session(const ProxyConfig& config, HttpSession& http, Report& report, const std::atomic<bool>& draining);
+  Http2Session(const ProxyConfig& config, HttpSession& http, Report& report,
+               const std::atomic<bool>& draining);
 
   // Streams on `down` until it closes, fails, or the proxy drains (GOAWAY, then the streams
   // begun run to their end). `first`: the bytes read so far (the connection preface's start).

@@ -1,6 +1,6 @@
 // mg-grpc-test-client --target HOST:PORT --method unary|chat|forbidden [--token JWT] [--text T]
-// [--count N] [--interval-ms MS] [--deadline-ms MS]: one call over plaintext HTTP/2 (h2c) to the meshtest.Echo
-// service; prints the replies ("reply=..."), the trailer x-echo-trailer when present, and
+// [--count N] [--interval-ms MS] [--deadline-ms MS]: one call over plaintext HTTP/2 (h2c) to the
+// meshtest.Echo service; prints the replies ("reply=..."), the trailer x-echo-trailer when present, and
 // "status=<code> <name> message=<text>". Exit 0 whenever the call ran (the test reads the status).
 #include <grpcpp/grpcpp.h>
 
@@ -16,14 +16,22 @@ namespace {
 
 const char* code_name(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    default: return "OTHER";
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    default:
+      return "OTHER";
   }
 }
 
@@ -34,13 +42,20 @@ int main(int argc, char** argv) {
   int count = 3, deadline_ms = 10'000, interval_ms = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--target") target = value;
-    else if (flag == "--method") method = value;
-    else if (flag == "--token") token = value;
-    else if (flag == "--text") text = value;
-    else if (flag == "--count") count = std::stoi(value);
-    else if (flag == "--deadline-ms") deadline_ms = std::stoi(value);
-    else if (flag == "--interval-ms") interval_ms = std::stoi(value);
+    if (flag == "--target")
+      target = value;
+    else if (flag == "--method")
+      method = value;
+    else if (flag == "--token")
+      token = value;
+    else if (flag == "--text")
+      text = value;
+    else if (flag == "--count")
+      count = std::stoi(value);
+    else if (flag == "--deadline-ms")
+      deadline_ms = std::stoi(value);
+    else if (flag == "--interval-ms")
+      interval_ms = std::stoi(value);
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -83,7 +98,7 @@ int main(int argc, char** argv) {
   for (const auto& [key, value] : ctx.GetServerTrailingMetadata()) {
     if (key == "x-echo-trailer") std::printf("trailer=%s\n", std::string(value.data(), value.size()).c_str());
   }
-  std::printf("status=%d %s message=%s\n", static_cast<int>(status.error_code()), code_name(status.error_code()),
-              status.error_message().c_str());
+  std::printf("status=%d %s message=%s\n", static_cast<int>(status.error_code()),
+              code_name(status.error_code()), status.error_message().c_str());
   return 0;
 }

@@ -18,7 +18,8 @@ class EchoService final : public meshtest::Echo::Service {
     ctx->AddTrailingMetadata("x-echo-trailer", "unary-done");
     return grpc::Status::OK;
   }
-  grpc::Status Chat(grpc::ServerContext*, grpc::ServerReaderWriter<meshtest::Msg, meshtest::Msg>* stream) override {
+  grpc::Status Chat(grpc::ServerContext*,
+                    grpc::ServerReaderWriter<meshtest::Msg, meshtest::Msg>* stream) override {
     meshtest::Msg in;
     while (stream->Read(&in)) {
       meshtest::Msg out;
