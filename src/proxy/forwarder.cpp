@@ -167,15 +167,7 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
   for (const auto& h : ex.add_response_headers) resp->headers.add(h.name, h.value);
   std::string out = codec.begin_response(*resp, req, client_keep);
   ex.status = resp->status;
-  auto flush = [&]() -> net::awaitable<bool> {
-    if (out.empty()) co_return true;
-    std::error_code write_ec;
-    co_await down.write_all(asio::buffer(out), write_ec);
-    ex.bytes_sent += out.size();
-    out.clear();
-    if (write_ec) ex.flags = ResponseFlag::DownstreamReset;
-    co_return !write_ec;
-  };
+  auto flush = [&] { return flush_response(down, out, ex); };
 
   http::BodyDecoder decoder(framing, content_length);
   std::string payload;
@@ -363,6 +355,16 @@ net::awaitable<Result<http::Response, http::ParseError>> Forwarder::read_respons
     }
     co_return std::move(*resp);
   }
+}
+
+net::awaitable<bool> flush_response(net::Stream& down, std::string& out, Exchange& ex) {
+  if (out.empty()) co_return true;
+  std::error_code ec;
+  co_await down.write_all(asio::buffer(out), ec);
+  ex.bytes_sent += out.size();
+  out.clear();
+  if (ec) ex.flags = ResponseFlag::DownstreamReset;
+  co_return !ec;
 }
 
 net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Exchange& ex, int status,

@@ -41,6 +41,10 @@ inline const std::string kResetBeforeHeaders =
     "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
 inline const std::string kMalformedResponse = "upstream sent a malformed response";
 
+// Writes what the response relay gathered in `out` (then empty), counted in `ex`; false (flag
+// DownstreamReset) when the client is gone.
+net::awaitable<bool> flush_response(net::Stream& down, std::string& out, Exchange& ex);
+
 // A response made by the proxy itself (text/plain `body`, in `codec`'s framing), recorded in `ex`;
 // without keep-alive the sending side is shut down after it.
 net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Exchange& ex, int status,

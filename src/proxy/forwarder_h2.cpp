@@ -171,15 +171,7 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
   bool client_keep = req.keep_alive && !draining_;
   std::string out = codec.begin_response(resp, req, client_keep);
   ex.status = resp.status;
-  auto flush = [&]() -> net::awaitable<bool> {
-    if (out.empty()) co_return true;
-    std::error_code write_ec;
-    co_await down.write_all(asio::buffer(out), write_ec);
-    ex.bytes_sent += out.size();
-    out.clear();
-    if (write_ec) ex.flags = ResponseFlag::DownstreamReset;
-    co_return !write_ec;
-  };
+  auto flush = [&] { return flush_response(down, out, ex); };
 
   // The body, each wait bounded by the per-stream idle timeout (a quiet long-lived stream is
   // fine until then) and the caller's deadline.
