@@ -99,7 +99,11 @@ void ConnectionManager::rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& l
 
 void ConnectionManager::close_idle(ConnectionList& list) {
   for (ConnEntry* c : list.entries) {
-    if (c->idle && c->stream) c->stream->close();
+    if (c->idle && c->stream) {
+      c->stream->close();
+    } else if (c->drain) {
+      c->drain();
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 #include <asio.hpp>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -69,6 +70,7 @@ struct ConnEntry {
   std::optional<size_t> plaintext_http_port;  // config.inbound index of a plaintext HTTP connection
   bool upgraded = false;                      // spliced after a 101 (WebSocket), either direction
   std::list<LiveUpgrade*> streams;            // inbound HTTP/2 streams being relayed
+  std::function<void()> drain;                // an HTTP/2 connection's GOAWAY (its streams finish)
 };
 
 // One worker's connections; only that worker's thread touches it.
@@ -116,7 +118,8 @@ class ConnectionManager {
   // in between posted its pass too early to see it. Judged now when the chains changed since.
   void rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& live);
 
-  // Drain: closes the connections waiting between requests (on the list's worker thread).
+  // Drain: closes the connections waiting between requests, and tells HTTP/2 ones to go away
+  // (GOAWAY: no new stream; those begun finish). On the list's worker thread.
   static void close_idle(ConnectionList& list);
 
  private:

@@ -214,6 +214,14 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
     }
   });
   dog = &watchdog;
+  entry.drain = [&] {
+    server.shutdown();  // GOAWAY now, even while no frame arrives; the loop ends when streams do
+    conn->kick();
+  };
+  struct Unhook {
+    ConnEntry& entry;
+    ~Unhook() { entry.drain = nullptr; }
+  } unhook{entry};
   std::string in = std::move(first);
   bool goaway = false;
   conn->on_request = [&](http2::Event& ev) {
