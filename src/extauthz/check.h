@@ -1,0 +1,84 @@
+// extauthz/check.h — the pure half of a CUSTOM AuthorizationPolicy's call to its extension
+// provider (Mesh.spec.extensionProviders, Istio's meshConfig): what the provider's answer means
+// for the request, in one vocabulary for both protocols (CheckResult), the HTTP protocol of
+// Envoy's ext_authz filter as Istio configures it for envoyExtAuthzHttp (the check request
+// built from the client's request; the provider's response interpreted), Istio's header-name
+// patterns, and the failOpen / statusOnError rule. The gRPC protocol's mapping is in
+// grpc_mapping.h (it needs the generated messages); the I/O is the proxy's (proxy/ext_authz.h).
+// No I/O.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/message.h"
+#include "policy/resources.h"
+
+namespace mg::extauthz {
+
+// The provider's answer, or why there is none.
+struct CheckResult {
+  enum class Kind { Allow, Deny, Error };
+  Kind kind = Kind::Error;
+  // Deny: the response the client gets (the provider's status, body and headers).
+  int status = 403;
+  std::string body;
+  // Deny: headers on the local reply. Allow (gRPC response_headers_to_add): added to the
+  // app's response to the client.
+  std::vector<http::Header> downstream_headers;
+  // Allow: the forwarded request's mutations, applied in this order: remove, set (replacing
+  // every value of the name), append (add a value), add only when absent.
+  std::vector<std::string> upstream_remove;
+  std::vector<http::Header> upstream_set;
+  std::vector<http::Header> upstream_append;
+  std::vector<http::Header> upstream_add_if_absent;
+  std::vector<http::Header> upstream_set_if_present;  // OVERWRITE_IF_EXISTS (gRPC)
+  // Error: what went wrong (timeout, connection refused, a malformed answer, gRPC status).
+  std::string error;
+  bool timed_out = false;
+
+  static CheckResult failure(std::string why, bool timeout = false) {
+    CheckResult r;
+    r.kind = Kind::Error;
+    r.error = std::move(why);
+    r.timed_out = timeout;
+    return r;
+  }
+};
+
+// Istio's header-name patterns (includeRequestHeadersInCheck, headersToUpstreamOnAllow,
+// headersToDownstreamOnDeny): "abc" exact, "abc*" prefix, "*abc" suffix; names compared
+// without regard to case.
+bool header_pattern_matches(std::string_view pattern, std::string_view name);
+bool any_pattern_matches(const std::vector<std::string>& patterns, std::string_view name);
+
+// The HTTP check request Envoy's ext_authz filter sends for `original`: the original method;
+// target pathPrefix + the original path and query; Host (the original's), Authorization (when
+// present), the headers includeRequestHeadersInCheck names, then includeAdditionalHeadersInCheck
+// (set, replacing a copied one); Content-Length: 0 and no body (the request body is not
+// buffered). The connection to the provider is kept alive (HTTP/1.1).
+http::Request build_http_check(const policy::ExtensionProvider& provider, const http::Request& original);
+
+// The provider's HTTP response (head and whole body) read as Envoy reads it: 200 allows, and the
+// response headers headersToUpstreamOnAllow names are set on the forwarded request (none named:
+// the request is forwarded unchanged); a 5xx is an error (failOpen / statusOnError decide, as
+// Envoy's failure_mode_allow documents); any other status denies with that status, the body,
+// and the headers headersToDownstreamOnDeny names (plus Path, Status, Content-Length,
+// WWW-Authenticate and Location; none named: every header but Host), never framing or
+// hop-by-hop fields, which the proxy's local reply writes itself.
+CheckResult interpret_http_check(const policy::ExtensionProvider& provider, const http::Response& response,
+                                 std::string body);
+
+// Istio: a call that failed (timeout, provider unreachable, error answer) allows the request
+// when failOpen, else denies it with statusOnError (403 by default) and an empty body.
+struct ErrorOutcome {
+  bool allow = false;
+  int status = 403;
+};
+ErrorOutcome on_error(const policy::ExtensionProvider& provider);
+
+// Applies an allowing result's mutations to the request forwarded upstream.
+void apply_upstream_mutations(const CheckResult& result, http::Headers& headers);
+
+}  // namespace mg::extauthz
