@@ -62,6 +62,9 @@ inline constexpr const char* kGrpcLibrary = "libmeshguard-extauthz-grpc.so";
 inline constexpr const char* kGrpcFactory = "mg_extauthz_grpc_create";
 using GrpcFactory = GrpcCheckers* (*)();
 
+// The module's own factory (mg_extauthz_grpc; tests link it directly).
+std::unique_ptr<GrpcCheckers> make_grpc_checkers();
+
 // Loads the library ($MESHGUARD_EXTAUTHZ_GRPC_LIBRARY, else beside the executable) and makes
 // the factory; never unloaded.
 Result<std::unique_ptr<GrpcCheckers>> load_grpc_checkers();

@@ -115,12 +115,21 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
     std::optional<int64_t> judged_at;
     if (as_received) judged_at = as_received->judged_at;  // the time a re-judge checks its JWT as of
     if (!enforcement_.judge_request(req, side, judged_at, worker.series, judged)) co_return false;
+    if (judged.pending) {
+      // A CUSTOM policy's provider decides next: awaited, the worker serves others meanwhile.
+      auto tls = credentials_.current();
+      co_await enforcement_.ask_provider(req, side, tls && tls->creds ? tls->creds->own_id.str() : std::string(),
+                                         worker, judged);
+    }
     if (as_received) as_received->generation = judged.generation;
     decision = &judged.decision;
   }
   const Verdict& verdict = judged.verdict;
   if (!verdict.allow) {
-    ex.details = verdict.status == 403   ? ResponseDetail::RbacAccessDenied
+    const auto& call = judged.decision.ext_authz;
+    ex.details = call && call->outcome == "denied" ? ResponseDetail::ExtAuthzDenied
+                 : call && call->outcome != "allowed" ? ResponseDetail::ExtAuthzError
+                 : verdict.status == 403   ? ResponseDetail::RbacAccessDenied
                  : verdict.status == 401 ? ResponseDetail::JwtAuthnAccessDenied
                                          : ResponseDetail::LocalDeny;
     // The request body (if any) was not read: close rather than guess where the next request starts.
