@@ -100,6 +100,22 @@ net::awaitable<Result<std::pair<http::Response, std::string>>> exchange(net::Str
   co_return std::make_pair(std::move(*response), std::move(body));
 }
 
+// One gRPC check as an awaitable. Not a coroutine itself: the completion handler is made here,
+// outside any co_await expression (gcc 12 destroys lambda temporaries inside those twice). The
+// completion runs on a gRPC thread and only posts the result to the awaiting executor.
+net::awaitable<CheckResult> grpc_call(std::shared_ptr<extauthz::GrpcChecker> checker,
+                                      extauthz::CheckAttributes attributes, int64_t timeout_ms) {
+  auto initiation = [checker = std::move(checker), attributes = std::move(attributes), timeout_ms](auto handler) {
+    auto executor = asio::get_associated_executor(handler);
+    auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+    checker->check(attributes, timeout_ms, [shared, executor](CheckResult result) {
+      asio::post(executor, [shared, result = std::move(result)]() mutable { (*shared)(std::move(result)); });
+    });
+  };
+  return asio::async_initiate<decltype(asio::use_awaitable), void(CheckResult)>(std::move(initiation),
+                                                                                 asio::use_awaitable);
+}
+
 }  // namespace
 
 std::unique_ptr<ExtAuthzPool::Conn> ExtAuthzPool::take(const std::string& key) {
@@ -221,18 +237,8 @@ net::awaitable<CheckResult> ExtAuthz::check_grpc(const policy::ExtensionProvider
   auto checkers = grpc_checkers();
   if (!checkers) co_return CheckResult::failure(checkers.error().message);
   std::shared_ptr<extauthz::GrpcChecker> checker = (*checkers)->channel(p.service, p.port);
-  const extauthz::CheckAttributes attributes = check_attributes(query);
-  const int64_t timeout_ms = p.timeout_ms;
-  // The completion runs on a gRPC thread: it only posts the result to this coroutine's executor.
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(CheckResult)>(
-      [checker, &attributes, timeout_ms](auto handler) {
-        auto executor = asio::get_associated_executor(handler);
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        checker->check(attributes, timeout_ms, [shared, executor](CheckResult result) {
-          asio::post(executor, [shared, result = std::move(result)]() mutable { (*shared)(std::move(result)); });
-        });
-      },
-      asio::use_awaitable);
+  auto call = grpc_call(std::move(checker), check_attributes(query), p.timeout_ms);
+  co_return co_await std::move(call);
 }
 
 void ExtAuthz::shutdown() {

@@ -117,9 +117,10 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
     if (!enforcement_.judge_request(req, side, judged_at, worker.series, judged)) co_return false;
     if (judged.pending) {
       // A CUSTOM policy's provider decides next: awaited, the worker serves others meanwhile.
-      auto tls = credentials_.current();
-      co_await enforcement_.ask_provider(req, side, tls && tls->creds ? tls->creds->own_id.str() : std::string(),
-                                         worker, judged);
+      // (Named, not a temporary in the co_await expression: gcc 12 mishandles those.)
+      std::string own;
+      if (auto tls = credentials_.current(); tls && tls->creds) own = tls->creds->own_id.str();
+      co_await enforcement_.ask_provider(req, side, own, worker, judged);
     }
     if (as_received) as_received->generation = judged.generation;
     decision = &judged.decision;

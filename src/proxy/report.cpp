@@ -130,6 +130,9 @@ Report::Report(const ProxyConfig& config) : config_(config) {
       "meshguard_certificate_state",
       "1 for the workload certificate's current state (Available, Unavailable, None = no tls).");
   registry_.describe("meshguard_config_reload_total", "policyDir reload attempts by result.");
+  registry_.describe("meshguard_ext_authz_requests_total",
+                     "CUSTOM policies' calls to extension providers by outcome (allowed, denied, error, timeout).");
+  registry_.describe("meshguard_ext_authz_duration_milliseconds", "Extension provider call latency.");
   registry_.describe("meshguard_connections_closed_total",
                      "Live connections closed by the proxy (e.g. no longer allowed after a policy reload).");
 }
