@@ -57,8 +57,8 @@ net::awaitable<void> Enforcement::ask_provider(http::Request& request, const Htt
   std::shared_ptr<PendingCustom> pending = std::move(out.pending);
   const policy::ExtensionProvider& provider = *pending->provider;
   const auto start = std::chrono::steady_clock::now();
-  const extauthz::CheckResult result =
-      co_await ext_authz_.check(provider, ExtAuthzQuery{request, side, own_principal}, worker.ext_authz);
+  const ExtAuthzQuery query{request, side, own_principal};  // named: not a temporary in co_await (gcc 12)
+  const extauthz::CheckResult result = co_await ext_authz_.check(provider, query, worker.ext_authz);
   Verdict::ExtAuthzCall call;
   call.provider = provider.name;
   call.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
