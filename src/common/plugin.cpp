@@ -9,8 +9,8 @@
 
 namespace mg::plugin {
 
-Result<void*> load_symbol(const char* env_var, const char* library, const char* symbol, const char* error_code,
-                          const char* what) {
+Result<void*> load_symbol(const char* env_var, const char* library, const char* symbol,
+                          const char* error_code, const char* what) {
   std::string path;
   if (const char* env = std::getenv(env_var); env && *env) {
     path = env;
@@ -24,7 +24,8 @@ Result<void*> load_symbol(const char* env_var, const char* library, const char* 
   void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
     const char* why = ::dlerror();
-    return fail(error_code, std::string("cannot load ") + what + " " + path + ": " + (why ? why : "unknown error"));
+    return fail(error_code,
+                std::string("cannot load ") + what + " " + path + ": " + (why ? why : "unknown error"));
   }
   void* address = ::dlsym(handle, symbol);
   if (!address) return fail(error_code, path + " has no " + symbol);

@@ -9,7 +9,7 @@
 namespace mg::plugin {
 
 // The address of `symbol` in the module; errors carry `error_code` and say which file and why.
-Result<void*> load_symbol(const char* env_var, const char* library, const char* symbol, const char* error_code,
-                          const char* what);
+Result<void*> load_symbol(const char* env_var, const char* library, const char* symbol,
+                          const char* error_code, const char* what);
 
 }  // namespace mg::plugin

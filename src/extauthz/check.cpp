@@ -13,20 +13,19 @@ bool isuffix(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && http::iequals(s.substr(s.size() - suffix.size()), suffix);
 }
 
-// Fields the proxy's own framing and connection handling write: never copied from the
-// provider's response onto a request or a reply.
-bool framing_field(std::string_view name) {
-  for (std::string_view f : {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
-                             "proxy-connection", "te", "trailer"}) {
+}  // namespace
+
+bool proxy_owned_header(std::string_view name) {
+  for (std::string_view f : {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+                             "upgrade", "proxy-connection", "te", "trailer"}) {
     if (http::iequals(name, f)) return true;
   }
   return false;
 }
 
-}  // namespace
-
 bool header_pattern_matches(std::string_view pattern, std::string_view name) {
-  if (pattern.size() > 1 && pattern.back() == '*') return iprefix(name, pattern.substr(0, pattern.size() - 1));
+  if (pattern.size() > 1 && pattern.back() == '*')
+    return iprefix(name, pattern.substr(0, pattern.size() - 1));
   if (pattern.size() > 1 && pattern.front() == '*') return isuffix(name, pattern.substr(1));
   if (pattern == "*") return true;
   return http::iequals(pattern, name);
@@ -50,8 +49,9 @@ http::Request build_http_check(const policy::ExtensionProvider& p, const http::R
   out.keep_alive = true;
   out.headers.add("Host", original.host);
   for (const auto& h : original.headers) {
-    if (http::iequals(h.name, "host") || framing_field(h.name)) continue;
-    if (http::iequals(h.name, "authorization") || any_pattern_matches(p.include_request_headers_in_check, h.name)) {
+    if (proxy_owned_header(h.name)) continue;
+    if (http::iequals(h.name, "authorization") ||
+        any_pattern_matches(p.include_request_headers_in_check, h.name)) {
       out.headers.add(h.name, h.value);
     }
   }
@@ -69,13 +69,14 @@ CheckResult interpret_http_check(const policy::ExtensionProvider& p, const http:
     r.kind = CheckResult::Kind::Allow;
     r.status = 200;
     for (const auto& h : response.headers) {
-      if (framing_field(h.name) || http::iequals(h.name, "host")) continue;
+      if (proxy_owned_header(h.name)) continue;
       if (any_pattern_matches(p.headers_to_upstream_on_allow, h.name)) r.upstream_set.push_back(h);
     }
     // Repeated fields of one name reach the app as repeated fields, as the provider sent them.
     std::vector<http::Header> set;
     for (auto& h : r.upstream_set) {
-      auto same = std::find_if(set.begin(), set.end(), [&](const http::Header& s) { return http::iequals(s.name, h.name); });
+      auto same = std::find_if(set.begin(), set.end(),
+                               [&](const http::Header& s) { return http::iequals(s.name, h.name); });
       if (same == set.end()) {
         set.push_back(std::move(h));
       } else {
@@ -93,10 +94,11 @@ CheckResult interpret_http_check(const policy::ExtensionProvider& p, const http:
   r.body = std::move(body);
   const bool all = p.headers_to_downstream_on_deny.empty();
   for (const auto& h : response.headers) {
-    if (framing_field(h.name) || http::iequals(h.name, "host")) continue;
+    if (proxy_owned_header(h.name)) continue;
     const bool always = http::iequals(h.name, "path") || http::iequals(h.name, "status") ||
                         http::iequals(h.name, "www-authenticate") || http::iequals(h.name, "location");
-    if (all || always || any_pattern_matches(p.headers_to_downstream_on_deny, h.name)) r.downstream_headers.push_back(h);
+    if (all || always || any_pattern_matches(p.headers_to_downstream_on_deny, h.name))
+      r.downstream_headers.push_back(h);
   }
   return r;
 }

@@ -47,6 +47,11 @@ struct CheckResult {
   }
 };
 
+// Host and the fields the proxy's own framing and connection handling write (Content-Length,
+// Transfer-Encoding, Connection and the other hop-by-hop ones): never copied between the client's
+// request, a provider's answer and the forwarded request or reply.
+bool proxy_owned_header(std::string_view name);
+
 // Istio's header-name patterns (includeRequestHeadersInCheck, headersToUpstreamOnAllow,
 // headersToDownstreamOnDeny): "abc" exact, "abc*" prefix, "*abc" suffix; names compared
 // without regard to case.

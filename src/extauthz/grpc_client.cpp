@@ -29,7 +29,8 @@ class Checker final : public GrpcChecker {
   }
   ~Checker() override { shutdown(); }
 
-  void check(const CheckAttributes& attributes, int64_t timeout_ms, std::function<void(CheckResult)> done) override {
+  void check(const CheckAttributes& attributes, int64_t timeout_ms,
+             std::function<void(CheckResult)> done) override {
     struct Call {
       grpc::ClientContext context;
       pb::CheckRequest request;
@@ -46,23 +47,24 @@ class Checker final : public GrpcChecker {
       }
       inflight_.insert(&call->context);
     }
-    stub_->async()->Check(&call->context, &call->request, &call->response,
-                          [this, call, done = std::move(done)](grpc::Status status) {
-                            CheckResult result;
-                            if (status.ok()) {
-                              result = from_check_response(call->response);
-                            } else {
-                              const bool deadline = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
-                              result = CheckResult::failure(
-                                  deadline ? "timeout" : "gRPC status " + std::to_string(status.error_code()) + ": " +
-                                                             status.error_message(),
-                                  deadline);
-                            }
-                            done(std::move(result));
-                            std::lock_guard lock(mu_);
-                            inflight_.erase(&call->context);
-                            if (inflight_.empty()) idle_.notify_all();
-                          });
+    stub_->async()->Check(
+        &call->context, &call->request, &call->response,
+        [this, call, done = std::move(done)](grpc::Status status) {
+          CheckResult result;
+          if (status.ok()) {
+            result = from_check_response(call->response);
+          } else {
+            const bool deadline = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+            result = CheckResult::failure(deadline ? "timeout"
+                                                   : "gRPC status " + std::to_string(status.error_code()) +
+                                                         ": " + status.error_message(),
+                                          deadline);
+          }
+          done(std::move(result));
+          std::lock_guard lock(mu_);
+          inflight_.erase(&call->context);
+          if (inflight_.empty()) idle_.notify_all();
+        });
   }
 
   void shutdown() override {

@@ -28,14 +28,14 @@ struct CheckAttributes {
   std::string destination_principal;
   int64_t time_seconds = 0;
   int32_t time_nanos = 0;
-  std::string id;        // x-request-id when present
+  std::string id;  // x-request-id when present
   std::string method;
-  std::string path;      // with the query, as Envoy's :path
+  std::string path;  // with the query, as Envoy's :path
   std::string host;
-  std::string scheme;    // "http" / "https"
-  std::string protocol;  // "HTTP/1.1"
-  std::string query;     // without '?'
-  int64_t size = -1;     // Content-Length, -1 when unknown
+  std::string scheme;                                        // "http" / "https"
+  std::string protocol;                                      // "HTTP/1.1"
+  std::string query;                                         // without '?'
+  int64_t size = -1;                                         // Content-Length, -1 when unknown
   std::vector<std::pair<std::string, std::string>> headers;  // names lower case, repeats joined with ','
   std::string sni;
 };
@@ -45,7 +45,8 @@ class GrpcChecker {
   virtual ~GrpcChecker() = default;
   // Starts one Check on the provider's channel; `done` runs exactly once, on a gRPC thread, with
   // the result (an Error for a deadline, an unreachable provider or a non-OK gRPC status).
-  virtual void check(const CheckAttributes& attributes, int64_t timeout_ms, std::function<void(CheckResult)> done) = 0;
+  virtual void check(const CheckAttributes& attributes, int64_t timeout_ms,
+                     std::function<void(CheckResult)> done) = 0;
   // Cancels every call in flight (their `done` still runs, with an Error) and waits for them.
   virtual void shutdown() = 0;
 };

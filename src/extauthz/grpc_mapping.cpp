@@ -16,25 +16,18 @@ void set_peer(pb::AttributeContext::Peer& peer, const std::string& address, uint
 }
 
 bool valid_name(std::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) { return http::is_token_char(c); });
+  return !name.empty() &&
+         std::all_of(name.begin(), name.end(), [](unsigned char c) { return http::is_token_char(c); });
 }
 
 bool valid_value(std::string_view value) {
   return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
 }
 
-// Fields the proxy's framing writes, and Host (the forwarded request's authority): a provider
-// does not set them (ignored, as they would break the message rather than inform the app).
-bool proxy_owned(std::string_view name) {
-  for (std::string_view f : {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
-                             "proxy-connection", "te", "trailer", "host"}) {
-    if (http::iequals(name, f)) return true;
-  }
-  return false;
-}
-
 // The header's value: `value`, or raw_value when a provider uses that instead.
-const std::string& value_of(const pb::HeaderValue& h) { return h.value().empty() ? h.raw_value() : h.value(); }
+const std::string& value_of(const pb::HeaderValue& h) {
+  return h.value().empty() ? h.raw_value() : h.value();
+}
 
 bool check_header(const pb::HeaderValueOption& o, std::string& error) {
   const auto& name = o.header().key();
@@ -78,11 +71,11 @@ CheckResult from_check_response(const pb::CheckResponse& response) {
     const auto& ok = response.ok_response();
     for (const auto& name : ok.headers_to_remove()) {
       if (!valid_name(name)) return CheckResult::failure("provider asked to remove an invalid header name");
-      if (!proxy_owned(name)) r.upstream_remove.push_back(name);
+      if (!proxy_owned_header(name)) r.upstream_remove.push_back(name);
     }
     for (const auto& o : ok.headers()) {
       if (!check_header(o, error)) return CheckResult::failure(error);
-      if (proxy_owned(o.header().key())) continue;
+      if (proxy_owned_header(o.header().key())) continue;
       http::Header h{o.header().key(), value_of(o.header())};
       // Envoy: `append` when given decides (true adds a value, false replaces); else append_action.
       if (o.has_append()) {
@@ -90,15 +83,24 @@ CheckResult from_check_response(const pb::CheckResponse& response) {
         continue;
       }
       switch (o.append_action()) {
-        case pb::HeaderValueOption::ADD_IF_ABSENT: r.upstream_add_if_absent.push_back(std::move(h)); break;
-        case pb::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD: r.upstream_set.push_back(std::move(h)); break;
-        case pb::HeaderValueOption::OVERWRITE_IF_EXISTS: r.upstream_set_if_present.push_back(std::move(h)); break;
-        default: r.upstream_append.push_back(std::move(h)); break;
+        case pb::HeaderValueOption::ADD_IF_ABSENT:
+          r.upstream_add_if_absent.push_back(std::move(h));
+          break;
+        case pb::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD:
+          r.upstream_set.push_back(std::move(h));
+          break;
+        case pb::HeaderValueOption::OVERWRITE_IF_EXISTS:
+          r.upstream_set_if_present.push_back(std::move(h));
+          break;
+        default:
+          r.upstream_append.push_back(std::move(h));
+          break;
       }
     }
     for (const auto& o : ok.response_headers_to_add()) {
       if (!check_header(o, error)) return CheckResult::failure(error);
-      if (!proxy_owned(o.header().key())) r.downstream_headers.push_back({o.header().key(), value_of(o.header())});
+      if (!proxy_owned_header(o.header().key()))
+        r.downstream_headers.push_back({o.header().key(), value_of(o.header())});
     }
     return r;
   }
@@ -111,7 +113,8 @@ CheckResult from_check_response(const pb::CheckResponse& response) {
     r.body = denied.body();
     for (const auto& o : denied.headers()) {
       if (!check_header(o, error)) return CheckResult::failure(error);
-      if (!proxy_owned(o.header().key())) r.downstream_headers.push_back({o.header().key(), value_of(o.header())});
+      if (!proxy_owned_header(o.header().key()))
+        r.downstream_headers.push_back({o.header().key(), value_of(o.header())});
     }
   }
   return r;

@@ -36,13 +36,15 @@ void split_address(std::string_view address, std::string& host, uint32_t& port) 
 
 // Connects to the provider: an address literal directly, a host name through the resolver.
 net::awaitable<std::unique_ptr<net::Stream>> connect_provider(const policy::ExtensionProvider& p,
-                                                              asio::ip::tcp::resolver& resolver, std::error_code& ec) {
+                                                              asio::ip::tcp::resolver& resolver,
+                                                              std::error_code& ec) {
   auto ex = co_await asio::this_coro::executor;
   net::tcp::socket socket(ex);
   std::error_code parse_ec;
   const auto literal = asio::ip::make_address(p.service, parse_ec);
   if (!parse_ec) {
-    co_await socket.async_connect(net::tcp::endpoint(literal, static_cast<uint16_t>(p.port)), net::nothrow(ec));
+    co_await socket.async_connect(net::tcp::endpoint(literal, static_cast<uint16_t>(p.port)),
+                                  net::nothrow(ec));
   } else {
     auto endpoints = co_await resolver.async_resolve(p.service, std::to_string(p.port), net::nothrow(ec));
     if (ec) co_return nullptr;
@@ -56,9 +58,10 @@ net::awaitable<std::unique_ptr<net::Stream>> connect_provider(const policy::Exte
 
 // One exchange on `conn`: the check request out, the whole response in. `reusable` says whether
 // the connection may serve the next check; `answered` whether any response byte came back.
-net::awaitable<Result<std::pair<http::Response, std::string>>> exchange(net::Stream& stream, const std::string& head,
-                                                                       std::string_view method, bool& reusable,
-                                                                       bool& answered) {
+net::awaitable<Result<std::pair<http::Response, std::string>>> exchange(net::Stream& stream,
+                                                                        const std::string& head,
+                                                                        std::string_view method,
+                                                                        bool& reusable, bool& answered) {
   reusable = false;
   answered = false;
   std::error_code ec;
@@ -68,14 +71,20 @@ net::awaitable<Result<std::pair<http::Response, std::string>>> exchange(net::Str
   char buf[8192];
   http::HeadScanner scanner;
   http::HeadScan scan;
-  while ((scan = scanner.scan(in, kProviderLimits.max_head_bytes)).state == http::HeadScan::State::Incomplete) {
+  while ((scan = scanner.scan(in, kProviderLimits.max_head_bytes)).state ==
+         http::HeadScan::State::Incomplete) {
     size_t n = co_await stream.read_some(asio::buffer(buf), ec);
-    if (ec || n == 0) co_return fail("extauthz.io", in.empty() ? "connection closed before a response" : "read: " + (ec ? ec.message() : std::string("connection closed")));
+    if (ec || n == 0)
+      co_return fail("extauthz.io", in.empty()
+                                        ? "connection closed before a response"
+                                        : "read: " + (ec ? ec.message() : std::string("connection closed")));
     answered = true;
     in.append(buf, n);
   }
-  if (scan.state != http::HeadScan::State::Complete) co_return fail("extauthz.response", "malformed response head");
-  auto response = http::parse_response_head(std::string_view(in).substr(0, scan.length), kProviderLimits, method);
+  if (scan.state != http::HeadScan::State::Complete)
+    co_return fail("extauthz.response", "malformed response head");
+  auto response =
+      http::parse_response_head(std::string_view(in).substr(0, scan.length), kProviderLimits, method);
   if (!response) co_return fail("extauthz.response", "malformed response: " + response.error().reason);
   in.erase(0, scan.length);
   std::string body;
@@ -105,7 +114,8 @@ net::awaitable<Result<std::pair<http::Response, std::string>>> exchange(net::Str
 // completion runs on a gRPC thread and only posts the result to the awaiting executor.
 net::awaitable<CheckResult> grpc_call(std::shared_ptr<extauthz::GrpcChecker> checker,
                                       extauthz::CheckAttributes attributes, int64_t timeout_ms) {
-  auto initiation = [checker = std::move(checker), attributes = std::move(attributes), timeout_ms](auto handler) {
+  auto initiation = [checker = std::move(checker), attributes = std::move(attributes),
+                     timeout_ms](auto handler) {
     auto executor = asio::get_associated_executor(handler);
     auto shared = std::make_shared<decltype(handler)>(std::move(handler));
     checker->check(attributes, timeout_ms, [shared, executor](CheckResult result) {
@@ -113,7 +123,7 @@ net::awaitable<CheckResult> grpc_call(std::shared_ptr<extauthz::GrpcChecker> che
     });
   };
   return asio::async_initiate<decltype(asio::use_awaitable), void(CheckResult)>(std::move(initiation),
-                                                                                 asio::use_awaitable);
+                                                                                asio::use_awaitable);
 }
 
 }  // namespace
@@ -145,7 +155,8 @@ extauthz::CheckAttributes check_attributes(const ExtAuthzQuery& q) {
   a.destination_principal = std::string(q.own_principal);
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   a.time_seconds = std::chrono::duration_cast<std::chrono::seconds>(now).count();
-  a.time_nanos = static_cast<int32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count() % 1000000000);
+  a.time_nanos =
+      static_cast<int32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count() % 1000000000);
   if (auto id = r.headers.get("x-request-id")) a.id = std::string(*id);
   a.method = r.method;
   a.path = r.query.empty() ? r.path : r.path + "?" + r.query;
@@ -162,7 +173,8 @@ extauthz::CheckAttributes check_attributes(const ExtAuthzQuery& q) {
   for (const auto& h : r.headers) {
     std::string name = http::to_lower(h.name);
     if (name == "host") continue;
-    auto same = std::find_if(a.headers.begin(), a.headers.end(), [&](const auto& e) { return e.first == name; });
+    auto same =
+        std::find_if(a.headers.begin(), a.headers.end(), [&](const auto& e) { return e.first == name; });
     if (same != a.headers.end()) {
       (same->second += ',') += h.value;
     } else {
@@ -178,8 +190,8 @@ net::awaitable<CheckResult> ExtAuthz::check(const policy::ExtensionProvider& p, 
   co_return co_await check_http(p, query, pool);
 }
 
-net::awaitable<CheckResult> ExtAuthz::check_http(const policy::ExtensionProvider& p, const ExtAuthzQuery& query,
-                                                 ExtAuthzPool& pool) {
+net::awaitable<CheckResult> ExtAuthz::check_http(const policy::ExtensionProvider& p,
+                                                 const ExtAuthzQuery& query, ExtAuthzPool& pool) {
   auto ex = co_await asio::this_coro::executor;
   const std::string key = p.service + ":" + std::to_string(p.port);
   const http::Request check = extauthz::build_http_check(p, query.request);
@@ -233,7 +245,8 @@ Result<extauthz::GrpcCheckers*> ExtAuthz::grpc_checkers() {
   return grpc_.get();
 }
 
-net::awaitable<CheckResult> ExtAuthz::check_grpc(const policy::ExtensionProvider& p, const ExtAuthzQuery& query) {
+net::awaitable<CheckResult> ExtAuthz::check_grpc(const policy::ExtensionProvider& p,
+                                                 const ExtAuthzQuery& query) {
   auto checkers = grpc_checkers();
   if (!checkers) co_return CheckResult::failure(checkers.error().message);
   std::shared_ptr<extauthz::GrpcChecker> checker = (*checkers)->channel(p.service, p.port);

@@ -59,17 +59,18 @@ class ExtAuthz {
 
   // Asks `provider` about the request; an Error result (never an exception) when it cannot
   // answer in time or answers nonsense. Runs on the calling worker's executor.
-  net::awaitable<extauthz::CheckResult> check(const policy::ExtensionProvider& provider, const ExtAuthzQuery& query,
-                                              ExtAuthzPool& pool);
+  net::awaitable<extauthz::CheckResult> check(const policy::ExtensionProvider& provider,
+                                              const ExtAuthzQuery& query, ExtAuthzPool& pool);
 
   // Cancels the gRPC calls in flight and waits for them (before the workers' loops go: their
   // completions are posted there).
   void shutdown();
 
  private:
-  net::awaitable<extauthz::CheckResult> check_http(const policy::ExtensionProvider& provider, const ExtAuthzQuery& query,
-                                                   ExtAuthzPool& pool);
-  net::awaitable<extauthz::CheckResult> check_grpc(const policy::ExtensionProvider& provider, const ExtAuthzQuery& query);
+  net::awaitable<extauthz::CheckResult> check_http(const policy::ExtensionProvider& provider,
+                                                   const ExtAuthzQuery& query, ExtAuthzPool& pool);
+  net::awaitable<extauthz::CheckResult> check_grpc(const policy::ExtensionProvider& provider,
+                                                   const ExtAuthzQuery& query);
   Result<extauthz::GrpcCheckers*> grpc_checkers();
 
   std::mutex mu_;

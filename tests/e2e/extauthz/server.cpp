@@ -58,10 +58,9 @@ bool send_all(int fd, const std::string& s) {
 
 std::string http_answer(const mg::http::Request& req) {
   if (req.path == "/__count") {
-    return mg::http::make_response(200, "text/plain",
-                                   "http " + std::to_string(http_checks.load()) + " grpc " +
-                                       std::to_string(grpc_checks.load()),
-                                   true);
+    return mg::http::make_response(
+        200, "text/plain",
+        "http " + std::to_string(http_checks.load()) + " grpc " + std::to_string(grpc_checks.load()), true);
   }
   ++http_checks;
   const std::string what(req.headers.get("x-ext-authz").value_or(""));
@@ -107,7 +106,8 @@ void serve_http_connection(int fd) {
 }
 
 class Authorization final : public pb::Authorization::Service {
-  grpc::Status Check(grpc::ServerContext*, const pb::CheckRequest* request, pb::CheckResponse* response) override {
+  grpc::Status Check(grpc::ServerContext*, const pb::CheckRequest* request,
+                     pb::CheckResponse* response) override {
     ++grpc_checks;
     append_log("grpc.log", request->DebugString());
     const auto& headers = request->attributes().request().http().headers();

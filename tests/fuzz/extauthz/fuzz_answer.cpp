@@ -37,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   p.headers_to_upstream_on_allow = {"x-*"};
   if (data[0] % 2 == 0) {
     envoy::service::auth::v3::CheckResponse response;
-    if (response.ParseFromArray(in.data(), static_cast<int>(in.size()))) check(mg::extauthz::from_check_response(response));
+    if (response.ParseFromArray(in.data(), static_cast<int>(in.size())))
+      check(mg::extauthz::from_check_response(response));
     return 0;
   }
   mg::http::HeadScanner scanner;

@@ -127,14 +127,15 @@ TEST(HttpCheck, OtherStatusDeniesWithTheProvidersAnswer) {
   for (const auto& h : interpret_http_check(all, resp, "").downstream_headers) names.push_back(h.name);
   EXPECT_EQ(names, (std::vector<std::string>{"X-Reason", "WWW-Authenticate", "Location", "X-Secret"}));
 
-  EXPECT_EQ(interpret_http_check(provider(), parse_response("HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n"), "")
-                .kind,
-            CheckResult::Kind::Deny);
+  EXPECT_EQ(
+      interpret_http_check(provider(), parse_response("HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n"), "")
+          .kind,
+      CheckResult::Kind::Deny);
 }
 
 TEST(HttpCheck, ServerErrorIsAnError) {
-  CheckResult r =
-      interpret_http_check(provider(), parse_response("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"), "");
+  CheckResult r = interpret_http_check(
+      provider(), parse_response("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"), "");
   EXPECT_EQ(r.kind, CheckResult::Kind::Error);
   EXPECT_NE(r.error.find("503"), std::string::npos);
 }

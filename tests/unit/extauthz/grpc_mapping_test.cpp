@@ -81,8 +81,10 @@ TEST(GrpcMapping, OkResponseHeaderMutations) {
   add(ok->mutable_headers(), "x-append", "2")->mutable_append()->set_value(true);
   add(ok->mutable_headers(), "x-default", "3");  // no append: APPEND_IF_EXISTS_OR_ADD
   add(ok->mutable_headers(), "x-if-absent", "4")->set_append_action(pb::HeaderValueOption::ADD_IF_ABSENT);
-  add(ok->mutable_headers(), "x-overwrite", "5")->set_append_action(pb::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
-  add(ok->mutable_headers(), "x-if-present", "6")->set_append_action(pb::HeaderValueOption::OVERWRITE_IF_EXISTS);
+  add(ok->mutable_headers(), "x-overwrite", "5")
+      ->set_append_action(pb::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
+  add(ok->mutable_headers(), "x-if-present", "6")
+      ->set_append_action(pb::HeaderValueOption::OVERWRITE_IF_EXISTS);
   add(ok->mutable_headers(), "content-length", "99");  // the proxy's framing: ignored
   ok->add_headers_to_remove("x-remove");
   add(ok->mutable_response_headers_to_add(), "x-to-client", "7");
@@ -121,7 +123,8 @@ TEST(GrpcMapping, DeniedResponse) {
 }
 
 TEST(GrpcMapping, HeadersHttpCannotCarryMakeAnError) {
-  for (const std::string& bad : {std::string("x-bad\r\nx-injected: 1"), std::string("bad name"), std::string()}) {
+  for (const std::string& bad :
+       {std::string("x-bad\r\nx-injected: 1"), std::string("bad name"), std::string()}) {
     pb::CheckResponse resp;
     auto* o = resp.mutable_ok_response()->add_headers();
     o->mutable_header()->set_key(bad);
