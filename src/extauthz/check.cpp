@@ -36,7 +36,8 @@ bool any_pattern_matches(const std::vector<std::string>& patterns, std::string_v
                      [&](const std::string& p) { return header_pattern_matches(p, name); });
 }
 
-http::Request build_http_check(const policy::ExtensionProvider& p, const http::Request& original) {
+http::Request build_http_check(const policy::ExtensionProvider& p, const http::Request& original,
+                               const CheckBody* body) {
   http::Request out;
   out.method = original.method;
   std::string target = original.path;
@@ -56,9 +57,12 @@ http::Request build_http_check(const policy::ExtensionProvider& p, const http::R
     }
   }
   for (const auto& [name, value] : p.include_additional_headers_in_check) out.headers.set(name, value);
-  out.headers.set("Content-Length", "0");
-  out.framing = http::BodyFraming::None;
-  out.content_length = 0;
+  const bool with_body = body && body->present;
+  if (with_body) out.headers.set("x-envoy-auth-partial-body", body->partial ? "true" : "false");
+  const size_t length = with_body ? body->data.size() : 0;
+  out.headers.set("Content-Length", std::to_string(length));
+  out.framing = length ? http::BodyFraming::ContentLength : http::BodyFraming::None;
+  out.content_length = length;
   return out;
 }
 

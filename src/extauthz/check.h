@@ -58,12 +58,21 @@ bool proxy_owned_header(std::string_view name);
 bool header_pattern_matches(std::string_view pattern, std::string_view name);
 bool any_pattern_matches(const std::vector<std::string>& patterns, std::string_view name);
 
+// The client's request body as far as includeRequestBodyInCheck buffered it.
+struct CheckBody {
+  bool present = false;  // includeRequestBodyInCheck applies and the request has a body
+  std::string data;      // at most maxRequestBytes
+  bool partial = false;  // the body goes on past `data` (allowPartialMessage)
+};
+
 // The HTTP check request Envoy's ext_authz filter sends for `original`: the original method;
 // target pathPrefix + the original path and query; Host (the original's), Authorization (when
 // present), the headers includeRequestHeadersInCheck names, then includeAdditionalHeadersInCheck
-// (set, replacing a copied one); Content-Length: 0 and no body (the request body is not
-// buffered). The connection to the provider is kept alive (HTTP/1.1).
-http::Request build_http_check(const policy::ExtensionProvider& provider, const http::Request& original);
+// (set, replacing a copied one); Content-Length: 0 and no body — or, with a buffered `body`, its
+// length (the caller sends body->data after the head) and x-envoy-auth-partial-body: true|false.
+// The connection to the provider is kept alive (HTTP/1.1).
+http::Request build_http_check(const policy::ExtensionProvider& provider, const http::Request& original,
+                               const CheckBody* body = nullptr);
 
 // The provider's HTTP response (head and whole body) read as Envoy reads it: 200 allows, and the
 // response headers headersToUpstreamOnAllow names are set on the forwarded request (none named:

@@ -38,6 +38,9 @@ struct CheckAttributes {
   int64_t size = -1;                                         // Content-Length, -1 when unknown
   std::vector<std::pair<std::string, std::string>> headers;  // names lower case, repeats joined with ','
   std::string sni;
+  // includeRequestBodyInCheck: the buffered body, in `raw_body` (packAsBytes) or `body`.
+  std::string body;
+  bool pack_as_bytes = false;
 };
 
 class GrpcChecker {

@@ -56,6 +56,13 @@ void to_check_request(const CheckAttributes& a, pb::CheckRequest& out) {
   h->set_protocol(a.protocol);
   h->set_query(a.query);
   h->set_size(a.size);
+  if (!a.body.empty()) {
+    if (a.pack_as_bytes) {
+      h->set_raw_body(a.body);
+    } else {
+      h->set_body(a.body);
+    }
+  }
   auto& headers = *h->mutable_headers();
   for (const auto& [name, value] : a.headers) headers[name] = value;
   if (!a.sni.empty()) ctx->mutable_tls_session()->set_sni(a.sni);

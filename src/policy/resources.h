@@ -110,7 +110,7 @@ struct Workload {
 
 // Mesh.spec.extensionProviders[] entry, with Istio's meshConfig field names: an external
 // authorizer that AuthorizationPolicies with action CUSTOM name in provider.name, called by the
-// proxy (src/extauthz, docs/EXT-AUTHZ.md; includeRequestBodyInCheck is not acted on yet). Every
+// proxy (src/extauthz, docs/EXT-AUTHZ.md). Every
 // value here has been validated (port 1..65535, statusOnError 100..599).
 struct ExtensionProvider {
   enum class Kind { EnvoyExtAuthzHttp, EnvoyExtAuthzGrpc };

@@ -53,11 +53,12 @@ bool Enforcement::judge_request(http::Request& request, const HttpSide& side,
 }
 
 net::awaitable<void> Enforcement::ask_provider(http::Request& request, const HttpSide& side,
-                                               std::string_view own_principal, Worker& worker, Judgement& out) {
+                                               std::string_view own_principal, const extauthz::CheckBody& body,
+                                               Worker& worker, Judgement& out) {
   std::shared_ptr<PendingCustom> pending = std::move(out.pending);
   const policy::ExtensionProvider& provider = *pending->provider;
   const auto start = std::chrono::steady_clock::now();
-  const ExtAuthzQuery query{request, side, own_principal};  // named: not a temporary in co_await (gcc 12)
+  const ExtAuthzQuery query{request, side, own_principal, &body};  // named: not a temporary in co_await (gcc 12)
   const extauthz::CheckResult result = co_await ext_authz_.check(provider, query, worker.ext_authz);
   Verdict::ExtAuthzCall call;
   call.provider = provider.name;

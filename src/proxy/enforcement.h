@@ -56,9 +56,10 @@ class Enforcement {
   // its pooled connections), applies its answer — deny with its status, body and headers;
   // allow with its header mutations, then DENY and ALLOW; an error per failOpen /
   // statusOnError — and counts and explains the decision in `out`. `own_principal`: this
-  // workload's SPIFFE ID (the check's destination principal).
+  // workload's SPIFFE ID (the check's destination principal); `body`: what includeRequestBodyInCheck
+  // buffered (not present: none).
   net::awaitable<void> ask_provider(http::Request& request, const HttpSide& side, std::string_view own_principal,
-                                    Worker& worker, Judgement& out);
+                                    const extauthz::CheckBody& body, Worker& worker, Judgement& out);
 
   // Before the workers' loops go (their gRPC completions are posted there).
   void shutdown() { ext_authz_.shutdown(); }

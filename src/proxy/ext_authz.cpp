@@ -6,6 +6,7 @@
 #include "http/body.h"
 #include "http/parser.h"
 #include "policy/resources.h"
+#include "proxy/net.h"
 
 namespace mg::proxy {
 namespace {
@@ -194,8 +195,9 @@ net::awaitable<CheckResult> ExtAuthz::check_http(const policy::ExtensionProvider
                                                  const ExtAuthzQuery& query, ExtAuthzPool& pool) {
   auto ex = co_await asio::this_coro::executor;
   const std::string key = p.service + ":" + std::to_string(p.port);
-  const http::Request check = extauthz::build_http_check(p, query.request);
-  const std::string head = http::serialize_request_head(check);
+  const http::Request check = extauthz::build_http_check(p, query.request, query.body);
+  std::string head = http::serialize_request_head(check);
+  if (query.body && query.body->present) head += query.body->data;  // one write: head and body
 
   asio::ip::tcp::resolver resolver(ex);
   std::unique_ptr<ExtAuthzPool::Conn> conn;
@@ -250,8 +252,61 @@ net::awaitable<CheckResult> ExtAuthz::check_grpc(const policy::ExtensionProvider
   auto checkers = grpc_checkers();
   if (!checkers) co_return CheckResult::failure(checkers.error().message);
   std::shared_ptr<extauthz::GrpcChecker> checker = (*checkers)->channel(p.service, p.port);
-  auto call = grpc_call(std::move(checker), check_attributes(query), p.timeout_ms);
+  extauthz::CheckAttributes attributes = check_attributes(query);
+  if (query.body && query.body->present) {
+    attributes.body = query.body->data;
+    attributes.pack_as_bytes = p.include_request_body_in_check.pack_as_bytes;
+    attributes.headers.emplace_back("x-envoy-auth-partial-body", query.body->partial ? "true" : "false");
+  }
+  auto call = grpc_call(std::move(checker), std::move(attributes), p.timeout_ms);
   co_return co_await std::move(call);
+}
+
+net::awaitable<BodyBuffering> buffer_request_body(net::Stream& down, std::string& in,
+                                                  const http::Request& request,
+                                                  const policy::ExtensionProvider& provider,
+                                                  net::Watchdog& watchdog,
+                                                  std::chrono::milliseconds idle_timeout,
+                                                  extauthz::CheckBody& out) {
+  const auto& settings = provider.include_request_body_in_check;
+  out = {};
+  if (!settings.present || request.framing == http::BodyFraming::None) co_return BodyBuffering::Skipped;
+  if (request.expect_continue) co_return BodyBuffering::Skipped;
+  out.present = true;
+  const size_t max = settings.max_request_bytes;
+  if (request.framing == http::BodyFraming::ContentLength && request.content_length > max &&
+      !settings.allow_partial_message) {
+    co_return BodyBuffering::TooLarge;  // known from the head: nothing read
+  }
+  // Decoded from a copy of the position: `in` keeps every byte for the forwarder.
+  http::BodyDecoder decoder(request.framing, request.content_length);
+  size_t decoded = 0;  // bytes of `in` the decoder has consumed
+  // Raw bytes are bounded too (chunk framing around a small payload).
+  const size_t max_raw = 2 * max + 64 * 1024;
+  char buf[16 * 1024];
+  while (true) {
+    auto used = decoder.feed(std::string_view(in).substr(decoded), out.data);
+    if (!used) co_return BodyBuffering::Failed;
+    decoded += *used;
+    if (decoder.done()) break;
+    if (out.data.size() >= max || decoded >= max_raw) {
+      if (!settings.allow_partial_message) co_return BodyBuffering::TooLarge;
+      out.partial = true;
+      break;
+    }
+    std::error_code ec;
+    watchdog.arm(idle_timeout);
+    size_t n = co_await down.read_some(asio::buffer(buf), ec);
+    watchdog.disarm();
+    if (ec || n == 0) co_return BodyBuffering::Failed;
+    in.append(buf, n);
+  }
+  if (out.data.size() > max) {
+    if (!settings.allow_partial_message) co_return BodyBuffering::TooLarge;
+    out.data.resize(max);
+    out.partial = true;
+  }
+  co_return BodyBuffering::Buffered;
 }
 
 void ExtAuthz::shutdown() {

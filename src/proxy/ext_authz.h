@@ -8,6 +8,7 @@
 // Owns: the gRPC module's checkers; each worker's ExtAuthzPool owns its idle connections.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,8 +48,23 @@ class ExtAuthzPool {
 struct ExtAuthzQuery {
   const http::Request& request;
   const HttpSide& side;
-  std::string_view own_principal;  // this workload's SPIFFE ID ("" without a certificate)
+  std::string_view own_principal;             // this workload's SPIFFE ID ("" without a certificate)
+  const extauthz::CheckBody* body = nullptr;  // includeRequestBodyInCheck: what was buffered
 };
+
+// includeRequestBodyInCheck on HTTP/1: reads the client's body into `in` without consuming it
+// (the forwarder sends it on from there, unchanged) until maxRequestBytes of payload are known or
+// it ends, each read under `idle_timeout` (the watchdog closes `down`). TooLarge: the body goes
+// on past maxRequestBytes and allowPartialMessage is false (Envoy answers 413). Failed: the
+// client closed or sent a malformed body. A request that expects 100-continue is not buffered
+// (its client waits for the 100 the forwarder sends): Skipped.
+enum class BodyBuffering { Buffered, Skipped, TooLarge, Failed };
+net::awaitable<BodyBuffering> buffer_request_body(net::Stream& down, std::string& in,
+                                                  const http::Request& request,
+                                                  const policy::ExtensionProvider& provider,
+                                                  net::Watchdog& watchdog,
+                                                  std::chrono::milliseconds idle_timeout,
+                                                  extauthz::CheckBody& out);
 
 class ExtAuthz {
  public:

@@ -120,7 +120,17 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
       // (Named, not a temporary in the co_await expression: gcc 12 mishandles those.)
       std::string own;
       if (auto tls = credentials_.current(); tls && tls->creds) own = tls->creds->own_id.str();
-      co_await enforcement_.ask_provider(req, side, own, worker, judged);
+      extauthz::CheckBody body;  // includeRequestBodyInCheck: read ahead, left in `in` for the forwarder
+      const auto buffering =
+          co_await buffer_request_body(down, in, req, *judged.pending->provider, watchdog,
+                                       std::chrono::milliseconds(config_.limits.idle_timeout_ms), body);
+      if (buffering == BodyBuffering::Failed) co_return false;
+      if (buffering == BodyBuffering::TooLarge) {
+        co_await local_reply(down, codec, ex, 413, "Payload Too Large", false);
+        finish_request(worker, ex, side, &judged.decision);
+        co_return false;
+      }
+      co_await enforcement_.ask_provider(req, side, own, body, worker, judged);
     }
     if (as_received) as_received->generation = judged.generation;
     decision = &judged.decision;

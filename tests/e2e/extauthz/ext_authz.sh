@@ -50,6 +50,26 @@ YAML
     envoyExtAuthzGrpc: {service: 127.0.0.1, port: $GRPC_AUTHZ, timeout: 1s}
   - name: grpc-open
     envoyExtAuthzGrpc: {service: 127.0.0.1, port: $GRPC_AUTHZ, timeout: 1s, failOpen: true}
+  - name: http-body
+    envoyExtAuthzHttp:
+      service: 127.0.0.1
+      port: $HTTP_AUTHZ
+      timeout: 1s
+      includeRequestHeadersInCheck: ["x-ext-authz"]
+      includeRequestBodyInCheck: {maxRequestBytes: 16}
+  - name: http-partial
+    envoyExtAuthzHttp:
+      service: 127.0.0.1
+      port: $HTTP_AUTHZ
+      timeout: 1s
+      includeRequestHeadersInCheck: ["x-ext-authz"]
+      includeRequestBodyInCheck: {maxRequestBytes: 8, allowPartialMessage: true}
+  - name: grpc-body
+    envoyExtAuthzGrpc:
+      service: 127.0.0.1
+      port: $GRPC_AUTHZ
+      timeout: 1s
+      includeRequestBodyInCheck: {maxRequestBytes: 64, packAsBytes: true}
   - name: grpc-down
     envoyExtAuthzGrpc: {service: 127.0.0.1, port: $DOWN, timeout: 1s, statusOnError: "503"}
 YAML
@@ -77,6 +97,9 @@ YAML
   custom ext-grpc grpc-authz /anything/grpc/
   custom ext-grpc-open grpc-open /anything/grpc-open/
   custom ext-grpc-down grpc-down /anything/grpc-down/
+  custom ext-body http-body /anything/body/
+  custom ext-partial http-partial /anything/partial/
+  custom ext-grpc-body grpc-body /anything/grpc-body/
   # DENY after CUSTOM: a provider's allow does not get past it.
   cat <<YAML
 apiVersion: security.istio.io/v1
@@ -176,4 +199,26 @@ expect_contains "$metrics" 'meshguard_ext_authz_requests_total{provider="http-au
 expect_contains "$metrics" 'meshguard_ext_authz_requests_total{provider="grpc-open",outcome="timeout"} 1' "metrics: grpc timeout"
 expect_contains "$metrics" 'meshguard_ext_authz_requests_total{provider="grpc-down",outcome="error"} 1' "metrics: provider down"
 expect_contains "$metrics" 'meshguard_ext_authz_duration_milliseconds_count{provider="grpc-authz"}' "metrics: latency histogram"
+# includeRequestBodyInCheck: the body goes to the provider and, unchanged, on to the app.
+: >"$WORK/authz/http.log"
+body=$(curl -s --max-time 10 -H 'x-ext-authz: allow' --data-binary 'hello' "$BASE/anything/body/a")
+expect_contains "$body" '"data": "hello"' "body in check: the app still gets the body"
+check=$(cat "$WORK/authz/http.log")
+expect_contains "$check" 'Content-Length: 5' "body in check: the check's Content-Length is the body's"
+expect_contains "$check" 'x-envoy-auth-partial-body: false' "body in check: not partial"
+expect_contains "$check" $'\r\n\r\nhello' "body in check: the body follows the head"
+body=$(curl -s --max-time 10 -H 'x-ext-authz: allow' -H 'Transfer-Encoding: chunked' --data-binary 'chunky' "$BASE/anything/body/c")
+expect_contains "$body" '"data": "chunky"' "body in check: a chunked body reaches the app"
+expect_contains "$(cat "$WORK/authz/http.log")" $'\r\n\r\nchunky' "body in check: a chunked body is sent decoded"
+expect_eq "$(http_status "$BASE/anything/body/big" -H 'x-ext-authz: allow' --data-binary '0123456789abcdefXYZ')" 413 \
+  "body over maxRequestBytes without allowPartialMessage: 413"
+: >"$WORK/authz/http.log"
+body=$(curl -s --max-time 10 -H 'x-ext-authz: allow' --data-binary '0123456789abcdef' "$BASE/anything/partial/p")
+expect_contains "$body" '"data": "0123456789abcdef"' "partial body: the app gets all of it"
+check=$(cat "$WORK/authz/http.log")
+expect_contains "$check" 'x-envoy-auth-partial-body: true' "partial body: marked partial"
+expect_contains "$check" $'\r\n\r\n01234567\n====' "partial body: the provider gets maxRequestBytes"
+body=$(curl -s --max-time 10 -H 'x-ext-authz: allow' --data-binary 'hello grpc' "$BASE/anything/grpc-body/g")
+expect_contains "$body" '"data": "hello grpc"' "grpc body: the app gets the body"
+expect_contains "$(cat "$WORK/authz/grpc.log")" 'raw_body: "hello grpc"' "grpc body: packAsBytes puts it in raw_body"
 echo "PASS ext_authz"

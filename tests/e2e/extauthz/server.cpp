@@ -12,6 +12,7 @@
 //   slow  → waits 3 s, then allows
 //   error → HTTP 500 / gRPC UNAVAILABLE
 //   other → 403 (HTTP) / PERMISSION_DENIED without a denied_response (gRPC)
+// A check's body (includeRequestBodyInCheck) is logged after its head.
 // Usage: mg-ext-authz-test-server LOG_DIR   (prints "http PORT" and "grpc PORT")
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
@@ -98,8 +99,19 @@ void serve_http_connection(int fd) {
     auto req = mg::http::parse_request_head(head, mg::http::Limits{});
     in.erase(0, scan.length);
     scanner.reset();
-    if (!req || req->framing != mg::http::BodyFraming::None) break;  // the proxy sends no body
-    if (req->path != "/__count") append_log("http.log", head);
+    if (!req || req->framing == mg::http::BodyFraming::Chunked) break;  // the proxy sends Content-Length
+    std::string body;
+    if (req->framing == mg::http::BodyFraming::ContentLength) {
+      while (in.size() < req->content_length) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+      }
+      if (in.size() < req->content_length) break;
+      body = in.substr(0, req->content_length);
+      in.erase(0, req->content_length);
+    }
+    if (req->path != "/__count") append_log("http.log", head + body);
     if (!send_all(fd, http_answer(*req))) break;
   }
   ::close(fd);

@@ -75,6 +75,18 @@ TEST(HttpCheck, RequestCarriesOnlyTheAllowedHeaders) {
   EXPECT_EQ(back->query, "id=7");
 }
 
+TEST(HttpCheck, BufferedBodyIsTheChecksBody) {
+  const auto original = parse_request("POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+  CheckBody body{true, "hello", true};
+  const http::Request check = build_http_check(provider(), original, &body);
+  EXPECT_EQ(check.headers.get_all("content-length"), std::vector<std::string_view>{"5"});
+  EXPECT_EQ(check.headers.get("x-envoy-auth-partial-body"), "true");
+  EXPECT_FALSE(check.headers.contains("transfer-encoding"));
+  EXPECT_EQ(check.framing, http::BodyFraming::ContentLength);
+  CheckBody none;  // includeRequestBodyInCheck does not apply
+  EXPECT_FALSE(build_http_check(provider(), original, &none).headers.contains("x-envoy-auth-partial-body"));
+}
+
 TEST(HttpCheck, NoPathPrefixKeepsThePath) {
   auto p = provider();
   p.path_prefix.clear();

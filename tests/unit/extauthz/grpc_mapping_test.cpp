@@ -67,6 +67,20 @@ TEST(GrpcMapping, CheckRequestAsEnvoyFillsIt) {
   EXPECT_EQ(wire, field(1, field(4, field(2, field(4, "/p")))));
 }
 
+TEST(GrpcMapping, BufferedBodyAsStringOrBytes) {
+  CheckAttributes a;
+  a.body = "payload";
+  pb::CheckRequest req;
+  to_check_request(a, req);
+  EXPECT_EQ(req.attributes().request().http().body(), "payload");
+  EXPECT_TRUE(req.attributes().request().http().raw_body().empty());
+  a.pack_as_bytes = true;
+  req.Clear();
+  to_check_request(a, req);
+  EXPECT_EQ(req.attributes().request().http().raw_body(), "payload");
+  EXPECT_TRUE(req.attributes().request().http().body().empty());
+}
+
 TEST(GrpcMapping, OkResponseHeaderMutations) {
   pb::CheckResponse resp;
   auto* ok = resp.mutable_ok_response();
