@@ -126,6 +126,10 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
                                        std::chrono::milliseconds(config_.limits.idle_timeout_ms), body);
       if (buffering == BodyBuffering::Failed) co_return false;
       if (buffering == BodyBuffering::TooLarge) {
+        judged.decision.reason = "request body over maxRequestBytes of ext_authz provider \"" +
+                                 judged.pending->provider->name + "\" (allowPartialMessage: false); " +
+                                 judged.decision.reason;
+        ex.details = ResponseDetail::LocalDeny;
         co_await local_reply(down, codec, ex, 413, "Payload Too Large", false);
         finish_request(worker, ex, side, &judged.decision);
         co_return false;
