@@ -65,6 +65,7 @@ void H2Connection::deliver(http2::Event& ev) {
       st.data_wake.notify();
       break;
     case http2::Event::Kind::Data:
+      st.data_bytes += ev.data.size();
       st.data.push_back(std::move(ev.data));
       st.data_wake.notify();
       break;

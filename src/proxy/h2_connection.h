@@ -47,6 +47,7 @@ struct H2Stream {
   http::Request request;                   // server side: the request
   std::optional<http::Response> response;  // client side: the response head, once it came
   std::deque<std::string> data;            // body bytes not yet taken
+  uint64_t data_bytes = 0;                 // every body byte that arrived
   bool ended = false;                      // the peer ended its side
   http::Headers trailers;                  // with it
   bool closed = false;                     // reset, or the connection is gone

@@ -43,9 +43,11 @@ void H2StreamCodec::begin_request_body(const http::Request& req) {
 }
 
 bool H2StreamCodec::request_body_done() const {
-  // A body shorter than its Content-Length never ends here: reading on finds the stream's end
-  // and the request is dropped, never relayed short.
-  return st_->ended && st_->data.empty() &&
+  // Done once every byte the stream carried went through read_request_body (bytes read ahead,
+  // e.g. for an ext_authz check, wait in the caller's buffer until then). A body shorter than its
+  // Content-Length never ends here: reading on finds the stream's end and the request is dropped,
+  // never relayed short.
+  return st_->ended && received_ == st_->data_bytes &&
          (framing_ != http::BodyFraming::ContentLength || received_ == expected_);
 }
 
