@@ -52,3 +52,31 @@ TEST(Kinds, StoreSpelling) {
 
 }  // namespace
 }  // namespace mg::ctl
+
+namespace mg::ctl {
+namespace {
+
+std::string targets(std::vector<std::string> args) {
+  auto t = parse_targets(args);
+  if (!t) return "error " + t.error().code;
+  std::string out;
+  for (const auto& x : *t) out += std::string(out.empty() ? "" : " ") + x.kind->kind + "/" + x.name;
+  return out;
+}
+
+TEST(Targets, KubectlArgumentForms) {
+  EXPECT_EQ(targets({"ap"}), "AuthorizationPolicy/");
+  EXPECT_EQ(targets({"pa,ap"}), "PeerAuthentication/ AuthorizationPolicy/");
+  EXPECT_EQ(targets({"ap", "a", "b"}), "AuthorizationPolicy/a AuthorizationPolicy/b");
+  EXPECT_EQ(targets({"ap/a", "peerauthentications.security.istio.io/b"}),
+            "AuthorizationPolicy/a PeerAuthentication/b");
+  EXPECT_EQ(targets({}), "error ctl.bad_args");
+  EXPECT_EQ(targets({"ap/a", "b"}), "error ctl.bad_args");
+  EXPECT_EQ(targets({"ap", "x/b"}), "error ctl.bad_args");
+  EXPECT_EQ(targets({"pa,ap", "x"}), "error ctl.bad_args");
+  EXPECT_EQ(targets({"ap/"}), "error ctl.bad_args");
+  EXPECT_EQ(targets({"nope/x"}), "error ctl.bad_kind");
+}
+
+}  // namespace
+}  // namespace mg::ctl

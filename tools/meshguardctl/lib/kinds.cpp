@@ -78,6 +78,36 @@ Result<std::vector<const KindInfo*>> resolve_kinds(std::string_view list) {
   return out;
 }
 
+Result<std::vector<Target>> parse_targets(const std::vector<std::string>& args) {
+  if (args.empty())
+    return fail("ctl.bad_args", "name a resource type (e.g. ap, pa, all) or TYPE/NAME");
+  std::vector<Target> out;
+  if (args[0].find('/') != std::string::npos) {
+    for (const auto& a : args) {
+      auto slash = a.find('/');
+      if (slash == std::string::npos || slash == 0 || slash + 1 == a.size() || a.find('/', slash + 1) != std::string::npos)
+        return fail("ctl.bad_args", "\"" + a + "\": with TYPE/NAME arguments, every argument is TYPE/NAME");
+      auto k = find_kind(a.substr(0, slash));
+      if (!k) return fail(k.error());
+      out.push_back({*k, a.substr(slash + 1)});
+    }
+    return out;
+  }
+  auto kinds = resolve_kinds(args[0]);
+  if (!kinds) return fail(kinds.error());
+  if (args.size() == 1) {
+    for (const auto* k : *kinds) out.push_back({k, ""});
+    return out;
+  }
+  if (kinds->size() != 1) return fail("ctl.bad_args", "NAME arguments need one resource type, not " + args[0]);
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i].find('/') != std::string::npos)
+      return fail("ctl.bad_args", "\"" + args[i] + "\": TYPE/NAME needs no separate TYPE argument");
+    out.push_back({kinds->front(), args[i]});
+  }
+  return out;
+}
+
 const KindInfo* kind_of(std::string_view kind) {
   for (const auto& k : all_kinds()) {
     if (kind == k.kind) return &k;

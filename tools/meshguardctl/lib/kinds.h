@@ -32,6 +32,15 @@ Result<std::vector<const KindInfo*>> resolve_kinds(std::string_view list);
 // The kind named by its store spelling ("AuthorizationPolicy"), or null.
 const KindInfo* kind_of(std::string_view kind);
 
+// What `get`, `describe` and `delete` name: a kind and one name, or every resource of the kind.
+struct Target {
+  const KindInfo* kind = nullptr;
+  std::string name;  // empty: every resource of `kind`
+};
+// kubectl's argument forms: "TYPE[,TYPE...]" (every resource of each), "TYPE NAME [NAME...]", or
+// "TYPE/NAME [TYPE/NAME...]" (every argument in that form). Error code ctl.bad_args.
+Result<std::vector<Target>> parse_targets(const std::vector<std::string>& args);
+
 // "authorizationpolicy.security.istio.io" — what `-o name` prints before "/NAME".
 std::string qualified_name(const KindInfo& k);
 
