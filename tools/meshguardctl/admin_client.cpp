@@ -7,7 +7,6 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
-#include <iterator>
 
 #include <grpc/support/log.h>
 
@@ -45,7 +44,13 @@ std::unique_ptr<grpc::ClientContext> call_context() {
 }
 
 int rpc_failed(const Conn& c, const grpc::Status& st) {
-  if (st.error_code() == grpc::StatusCode::UNAVAILABLE && st.error_message() != "shutting down")
+  const std::string& m = st.error_message();
+  const bool tls = m.find("andshake") != std::string::npos || m.find("SSL") != std::string::npos ||
+                   m.find("ssl") != std::string::npos || m.find("ertificate") != std::string::npos;
+  if (st.error_code() == grpc::StatusCode::UNAVAILABLE && tls)
+    return fail_line("the TLS handshake with the control plane at " + c.server + " failed: " + c.admin_dir +
+                     " is not an admin identity of that control plane (" + m + ")");
+  if (st.error_code() == grpc::StatusCode::UNAVAILABLE && m != "shutting down")
     return fail_line("cannot reach the control plane at " + c.server +
                      " (is meshguard-control running there? set --server or MESHGUARD_SERVER)");
   if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
@@ -79,8 +84,9 @@ Result<std::vector<std::pair<std::string, std::string>>> read_inputs(const std::
     if (in == "-") {
       if (stdin_read) return fail("ctl.stdin_twice", "-f - is given twice: standard input can be read once");
       stdin_read = true;
-      std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-      out.emplace_back("<stdin>", std::move(text));
+      auto text = files::read_file_or_stdin(in);
+      if (!text) return fail(text.error());
+      out.emplace_back("<stdin>", std::move(*text));
       continue;
     }
     std::error_code ec;

@@ -42,7 +42,7 @@ int run_analyze(const AnalyzeOptions& opt) {
 void register_analyze_commands(CLI::App& app, Action& action) {
   auto opt = std::make_shared<AnalyzeOptions>();
   auto* cmd = app.add_subcommand("analyze", "Report common mistakes in policy files (stable MG#### codes)");
-  cmd->add_option("-f,--filename", opt->files, "Policy file or directory; repeatable")->required();
+  cmd->add_option("-f,--filename", opt->files, "Policy file, directory or - (stdin); repeatable")->required();
   cmd->add_option(
       "-n,--namespace", opt->ns,
       "namespace of documents without metadata.namespace (default: default); a document naming another "

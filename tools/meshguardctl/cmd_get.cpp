@@ -197,19 +197,6 @@ int run_get(const GetOptions& o) {
 
 // ---- describe -----------------------------------------------------------------------------------
 
-// Every stored resource, parsed as the control plane parsed it.
-Result<policy::ResourceSet> stored_set(const Conn& c) {
-  auto all = get_resources(c, "", "");
-  if (!all) return fail(all.error());
-  policy::ResourceSet set;
-  for (const auto& r : all->resources()) {
-    auto parsed = policy::parse_resources(r.yaml(), key_str(r.key()));
-    if (!parsed) return fail(parsed.error());
-    set.append(std::move(*parsed));
-  }
-  return set;
-}
-
 Result<std::vector<pb::WorkloadStatus>> workloads(const Conn& c) {
   auto stub = admin_stub(c);
   if (!stub) return fail(stub.error());

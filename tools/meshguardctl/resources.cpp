@@ -1,6 +1,7 @@
 // meshguardctl: see resources.h.
 #include "resources.h"
 
+#include "policy/parse.h"
 #include "rego/yaml_value.h"
 
 namespace mg::ctl {
@@ -37,6 +38,18 @@ Result<Fetched> fetch(const Conn& c, const std::vector<Target>& targets, const s
     }
   }
   return out;
+}
+
+Result<policy::ResourceSet> stored_set(const Conn& c) {
+  auto all = get_resources(c, "", "");
+  if (!all) return fail(all.error());
+  policy::ResourceSet set;
+  for (const auto& r : all->resources()) {
+    auto parsed = policy::parse_resources(r.yaml(), key_str(r.key()));
+    if (!parsed) return fail(parsed.error());
+    set.append(std::move(*parsed));
+  }
+  return set;
 }
 
 Result<nlohmann::json> to_object(const pb::Resource& r) {

@@ -11,6 +11,7 @@
 
 #include "admin_client.h"
 #include "kinds.h"
+#include "policy/resources.h"
 #include "selector.h"
 
 namespace mg::ctl {
@@ -26,6 +27,9 @@ struct Fetched {
 // error; a failed call is (printed already by rpc_failed).
 Result<Fetched> fetch(const Conn& c, const std::vector<Target>& targets, const std::string& ns,
                       const LabelSelector& selector);
+
+// Every stored resource, parsed as the control plane parsed it (errors: as fetch()).
+Result<policy::ResourceSet> stored_set(const Conn& c);
 
 // The stored YAML as a JSON object (YAML typed as kubectl reads it), with
 // metadata.resourceVersion; nullopt + why when the stored text is not one YAML mapping.
