@@ -31,9 +31,10 @@ void walk(const CLI::App* app, const std::string& path, std::vector<Command>& ou
     }
     for (const auto& s : opt->get_snames()) c.flags.push_back("-" + s);
   }
+  const size_t self = out.size();
   out.push_back(c);
   for (const auto* sub : app->get_subcommands({})) {
-    out.back().subcommands.push_back(sub->get_name());
+    out[self].subcommands.push_back(sub->get_name());  // not out.back(): the walk below appends
     walk(sub, path.empty() ? sub->get_name() : path + " " + sub->get_name(), out);
   }
 }
