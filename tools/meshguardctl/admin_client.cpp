@@ -22,14 +22,17 @@ void add_conn_options(CLI::App* cmd, Conn& c) {
   const char* admin = std::getenv("MESHGUARD_ADMIN_DIR");
   c.server = server ? server : "127.0.0.1:15012";
   c.admin_dir = admin ? admin : "";
-  cmd->add_option("--server", c.server, "control plane address (env MESHGUARD_SERVER)")->capture_default_str();
-  cmd->add_option("--admin-dir", c.admin_dir, "admin identity directory, <data-dir>/admin (env MESHGUARD_ADMIN_DIR)");
+  cmd->add_option("--server", c.server, "control plane address (env MESHGUARD_SERVER)")
+      ->capture_default_str();
+  cmd->add_option("--admin-dir", c.admin_dir,
+                  "admin identity directory, <data-dir>/admin (env MESHGUARD_ADMIN_DIR)");
 }
 
 Result<std::unique_ptr<pb::AdminService::Stub>> admin_stub(const Conn& c) {
   if (c.admin_dir.empty())
-    return fail("ctl.no_admin", "--admin-dir (or MESHGUARD_ADMIN_DIR) is required: the admin identity "
-                                "meshguard-control wrote to <data-dir>/admin");
+    return fail("ctl.no_admin",
+                "--admin-dir (or MESHGUARD_ADMIN_DIR) is required: the admin identity "
+                "meshguard-control wrote to <data-dir>/admin");
   // Failures reach the user as one line from the call's status; gRPC's own log lines would repeat them.
   gpr_set_log_function([](gpr_log_func_args*) {});
   auto files = api::load_svid_dir(c.admin_dir);
@@ -114,9 +117,8 @@ Result<std::vector<std::pair<std::string, std::string>>> read_inputs(const std::
 namespace {
 // Characters, not bytes: UTF-8 continuation bytes do not take a column.
 size_t display_width(const std::string& s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char ch) {
-    return (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
-  }));
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char ch) { return (static_cast<unsigned char>(ch) & 0xC0) != 0x80; }));
 }
 }  // namespace
 

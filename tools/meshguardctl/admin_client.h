@@ -43,7 +43,7 @@ Result<std::vector<std::pair<std::string, std::string>>> read_inputs(const std::
 // Columns padded to the widest cell (by characters, so "…" counts as one), three spaces apart.
 void print_table(const std::vector<std::vector<std::string>>& rows);
 
-std::string age(int64_t since_unix);  // kubectl's AGE: 42s, 5m, 3h, 2d
+std::string age(int64_t since_unix);    // kubectl's AGE: 42s, 5m, 3h, 2d
 std::string utc(int64_t unix_seconds);  // RFC 3339, "-" for 0
 // "authorizationpolicy/ns/name" as apply and delete report it.
 std::string key_str(const pb::ResourceKey& k);

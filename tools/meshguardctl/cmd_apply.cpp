@@ -29,7 +29,8 @@ Result<policy::ResourceSet> parse_inputs(const std::vector<std::pair<std::string
   for (const auto& [source, text] : texts) {
     auto parsed = policy::parse_resources(text, source, ns);
     if (!parsed)
-      return fail("ctl.parse", parsed.error().message.empty() ? parsed.error().to_string() : parsed.error().message);
+      return fail("ctl.parse",
+                  parsed.error().message.empty() ? parsed.error().to_string() : parsed.error().message);
     all.append(std::move(*parsed));
   }
   return all;
@@ -52,7 +53,8 @@ std::vector<KeyedDoc> keys_of(const policy::ResourceSet& set) {
       ordered.emplace_back(r.meta.order, std::move(d));
     }
   });
-  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<KeyedDoc> out;
   for (auto& [order, d] : ordered) out.push_back(std::move(d));
   return out;
@@ -129,8 +131,7 @@ Result<std::vector<pb::ResourceKey>> delete_keys(const DeleteOptions& o) {
     return fail("ctl.bad_args", "NAME arguments and --all / -l exclude each other");
   if (!named && !o.all && o.selector.empty())
     return fail("ctl.bad_args", "name what to delete: NAME, TYPE/NAME, --all, -l SELECTOR or -f FILE");
-  if (o.all_namespaces && !o.all && o.selector.empty())
-    return fail("ctl.bad_args", "-A needs --all or -l");
+  if (o.all_namespaces && !o.all && o.selector.empty()) return fail("ctl.bad_args", "-A needs --all or -l");
   if (named) {
     for (const auto& t : *targets) {
       pb::ResourceKey k;
@@ -230,10 +231,13 @@ int run_diff(const DiffOptions& o) {
                        d.key.name() + ".yaml";
     auto it = live.find(key_str(d.key));
     if (it != live.end()) {
-      if (auto s = files::write_file_atomic((dir / "live" / file).string(), document_text(it->second->yaml()), 0600); !s)
+      if (auto s = files::write_file_atomic((dir / "live" / file).string(), document_text(it->second->yaml()),
+                                            0600);
+          !s)
         return fail_line(s.error().to_string());
     }
-    if (auto s = files::write_file_atomic((dir / "merged" / file).string(), document_text(d.document), 0600); !s)
+    if (auto s = files::write_file_atomic((dir / "merged" / file).string(), document_text(d.document), 0600);
+        !s)
       return fail_line(s.error().to_string());
   }
   int rc = run_diff_program((dir / "live").string(), (dir / "merged").string());
@@ -250,32 +254,38 @@ void register_apply_commands(CLI::App& app, Action& action) {
   apply->add_option("-n,--namespace", apply_opt.ns,
                     "namespace of documents without metadata.namespace (default: default); a document naming "
                     "another one is refused");
-  apply->add_option("--dry-run", apply_opt.dry_run,
-                    "none | client (parse here only) | server (the control plane validates and compares, "
-                    "nothing is stored)")
+  apply
+      ->add_option("--dry-run", apply_opt.dry_run,
+                   "none | client (parse here only) | server (the control plane validates and compares, "
+                   "nothing is stored)")
       ->check(CLI::IsMember({"none", "client", "server"}))
       ->capture_default_str();
   add_conn_options(apply, apply_opt.conn);
   apply->callback([&action] { action = [] { return run_apply(apply_opt); }; });
 
   static DeleteOptions del_opt;
-  auto* del = app.add_subcommand("delete", "Delete stored resources by name, label, --all, or the files that made them");
+  auto* del = app.add_subcommand(
+      "delete", "Delete stored resources by name, label, --all, or the files that made them");
   del->add_option("args", del_opt.args, "TYPE NAME..., TYPE/NAME..., or TYPE with --all / -l");
-  del->add_option("-f,--filename", del_opt.files, "FILE, DIR or - (stdin): delete the resources it holds; repeatable");
+  del->add_option("-f,--filename", del_opt.files,
+                  "FILE, DIR or - (stdin): delete the resources it holds; repeatable");
   del->add_option("-n,--namespace", del_opt.ns, "namespace")->capture_default_str();
   del->add_flag("--all", del_opt.all, "every resource of TYPE in the namespace");
   del->add_flag("-A,--all-namespaces", del_opt.all_namespaces, "with --all or -l: in every namespace");
   del->add_option("-l,--selector", del_opt.selector, "label query, as for get");
-  del->add_flag("--ignore-not-found", del_opt.ignore_not_found, "a resource that does not exist is not an error");
+  del->add_flag("--ignore-not-found", del_opt.ignore_not_found,
+                "a resource that does not exist is not an error");
   add_conn_options(del, del_opt.conn);
   del->callback([&action] { action = [] { return run_delete(del_opt); }; });
 
   static DiffOptions diff_opt;
-  auto* diff = app.add_subcommand("diff",
-                                  "Show what apply -f would change (diff -u of stored and file documents; exit 1 "
-                                  "when they differ)");
+  auto* diff =
+      app.add_subcommand("diff",
+                         "Show what apply -f would change (diff -u of stored and file documents; exit 1 "
+                         "when they differ)");
   diff->add_option("-f,--filename", diff_opt.files, "FILE, DIR or - (stdin); repeatable")->required();
-  diff->add_option("-n,--namespace", diff_opt.ns, "namespace of documents without metadata.namespace (default: default)");
+  diff->add_option("-n,--namespace", diff_opt.ns,
+                   "namespace of documents without metadata.namespace (default: default)");
   add_conn_options(diff, diff_opt.conn);
   diff->callback([&action] { action = [] { return run_diff(diff_opt); }; });
 }

@@ -15,7 +15,7 @@ struct Command {
   std::string path;  // "get", "workload list"; "" for meshguardctl itself
   std::string description;
   std::vector<std::string> subcommands;
-  std::vector<std::string> flags;  // "--namespace", "-n"
+  std::vector<std::string> flags;                            // "--namespace", "-n"
   std::vector<std::pair<std::string, std::string>> options;  // (flag, description) for fish
 };
 
@@ -98,7 +98,8 @@ void print_fish(const std::vector<Command>& cmds) {
       cond = "__fish_use_subcommand";
     } else {
       cond = "__fish_seen_subcommand_from " + c.path.substr(c.path.rfind(' ') + 1);
-      if (c.path.find(' ') != std::string::npos) cond += "; and __fish_seen_subcommand_from " + c.path.substr(0, c.path.find(' '));
+      if (c.path.find(' ') != std::string::npos)
+        cond += "; and __fish_seen_subcommand_from " + c.path.substr(0, c.path.find(' '));
       if (!c.subcommands.empty()) cond += "; and not __fish_seen_subcommand_from " + join(c.subcommands);
     }
     for (const auto& sub : c.subcommands) {
@@ -106,14 +107,15 @@ void print_fish(const std::vector<Command>& cmds) {
       for (const auto& d : cmds) {
         if (d.path == (c.path.empty() ? sub : c.path + " " + sub)) desc = d.description;
       }
-      std::cout << "complete -c meshguardctl -n " << fish_quote(cond) << " -a " << sub << " -d " << fish_quote(desc)
-                << "\n";
+      std::cout << "complete -c meshguardctl -n " << fish_quote(cond) << " -a " << sub << " -d "
+                << fish_quote(desc) << "\n";
     }
     for (const auto& [flag, desc] : c.options)
       std::cout << "complete -c meshguardctl -n " << fish_quote(cond) << " -l " << flag.substr(2) << " -d "
                 << fish_quote(desc) << "\n";
     if (takes_resource_type(c.path))
-      std::cout << "complete -c meshguardctl -n " << fish_quote(cond) << " -a " << fish_quote(resource_words()) << "\n";
+      std::cout << "complete -c meshguardctl -n " << fish_quote(cond) << " -a "
+                << fish_quote(resource_words()) << "\n";
   }
 }
 
@@ -122,7 +124,9 @@ void print_fish(const std::vector<Command>& cmds) {
 void register_completion_command(CLI::App& app, Action& action) {
   static std::string shell;
   auto* cmd = app.add_subcommand("completion", "Print a shell completion script (bash | zsh | fish)");
-  cmd->add_option("shell", shell, "bash | zsh | fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
+  cmd->add_option("shell", shell, "bash | zsh | fish")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
   cmd->footer(
       "  bash:  source <(meshguardctl completion bash)\n"
       "  zsh:   source <(meshguardctl completion zsh)\n"

@@ -134,7 +134,8 @@ Status check_output(const std::string& output) {
     if (output == o) return {};
   }
   if (output.rfind("jsonpath=", 0) == 0 && output.size() > 9) return {};
-  return fail("ctl.bad_output", "-o " + output + ": expected table, wide, name, yaml, json or jsonpath=TEMPLATE");
+  return fail("ctl.bad_output",
+              "-o " + output + ": expected table, wide, name, yaml, json or jsonpath=TEMPLATE");
 }
 
 // Streams changes until the server ends the stream (or the user interrupts); `max_events` > 0
@@ -216,22 +217,26 @@ policy::WorkloadRef ref_of(const pb::WorkloadStatus& w) {
 
 void describe_selection(const std::string& kind, const policy::Meta& meta, const policy::Selector& selector,
                         const std::vector<pb::WorkloadStatus>& wls, const policy::MeshConfig& mesh) {
-  std::vector<std::vector<std::string>> selected{{"  NAMESPACE", "NAME", "CONNECTED", "WHY"}}, others = selected;
+  std::vector<std::vector<std::string>> selected{{"  NAMESPACE", "NAME", "CONNECTED", "WHY"}},
+      others = selected;
   for (const auto& w : wls) {
     auto a = policy::applies_to(meta, selector, ref_of(w), mesh, kind != "PeerAuthentication");
     (a.applies ? selected : others)
         .push_back({"  " + w.namespace_(), w.name(), w.connected() ? "yes" : "no", a.why});
   }
   std::cout << "Selected workloads:\n";
-  if (selected.size() == 1) std::cout << "  <none> of the " << wls.size() << " workloads the control plane knows\n";
-  else print_table(selected);
+  if (selected.size() == 1)
+    std::cout << "  <none> of the " << wls.size() << " workloads the control plane knows\n";
+  else
+    print_table(selected);
   if (others.size() > 1) {
     std::cout << "Not selected:\n";
     print_table(others);
   }
 }
 
-void describe_workload(const policy::Workload& wl, const policy::ResourceSet& set, const policy::MeshConfig& mesh) {
+void describe_workload(const policy::Workload& wl, const policy::ResourceSet& set,
+                       const policy::MeshConfig& mesh) {
   const policy::WorkloadRef ref{wl.meta.ns, wl.labels, wl.service_account};
   std::cout << "Policies applied:\n";
   std::vector<std::vector<std::string>> rows{{"  KIND", "NAME", "WHY"}};
@@ -247,19 +252,22 @@ void describe_workload(const policy::Workload& wl, const policy::ResourceSet& se
     auto a = policy::applies_to(p.meta, p.selector, ref, mesh);
     if (a.applies) rows.push_back({"  OPAPolicy", p.meta.full_name(), a.why});
   }
-  if (rows.size() == 1) std::cout << "  <none>\n";
-  else print_table(rows);
+  if (rows.size() == 1)
+    std::cout << "  <none>\n";
+  else
+    print_table(rows);
   const auto mtls = policy::resolve_peer_authentication(set, ref, mesh);
   std::cout << "mTLS mode:    " << policy::to_string(mtls.workload.mode) << " ("
-            << (mtls.workload.decided_by.empty() ? "default" : "PeerAuthentication " + mtls.workload.decided_by)
+            << (mtls.workload.decided_by.empty() ? "default"
+                                                 : "PeerAuthentication " + mtls.workload.decided_by)
             << ")\n";
   for (const auto& [port, m] : mtls.ports)
-    std::cout << "  port " << port << ": " << policy::to_string(m.mode) << " (PeerAuthentication " << m.decided_by
-              << ")\n";
+    std::cout << "  port " << port << ": " << policy::to_string(m.mode) << " (PeerAuthentication "
+              << m.decided_by << ")\n";
 }
 
-int describe_one(const pb::Resource& r, const policy::ResourceSet& set, const std::vector<pb::WorkloadStatus>& wls,
-                 const policy::MeshConfig& mesh) {
+int describe_one(const pb::Resource& r, const policy::ResourceSet& set,
+                 const std::vector<pb::WorkloadStatus>& wls, const policy::MeshConfig& mesh) {
   auto obj = to_object(r);
   if (!obj) return fail_line(obj.error().message);
   const auto* k = kind_of(r.key().kind());
@@ -270,7 +278,8 @@ int describe_one(const pb::Resource& r, const policy::ResourceSet& set, const st
       {"Labels:", labels_text(labels_of(*obj))},
       {"Revision:", std::to_string(r.revision())},
       {"Updated:", utc(r.updated_unix())}};
-  if (r.key().kind() != "Workload" && r.key().kind() != "Mesh") head.push_back({"Selector:", selector_text(*obj)});
+  if (r.key().kind() != "Workload" && r.key().kind() != "Mesh")
+    head.push_back({"Selector:", selector_text(*obj)});
   head.push_back({"Summary:", detail_text(r.key().kind(), *obj)});
   print_table(head);
   bool found = false;
@@ -325,8 +334,9 @@ int run_describe(const GetOptions& o) {
 }
 
 void add_query_options(CLI::App* cmd, GetOptions& o) {
-  cmd->add_option("args", o.args, "TYPE[,TYPE...] [NAME...] or TYPE/NAME...; TYPE: ap, pa, ra, wl, mesh, opa, all, "
-                                  "or a kind's name, plural or KIND.GROUP")
+  cmd->add_option("args", o.args,
+                  "TYPE[,TYPE...] [NAME...] or TYPE/NAME...; TYPE: ap, pa, ra, wl, mesh, opa, all, "
+                  "or a kind's name, plural or KIND.GROUP")
       ->required();
   cmd->add_option("-n,--namespace", o.ns, "namespace")->capture_default_str();
   cmd->add_flag("-A,--all-namespaces", o.all_namespaces, "every namespace");
@@ -344,14 +354,16 @@ void register_get_commands(CLI::App& app, Action& action) {
   get->add_option("-o,--output", get_opt.output, "table | wide | name | yaml | json | jsonpath=TEMPLATE")
       ->capture_default_str();
   get->add_flag("-w,--watch", get_opt.watch, "after listing, print every change as it is applied");
-  get->add_option("--watch-count", get_opt.watch_count, "with --watch: stop after this many changes (0: never)")
+  get->add_option("--watch-count", get_opt.watch_count,
+                  "with --watch: stop after this many changes (0: never)")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   get->callback([&action] { action = [] { return run_get(get_opt); }; });
 
   static GetOptions describe_opt;
   auto* describe = app.add_subcommand(
-      "describe", "Show a resource with the workloads it selects and why (a Workload: the policies applied to it)");
+      "describe",
+      "Show a resource with the workloads it selects and why (a Workload: the policies applied to it)");
   add_query_options(describe, describe_opt);
   describe->callback([&action] { action = [] { return run_describe(describe_opt); }; });
 }

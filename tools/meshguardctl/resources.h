@@ -17,8 +17,8 @@
 namespace mg::ctl {
 
 struct Fetched {
-  std::vector<pb::Resource> items;  // in target order, each target's sorted by namespace and name
-  int64_t revision = 0;             // the store's
+  std::vector<pb::Resource> items;     // in target order, each target's sorted by namespace and name
+  int64_t revision = 0;                // the store's
   std::vector<std::string> not_found;  // kubectl's lines: authorizationpolicies "x" not found
 };
 

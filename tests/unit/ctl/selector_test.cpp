@@ -38,7 +38,8 @@ TEST(LabelSelector, SetsAndExistence) {
 }
 
 TEST(LabelSelector, BadInputIsAClearError) {
-  for (std::string_view s : {"app=de tails", "=x", "app in (a", "app foo (a)", "app in ()", ",", "a=b,,c=d", "!"}) {
+  for (std::string_view s :
+       {"app=de tails", "=x", "app in (a", "app foo (a)", "app in ()", ",", "a=b,,c=d", "!"}) {
     auto parsed = LabelSelector::parse(s);
     ASSERT_FALSE(parsed) << s;
     EXPECT_EQ(parsed.error().code, "ctl.bad_selector");

@@ -59,7 +59,8 @@ Result<Path> parse_path(std::string_view s) {
       i = close + 1;
       if (inner == "*") {
         p.steps.push_back({Step::Kind::All, "", 0});
-      } else if (inner.size() >= 2 && (inner.front() == '\'' || inner.front() == '"') && inner.back() == inner.front()) {
+      } else if (inner.size() >= 2 && (inner.front() == '\'' || inner.front() == '"') &&
+                 inner.back() == inner.front()) {
         p.steps.push_back({Step::Kind::Field, std::string(inner.substr(1, inner.size() - 2)), 0});
       } else if (!inner.empty() && (inner.front() == '?' || inner.find(':') != std::string_view::npos ||
                                     inner.find(',') != std::string_view::npos)) {
@@ -71,14 +72,16 @@ Result<Path> parse_path(std::string_view s) {
         if (neg) j = 1;
         if (j >= inner.size()) return bad("bad index [" + std::string(inner) + "]");
         for (; j < inner.size(); ++j) {
-          if (inner[j] < '0' || inner[j] > '9' || n > 100000000) return bad("bad index [" + std::string(inner) + "]");
+          if (inner[j] < '0' || inner[j] > '9' || n > 100000000)
+            return bad("bad index [" + std::string(inner) + "]");
           n = n * 10 + (inner[j] - '0');
         }
         p.steps.push_back({Step::Kind::Index, "", neg ? -n : n});
       }
     } else {
       // kubectl's relaxed form: a leading field without its dot ("items[0]").
-      if (!p.steps.empty() || i != 0) return bad("unexpected '" + std::string(1, s[i]) + "' in \"" + std::string(s) + "\"");
+      if (!p.steps.empty() || i != 0)
+        return bad("unexpected '" + std::string(1, s[i]) + "' in \"" + std::string(s) + "\"");
       std::string rest = "." + std::string(s);
       return parse_path(rest);
     }
@@ -106,7 +109,8 @@ Result<std::vector<Node>> parse_nodes(std::string_view t, size_t& pos, bool in_r
     auto open = t.find('{', pos);
     if (open != pos) {
       Node text;
-      text.text = std::string(t.substr(pos, open == std::string_view::npos ? std::string_view::npos : open - pos));
+      text.text =
+          std::string(t.substr(pos, open == std::string_view::npos ? std::string_view::npos : open - pos));
       out.push_back(std::move(text));
       if (open == std::string_view::npos) {
         pos = t.size();
@@ -118,8 +122,10 @@ Result<std::vector<Node>> parse_nodes(std::string_view t, size_t& pos, bool in_r
     char quote = 0;
     for (; close < t.size(); ++close) {
       if (quote) {
-        if (t[close] == '\\') ++close;
-        else if (t[close] == quote) quote = 0;
+        if (t[close] == '\\')
+          ++close;
+        else if (t[close] == quote)
+          quote = 0;
       } else if (t[close] == '"' || t[close] == '\'') {
         quote = t[close];
       } else if (t[close] == '}') {
@@ -136,7 +142,8 @@ Result<std::vector<Node>> parse_nodes(std::string_view t, size_t& pos, bool in_r
       return out;
     }
     Node n;
-    if (inner.size() >= 2 && (inner.front() == '"' || inner.front() == '\'') && inner.back() == inner.front()) {
+    if (inner.size() >= 2 && (inner.front() == '"' || inner.front() == '\'') &&
+        inner.back() == inner.front()) {
       auto lit = parse_literal(inner);
       if (!lit) return fail(lit.error());
       n.text = std::move(*lit);

@@ -23,7 +23,8 @@ bool known_version(std::string_view group, std::string_view version) {
 bool qualifier_matches(const KindInfo& k, std::string_view q) {
   if (q.empty() || q == k.group) return true;
   auto dot = q.find('.');
-  return dot != std::string_view::npos && q.substr(dot + 1) == k.group && known_version(k.group, q.substr(0, dot));
+  return dot != std::string_view::npos && q.substr(dot + 1) == k.group &&
+         known_version(k.group, q.substr(0, dot));
 }
 
 }  // namespace
@@ -44,13 +45,15 @@ Result<const KindInfo*> find_kind(std::string_view name) {
   const std::string n = lower(name);
   const auto dot = n.find('.');
   const std::string head = n.substr(0, dot);
-  const std::string_view qualifier = dot == std::string::npos ? std::string_view{} : std::string_view(n).substr(dot + 1);
+  const std::string_view qualifier =
+      dot == std::string::npos ? std::string_view{} : std::string_view(n).substr(dot + 1);
   for (const auto& k : all_kinds()) {
     if (head != lower(k.kind) && head != k.plural && head != k.short_name) continue;
     if (qualifier_matches(k, qualifier)) return &k;
   }
   std::string known;
-  for (const auto& k : all_kinds()) known += std::string(known.empty() ? "" : ", ") + k.short_name + "|" + k.plural;
+  for (const auto& k : all_kinds())
+    known += std::string(known.empty() ? "" : ", ") + k.short_name + "|" + k.plural;
   return fail("ctl.bad_kind", "unknown resource type \"" + std::string(name) + "\" (known: " + known +
                                   ", each also as KIND or KIND.GROUP; all)");
 }
@@ -79,13 +82,13 @@ Result<std::vector<const KindInfo*>> resolve_kinds(std::string_view list) {
 }
 
 Result<std::vector<Target>> parse_targets(const std::vector<std::string>& args) {
-  if (args.empty())
-    return fail("ctl.bad_args", "name a resource type (e.g. ap, pa, all) or TYPE/NAME");
+  if (args.empty()) return fail("ctl.bad_args", "name a resource type (e.g. ap, pa, all) or TYPE/NAME");
   std::vector<Target> out;
   if (args[0].find('/') != std::string::npos) {
     for (const auto& a : args) {
       auto slash = a.find('/');
-      if (slash == std::string::npos || slash == 0 || slash + 1 == a.size() || a.find('/', slash + 1) != std::string::npos)
+      if (slash == std::string::npos || slash == 0 || slash + 1 == a.size() ||
+          a.find('/', slash + 1) != std::string::npos)
         return fail("ctl.bad_args", "\"" + a + "\": with TYPE/NAME arguments, every argument is TYPE/NAME");
       auto k = find_kind(a.substr(0, slash));
       if (!k) return fail(k.error());
@@ -99,7 +102,8 @@ Result<std::vector<Target>> parse_targets(const std::vector<std::string>& args) 
     for (const auto* k : *kinds) out.push_back({k, ""});
     return out;
   }
-  if (kinds->size() != 1) return fail("ctl.bad_args", "NAME arguments need one resource type, not " + args[0]);
+  if (kinds->size() != 1)
+    return fail("ctl.bad_args", "NAME arguments need one resource type, not " + args[0]);
   for (size_t i = 1; i < args.size(); ++i) {
     if (args[i].find('/') != std::string::npos)
       return fail("ctl.bad_args", "\"" + args[i] + "\": TYPE/NAME needs no separate TYPE argument");
