@@ -25,17 +25,22 @@ void add_conn_options(CLI::App* cmd, Conn& c) {
   cmd->add_option("--server", c.server, "control plane address (env MESHGUARD_SERVER)")
       ->capture_default_str();
   cmd->add_option("--admin-dir", c.admin_dir,
-                  "admin identity directory, <data-dir>/admin (env MESHGUARD_ADMIN_DIR)");
+                  std::string("admin identity directory, <data-dir>/admin (env MESHGUARD_ADMIN_DIR; default ") +
+                      kDefaultAdminDir + " when it exists)");
 }
 
 Result<std::unique_ptr<pb::AdminService::Stub>> admin_stub(const Conn& c) {
-  if (c.admin_dir.empty())
-    return fail("ctl.no_admin",
-                "--admin-dir (or MESHGUARD_ADMIN_DIR) is required: the admin identity "
-                "meshguard-control wrote to <data-dir>/admin");
+  std::string dir = c.admin_dir;
+  // On the control plane's host, the documented data directory (docs/OPERATIONS.md systemd unit).
+  std::error_code ec;
+  if (dir.empty() && std::filesystem::is_directory(kDefaultAdminDir, ec)) dir = kDefaultAdminDir;
+  if (dir.empty())
+    return fail("ctl.no_admin", std::string("--admin-dir (or MESHGUARD_ADMIN_DIR) is required: the admin identity "
+                                            "meshguard-control wrote to <data-dir>/admin (default ") +
+                                    kDefaultAdminDir + ", not present here)");
   // Failures reach the user as one line from the call's status; gRPC's own log lines would repeat them.
   gpr_set_log_function([](gpr_log_func_args*) {});
-  auto files = api::load_svid_dir(c.admin_dir);
+  auto files = api::load_svid_dir(dir);
   if (!files) return fail(files.error());
   return pb::AdminService::NewStub(api::make_channel(c.server, files->bundle_pem, *files));
 }

@@ -2,7 +2,7 @@
 // (gRPC over mTLS with the admin identity meshguard-control writes to <data-dir>/admin): the
 // connection flags, the stub, error lines, input files and the table printer.
 //   --server HOST:PORT   (env MESHGUARD_SERVER, default 127.0.0.1:15012)
-//   --admin-dir DIR      (env MESHGUARD_ADMIN_DIR)
+//   --admin-dir DIR      (env MESHGUARD_ADMIN_DIR, else kDefaultAdminDir when it exists)
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -17,6 +17,9 @@
 
 namespace mg::ctl {
 namespace pb = ::meshguard::v1;
+
+// The admin identity of a control plane run as docs/OPERATIONS.md's systemd unit runs it.
+inline constexpr const char* kDefaultAdminDir = "/var/lib/meshguard-control/admin";
 
 struct Conn {
   std::string server;

@@ -27,6 +27,13 @@ expect_eq "$rc:$(echo "$err" | wc -l)" "1:1" "unreachable control plane: exit 1,
 expect_eq "$err" "meshguardctl: cannot reach the control plane at 127.0.0.1:1 (is meshguard-control running there? set --server or MESHGUARD_SERVER)" \
   "unreachable control plane: one clear sentence"
 
+if [ ! -d /var/lib/meshguard-control/admin ]; then
+  rc=0
+  err=$(MESHGUARD_ADMIN_DIR= ctl get all 2>&1) || rc=$?
+  expect_eq "$rc" 1 "no admin identity: exit 1"
+  expect_contains "$err" "(default /var/lib/meshguard-control/admin, not present here)" "no admin identity: names the default"
+fi
+
 # --- version ------------------------------------------------------------------------------------
 expect_eq "$(ctl version)" "Client Version: 0.1.0
 Server Version: 0.1.0" "version: client and server"
