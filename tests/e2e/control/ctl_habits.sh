@@ -3,7 +3,7 @@
 # plural, short name and KIND.GROUP; TYPE/NAME and TYPE,TYPE; -l selectors; -o wide|name|yaml|json|
 # jsonpath; describe (the workloads a policy selects, the policies a workload gets); diff -f;
 # apply --dry-run=server|client; re-applying changes nothing; delete -f / --all / -l; -f - for
-# apply, analyze and authz check. Only the control plane runs: no proxy is needed.
+# apply, analyze and authz check; analyze of the live store with -o json. Only the control plane runs: no proxy is needed.
 source "$(dirname "$0")/lib.sh"
 
 start_control
@@ -173,6 +173,9 @@ expect_eq "$rc" 1 "dry-run: nothing stored"
 
 # --- analyze and authz check read -f - ----------------------------------------------------------
 expect_eq "$(ctl analyze -f - <"$WORK/base.yaml" 2>&1 | grep -c 'no findings\|MG0')" 1 "analyze -f -"
+expect_eq "$(ctl analyze -o json | jq -r '[.[].code] | unique | join(" ")')" "MG0001 MG0003" "analyze without -f: the live store, -o json"
+expect_eq "$(ctl analyze -o json | jq -r '.[] | select(.code == "MG0001") | .resource + " " + .severity')" \
+  "default/jwt warning" "analyze -o json: resource and severity"
 printf '{"destination": {"namespace": "default", "labels": {"app": "details"}, "port": 9080},
  "source": {"principal": "cluster.local/ns/default/sa/sleep"},
  "request": {"method": "GET", "path": "/", "host": "details"}}' >"$WORK/req.json"
