@@ -11,6 +11,7 @@
 #include "api/grpc_tls.h"
 #include "common/files.h"
 #include "common/time.h"
+#include "common/version.h"
 #include "crypto/openssl.h"
 #include "identity/svid.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
@@ -243,6 +244,7 @@ Status AgentState::watch_once(bool first_only) {
   pb::WatchRequest hello;
   auto* h = hello.mutable_hello();
   h->set_workload(o.workload_name);
+  h->set_proxy_version(mg::version());
   for (const auto& [k, v] : o.labels) (*h->mutable_labels())[k] = v;
   {
     std::lock_guard lock(mutex);

@@ -335,6 +335,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         w->set_last_seen_unix(rec.last_seen);
         w->set_registered(find_workload(model->set, rec.workload.ns, rec.workload.name) != nullptr);
         w->set_peer_address(rec.peer);
+        w->set_proxy_version(rec.proxy_version);
         for (const auto& [k, v] : rec.workload.labels) (*w->mutable_labels())[k] = v;
         seen.insert(key);
       }

@@ -220,6 +220,7 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     rec.cert_serial = hello.cert_serial();
     rec.cert_not_after = hello.cert_not_after_unix();
     rec.last_seen = unix_now();
+    rec.proxy_version = hello.proxy_version();
     rec.acked_version = hello.last_version();
     rec.sent_version.clear();
     rec.nack_error.clear();

@@ -32,13 +32,14 @@ int run_workload_list(const Conn& c, const std::string& output) {
                        {"configVersion", w.config_version()}, {"ackedVersion", w.acked_version()},
                        {"nackError", w.nack_error()}, {"lastSeen", when(w.last_seen_unix())},
                        {"registered", w.registered()}, {"peer", w.peer_address()},
-                       {"labels", std::map<std::string, std::string>(w.labels().begin(), w.labels().end())}});
+                       {"labels", std::map<std::string, std::string>(w.labels().begin(), w.labels().end())},
+                       {"proxyVersion", w.proxy_version()}});
     }
     std::cout << items.dump(2) << "\n";
     return 0;
   }
   std::vector<std::vector<std::string>> rows{
-      {"NAMESPACE", "NAME", "IDENTITY", "CONNECTED", "CERT", "SERIAL", "EXPIRES", "CONFIG", "ACKED", "LAST SEEN"}};
+      {"NAMESPACE", "NAME", "IDENTITY", "CONNECTED", "CERT", "SERIAL", "EXPIRES", "CONFIG", "ACKED", "LAST SEEN", "VERSION"}};
   for (const auto& w : resp.workloads()) {
     std::string serial = w.cert_serial().size() > 12 ? w.cert_serial().substr(0, 12) + "…" : w.cert_serial();
     std::string acked = w.acked_version().empty() ? "-" : w.acked_version();
@@ -47,7 +48,8 @@ int run_workload_list(const Conn& c, const std::string& output) {
                     w.connected() ? "yes" : "no", w.cert_state().empty() ? "-" : w.cert_state(),
                     serial.empty() ? "-" : serial, utc(w.cert_not_after_unix()),
                     w.config_version().empty() ? "-" : w.config_version(), acked,
-                    w.last_seen_unix() ? age(w.last_seen_unix()) + " ago" : "never"});
+                    w.last_seen_unix() ? age(w.last_seen_unix()) + " ago" : "never",
+                    w.proxy_version().empty() ? "-" : w.proxy_version()});
   }
   print_table(rows);
   return 0;

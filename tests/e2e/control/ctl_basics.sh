@@ -2,7 +2,7 @@
 # What a newcomer meets first (issue 18 items 7 and 8): every binary answers --version and --help
 # (flags with defaults); `meshguardctl version` shows client and server; shell completion; an
 # unreachable control plane is one sentence; token create checks DNS labels; `workload list` is
-# aligned and its JSON has RFC 3339 times and upper-case serials.
+# aligned and its JSON has RFC 3339 times, upper-case serials and the proxy's version.
 source "$(dirname "$0")/lib.sh"
 export LC_ALL=C.UTF-8  # ${#var} counts characters: the table is aligned by characters
 
@@ -84,9 +84,10 @@ echo "$json" | jq -r '.[] | select(.name == "details") | .certSerial' | grep -Eq
   fail "workload list: serial not upper-case hex"
 pass "workload list: upper-case serial"
 expect_eq "$(echo "$json" | jq -r '.[] | select(.name == "details") | .labels.app')" details "workload list: labels"
+expect_eq "$(echo "$json" | jq -r '.[] | select(.name == "details") | .proxyVersion')" 0.1.0 "workload list: the proxy's version"
 table=$(ctl workload list)
 header=$(echo "$table" | head -1)
-for col in CONNECTED EXPIRES CONFIG "LAST SEEN"; do
+for col in CONNECTED EXPIRES CONFIG "LAST SEEN" VERSION; do
   pre=${header%%"$col"*}
   while IFS= read -r row; do
     [ "${row:${#pre}-1:1}" = " " ] && [ "${row:${#pre}:1}" != " " ] ||
