@@ -9,9 +9,9 @@ namespace mg::ctl {
 Result<Fetched> fetch(const Conn& c, const std::vector<Target>& targets, const std::string& ns,
                       const LabelSelector& selector) {
   Fetched out;
+  auto stub = admin_stub(c);  // one connection for every target
+  if (!stub) return fail(stub.error());
   for (const auto& t : targets) {
-    auto stub = admin_stub(c);
-    if (!stub) return fail(stub.error());
     pb::GetRequest req;
     req.set_kind(t.kind->kind);
     req.set_namespace_(t.kind->namespaced ? ns : "");
