@@ -103,7 +103,7 @@ int run_apply(const ApplyOptions& o) {
 struct DeleteOptions {
   std::vector<std::string> args;
   std::vector<std::string> files;
-  std::string ns = "default";
+  std::string ns;  // -n; not given: "default", and -f files place documents as apply does
   bool all = false;
   bool all_namespaces = false;
   bool ignore_not_found = false;
@@ -119,13 +119,14 @@ Result<std::vector<pb::ResourceKey>> delete_keys(const DeleteOptions& o) {
       return fail("ctl.bad_args", "-f names what to delete: no TYPE, NAME, --all or -l with it");
     auto texts = read_inputs(o.files);
     if (!texts) return fail(texts.error());
-    auto set = parse_inputs(*texts, o.ns == "default" ? "" : o.ns);
+    auto set = parse_inputs(*texts, o.ns);
     if (!set) return fail(set.error());
     for (auto& d : keys_of(*set)) keys.push_back(std::move(d.key));
     return keys;
   }
   auto targets = parse_targets(o.args);
   if (!targets) return fail(targets.error());
+  const std::string ns = o.ns.empty() ? "default" : o.ns;
   const bool named = !targets->front().name.empty();
   if (named && (o.all || !o.selector.empty()))
     return fail("ctl.bad_args", "NAME arguments and --all / -l exclude each other");
@@ -136,7 +137,7 @@ Result<std::vector<pb::ResourceKey>> delete_keys(const DeleteOptions& o) {
     for (const auto& t : *targets) {
       pb::ResourceKey k;
       k.set_kind(t.kind->kind);
-      k.set_namespace_(t.kind->namespaced ? o.ns : "");
+      k.set_namespace_(t.kind->namespaced ? ns : "");
       k.set_name(t.name);
       keys.push_back(std::move(k));
     }
@@ -144,7 +145,7 @@ Result<std::vector<pb::ResourceKey>> delete_keys(const DeleteOptions& o) {
   }
   auto selector = LabelSelector::parse(o.selector);
   if (!selector) return fail(selector.error());
-  auto fetched = fetch(o.conn, *targets, o.all_namespaces ? "" : o.ns, *selector);
+  auto fetched = fetch(o.conn, *targets, o.all_namespaces ? "" : ns, *selector);
   if (!fetched) return fail(fetched.error());
   for (const auto& r : fetched->items) keys.push_back(r.key());
   return keys;
@@ -212,8 +213,9 @@ int run_diff(const DiffOptions& o) {
   std::map<std::string, const pb::Resource*> live;
   for (const auto& r : stored->resources()) live[key_str(r.key())] = &r;
 
-  char tmpl[] = "/tmp/meshguardctl-diff-XXXXXX";
-  if (!mkdtemp(tmpl)) return fail_line("diff: cannot create a temporary directory");
+  std::error_code ec;
+  std::string tmpl = (std::filesystem::temp_directory_path(ec) / "meshguardctl-diff-XXXXXX").string();
+  if (ec || !mkdtemp(tmpl.data())) return fail_line("diff: cannot create a temporary directory");
   const std::filesystem::path dir(tmpl);
   struct Cleanup {
     std::filesystem::path p;
@@ -269,7 +271,7 @@ void register_apply_commands(CLI::App& app, Action& action) {
   del->add_option("args", del_opt.args, "TYPE NAME..., TYPE/NAME..., or TYPE with --all / -l");
   del->add_option("-f,--filename", del_opt.files,
                   "FILE, DIR or - (stdin): delete the resources it holds; repeatable");
-  del->add_option("-n,--namespace", del_opt.ns, "namespace")->capture_default_str();
+  del->add_option("-n,--namespace", del_opt.ns, "namespace (default: default)");
   del->add_flag("--all", del_opt.all, "every resource of TYPE in the namespace");
   del->add_flag("-A,--all-namespaces", del_opt.all_namespaces, "with --all or -l: in every namespace");
   del->add_option("-l,--selector", del_opt.selector, "label query, as for get");
