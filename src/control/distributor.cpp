@@ -220,6 +220,7 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     rec.cert_serial = hello.cert_serial();
     rec.cert_not_after = hello.cert_not_after_unix();
     rec.last_seen = unix_now();
+    rec.proxy_version = hello.proxy_version();
     rec.acked_version = hello.last_version();
     rec.sent_version.clear();
     rec.nack_error.clear();
@@ -267,6 +268,10 @@ void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
   MutexLock lock(mutex_);
   streams_.erase(stream);
   metrics_.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(streams_.size()));
+  // A stream replaced by a newer one of the same workload (a reconnecting or restarted proxy)
+  // ends after the newer one registered: the workload is still connected through that one.
+  for (const auto& [other, other_key] : streams_)
+    if (other_key == key) return;
   auto it = records_.find(key);
   if (it != records_.end()) {
     it->second.connected = false;

@@ -1,0 +1,54 @@
+// meshguardctl's shared pieces for the commands that talk to the control plane's admin API
+// (gRPC over mTLS with the admin identity meshguard-control writes to <data-dir>/admin): the
+// connection flags, the stub, error lines, input files and the table printer.
+//   --server HOST:PORT   (env MESHGUARD_SERVER, default 127.0.0.1:15012)
+//   --admin-dir DIR      (env MESHGUARD_ADMIN_DIR, else kDefaultAdminDir when it exists)
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "meshguard/v1/meshguard.grpc.pb.h"
+
+namespace mg::ctl {
+namespace pb = ::meshguard::v1;
+
+// The admin identity of a control plane run as docs/OPERATIONS.md's systemd unit runs it.
+inline constexpr const char* kDefaultAdminDir = "/var/lib/meshguard-control/admin";
+
+struct Conn {
+  std::string server;
+  std::string admin_dir;
+};
+
+void add_conn_options(CLI::App* cmd, Conn& c);
+
+// The admin stub, or a one-line error.
+Result<std::unique_ptr<pb::AdminService::Stub>> admin_stub(const Conn& c);
+// A context with the CLI's deadline (15 s).
+std::unique_ptr<grpc::ClientContext> call_context();
+// One line on stderr for a failed call, exit code 1. An unreachable control plane is one sentence
+// naming the address and how to point meshguardctl elsewhere, not gRPC's connection text.
+int rpc_failed(const Conn& c, const grpc::Status& st);
+
+// Get(kind, namespace, name) (empty: any), or the one line rpc_failed() prints.
+Result<pb::GetResponse> get_resources(const Conn& c, const std::string& kind, const std::string& ns,
+                                      const std::string& name = "");
+
+// FILE, DIR (its *.yaml / *.yml, sorted) or "-" (stdin, once) → (source, text) pairs.
+Result<std::vector<std::pair<std::string, std::string>>> read_inputs(const std::vector<std::string>& inputs);
+
+// Columns padded to the widest cell (by characters, so "…" counts as one), three spaces apart.
+void print_table(const std::vector<std::vector<std::string>>& rows);
+
+std::string age(int64_t since_unix);    // kubectl's AGE: 42s, 5m, 3h, 2d
+std::string utc(int64_t unix_seconds);  // RFC 3339, "-" for 0
+// "authorizationpolicy/ns/name" as apply and delete report it.
+std::string key_str(const pb::ResourceKey& k);
+
+}  // namespace mg::ctl
