@@ -2,7 +2,9 @@
 # bench/dataplane/hold_conns.py — opens N idle client connections to 127.0.0.1:PORT (plain TCP,
 # or mutual TLS with a client certificate) and holds them so the benchmark can read the server's
 # RSS. Bounded: gives up after --connect-timeout seconds in total and exits after --hold seconds
-# (or on SIGTERM). Prints one line "ready OPENED FAILED [first error]".
+# (or on SIGTERM). Prints one line "ready OPENED FAILED [first error]". With --h2 each connection
+# becomes an idle HTTP/2 connection (ALPN h2 under TLS, prior knowledge otherwise): the client
+# preface and SETTINGS sent, the server's SETTINGS read and acknowledged, no stream opened.
 import argparse
 import signal
 import socket
@@ -10,6 +12,32 @@ import ssl
 import sys
 import threading
 import time
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # empty SETTINGS
+H2_SETTINGS_ACK = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+
+
+def h2_open(s, tls):
+    if tls and s.selected_alpn_protocol() != "h2":
+        raise ConnectionError(f"ALPN chose {s.selected_alpn_protocol()!r}, not h2")
+    s.sendall(H2_PREFACE + H2_SETTINGS)
+    head = b""
+    while len(head) < 9:  # the server's first frame must be its SETTINGS
+        chunk = s.recv(9 - len(head))
+        if not chunk:
+            raise ConnectionError("closed before the server's SETTINGS")
+        head += chunk
+    if head[3] != 4:
+        raise ConnectionError(f"first frame type {head[3]}, not SETTINGS")
+    left = int.from_bytes(head[0:3], "big")
+    while left > 0:
+        chunk = s.recv(left)
+        if not chunk:
+            raise ConnectionError("closed inside the server's SETTINGS")
+        left -= len(chunk)
+    s.sendall(H2_SETTINGS_ACK)
 
 
 def main():
@@ -22,6 +50,7 @@ def main():
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--connect-timeout", type=float, default=120.0)
     ap.add_argument("--hold", type=float, default=120.0)
+    ap.add_argument("--h2", action="store_true")
     args = ap.parse_args()
     if args.count < 1 or args.count > 20000:
         sys.exit("hold_conns: --count must be 1..20000")
@@ -35,6 +64,8 @@ def main():
         # SVIDs carry a SPIFFE URI SAN and no DNS name; the chain is still verified.
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_REQUIRED
+        if args.h2:
+            ctx.set_alpn_protocols(["h2"])
 
     deadline = time.monotonic() + args.connect_timeout
     held = []
@@ -53,6 +84,8 @@ def main():
                 s = socket.create_connection(("127.0.0.1", args.port), timeout=min(remaining, 10.0))
                 if ctx is not None:
                     s = ctx.wrap_socket(s)  # full handshake, client certificate sent
+                if args.h2:
+                    h2_open(s, ctx is not None)
                 s.settimeout(None)
                 with lock:
                     held.append(s)

@@ -10,11 +10,22 @@
 # CPU µs/request per process (/proc/PID/stat utime+stime deltas / requests), RSS idle and with N
 # idle client connections (hold_conns.py), context switches per request (/proc/PID/task/*/status) and,
 # where perf can count the raw_syscalls tracepoint, system calls per request. Prints medians as
-# markdown tables.
+# markdown tables. That is section "h1"; two more sections reuse the same helpers:
+#   h2   (issue 15) HTTP/2 end to end: h2load (h2c prior knowledge) → direct / meshguard pair
+#        (outbound and inbound protocol http2, h2 over mTLS between the proxies) / HAProxy pair
+#        (proto h2 front, alpn h2 between, proto h2 to the app) → an h2c app (an HAProxy frontend
+#        answering with `http-request return`: the sample app speaks HTTP/1.1 only). Requests/s on
+#        one connection with 1 and with 100 concurrent streams, latency at RATE, CPU per request per
+#        hop, RSS per idle HTTP/2 connection (H2_IDLE_CONNS held).
+#   opa  (issue 14) three meshguard pairs in front of the sample app, the same requests (a JWT in
+#        Authorization) at RATE: no OPA; an in-proxy OPAPolicy (an Envoy-primer-style policy:
+#        io.jwt.decode_verify, role, method, glob on the path); the same OPAPolicy behind a CUSTOM
+#        AuthorizationPolicy over localhost gRPC to mg-bench-opa-ext-authz (same engine).
 #
-#   bash bench/dataplane/run.sh [--build DIR] [--reps N] [--out FILE]
+#   bash bench/dataplane/run.sh [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa]
 # Environment knobs (defaults): WRK_CONNS=32 WRK_SECONDS=8 RATE=1000 RATE_CLIENTS=10
 #   RATE_SECONDS=10 IDLE_CONNS=9900 THREADS=1 (meshguard workers = haproxy nbthread)
+#   H2_SECONDS=8 (each h2load -c1 row) H2_IDLE_CONNS=200
 # Needs wrk, h2load (nghttp2-client), haproxy, python3, curl, openssl (scripts/install-deps.sh).
 # Installs nothing; every process it starts is stopped by the EXIT trap.
 set -euo pipefail
@@ -24,12 +35,14 @@ HERE="$ROOT/bench/dataplane"
 BUILD="$ROOT/build-bench"
 REPS=3
 OUT=""
+SECTIONS="h1,h2,opa"
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) BUILD="$2"; shift 2 ;;
     --reps) REPS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    *) echo "usage: $0 [--build DIR] [--reps N] [--out FILE]" >&2; exit 2 ;;
+    --sections) SECTIONS="$2"; shift 2 ;;
+    *) echo "usage: $0 [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa]" >&2; exit 2 ;;
   esac
 done
 WRK_CONNS="${WRK_CONNS:-32}"
@@ -39,18 +52,27 @@ RATE_CLIENTS="${RATE_CLIENTS:-10}"
 RATE_SECONDS="${RATE_SECONDS:-10}"
 IDLE_CONNS="${IDLE_CONNS:-9900}"
 THREADS="${THREADS:-1}"
-for v in REPS WRK_CONNS WRK_SECONDS RATE RATE_CLIENTS RATE_SECONDS IDLE_CONNS THREADS; do
+H2_SECONDS="${H2_SECONDS:-8}"
+H2_IDLE_CONNS="${H2_IDLE_CONNS:-200}"
+section() { case ",$SECTIONS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+for sec in ${SECTIONS//,/ }; do
+  case "$sec" in h1 | h2 | opa) ;; *) echo "unknown section $sec (h1, h2, opa)" >&2; exit 2 ;; esac
+done
+for v in REPS WRK_CONNS WRK_SECONDS RATE RATE_CLIENTS RATE_SECONDS IDLE_CONNS THREADS H2_SECONDS H2_IDLE_CONNS; do
   case "${!v}" in '' | *[!0-9]*) echo "$v must be a positive integer" >&2; exit 2 ;; esac
   [ "${!v}" -gt 0 ] || { echo "$v must be positive" >&2; exit 2; }
 done
-[ "$WRK_SECONDS" -le 60 ] && [ "$RATE_SECONDS" -le 60 ] && [ "$REPS" -le 10 ] || { echo "bounds: durations ≤ 60 s, reps ≤ 10" >&2; exit 2; }
+[ "$WRK_SECONDS" -le 60 ] && [ "$RATE_SECONDS" -le 60 ] && [ "$H2_SECONDS" -le 60 ] && [ "$REPS" -le 10 ] && [ "$H2_IDLE_CONNS" -le 5000 ] || { echo "bounds: durations ≤ 60 s, reps ≤ 10" >&2; exit 2; }
 [ $((RATE % RATE_CLIENTS)) -eq 0 ] || { echo "RATE must be a multiple of RATE_CLIENTS" >&2; exit 2; }
 
 PROXY_BIN="$BUILD/tools/meshguard-proxy"
 CTL_BIN="$BUILD/tools/meshguardctl"
 APP_BIN="$BUILD/tools/mg-sample-app"
-for b in "$PROXY_BIN" "$CTL_BIN" "$APP_BIN"; do
-  [ -x "$b" ] || { echo "missing $b — build: cmake --build $BUILD --target meshguard-proxy meshguardctl mg-sample-app" >&2; exit 1; }
+OPA_AUTHZ_BIN="$BUILD/bench/dataplane/mg-bench-opa-ext-authz"
+NEED=("$PROXY_BIN" "$CTL_BIN" "$APP_BIN")
+section opa && NEED+=("$OPA_AUTHZ_BIN" "$BUILD/tools/libmeshguard-extauthz-grpc.so")
+for b in "${NEED[@]}"; do
+  [ -e "$b" ] || { echo "missing $b — build: cmake --build $BUILD --target meshguard-proxy meshguardctl mg-sample-app (opa: mg-bench-opa-ext-authz meshguard-extauthz-grpc)" >&2; exit 1; }
 done
 for t in wrk h2load haproxy python3 curl openssl ss; do
   command -v "$t" >/dev/null || { echo "missing tool: $t (scripts/install-deps.sh)" >&2; exit 1; }
@@ -201,43 +223,49 @@ spec:
 YAML
 
 # ---------------------------------------------------------------- processes
-start_all() {
-  local r="$1"
-  start "app$r" "$APP_BIN" --listen 127.0.0.1:0
-  APP_PID=$LAST_PID
-  APP=$(port_of "$WORK/app$r.out" '^listening on 127\.0\.0\.1:[0-9]+$')
-
-  cat >"$WORK/mg-server.yaml" <<YAML
+# start_mg_pair TAG REP POLICYDIR APPPORT PROTOCOL: a client and a server meshguard-proxy in front
+# of 127.0.0.1:APPPORT (PROTOCOL on both the outbound and the inbound entry); pids and ports in
+# MG_PID[TAG.client|TAG.server] and MG_PORT[...]. TAG "" is the h1 section's pair.
+declare -A MG_PID MG_PORT HAP_PID HAP_PORT
+start_mg_pair() {
+  local tag="$1" r="$2" dir="$3" app="$4" proto="$5"
+  cat >"$WORK/mg-server$tag.yaml" <<YAML
 workload: {name: server, namespace: bench, serviceAccount: server, labels: {app: server}}
 tls: {certChain: $WORK/server/cert-chain.pem, key: $WORK/server/key.pem, trustBundle: $WORK/server/root-cert.pem}
-policyDir: $WORK/policies
-accessLog: $WORK/mg-server-access.log
+policyDir: $dir
+accessLog: $WORK/mg-server$tag-access.log
 workers: $THREADS
 inbound:
-  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}  # STRICT from PeerAuthentication
+  - {port: 0, address: 127.0.0.1, appPort: $app, protocol: $proto}  # STRICT from PeerAuthentication
 admin: {port: 0}
 limits: {headerTimeoutMs: 180000, maxConnections: $((IDLE_CONNS + 100))}
 YAML
-  start "mgs$r" "$PROXY_BIN" --config "$WORK/mg-server.yaml"
-  MGS_PID=$LAST_PID
-  MGS=$(port_of "$WORK/mgs$r.out" '^listening inbound\[0\] ')
+  start "mgs$tag$r" "$PROXY_BIN" --config "$WORK/mg-server$tag.yaml"
+  MG_PID[$tag.server]=$LAST_PID
+  MG_PORT[$tag.server]=$(port_of "$WORK/mgs$tag$r.out" '^listening inbound\[0\] ')
 
-  cat >"$WORK/mg-client.yaml" <<YAML
+  cat >"$WORK/mg-client$tag.yaml" <<YAML
 workload: {name: client, namespace: bench, serviceAccount: client, labels: {app: client}}
 tls: {certChain: $WORK/client/cert-chain.pem, key: $WORK/client/key.pem, trustBundle: $WORK/client/root-cert.pem}
-accessLog: $WORK/mg-client-access.log
+accessLog: $WORK/mg-client$tag-access.log
 workers: $THREADS
 outbound:
-  - {listen: "127.0.0.1:0", destination: "127.0.0.1:$MGS", protocol: http, identities: ["$SERVER_ID"]}
+  - {listen: "127.0.0.1:0", destination: "127.0.0.1:${MG_PORT[$tag.server]}", protocol: $proto, identities: ["$SERVER_ID"]}
 admin: {port: 0}
 limits: {headerTimeoutMs: 180000, maxConnections: $((IDLE_CONNS + 100))}
 YAML
-  start "mgc$r" "$PROXY_BIN" --config "$WORK/mg-client.yaml"
-  MGC_PID=$LAST_PID
-  MGC=$(port_of "$WORK/mgc$r.out" '^listening outbound\[0\] ')
+  start "mgc$tag$r" "$PROXY_BIN" --config "$WORK/mg-client$tag.yaml"
+  MG_PID[$tag.client]=$LAST_PID
+  MG_PORT[$tag.client]=$(port_of "$WORK/mgc$tag$r.out" '^listening outbound\[0\] ')
+}
 
-  HAS=$(free_port)
-  cat >"$WORK/haproxy-server.cfg" <<CFG
+# start_hap_pair TAG REP APPPORT H2: the HAProxy pair; H2=1 speaks HTTP/2 on every leg (h2c prior
+# knowledge in front, ALPN h2 between the two, proto h2 to the app).
+start_hap_pair() {
+  local tag="$1" r="$2" app="$3" h2="$4" front="" alpn="" back=""
+  [ "$h2" = 1 ] && front=" proto h2" alpn=" alpn h2" back=" proto h2"
+  HAP_PORT[$tag.server]=$(free_port)
+  cat >"$WORK/haproxy-server$tag.cfg" <<CFG
 global
   maxconn $HAP_MAXCONN
   nbthread $THREADS
@@ -253,7 +281,7 @@ defaults
   timeout http-request 180s
   timeout http-keep-alive 300s
 frontend mtls_in
-  bind 127.0.0.1:$HAS ssl crt $WORK/server/haproxy.pem ca-file $WORK/server/root-cert.pem verify required
+  bind 127.0.0.1:${HAP_PORT[$tag.server]} ssl crt $WORK/server/haproxy.pem ca-file $WORK/server/root-cert.pem verify required$alpn
   tcp-request session set-var(sess.principal_ok) bool(1) if { ssl_c_der,hex -m sub -i $CLIENT_ID_HEX }
   acl principal_ok var(sess.principal_ok) -m bool
   acl allowed_path path_beg /details/
@@ -261,14 +289,14 @@ frontend mtls_in
   http-request deny deny_status 403 unless METH_GET principal_ok allowed_path
   default_backend app
 backend app
-  server app 127.0.0.1:$APP
+  server app 127.0.0.1:$app$back
 CFG
-  start "has$r" haproxy -db -f "$WORK/haproxy-server.cfg"
-  HAS_PID=$LAST_PID
-  wait_listen "$HAS"
+  start "has$tag$r" haproxy -db -f "$WORK/haproxy-server$tag.cfg"
+  HAP_PID[$tag.server]=$LAST_PID
+  wait_listen "${HAP_PORT[$tag.server]}"
 
-  HAC=$(free_port)
-  cat >"$WORK/haproxy-client.cfg" <<CFG
+  HAP_PORT[$tag.client]=$(free_port)
+  cat >"$WORK/haproxy-client$tag.cfg" <<CFG
 global
   maxconn $HAP_MAXCONN
   nbthread $THREADS
@@ -284,14 +312,25 @@ defaults
   timeout http-request 180s
   timeout http-keep-alive 300s
 frontend plain_out
-  bind 127.0.0.1:$HAC
+  bind 127.0.0.1:${HAP_PORT[$tag.client]}$front
   default_backend mesh
 backend mesh
-  server upstream 127.0.0.1:$HAS ssl crt $WORK/client/haproxy.pem ca-file $WORK/client/root-cert.pem verify required
+  server upstream 127.0.0.1:${HAP_PORT[$tag.server]} ssl crt $WORK/client/haproxy.pem ca-file $WORK/client/root-cert.pem verify required$alpn
 CFG
-  start "hac$r" haproxy -db -f "$WORK/haproxy-client.cfg"
-  HAC_PID=$LAST_PID
-  wait_listen "$HAC"
+  start "hac$tag$r" haproxy -db -f "$WORK/haproxy-client$tag.cfg"
+  HAP_PID[$tag.client]=$LAST_PID
+  wait_listen "${HAP_PORT[$tag.client]}"
+}
+
+start_all() {
+  local r="$1"
+  start "app$r" "$APP_BIN" --listen 127.0.0.1:0
+  APP_PID=$LAST_PID
+  APP=$(port_of "$WORK/app$r.out" '^listening on 127\.0\.0\.1:[0-9]+$')
+  start_mg_pair "" "$r" "$WORK/policies" "$APP" http
+  MGS_PID=${MG_PID[.server]} MGS=${MG_PORT[.server]} MGC_PID=${MG_PID[.client]} MGC=${MG_PORT[.client]}
+  start_hap_pair "" "$r" "$APP" 0
+  HAS_PID=${HAP_PID[.server]} HAS=${HAP_PORT[.server]} HAC_PID=${HAP_PID[.client]} HAC=${HAP_PORT[.client]}
 }
 
 stop_all() {
@@ -330,6 +369,11 @@ procs_of() {
     direct) echo "app:$APP_PID" ;;
     meshguard) echo "mg_client:$MGC_PID mg_server:$MGS_PID app:$APP_PID" ;;
     haproxy) echo "hap_client:$HAC_PID hap_server:$HAS_PID app:$APP_PID" ;;
+    direct_h2) echo "app:$H2APP_PID" ;;
+    meshguard_h2) echo "mg_client:${MG_PID[h2.client]} mg_server:${MG_PID[h2.server]} app:$H2APP_PID" ;;
+    haproxy_h2) echo "hap_client:${HAP_PID[h2.client]} hap_server:${HAP_PID[h2.server]} app:$H2APP_PID" ;;
+    mg_noopa | mg_opa) echo "mg_client:${MG_PID[${1#mg_}.client]} mg_server:${MG_PID[${1#mg_}.server]} app:$APP_PID" ;;
+    mg_extauthz) echo "mg_client:${MG_PID[extauthz.client]} mg_server:${MG_PID[extauthz.server]} provider:$PROVIDER_PID app:$APP_PID" ;;
   esac
 }
 url_of() {
@@ -337,7 +381,18 @@ url_of() {
     direct) echo "http://127.0.0.1:$APP/details/1" ;;
     meshguard) echo "http://127.0.0.1:$MGC/details/1" ;;
     haproxy) echo "http://127.0.0.1:$HAC/details/1" ;;
+    direct_h2) echo "http://127.0.0.1:$H2APP/details/1" ;;
+    meshguard_h2) echo "http://127.0.0.1:${MG_PORT[h2.client]}/details/1" ;;
+    haproxy_h2) echo "http://127.0.0.1:${HAP_PORT[h2.client]}/details/1" ;;
+    mg_noopa | mg_opa | mg_extauthz) echo "http://127.0.0.1:${MG_PORT[${1#mg_}.client]}/details/1" ;;
   esac
+}
+# load_args TOPOLOGY: h2load's protocol and header options for it, in LOAD_ARGS (the *_h2
+# topologies speak h2c prior knowledge, every other one HTTP/1.1; the opa rows carry the JWT).
+load_args() {
+  LOAD_ARGS=()
+  case "$1" in *_h2) ;; *) LOAD_ARGS+=(--h1) ;; esac
+  case "$1" in mg_*) LOAD_ARGS+=(-H "authorization: Bearer $BENCH_JWT") ;; esac
 }
 
 declare -A T0 U0 V0 N0
@@ -415,9 +470,11 @@ run_rate() {
   url=$(url_of "$topo")
   out="$WORK/h2load.$REP.$topo.txt"
   lat="$WORK/h2load.$REP.$topo.log"
+  load_args "$topo"
   snap_cpu "$topo"
-  # Open loop: each of RATE_CLIENTS HTTP/1.1 connections sends RATE/RATE_CLIENTS requests a second.
-  timeout $((RATE_SECONDS + 30)) h2load --h1 -t1 -c "$RATE_CLIENTS" --rps $((RATE / RATE_CLIENTS)) -D "$RATE_SECONDS" \
+  # Open loop: each of RATE_CLIENTS connections (HTTP/1.1, or HTTP/2 with one stream at a time
+  # for the *_h2 topologies) sends RATE/RATE_CLIENTS requests a second.
+  timeout $((RATE_SECONDS + 30)) h2load "${LOAD_ARGS[@]}" -t1 -c "$RATE_CLIENTS" --rps $((RATE / RATE_CLIENTS)) -D "$RATE_SECONDS" \
     --log-file="$lat" "$url" >"$out" 2>&1 || die "h2load failed on $topo: $(tail -n 20 "$out")"
   n=$(wc -l <"$lat")
   ok=$(awk -F'\t' '$2 == 200' "$lat" | wc -l)
@@ -442,13 +499,17 @@ idle_rss() {
   done
 }
 
-# hold NAME PID PORT [tls]: IDLE_CONNS idle connections (mTLS handshakes done, no request) to
-# PORT; records the target's RSS and descriptor count while they are held.
+# hold NAME PID PORT [tls|plain] [h2]: HOLD_COUNT (default IDLE_CONNS) idle connections (mTLS
+# handshakes done, with h2 the HTTP/2 SETTINGS exchanged; no request) to PORT; records the
+# target's RSS and descriptor count while they are held.
 hold() {
-  local name="$1" pid="$2" port="$3" mode="${4:-}" line opened failed fds0 rss held
-  local args=(--port "$port" --count "$IDLE_CONNS" --connect-timeout 120 --hold 180)
+  local name="$1" pid="$2" port="$3" mode="${4:-}" h2="${5:-}" line opened failed fds0 rss held
+  local count="${HOLD_COUNT:-$IDLE_CONNS}"
+  local args=(--port "$port" --count "$count" --connect-timeout 120 --hold 180)
   [ "$mode" = tls ] && args+=(--cert "$WORK/client/cert-chain.pem" --key "$WORK/client/key.pem" --ca "$WORK/client/root-cert.pem")
+  [ "$h2" = h2 ] && args+=(--h2)
   fds0=$(fd_count "$pid")
+  record "$name.rss_kb.before" "$(rss_kb "$pid")"
   start "hold.$REP.$name" python3 "$HERE/hold_conns.py" "${args[@]}"
   local hpid=$LAST_PID
   line=""
@@ -468,8 +529,8 @@ hold() {
   record "$name.rss_kb.conns" "$rss"
   record "$name.conns_held" "$held"
   record "$name.conns_failed" "$failed"
-  [ "$failed" -eq 0 ] && [ "$held" -eq "$IDLE_CONNS" ] ||
-    log "WARNING: $name: $opened of $IDLE_CONNS idle connections opened, $failed failed, $held still established: $line"
+  [ "$failed" -eq 0 ] && [ "$held" -eq "$count" ] ||
+    log "WARNING: $name: $opened of $count idle connections opened, $failed failed, $held still established: $line"
   log "  $name: $held idle connections held, RSS $rss kB (fds +$(($(fd_count "$pid") - fds0)))"
   stop_pid "$hpid"
   forget "$hpid"
@@ -480,7 +541,193 @@ hold() {
   done
 }
 
+# ---------------------------------------------------------------- section h2 (issue 15)
+# The h2c app: an HAProxy frontend speaking HTTP/2 with prior knowledge and answering every
+# request itself (a small JSON body, like the sample app's /details/1).
+start_h2_app() {
+  H2APP=$(free_port)
+  cat >"$WORK/h2app.cfg" <<CFG
+global
+  maxconn $HAP_MAXCONN
+  nbthread $THREADS
+defaults
+  mode http
+  timeout client 180s
+  timeout http-keep-alive 300s
+frontend h2c_app
+  bind 127.0.0.1:$H2APP proto h2
+  http-request return status 200 content-type application/json string "{\"id\": 1, \"author\": \"William Shakespeare\", \"type\": \"paperback\"}"
+CFG
+  start "h2app$1" haproxy -db -f "$WORK/h2app.cfg"
+  H2APP_PID=$LAST_PID
+  wait_listen "$H2APP"
+}
+
+h2_check() { # URL WANT: status and HTTP version 2 over h2c prior knowledge
+  local got
+  got=$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --max-time 10 --http2-prior-knowledge "$1" || true)
+  [ "$got" = "$2 2" ] || die "h2c $1 → '$got', want '$2 2'"
+}
+
+# run_streams TOPOLOGY M: one HTTP/2 connection, M concurrent streams, H2_SECONDS, closed loop.
+run_streams() {
+  local topo="$1" m="$2" url out ok failed rps
+  url=$(url_of "$topo")
+  timeout 30 h2load -t1 -c1 -m "$m" -D 1 "$url" >/dev/null 2>&1 || true # warm-up
+  snap_cpu "$topo"
+  out="$WORK/h2m.$REP.$topo.$m.txt"
+  timeout $((H2_SECONDS + 30)) h2load -t1 -c1 -m "$m" -D "$H2_SECONDS" "$url" >"$out" 2>&1 ||
+    die "h2load -c1 -m$m failed on $topo: $(tail -n 20 "$out")"
+  ok=$(awk '/^requests:/ { print $8 }' "$out")
+  failed=$(awk '/^requests:/ { print $10 + $12 + $14 }' "$out")
+  rps=$(awk '/^finished in/ { print $4 }' "$out")
+  [ -n "$ok" ] && [ -n "$rps" ] && [ "$ok" -gt 0 ] || die "no successful h2load -c1 -m$m request on $topo: $(tail -n 20 "$out")"
+  record "$topo.m${m}_rps" "$rps"
+  record "$topo.m${m}_failed" "$failed"
+  record_cpu "$topo" "m$m" "$ok"
+  [ "$failed" -eq 0 ] || log "WARNING: $topo -c1 -m$m: $failed failed ($(grep -E '^requests:|^status codes:' "$out" | tr '\n' ' '))"
+  log "  $topo -c1 -m$m: $rps rps ($ok ok, $failed failed)"
+}
+
+run_h2_section() {
+  local topos=(direct_h2 meshguard_h2 haproxy_h2) i topo pid
+  for REP in $(seq 1 "$REPS"); do
+    log "h2 repetition $REP/$REPS: h2c app, meshguard pair (protocol http2), haproxy pair (h2)"
+    start_h2_app "$REP"
+    start_mg_pair h2 "$REP" "$WORK/policies" "$H2APP" http2
+    start_hap_pair h2 "$REP" "$H2APP" 1
+    for topo in "${topos[@]}"; do h2_check "$(url_of "$topo")" 200; done
+    h2_check "http://127.0.0.1:${MG_PORT[h2.client]}/headers" 403
+    h2_check "http://127.0.0.1:${HAP_PORT[h2.client]}/headers" 403
+    sleep 1
+    for i in 0 1 2; do
+      topo=${topos[$(((i + REP - 1) % 3))]}
+      run_streams "$topo" 1
+      run_streams "$topo" 100
+      run_rate "$topo"
+    done
+    sleep 1
+    HOLD_COUNT=$H2_IDLE_CONNS hold mg_client_h2 "${MG_PID[h2.client]}" "${MG_PORT[h2.client]}" plain h2
+    HOLD_COUNT=$H2_IDLE_CONNS hold mg_server_h2 "${MG_PID[h2.server]}" "${MG_PORT[h2.server]}" tls h2
+    HOLD_COUNT=$H2_IDLE_CONNS hold hap_client_h2 "${HAP_PID[h2.client]}" "${HAP_PORT[h2.client]}" plain h2
+    HOLD_COUNT=$H2_IDLE_CONNS hold hap_server_h2 "${HAP_PID[h2.server]}" "${HAP_PORT[h2.server]}" tls h2
+    for pid in "${HAP_PID[h2.client]}" "${HAP_PID[h2.server]}" "${MG_PID[h2.client]}" "${MG_PID[h2.server]}" "$H2APP_PID"; do
+      stop_pid "$pid"
+      forget "$pid"
+    done
+  done
+}
+
+# ---------------------------------------------------------------- section opa (issue 14)
+# An HS256 token the OPAPolicy verifies (role guest, an hour of validity).
+BENCH_JWT=$(python3 -c '
+import base64, hmac, hashlib, json, time
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+p = b(json.dumps({"sub": "bench-user", "role": "guest", "exp": int(time.time()) + 3600}).encode())
+print(h + "." + p + "." + b(hmac.new(b"bench-secret", (h + "." + p).encode(), hashlib.sha256).digest()))')
+
+# Written for this benchmark in the shape of OPA's Envoy primer: the token from Authorization,
+# verified (HS256) and its exp checked, then the role, method and path decide.
+opa_policy_yaml() {
+  cat <<'YAML'
+apiVersion: meshguard.io/v1alpha1
+kind: OPAPolicy
+metadata: {name: primer, namespace: bench}
+spec:
+  selector: {matchLabels: {app: server}}
+  policy: |
+    package envoy.authz
+
+    default allow := false
+
+    bearer := t if {
+      [scheme, t] := split(input.attributes.request.http.headers.authorization, " ")
+      lower(scheme) == "bearer"
+    }
+
+    token := {"valid": ok, "claims": claims} if {
+      [ok, _, claims] := io.jwt.decode_verify(bearer, {"secret": "bench-secret", "alg": "HS256"})
+    }
+
+    readers := {"guest", "admin"}
+
+    allow if {
+      token.valid
+      input.attributes.request.http.method == "GET"
+      token.claims.role in readers
+      glob.match("/details/*", ["/"], input.attributes.request.http.path)
+    }
+
+    allow if {
+      token.valid
+      token.claims.role == "admin"
+    }
+YAML
+}
+
+run_opa_section() {
+  local topos=(mg_noopa mg_opa mg_extauthz) i topo pid c
+  mkdir -p "$WORK/policies-opa" "$WORK/policies-ext" "$WORK/provider"
+  cp "$WORK/policies/allow.yaml" "$WORK/policies/strict.yaml" "$WORK/policies-opa/"
+  cp "$WORK/policies/allow.yaml" "$WORK/policies/strict.yaml" "$WORK/policies-ext/"
+  opa_policy_yaml >"$WORK/policies-opa/opa.yaml"
+  opa_policy_yaml >"$WORK/provider/opa.yaml"
+  for REP in $(seq 1 "$REPS"); do
+    log "opa repetition $REP/$REPS: app, provider, three meshguard pairs (no OPA, OPAPolicy, CUSTOM ext_authz gRPC)"
+    start "app$REP" "$APP_BIN" --listen 127.0.0.1:0
+    APP_PID=$LAST_PID
+    APP=$(port_of "$WORK/app$REP.out" '^listening on 127\.0\.0\.1:[0-9]+$')
+    start "provider$REP" "$OPA_AUTHZ_BIN" --policy "$WORK/provider/opa.yaml" --namespace bench \
+      --service-account server --label app=server
+    PROVIDER_PID=$LAST_PID
+    PROVIDER=$(wait_line "$WORK/provider$REP.out" '^grpc [0-9]+$' | cut -d' ' -f2)
+    cat >"$WORK/policies-ext/ext.yaml" <<YAML
+apiVersion: meshguard.io/v1alpha1
+kind: Mesh
+metadata: {name: default}
+spec:
+  extensionProviders:
+  - name: opa-grpc
+    envoyExtAuthzGrpc: {service: 127.0.0.1, port: $PROVIDER, timeout: 1s}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext-opa, namespace: bench}
+spec:
+  selector: {matchLabels: {app: server}}
+  action: CUSTOM
+  provider: {name: opa-grpc}
+  rules:
+  - to: [{operation: {paths: ["/*"]}}]
+YAML
+    start_mg_pair noopa "$REP" "$WORK/policies" "$APP" http
+    start_mg_pair opa "$REP" "$WORK/policies-opa" "$APP" http
+    start_mg_pair extauthz "$REP" "$WORK/policies-ext" "$APP" http
+    for topo in "${topos[@]}"; do
+      c=$(http_code -H "authorization: Bearer $BENCH_JWT" "$(url_of "$topo")"); [ "$c" = 200 ] || die "$topo: /details/1 with the token → $c"
+    done
+    c=$(http_code "$(url_of mg_noopa)"); [ "$c" = 200 ] || die "mg_noopa: /details/1 without a token → $c"
+    for topo in mg_opa mg_extauthz; do
+      c=$(http_code "$(url_of "$topo")"); [ "$c" = 403 ] || die "$topo: /details/1 without a token → $c, want 403"
+      c=$(http_code -H "authorization: Bearer $BENCH_JWT.x" "$(url_of "$topo")"); [ "$c" = 403 ] || die "$topo: bad signature → $c, want 403"
+    done
+    sleep 1
+    for i in 0 1 2; do
+      topo=${topos[$(((i + REP - 1) % 3))]}
+      timeout 30 h2load --h1 -t1 -c "$RATE_CLIENTS" -n 500 -H "authorization: Bearer $BENCH_JWT" "$(url_of "$topo")" >/dev/null 2>&1 || true # warm-up
+      run_rate "$topo"
+    done
+    for pid in "${MG_PID[noopa.client]}" "${MG_PID[noopa.server]}" "${MG_PID[opa.client]}" "${MG_PID[opa.server]}" \
+      "${MG_PID[extauthz.client]}" "${MG_PID[extauthz.server]}" "$PROVIDER_PID" "$APP_PID"; do
+      stop_pid "$pid"
+      forget "$pid"
+    done
+  done
+}
+
 # ---------------------------------------------------------------- the run
+run_h1_section() {
 TOPOS=(direct meshguard haproxy)
 log "work dir $WORK; reps $REPS; wrk -t1 -c $WRK_CONNS -d ${WRK_SECONDS}s; h2load --h1 -c $RATE_CLIENTS --rps $((RATE / RATE_CLIENTS)) -D $RATE_SECONDS; idle conns $IDLE_CONNS; threads $THREADS"
 for REP in $(seq 1 "$REPS"); do
@@ -505,6 +752,12 @@ for REP in $(seq 1 "$REPS"); do
   hold hap_server "$HAS_PID" "$HAS" tls
   stop_all
 done
+}
+LOAD_AVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+section h1 && run_h1_section
+section h2 && run_h2_section
+section opa && run_opa_section
+LOAD_AVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- medians → markdown
 median() { # KEY: median over repetitions (empty when never recorded)
@@ -516,9 +769,76 @@ fmt() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { if (x == "") print "–"; else pri
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "–"; else printf "%.2f×", a / b }'; }
 mb() { awk -v x="$1" 'BEGIN { if (x == "") print "–"; else printf "%.1f", x / 1024 }'; }
 
-{
-  echo "Data plane — $(date -u +%Y-%m-%d) — $REPS repetitions, medians (all runs in brackets where useful)"
+# added TOPOLOGY BASELINE KEY: TOPOLOGY's median of KEY minus BASELINE's, signed.
+added() { awk -v a="$(median "$1.$3")" -v b="$(median "$2.$3")" 'BEGIN { if (a == "" || b == "") print "–"; else printf "%+.0f", a - b }'; }
+# hop_sum TOPOLOGY PHASE NAME...: the medians of those processes' CPU µs per request, added.
+hop_sum() {
+  local t="$1" ph="$2" n sum=0
+  shift 2
+  for n in "$@"; do sum=$(awk -v a="$sum" -v b="$(median "$t.$ph.cpu_us.$n")" 'BEGIN { print a + b }'); done
+  echo "$sum"
+}
+
+print_h2() {
+  local t p per
+  echo "### HTTP/2 (section h2, issue 15)"
   echo
+  echo "| topology (h2c client → … → h2c app) | rps, 1 connection, 1 stream | 100 streams | p50 at $RATE rps (µs) | p99 (µs) | added p50 | added p99 | failed (m1 / m100 / rate) |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for t in direct_h2 meshguard_h2 haproxy_h2; do
+    echo "| $t | $(fmt "$(median "$t.m1_rps")") ($(all_of "$t.m1_rps")) | $(fmt "$(median "$t.m100_rps")") ($(all_of "$t.m100_rps")) | $(fmt "$(median "$t.p50_us")") ($(all_of "$t.p50_us")) | $(fmt "$(median "$t.p99_us")") ($(all_of "$t.p99_us")) | $([ "$t" = direct_h2 ] && echo – || added "$t" direct_h2 p50_us) | $([ "$t" = direct_h2 ] && echo – || added "$t" direct_h2 p99_us) | $(all_of "$t.m1_failed") / $(all_of "$t.m100_failed") / $(all_of "$t.rate_failed") |"
+  done
+  echo
+  echo "| CPU µs per request (utime+stime / requests) | 1 stream | 100 streams | at $RATE rps ($RATE_CLIENTS connections) |"
+  echo "|---|---|---|---|"
+  for row in direct_h2:app meshguard_h2:mg_client meshguard_h2:mg_server meshguard_h2:app haproxy_h2:hap_client haproxy_h2:hap_server haproxy_h2:app; do
+    t=${row%%:*} p=${row#*:}
+    echo "| $t: $p | $(fmt "$(median "$t.m1.cpu_us.$p")" 1) | $(fmt "$(median "$t.m100.cpu_us.$p")" 1) | $(fmt "$(median "$t.rate.cpu_us.$p")" 1) |"
+  done
+  echo "| **meshguard pair, both hops** | **$(fmt "$(hop_sum meshguard_h2 m1 mg_client mg_server)" 1)** | **$(fmt "$(hop_sum meshguard_h2 m100 mg_client mg_server)" 1)** | **$(fmt "$(hop_sum meshguard_h2 rate mg_client mg_server)" 1)** |"
+  echo "| **haproxy pair, both hops** | **$(fmt "$(hop_sum haproxy_h2 m1 hap_client hap_server)" 1)** | **$(fmt "$(hop_sum haproxy_h2 m100 hap_client hap_server)" 1)** | **$(fmt "$(hop_sum haproxy_h2 rate hap_client hap_server)" 1)** |"
+  echo
+  echo "| idle HTTP/2 connections ($H2_IDLE_CONNS held, SETTINGS exchanged) | RSS before (MB) | RSS held (MB) | KB per connection | held (all runs) |"
+  echo "|---|---|---|---|---|"
+  for p in mg_client_h2 mg_server_h2 hap_client_h2 hap_server_h2; do
+    per=$(awk -v a="$(median "$p.rss_kb.conns")" -v b="$(median "$p.rss_kb.before")" -v n="$H2_IDLE_CONNS" 'BEGIN { if (a == "" || b == "") print "–"; else printf "%.1f", (a - b) / n }')
+    echo "| $p | $(mb "$(median "$p.rss_kb.before")") | $(mb "$(median "$p.rss_kb.conns")") | $per | $(all_of "$p.conns_held") |"
+  done
+  echo
+  echo "Ratios: meshguard/haproxy CPU per request, both hops: 1 stream $(ratio "$(hop_sum meshguard_h2 m1 mg_client mg_server)" "$(hop_sum haproxy_h2 m1 hap_client hap_server)")," \
+    "100 streams $(ratio "$(hop_sum meshguard_h2 m100 mg_client mg_server)" "$(hop_sum haproxy_h2 m100 hap_client hap_server)")," \
+    "at $RATE rps $(ratio "$(hop_sum meshguard_h2 rate mg_client mg_server)" "$(hop_sum haproxy_h2 rate hap_client hap_server)");" \
+    "rps meshguard/haproxy: 1 stream $(ratio "$(median meshguard_h2.m1_rps)" "$(median haproxy_h2.m1_rps)"), 100 streams $(ratio "$(median meshguard_h2.m100_rps)" "$(median haproxy_h2.m100_rps)")."
+  if section h1; then
+    echo "HTTP/2 vs HTTP/1.1 between the meshguard proxies, both hops at $RATE rps (same run): h2 $(fmt "$(hop_sum meshguard_h2 rate mg_client mg_server)" 1) µs vs h1 $(fmt "$(hop_sum meshguard rate mg_client mg_server)" 1) µs ($(ratio "$(hop_sum meshguard_h2 rate mg_client mg_server)" "$(hop_sum meshguard rate mg_client mg_server)"))."
+  fi
+  echo
+}
+
+print_opa() {
+  local t p
+  echo "### OPA in the proxy vs CUSTOM ext_authz (section opa, issue 14)"
+  echo
+  echo "| meshguard pair, at $RATE rps (HTTP/1.1, $RATE_CLIENTS connections) | p50 (µs) | p99 (µs) | added p50 vs no OPA | added p99 | mg_client µs/req | mg_server µs/req | provider µs/req | server hop + provider | vs no OPA | failed |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  local base hop
+  base=$(hop_sum mg_noopa rate mg_server)
+  for t in mg_noopa mg_opa mg_extauthz; do
+    hop=$(hop_sum "$t" rate mg_server provider)
+    echo "| $t | $(fmt "$(median "$t.p50_us")") ($(all_of "$t.p50_us")) | $(fmt "$(median "$t.p99_us")") ($(all_of "$t.p99_us")) | $([ "$t" = mg_noopa ] && echo – || added "$t" mg_noopa p50_us) | $([ "$t" = mg_noopa ] && echo – || added "$t" mg_noopa p99_us) | $(fmt "$(median "$t.rate.cpu_us.mg_client")" 1) | $(fmt "$(median "$t.rate.cpu_us.mg_server")" 1) | $(fmt "$(median "$t.rate.cpu_us.provider")" 1) | $(fmt "$hop" 1) | $(awk -v a="$hop" -v b="$base" 'BEGIN { printf "%+.1f", a - b }') | $(all_of "$t.rate_failed") |"
+  done
+  local opa_cost ext_cost
+  opa_cost=$(awk -v a="$(hop_sum mg_opa rate mg_server)" -v b="$base" 'BEGIN { print a - b }')
+  ext_cost=$(awk -v a="$(hop_sum mg_extauthz rate mg_server provider)" -v b="$base" 'BEGIN { print a - b }')
+  echo
+  echo "CPU added per request on the server side: in-proxy OPAPolicy $(fmt "$opa_cost" 1) µs; CUSTOM ext_authz (server proxy + provider) $(fmt "$ext_cost" 1) µs; ratio ext_authz/in-proxy $(ratio "$ext_cost" "$opa_cost")."
+  echo
+}
+
+{
+  echo "Data plane — $(date -u +%Y-%m-%d) — $REPS repetitions, medians (all runs in brackets where useful); sections $SECTIONS; load average at start $LOAD_AVG_START, at end $LOAD_AVG_END; commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo
+  if section h1; then
   echo "| topology | max rps (wrk, closed loop) | p50 at $RATE rps (µs) | p99 (µs) | added p50 | added p99 | errors (max / rate) |"
   echo "|---|---|---|---|---|---|---|"
   d50=$(median direct.p50_us) d99=$(median direct.p99_us)
@@ -564,6 +884,10 @@ mb() { awk -v x="$1" 'BEGIN { if (x == "") print "–"; else printf "%.1f", x / 
     "server $(ratio "$(median meshguard.rate.cpu_us.mg_server)" "$(median haproxy.rate.cpu_us.hap_server)");" \
     "at max rps: client $(ratio "$(median meshguard.max.cpu_us.mg_client)" "$(median haproxy.max.cpu_us.hap_client)")," \
     "server $(ratio "$(median meshguard.max.cpu_us.mg_server)" "$(median haproxy.max.cpu_us.hap_server)")."
+  echo
+  fi
+  if section h2; then print_h2; fi
+  if section opa; then print_opa; fi
 } | tee "$WORK/table.md"
 if [ -n "$OUT" ]; then
   cp "$WORK/table.md" "$OUT"
