@@ -123,9 +123,15 @@ std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& 
     record.workload.labels = reg->labels;
     record.workload.registered = true;
   }
+  record.evaluated_revision = m.revision;
   auto message = snapshot_message(m, record.workload);
-  if (message.version() == record.sent_version) return std::nullopt;
+  if (message.version() == record.sent_version) {
+    // Not selected by the change: what it enforces is what this revision gives it.
+    if (record.acked_version == record.sent_version) record.synced_revision = m.revision;
+    return std::nullopt;
+  }
   record.sent_version = message.version();
+  record.nack_error.clear();  // a NACK is about the snapshot this one supersedes
   record.sent_bundle = m.bundle_hash;
   record.sent_revision = m.revision;
   record.change_at = change_at;
@@ -221,6 +227,9 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     rec.cert_not_after = hello.cert_not_after_unix();
     rec.last_seen = unix_now();
     rec.acked_version = hello.last_version();
+    rec.acked_revision = hello.last_revision();
+    rec.synced_revision = 0;  // known again at its first ACK on this stream
+    rec.admin_address = hello.admin_address().substr(0, 256);
     rec.sent_version.clear();
     rec.nack_error.clear();
     streams_[stream] = key;
@@ -247,6 +256,8 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
     rec.acked_version = ack.version();
     if (ack.version() == rec.sent_version) {
       rec.acked_bundle = rec.sent_bundle;
+      rec.acked_revision = rec.sent_revision;
+      rec.synced_revision = rec.evaluated_revision;
       // Which store revision each proxy enforces: a proxy lagging behind shows here.
       metrics_.gauge("meshguard_proxy_config_revision", {{"workload", key}}).set(rec.sent_revision);
     }

@@ -3,6 +3,7 @@
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
 #include "proxy/policy_state.h"
+#include "proxy/proxy.h"
 #include "proxy/report.h"
 
 namespace mg::proxy {
@@ -106,6 +107,16 @@ nlohmann::json Admin::config_dump() const {
   } else {
     j["policy"] = {{"dir", json_or_null(config_.policy_dir)},
                    {"engine", "none: no AuthorizationPolicy applies"}};
+  }
+  if (runtime_.control_plane) {
+    // The one version operators correlate: the store revision `apply` printed and `workload list` shows.
+    const ControlPlaneView cp = runtime_.control_plane();
+    j["controlPlane"] = {{"address", cp.address},
+                         {"connected", cp.connected},
+                         {"revision", cp.revision},
+                         {"version", cp.version},
+                         {"received", cp.received.empty() ? nlohmann::json() : nlohmann::json(cp.received)},
+                         {"lastError", cp.last_error.empty() ? nlohmann::json() : nlohmann::json(cp.last_error)}};
   }
   j["draining"] = runtime_.draining.load();
   j["activeConnections"] = connections_.active();

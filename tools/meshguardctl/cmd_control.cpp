@@ -13,6 +13,7 @@
 
 #include <grpc/support/log.h>
 
+#include "admin_client.h"
 #include "api/grpc_tls.h"
 #include "ca/authority.h"
 #include "commands.h"
@@ -22,13 +23,7 @@
 #include "policy/parse.h"
 
 namespace mg::ctl {
-namespace {
 namespace pb = ::meshguard::v1;
-
-struct Conn {
-  std::string server;
-  std::string admin_dir;
-};
 
 void add_conn_options(CLI::App* cmd, Conn& c) {
   const char* server = std::getenv("MESHGUARD_SERVER");
@@ -56,6 +51,8 @@ std::unique_ptr<grpc::ClientContext> call_context() {
 }
 
 int rpc_failed(const grpc::Status& st) { return fail_line(api::describe(st)); }
+
+namespace {
 
 // "authorizationpolicies", "ap", "AuthorizationPolicy" → "AuthorizationPolicy"; "" for all.
 Result<std::string> canonical_kind(std::string kind) {
@@ -160,7 +157,14 @@ Result<std::vector<std::pair<std::string, std::string>>> read_inputs(const std::
   return out;
 }
 
-int run_apply(const Conn& c, const std::vector<std::string>& inputs, const std::string& ns) {
+int run_apply(const Conn& c, const std::vector<std::string>& inputs, const std::string& ns,
+              const std::string& wait) {
+  std::chrono::milliseconds wait_timeout{0};
+  if (!wait.empty()) {
+    auto parsed = ca::parse_duration(wait);
+    if (!parsed) return fail_line("--wait: " + parsed.error().to_string());
+    wait_timeout = *parsed;
+  }
   auto texts = read_inputs(inputs);
   if (!texts) return fail_line(texts.error().to_string());
   pb::ApplyRequest req;
@@ -187,6 +191,7 @@ int run_apply(const Conn& c, const std::vector<std::string>& inputs, const std::
   for (const auto& k : resp.configured()) std::cout << key_str(k) << " configured\n";
   for (const auto& k : resp.unchanged()) std::cout << key_str(k) << " unchanged\n";
   std::cout << "revision " << resp.revision() << "\n";
+  if (!wait.empty()) return wait_for_revision(c, resp.revision(), wait_timeout);
   return 0;
 }
 
@@ -287,6 +292,14 @@ int run_delete(const Conn& c, const std::string& kind_arg, const std::string& na
   return 0;
 }
 
+// SYNCED: enforces the store's current revision; STALE: not yet; NACK: refused the newest
+// snapshot (keeps its last good one); "-": not connected.
+std::string sync_state(const pb::WorkloadStatus& w, int64_t store_revision) {
+  if (!w.connected()) return "-";
+  if (enforces_revision(w, store_revision)) return "SYNCED";
+  return w.nack_error().empty() ? "STALE" : "NACK";
+}
+
 int run_workload_list(const Conn& c, const std::string& output) {
   auto stub = admin_stub(c);
   if (!stub) return fail_line(stub.error().to_string());
@@ -302,21 +315,23 @@ int run_workload_list(const Conn& c, const std::string& output) {
                        {"certSerial", w.cert_serial()}, {"certNotAfter", w.cert_not_after_unix()},
                        {"configVersion", w.config_version()}, {"ackedVersion", w.acked_version()},
                        {"nackError", w.nack_error()}, {"lastSeen", w.last_seen_unix()},
-                       {"registered", w.registered()}, {"peer", w.peer_address()}});
+                       {"registered", w.registered()}, {"peer", w.peer_address()},
+                       {"configRevision", w.config_revision()}, {"ackedRevision", w.acked_revision()},
+                       {"syncedRevision", w.synced_revision()}, {"sync", sync_state(w, resp.revision())},
+                       {"adminAddress", w.admin_address()}});
     }
     std::cout << items.dump(2) << "\n";
     return 0;
   }
   std::vector<std::vector<std::string>> rows{
-      {"NAMESPACE", "NAME", "IDENTITY", "CONNECTED", "CERT", "SERIAL", "EXPIRES", "CONFIG", "ACKED", "LAST SEEN"}};
+      {"NAMESPACE", "NAME", "IDENTITY", "CONNECTED", "CERT", "SERIAL", "EXPIRES", "REVISION", "SYNC", "LAST SEEN"}};
   for (const auto& w : resp.workloads()) {
     std::string serial = w.cert_serial().size() > 12 ? w.cert_serial().substr(0, 12) + "…" : w.cert_serial();
-    std::string acked = w.acked_version().empty() ? "-" : w.acked_version();
-    if (!w.nack_error().empty()) acked += " (NACK)";
     rows.push_back({w.namespace_(), w.name(), w.spiffe_id().empty() ? "-" : w.spiffe_id(),
                     w.connected() ? "yes" : "no", w.cert_state().empty() ? "-" : w.cert_state(),
                     serial.empty() ? "-" : serial, utc(w.cert_not_after_unix()),
-                    w.config_version().empty() ? "-" : w.config_version(), acked,
+                    w.acked_version().empty() ? "-" : std::to_string(w.acked_revision()),
+                    sync_state(w, resp.revision()),
                     w.last_seen_unix() ? age(w.last_seen_unix()) + " ago" : "never"});
   }
   print_table(rows);
@@ -370,8 +385,12 @@ void register_control_commands(CLI::App& app, Action& action) {
   apply->add_option("-n,--namespace", apply_ns,
                     "namespace of documents without metadata.namespace (default: default); a document naming "
                     "another one is refused");
+  static std::string apply_wait;
+  apply->add_flag("--wait{30s}", apply_wait,
+                  "--wait[=TIMEOUT] (default 30s): return once every connected proxy the change selects has "
+                  "ACKed it; names those that have not (exit 1 on timeout or NACK)");
   add_conn_options(apply, conn_apply);
-  apply->callback([&action] { action = [] { return run_apply(conn_apply, apply_inputs, apply_ns); }; });
+  apply->callback([&action] { action = [] { return run_apply(conn_apply, apply_inputs, apply_ns, apply_wait); }; });
 
   static std::string get_kind, get_name, get_ns = "default", get_out = "table";
   static bool all_ns = false;
