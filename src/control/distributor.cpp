@@ -136,8 +136,10 @@ std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& 
   record.sent_revision = m.revision;
   record.change_at = change_at;
   record.awaiting_ack = true;
-  metrics_.histogram("meshguard_push_latency_milliseconds").observe_ms(ms_between(change_at, Clock::now()));
-  metrics_.counter("meshguard_config_pushes_total").inc();
+  metrics_
+      .histogram("pilot_proxy_convergence_time", {}, telemetry::Histogram::kConvergenceBucketsSeconds)
+      .observe(ms_between(change_at, Clock::now()) / 1000.0);
+  metrics_.counter("pilot_xds_pushes", {{"type", "snapshot"}}).inc();
   return message;
 }
 
@@ -233,7 +235,7 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     rec.sent_version.clear();
     rec.nack_error.clear();
     streams_[stream] = key;
-    metrics_.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(streams_.size()));
+    metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
     bool revoke = false;
     first = snapshot_if_changed(rec, *model, Clock::now(), &revoke);
     if (revoke) first.reset();  // cannot happen with this model (resolve_workload checked); kept fail-closed
@@ -272,12 +274,13 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
         .observe_ms(ms_between(rec.change_at, Clock::now()));
   }
   metrics_.counter("meshguard_config_acks_total", {{"result", ack.accepted() ? "ack" : "nack"}}).inc();
+  if (!ack.accepted()) metrics_.counter("pilot_total_xds_rejects", {{"type", "snapshot"}}).inc();
 }
 
 void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
   MutexLock lock(mutex_);
   streams_.erase(stream);
-  metrics_.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(streams_.size()));
+  metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
   auto it = records_.find(key);
   if (it != records_.end()) {
     it->second.connected = false;

@@ -61,6 +61,7 @@ struct HttpSide {
 struct Exchange {
   using Clock = std::chrono::steady_clock;
   std::string method, host, path;
+  std::string_view protocol = "http";  // istio_requests_total's request_protocol (request_protocol_of)
   int status = 0;
   ResponseFlag flags = ResponseFlag::None;
   ResponseDetail details = ResponseDetail::ViaUpstream;

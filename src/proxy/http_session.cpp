@@ -101,6 +101,7 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
   ex.method = req.method;
   ex.host = req.host;
   ex.path = req.path;
+  ex.protocol = request_protocol_of(req);
 
   // A WebSocket upgrade keeps its request as received: once spliced, only a policy reload
   // judges the connection again (ConnectionManager::rejudge_all), with this request.

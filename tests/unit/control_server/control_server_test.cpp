@@ -1091,8 +1091,8 @@ TEST(ControlPlaneOwnIdentity, RenewedAtHalfLifeWhileRunning) {
   auto at = metrics.find(issued);
   ASSERT_NE(at, std::string::npos) << metrics;
   EXPECT_GE(std::stol(metrics.substr(at + issued.size())), 2);
-  EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_seconds{identity=\"admin\"} "));
-  EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_seconds{identity=\"control\"} "));
+  EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_timestamp_seconds{identity=\"admin\"} "));
+  EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_timestamp_seconds{identity=\"control\"} "));
   (*cp)->shutdown();
   std::filesystem::remove_all(dir);
 }
