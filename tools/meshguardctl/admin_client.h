@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
@@ -25,6 +26,9 @@ Result<std::unique_ptr<::meshguard::v1::AdminService::Stub>> admin_stub(const Co
 std::unique_ptr<grpc::ClientContext> call_context();
 // Prints the call's status as one line; returns exit code 1.
 int rpc_failed(const grpc::Status& st);
+
+// Columns padded to their widest cell, three spaces apart (the first row is the header).
+void print_table(const std::vector<std::vector<std::string>>& rows);
 
 // Whether `w` is connected and enforces store revision `revision` (or a later one): the snapshot
 // computed for it at that revision was ACKed (or was already in force).

@@ -95,6 +95,8 @@ std::string age(int64_t since) {
 
 std::string utc(int64_t t) { return t <= 0 ? "-" : timefmt::utc_rfc3339(static_cast<std::time_t>(t)); }
 
+}  // namespace
+
 void print_table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
   for (const auto& r : rows) {
@@ -110,6 +112,8 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
     std::cout << line << "\n";
   }
 }
+
+namespace {
 
 // The `get` table, shared by a listing and the listing a watch starts with.
 void print_resource_table(const pb::GetResponse& resp) {

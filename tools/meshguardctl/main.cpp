@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   mg::ctl::register_analyze_commands(app, action);
   mg::ctl::register_control_commands(app, action);
   mg::ctl::register_rego_commands(app, action);
+  mg::ctl::register_proxy_commands(app, action);
   // Command groups: one call per group.
   try {
     app.parse(argc, argv);

@@ -183,7 +183,7 @@ expect_contains "$client_metrics" 'meshguard_tls_handshakes_total{side="client",
 expect_contains "$client_metrics" 'meshguard_tls_handshakes_total{side="client",resumed="false"}' "client did full handshakes first"
 
 # Hot reload: a new certificate for the server; new handshakes use it, nothing restarts.
-server_serial() { curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/config_dump" | sed -nE 's/.*"serial": "([0-9A-F]+)".*/\1/p'; }
+server_serial() { curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/config_dump" | jq -r '.certificate.serial // empty'; }
 old_serial=$(server_serial)
 [ -n "$old_serial" ] || fail "no serial in /config_dump"
 mkdir "$WORK/rotated"
