@@ -895,7 +895,8 @@ TEST_F(ControlServer, SyncedRevisionFollowsAcksAndChangesThatDoNotSelectTheProxy
   ASSERT_TRUE(c2);
   EXPECT_EQ(c2->revision(), rev);
   auto status_of = [&](const std::string& name) {
-    for (const auto& w : list_workloads().workloads())
+    const auto list = list_workloads();
+    for (const auto& w : list.workloads())
       if (w.name() == name) return w;
     return pb::WorkloadStatus{};
   };
