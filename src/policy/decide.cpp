@@ -8,6 +8,9 @@
 
 namespace mg::policy {
 
+// Merges the OPAPolicies' partial decision `opa` (they all allowed) into the authorization decision `d`.
+void merge_opa(Decision& d, Decision&& opa);
+
 WorkloadRef destination_workload(const Request& r) {
   return WorkloadRef{r.destination_namespace, r.destination_labels, r.destination_service_account};
 }
@@ -118,10 +121,18 @@ Decision decide_into(const AuthzSnapshot& s, const Request& r, int64_t now, cons
   const OpaInputContext context{s.mesh().trust_domain, peer_identity, &auth, now};
   if (!run_opa_policies(s, r, context, opa)) return opa;
   Decision d = authorize(s, make_attributes(r, normalized, &auth, peer_identity, s.mesh().num_trusted_proxies));
+  merge_opa(d, std::move(opa));
+  return d;
+}
+
+}  // namespace
+
+void merge_opa(Decision& d, Decision&& opa) {
   for (auto& dry : opa.dry_run) d.dry_run.push_back(dry);
   d.opa = std::move(opa.opa);
   d.opa_errors = opa.opa_errors;
-  if (d.allow) {
+  // A CUSTOM provider still to ask: the OPAPolicies' mutations wait in the pending decision.
+  if (d.allow || d.reason == ReasonCode::CustomProviderCheck) {
     if (d.reason == ReasonCode::AllowedNoAuthorizationPolicy && !opa.policy.empty()) {
       d.reason = ReasonCode::AllowedByOpaPolicy;
       d.policy = opa.policy;
@@ -130,10 +141,27 @@ Decision decide_into(const AuthzSnapshot& s, const Request& r, int64_t now, cons
     d.upstream_headers_to_remove = std::move(opa.upstream_headers_to_remove);
     d.response_headers = std::move(opa.response_headers);
   }
-  return d;
 }
 
-}  // namespace
+Decision resume_after_custom(const AuthzSnapshot& s, const Request& r, DecideIo& io, Decision&& pending) {
+  const auto& mtls = s.peer_authn().for_port(r.destination_port);
+  const jwt::RequestAuth auth = io.auth.to_request_auth();
+  Decision d = authorize(s, make_attributes(r, io.normalized_path, &auth, mtls.mode != MtlsMode::Disable,
+                                            s.mesh().num_trusted_proxies),
+                         /*custom_allowed=*/true);
+  // The OPAPolicies' outcome (they ran before CUSTOM) travels in the pending decision; of its
+  // dry-run results only theirs are kept (authorize() just reported the AuthorizationPolicies').
+  for (const auto& dry : pending.dry_run)
+    if (dry.opa) d.dry_run.push_back(dry);
+  d.opa = std::move(pending.opa);
+  d.opa_errors = pending.opa_errors;
+  if (d.allow) {
+    d.upstream_headers = std::move(pending.upstream_headers);
+    d.upstream_headers_to_remove = std::move(pending.upstream_headers_to_remove);
+    d.response_headers = std::move(pending.response_headers);
+  }
+  return d;
+}
 
 Decision decide(const AuthzSnapshot& s, const Request& r, int64_t now, DecideIo& io) {
   return decide_into(s, r, now, io.authenticator, io.normalized_path, io.auth);

@@ -9,7 +9,11 @@
 //      (request_authn.h): a rejected token → 401 (or 403);
 //   4. OPAPolicies (opa.h), in Istio's CUSTOM slot: every enforced one must allow (false or
 //      undefined → 403 or the policy's http_status; an evaluation error follows its onError);
-//   5. authorization (engine.h).
+//   5. authorization (engine.h). A matching CUSTOM rule whose provider is defined stops here
+//      with reason CustomProviderCheck (a denial unless the caller acts on it): the caller asks
+//      the provider (src/extauthz), applies its header mutations to the request when it allows,
+//      and calls resume_after_custom, which runs DENY and ALLOW — Istio's order, where the
+//      ext_authz filter runs before RBAC and RBAC sees the request as ext_authz left it.
 // remote.ip / remoteIpBlocks: the peer's address, or with the mesh's numTrustedProxies N > 0 the
 // Nth X-Forwarded-For entry from the right (remote_ip.h).
 #pragma once
@@ -39,6 +43,13 @@ struct DecideIo {
 };
 
 Decision decide(const AuthzSnapshot& snapshot, const Request& request, int64_t now, DecideIo& io);
+
+// After a CustomProviderCheck decision `pending` (from decide with this `io`, whose normalized
+// path and tokens it reuses) and the provider's allow: DENY and ALLOW on `request` (the same
+// request, with the provider's header mutations), merged with the OPAPolicies' outcome that
+// `pending` carries.
+Decision resume_after_custom(const AuthzSnapshot& snapshot, const Request& request, DecideIo& io,
+                             Decision&& pending);
 // The offline form (`meshguardctl authz check`, tests): the shared offline authenticator, and no
 // allocation once warm when no RequestAuthentication applies.
 Decision decide(const AuthzSnapshot& snapshot, const Request& request, int64_t now);

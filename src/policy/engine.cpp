@@ -23,6 +23,7 @@ const char* to_string(ReasonCode code) {
     case ReasonCode::DeniedByPolicy: return "DeniedByPolicy";
     case ReasonCode::DeniedNoAllowMatch: return "DeniedNoAllowMatch";
     case ReasonCode::DeniedCustomUnavailable: return "DeniedCustomUnavailable";
+    case ReasonCode::CustomProviderCheck: return "CustomProviderCheck";
     case ReasonCode::DeniedPlaintextOnStrict: return "DeniedPlaintextOnStrict";
     case ReasonCode::MalformedRequest: return "MalformedRequest";
     case ReasonCode::RequestAuthnFailed: return "RequestAuthnFailed";
@@ -51,6 +52,13 @@ std::string describe(const Decision& d) {
     case ReasonCode::DeniedCustomUnavailable:
       return "denied: CUSTOM policy " + policy + rule + " matched but " +
              (d.detail.empty() ? std::string("its provider is not available") : d.detail) + " (fail closed)";
+    case ReasonCode::CustomProviderCheck:
+      return "CUSTOM policy " + policy + rule + " matched: extension provider \"" +
+             (d.provider ? d.provider->name : std::string("?")) + "\" (" +
+             (d.provider ? std::string(to_string(d.provider->kind)) + " " + d.provider->service + ":" +
+                               std::to_string(d.provider->port)
+                         : std::string("?")) +
+             ") decides; DENY and ALLOW policies follow only if it allows";
     case ReasonCode::DeniedPlaintextOnStrict:
       return "connection refused: plaintext to a port where mTLS is STRICT (PeerAuthentication " + policy + ")" +
              (d.detail.empty() ? std::string() : " " + d.detail);
@@ -559,13 +567,9 @@ Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&
     cp.action = p->action;
     cp.dry_run = p->meta.dry_run;
     cp.provider = p->provider;
-    if (p->action == Action::Custom) {
-      // No ext_authz client exists yet: every matching CUSTOM rule denies; the reason says why.
-      cp.custom_unavailable =
-          find_extension_provider(mesh, p->provider)
-              ? "its provider \"" + p->provider +
-                    "\" is not yet supported (meshguard has no ext_authz HTTP/gRPC client yet)"
-              : "its provider \"" + p->provider + "\" is not defined in the Mesh's extensionProviders";
+    if (p->action == Action::Custom && !find_extension_provider(mesh, p->provider)) {
+      // Apply refuses this; a Mesh changed later can still leave one behind: it fails closed.
+      cp.custom_unavailable = "its provider \"" + p->provider + "\" is not defined in the Mesh's extensionProviders";
     }
     cp.rule_count = p->rules.size();
     for (size_t i = 0; i < p->rules.size(); ++i) {
@@ -593,7 +597,7 @@ Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&
   return std::shared_ptr<const AuthzSnapshot>(std::move(snap));
 }
 
-Decision authorize(const AuthzSnapshot& s, const AuthzAttributes& a) {
+Decision authorize(const AuthzSnapshot& s, const AuthzAttributes& a, bool custom_allowed) {
   const int proto = a.http ? 0 : 1;
   const int deny_status = a.http ? 403 : 0;
   Decision d;
@@ -622,9 +626,19 @@ Decision authorize(const AuthzSnapshot& s, const AuthzAttributes& a) {
     d.reason = code;
     return std::move(d);
   };
-  if (const auto* m = first_match(s.index_[kCustom][proto], a)) {
-    d.detail = s.policies_[m->policy].custom_unavailable;
-    return deny(*m, ReasonCode::DeniedCustomUnavailable);
+  if (const auto* m = custom_allowed ? nullptr : first_match(s.index_[kCustom][proto], a)) {
+    const auto& p = s.policies_[m->policy];
+    if (!p.custom_unavailable.empty()) {
+      d.detail = p.custom_unavailable;
+      return deny(*m, ReasonCode::DeniedCustomUnavailable);
+    }
+    if (!a.http) {
+      // Istio's CUSTOM on TCP needs Envoy's network ext_authz filter, which meshguard does not have.
+      d.detail = "ext_authz is not supported for TCP connections (provider \"" + p.provider + "\")";
+      return deny(*m, ReasonCode::DeniedCustomUnavailable);
+    }
+    d.provider = find_extension_provider(s.mesh_, p.provider);
+    return deny(*m, ReasonCode::CustomProviderCheck);
   }
   if (const auto* m = first_match(s.index_[kDeny][proto], a)) return deny(*m, ReasonCode::DeniedByPolicy);
   const auto& allow = s.index_[kAllow][proto];

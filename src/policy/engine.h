@@ -9,7 +9,8 @@
 // immutable AuthzSnapshot: rules are grouped by action and protocol (HTTP / TCP; on TCP,
 // ALLOW / AUDIT / CUSTOM rules using HTTP-only fields match nothing, DENY rules drop those
 // fields) and rules whose operations all name exact or prefix paths are bucketed by path, so a
-// request only visits rules that can match it. Evaluation order is Istio's: CUSTOM → DENY → (no ALLOW
+// request only visits rules that can match it. Evaluation order is Istio's: CUSTOM (a matching rule
+// hands the decision to its extension provider: CustomProviderCheck) → DENY → (no ALLOW
 // policy ⇒ allow) → any ALLOW rule matches ⇒ allow → deny; AUDIT only sets `audit`;
 // `istio.io/dry-run` policies never decide and are reported in `dry_run`.
 // The full pipeline (peer authn → path → request authn → authorize) is in decide.h.
@@ -56,7 +57,8 @@ enum class ReasonCode {
   AllowedByPolicy,               // an ALLOW rule matched
   DeniedByPolicy,                // a DENY rule matched
   DeniedNoAllowMatch,            // ALLOW policies apply, none matched
-  DeniedCustomUnavailable,       // a CUSTOM rule matched; its provider is undefined or unsupported
+  DeniedCustomUnavailable,       // a CUSTOM rule matched; its provider is undefined (or the request is TCP)
+  CustomProviderCheck,           // a CUSTOM rule matched; its provider (Decision::provider) decides next
   DeniedPlaintextOnStrict,       // peer authn: plaintext to a STRICT port (connection refused)
   MalformedRequest,              // 400: e.g. %00 in the path
   RequestAuthnFailed,            // 401/403 from request authentication (JWT)
@@ -113,6 +115,11 @@ struct Decision {
   std::vector<std::pair<std::string, std::string>> response_headers;
   std::vector<std::pair<std::string, std::string>> upstream_headers;
   std::vector<std::string> upstream_headers_to_remove;
+
+  // CustomProviderCheck: the extension provider the matching CUSTOM rule names (points into the
+  // snapshot's mesh). The decision is a denial until the caller asks the provider and, if it
+  // allows, resumes with policy::resume_after_custom (decide.h).
+  const ExtensionProvider* provider = nullptr;
 };
 
 // One sentence for logs and `authz check` ("denied by DENY policy foo/bar rule 0").
@@ -202,7 +209,7 @@ class AuthzSnapshot {
  private:
   friend Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&, const WorkloadRef&,
                                                                        const MeshConfig&);
-  friend Decision authorize(const AuthzSnapshot&, const AuthzAttributes&);
+  friend Decision authorize(const AuthzSnapshot&, const AuthzAttributes&, bool);
 
   MeshConfig mesh_;
   WorkloadRef workload_;
@@ -219,7 +226,9 @@ class AuthzSnapshot {
 Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet& resources, const WorkloadRef& workload,
                                                               const MeshConfig& mesh);
 
-Decision authorize(const AuthzSnapshot& snapshot, const AuthzAttributes& attributes);
+// `custom_allowed`: the CUSTOM provider already allowed this request, so CUSTOM rules are not
+// looked at again (resume_after_custom).
+Decision authorize(const AuthzSnapshot& snapshot, const AuthzAttributes& attributes, bool custom_allowed = false);
 
 // Explain: for every applicable policy, whether each rule matched and, if not, the first part
 // that did not (slow path; for `authz check -o table` and debugging).

@@ -10,6 +10,7 @@ std::string_view action_name(ReasonCode code) {
     case ReasonCode::DeniedByPolicy:
       return "DENY";
     case ReasonCode::DeniedCustomUnavailable:
+    case ReasonCode::CustomProviderCheck:
     case ReasonCode::DeniedByOpaPolicy:  // OPAPolicy sits in Istio's CUSTOM slot
     case ReasonCode::DeniedOpaPolicyError:
     case ReasonCode::AllowedByOpaPolicy:

@@ -109,9 +109,9 @@ struct Workload {
 };
 
 // Mesh.spec.extensionProviders[] entry, with Istio's meshConfig field names: an external
-// authorizer that AuthorizationPolicies with action CUSTOM name in provider.name. Parsed and
-// validated only: the proxy has no ext_authz client yet, so a CUSTOM policy still fails closed
-// (docs/OPA.md). Every value here has been validated (port 1..65535, statusOnError 100..599).
+// authorizer that AuthorizationPolicies with action CUSTOM name in provider.name, called by the
+// proxy (src/extauthz, docs/EXT-AUTHZ.md). Every
+// value here has been validated (port 1..65535, statusOnError 100..599).
 struct ExtensionProvider {
   enum class Kind { EnvoyExtAuthzHttp, EnvoyExtAuthzGrpc };
   // includeRequestBodyInCheck (Istio's BufferSettings)

@@ -22,6 +22,10 @@
 #include "proxy/config.h"
 #include "tls/tls.h"
 
+namespace mg::policy {
+struct ExtensionProvider;
+}
+
 namespace mg::proxy {
 
 // What a step decided. Deny ends the request with `status` and `body` (never reaches the app).
@@ -47,6 +51,15 @@ struct Verdict {
   // Headers an OPAPolicy's object result puts on the response: on a denial the local reply's
   // (its `headers`), on an allow added to the app's response (its `response_headers_to_add`).
   std::vector<http::Header> response_headers;
+  // A CUSTOM policy's call to its extension provider (access log "ext_authz",
+  // meshguard_ext_authz_requests_total); absent when none was asked.
+  struct ExtAuthzCall {
+    std::string provider;
+    std::string outcome;  // allowed | denied | error | timeout
+    double latency_ms = 0;
+    std::string error;    // error / timeout: why
+  };
+  std::optional<ExtAuthzCall> ext_authz;
 
   static Verdict pass() { return {}; }
   static Verdict deny(int status, std::string body, std::string reason = {}) {
@@ -60,6 +73,19 @@ struct Verdict {
 };
 
 // Everything a step may look at; steps may also edit the request (e.g. remove a JWT before forwarding).
+// The authz step stopped at a CUSTOM policy whose extension provider must be asked (Istio
+// orders CUSTOM before DENY and ALLOW). The chain's verdict is then a denial (fail closed for a
+// caller that cannot ask); Enforcement::ask_provider asks and, when the provider allows, calls
+// `resume` with the request as the provider left it.
+struct PendingCustom {
+  const policy::ExtensionProvider* provider = nullptr;  // valid while `keep` lives
+  std::shared_ptr<const void> keep;                     // the snapshot the provider points into
+  Verdict pending;                                      // the explained decision so far (CUSTOM)
+  // DENY and ALLOW on the request (after the provider's mutations): the explained decision,
+  // the allowed request edited as an allowed request is (JWT, normalized path, OPA mutations).
+  std::function<Verdict(http::Request&)> resume;
+};
+
 struct RequestContext {
   http::Request& request;
   const WorkloadInfo& workload;
@@ -75,6 +101,11 @@ struct RequestContext {
   // When a spliced connection is judged again (a policy reload): the Unix time it was first
   // judged, as of which JWT exp/nbf are checked — a token that expired since does not end it.
   std::optional<int64_t> judged_at;
+  // Out: set by the authz step when a CUSTOM policy's provider decides next.
+  std::shared_ptr<PendingCustom> pending_custom;
+  // In: the provider already allowed this request (a spliced connection judged again after a
+  // policy reload): the authz step goes on to DENY and ALLOW without asking it again.
+  bool custom_allowed = false;
 };
 
 struct ConnectionContext {

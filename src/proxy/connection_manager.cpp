@@ -65,6 +65,7 @@ void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, cons
     RequestContext ctx{request, config_.workload, mode, c.upgrade->listen_port, live->source, live->peer, {},
                        {},      port.app_port};
     ctx.judged_at = c.upgrade->judged_at;
+    ctx.custom_allowed = true;  // a CUSTOM provider allowed the upgrade; it is not asked again
     verdict = request_chain.run(ctx);
   } else {
     ConnectionContext ctx{config_.workload, mode, port.port, live->source, live->peer, {}, port.app_port};

@@ -1,7 +1,12 @@
 #include "proxy/enforcement.h"
 
+#include <chrono>
+
+#include "policy/resources.h"
+
 #include "proxy/policy_state.h"
 #include "proxy/report.h"
+#include "proxy/worker.h"
 
 namespace mg::proxy {
 
@@ -39,8 +44,81 @@ bool Enforcement::judge_request(http::Request& request, const HttpSide& side,
   ctx.judged_at = judged_at;
   out.verdict = judging->request->run(ctx);
   out.decision = out.verdict.allow ? std::move(ctx.decision) : out.verdict;
+  if (ctx.pending_custom && !out.verdict.allow) {
+    out.pending = std::move(ctx.pending_custom);
+    return true;  // counted once the provider has answered (ask_provider)
+  }
   report_.count_decision(series, out.decision, out.verdict.allow);
   return true;
+}
+
+net::awaitable<void> Enforcement::ask_provider(http::Request& request, const HttpSide& side,
+                                               std::string_view own_principal, const extauthz::CheckBody& body,
+                                               Worker& worker, Judgement& out) {
+  std::shared_ptr<PendingCustom> pending = std::move(out.pending);
+  const policy::ExtensionProvider& provider = *pending->provider;
+  const auto start = std::chrono::steady_clock::now();
+  const ExtAuthzQuery query{request, side, own_principal, &body};  // named: not a temporary in co_await (gcc 12)
+  const extauthz::CheckResult result = co_await ext_authz_.check(provider, query, worker.ext_authz);
+  Verdict::ExtAuthzCall call;
+  call.provider = provider.name;
+  call.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const std::string who = "ext_authz provider \"" + provider.name + "\" (CUSTOM policy " +
+                          pending->pending.policy.value_or("?") +
+                          (pending->pending.rule ? " rule " + std::to_string(*pending->pending.rule) : "") + ")";
+  Verdict decision;
+  auto allowed = [&](const std::string& why) {
+    decision = pending->resume(request);
+    if (decision.allow) {
+      if (!decision.policy) {  // no ALLOW policy decided: the provider's allow is the reason
+        decision.policy = pending->pending.policy;
+        decision.rule = pending->pending.rule;
+        decision.action = "CUSTOM";
+      }
+      decision.reason = why + "; " + decision.reason;
+    }
+  };
+  switch (result.kind) {
+    case extauthz::CheckResult::Kind::Allow:
+      call.outcome = "allowed";
+      extauthz::apply_upstream_mutations(result, request.headers);
+      allowed("allowed by " + who);
+      if (decision.allow) {
+        for (const auto& h : result.downstream_headers) decision.response_headers.push_back(h);
+      }
+      break;
+    case extauthz::CheckResult::Kind::Deny:
+      call.outcome = "denied";
+      decision = pending->pending;
+      decision.allow = false;
+      decision.status = result.status;
+      decision.body = result.body;
+      decision.response_headers = result.downstream_headers;
+      decision.reason = "denied by " + who + ": HTTP " + std::to_string(result.status);
+      break;
+    case extauthz::CheckResult::Kind::Error: {
+      call.outcome = result.timed_out ? "timeout" : "error";
+      call.error = result.error;
+      const auto on_error = extauthz::on_error(provider);
+      if (on_error.allow) {
+        allowed(who + " failed (" + result.error + "): failOpen allows");
+      } else {
+        decision = pending->pending;
+        decision.allow = false;
+        decision.status = on_error.status;
+        decision.body.clear();
+        decision.response_headers.clear();
+        decision.reason = who + " failed (" + result.error + "): denied with statusOnError " +
+                          std::to_string(on_error.status);
+      }
+      break;
+    }
+  }
+  decision.ext_authz = std::move(call);
+  out.decision = decision;
+  out.verdict = decision.allow ? Verdict::pass() : std::move(decision);
+  report_.count_decision(worker.series, out.decision, out.verdict.allow);
+  report_.ext_authz_call(*out.decision.ext_authz);
 }
 
 }  // namespace mg::proxy

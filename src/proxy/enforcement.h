@@ -4,7 +4,9 @@
 // meshguard_authz_decisions_total. The STRICT rule on the request path lives here: a plaintext
 // keep-alive connection whose port a reload made STRICT is refused at its next request, which is
 // never judged nor forwarded. (The listener refuses plaintext on a STRICT port before reading it:
-// proxy/inbound.h.) Owns nothing; reads the PolicyState.
+// proxy/inbound.h.) A CUSTOM policy's extension provider is asked here too (ask_provider, awaited:
+// the worker goes on serving other connections), its outcome counted and explained.
+// Owns the ext_authz clients (proxy/ext_authz.h); reads the PolicyState.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,7 @@
 #include "proxy/chain.h"
 #include "proxy/config.h"
 #include "proxy/exchange.h"
+#include "proxy/ext_authz.h"
 #include "tls/tls.h"
 
 namespace mg::proxy {
@@ -23,10 +26,15 @@ class PolicyState;
 class Report;
 struct SeriesCache;
 
+struct Worker;
+
 struct Judgement {
   Verdict verdict;          // the chain's answer: allow, or the deny with its status and body
   Verdict decision;         // the explained decision (the authz step's, or the deny itself)
   uint64_t generation = 0;  // the ChainSet generation that judged
+  // Set when a CUSTOM policy's provider decides next: the caller awaits ask_provider (until
+  // then `verdict` denies; the decision is not counted yet).
+  std::shared_ptr<PendingCustom> pending;
 };
 
 class Enforcement {
@@ -44,10 +52,23 @@ class Enforcement {
   bool judge_request(http::Request& request, const HttpSide& side, std::optional<int64_t> judged_at,
                      SeriesCache& series, Judgement& out);
 
+  // After judge_request left `out.pending`: asks the provider (on the worker's executor, with
+  // its pooled connections), applies its answer — deny with its status, body and headers;
+  // allow with its header mutations, then DENY and ALLOW; an error per failOpen /
+  // statusOnError — and counts and explains the decision in `out`. `own_principal`: this
+  // workload's SPIFFE ID (the check's destination principal); `body`: what includeRequestBodyInCheck
+  // buffered (not present: none).
+  net::awaitable<void> ask_provider(http::Request& request, const HttpSide& side, std::string_view own_principal,
+                                    const extauthz::CheckBody& body, Worker& worker, Judgement& out);
+
+  // Before the workers' loops go (their gRPC completions are posted there).
+  void shutdown() { ext_authz_.shutdown(); }
+
  private:
   const ProxyConfig& config_;
   const PolicyState& policy_;
   Report& report_;
+  ExtAuthz ext_authz_;
 };
 
 }  // namespace mg::proxy

@@ -41,6 +41,8 @@ enum class ResponseDetail : uint8_t {
   LocalDeny,                    // "local_deny": denied with another status (400 from normalization)
   Upgrade,                      // "upgrade": switched protocols and spliced
   UpgradeClosedByPolicyReload,  // "upgrade_closed_by_policy_reload"
+  ExtAuthzDenied,               // "ext_authz_denied": a CUSTOM policy's provider denied it
+  ExtAuthzError,                // "ext_authz_error": its provider failed (statusOnError)
 };
 std::string_view to_string(ResponseDetail detail);
 

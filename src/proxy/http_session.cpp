@@ -116,12 +116,36 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
     std::optional<int64_t> judged_at;
     if (as_received) judged_at = as_received->judged_at;  // the time a re-judge checks its JWT as of
     if (!enforcement_.judge_request(req, side, judged_at, worker.series, judged)) co_return false;
+    if (judged.pending) {
+      // A CUSTOM policy's provider decides next: awaited, the worker serves others meanwhile.
+      // (Named, not a temporary in the co_await expression: gcc 12 mishandles those.)
+      std::string own;
+      if (auto tls = credentials_.current(); tls && tls->creds) own = tls->creds->own_id.str();
+      extauthz::CheckBody body;  // includeRequestBodyInCheck: read ahead, left in `in` for the forwarder
+      const auto buffering =
+          co_await buffer_request_body(down, in, req, *judged.pending->provider, watchdog,
+                                       std::chrono::milliseconds(config_.limits.idle_timeout_ms), body);
+      if (buffering == BodyBuffering::Failed) co_return false;
+      if (buffering == BodyBuffering::TooLarge) {
+        judged.decision.reason = "request body over maxRequestBytes of ext_authz provider \"" +
+                                 judged.pending->provider->name + "\" (allowPartialMessage: false); " +
+                                 judged.decision.reason;
+        ex.details = ResponseDetail::LocalDeny;
+        co_await local_reply(down, codec, ex, 413, "Payload Too Large", false);
+        finish_request(worker, ex, side, &judged.decision);
+        co_return false;
+      }
+      co_await enforcement_.ask_provider(req, side, own, body, worker, judged);
+    }
     if (as_received) as_received->generation = judged.generation;
     decision = &judged.decision;
   }
   const Verdict& verdict = judged.verdict;
   if (!verdict.allow) {
-    ex.details = verdict.status == 403   ? ResponseDetail::RbacAccessDenied
+    const auto& call = judged.decision.ext_authz;
+    ex.details = call && call->outcome == "denied" ? ResponseDetail::ExtAuthzDenied
+                 : call && call->outcome != "allowed" ? ResponseDetail::ExtAuthzError
+                 : verdict.status == 403   ? ResponseDetail::RbacAccessDenied
                  : verdict.status == 401 ? ResponseDetail::JwtAuthnAccessDenied
                                          : ResponseDetail::LocalDeny;
     // The request body (if any) was not read: close rather than guess where the next request starts.

@@ -88,6 +88,15 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   return v;
 }
 
+// What an allowed request becomes on its way to the app: the verified JWT's edits, the
+// normalized path, an allowing OPAPolicy's mutations.
+void edit_allowed(http::Request& request, const policy::Decision& decision, const policy::DecideIo& io,
+                  const jwt::Authenticator* authenticator, const policy::AuthzSnapshot& snap) {
+  if (authenticator) jwt::apply_to_forwarded(request, authenticator->header_mutations(io.auth), snap.jwt_rules());
+  forward_normalized_path(request, io.normalized_path);
+  apply_opa_mutations(request, decision);
+}
+
 }  // namespace
 
 void forward_normalized_path(http::Request& request, const std::string& normalized) {
@@ -206,16 +215,35 @@ Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& set, const
          }
          r.http = std::move(h);
          io.authenticator = authenticator.get();
-         const policy::Decision decision = policy::decide(*snap, r, *r.time, io);
-         ctx.decision = to_verdict(decision, true);
-         const Verdict& v = ctx.decision;
-         if (v.allow) {
-           if (authenticator) {
-             jwt::apply_to_forwarded(ctx.request, authenticator->header_mutations(io.auth), snap->jwt_rules());
-           }
-           forward_normalized_path(ctx.request, io.normalized_path);
-           apply_opa_mutations(ctx.request, decision);
+         policy::Decision decision = policy::decide(*snap, r, *r.time, io);
+         if (decision.reason == policy::ReasonCode::CustomProviderCheck && ctx.custom_allowed) {
+           decision = policy::resume_after_custom(*snap, r, io, std::move(decision));
          }
+         Verdict v;
+         if (decision.reason == policy::ReasonCode::CustomProviderCheck) {
+           // The provider decides next (Enforcement::ask_provider); until then this is a denial.
+           // What DENY / ALLOW need later is copied out of the thread's buffers.
+           auto pending = std::make_shared<PendingCustom>();
+           pending->provider = decision.provider;
+           pending->keep = snap;
+           pending->pending = to_verdict(decision, true);
+           v = pending->pending;
+           pending->resume = [snap, authenticator, judged = r, judged_io = io, decision = std::move(decision)](
+                                 http::Request& request) mutable {
+             auto& headers = judged.http->headers;  // the provider may have changed the request's fields
+             headers.clear();
+             for (const auto& field : request.headers) headers.emplace_back(field.name, field.value);
+             const policy::Decision after = policy::resume_after_custom(*snap, judged, judged_io, std::move(decision));
+             Verdict out = to_verdict(after, true);
+             if (out.allow) edit_allowed(request, after, judged_io, authenticator.get(), *snap);
+             return out;
+           };
+           ctx.pending_custom = std::move(pending);
+         } else {
+           v = to_verdict(decision, true);
+           if (v.allow) edit_allowed(ctx.request, decision, io, authenticator.get(), *snap);
+         }
+         ctx.decision = v;
          io.auth.tokens.clear();  // verified tokens are not kept alive past the request
          h = std::move(*r.http);  // back to the thread's buffer for the next request
          // The chain only needs allow/deny and the answer; the explained decision is in ctx.

@@ -1,7 +1,9 @@
 // proxy/policy_chain.h — the chains that enforce Istio policy files with the shared policy
 // engine (src/policy): peer_authn as in the default chain, then one policy::decide per request
 // (or TCP connection) in the "authz" step, mapped to a Verdict (the action named and the dry-run
-// outcome by policy/outcome.h; an allowed request's JWT edits by jwt/forward.h). Also the pure
+// outcome by policy/outcome.h; an allowed request's JWT edits by jwt/forward.h). A CUSTOM rule
+// whose provider decides leaves a PendingCustom (chain.h) to resume after the provider's answer
+// (Enforcement::ask_provider), the rest of the same decision. Also the pure
 // rule that turns a compiled snapshot into what the listeners do: the effective mTLS mode of each
 // inbound port.
 #pragma once

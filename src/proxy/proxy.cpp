@@ -171,6 +171,7 @@ Proxy::Proxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Proxy::~Proxy() {
   if (!impl_) return;
+  impl_->enforcement.shutdown();  // gRPC ext_authz completions post to the workers' loops
   for (auto& w : impl_->workers) {
     w->guard.reset();
     w->io->stop();

@@ -55,6 +55,13 @@ void write_decision(telemetry::JsonLine& line, const Verdict* decision, std::str
     for (const auto& o : decision->opa) line.open(o.policy).str("outcome", o.outcome).boolean("dry_run", o.dry_run).close();
     line.close();
   }
+  // A CUSTOM policy's provider call: {"provider", "outcome", "latency_us"[, "error"]}.
+  if (const auto& call = decision->ext_authz) {
+    line.open("ext_authz").str("provider", call->provider).str("outcome", call->outcome);
+    line.num("latency_us", static_cast<int64_t>(call->latency_ms * 1000));
+    if (!call->error.empty()) line.str("error", call->error);
+    line.close();
+  }
 }
 
 }  // namespace
@@ -93,6 +100,10 @@ std::string_view to_string(ResponseDetail detail) {
       return "upgrade";
     case ResponseDetail::UpgradeClosedByPolicyReload:
       return "upgrade_closed_by_policy_reload";
+    case ResponseDetail::ExtAuthzDenied:
+      return "ext_authz_denied";
+    case ResponseDetail::ExtAuthzError:
+      return "ext_authz_error";
   }
   return "via_upstream";
 }
@@ -152,6 +163,9 @@ Report::Report(const ProxyConfig& config) : config_(config), own_(WorkloadLabels
       "meshguard_certificate_state",
       "1 for the workload certificate's current state (Available, Unavailable, None = no tls).");
   registry_.describe("meshguard_config_reload_total", "policyDir reload attempts by result.");
+  registry_.describe("meshguard_ext_authz_requests_total",
+                     "CUSTOM policies' calls to extension providers by outcome (allowed, denied, error, timeout).");
+  registry_.describe("meshguard_ext_authz_duration_milliseconds", "Extension provider call latency.");
   registry_.describe("meshguard_connections_closed_total",
                      "Live connections closed by the proxy (e.g. no longer allowed after a policy reload).");
 }
@@ -230,6 +244,11 @@ void Report::count_decision(SeriesCache& cache, const Verdict& decision, bool al
   }
   it->second->inc();
   count_dry_run(decision);
+}
+
+void Report::ext_authz_call(const Verdict::ExtAuthzCall& call) {
+  registry_.counter("meshguard_ext_authz_requests_total", {{"provider", call.provider}, {"outcome", call.outcome}}).inc();
+  registry_.histogram("meshguard_ext_authz_duration_milliseconds", {{"provider", call.provider}}).observe_ms(call.latency_ms);
 }
 
 void Report::count_decision(const Verdict& decision, bool allowed) {

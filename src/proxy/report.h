@@ -85,6 +85,9 @@ class Report {
   // series in the worker's cache; the other is for connections and re-judging.
   void count_decision(SeriesCache& cache, const Verdict& decision, bool allowed);
   void count_decision(const Verdict& decision, bool allowed);
+  // A CUSTOM policy's call to its extension provider: meshguard_ext_authz_requests_total{provider,
+  // outcome} and meshguard_ext_authz_duration_milliseconds{provider}.
+  void ext_authz_call(const Verdict::ExtAuthzCall& call);
 
   // One HTTP exchange: istio_requests_total, istio_request_duration_milliseconds and its access-log
   // line. `own_principal` is this workload's SPIFFE ID ("unknown" without a certificate).

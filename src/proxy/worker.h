@@ -1,7 +1,8 @@
 // proxy/worker.h — one worker: an io_context run by its own thread, and the per-worker state of
 // each component, touched only on that thread (so none of it is locked): the read buffers lent
 // per burst (buffer_pool.h), the metric series cache (report.h), the registered connections
-// (connection_manager.h) and the upstream pool (upstream_pool.h).
+// (connection_manager.h), the upstream pool (upstream_pool.h) and the ext_authz providers' pool
+// (ext_authz.h).
 #pragma once
 
 #include <asio.hpp>
@@ -12,6 +13,7 @@
 
 #include "proxy/buffer_pool.h"
 #include "proxy/connection_manager.h"
+#include "proxy/ext_authz.h"
 #include "proxy/report.h"
 #include "proxy/upstream_pool.h"
 
@@ -28,6 +30,7 @@ struct Worker {
   // whose guards still need `connections` (the thread must have been joined before).
   ~Worker() {
     upstreams.clear();
+    ext_authz.clear();
     io.reset();
   }
   Worker(const Worker&) = delete;
@@ -40,6 +43,7 @@ struct Worker {
   std::thread thread;
   ConnectionList connections;
   UpstreamPool upstreams;
+  ExtAuthzPool ext_authz;  // idle connections to HTTP ext_authz providers
 };
 
 }  // namespace mg::proxy

@@ -32,7 +32,11 @@ struct CheckOptions {
   std::string output = "json";
 };
 
-nlohmann::ordered_json decision_json(const policy::Decision& d) {
+constexpr const char* kOfflineProviderNote =
+    "offline: the extension provider is not called; a proxy asks it, and only if it allows do DENY and ALLOW "
+    "policies decide (ifProviderAllows)";
+
+nlohmann::ordered_json decision_json(const policy::Decision& d, const policy::Decision* if_allowed = nullptr) {
   nlohmann::ordered_json j;
   j["decision"] = d.allow ? "ALLOW" : "DENY";
   j["status"] = d.status;
@@ -78,6 +82,16 @@ nlohmann::ordered_json decision_json(const policy::Decision& d) {
     j["opa"] = std::move(opa);
     j["opaErrors"] = d.opa_errors;
   }
+  if (d.provider) {
+    nlohmann::ordered_json p;
+    p["name"] = d.provider->name;
+    p["kind"] = policy::to_string(d.provider->kind);
+    p["service"] = d.provider->service;
+    p["port"] = d.provider->port;
+    j["provider"] = std::move(p);
+    j["note"] = kOfflineProviderNote;
+    if (if_allowed) j["ifProviderAllows"] = decision_json(*if_allowed);
+  }
   return j;
 }
 
@@ -89,7 +103,7 @@ std::string labels_text(const std::map<std::string, std::string>& labels) {
 
 void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& snap, const policy::Request& req,
                  const policy::MeshConfig& mesh, const jwt::Authenticator& authenticator,
-                 const policy::Decision& d, int64_t now) {
+                 const policy::Decision& d, const policy::Decision* if_allowed, int64_t now) {
   auto& o = std::cout;
   const auto w = policy::destination_workload(req);
   o << "workload:        " << w.ns << " labels=" << labels_text(w.labels)
@@ -164,6 +178,11 @@ void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& sn
   }
   o << "\ndecision:        " << (d.allow ? "ALLOW" : "DENY") << " status=" << d.status << " — " << policy::describe(d)
     << "\n";
+  if (if_allowed) {
+    o << "note:            " << kOfflineProviderNote << "\n";
+    o << "if it allows:    " << (if_allowed->allow ? "ALLOW" : "DENY") << " status=" << if_allowed->status << " — "
+      << policy::describe(*if_allowed) << "\n";
+  }
   if (d.audit) o << "audit:           yes (" << d.audit_policy << " rule " << d.audit_rule << ")\n";
   for (const auto& r : d.dry_run) {
     o << "dry-run:         " << (r.opa ? "OPA" : policy::to_string(r.action)) << " " << r.policy
@@ -227,10 +246,16 @@ int run_check(const CheckOptions& opt) {
           " (offline decision: keys are not fetched; give them with --jwks NAME=FILE for " + names + ")";
     }
   }
+  // A CUSTOM rule handed the decision to its provider: what DENY and ALLOW say if it allows (the
+  // request unchanged, as no provider's header mutations are known offline).
+  std::optional<policy::Decision> if_allowed;
+  if (decision.reason == policy::ReasonCode::CustomProviderCheck)
+    if_allowed = policy::resume_after_custom(**snap, *req, io, policy::Decision(decision));
+  const policy::Decision* after = if_allowed ? &*if_allowed : nullptr;
   if (opt.output == "table") {
-    print_table(*set, **snap, *req, mesh, authenticator, decision, now);
+    print_table(*set, **snap, *req, mesh, authenticator, decision, after, now);
   } else {
-    std::cout << decision_json(decision).dump() << "\n";
+    std::cout << decision_json(decision, after).dump() << "\n";
   }
   return 0;
 }

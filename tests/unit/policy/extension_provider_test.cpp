@@ -196,9 +196,9 @@ TEST(ExtensionProviders, CustomNamingAnUndefinedProvider) {
   EXPECT_TRUE(analyze(*set, defined).empty());
 }
 
-// No ext_authz client exists yet: a matching CUSTOM rule always denies; the reason says whether
-// the provider is undefined or defined but not yet supported.
-TEST(ExtensionProviders, MatchingCustomFailsClosedNamingWhy) {
+// An undefined provider fails closed naming why; a defined one hands the decision to the
+// provider (CustomProviderCheck: a denial until the caller asks it), naming it.
+TEST(ExtensionProviders, MatchingCustomAsksItsProviderOrFailsClosed) {
   Req ext;
   ext.path = "/ext/x";
   auto undefined = run(kCustom, ext);
@@ -215,11 +215,53 @@ TEST(ExtensionProviders, MatchingCustomFailsClosedNamingWhy) {
   EXPECT_FALSE(defined.allow);
   EXPECT_EQ(defined.status, 403);
   EXPECT_EQ(defined.policy, "default/ext");
-  EXPECT_NE(defined.text.find("provider \"opa-grpc\" is not yet supported"), std::string::npos) << defined.text;
-  EXPECT_EQ(defined.text.find("not defined"), std::string::npos) << defined.text;
+  EXPECT_EQ(defined.reason, ReasonCode::CustomProviderCheck);
+  EXPECT_NE(defined.text.find("extension provider \"opa-grpc\" (envoyExtAuthzGrpc 127.0.0.1:9191) decides"),
+            std::string::npos)
+      << defined.text;
+
+  Req tcp = ext;
+  tcp.http = false;
+  const std::string custom_all = ap("ext-all", "  action: CUSTOM\n  provider:\n    name: opa-grpc\n  rules:\n  - {}");
+  auto on_tcp = run(custom_all, tcp, nullptr, mesh_config_of(*with_mesh));
+  EXPECT_EQ(on_tcp.reason, ReasonCode::DeniedCustomUnavailable);
+  EXPECT_NE(on_tcp.text.find("not supported for TCP"), std::string::npos) << on_tcp.text;
 
   auto elsewhere = run(kCustom, Req{}, nullptr, mesh_config_of(*with_mesh));
   EXPECT_TRUE(elsewhere.allow) << elsewhere.text;  // a CUSTOM that matches nothing decides nothing
+}
+
+// After the provider allows, DENY and ALLOW run on the request as the provider left it (Istio:
+// the ext_authz filter runs before RBAC), and the provider named in the pending decision is the
+// snapshot's.
+TEST(ExtensionProviders, ResumeAfterCustomRunsDenyAndAllowOnTheMutatedRequest) {
+  auto set = must_parse(kCustom + "---\n" +
+                        ap("deny-flagged", "  action: DENY\n  rules:\n  - when:\n    - key: request.headers[x-flag]\n"
+                                           "      values: [\"bad\"]"));
+  auto mesh_set = parse_resources(kHead + kHttp);
+  ASSERT_TRUE(mesh_set);
+  const MeshConfig mesh = mesh_config_of(*mesh_set);
+  Req ext;
+  ext.path = "/ext/x";
+  Request r = ext.build();
+  auto snap = compile_snapshot(set, destination_workload(r), mesh);
+  ASSERT_TRUE(snap);
+  DecideIo io;
+  Decision pending = decide(**snap, r, 1700000000, io);
+  ASSERT_EQ(pending.reason, ReasonCode::CustomProviderCheck) << describe(pending);
+  ASSERT_NE(pending.provider, nullptr);
+  EXPECT_EQ(pending.provider->name, "opa-grpc");
+  EXPECT_EQ(io.normalized_path, "/ext/x");
+
+  Decision ok = resume_after_custom(**snap, r, io, Decision(pending));
+  EXPECT_TRUE(ok.allow) << describe(ok);
+  EXPECT_EQ(ok.reason, ReasonCode::AllowedNoAuthorizationPolicy);
+
+  r.http->headers.push_back({"x-flag", "bad"});  // as if the provider had set it
+  Decision denied = resume_after_custom(**snap, r, io, std::move(pending));
+  EXPECT_FALSE(denied.allow);
+  EXPECT_EQ(denied.reason, ReasonCode::DeniedByPolicy);
+  EXPECT_EQ(denied.policy, "default/deny-flagged");
 }
 
 }  // namespace

@@ -1,0 +1,100 @@
+// proxy/ext_authz.h — the I/O of a CUSTOM policy's call to its extension provider, awaited on the
+// worker's io_context (the worker never blocks on a provider): HTTP providers over kept-alive
+// plaintext connections pooled per worker, built and read by extauthz/check.h with the
+// project's HTTP/1.1 parser; gRPC providers through libmeshguard-extauthz-grpc.so (one channel
+// per provider address, loaded the first time one is asked), whose completion is posted back
+// to the asking worker. The provider's timeout bounds the whole call (resolve, connect, write,
+// read). Narrow on purpose: `check` is all an HTTP/1 or HTTP/2 request loop needs.
+// Owns: the gRPC module's checkers; each worker's ExtAuthzPool owns its idle connections.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "extauthz/check.h"
+#include "extauthz/grpc_client.h"
+#include "http/message.h"
+#include "proxy/exchange.h"
+#include "proxy/net.h"
+
+namespace mg::policy {
+struct ExtensionProvider;
+}
+
+namespace mg::proxy {
+
+// One worker's idle connections to HTTP providers, by "host:port"; touched only on its thread.
+class ExtAuthzPool {
+ public:
+  struct Conn {
+    std::unique_ptr<net::Stream> stream;
+  };
+  ~ExtAuthzPool() { clear(); }
+  // An idle connection to `key` holding nothing to read (else closed), or null.
+  std::unique_ptr<Conn> take(const std::string& key);
+  void put(const std::string& key, std::unique_ptr<Conn> conn);
+  void clear() { idle_.clear(); }
+
+ private:
+  std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> idle_;
+};
+
+// What the provider is asked about: the client's request (after normalization) and who sent it.
+struct ExtAuthzQuery {
+  const http::Request& request;
+  const HttpSide& side;
+  std::string_view own_principal;             // this workload's SPIFFE ID ("" without a certificate)
+  const extauthz::CheckBody* body = nullptr;  // includeRequestBodyInCheck: what was buffered
+};
+
+// includeRequestBodyInCheck on HTTP/1: reads the client's body into `in` without consuming it
+// (the forwarder sends it on from there, unchanged) until maxRequestBytes of payload are known or
+// it ends, each read under `idle_timeout` (the watchdog closes `down`). TooLarge: the body goes
+// on past maxRequestBytes and allowPartialMessage is false (Envoy answers 413). Failed: the
+// client closed or sent a malformed body. A request that expects 100-continue is not buffered
+// (its client waits for the 100 the forwarder sends): Skipped.
+enum class BodyBuffering { Buffered, Skipped, TooLarge, Failed };
+net::awaitable<BodyBuffering> buffer_request_body(net::Stream& down, std::string& in,
+                                                  const http::Request& request,
+                                                  const policy::ExtensionProvider& provider,
+                                                  net::Watchdog& watchdog,
+                                                  std::chrono::milliseconds idle_timeout,
+                                                  extauthz::CheckBody& out);
+
+class ExtAuthz {
+ public:
+  ExtAuthz() = default;
+  ~ExtAuthz() { shutdown(); }
+  ExtAuthz(const ExtAuthz&) = delete;
+  ExtAuthz& operator=(const ExtAuthz&) = delete;
+
+  // Asks `provider` about the request; an Error result (never an exception) when it cannot
+  // answer in time or answers nonsense. Runs on the calling worker's executor.
+  net::awaitable<extauthz::CheckResult> check(const policy::ExtensionProvider& provider,
+                                              const ExtAuthzQuery& query, ExtAuthzPool& pool);
+
+  // Cancels the gRPC calls in flight and waits for them (before the workers' loops go: their
+  // completions are posted there).
+  void shutdown();
+
+ private:
+  net::awaitable<extauthz::CheckResult> check_http(const policy::ExtensionProvider& provider,
+                                                   const ExtAuthzQuery& query, ExtAuthzPool& pool);
+  net::awaitable<extauthz::CheckResult> check_grpc(const policy::ExtensionProvider& provider,
+                                                   const ExtAuthzQuery& query);
+  Result<extauthz::GrpcCheckers*> grpc_checkers();
+
+  std::mutex mu_;
+  std::unique_ptr<extauthz::GrpcCheckers> grpc_;  // loaded on first use
+  std::string grpc_error_;                        // why it could not be loaded (kept: not retried)
+};
+
+// The AttributeContext of a gRPC check (what the OPA-Envoy plugin's input is made of).
+extauthz::CheckAttributes check_attributes(const ExtAuthzQuery& query);
+
+}  // namespace mg::proxy
