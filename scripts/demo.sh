@@ -199,10 +199,10 @@ echo "   each proxy generated its own key and presented a token from"
 echo "   \`meshguardctl token create --namespace default --service-account NAME --ttl 10m\` for its first certificate:"
 for wl in productpage details sleep; do
   in="IN_$wl" admin="ADMIN_$wl"
-  line=$(grep -m1 -E 'bootstrapped .*valid until [0-9]+$' "$W/$wl-proxy.err" || true)
+  line=$(grep -m1 -E 'bootstrapped .*valid until [0-9T:-]+Z$' "$W/$wl-proxy.err" || true)
   [ -n "$line" ] || die "$wl: the proxy did not log its bootstrap"
   id=$(sed -E 's/.*bootstrapped ([^,]+),.*/\1/' <<<"$line")
-  echo "   $wl: identity $id, certificate valid until $(date -u -d "@${line##* }" '+%Y-%m-%dT%H:%M:%SZ')"
+  echo "   $wl: identity $id, certificate valid until ${line##* }"
   echo "      inbound 127.0.0.1:${!in}, admin 127.0.0.1:${!admin}"
 done
 echo "   productpage → details through the mesh: 127.0.0.1:$OUT_productpage; sleep → details: 127.0.0.1:$OUT_sleep"

@@ -10,6 +10,8 @@
 
 #include "api/grpc_tls.h"
 #include "common/files.h"
+#include "common/time.h"
+#include "common/version.h"
 #include "crypto/openssl.h"
 #include "identity/svid.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
@@ -163,7 +165,7 @@ Status AgentState::sign(bool with_token) {
   if (auto st = files::write_file_atomic(path("key.pem"), crypto::private_key_to_pem(key->get()), 0600); !st) return st;
   if (auto st = files::write_file_atomic(path("cert-chain.pem"), resp.cert_chain_pem(), 0644); !st) return st;
   log_line(std::string(with_token ? "bootstrapped" : "renewed") + " " + id->str() + ", valid until " +
-           std::to_string(resp.not_after_unix()));
+           timefmt::utc_rfc3339(static_cast<std::time_t>(resp.not_after_unix())));
   refresh_cert_status();
   return {};
 }
@@ -244,6 +246,7 @@ Status AgentState::watch_once(bool first_only) {
   pb::WatchRequest hello;
   auto* h = hello.mutable_hello();
   h->set_workload(o.workload_name);
+  h->set_proxy_version(mg::version());
   for (const auto& [k, v] : o.labels) (*h->mutable_labels())[k] = v;
   {
     std::lock_guard lock(mutex);

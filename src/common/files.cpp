@@ -33,6 +33,10 @@ Result<std::string> read_file(const std::string& path) {
   return out;
 }
 
+Result<std::string> read_file_or_stdin(const std::string& path) {
+  return path == "-" ? read_file("/dev/stdin") : read_file(path);
+}
+
 Status write_file_atomic(const std::string& path, const std::string& data, mode_t mode) {
   std::filesystem::path target(path);
   std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".tmpXXXXXX")).string();

@@ -11,6 +11,8 @@
 namespace mg::files {
 
 Result<std::string> read_file(const std::string& path);
+// read_file(), except that "-" reads standard input to its end (kubectl's `-f -`).
+Result<std::string> read_file_or_stdin(const std::string& path);
 
 // Writes to a temporary file in the same directory, fsyncs, then renames over `path`.
 Status write_file_atomic(const std::string& path, const std::string& data, mode_t mode);

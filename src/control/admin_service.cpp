@@ -8,6 +8,7 @@
 
 #include "api/grpc_tls.h"
 #include "common/thread_annotations.h"
+#include "common/version.h"
 #include "control/bootstrap_credentials.h"
 #include "control/ca_rotation.h"
 #include "control/distributor.h"
@@ -15,6 +16,7 @@
 #include "control/store.h"
 #include "control/support.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
+#include "policy/parse.h"
 #include "policy/select.h"
 
 namespace mg::control {
@@ -201,13 +203,16 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         files.push_back(std::move(*parsed));
       }
       if (auto st = check_custom_providers(files); !st.ok()) return st;
+      if (req->dry_run()) {
+        auto plan = d_.store.plan(files);
+        if (!plan) return status_of(grpc::StatusCode::INVALID_ARGUMENT, plan.error());
+        fill(*plan, resp);
+        return grpc::Status::OK;
+      }
       // Every file in one transaction: all or nothing, each error naming its file and line.
       auto result = d_.store.apply_parsed(std::move(files));
       if (!result) return status_of(grpc::StatusCode::INVALID_ARGUMENT, result.error());
-      resp->set_revision(result->revision);
-      for (const auto& k : result->created) *resp->add_created() = to_pb(k);
-      for (const auto& k : result->configured) *resp->add_configured() = to_pb(k);
-      for (const auto& k : result->unchanged) *resp->add_unchanged() = to_pb(k);
+      fill(*result, resp);
       if (!result->created.empty() || !result->configured.empty()) d_.distributor.mark_dirty();
       std::vector<pb::ResourceEvent> events;
       for (const auto& [keys, change] :
@@ -223,6 +228,13 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       d_.metrics.counter("meshguard_applies_total").inc();
       return grpc::Status::OK;
     });
+  }
+
+  static void fill(const ApplyResult& result, pb::ApplyResponse* resp) {
+    resp->set_revision(result.revision);
+    for (const auto& k : result.created) *resp->add_created() = to_pb(k);
+    for (const auto& k : result.configured) *resp->add_configured() = to_pb(k);
+    for (const auto& k : result.unchanged) *resp->add_unchanged() = to_pb(k);
   }
 
   // A CUSTOM AuthorizationPolicy must name a provider of the Mesh in force after this apply: the
@@ -328,6 +340,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         w->set_acked_revision(rec.acked_revision);
         w->set_synced_revision(rec.synced_revision);
         w->set_admin_address(rec.admin_address);
+        w->set_proxy_version(rec.proxy_version);
+        for (const auto& [k, v] : rec.workload.labels) (*w->mutable_labels())[k] = v;
         seen.insert(key);
       }
       // Registered workloads whose proxy never connected.
@@ -338,6 +352,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         w->set_namespace_(reg.meta.ns);
         w->set_service_account(reg.service_account);
         w->set_registered(true);
+        for (const auto& [k, v] : reg.labels) (*w->mutable_labels())[k] = v;
       }
       return grpc::Status::OK;
     });
@@ -348,6 +363,14 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
     return finish(ctx, [&]() -> grpc::Status {
       if (req->namespace_() == api::kSystemNamespace)
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "namespace meshguard-system is reserved");
+      // Kubernetes names: what a proxy's Workload and every policy's principals will spell.
+      for (const auto& [what, name] : {std::pair{"namespace", &req->namespace_()},
+                                       std::pair{"service account", &req->service_account()}}) {
+        if (!policy::is_dns_label(*name))
+          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              std::string(what) + " \"" + *name +
+                                  "\" is not a DNS label (lower-case letters, digits and '-', at most 63)");
+      }
       auto id = identity::SpiffeId::istio(d_.trust_domain, req->namespace_(), req->service_account());
       if (!id) return status_of(grpc::StatusCode::INVALID_ARGUMENT, id.error());
       int64_t ttl = req->ttl_seconds() > 0 ? req->ttl_seconds() : 3600;
@@ -362,6 +385,14 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       if (!token) return status_of(grpc::StatusCode::INTERNAL, token.error());
       resp->set_token(*token);
       resp->set_expires_unix(claims.expires_at);
+      return grpc::Status::OK;
+    });
+  }
+
+  grpc::ServerUnaryReactor* Version(grpc::CallbackServerContext* ctx, const pb::VersionRequest*,
+                                    pb::VersionResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      resp->set_version(mg::version());
       return grpc::Status::OK;
     });
   }

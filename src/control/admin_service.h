@@ -1,6 +1,7 @@
 // control/admin_service.h — AdminService, for the admin identity only (meshguardctl): apply,
 // delete, get and watch resources, list workloads, mint bootstrap tokens, rotate the CA. An apply
-// parses each file once (the mesh-level checks and the store both use that parse). Owns the
+// parses each file once (the mesh-level checks and the store both use that parse); a dry-run apply
+// validates the same way and only compares with the store. Owns the
 // resource watchers (WatchResources) and their event queues; everything else it asks of the
 // store, the distributor, the model, the CA and the bootstrap keys.
 #pragma once

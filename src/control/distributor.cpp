@@ -228,6 +228,7 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     rec.cert_serial = hello.cert_serial();
     rec.cert_not_after = hello.cert_not_after_unix();
     rec.last_seen = unix_now();
+    rec.proxy_version = hello.proxy_version();
     rec.acked_version = hello.last_version();
     rec.acked_revision = hello.last_revision();
     rec.synced_revision = 0;  // known again at its first ACK on this stream

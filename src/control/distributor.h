@@ -55,6 +55,7 @@ struct ProxyRecord {
   std::chrono::steady_clock::time_point change_at{};  // the change the in-flight snapshot carries
   bool awaiting_ack = false;
   int64_t last_seen = 0;
+  std::string proxy_version;  // its release, from its Hello
 };
 
 // How far a trust bundle has reached the proxies (CA rotation, phase 2).

@@ -7,6 +7,7 @@
 
 #include "api/grpc_tls.h"
 #include "common/files.h"
+#include "common/time.h"
 #include "control/support.h"
 #include "crypto/openssl.h"
 #include "identity/svid.h"
@@ -110,7 +111,8 @@ Status OwnIdentities::renew(const ca::Authority& authority, bool at_start) const
       continue;
     }
     expiry.set(static_cast<double>(*not_after));
-    if (!at_start) log_line("renewed " + own.id.str() + ", valid until " + std::to_string(*not_after));
+    if (!at_start) log_line("renewed " + own.id.str() + ", valid until " +
+                                  timefmt::utc_rfc3339(static_cast<std::time_t>(*not_after)));
   }
   return {};
 }

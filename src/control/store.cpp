@@ -3,6 +3,7 @@
 #include "control/store.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "policy/parse.h"
@@ -95,6 +96,34 @@ Result<ParsedFile> parse_apply_file(const ApplyInput& file) {
   auto set = policy::parse_resources(file.yaml, file.source, file.ns);
   if (!set) return fail(set.error());
   return ParsedFile{std::string(file.source), file.yaml.size(), std::move(*set)};
+}
+
+Result<ApplyResult> Store::plan(const std::vector<ParsedFile>& files) const {
+  size_t total = 0;
+  for (const auto& f : files) total += f.bytes;
+  if (auto s = check_apply_size(total, files.size(), files.empty() ? "" : files[0].source); !s)
+    return fail(s.error());
+  // Keys only: a later document of one name replaces the earlier, as apply_parsed() stores it.
+  std::map<ResourceKey, const policy::Meta*> last;
+  std::vector<ResourceKey> order;
+  for (const auto& f : files) {
+    auto docs = keyed_documents(f.resources);
+    if (!docs) return fail(docs.error());
+    for (const auto& d : *docs) {
+      if (!last.count(d.key)) order.push_back(d.key);
+      last[d.key] = d.meta;
+    }
+  }
+  ApplyResult result;
+  result.revision = revision();
+  for (const auto& key : order) {
+    auto current = get(key);
+    if (!current) return fail(current.error());
+    if (!*current) result.created.push_back(key);
+    else if ((*current)->yaml == last[key]->document) result.unchanged.push_back(key);
+    else result.configured.push_back(key);
+  }
+  return result;
 }
 
 Result<ApplyResult> Store::apply(std::string_view yaml, std::string_view source) {

@@ -96,6 +96,10 @@ class Store {  // thread-safe; every method may be called from any thread
   Result<ApplyResult> apply_all(const std::vector<ApplyInput>& files);
   // apply_all() of files parsed already (parse_apply_file): nothing is parsed again.
   virtual Result<ApplyResult> apply_parsed(std::vector<ParsedFile> files) = 0;
+  // What apply_parsed() would do with `files` now (the same size and duplicate checks, the same
+  // created / configured / unchanged comparison), without writing anything: --dry-run=server.
+  // `revision` is the store's current one.
+  Result<ApplyResult> plan(const std::vector<ParsedFile>& files) const;
   virtual Result<int64_t> remove(
       const ResourceKey& key) = 0;  // new revision; absent → code "store.not_found"
   // Sorted by kind, namespace, name; std::nullopt matches every value.

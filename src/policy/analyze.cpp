@@ -1,5 +1,7 @@
 #include "policy/analyze.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <set>
 
 #include "policy/match.h"
@@ -157,6 +159,51 @@ std::vector<Finding> analyze(const ResourceSet& set, const MeshConfig& mesh) {
                      where(pa.meta)});
     }
   }
+  // MG0009: a request principal is required where no RequestAuthentication can supply one.
+  for (const auto& p : set.authorization_policies) {
+    if (!requires_request_principal(p)) continue;
+    bool authn = false;
+    for (const auto& ra : set.request_authentications) {
+      authn = authn || scopes_overlap(ra.meta, ra.selector, p.meta, p.selector, mesh);
+    }
+    if (!authn) {
+      out.push_back({"MG0009", "warning", p.meta.full_name(),
+                     "requestPrincipals or request.auth conditions, but no RequestAuthentication applies to the "
+                     "workloads it selects: requests never carry a request principal, so those rules never match",
+                     where(p.meta)});
+    }
+  }
+  // MG0010: two workload-level PeerAuthentications that can select one workload, with different modes.
+  for (size_t i = 0; i < set.peer_authentications.size(); ++i) {
+    const auto& a = set.peer_authentications[i];
+    if (!a.selector.present) continue;
+    for (size_t j = i + 1; j < set.peer_authentications.size(); ++j) {
+      const auto& b = set.peer_authentications[j];
+      if (!b.selector.present || a.meta.ns != b.meta.ns || a.mode == b.mode) continue;
+      if (!scopes_overlap(a.meta, a.selector, b.meta, b.selector, mesh)) continue;
+      out.push_back({"MG0010", "warning", b.meta.full_name(),
+                     std::string("conflicts with PeerAuthentication ") + a.meta.full_name() + " (" + where(a.meta) +
+                         "): both can select one workload, with modes " + to_string(a.mode) + " and " +
+                         to_string(b.mode) + "; only one is used",
+                     where(b.meta)});
+    }
+  }
+  // MG0011: security.istio.io/v1beta1, which Istio deprecates in favour of v1 (same fields).
+  policy::for_each_kind(set, [&](const char* kind, const auto& list) {
+    for (const auto& r : list) {
+      try {
+        const YAML::Node doc = YAML::Load(r.meta.document);
+        if (doc["apiVersion"] && doc["apiVersion"].Scalar() == "security.istio.io/v1beta1") {
+          out.push_back({"MG0011", "info", r.meta.full_name(),
+                         std::string(kind) + " uses security.istio.io/v1beta1, deprecated: write security.istio.io/v1 "
+                                             "(the same fields)",
+                         where(r.meta)});
+        }
+      } catch (const YAML::Exception&) {
+        // The document parsed once already; nothing to report about its version.
+      }
+    }
+  });
   for (const auto& r : set.replaced) {
     const std::string first = r.source + ":" + std::to_string(r.line),
                       later = r.by_source + ":" + std::to_string(r.by_line);

@@ -12,6 +12,12 @@
 //                   earlier is ignored (both locations in the message).
 //   MG0008 warning  CUSTOM AuthorizationPolicy naming a provider that the Mesh's extensionProviders
 //                   does not define: every request it matches is denied.
+//   MG0009 warning  AuthorizationPolicy requiring a request principal (requestPrincipals,
+//                   request.auth.*) where no RequestAuthentication applies: those rules never match.
+//   MG0010 warning  two workload-level PeerAuthentications in one namespace whose selectors can
+//                   select one workload, with different modes: only one is used.
+//   MG0011 info     security.istio.io/v1beta1 (deprecated by Istio): write v1.
+// docs/ANALYZE.md explains each with an example and the fix.
 #pragma once
 
 #include <string>

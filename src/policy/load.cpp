@@ -28,9 +28,9 @@ Result<ResourceSet> load_resource_files(const std::vector<std::string>& paths, s
   }
   ResourceSet all;
   for (const auto& file : files) {
-    auto text = files::read_file(file);
+    auto text = files::read_file_or_stdin(file);
     if (!text) return fail("policy.io", file + ": " + text.error().message);
-    auto parsed = parse_resources(*text, file, ns);
+    auto parsed = parse_resources(*text, file == "-" ? "<stdin>" : file, ns);
     if (!parsed) return fail(parsed.error());
     all.append(std::move(*parsed));
   }

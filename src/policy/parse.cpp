@@ -88,6 +88,12 @@ void ResourceSet::append(ResourceSet&& other) {
   keep_the_later_of_each_name(*this);
 }
 
+bool is_dns_label(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
+
 std::string skipped_warning(const ResourceSet& set) {
   if (set.skipped.empty()) return {};
   std::string out = "skipped " + std::to_string(set.skipped.size()) + " document" +
@@ -1265,13 +1271,6 @@ bool skip_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   return true;
 }
 
-// kubectl's namespace names (RFC 1123 labels): what -n/--namespace accepts.
-bool is_namespace_name(std::string_view ns) {
-  if (ns.empty() || ns.size() > 63 || ns.front() == '-' || ns.back() == '-') return false;
-  return std::all_of(ns.begin(), ns.end(),
-                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
-}
-
 Unexpected<Error> cannot_place(const Ctx& ctx, const YAML::Node& metadata, std::string_view ns) {
   return err(ctx, metadata,
              "cannot add namespace " + std::string(ns) +
@@ -1450,7 +1449,7 @@ bool has_content(std::string_view body) {
 }  // namespace
 
 Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source, std::string_view ns) {
-  if (!ns.empty() && !is_namespace_name(ns)) {
+  if (!ns.empty() && !is_dns_label(ns)) {
     return fail("policy.bad_namespace",
                 "namespace \"" + std::string(ns) +
                     "\" is not a namespace name (lower case letters, digits and '-', at most 63)");

@@ -31,6 +31,10 @@ namespace mg::policy {
 Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source = "<input>",
                                     std::string_view ns = {});
 
+// A Kubernetes DNS label (RFC 1123): lower-case letters, digits and '-', not at either end, at most
+// 63 characters. What -n/--namespace and `token create` accept as namespace / service account.
+bool is_dns_label(std::string_view name);
+
 // One line naming every skipped document ("skipped 2 documents of kinds meshguard does not enforce:
 // VirtualService default/reviews (a.yaml:1), ..."), or "" when none was skipped.
 std::string skipped_warning(const ResourceSet& set);

@@ -10,21 +10,26 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/version.h"
 #include "control/server.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"meshguard-control — the meshguard control plane"};
+  CLI::App app{std::string("meshguard-control ") + mg::version() + " — the meshguard control plane"};
+  app.set_version_flag("--version", std::string("meshguard-control ") + mg::version());
   mg::control::ServerOptions options;
   int debounce_ms = 100;
   app.add_option("--data-dir", options.data_dir, "store, CA, keys and identities (created 0700)")->required();
-  app.add_option("--listen", options.listen, "gRPC address (port 0: any free port)");
-  app.add_option("--metrics", options.metrics_listen, "Prometheus /metrics address (IPv4:PORT)");
-  app.add_option("--trust-domain", options.trust_domain, "trust domain of a new built-in CA");
+  app.add_option("--listen", options.listen, "gRPC address (port 0: any free port)")->capture_default_str();
+  app.add_option("--metrics", options.metrics_listen, "Prometheus /metrics address, IPv4:PORT, e.g. 127.0.0.1:15014 (default: none)");
+  app.add_option("--trust-domain", options.trust_domain, "trust domain of a new built-in CA")->capture_default_str();
   app.add_option("--plug-in-ca", options.plug_in_ca_dir, "an operator's cacerts directory instead of the built-in CA");
   app.add_option("--k8s-issuer", options.k8s_issuer, "also accept Kubernetes service-account tokens from this issuer");
   app.add_option("--k8s-jwks", options.k8s_jwks_file, "that issuer's JWKS file (its /openid/v1/jwks)");
-  app.add_option("--k8s-audience", options.k8s_audience, "audience the service-account token must carry");
-  app.add_option("--debounce-ms", debounce_ms, "wait this long after a change before pushing")->check(CLI::Range(0, 10000));
+  app.add_option("--k8s-audience", options.k8s_audience, "audience the service-account token must carry")
+      ->capture_default_str();
+  app.add_option("--debounce-ms", debounce_ms, "wait this long after a change before pushing")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("meshguard-control: ") + e.what() + " (see --help)\n";
   });

@@ -13,19 +13,39 @@
 
 #include "agent/loader.h"
 #include "common/time.h"
+#include "common/version.h"
 #include "proxy/config.h"
 #include "proxy/proxy.h"
 
 namespace {
+constexpr const char* kUsage =
+    "usage: meshguard-proxy --config FILE [--workers N]\n"
+    "       [--control-plane HOST:PORT --ca-bundle FILE --state-dir DIR [--token-file FILE]"
+    " [--bootstrap-timeout SECONDS]]\n";
+
 int usage(const char* why) {
-  std::fprintf(stderr,
-               "meshguard-proxy: %s\nusage: meshguard-proxy --config FILE [--workers N]\n"
-               "       [--control-plane HOST:PORT --ca-bundle FILE --state-dir DIR [--token-file FILE]"
-               " [--bootstrap-timeout SECONDS]]\n",
-               why);
+  std::fprintf(stderr, "meshguard-proxy: %s\n%s", why, kUsage);
   return 2;
 }
 
+int help() {
+  std::printf(
+      "meshguard-proxy %s — the meshguard data-plane proxy (sidecar)\n%s\n"
+      "Options:\n"
+      "  -c, --config FILE            proxy config (YAML; docs/PROXY-CONFIG.md). Required\n"
+      "  --workers N                  worker threads, 1..256 (default: the config's workers, else 1)\n"
+      "  --control-plane HOST:PORT    bootstrap from and follow meshguard-control (default: standalone,\n"
+      "                               TLS files and policyDir from the config)\n"
+      "  --ca-bundle FILE             with --control-plane: the roots to trust the control plane by\n"
+      "  --state-dir DIR              with --control-plane: where the SVID and the pushed snapshot live\n"
+      "  --token-file FILE            with --control-plane: bootstrap token (meshguardctl token create)\n"
+      "  --bootstrap-timeout SECONDS  with --control-plane: give up start-up after this long, 1..3600\n"
+      "                               (default: 30)\n"
+      "  -h, --help                   this help\n"
+      "  --version                    print the version\n",
+      mg::version(), kUsage);
+  return 0;
+}
 int error_exit(const std::string& what) {
   std::fprintf(stderr, "meshguard-proxy: %s\n", what.c_str());
   return 1;
@@ -60,7 +80,10 @@ int main(int argc, char** argv) {
       if (!end || *end != '\0' || bootstrap_timeout < 1 || bootstrap_timeout > 3600)
         return usage("--bootstrap-timeout must be 1..3600 seconds");
     } else if (arg == "--help" || arg == "-h") {
-      return usage("the meshguard data-plane proxy");
+      return help();
+    } else if (arg == "--version") {
+      std::printf("meshguard-proxy %s\n", mg::version());
+      return 0;
     } else {
       return usage(("unknown argument: " + arg).c_str());
     }

@@ -1,13 +1,16 @@
-// meshguardctl authz check: the offline decision contract (docs: DESIGN.md "Offline decision
-// contract"). Loads policy files, reads one request.json, runs the same pipeline as the proxy
-// (policy/decide.h) and prints one JSON object, or an explanation with -o table. It never
-// fetches keys and never talks to the control plane (which holds no fetched keys: each proxy
-// fetches its own); keys behind a jwksUri or OpenID discovery are given with --jwks NAME=FILE.
+// meshguardctl authz check: the offline decision contract (DESIGN.md "Offline decision
+// contract"; the request format is in docs/AUTHZ-CHECK.md). Loads policy files (or, with
+// --workload and no -f, the control plane's stored resources), reads one request.json, runs the
+// same pipeline as the proxy (policy/decide.h) and prints one JSON object, or an explanation with
+// --explain. It never fetches keys (the control plane holds no fetched keys: each proxy fetches
+// its own); keys behind a jwksUri or OpenID discovery are given with --jwks NAME=FILE.
+// Exit status: 0 for any decision, 3 for DENY with --fail-on-deny, 1 for bad input.
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "admin_client.h"
 #include "commands.h"
 #include "common/files.h"
 #include "policy/decide.h"
@@ -15,6 +18,7 @@
 #include "policy/offline_keys.h"
 #include "policy/parse.h"
 #include "policy/select.h"
+#include "resources.h"
 
 namespace mg::ctl {
 
@@ -29,8 +33,15 @@ struct CheckOptions {
   std::string trust_domain = "cluster.local";
   std::optional<uint32_t> num_trusted_proxies;  // absent: the Mesh document's (remote_ip.h)
   std::vector<std::string> jwks;                // --jwks NAME=FILE (policy/offline_keys.h)
-  std::string output = "json";
+  std::string output;  // json | table; not given: json, or table with --explain
+  std::string workload;  // --workload NS/NAME
+  bool explain = false;
+  bool fail_on_deny = false;
+  Conn conn;  // without -f: the store's resources
 };
+
+// Exit status of a DENY under --fail-on-deny: apart from 1 (bad input) so scripts can tell them apart.
+constexpr int kDeniedExit = 3;
 
 constexpr const char* kOfflineProviderNote =
     "offline: the extension provider is not called; a proxy asks it, and only if it allows do DENY and ALLOW "
@@ -93,6 +104,35 @@ nlohmann::ordered_json decision_json(const policy::Decision& d, const policy::De
     if (if_allowed) j["ifProviderAllows"] = decision_json(*if_allowed);
   }
   return j;
+}
+
+// Every policy of `set` considered for the request's workload: applied ones with each rule's
+// match and why (policy::explain), the others with why they do not apply.
+nlohmann::ordered_json explain_json(const policy::ResourceSet& set, const policy::AuthzSnapshot& snap,
+                                    const policy::AuthzAttributes& attrs, const policy::WorkloadRef& w,
+                                    const policy::MeshConfig& mesh) {
+  auto out = nlohmann::ordered_json::array();
+  for (const auto& e : policy::explain(snap, attrs)) {
+    nlohmann::ordered_json p{{"kind", "AuthorizationPolicy"}, {"policy", e.policy},
+                             {"action", policy::to_string(e.action)}, {"dryRun", e.dry_run}, {"applies", true}};
+    if (!e.note.empty()) p["note"] = e.note;
+    auto rules = nlohmann::ordered_json::array();
+    for (const auto& r : e.rules) rules.push_back({{"index", r.index}, {"matched", r.matched}, {"why", r.why}});
+    p["rules"] = std::move(rules);
+    out.push_back(std::move(p));
+  }
+  auto not_applied = [&](const char* kind, const auto& list, bool spans) {
+    for (const auto& r : list) {
+      auto a = policy::applies_to(r.meta, r.selector, w, mesh, spans);
+      if (a.applies && std::string(kind) == "AuthorizationPolicy") continue;  // listed above
+      out.push_back({{"kind", kind}, {"policy", r.meta.full_name()}, {"applies", a.applies}, {"why", a.why}});
+    }
+  };
+  not_applied("AuthorizationPolicy", set.authorization_policies, true);
+  not_applied("PeerAuthentication", set.peer_authentications, false);
+  not_applied("RequestAuthentication", set.request_authentications, true);
+  not_applied("OPAPolicy", set.opa_policies, true);
+  return out;
 }
 
 std::string labels_text(const std::map<std::string, std::string>& labels) {
@@ -169,6 +209,15 @@ void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& sn
     o << "\n";
   }
   bool header = false;
+  auto not_applied = [&](const char* label, const auto& list, bool spans) {
+    for (const auto& p : list) {
+      auto a = policy::applies_to(p.meta, p.selector, w, mesh, spans);
+      if (a.applies) continue;
+      if (!header) o << "\nnot applied:\n";
+      header = true;
+      o << "  " << label << "  " << p.meta.full_name() << " — " << a.why << "\n";
+    }
+  };
   for (const auto& p : set.authorization_policies) {
     auto a = policy::applies_to(p.meta, p.selector, w, mesh);
     if (a.applies) continue;
@@ -176,6 +225,9 @@ void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& sn
     header = true;
     o << "  " << policy::to_string(p.action) << "  " << p.meta.full_name() << " — " << a.why << "\n";
   }
+  not_applied("PeerAuthentication", set.peer_authentications, false);
+  not_applied("RequestAuthentication", set.request_authentications, true);
+  not_applied("OPAPolicy", set.opa_policies, true);
   o << "\ndecision:        " << (d.allow ? "ALLOW" : "DENY") << " status=" << d.status << " — " << policy::describe(d)
     << "\n";
   if (if_allowed) {
@@ -193,6 +245,42 @@ void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& sn
   }
 }
 
+// The request with its destination's namespace, labels and service account taken from the
+// Workload NS/NAME of `set` (and its port, when the request has none, from the Workload's first).
+// A request naming another namespace, labels or service account is refused, not silently changed.
+Result<std::string> with_workload(const std::string& text, const std::string& ref, const policy::ResourceSet& set,
+                                  bool from_files) {
+  auto slash = ref.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == ref.size())
+    return fail("ctl.bad_args", "--workload takes NS/NAME, not " + ref);
+  const std::string ns = ref.substr(0, slash), name = ref.substr(slash + 1);
+  const policy::Workload* wl = nullptr;
+  for (const auto& w : set.workloads) {
+    if (w.meta.ns == ns && w.meta.name == name) wl = &w;
+  }
+  if (!wl)
+    return fail("ctl.no_workload", "--workload " + ref + ": no Workload " + ref +
+                                       (from_files ? " in the -f files" : " in the control plane's store"));
+  auto doc = nlohmann::json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return fail("ctl.bad_request", "not a JSON object");
+  auto& dest = doc["destination"];
+  if (dest.is_null()) dest = nlohmann::json::object();
+  if (!dest.is_object()) return fail("ctl.bad_request", "request.destination: must be an object");
+  auto set_field = [&](const char* key, const nlohmann::json& value) -> Status {
+    if (dest.contains(key) && dest[key] != value)
+      return fail("ctl.bad_request", std::string("request.destination.") + key + " " + dest[key].dump() +
+                                         " differs from --workload " + ref + "'s " + value.dump());
+    dest[key] = value;
+    return {};
+  };
+  for (auto st : {set_field("namespace", wl->meta.ns), set_field("labels", wl->labels),
+                  set_field("serviceAccount", wl->service_account)}) {
+    if (!st) return fail(st.error());
+  }
+  if (!dest.contains("port") && !wl->ports.empty()) dest["port"] = wl->ports.front();
+  return doc.dump();
+}
+
 int run_check(const CheckOptions& opt) {
   policy::MeshConfig mesh;
   mesh.root_namespace = opt.root_namespace;
@@ -205,8 +293,12 @@ int run_check(const CheckOptions& opt) {
   if (mesh.root_namespace.empty() || mesh.trust_domain.empty()) {
     return fail_line("--root-namespace and --trust-domain must not be empty");
   }
-  auto set = policy::load_resource_files(opt.files, opt.ns);
-  if (!set) return fail_line(set.error().message);
+  if (opt.request_file == "-" && std::find(opt.files.begin(), opt.files.end(), "-") != opt.files.end())
+    return fail_line("-f - and --request - both want standard input");
+  if (opt.files.empty() && opt.workload.empty())
+    return fail_line("-f FILE is required (or --workload NS/NAME to decide against the control plane's store)");
+  Result<policy::ResourceSet> set = opt.files.empty() ? stored_set(opt.conn) : policy::load_resource_files(opt.files, opt.ns);
+  if (!set) return set.error().message.empty() ? 1 : fail_line(set.error().message);
   warn_line(policy::skipped_warning(*set));
   mesh = policy::mesh_config_of(*set, mesh);  // a Mesh document in the files wins over the flags
   if (opt.num_trusted_proxies) mesh.num_trusted_proxies = *opt.num_trusted_proxies;  // the flag wins over a Mesh document
@@ -222,8 +314,13 @@ int run_check(const CheckOptions& opt) {
   }
   auto keys = policy::given_keys_provider(*set, given);
   if (!keys) return fail_line(keys.error().message);
-  auto text = files::read_file(opt.request_file);
+  auto text = files::read_file_or_stdin(opt.request_file);
   if (!text) return fail_line(opt.request_file + ": " + text.error().message);
+  if (!opt.workload.empty()) {
+    auto with = with_workload(*text, opt.workload, *set, !opt.files.empty());
+    if (!with) return fail_line(opt.request_file + ": " + with.error().message);
+    *text = std::move(*with);
+  }
   auto req = policy::parse_request_json(*text);
   if (!req) return fail_line(opt.request_file + ": " + req.error().message);
   auto snap = policy::compile_snapshot(*set, policy::destination_workload(*req), mesh);
@@ -252,12 +349,24 @@ int run_check(const CheckOptions& opt) {
   if (decision.reason == policy::ReasonCode::CustomProviderCheck)
     if_allowed = policy::resume_after_custom(**snap, *req, io, policy::Decision(decision));
   const policy::Decision* after = if_allowed ? &*if_allowed : nullptr;
-  if (opt.output == "table") {
+  const std::string output = opt.output.empty() ? (opt.explain ? "table" : "json") : opt.output;
+  if (output == "table") {
     print_table(*set, **snap, *req, mesh, authenticator, decision, after, now);
   } else {
-    std::cout << decision_json(decision, after).dump() << "\n";
+    auto j = decision_json(decision, after);
+    if (opt.explain) {
+      // The attributes as decide() judged them: its normalized path and verified tokens.
+      const auto& mtls = (*snap)->peer_authn().for_port(req->destination_port);
+      jwt::RequestAuth auth;
+      if (req->http && !(*snap)->jwt_rules().empty())
+        auth = authenticator.authenticate(req->http->headers, req->http->path, now);
+      const auto attrs = policy::make_attributes(*req, io.normalized_path, &auth,
+                                                 mtls.mode != policy::MtlsMode::Disable, mesh.num_trusted_proxies);
+      j["explain"] = explain_json(*set, **snap, attrs, policy::destination_workload(*req), mesh);
+    }
+    std::cout << j.dump() << "\n";
   }
-  return 0;
+  return (opt.fail_on_deny && !decision.allow) ? kDeniedExit : 0;
 }
 
 }  // namespace
@@ -267,8 +376,19 @@ void register_authz_commands(CLI::App& app, Action& action) {
   authz->require_subcommand(1);
   auto opt = std::make_shared<CheckOptions>();
   auto* check = authz->add_subcommand("check", "Decide a request offline against policy files and explain the decision");
-  check->add_option("-f,--filename", opt->files, "Policy file or directory (*.yaml, *.yml); repeatable")->required();
-  check->add_option("--request", opt->request_file, "request.json describing the request")->required();
+  check->add_option("-f,--filename", opt->files,
+                    "Policy file, directory (*.yaml, *.yml) or - (stdin); repeatable. Without -f, --workload "
+                    "decides against the control plane's stored resources");
+  check->add_option("--request", opt->request_file,
+                    "request.json describing the request, or - (stdin); format: docs/AUTHZ-CHECK.md")
+      ->required();
+  check->add_option("--workload", opt->workload,
+                    "NS/NAME: the destination's namespace, labels and service account (and port, if the "
+                    "request has none) from that Workload resource, in the -f files or the store");
+  check->add_flag("--explain", opt->explain,
+                  "List every policy considered and why it matched or not (-o json: an \"explain\" array)");
+  check->add_flag("--fail-on-deny", opt->fail_on_deny, "Exit 3 when the decision is DENY (default: 0 for any decision)");
+  add_conn_options(check, opt->conn);
   check->add_option("-n,--namespace", opt->ns,
                     "namespace of documents without metadata.namespace (default: default); a document naming "
                     "another one is refused");
@@ -286,9 +406,9 @@ void register_authz_commands(CLI::App& app, Action& action) {
                     "URI=FILE: the key set (JWKS) to verify tokens with for a jwtRule whose jwksUri is "
                     "URI, or ISSUER=FILE for a rule whose keys come by OpenID discovery from ISSUER; "
                     "repeatable");
-  check->add_option("-o,--output", opt->output, "json | table")
-      ->check(CLI::IsMember({"json", "table"}))
-      ->capture_default_str();
+  check->add_option("-o,--output", opt->output,
+                    "json | table (table is the explanation); default: json, or table with --explain")
+      ->check(CLI::IsMember({"json", "table"}));
   check->callback([&action, opt] { action = [opt] { return run_check(*opt); }; });
 }
 

@@ -77,8 +77,7 @@ std::string serial_hex(X509* cert) {
   char* hex = BN_bn2hex(bn.get());
   std::string out = hex ? hex : "";
   OPENSSL_free(hex);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+  return out;  // upper-case, as openssl and every other meshguard output print serials
 }
 
 nlohmann::json describe(X509* cert) {
@@ -86,10 +85,10 @@ nlohmann::json describe(X509* cert) {
   j["subject"] = name_text(X509_get_subject_name(cert));
   j["issuer"] = name_text(X509_get_issuer_name(cert));
   j["serial"] = serial_hex(cert);
-  j["not_before"] = rfc3339(X509_get0_notBefore(cert));
-  j["not_after"] = rfc3339(X509_get0_notAfter(cert));
-  j["is_ca"] = X509_check_ca(cert) == 1;
-  j["sha256_fingerprint"] = crypto::cert_sha256_fingerprint(cert);
+  j["notBefore"] = rfc3339(X509_get0_notBefore(cert));
+  j["notAfter"] = rfc3339(X509_get0_notAfter(cert));
+  j["isCa"] = X509_check_ca(cert) == 1;
+  j["sha256Fingerprint"] = crypto::cert_sha256_fingerprint(cert);
   return j;
 }
 
@@ -123,13 +122,13 @@ int inspect_chain(const InspectOptions& opt) {
   std::optional<identity::SpiffeId> leaf_id;
   if (id) {
     leaf_id = *id;
-    out["spiffe_id"] = id->str();
+    out["spiffeId"] = id->str();
   } else {
-    out["spiffe_id"] = nullptr;
-    out["spiffe_id_error"] = std::string(id.error().code());
+    out["spiffeId"] = nullptr;
+    out["spiffeIdError"] = std::string(id.error().code());
   }
   nlohmann::json leaf_info = describe(leaf);
-  for (const char* k : {"serial", "not_before", "not_after", "issuer", "subject", "sha256_fingerprint"})
+  for (const char* k : {"serial", "notBefore", "notAfter", "issuer", "subject", "sha256Fingerprint"})
     out[k] = leaf_info[k];
   out["chain"] = nlohmann::json::array();
   for (const auto& c : *chain) out["chain"].push_back(describe(c.get()));
@@ -142,13 +141,13 @@ int inspect_chain(const InspectOptions& opt) {
     auto bundle = identity::TrustBundle::from_pem(pick_trust_domain(opt, *roots, leaf_id), *roots_pem);
     if (!bundle) return fail_line(opt.bundle_file + ": " + bundle.error().to_string());
     auto verified = identity::verify_svid(*chain, *bundle, std::time(nullptr));
-    out["trust_domain"] = bundle->trust_domain();
+    out["trustDomain"] = bundle->trust_domain();
     out["verified"] = static_cast<bool>(verified);
     if (verified) {
       out["reason"] = nullptr;
     } else {
       out["reason"] = std::string(verified.error().code());
-      out["reason_message"] = verified.error().message;
+      out["reasonMessage"] = verified.error().message;
     }
   }
 
@@ -157,25 +156,25 @@ int inspect_chain(const InspectOptions& opt) {
     return 0;
   }
   auto text = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
-  std::cout << "SPIFFE ID:    " << (leaf_id ? leaf_id->str() : "(none: " + text(out["spiffe_id_error"]) + ")") << "\n"
+  std::cout << "SPIFFE ID:    " << (leaf_id ? leaf_id->str() : "(none: " + text(out["spiffeIdError"]) + ")") << "\n"
             << "Serial:       " << text(out["serial"]) << "\n"
-            << "Not before:   " << text(out["not_before"]) << "\n"
-            << "Not after:    " << text(out["not_after"]) << "\n"
+            << "Not before:   " << text(out["notBefore"]) << "\n"
+            << "Not after:    " << text(out["notAfter"]) << "\n"
             << "Subject:      " << (text(out["subject"]).empty() ? "(empty)" : text(out["subject"])) << "\n"
             << "Issuer:       " << text(out["issuer"]) << "\n"
-            << "SHA-256:      " << text(out["sha256_fingerprint"]) << "\n"
+            << "SHA-256:      " << text(out["sha256Fingerprint"]) << "\n"
             << "Chain:\n";
   for (size_t i = 0; i < out["chain"].size(); ++i) {
     const auto& c = out["chain"][i];
     std::string subject = text(c["subject"]);
-    std::cout << "  [" << i << "] " << (subject.empty() ? "(empty subject)" : subject) << (c["is_ca"].get<bool>() ? " (CA)" : "")
-              << "  issuer: " << text(c["issuer"]) << "  not after: " << text(c["not_after"]) << "\n";
+    std::cout << "  [" << i << "] " << (subject.empty() ? "(empty subject)" : subject) << (c["isCa"].get<bool>() ? " (CA)" : "")
+              << "  issuer: " << text(c["issuer"]) << "  not after: " << text(c["notAfter"]) << "\n";
   }
   if (out.contains("verified")) {
     if (out["verified"].get<bool>())
-      std::cout << "Verified:     yes (trust domain " << text(out["trust_domain"]) << ")\n";
+      std::cout << "Verified:     yes (trust domain " << text(out["trustDomain"]) << ")\n";
     else
-      std::cout << "Verified:     no (" << text(out["reason"]) << ": " << text(out["reason_message"]) << ")\n";
+      std::cout << "Verified:     no (" << text(out["reason"]) << ": " << text(out["reasonMessage"]) << ")\n";
   }
   return 0;
 }

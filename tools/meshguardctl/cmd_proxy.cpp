@@ -13,7 +13,6 @@
 #include <thread>
 
 #include "admin_client.h"
-#include "api/grpc_tls.h"
 #include "commands.h"
 #include "common/time.h"
 
@@ -33,7 +32,7 @@ int wait_for_revision(const Conn& c, int64_t revision, std::chrono::milliseconds
     pb::ListWorkloadsResponse resp;
     auto ctx = call_context();
     auto st = (*stub)->ListWorkloads(ctx.get(), pb::ListWorkloadsRequest{}, &resp);
-    if (!st.ok()) return rpc_failed(st);
+    if (!st.ok()) return rpc_failed(c, st);
     int connected = 0, selected = 0;
     std::vector<std::string> waiting, nacked;
     for (const auto& w : resp.workloads()) {
@@ -150,7 +149,10 @@ Result<ProxyTarget> find_proxy(const Conn& c, const std::string& workload, const
   pb::ListWorkloadsResponse resp;
   auto ctx = call_context();
   auto st = (*stub)->ListWorkloads(ctx.get(), pb::ListWorkloadsRequest{}, &resp);
-  if (!st.ok()) return fail("ctl.rpc", api::describe(st));
+  if (!st.ok()) {
+    rpc_failed(c, st);
+    return fail("ctl.rpc", "");  // printed already
+  }
   t.store_revision = resp.revision();
   for (const auto& w : resp.workloads()) {
     if (w.namespace_() != want_ns || w.name() != want_name) continue;
@@ -191,7 +193,7 @@ bool valid_now(const nlohmann::json& cert) {
 int run_secret(const Conn& c, const std::string& workload, const std::string& ns, const std::string& admin,
                const std::string& output) {
   auto target = find_proxy(c, workload, ns, admin);
-  if (!target) return fail_line(target.error().to_string());
+  if (!target) return target.error().message.empty() ? 1 : fail_line(target.error().to_string());
   auto dump = config_dump(*target);
   if (!dump) return fail_line(dump.error().to_string());
   const nlohmann::json cert = dump->value("certificate", nlohmann::json::object());
@@ -255,7 +257,7 @@ std::string ack_state(const ProxyTarget& t) {
 int run_policies(const Conn& c, const std::string& workload, const std::string& ns, const std::string& admin,
                  const std::string& output) {
   auto target = find_proxy(c, workload, ns, admin);
-  if (!target) return fail_line(target.error().to_string());
+  if (!target) return target.error().message.empty() ? 1 : fail_line(target.error().to_string());
   auto dump = config_dump(*target);
   if (!dump) return fail_line(dump.error().to_string());
   const nlohmann::json cp = dump->value("controlPlane", nlohmann::json());

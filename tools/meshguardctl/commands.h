@@ -15,16 +15,20 @@ int fail_line(const std::string& what);
 // Prints "meshguardctl: warning: <what>" on stderr, unless `what` is empty.
 void warn_line(const std::string& what);
 
-void register_version_command(CLI::App& app, Action& action);
 void register_ca_commands(CLI::App& app, Action& action);    // cmd_ca.cpp: ca init | ca rotate
 void register_cert_commands(CLI::App& app, Action& action);  // cmd_cert.cpp: cert issue | cert inspect
 void register_authz_commands(CLI::App& app, Action& action);
 void register_analyze_commands(CLI::App& app, Action& action);
+void register_apply_commands(CLI::App& app, Action& action);  // cmd_apply.cpp: apply | delete | diff
+void register_get_commands(CLI::App& app, Action& action);    // cmd_get.cpp: get | describe
+// cmd_control.cpp: workload list | token create | version
 void register_control_commands(CLI::App& app, Action& action);
+// cmd_completion.cpp: completion bash | zsh | fish, generated from the parsed command tree.
+void register_completion_command(CLI::App& app, Action& action);
 void register_rego_commands(CLI::App& app, Action& action);  // cmd_rego.cpp: rego eval
 void register_proxy_commands(CLI::App& app, Action& action);  // cmd_proxy.cpp: proxy-config secret|policies
 // `ca rotate` without --dir: the control plane's two-phase rotation (cmd_control.cpp).
-int rotate_ca_online(const std::string& server, const std::string& admin_dir, int wait_seconds);  // cmd_control.cpp: apply | get | delete | workload | token
+int rotate_ca_online(const std::string& server, const std::string& admin_dir, int wait_seconds);
 // Each issue's command group declares its register_*() here and adds one call in main.cpp.
 
 }  // namespace mg::ctl

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/version.h"
 #include "http/body.h"
 #include "http/parser.h"
 
@@ -192,8 +193,25 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:0";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--listen" && i + 1 < argc) listen = argv[++i];
-    else return usage(("unknown argument: " + arg).c_str());
+    if (arg == "--listen" && i + 1 < argc) {
+      listen = argv[++i];
+    } else if (arg == "--help" || arg == "-h") {
+      std::printf(
+          "mg-sample-app %s — an httpbin-like app for meshguard demos and tests (docs/SAMPLE-APP.md)\n"
+          "usage: mg-sample-app [--listen ADDRESS:PORT]\n\n"
+          "Options:\n"
+          "  --listen ADDRESS:PORT   where to serve HTTP/1.1 (default: 127.0.0.1:0, any free port;\n"
+          "                          prints \"listening on ADDRESS:PORT\")\n"
+          "  -h, --help              this help\n"
+          "  --version               print the version\n",
+          mg::version());
+      return 0;
+    } else if (arg == "--version") {
+      std::printf("mg-sample-app %s\n", mg::version());
+      return 0;
+    } else {
+      return usage(("unknown argument: " + arg).c_str());
+    }
   }
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) return usage("--listen must be ADDRESS:PORT");

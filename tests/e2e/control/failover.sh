@@ -76,7 +76,7 @@ acked=$(wc -l <"$WORK/acked.txt")
 [ "$acked" -lt 60 ] || fail "the kill came after every apply: nothing was tested"
 pass "control plane killed (-9) after $acked acknowledged applies"
 start_control "$CP_PORT"
-stored=$(ctl get ap -n stream -o json | jq -r '.items[].name' | sort)
+stored=$(ctl get ap -n stream -o json | jq -r '.items[].metadata.name' | sort)
 missing=0
 while read -r line; do
   name=$(echo "$line" | sed -E 's#^authorizationpolicy/stream/([a-z0-9-]+) created$#\1#')

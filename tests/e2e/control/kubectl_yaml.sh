@@ -51,7 +51,7 @@ warning=$(cat "$WORK/apply.stderr")
 expect_eq "$(wc -l <"$WORK/apply.stderr")" 1 "mixed file: one warning line"
 expect_contains "$warning" "warning: skipped 3 documents of kinds meshguard does not enforce: Service foo/httpbin ($WORK/mixed.yaml:1), VirtualService httpbin ($WORK/mixed.yaml:9), Deployment foo/httpbin ($WORK/mixed.yaml:19)" \
   "mixed file: the warning names every skipped document with file:line"
-expect_eq "$(ctl get all -A -o json | jq -c '[.items[] | .kind + "/" + .namespace + "/" + .name]')" \
+expect_eq "$(ctl get all -A -o json | jq -c '[.items[] | .kind + "/" + .metadata.namespace + "/" + .metadata.name]')" \
   '["AuthorizationPolicy/foo/allow-nothing"]' "mixed file: only the security kinds are stored"
 expect_not_contains "$(ctl get ap allow-nothing -n foo -o yaml)" "VirtualService" "the stored document is the policy's own"
 # The same file offline: the same warning, the same resources.
@@ -72,7 +72,7 @@ rc=0
 err=$(ctl apply -f "$WORK/typo.yaml" 2>&1) || rc=$?
 [ "$rc" != 0 ] || fail "an unknown security.istio.io kind was applied"
 expect_contains "$err" "$WORK/typo.yaml:29: unknown kind \"AuthorizationPolcy\" in security.istio.io/v1" "typo: file:line"
-[ -z "$(ctl get pa -A -o json | jq -r '.items[].name')" ] || fail "typo: the file's PeerAuthentication was applied"
+[ -z "$(ctl get pa -A -o json | jq -r '.items[].metadata.name')" ] || fail "typo: the file's PeerAuthentication was applied"
 pass "typo: nothing of the file is applied"
 for cmd in analyze "authz check --request $WORK/foo.json"; do
   rc=0

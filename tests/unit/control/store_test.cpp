@@ -168,6 +168,40 @@ TEST(SqliteStore, UnchangedAndConfigured) {
   EXPECT_EQ(empty->revision, 2);
 }
 
+// --dry-run=server: plan() answers what apply_parsed() would, and writes nothing.
+TEST(SqliteStore, PlanComparesWithoutWriting) {
+  TempDir dir;
+  auto store = open_ok(dir.file("store.db"));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->apply(ap("a", "ns") + "---\n" + ap("b", "ns"), "x.yaml"));
+  auto parse = [](const std::string& text) {
+    auto f = parse_apply_file({text, "y.yaml"});
+    EXPECT_TRUE(f) << (f ? "" : f.error().to_string());
+    return std::move(*f);
+  };
+  std::vector<ParsedFile> files;
+  files.push_back(parse(ap("a", "ns") + "---\n" + ap("b", "ns", "ALLOW")));
+  files.push_back(parse(ap("c", "ns") + "---\n" + ap("c", "ns", "ALLOW")));  // named twice: one key
+  auto plan = store->plan(files);
+  ASSERT_TRUE(plan) << plan.error().to_string();
+  EXPECT_EQ(plan->revision, 1);
+  ASSERT_EQ(plan->unchanged.size(), 1u);
+  ASSERT_EQ(plan->configured.size(), 1u);
+  ASSERT_EQ(plan->created.size(), 1u);
+  EXPECT_EQ(plan->unchanged[0].name, "a");
+  EXPECT_EQ(plan->configured[0].name, "b");
+  EXPECT_EQ(plan->created[0].name, "c");
+  EXPECT_EQ(store->revision(), 1);
+  EXPECT_FALSE(*store->get({"AuthorizationPolicy", "ns", "c"}));
+  EXPECT_NE((*store->get({"AuthorizationPolicy", "ns", "b"}))->yaml.find("DENY"), std::string::npos);
+  // The same answer apply_parsed() then gives.
+  auto applied = store->apply_parsed(std::move(files));
+  ASSERT_TRUE(applied);
+  EXPECT_EQ(applied->created, plan->created);
+  EXPECT_EQ(applied->configured, plan->configured);
+  EXPECT_EQ(applied->unchanged, plan->unchanged);
+}
+
 // resources() parses what it reads back once and then follows applies and removes with the
 // documents they parsed: after each change it must equal what a fresh read of the file gives.
 TEST(SqliteStore, ResourcesFollowAppliesAndRemoves) {

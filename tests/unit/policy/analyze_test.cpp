@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "policy/analyze.h"
 #include "policy/parse.h"
 
@@ -57,6 +59,54 @@ TEST(Analyze, Codes) {
   EXPECT_EQ(codes("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: s\nspec:\n  rules:\n"
                   "  - from:\n    - source:\n        principals: [\"spiffe://cluster.local/ns/a/sa/b\"]\n"),
             std::vector<std::string>{"MG0006"});
+}
+
+}  // namespace
+}  // namespace mg::policy
+
+namespace mg::policy {
+namespace {
+
+TEST(Analyze, RequestPrincipalWithoutRequestAuthentication) {
+  EXPECT_EQ(codes(kRequire), std::vector<std::string>{"MG0009"});
+  EXPECT_TRUE(codes(kRa + kRequire).empty());
+  // An RA for other workloads does not help.
+  const std::string ra_reviews =
+      "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: jwt\n  namespace: default\n"
+      "spec:\n  selector: {matchLabels: {app: reviews}}\n  jwtRules:\n  - issuer: a\n    jwksUri: https://x/jwks\n---\n";
+  const std::string require_details =
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: require\n  namespace: default\n"
+      "spec:\n  selector: {matchLabels: {app: details}}\n  rules:\n  - when:\n    - key: request.auth.claims[iss]\n"
+      "      values: [a]\n---\n";
+  auto c = codes(ra_reviews + require_details);
+  EXPECT_NE(std::find(c.begin(), c.end(), "MG0009"), c.end());
+}
+
+TEST(Analyze, ConflictingWorkloadPeerAuthentications) {
+  auto pa = [](const std::string& name, const std::string& labels, const std::string& mode) {
+    return "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: " + name +
+           ", namespace: default}\nspec:\n  selector: {matchLabels: {" + labels + "}}\n  mtls: {mode: " + mode +
+           "}\n---\n";
+  };
+  EXPECT_EQ(codes(pa("a", "app: details", "STRICT") + pa("b", "app: details", "DISABLE")),
+            std::vector<std::string>{"MG0010"});
+  EXPECT_EQ(codes(pa("a", "app: details", "STRICT") + pa("b", "version: v1", "PERMISSIVE")),
+            std::vector<std::string>{"MG0010"});  // a workload may carry both labels
+  EXPECT_TRUE(codes(pa("a", "app: details", "STRICT") + pa("b", "app: reviews", "DISABLE")).empty());
+  EXPECT_TRUE(codes(pa("a", "app: details", "STRICT") + pa("b", "app: details", "STRICT")).empty());
+}
+
+TEST(Analyze, V1beta1IsDeprecated) {
+  const std::string beta =
+      "apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: p, namespace: default}\n"
+      "spec: {mtls: {mode: STRICT}}\n";
+  auto set = parse_resources(beta, "beta.yaml");
+  ASSERT_TRUE(set);
+  auto findings = analyze(*set, MeshConfig{});
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].code, "MG0011");
+  EXPECT_EQ(findings[0].severity, "info");
+  EXPECT_EQ(findings[0].location, "beta.yaml:1");
 }
 
 }  // namespace

@@ -1,0 +1,7 @@
+#include "common/version.h"
+
+namespace mg {
+
+const char* version() { return MESHGUARD_VERSION; }
+
+}  // namespace mg
