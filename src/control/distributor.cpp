@@ -282,6 +282,10 @@ void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
   MutexLock lock(mutex_);
   streams_.erase(stream);
   metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
+  // A stream replaced by a newer one of the same workload (a reconnecting or restarted proxy)
+  // ends after the newer one registered: the workload is still connected through that one.
+  for (const auto& [other, other_key] : streams_)
+    if (other_key == key) return;
   auto it = records_.find(key);
   if (it != records_.end()) {
     it->second.connected = false;

@@ -124,6 +124,7 @@ Result<size_t, ParseError> BodyDecoder::feed(std::string_view in, std::string& o
         }
         if (c == ' ' || c == '\t') return bad("obsolete line folding in trailer");
         state_ = State::Trailer;
+        line_.clear();
         [[fallthrough]];
       case State::Trailer:
         if (++line_bytes_ > kMaxTrailerBytes) return bad("trailer section too large");
@@ -131,12 +132,21 @@ Result<size_t, ParseError> BodyDecoder::feed(std::string_view in, std::string& o
           state_ = State::TrailerLF;
         } else if (c != '\t' && (c < 0x20 || c == 0x7f)) {
           return bad("invalid character in trailer");
+        } else {
+          line_.push_back(static_cast<char>(c));
         }
         break;
-      case State::TrailerLF:
+      case State::TrailerLF: {
         if (c != '\n') return bad("trailer line without LF");
         state_ = State::TrailerStart;
+        // "name: value" with a token name; anything else is not kept.
+        const size_t colon = line_.find(':');
+        const std::string_view name = std::string_view(line_).substr(0, colon == std::string::npos ? 0 : colon);
+        if (!name.empty() && std::all_of(name.begin(), name.end(), [](char ch) { return is_token_char(static_cast<unsigned char>(ch)); })) {
+          trailers_.add(to_lower(name), std::string(trim_ows(std::string_view(line_).substr(colon + 1))));
+        }
         break;
+      }
       case State::FinalLF:
         if (c != '\n') return bad("chunked body not terminated by CRLF");
         state_ = State::Done;
@@ -147,6 +157,27 @@ Result<size_t, ParseError> BodyDecoder::feed(std::string_view in, std::string& o
     ++i;
   }
   return i;
+}
+
+bool relayable_trailer(std::string_view name) {
+  for (std::string_view banned : {"content-length", "transfer-encoding", "host", "connection", "keep-alive", "te",
+                                  "trailer", "upgrade", "proxy-connection", "authorization", "proxy-authorization",
+                                  "cookie", "set-cookie", "content-type", "content-encoding", "expect"}) {
+    if (iequals(name, banned)) return false;
+  }
+  return !name.empty() && name.front() != ':';
+}
+
+void append_last_chunk(std::string& out, const Headers& trailers) {
+  out += "0\r\n";
+  for (const auto& t : trailers) {
+    if (!relayable_trailer(t.name)) continue;
+    out += t.name;
+    out += ": ";
+    out += t.value;
+    out += "\r\n";
+  }
+  out += "\r\n";
 }
 
 void append_chunk(std::string& out, std::string_view data) {

@@ -1,6 +1,6 @@
 // http/body.h — incremental body decoding for Content-Length, chunked and close-delimited
-// framing. Chunk sizes, CRLFs and trailers are validated strictly; trailers are consumed and
-// dropped. Decoded payload is appended to the caller's string, so a proxy can re-encode it
+// framing. Chunk sizes, CRLFs and trailers are validated strictly; well-formed trailer fields
+// are kept for the proxy to relay (trailers()), others dropped. Decoded payload is appended to the caller's string, so a proxy can re-encode it
 // canonically (encode_chunk) instead of forwarding bytes it did not understand.
 #pragma once
 
@@ -28,6 +28,8 @@ class BodyDecoder {
 
   bool done() const { return state_ == State::Done; }
   BodyFraming framing() const { return framing_; }
+  // A chunked body's trailer fields (name: value lines of token names), once done().
+  const Headers& trailers() const { return trailers_; }
 
  private:
   enum class State {
@@ -50,7 +52,15 @@ class BodyDecoder {
   uint64_t remaining_ = 0;
   uint64_t chunk_size_ = 0;
   size_t line_bytes_ = 0;  // chunk-size line / trailer section length so far
+  std::string line_;       // the trailer line being read
+  Headers trailers_;
 };
+
+// A trailer field a proxy relays: framing, routing, connection-management and authentication
+// fields never go in a trailer (RFC 9110 §6.5.1); a recipient drops them.
+bool relayable_trailer(std::string_view name);
+// The last chunk of a chunked body, with the relayable `trailers`.
+void append_last_chunk(std::string& out, const Headers& trailers);
 
 // One chunk of a chunked body ("<hex>\r\n<data>\r\n"); empty data yields "" (never the last chunk).
 std::string encode_chunk(std::string_view data);

@@ -197,6 +197,17 @@ bool is_token_char(unsigned char c) {
   }
 }
 
+bool wants_trailers(const Headers& headers) {
+  bool found = false;
+  headers.for_each("te", [&](std::string_view v) {
+    for_each_list_item(v, [&](std::string_view item) {
+      if (iequals(item, "trailers")) found = true;
+      return true;
+    });
+  });
+  return found;
+}
+
 void remove_hop_by_hop(Headers& headers) {
   // Fields named by Connection are hop-by-hop too.
   std::vector<std::string> listed;

@@ -133,6 +133,10 @@ bool is_token_char(unsigned char c);
 // Hop-by-hop fields a proxy must not forward (RFC 9110 §7.6.1), plus those listed in Connection.
 void remove_hop_by_hop(Headers& headers);
 
+// "TE: trailers" is among the fields (gRPC sends it; an HTTP/2 next hop gets it again, the one
+// TE value HTTP/2 allows).
+bool wants_trailers(const Headers& headers);
+
 // The protocol asked for by a protocol upgrade (RFC 9110 §7.8): the single Upgrade field's value
 // when Connection lists "upgrade" (WebSocket: "websocket"); nullopt otherwise. Upgrade and
 // Connection are hop-by-hop, so a proxy that relays an upgrade states them again itself.

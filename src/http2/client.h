@@ -4,7 +4,7 @@
 // Requests in (the HTTP/1 model: Host becomes :authority, hop-by-hop fields dropped but
 // "te: trailers", which gRPC needs), responses out as events (session.h): 1xx heads are
 // skipped, a header list over the limits resets the stream, server push is refused.
-// Not wired into the proxy yet (docs/ARCHITECTURE.md).
+// Driven by the proxy: proxy/http2_session.h (server), proxy/h2_upstream.h (client).
 // Owns: one upstream HTTP/2 connection's protocol state.
 #pragma once
 

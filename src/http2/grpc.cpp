@@ -50,6 +50,25 @@ std::string grpc_percent_encode(std::string_view message) {
   return out;
 }
 
+std::optional<uint64_t> parse_grpc_timeout_ms(std::string_view value) {
+  if (value.size() < 2 || value.size() > 9) return std::nullopt;
+  uint64_t n = 0;
+  for (char c : value.substr(0, value.size() - 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  auto up = [&](uint64_t per_ms) { return (n + per_ms - 1) / per_ms; };
+  switch (value.back()) {
+    case 'H': return n * 3'600'000;
+    case 'M': return n * 60'000;
+    case 'S': return n * 1'000;
+    case 'm': return n;
+    case 'u': return up(1'000);
+    case 'n': return up(1'000'000);
+    default: return std::nullopt;
+  }
+}
+
 http::Response grpc_deny_response(int http_status, std::string_view why) {
   http::Response resp;
   resp.status = 200;

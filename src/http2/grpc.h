@@ -8,6 +8,8 @@
 // Pure functions.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +25,10 @@ int grpc_status_for_http(int http_status);
 
 // grpc-message's encoding: bytes outside printable ASCII, and '%', as %XX.
 std::string grpc_percent_encode(std::string_view message);
+
+// grpc-timeout (gRPC over HTTP/2: 1-8 digits and a unit H M S m u n) in milliseconds, rounded
+// up; nullopt when malformed (the proxy then keeps its own timeouts).
+std::optional<uint64_t> parse_grpc_timeout_ms(std::string_view value);
 
 // The trailers-only response denying a gRPC call that would have been answered `http_status`
 // (ServerSession::respond with end_stream).

@@ -6,7 +6,7 @@
 // Requests are validated as the HTTP/1 parser does (CONNECT 405; :path origin-form or "*";
 // :authority a valid host and equal to any Host field; Expect), header lists are capped (431),
 // and the connection is ended on abuse: rapid reset, CONTINUATION / SETTINGS / PING floods.
-// Not wired into the proxy yet (docs/ARCHITECTURE.md).
+// Driven by the proxy: proxy/http2_session.h (server), proxy/h2_upstream.h (client).
 // Owns: one downstream HTTP/2 connection's protocol state.
 #pragma once
 

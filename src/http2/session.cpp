@@ -424,15 +424,7 @@ bool Session::add_field(Stream& st, std::string_view name, std::string_view valu
 }
 
 std::vector<http::Header> Session::wire_fields(const http::Headers& headers, bool keep_te_trailers) {
-  bool te_trailers = false;
-  if (keep_te_trailers) {
-    headers.for_each("te", [&](std::string_view v) {
-      http::for_each_list_item(v, [&](std::string_view item) {
-        if (http::iequals(item, "trailers")) te_trailers = true;
-        return true;
-      });
-    });
-  }
+  const bool te_trailers = keep_te_trailers && http::wants_trailers(headers);
   http::Headers copy = headers;
   http::remove_hop_by_hop(copy);
   std::vector<http::Header> out;

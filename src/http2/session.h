@@ -122,6 +122,8 @@ class Session {
   // Why the session ended itself (flood, rapid reset, protocol error); empty otherwise.
   const std::string& close_reason() const { return close_reason_; }
   size_t open_streams() const { return streams_.size(); }
+  // A GOAWAY went either way (or the session failed): no new stream may start on it.
+  bool going_away() const { return shutdown_ || peer_goaway_ || failed_; }
 
  protected:
   struct Stream {

@@ -2,11 +2,12 @@
 // (forwarder.h) read requests from, and write responses to, the downstream connection, whatever
 // HTTP version it speaks. A codec does no I/O: bytes in, requests and body payload out; responses
 // in, bytes out. Enforcement and the upstream side see only http::Request / http::Response, so
-// the wire version never reaches authorization. Requests here come one after another (HTTP/1,
-// http1_codec.h); HTTP/2 (src/http2, same vocabulary) multiplexes streams, so it is driven as
-// per-stream events beside this interface rather than behind it.
-// Owns: one downstream connection's framing state (the head being scanned, the request body
-// being decoded, how the response body is framed). One instance per connection.
+// the wire version never reaches authorization. Requests here come one after another: on an
+// HTTP/1 connection (http1_codec.h) one instance serves the connection; HTTP/2 (src/http2, same
+// vocabulary) multiplexes streams, so its connection loop (http2_session.h) gives every stream
+// an instance of its own (H2StreamCodec), and each stream is then handled as an HTTP/1 request is.
+// Owns: one downstream connection's (or HTTP/2 stream's) framing state (the head being scanned,
+// the request body being decoded, how the response body is framed).
 #pragma once
 
 #include <optional>
@@ -50,6 +51,8 @@ class ServerCodec {
   virtual bool request_body_done() const = 0;
   // Consumes a prefix of `in`, appending payload to `payload`; an error is a malformed body.
   virtual Result<size_t, http::ParseError> read_request_body(std::string_view in, std::string& payload) = 0;
+  // Once request_body_done(): the body's trailer fields (a chunked body's, an HTTP/2 stream's).
+  virtual const http::Headers& request_trailers() const = 0;
 
   // --- responses out -------------------------------------------------------------------------
 
@@ -60,7 +63,9 @@ class ServerCodec {
   // framing ends it. The body then goes through append_body and end_body.
   virtual std::string begin_response(http::Response& resp, const http::Request& req, bool& keep_alive) = 0;
   virtual void append_body(std::string& out, std::string_view payload) = 0;
-  virtual void end_body(std::string& out) = 0;
+  // `trailers` (from an HTTP/2 upstream: gRPC's grpc-status) go out where the framing carries
+  // them: HTTP/2 trailers, or the last chunk of a chunked HTTP/1.1 body; else they are dropped.
+  virtual void end_body(std::string& out, const http::Headers& trailers) = 0;
   // The head accepting `protocol` (a relayed 101); the connection then carries that protocol.
   virtual std::string switching_protocols(http::Response& resp, const std::string& protocol) = 0;
   // A response made by the proxy itself: status, text/plain `body` (unless `extra`, headers a

@@ -8,7 +8,22 @@
 
 namespace mg::proxy {
 
-std::string_view to_string(Protocol p) { return p == Protocol::Http ? "http" : "tcp"; }
+std::string_view to_string(Protocol p) {
+  switch (p) {
+    case Protocol::Http: return "http";
+    case Protocol::Http2: return "http2";
+    case Protocol::Grpc: return "grpc";
+    case Protocol::Tcp: return "tcp";
+  }
+  return "?";
+}
+
+std::optional<Protocol> parse_protocol(std::string_view text) {
+  for (Protocol p : {Protocol::Http, Protocol::Http2, Protocol::Grpc, Protocol::Tcp}) {
+    if (text == to_string(p)) return p;
+  }
+  return std::nullopt;
+}
 std::string_view to_string(MtlsMode m) {
   switch (m) {
     case MtlsMode::Strict: return "STRICT";
@@ -134,10 +149,9 @@ class Parser {
         if (p.app_port == 0) error(n["appPort"], where + ".appPort must not be 0");
         if (n["address"]) p.address = str(n["address"], where + ".address");
         if (n["protocol"]) {
-          std::string proto = str(n["protocol"], where + ".protocol");
-          if (proto == "http") p.protocol = Protocol::Http;
-          else if (proto == "tcp") p.protocol = Protocol::Tcp;
-          else error(n["protocol"], where + ".protocol must be http or tcp");
+          auto proto = parse_protocol(str(n["protocol"], where + ".protocol"));
+          if (!proto) error(n["protocol"], where + ".protocol must be http, http2, grpc or tcp");
+          p.protocol = *proto;
         }
         if (n["mtlsMode"]) {
           std::string mode = str(n["mtlsMode"], where + ".mtlsMode");
@@ -174,10 +188,9 @@ class Parser {
           r.identities.push_back(s);
         }
         if (n["protocol"]) {
-          std::string proto = str(n["protocol"], where + ".protocol");
-          if (proto == "http") r.protocol = Protocol::Http;
-          else if (proto == "tcp") r.protocol = Protocol::Tcp;
-          else error(n["protocol"], where + ".protocol must be http or tcp");
+          auto proto = parse_protocol(str(n["protocol"], where + ".protocol"));
+          if (!proto) error(n["protocol"], where + ".protocol must be http, http2, grpc or tcp");
+          r.protocol = *proto;
         }
         if (!cfg.tls && mode_ == ConfigMode::Standalone)
           error(n, where + ": outbound routes originate mTLS and need a tls section");

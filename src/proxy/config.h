@@ -14,7 +14,7 @@
 //                                 # document's value (Mesh.spec.gatewayTopology), else 0 = the
 //                                 # peer's address, XFF ignored (Istio's proxy.istio.io/config)
 //   inbound:                      # port 0: kernel-chosen, printed as "listening inbound[i] ADDR:PORT"
-//     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http}
+//     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http}   # http | http2 | grpc | tcp
 //   outbound:
 //     - {listen: "127.0.0.1:15001", destination: "10.0.0.2:15006", protocol: http,
 //        identities: [spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews]}
@@ -31,13 +31,14 @@
 // in the background and re-fetches on every policy reload and every 20 minutes (proxy/jwks_keys.h);
 // until they arrive such tokens get 401. The fetcher refuses link-local and cloud-metadata
 // addresses only, so a JWKS server on 127.0.0.1 works as is.
-// Defaults: outbound protocol tcp.
+// Defaults: inbound protocol http, outbound protocol tcp (the Protocol enum says what each means).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -45,7 +46,16 @@
 
 namespace mg::proxy {
 
-enum class Protocol { Http, Tcp };
+// Istio's port protocols. http: HTTP/1.1 and HTTP/2 (h2c prior knowledge, or ALPN h2) accepted
+// from the client, told apart by the connection preface; the app is spoken to in HTTP/1.1.
+// http2 / grpc: the same from the client; the app speaks HTTP/2 (h2c prior knowledge). tcp: bytes.
+// On an outbound route the three HTTP values are requests relayed to the destination proxy over
+// HTTP/2 when it selects ALPN h2, HTTP/1.1 otherwise.
+enum class Protocol { Http, Http2, Grpc, Tcp };
+inline bool is_http(Protocol p) { return p != Protocol::Tcp; }
+// The app behind an inbound port with this protocol speaks HTTP/2.
+inline bool app_speaks_h2(Protocol p) { return p == Protocol::Http2 || p == Protocol::Grpc; }
+std::optional<Protocol> parse_protocol(std::string_view text);
 // Per inbound port: the listener's treatment of the first bytes (see the mode rules above).
 enum class MtlsMode { Strict, Permissive, Disable };
 
@@ -73,8 +83,10 @@ struct OutboundRoute {
   std::string destination_address;
   uint16_t destination_port = 0;
   std::vector<std::string> identities;  // SPIFFE IDs the server may present (secure naming)
-  // tcp: each app connection is spliced over its own mTLS connection. http: requests are parsed
-  // and sent over pooled keep-alive mTLS connections (reused across app connections).
+  // tcp: each app connection is spliced over its own mTLS connection. http / http2 / grpc:
+  // requests are parsed and sent over pooled mTLS connections (reused across app connections):
+  // one HTTP/2 connection carrying many streams when the destination selects ALPN h2, else
+  // keep-alive HTTP/1.1 ones.
   Protocol protocol = Protocol::Tcp;
 };
 

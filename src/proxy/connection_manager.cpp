@@ -36,7 +36,7 @@ void ConnectionManager::rejudge_all(std::shared_ptr<const PublishedPolicy> state
 void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, const RequestChain& request_chain,
                                 const ConnectionChain& chain) {
   if (!c.stream || (c.upgrade && c.upgrade->closed_by_policy)) return;  // closed already
-  if (c.plaintext_http_port && (c.idle || c.upgraded) &&
+  if (c.plaintext_http_port && (c.idle || c.upgraded || !c.streams.empty()) &&
       state.inbound_modes[*c.plaintext_http_port].mode == MtlsMode::Strict) {
     // Waiting between requests on a port that now requires mTLS (nothing is in flight), or
     // spliced after a WebSocket upgrade (no next request would check it): closed now.
@@ -45,12 +45,21 @@ void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, cons
     report_.connection_refused(
         "inbound", net::remote_address(c.stream->socket()), port.port, "plaintext_on_strict_port",
         std::string("mTLS is now required (STRICT): ") +
-            (c.upgraded ? "upgraded (WebSocket)" : "idle plaintext keep-alive") +
+            (c.upgraded ? "upgraded (WebSocket)" : !c.streams.empty() ? "HTTP/2" : "idle plaintext keep-alive") +
             " connection closed after policy version " + std::to_string(state.version));
     if (c.upgrade) c.upgrade->closed_by_policy = true;
     c.stream->close();
     if (c.upgrade && c.upgrade->upstream) c.upgrade->upstream->close();
     return;
+  }
+  for (LiveUpgrade* s : c.streams) {
+    if (s->closed_by_policy) continue;
+    Verdict verdict = rejudge_request(*s, state.inbound_modes[s->index].mode, request_chain);
+    if (verdict.allow) continue;
+    s->closed_by_policy = true;
+    report_.closed_by_policy("http2", s->index, s->source, s->peer, state.version, verdict);
+    if (s->downstream) s->downstream->close();
+    if (s->upstream) s->upstream->close();
   }
   LiveTcp* live = c.upgrade ? c.upgrade : c.tcp;
   if (!live || live->closed_by_policy) return;
@@ -58,15 +67,7 @@ void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, cons
   const MtlsMode mode = state.inbound_modes[live->index].mode;
   Verdict verdict;
   if (c.upgrade) {
-    // The upgrade request judged again, as if it arrived on this connection now — but with its
-    // JWT checked as of its first judgement (a token that expired since does not end it; one
-    // whose keys are gone, or not fetched yet, does: fail closed).
-    http::Request request = c.upgrade->request;  // steps may edit what they judge
-    RequestContext ctx{request, config_.workload, mode, c.upgrade->listen_port, live->source, live->peer, {},
-                       {},      port.app_port};
-    ctx.judged_at = c.upgrade->judged_at;
-    ctx.custom_allowed = true;  // a CUSTOM provider allowed the upgrade; it is not asked again
-    verdict = request_chain.run(ctx);
+    verdict = rejudge_request(*c.upgrade, mode, request_chain);
   } else {
     ConnectionContext ctx{config_.workload, mode, port.port, live->source, live->peer, {}, port.app_port};
     verdict = chain.run(ctx);
@@ -79,6 +80,18 @@ void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, cons
   if (live->upstream) live->upstream->close();
 }
 
+Verdict ConnectionManager::rejudge_request(const LiveUpgrade& live, MtlsMode mode, const RequestChain& request_chain) {
+  // The request judged again, as if it arrived on this connection now — but with its JWT checked
+  // as of its first judgement (a token that expired since does not end it; one whose keys are
+  // gone, or not fetched yet, does: fail closed).
+  const InboundPort& port = config_.inbound[live.index];
+  http::Request request = live.request;  // steps may edit what they judge
+  RequestContext ctx{request, config_.workload, mode, live.listen_port, live.source, live.peer, {}, {}, port.app_port};
+  ctx.judged_at = live.judged_at;
+  ctx.custom_allowed = true;  // a CUSTOM provider allowed it; it is not asked again
+  return request_chain.run(ctx);
+}
+
 void ConnectionManager::rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& live) {
   auto now = policy_.chains().current();
   if (live.judged_by == now->generation) return;
@@ -87,7 +100,11 @@ void ConnectionManager::rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& l
 
 void ConnectionManager::close_idle(ConnectionList& list) {
   for (ConnEntry* c : list.entries) {
-    if (c->idle && c->stream) c->stream->close();
+    if (c->idle && c->stream) {
+      c->stream->close();
+    } else if (c->drain) {
+      c->drain();
+    }
   }
 }
 

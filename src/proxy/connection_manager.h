@@ -11,6 +11,7 @@
 #include <asio.hpp>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -54,6 +55,9 @@ struct LiveUpgrade : LiveTcp {
   uint16_t listen_port = 0;
   http::Request request;
   int64_t judged_at = 0;
+  // An HTTP/2 stream (its request as received): closing `downstream` resets only that stream,
+  // `upstream` its stream to the app; the connection carries on.
+  net::Stream* downstream = nullptr;
 };
 
 // A live downstream connection, registered with its worker so a drain can close idle ones and a
@@ -65,6 +69,8 @@ struct ConnEntry {
   LiveUpgrade* upgrade = nullptr;             // inbound, while spliced after a WebSocket upgrade
   std::optional<size_t> plaintext_http_port;  // config.inbound index of a plaintext HTTP connection
   bool upgraded = false;                      // spliced after a 101 (WebSocket), either direction
+  std::list<LiveUpgrade*> streams;            // inbound HTTP/2 streams being relayed
+  std::function<void()> drain;                // an HTTP/2 connection's GOAWAY (its streams finish)
 };
 
 // One worker's connections; only that worker's thread touches it.
@@ -112,12 +118,15 @@ class ConnectionManager {
   // in between posted its pass too early to see it. Judged now when the chains changed since.
   void rejudge_if_chains_changed(ConnEntry& c, const LiveTcp& live);
 
-  // Drain: closes the connections waiting between requests (on the list's worker thread).
+  // Drain: closes the connections waiting between requests, and tells HTTP/2 ones to go away
+  // (GOAWAY: no new stream; those begun finish). On the list's worker thread.
   static void close_idle(ConnectionList& list);
 
  private:
   void rejudge(ConnEntry& c, const PublishedPolicy& state, const RequestChain& request_chain,
                const ConnectionChain& chain);
+  // A request as received judged again, its JWT as of its first judgement.
+  Verdict rejudge_request(const LiveUpgrade& live, MtlsMode mode, const RequestChain& request_chain);
 
   const ProxyConfig& config_;
   PolicyState& policy_;

@@ -63,7 +63,6 @@ struct HttpSide {
 struct Exchange {
   using Clock = std::chrono::steady_clock;
   std::string method, host, path;
-  std::string_view protocol = "http";  // istio_requests_total's request_protocol (request_protocol_of)
   int status = 0;
   ResponseFlag flags = ResponseFlag::None;
   ResponseDetail details = ResponseDetail::ViaUpstream;
@@ -71,6 +70,8 @@ struct Exchange {
   uint64_t bytes_received = 0, bytes_sent = 0;
   Clock::time_point start = Clock::now();
   std::vector<http::Header> add_response_headers;  // an allowing OPAPolicy's response_headers_to_add
+  bool grpc = false;        // a gRPC call (content-type application/grpc): request_protocol "grpc"
+  std::string grpc_status;  // its grpc-status as answered (trailers, trailers-only head or a local reply)
 };
 
 }  // namespace mg::proxy

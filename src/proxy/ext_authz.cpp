@@ -279,7 +279,9 @@ net::awaitable<BodyBuffering> buffer_request_body(net::Stream& down, std::string
     co_return BodyBuffering::TooLarge;  // known from the head: nothing read
   }
   // Decoded from a copy of the position: `in` keeps every byte for the forwarder.
-  http::BodyDecoder decoder(request.framing, request.content_length);
+  // An HTTP/2 stream's body arrives as payload (DATA), ended by the stream's end.
+  const bool h2 = down.is_h2_stream();
+  http::BodyDecoder decoder(h2 ? http::BodyFraming::UntilClose : request.framing, request.content_length);
   size_t decoded = 0;  // bytes of `in` the decoder has consumed
   // Raw bytes are bounded too (chunk framing around a small payload).
   const size_t max_raw = 2 * max + 64 * 1024;
@@ -298,6 +300,7 @@ net::awaitable<BodyBuffering> buffer_request_body(net::Stream& down, std::string
     watchdog.arm(idle_timeout);
     size_t n = co_await down.read_some(asio::buffer(buf), ec);
     watchdog.disarm();
+    if (h2 && ec == asio::error::eof) break;  // the stream ended: the whole body is known
     if (ec || n == 0) co_return BodyBuffering::Failed;
     in.append(buf, n);
   }

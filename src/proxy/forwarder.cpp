@@ -4,6 +4,7 @@
 
 #include "http/body.h"
 #include "http/parser.h"
+#include "http2/grpc.h"
 #include "proxy/codec.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
@@ -12,17 +13,6 @@
 #include "proxy/worker.h"
 
 namespace mg::proxy {
-
-namespace {
-
-// The bodies of the 502s and 503s the proxy answers itself (the 503s in Envoy's words).
-const std::string kConnectFailure =
-    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
-const std::string kResetBeforeHeaders =
-    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
-const std::string kMalformedResponse = "upstream sent a malformed response";
-
-}  // namespace
 
 Forwarder::Forwarder(const ProxyConfig& config, const http::Limits& limits, const Credentials& credentials,
                      ConnectionManager& connections, Report& report, const std::atomic<bool>& draining)
@@ -38,6 +28,8 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
                                         const HttpSide& side, http::Request& req,
                                         const std::optional<std::string>& upgrade,
                                         std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
+  // gRPC asks for trailers with "te: trailers", a hop-by-hop field an HTTP/2 next hop gets again.
+  const bool te_trailers = http::wants_trailers(req.headers);
   // Headers the next hop sees: hop-by-hop removed, framing re-stated; inbound, XFCC sanitized
   // and set (only this proxy vouches for the client certificate).
   // serialize_request_head reads only these; nothing reads req's target or headers after
@@ -68,7 +60,6 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
     forwarded.headers.add("transfer-encoding", "chunked");
   }
   forwarded.version_minor = 1;
-  std::string head = http::serialize_request_head(forwarded);
 
   std::error_code ec;
   if (req.expect_continue) {
@@ -76,6 +67,27 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
     co_await down.write_all(asio::buffer(interim.data(), interim.size()), ec);
     if (ec) co_return false;
   }
+
+  // HTTP/2 to the next hop when it speaks it (forwarder_h2.cpp); a destination proxy that
+  // selected http/1.1 hands back its connection for the HTTP/1.1 path below.
+  std::unique_ptr<UpstreamConn> first;
+  if (!upgrade && worker.upstreams.may_use_h2(side)) {
+    std::string reason, detail;
+    auto h2 = co_await worker.upstreams.acquire_h2(side, first, reason, detail);
+    if (h2) {
+      if (te_trailers) forwarded.headers.add("te", "trailers");
+      co_return co_await forward_h2(down, codec, in, chunk, watchdog, worker, side, std::move(h2), forwarded, req,
+                                    as_received, ex);
+    }
+    if (!first && !reason.empty()) {
+      if (side.route)
+        report_.outbound_refused(side.source, destination_of(config_.outbound[*side.route]), reason, detail);
+      ex.flags = ResponseFlag::UpstreamConnectFailure;
+      co_await local_reply(down, codec, ex, 503, kConnectFailure, false);
+      co_return false;
+    }
+  }
+  std::string head = http::serialize_request_head(forwarded);
 
   // Send head (+ body). A reused idle connection may have been closed by the app just now:
   // for a bodiless request, retry once on a fresh connection.
@@ -85,7 +97,11 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
   for (int attempt = 0; attempt < 2 && !resp; ++attempt) {
     bool reused = false;
     std::string reason, detail;
-    up = co_await worker.upstreams.acquire(side, reused, reason, detail);
+    if (first) {
+      up = std::move(first);
+    } else {
+      up = co_await worker.upstreams.acquire(side, reused, reason, detail);
+    }
     if (!up) {
       if (side.route)
         report_.outbound_refused(side.source, destination_of(config_.outbound[*side.route]), reason, detail);
@@ -151,15 +167,7 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
   for (const auto& h : ex.add_response_headers) resp->headers.add(h.name, h.value);
   std::string out = codec.begin_response(*resp, req, client_keep);
   ex.status = resp->status;
-  auto flush = [&]() -> net::awaitable<bool> {
-    if (out.empty()) co_return true;
-    std::error_code write_ec;
-    co_await down.write_all(asio::buffer(out), write_ec);
-    ex.bytes_sent += out.size();
-    out.clear();
-    if (write_ec) ex.flags = ResponseFlag::DownstreamReset;
-    co_return !write_ec;
-  };
+  auto flush = [&] { return flush_response(down, out, ex); };
 
   http::BodyDecoder decoder(framing, content_length);
   std::string payload;
@@ -191,7 +199,7 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
       if (out.size() >= kReadChunk && !co_await flush()) co_return false;
     }
   }
-  codec.end_body(out);
+  codec.end_body(out, decoder.trailers());  // a chunked response's trailers, relayed
   if (!co_await flush()) co_return false;
   if (upstream_keep && up->buffer.empty()) worker.upstreams.release(side, std::move(up));
   if (!client_keep) down.shutdown_send();
@@ -211,6 +219,7 @@ net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, ServerCo
       size_t n = co_await down.read_some(chunk.get(), ec);
       watchdog.disarm();
       if (ec || n == 0) {
+        if (codec.request_body_done()) break;  // an HTTP/2 stream's end, after its last DATA
         ex.flags = ResponseFlag::DownstreamReset;
         co_return false;
       }
@@ -235,7 +244,9 @@ net::awaitable<bool> Forwarder::forward_request_body(net::Stream& down, ServerCo
     }
   }
   if (req.framing == http::BodyFraming::Chunked) {
-    co_await up.stream->write_all(asio::buffer(http::kLastChunk.data(), http::kLastChunk.size()), ec);
+    std::string last;
+    http::append_last_chunk(last, codec.request_trailers());  // the client's trailers, relayed
+    co_await up.stream->write_all(asio::buffer(last), ec);
     if (ec) {
       ex.flags = ResponseFlag::UpstreamReset;
       co_await local_reply(down, codec, ex, 503, kResetBeforeHeaders, false);
@@ -346,6 +357,16 @@ net::awaitable<Result<http::Response, http::ParseError>> Forwarder::read_respons
   }
 }
 
+net::awaitable<bool> flush_response(net::Stream& down, std::string& out, Exchange& ex) {
+  if (out.empty()) co_return true;
+  std::error_code ec;
+  co_await down.write_all(asio::buffer(out), ec);
+  ex.bytes_sent += out.size();
+  out.clear();
+  if (ec) ex.flags = ResponseFlag::DownstreamReset;
+  co_return !ec;
+}
+
 net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Exchange& ex, int status,
                                  const std::string& body, bool keep_alive, const std::vector<http::Header>& extra) {
   if (ex.details == ResponseDetail::ViaUpstream) ex.details = ResponseDetail::LocalReply;
@@ -353,6 +374,11 @@ net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Ex
   std::error_code ec;
   co_await down.write_all(asio::buffer(response), ec);
   ex.status = status;
+  if (ex.grpc && down.is_h2_stream()) {
+    // Answered as gRPC answers (HTTP 200, the outcome in grpc-status): recorded as sent.
+    ex.grpc_status = std::to_string(http2::grpc_status_for_http(status));
+    ex.status = 200;
+  }
   ex.bytes_sent += response.size();
   if (!keep_alive) down.shutdown_send();
 }

@@ -4,7 +4,8 @@
 // once when a reused one was closed under it), the body both ways with the upstream timeout, and
 // a WebSocket upgrade relayed and spliced — registered with the connection manager so a policy
 // reload judges it again. Every response the client gets, relayed or local, is written here, in
-// the framing of the connection's codec (proxy/codec.h); the upstream side speaks HTTP/1.1.
+// the framing of the connection's codec (proxy/codec.h); the upstream side speaks
+// HTTP/1.1, or HTTP/2 on a shared connection (forwarder_h2.cpp) to an h2c app or an h2 peer proxy.
 // Owns nothing per request beyond the coroutine frames; per-worker state is the Worker's.
 #pragma once
 
@@ -25,11 +26,24 @@ namespace mg::proxy {
 
 class ConnectionManager;
 class Credentials;
+class H2Upstream;
 class Report;
+struct H2Stream;
 class ServerCodec;
 struct JudgedUpgrade;
 struct UpstreamConn;
 struct Worker;
+
+// The bodies of the 502s and 503s the proxy answers itself (the 503s in Envoy's words).
+inline const std::string kConnectFailure =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+inline const std::string kResetBeforeHeaders =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+inline const std::string kMalformedResponse = "upstream sent a malformed response";
+
+// Writes what the response relay gathered in `out` (then empty), counted in `ex`; false (flag
+// DownstreamReset) when the client is gone.
+net::awaitable<bool> flush_response(net::Stream& down, std::string& out, Exchange& ex);
 
 // A response made by the proxy itself (text/plain `body`, in `codec`'s framing), recorded in `ex`;
 // without keep-alive the sending side is shut down after it.
@@ -44,7 +58,8 @@ class Forwarder {
 
   // Forwards one request (its head parsed into `req`, the bytes after it in `in`) and relays its
   // response. Returns whether the downstream connection stays open for the next request. The
-  // client's side is read and written through `codec`; the upstream side speaks HTTP/1.1.
+  // client's side is read and written through `codec`; the upstream side speaks HTTP/1.1 or HTTP/2
+  // (UpstreamPool::may_use_h2).
   // `upgrade` (ServerCodec::relayed_upgrade) is restated for the next hop, its two fields being
   // hop-by-hop; a 101 answer splices the two connections, `as_received` (inbound) staying with
   // them for policy reloads to judge.
@@ -62,6 +77,22 @@ class Forwarder {
                                      const HttpSide& side, std::unique_ptr<UpstreamConn> up,
                                      http::Response& resp, const std::string& protocol,
                                      std::optional<JudgedUpgrade>& as_received, Exchange& ex);
+  // forwarder_h2.cpp: the request as a stream of a shared HTTP/2 upstream connection
+  // (`forwarded`: its head as the next hop gets it). The request body is pumped up beside the
+  // response relay (a bidirectional gRPC stream needs both at once); trailers are relayed;
+  // grpc-timeout bounds the proxy's own timeouts.
+  struct BodyPump;
+  // An inbound HTTP/2 stream (`as_received` set) is registered with the connection manager while
+  // relayed, so a policy reload judges it again.
+  net::awaitable<bool> forward_h2(net::Stream& down, ServerCodec& codec, std::string& in,
+                                  BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
+                                  const HttpSide& side, std::shared_ptr<H2Upstream> h2, http::Request& forwarded,
+                                  const http::Request& req, std::optional<JudgedUpgrade>& as_received,
+                                  Exchange& ex);
+  net::awaitable<void> pump_body_h2(net::Stream& down, ServerCodec& codec, std::string& in,
+                                    BufferPool::Lease& chunk, net::Watchdog& watchdog, H2Upstream& h2,
+                                    std::shared_ptr<H2Stream> up, const http::Request& req, Exchange& ex,
+                                    BodyPump& pump);
   // Reads a final (non-1xx) response head. Error status 0: the connection ended before any byte.
   net::awaitable<Result<http::Response, http::ParseError>> read_response_head(
       UpstreamConn& up, BufferPool::Lease& chunk, const std::string& method,

@@ -61,8 +61,8 @@ void Http1Codec::append_body(std::string& out, std::string_view payload) {
   }
 }
 
-void Http1Codec::end_body(std::string& out) {
-  if (chunk_out_) out.append(http::kLastChunk.data(), http::kLastChunk.size());
+void Http1Codec::end_body(std::string& out, const http::Headers& trailers) {
+  if (chunk_out_) http::append_last_chunk(out, trailers);  // RFC 9112 §7.1.2: after the last chunk
 }
 
 std::string Http1Codec::switching_protocols(http::Response& resp, const std::string& protocol) {

@@ -30,11 +30,12 @@ class Http1Codec final : public ServerCodec {
   Result<size_t, http::ParseError> read_request_body(std::string_view in, std::string& payload) override {
     return body_.feed(in, payload);
   }
+  const http::Headers& request_trailers() const override { return body_.trailers(); }
 
   std::string_view continue_response() const override { return "HTTP/1.1 100 Continue\r\n\r\n"; }
   std::string begin_response(http::Response& resp, const http::Request& req, bool& keep_alive) override;
   void append_body(std::string& out, std::string_view payload) override;
-  void end_body(std::string& out) override;
+  void end_body(std::string& out, const http::Headers& trailers) override;
   std::string switching_protocols(http::Response& resp, const std::string& protocol) override;
   std::string local_response(int status, std::string_view body, bool keep_alive,
                              const std::vector<http::Header>& extra) const override;

@@ -3,6 +3,8 @@
 #include <ctime>
 
 #include "http/parser.h"
+#include "http2/grpc.h"
+#include "http2/preface.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
 #include "proxy/enforcement.h"
@@ -22,7 +24,8 @@ HttpSession::HttpSession(const ProxyConfig& config, const http::Limits& limits,
       enforcement_(enforcement),
       forwarder_(forwarder),
       report_(report),
-      draining_(draining) {}
+      draining_(draining),
+      http2_(config, *this, report, draining) {}
 
 net::awaitable<void> HttpSession::serve(net::Stream& down, ConnEntry& entry, Worker& worker,
                                         const HttpSide& side) {
@@ -31,6 +34,7 @@ net::awaitable<void> HttpSession::serve(net::Stream& down, ConnEntry& entry, Wor
   BufferPool::Lease chunk(worker.buffers);
   net::Watchdog watchdog(down.socket().get_executor(), [&down] { down.close(); });
   const std::string& source = side.source;
+  bool first_request = true;
 
   while (!draining_) {
     // 1. The head: idle timeout until its first byte, then the header timeout for all of it.
@@ -41,7 +45,19 @@ net::awaitable<void> HttpSession::serve(net::Stream& down, ConnEntry& entry, Wor
     bool got_head = false;
     bool header_deadline = !in.empty();
     while (true) {
-      if (codec.scan_head(in) != ServerCodec::HeadState::Incomplete) {
+      if (first_request && !in.empty()) {
+        // The connection's first bytes say its version: the HTTP/2 preface (h2c with prior
+        // knowledge, or h2 after ALPN) or an HTTP/1 request.
+        const http2::Preface preface = http2::detect_preface(in);
+        if (preface == http2::Preface::Http2) {
+          chunk.release();
+          watchdog.disarm();
+          co_await http2_.serve(down, entry, worker, side, std::move(in));
+          co_return;
+        }
+        if (preface == http2::Preface::Http1) first_request = false;
+      }
+      if (!first_request && codec.scan_head(in) != ServerCodec::HeadState::Incomplete) {
         got_head = true;
         break;
       }
@@ -101,13 +117,15 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
   ex.method = req.method;
   ex.host = req.host;
   ex.path = req.path;
-  ex.protocol = request_protocol_of(req);
+  ex.grpc = http2::is_grpc_request(req);
 
   // A WebSocket upgrade keeps its request as received: once spliced, only a policy reload
   // judges the connection again (ConnectionManager::rejudge_all), with this request.
   std::optional<std::string> upgrade = codec.relayed_upgrade(req);
   std::optional<JudgedUpgrade> as_received;
-  if (upgrade && side.inbound) as_received.emplace(JudgedUpgrade{req, std::time(nullptr), 0});
+  // So does an inbound HTTP/2 stream: a long-lived one (a gRPC stream) is judged again at each
+  // policy reload while it lasts (forwarder_h2.cpp registers it).
+  if ((upgrade || down.is_h2_stream()) && side.inbound) as_received.emplace(JudgedUpgrade{req, std::time(nullptr), 0});
 
   // 2. Enforcement (inbound): the STRICT rule, then the chain in force.
   Judgement judged;  // outbound: nothing to judge, passes

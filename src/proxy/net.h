@@ -32,6 +32,8 @@ class Stream {
   virtual void shutdown_send() = 0;
   virtual tcp::socket& socket() = 0;
   virtual SSL* ssl() { return nullptr; }
+  // One HTTP/2 stream seen as a connection (proxy/http2_session.h): close() resets the stream.
+  virtual bool is_h2_stream() const { return false; }
 };
 
 class PlainStream final : public Stream {

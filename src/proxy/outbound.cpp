@@ -24,7 +24,7 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
   net::PlainStream down(std::move(socket));
   guard.entry.stream = &down;
 
-  if (route.protocol == Protocol::Http) {
+  if (is_http(route.protocol)) {
     co_await http_.serve(down, guard.entry, worker, side);
     down.close();
     co_return;

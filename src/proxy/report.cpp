@@ -108,12 +108,6 @@ std::string_view to_string(ResponseDetail detail) {
   return "via_upstream";
 }
 
-std::string_view request_protocol_of(const http::Request& req) {
-  auto type = req.headers.get("content-type");
-  if (type && type->size() >= 16 && http::iequals(type->substr(0, 16), "application/grpc")) return "grpc";
-  return "http";
-}
-
 WorkloadLabels WorkloadLabels::of(const WorkloadInfo& w) {
   auto label = [&w](std::initializer_list<const char*> keys, std::string fallback) {
     for (const char* k : keys) {
@@ -213,7 +207,9 @@ void Report::closed_by_policy(std::string_view protocol, size_t inbound_index, c
   const InboundPort& port = config_.inbound[inbound_index];
   registry_.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
   count_decision(decision, false);
-  log_line("closing " + std::string(protocol == "tcp" ? "TCP" : "WebSocket") + " connection from " + source +
+  log_line("closing " +
+           std::string(protocol == "tcp" ? "TCP connection" : protocol == "http2" ? "HTTP/2 stream" : "WebSocket connection") +
+           " from " + source +
            " on inbound[" + std::to_string(inbound_index) + "]: no longer allowed after policy version " +
            std::to_string(policy_version) + ": " + decision.reason);
   access_log_->write({{"time", telemetry::now_rfc3339()},
@@ -286,7 +282,6 @@ SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, const Exc
   key.clear();
   key += inbound ? 'i' : 'o';
   key += mtls ? 'm' : 'n';
-  key += ex.protocol == "grpc" ? 'g' : 'h';
   key.append(code, code_end);
   key += '\0';
   if (!inbound && side.route) {
@@ -299,16 +294,20 @@ SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, const Exc
   key += source_principal;
   key += '\0';
   key += destination_principal;
+  key += '\0';
+  key += ex.grpc ? 'g' : 'h';
+  key += ex.grpc_status;
   auto it = cache.request_series.find(key);
   if (it != cache.request_series.end()) return it->second;
   if (cache.request_series.size() >= kMaxCachedSeries) cache.request_series.clear();
   // Built once per series (a cache miss).
   telemetry::Labels labels = workload_labels(inbound, source_principal, destination_principal,
                                              inbound || !side.route ? std::nullopt : side.route);
-  labels.insert(labels.end(), {{"request_protocol", std::string(ex.protocol)},
+  labels.insert(labels.end(), {{"request_protocol", ex.grpc ? "grpc" : "http"},
                                {"response_code", std::string(code, code_end)},
                                {"response_flags", std::string(flags)},
-                               {"connection_security_policy", mtls ? "mutual_tls" : "none"}});
+                               {"connection_security_policy", mtls ? "mutual_tls" : "none"},
+                               {"grpc_response_status", ex.grpc_status}});
   SeriesCache::RequestSeries series{&registry_.counter("istio_requests_total", labels),
                                     &registry_.histogram("istio_request_duration_milliseconds", labels),
                                     &registry_.histogram("istio_request_bytes", labels),
@@ -337,7 +336,7 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
   telemetry::JsonLine line(telemetry::AccessLog::scratch());
   line.str("time", telemetry::now_rfc3339(time))
       .str("direction", inbound ? "inbound" : "outbound")
-      .str("protocol", "http")
+      .str("protocol", ex.grpc ? "grpc" : "http")
       .open("source")
       .str("principal", source_principal)
       .str("address", side.source)
@@ -356,6 +355,7 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
       .num("status", ex.status)
       .str("response_flags", flags)
       .str("response_code_details", to_string(ex.details));
+  if (ex.grpc) line.str("grpc_status", ex.grpc_status);
   write_decision(line, decision, inbound ? "malformed request" : "");
   line.millis("duration_ms", duration)
       .num("bytes_received", ex.bytes_received)

@@ -41,10 +41,6 @@ struct SeriesCache {
   std::string key;  // the lookup key, capacity reused
 };
 
-// istio_requests_total's request_protocol of a request, Istio's values: "grpc" (content-type
-// application/grpc...), else "http" (HTTP/1.x and HTTP/2 alike, as Istio reports them).
-std::string_view request_protocol_of(const http::Request& req);
-
 // What Istio's metrics say about one side's workload, from its name, namespace and labels, with
 // Istio's fallbacks: app / version from the `app` / `version` labels ("unknown"), canonical
 // service from service.istio.io/canonical-name, app.kubernetes.io/name, app, else the workload

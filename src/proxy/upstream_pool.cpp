@@ -3,6 +3,8 @@
 #include <ctime>
 
 #include "proxy/credentials.h"
+#include "proxy/h2_upstream.h"
+#include "proxy/http2_session.h"
 #include "proxy/report.h"
 
 namespace mg::proxy {
@@ -28,6 +30,64 @@ UpstreamPool::UpstreamPool(asio::io_context& io, const ProxyConfig& config, cons
 void UpstreamPool::clear() {
   sessions_.clear();
   idle_.clear();
+  h2_.clear();
+}
+
+bool UpstreamPool::may_use_h2(const HttpSide& side) const {
+  if (side.inbound) return app_speaks_h2(side.inbound->protocol);
+  return side.route && !http1_routes_.contains(*side.route);
+}
+
+net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpSide& side,
+                                                                     std::unique_ptr<UpstreamConn>& http1,
+                                                                     std::string& reason, std::string& detail) {
+  while (true) {
+    H2Slot& slot = h2_[pool_key(side)];  // looked up each time: the map may rehash while we wait
+    if (!slot.connected) {
+      // Its expiry never changes (moving it would cancel the other waiters): only cancel() wakes.
+      slot.connected = std::make_unique<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
+    }
+    std::erase_if(slot.conns, [](const auto& c) { return !c->usable() && c->open_streams() == 0; });
+    std::shared_ptr<H2Upstream> best;
+    for (const auto& c : slot.conns) {
+      if (c->usable() && (!best || c->open_streams() < best->open_streams())) best = c;
+    }
+    if (best) co_return best;
+    if (!slot.connecting) break;
+    // Another request is connecting: wait for it (bounded by its connect and handshake timeouts).
+    std::error_code ec;
+    co_await slot.connected->async_wait(nothrow(ec));
+    if (!may_use_h2(side)) co_return nullptr;  // the destination turned out to speak HTTP/1.1
+  }
+  h2_[pool_key(side)].connecting = true;
+  std::unique_ptr<UpstreamConn> conn;
+  if (side.route) {
+    conn = co_await connect_route(*side.route, reason, detail, true);
+  } else {
+    bool reused = false;
+    HttpSide fresh = side;
+    conn = co_await acquire_plain(fresh, reused, reason, detail);
+  }
+  // h2_ may have been rehashed meanwhile (another key's slot added): look the slot up again.
+  H2Slot& now = h2_[pool_key(side)];
+  now.connecting = false;
+  if (now.connected) now.connected->cancel();
+  if (!conn) co_return nullptr;
+  if (side.route && tls::negotiated_alpn(conn->stream->ssl()) != tls::kAlpnH2) {
+    http1_routes_[*side.route] = true;
+    http1 = std::move(conn);
+    co_return nullptr;
+  }
+  auto started = H2Upstream::start(std::move(conn), http2_limits(config_),
+                                   std::chrono::milliseconds(config_.limits.header_timeout_ms),
+                                   std::chrono::milliseconds(config_.limits.idle_timeout_ms));
+  if (!started) {
+    reason = "http2_session_failed";
+    detail = started.error().message;
+    co_return nullptr;
+  }
+  now.conns.push_back(*started);
+  co_return *started;
 }
 
 net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSide& side, bool& reused,
@@ -43,6 +103,12 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSi
   }
   reused = false;
   if (side.route) co_return co_await connect_route(*side.route, reason, detail);
+  co_return co_await acquire_plain(side, reused, reason, detail);
+}
+
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire_plain(const HttpSide& side, bool&,
+                                                                          std::string& reason,
+                                                                          std::string& detail) {
   tcp::socket socket(io_);
   std::error_code ec;
   co_await socket.async_connect({asio::ip::address_v4::loopback(), side.inbound->app_port}, nothrow(ec));
@@ -71,7 +137,7 @@ void UpstreamPool::remember_session(size_t route, UpstreamConn& conn) {
 }
 
 net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t index, std::string& reason,
-                                                                          std::string& detail) {
+                                                                          std::string& detail, bool offer_h2) {
   const OutboundRoute& route = config_.outbound[index];
   auto state = credentials_.usable();
   if (!state) {
@@ -106,6 +172,11 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t
   net::TlsStream& up = *tls_stream;
   conn->stream = std::move(tls_stream);
   tls::attach_session_sink(up.ssl(), &conn->session_sink);
+  if (offer_h2 && !tls::offer_http_alpn(up.ssl())) {
+    reason = "tls_alpn_failed";
+    detail = "cannot offer ALPN";
+    co_return nullptr;
+  }
   auto cached = sessions_.find(index);
   if (cached != sessions_.end()) {
     // TLS 1.3 sessions are single-use: take it out; this connection brings fresh tickets.

@@ -25,6 +25,7 @@
 namespace mg::proxy {
 
 class Credentials;
+class H2Upstream;
 class Report;
 
 // A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
@@ -59,18 +60,37 @@ class UpstreamPool {
   void release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn);
 
   // An mTLS connection to route `index`'s destination, the server's SVID verified and its SPIFFE
-  // ID checked against the route's identities (secure naming). nullptr + reason on failure.
+  // ID checked against the route's identities (secure naming); `offer_h2`: ALPN h2 and http/1.1
+  // offered. nullptr + reason on failure.
   net::awaitable<std::unique_ptr<UpstreamConn>> connect_route(size_t index, std::string& reason,
-                                                              std::string& detail);
+                                                              std::string& detail, bool offer_h2 = false);
+
+  // Whether requests for `side` go over HTTP/2: an inbound port whose app speaks it (http2, grpc),
+  // or an HTTP route whose destination has not answered an ALPN offer with http/1.1 (Istio's
+  // behaviour between proxies: HTTP/2 when both sides offer it).
+  bool may_use_h2(const HttpSide& side) const;
+  // A shared HTTP/2 connection for `side` with room for one more stream: a kept one, or a new one
+  // (requests arriving while it connects wait for it rather than each opening their own). A
+  // destination proxy that selects http/1.1 instead yields that connection in `http1` (nullptr
+  // returned, the route remembered as HTTP/1.1 on this worker). nullptr + reason on failure.
+  net::awaitable<std::shared_ptr<H2Upstream>> acquire_h2(const HttpSide& side, std::unique_ptr<UpstreamConn>& http1,
+                                                         std::string& reason, std::string& detail);
   // Keeps the newest TLS session of a route's connection for the next full connect to resume.
   void remember_session(size_t route, UpstreamConn& conn);
 
   // A drain: drops the idle connections (released ones are closed from now on).
-  void close_idle() { idle_.clear(); }
+  void close_idle() {
+    idle_.clear();
+    h2_.clear();
+  }
   // Drops every idle connection and cached session (before the worker's loop goes).
   void clear();
 
  private:
+  // A new plaintext connection to the inbound port's app.
+  net::awaitable<std::unique_ptr<UpstreamConn>> acquire_plain(const HttpSide& side, bool& reused,
+                                                              std::string& reason, std::string& detail);
+
   struct CachedSession {
     std::shared_ptr<const tls::Credentials> creds;
     tls::SslSessionPtr session;
@@ -84,6 +104,13 @@ class UpstreamPool {
   std::unordered_map<uint64_t, std::vector<std::unique_ptr<UpstreamConn>>> idle_;  // by pool key
   // Outbound TLS sessions to resume, per route, valid only with the credentials that made them.
   std::unordered_map<size_t, CachedSession> sessions_;
+  struct H2Slot {
+    std::vector<std::shared_ptr<H2Upstream>> conns;
+    bool connecting = false;
+    std::unique_ptr<asio::steady_timer> connected;  // cancelled when a connect ends: waiters look again
+  };
+  std::unordered_map<uint64_t, H2Slot> h2_;  // by pool key
+  std::unordered_map<size_t, bool> http1_routes_;  // routes whose destination selected http/1.1
 };
 
 }  // namespace mg::proxy

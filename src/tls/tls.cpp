@@ -25,6 +25,25 @@ int on_new_client_session(SSL* ssl, SSL_SESSION* session) {
   return 0;
 }
 
+// ALPN, server side: h2 when the client offers it (one connection, many streams), else http/1.1
+// when offered; a client that offers neither (a TCP route) gets no ALPN answer.
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void*) {
+  for (std::string_view want : {kAlpnH2, kAlpnHttp11}) {
+    for (unsigned int i = 0; i < inlen;) {
+      unsigned int len = in[i];
+      if (i + 1 + len > inlen) break;
+      if (std::string_view(reinterpret_cast<const char*>(in + i + 1), len) == want) {
+        *out = in + i + 1;
+        *outlen = static_cast<unsigned char>(len);
+        return SSL_TLSEXT_ERR_OK;
+      }
+      i += 1 + len;
+    }
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
 Result<crypto::SslCtxPtr> make_ctx(bool server, const std::vector<crypto::X509Ptr>& chain, EVP_PKEY* key,
                                    const identity::TrustBundle& bundle) {
   crypto::SslCtxPtr ctx(SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()));
@@ -56,6 +75,7 @@ Result<crypto::SslCtxPtr> make_ctx(bool server, const std::vector<crypto::X509Pt
     // Stateless TLS 1.3 tickets, encrypted with keys random per context: a credential reload
     // (new context) invalidates every earlier ticket, and nothing survives a restart.
     SSL_CTX_set_session_id_context(ctx.get(), reinterpret_cast<const unsigned char*>("meshguard"), 9);
+    SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, nullptr);
   } else {
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx.get(), on_new_client_session);
@@ -109,6 +129,18 @@ Result<std::shared_ptr<const Credentials>> load_credentials(const TlsFiles& file
 }
 
 void attach_session_sink(SSL* ssl, SessionSink* sink) { SSL_set_ex_data(ssl, session_sink_index(), sink); }
+
+bool offer_http_alpn(SSL* ssl) {
+  static constexpr unsigned char kProtos[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  return SSL_set_alpn_protos(ssl, kProtos, sizeof kProtos) == 0;  // 0 is success here
+}
+
+std::string_view negotiated_alpn(SSL* ssl) {
+  const unsigned char* data = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl, &data, &len);
+  return data == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(data), len);
+}
 
 bool looks_like_tls(std::string_view first_bytes) {
   return first_bytes.size() >= 2 && static_cast<unsigned char>(first_bytes[0]) == 0x16 &&

@@ -56,6 +56,14 @@ class CredentialStore {
   std::atomic<std::shared_ptr<const Credentials>> current_;
 };
 
+// ALPN between proxies (issue 15). Servers select h2 over http/1.1 (both contexts built here);
+// a client offers both only on connections that carry HTTP (offer_http_alpn, per SSL before its
+// handshake), so a TCP route's connection negotiates nothing. negotiated_alpn: "" when none.
+inline constexpr std::string_view kAlpnH2 = "h2";
+inline constexpr std::string_view kAlpnHttp11 = "http/1.1";
+bool offer_http_alpn(SSL* ssl);
+std::string_view negotiated_alpn(SSL* ssl);
+
 // PERMISSIVE: a TLS connection starts with a handshake record (0x16) of major version 3.
 // Needs the first two bytes; fewer bytes are "not yet known" → false.
 bool looks_like_tls(std::string_view first_bytes);

@@ -946,6 +946,44 @@ TEST_F(ControlServer, NackIsRecorded) {
   EXPECT_TRUE(seen->connected());
 }
 
+// A proxy that reconnects opens its new stream before the old one has ended; the old stream's
+// end must not mark the workload disconnected while the new stream is up.
+TEST_F(ControlServer, ReplacedStreamEndingLeavesTheWorkloadConnected) {
+  auto svid = issue("shop", "cart-sa");
+  WatchClient old_stream(channel(svid));
+  ASSERT_TRUE(old_stream.hello("cart", {{"app", "cart"}}));
+  auto first = old_stream.next();
+  ASSERT_TRUE(first);
+  WatchClient new_stream(channel(svid));
+  ASSERT_TRUE(new_stream.hello("cart", {{"app", "cart"}}));
+  auto again = new_stream.next();
+  ASSERT_TRUE(again);
+  ASSERT_TRUE(new_stream.ack(again->version()));
+  // The old stream is ended by the server ("replaced by a newer stream").
+  EXPECT_FALSE(old_stream.next());
+  EXPECT_EQ(old_stream.finish().error_code(), grpc::StatusCode::ABORTED);
+  std::optional<pb::WorkloadStatus> seen;
+  for (int i = 0; i < 500 && !seen; ++i) {
+    const auto list = list_workloads();
+    for (const auto& ws : list.workloads())
+      if (ws.name() == "cart" && ws.acked_version() == again->version()) seen = ws;
+    if (!seen) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(seen);
+  EXPECT_TRUE(seen->connected());
+  // Once the only stream ends, the workload shows disconnected (bounded poll).
+  new_stream.ctx.TryCancel();
+  new_stream.finish();
+  bool disconnected = false;
+  for (int i = 0; i < 500 && !disconnected; ++i) {
+    const auto list = list_workloads();
+    for (const auto& ws : list.workloads())
+      if (ws.name() == "cart" && !ws.connected()) disconnected = true;
+    if (!disconnected) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(disconnected);
+}
+
 TEST_F(ControlServer, HelloAsAWorkloadRegisteredForAnotherServiceAccountIsDenied) {
   ASSERT_TRUE(apply(workload("cart", "shop", "cart-sa", "cart")).ok());
   ASSERT_TRUE(wait_registered("shop", "cart"));

@@ -51,6 +51,38 @@ TEST(BodyDecoder, ChunkedWithExtensionsAndTrailers) {
   }
 }
 
+TEST(BodyDecoder, TrailersAreKeptForRelayMalformedLinesDropped) {
+  std::string wire = "3\r\nabc\r\n0\r\nGrpc-Status: 0\r\nno colon here\r\nbad name: x\r\nX-Sum:  \t42 \r\n\r\n";
+  for (size_t step : {1u, 5u, 1000u}) {
+    BodyDecoder decoder(BodyFraming::Chunked, 0);
+    std::string out;
+    size_t at = 0;
+    while (at < wire.size() && !decoder.done()) {
+      auto used = decoder.feed(std::string_view(wire).substr(at, step), out);
+      ASSERT_TRUE(used) << step;
+      at += *used;
+    }
+    ASSERT_TRUE(decoder.done());
+    ASSERT_EQ(decoder.trailers().size(), 2u) << step;
+    EXPECT_EQ(decoder.trailers().get("grpc-status"), "0");
+    EXPECT_EQ(decoder.trailers().get("x-sum"), "42");
+  }
+}
+
+TEST(BodyDecoder, LastChunkCarriesOnlyRelayableTrailers) {
+  Headers t;
+  t.add("grpc-status", "0");
+  t.add("Content-Length", "5");
+  t.add("authorization", "Bearer x");
+  t.add("transfer-encoding", "chunked");
+  std::string out;
+  append_last_chunk(out, t);
+  EXPECT_EQ(out, "0\r\ngrpc-status: 0\r\n\r\n");
+  out.clear();
+  append_last_chunk(out, Headers());
+  EXPECT_EQ(out, kLastChunk);
+}
+
 TEST(BodyDecoder, BadChunksAreRejected) {
   for (std::string_view wire : {"g\r\nx\r\n0\r\n\r\n", "5\r\nhelloX\r\n0\r\n\r\n", "5\nhello\r\n0\r\n\r\n",
                                 " 5\r\nhello\r\n0\r\n\r\n", "5 \r\nhello\r\n0\r\n\r\n", "-1\r\n",

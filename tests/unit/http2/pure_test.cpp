@@ -124,4 +124,21 @@ TEST(Http2Request, RefusedAsTheHttp1ParserRefuses) {
 }
 
 }  // namespace
+TEST(GrpcTimeout, UnitsToMillisecondsRoundedUp) {
+  EXPECT_EQ(parse_grpc_timeout_ms("1H"), 3'600'000u);
+  EXPECT_EQ(parse_grpc_timeout_ms("2M"), 120'000u);
+  EXPECT_EQ(parse_grpc_timeout_ms("10S"), 10'000u);
+  EXPECT_EQ(parse_grpc_timeout_ms("250m"), 250u);
+  EXPECT_EQ(parse_grpc_timeout_ms("1500u"), 2u);
+  EXPECT_EQ(parse_grpc_timeout_ms("1n"), 1u);
+  EXPECT_EQ(parse_grpc_timeout_ms("99999999S"), 99'999'999'000u);  // 8 digits: the most allowed
+  EXPECT_EQ(parse_grpc_timeout_ms("0m"), 0u);
+}
+
+TEST(GrpcTimeout, MalformedIsIgnored) {
+  for (const char* bad : {"", "S", "10", "10s", "123456789S", "-1S", "1.5S", " 1S", "1SS"}) {
+    EXPECT_FALSE(parse_grpc_timeout_ms(bad)) << bad;
+  }
+}
+
 }  // namespace mg::http2

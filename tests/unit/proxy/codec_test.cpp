@@ -95,7 +95,7 @@ TEST(Http1Codec, StreamedBodyIsChunkedToHttp11AndEndsTheConnectionForHttp10) {
   EXPECT_EQ(out.find("keep-alive"), std::string::npos) << out;  // hop-by-hop: removed
   out.clear();
   codec.append_body(out, "hello");
-  codec.end_body(out);
+  codec.end_body(out, {});
   EXPECT_EQ(out, "5\r\nhello\r\n0\r\n\r\n");
 
   http::Request req10;
@@ -107,7 +107,7 @@ TEST(Http1Codec, StreamedBodyIsChunkedToHttp11AndEndsTheConnectionForHttp10) {
   EXPECT_NE(out.find("connection: close\r\n"), std::string::npos) << out;
   out.clear();
   codec.append_body(out, "hello");
-  codec.end_body(out);
+  codec.end_body(out, {});
   EXPECT_EQ(out, "hello");
 }
 
@@ -126,6 +126,31 @@ TEST(Http1Codec, KeepAliveIsStatedToHttp10Clients) {
   EXPECT_EQ(out.rfind("HTTP/1.1 200", 0), 0u) << out;
   EXPECT_NE(out.find("connection: keep-alive\r\n"), std::string::npos) << out;
   EXPECT_NE(out.find("content-length: 2\r\n"), std::string::npos) << out;
+}
+
+TEST(Http1Codec, TrailersGoInTheLastChunkWithoutFramingFields) {
+  auto l = limits();
+  Http1Codec codec(l);
+  http::Response resp;
+  resp.framing = http::BodyFraming::Chunked;
+  http::Request req11;
+  req11.version_minor = 1;
+  bool keep = true;
+  std::string out = codec.begin_response(resp, req11, keep);
+  out.clear();
+  codec.append_body(out, "ab");
+  http::Headers trailers;
+  trailers.add("grpc-status", "0");
+  trailers.add("content-length", "9");  // a framing field never goes in a trailer
+  codec.end_body(out, trailers);
+  EXPECT_EQ(out, "2\r\nab\r\n0\r\ngrpc-status: 0\r\n\r\n");
+  // Not chunked (HTTP/1.0 client, close-delimited): nowhere to put them, dropped.
+  http::Request req10;
+  req10.version_minor = 0;
+  out = codec.begin_response(resp, req10, keep);
+  out.clear();
+  codec.end_body(out, trailers);
+  EXPECT_EQ(out, "");
 }
 
 }  // namespace

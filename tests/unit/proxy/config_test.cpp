@@ -85,7 +85,10 @@ TEST(ProxyConfig, BadValuesAreRejected) {
   EXPECT_EQ(cp->inbound[0].mtls, MtlsMode::Strict);
   EXPECT_NE(error_of(w + "inbound: [{port: 70000, appPort: 2}]\n").find("at most 65535"), std::string::npos);
   EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 0}]\n").find("must not be 0"), std::string::npos);
-  EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 2, protocol: udp}]\n").find("http or tcp"), std::string::npos);
+  EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 2, protocol: udp}]\n").find("must be http, http2, grpc or tcp"),
+            std::string::npos);
+  EXPECT_NE(error_of(w + "inbound: [{port: 1, appPort: 2, protocol: HTTP2}]\n").find("must be http, http2, grpc or tcp"),
+            std::string::npos);
   EXPECT_NE(error_of(w + "inbound: [{port: -1, appPort: 2}]\n").find("non-negative integer"), std::string::npos);
   EXPECT_NE(error_of(w + "tls: {certChain: a, key: b, trustBundle: c}\noutbound: [{listen: 'x', destination: '1.2.3.4:5', identities: [spiffe://a/b]}]\n")
                 .find("must be ADDRESS:PORT"),
@@ -129,6 +132,33 @@ TEST(ProxyConfig, GatewayTopologyNumTrustedProxies) {
     ASSERT_FALSE(r) << bad;
     EXPECT_NE(r.error().to_string().find("proxy.yaml:2"), std::string::npos) << r.error().to_string();
   }
+}
+
+TEST(ProxyConfig, IstioPortProtocols) {
+  const std::string w = "workload: {namespace: ns, serviceAccount: sa}\ntls: {certChain: a, key: b, trustBundle: c}\n";
+  auto cfg = parse_config(w +
+                              "inbound:\n"
+                              "  - {port: 1, appPort: 2, protocol: http}\n"
+                              "  - {port: 3, appPort: 4, protocol: http2}\n"
+                              "  - {port: 5, appPort: 6, protocol: grpc}\n"
+                              "  - {port: 7, appPort: 8, protocol: tcp}\n"
+                              "outbound:\n"
+                              "  - {listen: '127.0.0.1:0', destination: '1.2.3.4:5', identities: [spiffe://a/b], protocol: grpc}\n"
+                              "  - {listen: '127.0.0.1:0', destination: '1.2.3.4:5', identities: [spiffe://a/b], protocol: http2}\n",
+                          "t.yaml");
+  ASSERT_TRUE(cfg) << cfg.error().to_string();
+  EXPECT_EQ(cfg->inbound[0].protocol, Protocol::Http);
+  EXPECT_EQ(cfg->inbound[1].protocol, Protocol::Http2);
+  EXPECT_EQ(cfg->inbound[2].protocol, Protocol::Grpc);
+  EXPECT_EQ(cfg->inbound[3].protocol, Protocol::Tcp);
+  EXPECT_EQ(cfg->outbound[0].protocol, Protocol::Grpc);
+  EXPECT_EQ(cfg->outbound[1].protocol, Protocol::Http2);
+  // Which app ports the proxy speaks HTTP/2 to.
+  EXPECT_FALSE(app_speaks_h2(Protocol::Http));
+  EXPECT_TRUE(app_speaks_h2(Protocol::Http2));
+  EXPECT_TRUE(app_speaks_h2(Protocol::Grpc));
+  EXPECT_FALSE(is_http(Protocol::Tcp));
+  for (Protocol p : {Protocol::Http, Protocol::Http2, Protocol::Grpc, Protocol::Tcp}) EXPECT_EQ(parse_protocol(to_string(p)), p);
 }
 
 }  // namespace

@@ -1,0 +1,225 @@
+// The forwarder's HTTP/2 upstream path (proxy/forwarder.h): one request as a stream of a shared
+// HTTP/2 connection to the app (inbound port http2 / grpc) or to the destination proxy (ALPN h2).
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+
+#include "http/body.h"
+#include "http2/grpc.h"
+#include "proxy/codec.h"
+#include "proxy/connection_manager.h"
+#include "proxy/forwarder.h"
+#include "proxy/h2_upstream.h"
+#include "proxy/http2_session.h"
+#include "proxy/worker.h"
+
+namespace mg::proxy {
+
+// The request body's pump, running beside the response relay; forward_h2 waits for it to end.
+struct Forwarder::BodyPump {
+  explicit BodyPump(const asio::any_io_executor& ex) : done_wake(ex) {}
+  bool done = false;
+  bool bad_body = false;         // the client's body was malformed: 400
+  bool downstream_gone = false;  // the client went away (or its body timed out)
+  Wake done_wake;
+};
+
+net::awaitable<void> Forwarder::pump_body_h2(net::Stream& down, ServerCodec& codec, std::string& in,
+                                             BufferPool::Lease& chunk, net::Watchdog& watchdog,
+                                             H2Upstream& h2, std::shared_ptr<H2Stream> up,
+                                             const http::Request& req, Exchange& ex, BodyPump& pump) {
+  codec.begin_request_body(req);
+  std::string payload;
+  std::error_code ec;
+  bool sent_all = true;
+  while (!codec.request_body_done()) {
+    if (in.empty()) {
+      // The per-stream idle timeout between pieces of the body.
+      watchdog.arm(std::chrono::milliseconds(config_.limits.idle_timeout_ms));
+      size_t n = co_await down.read_some(chunk.get(), ec);
+      watchdog.disarm();
+      if (ec || n == 0) {
+        // An HTTP/2 stream's end can come after its last DATA: then the body is complete.
+        if (!codec.request_body_done()) pump.downstream_gone = true;
+        break;
+      }
+      in.append(chunk.data(), n);
+    }
+    auto used = codec.read_request_body(in, payload);
+    if (!used) {
+      pump.bad_body = true;
+      break;
+    }
+    ex.bytes_received += *used;
+    in.erase(0, *used);
+    if (!payload.empty()) {
+      ec = co_await send_data(h2, *up, payload);
+      payload.clear();
+      if (ec) {
+        sent_all = false;  // the upstream stream is gone: the response side says how
+        break;
+      }
+    }
+  }
+  if (pump.bad_body || pump.downstream_gone || !sent_all) {
+    h2.reset(*up, NGHTTP2_CANCEL);
+  } else {
+    http::Headers trailers;  // the client's (an HTTP/1.1 chunked body's or an HTTP/2 stream's)
+    for (const auto& t : codec.request_trailers()) {
+      if (http::relayable_trailer(t.name)) trailers.add(t.name, t.value);
+    }
+    h2.end(*up, trailers);
+  }
+  pump.done = true;
+  pump.done_wake.notify();
+}
+
+net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec, std::string& in,
+                                           BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
+                                           const HttpSide& side, std::shared_ptr<H2Upstream> h2,
+                                           http::Request& forwarded, const http::Request& req,
+                                           std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
+  using Clock = H2Connection::Clock;
+  ex.upstream_principal = h2->peer_principal();
+  const auto start = Clock::now();
+  // A gRPC caller's deadline bounds the proxy's own timeouts (never extends them).
+  Clock::time_point call_deadline = Clock::time_point::max();
+  if (ex.grpc) {
+    if (auto t = forwarded.headers.get("grpc-timeout")) {
+      if (auto ms = http2::parse_grpc_timeout_ms(*t)) call_deadline = start + std::chrono::milliseconds(*ms);
+    }
+  }
+  auto bounded = [&](uint32_t ms) {
+    return std::min(Clock::now() + std::chrono::milliseconds(ms), call_deadline);
+  };
+
+  const bool has_body = req.framing != http::BodyFraming::None;
+  auto submitted = h2->submit(forwarded, !has_body);
+  if (!submitted) {
+    ex.flags = ResponseFlag::UpstreamReset;
+    co_await local_reply(down, codec, ex, 503, kResetBeforeHeaders, false);
+    co_return false;
+  }
+  std::shared_ptr<H2Stream> up = std::move(*submitted);
+  // An inbound HTTP/2 stream, registered for policy reloads while it is relayed (all on this
+  // worker's thread): one the new policy denies is reset both ways.
+  H2StreamIo up_io(*h2, *up);
+  std::optional<LiveUpgrade> live;
+  if (side.entry && side.inbound && as_received && down.is_h2_stream()) {
+    live.emplace(
+        LiveUpgrade{{side.inbound_index, side.source, side.peer, &up_io, false, as_received->generation},
+                    side.listen_port,
+                    std::move(as_received->request),
+                    as_received->judged_at,
+                    &down});
+    side.entry->streams.push_back(&*live);
+  }
+  struct Unregister {
+    ConnEntry* entry;
+    LiveUpgrade* live;
+    ~Unregister() {
+      if (entry) entry->streams.remove(live);
+    }
+  } unregister{live ? side.entry : nullptr, live ? &*live : nullptr};
+  if (live) connections_.rejudge_if_chains_changed(*side.entry, *live);
+  BodyPump pump(worker.io->get_executor());
+  if (has_body) {
+    asio::co_spawn(worker.io->get_executor(),
+                   pump_body_h2(down, codec, in, chunk, watchdog, *h2, up, req, ex, pump), asio::detached);
+  } else {
+    pump.done = true;
+  }
+  // Ends the pump (its client side closed, when it still reads) and waits for it: it uses this
+  // frame's references.
+  auto join_pump = [&](bool close_down) -> net::awaitable<void> {
+    if (!pump.done && close_down) down.close();
+    while (!pump.done) co_await wait_for(pump.done_wake);
+  };
+
+  // The response head, with the upstream timeout.
+  const auto head_deadline = bounded(config_.limits.upstream_timeout_ms);
+  bool timed_out = false;
+  while (!up->response && !up->closed && !up->ended) {
+    const bool woken = co_await wait_for(up->data_wake, head_deadline);  // not inside &&: gcc 12
+    if (!woken && !up->response && !up->closed) {
+      timed_out = true;
+      break;
+    }
+  }
+  if (!up->response) {
+    h2->reset(*up, NGHTTP2_CANCEL);
+    if (pump.downstream_gone) {
+      ex.flags = ResponseFlag::DownstreamReset;
+    } else if (pump.bad_body) {
+      co_await local_reply(down, codec, ex, 400, "Bad Request", false);
+    } else if (timed_out) {
+      ex.flags = ResponseFlag::UpstreamTimeout;
+      co_await local_reply(down, codec, ex, 504, "upstream request timeout", false);
+    } else {
+      ex.flags = ResponseFlag::UpstreamReset;
+      co_await local_reply(down, codec, ex, 503, kResetBeforeHeaders, false);
+    }
+    co_await join_pump(true);
+    co_return false;
+  }
+
+  http::Response resp = std::move(*up->response);
+  for (const auto& h : ex.add_response_headers) resp.headers.add(h.name, h.value);
+  if (ex.grpc) {
+    if (auto g = resp.headers.get("grpc-status")) ex.grpc_status = std::string(*g);  // trailers-only
+  }
+  bool client_keep = req.keep_alive && !draining_;
+  std::string out = codec.begin_response(resp, req, client_keep);
+  ex.status = resp.status;
+  auto flush = [&] { return flush_response(down, out, ex); };
+
+  // The body, each wait bounded by the per-stream idle timeout (a quiet long-lived stream is
+  // fine until then) and the caller's deadline.
+  bool complete = false;
+  std::string payload;
+  while (true) {
+    if (up->data.empty() && !up->ended) {
+      const bool flushed = co_await flush();
+      if (!flushed) break;
+    }
+    payload.clear();
+    const int got = co_await take_data(*h2, *up, payload, bounded(config_.limits.idle_timeout_ms));
+    if (got == 1) {
+      codec.append_body(out, payload);
+      h2->consume(*up, payload.size());
+      if (out.size() >= kReadChunk) {
+        const bool flushed = co_await flush();
+        if (!flushed) break;
+      }
+      continue;
+    }
+    if (got == 0) {
+      complete = true;
+      break;
+    }
+    ex.flags = got == -2 ? ResponseFlag::UpstreamTimeout : ResponseFlag::UpstreamReset;
+    break;
+  }
+  if (complete) {
+    if (ex.grpc) {
+      if (auto g = up->trailers.get("grpc-status")) ex.grpc_status = std::string(*g);
+    }
+    codec.end_body(out, up->trailers);
+    complete = co_await flush();
+  } else {
+    co_await flush();  // what arrived; the client then sees the stream (or connection) end
+    h2->reset(*up, NGHTTP2_CANCEL);
+  }
+  // A request body still coming after a complete response: on an HTTP/2 stream the response's
+  // end stops it (the session resets the rest of the stream once its last frame is out: closing
+  // now would cut that frame); an HTTP/1 connection cannot be reused.
+  if (!pump.done && !down.is_h2_stream()) client_keep = false;
+  const bool close_down = !complete || (!client_keep && !down.is_h2_stream());
+  co_await join_pump(close_down);
+  if (live && live->closed_by_policy) ex.details = ResponseDetail::UpgradeClosedByPolicyReload;
+  if (!complete) co_return false;
+  if (!client_keep) down.shutdown_send();
+  co_return client_keep;
+}
+
+}  // namespace mg::proxy

@@ -1,0 +1,221 @@
+#include "proxy/h2_connection.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace mg::proxy {
+
+net::awaitable<bool> wait_for(Wake& wake, Wake::Clock::time_point deadline) {
+  if (!wake.pending_) {
+    wake.timer_.expires_at(deadline);
+    std::error_code ec;
+    co_await wake.timer_.async_wait(net::nothrow(ec));
+    if (!wake.pending_ && !ec) co_return false;  // the deadline passed
+  }
+  wake.pending_ = false;
+  co_return true;
+}
+
+H2Connection::H2Connection(net::Stream& stream, std::unique_ptr<http2::Session> session,
+                           std::chrono::milliseconds stall_timeout)
+    : stream_(stream),
+      session_(std::move(session)),
+      stall_timeout_(stall_timeout),
+      writer_done_(stream.socket().get_executor()) {}
+
+std::shared_ptr<H2Stream> H2Connection::add_stream(int32_t id) {
+  auto st = std::make_shared<H2Stream>(stream_.socket().get_executor());
+  st->id = id;
+  streams_[id] = st;
+  return st;
+}
+
+bool H2Connection::receive(std::string_view bytes) {
+  if (dead_) return false;
+  return static_cast<bool>(session_->receive(bytes));
+}
+
+void H2Connection::dispatch() {
+  while (auto ev = session_->next_event()) {
+    const bool request = ev->kind == http2::Event::Kind::Refused ||
+                         (ev->kind == http2::Event::Kind::Head && !ev->request.method.empty());
+    if (!request) {
+      deliver(*ev);
+    } else if (on_request) {
+      on_request(*ev);
+    } else {
+      session_->reset(ev->stream, NGHTTP2_REFUSED_STREAM);
+    }
+  }
+}
+
+void H2Connection::deliver(http2::Event& ev) {
+  auto it = streams_.find(ev.stream);
+  if (it == streams_.end()) {
+    // Nobody takes these bytes: the window is given back at once.
+    if (ev.kind == http2::Event::Kind::Data) session_->consume(ev.stream, ev.data.size());
+    return;
+  }
+  H2Stream& st = *it->second;
+  switch (ev.kind) {
+    case http2::Event::Kind::Head:
+      st.response = std::move(ev.response);
+      st.data_wake.notify();
+      break;
+    case http2::Event::Kind::Data:
+      st.data_bytes += ev.data.size();
+      st.data.push_back(std::move(ev.data));
+      st.data_wake.notify();
+      break;
+    case http2::Event::Kind::End:
+      st.ended = true;
+      st.trailers = std::move(ev.trailers);
+      st.data_wake.notify();
+      break;
+    case http2::Event::Kind::Closed:
+      st.closed = true;
+      st.error = ev.error_code;
+      st.data_wake.notify();
+      st.room_wake.notify();
+      streams_.erase(it);  // the stream's coroutine keeps its own reference
+      break;
+    case http2::Event::Kind::Refused:
+      break;
+  }
+}
+
+void H2Connection::kick() {
+  if (writing_ || dead_) return;
+  writing_ = true;
+  // Posted, never run inline: the caller is often inside the session (an event being handled),
+  // and whatever else becomes ready before the writer runs goes out in the same write.
+  auto ex = stream_.socket().get_executor();
+  asio::post(ex,
+             [self = shared_from_this(), ex] { asio::co_spawn(ex, self->write_loop(self), asio::detached); });
+}
+
+net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self) {
+  (void)self;  // holds the connection while the writer runs
+  std::string out;
+  while (!dead_) {
+    out.clear();
+    session_->take_output(out);
+    dispatch();
+    wake_writers();
+    if (out.empty()) break;
+    std::error_code ec;
+    co_await stream_.write_all(asio::buffer(out), ec);
+    if (ec) {
+      fail();
+      break;
+    }
+  }
+  writing_ = false;
+  writer_done_.notify();
+}
+
+net::awaitable<void> H2Connection::writer_idle() {
+  while (writing_) co_await wait_for(writer_done_);
+}
+
+void H2Connection::wake_writers() {
+  for (auto& [id, st] : streams_) {
+    if (session_->pending(id) < kStreamHighWater) st->room_wake.notify();
+  }
+}
+
+void H2Connection::fail() {
+  dead_ = true;
+  stream_.close();
+  for (auto& [id, st] : streams_) {
+    st->closed = true;
+    st->data_wake.notify();
+    st->room_wake.notify();
+  }
+  streams_.clear();
+}
+
+net::awaitable<int> take_data(H2Connection& conn, H2Stream& st, std::string& out,
+                              H2Connection::Clock::time_point deadline) {
+  while (st.data.empty()) {
+    if (st.ended) co_return 0;
+    if (st.closed || conn.dead()) co_return -1;
+    // (No co_await inside && or ||: gcc 12 miscompiles the coroutine frame around one.)
+    const bool woken = co_await wait_for(st.data_wake, deadline);
+    if (!woken && st.data.empty() && !st.ended && !st.closed) co_return -2;
+  }
+  while (!st.data.empty()) {
+    out += st.data.front();
+    st.data.pop_front();
+  }
+  co_return 1;
+}
+
+void H2Connection::consume(H2Stream& st, size_t n) {
+  if (st.closed || dead_ || n == 0) return;
+  session_->consume(st.id, n);
+  kick();  // the WINDOW_UPDATE, when nghttp2 decides one is due
+}
+
+net::awaitable<std::error_code> send_data(H2Connection& conn, H2Stream& st, std::string_view payload) {
+  if (st.closed || conn.dead()) co_return asio::error::connection_reset;
+  if (!payload.empty() && !conn.session().append_body(st.id, payload))
+    co_return asio::error::connection_reset;
+  conn.kick();
+  while (conn.session().pending(st.id) >= H2Connection::kStreamHighWater) {
+    if (st.closed || conn.dead()) co_return asio::error::connection_reset;
+    const bool woken = co_await wait_for(st.room_wake, H2Connection::Clock::now() + conn.stall_timeout());
+    if (!woken && conn.session().send_blocked(st.id)) {
+      // The peer kept its window shut for the whole stall timeout.
+      conn.reset(st, NGHTTP2_CANCEL);
+      co_return asio::error::timed_out;
+    }
+  }
+  co_return std::error_code();
+}
+
+net::awaitable<void> drain_stream(H2Connection& conn, H2Stream& st) {
+  while (!st.closed && !conn.dead() && conn.session().pending(st.id) > 0) {
+    const bool woken = co_await wait_for(st.room_wake, H2Connection::Clock::now() + conn.stall_timeout());
+    if (!woken && conn.session().send_blocked(st.id)) {
+      conn.reset(st, NGHTTP2_CANCEL);
+      co_return;
+    }
+  }
+}
+
+net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& taken,
+                                 asio::mutable_buffer buf, std::error_code& ec) {
+  ec.clear();
+  if (taken.empty()) {
+    int got = co_await take_data(conn, st, taken, H2Connection::Clock::time_point::max());
+    if (got == 0) {
+      ec = asio::error::eof;
+      co_return 0;
+    }
+    if (got < 0) {
+      ec = asio::error::connection_reset;
+      co_return 0;
+    }
+  }
+  size_t n = std::min(buf.size(), taken.size());
+  std::memcpy(buf.data(), taken.data(), n);
+  taken.erase(0, n);
+  conn.consume(st, n);  // handed on: the peer may send that much more
+  co_return n;
+}
+
+net::awaitable<void> write_body(H2Connection& conn, H2Stream& st, std::string_view payload,
+                                std::error_code& ec) {
+  ec = co_await send_data(conn, st, payload);
+}
+
+void H2Connection::reset(H2Stream& st, uint32_t code) {
+  if (st.closed || dead_) return;
+  session_->reset(st.id, code);
+  kick();
+}
+
+}  // namespace mg::proxy

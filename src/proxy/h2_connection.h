@@ -1,0 +1,139 @@
+// proxy/h2_connection.h — the I/O of one HTTP/2 connection over an http2::Session (src/http2: the
+// codec does no I/O), either side: the downstream one (proxy/http2_session.h) and an upstream
+// one (proxy/h2_upstream.h). One writer at a time takes the session's output and writes it;
+// each stream's events (body bytes, end and trailers, reset) wait in an H2Stream until the
+// coroutine handling that stream takes them. Body bytes sent on a stream wait in the session
+// until the peer's window lets them out; a writer of a stream waits while more than
+// kStreamHighWater bytes are pending, and a stream whose window stays closed for the stall
+// timeout is reset (a zero-window stall is the peer's to end, not ours to buffer around).
+// Everything runs on the connection's worker thread.
+// Owns: the session, the per-stream event state, the writer.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "http/message.h"
+#include "http2/session.h"
+#include "proxy/net.h"
+
+namespace mg::proxy {
+
+// Wakes one waiting coroutine; a wake that comes before the wait is remembered.
+class Wake {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit Wake(const asio::any_io_executor& ex) : timer_(ex) {}
+  void notify() {
+    pending_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  friend net::awaitable<bool> wait_for(Wake& wake, Clock::time_point deadline);
+  asio::steady_timer timer_;
+  bool pending_ = false;
+};
+
+// One stream's state as the connection's reader leaves it for the coroutine handling the stream.
+struct H2Stream {
+  explicit H2Stream(const asio::any_io_executor& ex) : data_wake(ex), room_wake(ex) {}
+  int32_t id = 0;
+  http::Request request;                   // server side: the request
+  std::optional<http::Response> response;  // client side: the response head, once it came
+  std::deque<std::string> data;            // body bytes not yet taken
+  uint64_t data_bytes = 0;                 // every body byte that arrived
+  bool ended = false;                      // the peer ended its side
+  http::Headers trailers;                  // with it
+  bool closed = false;                     // reset, or the connection is gone
+  uint32_t error = 0;                      // the reset's code
+  Wake data_wake;                          // a head, body bytes, the end or the close arrived
+  Wake room_wake;                          // pending output shrank, or the close
+};
+
+class H2Connection : public std::enable_shared_from_this<H2Connection> {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr size_t kStreamHighWater = 64 * 1024;
+
+  H2Connection(net::Stream& stream, std::unique_ptr<http2::Session> session,
+               std::chrono::milliseconds stall_timeout);
+  virtual ~H2Connection() = default;
+  H2Connection(const H2Connection&) = delete;
+  H2Connection& operator=(const H2Connection&) = delete;
+
+  http2::Session& session() { return *session_; }
+  net::Stream& stream() { return stream_; }
+  bool dead() const { return dead_; }
+
+  std::shared_ptr<H2Stream> add_stream(int32_t id);
+  // Feeds bytes read; false when the session ended (its GOAWAY, if any, is queued).
+  bool receive(std::string_view bytes);
+  // Takes every event the session has: a server's Head and Refused go to on_request, the rest
+  // to their stream (deliver). Run after each receive and each write (a stream closes when its
+  // last frame goes out).
+  void dispatch();
+  std::function<void(http2::Event&)> on_request;  // unset: such a stream is refused
+  // Hands a Head (client side), Data, End or Closed event to its stream.
+  void deliver(http2::Event& ev);
+  // Starts the writer unless one is writing (it writes whatever the session has).
+  void kick();
+  // Waits until nothing is being written (bounded by the stream's own timeouts).
+  net::awaitable<void> writer_idle();
+  // The connection is gone: closes the stream and wakes every stream's coroutine.
+  void fail();
+
+  // The peer may send `n` more bytes on `st` (the caller forwarded them).
+  void consume(H2Stream& st, size_t n);
+  std::chrono::milliseconds stall_timeout() const { return stall_timeout_; }
+  // Aborts `st` if it is still open (RST_STREAM with `code`).
+  void reset(H2Stream& st, uint32_t code);
+
+ protected:
+  // Called after each write: streams waiting for room get woken.
+  void wake_writers();
+
+  net::Stream& stream_;
+  std::unique_ptr<http2::Session> session_;
+  std::chrono::milliseconds stall_timeout_;
+  std::unordered_map<int32_t, std::shared_ptr<H2Stream>> streams_;
+  bool dead_ = false;
+  bool writing_ = false;
+  Wake writer_done_;
+
+ private:
+  net::awaitable<void> write_loop(std::shared_ptr<H2Connection> self);
+};
+
+// The two waits of a stream's coroutine. Free functions rather than members: gcc 12 lays out the
+// frame of these member coroutines differently in the ramp and the body (the body read `this`
+// from the slot of the first parameter; clang is right), and free coroutines are not affected.
+
+// Body bytes of `st` into `out` (appended; at most what is queued): 1 when some came, 0 at the
+// end (trailers in st.trailers), -1 when the stream was reset or the connection lost, -2 when
+// `deadline` passed. The peer's window reopens as the caller calls consume().
+net::awaitable<int> take_data(H2Connection& conn, H2Stream& st, std::string& out,
+                              H2Connection::Clock::time_point deadline);
+// Sends body bytes on `st`, waiting while too much is pending (backpressure). An error when the
+// stream or connection is gone, or the peer's window stayed closed past the stall timeout (the
+// stream is then reset).
+net::awaitable<std::error_code> send_data(H2Connection& conn, H2Stream& st, std::string_view payload);
+// A stream's body as net::Stream reads and writes it (proxy/http2_session.h H2StreamIo): up to
+// `buf` bytes (what does not fit waits in `taken`), the window reopened as they are handed on;
+// eof at the stream's end. And body bytes sent with send_data, its error in `ec`.
+net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& taken,
+                                 asio::mutable_buffer buf, std::error_code& ec);
+net::awaitable<void> write_body(H2Connection& conn, H2Stream& st, std::string_view payload,
+                                std::error_code& ec);
+// After the last body bytes of `st` were handed to the session: waits until they are out, the
+// stall timer still running (a peer that keeps its window shut gets the stream reset).
+net::awaitable<void> drain_stream(H2Connection& conn, H2Stream& st);
+// Waits for `wake` until `deadline`: true when woken.
+net::awaitable<bool> wait_for(Wake& wake, Wake::Clock::time_point deadline = Wake::Clock::time_point::max());
+
+}  // namespace mg::proxy
