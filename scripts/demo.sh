@@ -306,7 +306,7 @@ for wl in details productpage; do
 done
 echo "   control plane: curl http://127.0.0.1:$CP_METRICS/metrics (excerpt)"
 cp_metrics=$(curl -s --max-time 5 "http://127.0.0.1:$CP_METRICS/metrics")
-grep -E '^meshguard_(config_pushes_total|config_acks_total|csr_total|applies_total|store_revision|push_ack_latency_milliseconds_(count|sum))' \
+grep -E '^(pilot_xds_pushes|pilot_xds|meshguard_config_acks_total|meshguard_(csr_total|applies_total|store_revision|push_ack_latency_milliseconds_(count|sum)))' \
   <<<"$cp_metrics" | cut -c1-170 | sed 's/^/      /'
 check "control plane: NACKed snapshots" 0 \
   "$(awk '/^meshguard_config_acks_total\{.*result="nack"/ {n += $2} END {print n + 0}' <<<"$cp_metrics")"

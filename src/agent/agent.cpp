@@ -209,12 +209,14 @@ Status AgentState::handle_snapshot(const pb::ConfigSnapshot& snap, std::string& 
     }
   }
   if (bundle_changed && hooks.on_credentials) hooks.on_credentials();
+  const std::time_t received = std::time(nullptr);
   nlohmann::json meta = {{"version", snap.version()}, {"revision", snap.revision()},
-                         {"receivedUnix", static_cast<int64_t>(std::time(nullptr))}, {"labels", ref.labels}};
+                         {"receivedUnix", static_cast<int64_t>(received)}, {"labels", ref.labels}};
   (void)files::write_file_atomic(path("snapshot.json"), meta.dump(2) + "\n", 0644);
   std::lock_guard lock(mutex);
   st.config_version = snap.version();
   st.config_revision = snap.revision();
+  st.config_received = received;
   st.labels = ref.labels;
   return {};
 }
@@ -252,6 +254,8 @@ Status AgentState::watch_once(bool first_only) {
     h->set_cert_serial(st.serial);
     h->set_cert_not_after_unix(st.not_after);
     h->set_last_version(st.config_version);
+    h->set_last_revision(st.config_revision);
+    h->set_admin_address(hooks.admin_address);
   }
   bool checked_server = false;
   if (stream->Write(hello)) {
@@ -397,6 +401,8 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options) {
     if (j.is_object() && j.contains("version") && j["version"].is_string()) {
       impl->st.config_version = j["version"].get<std::string>();
       if (j.contains("revision") && j["revision"].is_number_integer()) impl->st.config_revision = j["revision"].get<int64_t>();
+      if (j.contains("receivedUnix") && j["receivedUnix"].is_number_integer())
+        impl->st.config_received = j["receivedUnix"].get<int64_t>();
       if (j.contains("labels") && j["labels"].is_object()) {
         for (const auto& [k, v] : j["labels"].items()) {
           if (v.is_string()) impl->st.labels[k] = v.get<std::string>();

@@ -8,7 +8,7 @@
 //   key.pem (0600), cert-chain.pem, root-cert.pem      the SVID (tls section of the proxy)
 //   policies/snapshot.yaml                              the documents pushed for this workload
 //                                                       (the proxy reads it at start-up only)
-//   snapshot.json                                       {version, revision, received_unix}
+//   snapshot.json                                       {version, revision, receivedUnix, labels}
 // A snapshot is parsed once, here, and handed to the proxy in memory (Hooks::on_config), whose
 // compile validates it (before start(): compiled here); one that does not parse or compile is
 // refused (NACK), the previous file is put back and the last good policy stays in force.
@@ -49,7 +49,8 @@ struct AgentStatus {
   std::string spiffe_id, serial;
   std::time_t not_after = 0;
   std::string config_version;
-  int64_t config_revision = 0;
+  int64_t config_revision = 0;    // store revision of the snapshot in force
+  std::time_t config_received = 0;
   std::map<std::string, std::string> labels;  // as the control plane knows the workload (last snapshot)
   bool connected = false;
   std::string last_error;
@@ -68,6 +69,7 @@ class Agent {
     std::function<Status(std::shared_ptr<const policy::ResourceSet> resources, const std::string& file_name,
                          const std::string& text)>
         on_config;
+    std::string admin_address;  // the proxy's admin endpoint, told to the control plane (proxy-config)
   };
 
   static Result<std::unique_ptr<Agent>> create(AgentOptions options);

@@ -318,6 +318,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
                                           pb::ListWorkloadsResponse* resp) override {
     return finish(ctx, [&]() -> grpc::Status {
       auto model = d_.model.current();
+      resp->set_revision(d_.store.revision());
       std::set<std::string> seen;
       for (const auto& [key, rec] : d_.distributor.proxies()) {
         auto* w = resp->add_workloads();
@@ -335,6 +336,10 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         w->set_last_seen_unix(rec.last_seen);
         w->set_registered(find_workload(model->set, rec.workload.ns, rec.workload.name) != nullptr);
         w->set_peer_address(rec.peer);
+        w->set_config_revision(rec.sent_revision);
+        w->set_acked_revision(rec.acked_revision);
+        w->set_synced_revision(rec.synced_revision);
+        w->set_admin_address(rec.admin_address);
         w->set_proxy_version(rec.proxy_version);
         for (const auto& [k, v] : rec.workload.labels) (*w->mutable_labels())[k] = v;
         seen.insert(key);

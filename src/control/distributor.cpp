@@ -123,15 +123,23 @@ std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& 
     record.workload.labels = reg->labels;
     record.workload.registered = true;
   }
+  record.evaluated_revision = m.revision;
   auto message = snapshot_message(m, record.workload);
-  if (message.version() == record.sent_version) return std::nullopt;
+  if (message.version() == record.sent_version) {
+    // Not selected by the change: what it enforces is what this revision gives it.
+    if (record.acked_version == record.sent_version) record.synced_revision = m.revision;
+    return std::nullopt;
+  }
   record.sent_version = message.version();
+  record.nack_error.clear();  // a NACK is about the snapshot this one supersedes
   record.sent_bundle = m.bundle_hash;
   record.sent_revision = m.revision;
   record.change_at = change_at;
   record.awaiting_ack = true;
-  metrics_.histogram("meshguard_push_latency_milliseconds").observe_ms(ms_between(change_at, Clock::now()));
-  metrics_.counter("meshguard_config_pushes_total").inc();
+  metrics_
+      .histogram("pilot_proxy_convergence_time", {}, telemetry::Histogram::kConvergenceBucketsSeconds)
+      .observe(ms_between(change_at, Clock::now()) / 1000.0);
+  metrics_.counter("pilot_xds_pushes", {{"type", "snapshot"}}).inc();
   return message;
 }
 
@@ -222,10 +230,13 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     rec.last_seen = unix_now();
     rec.proxy_version = hello.proxy_version();
     rec.acked_version = hello.last_version();
+    rec.acked_revision = hello.last_revision();
+    rec.synced_revision = 0;  // known again at its first ACK on this stream
+    rec.admin_address = hello.admin_address().substr(0, 256);
     rec.sent_version.clear();
     rec.nack_error.clear();
     streams_[stream] = key;
-    metrics_.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(streams_.size()));
+    metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
     bool revoke = false;
     first = snapshot_if_changed(rec, *model, Clock::now(), &revoke);
     if (revoke) first.reset();  // cannot happen with this model (resolve_workload checked); kept fail-closed
@@ -248,6 +259,8 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
     rec.acked_version = ack.version();
     if (ack.version() == rec.sent_version) {
       rec.acked_bundle = rec.sent_bundle;
+      rec.acked_revision = rec.sent_revision;
+      rec.synced_revision = rec.evaluated_revision;
       // Which store revision each proxy enforces: a proxy lagging behind shows here.
       metrics_.gauge("meshguard_proxy_config_revision", {{"workload", key}}).set(rec.sent_revision);
     }
@@ -262,12 +275,13 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
         .observe_ms(ms_between(rec.change_at, Clock::now()));
   }
   metrics_.counter("meshguard_config_acks_total", {{"result", ack.accepted() ? "ack" : "nack"}}).inc();
+  if (!ack.accepted()) metrics_.counter("pilot_total_xds_rejects", {{"type", "snapshot"}}).inc();
 }
 
 void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
   MutexLock lock(mutex_);
   streams_.erase(stream);
-  metrics_.gauge("meshguard_connected_proxies").set(static_cast<int64_t>(streams_.size()));
+  metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
   // A stream replaced by a newer one of the same workload (a reconnecting or restarted proxy)
   // ends after the newer one registered: the workload is still connected through that one.
   for (const auto& [other, other_key] : streams_)

@@ -45,7 +45,13 @@ struct ProxyRecord {
   int64_t cert_not_after = 0;
   std::string sent_version, acked_version, nack_error;
   std::string sent_bundle, acked_bundle;  // hashes of the trust bundle in those snapshots
-  int64_t sent_revision = 0;
+  int64_t sent_revision = 0;     // store revision the last snapshot sent was computed at
+  int64_t acked_revision = 0;    // store revision of the snapshot in force (ACKed)
+  int64_t evaluated_revision = 0;  // newest model revision this proxy's snapshot was computed at
+  // Newest store revision whose configuration the proxy enforces: the snapshot computed at it was
+  // ACKed, or was the one already in force (the change did not select this proxy).
+  int64_t synced_revision = 0;
+  std::string admin_address;
   std::chrono::steady_clock::time_point change_at{};  // the change the in-flight snapshot carries
   bool awaiting_ack = false;
   int64_t last_seen = 0;

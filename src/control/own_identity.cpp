@@ -88,7 +88,7 @@ Status OwnIdentities::renew(const ca::Authority& authority, bool at_start) const
   for (const Own& own : owns) {
     const bool serving = std::string_view(own.name) == "control";
     const std::string dir = data_dir_ + "/" + own.name;
-    auto& expiry = metrics_.gauge("meshguard_own_certificate_expiry_seconds", {{"identity", own.name}});
+    auto& expiry = metrics_.gauge("meshguard_own_certificate_expiry_timestamp_seconds", {{"identity", own.name}});
     const OwnSvidState state = own_svid_state(dir, authority, now);
     if (!state.reissue && !(at_start && serving)) {
       expiry.set(static_cast<double>(state.not_after));

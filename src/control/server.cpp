@@ -158,8 +158,11 @@ Status ControlPlane::start() {
     if (!endpoint) return fail(endpoint.error());
     s.metrics_endpoint = std::move(*endpoint);
   }
-  s.metrics.describe("meshguard_connected_proxies", "Proxies with an open config stream");
-  s.metrics.describe("meshguard_push_latency_milliseconds", "From a change (apply/delete) to its snapshot being sent");
+  s.metrics.describe("pilot_xds", "Proxies with an open config stream");
+  s.metrics.describe("pilot_xds_pushes", "Snapshots sent to proxies (type=snapshot)");
+  s.metrics.describe("pilot_total_xds_rejects", "Snapshots a proxy refused (NACK) (type=snapshot)");
+  s.metrics.describe("pilot_proxy_convergence_time",
+                     "Seconds from a change (apply/delete/CA rotation) to its snapshot being sent to a proxy");
   s.metrics.describe("meshguard_push_ack_latency_milliseconds", "From a change to the proxy's ACK of it");
   s.metrics.describe("meshguard_proxy_config_revision", "Store revision of the snapshot each proxy last ACKed");
   s.metrics.describe("meshguard_csr_total", "Certificate requests by result and kind (bootstrap|renewal)");
@@ -168,7 +171,7 @@ Status ControlPlane::start() {
                      "Re-reads of the Kubernetes JWKS file (resource=k8s_jwks) by result");
   s.metrics.describe("meshguard_own_certificate_issued_total",
                      "The control plane's own identities issued: identity (control|admin), result");
-  s.metrics.describe("meshguard_own_certificate_expiry_seconds",
+  s.metrics.describe("meshguard_own_certificate_expiry_timestamp_seconds",
                      "notAfter (Unix seconds) of the control plane's own identities");
   s.distributor->start();
   s.housekeeping_thread = std::thread([&s] { s.housekeeping_loop(); });

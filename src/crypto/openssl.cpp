@@ -167,6 +167,34 @@ std::string cert_sha256_fingerprint(X509* cert) {
   return s;
 }
 
+std::string cert_serial_hex(X509* cert) {
+  BignumPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
+  if (!bn) return "";
+  char* text = BN_bn2hex(bn.get());
+  std::string out = text ? text : "";
+  OPENSSL_free(text);
+  return out;
+}
+
+std::string name_text(const X509_NAME* name) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio) return "";
+  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
+  char* p = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &p);
+  return n > 0 ? std::string(p, static_cast<size_t>(n)) : std::string();
+}
+
+CertSummary summarize(X509* cert) {
+  return {name_text(X509_get_subject_name(cert)),
+          name_text(X509_get_issuer_name(cert)),
+          cert_serial_hex(cert),
+          cert_sha256_fingerprint(cert),
+          asn1_to_unix(X509_get0_notBefore(cert)),
+          asn1_to_unix(X509_get0_notAfter(cert)),
+          X509_check_ca(cert) == 1};
+}
+
 Result<std::vector<unsigned char>> random_bytes(size_t n) {
   std::vector<unsigned char> out(n);
   if (RAND_bytes(out.data(), static_cast<int>(n)) != 1)

@@ -72,6 +72,18 @@ std::string cert_sha256_fingerprint(X509* cert);                     // "AB:CD:.
 std::string cert_der(X509* cert);
 // A certificate time as Unix seconds (UTC); 0 when absent or unreadable.
 std::time_t asn1_to_unix(const ASN1_TIME* t);
+// The serial number in upper-case hex, as openssl prints it ("" if unreadable).
+std::string cert_serial_hex(X509* cert);
+// A distinguished name as RFC 2253 text (non-ASCII escaped: always printable).
+std::string name_text(const X509_NAME* name);
+
+// What operators are shown of one certificate (proxy-config secret, /config_dump).
+struct CertSummary {
+  std::string subject, issuer, serial_hex, fingerprint;
+  std::time_t not_before = 0, not_after = 0;
+  bool is_ca = false;
+};
+CertSummary summarize(X509* cert);
 
 // Cryptographically secure random bytes (RAND_bytes); fails closed.
 Result<std::vector<unsigned char>> random_bytes(size_t n);

@@ -1,8 +1,11 @@
 #include "proxy/admin.h"
 
+#include "common/time.h"
+#include "crypto/openssl.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
 #include "proxy/policy_state.h"
+#include "proxy/proxy.h"
 #include "proxy/report.h"
 
 namespace mg::proxy {
@@ -11,6 +14,38 @@ namespace {
 
 nlohmann::json json_or_null(const std::optional<std::string>& s) {
   return s ? nlohmann::json(*s) : nlohmann::json();
+}
+
+std::string rfc3339(std::time_t t) { return t > 0 ? timefmt::utc_rfc3339(t) : ""; }
+
+nlohmann::json cert_json(X509* cert) {
+  const auto c = crypto::summarize(cert);
+  return {{"subject", c.subject},
+          {"issuer", c.issuer},
+          {"serial", c.serial_hex},
+          {"fingerprint", c.fingerprint},
+          {"notBefore", rfc3339(c.not_before)},
+          {"notAfter", rfc3339(c.not_after)},
+          {"isCa", c.is_ca},
+          {"selfSigned", X509_check_issued(cert, cert) == X509_V_OK}};
+}
+
+// The chain as loaded (leaf first), the trust bundle, and which root issued the chain: the one
+// the chain's last certificate was signed by (a rotation shows two roots, one of them issuing).
+void add_secret(nlohmann::json& cert, const tls::Credentials& creds) {
+  nlohmann::json chain = nlohmann::json::array();
+  for (const auto& c : creds.chain) chain.push_back(cert_json(c.get()));
+  cert["chain"] = chain;
+  nlohmann::json roots = nlohmann::json::array();
+  nlohmann::json issuing;
+  X509* last = creds.chain.empty() ? nullptr : creds.chain.back().get();
+  for (const auto& r : creds.bundle.roots()) {
+    auto j = cert_json(r.get());
+    if (last && X509_check_issued(r.get(), last) == X509_V_OK && issuing.is_null()) issuing = j;
+    roots.push_back(std::move(j));
+  }
+  cert["trustBundle"] = {{"trustDomain", creds.bundle.trust_domain()}, {"roots", roots}};
+  cert["issuingRoot"] = issuing;
 }
 
 }  // namespace
@@ -59,6 +94,7 @@ nlohmann::json Admin::config_dump() const {
     cert["fingerprint"] = state->creds->fingerprint;
     cert["notBefore"] = state->creds->not_before;
     cert["notAfter"] = state->creds->not_after;
+    add_secret(cert, *state->creds);
   }
   if (std::string error = credentials_.last_error(); !error.empty()) cert["lastError"] = error;
   j["certificate"] = cert;
@@ -106,6 +142,17 @@ nlohmann::json Admin::config_dump() const {
   } else {
     j["policy"] = {{"dir", json_or_null(config_.policy_dir)},
                    {"engine", "none: no AuthorizationPolicy applies"}};
+  }
+  if (runtime_.control_plane) {
+    // The one version operators correlate: the store revision `apply` printed and `workload list` shows.
+    const ControlPlaneView cp = runtime_.control_plane();
+    j["controlPlane"] = {
+        {"address", cp.address},
+        {"connected", cp.connected},
+        {"revision", cp.revision},
+        {"version", cp.version},
+        {"received", cp.received.empty() ? nlohmann::json() : nlohmann::json(cp.received)},
+        {"lastError", cp.last_error.empty() ? nlohmann::json() : nlohmann::json(cp.last_error)}};
   }
   j["draining"] = runtime_.draining.load();
   j["activeConnections"] = connections_.active();

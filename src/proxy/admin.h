@@ -1,11 +1,13 @@
 // proxy/admin.h — the admin listener's endpoints, GET/HEAD only, one request per connection:
 //   /healthz/ready  200 once started, not draining and (with tls) the certificate Available
 //   /metrics        Prometheus text of the proxy's registry (certificate state read at scrape)
-//   /config_dump    JSON: config version, workload, listeners, certificate, policy, drain state
+//   /config_dump    JSON: config version, workload, listeners, certificate (chain, trust bundle),
+//                   policy, control plane (snapshot revision), drain state
 // Reads the other components; owns nothing but the view it is given.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -16,6 +18,7 @@
 
 namespace mg::proxy {
 
+struct ControlPlaneView;
 class ConnectionManager;
 class Credentials;
 class PolicyState;
@@ -29,6 +32,7 @@ class Admin {
     const std::atomic<bool>& draining;
     const std::atomic<uint64_t>& config_version;
     const std::vector<ListenerInfo>& listeners;
+    const std::function<ControlPlaneView()>& control_plane;  // empty: standalone
   };
 
   Admin(const ProxyConfig& config, const http::Limits& limits, Report& report, const Credentials& credentials,

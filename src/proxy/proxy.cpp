@@ -57,6 +57,7 @@ struct Proxy::Impl {
   std::optional<asio::steady_timer> drain_timer;
 
   Clock::time_point drain_deadline;
+  std::function<ControlPlaneView()> control_plane_view;  // set before start(), read-only after
 
   Admin admin{config,
               http_limits,
@@ -64,7 +65,7 @@ struct Proxy::Impl {
               credentials,
               policy,
               connections,
-              Admin::Runtime{started, draining, config_version, listeners}};
+              Admin::Runtime{started, draining, config_version, listeners, control_plane_view}};
 
   Worker& pick_worker() {
     return *workers[next_worker.fetch_add(1, std::memory_order_relaxed) % workers.size()];
@@ -203,6 +204,10 @@ std::vector<Proxy::Listener> Proxy::listeners() const {
   return out;
 }
 telemetry::Registry& Proxy::metrics() { return impl_->report.registry(); }
+
+void Proxy::set_control_plane_view(std::function<ControlPlaneView()> view) {
+  impl_->control_plane_view = std::move(view);
+}
 
 Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
   auto impl = std::make_unique<Impl>(std::move(config));

@@ -13,6 +13,8 @@
 //   listening admin 127.0.0.1:41236
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -25,6 +27,17 @@
 #include "telemetry/metrics.h"
 
 namespace mg::proxy {
+
+// With a control plane: what /config_dump shows under "controlPlane" (the agent's view of the
+// snapshot in force; `revision` is the store revision `apply` and `workload list` print).
+struct ControlPlaneView {
+  std::string address;
+  bool connected = false;
+  std::string version;     // content hash of the snapshot in force
+  int64_t revision = 0;    // store revision it was computed at
+  std::string received;    // RFC 3339, "" if unknown
+  std::string last_error;  // why the config stream last ended, "" if never
+};
 
 class Proxy {
  public:
@@ -58,6 +71,8 @@ class Proxy {
   // New handshakes use them; a bad file keeps the previous credentials.
   void reload_credentials();
   telemetry::Registry& metrics();
+  // Before start(): where /config_dump reads the control plane's view from (called per request).
+  void set_control_plane_view(std::function<ControlPlaneView()> view);
 
   struct Listener {
     std::string name;     // "inbound[0]", "outbound[1]", "admin"

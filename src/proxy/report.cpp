@@ -6,6 +6,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "identity/spiffe_id.h"
 #include "telemetry/json_line.h"
 
 namespace mg::proxy {
@@ -107,6 +108,30 @@ std::string_view to_string(ResponseDetail detail) {
   return "via_upstream";
 }
 
+WorkloadLabels WorkloadLabels::of(const WorkloadInfo& w) {
+  auto label = [&w](std::initializer_list<const char*> keys, std::string fallback) {
+    for (const char* k : keys) {
+      if (auto it = w.labels.find(k); it != w.labels.end() && !it->second.empty()) return it->second;
+    }
+    return fallback;
+  };
+  return {w.name.empty() ? "unknown" : w.name,
+          w.ns.empty() ? "unknown" : w.ns,
+          label({"app"}, "unknown"),
+          label({"version"}, "unknown"),
+          label({"service.istio.io/canonical-name", "app.kubernetes.io/name", "app"},
+                w.name.empty() ? "unknown" : w.name),
+          label({"service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"}, "latest")};
+}
+
+WorkloadLabels WorkloadLabels::of_principal(std::string_view principal) {
+  WorkloadLabels out{"unknown", "unknown", "unknown", "unknown", "unknown", "unknown"};
+  if (auto id = identity::SpiffeId::parse(principal); id) {
+    if (auto ns = id->istio_namespace()) out.ns = std::string(*ns);
+  }
+  return out;
+}
+
 void log_line(const std::string& message) {
   static std::mutex mutex;
   std::lock_guard lock(mutex);
@@ -118,9 +143,11 @@ std::string destination_of(const OutboundRoute& route) {
   return route.destination_address + ":" + std::to_string(route.destination_port);
 }
 
-Report::Report(const ProxyConfig& config) : config_(config) {
+Report::Report(const ProxyConfig& config) : config_(config), own_(WorkloadLabels::of(config.workload)) {
   registry_.describe("istio_requests_total", "Requests handled by the proxy.");
   registry_.describe("istio_request_duration_milliseconds", "Request duration.");
+  registry_.describe("istio_request_bytes", "Request size: head and body as received.");
+  registry_.describe("istio_response_bytes", "Response size: head and body as sent.");
   registry_.describe("istio_tcp_connections_opened_total", "TCP connections opened.");
   registry_.describe("meshguard_authz_decisions_total", "Authorization decisions by policy and result.");
   registry_.describe("meshguard_connections_refused_total", "Connections refused before reaching the app.");
@@ -244,17 +271,23 @@ void Report::count_dry_run(const Verdict& decision) {
   }
 }
 
-SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, bool inbound, bool mtls, int status,
-                                                   std::string_view flags, std::string_view source_principal,
-                                                   std::string_view destination_principal, bool grpc,
-                                                   std::string_view grpc_status) {
+SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, const Exchange& ex, const HttpSide& side,
+                                                   bool mtls, std::string_view flags,
+                                                   std::string_view source_principal,
+                                                   std::string_view destination_principal) {
+  const bool inbound = side.inbound != nullptr;
   char code[16];
-  auto code_end = std::to_chars(code, code + sizeof code, status).ptr;
+  auto code_end = std::to_chars(code, code + sizeof code, ex.status).ptr;
   std::string& key = cache.key;
   key.clear();
   key += inbound ? 'i' : 'o';
   key += mtls ? 'm' : 'n';
   key.append(code, code_end);
+  key += '\0';
+  if (!inbound && side.route) {
+    char route[16];
+    key.append(route, std::to_chars(route, route + sizeof route, *side.route).ptr);
+  }
   key += '\0';
   key += flags;
   key += '\0';
@@ -262,24 +295,23 @@ SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, bool inbo
   key += '\0';
   key += destination_principal;
   key += '\0';
-  key += grpc ? 'g' : 'h';
-  key += grpc_status;
+  key += ex.grpc ? 'g' : 'h';
+  key += ex.grpc_status;
   auto it = cache.request_series.find(key);
   if (it != cache.request_series.end()) return it->second;
   if (cache.request_series.size() >= kMaxCachedSeries) cache.request_series.clear();
-  telemetry::Labels labels = {
-      {"reporter", inbound ? "destination" : "source"},
-      {"source_principal", std::string(source_principal)},
-      {"destination_principal", std::string(destination_principal)},
-      {inbound ? "destination_workload" : "source_workload", config_.workload.name},
-      {inbound ? "destination_workload_namespace" : "source_workload_namespace", config_.workload.ns},
-      {"request_protocol", grpc ? "grpc" : "http"},
-      {"response_code", std::string(code, code_end)},
-      {"response_flags", std::string(flags)},
-      {"connection_security_policy", mtls ? "mutual_tls" : "none"},
-      {"grpc_response_status", std::string(grpc_status)}};
+  // Built once per series (a cache miss).
+  telemetry::Labels labels = workload_labels(inbound, source_principal, destination_principal,
+                                             inbound || !side.route ? std::nullopt : side.route);
+  labels.insert(labels.end(), {{"request_protocol", ex.grpc ? "grpc" : "http"},
+                               {"response_code", std::string(code, code_end)},
+                               {"response_flags", std::string(flags)},
+                               {"connection_security_policy", mtls ? "mutual_tls" : "none"},
+                               {"grpc_response_status", ex.grpc_status}});
   SeriesCache::RequestSeries series{&registry_.counter("istio_requests_total", labels),
-                                    &registry_.histogram("istio_request_duration_milliseconds", labels)};
+                                    &registry_.histogram("istio_request_duration_milliseconds", labels),
+                                    &registry_.histogram("istio_request_bytes", labels),
+                                    &registry_.histogram("istio_response_bytes", labels)};
   return cache.request_series.emplace(key, series).first->second;
 }
 
@@ -294,10 +326,12 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
                                            : ex.upstream_principal.empty() ? std::string_view("unknown")
                                                                            : ex.upstream_principal;
   std::string_view flags = to_string(ex.flags);
-  auto& series = request_series(cache, inbound, !inbound || side.peer, ex.status, flags, source_principal,
-                                destination_principal, ex.grpc, ex.grpc_status);
+  auto& series =
+      request_series(cache, ex, side, !inbound || side.peer, flags, source_principal, destination_principal);
   series.requests->inc();
-  series.duration->observe_ms(duration);
+  series.duration->observe(duration);
+  series.request_bytes->observe(static_cast<double>(ex.bytes_received));
+  series.response_bytes->observe(static_cast<double>(ex.bytes_sent));
   std::array<char, 64> time;
   telemetry::JsonLine line(telemetry::AccessLog::scratch());
   line.str("time", telemetry::now_rfc3339(time))
@@ -329,14 +363,48 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
   access_log_->write_line(line.finish());
 }
 
+telemetry::Labels Report::workload_labels(bool inbound, std::string_view source_principal,
+                                         std::string_view destination_principal,
+                                         std::optional<size_t> route) const {
+  // The peer is known by its authenticated principal only (no metadata exchange): its namespace.
+  const WorkloadLabels peer = WorkloadLabels::of_principal(inbound ? source_principal : destination_principal);
+  const WorkloadLabels& src = inbound ? peer : own_;
+  const WorkloadLabels& dst = inbound ? own_ : peer;
+  // The destination service: this workload's canonical service (inbound), or the route's
+  // destination host (outbound: what the app addressed).
+  std::string service = "unknown", service_name = "unknown", service_ns = "unknown";
+  if (inbound) {
+    service_name = own_.canonical_service;
+    service_ns = own_.ns;
+    service = service_name + "." + service_ns + ".svc.cluster.local";
+  } else if (route) {
+    service = config_.outbound[*route].destination_address;
+  }
+  return {{"reporter", inbound ? "destination" : "source"},
+          {"source_workload", src.workload},
+          {"source_canonical_service", src.canonical_service},
+          {"source_canonical_revision", src.canonical_revision},
+          {"source_workload_namespace", src.ns},
+          {"source_principal", std::string(source_principal)},
+          {"source_app", src.app},
+          {"source_version", src.version},
+          {"destination_workload", dst.workload},
+          {"destination_workload_namespace", dst.ns},
+          {"destination_principal", std::string(destination_principal)},
+          {"destination_app", dst.app},
+          {"destination_version", dst.version},
+          {"destination_service", std::move(service)},
+          {"destination_canonical_service", dst.canonical_service},
+          {"destination_canonical_revision", dst.canonical_revision},
+          {"destination_service_name", std::move(service_name)},
+          {"destination_service_namespace", std::move(service_ns)}};
+}
+
 telemetry::Labels Report::tcp_labels(bool inbound, const std::string& source_principal,
                                      const std::string& destination_principal, bool mtls) const {
-  return {{"reporter", inbound ? "destination" : "source"},
-          {"source_principal", source_principal},
-          {"destination_principal", destination_principal},
-          {inbound ? "destination_workload" : "source_workload", config_.workload.name},
-          {inbound ? "destination_workload_namespace" : "source_workload_namespace", config_.workload.ns},
-          {"connection_security_policy", mtls ? "mutual_tls" : "none"}};
+  auto labels = workload_labels(inbound, source_principal, destination_principal, std::nullopt);
+  labels.emplace_back("connection_security_policy", mtls ? "mutual_tls" : "none");
+  return labels;
 }
 
 void Report::tcp_opened(const telemetry::Labels& labels) {

@@ -33,10 +33,24 @@ struct SeriesCache {
   struct RequestSeries {
     telemetry::Counter* requests;
     telemetry::Histogram* duration;
+    telemetry::Histogram* request_bytes;
+    telemetry::Histogram* response_bytes;
   };
   std::unordered_map<std::string, RequestSeries> request_series;
   std::unordered_map<std::string, telemetry::Counter*> decision_series;
   std::string key;  // the lookup key, capacity reused
+};
+
+// What Istio's metrics say about one side's workload, from its name, namespace and labels, with
+// Istio's fallbacks: app / version from the `app` / `version` labels ("unknown"), canonical
+// service from service.istio.io/canonical-name, app.kubernetes.io/name, app, else the workload
+// name; canonical revision from service.istio.io/canonical-revision, app.kubernetes.io/version,
+// version, else "latest".
+struct WorkloadLabels {
+  std::string workload, ns, app, version, canonical_service, canonical_revision;
+  static WorkloadLabels of(const WorkloadInfo& w);
+  // A peer known only by its authenticated SPIFFE ID: its namespace, everything else "unknown".
+  static WorkloadLabels of_principal(std::string_view principal);
 };
 
 class Report {
@@ -91,13 +105,16 @@ class Report {
                     Clock::time_point start, uint64_t received, uint64_t sent);
 
  private:
-  SeriesCache::RequestSeries& request_series(SeriesCache& cache, bool inbound, bool mtls, int status,
-                                             std::string_view flags, std::string_view source_principal,
-                                             std::string_view destination_principal, bool grpc,
-                                             std::string_view grpc_status);
+  SeriesCache::RequestSeries& request_series(SeriesCache& cache, const Exchange& ex, const HttpSide& side,
+                                             bool mtls, std::string_view flags, std::string_view source_principal,
+                                             std::string_view destination_principal);
   void count_dry_run(const Verdict& decision);
+  // reporter and the source_* / destination_* labels Istio's request and TCP metrics share.
+  telemetry::Labels workload_labels(bool inbound, std::string_view source_principal,
+                                    std::string_view destination_principal, std::optional<size_t> route) const;
 
   const ProxyConfig& config_;
+  const WorkloadLabels own_;  // this workload, as its metrics name it
   telemetry::Registry registry_;
   std::unique_ptr<telemetry::AccessLog> access_log_;
 };

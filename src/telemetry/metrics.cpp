@@ -1,20 +1,21 @@
 #include "telemetry/metrics.h"
 
+#include <charconv>
 #include <cstdio>
 #include <mutex>
 
 namespace mg::telemetry {
 
-void Histogram::observe_ms(double ms) {
-  if (ms < 0) ms = 0;
-  for (size_t i = 0; i < kBucketsMs.size(); ++i) {
-    if (ms <= kBucketsMs[i]) {
+void Histogram::observe(double value) {
+  if (value < 0) value = 0;
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    if (value <= bounds_[i]) {
       buckets_[i].fetch_add(1, std::memory_order_relaxed);
       break;
     }
   }
   count_.fetch_add(1, std::memory_order_relaxed);
-  sum_us_.fetch_add(static_cast<uint64_t>(ms * 1000.0), std::memory_order_relaxed);
+  sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
 uint64_t Histogram::bucket(size_t i) const {
@@ -75,9 +76,9 @@ void Registry::describe(std::string_view name, std::string_view help) {
   help_[std::string(name)] = std::string(help);
 }
 
-Registry::Series& Registry::series(std::string_view name, const Labels& labels, MetricType type) {
+Registry::Series& Registry::series(std::string_view name, const Labels& labels, MetricType type, Buckets bounds) {
   ThreadCacheState* cache = t_cache_;
-  if (!cache || cache->owner != this) return locked_series(name, render_labels(labels), type);
+  if (!cache || cache->owner != this) return locked_series(name, render_labels(labels), type, bounds);
   std::string& key = cache->scratch;
   key.assign(name);
   key.push_back('\0');
@@ -86,13 +87,14 @@ Registry::Series& Registry::series(std::string_view name, const Labels& labels, 
   if (auto it = cache->entries.find(key); it != cache->entries.end() && it->second.type == type) {
     return *it->second.series;
   }
-  Series& s = locked_series(name, key.substr(labels_at), type);
+  Series& s = locked_series(name, key.substr(labels_at), type, bounds);
   if (cache->entries.size() >= kThreadCacheMax) cache->entries.clear();
   cache->entries.insert_or_assign(key, ThreadCacheState::Entry{&s, type});
   return s;
 }
 
-Registry::Series& Registry::locked_series(std::string_view name, const std::string& key, MetricType type) {
+Registry::Series& Registry::locked_series(std::string_view name, const std::string& key, MetricType type,
+                                          Buckets bounds) {
   {
     std::shared_lock lock(mutex_);
     auto f = families_.find(name);
@@ -109,17 +111,17 @@ Registry::Series& Registry::locked_series(std::string_view name, const std::stri
   if (family.type != type) {
     auto& orphan = families_[std::string(name) + "_type_conflict"];
     orphan.type = type;
-    return series_for(orphan, key, type);
+    return series_for(orphan, key, type, bounds);
   }
-  return series_for(family, key, type);
+  return series_for(family, key, type, bounds);
 }
 
-Registry::Series& Registry::series_for(Family& family, const std::string& key, MetricType type) {
+Registry::Series& Registry::series_for(Family& family, const std::string& key, MetricType type, Buckets bounds) {
   auto& s = family.series[key];
   switch (type) {
     case MetricType::Counter: if (!s.counter) s.counter = std::make_unique<Counter>(); break;
     case MetricType::Gauge: if (!s.gauge) s.gauge = std::make_unique<Gauge>(); break;
-    case MetricType::Histogram: if (!s.histogram) s.histogram = std::make_unique<Histogram>(); break;
+    case MetricType::Histogram: if (!s.histogram) s.histogram = std::make_unique<Histogram>(bounds); break;
   }
   return s;
 }
@@ -132,6 +134,9 @@ Gauge& Registry::gauge(std::string_view name, const Labels& labels) {
 }
 Histogram& Registry::histogram(std::string_view name, const Labels& labels) {
   return *series(name, labels, MetricType::Histogram).histogram;
+}
+Histogram& Registry::histogram(std::string_view name, const Labels& labels, Buckets bounds) {
+  return *series(name, labels, MetricType::Histogram, bounds).histogram;
 }
 
 uint64_t Registry::counter_value(std::string_view name, const Labels& labels) const {
@@ -147,10 +152,14 @@ std::string with_le(const std::string& labels, const std::string& le) {
   if (labels.empty()) return "{le=\"" + le + "\"}";
   return labels.substr(0, labels.size() - 1) + ",le=\"" + le + "\"}";
 }
+// Whole numbers as integers (le="3600000"), others as the shortest text that reads back as `v`
+// (0.1, not 0.10000000000000001).
 std::string format_double(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  if (v == static_cast<double>(static_cast<int64_t>(v)) && v > -1e15 && v < 1e15)
+    return std::to_string(static_cast<int64_t>(v));
+  auto end = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed).ptr;
+  return std::string(buf, end);
 }
 }  // namespace
 
@@ -174,12 +183,12 @@ std::string Registry::render_prometheus() const {
           break;
         case MetricType::Histogram: {
           const auto& h = *s.histogram;
-          for (size_t i = 0; i < Histogram::kBucketsMs.size(); ++i) {
-            out += name + "_bucket" + with_le(labels, format_double(Histogram::kBucketsMs[i])) + " " +
+          for (size_t i = 0; i < h.bounds().size(); ++i) {
+            out += name + "_bucket" + with_le(labels, format_double(h.bounds()[i])) + " " +
                    std::to_string(h.bucket(i)) + "\n";
           }
           out += name + "_bucket" + with_le(labels, "+Inf") + " " + std::to_string(h.count()) + "\n";
-          out += name + "_sum" + labels + " " + format_double(h.sum_ms()) + "\n";
+          out += name + "_sum" + labels + " " + format_double(h.sum()) + "\n";
           out += name + "_count" + labels + " " + std::to_string(h.count()) + "\n";
           break;
         }

@@ -5,12 +5,14 @@
 // the request path, no cache line bounced between workers.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -40,22 +42,34 @@ class Gauge {
   std::atomic<int64_t> value_{0};
 };
 
-// Buckets in milliseconds, Istio's defaults for istio_request_duration_milliseconds.
+// Bucket upper bounds (at most kMaxBuckets), in the unit the caller observes in.
+using Buckets = std::span<const double>;
+
 class Histogram {
  public:
-  static constexpr std::array<double, 19> kBucketsMs = {0.5,  1,     5,      10,     25,      50,     100,
-                                                        250,  500,   1000,   2500,   5000,    10000,  30000,
-                                                        60000, 300000, 600000, 1800000, 3600000};
-  void observe_ms(double ms);
+  static constexpr size_t kMaxBuckets = 19;
+  // Envoy's default buckets, which Istio keeps for every proxy histogram (durations in ms, sizes
+  // in bytes): istio_request_duration_milliseconds, istio_request_bytes, istio_response_bytes.
+  static constexpr std::array<double, kMaxBuckets> kBucketsMs = {
+      0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
+  // Istio's pilot_proxy_convergence_time buckets (seconds).
+  static constexpr std::array<double, 8> kConvergenceBucketsSeconds = {0.1, 0.5, 1, 3, 5, 10, 20, 30};
+
+  explicit Histogram(Buckets bounds = kBucketsMs) : bounds_(bounds.first(std::min(bounds.size(), kMaxBuckets))) {}
+  void observe(double value);
+  void observe_ms(double ms) { observe(ms); }
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
-  // Cumulative count of observations <= kBucketsMs[i].
+  Buckets bounds() const { return bounds_; }
+  // Cumulative count of observations <= bounds()[i].
   uint64_t bucket(size_t i) const;
-  double sum_ms() const { return static_cast<double>(sum_us_.load(std::memory_order_relaxed)) / 1000.0; }
+  double sum() const { return sum_.load(std::memory_order_relaxed); }
+  double sum_ms() const { return sum(); }
 
  private:
-  std::array<std::atomic<uint64_t>, kBucketsMs.size()> buckets_{};  // non-cumulative
+  Buckets bounds_;
+  std::array<std::atomic<uint64_t>, kMaxBuckets> buckets_{};  // non-cumulative
   std::atomic<uint64_t> count_{0};
-  std::atomic<uint64_t> sum_us_{0};
+  std::atomic<double> sum_{0};
 };
 
 enum class MetricType { Counter, Gauge, Histogram };
@@ -90,6 +104,8 @@ class Registry {
   Counter& counter(std::string_view name, const Labels& labels = {});
   Gauge& gauge(std::string_view name, const Labels& labels = {});
   Histogram& histogram(std::string_view name, const Labels& labels = {});
+  // A histogram of other buckets than Envoy's defaults (a family keeps one set: give the same).
+  Histogram& histogram(std::string_view name, const Labels& labels, Buckets bounds);
 
   // Prometheus text exposition format 0.0.4, families and series in a stable (sorted) order.
   std::string render_prometheus() const;
@@ -120,9 +136,9 @@ class Registry {
   static constexpr size_t kThreadCacheMax = 4096;
   static thread_local ThreadCacheState* t_cache_;  // bound on this thread, for its owner only
 
-  Series& series(std::string_view name, const Labels& labels, MetricType type);
-  Series& locked_series(std::string_view name, const std::string& key, MetricType type);
-  static Series& series_for(Family& family, const std::string& key, MetricType type);
+  Series& series(std::string_view name, const Labels& labels, MetricType type, Buckets bounds = Histogram::kBucketsMs);
+  Series& locked_series(std::string_view name, const std::string& key, MetricType type, Buckets bounds);
+  static Series& series_for(Family& family, const std::string& key, MetricType type, Buckets bounds);
 
   mutable std::shared_mutex mutex_;
   std::map<std::string, Family, std::less<>> families_;

@@ -120,18 +120,11 @@ Result<std::shared_ptr<const Credentials>> load_credentials(const TlsFiles& file
   if (!client) return fail(client.error());
 
   X509* leaf = (*chain)[0].get();
-  std::string serial;
-  if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), nullptr)) {
-    crypto::BignumPtr owned(bn);
-    if (char* s = BN_bn2hex(bn)) {
-      serial = s;
-      OPENSSL_free(s);
-    }
-  }
   auto creds = std::make_shared<Credentials>(
-      Credentials{std::move(*server), std::move(*client), std::move(*verified), std::move(*bundle), serial,
-                  crypto::cert_sha256_fingerprint(leaf), crypto::asn1_to_unix(X509_get0_notBefore(leaf)),
-                  crypto::asn1_to_unix(X509_get0_notAfter(leaf))});
+      Credentials{std::move(*server), std::move(*client), std::move(*verified), std::move(*bundle),
+                  crypto::cert_serial_hex(leaf), crypto::cert_sha256_fingerprint(leaf),
+                  crypto::asn1_to_unix(X509_get0_notBefore(leaf)), crypto::asn1_to_unix(X509_get0_notAfter(leaf)),
+                  std::move(*chain)});
   return std::shared_ptr<const Credentials>(std::move(creds));
 }
 

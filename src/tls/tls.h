@@ -38,6 +38,7 @@ struct Credentials {
   std::string fingerprint;       // leaf SHA-256, "AB:CD:..."
   std::time_t not_before = 0;
   std::time_t not_after = 0;
+  std::vector<crypto::X509Ptr> chain;  // as loaded, leaf first (for /config_dump)
 };
 
 // Loads and checks the files (key permissions, key matches the leaf, the leaf is a valid SVID

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "agent/loader.h"
+#include "common/time.h"
 #include "common/version.h"
 #include "proxy/config.h"
 #include "proxy/proxy.h"
@@ -121,14 +122,32 @@ int main(int argc, char** argv) {
 
   auto proxy = mg::proxy::Proxy::create(std::move(*config));
   if (!proxy) return error_exit(proxy.error().to_string());
+  if (agent) {
+    mg::agent::Agent* a = agent.get();
+    (*proxy)->set_control_plane_view([a, address = agent_options.control_plane] {
+      auto st = a->status();
+      return mg::proxy::ControlPlaneView{
+          .address = address,
+          .connected = st.connected,
+          .version = st.config_version,
+          .revision = st.config_revision,
+          .received = st.config_received > 0 ? mg::timefmt::utc_rfc3339(st.config_received) : "",
+          .last_error = st.last_error};
+    });
+  }
   if (auto st = (*proxy)->start(); !st) return error_exit(st.error().to_string());
   if (agent) {
     mg::proxy::Proxy* p = proxy->get();
+    std::string admin_address;
+    for (const auto& l : p->listeners()) {
+      if (l.name == "admin") admin_address = l.address;
+    }
     agent->start({.on_credentials = [p] { p->reload_credentials(); },
                   .on_config = [p](std::shared_ptr<const mg::policy::ResourceSet> resources,
                                    const std::string& file_name, const std::string& text) {
                     return p->apply_policies(std::move(resources), file_name, text);
-                  }});
+                  },
+                  .admin_address = admin_address});
   }
   int code = (*proxy)->run();
   if (agent) agent->stop();

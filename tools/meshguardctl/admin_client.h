@@ -6,6 +6,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,5 +51,14 @@ std::string age(int64_t since_unix);    // kubectl's AGE: 42s, 5m, 3h, 2d
 std::string utc(int64_t unix_seconds);  // RFC 3339, "-" for 0
 // "authorizationpolicy/ns/name" as apply and delete report it.
 std::string key_str(const pb::ResourceKey& k);
+
+// Whether `w` is connected and enforces store revision `revision` (or a later one): the snapshot
+// computed for it at that revision was ACKed (or was already in force). cmd_proxy.cpp.
+bool enforces_revision(const pb::WorkloadStatus& w, int64_t revision);
+
+// `apply --wait`: polls the workload list until every connected proxy enforces store revision
+// `revision` (or later), naming those that do not when `timeout` passes or a proxy NACKs.
+// Exit code 0 when all did, 1 otherwise. cmd_proxy.cpp.
+int wait_for_revision(const Conn& c, int64_t revision, std::chrono::milliseconds timeout);
 
 }  // namespace mg::ctl

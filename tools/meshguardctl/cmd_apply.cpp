@@ -1,6 +1,6 @@
 // meshguardctl apply | delete | diff — changing the store from files and names, the kubectl way:
 // `apply -f` (all or nothing; --dry-run=server has the control plane validate and compare without
-// storing), `delete TYPE NAME | TYPE/NAME | TYPE --all | TYPE -l SEL | -f FILE`, and `diff -f`
+// storing; --wait until the proxies it selects ACKed it, cmd_proxy.cpp), `delete TYPE NAME | TYPE/NAME | TYPE --all | TYPE -l SEL | -f FILE`, and `diff -f`
 // (the stored documents against the files', with the system's `diff -u`; exit 1 when they differ,
 // as kubectl diff).
 #include <spawn.h>
@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "admin_client.h"
+#include "ca/authority.h"
 #include "commands.h"
 #include "common/files.h"
 #include "policy/parse.h"
@@ -64,10 +65,18 @@ struct ApplyOptions {
   std::vector<std::string> inputs;
   std::string ns;
   std::string dry_run = "none";
+  std::string wait;  // --wait[=TIMEOUT]: "" when not given
   Conn conn;
 };
 
 int run_apply(const ApplyOptions& o) {
+  std::chrono::milliseconds wait_timeout{0};
+  if (!o.wait.empty()) {
+    if (o.dry_run != "none") return fail_line("--wait: a dry run changes nothing to wait for");
+    auto parsed = ca::parse_duration(o.wait);
+    if (!parsed) return fail_line("--wait: " + parsed.error().to_string());
+    wait_timeout = *parsed;
+  }
   auto texts = read_inputs(o.inputs);
   if (!texts) return fail_line(texts.error().to_string());
   // Same parser as the server: errors show before anything is sent, with file and line.
@@ -97,6 +106,7 @@ int run_apply(const ApplyOptions& o) {
   for (const auto& k : resp.configured()) std::cout << key_str(k) << " configured" << suffix << "\n";
   for (const auto& k : resp.unchanged()) std::cout << key_str(k) << " unchanged" << suffix << "\n";
   std::cout << "revision " << resp.revision() << (req.dry_run() ? " (nothing stored)" : "") << "\n";
+  if (!o.wait.empty()) return wait_for_revision(o.conn, resp.revision(), wait_timeout);
   return 0;
 }
 
@@ -262,6 +272,9 @@ void register_apply_commands(CLI::App& app, Action& action) {
                    "nothing is stored)")
       ->check(CLI::IsMember({"none", "client", "server"}))
       ->capture_default_str();
+  apply->add_flag("--wait{30s}", apply_opt.wait,
+                  "--wait[=TIMEOUT] (default 30s): return once every connected proxy the change selects has "
+                  "ACKed it; names those that have not (exit 1 on timeout or NACK)");
   add_conn_options(apply, apply_opt.conn);
   apply->callback([&action] { action = [] { return run_apply(apply_opt); }; });
 

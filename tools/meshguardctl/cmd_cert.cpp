@@ -68,14 +68,7 @@ int run_cert_issue(const IssueOptions& opt) {
 }
 
 
-std::string name_text(const X509_NAME* name) {
-  crypto::BioPtr bio(BIO_new(BIO_s_mem()));
-  // RFC 2253 with escaping of non-ASCII bytes: always printable, always valid JSON text.
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
-  char* p = nullptr;
-  long n = BIO_get_mem_data(bio.get(), &p);
-  return n > 0 ? std::string(p, static_cast<size_t>(n)) : std::string();
-}
+using crypto::name_text;
 
 
 std::string serial_hex(X509* cert) {

@@ -14,6 +14,14 @@
 namespace mg::ctl {
 namespace {
 
+// SYNCED: enforces the store's current revision; STALE: not yet; NACK: refused the newest
+// snapshot (keeps its last good one); "-": not connected.
+std::string sync_state(const pb::WorkloadStatus& w, int64_t store_revision) {
+  if (!w.connected()) return "-";
+  if (enforces_revision(w, store_revision)) return "SYNCED";
+  return w.nack_error().empty() ? "STALE" : "NACK";
+}
+
 int run_workload_list(const Conn& c, const std::string& output) {
   auto stub = admin_stub(c);
   if (!stub) return fail_line(stub.error().to_string());
@@ -33,21 +41,24 @@ int run_workload_list(const Conn& c, const std::string& output) {
                        {"nackError", w.nack_error()}, {"lastSeen", when(w.last_seen_unix())},
                        {"registered", w.registered()}, {"peer", w.peer_address()},
                        {"labels", std::map<std::string, std::string>(w.labels().begin(), w.labels().end())},
-                       {"proxyVersion", w.proxy_version()}});
+                       {"proxyVersion", w.proxy_version()},
+                       {"configRevision", w.config_revision()}, {"ackedRevision", w.acked_revision()},
+                       {"syncedRevision", w.synced_revision()}, {"sync", sync_state(w, resp.revision())},
+                       {"adminAddress", w.admin_address()}});
     }
     std::cout << items.dump(2) << "\n";
     return 0;
   }
   std::vector<std::vector<std::string>> rows{
-      {"NAMESPACE", "NAME", "IDENTITY", "CONNECTED", "CERT", "SERIAL", "EXPIRES", "CONFIG", "ACKED", "LAST SEEN", "VERSION"}};
+      {"NAMESPACE", "NAME", "IDENTITY", "CONNECTED", "CERT", "SERIAL", "EXPIRES", "REVISION", "SYNC", "LAST SEEN",
+       "VERSION"}};
   for (const auto& w : resp.workloads()) {
     std::string serial = w.cert_serial().size() > 12 ? w.cert_serial().substr(0, 12) + "…" : w.cert_serial();
-    std::string acked = w.acked_version().empty() ? "-" : w.acked_version();
-    if (!w.nack_error().empty()) acked += " (NACK)";
     rows.push_back({w.namespace_(), w.name(), w.spiffe_id().empty() ? "-" : w.spiffe_id(),
                     w.connected() ? "yes" : "no", w.cert_state().empty() ? "-" : w.cert_state(),
                     serial.empty() ? "-" : serial, utc(w.cert_not_after_unix()),
-                    w.config_version().empty() ? "-" : w.config_version(), acked,
+                    w.acked_version().empty() ? "-" : std::to_string(w.acked_revision()),
+                    sync_state(w, resp.revision()),
                     w.last_seen_unix() ? age(w.last_seen_unix()) + " ago" : "never",
                     w.proxy_version().empty() ? "-" : w.proxy_version()});
   }

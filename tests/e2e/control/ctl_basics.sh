@@ -87,7 +87,7 @@ expect_eq "$(echo "$json" | jq -r '.[] | select(.name == "details") | .labels.ap
 expect_eq "$(echo "$json" | jq -r '.[] | select(.name == "details") | .proxyVersion')" 0.1.0 "workload list: the proxy's version"
 table=$(ctl workload list)
 header=$(echo "$table" | head -1)
-for col in CONNECTED EXPIRES CONFIG "LAST SEEN" VERSION; do
+for col in CONNECTED EXPIRES REVISION SYNC "LAST SEEN" VERSION; do
   pre=${header%%"$col"*}
   while IFS= read -r row; do
     [ "${row:${#pre}-1:1}" = " " ] && [ "${row:${#pre}:1}" != " " ] ||

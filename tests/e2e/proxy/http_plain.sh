@@ -89,7 +89,7 @@ expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$TCP/details/3")" '"i
 # Admin.
 expect_eq "$(http_status "http://127.0.0.1:$ADMIN/healthz/ready")" 200 "/healthz/ready"
 metrics=$(curl -s --max-time 10 "http://127.0.0.1:$ADMIN/metrics")
-expect_contains "$metrics" 'istio_requests_total{reporter="destination",source_principal="unknown",destination_principal="unknown",destination_workload="details",destination_workload_namespace="default",request_protocol="http",response_code="431"' "istio_requests_total counts 431s"
+expect_contains "$metrics" 'istio_requests_total{reporter="destination",source_workload="unknown",source_canonical_service="unknown",source_canonical_revision="unknown",source_workload_namespace="unknown",source_principal="unknown",source_app="unknown",source_version="unknown",destination_workload="details",destination_workload_namespace="default",destination_principal="unknown",destination_app="details",destination_version="unknown",destination_service="details.default.svc.cluster.local",destination_canonical_service="details",destination_canonical_revision="latest",destination_service_name="details",destination_service_namespace="default",request_protocol="http",response_code="431"' "istio_requests_total counts 431s"
 expect_contains "$metrics" 'response_code="200",response_flags="-",connection_security_policy="none",grpc_response_status=""}' "istio_requests_total counts 200s"
 expect_contains "$metrics" 'istio_tcp_connections_opened_total{' "TCP connections counted"
 expect_contains "$metrics" 'meshguard_authz_decisions_total{action="NONE",policy="none",result="allowed",dry_run="false"}' "authz decisions counted"

@@ -99,7 +99,7 @@ expect_contains "$client_log" '"reason":"secure_naming_mismatch"' "client logs t
 expect_contains "$(cat "$WORK/client.err")" "is not one of [spiffe://cluster.local/ns/default/sa/reviews]" "mismatch names the identities"
 
 metrics=$(curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/metrics")
-expect_contains "$metrics" "source_principal=\"$PRODUCTPAGE\",destination_principal=\"$DETAILS\"" "metrics carry both principals"
+expect_contains "$metrics" "source_principal=\"$PRODUCTPAGE\",source_app=\"unknown\",source_version=\"unknown\",destination_workload=\"details\",destination_workload_namespace=\"default\",destination_principal=\"$DETAILS\"" "metrics carry both principals"
 expect_contains "$metrics" 'connection_security_policy="mutual_tls"}' "metrics mark mutual_tls"
 expect_contains "$metrics" 'meshguard_connections_refused_total{direction="inbound",reason="plaintext_on_strict_port"}' "refusals counted"
 expect_contains "$metrics" "meshguard_certificate_expiry_timestamp_seconds{identity=\"$DETAILS\"}" "certificate expiry gauge"
@@ -144,7 +144,7 @@ expect_contains "$(wait_for_line "$WORK/server-access.log" '"path":"/echo"')" '"
 expect_eq "$(http_status "http://127.0.0.1:$C_HTTP_WRONG_NAME/naming-http-marker")" 503 "HTTP route with the wrong server identity → 503"
 expect_not_contains "$(cat "$WORK/app.out")" "naming-http-marker" "secure-naming refusal on the HTTP route never reached the app"
 expect_contains "$(grep '"direction":"outbound"' "$WORK/client-access.log" | grep '"protocol":"http"' | grep '"path":"/details/3"')" "\"principal\":\"$DETAILS\"" "client access log has outbound HTTP requests with the server principal"
-expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$C_ADMIN/metrics")" "istio_requests_total{reporter=\"source\",source_principal=\"$PRODUCTPAGE\",destination_principal=\"$DETAILS\"" "client reports istio_requests_total as the source"
+expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$C_ADMIN/metrics")" "istio_requests_total{reporter=\"source\",source_workload=\"productpage\",source_canonical_service=\"productpage\",source_canonical_revision=\"latest\",source_workload_namespace=\"default\",source_principal=\"$PRODUCTPAGE\",source_app=\"unknown\",source_version=\"unknown\",destination_workload=\"unknown\",destination_workload_namespace=\"default\",destination_principal=\"$DETAILS\"" "client reports istio_requests_total as the source"
 
 # Concurrent load through both route kinds (8 clients, 200 requests): every one must succeed.
 for port in "$C_HTTP" "$C_OK"; do
@@ -183,7 +183,7 @@ expect_contains "$client_metrics" 'meshguard_tls_handshakes_total{side="client",
 expect_contains "$client_metrics" 'meshguard_tls_handshakes_total{side="client",resumed="false"}' "client did full handshakes first"
 
 # Hot reload: a new certificate for the server; new handshakes use it, nothing restarts.
-server_serial() { curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/config_dump" | sed -nE 's/.*"serial": "([0-9A-F]+)".*/\1/p'; }
+server_serial() { curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/config_dump" | jq -r '.certificate.serial // empty'; }
 old_serial=$(server_serial)
 [ -n "$old_serial" ] || fail "no serial in /config_dump"
 mkdir "$WORK/rotated"

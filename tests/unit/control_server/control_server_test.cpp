@@ -875,6 +875,55 @@ TEST_F(ControlServer, WatchPushesOnlyWhatAppliesToTheWorkload) {
   EXPECT_TRUE(acked);
 }
 
+// The store revision is the one version: a change that selects a proxy leaves it behind until it
+// ACKs (apply --wait waits for that); one that does not select it moves it along unpushed.
+TEST_F(ControlServer, SyncedRevisionFollowsAcksAndChangesThatDoNotSelectTheProxy) {
+  WatchClient cart(channel(issue("shop", "cart-sa")));
+  WatchClient web(channel(issue("shop", "web-sa")));
+  ASSERT_TRUE(cart.hello("cart", {{"app", "cart"}}));
+  ASSERT_TRUE(web.hello("web", {{"app", "web"}}));
+  auto c1 = cart.next();
+  auto w1 = web.next();
+  ASSERT_TRUE(c1 && w1);
+  ASSERT_TRUE(cart.ack(c1->version()));
+  ASSERT_TRUE(web.ack(w1->version()));
+
+  pb::ApplyResponse applied;
+  ASSERT_TRUE(apply(policy("cart-only", "shop", "cart"), &applied).ok());
+  const int64_t rev = applied.revision();
+  auto c2 = cart.at_least(rev);
+  ASSERT_TRUE(c2);
+  EXPECT_EQ(c2->revision(), rev);
+  auto status_of = [&](const std::string& name) {
+    const auto list = list_workloads();
+    for (const auto& w : list.workloads())
+      if (w.name() == name) return w;
+    return pb::WorkloadStatus{};
+  };
+  // Pushed, not ACKed: cart is behind; web (not selected) is in sync at `rev` without a push.
+  std::this_thread::sleep_for(100ms);
+  EXPECT_LT(status_of("cart").synced_revision(), rev);
+  EXPECT_EQ(status_of("cart").config_revision(), rev);
+  bool web_synced = false;
+  for (int i = 0; i < 500 && !web_synced; ++i) {
+    auto w = status_of("web");
+    web_synced = w.synced_revision() >= rev;
+    if (!web_synced) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(web_synced);
+  EXPECT_LT(status_of("web").acked_revision(), rev);  // its snapshot predates the change
+  EXPECT_EQ(list_workloads().revision(), rev);
+
+  ASSERT_TRUE(cart.ack(c2->version()));
+  bool cart_synced = false;
+  for (int i = 0; i < 500 && !cart_synced; ++i) {
+    auto w = status_of("cart");
+    cart_synced = w.synced_revision() >= rev && w.acked_revision() == rev;
+    if (!cart_synced) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(cart_synced);
+}
+
 TEST_F(ControlServer, NackIsRecorded) {
   WatchClient w(channel(issue("shop", "cart-sa")));
   ASSERT_TRUE(w.hello("cart", {{"app", "cart"}}));
@@ -1129,8 +1178,8 @@ TEST(ControlPlaneOwnIdentity, RenewedAtHalfLifeWhileRunning) {
   auto at = metrics.find(issued);
   ASSERT_NE(at, std::string::npos) << metrics;
   EXPECT_GE(std::stol(metrics.substr(at + issued.size())), 2);
-  EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_seconds{identity=\"admin\"} "));
-  EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_seconds{identity=\"control\"} "));
+  EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_timestamp_seconds{identity=\"admin\"} "));
+  EXPECT_TRUE(contains(metrics, "\nmeshguard_own_certificate_expiry_timestamp_seconds{identity=\"control\"} "));
   (*cp)->shutdown();
   std::filesystem::remove_all(dir);
 }

@@ -43,6 +43,28 @@ TEST(Registry, HistogramBucketsAreCumulative) {
   EXPECT_NE(text.find("istio_request_duration_milliseconds_count 3\n"), std::string::npos);
 }
 
+TEST(Registry, HistogramOfOtherBucketsKeepsItsBoundsAndExactSum) {
+  Registry r;
+  auto& h = r.histogram("pilot_proxy_convergence_time", {}, Histogram::kConvergenceBucketsSeconds);
+  h.observe(0.0005);
+  h.observe(0.25);
+  h.observe(42);
+  // Asking again (as every push does) finds the same series, bounds unchanged.
+  EXPECT_EQ(&r.histogram("pilot_proxy_convergence_time", {}, Histogram::kConvergenceBucketsSeconds), &h);
+  std::string text = r.render_prometheus();
+  EXPECT_NE(text.find("pilot_proxy_convergence_time_bucket{le=\"0.1\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("pilot_proxy_convergence_time_bucket{le=\"0.5\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("pilot_proxy_convergence_time_bucket{le=\"30\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("pilot_proxy_convergence_time_bucket{le=\"+Inf\"} 3\n"), std::string::npos);
+  EXPECT_EQ(text.find("le=\"0.5\"} 2\npilot_proxy_convergence_time_bucket{le=\"10000\""), std::string::npos);
+  EXPECT_NE(text.find("pilot_proxy_convergence_time_sum 42.2505\n"), std::string::npos) << text;
+  // Envoy's defaults print whole numbers as integers.
+  r.histogram("istio_request_bytes").observe(2000000);
+  text = r.render_prometheus();
+  EXPECT_NE(text.find("istio_request_bytes_bucket{le=\"3600000\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("istio_request_bytes_sum 2000000\n"), std::string::npos);
+}
+
 TEST(Registry, LabelValuesAreEscaped) {
   EXPECT_EQ(render_labels({}), "");
   EXPECT_EQ(render_labels({{"a", "plain"}, {"b", ""}}), "{a=\"plain\",b=\"\"}");
