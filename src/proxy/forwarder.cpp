@@ -199,7 +199,10 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
       if (out.size() >= kReadChunk && !co_await flush()) co_return false;
     }
   }
+  const size_t pending = out.size();
   codec.end_body(out, decoder.trailers());  // a chunked response's trailers, relayed
+  // An HTTP/2 stream's codec hands the last bytes to its session itself: they were sent too.
+  if (out.size() < pending) ex.bytes_sent += pending - out.size();
   if (!co_await flush()) co_return false;
   if (upstream_keep && up->buffer.empty()) worker.upstreams.release(side, std::move(up));
   if (!client_keep) down.shutdown_send();

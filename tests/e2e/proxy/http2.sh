@@ -60,6 +60,9 @@ expect_eq "$(http_status "http://127.0.0.1:$S_PLAIN/status/418")" 403 "HTTP/1.1 
 expect_eq "$(http_status "http://127.0.0.1:$S_PLAIN/status/200")" 200 "HTTP/1.1 on the same port: 200"
 body=$(h2 -d 'hello-h2-body' "http://127.0.0.1:$S_PLAIN/anything")
 expect_contains "$body" 'hello-h2-body' "h2c request body relayed to the HTTP/1.1 app"
+sent=$(grep '"path":"/anything"' "$WORK/server-access.log" | head -1 | jq -r '.bytes_sent')
+[ "${sent:-0}" -ge "${#body}" ] ||
+  fail "access log bytes_sent of an HTTP/2 stream counts its response body (${#body} bytes), got '${sent}'"
 expect_contains "$(grep '"path":"/status/418"' "$WORK/server-access.log" | head -1)" '"policy":"default/deny-teapot"' "access log names the deciding policy for an HTTP/2 stream"
 
 # 2. Through the mTLS pair: h2c from the app, h2 between the proxies.
