@@ -199,10 +199,7 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
       if (out.size() >= kReadChunk && !co_await flush()) co_return false;
     }
   }
-  const size_t pending = out.size();
-  codec.end_body(out, decoder.trailers());  // a chunked response's trailers, relayed
-  // An HTTP/2 stream's codec hands the last bytes to its session itself: they were sent too.
-  if (out.size() < pending) ex.bytes_sent += pending - out.size();
+  end_response_body(codec, out, decoder.trailers(), ex);
   if (!co_await flush()) co_return false;
   if (upstream_keep && up->buffer.empty()) worker.upstreams.release(side, std::move(up));
   if (!client_keep) down.shutdown_send();
@@ -368,6 +365,12 @@ net::awaitable<bool> flush_response(net::Stream& down, std::string& out, Exchang
   out.clear();
   if (ec) ex.flags = ResponseFlag::DownstreamReset;
   co_return !ec;
+}
+
+void end_response_body(ServerCodec& codec, std::string& out, const http::Headers& trailers, Exchange& ex) {
+  const size_t pending = out.size();
+  codec.end_body(out, trailers);
+  if (out.size() < pending) ex.bytes_sent += pending - out.size();
 }
 
 net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Exchange& ex, int status,

@@ -45,6 +45,11 @@ inline const std::string kMalformedResponse = "upstream sent a malformed respons
 // DownstreamReset) when the client is gone.
 net::awaitable<bool> flush_response(net::Stream& down, std::string& out, Exchange& ex);
 
+// Ends the relayed response body in `codec` (a chunked response's or an HTTP/2 upstream's
+// trailers relayed); what the codec hands to the client itself (an HTTP/2 stream's last bytes)
+// is counted in `ex` as sent. What stays in `out` is for flush_response.
+void end_response_body(ServerCodec& codec, std::string& out, const http::Headers& trailers, Exchange& ex);
+
 // A response made by the proxy itself (text/plain `body`, in `codec`'s framing), recorded in `ex`;
 // without keep-alive the sending side is shut down after it.
 net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Exchange& ex, int status,

@@ -204,10 +204,7 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
     if (ex.grpc) {
       if (auto g = up->trailers.get("grpc-status")) ex.grpc_status = std::string(*g);
     }
-    const size_t pending = out.size();
-    codec.end_body(out, up->trailers);
-    // An HTTP/2 stream's codec hands the last bytes to its session itself: they were sent too.
-    if (out.size() < pending) ex.bytes_sent += pending - out.size();
+    end_response_body(codec, out, up->trailers, ex);
     complete = co_await flush();
   } else {
     co_await flush();  // what arrived; the client then sees the stream (or connection) end
