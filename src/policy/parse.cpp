@@ -38,6 +38,16 @@ const char* to_string(MtlsMode m) {
   return "?";
 }
 
+const char* to_string(ServiceProtocol p) {
+  switch (p) {
+    case ServiceProtocol::Http: return "http";
+    case ServiceProtocol::Http2: return "http2";
+    case ServiceProtocol::Grpc: return "grpc";
+    case ServiceProtocol::Tcp: return "tcp";
+  }
+  return "?";
+}
+
 namespace {
 
 // Lists stay in load order, so of several resources with one name the last is the later document:

@@ -1,5 +1,5 @@
-// policy/resources.h — Istio security resources (and meshguard's Workload, Mesh and OPAPolicy) as validated,
-// typed data. Produced by policy/parse.h; consumed by select.h (which resources apply to a workload) and
+// policy/resources.h — Istio security resources (and meshguard's Workload, Mesh, OPAPolicy, Service and
+// ServiceEndpoints) as validated, typed data. Produced by policy/parse.h; consumed by select.h (which resources apply to a workload) and
 // engine.h (compiled evaluation). Every value here has already been validated: string matchers have at most
 // one leading or trailing `*`, CIDRs parse, ports are 0..65535, `when` keys are known. Resources carry their
 // origin (file and line) for error messages and explain.
@@ -177,6 +177,51 @@ struct OpaPolicy {
   std::shared_ptr<const rego::Plan> plan;  // modules + spec.data, compiled
 };
 
+// The protocol a Service port carries (Istio's port protocols; the proxy's proxy::Protocol mirrors it).
+enum class ServiceProtocol { Http, Http2, Grpc, Tcp };
+const char* to_string(ServiceProtocol p);  // "http" | "http2" | "grpc" | "tcp"
+
+// One entry of Service.spec.ports.
+struct ServicePort {
+  std::string name;          // unique within the service; may be "" only when it has one port
+  uint32_t port = 0;         // the port clients call the service on (1..65535)
+  uint32_t target_port = 0;  // the workload's app port (an inbound appPort of its proxy); default: port
+  ServiceProtocol protocol = ServiceProtocol::Tcp;
+};
+
+// meshguard.io/v1alpha1 Service (namespaced): a name in front of the Workloads of its namespace whose
+// labels its selector matches — the universal-mode counterpart of a Kubernetes Service.
+struct Service {
+  Meta meta;
+  // spec.selector: a plain label map as in Kubernetes (not a policy Selector: empty selects nothing)
+  std::map<std::string, std::string> workload_selector;
+  std::vector<ServicePort> ports;
+
+  std::string host() const { return meta.name + "." + meta.ns; }  // "details.default"
+};
+
+// One backend of a service: a registered workload whose proxy serves the service's target ports.
+struct ServiceEndpoint {
+  std::string workload;         // Workload name (the service's namespace)
+  std::string address;          // where a client's proxy connects: the workload proxy's address
+  // service port → the port on `address` that serves it (the workload proxy's inbound listener
+  // whose appPort is the service port's targetPort). A service port without an entry is not served
+  // by this endpoint.
+  std::map<uint32_t, uint32_t> ports;
+  std::string service_account;  // secure naming: the SPIFFE ID the endpoint must present is
+                                // spiffe://<trust domain>/ns/<service namespace>/sa/<service_account>
+  bool healthy = true;          // false while its proxy is away within the grace period (draining)
+};
+
+// meshguard.io/v1alpha1 ServiceEndpoints (namespaced, named as its Service): the endpoints the
+// control plane computed for one Service, pushed with the snapshot (as a Kubernetes EndpointSlice).
+// Written by the control plane, never applied by an operator; a standalone proxy's policyDir may
+// hold hand-written ones.
+struct ServiceEndpoints {
+  Meta meta;
+  std::vector<ServiceEndpoint> endpoints;
+};
+
 // A document of a kind meshguard does not enforce (VirtualService, Gateway, Service, Deployment, ...),
 // found in a file beside the security resources and left out of the set.
 struct SkippedDocument {
@@ -201,6 +246,8 @@ struct ResourceSet {
   std::vector<Workload> workloads;
   std::vector<Mesh> meshes;
   std::vector<OpaPolicy> opa_policies;
+  std::vector<Service> services;
+  std::vector<ServiceEndpoints> service_endpoints;
   std::vector<SkippedDocument> skipped;  // not resources: size() does not count them
   std::vector<ReplacedDocument> replaced;
 
@@ -208,7 +255,8 @@ struct ResourceSet {
   void append(ResourceSet&& other);
   size_t size() const {
     return authorization_policies.size() + peer_authentications.size() + request_authentications.size() +
-           workloads.size() + meshes.size() + opa_policies.size();
+           workloads.size() + meshes.size() + opa_policies.size() +
+           services.size() + service_endpoints.size();
   }
 };
 
@@ -222,6 +270,8 @@ void for_each_kind(F&& f) {
   f("Workload", &ResourceSet::workloads);
   f("Mesh", &ResourceSet::meshes);
   f("OPAPolicy", &ResourceSet::opa_policies);
+  f("Service", &ResourceSet::services);
+  f("ServiceEndpoints", &ResourceSet::service_endpoints);
 }
 
 // Calls f(kind, list) for each kind's list of `set` (const or not).
