@@ -196,6 +196,9 @@ struct Service {
   // spec.selector: a plain label map as in Kubernetes (not a policy Selector: empty selects nothing)
   std::map<std::string, std::string> workload_selector;
   std::vector<ServicePort> ports;
+  // spec.loadBalancer, Istio DestinationRule's `simple` names: LEAST_REQUEST (Envoy's default) |
+  // ROUND_ROBIN.
+  enum class LoadBalancer { LeastRequest, RoundRobin } load_balancer = LoadBalancer::LeastRequest;
 
   std::string host() const { return meta.name + "." + meta.ns; }  // "details.default"
 };
