@@ -44,10 +44,10 @@ struct Proxy::Impl {
   Credentials credentials{config.tls, report.registry(), config_version};
   ConnectionManager connections{config, policy, report};
   Enforcement enforcement{config, policy, report};
-  Forwarder forwarder{config, http_limits, credentials, connections, report, draining};
+  Forwarder forwarder{config, http_limits, credentials, connections, policy, report, draining};
   HttpSession http{config, http_limits, credentials, enforcement, forwarder, report, draining};
   Inbound inbound{config, credentials, policy, enforcement, connections, http, report};
-  Outbound outbound{config, connections, http, report};
+  Outbound outbound{config, connections, http, policy, report};
 
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<size_t> next_worker{0};

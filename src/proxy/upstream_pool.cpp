@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "proxy/balancer.h"
 #include "proxy/credentials.h"
 #include "proxy/h2_upstream.h"
 #include "proxy/http2_session.h"
@@ -16,9 +17,13 @@ namespace {
 
 constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 
-// Inbound ports to the same app port share a pool; each outbound route has its own.
+// Inbound ports to the same app port share a pool; each outbound route has its own, and each
+// registry endpoint (of one service port) its own.
+uint64_t route_key(size_t route) { return (uint64_t{1} << 32) + route; }
+uint64_t target_key(const UpstreamTarget& t) { return (uint64_t{1} << 40) + t.endpoint->health->id; }
 uint64_t pool_key(const HttpSide& side) {
-  return side.inbound ? side.inbound->app_port : (uint64_t{1} << 32) + *side.route;
+  if (side.inbound) return side.inbound->app_port;
+  return side.target ? target_key(*side.target) : route_key(*side.route);
 }
 
 }  // namespace
@@ -35,7 +40,7 @@ void UpstreamPool::clear() {
 
 bool UpstreamPool::may_use_h2(const HttpSide& side) const {
   if (side.inbound) return app_speaks_h2(side.inbound->protocol);
-  return side.route && !http1_routes_.contains(*side.route);
+  return side.route && !http1_routes_.contains(pool_key(side));
 }
 
 net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpSide& side,
@@ -62,7 +67,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
   h2_[pool_key(side)].connecting = true;
   std::unique_ptr<UpstreamConn> conn;
   if (side.route) {
-    conn = co_await connect_route(*side.route, reason, detail, true);
+    conn = co_await connect_side(side, reason, detail, true);
   } else {
     bool reused = false;
     HttpSide fresh = side;
@@ -74,7 +79,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
   if (now.connected) now.connected->cancel();
   if (!conn) co_return nullptr;
   if (side.route && tls::negotiated_alpn(conn->stream->ssl()) != tls::kAlpnH2) {
-    http1_routes_[*side.route] = true;
+    http1_routes_[pool_key(side)] = true;
     http1 = std::move(conn);
     co_return nullptr;
   }
@@ -102,7 +107,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSi
     co_return conn;
   }
   reused = false;
-  if (side.route) co_return co_await connect_route(*side.route, reason, detail);
+  if (side.route) co_return co_await connect_side(side, reason, detail, false);
   co_return co_await acquire_plain(side, reused, reason, detail);
 }
 
@@ -124,21 +129,42 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire_plain(const 
 }
 
 void UpstreamPool::release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn) {
-  if (side.route) remember_session(*side.route, *conn);
+  if (side.route) remember_session(side, *conn);
   auto& idle = idle_[pool_key(side)];
   if (idle.size() < kMaxIdleUpstreamsPerPort && !draining_) idle.push_back(std::move(conn));
 }
 
-void UpstreamPool::remember_session(size_t route, UpstreamConn& conn) {
+void UpstreamPool::remember_session(const HttpSide& side, UpstreamConn& conn) {
   auto& latest = conn.session_sink.latest;
   if (latest && SSL_SESSION_is_resumable(latest.get())) {
-    sessions_[route] = CachedSession{conn.creds, std::move(latest)};
+    sessions_[pool_key(side)] = CachedSession{conn.creds, std::move(latest)};
   }
+}
+
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_side(const HttpSide& side, std::string& reason,
+                                                                         std::string& detail, bool offer_h2) {
+  if (side.target) co_return co_await connect_target(*side.target, reason, detail, offer_h2);
+  co_return co_await connect_route(*side.route, reason, detail, offer_h2);
 }
 
 net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t index, std::string& reason,
                                                                           std::string& detail, bool offer_h2) {
   const OutboundRoute& route = config_.outbound[index];
+  co_return co_await connect_tls({route.destination_address, route.destination_port, route.identities,
+                                  route_key(index)},
+                                 reason, detail, offer_h2);
+}
+
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_target(const UpstreamTarget& target,
+                                                                           std::string& reason, std::string& detail,
+                                                                           bool offer_h2) {
+  co_return co_await connect_tls({target.endpoint->address, target.endpoint->port, target.service->identities,
+                                  target_key(target)},
+                                 reason, detail, offer_h2);
+}
+
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_tls(Destination to, std::string& reason,
+                                                                        std::string& detail, bool offer_h2) {
   auto state = credentials_.usable();
   if (!state) {
     reason = "no_certificate";
@@ -146,10 +172,10 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t
     co_return nullptr;
   }
   std::error_code ec;
-  auto address = asio::ip::make_address(route.destination_address, ec);
+  auto address = asio::ip::make_address(to.address, ec);
   if (ec) {
     reason = "bad_destination";
-    detail = route.destination_address;
+    detail = to.address;
     co_return nullptr;
   }
   tcp::socket socket(io_);
@@ -158,7 +184,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t
     socket.close(ignored);
   });
   deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
-  co_await socket.async_connect({address, route.destination_port}, nothrow(ec));
+  co_await socket.async_connect({address, to.port}, nothrow(ec));
   deadline.disarm();
   if (ec) {
     reason = "upstream_connect_failed";
@@ -177,7 +203,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t
     detail = "cannot offer ALPN";
     co_return nullptr;
   }
-  auto cached = sessions_.find(index);
+  auto cached = sessions_.find(to.key);
   if (cached != sessions_.end()) {
     // TLS 1.3 sessions are single-use: take it out; this connection brings fresh tickets.
     if (cached->second.creds == state->creds) SSL_set_session(up.ssl(), cached->second.session.get());
@@ -203,7 +229,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t
     detail = server.error().to_string();
     co_return nullptr;
   }
-  if (auto named = tls::check_secure_naming(server->id, route.identities); !named) {
+  if (auto named = tls::check_secure_naming(server->id, to.identities); !named) {
     reason = "secure_naming_mismatch";
     detail = named.error().message;
     co_return nullptr;
