@@ -6,7 +6,9 @@
 # Starts meshguard-control (built-in CA and embedded SQLite store in a temporary directory) and
 # three workloads in namespace default — productpage, details, sleep — each an mg-sample-app
 # behind its own meshguard-proxy, bootstrapped with its own token: the proxy generates its key,
-# the control plane's CA signs its SPIFFE identity and pushes the policies that select it. Every
+# the control plane's CA signs its SPIFFE identity and pushes the policies that select it. A
+# `Service` names details: productpage and sleep call http://details:9080 through one outbound
+# listener each, routed by the service registry the control plane pushes (no hand-written route). Every
 # step then changes policy with `meshguardctl apply` / `delete` (no restarts), waits (bounded) for
 # the proxies to enforce it, makes real requests with curl and prints expected vs observed; where
 # a decision can be explained, `meshguardctl authz check` evaluates the same request offline on
