@@ -1,6 +1,7 @@
 #include "proxy/upstream_pool.h"
 
 #include <ctime>
+#include <unordered_set>
 
 #include "proxy/balancer.h"
 #include "proxy/credentials.h"
@@ -19,8 +20,9 @@ constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 
 // Inbound ports to the same app port share a pool; each outbound route has its own, and each
 // registry endpoint (of one service port) its own.
+constexpr uint64_t kTargetKeys = uint64_t{1} << 40;
 uint64_t route_key(size_t route) { return (uint64_t{1} << 32) + route; }
-uint64_t target_key(const UpstreamTarget& t) { return (uint64_t{1} << 40) + t.endpoint->health->id; }
+uint64_t target_key(const UpstreamTarget& t) { return kTargetKeys + t.endpoint->health->id; }
 uint64_t pool_key(const HttpSide& side) {
   if (side.inbound) return side.inbound->app_port;
   return side.target ? target_key(*side.target) : route_key(*side.route);
@@ -36,6 +38,19 @@ void UpstreamPool::clear() {
   sessions_.clear();
   idle_.clear();
   h2_.clear();
+}
+
+void UpstreamPool::retain_endpoints(const Registry& registry) {
+  std::unordered_set<uint64_t> live;
+  for (const auto& s : registry.services())
+    for (const auto& p : s.ports)
+      for (const auto& e : p.endpoints) live.insert(kTargetKeys + e.health->id);
+  auto gone = [&](uint64_t key) { return key >= kTargetKeys && !live.contains(key); };
+  std::erase_if(idle_, [&](const auto& kv) { return gone(kv.first); });
+  std::erase_if(sessions_, [&](const auto& kv) { return gone(kv.first); });
+  std::erase_if(http1_routes_, [&](const auto& kv) { return gone(kv.first); });
+  // A slot with a connect in progress stays (its waiters are woken by that connect).
+  std::erase_if(h2_, [&](const auto& kv) { return gone(kv.first) && !kv.second.connecting; });
 }
 
 bool UpstreamPool::may_use_h2(const HttpSide& side) const {
