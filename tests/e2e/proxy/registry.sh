@@ -196,6 +196,7 @@ expect_eq "$got" 1 "a third replica added to ServiceEndpoints receives traffic (
 
 # --- meshguardctl proxy-config endpoints -----------------------------------------------------
 table=$("$CTL_BIN" proxy-config endpoints --admin "127.0.0.1:$C_ADMIN")
+echo "$table"
 expect_contains "$table" "OUTLIER CHECK" "proxy-config endpoints: table header"
 expect_contains "$table" "127.0.0.1:$v3_HTTP" "proxy-config endpoints: the added replica"
 expect_contains "$(echo "$table" | grep "127.0.0.1:$v2_HTTP" | head -1)" "EJECTED" "proxy-config endpoints: the dead replica EJECTED"
