@@ -1,5 +1,6 @@
 #include "proxy/upstream_pool.h"
 
+#include <algorithm>
 #include <ctime>
 #include <unordered_set>
 
@@ -26,6 +27,14 @@ uint64_t target_key(const UpstreamTarget& t) { return kTargetKeys + t.endpoint->
 uint64_t pool_key(const HttpSide& side) {
   if (side.inbound) return side.inbound->app_port;
   return side.target ? target_key(*side.target) : route_key(*side.route);
+}
+
+// A pooled connection to a registry endpoint was checked against the identities its service had
+// then; a publish may have taken the server's away (a service account no longer backing it).
+bool still_named(const HttpSide& side, const std::string& principal) {
+  if (!side.target) return true;
+  const auto& ids = side.target->service->identities;
+  return std::find(ids.begin(), ids.end(), principal) != ids.end();
 }
 
 }  // namespace
@@ -67,10 +76,14 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
       // Its expiry never changes (moving it would cancel the other waiters): only cancel() wakes.
       slot.connected = std::make_unique<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
     }
-    std::erase_if(slot.conns, [](const auto& c) { return !c->usable() && c->open_streams() == 0; });
+    std::erase_if(slot.conns, [&](const auto& c) {
+      return (!c->usable() || !still_named(side, c->peer_principal())) && c->open_streams() == 0;
+    });
     std::shared_ptr<H2Upstream> best;
     for (const auto& c : slot.conns) {
-      if (c->usable() && (!best || c->open_streams() < best->open_streams())) best = c;
+      if (c->usable() && still_named(side, c->peer_principal()) &&
+          (!best || c->open_streams() < best->open_streams()))
+        best = c;
     }
     if (best) co_return best;
     if (!slot.connecting) break;
@@ -118,6 +131,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSi
     auto conn = std::move(idle.back());
     idle.pop_back();
     if (!net::nothing_to_read(*conn->stream)) continue;  // closed as it goes out of scope
+    if (!still_named(side, conn->peer_principal)) continue;
     reused = true;
     co_return conn;
   }

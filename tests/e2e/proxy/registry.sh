@@ -53,7 +53,7 @@ server_proxy imp reviews "$APP4"  # the impostor
 # endpoint_yaml NAME: one ServiceEndpoints entry for replica NAME (service ports 9080 http, 9001 tcp).
 endpoint_yaml() {
   local http="${1}_HTTP" tcp="${1}_TCP"
-  echo "  - {workload: details-$1, address: 127.0.0.1, serviceAccount: details, ports: [{port: 9080, endpointPort: ${!http}}, {port: 9001, endpointPort: ${!tcp}}]}"
+  echo "  - {workload: details-$1, address: 127.0.0.1, serviceAccount: ${SA:-details}, ports: [{port: 9080, endpointPort: ${!http}}, {port: 9001, endpointPort: ${!tcp}}]}"
 }
 # registry LB REPLICA...: the client's registry file: details (LB) backed by the REPLICAs, and
 # ratings, whose one endpoint is the impostor (registered as ratings, holding reviews' certificate).
@@ -204,4 +204,14 @@ expect_contains "$(echo "$table" | grep "127.0.0.1:$imp_HTTP")" "spiffe://cluste
   "proxy-config endpoints: the identity expected of ratings' endpoint"
 json=$("$CTL_BIN" proxy-config endpoints --admin "127.0.0.1:$C_ADMIN" -o json)
 expect_contains "$json" '"loadBalancer": "LEAST_REQUEST"' "proxy-config endpoints -o json"
+# --- a publish that takes the servers' identity away: pooled connections are not reused --------
+SA=other registry LEAST_REQUEST v1 v3 | put_file "$WORK/client-policies" registry.yaml
+for _ in $(seq 1 200); do
+  [ "$(by_name_status http://details.default:9080/status/200)" = 503 ] && break
+  sleep 0.05
+done
+codes=""
+for _ in $(seq 1 10); do codes+="$(by_name_status http://details.default:9080/status/200) "; done
+expect_eq "$codes" "503 503 503 503 503 503 503 503 503 503 " \
+  "endpoints now registered as another service account: refused, no pooled connection reused"
 echo "all registry checks passed"
