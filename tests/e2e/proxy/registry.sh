@@ -91,6 +91,13 @@ metadata: {name: ratings, namespace: default}
 spec:
   endpoints:
   - {workload: ratings-v1, address: 127.0.0.1, serviceAccount: ratings, ports: [{port: 9080, endpointPort: $imp_HTTP}]}
+---
+apiVersion: meshguard.io/v1alpha1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
 YAML
 }
 mkdir -p "$WORK/client-policies"
@@ -131,6 +138,9 @@ expect_eq "$(by_name_status http://nosuch.default:9080/)" 404 "unknown host → 
 wait_for_count "$WORK/client-access.log" '"host":"nosuch.default:9080".*"status":404,"response_flags":"NR","response_code_details":"route_not_found"' 1
 pass "unknown host: access log flag NR (route_not_found)"
 expect_eq "$(by_name_status http://details.default:9999/)" 404 "a port the service does not have → 404"
+expect_eq "$(by_name_status http://reviews:9080/)" 503 "a service without endpoints → 503"
+wait_for_count "$WORK/client-access.log" '"host":"reviews:9080".*"status":503,"response_flags":"UH"' 1
+pass "no healthy endpoint: access log flag UH"
 expect_eq "$(by_name_status http://details.default:9080/status/200 --http2-prior-knowledge)" 200 "HTTP/2 client (h2c) by name"
 expect_eq "$(by_name_status http://details.default:9080/denied)" 403 "the server's AuthorizationPolicy still decides (DENY /denied)"
 expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$C_HAND/status/200")" 200 \
