@@ -117,7 +117,14 @@ std::optional<Registry::Match> Registry::resolve(std::string_view authority) con
   if (port) {
     p = s.find_port(*port);
   } else {
-    p = s.ports.size() == 1 ? &s.ports.front() : s.find_port(80);
+    // HTTP's default port, else the one port an HTTP request can go to.
+    p = s.find_port(80);
+    for (const auto& candidate : s.ports) {
+      if (p) break;
+      if (!is_http(candidate.protocol)) continue;
+      if (!p && std::count_if(s.ports.begin(), s.ports.end(), [](const RegistryPort& x) { return is_http(x.protocol); }) == 1)
+        p = &candidate;
+    }
   }
   if (!p) return std::nullopt;
   return Match{&s, p};

@@ -74,7 +74,8 @@ class Registry {
   // The service port an authority ("details", "details.default:9080", ...) names: the name forms
   // NAME (only for a service in own_ns), NAME.NS, NAME.NS.svc, NAME.NS.svc.cluster.local and
   // NAME.NS.svc.<trust domain>, case-insensitive, with or without a trailing dot. With a port it
-  // must be one of the service's ports; without one: the service's only port, else its port 80.
+  // must be one of the service's ports; without one: its port 80, else its only http/http2/grpc
+  // port (an HTTP request can go nowhere else).
   // nullopt: no such service or port.
   std::optional<Match> resolve(std::string_view authority) const;
   // "NAME.NAMESPACE" (a config's `service:`) and a port.

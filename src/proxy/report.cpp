@@ -354,8 +354,10 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
   if (inbound) {
     line.num("port", side.listen_port).num("appPort", side.inbound->app_port);
   } else {
-    line.str("address", ex.upstream_address.empty() ? destination_of(config_.outbound[*side.route])
-                                                    : ex.upstream_address);
+    const OutboundRoute& route = config_.outbound[*side.route];
+    line.str("address", !ex.upstream_address.empty() ? ex.upstream_address
+                        : route.by_registry()        ? std::string("-")  // no endpoint was chosen
+                                                     : destination_of(route));
     if (!ex.destination_service.empty()) line.str("service", ex.destination_service);
   }
   line.close()

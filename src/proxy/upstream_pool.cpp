@@ -1,6 +1,8 @@
 #include "proxy/upstream_pool.h"
 
+#include <algorithm>
 #include <ctime>
+#include <unordered_set>
 
 #include "proxy/balancer.h"
 #include "proxy/credentials.h"
@@ -19,11 +21,20 @@ constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 
 // Inbound ports to the same app port share a pool; each outbound route has its own, and each
 // registry endpoint (of one service port) its own.
+constexpr uint64_t kTargetKeys = uint64_t{1} << 40;
 uint64_t route_key(size_t route) { return (uint64_t{1} << 32) + route; }
-uint64_t target_key(const UpstreamTarget& t) { return (uint64_t{1} << 40) + t.endpoint->health->id; }
+uint64_t target_key(const UpstreamTarget& t) { return kTargetKeys + t.endpoint->health->id; }
 uint64_t pool_key(const HttpSide& side) {
   if (side.inbound) return side.inbound->app_port;
   return side.target ? target_key(*side.target) : route_key(*side.route);
+}
+
+// A pooled connection to a registry endpoint was checked against the identities its service had
+// then; a publish may have taken the server's away (a service account no longer backing it).
+bool still_named(const HttpSide& side, const std::string& principal) {
+  if (!side.target) return true;
+  const auto& ids = side.target->service->identities;
+  return std::find(ids.begin(), ids.end(), principal) != ids.end();
 }
 
 }  // namespace
@@ -36,6 +47,19 @@ void UpstreamPool::clear() {
   sessions_.clear();
   idle_.clear();
   h2_.clear();
+}
+
+void UpstreamPool::retain_endpoints(const Registry& registry) {
+  std::unordered_set<uint64_t> live;
+  for (const auto& s : registry.services())
+    for (const auto& p : s.ports)
+      for (const auto& e : p.endpoints) live.insert(kTargetKeys + e.health->id);
+  auto gone = [&](uint64_t key) { return key >= kTargetKeys && !live.contains(key); };
+  std::erase_if(idle_, [&](const auto& kv) { return gone(kv.first); });
+  std::erase_if(sessions_, [&](const auto& kv) { return gone(kv.first); });
+  std::erase_if(http1_routes_, [&](const auto& kv) { return gone(kv.first); });
+  // A slot with a connect in progress stays (its waiters are woken by that connect).
+  std::erase_if(h2_, [&](const auto& kv) { return gone(kv.first) && !kv.second.connecting; });
 }
 
 bool UpstreamPool::may_use_h2(const HttpSide& side) const {
@@ -52,10 +76,14 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
       // Its expiry never changes (moving it would cancel the other waiters): only cancel() wakes.
       slot.connected = std::make_unique<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
     }
-    std::erase_if(slot.conns, [](const auto& c) { return !c->usable() && c->open_streams() == 0; });
+    std::erase_if(slot.conns, [&](const auto& c) {
+      return (!c->usable() || !still_named(side, c->peer_principal())) && c->open_streams() == 0;
+    });
     std::shared_ptr<H2Upstream> best;
     for (const auto& c : slot.conns) {
-      if (c->usable() && (!best || c->open_streams() < best->open_streams())) best = c;
+      if (c->usable() && still_named(side, c->peer_principal()) &&
+          (!best || c->open_streams() < best->open_streams()))
+        best = c;
     }
     if (best) co_return best;
     if (!slot.connecting) break;
@@ -103,6 +131,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSi
     auto conn = std::move(idle.back());
     idle.pop_back();
     if (!net::nothing_to_read(*conn->stream)) continue;  // closed as it goes out of scope
+    if (!still_named(side, conn->peer_principal)) continue;
     reused = true;
     co_return conn;
   }

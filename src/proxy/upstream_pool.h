@@ -28,6 +28,7 @@ namespace mg::proxy {
 
 class Credentials;
 class H2Upstream;
+class Registry;
 class Report;
 
 // A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
@@ -84,6 +85,9 @@ class UpstreamPool {
   // Keeps the newest TLS session of `side`'s connection for the next full connect to resume.
   void remember_session(const HttpSide& side, UpstreamConn& conn);
 
+  // After a publish: forgets the pooled connections, TLS sessions and HTTP/1.1 memory of registry
+  // endpoints that are not in `registry` any more.
+  void retain_endpoints(const Registry& registry);
   // A drain: drops the idle connections (released ones are closed from now on).
   void close_idle() {
     idle_.clear();

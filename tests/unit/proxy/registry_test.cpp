@@ -76,6 +76,19 @@ TEST(Registry, NameForms) {
   ASSERT_TRUE(prod->resolve("ratings"));
   EXPECT_EQ(prod->resolve("ratings")->port->port, 80);  // two ports, none given: port 80
   EXPECT_EQ(prod->resolve("ratings.prod:5432")->port->protocol, Protocol::Tcp);
+  // No port 80: the one HTTP port; two HTTP ports and no 80: ambiguous.
+  policy::ResourceSet mixed;
+  mixed.services.push_back(service("mixed", "default",
+                                   {{"tcp", 5432, 5432, policy::ServiceProtocol::Tcp},
+                                    {"http", 9080, 9080, policy::ServiceProtocol::Http}}));
+  mixed.services.push_back(service("two", "default",
+                                   {{"a", 9080, 9080, policy::ServiceProtocol::Http},
+                                    {"b", 9081, 9081, policy::ServiceProtocol::Grpc}}));
+  auto m = Registry::build(mixed, "cluster.local", "default");
+  ASSERT_TRUE(m->resolve("mixed"));
+  EXPECT_EQ(m->resolve("mixed")->port->port, 9080);
+  EXPECT_FALSE(m->resolve("two"));
+  EXPECT_EQ(m->resolve("two:9081")->port->protocol, Protocol::Grpc);
 }
 
 TEST(Registry, EndpointsPerPortAndIdentities) {
