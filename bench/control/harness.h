@@ -1,0 +1,235 @@
+// bench/control harness — what control_bench's modes share: a real ControlPlane under test (in
+// this process or a child process), its CA and admin identity (Harness), simulated proxies holding
+// real Watch streams over mTLS and ACKing every snapshot (SimProxy), the change being measured
+// (Round), and the small measuring helpers (RSS, CPU, Prometheus histogram buckets, percentiles).
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "api/grpc_tls.h"
+#include "ca/authority.h"
+#include "control/server.h"
+#include "meshguard/v1/meshguard.grpc.pb.h"
+
+namespace control_bench {
+
+namespace pb = ::meshguard::v1;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr auto kRpcDeadline = 30s;
+constexpr auto kStreamDeadline = 15min;
+constexpr auto kChangeTimeout = 60s;
+constexpr auto kConnectTimeout = 180s;
+constexpr auto kCsrTimeBudget = 20s;
+
+[[noreturn]] void die(const std::string& what);
+long rss_kb();
+void raise_nofile();
+double ms(Clock::duration d);
+// Process CPU time (user + system), both sides of every connection.
+double cpu_ms();
+// One GET to the control plane's metrics endpoint (plain HTTP on 127.0.0.1), bounded per read.
+std::string http_get(const std::string& address, const std::string& path);
+// Cumulative bucket counts of one histogram from Prometheus text: upper bound (ms) → count.
+std::map<double, uint64_t> histogram_buckets(const std::string& text, const std::string& name);
+// The smallest bucket bound holding fraction `p` of the observations made between two scrapes.
+double bucket_percentile(const std::map<double, uint64_t>& before, const std::map<double, uint64_t>& after,
+                         double p);
+double percentile(std::vector<double> v, double p);
+void set_deadline(grpc::ClientContext& ctx, std::chrono::seconds d = kRpcDeadline);
+// An SVID for spiffe://<trust domain>/ns/<ns>/sa/<sa>, signed by `ca`.
+mg::api::SvidFiles issue(const mg::ca::Authority& ca, const std::string& ns, const std::string& sa);
+long proc_rss_kb(pid_t pid);
+double proc_cpu_ms(pid_t pid);
+
+// A started control plane in a fresh temp data dir.
+struct Server {
+  std::string dir;
+  std::unique_ptr<mg::control::ControlPlane> cp;
+};
+Server start_server(std::chrono::milliseconds debounce);
+
+// `--child-server`: a control plane in its own process, so its memory and CPU can be read apart
+// from the clients'. Prints "READY <address> <metrics address> <data dir>", serves until its
+// stdin closes (the parent exited or is done), then shuts down and removes its data dir.
+int run_server(std::chrono::milliseconds debounce);
+
+// The control plane under test (in this process, or a child process when `own_process`), its CA
+// (read from the data dir) and the admin identity.
+struct Harness {
+  Server local;
+  pid_t server_pid = 0;
+  int server_stdin = -1;
+  std::string address, metrics_address, dir;
+  std::unique_ptr<mg::ca::Authority> ca;
+  std::string bundle;
+  mg::api::SvidFiles admin;
+  std::unique_ptr<pb::AdminService::Stub> admin_stub;
+
+  Harness(std::chrono::milliseconds debounce, bool own_process);
+  ~Harness();
+  void spawn_server(std::chrono::milliseconds debounce);
+
+  int64_t apply(const std::string& yaml) {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    pb::ApplyRequest req;
+    req.add_files()->set_yaml(yaml);
+    pb::ApplyResponse resp;
+    auto st = admin_stub->Apply(&ctx, req, &resp);
+    if (!st.ok()) die("apply: " + mg::api::describe(st));
+    return resp.revision();
+  }
+
+  std::map<double, uint64_t> ack_latency_buckets() {
+    return histogram_buckets(http_get(metrics_address, "/metrics"),
+                             "meshguard_push_ack_latency_milliseconds");
+  }
+
+  pb::ListWorkloadsResponse workloads() {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    pb::ListWorkloadsResponse resp;
+    auto st = admin_stub->ListWorkloads(&ctx, pb::ListWorkloadsRequest(), &resp);
+    if (!st.ok()) die("ListWorkloads: " + mg::api::describe(st));
+    return resp;
+  }
+};
+
+// Shared by every simulated proxy: the change being measured and who has ACKed it.
+struct Round {
+  std::atomic<int64_t> target_revision{INT64_MAX};
+  Clock::time_point applied_at{};
+  std::atomic<int> acked{0};
+  std::atomic<int> ready{0};  // proxies that ACKed their first snapshot
+  std::atomic<int> ended{0};  // streams that ended (an error during the run)
+  std::mutex mutex;
+  std::condition_variable cv;
+  void bump(std::atomic<int>& counter) {
+    counter.fetch_add(1);
+    std::lock_guard lock(mutex);
+    cv.notify_all();
+  }
+};
+
+// One proxy's config stream (gRPC callback API): Hello, then an ACK for every snapshot. One read
+// is always outstanding; ACK writes are queued behind a write in flight.
+class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnapshot> {
+ public:
+  SimProxy(std::shared_ptr<grpc::Channel> channel, Round* round, int index)
+      : channel_(std::move(channel)), stub_(pb::ConfigService::NewStub(channel_)), round_(round) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + kStreamDeadline);
+    out_.mutable_hello()->set_workload("proxy-" + std::to_string(index));
+    (*out_.mutable_hello()->mutable_labels())["app"] = "bench";
+    out_.mutable_hello()->set_cert_state("Available");
+    writing_ = true;
+  }
+  void start() {
+    stub_->async()->Watch(&ctx_, this);
+    StartWrite(&out_);
+    StartRead(&in_);
+    StartCall();
+  }
+  void cancel() { ctx_.TryCancel(); }
+  void wait_done() {
+    std::unique_lock lock(mutex_);
+    done_cv_.wait_for(lock, 30s, [&] { return done_; });
+  }
+  std::vector<double> latencies_ms;  // per measured change, written by gRPC threads before `acked`
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream is ending; OnDone follows
+    pb::WatchRequest ack;
+    ack.mutable_ack()->set_version(in_.version());
+    ack.mutable_ack()->set_accepted(true);
+    const int64_t revision = in_.revision();
+    {
+      std::unique_lock lock(mutex_);
+      if (writing_) {
+        queue_.push_back({std::move(ack), revision});
+      } else {
+        writing_ = true;
+        out_ = std::move(ack);
+        out_revision_ = revision;
+        lock.unlock();
+        StartWrite(&out_);
+      }
+    }
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) return;
+    const auto now = Clock::now();
+    if (out_.has_ack()) on_acked(out_revision_, now);
+    std::unique_lock lock(mutex_);
+    if (queue_.empty()) {
+      writing_ = false;
+      return;
+    }
+    out_ = std::move(queue_.front().first);
+    out_revision_ = queue_.front().second;
+    queue_.pop_front();
+    lock.unlock();
+    StartWrite(&out_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+      status_ = status;
+    }
+    done_cv_.notify_all();
+    round_->bump(round_->ended);
+  }
+  grpc::Status status() {
+    std::lock_guard lock(mutex_);
+    return status_;
+  }
+
+ private:
+  void on_acked(int64_t revision, Clock::time_point now) {
+    if (!first_acked_) {
+      first_acked_ = true;
+      round_->bump(round_->ready);
+    }
+    const int64_t target = round_->target_revision.load();
+    if (revision >= target && counted_target_ != target) {
+      counted_target_ = target;
+      latencies_ms.push_back(ms(now - round_->applied_at));
+      round_->bump(round_->acked);
+    }
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::ConfigService::Stub> stub_;
+  grpc::ClientContext ctx_;
+  Round* round_;
+  pb::ConfigSnapshot in_;
+  pb::WatchRequest out_;
+  int64_t out_revision_ = 0;
+  std::deque<std::pair<pb::WatchRequest, int64_t>> queue_;
+  bool first_acked_ = false;
+  int64_t counted_target_ = -1;
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
+  bool writing_ = false, done_ = false;
+  grpc::Status status_;
+};
+
+bool wait_count(Round& round, std::atomic<int>& counter, int want, std::chrono::seconds timeout);
+
+}  // namespace control_bench
