@@ -57,8 +57,9 @@
 #include "ca/authority.h"
 #include "control/server.h"
 #include "crypto/openssl.h"
-#include "meshguard/v1/meshguard.grpc.pb.h"
 #include "harness.h"
+#include "meshguard/v1/meshguard.grpc.pb.h"
+#include "policy/parse.h"
 
 extern char** environ;
 
@@ -98,17 +99,7 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool
   std::vector<std::unique_ptr<SimProxy>> proxies;
   proxies.reserve(static_cast<size_t>(n));
   const auto connect_start = Clock::now();
-  for (int i = 0; i < n; ++i) {
-    proxies.push_back(
-        std::make_unique<SimProxy>(mg::api::make_channel(h.address, h.bundle, ids[i]), &round, i));
-    proxies.back()->start();
-    // Keep the handshake backlog small: the machine has two cores.
-    if (i % 50 == 49) wait_count(round, round.ready, i + 1 - 50, kConnectTimeout);
-  }
-  ids.clear();
-  if (!wait_count(round, round.ready, n, kConnectTimeout))
-    die("only " + std::to_string(round.ready.load()) + " of " + std::to_string(n) +
-        " proxies got a first snapshot (" + std::to_string(round.ended.load()) + " streams ended)");
+  connect_proxies(h, round, ids, proxies, 0, "proxy-", 0, nullptr);
   const double connect_s = ms(Clock::now() - connect_start) / 1000.0;
   std::this_thread::sleep_for(500ms);  // let the streams settle before sampling memory
   const long rss_after = rss_kb();
@@ -176,6 +167,133 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool
               percentile(all, 0.99), percentile(last_ack_ms, 0.5),
               *std::max_element(last_ack_ms.begin(), last_ack_ms.end()), server_p50, server_p99,
               percentile(confirmed_ms, 0.5), cpu, mem);
+  std::fflush(stdout);
+  return 0;
+}
+
+// ------------------------------------------------------------------------------ replica joining
+
+std::string service(const std::string& name, const std::string& app, int target_port) {
+  return "apiVersion: meshguard.io/v1alpha1\nkind: Service\nmetadata: {name: " + name +
+         ", namespace: bench}\nspec:\n  selector: {app: " + app +
+         "}\n  ports:\n  - {name: http, port: " + std::to_string(target_port) +
+         ", targetPort: " + std::to_string(target_port) + ", protocol: http}\n";
+}
+
+// A replica's Hello: labels the Service selects, an address, one inbound listener serving
+// `app_port` (the Service's targetPort).
+void as_replica(SimProxy& p, const std::string& app, uint32_t listener, uint32_t app_port) {
+  p.unmeasured();
+  auto* hello = p.hello();
+  hello->mutable_labels()->clear();
+  (*hello->mutable_labels())["app"] = app;
+  hello->set_address("127.0.0.1");
+  auto* in = hello->add_inbound_ports();
+  in->set_port(listener);
+  in->set_app_port(app_port);
+  in->set_protocol("http");
+}
+
+constexpr uint32_t kDetailsPort = 9080, kPoolPort = 9090, kJoinListener = 20000, kPoolListener = 30000;
+
+// The endpoints of bench/details in one pushed snapshot, parsed as the proxy does: the check that
+// the substring test saw what a real parse sees (every joiner, its listener behind port 9080).
+void check_parsed(const std::string& snapshot, int joins) {
+  auto set = mg::policy::parse_resources(snapshot, "<snapshot>");
+  if (!set) die("a pushed snapshot does not parse: " + set.error().to_string());
+  const mg::policy::ServiceEndpoints* details = nullptr;
+  for (const auto& e : set->service_endpoints)
+    if (e.meta.ns == "bench" && e.meta.name == "details") details = &e;
+  if (!details || static_cast<int>(details->endpoints.size()) != joins)
+    die("the last snapshot's bench/details ServiceEndpoints does not hold the " + std::to_string(joins) +
+        " joiners");
+  for (const auto& ep : details->endpoints) {
+    const int k = ep.workload.rfind("joiner-", 0) == 0 ? std::atoi(ep.workload.c_str() + 7) : -1;
+    auto port = ep.ports.find(kDetailsPort);
+    if (k < 0 || k >= joins || ep.address != "127.0.0.1" || port == ep.ports.end() ||
+        port->second != kJoinListener + static_cast<uint32_t>(k) || !ep.healthy)
+      die("unexpected endpoint " + ep.workload + " in the last snapshot");
+  }
+}
+
+// `n` proxies calling every service (no Workload egress lists), the control plane in its own
+// process; `joins` replicas of bench/details join one at a time, then `pool` registered proxies
+// become endpoints of a new Service at once (memory per endpoint).
+int run_replica_join(int n, int joins, int pool, std::chrono::milliseconds debounce) {
+  Harness h(debounce, true);
+  h.apply(policy(0));
+  h.apply(service("details", "details", kDetailsPort));
+
+  Round round;
+  for (int k = 0; k < joins; ++k) round.needles.push_back("  - workload: joiner-" + std::to_string(k) + "\n");
+  std::vector<mg::api::SvidFiles> ids;
+  for (int i = 0; i < n; ++i) ids.push_back(issue(*h.ca, "bench", "sa-" + std::to_string(i)));
+  std::vector<std::unique_ptr<SimProxy>> proxies, replicas;
+  const long server_rss_empty = proc_rss_kb(h.server_pid);
+  connect_proxies(h, round, ids, proxies, 0, "proxy-", 0, [](SimProxy& p, int i) {
+    if (i == 0) p.keep_snapshot();
+  });
+  std::this_thread::sleep_for(500ms);
+  const long server_rss_connected = proc_rss_kb(h.server_pid);
+
+  std::vector<double> last_ack_ms, cpu_per_join, handshake_ms;
+  for (int k = 0; k < joins; ++k) {
+    std::vector<mg::api::SvidFiles> one{issue(*h.ca, "bench", "details")};
+    round.join_acked.store(0);
+    round.join.store(k);
+    const double cpu0 = proc_cpu_ms(h.server_pid);
+    round.joined_at = Clock::now();
+    connect_proxies(h, round, one, replicas, n + k, "joiner-", k, [&](SimProxy& p, int) {
+      as_replica(p, "details", kJoinListener + static_cast<uint32_t>(k), kDetailsPort);
+    });
+    if (!wait_count(round, round.join_acked, n, kChangeTimeout))
+      die("join " + std::to_string(k) + ": " + std::to_string(round.join_acked.load()) + " of " +
+          std::to_string(n) + " proxies ACKed the new endpoint within the timeout");
+    cpu_per_join.push_back(proc_cpu_ms(h.server_pid) - cpu0);
+    handshake_ms.push_back(ms(replicas.back()->hello_written_at() - round.joined_at));
+    double last = 0;
+    for (const auto& p : proxies) last = std::max(last, p->join_latencies_ms.back());
+    last_ack_ms.push_back(last);
+    std::this_thread::sleep_for(debounce + 50ms);  // keep joins apart: one join, one push
+  }
+  round.join.store(-1);
+  check_parsed(proxies.front()->last_snapshot(), joins);
+
+  // Memory per endpoint: `pool` proxies registered first under labels no Service selects, then a
+  // Service selecting them all — the same connections, `pool` more endpoints in every snapshot.
+  for (int i = 0; i < pool; ++i) ids.push_back(issue(*h.ca, "bench", "pool"));
+  connect_proxies(h, round, ids, replicas, n + joins, "pool-", 0, [](SimProxy& p, int i) {
+    as_replica(p, "pool", kPoolListener + static_cast<uint32_t>(i), kPoolPort);
+  });
+  std::this_thread::sleep_for(500ms);
+  const long rss_before_pool = proc_rss_kb(h.server_pid);
+  const double cpu0 = proc_cpu_ms(h.server_pid);
+  round.acked.store(0);
+  round.applied_at = Clock::now();
+  round.target_revision.store(INT64_MAX);
+  const int64_t revision = h.apply(service("pool", "pool", kPoolPort));
+  round.target_revision.store(revision);
+  if (!wait_count(round, round.acked, n, kChangeTimeout))
+    die("the pool Service: " + std::to_string(round.acked.load()) + " of " + std::to_string(n) + " ACKs");
+  const double pool_cpu = proc_cpu_ms(h.server_pid) - cpu0;
+  const std::string last = proxies.front()->last_snapshot();
+  if (last.find("  - workload: pool-" + std::to_string(pool - 1) + "\n") == std::string::npos)
+    die("the pool's endpoints are not in the pushed snapshot");
+  std::this_thread::sleep_for(500ms);
+  const long rss_after_pool = proc_rss_kb(h.server_pid);
+
+  std::vector<double> all;
+  for (const auto& p : proxies)
+    all.insert(all.end(), p->join_latencies_ms.begin(), p->join_latencies_ms.end());
+  for (auto& p : proxies) p->cancel();
+  for (auto& p : replicas) p->cancel();
+  for (auto& p : proxies) p->wait_done();
+  for (auto& p : replicas) p->wait_done();
+  std::printf("| %d | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %.0f | %.1f |\n", n, joins,
+              percentile(all, 0.5), percentile(all, 0.99), percentile(last_ack_ms, 0.5),
+              *std::max_element(last_ack_ms.begin(), last_ack_ms.end()), percentile(handshake_ms, 0.5),
+              percentile(cpu_per_join, 0.5), static_cast<double>(server_rss_connected - server_rss_empty) / n,
+              pool, pool_cpu, static_cast<double>(rss_after_pool - rss_before_pool) / pool);
   std::fflush(stdout);
   return 0;
 }
@@ -288,13 +406,38 @@ std::vector<int> parse_list(const std::string& s) {
   return out;
 }
 
+int replica_join_table(const std::vector<int>& counts, int joins, int pool, int debounce_ms) {
+  std::printf(
+      "Replica joining → every proxy's ACK of a snapshot holding the new endpoint (control plane in its own "
+      "process, %d joins per row, push debounce %d ms, times in ms)\n\n"
+      "| proxies | joins | per-proxy ACK p50 | per-proxy ACK p99 | join→last ACK p50 | join→last ACK max | "
+      "joiner "
+      "handshake p50 | control-plane CPU ms per join (p50) | control-plane RSS KiB per connected proxy | "
+      "endpoints added at once | control-plane CPU ms for that change | control-plane RSS KiB per endpoint "
+      "|\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+      joins, debounce_ms);
+  std::fflush(stdout);
+  int rc = 0;
+  for (int n : counts) {
+    if (int r = run_child({"--child-replica-join", std::to_string(n), "--changes", std::to_string(joins),
+                           "--pool", std::to_string(pool), "--debounce-ms", std::to_string(debounce_ms)});
+        r != 0) {
+      std::printf("| %d | failed (exit %d) | | | | | | | | | | |\n", n, r);
+      std::fflush(stdout);
+      rc = 1;
+    }
+  }
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   raise_nofile();
   std::string proxies = "100,1000,2000", modes = "in-process,own-process", mode;
-  int changes = 7, csrs = 400, debounce_ms = 100, single = 0;
-  bool own_process = false;
+  int changes = 7, csrs = 400, debounce_ms = 100, single = 0, pool = 100;
+  bool own_process = false, replica_join = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -314,6 +457,13 @@ int main(int argc, char** argv) {
     } else if (a == "--child-propagation") {
       mode = "propagation";
       single = std::atoi(value().c_str());
+    } else if (a == "--replica-join") {
+      replica_join = true;
+    } else if (a == "--pool") {
+      pool = std::atoi(value().c_str());
+    } else if (a == "--child-replica-join") {
+      mode = "replica-join";
+      single = std::atoi(value().c_str());
     } else if (a == "--own-process") {
       own_process = true;
     } else if (a == "--child-csr") {
@@ -322,16 +472,21 @@ int main(int argc, char** argv) {
       mode = "server";
     } else {
       die("usage: control_bench [--proxies 100,1000,2000] [--modes in-process,own-process] [--changes 7] "
-          "[--csrs 400] [--debounce-ms 100]");
+          "[--csrs 400] [--debounce-ms 100]\n       control_bench --replica-join [--proxies 200,2000] "
+          "[--changes 7] [--pool 100] "
+          "[--debounce-ms 100]");
     }
   }
   if (changes < 5 || changes > 100) die("--changes must be 5..100");
   if (csrs < 10 || csrs > 20000) die("--csrs must be 10..20000");
   if (debounce_ms < 0 || debounce_ms > 5000) die("--debounce-ms must be 0..5000");
+  if (pool < 1 || pool > 2000) die("--pool must be 1..2000");
   const std::chrono::milliseconds debounce(debounce_ms);
   if (mode == "server") return run_server(debounce);
   if (mode == "propagation") return run_propagation(single, changes, debounce, own_process);
   if (mode == "csr") return run_csr(csrs, debounce);
+  if (mode == "replica-join") return run_replica_join(single, changes, pool, debounce);
+  if (replica_join) return replica_join_table(parse_list(proxies), changes, pool, debounce_ms);
   const bool run_in = modes.find("in-process") != std::string::npos;
   const bool run_own = modes.find("own-process") != std::string::npos;
   if (!run_in && !run_own) die("--modes: in-process and/or own-process");

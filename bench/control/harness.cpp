@@ -262,4 +262,24 @@ void Harness::spawn_server(std::chrono::milliseconds debounce) {
   dir = dd;
 }
 
+void connect_proxies(const Harness& h, Round& round, std::vector<mg::api::SvidFiles>& ids,
+                     std::vector<std::unique_ptr<SimProxy>>& out, int already, const std::string& prefix,
+                     int first_index, const std::function<void(SimProxy&, int)>& setup) {
+  const int n = static_cast<int>(ids.size());
+  for (int i = 0; i < n; ++i) {
+    const int index = first_index + i;
+    out.push_back(
+        std::make_unique<SimProxy>(mg::api::make_channel(h.address, h.bundle, ids[i]), &round, index));
+    out.back()->hello()->set_workload(prefix + std::to_string(index));
+    if (setup) setup(*out.back(), index);
+    out.back()->start();
+    // Keep the handshake backlog small: the machine has two cores.
+    if (i % 50 == 49) wait_count(round, round.ready, already + i + 1 - 50, kConnectTimeout);
+  }
+  ids.clear();
+  if (!wait_count(round, round.ready, already + n, kConnectTimeout))
+    die("only " + std::to_string(round.ready.load() - already) + " of " + std::to_string(n) +
+        " proxies got a first snapshot (" + std::to_string(round.ended.load()) + " streams ended)");
+}
+
 }  // namespace control_bench

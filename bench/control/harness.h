@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -115,6 +116,13 @@ struct Round {
   std::atomic<int> acked{0};
   std::atomic<int> ready{0};  // proxies that ACKed their first snapshot
   std::atomic<int> ended{0};  // streams that ended (an error during the run)
+  // Replica-join mode: registrations do not bump the store revision, so arrival is told by content.
+  // `needles[k]` is the ServiceEndpoints line naming join k's workload (fixed before any stream
+  // starts); `join` the join being measured (-1: none); `joined_at` when its stream was started.
+  std::vector<std::string> needles;
+  std::atomic<int> join{-1};
+  Clock::time_point joined_at{};
+  std::atomic<int> join_acked{0};
   std::mutex mutex;
   std::condition_variable cv;
   void bump(std::atomic<int>& counter) {
@@ -147,7 +155,24 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
     std::unique_lock lock(mutex_);
     done_cv_.wait_for(lock, 30s, [&] { return done_; });
   }
-  std::vector<double> latencies_ms;  // per measured change, written by gRPC threads before `acked`
+  std::vector<double> latencies_ms;       // per measured change, written by gRPC threads before `acked`
+  std::vector<double> join_latencies_ms;  // per join, written before `join_acked`
+
+  // Before start(): the Hello to send (a joining replica's address, inbound ports, labels).
+  pb::Hello* hello() { return out_.mutable_hello(); }
+  // Before start(): a stream that does not count towards `acked` / `join_acked` (the joiners).
+  void unmeasured() { measured_ = false; }
+  // Before start(): keep the last snapshot's documents (to check the content test against a parse).
+  void keep_snapshot() { keep_snapshot_ = true; }
+  std::string last_snapshot() {
+    std::lock_guard lock(mutex_);
+    return last_snapshot_;
+  }
+  // When the Hello was handed to the transport (the stream and its TLS handshake are up).
+  Clock::time_point hello_written_at() {
+    std::lock_guard lock(mutex_);
+    return hello_written_at_;
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // the stream is ending; OnDone follows
@@ -155,14 +180,25 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
     ack.mutable_ack()->set_version(in_.version());
     ack.mutable_ack()->set_accepted(true);
     const int64_t revision = in_.revision();
+    // The snapshot carries join j's endpoint: a substring test for its ServiceEndpoints line, cheap
+    // enough for thousands of streams on two cores (the parse is checked once, at the end).
+    int join_tag = -1;
+    if (const int j = round_->join.load();
+        measured_ && j >= 0 && seen_join_ != j &&
+        in_.policies_yaml().find(round_->needles[j]) != std::string::npos) {
+      join_tag = j;
+      seen_join_ = j;
+    }
     {
       std::unique_lock lock(mutex_);
+      if (keep_snapshot_) last_snapshot_ = in_.policies_yaml();
       if (writing_) {
-        queue_.push_back({std::move(ack), revision});
+        queue_.push_back({std::move(ack), revision, join_tag});
       } else {
         writing_ = true;
         out_ = std::move(ack);
         out_revision_ = revision;
+        out_join_ = join_tag;
         lock.unlock();
         StartWrite(&out_);
       }
@@ -173,14 +209,20 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
   void OnWriteDone(bool ok) override {
     if (!ok) return;
     const auto now = Clock::now();
-    if (out_.has_ack()) on_acked(out_revision_, now);
+    if (out_.has_ack()) {
+      on_acked(out_revision_, out_join_, now);
+    } else {
+      std::lock_guard lock(mutex_);
+      hello_written_at_ = now;
+    }
     std::unique_lock lock(mutex_);
     if (queue_.empty()) {
       writing_ = false;
       return;
     }
-    out_ = std::move(queue_.front().first);
-    out_revision_ = queue_.front().second;
+    out_ = std::move(queue_.front().ack);
+    out_revision_ = queue_.front().revision;
+    out_join_ = queue_.front().join;
     queue_.pop_front();
     lock.unlock();
     StartWrite(&out_);
@@ -201,10 +243,15 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
   }
 
  private:
-  void on_acked(int64_t revision, Clock::time_point now) {
+  void on_acked(int64_t revision, int join, Clock::time_point now) {
     if (!first_acked_) {
       first_acked_ = true;
       round_->bump(round_->ready);
+    }
+    if (!measured_) return;
+    if (join >= 0) {
+      join_latencies_ms.push_back(ms(now - round_->joined_at));
+      round_->bump(round_->join_acked);
     }
     const int64_t target = round_->target_revision.load();
     if (revision >= target && counted_target_ != target) {
@@ -221,7 +268,17 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
   pb::ConfigSnapshot in_;
   pb::WatchRequest out_;
   int64_t out_revision_ = 0;
-  std::deque<std::pair<pb::WatchRequest, int64_t>> queue_;
+  int out_join_ = -1;
+  struct Pending {
+    pb::WatchRequest ack;
+    int64_t revision;
+    int join;
+  };
+  std::deque<Pending> queue_;
+  bool measured_ = true, keep_snapshot_ = false;
+  int seen_join_ = -1;
+  std::string last_snapshot_;
+  Clock::time_point hello_written_at_{};
   bool first_acked_ = false;
   int64_t counted_target_ = -1;
   std::mutex mutex_;
@@ -231,5 +288,12 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
 };
 
 bool wait_count(Round& round, std::atomic<int>& counter, int want, std::chrono::seconds timeout);
+
+// Starts one stream per SVID (`ids`, consumed) named "<prefix><index>", `first_index` on, with
+// `setup` applied to each before its start, keeping the handshake backlog small; dies unless every
+// one ACKs a first snapshot. `already` streams of `round` have ACKed theirs before.
+void connect_proxies(const Harness& h, Round& round, std::vector<mg::api::SvidFiles>& ids,
+                     std::vector<std::unique_ptr<SimProxy>>& out, int already, const std::string& prefix,
+                     int first_index, const std::function<void(SimProxy&, int)>& setup);
 
 }  // namespace control_bench
