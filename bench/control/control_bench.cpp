@@ -289,11 +289,13 @@ int run_replica_join(int n, int joins, int pool, std::chrono::milliseconds debou
   for (auto& p : replicas) p->cancel();
   for (auto& p : proxies) p->wait_done();
   for (auto& p : replicas) p->wait_done();
-  std::printf("| %d | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %.0f | %.1f |\n", n, joins,
-              percentile(all, 0.5), percentile(all, 0.99), percentile(last_ack_ms, 0.5),
+  // Every connected stream (the measured proxies, the joiners, the pool) receives the pool's endpoints.
+  const double pool_kib = static_cast<double>(rss_after_pool - rss_before_pool), streams = n + joins + pool;
+  std::printf("| %d | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %.0f | %.1f | %.0f |\n", n,
+              joins, percentile(all, 0.5), percentile(all, 0.99), percentile(last_ack_ms, 0.5),
               *std::max_element(last_ack_ms.begin(), last_ack_ms.end()), percentile(handshake_ms, 0.5),
               percentile(cpu_per_join, 0.5), static_cast<double>(server_rss_connected - server_rss_empty) / n,
-              pool, pool_cpu, static_cast<double>(rss_after_pool - rss_before_pool) / pool);
+              pool, pool_cpu, pool_kib / pool, pool_kib * 1024 / pool / streams);
   std::fflush(stdout);
   return 0;
 }
@@ -413,9 +415,9 @@ int replica_join_table(const std::vector<int>& counts, int joins, int pool, int 
       "| proxies | joins | per-proxy ACK p50 | per-proxy ACK p99 | join→last ACK p50 | join→last ACK max | "
       "joiner "
       "handshake p50 | control-plane CPU ms per join (p50) | control-plane RSS KiB per connected proxy | "
-      "endpoints added at once | control-plane CPU ms for that change | control-plane RSS KiB per endpoint "
-      "|\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+      "endpoints added at once | control-plane CPU ms for that change | control-plane RSS KiB per endpoint | "
+      "… bytes per endpoint per connected stream |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
       joins, debounce_ms);
   std::fflush(stdout);
   int rc = 0;
@@ -423,7 +425,7 @@ int replica_join_table(const std::vector<int>& counts, int joins, int pool, int 
     if (int r = run_child({"--child-replica-join", std::to_string(n), "--changes", std::to_string(joins),
                            "--pool", std::to_string(pool), "--debounce-ms", std::to_string(debounce_ms)});
         r != 0) {
-      std::printf("| %d | failed (exit %d) | | | | | | | | | | |\n", n, r);
+      std::printf("| %d | failed (exit %d) | | | | | | | | | | | |\n", n, r);
       std::fflush(stdout);
       rc = 1;
     }
