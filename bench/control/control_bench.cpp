@@ -12,6 +12,10 @@
 //                "own process": the control plane runs in a child process (this binary with
 //                --child-server) and its VmRSS and CPU are read from /proc/<pid> apart from
 //                the clients'
+//   replica join `--replica-join`: a Service's replica joins (a new stream whose Hello carries an
+//                address and an inbound port serving the targetPort) → each proxy's ACK of the first
+//                snapshot holding the new endpoint (p50/p99, join → last ACK), control-plane CPU per
+//                join; then RSS per endpoint (a Service selecting 100 already registered proxies)
 //   CSRs         Sign over the API (renewal with a client certificate; sequential, and 2 threads)
 //                beside raw ca::Authority::sign_csr on the same CSRs, in the same run
 //
@@ -21,6 +25,7 @@
 //
 //   control_bench [--proxies 100,1000,2000] [--modes in-process,own-process] [--changes 7]
 //                 [--csrs 400] [--debounce-ms 100]
+//   control_bench --replica-join [--proxies 100,1000,2000] [--changes 7] [--pool 100] [--debounce-ms 100]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -240,9 +245,9 @@ int run_replica_join(int n, int joins, int pool, std::chrono::milliseconds debou
   for (int k = 0; k < joins; ++k) {
     std::vector<mg::api::SvidFiles> one{issue(*h.ca, "bench", "details")};
     round.join_acked.store(0);
-    round.join.store(k);
     const double cpu0 = proc_cpu_ms(h.server_pid);
-    round.joined_at = Clock::now();
+    round.joined_at = Clock::now();  // before `join`: a proxy that loads `join` then sees this time
+    round.join.store(k);
     connect_proxies(h, round, one, replicas, n + k, "joiner-", k, [&](SimProxy& p, int) {
       as_replica(p, "details", kJoinListener + static_cast<uint32_t>(k), kDetailsPort);
     });
@@ -474,7 +479,7 @@ int main(int argc, char** argv) {
       mode = "server";
     } else {
       die("usage: control_bench [--proxies 100,1000,2000] [--modes in-process,own-process] [--changes 7] "
-          "[--csrs 400] [--debounce-ms 100]\n       control_bench --replica-join [--proxies 200,2000] "
+          "[--csrs 400] [--debounce-ms 100]\n       control_bench --replica-join [--proxies 100,1000,2000] "
           "[--changes 7] [--pool 100] "
           "[--debounce-ms 100]");
     }
