@@ -138,28 +138,15 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
   }
   std::shared_ptr<H2Stream> up = std::move(*submitted);
   // An inbound HTTP/2 stream, registered for policy reloads while it is relayed (all on this
-  // worker's thread): one the new policy denies is reset both ways. Re-made in place (the
-  // registration points at it) when the request is retried on another stream.
+  // worker's thread): one the new policy denies is reset both ways. Its upstream side is re-made in place
+  // (the registration points at it) when the request is retried on another stream.
   std::optional<H2StreamIo> up_io;
   up_io.emplace(*h2, *up);
-  std::optional<LiveUpgrade> live;
-  if (side.entry && side.inbound && as_received && down.is_h2_stream()) {
-    live.emplace(
-        LiveUpgrade{{side.inbound_index, side.source, side.peer, &*up_io, false, as_received->generation},
-                    side.listen_port,
-                    std::move(as_received->request),
-                    as_received->judged_at,
-                    &down});
-    side.entry->streams.push_back(&*live);
+  std::optional<LiveRequest> live;
+  if (side.inbound && as_received) {
+    live.emplace(connections_, side, *as_received, down, ex);
+    live->relay_to(&*up_io);
   }
-  struct Unregister {
-    ConnEntry* entry;
-    LiveUpgrade* live;
-    ~Unregister() {
-      if (entry) entry->streams.remove(live);
-    }
-  } unregister{live ? side.entry : nullptr, live ? &*live : nullptr};
-  if (live) connections_.rejudge_if_chains_changed(*side.entry, *live);
   BodyPump pump(worker.io->get_executor());
   pump.h2 = h2;
   pump.up = up;
@@ -197,6 +184,7 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
     std::string reason, detail;
     auto next = co_await worker.upstreams.acquire_h2(side, http1, reason, detail);
     if (!next) break;
+    if (live && live->closed_by_policy()) break;  // by a reload meanwhile: not sent again
     auto again = next->submit(forwarded, !has_body);
     if (!again) break;
     h2 = std::move(next);
@@ -282,7 +270,6 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
   if (!pump.done && !down.is_h2_stream()) client_keep = false;
   const bool close_down = !complete || (!client_keep && !down.is_h2_stream());
   co_await join_pump(close_down);
-  if (live && live->closed_by_policy) ex.details = ResponseDetail::UpgradeClosedByPolicyReload;
   if (!complete) co_return false;
   if (!client_keep) down.shutdown_send();
   co_return client_keep;
