@@ -120,15 +120,14 @@ LiveRequest::LiveRequest(ConnectionManager& manager, const HttpSide& side, Judge
             &down} {}
 
 LiveRequest::~LiveRequest() {
-  if (registered_) entry_->streams.remove(&live_);
+  if (registered_) entry_->streams.erase(*registered_);
   if (live_.closed_by_policy) ex_.details = ResponseDetail::UpgradeClosedByPolicyReload;
 }
 
 void LiveRequest::relay_to(net::Stream* upstream) {
   live_.upstream = upstream;
   if (registered_ || entry_ == nullptr) return;
-  entry_->streams.push_back(&live_);
-  registered_ = true;
+  registered_ = entry_->streams.insert(entry_->streams.end(), &live_);
   manager_.rejudge_if_chains_changed(*entry_, live_);
 }
 

@@ -159,7 +159,7 @@ class LiveRequest {
   ConnEntry* entry_;
   Exchange& ex_;
   LiveUpgrade live_;
-  bool registered_ = false;
+  std::optional<std::list<LiveUpgrade*>::iterator> registered_;  // erased in O(1): 100 streams a connection
 };
 
 }  // namespace mg::proxy
