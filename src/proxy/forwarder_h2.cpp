@@ -183,7 +183,13 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
     std::unique_ptr<UpstreamConn> http1;  // a destination now selecting http/1.1: not retried
     std::string reason, detail;
     auto next = co_await worker.upstreams.acquire_h2(side, http1, reason, detail);
+    // A registry route's endpoint that cannot be reached now (a peer that drained): another one.
+    while (!next && !http1 && !reason.empty() && retry_elsewhere(side, reason, detail)) {
+      reason.clear();
+      next = co_await worker.upstreams.acquire_h2(side, http1, reason, detail);
+    }
     if (!next) break;
+    if (side.target) ex.upstream_address = destination_name(side);
     if (live && live->closed_by_policy()) break;  // by a reload meanwhile: not sent again
     auto again = next->submit(forwarded, !has_body);
     if (!again) break;
