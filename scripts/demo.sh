@@ -6,7 +6,9 @@
 # Starts meshguard-control (built-in CA and embedded SQLite store in a temporary directory) and
 # three workloads in namespace default — productpage, details, sleep — each an mg-sample-app
 # behind its own meshguard-proxy, bootstrapped with its own token: the proxy generates its key,
-# the control plane's CA signs its SPIFFE identity and pushes the policies that select it. Every
+# the control plane's CA signs its SPIFFE identity and pushes the policies that select it. A
+# `Service` names details: productpage and sleep call http://details:9080 through one outbound
+# listener each, routed by the service registry the control plane pushes (no hand-written route). Every
 # step then changes policy with `meshguardctl apply` / `delete` (no restarts), waits (bounded) for
 # the proxies to enforce it, makes real requests with curl and prints expected vs observed; where
 # a decision can be explained, `meshguardctl authz check` evaluates the same request offline on
@@ -181,19 +183,30 @@ YAML
   printf -v "IN_$wl" '%s' "$in_port"
   printf -v "ADMIN_$wl" '%s' "$admin_port"
 }
-outbound_to_details() {  # an outbound route to details' inbound port, with secure naming
+outbound_by_name() {  # one outbound HTTP listener: routes by Host through the service registry
   cat <<YAML
 outbound:
-  - {listen: "127.0.0.1:0", destination: "127.0.0.1:$IN_details", protocol: http,
-     identities: ["spiffe://cluster.local/ns/default/sa/details"]}
+  - {listen: "127.0.0.1:0", protocol: http}
 YAML
 }
 
 step "Three workloads in namespace default, each a sample app behind its own meshguard-proxy"
 start_workload details
-start_workload productpage "$(outbound_to_details)"
+# A Service names details' workloads (selector app: details); the control plane computes its
+# endpoints from the proxies that register and pushes them to every proxy: no per-route YAML.
+cat >"$W/details-service.yaml" <<YAML
+apiVersion: meshguard.io/v1alpha1
+kind: Service
+metadata: {name: details, namespace: default}
+spec:
+  selector: {app: details}
+  ports: [{name: http, port: 9080, targetPort: $APP_details}]
+YAML
+show_yaml "$W/details-service.yaml"
+run "$CTL" apply -f "$W/details-service.yaml" || die "cannot apply the details Service"
+start_workload productpage "$(outbound_by_name)"
 OUT_productpage=$(wait_port "$W/productpage-proxy.out" '^listening outbound\[0\] ')
-start_workload sleep "$(outbound_to_details)"
+start_workload sleep "$(outbound_by_name)"
 OUT_sleep=$(wait_port "$W/sleep-proxy.out" '^listening outbound\[0\] ')
 echo "   each proxy generated its own key and presented a token from"
 echo "   \`meshguardctl token create --namespace default --service-account NAME --ttl 10m\` for its first certificate:"
@@ -205,11 +218,17 @@ for wl in productpage details sleep; do
   echo "   $wl: identity $id, certificate valid until ${line##* }"
   echo "      inbound 127.0.0.1:${!in}, admin 127.0.0.1:${!admin}"
 done
-echo "   productpage → details through the mesh: 127.0.0.1:$OUT_productpage; sleep → details: 127.0.0.1:$OUT_sleep"
+echo "   productpage and sleep call http://details:9080/ through their proxy's outbound listener"
+echo "   (127.0.0.1:$OUT_productpage, 127.0.0.1:$OUT_sleep: curl --connect-to stands in for the app's name resolution)"
 
 DETAILS="http://127.0.0.1:$IN_details"           # plaintext, straight to details' inbound port
-VIA_SLEEP="http://127.0.0.1:$OUT_sleep"           # sleep's outbound: mTLS to details
-VIA_PRODUCTPAGE="http://127.0.0.1:$OUT_productpage"
+# The service by name, through a caller's proxy (routed by Host, mTLS, secure naming from the registry).
+BY_NAME="http://details:9080"
+VIA_SLEEP=(--connect-to "details:9080:127.0.0.1:$OUT_sleep")
+VIA_PRODUCTPAGE=(--connect-to "details:9080:127.0.0.1:$OUT_productpage")
+await "details registered and pushed to sleep" 200 status_of "${VIA_SLEEP[@]}" "$BY_NAME/details/1"
+await "details registered and pushed to productpage" 200 status_of "${VIA_PRODUCTPAGE[@]}" "$BY_NAME/details/1"
+run "$CTL" get endpoints || die "get endpoints failed"
 
 # explain PATH EXPECTED [AUTH] [PRINCIPAL]: `meshguardctl authz check` on the resources the
 # control plane holds right now, for the request a workload sends to details.
@@ -229,8 +248,8 @@ explain() {
 judge() {
   local what="$1" expected="$2" path="$3" auth="${4:-}" args=()
   [ -n "$auth" ] && args=(-H "Authorization: $auth")
-  echo "   request: productpage → details: curl${auth:+ -H \"Authorization: ${auth:0:20}...\"} $VIA_PRODUCTPAGE$path"
-  check "$what" "$expected" "$(status_of "${args[@]}" "$VIA_PRODUCTPAGE$path")"
+  echo "   request: productpage → details: curl${auth:+ -H \"Authorization: ${auth:0:20}...\"} $BY_NAME$path"
+  check "$what" "$expected" "$(status_of "${args[@]}" "${VIA_PRODUCTPAGE[@]}" "$BY_NAME$path")"
   explain "$path" "$expected" "$auth"
 }
 TOKEN=$(cat "$EX/demo-token.jwt")
@@ -240,7 +259,7 @@ TOKEN=$(cat "$EX/demo-token.jwt")
 step "1. PERMISSIVE (the default): plaintext HTTP straight to details' inbound port"
 echo "   request: curl $DETAILS/details/1   (a client outside the mesh, no certificate)"
 check "plaintext → details" 200 "$(status_of "$DETAILS/details/1")"
-check "sleep → details through the mesh (mTLS)" 200 "$(status_of "$VIA_SLEEP/details/1")"
+check "sleep → details through the mesh (mTLS)" 200 "$(status_of "${VIA_SLEEP[@]}" "$BY_NAME/details/1")"
 
 step "2. PeerAuthentication STRICT for app: details"
 show_yaml "$EX/peer-strict.yaml"
@@ -249,9 +268,9 @@ await "plaintext refused" 56 curl_rc "$DETAILS/details/1"
 echo "   request: curl $DETAILS/details/1   (plaintext)"
 check "plaintext → details: curl exit code (56 = connection reset)" 56 "$(curl_rc "$DETAILS/details/1")"
 explain /details/1 0 "" ""
-echo "   request: sleep → its proxy ($VIA_SLEEP) → mTLS → details' proxy → app"
-check "sleep → details through the mesh (mTLS)" 200 "$(status_of "$VIA_SLEEP/details/1")"
-xfcc=$(curl -s --max-time 5 "$VIA_SLEEP/headers" | jq -r '.headers["x-forwarded-client-cert"] // .["x-forwarded-client-cert"] // empty' 2>/dev/null || true)
+echo "   request: sleep → $BY_NAME via its proxy (127.0.0.1:$OUT_sleep) → mTLS → details' proxy → app"
+check "sleep → details through the mesh (mTLS)" 200 "$(status_of "${VIA_SLEEP[@]}" "$BY_NAME/details/1")"
+xfcc=$(curl -s --max-time 5 "${VIA_SLEEP[@]}" "$BY_NAME/headers" | jq -r '.headers["x-forwarded-client-cert"] // .["x-forwarded-client-cert"] // empty' 2>/dev/null || true)
 echo "   the app sees the caller's verified identity: x-forwarded-client-cert: ${xfcc:0:150}"
 
 step "3. Back to PERMISSIVE: delete the STRICT policy"
@@ -262,7 +281,7 @@ check "plaintext → details" 200 "$(status_of "$DETAILS/details/1")"
 step "4. RequestAuthentication for issuer testing@secure.istio.io (Istio's sample key set)"
 show_yaml "$EX/jwt-example.yaml"
 run "$CTL" apply -f "$EX/jwt-example.yaml" || die "apply failed"
-await "bad token refused" 401 status_of -H "Authorization: Bearer badtoken" "$VIA_PRODUCTPAGE/details/1"
+await "bad token refused" 401 status_of -H "Authorization: Bearer badtoken" "${VIA_PRODUCTPAGE[@]}" "$BY_NAME/details/1"
 judge "valid demo token" 200 /details/1 "Bearer $TOKEN"
 judge "Authorization: Bearer badtoken" 401 /details/1 "Bearer badtoken"
 judge "no token" 200 /details/1
@@ -270,14 +289,14 @@ judge "no token" 200 /details/1
 step "5. AuthorizationPolicy require-jwt"
 show_yaml "$EX/require-jwt.yaml"
 run "$CTL" apply -f "$EX/require-jwt.yaml" || die "apply failed"
-await "no token denied" 403 status_of "$VIA_PRODUCTPAGE/details/1"
+await "no token denied" 403 status_of "${VIA_PRODUCTPAGE[@]}" "$BY_NAME/details/1"
 judge "no token" 403 /details/1
 judge "valid demo token" 200 /details/1 "Bearer $TOKEN"
 
 step "6. A DENY policy on a path"
 show_yaml "$EX/deny-path.yaml"
 run "$CTL" apply -f "$EX/deny-path.yaml" || die "apply failed"
-await "/admin denied" 403 status_of -H "Authorization: Bearer $TOKEN" "$VIA_PRODUCTPAGE/admin/users"
+await "/admin denied" 403 status_of -H "Authorization: Bearer $TOKEN" "${VIA_PRODUCTPAGE[@]}" "$BY_NAME/admin/users"
 judge "GET /admin/users with a valid token" 403 /admin/users "Bearer $TOKEN"
 judge "GET /admin/../details/1 (normalized to /details/1)" 200 "/admin/../details/1" "Bearer $TOKEN"
 echo "   details' access log: the denied request names the policy and rule:"
@@ -324,8 +343,9 @@ if [ "$KEEP" = 1 ]; then
   hint "$CTL workload list" "identities, certificates, config ACKs"
   hint "$CTL get all -A -o yaml" "the resources the control plane holds"
   hint "$CTL delete authorizationpolicy require-jwt -n default" "pushed to details' proxy at once"
-  hint "curl $VIA_PRODUCTPAGE/details/1" "productpage → details (mTLS)"
-  hint "curl $VIA_SLEEP/headers" "sleep → details: the app sees the caller's identity"
+  hint "curl ${VIA_PRODUCTPAGE[*]} $BY_NAME/details/1" "productpage → details by name (mTLS)"
+  hint "curl ${VIA_SLEEP[*]} $BY_NAME/headers" "sleep → details: the app sees the caller's identity"
+  hint "$CTL get endpoints" "the registry: details' endpoints"
   hint "curl $DETAILS/details/1" "plaintext, straight to details' inbound port"
   hint "curl http://127.0.0.1:$ADMIN_details/config_dump" "details' proxy: identity, policies, mTLS modes"
   hint "curl http://127.0.0.1:$CP_METRICS/metrics" "the control plane's metrics"

@@ -256,6 +256,13 @@ Status AgentState::watch_once(bool first_only) {
     h->set_last_version(st.config_version);
     h->set_last_revision(st.config_revision);
     h->set_admin_address(hooks.admin_address);
+    h->set_address(hooks.address);
+    for (const auto& port : hooks.inbound_ports) {
+      auto* p = h->add_inbound_ports();
+      p->set_port(port.port);
+      p->set_app_port(port.app_port);
+      p->set_protocol(port.protocol);
+    }
   }
   bool checked_server = false;
   if (stream->Write(hello)) {

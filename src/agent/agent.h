@@ -70,6 +70,15 @@ class Agent {
                          const std::string& text)>
         on_config;
     std::string admin_address;  // the proxy's admin endpoint, told to the control plane (proxy-config)
+    // Service registration, told to the control plane in every Hello: where other proxies reach
+    // this one ("" : the control plane takes the stream's peer address) and its inbound listeners.
+    struct InboundPort {
+      uint32_t port = 0;      // the listener's bound port
+      uint32_t app_port = 0;  // the workload's port behind it
+      std::string protocol;   // http | http2 | grpc | tcp
+    };
+    std::string address;
+    std::vector<InboundPort> inbound_ports;
   };
 
   static Result<std::unique_ptr<Agent>> create(AgentOptions options);

@@ -12,6 +12,7 @@
 #include "control/bootstrap_credentials.h"
 #include "control/ca_rotation.h"
 #include "control/distributor.h"
+#include "control/registry.h"
 #include "control/model.h"
 #include "control/store.h"
 #include "control/support.h"
@@ -288,6 +289,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const pb::GetRequest* req,
                                 pb::GetResponse* resp) override {
     return finish(ctx, [&]() -> grpc::Status {
+      if (req->kind() == "ServiceEndpoints") return get_endpoints(*req, resp);
       std::optional<std::string> kind, ns;
       if (!req->kind().empty()) kind = req->kind();
       if (!req->namespace_().empty()) ns = req->namespace_();
@@ -306,6 +308,27 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         return grpc::Status(grpc::StatusCode::NOT_FOUND, req->kind() + " " + req->name() + " not found");
       return grpc::Status::OK;
     });
+  }
+
+  // ServiceEndpoints live in the registry, not the store: the last computed ones, each at the
+  // store revision and time its content last changed.
+  grpc::Status get_endpoints(const pb::GetRequest& req, pb::GetResponse* resp) {
+    for (const auto& e : *d_.registry.endpoints()) {
+      if (!req.namespace_().empty() && e.meta.ns != req.namespace_()) continue;
+      if (!req.name().empty() && e.meta.name != req.name()) continue;
+      auto* out = resp->add_resources();
+      out->mutable_key()->set_kind("ServiceEndpoints");
+      out->mutable_key()->set_namespace_(e.meta.ns);
+      out->mutable_key()->set_name(e.meta.name);
+      out->set_yaml(e.meta.document);
+      const auto changed = d_.registry.changed(e.meta.full_name());
+      out->set_revision(changed.revision);
+      out->set_updated_unix(changed.unix_time);
+    }
+    resp->set_revision(d_.store.revision());
+    if (!req.name().empty() && resp->resources_size() == 0)
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "ServiceEndpoints " + req.name() + " not found");
+    return grpc::Status::OK;
   }
 
   grpc::ServerWriteReactor<pb::ResourceEvent>* WatchResources(grpc::CallbackServerContext* ctx,

@@ -1,5 +1,5 @@
 // control/admin_service.h — AdminService, for the admin identity only (meshguardctl): apply,
-// delete, get and watch resources, list workloads, mint bootstrap tokens, rotate the CA. An apply
+// delete, get and watch resources (the computed ServiceEndpoints too, from the registry), list workloads, mint bootstrap tokens, rotate the CA. An apply
 // parses each file once (the mesh-level checks and the store both use that parse); a dry-run apply
 // validates the same way and only compares with the store. Owns the
 // resource watchers (WatchResources) and their event queues; everything else it asks of the
@@ -19,6 +19,7 @@ class BootstrapCredentials;
 class CaRotation;
 class ConfigModel;
 class Distributor;
+class Registry;
 class Store;
 
 struct AdminServiceDeps {
@@ -29,6 +30,7 @@ struct AdminServiceDeps {
   CaRotation& ca;
   const BootstrapCredentials& bootstrap;
   telemetry::Registry& metrics;
+  const Registry& registry;  // Get of kind ServiceEndpoints: computed, never stored
 };
 
 class AdminService {

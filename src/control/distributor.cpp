@@ -3,6 +3,7 @@
 
 #include "api/grpc_tls.h"
 #include "control/support.h"
+#include "policy/match.h"
 
 namespace mg::control {
 namespace pb = ::meshguard::v1;
@@ -42,8 +43,8 @@ Result<WorkloadView> resolve_workload(const Model& m, const identity::SpiffeId& 
   return w;
 }
 
-pb::ConfigSnapshot snapshot_message(const Model& m, const WorkloadView& w) {
-  auto snap = snapshot_for(m.set, w, m.mesh, m.bundle_pem);
+pb::ConfigSnapshot snapshot_message(const Model& m, const WorkloadView& w, const EndpointsList& endpoints) {
+  auto snap = snapshot_for(m.set, w, m.mesh, m.bundle_pem, &endpoints);
   pb::ConfigSnapshot out;
   out.set_version(snap.version);
   out.set_revision(m.revision);
@@ -58,11 +59,32 @@ pb::ConfigSnapshot snapshot_message(const Model& m, const WorkloadView& w) {
   return out;
 }
 
+// What a proxy's Hello registers: its address (checked: an IP, else the stream's peer address) and
+// its inbound listeners (ports checked).
+Result<Registration> registration_of(const WorkloadView& w, const pb::Hello& hello, const std::string& peer) {
+  Registration r;
+  r.name = w.name;
+  r.ns = w.ns;
+  r.service_account = w.service_account;
+  for (const auto& [k, v] : hello.labels()) r.labels[k] = v;
+  if (!hello.address().empty() && !policy::parse_ip(hello.address()))
+    return fail("hello.bad_address", "address \"" + hello.address().substr(0, 64) + "\" is not an IP address");
+  r.address = hello.address().empty() ? peer_ip(peer) : hello.address();
+  if (hello.inbound_ports_size() > 1024) return fail("hello.bad_ports", "more than 1024 inbound ports");
+  for (const auto& p : hello.inbound_ports()) {
+    if (p.port() == 0 || p.port() > 65535 || p.app_port() == 0 || p.app_port() > 65535)
+      return fail("hello.bad_ports", "inbound port " + std::to_string(p.port()) + " → app port " +
+                                         std::to_string(p.app_port()) + " is out of range 1..65535");
+    r.inbound.push_back({p.port(), p.app_port(), p.protocol().substr(0, 16)});
+  }
+  return r;
+}
+
 }  // namespace
 
-Distributor::Distributor(ConfigModel& model, telemetry::Registry& metrics,
+Distributor::Distributor(ConfigModel& model, Registry& registry, telemetry::Registry& metrics,
                          std::chrono::milliseconds push_debounce)
-    : model_(model), metrics_(metrics), push_debounce_(push_debounce) {}
+    : model_(model), registry_(registry), metrics_(metrics), push_debounce_(push_debounce) {}
 
 Distributor::~Distributor() {
   stop();
@@ -70,6 +92,9 @@ Distributor::~Distributor() {
 }
 
 void Distributor::start() {
+  // Every Service has its (maybe empty) endpoints from the start, before any proxy registers.
+  const auto m = model_.current();
+  registry_.recompute(m->set, m->revision, unix_now());
   thread_ = std::thread([this] { run(); });
 }
 
@@ -97,6 +122,10 @@ void Distributor::stop() {
 
 void Distributor::mark_dirty() {
   MutexLock lock(mutex_);
+  mark_dirty_locked();
+}
+
+void Distributor::mark_dirty_locked() {
   if (!dirty_) dirty_since_ = Clock::now();
   dirty_ = true;
   cv_.notify_all();
@@ -111,6 +140,7 @@ bool Distributor::sleep_unless_stopping(std::chrono::milliseconds d) {
 }
 
 std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& record, const Model& m,
+                                                                   const EndpointsList& endpoints,
                                                                    Clock::time_point change_at,
                                                                    bool* revoke) {
   // A Workload registered (or changed) after the proxy said Hello binds its name to a service
@@ -124,7 +154,7 @@ std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& 
     record.workload.registered = true;
   }
   record.evaluated_revision = m.revision;
-  auto message = snapshot_message(m, record.workload);
+  auto message = snapshot_message(m, record.workload, endpoints);
   if (message.version() == record.sent_version) {
     // Not selected by the change: what it enforces is what this revision gives it.
     if (record.acked_version == record.sent_version) record.synced_revision = m.revision;
@@ -146,7 +176,15 @@ std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& 
 void Distributor::run() {
   MutexLock lock(mutex_);
   while (!stopping_) {
-    while (!dirty_ && !stopping_) cv_.wait(lock);
+    // Besides a change, the end of a registration's grace period (it leaves the endpoints).
+    while (!dirty_ && !stopping_) {
+      const auto expiry = registry_.next_expiry();
+      if (!expiry) {
+        cv_.wait(lock);
+      } else if (!cv_.wait_until(lock, *expiry) && registry_.expire(Clock::now())) {
+        mark_dirty_locked();
+      }
+    }
     if (stopping_) break;
     // Debounce: let a burst of applies settle into one push.
     const auto settled = Clock::now() + push_debounce_;
@@ -163,11 +201,13 @@ void Distributor::run() {
       continue;
     }
     auto m = model_.current();
+    registry_.expire(Clock::now());
+    const auto endpoints = registry_.recompute(m->set, m->revision, unix_now());
     std::vector<std::pair<ProxyStream*, pb::ConfigSnapshot>> out;
     std::vector<ProxyStream*> revoked;
     for (auto& [stream, key] : streams_) {
       bool revoke = false;
-      if (auto message = snapshot_if_changed(records_[key], *m, change_at, &revoke)) {
+      if (auto message = snapshot_if_changed(records_[key], *m, *endpoints, change_at, &revoke)) {
         stream->ref();
         out.emplace_back(stream, std::move(*message));
       } else if (revoke) {
@@ -206,6 +246,8 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     if (!workload) return status_of(grpc::StatusCode::PERMISSION_DENIED, workload.error());
     const std::string key = workload->ns + "/" + workload->name;
     *key_out = key;
+    auto registration = registration_of(*workload, hello, peer);
+    if (!registration) return status_of(grpc::StatusCode::INVALID_ARGUMENT, registration.error());
     // A connected workload's name belongs to its identity: another SVID of the namespace cannot
     // take it over (a registered Workload binds it for good).
     if (auto it = records_.find(key);
@@ -237,8 +279,11 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     rec.nack_error.clear();
     streams_[stream] = key;
     metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
+    registry_.join(key, std::move(*registration));
+    // Its endpoints (and so the other proxies' snapshots) change only if some Service exists.
+    if (!model->set.services.empty()) mark_dirty_locked();
     bool revoke = false;
-    first = snapshot_if_changed(rec, *model, Clock::now(), &revoke);
+    first = snapshot_if_changed(rec, *model, *registry_.endpoints(), Clock::now(), &revoke);
     if (revoke) first.reset();  // cannot happen with this model (resolve_workload checked); kept fail-closed
   }
   for (auto* r : replaced) {
@@ -291,6 +336,8 @@ void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
     it->second.connected = false;
     it->second.last_seen = unix_now();
   }
+  registry_.leave(key, Clock::now());
+  if (!model_.current()->set.services.empty()) mark_dirty_locked();
 }
 
 std::map<std::string, ProxyRecord> Distributor::proxies() const {

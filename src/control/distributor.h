@@ -15,6 +15,7 @@
 
 #include "common/thread_annotations.h"
 #include "control/model.h"
+#include "control/registry.h"
 #include "identity/spiffe_id.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
 #include "telemetry/metrics.h"
@@ -69,7 +70,10 @@ struct BundleRollout {
 
 class Distributor {
  public:
-  Distributor(ConfigModel& model, telemetry::Registry& metrics, std::chrono::milliseconds push_debounce);
+  // `registry` learns every proxy's registration from its Hello and its leaving from its stream's
+  // end; each push sends the endpoints it computes (a change there is a change to push).
+  Distributor(ConfigModel& model, Registry& registry, telemetry::Registry& metrics,
+              std::chrono::milliseconds push_debounce);
   ~Distributor();
 
   void start();  // the distribution thread
@@ -100,10 +104,13 @@ class Distributor {
   // The snapshot to send `record`'s proxy, if it differs from the last one sent. Sets *revoke
   // instead when the workload's registration now names another service account.
   std::optional<::meshguard::v1::ConfigSnapshot> snapshot_if_changed(ProxyRecord& record, const Model& m,
+                                                                     const EndpointsList& endpoints,
                                                                      Clock::time_point change_at,
                                                                      bool* revoke) MG_REQUIRES(mutex_);
+  void mark_dirty_locked() MG_REQUIRES(mutex_);
 
   ConfigModel& model_;
+  Registry& registry_;
   telemetry::Registry& metrics_;
   const std::chrono::milliseconds push_debounce_;
   std::thread thread_;

@@ -5,6 +5,7 @@
 //   ca_rotation          the signing CA and its two-phase rotation
 //   bootstrap_credentials token-signing key, Kubernetes JWKS
 //   model                the immutable configuration view
+//   registry             registered proxies and their grace period; computed endpoints
 //   distributor          per-proxy records, debounced snapshot push
 //   watch_service        ConfigService.Watch streams
 //   certificate_service  CertificateService.Sign
@@ -44,6 +45,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<BootstrapCredentials> bootstrap;
   std::unique_ptr<ConfigModel> model;
   std::unique_ptr<OwnIdentities> own;
+  std::unique_ptr<Registry> registry;
   std::unique_ptr<Distributor> distributor;
 
   std::unique_ptr<grpc::Service> certificate_service, watch_service;
@@ -128,7 +130,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   // both renewed while running (housekeeping_loop).
   impl->own = std::make_unique<OwnIdentities>(dir, td, options.own_certificate_ttl, impl->metrics);
   if (auto st = impl->own->renew(*impl->ca->signer(), /*at_start=*/true); !st) return fail(st.error());
-  impl->distributor = std::make_unique<Distributor>(*impl->model, impl->metrics, options.push_debounce);
+  impl->registry = std::make_unique<Registry>(options.endpoint_grace);
+  impl->distributor =
+      std::make_unique<Distributor>(*impl->model, *impl->registry, impl->metrics, options.push_debounce);
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
 
@@ -137,7 +141,7 @@ Status ControlPlane::start() {
   s.certificate_service = make_certificate_service({s.td, *s.model, *s.ca, *s.bootstrap, s.metrics});
   s.watch_service = make_watch_service(*s.distributor, *s.model);
   s.admin_service =
-      AdminService::create({s.td, *s.store, *s.model, *s.distributor, *s.ca, *s.bootstrap, s.metrics});
+      AdminService::create({s.td, *s.store, *s.model, *s.distributor, *s.ca, *s.bootstrap, s.metrics, *s.registry});
   grpc::ServerBuilder builder;
   const std::string own_dir = s.options.data_dir + "/control";
   builder.AddListeningPort(s.options.listen,

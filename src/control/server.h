@@ -28,6 +28,8 @@ struct ServerOptions {
   std::string plug_in_ca_dir;                  // an operator's cacerts directory, read at every start
   std::string metrics_listen;                  // "127.0.0.1:15014"; empty: no metrics endpoint
   std::chrono::milliseconds push_debounce{100};
+  // How long a proxy whose stream ended stays listed (unhealthy) in its services' endpoints.
+  std::chrono::milliseconds endpoint_grace{10'000};
   // Optional: also accept Kubernetes service-account tokens from this issuer (projected tokens with
   // `audience`), verified with the JWKS in `k8s_jwks_file` (e.g. the cluster's /openid/v1/jwks).
   std::string k8s_issuer;

@@ -1,5 +1,6 @@
 #include "control/snapshot.h"
 
+#include "control/endpoints.h"
 #include "crypto/openssl.h"
 
 namespace mg::control {
@@ -45,7 +46,8 @@ void append_applicable(std::string& out, int& count, const std::vector<T>& resou
 }  // namespace
 
 ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& workload, const MeshSettings& mesh,
-                           const std::string& trust_bundle_pem) {
+                           const std::string& trust_bundle_pem,
+                           const std::vector<policy::ServiceEndpoints>* endpoints) {
   ProxySnapshot out;
   // Always a Mesh document, written from the defaults (the CA's trust domain) when none is stored:
   // the agent and the proxy then take their mesh settings from this one text (mesh_config_of).
@@ -53,7 +55,8 @@ ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& w
                   mesh.resource ? mesh.resource->meta.document : policy::mesh_document(mesh.config));
   ++out.documents;
   // The registered Workload itself, so the proxy selects with the same labels (policy_chain.cpp).
-  if (const auto* reg = find_workload(set, workload.ns, workload.name)) {
+  const policy::Workload* registered = find_workload(set, workload.ns, workload.name);
+  if (const auto* reg = registered) {
     append_document(out.policies_yaml, reg->meta.document);
     ++out.documents;
   }
@@ -62,6 +65,34 @@ ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& w
   append_applicable(out.policies_yaml, out.documents, set.request_authentications, ref, mesh.config);
   append_applicable(out.policies_yaml, out.documents, set.authorization_policies, ref, mesh.config);
   append_applicable(out.policies_yaml, out.documents, set.opa_policies, ref, mesh.config);
+  // The services it may call, each with its endpoints (their versions change with the endpoints).
+  static const std::optional<std::vector<std::string>> kEverything;
+  auto same_service = [](const policy::ServiceEndpoints& e, const policy::Service& s) {
+    return e.meta.ns == s.meta.ns && e.meta.name == s.meta.name;
+  };
+  for (size_t i = 0; i < set.services.size(); ++i) {
+    const auto& svc = set.services[i];
+    if (!may_call(registered ? registered->egress : kEverything, workload.ns, svc)) continue;
+    append_document(out.policies_yaml, svc.meta.document);
+    // compute_endpoints keeps the set's order; a search only when they were computed from another.
+    const policy::ServiceEndpoints* found = nullptr;
+    if (endpoints && i < endpoints->size() && same_service((*endpoints)[i], svc)) {
+      found = &(*endpoints)[i];
+    } else if (endpoints) {
+      for (const auto& e : *endpoints) {
+        if (same_service(e, svc)) found = &e;
+      }
+    }
+    if (found) {
+      append_document(out.policies_yaml, found->meta.document);
+    } else {
+      policy::ServiceEndpoints none;
+      none.meta.name = svc.meta.name;
+      none.meta.ns = svc.meta.ns;
+      append_document(out.policies_yaml, endpoints_document(none));
+    }
+    out.documents += 2;
+  }
 
   // The version covers everything the proxy acts on, so an unchanged version means nothing to push.
   std::string material = out.policies_yaml;

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "policy/resources.h"
 #include "policy/select.h"
@@ -38,13 +39,18 @@ const policy::Workload* find_workload(const policy::ResourceSet& set, const std:
 
 struct ProxySnapshot {
   // Documents joined by "---\n": the Mesh (the stored one, else policy::mesh_document of the
-  // defaults), the workload's own registered Workload, then the policies that apply, in store order.
+  // defaults), the workload's own registered Workload, the policies that apply, in store order,
+  // then, for each Service the workload may call (control/endpoints.h may_call: its Workload's
+  // egress list), the Service and its ServiceEndpoints.
   std::string policies_yaml;
   std::string version;        // 16 hex digits of SHA-256 over everything the proxy receives
   int documents = 0;
 };
 
+// `endpoints`: the registry's (control/registry.h), one per Service; null or missing one → the
+// service is sent with no endpoints.
 ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& workload, const MeshSettings& mesh,
-                           const std::string& trust_bundle_pem);
+                           const std::string& trust_bundle_pem,
+                           const std::vector<policy::ServiceEndpoints>* endpoints = nullptr);
 
 }  // namespace mg::control

@@ -731,9 +731,30 @@ Status parse_request_authentication(Ctx& ctx, const YAML::Node& spec, RequestAut
                         });
 }
 
+// Workload.spec.egress entries: "NAMESPACE/NAME" (see resources.h).
+Status parse_egress(Ctx& ctx, const YAML::Node& v, Workload& w) {
+  if (!v.IsSequence()) return err(ctx, v, "egress must be a list of \"NAMESPACE/NAME\" strings");
+  std::vector<std::string> entries;
+  if (auto st = string_list(ctx, v, "egress", entries); !st) return st;
+  for (const auto& e : entries) {
+    const auto slash = e.find('/');
+    const std::string ns = slash == std::string::npos ? "" : e.substr(0, slash);
+    const std::string name = slash == std::string::npos ? "" : e.substr(slash + 1);
+    if ((ns != "." && ns != "*" && !is_dns_label(ns)) || (name != "*" && !is_dns_label(name))) {
+      return err(ctx, v,
+                 "egress entry \"" + e +
+                     "\" must be NAMESPACE/NAME: a namespace, \".\" or \"*\", then a service name or \"*\"",
+                 "policy.bad_value");
+    }
+  }
+  w.egress = std::move(entries);
+  return {};
+}
+
 Status parse_workload(Ctx& ctx, const YAML::Node& spec, Workload& w) {
-  return for_each_field(ctx, spec, "Workload.spec", {"serviceAccount", "labels", "address", "ports"},
+  return for_each_field(ctx, spec, "Workload.spec", {"serviceAccount", "labels", "address", "ports", "egress"},
                         [&](const std::string& key, const YAML::Node& v) -> Status {
+                          if (key == "egress") return parse_egress(ctx, v, w);
                           if (key == "serviceAccount") {
                             auto text = scalar(ctx, v, "serviceAccount");
                             if (!text) return fail(text.error());

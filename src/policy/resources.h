@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,11 @@ struct Workload {
   std::map<std::string, std::string> labels;
   std::string address;
   std::vector<uint32_t> ports;
+  // spec.egress: the services the workload may call, Istio Sidecar `egress.hosts` style:
+  // "NAMESPACE/NAME" with NAMESPACE a namespace, "." (the workload's own) or "*", NAME a Service
+  // name or "*". Absent: every service of the mesh; [] : none. The control plane pushes only these
+  // services' Service and ServiceEndpoints documents (control/endpoints.h may_call).
+  std::optional<std::vector<std::string>> egress;
 };
 
 // Mesh.spec.extensionProviders[] entry, with Istio's meshConfig field names: an external

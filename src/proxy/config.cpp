@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/files.h"
+#include "policy/match.h"
 
 namespace mg::proxy {
 
@@ -123,13 +124,17 @@ class Parser {
                {"workload", "tls", "policyDir", "inbound", "outbound", "admin", "accessLog", "workers",
                 "limits", "gatewayTopology", "outlierDetection"});
     if (auto w = root["workload"]) {
-      expect_map(w, "workload", {"name", "namespace", "serviceAccount", "labels"});
+      expect_map(w, "workload", {"name", "namespace", "serviceAccount", "labels", "address"});
       if (w["name"]) cfg.workload.name = str(w["name"], "workload.name");
       if (w["namespace"]) cfg.workload.ns = str(w["namespace"], "workload.namespace");
       if (w["serviceAccount"]) cfg.workload.service_account = str(w["serviceAccount"], "workload.serviceAccount");
       if (auto labels = w["labels"]) {
         if (!labels.IsMap()) error(labels, "workload.labels must be a mapping");
         for (const auto& kv : labels) cfg.workload.labels[kv.first.as<std::string>()] = str(kv.second, "a label value");
+      }
+      if (auto address = w["address"]) {
+        cfg.workload.address = str(address, "workload.address");
+        if (!policy::parse_ip(cfg.workload.address)) error(address, "workload.address must be an IP address");
       }
     } else {
       error(root, "missing required field 'workload'");

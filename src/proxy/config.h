@@ -2,7 +2,10 @@
 // Every mapping is checked against its known fields: an unknown or mistyped field is an error
 // naming file:line, so a typo never silently disables a security setting.
 //
-//   workload: {name: details, namespace: bookinfo, serviceAccount: bookinfo-details, labels: {app: details}}
+//   workload: {name: details, namespace: bookinfo, serviceAccount: bookinfo-details, labels: {app: details},
+//              address: 10.0.0.2}   # optional: where other proxies reach this one (service registry;
+//                                   # told to the control plane, else a non-wildcard inbound listener's
+//                                   # address, else the address the control plane sees the stream from)
 //   tls: {certChain: cert-chain.pem, key: key.pem, trustBundle: root-cert.pem}   # watched, hot-reloaded
 //   policyDir: policies/          # Istio policy files, enforced and watched (polled every 250 ms):
 //                                 # a bad file refuses start-up; later, it keeps the last good set
@@ -76,6 +79,7 @@ struct WorkloadInfo {
   std::string ns;
   std::string service_account;
   std::map<std::string, std::string> labels;
+  std::string address;  // workload.address, "" when absent (an IP address when present)
 };
 
 struct InboundPort {

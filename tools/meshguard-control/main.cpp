@@ -1,6 +1,6 @@
 // meshguard-control: the control plane (CA service, resource store, per-workload push).
 //   meshguard-control --data-dir DIR [--listen 127.0.0.1:15012] [--metrics 127.0.0.1:15014]
-//                     [--trust-domain TD] [--plug-in-ca CACERTS_DIR] [--debounce-ms 100]
+//                     [--trust-domain TD] [--plug-in-ca CACERTS_DIR] [--debounce-ms 100] [--endpoint-grace 10s]
 //                     [--k8s-issuer ISS --k8s-jwks FILE [--k8s-audience meshguard]]
 // Prints "listening grpc ADDR" (and "listening metrics ADDR") once serving; SIGTERM/SIGINT stop it.
 #include <csignal>
@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "ca/authority.h"
 #include "common/version.h"
 #include "control/server.h"
 
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("meshguard-control ") + mg::version());
   mg::control::ServerOptions options;
   int debounce_ms = 100;
+  std::string endpoint_grace = "10s";
   app.add_option("--data-dir", options.data_dir, "store, CA, keys and identities (created 0700)")->required();
   app.add_option("--listen", options.listen, "gRPC address (port 0: any free port)")->capture_default_str();
   app.add_option("--metrics", options.metrics_listen, "Prometheus /metrics address, IPv4:PORT, e.g. 127.0.0.1:15014 (default: none)");
@@ -30,6 +32,10 @@ int main(int argc, char** argv) {
   app.add_option("--debounce-ms", debounce_ms, "wait this long after a change before pushing")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
+  app.add_option("--endpoint-grace", endpoint_grace,
+                 "how long a proxy whose stream ended stays among its services' endpoints (listed unhealthy), "
+                 "e.g. 10s, 1m")
+      ->capture_default_str();
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("meshguard-control: ") + e.what() + " (see --help)\n";
   });
@@ -39,6 +45,12 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   options.push_debounce = std::chrono::milliseconds(debounce_ms);
+  auto grace = mg::ca::parse_duration(endpoint_grace);
+  if (!grace) {
+    std::fprintf(stderr, "meshguard-control: --endpoint-grace: %s (see --help)\n", grace.error().to_string().c_str());
+    return 2;
+  }
+  options.endpoint_grace = *grace;
 
   // Signals are taken synchronously by one thread, so shutdown runs as ordinary code.
   sigset_t signals;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/loader.h"
 #include "common/time.h"
@@ -22,6 +23,26 @@ constexpr const char* kUsage =
     "usage: meshguard-proxy --config FILE [--workers N]\n"
     "       [--control-plane HOST:PORT --ca-bundle FILE --state-dir DIR [--token-file FILE]"
     " [--bootstrap-timeout SECONDS]]\n";
+
+// What the agent tells the control plane for the service registry: the inbound listeners as bound
+// (a port 0 in the config is known only now) and the address to reach them at — workload.address,
+// else the first inbound listener bound to a specific address, else "" (the control plane then
+// takes the address it sees the stream come from).
+void add_registration(mg::agent::Agent::Hooks& hooks, const mg::proxy::ProxyConfig& config,
+                      const std::vector<mg::proxy::Proxy::Listener>& listeners) {
+  hooks.address = config.workload.address;
+  for (size_t i = 0; i < config.inbound.size(); ++i) {
+    const auto& in = config.inbound[i];
+    const std::string name = "inbound[" + std::to_string(i) + "]";
+    for (const auto& l : listeners) {
+      const auto colon = l.address.rfind(':');
+      if (l.name != name || colon == std::string::npos) continue;
+      hooks.inbound_ports.push_back({static_cast<uint32_t>(std::strtoul(l.address.c_str() + colon + 1, nullptr, 10)),
+                                     in.app_port, std::string(mg::proxy::to_string(in.protocol))});
+    }
+    if (hooks.address.empty() && in.address != "0.0.0.0" && in.address != "::") hooks.address = in.address;
+  }
+}
 
 int usage(const char* why) {
   std::fprintf(stderr, "meshguard-proxy: %s\n%s", why, kUsage);
@@ -120,6 +141,7 @@ int main(int argc, char** argv) {
     return usage("--ca-bundle, --state-dir and --token-file need --control-plane");
   }
 
+  const mg::proxy::ProxyConfig registered = *config;  // the agent's Hello describes it (below)
   auto proxy = mg::proxy::Proxy::create(std::move(*config));
   if (!proxy) return error_exit(proxy.error().to_string());
   if (agent) {
@@ -142,12 +164,14 @@ int main(int argc, char** argv) {
     for (const auto& l : p->listeners()) {
       if (l.name == "admin") admin_address = l.address;
     }
-    agent->start({.on_credentials = [p] { p->reload_credentials(); },
-                  .on_config = [p](std::shared_ptr<const mg::policy::ResourceSet> resources,
-                                   const std::string& file_name, const std::string& text) {
-                    return p->apply_policies(std::move(resources), file_name, text);
-                  },
-                  .admin_address = admin_address});
+    mg::agent::Agent::Hooks hooks{.on_credentials = [p] { p->reload_credentials(); },
+                                  .on_config = [p](std::shared_ptr<const mg::policy::ResourceSet> resources,
+                                                   const std::string& file_name, const std::string& text) {
+                                    return p->apply_policies(std::move(resources), file_name, text);
+                                  },
+                                  .admin_address = admin_address};
+    add_registration(hooks, registered, p->listeners());
+    agent->start(std::move(hooks));
   }
   int code = (*proxy)->run();
   if (agent) agent->stop();

@@ -137,6 +137,17 @@ Result<std::vector<pb::ResourceKey>> delete_keys(const DeleteOptions& o) {
   }
   auto targets = parse_targets(o.args);
   if (!targets) return fail(targets.error());
+  // Computed kinds (ServiceEndpoints) cannot be deleted; `delete all` leaves them out.
+  const std::string types = "," + o.args[0] + ",";
+  const bool everything = types.find(",all,") != std::string::npos;
+  for (const auto& t : *targets) {
+    if (t.kind->computed && !everything)
+      return fail("ctl.bad_args", std::string(t.kind->kind) +
+                                      " are computed by the control plane: delete the Service, or stop the "
+                                      "workload's proxy");
+  }
+  std::erase_if(*targets, [](const Target& t) { return t.kind->computed; });
+  if (targets->empty()) return keys;
   const std::string ns = o.ns.empty() ? "default" : o.ns;
   const bool named = !targets->front().name.empty();
   if (named && (o.all || !o.selector.empty()))

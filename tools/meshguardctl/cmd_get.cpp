@@ -2,7 +2,8 @@
 // TYPE/NAME (lib/kinds.h), -l selectors (lib/selector.h), -o table|wide|name|yaml|json|
 // jsonpath=TEMPLATE (lib/jsonpath.h), -w to follow changes. `describe` adds what the control plane
 // knows around a resource: the workloads it selects and why (or, for a Workload, the policies that
-// select it).
+// select it; a Service: its ports, selected workloads and endpoints, registry_view.h).
+#include <algorithm>
 #include <iostream>
 
 #include "admin_client.h"
@@ -10,6 +11,7 @@
 #include "jsonpath.h"
 #include "policy/parse.h"
 #include "policy/select.h"
+#include "registry_view.h"
 #include "resources.h"
 
 namespace mg::ctl {
@@ -191,7 +193,14 @@ int run_get(const GetOptions& o) {
   auto fetched = fetch(o.conn, *targets, ns, *selector);
   if (!fetched) return fetched.error().message.empty() ? 1 : fail_line(fetched.error().message);
   const bool single = targets->size() == 1 && !targets->front().name.empty();
-  int rc = print_items(*fetched, o.output, single, ns);
+  int rc = 0;
+  auto only = [&](const char* kind) {
+    return std::all_of(targets->begin(), targets->end(), [&](const Target& t) { return t.kind->kind == std::string(kind); });
+  };
+  if ((o.output == "table" || o.output == "wide") && !fetched->items.empty() && (only("Service") || only("ServiceEndpoints")))
+    rc = only("Service") ? print_services_table(o.conn, *fetched) : print_endpoints_table(o.conn, *fetched);
+  else
+    rc = print_items(*fetched, o.output, single, ns);
   for (const auto& nf : fetched->not_found) rc = fail_line(nf);
   return rc;
 }
@@ -294,7 +303,8 @@ int describe_one(const pb::Resource& r, const policy::ResourceSet& set,
       if constexpr (requires { res.service_account; }) describe_workload(res, set, mesh);
     }
   });
-  if (!found) std::cout << "(changed while describing: run describe again)\n";
+  // ServiceEndpoints are computed, not stored: nothing of theirs is in the stored set.
+  if (!found && r.key().kind() != "ServiceEndpoints") std::cout << "(changed while describing: run describe again)\n";
   std::cout << "Recent decisions: not kept by the control plane; each proxy's access log and "
                "meshguard_authz_decisions_total have them\n";
   std::cout << "Document:\n";
@@ -325,6 +335,15 @@ int run_describe(const GetOptions& o) {
   for (const auto& r : fetched->items) {
     if (!first) std::cout << "\n";
     first = false;
+    if (r.key().kind() == "Service") {
+      auto parsed = policy::parse_resources(r.yaml(), key_str(r.key()));
+      if (!parsed || parsed->services.size() != 1) {
+        rc |= fail_line(key_str(r.key()) + ": the stored document is not a Service");
+        continue;
+      }
+      rc |= describe_service(o.conn, parsed->services[0], r);
+      continue;
+    }
     rc |= describe_one(r, *set, *wls, mesh);
   }
   if (fetched->items.empty() && fetched->not_found.empty())
@@ -335,7 +354,7 @@ int run_describe(const GetOptions& o) {
 
 void add_query_options(CLI::App* cmd, GetOptions& o) {
   cmd->add_option("args", o.args,
-                  "TYPE[,TYPE...] [NAME...] or TYPE/NAME...; TYPE: ap, pa, ra, wl, mesh, opa, all, "
+                  "TYPE[,TYPE...] [NAME...] or TYPE/NAME...; TYPE: ap, pa, ra, wl, mesh, opa, svc, endpoints, all, "
                   "or a kind's name, plural or KIND.GROUP")
       ->required();
   cmd->add_option("-n,--namespace", o.ns, "namespace")->capture_default_str();

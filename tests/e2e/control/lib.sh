@@ -7,11 +7,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/../proxy/lib.sh"
 DATA="$WORK/cp-data"
 
 # start_control [PORT]: starts meshguard-control on 127.0.0.1:PORT (0: any), sets CP_ADDR, CP_METRICS,
-# CP_PID and the meshguardctl environment.
+# CP_PID and the meshguardctl environment. CONTROL_ARGS (an array, optional) adds flags.
 start_control() {
   local port="${1:-0}"
   : >"$WORK/control.out"
-  start control "$CONTROL_BIN" --data-dir "$DATA" --listen "127.0.0.1:$port" --metrics 127.0.0.1:0 --debounce-ms 20
+  start control "$CONTROL_BIN" --data-dir "$DATA" --listen "127.0.0.1:$port" --metrics 127.0.0.1:0 --debounce-ms 20 \
+    ${CONTROL_ARGS[@]+"${CONTROL_ARGS[@]}"}
   CP_PID="$LAST_PID"
   CP_ADDR="127.0.0.1:$(port_of "$WORK/control.out" '^listening grpc ')"
   CP_METRICS="127.0.0.1:$(port_of "$WORK/control.out" '^listening metrics ')"

@@ -22,6 +22,13 @@ TEST(Kinds, EverySpellingOfEveryKind) {
   EXPECT_EQ(kind("AuthorizationPolicies.v1beta1.security.istio.io"), "AuthorizationPolicy");
   EXPECT_EQ(kind("opapolicies.v1alpha1.meshguard.io"), "OPAPolicy");
   EXPECT_EQ(kind("Mesh"), "Mesh");
+  // The service registry's kinds, with kubectl's spellings (svc; endpoints, ep).
+  EXPECT_EQ(kind("svc"), "Service");
+  EXPECT_EQ(kind("services.meshguard.io"), "Service");
+  EXPECT_EQ(kind("endpoints"), "ServiceEndpoints");
+  EXPECT_EQ(kind("ep"), "ServiceEndpoints");
+  EXPECT_TRUE(kind_of("ServiceEndpoints")->computed);
+  EXPECT_FALSE(kind_of("Service")->computed);
 }
 
 TEST(Kinds, WrongGroupOrVersionIsRefused) {

@@ -37,6 +37,8 @@ const std::vector<KindInfo>& all_kinds() {
       {"Workload", "workloads", "wl", "meshguard.io", true},
       {"Mesh", "meshes", "mesh", "meshguard.io", false},
       {"OPAPolicy", "opapolicies", "opa", "meshguard.io", true},
+      {"Service", "services", "svc", "meshguard.io", true},
+      {"ServiceEndpoints", "serviceendpoints", "ep", "meshguard.io", true, "endpoints", true},
   };
   return kinds;
 }
@@ -48,7 +50,8 @@ Result<const KindInfo*> find_kind(std::string_view name) {
   const std::string_view qualifier =
       dot == std::string::npos ? std::string_view{} : std::string_view(n).substr(dot + 1);
   for (const auto& k : all_kinds()) {
-    if (head != lower(k.kind) && head != k.plural && head != k.short_name) continue;
+    if (head != lower(k.kind) && head != k.plural && head != k.short_name && !(k.alias && head == k.alias))
+      continue;
     if (qualifier_matches(k, qualifier)) return &k;
   }
   std::string known;

@@ -19,6 +19,8 @@ struct KindInfo {
   const char* short_name;  // "ap"
   const char* group;       // "security.istio.io"
   bool namespaced;         // false: Mesh
+  const char* alias = nullptr;  // one more spelling ("endpoints" for ServiceEndpoints)
+  bool computed = false;        // made by the control plane (ServiceEndpoints): never applied or deleted
 };
 
 // Every kind, in the order `get all` lists them.
