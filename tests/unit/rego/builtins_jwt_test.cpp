@@ -1,5 +1,7 @@
 // io.jwt.*, crypto.* and the refused I/O built-ins. Tokens are built here (HMAC by hand, asymmetric
 // ones with the jwt module's test signer), so every case has a matching negative.
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "../jwt/jwt_test_util.h"
@@ -126,6 +128,34 @@ TEST(RegoCrypto, DigestsAndHmacs) {
             R"j("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")j");
   EXPECT_EQ(eval("crypto.hmac.equal", {R"j("abc")j", R"j("abc")j"}), "true");
   EXPECT_EQ(eval("crypto.hmac.equal", {R"j("abc")j", R"j("abd")j"}), "false");
+}
+
+// crypto::hmac keeps a keyed context per digest and thread: alternating keys (and the empty
+// key), repeated keys and other digests must each give the MAC of a fresh computation.
+TEST(CryptoHmac, ReusedContextsGiveFreshMacs) {
+  const std::string fox = "The quick brown fox jumps over the lazy dog";
+  const auto hex = [](const std::string& mac) { return go::hex_encode(mac); };
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "key", fox)),
+              "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "key", fox)),
+              "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "", "")),
+              "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "Jefe", "what do ya want for nothing?")),
+              "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha512(), "Jefe", "what do ya want for nothing?")),
+              "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554"
+              "9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737");
+    EXPECT_EQ(hex(crypto::hmac(EVP_md5(), "key", fox)), "80070713463e7749b90c2dc24911e275");
+    // A key that is a prefix of the previous one is another key.
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "ke", fox)), hex(crypto::hmac(EVP_sha256(), std::string("ke"), fox)));
+    EXPECT_NE(hex(crypto::hmac(EVP_sha256(), "ke", fox)),
+              "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+  }
+  std::string other_thread;
+  std::thread([&] { other_thread = hex(crypto::hmac(EVP_sha256(), "key", fox)); }).join();
+  EXPECT_EQ(other_thread, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
 }
 
 TEST(RegoIo, IoBuiltinsAreDeclaredButNotOffered) {
