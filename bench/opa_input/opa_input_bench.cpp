@@ -5,8 +5,10 @@
 //   BM_DecideNoOpa    policy::decide() on STRICT + ALLOW: the mg_noopa row's decision
 //   BM_DecideOpa      the same plus the OPAPolicy: the mg_opa row's decision (the difference is
 //                     the in-proxy OPA cost the issue's ≤ 5 µs goal is about)
-//   BM_OpaInput       policy::opa_input alone (the input document)
-//   BM_OpaEvaluate    policy::evaluate_opa alone on a built input (the Rego decision)
+//   BM_OpaInput       policy::opa_input alone, the parts the snapshot's OPAPolicies read (as
+//                     run_opa_policies builds it)
+//   BM_OpaInputFull   policy::opa_input alone, the whole document
+//   BM_OpaEvaluate    policy::evaluate_opa alone on that input (the Rego decision)
 // Run: opa_input_bench --benchmark_repetitions=3 --benchmark_min_time=0.5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -19,6 +21,7 @@
 #include "policy/decide.h"
 #include "policy/load.h"
 #include "policy/opa.h"
+#include "rego/engine.h"
 
 namespace {
 
@@ -100,17 +103,21 @@ void BM_DecideOpa(benchmark::State& state) { run_decide(state, true); }
 
 OpaInputContext context(const AuthzSnapshot& s, int64_t now) { return {s.mesh().trust_domain, true, nullptr, now}; }
 
-void BM_OpaInput(benchmark::State& state) {
+void run_input(benchmark::State& state, bool whole) {
   const int64_t now = now_seconds();
   const Request r = bench_request(now);
   auto snap = snapshot(true, r);
   if (!snap) return state.SkipWithError("the policies do not compile");
   const OpaInputContext c = context(*snap, now);
+  const mg::rego::InputUse* use = whole ? nullptr : snap->opa_input_use();
   for (auto _ : state) {
-    auto input = opa_input(r, c);
+    auto input = opa_input(r, c, use);
     benchmark::DoNotOptimize(input);
   }
 }
+
+void BM_OpaInput(benchmark::State& state) { run_input(state, false); }
+void BM_OpaInputFull(benchmark::State& state) { run_input(state, true); }
 
 void BM_OpaEvaluate(benchmark::State& state) {
   const int64_t now = now_seconds();
@@ -118,7 +125,7 @@ void BM_OpaEvaluate(benchmark::State& state) {
   auto snap = snapshot(true, r);
   if (!snap || snap->opa_policies().size() != 1) return state.SkipWithError("expected one OPAPolicy");
   const auto& policy = snap->opa_policies().front();
-  auto input = opa_input(r, context(*snap, now));
+  auto input = opa_input(r, context(*snap, now), snap->opa_input_use());
   if (!input) return state.SkipWithError("no input document");
   if (evaluate_opa(policy, *input, now).outcome != OpaOutcome::Allowed)
     return state.SkipWithError("expected the OPAPolicy to allow");
@@ -131,6 +138,7 @@ void BM_OpaEvaluate(benchmark::State& state) {
 BENCHMARK(BM_DecideNoOpa);
 BENCHMARK(BM_DecideOpa);
 BENCHMARK(BM_OpaInput);
+BENCHMARK(BM_OpaInputFull);
 BENCHMARK(BM_OpaEvaluate);
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 namespace mg::rego {
 struct Plan;
+struct InputUse;
 }
 
 namespace mg::policy {
