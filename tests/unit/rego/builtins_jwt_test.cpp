@@ -118,6 +118,43 @@ TEST(RegoJwt, DecodeVerifyChecksSignatureAndClaims) {
             "[false,{},{}]");
 }
 
+// decode_verify remembers a token's signature check per thread: a repeated token must still be
+// judged by this call's key, alg, iss and time, and more tokens than the cache holds stay right.
+TEST(RegoJwt, DecodeVerifyRepeatedTokensFollowEachCallsConstraints) {
+  const std::string tok =
+      hs256_token(R"j({"alg":"HS256"})j", R"j({"iss":"opa","exp":1700000100,"role":"guest"})j", "secret");
+  auto verify = [&](const std::string& token, const std::string& secret, int64_t now_s, const char* iss = nullptr,
+                    const char* alg = nullptr) {
+    ObjectItems items{{s("secret"), s(secret)}};
+    if (iss) items.emplace_back(s("iss"), s(iss));
+    if (alg) items.emplace_back(s("alg"), s(alg));
+    BuiltinContext ctx;
+    ctx.now_ns = now_s * 1'000'000'000;
+    return show(call("io.jwt.decode_verify", {s(token), Value::object(std::move(items))}, &ctx));
+  };
+  const std::string ok = R"j([true,{"alg":"HS256"},{"exp":1700000100,"iss":"opa","role":"guest"}])j";
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(verify(tok, "secret", 1700000000), ok);
+    EXPECT_EQ(verify(tok, "other", 1700000000), "[false,{},{}]");
+    EXPECT_EQ(verify(tok, "secret", 1700000000), ok);
+    EXPECT_EQ(verify(tok, "secret", 1700000100), "[false,{},{}]");  // expired now
+    EXPECT_EQ(verify(tok, "secret", 1700000000, "someone"), "[false,{},{}]");
+    EXPECT_EQ(verify(tok, "secret", 1700000000, "opa", "HS512"), "[false,{},{}]");
+    EXPECT_EQ(verify(tok, "secret", 1700000000, "opa", "HS256"), ok);
+    EXPECT_EQ(verify(tok + "x", "secret", 1700000000), "[false,{},{}]");
+    EXPECT_EQ(verify("a.b", "secret", 1700000000), "error(builtin): encoded JWT must have 3 sections, found 2");
+  }
+  // More distinct tokens than a thread keeps, twice over: each is still its own.
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 40; ++i) {
+      const std::string payload = R"j({"n":)j" + std::to_string(i) + "}";
+      const std::string t = hs256_token(R"j({"alg":"HS256"})j", payload, "k" + std::to_string(i % 3));
+      EXPECT_EQ(verify(t, "k" + std::to_string(i % 3), 1700000000), R"j([true,{"alg":"HS256"},)j" + payload + "]");
+      EXPECT_EQ(verify(t, "k" + std::to_string((i + 1) % 3), 1700000000), "[false,{},{}]");
+    }
+  }
+}
+
 TEST(RegoCrypto, DigestsAndHmacs) {
   EXPECT_EQ(eval("crypto.sha256", {R"j("abc")j"}),
             R"j("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")j");
