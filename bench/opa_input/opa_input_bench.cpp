@@ -9,7 +9,8 @@
 //                     run_opa_policies builds it)
 //   BM_OpaInputFull   policy::opa_input alone, the whole document
 //   BM_OpaEvaluate    policy::evaluate_opa alone on that input (the Rego decision)
-// Run: opa_input_bench --benchmark_repetitions=3 --benchmark_min_time=0.5 --benchmark_report_aggregates_only=true
+// Run: opa_input_bench --benchmark_repetitions=3 --benchmark_min_time=0.5 \
+//        --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -39,7 +40,8 @@ std::string bench_token(int64_t now) {
   const std::string h = mg::jwt::base64url_encode(R"({"alg": "HS256", "typ": "JWT"})");
   const std::string p = mg::jwt::base64url_encode(R"({"sub": "bench-user", "role": "guest", "exp": )" +
                                                   std::to_string(now + 3600) + "}");
-  return h + "." + p + "." + mg::jwt::base64url_encode(mg::crypto::hmac(EVP_sha256(), "bench-secret", h + "." + p));
+  return h + "." + p + "." +
+         mg::jwt::base64url_encode(mg::crypto::hmac(EVP_sha256(), "bench-secret", h + "." + p));
 }
 
 // The server proxy's request model for `GET /details/1` from the client proxy (h2load's headers
@@ -101,7 +103,9 @@ void run_decide(benchmark::State& state, bool with_opa) {
 void BM_DecideNoOpa(benchmark::State& state) { run_decide(state, false); }
 void BM_DecideOpa(benchmark::State& state) { run_decide(state, true); }
 
-OpaInputContext context(const AuthzSnapshot& s, int64_t now) { return {s.mesh().trust_domain, true, nullptr, now}; }
+OpaInputContext context(const AuthzSnapshot& s, int64_t now) {
+  return {s.mesh().trust_domain, true, nullptr, now};
+}
 
 void run_input(benchmark::State& state, bool whole) {
   const int64_t now = now_seconds();

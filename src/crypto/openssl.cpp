@@ -1,8 +1,8 @@
 #include "crypto/openssl.h"
 
-#include <openssl/err.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -164,10 +164,12 @@ std::string hmac(const EVP_MD* md, std::string_view key, std::string_view data) 
   if (!c) return {};
   // The same key as last time (one policy's secret, request after request): a null key makes
   // EVP_MAC_init restart from the keyed state it kept, skipping the key schedule and its copy.
-  const bool same_key = c->keyed && c->key.size() == key.size() &&
-                        CRYPTO_memcmp(c->key.data(), key.data(), key.size()) == 0;
+  const bool same_key =
+      c->keyed && c->key.size() == key.size() && CRYPTO_memcmp(c->key.data(), key.data(), key.size()) == 0;
   static const unsigned char kEmpty = 0;  // an empty key still needs a non-null pointer
-  const auto* k = same_key ? nullptr : key.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(key.data());
+  const auto* k = same_key      ? nullptr
+                  : key.empty() ? &kEmpty
+                                : reinterpret_cast<const unsigned char*>(key.data());
   unsigned char out[EVP_MAX_MD_SIZE];
   size_t len = 0;
   if (EVP_MAC_init(c->ctx.get(), k, same_key ? 0 : key.size(), nullptr) != 1 ||

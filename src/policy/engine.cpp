@@ -596,7 +596,8 @@ Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&
     snap->opa_.push_back(
         {p->meta.full_name(), p->meta.dry_run, p->allow_on_error, p->decision, p->decision_path, p->plan});
     snap->opa_input_use_ = std::make_shared<const rego::InputUse>(
-        snap->opa_input_use_ ? rego::merge_input_use(*snap->opa_input_use_, p->plan->input_use) : p->plan->input_use);
+        snap->opa_input_use_ ? rego::merge_input_use(*snap->opa_input_use_, p->plan->input_use)
+                             : p->plan->input_use);
   }
   return std::shared_ptr<const AuthzSnapshot>(std::move(snap));
 }

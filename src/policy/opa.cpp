@@ -194,16 +194,16 @@ namespace {
 struct Keys {
   Value attributes = str("attributes"), source = str("source"), destination = str("destination"),
         request = str("request"), address = str("address"), principal = str("principal"), time = str("time"),
-        http = str("http"), id = str("id"), method = str("method"), headers = str("headers"), path = str("path"),
-        host = str("host"), scheme = str("scheme"), protocol = str("protocol"),
+        http = str("http"), id = str("id"), method = str("method"), headers = str("headers"),
+        path = str("path"), host = str("host"), scheme = str("scheme"), protocol = str("protocol"),
         metadata_context = str("metadataContext"), filter_metadata = str("filterMetadata"),
         metadata_context_proto = str("metadata_context"), filter_metadata_proto = str("filter_metadata"),
-        jwt_authn = str("envoy.filters.http.jwt_authn"), payload = str("payload"), parsed_path = str("parsed_path"),
-        parsed_query = str("parsed_query"), parsed_body = str("parsed_body"),
-        truncated_body = str("truncated_body"), version = str("version"), source_principal = str("source_principal"),
-        http11 = str("HTTP/1.1"), http_scheme = str("http"), https_scheme = str("https");
-  Value version_value =
-      Value::object({{str("encoding"), str("protojson")}, {str("ext_authz"), str("v3")}});
+        jwt_authn = str("envoy.filters.http.jwt_authn"), payload = str("payload"),
+        parsed_path = str("parsed_path"), parsed_query = str("parsed_query"),
+        parsed_body = str("parsed_body"), truncated_body = str("truncated_body"), version = str("version"),
+        source_principal = str("source_principal"), http11 = str("HTTP/1.1"), http_scheme = str("http"),
+        https_scheme = str("https");
+  Value version_value = Value::object({{str("encoding"), str("protojson")}, {str("ext_authz"), str("v3")}});
 };
 
 const Keys& keys() {
@@ -311,7 +311,8 @@ Value http_object(const Request& r, const OpaInputContext& c, const Want& want) 
   const std::string_view scheme = https ? "https" : "http";
   rego::ObjectItems http;
   if (want[k.id.as_string()]) {
-    if (auto id = header_value(h, scheme, "x-request-id"); id && !id->empty()) http.emplace_back(k.id, str(*id));
+    if (auto id = header_value(h, scheme, "x-request-id"); id && !id->empty())
+      http.emplace_back(k.id, str(*id));
   }
   if (want[k.method.as_string()] && !h.method.empty()) http.emplace_back(k.method, str(h.method));
   if (auto w = want[k.headers.as_string()]) http.emplace_back(k.headers, headers_object(h, scheme, *w));
@@ -337,8 +338,9 @@ Value attributes_object(const Request& r, const OpaInputContext& c, const Want& 
     destination.emplace_back(k.address, socket_address(r.destination_ip, r.destination_port));
     // Envoy reports the local certificate's URI SAN: the workload's own SPIFFE ID, under mTLS.
     if (principals && !r.destination_service_account.empty()) {
-      destination.emplace_back(k.principal, str("spiffe://" + std::string(c.trust_domain) + "/ns/" +
-                                                r.destination_namespace + "/sa/" + r.destination_service_account));
+      destination.emplace_back(
+          k.principal, str("spiffe://" + std::string(c.trust_domain) + "/ns/" + r.destination_namespace +
+                           "/sa/" + r.destination_service_account));
     }
     attributes.emplace_back(k.destination, Value::object(std::move(destination)));
   }
@@ -363,7 +365,8 @@ Value attributes_object(const Request& r, const OpaInputContext& c, const Want& 
       if (json_names)
         attributes.emplace_back(k.metadata_context, Value::object({{k.filter_metadata, jwt_metadata}}));
       if (proto_names)
-        attributes.emplace_back(k.metadata_context_proto, Value::object({{k.filter_metadata_proto, jwt_metadata}}));
+        attributes.emplace_back(k.metadata_context_proto,
+                                Value::object({{k.filter_metadata_proto, jwt_metadata}}));
     }
   }
   return Value::object(std::move(attributes));

@@ -356,12 +356,14 @@ const TokenCheck& cached_check_token(const std::string& text, const Constraints&
   }();
   thread_local size_t next = 0;
   const size_t hash = std::hash<std::string_view>()(text) ^ (std::hash<std::string_view>()(c.secret) << 1) ^
-                      (std::hash<std::string_view>()(c.cert) << 2) ^ (std::hash<std::string_view>()(c.alg) << 3);
+                      (std::hash<std::string_view>()(c.cert) << 2) ^
+                      (std::hash<std::string_view>()(c.alg) << 3);
   auto same = [](const std::string& a, const std::string& b) {
     return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
   };
   for (const Entry& e : entries)
-    if (e.hash == hash && same(e.token, text) && same(e.secret, c.secret) && e.cert == c.cert && e.alg == c.alg)
+    if (e.hash == hash && same(e.token, text) && same(e.secret, c.secret) && e.cert == c.cert &&
+        e.alg == c.alg)
       return e.check;
   Entry fresh{hash, text, c.cert, c.secret, c.alg, check_token(text, c)};
   if (entries.size() < kEntries) return entries.emplace_back(std::move(fresh)).check;

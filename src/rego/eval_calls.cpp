@@ -16,7 +16,8 @@ bool Evaluator::eval_call(const Expr& e, Frame& f, K k) {
   std::array<Value, 4> inline_args;
   std::vector<Value> heap_args;
   if (n > inline_args.size()) heap_args.resize(n);
-  const std::span<Value> slots = n > inline_args.size() ? std::span<Value>(heap_args) : std::span<Value>(inline_args.data(), n);
+  const std::span<Value> slots =
+      n > inline_args.size() ? std::span<Value>(heap_args) : std::span<Value>(inline_args.data(), n);
   for (size_t i = 1; i <= n; ++i) slots[i - 1] = eval_term(call->items[i], f);
   const std::span<const Value> args = slots;
   const TermP* out = e.terms.size() == 2 ? &e.terms[1] : nullptr;

@@ -255,18 +255,20 @@ TEST(OpaInput, OnlyWhatThePlansReadHoldsTheSameValues) {
   req.path = "/api/v1/x%20y?x=1&x=2";
   req.host = "details:9080";
   req.headers = {{"X-Request-Id", "req-1"}, {"Authorization", "Bearer t"}, {"Accept", "a"},
-                 {"accept", "b"},           {":authority", "spoofed"},    {"x-empty", ""}};
+                 {"accept", "b"},           {":authority", "spoofed"},     {"x-empty", ""}};
   const auto request = req.build();
   jwt::RequestAuth auth = test::authenticated("issuer", "alice", {{"role", "admin"}});
   // Each module collects what it reads into data.p.out (a read that is undefined adds nothing).
   const std::vector<std::vector<std::string>> reads = {
       {"input.attributes.request.http.headers.authorization", "input.attributes.request.http.method",
        "input.attributes.request.http.path"},
-      {"input.attributes.request.http.headers[\"x-request-id\"]", "input.attributes.request.http.headers.accept",
-       "input.attributes.request.http.headers[\":authority\"]", "input.attributes.request.http.headers.Accept",
-       "input.attributes.request.http.headers[\"x-empty\"]", "input.attributes.request.http.headers.absent",
-       "input.attributes.request.http.id", "input.attributes.request.http.scheme",
-       "input.attributes.request.http.protocol", "input.attributes.request.http.host"},
+      {"input.attributes.request.http.headers[\"x-request-id\"]",
+       "input.attributes.request.http.headers.accept",
+       "input.attributes.request.http.headers[\":authority\"]",
+       "input.attributes.request.http.headers.Accept", "input.attributes.request.http.headers[\"x-empty\"]",
+       "input.attributes.request.http.headers.absent", "input.attributes.request.http.id",
+       "input.attributes.request.http.scheme", "input.attributes.request.http.protocol",
+       "input.attributes.request.http.host"},
       {"input.attributes.metadataContext.filterMetadata[\"envoy.filters.http.jwt_authn\"].payload.role",
        "input.attributes.metadata_context", "input.attributes.source.principal", "input.source_principal",
        "input.version.encoding", "input.parsed_query.x", "input.parsed_body", "input.truncated_body",

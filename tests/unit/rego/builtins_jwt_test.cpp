@@ -123,8 +123,8 @@ TEST(RegoJwt, DecodeVerifyChecksSignatureAndClaims) {
 TEST(RegoJwt, DecodeVerifyRepeatedTokensFollowEachCallsConstraints) {
   const std::string tok =
       hs256_token(R"j({"alg":"HS256"})j", R"j({"iss":"opa","exp":1700000100,"role":"guest"})j", "secret");
-  auto verify = [&](const std::string& token, const std::string& secret, int64_t now_s, const char* iss = nullptr,
-                    const char* alg = nullptr) {
+  auto verify = [&](const std::string& token, const std::string& secret, int64_t now_s,
+                    const char* iss = nullptr, const char* alg = nullptr) {
     ObjectItems items{{s("secret"), s(secret)}};
     if (iss) items.emplace_back(s("iss"), s(iss));
     if (alg) items.emplace_back(s("alg"), s(alg));
@@ -142,14 +142,16 @@ TEST(RegoJwt, DecodeVerifyRepeatedTokensFollowEachCallsConstraints) {
     EXPECT_EQ(verify(tok, "secret", 1700000000, "opa", "HS512"), "[false,{},{}]");
     EXPECT_EQ(verify(tok, "secret", 1700000000, "opa", "HS256"), ok);
     EXPECT_EQ(verify(tok + "x", "secret", 1700000000), "[false,{},{}]");
-    EXPECT_EQ(verify("a.b", "secret", 1700000000), "error(builtin): encoded JWT must have 3 sections, found 2");
+    EXPECT_EQ(verify("a.b", "secret", 1700000000),
+              "error(builtin): encoded JWT must have 3 sections, found 2");
   }
   // More distinct tokens than a thread keeps, twice over: each is still its own.
   for (int round = 0; round < 2; ++round) {
     for (int i = 0; i < 40; ++i) {
       const std::string payload = R"j({"n":)j" + std::to_string(i) + "}";
       const std::string t = hs256_token(R"j({"alg":"HS256"})j", payload, "k" + std::to_string(i % 3));
-      EXPECT_EQ(verify(t, "k" + std::to_string(i % 3), 1700000000), R"j([true,{"alg":"HS256"},)j" + payload + "]");
+      EXPECT_EQ(verify(t, "k" + std::to_string(i % 3), 1700000000),
+                R"j([true,{"alg":"HS256"},)j" + payload + "]");
       EXPECT_EQ(verify(t, "k" + std::to_string((i + 1) % 3), 1700000000), "[false,{},{}]");
     }
   }
@@ -186,7 +188,8 @@ TEST(CryptoHmac, ReusedContextsGiveFreshMacs) {
               "9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737");
     EXPECT_EQ(hex(crypto::hmac(EVP_md5(), "key", fox)), "80070713463e7749b90c2dc24911e275");
     // A key that is a prefix of the previous one is another key.
-    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "ke", fox)), hex(crypto::hmac(EVP_sha256(), std::string("ke"), fox)));
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "ke", fox)),
+              hex(crypto::hmac(EVP_sha256(), std::string("ke"), fox)));
     EXPECT_NE(hex(crypto::hmac(EVP_sha256(), "ke", fox)),
               "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
   }
