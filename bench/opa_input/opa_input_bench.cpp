@@ -9,8 +9,8 @@
 //                     run_opa_policies builds it)
 //   BM_OpaInputFull   policy::opa_input alone, the whole document
 //   BM_OpaEvaluate    policy::evaluate_opa alone on that input (the Rego decision)
-// Run: opa_input_bench --benchmark_repetitions=3 --benchmark_min_time=0.5 \
-//        --benchmark_report_aggregates_only=true
+// Run (one line): opa_input_bench --benchmark_repetitions=3 --benchmark_min_time=0.5
+//                  --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
 #include <chrono>
