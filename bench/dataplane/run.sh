@@ -21,8 +21,12 @@
 #        Authorization) at RATE: no OPA; an in-proxy OPAPolicy (an Envoy-primer-style policy:
 #        io.jwt.decode_verify, role, method, glob on the path); the same OPAPolicy behind a CUSTOM
 #        AuthorizationPolicy over localhost gRPC to mg-bench-opa-ext-authz (same engine).
+#   byname (issue 16) one server proxy, two client proxies in front of it, the same requests at
+#        RATE: a hand-written route (destination + identities) and the outbound-by-name listener
+#        (Host server.bench:9080 → the registry's Service + ServiceEndpoints in the client's
+#        policyDir → balancer → the same server). CPU per request per client hop, latency.
 #
-#   bash bench/dataplane/run.sh [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa]
+#   bash bench/dataplane/run.sh [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa,byname]
 # Environment knobs (defaults): WRK_CONNS=32 WRK_SECONDS=8 RATE=1000 RATE_CLIENTS=10
 #   RATE_SECONDS=10 IDLE_CONNS=9900 THREADS=1 (meshguard workers = haproxy nbthread)
 #   H2_SECONDS=8 (each h2load -c1 row) H2_IDLE_CONNS=200
@@ -35,14 +39,14 @@ HERE="$ROOT/bench/dataplane"
 BUILD="$ROOT/build-bench"
 REPS=3
 OUT=""
-SECTIONS="h1,h2,opa"
+SECTIONS="h1,h2,opa,byname"
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) BUILD="$2"; shift 2 ;;
     --reps) REPS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --sections) SECTIONS="$2"; shift 2 ;;
-    *) echo "usage: $0 [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa,byname]" >&2; exit 2 ;;
   esac
 done
 WRK_CONNS="${WRK_CONNS:-32}"
@@ -56,7 +60,7 @@ H2_SECONDS="${H2_SECONDS:-8}"
 H2_IDLE_CONNS="${H2_IDLE_CONNS:-200}"
 section() { case ",$SECTIONS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for sec in ${SECTIONS//,/ }; do
-  case "$sec" in h1 | h2 | opa) ;; *) echo "unknown section $sec (h1, h2, opa)" >&2; exit 2 ;; esac
+  case "$sec" in h1 | h2 | opa | byname) ;; *) echo "unknown section $sec (h1, h2, opa, byname)" >&2; exit 2 ;; esac
 done
 for v in REPS WRK_CONNS WRK_SECONDS RATE RATE_CLIENTS RATE_SECONDS IDLE_CONNS THREADS H2_SECONDS H2_IDLE_CONNS; do
   case "${!v}" in '' | *[!0-9]*) echo "$v must be a positive integer" >&2; exit 2 ;; esac
@@ -356,6 +360,8 @@ procs_of() {
     haproxy_h2) echo "hap_client:${HAP_PID[h2.client]} hap_server:${HAP_PID[h2.server]} app:$H2APP_PID" ;;
     mg_noopa | mg_opa) echo "mg_client:${MG_PID[${1#mg_}.client]} mg_server:${MG_PID[${1#mg_}.server]} app:$APP_PID" ;;
     mg_extauthz) echo "mg_client:${MG_PID[extauthz.client]} mg_server:${MG_PID[extauthz.server]} provider:$PROVIDER_PID app:$APP_PID" ;;
+    mg_route) echo "mg_client:${MG_PID[route.client]} mg_server:${MG_PID[route.server]} app:$APP_PID" ;;
+    mg_byname) echo "mg_client:${MG_PID[byname.client]} mg_server:${MG_PID[route.server]} app:$APP_PID" ;;
   esac
 }
 url_of() {
@@ -366,7 +372,7 @@ url_of() {
     direct_h2) echo "http://127.0.0.1:$H2APP/details/1" ;;
     meshguard_h2) echo "http://127.0.0.1:${MG_PORT[h2.client]}/details/1" ;;
     haproxy_h2) echo "http://127.0.0.1:${HAP_PORT[h2.client]}/details/1" ;;
-    mg_noopa | mg_opa | mg_extauthz) echo "http://127.0.0.1:${MG_PORT[${1#mg_}.client]}/details/1" ;;
+    mg_noopa | mg_opa | mg_extauthz | mg_route | mg_byname) echo "http://127.0.0.1:${MG_PORT[${1#mg_}.client]}/details/1" ;;
   esac
 }
 # load_args TOPOLOGY: h2load's protocol and header options for it, in LOAD_ARGS (the *_h2
@@ -374,7 +380,8 @@ url_of() {
 load_args() {
   LOAD_ARGS=()
   case "$1" in *_h2) ;; *) LOAD_ARGS+=(--h1) ;; esac
-  case "$1" in mg_*) LOAD_ARGS+=(-H "authorization: Bearer $BENCH_JWT") ;; esac
+  case "$1" in mg_noopa | mg_opa | mg_extauthz) LOAD_ARGS+=(-H "authorization: Bearer $BENCH_JWT") ;; esac
+  case "$1" in mg_byname) LOAD_ARGS+=(-H ":authority: server.bench:9080") ;; esac  # Host for HTTP/1.1
 }
 
 declare -A T0 U0 V0 N0
@@ -670,6 +677,76 @@ YAML
   done
 }
 
+# ---------------------------------------------------------------- section byname (issue 16)
+# The server proxy of the "route" pair; a second client routes by name to it.
+run_byname_section() {
+  local topos=(mg_route mg_byname) i topo pid c
+  for REP in $(seq 1 "$REPS"); do
+    log "byname repetition $REP/$REPS: app, one server, a hand-written client route and a by-name client"
+    start "app-byname$REP" "$APP_BIN" --listen 127.0.0.1:0
+    APP_PID=$LAST_PID
+    APP=$(port_of "$WORK/app-byname$REP.out" '^listening on 127\.0\.0\.1:[0-9]+$')
+    start_mg_pair route "$REP" "$WORK/policies" "$APP" http
+    mkdir -p "$WORK/registry$REP"
+    cat >"$WORK/registry$REP/registry.yaml" <<YAML
+apiVersion: meshguard.io/v1alpha1
+kind: Service
+metadata: {name: server, namespace: bench}
+spec:
+  selector: {app: server}
+  ports: [{name: http, port: 9080, protocol: http}]
+---
+apiVersion: meshguard.io/v1alpha1
+kind: ServiceEndpoints
+metadata: {name: server, namespace: bench}
+spec:
+  endpoints:
+  - {workload: server, address: 127.0.0.1, serviceAccount: server, ports: [{port: 9080, endpointPort: ${MG_PORT[route.server]}}]}
+YAML
+    cat >"$WORK/mg-client-byname.yaml" <<YAML
+workload: {name: client, namespace: bench, serviceAccount: client, labels: {app: client}}
+tls: {certChain: $WORK/client/cert-chain.pem, key: $WORK/client/key.pem, trustBundle: $WORK/client/root-cert.pem}
+policyDir: $WORK/registry$REP
+accessLog: $WORK/mg-client-byname-access.log
+workers: $THREADS
+outbound:
+  - {listen: "127.0.0.1:0", protocol: http}
+admin: {port: 0}
+limits: {headerTimeoutMs: 180000, maxConnections: $((IDLE_CONNS + 100))}
+YAML
+    start "mgc-byname$REP" "$PROXY_BIN" --config "$WORK/mg-client-byname.yaml"
+    MG_PID[byname.client]=$LAST_PID
+    MG_PORT[byname.client]=$(port_of "$WORK/mgc-byname$REP.out" '^listening outbound\[0\] ')
+    c=$(http_code "$(url_of mg_route)"); [ "$c" = 200 ] || die "mg_route: /details/1 → $c"
+    c=$(http_code -H "host: server.bench:9080" "$(url_of mg_byname)"); [ "$c" = 200 ] || die "mg_byname: /details/1 → $c"
+    c=$(http_code -H "host: nosuch.bench:9080" "$(url_of mg_byname)"); [ "$c" = 404 ] || die "mg_byname: unknown host → $c, want 404"
+    sleep 1
+    for i in 0 1; do
+      topo=${topos[$(((i + REP - 1) % 2))]}
+      load_args "$topo"
+      timeout 30 h2load "${LOAD_ARGS[@]}" -t1 -c "$RATE_CLIENTS" -n 500 "$(url_of "$topo")" >/dev/null 2>&1 || true # warm-up
+      run_rate "$topo"
+    done
+    for pid in "${MG_PID[byname.client]}" "${MG_PID[route.client]}" "${MG_PID[route.server]}" "$APP_PID"; do
+      stop_pid "$pid"
+      forget "$pid"
+    done
+  done
+}
+
+print_byname() {
+  echo "### Outbound by name vs a hand-written route (section byname, issue 16)"
+  echo
+  echo "| client route | p50 at $RATE rps (µs) | p99 (µs) | CPU µs/request, client proxy | server proxy | failed |"
+  echo "|---|---|---|---|---|---|"
+  for t in mg_route mg_byname; do
+    echo "| $t | $(fmt "$(median "$t.p50_us")") ($(all_of "$t.p50_us")) | $(fmt "$(median "$t.p99_us")") ($(all_of "$t.p99_us")) | $(fmt "$(median "$t.rate.cpu_us.mg_client")" 1) ($(all_of "$t.rate.cpu_us.mg_client")) | $(fmt "$(median "$t.rate.cpu_us.mg_server")" 1) | $(all_of "$t.rate_failed") |"
+  done
+  echo
+  echo "Client CPU added by routing by name: $(awk -v a="$(median mg_byname.rate.cpu_us.mg_client)" -v b="$(median mg_route.rate.cpu_us.mg_client)" 'BEGIN { printf "%+.1f", a - b }') µs per request."
+  echo
+}
+
 # ---------------------------------------------------------------- the run
 run_h1_section() {
 TOPOS=(direct meshguard haproxy)
@@ -701,6 +778,7 @@ LOAD_AVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 section h1 && run_h1_section
 section h2 && run_h2_section
 section opa && run_opa_section
+section byname && run_byname_section
 LOAD_AVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- medians → markdown
@@ -834,6 +912,7 @@ print_opa() {
   fi
   if section h2; then print_h2; fi
   if section opa; then print_opa; fi
+  if section byname; then print_byname; fi
 } | tee "$WORK/table.md"
 if [ -n "$OUT" ]; then
   cp "$WORK/table.md" "$OUT"

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <set>
 
 #include "policy/match.h"
@@ -186,6 +187,44 @@ std::vector<Finding> analyze(const ResourceSet& set, const MeshConfig& mesh) {
                          "): both can select one workload, with modes " + to_string(a.mode) + " and " +
                          to_string(b.mode) + "; only one is used",
                      where(b.meta)});
+    }
+  }
+  for (const auto& svc : set.services) {
+    bool selects_any = false;
+    for (const auto& w : set.workloads) {
+      if (!service_selects(svc, WorkloadRef{w.meta.ns, w.labels, w.service_account})) continue;
+      selects_any = true;
+      if (w.ports.empty()) continue;  // ports not declared: unknowable here
+      for (const auto& p : svc.ports) {
+        if (std::find(w.ports.begin(), w.ports.end(), p.target_port) != w.ports.end()) continue;
+        out.push_back({"MG0013", "warning", svc.meta.full_name(),
+                       "Service port " + (p.name.empty() ? std::to_string(p.port) : p.name) + " targets port " +
+                           std::to_string(p.target_port) + ", which Workload " + w.meta.full_name() +
+                           " does not serve (its ports: " + [&] {
+                             std::string list;
+                             for (auto wp : w.ports) list += (list.empty() ? "" : ", ") + std::to_string(wp);
+                             return list;
+                           }() + ")",
+                       where(svc.meta)});
+      }
+    }
+    if (!selects_any && !set.workloads.empty()) {
+      std::string sel;
+      for (const auto& [k, v] : svc.workload_selector) sel += (sel.empty() ? "" : ",") + k + "=" + v;
+      out.push_back({"MG0012", "warning", svc.meta.full_name(),
+                     "Service selector " + sel + " matches no registered Workload in namespace " + svc.meta.ns +
+                         ": the service has no endpoints",
+                     where(svc.meta)});
+    }
+  }
+  for (const auto& eps : set.service_endpoints) {
+    const bool has_service = std::any_of(set.services.begin(), set.services.end(), [&](const Service& s) {
+      return s.meta.ns == eps.meta.ns && s.meta.name == eps.meta.name;
+    });
+    if (!has_service) {
+      out.push_back({"MG0014", "warning", eps.meta.full_name(),
+                     "ServiceEndpoints without a Service " + eps.meta.full_name() + ": no client can call it by name",
+                     where(eps.meta)});
     }
   }
   // MG0011: security.istio.io/v1beta1, which Istio deprecates in favour of v1 (same fields).

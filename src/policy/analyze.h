@@ -17,6 +17,13 @@
 //   MG0010 warning  two workload-level PeerAuthentications in one namespace whose selectors can
 //                   select one workload, with different modes: only one is used.
 //   MG0011 info     security.istio.io/v1beta1 (deprecated by Istio): write v1.
+//   MG0012 warning  Service selector matches no registered Workload (only when Workloads are
+//                   registered): the service has no endpoints until one registers.
+//   MG0013 warning  Service targetPort that a selected Workload's declared `ports` do not list:
+//                   that workload cannot serve the port (only for Workloads that declare ports).
+//   MG0014 warning  ServiceEndpoints without a Service of its name (a hand-written policyDir):
+//                   no client can call it by name.
+// (Duplicate or missing Service port names are refused by the parser, not reported here.)
 // docs/ANALYZE.md explains each with an example and the fix.
 #pragma once
 

@@ -13,10 +13,13 @@
 #include "identity/spiffe_id.h"
 #include "policy/match.h"
 #include "policy/opa.h"
+#include "policy/parse_internal.h"
 #include "rego/engine.h"
 #include "rego/yaml_value.h"
 
 namespace mg::policy {
+
+using namespace detail;  // the helpers parse_service.cpp shares (parse_internal.h)
 
 const char* to_string(Action a) {
   switch (a) {
@@ -93,6 +96,8 @@ void ResourceSet::append(ResourceSet&& other) {
   move_all(workloads, other.workloads);
   move_all(meshes, other.meshes);
   move_all(opa_policies, other.opa_policies);
+  move_all(services, other.services);
+  move_all(service_endpoints, other.service_endpoints);
   move_all(skipped, other.skipped);
   move_all(replaced, other.replaced);
   keep_the_later_of_each_name(*this);
@@ -179,25 +184,8 @@ Result<ConditionKey> parse_condition_key(std::string_view key) {
   return out;
 }
 
-const char* to_string(ExtensionProvider::Kind k) {
-  return k == ExtensionProvider::Kind::EnvoyExtAuthzHttp ? "envoyExtAuthzHttp" : "envoyExtAuthzGrpc";
-}
+namespace detail {
 
-namespace {
-
-// Parse state for one text: its name (for messages) and a budget that stops alias expansion
-// (`*ref` repeated at several nesting levels) from turning a small file into huge work.
-struct Ctx {
-  std::string source;
-  size_t budget = 0;
-  int line_offset = 0;  // line of the current document's first line within the whole text
-  std::string_view document;  // the current document's text (Meta::document)
-  int order = 0;              // the current document's position in the text (Meta::order)
-  size_t body_offset = 0;     // where the text yaml-cpp loaded starts within `document`
-  std::string_view requested_ns;  // -n/--namespace, or empty
-};
-
-// A thread-local view of the document being parsed, so line_of() can add its offset.
 thread_local const Ctx* current_ctx = nullptr;
 
 int line_of(const YAML::Node& n) {
@@ -205,10 +193,69 @@ int line_of(const YAML::Node& n) {
   return n.Mark().line >= 0 ? n.Mark().line + 1 + offset : offset + 1;
 }
 
-Unexpected<Error> err(const Ctx& ctx, const YAML::Node& at, const std::string& why,
-                      const char* code = "policy.invalid") {
+Unexpected<Error> err(const Ctx& ctx, const YAML::Node& at, const std::string& why, const char* code) {
   return fail(code, ctx.source + ":" + std::to_string(line_of(at)) + ": " + why);
 }
+
+Status spend(Ctx& ctx, const YAML::Node& at) {
+  if (ctx.budget == 0) return err(ctx, at, "document too large (alias expansion?)");
+  --ctx.budget;
+  return {};
+}
+
+Result<std::string> scalar(const Ctx& ctx, const YAML::Node& n, const std::string& what) {
+  if (!n.IsScalar()) return err(ctx, n, what + " must be a string");
+  return n.Scalar();
+}
+
+Status string_map(Ctx& ctx, const YAML::Node& n, const std::string& what,
+                  std::map<std::string, std::string>& out) {
+  if (n.IsNull()) return {};
+  if (!n.IsMap()) return err(ctx, n, what + " must be a mapping of strings");
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    if (auto s = spend(ctx, it->first); !s) return s;
+    if (!it->first.IsScalar() || it->first.Scalar().empty()) return err(ctx, it->first, what + ": keys must be non-empty strings");
+    auto v = scalar(ctx, it->second, what + "." + it->first.Scalar());
+    if (!v) return fail(v.error());
+    if (!out.emplace(it->first.Scalar(), std::move(*v)).second) {
+      return err(ctx, it->first, what + ": duplicate key \"" + it->first.Scalar() + "\"");
+    }
+  }
+  return {};
+}
+
+Result<bool> boolean(const Ctx& ctx, const YAML::Node& n, const std::string& what) {
+  auto text = scalar(ctx, n, what);
+  if (!text) return fail(text.error());
+  if (*text != "true" && *text != "false") return err(ctx, n, what + " must be true or false", "policy.bad_value");
+  return *text == "true";
+}
+
+Result<uint32_t> whole_number(const Ctx& ctx, const YAML::Node& n, const std::string& what, uint32_t min,
+                              uint32_t max) {
+  auto text = scalar(ctx, n, what);
+  if (!text) return fail(text.error());
+  uint32_t v = 0;
+  const auto* end = text->data() + text->size();
+  auto [ptr, ec] = std::from_chars(text->data(), end, v);
+  if (text->empty() || ec != std::errc() || ptr != end || v < min || v > max) {
+    return err(ctx, n,
+               what + " must be a whole number from " + std::to_string(min) + " to " + std::to_string(max) +
+                   ", not \"" + *text + "\"",
+               "policy.bad_value");
+  }
+  return v;
+}
+
+}  // namespace detail
+
+const char* to_string(ExtensionProvider::Kind k) {
+  return k == ExtensionProvider::Kind::EnvoyExtAuthzHttp ? "envoyExtAuthzHttp" : "envoyExtAuthzGrpc";
+}
+
+namespace {
+
+
 
 struct DocumentText {
   std::string_view body;  // what yaml-cpp loads: the "---" marker itself left out
@@ -258,37 +305,8 @@ std::vector<DocumentText> split_documents(std::string_view text) {
   return docs;
 }
 
-Status spend(Ctx& ctx, const YAML::Node& at) {
-  if (ctx.budget == 0) return err(ctx, at, "document too large (alias expansion?)");
-  --ctx.budget;
-  return {};
-}
 
-// Calls f(key, value) for every entry of a mapping; rejects non-mappings, non-scalar keys,
-// duplicate keys and keys outside `allowed`.
-template <class F>
-Status for_each_field(Ctx& ctx, const YAML::Node& node, const std::string& what,
-                      std::initializer_list<std::string_view> allowed, F&& f) {
-  if (node.IsNull()) return {};
-  if (!node.IsMap()) return err(ctx, node, what + " must be a mapping");
-  std::set<std::string> seen;
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    if (auto s = spend(ctx, it->first); !s) return s;
-    if (!it->first.IsScalar()) return err(ctx, it->first, what + ": field names must be strings");
-    const std::string key = it->first.Scalar();
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      return err(ctx, it->first, "unknown field \"" + key + "\" in " + what, "policy.unknown_field");
-    }
-    if (!seen.insert(key).second) return err(ctx, it->first, "duplicate field \"" + key + "\" in " + what);
-    if (auto s = f(key, it->second); !s) return s;
-  }
-  return {};
-}
 
-Result<std::string> scalar(const Ctx& ctx, const YAML::Node& n, const std::string& what) {
-  if (!n.IsScalar()) return err(ctx, n, what + " must be a string");
-  return n.Scalar();
-}
 
 Status string_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
   if (n.IsNull()) return {};
@@ -330,21 +348,6 @@ Status port_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::ve
   return {};
 }
 
-Status string_map(Ctx& ctx, const YAML::Node& n, const std::string& what,
-                  std::map<std::string, std::string>& out) {
-  if (n.IsNull()) return {};
-  if (!n.IsMap()) return err(ctx, n, what + " must be a mapping of strings");
-  for (auto it = n.begin(); it != n.end(); ++it) {
-    if (auto s = spend(ctx, it->first); !s) return s;
-    if (!it->first.IsScalar() || it->first.Scalar().empty()) return err(ctx, it->first, what + ": keys must be non-empty strings");
-    auto v = scalar(ctx, it->second, what + "." + it->first.Scalar());
-    if (!v) return fail(v.error());
-    if (!out.emplace(it->first.Scalar(), std::move(*v)).second) {
-      return err(ctx, it->first, what + ": duplicate key \"" + it->first.Scalar() + "\"");
-    }
-  }
-  return {};
-}
 
 Status parse_selector(Ctx& ctx, const YAML::Node& n, Selector& out) {
   auto s = for_each_field(ctx, n, "selector", {"matchLabels"}, [&](const std::string&, const YAML::Node& v) {
@@ -470,18 +473,6 @@ Status parse_condition(Ctx& ctx, const YAML::Node& n, Condition& c) {
   return {};
 }
 
-template <class T, class F>
-Status object_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<T>& out, F&& parse_one) {
-  if (n.IsNull()) return {};
-  if (!n.IsSequence()) return err(ctx, n, what + " must be a list");
-  for (const auto& item : n) {
-    if (auto s = spend(ctx, item); !s) return s;
-    T value;
-    if (auto s = parse_one(item, value); !s) return s;
-    out.push_back(std::move(value));
-  }
-  return {};
-}
 
 Status parse_rule(Ctx& ctx, const YAML::Node& n, Rule& rule) {
   rule.line = line_of(n);
@@ -787,28 +778,7 @@ Status parse_gateway_topology(Ctx& ctx, const YAML::Node& n, Mesh& m) {
                         });
 }
 
-Result<bool> boolean(const Ctx& ctx, const YAML::Node& n, const std::string& what) {
-  auto text = scalar(ctx, n, what);
-  if (!text) return fail(text.error());
-  if (*text != "true" && *text != "false") return err(ctx, n, what + " must be true or false", "policy.bad_value");
-  return *text == "true";
-}
 
-Result<uint32_t> whole_number(const Ctx& ctx, const YAML::Node& n, const std::string& what, uint32_t min,
-                              uint32_t max) {
-  auto text = scalar(ctx, n, what);
-  if (!text) return fail(text.error());
-  uint32_t v = 0;
-  const auto* end = text->data() + text->size();
-  auto [ptr, ec] = std::from_chars(text->data(), end, v);
-  if (text->empty() || ec != std::errc() || ptr != end || v < min || v > max) {
-    return err(ctx, n,
-               what + " must be a whole number from " + std::to_string(min) + " to " + std::to_string(max) +
-                   ", not \"" + *text + "\"",
-               "policy.bad_value");
-  }
-  return v;
-}
 
 // A list of HTTP header names (RFC 9110 tokens), as the ext_authz header fields take them.
 Status header_name_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
@@ -1245,7 +1215,7 @@ Status parse_opa_policy(Ctx& ctx, const YAML::Node& spec, const YAML::Node& doc,
 
 bool is_enforced_kind(std::string_view kind) {
   return kind == "AuthorizationPolicy" || kind == "PeerAuthentication" || kind == "RequestAuthentication" ||
-         kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy";
+         kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy" || kind == "ServiceEndpoints";
 }
 
 // The API groups meshguard owns every kind of: an unknown kind there is a typo or an API this build
@@ -1375,13 +1345,14 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
       return err(ctx, doc, kind + ": apiVersion must be security.istio.io/v1 or security.istio.io/v1beta1, not \"" +
                                api_version + "\"");
     }
-  } else if (kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy") {
+  } else if (kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy" || kind == "ServiceEndpoints" ||
+             (kind == "Service" && is_security_group(api_version))) {
     if (api_version != "meshguard.io/v1alpha1") return err(ctx, doc, kind + ": apiVersion must be meshguard.io/v1alpha1");
   } else if (is_security_group(api_version)) {
     return err(ctx, doc,
                "unknown kind \"" + kind + "\" in " + api_version +
                    " (meshguard enforces AuthorizationPolicy, PeerAuthentication, RequestAuthentication, "
-                   "Workload, Mesh and OPAPolicy)",
+                   "Workload, Mesh, OPAPolicy, Service and ServiceEndpoints)",
                "policy.unknown_kind");
   } else {
     return err(ctx, doc, "apiVersion is required", "policy.unknown_kind");
@@ -1417,6 +1388,31 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
     p.meta = meta;
     if (auto st = parse_opa_policy(ctx, spec_node, doc, p); !st) return st;
     out.opa_policies.push_back(std::move(p));
+    return {};
+  }
+  if (kind == "Service" || kind == "ServiceEndpoints") {
+    // Their names are DNS names (details.default.svc.cluster.local), so both parts must be labels.
+    for (const std::string* part : {&meta.name, &meta.ns}) {
+      if (!is_dns_label(*part)) {
+        return err(ctx, metadata.IsDefined() ? metadata : doc,
+                   kind + ": metadata name and namespace must be DNS labels (lower case letters, digits and '-'), "
+                          "not \"" + *part + "\"",
+                   "policy.bad_value");
+      }
+    }
+  }
+  if (kind == "Service") {
+    Service svc;
+    svc.meta = meta;
+    if (auto st = parse_service(ctx, spec_node, svc); !st) return st;
+    out.services.push_back(std::move(svc));
+    return {};
+  }
+  if (kind == "ServiceEndpoints") {
+    ServiceEndpoints e;
+    e.meta = meta;
+    if (auto st = parse_service_endpoints(ctx, spec_node, e); !st) return st;
+    out.service_endpoints.push_back(std::move(e));
     return {};
   }
   if (kind == "AuthorizationPolicy") {

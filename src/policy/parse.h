@@ -1,8 +1,8 @@
 // policy/parse.h — multi-document YAML text → validated resources (policy/resources.h).
 //
 // Kinds: AuthorizationPolicy, PeerAuthentication, RequestAuthentication
-// (apiVersion security.istio.io/v1 or v1beta1) and meshguard's Workload, Mesh and OPAPolicy
-// (meshguard.io/v1alpha1). Every resource keeps its document's exact text (Meta::document).
+// (apiVersion security.istio.io/v1 or v1beta1) and meshguard's Workload, Mesh, OPAPolicy and the
+// service registry's Service and ServiceEndpoints (meshguard.io/v1alpha1; parse_service.cpp). Every resource keeps its document's exact text (Meta::document).
 // Unknown fields, bad enums, bad string patterns, CIDRs, ports and unknown `when` keys are
 // rejected; an OPAPolicy's Rego modules are compiled here (src/rego), and one that does not
 // compile is rejected with "<source>:<line>:<column>" pointing into the YAML file. A text with
@@ -10,9 +10,10 @@
 // Service, Deployment, ...) are skipped and listed in ResourceSet::skipped; an unknown kind in
 // security.istio.io or meshguard.io is refused (fail closed: it may be a mistyped security rule).
 // Errors read "<source>:<line>: <reason>" (line 1-based). Pure: no I/O (see load.h for the file
-// loader). parse.cpp is one parser for every kind and runs past the 800-line guideline on
-// purpose: all kinds share its budgeted node walkers and line bookkeeping (Ctx), which a split
-// would have to expose.
+// loader). parse.cpp parses the security kinds and runs past the 800-line guideline on purpose:
+// they share many kind-specific walkers (sources, operations, conditions, JWT rules); the generic
+// ones (Ctx, for_each_field, scalar, ...) are in parse_internal.h, which the registry's kinds
+// (parse_service.cpp) use too.
 #pragma once
 
 #include <string>
@@ -30,6 +31,11 @@ namespace mg::policy {
 // same resource; a document naming another namespace than `ns` is refused (as kubectl does).
 Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source = "<input>",
                                     std::string_view ns = {});
+
+// What a control plane accepts from an operator (`meshguardctl apply`): every parsed kind but
+// ServiceEndpoints, which the control plane computes from Services and registered proxies. An
+// error (code policy.generated_kind) names the first such document's file:line.
+Status check_appliable(const ResourceSet& set);
 
 // A Kubernetes DNS label (RFC 1123): lower-case letters, digits and '-', not at either end, at most
 // 63 characters. What -n/--namespace and `token create` accept as namespace / service account.

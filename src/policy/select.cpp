@@ -209,4 +209,13 @@ std::string mesh_document(const MeshConfig& mesh) {
   return out;
 }
 
+bool service_selects(const Service& service, const WorkloadRef& workload) {
+  if (service.workload_selector.empty() || workload.ns != service.meta.ns) return false;
+  for (const auto& [k, v] : service.workload_selector) {
+    auto it = workload.labels.find(k);
+    if (it == workload.labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
 }  // namespace mg::policy

@@ -52,6 +52,10 @@ struct WorkloadRef {
   std::string service_account;
 };
 
+// A Service selects the Workloads of its own namespace whose labels hold every selector label (a
+// Kubernetes Service's rule; an empty selector, refused by the parser, would select none).
+bool service_selects(const Service& service, const WorkloadRef& workload);
+
 // Why a resource does or does not apply to a workload (for explain / analyze).
 struct Applicability {
   bool applies = false;

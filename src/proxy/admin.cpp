@@ -1,5 +1,6 @@
 #include "proxy/admin.h"
 
+#include "proxy/balancer.h"
 #include "common/time.h"
 #include "crypto/openssl.h"
 #include "proxy/connection_manager.h"
@@ -48,6 +49,54 @@ void add_secret(nlohmann::json& cert, const tls::Credentials& creds) {
   cert["issuingRoot"] = issuing;
 }
 
+
+// The registry view in force: every service, its secure-naming identities, and per port the
+// endpoints with their passive-health state (what `meshguardctl proxy-config endpoints` prints).
+nlohmann::json registry_dump(const Registry& registry, const OutlierSettings& outlier) {
+  const auto now = BalancerClock::now();
+  nlohmann::json services = nlohmann::json::array();
+  for (const auto& s : registry.services()) {
+    nlohmann::json ports = nlohmann::json::array();
+    for (const auto& p : s.ports) {
+      nlohmann::json endpoints = nlohmann::json::array();
+      for (const auto& e : p.endpoints) {
+        const auto h = e.health->view(now);
+        endpoints.push_back({{"workload", e.workload},
+                             {"address", e.address + ":" + std::to_string(e.port)},
+                             {"serviceAccount", e.service_account},
+                             {"identity", e.identity},
+                             {"healthy", e.healthy},
+                             {"ejected", h.ejected_for_ms > 0},
+                             {"ejectedForMs", h.ejected_for_ms},
+                             {"ejections", h.ejections_total},
+                             {"consecutiveFailures", h.consecutive_failures},
+                             {"activeRequests", e.health->active.load(std::memory_order_relaxed)}});
+      }
+      ports.push_back({{"name", p.name},
+                       {"port", p.port},
+                       {"targetPort", p.target_port},
+                       {"protocol", to_string(p.protocol)},
+                       {"cluster", "outbound|" + std::to_string(p.port) + "||" + s.fqdn()},
+                       {"endpoints", endpoints}});
+    }
+    services.push_back({{"name", s.name},
+                        {"namespace", s.ns},
+                        {"host", s.fqdn()},
+                        {"loadBalancer", s.load_balancer == policy::Service::LoadBalancer::RoundRobin
+                                             ? "ROUND_ROBIN"
+                                             : "LEAST_REQUEST"},
+                        {"identities", s.identities},
+                        {"ports", ports}});
+  }
+  return {{"trustDomain", registry.trust_domain()},
+          {"services", services},
+          {"outlierDetection",
+           {{"consecutiveErrors", outlier.consecutive_errors},
+            {"baseEjectionTimeMs", outlier.base_ejection.count()},
+            {"maxEjectionTimeMs", outlier.max_ejection.count()},
+            {"maxEjectionPercent", outlier.max_ejection_percent}}}};
+}
+
 }  // namespace
 
 Admin::Admin(const ProxyConfig& config, const http::Limits& limits, Report& report,
@@ -81,12 +130,20 @@ nlohmann::json Admin::config_dump() const {
       e["mtlsModeSource"] = policy->inbound_modes[l.index].source;
     } else if (l.kind == ListenerKind::Outbound) {
       const auto& r = config_.outbound[l.index];
-      e["destination"] = destination_of(r);
-      e["identities"] = r.identities;
+      if (!r.by_registry()) {
+        e["destination"] = destination_of(r);
+        e["identities"] = r.identities;
+      } else if (r.service.empty()) {
+        e["route"] = "byHost";  // each request's Host through the registry
+      } else {
+        e["service"] = r.service + "." + r.service_ns;
+        e["port"] = r.service_port;
+      }
     }
     ls.push_back(e);
   }
   j["listeners"] = ls;
+  j["registry"] = registry_dump(*policy->registry, config_.outlier);
   nlohmann::json cert = {{"state", to_string(credentials_.state())}};
   if (auto state = credentials_.current()) {
     cert["spiffeId"] = state->creds->own_id.str();

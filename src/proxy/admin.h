@@ -1,7 +1,8 @@
 // proxy/admin.h — the admin listener's endpoints, GET/HEAD only, one request per connection:
 //   /healthz/ready  200 once started, not draining and (with tls) the certificate Available
 //   /metrics        Prometheus text of the proxy's registry (certificate state read at scrape)
-//   /config_dump    JSON: config version, workload, listeners, certificate (chain, trust bundle),
+//   /config_dump    JSON: config version, workload, listeners, registry (services, endpoints with
+//                   health and ejection state, expected identities), certificate (chain, trust bundle),
 //                   policy, control plane (snapshot revision), drain state
 // Reads the other components; owns nothing but the view it is given.
 #pragma once

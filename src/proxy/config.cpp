@@ -91,12 +91,37 @@ class Parser {
     return {s.substr(0, colon), static_cast<uint16_t>(std::stoul(port_text))};
   }
 
+  // An outbound entry without destination: by Host ({listen, protocol: http}) or one service port
+  // ({listen, service: NAME.NAMESPACE, port: N}); the registry supplies the rest.
+  void registry_route(const YAML::Node& n, const std::string& where, OutboundRoute& r) const {
+    if (n["identities"]) error(n["identities"], where + ": identities come from the registry without destination");
+    if (n["service"]) {
+      if (n["protocol"]) error(n["protocol"], where + ": a service port's protocol comes from its Service");
+      if (!n["port"]) error(n, where + ": service needs port");
+      std::string name = str(n["service"], where + ".service");
+      size_t dot = name.find('.');
+      if (dot == std::string::npos || dot == 0 || dot + 1 == name.size() || name.find('.', dot + 1) != std::string::npos)
+        error(n["service"], where + ".service must be NAME.NAMESPACE");
+      r.service = name.substr(0, dot);
+      r.service_ns = name.substr(dot + 1);
+      r.service_port = port(n["port"], where + ".port");
+      if (r.service_port == 0) error(n["port"], where + ".port must not be 0");
+      return;
+    }
+    if (n["port"]) error(n["port"], where + ": port goes with service");
+    std::string proto = n["protocol"] ? str(n["protocol"], where + ".protocol") : "";
+    if (proto != "http")
+      error(n, where + " needs destination and identities, or protocol: http (by Host through the registry), or "
+                       "service and port");
+    r.protocol = Protocol::Http;
+  }
+
   ProxyConfig parse(const YAML::Node& root) {
     ProxyConfig cfg;
     cfg.source = source_;
     expect_map(root, "the proxy config",
                {"workload", "tls", "policyDir", "inbound", "outbound", "admin", "accessLog", "workers",
-                "limits", "gatewayTopology"});
+                "limits", "gatewayTopology", "outlierDetection"});
     if (auto w = root["workload"]) {
       expect_map(w, "workload", {"name", "namespace", "serviceAccount", "labels"});
       if (w["name"]) cfg.workload.name = str(w["name"], "workload.name");
@@ -171,12 +196,19 @@ class Parser {
       for (size_t i = 0; i < out.size(); ++i) {
         std::string where = "outbound[" + std::to_string(i) + "]";
         const YAML::Node& n = out[i];
-        expect_map(n, where, {"listen", "destination", "identities", "protocol"});
-        if (!n["listen"] || !n["destination"] || !n["identities"]) {
-          error(n, where + " needs listen, destination and identities");
-        }
+        expect_map(n, where, {"listen", "destination", "identities", "protocol", "service", "port"});
+        if (!n["listen"]) error(n, where + " needs listen");
         OutboundRoute r;
         std::tie(r.listen_address, r.listen_port) = host_port(n["listen"], where + ".listen");
+        if (!n["destination"]) {
+          registry_route(n, where, r);
+          if (!cfg.tls && mode_ == ConfigMode::Standalone)
+            error(n, where + ": outbound routes originate mTLS and need a tls section");
+          cfg.outbound.push_back(r);
+          continue;
+        }
+        if (n["service"] || n["port"]) error(n, where + ": service and port go without destination");
+        if (!n["identities"]) error(n, where + " needs listen, destination and identities");
         std::tie(r.destination_address, r.destination_port) = host_port(n["destination"], where + ".destination");
         if (r.destination_port == 0) error(n["destination"], where + ".destination port must not be 0");
         if (!n["identities"].IsSequence() || n["identities"].size() == 0) {
@@ -196,6 +228,25 @@ class Parser {
           error(n, where + ": outbound routes originate mTLS and need a tls section");
         cfg.outbound.push_back(r);
       }
+    }
+    if (auto o = root["outlierDetection"]) {
+      expect_map(o, "outlierDetection",
+                 {"consecutiveErrors", "baseEjectionTimeMs", "maxEjectionTimeMs", "maxEjectionPercent"});
+      if (o["consecutiveErrors"]) {
+        cfg.outlier.consecutive_errors =
+            static_cast<uint32_t>(number(o["consecutiveErrors"], "outlierDetection.consecutiveErrors", 1'000'000));
+        if (cfg.outlier.consecutive_errors == 0)
+          error(o["consecutiveErrors"], "outlierDetection.consecutiveErrors must be positive");
+      }
+      if (o["baseEjectionTimeMs"])
+        cfg.outlier.base_ejection = std::chrono::milliseconds(
+            number(o["baseEjectionTimeMs"], "outlierDetection.baseEjectionTimeMs", 86'400'000));
+      if (o["maxEjectionTimeMs"])
+        cfg.outlier.max_ejection = std::chrono::milliseconds(
+            number(o["maxEjectionTimeMs"], "outlierDetection.maxEjectionTimeMs", 86'400'000));
+      if (o["maxEjectionPercent"])
+        cfg.outlier.max_ejection_percent =
+            static_cast<uint32_t>(number(o["maxEjectionPercent"], "outlierDetection.maxEjectionPercent", 100));
     }
     if (auto a = root["admin"]) {
       expect_map(a, "admin", {"port", "address"});

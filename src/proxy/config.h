@@ -18,6 +18,14 @@
 //   outbound:
 //     - {listen: "127.0.0.1:15001", destination: "10.0.0.2:15006", protocol: http,
 //        identities: [spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews]}
+//     - {listen: "127.0.0.1:15080", protocol: http}   # no destination: by Host through the registry
+//       # (the Service + ServiceEndpoints documents of policyDir / the control plane's push):
+//       # details, details.default[.svc[.cluster.local]] with or without :PORT; unknown host → 404
+//       # (flag NR), no healthy endpoint → 503 (UH); secure naming from the registry
+//     - {listen: "127.0.0.1:15432", service: ratings.prod, port: 5432}   # one service port:
+//       # TCP spliced, or HTTP when the Service declares the port http/http2/grpc
+//   outlierDetection: {consecutiveErrors: 5, baseEjectionTimeMs: 30000, maxEjectionTimeMs: 300000,
+//                      maxEjectionPercent: 10}   # registry endpoints' passive health (these defaults)
 //   admin: {port: 15000, address: 127.0.0.1}
 //   limits: {headerTimeoutMs: 10000, idleTimeoutMs: 300000, upstreamTimeoutMs: 60000,
 //            drainTimeoutMs: 5000, maxConnections: 10000, maxHeaderBytes: 61440, maxHeaders: 100}
@@ -34,6 +42,7 @@
 // Defaults: inbound protocol http, outbound protocol tcp (the Protocol enum says what each means).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -80,14 +89,30 @@ struct InboundPort {
 struct OutboundRoute {
   std::string listen_address = "127.0.0.1";
   uint16_t listen_port = 0;
-  std::string destination_address;
+  std::string destination_address;  // "": the registry decides (by_registry)
   uint16_t destination_port = 0;
   std::vector<std::string> identities;  // SPIFFE IDs the server may present (secure naming)
+  // Without a destination: `service` empty routes each request by its Host / :authority through
+  // the registry (protocol http); else the listener is one service port, service.service_ns:
+  // service_port, TCP or HTTP as the Service declares that port. Endpoints, balancing and the
+  // identities to expect come from the registry (proxy/registry.h, proxy/balancer.h).
+  std::string service, service_ns;
+  uint16_t service_port = 0;
+  bool by_registry() const { return destination_address.empty(); }
   // tcp: each app connection is spliced over its own mTLS connection. http / http2 / grpc:
   // requests are parsed and sent over pooled mTLS connections (reused across app connections):
   // one HTTP/2 connection carrying many streams when the destination selects ALPN h2, else
   // keep-alive HTTP/1.1 ones.
   Protocol protocol = Protocol::Tcp;
+};
+
+// Passive health of registry endpoints (proxy/balancer.h); defaults are Istio DestinationRule's
+// outlierDetection defaults. Shorter values make a test's ejection quick.
+struct OutlierSettings {
+  uint32_t consecutive_errors = 5;                     // consecutive connect failures / 5xx
+  std::chrono::milliseconds base_ejection{30'000};     // × the times ejected
+  std::chrono::milliseconds max_ejection{300'000};     // cap on one ejection
+  uint32_t max_ejection_percent = 10;                  // of a port's endpoints (at least 1, never all)
 };
 
 struct ProxyLimits {
@@ -112,6 +137,7 @@ struct ProxyConfig {
   std::string access_log;  // "" or "-": stdout
   uint32_t workers = 0;    // 0: one per core
   ProxyLimits limits;
+  OutlierSettings outlier;  // outlierDetection
   std::optional<uint32_t> num_trusted_proxies;  // gatewayTopology.numTrustedProxies: over the Mesh's
   // Not from the file: set by meshguard-proxy with a control plane. policyDir then holds the
   // agent's fail-static copy, read at start-up only; updates arrive by Proxy::apply_policies.

@@ -18,6 +18,20 @@
 namespace mg::proxy {
 
 struct ConnEntry;  // proxy/connection_manager.h
+struct RegistryService;   // proxy/registry.h
+struct RegistryPort;
+struct RegistryEndpoint;
+
+// An outbound request's (or TCP connection's) endpoint chosen from the registry: where to connect
+// and, from its service, which identities to accept. Valid while its registry is held.
+struct UpstreamTarget {
+  const RegistryService* service = nullptr;
+  const RegistryPort* port = nullptr;
+  const RegistryEndpoint* endpoint = nullptr;
+  struct EndpointHealth* counted = nullptr;  // the endpoint whose in-flight count this holds
+  bool retried = false;                      // the one retry on another endpoint is used
+  uint32_t ejections = 0;                    // endpoints this request's failures ejected
+};
 
 // Response flags as Envoy names them (%RESPONSE_FLAGS%).
 enum class ResponseFlag : uint8_t {
@@ -26,6 +40,8 @@ enum class ResponseFlag : uint8_t {
   UpstreamReset,           // "UC"
   DownstreamReset,         // "DC"
   UpstreamTimeout,         // "UT"
+  NoRouteFound,            // "NR": no service of that host (outbound by name)
+  NoHealthyUpstream,       // "UH": the service has no healthy endpoint
   // A TCP connection the connection chain refused: meshguard's own flag ("denied"; Envoy's
   // RBAC filter says "RBAC"), kept as the access log has always written it.
   Denied,
@@ -43,15 +59,18 @@ enum class ResponseDetail : uint8_t {
   UpgradeClosedByPolicyReload,  // "upgrade_closed_by_policy_reload"
   ExtAuthzDenied,               // "ext_authz_denied": a CUSTOM policy's provider denied it
   ExtAuthzError,                // "ext_authz_error": its provider failed (statusOnError)
+  RouteNotFound,                // "route_not_found": outbound by name, no such service or port
 };
 std::string_view to_string(ResponseDetail detail);
 
 // One side of an HTTP proxying connection: inbound (a listener port → the local app, with the
-// enforcement step) or outbound (the local app → a route's destination proxy over mTLS).
+// enforcement step) or outbound (the local app → a route's destination proxy over mTLS; for a
+// registry route, the request's endpoint in `target`).
 struct HttpSide {
   const InboundPort* inbound = nullptr;
   size_t inbound_index = 0;
   std::optional<size_t> route;
+  UpstreamTarget* target = nullptr;
   std::string source;                     // downstream "ip:port"
   std::optional<tls::PeerIdentity> peer;  // inbound mTLS peer
   uint16_t listen_port = 0;
@@ -67,6 +86,8 @@ struct Exchange {
   ResponseFlag flags = ResponseFlag::None;
   ResponseDetail details = ResponseDetail::ViaUpstream;
   std::string upstream_principal;  // outbound: the server's verified SPIFFE ID
+  // Outbound by name: the service's FQDN and the endpoint's "ip:port" (else the route's).
+  std::string destination_service, upstream_address;
   uint64_t bytes_received = 0, bytes_sent = 0;
   Clock::time_point start = Clock::now();
   std::vector<http::Header> add_response_headers;  // an allowing OPAPolicy's response_headers_to_add

@@ -5,9 +5,11 @@
 #include "http/body.h"
 #include "http/parser.h"
 #include "http2/grpc.h"
+#include "proxy/balancer.h"
 #include "proxy/codec.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
+#include "proxy/policy_state.h"
 #include "proxy/report.h"
 #include "proxy/splice.h"
 #include "proxy/worker.h"
@@ -15,11 +17,13 @@
 namespace mg::proxy {
 
 Forwarder::Forwarder(const ProxyConfig& config, const http::Limits& limits, const Credentials& credentials,
-                     ConnectionManager& connections, Report& report, const std::atomic<bool>& draining)
+                     ConnectionManager& connections, const PolicyState& policy, Report& report,
+                     const std::atomic<bool>& draining)
     : config_(config),
       limits_(limits),
       credentials_(credentials),
       connections_(connections),
+      policy_(policy),
       report_(report),
       draining_(draining) {}
 
@@ -28,6 +32,65 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
                                         const HttpSide& side, http::Request& req,
                                         const std::optional<std::string>& upgrade,
                                         std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
+  if (side.route && config_.outbound[*side.route].by_registry())
+    co_return co_await forward_by_name(down, codec, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);
+  co_return co_await relay(down, codec, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);
+}
+
+net::awaitable<bool> Forwarder::forward_by_name(net::Stream& down, ServerCodec& codec, std::string& in,
+                                                BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
+                                                const HttpSide& side, http::Request& req,
+                                                const std::optional<std::string>& upgrade,
+                                                std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
+  // Held for the whole request: the target points into it, whatever a publish does meanwhile.
+  const std::shared_ptr<const Registry> registry = policy_.current()->registry;
+  const OutboundRoute& route = config_.outbound[*side.route];
+  auto match = route.service.empty() ? registry->resolve(req.host)
+                                     : registry->find(route.service, route.service_ns, route.service_port);
+  // Answered here, the request's body unread: the connection stays only without one.
+  const bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining_;
+  if (!match || !is_http(match->port->protocol)) {
+    ex.flags = ResponseFlag::NoRouteFound;
+    ex.details = ResponseDetail::RouteNotFound;
+    co_await local_reply(down, codec, ex, 404, "", keep);
+    co_return keep;
+  }
+  ex.destination_service = match->service->fqdn();
+  UpstreamTarget target{match->service, match->port};
+  if (!choose_endpoint(target, BalancerClock::now())) {
+    ex.flags = ResponseFlag::NoHealthyUpstream;
+    co_await local_reply(down, codec, ex, 503, "no healthy upstream", keep);
+    co_return keep;
+  }
+  HttpSide routed = side;
+  routed.target = &target;
+  const bool open = co_await relay(down, codec, in, chunk, watchdog, worker, routed, req, upgrade, as_received, ex);
+  // Envoy's consecutive_5xx: a 5xx from the endpoint and a failure to reach it count alike.
+  const bool failed = ex.status >= 500 || ex.flags == ResponseFlag::UpstreamConnectFailure ||
+                      ex.flags == ResponseFlag::UpstreamReset || ex.flags == ResponseFlag::UpstreamTimeout;
+  finish_endpoint(target, failed, config_.outlier, BalancerClock::now());
+  report_.registry_outcome(*match->service, *match->port, target.retried, target.ejections);
+  co_return open;
+}
+
+bool Forwarder::retry_elsewhere(const HttpSide& side, const std::string& reason, const std::string& detail) {
+  if (!side.target) return false;
+  const std::string failed = destination_name(side);
+  if (!proxy::retry_elsewhere(*side.target, config_.outlier, BalancerClock::now())) return false;
+  report_.outbound_refused(side.source, failed, reason, detail + " (retrying on " + destination_name(side) + ")");
+  return true;
+}
+
+std::string Forwarder::destination_name(const HttpSide& side) const {
+  if (side.target) return side.target->endpoint->address + ":" + std::to_string(side.target->endpoint->port);
+  return destination_of(config_.outbound[*side.route]);
+}
+
+net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std::string& in,
+                                      BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
+                                      const HttpSide& side, http::Request& req,
+                                      const std::optional<std::string>& upgrade,
+                                      std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
   // gRPC asks for trailers with "te: trailers", a hop-by-hop field an HTTP/2 next hop gets again.
   const bool te_trailers = http::wants_trailers(req.headers);
   // Headers the next hop sees: hop-by-hop removed, framing re-stated; inbound, XFCC sanitized
@@ -71,21 +134,24 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
   // HTTP/2 to the next hop when it speaks it (forwarder_h2.cpp); a destination proxy that
   // selected http/1.1 hands back its connection for the HTTP/1.1 path below.
   std::unique_ptr<UpstreamConn> first;
-  if (!upgrade && worker.upstreams.may_use_h2(side)) {
-    std::string reason, detail;
+  std::string reason, detail;
+  while (!upgrade && worker.upstreams.may_use_h2(side)) {
+    reason.clear();
     auto h2 = co_await worker.upstreams.acquire_h2(side, first, reason, detail);
     if (h2) {
+      if (side.target) ex.upstream_address = destination_name(side);
       if (te_trailers) forwarded.headers.add("te", "trailers");
       co_return co_await forward_h2(down, codec, in, chunk, watchdog, worker, side, std::move(h2), forwarded, req,
                                     as_received, ex);
     }
-    if (!first && !reason.empty()) {
-      if (side.route)
-        report_.outbound_refused(side.source, destination_of(config_.outbound[*side.route]), reason, detail);
-      ex.flags = ResponseFlag::UpstreamConnectFailure;
-      co_await local_reply(down, codec, ex, 503, kConnectFailure, false);
-      co_return false;
-    }
+    if (first || reason.empty() || !retry_elsewhere(side, reason, detail)) break;
+    reason.clear();  // another endpoint: HTTP/2 again, or HTTP/1.1 below if it is known to want it
+  }
+  if (!first && !reason.empty()) {
+    if (side.route) report_.outbound_refused(side.source, destination_name(side), reason, detail);
+    ex.flags = ResponseFlag::UpstreamConnectFailure;
+    co_await local_reply(down, codec, ex, 503, kConnectFailure, false);
+    co_return false;
   }
   std::string head = http::serialize_request_head(forwarded);
 
@@ -96,15 +162,16 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
   std::optional<http::Response> resp;
   for (int attempt = 0; attempt < 2 && !resp; ++attempt) {
     bool reused = false;
-    std::string reason, detail;
     if (first) {
       up = std::move(first);
     } else {
       up = co_await worker.upstreams.acquire(side, reused, reason, detail);
+      while (!up && retry_elsewhere(side, reason, detail))
+        up = co_await worker.upstreams.acquire(side, reused, reason, detail);
     }
+    if (side.target) ex.upstream_address = destination_name(side);
     if (!up) {
-      if (side.route)
-        report_.outbound_refused(side.source, destination_of(config_.outbound[*side.route]), reason, detail);
+      if (side.route) report_.outbound_refused(side.source, destination_name(side), reason, detail);
       ex.flags = ResponseFlag::UpstreamConnectFailure;
       co_await local_reply(down, codec, ex, 503, kConnectFailure, false);
       co_return false;

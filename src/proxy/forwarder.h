@@ -26,6 +26,7 @@ namespace mg::proxy {
 
 class ConnectionManager;
 class Credentials;
+class PolicyState;
 class H2Upstream;
 class Report;
 struct H2Stream;
@@ -59,7 +60,8 @@ net::awaitable<void> local_reply(net::Stream& down, const ServerCodec& codec, Ex
 class Forwarder {
  public:
   Forwarder(const ProxyConfig& config, const http::Limits& limits, const Credentials& credentials,
-            ConnectionManager& connections, Report& report, const std::atomic<bool>& draining);
+            ConnectionManager& connections, const PolicyState& policy, Report& report,
+            const std::atomic<bool>& draining);
 
   // Forwards one request (its head parsed into `req`, the bytes after it in `in`) and relays its
   // response. Returns whether the downstream connection stays open for the next request. The
@@ -75,6 +77,21 @@ class Forwarder {
                                std::optional<JudgedUpgrade>& as_received, Exchange& ex);
 
  private:
+  net::awaitable<bool> forward_by_name(net::Stream& down, ServerCodec& codec, std::string& in,
+                                       BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
+                                       const HttpSide& side, http::Request& req,
+                                       const std::optional<std::string>& upgrade,
+                                       std::optional<JudgedUpgrade>& as_received, Exchange& ex);
+  // forward() to a known destination (a route's, an inbound port's app, or side.target).
+  net::awaitable<bool> relay(net::Stream& down, ServerCodec& codec, std::string& in, BufferPool::Lease& chunk,
+                             net::Watchdog& watchdog, Worker& worker, const HttpSide& side, http::Request& req,
+                             const std::optional<std::string>& upgrade, std::optional<JudgedUpgrade>& as_received,
+                             Exchange& ex);
+  // A registry request whose endpoint could not be connected: that failure recorded, another
+  // endpoint in side.target (once per request). False: answer the failure.
+  bool retry_elsewhere(const HttpSide& side, const std::string& reason, const std::string& detail);
+  // "ip:port" the request goes to, for the log.
+  std::string destination_name(const HttpSide& side) const;
   net::awaitable<bool> forward_request_body(net::Stream& down, ServerCodec& codec, std::string& in,
                                             BufferPool::Lease& chunk, net::Watchdog& watchdog,
                                             UpstreamConn& up, const http::Request& req, Exchange& ex);
@@ -107,6 +124,7 @@ class Forwarder {
   const http::Limits& limits_;
   const Credentials& credentials_;
   ConnectionManager& connections_;
+  const PolicyState& policy_;
   Report& report_;
   const std::atomic<bool>& draining_;
 };

@@ -1,7 +1,9 @@
 #include "proxy/outbound.h"
 
+#include "proxy/balancer.h"
 #include "proxy/connection_manager.h"
 #include "proxy/http_session.h"
+#include "proxy/policy_state.h"
 #include "proxy/report.h"
 #include "proxy/splice.h"
 #include "proxy/worker.h"
@@ -9,8 +11,8 @@
 namespace mg::proxy {
 
 Outbound::Outbound(const ProxyConfig& config, ConnectionManager& connections, HttpSession& http,
-                   Report& report)
-    : config_(config), connections_(connections), http_(http), report_(report) {}
+                   const PolicyState& policy, Report& report)
+    : config_(config), connections_(connections), http_(http), policy_(policy), report_(report) {}
 
 net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, size_t index) {
   ConnectionManager::Registration guard(connections_, worker.connections);
@@ -24,15 +26,51 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
   net::PlainStream down(std::move(socket));
   guard.entry.stream = &down;
 
-  if (is_http(route.protocol)) {
+  // A service-port listener is TCP or HTTP as the registry in force declares the port; held for
+  // the connection (the target points into it).
+  std::shared_ptr<const Registry> registry;
+  std::optional<Registry::Match> match;
+  if (route.by_registry() && !route.service.empty()) {
+    registry = policy_.current()->registry;
+    match = registry->find(route.service, route.service_ns, route.service_port);
+  }
+  const bool http = route.by_registry() ? route.service.empty() || (match && is_http(match->port->protocol))
+                                        : is_http(route.protocol);
+  if (http) {
     co_await http_.serve(down, guard.entry, worker, side);
     down.close();
     co_return;
   }
 
   std::string reason, detail;
-  auto up = co_await worker.upstreams.connect_route(index, reason, detail);
-  std::string destination = destination_of(route);
+  std::unique_ptr<UpstreamConn> up;
+  std::string destination;
+  UpstreamTarget target;
+  if (!route.by_registry()) {
+    up = co_await worker.upstreams.connect_route(index, reason, detail);
+    destination = destination_of(route);
+  } else {
+    const std::string name = route.service + "." + route.service_ns + ":" + std::to_string(route.service_port);
+    if (!match) {
+      report_.outbound_refused(side.source, name, "no_route", "no such service port in the registry");
+      co_return;
+    }
+    target = UpstreamTarget{match->service, match->port};
+    if (!choose_endpoint(target, BalancerClock::now())) {
+      report_.outbound_refused(side.source, name, "no_healthy_upstream", "the service has no healthy endpoint");
+      co_return;
+    }
+    side.target = &target;
+    while (true) {
+      destination = target.endpoint->address + ":" + std::to_string(target.endpoint->port);
+      up = co_await worker.upstreams.connect_target(target, reason, detail);
+      if (up || !retry_elsewhere(target, config_.outlier, BalancerClock::now())) break;
+      report_.outbound_refused(side.source, destination, reason, detail + " (retrying on another endpoint)");
+    }
+    // A connection made is a success for outlier detection; what the bytes say is not looked at.
+    finish_endpoint(target, !up, config_.outlier, BalancerClock::now());
+    report_.registry_outcome(*match->service, *match->port, target.retried, target.ejections);
+  }
   if (!up) {
     report_.outbound_refused(side.source, destination, reason, detail);
     co_return;
@@ -40,9 +78,11 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
   std::string own = up->creds->own_id.str();
   telemetry::Labels labels = report_.tcp_labels(false, own, up->peer_principal, true);
   report_.tcp_opened(labels);
+  std::optional<ActiveRequest> active;
+  if (target.endpoint) active.emplace(*target.endpoint->health);  // least-request counts connections
   auto [sent, received] = co_await splice(down, *up->stream, worker.buffers,
                                           std::chrono::milliseconds(config_.limits.idle_timeout_ms));
-  worker.upstreams.remember_session(index, *up);
+  worker.upstreams.remember_session(side, *up);
   report_.tcp_closed(labels, received, sent);
   report_.outbound_tcp(own, side.source, up->peer_principal, destination, start, received, sent);
   up->stream->close();

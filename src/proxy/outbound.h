@@ -1,7 +1,10 @@
 // proxy/outbound.h — an outbound listener's connection from the local app: an HTTP route's
 // requests go through the HTTP session (each forwarded over a pooled mTLS connection to the
 // route's destination); a TCP route's connection is joined to one new mTLS connection (the
-// server's SVID verified, secure naming checked: proxy/upstream_pool.h) and spliced.
+// server's SVID verified, secure naming checked: proxy/upstream_pool.h) and spliced. A registry
+// route (no destination) is HTTP by Host, or one service port: HTTP or TCP as its Service
+// declares it, a TCP connection going to an endpoint the balancer picks (another one tried once
+// when no connection can be made).
 #pragma once
 
 #include <chrono>
@@ -14,12 +17,14 @@ namespace mg::proxy {
 
 class ConnectionManager;
 class HttpSession;
+class PolicyState;
 class Report;
 struct Worker;
 
 class Outbound {
  public:
-  Outbound(const ProxyConfig& config, ConnectionManager& connections, HttpSession& http, Report& report);
+  Outbound(const ProxyConfig& config, ConnectionManager& connections, HttpSession& http, const PolicyState& policy,
+           Report& report);
 
   // A connection accepted on config.outbound[index], on `worker`'s thread, until it ends.
   net::awaitable<void> serve(net::tcp::socket socket, Worker& worker, size_t index);
@@ -28,6 +33,7 @@ class Outbound {
   const ProxyConfig& config_;
   ConnectionManager& connections_;
   HttpSession& http_;
+  const PolicyState& policy_;
   Report& report_;
 };
 

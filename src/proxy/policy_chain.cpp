@@ -155,6 +155,7 @@ Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& set, const
 
   PolicyChains out;
   out.snapshot = *snapshot;
+  out.registry = Registry::build(*resources, mesh.trust_domain, workload.ns);
   out.resources = resources->size();
   auto origin = [&](const char* kind, const policy::Meta& meta, bool applies) {
     out.origins.push_back({kind, meta.full_name(), meta.source, meta.line, applies});
@@ -175,6 +176,8 @@ Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& set, const
     origin("OPAPolicy", p.meta, policy::applies_to(p.meta, p.selector, ref, mesh).applies);
   }
   for (const auto& w : resources->workloads) origin("Workload", w.meta, false);
+  for (const auto& svc : resources->services) origin("Service", svc.meta, true);  // the registry's
+  for (const auto& e : resources->service_endpoints) origin("ServiceEndpoints", e.meta, true);
   for (const auto& m : resources->meshes) {
     out.origins.push_back({"Mesh", m.meta.name, m.meta.source, m.meta.line, true});  // cluster-scoped
   }

@@ -19,6 +19,7 @@
 #include "policy/engine.h"
 #include "proxy/chain.h"
 #include "proxy/config.h"
+#include "proxy/registry.h"
 #include "telemetry/json_line.h"
 #include "telemetry/metrics.h"
 
@@ -39,6 +40,9 @@ struct PolicyChains {
   std::shared_ptr<const ConnectionChain> connection;
   size_t resources = 0;  // resources loaded from the directory
   std::vector<PolicyOrigin> origins;
+  // The Service + ServiceEndpoints documents as outbound routing sees them (built here, with the
+  // Mesh's trust domain; mutable only until PolicyState publishes it).
+  std::shared_ptr<Registry> registry;
 };
 
 // Loads every *.yaml / *.yml in `dir` and compiles the snapshot for `workload` (mesh settings

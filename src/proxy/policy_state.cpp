@@ -9,6 +9,7 @@ PolicyState::PolicyState(const ProxyConfig& config, Report& report, std::atomic<
     : config_(config), report_(report), config_version_(config_version) {
   auto initial = std::make_shared<PublishedPolicy>();
   initial->inbound_modes = inbound_modes(nullptr);
+  initial->registry = Registry::build({}, "cluster.local", config.workload.ns);
   published_.store(std::move(initial));
 }
 
@@ -36,6 +37,9 @@ Result<PolicyState::Loaded> PolicyState::load(const policy::ResourceSet* pushed,
   state->snapshot = chains->snapshot;
   state->resources = chains->resources;
   state->inbound_modes = inbound_modes(state->snapshot.get());
+  // Passive health (ejections, requests in flight) survives the publish for endpoints that stay.
+  chains->registry->carry_health(*published_.load()->registry);
+  state->registry = chains->registry;
   return Loaded{std::move(state), std::move(*chains)};
 }
 

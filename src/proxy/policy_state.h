@@ -44,6 +44,7 @@ struct PublishedPolicy {
   std::shared_ptr<const policy::AuthzSnapshot> snapshot;
   size_t resources = 0;
   std::vector<EffectiveMtls> inbound_modes;  // one per config.inbound entry
+  std::shared_ptr<const Registry> registry;   // never null (empty without services)
 };
 
 class PolicyState {

@@ -44,10 +44,10 @@ struct Proxy::Impl {
   Credentials credentials{config.tls, report.registry(), config_version};
   ConnectionManager connections{config, policy, report};
   Enforcement enforcement{config, policy, report};
-  Forwarder forwarder{config, http_limits, credentials, connections, report, draining};
+  Forwarder forwarder{config, http_limits, credentials, connections, policy, report, draining};
   HttpSession http{config, http_limits, credentials, enforcement, forwarder, report, draining};
   Inbound inbound{config, credentials, policy, enforcement, connections, http, report};
-  Outbound outbound{config, connections, http, report};
+  Outbound outbound{config, connections, http, policy, report};
 
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<size_t> next_worker{0};
@@ -216,7 +216,13 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
                                            const std::shared_ptr<const RequestChain>& request_chain,
                                            const std::shared_ptr<const ConnectionChain>& connection_chain) {
     // No connections before start(); the workers' lists are complete once `started` is set.
-    if (d->started) d->connections.rejudge_all(state, request_chain, connection_chain);
+    if (!d->started) return;
+    d->connections.rejudge_all(state, request_chain, connection_chain);
+    // Endpoints that left the registry: their idle connections and TLS sessions go (Envoy drains
+    // a removed host's pool); requests still on them finish.
+    for (auto& w : d->workers) {
+      asio::post(*w->io, [worker = w.get(), state] { worker->upstreams.retain_endpoints(*state->registry); });
+    }
   });
   if (auto st = impl->report.open_access_log(impl->config.access_log); !st) return fail(st.error());
   impl->credentials.load_initial();

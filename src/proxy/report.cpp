@@ -78,6 +78,10 @@ std::string_view to_string(ResponseFlag flag) {
       return "DC";
     case ResponseFlag::UpstreamTimeout:
       return "UT";
+    case ResponseFlag::NoRouteFound:
+      return "NR";
+    case ResponseFlag::NoHealthyUpstream:
+      return "UH";
     case ResponseFlag::Denied:
       return "denied";
   }
@@ -104,6 +108,8 @@ std::string_view to_string(ResponseDetail detail) {
       return "ext_authz_denied";
     case ResponseDetail::ExtAuthzError:
       return "ext_authz_error";
+    case ResponseDetail::RouteNotFound:
+      return "route_not_found";
   }
   return "via_upstream";
 }
@@ -287,6 +293,7 @@ SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, const Exc
   if (!inbound && side.route) {
     char route[16];
     key.append(route, std::to_chars(route, route + sizeof route, *side.route).ptr);
+    key += ex.destination_service;  // outbound by name: one listener, many services
   }
   key += '\0';
   key += flags;
@@ -302,7 +309,8 @@ SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, const Exc
   if (cache.request_series.size() >= kMaxCachedSeries) cache.request_series.clear();
   // Built once per series (a cache miss).
   telemetry::Labels labels = workload_labels(inbound, source_principal, destination_principal,
-                                             inbound || !side.route ? std::nullopt : side.route);
+                                             inbound || !side.route ? std::nullopt : side.route,
+                                             ex.destination_service);
   labels.insert(labels.end(), {{"request_protocol", ex.grpc ? "grpc" : "http"},
                                {"response_code", std::string(code, code_end)},
                                {"response_flags", std::string(flags)},
@@ -346,7 +354,11 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
   if (inbound) {
     line.num("port", side.listen_port).num("appPort", side.inbound->app_port);
   } else {
-    line.str("address", destination_of(config_.outbound[*side.route]));
+    const OutboundRoute& route = config_.outbound[*side.route];
+    line.str("address", !ex.upstream_address.empty() ? ex.upstream_address
+                        : route.by_registry()        ? std::string("-")  // no endpoint was chosen
+                                                     : destination_of(route));
+    if (!ex.destination_service.empty()) line.str("service", ex.destination_service);
   }
   line.close()
       .str("method", ex.method)
@@ -365,7 +377,7 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
 
 telemetry::Labels Report::workload_labels(bool inbound, std::string_view source_principal,
                                          std::string_view destination_principal,
-                                         std::optional<size_t> route) const {
+                                         std::optional<size_t> route, std::string_view registry_service) const {
   // The peer is known by its authenticated principal only (no metadata exchange): its namespace.
   const WorkloadLabels peer = WorkloadLabels::of_principal(inbound ? source_principal : destination_principal);
   const WorkloadLabels& src = inbound ? peer : own_;
@@ -377,6 +389,12 @@ telemetry::Labels Report::workload_labels(bool inbound, std::string_view source_
     service_name = own_.canonical_service;
     service_ns = own_.ns;
     service = service_name + "." + service_ns + ".svc.cluster.local";
+  } else if (!registry_service.empty()) {
+    // "name.ns.svc.cluster.local": Istio's destination_service, _name and _namespace.
+    service = std::string(registry_service);
+    size_t dot = service.find('.');
+    service_name = service.substr(0, dot);
+    service_ns = service.substr(dot + 1, service.find('.', dot + 1) - dot - 1);
   } else if (route) {
     service = config_.outbound[*route].destination_address;
   }
@@ -439,6 +457,15 @@ void Report::inbound_tcp(const std::string& source, const std::string& source_pr
   write_decision(line, &decision, "");
   line.millis("duration_ms", ms_since(start)).num("bytes_received", received).num("bytes_sent", sent);
   access_log_->write_line(line.finish());
+}
+
+void Report::registry_outcome(const RegistryService& service, const RegistryPort& port, bool retried,
+                              uint32_t ejections) {
+  if (!retried && ejections == 0) return;
+  const telemetry::Labels cluster{
+      {"cluster_name", "outbound|" + std::to_string(port.port) + "||" + service.fqdn()}};
+  if (retried) registry_.counter("envoy_cluster_upstream_rq_retry", cluster).inc();
+  if (ejections) registry_.counter("envoy_cluster_outlier_detection_ejections_enforced_total", cluster).inc(ejections);
 }
 
 void Report::outbound_tcp(const std::string& own_principal, const std::string& source,

@@ -18,6 +18,7 @@
 #include "proxy/chain.h"
 #include "proxy/config.h"
 #include "proxy/exchange.h"
+#include "proxy/registry.h"
 #include "telemetry/access_log.h"
 #include "telemetry/metrics.h"
 #include "tls/tls.h"
@@ -99,6 +100,10 @@ class Report {
   void inbound_tcp(const std::string& source, const std::string& source_principal,
                    const std::string& own_principal, const InboundPort& port, uint64_t received,
                    uint64_t sent, Clock::time_point start, ResponseFlag flags, const Verdict& decision);
+  // A request (or TCP connection) to a registry service port: Envoy's cluster counters
+  // envoy_cluster_upstream_rq_retry and envoy_cluster_outlier_detection_ejections_enforced_total
+  // {cluster_name="outbound|PORT||FQDN"}, when it retried or ejected.
+  void registry_outcome(const RegistryService& service, const RegistryPort& port, bool retried, uint32_t ejections);
   // The access-log line of an outbound TCP connection.
   void outbound_tcp(const std::string& own_principal, const std::string& source,
                     const std::string& peer_principal, const std::string& destination,
@@ -111,7 +116,8 @@ class Report {
   void count_dry_run(const Verdict& decision);
   // reporter and the source_* / destination_* labels Istio's request and TCP metrics share.
   telemetry::Labels workload_labels(bool inbound, std::string_view source_principal,
-                                    std::string_view destination_principal, std::optional<size_t> route) const;
+                                    std::string_view destination_principal, std::optional<size_t> route,
+                                    std::string_view service = {}) const;
 
   const ProxyConfig& config_;
   const WorkloadLabels own_;  // this workload, as its metrics name it

@@ -1,7 +1,10 @@
 #include "proxy/upstream_pool.h"
 
+#include <algorithm>
 #include <ctime>
+#include <unordered_set>
 
+#include "proxy/balancer.h"
 #include "proxy/credentials.h"
 #include "proxy/h2_upstream.h"
 #include "proxy/http2_session.h"
@@ -16,9 +19,22 @@ namespace {
 
 constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 
-// Inbound ports to the same app port share a pool; each outbound route has its own.
+// Inbound ports to the same app port share a pool; each outbound route has its own, and each
+// registry endpoint (of one service port) its own.
+constexpr uint64_t kTargetKeys = uint64_t{1} << 40;
+uint64_t route_key(size_t route) { return (uint64_t{1} << 32) + route; }
+uint64_t target_key(const UpstreamTarget& t) { return kTargetKeys + t.endpoint->health->id; }
 uint64_t pool_key(const HttpSide& side) {
-  return side.inbound ? side.inbound->app_port : (uint64_t{1} << 32) + *side.route;
+  if (side.inbound) return side.inbound->app_port;
+  return side.target ? target_key(*side.target) : route_key(*side.route);
+}
+
+// A pooled connection to a registry endpoint was checked against the identities its service had
+// then; a publish may have taken the server's away (a service account no longer backing it).
+bool still_named(const HttpSide& side, const std::string& principal) {
+  if (!side.target) return true;
+  const auto& ids = side.target->service->identities;
+  return std::find(ids.begin(), ids.end(), principal) != ids.end();
 }
 
 }  // namespace
@@ -33,9 +49,22 @@ void UpstreamPool::clear() {
   h2_.clear();
 }
 
+void UpstreamPool::retain_endpoints(const Registry& registry) {
+  std::unordered_set<uint64_t> live;
+  for (const auto& s : registry.services())
+    for (const auto& p : s.ports)
+      for (const auto& e : p.endpoints) live.insert(kTargetKeys + e.health->id);
+  auto gone = [&](uint64_t key) { return key >= kTargetKeys && !live.contains(key); };
+  std::erase_if(idle_, [&](const auto& kv) { return gone(kv.first); });
+  std::erase_if(sessions_, [&](const auto& kv) { return gone(kv.first); });
+  std::erase_if(http1_routes_, [&](const auto& kv) { return gone(kv.first); });
+  // A slot with a connect in progress stays (its waiters are woken by that connect).
+  std::erase_if(h2_, [&](const auto& kv) { return gone(kv.first) && !kv.second.connecting; });
+}
+
 bool UpstreamPool::may_use_h2(const HttpSide& side) const {
   if (side.inbound) return app_speaks_h2(side.inbound->protocol);
-  return side.route && !http1_routes_.contains(*side.route);
+  return side.route && !http1_routes_.contains(pool_key(side));
 }
 
 net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpSide& side,
@@ -47,10 +76,14 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
       // Its expiry never changes (moving it would cancel the other waiters): only cancel() wakes.
       slot.connected = std::make_unique<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
     }
-    std::erase_if(slot.conns, [](const auto& c) { return !c->usable() && c->open_streams() == 0; });
+    std::erase_if(slot.conns, [&](const auto& c) {
+      return (!c->usable() || !still_named(side, c->peer_principal())) && c->open_streams() == 0;
+    });
     std::shared_ptr<H2Upstream> best;
     for (const auto& c : slot.conns) {
-      if (c->usable() && (!best || c->open_streams() < best->open_streams())) best = c;
+      if (c->usable() && still_named(side, c->peer_principal()) &&
+          (!best || c->open_streams() < best->open_streams()))
+        best = c;
     }
     if (best) co_return best;
     if (!slot.connecting) break;
@@ -62,7 +95,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
   h2_[pool_key(side)].connecting = true;
   std::unique_ptr<UpstreamConn> conn;
   if (side.route) {
-    conn = co_await connect_route(*side.route, reason, detail, true);
+    conn = co_await connect_side(side, reason, detail, true);
   } else {
     bool reused = false;
     HttpSide fresh = side;
@@ -74,7 +107,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
   if (now.connected) now.connected->cancel();
   if (!conn) co_return nullptr;
   if (side.route && tls::negotiated_alpn(conn->stream->ssl()) != tls::kAlpnH2) {
-    http1_routes_[*side.route] = true;
+    http1_routes_[pool_key(side)] = true;
     http1 = std::move(conn);
     co_return nullptr;
   }
@@ -98,11 +131,12 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSi
     auto conn = std::move(idle.back());
     idle.pop_back();
     if (!net::nothing_to_read(*conn->stream)) continue;  // closed as it goes out of scope
+    if (!still_named(side, conn->peer_principal)) continue;
     reused = true;
     co_return conn;
   }
   reused = false;
-  if (side.route) co_return co_await connect_route(*side.route, reason, detail);
+  if (side.route) co_return co_await connect_side(side, reason, detail, false);
   co_return co_await acquire_plain(side, reused, reason, detail);
 }
 
@@ -124,21 +158,42 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire_plain(const 
 }
 
 void UpstreamPool::release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn) {
-  if (side.route) remember_session(*side.route, *conn);
+  if (side.route) remember_session(side, *conn);
   auto& idle = idle_[pool_key(side)];
   if (idle.size() < kMaxIdleUpstreamsPerPort && !draining_) idle.push_back(std::move(conn));
 }
 
-void UpstreamPool::remember_session(size_t route, UpstreamConn& conn) {
+void UpstreamPool::remember_session(const HttpSide& side, UpstreamConn& conn) {
   auto& latest = conn.session_sink.latest;
   if (latest && SSL_SESSION_is_resumable(latest.get())) {
-    sessions_[route] = CachedSession{conn.creds, std::move(latest)};
+    sessions_[pool_key(side)] = CachedSession{conn.creds, std::move(latest)};
   }
+}
+
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_side(const HttpSide& side, std::string& reason,
+                                                                         std::string& detail, bool offer_h2) {
+  if (side.target) co_return co_await connect_target(*side.target, reason, detail, offer_h2);
+  co_return co_await connect_route(*side.route, reason, detail, offer_h2);
 }
 
 net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t index, std::string& reason,
                                                                           std::string& detail, bool offer_h2) {
   const OutboundRoute& route = config_.outbound[index];
+  co_return co_await connect_tls({route.destination_address, route.destination_port, route.identities,
+                                  route_key(index)},
+                                 reason, detail, offer_h2);
+}
+
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_target(const UpstreamTarget& target,
+                                                                           std::string& reason, std::string& detail,
+                                                                           bool offer_h2) {
+  co_return co_await connect_tls({target.endpoint->address, target.endpoint->port, target.service->identities,
+                                  target_key(target)},
+                                 reason, detail, offer_h2);
+}
+
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_tls(Destination to, std::string& reason,
+                                                                        std::string& detail, bool offer_h2) {
   auto state = credentials_.usable();
   if (!state) {
     reason = "no_certificate";
@@ -146,10 +201,10 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t
     co_return nullptr;
   }
   std::error_code ec;
-  auto address = asio::ip::make_address(route.destination_address, ec);
+  auto address = asio::ip::make_address(to.address, ec);
   if (ec) {
     reason = "bad_destination";
-    detail = route.destination_address;
+    detail = to.address;
     co_return nullptr;
   }
   tcp::socket socket(io_);
@@ -158,7 +213,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t
     socket.close(ignored);
   });
   deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
-  co_await socket.async_connect({address, route.destination_port}, nothrow(ec));
+  co_await socket.async_connect({address, to.port}, nothrow(ec));
   deadline.disarm();
   if (ec) {
     reason = "upstream_connect_failed";
@@ -177,7 +232,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t
     detail = "cannot offer ALPN";
     co_return nullptr;
   }
-  auto cached = sessions_.find(index);
+  auto cached = sessions_.find(to.key);
   if (cached != sessions_.end()) {
     // TLS 1.3 sessions are single-use: take it out; this connection brings fresh tickets.
     if (cached->second.creds == state->creds) SSL_set_session(up.ssl(), cached->second.session.get());
@@ -203,7 +258,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t
     detail = server.error().to_string();
     co_return nullptr;
   }
-  if (auto named = tls::check_secure_naming(server->id, route.identities); !named) {
+  if (auto named = tls::check_secure_naming(server->id, to.identities); !named) {
     reason = "secure_naming_mismatch";
     detail = named.error().message;
     co_return nullptr;

@@ -4,6 +4,8 @@
 // naming — and TLS sessions resumed). Kept-alive connections wait in the pool for the next
 // request; one holding anything to read is never handed out. Only the worker's own thread
 // touches its pool, so no lock.
+// Registry endpoints (HttpSide::target) are pooled per endpoint, checked against their service's
+// identities.
 // Owns: the worker's idle upstream connections and its outbound TLS session cache.
 #pragma once
 
@@ -26,6 +28,7 @@ namespace mg::proxy {
 
 class Credentials;
 class H2Upstream;
+class Registry;
 class Report;
 
 // A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
@@ -75,9 +78,16 @@ class UpstreamPool {
   // returned, the route remembered as HTTP/1.1 on this worker). nullptr + reason on failure.
   net::awaitable<std::shared_ptr<H2Upstream>> acquire_h2(const HttpSide& side, std::unique_ptr<UpstreamConn>& http1,
                                                          std::string& reason, std::string& detail);
-  // Keeps the newest TLS session of a route's connection for the next full connect to resume.
-  void remember_session(size_t route, UpstreamConn& conn);
+  // A registry endpoint: an mTLS connection to it, the server's SPIFFE ID checked against its
+  // service's identities (secure naming is per service). nullptr + reason on failure.
+  net::awaitable<std::unique_ptr<UpstreamConn>> connect_target(const UpstreamTarget& target, std::string& reason,
+                                                               std::string& detail, bool offer_h2 = false);
+  // Keeps the newest TLS session of `side`'s connection for the next full connect to resume.
+  void remember_session(const HttpSide& side, UpstreamConn& conn);
 
+  // After a publish: forgets the pooled connections, TLS sessions and HTTP/1.1 memory of registry
+  // endpoints that are not in `registry` any more.
+  void retain_endpoints(const Registry& registry);
   // A drain: drops the idle connections (released ones are closed from now on).
   void close_idle() {
     idle_.clear();
@@ -87,6 +97,17 @@ class UpstreamPool {
   void clear();
 
  private:
+  // Where an mTLS connection goes and whom it must reach.
+  struct Destination {
+    const std::string& address;
+    uint16_t port;
+    const std::vector<std::string>& identities;
+    uint64_t key;  // pool key: its TLS sessions and HTTP/1.1 memory
+  };
+  net::awaitable<std::unique_ptr<UpstreamConn>> connect_tls(Destination to, std::string& reason,
+                                                            std::string& detail, bool offer_h2);
+  net::awaitable<std::unique_ptr<UpstreamConn>> connect_side(const HttpSide& side, std::string& reason,
+                                                             std::string& detail, bool offer_h2);
   // A new plaintext connection to the inbound port's app.
   net::awaitable<std::unique_ptr<UpstreamConn>> acquire_plain(const HttpSide& side, bool& reused,
                                                               std::string& reason, std::string& detail);
@@ -102,15 +123,15 @@ class UpstreamPool {
   Report& report_;
   const std::atomic<bool>& draining_;
   std::unordered_map<uint64_t, std::vector<std::unique_ptr<UpstreamConn>>> idle_;  // by pool key
-  // Outbound TLS sessions to resume, per route, valid only with the credentials that made them.
-  std::unordered_map<size_t, CachedSession> sessions_;
+  // Outbound TLS sessions to resume, per pool key, valid only with the credentials that made them.
+  std::unordered_map<uint64_t, CachedSession> sessions_;
   struct H2Slot {
     std::vector<std::shared_ptr<H2Upstream>> conns;
     bool connecting = false;
     std::unique_ptr<asio::steady_timer> connected;  // cancelled when a connect ends: waiters look again
   };
   std::unordered_map<uint64_t, H2Slot> h2_;  // by pool key
-  std::unordered_map<size_t, bool> http1_routes_;  // routes whose destination selected http/1.1
+  std::unordered_map<uint64_t, bool> http1_routes_;  // pool keys whose destination selected http/1.1
 };
 
 }  // namespace mg::proxy

@@ -82,6 +82,7 @@ int run_apply(const ApplyOptions& o) {
   // Same parser as the server: errors show before anything is sent, with file and line.
   auto all = parse_inputs(*texts, o.ns);
   if (!all) return fail_line(all.error().message);
+  if (auto st = policy::check_appliable(*all); !st) return fail_line(st.error().message);
   warn_line(policy::skipped_warning(*all));
   if (o.dry_run == "client") {
     for (const auto& d : keys_of(*all)) std::cout << key_str(d.key) << " valid (client dry run)\n";

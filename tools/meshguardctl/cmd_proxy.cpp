@@ -1,5 +1,5 @@
 // meshguardctl's view of what the proxies enforce: `apply --wait`'s rollout check (over the
-// control plane's workload list) and `proxy-config secret|policies WORKLOAD` (the proxy's own
+// control plane's workload list) and `proxy-config secret|policies|endpoints WORKLOAD` (the proxy's own
 // /config_dump, read from the admin endpoint it reported to the control plane, or --admin).
 #include <netdb.h>
 #include <sys/socket.h>
@@ -304,10 +304,54 @@ int run_policies(const Conn& c, const std::string& workload, const std::string& 
   return 0;
 }
 
+// The proxy's registry view: one row per endpoint of each service port (istioctl's
+// `proxy-config endpoints` columns, plus the identity secure naming expects).
+int run_endpoints(const Conn& c, const std::string& workload, const std::string& ns, const std::string& admin,
+                  const std::string& output) {
+  auto target = find_proxy(c, workload, ns, admin);
+  if (!target) return target.error().message.empty() ? 1 : fail_line(target.error().to_string());
+  auto dump = config_dump(*target);
+  if (!dump) return fail_line(dump.error().to_string());
+  const nlohmann::json registry = dump->value("registry", nlohmann::json::object());
+  if (output == "json") {
+    std::cout << nlohmann::json{{"workload", dump->value("workload", nlohmann::json::object())},
+                                {"registry", registry}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows{
+      {"ENDPOINT", "STATUS", "OUTLIER CHECK", "ACTIVE", "CLUSTER", "WORKLOAD", "IDENTITY"}};
+  size_t services = 0;
+  for (const auto& s : registry.value("services", nlohmann::json::array())) {
+    ++services;
+    for (const auto& p : s.value("ports", nlohmann::json::array())) {
+      const auto& endpoints = p.value("endpoints", nlohmann::json::array());
+      if (endpoints.empty())
+        rows.push_back({"-", "NO ENDPOINTS", "-", "-", text_of(p, "cluster"), "-", "-"});
+      for (const auto& e : endpoints) {
+        std::string outlier = "OK";
+        if (e.value("ejected", false)) outlier = "EJECTED (" + text_of(e, "ejectedForMs") + " ms left)";
+        const auto times = e.value("ejections", 0);
+        if (times > 0) outlier += ", ejected " + std::to_string(times) + "x";
+        rows.push_back({text_of(e, "address"), e.value("healthy", false) ? "HEALTHY" : "UNHEALTHY", outlier,
+                        text_of(e, "activeRequests"), text_of(p, "cluster"), text_of(e, "workload"),
+                        text_of(e, "identity")});
+      }
+    }
+  }
+  if (services == 0) {
+    std::cout << "no services in the proxy's registry\n";
+    return 0;
+  }
+  print_table(rows);
+  return 0;
+}
+
 }  // namespace
 
 void register_proxy_commands(CLI::App& app, Action& action) {
-  static Conn conn_secret, conn_policies;
+  static Conn conn_secret, conn_policies, conn_endpoints;
   static std::string workload, ns = "default", admin, output = "table";
   auto* pc = app.add_subcommand("proxy-config", "What one proxy enforces, read from its admin endpoint");
   pc->require_subcommand(1);
@@ -330,6 +374,11 @@ void register_proxy_commands(CLI::App& app, Action& action) {
   add_common(policies, conn_policies);
   policies->callback(
       [&action] { action = [] { return run_policies(conn_policies, workload, ns, admin, output); }; });
+  auto* endpoints = pc->add_subcommand(
+      "endpoints", "The proxy's service registry: each service port's endpoints, health, ejection, identity");
+  add_common(endpoints, conn_endpoints);
+  endpoints->callback(
+      [&action] { action = [] { return run_endpoints(conn_endpoints, workload, ns, admin, output); }; });
 }
 
 }  // namespace mg::ctl

@@ -26,7 +26,7 @@ void register_control_commands(CLI::App& app, Action& action);
 // cmd_completion.cpp: completion bash | zsh | fish, generated from the parsed command tree.
 void register_completion_command(CLI::App& app, Action& action);
 void register_rego_commands(CLI::App& app, Action& action);  // cmd_rego.cpp: rego eval
-void register_proxy_commands(CLI::App& app, Action& action);  // cmd_proxy.cpp: proxy-config secret|policies
+void register_proxy_commands(CLI::App& app, Action& action);  // cmd_proxy.cpp: proxy-config secret|policies|endpoints
 // `ca rotate` without --dir: the control plane's two-phase rotation (cmd_control.cpp).
 int rotate_ca_online(const std::string& server, const std::string& admin_dir, int wait_seconds);
 // Each issue's command group declares its register_*() here and adds one call in main.cpp.

@@ -109,5 +109,48 @@ TEST(Analyze, V1beta1IsDeprecated) {
   EXPECT_EQ(findings[0].location, "beta.yaml:1");
 }
 
+TEST(Analyze, Services) {
+  const std::string workload =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Workload\nmetadata: {name: details-v1}\n"
+      "spec: {serviceAccount: details, labels: {app: details}, ports: [9080]}\n---\n";
+  const std::string undeclared =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Workload\nmetadata: {name: details-v2}\n"
+      "spec: {serviceAccount: details, labels: {app: details}}\n---\n";
+  auto service = [](const std::string& selector, const std::string& target) {
+    return "apiVersion: meshguard.io/v1alpha1\nkind: Service\nmetadata: {name: details}\nspec:\n  selector: {" +
+           selector + "}\n  ports: [{name: http, port: 80, targetPort: " + target + "}]\n---\n";
+  };
+  const std::string endpoints =
+      "apiVersion: meshguard.io/v1alpha1\nkind: ServiceEndpoints\nmetadata: {name: ratings}\nspec:\n  endpoints: []\n";
+  EXPECT_TRUE(codes(workload + service("app: details", "9080")).empty());
+  EXPECT_TRUE(codes(service("app: details", "9080")).empty());  // no Workloads registered: unknowable
+  EXPECT_EQ(codes(workload + service("app: reviews", "9080")), std::vector<std::string>{"MG0012"});
+  EXPECT_EQ(codes(workload + service("app: details", "9081")), std::vector<std::string>{"MG0013"});
+  EXPECT_TRUE(codes(undeclared + service("app: details", "9081")).empty());  // ports not declared
+  EXPECT_EQ(codes(endpoints), std::vector<std::string>{"MG0014"});
+  auto set = parse_resources(workload + service("app: details", "9081"), "svc.yaml");
+  ASSERT_TRUE(set);
+  auto findings = analyze(*set, MeshConfig{});
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].location, "svc.yaml:6");
+  EXPECT_EQ(findings[0].resource, "default/details");
+  EXPECT_NE(findings[0].message.find("targets port 9081, which Workload default/details-v1 does not serve (its ports: 9080)"),
+            std::string::npos)
+      << findings[0].message;
+}
+
+TEST(Analyze, ServiceEndpointsAreNotAppliable) {
+  auto set = parse_resources(
+      "apiVersion: meshguard.io/v1alpha1\nkind: ServiceEndpoints\nmetadata: {name: ratings}\nspec: {endpoints: []}\n",
+      "e.yaml");
+  ASSERT_TRUE(set);
+  auto st = check_appliable(*set);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message.rfind("e.yaml:1: ServiceEndpoints default/ratings cannot be applied", 0), 0u)
+      << st.error().message;
+  set->service_endpoints.clear();
+  EXPECT_TRUE(check_appliable(*set));
+}
+
 }  // namespace
 }  // namespace mg::policy

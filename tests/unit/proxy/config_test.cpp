@@ -163,3 +163,69 @@ TEST(ProxyConfig, IstioPortProtocols) {
 
 }  // namespace
 }  // namespace mg::proxy
+
+namespace mg::proxy {
+namespace {
+
+TEST(ProxyConfig, RegistryRoutes) {
+  const std::string head = "workload: {namespace: a, serviceAccount: b}\ntls: {certChain: a, key: b, trustBundle: c}\n";
+  auto cfg = parse_config(head + R"(outbound:
+  - {listen: "127.0.0.1:15080", protocol: http}
+  - {listen: "127.0.0.1:15432", service: ratings.prod, port: 5432}
+  - {listen: "127.0.0.1:15001", destination: "10.0.0.2:15006", identities: [spiffe://td/ns/a/sa/b]}
+outlierDetection: {consecutiveErrors: 2, baseEjectionTimeMs: 500, maxEjectionTimeMs: 2000, maxEjectionPercent: 50}
+)",
+                          "p.yaml");
+  ASSERT_TRUE(cfg) << cfg.error().to_string();
+  ASSERT_EQ(cfg->outbound.size(), 3u);
+  EXPECT_TRUE(cfg->outbound[0].by_registry());
+  EXPECT_TRUE(cfg->outbound[0].service.empty());
+  EXPECT_EQ(cfg->outbound[0].protocol, Protocol::Http);
+  EXPECT_TRUE(cfg->outbound[1].by_registry());
+  EXPECT_EQ(cfg->outbound[1].service, "ratings");
+  EXPECT_EQ(cfg->outbound[1].service_ns, "prod");
+  EXPECT_EQ(cfg->outbound[1].service_port, 5432);
+  EXPECT_FALSE(cfg->outbound[2].by_registry());
+  EXPECT_EQ(cfg->outlier.consecutive_errors, 2u);
+  EXPECT_EQ(cfg->outlier.base_ejection.count(), 500);
+  EXPECT_EQ(cfg->outlier.max_ejection.count(), 2000);
+  EXPECT_EQ(cfg->outlier.max_ejection_percent, 50u);
+  // Defaults: Istio's outlierDetection defaults.
+  auto plain = parse_config(head, "p.yaml");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->outlier.consecutive_errors, 5u);
+  EXPECT_EQ(plain->outlier.base_ejection.count(), 30'000);
+  EXPECT_EQ(plain->outlier.max_ejection_percent, 10u);
+
+  auto error_of = [&](const std::string& outbound) {
+    auto r = parse_config(head + "outbound: [" + outbound + "]\n", "p.yaml");
+    return r ? std::string() : r.error().to_string();
+  };
+  EXPECT_NE(error_of("{listen: '127.0.0.1:0'}").find("or protocol: http"), std::string::npos);
+  EXPECT_NE(error_of("{listen: '127.0.0.1:0', protocol: tcp}").find("or protocol: http"), std::string::npos);
+  EXPECT_NE(error_of("{listen: '127.0.0.1:0', protocol: http, identities: [spiffe://a/b]}").find("come from the registry"),
+            std::string::npos);
+  EXPECT_NE(error_of("{listen: '127.0.0.1:0', service: ratings, port: 1}").find("NAME.NAMESPACE"), std::string::npos);
+  EXPECT_NE(error_of("{listen: '127.0.0.1:0', service: a.b.c, port: 1}").find("NAME.NAMESPACE"), std::string::npos);
+  EXPECT_NE(error_of("{listen: '127.0.0.1:0', service: a.b}").find("service needs port"), std::string::npos);
+  EXPECT_NE(error_of("{listen: '127.0.0.1:0', service: a.b, port: 0}").find("must not be 0"), std::string::npos);
+  EXPECT_NE(error_of("{listen: '127.0.0.1:0', service: a.b, port: 1, protocol: tcp}").find("comes from its Service"),
+            std::string::npos);
+  EXPECT_NE(error_of("{listen: '127.0.0.1:0', port: 1, protocol: http}").find("port goes with service"),
+            std::string::npos);
+  EXPECT_NE(error_of("{listen: '127.0.0.1:0', destination: '1.2.3.4:5', identities: [spiffe://a/b], service: a.b}")
+                .find("without destination"),
+            std::string::npos);
+  auto no_tls = parse_config("workload: {namespace: a, serviceAccount: b}\noutbound: [{listen: '127.0.0.1:0', protocol: http}]\n",
+                             "p.yaml");
+  ASSERT_FALSE(no_tls);
+  EXPECT_NE(no_tls.error().to_string().find("need a tls section"), std::string::npos);
+  auto bad = parse_config(head + "outlierDetection: {consecutiveErrors: 0}\n", "p.yaml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().to_string().find("must be positive"), std::string::npos);
+  EXPECT_FALSE(parse_config(head + "outlierDetection: {maxEjectionPercent: 101}\n", "p.yaml"));
+  EXPECT_FALSE(parse_config(head + "outlierDetection: {interval: 1}\n", "p.yaml"));
+}
+
+}  // namespace
+}  // namespace mg::proxy
