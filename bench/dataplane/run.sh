@@ -206,25 +206,7 @@ done
 CLIENT_ID_HEX="$(printf '%s' "$CLIENT_ID" | od -An -tx1 | tr -d ' \n')"
 
 mkdir -p "$WORK/policies"
-cat >"$WORK/policies/allow.yaml" <<YAML
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: allow-client, namespace: bench}
-spec:
-  selector: {matchLabels: {app: server}}
-  action: ALLOW
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/bench/sa/client"]}}]
-    to: [{operation: {methods: ["GET"], paths: ["/details/*", "/ip"]}}]
-YAML
-cat >"$WORK/policies/strict.yaml" <<YAML
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: strict, namespace: bench}
-spec:
-  selector: {matchLabels: {app: server}}
-  mtls: {mode: STRICT}
-YAML
+cp "$HERE/policies/allow.yaml" "$HERE/policies/strict.yaml" "$WORK/policies/"
 
 # ---------------------------------------------------------------- processes
 # start_mg_pair TAG REP POLICYDIR APPPORT PROTOCOL: a client and a server meshguard-proxy in front
@@ -634,52 +616,14 @@ h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
 p = b(json.dumps({"sub": "bench-user", "role": "guest", "exp": int(time.time()) + 3600}).encode())
 print(h + "." + p + "." + b(hmac.new(b"bench-secret", (h + "." + p).encode(), hashlib.sha256).digest()))')
 
-# Written for this benchmark in the shape of OPA's Envoy primer: the token from Authorization,
-# verified (HS256) and its exp checked, then the role, method and path decide.
-opa_policy_yaml() {
-  cat <<'YAML'
-apiVersion: meshguard.io/v1alpha1
-kind: OPAPolicy
-metadata: {name: primer, namespace: bench}
-spec:
-  selector: {matchLabels: {app: server}}
-  policy: |
-    package envoy.authz
-
-    default allow := false
-
-    bearer := t if {
-      [scheme, t] := split(input.attributes.request.http.headers.authorization, " ")
-      lower(scheme) == "bearer"
-    }
-
-    token := {"valid": ok, "claims": claims} if {
-      [ok, _, claims] := io.jwt.decode_verify(bearer, {"secret": "bench-secret", "alg": "HS256"})
-    }
-
-    readers := {"guest", "admin"}
-
-    allow if {
-      token.valid
-      input.attributes.request.http.method == "GET"
-      token.claims.role in readers
-      glob.match("/details/*", ["/"], input.attributes.request.http.path)
-    }
-
-    allow if {
-      token.valid
-      token.claims.role == "admin"
-    }
-YAML
-}
-
 run_opa_section() {
   local topos=(mg_noopa mg_opa mg_extauthz) i topo pid c
   mkdir -p "$WORK/policies-opa" "$WORK/policies-ext" "$WORK/provider"
   cp "$WORK/policies/allow.yaml" "$WORK/policies/strict.yaml" "$WORK/policies-opa/"
   cp "$WORK/policies/allow.yaml" "$WORK/policies/strict.yaml" "$WORK/policies-ext/"
-  opa_policy_yaml >"$WORK/policies-opa/opa.yaml"
-  opa_policy_yaml >"$WORK/provider/opa.yaml"
+  # The OPAPolicy: OPA's Envoy primer shape, the token verified (policies/opa_primer.yaml).
+  cp "$HERE/policies/opa_primer.yaml" "$WORK/policies-opa/opa.yaml"
+  cp "$HERE/policies/opa_primer.yaml" "$WORK/provider/opa.yaml"
   for REP in $(seq 1 "$REPS"); do
     log "opa repetition $REP/$REPS: app, provider, three meshguard pairs (no OPA, OPAPolicy, CUSTOM ext_authz gRPC)"
     start "app$REP" "$APP_BIN" --listen 127.0.0.1:0

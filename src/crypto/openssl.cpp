@@ -1,7 +1,9 @@
 #include "crypto/openssl.h"
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
@@ -122,14 +124,65 @@ std::string digest(const EVP_MD* md, std::string_view data) {
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
+namespace {
+
+// The HMAC algorithm, fetched once per process (immutable and thread-safe once fetched).
+EVP_MAC* hmac_algorithm() {
+  static const MacPtr mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+  return mac.get();
+}
+
+// One thread's HMAC context for one digest, and the key it was last initialised with.
+struct HmacContext {
+  int type = 0;  // EVP_MD_get_type
+  MacCtxPtr ctx;
+  std::string key;
+  bool keyed = false;
+};
+
+// This thread's HMAC context for `md`, its digest set once.
+HmacContext* hmac_context(const EVP_MD* md) {
+  thread_local std::vector<HmacContext> contexts;  // by digest type: a handful
+  const int type = EVP_MD_get_type(md);
+  for (auto& c : contexts)
+    if (c.type == type) return &c;
+  EVP_MAC* mac = hmac_algorithm();
+  if (!mac) return nullptr;
+  MacCtxPtr ctx(EVP_MAC_CTX_new(mac));
+  if (!ctx) return nullptr;
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(EVP_MD_get0_name(md)), 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(ctx.get(), params) != 1) return nullptr;
+  return &contexts.emplace_back(HmacContext{type, std::move(ctx), {}, false});
+}
+
+}  // namespace
+
 std::string hmac(const EVP_MD* md, std::string_view key, std::string_view data) {
+  HmacContext* c = hmac_context(md);
+  if (!c) return {};
+  // The same key as last time (one policy's secret, request after request): a null key makes
+  // EVP_MAC_init restart from the keyed state it kept, skipping the key schedule and its copy.
+  const bool same_key =
+      c->keyed && c->key.size() == key.size() && CRYPTO_memcmp(c->key.data(), key.data(), key.size()) == 0;
+  static const unsigned char kEmpty = 0;  // an empty key still needs a non-null pointer
+  const auto* k = same_key      ? nullptr
+                  : key.empty() ? &kEmpty
+                                : reinterpret_cast<const unsigned char*>(key.data());
   unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  static const unsigned char kEmpty = 0;  // HMAC() wants a non-null key pointer even when empty
-  const void* k = key.empty() ? static_cast<const void*>(&kEmpty) : key.data();
-  if (!HMAC(md, k, static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()), data.size(), out,
-            &len))
+  size_t len = 0;
+  if (EVP_MAC_init(c->ctx.get(), k, same_key ? 0 : key.size(), nullptr) != 1 ||
+      EVP_MAC_update(c->ctx.get(), reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+      EVP_MAC_final(c->ctx.get(), out, &len, sizeof out) != 1) {
+    c->keyed = false;
+    ERR_clear_error();
     return {};
+  }
+  if (!same_key) {
+    c->key.assign(key);
+    c->keyed = true;
+  }
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 

@@ -208,46 +208,50 @@ bool wants_trailers(const Headers& headers) {
   return found;
 }
 
-void remove_hop_by_hop(Headers& headers) {
-  // Fields named by Connection are hop-by-hop too.
-  std::vector<std::string> listed;
+HopByHop::HopByHop(const Headers& headers) {
   headers.for_each("connection", [&](std::string_view value) {
     for_each_list_item(value, [&](std::string_view item) {
       // Host and the framing fields are the proxy's to decide, never the client's to strip.
       if (!item.empty() && !iequals(item, "host") && !iequals(item, "content-length")) {
-        listed.emplace_back(item);
+        listed_.emplace_back(item);
       }
       return true;
     });
   });
-  headers.remove_if([&](std::string_view name) {
-    switch (name.size()) {  // the fixed hop-by-hop names, by length first
-      case 2:
-        if (iequals(name, "te")) return true;
-        break;
-      case 7:
-        if (iequals(name, "trailer") || iequals(name, "upgrade")) return true;
-        break;
-      case 10:
-        if (iequals(name, "connection") || iequals(name, "keep-alive")) return true;
-        break;
-      case 16:
-        if (iequals(name, "proxy-connection")) return true;
-        break;
-      case 17:
-        if (iequals(name, "transfer-encoding")) return true;
-        break;
-      case 18:
-        if (iequals(name, "proxy-authenticate")) return true;
-        break;
-      default:
-        break;
-    }
-    for (const auto& l : listed) {
-      if (iequals(name, l)) return true;
-    }
-    return false;
-  });
+}
+
+bool HopByHop::operator()(std::string_view name) const {
+  switch (name.size()) {  // the fixed hop-by-hop names, by length first
+    case 2:
+      if (iequals(name, "te")) return true;
+      break;
+    case 7:
+      if (iequals(name, "trailer") || iequals(name, "upgrade")) return true;
+      break;
+    case 10:
+      if (iequals(name, "connection") || iequals(name, "keep-alive")) return true;
+      break;
+    case 16:
+      if (iequals(name, "proxy-connection")) return true;
+      break;
+    case 17:
+      if (iequals(name, "transfer-encoding")) return true;
+      break;
+    case 18:
+      if (iequals(name, "proxy-authenticate")) return true;
+      break;
+    default:
+      break;
+  }
+  for (const auto& l : listed_) {
+    if (iequals(name, l)) return true;
+  }
+  return false;
+}
+
+void remove_hop_by_hop(Headers& headers) {
+  const HopByHop hop(headers);
+  headers.remove_if([&](std::string_view name) { return hop(name); });
 }
 
 std::optional<std::string> upgrade_protocol(const Headers& headers) {

@@ -133,6 +133,16 @@ bool is_token_char(unsigned char c);
 // Hop-by-hop fields a proxy must not forward (RFC 9110 §7.6.1), plus those listed in Connection.
 void remove_hop_by_hop(Headers& headers);
 
+// The same rule as a test of one name, for code that relays fields without editing them.
+class HopByHop {
+ public:
+  explicit HopByHop(const Headers& headers);
+  bool operator()(std::string_view name) const;
+
+ private:
+  std::vector<std::string> listed_;  // named by Connection (copies: usually none)
+};
+
 // "TE: trailers" is among the fields (gRPC sends it; an HTTP/2 next hop gets it again, the one
 // TE value HTTP/2 allows).
 bool wants_trailers(const Headers& headers);

@@ -13,19 +13,24 @@ Result<std::unique_ptr<ClientSession>> ClientSession::create(const Limits& limit
 }
 
 Result<int32_t> ClientSession::submit(const http::Request& req, std::string_view scheme, bool end_stream) {
-  std::string authority = req.host;
+  std::string_view authority = req.host;
   if (authority.empty()) {
-    if (auto host = req.headers.get("host")) authority = std::string(*host);
+    if (auto host = req.headers.get("host")) authority = *host;
   }
   if (authority.empty()) return mg::fail("http2.request", "the request has no host");
-  std::string path = req.target;
-  if (path.empty()) path = req.query.empty() ? req.path : req.path + "?" + req.query;
+  std::string built;
+  std::string_view path = req.target;
+  if (path.empty()) {
+    built = req.query.empty() ? req.path : req.path + "?" + req.query;
+    path = built;
+  }
   if (path.empty()) return mg::fail("http2.request", "the request has no path");
-  std::vector<http::Header> fields = {
-      {":method", req.method}, {":scheme", std::string(scheme)}, {":authority", authority}, {":path", path}};
-  http::Headers headers = req.headers;
-  headers.remove("host");  // RFC 9113 §8.3.1: :authority stands for it
-  for (auto& f : wire_fields(headers, true)) fields.push_back(std::move(f));
+  Fields fields(req.headers.size() + 5);
+  fields.add(":method", req.method);
+  fields.add(":scheme", scheme);
+  fields.add(":authority", authority);
+  fields.add(":path", path);
+  wire_fields(req.headers, true, true, fields);  // RFC 9113 §8.3.1: :authority stands for Host
   return submit_head(0, fields, end_stream);
 }
 

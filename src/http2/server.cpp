@@ -177,9 +177,13 @@ Status ServerSession::respond(int32_t stream, const http::Response& resp, bool e
   if (st == nullptr)
     return mg::fail("http2.stream_closed", "stream " + std::to_string(stream) + " is closed");
   if (st->providing || st->out_end) return mg::fail("http2.answered", "the stream already has a response");
-  std::vector<http::Header> fields;
-  fields.push_back({":status", std::to_string(resp.status)});
-  for (auto& f : wire_fields(resp.headers, false)) fields.push_back(std::move(f));
+  char status[4];  // 200..999: three digits
+  status[0] = static_cast<char>('0' + resp.status / 100);
+  status[1] = static_cast<char>('0' + resp.status / 10 % 10);
+  status[2] = static_cast<char>('0' + resp.status % 10);
+  Fields fields(resp.headers.size() + 1);
+  fields.add(":status", std::string_view(status, 3));
+  wire_fields(resp.headers, false, false, fields);
   auto id = submit_head(stream, fields, end_stream);
   if (!id) return mg::fail(id.error());
   return {};

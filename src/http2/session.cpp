@@ -27,7 +27,8 @@ bool sensitive(std::string_view name) {
   return name == "authorization" || name == "proxy-authorization" || name == "cookie" || name == "set-cookie";
 }
 
-std::vector<nghttp2_nv> to_nv(const std::vector<http::Header>& fields) {
+template <class List>
+std::vector<nghttp2_nv> to_nv(const List& fields) {
   std::vector<nghttp2_nv> nv;
   nv.reserve(fields.size());
   for (const auto& f : fields) {
@@ -53,6 +54,7 @@ struct Callbacks {
     if (Session::Stream* st = s.stream(id)) {
       // A new block (trailers, or a final response after a 1xx) is counted on its own.
       st->fields.clear();
+      st->fields.reserve(16);  // a typical block without growing
       st->header_bytes = 0;
       st->header_count = 0;
     }
@@ -122,11 +124,7 @@ struct Callbacks {
     }
     st->unconsumed += len;
     s.unconsumed_ += len;
-    Event ev;
-    ev.kind = Event::Kind::Data;
-    ev.stream = id;
-    ev.data.assign(reinterpret_cast<const char*>(data), len);
-    s.push(std::move(ev));
+    s.emplace(Event::Kind::Data, id).data.assign(reinterpret_cast<const char*>(data), len);
     return 0;
   }
 
@@ -165,12 +163,9 @@ struct Callbacks {
       s.unconsumed_ -= it->second.unconsumed;
     }
     if (it->second.yielded) {
-      Event ev;
-      ev.kind = Event::Kind::Closed;
-      ev.stream = id;
       // A stream we reset may still close as "no error" when both sides had ended it.
-      ev.error_code = error_code != NGHTTP2_NO_ERROR ? error_code : it->second.reset_code;
-      s.push(std::move(ev));
+      s.emplace(Event::Kind::Closed, id).error_code =
+          error_code != NGHTTP2_NO_ERROR ? error_code : it->second.reset_code;
     }
     s.streams_.erase(it);
     return 0;
@@ -189,8 +184,9 @@ struct Callbacks {
     if (st->out.empty() && st->out_end) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!st->out_trailers.empty()) {
-        auto fields = Session::wire_fields(st->out_trailers, false);
-        auto nv = to_nv(fields);
+        Session::Fields fields(st->out_trailers.size());
+        Session::wire_fields(st->out_trailers, false, false, fields);
+        auto nv = to_nv(fields.list);
         if (nghttp2_submit_trailer(session, id, nv.data(), nv.size()) == 0)
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       }
@@ -305,9 +301,18 @@ size_t Session::take_output(std::string& out) {
 }
 
 std::optional<Event> Session::next_event() {
-  if (events_.empty()) return std::nullopt;
-  Event ev = std::move(events_.front());
-  events_.pop_front();
+  if (events_head_ == events_.size()) return std::nullopt;
+  return std::move(events_[events_head_++]);
+}
+
+Event& Session::emplace(Event::Kind kind, int32_t stream) {
+  if (events_head_ == events_.size() && events_head_ > 0) {
+    events_.clear();
+    events_head_ = 0;
+  }
+  Event& ev = events_.emplace_back();
+  ev.kind = kind;
+  ev.stream = stream;
   return ev;
 }
 
@@ -391,21 +396,13 @@ void Session::push_head(Event ev) {
   int32_t id = ev.stream;
   ev.kind = Event::Kind::Head;
   push(std::move(ev));
-  if (end_stream) {
-    Event end;
-    end.kind = Event::Kind::End;
-    end.stream = id;
-    push(std::move(end));
-  }
+  if (end_stream) emplace(Event::Kind::End, id);
 }
 
 void Session::push_end(int32_t stream_id, Stream& st) {
-  Event end;
-  end.kind = Event::Kind::End;
-  end.stream = stream_id;
+  Event& end = emplace(Event::Kind::End, stream_id);
   for (auto& f : st.fields) end.trailers.add(std::move(f.name), std::move(f.value));
   st.fields.clear();
-  push(std::move(end));
 }
 
 bool Session::add_field(Stream& st, std::string_view name, std::string_view value) {
@@ -423,25 +420,22 @@ bool Session::add_field(Stream& st, std::string_view name, std::string_view valu
   return true;
 }
 
-std::vector<http::Header> Session::wire_fields(const http::Headers& headers, bool keep_te_trailers) {
+void Session::wire_fields(const http::Headers& headers, bool keep_te_trailers, bool skip_host, Fields& out) {
   const bool te_trailers = keep_te_trailers && http::wants_trailers(headers);
-  http::Headers copy = headers;
-  http::remove_hop_by_hop(copy);
-  std::vector<http::Header> out;
-  out.reserve(copy.size() + 1);
-  for (const auto& h : copy) {
+  const http::HopByHop hop_by_hop(headers);
+  for (const auto& h : headers) {
     // Pseudo-header names cannot be smuggled in as regular fields.
-    if (h.name.empty() || h.name.front() == ':') continue;
-    out.push_back({http::to_lower(h.name), h.value});
+    if (h.name.empty() || h.name.front() == ':' || hop_by_hop(h.name)) continue;
+    if (skip_host && http::iequals(h.name, "host")) continue;
+    const bool lower = std::none_of(h.name.begin(), h.name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+    out.add(lower ? std::string_view(h.name) : out.keep(http::to_lower(h.name)), h.value);
   }
-  if (te_trailers) out.push_back({"te", "trailers"});
-  return out;
+  if (te_trailers) out.add("te", "trailers");
 }
 
-Result<int32_t> Session::submit_head(int32_t stream_id, const std::vector<http::Header>& fields,
-                                     bool end_stream) {
+Result<int32_t> Session::submit_head(int32_t stream_id, const Fields& fields, bool end_stream) {
   if (failed_) return mg::fail("http2.connection", close_reason_);
-  auto nv = to_nv(fields);
+  auto nv = to_nv(fields.list);
   nghttp2_data_provider provider{};
   provider.read_callback = &Callbacks::read_body;
   const nghttp2_data_provider* prd = end_stream ? nullptr : &provider;

@@ -9,7 +9,7 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <forward_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -158,15 +158,35 @@ class Session {
   // Adds a header field to the block being received, under the list-size and count limits;
   // false once over them (the stream is then refused, fields no longer kept).
   bool add_field(Stream& st, std::string_view name, std::string_view value);
-  // Header fields to send: names lower-cased, hop-by-hop fields (RFC 9113 §8.2.2) left out.
-  static std::vector<http::Header> wire_fields(const http::Headers& headers, bool keep_te_trailers);
+  // Header fields to send, as views (nghttp2 copies them when the frame is submitted) of the
+  // message's own strings, or of the few strings made here (a name to lower-case, :status).
+  class Fields {
+   public:
+    struct Field {
+      std::string_view name, value;
+    };
+    explicit Fields(size_t n) { list.reserve(n); }
+    void add(std::string_view name, std::string_view value) { list.push_back({name, value}); }
+    // `s` kept here for as long as the fields are; its view.
+    std::string_view keep(std::string s) { return owned_.emplace_front(std::move(s)); }
+    std::vector<Field> list;
+
+   private:
+    std::forward_list<std::string> owned_;  // never moves what it holds; allocates only when used
+  };
+  // The fields of `headers` to send: names lower-cased, hop-by-hop fields (RFC 9113 §8.2.2) left
+  // out (with "te: trailers" kept when `keep_te_trailers`, as gRPC needs), Host too when `skip_host`
+  // (a request's :authority stands for it). `headers` must outlive `out`.
+  static void wire_fields(const http::Headers& headers, bool keep_te_trailers, bool skip_host, Fields& out);
   // Submits a head: a response (server) on `stream_id`, or a request (client, stream_id 0;
   // returns the new stream's id). Without `end_stream` the body follows via append_body/end_body.
-  Result<int32_t> submit_head(int32_t stream_id, const std::vector<http::Header>& fields, bool end_stream);
+  Result<int32_t> submit_head(int32_t stream_id, const Fields& fields, bool end_stream);
   Stream* stream(int32_t id);
   void fail(std::string reason, uint32_t goaway_code);
   Status fail_status() const;
-  void push(Event ev) { events_.push_back(std::move(ev)); }
+  void push(Event ev) { emplace(ev.kind, ev.stream) = std::move(ev); }
+  // A new event at the end of the queue, filled in place.
+  Event& emplace(Event::Kind kind, int32_t stream);
   // A Head event, followed by End when the head ended the stream.
   void push_head(Event ev);
   // End for `stream`, the block just received (if any) as its trailers.
@@ -176,7 +196,10 @@ class Session {
   Limits limits_;
   Role role_;
   std::unordered_map<int32_t, Stream> streams_;
-  std::deque<Event> events_;
+  // The queue: events_[events_head_..] wait. A vector emptied whenever it is drained, so its
+  // records are reused (a deque of records this large allocates one per event).
+  std::vector<Event> events_;
+  size_t events_head_ = 0;
   size_t unconsumed_ = 0;  // over all streams
   std::string close_reason_;
   std::string last_error_;  // nghttp2's own words for the last connection error it found

@@ -1,5 +1,7 @@
 #include "policy/engine.h"
 
+#include "rego/engine.h"
+
 #include <algorithm>
 #include <climits>
 #include <cstdint>
@@ -593,6 +595,9 @@ Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&
       return fail("policy.opa_not_compiled", "OPAPolicy " + p->meta.full_name() + " has no compiled plan");
     snap->opa_.push_back(
         {p->meta.full_name(), p->meta.dry_run, p->allow_on_error, p->decision, p->decision_path, p->plan});
+    snap->opa_input_use_ = std::make_shared<const rego::InputUse>(
+        snap->opa_input_use_ ? rego::merge_input_use(*snap->opa_input_use_, p->plan->input_use)
+                             : p->plan->input_use);
   }
   return std::shared_ptr<const AuthzSnapshot>(std::move(snap));
 }

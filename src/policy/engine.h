@@ -205,6 +205,9 @@ class AuthzSnapshot {
   const std::vector<std::string>& request_authentications() const { return request_authn_names_; }
   const std::vector<detail::CompiledPolicy>& policies() const { return policies_; }
   const std::vector<detail::CompiledOpa>& opa_policies() const { return opa_; }
+  // What the OPAPolicies' rules can read of their input document (all their plans together);
+  // null when no OPAPolicy applies.
+  const rego::InputUse* opa_input_use() const { return opa_input_use_.get(); }
 
  private:
   friend Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&, const WorkloadRef&,
@@ -221,6 +224,7 @@ class AuthzSnapshot {
   detail::RuleIndex index_[4][2];
   std::vector<uint32_t> dry_run_policies_;
   std::vector<detail::CompiledOpa> opa_;  // OPAPolicies selecting the workload, in load order
+  std::shared_ptr<const rego::InputUse> opa_input_use_;
 };
 
 Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet& resources, const WorkloadRef& workload,

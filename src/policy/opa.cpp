@@ -1,6 +1,7 @@
 #include "policy/opa.h"
 
 #include <cctype>
+#include <optional>
 
 #include "common/time.h"
 #include "rego/engine.h"
@@ -187,65 +188,200 @@ bool is_header_name(std::string_view name) {
   return true;
 }
 
-Result<Value> opa_input(const Request& r, const OpaInputContext& c) {
+namespace {
+
+// The object keys of the input document, built once: a key is then a reference-count increment.
+struct Keys {
+  Value attributes = str("attributes"), source = str("source"), destination = str("destination"),
+        request = str("request"), address = str("address"), principal = str("principal"), time = str("time"),
+        http = str("http"), id = str("id"), method = str("method"), headers = str("headers"),
+        path = str("path"), host = str("host"), scheme = str("scheme"), protocol = str("protocol"),
+        metadata_context = str("metadataContext"), filter_metadata = str("filterMetadata"),
+        metadata_context_proto = str("metadata_context"), filter_metadata_proto = str("filter_metadata"),
+        jwt_authn = str("envoy.filters.http.jwt_authn"), payload = str("payload"),
+        parsed_path = str("parsed_path"), parsed_query = str("parsed_query"),
+        parsed_body = str("parsed_body"), truncated_body = str("truncated_body"), version = str("version"),
+        source_principal = str("source_principal"), http11 = str("HTTP/1.1"), http_scheme = str("http"),
+        https_scheme = str("https");
+  Value version_value = Value::object({{str("encoding"), str("protojson")}, {str("ext_authz"), str("v3")}});
+};
+
+const Keys& keys() {
+  static const Keys k;
+  return k;
+}
+
+// Which parts of the input document to build below one node: everything, or the paths
+// [begin, end) of an InputUse (sorted, none a prefix of another) that share the `depth` keys
+// leading to the node. A part not wanted is left out; a wanted part is built whole, so every
+// reference the plans make reads what it would read in the full document.
+class Want {
+ public:
+  Want() = default;  // everything
+  explicit Want(const rego::InputUse* use) {
+    if (use && !use->whole) {
+      paths_ = &use->paths;
+      end_ = use->paths.size();
+    }
+  }
+  bool everything() const { return !paths_ || (end_ - begin_ == 1 && (*paths_)[begin_].size() == depth_); }
+  // The selection below `key`; nullopt when nothing there is read.
+  std::optional<Want> operator[](std::string_view key) const {
+    if (everything()) return Want();
+    size_t b = begin_;  // paths below a node are sorted by their key at this depth
+    while (b < end_ && (*paths_)[b][depth_] < key) ++b;
+    size_t e = b;
+    while (e < end_ && (*paths_)[e][depth_] == key) ++e;
+    if (b == e) return std::nullopt;
+    Want w;
+    w.paths_ = paths_;
+    w.begin_ = b;
+    w.end_ = e;
+    w.depth_ = depth_ + 1;
+    return w;
+  }
+  // The keys wanted right below this node, each once (precondition: !everything()).
+  template <class F>
+  void each_key(F&& f) const {
+    for (size_t i = begin_; i < end_; ++i)
+      if (i == begin_ || (*paths_)[i][depth_] != (*paths_)[i - 1][depth_]) f((*paths_)[i][depth_]);
+  }
+
+ private:
+  const std::vector<std::vector<std::string>>* paths_ = nullptr;
+  size_t begin_ = 0, end_ = 0, depth_ = 0;
+};
+
+// The value of one header as Envoy's map form holds it (lower-case `key`): a pseudo-header from
+// the request line, or every field of that name joined with ','; nullopt when absent.
+std::optional<std::string> header_value(const HttpRequest& h, std::string_view scheme, std::string_view key) {
+  if (key == ":authority") return h.host;
+  if (key == ":method") return h.method;
+  if (key == ":path") return h.path;
+  if (key == ":scheme") return std::string(scheme);
+  if (key.starts_with(':')) return std::nullopt;  // fields named like pseudo-headers are dropped
+  std::optional<std::string> out;
+  for (const auto& [name, value] : h.headers) {
+    if (name.size() != key.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < key.size() && same; ++i)
+      same = std::tolower(static_cast<unsigned char>(name[i])) == static_cast<unsigned char>(key[i]);
+    if (!same) continue;
+    if (out)
+      (*out += ',') += value;
+    else
+      out = value;
+  }
+  return out;
+}
+
+// attributes.request.http.headers: names in lower case, repeated fields joined with ',' (Envoy's
+// map form), plus the HTTP/2-style pseudo-headers Envoy includes.
+Value headers_object(const HttpRequest& h, std::string_view scheme, const Want& want) {
+  rego::ObjectItems items;
+  if (!want.everything()) {
+    want.each_key([&](const std::string& key) {
+      if (auto v = header_value(h, scheme, key)) items.emplace_back(str(key), str(*v));
+    });
+    return Value::object(std::move(items));
+  }
+  std::vector<std::pair<std::string, std::string>> headers;
+  headers.emplace_back(":authority", h.host);
+  headers.emplace_back(":method", h.method);
+  headers.emplace_back(":path", h.path);
+  headers.emplace_back(":scheme", scheme);
+  for (const auto& [name, value] : h.headers) {
+    std::string key = lower(name);
+    if (key.starts_with(':')) continue;
+    auto it = std::find_if(headers.begin(), headers.end(), [&](const auto& p) { return p.first == key; });
+    if (it == headers.end())
+      headers.emplace_back(std::move(key), value);
+    else
+      (it->second += ',') += value;
+  }
+  items.reserve(headers.size());
+  for (auto& [k, v] : headers) items.emplace_back(str(k), str(v));
+  return Value::object(std::move(items));
+}
+
+Value http_object(const Request& r, const OpaInputContext& c, const Want& want) {
+  const Keys& k = keys();
+  const auto& h = *r.http;
+  const bool https = !r.source_principal.empty() && c.peer_identity;
+  const std::string_view scheme = https ? "https" : "http";
+  rego::ObjectItems http;
+  if (want[k.id.as_string()]) {
+    if (auto id = header_value(h, scheme, "x-request-id"); id && !id->empty())
+      http.emplace_back(k.id, str(*id));
+  }
+  if (want[k.method.as_string()] && !h.method.empty()) http.emplace_back(k.method, str(h.method));
+  if (auto w = want[k.headers.as_string()]) http.emplace_back(k.headers, headers_object(h, scheme, *w));
+  if (want[k.path.as_string()] && !h.path.empty()) http.emplace_back(k.path, str(h.path));
+  if (want[k.host.as_string()] && !h.host.empty()) http.emplace_back(k.host, str(h.host));
+  if (want[k.scheme.as_string()]) http.emplace_back(k.scheme, https ? k.https_scheme : k.http_scheme);
+  if (want[k.protocol.as_string()]) http.emplace_back(k.protocol, k.http11);
+  return Value::object(std::move(http));
+}
+
+Value attributes_object(const Request& r, const OpaInputContext& c, const Want& want) {
+  const Keys& k = keys();
+  const bool principals = c.peer_identity && !r.source_principal.empty();
   rego::ObjectItems attributes;
-
-  rego::ObjectItems source;
-  source.emplace_back(str("address"), socket_address(r.source_ip, 0));
-  if (c.peer_identity && !r.source_principal.empty()) {
-    source.emplace_back(str("principal"), str("spiffe://" + r.source_principal));
+  if (want[k.source.as_string()]) {
+    rego::ObjectItems source;
+    source.emplace_back(k.address, socket_address(r.source_ip, 0));
+    if (principals) source.emplace_back(k.principal, str("spiffe://" + r.source_principal));
+    attributes.emplace_back(k.source, Value::object(std::move(source)));
   }
-  attributes.emplace_back(str("source"), Value::object(std::move(source)));
-
-  rego::ObjectItems destination;
-  destination.emplace_back(str("address"), socket_address(r.destination_ip, r.destination_port));
-  // Envoy reports the local certificate's URI SAN: the workload's own SPIFFE ID, under mTLS.
-  if (c.peer_identity && !r.source_principal.empty() && !r.destination_service_account.empty()) {
-    destination.emplace_back(
-        str("principal"), str("spiffe://" + std::string(c.trust_domain) + "/ns/" + r.destination_namespace +
-                              "/sa/" + r.destination_service_account));
+  if (want[k.destination.as_string()]) {
+    rego::ObjectItems destination;
+    destination.emplace_back(k.address, socket_address(r.destination_ip, r.destination_port));
+    // Envoy reports the local certificate's URI SAN: the workload's own SPIFFE ID, under mTLS.
+    if (principals && !r.destination_service_account.empty()) {
+      destination.emplace_back(
+          k.principal, str("spiffe://" + std::string(c.trust_domain) + "/ns/" + r.destination_namespace +
+                           "/sa/" + r.destination_service_account));
+    }
+    attributes.emplace_back(k.destination, Value::object(std::move(destination)));
   }
-  attributes.emplace_back(str("destination"), Value::object(std::move(destination)));
+  if (auto w = want[k.request.as_string()]) {
+    rego::ObjectItems request;
+    if (c.now > 0 && (*w)[k.time.as_string()])
+      request.emplace_back(k.time, str(timefmt::utc_rfc3339(static_cast<std::time_t>(c.now))));
+    if (r.http) {
+      if (auto hw = (*w)[k.http.as_string()]) request.emplace_back(k.http, http_object(r, c, *hw));
+    }
+    attributes.emplace_back(k.request, Value::object(std::move(request)));
+  }
+  // The verified JWT payload where Envoy's jwt_authn filter puts it for Istio (payload_in_metadata
+  // "payload"). protojson names the fields metadataContext.filterMetadata; metadata_context.
+  // filter_metadata (the proto field names) holds the same document.
+  if (c.auth && c.auth->outcome == jwt::RequestAuth::Outcome::Authenticated && c.auth->claims.is_object()) {
+    const bool json_names = want[k.metadata_context.as_string()].has_value();
+    const bool proto_names = want[k.metadata_context_proto.as_string()].has_value();
+    if (json_names || proto_names) {
+      const Value jwt_metadata =
+          Value::object({{k.jwt_authn, Value::object({{k.payload, Value::from_json(c.auth->claims)}})}});
+      if (json_names)
+        attributes.emplace_back(k.metadata_context, Value::object({{k.filter_metadata, jwt_metadata}}));
+      if (proto_names)
+        attributes.emplace_back(k.metadata_context_proto,
+                                Value::object({{k.filter_metadata_proto, jwt_metadata}}));
+    }
+  }
+  return Value::object(std::move(attributes));
+}
 
+}  // namespace
+
+Result<Value> opa_input(const Request& r, const OpaInputContext& c) { return opa_input(r, c, nullptr); }
+
+Result<Value> opa_input(const Request& r, const OpaInputContext& c, const rego::InputUse* use) {
+  const Keys& k = keys();
+  const Want want(use);
   std::string_view path_only, query;
-  rego::ObjectItems request;
-  if (c.now > 0)
-    request.emplace_back(str("time"), str(timefmt::utc_rfc3339(static_cast<std::time_t>(c.now))));
   if (r.http) {
-    const auto& h = *r.http;
-    const std::string scheme = r.source_principal.empty() || !c.peer_identity ? "http" : "https";
-    // Header names in lower case; repeated headers joined with ',' (Envoy's map form), plus the
-    // HTTP/2-style pseudo-headers Envoy includes.
-    std::vector<std::pair<std::string, std::string>> headers;
-    headers.emplace_back(":authority", h.host);
-    headers.emplace_back(":method", h.method);
-    headers.emplace_back(":path", h.path);
-    headers.emplace_back(":scheme", scheme);
-    for (const auto& [name, value] : h.headers) {
-      std::string key = lower(name);
-      if (key.starts_with(':')) continue;
-      auto it = std::find_if(headers.begin(), headers.end(), [&](const auto& p) { return p.first == key; });
-      if (it == headers.end())
-        headers.emplace_back(std::move(key), value);
-      else
-        (it->second += ',') += value;
-    }
-    rego::ObjectItems header_items;
-    std::string_view request_id;
-    for (const auto& [k, v] : headers) {
-      if (k == "x-request-id") request_id = v;
-      header_items.emplace_back(str(k), str(v));
-    }
-    rego::ObjectItems http;
-    add_if(http, "id", request_id);
-    add_if(http, "method", h.method);
-    http.emplace_back(str("headers"), Value::object(std::move(header_items)));
-    add_if(http, "path", h.path);
-    add_if(http, "host", h.host);
-    http.emplace_back(str("scheme"), str(scheme));
-    http.emplace_back(str("protocol"), str("HTTP/1.1"));
-    request.emplace_back(str("http"), Value::object(std::move(http)));
-    path_only = h.path;
+    path_only = r.http->path;
     const auto q = path_only.find('?');
     if (q != std::string_view::npos) {
       query = path_only.substr(q + 1);
@@ -255,33 +391,26 @@ Result<Value> opa_input(const Request& r, const OpaInputContext& c) {
     if (const auto hash = path_only.find('#'); hash != std::string_view::npos)
       path_only = path_only.substr(0, hash);
   }
-  attributes.emplace_back(str("request"), Value::object(std::move(request)));
 
-  // The verified JWT payload where Envoy's jwt_authn filter puts it for Istio (payload_in_metadata
-  // "payload"). protojson names the fields metadataContext.filterMetadata; metadata_context.
-  // filter_metadata (the proto field names) holds the same document.
-  if (c.auth && c.auth->outcome == jwt::RequestAuth::Outcome::Authenticated && c.auth->claims.is_object()) {
-    const Value jwt_metadata =
-        Value::object({{str("envoy.filters.http.jwt_authn"),
-                        Value::object({{str("payload"), Value::from_json(c.auth->claims)}})}});
-    attributes.emplace_back(str("metadataContext"), Value::object({{str("filterMetadata"), jwt_metadata}}));
-    attributes.emplace_back(str("metadata_context"), Value::object({{str("filter_metadata"), jwt_metadata}}));
-  }
-
-  auto path_value = parsed_path(path_only);
-  if (!path_value) return fail(path_value.error());
   rego::ObjectItems input;
-  input.emplace_back(str("attributes"), Value::object(std::move(attributes)));
-  input.emplace_back(str("parsed_path"), std::move(*path_value));
-  input.emplace_back(str("parsed_query"), parsed_query(query));
-  input.emplace_back(str("parsed_body"), Value::null());  // the proxy does not buffer bodies for OPA
-  input.emplace_back(str("truncated_body"), Value::boolean(false));
-  input.emplace_back(str("version"),
-                     Value::object({{str("encoding"), str("protojson")}, {str("ext_authz"), str("v3")}}));
+  // A path that does not decode is an error whether or not a policy reads parsed_path (as the
+  // plugin, which refuses the request); only a '%' escape can fail to decode.
+  const bool path_wanted = want[k.parsed_path.as_string()].has_value();
+  if (path_wanted || path_only.find('%') != std::string_view::npos) {
+    auto path_value = parsed_path(path_only);
+    if (!path_value) return fail(path_value.error());
+    if (path_wanted) input.emplace_back(k.parsed_path, std::move(*path_value));
+  }
+  if (auto w = want[k.attributes.as_string()]) input.emplace_back(k.attributes, attributes_object(r, c, *w));
+  if (want[k.parsed_query.as_string()]) input.emplace_back(k.parsed_query, parsed_query(query));
+  // The proxy does not buffer bodies for OPA.
+  if (want[k.parsed_body.as_string()]) input.emplace_back(k.parsed_body, Value::null());
+  if (want[k.truncated_body.as_string()]) input.emplace_back(k.truncated_body, Value::boolean(false));
+  if (want[k.version.as_string()]) input.emplace_back(k.version, k.version_value);
   // The caller's SPIFFE ID also at the top level (meshguard's input contract, docs/OPA.md), so a
   // policy need not dig into attributes; absent exactly when attributes.source.principal is.
-  if (c.peer_identity && !r.source_principal.empty()) {
-    input.emplace_back(str("source_principal"), str("spiffe://" + r.source_principal));
+  if (c.peer_identity && !r.source_principal.empty() && want[k.source_principal.as_string()]) {
+    input.emplace_back(k.source_principal, str("spiffe://" + r.source_principal));
   }
   return Value::object(std::move(input));
 }
@@ -360,7 +489,8 @@ OpaEvaluation evaluate_opa(const detail::CompiledOpa& policy, const Value& input
 bool run_opa_policies(const AuthzSnapshot& s, const Request& r, const OpaInputContext& c, Decision& d) {
   const auto& policies = s.opa_policies();
   if (policies.empty()) return true;
-  auto input = opa_input(r, c);
+  // Only the parts of the input document some OPAPolicy's rules can read.
+  auto input = opa_input(r, c, s.opa_input_use());
   bool enforced_denied = false;
   for (const auto& p : policies) {
     if (enforced_denied && !p.dry_run) continue;

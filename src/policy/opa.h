@@ -32,6 +32,11 @@ struct OpaInputContext {
 bool is_header_name(std::string_view name);
 
 Result<rego::Value> opa_input(const Request& request, const OpaInputContext& context);
+// Only the parts `use` names (null: all), each built whole: what a plan whose rules read no more
+// (rego::Plan::input_use) sees is the same as in the full document. Still an error for a path
+// that does not parse, read or not.
+Result<rego::Value> opa_input(const Request& request, const OpaInputContext& context,
+                              const rego::InputUse* use);
 
 // The result of evaluating one OPAPolicy, with the response fields of an object result.
 struct OpaEvaluation {

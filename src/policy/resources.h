@@ -17,6 +17,7 @@
 
 namespace mg::rego {
 struct Plan;
+struct InputUse;
 }
 
 namespace mg::policy {

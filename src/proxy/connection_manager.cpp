@@ -108,4 +108,27 @@ void ConnectionManager::close_idle(ConnectionList& list) {
   }
 }
 
+LiveRequest::LiveRequest(ConnectionManager& manager, const HttpSide& side, JudgedUpgrade& as_received,
+                         net::Stream& down, Exchange& ex)
+    : manager_(manager),
+      entry_(side.entry),
+      ex_(ex),
+      live_{{side.inbound_index, side.source, side.peer, nullptr, false, as_received.generation},
+            side.listen_port,
+            std::move(as_received.request),
+            as_received.judged_at,
+            &down} {}
+
+LiveRequest::~LiveRequest() {
+  if (registered_) entry_->streams.erase(*registered_);
+  if (live_.closed_by_policy) ex_.details = ResponseDetail::UpgradeClosedByPolicyReload;
+}
+
+void LiveRequest::relay_to(net::Stream* upstream) {
+  live_.upstream = upstream;
+  if (registered_ || entry_ == nullptr) return;
+  registered_ = entry_->streams.insert(entry_->streams.end(), &live_);
+  manager_.rejudge_if_chains_changed(*entry_, live_);
+}
+
 }  // namespace mg::proxy

@@ -21,6 +21,7 @@
 #include "http/message.h"
 #include "proxy/chain.h"
 #include "proxy/config.h"
+#include "proxy/exchange.h"
 #include "proxy/net.h"
 #include "tls/tls.h"
 
@@ -50,13 +51,14 @@ struct JudgedUpgrade {
 };
 
 // An HTTP connection spliced after a WebSocket upgrade is judged by the request chain, with its
-// upgrade request: no later request on the connection ever would be.
+// upgrade request: no later request on the connection ever would be. So is an inbound HTTP/2
+// stream while it is relayed (LiveRequest), whatever the app's protocol.
 struct LiveUpgrade : LiveTcp {
   uint16_t listen_port = 0;
   http::Request request;
   int64_t judged_at = 0;
-  // An HTTP/2 stream (its request as received): closing `downstream` resets only that stream,
-  // `upstream` its stream to the app; the connection carries on.
+  // An HTTP/2 stream being relayed (its request as received): closing `downstream` resets only
+  // that stream, `upstream` its stream or connection to the app; the connection carries on.
   net::Stream* downstream = nullptr;
 };
 
@@ -69,7 +71,7 @@ struct ConnEntry {
   LiveUpgrade* upgrade = nullptr;             // inbound, while spliced after a WebSocket upgrade
   std::optional<size_t> plaintext_http_port;  // config.inbound index of a plaintext HTTP connection
   bool upgraded = false;                      // spliced after a 101 (WebSocket), either direction
-  std::list<LiveUpgrade*> streams;            // inbound HTTP/2 streams being relayed
+  std::list<LiveUpgrade*> streams;            // inbound HTTP/2 streams being relayed (LiveRequest)
   std::function<void()> drain;                // an HTTP/2 connection's GOAWAY (its streams finish)
 };
 
@@ -133,6 +135,31 @@ class ConnectionManager {
   Report& report_;
   std::atomic<uint32_t> active_{0};
   std::vector<ConnectionList*> workers_;
+};
+
+// An inbound HTTP/2 stream while it is relayed, to an app of either protocol: registered with
+// its connection so each policy publish judges it again with its request as received (the rule of
+// spliced WebSocket connections, docs/ARCHITECTURE.md "Policy reloads and live traffic"); one no
+// longer allowed has both sides closed, and its exchange's details say so when it goes out of
+// scope (unregistered then). On the worker's thread only.
+class LiveRequest {
+ public:
+  LiveRequest(ConnectionManager& manager, const HttpSide& side, JudgedUpgrade& as_received, net::Stream& down,
+              Exchange& ex);
+  ~LiveRequest();
+  LiveRequest(const LiveRequest&) = delete;
+  LiveRequest& operator=(const LiveRequest&) = delete;
+  // Relayed to `upstream` now (a retry may change it; nullptr while it changes). The first call
+  // registers the request and judges it at once if a policy was published since it was judged.
+  void relay_to(net::Stream* upstream);
+  bool closed_by_policy() const { return live_.closed_by_policy; }
+
+ private:
+  ConnectionManager& manager_;
+  ConnEntry* entry_;
+  Exchange& ex_;
+  LiveUpgrade live_;
+  std::optional<std::list<LiveUpgrade*>::iterator> registered_;  // erased in O(1): 100 streams a connection
 };
 
 }  // namespace mg::proxy

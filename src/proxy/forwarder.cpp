@@ -158,16 +158,26 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
   // Send head (+ body). A reused idle connection may have been closed by the app just now:
   // for a bodiless request, retry once on a fresh connection.
   std::unique_ptr<UpstreamConn> up;
+  // An inbound HTTP/2 stream to an HTTP/1.1 app, judged again by each policy publish while it is
+  // relayed, as one to an h2c app is (as_received is set for those only; a WebSocket upgrade is
+  // registered by relay_upgrade instead, once spliced).
+  std::optional<LiveRequest> live;
+  if (side.inbound && as_received && !upgrade) live.emplace(connections_, side, *as_received, down, ex);
   bool response_started = false;
   std::optional<http::Response> resp;
   for (int attempt = 0; attempt < 2 && !resp; ++attempt) {
     bool reused = false;
+    if (live) live->relay_to(nullptr);  // `up` is replaced below
     if (first) {
       up = std::move(first);
     } else {
       up = co_await worker.upstreams.acquire(side, reused, reason, detail);
       while (!up && retry_elsewhere(side, reason, detail))
         up = co_await worker.upstreams.acquire(side, reused, reason, detail);
+    }
+    if (live) {
+      if (live->closed_by_policy()) co_return false;  // by a reload while connecting
+      if (up) live->relay_to(up->stream.get());
     }
     if (side.target) ex.upstream_address = destination_name(side);
     if (!up) {
@@ -268,6 +278,7 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
   }
   end_response_body(codec, out, decoder.trailers(), ex);
   if (!co_await flush()) co_return false;
+  live.reset();  // before the upstream connection goes back to the pool
   if (upstream_keep && up->buffer.empty()) worker.upstreams.release(side, std::move(up));
   if (!client_keep) down.shutdown_send();
   co_return client_keep;

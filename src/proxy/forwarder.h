@@ -102,7 +102,9 @@ class Forwarder {
   // forwarder_h2.cpp: the request as a stream of a shared HTTP/2 upstream connection
   // (`forwarded`: its head as the next hop gets it). The request body is pumped up beside the
   // response relay (a bidirectional gRPC stream needs both at once); trailers are relayed;
-  // grpc-timeout bounds the proxy's own timeouts.
+  // grpc-timeout bounds the proxy's own timeouts. A stream the upstream refuses (REFUSED_STREAM,
+  // or above a GOAWAY's last-stream-id: never processed) is retried once on another stream, its
+  // body replayed when no more than 64 KiB of it had gone.
   struct BodyPump;
   // An inbound HTTP/2 stream (`as_received` set) is registered with the connection manager while
   // relayed, so a policy reload judges it again.
@@ -112,9 +114,8 @@ class Forwarder {
                                   const http::Request& req, std::optional<JudgedUpgrade>& as_received,
                                   Exchange& ex);
   net::awaitable<void> pump_body_h2(net::Stream& down, ServerCodec& codec, std::string& in,
-                                    BufferPool::Lease& chunk, net::Watchdog& watchdog, H2Upstream& h2,
-                                    std::shared_ptr<H2Stream> up, const http::Request& req, Exchange& ex,
-                                    BodyPump& pump);
+                                    BufferPool::Lease& chunk, net::Watchdog& watchdog, const http::Request& req,
+                                    Exchange& ex, BodyPump& pump);
   // Reads a final (non-1xx) response head. Error status 0: the connection ended before any byte.
   net::awaitable<Result<http::Response, http::ParseError>> read_response_head(
       UpstreamConn& up, BufferPool::Lease& chunk, const std::string& method,

@@ -15,18 +15,42 @@
 
 namespace mg::proxy {
 
+namespace {
+
+// Request body bytes kept for a retry (RFC 9113 §8.7: a refused stream was not processed, so its
+// request may go again, body included) — the stream's send high-water mark; a longer body
+// already sent cannot be retried.
+constexpr size_t kReplayLimit = H2Connection::kStreamHighWater;
+
+// The upstream refused the stream (RST_STREAM REFUSED_STREAM, or its id was above a GOAWAY's
+// last-stream-id, which nghttp2 reports the same way) before any response: never processed.
+bool refused(const H2Stream& st) {
+  return st.closed && st.error == NGHTTP2_REFUSED_STREAM && !st.response;
+}
+
+}  // namespace
+
 // The request body's pump, running beside the response relay; forward_h2 waits for it to end.
+// Its target (connection and stream) changes when forward_h2 retries a refused stream: the new
+// stream is given `replay` (every byte sent so far) and, if the pump had ended, the end.
 struct Forwarder::BodyPump {
-  explicit BodyPump(const asio::any_io_executor& ex) : done_wake(ex) {}
+  explicit BodyPump(const asio::any_io_executor& ex) : done_wake(ex), target_wake(ex) {}
   bool done = false;
   bool bad_body = false;         // the client's body was malformed: 400
   bool downstream_gone = false;  // the client went away (or its body timed out)
   Wake done_wake;
+  std::shared_ptr<H2Upstream> h2;
+  std::shared_ptr<H2Stream> up;
+  std::string replay;
+  bool replayable = true;  // `replay` holds the whole body sent so far
+  bool ended = false;      // the body was ended, with `trailers`
+  http::Headers trailers;
+  bool give_up = false;  // forward_h2 will not retry: a pump waiting for a new target stops
+  Wake target_wake;
 };
 
 net::awaitable<void> Forwarder::pump_body_h2(net::Stream& down, ServerCodec& codec, std::string& in,
                                              BufferPool::Lease& chunk, net::Watchdog& watchdog,
-                                             H2Upstream& h2, std::shared_ptr<H2Stream> up,
                                              const http::Request& req, Exchange& ex, BodyPump& pump) {
   codec.begin_request_body(req);
   std::string payload;
@@ -53,8 +77,19 @@ net::awaitable<void> Forwarder::pump_body_h2(net::Stream& down, ServerCodec& cod
     ex.bytes_received += *used;
     in.erase(0, *used);
     if (!payload.empty()) {
-      ec = co_await send_data(h2, *up, payload);
+      if (pump.replayable && (pump.up->response || pump.replay.size() + payload.size() > kReplayLimit)) {
+        pump.replayable = false;  // answered (no retry now) or too long to keep
+        std::string().swap(pump.replay);
+      }
+      if (pump.replayable) pump.replay += payload;
+      ec = co_await send_data(*pump.h2, *pump.up, payload);
       payload.clear();
+      if (ec && pump.replayable && refused(*pump.up)) {
+        // forward_h2 retries the request on another stream, these bytes included, or gives up.
+        const auto* old = pump.up.get();
+        while (pump.up.get() == old && !pump.give_up) co_await wait_for(pump.target_wake);
+        if (pump.up.get() != old) continue;
+      }
       if (ec) {
         sent_all = false;  // the upstream stream is gone: the response side says how
         break;
@@ -62,13 +97,14 @@ net::awaitable<void> Forwarder::pump_body_h2(net::Stream& down, ServerCodec& cod
     }
   }
   if (pump.bad_body || pump.downstream_gone || !sent_all) {
-    h2.reset(*up, NGHTTP2_CANCEL);
+    pump.h2->reset(*pump.up, NGHTTP2_CANCEL);
   } else {
-    http::Headers trailers;  // the client's (an HTTP/1.1 chunked body's or an HTTP/2 stream's)
+    // The client's trailers (an HTTP/1.1 chunked body's or an HTTP/2 stream's).
     for (const auto& t : codec.request_trailers()) {
-      if (http::relayable_trailer(t.name)) trailers.add(t.name, t.value);
+      if (http::relayable_trailer(t.name)) pump.trailers.add(t.name, t.value);
     }
-    h2.end(*up, trailers);
+    pump.ended = true;
+    pump.h2->end(*pump.up, pump.trailers);
   }
   pump.done = true;
   pump.done_wake.notify();
@@ -102,49 +138,73 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
   }
   std::shared_ptr<H2Stream> up = std::move(*submitted);
   // An inbound HTTP/2 stream, registered for policy reloads while it is relayed (all on this
-  // worker's thread): one the new policy denies is reset both ways.
-  H2StreamIo up_io(*h2, *up);
-  std::optional<LiveUpgrade> live;
-  if (side.entry && side.inbound && as_received && down.is_h2_stream()) {
-    live.emplace(
-        LiveUpgrade{{side.inbound_index, side.source, side.peer, &up_io, false, as_received->generation},
-                    side.listen_port,
-                    std::move(as_received->request),
-                    as_received->judged_at,
-                    &down});
-    side.entry->streams.push_back(&*live);
+  // worker's thread): one the new policy denies is reset both ways. Its upstream side is re-made in place
+  // (the registration points at it) when the request is retried on another stream.
+  std::optional<H2StreamIo> up_io;
+  up_io.emplace(*h2, *up);
+  std::optional<LiveRequest> live;
+  if (side.inbound && as_received) {
+    live.emplace(connections_, side, *as_received, down, ex);
+    live->relay_to(&*up_io);
   }
-  struct Unregister {
-    ConnEntry* entry;
-    LiveUpgrade* live;
-    ~Unregister() {
-      if (entry) entry->streams.remove(live);
-    }
-  } unregister{live ? side.entry : nullptr, live ? &*live : nullptr};
-  if (live) connections_.rejudge_if_chains_changed(*side.entry, *live);
   BodyPump pump(worker.io->get_executor());
+  pump.h2 = h2;
+  pump.up = up;
   if (has_body) {
-    asio::co_spawn(worker.io->get_executor(),
-                   pump_body_h2(down, codec, in, chunk, watchdog, *h2, up, req, ex, pump), asio::detached);
+    asio::co_spawn(worker.io->get_executor(), pump_body_h2(down, codec, in, chunk, watchdog, req, ex, pump),
+                   asio::detached);
   } else {
     pump.done = true;
   }
   // Ends the pump (its client side closed, when it still reads) and waits for it: it uses this
   // frame's references.
   auto join_pump = [&](bool close_down) -> net::awaitable<void> {
+    pump.give_up = true;
+    pump.target_wake.notify();
     if (!pump.done && close_down) down.close();
     while (!pump.done) co_await wait_for(pump.done_wake);
   };
 
-  // The response head, with the upstream timeout.
+  // The response head, with the upstream timeout. A refused stream (a peer draining with GOAWAY,
+  // or over its stream limit) was provably not processed: the request goes once more, on the
+  // pool's best connection (a new one when the refusing one is going away), whatever its method.
   const auto head_deadline = bounded(config_.limits.upstream_timeout_ms);
   bool timed_out = false;
-  while (!up->response && !up->closed && !up->ended) {
-    const bool woken = co_await wait_for(up->data_wake, head_deadline);  // not inside &&: gcc 12
-    if (!woken && !up->response && !up->closed) {
-      timed_out = true;
-      break;
+  for (int attempt = 1;; ++attempt) {
+    while (!up->response && !up->closed && !up->ended) {
+      const bool woken = co_await wait_for(up->data_wake, head_deadline);  // not inside &&: gcc 12
+      if (!woken && !up->response && !up->closed) {
+        timed_out = true;
+        break;
+      }
     }
+    const bool body_kept = !has_body || (pump.replayable && !pump.bad_body && !pump.downstream_gone);
+    if (timed_out || attempt > 1 || !refused(*up) || !body_kept) break;
+    std::unique_ptr<UpstreamConn> http1;  // a destination now selecting http/1.1: not retried
+    std::string reason, detail;
+    auto next = co_await worker.upstreams.acquire_h2(side, http1, reason, detail);
+    // A registry route's endpoint that cannot be reached now (a peer that drained): another one.
+    while (!next && !http1 && !reason.empty() && retry_elsewhere(side, reason, detail)) {
+      reason.clear();
+      next = co_await worker.upstreams.acquire_h2(side, http1, reason, detail);
+    }
+    if (!next) break;
+    if (side.target) ex.upstream_address = destination_name(side);
+    if (live && live->closed_by_policy()) break;  // by a reload meanwhile: not sent again
+    auto again = next->submit(forwarded, !has_body);
+    if (!again) break;
+    h2 = std::move(next);
+    up = std::move(*again);
+    ex.upstream_principal = h2->peer_principal();
+    if (has_body) {
+      if (!pump.replay.empty()) (void)h2->session().append_body(up->id, pump.replay);
+      if (pump.ended) h2->end(*up, pump.trailers);
+      h2->kick();
+    }
+    up_io.emplace(*h2, *up);
+    pump.h2 = h2;
+    pump.up = up;
+    pump.target_wake.notify();
   }
   if (!up->response) {
     h2->reset(*up, NGHTTP2_CANCEL);
@@ -216,7 +276,6 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
   if (!pump.done && !down.is_h2_stream()) client_keep = false;
   const bool close_down = !complete || (!client_keep && !down.is_h2_stream());
   co_await join_pump(close_down);
-  if (live && live->closed_by_policy) ex.details = ResponseDetail::UpgradeClosedByPolicyReload;
   if (!complete) co_return false;
   if (!client_keep) down.shutdown_send();
   co_return client_keep;

@@ -9,9 +9,10 @@ namespace mg::proxy {
 
 net::awaitable<bool> wait_for(Wake& wake, Wake::Clock::time_point deadline) {
   if (!wake.pending_) {
-    wake.timer_.expires_at(deadline);
+    if (!wake.timer_) wake.timer_.emplace(wake.ex_);
+    wake.timer_->expires_at(deadline);
     std::error_code ec;
-    co_await wake.timer_.async_wait(net::nothrow(ec));
+    co_await wake.timer_->async_wait(net::nothrow(ec));
     if (!wake.pending_ && !ec) co_return false;  // the deadline passed
   }
   wake.pending_ = false;
@@ -146,10 +147,8 @@ net::awaitable<int> take_data(H2Connection& conn, H2Stream& st, std::string& out
     const bool woken = co_await wait_for(st.data_wake, deadline);
     if (!woken && st.data.empty() && !st.ended && !st.closed) co_return -2;
   }
-  while (!st.data.empty()) {
-    out += st.data.front();
-    st.data.pop_front();
-  }
+  for (const auto& piece : st.data) out += piece;
+  st.data.clear();
   co_return 1;
 }
 

@@ -11,12 +11,12 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "http/message.h"
 #include "http2/session.h"
@@ -28,15 +28,18 @@ namespace mg::proxy {
 class Wake {
  public:
   using Clock = std::chrono::steady_clock;
-  explicit Wake(const asio::any_io_executor& ex) : timer_(ex) {}
+  explicit Wake(const asio::any_io_executor& ex) : ex_(ex) {}
   void notify() {
     pending_ = true;
-    timer_.cancel();
+    if (timer_) timer_->cancel();
   }
 
  private:
   friend net::awaitable<bool> wait_for(Wake& wake, Clock::time_point deadline);
-  asio::steady_timer timer_;
+  asio::any_io_executor ex_;
+  // Made by the first wait: most of a stream's wakes are never waited on (a timer costs a
+  // service lookup under a lock, and each cancel another lock).
+  std::optional<asio::steady_timer> timer_;
   bool pending_ = false;
 };
 
@@ -46,7 +49,7 @@ struct H2Stream {
   int32_t id = 0;
   http::Request request;                   // server side: the request
   std::optional<http::Response> response;  // client side: the response head, once it came
-  std::deque<std::string> data;            // body bytes not yet taken
+  std::vector<std::string> data;           // body bytes not yet taken (always all at once)
   uint64_t data_bytes = 0;                 // every body byte that arrived
   bool ended = false;                      // the peer ended its side
   http::Headers trailers;                  // with it

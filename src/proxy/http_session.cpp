@@ -123,8 +123,10 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
   // judges the connection again (ConnectionManager::rejudge_all), with this request.
   std::optional<std::string> upgrade = codec.relayed_upgrade(req);
   std::optional<JudgedUpgrade> as_received;
-  // So does an inbound HTTP/2 stream: a long-lived one (a gRPC stream) is judged again at each
-  // policy reload while it lasts (forwarder_h2.cpp registers it).
+  // So does an inbound HTTP/2 stream, whatever the app's protocol: a long-lived one (a gRPC
+  // stream) is judged again at each policy reload while it lasts (the forwarder registers it:
+  // LiveRequest). An HTTP/1.1 request is judged once, as Envoy's RBAC does (docs/ARCHITECTURE.md
+  // "Policy reloads and live traffic").
   if ((upgrade || down.is_h2_stream()) && side.inbound) as_received.emplace(JudgedUpgrade{req, std::time(nullptr), 0});
 
   // 2. Enforcement (inbound): the STRICT rule, then the chain in force.

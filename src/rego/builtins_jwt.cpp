@@ -7,6 +7,8 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 
+#include <functional>
+
 #include <nlohmann/json.hpp>
 
 #include "crypto/openssl.h"
@@ -263,6 +265,7 @@ BuiltinResult verify_hs(Args a, BuiltinContext&) {
 
 struct Constraints {
   std::optional<std::vector<Key>> keys;
+  std::string cert;  // the text `keys` came from
   std::string secret, alg, iss, aud;
   double time = -1;
 };
@@ -274,50 +277,32 @@ Result<double> time_from(const Value& v) {
   return t;
 }
 
-BuiltinResult decode_verify(Args a, BuiltinContext& ctx) {
-  if (auto e = want(a, 2, Kind::Object)) return *e;
-  const Value unverified =
-      Value::array({Value::boolean(false), Value::empty_object(), Value::empty_object()});
-  Constraints c;
-  for (const auto& [k, v] : a[1].as_object()) {
-    const std::string name = k.is_string() ? k.as_string() : k.to_json_text();
-    if (name == "cert") {
-      if (!v.is_string()) return BuiltinError::builtin("cert constraint: must be a string");
-      auto keys = keys_from(v.as_string());
-      if (!keys) return BuiltinError::builtin(keys.error().message);
-      c.keys = std::move(*keys);
-    } else if (name == "secret" || name == "alg" || name == "iss" || name == "aud") {
-      if (!v.is_string()) return BuiltinError::builtin(name + " constraint: must be a string");
-      (name == "secret" ? c.secret : name == "alg" ? c.alg : name == "iss" ? c.iss : c.aud) = v.as_string();
-    } else if (name == "time") {
-      auto t = time_from(v);
-      if (!t) return BuiltinError::builtin(t.error().message);
-      c.time = *t;
-    } else {
-      return BuiltinError::builtin("unknown token validation constraint: " + name);
-    }
-  }
-  if (c.time < 0) c.time = static_cast<double>(ctx.now_ns);
-  const int key_sources = (c.keys ? 1 : 0) + (c.secret.empty() ? 0 : 1);
-  if (key_sources > 1) return BuiltinError::builtin("duplicate key constraints");
-  if (key_sources < 1) return BuiltinError::builtin("no key constraint");
+// What decode_verify learns from the token and the key constraints alone (signature, header,
+// payload): an error, unverified, or verified with the header and claims. iss, aud and the
+// times are checked afterwards, on every call.
+struct TokenCheck {
+  std::optional<BuiltinError> error;
+  bool verified = false;
+  Value header, claims;
+};
 
-  if (auto e = want(a, 1, Kind::String)) return *e;
-  std::string text = a[0].as_string();
+TokenCheck check_token(std::string text, const Constraints& c) {
+  auto error = [](std::string m) { return TokenCheck{BuiltinError::builtin(std::move(m)), false, {}, {}}; };
+  const TokenCheck unverified;
   Token t;
   std::string payload;
   for (int depth = 0;; ++depth) {
-    if (depth >= 16) return BuiltinError::builtin("JWT nested too deeply");
+    if (depth >= 16) return error("JWT nested too deeply");
     auto tok = split_token(text);
-    if (!tok) return BuiltinError::builtin(tok.error().message);
+    if (!tok) return error(tok.error().message);
     t = std::move(*tok);
-    if (auto s = decode_header(t); !s) return BuiltinError::builtin(s.error().message);
+    if (auto s = decode_header(t); !s) return error(s.error().message);
     auto header = parse_header(t.decoded_header);
-    if (!header) return BuiltinError::builtin(header.error().message);
+    if (!header) return error(header.error().message);
     if (!header->valid) return unverified;
     if (!c.alg.empty() && c.alg != header->alg) return unverified;
     auto sig = decode_signature(t);
-    if (!sig) return BuiltinError::builtin(sig.error().message);
+    if (!sig) return error(sig.error().message);
     bool ok = false;
     if (c.keys) {
       const auto alg = jwt::parse_alg(header->alg);
@@ -341,7 +326,7 @@ BuiltinResult decode_verify(Args a, BuiltinContext& ctx) {
     }
     if (!ok) return unverified;
     auto p = go::base64url_decode_unpadded(t.payload);
-    if (!p) return BuiltinError::builtin("JWT payload had invalid encoding: " + p.error().message);
+    if (!p) return error("JWT payload had invalid encoding: " + p.error().message);
     payload = std::move(*p);
     if (go::to_lower(header->cty) == "jwt") {
       text = payload;
@@ -350,31 +335,102 @@ BuiltinResult decode_verify(Args a, BuiltinContext& ctx) {
     break;
   }
   auto body = json_object(payload);
-  if (!body) return BuiltinError::builtin(body.error().message);
-  const Value& claims = *body;
+  if (!body) return error(body.error().message);
+  return TokenCheck{std::nullopt, true, t.decoded_header, *body};
+}
+
+// check_token is a pure function of the token and the key constraints, and a proxy sees the same
+// token (and policy) request after request: each thread keeps its last few answers. Tokens are
+// compared whole, in constant time, after their hashes.
+const TokenCheck& cached_check_token(const std::string& text, const Constraints& c) {
+  struct Entry {
+    size_t hash = 0;
+    std::string token, cert, secret, alg;
+    TokenCheck check;
+  };
+  constexpr size_t kEntries = 16;
+  thread_local std::vector<Entry> entries = [] {
+    std::vector<Entry> v;
+    v.reserve(kEntries);  // never reallocated: the caller reads the returned entry
+    return v;
+  }();
+  thread_local size_t next = 0;
+  const size_t hash = std::hash<std::string_view>()(text) ^ (std::hash<std::string_view>()(c.secret) << 1) ^
+                      (std::hash<std::string_view>()(c.cert) << 2) ^
+                      (std::hash<std::string_view>()(c.alg) << 3);
+  auto same = [](const std::string& a, const std::string& b) {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  };
+  for (const Entry& e : entries)
+    if (e.hash == hash && same(e.token, text) && same(e.secret, c.secret) && e.cert == c.cert &&
+        e.alg == c.alg)
+      return e.check;
+  Entry fresh{hash, text, c.cert, c.secret, c.alg, check_token(text, c)};
+  if (entries.size() < kEntries) return entries.emplace_back(std::move(fresh)).check;
+  Entry& slot = entries[next];
+  next = (next + 1) % kEntries;
+  slot = std::move(fresh);
+  return slot.check;
+}
+
+BuiltinResult decode_verify(Args a, BuiltinContext& ctx) {
+  if (auto e = want(a, 2, Kind::Object)) return *e;
+  const auto unverified = [] {
+    return Value::array({Value::boolean(false), Value::empty_object(), Value::empty_object()});
+  };
+  Constraints c;
+  for (const auto& [k, v] : a[1].as_object()) {
+    const std::string name = k.is_string() ? k.as_string() : k.to_json_text();
+    if (name == "cert") {
+      if (!v.is_string()) return BuiltinError::builtin("cert constraint: must be a string");
+      auto keys = keys_from(v.as_string());
+      if (!keys) return BuiltinError::builtin(keys.error().message);
+      c.keys = std::move(*keys);
+      c.cert = v.as_string();
+    } else if (name == "secret" || name == "alg" || name == "iss" || name == "aud") {
+      if (!v.is_string()) return BuiltinError::builtin(name + " constraint: must be a string");
+      (name == "secret" ? c.secret : name == "alg" ? c.alg : name == "iss" ? c.iss : c.aud) = v.as_string();
+    } else if (name == "time") {
+      auto t = time_from(v);
+      if (!t) return BuiltinError::builtin(t.error().message);
+      c.time = *t;
+    } else {
+      return BuiltinError::builtin("unknown token validation constraint: " + name);
+    }
+  }
+  if (c.time < 0) c.time = static_cast<double>(ctx.now_ns);
+  const int key_sources = (c.keys ? 1 : 0) + (c.secret.empty() ? 0 : 1);
+  if (key_sources > 1) return BuiltinError::builtin("duplicate key constraints");
+  if (key_sources < 1) return BuiltinError::builtin("no key constraint");
+
+  if (auto e = want(a, 1, Kind::String)) return *e;
+  const TokenCheck& check = cached_check_token(a[0].as_string(), c);
+  if (check.error) return *check.error;
+  if (!check.verified) return unverified();
+  const Value& claims = check.claims;
 
   if (!c.iss.empty()) {
     const Value* iss = claims.get("iss");
-    if (!iss || !iss->is_string() || iss->as_string() != c.iss) return unverified;
+    if (!iss || !iss->is_string() || iss->as_string() != c.iss) return unverified();
   }
   if (const Value* aud = claims.get("aud")) {
     bool match = aud->is_string() && aud->as_string() == c.aud;
     if (aud->is_array())
       for (const Value& e : aud->as_array()) match = match || (e.is_string() && e.as_string() == c.aud);
-    if (!match) return unverified;
+    if (!match) return unverified();
   } else if (!c.aud.empty()) {
-    return unverified;
+    return unverified();
   }
   const Value now = Value::number(c.time / 1e9);
   if (const Value* exp = claims.get("exp")) {
     if (!exp->is_number()) return BuiltinError::builtin("exp value must be a number");
-    if (now.compare(*exp) >= 0) return unverified;  // valid strictly before exp
+    if (now.compare(*exp) >= 0) return unverified();  // valid strictly before exp
   }
   if (const Value* nbf = claims.get("nbf")) {
     if (!nbf->is_number()) return BuiltinError::builtin("nbf value must be a number");
-    if (now.compare(*nbf) < 0) return unverified;  // valid from nbf on
+    if (now.compare(*nbf) < 0) return unverified();  // valid from nbf on
   }
-  return Value::array({Value::boolean(true), t.decoded_header, claims});
+  return Value::array({Value::boolean(true), check.header, claims});
 }
 
 }  // namespace

@@ -449,6 +449,102 @@ void Compiler::check_recursion() {
 using compiler_detail::CompileFailure;
 using compiler_detail::Compiler;
 
+namespace {
+
+// Plan::input_use: every reference to input in the compiled rules (bodies, heads, arguments,
+// `with` values, nested bodies). `with input... as` targets are writes, not reads: a replaced
+// subtree is read through references, which are counted.
+struct InputScan {
+  bool whole = false;
+  std::vector<std::vector<std::string>> paths;
+
+  void term(const TermP& t) {
+    if (!t || whole) return;
+    const bool input_head = !t->items.empty() && t->items[0] && t->items[0]->type == TermType::Var &&
+                            t->items[0]->slot == compiler_detail::kInputSlot;
+    size_t first = 0;
+    if (t->type == TermType::Ref && input_head) {
+      std::vector<std::string> path;
+      for (first = 1; first < t->items.size(); ++first) {
+        const TermP& op = t->items[first];
+        if (op->type != TermType::Value || !op->value.is_string()) break;
+        path.push_back(op->value.as_string());
+      }
+      if (path.empty()) {
+        whole = true;
+        return;
+      }
+      paths.push_back(std::move(path));
+    } else if (t->type == TermType::Var && t->slot == compiler_detail::kInputSlot) {
+      whole = true;  // input outside a reference (no such term is built today: stay sound anyway)
+      return;
+    }
+    for (size_t i = first; i < t->items.size(); ++i) term(t->items[i]);
+    for (const auto& [k, v] : t->pairs) {
+      term(k);
+      term(v);
+    }
+    term(t->key);
+    term(t->val);
+    if (t->body) body(*t->body);
+  }
+  void body(const Body& b) {
+    for (const auto& e : b.exprs) {
+      for (const auto& t : e.terms) term(t);
+      for (const auto& w : e.withs) term(w.value);
+      if (e.body) body(*e.body);
+    }
+  }
+  void rule(const Rule& r) {
+    for (const Rule* x = &r; x; x = x->else_rule.get()) {
+      for (const auto& t : x->head_ref) term(t);
+      for (const auto& t : x->args) term(t);
+      for (const auto& t : x->suffix) term(t);
+      term(x->value);
+      term(x->key);
+      if (x->body) body(*x->body);
+    }
+  }
+  InputUse result() {
+    InputUse use;
+    use.whole = whole;
+    if (!whole) use.paths = std::move(paths);
+    return normalized(std::move(use));
+  }
+  // Sorted, and no path a prefix of another (the longer one is read as part of the shorter).
+  static InputUse normalized(InputUse use) {
+    if (use.whole) return InputUse{};
+    std::sort(use.paths.begin(), use.paths.end());
+    std::vector<std::vector<std::string>> kept;
+    for (auto& p : use.paths) {  // sorted: a prefix comes right before the paths it covers
+      if (!kept.empty() && kept.back().size() <= p.size() &&
+          std::equal(kept.back().begin(), kept.back().end(), p.begin()))
+        continue;
+      kept.push_back(std::move(p));
+    }
+    use.paths = std::move(kept);
+    return use;
+  }
+};
+
+InputUse input_use_of(const Plan& plan) {
+  InputScan scan;
+  for (const auto& m : plan.modules)
+    for (const auto& r : m->rules) scan.rule(*r);
+  return scan.result();
+}
+
+}  // namespace
+
+InputUse merge_input_use(const InputUse& a, const InputUse& b) {
+  if (a.whole || b.whole) return InputUse{};
+  InputUse both;
+  both.whole = false;
+  both.paths = a.paths;
+  both.paths.insert(both.paths.end(), b.paths.begin(), b.paths.end());
+  return InputScan::normalized(std::move(both));
+}
+
 Result<std::shared_ptr<const Plan>, RegoErrors> compile(const std::vector<ModuleSource>& modules, Value data,
                                                         const CompileOptions& options) {
   auto plan = std::make_shared<Plan>();
@@ -471,6 +567,7 @@ Result<std::shared_ptr<const Plan>, RegoErrors> compile(const std::vector<Module
   } catch (const CompileFailure& f) {
     return fail(f.errors);
   }
+  plan->input_use = input_use_of(*plan);
   return std::shared_ptr<const Plan>(std::move(plan));
 }
 

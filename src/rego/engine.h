@@ -50,11 +50,28 @@ struct RuleNode {
   }
 };
 
+// The parts of `input` a plan's rules can read, worked out by compile() from every reference to
+// input in the compiled modules (a reference reads the subtree at its longest prefix of constant
+// string keys). A caller that builds a large input document for every evaluation (the proxy's
+// OPA input) may build only these subtrees: evaluate_path on the plan then sees the same values.
+// A query prepared later (prepare_query) may read more: it is not covered.
+struct InputUse {
+  // Input read as a whole (`input`, `input[k]`, `walk(input)`, `x := input`): all of it is needed.
+  bool whole = true;
+  // Otherwise the subtrees read, as paths of object keys under input: none a prefix of another,
+  // sorted; empty when no rule reads input.
+  std::vector<std::vector<std::string>> paths;
+};
+
+// What either of two plans can read (for one input document built for both).
+InputUse merge_input_use(const InputUse& a, const InputUse& b);
+
 struct Plan {
   std::vector<ModuleP> modules;
   std::unique_ptr<RuleNode> root;
   Value data;  // base document
   const Registry* registry = nullptr;
+  InputUse input_use;
   std::string path_name(const std::vector<std::string>& path) const;  // "data.a.b"
 };
 

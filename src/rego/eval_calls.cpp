@@ -1,7 +1,9 @@
 // rego/eval_calls.cpp — calls: built-ins (a runtime error is undefined unless strict), user
 // functions (bodies tried in order, conflicting outputs an eval_conflict_error), mocked functions
 // and values from `with`, the output argument unified with the result.
+#include <array>
 #include <map>
+#include <span>
 
 #include "rego/eval_internal.h"
 
@@ -9,10 +11,15 @@ namespace mg::rego::eval_detail {
 
 bool Evaluator::eval_call(const Expr& e, Frame& f, K k) {
   const TermP& call = e.terms[0];
-  size_t n = call->items.size() - 1;
-  std::vector<Value> args;
-  args.reserve(n);
-  for (size_t i = 1; i <= n; ++i) args.push_back(eval_term(call->items[i], f));
+  const size_t n = call->items.size() - 1;
+  // The usual few arguments live on the stack: no allocation per call.
+  std::array<Value, 4> inline_args;
+  std::vector<Value> heap_args;
+  if (n > inline_args.size()) heap_args.resize(n);
+  const std::span<Value> slots =
+      n > inline_args.size() ? std::span<Value>(heap_args) : std::span<Value>(inline_args.data(), n);
+  for (size_t i = 1; i <= n; ++i) slots[i - 1] = eval_term(call->items[i], f);
+  const std::span<const Value> args = slots;
   const TermP* out = e.terms.size() == 2 ? &e.terms[1] : nullptr;
   auto deliver = [&](const Value& v) -> bool {
     if (out) return unify_value(*out, v, f, k);
@@ -38,9 +45,9 @@ bool Evaluator::eval_call(const Expr& e, Frame& f, K k) {
 }
 
 template <class Deliver>
-bool Evaluator::call_builtin(const BuiltinDecl& b, const std::vector<Value>& args, const Location& loc,
+bool Evaluator::call_builtin(const BuiltinDecl& b, std::span<const Value> args, const Location& loc,
                              Deliver& deliver) {
-  BuiltinResult r = b.fn(std::span<const Value>(args), bctx_);
+  BuiltinResult r = b.fn(args, bctx_);
   if (budget_.exceeded) fail("eval_cancel_error", "evaluation memory budget exceeded", loc);
   if (r.is_error()) {
     const BuiltinError& err = r.error();
@@ -60,7 +67,7 @@ bool Evaluator::call_builtin(const BuiltinDecl& b, const std::vector<Value>& arg
 }
 
 template <class Deliver>
-bool Evaluator::call_function(const std::vector<std::string>& path, const std::vector<Value>& args,
+bool Evaluator::call_function(const std::vector<std::string>& path, std::span<const Value> args,
                               const Location& loc, Deliver& deliver, bool as_mock) {
   const RuleNode* node = plan_.root.get();
   for (const auto& k : path) {
@@ -102,7 +109,7 @@ bool Evaluator::call_function(const std::vector<std::string>& path, const std::v
   return deliver(*result);
 }
 
-void Evaluator::eval_function_bodies(const RuleNode* node, const std::vector<Value>& args,
+void Evaluator::eval_function_bodies(const RuleNode* node, std::span<const Value> args,
                                      std::optional<Value>& result) {
   for (const Rule* rule : node->functions) {
     for (const Rule* x = rule; x; x = x->else_rule.get()) {
@@ -126,7 +133,7 @@ void Evaluator::eval_function_bodies(const RuleNode* node, const std::vector<Val
   }
 }
 
-bool Evaluator::bind_args(const Rule& r, const std::vector<Value>& args, size_t i, Frame& f, K k) {
+bool Evaluator::bind_args(const Rule& r, std::span<const Value> args, size_t i, Frame& f, K k) {
   if (i == r.args.size()) return k();
   return unify_value(r.args[i], args[i], f, [&]() { return bind_args(r, args, i + 1, f, k); });
 }

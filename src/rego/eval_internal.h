@@ -276,17 +276,15 @@ class Evaluator {
   bool eval_call(const Expr& e, Frame& f, K k);
 
   template <class Deliver>
-  bool call_builtin(const BuiltinDecl& b, const std::vector<Value>& args, const Location& loc,
-                    Deliver& deliver);
+  bool call_builtin(const BuiltinDecl& b, std::span<const Value> args, const Location& loc, Deliver& deliver);
 
   template <class Deliver>
-  bool call_function(const std::vector<std::string>& path, const std::vector<Value>& args,
-                     const Location& loc, Deliver& deliver, bool as_mock = false);
+  bool call_function(const std::vector<std::string>& path, std::span<const Value> args, const Location& loc,
+                     Deliver& deliver, bool as_mock = false);
 
-  void eval_function_bodies(const RuleNode* node, const std::vector<Value>& args,
-                            std::optional<Value>& result);
+  void eval_function_bodies(const RuleNode* node, std::span<const Value> args, std::optional<Value>& result);
 
-  bool bind_args(const Rule& r, const std::vector<Value>& args, size_t i, Frame& f, K k);
+  bool bind_args(const Rule& r, std::span<const Value> args, size_t i, Frame& f, K k);
 
   const Plan& plan_;
   const EvalOptions& opts_;

@@ -193,8 +193,10 @@ struct Builder {
   }
 };
 
-void add_closure(const std::vector<State>& states, int id, std::vector<char>& seen, std::vector<int>& out) {
-  std::vector<int> stack{id};
+// `stack` is scratch space (empty on entry and exit), reused across calls.
+void add_closure(const std::vector<State>& states, int id, std::vector<char>& seen, std::vector<int>& out,
+                 std::vector<int>& stack) {
+  stack.push_back(id);
   while (!stack.empty()) {
     const int s = stack.back();
     stack.pop_back();
@@ -225,10 +227,16 @@ bool GlobPattern::match(std::string_view text) const {
   auto is_delimiter = [&](char32_t r) {
     return std::find(delimiters_.begin(), delimiters_.end(), r) != delimiters_.end();
   };
-  std::vector<int> current;
-  std::vector<char> seen(states_.size(), 0);
-  add_closure(states_, start_, seen, current);
-  std::vector<int> next;
+  // Scratch state sets, kept per thread: matching allocates nothing once they have grown.
+  struct Scratch {
+    std::vector<int> current, next, stack;
+    std::vector<char> seen;
+  };
+  thread_local Scratch scratch;
+  auto& [current, next, stack, seen] = scratch;
+  current.clear();
+  seen.assign(states_.size(), 0);
+  add_closure(states_, start_, seen, current, stack);
   for (size_t pos = 0; pos < text.size() && !current.empty();) {
     const utf8::Decoded d = utf8::decode(text, pos);
     pos += d.size;
@@ -257,7 +265,7 @@ bool GlobPattern::match(std::string_view text) const {
         case State::Accept:
           break;
       }
-      if (ok) add_closure(states_, s.next[0], seen, next);
+      if (ok) add_closure(states_, s.next[0], seen, next, stack);
     }
     current.swap(next);
   }

@@ -240,6 +240,90 @@ TEST(OpaInput, BadPathEscapeIsAnError) {
   EXPECT_FALSE(opa_input(req.build(), OpaInputContext{"cluster.local", true, nullptr, 0}));
 }
 
+// run_opa_policies builds only what the plans read (rego::Plan::input_use): every subtree a plan
+// reads must be exactly the whole document's, so every reference evaluates the same.
+const rego::Value* value_at(const rego::Value& v, const std::vector<std::string>& path) {
+  const rego::Value* at = &v;
+  for (const auto& key : path)
+    if (!(at = at->get(std::string_view(key)))) return nullptr;
+  return at;
+}
+
+TEST(OpaInput, OnlyWhatThePlansReadHoldsTheSameValues) {
+  Req req;
+  req.method = "GET";
+  req.path = "/api/v1/x%20y?x=1&x=2";
+  req.host = "details:9080";
+  req.headers = {{"X-Request-Id", "req-1"}, {"Authorization", "Bearer t"}, {"Accept", "a"},
+                 {"accept", "b"},           {":authority", "spoofed"},     {"x-empty", ""}};
+  const auto request = req.build();
+  jwt::RequestAuth auth = test::authenticated("issuer", "alice", {{"role", "admin"}});
+  // Each module collects what it reads into data.p.out (a read that is undefined adds nothing).
+  const std::vector<std::vector<std::string>> reads = {
+      {"input.attributes.request.http.headers.authorization", "input.attributes.request.http.method",
+       "input.attributes.request.http.path"},
+      {"input.attributes.request.http.headers[\"x-request-id\"]",
+       "input.attributes.request.http.headers.accept",
+       "input.attributes.request.http.headers[\":authority\"]",
+       "input.attributes.request.http.headers.Accept", "input.attributes.request.http.headers[\"x-empty\"]",
+       "input.attributes.request.http.headers.absent", "input.attributes.request.http.id",
+       "input.attributes.request.http.scheme", "input.attributes.request.http.protocol",
+       "input.attributes.request.http.host"},
+      {"input.attributes.metadataContext.filterMetadata[\"envoy.filters.http.jwt_authn\"].payload.role",
+       "input.attributes.metadata_context", "input.attributes.source.principal", "input.source_principal",
+       "input.version.encoding", "input.parsed_query.x", "input.parsed_body", "input.truncated_body",
+       "input.attributes.request.time"},
+      {"input.attributes.destination", "input.parsed_path[2]", "input.attributes.request.http.headers"},
+      {"input.attributes.request.http.headers[k]"},
+      {"data.p.nothing"},
+  };
+  for (const auto& module_reads : reads) {
+    std::string text = "package p\nnothing := 1\n";
+    for (size_t i = 0; i < module_reads.size(); ++i)
+      text += "out contains [" + std::to_string(i) + ", v] if { some k; v := " + module_reads[i] + " }\n";
+    auto plan = rego::compile({{"p.rego", text}}, rego::Value::empty_object());
+    ASSERT_TRUE(plan) << plan.error()[0].to_string();
+    const rego::InputUse& use = (*plan)->input_use;
+    for (const bool with_auth : {true, false}) {
+      OpaInputContext c{"cluster.local", true, with_auth ? &auth : nullptr, 1700000000};
+      auto full = opa_input(request, c);
+      auto part = opa_input(request, c, &use);
+      ASSERT_TRUE(full && part);
+      if (use.whole) {
+        EXPECT_EQ(part->to_json_text(), full->to_json_text()) << text;
+      } else {
+        EXPECT_LT(part->to_json_text().size(), full->to_json_text().size()) << text;
+        for (const auto& path : use.paths) {
+          const auto* want = value_at(*full, path);
+          const auto* got = value_at(*part, path);
+          ASSERT_EQ(want == nullptr, got == nullptr) << text;
+          if (want) {
+            EXPECT_EQ(got->to_json_text(), want->to_json_text()) << text;
+          }
+        }
+      }
+      rego::EvalOptions o;
+      o.now_ns = 1;
+      o.input = &*full;
+      auto on_full = rego::evaluate_path(**plan, {"p", "out"}, o);
+      o.input = &*part;
+      auto on_part = rego::evaluate_path(**plan, {"p", "out"}, o);
+      ASSERT_TRUE(on_full && on_part && *on_full && *on_part) << text;
+      EXPECT_EQ((*on_part)->to_json_text(), (*on_full)->to_json_text()) << text;
+      EXPECT_GT((*on_full)->size(), module_reads[0] == "data.p.nothing" ? 0u : 1u) << text;
+    }
+  }
+}
+
+TEST(OpaInput, BadPathEscapeIsAnErrorEvenWhenParsedPathIsNotRead) {
+  Req req;
+  req.path = "/a%zzb";
+  const rego::InputUse use{false, {{"attributes", "request", "http", "method"}}};
+  EXPECT_FALSE(opa_input(req.build(), OpaInputContext{"cluster.local", true, nullptr, 0}, &use));
+  req.path = "/a%20b";
+  EXPECT_TRUE(opa_input(req.build(), OpaInputContext{"cluster.local", true, nullptr, 0}, &use));
+}
+
 // ------------------------------------------------------------------ results
 
 TEST(OpaResult, BooleanAndObject) {

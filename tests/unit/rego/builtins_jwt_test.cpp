@@ -1,5 +1,7 @@
 // io.jwt.*, crypto.* and the refused I/O built-ins. Tokens are built here (HMAC by hand, asymmetric
 // ones with the jwt module's test signer), so every case has a matching negative.
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "../jwt/jwt_test_util.h"
@@ -116,6 +118,45 @@ TEST(RegoJwt, DecodeVerifyChecksSignatureAndClaims) {
             "[false,{},{}]");
 }
 
+// decode_verify remembers a token's signature check per thread: a repeated token must still be
+// judged by this call's key, alg, iss and time, and more tokens than the cache holds stay right.
+TEST(RegoJwt, DecodeVerifyRepeatedTokensFollowEachCallsConstraints) {
+  const std::string tok =
+      hs256_token(R"j({"alg":"HS256"})j", R"j({"iss":"opa","exp":1700000100,"role":"guest"})j", "secret");
+  auto verify = [&](const std::string& token, const std::string& secret, int64_t now_s,
+                    const char* iss = nullptr, const char* alg = nullptr) {
+    ObjectItems items{{s("secret"), s(secret)}};
+    if (iss) items.emplace_back(s("iss"), s(iss));
+    if (alg) items.emplace_back(s("alg"), s(alg));
+    BuiltinContext ctx;
+    ctx.now_ns = now_s * 1'000'000'000;
+    return show(call("io.jwt.decode_verify", {s(token), Value::object(std::move(items))}, &ctx));
+  };
+  const std::string ok = R"j([true,{"alg":"HS256"},{"exp":1700000100,"iss":"opa","role":"guest"}])j";
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(verify(tok, "secret", 1700000000), ok);
+    EXPECT_EQ(verify(tok, "other", 1700000000), "[false,{},{}]");
+    EXPECT_EQ(verify(tok, "secret", 1700000000), ok);
+    EXPECT_EQ(verify(tok, "secret", 1700000100), "[false,{},{}]");  // expired now
+    EXPECT_EQ(verify(tok, "secret", 1700000000, "someone"), "[false,{},{}]");
+    EXPECT_EQ(verify(tok, "secret", 1700000000, "opa", "HS512"), "[false,{},{}]");
+    EXPECT_EQ(verify(tok, "secret", 1700000000, "opa", "HS256"), ok);
+    EXPECT_EQ(verify(tok + "x", "secret", 1700000000), "[false,{},{}]");
+    EXPECT_EQ(verify("a.b", "secret", 1700000000),
+              "error(builtin): encoded JWT must have 3 sections, found 2");
+  }
+  // More distinct tokens than a thread keeps, twice over: each is still its own.
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 40; ++i) {
+      const std::string payload = R"j({"n":)j" + std::to_string(i) + "}";
+      const std::string t = hs256_token(R"j({"alg":"HS256"})j", payload, "k" + std::to_string(i % 3));
+      EXPECT_EQ(verify(t, "k" + std::to_string(i % 3), 1700000000),
+                R"j([true,{"alg":"HS256"},)j" + payload + "]");
+      EXPECT_EQ(verify(t, "k" + std::to_string((i + 1) % 3), 1700000000), "[false,{},{}]");
+    }
+  }
+}
+
 TEST(RegoCrypto, DigestsAndHmacs) {
   EXPECT_EQ(eval("crypto.sha256", {R"j("abc")j"}),
             R"j("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")j");
@@ -126,6 +167,35 @@ TEST(RegoCrypto, DigestsAndHmacs) {
             R"j("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")j");
   EXPECT_EQ(eval("crypto.hmac.equal", {R"j("abc")j", R"j("abc")j"}), "true");
   EXPECT_EQ(eval("crypto.hmac.equal", {R"j("abc")j", R"j("abd")j"}), "false");
+}
+
+// crypto::hmac keeps a keyed context per digest and thread: alternating keys (and the empty
+// key), repeated keys and other digests must each give the MAC of a fresh computation.
+TEST(CryptoHmac, ReusedContextsGiveFreshMacs) {
+  const std::string fox = "The quick brown fox jumps over the lazy dog";
+  const auto hex = [](const std::string& mac) { return go::hex_encode(mac); };
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "key", fox)),
+              "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "key", fox)),
+              "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "", "")),
+              "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "Jefe", "what do ya want for nothing?")),
+              "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha512(), "Jefe", "what do ya want for nothing?")),
+              "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554"
+              "9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737");
+    EXPECT_EQ(hex(crypto::hmac(EVP_md5(), "key", fox)), "80070713463e7749b90c2dc24911e275");
+    // A key that is a prefix of the previous one is another key.
+    EXPECT_EQ(hex(crypto::hmac(EVP_sha256(), "ke", fox)),
+              hex(crypto::hmac(EVP_sha256(), std::string("ke"), fox)));
+    EXPECT_NE(hex(crypto::hmac(EVP_sha256(), "ke", fox)),
+              "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+  }
+  std::string other_thread;
+  std::thread([&] { other_thread = hex(crypto::hmac(EVP_sha256(), "key", fox)); }).join();
+  EXPECT_EQ(other_thread, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
 }
 
 TEST(RegoIo, IoBuiltinsAreDeclaredButNotOffered) {

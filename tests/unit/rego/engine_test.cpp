@@ -213,5 +213,68 @@ TEST(RegoEngine, V0SyntaxPerModule) {
   EXPECT_FALSE(compile({{"c.rego", "package c\nallow { true }\n"}}, Value::empty_object()));
 }
 
+// Plan::input_use: the subtrees of input the rules can read, for a caller that builds only those.
+std::string input_use_text(const InputUse& u) {
+  if (u.whole) return "whole";
+  std::string out;
+  for (const auto& p : u.paths) {
+    out += out.empty() ? "" : " ";
+    for (size_t i = 0; i < p.size(); ++i) out += (i ? "." : "") + p[i];
+  }
+  return out.empty() ? "none" : out;
+}
+
+std::string input_use_of(const std::string& text) {
+  auto plan = must_compile(text);
+  return plan ? input_use_text(plan->input_use) : "no plan";
+}
+
+TEST(RegoInputUse, ConstantPrefixesOfEveryReference) {
+  EXPECT_EQ(input_use_of("package p\nallow if data.x == 1"), "none");
+  // Every place a reference can sit: bodies, heads, function bodies and arguments, else,
+  // comprehensions, `every`, `with` values, negation; a variable key ends the prefix.
+  EXPECT_EQ(input_use_of(R"(package p
+import input.attributes.request as req
+allow if {
+  req.http.path == "/"
+  input.a.b == 1
+  not input.neg
+  count([x | x := input.compr[_]]) > 0
+  every v in input.every { v > 0 }
+  f(1)
+  q with input.z as input.withval
+}
+value := input.head
+obj[input.key] := 1
+f(x) := input.fn if x == 1
+q if input.zz
+e := 1 if input.first else := 2 if input.second
+dyn if input.d[input.k].deep
+)"),
+            "a.b attributes.request.http.path compr d every first fn head k key neg second withval zz");
+  // A path read whole covers the paths below it.
+  EXPECT_EQ(input_use_of("package p\nallow if { input.a.b == 1; input.a; input[\"a\"].c.d }"), "a");
+  // The `with` target is a write: `z` is not read (the body reads `zz` only).
+  EXPECT_EQ(input_use_of("package p\nallow if q with input.z as 1\nq if input.zz"), "zz");
+}
+
+TEST(RegoInputUse, WholeInput) {
+  EXPECT_EQ(input_use_of("package p\nallow if input"), "whole");
+  EXPECT_EQ(input_use_of("package p\nallow if { some k; input[k] == 1 }"), "whole");
+  EXPECT_EQ(input_use_of("package p\nx := input"), "whole");
+  EXPECT_EQ(input_use_of("package p\nallow if count(input) > 0"), "whole");
+  EXPECT_EQ(input_use_of("package p\nallow if { object.get(input, [\"a\"], 0) == 1 }"), "whole");
+  EXPECT_EQ(input_use_of("package p\nallow if q with data.p.d as input\nq if data.p.d.x\nd := {}"), "whole");
+  EXPECT_EQ(input_use_of("package p\nallow if input[1]"), "whole");
+}
+
+TEST(RegoInputUse, Merge) {
+  InputUse a{false, {{"a", "b"}, {"c"}}};
+  InputUse b{false, {{"a"}, {"d", "e"}}};
+  EXPECT_EQ(input_use_text(merge_input_use(a, b)), "a c d.e");
+  EXPECT_EQ(input_use_text(merge_input_use(a, InputUse{})), "whole");
+  EXPECT_EQ(input_use_text(merge_input_use(InputUse{false, {}}, InputUse{false, {}})), "none");
+}
+
 }  // namespace
 }  // namespace mg::rego
