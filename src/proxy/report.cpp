@@ -245,7 +245,33 @@ void Report::count_decision(SeriesCache& cache, const Verdict& decision, bool al
     it = cache.decision_series.emplace(key, counter).first;
   }
   it->second->inc();
-  count_dry_run(decision);
+  count_opa(cache, decision);
+  count_shadow_outcome(decision);
+}
+
+namespace {
+telemetry::Labels opa_labels(const Verdict::Opa& o) {
+  return {{"policy", o.policy}, {"outcome", o.outcome}, {"dry_run", o.dry_run ? "true" : "false"}};
+}
+}  // namespace
+
+void Report::count_opa(SeriesCache& cache, const Verdict& decision) {
+  for (const auto& o : decision.opa) {
+    std::string& key = cache.key;
+    key.clear();
+    key += o.policy;
+    key += '\0';
+    key += o.outcome;
+    key += '\0';
+    key += o.dry_run ? 't' : 'f';
+    auto it = cache.opa_series.find(key);
+    if (it == cache.opa_series.end()) {
+      if (cache.opa_series.size() >= kMaxCachedSeries) cache.opa_series.clear();
+      auto* counter = &registry_.counter("meshguard_opa_decisions_total", opa_labels(o));
+      it = cache.opa_series.emplace(key, counter).first;
+    }
+    it->second->inc();
+  }
 }
 
 void Report::ext_authz_call(const Verdict::ExtAuthzCall& call) {
@@ -259,12 +285,11 @@ void Report::count_decision(const Verdict& decision, bool allowed) {
 }
 
 void Report::count_dry_run(const Verdict& decision) {
-  for (const auto& o : decision.opa) {
-    registry_
-        .counter("meshguard_opa_decisions_total",
-                 {{"policy", o.policy}, {"outcome", o.outcome}, {"dry_run", o.dry_run ? "true" : "false"}})
-        .inc();
-  }
+  for (const auto& o : decision.opa) registry_.counter("meshguard_opa_decisions_total", opa_labels(o)).inc();
+  count_shadow_outcome(decision);
+}
+
+void Report::count_shadow_outcome(const Verdict& decision) {
   if (decision.dry_run_allow) {
     // The shadow outcome: what enforcing the dry-run policies would have done.
     registry_

@@ -39,6 +39,7 @@ struct SeriesCache {
   };
   std::unordered_map<std::string, RequestSeries> request_series;
   std::unordered_map<std::string, telemetry::Counter*> decision_series;
+  std::unordered_map<std::string, telemetry::Counter*> opa_series;  // meshguard_opa_decisions_total
   std::string key;  // the lookup key, capacity reused
 };
 
@@ -114,6 +115,10 @@ class Report {
                                              bool mtls, std::string_view flags, std::string_view source_principal,
                                              std::string_view destination_principal);
   void count_dry_run(const Verdict& decision);
+  // meshguard_opa_decisions_total for each OPAPolicy that ran, through the worker's series cache:
+  // a policy decides on every request, and the registry lookup renders and locks.
+  void count_opa(SeriesCache& cache, const Verdict& decision);
+  void count_shadow_outcome(const Verdict& decision);
   // reporter and the source_* / destination_* labels Istio's request and TCP metrics share.
   telemetry::Labels workload_labels(bool inbound, std::string_view source_principal,
                                     std::string_view destination_principal, std::optional<size_t> route,
