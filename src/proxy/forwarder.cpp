@@ -158,11 +158,15 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
   // Send head (+ body). A reused idle connection may have been closed by the app just now:
   // for a bodiless request, retry once on a fresh connection.
   std::unique_ptr<UpstreamConn> up;
-  // An inbound HTTP/2 stream to an HTTP/1.1 app, judged again by each policy publish while it is
-  // relayed, as one to an h2c app is (as_received is set for those only; a WebSocket upgrade is
-  // registered by relay_upgrade instead, once spliced).
+  // An inbound HTTP/2 stream to an HTTP/1.1 app that carries a request body (an upload, a
+  // streaming call), judged again by each policy publish while it is relayed, as one to an h2c app
+  // is (as_received is set for HTTP/2 streams only; a WebSocket upgrade is registered by
+  // relay_upgrade instead, once spliced). A bodiless request is judged once, as an HTTP/1.1 one:
+  // resetting a GET that was in flight when a publish landed turned a reload under load into
+  // client errors (e2e_control_opa).
   std::optional<LiveRequest> live;
-  if (side.inbound && as_received && !upgrade) live.emplace(connections_, side, *as_received, down, ex);
+  if (side.inbound && as_received && !upgrade && req.framing != http::BodyFraming::None)
+    live.emplace(connections_, side, *as_received, down, ex);
   bool response_started = false;
   std::optional<http::Response> resp;
   for (int attempt = 0; attempt < 2 && !resp; ++attempt) {
