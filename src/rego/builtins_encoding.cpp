@@ -468,7 +468,18 @@ bool flow_too_deep(const std::string& text) {
   return false;
 }
 
+// YAML allows no C0 control character but tab, line feed and carriage return (nor DEL), and go-yaml
+// refuses them up front. yaml-cpp does not: a backspace in a scalar made it emit documents
+// without end (a fuzzer input took gigabytes), so they are refused before it sees the text.
+bool has_control_character(std::string_view text) {
+  for (unsigned char c : text) {
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return true;
+  }
+  return false;
+}
+
 Result<Value> parse_yaml(const std::string& text) {
+  if (has_control_character(text)) return fail("yaml", "yaml: control characters are not allowed");
   if (flow_too_deep(text)) return fail("yaml", "yaml: exceeded max depth");
   try {
     const auto docs = YAML::LoadAll(text);

@@ -44,6 +44,12 @@ TEST(RegoEncoding, Yaml) {
   EXPECT_EQ(eval("yaml.is_valid", {R"j("a: 1\n---\nb: 2\n")j"}), "true");
   EXPECT_EQ(eval("yaml.is_valid", {R"j("  test:\ntest1: hello\n")j"}), "false");  // dedent below the root
   EXPECT_EQ(eval("yaml.is_valid", {"1"}), "false");
+  // Control characters are refused before the YAML parser sees them (a backspace made yaml-cpp
+  // emit documents without end: gigabytes, found by rego_builtins_fuzz).
+  EXPECT_EQ(eval("yaml.is_valid", {R"j("1.5e3\b1.5e3KiKi")j"}), "false");
+  EXPECT_NE(eval("yaml.unmarshal", {R"j("a: \u0001")j"}).find("yaml: control characters are not allowed"),
+            std::string::npos);
+  EXPECT_EQ(eval("yaml.unmarshal", {R"j("a: 1\r\nb:\t2")j"}), R"j({"a":1,"b":2})j");  // tab, CR, LF stay legal
   const BuiltinResult text = call("yaml.marshal", {json(R"j([{"foo": [1, 2, "true"]}])j")});
   ASSERT_TRUE(text.defined());
   EXPECT_EQ(show(call("yaml.unmarshal", {text.value()})), R"j([{"foo":[1,2,"true"]}])j");
