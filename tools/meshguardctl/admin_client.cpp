@@ -51,6 +51,19 @@ std::unique_ptr<grpc::ClientContext> call_context() {
   return ctx;
 }
 
+Result<std::vector<pb::WorkloadStatus>> list_workloads(const Conn& c) {
+  auto stub = admin_stub(c);
+  if (!stub) return fail(stub.error());
+  pb::ListWorkloadsResponse resp;
+  auto ctx = call_context();
+  auto st = (*stub)->ListWorkloads(ctx.get(), pb::ListWorkloadsRequest{}, &resp);
+  if (!st.ok()) {
+    rpc_failed(c, st);
+    return fail("ctl.rpc", "");
+  }
+  return std::vector<pb::WorkloadStatus>(resp.workloads().begin(), resp.workloads().end());
+}
+
 int rpc_failed(const Conn& c, const grpc::Status& st) {
   const std::string& m = st.error_message();
   const bool tls = m.find("andshake") != std::string::npos || m.find("SSL") != std::string::npos ||

@@ -41,6 +41,9 @@ int rpc_failed(const Conn& c, const grpc::Status& st);
 Result<pb::GetResponse> get_resources(const Conn& c, const std::string& kind, const std::string& ns,
                                       const std::string& name = "");
 
+// ListWorkloads: every registered workload's status, or the one line rpc_failed() prints.
+Result<std::vector<pb::WorkloadStatus>> list_workloads(const Conn& c);
+
 // FILE, DIR (its *.yaml / *.yml, sorted) or "-" (stdin, once) → (source, text) pairs.
 Result<std::vector<std::pair<std::string, std::string>>> read_inputs(const std::vector<std::string>& inputs);
 

@@ -207,19 +207,6 @@ int run_get(const GetOptions& o) {
 
 // ---- describe -----------------------------------------------------------------------------------
 
-Result<std::vector<pb::WorkloadStatus>> workloads(const Conn& c) {
-  auto stub = admin_stub(c);
-  if (!stub) return fail(stub.error());
-  pb::ListWorkloadsResponse resp;
-  auto ctx = call_context();
-  auto st = (*stub)->ListWorkloads(ctx.get(), pb::ListWorkloadsRequest{}, &resp);
-  if (!st.ok()) {
-    rpc_failed(c, st);
-    return fail("ctl.rpc", "");
-  }
-  return std::vector<pb::WorkloadStatus>(resp.workloads().begin(), resp.workloads().end());
-}
-
 policy::WorkloadRef ref_of(const pb::WorkloadStatus& w) {
   return {w.namespace_(), {w.labels().begin(), w.labels().end()}, w.service_account()};
 }
@@ -327,7 +314,7 @@ int run_describe(const GetOptions& o) {
   if (!fetched) return fetched.error().message.empty() ? 1 : fail_line(fetched.error().message);
   auto set = stored_set(o.conn);
   if (!set) return set.error().message.empty() ? 1 : fail_line(set.error().message);
-  auto wls = workloads(o.conn);
+  auto wls = list_workloads(o.conn);
   if (!wls) return 1;
   const auto mesh = policy::mesh_config_of(*set);
   int rc = 0;

@@ -10,19 +10,6 @@
 namespace mg::ctl {
 namespace {
 
-Result<std::vector<pb::WorkloadStatus>> list_workloads(const Conn& c) {
-  auto stub = admin_stub(c);
-  if (!stub) return fail(stub.error());
-  pb::ListWorkloadsResponse resp;
-  auto ctx = call_context();
-  auto st = (*stub)->ListWorkloads(ctx.get(), pb::ListWorkloadsRequest{}, &resp);
-  if (!st.ok()) {
-    rpc_failed(c, st);
-    return fail("ctl.rpc", "");
-  }
-  return std::vector<pb::WorkloadStatus>(resp.workloads().begin(), resp.workloads().end());
-}
-
 // Every computed ServiceEndpoints of namespace `ns` ("" : all), parsed.
 Result<std::vector<policy::ServiceEndpoints>> fetch_endpoints(const Conn& c, const std::string& ns) {
   auto kind = find_kind("ServiceEndpoints");
