@@ -1,9 +1,11 @@
 // rego/builtins_encoding.cpp — json.* (marshal, unmarshal, is_valid, filter, remove), yaml.*,
 // base64 / base64url / hex, urlquery.*. Decoders accept exactly what Go's do and fail with Go's
 // messages (go_encoding.h); json.marshal is Value's JSON text (Go's encoder output).
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <sstream>
 #include <unordered_map>
 
 #include "rego/builtins_util.h"
@@ -478,16 +480,42 @@ bool has_control_character(std::string_view text) {
   return false;
 }
 
+// Listens to a document's parse events and keeps nothing: counting documents without building them.
+class IgnoreEvents : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// The number of documents yaml-cpp reads in `text`, counted up to `limit` + 1. Not YAML::LoadAll:
+// on some malformed streams (a stray "," or "!" at the top) yaml-cpp hands back empty documents
+// without consuming input, and LoadAll collects them until memory runs out (rego_builtins_fuzz).
+size_t count_documents(const std::string& text, size_t limit) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  IgnoreEvents ignore;
+  size_t n = 0;
+  while (n <= limit && parser.HandleNextDocument(ignore)) ++n;
+  return n;
+}
+
 Result<Value> parse_yaml(const std::string& text) {
   if (has_control_character(text)) return fail("yaml", "yaml: control characters are not allowed");
   if (flow_too_deep(text)) return fail("yaml", "yaml: exceeded max depth");
   try {
-    const auto docs = YAML::LoadAll(text);
-    if (docs.empty()) return Value::null();
-    if (docs.size() > document_markers(text) + 1)
-      return fail("yaml", "yaml: line 2: did not find expected key");
+    const size_t markers = document_markers(text);
+    const size_t documents = count_documents(text, markers + 1);
+    if (documents == 0) return Value::null();
+    if (documents > markers + 1) return fail("yaml", "yaml: line 2: did not find expected key");
     size_t nodes = 0;
-    return from_yaml(docs[0], 0, nodes);
+    return from_yaml(YAML::Load(text), 0, nodes);  // the first document
   } catch (const YAML::Exception& e) {
     return fail("yaml", std::string("yaml: ") + e.what());
   }

@@ -47,6 +47,9 @@ TEST(RegoEncoding, Yaml) {
   // Control characters are refused before the YAML parser sees them (a backspace made yaml-cpp
   // emit documents without end: gigabytes, found by rego_builtins_fuzz).
   EXPECT_EQ(eval("yaml.is_valid", {R"j("1.5e3\b1.5e3KiKi")j"}), "false");
+  // A stray "," or "!" at the top made yaml-cpp's LoadAll collect empty documents without end.
+  for (const char* text : {R"j(",!")j", R"j(",I,I")j", R"j(",\nF\n")j"})
+    EXPECT_EQ(eval("yaml.is_valid", {text}), "false") << text;
   EXPECT_NE(eval("yaml.unmarshal", {R"j("a: \u0001")j"}).find("yaml: control characters are not allowed"),
             std::string::npos);
   EXPECT_EQ(eval("yaml.unmarshal", {R"j("a: 1\r\nb:\t2")j"}), R"j({"a":1,"b":2})j");  // tab, CR, LF stay legal
