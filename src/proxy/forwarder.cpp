@@ -249,6 +249,7 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
     co_return false;
   }
 
+  exchange_response_metadata(side, resp->headers, worker, ex);
   // read_response_head let a 101 through only as the switch to the protocol asked for.
   if (resp->status == 101)
     co_return co_await relay_upgrade(down, codec, in, worker, side, std::move(up), *resp, *upgrade,
@@ -262,7 +263,6 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
   const uint64_t content_length = resp->content_length;
   bool client_keep = req.keep_alive && !draining_;
   // Not used as the upstream's any more: edited in place into the client's.
-  exchange_response_metadata(side, resp->headers, worker, ex);
   for (const auto& h : ex.add_response_headers) resp->headers.add(h.name, h.value);
   std::string out = codec.begin_response(*resp, req, client_keep);
   ex.status = resp->status;
