@@ -83,8 +83,20 @@ Result<Registration> registration_of(const WorkloadView& w, const pb::Hello& hel
 }  // namespace
 
 Distributor::Distributor(ConfigModel& model, Registry& registry, telemetry::Registry& metrics,
-                         std::chrono::milliseconds push_debounce)
-    : model_(model), registry_(registry), metrics_(metrics), push_debounce_(push_debounce) {}
+                         std::chrono::milliseconds push_debounce, std::chrono::milliseconds forget_after)
+    : model_(model),
+      registry_(registry),
+      metrics_(metrics),
+      push_debounce_(push_debounce),
+      forget_after_(forget_after) {}
+
+bool Distributor::forgotten(const ProxyRecord& record, Clock::time_point now) const {
+  return !record.connected && now - record.disconnected_at >= forget_after_;
+}
+
+void Distributor::forget_disconnected(Clock::time_point now) {
+  std::erase_if(records_, [&](const auto& entry) { return forgotten(entry.second, now); });
+}
 
 Distributor::~Distributor() {
   stop();
@@ -202,6 +214,7 @@ void Distributor::run() {
     }
     auto m = model_.current();
     registry_.expire(Clock::now());
+    forget_disconnected(Clock::now());
     const auto endpoints = registry_.recompute(m->set, m->revision, unix_now());
     std::vector<std::pair<ProxyStream*, pb::ConfigSnapshot>> out;
     std::vector<ProxyStream*> revoked;
@@ -335,21 +348,30 @@ void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
   if (it != records_.end()) {
     it->second.connected = false;
     it->second.last_seen = unix_now();
+    it->second.disconnected_at = Clock::now();
   }
+  forget_disconnected(Clock::now());  // the others whose time is up (this one's has just begun)
   registry_.leave(key, Clock::now());
   if (!model_.current()->set.services.empty()) mark_dirty_locked();
 }
 
 std::map<std::string, ProxyRecord> Distributor::proxies() const {
   MutexLock lock(mutex_);
-  return records_;
+  const auto now = Clock::now();
+  std::map<std::string, ProxyRecord> out;
+  for (const auto& [key, rec] : records_) {
+    if (!forgotten(rec, now)) out.emplace(key, rec);
+  }
+  return out;
 }
 
 BundleRollout Distributor::bundle_rollout(const std::string& want) const {
   BundleRollout out;
   MutexLock lock(mutex_);
   const int64_t now = unix_now();
+  const auto steady_now = Clock::now();
   for (const auto& [key, rec] : records_) {
+    if (forgotten(rec, steady_now)) continue;
     // A proxy that dropped its stream moments ago is most likely reconnecting (it does after
     // every renewal): wait for it like a connected one rather than sign past it.
     const bool reconnecting = !rec.connected && now - rec.last_seen < 15;

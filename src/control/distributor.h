@@ -57,6 +57,7 @@ struct ProxyRecord {
   bool awaiting_ack = false;
   int64_t last_seen = 0;
   std::string proxy_version;  // its release, from its Hello
+  std::chrono::steady_clock::time_point disconnected_at{};  // when `connected` last became false
 };
 
 // How far a trust bundle has reached the proxies (CA rotation, phase 2).
@@ -71,9 +72,12 @@ struct BundleRollout {
 class Distributor {
  public:
   // `registry` learns every proxy's registration from its Hello and its leaving from its stream's
-  // end; each push sends the endpoints it computes (a change there is a change to push).
+  // end; each push sends the endpoints it computes (a change there is a change to push). A proxy
+  // whose stream ended stays among proxies() (connected false) for `forget_after`, then is dropped
+  // (`meshguard-control --forget-disconnected`).
   Distributor(ConfigModel& model, Registry& registry, telemetry::Registry& metrics,
-              std::chrono::milliseconds push_debounce);
+              std::chrono::milliseconds push_debounce,
+              std::chrono::milliseconds forget_after = std::chrono::minutes(5));
   ~Distributor();
 
   void start();  // the distribution thread
@@ -93,6 +97,7 @@ class Distributor {
   // The stream registered for `key` ended.
   void stream_done(ProxyStream* stream, const std::string& key) MG_EXCLUDES(mutex_);
 
+  // Every proxy connected now or disconnected for less than `forget_after`.
   std::map<std::string, ProxyRecord> proxies() const MG_EXCLUDES(mutex_);
   BundleRollout bundle_rollout(const std::string& bundle_hash) const MG_EXCLUDES(mutex_);
   // Sleeps up to `d`; false once stopping.
@@ -108,11 +113,15 @@ class Distributor {
                                                                      Clock::time_point change_at,
                                                                      bool* revoke) MG_REQUIRES(mutex_);
   void mark_dirty_locked() MG_REQUIRES(mutex_);
+  // Disconnected for `forget_after` or more: no longer shown, and erased at the next change.
+  bool forgotten(const ProxyRecord& record, Clock::time_point now) const;
+  void forget_disconnected(Clock::time_point now) MG_REQUIRES(mutex_);
 
   ConfigModel& model_;
   Registry& registry_;
   telemetry::Registry& metrics_;
   const std::chrono::milliseconds push_debounce_;
+  const std::chrono::milliseconds forget_after_;
   std::thread thread_;
 
   mutable Mutex mutex_;

@@ -132,7 +132,8 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   if (auto st = impl->own->renew(*impl->ca->signer(), /*at_start=*/true); !st) return fail(st.error());
   impl->registry = std::make_unique<Registry>(options.endpoint_grace);
   impl->distributor =
-      std::make_unique<Distributor>(*impl->model, *impl->registry, impl->metrics, options.push_debounce);
+      std::make_unique<Distributor>(*impl->model, *impl->registry, impl->metrics, options.push_debounce,
+                                    options.forget_disconnected);
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
 

@@ -30,6 +30,9 @@ struct ServerOptions {
   std::chrono::milliseconds push_debounce{100};
   // How long a proxy whose stream ended stays listed (unhealthy) in its services' endpoints.
   std::chrono::milliseconds endpoint_grace{10'000};
+  // How long `workload list` keeps showing a proxy whose stream ended (CONNECTED no) before it
+  // is dropped; a registered Workload stays listed (without its proxy's state).
+  std::chrono::milliseconds forget_disconnected{5 * 60'000};
   // Optional: also accept Kubernetes service-account tokens from this issuer (projected tokens with
   // `audience`), verified with the JWKS in `k8s_jwks_file` (e.g. the cluster's /openid/v1/jwks).
   std::string k8s_issuer;

@@ -62,6 +62,37 @@ bool unconditional_deny_path(const Rule& deny_rule, std::string_view path) {
   return false;
 }
 
+// The HTTP-only fields (Istio's list) a rule uses where it could apply to app port `port`: `to`
+// entries whose ports / notPorts leave that port out are not looked at.
+std::vector<std::string> http_only_fields(const Rule& r, uint32_t port) {
+  std::set<std::string> fields;
+  const std::string p = std::to_string(port);
+  for (const auto& op : r.to) {
+    if (!op.ports.empty() && std::find(op.ports.begin(), op.ports.end(), p) == op.ports.end()) continue;
+    if (std::find(op.not_ports.begin(), op.not_ports.end(), p) != op.not_ports.end()) continue;
+    if (!op.hosts.empty()) fields.insert("hosts");
+    if (!op.not_hosts.empty()) fields.insert("notHosts");
+    if (!op.methods.empty()) fields.insert("methods");
+    if (!op.not_methods.empty()) fields.insert("notMethods");
+    if (!op.paths.empty()) fields.insert("paths");
+    if (!op.not_paths.empty()) fields.insert("notPaths");
+  }
+  // A rule whose every `to` entry is about other ports never applies to this one.
+  const bool some_to_applies = r.to.empty() || std::any_of(r.to.begin(), r.to.end(), [&](const Operation& op) {
+    return (op.ports.empty() || std::find(op.ports.begin(), op.ports.end(), p) != op.ports.end()) &&
+           std::find(op.not_ports.begin(), op.not_ports.end(), p) == op.not_ports.end();
+  });
+  if (!some_to_applies) return {};
+  for (const auto& src : r.from) {
+    if (!src.request_principals.empty()) fields.insert("requestPrincipals");
+    if (!src.not_request_principals.empty()) fields.insert("notRequestPrincipals");
+  }
+  for (const auto& c : r.when) {
+    if (c.key.starts_with("request.")) fields.insert("when " + c.key);
+  }
+  return {fields.begin(), fields.end()};
+}
+
 void check_spiffe(const AuthorizationPolicy& p, std::vector<Finding>& out) {
   for (const auto& r : p.rules) {
     for (const auto& s : r.from) {
@@ -215,6 +246,40 @@ std::vector<Finding> analyze(const ResourceSet& set, const MeshConfig& mesh) {
                      "Service selector " + sel + " matches no registered Workload in namespace " + svc.meta.ns +
                          ": the service has no endpoints",
                      where(svc.meta)});
+    }
+  }
+  // MG0015: HTTP-only fields in a rule of a policy selecting a workload behind a tcp service port.
+  std::set<std::string> reported;
+  for (const auto& p : set.authorization_policies) {
+    for (const auto& w : set.workloads) {
+      const WorkloadRef ref{w.meta.ns, w.labels, w.service_account};
+      if (!applies_to(p.meta, p.selector, ref, mesh).applies) continue;
+      for (const auto& svc : set.services) {
+        if (!service_selects(svc, ref)) continue;
+        for (const auto& sp : svc.ports) {
+          if (sp.protocol != ServiceProtocol::Tcp) continue;
+          for (size_t i = 0; i < p.rules.size(); ++i) {
+            const auto fields = http_only_fields(p.rules[i], sp.target_port);
+            if (fields.empty()) continue;
+            const std::string port_name = sp.name.empty() ? std::to_string(sp.port) : sp.name;
+            if (!reported.insert(p.meta.full_name() + '\0' + std::to_string(i) + '\0' + svc.meta.full_name() + '\0' +
+                                 port_name)
+                     .second)
+              continue;
+            std::string list;
+            for (const auto& f : fields) list += (list.empty() ? "" : ", ") + f;
+            out.push_back({"MG0015", "warning", p.meta.full_name(),
+                           "rule " + std::to_string(i) + " uses HTTP-only fields (" + list + ") but Service " +
+                               svc.meta.full_name() + " port " + port_name + " (targetPort " +
+                               std::to_string(sp.target_port) + ") of Workload " + w.meta.full_name() +
+                               " is tcp: the rule never matches its connections (" +
+                               (p.action == Action::Allow ? "an ALLOW policy then does not allow them"
+                                                          : "the rule does not apply to them") +
+                               ")",
+                           where(p.meta)});
+          }
+        }
+      }
     }
   }
   for (const auto& eps : set.service_endpoints) {

@@ -23,6 +23,9 @@
 //                   that workload cannot serve the port (only for Workloads that declare ports).
 //   MG0014 warning  ServiceEndpoints without a Service of its name (a hand-written policyDir):
 //                   no client can call it by name.
+//   MG0015 warning  AuthorizationPolicy rule with HTTP-only fields (hosts, methods, paths,
+//                   requestPrincipals, request.* conditions) selecting a Workload behind a tcp
+//                   Service port (where the rule's ports let it apply): it never matches there.
 // (Duplicate or missing Service port names are refused by the parser, not reported here.)
 // docs/ANALYZE.md explains each with an example and the fix.
 #pragma once

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@ struct ConnEntry;  // proxy/connection_manager.h
 struct RegistryService;   // proxy/registry.h
 struct RegistryPort;
 struct RegistryEndpoint;
+struct PeerLabels;  // proxy/peer_metadata.h
 
 // An outbound request's (or TCP connection's) endpoint chosen from the registry: where to connect
 // and, from its service, which identities to accept. Valid while its registry is held.
@@ -93,6 +95,9 @@ struct Exchange {
   std::vector<http::Header> add_response_headers;  // an allowing OPAPolicy's response_headers_to_add
   bool grpc = false;        // a gRPC call (content-type application/grpc): request_protocol "grpc"
   std::string grpc_status;  // its grpc-status as answered (trailers, trailers-only head or a local reply)
+  // The far end's workload as its proxy's metadata exchange told it (proxy/peer_metadata.h): the
+  // source inbound, the destination outbound. Null: known by its principal only.
+  std::shared_ptr<const PeerLabels> peer;
 };
 
 }  // namespace mg::proxy

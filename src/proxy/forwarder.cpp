@@ -9,6 +9,7 @@
 #include "proxy/codec.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
+#include "proxy/peer_metadata.h"
 #include "proxy/policy_state.h"
 #include "proxy/report.h"
 #include "proxy/splice.h"
@@ -73,6 +74,18 @@ net::awaitable<bool> Forwarder::forward_by_name(net::Stream& down, ServerCodec& 
   co_return open;
 }
 
+void Forwarder::exchange_response_metadata(const HttpSide& side, http::Headers& headers, Worker& worker,
+                                           Exchange& ex) {
+  auto metadata = take_peer_metadata(headers);
+  if (!side.inbound) {
+    // The destination proxy's, believed as its certificate allows; never passed to the app.
+    if (metadata && !ex.upstream_principal.empty())
+      ex.peer = cached_peer_labels(worker.series, *metadata, ex.upstream_principal);
+  } else if (side.peer) {
+    add_metadata(headers, *report_.own());
+  }
+}
+
 bool Forwarder::retry_elsewhere(const HttpSide& side, const std::string& reason, const std::string& detail) {
   if (!side.target) return false;
   const std::string failed = destination_name(side);
@@ -116,6 +129,10 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
       }
     }
     forwarded.headers.set("x-forwarded-proto", side.peer ? "https" : "http");
+  } else {
+    // This workload's metadata for the destination proxy (the app's own was stripped on arrival:
+    // HttpSession::handle_request).
+    add_metadata(forwarded.headers, *report_.own());
   }
   if (req.framing == http::BodyFraming::ContentLength) {
     forwarded.headers.add("content-length", std::to_string(req.content_length));
@@ -239,6 +256,7 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
     co_return false;
   }
 
+  exchange_response_metadata(side, resp->headers, worker, ex);
   // read_response_head let a 101 through only as the switch to the protocol asked for.
   if (resp->status == 101)
     co_return co_await relay_upgrade(down, codec, in, worker, side, std::move(up), *resp, *upgrade,

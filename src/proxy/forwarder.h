@@ -87,6 +87,10 @@ class Forwarder {
                              net::Watchdog& watchdog, Worker& worker, const HttpSide& side, http::Request& req,
                              const std::optional<std::string>& upgrade, std::optional<JudgedUpgrade>& as_received,
                              Exchange& ex);
+  // The response's half of the metadata exchange (proxy/peer_metadata.h), on the head the client
+  // is to get: the headers the upstream sent are taken off; outbound, the destination proxy's are
+  // the peer's labels in `ex`; inbound to an mTLS peer, this workload's are added.
+  void exchange_response_metadata(const HttpSide& side, http::Headers& headers, Worker& worker, Exchange& ex);
   // A registry request whose endpoint could not be connected: that failure recorded, another
   // endpoint in side.target (once per request). False: answer the failure.
   bool retry_elsewhere(const HttpSide& side, const std::string& reason, const std::string& detail);

@@ -227,6 +227,7 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
   }
 
   http::Response resp = std::move(*up->response);
+  exchange_response_metadata(side, resp.headers, worker, ex);
   for (const auto& h : ex.add_response_headers) resp.headers.add(h.name, h.value);
   if (ex.grpc) {
     if (auto g = resp.headers.get("grpc-status")) ex.grpc_status = std::string(*g);  // trailers-only

@@ -10,6 +10,7 @@
 #include "proxy/enforcement.h"
 #include "proxy/forwarder.h"
 #include "proxy/http1_codec.h"
+#include "proxy/peer_metadata.h"
 #include "proxy/report.h"
 #include "proxy/worker.h"
 
@@ -114,6 +115,10 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
     co_return false;
   }
   http::Request& req = *parsed;
+  // The metadata exchange's headers never pass as they came: believed only from an mTLS peer
+  // (inbound), stripped from a plaintext client's and from the local app's (outbound) request.
+  if (auto metadata = take_peer_metadata(req.headers); metadata && side.inbound && side.peer)
+    ex.peer = cached_peer_labels(worker.series, *metadata, side.peer->id.str());
   ex.method = req.method;
   ex.host = req.host;
   ex.path = req.path;
@@ -170,7 +175,10 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
                                          : ResponseDetail::LocalDeny;
     // The request body (if any) was not read: close rather than guess where the next request starts.
     bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining_;
-    co_await local_reply(down, codec, ex, verdict.status, verdict.body, keep, verdict.response_headers);
+    // To a peer proxy, the denial says who denied it (its destination labels), as a relayed answer does.
+    std::vector<http::Header> extra = verdict.response_headers;
+    if (side.peer) add_metadata(extra, *report_.own());
+    co_await local_reply(down, codec, ex, verdict.status, verdict.body, keep, extra);
     finish_request(worker, ex, side, decision);
     co_return keep;
   }

@@ -76,7 +76,12 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
     co_return;
   }
   std::string own = up->creds->own_id.str();
-  telemetry::Labels labels = report_.tcp_labels(false, own, up->peer_principal, true);
+  // Outbound by name, the registry says which workload the endpoint is (its labels it does not
+  // carry); a TCP connection exchanges no metadata.
+  std::optional<WorkloadLabels> peer;
+  if (target.endpoint && !target.endpoint->workload.empty())
+    peer = WorkloadLabels::of_name(target.endpoint->workload, target.service->ns);
+  telemetry::Labels labels = report_.tcp_labels(false, own, up->peer_principal, true, peer ? &*peer : nullptr);
   report_.tcp_opened(labels);
   std::optional<ActiveRequest> active;
   if (target.endpoint) active.emplace(*target.endpoint->health);  // least-request counts connections

@@ -156,6 +156,7 @@ Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& set, const
   PolicyChains out;
   out.snapshot = *snapshot;
   out.registry = Registry::build(*resources, mesh.trust_domain, workload.ns);
+  out.own_labels = ref.labels;
   out.resources = resources->size();
   auto origin = [&](const char* kind, const policy::Meta& meta, bool applies) {
     out.origins.push_back({kind, meta.full_name(), meta.source, meta.line, applies});

@@ -8,6 +8,7 @@
 // inbound port.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,9 @@ struct PolicyChains {
   // The Service + ServiceEndpoints documents as outbound routing sees them (built here, with the
   // Mesh's trust domain; mutable only until PolicyState publishes it).
   std::shared_ptr<Registry> registry;
+  // This workload's labels as the policies select it: its Workload document's when the set has
+  // one (the control plane pushes the registered one), else the config's. The metrics take them too.
+  std::map<std::string, std::string> own_labels;
 };
 
 // Loads every *.yaml / *.yml in `dir` and compiles the snapshot for `workload` (mesh settings

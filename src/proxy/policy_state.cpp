@@ -48,6 +48,8 @@ std::shared_ptr<const PublishedPolicy> PolicyState::publish(Loaded loaded) {
   jwks_.retarget(published->snapshot->jwt_rules());
   published_.store(published);
   chains_.replace(loaded.chains.request, loaded.chains.connection);
+  // A relabel (the Workload document changed) reaches the metrics and the metadata exchange too.
+  report_.set_own_labels(loaded.chains.own_labels);
   return published;
 }
 

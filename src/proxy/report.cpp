@@ -114,30 +114,6 @@ std::string_view to_string(ResponseDetail detail) {
   return "via_upstream";
 }
 
-WorkloadLabels WorkloadLabels::of(const WorkloadInfo& w) {
-  auto label = [&w](std::initializer_list<const char*> keys, std::string fallback) {
-    for (const char* k : keys) {
-      if (auto it = w.labels.find(k); it != w.labels.end() && !it->second.empty()) return it->second;
-    }
-    return fallback;
-  };
-  return {w.name.empty() ? "unknown" : w.name,
-          w.ns.empty() ? "unknown" : w.ns,
-          label({"app"}, "unknown"),
-          label({"version"}, "unknown"),
-          label({"service.istio.io/canonical-name", "app.kubernetes.io/name", "app"},
-                w.name.empty() ? "unknown" : w.name),
-          label({"service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"}, "latest")};
-}
-
-WorkloadLabels WorkloadLabels::of_principal(std::string_view principal) {
-  WorkloadLabels out{"unknown", "unknown", "unknown", "unknown", "unknown", "unknown"};
-  if (auto id = identity::SpiffeId::parse(principal); id) {
-    if (auto ns = id->istio_namespace()) out.ns = std::string(*ns);
-  }
-  return out;
-}
-
 void log_line(const std::string& message) {
   static std::mutex mutex;
   std::lock_guard lock(mutex);
@@ -149,7 +125,20 @@ std::string destination_of(const OutboundRoute& route) {
   return route.destination_address + ":" + std::to_string(route.destination_port);
 }
 
-Report::Report(const ProxyConfig& config) : config_(config), own_(WorkloadLabels::of(config.workload)) {
+std::shared_ptr<const PeerLabels> cached_peer_labels(SeriesCache& cache, std::string_view header,
+                                                     std::string_view principal) {
+  std::string& key = cache.key;
+  key.assign(principal);
+  key += '\0';
+  key += header;
+  if (auto it = cache.peer_metadata.find(key); it != cache.peer_metadata.end()) return it->second;
+  if (cache.peer_metadata.size() >= kMaxCachedSeries) cache.peer_metadata.clear();
+  auto labels = peer_labels_for(header, principal);
+  cache.peer_metadata.emplace(key, labels);  // a refused header too: not decoded again
+  return labels;
+}
+
+Report::Report(const ProxyConfig& config) : config_(config), own_(OwnMetadata::make(config.workload, 0)) {
   registry_.describe("istio_requests_total", "Requests handled by the proxy.");
   registry_.describe("istio_request_duration_milliseconds", "Request duration.");
   registry_.describe("istio_request_bytes", "Request size: head and body as received.");
@@ -168,6 +157,14 @@ Report::Report(const ProxyConfig& config) : config_(config), own_(WorkloadLabels
   registry_.describe("meshguard_ext_authz_duration_milliseconds", "Extension provider call latency.");
   registry_.describe("meshguard_connections_closed_total",
                      "Live connections closed by the proxy (e.g. no longer allowed after a policy reload).");
+}
+
+void Report::set_own_labels(const std::map<std::string, std::string>& labels) {
+  auto current = own_.load();
+  if (current->info.labels == labels) return;
+  WorkloadInfo w = current->info;
+  w.labels = labels;
+  own_.store(OwnMetadata::make(w, current->generation + 1));
 }
 
 Status Report::open_access_log(const std::string& path) {
@@ -305,7 +302,7 @@ void Report::count_shadow_outcome(const Verdict& decision) {
 SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, const Exchange& ex, const HttpSide& side,
                                                    bool mtls, std::string_view flags,
                                                    std::string_view source_principal,
-                                                   std::string_view destination_principal) {
+                                                   std::string_view destination_principal, const OwnMetadata& own) {
   const bool inbound = side.inbound != nullptr;
   char code[16];
   auto code_end = std::to_chars(code, code + sizeof code, ex.status).ptr;
@@ -329,13 +326,20 @@ SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, const Exc
   key += '\0';
   key += ex.grpc ? 'g' : 'h';
   key += ex.grpc_status;
+  key += '\0';
+  char generation[24];
+  key.append(generation, std::to_chars(generation, generation + sizeof generation, own.generation).ptr);
+  if (ex.peer) {
+    key += '\0';
+    key += ex.peer->key;
+  }
   auto it = cache.request_series.find(key);
   if (it != cache.request_series.end()) return it->second;
   if (cache.request_series.size() >= kMaxCachedSeries) cache.request_series.clear();
   // Built once per series (a cache miss).
-  telemetry::Labels labels = workload_labels(inbound, source_principal, destination_principal,
+  telemetry::Labels labels = workload_labels(own, inbound, source_principal, destination_principal,
                                              inbound || !side.route ? std::nullopt : side.route,
-                                             ex.destination_service);
+                                             ex.destination_service, ex.peer ? &ex.peer->labels : nullptr);
   labels.insert(labels.end(), {{"request_protocol", ex.grpc ? "grpc" : "http"},
                                {"response_code", std::string(code, code_end)},
                                {"response_flags", std::string(flags)},
@@ -359,8 +363,9 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
                                            : ex.upstream_principal.empty() ? std::string_view("unknown")
                                                                            : ex.upstream_principal;
   std::string_view flags = to_string(ex.flags);
-  auto& series =
-      request_series(cache, ex, side, !inbound || side.peer, flags, source_principal, destination_principal);
+  const auto own_metadata = own_.load();
+  auto& series = request_series(cache, ex, side, !inbound || side.peer, flags, source_principal,
+                                destination_principal, *own_metadata);
   series.requests->inc();
   series.duration->observe(duration);
   series.request_bytes->observe(static_cast<double>(ex.bytes_received));
@@ -400,19 +405,23 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
   access_log_->write_line(line.finish());
 }
 
-telemetry::Labels Report::workload_labels(bool inbound, std::string_view source_principal,
-                                         std::string_view destination_principal,
-                                         std::optional<size_t> route, std::string_view registry_service) const {
-  // The peer is known by its authenticated principal only (no metadata exchange): its namespace.
-  const WorkloadLabels peer = WorkloadLabels::of_principal(inbound ? source_principal : destination_principal);
-  const WorkloadLabels& src = inbound ? peer : own_;
-  const WorkloadLabels& dst = inbound ? own_ : peer;
+telemetry::Labels Report::workload_labels(const OwnMetadata& own_metadata, bool inbound,
+                                         std::string_view source_principal,
+                                         std::string_view destination_principal, std::optional<size_t> route,
+                                         std::string_view registry_service, const WorkloadLabels* known_peer) const {
+  // The peer as its metadata (or the registry) gave it; else by its authenticated principal: its
+  // namespace.
+  const WorkloadLabels& self = own_metadata.labels;
+  const WorkloadLabels peer =
+      known_peer ? *known_peer : WorkloadLabels::of_principal(inbound ? source_principal : destination_principal);
+  const WorkloadLabels& src = inbound ? peer : self;
+  const WorkloadLabels& dst = inbound ? self : peer;
   // The destination service: this workload's canonical service (inbound), or the route's
   // destination host (outbound: what the app addressed).
   std::string service = "unknown", service_name = "unknown", service_ns = "unknown";
   if (inbound) {
-    service_name = own_.canonical_service;
-    service_ns = own_.ns;
+    service_name = self.canonical_service;
+    service_ns = self.ns;
     service = service_name + "." + service_ns + ".svc.cluster.local";
   } else if (!registry_service.empty()) {
     // "name.ns.svc.cluster.local": Istio's destination_service, _name and _namespace.
@@ -444,8 +453,9 @@ telemetry::Labels Report::workload_labels(bool inbound, std::string_view source_
 }
 
 telemetry::Labels Report::tcp_labels(bool inbound, const std::string& source_principal,
-                                     const std::string& destination_principal, bool mtls) const {
-  auto labels = workload_labels(inbound, source_principal, destination_principal, std::nullopt);
+                                     const std::string& destination_principal, bool mtls,
+                                     const WorkloadLabels* peer) const {
+  auto labels = workload_labels(*own_.load(), inbound, source_principal, destination_principal, std::nullopt, {}, peer);
   labels.emplace_back("connection_security_policy", mtls ? "mutual_tls" : "none");
   return labels;
 }

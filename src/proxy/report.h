@@ -7,7 +7,9 @@
 // thread's reused buffer (issue 5), so recording a request allocates nothing once warm.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +20,7 @@
 #include "proxy/chain.h"
 #include "proxy/config.h"
 #include "proxy/exchange.h"
+#include "proxy/peer_metadata.h"
 #include "proxy/registry.h"
 #include "telemetry/access_log.h"
 #include "telemetry/metrics.h"
@@ -41,19 +44,14 @@ struct SeriesCache {
   std::unordered_map<std::string, telemetry::Counter*> decision_series;
   std::unordered_map<std::string, telemetry::Counter*> opa_series;  // meshguard_opa_decisions_total
   std::string key;  // the lookup key, capacity reused
+  // Peers' x-envoy-peer-metadata decoded, by principal and header value: a keep-alive peer
+  // sends the same bytes on every request, decoded once here.
+  std::unordered_map<std::string, std::shared_ptr<const PeerLabels>> peer_metadata;
 };
 
-// What Istio's metrics say about one side's workload, from its name, namespace and labels, with
-// Istio's fallbacks: app / version from the `app` / `version` labels ("unknown"), canonical
-// service from service.istio.io/canonical-name, app.kubernetes.io/name, app, else the workload
-// name; canonical revision from service.istio.io/canonical-revision, app.kubernetes.io/version,
-// version, else "latest".
-struct WorkloadLabels {
-  std::string workload, ns, app, version, canonical_service, canonical_revision;
-  static WorkloadLabels of(const WorkloadInfo& w);
-  // A peer known only by its authenticated SPIFFE ID: its namespace, everything else "unknown".
-  static WorkloadLabels of_principal(std::string_view principal);
-};
+// The labels a peer's metadata header gives (null: none believed), through the worker's cache.
+std::shared_ptr<const PeerLabels> cached_peer_labels(SeriesCache& cache, std::string_view header,
+                                                     std::string_view principal);
 
 class Report {
  public:
@@ -65,6 +63,12 @@ class Report {
   Report& operator=(const Report&) = delete;
 
   Status open_access_log(const std::string& path);
+
+  // This workload as the metrics name it and as the metadata exchange announces it: from the
+  // proxy config (or the registered Workload at start), then from each publish's Workload
+  // document (set_own_labels), so a relabel pushed by the control plane needs no restart.
+  std::shared_ptr<const OwnMetadata> own() const { return own_.load(); }
+  void set_own_labels(const std::map<std::string, std::string>& labels);
   telemetry::Registry& registry() { return registry_; }
 
   // meshguard_connections_refused_total{direction, reason}.
@@ -93,8 +97,11 @@ class Report {
                      std::string_view own_principal);
 
   // istio_tcp_* labels of a TCP connection: reported by the destination (inbound) or the source.
+  // `peer`: the far end's workload when known otherwise than by its principal (the registry's
+  // endpoint, outbound); else its principal's namespace only.
   telemetry::Labels tcp_labels(bool inbound, const std::string& source_principal,
-                               const std::string& destination_principal, bool mtls) const;
+                               const std::string& destination_principal, bool mtls,
+                               const WorkloadLabels* peer = nullptr) const;
   void tcp_opened(const telemetry::Labels& labels);
   void tcp_closed(const telemetry::Labels& labels, uint64_t received, uint64_t sent);
   // The access-log line of an inbound TCP connection.
@@ -113,19 +120,20 @@ class Report {
  private:
   SeriesCache::RequestSeries& request_series(SeriesCache& cache, const Exchange& ex, const HttpSide& side,
                                              bool mtls, std::string_view flags, std::string_view source_principal,
-                                             std::string_view destination_principal);
+                                             std::string_view destination_principal, const OwnMetadata& own);
   void count_dry_run(const Verdict& decision);
   // meshguard_opa_decisions_total for each OPAPolicy that ran, through the worker's series cache:
   // a policy decides on every request, and the registry lookup renders and locks.
   void count_opa(SeriesCache& cache, const Verdict& decision);
   void count_shadow_outcome(const Verdict& decision);
   // reporter and the source_* / destination_* labels Istio's request and TCP metrics share.
-  telemetry::Labels workload_labels(bool inbound, std::string_view source_principal,
+  // `peer`: the far end's labels from its metadata (or the registry); null: from its principal.
+  telemetry::Labels workload_labels(const OwnMetadata& own, bool inbound, std::string_view source_principal,
                                     std::string_view destination_principal, std::optional<size_t> route,
-                                    std::string_view service = {}) const;
+                                    std::string_view service, const WorkloadLabels* peer) const;
 
   const ProxyConfig& config_;
-  const WorkloadLabels own_;  // this workload, as its metrics name it
+  std::atomic<std::shared_ptr<const OwnMetadata>> own_;  // never null
   telemetry::Registry registry_;
   std::unique_ptr<telemetry::AccessLog> access_log_;
 };

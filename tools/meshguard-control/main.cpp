@@ -1,6 +1,7 @@
 // meshguard-control: the control plane (CA service, resource store, per-workload push).
 //   meshguard-control --data-dir DIR [--listen 127.0.0.1:15012] [--metrics 127.0.0.1:15014]
 //                     [--trust-domain TD] [--plug-in-ca CACERTS_DIR] [--debounce-ms 100] [--endpoint-grace 10s]
+//                     [--forget-disconnected 5m]
 //                     [--k8s-issuer ISS --k8s-jwks FILE [--k8s-audience meshguard]]
 // Prints "listening grpc ADDR" (and "listening metrics ADDR") once serving; SIGTERM/SIGINT stop it.
 #include <csignal>
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   mg::control::ServerOptions options;
   int debounce_ms = 100;
   std::string endpoint_grace = "10s";
+  std::string forget_disconnected = "5m";
   app.add_option("--data-dir", options.data_dir, "store, CA, keys and identities (created 0700)")->required();
   app.add_option("--listen", options.listen, "gRPC address (port 0: any free port)")->capture_default_str();
   app.add_option("--metrics", options.metrics_listen, "Prometheus /metrics address, IPv4:PORT, e.g. 127.0.0.1:15014 (default: none)");
@@ -36,6 +38,10 @@ int main(int argc, char** argv) {
                  "how long a proxy whose stream ended stays among its services' endpoints (listed unhealthy), "
                  "e.g. 10s, 1m")
       ->capture_default_str();
+  app.add_option("--forget-disconnected", forget_disconnected,
+                 "how long `workload list` keeps showing a proxy whose stream ended (CONNECTED no) before "
+                 "dropping it, e.g. 30s, 5m")
+      ->capture_default_str();
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("meshguard-control: ") + e.what() + " (see --help)\n";
   });
@@ -51,6 +57,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.endpoint_grace = *grace;
+  auto forget = mg::ca::parse_duration(forget_disconnected);
+  if (!forget) {
+    std::fprintf(stderr, "meshguard-control: --forget-disconnected: %s (see --help)\n",
+                 forget.error().to_string().c_str());
+    return 2;
+  }
+  options.forget_disconnected = *forget;
 
   // Signals are taken synchronously by one thread, so shutdown runs as ordinary code.
   sigset_t signals;

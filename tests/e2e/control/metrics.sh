@@ -16,9 +16,9 @@ for i in 1 2 3; do
 done
 SLEEP_ID=spiffe://cluster.local/ns/default/sa/sleep
 
-# The destination's report: this workload from its (registered) labels, the source from its
-# authenticated SPIFFE ID (namespace; no metadata exchange, so the rest is "unknown").
-inbound="reporter=\"destination\",source_workload=\"unknown\",source_canonical_service=\"unknown\",source_canonical_revision=\"unknown\",source_workload_namespace=\"default\",source_principal=\"$SLEEP_ID\",source_app=\"unknown\",source_version=\"unknown\",destination_workload=\"details\",destination_workload_namespace=\"default\",destination_principal=\"$DETAILS_ID\",destination_app=\"details\",destination_version=\"v1\",destination_service=\"details.default.svc.cluster.local\",destination_canonical_service=\"details\",destination_canonical_revision=\"v1\",destination_service_name=\"details\",destination_service_namespace=\"default\",request_protocol=\"http\",response_code=\"200\",response_flags=\"-\",connection_security_policy=\"mutual_tls\",grpc_response_status=\"\""
+# The destination's report: this workload from its (registered) labels, the source from the
+# metadata sleep's proxy sent (x-envoy-peer-metadata, over mTLS).
+inbound="reporter=\"destination\",source_workload=\"sleep\",source_canonical_service=\"sleep\",source_canonical_revision=\"latest\",source_workload_namespace=\"default\",source_principal=\"$SLEEP_ID\",source_app=\"sleep\",source_version=\"unknown\",destination_workload=\"details\",destination_workload_namespace=\"default\",destination_principal=\"$DETAILS_ID\",destination_app=\"details\",destination_version=\"v1\",destination_service=\"details.default.svc.cluster.local\",destination_canonical_service=\"details\",destination_canonical_revision=\"v1\",destination_service_name=\"details\",destination_service_namespace=\"default\",request_protocol=\"http\",response_code=\"200\",response_flags=\"-\",connection_security_policy=\"mutual_tls\",grpc_response_status=\"\""
 # The access-log line is written after the response: wait until the third is counted.
 for _ in $(seq 1 100); do
   m=$(curl -s --max-time 5 "http://127.0.0.1:$details_ADMIN/metrics")
@@ -37,10 +37,10 @@ awk -v s="$isum" 'BEGIN { exit !(s > 0) }' || fail "istio_response_bytes_sum on 
 pass "istio_response_bytes_sum counts the bodies sent on the HTTP/2 hop ($isum)"
 expect_contains "$m" "istio_request_duration_milliseconds_bucket{$inbound,le=\"+Inf\"} 3" "istio_request_duration_milliseconds"
 
-# The source's report: sleep from its labels, the destination by its verified principal and the
-# route's destination host.
+# The source's report: sleep from its labels, the destination from the metadata details' proxy
+# answered with, and the route's destination host.
 m=$(curl -s --max-time 5 "http://127.0.0.1:$sleep_ADMIN/metrics")
-outbound="reporter=\"source\",source_workload=\"sleep\",source_canonical_service=\"sleep\",source_canonical_revision=\"latest\",source_workload_namespace=\"default\",source_principal=\"$SLEEP_ID\",source_app=\"sleep\",source_version=\"unknown\",destination_workload=\"unknown\",destination_workload_namespace=\"default\",destination_principal=\"$DETAILS_ID\",destination_app=\"unknown\",destination_version=\"unknown\",destination_service=\"127.0.0.1\",destination_canonical_service=\"unknown\",destination_canonical_revision=\"unknown\",destination_service_name=\"unknown\",destination_service_namespace=\"unknown\",request_protocol=\"http\",response_code=\"200\""
+outbound="reporter=\"source\",source_workload=\"sleep\",source_canonical_service=\"sleep\",source_canonical_revision=\"latest\",source_workload_namespace=\"default\",source_principal=\"$SLEEP_ID\",source_app=\"sleep\",source_version=\"unknown\",destination_workload=\"details\",destination_workload_namespace=\"default\",destination_principal=\"$DETAILS_ID\",destination_app=\"details\",destination_version=\"v1\",destination_service=\"127.0.0.1\",destination_canonical_service=\"details\",destination_canonical_revision=\"v1\",destination_service_name=\"unknown\",destination_service_namespace=\"unknown\",request_protocol=\"http\",response_code=\"200\""
 expect_contains "$m" "istio_requests_total{$outbound" "sleep reports istio_requests_total as the source"
 # The app's side is HTTP/1.1: the response size counts head and body.
 sum=$(grep -F "istio_response_bytes_sum{$outbound" <<<"$m" | awk '{print $2}')
@@ -55,6 +55,21 @@ for _ in $(seq 1 100); do
   sleep 0.05
 done
 expect_contains "$m" 'request_protocol="grpc"' "a gRPC request is request_protocol=\"grpc\""
+
+# A relabel pushed by the control plane reaches the metrics without a restart: details' own
+# report, and (through the metadata exchange) sleep's report of details.
+workload_resource details details "app: details, version: v2" >"$WORK/details-wl.yaml"
+ctl apply -f "$WORK/details-wl.yaml" --wait=20s >/dev/null || fail "relabel details"
+expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/7")" 200 "sleep -> details after the relabel"
+relabelled_in="source_version=\"unknown\",destination_workload=\"details\",destination_workload_namespace=\"default\",destination_principal=\"$DETAILS_ID\",destination_app=\"details\",destination_version=\"v2\",destination_service=\"details.default.svc.cluster.local\",destination_canonical_service=\"details\",destination_canonical_revision=\"v2\""
+for _ in $(seq 1 100); do
+  m=$(curl -s --max-time 5 "http://127.0.0.1:$details_ADMIN/metrics")
+  grep -qF "$relabelled_in" <<<"$m" && break
+  sleep 0.05
+done
+expect_contains "$m" "istio_requests_total{reporter=\"destination\",source_workload=\"sleep\",source_canonical_service=\"sleep\",source_canonical_revision=\"latest\",source_workload_namespace=\"default\",source_principal=\"$SLEEP_ID\",source_app=\"sleep\",$relabelled_in" "details reports its new version label without a restart"
+m=$(curl -s --max-time 5 "http://127.0.0.1:$sleep_ADMIN/metrics")
+expect_contains "$m" "destination_app=\"details\",destination_version=\"v2\",destination_service=\"127.0.0.1\",destination_canonical_service=\"details\",destination_canonical_revision=\"v2\"" "sleep learns details' new version through the metadata exchange"
 
 # The control plane: Istio's pilot_* names.
 cm=$(curl -s --max-time 5 "http://$CP_METRICS/metrics")

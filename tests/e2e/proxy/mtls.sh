@@ -12,7 +12,7 @@ make_svid "$WORK" intruder rogue "$PRODUCTPAGE"  # the right name, from the wron
 start_app app APP
 
 run_proxy server S_STRICT='inbound[0]' S_PERMISSIVE='inbound[1]' S_TCP='inbound[2]' S_ADMIN=admin <<YAML
-workload: {name: details, namespace: default, serviceAccount: details}
+workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details, version: v1}}
 $(tls_yaml details)
 inbound:
   - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http, mtlsMode: STRICT}
@@ -25,7 +25,7 @@ YAML
 
 run_proxy client C_OK='outbound[0]' C_WRONG_NAME='outbound[1]' C_TCP='outbound[2]' C_PERMISSIVE='outbound[3]' \
   C_HTTP='outbound[4]' C_HTTP_WRONG_NAME='outbound[5]' C_ADMIN=admin <<YAML
-workload: {name: productpage, namespace: default, serviceAccount: productpage}
+workload: {name: productpage, namespace: default, serviceAccount: productpage, labels: {app: productpage, version: v3}}
 $(tls_yaml productpage)
 outbound:
   - {listen: "127.0.0.1:0", destination: "127.0.0.1:$S_STRICT", identities: ["$DETAILS"]}
@@ -144,7 +144,45 @@ expect_contains "$(wait_for_line "$WORK/server-access.log" '"path":"/echo"')" '"
 expect_eq "$(http_status "http://127.0.0.1:$C_HTTP_WRONG_NAME/naming-http-marker")" 503 "HTTP route with the wrong server identity → 503"
 expect_not_contains "$(cat "$WORK/app.out")" "naming-http-marker" "secure-naming refusal on the HTTP route never reached the app"
 expect_contains "$(grep '"direction":"outbound"' "$WORK/client-access.log" | grep '"protocol":"http"' | grep '"path":"/details/3"')" "\"principal\":\"$DETAILS\"" "client access log has outbound HTTP requests with the server principal"
-expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$C_ADMIN/metrics")" "istio_requests_total{reporter=\"source\",source_workload=\"productpage\",source_canonical_service=\"productpage\",source_canonical_revision=\"latest\",source_workload_namespace=\"default\",source_principal=\"$PRODUCTPAGE\",source_app=\"unknown\",source_version=\"unknown\",destination_workload=\"unknown\",destination_workload_namespace=\"default\",destination_principal=\"$DETAILS\"" "client reports istio_requests_total as the source"
+# Peer metadata exchange (x-envoy-peer-metadata): each proxy labels the far end's workload, app and
+# version from what the other proxy sent over mTLS, never from what an app or a plaintext client says.
+expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$C_ADMIN/metrics")" "istio_requests_total{reporter=\"source\",source_workload=\"productpage\",source_canonical_service=\"productpage\",source_canonical_revision=\"v3\",source_workload_namespace=\"default\",source_principal=\"$PRODUCTPAGE\",source_app=\"productpage\",source_version=\"v3\",destination_workload=\"details\",destination_workload_namespace=\"default\",destination_principal=\"$DETAILS\",destination_app=\"details\",destination_version=\"v1\",destination_service=\"127.0.0.1\",destination_canonical_service=\"details\",destination_canonical_revision=\"v1\"" "client reports istio_requests_total as the source, the destination's workload from its metadata"
+expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/metrics")" "istio_requests_total{reporter=\"destination\",source_workload=\"productpage\",source_canonical_service=\"productpage\",source_canonical_revision=\"v3\",source_workload_namespace=\"default\",source_principal=\"$PRODUCTPAGE\",source_app=\"productpage\",source_version=\"v3\",destination_workload=\"details\"" "server reports the source's workload, app and version from its metadata"
+# A spoofed header: a workload "evil" in the same namespace, as an app or a plaintext client could send it.
+SPOOF=$(python3 - <<'PY'
+import base64
+def varint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7f) | 0x80]); n >>= 7
+    return out + bytes([n])
+def ld(field, b): return varint((field << 3) | 2) + varint(len(b)) + b
+def entry(k, vf, v): return ld(1, ld(1, k.encode()) + ld(2, ld(vf, v)))
+labels = entry("app", 3, b"evil") + entry("version", 3, b"v666")
+s = entry("LABELS", 5, labels) + entry("NAME", 3, b"evil") + entry("NAMESPACE", 3, b"default") + entry("WORKLOAD_NAME", 3, b"evil")
+print(base64.b64encode(s).decode())
+PY
+)
+headers_logged() { grep -c '"path":"/headers"' "$1" || true; }
+server_before=$(headers_logged "$WORK/server-access.log")
+client_before=$(headers_logged "$WORK/client-access.log")
+seen=$(curl -s -D "$WORK/spoof-response" --max-time 10 -H "x-envoy-peer-metadata: $SPOOF" -H "x-envoy-peer-metadata-id: sidecar~6.6.6.6~evil.default~default.svc.cluster.local" "http://127.0.0.1:$C_HTTP/headers")
+expect_contains "$seen" '"x-forwarded-client-cert"' "spoofing app's request went through"
+expect_not_contains "$(tr 'A-Z' 'a-z' <<<"$seen")" "x-envoy-peer-metadata" "the exchange headers never reach the server's app (the app's own were stripped, the proxy's taken off)"
+expect_not_contains "$(tr 'A-Z' 'a-z' <"$WORK/spoof-response")" "x-envoy-peer-metadata" "the exchange headers never reach the calling app"
+plain=$(curl -s -D "$WORK/plain-response" --max-time 10 -H "x-envoy-peer-metadata: $SPOOF" "http://127.0.0.1:$S_PERMISSIVE/headers")
+expect_contains "$plain" '"x-forwarded-proto": "http"' "plaintext client's spoofing request went through (PERMISSIVE)"
+expect_not_contains "$(tr 'A-Z' 'a-z' <<<"$plain")" "x-envoy-peer-metadata" "a plaintext client's exchange header never reaches the app"
+expect_not_contains "$(tr 'A-Z' 'a-z' <"$WORK/plain-response")" "x-envoy-peer-metadata" "a plaintext client is not told the server's metadata"
+# Counted before its access-log line is written: once both lines are there, so are the series.
+for _ in $(seq 1 200); do
+  [ "$(headers_logged "$WORK/server-access.log")" -ge $((server_before + 2)) ] &&
+    [ "$(headers_logged "$WORK/client-access.log")" -ge $((client_before + 1)) ] && break
+  sleep 0.05
+done
+expect_not_contains "$(curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/metrics")" 'evil' "a spoofed header changes no server label"
+expect_not_contains "$(curl -s --max-time 10 "http://127.0.0.1:$C_ADMIN/metrics")" 'evil' "a spoofed header changes no client label"
+expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/metrics")" "source_workload=\"unknown\",source_canonical_service=\"unknown\",source_canonical_revision=\"unknown\",source_workload_namespace=\"unknown\",source_principal=\"unknown\",source_app=\"unknown\"" "the plaintext client stays unknown"
 
 # Concurrent load through both route kinds (8 clients, 200 requests): every one must succeed.
 for port in "$C_HTTP" "$C_OK"; do

@@ -139,6 +139,47 @@ TEST(Analyze, Services) {
       << findings[0].message;
 }
 
+TEST(Analyze, HttpOnlyFieldsOnATcpPort) {
+  const std::string workload =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Workload\nmetadata: {name: db-v1}\n"
+      "spec: {serviceAccount: db, labels: {app: db}, ports: [5432, 8080]}\n---\n";
+  const std::string service =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Service\nmetadata: {name: db}\nspec:\n  selector: {app: db}\n"
+      "  ports: [{name: sql, port: 5432, protocol: tcp}, {name: http-admin, port: 8080}]\n---\n";
+  auto policy = [](const std::string& action, const std::string& rules) {
+    return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec:\n"
+           "  selector: {matchLabels: {app: db}}\n  action: " + action + "\n  rules: " + rules + "\n---\n";
+  };
+  const std::string methods = "[{to: [{operation: {methods: [GET]}}]}]";
+  EXPECT_EQ(codes(workload + service + policy("ALLOW", methods)), std::vector<std::string>{"MG0015"});
+  EXPECT_EQ(codes(workload + service + policy("DENY", "[{when: [{key: 'request.headers[x-a]', values: [b]}]}]")),
+            std::vector<std::string>{"MG0015"});
+  EXPECT_EQ(codes(workload + service + policy("ALLOW", "[{from: [{source: {requestPrincipals: ['*']}}]}]")),
+            (std::vector<std::string>{"MG0009", "MG0015"}));
+  // Port-scoped to the HTTP port, or TCP-only fields: nothing to say.
+  EXPECT_TRUE(codes(workload + service + policy("ALLOW", "[{to: [{operation: {ports: ['8080'], paths: [/x]}}]}]")).empty());
+  EXPECT_TRUE(codes(workload + service + policy("ALLOW", "[{to: [{operation: {notPorts: ['5432'], paths: [/x]}}]}]")).empty());
+  EXPECT_TRUE(codes(workload + service + policy("ALLOW", "[{from: [{source: {namespaces: [default]}}], to: [{operation: {ports: ['5432']}}]}]")).empty());
+  // No Service port is tcp, or the policy selects another workload: nothing either.
+  std::string http_only = service;
+  http_only.replace(http_only.find(", protocol: tcp"), 15, "");
+  http_only.replace(http_only.find("name: sql"), 9, "name: http");
+  EXPECT_TRUE(codes(workload + http_only + policy("ALLOW", methods)).empty());
+  std::string other = policy("ALLOW", methods);
+  other.replace(other.find("app: db}"), 8, "app: web}");
+  EXPECT_EQ(codes(workload + service + other), std::vector<std::string>{"MG0002"});
+
+  auto set = parse_resources(workload + service + policy("ALLOW", methods), "p.yaml");
+  ASSERT_TRUE(set);
+  auto findings = analyze(*set, MeshConfig{});
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].resource, "default/p");
+  EXPECT_EQ(findings[0].location, "p.yaml:13");
+  EXPECT_EQ(findings[0].message,
+            "rule 0 uses HTTP-only fields (methods) but Service default/db port sql (targetPort 5432) of Workload "
+            "default/db-v1 is tcp: the rule never matches its connections (an ALLOW policy then does not allow them)");
+}
+
 TEST(Analyze, ServiceEndpointsAreNotAppliable) {
   auto set = parse_resources(
       "apiVersion: meshguard.io/v1alpha1\nkind: ServiceEndpoints\nmetadata: {name: ratings}\nspec: {endpoints: []}\n",

@@ -14,9 +14,12 @@
 #include "jwt/forward.h"
 #include "policy/outcome.h"
 #include "policy/parse.h"
+#include "proxy/peer_metadata.h"
 #include "proxy/policy_chain.h"
+#include "proxy/policy_state.h"
 #include "proxy/policy_watch.h"
 #include "proxy/proxy.h"
+#include "proxy/report.h"
 #include "test_net.h"
 
 namespace mg::proxy {
@@ -430,6 +433,44 @@ TEST(ProxyPush, HandedOverInMemoryParsedOnceNotReadBack) {
   EXPECT_EQ((*proxy)->chains().request(), before);
   (*proxy)->request_drain();
   runner.join();
+}
+
+}  // namespace
+}  // namespace mg::proxy
+
+namespace mg::proxy {
+namespace {
+
+// A relabel pushed by the control plane (this workload's Workload document changed) reaches the
+// metric labels and the metadata exchange with the publish, no restart; an unchanged one does not
+// start new series (same generation).
+TEST(ProxyPush, RelabelReachesTheMetricLabels) {
+  ProxyConfig cfg;
+  cfg.workload = {"details", "default", "details", {{"app", "details"}, {"version", "v1"}}};
+  cfg.policy_pushed = true;
+  cfg.policy_dir = "/nonexistent";  // pushes only: never read (policy_pushed, no load_initial here)
+  Report report(cfg);
+  std::atomic<uint64_t> version{0};
+  PolicyState state(cfg, report, version);
+  EXPECT_EQ(report.own()->labels.version, "v1");
+  const std::string v2 =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Workload\nmetadata: {name: details, namespace: default}\n"
+      "spec: {serviceAccount: details, labels: {app: details, version: v2}}\n";
+  ASSERT_TRUE(state.apply(parsed(v2, "push 1"), {}));
+  auto own = report.own();
+  EXPECT_EQ(own->labels.version, "v2");
+  EXPECT_EQ(own->labels.canonical_revision, "v2");
+  EXPECT_EQ(own->generation, 1u);
+  EXPECT_EQ(decode_peer_metadata(own->header)->labels.at("version"), "v2");
+  ASSERT_TRUE(state.apply(parsed(v2, "push 2"), {}));
+  EXPECT_EQ(report.own(), own) << "unchanged labels: the same metadata, the same series";
+  // Another workload's document does not relabel this one; without its own, the config's labels.
+  const std::string other =
+      "apiVersion: meshguard.io/v1alpha1\nkind: Workload\nmetadata: {name: reviews, namespace: default}\n"
+      "spec: {serviceAccount: reviews, labels: {app: reviews, version: v9}}\n";
+  ASSERT_TRUE(state.apply(parsed(other, "push 3"), {}));
+  EXPECT_EQ(report.own()->labels.version, "v1");
+  EXPECT_EQ(report.own()->generation, 2u);
 }
 
 }  // namespace

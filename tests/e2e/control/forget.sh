@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Issue 18 item 8: a proxy whose stream ended is listed as disconnected (CONNECTED no) for the
+# grace period (`meshguard-control --forget-disconnected`), then dropped from `workload list`; a
+# registered Workload stays listed (it is configuration), without its proxy's state.
+source "$(dirname "$0")/lib.sh"
+
+CONTROL_ARGS=(--forget-disconnected 3s)
+start_control
+workload_resource ratings ratings "app: ratings" >"$WORK/ratings.yaml"
+ctl apply -f "$WORK/ratings.yaml" >/dev/null || fail "register ratings"
+start_app app APP
+start_workload details details "$APP"   # connects with a token, never registered
+start_workload ratings ratings "$APP"   # registered
+
+# state NAME: "connected", "disconnected" or "absent" as `workload list -o json` shows NAME.
+state() {
+  ctl workload list -o json | jq -r --arg n "$1" \
+    'map(select(.name == $n)) | if length == 0 then "absent" elif .[0].connected then "connected" else "disconnected" end'
+}
+# wait_state NAME STATE: bounded (~15 s).
+wait_state() {
+  local s=""
+  for _ in $(seq 1 150); do
+    s=$(state "$1")
+    [ "$s" = "$2" ] && return 0
+    sleep 0.1
+  done
+  fail "$1: expected $2, still $s"
+}
+wait_state details connected
+wait_state ratings connected
+pass "both proxies connected"
+
+kill -TERM "$details_PID" "$ratings_PID"
+wait_state details disconnected
+pass "a proxy whose stream ended is listed as disconnected"
+expect_contains "$(ctl workload list)" "details" "the table still shows details while in the grace period"
+expect_contains "$(ctl workload list -o json | jq -r '.[] | select(.name == "details") | .lastSeen')" "T" "with when it was last seen"
+
+wait_state details absent
+pass "dropped after the grace period (--forget-disconnected 3s)"
+json=$(ctl workload list -o json)
+expect_eq "$(jq -r '.[] | select(.name == "ratings") | .registered' <<<"$json")" true "the registered Workload stays listed"
+expect_eq "$(jq -r '.[] | select(.name == "ratings") | .lastSeen' <<<"$json")" null "without its proxy's state"
+
+# It comes back when it reconnects.
+start_proxy details
+wait_state details connected
+pass "a dropped proxy is listed again once it reconnects"
+
+expect_contains "$("$CONTROL_BIN" --help)" "--forget-disconnected" "the flag is in --help"
+expect_contains "$("$CONTROL_BIN" --help | grep -A2 -- '--forget-disconnected')" "5m" "with its default"
+echo "PASS: forget"
