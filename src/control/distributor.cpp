@@ -82,9 +82,9 @@ Result<Registration> registration_of(const WorkloadView& w, const pb::Hello& hel
 
 }  // namespace
 
-Distributor::Distributor(ConfigModel& model, Registry& registry, telemetry::Registry& metrics,
+Distributor::Distributor(ConfigModel& model, Registry& registry, Store& store, telemetry::Registry& metrics,
                          std::chrono::milliseconds push_debounce)
-    : model_(model), registry_(registry), metrics_(metrics), push_debounce_(push_debounce) {}
+    : model_(model), registry_(registry), store_(store), metrics_(metrics), push_debounce_(push_debounce) {}
 
 Distributor::~Distributor() {
   stop();
@@ -173,13 +173,26 @@ std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& 
   return message;
 }
 
+void Distributor::save_registrations() {
+  auto unsaved = registry_.take_unsaved(Clock::now(), unix_now());
+  if (auto st = store_.save_registrations(unsaved.save, unsaved.remove); !st)
+    log_line("cannot save " + std::to_string(unsaved.save.size() + unsaved.remove.size()) +
+             " registration changes (kept in memory; each is written again at its next change): " +
+             st.error().to_string());
+}
+
 void Distributor::run() {
   MutexLock lock(mutex_);
   while (!stopping_) {
-    // Besides a change, the end of a registration's grace period (it leaves the endpoints).
+    // Besides a change, the end of a registration's grace period (it leaves the endpoints), and
+    // registrations to save.
     while (!dirty_ && !stopping_) {
       const auto expiry = registry_.next_expiry();
-      if (!expiry) {
+      if (registry_.has_unsaved()) {
+        lock.unlock();
+        save_registrations();
+        lock.lock();
+      } else if (!expiry) {
         cv_.wait(lock);
       } else if (!cv_.wait_until(lock, *expiry) && registry_.expire(Clock::now())) {
         mark_dirty_locked();
@@ -228,8 +241,11 @@ void Distributor::run() {
           "hello.wrong_service_account: the Workload is registered for another service account"));
       stream->unref();
     }
+    save_registrations();
     lock.lock();
   }
+  lock.unlock();
+  save_registrations();  // what the last moments changed, for the next start
 }
 
 grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& id, const std::string& peer,
@@ -280,6 +296,7 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     streams_[stream] = key;
     metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
     registry_.join(key, std::move(*registration));
+    cv_.notify_all();  // to save it
     // Its endpoints (and so the other proxies' snapshots) change only if some Service exists.
     if (!model->set.services.empty()) mark_dirty_locked();
     bool revoke = false;
@@ -336,7 +353,11 @@ void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
     it->second.connected = false;
     it->second.last_seen = unix_now();
   }
+  // Streams ended by stop(): the control plane leaves, not the workload — its registration is
+  // saved as connected, for the next start to restore.
+  if (stopping_) return;
   registry_.leave(key, Clock::now());
+  cv_.notify_all();  // to save it
   if (!model_.current()->set.services.empty()) mark_dirty_locked();
 }
 

@@ -3,6 +3,8 @@
 // after a change (mark_dirty), waits out a debounce, rebuilds the model once and pushes each
 // connected proxy the snapshot whose version changed. Proxy streams (the Watch service's
 // reactors, watch_service.cpp) register with hello() and reach back only through ProxyStream.
+// The same thread writes the registry's changed registrations to the store (batched: one
+// transaction per wake-up, never on a gRPC thread), so a restarted control plane restores them.
 #pragma once
 
 #include <chrono>
@@ -71,8 +73,10 @@ struct BundleRollout {
 class Distributor {
  public:
   // `registry` learns every proxy's registration from its Hello and its leaving from its stream's
-  // end; each push sends the endpoints it computes (a change there is a change to push).
-  Distributor(ConfigModel& model, Registry& registry, telemetry::Registry& metrics,
+  // end; each push sends the endpoints it computes (a change there is a change to push). `store`
+  // keeps the registrations (Store::save_registrations). A stream ended by stop() is not a
+  // leaving: the registration stays as it was, for the next start to restore.
+  Distributor(ConfigModel& model, Registry& registry, Store& store, telemetry::Registry& metrics,
               std::chrono::milliseconds push_debounce);
   ~Distributor();
 
@@ -108,9 +112,11 @@ class Distributor {
                                                                      Clock::time_point change_at,
                                                                      bool* revoke) MG_REQUIRES(mutex_);
   void mark_dirty_locked() MG_REQUIRES(mutex_);
+  void save_registrations() MG_EXCLUDES(mutex_);
 
   ConfigModel& model_;
   Registry& registry_;
+  Store& store_;
   telemetry::Registry& metrics_;
   const std::chrono::milliseconds push_debounce_;
   std::thread thread_;

@@ -7,6 +7,7 @@ void Registry::join(const std::string& key, Registration registration) {
   MutexLock lock(mutex_);
   registration.connected = true;
   entries_[key] = Entry{std::move(registration), std::nullopt};
+  unsaved_.insert(key);
 }
 
 void Registry::leave(const std::string& key, Clock::time_point now) {
@@ -15,11 +16,76 @@ void Registry::leave(const std::string& key, Clock::time_point now) {
   if (it == entries_.end()) return;
   it->second.registration.connected = false;
   it->second.leaves_at = now + grace_;
+  unsaved_.insert(key);
 }
 
 bool Registry::expire(Clock::time_point now) {
   MutexLock lock(mutex_);
-  return std::erase_if(entries_, [&](const auto& e) { return e.second.leaves_at && *e.second.leaves_at <= now; }) > 0;
+  return std::erase_if(entries_, [&](const auto& e) {
+           const bool gone = e.second.leaves_at && *e.second.leaves_at <= now;
+           if (gone) unsaved_.insert(e.first);
+           return gone;
+         }) > 0;
+}
+
+Registry::Restored Registry::restore(const std::vector<StoredRegistration>& stored, Clock::time_point now,
+                                     int64_t now_unix) {
+  Restored out;
+  MutexLock lock(mutex_);
+  for (const auto& s : stored) {
+    unsaved_.insert(s.key);  // rewritten (restored) or deleted (dropped)
+    auto registration = parse_registration_record(s.record);
+    if (!registration) {
+      out.errors.push_back(s.key + ": " + registration.error().message);
+      continue;
+    }
+    if (registration->ns + "/" + registration->name != s.key) {
+      out.errors.push_back(s.key + ": registration record names " + registration->ns + "/" + registration->name);
+      continue;
+    }
+    Clock::time_point leaves_at = now + grace_;
+    if (!s.connected) {
+      const auto remaining = std::chrono::seconds(s.last_seen_unix - now_unix) + grace_;
+      if (remaining <= std::chrono::milliseconds(0)) {
+        ++out.expired;
+        continue;
+      }
+      // A clock set back cannot stretch it beyond one grace period.
+      leaves_at = now + std::min<std::chrono::milliseconds>(remaining, grace_);
+    }
+    registration->connected = s.connected || s.healthy;
+    entries_[s.key] = Entry{std::move(*registration), leaves_at};
+    ++out.restored;
+  }
+  return out;
+}
+
+Registry::Unsaved Registry::take_unsaved(Clock::time_point now, int64_t now_unix) {
+  Unsaved out;
+  MutexLock lock(mutex_);
+  for (const auto& key : unsaved_) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) {
+      out.remove.push_back(key);
+      continue;
+    }
+    const Entry& e = it->second;
+    StoredRegistration s{key, registration_record(e.registration), !e.leaves_at, e.registration.connected, now_unix};
+    if (e.leaves_at) {
+      // Last seen a grace period before it leaves (rounded to the later second: a restart then
+      // gives it at most the remaining grace).
+      const auto seen_ago = std::chrono::duration_cast<std::chrono::seconds>(now - (*e.leaves_at - grace_));
+      s.last_seen_unix = now_unix - seen_ago.count();
+    }
+    out.save.push_back(std::move(s));
+  }
+  unsaved_.clear();
+  return out;
+}
+
+bool Registry::has_unsaved() const {
+  MutexLock lock(mutex_);
+  return !unsaved_.empty();
 }
 
 std::optional<Registry::Clock::time_point> Registry::next_expiry() const {
