@@ -191,6 +191,9 @@ for i in $(seq 1 200); do
 done
 [ "$got" = 1 ] || fail "details3 registered but got none of 200 requests"
 pass "details3 joined: it receives traffic (after $i requests)"
+# Endpoints joining and leaving changed only sleep's ServiceEndpoints: published without a compile.
+loads=$(curl -s --max-time 10 "http://127.0.0.1:$sleep_ADMIN/config_dump" | jq -c .policy.loads)
+expect_eq "$(echo "$loads" | jq '.endpointsOnly >= 2')" true "sleep applied the endpoint changes without compiling: $loads"
 
 # egress: a Workload document narrows what sleep is sent (here: only a service it does not call).
 cat >"$WORK/sleep-workload.yaml" <<'YAML'
