@@ -215,7 +215,8 @@ void Distributor::run() {
     }
     auto m = model_.current();
     registry_.expire(Clock::now());
-    const auto endpoints = registry_.recompute(m->set, m->revision, unix_now());
+    std::vector<Registry::Change> endpoint_changes;
+    const auto endpoints = registry_.recompute(m->set, m->revision, unix_now(), &endpoint_changes);
     std::vector<std::pair<ProxyStream*, pb::ConfigSnapshot>> out;
     std::vector<ProxyStream*> revoked;
     for (auto& [stream, key] : streams_) {
@@ -242,6 +243,7 @@ void Distributor::run() {
       stream->unref();
     }
     save_registrations();
+    if (endpoints_listener_ && !endpoint_changes.empty()) endpoints_listener_(m->revision, endpoint_changes);
     lock.lock();
   }
   lock.unlock();

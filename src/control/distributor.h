@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -80,6 +81,11 @@ class Distributor {
               std::chrono::milliseconds push_debounce);
   ~Distributor();
 
+  // Told, on the distribution thread and without its lock, which ServiceEndpoints documents each
+  // recompute changed (the admin service's watchers). Set before start().
+  using EndpointsListener = std::function<void(int64_t revision, const std::vector<Registry::Change>&)>;
+  void on_endpoints_changed(EndpointsListener listener) { endpoints_listener_ = std::move(listener); }
+
   void start();  // the distribution thread
   // Ends every stream ("shutting down") and the thread's loop; join() waits for the thread.
   void stop() MG_EXCLUDES(mutex_);
@@ -119,6 +125,7 @@ class Distributor {
   Store& store_;
   telemetry::Registry& metrics_;
   const std::chrono::milliseconds push_debounce_;
+  EndpointsListener endpoints_listener_;
   std::thread thread_;
 
   mutable Mutex mutex_;

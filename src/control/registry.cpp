@@ -21,11 +21,17 @@ void Registry::leave(const std::string& key, Clock::time_point now) {
 
 bool Registry::expire(Clock::time_point now) {
   MutexLock lock(mutex_);
-  return std::erase_if(entries_, [&](const auto& e) {
-           const bool gone = e.second.leaves_at && *e.second.leaves_at <= now;
-           if (gone) unsaved_.insert(e.first);
-           return gone;
-         }) > 0;
+  bool any = false;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->second.leaves_at && *it->second.leaves_at <= now) {
+      unsaved_.insert(it->first);
+      it = entries_.erase(it);
+      any = true;
+    } else {
+      ++it;
+    }
+  }
+  return any;
 }
 
 Registry::Restored Registry::restore(const std::vector<StoredRegistration>& stored, Clock::time_point now,
@@ -98,7 +104,7 @@ std::optional<Registry::Clock::time_point> Registry::next_expiry() const {
 }
 
 std::shared_ptr<const EndpointsList> Registry::recompute(const policy::ResourceSet& set, int64_t revision,
-                                                         int64_t unix_time) {
+                                                         int64_t unix_time, std::vector<Change>* changes) {
   std::vector<Registration> registrations;
   {
     MutexLock lock(mutex_);
@@ -109,11 +115,22 @@ std::shared_ptr<const EndpointsList> Registry::recompute(const policy::ResourceS
   MutexLock lock(mutex_);
   endpoints_ = computed;
   std::map<std::string, std::pair<std::string, Changed>> changed;
+  auto note = [&](const std::string& ns, const std::string& name, const char* change) {
+    ++generation_;
+    if (changes) changes->push_back({ns, name, change, generation_});
+  };
   for (const auto& e : *computed) {
     auto& [document, when] = changed[e.meta.full_name()];
     document = e.meta.document;
     auto it = changed_.find(e.meta.full_name());
-    when = it != changed_.end() && it->second.first == document ? it->second.second : Changed{revision, unix_time};
+    const bool same = it != changed_.end() && it->second.first == document;
+    when = same ? it->second.second : Changed{revision, unix_time};
+    if (!same) note(e.meta.ns, e.meta.name, it == changed_.end() ? "created" : "configured");
+  }
+  for (const auto& [full_name, was] : changed_) {
+    if (changed.count(full_name)) continue;
+    const auto slash = full_name.find('/');
+    note(full_name.substr(0, slash), full_name.substr(slash + 1), "deleted");
   }
   changed_ = std::move(changed);
   return computed;
@@ -123,6 +140,11 @@ Registry::Changed Registry::changed(const std::string& service) const {
   MutexLock lock(mutex_);
   auto it = changed_.find(service);
   return it == changed_.end() ? Changed{} : it->second.second;
+}
+
+int64_t Registry::generation() const {
+  MutexLock lock(mutex_);
+  return generation_;
 }
 
 std::shared_ptr<const EndpointsList> Registry::endpoints() const {

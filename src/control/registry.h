@@ -59,12 +59,22 @@ class Registry {
   Unsaved take_unsaved(Clock::time_point now, int64_t now_unix) MG_EXCLUDES(mutex_);
   bool has_unsaved() const MG_EXCLUDES(mutex_);
 
+  // One ServiceEndpoints document that a recompute created (its Service appeared), configured
+  // (its content changed) or deleted (its Service went): what `get endpoints -w` prints.
+  struct Change {
+    std::string ns, name, change;
+    int64_t generation = 0;  // generation() after it
+  };
   // The endpoints of every Service of `set` (at store revision `revision`, computed at `unix_time`)
-  // from the current registrations, kept for endpoints().
+  // from the current registrations, kept for endpoints(). Appends to `changes` (if given) what
+  // differs from the last computed; each change bumps generation().
   std::shared_ptr<const EndpointsList> recompute(const policy::ResourceSet& set, int64_t revision = 0,
-                                                 int64_t unix_time = 0) MG_EXCLUDES(mutex_);
+                                                 int64_t unix_time = 0, std::vector<Change>* changes = nullptr)
+      MG_EXCLUDES(mutex_);
   // The last computed (empty before the first recompute).
   std::shared_ptr<const EndpointsList> endpoints() const MG_EXCLUDES(mutex_);
+  // How many document changes the recomputes found so far (0 at start).
+  int64_t generation() const MG_EXCLUDES(mutex_);
   // When the endpoints of service "ns/name" last changed (what `get endpoints` shows as its age).
   struct Changed {
     int64_t revision = 0, unix_time = 0;
@@ -82,6 +92,7 @@ class Registry {
   std::set<std::string> unsaved_ MG_GUARDED_BY(mutex_);  // keys changed since take_unsaved
   std::shared_ptr<const EndpointsList> endpoints_ MG_GUARDED_BY(mutex_) = std::make_shared<const EndpointsList>();
   std::map<std::string, std::pair<std::string, Changed>> changed_ MG_GUARDED_BY(mutex_);  // document, when
+  int64_t generation_ MG_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace mg::control

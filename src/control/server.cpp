@@ -187,6 +187,10 @@ Status ControlPlane::start() {
                      "The control plane's own identities issued: identity (control|admin), result");
   s.metrics.describe("meshguard_own_certificate_expiry_timestamp_seconds",
                      "notAfter (Unix seconds) of the control plane's own identities");
+  s.distributor->on_endpoints_changed(
+      [admin = s.admin_service.get()](int64_t revision, const std::vector<Registry::Change>& changes) {
+        admin->publish_endpoint_changes(revision, changes);
+      });
   s.distributor->start();
   s.housekeeping_thread = std::thread([&s] { s.housekeeping_loop(); });
   log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->current()->revision));

@@ -330,5 +330,36 @@ TEST(Registry, RestoreIsLiveUntilTheGraceUnlessTheProxyReconnects) {
   EXPECT_EQ(*skewed.next_expiry(), t1 + grace);
 }
 
+
+// What `get endpoints -w` is sent: each recompute's document changes, numbered by the generation.
+TEST(Registry, ChangesAreNumberedByTheGeneration) {
+  auto set = parse(kServices);
+  Registry registry(std::chrono::seconds(10));
+  std::vector<Registry::Change> changes;
+  registry.recompute(set, 1, 0, &changes);
+  ASSERT_EQ(changes.size(), 3u);  // every Service's (empty) endpoints appear
+  EXPECT_EQ(changes[0].change, "created");
+  EXPECT_EQ(registry.generation(), 3);
+  changes.clear();
+  registry.recompute(set, 1, 0, &changes);
+  EXPECT_TRUE(changes.empty());
+  EXPECT_EQ(registry.generation(), 3);
+  registry.join("shop/details-v1", reg("details-v1", "details", "10.0.0.1", {{15006, 8080, "http"}}));
+  registry.recompute(set, 1, 0, &changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].ns, "shop");
+  EXPECT_EQ(changes[0].name, "details");
+  EXPECT_EQ(changes[0].change, "configured");
+  EXPECT_EQ(changes[0].generation, 4);
+  changes.clear();
+  set = parse(std::string(kServices).substr(0, std::string(kServices).find("---")));  // details only
+  registry.recompute(set, 2, 0, &changes);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].change, "deleted");
+  EXPECT_EQ(changes[1].change, "deleted");
+  EXPECT_EQ(changes[1].generation, 6);
+  EXPECT_EQ(registry.generation(), 6);
+}
+
 }  // namespace
 }  // namespace mg::control
