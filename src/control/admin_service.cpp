@@ -182,6 +182,20 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
   grpc::Service* service() override { return this; }
   void close_watchers() override { watchers_.close_all(); }
 
+  void publish_endpoint_changes(int64_t revision, const std::vector<Registry::Change>& changes) override {
+    std::vector<pb::ResourceEvent> events;
+    for (const auto& c : changes) {
+      auto& e = events.emplace_back();
+      e.set_revision(revision);
+      e.mutable_key()->set_kind("ServiceEndpoints");
+      e.mutable_key()->set_namespace_(c.ns);
+      e.mutable_key()->set_name(c.name);
+      e.set_change(c.change);
+      e.set_generation(c.generation);
+    }
+    watchers_.publish(events);
+  }
+
   grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* ctx, const pb::ApplyRequest* req,
                                   pb::ApplyResponse* resp) override {
     return finish(ctx, [&]() -> grpc::Status {
@@ -289,6 +303,9 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const pb::GetRequest* req,
                                 pb::GetResponse* resp) override {
     return finish(ctx, [&]() -> grpc::Status {
+      // Read before the listing: a change between the two is then shown twice (listed, and its
+      // event), never missed.
+      resp->set_endpoints_generation(d_.registry.generation());
       if (req->kind() == "ServiceEndpoints") return get_endpoints(*req, resp);
       std::optional<std::string> kind, ns;
       if (!req->kind().empty()) kind = req->kind();

@@ -1,16 +1,20 @@
 // control/admin_service.h — AdminService, for the admin identity only (meshguardctl): apply,
-// delete, get and watch resources (the computed ServiceEndpoints too, from the registry), list workloads, mint bootstrap tokens, rotate the CA. An apply
+// delete, get and watch resources (the computed ServiceEndpoints too, from the registry, their
+// changes ordered by its generation), list workloads, mint bootstrap tokens, rotate the CA. An apply
 // parses each file once (the mesh-level checks and the store both use that parse); a dry-run apply
 // validates the same way and only compares with the store. Owns the
 // resource watchers (WatchResources) and their event queues; everything else it asks of the
 // store, the distributor, the model, the CA and the bootstrap keys.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
+#include "control/registry.h"
 #include "telemetry/metrics.h"
 
 namespace mg::control {
@@ -19,7 +23,6 @@ class BootstrapCredentials;
 class CaRotation;
 class ConfigModel;
 class Distributor;
-class Registry;
 class Store;
 
 struct AdminServiceDeps {
@@ -40,6 +43,9 @@ class AdminService {
   virtual grpc::Service* service() = 0;
   // Ends every WatchResources stream ("shutting down").
   virtual void close_watchers() = 0;
+  // Sends the watchers of ServiceEndpoints what a registry recompute at store revision `revision`
+  // changed (Distributor::on_endpoints_changed).
+  virtual void publish_endpoint_changes(int64_t revision, const std::vector<Registry::Change>& changes) = 0;
 };
 
 }  // namespace mg::control

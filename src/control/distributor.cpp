@@ -82,10 +82,11 @@ Result<Registration> registration_of(const WorkloadView& w, const pb::Hello& hel
 
 }  // namespace
 
-Distributor::Distributor(ConfigModel& model, Registry& registry, telemetry::Registry& metrics,
+Distributor::Distributor(ConfigModel& model, Registry& registry, Store& store, telemetry::Registry& metrics,
                          std::chrono::milliseconds push_debounce, std::chrono::milliseconds forget_after)
     : model_(model),
       registry_(registry),
+      store_(store),
       metrics_(metrics),
       push_debounce_(push_debounce),
       forget_after_(forget_after) {}
@@ -185,13 +186,26 @@ std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& 
   return message;
 }
 
+void Distributor::save_registrations() {
+  auto unsaved = registry_.take_unsaved(Clock::now(), unix_now());
+  if (auto st = store_.save_registrations(unsaved.save, unsaved.remove); !st)
+    log_line("cannot save " + std::to_string(unsaved.save.size() + unsaved.remove.size()) +
+             " registration changes (kept in memory; each is written again at its next change): " +
+             st.error().to_string());
+}
+
 void Distributor::run() {
   MutexLock lock(mutex_);
   while (!stopping_) {
-    // Besides a change, the end of a registration's grace period (it leaves the endpoints).
+    // Besides a change, the end of a registration's grace period (it leaves the endpoints), and
+    // registrations to save.
     while (!dirty_ && !stopping_) {
       const auto expiry = registry_.next_expiry();
-      if (!expiry) {
+      if (registry_.has_unsaved()) {
+        lock.unlock();
+        save_registrations();
+        lock.lock();
+      } else if (!expiry) {
         cv_.wait(lock);
       } else if (!cv_.wait_until(lock, *expiry) && registry_.expire(Clock::now())) {
         mark_dirty_locked();
@@ -215,7 +229,8 @@ void Distributor::run() {
     auto m = model_.current();
     registry_.expire(Clock::now());
     forget_disconnected(Clock::now());
-    const auto endpoints = registry_.recompute(m->set, m->revision, unix_now());
+    std::vector<Registry::Change> endpoint_changes;
+    const auto endpoints = registry_.recompute(m->set, m->revision, unix_now(), &endpoint_changes);
     std::vector<std::pair<ProxyStream*, pb::ConfigSnapshot>> out;
     std::vector<ProxyStream*> revoked;
     for (auto& [stream, key] : streams_) {
@@ -241,8 +256,12 @@ void Distributor::run() {
           "hello.wrong_service_account: the Workload is registered for another service account"));
       stream->unref();
     }
+    save_registrations();
+    if (endpoints_listener_ && !endpoint_changes.empty()) endpoints_listener_(m->revision, endpoint_changes);
     lock.lock();
   }
+  lock.unlock();
+  save_registrations();  // what the last moments changed, for the next start
 }
 
 grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& id, const std::string& peer,
@@ -293,6 +312,7 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     streams_[stream] = key;
     metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
     registry_.join(key, std::move(*registration));
+    cv_.notify_all();  // to save it
     // Its endpoints (and so the other proxies' snapshots) change only if some Service exists.
     if (!model->set.services.empty()) mark_dirty_locked();
     bool revoke = false;
@@ -351,7 +371,11 @@ void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
     it->second.disconnected_at = Clock::now();
   }
   forget_disconnected(Clock::now());  // the others whose time is up (this one's has just begun)
+  // Streams ended by stop(): the control plane leaves, not the workload — its registration is
+  // saved as connected, for the next start to restore.
+  if (stopping_) return;
   registry_.leave(key, Clock::now());
+  cv_.notify_all();  // to save it
   if (!model_.current()->set.services.empty()) mark_dirty_locked();
 }
 

@@ -3,10 +3,13 @@
 // after a change (mark_dirty), waits out a debounce, rebuilds the model once and pushes each
 // connected proxy the snapshot whose version changed. Proxy streams (the Watch service's
 // reactors, watch_service.cpp) register with hello() and reach back only through ProxyStream.
+// The same thread writes the registry's changed registrations to the store (batched: one
+// transaction per wake-up, never on a gRPC thread), so a restarted control plane restores them.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -72,13 +75,20 @@ struct BundleRollout {
 class Distributor {
  public:
   // `registry` learns every proxy's registration from its Hello and its leaving from its stream's
-  // end; each push sends the endpoints it computes (a change there is a change to push). A proxy
-  // whose stream ended stays among proxies() (connected false) for `forget_after`, then is dropped
+  // end; each push sends the endpoints it computes (a change there is a change to push). `store`
+  // keeps the registrations (Store::save_registrations). A stream ended by stop() is not a
+  // leaving: the registration stays as it was, for the next start to restore. A proxy whose
+  // stream ended stays among proxies() (connected false) for `forget_after`, then is dropped
   // (`meshguard-control --forget-disconnected`).
-  Distributor(ConfigModel& model, Registry& registry, telemetry::Registry& metrics,
+  Distributor(ConfigModel& model, Registry& registry, Store& store, telemetry::Registry& metrics,
               std::chrono::milliseconds push_debounce,
               std::chrono::milliseconds forget_after = std::chrono::minutes(5));
   ~Distributor();
+
+  // Told, on the distribution thread and without its lock, which ServiceEndpoints documents each
+  // recompute changed (the admin service's watchers). Set before start().
+  using EndpointsListener = std::function<void(int64_t revision, const std::vector<Registry::Change>&)>;
+  void on_endpoints_changed(EndpointsListener listener) { endpoints_listener_ = std::move(listener); }
 
   void start();  // the distribution thread
   // Ends every stream ("shutting down") and the thread's loop; join() waits for the thread.
@@ -116,12 +126,15 @@ class Distributor {
   // Disconnected for `forget_after` or more: no longer shown, and erased at the next change.
   bool forgotten(const ProxyRecord& record, Clock::time_point now) const;
   void forget_disconnected(Clock::time_point now) MG_REQUIRES(mutex_);
+  void save_registrations() MG_EXCLUDES(mutex_);
 
   ConfigModel& model_;
   Registry& registry_;
+  Store& store_;
   telemetry::Registry& metrics_;
   const std::chrono::milliseconds push_debounce_;
   const std::chrono::milliseconds forget_after_;
+  EndpointsListener endpoints_listener_;
   std::thread thread_;
 
   mutable Mutex mutex_;

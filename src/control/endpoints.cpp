@@ -2,8 +2,10 @@
 #include "control/endpoints.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "control/snapshot.h"
+#include "policy/match.h"
 #include "policy/select.h"
 
 namespace mg::control {
@@ -83,6 +85,65 @@ std::string endpoints_document(const policy::ServiceEndpoints& e) {
     out += std::string("]\n    healthy: ") + (ep.healthy ? "true" : "false") + "\n";
   }
   return out;
+}
+
+std::string registration_record(const Registration& r) {
+  nlohmann::json inbound = nlohmann::json::array();
+  for (const auto& p : r.inbound)
+    inbound.push_back({{"port", p.port}, {"appPort", p.app_port}, {"protocol", p.protocol}});
+  const nlohmann::json out = {{"name", r.name},       {"namespace", r.ns}, {"serviceAccount", r.service_account},
+                              {"labels", r.labels},   {"address", r.address}, {"inbound", std::move(inbound)}};
+  return out.dump();
+}
+
+Result<Registration> parse_registration_record(std::string_view record) {
+  const auto bad = [](const std::string& why) { return fail("registry.bad_record", "registration record: " + why); };
+  const auto j = nlohmann::json::parse(record, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return bad("not a JSON object");
+  Registration r;
+  const auto text = [&](const char* field, std::string* out, bool required) -> bool {
+    auto it = j.find(field);
+    if (it == j.end()) return !required;
+    if (!it->is_string()) return false;
+    *out = it->get<std::string>();
+    return !(required && out->empty()) && out->size() <= 253;
+  };
+  if (!text("name", &r.name, true) || !text("namespace", &r.ns, true) ||
+      !text("serviceAccount", &r.service_account, true) || !text("address", &r.address, false))
+    return bad("name, namespace and serviceAccount must be non-empty strings, address a string");
+  // As a Hello's name and an SVID's path segments allow: they are written into YAML unquoted.
+  if (r.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos)
+    return bad("name must be a lower-case DNS name");
+  constexpr const char* kSegment = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+  if (r.ns.find_first_not_of(kSegment) != std::string::npos ||
+      r.service_account.find_first_not_of(kSegment) != std::string::npos)
+    return bad("namespace and serviceAccount must be SPIFFE path segments ([a-zA-Z0-9._-])");
+  if (!r.address.empty() && !policy::parse_ip(r.address)) return bad("address is not an IP address");
+  if (auto it = j.find("labels"); it != j.end()) {
+    if (!it->is_object() || it->size() > 256) return bad("labels must be an object of strings");
+    for (const auto& [k, v] : it->items()) {
+      if (!v.is_string()) return bad("labels must be an object of strings");
+      r.labels[k] = v.get<std::string>();
+    }
+  }
+  auto in = j.find("inbound");
+  if (in == j.end() || !in->is_array() || in->size() > 1024) return bad("inbound must be an array of at most 1024");
+  for (const auto& p : *in) {
+    if (!p.is_object()) return bad("an inbound port is not an object");
+    const auto port = p.find("port"), app = p.find("appPort"), proto = p.find("protocol");
+    if (port == p.end() || app == p.end() || !port->is_number_unsigned() || !app->is_number_unsigned() ||
+        port->get<uint64_t>() == 0 || port->get<uint64_t>() > 65535 || app->get<uint64_t>() == 0 ||
+        app->get<uint64_t>() > 65535)
+      return bad("inbound ports must be 1..65535");
+    std::string protocol;
+    if (proto != p.end()) {
+      if (!proto->is_string()) return bad("an inbound protocol is not a string");
+      protocol = proto->get<std::string>().substr(0, 16);
+    }
+    r.inbound.push_back({static_cast<uint32_t>(port->get<uint64_t>()), static_cast<uint32_t>(app->get<uint64_t>()),
+                         std::move(protocol)});
+  }
+  return r;
 }
 
 bool may_call(const std::optional<std::vector<std::string>>& egress, const std::string& caller_ns,

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "policy/resources.h"
 
 namespace mg::control {
@@ -25,10 +26,20 @@ struct Registration {
     uint32_t port = 0;      // the listener a client proxy dials
     uint32_t app_port = 0;  // the workload's port behind it (a Service's targetPort)
     std::string protocol;
+    bool operator==(const InboundPort&) const = default;
   };
   std::vector<InboundPort> inbound;
-  bool connected = true;  // false: its stream ended, within the grace period (listed unhealthy)
+  // Listed healthy: its stream is up, or it was restored after a control-plane restart and its
+  // proxy has not reconnected yet. False: its stream ended, within the grace period.
+  bool connected = true;
+  bool operator==(const Registration&) const = default;
 };
+
+// A registration's text as the store keeps it (JSON; `connected` is the store's column, not in
+// it), and that text read back — checked as a Hello is (DNS-ish names, an IP address or none,
+// ports 1..65535, at most 1024 of them), since a store file is input like any other.
+std::string registration_record(const Registration& registration);
+Result<Registration> parse_registration_record(std::string_view record);
 
 // The IP address in a gRPC peer string ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000"), or "".
 std::string peer_ip(std::string_view grpc_peer);

@@ -131,9 +131,18 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   impl->own = std::make_unique<OwnIdentities>(dir, td, options.own_certificate_ttl, impl->metrics);
   if (auto st = impl->own->renew(*impl->ca->signer(), /*at_start=*/true); !st) return fail(st.error());
   impl->registry = std::make_unique<Registry>(options.endpoint_grace);
-  impl->distributor =
-      std::make_unique<Distributor>(*impl->model, *impl->registry, impl->metrics, options.push_debounce,
-                                    options.forget_disconnected);
+  // The registrations of the last run: the first proxies to reconnect are sent the endpoints of
+  // peers that have not reconnected yet, rather than a partial set (503 UH for the rest).
+  auto saved = impl->store->registrations();
+  if (!saved) return fail(saved.error());
+  const auto restored = impl->registry->restore(*saved, std::chrono::steady_clock::now(), unix_now());
+  for (const auto& e : restored.errors) log_line("registration dropped: " + e);
+  if (!saved->empty())
+    log_line("restored " + std::to_string(restored.restored) + " registrations (live for the endpoint grace, " +
+             std::to_string(options.endpoint_grace.count()) + " ms, unless their proxies reconnect); " +
+             std::to_string(restored.expired) + " expired");
+  impl->distributor = std::make_unique<Distributor>(*impl->model, *impl->registry, *impl->store, impl->metrics,
+                                                    options.push_debounce, options.forget_disconnected);
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
 
@@ -178,6 +187,10 @@ Status ControlPlane::start() {
                      "The control plane's own identities issued: identity (control|admin), result");
   s.metrics.describe("meshguard_own_certificate_expiry_timestamp_seconds",
                      "notAfter (Unix seconds) of the control plane's own identities");
+  s.distributor->on_endpoints_changed(
+      [admin = s.admin_service.get()](int64_t revision, const std::vector<Registry::Change>& changes) {
+        admin->publish_endpoint_changes(revision, changes);
+      });
   s.distributor->start();
   s.housekeeping_thread = std::thread([&s] { s.housekeeping_loop(); });
   log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->current()->revision));

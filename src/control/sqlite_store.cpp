@@ -253,6 +253,43 @@ class SqliteStore final : public Store {
 
   int64_t revision() const override { return revision_.load(); }
 
+  Status save_registrations(const std::vector<StoredRegistration>& save,
+                            const std::vector<std::string>& remove) override {
+    if (save.empty() && remove.empty()) return {};
+    MutexLock lock(mu_);
+    return in_transaction([&]() -> Status {
+      mu_.assert_held();  // in_transaction runs the body with it
+      for (const auto& key : remove) {
+        auto u = delete_registration_.use();
+        u.text(1, key);
+        if (u.step() != SQLITE_DONE) return sqlite_error(db_, "delete registration " + key);
+      }
+      for (const auto& r : save) {
+        auto u = put_registration_.use();
+        u.text(1, r.key);
+        u.text(2, r.record);
+        u.integer(3, r.connected ? 1 : 0);
+        u.integer(4, r.healthy ? 1 : 0);
+        u.integer(5, r.last_seen_unix);
+        if (u.step() != SQLITE_DONE) return sqlite_error(db_, "write registration " + r.key);
+      }
+      return {};
+    });
+  }
+
+  Result<std::vector<StoredRegistration>> registrations() const override {
+    MutexLock lock(mu_);
+    auto u = all_registrations_.use();
+    std::vector<StoredRegistration> out;
+    for (;;) {
+      const int rc = u.step();
+      if (rc == SQLITE_DONE) return out;
+      if (rc != SQLITE_ROW) return sqlite_error(db_, "read registrations");
+      out.push_back({u.column_text(0), u.column_text(1), u.column_int(2) != 0, u.column_int(3) != 0,
+                     u.column_int(4)});
+    }
+  }
+
   Result<policy::ResourceSet> resources() const override {
     MutexLock lock(mu_);
     if (!parsed_) {
@@ -340,7 +377,12 @@ class SqliteStore final : public Store {
                         "  revision INTEGER NOT NULL);"
                         "CREATE TABLE IF NOT EXISTS resources (kind TEXT NOT NULL, ns TEXT NOT NULL,"
                         "  name TEXT NOT NULL, yaml TEXT NOT NULL, revision INTEGER NOT NULL,"
-                        "  updated_unix INTEGER NOT NULL, PRIMARY KEY (kind, ns, name)) WITHOUT ROWID;");
+                        "  updated_unix INTEGER NOT NULL, PRIMARY KEY (kind, ns, name)) WITHOUT ROWID;"
+                        // Added without a schema version bump: a build that does not know the
+                        // table ignores it, so rolling back keeps working.
+                        "CREATE TABLE IF NOT EXISTS registrations (key TEXT PRIMARY KEY, record TEXT NOT NULL,"
+                        "  connected INTEGER NOT NULL, healthy INTEGER NOT NULL,"
+                        "  last_seen_unix INTEGER NOT NULL) WITHOUT ROWID;");
           !s) {
         return s;
       }
@@ -381,6 +423,12 @@ class SqliteStore final : public Store {
                               " WHERE kind = ?1 AND ns = ?2 AND name = ?3"},
                              {&delete_, "DELETE FROM resources WHERE kind = ?1 AND ns = ?2 AND name = ?3"},
                              {&set_revision_, "UPDATE store_state SET revision = ?1 WHERE id = 1"},
+                             {&put_registration_,
+                              "INSERT OR REPLACE INTO registrations (key, record, connected, healthy, last_seen_unix)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5)"},
+                             {&delete_registration_, "DELETE FROM registrations WHERE key = ?1"},
+                             {&all_registrations_,
+                              "SELECT key, record, connected, healthy, last_seen_unix FROM registrations ORDER BY key"},
                              {&get_revision_, "SELECT revision FROM store_state WHERE id = 1"}}) {
       if (auto s = stmt->prepare(db_, sql); !s) return s;
     }
@@ -455,7 +503,8 @@ class SqliteStore final : public Store {
   std::atomic<int64_t> revision_{0};
   Statement get_ MG_GUARDED_BY(mu_), insert_ MG_GUARDED_BY(mu_), update_ MG_GUARDED_BY(mu_),
       delete_ MG_GUARDED_BY(mu_), list_ MG_GUARDED_BY(mu_), all_ MG_GUARDED_BY(mu_),
-      set_revision_ MG_GUARDED_BY(mu_), get_revision_ MG_GUARDED_BY(mu_);
+      set_revision_ MG_GUARDED_BY(mu_), get_revision_ MG_GUARDED_BY(mu_), put_registration_ MG_GUARDED_BY(mu_),
+      delete_registration_ MG_GUARDED_BY(mu_), all_registrations_ MG_GUARDED_BY(mu_);
   // The stored documents parsed, by key: filled by the first resources() (each stored document
   // parsed once), then kept in step by every apply (with the documents it parsed) and remove.
   mutable std::optional<std::map<ResourceKey, policy::ResourceSet>> parsed_ MG_GUARDED_BY(mu_);

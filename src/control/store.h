@@ -6,6 +6,11 @@
 // implementation today is SQLite (sqlite_store.cpp): WAL, synchronous=FULL, so an apply that
 // returned success survives kill -9.
 //
+// Beside the resources, the store keeps the service registry's registrations (StoredRegistration,
+// below) so that a restarted control plane starts from the endpoints it was serving
+// (control/registry.h restores them). They are not resources: opaque records, no revision bump,
+// never in list()/get()/resources().
+//
 // Error codes (StoreError, below): store.not_found (remove of an absent key), store.duplicate
 // (a parsed set naming one resource twice: never from parse_resources, which keeps the later
 // document), store.too_large, store.open, store.not_sqlite / store.corrupt / store.not_meshguard
@@ -82,6 +87,17 @@ struct ApplyResult {
   std::vector<ResourceKey> created, configured, unchanged;  // in document order
 };
 
+// One registered proxy as the store keeps it. `record` is opaque here (control/endpoints.h
+// registration_record writes it and parse_registration_record reads it back).
+struct StoredRegistration {
+  std::string key;            // the proxy's "namespace/name"
+  std::string record;         // its Registration
+  bool connected = false;     // its stream was up when this was written
+  bool healthy = false;       // it was listed healthy
+  int64_t last_seen_unix = 0; // not connected: when its stream ended (or the registry last vouched for it)
+  bool operator==(const StoredRegistration&) const = default;
+};
+
 class Store {  // thread-safe; every method may be called from any thread
  public:
   virtual ~Store() = default;
@@ -111,6 +127,13 @@ class Store {  // thread-safe; every method may be called from any thread
   // is parsed once: when first read back from the database, or by the apply that stored it (then
   // Meta.source/line name the applied file; read back, the source is the key).
   virtual Result<policy::ResourceSet> resources() const = 0;
+
+  // One transaction: upserts every registration of `save` (by key) and deletes the keys of
+  // `remove` (an absent key is no error). A key in both is saved.
+  virtual Status save_registrations(const std::vector<StoredRegistration>& save,
+                                    const std::vector<std::string>& remove) = 0;
+  // Every stored registration, sorted by key.
+  virtual Result<std::vector<StoredRegistration>> registrations() const = 0;
 };
 
 // The keys of a parsed set, each with its document text, in document order (Meta::order): what

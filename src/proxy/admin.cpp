@@ -195,7 +195,10 @@ nlohmann::json Admin::config_dump() const {
     j["policy"]["lastError"] = error.message.empty() ? nlohmann::json() : nlohmann::json(error.message);
     if (!error.at.empty()) j["policy"]["lastErrorAt"] = error.at;
     const auto loads = policy_.loads();
-    j["policy"]["loads"] = {{"directory", loads.directory}, {"pushed", loads.pushed}};
+    j["policy"]["loads"] = {{"directory", loads.directory},
+                            {"pushed", loads.pushed},
+                            {"compiles", loads.compiles},
+                            {"endpointsOnly", loads.endpoints_only}};
   } else {
     j["policy"] = {{"dir", json_or_null(config_.policy_dir)},
                    {"engine", "none: no AuthorizationPolicy applies"}};

@@ -62,6 +62,18 @@ Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& resources,
                                            std::shared_ptr<jwt::JwksProvider> jwks = nullptr,
                                            std::optional<uint32_t> num_trusted_proxies = std::nullopt);
 
+// Whether `next` differs from `prev` in its ServiceEndpoints only: every other document the same
+// text in the same order (a document without its text never counts as the same). The chains
+// compiled from `prev` then decide exactly as `next`'s would: only the registry changes.
+bool endpoints_only_change(const policy::ResourceSet& prev, const policy::ResourceSet& next);
+// `next`'s PolicyChains from `in_force`, the chains compiled for a set of which `next` is an
+// endpoints_only_change: the same snapshot and chains, the registry and the origins built anew —
+// nothing compiled (an endpoint joining or leaving costs every proxy a registry build, not a
+// policy compile).
+Result<PolicyChains> with_new_endpoints(const PolicyChains& in_force, const policy::ResourceSet& next,
+                                        const WorkloadInfo& workload,
+                                        std::optional<uint32_t> num_trusted_proxies = std::nullopt);
+
 // The forwarded request carries the path that was authorized (as Envoy forwards its normalized
 // path): otherwise `/admin/../x` would be judged as `/x` and served as whatever the app makes of
 // it. `normalized` is policy::DecideIo::normalized_path; empty leaves the request unchanged.

@@ -1,5 +1,6 @@
 #include "proxy/policy_state.h"
 
+#include "policy/load.h"
 #include "proxy/report.h"
 #include "telemetry/access_log.h"
 
@@ -20,36 +21,50 @@ std::vector<EffectiveMtls> PolicyState::inbound_modes(const policy::AuthzSnapsho
   return out;
 }
 
-Result<PolicyState::Loaded> PolicyState::load(const policy::ResourceSet* pushed, const std::string& hash,
-                                              std::vector<PolicyFileDigest> files, uint64_t version) {
-  auto chains =
-      pushed ? compile_policy_chains(*pushed, config_.workload, jwks_.provider(), config_.num_trusted_proxies)
-             : load_policy_chains(*config_.policy_dir, config_.workload, jwks_.provider(),
-                                  config_.num_trusted_proxies);
-  (pushed ? pushed_loads_ : directory_loads_).fetch_add(1);
+Result<PolicyState::Loaded> PolicyState::load(std::shared_ptr<const policy::ResourceSet> pushed,
+                                              const std::string& hash, std::vector<PolicyFileDigest> files,
+                                              uint64_t version) {
+  std::shared_ptr<const policy::ResourceSet> resources = std::move(pushed);
+  if (resources) {
+    pushed_loads_.fetch_add(1);
+  } else {
+    auto read = policy::load_resource_files({*config_.policy_dir});
+    directory_loads_.fetch_add(1);
+    if (!read) return fail(read.error());
+    resources = std::make_shared<const policy::ResourceSet>(std::move(*read));
+  }
+  const bool endpoints_only =
+      in_force_resources_ && endpoints_only_change(*in_force_resources_, *resources);
+  auto chains = endpoints_only ? with_new_endpoints(in_force_chains_, *resources, config_.workload,
+                                                    config_.num_trusted_proxies)
+                               : compile_policy_chains(*resources, config_.workload, jwks_.provider(),
+                                                       config_.num_trusted_proxies);
   if (!chains) return fail(chains.error());
+  (endpoints_only ? endpoints_only_ : compiles_).fetch_add(1);
   auto state = std::make_shared<PublishedPolicy>();
   state->version = version;
   state->hash = hash;
   state->loaded_at = telemetry::now_rfc3339();
   state->files = std::move(files);
-  state->origins = std::move(chains->origins);
+  state->origins = chains->origins;
   state->snapshot = chains->snapshot;
   state->resources = chains->resources;
   state->inbound_modes = inbound_modes(state->snapshot.get());
   // Passive health (ejections, requests in flight) survives the publish for endpoints that stay.
   chains->registry->carry_health(*published_.load()->registry);
   state->registry = chains->registry;
-  return Loaded{std::move(state), std::move(*chains)};
+  return Loaded{std::move(state), std::move(*chains), std::move(resources), !endpoints_only};
 }
 
 std::shared_ptr<const PublishedPolicy> PolicyState::publish(Loaded loaded) {
   std::shared_ptr<const PublishedPolicy> published = std::move(loaded.state);
   jwks_.retarget(published->snapshot->jwt_rules());
   published_.store(published);
-  chains_.replace(loaded.chains.request, loaded.chains.connection);
+  if (loaded.chains_changed) chains_.replace(loaded.chains.request, loaded.chains.connection);
   // A relabel (the Workload document changed) reaches the metrics and the metadata exchange too.
   report_.set_own_labels(loaded.chains.own_labels);
+  in_force_resources_ = std::move(loaded.resources);
+  in_force_chains_ = std::move(loaded.chains);
   return published;
 }
 
@@ -81,17 +96,18 @@ void PolicyState::record_failure(const std::string& error) {
 
 // On success the next request on every connection and every new connection sees the new policy,
 // and the publish hook re-judges live connections. Caller holds mutex_.
-Status PolicyState::reload_locked(const policy::ResourceSet* pushed, const std::string& hash,
+Status PolicyState::reload_locked(std::shared_ptr<const policy::ResourceSet> pushed, const std::string& hash,
                                   std::vector<PolicyFileDigest> files) {
   attempted_hash_ = hash;
   auto previous = published_.load();
-  auto loaded = load(pushed, hash, std::move(files), previous->version + 1);
+  auto loaded = load(std::move(pushed), hash, std::move(files), previous->version + 1);
   if (!loaded) {
     record_failure(loaded.error().to_string());
     return fail(loaded.error());
   }
   auto request_chain = loaded->chains.request;
   auto connection_chain = loaded->chains.connection;
+  const bool chains_changed = loaded->chains_changed;
   auto published = publish(std::move(*loaded));
   error_.clear();
   error_at_.clear();
@@ -109,8 +125,8 @@ Status PolicyState::reload_locked(const policy::ResourceSet* pushed, const std::
   }
   log_line("policy reloaded: version " + std::to_string(published->version) + ", " +
            std::to_string(published->resources) + " resource(s), hash " + published->hash.substr(0, 16) +
-           modes);
-  if (on_publish_) on_publish_(published, request_chain, connection_chain);
+           (chains_changed ? "" : " (endpoints only: not compiled)") + modes);
+  if (on_publish_) on_publish_(published, request_chain, connection_chain, chains_changed);
   return {};
 }
 
@@ -139,7 +155,7 @@ Status PolicyState::apply(std::shared_ptr<const policy::ResourceSet> resources,
   if (!resources) return fail("proxy.no_resources", "no resources to apply");
   MutexLock lock(mutex_);
   std::string hash = combined_policy_hash(files);
-  return reload_locked(resources.get(), hash, std::move(files));
+  return reload_locked(std::move(resources), hash, std::move(files));
 }
 
 // A stat pass each time; the content is hashed when the stat pass changed, and every 16th poll

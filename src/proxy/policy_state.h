@@ -8,7 +8,12 @@
 // once, counted and kept. Watchers of a publish (the connection manager re-judging live
 // connections) are told through on_publish. With a control plane (config.policy_pushed) policyDir
 // is the agent's fail-static copy: read at start-up only, never polled; updates come by apply().
-// Owns: the published policy, the ChainSet, the JwksKeys, the directory's watch state.
+// A load whose resources differ from those in force only in their ServiceEndpoints (an endpoint
+// joined, left or changed health: the commonest push in a mesh) compiles nothing: it publishes the
+// same chains with a new registry (with_new_endpoints), and live connections are not re-judged
+// (the chains would decide the same); only the pools of endpoints that left are dropped.
+// Owns: the published policy, the ChainSet, the JwksKeys, the directory's watch state, and the
+// resources and chains in force (to tell an endpoints-only change).
 #pragma once
 
 #include <asio.hpp>
@@ -50,9 +55,10 @@ struct PublishedPolicy {
 class PolicyState {
  public:
   // Told after every successful reload, with what was published (any thread; not at start-up).
+  // `chains_changed` is false when only the endpoints changed (the chains are those in force).
   using PublishHook = std::function<void(const std::shared_ptr<const PublishedPolicy>&,
                                          const std::shared_ptr<const RequestChain>&,
-                                         const std::shared_ptr<const ConnectionChain>&)>;
+                                         const std::shared_ptr<const ConnectionChain>&, bool chains_changed)>;
 
   // `config` outlives this (its policyDir, workload, inbound ports and tls section are read).
   PolicyState(const ProxyConfig& config, Report& report, std::atomic<uint64_t>& config_version);
@@ -72,12 +78,17 @@ class PolicyState {
   Status apply(std::shared_ptr<const policy::ResourceSet> resources, std::vector<PolicyFileDigest> files);
 
   // How many publishes were parsed here from policyDir and how many arrived parsed (apply()):
-  // shown in /config_dump, so a test can tell that a push is not parsed again from its file.
+  // shown in /config_dump, so a test can tell that a push is not parsed again from its file. Of
+  // the loads, how many compiled the policies and how many changed only the endpoints (no compile).
   struct Loads {
     uint64_t directory = 0;
     uint64_t pushed = 0;
+    uint64_t compiles = 0;
+    uint64_t endpoints_only = 0;
   };
-  Loads loads() const { return {directory_loads_.load(), pushed_loads_.load()}; }
+  Loads loads() const {
+    return {directory_loads_.load(), pushed_loads_.load(), compiles_.load(), endpoints_only_.load()};
+  }
 
   // The 250 ms poll on `io` until stop_polling() (both on `io`'s thread); none with policy_pushed.
   void start_polling(asio::io_context& io);
@@ -100,13 +111,16 @@ class PolicyState {
   struct Loaded {
     std::shared_ptr<PublishedPolicy> state;
     PolicyChains chains;
+    std::shared_ptr<const policy::ResourceSet> resources;
+    bool chains_changed = true;
   };
-  // The one load: compiles `pushed`, or else policyDir, into the state to publish as `version`.
-  Result<Loaded> load(const policy::ResourceSet* pushed, const std::string& hash,
-                      std::vector<PolicyFileDigest> files, uint64_t version);
+  // The one load: compiles `pushed`, or else policyDir, into the state to publish as `version`
+  // (or, for an endpoints-only change, takes the chains in force with a new registry).
+  Result<Loaded> load(std::shared_ptr<const policy::ResourceSet> pushed, const std::string& hash,
+                      std::vector<PolicyFileDigest> files, uint64_t version) MG_REQUIRES(mutex_);
   // The one publish: keys, snapshot, chains.
-  std::shared_ptr<const PublishedPolicy> publish(Loaded loaded);
-  Status reload_locked(const policy::ResourceSet* pushed, const std::string& hash,
+  std::shared_ptr<const PublishedPolicy> publish(Loaded loaded) MG_REQUIRES(mutex_);
+  Status reload_locked(std::shared_ptr<const policy::ResourceSet> pushed, const std::string& hash,
                        std::vector<PolicyFileDigest> files) MG_REQUIRES(mutex_);
   void record_failure(const std::string& error) MG_REQUIRES(mutex_);
   std::vector<EffectiveMtls> inbound_modes(const policy::AuthzSnapshot* snapshot) const;
@@ -119,7 +133,7 @@ class PolicyState {
   std::atomic<std::shared_ptr<const PublishedPolicy>> published_;  // never null
   JwksKeys jwks_;  // jwksUri keys for the policy in force, fetched off the request path
   PublishHook on_publish_;
-  std::atomic<uint64_t> directory_loads_{0}, pushed_loads_{0};
+  std::atomic<uint64_t> directory_loads_{0}, pushed_loads_{0}, compiles_{0}, endpoints_only_{0};
 
   // Reloads (the poll on the main loop, or reload() from any thread) are serialized by this
   // mutex, which also guards the watch state and the last error below.
@@ -129,6 +143,9 @@ class PolicyState {
   std::string error_ MG_GUARDED_BY(mutex_);           // last failed reload ("" after a success)
   std::string error_at_ MG_GUARDED_BY(mutex_);
   unsigned polls_ MG_GUARDED_BY(mutex_) = 0;
+  // What the published policy was loaded from and compiled into (null before the first load).
+  std::shared_ptr<const policy::ResourceSet> in_force_resources_ MG_GUARDED_BY(mutex_);
+  PolicyChains in_force_chains_ MG_GUARDED_BY(mutex_);
 
   Poller poller_;
 };

@@ -215,10 +215,12 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
   if (auto st = impl->policy.load_initial(); !st) return fail(st.error());
   impl->policy.on_publish([d = impl.get()](const std::shared_ptr<const PublishedPolicy>& state,
                                            const std::shared_ptr<const RequestChain>& request_chain,
-                                           const std::shared_ptr<const ConnectionChain>& connection_chain) {
+                                           const std::shared_ptr<const ConnectionChain>& connection_chain,
+                                           bool chains_changed) {
     // No connections before start(); the workers' lists are complete once `started` is set.
     if (!d->started) return;
-    d->connections.rejudge_all(state, request_chain, connection_chain);
+    // Endpoints only: the same chains would decide the same for every live connection.
+    if (chains_changed) d->connections.rejudge_all(state, request_chain, connection_chain);
     // Endpoints that left the registry: their idle connections and TLS sessions go (Envoy drains
     // a removed host's pool); requests still on them finish.
     for (auto& w : d->workers) {

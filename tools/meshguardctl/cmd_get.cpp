@@ -162,7 +162,11 @@ int run_watch(const Conn& c, const std::string& kind, const std::string& ns, int
   pb::ResourceEvent e;
   int seen = 0;
   while (reader->Read(&e)) {
-    if (e.revision() <= listing->revision()) continue;
+    // ServiceEndpoints change without a store revision: their events are ordered by the registry's
+    // generation instead.
+    if (e.key().kind() == "ServiceEndpoints" ? e.generation() <= listing->endpoints_generation()
+                                             : e.revision() <= listing->revision())
+      continue;
     std::cout << "revision " << e.revision() << "  " << key_str(e.key()) << " " << e.change() << std::endl;
     if (max_events > 0 && ++seen >= max_events) {
       ctx.TryCancel();

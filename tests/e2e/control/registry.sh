@@ -180,7 +180,12 @@ done
 grep -q "endpointPort: $details2_IN" "$SNAP" && fail "sleep's snapshot still lists details2"
 pass "the departure is pushed: sleep's snapshot lists details1 only"
 
-# A third replica registers: it gets traffic within a bounded poll.
+# A third replica registers: it gets traffic within a bounded poll. An endpoints watch sees it
+# (endpoints change without a store revision: their events are ordered by the registry's generation).
+"$CTL_BIN" get endpoints -w --watch-count 1 >"$WORK/watch.out" 2>"$WORK/watch.err" &
+WATCHER=$!
+PIDS+=("$WATCHER")
+wait_for_line "$WORK/watch.out" '^-- revision [0-9]+, watching$' >/dev/null
 start_replica details3
 wait_endpoints "$ep1" "details3 +9080->127\.0\.0\.1:$details3_IN +$ID +true"
 got=0
@@ -191,6 +196,13 @@ for i in $(seq 1 200); do
 done
 [ "$got" = 1 ] || fail "details3 registered but got none of 200 requests"
 pass "details3 joined: it receives traffic (after $i requests)"
+wait_for_line "$WORK/watch.out" '^revision [0-9]+  serviceendpoints/default/details configured$' >/dev/null
+for _ in $(seq 1 200); do kill -0 "$WATCHER" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$WATCHER" 2>/dev/null && fail "get endpoints -w --watch-count 1 still running: $(cat "$WORK/watch.out")"
+pass "get endpoints -w: the join arrived as an event"
+# Endpoints joining and leaving changed only sleep's ServiceEndpoints: published without a compile.
+loads=$(curl -s --max-time 10 "http://127.0.0.1:$sleep_ADMIN/config_dump" | jq -c .policy.loads)
+expect_eq "$(echo "$loads" | jq '.endpointsOnly >= 2')" true "sleep applied the endpoint changes without compiling: $loads"
 
 # egress: a Workload document narrows what sleep is sent (here: only a service it does not call).
 cat >"$WORK/sleep-workload.yaml" <<'YAML'

@@ -404,6 +404,69 @@ TEST(SqliteStore, ReopenKeepsDataAndRevision) {
   EXPECT_EQ(next->revision, 4);
 }
 
+// The service registry's registrations: saved and removed in one transaction, kept across a
+// reopen, sorted by key, and never seen as resources (no revision bump).
+TEST(SqliteStore, RegistrationsSurviveReopenAndAreNotResources) {
+  TempDir dir;
+  const std::string path = dir.file("store.db");
+  const StoredRegistration a{"shop/a", R"({"name":"a"})", true, true, 100};
+  const StoredRegistration b{"shop/b", R"({"name":"b"})", false, false, 200};
+  StoredRegistration c{"other/c", R"({"name":"c"})", false, true, 300};
+  {
+    auto store = open_ok(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->apply(ap("p", "ns"), "x.yaml"));
+    ASSERT_TRUE(store->save_registrations({b, a, c}, {"shop/absent"}));
+    c.healthy = false;
+    c.last_seen_unix = 301;
+    ASSERT_TRUE(store->save_registrations({c}, {"shop/b"}));  // an upsert and a delete
+    EXPECT_EQ(store->revision(), 1);
+    auto all = store->list(std::nullopt, std::nullopt);
+    ASSERT_TRUE(all);
+    EXPECT_EQ(all->size(), 1u);
+    auto set = store->resources();
+    ASSERT_TRUE(set);
+    EXPECT_EQ(set->size(), 1u);
+  }
+  auto store = open_ok(path);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->revision(), 1);
+  auto regs = store->registrations();
+  ASSERT_TRUE(regs) << regs.error().to_string();
+  ASSERT_EQ(regs->size(), 2u);
+  EXPECT_EQ((*regs)[0], c);
+  EXPECT_EQ((*regs)[1], a);
+  ASSERT_TRUE(store->save_registrations({}, {"other/c", "shop/a"}));
+  regs = store->registrations();
+  ASSERT_TRUE(regs);
+  EXPECT_TRUE(regs->empty());
+}
+
+// A store written by a build without the registrations table gains it at open (no schema version
+// bump: that build, rolled back to, ignores the table).
+TEST(SqliteStore, OlderStoreGainsTheRegistrationsTable) {
+  TempDir dir;
+  const std::string path = dir.file("store.db");
+  {
+    auto store = open_ok(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->apply(ap("p", "ns"), "x.yaml"));
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, "DROP TABLE registrations", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = open_ok(path);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->revision(), 1);
+  ASSERT_TRUE(store->save_registrations({{"shop/a", "{}", true, true, 1}}, {}));
+  auto regs = store->registrations();
+  ASSERT_TRUE(regs);
+  EXPECT_EQ(regs->size(), 1u);
+}
+
 TEST(SqliteStore, FilesAreOwnerOnly) {
   TempDir dir;
   const std::string path = dir.file("store.db");

@@ -3,6 +3,8 @@
 // the grace period after a proxy's stream ends.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "control/endpoints.h"
 #include "control/registry.h"
 #include "control/snapshot.h"
@@ -208,6 +210,155 @@ TEST(Registry, GracePeriodThenLeaves) {
   EXPECT_FALSE(registry.next_expiry());
   EXPECT_TRUE(registry.recompute(set)->at(0).endpoints.empty());
   EXPECT_EQ(registry.endpoints()->size(), 3u);
+}
+
+
+TEST(Registry, RecordRoundTripAndRefusals) {
+  auto r = reg("details-v1", "details", "10.0.0.1", {{15006, 8080, "http"}, {15007, 9090, ""}});
+  r.labels["version"] = "v1 \"quoted\": yes";  // labels are free text
+  auto back = parse_registration_record(registration_record(r));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(*back, r);
+  r.address.clear();  // none reported and no peer address: kept empty
+  back = parse_registration_record(registration_record(r));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, r);
+  for (const char* bad : {
+           "", "[]", "{not json",
+           R"({"name":"a","namespace":"shop","serviceAccount":"sa","inbound":[]} trailing)",
+           R"({"namespace":"shop","serviceAccount":"sa","inbound":[]})",              // no name
+           R"({"name":"A b","namespace":"shop","serviceAccount":"sa","inbound":[]})",  // not a DNS name
+           R"({"name":"a\nkind: Mesh","namespace":"shop","serviceAccount":"sa","inbound":[]})",
+           R"({"name":"a","namespace":"sh/op","serviceAccount":"sa","inbound":[]})",
+           R"({"name":"a","namespace":"shop","serviceAccount":"sa","address":"host.example","inbound":[]})",
+           R"({"name":"a","namespace":"shop","serviceAccount":"sa","inbound":[{"port":0,"appPort":1}]})",
+           R"({"name":"a","namespace":"shop","serviceAccount":"sa","inbound":[{"port":70000,"appPort":1}]})",
+           R"({"name":"a","namespace":"shop","serviceAccount":"sa","inbound":[{"port":-1,"appPort":1}]})",
+           R"({"name":"a","namespace":"shop","serviceAccount":"sa","inbound":[{"port":"1","appPort":1}]})",
+           R"({"name":"a","namespace":"shop","serviceAccount":"sa","labels":{"k":1},"inbound":[]})",
+           R"({"name":"a","namespace":"shop","serviceAccount":"sa"})",  // no inbound
+       }) {
+    EXPECT_FALSE(parse_registration_record(bad)) << bad;
+  }
+}
+
+// What a restarted control plane does with the registrations its store kept.
+TEST(Registry, RestoreIsLiveUntilTheGraceUnlessTheProxyReconnects) {
+  const auto set = parse(kServices);
+  const auto grace = std::chrono::seconds(10);
+  const auto t0 = Registry::Clock::now();
+  const int64_t u0 = 1'700'000'000;
+  // The last run: v1 and v2 connected, v3 left 4 s ago, v4 left 30 s ago; one record unreadable.
+  std::vector<StoredRegistration> stored;
+  {
+    Registry before(grace);
+    before.join("shop/details-v1", reg("details-v1", "details", "10.0.0.1", {{15006, 8080, "http"}}));
+    before.join("shop/details-v2", reg("details-v2", "details", "10.0.0.2", {{15006, 8080, "http"}}));
+    before.join("shop/details-v3", reg("details-v3", "details", "10.0.0.3", {{15006, 8080, "http"}}));
+    before.join("shop/details-v4", reg("details-v4", "details", "10.0.0.4", {{15006, 8080, "http"}}));
+    before.leave("shop/details-v3", t0 - std::chrono::seconds(4));
+    before.leave("shop/details-v4", t0 - std::chrono::seconds(30));
+    auto unsaved = before.take_unsaved(t0, u0);
+    EXPECT_TRUE(unsaved.remove.empty());
+    ASSERT_EQ(unsaved.save.size(), 4u);
+    EXPECT_TRUE(unsaved.save[0].connected && unsaved.save[0].healthy);
+    EXPECT_FALSE(unsaved.save[2].connected || unsaved.save[2].healthy);
+    EXPECT_EQ(unsaved.save[2].last_seen_unix, u0 - 4);
+    EXPECT_EQ(unsaved.save[3].last_seen_unix, u0 - 30);
+    EXPECT_FALSE(before.has_unsaved());
+    EXPECT_TRUE(before.take_unsaved(t0, u0).save.empty());
+    stored = unsaved.save;
+    stored.push_back({"shop/broken", "{", true, true, u0});
+    auto mismatched = stored[0];
+    mismatched.key = "shop/other";  // a record under another proxy's key
+    stored.push_back(mismatched);
+  }
+
+  // Restarted 2 s later.
+  const auto t1 = t0 + std::chrono::seconds(2);
+  const int64_t u1 = u0 + 2;
+  Registry registry(grace);
+  auto restored = registry.restore(stored, t1, u1);
+  EXPECT_EQ(restored.restored, 3u);
+  EXPECT_EQ(restored.expired, 1u);
+  ASSERT_EQ(restored.errors.size(), 2u);
+  EXPECT_NE(restored.errors[0].find("shop/broken"), std::string::npos);
+  auto eps = registry.recompute(set);
+  ASSERT_EQ(eps->at(0).endpoints.size(), 3u);
+  EXPECT_TRUE(eps->at(0).endpoints[0].healthy);   // v1: connected when the last run ended
+  EXPECT_TRUE(eps->at(0).endpoints[1].healthy);   // v2
+  EXPECT_FALSE(eps->at(0).endpoints[2].healthy);  // v3: still in the grace it had
+  EXPECT_EQ(eps->at(0).endpoints[2].workload, "details-v3");
+  // v3 leaves when its grace ends (4 + 2 s of it gone), the others at the restart + grace.
+  ASSERT_TRUE(registry.next_expiry());
+  EXPECT_EQ(*registry.next_expiry(), t1 + std::chrono::seconds(4));
+
+  // Written back: the restored as last seen at the restart; the expired and the bad removed.
+  auto unsaved = registry.take_unsaved(t1, u1);
+  std::sort(unsaved.remove.begin(), unsaved.remove.end());
+  EXPECT_EQ(unsaved.remove, (std::vector<std::string>{"shop/broken", "shop/details-v4", "shop/other"}));
+  ASSERT_EQ(unsaved.save.size(), 3u);
+  EXPECT_EQ(unsaved.save[0].key, "shop/details-v1");
+  EXPECT_FALSE(unsaved.save[0].connected);
+  EXPECT_TRUE(unsaved.save[0].healthy);
+  EXPECT_EQ(unsaved.save[0].last_seen_unix, u1);
+  EXPECT_EQ(unsaved.save[2].last_seen_unix, u0 - 4);
+
+  // v2 reconnects: live for good. v1 does not: it leaves at the grace's end, as a stream's end does.
+  registry.join("shop/details-v2", reg("details-v2", "details", "10.0.0.2", {{15006, 8080, "http"}}));
+  EXPECT_FALSE(registry.expire(t1 + std::chrono::seconds(3)));
+  EXPECT_TRUE(registry.expire(t1 + std::chrono::seconds(4)));  // v3
+  EXPECT_EQ(registry.recompute(set)->at(0).endpoints.size(), 2u);
+  EXPECT_TRUE(registry.expire(t1 + grace));  // v1
+  eps = registry.recompute(set);
+  ASSERT_EQ(eps->at(0).endpoints.size(), 1u);
+  EXPECT_EQ(eps->at(0).endpoints[0].workload, "details-v2");
+  EXPECT_FALSE(registry.next_expiry());
+
+  // A second restart 6 s after the first, before v1 reconnected: what was saved gives v1 only the
+  // rest of the first restart's grace — restarting cannot keep a gone proxy listed.
+  Registry again(grace);
+  restored = again.restore(unsaved.save, t1 + std::chrono::seconds(6), u1 + 6);
+  EXPECT_EQ(restored.restored, 2u);  // v1 (healthy, 4 s left) and v2's old record
+  ASSERT_TRUE(again.next_expiry());
+  EXPECT_EQ(*again.next_expiry(), t1 + std::chrono::seconds(10));
+  EXPECT_TRUE(again.recompute(set)->at(0).endpoints[0].healthy);
+  // A clock set back by an hour cannot stretch a grace beyond one period.
+  Registry skewed(grace);
+  skewed.restore({unsaved.save[2]}, t1, u0 - 3600);
+  ASSERT_TRUE(skewed.next_expiry());
+  EXPECT_EQ(*skewed.next_expiry(), t1 + grace);
+}
+
+
+// What `get endpoints -w` is sent: each recompute's document changes, numbered by the generation.
+TEST(Registry, ChangesAreNumberedByTheGeneration) {
+  auto set = parse(kServices);
+  Registry registry(std::chrono::seconds(10));
+  std::vector<Registry::Change> changes;
+  registry.recompute(set, 1, 0, &changes);
+  ASSERT_EQ(changes.size(), 3u);  // every Service's (empty) endpoints appear
+  EXPECT_EQ(changes[0].change, "created");
+  EXPECT_EQ(registry.generation(), 3);
+  changes.clear();
+  registry.recompute(set, 1, 0, &changes);
+  EXPECT_TRUE(changes.empty());
+  EXPECT_EQ(registry.generation(), 3);
+  registry.join("shop/details-v1", reg("details-v1", "details", "10.0.0.1", {{15006, 8080, "http"}}));
+  registry.recompute(set, 1, 0, &changes);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].ns, "shop");
+  EXPECT_EQ(changes[0].name, "details");
+  EXPECT_EQ(changes[0].change, "configured");
+  EXPECT_EQ(changes[0].generation, 4);
+  changes.clear();
+  set = parse(std::string(kServices).substr(0, std::string(kServices).find("---")));  // details only
+  registry.recompute(set, 2, 0, &changes);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].change, "deleted");
+  EXPECT_EQ(changes[1].change, "deleted");
+  EXPECT_EQ(changes[1].generation, 6);
+  EXPECT_EQ(registry.generation(), 6);
 }
 
 }  // namespace

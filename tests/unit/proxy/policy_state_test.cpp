@@ -252,7 +252,9 @@ TEST(ProxyReload, BadDirectoryKeepsTheLastGoodPolicyAndRecovers) {
 
   fs::remove(dir.path + "/broken.yaml");
   ASSERT_TRUE((*proxy)->reload_policies());
-  EXPECT_NE((*proxy)->chains().request(), before);
+  // The same documents as the last good load: published again, nothing compiled (the chains in
+  // force would decide the same).
+  EXPECT_EQ((*proxy)->chains().request(), before);
   EXPECT_EQ(m.counter_value("meshguard_config_reload_total", {{"resource", "policy"}, {"result", "success"}}),
             1u);
 
@@ -431,6 +433,115 @@ TEST(ProxyPush, HandedOverInMemoryParsedOnceNotReadBack) {
   EXPECT_EQ(dump["policy"]["loads"]["pushed"], 2);
   EXPECT_EQ(dump["policy"]["version"], 2);
   EXPECT_EQ((*proxy)->chains().request(), before);
+  (*proxy)->request_drain();
+  runner.join();
+}
+
+
+const std::string kDetailsService = R"(apiVersion: meshguard.io/v1alpha1
+kind: Service
+metadata: {name: details, namespace: default}
+spec:
+  selector: {app: details}
+  ports: [{name: http, port: 9080}]
+---
+)";
+
+std::string endpoints_doc(const std::vector<std::string>& workloads) {
+  std::string out =
+      "apiVersion: meshguard.io/v1alpha1\nkind: ServiceEndpoints\nmetadata: {name: details, namespace: default}\n"
+      "spec:\n  endpoints:";
+  if (workloads.empty()) return out + " []\n";
+  out += "\n";
+  int n = 1;
+  for (const auto& w : workloads) {
+    out += "  - {workload: " + w + ", address: 127.0.0." + std::to_string(n++) +
+           ", serviceAccount: details, ports: [{port: 9080, endpointPort: 15006}]}\n";
+  }
+  return out;
+}
+
+TEST(EndpointsOnlyChange, OnlyServiceEndpointsMayDiffer) {
+  auto base = parsed(kDenyAdmin + std::string("---\n") + kDetailsService + endpoints_doc({"a"}), "v1");
+  auto more = parsed(kDenyAdmin + std::string("---\n") + kDetailsService + endpoints_doc({"a", "b"}), "v2");
+  auto none = parsed(kDenyAdmin + std::string("---\n") + kDetailsService + endpoints_doc({}), "v3");
+  EXPECT_TRUE(endpoints_only_change(*base, *more));
+  EXPECT_TRUE(endpoints_only_change(*more, *none));
+  EXPECT_TRUE(endpoints_only_change(*base, *base));
+  auto other_policy = parsed(kDenyEverything + std::string("---\n") + kDetailsService + endpoints_doc({"a"}), "v4");
+  EXPECT_FALSE(endpoints_only_change(*base, *other_policy));
+  auto no_service = parsed(kDenyAdmin + std::string("---\n") + endpoints_doc({"a"}), "v5");
+  EXPECT_FALSE(endpoints_only_change(*base, *no_service));
+  EXPECT_FALSE(endpoints_only_change(*no_service, *base));
+  auto both = parsed(kDenyAdmin + std::string("---\n") + kDenyEverything + "---\n" + kDetailsService, "v6");
+  auto swapped = parsed(kDenyEverything + std::string("---\n") + kDenyAdmin + "---\n" + kDetailsService, "v7");
+  EXPECT_FALSE(endpoints_only_change(*both, *swapped)) << "order is part of what was compiled";
+  policy::ResourceSet textless = *base;
+  textless.authorization_policies[0].meta.document.clear();
+  EXPECT_FALSE(endpoints_only_change(textless, textless)) << "without the text nothing is known to be the same";
+}
+
+// An endpoint joining or leaving (a push whose only change is a ServiceEndpoints) publishes a new
+// registry with the chains in force: nothing is compiled (/config_dump policy.loads.compiles stays,
+// endpointsOnly counts it) and the request chain is the very same object. A policy change compiles.
+TEST(ProxyPush, EndpointsOnlyChangeDoesNotRecompile) {
+  TempDir dir;
+  const std::string v1 = kDenyAdmin + std::string("---\n") + kDetailsService + endpoints_doc({"a"});
+  dir.write("snapshot.yaml", v1);
+  ProxyConfig cfg;
+  cfg.workload = {"details", "default", "details", {{"app", "details"}}};
+  cfg.policy_dir = dir.path;
+  cfg.policy_pushed = true;
+  cfg.access_log = "/dev/null";
+  cfg.admin_port = 0;
+  InboundPort port = port_with_app(1);
+  port.address = "127.0.0.1";
+  port.port = 0;
+  cfg.inbound.push_back(port);
+  auto proxy = Proxy::create(cfg);
+  ASSERT_TRUE(proxy) << proxy.error().to_string();
+  ASSERT_TRUE((*proxy)->start());
+  std::thread runner([&] { (*proxy)->run(); });
+  const uint16_t admin = port_of(**proxy, "admin");
+  auto loads = [&] { return config_dump(admin)["policy"]["loads"]; };
+  auto endpoints = [&] {
+    auto dump = config_dump(admin);
+    std::vector<std::string> out;
+    for (const auto& e : dump["registry"]["services"][0]["ports"][0]["endpoints"]) out.push_back(e["workload"]);
+    return out;
+  };
+  EXPECT_EQ(loads()["compiles"], 1) << loads().dump();
+  EXPECT_EQ(loads()["endpointsOnly"], 0);
+  const auto chain = (*proxy)->chains().request();
+
+  const std::string v2 = kDenyAdmin + std::string("---\n") + kDetailsService + endpoints_doc({"a", "b"});
+  ASSERT_TRUE((*proxy)->apply_policies(parsed(v2, "snapshot v2"), "snapshot.yaml", v2));
+  EXPECT_EQ(loads()["compiles"], 1) << "an endpoints-only push compiled the policies: " << loads().dump();
+  EXPECT_EQ(loads()["endpointsOnly"], 1);
+  EXPECT_EQ(loads()["pushed"], 1);
+  EXPECT_EQ((*proxy)->chains().request(), chain);
+  EXPECT_EQ(endpoints(), (std::vector<std::string>{"a", "b"}));
+  auto dump = config_dump(admin);
+  EXPECT_EQ(dump["policy"]["version"], 2);
+  bool origin_from_v2 = false;
+  for (const auto& r : dump["policy"]["resources"])
+    origin_from_v2 = origin_from_v2 || r["origin"].get<std::string>().starts_with("snapshot v2:");
+  EXPECT_TRUE(origin_from_v2) << dump["policy"]["resources"].dump();
+
+  // The chains in force still decide: /admin denied.
+  http::Request req;
+  req.method = "GET";
+  req.path = req.target = "/admin/x";
+  req.host = "details";
+  RequestContext ctx{req, cfg.workload, MtlsMode::Disable, 15006, "127.0.0.1:1", std::nullopt, {}, {}, 1};
+  EXPECT_EQ((*proxy)->chains().request()->run(ctx).policy.value_or(""), "default/deny-admin");
+
+  const std::string v3 = kDenyEverything + std::string("---\n") + kDetailsService + endpoints_doc({"b"});
+  ASSERT_TRUE((*proxy)->apply_policies(parsed(v3, "snapshot v3"), "snapshot.yaml", v3));
+  EXPECT_EQ(loads()["compiles"], 2) << loads().dump();
+  EXPECT_EQ(loads()["endpointsOnly"], 1);
+  EXPECT_NE((*proxy)->chains().request(), chain);
+  EXPECT_EQ(endpoints(), (std::vector<std::string>{"b"}));
   (*proxy)->request_drain();
   runner.join();
 }
