@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "jwt/authenticator.h"
@@ -43,6 +44,14 @@ struct DecideIo {
 };
 
 Decision decide(const AuthzSnapshot& snapshot, const Request& request, int64_t now, DecideIo& io);
+
+// decide() in its two halves, for a caller that owns step 1 (the proxy's enforcement step, which
+// also applies its ports' own STRICT mode there):
+//   refuse_plaintext — step 1, the PeerAuthentication's STRICT rule: plaintext (no source
+//   principal) to a port it makes STRICT → the refusal (status 0, DeniedPlaintextOnStrict);
+//   nullopt when the request passes it. decide_request — steps 2 to 5.
+std::optional<Decision> refuse_plaintext(const AuthzSnapshot& snapshot, const Request& request);
+Decision decide_request(const AuthzSnapshot& snapshot, const Request& request, int64_t now, DecideIo& io);
 
 // After a CustomProviderCheck decision `pending` (from decide with this `io`, whose normalized
 // path and tokens it reuses) and the provider's allow: DENY and ALLOW on `request` (the same

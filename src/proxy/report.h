@@ -18,6 +18,7 @@
 #include "proxy/chain.h"
 #include "proxy/config.h"
 #include "proxy/exchange.h"
+#include "proxy/listener.h"
 #include "proxy/registry.h"
 #include "telemetry/access_log.h"
 #include "telemetry/metrics.h"
@@ -68,10 +69,10 @@ class Report {
   telemetry::Registry& registry() { return registry_; }
 
   // meshguard_connections_refused_total{direction, reason}.
-  void count_refused(const std::string& direction, const std::string& reason);
-  // Counted, plus a "connection_refused" access-log event.
-  void connection_refused(const std::string& direction, const std::string& source, uint16_t port,
-                          const std::string& reason, const std::string& detail);
+  void count_refused(ListenerKind direction, Refusal reason);
+  // An inbound connection refused: counted, plus a "connection_refused" access-log event.
+  void connection_refused(const std::string& source, uint16_t port, Refusal reason,
+                          const std::string& detail);
   void outbound_refused(const std::string& source, const std::string& destination, const std::string& reason,
                         const std::string& detail);
   // A live connection a policy reload no longer allows: counted, logged and given an access-log event.
@@ -111,6 +112,7 @@ class Report {
                     Clock::time_point start, uint64_t received, uint64_t sent);
 
  private:
+  void count_refused(std::string_view direction, std::string_view reason);
   SeriesCache::RequestSeries& request_series(SeriesCache& cache, const Exchange& ex, const HttpSide& side,
                                              bool mtls, std::string_view flags, std::string_view source_principal,
                                              std::string_view destination_principal);
