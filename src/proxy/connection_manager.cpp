@@ -62,7 +62,7 @@ void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, cons
     Verdict verdict = rejudge_request(*s, state.inbound_modes[s->index].mode, request_chain);
     if (verdict.allow) continue;
     s->closed_by_policy = true;
-    report_.closed_by_policy("http2", s->index, s->source, s->peer, state.version, verdict);
+    report_.closed_by_policy(Report::Live::Http2Stream, s->index, s->source, s->peer, state.version, verdict);
     if (s->downstream) s->downstream->close();
     if (s->upstream) s->upstream->close();
   }
@@ -79,8 +79,8 @@ void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, cons
   }
   if (verdict.allow) return;
   live->closed_by_policy = true;
-  report_.closed_by_policy(c.upgrade ? "websocket" : "tcp", live->index, live->source, live->peer,
-                           state.version, verdict);
+  report_.closed_by_policy(c.upgrade ? Report::Live::WebSocket : Report::Live::Tcp, live->index, live->source,
+                           live->peer, state.version, verdict);
   c.stream->close();
   if (live->upstream) live->upstream->close();
 }

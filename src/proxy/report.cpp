@@ -216,16 +216,21 @@ void Report::outbound_refused(const std::string& source, const std::string& dest
                       {"detail", detail}});
 }
 
-void Report::closed_by_policy(std::string_view protocol, size_t inbound_index, const std::string& source,
+void Report::closed_by_policy(Live what, size_t inbound_index, const std::string& source,
                               const std::optional<tls::PeerIdentity>& peer, uint64_t policy_version,
                               const Verdict& decision) {
   const InboundPort& port = config_.inbound[inbound_index];
   registry_.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
   count_decision(decision, false);
-  log_line("closing " +
-           std::string(protocol == "tcp" ? "TCP connection" : protocol == "http2" ? "HTTP/2 stream" : "WebSocket connection") +
-           " from " + source +
-           " on inbound[" + std::to_string(inbound_index) + "]: no longer allowed after policy version " +
+  // The access log's "protocol", and what the log line calls it.
+  const std::string_view protocol = what == Live::Tcp           ? "tcp"
+                                    : what == Live::Http2Stream ? "http2"
+                                                                : "websocket";
+  const std::string_view named = what == Live::Tcp           ? "TCP connection"
+                                 : what == Live::Http2Stream ? "HTTP/2 stream"
+                                                             : "WebSocket connection";
+  log_line("closing " + std::string(named) + " from " + source + " on inbound[" +
+           std::to_string(inbound_index) + "]: no longer allowed after policy version " +
            std::to_string(policy_version) + ": " + decision.reason);
   access_log_->write({{"time", telemetry::now_rfc3339()},
                       {"direction", "inbound"},

@@ -75,8 +75,10 @@ class Report {
                           const std::string& detail);
   void outbound_refused(const std::string& source, const std::string& destination, const std::string& reason,
                         const std::string& detail);
+  // What a policy reload closed: a TCP connection, a spliced WebSocket connection, an HTTP/2 stream.
+  enum class Live { Tcp, WebSocket, Http2Stream };
   // A live connection a policy reload no longer allows: counted, logged and given an access-log event.
-  void closed_by_policy(std::string_view protocol, size_t inbound_index, const std::string& source,
+  void closed_by_policy(Live what, size_t inbound_index, const std::string& source,
                         const std::optional<tls::PeerIdentity>& peer, uint64_t policy_version,
                         const Verdict& decision);
 
