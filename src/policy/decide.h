@@ -1,6 +1,7 @@
 // policy/decide.h — the whole inbound decision for one request, in the proxy's order:
-//   1. peer authentication: the effective mTLS mode of the destination port; plaintext to a
-//      STRICT port is refused (status 0). Under DISABLE the server does not terminate mTLS, so
+//   1. peer authentication: the PeerAuthentication mode of the destination port; plaintext to a
+//      STRICT port is refused (status 0) — refuse_plaintext, which the proxy's enforcement step
+//      calls itself, beside its port's own mode, before decide_request (steps 2 to 5). Under DISABLE the server does not terminate mTLS, so
 //      no peer identity reaches authorization (principals / namespaces cannot match);
 //   2. HTTP normalization (Istio's reference): a method not in upper case → 400; the path
 //      normalized as the mesh setting says, %00 or a malformed path → 400;
