@@ -10,7 +10,12 @@
 #include <charconv>
 #include <chrono>
 
+#include "http/local_endpoint.h"
+
 namespace mg::control {
+namespace {
+constexpr size_t kMaxHead = 8192;
+}  // namespace
 
 Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(const std::string& listen,
                                                                 telemetry::Registry& metrics) {
@@ -65,28 +70,32 @@ void MetricsEndpoint::serve() {
     if (fd < 0) continue;
     // One small request, read with a deadline, then one response.
     std::string head;
+    http::HeadScanner scanner;
+    http::HeadScan scan;
     char buf[2048];
     auto deadline = Clock::now() + std::chrono::seconds(2);
-    while (head.find("\r\n\r\n") == std::string::npos && head.size() < 8192 && Clock::now() < deadline) {
+    while ((scan = scanner.scan(head, kMaxHead)).state == http::HeadScan::State::Incomplete &&
+           Clock::now() < deadline) {
       pollfd q{fd, POLLIN, 0};
       if (::poll(&q, 1, 100) <= 0) continue;
       ssize_t n = ::read(fd, buf, sizeof buf);
       if (n <= 0) break;
       head.append(buf, static_cast<size_t>(n));
     }
-    std::string status = "200 OK", body;
-    if (head.rfind("GET /metrics ", 0) == 0 || head.rfind("GET /metrics?", 0) == 0) {
-      body = metrics_.render_prometheus();
-    } else if (head.rfind("GET /healthz/ready ", 0) == 0) {
-      body = "ready\n";
-    } else {
-      status = "404 Not Found";
-      body = "not found\n";
+    if (scan.state != http::HeadScan::State::Complete) {
+      ::close(fd);  // closed, timed out, too large or malformed before a whole head: no answer
+      continue;
     }
-    std::string response =
-        "HTTP/1.1 " + status +
-        "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " + std::to_string(body.size()) +
-        "\r\nConnection: close\r\n\r\n" + body;
+    const std::string response = http::answer_local_request(
+        std::string_view(head).substr(0, scan.length), http::Limits{}, [this](std::string_view path) {
+          http::LocalReply reply;
+          if (path == "/metrics") {
+            reply = {200, "text/plain; version=0.0.4", metrics_.render_prometheus()};
+          } else if (path == "/healthz/ready") {
+            reply = {200, "text/plain", "ready\n"};
+          }
+          return reply;
+        });
     size_t off = 0;
     while (off < response.size()) {
       ssize_t n = ::send(fd, response.data() + off, response.size() - off, MSG_NOSIGNAL);

@@ -1,8 +1,8 @@
 // control/metrics_endpoint.h — the control plane's scrape endpoint (--metrics-listen): GET
 // /metrics (Prometheus text of the registry) and GET /healthz/ready, one request per connection,
 // served by one thread on a plain poll() loop — a scrape endpoint, not a web server. Owns its
-// socket and thread. (The proxy's admin endpoint writes its own responses on Asio; one small
-// helper — route a GET by path, render one Connection: close response — could serve both.)
+// socket and thread. The request is parsed and answered by http/local_endpoint.h, as the proxy's
+// admin endpoint's is (which reads it on Asio).
 #pragma once
 
 #include <atomic>

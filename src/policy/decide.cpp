@@ -50,22 +50,30 @@ bool needs_remote_keys(const std::vector<jwt::JwtRule>& rules) {
   return false;
 }
 
+}  // namespace
+
+// Step 1: the PeerAuthentication in force for the destination port.
+std::optional<Decision> refuse_plaintext(const AuthzSnapshot& s, const Request& r) {
+  const auto& mtls = s.peer_authn().for_port(r.destination_port);
+  if (mtls.mode != MtlsMode::Strict || !r.source_principal.empty()) return std::nullopt;
+  Decision d;
+  d.allow = false;
+  d.status = 0;
+  d.policy = mtls.decided_by;
+  d.reason = ReasonCode::DeniedPlaintextOnStrict;
+  d.detail = "(port " + std::to_string(r.destination_port) + (mtls.port_level ? ", portLevelMtls)" : ")");
+  return d;
+}
+
+namespace {
+
+// Steps 2 to 5.
 Decision decide_into(const AuthzSnapshot& s, const Request& r, int64_t now, const jwt::Authenticator* authenticator,
                      std::string& normalized, jwt::AuthResult& result) {
   normalized.clear();
   result.status = jwt::JwtStatus::Missing;
   result.tokens.clear();
   const auto& mtls = s.peer_authn().for_port(r.destination_port);
-  const bool plaintext = r.source_principal.empty();
-  if (mtls.mode == MtlsMode::Strict && plaintext) {
-    Decision d;
-    d.allow = false;
-    d.status = 0;
-    d.policy = mtls.decided_by;
-    d.reason = ReasonCode::DeniedPlaintextOnStrict;
-    d.detail = "(port " + std::to_string(r.destination_port) + (mtls.port_level ? ", portLevelMtls)" : ")");
-    return d;
-  }
   const bool peer_identity = mtls.mode != MtlsMode::Disable;
 
   jwt::RequestAuth auth;
@@ -163,11 +171,22 @@ Decision resume_after_custom(const AuthzSnapshot& s, const Request& r, DecideIo&
   return d;
 }
 
+Decision decide_request(const AuthzSnapshot& s, const Request& r, int64_t now, DecideIo& io) {
+  return decide_into(s, r, now, io.authenticator, io.normalized_path, io.auth);
+}
+
 Decision decide(const AuthzSnapshot& s, const Request& r, int64_t now, DecideIo& io) {
+  if (auto refused = refuse_plaintext(s, r)) {
+    io.normalized_path.clear();
+    io.auth.status = jwt::JwtStatus::Missing;
+    io.auth.tokens.clear();
+    return std::move(*refused);
+  }
   return decide_into(s, r, now, io.authenticator, io.normalized_path, io.auth);
 }
 
 Decision decide(const AuthzSnapshot& s, const Request& r, int64_t now) {
+  if (auto refused = refuse_plaintext(s, r)) return std::move(*refused);
   thread_local std::string normalized;  // warm capacity: no allocation per decision
   jwt::AuthResult result;
   return decide_into(s, r, now, nullptr, normalized, result);

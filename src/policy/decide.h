@@ -1,6 +1,7 @@
 // policy/decide.h — the whole inbound decision for one request, in the proxy's order:
-//   1. peer authentication: the effective mTLS mode of the destination port; plaintext to a
-//      STRICT port is refused (status 0). Under DISABLE the server does not terminate mTLS, so
+//   1. peer authentication: the PeerAuthentication mode of the destination port; plaintext to a
+//      STRICT port is refused (status 0) — refuse_plaintext, which the proxy's enforcement step
+//      calls itself, beside its port's own mode, before decide_request (steps 2 to 5). Under DISABLE the server does not terminate mTLS, so
 //      no peer identity reaches authorization (principals / namespaces cannot match);
 //   2. HTTP normalization (Istio's reference): a method not in upper case → 400; the path
 //      normalized as the mesh setting says, %00 or a malformed path → 400;
@@ -19,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "jwt/authenticator.h"
@@ -43,6 +45,14 @@ struct DecideIo {
 };
 
 Decision decide(const AuthzSnapshot& snapshot, const Request& request, int64_t now, DecideIo& io);
+
+// decide() in its two halves, for a caller that owns step 1 (the proxy's enforcement step, which
+// also applies its ports' own STRICT mode there):
+//   refuse_plaintext — step 1, the PeerAuthentication's STRICT rule: plaintext (no source
+//   principal) to a port it makes STRICT → the refusal (status 0, DeniedPlaintextOnStrict);
+//   nullopt when the request passes it. decide_request — steps 2 to 5.
+std::optional<Decision> refuse_plaintext(const AuthzSnapshot& snapshot, const Request& request);
+Decision decide_request(const AuthzSnapshot& snapshot, const Request& request, int64_t now, DecideIo& io);
 
 // After a CustomProviderCheck decision `pending` (from decide with this `io`, whose normalized
 // path and tokens it reuses) and the provider's allow: DENY and ALLOW on `request` (the same

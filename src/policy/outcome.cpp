@@ -2,22 +2,36 @@
 
 namespace mg::policy {
 
-std::string_view action_name(ReasonCode code) {
+DecidingAction deciding_action(ReasonCode code) {
   switch (code) {
     case ReasonCode::AllowedByPolicy:
     case ReasonCode::DeniedNoAllowMatch:
-      return "ALLOW";
+      return DecidingAction::Allow;
     case ReasonCode::DeniedByPolicy:
-      return "DENY";
+      return DecidingAction::Deny;
     case ReasonCode::DeniedCustomUnavailable:
     case ReasonCode::CustomProviderCheck:
     case ReasonCode::DeniedByOpaPolicy:  // OPAPolicy sits in Istio's CUSTOM slot
     case ReasonCode::DeniedOpaPolicyError:
     case ReasonCode::AllowedByOpaPolicy:
-      return "CUSTOM";
+      return DecidingAction::Custom;
     default:
-      return "";
+      return DecidingAction::None;
   }
+}
+
+std::string_view to_string(DecidingAction action) {
+  switch (action) {
+    case DecidingAction::Allow:
+      return "ALLOW";
+    case DecidingAction::Deny:
+      return "DENY";
+    case DecidingAction::Custom:
+      return "CUSTOM";
+    case DecidingAction::None:
+      break;
+  }
+  return "";
 }
 
 std::optional<bool> dry_run_outcome(const Decision& decision, std::string* policy) {

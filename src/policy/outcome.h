@@ -11,9 +11,16 @@
 
 namespace mg::policy {
 
-// "ALLOW" (allowed by an ALLOW policy, or denied because none matched), "DENY", "CUSTOM" (its
-// provider unavailable); "" when no policy decided (no policies, or refused before authorization).
-std::string_view action_name(ReasonCode code);
+// The action that decided a request, as the access log's "action" and the decisions metric name
+// it: ALLOW (allowed by an ALLOW policy, or denied because none matched), DENY, CUSTOM (an
+// OPAPolicy, a provider asked or unavailable); None when no policy decided (no policies, or
+// refused before authorization).
+enum class DecidingAction { None, Allow, Deny, Custom };
+DecidingAction deciding_action(ReasonCode code);
+// "ALLOW" | "DENY" | "CUSTOM" | "" (None).
+std::string_view to_string(DecidingAction action);
+// Against the text form (the access log's, a test's expectation).
+inline bool operator==(DecidingAction action, std::string_view name) { return to_string(action) == name; }
 
 // What the dry-run policies would have decided (Envoy's shadow engine): denied if a dry-run DENY
 // rule matched, or dry-run ALLOW policies apply and none matched; nullopt when none applies.

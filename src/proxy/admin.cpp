@@ -1,8 +1,9 @@
 #include "proxy/admin.h"
 
-#include "proxy/balancer.h"
 #include "common/time.h"
 #include "crypto/openssl.h"
+#include "http/local_endpoint.h"
+#include "proxy/balancer.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
 #include "proxy/policy_state.h"
@@ -229,33 +230,28 @@ net::awaitable<void> Admin::serve(net::tcp::socket socket) {
   while (true) {
     auto scan = scanner.scan(buffer, 16 * 1024);
     if (scan.state == http::HeadScan::State::Complete) {
-      auto req = http::parse_request_head(std::string_view(buffer).substr(0, scan.length), limits_);
-      std::string response;
-      if (!req) {
-        response = http::make_response(req.error().status, "text/plain", req.error().reason + "\n", false);
-      } else if (req->method != "GET" && req->method != "HEAD") {
-        response = http::make_response(405, "text/plain", "method not allowed\n", false);
-      } else if (req->path == "/healthz/ready") {
-        bool ready = runtime_.started && !runtime_.draining && credentials_.state() != CertState::Unavailable;
-        response =
-            http::make_response(ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n", false);
-      } else if (req->path == "/metrics") {
-        // The certificate state machine as a gauge per state (1 = current), read at scrape time.
-        const CertState state = credentials_.state();
-        for (CertState st : {CertState::Available, CertState::Unavailable, CertState::None}) {
-          report_.registry()
-              .gauge("meshguard_certificate_state", {{"state", std::string(to_string(st))}})
-              .set(state == st ? 1 : 0);
-        }
-        response = http::make_response(200, "text/plain; version=0.0.4",
-                                       report_.registry().render_prometheus(), false);
-      } else if (req->path == "/config_dump") {
-        response = http::make_response(
-            200, "application/json",
-            config_dump().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", false);
-      } else {
-        response = http::make_response(404, "text/plain", "not found\n", false);
-      }
+      const std::string response = http::answer_local_request(
+          std::string_view(buffer).substr(0, scan.length), limits_, [this](std::string_view path) {
+            http::LocalReply reply;
+            if (path == "/healthz/ready") {
+              const bool ready =
+                  runtime_.started && !runtime_.draining && credentials_.state() != CertState::Unavailable;
+              reply = {ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n"};
+            } else if (path == "/metrics") {
+              // The certificate state machine as a gauge per state (1 = current), read at scrape time.
+              const CertState state = credentials_.state();
+              for (CertState st : {CertState::Available, CertState::Unavailable, CertState::None}) {
+                report_.registry()
+                    .gauge("meshguard_certificate_state", {{"state", std::string(to_string(st))}})
+                    .set(state == st ? 1 : 0);
+              }
+              reply = {200, "text/plain; version=0.0.4", report_.registry().render_prometheus()};
+            } else if (path == "/config_dump") {
+              reply = {200, "application/json",
+                       config_dump().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
+            }
+            return reply;
+          });
       std::error_code ec;
       co_await stream.write_all(asio::buffer(response), ec);
       stream.shutdown_send();

@@ -1,42 +1,50 @@
 #include "proxy/chain.h"
 
+#include "proxy/enforcement_step.h"
+
 namespace mg::proxy {
+
+std::string_view to_string(Refusal reason) {
+  switch (reason) {
+    case Refusal::PlaintextOnStrictPort:
+      return "plaintext_on_strict_port";
+    case Refusal::NoCertificate:
+      return "no_certificate";
+    case Refusal::TlsHandshakeFailed:
+      return "tls_handshake_failed";
+    case Refusal::PeerCertificateRejected:
+      return "peer_certificate_rejected";
+    case Refusal::Denied:
+      return "denied";
+    case Refusal::MaxConnections:
+      return "max_connections";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(Verdict::ExtAuthzCall::Outcome outcome) {
+  switch (outcome) {
+    case Verdict::ExtAuthzCall::Outcome::Allowed:
+      return "allowed";
+    case Verdict::ExtAuthzCall::Outcome::Denied:
+      return "denied";
+    case Verdict::ExtAuthzCall::Outcome::Error:
+      return "error";
+    case Verdict::ExtAuthzCall::Outcome::Timeout:
+      return "timeout";
+  }
+  return "error";
+}
 
 RequestChain default_request_chain() {
   RequestChain chain;
-  chain.steps.push_back({"peer_authn", [](RequestContext& ctx) {
-                           if (ctx.port_mode == MtlsMode::Strict && !ctx.peer) {
-                             return Verdict::deny(403, "RBAC: access denied", "STRICT port without mTLS peer");
-                           }
-                           return Verdict::pass();
-                         }});
-  chain.steps.push_back({"request_authn", [](RequestContext& ctx) {
-                           ctx.request_auth = jwt::RequestAuth{};  // no RequestAuthentication rules
-                           return Verdict::pass();
-                         }});
-  chain.steps.push_back({"authz", [](RequestContext& ctx) {
-                           Verdict v = Verdict::pass();
-                           v.reason = "no authorization policy applies";
-                           ctx.decision = v;
-                           return v;
-                         }});
+  chain.steps.push_back({"enforce", [](RequestContext& ctx) { return enforce_request(nullptr, ctx); }});
   return chain;
 }
 
 ConnectionChain default_connection_chain() {
   ConnectionChain chain;
-  chain.steps.push_back({"peer_authn", [](ConnectionContext& ctx) {
-                           if (ctx.port_mode == MtlsMode::Strict && !ctx.peer) {
-                             return Verdict::deny(0, "", "STRICT port without mTLS peer");
-                           }
-                           return Verdict::pass();
-                         }});
-  chain.steps.push_back({"authz", [](ConnectionContext& ctx) {
-                           Verdict v = Verdict::pass();
-                           v.reason = "no authorization policy applies";
-                           ctx.decision = v;
-                           return v;
-                         }});
+  chain.steps.push_back({"enforce", [](ConnectionContext& ctx) { return enforce_connection(nullptr, ctx); }});
   return chain;
 }
 

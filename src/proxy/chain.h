@@ -1,12 +1,10 @@
-// proxy/chain.h — the per-request enforcement chain and its seam.
-//
-// Every inbound HTTP request runs the steps in order: peer authn → request authn → authz; only
-// if all of them continue does the I/O code forward it to the app. A step is a plain function
-// object over RequestContext, so the policy engine (src/policy, fed with the request model and
-// mg::jwt::RequestAuth) plugs in by replacing the "request_authn" and "authz" steps of a Chain;
-// the connection code never changes. TCP ports run a ConnectionChain the same way (L4 authz).
-// Chains are immutable and published through an atomic shared_ptr: a policy reload builds a new
-// one, and the next request on every connection sees it.
+// proxy/chain.h — the seam between the connection code and what judges a request: the chains
+// the proxy runs over each inbound HTTP request (RequestChain) and TCP connection
+// (ConnectionChain), published atomically as one ChainSet; a policy reload builds new ones, and
+// the next request on every connection sees them. What meshguard publishes is one step per chain,
+// the enforcement step (enforcement_step.h: the STRICT rule, then policy::decide's JWT → CUSTOM →
+// DENY → ALLOW); the step list is the seam a test plugs its own steps into. Also the Verdict a
+// step returns and what a step may read and edit (RequestContext, ConnectionContext).
 #pragma once
 
 #include <atomic>
@@ -19,6 +17,7 @@
 
 #include "http/message.h"
 #include "jwt/request_auth.h"
+#include "policy/outcome.h"
 #include "proxy/config.h"
 #include "tls/tls.h"
 
@@ -28,6 +27,18 @@ struct ExtensionProvider;
 
 namespace mg::proxy {
 
+// Why an inbound connection is refused rather than answered: the `reason` of
+// meshguard_connections_refused_total and of the access log's connection_refused event.
+enum class Refusal {
+  PlaintextOnStrictPort,  // plaintext on a port whose mode is STRICT
+  NoCertificate,          // mTLS asked for, no valid certificate of our own
+  TlsHandshakeFailed,
+  PeerCertificateRejected,  // the client's SVID did not verify
+  Denied,                   // a TCP connection the policy denies
+  MaxConnections,           // past maxConnections
+};
+std::string_view to_string(Refusal reason);
+
 // What a step decided. Deny ends the request with `status` and `body` (never reaches the app).
 struct Verdict {
   bool allow = true;
@@ -36,7 +47,7 @@ struct Verdict {
   // Explain fields for the access log and meshguard_authz_decisions_total (null when none).
   std::optional<std::string> policy;  // "namespace/name"
   std::optional<int> rule;
-  std::string action;                 // ALLOW | DENY | CUSTOM | AUDIT | "" (no policy applied)
+  policy::DecidingAction action = policy::DecidingAction::None;  // None: no policy decided
   bool audit = false;
   std::optional<bool> dry_run_allow;          // the outcome the dry-run policies would have had
   std::optional<std::string> dry_run_policy;  // the dry-run policy that would have decided
@@ -54,12 +65,16 @@ struct Verdict {
   // A CUSTOM policy's call to its extension provider (access log "ext_authz",
   // meshguard_ext_authz_requests_total); absent when none was asked.
   struct ExtAuthzCall {
+    enum class Outcome { Allowed, Denied, Error, Timeout };
     std::string provider;
-    std::string outcome;  // allowed | denied | error | timeout
+    Outcome outcome = Outcome::Error;
     double latency_ms = 0;
     std::string error;    // error / timeout: why
   };
   std::optional<ExtAuthzCall> ext_authz;
+  // Set when the connection is to be refused (closed), not answered: step 1 of the enforcement
+  // step, plaintext on a STRICT port.
+  std::optional<Refusal> refusal;
 
   static Verdict pass() { return {}; }
   static Verdict deny(int status, std::string body, std::string reason = {}) {
@@ -72,8 +87,7 @@ struct Verdict {
   }
 };
 
-// Everything a step may look at; steps may also edit the request (e.g. remove a JWT before forwarding).
-// The authz step stopped at a CUSTOM policy whose extension provider must be asked (Istio
+// The enforcement step stopped at a CUSTOM policy whose extension provider must be asked (Istio
 // orders CUSTOM before DENY and ALLOW). The chain's verdict is then a denial (fail closed for a
 // caller that cannot ask); Enforcement::ask_provider asks and, when the provider allows, calls
 // `resume` with the request as the provider left it.
@@ -86,6 +100,10 @@ struct PendingCustom {
   std::function<Verdict(http::Request&)> resume;
 };
 
+// "allowed" | "denied" | "error" | "timeout": the access log's and the metric's text.
+std::string_view to_string(Verdict::ExtAuthzCall::Outcome outcome);
+
+// Everything a step may look at; steps may also edit the request (e.g. remove a JWT before forwarding).
 struct RequestContext {
   http::Request& request;
   const WorkloadInfo& workload;
@@ -93,18 +111,19 @@ struct RequestContext {
   uint16_t port = 0;                       // the inbound listener port
   std::string source_address;              // "ip:port" of the downstream peer
   std::optional<tls::PeerIdentity> peer;   // present iff the connection is mTLS
-  jwt::RequestAuth request_auth;           // filled by the request-authn step
-  Verdict decision;                        // the authz step's verdict, for logs and metrics
+  jwt::RequestAuth
+      request_auth;  // out: request authentication's outcome (the tokens stay in policy's DecideIo)
+  Verdict decision;  // out: the explained decision, for logs and metrics
   // The workload port (the app port): Istio's destination.port, the key of portLevelMtls and
   // of AuthorizationPolicy `ports`.
   uint16_t app_port = 0;
   // When a spliced connection is judged again (a policy reload): the Unix time it was first
   // judged, as of which JWT exp/nbf are checked — a token that expired since does not end it.
   std::optional<int64_t> judged_at;
-  // Out: set by the authz step when a CUSTOM policy's provider decides next.
+  // Out: set by the enforcement step when a CUSTOM policy's provider decides next.
   std::shared_ptr<PendingCustom> pending_custom;
   // In: the provider already allowed this request (a spliced connection judged again after a
-  // policy reload): the authz step goes on to DENY and ALLOW without asking it again.
+  // policy reload): the enforcement step goes on to DENY and ALLOW without asking it again.
   bool custom_allowed = false;
 };
 
@@ -139,11 +158,9 @@ struct BasicChain {
 using RequestChain = BasicChain<RequestContext>;
 using ConnectionChain = BasicChain<ConnectionContext>;
 
-// The chain meshguard runs while no policy engine is plugged in:
-//  - peer_authn: a STRICT port without a verified peer identity is refused (defence in depth:
-//    the listener already refuses plaintext there);
-//  - request_authn: no RequestAuthentication is configured, so every request has NoToken;
-//  - authz: no AuthorizationPolicy is configured, which in Istio's semantics allows the request.
+// The chains while no policy is in force (no policyDir, nothing pushed yet): the enforcement
+// step without a policy — the STRICT rule, then allowed ("no authorization policy applies", as
+// Istio allows without AuthorizationPolicies).
 RequestChain default_request_chain();
 ConnectionChain default_connection_chain();
 

@@ -1,5 +1,6 @@
 #include "proxy/connection_manager.h"
 
+#include "proxy/enforcement_step.h"
 #include "proxy/policy_state.h"
 #include "proxy/report.h"
 
@@ -37,15 +38,19 @@ void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, cons
                                 const ConnectionChain& chain) {
   if (!c.stream || (c.upgrade && c.upgrade->closed_by_policy)) return;  // closed already
   if (c.plaintext_http_port && (c.idle || c.upgraded || !c.streams.empty()) &&
-      state.inbound_modes[*c.plaintext_http_port].mode == MtlsMode::Strict) {
-    // Waiting between requests on a port that now requires mTLS (nothing is in flight), or
-    // spliced after a WebSocket upgrade (no next request would check it): closed now.
+      refuses_plaintext(state.inbound_modes[*c.plaintext_http_port].mode)) {
+    // The STRICT rule on the connection path, as the listener applies it: waiting between
+    // requests on a port that now requires mTLS (nothing is in flight), spliced after a WebSocket
+    // upgrade or carrying HTTP/2 streams (no next request would reach the enforcement step):
+    // closed now.
     const InboundPort& port = config_.inbound[*c.plaintext_http_port];
     report_.registry().counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
     report_.connection_refused(
-        "inbound", net::remote_address(c.stream->socket()), port.port, "plaintext_on_strict_port",
+        net::remote_address(c.stream->socket()), port.port, Refusal::PlaintextOnStrictPort,
         std::string("mTLS is now required (STRICT): ") +
-            (c.upgraded ? "upgraded (WebSocket)" : !c.streams.empty() ? "HTTP/2" : "idle plaintext keep-alive") +
+            (c.upgraded           ? "upgraded (WebSocket)"
+             : !c.streams.empty() ? "HTTP/2"
+                                  : "idle plaintext keep-alive") +
             " connection closed after policy version " + std::to_string(state.version));
     if (c.upgrade) c.upgrade->closed_by_policy = true;
     c.stream->close();
@@ -57,7 +62,7 @@ void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, cons
     Verdict verdict = rejudge_request(*s, state.inbound_modes[s->index].mode, request_chain);
     if (verdict.allow) continue;
     s->closed_by_policy = true;
-    report_.closed_by_policy("http2", s->index, s->source, s->peer, state.version, verdict);
+    report_.closed_by_policy(Report::Live::Http2Stream, s->index, s->source, s->peer, state.version, verdict);
     if (s->downstream) s->downstream->close();
     if (s->upstream) s->upstream->close();
   }
@@ -74,8 +79,8 @@ void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, cons
   }
   if (verdict.allow) return;
   live->closed_by_policy = true;
-  report_.closed_by_policy(c.upgrade ? "websocket" : "tcp", live->index, live->source, live->peer,
-                           state.version, verdict);
+  report_.closed_by_policy(c.upgrade ? Report::Live::WebSocket : Report::Live::Tcp, live->index, live->source,
+                           live->peer, state.version, verdict);
   c.stream->close();
   if (live->upstream) live->upstream->close();
 }

@@ -29,20 +29,26 @@ Judgement Enforcement::judge_connection(size_t index, const std::string& source,
 
 bool Enforcement::judge_request(http::Request& request, const HttpSide& side,
                                 std::optional<int64_t> judged_at, SeriesCache& series, Judgement& out) {
-  const MtlsMode mode = policy_.port_mode(side.inbound_index);
-  if (mode == MtlsMode::Strict && !side.peer) {
-    // A reload made this port STRICT while this plaintext keep-alive connection was open.
-    report_.connection_refused("inbound", side.source, side.listen_port, "plaintext_on_strict_port",
-                               "mTLS is now required (STRICT): plaintext keep-alive connection closed at its "
-                               "next request, which was not forwarded");
-    return false;
-  }
-  RequestContext ctx{request, config_.workload,      mode, side.listen_port, side.source, side.peer, {},
-                     {},      side.inbound->app_port};
+  RequestContext ctx{request,
+                     config_.workload,
+                     policy_.port_mode(side.inbound_index),
+                     side.listen_port,
+                     side.source,
+                     side.peer,
+                     {},
+                     {},
+                     side.inbound->app_port};
   auto judging = policy_.chains().current();
   out.generation = judging->generation;
   ctx.judged_at = judged_at;
   out.verdict = judging->request->run(ctx);
+  if (out.verdict.refusal == Refusal::PlaintextOnStrictPort) {
+    // A reload made this port STRICT while this plaintext keep-alive connection was open.
+    report_.connection_refused(side.source, side.listen_port, Refusal::PlaintextOnStrictPort,
+                               "mTLS is now required (STRICT): plaintext keep-alive connection closed at its "
+                               "next request, which was not forwarded");
+    return false;
+  }
   out.decision = out.verdict.allow ? std::move(ctx.decision) : out.verdict;
   if (ctx.pending_custom && !out.verdict.allow) {
     out.pending = std::move(ctx.pending_custom);
@@ -73,14 +79,14 @@ net::awaitable<void> Enforcement::ask_provider(http::Request& request, const Htt
       if (!decision.policy) {  // no ALLOW policy decided: the provider's allow is the reason
         decision.policy = pending->pending.policy;
         decision.rule = pending->pending.rule;
-        decision.action = "CUSTOM";
+        decision.action = policy::DecidingAction::Custom;
       }
       decision.reason = why + "; " + decision.reason;
     }
   };
   switch (result.kind) {
     case extauthz::CheckResult::Kind::Allow:
-      call.outcome = "allowed";
+      call.outcome = Verdict::ExtAuthzCall::Outcome::Allowed;
       extauthz::apply_upstream_mutations(result, request.headers);
       allowed("allowed by " + who);
       if (decision.allow) {
@@ -88,7 +94,7 @@ net::awaitable<void> Enforcement::ask_provider(http::Request& request, const Htt
       }
       break;
     case extauthz::CheckResult::Kind::Deny:
-      call.outcome = "denied";
+      call.outcome = Verdict::ExtAuthzCall::Outcome::Denied;
       decision = pending->pending;
       decision.allow = false;
       decision.status = result.status;
@@ -97,7 +103,8 @@ net::awaitable<void> Enforcement::ask_provider(http::Request& request, const Htt
       decision.reason = "denied by " + who + ": HTTP " + std::to_string(result.status);
       break;
     case extauthz::CheckResult::Kind::Error: {
-      call.outcome = result.timed_out ? "timeout" : "error";
+      call.outcome =
+          result.timed_out ? Verdict::ExtAuthzCall::Outcome::Timeout : Verdict::ExtAuthzCall::Outcome::Error;
       call.error = result.error;
       const auto on_error = extauthz::on_error(provider);
       if (on_error.allow) {

@@ -1,11 +1,10 @@
-// proxy/enforcement.h — the data plane's authorization step, one call per inbound request or TCP
-// connection over the chains in force (proxy/chain.h; with policyDir, one policy::decide inside
-// them, proxy/policy_chain.h): what was decided, explained for the access log and counted in
-// meshguard_authz_decisions_total. The STRICT rule on the request path lives here: a plaintext
-// keep-alive connection whose port a reload made STRICT is refused at its next request, which is
-// never judged nor forwarded. (The listener refuses plaintext on a STRICT port before reading it:
-// proxy/inbound.h.) A CUSTOM policy's extension provider is asked here too (ask_provider, awaited:
-// the worker goes on serving other connections), its outcome counted and explained.
+// proxy/enforcement.h — the data plane's enforcement, one call per inbound request or TCP
+// connection: the chains in force run the enforcement step (proxy/enforcement_step.h: the STRICT
+// rule, then policy::decide), and what it decided is acted on, explained for the access log and
+// counted in meshguard_authz_decisions_total. A request the step refuses as plaintext on a port a
+// reload made STRICT is logged as a refused connection, never answered nor forwarded; the caller
+// closes. A CUSTOM policy's extension provider is asked here (ask_provider, awaited: the worker
+// goes on serving other connections), its outcome counted and explained.
 // Owns the ext_authz clients (proxy/ext_authz.h); reads the PolicyState.
 #pragma once
 
@@ -30,7 +29,7 @@ struct Worker;
 
 struct Judgement {
   Verdict verdict;          // the chain's answer: allow, or the deny with its status and body
-  Verdict decision;         // the explained decision (the authz step's, or the deny itself)
+  Verdict decision;         // the explained decision (the enforcement step's, or the deny itself)
   uint64_t generation = 0;  // the ChainSet generation that judged
   // Set when a CUSTOM policy's provider decides next: the caller awaits ask_provider (until
   // then `verdict` denies; the decision is not counted yet).
@@ -47,8 +46,8 @@ class Enforcement {
 
   // An inbound HTTP request (`side.inbound` set), by the request chain, into `out`; the decision
   // is counted in the worker's `series`. `judged_at`: the Unix time its JWT is checked as of (a
-  // WebSocket upgrade, judged again later as of then). False when the port is STRICT and the
-  // connection plaintext: refused and logged, neither judged nor forwarded; the caller closes.
+  // WebSocket upgrade, judged again later as of then). False when the step refused the
+  // connection (plaintext on a STRICT port): logged, not counted nor forwarded; the caller closes.
   bool judge_request(http::Request& request, const HttpSide& side, std::optional<int64_t> judged_at,
                      SeriesCache& series, Judgement& out);
 

@@ -57,17 +57,28 @@ net::awaitable<std::unique_ptr<net::Stream>> connect_provider(const policy::Exte
   co_return std::make_unique<net::PlainStream>(std::move(socket));
 }
 
+// Why an exchange failed: the connection (a pooled one the provider closed may be retried on a
+// new one) or what the provider sent.
+struct ExchangeError {
+  enum class Kind { Io, Response } kind;
+  std::string message;
+};
+Unexpected<ExchangeError> io_error(std::string message) {
+  return fail(ExchangeError{ExchangeError::Kind::Io, std::move(message)});
+}
+Unexpected<ExchangeError> response_error(std::string message) {
+  return fail(ExchangeError{ExchangeError::Kind::Response, std::move(message)});
+}
+
 // One exchange on `conn`: the check request out, the whole response in. `reusable` says whether
 // the connection may serve the next check; `answered` whether any response byte came back.
-net::awaitable<Result<std::pair<http::Response, std::string>>> exchange(net::Stream& stream,
-                                                                        const std::string& head,
-                                                                        std::string_view method,
-                                                                        bool& reusable, bool& answered) {
+net::awaitable<Result<std::pair<http::Response, std::string>, ExchangeError>> exchange(
+    net::Stream& stream, const std::string& head, std::string_view method, bool& reusable, bool& answered) {
   reusable = false;
   answered = false;
   std::error_code ec;
   co_await stream.write_all(asio::buffer(head), ec);
-  if (ec) co_return fail("extauthz.io", "write: " + ec.message());
+  if (ec) co_return io_error("write: " + ec.message());
   std::string in;
   char buf[8192];
   http::HeadScanner scanner;
@@ -76,31 +87,29 @@ net::awaitable<Result<std::pair<http::Response, std::string>>> exchange(net::Str
          http::HeadScan::State::Incomplete) {
     size_t n = co_await stream.read_some(asio::buffer(buf), ec);
     if (ec || n == 0)
-      co_return fail("extauthz.io", in.empty()
-                                        ? "connection closed before a response"
-                                        : "read: " + (ec ? ec.message() : std::string("connection closed")));
+      co_return io_error(in.empty() ? "connection closed before a response"
+                                    : "read: " + (ec ? ec.message() : std::string("connection closed")));
     answered = true;
     in.append(buf, n);
   }
-  if (scan.state != http::HeadScan::State::Complete)
-    co_return fail("extauthz.response", "malformed response head");
+  if (scan.state != http::HeadScan::State::Complete) co_return response_error("malformed response head");
   auto response =
       http::parse_response_head(std::string_view(in).substr(0, scan.length), kProviderLimits, method);
-  if (!response) co_return fail("extauthz.response", "malformed response: " + response.error().reason);
+  if (!response) co_return response_error("malformed response: " + response.error().reason);
   in.erase(0, scan.length);
   std::string body;
   if (response->framing != http::BodyFraming::None) {
     http::BodyDecoder decoder(response->framing, response->content_length);
     while (true) {
       auto used = decoder.feed(in, body);
-      if (!used) co_return fail("extauthz.response", "malformed response body: " + used.error().reason);
+      if (!used) co_return response_error("malformed response body: " + used.error().reason);
       in.erase(0, *used);
-      if (body.size() > kMaxProviderBody) co_return fail("extauthz.response", "response body over 64 KiB");
+      if (body.size() > kMaxProviderBody) co_return response_error("response body over 64 KiB");
       if (decoder.done()) break;
       size_t n = co_await stream.read_some(asio::buffer(buf), ec);
       if (ec || n == 0) {
         if (decoder.accept_eof()) break;
-        co_return fail("extauthz.io", "connection closed inside the response body");
+        co_return io_error("connection closed inside the response body");
       }
       in.append(buf, n);
     }
@@ -224,7 +233,7 @@ net::awaitable<CheckResult> ExtAuthz::check_http(const policy::ExtensionProvider
     auto got = co_await exchange(*conn->stream, head, check.method, reusable, answered);
     if (deadline.fired()) co_return CheckResult::failure("timeout", true);
     if (!got) {
-      if (reused && !answered && got.error().code == "extauthz.io") continue;
+      if (reused && !answered && got.error().kind == ExchangeError::Kind::Io) continue;
       co_return CheckResult::failure(got.error().message);
     }
     deadline.disarm();

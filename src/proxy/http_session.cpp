@@ -168,11 +168,12 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
   const Verdict& verdict = judged.verdict;
   if (!verdict.allow) {
     const auto& call = judged.decision.ext_authz;
-    ex.details = call && call->outcome == "denied" ? ResponseDetail::ExtAuthzDenied
-                 : call && call->outcome != "allowed" ? ResponseDetail::ExtAuthzError
-                 : verdict.status == 403   ? ResponseDetail::RbacAccessDenied
-                 : verdict.status == 401 ? ResponseDetail::JwtAuthnAccessDenied
-                                         : ResponseDetail::LocalDeny;
+    using CallOutcome = Verdict::ExtAuthzCall::Outcome;
+    ex.details = call && call->outcome == CallOutcome::Denied    ? ResponseDetail::ExtAuthzDenied
+                 : call && call->outcome != CallOutcome::Allowed ? ResponseDetail::ExtAuthzError
+                 : verdict.status == 403                         ? ResponseDetail::RbacAccessDenied
+                 : verdict.status == 401                         ? ResponseDetail::JwtAuthnAccessDenied
+                                                                 : ResponseDetail::LocalDeny;
     // The request body (if any) was not read: close rather than guess where the next request starts.
     bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining_;
     // To a peer proxy, the denial says who denied it (its destination labels), as a relayed answer does.

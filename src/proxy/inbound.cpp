@@ -3,6 +3,7 @@
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
 #include "proxy/enforcement.h"
+#include "proxy/enforcement_step.h"
 #include "proxy/http_session.h"
 #include "proxy/policy_state.h"
 #include "proxy/report.h"
@@ -79,8 +80,9 @@ net::awaitable<std::unique_ptr<net::Stream>> Inbound::open(tcp::socket& socket, 
       }
     }
     use_tls = tls::looks_like_tls(std::string_view(reinterpret_cast<const char*>(first), n));
-    if (!use_tls && mode == MtlsMode::Strict) {
-      report_.connection_refused("inbound", source, port.port, "plaintext_on_strict_port",
+    // The STRICT rule on the connection path: nothing is read from a plaintext connection.
+    if (!use_tls && refuses_plaintext(mode)) {
+      report_.connection_refused(source, port.port, Refusal::PlaintextOnStrictPort,
                                  "mTLS is required (STRICT); the connection was closed before reading it");
       co_return nullptr;
     }
@@ -89,7 +91,7 @@ net::awaitable<std::unique_ptr<net::Stream>> Inbound::open(tcp::socket& socket, 
   if (use_tls) {
     auto state = credentials_.usable();
     if (!state) {
-      report_.connection_refused("inbound", source, port.port, "no_certificate",
+      report_.connection_refused(source, port.port, Refusal::NoCertificate,
                                  "no valid certificate: mTLS service unavailable");
       co_return nullptr;
     }
@@ -100,7 +102,7 @@ net::awaitable<std::unique_ptr<net::Stream>> Inbound::open(tcp::socket& socket, 
     co_await tls_stream->handshake(asio::ssl::stream_base::server, ec);
     deadline.disarm();
     if (ec) {
-      report_.connection_refused("inbound", source, port.port, "tls_handshake_failed", ec.message());
+      report_.connection_refused(source, port.port, Refusal::TlsHandshakeFailed, ec.message());
       co_return nullptr;
     }
     report_.registry()
@@ -110,7 +112,7 @@ net::awaitable<std::unique_ptr<net::Stream>> Inbound::open(tcp::socket& socket, 
         .inc();
     auto verified = tls::verify_peer(tls_stream->ssl(), *state->creds, std::time(nullptr));
     if (!verified) {
-      report_.connection_refused("inbound", source, port.port, "peer_certificate_rejected",
+      report_.connection_refused(source, port.port, Refusal::PeerCertificateRejected,
                                  verified.error().to_string());
       co_return nullptr;
     }
@@ -132,7 +134,7 @@ net::awaitable<void> Inbound::serve_tcp(net::Stream& down, ConnEntry& entry, Buf
   telemetry::Labels labels = report_.tcp_labels(true, source_principal, own, peer.has_value());
   if (!judged.verdict.allow) {
     report_.inbound_tcp(source, source_principal, own, port, 0, 0, start, ResponseFlag::Denied, decision);
-    report_.count_refused("inbound", "denied");
+    report_.count_refused(ListenerKind::Inbound, Refusal::Denied);
     co_return;
   }
   tcp::socket app(down.socket().get_executor());

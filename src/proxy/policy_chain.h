@@ -1,11 +1,8 @@
-// proxy/policy_chain.h — the chains that enforce Istio policy files with the shared policy
-// engine (src/policy): peer_authn as in the default chain, then one policy::decide per request
-// (or TCP connection) in the "authz" step, mapped to a Verdict (the action named and the dry-run
-// outcome by policy/outcome.h; an allowed request's JWT edits by jwt/forward.h). A CUSTOM rule
-// whose provider decides leaves a PendingCustom (chain.h) to resume after the provider's answer
-// (Enforcement::ask_provider), the rest of the same decision. Also the pure
-// rule that turns a compiled snapshot into what the listeners do: the effective mTLS mode of each
-// inbound port.
+// proxy/policy_chain.h — the policy in force, compiled for this workload: loaded from policyDir
+// or handed over parsed, compiled into a snapshot (policy::compile_snapshot), and published as
+// chains whose one step is the enforcement step over it (enforcement_step.h); its origins for
+// /config_dump and the registry view. Also the pure rule that turns a compiled snapshot into what
+// the listeners do: the effective mTLS mode of each inbound port.
 #pragma once
 
 #include <map>
@@ -20,6 +17,7 @@
 #include "policy/engine.h"
 #include "proxy/chain.h"
 #include "proxy/config.h"
+#include "proxy/enforcement_step.h"
 #include "proxy/registry.h"
 #include "telemetry/json_line.h"
 #include "telemetry/metrics.h"
@@ -74,11 +72,6 @@ Result<PolicyChains> with_new_endpoints(const PolicyChains& in_force, const poli
                                         const WorkloadInfo& workload,
                                         std::optional<uint32_t> num_trusted_proxies = std::nullopt);
 
-// The forwarded request carries the path that was authorized (as Envoy forwards its normalized
-// path): otherwise `/admin/../x` would be judged as `/x` and served as whatever the app makes of
-// it. `normalized` is policy::DecideIo::normalized_path; empty leaves the request unchanged.
-void forward_normalized_path(http::Request& request, const std::string& normalized);
-
 struct EffectiveMtls {
   MtlsMode mode = MtlsMode::Permissive;
   std::string source;  // "config override", "PeerAuthentication ns/name [portLevelMtls]", "default ..."
@@ -89,9 +82,5 @@ struct EffectiveMtls {
 // PERMISSIVE with certificates configured and DISABLE without. A STRICT policy stays STRICT
 // without certificates (the listener then refuses every connection: never plaintext).
 EffectiveMtls effective_mtls(const InboundPort& port, bool have_tls, const policy::AuthzSnapshot* snapshot);
-
-// Applies an allowing OPAPolicy's request mutations (its `headers` set, its
-// request_headers_to_remove removed), as Envoy applies an ext_authz OK response.
-void apply_opa_mutations(http::Request& request, const policy::Decision& decision);
 
 }  // namespace mg::proxy

@@ -112,7 +112,7 @@ struct Proxy::Impl {
         continue;
       }
       if (connections.at_capacity()) {
-        report.count_refused(std::string(to_string(info.kind)), "max_connections");
+        report.count_refused(info.kind, Refusal::MaxConnections);
         std::error_code ignored;
         socket.close(ignored);
         continue;

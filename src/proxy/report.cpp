@@ -25,16 +25,18 @@ nlohmann::json json_or_null(const std::optional<std::string>& s) {
 nlohmann::json json_or_null(const std::optional<int>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
 
 telemetry::Labels decision_labels(const Verdict& decision, bool allowed) {
-  return {{"action", decision.action.empty() ? "NONE" : decision.action},
-          {"policy", decision.policy.value_or("none")},
-          {"result", allowed ? "allowed" : "denied"},
-          {"dry_run", "false"}};
+  return {
+      {"action",
+       decision.action == policy::DecidingAction::None ? "NONE" : std::string(to_string(decision.action))},
+      {"policy", decision.policy.value_or("none")},
+      {"result", allowed ? "allowed" : "denied"},
+      {"dry_run", "false"}};
 }
 
 // The decision's fields of an access-log line, in the order the line has always had them.
 void write_decision(telemetry::JsonLine& line, const Verdict* decision, std::string_view no_reason) {
-  if (decision && !decision->action.empty()) {
-    line.str("action", decision->action);
+  if (decision && decision->action != policy::DecidingAction::None) {
+    line.str("action", to_string(decision->action));
   } else {
     line.null("action");
   }
@@ -57,7 +59,7 @@ void write_decision(telemetry::JsonLine& line, const Verdict* decision, std::str
   }
   // A CUSTOM policy's provider call: {"provider", "outcome", "latency_us"[, "error"]}.
   if (const auto& call = decision->ext_authz) {
-    line.open("ext_authz").str("provider", call->provider).str("outcome", call->outcome);
+    line.open("ext_authz").str("provider", call->provider).str("outcome", to_string(call->outcome));
     line.num("latency_us", static_cast<int64_t>(call->latency_ms * 1000));
     if (!call->error.empty()) line.str("error", call->error);
     line.close();
@@ -174,20 +176,27 @@ Status Report::open_access_log(const std::string& path) {
   return {};
 }
 
-void Report::count_refused(const std::string& direction, const std::string& reason) {
-  registry_.counter("meshguard_connections_refused_total", {{"direction", direction}, {"reason", reason}})
+void Report::count_refused(std::string_view direction, std::string_view reason) {
+  registry_
+      .counter("meshguard_connections_refused_total",
+               {{"direction", std::string(direction)}, {"reason", std::string(reason)}})
       .inc();
 }
 
-void Report::connection_refused(const std::string& direction, const std::string& source, uint16_t port,
-                                const std::string& reason, const std::string& detail) {
-  count_refused(direction, reason);
+void Report::count_refused(ListenerKind direction, Refusal reason) {
+  count_refused(to_string(direction), to_string(reason));
+}
+
+void Report::connection_refused(const std::string& source, uint16_t port, Refusal refusal,
+                                const std::string& detail) {
+  const std::string_view reason = to_string(refusal);
+  count_refused("inbound", reason);
   access_log_->write({{"time", telemetry::now_rfc3339()},
-                      {"direction", direction},
+                      {"direction", "inbound"},
                       {"event", "connection_refused"},
                       {"source", {{"address", source}}},
                       {"port", port},
-                      {"reason", reason},
+                      {"reason", std::string(reason)},
                       {"detail", detail}});
 }
 
@@ -204,16 +213,21 @@ void Report::outbound_refused(const std::string& source, const std::string& dest
                       {"detail", detail}});
 }
 
-void Report::closed_by_policy(std::string_view protocol, size_t inbound_index, const std::string& source,
+void Report::closed_by_policy(Live what, size_t inbound_index, const std::string& source,
                               const std::optional<tls::PeerIdentity>& peer, uint64_t policy_version,
                               const Verdict& decision) {
   const InboundPort& port = config_.inbound[inbound_index];
   registry_.counter("meshguard_connections_closed_total", {{"reason", "policy_reload"}}).inc();
   count_decision(decision, false);
-  log_line("closing " +
-           std::string(protocol == "tcp" ? "TCP connection" : protocol == "http2" ? "HTTP/2 stream" : "WebSocket connection") +
-           " from " + source +
-           " on inbound[" + std::to_string(inbound_index) + "]: no longer allowed after policy version " +
+  // The access log's "protocol", and what the log line calls it.
+  const std::string_view protocol = what == Live::Tcp           ? "tcp"
+                                    : what == Live::Http2Stream ? "http2"
+                                                                : "websocket";
+  const std::string_view named = what == Live::Tcp           ? "TCP connection"
+                                 : what == Live::Http2Stream ? "HTTP/2 stream"
+                                                             : "WebSocket connection";
+  log_line("closing " + std::string(named) + " from " + source + " on inbound[" +
+           std::to_string(inbound_index) + "]: no longer allowed after policy version " +
            std::to_string(policy_version) + ": " + decision.reason);
   access_log_->write({{"time", telemetry::now_rfc3339()},
                       {"direction", "inbound"},
@@ -222,7 +236,7 @@ void Report::closed_by_policy(std::string_view protocol, size_t inbound_index, c
                       {"source", {{"principal", peer ? peer->id.str() : "unknown"}, {"address", source}}},
                       {"port", port.port},
                       {"policyVersion", policy_version},
-                      {"action", decision.action},
+                      {"action", std::string(to_string(decision.action))},
                       {"policy", json_or_null(decision.policy)},
                       {"rule", json_or_null(decision.rule)},
                       {"reason", decision.reason}});
@@ -232,8 +246,7 @@ void Report::count_decision(SeriesCache& cache, const Verdict& decision, bool al
   std::string& key = cache.key;
   key.clear();
   key += allowed ? 'a' : 'd';
-  key += decision.action;
-  key += '\0';
+  key += static_cast<char>('0' + static_cast<int>(decision.action));
   if (decision.policy) key += *decision.policy;
   auto it = cache.decision_series.find(key);
   if (it == cache.decision_series.end()) {
@@ -272,7 +285,10 @@ void Report::count_opa(SeriesCache& cache, const Verdict& decision) {
 }
 
 void Report::ext_authz_call(const Verdict::ExtAuthzCall& call) {
-  registry_.counter("meshguard_ext_authz_requests_total", {{"provider", call.provider}, {"outcome", call.outcome}}).inc();
+  registry_
+      .counter("meshguard_ext_authz_requests_total",
+               {{"provider", call.provider}, {"outcome", std::string(to_string(call.outcome))}})
+      .inc();
   registry_.histogram("meshguard_ext_authz_duration_milliseconds", {{"provider", call.provider}}).observe_ms(call.latency_ms);
 }
 

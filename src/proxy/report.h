@@ -20,6 +20,7 @@
 #include "proxy/chain.h"
 #include "proxy/config.h"
 #include "proxy/exchange.h"
+#include "proxy/listener.h"
 #include "proxy/peer_metadata.h"
 #include "proxy/registry.h"
 #include "telemetry/access_log.h"
@@ -72,14 +73,16 @@ class Report {
   telemetry::Registry& registry() { return registry_; }
 
   // meshguard_connections_refused_total{direction, reason}.
-  void count_refused(const std::string& direction, const std::string& reason);
-  // Counted, plus a "connection_refused" access-log event.
-  void connection_refused(const std::string& direction, const std::string& source, uint16_t port,
-                          const std::string& reason, const std::string& detail);
+  void count_refused(ListenerKind direction, Refusal reason);
+  // An inbound connection refused: counted, plus a "connection_refused" access-log event.
+  void connection_refused(const std::string& source, uint16_t port, Refusal reason,
+                          const std::string& detail);
   void outbound_refused(const std::string& source, const std::string& destination, const std::string& reason,
                         const std::string& detail);
+  // What a policy reload closed: a TCP connection, a spliced WebSocket connection, an HTTP/2 stream.
+  enum class Live { Tcp, WebSocket, Http2Stream };
   // A live connection a policy reload no longer allows: counted, logged and given an access-log event.
-  void closed_by_policy(std::string_view protocol, size_t inbound_index, const std::string& source,
+  void closed_by_policy(Live what, size_t inbound_index, const std::string& source,
                         const std::optional<tls::PeerIdentity>& peer, uint64_t policy_version,
                         const Verdict& decision);
 
@@ -118,6 +121,7 @@ class Report {
                     Clock::time_point start, uint64_t received, uint64_t sent);
 
  private:
+  void count_refused(std::string_view direction, std::string_view reason);
   SeriesCache::RequestSeries& request_series(SeriesCache& cache, const Exchange& ex, const HttpSide& side,
                                              bool mtls, std::string_view flags, std::string_view source_principal,
                                              std::string_view destination_principal, const OwnMetadata& own);

@@ -63,7 +63,7 @@ TEST(ChainSet, ReplacementIsSeenByTheNextReader) {
   auto replacement = std::make_shared<RequestChain>();
   replacement->steps.push_back({"deny_all", [](RequestContext&) { return Verdict::deny(403, "RBAC: access denied"); }});
   set.replace(replacement, std::make_shared<ConnectionChain>(default_connection_chain()));
-  EXPECT_EQ(before->steps.size(), 3u);  // a holder keeps its snapshot
+  EXPECT_EQ(before->steps.size(), 1u);  // a holder keeps its snapshot (the enforcement step)
   EXPECT_EQ(set.request()->steps.size(), 1u);
 }
 
@@ -96,7 +96,7 @@ TEST(Proxy, PluggedAuthzStepDeniesWithEnvoyStyleAnswer) {
                                                                     : Verdict::pass();
                            v.policy = "default/deny-admin";
                            v.rule = 0;
-                           v.action = "DENY";
+                           v.action = policy::DecidingAction::Deny;
                            ctx.decision = v;
                            return v;
                          }};
