@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "jwt/rule.h"
@@ -232,6 +233,30 @@ struct ServiceEndpoints {
   std::vector<ServiceEndpoint> endpoints;
 };
 
+// networking.istio.io DestinationRule (v1, v1beta1, v1alpha3; namespaced): how a proxy talks to one
+// host. meshguard honours only spec.trafficPolicy.tls — TLS origination to an external host at an
+// egress gateway (issue 20); every other field is refused when parsed, so nothing is silently
+// ignored (parse_destination_rule.cpp).
+struct DestinationRule {
+  Meta meta;
+  // spec.host: a DNS name ("api.example.com", "details.default.svc.cluster.local") or a wildcard
+  // ("*.example.com"), lower case; matched against the destination's host without its port.
+  std::string host;
+  struct Tls {
+    // DISABLE: plaintext to the host; SIMPLE: TLS originated by the proxy, the server's certificate
+    // verified; ISTIO_MUTUAL: the mesh's own mTLS (what meshguard does between proxies anyway).
+    enum class Mode { Disable, Simple, IstioMutual } mode = Mode::Disable;
+    std::string sni;              // SIMPLE: the server name sent; empty = the host
+    std::string ca_certificates;  // SIMPLE: absolute path of a PEM bundle; empty = the system's roots
+    bool operator==(const Tls&) const = default;
+  };
+  std::optional<Tls> tls;  // spec.trafficPolicy.tls
+
+  // Whether this rule's host names `host` (lower case, no port): equal, or under a "*." wildcard.
+  bool matches(std::string_view host) const;
+};
+const char* to_string(DestinationRule::Tls::Mode m);  // "DISABLE" | "SIMPLE" | "ISTIO_MUTUAL"
+
 // A document of a kind meshguard does not enforce (VirtualService, Gateway, Service, Deployment, ...),
 // found in a file beside the security resources and left out of the set.
 struct SkippedDocument {
@@ -258,6 +283,7 @@ struct ResourceSet {
   std::vector<OpaPolicy> opa_policies;
   std::vector<Service> services;
   std::vector<ServiceEndpoints> service_endpoints;
+  std::vector<DestinationRule> destination_rules;
   std::vector<SkippedDocument> skipped;  // not resources: size() does not count them
   std::vector<ReplacedDocument> replaced;
 
@@ -266,7 +292,7 @@ struct ResourceSet {
   size_t size() const {
     return authorization_policies.size() + peer_authentications.size() + request_authentications.size() +
            workloads.size() + meshes.size() + opa_policies.size() +
-           services.size() + service_endpoints.size();
+           services.size() + service_endpoints.size() + destination_rules.size();
   }
 };
 
@@ -282,6 +308,7 @@ void for_each_kind(F&& f) {
   f("OPAPolicy", &ResourceSet::opa_policies);
   f("Service", &ResourceSet::services);
   f("ServiceEndpoints", &ResourceSet::service_endpoints);
+  f("DestinationRule", &ResourceSet::destination_rules);
 }
 
 // Calls f(kind, list) for each kind's list of `set` (const or not).
