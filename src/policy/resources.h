@@ -149,6 +149,12 @@ struct ExtensionProvider {
 };
 const char* to_string(ExtensionProvider::Kind k);  // "envoyExtAuthzHttp" | "envoyExtAuthzGrpc"
 
+// Mesh.spec.outboundTrafficPolicy.mode, Istio's meshConfig field: what a client proxy does with a
+// call to a host no Service (or ServiceEntry) names. ALLOW_ANY: as without the setting; REGISTRY_ONLY:
+// refused, as Istio's BlackHoleCluster (HTTP 502).
+enum class OutboundTrafficPolicy { AllowAny, RegistryOnly };
+const char* to_string(OutboundTrafficPolicy p);  // "ALLOW_ANY" | "REGISTRY_ONLY"
+
 // meshguard.io/v1alpha1 Mesh: mesh-wide settings. Cluster-scoped (meta.ns is ""), and there is
 // one per control plane, so its name must be "default".
 struct Mesh {
@@ -163,6 +169,7 @@ struct Mesh {
   // the proxies trusted in front of every workload (remote_ip.h); a proxy config may override it.
   uint32_t num_trusted_proxies = 0;
   std::vector<ExtensionProvider> extension_providers;  // names unique
+  OutboundTrafficPolicy outbound_traffic_policy = OutboundTrafficPolicy::AllowAny;
 };
 
 // meshguard.io/v1alpha1 OPAPolicy: Rego modules (plus optional base data) evaluated in the proxy

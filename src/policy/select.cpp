@@ -107,6 +107,7 @@ MeshConfig mesh_config_of(const ResourceSet& set, MeshConfig defaults) {
     defaults.path_normalization = mesh.path_normalization;
     defaults.num_trusted_proxies = mesh.num_trusted_proxies;
     defaults.extension_providers = mesh.extension_providers;
+    defaults.outbound_traffic_policy = mesh.outbound_traffic_policy;
   }
   return defaults;
 }
@@ -205,6 +206,9 @@ std::string mesh_document(const MeshConfig& mesh) {
   if (!mesh.extension_providers.empty()) {
     out += "  extensionProviders:\n";
     for (const auto& p : mesh.extension_providers) write_extension_provider(p, out);
+  }
+  if (mesh.outbound_traffic_policy != OutboundTrafficPolicy::AllowAny) {
+    out += std::string("  outboundTrafficPolicy:\n    mode: ") + to_string(mesh.outbound_traffic_policy) + "\n";
   }
   return out;
 }

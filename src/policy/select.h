@@ -28,6 +28,7 @@ struct MeshConfig {
   PathNormalization path_normalization = PathNormalization::Base;
   uint32_t num_trusted_proxies = 0;  // remote.ip / remoteIpBlocks (remote_ip.h)
   std::vector<ExtensionProvider> extension_providers;  // Mesh.spec.extensionProviders
+  OutboundTrafficPolicy outbound_traffic_policy = OutboundTrafficPolicy::AllowAny;
 };
 
 // The provider named `name` (AuthorizationPolicy provider.name), or null when the mesh defines none.

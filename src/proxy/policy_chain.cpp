@@ -156,6 +156,10 @@ Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& set, const
   PolicyChains out;
   out.snapshot = *snapshot;
   out.registry = Registry::build(*resources, mesh.trust_domain, workload.ns);
+  out.registry->set_registry_only(mesh.outbound_traffic_policy == policy::OutboundTrafficPolicy::RegistryOnly);
+  auto rules = DestinationRules::build(*resources, workload.ns, mesh.root_namespace);
+  if (!rules) return fail(rules.error());  // a caCertificates file that does not load: fail closed
+  out.destination_rules = std::move(*rules);
   out.resources = resources->size();
   auto origin = [&](const char* kind, const policy::Meta& meta, bool applies) {
     out.origins.push_back({kind, meta.full_name(), meta.source, meta.line, applies});

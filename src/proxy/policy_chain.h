@@ -19,6 +19,7 @@
 #include "policy/engine.h"
 #include "proxy/chain.h"
 #include "proxy/config.h"
+#include "proxy/destination_rules.h"
 #include "proxy/registry.h"
 #include "telemetry/json_line.h"
 #include "telemetry/metrics.h"
@@ -43,6 +44,7 @@ struct PolicyChains {
   // The Service + ServiceEndpoints documents as outbound routing sees them (built here, with the
   // Mesh's trust domain; mutable only until PolicyState publishes it).
   std::shared_ptr<Registry> registry;
+  std::shared_ptr<const DestinationRules> destination_rules;  // never null
 };
 
 // Loads every *.yaml / *.yml in `dir` and compiles the snapshot for `workload` (mesh settings

@@ -110,6 +110,8 @@ std::string_view to_string(ResponseDetail detail) {
       return "ext_authz_error";
     case ResponseDetail::RouteNotFound:
       return "route_not_found";
+    case ResponseDetail::DirectResponse:
+      return "direct_response";
   }
   return "via_upstream";
 }
@@ -419,7 +421,8 @@ telemetry::Labels Report::workload_labels(bool inbound, std::string_view source_
     service = std::string(registry_service);
     size_t dot = service.find('.');
     service_name = service.substr(0, dot);
-    service_ns = service.substr(dot + 1, service.find('.', dot + 1) - dot - 1);
+    // Istio's BlackHoleCluster (REGISTRY_ONLY) has no namespace.
+    if (dot != std::string::npos) service_ns = service.substr(dot + 1, service.find('.', dot + 1) - dot - 1);
   } else if (route) {
     service = config_.outbound[*route].destination_address;
   }
