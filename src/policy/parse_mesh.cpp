@@ -224,7 +224,7 @@ Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
   return for_each_field(
       ctx, spec, "Mesh.spec",
       {"trustDomain", "trustDomainAliases", "rootNamespace", "pathNormalization", "certificateTTL", "ca",
-       "gatewayTopology", "extensionProviders", "outboundTrafficPolicy"},
+       "gatewayTopology", "extensionProviders", "h2UpgradePolicy", "outboundTrafficPolicy"},
       [&](const std::string& key, const YAML::Node& v) -> Status {
         if (key == "gatewayTopology") return parse_gateway_topology(ctx, v, m);
         if (key == "outboundTrafficPolicy") return parse_outbound_traffic_policy(ctx, v, m);
@@ -254,6 +254,14 @@ Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
         }
         auto text = scalar(ctx, v, key);
         if (!text) return fail(text.error());
+        if (key == "h2UpgradePolicy") {
+          if (*text != "UPGRADE" && *text != "DO_NOT_UPGRADE") {
+            return err(ctx, v, "h2UpgradePolicy must be UPGRADE or DO_NOT_UPGRADE, not \"" + *text + "\"",
+                       "policy.bad_value");
+          }
+          m.h2_upgrade = *text == "UPGRADE";
+          return {};
+        }
         if (key == "trustDomain") {
           if (auto st = identity::validate_trust_domain(*text); !st) {
             return err(ctx, v, "trustDomain \"" + *text + "\" is not a valid SPIFFE trust domain: " + st.error().message,
