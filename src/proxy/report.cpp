@@ -196,6 +196,23 @@ void Report::connection_refused(const std::string& direction, const std::string&
                       {"detail", detail}});
 }
 
+void Report::egress_audit(const EgressAudit& a) {
+  auto or_null = [](const std::string& s) { return s.empty() ? nlohmann::json() : nlohmann::json(s); };
+  access_log_->write({{"time", telemetry::now_rfc3339()},
+                      {"direction", "egress"},
+                      {"event", "egress_audit"},
+                      {"source", {{"principal", a.source_principal}, {"address", a.source_address}}},
+                      {"destination", {{"host", a.host}, {"port", a.port}, {"sni", or_null(a.sni)}}},
+                      {"method", or_null(a.method)},
+                      {"path", or_null(a.path)},
+                      {"status", a.status},
+                      {"bytes_received", a.bytes_received},
+                      {"bytes_sent", a.bytes_sent},
+                      {"decision", a.allowed ? "allow" : "deny"},
+                      {"policy", or_null(a.policy)},
+                      {"reason", a.reason}});
+}
+
 void Report::outbound_refused(const std::string& source, const std::string& destination,
                               const std::string& reason, const std::string& detail) {
   count_refused("outbound", reason);

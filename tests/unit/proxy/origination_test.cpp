@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "../identity/test_certs.h"
@@ -219,6 +221,61 @@ TEST_F(ConnectOrigin, AServerUnderAnotherCaIsRefused) {
       "api.example.com");
   EXPECT_EQ(got.rfind("refused: tls_handshake_failed: ", 0), 0u) << got;
   EXPECT_NE(got.find("certificate"), std::string::npos) << got;
+}
+
+// The egress audit line (issue 20): one JSON line per call with every field the audit needs.
+TEST(EgressAudit, OneLineWithWhoWhereWhatHowMuchAndTheDecision) {
+  char tmpl[] = "/tmp/mg-audit-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ProxyConfig config;
+  Report report(config);
+  ASSERT_TRUE(report.open_access_log(dir + "/access.log"));
+  Report::EgressAudit allowed;
+  allowed.source_principal = "spiffe://cluster.local/ns/shop/sa/checkout";
+  allowed.source_address = "127.0.0.1:40000";
+  allowed.host = "api.example.com";
+  allowed.port = 443;
+  allowed.sni = "api.example.com";
+  allowed.method = "GET";
+  allowed.path = "/v1/rates";
+  allowed.status = 200;
+  allowed.bytes_received = 12;
+  allowed.bytes_sent = 345;
+  allowed.allowed = true;
+  allowed.policy = "istio-system/egress-allow";
+  allowed.reason = "allowed by ALLOW policy istio-system/egress-allow rule 0";
+  report.egress_audit(allowed);
+  Report::EgressAudit denied;
+  denied.host = "api.example.com";
+  denied.status = 403;
+  denied.reason = "denied: ALLOW policies apply to the workload but none matched";
+  report.egress_audit(denied);
+
+  std::ifstream in(dir + "/access.log");
+  std::string line;
+  std::vector<nlohmann::json> lines;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  fs::remove_all(dir);
+  ASSERT_EQ(lines.size(), 2u);
+  const auto& a = lines[0];
+  EXPECT_EQ(a["event"], "egress_audit");
+  EXPECT_EQ(a["source"]["principal"], "spiffe://cluster.local/ns/shop/sa/checkout");
+  EXPECT_EQ(a["destination"]["host"], "api.example.com");
+  EXPECT_EQ(a["destination"]["port"], 443);
+  EXPECT_EQ(a["destination"]["sni"], "api.example.com");
+  EXPECT_EQ(a["method"], "GET");
+  EXPECT_EQ(a["path"], "/v1/rates");
+  EXPECT_EQ(a["bytes_received"], 12);
+  EXPECT_EQ(a["bytes_sent"], 345);
+  EXPECT_EQ(a["decision"], "allow");
+  EXPECT_EQ(a["policy"], "istio-system/egress-allow");
+  const auto& d = lines[1];
+  EXPECT_EQ(d["decision"], "deny");
+  EXPECT_EQ(d["source"]["principal"], "unknown");
+  EXPECT_TRUE(d["method"].is_null());  // not visible
+  EXPECT_TRUE(d["policy"].is_null());
+  EXPECT_EQ(d["status"], 403);
 }
 
 }  // namespace
