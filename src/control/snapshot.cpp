@@ -94,6 +94,13 @@ ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& w
     out.documents += 2;
   }
 
+  // Every DestinationRule: Istio's default exportTo is all namespaces, and the proxy picks the one
+  // for a host (its own namespace first, proxy/destination_rules.h).
+  for (const auto& r : set.destination_rules) {
+    append_document(out.policies_yaml, r.meta.document);
+    ++out.documents;
+  }
+
   // The version covers everything the proxy acts on, so an unchanged version means nothing to push.
   std::string material = out.policies_yaml;
   material += '\0';

@@ -94,6 +94,7 @@ void ResourceSet::append(ResourceSet&& other) {
   move_all(opa_policies, other.opa_policies);
   move_all(services, other.services);
   move_all(service_endpoints, other.service_endpoints);
+  move_all(destination_rules, other.destination_rules);
   move_all(skipped, other.skipped);
   move_all(replaced, other.replaced);
   keep_the_later_of_each_name(*this);
@@ -436,7 +437,13 @@ Status parse_workload(Ctx& ctx, const YAML::Node& spec, Workload& w) {
 
 bool is_enforced_kind(std::string_view kind) {
   return kind == "AuthorizationPolicy" || kind == "PeerAuthentication" || kind == "RequestAuthentication" ||
-         kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy" || kind == "ServiceEndpoints";
+         kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy" || kind == "ServiceEndpoints" ||
+         kind == "DestinationRule";
+}
+
+bool is_networking_version(std::string_view api_version) {
+  return api_version == "networking.istio.io/v1" || api_version == "networking.istio.io/v1beta1" ||
+         api_version == "networking.istio.io/v1alpha3";
 }
 
 // The API groups meshguard owns every kind of: an unknown kind there is a typo or an API this build
@@ -569,6 +576,11 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   } else if (kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy" || kind == "ServiceEndpoints" ||
              (kind == "Service" && is_security_group(api_version))) {
     if (api_version != "meshguard.io/v1alpha1") return err(ctx, doc, kind + ": apiVersion must be meshguard.io/v1alpha1");
+  } else if (kind == "DestinationRule") {
+    if (!is_networking_version(api_version)) {
+      return err(ctx, doc,
+                 kind + ": apiVersion must be networking.istio.io/v1, v1beta1 or v1alpha3, not \"" + api_version + "\"");
+    }
   } else if (is_security_group(api_version)) {
     return err(ctx, doc,
                "unknown kind \"" + kind + "\" in " + api_version +
@@ -634,6 +646,13 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
     e.meta = meta;
     if (auto st = parse_service_endpoints(ctx, spec_node, e); !st) return st;
     out.service_endpoints.push_back(std::move(e));
+    return {};
+  }
+  if (kind == "DestinationRule") {
+    DestinationRule r;
+    r.meta = meta;
+    if (auto st = parse_destination_rule(ctx, spec_node, r); !st) return st;
+    out.destination_rules.push_back(std::move(r));
     return {};
   }
   if (kind == "AuthorizationPolicy") {

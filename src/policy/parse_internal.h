@@ -102,4 +102,7 @@ Status parse_opa_policy(Ctx& ctx, const YAML::Node& spec, const YAML::Node& doc,
 Status parse_service(Ctx& ctx, const YAML::Node& spec, Service& s);
 Status parse_service_endpoints(Ctx& ctx, const YAML::Node& spec, ServiceEndpoints& e);
 
+// networking.istio.io DestinationRule (parse_destination_rule.cpp).
+Status parse_destination_rule(Ctx& ctx, const YAML::Node& spec, DestinationRule& r);
+
 }  // namespace mg::policy::detail

@@ -190,15 +190,44 @@ Status parse_extension_providers(Ctx& ctx, const YAML::Node& n, Mesh& m) {
   return {};
 }
 
+// Mesh.spec.outboundTrafficPolicy: Istio's {mode: REGISTRY_ONLY | ALLOW_ANY}, or the mode alone.
+Status parse_outbound_traffic_policy(Ctx& ctx, const YAML::Node& n, Mesh& m) {
+  auto mode = [&](const YAML::Node& v) -> Status {
+    auto text = scalar(ctx, v, "outboundTrafficPolicy.mode");
+    if (!text) return fail(text.error());
+    if (*text == "REGISTRY_ONLY") {
+      m.outbound_traffic_policy = OutboundTrafficPolicy::RegistryOnly;
+    } else if (*text == "ALLOW_ANY") {
+      m.outbound_traffic_policy = OutboundTrafficPolicy::AllowAny;
+    } else {
+      return err(ctx, v, "outboundTrafficPolicy.mode must be REGISTRY_ONLY or ALLOW_ANY, not \"" + *text + "\"",
+                 "policy.bad_value");
+    }
+    return {};
+  };
+  if (n.IsScalar()) return mode(n);
+  if (!n.IsMap()) return err(ctx, n, "outboundTrafficPolicy must be {mode: REGISTRY_ONLY | ALLOW_ANY} or the mode");
+  bool has_mode = false;
+  auto s = for_each_field(ctx, n, "Mesh.spec.outboundTrafficPolicy", {"mode"},
+                          [&](const std::string&, const YAML::Node& v) -> Status {
+                            has_mode = true;
+                            return mode(v);
+                          });
+  if (!s) return s;
+  if (!has_mode) return err(ctx, n, "outboundTrafficPolicy.mode is required (REGISTRY_ONLY or ALLOW_ANY)");
+  return {};
+}
+
 }  // namespace
 
 Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
   return for_each_field(
       ctx, spec, "Mesh.spec",
       {"trustDomain", "trustDomainAliases", "rootNamespace", "pathNormalization", "certificateTTL", "ca",
-       "gatewayTopology", "extensionProviders", "h2UpgradePolicy"},
+       "gatewayTopology", "extensionProviders", "h2UpgradePolicy", "outboundTrafficPolicy"},
       [&](const std::string& key, const YAML::Node& v) -> Status {
         if (key == "gatewayTopology") return parse_gateway_topology(ctx, v, m);
+        if (key == "outboundTrafficPolicy") return parse_outbound_traffic_policy(ctx, v, m);
         if (key == "extensionProviders") return parse_extension_providers(ctx, v, m);
         if (key == "trustDomainAliases") {
           if (auto st = string_list(ctx, v, "trustDomainAliases", m.trust_domain_aliases); !st) return st;
@@ -268,3 +297,11 @@ Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
 }
 
 }  // namespace mg::policy::detail
+
+namespace mg::policy {
+
+const char* to_string(OutboundTrafficPolicy p) {
+  return p == OutboundTrafficPolicy::RegistryOnly ? "REGISTRY_ONLY" : "ALLOW_ANY";
+}
+
+}  // namespace mg::policy

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "jwt/rule.h"
@@ -148,6 +149,12 @@ struct ExtensionProvider {
 };
 const char* to_string(ExtensionProvider::Kind k);  // "envoyExtAuthzHttp" | "envoyExtAuthzGrpc"
 
+// Mesh.spec.outboundTrafficPolicy.mode, Istio's meshConfig field: what a client proxy does with a
+// call to a host no Service (or ServiceEntry) names. ALLOW_ANY: as without the setting; REGISTRY_ONLY:
+// refused, as Istio's BlackHoleCluster (HTTP 502).
+enum class OutboundTrafficPolicy { AllowAny, RegistryOnly };
+const char* to_string(OutboundTrafficPolicy p);  // "ALLOW_ANY" | "REGISTRY_ONLY"
+
 // meshguard.io/v1alpha1 Mesh: mesh-wide settings. Cluster-scoped (meta.ns is ""), and there is
 // one per control plane, so its name must be "default".
 struct Mesh {
@@ -166,6 +173,7 @@ struct Mesh {
   // DO_NOT_UPGRADE) carries an app's HTTP/1.1 requests to another proxy as HTTP/2 streams when
   // that proxy offers h2; DO_NOT_UPGRADE keeps them HTTP/1.1. HTTP/2 requests stay HTTP/2.
   bool h2_upgrade = true;
+  OutboundTrafficPolicy outbound_traffic_policy = OutboundTrafficPolicy::AllowAny;
 };
 
 // meshguard.io/v1alpha1 OPAPolicy: Rego modules (plus optional base data) evaluated in the proxy
@@ -236,6 +244,30 @@ struct ServiceEndpoints {
   std::vector<ServiceEndpoint> endpoints;
 };
 
+// networking.istio.io DestinationRule (v1, v1beta1, v1alpha3; namespaced): how a proxy talks to one
+// host. meshguard honours only spec.trafficPolicy.tls — TLS origination to an external host at an
+// egress gateway (issue 20); every other field is refused when parsed, so nothing is silently
+// ignored (parse_destination_rule.cpp).
+struct DestinationRule {
+  Meta meta;
+  // spec.host: a DNS name ("api.example.com", "details.default.svc.cluster.local") or a wildcard
+  // ("*.example.com"), lower case; matched against the destination's host without its port.
+  std::string host;
+  struct Tls {
+    // DISABLE: plaintext to the host; SIMPLE: TLS originated by the proxy, the server's certificate
+    // verified; ISTIO_MUTUAL: the mesh's own mTLS (what meshguard does between proxies anyway).
+    enum class Mode { Disable, Simple, IstioMutual } mode = Mode::Disable;
+    std::string sni;              // SIMPLE: the server name sent; empty = the host
+    std::string ca_certificates;  // SIMPLE: absolute path of a PEM bundle; empty = the system's roots
+    bool operator==(const Tls&) const = default;
+  };
+  std::optional<Tls> tls;  // spec.trafficPolicy.tls
+
+  // Whether this rule's host names `host` (lower case, no port): equal, or under a "*." wildcard.
+  bool matches(std::string_view host) const;
+};
+const char* to_string(DestinationRule::Tls::Mode m);  // "DISABLE" | "SIMPLE" | "ISTIO_MUTUAL"
+
 // A document of a kind meshguard does not enforce (VirtualService, Gateway, Service, Deployment, ...),
 // found in a file beside the security resources and left out of the set.
 struct SkippedDocument {
@@ -262,6 +294,7 @@ struct ResourceSet {
   std::vector<OpaPolicy> opa_policies;
   std::vector<Service> services;
   std::vector<ServiceEndpoints> service_endpoints;
+  std::vector<DestinationRule> destination_rules;
   std::vector<SkippedDocument> skipped;  // not resources: size() does not count them
   std::vector<ReplacedDocument> replaced;
 
@@ -270,7 +303,7 @@ struct ResourceSet {
   size_t size() const {
     return authorization_policies.size() + peer_authentications.size() + request_authentications.size() +
            workloads.size() + meshes.size() + opa_policies.size() +
-           services.size() + service_endpoints.size();
+           services.size() + service_endpoints.size() + destination_rules.size();
   }
 };
 
@@ -286,6 +319,7 @@ void for_each_kind(F&& f) {
   f("OPAPolicy", &ResourceSet::opa_policies);
   f("Service", &ResourceSet::services);
   f("ServiceEndpoints", &ResourceSet::service_endpoints);
+  f("DestinationRule", &ResourceSet::destination_rules);
 }
 
 // Calls f(kind, list) for each kind's list of `set` (const or not).

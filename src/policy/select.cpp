@@ -108,6 +108,7 @@ MeshConfig mesh_config_of(const ResourceSet& set, MeshConfig defaults) {
     defaults.num_trusted_proxies = mesh.num_trusted_proxies;
     defaults.extension_providers = mesh.extension_providers;
     defaults.h2_upgrade = mesh.h2_upgrade;
+    defaults.outbound_traffic_policy = mesh.outbound_traffic_policy;
   }
   return defaults;
 }
@@ -208,6 +209,9 @@ std::string mesh_document(const MeshConfig& mesh) {
     for (const auto& p : mesh.extension_providers) write_extension_provider(p, out);
   }
   if (!mesh.h2_upgrade) out += "  h2UpgradePolicy: DO_NOT_UPGRADE\n";
+  if (mesh.outbound_traffic_policy != OutboundTrafficPolicy::AllowAny) {
+    out += std::string("  outboundTrafficPolicy:\n    mode: ") + to_string(mesh.outbound_traffic_policy) + "\n";
+  }
   return out;
 }
 

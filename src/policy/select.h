@@ -29,6 +29,7 @@ struct MeshConfig {
   uint32_t num_trusted_proxies = 0;  // remote.ip / remoteIpBlocks (remote_ip.h)
   std::vector<ExtensionProvider> extension_providers;  // Mesh.spec.extensionProviders
   bool h2_upgrade = true;  // Mesh.spec.h2UpgradePolicy (resources.h)
+  OutboundTrafficPolicy outbound_traffic_policy = OutboundTrafficPolicy::AllowAny;
 };
 
 // The provider named `name` (AuthorizationPolicy provider.name), or null when the mesh defines none.

@@ -18,6 +18,8 @@ std::string_view to_string(Refusal reason) {
       return "denied";
     case Refusal::MaxConnections:
       return "max_connections";
+    case Refusal::ProxyProtocolInvalid:
+      return "proxy_protocol_invalid";
   }
   return "unknown";
 }

@@ -36,6 +36,7 @@ enum class Refusal {
   PeerCertificateRejected,  // the client's SVID did not verify
   Denied,                   // a TCP connection the policy denies
   MaxConnections,           // past maxConnections
+  ProxyProtocolInvalid,     // gateway.proxyProtocol: no valid PROXY v1/v2 header first
 };
 std::string_view to_string(Refusal reason);
 

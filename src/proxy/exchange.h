@@ -62,6 +62,7 @@ enum class ResponseDetail : uint8_t {
   ExtAuthzDenied,               // "ext_authz_denied": a CUSTOM policy's provider denied it
   ExtAuthzError,                // "ext_authz_error": its provider failed (statusOnError)
   RouteNotFound,                // "route_not_found": outbound by name, no such service or port
+  DirectResponse,               // "direct_response": REGISTRY_ONLY refused an unknown host (502)
 };
 std::string_view to_string(ResponseDetail detail);
 

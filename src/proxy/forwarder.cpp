@@ -50,6 +50,14 @@ net::awaitable<bool> Forwarder::forward_by_name(net::Stream& down, ServerCodec& 
                                      : registry->find(route.service, route.service_ns, route.service_port);
   // Answered here, the request's body unread: the connection stays only without one.
   const bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining_;
+  if (!match && registry->registry_only()) {
+    // Istio's REGISTRY_ONLY: the request goes to the BlackHoleCluster, whose route answers a
+    // direct 502 with no body; the access-log line names it.
+    ex.destination_service = "BlackHoleCluster";
+    ex.details = ResponseDetail::DirectResponse;
+    co_await local_reply(down, codec, ex, 502, "", keep);
+    co_return keep;
+  }
   if (!match || !is_http(match->port->protocol)) {
     ex.flags = ResponseFlag::NoRouteFound;
     ex.details = ResponseDetail::RouteNotFound;

@@ -31,6 +31,18 @@ net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t i
   const InboundPort& port = config_.inbound[index];
   std::string source = net::remote_address(socket);
   auto start = Clock::now();
+  // A gateway behind a balancer that speaks the PROXY protocol: the header comes before anything
+  // else (TLS detection included) and its client address is this connection's direct peer for
+  // source.ip / ipBlocks and what X-Forwarded-For names. No valid header, no connection.
+  if (config_.gateway && config_.gateway->proxy_protocol) {
+    auto header =
+        co_await net::read_proxy_header(socket, std::chrono::milliseconds(config_.limits.header_timeout_ms));
+    if (!header) {
+      report_.connection_refused(source, port.port, Refusal::ProxyProtocolInvalid, header.error().to_string());
+      co_return;
+    }
+    if (header->proxied) source = header->source_endpoint();
+  }
   // The mode in force when the connection arrives (a later reload is checked per request).
   const MtlsMode mode = policy_.port_mode(index);
 

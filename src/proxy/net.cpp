@@ -206,6 +206,38 @@ bool nothing_to_read(Stream& stream) {
   return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+awaitable<Result<http::ProxyHeader>> read_proxy_header(tcp::socket& socket, std::chrono::milliseconds timeout) {
+  Watchdog deadline(socket.get_executor(), [&socket] {
+    std::error_code ignored;
+    socket.close(ignored);
+  });
+  deadline.arm(timeout);
+  char buf[http::kProxyHeaderMaxBytes];
+  // Peeked, not read: the bytes after the header stay in the socket for TLS detection. A peek
+  // returns at once while any byte is waiting, so an incomplete header is peeked again after a
+  // short pause (headers arrive in one segment in practice); the deadline bounds the whole.
+  for (int attempt = 0; attempt < 10000; ++attempt) {
+    std::error_code ec;
+    size_t n = co_await socket.async_receive(asio::buffer(buf), tcp::socket::message_peek, nothrow(ec));
+    if (ec || n == 0) {
+      co_return fail("proxy_protocol.closed", deadline.fired()
+                                                  ? "no complete PROXY header within " +
+                                                        std::to_string(timeout.count()) + " ms"
+                                                  : "the connection ended before its PROXY header");
+    }
+    http::ProxyHeaderParse parsed = http::parse_proxy_header(std::string_view(buf, n));
+    if (parsed.state == http::ProxyHeaderParse::State::Invalid) co_return fail(std::move(parsed.error));
+    if (parsed.state == http::ProxyHeaderParse::State::Complete) {
+      co_await asio::async_read(socket, asio::buffer(buf, parsed.header.length), nothrow(ec));
+      if (ec) co_return fail("proxy_protocol.closed", "the connection ended while its PROXY header was read");
+      co_return std::move(parsed.header);
+    }
+    asio::steady_timer pause(socket.get_executor(), std::chrono::milliseconds(2));
+    co_await pause.async_wait(nothrow(ec));
+  }
+  co_return fail("proxy_protocol.closed", "no complete PROXY header after 10000 looks");
+}
+
 std::string remote_address(const tcp::socket& s) {
   std::error_code ec;
   auto ep = s.remote_endpoint(ec);

@@ -12,6 +12,9 @@
 #include <string>
 #include <system_error>
 
+#include "common/result.h"
+#include "http/proxy_protocol.h"
+
 namespace mg::proxy::net {
 
 using asio::ip::tcp;
@@ -117,6 +120,13 @@ class Watchdog {
 // closed (one recv(MSG_PEEK | MSG_DONTWAIT), which finds EAGAIN). How a connection with no
 // request outstanding is known to hold no stray response.
 bool nothing_to_read(Stream& stream);
+
+// Reads the PROXY protocol header a balancer writes before the client's bytes
+// (http/proxy_protocol.h) and consumes exactly its bytes, so what follows — a TLS ClientHello,
+// an HTTP head — is read as if it came first. Bounded: at most kProxyHeaderMaxBytes are looked
+// at, within `timeout` (the socket is closed when it passes). A missing or malformed header, or
+// a connection that ends first, is an error: the caller closes the connection.
+awaitable<Result<http::ProxyHeader>> read_proxy_header(tcp::socket& socket, std::chrono::milliseconds timeout);
 
 // "ip:port" of the peer / local end; "" when the socket has none.
 std::string remote_address(const tcp::socket& s);

@@ -118,6 +118,9 @@ Result<PolicyChains> with_new_endpoints(const PolicyChains& in_force, const poli
   out.resources = next.size();
   out.origins = origins_of(next, *out.snapshot, *subject);
   out.registry = Registry::build(next, subject->mesh.trust_domain, workload.ns);
+  out.registry->set_registry_only(subject->mesh.outbound_traffic_policy ==
+                                  policy::OutboundTrafficPolicy::RegistryOnly);
+  out.destination_rules = in_force.destination_rules;  // DestinationRules are not endpoints: unchanged
   return out;
 }
 
@@ -135,6 +138,10 @@ Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& set, const
   out.snapshot = *snapshot;
   out.registry = Registry::build(*resources, mesh.trust_domain, workload.ns);
   out.own_labels = subject->ref.labels;
+  out.registry->set_registry_only(mesh.outbound_traffic_policy == policy::OutboundTrafficPolicy::RegistryOnly);
+  auto rules = DestinationRules::build(*resources, workload.ns, mesh.root_namespace);
+  if (!rules) return fail(rules.error());  // a caCertificates file that does not load: fail closed
+  out.destination_rules = std::move(*rules);
   out.resources = resources->size();
   out.origins = origins_of(*resources, **snapshot, *subject);
   // One Authenticator per snapshot: inline JWKS parsed once, jwksUri keys read from `jwks`,

@@ -18,6 +18,7 @@
 #include "proxy/chain.h"
 #include "proxy/config.h"
 #include "proxy/enforcement_step.h"
+#include "proxy/destination_rules.h"
 #include "proxy/registry.h"
 #include "telemetry/json_line.h"
 #include "telemetry/metrics.h"
@@ -45,6 +46,7 @@ struct PolicyChains {
   // This workload's labels as the policies select it: its Workload document's when the set has
   // one (the control plane pushes the registered one), else the config's. The metrics take them too.
   std::map<std::string, std::string> own_labels;
+  std::shared_ptr<const DestinationRules> destination_rules;  // never null
 };
 
 // Loads every *.yaml / *.yml in `dir` and compiles the snapshot for `workload` (mesh settings

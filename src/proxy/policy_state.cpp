@@ -11,6 +11,7 @@ PolicyState::PolicyState(const ProxyConfig& config, Report& report, std::atomic<
   auto initial = std::make_shared<PublishedPolicy>();
   initial->inbound_modes = inbound_modes(nullptr);
   initial->registry = Registry::build({}, "cluster.local", config.workload.ns);
+  initial->destination_rules = std::move(*DestinationRules::build({}, config.workload.ns, "istio-system"));
   published_.store(std::move(initial));
 }
 
@@ -53,6 +54,7 @@ Result<PolicyState::Loaded> PolicyState::load(std::shared_ptr<const policy::Reso
   // Passive health (ejections, requests in flight) survives the publish for endpoints that stay.
   chains->registry->carry_health(*published_.load()->registry);
   state->registry = chains->registry;
+  state->destination_rules = chains->destination_rules;
   return Loaded{std::move(state), std::move(*chains), std::move(resources), !endpoints_only};
 }
 

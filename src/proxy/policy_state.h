@@ -50,6 +50,8 @@ struct PublishedPolicy {
   size_t resources = 0;
   std::vector<EffectiveMtls> inbound_modes;  // one per config.inbound entry
   std::shared_ptr<const Registry> registry;   // never null (empty without services)
+  // DestinationRules (TLS origination); never null (empty without rules)
+  std::shared_ptr<const DestinationRules> destination_rules;
 };
 
 class PolicyState {

@@ -89,10 +89,16 @@ class Registry {
   // in flight. Before this registry is shared.
   void carry_health(const Registry& previous);
 
+  // Mesh.spec.outboundTrafficPolicy REGISTRY_ONLY: a host no service names is refused as Istio's
+  // BlackHoleCluster refuses it (HTTP 502), not answered 404. Set before the registry is shared.
+  void set_registry_only(bool on) { registry_only_ = on; }
+  bool registry_only() const { return registry_only_; }
+
  private:
   std::vector<RegistryService> services_;
   std::unordered_map<std::string, size_t> by_name_;  // every accepted name form, lower-case
   std::string trust_domain_;
+  bool registry_only_ = false;
 };
 
 }  // namespace mg::proxy

@@ -112,6 +112,8 @@ std::string_view to_string(ResponseDetail detail) {
       return "ext_authz_error";
     case ResponseDetail::RouteNotFound:
       return "route_not_found";
+    case ResponseDetail::DirectResponse:
+      return "direct_response";
   }
   return "via_upstream";
 }
@@ -198,6 +200,23 @@ void Report::connection_refused(const std::string& source, uint16_t port, Refusa
                       {"port", port},
                       {"reason", std::string(reason)},
                       {"detail", detail}});
+}
+
+void Report::egress_audit(const EgressAudit& a) {
+  auto or_null = [](const std::string& s) { return s.empty() ? nlohmann::json() : nlohmann::json(s); };
+  access_log_->write({{"time", telemetry::now_rfc3339()},
+                      {"direction", "egress"},
+                      {"event", "egress_audit"},
+                      {"source", {{"principal", a.source_principal}, {"address", a.source_address}}},
+                      {"destination", {{"host", a.host}, {"port", a.port}, {"sni", or_null(a.sni)}}},
+                      {"method", or_null(a.method)},
+                      {"path", or_null(a.path)},
+                      {"status", a.status},
+                      {"bytes_received", a.bytes_received},
+                      {"bytes_sent", a.bytes_sent},
+                      {"decision", a.allowed ? "allow" : "deny"},
+                      {"policy", or_null(a.policy)},
+                      {"reason", a.reason}});
 }
 
 void Report::outbound_refused(const std::string& source, const std::string& destination,
@@ -444,7 +463,8 @@ telemetry::Labels Report::workload_labels(const OwnMetadata& own_metadata, bool 
     service = std::string(registry_service);
     size_t dot = service.find('.');
     service_name = service.substr(0, dot);
-    service_ns = service.substr(dot + 1, service.find('.', dot + 1) - dot - 1);
+    // Istio's BlackHoleCluster (REGISTRY_ONLY) has no namespace.
+    if (dot != std::string::npos) service_ns = service.substr(dot + 1, service.find('.', dot + 1) - dot - 1);
   } else if (route) {
     service = config_.outbound[*route].destination_address;
   }

@@ -81,6 +81,24 @@ class Report {
                         const std::string& detail);
   // What a policy reload closed: a TCP connection, a spliced WebSocket connection, an HTTP/2 stream.
   enum class Live { Tcp, WebSocket, Http2Stream };
+  // One call through an egress gateway to a host outside the mesh (issue 20): the audit trail's
+  // line, written for every request or connection, allowed or denied — who called (the verified
+  // principal), which external host and SNI, what (method and path where visible: not through a
+  // TLS or TCP passthrough), how much, and the decision with its policy. Event "egress_audit".
+  struct EgressAudit {
+    std::string source_principal = "unknown";  // the caller's SPIFFE ID, "unknown" without mTLS
+    std::string source_address;
+    std::string host;  // the external host asked for (no port)
+    uint16_t port = 0;
+    std::string sni;             // the server name originated / passed through; "" for plaintext
+    std::string method, path;    // "" where not visible
+    int status = 0;              // the HTTP status answered; 0 for a TCP connection
+    uint64_t bytes_received = 0, bytes_sent = 0;
+    bool allowed = false;
+    std::string policy;  // "ns/name" of the deciding policy; "" when none decided
+    std::string reason;
+  };
+  void egress_audit(const EgressAudit& a);
   // A live connection a policy reload no longer allows: counted, logged and given an access-log event.
   void closed_by_policy(Live what, size_t inbound_index, const std::string& source,
                         const std::optional<tls::PeerIdentity>& peer, uint64_t policy_version,

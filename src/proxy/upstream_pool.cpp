@@ -5,10 +5,12 @@
 #include <unordered_set>
 
 #include "proxy/balancer.h"
+#include "proxy/destination_rules.h"
 #include "proxy/credentials.h"
 #include "proxy/h2_upstream.h"
 #include "proxy/http2_session.h"
 #include "proxy/report.h"
+#include "tls/origination.h"
 
 namespace mg::proxy {
 
@@ -200,30 +202,12 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_tls(Destinat
     detail = "no valid certificate: cannot originate mTLS";
     co_return nullptr;
   }
+  std::optional<tcp::socket> socket = co_await connect_socket(to.address, to.port, reason, detail);
+  if (!socket) co_return nullptr;
   std::error_code ec;
-  auto address = asio::ip::make_address(to.address, ec);
-  if (ec) {
-    reason = "bad_destination";
-    detail = to.address;
-    co_return nullptr;
-  }
-  tcp::socket socket(io_);
-  net::Watchdog deadline(io_.get_executor(), [&socket] {
-    std::error_code ignored;
-    socket.close(ignored);
-  });
-  deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
-  co_await socket.async_connect({address, to.port}, nothrow(ec));
-  deadline.disarm();
-  if (ec) {
-    reason = "upstream_connect_failed";
-    detail = ec.message();
-    co_return nullptr;
-  }
-  socket.set_option(tcp::no_delay(true), ec);
   auto conn = std::make_unique<UpstreamConn>();
   conn->creds = state->creds;
-  auto tls_stream = std::make_unique<net::TlsStream>(std::move(socket), state->client);
+  auto tls_stream = std::make_unique<net::TlsStream>(std::move(*socket), state->client);
   net::TlsStream& up = *tls_stream;
   conn->stream = std::move(tls_stream);
   tls::attach_session_sink(up.ssl(), &conn->session_sink);
@@ -264,6 +248,66 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_tls(Destinat
     co_return nullptr;
   }
   conn->peer_principal = server->id.str();
+  co_return conn;
+}
+
+net::awaitable<std::optional<tcp::socket>> UpstreamPool::connect_socket(const std::string& to, uint16_t port,
+                                                                      std::string& reason, std::string& detail) {
+  std::error_code ec;
+  auto address = asio::ip::make_address(to, ec);
+  if (ec) {
+    reason = "bad_destination";
+    detail = to;
+    co_return std::nullopt;
+  }
+  tcp::socket socket(io_);
+  net::Watchdog deadline(io_.get_executor(), [&socket] {
+    std::error_code ignored;
+    socket.close(ignored);
+  });
+  deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
+  co_await socket.async_connect({address, port}, nothrow(ec));
+  deadline.disarm();
+  if (ec) {
+    reason = "upstream_connect_failed";
+    detail = ec.message();
+    co_return std::nullopt;
+  }
+  socket.set_option(tcp::no_delay(true), ec);
+  co_return std::move(socket);
+}
+
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_origin(const std::string& address, uint16_t port,
+                                                                          const OriginTls& origin, std::string& reason,
+                                                                          std::string& detail) {
+  std::optional<tcp::socket> socket = co_await connect_socket(address, port, reason, detail);
+  if (!socket) co_return nullptr;
+  auto conn = std::make_unique<UpstreamConn>();
+  auto tls_stream = std::make_unique<net::TlsStream>(std::move(*socket), origin.context);
+  net::TlsStream& up = *tls_stream;
+  conn->stream = std::move(tls_stream);
+  if (auto prepared = tls::prepare_origination(up.ssl(), origin.server_name); !prepared) {
+    reason = "tls_origination_failed";
+    detail = prepared.error().to_string();
+    co_return nullptr;
+  }
+  net::Watchdog handshake_deadline(io_.get_executor(), [&up] { up.close(); });
+  handshake_deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
+  std::error_code ec;
+  co_await up.handshake(asio::ssl::stream_base::client, ec);
+  handshake_deadline.disarm();
+  if (ec) {
+    reason = "tls_handshake_failed";
+    const long verify = SSL_get_verify_result(up.ssl());
+    detail = verify != X509_V_OK ? std::string(X509_verify_cert_error_string(verify)) : ec.message();
+    co_return nullptr;
+  }
+  if (auto checked = tls::check_origination(up.ssl()); !checked) {
+    reason = "server_certificate_rejected";
+    detail = checked.error().to_string();
+    co_return nullptr;
+  }
+  report_.registry().counter("meshguard_tls_handshakes_total", {{"side", "origination"}, {"resumed", "false"}}).inc();
   co_return conn;
 }
 

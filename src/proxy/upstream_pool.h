@@ -27,6 +27,7 @@
 namespace mg::proxy {
 
 class Credentials;
+struct OriginTls;
 class H2Upstream;
 class Registry;
 class Report;
@@ -82,6 +83,12 @@ class UpstreamPool {
   // service's identities (secure naming is per service). nullptr + reason on failure.
   net::awaitable<std::unique_ptr<UpstreamConn>> connect_target(const UpstreamTarget& target, std::string& reason,
                                                                std::string& detail, bool offer_h2 = false);
+  // TLS originated to a server outside the mesh (a DestinationRule with tls.mode SIMPLE,
+  // proxy/destination_rules.h): `origin`'s SNI sent, the server's chain verified against the rule's
+  // CA and its name checked. No client certificate. nullptr + reason on failure.
+  net::awaitable<std::unique_ptr<UpstreamConn>> connect_origin(const std::string& address, uint16_t port,
+                                                               const OriginTls& origin, std::string& reason,
+                                                               std::string& detail);
   // Keeps the newest TLS session of `side`'s connection for the next full connect to resume.
   void remember_session(const HttpSide& side, UpstreamConn& conn);
 
@@ -104,6 +111,9 @@ class UpstreamPool {
     const std::vector<std::string>& identities;
     uint64_t key;  // pool key: its TLS sessions and HTTP/1.1 memory
   };
+  // A TCP connection to `address`:`port` within the header timeout; nullopt + reason on failure.
+  net::awaitable<std::optional<net::tcp::socket>> connect_socket(const std::string& address, uint16_t port,
+                                                                 std::string& reason, std::string& detail);
   net::awaitable<std::unique_ptr<UpstreamConn>> connect_tls(Destination to, std::string& reason,
                                                             std::string& detail, bool offer_h2);
   net::awaitable<std::unique_ptr<UpstreamConn>> connect_side(const HttpSide& side, std::string& reason,

@@ -143,6 +143,23 @@ wait_for_count "$WORK/client-access.log" '"host":"reviews:9080".*"status":503,"r
 pass "no healthy endpoint: access log flag UH"
 expect_eq "$(by_name_status http://details.default:9080/status/200 --http2-prior-knowledge)" 200 "HTTP/2 client (h2c) by name"
 expect_eq "$(by_name_status http://details.default:9080/denied)" 403 "the server's AuthorizationPolicy still decides (DENY /denied)"
+# --- Mesh outboundTrafficPolicy (issue 20): REGISTRY_ONLY refuses unknown hosts as Istio's
+# BlackHoleCluster does (502, direct_response); ALLOW_ANY (here the short form) is today's 404.
+mesh_policy() {
+  printf 'apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec:\n  outboundTrafficPolicy: %s\n' "$1" |
+    put_file "$WORK/client-policies" mesh.yaml
+}
+mesh_policy '{mode: REGISTRY_ONLY}'
+wait_status "http://127.0.0.1:$C_HTTP/" 502 -H 'Host: api.external.example'
+expect_eq "$(curl -s --max-time 10 -H 'Host: api.external.example' "http://127.0.0.1:$C_HTTP/")" "" "REGISTRY_ONLY: 502 with no body"
+expect_eq "$(by_name_status http://nosuch.default:9080/)" 502 "REGISTRY_ONLY: an unknown mesh host → 502"
+expect_eq "$(by_name_status http://details.default:9080/status/200)" 200 "REGISTRY_ONLY: a registered service still → 200"
+wait_for_count "$WORK/client-access.log" \
+  '"service":"BlackHoleCluster".*"host":"api.external.example".*"status":502,"response_flags":"-","response_code_details":"direct_response"' 1
+pass "REGISTRY_ONLY: the access log names the host, BlackHoleCluster and direct_response"
+mesh_policy ALLOW_ANY
+wait_status "http://127.0.0.1:$C_HTTP/" 404 -H 'Host: api.external.example'
+pass "ALLOW_ANY (short form): an unknown host is 404 NR again"
 expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$C_HAND/status/200")" 200 \
   "a hand-written route beside them keeps working"
 

@@ -29,6 +29,11 @@ TEST(Kinds, EverySpellingOfEveryKind) {
   EXPECT_EQ(kind("ep"), "ServiceEndpoints");
   EXPECT_TRUE(kind_of("ServiceEndpoints")->computed);
   EXPECT_FALSE(kind_of("Service")->computed);
+  // Istio's DestinationRule (issue 20), in every version networking.istio.io serves.
+  EXPECT_EQ(kind("dr"), "DestinationRule");
+  EXPECT_EQ(kind("destinationrules.v1alpha3.networking.istio.io"), "DestinationRule");
+  EXPECT_EQ(kind("destinationrule.v1.networking.istio.io"), "DestinationRule");
+  EXPECT_FALSE(find_kind("dr.v1alpha1.networking.istio.io"));
 }
 
 TEST(Kinds, WrongGroupOrVersionIsRefused) {

@@ -103,10 +103,11 @@ spec: {mtls: {mode: STRICT}}
 TEST(KubectlFiles, MixedFileKeepsTheSecurityKindsAndListsTheRest) {
   auto set = parse_resources(kMixed, "app.yaml");
   ASSERT_TRUE(set) << set.error().message;
-  ASSERT_EQ(set->size(), 2u);
+  ASSERT_EQ(set->size(), 3u);
   EXPECT_EQ(set->authorization_policies[0].meta.full_name(), "foo/deny-all");
   EXPECT_EQ(set->peer_authentications[0].meta.full_name(), "istio-system/default");
-  ASSERT_EQ(set->skipped.size(), 14u);
+  ASSERT_EQ(set->destination_rules.size(), 1u);  // networking.istio.io kinds meshguard acts on are parsed
+  ASSERT_EQ(set->skipped.size(), 13u);
   EXPECT_EQ(set->skipped[0].kind, "Service");
   EXPECT_EQ(set->skipped[0].name, "httpbin");
   EXPECT_EQ(set->skipped[0].line, 1);
@@ -117,7 +118,7 @@ TEST(KubectlFiles, MixedFileKeepsTheSecurityKindsAndListsTheRest) {
   EXPECT_EQ(set->skipped.back().kind, "ServiceAccount");
   const auto warning = skipped_warning(*set);
   EXPECT_EQ(
-      warning.rfind("skipped 14 documents of kinds meshguard does not enforce: Service httpbin (app.yaml:1), "
+      warning.rfind("skipped 13 documents of kinds meshguard does not enforce: Service httpbin (app.yaml:1), "
                     "Deployment foo/httpbin (app.yaml:10), ConfigMap settings (app.yaml:19)",
                     0),
       0u)

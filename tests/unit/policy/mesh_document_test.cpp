@@ -275,5 +275,30 @@ TEST(Mesh, GatewayTopologyNumTrustedProxies) {
   EXPECT_FALSE(unknown);
 }
 
+TEST(Mesh, OutboundTrafficPolicyBothFormsAndTheWrittenDocument) {
+  auto none = parse_resources(std::string(kMeshHead) + "spec: {}\n");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_EQ(mesh_config_of(*none).outbound_traffic_policy, OutboundTrafficPolicy::AllowAny);
+  for (const char* form : {"{mode: REGISTRY_ONLY}", "REGISTRY_ONLY"}) {
+    auto r = parse_resources(std::string(kMeshHead) + "spec:\n  outboundTrafficPolicy: " + form + "\n");
+    ASSERT_TRUE(r) << form << ": " << r.error().message;
+    MeshConfig mesh = mesh_config_of(*r);
+    EXPECT_EQ(mesh.outbound_traffic_policy, OutboundTrafficPolicy::RegistryOnly) << form;
+    // The control plane's written Mesh (pushed when none is stored) carries it back.
+    auto again = parse_resources(mesh_document(mesh));
+    ASSERT_TRUE(again) << again.error().message;
+    EXPECT_EQ(mesh_config_of(*again).outbound_traffic_policy, OutboundTrafficPolicy::RegistryOnly);
+  }
+  auto allow = parse_resources(std::string(kMeshHead) + "spec:\n  outboundTrafficPolicy: {mode: ALLOW_ANY}\n");
+  ASSERT_TRUE(allow) << allow.error().message;
+  EXPECT_EQ(mesh_config_of(*allow).outbound_traffic_policy, OutboundTrafficPolicy::AllowAny);
+  EXPECT_EQ(mesh_document(mesh_config_of(*allow)).find("outboundTrafficPolicy"), std::string::npos);
+  for (const char* bad : {"registry_only", "{mode: BLOCK}", "{}", "{mode: REGISTRY_ONLY, egressProxy: x}", "[REGISTRY_ONLY]"}) {
+    auto r = parse_resources(std::string(kMeshHead) + "spec:\n  outboundTrafficPolicy: " + bad + "\n", "mesh.yaml");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("mesh.yaml:6: "), std::string::npos) << r.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace mg::policy

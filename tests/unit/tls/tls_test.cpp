@@ -1,4 +1,5 @@
 #include "tls/tls.h"
+#include "tls/origination.h"
 
 #include <gtest/gtest.h>
 
@@ -255,6 +256,68 @@ TEST_F(TlsTest, CredentialStoreSwapsAtomically) {
   store.replace(*second);
   EXPECT_EQ(held->own_id.str(), "spiffe://cluster.local/ns/default/sa/a");  // still usable by its holder
   EXPECT_EQ(store.current()->own_id.str(), "spiffe://cluster.local/ns/default/sa/b");
+}
+
+// TLS origination (DestinationRule SIMPLE): a third-party server with its own CA and a DNS name.
+class OriginationTest : public TlsTest {
+ protected:
+  // A server context for `dns` (its certificate issued by `ca`) and the CA file a rule would name.
+  crypto::SslCtxPtr server_for(const std::string& dns, const Ca& ca) {
+    auto key = ec_key();
+    testcerts::CertSpec spec;
+    spec.common_name = dns;
+    spec.extra_san = "DNS:" + dns;
+    spec.ext_key_usage = "serverAuth";
+    spec.not_before = now_ - 60;
+    spec.not_after = now_ + 3600;
+    auto leaf = make_cert(spec, key.get(), ca.cert.get(), ca.key.get());
+    crypto::SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+    EXPECT_EQ(SSL_CTX_use_certificate(ctx.get(), leaf.get()), 1);
+    EXPECT_EQ(SSL_CTX_use_PrivateKey(ctx.get(), key.get()), 1);
+    return ctx;
+  }
+  std::string ca_file(const Ca& ca, const std::string& name) {
+    std::string path = dir_ + "/" + name + ".pem";
+    EXPECT_TRUE(files::write_file_atomic(path, crypto::cert_to_pem(ca.cert.get()), 0644));
+    return path;
+  }
+  // A handshake from an origination client for `sni`; true when the client completed it verified.
+  bool originate(SSL_CTX* server, SSL_CTX* client, const std::string& sni) {
+    Handshake h{crypto::SslPtr(SSL_new(server)), crypto::SslPtr(SSL_new(client))};
+    EXPECT_TRUE(prepare_origination(h.client.get(), sni));
+    Handshake done = handshake_with(server, std::move(h));
+    if (!done.client_ok) return false;
+    EXPECT_EQ(std::string(SSL_get_servername(done.server.get(), TLSEXT_NAMETYPE_host_name)), sni);  // SNI sent
+    return static_cast<bool>(check_origination(done.client.get()));
+  }
+};
+
+TEST_F(OriginationTest, VerifiesTheServerAgainstTheRulesCaAndItsName) {
+  Ca external = make_ca("external-root", now_);
+  auto server = server_for("api.example.com", external);
+  auto client = origination_context(ca_file(external, "external"));
+  ASSERT_TRUE(client) << client.error().to_string();
+  EXPECT_TRUE(originate(server.get(), client->get(), "api.example.com"));
+  // Another name than the certificate's: refused by the hostname check.
+  EXPECT_FALSE(originate(server.get(), client->get(), "other.example.com"));
+  // Another CA (here the mesh's own root): refused by chain verification.
+  auto mesh_only = origination_context(ca_file(ca_, "mesh"));
+  ASSERT_TRUE(mesh_only);
+  EXPECT_FALSE(originate(server.get(), mesh_only->get(), "api.example.com"));
+}
+
+TEST_F(OriginationTest, CaFileMustExistAndHoldACertificate) {
+  EXPECT_FALSE(origination_context(dir_ + "/missing.pem"));
+  std::string empty = dir_ + "/empty.pem";
+  ASSERT_TRUE(files::write_file_atomic(empty, "not a certificate\n", 0644));
+  auto r = origination_context(empty);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, "tls.origination_ca");
+  EXPECT_TRUE(origination_context(""));  // the system's roots
+  SSL_CTX* plain = SSL_CTX_new(TLS_client_method());
+  crypto::SslPtr ssl(SSL_new(plain));
+  SSL_CTX_free(plain);
+  EXPECT_FALSE(prepare_origination(ssl.get(), ""));
 }
 
 }  // namespace
