@@ -1,5 +1,5 @@
 // policy/parse_internal.h — the node walkers and line bookkeeping parse.cpp's kinds share, exposed
-// to the other parser files of src/policy (parse_service.cpp) and to nothing else: not part of
+// to the other parser files of src/policy (parse_service.cpp, parse_networking.cpp) and to nothing else: not part of
 // mg_policy's interface. Errors read "<source>:<line>: <reason>"; every node walked spends from
 // Ctx::budget, which stops alias expansion from turning a small file into huge work.
 #pragma once
@@ -83,5 +83,14 @@ Status object_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::
 // The registry's kinds (parse_service.cpp): spec → resource; meta is already filled in.
 Status parse_service(Ctx& ctx, const YAML::Node& spec, Service& s);
 Status parse_service_endpoints(Ctx& ctx, const YAML::Node& spec, ServiceEndpoints& e);
+
+// Istio's routing kinds (parse_networking.cpp). is_networking_kind: a Gateway, VirtualService or
+// ServiceEntry of the networking.istio.io group (any version: a wrong one is refused, not skipped).
+bool is_networking_kind(std::string_view kind, std::string_view api_version);
+Status check_networking_version(const Ctx& ctx, const YAML::Node& doc, std::string_view kind,
+                                std::string_view api_version);
+Status parse_gateway(Ctx& ctx, const YAML::Node& spec, Gateway& g);
+Status parse_virtual_service(Ctx& ctx, const YAML::Node& spec, VirtualService& vs);
+Status parse_service_entry(Ctx& ctx, const YAML::Node& spec, ServiceEntry& se);
 
 }  // namespace mg::policy::detail

@@ -16,6 +16,7 @@ std::string lower(std::string_view s) {
 // The versions each group serves (a version.group qualifier must name one).
 bool known_version(std::string_view group, std::string_view version) {
   if (group == "security.istio.io") return version == "v1" || version == "v1beta1";
+  if (group == "networking.istio.io") return version == "v1" || version == "v1beta1" || version == "v1alpha3";
   return version == "v1alpha1";
 }
 
@@ -39,6 +40,9 @@ const std::vector<KindInfo>& all_kinds() {
       {"OPAPolicy", "opapolicies", "opa", "meshguard.io", true},
       {"Service", "services", "svc", "meshguard.io", true},
       {"ServiceEndpoints", "serviceendpoints", "ep", "meshguard.io", true, "endpoints", true},
+      {"Gateway", "gateways", "gw", "networking.istio.io", true},
+      {"VirtualService", "virtualservices", "vs", "networking.istio.io", true},
+      {"ServiceEntry", "serviceentries", "se", "networking.istio.io", true},
   };
   return kinds;
 }
