@@ -1,6 +1,6 @@
 // policy/parse_internal.h — the node walkers and line bookkeeping parse.cpp's kinds share, exposed
-// to the other parser files of src/policy (parse_service.cpp, parse_networking.cpp) and to nothing else: not part of
-// mg_policy's interface. Errors read "<source>:<line>: <reason>"; every node walked spends from
+// to the other parser files of src/policy (parse_authz, parse_authn, parse_mesh, parse_opa, parse_service,
+// parse_networking) and to nothing else: not part of mg_policy's interface. Errors read "<source>:<line>: <reason>"; every node walked spends from
 // Ctx::budget, which stops alias expansion from turning a small file into huge work.
 #pragma once
 
@@ -79,6 +79,24 @@ Status object_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::
   }
   return {};
 }
+
+// List walkers the kinds share (parse.cpp).
+Status string_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out);
+Status pattern_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out);
+Status cidr_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out);
+Status port_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out);
+Status parse_selector(Ctx& ctx, const YAML::Node& n, Selector& out);
+
+// "5s", "500ms", "1.5s", "1m", "2160h" → milliseconds; zero or more than `max_ms` fails (parse_authn.cpp).
+Result<int64_t> parse_duration_ms(const std::string& text, int64_t max_ms);
+
+// One file per group of kinds: spec → resource; meta is already filled in.
+Status parse_authorization_policy(Ctx& ctx, const YAML::Node& spec, AuthorizationPolicy& p);  // parse_authz.cpp
+Status parse_peer_authentication(Ctx& ctx, const YAML::Node& spec, PeerAuthentication& p);    // parse_authn.cpp
+Status parse_request_authentication(Ctx& ctx, const YAML::Node& spec, RequestAuthentication& r);
+Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m);                                   // parse_mesh.cpp
+// OPAPolicy also reads its document (`doc`) for the source positions of its modules (parse_opa.cpp).
+Status parse_opa_policy(Ctx& ctx, const YAML::Node& spec, const YAML::Node& doc, OpaPolicy& p);
 
 // The registry's kinds (parse_service.cpp): spec → resource; meta is already filled in.
 Status parse_service(Ctx& ctx, const YAML::Node& spec, Service& s);

@@ -16,16 +16,6 @@ namespace mg::policy::detail {
 
 namespace {
 
-Status strings(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
-  if (!n.IsNull() && !n.IsSequence()) return err(ctx, n, what + " must be a list of strings");
-  return object_list(ctx, n, what, out, [&](const YAML::Node& item, std::string& value) -> Status {
-    auto text = scalar(ctx, item, what + " entries");
-    if (!text) return fail(text.error());
-    value = std::move(*text);
-    return {};
-  });
-}
-
 // A host name as Istio's routing kinds write it: "*", "name", "a.b.c" or "*.a.b" — the wildcard
 // only as the whole first label. Lower-cased on the way in (host names are case-insensitive).
 Status host_name(const Ctx& ctx, const YAML::Node& at, const std::string& what, std::string& host) {
@@ -48,7 +38,7 @@ Status host_name(const Ctx& ctx, const YAML::Node& at, const std::string& what, 
 
 Status host_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out,
                  bool namespace_prefix) {
-  if (auto s = strings(ctx, n, what, out); !s) return s;
+  if (auto s = string_list(ctx, n, what, out); !s) return s;
   size_t index = 0;
   for (auto& h : out) {
     const YAML::Node at = std::as_const(n)[index++];
@@ -451,7 +441,7 @@ Status parse_virtual_service(Ctx& ctx, const YAML::Node& spec, VirtualService& v
           return host_list(ctx, v, "VirtualService.spec.hosts", vs.hosts, false);
         }
         if (key == "gateways") {
-          if (auto st = strings(ctx, v, "VirtualService.spec.gateways", vs.gateways); !st) return st;
+          if (auto st = string_list(ctx, v, "VirtualService.spec.gateways", vs.gateways); !st) return st;
           size_t index = 0;
           for (const auto& name : vs.gateways) {
             const YAML::Node at = std::as_const(v)[index++];
@@ -511,7 +501,7 @@ Status parse_service_entry(Ctx& ctx, const YAML::Node& spec, ServiceEntry& se) {
                              });
         }
         sans_node.emplace(v);
-        return strings(ctx, v, "ServiceEntry.spec.subjectAltNames", se.subject_alt_names);
+        return string_list(ctx, v, "ServiceEntry.spec.subjectAltNames", se.subject_alt_names);
       });
   if (!s) return s;
   if (!has_hosts) return err(ctx, spec, "ServiceEntry.spec.hosts is required");

@@ -75,6 +75,12 @@ class Parser {
     return v;
   }
 
+  bool flag(const YAML::Node& node, const std::string& where) const {
+    if (node.IsScalar() && node.Scalar() == "true") return true;
+    if (node.IsScalar() && node.Scalar() == "false") return false;
+    error(node, where + " must be true or false");
+  }
+
   uint16_t port(const YAML::Node& node, const std::string& where) const {
     return static_cast<uint16_t>(number(node, where, 65535));
   }
@@ -122,7 +128,7 @@ class Parser {
     cfg.source = source_;
     expect_map(root, "the proxy config",
                {"workload", "tls", "policyDir", "inbound", "outbound", "admin", "accessLog", "workers",
-                "limits", "gatewayTopology", "outlierDetection"});
+                "limits", "gatewayTopology", "outlierDetection", "gateway"});
     if (auto w = root["workload"]) {
       expect_map(w, "workload", {"name", "namespace", "serviceAccount", "labels", "address"});
       if (w["name"]) cfg.workload.name = str(w["name"], "workload.name");
@@ -164,6 +170,19 @@ class Parser {
       if (auto n = g["numTrustedProxies"])
         cfg.num_trusted_proxies =
             static_cast<uint32_t>(number(n, "gatewayTopology.numTrustedProxies", UINT32_MAX));
+    }
+    if (auto g = root["gateway"]) {
+      expect_map(g, "gateway", {"credentialsDir", "numTrustedProxies", "proxyProtocol"});
+      GatewaySettings gw;
+      if (auto d = g["credentialsDir"]) gw.credentials_dir = str(d, "gateway.credentialsDir");
+      if (auto n = g["numTrustedProxies"]) {
+        // Two places for one number would leave a reader guessing which wins.
+        if (cfg.num_trusted_proxies)
+          error(n, "gateway.numTrustedProxies and gatewayTopology.numTrustedProxies both given; keep one");
+        cfg.num_trusted_proxies = static_cast<uint32_t>(number(n, "gateway.numTrustedProxies", UINT32_MAX));
+      }
+      if (auto p = g["proxyProtocol"]) gw.proxy_protocol = flag(p, "gateway.proxyProtocol");
+      cfg.gateway = std::move(gw);
     }
 
     if (auto in = root["inbound"]) {

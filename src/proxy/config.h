@@ -16,6 +16,12 @@
 //                                 # X-Forwarded-For entry from the right. Absent: the Mesh
 //                                 # document's value (Mesh.spec.gatewayTopology), else 0 = the
 //                                 # peer's address, XFF ignored (Istio's proxy.istio.io/config)
+//   gateway: {credentialsDir: creds/, numTrustedProxies: 1, proxyProtocol: false}   # gateway mode
+//                                 # (issue 20): Gateway/VirtualService documents selecting this
+//                                 # workload's labels give its listeners and routes; an HTTPS server's
+//                                 # credentialName NAME is read from credentialsDir/NAME/{tls.crt,tls.key};
+//                                 # numTrustedProxies as gatewayTopology's (both given: refused);
+//                                 # proxyProtocol: accepted connections start with a PROXY v1/v2 header
 //   inbound:                      # port 0: kernel-chosen, printed as "listening inbound[i] ADDR:PORT"
 //     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http}   # http | http2 | grpc | tcp
 //   outbound:
@@ -119,6 +125,12 @@ struct OutlierSettings {
   uint32_t max_ejection_percent = 10;                  // of a port's endpoints (at least 1, never all)
 };
 
+// The `gateway:` block: present means this proxy is a gateway (ingress or egress).
+struct GatewaySettings {
+  std::string credentials_dir;   // credentialName NAME → credentials_dir/NAME/{tls.crt,tls.key}
+  bool proxy_protocol = false;   // a PROXY protocol v1/v2 header precedes each accepted connection
+};
+
 struct ProxyLimits {
   uint32_t header_timeout_ms = 10'000;  // whole request head must arrive within this (slowloris)
   uint32_t idle_timeout_ms = 300'000;   // keep-alive connection with no request in flight
@@ -143,6 +155,7 @@ struct ProxyConfig {
   ProxyLimits limits;
   OutlierSettings outlier;  // outlierDetection
   std::optional<uint32_t> num_trusted_proxies;  // gatewayTopology.numTrustedProxies: over the Mesh's
+  std::optional<GatewaySettings> gateway;       // gateway mode (the `gateway:` block)
   // Not from the file: set by meshguard-proxy with a control plane. policyDir then holds the
   // agent's fail-static copy, read at start-up only; updates arrive by Proxy::apply_policies.
   bool policy_pushed = false;

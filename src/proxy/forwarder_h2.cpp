@@ -142,8 +142,11 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
   // (the registration points at it) when the request is retried on another stream.
   std::optional<H2StreamIo> up_io;
   up_io.emplace(*h2, *up);
+  // The same rule as for an HTTP/1.1 app (forwarder.cpp): only a stream whose request carries a
+  // body (an upload, a gRPC call) is judged again by each publish while it is relayed; a bodiless
+  // one was judged when it arrived, as an HTTP/1.1 request is.
   std::optional<LiveRequest> live;
-  if (side.inbound && as_received) {
+  if (side.inbound && as_received && has_body) {
     live.emplace(connections_, side, *as_received, down, ex);
     live->relay_to(&*up_io);
   }

@@ -20,6 +20,7 @@
 #include "proxy/policy_state.h"
 #include "proxy/report.h"
 #include "proxy/worker.h"
+#include "telemetry/access_log.h"
 
 namespace mg::proxy {
 
@@ -290,6 +291,9 @@ Status Proxy::start() {
     w->thread = std::thread([worker = w.get(), &registry = d.report.registry()] {
       // Metric series this worker used before are found without the registry's lock.
       auto series_cache = registry.bind_thread_cache();
+      // This turn's access-log lines go out in one write, after the handlers already queued.
+      telemetry::AccessLog::TurnBatch log_batch(
+          [io = worker->io.get()] { asio::post(*io, [] { telemetry::AccessLog::TurnBatch::flush(); }); });
       worker->io->run();
     });
   }

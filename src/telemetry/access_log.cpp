@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 #include "common/time.h"
 
@@ -22,20 +23,61 @@ AccessLog::~AccessLog() {
   if (owned_) std::fclose(file_);
 }
 
+namespace {
+
+thread_local AccessLog::TurnBatch* this_thread_batch = nullptr;
+constexpr size_t kMaxBatchBytes = 64 * 1024;
+
+}  // namespace
+
 void AccessLog::write(const nlohmann::json& entry) {
   // Invalid UTF-8 from the wire (e.g. a path) must not throw: replace it.
   std::string line = entry.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  line += '\n';
-  std::lock_guard lock(mutex_);
-  std::fwrite(line.data(), 1, line.size(), file_);
-  std::fflush(file_);
+  write_line(line);
 }
 
 void AccessLog::write_line(std::string& line) {
   line += '\n';
+  TurnBatch* batch = this_thread_batch;
+  if (!batch) {
+    write_now(line);
+    return;
+  }
+  if (batch->log_ != this) {
+    TurnBatch::flush();  // lines of another log (another proxy in this process) go out first
+    batch->log_ = this;
+  }
+  batch->pending_ += line;
+  if (batch->pending_.size() >= kMaxBatchBytes) {
+    TurnBatch::flush();
+  } else if (!batch->scheduled_) {
+    batch->scheduled_ = true;
+    batch->schedule_flush_();
+  }
+}
+
+void AccessLog::write_now(std::string_view bytes) {
   std::lock_guard lock(mutex_);
-  std::fwrite(line.data(), 1, line.size(), file_);
+  std::fwrite(bytes.data(), 1, bytes.size(), file_);
   std::fflush(file_);
+}
+
+AccessLog::TurnBatch::TurnBatch(std::function<void()> schedule_flush) : schedule_flush_(std::move(schedule_flush)) {
+  this_thread_batch = this;
+}
+
+AccessLog::TurnBatch::~TurnBatch() {
+  flush();
+  this_thread_batch = nullptr;
+}
+
+void AccessLog::TurnBatch::flush() {
+  TurnBatch* batch = this_thread_batch;
+  if (!batch) return;
+  batch->scheduled_ = false;
+  if (batch->pending_.empty()) return;
+  batch->log_->write_now(batch->pending_);
+  batch->pending_.clear();
 }
 
 std::string& AccessLog::scratch() {

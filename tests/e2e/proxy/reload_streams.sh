@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Policy reloads and requests in flight (issue 15, docs/ARCHITECTURE.md "Policy reloads and live
-# traffic"): an inbound HTTP/2 stream is judged again at each publish while it is relayed, the
-# same whether the app speaks HTTP/1.1 (port protocol http) or h2c (http2) — one the new policy
-# denies is reset, its neighbours carry on; an HTTP/1.1 request is judged once, when its head
-# arrives (Envoy's RBAC rule), so one already relayed completes. Requests are held open as
+# traffic"): an inbound HTTP/2 stream whose request carries a body is judged again at each publish
+# while it is relayed, the same whether the app speaks HTTP/1.1 (port protocol http) or h2c
+# (http2) — one the new policy denies is reset, its neighbours carry on; a bodiless HTTP/2 stream
+# and an HTTP/1.1 request are judged once, when the head arrives (Envoy's RBAC rule), so one
+# already relayed completes. Requests are held open as
 # uploads fed from a FIFO, each once the proxy counted its authorization decision (a reload after
 # that judges a registered stream again, whether it comes before or after the registration).
 source "$(dirname "$0")/lib.sh"
@@ -20,11 +21,27 @@ inbound:
 workers: 1
 YAML
 
-run_proxy proxy IN_HTTP='inbound[0]' IN_H2='inbound[1]' ADMIN=admin <<YAML
+# An h2c app that never answers (a proxy in front of a socket that accepts and stays silent): a
+# bodiless GET to it stays in flight for as long as the test needs.
+start silent python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print("listening on 127.0.0.1:%d" % s.getsockname()[1], flush=True)
+conns = [s.accept()]
+time.sleep(60)'
+SILENT=$(port_of "$WORK/silent.out" '^listening on 127\.0\.0\.1:[0-9]+$')
+run_proxy h2silent H2SILENT='inbound[0]' <<YAML
+workload: {name: silent, namespace: default, serviceAccount: silent}
+inbound:
+  - {port: 0, address: 127.0.0.1, appPort: $SILENT, protocol: http}
+workers: 1
+YAML
+
+run_proxy proxy IN_HTTP='inbound[0]' IN_H2='inbound[1]' IN_SILENT='inbound[2]' ADMIN=admin <<YAML
 workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
 inbound:
   - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}
   - {port: 0, address: 127.0.0.1, appPort: $H2APP, protocol: http2}
+  - {port: 0, address: 127.0.0.1, appPort: $H2SILENT, protocol: http2}
 admin: {port: 0}
 accessLog: $WORK/access.log
 policyDir: $WORK/policies
@@ -72,6 +89,20 @@ finish() {
 }
 
 H2=(--http2-prior-knowledge)
+# A bodiless HTTP/2 GET to the silent h2c app, judged and in flight (started before the uploads:
+# it must not inherit their FIFOs' write ends).
+start get_h2 curl -s --max-time 60 -o /dev/null -w '%{http_code}' "${H2[@]}" "http://127.0.0.1:$IN_SILENT/anything/held"
+PID_get_h2=$LAST_PID
+HELD=$((HELD + 1))
+for _ in $(seq 1 200); do [ "$(decisions)" -ge "$HELD" ] && break; sleep 0.05; done
+[ "$(decisions)" -ge "$HELD" ] || fail "the bodiless GET was never judged"
+wait_for_line "$WORK/silent.out" '^listening' >/dev/null
+for _ in $(seq 1 200); do
+  [ "$(ss -Htn state established "( sport = :$SILENT )" | wc -l)" -ge 1 ] && break
+  sleep 0.05
+done
+[ "$(ss -Htn state established "( sport = :$SILENT )" | wc -l)" -ge 1 ] || fail "the GET never reached the silent app"
+pass "a bodiless HTTP/2 GET to an h2c app is in flight"
 hold h2_to_http "http://127.0.0.1:$IN_HTTP/anything/held" "${H2[@]}"
 hold h2_to_h2 "http://127.0.0.1:$IN_H2/anything/held" "${H2[@]}"
 hold h2_kept "http://127.0.0.1:$IN_HTTP/anything/kept" "${H2[@]}"
@@ -94,6 +125,12 @@ expect_eq "$(grep '"event":"connection_closed_by_policy"' "$WORK/access.log" | g
   "access log: two streams closed by the reload"
 expect_eq "$(grep '"path":"/anything/held"' "$WORK/access.log" | grep -c '"response_code_details":"upgrade_closed_by_policy_reload"')" 2 \
   "access log: each closed stream's own line says how it ended"
+
+# A bodiless stream was judged once, when it arrived (as an HTTP/1.1 request is), whatever the
+# app speaks: still in flight, not reset, and no third closing in the log.
+kill -0 "$PID_get_h2" 2>/dev/null || fail "the bodiless HTTP/2 GET ended with the reload"
+expect_eq "$(grep -c 'closing HTTP/2 stream' "$WORK/proxy.err")" 2 "the reload closed only the two uploads, not the bodiless GET"
+pass "the bodiless HTTP/2 GET to the h2c app is still in flight after the reload"
 
 # The others were not touched: the allowed stream and the HTTP/1.1 request (judged once) complete.
 finish h2_kept

@@ -134,6 +134,32 @@ TEST(ProxyConfig, GatewayTopologyNumTrustedProxies) {
   }
 }
 
+TEST(ProxyConfig, GatewayBlock) {
+  const std::string w = "workload: {namespace: ns, serviceAccount: sa}\n";
+  auto none = parse_config(w, "proxy.yaml");
+  ASSERT_TRUE(none) << none.error().to_string();
+  EXPECT_FALSE(none->gateway);
+  auto gw = parse_config(w + "gateway: {credentialsDir: creds, numTrustedProxies: 1, proxyProtocol: true}\n",
+                         "proxy.yaml");
+  ASSERT_TRUE(gw) << gw.error().to_string();
+  ASSERT_TRUE(gw->gateway);
+  EXPECT_EQ(gw->gateway->credentials_dir, "creds");
+  EXPECT_TRUE(gw->gateway->proxy_protocol);
+  EXPECT_EQ(gw->num_trusted_proxies, 1u);
+  auto bare = parse_config(w + "gateway: {}\n", "proxy.yaml");
+  ASSERT_TRUE(bare) << bare.error().to_string();
+  ASSERT_TRUE(bare->gateway);
+  EXPECT_FALSE(bare->gateway->proxy_protocol);
+  EXPECT_FALSE(bare->num_trusted_proxies);
+  for (const char* bad : {"gateway: {proxyProtocol: yes}", "gateway: {credentialDir: x}", "gateway: 1",
+                          "gateway: {numTrustedProxies: -1}",
+                          "gatewayTopology: {numTrustedProxies: 1}\ngateway: {numTrustedProxies: 2}"}) {
+    auto r = parse_config(w + bad + "\n", "proxy.yaml");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().to_string().find("proxy.yaml:"), std::string::npos) << r.error().to_string();
+  }
+}
+
 TEST(ProxyConfig, IstioPortProtocols) {
   const std::string w = "workload: {namespace: ns, serviceAccount: sa}\ntls: {certChain: a, key: b, trustBundle: c}\n";
   auto cfg = parse_config(w +

@@ -1,0 +1,262 @@
+// policy/parse_mesh.cpp — the Mesh kind for policy::parse_resources: trust domain and aliases,
+// certificate lifetimes, gateway topology and the CUSTOM action's extensionProviders, with the shared
+// walkers of parse_internal.h; parse.cpp dispatches here by kind.
+#include <charconv>
+#include <string>
+#include <utility>
+
+#include "identity/spiffe_id.h"
+#include "policy/opa.h"
+#include "policy/parse.h"
+#include "policy/parse_internal.h"
+
+namespace mg::policy::detail {
+
+namespace {
+
+constexpr int64_t kMinCertificateTtlSeconds = 60;
+constexpr int64_t kMaxCertificateTtlSeconds = 90LL * 24 * 3600;
+
+// Mesh.spec.gatewayTopology: {numTrustedProxies: N}, Istio's gatewayTopology field of the same name.
+Status parse_gateway_topology(Ctx& ctx, const YAML::Node& n, Mesh& m) {
+  return for_each_field(ctx, n, "Mesh.spec.gatewayTopology", {"numTrustedProxies"},
+                        [&](const std::string&, const YAML::Node& v) -> Status {
+                          auto text = scalar(ctx, v, "gatewayTopology.numTrustedProxies");
+                          if (!text) return fail(text.error());
+                          uint32_t n = 0;
+                          auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+                          if (text->empty() || ec != std::errc() || end != text->data() + text->size()) {
+                            return err(ctx, v,
+                                       "gatewayTopology.numTrustedProxies must be a whole number of proxies "
+                                       "(0 or more), not \"" +
+                                           *text + "\"",
+                                       "policy.bad_value");
+                          }
+                          m.num_trusted_proxies = n;
+                          return {};
+                        });
+}
+
+// A list of HTTP header names (RFC 9110 tokens), as the ext_authz header fields take them.
+Status header_name_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
+  if (auto s = string_list(ctx, n, what, out); !s) return s;
+  for (const auto& v : out) {
+    if (!is_header_name(v)) {
+      return err(ctx, n, what + ": \"" + v + "\" is not a header name", "policy.bad_value");
+    }
+  }
+  return {};
+}
+
+constexpr int64_t kMaxExtAuthzTimeoutMs = 3600LL * 1000;
+
+// includeRequestBodyInCheck: Istio's BufferSettings.
+Status parse_ext_authz_body(Ctx& ctx, const YAML::Node& n, const std::string& what,
+                            ExtensionProvider::RequestBody& b) {
+  b.present = true;
+  return for_each_field(ctx, n, what, {"maxRequestBytes", "allowPartialMessage", "packAsBytes"},
+                        [&](const std::string& k, const YAML::Node& x) -> Status {
+                          if (k == "maxRequestBytes") {
+                            auto v = whole_number(ctx, x, what + ".maxRequestBytes", 1, 16u << 20);
+                            if (!v) return fail(v.error());
+                            b.max_request_bytes = *v;
+                            return {};
+                          }
+                          auto v = boolean(ctx, x, what + "." + k);
+                          if (!v) return fail(v.error());
+                          (k == "allowPartialMessage" ? b.allow_partial_message : b.pack_as_bytes) = *v;
+                          return {};
+                        });
+}
+
+// envoyExtAuthzHttp / envoyExtAuthzGrpc: the fields both share, and the HTTP-only ones.
+Status parse_ext_authz(Ctx& ctx, const YAML::Node& n, const std::string& what, ExtensionProvider& p) {
+  const bool http = p.kind == ExtensionProvider::Kind::EnvoyExtAuthzHttp;
+  bool has_service = false, has_port = false;
+  auto field = [&](const std::string& key, const YAML::Node& v) -> Status {
+    const std::string name = what + "." + key;
+    if (key == "port") {
+      auto port = whole_number(ctx, v, name, 1, 65535);
+      if (!port) return fail(port.error());
+      p.port = *port;
+      has_port = true;
+      return {};
+    }
+    if (key == "failOpen") {
+      auto b = boolean(ctx, v, name);
+      if (!b) return fail(b.error());
+      p.fail_open = *b;
+      return {};
+    }
+    if (key == "statusOnError") {
+      auto status = whole_number(ctx, v, name, 100, 599);
+      if (!status) return err(ctx, v, name + " must be an HTTP status code (100 to 599)", "policy.bad_value");
+      p.status_on_error = static_cast<int>(*status);
+      return {};
+    }
+    if (key == "includeRequestBodyInCheck") return parse_ext_authz_body(ctx, v, name, p.include_request_body_in_check);
+    if (key == "includeRequestHeadersInCheck") return header_name_list(ctx, v, name, p.include_request_headers_in_check);
+    if (key == "headersToUpstreamOnAllow") return header_name_list(ctx, v, name, p.headers_to_upstream_on_allow);
+    if (key == "headersToDownstreamOnDeny") return header_name_list(ctx, v, name, p.headers_to_downstream_on_deny);
+    if (key == "includeAdditionalHeadersInCheck") {
+      auto& extra = p.include_additional_headers_in_check;
+      if (auto st = string_map(ctx, v, name, extra); !st) return st;
+      for (const auto& [k, value] : extra) {
+        if (!is_header_name(k)) {
+          return err(ctx, v, name + ": \"" + k + "\" is not a header name", "policy.bad_value");
+        }
+        if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+          return err(ctx, v, name + "." + k + ": a header value cannot hold CR, LF or NUL", "policy.bad_value");
+        }
+      }
+      return {};
+    }
+    auto text = scalar(ctx, v, name);
+    if (!text) return fail(text.error());
+    if (key == "service") {
+      if (text->empty() || text->find_first_of(std::string_view(" \t\r\n\0/\"\\", 8)) != std::string::npos) {
+        return err(ctx, v, name + " must be a host name or address, not \"" + *text + "\"", "policy.bad_value");
+      }
+      p.service = *text;
+      has_service = true;
+    } else if (key == "pathPrefix") {
+      if (!text->empty() && ((*text)[0] != '/' || text->find_first_of(std::string_view(" \t\r\n\0?#", 7)) !=
+                                                       std::string::npos)) {
+        return err(ctx, v, name + " must be a path starting with \"/\", not \"" + *text + "\"",
+                   "policy.bad_value");
+      }
+      p.path_prefix = *text;
+    } else {  // timeout
+      auto ms = parse_duration_ms(*text, kMaxExtAuthzTimeoutMs);
+      if (!ms) {
+        return err(ctx, v, name + " must be a duration written like \"0.5s\" or \"200ms\", up to 1h, not \"" + *text + "\"",
+                   "policy.bad_duration");
+      }
+      p.timeout_ms = *ms;
+    }
+    return {};
+  };
+  Status st = http ? for_each_field(ctx, n, what,
+                                    {"service", "port", "pathPrefix", "timeout", "failOpen", "statusOnError",
+                                     "includeRequestHeadersInCheck", "includeAdditionalHeadersInCheck",
+                                     "headersToUpstreamOnAllow", "headersToDownstreamOnDeny",
+                                     "includeRequestBodyInCheck"},
+                                    field)
+                   : for_each_field(ctx, n, what,
+                                    {"service", "port", "timeout", "failOpen", "statusOnError",
+                                     "includeRequestBodyInCheck"},
+                                    field);
+  if (!st) return st;
+  if (!has_service) return err(ctx, n, what + ".service is required");
+  if (!has_port) return err(ctx, n, what + ".port is required");
+  return {};
+}
+
+// Mesh.spec.extensionProviders: Istio's meshConfig.extensionProviders, the ext_authz kinds.
+Status parse_extension_providers(Ctx& ctx, const YAML::Node& n, Mesh& m) {
+  if (n.IsNull()) return {};
+  if (!n.IsSequence()) return err(ctx, n, "extensionProviders must be a list");
+  for (const auto& item : n) {
+    if (auto st = spend(ctx, item); !st) return st;
+    ExtensionProvider p;
+    int kinds = 0;
+    auto st = for_each_field(
+        ctx, item, "extensionProviders entry", {"name", "envoyExtAuthzHttp", "envoyExtAuthzGrpc"},
+        [&](const std::string& key, const YAML::Node& v) -> Status {
+          if (key == "name") {
+            auto text = scalar(ctx, v, "extensionProviders.name");
+            if (!text) return fail(text.error());
+            p.name = *text;
+            return {};
+          }
+          ++kinds;
+          p.kind = key == "envoyExtAuthzHttp" ? ExtensionProvider::Kind::EnvoyExtAuthzHttp
+                                              : ExtensionProvider::Kind::EnvoyExtAuthzGrpc;
+          if (!v.IsMap()) return err(ctx, v, "extensionProviders." + key + " must be a mapping");
+          return parse_ext_authz(ctx, v, "extensionProviders." + key, p);
+        });
+    if (!st) return st;
+    if (p.name.empty()) return err(ctx, item, "extensionProviders entry: name is required");
+    if (kinds != 1) {
+      return err(ctx, item,
+                 "extensionProviders \"" + p.name + "\" must set exactly one of envoyExtAuthzHttp or envoyExtAuthzGrpc");
+    }
+    if (std::any_of(m.extension_providers.begin(), m.extension_providers.end(),
+                    [&](const ExtensionProvider& q) { return q.name == p.name; })) {
+      return err(ctx, item, "extensionProviders: \"" + p.name + "\" is defined twice (names must be unique)");
+    }
+    m.extension_providers.push_back(std::move(p));
+  }
+  return {};
+}
+
+}  // namespace
+
+Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
+  return for_each_field(
+      ctx, spec, "Mesh.spec",
+      {"trustDomain", "trustDomainAliases", "rootNamespace", "pathNormalization", "certificateTTL", "ca",
+       "gatewayTopology", "extensionProviders"},
+      [&](const std::string& key, const YAML::Node& v) -> Status {
+        if (key == "gatewayTopology") return parse_gateway_topology(ctx, v, m);
+        if (key == "extensionProviders") return parse_extension_providers(ctx, v, m);
+        if (key == "trustDomainAliases") {
+          if (auto st = string_list(ctx, v, "trustDomainAliases", m.trust_domain_aliases); !st) return st;
+          for (const auto& alias : m.trust_domain_aliases) {
+            if (auto st = identity::validate_trust_domain(alias); !st) {
+              return err(ctx, v,
+                         "trustDomainAliases entry \"" + alias +
+                             "\" is not a valid SPIFFE trust domain: " + st.error().message,
+                         "policy.bad_trust_domain");
+            }
+          }
+          return {};
+        }
+        if (key == "ca") {
+          return for_each_field(ctx, v, "Mesh.spec.ca", {"mode"}, [&](const std::string&, const YAML::Node& x) -> Status {
+            auto text = scalar(ctx, x, "ca.mode");
+            if (!text) return fail(text.error());
+            if (*text != "builtin" && *text != "plugin") {
+              return err(ctx, x, "ca.mode must be builtin or plugin, not \"" + *text + "\"", "policy.bad_value");
+            }
+            m.ca_mode = *text;
+            return {};
+          });
+        }
+        auto text = scalar(ctx, v, key);
+        if (!text) return fail(text.error());
+        if (key == "trustDomain") {
+          if (auto st = identity::validate_trust_domain(*text); !st) {
+            return err(ctx, v, "trustDomain \"" + *text + "\" is not a valid SPIFFE trust domain: " + st.error().message,
+                       "policy.bad_trust_domain");
+          }
+          m.trust_domain = *text;
+        } else if (key == "rootNamespace") {
+          if (text->empty() || text->find_first_of("/ \t\r\n") != std::string::npos) {
+            return err(ctx, v, "rootNamespace must be a non-empty namespace name", "policy.bad_value");
+          }
+          m.root_namespace = *text;
+        } else if (key == "pathNormalization") {
+          auto mode = parse_path_normalization(*text);
+          if (!mode) {
+            return err(ctx, v,
+                       "pathNormalization must be NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES, not \"" +
+                           *text + "\"",
+                       "policy.bad_value");
+          }
+          m.path_normalization = *mode;
+        } else {
+          auto ms = parse_duration_ms(*text, kMaxCertificateTtlSeconds * 1000);
+          if (!ms || *ms % 1000 != 0 || *ms / 1000 < kMinCertificateTtlSeconds) {
+            return err(ctx, v,
+                       "certificateTTL must be a whole number of seconds written like \"1h\", \"30m\" or \"90s\", "
+                       "from 1m to 2160h (90 days), not \"" + *text + "\"",
+                       "policy.bad_duration");
+          }
+          m.certificate_ttl_seconds = *ms / 1000;
+        }
+        return {};
+      });
+}
+
+}  // namespace mg::policy::detail
