@@ -30,6 +30,9 @@
 # Environment knobs (defaults): WRK_CONNS=32 WRK_SECONDS=8 RATE=1000 RATE_CLIENTS=10
 #   RATE_SECONDS=10 IDLE_CONNS=9900 THREADS=1 (meshguard workers = haproxy nbthread)
 #   H2_SECONDS=8 (each h2load -c1 row) H2_IDLE_CONNS=200
+#   H2_UPGRADE=UPGRADE (the h1 section's client proxy: Mesh h2UpgradePolicy — UPGRADE carries the
+#   HTTP/1.1 requests as HTTP/2 between the proxies, DO_NOT_UPGRADE keeps them HTTP/1.1 as the
+#   HAProxy pair does)
 # Needs wrk, h2load (nghttp2-client), haproxy, python3, curl, openssl (scripts/install-deps.sh).
 # Installs nothing; every process it starts is stopped by the EXIT trap.
 set -euo pipefail
@@ -230,9 +233,18 @@ YAML
   MG_PID[$tag.server]=$LAST_PID
   MG_PORT[$tag.server]=$(port_of "$WORK/mgs$tag$r.out" '^listening inbound\[0\] ')
 
+  # The h1 pair's client: how HTTP/1.1 travels between the proxies (H2_UPGRADE).
+  local client_policies=""
+  if [ -z "$tag" ] && [ "${H2_UPGRADE:-UPGRADE}" != UPGRADE ]; then
+    mkdir -p "$WORK/client-mesh"
+    printf 'apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec: {h2UpgradePolicy: %s}\n' \
+      "$H2_UPGRADE" >"$WORK/client-mesh/mesh.yaml"
+    client_policies="policyDir: $WORK/client-mesh"
+  fi
   cat >"$WORK/mg-client$tag.yaml" <<YAML
 workload: {name: client, namespace: bench, serviceAccount: client, labels: {app: client}}
 tls: {certChain: $WORK/client/cert-chain.pem, key: $WORK/client/key.pem, trustBundle: $WORK/client/root-cert.pem}
+$client_policies
 accessLog: $WORK/mg-client$tag-access.log
 workers: $THREADS
 outbound:

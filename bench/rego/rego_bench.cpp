@@ -15,6 +15,7 @@
 #include <string>
 
 #include "policy/decide.h"
+#include "jwt_test_util.h"
 #include "rego/engine.h"
 
 namespace {
@@ -149,6 +150,31 @@ void BM_RegoEnvoyPrimer(benchmark::State& state) {
   run_decision(state, "envoy.rego", kEnvoyPolicy, std::move(data), "data.envoy.authz.allow", input);
 }
 
+// An RS256 token verified against a JWKS kept in data (the way OPA policies verify tokens from an
+// identity provider): io.jwt.decode_verify with the `cert` constraint, the same token and key set
+// request after request.
+const char* kJwksPolicy = R"(package tokens.authz
+
+default allow := false
+
+allow if {
+	[valid, _, claims] := io.jwt.decode_verify(input.token, {"cert": data.idp.jwks})
+	valid
+	claims.role == "admin"
+}
+)";
+
+void BM_RegoDecodeVerifyRs256Jwks(benchmark::State& state) {
+  namespace jt = mg::jwt::testing;
+  const jt::TestKey other = jt::make_key(mg::jwt::Alg::RS256, "other");
+  const jt::TestKey key = jt::make_key(mg::jwt::Alg::RS256, "signer");
+  const std::string token = jt::sign_token(key, {{"typ", "JWT"}}, {{"sub", "u1"}, {"role", "admin"}});
+  Value data = Value::object(
+      {{Value::string("idp"), Value::object({{Value::string("jwks"), Value::string(jt::jwks_of({&other, &key}))}})}});
+  Value input = Value::object({{Value::string("token"), Value::string(token)}});
+  run_decision(state, "jwks.rego", kJwksPolicy, std::move(data), "data.tokens.authz.allow", input);
+}
+
 void BM_RegoCompileEnvoyPrimer(benchmark::State& state) {
   compile_cost(state, "envoy.rego", kEnvoyPolicy, envoy_data());
 }
@@ -196,6 +222,7 @@ void BM_IstioRbacBaseline(benchmark::State& state) {
 
 BENCHMARK(BM_RegoRbac);
 BENCHMARK(BM_RegoEnvoyPrimer);
+BENCHMARK(BM_RegoDecodeVerifyRs256Jwks);
 BENCHMARK(BM_IstioRbacBaseline);
 BENCHMARK(BM_RegoCompileRbac)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RegoCompileEnvoyPrimer)->Unit(benchmark::kMicrosecond);

@@ -196,7 +196,7 @@ Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
   return for_each_field(
       ctx, spec, "Mesh.spec",
       {"trustDomain", "trustDomainAliases", "rootNamespace", "pathNormalization", "certificateTTL", "ca",
-       "gatewayTopology", "extensionProviders"},
+       "gatewayTopology", "extensionProviders", "h2UpgradePolicy"},
       [&](const std::string& key, const YAML::Node& v) -> Status {
         if (key == "gatewayTopology") return parse_gateway_topology(ctx, v, m);
         if (key == "extensionProviders") return parse_extension_providers(ctx, v, m);
@@ -225,6 +225,14 @@ Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
         }
         auto text = scalar(ctx, v, key);
         if (!text) return fail(text.error());
+        if (key == "h2UpgradePolicy") {
+          if (*text != "UPGRADE" && *text != "DO_NOT_UPGRADE") {
+            return err(ctx, v, "h2UpgradePolicy must be UPGRADE or DO_NOT_UPGRADE, not \"" + *text + "\"",
+                       "policy.bad_value");
+          }
+          m.h2_upgrade = *text == "UPGRADE";
+          return {};
+        }
         if (key == "trustDomain") {
           if (auto st = identity::validate_trust_domain(*text); !st) {
             return err(ctx, v, "trustDomain \"" + *text + "\" is not a valid SPIFFE trust domain: " + st.error().message,

@@ -163,6 +163,10 @@ struct Mesh {
   // the proxies trusted in front of every workload (remote_ip.h); a proxy config may override it.
   uint32_t num_trusted_proxies = 0;
   std::vector<ExtensionProvider> extension_providers;  // names unique
+  // spec.h2UpgradePolicy, Istio's meshConfig field: UPGRADE (meshguard's default — Istio's is
+  // DO_NOT_UPGRADE) carries an app's HTTP/1.1 requests to another proxy as HTTP/2 streams when
+  // that proxy offers h2; DO_NOT_UPGRADE keeps them HTTP/1.1. HTTP/2 requests stay HTTP/2.
+  bool h2_upgrade = true;
 };
 
 // meshguard.io/v1alpha1 OPAPolicy: Rego modules (plus optional base data) evaluated in the proxy

@@ -107,6 +107,7 @@ MeshConfig mesh_config_of(const ResourceSet& set, MeshConfig defaults) {
     defaults.path_normalization = mesh.path_normalization;
     defaults.num_trusted_proxies = mesh.num_trusted_proxies;
     defaults.extension_providers = mesh.extension_providers;
+    defaults.h2_upgrade = mesh.h2_upgrade;
   }
   return defaults;
 }
@@ -206,6 +207,7 @@ std::string mesh_document(const MeshConfig& mesh) {
     out += "  extensionProviders:\n";
     for (const auto& p : mesh.extension_providers) write_extension_provider(p, out);
   }
+  if (!mesh.h2_upgrade) out += "  h2UpgradePolicy: DO_NOT_UPGRADE\n";
   return out;
 }
 

@@ -28,6 +28,7 @@ struct MeshConfig {
   PathNormalization path_normalization = PathNormalization::Base;
   uint32_t num_trusted_proxies = 0;  // remote.ip / remoteIpBlocks (remote_ip.h)
   std::vector<ExtensionProvider> extension_providers;  // Mesh.spec.extensionProviders
+  bool h2_upgrade = true;  // Mesh.spec.h2UpgradePolicy (resources.h)
 };
 
 // The provider named `name` (AuthorizationPolicy provider.name), or null when the mesh defines none.

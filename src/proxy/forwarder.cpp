@@ -135,7 +135,14 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
   // selected http/1.1 hands back its connection for the HTTP/1.1 path below.
   std::unique_ptr<UpstreamConn> first;
   std::string reason, detail;
-  while (!upgrade && worker.upstreams.may_use_h2(side)) {
+  // An app's HTTP/1.1 request goes to another proxy as an HTTP/2 stream unless the mesh says
+  // DO_NOT_UPGRADE; an h2c app (inbound) gets HTTP/2 whatever the client spoke. No snapshot (no
+  // policyDir): the default, UPGRADE.
+  const bool h2_wanted = side.inbound || down.is_h2_stream() || [&] {
+    const auto& snapshot = policy_.current()->snapshot;
+    return !snapshot || snapshot->mesh().h2_upgrade;
+  }();
+  while (!upgrade && h2_wanted && worker.upstreams.may_use_h2(side)) {
     reason.clear();
     auto h2 = co_await worker.upstreams.acquire_h2(side, first, reason, detail);
     if (h2) {

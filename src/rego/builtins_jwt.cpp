@@ -185,6 +185,38 @@ Result<std::vector<Key>> keys_from(const std::string& text) {
   return out;
 }
 
+// A policy passes the same key text (a PEM certificate, a JWKS from data) call after call, and
+// parsing it — JSON, then loading each public key into OpenSSL — costs more than verifying a
+// signature: each thread keeps the keys of its last few texts. Keys are only read once loaded.
+struct ParsedKeys {
+  std::string text;
+  std::optional<std::vector<Key>> keys;  // else `error`
+  std::string error;
+};
+
+const ParsedKeys& cached_keys_from(const std::string& text) {
+  constexpr size_t kEntries = 8;
+  thread_local std::vector<ParsedKeys> entries = [] {
+    std::vector<ParsedKeys> v;
+    v.reserve(kEntries);  // never reallocated: the caller reads the returned entry
+    return v;
+  }();
+  thread_local size_t next = 0;
+  for (const ParsedKeys& e : entries)
+    if (e.text == text) return e;
+  ParsedKeys fresh{text, std::nullopt, ""};
+  if (auto keys = keys_from(text)) {
+    fresh.keys = std::move(*keys);
+  } else {
+    fresh.error = keys.error().message;
+  }
+  if (entries.size() < kEntries) return entries.emplace_back(std::move(fresh));
+  ParsedKeys& slot = entries[next];
+  next = (next + 1) % kEntries;
+  slot = std::move(fresh);
+  return slot;
+}
+
 bool verify_with(const Key& key, jwt::Alg alg, const Token& t, const std::string& sig) {
   const std::string input = t.header + "." + t.payload;
   return jwt::verify_signature(alg, key.jwk, input, sig) == jwt::JwtStatus::Ok;
@@ -234,8 +266,9 @@ BuiltinResult verify_asymmetric(Args a, BuiltinContext&) {
   auto t = split_token(a[0].as_string());
   if (!t) return BuiltinError::builtin(t.error().message);
   if (auto e = want(a, 2, Kind::String)) return *e;
-  auto keys = keys_from(a[1].as_string());
-  if (!keys) return BuiltinError::builtin(keys.error().message);
+  const ParsedKeys& parsed = cached_keys_from(a[1].as_string());
+  if (!parsed.keys) return BuiltinError::builtin(parsed.error);
+  const std::vector<Key>* keys = &*parsed.keys;
   auto sig = decode_signature(*t);
   if (!sig) return BuiltinError::builtin(sig.error().message);
   if (auto s = decode_header(*t); !s) return BuiltinError::builtin(s.error().message);
@@ -264,7 +297,7 @@ BuiltinResult verify_hs(Args a, BuiltinContext&) {
 }
 
 struct Constraints {
-  std::optional<std::vector<Key>> keys;
+  const std::vector<Key>* keys = nullptr;  // from the `cert` constraint (cached_keys_from)
   std::string cert;  // the text `keys` came from
   std::string secret, alg, iss, aud;
   double time = -1;
@@ -383,9 +416,9 @@ BuiltinResult decode_verify(Args a, BuiltinContext& ctx) {
     const std::string name = k.is_string() ? k.as_string() : k.to_json_text();
     if (name == "cert") {
       if (!v.is_string()) return BuiltinError::builtin("cert constraint: must be a string");
-      auto keys = keys_from(v.as_string());
-      if (!keys) return BuiltinError::builtin(keys.error().message);
-      c.keys = std::move(*keys);
+      const ParsedKeys& parsed = cached_keys_from(v.as_string());
+      if (!parsed.keys) return BuiltinError::builtin(parsed.error);
+      c.keys = &*parsed.keys;
       c.cert = v.as_string();
     } else if (name == "secret" || name == "alg" || name == "iss" || name == "aud") {
       if (!v.is_string()) return BuiltinError::builtin(name + " constraint: must be a string");

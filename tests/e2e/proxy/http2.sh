@@ -96,3 +96,30 @@ expect_contains "$body" 'hello-h1-to-h2' "HTTP/1.1 request body relayed as HTTP/
 [ "$(metric "$S_ADMIN" '^istio_requests_total\\{.*request_protocol="http".*response_code="403"')" -ge 1 ] ||
   fail "istio_requests_total has no 403 series"
 pass "istio_requests_total counts the HTTP/2 streams"
+
+# 6. Mesh h2UpgradePolicy: DO_NOT_UPGRADE (Istio's meshConfig field): a client proxy under it
+# carries the app's HTTP/1.1 requests to the server proxy as HTTP/1.1; an h2c request stays HTTP/2.
+mkdir -p "$WORK/client2-policies"
+cat >"$WORK/client2-policies/mesh.yaml" <<'YAML'
+apiVersion: meshguard.io/v1alpha1
+kind: Mesh
+metadata: {name: default}
+spec: {h2UpgradePolicy: DO_NOT_UPGRADE}
+YAML
+run_proxy client2 C2_OUT='outbound[0]' <<YAML
+workload: {name: productpage, namespace: default, serviceAccount: productpage}
+$(tls_yaml productpage)
+policyDir: $WORK/client2-policies
+outbound:
+  - {listen: "127.0.0.1:0", destination: "127.0.0.1:$S_STRICT", identities: ["$DETAILS"], protocol: http}
+workers: 1
+YAML
+h2_in() { metric "$S_ADMIN" '^meshguard_http2_connections_total\\{direction="inbound"\\}'; }
+before=$(h2_in)
+for _ in 1 2 3; do
+  expect_eq "$(http_status "http://127.0.0.1:$C2_OUT/status/200")" 200 "DO_NOT_UPGRADE: HTTP/1.1 from the app answered"
+done
+expect_eq "$(h2_in)" "$before" "DO_NOT_UPGRADE: no HTTP/2 connection between the proxies for HTTP/1.1 requests"
+expect_eq "$(h2_status "http://127.0.0.1:$C2_OUT/status/200")" "200 2" "DO_NOT_UPGRADE: an h2c request from the app"
+expect_eq "$(h2_in)" "$((before + 1))" "DO_NOT_UPGRADE: an HTTP/2 request still travels as HTTP/2"
+echo "PASS http2"

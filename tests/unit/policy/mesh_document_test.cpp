@@ -90,6 +90,24 @@ TEST(Mesh, DefaultsAndEveryField) {
   EXPECT_EQ(f.ca_mode, "plugin");
 }
 
+TEST(Mesh, H2UpgradePolicy) {
+  auto defaults = parse_resources(kMeshHead);
+  ASSERT_TRUE(defaults) << defaults.error().message;
+  EXPECT_TRUE(defaults->meshes[0].h2_upgrade) << "meshguard upgrades HTTP/1.1 between proxies by default";
+  EXPECT_TRUE(mesh_config_of(*defaults).h2_upgrade);
+  auto off = parse_resources(std::string(kMeshHead) + "spec:\n  h2UpgradePolicy: DO_NOT_UPGRADE\n");
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->meshes[0].h2_upgrade);
+  EXPECT_FALSE(mesh_config_of(*off).h2_upgrade);
+  auto on = parse_resources(std::string(kMeshHead) + "spec:\n  h2UpgradePolicy: UPGRADE\n");
+  ASSERT_TRUE(on) << on.error().message;
+  EXPECT_TRUE(on->meshes[0].h2_upgrade);
+  auto bad = parse_resources(std::string(kMeshHead) + "spec:\n  h2UpgradePolicy: upgrade\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find(":6: h2UpgradePolicy must be UPGRADE or DO_NOT_UPGRADE"), std::string::npos)
+      << bad.error().message;
+}
+
 TEST(Mesh, CertificateTtlBounds) {
   const std::vector<std::pair<std::string, int64_t>> good = {
       {"1m", 60},     {"60s", 60}, {"90s", 90}, {"1h", 3600}, {"1.5h", 5400}, {"2160h", 90LL * 86400},
@@ -180,6 +198,11 @@ TEST(Mesh, TrustDomainAliasesAndTheWrittenDocument) {
   EXPECT_EQ(read.trust_domain_aliases, written.trust_domain_aliases);
   EXPECT_EQ(read.root_namespace, "mesh-root");
   EXPECT_EQ(read.path_normalization, PathNormalization::MergeSlashes);
+  EXPECT_TRUE(read.h2_upgrade);
+  written.h2_upgrade = false;
+  auto no_upgrade = parse_resources(mesh_document(written), "pushed");
+  ASSERT_TRUE(no_upgrade) << no_upgrade.error().message;
+  EXPECT_FALSE(mesh_config_of(*no_upgrade).h2_upgrade) << "the written document keeps DO_NOT_UPGRADE";
   EXPECT_EQ(read.num_trusted_proxies, 2u);
   EXPECT_TRUE(mesh_config_of(*parse_resources(mesh_document(MeshConfig{}))).trust_domain_aliases.empty());
 }

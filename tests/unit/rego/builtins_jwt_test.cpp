@@ -157,6 +157,34 @@ TEST(RegoJwt, DecodeVerifyRepeatedTokensFollowEachCallsConstraints) {
   }
 }
 
+// Key texts (JWK, JWKS, PEM) are parsed once per thread and kept: every call must still verify with
+// its own key text, a bad text keeps its error, and more texts than a thread keeps stay right.
+TEST(RegoJwt, RepeatedKeyTextsFollowEachCallsKeys) {
+  std::vector<jt::TestKey> keys;
+  for (int i = 0; i < 12; ++i) keys.push_back(jt::make_key(jwt::Alg::RS256, "k" + std::to_string(i)));
+  std::vector<std::string> tokens;
+  for (const auto& k : keys) tokens.push_back(jt::sign_token(k, {{"typ", "JWT"}}, {{"iss", "x"}}));
+  const std::string broken = "-----BEGIN CERTIFICATE-----\nMIIBroken\n-----END CERTIFICATE-----\n";
+  for (int round = 0; round < 3; ++round) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const std::string own = keys[i].jwk.dump();
+      const std::string next = keys[(i + 1) % keys.size()].jwk.dump();
+      EXPECT_EQ(show(call("io.jwt.verify_rs256", {s(tokens[i]), s(own)})), "true") << i;
+      EXPECT_EQ(show(call("io.jwt.verify_rs256", {s(tokens[i]), s(next)})), "false") << i;
+      EXPECT_EQ(show(call("io.jwt.decode_verify", {s(tokens[i]), Value::object({{s("cert"), s(own)}})}))
+                    .rfind("[true", 0),
+                0u)
+          << i;
+      EXPECT_EQ(show(call("io.jwt.decode_verify", {s(tokens[i]), Value::object({{s("cert"), s(next)}})})),
+                "[false,{},{}]")
+          << i;
+      EXPECT_EQ(show(call("io.jwt.verify_rs256", {s(tokens[i]), s(broken)}))
+                    .rfind("error(builtin): failed to parse a PEM certificate", 0),
+                0u);
+    }
+  }
+}
+
 TEST(RegoCrypto, DigestsAndHmacs) {
   EXPECT_EQ(eval("crypto.sha256", {R"j("abc")j"}),
             R"j("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")j");
