@@ -1,7 +1,10 @@
 #include "control/snapshot.h"
 
+#include <algorithm>
+
 #include "control/endpoints.h"
 #include "crypto/openssl.h"
+#include "gateway/routes.h"
 
 namespace mg::control {
 
@@ -98,6 +101,32 @@ ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& w
   // for a host (its own namespace first, proxy/destination_rules.h).
   for (const auto& r : set.destination_rules) {
     append_document(out.policies_yaml, r.meta.document);
+    ++out.documents;
+  }
+  // Istio's routing kinds: the Gateways selecting the workload (it is then a gateway), the
+  // VirtualServices bound to one of them, and every ServiceEntry (mesh-wide, as Istio's default
+  // exportTo; a gateway's destinations and, with REGISTRY_ONLY, a client's known hosts).
+  std::vector<const policy::Gateway*> selecting;
+  for (const auto& g : set.gateways) {
+    if (!gateway::selects(g, workload.labels)) continue;
+    selecting.push_back(&g);
+    append_document(out.policies_yaml, g.meta.document);
+    ++out.documents;
+  }
+  for (const auto& vs : set.virtual_services) {
+    const bool bound = std::any_of(vs.gateways.begin(), vs.gateways.end(), [&](const std::string& ref) {
+      const auto slash = ref.find('/');
+      const std::string ns = slash == std::string::npos ? vs.meta.ns : ref.substr(0, slash);
+      const std::string name = slash == std::string::npos ? ref : ref.substr(slash + 1);
+      return std::any_of(selecting.begin(), selecting.end(),
+                         [&](const policy::Gateway* g) { return g->meta.ns == ns && g->meta.name == name; });
+    });
+    if (!bound) continue;
+    append_document(out.policies_yaml, vs.meta.document);
+    ++out.documents;
+  }
+  for (const auto& se : set.service_entries) {
+    append_document(out.policies_yaml, se.meta.document);
     ++out.documents;
   }
 

@@ -1,6 +1,7 @@
 // control/snapshot.h — what the control plane pushes to one proxy: the stored documents that
 // apply to its workload (selected by the same policy::applies_to the engine uses, so there is no
-// second reading of a selector anywhere), the mesh settings, and a content version. Pure logic.
+// second reading of a selector anywhere; Gateways by gateway::selects), the VirtualServices bound to
+// those Gateways, every ServiceEntry, the mesh settings, and a content version. Pure logic.
 #pragma once
 
 #include <cstdint>

@@ -86,15 +86,7 @@ void ResourceSet::append(ResourceSet&& other) {
   auto move_all = [](auto& into, auto& from) {
     for (auto& r : from) into.push_back(std::move(r));
   };
-  move_all(authorization_policies, other.authorization_policies);
-  move_all(peer_authentications, other.peer_authentications);
-  move_all(request_authentications, other.request_authentications);
-  move_all(workloads, other.workloads);
-  move_all(meshes, other.meshes);
-  move_all(opa_policies, other.opa_policies);
-  move_all(services, other.services);
-  move_all(service_endpoints, other.service_endpoints);
-  move_all(destination_rules, other.destination_rules);
+  for_each_kind([&](const char*, auto member) { move_all(this->*member, other.*member); });
   move_all(skipped, other.skipped);
   move_all(replaced, other.replaced);
   keep_the_later_of_each_name(*this);
@@ -441,11 +433,6 @@ bool is_enforced_kind(std::string_view kind) {
          kind == "DestinationRule";
 }
 
-bool is_networking_version(std::string_view api_version) {
-  return api_version == "networking.istio.io/v1" || api_version == "networking.istio.io/v1beta1" ||
-         api_version == "networking.istio.io/v1alpha3";
-}
-
 // The API groups meshguard owns every kind of: an unknown kind there is a typo or an API this build
 // does not know, and skipping it could silently drop a security rule, so it is refused instead.
 bool is_security_group(std::string_view api_version) {
@@ -466,7 +453,9 @@ bool skip_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   if (!kind.IsDefined() || !kind.IsScalar() || !api_version.IsDefined() || !api_version.IsScalar())
     return false;
   if (kind.Scalar().empty() || api_version.Scalar().empty()) return false;
-  if (is_enforced_kind(kind.Scalar()) || is_security_group(api_version.Scalar())) return false;
+  if (is_enforced_kind(kind.Scalar()) || is_security_group(api_version.Scalar()) ||
+      is_networking_kind(kind.Scalar(), api_version.Scalar()))
+    return false;
   SkippedDocument skipped;
   skipped.kind = kind.Scalar();
   if (const YAML::Node metadata = std::as_const(doc)["metadata"]; metadata.IsDefined() && metadata.IsMap()) {
@@ -576,11 +565,9 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   } else if (kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy" || kind == "ServiceEndpoints" ||
              (kind == "Service" && is_security_group(api_version))) {
     if (api_version != "meshguard.io/v1alpha1") return err(ctx, doc, kind + ": apiVersion must be meshguard.io/v1alpha1");
-  } else if (kind == "DestinationRule") {
-    if (!is_networking_version(api_version)) {
-      return err(ctx, doc,
-                 kind + ": apiVersion must be networking.istio.io/v1, v1beta1 or v1alpha3, not \"" + api_version + "\"");
-    }
+  } else if (kind == "DestinationRule" || is_networking_kind(kind, api_version)) {
+    // A DestinationRule of any group is refused unless networking.istio.io (it is honoured).
+    if (auto st = check_networking_version(ctx, doc, kind, api_version); !st) return st;
   } else if (is_security_group(api_version)) {
     return err(ctx, doc,
                "unknown kind \"" + kind + "\" in " + api_version +
@@ -653,6 +640,27 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
     r.meta = meta;
     if (auto st = parse_destination_rule(ctx, spec_node, r); !st) return st;
     out.destination_rules.push_back(std::move(r));
+    return {};
+  }
+  if (kind == "Gateway") {
+    Gateway g;
+    g.meta = meta;
+    if (auto st = parse_gateway(ctx, spec_node, g); !st) return st;
+    out.gateways.push_back(std::move(g));
+    return {};
+  }
+  if (kind == "VirtualService") {
+    VirtualService vs;
+    vs.meta = meta;
+    if (auto st = parse_virtual_service(ctx, spec_node, vs); !st) return st;
+    out.virtual_services.push_back(std::move(vs));
+    return {};
+  }
+  if (kind == "ServiceEntry") {
+    ServiceEntry se;
+    se.meta = meta;
+    if (auto st = parse_service_entry(ctx, spec_node, se); !st) return st;
+    out.service_entries.push_back(std::move(se));
     return {};
   }
   if (kind == "AuthorizationPolicy") {

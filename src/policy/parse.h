@@ -2,12 +2,14 @@
 //
 // Kinds: AuthorizationPolicy, PeerAuthentication, RequestAuthentication
 // (apiVersion security.istio.io/v1 or v1beta1) and meshguard's Workload, Mesh, OPAPolicy and the
-// service registry's Service and ServiceEndpoints (meshguard.io/v1alpha1; parse_service.cpp). Every resource keeps its document's exact text (Meta::document).
+// service registry's Service and ServiceEndpoints (meshguard.io/v1alpha1; parse_service.cpp), and Istio's routing
+// kinds Gateway, VirtualService and ServiceEntry (networking.istio.io v1, v1beta1, v1alpha3;
+// parse_networking.cpp). Every resource keeps its document's exact text (Meta::document).
 // Unknown fields, bad enums, bad string patterns, CIDRs, ports and unknown `when` keys are
 // rejected; an OPAPolicy's Rego modules are compiled here (src/rego), and one that does not
 // compile is rejected with "<source>:<line>:<column>" pointing into the YAML file. A text with
-// one bad document is rejected whole. Documents of other kinds (networking.istio.io, Kubernetes
-// Service, Deployment, ...) are skipped and listed in ResourceSet::skipped; an unknown kind in
+// one bad document is rejected whole. Documents of other kinds (networking.istio.io's other kinds,
+// Kubernetes Service, Deployment, ...) are skipped and listed in ResourceSet::skipped; an unknown kind in
 // security.istio.io or meshguard.io is refused (fail closed: it may be a mistyped security rule).
 // Errors read "<source>:<line>: <reason>" (line 1-based). Pure: no I/O (see load.h for the file
 // loader). parse.cpp parses the security kinds and runs past the 800-line guideline on purpose:

@@ -1,6 +1,6 @@
 // policy/parse_internal.h — the node walkers and line bookkeeping parse.cpp's kinds share, exposed
-// to the other parser files of src/policy (parse_authz, parse_authn, parse_mesh, parse_opa, parse_service)
-// and to nothing else: not part of mg_policy's interface. Errors read "<source>:<line>: <reason>"; every node walked spends from
+// to the other parser files of src/policy (parse_authz, parse_authn, parse_mesh, parse_opa, parse_service,
+// parse_networking) and to nothing else: not part of mg_policy's interface. Errors read "<source>:<line>: <reason>"; every node walked spends from
 // Ctx::budget, which stops alias expansion from turning a small file into huge work.
 #pragma once
 
@@ -104,5 +104,13 @@ Status parse_service_endpoints(Ctx& ctx, const YAML::Node& spec, ServiceEndpoint
 
 // networking.istio.io DestinationRule (parse_destination_rule.cpp).
 Status parse_destination_rule(Ctx& ctx, const YAML::Node& spec, DestinationRule& r);
+// Istio's routing kinds (parse_networking.cpp). is_networking_kind: a Gateway, VirtualService or
+// ServiceEntry of the networking.istio.io group (any version: a wrong one is refused, not skipped).
+bool is_networking_kind(std::string_view kind, std::string_view api_version);
+Status check_networking_version(const Ctx& ctx, const YAML::Node& doc, std::string_view kind,
+                                std::string_view api_version);
+Status parse_gateway(Ctx& ctx, const YAML::Node& spec, Gateway& g);
+Status parse_virtual_service(Ctx& ctx, const YAML::Node& spec, VirtualService& vs);
+Status parse_service_entry(Ctx& ctx, const YAML::Node& spec, ServiceEntry& se);
 
 }  // namespace mg::policy::detail

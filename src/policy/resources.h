@@ -1,5 +1,5 @@
-// policy/resources.h — Istio security resources (and meshguard's Workload, Mesh, OPAPolicy, Service and
-// ServiceEndpoints) as validated, typed data. Produced by policy/parse.h; consumed by select.h (which resources apply to a workload) and
+// policy/resources.h — Istio security resources, Istio's Gateway, VirtualService and ServiceEntry (and
+// meshguard's Workload, Mesh, OPAPolicy, Service and ServiceEndpoints) as validated, typed data. Produced by policy/parse.h; consumed by select.h (which resources apply to a workload) and
 // engine.h (compiled evaluation). Every value here has already been validated: string matchers have at most
 // one leading or trailing `*`, CIDRs parse, ports are 0..65535, `when` keys are known. Resources carry their
 // origin (file and line) for error messages and explain.
@@ -268,7 +268,92 @@ struct DestinationRule {
 };
 const char* to_string(DestinationRule::Tls::Mode m);  // "DISABLE" | "SIMPLE" | "ISTIO_MUTUAL"
 
-// A document of a kind meshguard does not enforce (VirtualService, Gateway, Service, Deployment, ...),
+// networking.istio.io (v1, v1beta1, v1alpha3) Gateway, VirtualService and ServiceEntry: the subset
+// that routes HTTP by host and path at a gateway-mode proxy (parse_networking.cpp validates it;
+// docs/GATEWAYS.md). Anything outside it is refused with file:line rather than ignored.
+
+// One entry of Gateway.spec.servers.
+struct GatewayServer {
+  int line = 0;
+  uint32_t port = 0;  // servers[].port.number: the port the gateway listens on; 0 = kernel-chosen
+  std::string port_name;
+  enum class Protocol { Http, Https } protocol = Protocol::Http;
+  // servers[].hosts as written: "*", "example.com", "*.example.com", optionally "NS/" before
+  // (the namespace whose VirtualServices may bind; "*" or "." = the Gateway's).
+  std::vector<std::string> hosts;
+  std::string credential_name;  // tls.credentialName (HTTPS: required; tls.mode is SIMPLE)
+};
+
+struct Gateway {
+  Meta meta;
+  // spec.selector: a plain label map (Istio's Gateway selector) the gateway proxy's labels must
+  // carry; empty selects nothing. (Named as Service's: not a policy Selector.)
+  std::map<std::string, std::string> workload_selector;
+  std::vector<GatewayServer> servers;
+};
+
+// A VirtualService string match: uri / headers / method {exact | prefix}.
+struct HttpStringMatch {
+  enum class Kind { Exact, Prefix } kind = Kind::Exact;
+  std::string value;
+  bool matches(std::string_view candidate) const {
+    return kind == Kind::Exact ? candidate == value : candidate.substr(0, value.size()) == value;
+  }
+};
+
+// One entry of http[].match: every field given must match (AND).
+struct HttpMatchRequest {
+  int line = 0;
+  std::optional<HttpStringMatch> uri;     // against the path without the query
+  std::map<std::string, HttpStringMatch> headers;  // lower-case names
+  std::optional<HttpStringMatch> method;
+};
+
+struct HttpRouteDestination {
+  int line = 0;
+  std::string host;   // a Service ("name", "name.ns", "name.ns.svc.cluster.local") or ServiceEntry host
+  uint32_t port = 0;  // destination.port.number; 0 = the destination's only port
+  uint32_t weight = 0;  // route[].weight; 0 with a single destination = all of it
+};
+
+struct HttpRoute {
+  int line = 0;
+  std::string name;
+  std::vector<HttpMatchRequest> match;  // entries OR; none = every request
+  std::vector<HttpRouteDestination> route;  // at least one; weights sum to 100 when more than one
+};
+
+struct VirtualService {
+  Meta meta;
+  std::vector<std::string> hosts;     // "*", "example.com", "*.example.com"
+  std::vector<std::string> gateways;  // "name" (the VirtualService's namespace), "ns/name"; "mesh"
+  std::vector<HttpRoute> http;
+};
+
+struct ServiceEntryPort {
+  uint32_t number = 0;
+  std::string protocol;  // HTTP | HTTPS | HTTP2 | GRPC | TCP | TLS (upper case)
+  std::string name;
+  uint32_t target_port = 0;  // 0 = number
+};
+
+struct ServiceEntryEndpoint {
+  std::string address;                     // an IP address (resolution STATIC)
+  std::map<std::string, uint32_t> ports;   // port name → the endpoint's port; absent = the port's number
+};
+
+struct ServiceEntry {
+  Meta meta;
+  std::vector<std::string> hosts;
+  std::vector<ServiceEntryPort> ports;
+  enum class Location { MeshExternal, MeshInternal } location = Location::MeshExternal;  // Istio's default
+  enum class Resolution { None, Static, Dns } resolution = Resolution::None;              // Istio's default
+  std::vector<ServiceEntryEndpoint> endpoints;
+  // The SPIFFE IDs (spiffe://...) the endpoints may present: a MESH_INTERNAL entry's secure naming.
+  std::vector<std::string> subject_alt_names;
+};
+
+// A document of a kind meshguard does not enforce (Kubernetes Service, Deployment, the Gateway API, ...),
 // found in a file beside the security resources and left out of the set.
 struct SkippedDocument {
   std::string kind, ns, name;  // ns and name as written ("" when absent)
@@ -295,6 +380,9 @@ struct ResourceSet {
   std::vector<Service> services;
   std::vector<ServiceEndpoints> service_endpoints;
   std::vector<DestinationRule> destination_rules;
+  std::vector<Gateway> gateways;
+  std::vector<VirtualService> virtual_services;
+  std::vector<ServiceEntry> service_entries;
   std::vector<SkippedDocument> skipped;  // not resources: size() does not count them
   std::vector<ReplacedDocument> replaced;
 
@@ -303,7 +391,8 @@ struct ResourceSet {
   size_t size() const {
     return authorization_policies.size() + peer_authentications.size() + request_authentications.size() +
            workloads.size() + meshes.size() + opa_policies.size() +
-           services.size() + service_endpoints.size() + destination_rules.size();
+           services.size() + service_endpoints.size() + destination_rules.size() + gateways.size() +
+           virtual_services.size() + service_entries.size();
   }
 };
 
@@ -320,6 +409,9 @@ void for_each_kind(F&& f) {
   f("Service", &ResourceSet::services);
   f("ServiceEndpoints", &ResourceSet::service_endpoints);
   f("DestinationRule", &ResourceSet::destination_rules);
+  f("Gateway", &ResourceSet::gateways);
+  f("VirtualService", &ResourceSet::virtual_services);
+  f("ServiceEntry", &ResourceSet::service_entries);
 }
 
 // Calls f(kind, list) for each kind's list of `set` (const or not).

@@ -34,8 +34,11 @@ std::string selector_text(const nlohmann::json& obj) {
   auto sel = spec->find("selector");
   if (sel == spec->end()) return "<none>";
   std::string out;
-  if (sel->is_object() && sel->contains("matchLabels") && (*sel)["matchLabels"].is_object()) {
-    for (const auto& [k, v] : (*sel)["matchLabels"].items())
+  // A policy's selector.matchLabels, or a Gateway's plain label map.
+  const bool policy = sel->is_object() && sel->contains("matchLabels");
+  const nlohmann::json& labels = policy ? (*sel)["matchLabels"] : *sel;
+  if (labels.is_object()) {
+    for (const auto& [k, v] : labels.items())
       out += (out.empty() ? "" : ",") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
   }
   return out.empty() ? "<none>" : out;
@@ -60,6 +63,13 @@ std::string detail_text(const std::string& kind, const nlohmann::json& obj) {
     return "jwtRules=" + std::to_string(spec.value("jwtRules", nlohmann::json::array()).size());
   if (kind == "Workload") return "serviceAccount=" + spec.value("serviceAccount", std::string("-"));
   if (kind == "Mesh") return "trustDomain=" + spec.value("trustDomain", std::string("cluster.local"));
+  if (kind == "Gateway") return "servers=" + std::to_string(spec.value("servers", nlohmann::json::array()).size());
+  if (kind == "VirtualService" || kind == "ServiceEntry") {
+    std::string hosts;
+    for (const auto& h : spec.value("hosts", nlohmann::json::array()))
+      hosts += (hosts.empty() ? "" : ",") + (h.is_string() ? h.get<std::string>() : h.dump());
+    return "hosts=" + (hosts.empty() ? std::string("-") : hosts);
+  }
   return "decision=" + spec.value("decision", std::string("data.envoy.authz.allow"));
 }
 
@@ -345,7 +355,7 @@ int run_describe(const GetOptions& o) {
 
 void add_query_options(CLI::App* cmd, GetOptions& o) {
   cmd->add_option("args", o.args,
-                  "TYPE[,TYPE...] [NAME...] or TYPE/NAME...; TYPE: ap, pa, ra, wl, mesh, opa, svc, endpoints, all, "
+                  "TYPE[,TYPE...] [NAME...] or TYPE/NAME...; TYPE: ap, pa, ra, wl, mesh, opa, svc, endpoints, gw, vs, se, all, "
                   "or a kind's name, plural or KIND.GROUP")
       ->required();
   cmd->add_option("-n,--namespace", o.ns, "namespace")->capture_default_str();

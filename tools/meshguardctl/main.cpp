@@ -33,7 +33,7 @@ Getting started (docs/OPERATIONS.md walks each step):
   ask a question   meshguardctl authz check -f FILE --request REQ.json --explain
                    meshguardctl analyze -f FILE
   offline CA       meshguardctl ca init | cert issue | cert inspect
-Resource types: ap, pa, ra, wl, mesh, opa (or their kind, plural, KIND.GROUP), all.
+Resource types: ap, pa, ra, wl, mesh, opa, svc, endpoints, gw, vs, se (or their kind, plural, KIND.GROUP), all.
 Every command answers --help. Exit status: 0 success, 1 an error (one line on stderr).)";
 }  // namespace
 

@@ -89,9 +89,9 @@ for names in "AuthorizationPolicy authorizationpolicy authorizationpolicies ap a
   done
 done
 rc=0
-err=$(ctl get virtualservices 2>&1) || rc=$?
+err=$(ctl get sidecars 2>&1) || rc=$?
 [ "$rc" = 1 ] || fail "an unknown type was accepted"
-expect_contains "$err" 'unknown resource type "virtualservices"' "unknown type: one clear line"
+expect_contains "$err" 'unknown resource type "sidecars"' "unknown type: one clear line"
 
 # --- TYPE,TYPE; TYPE/NAME; -A; -l ---------------------------------------------------------------
 expect_eq "$(ctl get pa,ap -o name | tr '\n' ' ')" \

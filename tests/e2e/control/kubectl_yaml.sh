@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Istio YAML as people apply it with kubectl, through `meshguardctl apply` to a live control plane
 # and through the offline `analyze` / `authz check` on the same files: a file that mixes the
-# security kinds with VirtualService, Service, ... documents applies the security kinds and warns
-# once about the rest, while an unknown security kind still refuses the whole apply; of two
+# security kinds with VirtualService, Service, ... documents applies the security and routing kinds
+# and warns once about the rest, while an unknown security kind still refuses the whole apply; of two
 # documents with one name the later wins; -n/--namespace places documents written without a
 # namespace (a mesh-wide STRICT PeerAuthentication applied with -n istio-system is mesh-wide).
 source "$(dirname "$0")/lib.sh"
@@ -49,16 +49,19 @@ out=$(ctl apply -f "$WORK/mixed.yaml" 2>"$WORK/apply.stderr") || fail "mixed fil
 expect_contains "$out" "authorizationpolicy/foo/allow-nothing created" "mixed file: the AuthorizationPolicy is applied"
 warning=$(cat "$WORK/apply.stderr")
 expect_eq "$(wc -l <"$WORK/apply.stderr")" 1 "mixed file: one warning line"
-expect_contains "$warning" "warning: skipped 3 documents of kinds meshguard does not enforce: Service foo/httpbin ($WORK/mixed.yaml:1), VirtualService httpbin ($WORK/mixed.yaml:9), Deployment foo/httpbin ($WORK/mixed.yaml:19)" \
+expect_contains "$warning" "warning: skipped 2 documents of kinds meshguard does not enforce: Service foo/httpbin ($WORK/mixed.yaml:1), Deployment foo/httpbin ($WORK/mixed.yaml:19)" \
   "mixed file: the warning names every skipped document with file:line"
+# Istio's routing kinds (VirtualService here) are stored beside the security kinds (gateways use them).
+expect_contains "$out" "virtualservice/default/httpbin created" "mixed file: the VirtualService is applied"
 expect_eq "$(ctl get all -A -o json | jq -c '[.items[] | .kind + "/" + .metadata.namespace + "/" + .metadata.name]')" \
-  '["AuthorizationPolicy/foo/allow-nothing"]' "mixed file: only the security kinds are stored"
+  '["AuthorizationPolicy/foo/allow-nothing","VirtualService//httpbin"]' "mixed file: the security and routing kinds are stored"
+expect_contains "$(ctl get vs -o wide)" "hosts=httpbin" "get vs: the VirtualService's hosts"
 expect_not_contains "$(ctl get ap allow-nothing -n foo -o yaml)" "VirtualService" "the stored document is the policy's own"
 # The same file offline: the same warning, the same resources.
-expect_contains "$(ctl analyze -f "$WORK/mixed.yaml" 2>&1 >/dev/null)" "warning: skipped 3 documents" "analyze: same warning"
+expect_contains "$(ctl analyze -f "$WORK/mixed.yaml" 2>&1 >/dev/null)" "warning: skipped 2 documents" "analyze: same warning"
 request_json "$WORK/foo.json" foo cluster.local/ns/foo/sa/sleep
 check_err=$(ctl authz check -f "$WORK/mixed.yaml" --request "$WORK/foo.json" 2>&1 >/dev/null)
-expect_contains "$check_err" "warning: skipped 3 documents" "authz check: same warning"
+expect_contains "$check_err" "warning: skipped 2 documents" "authz check: same warning"
 expect_eq "$(status_of -f "$WORK/mixed.yaml" --request "$WORK/foo.json")" 403 "authz check: the mixed file's policy decides"
 
 # An unknown kind of a security group is refused, and with it the whole apply.
@@ -93,6 +96,7 @@ gate() {
 gate ALLOW >"$WORK/gate1.yaml"
 { gate ALLOW; echo ---; gate DENY; } >"$WORK/gate2.yaml"
 ctl delete ap allow-nothing -n foo >/dev/null
+ctl delete vs httpbin >/dev/null
 out=$(ctl apply -f "$WORK/gate1.yaml" -f "$WORK/gate2.yaml") || fail "apply with a name twice refused"
 expect_contains "$out" "authorizationpolicy/foo/gate created" "same name: applied once"
 expect_contains "$(ctl get ap gate -n foo -o yaml)" "action: DENY" "same name: the later document is stored"

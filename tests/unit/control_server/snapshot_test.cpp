@@ -50,5 +50,53 @@ TEST(Snapshot, TheStoredMeshIsPushedAsWritten) {
   EXPECT_EQ(policy::mesh_config_of(*pushed).trust_domain_aliases, std::vector<std::string>{"old-td"});
 }
 
+TEST(Snapshot, AGatewayGetsItsGatewaysTheirVirtualServicesAndEveryServiceEntry) {
+  constexpr const char* kRouting = R"(apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress, namespace: edge}
+spec:
+  selector: {istio: egressgateway}
+  servers: [{port: {number: 80, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop, namespace: shop}
+spec: {hosts: [shop.example.com], gateways: [edge/public], http: [{route: [{destination: {host: web.shop}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: out, namespace: edge}
+spec: {hosts: [api.ext.com], gateways: [egress], http: [{route: [{destination: {host: api.ext.com}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: edge}
+spec: {hosts: [api.ext.com]}
+)";
+  auto set = policy::parse_resources(kRouting, "store");
+  ASSERT_TRUE(set) << set.error().message;
+  const WorkloadView gw{"ingress", "edge", "ingress", {{"istio", "ingressgateway"}}, false};
+  auto pushed = policy::parse_resources(snapshot_for(*set, gw, mesh_settings(*set, "cluster.local"), "").policies_yaml);
+  ASSERT_TRUE(pushed) << pushed.error().message;
+  ASSERT_EQ(pushed->gateways.size(), 1u);
+  EXPECT_EQ(pushed->gateways[0].meta.full_name(), "edge/public");
+  ASSERT_EQ(pushed->virtual_services.size(), 1u);
+  EXPECT_EQ(pushed->virtual_services[0].meta.full_name(), "shop/shop");
+  EXPECT_EQ(pushed->service_entries.size(), 1u);
+  // A workload no Gateway selects gets only the ServiceEntries.
+  auto plain = policy::parse_resources(snapshot_for(*set, kCart, mesh_settings(*set, "cluster.local"), "").policies_yaml);
+  ASSERT_TRUE(plain) << plain.error().message;
+  EXPECT_TRUE(plain->gateways.empty());
+  EXPECT_TRUE(plain->virtual_services.empty());
+  EXPECT_EQ(plain->service_entries.size(), 1u);
+}
+
 }  // namespace
 }  // namespace mg::control

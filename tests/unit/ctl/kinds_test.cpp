@@ -39,7 +39,11 @@ TEST(Kinds, EverySpellingOfEveryKind) {
 TEST(Kinds, WrongGroupOrVersionIsRefused) {
   EXPECT_EQ(find_kind("authorizationpolicy.meshguard.io").error().code, "ctl.bad_kind");
   EXPECT_FALSE(find_kind("ap.v2.security.istio.io"));
-  EXPECT_FALSE(find_kind("virtualservice"));
+  EXPECT_FALSE(find_kind("sidecar"));
+  EXPECT_FALSE(find_kind("vs.v2.networking.istio.io"));
+  EXPECT_STREQ((*find_kind("vs.v1alpha3.networking.istio.io"))->kind, "VirtualService");
+  EXPECT_STREQ((*find_kind("serviceentries"))->kind, "ServiceEntry");
+  EXPECT_STREQ((*find_kind("gw"))->kind, "Gateway");
   EXPECT_FALSE(find_kind(""));
 }
 

@@ -53,7 +53,7 @@ spec: {host: reviews, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: gw}
-spec: {selector: {istio: ingressgateway}}
+spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]}
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -103,27 +103,34 @@ spec: {mtls: {mode: STRICT}}
 TEST(KubectlFiles, MixedFileKeepsTheSecurityKindsAndListsTheRest) {
   auto set = parse_resources(kMixed, "app.yaml");
   ASSERT_TRUE(set) << set.error().message;
-  ASSERT_EQ(set->size(), 3u);
+  // The security kinds and Istio's networking kinds meshguard acts on (DestinationRule, Gateway,
+  // VirtualService, ServiceEntry) are kept.
+  ASSERT_EQ(set->size(), 6u);
   EXPECT_EQ(set->authorization_policies[0].meta.full_name(), "foo/deny-all");
   EXPECT_EQ(set->peer_authentications[0].meta.full_name(), "istio-system/default");
-  ASSERT_EQ(set->destination_rules.size(), 1u);  // networking.istio.io kinds meshguard acts on are parsed
-  ASSERT_EQ(set->skipped.size(), 13u);
+  ASSERT_EQ(set->destination_rules.size(), 1u);
+  ASSERT_EQ(set->virtual_services.size(), 1u);
+  EXPECT_EQ(set->virtual_services[0].meta.full_name(), "foo/reviews");
+  ASSERT_EQ(set->gateways.size(), 1u);
+  ASSERT_EQ(set->service_entries.size(), 1u);
+  ASSERT_EQ(set->skipped.size(), 10u);
   EXPECT_EQ(set->skipped[0].kind, "Service");
   EXPECT_EQ(set->skipped[0].name, "httpbin");
   EXPECT_EQ(set->skipped[0].line, 1);
   EXPECT_EQ(set->skipped[1].kind, "Deployment");
   EXPECT_EQ(set->skipped[1].ns, "foo");
   EXPECT_EQ(set->skipped[1].line, 10);
-  EXPECT_EQ(set->skipped[3].kind, "VirtualService");
+  EXPECT_EQ(set->skipped[3].kind, "Sidecar");
   EXPECT_EQ(set->skipped.back().kind, "ServiceAccount");
   const auto warning = skipped_warning(*set);
   EXPECT_EQ(
-      warning.rfind("skipped 13 documents of kinds meshguard does not enforce: Service httpbin (app.yaml:1), "
+      warning.rfind("skipped 10 documents of kinds meshguard does not enforce: Service httpbin (app.yaml:1), "
                     "Deployment foo/httpbin (app.yaml:10), ConfigMap settings (app.yaml:19)",
                     0),
       0u)
       << warning;
-  EXPECT_NE(warning.find("VirtualService foo/reviews (app.yaml:31)"), std::string::npos) << warning;
+  EXPECT_EQ(warning.find("DestinationRule"), std::string::npos) << warning;
+  EXPECT_EQ(warning.find("VirtualService"), std::string::npos) << warning;
   EXPECT_EQ(warning.find('\n'), std::string::npos);  // one line
   // The kept resources' documents are their own text: re-parsed alone they are the same resource.
   auto again = parse_resources(set->authorization_policies[0].meta.document, "stored");

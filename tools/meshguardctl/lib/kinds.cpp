@@ -41,6 +41,9 @@ const std::vector<KindInfo>& all_kinds() {
       {"Service", "services", "svc", "meshguard.io", true},
       {"ServiceEndpoints", "serviceendpoints", "ep", "meshguard.io", true, "endpoints", true},
       {"DestinationRule", "destinationrules", "dr", "networking.istio.io", true},
+      {"Gateway", "gateways", "gw", "networking.istio.io", true},
+      {"VirtualService", "virtualservices", "vs", "networking.istio.io", true},
+      {"ServiceEntry", "serviceentries", "se", "networking.istio.io", true},
   };
   return kinds;
 }

@@ -1,0 +1,94 @@
+// gateway/routes.h — what a gateway-mode proxy listens on and where each request goes, from the
+// Gateway and VirtualService documents in force (policy/resources.h): the Gateways whose selector
+// the proxy's labels carry give the listeners (servers sharing a port share one; a port-0 server
+// gets its own, kernel-chosen); the VirtualServices bound to those Gateways give, per listener, the
+// routes by host, then uri / headers / method, then a weighted destination. Istio's rules, the
+// subset issue 20 names (docs/GATEWAYS.md). Pure logic: no I/O; a RouteTable is immutable and
+// shared by snapshot (shared_ptr<const RouteTable>).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "http/message.h"
+#include "policy/resources.h"
+
+namespace mg::gateway {
+
+using Labels = std::map<std::string, std::string>;
+
+// A Gateway server bound to a listener, with the Gateway it belongs to.
+struct BoundServer {
+  std::string gateway_ns, gateway_name;
+  policy::GatewayServer server;
+};
+
+// One listener of the gateway: servers[].port.number (0 = kernel-chosen) and its protocol.
+struct ListenerPlan {
+  uint32_t port = 0;
+  policy::GatewayServer::Protocol protocol = policy::GatewayServer::Protocol::Http;
+  std::vector<BoundServer> servers;
+};
+
+// Whether a Gateway's selector selects a proxy with `labels` (a non-empty selector, every entry
+// carried; Istio's Gateway selector is not namespace-scoped).
+bool selects(const policy::Gateway& g, const Labels& labels);
+
+// The listeners of the Gateways selecting `labels`, in load order. Two servers on one non-zero
+// port with different protocols (from different Gateways) are refused (the error names both).
+Result<std::vector<ListenerPlan>> plan_listeners(const policy::ResourceSet& set, const Labels& labels);
+
+// Istio host matching: `pattern` "*" matches every host, "*.example.com" any host ending with
+// ".example.com", anything else the same host (case-insensitive; `host` without its port).
+bool host_matches(std::string_view pattern, std::string_view host);
+
+// A request's route: the VirtualService and http[] entry that matched, and the destination the
+// weights picked.
+struct RouteMatch {
+  std::string virtual_service;  // "ns/name"
+  size_t http_index = 0;
+  const policy::HttpRouteDestination* destination = nullptr;
+};
+
+class RouteTable {
+ public:
+  // For every listener of `listeners`, the VirtualServices of `set` bound to one of its servers
+  // (gateways names the server's Gateway, and a VirtualService host matches a server host the
+  // VirtualService's namespace may use).
+  static std::shared_ptr<const RouteTable> build(std::shared_ptr<const policy::ResourceSet> set,
+                                                 const std::vector<ListenerPlan>& listeners);
+
+  // The route of a request on listener `listener` for `host` (no port), `path` (its query is
+  // ignored), `method` and `headers`. nullopt: no VirtualService of that host (404) or none of
+  // its routes matches (404, as Envoy's "route not found"). `pick` in [0, 100) chooses among
+  // weighted destinations.
+  std::optional<RouteMatch> route(size_t listener, std::string_view host, std::string_view path,
+                                  std::string_view method, const http::Headers& headers, uint32_t pick) const;
+
+  size_t listeners() const { return bound_.size(); }
+
+ private:
+  struct Bound {
+    const policy::VirtualService* vs;
+    // The hosts the listener serves for it: the narrower of each overlapping (server host,
+    // VirtualService host) pair, and the VirtualService host, whose specificity ranks it.
+    struct Host {
+      std::string match, vs_host;
+      bool operator==(const Host&) const = default;
+    };
+    std::vector<Host> hosts;
+  };
+  std::shared_ptr<const policy::ResourceSet> set_;  // owns what Bound points into
+  std::vector<std::vector<Bound>> bound_;            // per listener
+};
+
+// The request's host without its port ("a.example.com:8443" → "a.example.com", "[::1]:80" → "::1").
+std::string_view host_without_port(std::string_view host);
+
+}  // namespace mg::gateway
