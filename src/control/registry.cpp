@@ -115,9 +115,10 @@ std::shared_ptr<const EndpointsList> Registry::recompute(const policy::ResourceS
   MutexLock lock(mutex_);
   endpoints_ = computed;
   std::map<std::string, std::pair<std::string, Changed>> changed;
+  // Numbered below, under the lock the analysis can see (a lambda's body is checked on its own).
+  std::vector<Change> noted;
   auto note = [&](const std::string& ns, const std::string& name, const char* change) {
-    ++generation_;
-    if (changes) changes->push_back({ns, name, change, generation_});
+    noted.push_back({ns, name, change, 0});
   };
   for (const auto& e : *computed) {
     auto& [document, when] = changed[e.meta.full_name()];
@@ -131,6 +132,10 @@ std::shared_ptr<const EndpointsList> Registry::recompute(const policy::ResourceS
     if (changed.count(full_name)) continue;
     const auto slash = full_name.find('/');
     note(full_name.substr(0, slash), full_name.substr(slash + 1), "deleted");
+  }
+  for (Change& c : noted) {
+    c.generation = ++generation_;
+    if (changes) changes->push_back(std::move(c));
   }
   changed_ = std::move(changed);
   return computed;
