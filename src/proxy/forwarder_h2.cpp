@@ -28,6 +28,14 @@ bool refused(const H2Stream& st) {
   return st.closed && st.error == NGHTTP2_REFUSED_STREAM && !st.response;
 }
 
+// The connection died under a bodiless GET / HEAD / OPTIONS before any answer (a peer killed while
+// its connection sat in the pool): sent once more, as the HTTP/1.1 path resends a bodiless request
+// whose reused connection turns out stale. Safe methods only: nothing else is resent blind.
+bool lost_before_answer(const H2Stream& st, const http::Request& req, bool has_body) {
+  return st.closed && st.error == 0 && !st.response && st.data_bytes == 0 && !has_body &&
+         (req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS");
+}
+
 }  // namespace
 
 // The request body's pump, running beside the response relay; forward_h2 waits for it to end.
@@ -170,7 +178,8 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
 
   // The response head, with the upstream timeout. A refused stream (a peer draining with GOAWAY,
   // or over its stream limit) was provably not processed: the request goes once more, on the
-  // pool's best connection (a new one when the refusing one is going away), whatever its method.
+  // pool's best connection (a new one when the refusing one is going away), whatever its method;
+  // so does a safe bodiless request whose connection died before any answer (lost_before_answer).
   const auto head_deadline = bounded(config_.limits.upstream_timeout_ms);
   bool timed_out = false;
   for (int attempt = 1;; ++attempt) {
@@ -182,7 +191,8 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
       }
     }
     const bool body_kept = !has_body || (pump.replayable && !pump.bad_body && !pump.downstream_gone);
-    if (timed_out || attempt > 1 || !refused(*up) || !body_kept) break;
+    if (timed_out || attempt > 1 || !(refused(*up) || lost_before_answer(*up, forwarded, has_body)) || !body_kept)
+      break;
     std::unique_ptr<UpstreamConn> http1;  // a destination now selecting http/1.1: not retried
     std::string reason, detail;
     auto next = co_await worker.upstreams.acquire_h2(side, http1, reason, detail);
