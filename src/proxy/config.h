@@ -94,6 +94,8 @@ struct InboundPort {
   uint16_t app_port = 0;
   Protocol protocol = Protocol::Http;
   std::optional<MtlsMode> mtls;  // the operator override; absent: PeerAuthentication decides
+  // Not from the file: gateway listener i (proxy/gateway_mode.h), whose port this is.
+  std::optional<size_t> gateway;
 };
 
 struct OutboundRoute {
