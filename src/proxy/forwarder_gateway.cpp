@@ -61,7 +61,8 @@ net::awaitable<bool> Forwarder::forward_gateway(net::Stream& down, ServerCodec& 
     co_await local_reply(down, codec, ex, 404, "", keep);
     co_return keep;
   }
-  const auto destination = resolve_destination(*routes, *registry, *route->destination);
+  const std::string_view vs_ns = std::string_view(route->virtual_service).substr(0, route->virtual_service.find('/'));
+  const auto destination = resolve_destination(*routes, *registry, *route->destination, vs_ns);
   UpstreamTarget target;
   if (destination) {
     ex.destination_service = destination->name;

@@ -70,10 +70,12 @@ std::vector<RegistryService> service_entry_services(const policy::ResourceSet& s
 }
 
 std::optional<ResolvedDestination> resolve_destination(const GatewayRoutes& routes, const Registry& registry,
-                                                       const policy::HttpRouteDestination& destination) {
-  // 1. The registry: a Service of the mesh.
-  const std::string authority =
-      destination.port ? destination.host + ":" + std::to_string(destination.port) : destination.host;
+                                                       const policy::HttpRouteDestination& destination,
+                                                       std::string_view vs_namespace) {
+  // 1. The registry: a Service of the mesh ("httpbin" in the VirtualService's namespace).
+  std::string authority = destination.host;
+  if (authority.find('.') == std::string::npos) (authority += '.') += vs_namespace;
+  if (destination.port) authority += ":" + std::to_string(destination.port);
   if (auto match = registry.resolve(authority)) {
     if (!is_http(match->port->protocol)) return std::nullopt;
     return ResolvedDestination{match->service, match->port, match->service->fqdn()};

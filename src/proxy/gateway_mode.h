@@ -53,11 +53,13 @@ struct ResolvedDestination {
 };
 
 // Destination resolution. `destination.host` names a registry service (any of its name forms,
-// proxy/registry.h) or, failing that, a ServiceEntry host of `routes.entries` (exact, case
-// ignored); `destination.port` one of its ports, 0 its only (or its port 80). nullopt: nothing
-// by that name and port (or not an HTTP port).
+// proxy/registry.h; a short name is in `vs_namespace`, the VirtualService's, as Istio reads it)
+// or, failing that, a ServiceEntry host of `routes.entries` (exact, case ignored);
+// `destination.port` one of its ports, 0 its only (or its port 80). nullopt: nothing by that
+// name and port (or not an HTTP port).
 std::optional<ResolvedDestination> resolve_destination(const GatewayRoutes& routes, const Registry& registry,
-                                                       const policy::HttpRouteDestination& destination);
+                                                       const policy::HttpRouteDestination& destination,
+                                                       std::string_view vs_namespace);
 
 // The upstream services of the MESH_INTERNAL STATIC ServiceEntries of `set` (pure).
 std::vector<RegistryService> service_entry_services(const policy::ResourceSet& set);
