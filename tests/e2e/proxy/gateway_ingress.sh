@@ -15,6 +15,8 @@ start_backends
 
 # The edge: a certificate for *.example.com from an edge CA of its own (not the mesh's).
 make_edge_cert example-cert edge1 '*.example.com'
+make_edge_cert partner-cert partner 'api.partner.test'
+SNI_PORT=$(free_port)
 cat >"$WORK/gw-policies/routes.yaml" <<YAML
 $(gateway_routes_yaml)
 YAML
@@ -28,6 +30,17 @@ expect_contains "$out" '"path":"/anything/x"' "https://shop.example.com/anything
 out=$(edge_curl ratings.example.com "$HTTPS" /anything/r edge1)
 expect_contains "$out" '"path":"/anything/r"' "https://ratings.example.com/anything/r reaches ratings by host"
 expect_contains "$(cat "$WORK/ratings.out")" "/anything/r" "ratings' app served it"
+
+# SNI picks the certificate among the servers sharing a listener; no SNI: the first server's; an
+# SNI no server host matches: refused.
+expect_eq "$SNI" "$SNI_PORT" "servers sharing a port share one listener (gateway[2])"
+expect_contains "$(edge_curl api.partner.test "$SNI" /anything/p partner)" '"path":"/anything/p"' \
+  "SNI api.partner.test: partner-cert (its own CA), routed to ratings"
+expect_contains "$(edge_curl shop.example.com "$SNI" /details/3 edge1)" '"id":3' \
+  "SNI shop.example.com on the same listener: example-cert, routed to details"
+subject() { openssl s_client -connect "127.0.0.1:$SNI" "$@" </dev/null 2>/dev/null | openssl x509 -noout -subject 2>/dev/null || true; }
+expect_contains "$(subject -noservername)" "api.partner.test" "no SNI: the listener's first server's certificate"
+expect_eq "$(edge_status unknown.test "$SNI" / partner -k)" 000 "an SNI no server host matches: no handshake"
 
 # 2. Edge headers as Envoy sets them; the backend's proxy saw the gateway's SVID (XFCC URI).
 out=$(edge_curl shop.example.com "$HTTPS" /anything/h edge1 -H 'X-Forwarded-For: 198.51.100.4')
@@ -50,6 +63,23 @@ expect_eq "$(http_status "http://127.0.0.1:$HTTP/details/1" -H 'Host: other.test
 expect_eq "$(curl -s -o /dev/null -w "%{http_code}" --max-time 10 -k \
   --cert "$WORK/other.pem" --key "$WORK/other.key" "https://127.0.0.1:$DETAILS_IN/details/1" || true)" 403 \
   "details' proxy refuses another workload (only the gateway's principal is allowed)"
+
+# Routes follow a publish without a restart: a VirtualService added for new.example.com.
+expect_eq "$(edge_status new.example.com "$HTTPS" /details/2 edge1)" 404 "new.example.com: no VirtualService yet → 404"
+put_file "$WORK/gw-policies" new.yaml <<YAML
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: new, namespace: default}
+spec:
+  hosts: [new.example.com]
+  gateways: [istio-system/public]
+  http: [{route: [{destination: {host: details.internal, port: {number: 9080}}}]}]
+YAML
+for _ in $(seq 1 100); do
+  [ "$(edge_status new.example.com "$HTTPS" /details/2 edge1)" = 200 ] && break
+  sleep 0.1
+done
+expect_eq "$(edge_status new.example.com "$HTTPS" /details/2 edge1)" 200 "a VirtualService added to the policyDir routes without a restart"
 
 # 4. The certificate replaced on disk: the next handshake shows it (the old CA no longer verifies).
 make_edge_cert example-cert edge2 '*.example.com'

@@ -59,9 +59,15 @@ make_edge_cert() {
   mv -f "$dir/.tls.crt.tmp" "$dir/tls.crt"
 }
 
-# gateway_routes_yaml: the Gateway (HTTPS *.example.com + HTTP *, both port 0), VirtualServices
-# shop.example.com (/details → details, /anything → ratings) and ratings.example.com, and the
-# two MESH_INTERNAL ServiceEntries with the backends' proxies as endpoints.
+# free_port: a port nothing listens on now (for a Gateway whose servers share a port: port 0
+# gives each server its own listener).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# gateway_routes_yaml: the Gateway public (HTTPS *.example.com + HTTP *, both port 0), the Gateway
+# partner (two HTTPS servers sharing $SNI_PORT: api.partner.test with partner-cert, *.example.com
+# with example-cert), VirtualServices shop.example.com (/details → details, /anything → ratings),
+# ratings.example.com and api.partner.test, and the two MESH_INTERNAL ServiceEntries with the
+# backends' proxies as endpoints.
 gateway_routes_yaml() {
   cat <<YAML
 apiVersion: networking.istio.io/v1
@@ -77,11 +83,33 @@ spec:
     hosts: ["*"]
 ---
 apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: partner, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: $SNI_PORT, name: https-partner, protocol: HTTPS}
+    hosts: [api.partner.test]
+    tls: {mode: SIMPLE, credentialName: partner-cert}
+  - port: {number: $SNI_PORT, name: https-shop, protocol: HTTPS}
+    hosts: ["*.example.com"]
+    tls: {mode: SIMPLE, credentialName: example-cert}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: partner, namespace: default}
+spec:
+  hosts: [api.partner.test]
+  gateways: [istio-system/partner]
+  http:
+  - route: [{destination: {host: ratings.internal}}]
+---
+apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: shop, namespace: default}
 spec:
   hosts: [shop.example.com]
-  gateways: [istio-system/public]
+  gateways: [istio-system/public, istio-system/partner]
   http:
   - match: [{uri: {prefix: /details/}}]
     route: [{destination: {host: details.internal, port: {number: 9080}}}]
@@ -122,9 +150,9 @@ YAML
 }
 
 # run_gateway [YAML LINES]: the ingress gateway (labels istio: ingressgateway) on gw-policies and
-# creds; HTTPS and HTTP get the ports of gateway[0] and gateway[1], ADMIN_GW its admin port.
+# creds; HTTPS, HTTP and SNI get the ports of gateway[0], [1] and [2], ADMIN_GW its admin port.
 run_gateway() {
-  run_proxy gw HTTPS='gateway[0]' HTTP='gateway[1]' ADMIN_GW=admin <<YAML
+  run_proxy gw HTTPS='gateway[0]' HTTP='gateway[1]' SNI='gateway[2]' ADMIN_GW=admin <<YAML
 workload: {name: ingressgateway, namespace: istio-system, serviceAccount: istio-ingressgateway-service-account,
            labels: {istio: ingressgateway}, address: 127.0.0.1}
 $(tls_yaml gateway)
