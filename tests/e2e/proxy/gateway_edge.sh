@@ -4,8 +4,8 @@
 # inbound port. Istio's authz-ingress task applied as written (httpbin-gateway.yaml, then the
 # ingress-policy ALLOW by ipBlocks, then with the client's address, then a DENY); remoteIpBlocks
 # from X-Forwarded-For with numTrustedProxies: 1 (the right-most entry counts, a spoofed left-most
-# one does not); the PROXY protocol's client address as the direct peer; JWT 401/403 at the edge;
-# an ISTIO_MUTUAL listener that knows its mesh caller's principal.
+# one does not); JWT 401/403 and an OPAPolicy at the edge; the PROXY protocol's client address as
+# the direct peer; an ISTIO_MUTUAL listener that knows its mesh caller's principal.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/certs.sh"
 source "$(dirname "$0")/gateway_lib.sh"
@@ -161,6 +161,30 @@ pass "JWT at the edge: a valid token → 200"
 expect_eq "$(http_status "$URL")" 403 "JWT at the edge: no token → 403"
 expect_eq "$(http_status "$URL" -H "Authorization: Bearer ${TOKEN%?}x")" 401 "JWT at the edge: a tampered token → 401"
 rm -f "$WORK/gw-policies/jwt.yaml"
+wait_status "$URL" 200
+
+# OPAPolicy at the edge (the istio-system namespace's: the gateway's): its status and body, and
+# an allowed request's header mutation reaching the backend.
+put_file "$WORK/gw-policies" opa.yaml <<'YAML'
+apiVersion: meshguard.io/v1alpha1
+kind: OPAPolicy
+metadata: {name: edge-opa, namespace: istio-system}
+spec:
+  policy: |
+    package envoy.authz
+
+    default allow := {"allowed": false, "http_status": 451, "body": "denied at the edge"}
+
+    allow := {"allowed": true, "headers": {"x-edge-checked": "yes"}} if {
+      input.attributes.request.http.headers["x-partner"] == "acme"
+    }
+YAML
+wait_status "$URL" 451
+pass "OPAPolicy at the edge: denied with its http_status"
+expect_eq "$(curl -s --max-time 10 "$URL")" "denied at the edge" "OPAPolicy at the edge: its body"
+expect_contains "$(curl -s --max-time 10 -H 'x-partner: acme' "$URL" | compact)" '"x-edge-checked":"yes"' \
+  "OPAPolicy at the edge: an allowed request carries its header to the backend"
+rm -f "$WORK/gw-policies/opa.yaml"
 wait_status "$URL" 200
 
 # 4. The PROXY protocol: its client address is the direct peer (ipBlocks) and what X-Forwarded-For
