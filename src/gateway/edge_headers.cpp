@@ -17,7 +17,8 @@ std::string uuid_v4(const std::array<uint8_t, 16>& random) {
   return out;
 }
 
-void set_edge_headers(http::Headers& headers, std::string_view peer_ip, bool https, std::string_view request_id) {
+void set_edge_headers(http::Headers& headers, std::string_view peer_ip, bool https,
+                      std::string_view request_id) {
   // X-Forwarded-For: what the client (or the proxies before it) said, then the peer as seen
   // here, in one field (several fields are one comma-separated list: RFC 9110 §5.3).
   std::string xff;

@@ -21,6 +21,7 @@ std::string uuid_v4(const std::array<uint8_t, 16>& random);
 // `peer_ip`: the direct peer (the PROXY protocol's source when it is on), without a port.
 // `https`: the client's connection to the gateway was TLS. `request_id`: used when the request
 // carries no X-Request-Id.
-void set_edge_headers(http::Headers& headers, std::string_view peer_ip, bool https, std::string_view request_id);
+void set_edge_headers(http::Headers& headers, std::string_view peer_ip, bool https,
+                      std::string_view request_id);
 
 }  // namespace mg::gateway

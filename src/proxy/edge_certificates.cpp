@@ -60,7 +60,8 @@ void EdgeCertificates::load(const std::string& name, Credential& c) {
   const std::string base = dir_ + "/" + name + "/";
   auto ctx = tls::edge_server_context(base + "tls.crt", base + "tls.key");
   if (!ctx) {
-    log_line("gateway credential " + name + (c.loaded ? " reload failed, keeping the previous one: " : " not loaded: ") +
+    log_line("gateway credential " + name +
+             (c.loaded ? " reload failed, keeping the previous one: " : " not loaded: ") +
              ctx.error().to_string());
     return;
   }

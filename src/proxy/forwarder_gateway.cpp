@@ -42,8 +42,8 @@ std::string address_of(const std::string& endpoint) {
 }  // namespace
 
 net::awaitable<bool> Forwarder::forward_gateway(net::Stream& down, ServerCodec& codec, std::string& in,
-                                                BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
-                                                const HttpSide& side, http::Request& req,
+                                                BufferPool::Lease& chunk, net::Watchdog& watchdog,
+                                                Worker& worker, const HttpSide& side, http::Request& req,
                                                 const std::optional<std::string>& upgrade,
                                                 std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
   // Held for the whole request: the target points into them, whatever a publish does meanwhile.
@@ -61,7 +61,8 @@ net::awaitable<bool> Forwarder::forward_gateway(net::Stream& down, ServerCodec& 
     co_await local_reply(down, codec, ex, 404, "", keep);
     co_return keep;
   }
-  const std::string_view vs_ns = std::string_view(route->virtual_service).substr(0, route->virtual_service.find('/'));
+  const std::string_view vs_ns =
+      std::string_view(route->virtual_service).substr(0, route->virtual_service.find('/'));
   const auto destination = resolve_destination(*routes, *registry, *route->destination, vs_ns);
   UpstreamTarget target;
   if (destination) {
@@ -78,7 +79,8 @@ net::awaitable<bool> Forwarder::forward_gateway(net::Stream& down, ServerCodec& 
                             new_request_id());
   HttpSide routed = side;
   routed.target = &target;
-  const bool open = co_await relay(down, codec, in, chunk, watchdog, worker, routed, req, upgrade, as_received, ex);
+  const bool open =
+      co_await relay(down, codec, in, chunk, watchdog, worker, routed, req, upgrade, as_received, ex);
   // Envoy's consecutive_5xx: a 5xx from the endpoint and a failure to reach it count alike.
   const bool failed = ex.status >= 500 || ex.flags == ResponseFlag::UpstreamConnectFailure ||
                       ex.flags == ResponseFlag::UpstreamReset || ex.flags == ResponseFlag::UpstreamTimeout;

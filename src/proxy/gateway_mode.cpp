@@ -25,7 +25,8 @@ const RegistryPort* port_of(const RegistryService& s, uint32_t port) {
 
 // Whether two plans bind the same listeners (ports and how they are spoken): the only part of a
 // Gateway a running proxy cannot take without a restart.
-bool same_listeners(const std::vector<gateway::ListenerPlan>& a, const std::vector<gateway::ListenerPlan>& b) {
+bool same_listeners(const std::vector<gateway::ListenerPlan>& a,
+                    const std::vector<gateway::ListenerPlan>& b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
     return x.port == y.port && x.protocol == y.protocol && x.tls_mode == y.tls_mode;
   });
@@ -108,7 +109,7 @@ Status GatewayMode::plan(ProxyConfig& config, const std::shared_ptr<const policy
     port.app_port = port.port;  // destination.port for policies: the gateway's own port
     port.protocol = Protocol::Http;
     port.mtls = plans_[i].tls_mode == policy::GatewayServer::TlsMode::IstioMutual ? MtlsMode::Strict
-                                                                                   : MtlsMode::Disable;
+                                                                                  : MtlsMode::Disable;
     port.gateway = i;
     config.inbound.push_back(std::move(port));
   }

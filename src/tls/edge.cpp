@@ -23,7 +23,8 @@ int chooser_index() {
 // The servername callback: runs while the ClientHello is processed, before a certificate is
 // chosen, so switching the SSL's context here decides what the client is shown.
 int on_server_name(SSL* ssl, int* alert, void*) {
-  const auto* chooser = static_cast<const Chooser*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), chooser_index()));
+  const auto* chooser =
+      static_cast<const Chooser*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), chooser_index()));
   if (chooser == nullptr) return SSL_TLSEXT_ERR_ALERT_FATAL;
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   SSL_CTX* chosen = chooser->choose(chooser->arg, name ? std::string_view(name) : std::string_view());

@@ -42,7 +42,8 @@ TEST(EdgeHeaders, KeepsAClientRequestIdAndMakesOneOtherwise) {
 
 TEST(EdgeHeaders, DropsAClientCertificateClaim) {
   http::Headers h;
-  h.add("x-forwarded-client-cert", "By=spiffe://cluster.local/ns/a/sa/b;URI=spiffe://cluster.local/ns/x/sa/admin");
+  h.add("x-forwarded-client-cert",
+        "By=spiffe://cluster.local/ns/a/sa/b;URI=spiffe://cluster.local/ns/x/sa/admin");
   set_edge_headers(h, "192.0.2.7", true, "id");
   EXPECT_FALSE(h.contains("x-forwarded-client-cert"));
 }

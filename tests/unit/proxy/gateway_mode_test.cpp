@@ -73,8 +73,8 @@ TEST(GatewayMode, ServiceEntriesAreMeshInternalStaticOnly) {
   const RegistryService& s = entries[0];
   EXPECT_EQ(s.name, "billing.internal");
   EXPECT_EQ(entries[1].name, "billing.alias");
-  EXPECT_EQ(s.identities,
-            (std::vector<std::string>{"spiffe://cluster.local/ns/billing/sa/b1", "spiffe://cluster.local/ns/billing/sa/b2"}));
+  EXPECT_EQ(s.identities, (std::vector<std::string>{"spiffe://cluster.local/ns/billing/sa/b1",
+                                                    "spiffe://cluster.local/ns/billing/sa/b2"}));
   ASSERT_EQ(s.ports.size(), 3u);
   ASSERT_EQ(s.ports[0].endpoints.size(), 2u);
   EXPECT_EQ(s.ports[0].endpoints[0].address, "10.0.0.7");
@@ -96,7 +96,8 @@ TEST(GatewayMode, ResolvesTheRegistryFirstThenServiceEntries) {
   ASSERT_TRUE(httpbin);
   EXPECT_EQ(httpbin->name, "httpbin.foo.svc.cluster.local");
   EXPECT_EQ(httpbin->port->endpoints.at(0).port, 15006);
-  EXPECT_EQ(httpbin->service->identities, std::vector<std::string>{"spiffe://cluster.local/ns/foo/sa/httpbin"});
+  EXPECT_EQ(httpbin->service->identities,
+            std::vector<std::string>{"spiffe://cluster.local/ns/foo/sa/httpbin"});
   // A short name is the VirtualService's namespace's, not the gateway's.
   EXPECT_FALSE(resolve_destination(routes, *registry, to("httpbin", 8000), "bar"));
   EXPECT_TRUE(resolve_destination(routes, *registry, to("httpbin.foo.svc.cluster.local", 8000), "bar"));
@@ -110,7 +111,8 @@ TEST(GatewayMode, ResolvesTheRegistryFirstThenServiceEntries) {
   EXPECT_EQ(billing->service->identities.size(), 2u);
   EXPECT_TRUE(resolve_destination(routes, *registry, to("billing.internal", 9443), "other"));
   EXPECT_FALSE(resolve_destination(routes, *registry, to("billing.internal", 9000), "other"));  // TCP
-  EXPECT_FALSE(resolve_destination(routes, *registry, to("billing.internal"), "other"));  // three ports, none 80
+  EXPECT_FALSE(
+      resolve_destination(routes, *registry, to("billing.internal"), "other"));  // three ports, none 80
   EXPECT_FALSE(resolve_destination(routes, *registry, to("api.example.com", 443), "edge"));  // MESH_EXTERNAL
   EXPECT_FALSE(resolve_destination(routes, *registry, to("nowhere.internal"), "edge"));
 }
@@ -132,7 +134,7 @@ TEST(GatewayMode, ListenersBecomeInboundPorts) {
   EXPECT_EQ(http.mtls, MtlsMode::Disable);
   EXPECT_EQ(config.inbound[2].port, 8443);
   EXPECT_EQ(config.inbound[2].app_port, 8443);
-  EXPECT_EQ(config.inbound[2].mtls, MtlsMode::Strict);  // ISTIO_MUTUAL: the mesh's mTLS
+  EXPECT_EQ(config.inbound[2].mtls, MtlsMode::Strict);   // ISTIO_MUTUAL: the mesh's mTLS
   EXPECT_EQ(config.inbound[3].mtls, MtlsMode::Disable);  // SIMPLE: TLS ends in the gateway itself
   EXPECT_EQ(mode.tls_mode(2), policy::GatewayServer::TlsMode::Simple);
   ASSERT_NE(mode.routes()->table, nullptr);
