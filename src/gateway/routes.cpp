@@ -87,14 +87,14 @@ Result<std::vector<ListenerPlan>> plan_listeners(const policy::ResourceSet& set,
       }
       if (same->protocol != server.protocol || same->tls_mode != server.tls_mode) {
         const auto& first = same->servers.front();
-        return fail("gateway.port_conflict",
-                    g.meta.source + ":" + std::to_string(server.line) + ": Gateway " + g.meta.full_name() + ": port " +
-                        std::to_string(server.port) + " is already " +
-                        (same->protocol == policy::GatewayServer::Protocol::Http ? "HTTP"
-                         : same->tls_mode == policy::GatewayServer::TlsMode::IstioMutual ? "HTTPS ISTIO_MUTUAL"
-                                                                                          : "HTTPS") +
-                        " in Gateway " +
-                        first.gateway_ns + "/" + first.gateway_name);
+        return fail(
+            "gateway.port_conflict",
+            g.meta.source + ":" + std::to_string(server.line) + ": Gateway " + g.meta.full_name() +
+                ": port " + std::to_string(server.port) + " is already " +
+                (same->protocol == policy::GatewayServer::Protocol::Http         ? "HTTP"
+                 : same->tls_mode == policy::GatewayServer::TlsMode::IstioMutual ? "HTTPS ISTIO_MUTUAL"
+                                                                                 : "HTTPS") +
+                " in Gateway " + first.gateway_ns + "/" + first.gateway_name);
       }
       same->servers.push_back(std::move(bound));
     }

@@ -169,7 +169,10 @@ Status parse_server(Ctx& ctx, const YAML::Node& n, GatewayServer& server) {
   if (!n.IsMap() || !has_port) return err(ctx, n, "Gateway.spec.servers[].port is required");
   if (!has_hosts) return err(ctx, n, "Gateway.spec.servers[].hosts is required");
   const bool https = server.protocol == GatewayServer::Protocol::Https;
-  if (https && !has_tls) return err(ctx, n, "Gateway.spec.servers[]: protocol HTTPS needs tls {mode: SIMPLE, credentialName} or {mode: ISTIO_MUTUAL}");
+  if (https && !has_tls)
+    return err(ctx, n,
+               "Gateway.spec.servers[]: protocol HTTPS needs tls {mode: SIMPLE, credentialName} or {mode: "
+               "ISTIO_MUTUAL}");
   if (!https && has_tls) return err(ctx, n, "Gateway.spec.servers[]: tls is only for protocol HTTPS");
   return {};
 }

@@ -35,7 +35,8 @@ net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, s
                                         const std::optional<std::string>& upgrade,
                                         std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
   if (side.gateway)
-    co_return co_await forward_gateway(down, codec, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);
+    co_return co_await forward_gateway(down, codec, in, chunk, watchdog, worker, side, req, upgrade,
+                                       as_received, ex);
   if (side.route && config_.outbound[*side.route].by_registry())
     co_return co_await forward_by_name(down, codec, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);
   co_return co_await relay(down, codec, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);

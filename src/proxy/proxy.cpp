@@ -274,7 +274,8 @@ Status Proxy::start() {
     // Port 0 in the config: from now on the port is the one the kernel chose.
     if (kind == ListenerKind::Inbound) d.config.inbound[index].port = local.port();
     if (kind == ListenerKind::Outbound) d.config.outbound[index].listen_port = local.port();
-    if (kind == ListenerKind::Gateway) d.config.inbound[inbound].port = d.config.inbound[inbound].app_port = local.port();
+    if (kind == ListenerKind::Gateway)
+      d.config.inbound[inbound].port = d.config.inbound[inbound].app_port = local.port();
     ListenerInfo info{kind, index, inbound, where};
     d.listeners.push_back(info);
     std::printf("listening %s %s\n", info.name().c_str(), where.c_str());

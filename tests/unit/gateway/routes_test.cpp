@@ -170,7 +170,8 @@ spec:
   EXPECT_EQ(parsed->gateways[1].servers[0].tls_mode, policy::GatewayServer::TlsMode::IstioMutual);
   auto planned = plan_listeners(*parsed, {{"app", "gw"}});
   ASSERT_FALSE(planned);
-  EXPECT_EQ(planned.error().message, "two.yaml:13: Gateway default/b: port 443 is already HTTPS in Gateway default/a");
+  EXPECT_EQ(planned.error().message,
+            "two.yaml:13: Gateway default/b: port 443 is already HTTPS in Gateway default/a");
 }
 
 TEST(Routes, HostHelpers) {
