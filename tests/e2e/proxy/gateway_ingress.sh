@@ -30,6 +30,10 @@ expect_contains "$out" '"path":"/anything/x"' "https://shop.example.com/anything
 out=$(edge_curl ratings.example.com "$HTTPS" /anything/r edge1)
 expect_contains "$out" '"path":"/anything/r"' "https://ratings.example.com/anything/r reaches ratings by host"
 expect_contains "$(cat "$WORK/ratings.out")" "/anything/r" "ratings' app served it"
+expect_eq "$(edge_status shop.example.com "$HTTPS" /details/1 edge1 --http2)$(curl -s -o /dev/null -w ' %{http_version}' \
+  --max-time 10 --http2 --cacert "$WORK/edge1-ca.pem" --resolve "shop.example.com:$HTTPS:127.0.0.1" \
+  "https://shop.example.com:$HTTPS/details/1")" "200 2" "HTTP/2 over ALPN h2 from the client"
+expect_eq "$(edge_status shop.example.com "$HTTPS" /details/1 edge1 --http1.1)" 200 "HTTP/1.1 from the client"
 
 # SNI picks the certificate among the servers sharing a listener; no SNI: the first server's; an
 # SNI no server host matches: refused.
