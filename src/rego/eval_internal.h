@@ -217,6 +217,16 @@ class Evaluator {
 
   Value eval_term(const TermP& t, Frame& f);
 
+  // A term's value without copying it when it is a constant or a bound variable (the common
+  // operands); anything else is evaluated into `scratch`.
+  const Value& term_value(const TermP& t, Frame& f, Value& scratch) {
+    if (t->type == TermType::Value) return t->value;
+    if (t->type == TermType::Var && t->slot >= 0 && f.bound[static_cast<size_t>(t->slot)])
+      return f.vals[static_cast<size_t>(t->slot)];
+    scratch = eval_term(t, f);
+    return scratch;
+  }
+
   // ---------------------------------------------------------------- unification
   bool unify_value(const TermP& t, const Value& v, Frame& f, K k);
 

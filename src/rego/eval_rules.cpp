@@ -12,9 +12,21 @@ bool Evaluator::eval_ref(const TermP& ref, Frame& f, VK vk) {
   const TermP& head = ref->items[0];
   if (head->slot == kInputSlot) {
     if (!state_->has_input) return false;
-    return walk_value(*state_->input, ref, 1, f, vk);
+    // The constant keys (input.attributes.request.http.method) are looked up directly.
+    const Value* v = &*state_->input;
+    const size_t end = 1 + size_t{ref->const_ops};
+    size_t i = 1;
+    for (; i < end; ++i) {
+      v = v->get(ref->items[i]->value);
+      if (!v) return false;
+    }
+    return walk_value(*v, ref, i, f, vk);
   }
   if (head->slot == kDataSlot) {
+    // Without `with data` in effect, start at the node the constant keys lead to (resolved once
+    // per plan: compiler_refs.cpp).
+    if (ref->ref_node && state_->overrides.empty() && !state_->patched_data)
+      return walk_data(ref->ref_node, ref->ref_base, ref, ref->ref_at, f, vk);
     const Value& base = state_->patched_data ? *state_->patched_data : plan_.data;
     return walk_data(plan_.root.get(), &base, ref, 1, f, vk);
   }
@@ -28,7 +40,8 @@ bool Evaluator::walk_value(const Value& v, const TermP& ref, size_t i, Frame& f,
   if (i == ref->items.size()) return vk(v);
   const TermP& op = ref->items[i];
   if (is_ground(op, f)) {
-    Value key = eval_term(op, f);
+    Value scratch;
+    const Value& key = term_value(op, f, scratch);
     const Value* child = v.get(key);
     if (!child && store && key.is_number() && v.is_object())
       child = v.get(std::string_view(key.number_text()));
