@@ -134,8 +134,7 @@ bool Evaluator::walk_data(const RuleNode* node, const Value* base, const TermP& 
 }
 
 std::optional<Value> Evaluator::node_value(const RuleNode* node, const Value* base) {
-  auto cached = cache_->find(node);
-  if (cached != cache_->end()) return cached->second;
+  if (const auto* cached = cache_->find(node)) return *cached;
   std::optional<Value> v = compute_node(node, base);
   if (v && !state_->overrides.empty()) {
     // Overrides strictly below this node replace parts of its value.
@@ -149,7 +148,7 @@ std::optional<Value> Evaluator::node_value(const RuleNode* node, const Value* ba
       v = patch(*v, rest, 0, o.value);
     }
   }
-  (*cache_)[node] = v;
+  cache_->set(node, v);
   return v;
 }
 
@@ -214,10 +213,9 @@ std::optional<Value> Evaluator::compute_node(const RuleNode* node, const Value* 
 
 // data.p[key] for a partial set/object: evaluate the rules with the key bound.
 std::optional<Value> Evaluator::partial_lookup(const RuleNode* node, const Value& key) {
-  auto cached = cache_->find(node);
-  if (cached != cache_->end()) {
-    if (!cached->second) return std::nullopt;
-    const Value* v = cached->second->get(key);
+  if (const auto* cached = cache_->find(node)) {
+    if (!*cached) return std::nullopt;
+    const Value* v = (*cached)->get(key);
     return v ? std::optional<Value>(*v) : std::nullopt;
   }
   std::optional<Value> result;
