@@ -73,6 +73,9 @@ BuiltinResult split(Args a, BuiltinContext& ctx) {
       for (auto& p : go::split(s, sep)) out.push_back(Value::string(std::move(p)));
     } else {  // go::split's cut points, each part made a value directly
       const std::string_view text = s;
+      size_t parts = 1;
+      for (size_t at = text.find(sep); at != std::string_view::npos; at = text.find(sep, at + sep.size())) ++parts;
+      out.reserve(parts);
       size_t start = 0;
       for (size_t at; (at = text.find(sep, start)) != std::string_view::npos; start = at + sep.size())
         out.push_back(Value::string(text.substr(start, at - start)));

@@ -260,9 +260,27 @@ void Evaluator::eval_rule_body(const Rule& r, OnSolution&& on) {
   --depth_;
 }
 
+// Every rule from `from` on (else chains included) has the constant value `v`: evaluating them
+// could neither change a result of `v` nor conflict with it. OPA exits early in this case too
+// (`allow if {...}` written many times: the first body that holds decides).
+static bool rest_constant(const std::vector<const Rule*>& rules, size_t from, const Value& v) {
+  for (size_t i = from; i < rules.size(); ++i)
+    for (const Rule* x = rules[i]; x; x = x->else_rule.get()) {
+      if (!x->constant_value) return false;
+      if (!x->value) {
+        if (!v.is_bool() || !v.as_bool()) return false;
+      } else if (x->value->type != TermType::Value || x->value->value != v) {
+        return false;
+      }
+    }
+  return true;
+}
+
 std::optional<Value> Evaluator::eval_complete(const RuleNode* node) {
   std::optional<Value> result;
-  for (const Rule* rule : node->complete) {
+  for (size_t i = 0; i < node->complete.size(); ++i) {
+    if (result && rest_constant(node->complete, i, *result)) break;
+    const Rule* rule = node->complete[i];
     for (const Rule* x = rule; x; x = x->else_rule.get()) {
       bool found = false;
       eval_rule_body(*x, [&](Frame& f) {

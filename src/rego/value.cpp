@@ -428,6 +428,11 @@ const Value* Value::get(const Value& key) const {
 const Value* Value::get(std::string_view object_key) const {
   if (kind_ != Kind::Object) return nullptr;
   const auto& items = as_object();
+  if (items.size() <= 16) {  // as get(const Value&): a scan, text compared only at equal lengths
+    for (const auto& kv : items)
+      if (kv.first.kind_ == Kind::String && ValueAccess::str(kv.first).s == object_key) return &kv.second;
+    return nullptr;
+  }
   // Strings sort after null/bool/number keys and among themselves bytewise.
   auto it = std::lower_bound(items.begin(), items.end(), object_key, [](const auto& kv, std::string_view k) {
     if (kv.first.kind() != Kind::String) return kv.first.kind() < Kind::String;
