@@ -228,10 +228,12 @@ class Want {
   // The selection below `key`; nullopt when nothing there is read.
   std::optional<Want> operator[](std::string_view key) const {
     if (everything()) return Want();
-    size_t b = begin_;  // paths below a node are sorted by their key at this depth
-    while (b < end_ && (*paths_)[b][depth_] < key) ++b;
+    // Paths below a node are sorted by their key at this depth: the ones through `key` are
+    // consecutive. Found by equality (lengths first), not by ordering every candidate key.
+    size_t b = begin_;
+    while (b < end_ && std::string_view((*paths_)[b][depth_]) != key) ++b;
     size_t e = b;
-    while (e < end_ && (*paths_)[e][depth_] == key) ++e;
+    while (e < end_ && std::string_view((*paths_)[e][depth_]) == key) ++e;
     if (b == e) return std::nullopt;
     Want w;
     w.paths_ = paths_;
