@@ -62,12 +62,9 @@ class EtcdStoreImpl final : public EtcdStore {
   }
 
   Result<ApplyResult> apply_parsed(std::vector<ParsedFile> files, int64_t if_revision = 0) override {
-    size_t total = 0;
-    for (const auto& f : files) total += f.bytes;
-    if (auto s = check_apply_size(total, files.size(), files.empty() ? "" : files[0].source); !s)
-      return fail(s.error());
-    policy::ResourceSet all;  // file after file: a later document of one name replaces the earlier
-    for (auto& f : files) all.append(std::move(f.resources));
+    auto merged = merge_parsed_files(std::move(files));
+    if (!merged) return fail(merged.error());
+    const policy::ResourceSet& all = *merged;
     auto docs = keyed_documents(all);
     if (!docs) return fail(docs.error());
     if (docs->size() > kMaxOpsPerTxn)

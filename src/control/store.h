@@ -162,6 +162,9 @@ struct KeyedDocument {
 Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set);
 // Every resource of `set` as a set of its own, with its key.
 std::vector<std::pair<ResourceKey, policy::ResourceSet>> split_by_key(policy::ResourceSet&& set);
+// What apply_parsed() stores: the files' sets merged in order (a later document of one name
+// replaces the earlier, as kubectl apply does), after the size check (check_apply_size).
+Result<policy::ResourceSet> merge_parsed_files(std::vector<ParsedFile>&& files);
 // store.conflict: `key` changed at `changed_at`, after the `if_revision` an apply was based on.
 Unexpected<Error> conflict(const ResourceKey& key, int64_t changed_at, int64_t if_revision);
 // store.too_large when `bytes` (the total of `files` texts) is more than one apply accepts;
