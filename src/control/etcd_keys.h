@@ -5,7 +5,8 @@
 // Key layout (prefix "/meshguard/" unless --etcd-prefix says otherwise):
 //   <prefix>resources/<kind>/<namespace>/<name>   one applied document (Mesh: empty namespace)
 //   <prefix>registrations/<namespace>/<name>      one proxy's registration (StoredRegistration)
-//   <prefix>shared/<name>                         material every replica shares (token-signing key)
+//   <prefix>shared/<name>                         material every replica shares (the token-signing
+//                                                 key, sealed: sealed_secret.h)
 // The etcd revision of a resource key's last change is the resource's revision; the newest one the
 // replica has seen is the store's revision (the config version proxies are told).
 #pragma once

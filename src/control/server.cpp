@@ -30,12 +30,17 @@
 #include "control/metrics_endpoint.h"
 #include "control/model.h"
 #include "control/own_identity.h"
+#include "control/sealed_secret.h"
 #include "control/store.h"
 #include "control/support.h"
 #include "control/watch_service.h"
 #include "telemetry/metrics.h"
 
 namespace mg::control {
+
+namespace {
+constexpr const char* kSharedTokenKey = "token-key";  // <prefix>shared/token-key, sealed
+}  // namespace
 
 struct ControlPlane::Impl {
   ServerOptions options;
@@ -129,13 +134,22 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
       std::make_unique<CaRotation>(std::move(authority), dir, options.plug_in_ca_dir.empty(), impl->metrics);
 
   // Bootstrap-token signing key, and the Kubernetes issuer when configured. On etcd the key is
-  // shared (the first replica to start creates it), so a token minted by one replica works on all.
+  // shared (the first replica to start creates it), so a token minted by one replica works on all;
+  // it is kept sealed under the CA's key (sealed_secret.h): reading etcd does not give it away.
   std::string shared_token_key;
   if (etcd) {
+    const std::string ca_key = impl->ca->signer()->to_pem().ca_key;
     auto fresh = crypto::generate_key(crypto::KeyType::EcP256);
     if (!fresh) return fail(fresh.error());
-    auto pem = etcd->shared_value("token-key.pem", crypto::private_key_to_pem(fresh->get()));
-    if (!pem) return fail(pem.error());
+    auto sealed = seal_secret(ca_key, kSharedTokenKey, crypto::private_key_to_pem(fresh->get()));
+    if (!sealed) return fail(sealed.error());
+    auto stored = etcd->shared_value(kSharedTokenKey, *sealed);
+    if (!stored) return fail(stored.error());
+    auto pem = open_secret(ca_key, kSharedTokenKey, *stored);
+    if (!pem)
+      return fail(pem.error().code, pem.error().message + " — if the plugged-in CA's key was replaced, delete " +
+                                        etcd_shared_key(options.etcd.prefix, kSharedTokenKey) +
+                                        " (bootstrap tokens minted before stop working) and start the replicas again");
     shared_token_key = std::move(*pem);
   }
   auto bootstrap = BootstrapCredentials::open({dir, api::control_plane_id(td).str(), options.k8s_issuer,

@@ -3,7 +3,7 @@
 //
 // Data directory (created on first start, 0700):
 //   store.db          the resources (SQLite, WAL; control/store.h) — not with --store etcd://
-//                     (the resources, registrations and token-signing key are in etcd: docs/ETCD.md)
+//                     (the resources, registrations and sealed token-signing key are in etcd: docs/ETCD.md)
 //   ca/               the built-in CA (Istio cacerts layout, ca/authority.h) unless --plug-in-ca
 //   token-key.pem     P-256 key that signs bootstrap tokens (0600)
 //   control/          the control plane's own serving SVID, re-issued at every start

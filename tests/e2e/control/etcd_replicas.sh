@@ -61,6 +61,13 @@ pass "three control-plane replicas on etcd"
 [ ! -e "$WORK/replica1/store.db" ] && [ ! -e "$WORK/replica1/token-key.pem" ] && [ ! -e "$WORK/replica1/ca" ] ||
   fail "a replica on etcd kept shared state in its data dir: $(ls "$WORK/replica1")"
 pass "the data dir keeps only the replica's own identities ($(ls "$WORK/replica1" | tr '\n' ' '))"
+# The shared token-signing key is in etcd sealed, never in clear (read through etcd's JSON gateway).
+token_key=$(curl -s --max-time 5 -X POST "http://127.0.0.1:${CLIENT[0]}/v3/kv/range" \
+  -d "{\"key\": \"$(printf '/meshguard/shared/token-key' | base64 -w0)\"}" | jq -r '.kvs[0].value' | base64 -d)
+case "$token_key" in
+  mg-sealed-v1:*) pass "the shared token key is sealed in etcd" ;;
+  *) fail "the shared token key in etcd is not sealed: ${token_key:0:40}" ;;
+esac
 
 # on N CMD...: meshguardctl against replica N (the admin identity of replica 1 works on all: one CA).
 on() {
