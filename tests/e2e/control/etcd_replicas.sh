@@ -4,7 +4,8 @@
 # through one replica is seen through another and pushed to proxies connected to a third; two
 # stale applies at once give one conflict and no lost update; the replica the proxies talk to is
 # killed and they move to another (no new certificate), still serving requests and taking later
-# policies; the etcd leader is killed and writes resume. Skipped (exit 77) without etcd.
+# policies, and a new proxy bootstraps past the dead replica; the etcd leader is killed and writes
+# resume. Skipped (exit 77) without etcd.
 source "$(dirname "$0")/lib.sh"
 
 ETCD_BIN="$(command -v etcd || true)"
@@ -154,6 +155,13 @@ ok=$(grep -c '^200$' "$WORK/load.txt" || true)
 expect_eq "$ok/$total" "60/60" "requests served while the proxies moved replicas"
 bootstraps_after=$(cat "$WORK/sleep.err" "$WORK/details.err" | grep -c "bootstrapped\|renewed" || true)
 expect_eq "$bootstraps_after" "$bootstraps_before" "moving replicas issued no new certificate"
+# A new workload bootstraps with replica 1 (first in its list) gone: its token, minted by replica
+# 2, is taken by the next replica.
+start_workload late late "$APP"
+grep -q "moving from control plane $R1" "$WORK/late.err" || fail "late did not move past replica 1"
+grep -q "bootstrapped spiffe://cluster.local/ns/default/sa/late" "$WORK/late.err" || fail "late did not bootstrap"
+expect_eq "$(http_status "http://127.0.0.1:$late_IN/status/200")" 200 \
+  "a proxy bootstrapped (token of replica 2) past the dead replica 1 serves"
 
 # 4. Kill the etcd leader: writes resume once the other two have elected one.
 leader=""
