@@ -78,6 +78,18 @@ on() {
   MESHGUARD_SERVER="${!addr}" MESHGUARD_ADMIN_DIR="$WORK/replica1/admin" "$CTL_BIN" "$@"
 }
 
+# wait_listed N PATTERN GET-ARGS...: polls (bounded: ~10 s) until `get GET-ARGS -o yaml` through
+# replica N shows PATTERN; another replica's write reaches it through its etcd watch, not at once.
+wait_listed() {
+  local n="$1" pattern="$2"
+  shift 2
+  for _ in $(seq 1 200); do
+    on "$n" get "$@" -o yaml 2>/dev/null | grep -q -- "$pattern" && return 0
+    sleep 0.05
+  done
+  fail "replica $n does not list $pattern ($*)"
+}
+
 # The proxies bootstrap with tokens minted by replica 2 through replica 1 (first in their list).
 export MESHGUARD_SERVER="$R2" MESHGUARD_ADMIN_DIR="$WORK/replica1/admin"
 CP_ADDR="$R1,$R2,$R3"
@@ -90,11 +102,7 @@ expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "mesh req
 deny_paths deny-admin "app: details" "/admin/*" >"$WORK/deny.yaml"
 on 2 apply -f "$WORK/deny.yaml" >"$WORK/apply1.txt" || fail "apply through replica 2"
 rev1=$(sed -n 's/^revision //p' "$WORK/apply1.txt")
-for _ in $(seq 1 100); do
-  on 3 get ap deny-admin -n default -o json 2>/dev/null | grep -q deny-admin && break
-  sleep 0.05
-done
-on 3 get ap deny-admin -n default -o json | grep -q deny-admin || fail "replica 3 does not list the policy"
+wait_listed 3 "name: deny-admin" ap deny-admin -n default
 pass "applied through replica 2 (revision $rev1), listed through replica 3"
 wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 403
 pass "applied through replica 2, enforced by proxies connected to replica 1"
@@ -116,6 +124,7 @@ else
   fail "two stale applies: expected exactly one to succeed, exit codes $rc_a $rc_b ($(cat "$WORK/a.out" "$WORK/b.out"))"
 fi
 grep -q "store.conflict" "$WORK/$loser.out" || fail "the losing apply did not say conflict: $(cat "$WORK/$loser.out")"
+wait_listed 1 "/$winner/" ap deny-admin -n default
 stored=$(on 1 get ap deny-admin -n default -o yaml)
 expect_contains "$stored" "/$winner/" "two stale applies: one conflict, the winner's edit stored"
 expect_not_contains "$stored" "/admin/" "two stale applies: no lost update (the base is gone)"
@@ -181,7 +190,7 @@ pass "etcd leader (member $leader) killed (-9)"
 deny_paths deny-headers "app: details" "/headers" >"$WORK/headers.yaml"
 on 2 apply -f "$WORK/headers.yaml" >/dev/null || fail "apply after the etcd leader was killed"
 pass "writes resume after the etcd election"
-on 3 get ap deny-headers -n default >/dev/null || fail "replica 3 does not list the write made after the election"
+wait_listed 3 "name: deny-headers" ap deny-headers -n default
 wait_status "http://127.0.0.1:$sleep_OUT/headers" 403
 pass "the write made after the election reaches the proxies"
 expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/61")" 200 "mesh requests still served after the etcd election"
