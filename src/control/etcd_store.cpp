@@ -40,6 +40,14 @@ Result<Entry> parse_entry(const ResourceKey& key, const pb::KeyValue& kv) {
 
 void range_op(pb::RequestOp* op, const std::string& key) { op->mutable_request_range()->set_key(key); }
 
+// Every key under `head`, at the current revision.
+pb::RangeRequest prefix_range(const std::string& head) {
+  pb::RangeRequest req;
+  req.set_key(head);
+  req.set_range_end(etcd_prefix_end(head));
+  return req;
+}
+
 class EtcdStoreImpl final : public EtcdStore {
  public:
   EtcdStoreImpl(EtcdOptions options, std::unique_ptr<EtcdClient> client)
@@ -199,10 +207,7 @@ class EtcdStoreImpl final : public EtcdStore {
 
   Result<std::vector<StoredRegistration>> registrations() const override {
     const std::string head = etcd_registrations_prefix(options_.prefix);
-    pb::RangeRequest req;
-    req.set_key(head);
-    req.set_range_end(etcd_prefix_end(head));
-    auto got = client_->range(req);
+    auto got = client_->range(prefix_range(head));
     if (!got) return fail(got.error());
     std::vector<StoredRegistration> out;
     for (const auto& kv : got->kvs()) {
@@ -248,10 +253,7 @@ class EtcdStoreImpl final : public EtcdStore {
   // watch would have resumed from.
   Status relist() MG_EXCLUDES(mu_) {
     const std::string head = etcd_resources_prefix(options_.prefix);
-    pb::RangeRequest req;
-    req.set_key(head);
-    req.set_range_end(etcd_prefix_end(head));
-    auto got = client_->range(req);
+    auto got = client_->range(prefix_range(head));
     if (!got) return fail(got.error());
     std::map<ResourceKey, Entry> fresh;
     std::map<ResourceKey, Error> bad;
