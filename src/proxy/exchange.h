@@ -77,6 +77,10 @@ struct HttpSide {
   std::string source;                     // downstream "ip:port"
   std::optional<tls::PeerIdentity> peer;  // inbound mTLS peer
   uint16_t listen_port = 0;
+  // Gateway mode: the gateway listener the request came in on (`inbound` is its port); requests
+  // are routed by its RouteTable (proxy/gateway_mode.h). `edge_tls`: the client's TLS ended here.
+  std::optional<size_t> gateway;
+  bool edge_tls = false;
   ConnEntry* entry = nullptr;  // the connection's registration with its worker
   std::string source_principal() const { return peer ? peer->id.str() : "unknown"; }
 };

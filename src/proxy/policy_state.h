@@ -52,6 +52,8 @@ struct PublishedPolicy {
   std::shared_ptr<const Registry> registry;   // never null (empty without services)
   // DestinationRules (TLS origination); never null (empty without rules)
   std::shared_ptr<const DestinationRules> destination_rules;
+  // What it was compiled from (null without policyDir): the gateway mode's routing documents.
+  std::shared_ptr<const policy::ResourceSet> resource_set;
 };
 
 class PolicyState {
@@ -69,6 +71,9 @@ class PolicyState {
 
   // Start-up: loads policyDir (if configured); fails closed on any error.
   Status load_initial();
+  // Before start-up only: config.inbound grew (the gateway mode's listeners, proxy/gateway_mode.h);
+  // the policy in force gets their modes.
+  void refresh_inbound_modes();
   // Reads the directory's content hash and reloads when it differs from the last attempt (or
   // always, with `force`). Any thread; reloads are serialized.
   Status reload(bool force);

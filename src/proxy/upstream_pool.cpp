@@ -22,14 +22,20 @@ namespace {
 constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 
 // Inbound ports to the same app port share a pool; each outbound route has its own, and each
-// registry endpoint (of one service port) its own.
+// registry endpoint (of one service port) its own — also when a gateway listener (an inbound
+// port) routed the request there: the target decides first.
 constexpr uint64_t kTargetKeys = uint64_t{1} << 40;
 uint64_t route_key(size_t route) { return (uint64_t{1} << 32) + route; }
 uint64_t target_key(const UpstreamTarget& t) { return kTargetKeys + t.endpoint->health->id; }
 uint64_t pool_key(const HttpSide& side) {
+  if (side.target) return target_key(*side.target);
   if (side.inbound) return side.inbound->app_port;
-  return side.target ? target_key(*side.target) : route_key(*side.route);
+  return route_key(*side.route);
 }
+
+// Requests for `side` go to another proxy over mTLS (an outbound route, or a routed target),
+// not to the local app.
+bool to_proxy(const HttpSide& side) { return side.route || side.target; }
 
 // A pooled connection to a registry endpoint was checked against the identities its service had
 // then; a publish may have taken the server's away (a service account no longer backing it).
@@ -51,11 +57,15 @@ void UpstreamPool::clear() {
   h2_.clear();
 }
 
-void UpstreamPool::retain_endpoints(const Registry& registry) {
+void UpstreamPool::retain_endpoints(const Registry& registry, const std::vector<RegistryService>* also) {
   std::unordered_set<uint64_t> live;
-  for (const auto& s : registry.services())
-    for (const auto& p : s.ports)
-      for (const auto& e : p.endpoints) live.insert(kTargetKeys + e.health->id);
+  auto keep = [&](const std::vector<RegistryService>& services) {
+    for (const auto& s : services)
+      for (const auto& p : s.ports)
+        for (const auto& e : p.endpoints) live.insert(kTargetKeys + e.health->id);
+  };
+  keep(registry.services());
+  if (also) keep(*also);
   auto gone = [&](uint64_t key) { return key >= kTargetKeys && !live.contains(key); };
   std::erase_if(idle_, [&](const auto& kv) { return gone(kv.first); });
   std::erase_if(sessions_, [&](const auto& kv) { return gone(kv.first); });
@@ -65,8 +75,8 @@ void UpstreamPool::retain_endpoints(const Registry& registry) {
 }
 
 bool UpstreamPool::may_use_h2(const HttpSide& side) const {
-  if (side.inbound) return app_speaks_h2(side.inbound->protocol);
-  return side.route && !http1_routes_.contains(pool_key(side));
+  if (!to_proxy(side)) return side.inbound && app_speaks_h2(side.inbound->protocol);
+  return !http1_routes_.contains(pool_key(side));
 }
 
 net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpSide& side,
@@ -96,7 +106,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
   }
   h2_[pool_key(side)].connecting = true;
   std::unique_ptr<UpstreamConn> conn;
-  if (side.route) {
+  if (to_proxy(side)) {
     conn = co_await connect_side(side, reason, detail, true);
   } else {
     bool reused = false;
@@ -108,7 +118,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
   now.connecting = false;
   if (now.connected) now.connected->cancel();
   if (!conn) co_return nullptr;
-  if (side.route && tls::negotiated_alpn(conn->stream->ssl()) != tls::kAlpnH2) {
+  if (to_proxy(side) && tls::negotiated_alpn(conn->stream->ssl()) != tls::kAlpnH2) {
     http1_routes_[pool_key(side)] = true;
     http1 = std::move(conn);
     co_return nullptr;
@@ -138,7 +148,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSi
     co_return conn;
   }
   reused = false;
-  if (side.route) co_return co_await connect_side(side, reason, detail, false);
+  if (to_proxy(side)) co_return co_await connect_side(side, reason, detail, false);
   co_return co_await acquire_plain(side, reused, reason, detail);
 }
 
@@ -160,7 +170,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire_plain(const 
 }
 
 void UpstreamPool::release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn) {
-  if (side.route) remember_session(side, *conn);
+  if (to_proxy(side)) remember_session(side, *conn);
   auto& idle = idle_[pool_key(side)];
   if (idle.size() < kMaxIdleUpstreamsPerPort && !draining_) idle.push_back(std::move(conn));
 }
