@@ -94,16 +94,19 @@ Result<std::vector<ListenerPlan>> plan_listeners(const policy::ResourceSet& set,
       auto same = server.port == 0 ? out.end()
                                    : std::find_if(out.begin(), out.end(), [&](const ListenerPlan& l) { return l.port == server.port; });
       if (same == out.end()) {
-        out.push_back({server.port, server.protocol, {std::move(bound)}});
+        out.push_back({server.port, server.protocol, server.tls_mode, {std::move(bound)}});
         continue;
       }
-      if (same->protocol != server.protocol) {
+      if (same->protocol != server.protocol || same->tls_mode != server.tls_mode) {
         const auto& first = same->servers.front();
-        return fail("gateway.port_conflict",
-                    g.meta.source + ":" + std::to_string(server.line) + ": Gateway " + g.meta.full_name() + ": port " +
-                        std::to_string(server.port) + " is already " +
-                        (same->protocol == policy::GatewayServer::Protocol::Http ? "HTTP" : "HTTPS") + " in Gateway " +
-                        first.gateway_ns + "/" + first.gateway_name);
+        return fail(
+            "gateway.port_conflict",
+            g.meta.source + ":" + std::to_string(server.line) + ": Gateway " + g.meta.full_name() +
+                ": port " + std::to_string(server.port) + " is already " +
+                (same->protocol == policy::GatewayServer::Protocol::Http         ? "HTTP"
+                 : same->tls_mode == policy::GatewayServer::TlsMode::IstioMutual ? "HTTPS ISTIO_MUTUAL"
+                                                                                 : "HTTPS") +
+                " in Gateway " + first.gateway_ns + "/" + first.gateway_name);
       }
       same->servers.push_back(std::move(bound));
     }

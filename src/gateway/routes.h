@@ -33,6 +33,9 @@ struct BoundServer {
 struct ListenerPlan {
   uint32_t port = 0;
   policy::GatewayServer::Protocol protocol = policy::GatewayServer::Protocol::Http;
+  // HTTPS: SIMPLE (the servers' credentialNames, chosen by SNI) or ISTIO_MUTUAL (the mesh's mTLS);
+  // the servers of one listener share it.
+  policy::GatewayServer::TlsMode tls_mode = policy::GatewayServer::TlsMode::None;
   std::vector<BoundServer> servers;
 };
 
@@ -41,7 +44,8 @@ struct ListenerPlan {
 bool selects(const policy::Gateway& g, const Labels& labels);
 
 // The listeners of the Gateways selecting `labels`, in load order. Two servers on one non-zero
-// port with different protocols (from different Gateways) are refused (the error names both).
+// port with different protocols or TLS modes (from different Gateways) are refused (the error
+// names both).
 Result<std::vector<ListenerPlan>> plan_listeners(const policy::ResourceSet& set, const Labels& labels);
 
 // Istio host matching: `pattern` "*" matches every host, "*.example.com" any host ending with

@@ -108,17 +108,21 @@ bool is_credential_name(std::string_view name) {
 }
 
 Status parse_server_tls(Ctx& ctx, const YAML::Node& n, GatewayServer& server) {
-  bool simple = false;
   auto s = for_each_field(ctx, n, "Gateway.spec.servers[].tls", {"mode", "credentialName"},
                           [&](const std::string& key, const YAML::Node& v) -> Status {
                             auto text = scalar(ctx, v, "servers[].tls." + key);
                             if (!text) return fail(text.error());
                             if (key == "mode") {
-                              if (*text != "SIMPLE") {
-                                return err(ctx, v, "servers[].tls.mode \"" + *text + "\" is not supported (SIMPLE)",
+                              if (*text == "SIMPLE") {
+                                server.tls_mode = GatewayServer::TlsMode::Simple;
+                              } else if (*text == "ISTIO_MUTUAL") {
+                                server.tls_mode = GatewayServer::TlsMode::IstioMutual;
+                              } else {
+                                return err(ctx, v,
+                                           "servers[].tls.mode \"" + *text +
+                                               "\" is not supported (SIMPLE or ISTIO_MUTUAL)",
                                            "policy.bad_value");
                               }
-                              simple = true;
                               return {};
                             }
                             if (!is_credential_name(*text)) {
@@ -131,8 +135,14 @@ Status parse_server_tls(Ctx& ctx, const YAML::Node& n, GatewayServer& server) {
                             return {};
                           });
   if (!s) return s;
-  if (!n.IsMap() || !simple) return err(ctx, n, "Gateway.spec.servers[].tls.mode is required (SIMPLE)");
-  if (server.credential_name.empty()) return err(ctx, n, "Gateway.spec.servers[].tls.credentialName is required");
+  if (!n.IsMap() || server.tls_mode == GatewayServer::TlsMode::None)
+    return err(ctx, n, "Gateway.spec.servers[].tls.mode is required (SIMPLE or ISTIO_MUTUAL)");
+  const bool simple = server.tls_mode == GatewayServer::TlsMode::Simple;
+  if (simple && server.credential_name.empty())
+    return err(ctx, n, "Gateway.spec.servers[].tls.credentialName is required with mode SIMPLE");
+  // ISTIO_MUTUAL presents the gateway's own SVID: a credentialName would go unused.
+  if (!simple && !server.credential_name.empty())
+    return err(ctx, n, "Gateway.spec.servers[].tls.credentialName is not used with mode ISTIO_MUTUAL");
   return {};
 }
 
@@ -159,7 +169,10 @@ Status parse_server(Ctx& ctx, const YAML::Node& n, GatewayServer& server) {
   if (!n.IsMap() || !has_port) return err(ctx, n, "Gateway.spec.servers[].port is required");
   if (!has_hosts) return err(ctx, n, "Gateway.spec.servers[].hosts is required");
   const bool https = server.protocol == GatewayServer::Protocol::Https;
-  if (https && !has_tls) return err(ctx, n, "Gateway.spec.servers[]: protocol HTTPS needs tls {mode: SIMPLE, credentialName}");
+  if (https && !has_tls)
+    return err(ctx, n,
+               "Gateway.spec.servers[]: protocol HTTPS needs tls {mode: SIMPLE, credentialName} or {mode: "
+               "ISTIO_MUTUAL}");
   if (!https && has_tls) return err(ctx, n, "Gateway.spec.servers[]: tls is only for protocol HTTPS");
   return {};
 }

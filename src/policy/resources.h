@@ -312,7 +312,10 @@ struct GatewayServer {
   // servers[].hosts as written: "*", "example.com", "*.example.com", optionally "NS/" before
   // (the namespace whose VirtualServices may bind; "*" or "." = the Gateway's).
   std::vector<std::string> hosts;
-  std::string credential_name;  // tls.credentialName (HTTPS: required; tls.mode is SIMPLE)
+  // tls.mode (HTTPS only): SIMPLE terminates TLS with credentialName's certificate; ISTIO_MUTUAL
+  // accepts the mesh's mTLS (the caller's SVID verified: an egress gateway knows who calls).
+  enum class TlsMode { None, Simple, IstioMutual } tls_mode = TlsMode::None;
+  std::string credential_name;  // tls.credentialName (SIMPLE: required; ISTIO_MUTUAL: refused)
 };
 
 struct Gateway {

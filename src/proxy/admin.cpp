@@ -123,12 +123,13 @@ nlohmann::json Admin::config_dump() const {
   nlohmann::json ls = nlohmann::json::array();
   for (const auto& l : runtime_.listeners) {
     nlohmann::json e = {{"kind", to_string(l.kind)}, {"address", l.address}};
-    if (l.kind == ListenerKind::Inbound) {
-      const auto& p = config_.inbound[l.index];
+    if (l.kind == ListenerKind::Inbound || l.kind == ListenerKind::Gateway) {
+      const size_t index = l.kind == ListenerKind::Gateway ? l.inbound : l.index;
+      const auto& p = config_.inbound[index];
       e["appPort"] = p.app_port;
       e["protocol"] = to_string(p.protocol);
-      e["mtlsMode"] = to_string(policy->inbound_modes[l.index].mode);
-      e["mtlsModeSource"] = policy->inbound_modes[l.index].source;
+      e["mtlsMode"] = to_string(policy->inbound_modes[index].mode);
+      e["mtlsModeSource"] = policy->inbound_modes[index].source;
     } else if (l.kind == ListenerKind::Outbound) {
       const auto& r = config_.outbound[l.index];
       if (!r.by_registry()) {

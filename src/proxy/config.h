@@ -21,7 +21,9 @@
 //                                 # workload's labels give its listeners and routes; an HTTPS server's
 //                                 # credentialName NAME is read from credentialsDir/NAME/{tls.crt,tls.key};
 //                                 # numTrustedProxies as gatewayTopology's (both given: refused);
-//                                 # proxyProtocol: accepted connections start with a PROXY v1/v2 header
+//                                 # proxyProtocol: accepted connections start with a PROXY v1/v2 header;
+//                                 # its listeners ("listening gateway[i] ADDR:PORT") bind workload.address
+//                                 # (absent: 0.0.0.0), planned at start-up (proxy/gateway_mode.h)
 //   inbound:                      # port 0: kernel-chosen, printed as "listening inbound[i] ADDR:PORT"
 //     - {port: 15006, address: 0.0.0.0, appPort: 9080, protocol: http}   # http | http2 | grpc | tcp
 //   outbound:
@@ -94,6 +96,8 @@ struct InboundPort {
   uint16_t app_port = 0;
   Protocol protocol = Protocol::Http;
   std::optional<MtlsMode> mtls;  // the operator override; absent: PeerAuthentication decides
+  // Not from the file: gateway listener i (proxy/gateway_mode.h), whose port this is.
+  std::optional<size_t> gateway;
 };
 
 struct OutboundRoute {

@@ -84,6 +84,10 @@ struct HttpSide {
   std::string source;                     // downstream "ip:port"
   std::optional<tls::PeerIdentity> peer;  // inbound mTLS peer
   uint16_t listen_port = 0;
+  // Gateway mode: the gateway listener the request came in on (`inbound` is its port); requests
+  // are routed by its RouteTable (proxy/gateway_mode.h). `edge_tls`: the client's TLS ended here.
+  std::optional<size_t> gateway;
+  bool edge_tls = false;
   ConnEntry* entry = nullptr;  // the connection's registration with its worker
   std::string source_principal() const { return peer ? peer->id.str() : "unknown"; }
 };
@@ -106,6 +110,14 @@ struct Exchange {
   // The far end's workload as its proxy's metadata exchange told it (proxy/peer_metadata.h): the
   // source inbound, the destination outbound. Null: known by its principal only.
   std::shared_ptr<const PeerLabels> peer;
+  // A gateway's request for a host outside the mesh (a MESH_EXTERNAL destination): what its
+  // egress audit line names (Report::egress_audit), written once with the access-log line.
+  struct Egress {
+    std::string host;
+    uint16_t port = 0;
+    std::string sni;  // the server name originated; "" for plaintext
+  };
+  std::optional<Egress> egress;
 };
 
 }  // namespace mg::proxy

@@ -20,20 +20,24 @@ namespace mg::proxy {
 
 Forwarder::Forwarder(const ProxyConfig& config, const http::Limits& limits, const Credentials& credentials,
                      ConnectionManager& connections, const PolicyState& policy, Report& report,
-                     const std::atomic<bool>& draining)
+                     const std::atomic<bool>& draining, const GatewayMode& gateway)
     : config_(config),
       limits_(limits),
       credentials_(credentials),
       connections_(connections),
       policy_(policy),
       report_(report),
-      draining_(draining) {}
+      draining_(draining),
+      gateway_(gateway) {}
 
 net::awaitable<bool> Forwarder::forward(net::Stream& down, ServerCodec& codec, std::string& in,
                                         BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
                                         const HttpSide& side, http::Request& req,
                                         const std::optional<std::string>& upgrade,
                                         std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
+  if (side.gateway)
+    co_return co_await forward_gateway(down, codec, in, chunk, watchdog, worker, side, req, upgrade,
+                                       as_received, ex);
   if (side.route && config_.outbound[*side.route].by_registry())
     co_return co_await forward_by_name(down, codec, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);
   co_return co_await relay(down, codec, in, chunk, watchdog, worker, side, req, upgrade, as_received, ex);
@@ -156,17 +160,22 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
   }
   forwarded.headers.remove("content-length");
   forwarded.headers.remove("expect");
-  if (side.inbound) {
+  if (side.inbound && !side.gateway) {
     forwarded.headers.remove("x-forwarded-client-cert");
     if (side.peer) {
       if (auto state = credentials_.current()) {
         forwarded.headers.add("x-forwarded-client-cert", tls::xfcc_value(state->creds->own_id, *side.peer));
       }
     }
-    forwarded.headers.set("x-forwarded-proto", side.peer ? "https" : "http");
+    // From a mesh peer (an ingress gateway) X-Forwarded-Proto says how the original client
+    // arrived and is kept, as Envoy keeps it on an internal request; a plaintext client's claim
+    // is replaced.
+    if (!side.peer || !forwarded.headers.contains("x-forwarded-proto"))
+      forwarded.headers.set("x-forwarded-proto", side.peer ? "https" : "http");
   } else if (!side.external) {
     // This workload's metadata for the destination proxy (the app's own was stripped on arrival:
-    // HttpSession::handle_request). A host outside the mesh gets none.
+    // HttpSession::handle_request). A gateway's edge headers were set by forward_gateway. A host outside
+    // the mesh gets none.
     add_metadata(forwarded.headers, *report_.own());
   }
   if (req.framing == http::BodyFraming::ContentLength) {

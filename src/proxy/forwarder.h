@@ -26,6 +26,7 @@ namespace mg::proxy {
 
 class ConnectionManager;
 class Credentials;
+class GatewayMode;
 class PolicyState;
 class H2Upstream;
 class Report;
@@ -61,7 +62,7 @@ class Forwarder {
  public:
   Forwarder(const ProxyConfig& config, const http::Limits& limits, const Credentials& credentials,
             ConnectionManager& connections, const PolicyState& policy, Report& report,
-            const std::atomic<bool>& draining);
+            const std::atomic<bool>& draining, const GatewayMode& gateway);
 
   // Forwards one request (its head parsed into `req`, the bytes after it in `in`) and relays its
   // response. Returns whether the downstream connection stays open for the next request. The
@@ -76,8 +77,21 @@ class Forwarder {
                                const std::optional<std::string>& upgrade,
                                std::optional<JudgedUpgrade>& as_received, Exchange& ex);
 
+  // A gateway request refused before it was forwarded: its destination, when outside the mesh
+  // (the egress audit line is written for denied calls too). Routes without connecting.
+  std::optional<Exchange::Egress> egress_of(const HttpSide& side, const http::Request& req) const;
+
  private:
   net::awaitable<bool> forward_by_name(net::Stream& down, ServerCodec& codec, std::string& in,
+                                       BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
+                                       const HttpSide& side, http::Request& req,
+                                       const std::optional<std::string>& upgrade,
+                                       std::optional<JudgedUpgrade>& as_received, Exchange& ex);
+  // forwarder_gateway.cpp: a gateway listener's request (side.gateway), routed by the listener's
+  // RouteTable (no route: 404 NR), its destination resolved (resolve_destination: a registry
+  // service or a MESH_INTERNAL ServiceEntry; nothing there or no healthy endpoint: 503 UH), the
+  // edge headers set (gateway/edge_headers.h), then relayed over mTLS to the endpoint chosen.
+  net::awaitable<bool> forward_gateway(net::Stream& down, ServerCodec& codec, std::string& in,
                                        BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,
                                        const HttpSide& side, http::Request& req,
                                        const std::optional<std::string>& upgrade,
@@ -132,6 +146,7 @@ class Forwarder {
   const PolicyState& policy_;
   Report& report_;
   const std::atomic<bool>& draining_;
+  const GatewayMode& gateway_;
 };
 
 }  // namespace mg::proxy

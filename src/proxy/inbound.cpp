@@ -4,6 +4,7 @@
 #include "proxy/credentials.h"
 #include "proxy/enforcement.h"
 #include "proxy/enforcement_step.h"
+#include "proxy/gateway_mode.h"
 #include "proxy/http_session.h"
 #include "proxy/policy_state.h"
 #include "proxy/report.h"
@@ -17,14 +18,16 @@ using net::nothrow;
 using net::tcp;
 
 Inbound::Inbound(const ProxyConfig& config, const Credentials& credentials, const PolicyState& policy,
-                 Enforcement& enforcement, ConnectionManager& connections, HttpSession& http, Report& report)
+                 Enforcement& enforcement, ConnectionManager& connections, HttpSession& http, Report& report,
+                 const GatewayMode& gateway)
     : config_(config),
       credentials_(credentials),
       policy_(policy),
       enforcement_(enforcement),
       connections_(connections),
       http_(http),
-      report_(report) {}
+      report_(report),
+      gateway_(gateway) {}
 
 net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t index) {
   ConnectionManager::Registration guard(connections_, worker.connections);
@@ -47,7 +50,15 @@ net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t i
   const MtlsMode mode = policy_.port_mode(index);
 
   std::optional<tls::PeerIdentity> peer;
-  std::unique_ptr<net::Stream> stream = co_await open(socket, index, mode, source, peer);
+  const bool edge_tls =
+      port.gateway && gateway_.tls_mode(*port.gateway) == policy::GatewayServer::TlsMode::Simple;
+  // Not a conditional expression: gcc 12 mishandles co_await in a conditional's operands.
+  std::unique_ptr<net::Stream> stream;
+  if (edge_tls) {
+    stream = co_await open_edge(socket, port, source);
+  } else {
+    stream = co_await open(socket, index, mode, source, peer);
+  }
   if (!stream) co_return;  // refused (logged) or gone
   guard.entry.stream = stream.get();
 
@@ -62,6 +73,8 @@ net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t i
     side.source = std::move(source);
     side.peer = std::move(peer);
     side.listen_port = port.port;
+    side.gateway = port.gateway;
+    side.edge_tls = edge_tls;
     co_await http_.serve(*stream, guard.entry, worker, side);
   }
   stream->close();
@@ -132,6 +145,27 @@ net::awaitable<std::unique_ptr<net::Stream>> Inbound::open(tcp::socket& socket, 
     co_return tls_stream;
   }
   co_return std::make_unique<net::PlainStream>(std::move(socket));
+}
+
+net::awaitable<std::unique_ptr<net::Stream>> Inbound::open_edge(tcp::socket& socket, const InboundPort& port,
+                                                                const std::string& source) {
+  auto ctx = gateway_.certificates().context(*port.gateway);
+  if (!ctx) {
+    report_.connection_refused(source, port.port, Refusal::NoCertificate,
+                               "gateway listener without a usable certificate (credentialName)");
+    co_return nullptr;
+  }
+  auto tls_stream = std::make_unique<net::TlsStream>(std::move(socket), std::move(ctx));
+  net::Watchdog deadline(tls_stream->socket().get_executor(), [s = tls_stream.get()] { s->close(); });
+  deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
+  std::error_code ec;
+  co_await tls_stream->handshake(asio::ssl::stream_base::server, ec);
+  deadline.disarm();
+  if (ec) {
+    report_.connection_refused(source, port.port, Refusal::TlsHandshakeFailed, ec.message());
+    co_return nullptr;
+  }
+  co_return tls_stream;
 }
 
 net::awaitable<void> Inbound::serve_tcp(net::Stream& down, ConnEntry& entry, BufferPool& buffers,

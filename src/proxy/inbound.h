@@ -20,6 +20,7 @@ namespace mg::proxy {
 class ConnectionManager;
 class Credentials;
 class Enforcement;
+class GatewayMode;
 class HttpSession;
 class PolicyState;
 class Report;
@@ -31,7 +32,8 @@ class Inbound {
   using Clock = std::chrono::steady_clock;
 
   Inbound(const ProxyConfig& config, const Credentials& credentials, const PolicyState& policy,
-          Enforcement& enforcement, ConnectionManager& connections, HttpSession& http, Report& report);
+          Enforcement& enforcement, ConnectionManager& connections, HttpSession& http, Report& report,
+          const GatewayMode& gateway);
 
   // A connection accepted on config.inbound[index], on `worker`'s thread, until it ends.
   net::awaitable<void> serve(net::tcp::socket socket, Worker& worker, size_t index);
@@ -43,6 +45,11 @@ class Inbound {
   net::awaitable<std::unique_ptr<net::Stream>> open(net::tcp::socket& socket, size_t index, MtlsMode mode,
                                                     const std::string& source,
                                                     std::optional<tls::PeerIdentity>& peer);
+
+  // A gateway's HTTPS (SIMPLE) listener: TLS with the certificate the client's SNI picks
+  // (proxy/edge_certificates.h); no client certificate. Null when refused (logged) or gone.
+  net::awaitable<std::unique_ptr<net::Stream>> open_edge(net::tcp::socket& socket, const InboundPort& port,
+                                                         const std::string& source);
 
   // A TCP port's connection: judged, then spliced to the app until either side ends.
   net::awaitable<void> serve_tcp(net::Stream& down, ConnEntry& entry, BufferPool& buffers, size_t index,
@@ -56,6 +63,7 @@ class Inbound {
   ConnectionManager& connections_;
   HttpSession& http_;
   Report& report_;
+  const GatewayMode& gateway_;
 };
 
 }  // namespace mg::proxy

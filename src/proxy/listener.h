@@ -8,7 +8,8 @@
 
 namespace mg::proxy {
 
-enum class ListenerKind { Inbound, Outbound, Admin };
+// Gateway: a gateway-mode listener (proxy/gateway_mode.h), served as the inbound port it is.
+enum class ListenerKind { Inbound, Outbound, Admin, Gateway };
 
 constexpr std::string_view to_string(ListenerKind kind) {
   switch (kind) {
@@ -18,15 +19,18 @@ constexpr std::string_view to_string(ListenerKind kind) {
       return "outbound";
     case ListenerKind::Admin:
       return "admin";
+    case ListenerKind::Gateway:
+      return "gateway";
   }
   return "admin";
 }
 
 struct ListenerInfo {
   ListenerKind kind = ListenerKind::Inbound;
-  size_t index = 0;     // into config.inbound / config.outbound
+  size_t index = 0;     // into config.inbound / config.outbound; Gateway: the gateway listener
+  size_t inbound = 0;   // Gateway: its port in config.inbound
   std::string address;  // "127.0.0.1:41234"
-  // "inbound[0]", "outbound[1]", "admin": the name printed on stdout and used in metrics.
+  // "inbound[0]", "outbound[1]", "gateway[0]", "admin": the name printed on stdout and used in metrics.
   std::string name() const {
     std::string kind_name(to_string(kind));
     return kind == ListenerKind::Admin ? kind_name : kind_name + "[" + std::to_string(index) + "]";

@@ -57,6 +57,7 @@ Result<PolicyState::Loaded> PolicyState::load(std::shared_ptr<const policy::Reso
   state->registry = chains->registry;
   state->destination_rules = chains->destination_rules;
   state->mesh_routing = chains->mesh_routing;
+  state->resource_set = resources;
   return Loaded{std::move(state), std::move(*chains), std::move(resources), !endpoints_only};
 }
 
@@ -86,6 +87,13 @@ Status PolicyState::load_initial() {
   attempted_hash_ = hash;
   publish(std::move(*loaded));
   return {};
+}
+
+void PolicyState::refresh_inbound_modes() {
+  MutexLock lock(mutex_);
+  auto state = std::make_shared<PublishedPolicy>(*published_.load());
+  state->inbound_modes = inbound_modes(state->snapshot.get());
+  published_.store(std::move(state));
 }
 
 void PolicyState::record_failure(const std::string& error) {

@@ -54,6 +54,8 @@ struct PublishedPolicy {
   std::shared_ptr<const DestinationRules> destination_rules;
   // The VirtualServices bound to `mesh` and the ServiceEntries (proxy/egress.h); never null
   std::shared_ptr<const MeshRouting> mesh_routing;
+  // What it was compiled from (null without policyDir): the gateway mode's routing documents.
+  std::shared_ptr<const policy::ResourceSet> resource_set;
 };
 
 class PolicyState {
@@ -71,6 +73,9 @@ class PolicyState {
 
   // Start-up: loads policyDir (if configured); fails closed on any error.
   Status load_initial();
+  // Before start-up only: config.inbound grew (the gateway mode's listeners, proxy/gateway_mode.h);
+  // the policy in force gets their modes.
+  void refresh_inbound_modes();
   // Reads the directory's content hash and reloads when it differs from the last attempt (or
   // always, with `force`). Any thread; reloads are serialized.
   Status reload(bool force);

@@ -12,6 +12,7 @@
 #include "proxy/credentials.h"
 #include "proxy/enforcement.h"
 #include "proxy/forwarder.h"
+#include "proxy/gateway_mode.h"
 #include "proxy/http_session.h"
 #include "proxy/inbound.h"
 #include "proxy/listener.h"
@@ -45,9 +46,10 @@ struct Proxy::Impl {
   Credentials credentials{config.tls, report.registry(), config_version};
   ConnectionManager connections{config, policy, report};
   Enforcement enforcement{config, policy, report};
-  Forwarder forwarder{config, http_limits, credentials, connections, policy, report, draining};
+  GatewayMode gateway{config};
+  Forwarder forwarder{config, http_limits, credentials, connections, policy, report, draining, gateway};
   HttpSession http{config, http_limits, credentials, enforcement, forwarder, report, draining};
-  Inbound inbound{config, credentials, policy, enforcement, connections, http, report};
+  Inbound inbound{config, credentials, policy, enforcement, connections, http, report, gateway};
   Outbound outbound{config, connections, http, policy, report};
 
   std::vector<std::unique_ptr<Worker>> workers;
@@ -119,8 +121,9 @@ struct Proxy::Impl {
       }
       socket.set_option(tcp::no_delay(true), ec);
       connections.admitted();
-      if (info.kind == ListenerKind::Inbound) {
-        spawn(*worker.io, inbound.serve(std::move(socket), worker, info.index));
+      if (info.kind == ListenerKind::Inbound || info.kind == ListenerKind::Gateway) {
+        spawn(*worker.io, inbound.serve(std::move(socket), worker,
+                                        info.kind == ListenerKind::Gateway ? info.inbound : info.index));
       } else {
         spawn(*worker.io, outbound.serve(std::move(socket), worker, info.index));
       }
@@ -138,6 +141,7 @@ struct Proxy::Impl {
     }
     credentials.stop_polling();
     policy.stop_polling();
+    gateway.certificates().stop_polling();
     for (auto& w : workers) {
       asio::post(*w->io, [worker = w.get()] {
         ConnectionManager::close_idle(worker->connections);
@@ -217,6 +221,8 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
                                            const std::shared_ptr<const RequestChain>& request_chain,
                                            const std::shared_ptr<const ConnectionChain>& connection_chain,
                                            bool chains_changed) {
+    // The gateway's routes and certificates (also before start(): the agent's first push).
+    d->gateway.publish(state->resource_set);
     // No connections before start(); the workers' lists are complete once `started` is set.
     if (!d->started) return;
     // Endpoints only: the same chains would decide the same for every live connection.
@@ -227,6 +233,13 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
       asio::post(*w->io, [worker = w.get(), state] { worker->upstreams.retain_endpoints(*state->registry); });
     }
   });
+  if (impl->config.gateway) {
+    // The gateway's listeners become inbound ports of the config, before anything reads it
+    // concurrently; the policy in force then gets their modes.
+    if (auto st = impl->gateway.plan(impl->config, impl->policy.current()->resource_set); !st)
+      return fail(st.error());
+    impl->policy.refresh_inbound_modes();
+  }
   if (auto st = impl->report.open_access_log(impl->config.access_log); !st) return fail(st.error());
   impl->credentials.load_initial();
   return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
@@ -241,7 +254,8 @@ Status Proxy::start() {
     d.connections.add_worker(w->connections);
     d.workers.push_back(std::move(w));
   }
-  auto bind = [&](const std::string& address, uint16_t port, ListenerKind kind, size_t index) -> Status {
+  auto bind = [&](const std::string& address, uint16_t port, ListenerKind kind, size_t index,
+                  size_t inbound = 0) -> Status {
     const std::string kind_name(to_string(kind));
     std::error_code ec;
     auto addr = asio::ip::make_address(address, ec);
@@ -260,15 +274,18 @@ Status Proxy::start() {
     // Port 0 in the config: from now on the port is the one the kernel chose.
     if (kind == ListenerKind::Inbound) d.config.inbound[index].port = local.port();
     if (kind == ListenerKind::Outbound) d.config.outbound[index].listen_port = local.port();
-    ListenerInfo info{kind, index, where};
+    if (kind == ListenerKind::Gateway)
+      d.config.inbound[inbound].port = d.config.inbound[inbound].app_port = local.port();
+    ListenerInfo info{kind, index, inbound, where};
     d.listeners.push_back(info);
     std::printf("listening %s %s\n", info.name().c_str(), where.c_str());
     d.acceptors.push_back(std::move(acceptor));
     return {};
   };
   for (size_t i = 0; i < d.config.inbound.size(); ++i) {
-    if (auto st = bind(d.config.inbound[i].address, d.config.inbound[i].port, ListenerKind::Inbound, i); !st)
-      return st;
+    const InboundPort& port = d.config.inbound[i];
+    const ListenerKind kind = port.gateway ? ListenerKind::Gateway : ListenerKind::Inbound;
+    if (auto st = bind(port.address, port.port, kind, port.gateway.value_or(i), i); !st) return st;
   }
   for (size_t i = 0; i < d.config.outbound.size(); ++i) {
     if (auto st = bind(d.config.outbound[i].listen_address, d.config.outbound[i].listen_port,
@@ -289,6 +306,7 @@ Status Proxy::start() {
   });
   d.credentials.start_polling(d.main_io);
   d.policy.start_polling(d.main_io);
+  if (d.gateway.enabled()) d.gateway.certificates().start_polling(d.main_io);
   for (auto& w : d.workers) {
     w->thread = std::thread([worker = w.get(), &registry = d.report.registry()] {
       // Metric series this worker used before are found without the registry's lock.

@@ -10,6 +10,7 @@
 // Listener lines on stdout (tests read them, ports may be 0 in the config):
 //   listening inbound[0] 127.0.0.1:41234
 //   listening outbound[0] 127.0.0.1:41235
+//   listening gateway[0] 0.0.0.0:41237          (gateway mode: proxy/gateway_mode.h)
 //   listening admin 127.0.0.1:41236
 #pragma once
 

@@ -23,7 +23,8 @@ namespace {
 constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 
 // Inbound ports to the same app port share a pool; each outbound route has its own, and each
-// registry endpoint (of one service port) its own.
+// registry endpoint (of one service port) its own — also when a gateway listener (an inbound
+// port) routed the request there: the target decides first.
 constexpr uint64_t kTargetKeys = uint64_t{1} << 40;
 uint64_t route_key(size_t route) { return (uint64_t{1} << 32) + route; }
 uint64_t target_key(const UpstreamTarget& t) { return kTargetKeys + t.endpoint->health->id; }
@@ -31,9 +32,14 @@ uint64_t target_key(const UpstreamTarget& t) { return kTargetKeys + t.endpoint->
 constexpr uint64_t kExternalKeys = uint64_t{1} << 63;
 uint64_t pool_key(const HttpSide& side) {
   if (side.external) return kExternalKeys | side.external->key;
+  if (side.target) return target_key(*side.target);
   if (side.inbound) return side.inbound->app_port;
-  return side.target ? target_key(*side.target) : route_key(*side.route);
+  return route_key(*side.route);
 }
+
+// Requests for `side` go to another proxy over mTLS (an outbound route, or a routed target),
+// not to the local app.
+bool to_proxy(const HttpSide& side) { return side.route || side.target; }
 
 // A pooled connection to a registry endpoint was checked against the identities its service had
 // then; a publish may have taken the server's away (a service account no longer backing it).
@@ -70,8 +76,8 @@ void UpstreamPool::retain_endpoints(const Registry& registry) {
 
 bool UpstreamPool::may_use_h2(const HttpSide& side) const {
   if (side.external) return false;  // HTTP/1.1 to hosts outside the mesh
-  if (side.inbound) return app_speaks_h2(side.inbound->protocol);
-  return side.route && !http1_routes_.contains(pool_key(side));
+  if (!to_proxy(side)) return side.inbound && app_speaks_h2(side.inbound->protocol);
+  return !http1_routes_.contains(pool_key(side));
 }
 
 net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpSide& side,
@@ -101,7 +107,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
   }
   h2_[pool_key(side)].connecting = true;
   std::unique_ptr<UpstreamConn> conn;
-  if (side.route) {
+  if (to_proxy(side)) {
     conn = co_await connect_side(side, reason, detail, true);
   } else {
     bool reused = false;
@@ -113,7 +119,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
   now.connecting = false;
   if (now.connected) now.connected->cancel();
   if (!conn) co_return nullptr;
-  if (side.route && tls::negotiated_alpn(conn->stream->ssl()) != tls::kAlpnH2) {
+  if (to_proxy(side) && tls::negotiated_alpn(conn->stream->ssl()) != tls::kAlpnH2) {
     http1_routes_[pool_key(side)] = true;
     http1 = std::move(conn);
     co_return nullptr;
@@ -144,7 +150,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSi
   }
   reused = false;
   if (side.external) co_return co_await connect_external(*side.external, reason, detail);
-  if (side.route) co_return co_await connect_side(side, reason, detail, false);
+  if (to_proxy(side)) co_return co_await connect_side(side, reason, detail, false);
   co_return co_await acquire_plain(side, reused, reason, detail);
 }
 
@@ -166,7 +172,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire_plain(const 
 }
 
 void UpstreamPool::release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn) {
-  if (side.route) remember_session(side, *conn);
+  if (to_proxy(side)) remember_session(side, *conn);
   auto& idle = idle_[pool_key(side)];
   if (idle.size() < kMaxIdleUpstreamsPerPort && !draining_) idle.push_back(std::move(conn));
 }

@@ -130,6 +130,8 @@ Result<std::shared_ptr<const Credentials>> load_credentials(const TlsFiles& file
 
 void attach_session_sink(SSL* ssl, SessionSink* sink) { SSL_set_ex_data(ssl, session_sink_index(), sink); }
 
+void select_http_alpn(SSL_CTX* ctx) { SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr); }
+
 bool offer_http_alpn(SSL* ssl) {
   static constexpr unsigned char kProtos[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   return SSL_set_alpn_protos(ssl, kProtos, sizeof kProtos) == 0;  // 0 is success here

@@ -63,6 +63,9 @@ inline constexpr std::string_view kAlpnH2 = "h2";
 inline constexpr std::string_view kAlpnHttp11 = "http/1.1";
 bool offer_http_alpn(SSL* ssl);
 std::string_view negotiated_alpn(SSL* ssl);
+// The server side's choice (h2, else http/1.1, else none) on `ctx` (the mesh's server context,
+// and a gateway's edge contexts: tls/edge.h).
+void select_http_alpn(SSL_CTX* ctx);
 
 // PERMISSIVE: a TLS connection starts with a handshake record (0x16) of major version 3.
 // Needs the first two bytes; fewer bytes are "not yet known" → false.

@@ -42,6 +42,15 @@ void add_registration(mg::agent::Agent::Hooks& hooks, const mg::proxy::ProxyConf
     }
     if (hooks.address.empty() && in.address != "0.0.0.0" && in.address != "::") hooks.address = in.address;
   }
+  // A gateway's listeners (gateway mode: not in the config's inbound list) are registered as
+  // inbound ports whose app port is their own, so a Service whose targetPort is a listener's port
+  // selects it (an egress gateway reached through the registry).
+  for (const auto& l : listeners) {
+    const auto colon = l.address.rfind(':');
+    if (!l.name.starts_with("gateway[") || colon == std::string::npos) continue;
+    const auto port = static_cast<uint32_t>(std::strtoul(l.address.c_str() + colon + 1, nullptr, 10));
+    hooks.inbound_ports.push_back({port, port, std::string(mg::proxy::to_string(mg::proxy::Protocol::Http))});
+  }
 }
 
 int usage(const char* why) {

@@ -150,6 +150,30 @@ spec:
   EXPECT_TRUE(plan_listeners(*parsed, {{"app", "other"}})->empty());
 }
 
+TEST(Routes, TlsModesDoNotShareAPort) {
+  auto parsed = policy::parse_resources(R"(apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: a}
+spec:
+  selector: {app: gw}
+  servers: [{port: {number: 443, protocol: HTTPS}, hosts: ["*"], tls: {mode: SIMPLE, credentialName: c}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: b}
+spec:
+  selector: {app: gw}
+  servers: [{port: {number: 443, protocol: HTTPS}, hosts: ["*"], tls: {mode: ISTIO_MUTUAL}}]
+)",
+                                        "two.yaml");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->gateways[1].servers[0].tls_mode, policy::GatewayServer::TlsMode::IstioMutual);
+  auto planned = plan_listeners(*parsed, {{"app", "gw"}});
+  ASSERT_FALSE(planned);
+  EXPECT_EQ(planned.error().message,
+            "two.yaml:13: Gateway default/b: port 443 is already HTTPS in Gateway default/a");
+}
+
 TEST(Routes, HostHelpers) {
   EXPECT_TRUE(host_matches("*", "a"));
   EXPECT_TRUE(host_matches("*.a.com", "x.y.a.com"));
