@@ -120,21 +120,26 @@ OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& reg
   if (auto routed = routing.routes().route(0, host, req.path, req.method, req.headers ? *req.headers : kNone,
                                            req.pick, port ? port : 80)) {
     const policy::HttpRouteDestination& d = *routed->destination;
-    const std::string to = d.port ? d.host + ":" + std::to_string(d.port) : d.host;
-    auto upstream = rules.upstream(d.host, d.port, d.subset);
-    if (!upstream) return NoCluster{upstream.error().code, upstream.error().message};
+    // A short name is a service of the VirtualService's namespace, as Istio reads it.
+    std::string to = d.host;
+    if (to.find('.') == std::string::npos) (to += '.') += routed->virtual_service.substr(0, routed->virtual_service.find('/'));
+    if (d.port) to += ":" + std::to_string(d.port);
     if (auto match = registry.resolve(to)) {
       if (!is_http(match->port->protocol)) {
         return NoCluster{"no_cluster", "VirtualService " + routed->virtual_service + " routes HTTP to " + to +
                                            ", a port that is not HTTP"};
       }
+      // The rule for the host as written, else for the service's full name (rules name hosts so).
+      const std::string rule_host = rules.find(host_without_port(d.host)) ? d.host : match->service->fqdn();
+      auto upstream = rules.upstream(rule_host, match->port->port, d.subset);
+      if (!upstream) return NoCluster{upstream.error().code, upstream.error().message};
       if (upstream->origin) {
         return NoCluster{"no_cluster", "DestinationRule " + upstream->origin->rule +
                                            ": tls mode SIMPLE toward mesh service " + to +
                                            " (proxies speak mTLS to each other: ISTIO_MUTUAL)"};
       }
       ToService out{*match, upstream->load_balancer, {}, routed->virtual_service};
-      if (const auto* rule = rules.find(d.host)) {
+      if (const auto* rule = rules.find(rule_host)) {
         auto eff = rule->effective(match->port->port, d.subset);
         if (eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::IstioMutual)
           out.sni = eff->tls->sni;
