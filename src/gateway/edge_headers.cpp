@@ -18,7 +18,7 @@ std::string uuid_v4(const std::array<uint8_t, 16>& random) {
 }
 
 void set_edge_headers(http::Headers& headers, std::string_view peer_ip, bool https,
-                      std::string_view request_id) {
+                      const std::function<std::string()>& make_request_id) {
   // X-Forwarded-For: what the client (or the proxies before it) said, then the peer as seen
   // here, in one field (several fields are one comma-separated list: RFC 9110 §5.3).
   std::string xff;
@@ -35,8 +35,8 @@ void set_edge_headers(http::Headers& headers, std::string_view peer_ip, bool htt
   if (!xff.empty()) headers.add("x-forwarded-for", std::move(xff));
   headers.set("x-forwarded-proto", https ? "https" : "http");
   headers.remove("x-forwarded-client-cert");
-  auto id = headers.get("x-request-id");
-  if (!id || id->empty()) headers.set("x-request-id", std::string(request_id));
+  if (auto id = headers.get("x-request-id"); id && !id->empty()) return;
+  if (std::string made = make_request_id(); !made.empty()) headers.set("x-request-id", std::move(made));
 }
 
 }  // namespace mg::gateway

@@ -3,11 +3,12 @@
 // direct peer's address appended, X-Forwarded-Proto says how the client reached the gateway,
 // X-Request-Id is kept when the client sent one and made otherwise, and a client's
 // X-Forwarded-Client-Cert is dropped (only a proxy that verified a client certificate may set it).
-// Pure logic: the request id's randomness is given by the caller.
+// Pure logic: the request id comes from the caller.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -19,9 +20,9 @@ namespace mg::gateway {
 std::string uuid_v4(const std::array<uint8_t, 16>& random);
 
 // `peer_ip`: the direct peer (the PROXY protocol's source when it is on), without a port.
-// `https`: the client's connection to the gateway was TLS. `request_id`: used when the request
-// carries no X-Request-Id.
+// `https`: the client's connection to the gateway was TLS. `make_request_id`: called when the
+// request carries no (or an empty) X-Request-Id; an empty result sets none.
 void set_edge_headers(http::Headers& headers, std::string_view peer_ip, bool https,
-                      std::string_view request_id);
+                      const std::function<std::string()>& make_request_id);
 
 }  // namespace mg::gateway

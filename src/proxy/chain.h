@@ -126,6 +126,9 @@ struct RequestContext {
   // In: the provider already allowed this request (a spliced connection judged again after a
   // policy reload): the enforcement step goes on to DENY and ALLOW without asking it again.
   bool custom_allowed = false;
+  // In: a gateway listener's request (proxy/gateway_mode.h): its TLS is what its Gateway server
+  // says, and a PeerAuthentication does not apply to it (Istio applies those to sidecars only).
+  bool gateway_listener = false;
 };
 
 struct ConnectionContext {

@@ -94,6 +94,7 @@ Verdict ConnectionManager::rejudge_request(const LiveUpgrade& live, MtlsMode mod
   RequestContext ctx{request, config_.workload, mode, live.listen_port, live.source, live.peer, {}, {}, port.app_port};
   ctx.judged_at = live.judged_at;
   ctx.custom_allowed = true;  // a CUSTOM provider allowed it; it is not asked again
+  ctx.gateway_listener = port.gateway.has_value();
   return request_chain.run(ctx);
 }
 

@@ -38,6 +38,7 @@ bool Enforcement::judge_request(http::Request& request, const HttpSide& side,
                      {},
                      {},
                      side.inbound->app_port};
+  ctx.gateway_listener = side.gateway.has_value();
   auto judging = policy_.chains().current();
   out.generation = judging->generation;
   ctx.judged_at = judged_at;

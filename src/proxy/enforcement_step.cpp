@@ -168,8 +168,9 @@ Verdict enforce_request(const EnforcedPolicy* policy, RequestContext& ctx) {
   fill_base_request(r, ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
   if (ctx.judged_at) r.time = *ctx.judged_at;
 
-  // 1. Peer authentication: the PeerAuthentication's STRICT, under an operator's mtlsMode too.
-  if (auto refused = policy::refuse_plaintext(snap, r)) {
+  // 1. Peer authentication: the PeerAuthentication's STRICT, under an operator's mtlsMode too —
+  // not on a gateway listener, whose clients are outside the mesh.
+  if (auto refused = ctx.gateway_listener ? std::nullopt : policy::refuse_plaintext(snap, r)) {
     ctx.decision = to_verdict(*refused, true);
     return ctx.decision;
   }

@@ -4,7 +4,8 @@
 //   1. peer authentication — the STRICT rule, its only check on the request path: plaintext on a
 //      port whose mode is STRICT is refused (Refusal::PlaintextOnStrictPort: the caller closes the
 //      connection); then the PeerAuthentication's own STRICT (policy::refuse_plaintext, which an
-//      operator's mtlsMode override does not loosen);
+//      operator's mtlsMode override does not loosen; a gateway listener's request skips it:
+//      RequestContext::gateway_listener);
 //   2. the policy decision, policy::decide_request: normalization → JWT → OPAPolicies / CUSTOM →
 //      DENY → ALLOW — the decision is policy/'s, this step only maps it to a Verdict (the action
 //      named and the dry-run outcome by policy/outcome.h) and edits the allowed request (the JWT

@@ -216,7 +216,7 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
     reason.clear();  // another endpoint: HTTP/2 again, or HTTP/1.1 below if it is known to want it
   }
   if (!first && !reason.empty()) {
-    if (side.route) report_.outbound_refused(side.source, destination_name(side), reason, detail);
+    if (side.route || side.gateway) report_.outbound_refused(side.source, destination_name(side), reason, detail);
     ex.flags = ResponseFlag::UpstreamConnectFailure;
     co_await local_reply(down, codec, ex, 503, kConnectFailure, false);
     co_return false;
@@ -253,7 +253,7 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
     }
     if (side.target || side.external) ex.upstream_address = destination_name(side);
     if (!up) {
-      if (side.route) report_.outbound_refused(side.source, destination_name(side), reason, detail);
+      if (side.route || side.gateway) report_.outbound_refused(side.source, destination_name(side), reason, detail);
       ex.flags = ResponseFlag::UpstreamConnectFailure;
       co_await local_reply(down, codec, ex, 503, kConnectFailure, false);
       co_return false;

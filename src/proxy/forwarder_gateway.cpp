@@ -22,16 +22,6 @@ std::string new_request_id() {
   return gateway::uuid_v4(raw);
 }
 
-// "ip:port" / "[v6]:port" → the address, as X-Forwarded-For names it.
-std::string address_of(const std::string& endpoint) {
-  if (endpoint.starts_with("[")) {
-    const auto close = endpoint.find(']');
-    return close == std::string::npos ? endpoint : endpoint.substr(1, close - 1);
-  }
-  const auto colon = endpoint.rfind(':');
-  return colon == std::string::npos ? endpoint : endpoint.substr(0, colon);
-}
-
 }  // namespace
 
 net::awaitable<bool> Forwarder::forward_gateway(net::Stream& down, ServerCodec& codec, std::string& in,
@@ -80,8 +70,8 @@ net::awaitable<bool> Forwarder::forward_gateway(net::Stream& down, ServerCodec& 
     co_await local_reply(down, codec, ex, 503, "no healthy upstream", keep);
     co_return keep;
   }
-  gateway::set_edge_headers(req.headers, address_of(side.source), side.edge_tls || side.peer.has_value(),
-                            new_request_id());
+  gateway::set_edge_headers(req.headers, gateway::host_without_port(side.source), side.edge_tls || side.peer.has_value(),
+                            new_request_id);
   HttpSide routed = side;
   routed.target = &target;
   const bool open =

@@ -34,6 +34,22 @@ bool same_listeners(const std::vector<gateway::ListenerPlan>& a,
 
 }  // namespace
 
+void carry_health(std::vector<RegistryService>& entries, const std::vector<RegistryService>& previous) {
+  for (auto& s : entries) {
+    const auto old = std::find_if(previous.begin(), previous.end(), [&](const auto& o) { return o.name == s.name; });
+    if (old == previous.end()) continue;
+    for (auto& p : s.ports) {
+      const RegistryPort* old_port = old->find_port(p.port);
+      if (!old_port) continue;
+      for (auto& e : p.endpoints) {
+        for (const auto& o : old_port->endpoints) {
+          if (o.address == e.address && o.port == e.port) e.health = o.health;
+        }
+      }
+    }
+  }
+}
+
 std::vector<RegistryService> service_entry_services(const policy::ResourceSet& set) {
   std::vector<RegistryService> out;
   for (const auto& se : set.service_entries) {
@@ -155,6 +171,7 @@ void GatewayMode::publish(const std::shared_ptr<const policy::ResourceSet>& reso
   auto routes = std::make_shared<GatewayRoutes>();
   routes->table = gateway::RouteTable::build(resources, current);
   routes->entries = service_entry_services(*resources);
+  carry_health(routes->entries, routes_.load()->entries);
   routes_.store(std::move(routes));
   certificates_.configure(current);
 }

@@ -71,6 +71,10 @@ std::optional<ResolvedDestination> resolve_destination(const GatewayRoutes& rout
 
 // The upstream services of the MESH_INTERNAL STATIC ServiceEntries of `set` (pure).
 std::vector<RegistryService> service_entry_services(const policy::ResourceSet& set);
+// Each endpoint of `entries` that `previous` had (same host, port, address and endpoint port)
+// takes over its health — ejections and requests in flight — and with it its pooled connections
+// (the pool key is the health's id), as Registry::carry_health does for the registry.
+void carry_health(std::vector<RegistryService>& entries, const std::vector<RegistryService>& previous);
 
 class GatewayMode {
  public:

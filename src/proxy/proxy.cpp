@@ -230,7 +230,9 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
     // Endpoints that left the registry: their idle connections and TLS sessions go (Envoy drains
     // a removed host's pool); requests still on them finish.
     for (auto& w : d->workers) {
-      asio::post(*w->io, [worker = w.get(), state] { worker->upstreams.retain_endpoints(*state->registry); });
+      asio::post(*w->io, [worker = w.get(), state, entries = d->gateway.routes()] {
+        worker->upstreams.retain_endpoints(*state->registry, &entries->entries);
+      });
     }
   });
   if (impl->config.gateway) {

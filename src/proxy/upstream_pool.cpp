@@ -61,11 +61,15 @@ void UpstreamPool::clear() {
   h2_.clear();
 }
 
-void UpstreamPool::retain_endpoints(const Registry& registry) {
+void UpstreamPool::retain_endpoints(const Registry& registry, const std::vector<RegistryService>* also) {
   std::unordered_set<uint64_t> live;
-  for (const auto& s : registry.services())
-    for (const auto& p : s.ports)
-      for (const auto& e : p.endpoints) live.insert(kTargetKeys + e.health->id);
+  auto keep = [&](const std::vector<RegistryService>& services) {
+    for (const auto& s : services)
+      for (const auto& p : s.ports)
+        for (const auto& e : p.endpoints) live.insert(kTargetKeys + e.health->id);
+  };
+  keep(registry.services());
+  if (also) keep(*also);
   auto gone = [&](uint64_t key) { return key >= kTargetKeys && !live.contains(key); };
   std::erase_if(idle_, [&](const auto& kv) { return gone(kv.first); });
   std::erase_if(sessions_, [&](const auto& kv) { return gone(kv.first); });

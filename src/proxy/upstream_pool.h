@@ -97,8 +97,9 @@ class UpstreamPool {
   void remember_session(const HttpSide& side, UpstreamConn& conn);
 
   // After a publish: forgets the pooled connections, TLS sessions and HTTP/1.1 memory of registry
-  // endpoints that are not in `registry` any more.
-  void retain_endpoints(const Registry& registry);
+  // endpoints that are not in `registry` any more, nor in `also` (a gateway's ServiceEntry
+  // services, proxy/gateway_mode.h).
+  void retain_endpoints(const Registry& registry, const std::vector<RegistryService>* also = nullptr);
   // A drain: drops the idle connections (released ones are closed from now on).
   void close_idle() {
     idle_.clear();

@@ -108,13 +108,24 @@ spec:
 YAML
 }
 
+# A mesh-wide STRICT PeerAuthentication (the root namespace's) is for sidecars: the gateway's
+# listeners still take their clients from outside the mesh. Written before the policy below, so
+# the reload that shows that policy has it too.
+put_file "$WORK/gw-policies" mesh-strict.yaml <<YAML
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: STRICT}
+YAML
+
 # 1. The task: ipBlocks is the direct peer (127.0.0.1 here).
 ingress_policy ALLOW ipBlocks '"1.2.3.4", "5.6.7.0/24"'
 wait_status "$URL" 403
 pass "authz-ingress: ALLOW ipBlocks without the client's address → 403"
 ingress_policy ALLOW ipBlocks '"1.2.3.4", "5.6.7.0/24", "127.0.0.1"'
 wait_status "$URL" 200
-pass "authz-ingress: the client's address added → 200"
+pass "authz-ingress: the client's address added → 200 (a mesh-wide STRICT PeerAuthentication in force)"
 ingress_policy DENY ipBlocks '"127.0.0.1"'
 wait_status "$URL" 403
 pass "authz-ingress: DENY ipBlocks with the client's address → 403"

@@ -58,6 +58,12 @@ expect_contains "$out" '"x-request-id":"client-id-1"' "X-Request-Id kept when th
 out=$(curl -s --max-time 10 -H 'Host: shop.example.com' "http://127.0.0.1:$HTTP/anything/p" | compact)
 expect_contains "$out" '"x-forwarded-proto":"http"' "plain HTTP listener: X-Forwarded-Proto: http"
 
+# Secure naming: an endpoint that presents another SVID than the ServiceEntry's subjectAltNames.
+expect_eq "$(edge_status shop.example.com "$HTTPS" /wrong/1 edge1)" 503 "a backend with the wrong SVID → 503, nothing sent"
+expect_not_contains "$(cat "$WORK/details.out")" "/wrong/1" "the impostor's app never saw the request"
+expect_contains "$(grep connection_refused "$WORK/gw-access.log")" "is not one of [$RATINGS_ID]" \
+  "the refusal names the identity expected (secure naming)"
+
 # 3. Unknown host, unrouted path: 404 (Envoy's NR); a backend allowing only the gateway.
 expect_eq "$(edge_status nowhere.example.com "$HTTPS" / edge1)" 404 "an unknown host → 404"
 expect_eq "$(edge_status shop.example.com "$HTTPS" /elsewhere edge1)" 404 "no route for the path → 404"

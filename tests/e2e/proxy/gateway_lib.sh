@@ -66,8 +66,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # gateway_routes_yaml: the Gateway public (HTTPS *.example.com + HTTP *, both port 0), the Gateway
 # partner (two HTTPS servers sharing $SNI_PORT: api.partner.test with partner-cert, *.example.com
 # with example-cert), VirtualServices shop.example.com (/details → details, /anything → ratings),
-# ratings.example.com and api.partner.test, and the two MESH_INTERNAL ServiceEntries with the
-# backends' proxies as endpoints.
+# ratings.example.com and api.partner.test, and the MESH_INTERNAL ServiceEntries with the
+# backends' proxies as endpoints (impostor.internal: details' proxy expected to be ratings).
 gateway_routes_yaml() {
   cat <<YAML
 apiVersion: networking.istio.io/v1
@@ -115,6 +115,8 @@ spec:
     route: [{destination: {host: details.internal, port: {number: 9080}}}]
   - match: [{uri: {prefix: /anything/}}]
     route: [{destination: {host: ratings.internal}}]
+  - match: [{uri: {prefix: /wrong/}}]
+    route: [{destination: {host: impostor.internal}}]
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -145,6 +147,17 @@ spec:
   location: MESH_INTERNAL
   resolution: STATIC
   endpoints: [{address: 127.0.0.1, ports: {http: $RATINGS_IN}}]
+  subjectAltNames: ["$RATINGS_ID"]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: impostor, namespace: default}
+spec:
+  hosts: [impostor.internal]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: $DETAILS_IN}}]   # details' proxy, which is not ratings
   subjectAltNames: ["$RATINGS_ID"]
 YAML
 }

@@ -86,6 +86,16 @@ TEST(GatewayMode, ServiceEntriesAreMeshInternalStaticOnly) {
   EXPECT_NE(s.ports[0].endpoints[0].health, nullptr);
 }
 
+TEST(GatewayMode, HealthIsCarriedForEndpointsThatStay) {
+  auto before = service_entry_services(*docs());
+  auto after = service_entry_services(*docs());
+  after[0].ports[0].endpoints[1].port = 9999;  // this endpoint moved: a new one
+  carry_health(after, before);
+  EXPECT_EQ(after[0].ports[0].endpoints[0].health, before[0].ports[0].endpoints[0].health);
+  EXPECT_NE(after[0].ports[0].endpoints[1].health, before[0].ports[0].endpoints[1].health);
+  EXPECT_EQ(after[1].ports[2].endpoints[0].health, before[1].ports[2].endpoints[0].health);
+}
+
 TEST(GatewayMode, ResolvesTheRegistryFirstThenServiceEntries) {
   auto set = docs();
   auto registry = Registry::build(*set, "cluster.local", "istio-system");
