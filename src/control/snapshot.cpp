@@ -117,8 +117,10 @@ ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& w
     ++out.documents;
   }
   // Istio's routing kinds: the Gateways selecting the workload (it is then a gateway), the
-  // VirtualServices bound to one of them, and every ServiceEntry (mesh-wide, as Istio's default
-  // exportTo; a gateway's destinations and, with REGISTRY_ONLY, a client's known hosts).
+  // VirtualServices bound to one of them or to the reserved gateway `mesh` (`gateways` absent or
+  // naming it: every client proxy routes by them, Istio's default exportTo being all namespaces),
+  // and every ServiceEntry (mesh-wide, as Istio's default exportTo; a gateway's destinations and,
+  // with REGISTRY_ONLY, a client's known hosts).
   std::vector<const policy::Gateway*> selecting;
   for (const auto& g : set.gateways) {
     if (!gateway::selects(g, workload.labels)) continue;
@@ -127,7 +129,8 @@ ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& w
     ++out.documents;
   }
   for (const auto& vs : set.virtual_services) {
-    const bool bound = std::any_of(vs.gateways.begin(), vs.gateways.end(), [&](const std::string& ref) {
+    const bool bound = vs.gateways.empty() || std::any_of(vs.gateways.begin(), vs.gateways.end(), [&](const std::string& ref) {
+      if (ref == "mesh") return true;
       const auto slash = ref.find('/');
       const std::string ns = slash == std::string::npos ? vs.meta.ns : ref.substr(0, slash);
       const std::string name = slash == std::string::npos ? ref : ref.substr(slash + 1);

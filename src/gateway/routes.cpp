@@ -51,6 +51,18 @@ bool names_gateway(const policy::VirtualService& vs, const BoundServer& b) {
   return false;
 }
 
+// Whether a match entry's `gateways` lets it apply where the VirtualService was bound (`bound`:
+// "ns/name" of the binding Gateways, or "mesh"). Names without a namespace are the VirtualService's.
+bool entry_applies_at(const policy::HttpMatchRequest& m, const policy::VirtualService& vs,
+                      const std::vector<std::string>& bound) {
+  if (m.gateways.empty()) return true;
+  for (const auto& g : m.gateways) {
+    const std::string full = g == "mesh" || g.find('/') != std::string::npos ? g : vs.meta.ns + "/" + g;
+    if (std::find(bound.begin(), bound.end(), full) != bound.end()) return true;
+  }
+  return false;
+}
+
 bool request_matches(const policy::HttpMatchRequest& m, std::string_view path, std::string_view method,
                      const http::Headers& headers) {
   if (m.uri && !m.uri->matches(path)) return false;
@@ -117,9 +129,12 @@ std::shared_ptr<const RouteTable> RouteTable::build(std::shared_ptr<const policy
   table->bound_.resize(listeners.size());
   for (size_t i = 0; i < listeners.size(); ++i) {
     for (const auto& vs : set->virtual_services) {
-      Bound bound{&vs, {}};
+      Bound bound{&vs, {}, {}};
       for (const auto& server : listeners[i].servers) {
         if (!names_gateway(vs, server)) continue;
+        const std::string gateway = server.gateway_ns + "/" + server.gateway_name;
+        if (std::find(bound.gateways.begin(), bound.gateways.end(), gateway) == bound.gateways.end())
+          bound.gateways.push_back(gateway);
         for (const auto& server_host : server.server.hosts) {
           std::string_view host;
           if (!server_admits(server_host, server.gateway_ns, vs.meta.ns, host)) continue;
@@ -133,14 +148,31 @@ std::shared_ptr<const RouteTable> RouteTable::build(std::shared_ptr<const policy
       if (!bound.hosts.empty()) table->bound_[i].push_back(std::move(bound));
     }
   }
+  table->ports_.reserve(listeners.size());
+  for (const auto& l : listeners) table->ports_.push_back(l.port);
+  table->set_ = std::move(set);
+  return table;
+}
+
+std::shared_ptr<const RouteTable> RouteTable::build_mesh(std::shared_ptr<const policy::ResourceSet> set) {
+  auto table = std::make_shared<RouteTable>();
+  table->bound_.resize(1);
+  table->ports_.push_back(0);
+  for (const auto& vs : set->virtual_services) {
+    if (!vs.gateways.empty() && std::find(vs.gateways.begin(), vs.gateways.end(), "mesh") == vs.gateways.end()) continue;
+    Bound bound{&vs, {}, {"mesh"}};
+    for (const auto& h : vs.hosts) bound.hosts.push_back({h, h});
+    table->bound_[0].push_back(std::move(bound));
+  }
   table->set_ = std::move(set);
   return table;
 }
 
 std::optional<RouteMatch> RouteTable::route(size_t listener, std::string_view host, std::string_view path,
                                             std::string_view method, const http::Headers& headers,
-                                            uint32_t pick) const {
+                                            uint32_t pick, uint32_t port) const {
   if (listener >= bound_.size()) return std::nullopt;
+  if (port == 0) port = ports_[listener];
   // The VirtualService with the most specific host matching the request (the first in load order
   // among equals).
   const Bound* best = nullptr;
@@ -161,7 +193,8 @@ std::optional<RouteMatch> RouteTable::route(size_t listener, std::string_view ho
   for (size_t i = 0; i < http.size(); ++i) {
     const auto& r = http[i];
     const bool matched = r.match.empty() || std::any_of(r.match.begin(), r.match.end(), [&](const auto& m) {
-                           return request_matches(m, bare_path, method, headers);
+                           return entry_applies_at(m, *best->vs, best->gateways) && (m.port == 0 || m.port == port) &&
+                                  request_matches(m, bare_path, method, headers);
                          });
     if (!matched) continue;
     uint32_t slot = pick % 100, total = 0;
@@ -176,6 +209,22 @@ std::optional<RouteMatch> RouteTable::route(size_t listener, std::string_view ho
     return RouteMatch{best->vs->meta.full_name(), i, chosen};
   }
   return std::nullopt;
+}
+
+bool RouteTable::serves(size_t listener, std::string_view host, uint32_t port) const {
+  if (listener >= bound_.size()) return false;
+  if (port == 0) port = ports_[listener];
+  for (const auto& b : bound_[listener]) {
+    if (std::none_of(b.hosts.begin(), b.hosts.end(), [&](const Bound::Host& h) { return host_matches(h.match, host); }))
+      continue;
+    for (const auto& r : b.vs->http) {
+      if (r.match.empty() || std::any_of(r.match.begin(), r.match.end(), [&](const policy::HttpMatchRequest& m) {
+            return entry_applies_at(m, *b.vs, b.gateways) && (m.port == 0 || m.port == port);
+          }))
+        return true;
+    }
+  }
+  return false;
 }
 
 std::string_view host_without_port(std::string_view host) {

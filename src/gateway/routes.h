@@ -67,13 +67,24 @@ class RouteTable {
   // VirtualService's namespace may use).
   static std::shared_ptr<const RouteTable> build(std::shared_ptr<const policy::ResourceSet> set,
                                                  const std::vector<ListenerPlan>& listeners);
+  // The client proxies' table (Istio's reserved gateway "mesh"): one listener, 0, holding every
+  // VirtualService whose `gateways` is absent or names "mesh", for its own hosts.
+  static std::shared_ptr<const RouteTable> build_mesh(std::shared_ptr<const policy::ResourceSet> set);
 
   // The route of a request on listener `listener` for `host` (no port), `path` (its query is
   // ignored), `method` and `headers`. nullopt: no VirtualService of that host (404) or none of
   // its routes matches (404, as Envoy's "route not found"). `pick` in [0, 100) chooses among
-  // weighted destinations.
+  // weighted destinations. A match entry with `gateways` applies only when they name a Gateway of
+  // the listener that binds the VirtualService (or "mesh", on the mesh table); one with `port`
+  // only when the request came to that port: `port`, else the listener's own port.
   std::optional<RouteMatch> route(size_t listener, std::string_view host, std::string_view path,
-                                  std::string_view method, const http::Headers& headers, uint32_t pick) const;
+                                  std::string_view method, const http::Headers& headers, uint32_t pick,
+                                  uint32_t port = 0) const;
+
+  // Whether a VirtualService bound to `listener` takes `host` on `port` (0: the listener's): it has
+  // an http[] entry that may apply there. A request it then does not route is a 404, not passed
+  // to a default destination (Envoy's virtual host for the VirtualService's hosts).
+  bool serves(size_t listener, std::string_view host, uint32_t port = 0) const;
 
   size_t listeners() const { return bound_.size(); }
 
@@ -87,7 +98,10 @@ class RouteTable {
       bool operator==(const Host&) const = default;
     };
     std::vector<Host> hosts;
+    // The Gateways ("ns/name") of the listener's servers that bind it, or "mesh".
+    std::vector<std::string> gateways;
   };
+  std::vector<uint32_t> ports_;                      // per listener (0: kernel-chosen or mesh)
   std::shared_ptr<const policy::ResourceSet> set_;  // owns what Bound points into
   std::vector<std::vector<Bound>> bound_;            // per listener
 };

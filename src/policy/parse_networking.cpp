@@ -193,12 +193,34 @@ Status parse_string_match(Ctx& ctx, const YAML::Node& n, const std::string& what
   return {};
 }
 
+// A list of Gateway names: NAME (the VirtualService's namespace), NAMESPACE/NAME, or "mesh".
+Status gateway_names(Ctx& ctx, const YAML::Node& v, const std::string& what, std::vector<std::string>& out) {
+  if (auto st = string_list(ctx, v, what, out); !st) return st;
+  size_t index = 0;
+  for (const auto& name : out) {
+    const YAML::Node at = std::as_const(v)[index++];
+    const auto slash = name.find('/');
+    const bool ok = slash == std::string::npos ? !name.empty()
+                                               : is_dns_label(name.substr(0, slash)) && slash + 1 < name.size() &&
+                                                     name.find('/', slash + 1) == std::string::npos;
+    if (!ok) return err(ctx, at, what + ": \"" + name + "\" must be NAME or NAMESPACE/NAME", "policy.bad_value");
+  }
+  return {};
+}
+
 Status parse_match(Ctx& ctx, const YAML::Node& n, HttpMatchRequest& m) {
   m.line = line_of(n);
   return for_each_field(
-      ctx, n, "VirtualService.spec.http[].match[]", {"uri", "headers", "method", "name"},
+      ctx, n, "VirtualService.spec.http[].match[]", {"uri", "headers", "method", "name", "gateways", "port"},
       [&](const std::string& key, const YAML::Node& v) -> Status {
         if (key == "name") return scalar(ctx, v, "match[].name") ? Status{} : err(ctx, v, "match[].name must be a string");
+        if (key == "gateways") return gateway_names(ctx, v, "match[].gateways", m.gateways);
+        if (key == "port") {
+          auto p = whole_number(ctx, v, "match[].port", 1, 65535);
+          if (!p) return fail(p.error());
+          m.port = *p;
+          return {};
+        }
         if (key == "uri" || key == "method") {
           HttpStringMatch sm;
           if (auto st = parse_string_match(ctx, v, "match[]." + key, sm); !st) return st;
@@ -231,8 +253,14 @@ Status parse_destination(Ctx& ctx, const YAML::Node& n, HttpRouteDestination& d)
       ctx, n, "VirtualService.spec.http[].route[].destination", {"host", "port", "subset"},
       [&](const std::string& key, const YAML::Node& v) -> Status {
         if (key == "subset") {
-          return err(ctx, v, "route[].destination.subset is not supported (it needs DestinationRule subsets)",
-                     "policy.unsupported");
+          auto text = scalar(ctx, v, "route[].destination.subset");
+          if (!text) return fail(text.error());
+          if (!is_dns_label(*text)) {
+            return err(ctx, v, "route[].destination.subset must name a DestinationRule subset, not \"" + *text + "\"",
+                       "policy.bad_value");
+          }
+          d.subset = *text;
+          return {};
         }
         if (key == "host") {
           auto text = scalar(ctx, v, "route[].destination.host");
@@ -453,23 +481,7 @@ Status parse_virtual_service(Ctx& ctx, const YAML::Node& spec, VirtualService& v
           has_hosts = true;
           return host_list(ctx, v, "VirtualService.spec.hosts", vs.hosts, false);
         }
-        if (key == "gateways") {
-          if (auto st = string_list(ctx, v, "VirtualService.spec.gateways", vs.gateways); !st) return st;
-          size_t index = 0;
-          for (const auto& name : vs.gateways) {
-            const YAML::Node at = std::as_const(v)[index++];
-            const auto slash = name.find('/');
-            const bool ok = slash == std::string::npos
-                                ? !name.empty()
-                                : is_dns_label(name.substr(0, slash)) && slash + 1 < name.size() &&
-                                      name.find('/', slash + 1) == std::string::npos;
-            if (!ok) {
-              return err(ctx, at, "VirtualService.spec.gateways: \"" + name + "\" must be NAME or NAMESPACE/NAME",
-                         "policy.bad_value");
-            }
-          }
-          return {};
-        }
+        if (key == "gateways") return gateway_names(ctx, v, "VirtualService.spec.gateways", vs.gateways);
         if (!v.IsSequence()) return err(ctx, v, "VirtualService.spec.http must be a list");
         return object_list(ctx, v, "VirtualService.spec.http", vs.http,
                            [&](const YAML::Node& item, HttpRoute& r) { return parse_http_route(ctx, item, r); });

@@ -245,9 +245,10 @@ struct ServiceEndpoints {
 };
 
 // networking.istio.io DestinationRule (v1, v1beta1, v1alpha3; namespaced): how a proxy talks to one
-// host. meshguard honours only spec.trafficPolicy.tls — TLS origination to an external host at an
-// egress gateway (issue 20); every other field is refused when parsed, so nothing is silently
-// ignored (parse_destination_rule.cpp).
+// host. meshguard honours spec.trafficPolicy's tls and loadBalancer.simple, its portLevelSettings,
+// and subsets that carry only a name and a trafficPolicy (Istio's egress tasks name a subset of the
+// egress gateway's service); every other field (subset labels, connectionPool, outlierDetection,
+// exportTo, ...) is refused when parsed, so nothing is silently ignored (parse_destination_rule.cpp).
 struct DestinationRule {
   Meta meta;
   // spec.host: a DNS name ("api.example.com", "details.default.svc.cluster.local") or a wildcard
@@ -261,7 +262,37 @@ struct DestinationRule {
     std::string ca_certificates;  // SIMPLE: absolute path of a PEM bundle; empty = the system's roots
     bool operator==(const Tls&) const = default;
   };
-  std::optional<Tls> tls;  // spec.trafficPolicy.tls
+  using LoadBalancer = Service::LoadBalancer;  // loadBalancer.simple: LEAST_REQUEST | ROUND_ROBIN
+  // trafficPolicy.portLevelSettings[]: replaces the policy's tls and loadBalancer for one port (not
+  // field by field: Istio's port-level settings do not inherit).
+  struct PortSettings {
+    uint32_t port = 0;
+    std::optional<Tls> tls;
+    std::optional<LoadBalancer> load_balancer;
+    bool operator==(const PortSettings&) const = default;
+  };
+  struct TrafficPolicy {
+    std::optional<Tls> tls;
+    std::optional<LoadBalancer> load_balancer;
+    std::vector<PortSettings> port_level;
+    bool operator==(const TrafficPolicy&) const = default;
+  };
+  TrafficPolicy traffic_policy;  // spec.trafficPolicy
+  struct Subset {
+    std::string name;
+    TrafficPolicy traffic_policy;
+  };
+  std::vector<Subset> subsets;  // spec.subsets: names unique
+
+  // What applies to a connection to `port` (0: no port known) of `subset` ("" = none), in Istio's
+  // order (MergeTrafficPolicy): the rule's policy, replaced by its port-level entry for `port`,
+  // then the subset's fields that are set, then the subset's port-level entry for `port`.
+  // nullopt: `subset` is not one of the rule's.
+  struct Effective {
+    std::optional<Tls> tls;
+    std::optional<LoadBalancer> load_balancer;
+  };
+  std::optional<Effective> effective(uint32_t port, std::string_view subset) const;
 
   // Whether this rule's host names `host` (lower case, no port): equal, or under a "*." wildcard.
   bool matches(std::string_view host) const;
@@ -307,6 +338,10 @@ struct HttpStringMatch {
 // One entry of http[].match: every field given must match (AND).
 struct HttpMatchRequest {
   int line = 0;
+  // Where the entry applies: the Gateways ("name" in the VirtualService's namespace, "ns/name") or
+  // "mesh" (client proxies); empty = wherever the VirtualService is bound.
+  std::vector<std::string> gateways;
+  uint32_t port = 0;  // the port the request came to (a gateway's listener, a client's Host port); 0 = any
   std::optional<HttpStringMatch> uri;     // against the path without the query
   std::map<std::string, HttpStringMatch> headers;  // lower-case names
   std::optional<HttpStringMatch> method;
@@ -316,6 +351,7 @@ struct HttpRouteDestination {
   int line = 0;
   std::string host;   // a Service ("name", "name.ns", "name.ns.svc.cluster.local") or ServiceEntry host
   uint32_t port = 0;  // destination.port.number; 0 = the destination's only port
+  std::string subset;  // destination.subset: a subset of the host's DestinationRule (its traffic policy)
   uint32_t weight = 0;  // route[].weight; 0 with a single destination = all of it
 };
 

@@ -95,6 +95,12 @@ uint64_t random_draw() {
   return rng();
 }
 
+}  // namespace
+
+uint32_t weight_draw() { return static_cast<uint32_t>(random_draw() % 100); }
+
+namespace {
+
 void count_in_flight(UpstreamTarget& t, EndpointHealth* h) {
   if (t.counted) t.counted->active.fetch_sub(1, std::memory_order_relaxed);
   t.counted = h;
@@ -104,7 +110,7 @@ void count_in_flight(UpstreamTarget& t, EndpointHealth* h) {
 }  // namespace
 
 bool choose_endpoint(UpstreamTarget& t, BalancerClock::time_point now) {
-  auto i = pick_endpoint(*t.port, t.service->load_balancer, now, random_draw());
+  auto i = pick_endpoint(*t.port, t.load_balancer.value_or(t.service->load_balancer), now, random_draw());
   if (!i) return false;
   t.endpoint = &t.port->endpoints[*i];
   count_in_flight(t, t.endpoint->health.get());
@@ -115,7 +121,7 @@ bool retry_elsewhere(UpstreamTarget& t, const OutlierSettings& settings, Balance
   if (!t.endpoint || t.retried) return false;  // finish_endpoint records this failure
   t.retried = true;
   const size_t current = static_cast<size_t>(t.endpoint - t.port->endpoints.data());
-  auto i = pick_endpoint(*t.port, t.service->load_balancer, now, random_draw(), current);
+  auto i = pick_endpoint(*t.port, t.load_balancer.value_or(t.service->load_balancer), now, random_draw(), current);
   if (!i || *i == current) return false;
   if (record_outcome(*t.port, *t.endpoint, true, now, settings)) ++t.ejections;
   t.endpoint = &t.port->endpoints[*i];

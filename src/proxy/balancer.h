@@ -69,6 +69,8 @@ bool record_outcome(const RegistryPort& port, const RegistryEndpoint& endpoint, 
 // could not be made, records that failure and picks another (once per request; false: nothing
 // else to try); finish_endpoint records the outcome and ends the in-flight count.
 bool choose_endpoint(UpstreamTarget& target, BalancerClock::time_point now);
+// A uniform draw in [0, 100): a VirtualService's weighted destination (gateway/routes.h `pick`).
+uint32_t weight_draw();
 bool retry_elsewhere(UpstreamTarget& target, const OutlierSettings& settings, BalancerClock::time_point now);
 void finish_endpoint(UpstreamTarget& target, bool failed, const OutlierSettings& settings,
                      BalancerClock::time_point now);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "http/message.h"
+#include "policy/resources.h"
 #include "proxy/config.h"
 #include "tls/tls.h"
 
@@ -23,6 +24,7 @@ struct RegistryService;   // proxy/registry.h
 struct RegistryPort;
 struct RegistryEndpoint;
 struct PeerLabels;  // proxy/peer_metadata.h
+struct ExternalTarget;  // proxy/egress.h
 
 // An outbound request's (or TCP connection's) endpoint chosen from the registry: where to connect
 // and, from its service, which identities to accept. Valid while its registry is held.
@@ -33,6 +35,9 @@ struct UpstreamTarget {
   struct EndpointHealth* counted = nullptr;  // the endpoint whose in-flight count this holds
   bool retried = false;                      // the one retry on another endpoint is used
   uint32_t ejections = 0;                    // endpoints this request's failures ejected
+  // A DestinationRule's loadBalancer for this destination, over the Service's own.
+  std::optional<policy::Service::LoadBalancer> load_balancer;
+  std::string sni;  // a DestinationRule's ISTIO_MUTUAL sni, sent on the mTLS connection
 };
 
 // Response flags as Envoy names them (%RESPONSE_FLAGS%).
@@ -44,6 +49,7 @@ enum class ResponseFlag : uint8_t {
   UpstreamTimeout,         // "UT"
   NoRouteFound,            // "NR": no service of that host (outbound by name)
   NoHealthyUpstream,       // "UH": the service has no healthy endpoint
+  NoClusterFound,          // "NC": a route's destination names no usable cluster (host, subset)
   // A TCP connection the connection chain refused: meshguard's own flag ("denied"; Envoy's
   // RBAC filter says "RBAC"), kept as the access log has always written it.
   Denied,
@@ -74,6 +80,7 @@ struct HttpSide {
   size_t inbound_index = 0;
   std::optional<size_t> route;
   UpstreamTarget* target = nullptr;
+  const ExternalTarget* external = nullptr;  // a host outside the mesh (proxy/egress.h)
   std::string source;                     // downstream "ip:port"
   std::optional<tls::PeerIdentity> peer;  // inbound mTLS peer
   uint16_t listen_port = 0;
@@ -103,6 +110,14 @@ struct Exchange {
   // The far end's workload as its proxy's metadata exchange told it (proxy/peer_metadata.h): the
   // source inbound, the destination outbound. Null: known by its principal only.
   std::shared_ptr<const PeerLabels> peer;
+  // A gateway's request for a host outside the mesh (a MESH_EXTERNAL destination): what its
+  // egress audit line names (Report::egress_audit), written once with the access-log line.
+  struct Egress {
+    std::string host;
+    uint16_t port = 0;
+    std::string sni;  // the server name originated; "" for plaintext
+  };
+  std::optional<Egress> egress;
 };
 
 }  // namespace mg::proxy

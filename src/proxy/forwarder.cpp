@@ -9,6 +9,7 @@
 #include "proxy/codec.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
+#include "proxy/egress.h"
 #include "proxy/peer_metadata.h"
 #include "proxy/policy_state.h"
 #include "proxy/report.h"
@@ -47,14 +48,23 @@ net::awaitable<bool> Forwarder::forward_by_name(net::Stream& down, ServerCodec& 
                                                 const HttpSide& side, http::Request& req,
                                                 const std::optional<std::string>& upgrade,
                                                 std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
-  // Held for the whole request: the target points into it, whatever a publish does meanwhile.
-  const std::shared_ptr<const Registry> registry = policy_.current()->registry;
+  // Held for the whole request: the target points into them, whatever a publish does meanwhile.
+  const std::shared_ptr<const PublishedPolicy> published = policy_.current();
+  const Registry& registry = *published->registry;
   const OutboundRoute& route = config_.outbound[*side.route];
-  auto match = route.service.empty() ? registry->resolve(req.host)
-                                     : registry->find(route.service, route.service_ns, route.service_port);
   // Answered here, the request's body unread: the connection stays only without one.
   const bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining_;
-  if (!match && registry->registry_only()) {
+  OutboundDecision decision;
+  if (route.service.empty()) {
+    decision = decide_outbound({req.host, req.target, req.method, &req.headers, weight_draw()}, registry,
+                               *published->mesh_routing, *published->destination_rules);
+  } else if (auto found = registry.find(route.service, route.service_ns, route.service_port);
+             found && is_http(found->port->protocol)) {
+    decision = ToService{*found, std::nullopt, {}, {}};
+  } else {
+    decision = NotFound{};
+  }
+  if (std::holds_alternative<BlackHole>(decision)) {
     // Istio's REGISTRY_ONLY: the request goes to the BlackHoleCluster, whose route answers a
     // direct 502 with no body; the access-log line names it.
     ex.destination_service = "BlackHoleCluster";
@@ -62,14 +72,30 @@ net::awaitable<bool> Forwarder::forward_by_name(net::Stream& down, ServerCodec& 
     co_await local_reply(down, codec, ex, 502, "", keep);
     co_return keep;
   }
-  if (!match || !is_http(match->port->protocol)) {
+  if (std::holds_alternative<NotFound>(decision)) {
     ex.flags = ResponseFlag::NoRouteFound;
     ex.details = ResponseDetail::RouteNotFound;
     co_await local_reply(down, codec, ex, 404, "", keep);
     co_return keep;
   }
-  ex.destination_service = match->service->fqdn();
-  UpstreamTarget target{match->service, match->port};
+  if (const auto* none = std::get_if<NoCluster>(&decision)) {
+    report_.outbound_refused(side.source, std::string(req.host), none->reason, none->detail);
+    ex.flags = ResponseFlag::NoClusterFound;
+    co_await local_reply(down, codec, ex, 503, "", keep);
+    co_return keep;
+  }
+  if (const auto* external = std::get_if<ToExternal>(&decision)) {
+    ex.destination_service = external->target.host;
+    HttpSide routed = side;
+    routed.external = &external->target;
+    co_return co_await relay(down, codec, in, chunk, watchdog, worker, routed, req, upgrade, as_received, ex);
+  }
+  const ToService& to = std::get<ToService>(decision);
+  const Registry::Match& match = to.match;
+  ex.destination_service = match.service->fqdn();
+  UpstreamTarget target{match.service, match.port};
+  target.load_balancer = to.load_balancer;
+  target.sni = to.sni;
   if (!choose_endpoint(target, BalancerClock::now())) {
     ex.flags = ResponseFlag::NoHealthyUpstream;
     co_await local_reply(down, codec, ex, 503, "no healthy upstream", keep);
@@ -82,7 +108,7 @@ net::awaitable<bool> Forwarder::forward_by_name(net::Stream& down, ServerCodec& 
   const bool failed = ex.status >= 500 || ex.flags == ResponseFlag::UpstreamConnectFailure ||
                       ex.flags == ResponseFlag::UpstreamReset || ex.flags == ResponseFlag::UpstreamTimeout;
   finish_endpoint(target, failed, config_.outlier, BalancerClock::now());
-  report_.registry_outcome(*match->service, *match->port, target.retried, target.ejections);
+  report_.registry_outcome(*match.service, *match.port, target.retried, target.ejections);
   co_return open;
 }
 
@@ -107,6 +133,7 @@ bool Forwarder::retry_elsewhere(const HttpSide& side, const std::string& reason,
 }
 
 std::string Forwarder::destination_name(const HttpSide& side) const {
+  if (side.external) return side.external->name();
   if (side.target) return side.target->endpoint->address + ":" + std::to_string(side.target->endpoint->port);
   return destination_of(config_.outbound[*side.route]);
 }
@@ -145,9 +172,10 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
     // is replaced.
     if (!side.peer || !forwarded.headers.contains("x-forwarded-proto"))
       forwarded.headers.set("x-forwarded-proto", side.peer ? "https" : "http");
-  } else {
+  } else if (!side.external) {
     // This workload's metadata for the destination proxy (the app's own was stripped on arrival:
-    // HttpSession::handle_request). A gateway's edge headers were set by forward_gateway.
+    // HttpSession::handle_request). A gateway's edge headers were set by forward_gateway. A host outside
+    // the mesh gets none.
     add_metadata(forwarded.headers, *report_.own());
   }
   if (req.framing == http::BodyFraming::ContentLength) {
@@ -179,7 +207,7 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
     reason.clear();
     auto h2 = co_await worker.upstreams.acquire_h2(side, first, reason, detail);
     if (h2) {
-      if (side.target) ex.upstream_address = destination_name(side);
+      if (side.target || side.external) ex.upstream_address = destination_name(side);
       if (te_trailers) forwarded.headers.add("te", "trailers");
       co_return co_await forward_h2(down, codec, in, chunk, watchdog, worker, side, std::move(h2), forwarded, req,
                                     as_received, ex);
@@ -223,7 +251,7 @@ net::awaitable<bool> Forwarder::relay(net::Stream& down, ServerCodec& codec, std
       if (live->closed_by_policy()) co_return false;  // by a reload while connecting
       if (up) live->relay_to(up->stream.get());
     }
-    if (side.target) ex.upstream_address = destination_name(side);
+    if (side.target || side.external) ex.upstream_address = destination_name(side);
     if (!up) {
       if (side.route || side.gateway) report_.outbound_refused(side.source, destination_name(side), reason, detail);
       ex.flags = ResponseFlag::UpstreamConnectFailure;

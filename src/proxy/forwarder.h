@@ -77,6 +77,10 @@ class Forwarder {
                                const std::optional<std::string>& upgrade,
                                std::optional<JudgedUpgrade>& as_received, Exchange& ex);
 
+  // A gateway request refused before it was forwarded: its destination, when outside the mesh
+  // (the egress audit line is written for denied calls too). Routes without connecting.
+  std::optional<Exchange::Egress> egress_of(const HttpSide& side, const http::Request& req) const;
+
  private:
   net::awaitable<bool> forward_by_name(net::Stream& down, ServerCodec& codec, std::string& in,
                                        BufferPool::Lease& chunk, net::Watchdog& watchdog, Worker& worker,

@@ -1,6 +1,4 @@
 // Forwarder::forward_gateway (forwarder.h): a gateway listener's request, routed and relayed.
-#include <random>
-
 #include "crypto/openssl.h"
 #include "gateway/edge_headers.h"
 #include "proxy/balancer.h"
@@ -13,11 +11,6 @@
 namespace mg::proxy {
 
 namespace {
-
-uint32_t weight_draw() {
-  thread_local std::mt19937 rng{std::random_device{}()};
-  return std::uniform_int_distribution<uint32_t>(0, 99)(rng);
-}
 
 // A request id for a request without one: a random UUID (Envoy's), or, should the random source
 // fail, none (the backends then see none rather than a guessable one).
@@ -38,7 +31,8 @@ net::awaitable<bool> Forwarder::forward_gateway(net::Stream& down, ServerCodec& 
                                                 std::optional<JudgedUpgrade>& as_received, Exchange& ex) {
   // Held for the whole request: the target points into them, whatever a publish does meanwhile.
   const std::shared_ptr<const GatewayRoutes> routes = gateway_.routes();
-  const std::shared_ptr<const Registry> registry = policy_.current()->registry;
+  const std::shared_ptr<const PublishedPolicy> published = policy_.current();
+  const std::shared_ptr<const Registry> registry = published->registry;
   // Answered here, the request's body unread: the connection stays only without one.
   const bool keep = req.keep_alive && req.framing == http::BodyFraming::None && !draining_;
   std::optional<gateway::RouteMatch> route;
@@ -53,7 +47,18 @@ net::awaitable<bool> Forwarder::forward_gateway(net::Stream& down, ServerCodec& 
   }
   const std::string_view vs_ns =
       std::string_view(route->virtual_service).substr(0, route->virtual_service.find('/'));
-  const auto destination = resolve_destination(*routes, *registry, *route->destination, vs_ns);
+  const auto destination = resolve_destination(*routes, *registry, *route->destination, vs_ns,
+                                               published->mesh_routing.get(), published->destination_rules.get());
+  if (destination && destination->external) {
+    // Out of the mesh (an egress gateway): no mesh metadata and no edge headers leave with it
+    // (X-Forwarded-For would name workloads' addresses); the audit line names the call.
+    const ExternalTarget& external = *destination->external;
+    ex.destination_service = external.host;
+    ex.egress = Exchange::Egress{external.host, external.port, external.origin ? external.origin->server_name : ""};
+    HttpSide routed = side;
+    routed.external = &external;
+    co_return co_await relay(down, codec, in, chunk, watchdog, worker, routed, req, upgrade, as_received, ex);
+  }
   UpstreamTarget target;
   if (destination) {
     ex.destination_service = destination->name;
@@ -77,6 +82,23 @@ net::awaitable<bool> Forwarder::forward_gateway(net::Stream& down, ServerCodec& 
   finish_endpoint(target, failed, config_.outlier, BalancerClock::now());
   report_.registry_outcome(*destination->service, *destination->port, target.retried, target.ejections);
   co_return open;
+}
+
+std::optional<Exchange::Egress> Forwarder::egress_of(const HttpSide& side, const http::Request& req) const {
+  if (!side.gateway) return std::nullopt;
+  const std::shared_ptr<const GatewayRoutes> routes = gateway_.routes();
+  if (!routes->table) return std::nullopt;
+  // The first of weighted destinations: a request refused before routing has no draw of its own.
+  auto route =
+      routes->table->route(*side.gateway, gateway::host_without_port(req.host), req.path, req.method, req.headers, 0);
+  if (!route) return std::nullopt;
+  const std::shared_ptr<const PublishedPolicy> published = policy_.current();
+  const std::string_view vs_ns = std::string_view(route->virtual_service).substr(0, route->virtual_service.find('/'));
+  auto destination = resolve_destination(*routes, *published->registry, *route->destination, vs_ns,
+                                         published->mesh_routing.get(), published->destination_rules.get());
+  if (!destination || !destination->external) return std::nullopt;
+  const ExternalTarget& external = *destination->external;
+  return Exchange::Egress{external.host, external.port, external.origin ? external.origin->server_name : ""};
 }
 
 }  // namespace mg::proxy

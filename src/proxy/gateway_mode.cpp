@@ -88,7 +88,9 @@ std::vector<RegistryService> service_entry_services(const policy::ResourceSet& s
 
 std::optional<ResolvedDestination> resolve_destination(const GatewayRoutes& routes, const Registry& registry,
                                                        const policy::HttpRouteDestination& destination,
-                                                       std::string_view vs_namespace) {
+                                                       std::string_view vs_namespace,
+                                                       const MeshRouting* external_hosts,
+                                                       const DestinationRules* rules) {
   // 1. The registry: a Service of the mesh ("httpbin" in the VirtualService's namespace).
   std::string authority = destination.host;
   if (authority.find('.') == std::string::npos) (authority += '.') += vs_namespace;
@@ -104,6 +106,17 @@ std::optional<ResolvedDestination> resolve_destination(const GatewayRoutes& rout
     const RegistryPort* port = port_of(s, destination.port);
     if (!port || !is_http(port->protocol)) return std::nullopt;
     return ResolvedDestination{&s, port, s.name};
+  }
+  // 3. A MESH_EXTERNAL ServiceEntry: the egress gateway's way out of the mesh.
+  if (external_hosts && rules) {
+    auto entry = external_hosts->find(host, destination.port);
+    if (!entry || entry->entry->location != policy::ServiceEntry::Location::MeshExternal) return std::nullopt;
+    auto target = resolve_external(*entry, host, *rules, destination.subset);
+    if (!target) return std::nullopt;
+    ResolvedDestination out;
+    out.name = host;
+    out.external = std::move(*target);
+    return out;
   }
   return std::nullopt;
 }

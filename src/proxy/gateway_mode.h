@@ -29,6 +29,7 @@
 #include "gateway/routes.h"
 #include "proxy/config.h"
 #include "proxy/edge_certificates.h"
+#include "proxy/egress.h"
 #include "proxy/registry.h"
 
 namespace mg::proxy {
@@ -50,16 +51,23 @@ struct ResolvedDestination {
   const RegistryService* service = nullptr;
   const RegistryPort* port = nullptr;
   std::string name;  // for the access log: the registry service's FQDN, or the ServiceEntry host
+  // A MESH_EXTERNAL ServiceEntry host (service and port null): a host outside the mesh, reached
+  // plain or with TLS originated as its DestinationRule says (proxy/egress.h).
+  std::optional<ExternalTarget> external;
 };
 
 // Destination resolution. `destination.host` names a registry service (any of its name forms,
 // proxy/registry.h; a short name is in `vs_namespace`, the VirtualService's, as Istio reads it)
 // or, failing that, a ServiceEntry host of `routes.entries` (exact, case ignored);
-// `destination.port` one of its ports, 0 its only (or its port 80). nullopt: nothing by that
-// name and port (or not an HTTP port).
+// `destination.port` one of its ports, 0 its only (or its port 80); failing both, a MESH_EXTERNAL
+// ServiceEntry host of `external_hosts` with the DestinationRules `rules` (resolve_external:
+// endpoints or the host itself, TLS origination per port and `destination.subset`). nullopt:
+// nothing by that name and port (or not an HTTP port, or a subset the rule does not have).
 std::optional<ResolvedDestination> resolve_destination(const GatewayRoutes& routes, const Registry& registry,
                                                        const policy::HttpRouteDestination& destination,
-                                                       std::string_view vs_namespace);
+                                                       std::string_view vs_namespace,
+                                                       const MeshRouting* external_hosts = nullptr,
+                                                       const DestinationRules* rules = nullptr);
 
 // The upstream services of the MESH_INTERNAL STATIC ServiceEntries of `set` (pure).
 std::vector<RegistryService> service_entry_services(const policy::ResourceSet& set);

@@ -157,6 +157,7 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
                                  judged.decision.reason;
         ex.details = ResponseDetail::LocalDeny;
         co_await local_reply(down, codec, ex, 413, "Payload Too Large", false);
+        if (side.gateway) ex.egress = forwarder_.egress_of(side, req);
         finish_request(worker, ex, side, &judged.decision);
         co_return false;
       }
@@ -180,6 +181,7 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
     std::vector<http::Header> extra = verdict.response_headers;
     if (side.peer) add_metadata(extra, *report_.own());
     co_await local_reply(down, codec, ex, verdict.status, verdict.body, keep, extra);
+    if (side.gateway) ex.egress = forwarder_.egress_of(side, req);
     finish_request(worker, ex, side, decision);
     co_return keep;
   }
@@ -197,6 +199,26 @@ void HttpSession::finish_request(Worker& worker, const Exchange& ex, const HttpS
   auto tls = credentials_.current();  // keeps the own SPIFFE ID's string alive for the view below
   report_.http_exchange(worker.series, ex, side, decision,
                         tls && tls->creds ? std::string_view(tls->creds->own_id.str()) : "unknown");
+  if (ex.egress) {
+    // An egress gateway's call out of the mesh: its audit line, allowed or denied.
+    Report::EgressAudit a;
+    a.source_principal = side.source_principal();
+    a.source_address = side.source;
+    a.host = ex.egress->host;
+    a.port = ex.egress->port;
+    a.sni = ex.egress->sni;
+    a.method = ex.method;
+    a.path = ex.path;
+    a.status = ex.status;
+    a.bytes_received = ex.bytes_received;
+    a.bytes_sent = ex.bytes_sent;
+    a.allowed = !decision || decision->allow;
+    if (decision) {
+      a.policy = decision->policy.value_or("");
+      a.reason = decision->reason;
+    }
+    report_.egress_audit(a);
+  }
 }
 
 }  // namespace mg::proxy

@@ -121,6 +121,7 @@ Result<PolicyChains> with_new_endpoints(const PolicyChains& in_force, const poli
   out.registry->set_registry_only(subject->mesh.outbound_traffic_policy ==
                                   policy::OutboundTrafficPolicy::RegistryOnly);
   out.destination_rules = in_force.destination_rules;  // DestinationRules are not endpoints: unchanged
+  out.mesh_routing = in_force.mesh_routing;            // nor VirtualServices and ServiceEntries
   return out;
 }
 
@@ -142,6 +143,7 @@ Result<PolicyChains> compile_policy_chains(const policy::ResourceSet& set, const
   auto rules = DestinationRules::build(*resources, workload.ns, mesh.root_namespace);
   if (!rules) return fail(rules.error());  // a caCertificates file that does not load: fail closed
   out.destination_rules = std::move(*rules);
+  out.mesh_routing = MeshRouting::build(*resources);
   out.resources = resources->size();
   out.origins = origins_of(*resources, **snapshot, *subject);
   // One Authenticator per snapshot: inline JWKS parsed once, jwksUri keys read from `jwks`,

@@ -19,6 +19,7 @@
 #include "proxy/config.h"
 #include "proxy/enforcement_step.h"
 #include "proxy/destination_rules.h"
+#include "proxy/egress.h"
 #include "proxy/registry.h"
 #include "telemetry/json_line.h"
 #include "telemetry/metrics.h"
@@ -47,6 +48,7 @@ struct PolicyChains {
   // one (the control plane pushes the registered one), else the config's. The metrics take them too.
   std::map<std::string, std::string> own_labels;
   std::shared_ptr<const DestinationRules> destination_rules;  // never null
+  std::shared_ptr<const MeshRouting> mesh_routing;             // never null
 };
 
 // Loads every *.yaml / *.yml in `dir` and compiles the snapshot for `workload` (mesh settings

@@ -12,6 +12,7 @@ PolicyState::PolicyState(const ProxyConfig& config, Report& report, std::atomic<
   initial->inbound_modes = inbound_modes(nullptr);
   initial->registry = Registry::build({}, "cluster.local", config.workload.ns);
   initial->destination_rules = std::move(*DestinationRules::build({}, config.workload.ns, "istio-system"));
+  initial->mesh_routing = MeshRouting::build({});
   published_.store(std::move(initial));
 }
 
@@ -55,6 +56,7 @@ Result<PolicyState::Loaded> PolicyState::load(std::shared_ptr<const policy::Reso
   chains->registry->carry_health(*published_.load()->registry);
   state->registry = chains->registry;
   state->destination_rules = chains->destination_rules;
+  state->mesh_routing = chains->mesh_routing;
   state->resource_set = resources;
   return Loaded{std::move(state), std::move(*chains), std::move(resources), !endpoints_only};
 }

@@ -52,6 +52,8 @@ struct PublishedPolicy {
   std::shared_ptr<const Registry> registry;   // never null (empty without services)
   // DestinationRules (TLS origination); never null (empty without rules)
   std::shared_ptr<const DestinationRules> destination_rules;
+  // The VirtualServices bound to `mesh` and the ServiceEntries (proxy/egress.h); never null
+  std::shared_ptr<const MeshRouting> mesh_routing;
   // What it was compiled from (null without policyDir): the gateway mode's routing documents.
   std::shared_ptr<const policy::ResourceSet> resource_set;
 };

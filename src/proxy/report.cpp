@@ -84,6 +84,8 @@ std::string_view to_string(ResponseFlag flag) {
       return "NR";
     case ResponseFlag::NoHealthyUpstream:
       return "UH";
+    case ResponseFlag::NoClusterFound:
+      return "NC";
     case ResponseFlag::Denied:
       return "denied";
   }

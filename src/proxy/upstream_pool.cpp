@@ -6,6 +6,7 @@
 
 #include "proxy/balancer.h"
 #include "proxy/destination_rules.h"
+#include "proxy/egress.h"
 #include "proxy/credentials.h"
 #include "proxy/h2_upstream.h"
 #include "proxy/http2_session.h"
@@ -27,7 +28,10 @@ constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 constexpr uint64_t kTargetKeys = uint64_t{1} << 40;
 uint64_t route_key(size_t route) { return (uint64_t{1} << 32) + route; }
 uint64_t target_key(const UpstreamTarget& t) { return kTargetKeys + t.endpoint->health->id; }
+// External destinations: the top bit, then the target's own key.
+constexpr uint64_t kExternalKeys = uint64_t{1} << 63;
 uint64_t pool_key(const HttpSide& side) {
+  if (side.external) return kExternalKeys | side.external->key;
   if (side.target) return target_key(*side.target);
   if (side.inbound) return side.inbound->app_port;
   return route_key(*side.route);
@@ -75,6 +79,7 @@ void UpstreamPool::retain_endpoints(const Registry& registry, const std::vector<
 }
 
 bool UpstreamPool::may_use_h2(const HttpSide& side) const {
+  if (side.external) return false;  // HTTP/1.1 to hosts outside the mesh
   if (!to_proxy(side)) return side.inbound && app_speaks_h2(side.inbound->protocol);
   return !http1_routes_.contains(pool_key(side));
 }
@@ -148,6 +153,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSi
     co_return conn;
   }
   reused = false;
+  if (side.external) co_return co_await connect_external(*side.external, reason, detail);
   if (to_proxy(side)) co_return co_await connect_side(side, reason, detail, false);
   co_return co_await acquire_plain(side, reused, reason, detail);
 }
@@ -200,7 +206,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_target(const
                                                                            std::string& reason, std::string& detail,
                                                                            bool offer_h2) {
   co_return co_await connect_tls({target.endpoint->address, target.endpoint->port, target.service->identities,
-                                  target_key(target)},
+                                  target_key(target), target.sni},
                                  reason, detail, offer_h2);
 }
 
@@ -221,6 +227,11 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_tls(Destinat
   net::TlsStream& up = *tls_stream;
   conn->stream = std::move(tls_stream);
   tls::attach_session_sink(up.ssl(), &conn->session_sink);
+  if (!to.sni.empty() && SSL_set_tlsext_host_name(up.ssl(), std::string(to.sni).c_str()) != 1) {
+    reason = "tls_sni_failed";
+    detail = "cannot set SNI " + std::string(to.sni);
+    co_return nullptr;
+  }
   if (offer_h2 && !tls::offer_http_alpn(up.ssl())) {
     reason = "tls_alpn_failed";
     detail = "cannot offer ALPN";
@@ -264,27 +275,56 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_tls(Destinat
 net::awaitable<std::optional<tcp::socket>> UpstreamPool::connect_socket(const std::string& to, uint16_t port,
                                                                       std::string& reason, std::string& detail) {
   std::error_code ec;
-  auto address = asio::ip::make_address(to, ec);
-  if (ec) {
-    reason = "bad_destination";
-    detail = to;
-    co_return std::nullopt;
+  std::vector<asio::ip::address> addresses;
+  if (auto ip = asio::ip::make_address(to, ec); !ec) {
+    addresses.push_back(ip);
+  } else {
+    // A name (a ServiceEntry with resolution DNS): resolved within the same timeout.
+    tcp::resolver resolver(io_);
+    net::Watchdog deadline(io_.get_executor(), [&resolver] { resolver.cancel(); });
+    deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
+    auto results = co_await resolver.async_resolve(to, std::to_string(port), nothrow(ec));
+    deadline.disarm();
+    if (ec || results.empty()) {
+      reason = "dns_resolution_failed";
+      detail = to + ": " + (ec ? ec.message() : std::string("no address"));
+      co_return std::nullopt;
+    }
+    for (const auto& r : results) addresses.push_back(r.endpoint().address());
   }
-  tcp::socket socket(io_);
-  net::Watchdog deadline(io_.get_executor(), [&socket] {
-    std::error_code ignored;
-    socket.close(ignored);
-  });
-  deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
-  co_await socket.async_connect({address, port}, nothrow(ec));
-  deadline.disarm();
-  if (ec) {
-    reason = "upstream_connect_failed";
-    detail = ec.message();
-    co_return std::nullopt;
+  for (const auto& address : addresses) {
+    tcp::socket socket(io_);
+    net::Watchdog deadline(io_.get_executor(), [&socket] {
+      std::error_code ignored;
+      socket.close(ignored);
+    });
+    deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
+    co_await socket.async_connect({address, port}, nothrow(ec));
+    deadline.disarm();
+    if (ec) continue;
+    socket.set_option(tcp::no_delay(true), ec);
+    co_return std::move(socket);
   }
-  socket.set_option(tcp::no_delay(true), ec);
-  co_return std::move(socket);
+  reason = "upstream_connect_failed";
+  detail = ec.message();
+  co_return std::nullopt;
+}
+
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_external(const ExternalTarget& target,
+                                                                            std::string& reason,
+                                                                            std::string& detail) {
+  for (const auto& address : target.addresses) {
+    if (target.origin) {
+      if (auto conn = co_await connect_origin(address, target.port, *target.origin, reason, detail)) co_return conn;
+      continue;
+    }
+    std::optional<tcp::socket> socket = co_await connect_socket(address, target.port, reason, detail);
+    if (!socket) continue;
+    auto conn = std::make_unique<UpstreamConn>();
+    conn->stream = std::make_unique<net::PlainStream>(std::move(*socket));
+    co_return conn;
+  }
+  co_return nullptr;
 }
 
 net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_origin(const std::string& address, uint16_t port,

@@ -89,6 +89,10 @@ class UpstreamPool {
   net::awaitable<std::unique_ptr<UpstreamConn>> connect_origin(const std::string& address, uint16_t port,
                                                                const OriginTls& origin, std::string& reason,
                                                                std::string& detail);
+  // A host outside the mesh (proxy/egress.h): its addresses tried in order, plaintext or with TLS
+  // originated (connect_origin). nullptr + reason on failure.
+  net::awaitable<std::unique_ptr<UpstreamConn>> connect_external(const ExternalTarget& target, std::string& reason,
+                                                                 std::string& detail);
   // Keeps the newest TLS session of `side`'s connection for the next full connect to resume.
   void remember_session(const HttpSide& side, UpstreamConn& conn);
 
@@ -111,8 +115,10 @@ class UpstreamPool {
     uint16_t port;
     const std::vector<std::string>& identities;
     uint64_t key;  // pool key: its TLS sessions and HTTP/1.1 memory
+    std::string_view sni = {};  // sent when not empty (a DestinationRule's ISTIO_MUTUAL sni)
   };
-  // A TCP connection to `address`:`port` within the header timeout; nullopt + reason on failure.
+  // A TCP connection to `address`:`port` within the header timeout (a name is resolved first, its
+  // addresses tried in order); nullopt + reason on failure.
   net::awaitable<std::optional<net::tcp::socket>> connect_socket(const std::string& address, uint16_t port,
                                                                  std::string& reason, std::string& detail);
   net::awaitable<std::unique_ptr<UpstreamConn>> connect_tls(Destination to, std::string& reason,

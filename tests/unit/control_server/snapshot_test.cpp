@@ -79,6 +79,16 @@ apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: ext, namespace: edge}
 spec: {hosts: [api.ext.com]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: via-egress, namespace: edge}
+spec: {hosts: [api2.ext.com], gateways: [egress, mesh], http: [{route: [{destination: {host: egw.edge}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: split, namespace: shop}
+spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews-v2}}]}]}
 )";
   auto set = policy::parse_resources(kRouting, "store");
   ASSERT_TRUE(set) << set.error().message;
@@ -87,14 +97,20 @@ spec: {hosts: [api.ext.com]}
   ASSERT_TRUE(pushed) << pushed.error().message;
   ASSERT_EQ(pushed->gateways.size(), 1u);
   EXPECT_EQ(pushed->gateways[0].meta.full_name(), "edge/public");
-  ASSERT_EQ(pushed->virtual_services.size(), 1u);
+  // Its Gateway's VirtualService and those bound to `mesh` (every proxy routes by them).
+  ASSERT_EQ(pushed->virtual_services.size(), 3u);
   EXPECT_EQ(pushed->virtual_services[0].meta.full_name(), "shop/shop");
+  EXPECT_EQ(pushed->virtual_services[1].meta.full_name(), "edge/via-egress");
+  EXPECT_EQ(pushed->virtual_services[2].meta.full_name(), "shop/split");
   EXPECT_EQ(pushed->service_entries.size(), 1u);
-  // A workload no Gateway selects gets only the ServiceEntries.
+  // A workload no Gateway selects gets the ServiceEntries and the VirtualServices bound to `mesh`
+  // (named in `gateways`, or `gateways` absent).
   auto plain = policy::parse_resources(snapshot_for(*set, kCart, mesh_settings(*set, "cluster.local"), "").policies_yaml);
   ASSERT_TRUE(plain) << plain.error().message;
   EXPECT_TRUE(plain->gateways.empty());
-  EXPECT_TRUE(plain->virtual_services.empty());
+  ASSERT_EQ(plain->virtual_services.size(), 2u);
+  EXPECT_EQ(plain->virtual_services[0].meta.full_name(), "edge/via-egress");
+  EXPECT_EQ(plain->virtual_services[1].meta.full_name(), "shop/split");
   EXPECT_EQ(plain->service_entries.size(), 1u);
 }
 

@@ -184,5 +184,78 @@ TEST(Routes, HostHelpers) {
   EXPECT_EQ(host_without_port("a.com"), "a.com");
 }
 
+// match[].gateways and match[].port (Istio's egress tasks): one VirtualService bound to a Gateway
+// and to `mesh`, each entry applying only where its gateways say, on its port.
+TEST(Routes, MatchGatewaysAndPortsAndTheMeshTable) {
+  const char* text = R"(apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: [api.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: through-egress, namespace: istio-system}
+spec:
+  hosts: [api.example.com]
+  gateways: [egress, mesh]
+  http:
+  - match: [{gateways: [mesh], port: 80}]
+    route: [{destination: {host: egress-gw.istio-system, port: {number: 8080}}}]
+  - match: [{gateways: [istio-system/egress], port: 8080}]
+    route: [{destination: {host: api.example.com, port: {number: 443}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: plain, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews-v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: gateway-only, namespace: default}
+spec:
+  hosts: [other.example.com]
+  gateways: [istio-system/egress]
+  http:
+  - route: [{destination: {host: x}}]
+)";
+  auto parsed = policy::parse_resources(text, "egress.yaml");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  auto set = std::make_shared<const policy::ResourceSet>(std::move(*parsed));
+  ASSERT_EQ(set->virtual_services[0].http[0].match[0].gateways, (std::vector<std::string>{"mesh"}));
+  EXPECT_EQ(set->virtual_services[0].http[0].match[0].port, 80u);
+  auto plans = plan_listeners(*set, {{"istio", "egressgateway"}});
+  ASSERT_TRUE(plans) << plans.error().message;
+  auto gw = RouteTable::build(set, *plans);
+  // At the gateway (listener port 8080): the second entry.
+  auto r = gw->route(0, "api.example.com", "/", "GET", {}, 0);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->http_index, 1u);
+  EXPECT_EQ(r->destination->port, 443u);
+  EXPECT_FALSE(gw->route(0, "api.example.com", "/", "GET", {}, 0, 9090));  // another port
+  EXPECT_TRUE(gw->serves(0, "api.example.com"));
+  EXPECT_FALSE(gw->serves(0, "api.example.com", 9090));
+
+  auto mesh = RouteTable::build_mesh(set);
+  ASSERT_EQ(mesh->listeners(), 1u);
+  auto m = mesh->route(0, "api.example.com", "/", "GET", {}, 0, 80);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->http_index, 0u);
+  EXPECT_EQ(m->destination->host, "egress-gw.istio-system");
+  EXPECT_FALSE(mesh->route(0, "api.example.com", "/", "GET", {}, 0, 8080));  // the gateway's entry
+  EXPECT_FALSE(mesh->serves(0, "api.example.com", 8080));
+  // `gateways` absent: bound to mesh, every port.
+  auto plain = mesh->route(0, "reviews", "/", "GET", {}, 0, 9080);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->virtual_service, "default/plain");
+  EXPECT_FALSE(mesh->route(0, "other.example.com", "/", "GET", {}, 0, 80));  // bound to a Gateway only
+}
+
 }  // namespace
 }  // namespace mg::gateway

@@ -30,15 +30,15 @@ spec:
   const DestinationRule& r = set->destination_rules[0];
   EXPECT_EQ(r.meta.full_name(), "istio-system/originate-tls-for-edition-cnn-com");
   EXPECT_EQ(r.host, "edition.cnn.com");
-  ASSERT_TRUE(r.tls);
-  EXPECT_EQ(r.tls->mode, DestinationRule::Tls::Mode::Simple);
-  EXPECT_EQ(r.tls->sni, "edition.cnn.com");
-  EXPECT_EQ(r.tls->ca_certificates, "/etc/meshguard/external-ca.pem");
+  ASSERT_TRUE(r.traffic_policy.tls);
+  EXPECT_EQ(r.traffic_policy.tls->mode, DestinationRule::Tls::Mode::Simple);
+  EXPECT_EQ(r.traffic_policy.tls->sni, "edition.cnn.com");
+  EXPECT_EQ(r.traffic_policy.tls->ca_certificates, "/etc/meshguard/external-ca.pem");
   // The stored text re-parses alone (the control plane stores and pushes it).
   auto again = parse_resources(r.meta.document);
   ASSERT_TRUE(again) << again.error().message;
   ASSERT_EQ(again->destination_rules.size(), 1u);
-  EXPECT_EQ(again->destination_rules[0].tls, r.tls);
+  EXPECT_EQ(again->destination_rules[0].traffic_policy.tls, r.traffic_policy.tls);
 }
 
 TEST(DestinationRuleParse, EveryNetworkingVersionAndTheOtherModes) {
@@ -49,18 +49,93 @@ TEST(DestinationRuleParse, EveryNetworkingVersionAndTheOtherModes) {
     auto set = parse_resources(text, "dr.yaml");
     ASSERT_TRUE(set) << version << ": " << set.error().message;
     ASSERT_EQ(set->destination_rules.size(), 1u);
-    EXPECT_EQ(set->destination_rules[0].tls->mode, DestinationRule::Tls::Mode::IstioMutual);
+    EXPECT_EQ(set->destination_rules[0].traffic_policy.tls->mode, DestinationRule::Tls::Mode::IstioMutual);
   }
   auto disable = parse_resources(
       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
       "spec: {host: api.example.com, trafficPolicy: {tls: {mode: DISABLE}}}\n");
   ASSERT_TRUE(disable) << disable.error().message;
-  EXPECT_EQ(disable->destination_rules[0].tls->mode, DestinationRule::Tls::Mode::Disable);
+  EXPECT_EQ(disable->destination_rules[0].traffic_policy.tls->mode, DestinationRule::Tls::Mode::Disable);
   EXPECT_EQ(disable->destination_rules[0].meta.ns, "default");
   auto bare = parse_resources(
       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec: {host: a.b}\n");
   ASSERT_TRUE(bare) << bare.error().message;
-  EXPECT_FALSE(bare->destination_rules[0].tls);
+  EXPECT_FALSE(bare->destination_rules[0].traffic_policy.tls);
+}
+
+// Istio's egress-gateway-tls-origination task writes its two rules this way: a subset of the egress
+// gateway's service whose port-level tls is ISTIO_MUTUAL with the external host as sni, and the
+// external host's rule originating TLS on port 443.
+TEST(DestinationRuleParse, SubsetsPortLevelSettingsAndLoadBalancer) {
+  const char* text = R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway-for-cnn}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets:
+  - name: cnn
+    trafficPolicy:
+      loadBalancer:
+        simple: ROUND_ROBIN
+      portLevelSettings:
+      - port:
+          number: 80
+        tls:
+          mode: ISTIO_MUTUAL
+          sni: edition.cnn.com
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: originate-tls-for-edition-cnn-com}
+spec:
+  host: edition.cnn.com
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+    portLevelSettings:
+    - port:
+        number: 443
+      tls:
+        mode: SIMPLE # initiates HTTPS for connections to edition.cnn.com
+)";
+  auto set = parse_resources(text, "dr.yaml");
+  ASSERT_TRUE(set) << set.error().message;
+  ASSERT_EQ(set->destination_rules.size(), 2u);
+  const DestinationRule& gw = set->destination_rules[0];
+  ASSERT_EQ(gw.subsets.size(), 1u);
+  EXPECT_EQ(gw.subsets[0].name, "cnn");
+  // No subset named: the rule's own policy (nothing set).
+  auto plain = gw.effective(80, "");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->tls);
+  EXPECT_FALSE(plain->load_balancer);
+  // The subset on port 80: its port-level entry replaces everything (no inherited load balancer).
+  auto on80 = gw.effective(80, "cnn");
+  ASSERT_TRUE(on80 && on80->tls);
+  EXPECT_EQ(on80->tls->mode, DestinationRule::Tls::Mode::IstioMutual);
+  EXPECT_EQ(on80->tls->sni, "edition.cnn.com");
+  EXPECT_FALSE(on80->load_balancer);
+  // The subset on another port: the subset's own fields.
+  auto on81 = gw.effective(81, "cnn");
+  ASSERT_TRUE(on81);
+  EXPECT_FALSE(on81->tls);
+  EXPECT_EQ(on81->load_balancer, DestinationRule::LoadBalancer::RoundRobin);
+  EXPECT_FALSE(gw.effective(80, "other"));  // no such subset
+
+  const DestinationRule& ext = set->destination_rules[1];
+  auto tls443 = ext.effective(443, "");
+  ASSERT_TRUE(tls443 && tls443->tls);
+  EXPECT_EQ(tls443->tls->mode, DestinationRule::Tls::Mode::Simple);
+  EXPECT_TRUE(tls443->tls->sni.empty());
+  EXPECT_FALSE(tls443->load_balancer);  // port-level settings do not inherit
+  auto on80ext = ext.effective(80, "");
+  ASSERT_TRUE(on80ext);
+  EXPECT_FALSE(on80ext->tls);
+  EXPECT_EQ(on80ext->load_balancer, DestinationRule::LoadBalancer::RoundRobin);
+  // The stored text re-parses to the same policy.
+  auto again = parse_resources(ext.meta.document);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->destination_rules[0].traffic_policy, ext.traffic_policy);
 }
 
 TEST(DestinationRuleParse, HostMatching) {
@@ -84,9 +159,22 @@ TEST(DestinationRuleParse, RefusalsNameTheLine) {
     std::string want;  // in the message
   };
   const Case cases[] = {
-      {"spec:\n  host: a.example.com\n  subsets: [{name: v1}]\n", "dr.yaml:6: unknown field \"subsets\""},
-      {"spec:\n  host: a.example.com\n  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n",
-       "dr.yaml:7: unknown field \"loadBalancer\" in DestinationRule.spec.trafficPolicy"},
+      {"spec:\n  host: a.example.com\n  subsets: [{name: v1, labels: {version: v1}}]\n",
+       "dr.yaml:6: unknown field \"labels\" in DestinationRule.spec.subsets[]"},
+      {"spec:\n  host: a.example.com\n  subsets: [{name: v1}, {name: v1}]\n", "dr.yaml:6: DestinationRule.spec.subsets: \"v1\" is listed twice"},
+      {"spec:\n  host: a.example.com\n  subsets: [{trafficPolicy: {}}]\n", "dr.yaml:6: DestinationRule.spec.subsets[].name is required"},
+      {"spec:\n  host: a.example.com\n  trafficPolicy:\n    loadBalancer: {simple: RANDOM}\n",
+       "dr.yaml:7: DestinationRule.spec.trafficPolicy.loadBalancer.simple must be ROUND_ROBIN or LEAST_REQUEST"},
+      {"spec:\n  host: a.example.com\n  trafficPolicy:\n    loadBalancer: {consistentHash: {}}\n",
+       "dr.yaml:7: unknown field \"consistentHash\""},
+      {"spec:\n  host: a.example.com\n  trafficPolicy:\n    outlierDetection: {}\n",
+       "dr.yaml:7: unknown field \"outlierDetection\" in DestinationRule.spec.trafficPolicy"},
+      {"spec:\n  host: a.example.com\n  trafficPolicy:\n    portLevelSettings: [{tls: {mode: SIMPLE}}]\n",
+       "dr.yaml:7: DestinationRule.spec.trafficPolicy.portLevelSettings[].port.number is required"},
+      {"spec:\n  host: a.example.com\n  trafficPolicy:\n    portLevelSettings:\n    - port: {number: 80}\n    - port: {number: 80}\n",
+       "dr.yaml:9: DestinationRule.spec.trafficPolicy.portLevelSettings: port 80 is listed twice"},
+      {"spec:\n  host: a.example.com\n  trafficPolicy:\n    portLevelSettings: [{port: {number: 80}, connectionPool: {}}]\n",
+       "dr.yaml:7: unknown field \"connectionPool\""},
       {"spec:\n  host: a.example.com\n  trafficPolicy:\n    tls:\n      mode: SIMPLE\n      insecureSkipVerify: true\n",
        "dr.yaml:9: unknown field \"insecureSkipVerify\""},
       {"spec:\n  host: a.example.com\n  trafficPolicy:\n    tls: {mode: MUTUAL}\n", "dr.yaml:7: trafficPolicy.tls.mode MUTUAL"},
@@ -96,7 +184,9 @@ TEST(DestinationRuleParse, RefusalsNameTheLine) {
       {"spec:\n  host: a.example.com\n  trafficPolicy:\n    tls: {mode: SIMPLE, caCertificates: ca.pem}\n",
        "dr.yaml:7: trafficPolicy.tls.caCertificates must be an absolute file path"},
       {"spec:\n  host: a.example.com\n  trafficPolicy:\n    tls: {mode: DISABLE, sni: a.example.com}\n",
-       "dr.yaml:7: trafficPolicy.tls: sni and caCertificates apply to mode SIMPLE only"},
+       "dr.yaml:7: trafficPolicy.tls: sni applies to modes SIMPLE and ISTIO_MUTUAL only"},
+      {"spec:\n  host: a.example.com\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL, caCertificates: /ca.pem}\n",
+       "dr.yaml:7: trafficPolicy.tls: caCertificates applies to mode SIMPLE only"},
       {"spec:\n  host: a.example.com\n  trafficPolicy:\n    tls: {mode: SIMPLE, sni: \"*.example.com\"}\n",
        "dr.yaml:7: trafficPolicy.tls.sni must be a DNS name"},
       {"spec:\n  host: API.example.com\n", "dr.yaml:5: DestinationRule.spec.host must be"},
