@@ -74,9 +74,13 @@
       svg.append("text").attr("class", "ns-label").attr("x", x + 10).attr("y", 28).text(c.name);
       c.nodes.forEach(function (n, j) { pos[n.id] = {x: x + (colWidth - 40) / 2, y: 70 + j * 70, node: n}; });
     });
+    svg.append("defs").append("marker").attr("id", "arrow").attr("viewBox", "0 0 10 10").attr("refX", 22)
+      .attr("refY", 5).attr("markerWidth", 7).attr("markerHeight", 7).attr("orient", "auto")
+      .append("path").attr("d", "M0,0 L10,5 L0,10 z").attr("fill", "#5a6478");
     var edges = g.edges.filter(function (e) { return pos[e.source] && pos[e.destination]; });
     var paths = svg.selectAll("path.edge").data(edges).enter().append("path")
       .attr("class", function (e) { return "edge " + e.mtls; })
+      .attr("marker-end", "url(#arrow)")
       .attr("d", function (e) {
         var a = pos[e.source], b = pos[e.destination];
         var mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2 - (a.x === b.x ? 0 : 30);
@@ -85,10 +89,11 @@
       })
       .on("click", function (e) { selectEdge(e); });
     paths.append("title").text(function (e) { return edgeKey(e); });
+    // A label beside a vertical edge (same column), above a curved one.
     svg.selectAll("text.edge-label").data(edges).enter().append("text").attr("class", "edge-label")
-      .attr("x", function (e) { return (pos[e.source].x + pos[e.destination].x) / 2; })
-      .attr("y", function (e) { return (pos[e.source].y + pos[e.destination].y) / 2 - 18; })
-      .attr("text-anchor", "middle")
+      .attr("x", function (e) { var a = pos[e.source], b = pos[e.destination]; return (a.x + b.x) / 2 + (a.x === b.x ? 10 : 0); })
+      .attr("y", function (e) { var a = pos[e.source], b = pos[e.destination]; return (a.y + b.y) / 2 + (a.x === b.x ? 4 : -18); })
+      .attr("text-anchor", function (e) { return pos[e.source].x === pos[e.destination].x ? "start" : "middle"; })
       .text(function (e) { return e.mtls + "  " + e.rate + "/s  ✓" + e.allowed + " ✗" + e.denied; });
     var nodes = svg.selectAll("g.node").data(d3.values(pos)).enter().append("g")
       .attr("class", function (p) { return "node " + p.node.kind + (p.node.kind === "workload" && !p.node.connected ? " disconnected" : ""); })
