@@ -62,6 +62,8 @@ pb::WatchRequest telemetry_message(const telemetry::InsightBatch& batch) {
     c->set_allowed(f.allowed);
     c->set_policy(f.policy);
     c->set_requests(f.requests);
+    c->set_method(f.method);
+    c->set_path_prefix(f.path_prefix);
   }
   for (const auto& d : batch.decisions) {
     auto* s = t->add_decisions();

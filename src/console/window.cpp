@@ -25,7 +25,10 @@ void InsightWindow::report(const std::string& proxy, telemetry::InsightBatch bat
   for (auto& f : batch.flows) {
     cut(f.source_principal, limits_.max_text);
     cut(f.policy, limits_.max_text);
-    FlowKey key{std::move(f.source_principal), f.mtls, f.allowed, std::move(f.policy)};
+    cut(f.method, limits_.max_text);
+    cut(f.path_prefix, limits_.max_text);
+    FlowKey key{std::move(f.source_principal), f.mtls, f.allowed, std::move(f.policy), std::move(f.method),
+                std::move(f.path_prefix)};
     auto it = b.counts.find(key);
     if (it == b.counts.end()) {
       if (b.counts.size() >= limits_.max_flows_per_bucket) {
@@ -77,8 +80,8 @@ std::vector<FlowTotal> InsightWindow::flows(int64_t now_ms) {
       for (const auto& [key, n] : b.counts) sum[key] += n;
     }
     for (const auto& [key, n] : sum) {
-      const auto& [principal, mtls, allowed, policy] = key;
-      out.push_back({proxy, {principal, mtls, allowed, policy, n}});
+      const auto& [principal, mtls, allowed, policy, method, prefix] = key;
+      out.push_back({proxy, {principal, mtls, allowed, policy, n, method, prefix}});
     }
   }
   return out;

@@ -28,7 +28,8 @@ struct WindowLimits {
   int64_t window_ms() const { return bucket_ms * static_cast<int64_t>(buckets); }
 };
 
-// One reporting proxy's flows summed over the window, by (source principal, mTLS, allowed, policy).
+// One reporting proxy's flows summed over the window, by (source principal, mTLS, allowed, policy,
+// method, path prefix).
 struct FlowTotal {
   std::string destination;  // the reporting proxy ("ns/name")
   telemetry::Flow flow;
@@ -64,7 +65,8 @@ class InsightWindow {
   const WindowLimits& limits() const { return limits_; }
 
  private:
-  using FlowKey = std::tuple<std::string, bool, bool, std::string>;  // principal, mTLS, allowed, policy
+  // principal, mTLS, allowed, policy, method, path prefix
+  using FlowKey = std::tuple<std::string, bool, bool, std::string, std::string, std::string>;
   struct Bucket {
     int64_t start_ms = 0;
     std::map<FlowKey, uint64_t> counts;

@@ -6,6 +6,7 @@
 #include "common/files.h"
 #include "console/api.h"
 #include "console/assets.h"
+#include "console/suggest.h"
 #include "control/distributor.h"
 #include "control/model.h"
 #include "control/support.h"
@@ -24,7 +25,8 @@ telemetry::InsightBatch insight_batch(const pb::Telemetry& t, size_t max_flows, 
       b.flows_dropped += f.requests();
       continue;
     }
-    b.flows.push_back({f.source_principal(), f.mtls(), f.allowed(), f.policy(), f.requests()});
+    b.flows.push_back({f.source_principal(), f.mtls(), f.allowed(), f.policy(), f.requests(), f.method(),
+                       f.path_prefix()});
   }
   for (const auto& d : t.decisions()) {
     if (b.decisions.size() >= max_decisions) {
@@ -167,8 +169,22 @@ class ConsoleServiceImpl final : public ConsoleService, public pb::ConsoleServic
       if (!j) return error(resp, 400, j.error().message);
       return json(resp, 200, *j);
     }
+    if (name == "suggest/dryrun") {
+      if (req.method() != "POST") return error(resp, 405, "POST a JSON body to /api/suggest/dryrun");
+      auto j = console::dry_run_json(m->set, m->mesh.config, workloads(*m), window_.flows(now), req.body());
+      if (!j) return error(resp, 400, j.error().message);
+      return json(resp, 200, *j);
+    }
     if (!get) return error(resp, 405, "method not allowed");
     const auto list = workloads(*m);
+    if (name == "suggest") {
+      const auto query = console::parse_query(req.query());
+      auto it = query.find("workload");
+      if (it == query.end()) return error(resp, 400, "/api/suggest needs ?workload=NS/NAME");
+      auto j = console::suggest_json(list, window_.flows(now), it->second);
+      if (!j) return error(resp, j.error().code == "console.no_workload" ? 404 : 400, j.error().message);
+      return json(resp, 200, *j);
+    }
     if (name == "graph") {
       const auto flows = window_.flows(now);
       std::map<std::string, int64_t> covered;

@@ -343,7 +343,7 @@ void Report::count_shadow_outcome(const Verdict& decision) {
 void Report::record_insight(std::string_view source_principal, std::string_view source_address, bool mtls,
                             std::string_view method, std::string_view path, int status, const Verdict& decision) {
   const std::string_view policy = decision.policy ? std::string_view(*decision.policy) : std::string_view();
-  insights_.count(source_principal, mtls, decision.allow, policy);
+  insights_.count(source_principal, mtls, decision.allow, policy, method, path);
   if (decision.allow && !decision.audit) return;
   insights_.sample({.time_unix_ms = telemetry::unix_millis_now(),
                     .source_principal = std::string(source_principal),

@@ -12,7 +12,28 @@ int64_t unix_millis_now() {
       .count();
 }
 
-void InsightRecorder::count(std::string_view source_principal, bool mtls, bool allowed, std::string_view policy) {
+std::string path_prefix(std::string_view path) {
+  path = path.substr(0, path.find_first_of("?#"));
+  if (path.empty() || path.front() != '/') return std::string(path);
+  const auto second = path.find('/', 1);
+  if (second == std::string_view::npos) return std::string(path);
+  std::string out(path.substr(0, second + 1));
+  out += '*';
+  return out;
+}
+
+void InsightRecorder::count(std::string_view source_principal, bool mtls, bool allowed, std::string_view policy,
+                            std::string_view method, std::string_view path) {
+  // The prefix without allocating: the first segment of the path, as path_prefix() makes it.
+  std::string_view bare = path.substr(0, path.find_first_of("?#"));
+  bool star = false;
+  if (!bare.empty() && bare.front() == '/') {
+    const auto second = bare.find('/', 1);
+    if (second != std::string_view::npos) {
+      bare = bare.substr(0, second + 1);
+      star = true;
+    }
+  }
   // The lookup key, built in the thread's reused buffer: no allocation once warm.
   thread_local std::string key;
   key.clear();
@@ -21,6 +42,11 @@ void InsightRecorder::count(std::string_view source_principal, bool mtls, bool a
   key += source_principal;
   key += '\0';
   key += policy;
+  key += '\0';
+  key += method;
+  key += '\0';
+  key += bare;
+  if (star) key += '*';
   MutexLock lock(mutex_);
   auto it = flows_.find(key);
   if (it == flows_.end()) {
@@ -28,7 +54,12 @@ void InsightRecorder::count(std::string_view source_principal, bool mtls, bool a
       ++flows_dropped_;
       return;
     }
-    it = flows_.emplace(key, Flow{std::string(source_principal), mtls, allowed, std::string(policy), 0}).first;
+    std::string prefix(bare);
+    if (star) prefix += '*';
+    it = flows_
+             .emplace(key, Flow{std::string(source_principal), mtls, allowed, std::string(policy), 0,
+                                std::string(method), std::move(prefix)})
+             .first;
   }
   ++it->second.requests;
 }

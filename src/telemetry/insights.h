@@ -27,6 +27,8 @@ struct Flow {
   bool allowed = false;
   std::string policy;  // "ns/name" of the deciding policy; "" when none decided
   uint64_t requests = 0;
+  std::string method;       // HTTP method; "" for a TCP connection
+  std::string path_prefix;  // path_prefix() of the request's path; "" for a TCP connection
 };
 
 // One denied (or audited) request or connection.
@@ -52,6 +54,11 @@ struct InsightBatch {
   bool empty() const { return flows.empty() && decisions.empty() && flows_dropped == 0 && decisions_dropped == 0; }
 };
 
+// What a flow keeps of a request's path: its first segment as an Istio prefix pattern
+// ("/status/200?x" → "/status/*"), the path itself when it has one segment ("/health", "/"),
+// so the console can suggest an ALLOW rule per (principal, method, prefix) without a flow per path.
+std::string path_prefix(std::string_view path);
+
 // Milliseconds since the Unix epoch (a sample's time).
 int64_t unix_millis_now();
 
@@ -62,8 +69,9 @@ class InsightRecorder {
   InsightRecorder(const InsightRecorder&) = delete;
   InsightRecorder& operator=(const InsightRecorder&) = delete;
 
-  void count(std::string_view source_principal, bool mtls, bool allowed, std::string_view policy)
-      MG_EXCLUDES(mutex_);
+  // `method` and `path` "" for a TCP connection.
+  void count(std::string_view source_principal, bool mtls, bool allowed, std::string_view policy,
+             std::string_view method = {}, std::string_view path = {}) MG_EXCLUDES(mutex_);
   // Keeps the newest max_decisions samples.
   void sample(DecisionSample s) MG_EXCLUDES(mutex_);
   InsightBatch take() MG_EXCLUDES(mutex_);

@@ -161,7 +161,7 @@
   function fillWorkloadSelects() {
     return api("workloads").then(function (w) {
       workloadIds = w.workloads.map(function (x) { return x.id; });
-      ["#filter-workload", "#whatif-workload"].forEach(function (sel) {
+      ["#filter-workload", "#whatif-workload", "#suggest-workload"].forEach(function (sel) {
         var s = d3.select(sel);
         var opts = s.selectAll("option.w").data(workloadIds, function (d) { return d; });
         opts.enter().append("option").attr("class", "w").attr("value", function (d) { return d; }).text(function (d) { return d; });
@@ -197,6 +197,36 @@
     }, function (err) { out.html("<span id=\"whatif-error\" class=\"warn\">" + esc(err.message) + "</span>"); });
   }
 
+  // ---------------------------------------------------------------- suggest
+  function suggest() {
+    var w = d3.select("#suggest-workload").property("value");
+    d3.select("#suggest-result").html("");
+    api("suggest?workload=" + encodeURIComponent(w)).then(function (s) {
+      d3.select("#suggest-yaml").property("value", s.yaml);
+      d3.select("#suggest-observed").text(s.rules + " rule(s) from " + s.observed.requests + " observed requests (" +
+        s.observed.plaintextRequests + " plaintext and " + s.observed.deniedRequests + " denied ones make no rule)");
+    }, function (err) { d3.select("#suggest-observed").html("<span class=\"warn\">" + esc(err.message) + "</span>"); });
+  }
+  function dryRun() {
+    var out = d3.select("#suggest-result").text("replaying…");
+    api("suggest/dryrun", {workload: d3.select("#suggest-workload").property("value"),
+      yaml: d3.select("#suggest-yaml").property("value")}).then(function (r) {
+      var html = "<p id=\"dryrun-summary\">" + r.wouldAllow + " of " + r.requests + " observed requests would be allowed, " +
+        r.wouldDeny + " denied; " + r.changed.length + " flow(s) would change.</p>";
+      if (r.changed.length) {
+        html += "<table id=\"dryrun-changed\"><tr><th>principal</th><th>method</th><th>path</th><th>requests</th>" +
+          "<th>observed</th><th>would be</th><th>reason</th></tr>";
+        r.changed.forEach(function (c) {
+          html += "<tr><td>" + esc(c.sourcePrincipal || "plaintext") + "</td><td>" + esc(c.method || "-") + "</td><td>" +
+            esc(c.pathPrefix || "-") + "</td><td>" + c.requests + "</td><td>" + c.observed + "</td><td>" + c.wouldBe +
+            "</td><td>" + esc(c.reason) + "</td></tr>";
+        });
+        html += "</table>";
+      }
+      out.html(html);
+    }, function (err) { out.html("<span id=\"dryrun-error\" class=\"warn\">" + esc(err.message) + "</span>"); });
+  }
+
   // ---------------------------------------------------------------- views
   var views = {
     graph: function () { return api("graph").then(drawGraph); },
@@ -204,6 +234,7 @@
     policies: function () { return api("policies").then(drawPolicies); },
     decisions: function () { return fillWorkloadSelects().then(function () { return api(decisionsQuery()); }).then(drawDecisions); },
     whatif: function () { return fillWorkloadSelects(); },
+    suggest: function () { return fillWorkloadSelects(); },
     mesh: function () { return api("mesh").then(drawMesh); }
   };
   function refresh() {
@@ -219,10 +250,12 @@
     d3.selectAll("#tabs a").classed("active", function () { return this.getAttribute("data-view") === view; });
     clearInterval(timer);
     refresh();
-    if (view !== "whatif") timer = setInterval(refresh, REFRESH_MS);
+    if (view !== "whatif" && view !== "suggest") timer = setInterval(refresh, REFRESH_MS);
   }
   window.addEventListener("hashchange", function () { show(location.hash.slice(1)); });
   d3.select("#whatif-form").on("submit", function () { d3.event.preventDefault(); whatif(); });
+  d3.select("#suggest-form").on("submit", function () { d3.event.preventDefault(); suggest(); });
+  d3.select("#suggest-dryrun").on("click", dryRun);
   d3.select("#decision-filter").on("change", refresh).on("submit", function () { d3.event.preventDefault(); refresh(); });
   show(location.hash.slice(1) || "graph");
 })();

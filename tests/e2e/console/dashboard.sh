@@ -89,6 +89,22 @@ expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -d '{"request"
 expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${URL}api/nope")" 404 "unknown API: 404"
 expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Host: evil.example:80' "${URL}api/graph")" 421 \
   "a foreign Host (DNS rebinding) is refused"
+# Suggest: ALLOW rules from the allowed mTLS traffic details received; its dry run replays what was observed.
+s=$(api 'suggest?workload=default/details')
+expect_eq "$(echo "$s" | jq -r '"\(.rules) \(.observed.requests) \(.observed.plaintextRequests) \(.observed.deniedRequests)"')" "1 11 3 3" \
+  "suggest: one rule from 11 observed requests (3 plaintext, 3 denied make none)"
+expect_contains "$(echo "$s" | jq -r .yaml)" '- from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+    to: [{operation: {methods: ["GET"], paths: ["/status/*"]}}]' "suggest: ALLOW sleep GET /status/*"
+expect_contains "$(echo "$s" | jq -r .yaml)" '"istio.io/dry-run": "true"' "suggest: the YAML is a dry-run policy"
+echo "$s" | jq -r .yaml >"$WORK/suggested.yaml"
+ctl apply --dry-run=server -f "$WORK/suggested.yaml" >/dev/null || fail "suggest: the YAML is a valid resource the store takes"
+r=$(curl -sf --max-time 10 -d "$(jq -n --arg y "$(cat "$WORK/suggested.yaml")" '{workload: "default/details", yaml: $y}')" \
+  "${URL}api/suggest/dryrun")
+expect_eq "$(echo "$r" | jq -r '"\(.requests) \(.wouldAllow) \(.wouldDeny)"')" "11 5 6" "suggest dry run: the observed mTLS traffic stays allowed"
+expect_eq "$(echo "$r" | jq -r '[.changed[] | "\(.sourcePrincipal) \(.observed)->\(.wouldBe)"] | join(",")')" "null ALLOW->DENY" \
+  "suggest dry run: only the plaintext calls would change (denied)"
+expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${URL}api/suggest?workload=default/nope")" 404 "suggest: unknown workload 404"
+
 expect_eq "$(api mesh | jq -r '"\(.trustDomain) \(.caRoots | length)"')" "cluster.local 1" "mesh: trust domain and CA root"
 # Only the admin identity gets in: a workload's SVID is refused by the control plane.
 rc=0
