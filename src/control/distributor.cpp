@@ -152,26 +152,26 @@ bool Distributor::sleep_unless_stopping(std::chrono::milliseconds d) {
   return !stopping_;
 }
 
-std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& record, const Model& m,
-                                                                   const EndpointsList& endpoints,
-                                                                   Clock::time_point change_at,
-                                                                   bool* revoke) {
+SharedSnapshot Distributor::snapshot_if_changed(ProxyRecord& record, const Model& m, const EndpointsList& endpoints,
+                                                Clock::time_point change_at, SnapshotCache& cache, bool* revoke) {
   // A Workload registered (or changed) after the proxy said Hello binds its name to a service
   // account: a stream of another service account loses it, never its configuration.
   if (const auto* reg = find_workload(m.set, record.workload.ns, record.workload.name)) {
     if (!reg->service_account.empty() && reg->service_account != record.workload.service_account) {
       if (revoke) *revoke = true;
-      return std::nullopt;
+      return nullptr;
     }
     record.workload.labels = reg->labels;
     record.workload.registered = true;
   }
   record.evaluated_revision = m.revision;
-  auto message = snapshot_message(m, record.workload, endpoints);
+  auto& cached = cache[selection_key(m.set, record.workload)];
+  if (!cached) cached = std::make_shared<const pb::ConfigSnapshot>(snapshot_message(m, record.workload, endpoints));
+  const pb::ConfigSnapshot& message = *cached;
   if (message.version() == record.sent_version) {
     // Not selected by the change: what it enforces is what this revision gives it.
     if (record.acked_version == record.sent_version) record.synced_revision = m.revision;
-    return std::nullopt;
+    return nullptr;
   }
   record.sent_version = message.version();
   record.nack_error.clear();  // a NACK is about the snapshot this one supersedes
@@ -183,7 +183,7 @@ std::optional<pb::ConfigSnapshot> Distributor::snapshot_if_changed(ProxyRecord& 
       .histogram("pilot_proxy_convergence_time", {}, telemetry::Histogram::kConvergenceBucketsSeconds)
       .observe(ms_between(change_at, Clock::now()) / 1000.0);
   metrics_.counter("pilot_xds_pushes", {{"type", "snapshot"}}).inc();
-  return message;
+  return cached;
 }
 
 void Distributor::save_registrations() {
@@ -231,13 +231,14 @@ void Distributor::run() {
     forget_disconnected(Clock::now());
     std::vector<Registry::Change> endpoint_changes;
     const auto endpoints = registry_.recompute(m->set, m->revision, unix_now(), &endpoint_changes);
-    std::vector<std::pair<ProxyStream*, pb::ConfigSnapshot>> out;
+    std::vector<std::pair<ProxyStream*, SharedSnapshot>> out;
     std::vector<ProxyStream*> revoked;
+    SnapshotCache cache;
     for (auto& [stream, key] : streams_) {
       bool revoke = false;
-      if (auto message = snapshot_if_changed(records_[key], *m, *endpoints, change_at, &revoke)) {
+      if (auto message = snapshot_if_changed(records_[key], *m, *endpoints, change_at, cache, &revoke)) {
         stream->ref();
-        out.emplace_back(stream, std::move(*message));
+        out.emplace_back(stream, std::move(message));
       } else if (revoke) {
         stream->ref();
         revoked.push_back(stream);
@@ -267,7 +268,7 @@ void Distributor::run() {
 grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& id, const std::string& peer,
                                 const pb::Hello& hello, std::string* key_out) {
   std::vector<ProxyStream*> replaced;
-  std::optional<pb::ConfigSnapshot> first;
+  SharedSnapshot first;
   {
     MutexLock lock(mutex_);
     // The model is read under the lock the distributor pushes under: either it already pushed
@@ -316,14 +317,15 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     // Its endpoints (and so the other proxies' snapshots) change only if some Service exists.
     if (!model->set.services.empty()) mark_dirty_locked();
     bool revoke = false;
-    first = snapshot_if_changed(rec, *model, *registry_.endpoints(), Clock::now(), &revoke);
+    SnapshotCache cache;  // one proxy: nothing to share with
+    first = snapshot_if_changed(rec, *model, *registry_.endpoints(), Clock::now(), cache, &revoke);
     if (revoke) first.reset();  // cannot happen with this model (resolve_workload checked); kept fail-closed
   }
   for (auto* r : replaced) {
     r->finish(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer stream"));
     r->unref();
   }
-  if (first) stream->push(std::move(*first));
+  if (first) stream->push(std::move(first));
   return grpc::Status::OK;
 }
 

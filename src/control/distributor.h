@@ -1,7 +1,8 @@
 // control/distributor.h — distribution of per-workload snapshots. Owns which proxies are (or
 // were) connected and what each was sent and acknowledged (ProxyRecord), and the thread that,
 // after a change (mark_dirty), waits out a debounce, rebuilds the model once and pushes each
-// connected proxy the snapshot whose version changed. Proxy streams (the Watch service's
+// connected proxy the snapshot whose version changed — rendered once per selection key
+// (control/snapshot.h) and shared by the streams it goes to. Proxy streams (the Watch service's
 // reactors, watch_service.cpp) register with hello() and reach back only through ProxyStream.
 // The same thread writes the registry's changed registrations to the store (batched: one
 // transaction per wake-up, never on a gRPC thread), so a restarted control plane restores them.
@@ -13,7 +14,9 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <memory>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/thread_annotations.h"
@@ -25,12 +28,16 @@
 
 namespace mg::control {
 
+// A snapshot as pushed: rendered once per selection key (snapshot.h selection_key) and change, and
+// shared by every stream it goes to until their writes complete.
+using SharedSnapshot = std::shared_ptr<const ::meshguard::v1::ConfigSnapshot>;
+
 // One proxy's config stream, as the distributor uses it. gRPC may run a reaction (even the end
 // of the stream) inline inside a write or a finish, so the distributor never calls push() or
 // finish() with its lock held, and holds a reference (ref/unref) across each call.
 class ProxyStream {
  public:
-  virtual void push(::meshguard::v1::ConfigSnapshot snapshot) = 0;  // coalesces: the newest waits
+  virtual void push(SharedSnapshot snapshot) = 0;  // coalesces: the newest waits
   virtual void finish(grpc::Status status) = 0;                     // a write in flight completes first
   virtual void ref() = 0;
   virtual void unref() = 0;
@@ -116,12 +123,14 @@ class Distributor {
  private:
   using Clock = std::chrono::steady_clock;
   void run() MG_EXCLUDES(mutex_);
-  // The snapshot to send `record`'s proxy, if it differs from the last one sent. Sets *revoke
-  // instead when the workload's registration now names another service account.
-  std::optional<::meshguard::v1::ConfigSnapshot> snapshot_if_changed(ProxyRecord& record, const Model& m,
-                                                                     const EndpointsList& endpoints,
-                                                                     Clock::time_point change_at,
-                                                                     bool* revoke) MG_REQUIRES(mutex_);
+  // Snapshots of one model and endpoints list by selection key: a push round renders each once.
+  using SnapshotCache = std::unordered_map<std::string, SharedSnapshot>;
+  // The snapshot to send `record`'s proxy, if it differs from the last one sent (taken from, or
+  // rendered into, `cache`). Sets *revoke instead when the workload's registration now names
+  // another service account.
+  SharedSnapshot snapshot_if_changed(ProxyRecord& record, const Model& m, const EndpointsList& endpoints,
+                                     Clock::time_point change_at, SnapshotCache& cache, bool* revoke)
+      MG_REQUIRES(mutex_);
   void mark_dirty_locked() MG_REQUIRES(mutex_);
   // Disconnected for `forget_after` or more: no longer shown, and erased at the next change.
   bool forgotten(const ProxyRecord& record, Clock::time_point now) const;

@@ -28,6 +28,19 @@ const policy::Workload* find_workload(const policy::ResourceSet& set, const std:
   return nullptr;
 }
 
+std::string selection_key(const policy::ResourceSet& set, const WorkloadView& workload) {
+  std::string key = workload.ns;
+  key += '\0';
+  if (find_workload(set, workload.ns, workload.name)) key += workload.name;
+  for (const auto& [k, v] : workload.labels) {
+    key += '\0';
+    key += k;
+    key += '=';
+    key += v;
+  }
+  return key;
+}
+
 namespace {
 
 void append_document(std::string& out, const std::string& document) {

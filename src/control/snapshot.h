@@ -48,6 +48,14 @@ struct ProxySnapshot {
   int documents = 0;
 };
 
+// What snapshot_for reads of a workload, as one string: two workloads with the same key get the
+// same snapshot from the same inputs, so the distributor renders it once per key and shares it
+// (10,000 proxies are mostly replicas: one namespace and label set each). Policies select by
+// namespace and labels (policy::applies_to; the service account is not a selector); a registered
+// Workload adds its own document and egress list, so its name is part of the key. Whoever makes
+// snapshot_for read another field of WorkloadView adds it here.
+std::string selection_key(const policy::ResourceSet& set, const WorkloadView& workload);
+
 // `endpoints`: the registry's (control/registry.h), one per Service; null or missing one → the
 // service is sent with no endpoints.
 ProxySnapshot snapshot_for(const policy::ResourceSet& set, const WorkloadView& workload, const MeshSettings& mesh,

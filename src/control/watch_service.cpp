@@ -32,7 +32,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
 
   // Thread-safe; never called with the distributor's lock held. Coalesces: only the newest
   // snapshot waits behind a write in flight.
-  void push(pb::ConfigSnapshot snapshot) override {
+  void push(SharedSnapshot snapshot) override {
     {
       MutexLock lock(mutex_);
       if (finishing_) return;
@@ -43,7 +43,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
       writing_ = true;
       current_ = std::move(snapshot);
     }
-    StartWrite(&current_);
+    StartWrite(current_.get());
   }
 
   void OnReadDone(bool ok) override {
@@ -85,10 +85,9 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
   void OnWriteDone(bool ok) override {
     MutexLock lock(mutex_);
     if (ok && pending_ && !finishing_) {
-      current_ = std::move(*pending_);
-      pending_.reset();
+      current_ = std::move(pending_);
       lock.unlock();
-      StartWrite(&current_);
+      StartWrite(current_.get());
       return;
     }
     writing_ = false;
@@ -133,9 +132,10 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
   std::string key_;
 
   Mutex mutex_;
-  // current_ is written under mutex_ and read by gRPC while the write is in flight.
-  pb::ConfigSnapshot current_;
-  std::optional<pb::ConfigSnapshot> pending_ MG_GUARDED_BY(mutex_);
+  // current_ is written under mutex_ and read by gRPC while the write is in flight; the snapshot
+  // is shared with the other streams it went to (immutable).
+  SharedSnapshot current_;
+  SharedSnapshot pending_ MG_GUARDED_BY(mutex_);
   bool writing_ MG_GUARDED_BY(mutex_) = false;
   bool finishing_ MG_GUARDED_BY(mutex_) = false;
   bool finished_ MG_GUARDED_BY(mutex_) = false;

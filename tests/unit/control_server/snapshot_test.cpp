@@ -98,5 +98,45 @@ spec: {hosts: [api.ext.com]}
   EXPECT_EQ(plain->service_entries.size(), 1u);
 }
 
+// The distributor renders one snapshot per selection key and shares it: workloads with one key
+// must get the same snapshot, and anything that changes a snapshot must change the key.
+TEST(SelectionKey, ReplicasOfOneNamespaceAndLabelsShareOneSnapshot) {
+  constexpr const char* kScoped = R"(apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: cart-only, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cart}}
+  rules: [{from: [{source: {namespaces: [shop]}}]}]
+---
+apiVersion: meshguard.io/v1alpha1
+kind: Workload
+metadata: {name: cart-pinned, namespace: shop}
+spec:
+  serviceAccount: cart
+  labels: {app: cart}
+  egress: [shop/none]
+)";
+  auto set = policy::parse_resources(std::string(kPolicy) + "---\n" + kScoped, "store");
+  ASSERT_TRUE(set) << set.error().message;
+  const MeshSettings mesh = mesh_settings(*set, "cluster.local");
+  auto render = [&](const WorkloadView& w) { return snapshot_for(*set, w, mesh, "bundle").policies_yaml; };
+
+  const WorkloadView replica_a{"cart-1", "shop", "cart", {{"app", "cart"}}, false};
+  const WorkloadView other_account{"cart-2", "shop", "cart-v2", {{"app", "cart"}}, false};
+  EXPECT_EQ(selection_key(*set, replica_a), selection_key(*set, other_account));  // not a selector
+  EXPECT_EQ(render(replica_a), render(other_account));
+
+  const WorkloadView other_labels{"cart-3", "shop", "cart", {{"app", "web"}}, false};
+  const WorkloadView other_namespace{"cart-1", "web", "cart", {{"app", "cart"}}, false};
+  EXPECT_NE(selection_key(*set, replica_a), selection_key(*set, other_labels));
+  EXPECT_NE(render(replica_a), render(other_labels));
+  EXPECT_NE(selection_key(*set, replica_a), selection_key(*set, other_namespace));
+
+  // A registered Workload brings its own document and egress list: its name is part of the key.
+  const WorkloadView pinned{"cart-pinned", "shop", "cart", {{"app", "cart"}}, true};
+  EXPECT_NE(selection_key(*set, replica_a), selection_key(*set, pinned));
+  EXPECT_NE(render(replica_a), render(pinned));
+}
+
 }  // namespace
 }  // namespace mg::control
