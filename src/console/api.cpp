@@ -55,7 +55,7 @@ ojson graph_json(const std::vector<ConsoleWorkload>& workloads, const std::vecto
     double rate = 0;
   };
   std::map<std::pair<std::string, std::string>, Edge> edges;  // (source node, destination)
-  std::map<std::string, std::string> extra_nodes;              // node id → namespace
+  std::map<std::string, std::string> extra_nodes;             // node id → namespace
   for (const auto& t : flows) {
     const std::string src = source_node(t.flow.source_principal, by_id);
     Edge& e = edges[{src, t.destination}];
@@ -67,8 +67,10 @@ ojson graph_json(const std::vector<ConsoleWorkload>& workloads, const std::vecto
     auto covered = covered_ms.find(t.destination);
     if (covered != covered_ms.end() && covered->second > 0)
       e.rate += static_cast<double>(t.flow.requests) * 1000.0 / static_cast<double>(covered->second);
-    if (src == "plaintext") extra_nodes[src] = "";
-    else if (src == t.flow.source_principal) extra_nodes[src] = namespace_of(src);
+    if (src == "plaintext")
+      extra_nodes[src] = "";
+    else if (src == t.flow.source_principal)
+      extra_nodes[src] = namespace_of(src);
   }
   std::map<std::string, std::vector<const ConsoleWorkload*>> by_ns;
   for (const auto& w : workloads) by_ns[w.ns].push_back(&w);
@@ -78,14 +80,21 @@ ojson graph_json(const std::vector<ConsoleWorkload>& workloads, const std::vecto
     ojson names = ojson::array();
     for (const auto* w : list) {
       names.push_back(w->key());
-      nodes.push_back({{"id", w->key()}, {"kind", "workload"}, {"namespace", ns}, {"name", w->name},
-                       {"connected", w->connected}, {"spiffeId", w->spiffe_id}});
+      nodes.push_back({{"id", w->key()},
+                       {"kind", "workload"},
+                       {"namespace", ns},
+                       {"name", w->name},
+                       {"connected", w->connected},
+                       {"spiffeId", w->spiffe_id}});
     }
     namespaces.push_back({{"name", ns}, {"workloads", std::move(names)}});
   }
   for (const auto& [id, ns] : extra_nodes) {
-    nodes.push_back({{"id", id}, {"kind", id == "plaintext" ? "plaintext" : "principal"}, {"namespace", ns},
-                     {"name", id == "plaintext" ? "plaintext (no identity)" : id}, {"connected", false},
+    nodes.push_back({{"id", id},
+                     {"kind", id == "plaintext" ? "plaintext" : "principal"},
+                     {"namespace", ns},
+                     {"name", id == "plaintext" ? "plaintext (no identity)" : id},
+                     {"connected", false},
                      {"spiffeId", id == "plaintext" ? "" : id}});
   }
   ojson out_edges = ojson::array();
@@ -96,17 +105,18 @@ ojson graph_json(const std::vector<ConsoleWorkload>& workloads, const std::vecto
                           {"allowed", counts.first},
                           {"denied", counts.second}});
     }
-    out_edges.push_back({{"source", key.first},
-                         {"destination", key.second},
-                         {"sourcePrincipals", std::vector<std::string>(e.principals.begin(), e.principals.end())},
-                         {"requests", e.allowed + e.denied},
-                         {"rate", std::round(e.rate * 1000.0) / 1000.0},
-                         {"mtls", badge(e.mtls, e.plaintext)},
-                         {"mtlsRequests", e.mtls},
-                         {"plaintextRequests", e.plaintext},
-                         {"allowed", e.allowed},
-                         {"denied", e.denied},
-                         {"policies", std::move(policies)}});
+    out_edges.push_back(
+        {{"source", key.first},
+         {"destination", key.second},
+         {"sourcePrincipals", std::vector<std::string>(e.principals.begin(), e.principals.end())},
+         {"requests", e.allowed + e.denied},
+         {"rate", std::round(e.rate * 1000.0) / 1000.0},
+         {"mtls", badge(e.mtls, e.plaintext)},
+         {"mtlsRequests", e.mtls},
+         {"plaintextRequests", e.plaintext},
+         {"allowed", e.allowed},
+         {"denied", e.denied},
+         {"policies", std::move(policies)}});
   }
   return {{"windowSeconds", limits.window_ms() / 1000},
           {"namespaces", std::move(namespaces)},
@@ -122,8 +132,9 @@ ojson workloads_json(const std::vector<ConsoleWorkload>& workloads, const MeshVi
       const int64_t left = w.cert_not_after - now_unix;
       // Lifetime: the mesh's certificate TTL, which every workload certificate is issued with.
       const bool warn = left < mesh.certificate_ttl_seconds / 5;
-      cert = {{"serial", w.cert_serial}, {"notAfterUnix", w.cert_not_after}, {"secondsLeft", left},
-              {"lifetimeSeconds", mesh.certificate_ttl_seconds}, {"warning", warn}, {"state", w.cert_state}};
+      cert = {{"serial", w.cert_serial}, {"notAfterUnix", w.cert_not_after},
+              {"secondsLeft", left},     {"lifetimeSeconds", mesh.certificate_ttl_seconds},
+              {"warning", warn},         {"state", w.cert_state}};
     }
     ojson root = nullptr;
     if (!w.acked_bundle.empty())
@@ -185,7 +196,8 @@ ojson policies_json(const policy::ResourceSet& set, const policy::MeshConfig& me
   return {{"resources", std::move(out)}};
 }
 
-ojson decisions_json(const std::vector<ReportedDecision>& decisions, const std::vector<ConsoleWorkload>& workloads,
+ojson decisions_json(const std::vector<ReportedDecision>& decisions,
+                     const std::vector<ConsoleWorkload>& workloads,
                      const std::map<std::string, std::string>& query) {
   auto get = [&](const char* k) {
     auto it = query.find(k);
@@ -228,7 +240,8 @@ ojson decisions_json(const std::vector<ReportedDecision>& decisions, const std::
 Result<ojson> whatif_json(const policy::ResourceSet& set, const policy::MeshConfig& mesh,
                           const std::vector<ConsoleWorkload>& workloads, std::string_view body) {
   auto doc = nlohmann::json::parse(body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return fail("console.bad_request", "the body must be a JSON object");
+  if (doc.is_discarded() || !doc.is_object())
+    return fail("console.bad_request", "the body must be a JSON object");
   std::string workload;
   if (auto it = doc.find("workload"); it != doc.end() && !it->is_null()) {
     if (!it->is_string()) return fail("console.bad_request", "workload: must be a string NS/NAME");
@@ -237,12 +250,13 @@ Result<ojson> whatif_json(const policy::ResourceSet& set, const policy::MeshConf
   auto req = doc.find("request");
   if (req == doc.end() || !req->is_object())
     return fail("console.bad_request", "request: must be an object (docs/AUTHZ-CHECK.md's request.json)");
-  const bool registered = std::any_of(set.workloads.begin(), set.workloads.end(), [&](const policy::Workload& w) {
-    return w.meta.ns + "/" + w.meta.name == workload;
-  });
+  const bool registered =
+      std::any_of(set.workloads.begin(), set.workloads.end(),
+                  [&](const policy::Workload& w) { return w.meta.ns + "/" + w.meta.name == workload; });
   if (!workload.empty() && !registered) {
     // A proxy known only by its Hello: its labels as the control plane selects it by.
-    auto known = std::find_if(workloads.begin(), workloads.end(), [&](const auto& w) { return w.key() == workload; });
+    auto known =
+        std::find_if(workloads.begin(), workloads.end(), [&](const auto& w) { return w.key() == workload; });
     if (known == workloads.end()) return fail("console.no_workload", "no workload " + workload);
     auto& dest = (*req)["destination"];
     if (dest.is_null()) dest = nlohmann::json::object();
@@ -263,7 +277,9 @@ ojson mesh_json(const MeshView& mesh, const policy::ResourceSet& set, const poli
                 const std::vector<ConsoleWorkload>& workloads, const WindowStats& window, int64_t now_unix) {
   ojson roots = ojson::array();
   for (const auto& r : mesh.roots) {
-    roots.push_back({{"subject", r.subject}, {"fingerprint", r.fingerprint}, {"notAfterUnix", r.not_after},
+    roots.push_back({{"subject", r.subject},
+                     {"fingerprint", r.fingerprint},
+                     {"notAfterUnix", r.not_after},
                      {"secondsLeft", r.not_after - now_unix}});
   }
   // Mesh-wide mTLS: the root namespace's PeerAuthentication without selector, as a workload of no
@@ -282,7 +298,8 @@ ojson mesh_json(const MeshView& mesh, const policy::ResourceSet& set, const poli
           {"certificateTtlSeconds", mesh.certificate_ttl_seconds},
           {"caRoots", std::move(roots)},
           {"bundle", short_hash(mesh.bundle_hash)},
-          {"rotation", {{"connected", connected}, {"onCurrentBundle", on_current}, {"settled", connected == on_current}}},
+          {"rotation",
+           {{"connected", connected}, {"onCurrentBundle", on_current}, {"settled", connected == on_current}}},
           {"mtlsMode", policy::to_string(resolved.workload.mode)},
           {"mtlsDecidedBy", resolved.workload.decided_by},
           {"telemetry",

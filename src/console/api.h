@@ -49,8 +49,10 @@ struct MeshView {
 // GET /api/graph: workloads grouped by namespace, and an edge per (source, destination) observed
 // in the window with its rate, mTLS badge (mTLS | plaintext | mixed), allowed and denied counts
 // and the policies that decided its requests.
-nlohmann::ordered_json graph_json(const std::vector<ConsoleWorkload>& workloads, const std::vector<FlowTotal>& flows,
-                                  const std::map<std::string, int64_t>& covered_ms, const WindowLimits& limits);
+nlohmann::ordered_json graph_json(const std::vector<ConsoleWorkload>& workloads,
+                                  const std::vector<FlowTotal>& flows,
+                                  const std::map<std::string, int64_t>& covered_ms,
+                                  const WindowLimits& limits);
 // GET /api/workloads: identity, certificate (warning under 20% of its lifetime left), trust root,
 // connected, config version sent and ACKed.
 nlohmann::ordered_json workloads_json(const std::vector<ConsoleWorkload>& workloads, const MeshView& mesh,
@@ -68,12 +70,14 @@ nlohmann::ordered_json decisions_json(const std::vector<ReportedDecision>& decis
 // Workload resource as `authz check --workload` takes them, else from the connected proxy's
 // (`workloads`). An error is the caller's (400).
 Result<nlohmann::ordered_json> whatif_json(const policy::ResourceSet& set, const policy::MeshConfig& mesh,
-                                           const std::vector<ConsoleWorkload>& workloads, std::string_view body);
+                                           const std::vector<ConsoleWorkload>& workloads,
+                                           std::string_view body);
 // GET /api/mesh: trust domain, CA roots and their expiry, rotation state (which proxies enforce the
 // current bundle), certificate TTL, mesh-wide mTLS mode, the store's revision.
 nlohmann::ordered_json mesh_json(const MeshView& mesh, const policy::ResourceSet& set,
-                                 const policy::MeshConfig& config, const std::vector<ConsoleWorkload>& workloads,
-                                 const WindowStats& window, int64_t now_unix);
+                                 const policy::MeshConfig& config,
+                                 const std::vector<ConsoleWorkload>& workloads, const WindowStats& window,
+                                 int64_t now_unix);
 
 // "a=b&c=d" with %XX and '+' decoded; a malformed escape is kept as written.
 std::map<std::string, std::string> parse_query(std::string_view query);

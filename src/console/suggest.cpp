@@ -43,7 +43,8 @@ Result<ojson> suggest_json(const std::vector<ConsoleWorkload>& workloads, const 
   const ConsoleWorkload* w = find(workloads, workload);
   if (!w) return fail("console.no_workload", "no workload " + workload);
   if (w->labels.empty())
-    return fail("console.no_labels", "workload " + workload + " has no labels: a policy could not select it alone");
+    return fail("console.no_labels",
+                "workload " + workload + " has no labels: a policy could not select it alone");
   // principal → method → path prefixes ("" method: TCP connections).
   std::map<std::string, std::map<std::string, std::set<std::string>>> allowed;
   uint64_t requests = 0, plaintext = 0, denied = 0;
@@ -61,9 +62,10 @@ Result<ojson> suggest_json(const std::vector<ConsoleWorkload>& workloads, const 
     auto& paths = allowed[policy_principal(t.flow.source_principal)][t.flow.method];
     if (!t.flow.path_prefix.empty()) paths.insert(t.flow.path_prefix);
   }
-  std::string yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: " +
-                     w->name + "-observed\n  namespace: " + w->ns +
-                     "\n  annotations: {\"istio.io/dry-run\": \"true\"}\nspec:\n  selector:\n    matchLabels:\n";
+  std::string yaml =
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: " + w->name +
+      "-observed\n  namespace: " + w->ns +
+      "\n  annotations: {\"istio.io/dry-run\": \"true\"}\nspec:\n  selector:\n    matchLabels:\n";
   for (const auto& [k, v] : w->labels) yaml += "      " + q(k) + ": " + q(v) + "\n";
   yaml += "  action: ALLOW\n";
   std::string rule_text;
@@ -88,12 +90,14 @@ Result<ojson> suggest_json(const std::vector<ConsoleWorkload>& workloads, const 
     }
   }
   // An ALLOW policy without rules denies everything: say so rather than suggest it.
-  yaml += rules == 0 ? "  rules: []  # no allowed mTLS traffic observed: this ALLOW policy would deny everything\n"
-                     : "  rules:\n" + rule_text;
-  return ojson{{"workload", workload},
-               {"yaml", yaml},
-               {"rules", rules},
-               {"observed", {{"requests", requests}, {"plaintextRequests", plaintext}, {"deniedRequests", denied}}}};
+  yaml += rules == 0
+              ? "  rules: []  # no allowed mTLS traffic observed: this ALLOW policy would deny everything\n"
+              : "  rules:\n" + rule_text;
+  return ojson{
+      {"workload", workload},
+      {"yaml", yaml},
+      {"rules", rules},
+      {"observed", {{"requests", requests}, {"plaintextRequests", plaintext}, {"deniedRequests", denied}}}};
 }
 
 Result<ojson> dry_run_json(const policy::ResourceSet& set, const policy::MeshConfig& mesh,
@@ -118,10 +122,13 @@ Result<ojson> dry_run_json(const policy::ResourceSet& set, const policy::MeshCon
   for (const auto& t : flows) {
     if (t.destination != workload) continue;
     nlohmann::json req{{"destination",
-                        {{"namespace", w->ns}, {"labels", w->labels}, {"serviceAccount", w->service_account},
+                        {{"namespace", w->ns},
+                         {"labels", w->labels},
+                         {"serviceAccount", w->service_account},
                          {"port", 80}}}};
     if (!t.flow.source_principal.empty()) req["source"] = {{"principal", t.flow.source_principal}};
-    if (!t.flow.method.empty()) req["request"] = {{"method", t.flow.method}, {"path", sample_path(t.flow.path_prefix)}};
+    if (!t.flow.method.empty())
+      req["request"] = {{"method", t.flow.method}, {"path", sample_path(t.flow.path_prefix)}};
     auto run = policy::run_authz_check(with, mesh, req.dump(), "", false, nullptr);
     if (!run) return fail(run.error());
     const bool allow = (*run)->decision.allow;
@@ -129,23 +136,21 @@ Result<ojson> dry_run_json(const policy::ResourceSet& set, const policy::MeshCon
     requests += t.flow.requests;
     (allow ? would_allow : would_deny) += t.flow.requests;
     if (allow != t.flow.allowed) {
-      changed.push_back({{"sourcePrincipal", t.flow.source_principal.empty() ? ojson(nullptr) : ojson(t.flow.source_principal)},
-                         {"method", t.flow.method},
-                         {"pathPrefix", t.flow.path_prefix},
-                         {"requests", t.flow.requests},
-                         {"observed", t.flow.allowed ? "ALLOW" : "DENY"},
-                         {"wouldBe", allow ? "ALLOW" : "DENY"},
-                         {"policy", (*run)->decision.policy.empty() ? ojson(nullptr)
-                                                                    : ojson(std::string((*run)->decision.policy))},
-                         {"reason", policy::describe((*run)->decision)}});
+      changed.push_back(
+          {{"sourcePrincipal",
+            t.flow.source_principal.empty() ? ojson(nullptr) : ojson(t.flow.source_principal)},
+           {"method", t.flow.method},
+           {"pathPrefix", t.flow.path_prefix},
+           {"requests", t.flow.requests},
+           {"observed", t.flow.allowed ? "ALLOW" : "DENY"},
+           {"wouldBe", allow ? "ALLOW" : "DENY"},
+           {"policy",
+            (*run)->decision.policy.empty() ? ojson(nullptr) : ojson(std::string((*run)->decision.policy))},
+           {"reason", policy::describe((*run)->decision)}});
     }
   }
-  return ojson{{"workload", workload},
-               {"flows", replayed},
-               {"requests", requests},
-               {"wouldAllow", would_allow},
-               {"wouldDeny", would_deny},
-               {"changed", std::move(changed)}};
+  return ojson{{"workload", workload},      {"flows", replayed},       {"requests", requests},
+               {"wouldAllow", would_allow}, {"wouldDeny", would_deny}, {"changed", std::move(changed)}};
 }
 
 }  // namespace mg::console

@@ -59,7 +59,8 @@ void InsightWindow::prune(int64_t now_ms) {
   const int64_t oldest = now_ms - limits_.window_ms();
   for (auto it = proxies_.begin(); it != proxies_.end();) {
     ProxyWindow& w = it->second;
-    while (!w.buckets.empty() && w.buckets.front().start_ms + limits_.bucket_ms <= oldest) w.buckets.pop_front();
+    while (!w.buckets.empty() && w.buckets.front().start_ms + limits_.bucket_ms <= oldest)
+      w.buckets.pop_front();
     while (!w.decisions.empty() && w.decisions.front().received_unix_ms <= oldest) w.decisions.pop_front();
     if (w.buckets.empty() && w.decisions.empty()) {
       it = proxies_.erase(it);
@@ -101,7 +102,8 @@ std::vector<ReportedDecision> InsightWindow::decisions(int64_t now_ms) {
   std::vector<ReportedDecision> out;
   for (const auto& [proxy, w] : proxies_) out.insert(out.end(), w.decisions.begin(), w.decisions.end());
   std::stable_sort(out.begin(), out.end(), [](const ReportedDecision& a, const ReportedDecision& b) {
-    return std::tie(a.received_unix_ms, a.sample.time_unix_ms) > std::tie(b.received_unix_ms, b.sample.time_unix_ms);
+    return std::tie(a.received_unix_ms, a.sample.time_unix_ms) >
+           std::tie(b.received_unix_ms, b.sample.time_unix_ms);
   });
   return out;
 }

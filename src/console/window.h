@@ -43,7 +43,7 @@ struct ReportedDecision {
 
 struct WindowStats {
   size_t proxies = 0;
-  uint64_t flows_dropped = 0;      // by the proxies' bounds and ours, over the window's life
+  uint64_t flows_dropped = 0;  // by the proxies' bounds and ours, over the window's life
   uint64_t decisions_dropped = 0;
 };
 

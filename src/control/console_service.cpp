@@ -25,8 +25,8 @@ telemetry::InsightBatch insight_batch(const pb::Telemetry& t, size_t max_flows, 
       b.flows_dropped += f.requests();
       continue;
     }
-    b.flows.push_back({f.source_principal(), f.mtls(), f.allowed(), f.policy(), f.requests(), f.method(),
-                       f.path_prefix()});
+    b.flows.push_back(
+        {f.source_principal(), f.mtls(), f.allowed(), f.policy(), f.requests(), f.method(), f.path_prefix()});
   }
   for (const auto& d : t.decisions()) {
     if (b.decisions.size() >= max_decisions) {
@@ -42,7 +42,8 @@ telemetry::InsightBatch insight_batch(const pb::Telemetry& t, size_t max_flows, 
 namespace {
 
 int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -114,7 +115,8 @@ class ConsoleServiceImpl final : public ConsoleService, public pb::ConsoleServic
       w.service_account = reg.service_account;
       w.labels = reg.labels;
       w.registered = true;
-      if (auto id = identity::SpiffeId::istio(trust_domain_, reg.meta.ns, reg.service_account)) w.spiffe_id = id->str();
+      if (auto id = identity::SpiffeId::istio(trust_domain_, reg.meta.ns, reg.service_account))
+        w.spiffe_id = id->str();
       out.push_back(std::move(w));
     }
     return out;
@@ -146,7 +148,9 @@ class ConsoleServiceImpl final : public ConsoleService, public pb::ConsoleServic
     if (path == "/d3.min.js") {
       // Debian's libjs-d3, read at run time: nothing fetched, nothing copied into the repository.
       auto d3 = files::read_file(console::kD3Path);
-      if (!d3) return error(resp, 404, std::string(console::kD3Path) + " is not installed (Debian package libjs-d3)");
+      if (!d3)
+        return error(resp, 404,
+                     std::string(console::kD3Path) + " is not installed (Debian package libjs-d3)");
       resp.set_status(200);
       resp.set_content_type("text/javascript; charset=utf-8");
       resp.set_body(std::move(*d3));
@@ -196,10 +200,12 @@ class ConsoleServiceImpl final : public ConsoleService, public pb::ConsoleServic
     if (name == "workloads") return json(resp, 200, console::workloads_json(list, mesh_view(*m), now / 1000));
     if (name == "policies") return json(resp, 200, console::policies_json(m->set, m->mesh.config, list));
     if (name == "decisions")
-      return json(resp, 200, console::decisions_json(window_.decisions(now), list, console::parse_query(req.query())));
-    if (name == "mesh")
       return json(resp, 200,
-                  console::mesh_json(mesh_view(*m), m->set, m->mesh.config, list, window_.stats(now), now / 1000));
+                  console::decisions_json(window_.decisions(now), list, console::parse_query(req.query())));
+    if (name == "mesh")
+      return json(
+          resp, 200,
+          console::mesh_json(mesh_view(*m), m->set, m->mesh.config, list, window_.stats(now), now / 1000));
     error(resp, 404, "no such API: /api/" + name);
   }
 

@@ -32,6 +32,7 @@ class ConsoleService {
 
 // The Telemetry message as the window takes it (at most max_flows flows and max_decisions samples
 // kept; the rest counted as dropped). Pure.
-telemetry::InsightBatch insight_batch(const ::meshguard::v1::Telemetry& t, size_t max_flows, size_t max_decisions);
+telemetry::InsightBatch insight_batch(const ::meshguard::v1::Telemetry& t, size_t max_flows,
+                                      size_t max_decisions);
 
 }  // namespace mg::control

@@ -54,8 +54,9 @@ const char* const kOfflineProviderNote =
     "policies decide (ifProviderAllows)";
 
 Result<std::unique_ptr<CheckRun>> run_authz_check(const ResourceSet& set, const MeshConfig& mesh,
-                                                  const std::string& request_text, const std::string& workload,
-                                                  bool from_files, std::shared_ptr<jwt::JwksProvider> keys) {
+                                                  const std::string& request_text,
+                                                  const std::string& workload, bool from_files,
+                                                  std::shared_ptr<jwt::JwksProvider> keys) {
   std::string text = request_text;
   if (!workload.empty()) {
     auto with = with_workload(text, workload, set, from_files);
@@ -76,10 +77,11 @@ Result<std::unique_ptr<CheckRun>> run_authz_check(const ResourceSet& set, const 
   run->authenticator = std::make_unique<jwt::Authenticator>(run->snapshot->jwt_rules(), keys);
   run->io.authenticator = run->authenticator.get();
   run->decision = decide(*run->snapshot, run->request, run->now, run->io);
-  if (run->decision.reason == ReasonCode::RequestAuthnFailed && run->io.auth.status == jwt::JwtStatus::JwksFetchFail &&
-      keys) {
+  if (run->decision.reason == ReasonCode::RequestAuthnFailed &&
+      run->io.auth.status == jwt::JwtStatus::JwksFetchFail && keys) {
     std::string names;
-    for (const auto& n : names_without_keys(run->snapshot->jwt_rules(), *keys)) names += (names.empty() ? "" : ", ") + n;
+    for (const auto& n : names_without_keys(run->snapshot->jwt_rules(), *keys))
+      names += (names.empty() ? "" : ", ") + n;
     if (!names.empty()) {
       run->decision.detail +=
           " (offline decision: keys are not fetched; give them with --jwks NAME=FILE for " + names + ")";
@@ -95,7 +97,8 @@ nlohmann::ordered_json decision_json(const Decision& d, const Decision* if_allow
   nlohmann::ordered_json j;
   j["decision"] = d.allow ? "ALLOW" : "DENY";
   j["status"] = d.status;
-  j["policy"] = d.policy.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(std::string(d.policy));
+  j["policy"] =
+      d.policy.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(std::string(d.policy));
   j["rule"] = d.rule >= 0 ? nlohmann::ordered_json(d.rule) : nlohmann::ordered_json(nullptr);
   j["reason"] = describe(d);
   j["audit"] = d.audit;
@@ -117,9 +120,12 @@ nlohmann::ordered_json decision_json(const Decision& d, const Decision* if_allow
       would = r.matched ? "DENY" : "ALLOW";
     else if (r.action == Action::Deny)
       would = r.matched ? "DENY" : "none";
-    else if (r.action == Action::Allow) would = r.matched ? "ALLOW" : "DENY";
-    else if (r.action == Action::Custom) would = r.matched ? "DENY" : "none";
-    else if (r.action == Action::Audit) would = r.matched ? "AUDIT" : "none";
+    else if (r.action == Action::Allow)
+      would = r.matched ? "ALLOW" : "DENY";
+    else if (r.action == Action::Custom)
+      would = r.matched ? "DENY" : "none";
+    else if (r.action == Action::Audit)
+      would = r.matched ? "AUDIT" : "none";
     e["wouldDecide"] = would;
     dry.push_back(std::move(e));
   }
@@ -159,16 +165,20 @@ nlohmann::ordered_json explain_json(const ResourceSet& set, const CheckRun& run,
   jwt::RequestAuth auth;
   if (run.request.http && !snap.jwt_rules().empty())
     auth = run.authenticator->authenticate(run.request.http->headers, run.request.http->path, run.now);
-  const auto attrs = make_attributes(run.request, run.io.normalized_path, &auth, mtls.mode != MtlsMode::Disable,
-                                     mesh.num_trusted_proxies);
+  const auto attrs = make_attributes(run.request, run.io.normalized_path, &auth,
+                                     mtls.mode != MtlsMode::Disable, mesh.num_trusted_proxies);
   const WorkloadRef w = destination_workload(run.request);
   auto out = nlohmann::ordered_json::array();
   for (const auto& e : explain(snap, attrs)) {
-    nlohmann::ordered_json p{{"kind", "AuthorizationPolicy"}, {"policy", e.policy},
-                             {"action", to_string(e.action)}, {"dryRun", e.dry_run}, {"applies", true}};
+    nlohmann::ordered_json p{{"kind", "AuthorizationPolicy"},
+                             {"policy", e.policy},
+                             {"action", to_string(e.action)},
+                             {"dryRun", e.dry_run},
+                             {"applies", true}};
     if (!e.note.empty()) p["note"] = e.note;
     auto rules = nlohmann::ordered_json::array();
-    for (const auto& r : e.rules) rules.push_back({{"index", r.index}, {"matched", r.matched}, {"why", r.why}});
+    for (const auto& r : e.rules)
+      rules.push_back({{"index", r.index}, {"matched", r.matched}, {"why", r.why}});
     p["rules"] = std::move(rules);
     out.push_back(std::move(p));
   }

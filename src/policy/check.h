@@ -39,8 +39,9 @@ struct CheckRun {
 // ("NS/NAME"; "" for none) of `set` (`from_files` only words the error), compiles the
 // destination's snapshot with `mesh` and decides. `keys`: the key sets given for jwksUri rules.
 Result<std::unique_ptr<CheckRun>> run_authz_check(const ResourceSet& set, const MeshConfig& mesh,
-                                                  const std::string& request_text, const std::string& workload,
-                                                  bool from_files, std::shared_ptr<jwt::JwksProvider> keys);
+                                                  const std::string& request_text,
+                                                  const std::string& workload, bool from_files,
+                                                  std::shared_ptr<jwt::JwksProvider> keys);
 
 // `authz check`'s JSON output for a decision (docs/AUTHZ-CHECK.md).
 nlohmann::ordered_json decision_json(const Decision& d, const Decision* if_allowed = nullptr);

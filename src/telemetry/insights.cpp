@@ -8,32 +8,38 @@
 namespace mg::telemetry {
 
 int64_t unix_millis_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-std::string path_prefix(std::string_view path) {
+namespace {
+
+// The first segment of `path` (query and fragment dropped) and whether more followed it (then the
+// prefix pattern ends with '*'): path_prefix() without allocating.
+std::string_view first_segment(std::string_view path, bool& star) {
   path = path.substr(0, path.find_first_of("?#"));
-  if (path.empty() || path.front() != '/') return std::string(path);
+  star = false;
+  if (path.empty() || path.front() != '/') return path;
   const auto second = path.find('/', 1);
-  if (second == std::string_view::npos) return std::string(path);
-  std::string out(path.substr(0, second + 1));
-  out += '*';
+  if (second == std::string_view::npos) return path;
+  star = true;
+  return path.substr(0, second + 1);
+}
+
+}  // namespace
+
+std::string path_prefix(std::string_view path) {
+  bool star = false;
+  std::string out(first_segment(path, star));
+  if (star) out += '*';
   return out;
 }
 
-void InsightRecorder::count(std::string_view source_principal, bool mtls, bool allowed, std::string_view policy,
-                            std::string_view method, std::string_view path) {
-  // The prefix without allocating: the first segment of the path, as path_prefix() makes it.
-  std::string_view bare = path.substr(0, path.find_first_of("?#"));
+void InsightRecorder::count(std::string_view source_principal, bool mtls, bool allowed,
+                            std::string_view policy, std::string_view method, std::string_view path) {
   bool star = false;
-  if (!bare.empty() && bare.front() == '/') {
-    const auto second = bare.find('/', 1);
-    if (second != std::string_view::npos) {
-      bare = bare.substr(0, second + 1);
-      star = true;
-    }
-  }
+  const std::string_view bare = first_segment(path, star);
   // The lookup key, built in the thread's reused buffer: no allocation once warm.
   thread_local std::string key;
   key.clear();
@@ -54,11 +60,9 @@ void InsightRecorder::count(std::string_view source_principal, bool mtls, bool a
       ++flows_dropped_;
       return;
     }
-    std::string prefix(bare);
-    if (star) prefix += '*';
     it = flows_
              .emplace(key, Flow{std::string(source_principal), mtls, allowed, std::string(policy), 0,
-                                std::string(method), std::move(prefix)})
+                                std::string(method), path_prefix(path)})
              .first;
   }
   ++it->second.requests;
@@ -83,7 +87,8 @@ InsightBatch InsightRecorder::take() {
   out.flows.reserve(flows_.size());
   for (auto& [key, flow] : flows_) out.flows.push_back(std::move(flow));
   flows_.clear();
-  out.decisions.assign(std::make_move_iterator(decisions_.begin()), std::make_move_iterator(decisions_.end()));
+  out.decisions.assign(std::make_move_iterator(decisions_.begin()),
+                       std::make_move_iterator(decisions_.end()));
   decisions_.clear();
   out.flows_dropped = std::exchange(flows_dropped_, 0);
   out.decisions_dropped = std::exchange(decisions_dropped_, 0);

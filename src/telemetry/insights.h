@@ -1,9 +1,9 @@
 // telemetry/insights.h — what a proxy tells the control plane's console about the requests it
 // decided (issue 17): counters per flow (source principal, mTLS or not, allowed or denied, the
-// deciding policy) and a bounded sample of recent denials and audits. Recording costs a lock and
-// a hash lookup (no allocation once a flow is known); take() hands over everything since the last
-// take and starts afresh, so the agent sends one message every few seconds, never one per request.
-// Bounded: past max_flows distinct flows (or max_decisions samples, newest kept) what does not fit
+// deciding policy, the method and the path prefix) and a bounded sample of recent denials and audits.
+// Recording costs a lock and a hash lookup (no allocation once a flow is known); take() hands over everything
+// since the last take and starts afresh, so the agent sends one message every few seconds, never one per
+// request. Bounded: past max_flows distinct flows (or max_decisions samples, newest kept) what does not fit
 // is counted as dropped. Pure: no I/O.
 #pragma once
 
@@ -51,7 +51,9 @@ struct InsightBatch {
   std::vector<DecisionSample> decisions;  // oldest first
   uint64_t flows_dropped = 0;             // requests not counted: too many distinct flows
   uint64_t decisions_dropped = 0;         // samples pushed out by newer ones
-  bool empty() const { return flows.empty() && decisions.empty() && flows_dropped == 0 && decisions_dropped == 0; }
+  bool empty() const {
+    return flows.empty() && decisions.empty() && flows_dropped == 0 && decisions_dropped == 0;
+  }
 };
 
 // What a flow keeps of a request's path: its first segment as an Istio prefix pattern

@@ -76,7 +76,8 @@ class Relay {
     if (!st.ok()) {
       resp.set_status(502);
       resp.set_content_type("application/json");
-      resp.set_body(nlohmann::json{{"error", "the control plane did not answer: " + api::describe(st)}}.dump() + "\n");
+      resp.set_body(
+          nlohmann::json{{"error", "the control plane did not answer: " + api::describe(st)}}.dump() + "\n");
     }
     return resp;
   }
@@ -96,7 +97,8 @@ class Relay {
       }
       auto head = http::parse_request_head(std::string_view(buf).substr(0, scan.length), http::Limits{});
       if (!head) {
-        send_all(fd, http::make_response(head.error().status, "text/plain", head.error().reason + "\n", false));
+        send_all(fd,
+                 http::make_response(head.error().status, "text/plain", head.error().reason + "\n", false));
         return;
       }
       if (head->framing == http::BodyFraming::Chunked || head->content_length > kMaxBody) {
@@ -106,8 +108,10 @@ class Relay {
       const size_t total = scan.length + static_cast<size_t>(head->content_length);
       if (!read_until(fd, buf, total)) return;
       std::string response;
-      if (head->host != authority_ && head->host != "localhost:" + authority_.substr(authority_.rfind(':') + 1)) {
-        response = http::make_response(421, "text/plain", "this console answers only to " + authority_ + "\n", false);
+      if (head->host != authority_ &&
+          head->host != "localhost:" + authority_.substr(authority_.rfind(':') + 1)) {
+        response = http::make_response(421, "text/plain", "this console answers only to " + authority_ + "\n",
+                                       false);
         send_all(fd, response);
         return;
       }
@@ -118,8 +122,9 @@ class Relay {
       req.set_body(buf.substr(scan.length, static_cast<size_t>(head->content_length)));
       const auto resp = call(req);
       const bool keep = head->keep_alive;
-      send_all(fd, http::make_response(resp.status(), resp.content_type(), head->method == "HEAD" ? "" : resp.body(),
-                                       keep, {{"Cache-Control", "no-store"}}));
+      send_all(fd, http::make_response(resp.status(), resp.content_type(),
+                                       head->method == "HEAD" ? "" : resp.body(), keep,
+                                       {{"Cache-Control", "no-store"}}));
       if (!keep) return;
       buf.erase(0, total);
       scanner.reset();
@@ -179,7 +184,8 @@ int run_dashboard(const DashboardOptions& o) {
 void register_dashboard_command(CLI::App& app, Action& action) {
   auto opt = std::make_shared<DashboardOptions>();
   auto* cmd = app.add_subcommand(
-      "dashboard", "Open the zero-trust console: a listener on 127.0.0.1 relaying to the control plane as the admin");
+      "dashboard",
+      "Open the zero-trust console: a listener on 127.0.0.1 relaying to the control plane as the admin");
   cmd->add_option("--port", opt->port, "Local port (default 0: any free port; the URL is printed)");
   add_conn_options(cmd, opt->conn);
   cmd->callback([&action, opt] { action = [opt] { return run_dashboard(*opt); }; });

@@ -10,17 +10,27 @@ namespace mg::console {
 namespace {
 
 std::vector<ConsoleWorkload> mesh_workloads() {
-  ConsoleWorkload details{.ns = "default", .name = "details", .service_account = "details",
-                          .spiffe_id = "spiffe://cluster.local/ns/default/sa/details", .labels = {{"app", "details"}}};
+  ConsoleWorkload details{.ns = "default",
+                          .name = "details",
+                          .service_account = "details",
+                          .spiffe_id = "spiffe://cluster.local/ns/default/sa/details",
+                          .labels = {{"app", "details"}}};
   details.connected = true;
-  ConsoleWorkload sleep{.ns = "default", .name = "sleep", .service_account = "sleep",
-                        .spiffe_id = "spiffe://cluster.local/ns/default/sa/sleep", .labels = {{"app", "sleep"}}};
-  ConsoleWorkload db{.ns = "data", .name = "db", .service_account = "db",
-                     .spiffe_id = "spiffe://cluster.local/ns/data/sa/db", .labels = {{"app", "db"}}};
+  ConsoleWorkload sleep{.ns = "default",
+                        .name = "sleep",
+                        .service_account = "sleep",
+                        .spiffe_id = "spiffe://cluster.local/ns/default/sa/sleep",
+                        .labels = {{"app", "sleep"}}};
+  ConsoleWorkload db{.ns = "data",
+                     .name = "db",
+                     .service_account = "db",
+                     .spiffe_id = "spiffe://cluster.local/ns/data/sa/db",
+                     .labels = {{"app", "db"}}};
   return {details, sleep, db};
 }
 
-const nlohmann::ordered_json* edge(const nlohmann::ordered_json& g, const std::string& src, const std::string& dst) {
+const nlohmann::ordered_json* edge(const nlohmann::ordered_json& g, const std::string& src,
+                                   const std::string& dst) {
   for (const auto& e : g["edges"]) {
     if (e["source"] == src && e["destination"] == dst) return &e;
   }
@@ -83,9 +93,16 @@ TEST(ConsoleGraph, MixedWhenOneSourceNodeSendsBoth) {
 
 TEST(ConsoleDecisions, FilteredByWorkloadAndPolicy) {
   std::vector<ReportedDecision> d{
-      {"default/details", 2, {.time_unix_ms = 2, .source_principal = "spiffe://cluster.local/ns/default/sa/sleep",
-                              .method = "GET", .path = "/admin", .status = 403, .policy = "default/deny-admin",
-                              .rule = 0, .reason = "denied"}},
+      {"default/details",
+       2,
+       {.time_unix_ms = 2,
+        .source_principal = "spiffe://cluster.local/ns/default/sa/sleep",
+        .method = "GET",
+        .path = "/admin",
+        .status = 403,
+        .policy = "default/deny-admin",
+        .rule = 0,
+        .reason = "denied"}},
       {"data/db", 1, {.time_unix_ms = 1, .status = 0, .reason = "plaintext_on_strict_port"}},
   };
   auto all = decisions_json(d, mesh_workloads(), {});
@@ -102,7 +119,8 @@ TEST(ConsoleDecisions, FilteredByWorkloadAndPolicy) {
   EXPECT_EQ(decisions_json(d, mesh_workloads(), {{"policy", "default/deny-admin"}})["decisions"].size(), 1u);
   EXPECT_EQ(decisions_json(d, mesh_workloads(), {{"policy", "x/y"}})["decisions"].size(), 0u);
   EXPECT_EQ(decisions_json(d, mesh_workloads(), {{"limit", "1"}})["decisions"].size(), 1u);
-  EXPECT_EQ(decisions_json(d, mesh_workloads(), {{"limit", "x"}})["decisions"].size(), 2u) << "a bad limit is ignored";
+  EXPECT_EQ(decisions_json(d, mesh_workloads(), {{"limit", "x"}})["decisions"].size(), 2u)
+      << "a bad limit is ignored";
 }
 
 constexpr const char* kPolicies = R"(apiVersion: security.istio.io/v1
@@ -135,7 +153,8 @@ TEST(ConsolePolicies, SelectedWorkloadsModesAndFindings) {
   const auto& audit = j["resources"][1];
   EXPECT_EQ(audit["audit"], true);
   EXPECT_EQ(audit["dryRun"], true);
-  EXPECT_EQ(audit["selects"], nlohmann::ordered_json({"default/details", "default/sleep"})) << "namespace-wide";
+  EXPECT_EQ(audit["selects"], nlohmann::ordered_json({"default/details", "default/sleep"}))
+      << "namespace-wide";
 }
 
 TEST(ConsoleWhatif, DecidesWithAuthzChecksPipeline) {

@@ -14,7 +14,9 @@ const std::string kSleep = "spiffe://cluster.local/ns/default/sa/sleep";
 const std::string kProduct = "spiffe://cluster.local/ns/default/sa/productpage";
 
 std::vector<ConsoleWorkload> workloads() {
-  ConsoleWorkload details{.ns = "default", .name = "details", .service_account = "details",
+  ConsoleWorkload details{.ns = "default",
+                          .name = "details",
+                          .service_account = "details",
                           .spiffe_id = "spiffe://cluster.local/ns/default/sa/details",
                           .labels = {{"app", "details"}, {"version", "v1"}}};
   ConsoleWorkload bare{.ns = "default", .name = "bare"};
@@ -118,7 +120,8 @@ spec:
   EXPECT_FALSE(dry_run_json(*deny, policy::MeshConfig{}, workloads(), flows(), "{}"));
   EXPECT_FALSE(dry_run_json(*deny, policy::MeshConfig{}, workloads(), flows(),
                             R"({"workload": "default/details", "yaml": "kind: [nope"})"));
-  EXPECT_FALSE(dry_run_json(*deny, policy::MeshConfig{}, workloads(), flows(), R"({"workload": "x/y", "yaml": ""})"));
+  EXPECT_FALSE(
+      dry_run_json(*deny, policy::MeshConfig{}, workloads(), flows(), R"({"workload": "x/y", "yaml": ""})"));
 }
 
 }  // namespace

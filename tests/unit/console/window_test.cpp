@@ -7,7 +7,8 @@
 namespace mg::console {
 namespace {
 
-telemetry::InsightBatch batch(std::vector<telemetry::Flow> flows, std::vector<telemetry::DecisionSample> samples = {}) {
+telemetry::InsightBatch batch(std::vector<telemetry::Flow> flows,
+                              std::vector<telemetry::DecisionSample> samples = {}) {
   telemetry::InsightBatch b;
   b.flows = std::move(flows);
   b.decisions = std::move(samples);
@@ -18,7 +19,8 @@ constexpr int64_t kT0 = 1'700'000'000'000;  // a bucket boundary (multiple of 30
 
 TEST(InsightWindow, SumsAFlowAcrossReportsAndBuckets) {
   InsightWindow w;
-  w.report("default/details", batch({{"p", true, true, "", 2}, {"p", true, false, "default/deny", 1}}), kT0 + 1000);
+  w.report("default/details", batch({{"p", true, true, "", 2}, {"p", true, false, "default/deny", 1}}),
+           kT0 + 1000);
   w.report("default/details", batch({{"p", true, true, "", 3}}), kT0 + 4000);
   w.report("default/details", batch({{"p", true, true, "", 5}}), kT0 + 31'000);  // the next bucket
   w.report("default/reviews", batch({{"", false, true, "", 7}}), kT0 + 31'000);
@@ -74,9 +76,11 @@ TEST(InsightWindow, BoundsFlowsSamplesAndText) {
   limits.max_decisions = 3;
   limits.max_text = 8;
   InsightWindow w(limits);
-  telemetry::InsightBatch b = batch({{"a", true, true, "", 1}, {"b", true, true, "", 1}, {"c", true, true, "", 4}});
+  telemetry::InsightBatch b =
+      batch({{"a", true, true, "", 1}, {"b", true, true, "", 1}, {"c", true, true, "", 4}});
   b.flows_dropped = 10;
-  for (int i = 0; i < 5; ++i) b.decisions.push_back({.time_unix_ms = i, .path = "/a-very-long-path-" + std::to_string(i)});
+  for (int i = 0; i < 5; ++i)
+    b.decisions.push_back({.time_unix_ms = i, .path = "/a-very-long-path-" + std::to_string(i)});
   w.report("a/x", std::move(b), kT0);
   EXPECT_EQ(w.flows(kT0).size(), 2u);
   auto d = w.decisions(kT0);
