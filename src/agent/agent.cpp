@@ -89,6 +89,18 @@ pb::WatchRequest telemetry_message(const telemetry::InsightBatch& batch) {
 
 struct AgentState {
   AgentOptions o;
+  std::vector<std::string> control_planes;  // o.control_plane split at commas
+  std::atomic<size_t> control_plane_index{0};
+  // The replica in use; next_control_plane() moves on after `used` failed (unless another
+  // thread moved on already), so the renewal and the watch do not skip one between them.
+  std::string control_plane() const { return control_planes[control_plane_index.load() % control_planes.size()]; }
+  void next_control_plane(const std::string& used) {
+    if (control_planes.size() < 2) return;
+    size_t i = control_plane_index.load();
+    if (control_planes[i % control_planes.size()] != used) return;
+    if (control_plane_index.compare_exchange_strong(i, i + 1))
+      log_line("moving from control plane " + used + " to " + control_plane());
+  }
   Agent::Hooks hooks;
   mutable std::mutex mutex;
   std::condition_variable cv;
@@ -167,7 +179,8 @@ Status AgentState::sign(bool with_token) {
   req.set_csr_der(std::string(reinterpret_cast<char*>(der), static_cast<size_t>(der_len)));
   OPENSSL_free(der);
 
-  auto channel = api::make_channel(o.control_plane, *roots, own);
+  const std::string address = control_plane();
+  auto channel = api::make_channel(address, *roots, own);
   auto stub = pb::CertificateService::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -179,6 +192,7 @@ Status AgentState::sign(bool with_token) {
     const bool refused = status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
                          status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
                          status.error_code() == grpc::StatusCode::INVALID_ARGUMENT;
+    if (!refused) next_control_plane(address);
     return fail(refused ? "agent.refused" : "agent.sign", "certificate request refused: " + api::describe(status));
   }
   if (auto ok = api::check_control_plane_identity(ctx, trust_domain); !ok) return ok;
@@ -259,7 +273,8 @@ Status AgentState::watch_once(bool first_only) {
   if (!roots) return fail(roots.error());
   auto own = api::load_svid_dir(o.state_dir);
   if (!own) return fail(own.error());
-  auto channel = api::make_channel(o.control_plane, *roots, *own);
+  const std::string address = control_plane();
+  auto channel = api::make_channel(address, *roots, *own);
   auto stub = pb::ConfigService::NewStub(channel);
   grpc::ClientContext ctx;
   {
@@ -381,8 +396,12 @@ Status AgentState::watch_once(bool first_only) {
   {
     std::lock_guard lock(mutex);
     st.last_error = why;
+    if (stopping) return fail("agent.watch", "config stream ended: " + why);
   }
-  return fail("agent.watch", "config stream ended: " + why);
+  // Gone, or never reached: the next replica (the same one again when there is only one). A
+  // stream the renewal cancelled (a new certificate) was no failure of this replica.
+  if (status.error_code() != grpc::StatusCode::CANCELLED) next_control_plane(address);
+  return fail("agent.watch", "config stream ended (" + address + "): " + why);
 }
 
 void AgentState::renew_loop() {
@@ -469,6 +488,16 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentOptions options) {
     return fail("agent.options", "the workload needs a name, namespace and service account");
   auto impl = std::make_unique<AgentState>();
   impl->o = std::move(options);
+  for (size_t start = 0;;) {
+    const size_t comma = impl->o.control_plane.find(',', start);
+    auto one = impl->o.control_plane.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (one.empty() || one.find(':') == std::string::npos)
+      return fail("agent.options", "--control-plane: expected HOST:PORT[,HOST:PORT...], got \"" +
+                                       impl->o.control_plane + "\"");
+    impl->control_planes.push_back(std::move(one));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
   if (auto st = files::make_dirs(impl->o.state_dir, 0700); !st) return fail(st.error());
   if (auto st = files::make_dirs(impl->path("policies"), 0700); !st) return fail(st.error());
   // The trust domain is the control plane's: read it from the bundle's spiffe://<td> URI SAN

@@ -32,7 +32,9 @@
 namespace mg::agent {
 
 struct AgentOptions {
-  std::string control_plane;   // host:port
+  // host:port, or several comma-separated (control-plane replicas sharing one store): the agent
+  // uses one at a time and moves to the next when it cannot reach it or its stream ends.
+  std::string control_plane;
   std::string ca_bundle_file;  // roots trusted for the control plane (its CA's root-cert.pem)
   std::string token_file;      // bootstrap token (needed only while no valid SVID is stored)
   std::string state_dir;

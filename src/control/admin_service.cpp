@@ -225,8 +225,13 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         return grpc::Status::OK;
       }
       // Every file in one transaction: all or nothing, each error naming its file and line.
-      auto result = d_.store.apply_parsed(std::move(files));
-      if (!result) return status_of(grpc::StatusCode::INVALID_ARGUMENT, result.error());
+      auto result = d_.store.apply_parsed(std::move(files), req->if_revision());
+      if (!result) {
+        const auto code = is(result.error(), StoreError::Conflict) ? grpc::StatusCode::ABORTED
+                          : is(result.error(), StoreError::Etcd)   ? grpc::StatusCode::UNAVAILABLE
+                                                                   : grpc::StatusCode::INVALID_ARGUMENT;
+        return status_of(code, result.error());
+      }
       fill(*result, resp);
       if (!result->created.empty() || !result->configured.empty()) d_.distributor.mark_dirty();
       std::vector<pb::ResourceEvent> events;

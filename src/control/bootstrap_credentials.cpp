@@ -11,7 +11,11 @@ Result<std::unique_ptr<BootstrapCredentials>> BootstrapCredentials::open(const B
                                                                          telemetry::Registry& metrics) {
   std::unique_ptr<BootstrapCredentials> out(new BootstrapCredentials(options, metrics));
   const std::string token_key_path = options.data_dir + "/token-key.pem";
-  if (files::exists(token_key_path)) {
+  if (!options.token_key_pem.empty()) {
+    auto key = crypto::parse_private_key_pem(options.token_key_pem);
+    if (!key) return fail(key.error());
+    out->token_key_ = std::move(*key);
+  } else if (files::exists(token_key_path)) {
     if (auto st = files::check_private_key_permissions(token_key_path); !st) return fail(st.error());
     auto pem = files::read_file(token_key_path);
     if (!pem) return fail(pem.error());

@@ -21,6 +21,9 @@ struct BootstrapOptions {
   std::string data_dir;
   std::string issuer;  // iss of the bootstrap tokens: the control plane's SPIFFE ID
   std::string k8s_issuer, k8s_jwks_file, k8s_audience;  // all empty: no Kubernetes tokens
+  // The token-signing key as PEM when it is kept elsewhere (the etcd store's shared key, which
+  // every replica uses); empty: data_dir/token-key.pem.
+  std::string token_key_pem;
 };
 
 class BootstrapCredentials {

@@ -28,15 +28,21 @@
 #include "control/ca_rotation.h"
 #include "control/certificate_service.h"
 #include "control/distributor.h"
+#include "control/etcd_store.h"
 #include "control/metrics_endpoint.h"
 #include "control/model.h"
 #include "control/own_identity.h"
+#include "control/sealed_secret.h"
 #include "control/store.h"
 #include "control/support.h"
 #include "control/watch_service.h"
 #include "telemetry/metrics.h"
 
 namespace mg::control {
+
+namespace {
+constexpr const char* kSharedTokenKey = "token-key";  // <prefix>shared/token-key, sealed
+}  // namespace
 
 struct ControlPlane::Impl {
   ServerOptions options;
@@ -87,6 +93,23 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   impl->options = options;
   const std::string& dir = options.data_dir;
   if (dir.empty()) return fail("control.no_data_dir", "--data-dir is required");
+  const bool on_etcd = !options.store.empty();
+  // Replicas on etcd must sign with one CA: an operator's, which every replica reads. A built-in CA
+  // kept in etcd is not built yet (docs/ETCD.md), and a CA per replica would split the mesh.
+  if (on_etcd && options.plug_in_ca_dir.empty())
+    return fail("control.etcd_needs_plug_in_ca",
+                "--store etcd://... needs --plug-in-ca DIR (the same operator CA on every replica); the built-in "
+                "CA is kept in one data dir and cannot be shared yet");
+  std::unique_ptr<EtcdStore> etcd;
+  if (on_etcd) {
+    EtcdOptions eo = options.etcd;
+    auto endpoints = parse_etcd_url(options.store);
+    if (!endpoints) return fail(endpoints.error());
+    eo.endpoints = std::move(*endpoints);
+    auto opened = open_etcd_store(eo);
+    if (!opened) return fail(opened.error());
+    etcd = std::move(*opened);
+  }
   if (auto st = files::make_dirs(dir, 0700); !st) return fail(st.error());
   const auto now = unix_now();
 
@@ -113,16 +136,38 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   impl->ca =
       std::make_unique<CaRotation>(std::move(authority), dir, options.plug_in_ca_dir.empty(), impl->metrics);
 
-  // Bootstrap-token signing key, and the Kubernetes issuer when configured.
-  auto bootstrap = BootstrapCredentials::open(
-      {dir, api::control_plane_id(td).str(), options.k8s_issuer, options.k8s_jwks_file, options.k8s_audience},
-      impl->metrics);
+  // Bootstrap-token signing key, and the Kubernetes issuer when configured. On etcd the key is
+  // shared (the first replica to start creates it), so a token minted by one replica works on all;
+  // it is kept sealed under the CA's key (sealed_secret.h): reading etcd does not give it away.
+  std::string shared_token_key;
+  if (etcd) {
+    const std::string ca_key = impl->ca->signer()->to_pem().ca_key;
+    auto fresh = crypto::generate_key(crypto::KeyType::EcP256);
+    if (!fresh) return fail(fresh.error());
+    auto sealed = seal_secret(ca_key, kSharedTokenKey, crypto::private_key_to_pem(fresh->get()));
+    if (!sealed) return fail(sealed.error());
+    auto stored = etcd->shared_value(kSharedTokenKey, *sealed);
+    if (!stored) return fail(stored.error());
+    auto pem = open_secret(ca_key, kSharedTokenKey, *stored);
+    if (!pem)
+      return fail(pem.error().code, pem.error().message + " — if the plugged-in CA's key was replaced, delete " +
+                                        etcd_shared_key(options.etcd.prefix, kSharedTokenKey) +
+                                        " (bootstrap tokens minted before stop working) and start the replicas again");
+    shared_token_key = std::move(*pem);
+  }
+  auto bootstrap = BootstrapCredentials::open({dir, api::control_plane_id(td).str(), options.k8s_issuer,
+                                               options.k8s_jwks_file, options.k8s_audience, shared_token_key},
+                                              impl->metrics);
   if (!bootstrap) return fail(bootstrap.error());
   impl->bootstrap = std::move(*bootstrap);
 
-  auto store = open_sqlite_store(dir + "/store.db");
-  if (!store) return fail(store.error());
-  impl->store = std::move(*store);
+  if (etcd) {
+    impl->store = std::move(etcd);
+  } else {
+    auto store = open_sqlite_store(dir + "/store.db");
+    if (!store) return fail(store.error());
+    impl->store = std::move(*store);
+  }
   impl->model = std::make_unique<ConfigModel>(*impl->store, *impl->ca, td, impl->metrics);
   if (auto st = impl->model->rebuild(); !st) return fail(st.error());
   if (const auto* mesh = impl->model->current()->mesh.resource; mesh && mesh->trust_domain != td)
@@ -196,6 +241,10 @@ Status ControlPlane::start() {
       [admin = s.admin_service.get()](int64_t revision, const std::vector<Registry::Change>& changes) {
         admin->publish_endpoint_changes(revision, changes);
       });
+  // Another replica's change (etcd): rebuilt and pushed like one applied here. Once more now, for
+  // a change that came in between open() and this.
+  s.store->on_external_change([d = s.distributor.get()] { d->mark_dirty(); });
+  s.distributor->mark_dirty();
   s.distributor->start();
   s.housekeeping_thread = std::thread([&s] { s.housekeeping_loop(); });
   log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->current()->revision));
@@ -221,6 +270,7 @@ void ControlPlane::shutdown() {
     s.stopping = true;
     s.stop_cv.notify_all();
   }
+  s.store->on_external_change(nullptr);  // the distributor goes before the store's watch thread
   s.distributor->stop();
   if (s.admin_service) s.admin_service->close_watchers();
   if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

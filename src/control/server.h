@@ -2,7 +2,8 @@
 // and distribution of per-workload snapshots to connected proxies (gRPC over mTLS, api/).
 //
 // Data directory (created on first start, 0700):
-//   store.db          the resources (SQLite, WAL; control/store.h)
+//   store.db          the resources (SQLite, WAL; control/store.h) — not with --store etcd://
+//                     (the resources, registrations and sealed token-signing key are in etcd: docs/ETCD.md)
 //   ca/               the built-in CA (Istio cacerts layout, ca/authority.h) unless --plug-in-ca
 //   token-key.pem     P-256 key that signs bootstrap tokens (0600)
 //   control/          the control plane's own serving SVID, re-issued at every start
@@ -18,11 +19,16 @@
 #include <string>
 
 #include "common/result.h"
+#include "control/etcd_keys.h"
 
 namespace mg::control {
 
 struct ServerOptions {
   std::string data_dir;
+  // "" (SQLite in data_dir) or "etcd://HOST:PORT[,HOST:PORT...]": replicas sharing one etcd
+  // (etcd's endpoints are parsed from it; prefix and TLS files are in `etcd`). Needs plug_in_ca_dir.
+  std::string store;
+  EtcdOptions etcd;
   std::string listen = "127.0.0.1:15012";  // port 0: kernel-chosen (see ControlPlane::address)
   std::string trust_domain = "cluster.local";  // for a new built-in CA only
   std::string plug_in_ca_dir;                  // an operator's cacerts directory, read at every start

@@ -152,13 +152,10 @@ class SqliteStore final : public Store {
     return std::unique_ptr<Store>(std::move(store));
   }
 
-  Result<ApplyResult> apply_parsed(std::vector<ParsedFile> files) override {
-    size_t total = 0;
-    for (const auto& f : files) total += f.bytes;
-    if (auto s = check_apply_size(total, files.size(), files.empty() ? "" : files[0].source); !s)
-      return fail(s.error());
-    policy::ResourceSet all;  // file after file: a later document of one name replaces the earlier
-    for (auto& f : files) all.append(std::move(f.resources));
+  Result<ApplyResult> apply_parsed(std::vector<ParsedFile> files, int64_t if_revision = 0) override {
+    auto merged = merge_parsed_files(std::move(files));
+    if (!merged) return fail(merged.error());
+    policy::ResourceSet& all = *merged;
     auto docs = keyed_documents(all);  // points into `all`, which outlives it
     if (!docs) return fail(docs.error());
 
@@ -175,7 +172,9 @@ class SqliteStore final : public Store {
       for (const auto& d : *docs) {
         auto current = read_yaml(d.key);
         if (!current) return fail(current.error());
-        if (*current && **current == d.meta->document) {
+        if (if_revision > 0 && *current && (*current)->second > if_revision)
+          return conflict(d.key, (*current)->second, if_revision);
+        if (*current && (*current)->first == d.meta->document) {
           result.unchanged.push_back(d.key);
           continue;
         }
@@ -457,16 +456,17 @@ class SqliteStore final : public Store {
     return {};
   }
 
-  // The stored text of `key`, or nullopt when absent. Caller holds mu_.
-  Result<std::optional<std::string>> read_yaml(const ResourceKey& key) MG_REQUIRES(mu_) {
+  // The stored text of `key` and its revision, or nullopt when absent. Caller holds mu_.
+  Result<std::optional<std::pair<std::string, int64_t>>> read_yaml(const ResourceKey& key) MG_REQUIRES(mu_) {
+    using Row = std::optional<std::pair<std::string, int64_t>>;
     auto u = get_.use();
     u.text(1, key.kind);
     u.text(2, key.ns);
     u.text(3, key.name);
     const int rc = u.step();
-    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    if (rc == SQLITE_DONE) return Row();
     if (rc != SQLITE_ROW) return sqlite_error(db_, "read " + key.str());
-    return std::optional<std::string>(u.column_text(3));
+    return Row(std::pair{u.column_text(3), u.column_int(4)});
   }
 
   Result<std::vector<StoredResource>> read_rows(Statement::Use& u, const std::string& what) const {

@@ -32,6 +32,14 @@ const char* to_string(StoreError e) {
       return "store.sqlite";
     case StoreError::BadStored:
       return "store.bad_stored";
+    case StoreError::Conflict:
+      return "store.conflict";
+    case StoreError::Etcd:
+      return "store.etcd";
+    case StoreError::Url:
+      return "store.url";
+    case StoreError::BadKey:
+      return "store.bad_key";
   }
   return "store.unknown";
 }
@@ -97,6 +105,22 @@ Result<ParsedFile> parse_apply_file(const ApplyInput& file) {
   if (!set) return fail(set.error());
   if (auto st = policy::check_appliable(*set); !st) return fail(st.error());
   return ParsedFile{std::string(file.source), file.yaml.size(), std::move(*set)};
+}
+
+Result<policy::ResourceSet> merge_parsed_files(std::vector<ParsedFile>&& files) {
+  size_t total = 0;
+  for (const auto& f : files) total += f.bytes;
+  if (auto s = check_apply_size(total, files.size(), files.empty() ? "" : files[0].source); !s)
+    return fail(s.error());
+  policy::ResourceSet all;
+  for (auto& f : files) all.append(std::move(f.resources));
+  return all;
+}
+
+Unexpected<Error> conflict(const ResourceKey& key, int64_t changed_at, int64_t if_revision) {
+  return fail(StoreError::Conflict, key.str() + " changed at revision " + std::to_string(changed_at) +
+                                        ", after revision " + std::to_string(if_revision) +
+                                        " this apply is based on: nothing was written; read it again and re-apply");
 }
 
 Result<ApplyResult> Store::plan(const std::vector<ParsedFile>& files) const {

@@ -3,8 +3,9 @@
 // Applies are validated with policy::parse_resources first and are all-or-nothing; a caller that
 // has parsed the files already (the admin service) hands them over parsed (apply_parsed), so an
 // apply parses each document once, and the store keeps what it parsed for resources(). The one
-// implementation today is SQLite (sqlite_store.cpp): WAL, synchronous=FULL, so an apply that
-// returned success survives kill -9.
+// implementations: SQLite (sqlite_store.cpp; WAL, synchronous=FULL, so an apply that returned
+// success survives kill -9), the embedded default, and etcd v3 (etcd_store.cpp), which several
+// control-plane replicas share (docs/ETCD.md).
 //
 // Beside the resources, the store keeps the service registry's registrations (StoredRegistration,
 // below) so that a restarted control plane starts from the endpoints it was serving
@@ -16,11 +17,15 @@
 // document), store.too_large, store.open, store.not_sqlite / store.corrupt / store.not_meshguard
 // (open refused; the file is left untouched), store.schema (a schema version this build does not
 // know), store.sqlite (any other SQLite failure), store.bad_stored (a stored document no longer
-// parses), and the policy.* codes of parse_resources for a rejected apply.
+// parses), store.conflict (an apply based on a revision some resource changed after: --if-revision),
+// store.etcd (etcd unreachable or failing), store.url (a bad --store etcd://... or --etcd-* flag),
+// store.bad_key (a key the etcd layout cannot hold), and the policy.* codes of parse_resources for
+// a rejected apply.
 #pragma once
 
 #include <compare>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,7 +48,11 @@ enum class StoreError {
   NotMeshguard,
   Schema,
   Sqlite,
-  BadStored
+  BadStored,
+  Conflict,
+  Etcd,
+  Url,
+  BadKey
 };
 const char* to_string(StoreError e);  // the Error::code text, e.g. "store.not_found"
 using mg::fail;                       // the overload below would hide it inside mg::control
@@ -110,8 +119,11 @@ class Store {  // thread-safe; every method may be called from any thread
   // is stored as its later document, as kubectl apply does. The total size counts against
   // kMaxApplyBytes, checked before anything is parsed.
   Result<ApplyResult> apply_all(const std::vector<ApplyInput>& files);
-  // apply_all() of files parsed already (parse_apply_file): nothing is parsed again.
-  virtual Result<ApplyResult> apply_parsed(std::vector<ParsedFile> files) = 0;
+  // apply_all() of files parsed already (parse_apply_file): nothing is parsed again. With
+  // `if_revision` > 0 the apply is based on that revision: when any resource it writes changed
+  // after it (its revision is greater), nothing is written and the error is store.conflict, so
+  // two admins editing the same resource never silently lose one update.
+  virtual Result<ApplyResult> apply_parsed(std::vector<ParsedFile> files, int64_t if_revision = 0) = 0;
   // What apply_parsed() would do with `files` now (the same size and duplicate checks, the same
   // created / configured / unchanged comparison), without writing anything: --dry-run=server.
   // `revision` is the store's current one.
@@ -134,6 +146,11 @@ class Store {  // thread-safe; every method may be called from any thread
                                     const std::vector<std::string>& remove) = 0;
   // Every stored registration, sorted by key.
   virtual Result<std::vector<StoredRegistration>> registrations() const = 0;
+
+  // Called (on a thread of the store's) after resources changed by another writer are visible
+  // here: another control-plane replica sharing the store. SQLite has no other writer and never
+  // calls it. Set once, before the first change can arrive (ControlPlane::start).
+  virtual void on_external_change(std::function<void()> listener) { (void)listener; }
 };
 
 // The keys of a parsed set, each with its document text, in document order (Meta::order): what
@@ -145,6 +162,11 @@ struct KeyedDocument {
 Result<std::vector<KeyedDocument>> keyed_documents(const policy::ResourceSet& set);
 // Every resource of `set` as a set of its own, with its key.
 std::vector<std::pair<ResourceKey, policy::ResourceSet>> split_by_key(policy::ResourceSet&& set);
+// What apply_parsed() stores: the files' sets merged in order (a later document of one name
+// replaces the earlier, as kubectl apply does), after the size check (check_apply_size).
+Result<policy::ResourceSet> merge_parsed_files(std::vector<ParsedFile>&& files);
+// store.conflict: `key` changed at `changed_at`, after the `if_revision` an apply was based on.
+Unexpected<Error> conflict(const ResourceKey& key, int64_t changed_at, int64_t if_revision);
 // store.too_large when `bytes` (the total of `files` texts) is more than one apply accepts;
 // `first_source` names the file when there is one.
 Status check_apply_size(size_t bytes, size_t files, std::string_view first_source);

@@ -228,10 +228,12 @@ class Want {
   // The selection below `key`; nullopt when nothing there is read.
   std::optional<Want> operator[](std::string_view key) const {
     if (everything()) return Want();
-    size_t b = begin_;  // paths below a node are sorted by their key at this depth
-    while (b < end_ && (*paths_)[b][depth_] < key) ++b;
+    // Paths below a node are sorted by their key at this depth: the ones through `key` are
+    // consecutive. Found by equality (lengths first), not by ordering every candidate key.
+    size_t b = begin_;
+    while (b < end_ && std::string_view((*paths_)[b][depth_]) != key) ++b;
     size_t e = b;
-    while (e < end_ && (*paths_)[e][depth_] == key) ++e;
+    while (e < end_ && std::string_view((*paths_)[e][depth_]) == key) ++e;
     if (b == e) return std::nullopt;
     Want w;
     w.paths_ = paths_;
@@ -286,6 +288,7 @@ Value headers_object(const HttpRequest& h, std::string_view scheme, const Want& 
     return Value::object(std::move(items));
   }
   std::vector<std::pair<std::string, std::string>> headers;
+  headers.reserve(4 + h.headers.size());
   headers.emplace_back(":authority", h.host);
   headers.emplace_back(":method", h.method);
   headers.emplace_back(":path", h.path);
@@ -310,6 +313,7 @@ Value http_object(const Request& r, const OpaInputContext& c, const Want& want) 
   const bool https = !r.source_principal.empty() && c.peer_identity;
   const std::string_view scheme = https ? "https" : "http";
   rego::ObjectItems http;
+  http.reserve(7);  // each object's vector sized once: the fields it can hold
   if (want[k.id.as_string()]) {
     if (auto id = header_value(h, scheme, "x-request-id"); id && !id->empty())
       http.emplace_back(k.id, str(*id));
@@ -327,14 +331,17 @@ Value attributes_object(const Request& r, const OpaInputContext& c, const Want& 
   const Keys& k = keys();
   const bool principals = c.peer_identity && !r.source_principal.empty();
   rego::ObjectItems attributes;
+  attributes.reserve(5);
   if (want[k.source.as_string()]) {
     rego::ObjectItems source;
+    source.reserve(2);
     source.emplace_back(k.address, socket_address(r.source_ip, 0));
     if (principals) source.emplace_back(k.principal, str("spiffe://" + r.source_principal));
     attributes.emplace_back(k.source, Value::object(std::move(source)));
   }
   if (want[k.destination.as_string()]) {
     rego::ObjectItems destination;
+    destination.reserve(2);
     destination.emplace_back(k.address, socket_address(r.destination_ip, r.destination_port));
     // Envoy reports the local certificate's URI SAN: the workload's own SPIFFE ID, under mTLS.
     if (principals && !r.destination_service_account.empty()) {
@@ -346,6 +353,7 @@ Value attributes_object(const Request& r, const OpaInputContext& c, const Want& 
   }
   if (auto w = want[k.request.as_string()]) {
     rego::ObjectItems request;
+    request.reserve(2);
     if (c.now > 0 && (*w)[k.time.as_string()])
       request.emplace_back(k.time, str(timefmt::utc_rfc3339(static_cast<std::time_t>(c.now))));
     if (r.http) {
@@ -393,6 +401,7 @@ Result<Value> opa_input(const Request& r, const OpaInputContext& c, const rego::
   }
 
   rego::ObjectItems input;
+  input.reserve(7);
   // A path that does not decode is an error whether or not a policy reads parsed_path (as the
   // plugin, which refuses the request); only a '%' escape can fail to decode.
   const bool path_wanted = want[k.parsed_path.as_string()].has_value();

@@ -68,6 +68,13 @@ struct Term {
   const BuiltinDecl* builtin = nullptr;  // Call: resolved built-in
   std::vector<std::string> data_path;    // Call: user function path (data.a.f -> ["a","f"])
   bool ground = false;                   // no variables at all (constant subtree folded into value)
+  // Ref, resolved once per plan (compiler_refs.cpp): the operands after the head that are constant
+  // values (items[1 .. const_ops]); for a reference into data, the rule-tree node and base
+  // document its constant string keys reach, and the item the walk resumes at (0: not resolved).
+  uint32_t const_ops = 0;
+  uint32_t ref_at = 0;
+  const RuleNode* ref_node = nullptr;
+  const Value* ref_base = nullptr;
 };
 
 enum class ExprType : uint8_t {

@@ -19,6 +19,11 @@ BuiltinResult match(Args a, BuiltinContext&) {
   if (a[1].is_array()) {
     for (const Value& d : a[1].as_array()) {
       if (!d.is_string()) return bi::element_error(2, a[1], d, "string");
+      const std::string& text = d.as_string();
+      if (text.size() == 1 && static_cast<unsigned char>(text[0]) < 0x80) {  // one ASCII rune
+        delimiters.push_back(static_cast<char32_t>(text[0]));
+        continue;
+      }
       const auto runes = utf8::runes(d.as_string());
       if (runes.size() != 1) return bi::element_error(2, a[1], d, "rune");
       delimiters.push_back(runes[0]);

@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 
+#include <cstring>
 #include <functional>
 
 #include <nlohmann/json.hpp>
@@ -229,7 +230,7 @@ const EVP_MD* hs_digest(std::string_view alg) {
   return nullptr;
 }
 
-bool hmac_matches(const EVP_MD* md, const std::string& secret, const Token& t, const std::string& sig) {
+bool hmac_matches(const EVP_MD* md, std::string_view secret, const Token& t, const std::string& sig) {
   const std::string mac = crypto::hmac(md, secret, t.header + "." + t.payload);
   return !mac.empty() && mac.size() == sig.size() && CRYPTO_memcmp(mac.data(), sig.data(), mac.size()) == 0;
 }
@@ -296,11 +297,13 @@ BuiltinResult verify_hs(Args a, BuiltinContext&) {
   return Value::boolean(hmac_matches(md, a[1].as_string(), *t, *sig));
 }
 
+// Views into the constraint argument, which outlives the call.
 struct Constraints {
   const std::vector<Key>* keys = nullptr;  // from the `cert` constraint (cached_keys_from)
-  std::string cert;  // the text `keys` came from
-  std::string secret, alg, iss, aud;
+  std::string_view cert;  // the text `keys` came from
+  std::string_view secret, alg, iss, aud;
   double time = -1;
+  size_t key_hash = 0;  // of cert, secret and alg, from their values' precomputed hashes
 };
 
 Result<double> time_from(const Value& v) {
@@ -317,10 +320,11 @@ struct TokenCheck {
   std::optional<BuiltinError> error;
   bool verified = false;
   Value header, claims;
+  Value result;  // verified: [true, header, claims], what a call returns when the claims pass
 };
 
 TokenCheck check_token(std::string text, const Constraints& c) {
-  auto error = [](std::string m) { return TokenCheck{BuiltinError::builtin(std::move(m)), false, {}, {}}; };
+  auto error = [](std::string m) { return TokenCheck{BuiltinError::builtin(std::move(m)), false, {}, {}, {}}; };
   const TokenCheck unverified;
   Token t;
   std::string payload;
@@ -369,13 +373,30 @@ TokenCheck check_token(std::string text, const Constraints& c) {
   }
   auto body = json_object(payload);
   if (!body) return error(body.error().message);
-  return TokenCheck{std::nullopt, true, t.decoded_header, *body};
+  return TokenCheck{std::nullopt, true, t.decoded_header, *body,
+                    Value::array({Value::boolean(true), t.decoded_header, *body})};
+}
+
+// Equal texts, in time that depends on their length only (a word at a time).
+bool same_text(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  uint64_t diff = 0;
+  size_t i = 0;
+  for (; i + 8 <= a.size(); i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    diff |= x ^ y;
+  }
+  for (; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
 }
 
 // check_token is a pure function of the token and the key constraints, and a proxy sees the same
 // token (and policy) request after request: each thread keeps its last few answers. Tokens are
-// compared whole, in constant time, after their hashes.
-const TokenCheck& cached_check_token(const std::string& text, const Constraints& c) {
+// compared whole, in constant time, after their hashes (the values' own, computed when built).
+const TokenCheck& cached_check_token(const Value& token, const Constraints& c) {
+  const std::string& text = token.as_string();
   struct Entry {
     size_t hash = 0;
     std::string token, cert, secret, alg;
@@ -388,17 +409,12 @@ const TokenCheck& cached_check_token(const std::string& text, const Constraints&
     return v;
   }();
   thread_local size_t next = 0;
-  const size_t hash = std::hash<std::string_view>()(text) ^ (std::hash<std::string_view>()(c.secret) << 1) ^
-                      (std::hash<std::string_view>()(c.cert) << 2) ^
-                      (std::hash<std::string_view>()(c.alg) << 3);
-  auto same = [](const std::string& a, const std::string& b) {
-    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-  };
+  const size_t hash = token.hash() ^ (c.key_hash << 1);
   for (const Entry& e : entries)
-    if (e.hash == hash && same(e.token, text) && same(e.secret, c.secret) && e.cert == c.cert &&
+    if (e.hash == hash && same_text(e.token, text) && same_text(e.secret, c.secret) && e.cert == c.cert &&
         e.alg == c.alg)
       return e.check;
-  Entry fresh{hash, text, c.cert, c.secret, c.alg, check_token(text, c)};
+  Entry fresh{hash, text, std::string(c.cert), std::string(c.secret), std::string(c.alg), check_token(text, c)};
   if (entries.size() < kEntries) return entries.emplace_back(std::move(fresh)).check;
   Entry& slot = entries[next];
   next = (next + 1) % kEntries;
@@ -413,16 +429,20 @@ BuiltinResult decode_verify(Args a, BuiltinContext& ctx) {
   };
   Constraints c;
   for (const auto& [k, v] : a[1].as_object()) {
-    const std::string name = k.is_string() ? k.as_string() : k.to_json_text();
+    std::string name_text;
+    const std::string& name = k.is_string() ? k.as_string() : (name_text = k.to_json_text());
     if (name == "cert") {
       if (!v.is_string()) return BuiltinError::builtin("cert constraint: must be a string");
       const ParsedKeys& parsed = cached_keys_from(v.as_string());
       if (!parsed.keys) return BuiltinError::builtin(parsed.error);
       c.keys = &*parsed.keys;
       c.cert = v.as_string();
+      c.key_hash ^= v.hash() << 2;
     } else if (name == "secret" || name == "alg" || name == "iss" || name == "aud") {
       if (!v.is_string()) return BuiltinError::builtin(name + " constraint: must be a string");
       (name == "secret" ? c.secret : name == "alg" ? c.alg : name == "iss" ? c.iss : c.aud) = v.as_string();
+      if (name == "secret") c.key_hash ^= v.hash();
+      if (name == "alg") c.key_hash ^= v.hash() << 3;
     } else if (name == "time") {
       auto t = time_from(v);
       if (!t) return BuiltinError::builtin(t.error().message);
@@ -437,7 +457,7 @@ BuiltinResult decode_verify(Args a, BuiltinContext& ctx) {
   if (key_sources < 1) return BuiltinError::builtin("no key constraint");
 
   if (auto e = want(a, 1, Kind::String)) return *e;
-  const TokenCheck& check = cached_check_token(a[0].as_string(), c);
+  const TokenCheck& check = cached_check_token(a[0], c);
   if (check.error) return *check.error;
   if (!check.verified) return unverified();
   const Value& claims = check.claims;
@@ -463,7 +483,7 @@ BuiltinResult decode_verify(Args a, BuiltinContext& ctx) {
     if (!nbf->is_number()) return BuiltinError::builtin("nbf value must be a number");
     if (now.compare(*nbf) < 0) return unverified();  // valid from nbf on
   }
-  return Value::array({Value::boolean(true), check.header, claims});
+  return check.result;
 }
 
 }  // namespace

@@ -68,12 +68,21 @@ BuiltinResult upper(Args a, BuiltinContext&) {
 BuiltinResult split(Args a, BuiltinContext& ctx) {
   return two_strings(a, [&](const std::string& s, const std::string& sep) -> BuiltinResult {
     if (s.find(sep) == std::string::npos) return Value::array({a[0]});
-    auto parts = go::split(s, sep);
-    if (ctx.budget && !ctx.budget->charge_bytes(s.size() + parts.size() * sizeof(Value)))
-      return BuiltinError::budget();
     Array out;
-    out.reserve(parts.size());
-    for (auto& p : parts) out.push_back(Value::string(std::move(p)));
+    if (sep.empty()) {
+      for (auto& p : go::split(s, sep)) out.push_back(Value::string(std::move(p)));
+    } else {  // go::split's cut points, each part made a value directly
+      const std::string_view text = s;
+      size_t parts = 1;
+      for (size_t at = text.find(sep); at != std::string_view::npos; at = text.find(sep, at + sep.size())) ++parts;
+      out.reserve(parts);
+      size_t start = 0;
+      for (size_t at; (at = text.find(sep, start)) != std::string_view::npos; start = at + sep.size())
+        out.push_back(Value::string(text.substr(start, at - start)));
+      out.push_back(Value::string(text.substr(start)));
+    }
+    if (ctx.budget && !ctx.budget->charge_bytes(s.size() + out.size() * sizeof(Value)))
+      return BuiltinError::budget();
     return Value::array(std::move(out));
   });
 }

@@ -564,6 +564,7 @@ Result<std::shared_ptr<const Plan>, RegoErrors> compile(const std::vector<Module
     Compiler c(*plan, *plan->registry);
     c.build_tree();
     c.compile_modules();
+    compiler_detail::resolve_constant_refs(*plan);
   } catch (const CompileFailure& f) {
     return fail(f.errors);
   }
@@ -583,6 +584,7 @@ Result<std::shared_ptr<const PreparedQuery>, RegoErrors> prepare_query(std::shar
     // The compiler only reads the plan's tree while compiling a query.
     Compiler c(const_cast<Plan&>(*plan), *plan->registry);
     c.compile_query(*q);
+    compiler_detail::resolve_constant_refs(*plan, *q->body);
   } catch (const CompileFailure& f) {
     return fail(f.errors);
   }

@@ -8,6 +8,7 @@
 //                         generated variables; constant folding; `with` targets
 //   compiler_order.cpp    safety: expressions reordered so each one's inputs are bound before it runs;
 //                         what cannot be bound is a rego_unsafe_var_error
+//   compiler_refs.cpp     references' constant prefixes resolved once per plan
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,11 @@ std::vector<int> vars_of(const TermP& t);
 
 using SlotSet = std::unordered_set<int>;
 bool all_bound(const std::vector<int>& vs, const SlotSet& bound);
+
+// References' constant prefixes resolved against the compiled plan (compiler_refs.cpp): run once
+// the rule tree and every rule are compiled, and for each prepared query.
+void resolve_constant_refs(const Plan& plan);
+void resolve_constant_refs(const Plan& plan, const Body& query);
 
 // ------------------------------------------------------------------ scopes
 

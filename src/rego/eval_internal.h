@@ -7,6 +7,7 @@
 // Budgets (steps, memory, nesting) are charged inline here: every file uses them.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -148,6 +149,38 @@ struct DocTree {
   }
 };
 
+// Values of the rule-tree nodes computed in one `with` scope. An evaluation typically computes a
+// handful: those live inline (no allocation, a scan of pointers); a policy with many rules spills
+// into a hash map.
+class RuleCache {
+ public:
+  // The value computed for `node` (nullopt inside: undefined), or nullptr when not computed yet.
+  const std::optional<Value>* find(const RuleNode* node) const {
+    for (size_t i = 0; i < used_; ++i)
+      if (inline_[i].first == node) return &inline_[i].second;
+    if (spill_.empty()) return nullptr;
+    auto it = spill_.find(node);
+    return it == spill_.end() ? nullptr : &it->second;
+  }
+  void set(const RuleNode* node, std::optional<Value> v) {
+    for (size_t i = 0; i < used_; ++i)
+      if (inline_[i].first == node) {
+        inline_[i].second = std::move(v);
+        return;
+      }
+    if (used_ < inline_.size()) {
+      inline_[used_++] = {node, std::move(v)};
+      return;
+    }
+    spill_[node] = std::move(v);
+  }
+
+ private:
+  std::array<std::pair<const RuleNode*, std::optional<Value>>, 8> inline_{};
+  size_t used_ = 0;
+  std::unordered_map<const RuleNode*, std::optional<Value>> spill_;
+};
+
 struct Mock {
   bool is_value = false;
   Value value;
@@ -194,7 +227,7 @@ class Evaluator {
   std::optional<Value> run_path(const std::vector<std::string>& path);
 
  private:
-  using Cache = std::unordered_map<const RuleNode*, std::optional<Value>>;
+  using Cache = RuleCache;
 
   // ---------------------------------------------------------------- errors and budget
   [[noreturn]] void fail(std::string code, std::string message, const Location& loc) {
@@ -216,6 +249,16 @@ class Evaluator {
   bool is_ground(const TermP& t, const Frame& f) const;
 
   Value eval_term(const TermP& t, Frame& f);
+
+  // A term's value without copying it when it is a constant or a bound variable (the common
+  // operands); anything else is evaluated into `scratch`.
+  const Value& term_value(const TermP& t, Frame& f, Value& scratch) {
+    if (t->type == TermType::Value) return t->value;
+    if (t->type == TermType::Var && t->slot >= 0 && f.bound[static_cast<size_t>(t->slot)])
+      return f.vals[static_cast<size_t>(t->slot)];
+    scratch = eval_term(t, f);
+    return scratch;
+  }
 
   // ---------------------------------------------------------------- unification
   bool unify_value(const TermP& t, const Value& v, Frame& f, K k);

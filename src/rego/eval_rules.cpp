@@ -12,9 +12,21 @@ bool Evaluator::eval_ref(const TermP& ref, Frame& f, VK vk) {
   const TermP& head = ref->items[0];
   if (head->slot == kInputSlot) {
     if (!state_->has_input) return false;
-    return walk_value(*state_->input, ref, 1, f, vk);
+    // The constant keys (input.attributes.request.http.method) are looked up directly.
+    const Value* v = &*state_->input;
+    const size_t end = 1 + size_t{ref->const_ops};
+    size_t i = 1;
+    for (; i < end; ++i) {
+      v = v->get(ref->items[i]->value);
+      if (!v) return false;
+    }
+    return walk_value(*v, ref, i, f, vk);
   }
   if (head->slot == kDataSlot) {
+    // Without `with data` in effect, start at the node the constant keys lead to (resolved once
+    // per plan: compiler_refs.cpp).
+    if (ref->ref_node && state_->overrides.empty() && !state_->patched_data)
+      return walk_data(ref->ref_node, ref->ref_base, ref, ref->ref_at, f, vk);
     const Value& base = state_->patched_data ? *state_->patched_data : plan_.data;
     return walk_data(plan_.root.get(), &base, ref, 1, f, vk);
   }
@@ -28,7 +40,8 @@ bool Evaluator::walk_value(const Value& v, const TermP& ref, size_t i, Frame& f,
   if (i == ref->items.size()) return vk(v);
   const TermP& op = ref->items[i];
   if (is_ground(op, f)) {
-    Value key = eval_term(op, f);
+    Value scratch;
+    const Value& key = term_value(op, f, scratch);
     const Value* child = v.get(key);
     if (!child && store && key.is_number() && v.is_object())
       child = v.get(std::string_view(key.number_text()));
@@ -121,8 +134,7 @@ bool Evaluator::walk_data(const RuleNode* node, const Value* base, const TermP& 
 }
 
 std::optional<Value> Evaluator::node_value(const RuleNode* node, const Value* base) {
-  auto cached = cache_->find(node);
-  if (cached != cache_->end()) return cached->second;
+  if (const auto* cached = cache_->find(node)) return *cached;
   std::optional<Value> v = compute_node(node, base);
   if (v && !state_->overrides.empty()) {
     // Overrides strictly below this node replace parts of its value.
@@ -136,7 +148,7 @@ std::optional<Value> Evaluator::node_value(const RuleNode* node, const Value* ba
       v = patch(*v, rest, 0, o.value);
     }
   }
-  (*cache_)[node] = v;
+  cache_->set(node, v);
   return v;
 }
 
@@ -201,10 +213,9 @@ std::optional<Value> Evaluator::compute_node(const RuleNode* node, const Value* 
 
 // data.p[key] for a partial set/object: evaluate the rules with the key bound.
 std::optional<Value> Evaluator::partial_lookup(const RuleNode* node, const Value& key) {
-  auto cached = cache_->find(node);
-  if (cached != cache_->end()) {
-    if (!cached->second) return std::nullopt;
-    const Value* v = cached->second->get(key);
+  if (const auto* cached = cache_->find(node)) {
+    if (!*cached) return std::nullopt;
+    const Value* v = (*cached)->get(key);
     return v ? std::optional<Value>(*v) : std::nullopt;
   }
   std::optional<Value> result;
@@ -249,9 +260,27 @@ void Evaluator::eval_rule_body(const Rule& r, OnSolution&& on) {
   --depth_;
 }
 
+// Every rule from `from` on (else chains included) has the constant value `v`: evaluating them
+// could neither change a result of `v` nor conflict with it. OPA exits early in this case too
+// (`allow if {...}` written many times: the first body that holds decides).
+static bool rest_constant(const std::vector<const Rule*>& rules, size_t from, const Value& v) {
+  for (size_t i = from; i < rules.size(); ++i)
+    for (const Rule* x = rules[i]; x; x = x->else_rule.get()) {
+      if (!x->constant_value) return false;
+      if (!x->value) {
+        if (!v.is_bool() || !v.as_bool()) return false;
+      } else if (x->value->type != TermType::Value || x->value->value != v) {
+        return false;
+      }
+    }
+  return true;
+}
+
 std::optional<Value> Evaluator::eval_complete(const RuleNode* node) {
   std::optional<Value> result;
-  for (const Rule* rule : node->complete) {
+  for (size_t i = 0; i < node->complete.size(); ++i) {
+    if (result && rest_constant(node->complete, i, *result)) break;
+    const Rule* rule = node->complete[i];
     for (const Rule* x = rule; x; x = x->else_rule.get()) {
       bool found = false;
       eval_rule_body(*x, [&](Frame& f) {

@@ -220,10 +220,50 @@ Result<GlobPattern> GlobPattern::compile(std::string_view pattern, std::vector<c
   Builder b{g.states_};
   g.accept_ = b.add(make_state(State::Accept));
   g.start_ = b.build(*tree, g.accept_);
+  // A chain of ASCII literals from the start is matched by exactly those bytes: an ASCII byte of
+  // the text decodes to itself, and no other byte decodes to an ASCII rune.
+  int s = g.start_;
+  while (g.states_[s].kind == State::Literal && g.states_[s].rune < 0x80) {
+    g.prefix_ += static_cast<char>(g.states_[s].rune);
+    s = g.states_[s].next[0];
+  }
+  g.after_prefix_ = s;
+  bool ascii = true;
+  for (char32_t d : g.delimiters_) {
+    ascii = ascii && d < 0x80;
+    if (d < 0x80) g.ascii_delimiters_ += static_cast<char>(d);
+  }
+  const State& after = g.states_[s];
+  if (s == g.accept_) {
+    g.tail_ = Tail::End;
+  } else if (after.kind == State::Split && after.next.size() == 2 && after.next[1] == g.accept_) {
+    // `*` / `**` last: a loop over one state that comes back to the split.
+    const State& loop = g.states_[after.next[0]];
+    if (loop.next.size() == 1 && loop.next[0] == s) {
+      if (loop.kind == State::AnyRune) g.tail_ = Tail::Anything;
+      if (loop.kind == State::AnyButDelimiter && ascii) g.tail_ = Tail::NoDelimiter;
+    }
+  }
   return g;
 }
 
 bool GlobPattern::match(std::string_view text) const {
+  if (!text.starts_with(prefix_)) return false;
+  text.remove_prefix(prefix_.size());
+  switch (tail_) {
+    case Tail::End:
+      return text.empty();
+    case Tail::Anything:
+      return true;
+    case Tail::NoDelimiter:  // the delimiters are ASCII: bytes, as above
+      return text.find_first_of(ascii_delimiters_) == std::string_view::npos;
+    case Tail::Nfa:
+      break;
+  }
+  return match_nfa(text, after_prefix_);
+}
+
+bool GlobPattern::match_nfa(std::string_view text, int start) const {
   auto is_delimiter = [&](char32_t r) {
     return std::find(delimiters_.begin(), delimiters_.end(), r) != delimiters_.end();
   };
@@ -236,7 +276,7 @@ bool GlobPattern::match(std::string_view text) const {
   auto& [current, next, stack, seen] = scratch;
   current.clear();
   seen.assign(states_.size(), 0);
-  add_closure(states_, start_, seen, current, stack);
+  add_closure(states_, start, seen, current, stack);
   for (size_t pos = 0; pos < text.size() && !current.empty();) {
     const utf8::Decoded d = utf8::decode(text, pos);
     pos += d.size;

@@ -4,6 +4,7 @@
 // `\` escapes. Compiled to an NFA and run without backtracking, so no pattern can make a match slow.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,10 +24,18 @@ class GlobPattern {
   struct State;  // one NFA node; public only so the compiler in glob.cpp can build them
 
  private:
+  bool match_nfa(std::string_view text, int start) const;
+
   std::vector<State> states_;
   int start_ = 0;
   int accept_ = 0;
   std::vector<char32_t> delimiters_;
+  // The common shapes skip the NFA: an ASCII literal prefix compared as bytes, then (tail_) the end
+  // of the text, `*` to the end (no delimiter left), `**` to the end, or the NFA from after_prefix_.
+  enum class Tail : uint8_t { Nfa, End, NoDelimiter, Anything } tail_ = Tail::Nfa;
+  std::string prefix_;
+  int after_prefix_ = 0;
+  std::string ascii_delimiters_;  // every delimiter, when all are ASCII (else tail_ is never NoDelimiter)
 };
 
 struct GlobPattern::State {

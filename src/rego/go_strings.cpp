@@ -157,6 +157,13 @@ std::string trim_space(std::string_view s) {
 }
 
 std::string to_lower(std::string_view s) {
+  // ASCII text (header values, schemes) lowers bytewise, as unicode.ToLower maps those runes.
+  if (std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
+    std::string out(s);
+    for (char& c : out)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+  }
   return map_runes(
       s, [](char32_t r) { return static_cast<char32_t>(towlower_l(static_cast<wint_t>(r), utf8_locale())); });
 }

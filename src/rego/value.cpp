@@ -70,6 +70,16 @@ struct ValueAccess {
     return v;
   }
   static int64_t inline_int(const Value& v) { return v.int_; }
+  static const void* node(const Value& v) { return v.node_.get(); }
+  // a == b for an object key `a` and a looked-up key `b` whose hash is `hb`: strings by node, then
+  // by their precomputed hashes, and only then by text.
+  static bool equal_hashed(const Value& a, const Value& b, size_t hb) {
+    if (a.kind_ != b.kind_) return false;
+    if (a.kind_ != Kind::String) return a == b;
+    if (a.node_ == b.node_) return true;
+    if (base(a)->hash != hb) return false;
+    return str(a).s == str(b).s;
+  }
 };
 
 namespace {
@@ -247,22 +257,36 @@ Value Value::set(std::vector<Value> items) {
 }
 
 Value Value::object(ObjectItems items) {
-  std::stable_sort(items.begin(), items.end(),
-                   [](const auto& a, const auto& b) { return a.first.compare(b.first) < 0; });
-  // For a repeated key keep the last one written.
-  ObjectItems unique;
-  unique.reserve(items.size());
-  for (auto& kv : items) {
-    if (!unique.empty() && unique.back().first == kv.first)
-      unique.back().second = std::move(kv.second);
-    else
-      unique.push_back(std::move(kv));
+  auto key_less = [](const auto& a, const auto& b) { return a.first.compare(b.first) < 0; };
+  // Stable, so that the last of repeated keys can win. Small objects (most built per evaluation)
+  // are sorted in place by insertion, without std::stable_sort's temporary buffer.
+  if (items.size() <= 16) {
+    for (size_t i = 1; i < items.size(); ++i) {
+      if (!key_less(items[i], items[i - 1])) continue;
+      auto kv = std::move(items[i]);
+      size_t j = i;
+      for (; j > 0 && key_less(kv, items[j - 1]); --j) items[j] = std::move(items[j - 1]);
+      items[j] = std::move(kv);
+    }
+  } else {
+    std::stable_sort(items.begin(), items.end(), key_less);
   }
+  // For a repeated key keep the last one written (in place).
+  size_t kept = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (kept > 0 && items[kept - 1].first == items[i].first) {
+      items[kept - 1].second = std::move(items[i].second);
+    } else {
+      if (kept != i) items[kept] = std::move(items[i]);
+      ++kept;
+    }
+  }
+  items.resize(kept);
   auto n = std::make_shared<ObjectNode>();
   size_t h = 7;
-  for (const auto& [k, v] : unique) h = mix(mix(h, k.hash()), v.hash());
+  for (const auto& [k, v] : items) h = mix(mix(h, k.hash()), v.hash());
   n->hash = h;
-  n->items = std::move(unique);
+  n->items = std::move(items);
   return ValueAccess::make(Kind::Object, std::move(n));
 }
 
@@ -369,6 +393,14 @@ const Value* Value::get(const Value& key) const {
   switch (kind_) {
     case Kind::Object: {
       const auto& items = as_object();
+      // Most objects are small (a document's levels): scanning compares precomputed hashes and
+      // reads key text only for the match, where a binary search orders by text at every step.
+      if (items.size() <= 16) {
+        const size_t h = key.hash();
+        for (const auto& kv : items)
+          if (ValueAccess::equal_hashed(kv.first, key, h)) return &kv.second;
+        return nullptr;
+      }
       auto it = std::lower_bound(items.begin(), items.end(), key,
                                  [](const auto& kv, const Value& k) { return kv.first.compare(k) < 0; });
       if (it != items.end() && it->first == key) return &it->second;
@@ -396,6 +428,11 @@ const Value* Value::get(const Value& key) const {
 const Value* Value::get(std::string_view object_key) const {
   if (kind_ != Kind::Object) return nullptr;
   const auto& items = as_object();
+  if (items.size() <= 16) {  // as get(const Value&): a scan, text compared only at equal lengths
+    for (const auto& kv : items)
+      if (kv.first.kind_ == Kind::String && ValueAccess::str(kv.first).s == object_key) return &kv.second;
+    return nullptr;
+  }
   // Strings sort after null/bool/number keys and among themselves bytewise.
   auto it = std::lower_bound(items.begin(), items.end(), object_key, [](const auto& kv, std::string_view k) {
     if (kv.first.kind() != Kind::String) return kv.first.kind() < Kind::String;
@@ -441,7 +478,7 @@ int Value::compare(const Value& o) const {
     case Kind::Number:
       return numeric::compare(*this, o);
     case Kind::String: {
-      int c = as_string().compare(o.as_string());
+      int c = std::string_view(ValueAccess::str(*this).s).compare(ValueAccess::str(o).s);
       return c < 0 ? -1 : (c > 0 ? 1 : 0);
     }
     case Kind::Array:
@@ -477,6 +514,8 @@ bool Value::operator==(const Value& o) const {
     case Kind::Number:
       if (!node_ && !o.node_) return int_ == o.int_;
       return numeric::compare(*this, o) == 0;
+    case Kind::String:
+      return ValueAccess::equal_hashed(*this, o, ValueAccess::base(o)->hash);
     default:
       if (node_ == o.node_) return true;
       if (hash() != o.hash()) return false;

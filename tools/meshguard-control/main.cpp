@@ -2,6 +2,8 @@
 //   meshguard-control --data-dir DIR [--listen 127.0.0.1:15012] [--metrics 127.0.0.1:15014]
 //                     [--trust-domain TD] [--plug-in-ca CACERTS_DIR] [--debounce-ms 100] [--endpoint-grace 10s]
 //                     [--forget-disconnected 5m]
+//                     [--store etcd://HOST:PORT[,HOST:PORT...] [--etcd-prefix /meshguard/]
+//                      [--etcd-cacert FILE [--etcd-cert FILE --etcd-key FILE]]]   (docs/ETCD.md)
 //                     [--k8s-issuer ISS --k8s-jwks FILE [--k8s-audience meshguard]]
 // Prints "listening grpc ADDR" (and "listening metrics ADDR") once serving; SIGTERM/SIGINT stop it.
 #include <csignal>
@@ -13,6 +15,7 @@
 
 #include "ca/authority.h"
 #include "common/version.h"
+#include "control/etcd_keys.h"
 #include "control/server.h"
 
 int main(int argc, char** argv) {
@@ -22,7 +25,20 @@ int main(int argc, char** argv) {
   int debounce_ms = 100;
   std::string endpoint_grace = "10s";
   std::string forget_disconnected = "5m";
-  app.add_option("--data-dir", options.data_dir, "store, CA, keys and identities (created 0700)")->required();
+  app.add_option("--data-dir", options.data_dir,
+                 "store, CA, keys and identities (created 0700); with --store etcd:// only this replica's own "
+                 "identities")
+      ->required();
+  std::string store = "sqlite";
+  app.add_option("--store", store,
+                 "sqlite (store.db in the data dir) or etcd://HOST:PORT[,HOST:PORT...]: replicas sharing one etcd "
+                 "cluster (needs --plug-in-ca)")
+      ->capture_default_str();
+  app.add_option("--etcd-prefix", options.etcd.prefix, "with --store etcd://: the key prefix of this mesh's data")
+      ->capture_default_str();
+  app.add_option("--etcd-cacert", options.etcd.ca_file, "with --store etcd://: TLS to etcd, trusting these roots");
+  app.add_option("--etcd-cert", options.etcd.cert_file, "with --store etcd://: client certificate (PEM) to etcd");
+  app.add_option("--etcd-key", options.etcd.key_file, "with --store etcd://: its private key (PEM)");
   app.add_option("--listen", options.listen, "gRPC address (port 0: any free port)")->capture_default_str();
   app.add_option("--metrics", options.metrics_listen, "Prometheus /metrics address, IPv4:PORT, e.g. 127.0.0.1:15014 (default: none)");
   app.add_option("--trust-domain", options.trust_domain, "trust domain of a new built-in CA")->capture_default_str();
@@ -49,6 +65,16 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (store != "sqlite") {
+    if (!mg::control::is_etcd_url(store)) {
+      std::fprintf(stderr, "meshguard-control: --store: expected sqlite or etcd://HOST:PORT[,HOST:PORT...] (see --help)\n");
+      return 2;
+    }
+    options.store = store;
+  } else if (!options.etcd.ca_file.empty() || !options.etcd.cert_file.empty() || !options.etcd.key_file.empty()) {
+    std::fprintf(stderr, "meshguard-control: --etcd-* flags need --store etcd://... (see --help)\n");
+    return 2;
   }
   options.push_debounce = std::chrono::milliseconds(debounce_ms);
   auto grace = mg::ca::parse_duration(endpoint_grace);

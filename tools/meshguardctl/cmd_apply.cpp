@@ -66,6 +66,7 @@ struct ApplyOptions {
   std::string ns;
   std::string dry_run = "none";
   std::string wait;  // --wait[=TIMEOUT]: "" when not given
+  int64_t if_revision = 0;
   Conn conn;
 };
 
@@ -96,6 +97,7 @@ int run_apply(const ApplyOptions& o) {
   }
   req.set_namespace_(o.ns);
   req.set_dry_run(o.dry_run == "server");
+  req.set_if_revision(o.if_revision);
   auto stub = admin_stub(o.conn);
   if (!stub) return fail_line(stub.error().to_string());
   pb::ApplyResponse resp;
@@ -287,6 +289,11 @@ void register_apply_commands(CLI::App& app, Action& action) {
   apply->add_flag("--wait{30s}", apply_opt.wait,
                   "--wait[=TIMEOUT] (default 30s): return once every connected proxy the change selects has "
                   "ACKed it; names those that have not (exit 1 on timeout or NACK)");
+  apply
+      ->add_option("--if-revision", apply_opt.if_revision,
+                   "the files were edited from the store at this revision (`get -o json` shows it): refused "
+                   "(nothing stored) when a resource they write changed after it")
+      ->check(CLI::PositiveNumber);
   add_conn_options(apply, apply_opt.conn);
   apply->callback([&action] { action = [] { return run_apply(apply_opt); }; });
 

@@ -168,6 +168,39 @@ TEST(SqliteStore, UnchangedAndConfigured) {
   EXPECT_EQ(empty->revision, 2);
 }
 
+// apply --if-revision: an apply based on a revision some resource it writes changed after is
+// refused (store.conflict) and writes nothing, so a stale edit never overwrites a newer one.
+TEST(SqliteStore, IfRevisionRefusesAStaleEdit) {
+  TempDir dir;
+  auto store = open_ok(dir.file("store.db"));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->apply(ap("a", "ns") + "---\n" + ap("b", "ns"), "x.yaml"));  // revision 1
+  auto parsed = [](const std::string& text) {
+    std::vector<ParsedFile> files;
+    files.push_back(*parse_apply_file({text, "edit.yaml"}));
+    return files;
+  };
+  // Admin one edits a from revision 1: fine (a is at 1).
+  auto first = store->apply_parsed(parsed(ap("a", "ns", "ALLOW")), 1);
+  ASSERT_TRUE(first) << first.error().to_string();
+  EXPECT_EQ(first->revision, 2);
+  // Admin two edited a from revision 1 too: refused, a keeps admin one's edit, b is untouched.
+  auto second = store->apply_parsed(parsed(ap("a", "ns", "AUDIT") + "---\n" + ap("b", "ns", "ALLOW")), 1);
+  ASSERT_FALSE(second);
+  EXPECT_TRUE(is(second.error(), StoreError::Conflict)) << second.error().to_string();
+  EXPECT_NE(second.error().message.find("AuthorizationPolicy/ns/a changed at revision 2"), std::string::npos)
+      << second.error().message;
+  EXPECT_EQ(store->revision(), 2);
+  EXPECT_NE((*store->get({"AuthorizationPolicy", "ns", "a"}))->yaml.find("ALLOW"), std::string::npos);
+  EXPECT_EQ((*store->get({"AuthorizationPolicy", "ns", "b"}))->revision, 1);
+  // Read again (revision 2) and re-applied: accepted. A resource created after the base conflicts too.
+  ASSERT_TRUE(store->apply_parsed(parsed(ap("a", "ns", "AUDIT")), 2));
+  ASSERT_TRUE(store->apply(ap("c", "ns"), "c.yaml"));  // revision 4
+  auto created_meanwhile = store->apply_parsed(parsed(ap("c", "ns", "ALLOW")), 3);
+  ASSERT_FALSE(created_meanwhile);
+  EXPECT_TRUE(is(created_meanwhile.error(), StoreError::Conflict));
+}
+
 // --dry-run=server: plan() answers what apply_parsed() would, and writes nothing.
 TEST(SqliteStore, PlanComparesWithoutWriting) {
   TempDir dir;

@@ -142,6 +142,12 @@ TEST(RegoJwt, DecodeVerifyRepeatedTokensFollowEachCallsConstraints) {
     EXPECT_EQ(verify(tok, "secret", 1700000000, "opa", "HS512"), "[false,{},{}]");
     EXPECT_EQ(verify(tok, "secret", 1700000000, "opa", "HS256"), ok);
     EXPECT_EQ(verify(tok + "x", "secret", 1700000000), "[false,{},{}]");
+    // Same length as the cached token, one signature character different: compared whole.
+    std::string tampered = tok;
+    char& c = tampered[tampered.size() - 5];
+    c = c == 'A' ? 'B' : 'A';
+    EXPECT_EQ(verify(tampered, "secret", 1700000000), "[false,{},{}]");
+    EXPECT_EQ(verify(tok, "secret", 1700000000), ok);
     EXPECT_EQ(verify("a.b", "secret", 1700000000),
               "error(builtin): encoded JWT must have 3 sections, found 2");
   }

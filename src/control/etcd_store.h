@@ -1,0 +1,30 @@
+// control/etcd_store.h — the Store on etcd v3 (store.h), shared by several meshguard-control
+// replicas (docs/ETCD.md). Each replica lists the resources under its prefix at a revision, then
+// watches from the next one (listing again when etcd compacted that history away), and answers
+// list/get/resources from what it has seen; the etcd revision is the store revision. Writes are
+// etcd transactions that compare each written key's mod_revision with the one just read, so two
+// replicas applying at once never interleave, and an apply based on an older revision
+// (if_revision) fails store.conflict instead of overwriting a newer change. A write returns once
+// this replica's view holds it, so a get right after an apply sees it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "control/etcd_keys.h"
+#include "control/store.h"
+
+namespace mg::control {
+
+class EtcdStore : public Store {
+ public:
+  // The value stored at <prefix>shared/<name>: `create_with` when the key was absent (this call
+  // created it, in one transaction: two replicas starting at once agree on one value).
+  virtual Result<std::string> shared_value(std::string_view name, std::string_view create_with) = 0;
+};
+
+// Connects, lists the resources and starts watching; store.etcd when no endpoint answers.
+Result<std::unique_ptr<EtcdStore>> open_etcd_store(const EtcdOptions& options);
+
+}  // namespace mg::control

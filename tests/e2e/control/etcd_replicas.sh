@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Control-plane replicas on etcd (docs/ETCD.md): a three-member etcd cluster and three
+# meshguard-control replicas sharing it (--store etcd://...), all on 127.0.0.1. A policy applied
+# through one replica is seen through another and pushed to proxies connected to a third; two
+# stale applies at once give one conflict and no lost update; the replica the proxies talk to is
+# killed and they move to another (no new certificate), still serving requests and taking later
+# policies, and a new proxy bootstraps past the dead replica; the etcd leader is killed and writes
+# resume. Skipped (exit 77) without etcd.
+source "$(dirname "$0")/lib.sh"
+
+ETCD_BIN="$(command -v etcd || true)"
+if [ -z "$ETCD_BIN" ]; then
+  echo "skip: no etcd (Debian etcd-server; scripts/install-deps.sh)"
+  exit 77
+fi
+
+# Free ports for etcd, which needs them on its command line: the kernel picks each (bind to 0),
+# and they are used at once.
+read -r -a PORTS <<<"$(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(6)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks: s.close()')"
+CLIENT=("${PORTS[0]}" "${PORTS[1]}" "${PORTS[2]}")
+PEER=("${PORTS[3]}" "${PORTS[4]}" "${PORTS[5]}")
+CLUSTER="e0=http://127.0.0.1:${PEER[0]},e1=http://127.0.0.1:${PEER[1]},e2=http://127.0.0.1:${PEER[2]}"
+ETCD_PIDS=()
+for i in 0 1 2; do
+  start "etcd$i" "$ETCD_BIN" --name "e$i" --data-dir "$WORK/etcd$i" \
+    --listen-client-urls "http://127.0.0.1:${CLIENT[$i]}" --advertise-client-urls "http://127.0.0.1:${CLIENT[$i]}" \
+    --listen-peer-urls "http://127.0.0.1:${PEER[$i]}" --initial-advertise-peer-urls "http://127.0.0.1:${PEER[$i]}" \
+    --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token "mg-e2e-$$" \
+    --heartbeat-interval 50 --election-timeout 500
+  ETCD_PIDS+=("$LAST_PID")
+done
+for i in 0 1 2; do
+  for _ in $(seq 1 200); do
+    curl -sf --max-time 2 "http://127.0.0.1:${CLIENT[$i]}/health" | grep -q '"true"' && break
+    sleep 0.05
+  done
+  curl -sf --max-time 2 "http://127.0.0.1:${CLIENT[$i]}/health" | grep -q '"true"' || fail "etcd member $i not healthy"
+done
+pass "three-member etcd cluster up"
+STORE="etcd://127.0.0.1:${CLIENT[0]},127.0.0.1:${CLIENT[1]},127.0.0.1:${CLIENT[2]}"
+
+# One operator CA every replica plugs in.
+"$CTL_BIN" ca init --dir "$WORK/cacerts" --trust-domain cluster.local >/dev/null || fail "ca init"
+
+# start_replica N: meshguard-control replica N on etcd; sets R<N> (its address) and R<N>_PID.
+start_replica() {
+  local n="$1"
+  start "replica$n" "$CONTROL_BIN" --data-dir "$WORK/replica$n" --listen 127.0.0.1:0 --debounce-ms 20 \
+    --store "$STORE" --plug-in-ca "$WORK/cacerts"
+  printf -v "R${n}_PID" '%s' "$LAST_PID"
+  printf -v "R$n" '127.0.0.1:%s' "$(port_of "$WORK/replica$n.out" '^listening grpc ')"
+}
+start_replica 1
+start_replica 2
+start_replica 3
+pass "three control-plane replicas on etcd"
+[ ! -e "$WORK/replica1/store.db" ] && [ ! -e "$WORK/replica1/token-key.pem" ] && [ ! -e "$WORK/replica1/ca" ] ||
+  fail "a replica on etcd kept shared state in its data dir: $(ls "$WORK/replica1")"
+pass "the data dir keeps only the replica's own identities ($(ls "$WORK/replica1" | tr '\n' ' '))"
+# The shared token-signing key is in etcd sealed, never in clear (read through etcd's JSON gateway).
+token_key=$(curl -s --max-time 5 -X POST "http://127.0.0.1:${CLIENT[0]}/v3/kv/range" \
+  -d "{\"key\": \"$(printf '/meshguard/shared/token-key' | base64 -w0)\"}" | jq -r '.kvs[0].value' | base64 -d)
+case "$token_key" in
+  mg-sealed-v1:*) pass "the shared token key is sealed in etcd" ;;
+  *) fail "the shared token key in etcd is not sealed: ${token_key:0:40}" ;;
+esac
+
+# on N CMD...: meshguardctl against replica N (the admin identity of replica 1 works on all: one CA).
+on() {
+  local n="$1" addr
+  shift
+  addr="R$n"
+  MESHGUARD_SERVER="${!addr}" MESHGUARD_ADMIN_DIR="$WORK/replica1/admin" "$CTL_BIN" "$@"
+}
+
+# wait_listed N PATTERN GET-ARGS...: polls (bounded: ~10 s) until `get GET-ARGS -o yaml` through
+# replica N shows PATTERN; another replica's write reaches it through its etcd watch, not at once.
+wait_listed() {
+  local n="$1" pattern="$2"
+  shift 2
+  for _ in $(seq 1 200); do
+    on "$n" get "$@" -o yaml 2>/dev/null | grep -q -- "$pattern" && return 0
+    sleep 0.05
+  done
+  fail "replica $n does not list $pattern ($*)"
+}
+
+# The proxies bootstrap with tokens minted by replica 2 through replica 1 (first in their list).
+export MESHGUARD_SERVER="$R2" MESHGUARD_ADMIN_DIR="$WORK/replica1/admin"
+CP_ADDR="$R1,$R2,$R3"
+DATA="$WORK/plug"  # start_proxy's --ca-bundle: $DATA/ca/root-cert.pem
+mkdir -p "$DATA/ca" && cp "$WORK/cacerts/root-cert.pem" "$DATA/ca/"
+start_details_and_sleep
+expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "mesh request through proxies bootstrapped on replica 1"
+
+# 1. Apply through replica 2: seen through replica 3, enforced by proxies connected to replica 1.
+deny_paths deny-admin "app: details" "/admin/*" >"$WORK/deny.yaml"
+on 2 apply -f "$WORK/deny.yaml" >"$WORK/apply1.txt" || fail "apply through replica 2"
+rev1=$(sed -n 's/^revision //p' "$WORK/apply1.txt")
+wait_listed 3 "name: deny-admin" ap deny-admin -n default
+pass "applied through replica 2 (revision $rev1), listed through replica 3"
+wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 403
+pass "applied through replica 2, enforced by proxies connected to replica 1"
+
+# 2. Two admins edit the same policy from revision rev1 and apply at once through two replicas.
+sed 's|/admin/\*|/edit-a/*|' "$WORK/deny.yaml" >"$WORK/edit-a.yaml"
+sed 's|/admin/\*|/edit-b/*|' "$WORK/deny.yaml" >"$WORK/edit-b.yaml"
+(rc=0; on 2 apply -f "$WORK/edit-a.yaml" --if-revision "$rev1" >"$WORK/a.out" 2>&1 || rc=$?; echo "$rc" >"$WORK/a.rc") &
+A=$!
+(rc=0; on 3 apply -f "$WORK/edit-b.yaml" --if-revision "$rev1" >"$WORK/b.out" 2>&1 || rc=$?; echo "$rc" >"$WORK/b.rc") &
+B=$!
+wait "$A" "$B"
+rc_a=$(cat "$WORK/a.rc") rc_b=$(cat "$WORK/b.rc")
+if [ "$rc_a" = 0 ] && [ "$rc_b" != 0 ]; then
+  winner=edit-a loser=b
+elif [ "$rc_a" != 0 ] && [ "$rc_b" = 0 ]; then
+  winner=edit-b loser=a
+else
+  fail "two stale applies: expected exactly one to succeed, exit codes $rc_a $rc_b ($(cat "$WORK/a.out" "$WORK/b.out"))"
+fi
+grep -q "store.conflict" "$WORK/$loser.out" || fail "the losing apply did not say conflict: $(cat "$WORK/$loser.out")"
+wait_listed 1 "/$winner/" ap deny-admin -n default
+stored=$(on 1 get ap deny-admin -n default -o yaml)
+expect_contains "$stored" "/$winner/" "two stale applies: one conflict, the winner's edit stored"
+expect_not_contains "$stored" "/admin/" "two stale applies: no lost update (the base is gone)"
+wait_status "http://127.0.0.1:$sleep_OUT/$winner/x" 403
+on 2 apply -f "$WORK/deny.yaml" >/dev/null || fail "re-apply the base"
+wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 403
+
+# 3. Kill the replica the proxies talk to, under load: they move on; requests keep being served.
+bootstraps_before=$(cat "$WORK/sleep.err" "$WORK/details.err" | grep -c "bootstrapped\|renewed" || true)
+(
+  for i in $(seq 1 60); do
+    http_status "http://127.0.0.1:$sleep_OUT/details/$i"
+    echo
+    sleep 0.05
+  done
+) >"$WORK/load.txt" &
+LOAD=$!
+sleep 0.3
+kill -KILL "$R1_PID"
+wait "$R1_PID" 2>/dev/null || true
+pass "replica 1 killed (-9) under load"
+wait_for_line "$WORK/sleep.err" "moving from control plane $R1" >/dev/null
+wait_for_line "$WORK/details.err" "moving from control plane $R1" >/dev/null
+for _ in $(seq 1 200); do
+  n=$(on 2 workload list -o json 2>/dev/null | jq '[.[] | select(.connected)] | length' 2>/dev/null || echo 0)
+  [ "$n" = 2 ] && break
+  sleep 0.05
+done
+expect_eq "$n" 2 "both proxies reconnected to replica 2"
+deny_paths deny-status "app: details" "/status/*" >"$WORK/status.yaml"
+on 3 apply -f "$WORK/status.yaml" >/dev/null || fail "apply through replica 3"
+wait_status "http://127.0.0.1:$sleep_OUT/status/200" 403
+pass "a policy applied through replica 3 reaches the proxies now on replica 2"
+wait "$LOAD"
+total=$(grep -c . "$WORK/load.txt")
+ok=$(grep -c '^200$' "$WORK/load.txt" || true)
+expect_eq "$ok/$total" "60/60" "requests served while the proxies moved replicas"
+bootstraps_after=$(cat "$WORK/sleep.err" "$WORK/details.err" | grep -c "bootstrapped\|renewed" || true)
+expect_eq "$bootstraps_after" "$bootstraps_before" "moving replicas issued no new certificate"
+# A new workload bootstraps with replica 1 (first in its list) gone: its token, minted by replica
+# 2, is taken by the next replica.
+start_workload late late "$APP"
+grep -q "moving from control plane $R1" "$WORK/late.err" || fail "late did not move past replica 1"
+grep -q "bootstrapped spiffe://cluster.local/ns/default/sa/late" "$WORK/late.err" || fail "late did not bootstrap"
+expect_eq "$(http_status "http://127.0.0.1:$late_IN/status/200")" 200 \
+  "a proxy bootstrapped (token of replica 2) past the dead replica 1 serves"
+
+# 4. Kill the etcd leader: writes resume once the other two have elected one.
+leader=""
+for _ in $(seq 1 100); do
+  for i in 0 1 2; do
+    # Read whole, then matched: grep -q closing the pipe early would fail curl under pipefail.
+    metrics=$(curl -s --max-time 2 "http://127.0.0.1:${CLIENT[$i]}/metrics" || true)
+    grep -q '^etcd_server_is_leader 1' <<<"$metrics" && leader=$i
+  done
+  [ -n "$leader" ] && break
+  sleep 0.05
+done
+[ -n "$leader" ] || fail "no etcd leader found"
+kill -KILL "${ETCD_PIDS[$leader]}"
+wait "${ETCD_PIDS[$leader]}" 2>/dev/null || true
+pass "etcd leader (member $leader) killed (-9)"
+deny_paths deny-headers "app: details" "/headers" >"$WORK/headers.yaml"
+on 2 apply -f "$WORK/headers.yaml" >/dev/null || fail "apply after the etcd leader was killed"
+pass "writes resume after the etcd election"
+wait_listed 3 "name: deny-headers" ap deny-headers -n default
+wait_status "http://127.0.0.1:$sleep_OUT/headers" 403
+pass "the write made after the election reaches the proxies"
+expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/61")" 200 "mesh requests still served after the etcd election"
