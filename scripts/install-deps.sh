@@ -21,6 +21,8 @@ PACKAGES=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # control-plane API (gRPC over mTLS)
   etcd-server                      # control-plane replicas share an etcd v3 cluster (--store etcd://);
                                    # tests/e2e/control/etcd_replicas.sh starts a three-member one
+  libjs-d3                         # the console's graph (d3 v3), served by meshguard-control at run time
+  chromium chromium-driver         # tests/e2e/console: the console's pages in headless Chromium over WebDriver
 )
 
 missing=()

@@ -52,6 +52,39 @@ std::chrono::milliseconds jitter(std::chrono::milliseconds base) {
   return base + std::chrono::milliseconds(d(rng));
 }
 
+pb::WatchRequest telemetry_message(const telemetry::InsightBatch& batch) {
+  pb::WatchRequest req;
+  auto* t = req.mutable_telemetry();
+  for (const auto& f : batch.flows) {
+    auto* c = t->add_flows();
+    c->set_source_principal(f.source_principal);
+    c->set_mtls(f.mtls);
+    c->set_allowed(f.allowed);
+    c->set_policy(f.policy);
+    c->set_requests(f.requests);
+    c->set_method(f.method);
+    c->set_path_prefix(f.path_prefix);
+  }
+  for (const auto& d : batch.decisions) {
+    auto* s = t->add_decisions();
+    s->set_time_unix_ms(d.time_unix_ms);
+    s->set_source_principal(d.source_principal);
+    s->set_source_address(d.source_address);
+    s->set_method(d.method);
+    s->set_path(d.path);
+    s->set_status(d.status);
+    s->set_policy(d.policy);
+    s->set_rule(d.rule);
+    s->set_reason(d.reason);
+    s->set_allowed(d.allowed);
+    s->set_audit(d.audit);
+    s->set_mtls(d.mtls);
+  }
+  t->set_flows_dropped(batch.flows_dropped);
+  t->set_decisions_dropped(batch.decisions_dropped);
+  return req;
+}
+
 }  // namespace
 
 struct AgentState {
@@ -280,6 +313,41 @@ Status AgentState::watch_once(bool first_only) {
     }
   }
   bool checked_server = false;
+  // gRPC allows one writer at a time: the ACKs (this thread) and the telemetry sender take turns.
+  std::mutex write_mutex;
+  // The telemetry sender: started once the control plane is verified, stopped (and joined) before
+  // the stream is finished or this returns.
+  struct Sender {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread thread;
+    ~Sender() { stop(); }
+    void stop() {
+      {
+        std::lock_guard lock(m);
+        done = true;
+      }
+      cv.notify_all();
+      if (thread.joinable()) thread.join();
+    }
+  } sender;
+  auto start_sender = [&] {
+    if (first_only || !hooks.take_insights) return;
+    sender.thread = std::thread([&] {
+      while (true) {
+        {
+          std::unique_lock lock(sender.m);
+          if (sender.cv.wait_for(lock, hooks.insights_interval, [&] { return sender.done; })) return;
+        }
+        auto batch = hooks.take_insights();
+        if (batch.empty()) continue;
+        auto message = telemetry_message(batch);
+        std::lock_guard lock(write_mutex);
+        if (!stream->Write(message)) return;  // the stream is ending: the reader sees it too
+      }
+    });
+  };
   if (stream->Write(hello)) {
     pb::ConfigSnapshot snap;
     while (stream->Read(&snap)) {
@@ -289,8 +357,11 @@ Status AgentState::watch_once(bool first_only) {
           return ok;
         }
         checked_server = true;
-        std::lock_guard lock(mutex);
-        st.connected = true;
+        {
+          std::lock_guard lock(mutex);
+          st.connected = true;
+        }
+        start_sender();
       }
       std::string error;
       auto handled = handle_snapshot(snap, error);
@@ -299,7 +370,12 @@ Status AgentState::watch_once(bool first_only) {
       ack.mutable_ack()->set_accepted(static_cast<bool>(handled));
       ack.mutable_ack()->set_error(error);
       if (!handled) log_line("refused snapshot " + snap.version() + ": " + error);
-      if (!stream->Write(ack)) break;
+      bool written;
+      {
+        std::lock_guard lock(write_mutex);
+        written = stream->Write(ack);
+      }
+      if (!written) break;
       if (first_only && handled) {
         stream->WritesDone();
         ctx.TryCancel();
@@ -308,6 +384,7 @@ Status AgentState::watch_once(bool first_only) {
       }
     }
   }
+  sender.stop();  // a write in flight ends with the call (Read already saw it end)
   auto status = stream->Finish();
   std::string why = api::describe(status);
   if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||

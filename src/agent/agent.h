@@ -27,6 +27,7 @@
 
 #include "common/result.h"
 #include "policy/resources.h"
+#include "telemetry/insights.h"
 
 namespace mg::agent {
 
@@ -81,6 +82,10 @@ class Agent {
     };
     std::string address;
     std::vector<InboundPort> inbound_ports;
+    // The console's telemetry (telemetry/insights.h): taken every insights_interval while the
+    // stream is up and sent on it as one Telemetry message when not empty. Null: none sent.
+    std::function<telemetry::InsightBatch()> take_insights;
+    std::chrono::milliseconds insights_interval{3000};
   };
 
   static Result<std::unique_ptr<Agent>> create(AgentOptions options);

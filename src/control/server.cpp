@@ -10,6 +10,7 @@
 //   watch_service        ConfigService.Watch streams
 //   certificate_service  CertificateService.Sign
 //   admin_service        AdminService (meshguardctl)
+//   console_service      ConsoleService (meshguardctl dashboard) and the console's telemetry window
 //   own_identity         control/ and admin/ SVIDs, renewed at half-life
 //   metrics_endpoint     /metrics and /healthz/ready
 // This file only wires them and runs housekeeping (own identities, the Kubernetes JWKS).
@@ -22,6 +23,7 @@
 #include "common/files.h"
 #include "common/thread_annotations.h"
 #include "control/admin_service.h"
+#include "control/console_service.h"
 #include "control/bootstrap_credentials.h"
 #include "control/ca_rotation.h"
 #include "control/certificate_service.h"
@@ -56,6 +58,7 @@ struct ControlPlane::Impl {
 
   std::unique_ptr<grpc::Service> certificate_service, watch_service;
   std::unique_ptr<AdminService> admin_service;
+  std::unique_ptr<ConsoleService> console_service;
   std::unique_ptr<grpc::Server> server;
   int bound_port = 0;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint;
@@ -194,7 +197,8 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
 Status ControlPlane::start() {
   Impl& s = *impl_;
   s.certificate_service = make_certificate_service({s.td, *s.model, *s.ca, *s.bootstrap, s.metrics});
-  s.watch_service = make_watch_service(*s.distributor, *s.model);
+  s.console_service = ConsoleService::create(s.td, *s.model, *s.distributor);
+  s.watch_service = make_watch_service(*s.distributor, *s.model, *s.console_service);
   s.admin_service =
       AdminService::create({s.td, *s.store, *s.model, *s.distributor, *s.ca, *s.bootstrap, s.metrics, *s.registry});
   grpc::ServerBuilder builder;
@@ -206,6 +210,7 @@ Status ControlPlane::start() {
   builder.RegisterService(s.certificate_service.get());
   builder.RegisterService(s.watch_service.get());
   builder.RegisterService(s.admin_service->service());
+  builder.RegisterService(s.console_service->service());
   builder.SetMaxReceiveMessageSize(static_cast<int>(api::kMaxMessageBytes));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <optional>
 
+#include "control/console_service.h"
 #include "control/distributor.h"
 #include "control/model.h"
 #include "control/support.h"
@@ -17,8 +18,9 @@ namespace {
 class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::ConfigSnapshot>,
                            public ProxyStream {
  public:
-  WatchReactor(Distributor& distributor, const ConfigModel& model, grpc::CallbackServerContext* ctx)
-      : distributor_(distributor), ctx_(ctx) {
+  WatchReactor(Distributor& distributor, const ConfigModel& model, ConsoleService& console,
+               grpc::CallbackServerContext* ctx)
+      : distributor_(distributor), console_(console), ctx_(ctx) {
     auto id = require_peer(ctx_, *model.current()->bundle);
     if (!id) {
       Finish(status_of(grpc::StatusCode::UNAUTHENTICATED, id.error()));
@@ -66,6 +68,13 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
         return;
       }
       distributor_.ack(key_, request_.ack());
+    } else if (request_.has_telemetry()) {
+      if (!registered_) {
+        finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "Telemetry before Hello"));
+        return;
+      }
+      // Counted for the workload the stream's Hello registered (its SVID vouched for it).
+      console_.report(key_, request_.telemetry());
     } else {
       finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty WatchRequest"));
       return;
@@ -115,6 +124,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
 
  private:
   Distributor& distributor_;
+  ConsoleService& console_;
   grpc::CallbackServerContext* ctx_;
   std::optional<identity::SpiffeId> id_;
   pb::WatchRequest request_;
@@ -135,22 +145,24 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
 
 class ConfigServiceImpl final : public pb::ConfigService::CallbackService {
  public:
-  ConfigServiceImpl(Distributor& distributor, const ConfigModel& model)
-      : distributor_(distributor), model_(model) {}
+  ConfigServiceImpl(Distributor& distributor, const ConfigModel& model, ConsoleService& console)
+      : distributor_(distributor), model_(model), console_(console) {}
   grpc::ServerBidiReactor<pb::WatchRequest, pb::ConfigSnapshot>* Watch(
       grpc::CallbackServerContext* ctx) override {
-    return new WatchReactor(distributor_, model_, ctx);
+    return new WatchReactor(distributor_, model_, console_, ctx);
   }
 
  private:
   Distributor& distributor_;
   const ConfigModel& model_;
+  ConsoleService& console_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> make_watch_service(Distributor& distributor, const ConfigModel& model) {
-  return std::make_unique<ConfigServiceImpl>(distributor, model);
+std::unique_ptr<grpc::Service> make_watch_service(Distributor& distributor, const ConfigModel& model,
+                                                  ConsoleService& console) {
+  return std::make_unique<ConfigServiceImpl>(distributor, model, console);
 }
 
 }  // namespace mg::control

@@ -121,11 +121,9 @@ net::awaitable<std::unique_ptr<net::Stream>> Inbound::open(tcp::socket& socket, 
       co_return nullptr;
     }
     auto tls_stream = std::make_unique<net::TlsStream>(std::move(socket), state->server);
-    net::Watchdog deadline(tls_stream->socket().get_executor(), [s = tls_stream.get()] { s->close(); });
-    deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
     std::error_code ec;
-    co_await tls_stream->handshake(asio::ssl::stream_base::server, ec);
-    deadline.disarm();
+    co_await tls_stream->handshake_within(asio::ssl::stream_base::server,
+                                          std::chrono::milliseconds(config_.limits.header_timeout_ms), ec);
     if (ec) {
       report_.connection_refused(source, port.port, Refusal::TlsHandshakeFailed, ec.message());
       co_return nullptr;
@@ -156,11 +154,9 @@ net::awaitable<std::unique_ptr<net::Stream>> Inbound::open_edge(tcp::socket& soc
     co_return nullptr;
   }
   auto tls_stream = std::make_unique<net::TlsStream>(std::move(socket), std::move(ctx));
-  net::Watchdog deadline(tls_stream->socket().get_executor(), [s = tls_stream.get()] { s->close(); });
-  deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
   std::error_code ec;
-  co_await tls_stream->handshake(asio::ssl::stream_base::server, ec);
-  deadline.disarm();
+  co_await tls_stream->handshake_within(asio::ssl::stream_base::server,
+                                        std::chrono::milliseconds(config_.limits.header_timeout_ms), ec);
   if (ec) {
     report_.connection_refused(source, port.port, Refusal::TlsHandshakeFailed, ec.message());
     co_return nullptr;

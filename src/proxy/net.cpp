@@ -126,6 +126,14 @@ awaitable<bool> TlsStream::run(Op op, std::error_code& ec) {
   }
 }
 
+awaitable<void> TlsStream::handshake_within(asio::ssl::stream_base::handshake_type type,
+                                            std::chrono::milliseconds timeout, std::error_code& ec) {
+  Watchdog deadline(socket().get_executor(), [this] { close(); });
+  deadline.arm(timeout);
+  co_await handshake(type, ec);
+  deadline.disarm();
+}
+
 awaitable<void> TlsStream::handshake(asio::ssl::stream_base::handshake_type type, std::error_code& ec) {
   ec.clear();
   if (ssl_) {

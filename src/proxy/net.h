@@ -66,6 +66,9 @@ class TlsStream final : public Stream {
   TlsStream(const TlsStream&) = delete;
   TlsStream& operator=(const TlsStream&) = delete;
   awaitable<void> handshake(asio::ssl::stream_base::handshake_type type, std::error_code& ec);
+  // The handshake, bounded: the stream is closed (ec set) if it has not completed within `timeout`.
+  awaitable<void> handshake_within(asio::ssl::stream_base::handshake_type type, std::chrono::milliseconds timeout,
+                                   std::error_code& ec);
   awaitable<size_t> read_some(asio::mutable_buffer buf, std::error_code& ec) override;
   awaitable<void> write_all(asio::const_buffer buf, std::error_code& ec) override;
   void close() override;

@@ -210,6 +210,8 @@ std::vector<Proxy::Listener> Proxy::listeners() const {
 }
 telemetry::Registry& Proxy::metrics() { return impl_->report.registry(); }
 
+telemetry::InsightBatch Proxy::take_insights() { return impl_->report.insights().take(); }
+
 void Proxy::set_control_plane_view(std::function<ControlPlaneView()> view) {
   impl_->control_plane_view = std::move(view);
 }

@@ -25,6 +25,7 @@
 #include "policy/resources.h"
 #include "proxy/chain.h"
 #include "proxy/config.h"
+#include "telemetry/insights.h"
 #include "telemetry/metrics.h"
 
 namespace mg::proxy {
@@ -72,6 +73,8 @@ class Proxy {
   // New handshakes use them; a bad file keeps the previous credentials.
   void reload_credentials();
   telemetry::Registry& metrics();
+  // What the inbound enforcement decided, per flow, for the control plane's console (thread-safe).
+  telemetry::InsightBatch take_insights();
   // Before start(): where /config_dump reads the control plane's view from (called per request).
   void set_control_plane_view(std::function<ControlPlaneView()> view);
 

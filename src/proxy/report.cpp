@@ -195,6 +195,12 @@ void Report::connection_refused(const std::string& source, uint16_t port, Refusa
                                 const std::string& detail) {
   const std::string_view reason = to_string(refusal);
   count_refused("inbound", reason);
+  // Refused before any identity was believed: a plaintext (or failed-handshake) denial.
+  insights_.count("", false, false, "");
+  insights_.sample({.time_unix_ms = telemetry::unix_millis_now(),
+                    .source_address = source,
+                    .reason = std::string(reason) + (detail.empty() ? "" : ": " + detail),
+                    .allowed = false});
   access_log_->write({{"time", telemetry::now_rfc3339()},
                       {"direction", "inbound"},
                       {"event", "connection_refused"},
@@ -336,6 +342,25 @@ void Report::count_shadow_outcome(const Verdict& decision) {
   }
 }
 
+void Report::record_insight(std::string_view source_principal, std::string_view source_address, bool mtls,
+                            std::string_view method, std::string_view path, int status, const Verdict& decision) {
+  const std::string_view policy = decision.policy ? std::string_view(*decision.policy) : std::string_view();
+  insights_.count(source_principal, mtls, decision.allow, policy, method, path);
+  if (decision.allow && !decision.audit) return;
+  insights_.sample({.time_unix_ms = telemetry::unix_millis_now(),
+                    .source_principal = std::string(source_principal),
+                    .source_address = std::string(source_address),
+                    .method = std::string(method),
+                    .path = std::string(path),
+                    .status = status,
+                    .policy = std::string(policy),
+                    .rule = decision.rule.value_or(-1),
+                    .reason = decision.reason,
+                    .allowed = decision.allow,
+                    .audit = decision.audit,
+                    .mtls = mtls});
+}
+
 SeriesCache::RequestSeries& Report::request_series(SeriesCache& cache, const Exchange& ex, const HttpSide& side,
                                                    bool mtls, std::string_view flags,
                                                    std::string_view source_principal,
@@ -436,6 +461,10 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
       .str("response_code_details", to_string(ex.details));
   if (ex.grpc) line.str("grpc_status", ex.grpc_status);
   write_decision(line, decision, inbound ? "malformed request" : "");
+  if (inbound && decision) {
+    record_insight(side.peer ? source_principal : std::string_view(), side.source, side.peer.has_value(), ex.method,
+                   ex.path, ex.status, *decision);
+  }
   line.millis("duration_ms", duration)
       .num("bytes_received", ex.bytes_received)
       .num("bytes_sent", ex.bytes_sent);
@@ -528,6 +557,8 @@ void Report::inbound_tcp(const std::string& source, const std::string& source_pr
       .close()
       .str("response_flags", to_string(flags));
   write_decision(line, &decision, "");
+  const bool mtls = source_principal != "unknown" && !source_principal.empty();
+  record_insight(mtls ? std::string_view(source_principal) : std::string_view(), source, mtls, {}, {}, 0, decision);
   line.millis("duration_ms", ms_since(start)).num("bytes_received", received).num("bytes_sent", sent);
   access_log_->write_line(line.finish());
 }

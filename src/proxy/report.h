@@ -24,6 +24,7 @@
 #include "proxy/peer_metadata.h"
 #include "proxy/registry.h"
 #include "telemetry/access_log.h"
+#include "telemetry/insights.h"
 #include "telemetry/metrics.h"
 #include "tls/tls.h"
 
@@ -71,6 +72,9 @@ class Report {
   std::shared_ptr<const OwnMetadata> own() const { return own_.load(); }
   void set_own_labels(const std::map<std::string, std::string>& labels);
   telemetry::Registry& registry() { return registry_; }
+  // What the inbound enforcement decided, per flow, for the control plane's console (the agent
+  // takes it every few seconds); recorded by http_exchange, inbound_tcp and connection_refused.
+  telemetry::InsightRecorder& insights() { return insights_; }
 
   // meshguard_connections_refused_total{direction, reason}.
   void count_refused(ListenerKind direction, Refusal reason);
@@ -148,6 +152,9 @@ class Report {
   // a policy decides on every request, and the registry lookup renders and locks.
   void count_opa(SeriesCache& cache, const Verdict& decision);
   void count_shadow_outcome(const Verdict& decision);
+  // One inbound decision into insights_: its flow counted; a denial or an audit also sampled.
+  void record_insight(std::string_view source_principal, std::string_view source_address, bool mtls,
+                      std::string_view method, std::string_view path, int status, const Verdict& decision);
   // reporter and the source_* / destination_* labels Istio's request and TCP metrics share.
   // `peer`: the far end's labels from its metadata (or the registry); null: from its principal.
   telemetry::Labels workload_labels(const OwnMetadata& own, bool inbound, std::string_view source_principal,
@@ -157,6 +164,7 @@ class Report {
   const ProxyConfig& config_;
   std::atomic<std::shared_ptr<const OwnMetadata>> own_;  // never null
   telemetry::Registry registry_;
+  telemetry::InsightRecorder insights_;
   std::unique_ptr<telemetry::AccessLog> access_log_;
 };
 

@@ -243,10 +243,8 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_tls(Destinat
     if (cached->second.creds == state->creds) SSL_set_session(up.ssl(), cached->second.session.get());
     sessions_.erase(cached);
   }
-  net::Watchdog handshake_deadline(io_.get_executor(), [&up] { up.close(); });
-  handshake_deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
-  co_await up.handshake(asio::ssl::stream_base::client, ec);
-  handshake_deadline.disarm();
+  co_await up.handshake_within(asio::ssl::stream_base::client,
+                               std::chrono::milliseconds(config_.limits.header_timeout_ms), ec);
   if (ec) {
     reason = "tls_handshake_failed";
     detail = ec.message();
@@ -341,11 +339,9 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_origin(const
     detail = prepared.error().to_string();
     co_return nullptr;
   }
-  net::Watchdog handshake_deadline(io_.get_executor(), [&up] { up.close(); });
-  handshake_deadline.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
   std::error_code ec;
-  co_await up.handshake(asio::ssl::stream_base::client, ec);
-  handshake_deadline.disarm();
+  co_await up.handshake_within(asio::ssl::stream_base::client,
+                               std::chrono::milliseconds(config_.limits.header_timeout_ms), ec);
   if (ec) {
     reason = "tls_handshake_failed";
     const long verify = SSL_get_verify_result(up.ssl());

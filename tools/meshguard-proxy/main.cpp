@@ -180,7 +180,8 @@ int main(int argc, char** argv) {
                                                    const std::string& file_name, const std::string& text) {
                                     return p->apply_policies(std::move(resources), file_name, text);
                                   },
-                                  .admin_address = admin_address};
+                                  .admin_address = admin_address,
+                                  .take_insights = [p] { return p->take_insights(); }};
     add_registration(hooks, registered, p->listeners());
     agent->start(std::move(hooks));
   }

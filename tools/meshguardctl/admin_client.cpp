@@ -30,6 +30,12 @@ void add_conn_options(CLI::App* cmd, Conn& c) {
 }
 
 Result<std::unique_ptr<pb::AdminService::Stub>> admin_stub(const Conn& c) {
+  auto channel = admin_channel(c);
+  if (!channel) return fail(channel.error());
+  return pb::AdminService::NewStub(*channel);
+}
+
+Result<std::shared_ptr<grpc::Channel>> admin_channel(const Conn& c) {
   std::string dir = c.admin_dir;
   // On the control plane's host, the documented data directory (docs/OPERATIONS.md systemd unit).
   std::error_code ec;
@@ -42,7 +48,7 @@ Result<std::unique_ptr<pb::AdminService::Stub>> admin_stub(const Conn& c) {
   gpr_set_log_function([](gpr_log_func_args*) {});
   auto files = api::load_svid_dir(dir);
   if (!files) return fail(files.error());
-  return pb::AdminService::NewStub(api::make_channel(c.server, files->bundle_pem, *files));
+  return api::make_channel(c.server, files->bundle_pem, *files);
 }
 
 std::unique_ptr<grpc::ClientContext> call_context() {

@@ -31,6 +31,9 @@ void add_conn_options(CLI::App* cmd, Conn& c);
 
 // The admin stub, or a one-line error.
 Result<std::unique_ptr<pb::AdminService::Stub>> admin_stub(const Conn& c);
+// The channel to the control plane authenticated with the admin identity (admin_stub's; the
+// console's relay opens its ConsoleService stub on it).
+Result<std::shared_ptr<grpc::Channel>> admin_channel(const Conn& c);
 // A context with the CLI's deadline (15 s).
 std::unique_ptr<grpc::ClientContext> call_context();
 // One line on stderr for a failed call, exit code 1. An unreachable control plane is one sentence

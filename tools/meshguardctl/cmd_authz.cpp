@@ -13,6 +13,7 @@
 #include "admin_client.h"
 #include "commands.h"
 #include "common/files.h"
+#include "policy/check.h"
 #include "policy/decide.h"
 #include "policy/load.h"
 #include "policy/offline_keys.h"
@@ -42,98 +43,6 @@ struct CheckOptions {
 
 // Exit status of a DENY under --fail-on-deny: apart from 1 (bad input) so scripts can tell them apart.
 constexpr int kDeniedExit = 3;
-
-constexpr const char* kOfflineProviderNote =
-    "offline: the extension provider is not called; a proxy asks it, and only if it allows do DENY and ALLOW "
-    "policies decide (ifProviderAllows)";
-
-nlohmann::ordered_json decision_json(const policy::Decision& d, const policy::Decision* if_allowed = nullptr) {
-  nlohmann::ordered_json j;
-  j["decision"] = d.allow ? "ALLOW" : "DENY";
-  j["status"] = d.status;
-  j["policy"] = d.policy.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(std::string(d.policy));
-  j["rule"] = d.rule >= 0 ? nlohmann::ordered_json(d.rule) : nlohmann::ordered_json(nullptr);
-  j["reason"] = policy::describe(d);
-  j["audit"] = d.audit;
-  j["reasonCode"] = policy::to_string(d.reason);
-  if (d.audit) {
-    j["auditPolicy"] = std::string(d.audit_policy);
-    j["auditRule"] = d.audit_rule;
-  }
-  auto dry = nlohmann::ordered_json::array();
-  for (const auto& r : d.dry_run) {
-    nlohmann::ordered_json e;
-    e["policy"] = std::string(r.policy);
-    e["action"] = r.opa ? "OPA" : policy::to_string(r.action);
-    e["matched"] = r.matched;
-    e["rule"] = r.rule >= 0 ? nlohmann::ordered_json(r.rule) : nlohmann::ordered_json(nullptr);
-    // What this shadow policy would have done on its own.
-    const char* would = "none";
-    if (r.opa)
-      would = r.matched ? "DENY" : "ALLOW";
-    else if (r.action == policy::Action::Deny)
-      would = r.matched ? "DENY" : "none";
-    else if (r.action == policy::Action::Allow) would = r.matched ? "ALLOW" : "DENY";
-    else if (r.action == policy::Action::Custom) would = r.matched ? "DENY" : "none";
-    else if (r.action == policy::Action::Audit) would = r.matched ? "AUDIT" : "none";
-    e["wouldDecide"] = would;
-    dry.push_back(std::move(e));
-  }
-  j["dryRun"] = std::move(dry);
-  if (!d.opa.empty()) {
-    auto opa = nlohmann::ordered_json::array();
-    for (const auto& r : d.opa) {
-      nlohmann::ordered_json e;
-      e["policy"] = std::string(r.policy);
-      e["outcome"] = policy::to_string(r.outcome);
-      e["dryRun"] = r.dry_run;
-      if (!r.error.empty()) e["error"] = r.error;
-      opa.push_back(std::move(e));
-    }
-    j["opa"] = std::move(opa);
-    j["opaErrors"] = d.opa_errors;
-  }
-  if (d.provider) {
-    nlohmann::ordered_json p;
-    p["name"] = d.provider->name;
-    p["kind"] = policy::to_string(d.provider->kind);
-    p["service"] = d.provider->service;
-    p["port"] = d.provider->port;
-    j["provider"] = std::move(p);
-    j["note"] = kOfflineProviderNote;
-    if (if_allowed) j["ifProviderAllows"] = decision_json(*if_allowed);
-  }
-  return j;
-}
-
-// Every policy of `set` considered for the request's workload: applied ones with each rule's
-// match and why (policy::explain), the others with why they do not apply.
-nlohmann::ordered_json explain_json(const policy::ResourceSet& set, const policy::AuthzSnapshot& snap,
-                                    const policy::AuthzAttributes& attrs, const policy::WorkloadRef& w,
-                                    const policy::MeshConfig& mesh) {
-  auto out = nlohmann::ordered_json::array();
-  for (const auto& e : policy::explain(snap, attrs)) {
-    nlohmann::ordered_json p{{"kind", "AuthorizationPolicy"}, {"policy", e.policy},
-                             {"action", policy::to_string(e.action)}, {"dryRun", e.dry_run}, {"applies", true}};
-    if (!e.note.empty()) p["note"] = e.note;
-    auto rules = nlohmann::ordered_json::array();
-    for (const auto& r : e.rules) rules.push_back({{"index", r.index}, {"matched", r.matched}, {"why", r.why}});
-    p["rules"] = std::move(rules);
-    out.push_back(std::move(p));
-  }
-  auto not_applied = [&](const char* kind, const auto& list, bool spans) {
-    for (const auto& r : list) {
-      auto a = policy::applies_to(r.meta, r.selector, w, mesh, spans);
-      if (a.applies && std::string(kind) == "AuthorizationPolicy") continue;  // listed above
-      out.push_back({{"kind", kind}, {"policy", r.meta.full_name()}, {"applies", a.applies}, {"why", a.why}});
-    }
-  };
-  not_applied("AuthorizationPolicy", set.authorization_policies, true);
-  not_applied("PeerAuthentication", set.peer_authentications, false);
-  not_applied("RequestAuthentication", set.request_authentications, true);
-  not_applied("OPAPolicy", set.opa_policies, true);
-  return out;
-}
 
 std::string labels_text(const std::map<std::string, std::string>& labels) {
   std::string out;
@@ -231,7 +140,7 @@ void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& sn
   o << "\ndecision:        " << (d.allow ? "ALLOW" : "DENY") << " status=" << d.status << " — " << policy::describe(d)
     << "\n";
   if (if_allowed) {
-    o << "note:            " << kOfflineProviderNote << "\n";
+    o << "note:            " << policy::kOfflineProviderNote << "\n";
     o << "if it allows:    " << (if_allowed->allow ? "ALLOW" : "DENY") << " status=" << if_allowed->status << " — "
       << policy::describe(*if_allowed) << "\n";
   }
@@ -243,42 +152,6 @@ void print_table(const policy::ResourceSet& set, const policy::AuthzSnapshot& sn
                       : " would not match")
       << "\n";
   }
-}
-
-// The request with its destination's namespace, labels and service account taken from the
-// Workload NS/NAME of `set` (and its port, when the request has none, from the Workload's first).
-// A request naming another namespace, labels or service account is refused, not silently changed.
-Result<std::string> with_workload(const std::string& text, const std::string& ref, const policy::ResourceSet& set,
-                                  bool from_files) {
-  auto slash = ref.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == ref.size())
-    return fail("ctl.bad_args", "--workload takes NS/NAME, not " + ref);
-  const std::string ns = ref.substr(0, slash), name = ref.substr(slash + 1);
-  const policy::Workload* wl = nullptr;
-  for (const auto& w : set.workloads) {
-    if (w.meta.ns == ns && w.meta.name == name) wl = &w;
-  }
-  if (!wl)
-    return fail("ctl.no_workload", "--workload " + ref + ": no Workload " + ref +
-                                       (from_files ? " in the -f files" : " in the control plane's store"));
-  auto doc = nlohmann::json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return fail("ctl.bad_request", "not a JSON object");
-  auto& dest = doc["destination"];
-  if (dest.is_null()) dest = nlohmann::json::object();
-  if (!dest.is_object()) return fail("ctl.bad_request", "request.destination: must be an object");
-  auto set_field = [&](const char* key, const nlohmann::json& value) -> Status {
-    if (dest.contains(key) && dest[key] != value)
-      return fail("ctl.bad_request", std::string("request.destination.") + key + " " + dest[key].dump() +
-                                         " differs from --workload " + ref + "'s " + value.dump());
-    dest[key] = value;
-    return {};
-  };
-  for (auto st : {set_field("namespace", wl->meta.ns), set_field("labels", wl->labels),
-                  set_field("serviceAccount", wl->service_account)}) {
-    if (!st) return fail(st.error());
-  }
-  if (!dest.contains("port") && !wl->ports.empty()) dest["port"] = wl->ports.front();
-  return doc.dump();
 }
 
 int run_check(const CheckOptions& opt) {
@@ -316,54 +189,16 @@ int run_check(const CheckOptions& opt) {
   if (!keys) return fail_line(keys.error().message);
   auto text = files::read_file_or_stdin(opt.request_file);
   if (!text) return fail_line(opt.request_file + ": " + text.error().message);
-  if (!opt.workload.empty()) {
-    auto with = with_workload(*text, opt.workload, *set, !opt.files.empty());
-    if (!with) return fail_line(opt.request_file + ": " + with.error().message);
-    *text = std::move(*with);
-  }
-  auto req = policy::parse_request_json(*text);
-  if (!req) return fail_line(opt.request_file + ": " + req.error().message);
-  auto snap = policy::compile_snapshot(*set, policy::destination_workload(*req), mesh);
-  if (!snap) return fail_line(snap.error().message);
-  const int64_t now = req->time ? *req->time : static_cast<int64_t>(std::time(nullptr));
-  // Tokens are verified as a proxy verifies them, with the keys given by --jwks where a proxy
-  // would have fetched them (none given: such a token fails closed with 401, as a proxy's does
-  // until its fetch succeeds).
-  const jwt::Authenticator authenticator((*snap)->jwt_rules(), *keys);
-  policy::DecideIo io;
-  io.authenticator = &authenticator;
-  auto decision = policy::decide(**snap, *req, now, io);
-  if (decision.reason == policy::ReasonCode::RequestAuthnFailed &&
-      io.auth.status == jwt::JwtStatus::JwksFetchFail) {
-    std::string names;
-    for (const auto& n : policy::names_without_keys((*snap)->jwt_rules(), **keys))
-      names += (names.empty() ? "" : ", ") + n;
-    if (!names.empty()) {
-      decision.detail +=
-          " (offline decision: keys are not fetched; give them with --jwks NAME=FILE for " + names + ")";
-    }
-  }
-  // A CUSTOM rule handed the decision to its provider: what DENY and ALLOW say if it allows (the
-  // request unchanged, as no provider's header mutations are known offline).
-  std::optional<policy::Decision> if_allowed;
-  if (decision.reason == policy::ReasonCode::CustomProviderCheck)
-    if_allowed = policy::resume_after_custom(**snap, *req, io, policy::Decision(decision));
-  const policy::Decision* after = if_allowed ? &*if_allowed : nullptr;
+  auto run = policy::run_authz_check(*set, mesh, *text, opt.workload, !opt.files.empty(), *keys);
+  if (!run) return fail_line(opt.request_file + ": " + run.error().message);
+  const policy::Decision& decision = (*run)->decision;
+  const policy::Decision* after = (*run)->if_allowed ? &*(*run)->if_allowed : nullptr;
   const std::string output = opt.output.empty() ? (opt.explain ? "table" : "json") : opt.output;
   if (output == "table") {
-    print_table(*set, **snap, *req, mesh, authenticator, decision, after, now);
+    print_table(*set, *(*run)->snapshot, (*run)->request, mesh, *(*run)->authenticator, decision, after, (*run)->now);
   } else {
-    auto j = decision_json(decision, after);
-    if (opt.explain) {
-      // The attributes as decide() judged them: its normalized path and verified tokens.
-      const auto& mtls = (*snap)->peer_authn().for_port(req->destination_port);
-      jwt::RequestAuth auth;
-      if (req->http && !(*snap)->jwt_rules().empty())
-        auth = authenticator.authenticate(req->http->headers, req->http->path, now);
-      const auto attrs = policy::make_attributes(*req, io.normalized_path, &auth,
-                                                 mtls.mode != policy::MtlsMode::Disable, mesh.num_trusted_proxies);
-      j["explain"] = explain_json(*set, **snap, attrs, policy::destination_workload(*req), mesh);
-    }
+    auto j = policy::decision_json(decision, after);
+    if (opt.explain) j["explain"] = policy::explain_json(*set, **run, mesh);
     std::cout << j.dump() << "\n";
   }
   return (opt.fail_on_deny && !decision.allow) ? kDeniedExit : 0;

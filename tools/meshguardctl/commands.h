@@ -27,6 +27,8 @@ void register_control_commands(CLI::App& app, Action& action);
 void register_completion_command(CLI::App& app, Action& action);
 void register_rego_commands(CLI::App& app, Action& action);  // cmd_rego.cpp: rego eval
 void register_proxy_commands(CLI::App& app, Action& action);  // cmd_proxy.cpp: proxy-config secret|policies|endpoints
+// cmd_dashboard.cpp: dashboard — the zero-trust console on a local listener (docs/CONSOLE.md).
+void register_dashboard_command(CLI::App& app, Action& action);
 // `ca rotate` without --dir: the control plane's two-phase rotation (cmd_control.cpp).
 int rotate_ca_online(const std::string& server, const std::string& admin_dir, int wait_seconds);
 // Each issue's command group declares its register_*() here and adds one call in main.cpp.

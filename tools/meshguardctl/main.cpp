@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   mg::ctl::register_cert_commands(app, action);
   mg::ctl::register_rego_commands(app, action);
   mg::ctl::register_proxy_commands(app, action);
+  mg::ctl::register_dashboard_command(app, action);
   mg::ctl::register_completion_command(app, action);
   try {
     app.parse(argc, argv);
