@@ -25,8 +25,13 @@
 #        RATE: a hand-written route (destination + identities) and the outbound-by-name listener
 #        (Host server.bench:9080 → the registry's Service + ServiceEndpoints in the client's
 #        policyDir → balancer → the same server). CPU per request per client hop, latency.
+#   gateway (issue 20, bench/dataplane/gateway.sh) HTTPS ingress: h2load over TLS (keep-alive) →
+#        meshguard-proxy in gateway mode (Gateway HTTPS SIMPLE, VirtualService host + path →
+#        ServiceEntry) ══mTLS══► server proxy → app, beside HAProxy terminating TLS with the same
+#        certificate, routing by host + path ══mTLS══► server HAProxy → app. Max rps (closed loop,
+#        WRK_CONNS connections, WRK_SECONDS), latency at RATE, CPU per request per hop.
 #
-#   bash bench/dataplane/run.sh [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa,byname]
+#   bash bench/dataplane/run.sh [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa,byname,gateway]
 # Environment knobs (defaults): WRK_CONNS=32 WRK_SECONDS=8 RATE=1000 RATE_CLIENTS=10
 #   RATE_SECONDS=10 IDLE_CONNS=9900 THREADS=1 (meshguard workers = haproxy nbthread)
 #   H2_SECONDS=8 (each h2load -c1 row) H2_IDLE_CONNS=200
@@ -42,14 +47,14 @@ HERE="$ROOT/bench/dataplane"
 BUILD="$ROOT/build-bench"
 REPS=3
 OUT=""
-SECTIONS="h1,h2,opa,byname"
+SECTIONS="h1,h2,opa,byname,gateway"
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) BUILD="$2"; shift 2 ;;
     --reps) REPS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --sections) SECTIONS="$2"; shift 2 ;;
-    *) echo "usage: $0 [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa,byname]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa,byname,gateway]" >&2; exit 2 ;;
   esac
 done
 WRK_CONNS="${WRK_CONNS:-32}"
@@ -63,7 +68,7 @@ H2_SECONDS="${H2_SECONDS:-8}"
 H2_IDLE_CONNS="${H2_IDLE_CONNS:-200}"
 section() { case ",$SECTIONS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for sec in ${SECTIONS//,/ }; do
-  case "$sec" in h1 | h2 | opa | byname) ;; *) echo "unknown section $sec (h1, h2, opa, byname)" >&2; exit 2 ;; esac
+  case "$sec" in h1 | h2 | opa | byname | gateway) ;; *) echo "unknown section $sec (h1, h2, opa, byname, gateway)" >&2; exit 2 ;; esac
 done
 for v in REPS WRK_CONNS WRK_SECONDS RATE RATE_CLIENTS RATE_SECONDS IDLE_CONNS THREADS H2_SECONDS H2_IDLE_CONNS; do
   case "${!v}" in '' | *[!0-9]*) echo "$v must be a positive integer" >&2; exit 2 ;; esac
@@ -212,11 +217,10 @@ mkdir -p "$WORK/policies"
 cp "$HERE/policies/allow.yaml" "$HERE/policies/strict.yaml" "$WORK/policies/"
 
 # ---------------------------------------------------------------- processes
-# start_mg_pair TAG REP POLICYDIR APPPORT PROTOCOL: a client and a server meshguard-proxy in front
-# of 127.0.0.1:APPPORT (PROTOCOL on both the outbound and the inbound entry); pids and ports in
-# MG_PID[TAG.client|TAG.server] and MG_PORT[...]. TAG "" is the h1 section's pair.
 declare -A MG_PID MG_PORT HAP_PID HAP_PORT
-start_mg_pair() {
+# start_mg_server TAG REP POLICYDIR APPPORT PROTOCOL: the server meshguard-proxy alone (identity
+# server, STRICT from the policies) in front of 127.0.0.1:APPPORT; MG_PID/MG_PORT[TAG.server].
+start_mg_server() {
   local tag="$1" r="$2" dir="$3" app="$4" proto="$5"
   cat >"$WORK/mg-server$tag.yaml" <<YAML
 workload: {name: server, namespace: bench, serviceAccount: server, labels: {app: server}}
@@ -232,6 +236,14 @@ YAML
   start "mgs$tag$r" "$PROXY_BIN" --config "$WORK/mg-server$tag.yaml"
   MG_PID[$tag.server]=$LAST_PID
   MG_PORT[$tag.server]=$(port_of "$WORK/mgs$tag$r.out" '^listening inbound\[0\] ')
+}
+
+# start_mg_pair TAG REP POLICYDIR APPPORT PROTOCOL: a client and a server meshguard-proxy in front
+# of 127.0.0.1:APPPORT (PROTOCOL on both the outbound and the inbound entry); pids and ports in
+# MG_PID[TAG.client|TAG.server] and MG_PORT[...]. TAG "" is the h1 section's pair.
+start_mg_pair() {
+  local tag="$1" r="$2" proto="$5"
+  start_mg_server "$@"
 
   # The h1 pair's client: how HTTP/1.1 travels between the proxies (H2_UPGRADE).
   local client_policies=""
@@ -257,11 +269,11 @@ YAML
   MG_PORT[$tag.client]=$(port_of "$WORK/mgc$tag$r.out" '^listening outbound\[0\] ')
 }
 
-# start_hap_pair TAG REP APPPORT H2: the HAProxy pair; H2=1 speaks HTTP/2 on every leg (h2c prior
-# knowledge in front, ALPN h2 between the two, proto h2 to the app).
-start_hap_pair() {
-  local tag="$1" r="$2" app="$3" h2="$4" front="" alpn="" back=""
-  [ "$h2" = 1 ] && front=" proto h2" alpn=" alpn h2" back=" proto h2"
+# start_hap_server TAG REP APPPORT H2: the server HAProxy alone (bind ssl verify required, ACL
+# path + the client identity, log) in front of 127.0.0.1:APPPORT; HAP_PID/HAP_PORT[TAG.server].
+start_hap_server() {
+  local tag="$1" r="$2" app="$3" h2="$4" alpn="" back=""
+  [ "$h2" = 1 ] && alpn=" alpn h2" back=" proto h2"
   HAP_PORT[$tag.server]=$(free_port)
   cat >"$WORK/haproxy-server$tag.cfg" <<CFG
 global
@@ -292,6 +304,14 @@ CFG
   start "has$tag$r" haproxy -db -f "$WORK/haproxy-server$tag.cfg"
   HAP_PID[$tag.server]=$LAST_PID
   wait_listen "${HAP_PORT[$tag.server]}"
+}
+
+# start_hap_pair TAG REP APPPORT H2: the HAProxy pair; H2=1 speaks HTTP/2 on every leg (h2c prior
+# knowledge in front, ALPN h2 between the two, proto h2 to the app).
+start_hap_pair() {
+  local tag="$1" r="$2" h2="$4" front="" alpn=""
+  [ "$h2" = 1 ] && front=" proto h2" alpn=" alpn h2"
+  start_hap_server "$@"
 
   HAP_PORT[$tag.client]=$(free_port)
   cat >"$WORK/haproxy-client$tag.cfg" <<CFG
@@ -374,6 +394,8 @@ procs_of() {
     mg_extauthz) echo "mg_client:${MG_PID[extauthz.client]} mg_server:${MG_PID[extauthz.server]} provider:$PROVIDER_PID app:$APP_PID" ;;
     mg_route) echo "mg_client:${MG_PID[route.client]} mg_server:${MG_PID[route.server]} app:$APP_PID" ;;
     mg_byname) echo "mg_client:${MG_PID[byname.client]} mg_server:${MG_PID[route.server]} app:$APP_PID" ;;
+    gw_meshguard) echo "gateway:${MG_PID[gw.gateway]} mg_server:${MG_PID[gw.server]} app:$APP_PID" ;;
+    gw_haproxy) echo "gateway:${HAP_PID[gw.gateway]} hap_server:${HAP_PID[gw.server]} app:$APP_PID" ;;
   esac
 }
 url_of() {
@@ -385,15 +407,20 @@ url_of() {
     meshguard_h2) echo "http://127.0.0.1:${MG_PORT[h2.client]}/details/1" ;;
     haproxy_h2) echo "http://127.0.0.1:${HAP_PORT[h2.client]}/details/1" ;;
     mg_noopa | mg_opa | mg_extauthz | mg_route | mg_byname) echo "http://127.0.0.1:${MG_PORT[${1#mg_}.client]}/details/1" ;;
+    gw_meshguard) echo "https://$GW_HOST:${MG_PORT[gw.gateway]}/details/1" ;;
+    gw_haproxy) echo "https://$GW_HOST:${HAP_PORT[gw.gateway]}/details/1" ;;
   esac
 }
 # load_args TOPOLOGY: h2load's protocol and header options for it, in LOAD_ARGS (the *_h2
-# topologies speak h2c prior knowledge, every other one HTTP/1.1; the opa rows carry the JWT).
+# topologies speak h2c prior knowledge, every other one HTTP/1.1 — over TLS for the gw_* ones;
+# the opa rows carry the JWT).
 load_args() {
   LOAD_ARGS=()
   case "$1" in *_h2) ;; *) LOAD_ARGS+=(--h1) ;; esac
   case "$1" in mg_noopa | mg_opa | mg_extauthz) LOAD_ARGS+=(-H "authorization: Bearer $BENCH_JWT") ;; esac
   case "$1" in mg_byname) LOAD_ARGS+=(-H ":authority: server.bench:9080") ;; esac  # Host for HTTP/1.1
+  # The gateways: SNI and Host are the URI's (GW_HOST), the connection goes to 127.0.0.1.
+  case "$1" in gw_meshguard) LOAD_ARGS+=(--connect-to "127.0.0.1:${MG_PORT[gw.gateway]}") ;; gw_haproxy) LOAD_ARGS+=(--connect-to "127.0.0.1:${HAP_PORT[gw.gateway]}") ;; esac
 }
 
 declare -A T0 U0 V0 N0
@@ -570,25 +597,31 @@ h2_check() { # URL WANT: status and HTTP version 2 over h2c prior knowledge
   [ "$got" = "$2 2" ] || die "h2c $1 → '$got', want '$2 2'"
 }
 
-# run_streams TOPOLOGY M: one HTTP/2 connection, M concurrent streams, H2_SECONDS, closed loop.
-run_streams() {
-  local topo="$1" m="$2" url out ok failed rps
+# run_closed TOPOLOGY PHASE CONNS STREAMS SECONDS: closed loop, h2load with CONNS connections of
+# STREAMS concurrent streams each (HTTP/1.1 topologies: one request at a time), for SECONDS after a
+# second of warm-up; records TOPOLOGY.PHASE_rps, _failed and the CPU of the PHASE.
+run_closed() {
+  local topo="$1" ph="$2" conns="$3" m="$4" secs="$5" url out ok failed rps
   url=$(url_of "$topo")
-  timeout 30 h2load -t1 -c1 -m "$m" -D 1 "$url" >/dev/null 2>&1 || true # warm-up
+  load_args "$topo"
+  timeout 30 h2load "${LOAD_ARGS[@]}" -t1 -c "$conns" -m "$m" -D 1 "$url" >/dev/null 2>&1 || true # warm-up
   snap_cpu "$topo"
-  out="$WORK/h2m.$REP.$topo.$m.txt"
-  timeout $((H2_SECONDS + 30)) h2load -t1 -c1 -m "$m" -D "$H2_SECONDS" "$url" >"$out" 2>&1 ||
-    die "h2load -c1 -m$m failed on $topo: $(tail -n 20 "$out")"
+  out="$WORK/h2m.$REP.$topo.$ph.txt"
+  timeout $((secs + 30)) h2load "${LOAD_ARGS[@]}" -t1 -c "$conns" -m "$m" -D "$secs" "$url" >"$out" 2>&1 ||
+    die "h2load -c$conns -m$m failed on $topo: $(tail -n 20 "$out")"
   ok=$(awk '/^requests:/ { print $8 }' "$out")
   failed=$(awk '/^requests:/ { print $10 + $12 + $14 }' "$out")
   rps=$(awk '/^finished in/ { print $4 }' "$out")
-  [ -n "$ok" ] && [ -n "$rps" ] && [ "$ok" -gt 0 ] || die "no successful h2load -c1 -m$m request on $topo: $(tail -n 20 "$out")"
-  record "$topo.m${m}_rps" "$rps"
-  record "$topo.m${m}_failed" "$failed"
-  record_cpu "$topo" "m$m" "$ok"
-  [ "$failed" -eq 0 ] || log "WARNING: $topo -c1 -m$m: $failed failed ($(grep -E '^requests:|^status codes:' "$out" | tr '\n' ' '))"
-  log "  $topo -c1 -m$m: $rps rps ($ok ok, $failed failed)"
+  [ -n "$ok" ] && [ -n "$rps" ] && [ "$ok" -gt 0 ] || die "no successful h2load -c$conns -m$m request on $topo: $(tail -n 20 "$out")"
+  record "$topo.${ph}_rps" "$rps"
+  record "$topo.${ph}_failed" "$failed"
+  record_cpu "$topo" "$ph" "$ok"
+  [ "$failed" -eq 0 ] || log "WARNING: $topo -c$conns -m$m: $failed failed ($(grep -E '^requests:|^status codes:' "$out" | tr '\n' ' '))"
+  log "  $topo -c$conns -m$m: $rps rps ($ok ok, $failed failed)"
 }
+
+# run_streams TOPOLOGY M: one HTTP/2 connection, M concurrent streams, H2_SECONDS, closed loop.
+run_streams() { run_closed "$1" "m$2" 1 "$2" "$H2_SECONDS"; }
 
 run_h2_section() {
   local topos=(direct_h2 meshguard_h2 haproxy_h2) i topo pid
@@ -759,6 +792,10 @@ print_byname() {
   echo
 }
 
+# ---------------------------------------------------------------- section gateway (issue 20)
+# shellcheck source=bench/dataplane/gateway.sh
+source "$HERE/gateway.sh"
+
 # ---------------------------------------------------------------- the run
 run_h1_section() {
 TOPOS=(direct meshguard haproxy)
@@ -791,6 +828,7 @@ section h1 && run_h1_section
 section h2 && run_h2_section
 section opa && run_opa_section
 section byname && run_byname_section
+section gateway && run_gateway_section
 LOAD_AVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- medians → markdown
@@ -925,6 +963,7 @@ print_opa() {
   if section h2; then print_h2; fi
   if section opa; then print_opa; fi
   if section byname; then print_byname; fi
+  if section gateway; then print_gateway; fi
 } | tee "$WORK/table.md"
 if [ -n "$OUT" ]; then
   cp "$WORK/table.md" "$OUT"
