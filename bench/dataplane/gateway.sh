@@ -84,21 +84,7 @@ YAML
 start_hap_gateway() {
   local r="$1"
   HAP_PORT[gw.gateway]=$(free_port)
-  cat >"$WORK/haproxy-gateway.cfg" <<CFG
-global
-  maxconn $HAP_MAXCONN
-  nbthread $THREADS
-  log stdout format raw local0 info
-  ssl-default-server-options ssl-min-ver TLSv1.3
-defaults
-  mode http
-  log global
-  option httplog
-  timeout connect 5s
-  timeout client 180s
-  timeout server 60s
-  timeout http-request 180s
-  timeout http-keep-alive 300s
+  { hap_proxy_preamble ssl-default-server-options; cat <<CFG; } >"$WORK/haproxy-gateway.cfg"
 frontend https_in
   bind 127.0.0.1:${HAP_PORT[gw.gateway]} ssl crt $WORK/edge-haproxy.pem alpn h2,http/1.1
   acl shop_host hdr(host),field(1,:) -i $GW_HOST

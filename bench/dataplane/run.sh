@@ -269,18 +269,16 @@ YAML
   MG_PORT[$tag.client]=$(port_of "$WORK/mgc$tag$r.out" '^listening outbound\[0\] ')
 }
 
-# start_hap_server TAG REP APPPORT H2: the server HAProxy alone (bind ssl verify required, ACL
-# path + the client identity, log) in front of 127.0.0.1:APPPORT; HAP_PID/HAP_PORT[TAG.server].
-start_hap_server() {
-  local tag="$1" r="$2" app="$3" h2="$4" alpn="" back=""
-  [ "$h2" = 1 ] && alpn=" alpn h2" back=" proto h2"
-  HAP_PORT[$tag.server]=$(free_port)
-  cat >"$WORK/haproxy-server$tag.cfg" <<CFG
+# hap_proxy_preamble SSL_OPTIONS: the global and defaults sections every HAProxy proxy of this
+# bench shares (TLS 1.3 only on the side SSL_OPTIONS names: ssl-default-bind-options for a server
+# hop, ssl-default-server-options for a client hop or a gateway).
+hap_proxy_preamble() {
+  cat <<CFG
 global
   maxconn $HAP_MAXCONN
   nbthread $THREADS
   log stdout format raw local0 info
-  ssl-default-bind-options ssl-min-ver TLSv1.3
+  $1 ssl-min-ver TLSv1.3
 defaults
   mode http
   log global
@@ -290,6 +288,16 @@ defaults
   timeout server 60s
   timeout http-request 180s
   timeout http-keep-alive 300s
+CFG
+}
+
+# start_hap_server TAG REP APPPORT H2: the server HAProxy alone (bind ssl verify required, ACL
+# path + the client identity, log) in front of 127.0.0.1:APPPORT; HAP_PID/HAP_PORT[TAG.server].
+start_hap_server() {
+  local tag="$1" r="$2" app="$3" h2="$4" alpn="" back=""
+  [ "$h2" = 1 ] && alpn=" alpn h2" back=" proto h2"
+  HAP_PORT[$tag.server]=$(free_port)
+  { hap_proxy_preamble ssl-default-bind-options; cat <<CFG; } >"$WORK/haproxy-server$tag.cfg"
 frontend mtls_in
   bind 127.0.0.1:${HAP_PORT[$tag.server]} ssl crt $WORK/server/haproxy.pem ca-file $WORK/server/root-cert.pem verify required$alpn
   tcp-request session set-var(sess.principal_ok) bool(1) if { ssl_c_der,hex -m sub -i $CLIENT_ID_HEX }
@@ -314,21 +322,7 @@ start_hap_pair() {
   start_hap_server "$@"
 
   HAP_PORT[$tag.client]=$(free_port)
-  cat >"$WORK/haproxy-client$tag.cfg" <<CFG
-global
-  maxconn $HAP_MAXCONN
-  nbthread $THREADS
-  log stdout format raw local0 info
-  ssl-default-server-options ssl-min-ver TLSv1.3
-defaults
-  mode http
-  log global
-  option httplog
-  timeout connect 5s
-  timeout client 180s
-  timeout server 60s
-  timeout http-request 180s
-  timeout http-keep-alive 300s
+  { hap_proxy_preamble ssl-default-server-options; cat <<CFG; } >"$WORK/haproxy-client$tag.cfg"
 frontend plain_out
   bind 127.0.0.1:${HAP_PORT[$tag.client]}$front
   default_backend mesh
