@@ -1,6 +1,6 @@
-// common/files.h — whole-file reads and crash-safe writes. Secrets are written 0600 from the
-// first byte (never chmod-after-write) and replaced atomically, so a crash never leaves a
-// half-written key or certificate behind.
+// common/files.h — whole-file reads, crash-safe writes, and the stamp a poller compares. Secrets
+// are written 0600 from the first byte (never chmod-after-write) and replaced atomically, so a
+// crash never leaves a half-written key or certificate behind.
 #pragma once
 
 #include <string>
@@ -24,5 +24,15 @@ Status check_private_key_permissions(const std::string& path);
 Status make_dirs(const std::string& path, mode_t mode = 0755);
 
 bool exists(const std::string& path);
+
+// What a poller compares to notice that a file was replaced (rename or rewrite): modification
+// time, size and inode; all zero when the file cannot be read (so its return is a change too).
+struct FileStamp {
+  time_t mtime = 0;
+  off_t size = 0;
+  ino_t inode = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+FileStamp stamp_of(const std::string& path);
 
 }  // namespace mg::files

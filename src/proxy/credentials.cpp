@@ -1,6 +1,5 @@
 #include "proxy/credentials.h"
 
-#include <sys/stat.h>
 #include <ctime>
 
 #include "proxy/report.h"
@@ -35,12 +34,8 @@ Credentials::Credentials(std::optional<tls::TlsFiles> files, telemetry::Registry
 
 std::vector<Credentials::FileStamp> Credentials::stamps_of(const tls::TlsFiles& files) {
   std::vector<FileStamp> out;
-  for (const auto* path : {&files.cert_chain, &files.key, &files.trust_bundle}) {
-    struct stat st {};
-    FileStamp s;
-    if (::stat(path->c_str(), &st) == 0) s = {st.st_mtime, st.st_size, st.st_ino};
-    out.push_back(s);
-  }
+  for (const auto* path : {&files.cert_chain, &files.key, &files.trust_bundle})
+    out.push_back(mg::files::stamp_of(*path));
   return out;
 }
 

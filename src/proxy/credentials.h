@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/files.h"
 #include "common/result.h"
 #include "common/thread_annotations.h"
 #include "proxy/poller.h"
@@ -68,12 +69,7 @@ class Credentials {
   std::string last_error() const;
 
  private:
-  struct FileStamp {
-    time_t mtime = 0;
-    off_t size = 0;
-    ino_t inode = 0;
-    bool operator==(const FileStamp&) const = default;
-  };
+  using FileStamp = files::FileStamp;
   static std::vector<FileStamp> stamps_of(const tls::TlsFiles& files);
   Status load() MG_REQUIRES(mutex_);
 

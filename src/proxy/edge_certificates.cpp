@@ -1,7 +1,5 @@
 #include "proxy/edge_certificates.h"
 
-#include <sys/stat.h>
-
 #include "proxy/report.h"
 #include "tls/edge.h"
 
@@ -45,13 +43,8 @@ struct EdgeCertificates::Listener {
 
 std::vector<EdgeCertificates::FileStamp> EdgeCertificates::stamps_of(const std::string& name) const {
   std::vector<FileStamp> out;
-  for (const char* file : {"tls.crt", "tls.key"}) {
-    struct stat st {};
-    FileStamp s;
-    const std::string path = dir_ + "/" + name + "/" + file;
-    if (::stat(path.c_str(), &st) == 0) s = {st.st_mtime, st.st_size, st.st_ino};
-    out.push_back(s);
-  }
+  for (const char* file : {"tls.crt", "tls.key"})
+    out.push_back(files::stamp_of(dir_ + "/" + name + "/" + file));
   return out;
 }
 

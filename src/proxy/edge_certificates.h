@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/files.h"
 #include "common/thread_annotations.h"
 #include "gateway/routes.h"
 #include "proxy/poller.h"
@@ -50,12 +51,7 @@ class EdgeCertificates {
   struct Listener;
 
  private:
-  struct FileStamp {
-    time_t mtime = 0;
-    off_t size = 0;
-    ino_t inode = 0;
-    bool operator==(const FileStamp&) const = default;
-  };
+  using FileStamp = files::FileStamp;
   struct Credential {
     std::vector<FileStamp> stamps;
     std::shared_ptr<Loaded> loaded;  // null: never loaded
