@@ -457,53 +457,33 @@ namespace {
 struct InputScan {
   bool whole = false;
   std::vector<std::vector<std::string>> paths;
+  compiler_detail::TermWalk<InputScan>* walk = nullptr;  // to descend past a reference's path
 
-  void term(const TermP& t) {
-    if (!t || whole) return;
+  bool operator()(const TermP& t) {
+    if (whole) return false;
     const bool input_head = !t->items.empty() && t->items[0] && t->items[0]->type == TermType::Var &&
                             t->items[0]->slot == compiler_detail::kInputSlot;
-    size_t first = 0;
     if (t->type == TermType::Ref && input_head) {
       std::vector<std::string> path;
-      for (first = 1; first < t->items.size(); ++first) {
+      size_t first = 1;
+      for (; first < t->items.size(); ++first) {
         const TermP& op = t->items[first];
         if (op->type != TermType::Value || !op->value.is_string()) break;
         path.push_back(op->value.as_string());
       }
       if (path.empty()) {
         whole = true;
-        return;
+        return false;
       }
       paths.push_back(std::move(path));
-    } else if (t->type == TermType::Var && t->slot == compiler_detail::kInputSlot) {
+      for (size_t i = first; i < t->items.size(); ++i) walk->term(t->items[i]);
+      return false;
+    }
+    if (t->type == TermType::Var && t->slot == compiler_detail::kInputSlot) {
       whole = true;  // input outside a reference (no such term is built today: stay sound anyway)
-      return;
+      return false;
     }
-    for (size_t i = first; i < t->items.size(); ++i) term(t->items[i]);
-    for (const auto& [k, v] : t->pairs) {
-      term(k);
-      term(v);
-    }
-    term(t->key);
-    term(t->val);
-    if (t->body) body(*t->body);
-  }
-  void body(const Body& b) {
-    for (const auto& e : b.exprs) {
-      for (const auto& t : e.terms) term(t);
-      for (const auto& w : e.withs) term(w.value);
-      if (e.body) body(*e.body);
-    }
-  }
-  void rule(const Rule& r) {
-    for (const Rule* x = &r; x; x = x->else_rule.get()) {
-      for (const auto& t : x->head_ref) term(t);
-      for (const auto& t : x->args) term(t);
-      for (const auto& t : x->suffix) term(t);
-      term(x->value);
-      term(x->key);
-      if (x->body) body(*x->body);
-    }
+    return true;
   }
   InputUse result() {
     InputUse use;
@@ -529,8 +509,10 @@ struct InputScan {
 
 InputUse input_use_of(const Plan& plan) {
   InputScan scan;
+  compiler_detail::TermWalk walk{scan, compiler_detail::WithTargets::Skip};
+  scan.walk = &walk;
   for (const auto& m : plan.modules)
-    for (const auto& r : m->rules) scan.rule(*r);
+    for (const auto& r : m->rules) walk.rule(*r);
   return scan.result();
 }
 

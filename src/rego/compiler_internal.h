@@ -48,6 +48,51 @@ std::vector<int> vars_of(const TermP& t);
 using SlotSet = std::unordered_set<int>;
 bool all_bound(const std::vector<int>& vs, const SlotSet& bound);
 
+// Every term of a compiled rule (its else chain: head reference, arguments, suffix, value, key,
+// body) or body (expressions' terms, `with` targets and values, nested and comprehension bodies),
+// parents before children. `visit(term)` returns whether to descend into the term's children.
+// The two scans that read the whole tree (constant references, input use) share this walk.
+enum class WithTargets : bool { Skip, Visit };
+template <class Visit>
+struct TermWalk {
+  Visit& visit;
+  WithTargets with_targets;
+
+  void term(const TermP& t) {
+    if (!t || !visit(t)) return;
+    for (const auto& i : t->items) term(i);
+    for (const auto& [k, v] : t->pairs) {
+      term(k);
+      term(v);
+    }
+    term(t->key);
+    term(t->val);
+    if (t->body) body(*t->body);
+  }
+  void body(const Body& b) {
+    for (const auto& e : b.exprs) {
+      for (const auto& t : e.terms) term(t);
+      for (const auto& w : e.withs) {
+        if (with_targets == WithTargets::Visit) term(w.target);
+        term(w.value);
+      }
+      if (e.body) body(*e.body);
+    }
+  }
+  void rule(const Rule& r) {
+    for (const Rule* x = &r; x; x = x->else_rule.get()) {
+      for (const auto& t : x->head_ref) term(t);
+      for (const auto& t : x->args) term(t);
+      for (const auto& t : x->suffix) term(t);
+      term(x->value);
+      term(x->key);
+      if (x->body) body(*x->body);
+    }
+  }
+};
+template <class Visit>
+TermWalk(Visit&, WithTargets) -> TermWalk<Visit>;
+
 // References' constant prefixes resolved against the compiled plan (compiler_refs.cpp): run once
 // the rule tree and every rule are compiled, and for each prepared query.
 void resolve_constant_refs(const Plan& plan);

@@ -12,77 +12,49 @@ namespace mg::rego::compiler_detail {
 
 namespace {
 
-struct RefResolver {
-  const Plan& plan;
+void resolve_ref(const Plan& plan, Term& t) {
+  const TermP& head = t.items[0];
+  uint32_t n = 0;
+  while (1 + n < t.items.size() && t.items[1 + n]->type == TermType::Value) ++n;
+  t.const_ops = n;
+  if (head->type != TermType::Var || head->slot != kDataSlot) return;
+  const RuleNode* node = plan.root.get();
+  const Value* base = &plan.data;
+  size_t i = 1;
+  for (; i <= n && !node->has_value_rules(); ++i) {
+    const Value& key = t.items[i]->value;
+    if (!key.is_string()) break;
+    const RuleNode* child = node->child(key.as_string());
+    if (!child) break;  // the rest is base data (or nothing): walk_data's own descent handles it
+    node = child;
+    base = base ? base->get(key) : nullptr;
+  }
+  if (i == 1) return;
+  t.ref_node = node;
+  t.ref_base = base;
+  t.ref_at = static_cast<uint32_t>(i);
+}
 
-  void ref(Term& t) {
-    const TermP& head = t.items[0];
-    uint32_t n = 0;
-    while (1 + n < t.items.size() && t.items[1 + n]->type == TermType::Value) ++n;
-    t.const_ops = n;
-    if (head->type != TermType::Var || head->slot != kDataSlot) return;
-    const RuleNode* node = plan.root.get();
-    const Value* base = &plan.data;
-    size_t i = 1;
-    for (; i <= n && !node->has_value_rules(); ++i) {
-      const Value& key = t.items[i]->value;
-      if (!key.is_string()) break;
-      const RuleNode* child = node->child(key.as_string());
-      if (!child) break;  // the rest is base data (or nothing): walk_data's own descent handles it
-      node = child;
-      base = base ? base->get(key) : nullptr;
-    }
-    if (i == 1) return;
-    t.ref_node = node;
-    t.ref_base = base;
-    t.ref_at = static_cast<uint32_t>(i);
-  }
-
-  void term(const TermP& t) {
-    if (!t) return;
-    if (t->type == TermType::Ref && !t->items.empty()) ref(*t);
-    for (const auto& i : t->items) term(i);
-    for (const auto& [k, v] : t->pairs) {
-      term(k);
-      term(v);
-    }
-    term(t->key);
-    term(t->val);
-    if (t->body) body(*t->body);
-  }
-  void body(const Body& b) {
-    for (const auto& e : b.exprs) {
-      for (const auto& t : e.terms) term(t);
-      for (const auto& w : e.withs) {
-        term(w.target);
-        term(w.value);
-      }
-      if (e.body) body(*e.body);
-    }
-  }
-  void rule(const Rule& r) {
-    for (const Rule* x = &r; x; x = x->else_rule.get()) {
-      for (const auto& t : x->head_ref) term(t);
-      for (const auto& t : x->args) term(t);
-      for (const auto& t : x->suffix) term(t);
-      term(x->value);
-      term(x->key);
-      if (x->body) body(*x->body);
-    }
-  }
-};
+// A walk visitor resolving every reference it meets.
+auto ref_resolver(const Plan& plan) {
+  return [&plan](const TermP& t) {
+    if (t->type == TermType::Ref && !t->items.empty()) resolve_ref(plan, *t);
+    return true;
+  };
+}
 
 }  // namespace
 
 void resolve_constant_refs(const Plan& plan) {
-  RefResolver r{plan};
+  auto visit = ref_resolver(plan);
+  TermWalk walk{visit, WithTargets::Visit};
   for (const auto& m : plan.modules)
-    for (const auto& rule : m->rules) r.rule(*rule);
+    for (const auto& rule : m->rules) walk.rule(*rule);
 }
 
 void resolve_constant_refs(const Plan& plan, const Body& query) {
-  RefResolver r{plan};
-  r.body(query);
+  auto visit = ref_resolver(plan);
+  TermWalk{visit, WithTargets::Visit}.body(query);
 }
 
 }  // namespace mg::rego::compiler_detail
