@@ -186,6 +186,32 @@ Result<std::vector<Key>> keys_from(const std::string& text) {
   return out;
 }
 
+// A thread's last few answers of a pure function, replaced oldest first. Entries are never moved
+// once stored (the vector is reserved up front), so a reference to one stays valid until N more
+// are inserted — past the caller's use of it.
+template <class Entry, size_t N>
+class RecentAnswers {
+ public:
+  RecentAnswers() { entries_.reserve(N); }
+  template <class Matches>
+  const Entry* find(Matches&& matches) const {
+    for (const Entry& e : entries_)
+      if (matches(e)) return &e;
+    return nullptr;
+  }
+  const Entry& insert(Entry fresh) {
+    if (entries_.size() < N) return entries_.emplace_back(std::move(fresh));
+    Entry& slot = entries_[next_];
+    next_ = (next_ + 1) % N;
+    slot = std::move(fresh);
+    return slot;
+  }
+
+ private:
+  std::vector<Entry> entries_;
+  size_t next_ = 0;
+};
+
 // A policy passes the same key text (a PEM certificate, a JWKS from data) call after call, and
 // parsing it — JSON, then loading each public key into OpenSSL — costs more than verifying a
 // signature: each thread keeps the keys of its last few texts. Keys are only read once loaded.
@@ -196,26 +222,15 @@ struct ParsedKeys {
 };
 
 const ParsedKeys& cached_keys_from(const std::string& text) {
-  constexpr size_t kEntries = 8;
-  thread_local std::vector<ParsedKeys> entries = [] {
-    std::vector<ParsedKeys> v;
-    v.reserve(kEntries);  // never reallocated: the caller reads the returned entry
-    return v;
-  }();
-  thread_local size_t next = 0;
-  for (const ParsedKeys& e : entries)
-    if (e.text == text) return e;
+  thread_local RecentAnswers<ParsedKeys, 8> recent;
+  if (const ParsedKeys* hit = recent.find([&](const ParsedKeys& e) { return e.text == text; })) return *hit;
   ParsedKeys fresh{text, std::nullopt, ""};
   if (auto keys = keys_from(text)) {
     fresh.keys = std::move(*keys);
   } else {
     fresh.error = keys.error().message;
   }
-  if (entries.size() < kEntries) return entries.emplace_back(std::move(fresh));
-  ParsedKeys& slot = entries[next];
-  next = (next + 1) % kEntries;
-  slot = std::move(fresh);
-  return slot;
+  return recent.insert(std::move(fresh));
 }
 
 bool verify_with(const Key& key, jwt::Alg alg, const Token& t, const std::string& sig) {
@@ -300,7 +315,7 @@ BuiltinResult verify_hs(Args a, BuiltinContext&) {
 // Views into the constraint argument, which outlives the call.
 struct Constraints {
   const std::vector<Key>* keys = nullptr;  // from the `cert` constraint (cached_keys_from)
-  std::string_view cert;  // the text `keys` came from
+  std::string_view cert;                   // the text `keys` came from
   std::string_view secret, alg, iss, aud;
   double time = -1;
   size_t key_hash = 0;  // of cert, secret and alg, from their values' precomputed hashes
@@ -324,7 +339,9 @@ struct TokenCheck {
 };
 
 TokenCheck check_token(std::string text, const Constraints& c) {
-  auto error = [](std::string m) { return TokenCheck{BuiltinError::builtin(std::move(m)), false, {}, {}, {}}; };
+  auto error = [](std::string m) {
+    return TokenCheck{BuiltinError::builtin(std::move(m)), false, {}, {}, {}};
+  };
   const TokenCheck unverified;
   Token t;
   std::string payload;
@@ -402,24 +419,17 @@ const TokenCheck& cached_check_token(const Value& token, const Constraints& c) {
     std::string token, cert, secret, alg;
     TokenCheck check;
   };
-  constexpr size_t kEntries = 16;
-  thread_local std::vector<Entry> entries = [] {
-    std::vector<Entry> v;
-    v.reserve(kEntries);  // never reallocated: the caller reads the returned entry
-    return v;
-  }();
-  thread_local size_t next = 0;
+  thread_local RecentAnswers<Entry, 16> recent;
   const size_t hash = token.hash() ^ (c.key_hash << 1);
-  for (const Entry& e : entries)
-    if (e.hash == hash && same_text(e.token, text) && same_text(e.secret, c.secret) && e.cert == c.cert &&
-        e.alg == c.alg)
-      return e.check;
-  Entry fresh{hash, text, std::string(c.cert), std::string(c.secret), std::string(c.alg), check_token(text, c)};
-  if (entries.size() < kEntries) return entries.emplace_back(std::move(fresh)).check;
-  Entry& slot = entries[next];
-  next = (next + 1) % kEntries;
-  slot = std::move(fresh);
-  return slot.check;
+  if (const Entry* hit = recent.find([&](const Entry& e) {
+        return e.hash == hash && same_text(e.token, text) && same_text(e.secret, c.secret) &&
+               e.cert == c.cert && e.alg == c.alg;
+      }))
+    return hit->check;
+  return recent
+      .insert(Entry{hash, text, std::string(c.cert), std::string(c.secret), std::string(c.alg),
+                    check_token(text, c)})
+      .check;
 }
 
 BuiltinResult decode_verify(Args a, BuiltinContext& ctx) {
