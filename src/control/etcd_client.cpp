@@ -44,6 +44,19 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::create(const EtcdOptions& option
   return out;
 }
 
+// gRPC reports a refused client certificate or a plaintext/TLS mismatch as a closed or reset
+// connection: say which flags to check rather than leave the operator with transport words.
+std::string EtcdClient::unreachable_hint() const {
+  if (options_.ca_file.empty())
+    return "; plaintext to etcd: an etcd serving TLS needs --etcd-cacert (and --etcd-cert/--etcd-key "
+           "when it requires client certificates)";
+  if (options_.cert_file.empty())
+    return "; TLS to etcd without a client certificate: an etcd with --client-cert-auth needs "
+           "--etcd-cert/--etcd-key";
+  return "; TLS to etcd: check that --etcd-cacert holds the roots of etcd's certificate (which must "
+         "name the host as written in --store) and that etcd trusts the issuer of --etcd-cert";
+}
+
 void EtcdClient::rotate() { current_.fetch_add(1); }
 
 std::string EtcdClient::endpoint() const { return options_.endpoints[current_.load() % options_.endpoints.size()]; }
@@ -73,7 +86,8 @@ Result<Resp> EtcdClient::call(const char* what, Call&& fn) {
     current_.compare_exchange_strong(expected, raw + 1);
     if (std::chrono::steady_clock::now() + pause >= deadline)
       return fail(StoreError::Etcd, std::string("etcd ") + what + ": no endpoint answered in " +
-                                        std::to_string(budget.count()) + " ms (last: " + last + ")");
+                                        std::to_string(budget.count()) + " ms (last: " + last + ")" +
+                                        unreachable_hint());
     // Every endpoint tried once: wait a little (an election takes a moment) before the next round.
     if ((attempt + 1) % channels_.size() == 0) {
       std::this_thread::sleep_for(pause);

@@ -40,6 +40,7 @@ class EtcdClient {
  private:
   template <class Resp, class Call>
   Result<Resp> call(const char* what, Call&& fn);
+  std::string unreachable_hint() const;
 
   EtcdOptions options_;
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
