@@ -7,6 +7,7 @@
 # policies, and a new proxy bootstraps past the dead replica; the etcd leader is killed and writes
 # resume. Skipped (exit 77) without etcd.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/etcd_lib.sh"
 
 ETCD_BIN="$(command -v etcd || true)"
 if [ -z "$ETCD_BIN" ]; then
@@ -14,14 +15,7 @@ if [ -z "$ETCD_BIN" ]; then
   exit 77
 fi
 
-# Free ports for etcd, which needs them on its command line: the kernel picks each (bind to 0),
-# and they are used at once.
-read -r -a PORTS <<<"$(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(6)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()')"
+read -r -a PORTS <<<"$(free_ports 6)"
 CLIENT=("${PORTS[0]}" "${PORTS[1]}" "${PORTS[2]}")
 PEER=("${PORTS[3]}" "${PORTS[4]}" "${PORTS[5]}")
 CLUSTER="e0=http://127.0.0.1:${PEER[0]},e1=http://127.0.0.1:${PEER[1]},e2=http://127.0.0.1:${PEER[2]}"
@@ -47,14 +41,6 @@ STORE="etcd://127.0.0.1:${CLIENT[0]},127.0.0.1:${CLIENT[1]},127.0.0.1:${CLIENT[2
 # One operator CA every replica plugs in.
 "$CTL_BIN" ca init --dir "$WORK/cacerts" --trust-domain cluster.local >/dev/null || fail "ca init"
 
-# start_replica N: meshguard-control replica N on etcd; sets R<N> (its address) and R<N>_PID.
-start_replica() {
-  local n="$1"
-  start "replica$n" "$CONTROL_BIN" --data-dir "$WORK/replica$n" --listen 127.0.0.1:0 --debounce-ms 20 \
-    --store "$STORE" --plug-in-ca "$WORK/cacerts"
-  printf -v "R${n}_PID" '%s' "$LAST_PID"
-  printf -v "R$n" '127.0.0.1:%s' "$(port_of "$WORK/replica$n.out" '^listening grpc ')"
-}
 start_replica 1
 start_replica 2
 start_replica 3
@@ -70,33 +56,8 @@ case "$token_key" in
   *) fail "the shared token key in etcd is not sealed: ${token_key:0:40}" ;;
 esac
 
-# on N CMD...: meshguardctl against replica N (the admin identity of replica 1 works on all: one CA).
-on() {
-  local n="$1" addr
-  shift
-  addr="R$n"
-  MESHGUARD_SERVER="${!addr}" MESHGUARD_ADMIN_DIR="$WORK/replica1/admin" "$CTL_BIN" "$@"
-}
-
-# wait_listed N PATTERN GET-ARGS...: polls (bounded: ~10 s) until `get GET-ARGS -o yaml` through
-# replica N shows PATTERN; another replica's write reaches it through its etcd watch, not at once.
-wait_listed() {
-  local n="$1" pattern="$2"
-  shift 2
-  for _ in $(seq 1 200); do
-    on "$n" get "$@" -o yaml 2>/dev/null | grep -q -- "$pattern" && return 0
-    sleep 0.05
-  done
-  fail "replica $n does not list $pattern ($*)"
-}
-
 # The proxies bootstrap with tokens minted by replica 2 through replica 1 (first in their list).
-export MESHGUARD_SERVER="$R2" MESHGUARD_ADMIN_DIR="$WORK/replica1/admin"
-CP_ADDR="$R1,$R2,$R3"
-DATA="$WORK/plug"  # start_proxy's --ca-bundle: $DATA/ca/root-cert.pem
-mkdir -p "$DATA/ca" && cp "$WORK/cacerts/root-cert.pem" "$DATA/ca/"
-start_details_and_sleep
-expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "mesh request through proxies bootstrapped on replica 1"
+start_mesh_via "$R1,$R2,$R3"
 
 # 1. Apply through replica 2: seen through replica 3, enforced by proxies connected to replica 1.
 deny_paths deny-admin "app: details" "/admin/*" >"$WORK/deny.yaml"

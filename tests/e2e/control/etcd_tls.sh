@@ -6,6 +6,7 @@
 # another CA, and one speaking plaintext to the TLS port are each refused with a sentence naming
 # etcd, within a bounded time, and write nothing. Skipped (exit 77) without etcd.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/etcd_lib.sh"
 
 ETCD_BIN="$(command -v etcd || true)"
 if [ -z "$ETCD_BIN" ]; then
@@ -43,12 +44,7 @@ issue client etcd-ca "extendedKeyUsage=clientAuth"
 issue other-ca self "basicConstraints=critical,CA:true" "keyUsage=critical,keyCertSign,cRLSign"
 issue other-client other-ca "extendedKeyUsage=clientAuth"
 
-read -r CLIENT_PORT PEER_PORT <<<"$(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()')"
+read -r CLIENT_PORT PEER_PORT <<<"$(free_ports 2)"
 start etcd "$ETCD_BIN" --name e0 --data-dir "$WORK/etcd0" \
   --listen-client-urls "https://127.0.0.1:$CLIENT_PORT" --advertise-client-urls "https://127.0.0.1:$CLIENT_PORT" \
   --listen-peer-urls "http://127.0.0.1:$PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" \
@@ -74,7 +70,7 @@ pass "etcd serves TLS on 127.0.0.1:$CLIENT_PORT and requires client certificates
 
 STORE="etcd://127.0.0.1:$CLIENT_PORT"
 "$CTL_BIN" ca init --dir "$WORK/cacerts" --trust-domain cluster.local >/dev/null || fail "ca init"
-TLS_FLAGS=(--etcd-cacert "$PKI/etcd-ca.pem" --etcd-cert "$PKI/client.pem" --etcd-key "$PKI/client-key.pem")
+REPLICA_FLAGS=(--etcd-cacert "$PKI/etcd-ca.pem" --etcd-cert "$PKI/client.pem" --etcd-key "$PKI/client-key.pem")
 
 # refused NAME MESSAGE-PATTERN FLAGS...: a replica started with FLAGS exits non-zero on its own
 # (bounded: 60 s) with a message matching MESSAGE-PATTERN, and writes no shared state locally.
@@ -97,22 +93,10 @@ refused wrong-roots "etcd.*certificate verify failed" --etcd-cacert "$PKI/other-
   --etcd-cert "$PKI/client.pem" --etcd-key "$PKI/client-key.pem"
 refused plaintext-to-tls "etcd.*needs --etcd-cacert"
 
-# Two replicas with the client certificate.
-start_replica() {
-  local n="$1"
-  start "replica$n" "$CONTROL_BIN" --data-dir "$WORK/replica$n" --listen 127.0.0.1:0 --debounce-ms 20 \
-    --store "$STORE" --plug-in-ca "$WORK/cacerts" "${TLS_FLAGS[@]}"
-  printf -v "R$n" '127.0.0.1:%s' "$(port_of "$WORK/replica$n.out" '^listening grpc ')"
-}
+# Two replicas with the client certificate (REPLICA_FLAGS).
 start_replica 1
 start_replica 2
 pass "two replicas on etcd over TLS with a client certificate"
-on() {
-  local n="$1" addr
-  shift
-  addr="R$n"
-  MESHGUARD_SERVER="${!addr}" MESHGUARD_ADMIN_DIR="$WORK/replica1/admin" "$CTL_BIN" "$@"
-}
 
 token_key=$(etcd_curl /v3/kv/range -X POST -d "{\"key\": \"$(printf '/meshguard/shared/token-key' | base64 -w0)\"}" |
   jq -r '.kvs[0].value' | base64 -d)
@@ -123,19 +107,10 @@ esac
 
 # Proxies bootstrap through replica 1 with a token minted by replica 2; a policy applied through
 # replica 2 is listed through replica 1 (its etcd watch, over TLS) and enforced by the proxies.
-export MESHGUARD_SERVER="$R2" MESHGUARD_ADMIN_DIR="$WORK/replica1/admin"
-CP_ADDR="$R1"
-DATA="$WORK/plug"  # start_proxy's --ca-bundle: $DATA/ca/root-cert.pem
-mkdir -p "$DATA/ca" && cp "$WORK/cacerts/root-cert.pem" "$DATA/ca/"
-start_details_and_sleep
-expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "mesh request through proxies of replica 1"
+start_mesh_via "$R1"
 deny_paths deny-admin "app: details" "/admin/*" >"$WORK/deny.yaml"
 on 2 apply -f "$WORK/deny.yaml" >/dev/null || fail "apply through replica 2"
-for _ in $(seq 1 200); do
-  on 1 get ap deny-admin -n default -o yaml 2>/dev/null | grep -q "name: deny-admin" && break
-  sleep 0.05
-done
-on 1 get ap deny-admin -n default -o yaml | grep -q "name: deny-admin" || fail "replica 1 does not list replica 2's apply"
+wait_listed 1 "name: deny-admin" ap deny-admin -n default
 pass "applied through replica 2, listed through replica 1 (watch over TLS)"
 wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 403
 expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/2")" 200 "other paths still allowed"
