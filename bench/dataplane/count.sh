@@ -18,7 +18,8 @@
 # One connection keeps the counts free of the scheduling a loaded machine adds (how many requests
 # one epoll_wait finds ready); they are the per-request cost of the code path itself.
 # Knobs: COUNT_REQUESTS=20000 (system calls) COUNT_CG_REQUESTS=2000 (callgrind, h1; the h2 rows
-# take 5×) COUNT_CALLGRIND=1 (0: system calls only).
+# take 5×) COUNT_CALLGRIND=1 (0: system calls only) COUNT_MG_ENV="" (environment for the meshguard
+# proxies, e.g. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 to compare allocators).
 
 COUNT_REQUESTS="${COUNT_REQUESTS:-20000}"
 COUNT_CG_REQUESTS="${COUNT_CG_REQUESTS:-2000}"
@@ -144,13 +145,18 @@ run_counts_section() {
   for REP in $(seq 1 "$REPS"); do
     for chain in h1 h2; do
       log "counts repetition $REP/$REPS, chain $chain: system calls ($COUNT_REQUESTS requests per row)"
+      MG_WRAP=()
+      # shellcheck disable=SC2206 # COUNT_MG_ENV is NAME=VALUE words
+      [ -n "${COUNT_MG_ENV:-}" ] && MG_WRAP=(env $COUNT_MG_ENV)
       count_start "$chain" "$REP"
       for topo in "${COUNT_TOPOS[@]}"; do [ "$(chain_of "$topo")" = "$chain" ] && count_syscalls "$topo"; done
       count_stop
       [ "$COUNT_CALLGRIND" = 1 ] || continue
       log "counts repetition $REP/$REPS, chain $chain: instructions under callgrind ($COUNT_CG_REQUESTS requests per h1 row, ×5 for h2)"
-      MG_WRAP=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/cg.%p.out")
-      HAP_WRAP=("${MG_WRAP[@]}")
+      HAP_WRAP=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/cg.%p.out")
+      MG_WRAP=("${HAP_WRAP[@]}")
+      # shellcheck disable=SC2206
+      [ -n "${COUNT_MG_ENV:-}" ] && MG_WRAP=(env $COUNT_MG_ENV "${HAP_WRAP[@]}")
       WAIT_TRIES=2400 # start-up under valgrind: ≤ 2 minutes
       count_start "$chain" "cg$REP"
       for topo in "${COUNT_TOPOS[@]}"; do [ "$(chain_of "$topo")" = "$chain" ] && count_instructions "$topo"; done
