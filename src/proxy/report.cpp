@@ -539,8 +539,8 @@ void Report::tcp_closed(const telemetry::Labels& labels, uint64_t received, uint
 
 void Report::inbound_tcp(const std::string& source, const std::string& source_principal,
                          const std::string& own_principal, const InboundPort& port, uint64_t received,
-                         uint64_t sent, Clock::time_point start, ResponseFlag flags,
-                         const Verdict& decision) {
+                         uint64_t sent, Clock::time_point start, ResponseFlag flags, const Verdict& decision,
+                         const WorkloadLabels* source_labels) {
   std::array<char, 64> time;
   telemetry::JsonLine line(telemetry::AccessLog::scratch());
   line.str("time", telemetry::now_rfc3339(time))
@@ -548,8 +548,9 @@ void Report::inbound_tcp(const std::string& source, const std::string& source_pr
       .str("protocol", "tcp")
       .open("source")
       .str("principal", source_principal)
-      .str("address", source)
-      .close()
+      .str("address", source);
+  if (source_labels) line.str("workload", source_labels->workload).str("namespace", source_labels->ns);
+  line.close()
       .open("destination")
       .str("principal", own_principal)
       .num("port", port.port)
@@ -574,12 +575,18 @@ void Report::registry_outcome(const RegistryService& service, const RegistryPort
 
 void Report::outbound_tcp(const std::string& own_principal, const std::string& source,
                           const std::string& peer_principal, const std::string& destination,
-                          Clock::time_point start, uint64_t received, uint64_t sent) {
+                          Clock::time_point start, uint64_t received, uint64_t sent,
+                          const WorkloadLabels* peer) {
+  nlohmann::json to{{"principal", peer_principal}, {"address", destination}};
+  if (peer) {
+    to["workload"] = peer->workload;
+    to["namespace"] = peer->ns;
+  }
   access_log_->write({{"time", telemetry::now_rfc3339()},
                       {"direction", "outbound"},
                       {"protocol", "tcp"},
                       {"source", {{"principal", own_principal}, {"address", source}}},
-                      {"destination", {{"principal", peer_principal}, {"address", destination}}},
+                      {"destination", std::move(to)},
                       {"response_flags", to_string(ResponseFlag::None)},
                       {"policy", nullptr},
                       {"rule", nullptr},

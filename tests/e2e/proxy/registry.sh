@@ -185,12 +185,13 @@ expect_eq "$n1/$n2" "10/10" "ROUND_ROBIN: exactly 10 / 10"
 
 # --- TCP service port ------------------------------------------------------------------------
 expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$C_TCP/details/9")" '"id": 9' "TCP service-port listener (spliced over mTLS)"
-# The far end's workload in the client's metrics: for TCP the registry's endpoint names it (no
-# metadata exchange on TCP); for HTTP the replica's proxy says who it is (x-envoy-peer-metadata).
+# The far end's workload in the client's metrics: the replica's proxy says who it is — for TCP in
+# its metadata frame (ALPN istio-peer-exchange), for HTTP in x-envoy-peer-metadata. Its own name
+# (v1, v2), not the registry's (details-v1): the proxy's word comes first.
 m=$(curl -s --max-time 10 "http://127.0.0.1:$C_ADMIN/metrics")
-grep -qE '^istio_tcp_connections_opened_total\{reporter="source",.*,destination_workload="details-v[12]",destination_workload_namespace="default",' <<<"$m" ||
-  fail "outbound TCP by name: no destination_workload from the registry in: $(grep '^istio_tcp_connections_opened_total' <<<"$m")"
-pass "outbound TCP by name: destination_workload is the registry endpoint's workload"
+grep -qE '^istio_tcp_connections_opened_total\{reporter="source",.*,destination_workload="v[12]",destination_workload_namespace="default",' <<<"$m" ||
+  fail "outbound TCP by name: no destination_workload from the replica's metadata frame in: $(grep '^istio_tcp_connections_opened_total' <<<"$m")"
+pass "outbound TCP by name: destination_workload from the replica proxy's metadata frame"
 grep -qE '^istio_requests_total\{reporter="source",.*,destination_workload="v[12]",destination_workload_namespace="default",' <<<"$m" ||
   fail "outbound HTTP by name: no destination_workload from the replica's metadata"
 pass "outbound HTTP by name: destination_workload from the replica proxy's metadata"
