@@ -144,6 +144,21 @@ std::shared_ptr<const PeerLabels> cached_peer_labels(SeriesCache& cache, std::st
   return labels;
 }
 
+std::shared_ptr<const PeerLabels> cached_endpoint_labels(SeriesCache& cache, std::string_view workload,
+                                                         std::string_view ns) {
+  std::string& key = cache.key;
+  key.assign("\x01registry");  // never a principal (cached_peer_labels' keys start with one)
+  key += '\0';
+  key += workload;
+  key += '\0';
+  key += ns;
+  if (auto it = cache.peer_metadata.find(key); it != cache.peer_metadata.end()) return it->second;
+  if (cache.peer_metadata.size() >= kMaxCachedSeries) cache.peer_metadata.clear();
+  auto labels = PeerLabels::make(WorkloadLabels::of_name(workload, ns));
+  cache.peer_metadata.emplace(key, labels);
+  return labels;
+}
+
 Report::Report(const ProxyConfig& config) : config_(config), own_(OwnMetadata::make(config.workload, 0)) {
   registry_.describe("istio_requests_total", "Requests handled by the proxy.");
   registry_.describe("istio_request_duration_milliseconds", "Request duration.");

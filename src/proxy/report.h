@@ -54,6 +54,11 @@ struct SeriesCache {
 // The labels a peer's metadata header gives (null: none believed), through the worker's cache.
 std::shared_ptr<const PeerLabels> cached_peer_labels(SeriesCache& cache, std::string_view header,
                                                      std::string_view principal);
+// A registry endpoint's workload as the registry names it (its name, its service's namespace; app
+// and version unknown), through the worker's cache: the destination of a request its proxy said
+// nothing about — one this proxy answered itself (503 not reached or reset, 504 timed out).
+std::shared_ptr<const PeerLabels> cached_endpoint_labels(SeriesCache& cache, std::string_view workload,
+                                                         std::string_view ns);
 
 class Report {
  public:
