@@ -287,20 +287,32 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx, const pb::DeleteRequest* req,
                                    pb::DeleteResponse* resp) override {
     return finish(ctx, [&]() -> grpc::Status {
-      ResourceKey key{req->key().kind(), req->key().namespace_(), req->key().name()};
-      auto rev = d_.store.remove(key);
-      if (!rev) {
-        auto code =
-            is(rev.error(), StoreError::NotFound) ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::INTERNAL;
-        return status_of(code, rev.error());
+      std::vector<ResourceKey> keys;
+      if (req->has_key()) keys.push_back({req->key().kind(), req->key().namespace_(), req->key().name()});
+      for (const auto& k : req->keys()) keys.push_back({k.kind(), k.namespace_(), k.name()});
+      if (keys.empty())
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no resource named to delete");
+      auto removed = d_.store.remove_all(keys, req->ignore_not_found());
+      if (!removed) {
+        auto code = is(removed.error(), StoreError::NotFound)   ? grpc::StatusCode::NOT_FOUND
+                    : is(removed.error(), StoreError::TooLarge) ? grpc::StatusCode::INVALID_ARGUMENT
+                    : is(removed.error(), StoreError::Conflict) ? grpc::StatusCode::ABORTED
+                                                                : grpc::StatusCode::INTERNAL;
+        return status_of(code, removed.error());
       }
-      resp->set_revision(*rev);
+      resp->set_revision(removed->revision);
+      for (const auto& k : removed->missing) *resp->add_not_found() = to_pb(k);
+      if (removed->removed.empty()) return grpc::Status::OK;
       d_.distributor.mark_dirty();
-      pb::ResourceEvent e;
-      e.set_revision(*rev);
-      *e.mutable_key() = to_pb(key);
-      e.set_change("deleted");
-      watchers_.publish({e});
+      std::vector<pb::ResourceEvent> events;
+      for (const auto& k : removed->removed) {
+        *resp->add_deleted() = to_pb(k);
+        pb::ResourceEvent& e = events.emplace_back();
+        e.set_revision(removed->revision);
+        *e.mutable_key() = to_pb(k);
+        e.set_change("deleted");
+      }
+      watchers_.publish(events);
       return grpc::Status::OK;
     });
   }

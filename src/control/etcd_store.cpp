@@ -129,20 +129,61 @@ class EtcdStoreImpl final : public EtcdStore {
                                           std::to_string(kMaxCasAttempts) + " attempts): try again");
   }
 
-  Result<int64_t> remove(const ResourceKey& key) override {
-    if (auto st = check_etcd_key_parts(key); !st) return fail(StoreError::NotFound, key.str() + " not found");
-    pb::TxnRequest txn;
-    auto* cmp = txn.add_compare();
-    cmp->set_key(etcd_resource_key(options_.prefix, key));
-    cmp->set_target(pb::Compare::VERSION);
-    cmp->set_result(pb::Compare::GREATER);
-    cmp->set_version(0);
-    txn.add_success()->mutable_request_delete_range()->set_key(etcd_resource_key(options_.prefix, key));
-    auto done = client_->txn(txn);
-    if (!done) return fail(done.error());
-    if (!done->succeeded()) return fail(StoreError::NotFound, key.str() + " not found");
-    wait_for(done->header().revision());
-    return done->header().revision();
+  Result<RemoveResult> remove_all(const std::vector<ResourceKey>& asked, bool ignore_missing) override {
+    const std::vector<ResourceKey> keys = unique_keys(asked);
+    if (keys.size() > kMaxOpsPerTxn)
+      return fail(StoreError::TooLarge, std::to_string(keys.size()) +
+                                            " resources in one delete; the etcd store takes " +
+                                            std::to_string(kMaxOpsPerTxn) + " at most (split the delete)");
+    for (int attempt = 0; attempt < kMaxCasAttempts; ++attempt) {
+      // Which keys are there, at one revision; then one transaction deletes exactly those, on
+      // condition that none changed since (else another writer came between: read again).
+      RemoveResult result;
+      pb::TxnRequest read, write;
+      for (const auto& key : keys) {
+        // A key the etcd layout cannot hold cannot be stored either: absent.
+        if (check_etcd_key_parts(key)) range_op(read.add_success(), etcd_resource_key(options_.prefix, key));
+      }
+      std::optional<pb::TxnResponse> current;
+      if (read.success_size() > 0) {
+        auto got = client_->txn(read);
+        if (!got) return fail(got.error());
+        current = std::move(*got);
+      }
+      int index = 0;
+      for (const auto& key : keys) {
+        if (!check_etcd_key_parts(key)) {
+          result.missing.push_back(key);
+          continue;
+        }
+        const auto& kvs = current->responses(index++).response_range().kvs();
+        if (kvs.empty()) {
+          result.missing.push_back(key);
+          continue;
+        }
+        const std::string etcd_key = etcd_resource_key(options_.prefix, key);
+        auto* cmp = write.add_compare();
+        cmp->set_key(etcd_key);
+        cmp->set_target(pb::Compare::MOD);
+        cmp->set_result(pb::Compare::EQUAL);
+        cmp->set_mod_revision(kvs[0].mod_revision());
+        write.add_success()->mutable_request_delete_range()->set_key(etcd_key);
+        result.removed.push_back(key);
+      }
+      if (!result.missing.empty() && !ignore_missing) return not_found(result.missing);
+      if (result.removed.empty()) {
+        result.revision = revision();
+        return result;
+      }
+      auto done = client_->txn(write);
+      if (!done) return fail(done.error());
+      if (!done->succeeded()) continue;
+      result.revision = done->header().revision();
+      wait_for(result.revision);
+      return result;
+    }
+    return fail(StoreError::Conflict, "the resources of this delete kept changing under it (" +
+                                          std::to_string(kMaxCasAttempts) + " attempts): try again");
   }
 
   Result<std::vector<StoredResource>> list(const std::optional<std::string>& kind,

@@ -207,26 +207,34 @@ class SqliteStore final : public Store {
     return result;
   }
 
-  Result<int64_t> remove(const ResourceKey& key) override {
+  Result<RemoveResult> remove_all(const std::vector<ResourceKey>& keys, bool ignore_missing) override {
     MutexLock lock(mu_);
-    int64_t next = 0;
+    RemoveResult result;
     auto st = in_transaction([&]() -> Status {
       mu_.assert_held();  // in_transaction runs the body with it
       auto rev = read_revision();
       if (!rev) return fail(rev.error());
-      next = *rev + 1;
-      auto u = delete_.use();
-      u.text(1, key.kind);
-      u.text(2, key.ns);
-      u.text(3, key.name);
-      if (u.step() != SQLITE_DONE) return sqlite_error(db_, "delete " + key.str());
-      if (sqlite3_changes(db_) == 0) return fail(StoreError::NotFound, key.str() + " not found");
-      return write_revision(next);
+      result.revision = *rev;
+      for (const auto& key : unique_keys(keys)) {
+        auto u = delete_.use();
+        u.text(1, key.kind);
+        u.text(2, key.ns);
+        u.text(3, key.name);
+        if (u.step() != SQLITE_DONE) return sqlite_error(db_, "delete " + key.str());
+        (sqlite3_changes(db_) == 0 ? result.missing : result.removed).push_back(key);
+      }
+      // Rolled back: nothing of it was deleted.
+      if (!result.missing.empty() && !ignore_missing) return not_found(result.missing);
+      if (result.removed.empty()) return {};
+      result.revision = *rev + 1;
+      return write_revision(result.revision);
     });
     if (!st) return fail(st.error());
-    revision_.store(next);
-    if (parsed_) parsed_->erase(key);
-    return next;
+    revision_.store(result.revision);
+    if (parsed_) {
+      for (const auto& key : result.removed) parsed_->erase(key);
+    }
+    return result;
   }
 
   Result<std::vector<StoredResource>> list(const std::optional<std::string>& kind,

@@ -123,6 +123,27 @@ Unexpected<Error> conflict(const ResourceKey& key, int64_t changed_at, int64_t i
                                         " this apply is based on: nothing was written; read it again and re-apply");
 }
 
+std::vector<ResourceKey> unique_keys(const std::vector<ResourceKey>& keys) {
+  std::vector<ResourceKey> out;
+  std::set<ResourceKey> seen;
+  for (const auto& k : keys) {
+    if (seen.insert(k).second) out.push_back(k);
+  }
+  return out;
+}
+
+Unexpected<Error> not_found(const std::vector<ResourceKey>& missing) {
+  std::string names;
+  for (const auto& k : missing) names += (names.empty() ? "" : ", ") + k.str();
+  return fail(StoreError::NotFound, names + " not found");
+}
+
+Result<int64_t> Store::remove(const ResourceKey& key) {
+  auto removed = remove_all({key});
+  if (!removed) return fail(removed.error());
+  return removed->revision;
+}
+
 Result<ApplyResult> Store::plan(const std::vector<ParsedFile>& files) const {
   size_t total = 0;
   for (const auto& f : files) total += f.bytes;

@@ -12,7 +12,7 @@
 // (control/registry.h restores them). They are not resources: opaque records, no revision bump,
 // never in list()/get()/resources().
 //
-// Error codes (StoreError, below): store.not_found (remove of an absent key), store.duplicate
+// Error codes (StoreError, below): store.not_found (remove_all of an absent key), store.duplicate
 // (a parsed set naming one resource twice: never from parse_resources, which keeps the later
 // document), store.too_large, store.open, store.not_sqlite / store.corrupt / store.not_meshguard
 // (open refused; the file is left untouched), store.schema (a schema version this build does not
@@ -96,6 +96,11 @@ struct ApplyResult {
   std::vector<ResourceKey> created, configured, unchanged;  // in document order
 };
 
+struct RemoveResult {
+  int64_t revision = 0;  // the store's revision after the removal (unchanged if nothing was removed)
+  std::vector<ResourceKey> removed, missing;  // in the order asked, each key once
+};
+
 // One registered proxy as the store keeps it. `record` is opaque here (control/endpoints.h
 // registration_record writes it and parse_registration_record reads it back).
 struct StoredRegistration {
@@ -128,8 +133,14 @@ class Store {  // thread-safe; every method may be called from any thread
   // created / configured / unchanged comparison), without writing anything: --dry-run=server.
   // `revision` is the store's current one.
   Result<ApplyResult> plan(const std::vector<ParsedFile>& files) const;
-  virtual Result<int64_t> remove(
-      const ResourceKey& key) = 0;  // new revision; absent → code "store.not_found"
+  // One transaction deletes every key of `keys` (a key named twice counts once); the revision
+  // bumps once if anything was deleted. An absent key: with `ignore_missing` it is listed in
+  // `missing` and the others are deleted; without, nothing is deleted and the error is
+  // store.not_found naming every absent key (all or nothing: `delete -f` of several documents).
+  virtual Result<RemoveResult> remove_all(const std::vector<ResourceKey>& keys,
+                                          bool ignore_missing = false) = 0;
+  // remove_all() of one key: the new revision; absent → store.not_found.
+  Result<int64_t> remove(const ResourceKey& key);
   // Sorted by kind, namespace, name; std::nullopt matches every value.
   virtual Result<std::vector<StoredResource>> list(const std::optional<std::string>& kind,
                                                    const std::optional<std::string>& ns) const = 0;
@@ -152,6 +163,11 @@ class Store {  // thread-safe; every method may be called from any thread
   // calls it. Set once, before the first change can arrive (ControlPlane::start).
   virtual void on_external_change(std::function<void()> listener) { (void)listener; }
 };
+
+// `keys` without repeats, in first-seen order (what remove_all deletes).
+std::vector<ResourceKey> unique_keys(const std::vector<ResourceKey>& keys);
+// store.not_found naming `missing` ("K not found", or "K1, K2 not found").
+Unexpected<Error> not_found(const std::vector<ResourceKey>& missing);
 
 // The keys of a parsed set, each with its document text, in document order (Meta::order): what
 // apply() stores. A ResourceSet holds one resource per name; store.duplicate guards that.

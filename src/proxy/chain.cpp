@@ -20,6 +20,8 @@ std::string_view to_string(Refusal reason) {
       return "max_connections";
     case Refusal::ProxyProtocolInvalid:
       return "proxy_protocol_invalid";
+    case Refusal::PeerMetadataInvalid:
+      return "peer_metadata_invalid";
   }
   return "unknown";
 }

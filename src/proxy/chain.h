@@ -37,6 +37,7 @@ enum class Refusal {
   Denied,                   // a TCP connection the policy denies
   MaxConnections,           // past maxConnections
   ProxyProtocolInvalid,     // gateway.proxyProtocol: no valid PROXY v1/v2 header first
+  PeerMetadataInvalid,      // istio-peer-exchange selected, no well-formed metadata frame in time
 };
 std::string_view to_string(Refusal reason);
 

@@ -83,6 +83,9 @@ struct HttpSide {
   const ExternalTarget* external = nullptr;  // a host outside the mesh (proxy/egress.h)
   std::string source;                     // downstream "ip:port"
   std::optional<tls::PeerIdentity> peer;  // inbound mTLS peer
+  // Inbound: the peer's workload from a TCP metadata exchange on this connection (a client proxy's
+  // TCP route to an HTTP port): its requests' labels when they carry no x-envoy-peer-metadata.
+  std::shared_ptr<const PeerLabels> peer_labels;
   uint16_t listen_port = 0;
   // Gateway mode: the gateway listener the request came in on (`inbound` is its port); requests
   // are routed by its RouteTable (proxy/gateway_mode.h). `edge_tls`: the client's TLS ended here.

@@ -104,6 +104,10 @@ net::awaitable<bool> Forwarder::forward_by_name(net::Stream& down, ServerCodec& 
   HttpSide routed = side;
   routed.target = &target;
   const bool open = co_await relay(down, codec, in, chunk, watchdog, worker, routed, req, upgrade, as_received, ex);
+  // The endpoint's proxy said nothing of itself (this proxy answered: 503 not reached or reset,
+  // 504 timed out; or it is not a meshguard proxy): the registry still names its workload.
+  if (!ex.peer && target.endpoint && !target.endpoint->workload.empty())
+    ex.peer = cached_endpoint_labels(worker.series, target.endpoint->workload, match.service->ns);
   // Envoy's consecutive_5xx: a 5xx from the endpoint and a failure to reach it count alike.
   const bool failed = ex.status >= 500 || ex.flags == ResponseFlag::UpstreamConnectFailure ||
                       ex.flags == ResponseFlag::UpstreamReset || ex.flags == ResponseFlag::UpstreamTimeout;

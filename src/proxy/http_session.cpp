@@ -119,6 +119,7 @@ net::awaitable<bool> HttpSession::handle_request(net::Stream& down, ServerCodec&
   // (inbound), stripped from a plaintext client's and from the local app's (outbound) request.
   if (auto metadata = take_peer_metadata(req.headers); metadata && side.inbound && side.peer)
     ex.peer = cached_peer_labels(worker.series, *metadata, side.peer->id.str());
+  if (!ex.peer) ex.peer = side.peer_labels;  // the connection's TCP metadata exchange, if any
   ex.method = req.method;
   ex.host = req.host;
   ex.path = req.path;

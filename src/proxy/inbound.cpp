@@ -6,6 +6,7 @@
 #include "proxy/enforcement_step.h"
 #include "proxy/gateway_mode.h"
 #include "proxy/http_session.h"
+#include "proxy/peer_exchange.h"
 #include "proxy/policy_state.h"
 #include "proxy/report.h"
 #include "proxy/splice.h"
@@ -50,6 +51,7 @@ net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t i
   const MtlsMode mode = policy_.port_mode(index);
 
   std::optional<tls::PeerIdentity> peer;
+  std::shared_ptr<const PeerLabels> peer_labels;
   const bool edge_tls =
       port.gateway && gateway_.tls_mode(*port.gateway) == policy::GatewayServer::TlsMode::Simple;
   // Not a conditional expression: gcc 12 mishandles co_await in a conditional's operands.
@@ -57,13 +59,13 @@ net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t i
   if (edge_tls) {
     stream = co_await open_edge(socket, port, source);
   } else {
-    stream = co_await open(socket, index, mode, source, peer);
+    stream = co_await open(socket, index, mode, source, peer, peer_labels);
   }
   if (!stream) co_return;  // refused (logged) or gone
   guard.entry.stream = stream.get();
 
   if (port.protocol == Protocol::Tcp) {
-    co_await serve_tcp(*stream, guard.entry, worker.buffers, index, source, peer, start);
+    co_await serve_tcp(*stream, guard.entry, worker.buffers, index, source, peer, peer_labels.get(), start);
   } else {
     if (!peer) guard.entry.plaintext_http_port = index;
     HttpSide side;
@@ -72,6 +74,7 @@ net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t i
     side.inbound_index = index;
     side.source = std::move(source);
     side.peer = std::move(peer);
+    side.peer_labels = std::move(peer_labels);
     side.listen_port = port.port;
     side.gateway = port.gateway;
     side.edge_tls = edge_tls;
@@ -82,7 +85,8 @@ net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t i
 
 net::awaitable<std::unique_ptr<net::Stream>> Inbound::open(tcp::socket& socket, size_t index, MtlsMode mode,
                                                            const std::string& source,
-                                                           std::optional<tls::PeerIdentity>& peer) {
+                                                           std::optional<tls::PeerIdentity>& peer,
+                                                           std::shared_ptr<const PeerLabels>& peer_labels) {
   const InboundPort& port = config_.inbound[index];
   // Decide plaintext vs TLS before a single byte is forwarded anywhere.
   bool use_tls = false;
@@ -139,6 +143,21 @@ net::awaitable<std::unique_ptr<net::Stream>> Inbound::open(tcp::socket& socket, 
                                  verified.error().to_string());
       co_return nullptr;
     }
+    if (peer_exchange_selected(*tls_stream)) {
+      // Locals, not temporaries, across the co_await.
+      const std::shared_ptr<const OwnMetadata> own = report_.own();
+      const std::string principal = verified->id.str();
+      auto exchanged = co_await exchange_peer_metadata(
+          *tls_stream, *own, principal, std::chrono::milliseconds(config_.limits.header_timeout_ms));
+      if (!exchanged) {
+        log_line("inbound connection from " + source + " (" + principal + ") on port " +
+                 std::to_string(port.port) + " closed: " + exchanged.error().to_string());
+        report_.connection_refused(source, port.port, Refusal::PeerMetadataInvalid,
+                                   exchanged.error().to_string());
+        co_return nullptr;
+      }
+      peer_labels = std::move(*exchanged);
+    }
     peer = std::move(*verified);
     co_return tls_stream;
   }
@@ -167,15 +186,18 @@ net::awaitable<std::unique_ptr<net::Stream>> Inbound::open_edge(tcp::socket& soc
 net::awaitable<void> Inbound::serve_tcp(net::Stream& down, ConnEntry& entry, BufferPool& buffers,
                                         size_t index, const std::string& source,
                                         const std::optional<tls::PeerIdentity>& peer,
-                                        Clock::time_point start) {
+                                        const PeerLabels* peer_labels, Clock::time_point start) {
   const InboundPort& port = config_.inbound[index];
   const Judgement judged = enforcement_.judge_connection(index, source, peer);
   const Verdict& decision = judged.decision;
   std::string source_principal = peer ? peer->id.str() : "unknown";
   const std::string own = credentials_.own_principal();
-  telemetry::Labels labels = report_.tcp_labels(true, source_principal, own, peer.has_value());
+  // The source's workload from its proxy's metadata frame; else its principal's namespace only.
+  const WorkloadLabels* source_labels = peer_labels ? &peer_labels->labels : nullptr;
+  telemetry::Labels labels = report_.tcp_labels(true, source_principal, own, peer.has_value(), source_labels);
   if (!judged.verdict.allow) {
-    report_.inbound_tcp(source, source_principal, own, port, 0, 0, start, ResponseFlag::Denied, decision);
+    report_.inbound_tcp(source, source_principal, own, port, 0, 0, start, ResponseFlag::Denied, decision,
+                        source_labels);
     report_.count_refused(ListenerKind::Inbound, Refusal::Denied);
     co_return;
   }
@@ -184,7 +206,7 @@ net::awaitable<void> Inbound::serve_tcp(net::Stream& down, ConnEntry& entry, Buf
   co_await app.async_connect({asio::ip::address_v4::loopback(), port.app_port}, nothrow(ec));
   if (ec) {
     report_.inbound_tcp(source, source_principal, own, port, 0, 0, start,
-                        ResponseFlag::UpstreamConnectFailure, decision);
+                        ResponseFlag::UpstreamConnectFailure, decision, source_labels);
     co_return;
   }
   report_.tcp_opened(labels);
@@ -203,7 +225,8 @@ net::awaitable<void> Inbound::serve_tcp(net::Stream& down, ConnEntry& entry, Buf
   report_.inbound_tcp(
       source, source_principal, credentials_.own_principal(), port, received, sent, start, ResponseFlag::None,
       live.closed_by_policy ? Verdict::deny(0, "", "closed: no longer allowed after a policy reload")
-                            : decision);
+                            : decision,
+      source_labels);
 }
 
 }  // namespace mg::proxy

@@ -25,6 +25,7 @@ class HttpSession;
 class PolicyState;
 class Report;
 struct ConnEntry;
+struct PeerLabels;
 struct Worker;
 
 class Inbound {
@@ -42,9 +43,12 @@ class Inbound {
   // The connection's stream once it is known to be plaintext or (handshake done, client SVID
   // verified into `peer`) mTLS; null when it was refused (logged) or went away. Its own coroutine,
   // so the detection and handshake state is not kept in the frame of a connection that lives on.
+  // A client proxy that offered istio-peer-exchange (a TCP route) has exchanged metadata frames
+  // with it: its labels in `peer_labels` (null when not believed or not exchanged).
   net::awaitable<std::unique_ptr<net::Stream>> open(net::tcp::socket& socket, size_t index, MtlsMode mode,
                                                     const std::string& source,
-                                                    std::optional<tls::PeerIdentity>& peer);
+                                                    std::optional<tls::PeerIdentity>& peer,
+                                                    std::shared_ptr<const PeerLabels>& peer_labels);
 
   // A gateway's HTTPS (SIMPLE) listener: TLS with the certificate the client's SNI picks
   // (proxy/edge_certificates.h); no client certificate. Null when refused (logged) or gone.
@@ -54,7 +58,7 @@ class Inbound {
   // A TCP port's connection: judged, then spliced to the app until either side ends.
   net::awaitable<void> serve_tcp(net::Stream& down, ConnEntry& entry, BufferPool& buffers, size_t index,
                                  const std::string& source, const std::optional<tls::PeerIdentity>& peer,
-                                 Clock::time_point start);
+                                 const PeerLabels* peer_labels, Clock::time_point start);
 
   const ProxyConfig& config_;
   const Credentials& credentials_;

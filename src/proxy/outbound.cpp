@@ -3,6 +3,7 @@
 #include "proxy/balancer.h"
 #include "proxy/connection_manager.h"
 #include "proxy/http_session.h"
+#include "proxy/peer_exchange.h"
 #include "proxy/policy_state.h"
 #include "proxy/report.h"
 #include "proxy/splice.h"
@@ -47,7 +48,7 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
   std::string destination;
   UpstreamTarget target;
   if (!route.by_registry()) {
-    up = co_await worker.upstreams.connect_route(index, reason, detail);
+    up = co_await worker.upstreams.connect_route(index, reason, detail, AlpnOffer::PeerExchange);
     destination = destination_of(route);
   } else {
     const std::string name = route.service + "." + route.service_ns + ":" + std::to_string(route.service_port);
@@ -63,7 +64,7 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
     side.target = &target;
     while (true) {
       destination = target.endpoint->address + ":" + std::to_string(target.endpoint->port);
-      up = co_await worker.upstreams.connect_target(target, reason, detail);
+      up = co_await worker.upstreams.connect_target(target, reason, detail, AlpnOffer::PeerExchange);
       if (up || !retry_elsewhere(target, config_.outlier, BalancerClock::now())) break;
       report_.outbound_refused(side.source, destination, reason, detail + " (retrying on another endpoint)");
     }
@@ -76,10 +77,24 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
     co_return;
   }
   std::string own = up->creds->own_id.str();
-  // Outbound by name, the registry says which workload the endpoint is (its labels it does not
-  // carry); a TCP connection exchanges no metadata.
+  // The destination's workload: from its proxy's metadata frame when it selected the exchange
+  // (an older or foreign server did not: the bytes flow as they are); else, outbound by name, the
+  // registry's endpoint (a name and namespace, no labels).
   std::optional<WorkloadLabels> peer;
-  if (target.endpoint && !target.endpoint->workload.empty())
+  if (peer_exchange_selected(*up->stream)) {
+    const std::shared_ptr<const OwnMetadata> own_metadata = report_.own();
+    auto exchanged =
+        co_await exchange_peer_metadata(*up->stream, *own_metadata, up->peer_principal,
+                                        std::chrono::milliseconds(config_.limits.header_timeout_ms));
+    if (!exchanged) {
+      report_.outbound_refused(side.source, destination, "peer_metadata_invalid",
+                               exchanged.error().to_string());
+      up->stream->close();
+      co_return;
+    }
+    if (*exchanged) peer = (*exchanged)->labels;
+  }
+  if (!peer && target.endpoint && !target.endpoint->workload.empty())
     peer = WorkloadLabels::of_name(target.endpoint->workload, target.service->ns);
   telemetry::Labels labels = report_.tcp_labels(false, own, up->peer_principal, true, peer ? &*peer : nullptr);
   report_.tcp_opened(labels);
@@ -89,7 +104,8 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
                                           std::chrono::milliseconds(config_.limits.idle_timeout_ms));
   worker.upstreams.remember_session(side, *up);
   report_.tcp_closed(labels, received, sent);
-  report_.outbound_tcp(own, side.source, up->peer_principal, destination, start, received, sent);
+  report_.outbound_tcp(own, side.source, up->peer_principal, destination, start, received, sent,
+                       peer ? &*peer : nullptr);
   up->stream->close();
 }
 

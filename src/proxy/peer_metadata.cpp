@@ -127,6 +127,60 @@ std::optional<std::string_view> value_field(std::string_view value, uint32_t wan
   return r.ok() ? found : std::nullopt;
 }
 
+// The serialized Struct of Istio's node-metadata keys for `w`: what x-envoy-peer-metadata carries
+// in base64 and the TCP exchange frame as a struct value.
+std::string node_metadata(const WorkloadInfo& w) {
+  std::string labels;
+  for (const auto& [k, v] : w.labels) put_entry(labels, k, 3, v);
+  // Keys in sorted order, as a serialized map usually is (the bytes are the same for one workload).
+  std::string s;
+  put_entry(s, "LABELS", 5, labels);
+  put_entry(s, "NAME", 3, w.name);
+  put_entry(s, "NAMESPACE", 3, w.ns);
+  if (!w.service_account.empty()) put_entry(s, "SERVICE_ACCOUNT", 3, w.service_account);
+  put_entry(s, "WORKLOAD_NAME", 3, w.name);
+  return s;
+}
+
+// The workload a serialized node-metadata Struct describes; nullopt when malformed, over the
+// bounds, or without a name or a namespace.
+std::optional<WorkloadInfo> decode_node_metadata(std::string_view bytes) {
+  WorkloadInfo w;
+  std::string name, workload_name;
+  auto text = [](std::string_view value, std::string& into) {
+    auto s = value_field(value, 3);
+    if (!s || s->size() > kMaxText) return false;
+    into = std::string(*s);
+    return true;
+  };
+  const bool ok = for_each_entry(bytes, [&](std::string_view key, std::string_view value) {
+    if (key == "NAME") return text(value, name);
+    if (key == "WORKLOAD_NAME") return text(value, workload_name);
+    if (key == "NAMESPACE") return text(value, w.ns);
+    if (key == "SERVICE_ACCOUNT") return text(value, w.service_account);
+    if (key == "LABELS") {
+      auto labels = value_field(value, 5);
+      if (!labels) return false;
+      return for_each_entry(*labels, [&](std::string_view k, std::string_view v) {
+        std::string s;
+        if (k.empty() || k.size() > kMaxText || !text(v, s) || w.labels.size() >= kMaxLabels) return false;
+        w.labels[std::string(k)] = std::move(s);
+        return true;
+      });
+    }
+    return true;  // another key of Istio's node metadata: not used here
+  });
+  if (!ok) return std::nullopt;
+  w.name = !workload_name.empty() ? workload_name : name;
+  if (w.name.empty() || w.ns.empty()) return std::nullopt;
+  return w;
+}
+
+// The TCP exchange's payload: google.protobuf.Any{1: type_url, 2: value}, the value a Struct with
+// the node metadata under x-envoy-peer-metadata (a struct) and the node id under
+// x-envoy-peer-metadata-id (a string), as Istio's metadata_exchange network filter writes it.
+constexpr std::string_view kStructTypeUrl = "type.googleapis.com/google.protobuf.Struct";
+
 }  // namespace
 
 WorkloadLabels WorkloadLabels::of(const WorkloadInfo& w) {
@@ -163,6 +217,7 @@ std::shared_ptr<const OwnMetadata> OwnMetadata::make(const WorkloadInfo& w, uint
   out->labels = WorkloadLabels::of(w);
   out->header = encode_peer_metadata(w);
   out->header_id = peer_metadata_id(w);
+  out->frame = encode_exchange_frame(w);
   out->generation = generation;
   return out;
 }
@@ -179,16 +234,7 @@ std::shared_ptr<const PeerLabels> PeerLabels::make(WorkloadLabels labels) {
 }
 
 std::string encode_peer_metadata(const WorkloadInfo& w) {
-  std::string labels;
-  for (const auto& [k, v] : w.labels) put_entry(labels, k, 3, v);
-  // Keys in sorted order, as a serialized map usually is (the bytes are the same for one workload).
-  std::string s;
-  put_entry(s, "LABELS", 5, labels);
-  put_entry(s, "NAME", 3, w.name);
-  put_entry(s, "NAMESPACE", 3, w.ns);
-  if (!w.service_account.empty()) put_entry(s, "SERVICE_ACCOUNT", 3, w.service_account);
-  put_entry(s, "WORKLOAD_NAME", 3, w.name);
-  return rego::go::base64_encode(s, rego::go::Base64::Std);
+  return rego::go::base64_encode(node_metadata(w), rego::go::Base64::Std);
 }
 
 std::string peer_metadata_id(const WorkloadInfo& w) {
@@ -200,35 +246,71 @@ std::optional<WorkloadInfo> decode_peer_metadata(std::string_view header) {
   if (header.empty() || header.size() > kMaxHeader) return std::nullopt;
   auto bytes = rego::go::base64_decode(header, rego::go::Base64::Std);
   if (!bytes) return std::nullopt;
-  WorkloadInfo w;
-  std::string name, workload_name;
-  auto text = [](std::string_view value, std::string& into) {
-    auto s = value_field(value, 3);
-    if (!s || s->size() > kMaxText) return false;
-    into = std::string(*s);
-    return true;
+  return decode_node_metadata(*bytes);
+}
+
+std::string encode_exchange_frame(const WorkloadInfo& w) {
+  std::string data;
+  put_entry(data, kPeerMetadataHeader, 5, node_metadata(w));
+  put_entry(data, kPeerMetadataIdHeader, 3, peer_metadata_id(w));
+  std::string any;
+  put_bytes(any, 1, kStructTypeUrl);
+  put_bytes(any, 2, data);
+  std::string frame;
+  for (uint32_t word : {kPeerExchangeMagic, static_cast<uint32_t>(any.size())}) {
+    for (int shift = 24; shift >= 0; shift -= 8) frame += static_cast<char>((word >> shift) & 0xff);
+  }
+  return frame + any;
+}
+
+Result<size_t> parse_exchange_header(std::string_view header) {
+  if (header.size() != kPeerExchangeHeaderSize) return fail("peer_exchange.short", "incomplete frame header");
+  auto word = [&header](size_t at) {
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(header[at + i]);
+    return v;
   };
-  const bool ok = for_each_entry(*bytes, [&](std::string_view key, std::string_view value) {
-    if (key == "NAME") return text(value, name);
-    if (key == "WORKLOAD_NAME") return text(value, workload_name);
-    if (key == "NAMESPACE") return text(value, w.ns);
-    if (key == "SERVICE_ACCOUNT") return text(value, w.service_account);
-    if (key == "LABELS") {
-      auto labels = value_field(value, 5);
-      if (!labels) return false;
-      return for_each_entry(*labels, [&](std::string_view k, std::string_view v) {
-        std::string s;
-        if (k.empty() || k.size() > kMaxText || !text(v, s) || w.labels.size() >= kMaxLabels) return false;
-        w.labels[std::string(k)] = std::move(s);
-        return true;
-      });
-    }
-    return true;  // another key of Istio's node metadata: not used here
+  if (word(0) != kPeerExchangeMagic) {
+    return fail("peer_exchange.bad_magic", "the peer's first bytes are not a metadata exchange frame");
+  }
+  const uint32_t size = word(4);
+  if (size == 0 || size > kMaxPeerExchangeBody) {
+    return fail("peer_exchange.bad_size", "metadata frame of " + std::to_string(size) + " bytes (1.." +
+                                              std::to_string(kMaxPeerExchangeBody) + " allowed)");
+  }
+  return static_cast<size_t>(size);
+}
+
+Result<WorkloadInfo> decode_exchange_body(std::string_view body) {
+  if (body.size() > kMaxPeerExchangeBody) return fail("peer_exchange.bad_size", "metadata frame too large");
+  Reader any(body);
+  std::optional<std::string_view> type_url, value;
+  while (any.more()) {
+    uint32_t field = 0;
+    std::optional<std::string_view> bytes;
+    if (!any.next(field, bytes)) break;
+    if (field == 1 && bytes) type_url = bytes;
+    if (field == 2 && bytes) value = bytes;
+  }
+  if (!any.ok() || !type_url || *type_url != kStructTypeUrl || !value) {
+    return fail("peer_exchange.malformed", "the metadata frame is not a google.protobuf.Any of a Struct");
+  }
+  std::optional<WorkloadInfo> workload;
+  bool node_seen = false;
+  const bool ok = for_each_entry(*value, [&](std::string_view key, std::string_view v) {
+    if (key != kPeerMetadataHeader) return true;  // the node id, or a key not used here
+    if (node_seen) return false;                  // two: nothing to believe
+    node_seen = true;
+    auto node = value_field(v, 5);
+    if (!node) return false;
+    workload = decode_node_metadata(*node);
+    return workload.has_value();
   });
-  if (!ok) return std::nullopt;
-  w.name = !workload_name.empty() ? workload_name : name;
-  if (w.name.empty() || w.ns.empty()) return std::nullopt;
-  return w;
+  if (!ok || !workload) {
+    return fail("peer_exchange.malformed",
+                "the metadata frame's x-envoy-peer-metadata is missing or malformed (or over the bounds)");
+  }
+  return std::move(*workload);
 }
 
 void add_metadata(http::Headers& headers, const OwnMetadata& own) {
@@ -259,11 +341,15 @@ std::optional<std::string> take_peer_metadata(http::Headers& headers) {
 std::shared_ptr<const PeerLabels> peer_labels_for(std::string_view header, std::string_view principal) {
   auto w = decode_peer_metadata(header);
   if (!w) return nullptr;
+  return peer_labels_for(*w, principal);
+}
+
+std::shared_ptr<const PeerLabels> peer_labels_for(const WorkloadInfo& w, std::string_view principal) {
   auto id = identity::SpiffeId::parse(principal);
   if (!id) return nullptr;
   auto ns = id->istio_namespace();
-  if (!ns || *ns != w->ns) return nullptr;
-  return PeerLabels::make(WorkloadLabels::of(*w));
+  if (!ns || *ns != w.ns) return nullptr;
+  return PeerLabels::make(WorkloadLabels::of(w));
 }
 
 }  // namespace mg::proxy

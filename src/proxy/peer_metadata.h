@@ -5,7 +5,14 @@
 // keys NAME, NAMESPACE, WORKLOAD_NAME, SERVICE_ACCOUNT, LABELS; x-envoy-peer-metadata-id: the node
 // id); the server proxy answers with its own on the response. Each side labels the other from it.
 //
-// Trust: the headers are believed only from an mTLS peer (a meshguard proxy proved by its
+// A TCP connection between two proxies carries the same metadata once, before the app's bytes
+// (Istio's TCP metadata exchange): the client proxy offers ALPN istio-peer-exchange on the mTLS
+// connection of a TCP route; when the server proxy selects it, each side writes one frame — a
+// 4-byte magic 0x3D230467 and a 4-byte length (both big-endian), then a google.protobuf.Any of a
+// Struct holding x-envoy-peer-metadata (the node-metadata Struct) and x-envoy-peer-metadata-id —
+// and reads the other's (proxy/peer_exchange.h does the I/O; the frame is built and parsed here).
+//
+// Trust: the headers (and frames) are believed only from an mTLS peer (a meshguard proxy proved by its
 // certificate) and only when the metadata's namespace is the one the certificate names. Both
 // proxies strip them from everything else — a plaintext client's request, the local app's request
 // and response — so an app can neither spoof its labels nor see the exchange. Pure: no I/O.
@@ -18,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "http/message.h"
 #include "proxy/config.h"
 
@@ -48,6 +56,7 @@ struct OwnMetadata {
   WorkloadLabels labels;
   std::string header;     // x-envoy-peer-metadata value
   std::string header_id;  // x-envoy-peer-metadata-id value
+  std::string frame;      // the TCP exchange frame (encode_exchange_frame)
   uint64_t generation = 0;  // bumps with each change: part of the metric series cache key
   static std::shared_ptr<const OwnMetadata> make(const WorkloadInfo& w, uint64_t generation);
 };
@@ -69,6 +78,20 @@ std::string peer_metadata_id(const WorkloadInfo& w);
 // the bounds (8 KiB of header, 64 labels, 316 bytes per key or value).
 std::optional<WorkloadInfo> decode_peer_metadata(std::string_view header);
 
+// The TCP exchange frame. Bounds: a body of 1..kMaxPeerExchangeBody bytes; its node metadata
+// decoded with decode_peer_metadata's bounds (64 labels, 316 bytes per key or value).
+inline constexpr uint32_t kPeerExchangeMagic = 0x3D230467;
+inline constexpr size_t kPeerExchangeHeaderSize = 8;
+inline constexpr size_t kMaxPeerExchangeBody = 8192;
+// Magic, length and body for `w` (deterministic).
+std::string encode_exchange_frame(const WorkloadInfo& w);
+// The body's length from the frame's first kPeerExchangeHeaderSize bytes; an error for another
+// magic (the peer did not send a frame) or a length out of bounds.
+Result<size_t> parse_exchange_header(std::string_view header);
+// The workload an untrusted frame body describes; an error when it is not an Any of a Struct with
+// exactly one well-formed x-envoy-peer-metadata (name and namespace present, within the bounds).
+Result<WorkloadInfo> decode_exchange_body(std::string_view body);
+
 // Adds `own`'s x-envoy-peer-metadata and x-envoy-peer-metadata-id (to a request for the
 // destination proxy, or a response for the source proxy).
 void add_metadata(http::Headers& headers, const OwnMetadata& own);
@@ -81,5 +104,7 @@ std::optional<std::string> take_peer_metadata(http::Headers& headers);
 // A decoded header accepted for a peer whose certificate proves `principal`: its namespace must be
 // the principal's. Null when it does not decode or does not match.
 std::shared_ptr<const PeerLabels> peer_labels_for(std::string_view header, std::string_view principal);
+// The same for a workload already decoded (from a TCP exchange frame).
+std::shared_ptr<const PeerLabels> peer_labels_for(const WorkloadInfo& w, std::string_view principal);
 
 }  // namespace mg::proxy

@@ -144,6 +144,21 @@ std::shared_ptr<const PeerLabels> cached_peer_labels(SeriesCache& cache, std::st
   return labels;
 }
 
+std::shared_ptr<const PeerLabels> cached_endpoint_labels(SeriesCache& cache, std::string_view workload,
+                                                         std::string_view ns) {
+  std::string& key = cache.key;
+  key.assign("\x01registry");  // never a principal (cached_peer_labels' keys start with one)
+  key += '\0';
+  key += workload;
+  key += '\0';
+  key += ns;
+  if (auto it = cache.peer_metadata.find(key); it != cache.peer_metadata.end()) return it->second;
+  if (cache.peer_metadata.size() >= kMaxCachedSeries) cache.peer_metadata.clear();
+  auto labels = PeerLabels::make(WorkloadLabels::of_name(workload, ns));
+  cache.peer_metadata.emplace(key, labels);
+  return labels;
+}
+
 Report::Report(const ProxyConfig& config) : config_(config), own_(OwnMetadata::make(config.workload, 0)) {
   registry_.describe("istio_requests_total", "Requests handled by the proxy.");
   registry_.describe("istio_request_duration_milliseconds", "Request duration.");
@@ -539,8 +554,8 @@ void Report::tcp_closed(const telemetry::Labels& labels, uint64_t received, uint
 
 void Report::inbound_tcp(const std::string& source, const std::string& source_principal,
                          const std::string& own_principal, const InboundPort& port, uint64_t received,
-                         uint64_t sent, Clock::time_point start, ResponseFlag flags,
-                         const Verdict& decision) {
+                         uint64_t sent, Clock::time_point start, ResponseFlag flags, const Verdict& decision,
+                         const WorkloadLabels* source_labels) {
   std::array<char, 64> time;
   telemetry::JsonLine line(telemetry::AccessLog::scratch());
   line.str("time", telemetry::now_rfc3339(time))
@@ -548,8 +563,9 @@ void Report::inbound_tcp(const std::string& source, const std::string& source_pr
       .str("protocol", "tcp")
       .open("source")
       .str("principal", source_principal)
-      .str("address", source)
-      .close()
+      .str("address", source);
+  if (source_labels) line.str("workload", source_labels->workload).str("namespace", source_labels->ns);
+  line.close()
       .open("destination")
       .str("principal", own_principal)
       .num("port", port.port)
@@ -574,12 +590,18 @@ void Report::registry_outcome(const RegistryService& service, const RegistryPort
 
 void Report::outbound_tcp(const std::string& own_principal, const std::string& source,
                           const std::string& peer_principal, const std::string& destination,
-                          Clock::time_point start, uint64_t received, uint64_t sent) {
+                          Clock::time_point start, uint64_t received, uint64_t sent,
+                          const WorkloadLabels* peer) {
+  nlohmann::json to{{"principal", peer_principal}, {"address", destination}};
+  if (peer) {
+    to["workload"] = peer->workload;
+    to["namespace"] = peer->ns;
+  }
   access_log_->write({{"time", telemetry::now_rfc3339()},
                       {"direction", "outbound"},
                       {"protocol", "tcp"},
                       {"source", {{"principal", own_principal}, {"address", source}}},
-                      {"destination", {{"principal", peer_principal}, {"address", destination}}},
+                      {"destination", std::move(to)},
                       {"response_flags", to_string(ResponseFlag::None)},
                       {"policy", nullptr},
                       {"rule", nullptr},

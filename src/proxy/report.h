@@ -54,6 +54,11 @@ struct SeriesCache {
 // The labels a peer's metadata header gives (null: none believed), through the worker's cache.
 std::shared_ptr<const PeerLabels> cached_peer_labels(SeriesCache& cache, std::string_view header,
                                                      std::string_view principal);
+// A registry endpoint's workload as the registry names it (its name, its service's namespace; app
+// and version unknown), through the worker's cache: the destination of a request its proxy said
+// nothing about — one this proxy answered itself (503 not reached or reset, 504 timed out).
+std::shared_ptr<const PeerLabels> cached_endpoint_labels(SeriesCache& cache, std::string_view workload,
+                                                         std::string_view ns);
 
 class Report {
  public:
@@ -129,18 +134,22 @@ class Report {
                                const WorkloadLabels* peer = nullptr) const;
   void tcp_opened(const telemetry::Labels& labels);
   void tcp_closed(const telemetry::Labels& labels, uint64_t received, uint64_t sent);
-  // The access-log line of an inbound TCP connection.
+  // The access-log line of an inbound TCP connection; `source_labels`: the source's workload when
+  // its proxy's metadata frame named it (source.workload and source.namespace in the line).
   void inbound_tcp(const std::string& source, const std::string& source_principal,
                    const std::string& own_principal, const InboundPort& port, uint64_t received,
-                   uint64_t sent, Clock::time_point start, ResponseFlag flags, const Verdict& decision);
+                   uint64_t sent, Clock::time_point start, ResponseFlag flags, const Verdict& decision,
+                   const WorkloadLabels* source_labels = nullptr);
   // A request (or TCP connection) to a registry service port: Envoy's cluster counters
   // envoy_cluster_upstream_rq_retry and envoy_cluster_outlier_detection_ejections_enforced_total
   // {cluster_name="outbound|PORT||FQDN"}, when it retried or ejected.
   void registry_outcome(const RegistryService& service, const RegistryPort& port, bool retried, uint32_t ejections);
-  // The access-log line of an outbound TCP connection.
+  // The access-log line of an outbound TCP connection; `peer`: the destination's workload when
+  // known (its metadata frame, or the registry's endpoint): destination.workload and .namespace.
   void outbound_tcp(const std::string& own_principal, const std::string& source,
                     const std::string& peer_principal, const std::string& destination,
-                    Clock::time_point start, uint64_t received, uint64_t sent);
+                    Clock::time_point start, uint64_t received, uint64_t sent,
+                    const WorkloadLabels* peer = nullptr);
 
  private:
   void count_refused(std::string_view direction, std::string_view reason);

@@ -112,7 +112,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
   h2_[pool_key(side)].connecting = true;
   std::unique_ptr<UpstreamConn> conn;
   if (to_proxy(side)) {
-    conn = co_await connect_side(side, reason, detail, true);
+    conn = co_await connect_side(side, reason, detail, AlpnOffer::Http);
   } else {
     bool reused = false;
     HttpSide fresh = side;
@@ -154,7 +154,7 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(const HttpSi
   }
   reused = false;
   if (side.external) co_return co_await connect_external(*side.external, reason, detail);
-  if (to_proxy(side)) co_return co_await connect_side(side, reason, detail, false);
+  if (to_proxy(side)) co_return co_await connect_side(side, reason, detail, AlpnOffer::None);
   co_return co_await acquire_plain(side, reused, reason, detail);
 }
 
@@ -188,30 +188,34 @@ void UpstreamPool::remember_session(const HttpSide& side, UpstreamConn& conn) {
   }
 }
 
-net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_side(const HttpSide& side, std::string& reason,
-                                                                         std::string& detail, bool offer_h2) {
-  if (side.target) co_return co_await connect_target(*side.target, reason, detail, offer_h2);
-  co_return co_await connect_route(*side.route, reason, detail, offer_h2);
+net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_side(const HttpSide& side,
+                                                                         std::string& reason,
+                                                                         std::string& detail,
+                                                                         AlpnOffer alpn) {
+  if (side.target) co_return co_await connect_target(*side.target, reason, detail, alpn);
+  co_return co_await connect_route(*side.route, reason, detail, alpn);
 }
 
 net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_route(size_t index, std::string& reason,
-                                                                          std::string& detail, bool offer_h2) {
+                                                                          std::string& detail,
+                                                                          AlpnOffer alpn) {
   const OutboundRoute& route = config_.outbound[index];
-  co_return co_await connect_tls({route.destination_address, route.destination_port, route.identities,
-                                  route_key(index)},
-                                 reason, detail, offer_h2);
+  co_return co_await connect_tls(
+      {route.destination_address, route.destination_port, route.identities, route_key(index)}, reason, detail,
+      alpn);
 }
 
 net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_target(const UpstreamTarget& target,
-                                                                           std::string& reason, std::string& detail,
-                                                                           bool offer_h2) {
+                                                                           std::string& reason,
+                                                                           std::string& detail,
+                                                                           AlpnOffer alpn) {
   co_return co_await connect_tls({target.endpoint->address, target.endpoint->port, target.service->identities,
                                   target_key(target), target.sni},
-                                 reason, detail, offer_h2);
+                                 reason, detail, alpn);
 }
 
 net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_tls(Destination to, std::string& reason,
-                                                                        std::string& detail, bool offer_h2) {
+                                                                        std::string& detail, AlpnOffer alpn) {
   auto state = credentials_.usable();
   if (!state) {
     reason = "no_certificate";
@@ -232,7 +236,8 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_tls(Destinat
     detail = "cannot set SNI " + std::string(to.sni);
     co_return nullptr;
   }
-  if (offer_h2 && !tls::offer_http_alpn(up.ssl())) {
+  if ((alpn == AlpnOffer::Http && !tls::offer_http_alpn(up.ssl())) ||
+      (alpn == AlpnOffer::PeerExchange && !tls::offer_peer_exchange_alpn(up.ssl()))) {
     reason = "tls_alpn_failed";
     detail = "cannot offer ALPN";
     co_return nullptr;

@@ -32,6 +32,10 @@ class H2Upstream;
 class Registry;
 class Report;
 
+// What an mTLS connection to another proxy offers in ALPN: nothing, HTTP (h2 and http/1.1), or
+// the TCP metadata exchange (istio-peer-exchange: a TCP route, proxy/peer_exchange.h).
+enum class AlpnOffer { None, Http, PeerExchange };
+
 // A connection to where requests go: the local app (plaintext) or, outbound, another proxy (mTLS).
 struct UpstreamConn {
   tls::SessionSink session_sink;  // declared first: outlives the SSL that writes into it
@@ -64,10 +68,11 @@ class UpstreamPool {
   void release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn);
 
   // An mTLS connection to route `index`'s destination, the server's SVID verified and its SPIFFE
-  // ID checked against the route's identities (secure naming); `offer_h2`: ALPN h2 and http/1.1
-  // offered. nullptr + reason on failure.
+  // ID checked against the route's identities (secure naming); `alpn`: what it offers. nullptr +
+  // reason on failure.
   net::awaitable<std::unique_ptr<UpstreamConn>> connect_route(size_t index, std::string& reason,
-                                                              std::string& detail, bool offer_h2 = false);
+                                                              std::string& detail,
+                                                              AlpnOffer alpn = AlpnOffer::None);
 
   // Whether requests for `side` go over HTTP/2: an inbound port whose app speaks it (http2, grpc),
   // or an HTTP route whose destination has not answered an ALPN offer with http/1.1 (Istio's
@@ -81,8 +86,9 @@ class UpstreamPool {
                                                          std::string& reason, std::string& detail);
   // A registry endpoint: an mTLS connection to it, the server's SPIFFE ID checked against its
   // service's identities (secure naming is per service). nullptr + reason on failure.
-  net::awaitable<std::unique_ptr<UpstreamConn>> connect_target(const UpstreamTarget& target, std::string& reason,
-                                                               std::string& detail, bool offer_h2 = false);
+  net::awaitable<std::unique_ptr<UpstreamConn>> connect_target(const UpstreamTarget& target,
+                                                               std::string& reason, std::string& detail,
+                                                               AlpnOffer alpn = AlpnOffer::None);
   // TLS originated to a server outside the mesh (a DestinationRule with tls.mode SIMPLE,
   // proxy/destination_rules.h): `origin`'s SNI sent, the server's chain verified against the rule's
   // CA and its name checked. No client certificate. nullptr + reason on failure.
@@ -122,9 +128,9 @@ class UpstreamPool {
   net::awaitable<std::optional<net::tcp::socket>> connect_socket(const std::string& address, uint16_t port,
                                                                  std::string& reason, std::string& detail);
   net::awaitable<std::unique_ptr<UpstreamConn>> connect_tls(Destination to, std::string& reason,
-                                                            std::string& detail, bool offer_h2);
+                                                            std::string& detail, AlpnOffer alpn);
   net::awaitable<std::unique_ptr<UpstreamConn>> connect_side(const HttpSide& side, std::string& reason,
-                                                             std::string& detail, bool offer_h2);
+                                                             std::string& detail, AlpnOffer alpn);
   // A new plaintext connection to the inbound port's app.
   net::awaitable<std::unique_ptr<UpstreamConn>> acquire_plain(const HttpSide& side, bool& reused,
                                                               std::string& reason, std::string& detail);

@@ -1,7 +1,8 @@
 #include "tls/tls.h"
 
-#include <algorithm>
 #include <openssl/err.h>
+#include <algorithm>
+#include <span>
 
 #include "common/files.h"
 #include "identity/svid.h"
@@ -26,10 +27,17 @@ int on_new_client_session(SSL* ssl, SSL_SESSION* session) {
 }
 
 // ALPN, server side: h2 when the client offers it (one connection, many streams), else http/1.1
-// when offered; a client that offers neither (a TCP route) gets no ALPN answer.
+// when offered; on the mesh's context, else istio-peer-exchange (a TCP route's client proxy);
+// a client that offers none of them gets no ALPN answer. `arg`: the list, in order of preference.
+using AlpnChoices = std::span<const std::string_view>;
+constexpr std::string_view kHttpAlpns[] = {kAlpnH2, kAlpnHttp11};
+constexpr std::string_view kMeshAlpns[] = {kAlpnH2, kAlpnHttp11, kAlpnPeerExchange};
+const AlpnChoices kHttpChoices(kHttpAlpns);
+const AlpnChoices kMeshChoices(kMeshAlpns);
+
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-                unsigned int inlen, void*) {
-  for (std::string_view want : {kAlpnH2, kAlpnHttp11}) {
+                unsigned int inlen, void* arg) {
+  for (std::string_view want : *static_cast<const AlpnChoices*>(arg)) {
     for (unsigned int i = 0; i < inlen;) {
       unsigned int len = in[i];
       if (i + 1 + len > inlen) break;
@@ -75,7 +83,7 @@ Result<crypto::SslCtxPtr> make_ctx(bool server, const std::vector<crypto::X509Pt
     // Stateless TLS 1.3 tickets, encrypted with keys random per context: a credential reload
     // (new context) invalidates every earlier ticket, and nothing survives a restart.
     SSL_CTX_set_session_id_context(ctx.get(), reinterpret_cast<const unsigned char*>("meshguard"), 9);
-    SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, nullptr);
+    SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, const_cast<AlpnChoices*>(&kMeshChoices));
   } else {
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx.get(), on_new_client_session);
@@ -130,11 +138,20 @@ Result<std::shared_ptr<const Credentials>> load_credentials(const TlsFiles& file
 
 void attach_session_sink(SSL* ssl, SessionSink* sink) { SSL_set_ex_data(ssl, session_sink_index(), sink); }
 
-void select_http_alpn(SSL_CTX* ctx) { SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr); }
+void select_http_alpn(SSL_CTX* ctx) {
+  SSL_CTX_set_alpn_select_cb(ctx, select_alpn, const_cast<AlpnChoices*>(&kHttpChoices));
+}
 
 bool offer_http_alpn(SSL* ssl) {
   static constexpr unsigned char kProtos[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   return SSL_set_alpn_protos(ssl, kProtos, sizeof kProtos) == 0;  // 0 is success here
+}
+
+bool offer_peer_exchange_alpn(SSL* ssl) {
+  static constexpr unsigned char kProtos[] = {19,  'i', 's', 't', 'i', 'o', '-', 'p', 'e', 'e',
+                                              'r', '-', 'e', 'x', 'c', 'h', 'a', 'n', 'g', 'e'};
+  static_assert(sizeof kProtos == 1 + kAlpnPeerExchange.size());
+  return SSL_set_alpn_protos(ssl, kProtos, sizeof kProtos) == 0;
 }
 
 std::string_view negotiated_alpn(SSL* ssl) {

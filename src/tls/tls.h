@@ -58,13 +58,17 @@ class CredentialStore {
 
 // ALPN between proxies (issue 15). Servers select h2 over http/1.1 (both contexts built here);
 // a client offers both only on connections that carry HTTP (offer_http_alpn, per SSL before its
-// handshake), so a TCP route's connection negotiates nothing. negotiated_alpn: "" when none.
+// handshake). A TCP route's connection offers istio-peer-exchange alone (offer_peer_exchange_alpn):
+// selected, both proxies exchange workload metadata before the app's bytes (proxy/peer_exchange.h);
+// not selected (an older or foreign server), the bytes flow as they are. negotiated_alpn: "" when none.
 inline constexpr std::string_view kAlpnH2 = "h2";
 inline constexpr std::string_view kAlpnHttp11 = "http/1.1";
+inline constexpr std::string_view kAlpnPeerExchange = "istio-peer-exchange";
 bool offer_http_alpn(SSL* ssl);
+bool offer_peer_exchange_alpn(SSL* ssl);
 std::string_view negotiated_alpn(SSL* ssl);
-// The server side's choice (h2, else http/1.1, else none) on `ctx` (the mesh's server context,
-// and a gateway's edge contexts: tls/edge.h).
+// A gateway's edge contexts' choice (h2, else http/1.1, else none: tls/edge.h). The mesh's server
+// context built here also selects istio-peer-exchange (only a mesh peer is answered on it).
 void select_http_alpn(SSL_CTX* ctx);
 
 // PERMISSIVE: a TLS connection starts with a handshake record (0x16) of major version 3.

@@ -191,6 +191,27 @@ err=$(ctl delete -f "$WORK/gone.yaml" 2>&1) || rc=$?
 expect_eq "$rc" 1 "delete -f again: exit 1"
 expect_contains "$err" "authorizationpolicy/default/gone not found" "delete -f again: not found"
 ctl delete -f "$WORK/gone.yaml" --ignore-not-found >/dev/null || fail "--ignore-not-found"
+# Several documents in one file: one store transaction, all or nothing. One of them missing →
+# nothing deleted (exit 1, the missing one named); --ignore-not-found deletes the others; one
+# revision for all of them.
+for n in m1 m2 m3; do
+  printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: %s, namespace: default}\nspec: {}\n---\n' "$n"
+done >"$WORK/multi.yaml"
+rev=$(ctl apply -f "$WORK/multi.yaml" | sed -n 's/^revision \([0-9]*\)$/\1/p')
+[ -n "$rev" ] || fail "apply of multi.yaml printed no revision"
+ctl delete ap m1 >/dev/null
+rc=0
+err=$(ctl delete -f "$WORK/multi.yaml" 2>&1) || rc=$?
+expect_eq "$rc" 1 "delete -f with one document missing: exit 1"
+expect_contains "$err" "authorizationpolicy/default/m1 not found" "delete -f: the missing one named"
+expect_contains "$err" "nothing was deleted" "delete -f: says nothing was deleted"
+expect_eq "$(ctl get ap m2 m3 -o name | sort | tr '\n' ' ')" "authorizationpolicy.security.istio.io/m2 authorizationpolicy.security.istio.io/m3 " \
+  "delete -f with one missing: the others are still there (all or nothing)"
+out=$(ctl delete -f "$WORK/multi.yaml" --ignore-not-found)
+expect_contains "$out" "authorizationpolicy/default/m2 deleted" "delete -f --ignore-not-found: m2"
+expect_contains "$out" "authorizationpolicy/default/m3 deleted" "delete -f --ignore-not-found: m3"
+expect_eq "$(grep -c '^revision ' <<<"$out")" 1 "delete -f: one revision line"
+expect_contains "$out" "revision $((rev + 2))" "delete -f: one revision bump for both (apply, delete m1, delete -f)"
 out=$(ctl delete ap --all -n foo)
 expect_contains "$out" "authorizationpolicy/foo/deny-all deleted" "delete --all -n foo"
 expect_contains "$out" "authorizationpolicy/foo/deny-more deleted" "delete --all -n foo: both"

@@ -93,6 +93,29 @@ wait_status "http://127.0.0.1:$sleep_OUT/$winner/x" 403
 on 2 apply -f "$WORK/deny.yaml" >/dev/null || fail "re-apply the base"
 wait_status "http://127.0.0.1:$sleep_OUT/admin/x" 403
 
+# 2b. delete -f of several documents is one etcd transaction: one missing → nothing deleted;
+# --ignore-not-found deletes the rest at one revision (seen through another replica).
+for n in x1 x2 x3; do
+  printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: %s, namespace: scratch}\nspec: {}\n---\n' "$n"
+done >"$WORK/multi.yaml"
+on 2 apply -f "$WORK/multi.yaml" >/dev/null || fail "apply multi.yaml"
+on 2 delete ap x1 -n scratch >/dev/null || fail "delete x1"
+rc=0
+err=$(on 3 delete -f "$WORK/multi.yaml" 2>&1) || rc=$?
+expect_eq "$rc" 1 "etcd: delete -f with one document missing: exit 1"
+expect_contains "$err" "authorizationpolicy/scratch/x1 not found" "etcd: the missing one named"
+wait_listed 1 "name: x3" ap x3 -n scratch
+expect_contains "$(on 1 get ap -n scratch -o name)" "/x2" "etcd: delete -f with one missing deleted nothing"
+out=$(on 3 delete -f "$WORK/multi.yaml" --ignore-not-found) || fail "delete -f --ignore-not-found"
+expect_contains "$out" "authorizationpolicy/scratch/x2 deleted" "etcd: x2 deleted"
+expect_contains "$out" "authorizationpolicy/scratch/x3 deleted" "etcd: x3 deleted"
+expect_eq "$(grep -c '^revision ' <<<"$out")" 1 "etcd: one revision for both"
+for _ in $(seq 1 200); do
+  [ "$(on 1 get ap -n scratch 2>&1)" = "No resources found in scratch namespace." ] && break
+  sleep 0.05
+done
+expect_eq "$(on 1 get ap -n scratch 2>&1)" "No resources found in scratch namespace." "etcd: both gone, seen through replica 1"
+
 # 3. Kill the replica the proxies talk to, under load: they move on; requests keep being served.
 bootstraps_before=$(cat "$WORK/sleep.err" "$WORK/details.err" | grep -c "bootstrapped\|renewed" || true)
 (

@@ -185,12 +185,13 @@ expect_eq "$n1/$n2" "10/10" "ROUND_ROBIN: exactly 10 / 10"
 
 # --- TCP service port ------------------------------------------------------------------------
 expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$C_TCP/details/9")" '"id": 9' "TCP service-port listener (spliced over mTLS)"
-# The far end's workload in the client's metrics: for TCP the registry's endpoint names it (no
-# metadata exchange on TCP); for HTTP the replica's proxy says who it is (x-envoy-peer-metadata).
+# The far end's workload in the client's metrics: the replica's proxy says who it is — for TCP in
+# its metadata frame (ALPN istio-peer-exchange), for HTTP in x-envoy-peer-metadata. Its own name
+# (v1, v2), not the registry's (details-v1): the proxy's word comes first.
 m=$(curl -s --max-time 10 "http://127.0.0.1:$C_ADMIN/metrics")
-grep -qE '^istio_tcp_connections_opened_total\{reporter="source",.*,destination_workload="details-v[12]",destination_workload_namespace="default",' <<<"$m" ||
-  fail "outbound TCP by name: no destination_workload from the registry in: $(grep '^istio_tcp_connections_opened_total' <<<"$m")"
-pass "outbound TCP by name: destination_workload is the registry endpoint's workload"
+grep -qE '^istio_tcp_connections_opened_total\{reporter="source",.*,destination_workload="v[12]",destination_workload_namespace="default",' <<<"$m" ||
+  fail "outbound TCP by name: no destination_workload from the replica's metadata frame in: $(grep '^istio_tcp_connections_opened_total' <<<"$m")"
+pass "outbound TCP by name: destination_workload from the replica proxy's metadata frame"
 grep -qE '^istio_requests_total\{reporter="source",.*,destination_workload="v[12]",destination_workload_namespace="default",' <<<"$m" ||
   fail "outbound HTTP by name: no destination_workload from the replica's metadata"
 pass "outbound HTTP by name: destination_workload from the replica proxy's metadata"
@@ -201,6 +202,16 @@ expect_eq "$(by_name_status http://ratings.default:9080/anything/impostor)" 503 
 wait_for_count "$WORK/client-access.log" '"event":"connection_refused".*"reason":"secure_naming_mismatch"' 1
 pass "impostor: secure_naming_mismatch logged"
 expect_eq "$(grep -c '/anything/impostor' "$WORK/imp-access.log" || true)" 0 "impostor: no request reached it"
+# Answered by the client proxy itself, a request still carries what the registry knows of its
+# destination: the endpoint's workload and namespace (503 UF: the impostor failed secure naming,
+# so no metadata came back), and the service (503 UH: reviews has no endpoint).
+m=$(curl -s --max-time 10 "http://127.0.0.1:$C_ADMIN/metrics")
+grep -qE '^istio_requests_total\{reporter="source",.*,destination_workload="ratings-v1",destination_workload_namespace="default",destination_principal="unknown",.*,destination_service="ratings.default.svc.cluster.local",.*,response_code="503",response_flags="UF",' <<<"$m" ||
+  fail "local 503 UF: destination labels lost: $(grep '^istio_requests_total.*response_code="503"' <<<"$m")"
+pass "local 503 UF: destination_workload / _namespace from the registry's endpoint"
+grep -qE '^istio_requests_total\{reporter="source",.*,destination_service="reviews.default.svc.cluster.local",.*,destination_service_name="reviews",destination_service_namespace="default",.*,response_code="503",response_flags="UH",' <<<"$m" ||
+  fail "local 503 UH: destination service labels lost: $(grep '^istio_requests_total.*response_code="503"' <<<"$m")"
+pass "local 503 UH: destination_service / _name / _namespace from the registry"
 
 # --- a replica killed: retry + ejection ------------------------------------------------------
 kill -KILL "$V2_PID"

@@ -286,6 +286,68 @@ TEST(SqliteStore, ResourcesFollowAppliesAndRemoves) {
   EXPECT_STREQ(to_string(StoreError::NotFound), "store.not_found");
 }
 
+// delete -f of several documents: one transaction, one revision bump; a missing key deletes
+// nothing (store.not_found naming each missing one) unless ignore_missing; durable on reopen.
+TEST(SqliteStore, RemoveAllIsAllOrNothing) {
+  TempDir dir;
+  const std::string path = dir.file("store.db");
+  auto store = open_ok(path);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->apply(ap("a", "ns") + "---\n" + ap("b", "ns") + "---\n" + ap("c", "ns") + "---\n" +
+                               pa("strict", "ns", "STRICT"),
+                           "four.yaml"));
+  ASSERT_EQ(store->revision(), 1);
+  const ResourceKey a{"AuthorizationPolicy", "ns", "a"}, b{"AuthorizationPolicy", "ns", "b"},
+      c{"AuthorizationPolicy", "ns", "c"}, strict{"PeerAuthentication", "ns", "strict"},
+      gone{"AuthorizationPolicy", "ns", "gone"}, gone2{"PeerAuthentication", "other", "gone"};
+  auto count = [&store] {
+    auto all = store->list(std::nullopt, std::nullopt);
+    return all ? all->size() : size_t{999};
+  };
+
+  // Two of them missing: nothing deleted, both named, no revision bump.
+  auto refused = store->remove_all({a, gone, b, gone2});
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(is(refused.error(), StoreError::NotFound));
+  EXPECT_EQ(refused.error().message, "AuthorizationPolicy/ns/gone, PeerAuthentication/other/gone not found");
+  EXPECT_EQ(count(), 4u);
+  EXPECT_EQ(store->revision(), 1);
+  ASSERT_TRUE(store->resources());
+  EXPECT_EQ(store->resources()->size(), 4u);
+
+  // Several kinds at once (a key named twice counts once): one revision.
+  auto removed = store->remove_all({a, strict, a, b});
+  ASSERT_TRUE(removed) << removed.error().to_string();
+  EXPECT_EQ(removed->revision, 2);
+  EXPECT_EQ(removed->removed, (std::vector<ResourceKey>{a, strict, b}));
+  EXPECT_TRUE(removed->missing.empty());
+  EXPECT_EQ(store->revision(), 2);
+  EXPECT_EQ(count(), 1u);
+  EXPECT_EQ(store->resources()->size(), 1u);  // the parsed cache follows
+
+  // ignore_missing: the present one deleted, the others listed.
+  auto ignoring = store->remove_all({gone, c, a}, true);
+  ASSERT_TRUE(ignoring) << ignoring.error().to_string();
+  EXPECT_EQ(ignoring->removed, (std::vector<ResourceKey>{c}));
+  EXPECT_EQ(ignoring->missing, (std::vector<ResourceKey>{gone, a}));
+  EXPECT_EQ(ignoring->revision, 3);
+  EXPECT_EQ(count(), 0u);
+  // Nothing there at all: no bump.
+  auto nothing = store->remove_all({a, b}, true);
+  ASSERT_TRUE(nothing);
+  EXPECT_TRUE(nothing->removed.empty());
+  EXPECT_EQ(nothing->revision, 3);
+  EXPECT_EQ(store->revision(), 3);
+
+  store.reset();
+  auto reopened = open_ok(path);
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ(reopened->revision(), 3);
+  auto left = reopened->list(std::nullopt, std::nullopt);
+  ASSERT_TRUE(left);
+  EXPECT_TRUE(left->empty());
+}
+
 TEST(SqliteStore, BadApplyChangesNothing) {
   TempDir dir;
   auto store = open_ok(dir.file("store.db"));

@@ -1,6 +1,7 @@
 // Unit tests of Istio's metadata exchange as meshguard speaks it (proxy/peer_metadata.h): the
 // header round-trips, untrusted values are bounded and refused when malformed, a namespace the
-// certificate does not prove is not believed, and both headers are always stripped.
+// certificate does not prove is not believed, and both headers are always stripped. The TCP
+// exchange's frame (magic, length, Any of a Struct) round-trips and refuses what is not one.
 #include <gtest/gtest.h>
 
 #include "proxy/peer_metadata.h"
@@ -119,6 +120,93 @@ TEST(PeerMetadata, OwnMetadataCarriesTheHeadersItsLabelsMake) {
   http::Headers h;
   add_metadata(h, *own);
   EXPECT_EQ(take_peer_metadata(h), own->header);
+}
+
+// A protobuf length-delimited field, for hand-made frames.
+std::string field(uint32_t number, std::string_view bytes) {
+  std::string out(1, static_cast<char>((number << 3) | 2));
+  for (size_t v = bytes.size();; v >>= 7) {
+    out += static_cast<char>((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+    if (v < 0x80) break;
+  }
+  return out + std::string(bytes);
+}
+// A Struct entry {key: Value{field value_field: value}}.
+std::string entry(std::string_view key, uint32_t value_field, std::string_view value) {
+  return field(1, field(1, key) + field(2, field(value_field, value)));
+}
+std::string any_of(std::string_view type_url, std::string_view value) {
+  return field(1, type_url) + field(2, value);
+}
+constexpr std::string_view kStructUrl = "type.googleapis.com/google.protobuf.Struct";
+
+TEST(PeerExchangeFrame, RoundTripsWithIstiosMagicAndLength) {
+  const std::string frame = encode_exchange_frame(reviews());
+  ASSERT_GT(frame.size(), kPeerExchangeHeaderSize);
+  EXPECT_EQ(frame.substr(0, 4), std::string("\x3d\x23\x04\x67", 4));  // big-endian magic
+  auto size = parse_exchange_header(std::string_view(frame).substr(0, kPeerExchangeHeaderSize));
+  ASSERT_TRUE(size) << size.error().to_string();
+  EXPECT_EQ(*size, frame.size() - kPeerExchangeHeaderSize);
+  const std::string_view body = std::string_view(frame).substr(kPeerExchangeHeaderSize);
+  auto w = decode_exchange_body(body);
+  ASSERT_TRUE(w) << w.error().to_string();
+  EXPECT_EQ(w->name, "reviews-v2");
+  EXPECT_EQ(w->ns, "bookinfo");
+  EXPECT_EQ(w->service_account, "bookinfo-reviews");
+  EXPECT_EQ(w->labels, reviews().labels);
+  // The Any names a Struct; the node id travels beside the node metadata, as Istio writes it.
+  EXPECT_NE(body.find(kStructUrl), std::string::npos);
+  EXPECT_NE(body.find(peer_metadata_id(reviews())), std::string::npos);
+  EXPECT_EQ(OwnMetadata::make(reviews(), 1)->frame, frame);
+  auto labels = peer_labels_for(*w, "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews");
+  ASSERT_TRUE(labels);
+  EXPECT_EQ(labels->labels.app, "reviews");
+  EXPECT_FALSE(peer_labels_for(*w, "spiffe://cluster.local/ns/other/sa/bookinfo-reviews"));
+}
+
+TEST(PeerExchangeFrame, HeaderRefusesAnotherMagicAndOutOfBoundsLengths) {
+  auto header = [](uint32_t magic, uint32_t size) {
+    std::string h;
+    for (uint32_t word : {magic, size})
+      for (int shift = 24; shift >= 0; shift -= 8) h += static_cast<char>((word >> shift) & 0xff);
+    return h;
+  };
+  EXPECT_EQ(*parse_exchange_header(header(kPeerExchangeMagic, 100)), 100u);
+  EXPECT_EQ(*parse_exchange_header(header(kPeerExchangeMagic, kMaxPeerExchangeBody)), kMaxPeerExchangeBody);
+  EXPECT_EQ(parse_exchange_header("GET / HT").error().code,
+            "peer_exchange.bad_magic");  // app bytes, no frame
+  EXPECT_EQ(parse_exchange_header(header(0x6704233d, 100)).error().code, "peer_exchange.bad_magic");
+  EXPECT_EQ(parse_exchange_header(header(kPeerExchangeMagic, 0)).error().code, "peer_exchange.bad_size");
+  EXPECT_EQ(parse_exchange_header(header(kPeerExchangeMagic, kMaxPeerExchangeBody + 1)).error().code,
+            "peer_exchange.bad_size");
+  EXPECT_EQ(parse_exchange_header(header(kPeerExchangeMagic, 0xffffffff)).error().code,
+            "peer_exchange.bad_size");
+  EXPECT_EQ(parse_exchange_header("short").error().code, "peer_exchange.short");
+}
+
+TEST(PeerExchangeFrame, BodyRefusesWhatIsNotOneWellFormedNodeMetadata) {
+  const std::string node = raw(encode_peer_metadata(reviews()));
+  const std::string good = any_of(kStructUrl, entry("x-envoy-peer-metadata", 5, node));
+  ASSERT_TRUE(decode_exchange_body(good));
+  EXPECT_FALSE(decode_exchange_body(""));
+  EXPECT_FALSE(decode_exchange_body("\x0b"));  // a group
+  EXPECT_FALSE(decode_exchange_body(
+      any_of("type.googleapis.com/google.protobuf.Value", entry("x-envoy-peer-metadata", 5, node))));
+  EXPECT_FALSE(decode_exchange_body(field(1, kStructUrl)));                         // no value
+  EXPECT_FALSE(decode_exchange_body(any_of(kStructUrl, entry("other", 5, node))));  // no node metadata
+  EXPECT_FALSE(decode_exchange_body(any_of(kStructUrl, entry("x-envoy-peer-metadata", 3, "a string"))));
+  EXPECT_FALSE(decode_exchange_body(
+      any_of(kStructUrl, entry("x-envoy-peer-metadata", 5, node) + entry("x-envoy-peer-metadata", 5, node))));
+  WorkloadInfo no_name = reviews();
+  no_name.name.clear();
+  EXPECT_FALSE(decode_exchange_body(
+      any_of(kStructUrl, entry("x-envoy-peer-metadata", 5, raw(encode_peer_metadata(no_name))))));
+  EXPECT_FALSE(decode_exchange_body(std::string(kMaxPeerExchangeBody + 1, '\x0a')));
+  // Every truncation of a good body is refused (the Any's length prefixes no longer fit).
+  const std::string frame_body = encode_exchange_frame(reviews()).substr(kPeerExchangeHeaderSize);
+  for (size_t cut = 0; cut < frame_body.size(); ++cut) {
+    EXPECT_FALSE(decode_exchange_body(std::string_view(frame_body).substr(0, cut))) << "cut at " << cut;
+  }
 }
 
 }  // namespace
