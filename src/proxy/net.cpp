@@ -8,11 +8,10 @@
 
 namespace mg::proxy::net {
 
-namespace {
 std::string endpoint_string(const tcp::endpoint& ep) {
-  return ep.address().to_string() + ":" + std::to_string(ep.port());
+  const std::string address = ep.address().to_string();
+  return (ep.address().is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(ep.port());
 }
-}  // namespace
 
 awaitable<size_t> PlainStream::read_some(asio::mutable_buffer buf, std::error_code& ec) {
   ec.clear();
