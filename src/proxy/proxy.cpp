@@ -71,7 +71,7 @@ struct Proxy::Impl {
               credentials,
               policy,
               connections,
-              Admin::Runtime{started, draining, config_version, listeners, control_plane_view}};
+              Admin::Runtime{started, draining, config_version, listeners, control_plane_view, gateway}};
 
   Worker& pick_worker() {
     return *workers[next_worker.fetch_add(1, std::memory_order_relaxed) % workers.size()];

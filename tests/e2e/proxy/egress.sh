@@ -239,7 +239,7 @@ expect_not_contains "$body" 'x-forwarded-client-cert' "no client certificate det
 wait_audit '"principal":"spiffe://cluster.local/ns/default/sa/sleep"' '"destination":{"host":"localhost","port":'"$EXT"',"sni":"localhost"}' \
   '"method":"GET"' '"path":"/politics"' '"status":200' '"decision":"allow"' '"policy":"istio-system/egress-allow"' '"bytes_sent":' 
 pass "audit line: sleep's principal, the external host and SNI, GET /politics, 200, allowed by istio-system/egress-allow"
-wait_for_count "$WORK/egw-access.log" '"direction":"inbound".*"principal":"spiffe://cluster.local/ns/default/sa/sleep"' 1
+wait_for_count "$WORK/egw-access.log" '"direction":"gateway".*"principal":"spiffe://cluster.local/ns/default/sa/sleep"' 1
 pass "the egress gateway's access log names the caller (mTLS end to end from the client proxy)"
 expect_audits 2 "exactly one audit line per call (two calls)"
 

@@ -94,6 +94,14 @@ expect_eq "$(get second.test "$SECOND_PORT" /anything/2)" 200 "gateway[1] routes
 expect_contains "$(cat "$WORK/ratings.out")" "/anything/2" "ratings' app served the request through gateway[1]"
 expect_eq "$(get first.test "$FIRST" /anything/3)" 200 "gateway[0] still serves"
 expect_eq "$(get second.test "$FIRST" /anything/3)" 404 "second.test is not bound to gateway[0]'s Gateway"
+# /config_dump shows the new listener's routes (hosts → destinations); its access log says gateway.
+routes=$(curl -s --max-time 10 "http://127.0.0.1:$ADMIN_GW/config_dump" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(json.dumps([l.get("routes") for l in d["listeners"] if l.get("name") == "gateway[1]"], separators=(",", ":"), sort_keys=True))')
+expect_eq "$routes" '[[{"hosts":["second.test"],"http":[{"destinations":[{"host":"ratings.internal","weight":100}]}],"virtualService":"default/second"}]]' \
+  "/config_dump: gateway[1]'s routes, second.test → ratings.internal"
+expect_contains "$(grep '"/anything/2"' "$WORK/gw-access.log")" '"direction":"gateway"' "the gateway's access-log line says direction gateway"
 
 # 2. Removed: the port refuses connections, an idle connection on it is closed; gateway[0] unaffected.
 exec {idle}<>"/dev/tcp/127.0.0.1/$SECOND_PORT"
