@@ -217,10 +217,16 @@ InboundPort GatewayMode::inbound_port(size_t id) const {
   port.port = static_cast<uint16_t>(plan.port);
   port.app_port = port.port;  // destination.port for policies: the gateway's own port
   port.protocol = Protocol::Http;
-  port.mtls =
-      plan.tls_mode == policy::GatewayServer::TlsMode::IstioMutual ? MtlsMode::Strict : MtlsMode::Disable;
+  // ISTIO_MUTUAL: only mesh workloads (STRICT). HTTP: PERMISSIVE — plaintext from outside the
+  // mesh, and the mesh's mTLS from a workload's proxy (which always speaks mTLS to a mesh
+  // endpoint: Istio's auto mTLS), its principal then known to policy (the plain-HTTP egress
+  // gateway). HTTPS SIMPLE: the gateway ends the client's TLS itself (edge_tls; no mesh mTLS).
+  using TlsMode = policy::GatewayServer::TlsMode;
+  port.mtls = plan.tls_mode == TlsMode::IstioMutual                    ? MtlsMode::Strict
+              : plan.protocol == policy::GatewayServer::Protocol::Http ? MtlsMode::Permissive
+                                                                       : MtlsMode::Disable;
   port.gateway = id;
-  port.edge_tls = plan.tls_mode == policy::GatewayServer::TlsMode::Simple;
+  port.edge_tls = plan.tls_mode == TlsMode::Simple;
   return port;
 }
 

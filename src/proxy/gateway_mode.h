@@ -10,9 +10,11 @@
 //    closes what to_close() lists, on its main thread (Proxy: reconcile_gateway_listeners); a bound
 //    listener becomes an inbound port of the config (inbound_port(id), InboundPort::gateway): the
 //    same accept path, PROXY header, enforcement step, access log and live-connection re-judging as
-//    every inbound port. An HTTP or HTTPS SIMPLE listener is mTLS DISABLE (clients are outside the
-//    mesh; SIMPLE terminates TLS with the credentialName's certificate, proxy/edge_certificates.h),
-//    an ISTIO_MUTUAL one STRICT (the caller's SVID is verified and is source.principal).
+//    every inbound port. An HTTP listener is mTLS PERMISSIVE (plaintext from outside the mesh, the
+//    mesh's mTLS from a workload's proxy: its principal known to policy); an HTTPS SIMPLE one is
+//    DISABLE (clients are outside the mesh; it terminates TLS with the credentialName's
+//    certificate, proxy/edge_certificates.h), an ISTIO_MUTUAL one STRICT (the caller's SVID is
+//    verified and is source.principal).
 //  - Routes: at every publish, the RouteTable (gateway/routes.h) of the VirtualServices bound to
 //    the slots (indexed by id; a slot given up has no servers) and the MESH_INTERNAL STATIC
 //    ServiceEntries as upstream services; the SIMPLE listeners' certificates are configured again

@@ -141,7 +141,7 @@ TEST(GatewayMode, ListenersBecomeInboundPorts) {
   EXPECT_EQ(http.gateway, 0u);
   EXPECT_EQ(http.address, "127.0.0.1");
   EXPECT_EQ(http.port, 0);
-  EXPECT_EQ(http.mtls, MtlsMode::Disable);
+  EXPECT_EQ(http.mtls, MtlsMode::Permissive);  // HTTP: plaintext from outside, mTLS from the mesh
   EXPECT_FALSE(http.edge_tls);
   EXPECT_EQ(mode.inbound_port(1).port, 8443);
   EXPECT_EQ(mode.inbound_port(1).app_port, 8443);
