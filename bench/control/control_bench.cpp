@@ -16,6 +16,10 @@
 //                address and an inbound port serving the targetPort) → each proxy's ACK of the first
 //                snapshot holding the new endpoint (p50/p99, join → last ACK), control-plane CPU per
 //                join; then RSS per endpoint (a Service selecting 100 already registered proxies)
+//   telemetry    `--telemetry` (issue 17, telemetry.h): the same N proxies not reporting, then each
+//                sending the console's Telemetry every 3 s on its stream: control-plane CPU per batch
+//                and per second, RSS per proxy for the window, apply→ACK p50/p99 off vs on; then the
+//                window alone filled to its bound (memory per proxy, CPU per batch)
 //   CSRs         Sign over the API (renewal with a client certificate; sequential, and 2 threads)
 //                beside raw ca::Authority::sign_csr on the same CSRs, in the same run
 //
@@ -26,6 +30,8 @@
 //   control_bench [--proxies 100,1000,2000] [--modes in-process,own-process] [--changes 7]
 //                 [--csrs 400] [--debounce-ms 100]
 //   control_bench --replica-join [--proxies 100,1000,2000] [--changes 7] [--pool 100] [--debounce-ms 100]
+//   control_bench --telemetry [--proxies 2000] [--changes 7] [--flows N] [--interval-ms 3000]
+//                 [--measure-s 10] [--bound-proxies 50] [--debounce-ms 100]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -65,18 +71,13 @@
 #include "harness.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
 #include "policy/parse.h"
+#include "telemetry.h"
 
 extern char** environ;
 
 namespace {
 
 using namespace control_bench;
-
-std::string policy(int k) {
-  return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: bench-allow\n"
-         "  namespace: bench\nspec:\n  rules:\n  - to:\n    - operation:\n        paths: [\"/v" +
-         std::to_string(k) + "/*\"]\n";
-}
 
 std::string csr_der(EVP_PKEY* key) {
   auto csr = mg::crypto::make_csr(key);
@@ -110,45 +111,9 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool
   const long rss_after = rss_kb();
   const long server_rss_after = own_process ? proc_rss_kb(h.server_pid) : 0;
 
-  std::vector<double> last_ack_ms, confirmed_ms;
   const auto server_before = h.ack_latency_buckets();
-  double cpu_in_changes = 0, server_cpu_in_changes = 0;
-  for (int k = 1; k <= changes; ++k) {
-    const double cpu_start = cpu_ms();
-    const double server_cpu_start = own_process ? proc_cpu_ms(h.server_pid) : 0;
-    round.acked.store(0);
-    round.applied_at = Clock::now();
-    round.target_revision.store(revision + 1);
-    const int64_t got = h.apply(policy(k));
-    if (got != revision + 1) die("unexpected revision " + std::to_string(got));
-    revision = got;
-    if (!wait_count(round, round.acked, n, kChangeTimeout))
-      die("change " + std::to_string(k) + ": " + std::to_string(round.acked.load()) + " of " +
-          std::to_string(n) + " proxies ACKed within the timeout");
-    // The latest ACK written, from the per-proxy samples of this change.
-    double last = 0;
-    for (const auto& p : proxies) last = std::max(last, p->latencies_ms.back());
-    last_ack_ms.push_back(last);
-    // The control plane's own view: every proxy's acked version is what it was sent.
-    bool confirmed = false;
-    for (int attempt = 0; attempt < 2000 && !confirmed; ++attempt) {
-      auto list = h.workloads();
-      int acked = 0;
-      for (const auto& w : list.workloads())
-        if (w.connected() && !w.config_version().empty() && w.acked_version() == w.config_version()) ++acked;
-      confirmed = acked == n;
-      if (!confirmed) std::this_thread::sleep_for(2ms);
-    }
-    if (!confirmed) die("change " + std::to_string(k) + ": ListWorkloads never showed every ACK");
-    confirmed_ms.push_back(ms(Clock::now() - round.applied_at));
-    cpu_in_changes += cpu_ms() - cpu_start;
-    if (own_process) server_cpu_in_changes += proc_cpu_ms(h.server_pid) - server_cpu_start;
-    std::this_thread::sleep_for(debounce + 50ms);  // keep changes apart: one change, one push
-  }
-
+  const Changes run = run_changes(h, round, proxies, 1, changes, revision, debounce, true);
   const auto server_after = h.ack_latency_buckets();
-  std::vector<double> all;
-  for (const auto& p : proxies) all.insert(all.end(), p->latencies_ms.begin(), p->latencies_ms.end());
   for (auto& p : proxies) p->cancel();
   for (auto& p : proxies) p->wait_done();
 
@@ -158,20 +123,20 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool
   char cpu[64], mem[64];
   const double per_proxy_kib = static_cast<double>(rss_after - rss_before) / n;
   if (own_process) {
-    std::snprintf(cpu, sizeof cpu, "%.0f / %.0f", server_cpu_in_changes / changes,
-                  (cpu_in_changes + server_cpu_in_changes) / changes);
+    std::snprintf(cpu, sizeof cpu, "%.0f / %.0f", run.server_cpu_ms / changes,
+                  (run.cpu_ms + run.server_cpu_ms) / changes);
     std::snprintf(mem, sizeof mem, "%.0f / %.0f",
                   static_cast<double>(server_rss_after - server_rss_before) / n,
                   per_proxy_kib);  // this process holds only the clients here
   } else {
-    std::snprintf(cpu, sizeof cpu, "– / %.0f", cpu_in_changes / changes);
+    std::snprintf(cpu, sizeof cpu, "– / %.0f", run.cpu_ms / changes);
     std::snprintf(mem, sizeof mem, "%.0f together", per_proxy_kib);
   }
   std::printf("| %d | %s | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | %.0f | %s | %s |\n", n,
-              own_process ? "own process" : "in-process", connect_s, percentile(all, 0.5),
-              percentile(all, 0.99), percentile(last_ack_ms, 0.5),
-              *std::max_element(last_ack_ms.begin(), last_ack_ms.end()), server_p50, server_p99,
-              percentile(confirmed_ms, 0.5), cpu, mem);
+              own_process ? "own process" : "in-process", connect_s, percentile(run.per_proxy_ms, 0.5),
+              percentile(run.per_proxy_ms, 0.99), percentile(run.last_ack_ms, 0.5),
+              *std::max_element(run.last_ack_ms.begin(), run.last_ack_ms.end()), server_p50, server_p99,
+              percentile(run.confirmed_ms, 0.5), cpu, mem);
   std::fflush(stdout);
   return 0;
 }
@@ -438,13 +403,62 @@ int replica_join_table(const std::vector<int>& counts, int joins, int pool, int 
   return rc;
 }
 
+int telemetry_table(const std::vector<int>& counts, const TelemetryOptions& o, int bound_proxies) {
+  std::printf(
+      "Telemetry off vs on (control plane in its own process; each proxy sends one Telemetry every %lld ms, "
+      "staggered, flows per batch %s; CPU over %d s each; %d policy changes each, push debounce %lld ms; "
+      "times "
+      "in ms)\n\n"
+      "| proxies | flows per batch (mean) | batches/s | control-plane CPU ms/s: off / on | telemetry CPU "
+      "ms/s | "
+      "telemetry CPU µs per batch | per-proxy apply→ACK p50: off / on | per-proxy apply→ACK p99: off / on | "
+      "apply→last ACK median: off / on | control-plane CPU ms per change: off / on | control-plane RSS KiB "
+      "per "
+      "connected proxy | control-plane RSS KiB per proxy for the window |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+      static_cast<long long>(o.interval.count()),
+      o.flows > 0 ? std::to_string(o.flows).c_str() : "4, 8, 16, …, 256 by proxy", o.measure_s, o.changes,
+      static_cast<long long>(o.debounce.count()));
+  std::fflush(stdout);
+  int rc = 0;
+  for (int n : counts) {
+    if (int r = run_child({"--child-telemetry", std::to_string(n), "--changes", std::to_string(o.changes),
+                           "--flows", std::to_string(o.flows), "--interval-ms",
+                           std::to_string(o.interval.count()), "--measure-s", std::to_string(o.measure_s),
+                           "--debounce-ms", std::to_string(o.debounce.count())});
+        r != 0) {
+      std::printf("| %d | failed (exit %d) | | | | | | | | | | |\n", n, r);
+      std::fflush(stdout);
+      rc = 1;
+    }
+  }
+  std::printf(
+      "\nThe console's window at its bound (in-process, simulated time: %d proxies, each 10 buckets × 256 "
+      "distinct "
+      "flows and the newest 100 samples, through `insight_batch` and `InsightWindow::report`)\n\n"
+      "| texts | proxies | buckets × flows | samples | heap KiB per proxy | RSS KiB per proxy | CPU µs per "
+      "256-flow "
+      "batch |\n|---|---|---|---|---|---|---|\n",
+      bound_proxies);
+  std::fflush(stdout);
+  for (const char* cut : {"plain", "cut"}) {
+    if (int r = run_child({"--child-window-bound", std::to_string(bound_proxies), "--texts", cut}); r != 0) {
+      std::printf("| %s | failed (exit %d) | | | | | |\n", cut, r);
+      rc = 1;
+    }
+  }
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   raise_nofile();
-  std::string proxies = "100,1000,2000", modes = "in-process,own-process", mode;
+  std::string proxies, modes = "in-process,own-process", mode;
   int changes = 7, csrs = 400, debounce_ms = 100, single = 0, pool = 100;
-  bool own_process = false, replica_join = false;
+  bool own_process = false, replica_join = false, telemetry = false, cut_texts = false;
+  TelemetryOptions to;
+  int interval_ms = 3000, bound_proxies = 50;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -471,6 +485,24 @@ int main(int argc, char** argv) {
     } else if (a == "--child-replica-join") {
       mode = "replica-join";
       single = std::atoi(value().c_str());
+    } else if (a == "--telemetry") {
+      telemetry = true;
+    } else if (a == "--child-telemetry") {
+      mode = "telemetry";
+      single = std::atoi(value().c_str());
+    } else if (a == "--flows") {
+      to.flows = std::atoi(value().c_str());
+    } else if (a == "--interval-ms") {
+      interval_ms = std::atoi(value().c_str());
+    } else if (a == "--measure-s") {
+      to.measure_s = std::atoi(value().c_str());
+    } else if (a == "--bound-proxies") {
+      bound_proxies = std::atoi(value().c_str());
+    } else if (a == "--child-window-bound") {
+      mode = "window-bound";
+      single = std::atoi(value().c_str());
+    } else if (a == "--texts") {
+      cut_texts = value() == "cut";
     } else if (a == "--own-process") {
       own_process = true;
     } else if (a == "--child-csr") {
@@ -481,18 +513,30 @@ int main(int argc, char** argv) {
       die("usage: control_bench [--proxies 100,1000,2000] [--modes in-process,own-process] [--changes 7] "
           "[--csrs 400] [--debounce-ms 100]\n       control_bench --replica-join [--proxies 100,1000,2000] "
           "[--changes 7] [--pool 100] "
-          "[--debounce-ms 100]");
+          "[--debounce-ms 100]\n       control_bench --telemetry [--proxies 2000] [--changes 7] [--flows N] "
+          "[--interval-ms 3000] [--measure-s 10] [--bound-proxies 50] [--debounce-ms 100]");
     }
   }
   if (changes < 5 || changes > 100) die("--changes must be 5..100");
   if (csrs < 10 || csrs > 20000) die("--csrs must be 10..20000");
   if (debounce_ms < 0 || debounce_ms > 5000) die("--debounce-ms must be 0..5000");
   if (pool < 1 || pool > 2000) die("--pool must be 1..2000");
+  if (to.flows < 0 || to.flows > 256) die("--flows must be 0 (a spread) or 1..256");
+  if (interval_ms < 100 || interval_ms > 60'000) die("--interval-ms must be 100..60000");
+  if (to.measure_s < 1 || to.measure_s > 300) die("--measure-s must be 1..300");
+  if (bound_proxies < 1 || bound_proxies > 500) die("--bound-proxies must be 1..500");
   const std::chrono::milliseconds debounce(debounce_ms);
+  to.changes = changes;
+  to.interval = std::chrono::milliseconds(interval_ms);
+  to.debounce = debounce;
   if (mode == "server") return run_server(debounce);
   if (mode == "propagation") return run_propagation(single, changes, debounce, own_process);
   if (mode == "csr") return run_csr(csrs, debounce);
   if (mode == "replica-join") return run_replica_join(single, changes, pool, debounce);
+  if (mode == "telemetry") return run_telemetry(single, to);
+  if (mode == "window-bound") return run_window_bound(single, cut_texts);
+  if (telemetry) return telemetry_table(parse_list(proxies.empty() ? "2000" : proxies), to, bound_proxies);
+  if (proxies.empty()) proxies = "100,1000,2000";
   if (replica_join) return replica_join_table(parse_list(proxies), changes, pool, debounce_ms);
   const bool run_in = modes.find("in-process") != std::string::npos;
   const bool run_own = modes.find("own-process") != std::string::npos;

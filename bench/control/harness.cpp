@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 extern char** environ;
 
@@ -260,6 +261,62 @@ void Harness::spawn_server(std::chrono::milliseconds debounce) {
   address = a;
   metrics_address = m;
   dir = dd;
+}
+
+std::string policy(int k) {
+  return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: bench-allow\n"
+         "  namespace: bench\nspec:\n  rules:\n  - to:\n    - operation:\n        paths: [\"/v" +
+         std::to_string(k) + "/*\"]\n";
+}
+
+Changes run_changes(Harness& h, Round& round, const std::vector<std::unique_ptr<SimProxy>>& proxies,
+                    int first_k, int changes, int64_t& revision, std::chrono::milliseconds debounce,
+                    bool confirm) {
+  Changes out;
+  const int n = static_cast<int>(proxies.size());
+  const bool own_process = h.server_pid > 0;
+  std::vector<size_t> seen;  // each proxy's latencies before this run
+  for (const auto& p : proxies) seen.push_back(p->latencies_ms.size());
+  for (int k = first_k; k < first_k + changes; ++k) {
+    const double cpu_start = cpu_ms();
+    const double server_cpu_start = own_process ? proc_cpu_ms(h.server_pid) : 0;
+    round.acked.store(0);
+    round.applied_at = Clock::now();
+    round.target_revision.store(revision + 1);
+    const int64_t got = h.apply(policy(k));
+    if (got != revision + 1) die("unexpected revision " + std::to_string(got));
+    revision = got;
+    if (!wait_count(round, round.acked, n, kChangeTimeout))
+      die("change " + std::to_string(k) + ": " + std::to_string(round.acked.load()) + " of " +
+          std::to_string(n) + " proxies ACKed within the timeout");
+    // The latest ACK written, from the per-proxy samples of this change.
+    double last = 0;
+    for (const auto& p : proxies) last = std::max(last, p->latencies_ms.back());
+    out.last_ack_ms.push_back(last);
+    if (confirm) {
+      // The control plane's own view: every proxy's acked version is what it was sent.
+      bool confirmed = false;
+      for (int attempt = 0; attempt < 2000 && !confirmed; ++attempt) {
+        auto list = h.workloads();
+        int acked = 0;
+        for (const auto& w : list.workloads())
+          if (w.connected() && !w.config_version().empty() && w.acked_version() == w.config_version())
+            ++acked;
+        confirmed = acked == n;
+        if (!confirmed) std::this_thread::sleep_for(2ms);
+      }
+      if (!confirmed) die("change " + std::to_string(k) + ": ListWorkloads never showed every ACK");
+      out.confirmed_ms.push_back(ms(Clock::now() - round.applied_at));
+    }
+    out.cpu_ms += cpu_ms() - cpu_start;
+    if (own_process) out.server_cpu_ms += proc_cpu_ms(h.server_pid) - server_cpu_start;
+    std::this_thread::sleep_for(debounce + 50ms);  // keep changes apart: one change, one push
+  }
+  for (size_t i = 0; i < proxies.size(); ++i) {
+    const auto& l = proxies[i]->latencies_ms;
+    out.per_proxy_ms.insert(out.per_proxy_ms.end(), l.begin() + static_cast<ptrdiff_t>(seen[i]), l.end());
+  }
+  return out;
 }
 
 void connect_proxies(const Harness& h, Round& round, std::vector<mg::api::SvidFiles>& ids,

@@ -1,7 +1,8 @@
 // bench/control harness — what control_bench's modes share: a real ControlPlane under test (in
 // this process or a child process), its CA and admin identity (Harness), simulated proxies holding
 // real Watch streams over mTLS and ACKing every snapshot (SimProxy), the change being measured
-// (Round), and the small measuring helpers (RSS, CPU, Prometheus histogram buckets, percentiles).
+// (Round), a run of measured policy changes (run_changes), and the small measuring helpers (RSS,
+// CPU, Prometheus histogram buckets, percentiles).
 #pragma once
 
 #include <sys/types.h>
@@ -123,6 +124,7 @@ struct Round {
   std::atomic<int> join{-1};
   Clock::time_point joined_at{};
   std::atomic<int> join_acked{0};
+  std::atomic<int64_t> telemetry_written{0};  // Telemetry messages handed to gRPC (send())
   std::mutex mutex;
   std::condition_variable cv;
   void bump(std::atomic<int>& counter) {
@@ -168,6 +170,23 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
     std::lock_guard lock(mutex_);
     return last_snapshot_;
   }
+  // After the first snapshot, from any thread: one more message on the stream (a Telemetry),
+  // queued behind a write in flight. False once the stream has ended.
+  bool send(pb::WatchRequest message) {
+    std::unique_lock lock(mutex_);
+    if (done_) return false;
+    if (writing_) {
+      queue_.push_back({std::move(message), -1, -1});
+      return true;
+    }
+    writing_ = true;
+    out_ = std::move(message);
+    out_revision_ = -1;
+    out_join_ = -1;
+    lock.unlock();
+    StartWrite(&out_);
+    return true;
+  }
   // When the Hello was handed to the transport (the stream and its TLS handshake are up).
   Clock::time_point hello_written_at() {
     std::lock_guard lock(mutex_);
@@ -211,6 +230,8 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
     const auto now = Clock::now();
     if (out_.has_ack()) {
       on_acked(out_revision_, out_join_, now);
+    } else if (out_.has_telemetry()) {
+      round_->telemetry_written.fetch_add(1);
     } else {
       std::lock_guard lock(mutex_);
       hello_written_at_ = now;
@@ -220,7 +241,7 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
       writing_ = false;
       return;
     }
-    out_ = std::move(queue_.front().ack);
+    out_ = std::move(queue_.front().message);
     out_revision_ = queue_.front().revision;
     out_join_ = queue_.front().join;
     queue_.pop_front();
@@ -270,7 +291,7 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
   int64_t out_revision_ = 0;
   int out_join_ = -1;
   struct Pending {
-    pb::WatchRequest ack;
+    pb::WatchRequest message;
     int64_t revision;
     int join;
   };
@@ -288,6 +309,25 @@ class SimProxy : public grpc::ClientBidiReactor<pb::WatchRequest, pb::ConfigSnap
 };
 
 bool wait_count(Round& round, std::atomic<int>& counter, int want, std::chrono::seconds timeout);
+
+// The change measured: one AuthorizationPolicy in the proxies' namespace, its path the k-th.
+std::string policy(int k);
+
+// What a run of policy changes measured (run_changes).
+struct Changes {
+  std::vector<double> per_proxy_ms;  // apply → each proxy's ACK written, every change
+  std::vector<double> last_ack_ms;   // apply → the slowest proxy's ACK, per change
+  std::vector<double> confirmed_ms;  // apply → ListWorkloads shows every ACK, per change (if asked)
+  double cpu_ms = 0;                 // this process, all changes
+  double server_cpu_ms = 0;          // the control plane's process (own process only), all changes
+};
+
+// `changes` policy changes one after another (policy(first_k) on), each waited for until every
+// proxy ACKed it (dies otherwise) and, with `confirm`, until ListWorkloads shows every ACK; changes
+// kept apart by the debounce. `revision` is the store's, updated.
+Changes run_changes(Harness& h, Round& round, const std::vector<std::unique_ptr<SimProxy>>& proxies,
+                    int first_k, int changes, int64_t& revision, std::chrono::milliseconds debounce,
+                    bool confirm);
 
 // Starts one stream per SVID (`ids`, consumed) named "<prefix><index>", `first_index` on, with
 // `setup` applied to each before its start, keeping the handshake backlog small; dies unless every

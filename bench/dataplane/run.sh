@@ -31,7 +31,12 @@
 #        certificate, routing by host + path ══mTLS══► server HAProxy → app. Max rps (closed loop,
 #        WRK_CONNS connections, WRK_SECONDS), latency at RATE, CPU per request per hop.
 #
-#   bash bench/dataplane/run.sh [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa,byname,gateway]
+#   counts (issues 13 and 15, bench/dataplane/count.sh; not run unless named) system calls and
+#        user-space instructions per request per hop — counted (perf tracepoints, callgrind), not
+#        timed — for the h1 chain both ways (HTTP/2 and HTTP/1.1 between the proxies) and the h2
+#        chain with 100 streams, beside the HAProxy pairs doing the same chains.
+#
+#   bash bench/dataplane/run.sh [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa,byname,gateway,counts]
 # Environment knobs (defaults): WRK_CONNS=32 WRK_SECONDS=8 RATE=1000 RATE_CLIENTS=10
 #   RATE_SECONDS=10 IDLE_CONNS=9900 THREADS=1 (meshguard workers = haproxy nbthread)
 #   H2_SECONDS=8 (each h2load -c1 row) H2_IDLE_CONNS=200
@@ -54,7 +59,7 @@ while [ $# -gt 0 ]; do
     --reps) REPS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --sections) SECTIONS="$2"; shift 2 ;;
-    *) echo "usage: $0 [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa,byname,gateway]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--build DIR] [--reps N] [--out FILE] [--sections h1,h2,opa,byname,gateway,counts]" >&2; exit 2 ;;
   esac
 done
 WRK_CONNS="${WRK_CONNS:-32}"
@@ -68,7 +73,7 @@ H2_SECONDS="${H2_SECONDS:-8}"
 H2_IDLE_CONNS="${H2_IDLE_CONNS:-200}"
 section() { case ",$SECTIONS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for sec in ${SECTIONS//,/ }; do
-  case "$sec" in h1 | h2 | opa | byname | gateway) ;; *) echo "unknown section $sec (h1, h2, opa, byname, gateway)" >&2; exit 2 ;; esac
+  case "$sec" in h1 | h2 | opa | byname | gateway | counts) ;; *) echo "unknown section $sec (h1, h2, opa, byname, gateway, counts)" >&2; exit 2 ;; esac
 done
 for v in REPS WRK_CONNS WRK_SECONDS RATE RATE_CLIENTS RATE_SECONDS IDLE_CONNS THREADS H2_SECONDS H2_IDLE_CONNS; do
   case "${!v}" in '' | *[!0-9]*) echo "$v must be a positive integer" >&2; exit 2 ;; esac
@@ -158,10 +163,12 @@ start() {
   PIDS+=("$LAST_PID")
 }
 
-# wait_line FILE REGEX: the first matching line (bounded, 10 s).
+# wait_line FILE REGEX: the first matching line (bounded, WAIT_TRIES × 50 ms: 10 s unless a section
+# running processes under valgrind raises it).
+WAIT_TRIES=200
 wait_line() {
   local line
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 "$WAIT_TRIES"); do
     line="$(grep -m1 -E "$2" "$1" 2>/dev/null || true)"
     if [ -n "$line" ]; then
       echo "$line"
@@ -177,7 +184,7 @@ port_of() { wait_line "$1" "$2" | sed -E 's/.*:([0-9]+)$/\1/'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_listen() {
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 "$WAIT_TRIES"); do
     if ss -ltnH "sport = :$1" | grep -q LISTEN; then return 0; fi
     sleep 0.05
   done
@@ -218,6 +225,9 @@ cp "$HERE/policies/allow.yaml" "$HERE/policies/strict.yaml" "$WORK/policies/"
 
 # ---------------------------------------------------------------- processes
 declare -A MG_PID MG_PORT HAP_PID HAP_PORT
+# Commands the proxies are started under (section counts: valgrind); empty: run as they are.
+MG_WRAP=()
+HAP_WRAP=()
 # start_mg_server TAG REP POLICYDIR APPPORT PROTOCOL: the server meshguard-proxy alone (identity
 # server, STRICT from the policies) in front of 127.0.0.1:APPPORT; MG_PID/MG_PORT[TAG.server].
 start_mg_server() {
@@ -233,7 +243,7 @@ inbound:
 admin: {port: 0}
 limits: {headerTimeoutMs: 180000, maxConnections: $((IDLE_CONNS + 100))}
 YAML
-  start "mgs$tag$r" "$PROXY_BIN" --config "$WORK/mg-server$tag.yaml"
+  start "mgs$tag$r" "${MG_WRAP[@]}" "$PROXY_BIN" --config "$WORK/mg-server$tag.yaml"
   MG_PID[$tag.server]=$LAST_PID
   MG_PORT[$tag.server]=$(port_of "$WORK/mgs$tag$r.out" '^listening inbound\[0\] ')
 }
@@ -245,13 +255,15 @@ start_mg_pair() {
   local tag="$1" r="$2" proto="$5"
   start_mg_server "$@"
 
-  # The h1 pair's client: how HTTP/1.1 travels between the proxies (H2_UPGRADE).
-  local client_policies=""
-  if [ -z "$tag" ] && [ "${H2_UPGRADE:-UPGRADE}" != UPGRADE ]; then
-    mkdir -p "$WORK/client-mesh"
+  # The h1 pair's client: how HTTP/1.1 travels between the proxies (H2_UPGRADE; another pair's
+  # client: MG_H2_UPGRADE, UPGRADE unless set).
+  local client_policies="" upgrade="${MG_H2_UPGRADE:-UPGRADE}"
+  [ -z "$tag" ] && upgrade="${H2_UPGRADE:-UPGRADE}"
+  if [ "$upgrade" != UPGRADE ]; then
+    mkdir -p "$WORK/client-mesh$tag"
     printf 'apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec: {h2UpgradePolicy: %s}\n' \
-      "$H2_UPGRADE" >"$WORK/client-mesh/mesh.yaml"
-    client_policies="policyDir: $WORK/client-mesh"
+      "$upgrade" >"$WORK/client-mesh$tag/mesh.yaml"
+    client_policies="policyDir: $WORK/client-mesh$tag"
   fi
   cat >"$WORK/mg-client$tag.yaml" <<YAML
 workload: {name: client, namespace: bench, serviceAccount: client, labels: {app: client}}
@@ -264,7 +276,7 @@ outbound:
 admin: {port: 0}
 limits: {headerTimeoutMs: 180000, maxConnections: $((IDLE_CONNS + 100))}
 YAML
-  start "mgc$tag$r" "$PROXY_BIN" --config "$WORK/mg-client$tag.yaml"
+  start "mgc$tag$r" "${MG_WRAP[@]}" "$PROXY_BIN" --config "$WORK/mg-client$tag.yaml"
   MG_PID[$tag.client]=$LAST_PID
   MG_PORT[$tag.client]=$(port_of "$WORK/mgc$tag$r.out" '^listening outbound\[0\] ')
 }
@@ -309,7 +321,7 @@ frontend mtls_in
 backend app
   server app 127.0.0.1:$app$back
 CFG
-  start "has$tag$r" haproxy -db -f "$WORK/haproxy-server$tag.cfg"
+  start "has$tag$r" "${HAP_WRAP[@]}" haproxy -db -f "$WORK/haproxy-server$tag.cfg"
   HAP_PID[$tag.server]=$LAST_PID
   wait_listen "${HAP_PORT[$tag.server]}"
 }
@@ -329,7 +341,7 @@ frontend plain_out
 backend mesh
   server upstream 127.0.0.1:${HAP_PORT[$tag.server]} ssl crt $WORK/client/haproxy.pem ca-file $WORK/client/root-cert.pem verify required$alpn
 CFG
-  start "hac$tag$r" haproxy -db -f "$WORK/haproxy-client$tag.cfg"
+  start "hac$tag$r" "${HAP_WRAP[@]}" haproxy -db -f "$WORK/haproxy-client$tag.cfg"
   HAP_PID[$tag.client]=$LAST_PID
   wait_listen "${HAP_PORT[$tag.client]}"
 }
@@ -789,6 +801,9 @@ print_byname() {
 # ---------------------------------------------------------------- section gateway (issue 20)
 # shellcheck source=bench/dataplane/gateway.sh
 source "$HERE/gateway.sh"
+# ---------------------------------------------------------------- section counts (issues 13, 15)
+# shellcheck source=bench/dataplane/count.sh
+source "$HERE/count.sh"
 
 # ---------------------------------------------------------------- the run
 run_h1_section() {
@@ -823,6 +838,7 @@ section h2 && run_h2_section
 section opa && run_opa_section
 section byname && run_byname_section
 section gateway && run_gateway_section
+section counts && run_counts_section
 LOAD_AVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- medians → markdown
@@ -958,6 +974,7 @@ print_opa() {
   if section opa; then print_opa; fi
   if section byname; then print_byname; fi
   if section gateway; then print_gateway; fi
+  if section counts; then print_counts; fi
 } | tee "$WORK/table.md"
 if [ -n "$OUT" ]; then
   cp "$WORK/table.md" "$OUT"

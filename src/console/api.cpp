@@ -33,6 +33,15 @@ std::string source_node(const std::string& principal, const std::multimap<std::s
   return principal;
 }
 
+// SPIFFE ID → the keys of the workloads that run as it (source_node's index).
+std::multimap<std::string, std::string> by_principal(const std::vector<ConsoleWorkload>& workloads) {
+  std::multimap<std::string, std::string> by_id;
+  for (const auto& w : workloads) {
+    if (!w.spiffe_id.empty()) by_id.emplace(w.spiffe_id, w.key());
+  }
+  return by_id;
+}
+
 const char* badge(uint64_t mtls, uint64_t plaintext) {
   if (plaintext == 0) return "mTLS";
   return mtls == 0 ? "plaintext" : "mixed";
@@ -44,10 +53,7 @@ std::string short_hash(const std::string& h) { return h.substr(0, 12); }
 
 ojson graph_json(const std::vector<ConsoleWorkload>& workloads, const std::vector<FlowTotal>& flows,
                  const std::map<std::string, int64_t>& covered_ms, const WindowLimits& limits) {
-  std::multimap<std::string, std::string> by_id;  // SPIFFE ID → workload key
-  for (const auto& w : workloads) {
-    if (!w.spiffe_id.empty()) by_id.emplace(w.spiffe_id, w.key());
-  }
+  const auto by_id = by_principal(workloads);
   struct Edge {
     uint64_t mtls = 0, plaintext = 0, allowed = 0, denied = 0;
     std::set<std::string> principals;
@@ -207,10 +213,7 @@ ojson decisions_json(const std::vector<ReportedDecision>& decisions,
   size_t limit = 100;
   if (auto l = get("limit"); !l.empty() && l.size() < 6 && std::all_of(l.begin(), l.end(), ::isdigit))
     limit = std::stoul(l);
-  std::multimap<std::string, std::string> by_id;
-  for (const auto& w : workloads) {
-    if (!w.spiffe_id.empty()) by_id.emplace(w.spiffe_id, w.key());
-  }
+  const auto by_id = by_principal(workloads);
   ojson out = ojson::array();
   for (const auto& d : decisions) {
     if (out.size() >= limit) break;
@@ -235,6 +238,21 @@ ojson decisions_json(const std::vector<ReportedDecision>& decisions,
                    {"reason", s.reason}});
   }
   return {{"decisions", std::move(out)}};
+}
+
+std::vector<DecisionRow> recent_decisions(const std::vector<ReportedDecision>& decisions,
+                                          const std::vector<ConsoleWorkload>& workloads,
+                                          const std::string& destination, const std::string& policy,
+                                          size_t limit) {
+  const auto by_id = by_principal(workloads);
+  std::vector<DecisionRow> out;
+  for (const auto& d : decisions) {
+    if (out.size() >= limit) break;
+    if (!destination.empty() && d.destination != destination) continue;
+    if (!policy.empty() && d.sample.policy != policy) continue;
+    out.push_back({d, source_node(d.sample.source_principal, by_id)});
+  }
+  return out;
 }
 
 Result<ojson> whatif_json(const policy::ResourceSet& set, const policy::MeshConfig& mesh,

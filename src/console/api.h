@@ -65,6 +65,19 @@ nlohmann::ordered_json policies_json(const policy::ResourceSet& set, const polic
 nlohmann::ordered_json decisions_json(const std::vector<ReportedDecision>& decisions,
                                       const std::vector<ConsoleWorkload>& workloads,
                                       const std::map<std::string, std::string>& query);
+// One sample as `meshguardctl describe` lists it (ConsoleService.RecentDecisions): the sample and
+// the reporting workload, and its source named as the graph names it ("ns/name", a principal, or
+// "plaintext").
+struct DecisionRow {
+  ReportedDecision decision;
+  std::string source;
+};
+// The samples (newest first, as InsightWindow::decisions gives them) that `destination` reported
+// ("ns/name"; "" any) and `policy` decided ("" any), at most `limit`.
+std::vector<DecisionRow> recent_decisions(const std::vector<ReportedDecision>& decisions,
+                                          const std::vector<ConsoleWorkload>& workloads,
+                                          const std::string& destination, const std::string& policy,
+                                          size_t limit);
 // POST /api/whatif {"workload": "NS/NAME" (optional), "request": {request.json}}: `authz check`
 // (policy/check.h) against `set`. The workload's namespace, labels and service account: from its
 // Workload resource as `authz check --workload` takes them, else from the connected proxy's

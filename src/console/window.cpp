@@ -15,9 +15,9 @@ void cut(std::string& s, size_t max) {
 
 void InsightWindow::report(const std::string& proxy, telemetry::InsightBatch batch, int64_t now_ms) {
   MutexLock lock(mutex_);
-  prune(now_ms);
+  sweep(now_ms, kSweepPerReport, proxy);
   ProxyWindow& w = proxies_[proxy];
-  if (w.buckets.empty() && w.decisions.empty()) w.first_report_ms = now_ms;
+  if (age(w, now_ms)) w.first_report_ms = now_ms;
   const int64_t start = now_ms - now_ms % limits_.bucket_ms;
   if (w.buckets.empty() || w.buckets.back().start_ms != start) w.buckets.push_back({start, {}});
   Bucket& b = w.buckets.back();
@@ -55,19 +55,37 @@ void InsightWindow::report(const std::string& proxy, telemetry::InsightBatch bat
   }
 }
 
-void InsightWindow::prune(int64_t now_ms) {
+bool InsightWindow::age(ProxyWindow& w, int64_t now_ms) {
+  ++aged_;
   const int64_t oldest = now_ms - limits_.window_ms();
-  for (auto it = proxies_.begin(); it != proxies_.end();) {
-    ProxyWindow& w = it->second;
-    while (!w.buckets.empty() && w.buckets.front().start_ms + limits_.bucket_ms <= oldest)
-      w.buckets.pop_front();
-    while (!w.decisions.empty() && w.decisions.front().received_unix_ms <= oldest) w.decisions.pop_front();
-    if (w.buckets.empty() && w.decisions.empty()) {
+  while (!w.buckets.empty() && w.buckets.front().start_ms + limits_.bucket_ms <= oldest)
+    w.buckets.pop_front();
+  while (!w.decisions.empty() && w.decisions.front().received_unix_ms <= oldest) w.decisions.pop_front();
+  if (w.buckets.empty() && w.decisions.empty()) return true;
+  w.first_report_ms = std::max(w.first_report_ms, oldest);
+  return false;
+}
+
+void InsightWindow::sweep(int64_t now_ms, size_t max, const std::string& keep) {
+  auto it = proxies_.lower_bound(sweep_next_);
+  for (size_t n = 0; n < max && !proxies_.empty(); ++n) {
+    if (it == proxies_.end()) it = proxies_.begin();
+    if (it->first != keep && age(it->second, now_ms)) {
       it = proxies_.erase(it);
-      continue;
+    } else {
+      ++it;
     }
-    w.first_report_ms = std::max(w.first_report_ms, oldest);
-    ++it;
+  }
+  sweep_next_ = it == proxies_.end() ? std::string() : it->first;
+}
+
+void InsightWindow::prune(int64_t now_ms) {
+  for (auto it = proxies_.begin(); it != proxies_.end();) {
+    if (age(it->second, now_ms)) {
+      it = proxies_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
@@ -90,9 +108,12 @@ std::vector<FlowTotal> InsightWindow::flows(int64_t now_ms) {
 
 int64_t InsightWindow::covered_ms(const std::string& proxy, int64_t now_ms) {
   MutexLock lock(mutex_);
-  prune(now_ms);
   auto it = proxies_.find(proxy);
   if (it == proxies_.end()) return 0;
+  if (age(it->second, now_ms)) {
+    proxies_.erase(it);
+    return 0;
+  }
   return std::max(now_ms - it->second.first_report_ms, limits_.bucket_ms);
 }
 
@@ -112,6 +133,11 @@ WindowStats InsightWindow::stats(int64_t now_ms) {
   MutexLock lock(mutex_);
   prune(now_ms);
   return {proxies_.size(), flows_dropped_, decisions_dropped_};
+}
+
+WindowWork InsightWindow::work() {
+  MutexLock lock(mutex_);
+  return {proxies_.size(), aged_};
 }
 
 }  // namespace mg::console

@@ -4,6 +4,10 @@
 // memory): flows past max_flows_per_bucket in one bucket and samples past max_decisions are
 // dropped and counted. A proxy with nothing left in the window is forgotten. Pure: the caller
 // gives the time; thread-safe (gRPC threads report, console requests read).
+//
+// Aging is per proxy, so a report costs the same with 10 or 10,000 proxies: a report ages only its
+// own proxy's buckets and samples, plus a bounded sweep (kSweepPerReport) of the others in turn that
+// forgets silent proxies; a console read, which visits every proxy anyway, ages all of them.
 #pragma once
 
 #include <cstddef>
@@ -47,6 +51,12 @@ struct WindowStats {
   uint64_t decisions_dropped = 0;
 };
 
+// What the window holds and has done, without aging anything (tests and bench/control).
+struct WindowWork {
+  size_t held = 0;    // proxy windows in memory, silent ones not yet swept included
+  uint64_t aged = 0;  // proxy windows aged so far (a report: its own and at most kSweepPerReport more)
+};
+
 class InsightWindow {
  public:
   explicit InsightWindow(WindowLimits limits = {}) : limits_(limits) {}
@@ -62,7 +72,11 @@ class InsightWindow {
   // The samples still in the window, newest first.
   std::vector<ReportedDecision> decisions(int64_t now_ms) MG_EXCLUDES(mutex_);
   WindowStats stats(int64_t now_ms) MG_EXCLUDES(mutex_);
+  WindowWork work() MG_EXCLUDES(mutex_);
   const WindowLimits& limits() const { return limits_; }
+
+  // Other proxies a report ages after its own, in key order from where the last report stopped.
+  static constexpr size_t kSweepPerReport = 2;
 
  private:
   // principal, mTLS, allowed, policy, method, path prefix
@@ -76,11 +90,20 @@ class InsightWindow {
     std::deque<ReportedDecision> decisions;
     int64_t first_report_ms = 0;  // of the reports still in the window
   };
+  using Proxies = std::map<std::string, ProxyWindow>;
+  // Drops what left the window from one proxy's; true when nothing is left (forget it then).
+  bool age(ProxyWindow& w, int64_t now_ms) MG_REQUIRES(mutex_);
+  // Ages at most `max` proxies from the sweep cursor on (wrapping), forgetting the empty ones;
+  // `keep` (the reporting proxy, aged by the report itself) is passed over.
+  void sweep(int64_t now_ms, size_t max, const std::string& keep) MG_REQUIRES(mutex_);
+  // Ages every proxy (a reader's way: it visits all of them anyway).
   void prune(int64_t now_ms) MG_REQUIRES(mutex_);
 
   const WindowLimits limits_;
   Mutex mutex_;
-  std::map<std::string, ProxyWindow> proxies_ MG_GUARDED_BY(mutex_);
+  Proxies proxies_ MG_GUARDED_BY(mutex_);
+  std::string sweep_next_ MG_GUARDED_BY(mutex_);  // the first proxy the next sweep ages
+  uint64_t aged_ MG_GUARDED_BY(mutex_) = 0;
   uint64_t flows_dropped_ MG_GUARDED_BY(mutex_) = 0;
   uint64_t decisions_dropped_ MG_GUARDED_BY(mutex_) = 0;
 };

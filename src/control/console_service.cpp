@@ -47,6 +47,8 @@ int64_t now_ms() {
       .count();
 }
 
+constexpr size_t kDefaultRecentDecisions = 20, kMaxRecentDecisions = 100;
+
 class ConsoleServiceImpl final : public ConsoleService, public pb::ConsoleService::CallbackService {
  public:
   ConsoleServiceImpl(std::string trust_domain, const ConfigModel& model, const Distributor& distributor)
@@ -67,6 +69,54 @@ class ConsoleServiceImpl final : public ConsoleService, public pb::ConsoleServic
       return reactor;
     }
     answer(*req, *resp);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* RecentDecisions(grpc::CallbackServerContext* ctx,
+                                            const pb::RecentDecisionsRequest* req,
+                                            pb::RecentDecisionsResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    const auto m = model_.current();
+    if (auto admin = require_admin(ctx, *m->bundle, trust_domain_); !admin) {
+      reactor->Finish(status_of(grpc::StatusCode::PERMISSION_DENIED, admin.error()));
+      return reactor;
+    }
+    if (req->workload().empty() == !req->namespace_().empty() ||
+        (req->workload().empty() && req->policy().empty())) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "name a workload (namespace and workload) and/or a policy (ns/name)"));
+      return reactor;
+    }
+    if (req->limit() < 0 || req->limit() > static_cast<int32_t>(kMaxRecentDecisions)) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "limit must be 0.." + std::to_string(kMaxRecentDecisions)));
+      return reactor;
+    }
+    const size_t limit = req->limit() == 0 ? kDefaultRecentDecisions : static_cast<size_t>(req->limit());
+    const std::string destination = req->workload().empty() ? "" : req->namespace_() + "/" + req->workload();
+    const int64_t now = now_ms();
+    for (auto& row : console::recent_decisions(window_.decisions(now), workloads(*m), destination,
+                                               req->policy(), limit)) {
+      auto* out = resp->add_decisions();
+      out->set_destination(row.decision.destination);
+      out->set_source(row.source);
+      const auto& d = row.decision.sample;
+      auto* s = out->mutable_sample();
+      s->set_time_unix_ms(d.time_unix_ms);
+      s->set_source_principal(d.source_principal);
+      s->set_source_address(d.source_address);
+      s->set_method(d.method);
+      s->set_path(d.path);
+      s->set_status(d.status);
+      s->set_policy(d.policy);
+      s->set_rule(d.rule);
+      s->set_reason(d.reason);
+      s->set_allowed(d.allowed);
+      s->set_audit(d.audit);
+      s->set_mtls(d.mtls);
+    }
+    resp->set_window_seconds(window_.limits().window_ms() / 1000);
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }

@@ -2,8 +2,9 @@
 // console (issue 17, docs/CONSOLE.md). `meshguardctl dashboard` relays each HTTP request of its
 // local listener here; this answers the JSON API (/api/...: console/api.h over the model, the
 // distributor's proxy states and the telemetry window) and the static front end (embedded,
-// console/assets.h; d3 from Debian's libjs-d3). Owns the telemetry window the Watch streams
-// report into (report()).
+// console/assets.h; d3 from Debian's libjs-d3) — and RecentDecisions, the window's denials and
+// audits for a workload or a policy (`meshguardctl describe`). Owns the telemetry window the Watch
+// streams report into (report()).
 #pragma once
 
 #include <cstdint>

@@ -231,14 +231,19 @@ void Distributor::run() {
     forget_disconnected(Clock::now());
     std::vector<Registry::Change> endpoint_changes;
     const auto endpoints = registry_.recompute(m->set, m->revision, unix_now(), &endpoint_changes);
-    std::vector<std::pair<ProxyStream*, SharedSnapshot>> out;
+    struct Push {
+      ProxyStream* stream;
+      SharedSnapshot snapshot;
+      uint64_t order;
+    };
+    std::vector<Push> out;
     std::vector<ProxyStream*> revoked;
     SnapshotCache cache;
     for (auto& [stream, key] : streams_) {
       bool revoke = false;
       if (auto message = snapshot_if_changed(records_[key], *m, *endpoints, change_at, cache, &revoke)) {
         stream->ref();
-        out.emplace_back(stream, std::move(message));
+        out.push_back({stream, std::move(message), ++push_order_});
       } else if (revoke) {
         stream->ref();
         revoked.push_back(stream);
@@ -247,8 +252,8 @@ void Distributor::run() {
       }
     }
     lock.unlock();
-    for (auto& [stream, message] : out) {
-      stream->push(std::move(message));
+    for (auto& [stream, message, order] : out) {
+      stream->push(std::move(message), order);
       stream->unref();
     }
     for (auto* stream : revoked) {
@@ -269,6 +274,7 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
                                 const pb::Hello& hello, std::string* key_out) {
   std::vector<ProxyStream*> replaced;
   SharedSnapshot first;
+  uint64_t first_order = 0;
   {
     MutexLock lock(mutex_);
     // The model is read under the lock the distributor pushes under: either it already pushed
@@ -320,12 +326,15 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     SnapshotCache cache;  // one proxy: nothing to share with
     first = snapshot_if_changed(rec, *model, *registry_.endpoints(), Clock::now(), cache, &revoke);
     if (revoke) first.reset();  // cannot happen with this model (resolve_workload checked); kept fail-closed
+    // Pushed after the lock is released: a push round that starts meanwhile may reach the stream
+    // first with a newer model, and then this one is dropped (ProxyStream::push).
+    first_order = ++push_order_;
   }
   for (auto* r : replaced) {
     r->finish(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer stream"));
     r->unref();
   }
-  if (first) stream->push(std::move(first));
+  if (first) stream->push(std::move(first), first_order);
   return grpc::Status::OK;
 }
 

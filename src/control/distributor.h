@@ -37,7 +37,11 @@ using SharedSnapshot = std::shared_ptr<const ::meshguard::v1::ConfigSnapshot>;
 // finish() with its lock held, and holds a reference (ref/unref) across each call.
 class ProxyStream {
  public:
-  virtual void push(SharedSnapshot snapshot) = 0;  // coalesces: the newest waits
+  // Coalesces: the newest waits. `order` is numbered under the distributor's lock, where the
+  // snapshot was chosen; the calls themselves run outside it and may arrive out of that order (a
+  // Hello's first snapshot against a push round), so a snapshot older than one already taken is
+  // dropped — a proxy's configuration never goes back to an older model.
+  virtual void push(SharedSnapshot snapshot, uint64_t order) = 0;
   virtual void finish(grpc::Status status) = 0;                     // a write in flight completes first
   virtual void ref() = 0;
   virtual void unref() = 0;
@@ -153,6 +157,7 @@ class Distributor {
   bool dirty_ MG_GUARDED_BY(mutex_) = false;
   Clock::time_point dirty_since_ MG_GUARDED_BY(mutex_){};
   bool stopping_ MG_GUARDED_BY(mutex_) = false;
+  uint64_t push_order_ MG_GUARDED_BY(mutex_) = 0;  // numbers every push chosen (ProxyStream::push)
 };
 
 }  // namespace mg::control

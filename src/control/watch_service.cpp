@@ -31,11 +31,12 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
   }
 
   // Thread-safe; never called with the distributor's lock held. Coalesces: only the newest
-  // snapshot waits behind a write in flight.
-  void push(SharedSnapshot snapshot) override {
+  // snapshot waits behind a write in flight; an older one than already taken is dropped.
+  void push(SharedSnapshot snapshot, uint64_t order) override {
     {
       MutexLock lock(mutex_);
-      if (finishing_) return;
+      if (finishing_ || order <= newest_order_) return;
+      newest_order_ = order;
       if (writing_) {
         pending_ = std::move(snapshot);
         return;
@@ -136,6 +137,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
   // is shared with the other streams it went to (immutable).
   SharedSnapshot current_;
   SharedSnapshot pending_ MG_GUARDED_BY(mutex_);
+  uint64_t newest_order_ MG_GUARDED_BY(mutex_) = 0;  // of the snapshot written or waiting
   bool writing_ MG_GUARDED_BY(mutex_) = false;
   bool finishing_ MG_GUARDED_BY(mutex_) = false;
   bool finished_ MG_GUARDED_BY(mutex_) = false;

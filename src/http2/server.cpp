@@ -21,13 +21,14 @@ bool valid_path(std::string_view path) {
 
 }  // namespace
 
-Result<http::Request, http::ParseError> request_from_fields(const std::vector<http::Header>& fields,
-                                                            bool end_stream, std::string& scheme) {
+Result<http::Request, http::ParseError> request_from_fields(std::vector<http::Header> fields, bool end_stream,
+                                                            std::string& scheme) {
   http::Request req;
+  req.headers.reserve(fields.size());
   std::optional<std::string_view> authority;
   std::string_view path;
   std::string cookie;
-  for (const auto& f : fields) {
+  for (auto& f : fields) {
     if (!f.name.empty() && f.name.front() == ':') {
       if (f.name == ":method") {
         req.method = f.value;
@@ -45,7 +46,7 @@ Result<http::Request, http::ParseError> request_from_fields(const std::vector<ht
       if (!cookie.empty()) cookie += "; ";
       cookie += f.value;
     } else {
-      req.headers.add(f.name, f.value);
+      req.headers.add(std::move(f.name), std::move(f.value));  // views above are of pseudo-headers only
     }
   }
   if (!cookie.empty()) req.headers.add("cookie", std::move(cookie));
@@ -141,7 +142,7 @@ void ServerSession::on_block_complete(int32_t stream_id, Stream& st, bool end_st
     ev.stream = stream_id;
     ev.end_stream = end_stream;
     if (!st.refused) {
-      auto req = request_from_fields(st.fields, end_stream, ev.scheme);
+      auto req = request_from_fields(std::move(st.fields), end_stream, ev.scheme);
       if (req) {
         ev.request = std::move(*req);
       } else {

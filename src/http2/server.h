@@ -42,8 +42,9 @@ class ServerSession final : public Session {
 };
 
 // The request a complete first header block stands for, validated; or the status to answer.
-// `fields` are as received, pseudo-headers first (nghttp2 has checked their presence and order).
-Result<http::Request, http::ParseError> request_from_fields(const std::vector<http::Header>& fields,
-                                                            bool end_stream, std::string& scheme);
+// `fields` are as received, pseudo-headers first (nghttp2 has checked their presence and order);
+// taken, so the regular fields' strings move into the request rather than being copied.
+Result<http::Request, http::ParseError> request_from_fields(std::vector<http::Header> fields, bool end_stream,
+                                                            std::string& scheme);
 
 }  // namespace mg::http2

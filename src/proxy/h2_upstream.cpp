@@ -56,7 +56,9 @@ net::awaitable<void> H2Upstream::read_loop(std::shared_ptr<H2Upstream> self,
                                            std::chrono::milliseconds idle_timeout) {
   (void)self;  // holds the connection while the reader runs
   net::Watchdog watchdog(stream_.socket().get_executor(), [this] { stream_.close(); });
-  std::string buf;
+  // Sized once: resizing it back up after every read wrote kReadChunk zero bytes per read
+  // (16,000 instructions a request, issue 15's profile).
+  std::string buf(kReadChunk, '\0');
   while (!dead_) {
     // Idle (no stream open): closed after the idle timeout; the pool drops it at its next look.
     if (streams_.empty()) {
@@ -64,12 +66,10 @@ net::awaitable<void> H2Upstream::read_loop(std::shared_ptr<H2Upstream> self,
     } else {
       watchdog.disarm();
     }
-    buf.resize(kReadChunk);
     std::error_code ec;
     size_t n = co_await stream_.read_some(asio::buffer(buf), ec);
     if (ec || n == 0) break;
-    buf.resize(n);
-    const bool ok = receive(buf);
+    const bool ok = receive(std::string_view(buf.data(), n));
     dispatch();
     kick();
     if (!ok || !session_->alive()) break;

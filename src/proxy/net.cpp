@@ -3,8 +3,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 
 namespace mg::proxy::net {
 
@@ -12,6 +14,133 @@ std::string endpoint_string(const tcp::endpoint& ep) {
   const std::string address = ep.address().to_string();
   return (ep.address().is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(ep.port());
 }
+
+namespace {
+// How a TlsStream reads (issue 13). OpenSSL's read side is a BIO of ours, whose state (below) has
+// a small receive buffer: when OpenSSL needs bytes and the buffer holds none, the stream receives
+// into it with Asio's async_read_some (fill), which tries the socket at once and otherwise waits
+// on the descriptor Asio registered once, edge-triggered. Waiting for readiness instead
+// (async_wait, as a socket BIO's "retry" needs) makes Asio re-arm the descriptor with epoll_ctl at
+// every wait: one system call more per TLS read. When a receive filled the buffer, more may be
+// waiting: OpenSSL's next read then takes it straight into its own record buffer (one
+// non-blocking recv) before anything waits. The end of the stream is reported as a socket BIO
+// reports it (a read of 0, then BIO_eof), so OpenSSL judges a close without close_notify as it
+// did on the socket. Writes stay on a socket BIO.
+struct Receive {
+  static constexpr size_t kBuffer = 2048;  // a request or response head in one record fits
+  explicit Receive(int fd) : fd(fd) {}
+  int fd;
+  std::unique_ptr<char[]> buffer;  // kBuffer bytes once the first read needs them
+  size_t begin = 0;                // [begin, end): received, not yet handed to OpenSSL
+  size_t end = 0;
+  bool drained = true;       // the last receive took less than it asked for: wait before the next
+  bool peer_closed = false;  // the socket reported the end of the stream
+  bool receiving = false;    // a fill() is waiting
+};
+
+int receive_read(BIO* bio, char* out, int len) {
+  auto* r = static_cast<Receive*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  if (len <= 0) return 0;
+  const size_t want = static_cast<size_t>(len);
+  if (r->begin < r->end) {
+    const size_t n = std::min(want, r->end - r->begin);
+    std::memcpy(out, r->buffer.get() + r->begin, n);
+    r->begin += n;
+    return static_cast<int>(n);
+  }
+  if (r->peer_closed) return 0;
+  if (r->drained) {
+    BIO_set_retry_read(bio);
+    return -1;
+  }
+  while (true) {
+    const ssize_t n = ::recv(r->fd, out, want, MSG_DONTWAIT);
+    if (n > 0) {
+      r->drained = static_cast<size_t>(n) < want;
+      return static_cast<int>(n);
+    }
+    if (n == 0) {
+      r->peer_closed = true;
+      return 0;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      r->drained = true;
+      BIO_set_retry_read(bio);
+    }
+    return -1;  // otherwise errno says why (SSL_ERROR_SYSCALL)
+  }
+}
+
+long receive_ctrl(BIO* bio, int cmd, long, void*) {
+  switch (cmd) {
+    case BIO_CTRL_EOF:
+      return static_cast<Receive*>(BIO_get_data(bio))->peer_closed ? 1 : 0;
+    case BIO_CTRL_FLUSH:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+int receive_destroy(BIO* bio) {
+  delete static_cast<Receive*>(BIO_get_data(bio));
+  BIO_set_data(bio, nullptr);
+  return 1;
+}
+
+struct ReceiveMethod {
+  int type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
+  BIO_METHOD* method = BIO_meth_new(type, "meshguard TLS receive");
+  ReceiveMethod() {
+    if (method == nullptr) return;
+    BIO_meth_set_read(method, receive_read);
+    BIO_meth_set_ctrl(method, receive_ctrl);
+    BIO_meth_set_destroy(method, receive_destroy);
+  }
+};
+const ReceiveMethod& receive_method() {
+  static const ReceiveMethod m;
+  return m;
+}
+
+BIO* new_receive_bio(int fd) {
+  const BIO_METHOD* method = receive_method().method;
+  BIO* bio = method != nullptr ? BIO_new(method) : nullptr;
+  if (bio != nullptr) {
+    BIO_set_data(bio, new Receive(fd));
+    BIO_set_init(bio, 1);
+  }
+  return bio;
+}
+
+// The receive state of a TlsStream's SSL (nullptr for any other SSL).
+Receive* receive_of(SSL* ssl) {
+  BIO* bio = ssl != nullptr ? SSL_get_rbio(ssl) : nullptr;
+  if (bio == nullptr || BIO_method_type(bio) != receive_method().type) return nullptr;
+  return static_cast<Receive*>(BIO_get_data(bio));
+}
+
+// Fills r's buffer from the socket (or learns the end of the stream); false with `ec` set on an
+// error, including the socket's close while waiting.
+awaitable<bool> fill(tcp::socket& socket, Receive& r, std::error_code& ec) {
+  if (!r.buffer) r.buffer = std::make_unique_for_overwrite<char[]>(Receive::kBuffer);
+  r.receiving = true;
+  const size_t n = co_await socket.async_read_some(asio::buffer(r.buffer.get(), Receive::kBuffer), nothrow(ec));
+  r.receiving = false;
+  if (ec == asio::error::eof) {
+    ec.clear();
+    r.peer_closed = true;  // OpenSSL reads the end next (receive_read)
+    co_return true;
+  }
+  if (ec) co_return false;
+  r.begin = 0;
+  r.end = n;
+  r.drained = n < Receive::kBuffer;
+  co_return true;
+}
+}  // namespace
 
 awaitable<size_t> PlainStream::read_some(asio::mutable_buffer buf, std::error_code& ec) {
   ec.clear();
@@ -69,10 +198,19 @@ TlsStream::TlsStream(tcp::socket s, std::shared_ptr<asio::ssl::context> ctx)
   (void)sigpipe_ignored;
   std::error_code ignored;
   socket_.non_blocking(true, ignored);
-  // A failed SSL_new or SSL_set_fd leaves the stream unusable: every operation then fails.
-  if (ssl_ && SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle())) != 1) {
-    SSL_free(ssl_);
-    ssl_ = nullptr;
+  // A failed SSL_new or BIO_new leaves the stream unusable: every operation then fails.
+  if (ssl_) {
+    const int fd = static_cast<int>(socket_.native_handle());
+    BIO* receive = new_receive_bio(fd);
+    BIO* send = BIO_new_socket(fd, BIO_NOCLOSE);
+    if (receive && send) {
+      SSL_set_bio(ssl_, receive, send);  // ssl_ owns both from here
+    } else {
+      BIO_free(receive);
+      BIO_free(send);
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+    }
   }
   if (ssl_) {
     SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE);
@@ -104,7 +242,14 @@ awaitable<bool> TlsStream::run(Op op, std::error_code& ec) {
     int r = op();
     if (r > 0) co_return true;
     int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_READ) {
+      if (Receive* r = receive_of(ssl_); r != nullptr && !r->receiving) {
+        if (!co_await fill(socket_, *r, ec)) co_return false;
+        continue;
+      }
+    }
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      // Waiting to send; or a write that needs bytes while the reader is receiving them.
       co_await socket_.async_wait(
           err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write, nothrow(ec));
       if (ec) co_return false;
@@ -207,6 +352,7 @@ void Watchdog::wait_until(const std::shared_ptr<State>& state, Clock::time_point
 
 bool nothing_to_read(Stream& stream) {
   if (SSL* ssl = stream.ssl(); ssl && SSL_has_pending(ssl)) return false;
+  if (const Receive* r = receive_of(stream.ssl()); r != nullptr && r->begin < r->end) return false;
   if (!stream.socket().is_open()) return false;
   char probe;
   ssize_t r = ::recv(stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);

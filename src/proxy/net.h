@@ -52,10 +52,12 @@ class PlainStream final : public Stream {
   tcp::socket socket_;
 };
 
-// TLS straight on the socket (SSL_set_fd, non-blocking, readiness waits through Asio) rather than
-// asio::ssl::stream: that one keeps two 17 KB buffers and a 2 × 17 KB BIO pair per connection for
-// its whole life, while OpenSSL's own record buffers are released whenever the connection is idle
-// (SSL_MODE_RELEASE_BUFFERS, set by tls::). Issue 5: ≈ 99 KB per idle mTLS connection.
+// TLS straight on the socket (non-blocking) rather than asio::ssl::stream: that one keeps two 17 KB
+// buffers and a 2 × 17 KB BIO pair per connection for its whole life, while OpenSSL's own record
+// buffers are released whenever the connection is idle (SSL_MODE_RELEASE_BUFFERS, set by tls::).
+// Issue 5: ≈ 99 KB per idle mTLS connection. Writes go to the socket; reads come through a 2 KB
+// receive buffer of the stream's own, filled with async_read_some (net.cpp says why: a readiness
+// wait costs an epoll_ctl per TLS read).
 // One read and one write may be in progress at once (splice), as with asio::ssl::stream.
 class TlsStream final : public Stream {
  public:
@@ -119,8 +121,9 @@ class Watchdog {
 };
 
 // True when nothing can be read from `stream` right now and it is still open: no bytes held by
-// OpenSSL (read ahead, or decrypted and not yet taken), and the socket neither readable nor
-// closed (one recv(MSG_PEEK | MSG_DONTWAIT), which finds EAGAIN). How a connection with no
+// a TLS stream (received and not yet handed to OpenSSL, read ahead, or decrypted and not yet
+// taken), and the socket neither readable nor closed (one recv(MSG_PEEK | MSG_DONTWAIT), which
+// finds EAGAIN). How a connection with no
 // request outstanding is known to hold no stray response.
 bool nothing_to_read(Stream& stream);
 

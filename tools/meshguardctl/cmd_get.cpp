@@ -2,11 +2,14 @@
 // TYPE/NAME (lib/kinds.h), -l selectors (lib/selector.h), -o table|wide|name|yaml|json|
 // jsonpath=TEMPLATE (lib/jsonpath.h), -w to follow changes. `describe` adds what the control plane
 // knows around a resource: the workloads it selects and why (or, for a Workload, the policies that
-// select it; a Service: its ports, selected workloads and endpoints, registry_view.h).
+// select it; a Service: its ports, selected workloads and endpoints, registry_view.h), and the
+// recent denials and audits the console's telemetry window holds for a Workload (as destination) or
+// a policy that decides requests (ConsoleService.RecentDecisions).
 #include <algorithm>
 #include <iostream>
 
 #include "admin_client.h"
+#include "api/grpc_tls.h"
 #include "commands.h"
 #include "jsonpath.h"
 #include "policy/parse.h"
@@ -63,7 +66,8 @@ std::string detail_text(const std::string& kind, const nlohmann::json& obj) {
     return "jwtRules=" + std::to_string(spec.value("jwtRules", nlohmann::json::array()).size());
   if (kind == "Workload") return "serviceAccount=" + spec.value("serviceAccount", std::string("-"));
   if (kind == "Mesh") return "trustDomain=" + spec.value("trustDomain", std::string("cluster.local"));
-  if (kind == "Gateway") return "servers=" + std::to_string(spec.value("servers", nlohmann::json::array()).size());
+  if (kind == "Gateway")
+    return "servers=" + std::to_string(spec.value("servers", nlohmann::json::array()).size());
   if (kind == "VirtualService" || kind == "ServiceEntry") {
     std::string hosts;
     for (const auto& h : spec.value("hosts", nlohmann::json::array()))
@@ -209,9 +213,11 @@ int run_get(const GetOptions& o) {
   const bool single = targets->size() == 1 && !targets->front().name.empty();
   int rc = 0;
   auto only = [&](const char* kind) {
-    return std::all_of(targets->begin(), targets->end(), [&](const Target& t) { return t.kind->kind == std::string(kind); });
+    return std::all_of(targets->begin(), targets->end(),
+                       [&](const Target& t) { return t.kind->kind == std::string(kind); });
   };
-  if ((o.output == "table" || o.output == "wide") && !fetched->items.empty() && (only("Service") || only("ServiceEndpoints")))
+  if ((o.output == "table" || o.output == "wide") && !fetched->items.empty() &&
+      (only("Service") || only("ServiceEndpoints")))
     rc = only("Service") ? print_services_table(o.conn, *fetched) : print_endpoints_table(o.conn, *fetched);
   else
     rc = print_items(*fetched, o.output, single, ns);
@@ -276,7 +282,53 @@ void describe_workload(const policy::Workload& wl, const policy::ResourceSet& se
               << m.decided_by << ")\n";
 }
 
-int describe_one(const pb::Resource& r, const policy::ResourceSet& set,
+// "Recent decisions:" and a table of the console window's samples for a workload's proxy
+// (`destination`) or a policy; `none …` when there are none. A control plane that cannot answer
+// is said on the line; describe goes on (the rest of what it printed holds).
+void describe_decisions(const Conn& c, const std::string& ns, const std::string& workload,
+                        const std::string& policy) {
+  std::cout << "Recent decisions";
+  auto channel = admin_channel(c);
+  if (!channel) {
+    std::cout << ": unavailable (" << channel.error().message << ")\n";
+    return;
+  }
+  pb::RecentDecisionsRequest req;
+  req.set_namespace_(ns);
+  req.set_workload(workload);
+  req.set_policy(policy);
+  pb::RecentDecisionsResponse resp;
+  auto ctx = call_context();
+  auto st = pb::ConsoleService::NewStub(*channel)->RecentDecisions(ctx.get(), req, &resp);
+  if (!st.ok()) {
+    std::cout << ": unavailable (" << api::describe(st) << ")\n";
+    return;
+  }
+  const std::string window = std::to_string(resp.window_seconds() / 60) + " minutes";
+  if (resp.decisions().empty()) {
+    std::cout << ": none in the last " << window << " (the console's telemetry window)\n";
+    return;
+  }
+  std::cout << " (denials and audits, newest first; the last " << window << "):\n";
+  const bool by_policy = workload.empty();
+  std::vector<std::vector<std::string>> rows{{"  TIME", "SOURCE"}};
+  if (by_policy) rows[0].push_back("DESTINATION");
+  for (const char* h : {"METHOD", "PATH", "STATUS", "DECISION", "POLICY", "RULE", "REASON"})
+    rows[0].push_back(h);
+  const auto or_dash = [](const std::string& v) { return v.empty() ? std::string("-") : v; };
+  for (const auto& d : resp.decisions()) {
+    const auto& s = d.sample();
+    std::vector<std::string> row{"  " + utc(s.time_unix_ms() / 1000), d.source()};
+    if (by_policy) row.push_back(d.destination());
+    row.insert(row.end(), {or_dash(s.method()), or_dash(s.path()), std::to_string(s.status()),
+                           s.audit() ? "AUDIT" : (s.allowed() ? "ALLOW" : "DENY"), or_dash(s.policy()),
+                           s.rule() >= 0 ? std::to_string(s.rule()) : "-", or_dash(s.reason())});
+    rows.push_back(std::move(row));
+  }
+  print_table(rows);
+}
+
+int describe_one(const Conn& c, const pb::Resource& r, const policy::ResourceSet& set,
                  const std::vector<pb::WorkloadStatus>& wls, const policy::MeshConfig& mesh) {
   auto obj = to_object(r);
   if (!obj) return fail_line(obj.error().message);
@@ -305,9 +357,13 @@ int describe_one(const pb::Resource& r, const policy::ResourceSet& set,
     }
   });
   // ServiceEndpoints are computed, not stored: nothing of theirs is in the stored set.
-  if (!found && r.key().kind() != "ServiceEndpoints") std::cout << "(changed while describing: run describe again)\n";
-  std::cout << "Recent decisions: not kept by the control plane; each proxy's access log and "
-               "meshguard_authz_decisions_total have them\n";
+  if (!found && r.key().kind() != "ServiceEndpoints")
+    std::cout << "(changed while describing: run describe again)\n";
+  // What the proxies' telemetry sampled (docs/CONSOLE.md): a Workload's as the destination, a
+  // deciding policy's wherever it decided.
+  if (r.key().kind() == "Workload") describe_decisions(c, r.key().namespace_(), r.key().name(), "");
+  if (r.key().kind() == "AuthorizationPolicy" || r.key().kind() == "OPAPolicy")
+    describe_decisions(c, "", "", r.key().namespace_() + "/" + r.key().name());
   std::cout << "Document:\n";
   std::string doc = document_text(r.yaml());
   for (size_t pos = 0; pos < doc.size();) {
@@ -345,7 +401,7 @@ int run_describe(const GetOptions& o) {
       rc |= describe_service(o.conn, parsed->services[0], r);
       continue;
     }
-    rc |= describe_one(r, *set, *wls, mesh);
+    rc |= describe_one(o.conn, r, *set, *wls, mesh);
   }
   if (fetched->items.empty() && fetched->not_found.empty())
     std::cerr << "No resources found" << (ns.empty() ? "" : " in " + ns + " namespace") << ".\n";
@@ -355,7 +411,8 @@ int run_describe(const GetOptions& o) {
 
 void add_query_options(CLI::App* cmd, GetOptions& o) {
   cmd->add_option("args", o.args,
-                  "TYPE[,TYPE...] [NAME...] or TYPE/NAME...; TYPE: ap, pa, ra, wl, mesh, opa, svc, endpoints, gw, vs, se, all, "
+                  "TYPE[,TYPE...] [NAME...] or TYPE/NAME...; TYPE: ap, pa, ra, wl, mesh, opa, svc, "
+                  "endpoints, gw, vs, se, all, "
                   "or a kind's name, plural or KIND.GROUP")
       ->required();
   cmd->add_option("-n,--namespace", o.ns, "namespace")->capture_default_str();
@@ -383,7 +440,8 @@ void register_get_commands(CLI::App& app, Action& action) {
   static GetOptions describe_opt;
   auto* describe = app.add_subcommand(
       "describe",
-      "Show a resource with the workloads it selects and why (a Workload: the policies applied to it)");
+      "Show a resource with the workloads it selects and why (a Workload: the policies applied to it), and "
+      "the recent denials and audits of a Workload or a policy");
   add_query_options(describe, describe_opt);
   describe->callback([&action] { action = [] { return run_describe(describe_opt); }; });
 }

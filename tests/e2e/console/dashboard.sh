@@ -106,6 +106,38 @@ expect_eq "$(echo "$r" | jq -r '[.changed[] | "\(.sourcePrincipal) \(.observed)-
 expect_eq "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${URL}api/suggest?workload=default/nope")" 404 "suggest: unknown workload 404"
 
 expect_eq "$(api mesh | jq -r '"\(.trustDomain) \(.caRoots | length)"')" "cluster.local 1" "mesh: trust domain and CA root"
+# describe (issue 18) lists the same samples from the window: a policy's wherever it decided, a
+# registered Workload's as the destination (sleep sent the denied requests: none are sleep's).
+row_fields() { sed -n '/^Recent decisions/,/^Document:/p' | grep -m1 " $1 " | awk "{print $2}"; }
+ds=$(ctl describe ap/deny-admin) || fail "describe ap/deny-admin"
+expect_contains "$ds" "Recent decisions (denials and audits, newest first; the last 5 minutes):" "describe ap: recent decisions"
+expect_eq "$(echo "$ds" | row_fields /admin/keys '$2, $3, $4, $5, $6, $7, $8, $9')" \
+  "default/sleep default/details GET /admin/keys 403 DENY default/deny-admin 0" "describe ap: the denial, its source, destination and rule"
+expect_eq "$(echo "$ds" | sed -n '/^Recent decisions/,/^Document:/p' | grep -c ' /admin/keys ')" 3 "describe ap: the three denials"
+cat >"$WORK/workloads.yaml" <<'YAML'
+apiVersion: meshguard.io/v1alpha1
+kind: Workload
+metadata: {name: details, namespace: default}
+spec: {serviceAccount: details, labels: {app: details}}
+---
+apiVersion: meshguard.io/v1alpha1
+kind: Workload
+metadata: {name: sleep, namespace: default}
+spec: {serviceAccount: sleep, labels: {app: sleep}}
+YAML
+ctl apply -f "$WORK/workloads.yaml" >/dev/null || fail "apply the Workloads"
+dw=$(ctl describe wl details) || fail "describe wl details"
+expect_eq "$(echo "$dw" | sed -n '/^Recent decisions/p' | head -1)" \
+  "Recent decisions (denials and audits, newest first; the last 5 minutes):" "describe wl: recent decisions"
+expect_eq "$(echo "$dw" | row_fields /admin/keys '$2, $3, $4, $5, $6, $7, $8, $9')" \
+  "default/sleep GET /admin/keys 403 DENY default/deny-admin 0 denied" "describe wl: the denial with policy, rule and reason"
+echo "$dw" | sed -n '/^Recent decisions/,/^Document:/p' | grep -q ' TIME .*SOURCE .*METHOD .*PATH .*STATUS .*POLICY .*RULE .*REASON' ||
+  fail "describe wl: the table's columns"
+echo "$dw" | row_fields /admin/keys '$1' | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' || fail "describe wl: RFC 3339 time"
+expect_eq "$(ctl describe wl sleep | grep '^Recent decisions')" \
+  "Recent decisions: none in the last 5 minutes (the console's telemetry window)" "describe wl sleep: none (it was the source)"
+pass "describe shows recent decisions from the console's window"
+
 # Only the admin identity gets in: a workload's SVID is refused by the control plane.
 rc=0
 MESHGUARD_ADMIN_DIR="$WORK/details-state" timeout 10 "$CTL_BIN" dashboard --port 0 >"$WORK/notadmin.out" 2>&1 || rc=$?

@@ -123,6 +123,41 @@ TEST(ConsoleDecisions, FilteredByWorkloadAndPolicy) {
       << "a bad limit is ignored";
 }
 
+// `describe`'s rows: a workload's as the destination only (not as a source), a policy's anywhere,
+// newest first as given, at most `limit`, the source named as the graph names it.
+TEST(ConsoleDecisions, RecentDecisionsForAWorkloadOrAPolicy) {
+  std::vector<ReportedDecision> d{
+      {"default/details",
+       3,
+       {.time_unix_ms = 3,
+        .source_principal = "spiffe://cluster.local/ns/default/sa/sleep",
+        .path = "/admin/2",
+        .status = 403,
+        .policy = "default/deny-admin",
+        .rule = 0}},
+      {"default/sleep",
+       2,
+       {.time_unix_ms = 2,
+        .source_principal = "spiffe://cluster.local/ns/default/sa/details",
+        .path = "/x",
+        .status = 403,
+        .policy = "default/deny-x"}},
+      {"default/details", 1, {.time_unix_ms = 1, .status = 0, .reason = "plaintext_on_strict_port"}},
+  };
+  auto rows = recent_decisions(d, mesh_workloads(), "default/details", "", 10);
+  ASSERT_EQ(rows.size(), 2u) << "details as the destination, not as the source of the sleep sample";
+  EXPECT_EQ(rows[0].decision.sample.path, "/admin/2");
+  EXPECT_EQ(rows[0].source, "default/sleep");
+  EXPECT_EQ(rows[1].source, "plaintext");
+  rows = recent_decisions(d, mesh_workloads(), "", "default/deny-admin", 10);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].decision.destination, "default/details");
+  EXPECT_EQ(recent_decisions(d, mesh_workloads(), "default/details", "default/deny-x", 10).size(), 0u)
+      << "both filters hold";
+  EXPECT_EQ(recent_decisions(d, mesh_workloads(), "default/details", "", 1).size(), 1u);
+  EXPECT_EQ(recent_decisions(d, mesh_workloads(), "default/nope", "", 10).size(), 0u);
+}
+
 constexpr const char* kPolicies = R"(apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: deny-admin, namespace: default}

@@ -102,5 +102,56 @@ TEST(InsightWindow, DecisionsNewestFirstAcrossProxies) {
   EXPECT_EQ(d[1].destination, "a/x");
 }
 
+// A report ages its own proxy and a bounded few others, never every proxy: with thousands of
+// proxies reporting every few seconds, a scan of all of them per report was the window's main cost.
+TEST(InsightWindow, AReportAgesItsOwnProxyAndABoundedFew) {
+  InsightWindow w;
+  constexpr int kProxies = 1000;
+  for (int i = 0; i < kProxies; ++i)
+    w.report("ns/p" + std::to_string(i), batch({{"p", true, true, "", 1}}), kT0 + i);
+  const uint64_t before = w.work().aged;
+  for (int i = 0; i < 100; ++i) w.report("ns/p7", batch({{"p", true, true, "", 1}}), kT0 + 2000 + i);
+  const uint64_t per_report = (w.work().aged - before) / 100;
+  EXPECT_LE(per_report, 1 + InsightWindow::kSweepPerReport);
+  EXPECT_GE(per_report, 1u);
+  EXPECT_EQ(w.work().held, static_cast<size_t>(kProxies)) << "nothing left the window yet";
+}
+
+// Proxies that stopped reporting are forgotten by the sweep of the ones still reporting, with no
+// console read in between; what a proxy still reporting counted stays.
+TEST(InsightWindow, SilentProxiesAreSweptByOthersReports) {
+  WindowLimits limits;
+  limits.bucket_ms = 1000;
+  limits.buckets = 3;
+  InsightWindow w(limits);
+  constexpr int kSilent = 50;
+  for (int i = 0; i < kSilent; ++i)
+    w.report("ns/silent" + std::to_string(i), batch({{"p", true, true, "", 1}}), kT0);
+  w.report("ns/live", batch({{"p", true, true, "", 1}}), kT0);
+  // After the window has passed, the live proxy alone reports; each report sweeps a few.
+  const int reports = kSilent / static_cast<int>(InsightWindow::kSweepPerReport) + 2;
+  for (int i = 0; i < reports; ++i) w.report("ns/live", batch({{"p", true, true, "", 1}}), kT0 + 10'000 + i);
+  EXPECT_EQ(w.work().held, 1u) << "every silent proxy's window was dropped";
+  auto flows = w.flows(kT0 + 10'000 + reports);
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0].destination, "ns/live");
+  EXPECT_EQ(flows[0].flow.requests, static_cast<uint64_t>(reports)) << "the old report left the window";
+  EXPECT_EQ(w.covered_ms("ns/live", kT0 + 10'000 + reports), 1000);
+}
+
+// A proxy's own aging on report: a report after its window passed starts its coverage afresh.
+TEST(InsightWindow, AReportAfterTheWindowStartsCoverageAfresh) {
+  WindowLimits limits;
+  limits.bucket_ms = 1000;
+  limits.buckets = 3;
+  InsightWindow w(limits);
+  w.report("a/x", batch({{"p", true, true, "", 1}}), kT0);
+  w.report("a/x", batch({{"p", true, true, "", 2}}), kT0 + 20'000);
+  EXPECT_EQ(w.covered_ms("a/x", kT0 + 22'000), 2000);
+  auto flows = w.flows(kT0 + 22'000);
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0].flow.requests, 2u);
+}
+
 }  // namespace
 }  // namespace mg::console
