@@ -470,6 +470,7 @@ class AgentImpl final : public Agent {
   Status ensure_ready(std::chrono::seconds timeout) override;
   void start(Hooks hooks) override;
   void stop() override;
+  void update_inbound_ports(std::vector<Hooks::InboundPort> ports) override;
   AgentStatus status() const override;
   std::string cert_chain_path() const override { return impl_->path("cert-chain.pem"); }
   std::string key_path() const override { return impl_->path("key.pem"); }
@@ -565,6 +566,14 @@ void AgentImpl::stop() {
   }
   if (impl_->renew_thread.joinable()) impl_->renew_thread.join();
   if (impl_->watch_thread.joinable()) impl_->watch_thread.join();
+}
+
+void AgentImpl::update_inbound_ports(std::vector<Hooks::InboundPort> ports) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->hooks.inbound_ports = std::move(ports);
+  // The Hello is the registration: a new stream sends it (the watch loop reconnects after its
+  // short backoff).
+  if (impl_->watch_ctx) impl_->watch_ctx->TryCancel();
 }
 
 AgentStatus AgentImpl::status() const {

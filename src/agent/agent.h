@@ -99,6 +99,11 @@ class Agent {
   virtual void start(Hooks hooks) = 0;
   virtual void stop() = 0;
 
+  // The proxy's inbound listeners changed (a gateway opened or closed one at a publish): the next
+  // Hello carries `ports`, and the stream in use is restarted so the control plane's registry
+  // follows now. Any thread, after start().
+  virtual void update_inbound_ports(std::vector<Hooks::InboundPort> ports) = 0;
+
   virtual AgentStatus status() const = 0;
   virtual std::string cert_chain_path() const = 0;
   virtual std::string key_path() const = 0;

@@ -227,6 +227,17 @@ bool RouteTable::serves(size_t listener, std::string_view host, uint32_t port) c
   return false;
 }
 
+std::vector<RouteTable::BoundView> RouteTable::bound(size_t listener) const {
+  std::vector<BoundView> out;
+  if (listener >= bound_.size()) return out;
+  for (const auto& b : bound_[listener]) {
+    BoundView view{b.vs, {}};
+    for (const auto& h : b.hosts) view.hosts.push_back(h.match);
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
 std::string_view host_without_port(std::string_view host) {
   if (host.starts_with("[")) {
     const auto close = host.find(']');

@@ -88,6 +88,14 @@ class RouteTable {
 
   size_t listeners() const { return bound_.size(); }
 
+  // What listener `listener` serves (for /config_dump): each VirtualService bound to it, in the
+  // order requests try them, with the hosts it serves there. Points into the table.
+  struct BoundView {
+    const policy::VirtualService* virtual_service;
+    std::vector<std::string> hosts;
+  };
+  std::vector<BoundView> bound(size_t listener) const;
+
  private:
   struct Bound {
     const policy::VirtualService* vs;

@@ -6,6 +6,7 @@
 #include "proxy/balancer.h"
 #include "proxy/connection_manager.h"
 #include "proxy/credentials.h"
+#include "proxy/gateway_mode.h"
 #include "proxy/policy_state.h"
 #include "proxy/proxy.h"
 #include "proxy/report.h"
@@ -50,9 +51,40 @@ void add_secret(nlohmann::json& cert, const tls::Credentials& creds) {
   cert["issuingRoot"] = issuing;
 }
 
-
 // The registry view in force: every service, its secure-naming identities, and per port the
 // endpoints with their passive-health state (what `meshguardctl proxy-config endpoints` prints).
+// A gateway listener's routes as in force: per VirtualService bound to it (in the order a request
+// tries them), the hosts it serves there and, per http[] entry, its uri match and destinations.
+nlohmann::json gateway_routes_dump(const gateway::RouteTable& table, size_t listener) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& b : table.bound(listener)) {
+    const policy::VirtualService& vs = *b.virtual_service;
+    nlohmann::json http = nlohmann::json::array();
+    for (const auto& route : vs.http) {
+      nlohmann::json uris = nlohmann::json::array();
+      for (const auto& m : route.match) {
+        if (m.uri)
+          uris.push_back(
+              {{m.uri->kind == policy::HttpStringMatch::Kind::Exact ? "exact" : "prefix", m.uri->value}});
+      }
+      nlohmann::json destinations = nlohmann::json::array();
+      for (const auto& d : route.route) {
+        nlohmann::json dest = {{"host", d.host}};
+        if (d.port) dest["port"] = d.port;
+        if (!d.subset.empty()) dest["subset"] = d.subset;
+        if (d.weight) dest["weight"] = d.weight;
+        destinations.push_back(std::move(dest));
+      }
+      nlohmann::json entry = {{"destinations", std::move(destinations)}};
+      if (!route.match.empty()) entry["match"] = {{"entries", route.match.size()}, {"uri", std::move(uris)}};
+      http.push_back(std::move(entry));
+    }
+    out.push_back(
+        {{"virtualService", vs.meta.ns + "/" + vs.meta.name}, {"hosts", b.hosts}, {"http", std::move(http)}});
+  }
+  return out;
+}
+
 nlohmann::json registry_dump(const Registry& registry, const OutlierSettings& outlier) {
   const auto now = BalancerClock::now();
   nlohmann::json services = nlohmann::json::array();
@@ -121,6 +153,7 @@ nlohmann::json Admin::config_dump() const {
                    {"serviceAccount", config_.workload.service_account},
                    {"labels", config_.workload.labels}};
   nlohmann::json ls = nlohmann::json::array();
+  const auto gateway_routes = runtime_.gateway.routes();
   for (const auto& l : runtime_.listeners) {
     nlohmann::json e = {{"kind", to_string(l.kind)}, {"address", l.address}};
     if (l.kind == ListenerKind::Inbound || l.kind == ListenerKind::Gateway) {
@@ -128,8 +161,15 @@ nlohmann::json Admin::config_dump() const {
       const auto& p = config_.inbound[index];
       e["appPort"] = p.app_port;
       e["protocol"] = to_string(p.protocol);
-      e["mtlsMode"] = to_string(policy->inbound_modes[index].mode);
-      e["mtlsModeSource"] = policy->inbound_modes[index].source;
+      if (index < policy->inbound_modes.size()) {
+        e["mtlsMode"] = to_string(policy->inbound_modes[index].mode);
+        e["mtlsModeSource"] = policy->inbound_modes[index].source;
+      }
+      if (l.kind == ListenerKind::Gateway) {
+        e["name"] = l.name();
+        e["tls"] = p.edge_tls ? "SIMPLE" : p.mtls == MtlsMode::Strict ? "ISTIO_MUTUAL" : "none";
+        if (gateway_routes->table) e["routes"] = gateway_routes_dump(*gateway_routes->table, l.index);
+      }
     } else if (l.kind == ListenerKind::Outbound) {
       const auto& r = config_.outbound[l.index];
       if (!r.by_registry()) {

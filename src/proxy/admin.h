@@ -1,7 +1,8 @@
 // proxy/admin.h — the admin listener's endpoints, GET/HEAD only, one request per connection:
 //   /healthz/ready  200 once started, not draining and (with tls) the certificate Available
 //   /metrics        Prometheus text of the proxy's registry (certificate state read at scrape)
-//   /config_dump    JSON: config version, workload, listeners, registry (services, endpoints with
+//   /config_dump    JSON: config version, workload, listeners (a gateway's with its routes: the
+//                   VirtualServices bound, their hosts and destinations), registry (services, endpoints with
 //                   health and ejection state, expected identities), certificate (chain, trust bundle),
 //                   policy, control plane (snapshot revision), drain state
 // Reads the other components; owns nothing but the view it is given.
@@ -21,6 +22,7 @@ namespace mg::proxy {
 
 struct ControlPlaneView;
 class ConnectionManager;
+class GatewayMode;
 class Credentials;
 class PolicyState;
 class Report;
@@ -34,6 +36,7 @@ class Admin {
     const std::atomic<uint64_t>& config_version;
     const std::vector<ListenerInfo>& listeners;
     const std::function<ControlPlaneView()>& control_plane;  // empty: standalone
+    const GatewayMode& gateway;                              // its routes, on gateway listeners
   };
 
   Admin(const ProxyConfig& config, const http::Limits& limits, Report& report, const Credentials& credentials,

@@ -96,8 +96,10 @@ struct InboundPort {
   uint16_t app_port = 0;
   Protocol protocol = Protocol::Http;
   std::optional<MtlsMode> mtls;  // the operator override; absent: PeerAuthentication decides
-  // Not from the file: gateway listener i (proxy/gateway_mode.h), whose port this is.
+  // Not from the file: gateway listener i (proxy/gateway_mode.h), whose port this is, and whether
+  // it terminates TLS itself (an HTTPS SIMPLE server: the credentialName's certificate).
   std::optional<size_t> gateway;
+  bool edge_tls = false;
 };
 
 struct OutboundRoute {

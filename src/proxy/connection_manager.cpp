@@ -114,6 +114,18 @@ void ConnectionManager::close_idle(ConnectionList& list) {
   }
 }
 
+void ConnectionManager::close_listener(ConnectionList& list, size_t inbound_index) {
+  for (ConnEntry* c : list.entries) {
+    if (c->inbound != inbound_index) continue;
+    c->listener_closed = true;
+    if (c->idle && c->stream) {
+      c->stream->close();
+    } else if (c->drain) {
+      c->drain();
+    }
+  }
+}
+
 LiveRequest::LiveRequest(ConnectionManager& manager, const HttpSide& side, JudgedUpgrade& as_received,
                          net::Stream& down, Exchange& ex)
     : manager_(manager),

@@ -73,6 +73,8 @@ struct ConnEntry {
   bool upgraded = false;                      // spliced after a 101 (WebSocket), either direction
   std::list<LiveUpgrade*> streams;            // inbound HTTP/2 streams being relayed (LiveRequest)
   std::function<void()> drain;                // an HTTP/2 connection's GOAWAY (its streams finish)
+  std::optional<size_t> inbound;              // config.inbound index of a connection an inbound port accepted
+  bool listener_closed = false;               // its listener was closed (a gateway's, at a publish)
 };
 
 // One worker's connections; only that worker's thread touches it.
@@ -123,6 +125,9 @@ class ConnectionManager {
   // Drain: closes the connections waiting between requests, and tells HTTP/2 ones to go away
   // (GOAWAY: no new stream; those begun finish). On the list's worker thread.
   static void close_idle(ConnectionList& list);
+  // A gateway listener closed at a publish: its connections drain as on a proxy drain (the idle
+  // ones closed, HTTP/2 ones told to go away, HTTP/1 ones closed after their request in flight).
+  static void close_listener(ConnectionList& list, size_t inbound_index);
 
  private:
   void rejudge(ConnEntry& c, const PublishedPolicy& state, const RequestChain& request_chain,

@@ -87,7 +87,8 @@ void EdgeCertificates::reload(bool force) {
 void EdgeCertificates::publish() {
   auto out = std::make_shared<std::vector<std::shared_ptr<Listener>>>();
   for (const auto& l : listeners_) {
-    if (l.tls_mode != policy::GatewayServer::TlsMode::Simple) {
+    // Not SIMPLE, or a listener given up (no servers: closed, or closing).
+    if (l.tls_mode != policy::GatewayServer::TlsMode::Simple || l.servers.empty()) {
       out->push_back(nullptr);
       continue;
     }

@@ -23,13 +23,9 @@ const RegistryPort* port_of(const RegistryService& s, uint32_t port) {
   return s.find_port(80);
 }
 
-// Whether two plans bind the same listeners (ports and how they are spoken): the only part of a
-// Gateway a running proxy cannot take without a restart.
-bool same_listeners(const std::vector<gateway::ListenerPlan>& a,
-                    const std::vector<gateway::ListenerPlan>& b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
-    return x.port == y.port && x.protocol == y.protocol && x.tls_mode == y.tls_mode;
-  });
+// Whether a running listener can serve a planned one: same port, spoken the same way.
+bool same_listener(const gateway::ListenerPlan& a, const gateway::ListenerPlan& b) {
+  return a.port == b.port && a.protocol == b.protocol && a.tls_mode == b.tls_mode;
 }
 
 }  // namespace
@@ -121,59 +117,138 @@ std::optional<ResolvedDestination> resolve_destination(const GatewayRoutes& rout
   return std::nullopt;
 }
 
-Status GatewayMode::plan(ProxyConfig& config, const std::shared_ptr<const policy::ResourceSet>& resources) {
-  labels_ = config.workload.labels;
+Status GatewayMode::plan(const WorkloadInfo& workload,
+                         const std::shared_ptr<const policy::ResourceSet>& resources) {
+  labels_ = workload.labels;
   planned_ = true;
   if (resources) {
-    auto planned = gateway::plan_listeners(*resources, labels_);
-    if (!planned) return fail(planned.error());
-    plans_ = std::move(*planned);
+    // Fail closed at start-up: Gateways whose ports conflict refuse it (later, the listeners in
+    // force stay).
+    if (auto planned = gateway::plan_listeners(*resources, labels_); !planned) return fail(planned.error());
+    publish(resources);
   }
-  first_inbound_ = config.inbound.size();
-  for (size_t i = 0; i < plans_.size(); ++i) {
-    InboundPort port;
-    // Where clients outside the mesh reach it: the workload's address when the config names one.
-    port.address = config.workload.address.empty() ? "0.0.0.0" : config.workload.address;
-    port.port = static_cast<uint16_t>(plans_[i].port);
-    port.app_port = port.port;  // destination.port for policies: the gateway's own port
-    port.protocol = Protocol::Http;
-    port.mtls = plans_[i].tls_mode == policy::GatewayServer::TlsMode::IstioMutual ? MtlsMode::Strict
-                                                                                  : MtlsMode::Disable;
-    port.gateway = i;
-    config.inbound.push_back(std::move(port));
-  }
-  if (resources) publish(resources);
   return {};
 }
 
-void GatewayMode::publish(const std::shared_ptr<const policy::ResourceSet>& resources) {
-  if (!planned_ || !resources) return;
+std::vector<gateway::ListenerPlan> GatewayMode::replan(const std::vector<gateway::ListenerPlan>& planned) {
+  std::vector<bool> kept(slots_.size(), false);
+  for (const auto& p : planned) {
+    // A non-zero port: the slot on that port. Port 0: the first wanted port-0 slot of the same
+    // kind not matched yet (the k-th such server keeps the k-th such listener).
+    size_t match = slots_.size();
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].wanted && !kept[i] && same_listener(slots_[i].plan, p)) {
+        match = i;
+        break;
+      }
+    }
+    if (match == slots_.size()) {
+      if (slots_.size() >= kMaxListeners) {
+        log_line("gateway: listener on port " + std::to_string(p.port) + " not opened: " +
+                 std::to_string(kMaxListeners) + " gateway listeners were opened by this process already");
+        continue;
+      }
+      slots_.push_back(Slot{p});
+      kept.push_back(true);
+      continue;
+    }
+    kept[match] = true;
+    slots_[match].plan.servers = p.servers;
+  }
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (kept[i] || !slots_[i].wanted) continue;
+    slots_[i].wanted = false;
+    slots_[i].plan.servers.clear();
+    log_line("gateway: gateway[" + std::to_string(i) + "] is no longer asked for by a Gateway: closing it");
+  }
+  std::vector<gateway::ListenerPlan> out;
+  out.reserve(slots_.size());
+  for (const auto& s : slots_) out.push_back(s.plan);
+  return out;
+}
+
+bool GatewayMode::publish(const std::shared_ptr<const policy::ResourceSet>& resources) {
+  if (!planned_ || !resources) return false;
   auto planned = gateway::plan_listeners(*resources, labels_);
   if (!planned) {
-    log_line("gateway: the routes in force stay: " + planned.error().to_string());
-    return;
+    log_line("gateway: the listeners and routes in force stay: " + planned.error().to_string());
+    return false;
   }
-  if (!same_listeners(*planned, plans_)) {
-    log_line("gateway: the Gateways now ask for other listeners (ports or protocols); the " +
-             std::to_string(plans_.size()) + " bound at start-up stay until a restart");
-  }
-  // The routes of the listeners that exist: servers matched by port (a port-0 listener by position).
-  std::vector<gateway::ListenerPlan> current = plans_;
-  for (size_t i = 0; i < current.size(); ++i) {
-    current[i].servers.clear();
-    for (size_t j = 0; j < planned->size(); ++j) {
-      const auto& p = (*planned)[j];
-      const bool same = p.port != 0 ? p.port == plans_[i].port : (plans_[i].port == 0 && j == i);
-      if (same && p.protocol == plans_[i].protocol && p.tls_mode == plans_[i].tls_mode)
-        current[i].servers = p.servers;
-    }
+  std::vector<gateway::ListenerPlan> listeners;
+  bool pending = false;
+  {
+    MutexLock lock(mutex_);
+    listeners = replan(*planned);
+    for (const auto& s : slots_) pending = pending || s.wanted != s.bound;
   }
   auto routes = std::make_shared<GatewayRoutes>();
-  routes->table = gateway::RouteTable::build(resources, current);
+  routes->table = gateway::RouteTable::build(resources, listeners);
   routes->entries = service_entry_services(*resources);
   carry_health(routes->entries, routes_.load()->entries);
   routes_.store(std::move(routes));
-  certificates_.configure(current);
+  certificates_.configure(listeners);
+  return pending;
+}
+
+std::vector<size_t> GatewayMode::to_bind() const {
+  MutexLock lock(mutex_);
+  std::vector<size_t> out;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].wanted && !slots_[i].bound) out.push_back(i);
+  }
+  return out;
+}
+
+std::vector<size_t> GatewayMode::to_close() const {
+  MutexLock lock(mutex_);
+  std::vector<size_t> out;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (!slots_[i].wanted && slots_[i].bound) out.push_back(i);
+  }
+  return out;
+}
+
+InboundPort GatewayMode::inbound_port(size_t id) const {
+  MutexLock lock(mutex_);
+  const gateway::ListenerPlan& plan = slots_.at(id).plan;
+  InboundPort port;
+  // Where clients outside the mesh reach it: the workload's address when the config names one.
+  port.address = address_;
+  port.port = static_cast<uint16_t>(plan.port);
+  port.app_port = port.port;  // destination.port for policies: the gateway's own port
+  port.protocol = Protocol::Http;
+  // ISTIO_MUTUAL: only mesh workloads (STRICT). HTTP: PERMISSIVE — plaintext from outside the
+  // mesh, and the mesh's mTLS from a workload's proxy (which always speaks mTLS to a mesh
+  // endpoint: Istio's auto mTLS), its principal then known to policy (the plain-HTTP egress
+  // gateway). HTTPS SIMPLE: the gateway ends the client's TLS itself (edge_tls; no mesh mTLS).
+  using TlsMode = policy::GatewayServer::TlsMode;
+  port.mtls = plan.tls_mode == TlsMode::IstioMutual                    ? MtlsMode::Strict
+              : plan.protocol == policy::GatewayServer::Protocol::Http ? MtlsMode::Permissive
+                                                                       : MtlsMode::Disable;
+  port.gateway = id;
+  port.edge_tls = plan.tls_mode == TlsMode::Simple;
+  return port;
+}
+
+void GatewayMode::bound(size_t id, size_t inbound_index) {
+  MutexLock lock(mutex_);
+  slots_.at(id).bound = true;
+  slots_.at(id).inbound = inbound_index;
+}
+
+void GatewayMode::closed(size_t id) {
+  MutexLock lock(mutex_);
+  slots_.at(id).bound = false;
+}
+
+size_t GatewayMode::listeners() const {
+  MutexLock lock(mutex_);
+  return slots_.size();
+}
+
+std::optional<size_t> GatewayMode::inbound_index(size_t id) const {
+  MutexLock lock(mutex_);
+  return id < slots_.size() ? slots_[id].inbound : std::nullopt;
 }
 
 }  // namespace mg::proxy

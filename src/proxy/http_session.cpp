@@ -37,7 +37,7 @@ net::awaitable<void> HttpSession::serve(net::Stream& down, ConnEntry& entry, Wor
   const std::string& source = side.source;
   bool first_request = true;
 
-  while (!draining_) {
+  while (!draining_ && !entry.listener_closed) {
     // 1. The head: idle timeout until its first byte, then the header timeout for all of it.
     codec.begin_head();
     watchdog.arm(std::chrono::milliseconds(in.empty() ? config_.limits.idle_timeout_ms

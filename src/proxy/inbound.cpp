@@ -32,6 +32,7 @@ Inbound::Inbound(const ProxyConfig& config, const Credentials& credentials, cons
 
 net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t index) {
   ConnectionManager::Registration guard(connections_, worker.connections);
+  guard.entry.inbound = index;
   const InboundPort& port = config_.inbound[index];
   std::string source = net::remote_address(socket);
   auto start = Clock::now();
@@ -52,8 +53,7 @@ net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t i
 
   std::optional<tls::PeerIdentity> peer;
   std::shared_ptr<const PeerLabels> peer_labels;
-  const bool edge_tls =
-      port.gateway && gateway_.tls_mode(*port.gateway) == policy::GatewayServer::TlsMode::Simple;
+  const bool edge_tls = port.edge_tls;
   // Not a conditional expression: gcc 12 mishandles co_await in a conditional's operands.
   std::unique_ptr<net::Stream> stream;
   if (edge_tls) {

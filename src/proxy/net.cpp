@@ -10,11 +10,12 @@
 
 namespace mg::proxy::net {
 
-namespace {
 std::string endpoint_string(const tcp::endpoint& ep) {
-  return ep.address().to_string() + ":" + std::to_string(ep.port());
+  const std::string address = ep.address().to_string();
+  return (ep.address().is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(ep.port());
 }
 
+namespace {
 // How a TlsStream reads (issue 13). OpenSSL's read side is a BIO of ours, whose state (below) has
 // a small receive buffer: when OpenSSL needs bytes and the buffer holds none, the stream receives
 // into it with Asio's async_read_some (fill), which tries the socket at once and otherwise waits

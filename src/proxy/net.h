@@ -134,7 +134,9 @@ bool nothing_to_read(Stream& stream);
 // a connection that ends first, is an error: the caller closes the connection.
 awaitable<Result<http::ProxyHeader>> read_proxy_header(tcp::socket& socket, std::chrono::milliseconds timeout);
 
-// "ip:port" of the peer / local end; "" when the socket has none.
+// "ip:port" ("[v6]:port" for IPv6, as in a URL authority, so the port can be split off the end).
+std::string endpoint_string(const tcp::endpoint& ep);
+// endpoint_string of the peer / local end; "" when the socket has none.
 std::string remote_address(const tcp::socket& s);
 std::string local_address(const tcp::socket& s);
 

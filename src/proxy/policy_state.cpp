@@ -89,8 +89,9 @@ Status PolicyState::load_initial() {
   return {};
 }
 
-void PolicyState::refresh_inbound_modes() {
+void PolicyState::add_inbound(const std::function<void()>& append) {
   MutexLock lock(mutex_);
+  append();
   auto state = std::make_shared<PublishedPolicy>(*published_.load());
   state->inbound_modes = inbound_modes(state->snapshot.get());
   published_.store(std::move(state));

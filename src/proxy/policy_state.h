@@ -73,9 +73,12 @@ class PolicyState {
 
   // Start-up: loads policyDir (if configured); fails closed on any error.
   Status load_initial();
-  // Before start-up only: config.inbound grew (the gateway mode's listeners, proxy/gateway_mode.h);
-  // the policy in force gets their modes.
-  void refresh_inbound_modes();
+  // config.inbound grows: `append` adds ports to it (a gateway listener just bound, on the main
+  // thread; proxy/gateway_mode.h), under the reload lock, so that a reload on another thread
+  // computes the modes of every port or of none of the new ones; then the policy in force gets
+  // their modes, before any connection reaches them. The vector must not reallocate (its capacity
+  // is reserved before start-up: connections hold references into it).
+  void add_inbound(const std::function<void()>& append);
   // Reads the directory's content hash and reloads when it differs from the last attempt (or
   // always, with `force`). Any thread; reloads are serialized.
   Status reload(bool force);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <map>
 #include <thread>
 
 #include "http/parser.h"
@@ -54,8 +55,10 @@ struct Proxy::Impl {
 
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<size_t> next_worker{0};
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-  std::vector<ListenerInfo> listeners;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // never shrinks (an accept loop holds one)
+  std::vector<ListenerInfo> listeners;                    // those open (main thread)
+  std::map<size_t, tcp::acceptor*> gateway_acceptors;     // by gateway listener id, while open
+  std::function<void(const std::vector<Proxy::Listener>&)> listeners_changed;
   std::optional<asio::signal_set> signals;
   std::optional<asio::steady_timer> drain_timer;
 
@@ -68,7 +71,7 @@ struct Proxy::Impl {
               credentials,
               policy,
               connections,
-              Admin::Runtime{started, draining, config_version, listeners, control_plane_view}};
+              Admin::Runtime{started, draining, config_version, listeners, control_plane_view, gateway}};
 
   Worker& pick_worker() {
     return *workers[next_worker.fetch_add(1, std::memory_order_relaxed) % workers.size()];
@@ -128,6 +131,101 @@ struct Proxy::Impl {
         spawn(*worker.io, outbound.serve(std::move(socket), worker, info.index));
       }
     }
+  }
+
+  // --- listeners -----------------------------------------------------------------------------
+
+  // A bound, listening acceptor on the main loop, or why not.
+  Result<std::unique_ptr<tcp::acceptor>> open_acceptor(const std::string& address, uint16_t port,
+                                                       std::string_view kind) {
+    std::error_code ec;
+    auto addr = asio::ip::make_address(address, ec);
+    if (ec) return fail("proxy.bad_address", std::string(kind) + ": bad address '" + address + "'");
+    auto acceptor = std::make_unique<tcp::acceptor>(main_io);
+    tcp::endpoint ep(addr, port);
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return fail("proxy.listen", std::string(kind) + " " + net::endpoint_string(ep) + ": " + ec.message());
+    return acceptor;
+  }
+
+  std::vector<Proxy::Listener> listener_list() const {
+    std::vector<Proxy::Listener> out;
+    for (const auto& l : listeners) out.push_back({l.name(), l.address});
+    return out;
+  }
+
+  // The gateway listeners the plan in force asks for, on the main thread: those given up are
+  // closed (no new connection; theirs drain), new ones bound and served. At start-up a bind
+  // failure fails start-up; later it is logged and counted, the others and the publish stand, and
+  // the next publish tries again.
+  Status reconcile_gateway_listeners(bool at_start) {
+    if (!gateway.enabled() || draining) return {};
+    auto& bind_failures =
+        report.registry().counter("meshguard_listener_bind_failures_total", {{"listener", "gateway"}});
+    bool changed = false;
+    for (size_t id : gateway.to_close()) {
+      auto it = gateway_acceptors.find(id);
+      if (it != gateway_acceptors.end()) {
+        std::error_code ignored;
+        it->second->close(ignored);
+        gateway_acceptors.erase(it);
+      }
+      const std::string name = "gateway[" + std::to_string(id) + "]";
+      std::erase_if(listeners, [&](const ListenerInfo& l) {
+        if (l.kind != ListenerKind::Gateway || l.index != id) return false;
+        log_line("closed " + name + " " + l.address + ": no Gateway asks for it; its connections drain");
+        return true;
+      });
+      if (auto index = gateway.inbound_index(id)) {
+        for (auto& w : workers) {
+          asio::post(*w->io, [worker = w.get(), index = *index] {
+            ConnectionManager::close_listener(worker->connections, index);
+          });
+        }
+      }
+      gateway.closed(id);
+      changed = true;
+    }
+    for (size_t id : gateway.to_bind()) {
+      InboundPort port = gateway.inbound_port(id);
+      const std::string name = "gateway[" + std::to_string(id) + "]";
+      if (config.inbound.size() == config.inbound.capacity()) {  // never: ids are capped (create)
+        log_line(name + " not bound: no room left for another inbound port");
+        continue;
+      }
+      auto acceptor = open_acceptor(port.address, port.port, name);
+      if (!acceptor) {
+        if (at_start) return fail(acceptor.error());
+        bind_failures.inc();
+        log_line("gateway listener not bound (tried again at the next publish): " +
+                 acceptor.error().to_string());
+        continue;
+      }
+      std::error_code ec;
+      const auto local = (*acceptor)->local_endpoint(ec);
+      // Port 0 in the Gateway: from now on the port is the one the kernel chose.
+      port.port = port.app_port = local.port();
+      size_t index = 0;
+      policy.add_inbound([&] {
+        index = config.inbound.size();
+        config.inbound.push_back(port);
+      });
+      gateway.bound(id, index);
+      ListenerInfo info{ListenerKind::Gateway, id, index, net::endpoint_string(local)};
+      listeners.push_back(info);
+      std::printf("listening %s %s\n", info.name().c_str(), info.address.c_str());
+      std::fflush(stdout);
+      gateway_acceptors[id] = acceptor->get();
+      acceptors.push_back(std::move(*acceptor));
+      if (!at_start) spawn(main_io, accept_loop(*acceptors.back(), info));
+      changed = true;
+    }
+    if (changed && !at_start && listeners_changed) listeners_changed(listener_list());
+    return {};
   }
 
   // --- drain ---------------------------------------------------------------------------------
@@ -201,16 +299,14 @@ Status Proxy::apply_policies(std::shared_ptr<const policy::ResourceSet> resource
 
 void Proxy::reload_credentials() { impl_->credentials.reload(true); }
 
-std::vector<Proxy::Listener> Proxy::listeners() const {
-  std::vector<Listener> out;
-  for (const auto& l : impl_->listeners) {
-    out.push_back({l.name(), l.address});
-  }
-  return out;
-}
+std::vector<Proxy::Listener> Proxy::listeners() const { return impl_->listener_list(); }
 telemetry::Registry& Proxy::metrics() { return impl_->report.registry(); }
 
 telemetry::InsightBatch Proxy::take_insights() { return impl_->report.insights().take(); }
+
+void Proxy::on_listeners_changed(std::function<void(const std::vector<Listener>&)> hook) {
+  impl_->listeners_changed = std::move(hook);
+}
 
 void Proxy::set_control_plane_view(std::function<ControlPlaneView()> view) {
   impl_->control_plane_view = std::move(view);
@@ -223,8 +319,10 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
                                            const std::shared_ptr<const RequestChain>& request_chain,
                                            const std::shared_ptr<const ConnectionChain>& connection_chain,
                                            bool chains_changed) {
-    // The gateway's routes and certificates (also before start(): the agent's first push).
-    d->gateway.publish(state->resource_set);
+    // The gateway's listeners, routes and certificates (also before start(): the agent's first
+    // push); listeners to open or close are the main loop's to bind.
+    if (d->gateway.publish(state->resource_set) && d->started)
+      asio::post(d->main_io, [d] { (void)d->reconcile_gateway_listeners(false); });
     // No connections before start(); the workers' lists are complete once `started` is set.
     if (!d->started) return;
     // Endpoints only: the same chains would decide the same for every live connection.
@@ -238,11 +336,12 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config) {
     }
   });
   if (impl->config.gateway) {
-    // The gateway's listeners become inbound ports of the config, before anything reads it
-    // concurrently; the policy in force then gets their modes.
-    if (auto st = impl->gateway.plan(impl->config, impl->policy.current()->resource_set); !st)
+    // The gateway's listeners, bound by start() and again after each publish: each one bound
+    // becomes an inbound port of the config, which must never reallocate (connections hold
+    // references into it; ids are capped, so is the growth).
+    impl->config.inbound.reserve(impl->config.inbound.size() + GatewayMode::kMaxListeners);
+    if (auto st = impl->gateway.plan(impl->config.workload, impl->policy.current()->resource_set); !st)
       return fail(st.error());
-    impl->policy.refresh_inbound_modes();
   }
   if (auto st = impl->report.open_access_log(impl->config.access_log); !st) return fail(st.error());
   impl->credentials.load_initial();
@@ -258,39 +357,26 @@ Status Proxy::start() {
     d.connections.add_worker(w->connections);
     d.workers.push_back(std::move(w));
   }
-  auto bind = [&](const std::string& address, uint16_t port, ListenerKind kind, size_t index,
-                  size_t inbound = 0) -> Status {
-    const std::string kind_name(to_string(kind));
+  auto bind = [&](const std::string& address, uint16_t port, ListenerKind kind, size_t index) -> Status {
+    auto acceptor = d.open_acceptor(address, port, to_string(kind));
+    if (!acceptor) return fail(acceptor.error());
     std::error_code ec;
-    auto addr = asio::ip::make_address(address, ec);
-    if (ec) return fail("proxy.bad_address", kind_name + ": bad address '" + address + "'");
-    auto acceptor = std::make_unique<tcp::acceptor>(d.main_io);
-    tcp::endpoint ep(addr, port);
-    acceptor->open(ep.protocol(), ec);
-    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor->bind(ep, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-      return fail("proxy.listen",
-                  kind_name + " " + address + ":" + std::to_string(port) + ": " + ec.message());
-    auto local = acceptor->local_endpoint(ec);
-    std::string where = local.address().to_string() + ":" + std::to_string(local.port());
+    const auto local = (*acceptor)->local_endpoint(ec);
     // Port 0 in the config: from now on the port is the one the kernel chose.
     if (kind == ListenerKind::Inbound) d.config.inbound[index].port = local.port();
     if (kind == ListenerKind::Outbound) d.config.outbound[index].listen_port = local.port();
-    if (kind == ListenerKind::Gateway)
-      d.config.inbound[inbound].port = d.config.inbound[inbound].app_port = local.port();
-    ListenerInfo info{kind, index, inbound, where};
+    ListenerInfo info{kind, index, 0, net::endpoint_string(local)};
     d.listeners.push_back(info);
-    std::printf("listening %s %s\n", info.name().c_str(), where.c_str());
-    d.acceptors.push_back(std::move(acceptor));
+    std::printf("listening %s %s\n", info.name().c_str(), info.address.c_str());
+    d.acceptors.push_back(std::move(*acceptor));
     return {};
   };
   for (size_t i = 0; i < d.config.inbound.size(); ++i) {
-    const InboundPort& port = d.config.inbound[i];
-    const ListenerKind kind = port.gateway ? ListenerKind::Gateway : ListenerKind::Inbound;
-    if (auto st = bind(port.address, port.port, kind, port.gateway.value_or(i), i); !st) return st;
+    if (auto st = bind(d.config.inbound[i].address, d.config.inbound[i].port, ListenerKind::Inbound, i); !st)
+      return st;
   }
+  // The gateway's listeners (gateway mode), as planned from the policy in force.
+  if (auto st = d.reconcile_gateway_listeners(true); !st) return st;
   for (size_t i = 0; i < d.config.outbound.size(); ++i) {
     if (auto st = bind(d.config.outbound[i].listen_address, d.config.outbound[i].listen_port,
                        ListenerKind::Outbound, i);
@@ -322,6 +408,9 @@ Status Proxy::start() {
     });
   }
   d.started = true;
+  // A publish between create() and now (the agent's first push) may have planned other listeners;
+  // from now on each publish posts its own pass.
+  asio::post(d.main_io, [&d] { (void)d.reconcile_gateway_listeners(false); });
   return {};
 }
 

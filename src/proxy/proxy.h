@@ -10,8 +10,8 @@
 // Listener lines on stdout (tests read them, ports may be 0 in the config):
 //   listening inbound[0] 127.0.0.1:41234
 //   listening outbound[0] 127.0.0.1:41235
-//   listening gateway[0] 0.0.0.0:41237          (gateway mode: proxy/gateway_mode.h)
-//   listening admin 127.0.0.1:41236
+//   listening gateway[0] 0.0.0.0:41237          (gateway mode: proxy/gateway_mode.h; also printed
+//   listening admin 127.0.0.1:41236               when a publish opens a gateway listener later)
 #pragma once
 
 #include <cstdint>
@@ -82,8 +82,11 @@ class Proxy {
     std::string name;     // "inbound[0]", "outbound[1]", "admin"
     std::string address;  // "127.0.0.1:41234" (the bound port, also when the config said 0)
   };
-  // After start(): every bound listener.
+  // After start(), before run(): every bound listener.
   std::vector<Listener> listeners() const;
+  // Before run(): told, on the proxy's main thread, every bound listener after a publish opened or
+  // closed gateway listeners (gateway mode), so the agent can register the ports again.
+  void on_listeners_changed(std::function<void(const std::vector<Listener>&)> hook);
 
   struct Impl;
 

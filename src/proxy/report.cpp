@@ -450,7 +450,11 @@ void Report::http_exchange(SeriesCache& cache, const Exchange& ex, const HttpSid
   std::array<char, 64> time;
   telemetry::JsonLine line(telemetry::AccessLog::scratch());
   line.str("time", telemetry::now_rfc3339(time))
-      .str("direction", inbound ? "inbound" : "outbound")
+      // A gateway listener's request is neither a sidecar's inbound nor its outbound: it came from
+      // outside the mesh (or from a workload, to an egress gateway) and leaves to a destination.
+      .str("direction", side.gateway ? "gateway"
+                        : inbound    ? "inbound"
+                                     : "outbound")
       .str("protocol", ex.grpc ? "grpc" : "http")
       .open("source")
       .str("principal", source_principal)

@@ -25,32 +25,41 @@ constexpr const char* kUsage =
     " [--bootstrap-timeout SECONDS]]\n";
 
 // What the agent tells the control plane for the service registry: the inbound listeners as bound
-// (a port 0 in the config is known only now) and the address to reach them at — workload.address,
-// else the first inbound listener bound to a specific address, else "" (the control plane then
-// takes the address it sees the stream come from).
-void add_registration(mg::agent::Agent::Hooks& hooks, const mg::proxy::ProxyConfig& config,
-                      const std::vector<mg::proxy::Proxy::Listener>& listeners) {
-  hooks.address = config.workload.address;
+// (a port 0 in the config is known only now). A gateway's listeners (gateway mode: not in the
+// config's inbound list) are registered as inbound ports whose app port is their own, so a Service
+// whose targetPort is a listener's port selects it (an egress gateway reached through the registry).
+std::vector<mg::agent::Agent::Hooks::InboundPort> registered_ports(
+    const mg::proxy::ProxyConfig& config, const std::vector<mg::proxy::Proxy::Listener>& listeners) {
+  std::vector<mg::agent::Agent::Hooks::InboundPort> out;
+  auto port_of = [](const std::string& address) {
+    return static_cast<uint32_t>(std::strtoul(address.c_str() + address.rfind(':') + 1, nullptr, 10));
+  };
   for (size_t i = 0; i < config.inbound.size(); ++i) {
     const auto& in = config.inbound[i];
     const std::string name = "inbound[" + std::to_string(i) + "]";
     for (const auto& l : listeners) {
-      const auto colon = l.address.rfind(':');
-      if (l.name != name || colon == std::string::npos) continue;
-      hooks.inbound_ports.push_back({static_cast<uint32_t>(std::strtoul(l.address.c_str() + colon + 1, nullptr, 10)),
-                                     in.app_port, std::string(mg::proxy::to_string(in.protocol))});
+      if (l.name != name || l.address.rfind(':') == std::string::npos) continue;
+      out.push_back({port_of(l.address), in.app_port, std::string(mg::proxy::to_string(in.protocol))});
     }
+  }
+  for (const auto& l : listeners) {
+    if (!l.name.starts_with("gateway[") || l.address.rfind(':') == std::string::npos) continue;
+    const uint32_t port = port_of(l.address);
+    out.push_back({port, port, std::string(mg::proxy::to_string(mg::proxy::Protocol::Http))});
+  }
+  return out;
+}
+
+// The address to reach the listeners at: workload.address, else the first inbound listener bound
+// to a specific address, else "" (the control plane then takes the address it sees the stream
+// come from).
+void add_registration(mg::agent::Agent::Hooks& hooks, const mg::proxy::ProxyConfig& config,
+                      const std::vector<mg::proxy::Proxy::Listener>& listeners) {
+  hooks.address = config.workload.address;
+  for (const auto& in : config.inbound) {
     if (hooks.address.empty() && in.address != "0.0.0.0" && in.address != "::") hooks.address = in.address;
   }
-  // A gateway's listeners (gateway mode: not in the config's inbound list) are registered as
-  // inbound ports whose app port is their own, so a Service whose targetPort is a listener's port
-  // selects it (an egress gateway reached through the registry).
-  for (const auto& l : listeners) {
-    const auto colon = l.address.rfind(':');
-    if (!l.name.starts_with("gateway[") || colon == std::string::npos) continue;
-    const auto port = static_cast<uint32_t>(std::strtoul(l.address.c_str() + colon + 1, nullptr, 10));
-    hooks.inbound_ports.push_back({port, port, std::string(mg::proxy::to_string(mg::proxy::Protocol::Http))});
-  }
+  hooks.inbound_ports = registered_ports(config, listeners);
 }
 
 int usage(const char* why) {
@@ -184,6 +193,11 @@ int main(int argc, char** argv) {
                                   .take_insights = [p] { return p->take_insights(); }};
     add_registration(hooks, registered, p->listeners());
     agent->start(std::move(hooks));
+    // A publish that opens or closes a gateway listener: the registry follows (a new Hello).
+    p->on_listeners_changed(
+        [a = agent.get(), &registered](const std::vector<mg::proxy::Proxy::Listener>& listeners) {
+          a->update_inbound_ports(registered_ports(registered, listeners));
+        });
   }
   int code = (*proxy)->run();
   if (agent) agent->stop();

@@ -6,31 +6,14 @@
 # answer, and a request no CUSTOM rule matches (no call: the server counts them). Every decision
 # names the provider in the access log and in meshguard_ext_authz_requests_total.
 source "$(dirname "$0")/../proxy/lib.sh"
+source "$(dirname "$0")/ext_authz_lib.sh"
 SERVER_BIN="$3"
 
 start_app app APP
-mkdir -p "$WORK/policies" "$WORK/authz"
-start authz "$SERVER_BIN" "$WORK/authz"
-HTTP_AUTHZ=$(wait_for_line "$WORK/authz.out" '^http [0-9]+$' | cut -d' ' -f2)
-GRPC_AUTHZ=$(wait_for_line "$WORK/authz.out" '^grpc [0-9]+$' | cut -d' ' -f2)
+mkdir -p "$WORK/policies"
+start_authz_server "$SERVER_BIN"
 # A port nothing listens on: bound, then closed.
 DOWN=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-
-http_provider() {  # NAME EXTRA-FIELDS
-  cat <<YAML
-  - name: $1
-    envoyExtAuthzHttp:
-      service: 127.0.0.1
-      port: $HTTP_AUTHZ
-      pathPrefix: /check
-      timeout: 1s
-      includeRequestHeadersInCheck: ["x-ext-authz", "x-incl-*"]
-      includeAdditionalHeadersInCheck: {x-added-by-mesh: meshguard}
-      headersToUpstreamOnAllow: ["x-ext-authz-check-result", "x-ext-authz-user"]
-      headersToDownstreamOnDeny: ["x-ext-authz-check-result"]
-$2
-YAML
-}
 
 {
   cat <<YAML
@@ -75,20 +58,6 @@ YAML
 YAML
 } >"$WORK/policies/mesh.yaml"
 
-custom() {  # NAME PROVIDER PATH-PREFIX
-  cat <<YAML
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: $1, namespace: default}
-spec:
-  action: CUSTOM
-  provider: {name: $2}
-  rules:
-  - to:
-    - operation: {paths: ["$3*"]}
----
-YAML
-}
 {
   custom ext-http http-authz /anything/http/
   custom ext-open http-open /anything/open/
@@ -114,11 +83,9 @@ YAML
 } >"$WORK/policies/custom.yaml"
 run_details_proxy "$APP"
 
-count() { curl -s --max-time 10 "http://127.0.0.1:$HTTP_AUTHZ/__count"; }
-
 # No CUSTOM rule matches /ip: the providers are not asked.
 expect_eq "$(http_status "$BASE/ip" -H 'x-ext-authz: deny')" 200 "a request no CUSTOM rule matches is allowed"
-expect_eq "$(count)" "http 0 grpc 0" "...and no provider was asked"
+expect_eq "$(authz_count)" "http 0 grpc 0" "...and no provider was asked"
 
 # --- HTTP provider ---
 body=$(curl -s --max-time 10 -H 'x-ext-authz: allow' -H 'x-incl-one: 1' -H 'x-other: 2' \
@@ -182,7 +149,7 @@ expect_eq "$(http_status "$BASE/anything/grpc/e" -H 'x-ext-authz: error')" 403 "
 expect_eq "$(http_status "$BASE/anything/grpc-down/x" -H 'x-ext-authz: allow')" 503 "grpc provider down: statusOnError 503"
 
 # Counted checks: HTTP 3 + 1 + 5 (keep-alive) + timeouts (3) + error + open-deny; gRPC 5 (not the down one).
-expect_eq "$(count)" "http 14 grpc 6" "each matching request asked its provider exactly once"
+expect_eq "$(authz_count)" "http 14 grpc 6" "each matching request asked its provider exactly once"
 
 # Access log and metrics name the provider and the outcome.
 wait_for_line "$WORK/access.log" '"path":"/anything/grpc-down/x"' >/dev/null

@@ -11,6 +11,7 @@
 # did not sign is refused.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/certs.sh"
+source "$(dirname "$0")/egress_lib.sh"
 
 EGW_ID=spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway-service-account
 SLEEP_ID=spiffe://cluster.local/ns/default/sa/sleep
@@ -190,23 +191,9 @@ spec:
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 YAML
 } | put_file "$WORK/client-policies" egress.yaml
-# client NAME SVID: a workload's proxy with a by-Host listener; sets NAME_OUT.
-client() {
-  run_proxy "$1" "${1^^}_OUT=outbound[0]" <<YAML
-workload: {name: $1, namespace: default, serviceAccount: $2}
-$(tls_yaml "$2")
-policyDir: $WORK/client-policies
-outbound:
-  - {listen: "127.0.0.1:0", protocol: http}
-accessLog: $WORK/$1-access.log
-YAML
-}
 client sleep sleep
 client other other
 
-# call PORT URL [curl args]: the app's plain HTTP request through its proxy's by-Host listener.
-call() { curl -s --max-time 10 --connect-to "::127.0.0.1:$1" "${@:3}" "$2" || true; }
-call_status() { call "$1" "$2" -o /dev/null -w '%{http_code}' "${@:3}"; }
 audit() { grep -c '"event":"egress_audit"' "$WORK/egw-access.log" 2>/dev/null || true; }
 # wait_audit NEEDLE...: waits (bounded: ~10 s) for an egress_audit line holding every NEEDLE (the
 # line's keys are in no promised order).
@@ -239,7 +226,7 @@ expect_not_contains "$body" 'x-forwarded-client-cert' "no client certificate det
 wait_audit '"principal":"spiffe://cluster.local/ns/default/sa/sleep"' '"destination":{"host":"localhost","port":'"$EXT"',"sni":"localhost"}' \
   '"method":"GET"' '"path":"/politics"' '"status":200' '"decision":"allow"' '"policy":"istio-system/egress-allow"' '"bytes_sent":' 
 pass "audit line: sleep's principal, the external host and SNI, GET /politics, 200, allowed by istio-system/egress-allow"
-wait_for_count "$WORK/egw-access.log" '"direction":"inbound".*"principal":"spiffe://cluster.local/ns/default/sa/sleep"' 1
+wait_for_count "$WORK/egw-access.log" '"direction":"gateway".*"principal":"spiffe://cluster.local/ns/default/sa/sleep"' 1
 pass "the egress gateway's access log names the caller (mTLS end to end from the client proxy)"
 expect_audits 2 "exactly one audit line per call (two calls)"
 

@@ -3,8 +3,9 @@
 by the kernel, printed as `listening on 127.0.0.1:PORT`) with its own certificate, answering every
 GET with a JSON echo of what it saw — method, path, Host, the SNI the client sent, and the request
 headers — so a test can tell that TLS was originated by the proxy and which headers left the mesh.
+With --plain it speaks plain HTTP ("sni" is then null): the third party of a plain-HTTP egress.
 
-usage: https_server.py CERT KEY
+usage: https_server.py CERT KEY | https_server.py --plain
 """
 import http.server
 import json
@@ -37,6 +38,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
+    if sys.argv[1] == "--plain":
+        plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        plain.daemon_threads = True
+        print("listening on 127.0.0.1:%d" % plain.server_address[1], flush=True)
+        plain.serve_forever()
+        return
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(sys.argv[1], sys.argv[2])
 

@@ -132,24 +132,28 @@ TEST(GatewayMode, ListenersBecomeInboundPorts) {
   config.workload.labels = {{"istio", "ingressgateway"}};
   config.workload.address = "127.0.0.1";
   config.gateway = GatewaySettings{};
-  config.inbound.push_back(InboundPort{});
   GatewayMode mode(config);
-  ASSERT_TRUE(mode.plan(config, docs()));
+  ASSERT_TRUE(mode.plan(config.workload, docs()));
   ASSERT_EQ(mode.listeners(), 3u);
-  ASSERT_EQ(config.inbound.size(), 4u);
-  EXPECT_EQ(mode.inbound_index(0), 1u);
-  const InboundPort& http = config.inbound[1];
+  EXPECT_EQ(mode.to_bind(), (std::vector<size_t>{0, 1, 2}));
+  EXPECT_TRUE(mode.to_close().empty());
+  const InboundPort http = mode.inbound_port(0);
   EXPECT_EQ(http.gateway, 0u);
   EXPECT_EQ(http.address, "127.0.0.1");
-  EXPECT_EQ(http.mtls, MtlsMode::Disable);
-  EXPECT_EQ(config.inbound[2].port, 8443);
-  EXPECT_EQ(config.inbound[2].app_port, 8443);
-  EXPECT_EQ(config.inbound[2].mtls, MtlsMode::Strict);   // ISTIO_MUTUAL: the mesh's mTLS
-  EXPECT_EQ(config.inbound[3].mtls, MtlsMode::Disable);  // SIMPLE: TLS ends in the gateway itself
-  EXPECT_EQ(mode.tls_mode(2), policy::GatewayServer::TlsMode::Simple);
+  EXPECT_EQ(http.port, 0);
+  EXPECT_EQ(http.mtls, MtlsMode::Permissive);  // HTTP: plaintext from outside, mTLS from the mesh
+  EXPECT_FALSE(http.edge_tls);
+  EXPECT_EQ(mode.inbound_port(1).port, 8443);
+  EXPECT_EQ(mode.inbound_port(1).app_port, 8443);
+  EXPECT_EQ(mode.inbound_port(1).mtls, MtlsMode::Strict);   // ISTIO_MUTUAL: the mesh's mTLS
+  EXPECT_EQ(mode.inbound_port(2).mtls, MtlsMode::Disable);  // SIMPLE: TLS ends in the gateway itself
+  EXPECT_TRUE(mode.inbound_port(2).edge_tls);
   ASSERT_NE(mode.routes()->table, nullptr);
   EXPECT_EQ(mode.routes()->table->listeners(), 3u);
   EXPECT_EQ(mode.routes()->entries.size(), 2u);
+  mode.bound(1, 7);
+  EXPECT_EQ(mode.inbound_index(1), 7u);
+  EXPECT_EQ(mode.to_bind(), (std::vector<size_t>{0, 2}));
 }
 
 TEST(GatewayMode, NoGatewaySelectingTheWorkloadNoListeners) {
@@ -157,10 +161,86 @@ TEST(GatewayMode, NoGatewaySelectingTheWorkloadNoListeners) {
   config.workload.labels = {{"app", "details"}};
   config.gateway = GatewaySettings{};
   GatewayMode mode(config);
-  ASSERT_TRUE(mode.plan(config, docs()));
+  ASSERT_TRUE(mode.plan(config.workload, docs()));
   EXPECT_TRUE(mode.enabled());
   EXPECT_EQ(mode.listeners(), 0u);
-  EXPECT_TRUE(config.inbound.empty());
+  EXPECT_TRUE(mode.to_bind().empty());
+}
+
+std::shared_ptr<const policy::ResourceSet> gateway_on(const std::string& servers) {
+  const std::string text =
+      "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: edge}\n"
+      "spec:\n  selector: {istio: ingressgateway}\n  servers:\n" +
+      servers;
+  auto parsed = policy::parse_resources(text, "gw.yaml");
+  EXPECT_TRUE(parsed) << parsed.error().message;
+  return std::make_shared<const policy::ResourceSet>(std::move(*parsed));
+}
+
+// A publish keeps the listeners it still asks for (same port and protocol), closes the others
+// and opens new ones under new ids; an id is never reused.
+TEST(GatewayMode, APublishKeepsClosesAndOpensListeners) {
+  ProxyConfig config;
+  config.workload.labels = {{"istio", "ingressgateway"}};
+  GatewayMode mode(config);
+  const std::string http80 = "  - {port: {number: 8080, protocol: HTTP}, hosts: [\"*\"]}\n";
+  const std::string http0 = "  - {port: {number: 0, protocol: HTTP}, hosts: [\"a.test\"]}\n";
+  const std::string mutual =
+      "  - {port: {number: 8443, protocol: HTTPS}, hosts: [\"*\"], tls: {mode: ISTIO_MUTUAL}}\n";
+  ASSERT_TRUE(mode.plan(config.workload, gateway_on(http80 + http0)));
+  mode.bound(0, 0);
+  mode.bound(1, 1);
+  EXPECT_FALSE(mode.publish(gateway_on(http80 + http0)));  // nothing to bind or close
+  EXPECT_FALSE(mode.publish(gateway_on(http0 + http80)));  // the order does not matter
+
+  ASSERT_TRUE(mode.publish(gateway_on(http80 + mutual)));
+  EXPECT_EQ(mode.to_close(), (std::vector<size_t>{1}));
+  EXPECT_EQ(mode.to_bind(), (std::vector<size_t>{2}));
+  EXPECT_EQ(mode.inbound_port(2).port, 8443);
+  EXPECT_EQ(mode.inbound_port(2).mtls, MtlsMode::Strict);
+  mode.closed(1);
+  mode.bound(2, 2);
+  EXPECT_TRUE(mode.to_close().empty());
+  EXPECT_TRUE(mode.to_bind().empty());
+
+  // Port 8080 becomes HTTPS: another listener (a new id), the HTTP one closes.
+  ASSERT_TRUE(mode.publish(gateway_on(
+      "  - {port: {number: 8080, protocol: HTTPS}, hosts: [\"*\"], tls: {mode: ISTIO_MUTUAL}}\n" + http0)));
+  EXPECT_EQ(mode.to_close(), (std::vector<size_t>{0, 2}));
+  EXPECT_EQ(mode.to_bind(), (std::vector<size_t>{3, 4}));  // the port-0 server back: a new id too
+  EXPECT_EQ(mode.listeners(), 5u);
+  EXPECT_EQ(mode.routes()->table->listeners(), 5u);  // routes indexed by id
+}
+
+// A bind that failed is tried again at the next publish, under the same id; a slot given up
+// before it was ever bound has nothing to close.
+TEST(GatewayMode, AListenerNotBoundIsTriedAgain) {
+  ProxyConfig config;
+  config.workload.labels = {{"istio", "ingressgateway"}};
+  GatewayMode mode(config);
+  const std::string http80 = "  - {port: {number: 8080, protocol: HTTP}, hosts: [\"*\"]}\n";
+  const std::string http81 = "  - {port: {number: 8081, protocol: HTTP}, hosts: [\"*\"]}\n";
+  ASSERT_TRUE(mode.plan(config.workload, gateway_on(http80 + http81)));
+  mode.bound(0, 0);  // 8081's bind failed
+  EXPECT_TRUE(mode.publish(gateway_on(http80 + http81)));
+  EXPECT_EQ(mode.to_bind(), (std::vector<size_t>{1}));
+  EXPECT_FALSE(mode.publish(gateway_on(http80)));
+  EXPECT_TRUE(mode.to_bind().empty());
+  EXPECT_TRUE(mode.to_close().empty());
+}
+
+// Ids are capped: a publish past the cap opens nothing more (the listeners in force stay).
+TEST(GatewayMode, ListenerIdsAreCapped) {
+  ProxyConfig config;
+  config.workload.labels = {{"istio", "ingressgateway"}};
+  GatewayMode mode(config);
+  ASSERT_TRUE(
+      mode.plan(config.workload, gateway_on("  - {port: {number: 1, protocol: HTTP}, hosts: [\"*\"]}\n")));
+  for (size_t i = 2; i <= GatewayMode::kMaxListeners + 10; ++i) {
+    mode.publish(
+        gateway_on("  - {port: {number: " + std::to_string(i) + ", protocol: HTTP}, hosts: [\"*\"]}\n"));
+  }
+  EXPECT_EQ(mode.listeners(), GatewayMode::kMaxListeners);
 }
 
 }  // namespace

@@ -759,5 +759,15 @@ TEST(Watchdog, DestroyedWhileWaitingNeverCallsBack) {
   EXPECT_EQ(fired, 0);
 }
 
+// Listener lines, access-log addresses and X-Forwarded-For entries: an IPv6 address in brackets,
+// so the port is what follows the last ':' and "[::1]:8080" is a valid authority.
+TEST(Net, EndpointStringBracketsIpv6) {
+  using asio::ip::make_address;
+  EXPECT_EQ(net::endpoint_string({make_address("127.0.0.1"), 8080}), "127.0.0.1:8080");
+  EXPECT_EQ(net::endpoint_string({make_address("::1"), 8080}), "[::1]:8080");
+  EXPECT_EQ(net::endpoint_string({make_address("2001:db8::7"), 443}), "[2001:db8::7]:443");
+  EXPECT_EQ(net::endpoint_string({make_address("0.0.0.0"), 0}), "0.0.0.0:0");
+}
+
 }  // namespace
 }  // namespace mg::proxy
