@@ -96,7 +96,12 @@ bool Distributor::forgotten(const ProxyRecord& record, Clock::time_point now) co
 }
 
 void Distributor::forget_disconnected(Clock::time_point now) {
-  std::erase_if(records_, [&](const auto& entry) { return forgotten(entry.second, now); });
+  std::erase_if(records_, [&](const auto& entry) {
+    if (!forgotten(entry.second, now)) return false;
+    // A control plane up for months sees every workload that ever ran: its series go with it.
+    metrics_.remove("meshguard_proxy_config_revision", {{"workload", entry.first}});
+    return true;
+  });
 }
 
 Distributor::~Distributor() {

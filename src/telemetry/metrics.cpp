@@ -59,6 +59,7 @@ thread_local Registry::ThreadCacheState* Registry::t_cache_ = nullptr;
 Registry::ThreadCache::ThreadCache(const Registry& owner)
     : state_(std::make_unique<ThreadCacheState>()), previous_(t_cache_) {
   state_->owner = &owner;
+  owner.bound_thread_caches_.fetch_add(1, std::memory_order_acq_rel);
   t_cache_ = state_.get();
 }
 
@@ -66,7 +67,9 @@ Registry::ThreadCache::ThreadCache(ThreadCache&& other) noexcept
     : state_(std::move(other.state_)), previous_(other.previous_) {}
 
 Registry::ThreadCache::~ThreadCache() {
-  if (state_ && t_cache_ == state_.get()) t_cache_ = previous_;
+  if (!state_) return;  // moved from
+  if (t_cache_ == state_.get()) t_cache_ = previous_;
+  state_->owner->bound_thread_caches_.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 Registry::ThreadCache Registry::bind_thread_cache() const { return ThreadCache(*this); }
@@ -124,6 +127,16 @@ Registry::Series& Registry::series_for(Family& family, const std::string& key, M
     case MetricType::Histogram: if (!s.histogram) s.histogram = std::make_unique<Histogram>(bounds); break;
   }
   return s;
+}
+
+bool Registry::remove(std::string_view name, const Labels& labels) {
+  std::unique_lock lock(mutex_);
+  if (bound_thread_caches_.load(std::memory_order_acquire) != 0) return false;
+  auto family = families_.find(name);
+  if (family == families_.end()) return false;
+  if (family->second.series.erase(render_labels(labels)) == 0) return false;
+  if (family->second.series.empty()) families_.erase(family);
+  return true;
 }
 
 Counter& Registry::counter(std::string_view name, const Labels& labels) {

@@ -1,5 +1,6 @@
-// telemetry/metrics.h — a small Prometheus registry. Metric values are atomics; series are never
-// removed, so references stay valid. A lookup finds (or, once per label set, creates) a series
+// telemetry/metrics.h — a small Prometheus registry. Metric values are atomics; a series stays
+// until remove() drops it, so references stay valid — remove() is for a registry no thread cache
+// is bound to (the control plane's), whose callers look a series up each time. A lookup finds (or, once per label set, creates) a series
 // under the registry's lock — except on a thread bound with bind_thread_cache() (the proxy's
 // workers), which finds the series it used before in a cache only it touches: no shared lock on
 // the request path, no cache line bounced between workers.
@@ -110,6 +111,12 @@ class Registry {
   // Prometheus text exposition format 0.0.4, families and series in a stable (sorted) order.
   std::string render_prometheus() const;
 
+  // Drops one series (a forgotten proxy's, so a long-lived control plane does not keep a series
+  // for every workload it ever saw). The caller holds no reference to it. Refused (false) while a
+  // thread cache is bound to this registry, since a cache may still point at the series; false
+  // too when there is no such series. A family left empty is dropped with its last series.
+  bool remove(std::string_view name, const Labels& labels);
+
   // Current value of one counter series (0 when absent): for tests and /config_dump.
   uint64_t counter_value(std::string_view name, const Labels& labels = {}) const;
 
@@ -141,6 +148,7 @@ class Registry {
   static Series& series_for(Family& family, const std::string& key, MetricType type, Buckets bounds);
 
   mutable std::shared_mutex mutex_;
+  mutable std::atomic<int> bound_thread_caches_{0};
   std::map<std::string, Family, std::less<>> families_;
   std::map<std::string, std::string, std::less<>> help_;
 };

@@ -156,6 +156,37 @@ TEST(Registry, TypeConflictDoesNotCorruptTheFirstUse) {
   EXPECT_NE(r.render_prometheus().find("# TYPE x counter\nx 1\n"), std::string::npos);
 }
 
+TEST(Registry, RemoveDropsOneSeriesAndAnEmptiedFamily) {
+  Registry r;
+  r.describe("g", "per workload");
+  r.gauge("g", {{"workload", "a/one"}}).set(1);
+  r.gauge("g", {{"workload", "a/two"}}).set(2);
+  EXPECT_TRUE(r.remove("g", {{"workload", "a/one"}}));
+  EXPECT_FALSE(r.remove("g", {{"workload", "a/one"}})) << "already gone";
+  EXPECT_FALSE(r.remove("absent", {}));
+  const auto text = r.render_prometheus();
+  EXPECT_EQ(text.find("a/one"), std::string::npos);
+  EXPECT_NE(text.find("g{workload=\"a/two\"} 2\n"), std::string::npos);
+  EXPECT_TRUE(r.remove("g", {{"workload", "a/two"}}));
+  EXPECT_EQ(r.render_prometheus().find("# TYPE g"), std::string::npos) << "no family without a series";
+  r.gauge("g", {{"workload", "a/one"}}).set(7);  // comes back fresh when used again
+  EXPECT_NE(r.render_prometheus().find("g{workload=\"a/one\"} 7\n"), std::string::npos);
+}
+
+TEST(Registry, RemoveIsRefusedWhileAThreadCacheMayPointAtTheSeries) {
+  Registry r;
+  {
+    auto cache = r.bind_thread_cache();
+    r.counter("c", {{"k", "v"}}).inc();
+    EXPECT_FALSE(r.remove("c", {{"k", "v"}}));
+    auto moved = std::move(cache);  // still bound through the moved-to guard
+    EXPECT_FALSE(r.remove("c", {{"k", "v"}}));
+  }
+  EXPECT_EQ(r.counter_value("c", {{"k", "v"}}), 1u);
+  EXPECT_TRUE(r.remove("c", {{"k", "v"}})) << "no cache bound any more";
+  EXPECT_EQ(r.counter_value("c", {{"k", "v"}}), 0u);
+}
+
 TEST(AccessLog, WritesOneJsonObjectPerLine) {
   char dir[] = "/tmp/mg-accesslog-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
