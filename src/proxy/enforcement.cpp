@@ -66,7 +66,14 @@ net::awaitable<void> Enforcement::ask_provider(http::Request& request, const Htt
   const policy::ExtensionProvider& provider = *pending->provider;
   const auto start = std::chrono::steady_clock::now();
   const ExtAuthzQuery query{request, side, own_principal, &body};  // named: not a temporary in co_await (gcc 12)
-  const extauthz::CheckResult result = co_await ext_authz_.check(provider, query, worker.ext_authz);
+  // A provider whose service is a mesh workload is called over mTLS, as any call into the mesh.
+  std::optional<ProviderInMesh> in_mesh;
+  if (auto published = policy_.current(); published && published->registry) {
+    if (auto match = provider_in_mesh(*published->registry, provider))
+      in_mesh.emplace(ProviderInMesh{published->registry, *match, worker.upstreams, config_.outlier});
+  }
+  const extauthz::CheckResult result =
+      co_await ext_authz_.check(provider, query, worker.ext_authz, in_mesh ? &*in_mesh : nullptr);
   Verdict::ExtAuthzCall call;
   call.provider = provider.name;
   call.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -6,6 +6,7 @@
 #include "http/body.h"
 #include "http/parser.h"
 #include "policy/resources.h"
+#include "proxy/balancer.h"
 #include "proxy/net.h"
 
 namespace mg::proxy {
@@ -145,7 +146,7 @@ std::unique_ptr<ExtAuthzPool::Conn> ExtAuthzPool::take(const std::string& key) {
     auto conn = std::move(it->second.back());
     it->second.pop_back();
     // Anything to read on an idle connection is a close or a stray answer: never a check's.
-    if (net::nothing_to_read(*conn->stream)) return conn;
+    if (net::nothing_to_read(*conn->io())) return conn;
   }
   return nullptr;
 }
@@ -194,16 +195,49 @@ extauthz::CheckAttributes check_attributes(const ExtAuthzQuery& q) {
   return a;
 }
 
-net::awaitable<CheckResult> ExtAuthz::check(const policy::ExtensionProvider& p, const ExtAuthzQuery& query,
-                                            ExtAuthzPool& pool) {
-  if (p.kind == policy::ExtensionProvider::Kind::EnvoyExtAuthzGrpc) co_return co_await check_grpc(p, query);
-  co_return co_await check_http(p, query, pool);
+std::optional<Registry::Match> provider_in_mesh(const Registry& registry, const policy::ExtensionProvider& p) {
+  if (p.port == 0 || p.port > 65535) return std::nullopt;
+  return registry.resolve(p.service + ":" + std::to_string(p.port));
 }
 
-net::awaitable<CheckResult> ExtAuthz::check_http(const policy::ExtensionProvider& p,
-                                                 const ExtAuthzQuery& query, ExtAuthzPool& pool) {
+net::awaitable<CheckResult> ExtAuthz::check(const policy::ExtensionProvider& p, const ExtAuthzQuery& query,
+                                            ExtAuthzPool& pool, const ProviderInMesh* in_mesh) {
+  if (p.kind == policy::ExtensionProvider::Kind::EnvoyExtAuthzGrpc) {
+    // Never in plaintext to a mesh workload: its gRPC channel has no SPIFFE check yet.
+    if (in_mesh)
+      co_return CheckResult::failure("a gRPC provider that is a mesh workload (" + in_mesh->match.service->fqdn() +
+                                     ") is not supported: use envoyExtAuthzHttp, or an address outside the registry");
+    co_return co_await check_grpc(p, query);
+  }
+  co_return co_await check_http(p, query, pool, in_mesh);
+}
+
+namespace {
+
+// An mTLS connection to an endpoint of the provider's service port: the balancer's pick, this
+// proxy's SVID, the server's identity checked against the service's (secure naming). Null + why.
+net::awaitable<std::unique_ptr<UpstreamConn>> connect_in_mesh(const ProviderInMesh& in_mesh, std::string& why) {
+  UpstreamTarget target;
+  target.service = in_mesh.match.service;
+  target.port = in_mesh.match.port;
+  if (!choose_endpoint(target, BalancerClock::now())) {
+    why = "no healthy endpoint of " + target.service->fqdn();
+    co_return nullptr;
+  }
+  std::string reason, detail;
+  auto up = co_await in_mesh.upstreams.connect_target(target, reason, detail);
+  finish_endpoint(target, !up, in_mesh.outlier, BalancerClock::now());
+  if (!up) why = "mTLS to " + target.service->fqdn() + ": " + reason + (detail.empty() ? "" : " (" + detail + ")");
+  co_return up;
+}
+
+}  // namespace
+
+net::awaitable<CheckResult> ExtAuthz::check_http(const policy::ExtensionProvider& p, const ExtAuthzQuery& query,
+                                                 ExtAuthzPool& pool, const ProviderInMesh* in_mesh) {
   auto ex = co_await asio::this_coro::executor;
-  const std::string key = p.service + ":" + std::to_string(p.port);
+  // Plaintext and mTLS connections to one name are never pooled together.
+  const std::string key = (in_mesh ? "mesh|" : "") + p.service + ":" + std::to_string(p.port);
   const http::Request check = extauthz::build_http_check(p, query.request, query.body);
   std::string head = http::serialize_request_head(check);
   if (query.body && query.body->present) head += query.body->data;  // one write: head and body
@@ -212,7 +246,7 @@ net::awaitable<CheckResult> ExtAuthz::check_http(const policy::ExtensionProvider
   std::unique_ptr<ExtAuthzPool::Conn> conn;
   net::Watchdog deadline(ex, [&] {
     resolver.cancel();
-    if (conn && conn->stream) conn->stream->close();
+    if (conn && conn->io()) conn->io()->close();
   });
   deadline.arm(std::chrono::milliseconds(p.timeout_ms));
 
@@ -221,7 +255,14 @@ net::awaitable<CheckResult> ExtAuthz::check_http(const policy::ExtensionProvider
   for (int attempt = 0; attempt < 2; ++attempt) {
     conn = attempt == 0 ? pool.take(key) : nullptr;
     const bool reused = conn != nullptr;
-    if (!conn) {
+    if (!conn && in_mesh) {
+      std::string why;
+      auto up = co_await connect_in_mesh(*in_mesh, why);
+      if (deadline.fired()) co_return CheckResult::failure("timeout", true);
+      if (!up) co_return CheckResult::failure("unreachable: " + why);
+      conn = std::make_unique<ExtAuthzPool::Conn>();
+      conn->mesh = std::move(up);
+    } else if (!conn) {
       std::error_code ec;
       auto stream = co_await connect_provider(p, resolver, ec);
       if (deadline.fired()) co_return CheckResult::failure("timeout", true);
@@ -230,7 +271,7 @@ net::awaitable<CheckResult> ExtAuthz::check_http(const policy::ExtensionProvider
       conn->stream = std::move(stream);
     }
     bool reusable = false, answered = false;
-    auto got = co_await exchange(*conn->stream, head, check.method, reusable, answered);
+    auto got = co_await exchange(*conn->io(), head, check.method, reusable, answered);
     if (deadline.fired()) co_return CheckResult::failure("timeout", true);
     if (!got) {
       if (reused && !answered && got.error().kind == ExchangeError::Kind::Io) continue;

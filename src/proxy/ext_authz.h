@@ -1,6 +1,8 @@
 // proxy/ext_authz.h — the I/O of a CUSTOM policy's call to its extension provider, awaited on the
 // worker's io_context (the worker never blocks on a provider): HTTP providers over kept-alive
-// plaintext connections pooled per worker, built and read by extauthz/check.h with the
+// connections pooled per worker — plaintext, or mTLS when the provider is a mesh workload (its
+// `service` names a registry service: this proxy's SVID, the endpoint's identity checked against
+// the service's, as any call into the mesh) —, built and read by extauthz/check.h with the
 // project's HTTP/1.1 parser; gRPC providers through libmeshguard-extauthz-grpc.so (one channel
 // per provider address, loaded the first time one is asked), whose completion is posted back
 // to the asking worker. The provider's timeout bounds the whole call (resolve, connect, write,
@@ -21,6 +23,8 @@
 #include "http/message.h"
 #include "proxy/exchange.h"
 #include "proxy/net.h"
+#include "proxy/registry.h"
+#include "proxy/upstream_pool.h"
 
 namespace mg::policy {
 struct ExtensionProvider;
@@ -32,7 +36,9 @@ namespace mg::proxy {
 class ExtAuthzPool {
  public:
   struct Conn {
-    std::unique_ptr<net::Stream> stream;
+    std::unique_ptr<net::Stream> stream;  // a provider outside the mesh: plaintext
+    std::unique_ptr<UpstreamConn> mesh;   // a mesh workload: mTLS (the stream and its TLS state)
+    net::Stream* io() { return mesh ? mesh->stream.get() : stream.get(); }
   };
   ~ExtAuthzPool() { clear(); }
   // An idle connection to `key` holding nothing to read (else closed), or null.
@@ -43,6 +49,18 @@ class ExtAuthzPool {
  private:
   std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> idle_;
 };
+
+// An HTTP provider that is a mesh workload: the registry service port its `service` and `port`
+// name (Registry::resolve), reached through the worker's upstream pool over mTLS.
+struct ProviderInMesh {
+  std::shared_ptr<const Registry> registry;  // keeps `match` alive
+  Registry::Match match;
+  UpstreamPool& upstreams;
+  const OutlierSettings& outlier;
+};
+// `provider`'s service port in `registry`, if its `service` names one (any of a registry name's
+// forms, with its port).
+std::optional<Registry::Match> provider_in_mesh(const Registry& registry, const policy::ExtensionProvider& provider);
 
 // What the provider is asked about: the client's request (after normalization) and who sent it.
 struct ExtAuthzQuery {
@@ -74,9 +92,11 @@ class ExtAuthz {
   ExtAuthz& operator=(const ExtAuthz&) = delete;
 
   // Asks `provider` about the request; an Error result (never an exception) when it cannot
-  // answer in time or answers nonsense. Runs on the calling worker's executor.
+  // answer in time or answers nonsense. Runs on the calling worker's executor. `in_mesh`: an
+  // HTTP provider that is a mesh workload (null: reached in plaintext at its service and port).
   net::awaitable<extauthz::CheckResult> check(const policy::ExtensionProvider& provider,
-                                              const ExtAuthzQuery& query, ExtAuthzPool& pool);
+                                              const ExtAuthzQuery& query, ExtAuthzPool& pool,
+                                              const ProviderInMesh* in_mesh = nullptr);
 
   // Cancels the gRPC calls in flight and waits for them (before the workers' loops go: their
   // completions are posted there).
@@ -84,7 +104,8 @@ class ExtAuthz {
 
  private:
   net::awaitable<extauthz::CheckResult> check_http(const policy::ExtensionProvider& provider,
-                                                   const ExtAuthzQuery& query, ExtAuthzPool& pool);
+                                                   const ExtAuthzQuery& query, ExtAuthzPool& pool,
+                                                   const ProviderInMesh* in_mesh);
   net::awaitable<extauthz::CheckResult> check_grpc(const policy::ExtensionProvider& provider,
                                                    const ExtAuthzQuery& query);
   Result<extauthz::GrpcCheckers*> grpc_checkers();
