@@ -54,11 +54,26 @@ class GrpcChecker {
   virtual void shutdown() = 0;
 };
 
+// A provider that is a mesh workload is reached over mTLS: this proxy's SVID and trust bundle
+// (PEM) and the SPIFFE IDs its server may present (secure naming: gRPC checks the chain against
+// the bundle, the channel's verifier the leaf's one URI SAN against `identities`; host names are
+// not checked). `generation` names the SVID (its fingerprint): a renewed one gets a new channel.
+struct MeshTls {
+  std::string key_pem;
+  std::string cert_chain_pem;
+  std::string bundle_pem;
+  std::string generation;
+};
+
 class GrpcCheckers {
  public:
   virtual ~GrpcCheckers() = default;
   // The checker for "host:port", made once (one channel per provider address, reused).
   virtual std::shared_ptr<GrpcChecker> channel(const std::string& host, uint32_t port) = 0;
+  // The mTLS checker for "host:port" expecting one of `identities`, made once per SVID generation
+  // (the previous generation's channel for that address is let go).
+  virtual std::shared_ptr<GrpcChecker> channel_mtls(const std::string& host, uint32_t port, const MeshTls& tls,
+                                                    const std::vector<std::string>& identities) = 0;
   virtual void shutdown() = 0;
 };
 

@@ -3,6 +3,9 @@
 #include <chrono>
 #include <ctime>
 
+#include <openssl/ssl.h>
+
+#include "crypto/openssl.h"
 #include "http/body.h"
 #include "http/parser.h"
 #include "policy/resources.h"
@@ -202,13 +205,7 @@ std::optional<Registry::Match> provider_in_mesh(const Registry& registry, const 
 
 net::awaitable<CheckResult> ExtAuthz::check(const policy::ExtensionProvider& p, const ExtAuthzQuery& query,
                                             ExtAuthzPool& pool, const ProviderInMesh* in_mesh) {
-  if (p.kind == policy::ExtensionProvider::Kind::EnvoyExtAuthzGrpc) {
-    // Never in plaintext to a mesh workload: its gRPC channel has no SPIFFE check yet.
-    if (in_mesh)
-      co_return CheckResult::failure("a gRPC provider that is a mesh workload (" + in_mesh->match.service->fqdn() +
-                                     ") is not supported: use envoyExtAuthzHttp, or an address outside the registry");
-    co_return co_await check_grpc(p, query);
-  }
+  if (p.kind == policy::ExtensionProvider::Kind::EnvoyExtAuthzGrpc) co_return co_await check_grpc(p, query, in_mesh);
   co_return co_await check_http(p, query, pool, in_mesh);
 }
 
@@ -297,11 +294,37 @@ Result<extauthz::GrpcCheckers*> ExtAuthz::grpc_checkers() {
   return grpc_.get();
 }
 
-net::awaitable<CheckResult> ExtAuthz::check_grpc(const policy::ExtensionProvider& p,
-                                                 const ExtAuthzQuery& query) {
+std::shared_ptr<const extauthz::MeshTls> ExtAuthz::mesh_tls(const TlsState& state) {
+  const tls::Credentials& creds = *state.creds;
+  std::lock_guard lock(mu_);
+  if (mesh_tls_ && mesh_tls_->generation == creds.fingerprint) return mesh_tls_;
+  auto made = std::make_shared<extauthz::MeshTls>();
+  for (const auto& cert : creds.chain) made->cert_chain_pem += crypto::cert_to_pem(cert.get());
+  made->key_pem = crypto::private_key_to_pem(SSL_CTX_get0_privatekey(creds.client_ctx.get()));
+  made->bundle_pem = creds.bundle.to_pem();
+  made->generation = creds.fingerprint;
+  mesh_tls_ = std::move(made);
+  return mesh_tls_;
+}
+
+net::awaitable<CheckResult> ExtAuthz::check_grpc(const policy::ExtensionProvider& p, const ExtAuthzQuery& query,
+                                                 const ProviderInMesh* in_mesh) {
   auto checkers = grpc_checkers();
   if (!checkers) co_return CheckResult::failure(checkers.error().message);
-  std::shared_ptr<extauthz::GrpcChecker> checker = (*checkers)->channel(p.service, p.port);
+  std::shared_ptr<extauthz::GrpcChecker> checker;
+  UpstreamTarget target;
+  if (in_mesh) {
+    auto state = in_mesh->upstreams.credentials().usable();
+    if (!state) co_return CheckResult::failure("no valid certificate: cannot call a provider in the mesh over mTLS");
+    target.service = in_mesh->match.service;
+    target.port = in_mesh->match.port;
+    if (!choose_endpoint(target, BalancerClock::now()))
+      co_return CheckResult::failure("unreachable: no healthy endpoint of " + target.service->fqdn());
+    checker = (*checkers)->channel_mtls(target.endpoint->address, target.endpoint->port, *mesh_tls(*state),
+                                        target.service->identities);
+  } else {
+    checker = (*checkers)->channel(p.service, p.port);
+  }
   extauthz::CheckAttributes attributes = check_attributes(query);
   if (query.body && query.body->present) {
     attributes.body = query.body->data;
@@ -309,7 +332,12 @@ net::awaitable<CheckResult> ExtAuthz::check_grpc(const policy::ExtensionProvider
     attributes.headers.emplace_back("x-envoy-auth-partial-body", query.body->partial ? "true" : "false");
   }
   auto call = grpc_call(std::move(checker), std::move(attributes), p.timeout_ms);
-  co_return co_await std::move(call);
+  CheckResult result = co_await std::move(call);
+  // An endpoint that could not be reached counts against it, as a failed connection does.
+  if (target.endpoint)
+    finish_endpoint(target, result.kind == CheckResult::Kind::Error && !result.timed_out, in_mesh->outlier,
+                    BalancerClock::now());
+  co_return result;
 }
 
 net::awaitable<BodyBuffering> buffer_request_body(net::Stream& down, std::string& in,

@@ -6,7 +6,9 @@
 // project's HTTP/1.1 parser; gRPC providers through libmeshguard-extauthz-grpc.so (one channel
 // per provider address, loaded the first time one is asked), whose completion is posted back
 // to the asking worker. The provider's timeout bounds the whole call (resolve, connect, write,
-// read). Narrow on purpose: `check` is all an HTTP/1 or HTTP/2 request loop needs.
+// read). A gRPC provider that is a mesh workload gets an mTLS channel to an endpoint the
+// balancer picks, with this proxy's SVID (its PEM made once per certificate) and secure naming.
+// Narrow on purpose: `check` is all an HTTP/1 or HTTP/2 request loop needs.
 // Owns: the gRPC module's checkers; each worker's ExtAuthzPool owns its idle connections.
 #pragma once
 
@@ -22,6 +24,7 @@
 #include "extauthz/grpc_client.h"
 #include "http/message.h"
 #include "proxy/exchange.h"
+#include "proxy/credentials.h"
 #include "proxy/net.h"
 #include "proxy/registry.h"
 #include "proxy/upstream_pool.h"
@@ -107,12 +110,15 @@ class ExtAuthz {
                                                    const ExtAuthzQuery& query, ExtAuthzPool& pool,
                                                    const ProviderInMesh* in_mesh);
   net::awaitable<extauthz::CheckResult> check_grpc(const policy::ExtensionProvider& provider,
-                                                   const ExtAuthzQuery& query);
+                                                   const ExtAuthzQuery& query, const ProviderInMesh* in_mesh);
+  // This proxy's SVID as the gRPC module takes it, made again only when the certificate changed.
+  std::shared_ptr<const extauthz::MeshTls> mesh_tls(const TlsState& state);
   Result<extauthz::GrpcCheckers*> grpc_checkers();
 
   std::mutex mu_;
   std::unique_ptr<extauthz::GrpcCheckers> grpc_;  // loaded on first use
   std::string grpc_error_;                        // why it could not be loaded (kept: not retried)
+  std::shared_ptr<const extauthz::MeshTls> mesh_tls_;  // under mu_
 };
 
 // The AttributeContext of a gRPC check (what the OPA-Envoy plugin's input is made of).

@@ -113,6 +113,8 @@ class UpstreamPool {
   }
   // Drops every idle connection and cached session (before the worker's loop goes).
   void clear();
+  // The workload's certificate this pool connects with.
+  const Credentials& credentials() const { return credentials_; }
 
  private:
   // Where an mTLS connection goes and whom it must reach.

@@ -5,6 +5,7 @@
 # the service's (secure naming) — and the provider's own proxy (STRICT) sees the caller's
 # principal and applies its policy. An endpoint presenting another service account's certificate
 # is never asked (statusOnError). A provider outside the registry is still called in plaintext.
+# The same for a gRPC provider (an mTLS channel whose verifier checks the URI SAN).
 #
 # curl → details proxy (PERMISSIVE inbound, CUSTOM) ══mTLS══► ext-authz proxy (productpage SVID,
 # STRICT, ALLOW only details) → test provider; the impostor proxy (reviews SVID) stands behind
@@ -20,8 +21,8 @@ make_svid "$WORK" reviews mesh "$REVIEWS"
 start_app app APP
 start_authz_server "$SERVER_BIN"
 
-# provider_proxy NAME SVID: a STRICT HTTP inbound to the test provider, allowing only details'
-# principal; its access log $WORK/NAME-access.log; sets NAME_IN.
+# provider_proxy NAME SVID: STRICT HTTP and gRPC inbounds to the test provider, allowing only
+# details' principal; its access log $WORK/NAME-access.log; sets NAME_IN and NAME_GRPC.
 provider_proxy() {
   mkdir -p "$WORK/$1-policies"
   cat >"$WORK/$1-policies/allow.yaml" <<YAML
@@ -32,11 +33,12 @@ spec:
   action: ALLOW
   rules: [{from: [{source: {principals: ["cluster.local/ns/default/sa/details"]}}]}]
 YAML
-  run_proxy "$1" "${1}_IN=inbound[0]" <<YAML
+  run_proxy "$1" "${1}_IN=inbound[0]" "${1}_GRPC=inbound[1]" <<YAML
 workload: {name: $1, namespace: default, serviceAccount: $2}
 $(tls_yaml "$2")
 inbound:
   - {port: 0, address: 127.0.0.1, appPort: $HTTP_AUTHZ, protocol: http, mtlsMode: STRICT}
+  - {port: 0, address: 127.0.0.1, appPort: $GRPC_AUTHZ, protocol: grpc, mtlsMode: STRICT}
 accessLog: $WORK/$1-access.log
 policyDir: $WORK/$1-policies
 workers: 1
@@ -45,8 +47,8 @@ YAML
 provider_proxy authzp productpage
 provider_proxy impostor reviews
 
-# service NAME ENDPOINT-PORT: a Service on port 8000 whose one endpoint (service account
-# productpage) is 127.0.0.1:ENDPOINT-PORT.
+# service NAME HTTP-PORT GRPC-PORT: a Service (ports 8000 http, 9000 grpc) whose one endpoint
+# (service account productpage) is 127.0.0.1 with those endpoint ports.
 service() {
   cat <<YAML
 apiVersion: meshguard.io/v1alpha1
@@ -54,22 +56,22 @@ kind: Service
 metadata: {name: $1, namespace: default}
 spec:
   selector: {app: $1}
-  ports: [{name: http, port: 8000, protocol: http}]
+  ports: [{name: http, port: 8000, protocol: http}, {name: grpc, port: 9000, protocol: grpc}]
 ---
 apiVersion: meshguard.io/v1alpha1
 kind: ServiceEndpoints
 metadata: {name: $1, namespace: default}
 spec:
   endpoints:
-  - {workload: $1-0, address: 127.0.0.1, serviceAccount: productpage, ports: [{port: 8000, endpointPort: $2}]}
+  - {workload: $1-0, address: 127.0.0.1, serviceAccount: productpage, ports: [{port: 8000, endpointPort: $2}, {port: 9000, endpointPort: $3}]}
 ---
 YAML
 }
 
 mkdir -p "$WORK/policies"
 {
-  service ext-authz "$authzp_IN"
-  service fake-authz "$impostor_IN"
+  service ext-authz "$authzp_IN" "$authzp_GRPC"
+  service fake-authz "$impostor_IN" "$impostor_GRPC"
   cat <<YAML
 apiVersion: meshguard.io/v1alpha1
 kind: Mesh
@@ -90,12 +92,18 @@ spec:
     envoyExtAuthzHttp: {service: fake-authz.default, port: 8000, timeout: 2s, includeRequestHeadersInCheck: ["x-ext-authz"]}
   - name: plain
     envoyExtAuthzHttp: {service: 127.0.0.1, port: $HTTP_AUTHZ, timeout: 2s, includeRequestHeadersInCheck: ["x-ext-authz"]}
+  - name: mesh-grpc
+    envoyExtAuthzGrpc: {service: ext-authz.default.svc.cluster.local, port: 9000, timeout: 2s}
+  - name: fake-grpc
+    envoyExtAuthzGrpc: {service: fake-authz.default, port: 9000, timeout: 2s}
 ---
 YAML
   custom mesh mesh-authz /anything/mesh/
   custom short short-name /anything/short/
   custom fake fake-authz /anything/fake/
   custom plain plain /anything/plain/
+  custom mgrpc mesh-grpc /anything/mgrpc/
+  custom fgrpc fake-grpc /anything/fgrpc/
 } >"$WORK/policies/custom.yaml"
 
 run_proxy proxy IN='inbound[0]' ADMIN=admin <<YAML
@@ -133,6 +141,22 @@ pass "the impostor was never sent the check"
 # A provider named by address is outside the registry: plaintext, as before.
 expect_eq "$(http_status "$BASE/anything/plain/p" -H 'x-ext-authz: allow')" 200 "a provider outside the registry: plaintext"
 
-# mesh 2 (a, b) + short 1 + pooled 3 + plain 1; never the impostor's.
-expect_eq "$(authz_count)" "http 7 grpc 0" "every check reached the provider once, none through the impostor"
+# --- gRPC provider in the mesh ---
+body=$(curl -s --max-time 10 -H 'x-ext-authz: allow' "$BASE/anything/mgrpc/a")
+expect_contains "$body" '"x-ext-authz-check-result": "allowed-by-grpc"' "a gRPC provider in the mesh allows"
+line=$(wait_for_line "$WORK/authzp-access.log" '"path":"/envoy.service.auth.v3.Authorization/Check"')
+expect_contains "$line" '"principal":"spiffe://cluster.local/ns/default/sa/details"' \
+  "the gRPC check reached the provider's proxy over mTLS, from the asking workload's principal"
+expect_eq "$(http_status "$BASE/anything/mgrpc/b" -H 'x-ext-authz: deny')" 403 "a gRPC provider in the mesh denies"
+expect_eq "$(http_status "$BASE/anything/fgrpc/x" -H 'x-ext-authz: allow')" 403 \
+  "a gRPC endpoint with another identity is refused: statusOnError (403)"
+line=$(wait_for_line "$WORK/access.log" '"path":"/anything/fgrpc/x"')
+expect_contains "$line" 'secure naming' "access log: why (secure naming)"
+if grep -q 'Authorization/Check' "$WORK/impostor-access.log" 2>/dev/null; then
+  fail "the impostor received a gRPC check: $(cat "$WORK/impostor-access.log")"
+fi
+pass "the impostor was never sent the gRPC check"
+
+# HTTP: mesh 2 (a, b) + short 1 + pooled 3 + plain 1; gRPC: 2; never the impostor's.
+expect_eq "$(authz_count)" "http 7 grpc 2" "every check reached the provider once, none through the impostor"
 echo "PASS: ext_authz_mesh"
