@@ -15,16 +15,24 @@
 #           pair (DO_NOT_UPGRADE: meshguard_h11).
 #   h2      h2load -c1 -m100 (h2c, 100 concurrent streams on one connection) → client hop ══h2
 #           over mTLS══► server hop → the h2c app (run.sh's start_h2_app).
+#   opa     (issue 14) the h1 chain twice, every request carrying the section opa's JWT: without
+#           OPA (meshguard_noopa) and with the OPAPolicy of OPA's Envoy primer at the server hop
+#           (meshguard_opa) — what the in-proxy decision adds, in user-space instructions (the
+#           whole request path: input document, JWT, evaluation, access log). Not turned into µs
+#           here: the hop's CPU per request at a fixed rate is mostly kernel time and wake-ups that
+#           callgrind does not count, so scaling by it overstates. No HAProxy row: it has no OPA.
 # One connection keeps the counts free of the scheduling a loaded machine adds (how many requests
 # one epoll_wait finds ready); they are the per-request cost of the code path itself.
-# Knobs: COUNT_REQUESTS=20000 (system calls) COUNT_CG_REQUESTS=2000 (callgrind, h1; the h2 rows
+# Knobs: COUNT_CHAINS="h1 h2 opa" (which chains) COUNT_REQUESTS=20000 (system calls) COUNT_CG_REQUESTS=2000 (callgrind, h1; the h2 rows
 # take 5×) COUNT_CALLGRIND=1 (0: system calls only) COUNT_MG_ENV="" (environment for the meshguard
 # proxies, e.g. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 to compare allocators).
 
 COUNT_REQUESTS="${COUNT_REQUESTS:-20000}"
 COUNT_CG_REQUESTS="${COUNT_CG_REQUESTS:-2000}"
 COUNT_CALLGRIND="${COUNT_CALLGRIND:-1}"
-COUNT_TOPOS=(meshguard meshguard_h11 haproxy meshguard_h2 haproxy_h2)
+COUNT_TOPOS=(meshguard meshguard_h11 haproxy meshguard_h2 haproxy_h2 meshguard_noopa meshguard_opa)
+read -ra COUNT_CHAINS <<<"${COUNT_CHAINS:-h1 h2 opa}"
+
 # The system-call kinds shown one by one (the total is raw_syscalls:sys_enter).
 COUNT_KINDS=(read write recvfrom sendto recvmsg sendmsg readv writev epoll_wait epoll_ctl timerfd_settime futex)
 
@@ -40,6 +48,17 @@ count_start() {
     start_hap_pair cnt "$r" "$APP" 0
     COUNT_PIDS=("${MG_PID[cnt.client]}" "${MG_PID[cnt.server]}" "${MG_PID[cnt11.client]}" "${MG_PID[cnt11.server]}"
       "${HAP_PID[cnt.client]}" "${HAP_PID[cnt.server]}" "$APP_PID")
+  elif [ "$chain" = opa ]; then
+    mkdir -p "$WORK/policies-count-opa"
+    cp "$WORK/policies/allow.yaml" "$WORK/policies/strict.yaml" "$WORK/policies-count-opa/"
+    cp "$HERE/policies/opa_primer.yaml" "$WORK/policies-count-opa/opa.yaml"
+    start "app-count$r" "$APP_BIN" --listen 127.0.0.1:0
+    APP_PID=$LAST_PID
+    APP=$(port_of "$WORK/app-count$r.out" '^listening on 127\.0\.0\.1:[0-9]+$')
+    start_mg_pair cntnoopa "$r" "$WORK/policies" "$APP" http
+    start_mg_pair cntopa "$r" "$WORK/policies-count-opa" "$APP" http
+    COUNT_PIDS=("${MG_PID[cntnoopa.client]}" "${MG_PID[cntnoopa.server]}" "${MG_PID[cntopa.client]}" "${MG_PID[cntopa.server]}"
+      "$APP_PID")
   else
     start_h2_app "count$r"
     start_mg_pair cnth2 "$r" "$WORK/policies" "$H2APP" http2
@@ -65,13 +84,17 @@ count_topo() {
     haproxy) COUNT_URL="http://127.0.0.1:${HAP_PORT[cnt.client]}/details/1" COUNT_PROCS="client:${HAP_PID[cnt.client]} server:${HAP_PID[cnt.server]}" ;;
     meshguard_h2) COUNT_URL="http://127.0.0.1:${MG_PORT[cnth2.client]}/details/1" COUNT_PROCS="client:${MG_PID[cnth2.client]} server:${MG_PID[cnth2.server]}" ;;
     haproxy_h2) COUNT_URL="http://127.0.0.1:${HAP_PORT[cnth2.client]}/details/1" COUNT_PROCS="client:${HAP_PID[cnth2.client]} server:${HAP_PID[cnth2.server]}" ;;
+    meshguard_noopa) COUNT_URL="http://127.0.0.1:${MG_PORT[cntnoopa.client]}/details/1" COUNT_PROCS="client:${MG_PID[cntnoopa.client]} server:${MG_PID[cntnoopa.server]}" ;;
+    meshguard_opa) COUNT_URL="http://127.0.0.1:${MG_PORT[cntopa.client]}/details/1" COUNT_PROCS="client:${MG_PID[cntopa.client]} server:${MG_PID[cntopa.server]}" ;;
   esac
   case "$1" in
     *_h2) COUNT_LOAD=(-t1 -c1 -m100) COUNT_SCALE=5 ;;
     *) COUNT_LOAD=(--h1 -t1 -c1 -m1) COUNT_SCALE=1 ;;
   esac
+  # The OPAPolicy allows only a verified token; the same header on the row without it.
+  case "$1" in *opa) COUNT_LOAD+=(-H "authorization: Bearer $BENCH_JWT") ;; esac
 }
-chain_of() { case "$1" in *_h2) echo h2 ;; *) echo h1 ;; esac; }
+chain_of() { case "$1" in *_h2) echo h2 ;; *opa) echo opa ;; *) echo h1 ;; esac; }
 
 # count_load N FILE: N requests through the current topology; prints how many got a 200. Fails
 # when none did, or (STRICT=1) when any did not.
@@ -143,7 +166,7 @@ run_counts_section() {
     die "section counts needs valgrind (COUNT_CALLGRIND=0 counts system calls only)"
   [ "$PERF_SYSCALLS" = 1 ] || die "section counts needs perf with the raw_syscalls tracepoint"
   for REP in $(seq 1 "$REPS"); do
-    for chain in h1 h2; do
+    for chain in "${COUNT_CHAINS[@]}"; do
       log "counts repetition $REP/$REPS, chain $chain: system calls ($COUNT_REQUESTS requests per row)"
       MG_WRAP=()
       # shellcheck disable=SC2206 # COUNT_MG_ENV is NAME=VALUE words
@@ -175,6 +198,7 @@ print_counts() {
   echo "| topology: hop | instructions / request | system calls / request | $(printf '%s | ' "${COUNT_KINDS[@]}")"
   echo "|---|---|---|$(printf '%s' "${COUNT_KINDS[@]/*/---|}")"
   for t in "${COUNT_TOPOS[@]}"; do
+    [ -n "$(median "$t.sc.client.total")$(median "$t.ir.client")" ] || continue  # a chain not run
     for p in client server; do
       row="| $t: $p | $(fmt "$(median "$t.ir.$p")") | $(fmt "$(median "$t.sc.$p.total")" 2) |"
       for k in "${COUNT_KINDS[@]}"; do row+=" $(fmt "$(median "$t.sc.$p.$k")" 2) |"; done
@@ -182,12 +206,25 @@ print_counts() {
     done
   done
   echo
-  echo "Ratios meshguard ÷ HAProxy (instructions, system calls), client / server hop:" \
+  [ -n "$(median haproxy.ir.client)$(median haproxy.sc.client.total)" ] && echo "Ratios meshguard ÷ HAProxy (instructions, system calls), client / server hop:" \
     "h1 with HTTP/2 between $(ratio "$(median meshguard.ir.client)" "$(median haproxy.ir.client)") / $(ratio "$(median meshguard.ir.server)" "$(median haproxy.ir.server)")," \
     "$(ratio "$(median meshguard.sc.client.total)" "$(median haproxy.sc.client.total)") / $(ratio "$(median meshguard.sc.server.total)" "$(median haproxy.sc.server.total)");" \
     "h1 like for like $(ratio "$(median meshguard_h11.ir.client)" "$(median haproxy.ir.client)") / $(ratio "$(median meshguard_h11.ir.server)" "$(median haproxy.ir.server)")," \
     "$(ratio "$(median meshguard_h11.sc.client.total)" "$(median haproxy.sc.client.total)") / $(ratio "$(median meshguard_h11.sc.server.total)" "$(median haproxy.sc.server.total)");" \
     "h2 100 streams $(ratio "$(median meshguard_h2.ir.client)" "$(median haproxy_h2.ir.client)") / $(ratio "$(median meshguard_h2.ir.server)" "$(median haproxy_h2.ir.server)")," \
     "$(ratio "$(median meshguard_h2.sc.client.total)" "$(median haproxy_h2.sc.client.total)") / $(ratio "$(median meshguard_h2.sc.server.total)" "$(median haproxy_h2.sc.server.total)")."
+  echo
+  print_counts_opa
+}
+
+# What the OPAPolicy adds at the server hop, counted (and, with section opa in the run, in µs).
+print_counts_opa() {
+  local none opa added
+  none=$(median meshguard_noopa.ir.server) opa=$(median meshguard_opa.ir.server)
+  [ -n "$none" ] && [ -n "$opa" ] || return 0
+  added=$(awk -v a="$opa" -v b="$none" 'BEGIN { printf "%.0f", a - b }')
+  echo -n "OPAPolicy (OPA's Envoy primer) at the server hop adds $added instructions per request" \
+    "($(awk -v a="$added" -v b="$none" 'BEGIN { printf "%+.1f%%", 100 * a / b }') of the hop's $none)"
+  echo "."
   echo
 }

@@ -125,6 +125,10 @@ expect_contains "$line" '"principal":"spiffe://cluster.local/ns/default/sa/detai
   "the provider's proxy saw the check over mTLS, from the asking workload's principal"
 expect_eq "$(http_status "$BASE/anything/mesh/b" -H 'x-ext-authz: deny')" 401 "a provider in the mesh denies with its status"
 expect_eq "$(http_status "$BASE/anything/short/c" -H 'x-ext-authz: allow')" 200 "the service's short name in the proxy's namespace"
+# An HTTP/2 client (h2c) goes through the same check.
+expect_eq "$(http_status "$BASE/anything/mesh/h2" --http2-prior-knowledge -H 'x-ext-authz: deny')" 401 "an h2c request is checked too (denied)"
+body=$(curl -s --max-time 10 --http2-prior-knowledge -H 'x-ext-authz: allow' "$BASE/anything/mesh/h2")
+expect_contains "$body" '"x-ext-authz-check-result": "allowed"' "an h2c request is checked too (allowed, header added)"
 for i in 1 2 3; do http_status "$BASE/anything/mesh/k$i" -H 'x-ext-authz: allow' >/dev/null; done
 pass "sequential checks over the pooled mTLS connection"
 
@@ -157,6 +161,6 @@ if grep -q 'Authorization/Check' "$WORK/impostor-access.log" 2>/dev/null; then
 fi
 pass "the impostor was never sent the gRPC check"
 
-# HTTP: mesh 2 (a, b) + short 1 + pooled 3 + plain 1; gRPC: 2; never the impostor's.
-expect_eq "$(authz_count)" "http 7 grpc 2" "every check reached the provider once, none through the impostor"
+# HTTP: mesh 2 (a, b) + h2c 2 + short 1 + pooled 3 + plain 1; gRPC: 2; never the impostor's.
+expect_eq "$(authz_count)" "http 9 grpc 2" "every check reached the provider once, none through the impostor"
 echo "PASS: ext_authz_mesh"
