@@ -167,7 +167,7 @@ nlohmann::json Admin::config_dump() const {
       }
       if (l.kind == ListenerKind::Gateway) {
         e["name"] = l.name();
-        e["tls"] = p.edge_tls ? "SIMPLE" : p.mtls == MtlsMode::Strict ? "ISTIO_MUTUAL" : "none";
+        e["tls"] = p.edge_tls ? "SIMPLE" : p.passthrough ? "PASSTHROUGH" : p.mtls == MtlsMode::Strict ? "ISTIO_MUTUAL" : "none";
         if (gateway_routes->table) e["routes"] = gateway_routes_dump(*gateway_routes->table, l.index);
       }
     } else if (l.kind == ListenerKind::Outbound) {

@@ -181,4 +181,94 @@ OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& reg
   return NotFound{};
 }
 
+namespace {
+
+// A ServiceEntry port an app's TLS may go through as it is.
+bool carries_tls(const policy::ServiceEntryPort& p) {
+  return p.protocol == "TLS" || p.protocol == "HTTPS" || p.protocol == "TCP";
+}
+
+// `target` for a TLS connection: its bytes relayed, never TLS originated around them.
+Result<ExternalTarget> no_origination(Result<ExternalTarget> target) {
+  if (target && target->origin) {
+    return fail("no_cluster", "DestinationRule " + target->origin->rule + ": tls mode SIMPLE for " + target->name() +
+                                  ", a TLS connection passed through (it would wrap the app's TLS)");
+  }
+  return target;
+}
+
+OutboundDecision passthrough(Result<ExternalTarget> target, std::string virtual_service) {
+  target = no_origination(std::move(target));
+  if (!target) return NoCluster{target.error().code, target.error().message};
+  return ToExternal{std::move(*target), std::move(virtual_service)};
+}
+
+}  // namespace
+
+Result<ExternalTarget> resolve_passthrough(const policy::HttpRouteDestination& destination, uint32_t port,
+                                           const MeshRouting& routing, const DestinationRules& rules) {
+  const std::string host = http::to_lower(destination.host);
+  auto entry = routing.find(host, destination.port ? destination.port : port);
+  if (!entry && !destination.port) entry = routing.find(host, 0);
+  if (!entry || entry->entry->location != policy::ServiceEntry::Location::MeshExternal || !carries_tls(*entry->port)) {
+    return fail("no_cluster", "no MESH_EXTERNAL ServiceEntry names " + host + " on a TLS port" +
+                                  (destination.port ? " " + std::to_string(destination.port) : std::string()));
+  }
+  return no_origination(resolve_external(*entry, host, rules, destination.subset));
+}
+
+OutboundDecision decide_outbound_tls(const OutboundTls& conn, const Registry& registry, const MeshRouting& routing,
+                                     const DestinationRules& rules) {
+  const std::string sni = http::to_lower(conn.sni);
+  if (auto routed = routing.routes().route_tls(0, sni, conn.pick, conn.port)) {
+    const policy::HttpRouteDestination& d = *routed->destination;
+    std::string to = d.host;
+    if (to.find('.') == std::string::npos) (to += '.') += routed->virtual_service.substr(0, routed->virtual_service.find('/'));
+    if (d.port) to += ":" + std::to_string(d.port);
+    if (auto match = registry.resolve(to)) {
+      if (is_http(match->port->protocol)) {
+        return NoCluster{"no_cluster", "VirtualService " + routed->virtual_service + " routes TLS to " + to +
+                                           ", an HTTP port (a TLS route needs a TCP port)"};
+      }
+      const std::string rule_host = rules.find(host_without_port(d.host)) ? d.host : match->service->fqdn();
+      auto upstream = rules.upstream(rule_host, match->port->port, d.subset);
+      if (!upstream) return NoCluster{upstream.error().code, upstream.error().message};
+      if (upstream->origin) {
+        return NoCluster{"no_cluster", "DestinationRule " + upstream->origin->rule +
+                                           ": tls mode SIMPLE toward mesh service " + to +
+                                           " (proxies speak mTLS to each other: ISTIO_MUTUAL)"};
+      }
+      ToService out{*match, upstream->load_balancer, {}, routed->virtual_service};
+      if (const auto* rule = rules.find(rule_host)) {
+        auto eff = rule->effective(match->port->port, d.subset);
+        if (eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::IstioMutual)
+          out.sni = eff->tls->sni;
+      }
+      return out;
+    }
+    auto target = resolve_passthrough(d, conn.port, routing, rules);
+    if (!target && target.error().code == "no_cluster") {
+      return NoCluster{"no_cluster", "VirtualService " + routed->virtual_service + " routes TLS to " + to +
+                                         ", which no Service TCP port or MESH_EXTERNAL ServiceEntry TLS port names"};
+    }
+    return passthrough(std::move(target), routed->virtual_service);
+  }
+  if (!sni.empty()) {
+    if (auto entry = routing.find(sni, conn.port)) {
+      if (entry->entry->location != policy::ServiceEntry::Location::MeshExternal) {
+        return NoCluster{"no_cluster", "ServiceEntry " + entry->entry->meta.full_name() + " (host " + sni +
+                                           ") is MESH_INTERNAL: reachable through a gateway only"};
+      }
+      if (!carries_tls(*entry->port)) {
+        return NoCluster{"no_cluster", "ServiceEntry " + entry->entry->meta.full_name() + " port " +
+                                           std::to_string(entry->port->number) + " is " + entry->port->protocol +
+                                           ", not TLS: a TLS connection cannot go through it"};
+      }
+      return passthrough(resolve_external(*entry, sni, rules), {});
+    }
+  }
+  if (registry.registry_only()) return BlackHole{};
+  return NotFound{};
+}
+
 }  // namespace mg::proxy

@@ -215,6 +215,7 @@ Verdict enforce_connection(const EnforcedPolicy* policy, ConnectionContext& ctx)
   }
   policy::Request r;
   fill_base_request(r, ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
+  r.sni = ctx.sni;  // connection.sni: a passthrough connection's ClientHello
   // 1. The PeerAuthentication's STRICT; 2. the policy decision (L4 attributes only).
   if (auto refused = policy::refuse_plaintext(*policy->snapshot, r)) {
     ctx.decision = to_verdict(*refused, false);
