@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "http/message.h"
+#include "proxy/gateway_mode.h"
 
 namespace mg::proxy {
 
@@ -38,6 +39,7 @@ std::shared_ptr<const MeshRouting> MeshRouting::build(const policy::ResourceSet&
   set->service_entries = resources.service_entries;
   auto out = std::make_shared<MeshRouting>();
   out->routes_ = gateway::RouteTable::build_mesh(set);
+  out->internal_ = service_entry_services(*set);
   out->set_ = std::move(set);
   return out;
 }
@@ -63,6 +65,18 @@ std::optional<MeshRouting::Entry> MeshRouting::find(std::string_view host, uint3
   if (!chosen && port == 0 && best->ports.size() == 1) chosen = &best->ports.front();
   if (!chosen) return std::nullopt;
   return Entry{best, chosen};
+}
+
+std::optional<Registry::Match> MeshRouting::find_internal(std::string_view host, uint32_t port) const {
+  for (const auto& s : internal_) {
+    if (s.name != host) continue;
+    const RegistryPort* p = port != 0           ? s.find_port(static_cast<uint16_t>(port))
+                            : s.ports.size() == 1 ? &s.ports.front()
+                                                  : s.find_port(80);
+    if (!p) return std::nullopt;
+    return Registry::Match{&s, p};
+  }
+  return std::nullopt;
 }
 
 bool MeshRouting::names(std::string_view host) const {
@@ -112,6 +126,37 @@ Result<ExternalTarget> resolve_external(const MeshRouting::Entry& found, std::st
   return out;
 }
 
+namespace {
+
+// A MESH_INTERNAL ServiceEntry host `host` (its port as `entry` found it) for an HTTP request: its
+// STATIC endpoints over mTLS (secure naming: the entry's subjectAltNames; none listed, nothing is
+// accepted), the DestinationRule for the host giving the load balancer and an ISTIO_MUTUAL sni.
+OutboundDecision to_internal(const MeshRouting& routing, const DestinationRules& rules, const std::string& host,
+                             const MeshRouting::Entry& entry, std::string_view subset, std::string virtual_service) {
+  const std::string name = "ServiceEntry " + entry.entry->meta.full_name() + " (host " + host + ")";
+  auto match = routing.find_internal(host, entry.port->number);
+  if (!match) {
+    return NoCluster{"no_cluster", name + " is MESH_INTERNAL without resolution STATIC: no endpoints to reach"};
+  }
+  if (!is_http(match->port->protocol)) {
+    return NoCluster{"no_cluster", name + " port " + std::to_string(entry.port->number) + " is not HTTP"};
+  }
+  auto upstream = rules.upstream(host, match->port->port, subset);
+  if (!upstream) return NoCluster{upstream.error().code, upstream.error().message};
+  if (upstream->origin) {
+    return NoCluster{"no_cluster", "DestinationRule " + upstream->origin->rule + ": tls mode SIMPLE toward " + name +
+                                       ", a MESH_INTERNAL host (reached over mTLS: ISTIO_MUTUAL)"};
+  }
+  ToService out{*match, upstream->load_balancer, {}, std::move(virtual_service)};
+  if (const auto* rule = rules.find(host)) {
+    auto eff = rule->effective(match->port->port, subset);
+    if (eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::IstioMutual) out.sni = eff->tls->sni;
+  }
+  return out;
+}
+
+}  // namespace
+
 OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& registry, const MeshRouting& routing,
                                  const DestinationRules& rules) {
   const std::string host = host_without_port(req.authority);
@@ -149,6 +194,9 @@ OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& reg
     const std::string dest_host = http::to_lower(d.host);
     auto entry = routing.find(dest_host, d.port ? d.port : port ? port : 80);
     if (!entry) entry = routing.find(dest_host, 0);
+    if (entry && entry->entry->location == policy::ServiceEntry::Location::MeshInternal) {
+      return to_internal(routing, rules, dest_host, *entry, d.subset, routed->virtual_service);
+    }
     if (!entry || entry->entry->location != policy::ServiceEntry::Location::MeshExternal) {
       return NoCluster{"no_cluster", "VirtualService " + routed->virtual_service + " routes to " + to +
                                          ", which no Service or MESH_EXTERNAL ServiceEntry port names"};
@@ -167,10 +215,8 @@ OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& reg
   }
   if (auto entry = routing.find(host, port)) {
     if (entry->entry->location != policy::ServiceEntry::Location::MeshExternal) {
-      // Mesh-internal entries are a gateway's destinations (mTLS to their subjectAltNames); a
-      // client proxy does not route to them.
-      return NoCluster{"no_cluster", "ServiceEntry " + entry->entry->meta.full_name() + " (host " + host +
-                                         ") is MESH_INTERNAL: reachable through a gateway only"};
+      // A mesh-internal entry: its endpoints over mTLS, its subjectAltNames the identities.
+      return to_internal(routing, rules, host, *entry, "", {});
     }
     auto target = resolve_external(*entry, host, rules);
     if (!target) return NoCluster{target.error().code, target.error().message};

@@ -55,9 +55,14 @@ class MeshRouting {
   std::optional<Entry> find(std::string_view host, uint32_t port) const;
   // Whether any ServiceEntry names `host` (REGISTRY_ONLY admits it).
   bool names(std::string_view host) const;
+  // A MESH_INTERNAL, resolution STATIC ServiceEntry host (exact, lower case) as an upstream
+  // service (its endpoints as written, its subjectAltNames the identities a server must present)
+  // with its port `port` (0: its only port, else its port 80). nullopt: no such host or port.
+  std::optional<Registry::Match> find_internal(std::string_view host, uint32_t port) const;
 
  private:
   std::shared_ptr<const policy::ResourceSet> set_;  // the VirtualServices and ServiceEntries
+  std::vector<RegistryService> internal_;           // service_entry_services of set_
   std::shared_ptr<const gateway::RouteTable> routes_;
 };
 

@@ -92,7 +92,9 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   if (http) {
     for (const auto& [name, value] : d.response_headers) v.response_headers.push_back({name, value});
   }
-  if (!d.allow && d.status == 0) v.reason = "mTLS required (PeerAuthentication STRICT): " + v.reason;
+  // Only the STRICT refusal: every denied TCP connection has status 0 too.
+  if (!d.allow && d.reason == policy::ReasonCode::DeniedPlaintextOnStrict)
+    v.reason = "mTLS required (PeerAuthentication STRICT): " + v.reason;
   return v;
 }
 

@@ -57,6 +57,7 @@ std::vector<RegistryService> service_entry_services(const policy::ResourceSet& s
       s.name = http::to_lower(host);
       s.ns = se.meta.ns;
       s.identities = se.subject_alt_names;
+      s.service_entry = true;
       std::sort(s.identities.begin(), s.identities.end());
       for (const auto& sp : se.ports) {
         RegistryPort p;

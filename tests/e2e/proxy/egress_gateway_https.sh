@@ -216,8 +216,8 @@ served=$(grep -c '^request' "$WORK/ext.err" || true)
 status=$(https_call "$OTHER_OUT" edition.cnn.com -o /dev/null -w '%{http_code}')
 expect_eq "$status" 000 "other → egress gateway: the connection is refused (no HTTP answer through a passthrough)"
 wait_line "$WORK/egw-access.log" '"event":"egress_audit"' '"principal":"spiffe://cluster.local/ns/default/sa/other"' \
-  '"sni":"edition.cnn.com"' '"decision":"deny"' >/dev/null
-pass "egress audit line: other's connection denied"
+  '"sni":"edition.cnn.com"' '"decision":"deny"' '"reason":"denied: ALLOW policies apply to the workload but none matched"' >/dev/null
+pass "egress audit line: other's connection denied, no ALLOW rule matching"
 expect_eq "$(grep -c '^request' "$WORK/ext.err" || true)" "$served" "the third party never heard from other"
 
 # REGISTRY_ONLY: an unknown SNI is refused at the client proxy and never reaches the gateway.

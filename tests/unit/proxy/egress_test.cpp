@@ -345,7 +345,7 @@ spec:
   EXPECT_FALSE(std::get<ToExternal>(wild).target.origin);
 }
 
-TEST(Egress, MeshInternalEntriesAreNotAClientsDestination) {
+TEST(Egress, MeshInternalEntriesAreReachedOverMtls) {
   World w(R"(apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: billing}
@@ -354,11 +354,42 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   location: MESH_INTERNAL
   resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-)");
-  auto d = w.decide("billing.internal");
-  ASSERT_TRUE(std::holds_alternative<NoCluster>(d));
-  EXPECT_NE(std::get<NoCluster>(d).detail.find("MESH_INTERNAL"), std::string::npos);
+  endpoints: [{address: 127.0.0.1, ports: {http: 15006}}]
+  subjectAltNames: ["spiffe://cluster.local/ns/billing/sa/billing"]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ledger}
+spec:
+  hosts: [ledger.internal]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  location: MESH_INTERNAL
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: billing}
+spec:
+  host: billing.internal
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+)", true);
+  // The entry's endpoints over mTLS, its subjectAltNames the identities to expect.
+  auto d = w.decide("Billing.Internal");
+  ASSERT_TRUE(std::holds_alternative<ToService>(d)) << d.index();
+  const ToService& s = std::get<ToService>(d);
+  EXPECT_EQ(s.match.service->fqdn(), "billing.internal");
+  EXPECT_EQ(s.match.service->identities, std::vector<std::string>{"spiffe://cluster.local/ns/billing/sa/billing"});
+  EXPECT_EQ(s.match.port->port, 80);
+  ASSERT_EQ(s.match.port->endpoints.size(), 1u);
+  EXPECT_EQ(s.match.port->endpoints[0].address, "127.0.0.1");
+  EXPECT_EQ(s.match.port->endpoints[0].port, 15006);
+  EXPECT_EQ(s.load_balancer, policy::Service::LoadBalancer::RoundRobin);
+  // A port the entry does not declare: REGISTRY_ONLY's black hole.
+  EXPECT_TRUE(std::holds_alternative<BlackHole>(w.decide("billing.internal:8080")));
+  // Without STATIC endpoints there is nothing to dial: 503 NC.
+  auto dns = w.decide("ledger.internal");
+  ASSERT_TRUE(std::holds_alternative<NoCluster>(dns));
+  EXPECT_NE(std::get<NoCluster>(dns).detail.find("without resolution STATIC"), std::string::npos);
 }
 
 }  // namespace
