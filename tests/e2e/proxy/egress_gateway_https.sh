@@ -138,8 +138,10 @@ policyDir: $WORK/egw-policies
 gateway: {credentialsDir: $WORK/creds}
 YAML
 expect_eq "$EGW" "$GWPORT" "the egress gateway listens on the Gateway's TLS port"
-expect_contains "$(curl -s --max-time 10 "http://127.0.0.1:$EGW_ADMIN/config_dump" | tr -d ' ')" '"tls":"PASSTHROUGH"' \
-  "the gateway listener is a PASSTHROUGH one"
+dump=$(curl -s --max-time 10 "http://127.0.0.1:$EGW_ADMIN/config_dump" | tr -d ' \n')
+expect_contains "$dump" '"tls":"PASSTHROUGH"' "the gateway listener is a PASSTHROUGH one"
+expect_contains "$dump" '{"destinations":[{"host":"edition.cnn.com","port":443,"weight":100}],"match":[{"gateways":["istio-egressgateway"],"port":'"$GWPORT"',"sniHosts":["edition.cnn.com"]}]}' \
+  "/config_dump lists the listener's tls routes"
 
 # The client proxies: the task's documents, the egress gateway's Service (its TLS port 443 is the
 # gateway's listener) and REGISTRY_ONLY.
