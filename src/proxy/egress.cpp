@@ -188,6 +188,7 @@ OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& reg
         auto eff = rule->effective(match->port->port, d.subset);
         if (eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::IstioMutual)
           out.sni = eff->tls->sni;
+        out.plaintext = eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::Disable;
       }
       return out;
     }
@@ -211,6 +212,10 @@ OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& reg
     ToService out{*match, std::nullopt, {}, {}};
     if (auto upstream = rules.upstream(match->service->fqdn(), match->port->port, ""))
       out.load_balancer = upstream->load_balancer;
+    if (const auto* rule = rules.find(match->service->fqdn())) {
+      auto eff = rule->effective(match->port->port, "");
+      out.plaintext = eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::Disable;
+    }
     return out;
   }
   if (auto entry = routing.find(host, port)) {

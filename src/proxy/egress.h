@@ -83,6 +83,7 @@ struct ToService {
   std::optional<policy::DestinationRule::LoadBalancer> load_balancer;  // from a DestinationRule
   std::string sni;                                                     // ISTIO_MUTUAL's sni, if any
   std::string virtual_service;                                         // "ns/name" when routed by one
+  bool plaintext = false;  // the DestinationRule's tls.mode DISABLE: plaintext to the endpoint
 };
 struct ToExternal {
   ExternalTarget target;

@@ -601,3 +601,42 @@ spec:
 
 }  // namespace
 }  // namespace mg::proxy
+
+namespace mg::proxy {
+namespace {
+
+// DestinationRule tls.mode DISABLE toward a mesh service: plaintext to its endpoints, by Host and
+// through a `mesh` route; ISTIO_MUTUAL (or no rule) stays mTLS.
+TEST(Egress, DisableSendsPlaintextToAMeshService) {
+  World w(R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews.default.svc.cluster.local
+  trafficPolicy: {tls: {mode: DISABLE}}
+  subsets:
+  - name: mutual
+    trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-route}
+spec:
+  hosts: [reviews-alias]
+  http:
+  - route: [{destination: {host: reviews, subset: mutual}}]
+)");
+  auto direct = w.decide("reviews:9080");
+  ASSERT_TRUE(std::holds_alternative<ToService>(direct)) << direct.index();
+  EXPECT_TRUE(std::get<ToService>(direct).plaintext);
+  auto routed = w.decide("reviews-alias");
+  ASSERT_TRUE(std::holds_alternative<ToService>(routed)) << routed.index();
+  EXPECT_FALSE(std::get<ToService>(routed).plaintext);  // the subset's ISTIO_MUTUAL
+  World none("");
+  auto plain = none.decide("reviews:9080");
+  ASSERT_TRUE(std::holds_alternative<ToService>(plain));
+  EXPECT_FALSE(std::get<ToService>(plain).plaintext);
+}
+
+}  // namespace
+}  // namespace mg::proxy
