@@ -53,14 +53,25 @@ bool names_gateway(const policy::VirtualService& vs, const BoundServer& b) {
 
 // Whether a match entry's `gateways` lets it apply where the VirtualService was bound (`bound`:
 // "ns/name" of the binding Gateways, or "mesh"). Names without a namespace are the VirtualService's.
-bool entry_applies_at(const policy::HttpMatchRequest& m, const policy::VirtualService& vs,
-                      const std::vector<std::string>& bound) {
+template <class Match>
+bool entry_applies_at(const Match& m, const policy::VirtualService& vs, const std::vector<std::string>& bound) {
   if (m.gateways.empty()) return true;
   for (const auto& g : m.gateways) {
     const std::string full = g == "mesh" || g.find('/') != std::string::npos ? g : vs.meta.ns + "/" + g;
     if (std::find(bound.begin(), bound.end(), full) != bound.end()) return true;
   }
   return false;
+}
+
+// The destination `pick` in [0, 100) falls on by the weights (the last one when they fall short).
+const policy::HttpRouteDestination* pick_destination(const std::vector<policy::HttpRouteDestination>& route,
+                                                     uint32_t pick) {
+  uint32_t slot = pick % 100, total = 0;
+  for (const auto& d : route) {
+    total += d.weight;
+    if (slot < total) return &d;
+  }
+  return &route.back();
 }
 
 bool request_matches(const policy::HttpMatchRequest& m, std::string_view path, std::string_view method,
@@ -104,6 +115,7 @@ Result<std::vector<ListenerPlan>> plan_listeners(const policy::ResourceSet& set,
             g.meta.source + ":" + std::to_string(server.line) + ": Gateway " + g.meta.full_name() +
                 ": port " + std::to_string(server.port) + " is already " +
                 (same->protocol == policy::GatewayServer::Protocol::Http         ? "HTTP"
+                 : same->protocol == policy::GatewayServer::Protocol::Tls        ? "TLS PASSTHROUGH"
                  : same->tls_mode == policy::GatewayServer::TlsMode::IstioMutual ? "HTTPS ISTIO_MUTUAL"
                                                                                  : "HTTPS") +
                 " in Gateway " + first.gateway_ns + "/" + first.gateway_name);
@@ -197,16 +209,38 @@ std::optional<RouteMatch> RouteTable::route(size_t listener, std::string_view ho
                                   request_matches(m, bare_path, method, headers);
                          });
     if (!matched) continue;
-    uint32_t slot = pick % 100, total = 0;
-    const policy::HttpRouteDestination* chosen = &r.route.back();
-    for (const auto& d : r.route) {
-      total += d.weight;
-      if (slot < total) {
-        chosen = &d;
-        break;
+    return RouteMatch{best->vs->meta.full_name(), i, pick_destination(r.route, pick)};
+  }
+  return std::nullopt;
+}
+
+std::optional<TlsRouteMatch> RouteTable::route_tls(size_t listener, std::string_view sni, uint32_t pick,
+                                                   uint32_t port) const {
+  if (listener >= bound_.size() || sni.empty()) return std::nullopt;
+  if (port == 0) port = ports_[listener];
+  const Bound* best = nullptr;
+  size_t best_rank = 0;
+  for (const auto& b : bound_[listener]) {
+    if (b.vs->tls.empty()) continue;  // HTTP-only VirtualServices do not take TLS connections
+    for (const auto& h : b.hosts) {
+      if (!host_matches(h.match, sni)) continue;
+      const size_t rank = specificity(h.vs_host) + 1;
+      if (rank > best_rank) {
+        best = &b;
+        best_rank = rank;
       }
     }
-    return RouteMatch{best->vs->meta.full_name(), i, chosen};
+  }
+  if (!best) return std::nullopt;
+  const auto& tls = best->vs->tls;
+  for (size_t i = 0; i < tls.size(); ++i) {
+    const auto& r = tls[i];
+    const bool matched = std::any_of(r.match.begin(), r.match.end(), [&](const policy::TlsMatchAttributes& m) {
+      return entry_applies_at(m, *best->vs, best->gateways) && (m.port == 0 || m.port == port) &&
+             std::any_of(m.sni_hosts.begin(), m.sni_hosts.end(),
+                         [&](const std::string& h) { return host_matches(h, sni); });
+    });
+    if (matched) return TlsRouteMatch{best->vs->meta.full_name(), i, pick_destination(r.route, pick)};
   }
   return std::nullopt;
 }

@@ -60,6 +60,14 @@ struct RouteMatch {
   const policy::HttpRouteDestination* destination = nullptr;
 };
 
+// A TLS connection's route (VirtualService tls[]): the entry whose sniHosts matched, and the
+// destination the weights picked.
+struct TlsRouteMatch {
+  std::string virtual_service;  // "ns/name"
+  size_t tls_index = 0;
+  const policy::HttpRouteDestination* destination = nullptr;
+};
+
 class RouteTable {
  public:
   // For every listener of `listeners`, the VirtualServices of `set` bound to one of its servers
@@ -80,6 +88,15 @@ class RouteTable {
   std::optional<RouteMatch> route(size_t listener, std::string_view host, std::string_view path,
                                   std::string_view method, const http::Headers& headers, uint32_t pick,
                                   uint32_t port = 0) const;
+
+  // The route of a TLS connection on listener `listener` whose ClientHello named `sni`, to `port`
+  // (0: the listener's): the bound VirtualService with tls[] entries whose host matches the SNI
+  // most specifically (exact, longest "*." suffix, "*"; first in load order among equals), in it
+  // the first tls[] entry with a match whose sniHosts match the SNI, whose gateways apply there
+  // and whose port (if any) is `port`. nullopt: none (the connection is refused; no fall-through
+  // to another VirtualService, as for HTTP). An empty SNI has no route.
+  std::optional<TlsRouteMatch> route_tls(size_t listener, std::string_view sni, uint32_t pick,
+                                         uint32_t port = 0) const;
 
   // Whether a VirtualService bound to `listener` takes `host` on `port` (0: the listener's): it has
   // an http[] entry that may apply there. A request it then does not route is a 404, not passed

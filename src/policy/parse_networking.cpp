@@ -87,15 +87,17 @@ Status parse_server_port(Ctx& ctx, const YAML::Node& n, GatewayServer& server, b
           server.protocol = GatewayServer::Protocol::Http;
         } else if (*text == "HTTPS" || *text == "https") {
           server.protocol = GatewayServer::Protocol::Https;
+        } else if (*text == "TLS" || *text == "tls") {
+          server.protocol = GatewayServer::Protocol::Tls;
         } else {
-          return err(ctx, v, "servers[].port.protocol must be HTTP or HTTPS, not \"" + *text + "\"",
+          return err(ctx, v, "servers[].port.protocol must be HTTP, HTTPS or TLS, not \"" + *text + "\"",
                      "policy.bad_value");
         }
         return {};
       });
   if (!s) return s;
   if (!n.IsMap() || !has_number) return err(ctx, n, "Gateway.spec.servers[].port.number is required");
-  if (!has_protocol) return err(ctx, n, "Gateway.spec.servers[].port.protocol is required (HTTP or HTTPS)");
+  if (!has_protocol) return err(ctx, n, "Gateway.spec.servers[].port.protocol is required (HTTP, HTTPS or TLS)");
   return {};
 }
 
@@ -117,10 +119,20 @@ Status parse_server_tls(Ctx& ctx, const YAML::Node& n, GatewayServer& server) {
                                 server.tls_mode = GatewayServer::TlsMode::Simple;
                               } else if (*text == "ISTIO_MUTUAL") {
                                 server.tls_mode = GatewayServer::TlsMode::IstioMutual;
+                              } else if (*text == "PASSTHROUGH") {
+                                server.tls_mode = GatewayServer::TlsMode::Passthrough;
+                              } else if (*text == "AUTO_PASSTHROUGH") {
+                                // Istio's multi-cluster east-west mode: routes by an SNI naming a
+                                // cluster of another mesh network; meshguard has no such networks.
+                                return err(ctx, v,
+                                           "servers[].tls.mode AUTO_PASSTHROUGH is not supported (it routes "
+                                           "by Istio's outbound_.PORT_.SUBSET_.HOST SNI between mesh networks; "
+                                           "use PASSTHROUGH with VirtualService tls routes)",
+                                           "policy.unsupported");
                               } else {
                                 return err(ctx, v,
                                            "servers[].tls.mode \"" + *text +
-                                               "\" is not supported (SIMPLE or ISTIO_MUTUAL)",
+                                               "\" is not supported (SIMPLE, ISTIO_MUTUAL or PASSTHROUGH)",
                                            "policy.bad_value");
                               }
                               return {};
@@ -136,13 +148,17 @@ Status parse_server_tls(Ctx& ctx, const YAML::Node& n, GatewayServer& server) {
                           });
   if (!s) return s;
   if (!n.IsMap() || server.tls_mode == GatewayServer::TlsMode::None)
-    return err(ctx, n, "Gateway.spec.servers[].tls.mode is required (SIMPLE or ISTIO_MUTUAL)");
+    return err(ctx, n, "Gateway.spec.servers[].tls.mode is required (SIMPLE, ISTIO_MUTUAL or PASSTHROUGH)");
   const bool simple = server.tls_mode == GatewayServer::TlsMode::Simple;
   if (simple && server.credential_name.empty())
     return err(ctx, n, "Gateway.spec.servers[].tls.credentialName is required with mode SIMPLE");
-  // ISTIO_MUTUAL presents the gateway's own SVID: a credentialName would go unused.
-  if (!simple && !server.credential_name.empty())
-    return err(ctx, n, "Gateway.spec.servers[].tls.credentialName is not used with mode ISTIO_MUTUAL");
+  // ISTIO_MUTUAL presents the gateway's own SVID, PASSTHROUGH none of its own: a credentialName
+  // would go unused.
+  if (!simple && !server.credential_name.empty()) {
+    return err(ctx, n,
+               std::string("Gateway.spec.servers[].tls.credentialName is not used with mode ") +
+                   (server.tls_mode == GatewayServer::TlsMode::Passthrough ? "PASSTHROUGH" : "ISTIO_MUTUAL"));
+  }
   return {};
 }
 
@@ -169,11 +185,18 @@ Status parse_server(Ctx& ctx, const YAML::Node& n, GatewayServer& server) {
   if (!n.IsMap() || !has_port) return err(ctx, n, "Gateway.spec.servers[].port is required");
   if (!has_hosts) return err(ctx, n, "Gateway.spec.servers[].hosts is required");
   const bool https = server.protocol == GatewayServer::Protocol::Https;
+  const bool tls = server.protocol == GatewayServer::Protocol::Tls;
   if (https && !has_tls)
     return err(ctx, n,
                "Gateway.spec.servers[]: protocol HTTPS needs tls {mode: SIMPLE, credentialName} or {mode: "
                "ISTIO_MUTUAL}");
-  if (!https && has_tls) return err(ctx, n, "Gateway.spec.servers[]: tls is only for protocol HTTPS");
+  if (https && server.tls_mode == GatewayServer::TlsMode::Passthrough)
+    return err(ctx, n, "Gateway.spec.servers[]: tls mode PASSTHROUGH is for protocol TLS (the gateway does not "
+                       "read HTTP it passes through)");
+  if (tls && (!has_tls || server.tls_mode != GatewayServer::TlsMode::Passthrough))
+    return err(ctx, n, "Gateway.spec.servers[]: protocol TLS needs tls {mode: PASSTHROUGH} (routed by SNI, "
+                       "VirtualService tls[])");
+  if (!https && !tls && has_tls) return err(ctx, n, "Gateway.spec.servers[]: tls is only for protocol HTTPS or TLS");
   return {};
 }
 
@@ -284,6 +307,58 @@ Status parse_destination(Ctx& ctx, const YAML::Node& n, HttpRouteDestination& d)
   return {};
 }
 
+// route[] of an http[] or tls[] entry (`what`: "http" or "tls"): destinations with weights.
+Status parse_route_list(Ctx& ctx, const YAML::Node& v, const std::string& what, std::vector<HttpRouteDestination>& route,
+                        std::vector<bool>& weighted) {
+  if (!v.IsSequence()) return err(ctx, v, what + "[].route must be a list");
+  return object_list(ctx, v, what + "[].route", route, [&](const YAML::Node& item, HttpRouteDestination& d) -> Status {
+    d.line = line_of(item);
+    bool has_destination = false, has_weight = false;
+    auto st = for_each_field(ctx, item, "VirtualService.spec." + what + "[].route[]", {"destination", "weight"},
+                             [&](const std::string& field, const YAML::Node& value) -> Status {
+                               if (field == "destination") {
+                                 has_destination = true;
+                                 return parse_destination(ctx, value, d);
+                               }
+                               auto w = whole_number(ctx, value, "route[].weight", 0, 100);
+                               if (!w) return fail(w.error());
+                               d.weight = *w;
+                               has_weight = true;
+                               return {};
+                             });
+    if (!st) return st;
+    if (!item.IsMap() || !has_destination) return err(ctx, item, what + "[].route[].destination is required");
+    weighted.push_back(has_weight);
+    return {};
+  });
+}
+
+// The weights of an entry's destinations: one destination takes all (100 or absent); several
+// each name theirs, adding up to 100.
+Status check_weights(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<HttpRouteDestination>& route,
+                     const std::vector<bool>& weighted) {
+  if (!n.IsMap() || route.empty()) return err(ctx, n, "VirtualService.spec." + what + "[].route must list a destination");
+  if (route.size() == 1) {
+    if (weighted[0] && route[0].weight != 100) {
+      return err(ctx, n, what + "[].route: a single destination's weight must be 100 (or absent)", "policy.bad_value");
+    }
+    route[0].weight = 100;
+    return {};
+  }
+  uint32_t total = 0;
+  for (size_t i = 0; i < route.size(); ++i) {
+    if (!weighted[i]) {
+      return err(ctx, std::as_const(n)["route"][i], what + "[].route[]: weight is required when there are several destinations");
+    }
+    total += route[i].weight;
+  }
+  if (total != 100) {
+    return err(ctx, std::as_const(n)["route"], what + "[].route: the weights must add up to 100, not " + std::to_string(total),
+               "policy.bad_value");
+  }
+  return {};
+}
+
 Status parse_http_route(Ctx& ctx, const YAML::Node& n, HttpRoute& r) {
   r.line = line_of(n);
   std::vector<bool> weighted;
@@ -301,49 +376,58 @@ Status parse_http_route(Ctx& ctx, const YAML::Node& n, HttpRoute& r) {
           return object_list(ctx, v, "http[].match", r.match,
                              [&](const YAML::Node& item, HttpMatchRequest& m) { return parse_match(ctx, item, m); });
         }
-        if (!v.IsSequence()) return err(ctx, v, "http[].route must be a list");
-        return object_list(ctx, v, "http[].route", r.route, [&](const YAML::Node& item, HttpRouteDestination& d) -> Status {
-          d.line = line_of(item);
-          bool has_destination = false, has_weight = false;
-          auto st = for_each_field(ctx, item, "VirtualService.spec.http[].route[]", {"destination", "weight"},
-                                   [&](const std::string& field, const YAML::Node& value) -> Status {
-                                     if (field == "destination") {
-                                       has_destination = true;
-                                       return parse_destination(ctx, value, d);
-                                     }
-                                     auto w = whole_number(ctx, value, "route[].weight", 0, 100);
-                                     if (!w) return fail(w.error());
-                                     d.weight = *w;
-                                     has_weight = true;
-                                     return {};
-                                   });
-          if (!st) return st;
-          if (!item.IsMap() || !has_destination) return err(ctx, item, "http[].route[].destination is required");
-          weighted.push_back(has_weight);
-          return {};
-        });
+        return parse_route_list(ctx, v, "http", r.route, weighted);
       });
   if (!s) return s;
-  if (!n.IsMap() || r.route.empty()) return err(ctx, n, "VirtualService.spec.http[].route must list a destination");
-  if (r.route.size() == 1) {
-    if (weighted[0] && r.route[0].weight != 100) {
-      return err(ctx, n, "http[].route: a single destination's weight must be 100 (or absent)", "policy.bad_value");
-    }
-    r.route[0].weight = 100;
-    return {};
-  }
-  uint32_t total = 0;
-  for (size_t i = 0; i < r.route.size(); ++i) {
-    if (!weighted[i]) {
-      return err(ctx, std::as_const(n)["route"][i], "http[].route[]: weight is required when there are several destinations");
-    }
-    total += r.route[i].weight;
-  }
-  if (total != 100) {
-    return err(ctx, std::as_const(n)["route"], "http[].route: the weights must add up to 100, not " + std::to_string(total),
-               "policy.bad_value");
-  }
+  return check_weights(ctx, n, "http", r.route, weighted);
+}
+
+// Whether a VirtualService host covers an sniHost: the same name, "*", or a "*." suffix the name
+// (or the narrower wildcard) ends with.
+bool host_covers(std::string_view vs_host, std::string_view sni) {
+  if (vs_host == "*" || vs_host == sni) return true;
+  if (!vs_host.starts_with("*.")) return false;
+  const std::string_view suffix = vs_host.substr(1);
+  return sni.size() > suffix.size() && sni.ends_with(suffix);
+}
+
+Status parse_tls_match(Ctx& ctx, const YAML::Node& n, TlsMatchAttributes& m) {
+  m.line = line_of(n);
+  auto s = for_each_field(ctx, n, "VirtualService.spec.tls[].match[]", {"sniHosts", "gateways", "port"},
+                          [&](const std::string& key, const YAML::Node& v) -> Status {
+                            if (key == "sniHosts") return host_list(ctx, v, "tls[].match[].sniHosts", m.sni_hosts, false);
+                            if (key == "gateways") return gateway_names(ctx, v, "tls[].match[].gateways", m.gateways);
+                            auto p = whole_number(ctx, v, "tls[].match[].port", 1, 65535);
+                            if (!p) return fail(p.error());
+                            m.port = *p;
+                            return {};
+                          });
+  if (!s) return s;
+  if (!n.IsMap() || m.sni_hosts.empty()) return err(ctx, n, "VirtualService.spec.tls[].match[].sniHosts is required");
   return {};
+}
+
+Status parse_tls_route(Ctx& ctx, const YAML::Node& n, TlsRoute& r) {
+  r.line = line_of(n);
+  std::vector<bool> weighted;
+  bool has_match = false;
+  auto s = for_each_field(ctx, n, "VirtualService.spec.tls[]", {"match", "route"},
+                          [&](const std::string& key, const YAML::Node& v) -> Status {
+                            if (key == "match") {
+                              has_match = true;
+                              if (!v.IsSequence()) return err(ctx, v, "tls[].match must be a list");
+                              return object_list(ctx, v, "tls[].match", r.match,
+                                                 [&](const YAML::Node& item, TlsMatchAttributes& m) {
+                                                   return parse_tls_match(ctx, item, m);
+                                                 });
+                            }
+                            return parse_route_list(ctx, v, "tls", r.route, weighted);
+                          });
+  if (!s) return s;
+  // Istio requires a match on a TLS route: the SNI is what a TLS connection is routed by.
+  if (n.IsMap() && (!has_match || r.match.empty()))
+    return err(ctx, n, "VirtualService.spec.tls[].match is required (at least one entry with sniHosts)");
+  return check_weights(ctx, n, "tls", r.route, weighted);
 }
 
 Status parse_entry_port(Ctx& ctx, const YAML::Node& n, ServiceEntryPort& p) {
@@ -464,30 +548,52 @@ Status parse_gateway(Ctx& ctx, const YAML::Node& spec, Gateway& g) {
     if (server.port == 0) continue;
     auto [it, fresh] = protocols.emplace(server.port, server.protocol);
     if (!fresh && it->second != server.protocol) {
+      const auto name = [](GatewayServer::Protocol p) {
+        return p == GatewayServer::Protocol::Http ? "HTTP" : p == GatewayServer::Protocol::Https ? "HTTPS" : "TLS";
+      };
       return err(ctx, std::as_const(*servers_node)[i],
-                 "Gateway.spec.servers: port " + std::to_string(server.port) + " is both HTTP and HTTPS");
+                 "Gateway.spec.servers: port " + std::to_string(server.port) + " is both " + name(it->second) +
+                     " and " + name(server.protocol));
     }
   }
   return {};
 }
 
 Status parse_virtual_service(Ctx& ctx, const YAML::Node& spec, VirtualService& vs) {
-  if (!spec.IsDefined() || spec.IsNull()) return err(ctx, spec, "VirtualService.spec is required (hosts and http)");
+  if (!spec.IsDefined() || spec.IsNull()) return err(ctx, spec, "VirtualService.spec is required (hosts and http or tls)");
   bool has_hosts = false;
   auto s = for_each_field(
-      ctx, spec, "VirtualService.spec", {"hosts", "gateways", "http"},
+      ctx, spec, "VirtualService.spec", {"hosts", "gateways", "http", "tls"},
       [&](const std::string& key, const YAML::Node& v) -> Status {
         if (key == "hosts") {
           has_hosts = true;
           return host_list(ctx, v, "VirtualService.spec.hosts", vs.hosts, false);
         }
         if (key == "gateways") return gateway_names(ctx, v, "VirtualService.spec.gateways", vs.gateways);
+        if (key == "tls") {
+          if (!v.IsSequence()) return err(ctx, v, "VirtualService.spec.tls must be a list");
+          return object_list(ctx, v, "VirtualService.spec.tls", vs.tls,
+                             [&](const YAML::Node& item, TlsRoute& r) { return parse_tls_route(ctx, item, r); });
+        }
         if (!v.IsSequence()) return err(ctx, v, "VirtualService.spec.http must be a list");
         return object_list(ctx, v, "VirtualService.spec.http", vs.http,
                            [&](const YAML::Node& item, HttpRoute& r) { return parse_http_route(ctx, item, r); });
       });
   if (!s) return s;
   if (!has_hosts) return err(ctx, spec, "VirtualService.spec.hosts is required");
+  // Istio's rule: a TLS route's sniHosts are within the VirtualService's hosts.
+  for (size_t i = 0; i < vs.tls.size(); ++i) {
+    for (size_t j = 0; j < vs.tls[i].match.size(); ++j) {
+      for (size_t k = 0; k < vs.tls[i].match[j].sni_hosts.size(); ++k) {
+        const std::string& sni = vs.tls[i].match[j].sni_hosts[k];
+        if (std::none_of(vs.hosts.begin(), vs.hosts.end(), [&](const std::string& h) { return host_covers(h, sni); })) {
+          return err(ctx, std::as_const(spec)["tls"][i]["match"][j]["sniHosts"][k],
+                     "tls[].match[].sniHosts: \"" + sni + "\" is not within the VirtualService's hosts",
+                     "policy.bad_value");
+        }
+      }
+    }
+  }
   return {};
 }
 

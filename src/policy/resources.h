@@ -308,13 +308,17 @@ struct GatewayServer {
   int line = 0;
   uint32_t port = 0;  // servers[].port.number: the port the gateway listens on; 0 = kernel-chosen
   std::string port_name;
-  enum class Protocol { Http, Https } protocol = Protocol::Http;
+  // TLS: the client's TLS is not ended here; routed by its SNI (VirtualService tls[]), relayed
+  // as it is (tls.mode PASSTHROUGH).
+  enum class Protocol { Http, Https, Tls } protocol = Protocol::Http;
   // servers[].hosts as written: "*", "example.com", "*.example.com", optionally "NS/" before
   // (the namespace whose VirtualServices may bind; "*" or "." = the Gateway's).
   std::vector<std::string> hosts;
-  // tls.mode (HTTPS only): SIMPLE terminates TLS with credentialName's certificate; ISTIO_MUTUAL
+  // tls.mode (HTTPS): SIMPLE terminates TLS with credentialName's certificate; ISTIO_MUTUAL
   // accepts the mesh's mTLS (the caller's SVID verified: an egress gateway knows who calls).
-  enum class TlsMode { None, Simple, IstioMutual } tls_mode = TlsMode::None;
+  // (TLS): PASSTHROUGH — the mesh's mTLS from a workload's proxy carries the app's own TLS, which
+  // the gateway routes by its SNI and relays untouched.
+  enum class TlsMode { None, Simple, IstioMutual, Passthrough } tls_mode = TlsMode::None;
   std::string credential_name;  // tls.credentialName (SIMPLE: required; ISTIO_MUTUAL: refused)
 };
 
@@ -362,11 +366,27 @@ struct HttpRoute {
   std::vector<HttpRouteDestination> route;  // at least one; weights sum to 100 when more than one
 };
 
+// VirtualService.spec.tls[].match[]: a TLS connection by its SNI (no HTTP attributes).
+struct TlsMatchAttributes {
+  int line = 0;
+  std::vector<std::string> sni_hosts;  // required: "*", "name", "*.suffix" (lower case)
+  std::vector<std::string> gateways;   // as HttpMatchRequest's; empty = wherever bound
+  uint32_t port = 0;                   // the port connected to; 0 = any
+};
+
+// VirtualService.spec.tls[]: routes by SNI; route[] as http[]'s (host, port, subset, weight).
+struct TlsRoute {
+  int line = 0;
+  std::vector<TlsMatchAttributes> match;  // required, at least one
+  std::vector<HttpRouteDestination> route;
+};
+
 struct VirtualService {
   Meta meta;
   std::vector<std::string> hosts;     // "*", "example.com", "*.example.com"
   std::vector<std::string> gateways;  // "name" (the VirtualService's namespace), "ns/name"; "mesh"
   std::vector<HttpRoute> http;
+  std::vector<TlsRoute> tls;
 };
 
 struct ServiceEntryPort {

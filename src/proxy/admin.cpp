@@ -55,6 +55,18 @@ void add_secret(nlohmann::json& cert, const tls::Credentials& creds) {
 // endpoints with their passive-health state (what `meshguardctl proxy-config endpoints` prints).
 // A gateway listener's routes as in force: per VirtualService bound to it (in the order a request
 // tries them), the hosts it serves there and, per http[] entry, its uri match and destinations.
+nlohmann::json destinations_dump(const std::vector<policy::HttpRouteDestination>& route) {
+  nlohmann::json destinations = nlohmann::json::array();
+  for (const auto& d : route) {
+    nlohmann::json dest = {{"host", d.host}};
+    if (d.port) dest["port"] = d.port;
+    if (!d.subset.empty()) dest["subset"] = d.subset;
+    if (d.weight) dest["weight"] = d.weight;
+    destinations.push_back(std::move(dest));
+  }
+  return destinations;
+}
+
 nlohmann::json gateway_routes_dump(const gateway::RouteTable& table, size_t listener) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& b : table.bound(listener)) {
@@ -67,20 +79,27 @@ nlohmann::json gateway_routes_dump(const gateway::RouteTable& table, size_t list
           uris.push_back(
               {{m.uri->kind == policy::HttpStringMatch::Kind::Exact ? "exact" : "prefix", m.uri->value}});
       }
-      nlohmann::json destinations = nlohmann::json::array();
-      for (const auto& d : route.route) {
-        nlohmann::json dest = {{"host", d.host}};
-        if (d.port) dest["port"] = d.port;
-        if (!d.subset.empty()) dest["subset"] = d.subset;
-        if (d.weight) dest["weight"] = d.weight;
-        destinations.push_back(std::move(dest));
-      }
-      nlohmann::json entry = {{"destinations", std::move(destinations)}};
+      nlohmann::json entry = {{"destinations", destinations_dump(route.route)}};
       if (!route.match.empty()) entry["match"] = {{"entries", route.match.size()}, {"uri", std::move(uris)}};
       http.push_back(std::move(entry));
     }
-    out.push_back(
-        {{"virtualService", vs.meta.ns + "/" + vs.meta.name}, {"hosts", b.hosts}, {"http", std::move(http)}});
+    nlohmann::json view = {{"virtualService", vs.meta.ns + "/" + vs.meta.name}, {"hosts", b.hosts}, {"http", std::move(http)}};
+    if (!vs.tls.empty()) {
+      // TLS routes (a PASSTHROUGH listener's): the SNI hosts and ports each entry matches.
+      nlohmann::json tls = nlohmann::json::array();
+      for (const auto& route : vs.tls) {
+        nlohmann::json matches = nlohmann::json::array();
+        for (const auto& m : route.match) {
+          nlohmann::json match = {{"sniHosts", m.sni_hosts}};
+          if (m.port) match["port"] = m.port;
+          if (!m.gateways.empty()) match["gateways"] = m.gateways;
+          matches.push_back(std::move(match));
+        }
+        tls.push_back({{"match", std::move(matches)}, {"destinations", destinations_dump(route.route)}});
+      }
+      view["tls"] = std::move(tls);
+    }
+    out.push_back(std::move(view));
   }
   return out;
 }
@@ -167,7 +186,7 @@ nlohmann::json Admin::config_dump() const {
       }
       if (l.kind == ListenerKind::Gateway) {
         e["name"] = l.name();
-        e["tls"] = p.edge_tls ? "SIMPLE" : p.mtls == MtlsMode::Strict ? "ISTIO_MUTUAL" : "none";
+        e["tls"] = p.edge_tls ? "SIMPLE" : p.passthrough ? "PASSTHROUGH" : p.mtls == MtlsMode::Strict ? "ISTIO_MUTUAL" : "none";
         if (gateway_routes->table) e["routes"] = gateway_routes_dump(*gateway_routes->table, l.index);
       }
     } else if (l.kind == ListenerKind::Outbound) {

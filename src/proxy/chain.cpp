@@ -22,6 +22,10 @@ std::string_view to_string(Refusal reason) {
       return "proxy_protocol_invalid";
     case Refusal::PeerMetadataInvalid:
       return "peer_metadata_invalid";
+    case Refusal::TlsClientHelloInvalid:
+      return "tls_client_hello_invalid";
+    case Refusal::NoRoute:
+      return "no_route";
   }
   return "unknown";
 }

@@ -38,6 +38,8 @@ enum class Refusal {
   MaxConnections,           // past maxConnections
   ProxyProtocolInvalid,     // gateway.proxyProtocol: no valid PROXY v1/v2 header first
   PeerMetadataInvalid,      // istio-peer-exchange selected, no well-formed metadata frame in time
+  TlsClientHelloInvalid,    // TLS passthrough: no well-formed ClientHello in time
+  NoRoute,                  // TLS passthrough: no tls route for the SNI, or its destination unknown
 };
 std::string_view to_string(Refusal reason);
 
@@ -140,6 +142,8 @@ struct ConnectionContext {
   std::optional<tls::PeerIdentity> peer;
   Verdict decision;
   uint16_t app_port = 0;  // as in RequestContext
+  // A TLS passthrough connection: its ClientHello's server name (connection.sni); "" otherwise.
+  std::string sni;
 };
 
 template <class Context>

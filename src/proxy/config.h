@@ -100,6 +100,9 @@ struct InboundPort {
   // it terminates TLS itself (an HTTPS SIMPLE server: the credentialName's certificate).
   std::optional<size_t> gateway;
   bool edge_tls = false;
+  // A TLS PASSTHROUGH server's listener: the mesh's mTLS (STRICT) carrying an app's own TLS, routed
+  // by its SNI (VirtualService tls[]) and relayed untouched (Inbound::serve_passthrough).
+  bool passthrough = false;
 };
 
 struct OutboundRoute {

@@ -75,6 +75,7 @@ void ConnectionManager::rejudge(ConnEntry& c, const PublishedPolicy& state, cons
     verdict = rejudge_request(*c.upgrade, mode, request_chain);
   } else {
     ConnectionContext ctx{config_.workload, mode, port.port, live->source, live->peer, {}, port.app_port};
+    ctx.sni = live->sni;
     verdict = chain.run(ctx);
   }
   if (verdict.allow) return;

@@ -40,6 +40,7 @@ struct LiveTcp {
   net::Stream* upstream = nullptr;  // the app side, once connected
   bool closed_by_policy = false;
   uint64_t judged_by = 0;  // the ChainSet generation that admitted it
+  std::string sni;         // a TLS passthrough connection's SNI (connection.sni), judged again with it
 };
 
 // The upgrade request of a WebSocket, as it arrived (before the chain edited it), with when and

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "http/message.h"
+#include "proxy/gateway_mode.h"
 
 namespace mg::proxy {
 
@@ -38,6 +39,7 @@ std::shared_ptr<const MeshRouting> MeshRouting::build(const policy::ResourceSet&
   set->service_entries = resources.service_entries;
   auto out = std::make_shared<MeshRouting>();
   out->routes_ = gateway::RouteTable::build_mesh(set);
+  out->internal_ = service_entry_services(*set);
   out->set_ = std::move(set);
   return out;
 }
@@ -63,6 +65,18 @@ std::optional<MeshRouting::Entry> MeshRouting::find(std::string_view host, uint3
   if (!chosen && port == 0 && best->ports.size() == 1) chosen = &best->ports.front();
   if (!chosen) return std::nullopt;
   return Entry{best, chosen};
+}
+
+std::optional<Registry::Match> MeshRouting::find_internal(std::string_view host, uint32_t port) const {
+  for (const auto& s : internal_) {
+    if (s.name != host) continue;
+    const RegistryPort* p = port != 0           ? s.find_port(static_cast<uint16_t>(port))
+                            : s.ports.size() == 1 ? &s.ports.front()
+                                                  : s.find_port(80);
+    if (!p) return std::nullopt;
+    return Registry::Match{&s, p};
+  }
+  return std::nullopt;
 }
 
 bool MeshRouting::names(std::string_view host) const {
@@ -112,6 +126,37 @@ Result<ExternalTarget> resolve_external(const MeshRouting::Entry& found, std::st
   return out;
 }
 
+namespace {
+
+// A MESH_INTERNAL ServiceEntry host `host` (its port as `entry` found it) for an HTTP request: its
+// STATIC endpoints over mTLS (secure naming: the entry's subjectAltNames; none listed, nothing is
+// accepted), the DestinationRule for the host giving the load balancer and an ISTIO_MUTUAL sni.
+OutboundDecision to_internal(const MeshRouting& routing, const DestinationRules& rules, const std::string& host,
+                             const MeshRouting::Entry& entry, std::string_view subset, std::string virtual_service) {
+  const std::string name = "ServiceEntry " + entry.entry->meta.full_name() + " (host " + host + ")";
+  auto match = routing.find_internal(host, entry.port->number);
+  if (!match) {
+    return NoCluster{"no_cluster", name + " is MESH_INTERNAL without resolution STATIC: no endpoints to reach"};
+  }
+  if (!is_http(match->port->protocol)) {
+    return NoCluster{"no_cluster", name + " port " + std::to_string(entry.port->number) + " is not HTTP"};
+  }
+  auto upstream = rules.upstream(host, match->port->port, subset);
+  if (!upstream) return NoCluster{upstream.error().code, upstream.error().message};
+  if (upstream->origin) {
+    return NoCluster{"no_cluster", "DestinationRule " + upstream->origin->rule + ": tls mode SIMPLE toward " + name +
+                                       ", a MESH_INTERNAL host (reached over mTLS: ISTIO_MUTUAL)"};
+  }
+  ToService out{*match, upstream->load_balancer, {}, std::move(virtual_service)};
+  if (const auto* rule = rules.find(host)) {
+    auto eff = rule->effective(match->port->port, subset);
+    if (eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::IstioMutual) out.sni = eff->tls->sni;
+  }
+  return out;
+}
+
+}  // namespace
+
 OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& registry, const MeshRouting& routing,
                                  const DestinationRules& rules) {
   const std::string host = host_without_port(req.authority);
@@ -143,12 +188,16 @@ OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& reg
         auto eff = rule->effective(match->port->port, d.subset);
         if (eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::IstioMutual)
           out.sni = eff->tls->sni;
+        out.plaintext = eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::Disable;
       }
       return out;
     }
     const std::string dest_host = http::to_lower(d.host);
     auto entry = routing.find(dest_host, d.port ? d.port : port ? port : 80);
     if (!entry) entry = routing.find(dest_host, 0);
+    if (entry && entry->entry->location == policy::ServiceEntry::Location::MeshInternal) {
+      return to_internal(routing, rules, dest_host, *entry, d.subset, routed->virtual_service);
+    }
     if (!entry || entry->entry->location != policy::ServiceEntry::Location::MeshExternal) {
       return NoCluster{"no_cluster", "VirtualService " + routed->virtual_service + " routes to " + to +
                                          ", which no Service or MESH_EXTERNAL ServiceEntry port names"};
@@ -163,20 +212,112 @@ OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& reg
     ToService out{*match, std::nullopt, {}, {}};
     if (auto upstream = rules.upstream(match->service->fqdn(), match->port->port, ""))
       out.load_balancer = upstream->load_balancer;
+    if (const auto* rule = rules.find(match->service->fqdn())) {
+      auto eff = rule->effective(match->port->port, "");
+      out.plaintext = eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::Disable;
+    }
     return out;
   }
   if (auto entry = routing.find(host, port)) {
     if (entry->entry->location != policy::ServiceEntry::Location::MeshExternal) {
-      // Mesh-internal entries are a gateway's destinations (mTLS to their subjectAltNames); a
-      // client proxy does not route to them.
-      return NoCluster{"no_cluster", "ServiceEntry " + entry->entry->meta.full_name() + " (host " + host +
-                                         ") is MESH_INTERNAL: reachable through a gateway only"};
+      // A mesh-internal entry: its endpoints over mTLS, its subjectAltNames the identities.
+      return to_internal(routing, rules, host, *entry, "", {});
     }
     auto target = resolve_external(*entry, host, rules);
     if (!target) return NoCluster{target.error().code, target.error().message};
     return ToExternal{std::move(*target), {}};
   }
   // A ServiceEntry host on a port it does not declare is as unknown as any other host.
+  if (registry.registry_only()) return BlackHole{};
+  return NotFound{};
+}
+
+namespace {
+
+// A ServiceEntry port an app's TLS may go through as it is.
+bool carries_tls(const policy::ServiceEntryPort& p) {
+  return p.protocol == "TLS" || p.protocol == "HTTPS" || p.protocol == "TCP";
+}
+
+// `target` for a TLS connection: its bytes relayed, never TLS originated around them.
+Result<ExternalTarget> no_origination(Result<ExternalTarget> target) {
+  if (target && target->origin) {
+    return fail("no_cluster", "DestinationRule " + target->origin->rule + ": tls mode SIMPLE for " + target->name() +
+                                  ", a TLS connection passed through (it would wrap the app's TLS)");
+  }
+  return target;
+}
+
+OutboundDecision passthrough(Result<ExternalTarget> target, std::string virtual_service) {
+  target = no_origination(std::move(target));
+  if (!target) return NoCluster{target.error().code, target.error().message};
+  return ToExternal{std::move(*target), std::move(virtual_service)};
+}
+
+}  // namespace
+
+Result<ExternalTarget> resolve_passthrough(const policy::HttpRouteDestination& destination, uint32_t port,
+                                           const MeshRouting& routing, const DestinationRules& rules) {
+  const std::string host = http::to_lower(destination.host);
+  auto entry = routing.find(host, destination.port ? destination.port : port);
+  if (!entry && !destination.port) entry = routing.find(host, 0);
+  if (!entry || entry->entry->location != policy::ServiceEntry::Location::MeshExternal || !carries_tls(*entry->port)) {
+    return fail("no_cluster", "no MESH_EXTERNAL ServiceEntry names " + host + " on a TLS port" +
+                                  (destination.port ? " " + std::to_string(destination.port) : std::string()));
+  }
+  return no_origination(resolve_external(*entry, host, rules, destination.subset));
+}
+
+OutboundDecision decide_outbound_tls(const OutboundTls& conn, const Registry& registry, const MeshRouting& routing,
+                                     const DestinationRules& rules) {
+  const std::string sni = http::to_lower(conn.sni);
+  if (auto routed = routing.routes().route_tls(0, sni, conn.pick, conn.port)) {
+    const policy::HttpRouteDestination& d = *routed->destination;
+    std::string to = d.host;
+    if (to.find('.') == std::string::npos) (to += '.') += routed->virtual_service.substr(0, routed->virtual_service.find('/'));
+    if (d.port) to += ":" + std::to_string(d.port);
+    if (auto match = registry.resolve(to)) {
+      if (is_http(match->port->protocol)) {
+        return NoCluster{"no_cluster", "VirtualService " + routed->virtual_service + " routes TLS to " + to +
+                                           ", an HTTP port (a TLS route needs a TCP port)"};
+      }
+      const std::string rule_host = rules.find(host_without_port(d.host)) ? d.host : match->service->fqdn();
+      auto upstream = rules.upstream(rule_host, match->port->port, d.subset);
+      if (!upstream) return NoCluster{upstream.error().code, upstream.error().message};
+      if (upstream->origin) {
+        return NoCluster{"no_cluster", "DestinationRule " + upstream->origin->rule +
+                                           ": tls mode SIMPLE toward mesh service " + to +
+                                           " (proxies speak mTLS to each other: ISTIO_MUTUAL)"};
+      }
+      ToService out{*match, upstream->load_balancer, {}, routed->virtual_service};
+      if (const auto* rule = rules.find(rule_host)) {
+        auto eff = rule->effective(match->port->port, d.subset);
+        if (eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::IstioMutual)
+          out.sni = eff->tls->sni;
+      }
+      return out;
+    }
+    auto target = resolve_passthrough(d, conn.port, routing, rules);
+    if (!target && target.error().code == "no_cluster") {
+      return NoCluster{"no_cluster", "VirtualService " + routed->virtual_service + " routes TLS to " + to +
+                                         ", which no Service TCP port or MESH_EXTERNAL ServiceEntry TLS port names"};
+    }
+    return passthrough(std::move(target), routed->virtual_service);
+  }
+  if (!sni.empty()) {
+    if (auto entry = routing.find(sni, conn.port)) {
+      if (entry->entry->location != policy::ServiceEntry::Location::MeshExternal) {
+        return NoCluster{"no_cluster", "ServiceEntry " + entry->entry->meta.full_name() + " (host " + sni +
+                                           ") is MESH_INTERNAL: reachable through a gateway only"};
+      }
+      if (!carries_tls(*entry->port)) {
+        return NoCluster{"no_cluster", "ServiceEntry " + entry->entry->meta.full_name() + " port " +
+                                           std::to_string(entry->port->number) + " is " + entry->port->protocol +
+                                           ", not TLS: a TLS connection cannot go through it"};
+      }
+      return passthrough(resolve_external(*entry, sni, rules), {});
+    }
+  }
   if (registry.registry_only()) return BlackHole{};
   return NotFound{};
 }

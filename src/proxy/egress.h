@@ -55,9 +55,14 @@ class MeshRouting {
   std::optional<Entry> find(std::string_view host, uint32_t port) const;
   // Whether any ServiceEntry names `host` (REGISTRY_ONLY admits it).
   bool names(std::string_view host) const;
+  // A MESH_INTERNAL, resolution STATIC ServiceEntry host (exact, lower case) as an upstream
+  // service (its endpoints as written, its subjectAltNames the identities a server must present)
+  // with its port `port` (0: its only port, else its port 80). nullopt: no such host or port.
+  std::optional<Registry::Match> find_internal(std::string_view host, uint32_t port) const;
 
  private:
   std::shared_ptr<const policy::ResourceSet> set_;  // the VirtualServices and ServiceEntries
+  std::vector<RegistryService> internal_;           // service_entry_services of set_
   std::shared_ptr<const gateway::RouteTable> routes_;
 };
 
@@ -78,6 +83,7 @@ struct ToService {
   std::optional<policy::DestinationRule::LoadBalancer> load_balancer;  // from a DestinationRule
   std::string sni;                                                     // ISTIO_MUTUAL's sni, if any
   std::string virtual_service;                                         // "ns/name" when routed by one
+  bool plaintext = false;  // the DestinationRule's tls.mode DISABLE: plaintext to the endpoint
 };
 struct ToExternal {
   ExternalTarget target;
@@ -100,5 +106,34 @@ struct OutboundRequest {
 };
 OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& registry, const MeshRouting& routing,
                                  const DestinationRules& rules);
+
+// An app's own TLS on the by-Host listener (TLS passthrough): its ClientHello's server name and
+// the port it is for. Without transparent capture there is no original destination port: a TLS
+// connection is for 443, as a Host without a port is for 80.
+inline constexpr uint32_t kTlsDefaultPort = 443;
+struct OutboundTls {
+  std::string_view sni;  // lower case; "" when the ClientHello named none
+  uint32_t port = kTlsDefaultPort;
+  uint32_t pick = 0;  // [0, 100): the weighted destination
+};
+// What a client proxy does with it, in Istio's order, the bytes never read nor ended:
+// a VirtualService bound to `mesh` whose tls[] entry matches the SNI and port routes it — to a
+// registry service's TCP port (ToService: mTLS with secure naming, the app's TLS inside; an egress
+// gateway) or to a MESH_EXTERNAL ServiceEntry host (ToExternal); else a MESH_EXTERNAL ServiceEntry
+// port of the SNI's host that carries TLS (protocol TLS, HTTPS or TCP) goes out directly
+// (ToExternal, plain TCP to its addresses); else REGISTRY_ONLY refuses it (BlackHole) and ALLOW_ANY
+// has no original destination to pass it through to (NotFound). No ExternalTarget of a TLS
+// connection originates TLS: a DestinationRule SIMPLE for it is NoCluster (it would wrap the app's
+// TLS in a second one).
+// A tls[] route's destination outside the mesh (a client proxy's mesh route, an egress gateway's
+// PASSTHROUGH route): the MESH_EXTERNAL ServiceEntry host it names, on its port (`destination.port`,
+// else `port`, else the entry's only port) if that port carries TLS (TLS, HTTPS, TCP); relayed as
+// it is, so a DestinationRule SIMPLE for it is refused. Fails with code "no_cluster" (or
+// resolve_external's).
+Result<ExternalTarget> resolve_passthrough(const policy::HttpRouteDestination& destination, uint32_t port,
+                                           const MeshRouting& routing, const DestinationRules& rules);
+
+OutboundDecision decide_outbound_tls(const OutboundTls& conn, const Registry& registry, const MeshRouting& routing,
+                                     const DestinationRules& rules);
 
 }  // namespace mg::proxy

@@ -14,10 +14,11 @@ Enforcement::Enforcement(const ProxyConfig& config, const PolicyState& policy, R
     : config_(config), policy_(policy), report_(report) {}
 
 Judgement Enforcement::judge_connection(size_t index, const std::string& source,
-                                        const std::optional<tls::PeerIdentity>& peer) {
+                                        const std::optional<tls::PeerIdentity>& peer, std::string_view sni) {
   const InboundPort& port = config_.inbound[index];
   ConnectionContext ctx{config_.workload, policy_.port_mode(index), port.port, source, peer, {},
                         port.app_port};
+  ctx.sni = std::string(sni);
   auto judging = policy_.chains().current();
   Judgement out;
   out.generation = judging->generation;

@@ -41,8 +41,9 @@ class Enforcement {
   Enforcement(const ProxyConfig& config, const PolicyState& policy, Report& report);
 
   // An inbound TCP connection on config.inbound[index], by the connection chain.
+  // `sni`: a TLS passthrough connection's server name (connection.sni).
   Judgement judge_connection(size_t index, const std::string& source,
-                             const std::optional<tls::PeerIdentity>& peer);
+                             const std::optional<tls::PeerIdentity>& peer, std::string_view sni = {});
 
   // An inbound HTTP request (`side.inbound` set), by the request chain, into `out`; the decision
   // is counted in the worker's `series`. `judged_at`: the Unix time its JWT is checked as of (a

@@ -92,7 +92,9 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   if (http) {
     for (const auto& [name, value] : d.response_headers) v.response_headers.push_back({name, value});
   }
-  if (!d.allow && d.status == 0) v.reason = "mTLS required (PeerAuthentication STRICT): " + v.reason;
+  // Only the STRICT refusal: every denied TCP connection has status 0 too.
+  if (!d.allow && d.reason == policy::ReasonCode::DeniedPlaintextOnStrict)
+    v.reason = "mTLS required (PeerAuthentication STRICT): " + v.reason;
   return v;
 }
 
@@ -215,6 +217,7 @@ Verdict enforce_connection(const EnforcedPolicy* policy, ConnectionContext& ctx)
   }
   policy::Request r;
   fill_base_request(r, ctx.workload, ctx.app_port, ctx.source_address, ctx.peer);
+  r.sni = ctx.sni;  // connection.sni: a passthrough connection's ClientHello
   // 1. The PeerAuthentication's STRICT; 2. the policy decision (L4 attributes only).
   if (auto refused = policy::refuse_plaintext(*policy->snapshot, r)) {
     ctx.decision = to_verdict(*refused, false);

@@ -38,6 +38,9 @@ struct UpstreamTarget {
   // A DestinationRule's loadBalancer for this destination, over the Service's own.
   std::optional<policy::Service::LoadBalancer> load_balancer;
   std::string sni;  // a DestinationRule's ISTIO_MUTUAL sni, sent on the mTLS connection
+  // A DestinationRule's tls.mode DISABLE toward the service: plaintext HTTP/1.1 to the endpoint
+  // (Istio sends plaintext then; the server's proxy must accept it: PERMISSIVE or DISABLE).
+  bool plaintext = false;
 };
 
 // Response flags as Envoy names them (%RESPONSE_FLAGS%).

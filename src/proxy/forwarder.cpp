@@ -96,6 +96,7 @@ net::awaitable<bool> Forwarder::forward_by_name(net::Stream& down, ServerCodec& 
   UpstreamTarget target{match.service, match.port};
   target.load_balancer = to.load_balancer;
   target.sni = to.sni;
+  target.plaintext = to.plaintext;
   if (!choose_endpoint(target, BalancerClock::now())) {
     ex.flags = ResponseFlag::NoHealthyUpstream;
     co_await local_reply(down, codec, ex, 503, "no healthy upstream", keep);

@@ -57,6 +57,7 @@ std::vector<RegistryService> service_entry_services(const policy::ResourceSet& s
       s.name = http::to_lower(host);
       s.ns = se.meta.ns;
       s.identities = se.subject_alt_names;
+      s.service_entry = true;
       std::sort(s.identities.begin(), s.identities.end());
       for (const auto& sp : se.ports) {
         RegistryPort p;
@@ -225,6 +226,13 @@ InboundPort GatewayMode::inbound_port(size_t id) const {
   port.mtls = plan.tls_mode == TlsMode::IstioMutual                    ? MtlsMode::Strict
               : plan.protocol == policy::GatewayServer::Protocol::Http ? MtlsMode::Permissive
                                                                        : MtlsMode::Disable;
+  // TLS PASSTHROUGH: STRICT as ISTIO_MUTUAL (a workload's proxy carries the app's TLS over the
+  // mesh's mTLS, so the caller's principal is known to policy), then routed by the inner SNI.
+  if (plan.tls_mode == TlsMode::Passthrough) {
+    port.mtls = MtlsMode::Strict;
+    port.protocol = Protocol::Tcp;
+    port.passthrough = true;
+  }
   port.gateway = id;
   port.edge_tls = plan.tls_mode == TlsMode::Simple;
   return port;

@@ -64,7 +64,9 @@ net::awaitable<void> Inbound::serve(tcp::socket socket, Worker& worker, size_t i
   if (!stream) co_return;  // refused (logged) or gone
   guard.entry.stream = stream.get();
 
-  if (port.protocol == Protocol::Tcp) {
+  if (port.passthrough) {
+    co_await serve_passthrough(*stream, guard.entry, worker, index, source, peer, start);
+  } else if (port.protocol == Protocol::Tcp) {
     co_await serve_tcp(*stream, guard.entry, worker.buffers, index, source, peer, peer_labels.get(), start);
   } else {
     if (!peer) guard.entry.plaintext_http_port = index;

@@ -60,6 +60,14 @@ class Inbound {
                                  const std::string& source, const std::optional<tls::PeerIdentity>& peer,
                                  const PeerLabels* peer_labels, Clock::time_point start);
 
+  // A TLS PASSTHROUGH gateway listener's connection (inbound_passthrough.cpp), its mTLS done: the
+  // app's ClientHello read from inside it, the connection judged with its SNI (connection.sni)
+  // and the caller's principal, routed by the gateway-bound tls[] entry to a MESH_EXTERNAL host
+  // and relayed byte for byte; one egress audit line whatever the outcome.
+  net::awaitable<void> serve_passthrough(net::Stream& down, ConnEntry& entry, Worker& worker, size_t index,
+                                         const std::string& source, const std::optional<tls::PeerIdentity>& peer,
+                                         Clock::time_point start);
+
   const ProxyConfig& config_;
   const Credentials& credentials_;
   const PolicyState& policy_;

@@ -391,6 +391,58 @@ awaitable<Result<http::ProxyHeader>> read_proxy_header(tcp::socket& socket, std:
   co_return fail("proxy_protocol.closed", "no complete PROXY header after 10000 looks");
 }
 
+awaitable<Result<tls::ClientHelloParse>> peek_client_hello(tcp::socket& socket, std::chrono::milliseconds timeout) {
+  Watchdog deadline(socket.get_executor(), [&socket] {
+    std::error_code ignored;
+    socket.close(ignored);
+  });
+  deadline.arm(timeout);
+  std::string buf(tls::kClientHelloMaxBytes, '\0');
+  // As read_proxy_header: a peek returns at once while any byte waits, so an incomplete
+  // ClientHello is peeked again after a short pause; the deadline bounds the whole.
+  for (int attempt = 0; attempt < 10000; ++attempt) {
+    std::error_code ec;
+    size_t n = co_await socket.async_receive(asio::buffer(buf), tcp::socket::message_peek, nothrow(ec));
+    if (ec || n == 0) {
+      co_return fail("tls.client_hello.closed", deadline.fired()
+                                                    ? "no complete ClientHello within " +
+                                                          std::to_string(timeout.count()) + " ms"
+                                                    : "the connection ended before its ClientHello");
+    }
+    tls::ClientHelloParse parsed = tls::parse_client_hello(std::string_view(buf.data(), n));
+    if (parsed.state == tls::ClientHelloParse::State::Invalid) co_return fail(std::move(parsed.error));
+    if (parsed.state == tls::ClientHelloParse::State::Complete) co_return parsed;
+    asio::steady_timer pause(socket.get_executor(), std::chrono::milliseconds(2));
+    co_await pause.async_wait(nothrow(ec));
+  }
+  co_return fail("tls.client_hello.closed", "no complete ClientHello after 10000 looks");
+}
+
+awaitable<Result<tls::ClientHelloParse>> read_client_hello(Stream& stream, std::string& buffered,
+                                                          std::chrono::milliseconds timeout) {
+  Watchdog deadline(stream.socket().get_executor(), [&stream] { stream.close(); });
+  deadline.arm(timeout);
+  buffered.clear();
+  char chunk[2048];
+  while (buffered.size() < tls::kClientHelloMaxBytes) {
+    std::error_code ec;
+    // Never more than the bound in all: what follows the ClientHello stays in the stream.
+    const size_t want = std::min(sizeof chunk, tls::kClientHelloMaxBytes - buffered.size());
+    size_t n = co_await stream.read_some(asio::buffer(chunk, want), ec);
+    if (ec || n == 0) {
+      co_return fail("tls.client_hello.closed", deadline.fired()
+                                                    ? "no complete ClientHello within " +
+                                                          std::to_string(timeout.count()) + " ms"
+                                                    : "the connection ended before its ClientHello");
+    }
+    buffered.append(chunk, n);
+    tls::ClientHelloParse parsed = tls::parse_client_hello(buffered);
+    if (parsed.state == tls::ClientHelloParse::State::Invalid) co_return fail(std::move(parsed.error));
+    if (parsed.state == tls::ClientHelloParse::State::Complete) co_return parsed;
+  }
+  co_return fail("tls.client_hello.too_large", "the ClientHello takes more than 16 KiB");
+}
+
 std::string remote_address(const tcp::socket& s) {
   std::error_code ec;
   auto ep = s.remote_endpoint(ec);

@@ -14,6 +14,7 @@
 
 #include "common/result.h"
 #include "http/proxy_protocol.h"
+#include "tls/client_hello.h"
 
 namespace mg::proxy::net {
 
@@ -133,6 +134,17 @@ bool nothing_to_read(Stream& stream);
 // at, within `timeout` (the socket is closed when it passes). A missing or malformed header, or
 // a connection that ends first, is an error: the caller closes the connection.
 awaitable<Result<http::ProxyHeader>> read_proxy_header(tcp::socket& socket, std::chrono::milliseconds timeout);
+
+// A TLS ClientHello's server name, without taking part in the handshake (TLS passthrough,
+// tls/client_hello.h). peek_client_hello leaves every byte in the socket (what is relayed
+// afterwards starts with the ClientHello itself); read_client_hello reads from a stream that cannot
+// be peeked (the inside of the mesh's mTLS) into `buffered`, which the caller relays first. Both
+// are bounded: at most tls::kClientHelloMaxBytes within `timeout` (the socket is closed when it
+// passes). A connection that is not TLS, a malformed ClientHello, or one that ends first is an
+// error ("tls.client_hello.<what>").
+awaitable<Result<tls::ClientHelloParse>> peek_client_hello(tcp::socket& socket, std::chrono::milliseconds timeout);
+awaitable<Result<tls::ClientHelloParse>> read_client_hello(Stream& stream, std::string& buffered,
+                                                          std::chrono::milliseconds timeout);
 
 // "ip:port" ("[v6]:port" for IPv6, as in a URL authority, so the port can be split off the end).
 std::string endpoint_string(const tcp::endpoint& ep);

@@ -37,6 +37,26 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
   }
   const bool http = route.by_registry() ? route.service.empty() || (match && is_http(match->port->protocol))
                                         : is_http(route.protocol);
+  if (http && route.by_registry() && route.service.empty()) {
+    // The by-Host listener: HTTP, or an app's own TLS (a handshake record first: no HTTP request
+    // or HTTP/2 preface starts with 0x16). One peek, bounded by the header timeout.
+    net::Watchdog first_byte(down.socket().get_executor(), [&down] { down.close(); });
+    first_byte.arm(std::chrono::milliseconds(config_.limits.header_timeout_ms));
+    unsigned char first = 0;
+    std::error_code ec;
+    const size_t n = co_await down.socket().async_receive(asio::buffer(&first, 1), net::tcp::socket::message_peek,
+                                                          net::nothrow(ec));
+    first_byte.disarm();
+    if (ec || n == 0) {
+      down.close();
+      co_return;
+    }
+    if (first == 0x16) {
+      co_await serve_tls(down, worker, side, start);
+      down.close();
+      co_return;
+    }
+  }
   if (http) {
     co_await http_.serve(down, guard.entry, worker, side);
     down.close();

@@ -4,13 +4,17 @@
 // server's SVID verified, secure naming checked: proxy/upstream_pool.h) and spliced. A registry
 // route (no destination) is HTTP by Host, or one service port: HTTP or TCP as its Service
 // declares it, a TCP connection going to an endpoint the balancer picks (another one tried once
-// when no connection can be made).
+// when no connection can be made). The by-Host listener also takes an app's own TLS
+// (outbound_tls.cpp): its ClientHello's SNI routes it (egress.h decide_outbound_tls), the bytes
+// relayed as they are — over mTLS to a mesh service (an egress gateway), or straight to a
+// MESH_EXTERNAL host.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 
 #include "proxy/config.h"
+#include "proxy/exchange.h"
 #include "proxy/net.h"
 
 namespace mg::proxy {
@@ -30,6 +34,11 @@ class Outbound {
   net::awaitable<void> serve(net::tcp::socket socket, Worker& worker, size_t index);
 
  private:
+  // The by-Host listener's connection whose first byte is a TLS handshake record: the app's TLS,
+  // routed by SNI and relayed untouched until either side ends.
+  net::awaitable<void> serve_tls(net::PlainStream& down, Worker& worker, const HttpSide& side,
+                                 std::chrono::steady_clock::time_point start);
+
   const ProxyConfig& config_;
   ConnectionManager& connections_;
   HttpSession& http_;

@@ -53,8 +53,11 @@ struct RegistryService {
   // for this service must present one of them.
   std::vector<std::string> identities;
   std::vector<RegistryPort> ports;
+  // A MESH_INTERNAL STATIC ServiceEntry's host (proxy/gateway_mode.h service_entry_services): its
+  // name is the host itself, which is also its cluster's name.
+  bool service_entry = false;
   std::string host() const { return name + "." + ns; }
-  std::string fqdn() const { return name + "." + ns + ".svc.cluster.local"; }
+  std::string fqdn() const { return service_entry ? name : name + "." + ns + ".svc.cluster.local"; }
   const RegistryPort* find_port(uint16_t port) const;
 };
 

@@ -614,4 +614,22 @@ void Report::outbound_tcp(const std::string& own_principal, const std::string& s
                       {"bytes_sent", sent}});
 }
 
+void Report::outbound_passthrough(const std::string& own_principal, const std::string& source, const std::string& sni,
+                                  const std::string& service, const std::string& peer_principal,
+                                  const std::string& destination, Clock::time_point start, uint64_t received,
+                                  uint64_t sent) {
+  auto or_null = [](const std::string& s) { return s.empty() ? nlohmann::json() : nlohmann::json(s); };
+  access_log_->write({{"time", telemetry::now_rfc3339()},
+                      {"direction", "outbound"},
+                      {"protocol", "tls"},
+                      {"sni", or_null(sni)},
+                      {"service", service},
+                      {"source", {{"principal", own_principal}, {"address", source}}},
+                      {"destination", {{"principal", or_null(peer_principal)}, {"address", destination}}},
+                      {"response_flags", to_string(ResponseFlag::None)},
+                      {"duration_ms", ms_since(start)},
+                      {"bytes_received", received},
+                      {"bytes_sent", sent}});
+}
+
 }  // namespace mg::proxy

@@ -150,6 +150,13 @@ class Report {
                     const std::string& peer_principal, const std::string& destination,
                     Clock::time_point start, uint64_t received, uint64_t sent,
                     const WorkloadLabels* peer = nullptr);
+  // The access-log line of an app's TLS a client proxy passed through by SNI (protocol "tls"):
+  // the SNI, the service it went to (a mesh service's FQDN, or the external host), the peer's
+  // principal ("" for a host outside the mesh) and address.
+  void outbound_passthrough(const std::string& own_principal, const std::string& source, const std::string& sni,
+                            const std::string& service, const std::string& peer_principal,
+                            const std::string& destination, Clock::time_point start, uint64_t received,
+                            uint64_t sent);
 
  private:
   void count_refused(std::string_view direction, std::string_view reason);

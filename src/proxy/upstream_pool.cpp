@@ -27,7 +27,11 @@ constexpr size_t kMaxIdleUpstreamsPerPort = 64;
 // port) routed the request there: the target decides first.
 constexpr uint64_t kTargetKeys = uint64_t{1} << 40;
 uint64_t route_key(size_t route) { return (uint64_t{1} << 32) + route; }
-uint64_t target_key(const UpstreamTarget& t) { return kTargetKeys + t.endpoint->health->id; }
+// Plaintext connections to an endpoint (DestinationRule DISABLE) pool apart from its mTLS ones.
+constexpr uint64_t kPlainTargetKeys = uint64_t{1} << 41;
+uint64_t target_key(const UpstreamTarget& t) {
+  return kTargetKeys + (t.plaintext ? kPlainTargetKeys : 0) + t.endpoint->health->id;
+}
 // External destinations: the top bit, then the target's own key.
 constexpr uint64_t kExternalKeys = uint64_t{1} << 63;
 uint64_t pool_key(const HttpSide& side) {
@@ -44,7 +48,7 @@ bool to_proxy(const HttpSide& side) { return side.route || side.target; }
 // A pooled connection to a registry endpoint was checked against the identities its service had
 // then; a publish may have taken the server's away (a service account no longer backing it).
 bool still_named(const HttpSide& side, const std::string& principal) {
-  if (!side.target) return true;
+  if (!side.target || side.target->plaintext) return true;  // plaintext: no identity to check
   const auto& ids = side.target->service->identities;
   return std::find(ids.begin(), ids.end(), principal) != ids.end();
 }
@@ -66,7 +70,10 @@ void UpstreamPool::retain_endpoints(const Registry& registry, const std::vector<
   auto keep = [&](const std::vector<RegistryService>& services) {
     for (const auto& s : services)
       for (const auto& p : s.ports)
-        for (const auto& e : p.endpoints) live.insert(kTargetKeys + e.health->id);
+        for (const auto& e : p.endpoints) {
+          live.insert(kTargetKeys + e.health->id);
+          live.insert(kTargetKeys + kPlainTargetKeys + e.health->id);
+        }
   };
   keep(registry.services());
   if (also) keep(*also);
@@ -80,6 +87,7 @@ void UpstreamPool::retain_endpoints(const Registry& registry, const std::vector<
 
 bool UpstreamPool::may_use_h2(const HttpSide& side) const {
   if (side.external) return false;  // HTTP/1.1 to hosts outside the mesh
+  if (side.target && side.target->plaintext) return false;  // DISABLE: plaintext HTTP/1.1
   if (!to_proxy(side)) return side.inbound && app_speaks_h2(side.inbound->protocol);
   return !http1_routes_.contains(pool_key(side));
 }
@@ -123,7 +131,7 @@ net::awaitable<std::shared_ptr<H2Upstream>> UpstreamPool::acquire_h2(const HttpS
   now.connecting = false;
   if (now.connected) now.connected->cancel();
   if (!conn) co_return nullptr;
-  if (to_proxy(side) && tls::negotiated_alpn(conn->stream->ssl()) != tls::kAlpnH2) {
+  if (to_proxy(side) && (!conn->stream->ssl() || tls::negotiated_alpn(conn->stream->ssl()) != tls::kAlpnH2)) {
     http1_routes_[pool_key(side)] = true;
     http1 = std::move(conn);
     co_return nullptr;
@@ -209,6 +217,15 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::connect_target(const
                                                                            std::string& reason,
                                                                            std::string& detail,
                                                                            AlpnOffer alpn) {
+  if (target.plaintext) {
+    // A DestinationRule's tls.mode DISABLE: no TLS, so no identity is presented or checked.
+    std::optional<tcp::socket> socket =
+        co_await connect_socket(target.endpoint->address, target.endpoint->port, reason, detail);
+    if (!socket) co_return nullptr;
+    auto conn = std::make_unique<UpstreamConn>();
+    conn->stream = std::make_unique<net::PlainStream>(std::move(*socket));
+    co_return conn;
+  }
   co_return co_await connect_tls({target.endpoint->address, target.endpoint->port, target.service->identities,
                                   target_key(target), target.sni},
                                  reason, detail, alpn);

@@ -180,8 +180,111 @@ std::string virtual_service(const std::string& http) {
          "  http:\n" +
          http;
 }
+std::string virtual_service_tls(const std::string& tls) {
+  return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  hosts: [a.com]\n"
+         "  tls:\n" +
+         tls;
+}
 std::string service_entry(const std::string& spec) {
   return "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec:\n" + spec;
+}
+
+// Istio's "Egress Gateways" task, section "Egress gateway for HTTPS traffic", as written.
+const char* kHttpsEgressTask = R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: cnn
+spec:
+  hosts:
+  - edition.cnn.com
+  ports:
+  - number: 443
+    name: tls
+    protocol: TLS
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: istio-egressgateway
+spec:
+  selector:
+    istio: egressgateway
+  servers:
+  - port:
+      number: 443
+      name: tls
+      protocol: TLS
+    hosts:
+    - edition.cnn.com
+    tls:
+      mode: PASSTHROUGH
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: direct-cnn-through-egress-gateway
+spec:
+  hosts:
+  - edition.cnn.com
+  gateways:
+  - mesh
+  - istio-egressgateway
+  tls:
+  - match:
+    - gateways:
+      - mesh
+      port: 443
+      sniHosts:
+      - edition.cnn.com
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        subset: cnn
+        port:
+          number: 443
+  - match:
+    - gateways:
+      - istio-egressgateway
+      port: 443
+      sniHosts:
+      - edition.cnn.com
+    route:
+    - destination:
+        host: edition.cnn.com
+        port:
+          number: 443
+      weight: 100
+)";
+
+TEST(NetworkingParse, HttpsEgressTaskAsWritten) {
+  auto set = parse_resources(kHttpsEgressTask, "task.yaml");
+  ASSERT_TRUE(set) << set.error().message;
+  ASSERT_EQ(set->service_entries.size(), 1u);
+  EXPECT_EQ(set->service_entries[0].ports[0].protocol, "TLS");
+  ASSERT_EQ(set->gateways.size(), 1u);
+  const auto& server = set->gateways[0].servers[0];
+  EXPECT_EQ(server.protocol, GatewayServer::Protocol::Tls);
+  EXPECT_EQ(server.tls_mode, GatewayServer::TlsMode::Passthrough);
+  EXPECT_EQ(server.port, 443u);
+  ASSERT_EQ(set->virtual_services.size(), 1u);
+  const auto& vs = set->virtual_services[0];
+  EXPECT_TRUE(vs.http.empty());
+  ASSERT_EQ(vs.tls.size(), 2u);
+  EXPECT_EQ(vs.tls[0].match[0].gateways, std::vector<std::string>{"mesh"});
+  EXPECT_EQ(vs.tls[0].match[0].port, 443u);
+  EXPECT_EQ(vs.tls[0].match[0].sni_hosts, std::vector<std::string>{"edition.cnn.com"});
+  EXPECT_EQ(vs.tls[0].route[0].host, "istio-egressgateway.istio-system.svc.cluster.local");
+  EXPECT_EQ(vs.tls[0].route[0].subset, "cnn");
+  EXPECT_EQ(vs.tls[0].route[0].port, 443u);
+  EXPECT_EQ(vs.tls[0].route[0].weight, 100u);
+  EXPECT_EQ(vs.tls[1].match[0].gateways, std::vector<std::string>{"istio-egressgateway"});
+  EXPECT_EQ(vs.tls[1].route[0].host, "edition.cnn.com");
+  // An sniHost within a wildcard host is accepted.
+  const std::string wild = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n"
+                           "  hosts: ['*.a.com']\n  tls:\n  - match: [{sniHosts: [x.a.com]}]\n"
+                           "    route: [{destination: {host: x.a.com}}]\n";
+  EXPECT_TRUE(parse_resources(wild, "w.yaml"));
 }
 
 TEST(NetworkingParse, RefusalsNameTheLine) {
@@ -198,11 +301,39 @@ TEST(NetworkingParse, RefusalsNameTheLine) {
       {"no servers", "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {selector: {a: b}}\n",
        "n.yaml:4: Gateway.spec.servers must list at least one server"},
       {"TCP server", gateway("  - port: {number: 80, protocol: TCP}\n    hosts: ['*']\n"),
-       "n.yaml:7: servers[].port.protocol must be HTTP or HTTPS"},
+       "n.yaml:7: servers[].port.protocol must be HTTP, HTTPS or TLS"},
       {"HTTPS without tls", gateway("  - port: {number: 443, protocol: HTTPS}\n    hosts: ['*']\n"),
        "n.yaml:7: Gateway.spec.servers[]: protocol HTTPS needs tls"},
-      {"PASSTHROUGH", gateway("  - port: {number: 443, protocol: HTTPS}\n    hosts: ['*']\n    tls: {mode: PASSTHROUGH}\n"),
-       "n.yaml:9: servers[].tls.mode \"PASSTHROUGH\" is not supported"},
+      {"PASSTHROUGH on HTTPS", gateway("  - port: {number: 443, protocol: HTTPS}\n    hosts: ['*']\n    tls: {mode: PASSTHROUGH}\n"),
+       "n.yaml:7: Gateway.spec.servers[]: tls mode PASSTHROUGH is for protocol TLS"},
+      {"AUTO_PASSTHROUGH", gateway("  - port: {number: 15443, protocol: TLS}\n    hosts: ['*']\n    tls: {mode: AUTO_PASSTHROUGH}\n"),
+       "n.yaml:9: servers[].tls.mode AUTO_PASSTHROUGH is not supported"},
+      {"MUTUAL", gateway("  - port: {number: 443, protocol: TLS}\n    hosts: ['*']\n    tls: {mode: MUTUAL}\n"),
+       "n.yaml:9: servers[].tls.mode \"MUTUAL\" is not supported (SIMPLE, ISTIO_MUTUAL or PASSTHROUGH)"},
+      {"TLS without tls", gateway("  - port: {number: 443, protocol: TLS}\n    hosts: ['*']\n"),
+       "n.yaml:7: Gateway.spec.servers[]: protocol TLS needs tls {mode: PASSTHROUGH}"},
+      {"TLS with SIMPLE", gateway("  - port: {number: 443, protocol: TLS}\n    hosts: ['*']\n    tls: {mode: SIMPLE, credentialName: c}\n"),
+       "n.yaml:7: Gateway.spec.servers[]: protocol TLS needs tls {mode: PASSTHROUGH}"},
+      {"PASSTHROUGH with a credential",
+       gateway("  - port: {number: 443, protocol: TLS}\n    hosts: ['*']\n    tls: {mode: PASSTHROUGH, credentialName: c}\n"),
+       "n.yaml:9: Gateway.spec.servers[].tls.credentialName is not used with mode PASSTHROUGH"},
+      {"port shared by TLS and HTTP",
+       gateway("  - port: {number: 443, protocol: HTTP}\n    hosts: ['*']\n  - port: {number: 443, protocol: TLS}\n"
+               "    hosts: ['*']\n    tls: {mode: PASSTHROUGH}\n"),
+       "n.yaml:9: Gateway.spec.servers: port 443 is both HTTP and TLS"},
+      {"tls route without match", virtual_service_tls("  - route: [{destination: {host: a.com}}]\n"),
+       "n.yaml:7: VirtualService.spec.tls[].match is required"},
+      {"tls match without sniHosts", virtual_service_tls("  - match: [{port: 443}]\n    route: [{destination: {host: a.com}}]\n"),
+       "n.yaml:7: VirtualService.spec.tls[].match[].sniHosts is required"},
+      {"tls match sourceLabels",
+       virtual_service_tls("  - match: [{sniHosts: [a.com], sourceLabels: {app: x}}]\n    route: [{destination: {host: a.com}}]\n"),
+       "n.yaml:7: unknown field \"sourceLabels\" in VirtualService.spec.tls[].match[]"},
+      {"sniHost outside hosts",
+       virtual_service_tls("  - match: [{sniHosts: [b.com]}]\n    route: [{destination: {host: a.com}}]\n"),
+       "n.yaml:7: tls[].match[].sniHosts: \"b.com\" is not within the VirtualService's hosts"},
+      {"tls weights",
+       virtual_service_tls("  - match: [{sniHosts: [a.com]}]\n    route:\n    - {destination: {host: a.com}, weight: 50}\n"),
+       "n.yaml:7: tls[].route: a single destination's weight must be 100"},
       {"ISTIO_MUTUAL with a credential",
        gateway("  - port: {number: 443, protocol: HTTPS}\n    hosts: ['*']\n    tls: {mode: ISTIO_MUTUAL, credentialName: c}\n"),
        "n.yaml:9: Gateway.spec.servers[].tls.credentialName is not used with mode ISTIO_MUTUAL"},

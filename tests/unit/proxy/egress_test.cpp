@@ -152,8 +152,9 @@ spec:
 )";
 
 struct World {
-  explicit World(const std::string& yaml, bool registry_only = false, const std::string& ns = "default") {
-    auto parsed = policy::parse_resources(std::string(kEgressGatewayService) + "---\n" + yaml, "egress.yaml");
+  explicit World(const std::string& yaml, bool registry_only = false, const std::string& ns = "default",
+                 const char* base = kEgressGatewayService) {
+    auto parsed = policy::parse_resources(std::string(base) + "---\n" + yaml, "egress.yaml");
     EXPECT_TRUE(parsed) << parsed.error().message;
     if (parsed) set = std::move(*parsed);
     registry = Registry::build(set, "cluster.local", ns);
@@ -165,6 +166,9 @@ struct World {
   }
   OutboundDecision decide(std::string_view authority, std::string_view path = "/politics") const {
     return decide_outbound({authority, path, "GET", nullptr, 0}, *registry, *routing, *rules);
+  }
+  OutboundDecision decide_tls(std::string_view sni, uint32_t port = kTlsDefaultPort) const {
+    return decide_outbound_tls({sni, port, 0}, *registry, *routing, *rules);
   }
   policy::ResourceSet set;
   std::shared_ptr<Registry> registry;
@@ -341,7 +345,7 @@ spec:
   EXPECT_FALSE(std::get<ToExternal>(wild).target.origin);
 }
 
-TEST(Egress, MeshInternalEntriesAreNotAClientsDestination) {
+TEST(Egress, MeshInternalEntriesAreReachedOverMtls) {
   World w(R"(apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: billing}
@@ -350,11 +354,288 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   location: MESH_INTERNAL
   resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
+  endpoints: [{address: 127.0.0.1, ports: {http: 15006}}]
+  subjectAltNames: ["spiffe://cluster.local/ns/billing/sa/billing"]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ledger}
+spec:
+  hosts: [ledger.internal]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  location: MESH_INTERNAL
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: billing}
+spec:
+  host: billing.internal
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+)", true);
+  // The entry's endpoints over mTLS, its subjectAltNames the identities to expect.
+  auto d = w.decide("Billing.Internal");
+  ASSERT_TRUE(std::holds_alternative<ToService>(d)) << d.index();
+  const ToService& s = std::get<ToService>(d);
+  EXPECT_EQ(s.match.service->fqdn(), "billing.internal");
+  EXPECT_EQ(s.match.service->identities, std::vector<std::string>{"spiffe://cluster.local/ns/billing/sa/billing"});
+  EXPECT_EQ(s.match.port->port, 80);
+  ASSERT_EQ(s.match.port->endpoints.size(), 1u);
+  EXPECT_EQ(s.match.port->endpoints[0].address, "127.0.0.1");
+  EXPECT_EQ(s.match.port->endpoints[0].port, 15006);
+  EXPECT_EQ(s.load_balancer, policy::Service::LoadBalancer::RoundRobin);
+  // A port the entry does not declare: REGISTRY_ONLY's black hole.
+  EXPECT_TRUE(std::holds_alternative<BlackHole>(w.decide("billing.internal:8080")));
+  // Without STATIC endpoints there is nothing to dial: 503 NC.
+  auto dns = w.decide("ledger.internal");
+  ASSERT_TRUE(std::holds_alternative<NoCluster>(dns));
+  EXPECT_NE(std::get<NoCluster>(dns).detail.find("without resolution STATIC"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mg::proxy
+
+namespace mg::proxy {
+namespace {
+
+// The egress gateway's Service with a TCP port 443 (what a TLS route to it needs).
+const char* kEgressGatewayTlsService = R"(apiVersion: meshguard.io/v1alpha1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: tls, port: 443, protocol: tcp}]
+---
+apiVersion: meshguard.io/v1alpha1
+kind: ServiceEndpoints
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  endpoints:
+  - {workload: egw, address: 127.0.0.1, serviceAccount: istio-egressgateway-service-account, ports: [{port: 443, endpointPort: 15443}]}
+)";
+
+// Istio's "Egress Gateways" task, "Egress gateway for HTTPS traffic", as written.
+const char* kHttpsEgressTask = R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: cnn
+spec:
+  hosts:
+  - edition.cnn.com
+  ports:
+  - number: 443
+    name: tls
+    protocol: TLS
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: istio-egressgateway
+spec:
+  selector:
+    istio: egressgateway
+  servers:
+  - port:
+      number: 443
+      name: tls
+      protocol: TLS
+    hosts:
+    - edition.cnn.com
+    tls:
+      mode: PASSTHROUGH
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: egressgateway-for-cnn
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets:
+  - name: cnn
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: direct-cnn-through-egress-gateway
+spec:
+  hosts:
+  - edition.cnn.com
+  gateways:
+  - mesh
+  - istio-egressgateway
+  tls:
+  - match:
+    - gateways:
+      - mesh
+      port: 443
+      sniHosts:
+      - edition.cnn.com
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        subset: cnn
+        port:
+          number: 443
+  - match:
+    - gateways:
+      - istio-egressgateway
+      port: 443
+      sniHosts:
+      - edition.cnn.com
+    route:
+    - destination:
+        host: edition.cnn.com
+        port:
+          number: 443
+      weight: 100
+)";
+
+TEST(EgressTls, HttpsEgressGatewayTaskAtTheClient) {
+  for (bool registry_only : {false, true}) {
+    World w(kHttpsEgressTask, registry_only, "default", kEgressGatewayTlsService);
+    // The app's TLS for edition.cnn.com (port 443): the `mesh` tls entry sends it to the egress
+    // gateway's TCP port 443, over mTLS (the app's TLS inside).
+    auto d = w.decide_tls("Edition.CNN.com");
+    ASSERT_TRUE(std::holds_alternative<ToService>(d)) << d.index();
+    const ToService& s = std::get<ToService>(d);
+    EXPECT_EQ(s.match.service->host(), "istio-egressgateway.istio-system");
+    EXPECT_EQ(s.match.port->port, 443);
+    EXPECT_EQ(s.virtual_service, "default/direct-cnn-through-egress-gateway");
+    EXPECT_EQ(s.sni, "");  // the subset has no ISTIO_MUTUAL sni
+    // An unknown SNI: refused (REGISTRY_ONLY: the black hole; ALLOW_ANY: nowhere to pass it).
+    auto unknown = w.decide_tls("www.google.com");
+    EXPECT_TRUE(registry_only ? std::holds_alternative<BlackHole>(unknown) : std::holds_alternative<NotFound>(unknown))
+        << unknown.index();
+    auto none = w.decide_tls("");
+    EXPECT_TRUE(registry_only ? std::holds_alternative<BlackHole>(none) : std::holds_alternative<NotFound>(none));
+    // Another port: the `mesh` entry (port 443) does not apply, and the entry has no such port.
+    auto other = w.decide_tls("edition.cnn.com", 8443);
+    EXPECT_FALSE(std::holds_alternative<ToService>(other));
+    // The VirtualService has no http[]: plain HTTP for the host is not routed by it.
+    EXPECT_FALSE(std::holds_alternative<ToService>(w.decide("edition.cnn.com")));
+  }
+}
+
+TEST(EgressTls, HttpsEgressGatewayTaskAtTheGateway) {
+  World w(kHttpsEgressTask, false, "default", kEgressGatewayTlsService);
+  auto set = std::make_shared<const policy::ResourceSet>(w.set);
+  auto plans = gateway::plan_listeners(*set, {{"istio", "egressgateway"}});
+  ASSERT_TRUE(plans) << plans.error().message;
+  ASSERT_EQ(plans->size(), 1u);
+  EXPECT_EQ((*plans)[0].protocol, policy::GatewayServer::Protocol::Tls);
+  EXPECT_EQ((*plans)[0].tls_mode, policy::GatewayServer::TlsMode::Passthrough);
+  auto table = gateway::RouteTable::build(set, *plans);
+  // The second tls entry (gateways: istio-egressgateway, port 443) applies on the listener.
+  auto r = table->route_tls(0, "edition.cnn.com", 0);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->tls_index, 1u);
+  EXPECT_EQ(r->destination->host, "edition.cnn.com");
+  EXPECT_FALSE(table->route_tls(0, "www.google.com", 0));
+  EXPECT_FALSE(table->route_tls(0, "", 0));
+  EXPECT_FALSE(table->route_tls(0, "edition.cnn.com", 0, 8443));  // the entry's port is 443
+  // The HTTP route of the listener: none (tls only).
+  EXPECT_FALSE(table->route(0, "edition.cnn.com", "/", "GET", {}, 0));
+  auto target = resolve_passthrough(*r->destination, kTlsDefaultPort, *w.routing, *w.rules);
+  ASSERT_TRUE(target) << target.error().message;
+  EXPECT_EQ(target->host, "edition.cnn.com");
+  EXPECT_EQ(target->port, 443);
+  EXPECT_EQ(target->addresses, (std::vector<std::string>{"edition.cnn.com"}));
+  EXPECT_FALSE(target->origin);
+}
+
+TEST(EgressTls, DirectAndRefusedDestinations) {
+  const std::string entries = R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tls}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {tls: 8443}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: plain}
+spec:
+  hosts: [plain.example.com]
+  ports: [{number: 443, name: http, protocol: HTTP}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: originated}
+spec:
+  hosts: [simple.example.com]
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: simple}
+spec:
+  host: simple.example.com
+  trafficPolicy: {tls: {mode: SIMPLE}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: internal}
+spec:
+  hosts: [internal.example.com]
+  location: MESH_INTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS}]
+)";
+  World w(entries, true, "default", kEgressGatewayTlsService);
+  // No route: a MESH_EXTERNAL TLS port of the SNI's host, straight out (its endpoint's port).
+  auto d = w.decide_tls("api.example.com");
+  ASSERT_TRUE(std::holds_alternative<ToExternal>(d)) << d.index();
+  EXPECT_EQ(std::get<ToExternal>(d).target.port, 8443);
+  EXPECT_EQ(std::get<ToExternal>(d).target.addresses, (std::vector<std::string>{"127.0.0.1"}));
+  EXPECT_FALSE(std::get<ToExternal>(d).target.origin);
+  // An HTTP port cannot carry the app's TLS; SIMPLE would wrap it in a second TLS; a
+  // MESH_INTERNAL host is a gateway's: all 503 NC's kind of refusal.
+  EXPECT_TRUE(std::holds_alternative<NoCluster>(w.decide_tls("plain.example.com")));
+  auto simple = w.decide_tls("simple.example.com");
+  ASSERT_TRUE(std::holds_alternative<NoCluster>(simple));
+  EXPECT_NE(std::get<NoCluster>(simple).detail.find("wrap the app's TLS"), std::string::npos);
+  EXPECT_TRUE(std::holds_alternative<NoCluster>(w.decide_tls("internal.example.com")));
+}
+
+}  // namespace
+}  // namespace mg::proxy
+
+namespace mg::proxy {
+namespace {
+
+// DestinationRule tls.mode DISABLE toward a mesh service: plaintext to its endpoints, by Host and
+// through a `mesh` route; ISTIO_MUTUAL (or no rule) stays mTLS.
+TEST(Egress, DisableSendsPlaintextToAMeshService) {
+  World w(R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews.default.svc.cluster.local
+  trafficPolicy: {tls: {mode: DISABLE}}
+  subsets:
+  - name: mutual
+    trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-route}
+spec:
+  hosts: [reviews-alias]
+  http:
+  - route: [{destination: {host: reviews, subset: mutual}}]
 )");
-  auto d = w.decide("billing.internal");
-  ASSERT_TRUE(std::holds_alternative<NoCluster>(d));
-  EXPECT_NE(std::get<NoCluster>(d).detail.find("MESH_INTERNAL"), std::string::npos);
+  auto direct = w.decide("reviews:9080");
+  ASSERT_TRUE(std::holds_alternative<ToService>(direct)) << direct.index();
+  EXPECT_TRUE(std::get<ToService>(direct).plaintext);
+  auto routed = w.decide("reviews-alias");
+  ASSERT_TRUE(std::holds_alternative<ToService>(routed)) << routed.index();
+  EXPECT_FALSE(std::get<ToService>(routed).plaintext);  // the subset's ISTIO_MUTUAL
+  World none("");
+  auto plain = none.decide("reviews:9080");
+  ASSERT_TRUE(std::holds_alternative<ToService>(plain));
+  EXPECT_FALSE(std::get<ToService>(plain).plaintext);
 }
 
 }  // namespace

@@ -245,3 +245,33 @@ TEST(GatewayMode, ListenerIdsAreCapped) {
 
 }  // namespace
 }  // namespace mg::proxy
+
+namespace mg::proxy {
+namespace {
+
+// A TLS PASSTHROUGH server: a STRICT listener (the mesh's mTLS carrying the app's TLS), flagged
+// passthrough so the inbound path routes it by SNI; a PASSTHROUGH server taking over the port of
+// an ISTIO_MUTUAL one is another listener (the tls mode changed).
+TEST(GatewayMode, PassthroughListenersAreStrictAndFlagged) {
+  ProxyConfig config;
+  config.workload.labels = {{"istio", "ingressgateway"}};
+  GatewayMode mode(config);
+  const std::string mutual =
+      "  - {port: {number: 8443, protocol: HTTPS}, hosts: [\"*\"], tls: {mode: ISTIO_MUTUAL}}\n";
+  const std::string passthrough =
+      "  - {port: {number: 8443, protocol: TLS}, hosts: [\"*\"], tls: {mode: PASSTHROUGH}}\n";
+  ASSERT_TRUE(mode.plan(config.workload, gateway_on(passthrough)));
+  const InboundPort port = mode.inbound_port(0);
+  EXPECT_EQ(port.mtls, MtlsMode::Strict);
+  EXPECT_TRUE(port.passthrough);
+  EXPECT_FALSE(port.edge_tls);
+  EXPECT_EQ(port.protocol, Protocol::Tcp);
+  mode.bound(0, 0);
+  ASSERT_TRUE(mode.publish(gateway_on(mutual)));
+  EXPECT_EQ(mode.to_close(), (std::vector<size_t>{0}));
+  EXPECT_EQ(mode.to_bind(), (std::vector<size_t>{1}));
+  EXPECT_FALSE(mode.inbound_port(1).passthrough);
+}
+
+}  // namespace
+}  // namespace mg::proxy
