@@ -78,6 +78,7 @@ pb::ConfigSnapshot snapshot_message(const Model& m, const MeshView& v, const Wor
 // its inbound listeners (ports checked).
 Result<Registration> registration_of(const WorkloadView& w, const pb::Hello& hello, const std::string& peer) {
   Registration r;
+  if (w.mesh != policy::kDefaultMesh) r.mesh = w.mesh;
   r.name = w.name;
   r.ns = w.ns;
   r.service_account = w.service_account;

@@ -33,8 +33,8 @@ inline constexpr std::string_view kBootstrapAudience = "meshguard-bootstrap";
 
 struct BootstrapClaims {
   std::string ns, service_account, id;
-  std::string mesh;  // claim "mesh": the mesh the workload joins (docs/MESHES.md); empty = default
   int64_t issued_at = 0, expires_at = 0;
+  std::string mesh = {};  // claim "mesh": the mesh the workload joins (docs/MESHES.md); empty = default
 };
 
 // ES256 with the control plane's P-256 key; iss = issuer, aud "meshguard-bootstrap", sub

@@ -89,6 +89,7 @@ Result<std::vector<TrustBundle>> parse_federated_bundles(std::string_view text) 
   std::string pem;
   auto flush = [&]() -> Status {
     if (td.empty()) return {};
+    if (pem.empty()) return fail("bundle.federated", "federated trust domain " + td + " has no roots");
     auto b = TrustBundle::from_pem(td, pem);
     if (!b) return fail(b.error());
     if (b->roots().empty()) return fail("bundle.federated", "federated trust domain " + td + " has no roots");

@@ -361,12 +361,14 @@ bool any_string(const Predicate& p, std::string_view v) {
   return false;
 }
 
-// A federated peer's principal matches only exact or prefix patterns written with its trust
-// domain (policy/mesh.h names_trust_domain): `*`, `*/ns/x/sa/y` and the like never do.
+// A federated peer's principal matches only patterns written with its trust domain (policy/mesh.h
+// names_trust_domain): `*`, `*/ns/x/sa/y` and the like never do.
 bool foreign_principal_named(const Predicate& p, const AuthzAttributes& a) {
   for (const auto& m : p.strings) {
-    if (m.kind != MatchKind::Exact && m.kind != MatchKind::Prefix) continue;
-    if (names_trust_domain(m.value, a.foreign_trust_domain) && m.matches(a.peer_principal)) return true;
+    if (m.kind == MatchKind::Presence) continue;
+    const bool named = m.kind == MatchKind::Suffix ? names_trust_domain("*" + m.value, a.foreign_trust_domain)
+                                                   : names_trust_domain(m.value, a.foreign_trust_domain);
+    if (named && m.matches(a.peer_principal)) return true;
   }
   return false;
 }

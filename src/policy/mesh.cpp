@@ -105,8 +105,11 @@ bool is_foreign_principal(std::string_view principal, std::string_view trust_dom
 
 bool names_trust_domain(std::string_view pattern, std::string_view td) {
   const auto slash = pattern.find('/');
-  if (slash == std::string_view::npos || pattern.starts_with('*')) return false;
-  return pattern.substr(0, slash) == td;
+  if (slash == std::string_view::npos) return false;
+  const auto written = pattern.substr(0, slash);
+  // `*suffix` over trust domains (Istio's alias patterns) names them too; `*` alone does not.
+  if (written.starts_with('*')) return written.size() > 1 && td.ends_with(written.substr(1));
+  return written == td;
 }
 
 }  // namespace mg::policy

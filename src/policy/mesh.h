@@ -45,9 +45,9 @@ std::vector<std::string> federated_trust_domains(const ResourceSet& set, const M
 // `trust_domain` (aliases `aliases`) when its trust domain is none of them.
 bool is_foreign_principal(std::string_view principal, std::string_view trust_domain,
                           const std::vector<std::string>& aliases);
-// Whether a policy's principal pattern, as written, names trust domain `td` explicitly: an exact
-// principal or a prefix pattern whose text before the first '/' is exactly `td` (so `*`,
-// `*/ns/x/sa/y`, namespaces and notPrincipals never let a foreign peer in).
+// Whether a policy's principal pattern, as written, names trust domain `td` explicitly: its text
+// before the first '/' is `td`, or a `*suffix` of it (Istio's trust-domain patterns); `*`,
+// `*/ns/x/sa/y` and a pattern without '/' do not (nor do namespaces: policy/engine.cpp).
 bool names_trust_domain(std::string_view pattern, std::string_view td);
 
 }  // namespace mg::policy
