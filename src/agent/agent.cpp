@@ -231,7 +231,7 @@ Status AgentState::sign(bool with_token) {
   auto chain = crypto::parse_cert_chain_pem(resp.cert_chain_pem());
   if (!chain) return fail(chain.error());
   std::string workload_td = trust_domain;
-  if (!resp.mesh().empty() && !chain->empty()) {
+  if (!resp.mesh_name().empty() && !chain->empty()) {
     if (auto leaf = identity::spiffe_id_of(chain->front().get()); leaf) workload_td = std::string(leaf->trust_domain());
   }
   auto bundle = identity::TrustBundle::from_pem(workload_td, resp.trust_bundle_pem());

@@ -110,7 +110,7 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
     resp.set_trust_bundle_pem(view->bundle_pem);
     resp.set_control_plane_bundle_pem(view->control_plane_bundle_pem);
     resp.set_federated_bundles(view->federated_text);
-    if (view->name != policy::kDefaultMesh) resp.set_mesh(view->name);
+    if (view->name != policy::kDefaultMesh) resp.set_mesh_name(view->name);
     resp.set_spiffe_id(id->str());
     resp.set_not_after_unix(not_after);
     return grpc::Status::OK;

@@ -64,7 +64,7 @@ pb::ConfigSnapshot snapshot_message(const Model& m, const MeshView& v, const Wor
   out.set_trust_bundle_pem(v.bundle_pem);
   out.set_federated_bundles(v.federated_text);
   out.set_control_plane_bundle_pem(v.control_plane_bundle_pem);
-  if (v.name != policy::kDefaultMesh) out.set_mesh(v.name);
+  if (v.name != policy::kDefaultMesh) out.set_mesh_name(v.name);
   auto* mesh = out.mutable_mesh();
   mesh->set_trust_domain(v.mesh.config.trust_domain);
   mesh->set_root_namespace(v.mesh.config.root_namespace);
