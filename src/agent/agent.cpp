@@ -151,7 +151,8 @@ struct AgentState {
       changed = true;
       return files::write_file_atomic(path(name), text, 0644);
     };
-    if (auto st = write_if_changed("control-plane-roots.pem", control_plane_bundle, true); !st) return fail(st.error());
+    if (auto st = write_if_changed("control-plane-roots.pem", control_plane_bundle, true); !st)
+      return fail(st.error());
     if (auto st = write_if_changed("federated-bundles.pem", federated, true); !st) return fail(st.error());
     return changed;
   }
@@ -232,7 +233,8 @@ Status AgentState::sign(bool with_token) {
   if (!chain) return fail(chain.error());
   std::string workload_td = trust_domain;
   if (!resp.mesh_name().empty() && !chain->empty()) {
-    if (auto leaf = identity::spiffe_id_of(chain->front().get()); leaf) workload_td = std::string(leaf->trust_domain());
+    if (auto leaf = identity::spiffe_id_of(chain->front().get()); leaf)
+      workload_td = std::string(leaf->trust_domain());
   }
   auto bundle = identity::TrustBundle::from_pem(workload_td, resp.trust_bundle_pem());
   if (!bundle) return fail(bundle.error());
@@ -242,7 +244,8 @@ Status AgentState::sign(bool with_token) {
   if (!expected || !(*id == *expected))
     return fail("agent.wrong_identity", "the control plane issued " + id->str() + " but this workload runs as " +
                                             (expected ? expected->str() : o.ns + "/" + o.service_account));
-  if (auto st = write_mesh_files(resp.control_plane_bundle_pem(), resp.federated_bundles()); !st) return fail(st.error());
+  if (auto st = write_mesh_files(resp.control_plane_bundle_pem(), resp.federated_bundles()); !st)
+    return fail(st.error());
   if (auto st = files::write_file_atomic(path("root-cert.pem"), resp.trust_bundle_pem(), 0644); !st) return st;
   if (auto st = files::write_file_atomic(path("key.pem"), crypto::private_key_to_pem(key->get()), 0600); !st) return st;
   if (auto st = files::write_file_atomic(path("cert-chain.pem"), resp.cert_chain_pem(), 0644); !st) return st;

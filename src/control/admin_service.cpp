@@ -3,9 +3,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <map>
 #include <optional>
-#include <deque>
 #include <set>
 #include <vector>
 
@@ -15,13 +15,13 @@
 #include "control/bootstrap_credentials.h"
 #include "control/ca_rotation.h"
 #include "control/distributor.h"
-#include "control/registry.h"
+#include "control/mesh_cas.h"
 #include "control/model.h"
+#include "control/registry.h"
 #include "control/store.h"
 #include "control/support.h"
-#include "meshguard/v1/meshguard.grpc.pb.h"
 #include "crypto/openssl.h"
-#include "control/mesh_cas.h"
+#include "meshguard/v1/meshguard.grpc.pb.h"
 #include "policy/mesh.h"
 #include "policy/parse.h"
 #include "policy/select.h"
@@ -221,9 +221,9 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
                                     : Status(fail("control.meshes_unsupported",
                                                   "this control plane serves only the default mesh"));
             if (!ok)
-              return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, mesh.meta.source + ":" +
-                                                                          std::to_string(mesh.meta.line) + ": " +
-                                                                          ok.error().message);
+              return grpc::Status(
+                  grpc::StatusCode::INVALID_ARGUMENT,
+                  mesh.meta.source + ":" + std::to_string(mesh.meta.line) + ": " + ok.error().message);
             continue;
           }
           if (mesh.trust_domain != d_.trust_domain)
@@ -301,7 +301,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
           if (!all) return status_of(grpc::StatusCode::INTERNAL, all.error());
           stored = std::move(*all);
         }
-        if (const auto* m = policy::find_mesh(*stored, name)) mesh.extension_providers = m->extension_providers;
+        if (const auto* m = policy::find_mesh(*stored, name))
+          mesh.extension_providers = m->extension_providers;
       }
       for (const auto& f : files) {
         if (auto st = policy::check_custom_providers(policy::resources_of_mesh(f.resources, name), mesh); !st)
@@ -470,7 +471,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
                                  *req);
   }
 
-  grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* ctx, const pb::ListWorkloadsRequest* req,
+  grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* ctx,
+                                          const pb::ListWorkloadsRequest* req,
                                           pb::ListWorkloadsResponse* resp) override {
     return finish(ctx, [&]() -> grpc::Status {
       auto model = d_.model.current();
@@ -538,10 +540,12 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         auto stored = d_.store.get({"Mesh", "", req->mesh()});
         if (!stored) return status_of(grpc::StatusCode::INTERNAL, stored.error());
         if (!*stored)
-          return grpc::Status(grpc::StatusCode::NOT_FOUND, "mesh " + req->mesh() + " does not exist (apply its Mesh first)");
+          return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                              "mesh " + req->mesh() + " does not exist (apply its Mesh first)");
         auto parsed = policy::parse_resources((*stored)->yaml, (*stored)->key.str());
         if (!parsed || parsed->meshes.size() != 1)
-          return grpc::Status(grpc::StatusCode::INTERNAL, "mesh " + req->mesh() + ": its stored Mesh does not parse");
+          return grpc::Status(grpc::StatusCode::INTERNAL,
+                              "mesh " + req->mesh() + ": its stored Mesh does not parse");
         td = parsed->meshes.front().trust_domain;
       }
       auto id = identity::SpiffeId::istio(td, req->namespace_(), req->service_account());
@@ -577,7 +581,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         m->set_name(name);
         m->set_trust_domain(view.mesh.config.trust_domain);
         const auto signer = view.authority ? view.authority : d_.ca.signer();
-        if (X509* root = signer->bundle().roots().empty() ? nullptr : signer->bundle().roots().front().get()) {
+        if (X509* root =
+                signer->bundle().roots().empty() ? nullptr : signer->bundle().roots().front().get()) {
           m->set_ca_root_serial(crypto::cert_serial_hex(root));
           m->set_ca_root_not_after_unix(crypto::asn1_to_unix(X509_get0_notAfter(root)));
         }

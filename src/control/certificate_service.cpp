@@ -11,8 +11,8 @@
 #include "control/model.h"
 #include "control/support.h"
 #include "crypto/openssl.h"
-#include "policy/mesh.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
+#include "policy/mesh.h"
 
 namespace mg::control {
 namespace pb = ::meshguard::v1;
@@ -47,7 +47,8 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
       view = model->view_for_trust_domain((*peer)->trust_domain());
       if (!view)
         return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                            "trust domain " + std::string((*peer)->trust_domain()) + " is no mesh's this control plane serves");
+                            "trust domain " + std::string((*peer)->trust_domain()) +
+                                " is no mesh's this control plane serves");
       // The control plane's own and the admin identity are issued from its data dir only; a copied
       // admin SVID must not be able to extend itself here.
       if ((*peer)->istio_namespace() == std::string_view(api::kSystemNamespace))

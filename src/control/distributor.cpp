@@ -187,7 +187,9 @@ SharedSnapshot Distributor::snapshot_if_changed(ProxyRecord& record, const Model
   }
   record.evaluated_revision = m.revision;
   auto& cached = cache[selection_key(*view->set, record.workload)];
-  if (!cached) cached = std::make_shared<const pb::ConfigSnapshot>(snapshot_message(m, *view, record.workload, endpoints));
+  if (!cached)
+    cached =
+        std::make_shared<const pb::ConfigSnapshot>(snapshot_message(m, *view, record.workload, endpoints));
   const pb::ConfigSnapshot& message = *cached;
   if (message.version() == record.sent_version) {
     // Not selected by the change: what it enforces is what this revision gives it.
@@ -420,7 +422,8 @@ void Distributor::count_connected_locked() {
   for (const auto& [stream, key] : streams_) {
     if (auto it = records_.find(key); it != records_.end()) ++per_mesh[it->second.workload.mesh];
   }
-  for (const auto& [mesh, n] : per_mesh) metrics_.gauge("meshguard_mesh_proxies_connected", {{"mesh", mesh}}).set(n);
+  for (const auto& [mesh, n] : per_mesh)
+    metrics_.gauge("meshguard_mesh_proxies_connected", {{"mesh", mesh}}).set(n);
 }
 
 std::map<std::string, ProxyRecord> Distributor::proxies() const {

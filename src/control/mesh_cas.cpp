@@ -24,20 +24,23 @@ Result<std::shared_ptr<const ca::Authority>> MeshCas::load_locked(const std::str
   return shared;
 }
 
-Result<std::shared_ptr<const ca::Authority>> MeshCas::ensure(const std::string& name, const std::string& trust_domain) {
+Result<std::shared_ptr<const ca::Authority>> MeshCas::ensure(const std::string& name,
+                                                             const std::string& trust_domain) {
   MutexLock lock(mutex_);
   auto found = load_locked(name);
   if (!found) return found;
   if (*found) {
     if ((*found)->trust_domain() != trust_domain) {
-      return fail("control.mesh_trust_domain_changed", "mesh " + name + "'s CA is for trust domain " +
-                                                           (*found)->trust_domain() + ", not " + trust_domain);
+      return fail(
+          "control.mesh_trust_domain_changed",
+          "mesh " + name + "'s CA is for trust domain " + (*found)->trust_domain() + ", not " + trust_domain);
     }
     return found;
   }
   if (data_dir_.empty()) {
-    return fail("control.mesh_needs_data_dir",
-                "mesh " + name + ": a built-in CA per mesh is kept in the data directory (not with --store etcd://)");
+    return fail(
+        "control.mesh_needs_data_dir",
+        "mesh " + name + ": a built-in CA per mesh is kept in the data directory (not with --store etcd://)");
   }
   auto made = ca::Authority::create_self_signed(trust_domain, crypto::KeyType::EcP256, std::time(nullptr));
   if (!made) return fail(made.error());
@@ -62,12 +65,13 @@ Status MeshCas::check(const std::string& name, const std::string& trust_domain) 
   if (!found) return fail(found.error());
   if (*found && (*found)->trust_domain() != trust_domain) {
     return fail("control.mesh_trust_domain_changed",
-                "mesh " + name + "'s CA is for trust domain " + (*found)->trust_domain() + ", not " + trust_domain +
-                    " (a mesh keeps the trust domain its CA was made for)");
+                "mesh " + name + "'s CA is for trust domain " + (*found)->trust_domain() + ", not " +
+                    trust_domain + " (a mesh keeps the trust domain its CA was made for)");
   }
   if (data_dir_.empty()) {
-    return fail("control.mesh_needs_data_dir",
-                "mesh " + name + ": a built-in CA per mesh is kept in the data directory (not with --store etcd://)");
+    return fail(
+        "control.mesh_needs_data_dir",
+        "mesh " + name + ": a built-in CA per mesh is kept in the data directory (not with --store etcd://)");
   }
   return {};
 }

@@ -4,8 +4,8 @@
 #include "control/ca_rotation.h"
 #include "control/mesh_cas.h"
 #include "control/support.h"
-#include "policy/mesh.h"
 #include "crypto/openssl.h"
+#include "policy/mesh.h"
 
 namespace mg::control {
 
@@ -54,7 +54,8 @@ Status ConfigModel::rebuild() {
   for (const auto& resource : m->set.meshes) {
     if (resource.meta.name == policy::kDefaultMesh) continue;
     if (!mesh_cas_) {
-      log_line("mesh " + resource.meta.name + " is not served: this control plane keeps no CA for other meshes");
+      log_line("mesh " + resource.meta.name +
+               " is not served: this control plane keeps no CA for other meshes");
       continue;
     }
     auto authority = mesh_cas_->ensure(resource.meta.name, resource.trust_domain);

@@ -12,10 +12,10 @@
 #include <string>
 #include <string_view>
 
+#include "ca/authority.h"
 #include "common/result.h"
 #include "common/thread_annotations.h"
 #include "control/snapshot.h"
-#include "ca/authority.h"
 #include "control/store.h"
 #include "identity/trust_bundle.h"
 #include "policy/resources.h"
@@ -40,9 +40,9 @@ struct MeshView {
   // The default mesh's distributed bundle, for the proxies of another mesh to trust the control
   // plane with ("" for the default mesh, whose own bundle is it).
   std::string control_plane_bundle_pem;
-  std::vector<std::string> federates_with;           // Mesh.spec.federatesWith, as written
-  std::vector<identity::TrustBundle> federated;      // the bundles of the meshes found among them
-  std::string federated_text;                        // identity::federated_bundles_to_text(federated)
+  std::vector<std::string> federates_with;       // Mesh.spec.federatesWith, as written
+  std::vector<identity::TrustBundle> federated;  // the bundles of the meshes found among them
+  std::string federated_text;                    // identity::federated_bundles_to_text(federated)
 };
 
 struct Model {
@@ -73,7 +73,11 @@ class ConfigModel {
   // `mesh_cas`: the built-in CAs of meshes other than the default (null: none are served).
   ConfigModel(const Store& store, const CaRotation& ca, std::string trust_domain,
               telemetry::Registry& metrics, MeshCas* mesh_cas = nullptr)
-      : store_(store), ca_(ca), trust_domain_(std::move(trust_domain)), metrics_(metrics), mesh_cas_(mesh_cas) {}
+      : store_(store),
+        ca_(ca),
+        trust_domain_(std::move(trust_domain)),
+        metrics_(metrics),
+        mesh_cas_(mesh_cas) {}
 
   // A new model from the store's resources and the CA's distributed bundle.
   Status rebuild() MG_EXCLUDES(mutex_);

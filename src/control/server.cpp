@@ -23,10 +23,10 @@
 #include "common/files.h"
 #include "common/thread_annotations.h"
 #include "control/admin_service.h"
-#include "control/console_service.h"
 #include "control/bootstrap_credentials.h"
 #include "control/ca_rotation.h"
 #include "control/certificate_service.h"
+#include "control/console_service.h"
 #include "control/distributor.h"
 #include "control/etcd_store.h"
 #include "control/mesh_cas.h"
@@ -172,7 +172,8 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   }
   // Other meshes keep their built-in CAs in the data dir (not on etcd: not built yet).
   impl->mesh_cas = std::make_unique<MeshCas>(on_etcd ? std::string() : dir);
-  impl->model = std::make_unique<ConfigModel>(*impl->store, *impl->ca, td, impl->metrics, impl->mesh_cas.get());
+  impl->model =
+      std::make_unique<ConfigModel>(*impl->store, *impl->ca, td, impl->metrics, impl->mesh_cas.get());
   if (auto st = impl->model->rebuild(); !st) return fail(st.error());
   if (const auto* mesh = impl->model->current()->mesh.resource; mesh && mesh->trust_domain != td)
     return fail("control.trust_domain_mismatch",
@@ -203,9 +204,8 @@ Status ControlPlane::start() {
   s.certificate_service = make_certificate_service({s.td, *s.model, *s.ca, *s.bootstrap, s.metrics});
   s.console_service = ConsoleService::create(s.td, *s.model, *s.distributor);
   s.watch_service = make_watch_service(*s.distributor, *s.model, *s.console_service);
-  s.admin_service =
-      AdminService::create({s.td, *s.store, *s.model, *s.distributor, *s.ca, *s.bootstrap, s.metrics, *s.registry,
-                            s.mesh_cas.get()});
+  s.admin_service = AdminService::create({s.td, *s.store, *s.model, *s.distributor, *s.ca, *s.bootstrap,
+                                          s.metrics, *s.registry, s.mesh_cas.get()});
   grpc::ServerBuilder builder;
   const std::string own_dir = s.options.data_dir + "/control";
   builder.AddListeningPort(s.options.listen,

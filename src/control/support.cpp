@@ -23,8 +23,8 @@ Result<identity::SpiffeId> require_peer(grpc::CallbackServerContext* ctx,
   return std::move(**id);
 }
 
-Result<std::optional<identity::SpiffeId>> mesh_peer_identity(const grpc::AuthContext& auth, const Model& model,
-                                                             std::time_t now) {
+Result<std::optional<identity::SpiffeId>> mesh_peer_identity(const grpc::AuthContext& auth,
+                                                             const Model& model, std::time_t now) {
   auto id = api::peer_identity(auth, *model.bundle, now);
   if (id || id.error().code != "svid.wrong_trust_domain") return id;
   for (const auto& [name, view] : model.meshes) {

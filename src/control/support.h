@@ -32,8 +32,8 @@ struct Model;
 // the default mesh's first, then each other mesh's.
 Result<identity::SpiffeId> require_mesh_peer(grpc::CallbackServerContext* ctx, const Model& model);
 // The caller's SVID if it presented one, verified that way (api::peer_identity over every mesh).
-Result<std::optional<identity::SpiffeId>> mesh_peer_identity(const grpc::AuthContext& auth, const Model& model,
-                                                             std::time_t now);
+Result<std::optional<identity::SpiffeId>> mesh_peer_identity(const grpc::AuthContext& auth,
+                                                             const Model& model, std::time_t now);
 // As require_peer, and the SVID must be the admin identity of `trust_domain` (auth.not_admin).
 Status require_admin(grpc::CallbackServerContext* ctx, const identity::TrustBundle& bundle,
                      const std::string& trust_domain);

@@ -94,7 +94,8 @@ Result<std::vector<TrustBundle>> parse_federated_bundles(std::string_view text) 
     if (!b) return fail(b.error());
     if (b->roots().empty()) return fail("bundle.federated", "federated trust domain " + td + " has no roots");
     for (const auto& seen : out) {
-      if (seen.trust_domain() == td) return fail("bundle.federated", "federated trust domain " + td + " listed twice");
+      if (seen.trust_domain() == td)
+        return fail("bundle.federated", "federated trust domain " + td + " listed twice");
     }
     out.push_back(std::move(*b));
     return {};

@@ -6,7 +6,9 @@
 
 namespace mg::policy {
 
-std::string_view mesh_of(const Meta& meta) { return meta.mesh.empty() ? kDefaultMesh : std::string_view(meta.mesh); }
+std::string_view mesh_of(const Meta& meta) {
+  return meta.mesh.empty() ? kDefaultMesh : std::string_view(meta.mesh);
+}
 
 bool has_other_meshes(const ResourceSet& set) {
   bool other = false;
@@ -44,14 +46,15 @@ std::string where(const Meta& meta) { return meta.source + ":" + std::to_string(
 Status check_meshes(const ResourceSet& stored, std::string_view default_trust_domain) {
   std::map<std::string, std::string, std::less<>> owner;  // trust domain -> mesh
   const Mesh* def = find_mesh(stored, kDefaultMesh);
-  owner[std::string(def ? std::string_view(def->trust_domain) : default_trust_domain)] = std::string(kDefaultMesh);
+  owner[std::string(def ? std::string_view(def->trust_domain) : default_trust_domain)] =
+      std::string(kDefaultMesh);
   for (const auto& m : stored.meshes) {
     if (m.meta.name == kDefaultMesh) continue;
     auto [it, added] = owner.emplace(m.trust_domain, m.meta.name);
     if (!added) {
-      return fail("policy.mesh_trust_domain_taken", where(m.meta) + "Mesh " + m.meta.name + ": trust domain " +
-                                                        m.trust_domain + " is mesh " + it->second +
-                                                        "'s; every mesh has a trust domain of its own");
+      return fail("policy.mesh_trust_domain_taken",
+                  where(m.meta) + "Mesh " + m.meta.name + ": trust domain " + m.trust_domain + " is mesh " +
+                      it->second + "'s; every mesh has a trust domain of its own");
     }
   }
   for (const auto& m : stored.meshes) {
@@ -61,8 +64,8 @@ Status check_meshes(const ResourceSet& stored, std::string_view default_trust_do
                     where(m.meta) + "Mesh " + m.meta.name + ": federatesWith cannot name the mesh itself");
       }
       if (f != kDefaultMesh && !find_mesh(stored, f)) {
-        return fail("policy.unknown_mesh",
-                    where(m.meta) + "Mesh " + m.meta.name + ": federatesWith names mesh " + f + ", which does not exist");
+        return fail("policy.unknown_mesh", where(m.meta) + "Mesh " + m.meta.name +
+                                               ": federatesWith names mesh " + f + ", which does not exist");
       }
     }
   }
@@ -73,7 +76,8 @@ Status check_meshes(const ResourceSet& stored, std::string_view default_trust_do
       const auto mesh = mesh_of(r.meta);
       if (mesh == kDefaultMesh || std::string_view(kind) == "Mesh" || find_mesh(stored, mesh)) continue;
       st = fail("policy.unknown_mesh", where(r.meta) + kind + " " + r.meta.full_name() + " belongs to mesh " +
-                                           std::string(mesh) + ", which does not exist (apply its Mesh first)");
+                                           std::string(mesh) +
+                                           ", which does not exist (apply its Mesh first)");
     }
   });
   return st;

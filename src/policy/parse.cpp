@@ -370,8 +370,10 @@ Status parse_meta(Ctx& ctx, const YAML::Node& n, Meta& meta) {
           if (key == "labels") {
             if (auto it = values.find(std::string(kMeshLabel)); it != values.end()) {
               if (!is_dns_label(it->second)) {
-                return err(ctx, v, "label meshguard.io/mesh must be a mesh name (a DNS label), not \"" + it->second + "\"",
-                           "policy.bad_mesh_name");
+                return err(
+                    ctx, v,
+                    "label meshguard.io/mesh must be a mesh name (a DNS label), not \"" + it->second + "\"",
+                    "policy.bad_mesh_name");
               }
               meta.mesh = it->second == kDefaultMesh ? std::string() : it->second;
             }
@@ -554,22 +556,28 @@ Status place_in_namespace(Ctx& ctx, const YAML::Node& metadata, Meta& meta) {
 // another mesh is refused.
 Status place_in_mesh(Ctx& ctx, const YAML::Node& metadata, Meta& meta) {
   if (ctx.requested_mesh.empty()) return {};
-  const std::string want = ctx.requested_mesh == kDefaultMesh ? std::string() : std::string(ctx.requested_mesh);
-  const YAML::Node labels = metadata.IsDefined() && metadata.IsMap() ? std::as_const(metadata)["labels"] : YAML::Node();
-  const bool labelled = labels.IsDefined() && labels.IsMap() && std::as_const(labels)[std::string(kMeshLabel)].IsDefined();
+  const std::string want =
+      ctx.requested_mesh == kDefaultMesh ? std::string() : std::string(ctx.requested_mesh);
+  const YAML::Node labels =
+      metadata.IsDefined() && metadata.IsMap() ? std::as_const(metadata)["labels"] : YAML::Node();
+  const bool labelled =
+      labels.IsDefined() && labels.IsMap() && std::as_const(labels)[std::string(kMeshLabel)].IsDefined();
   if (labelled || want.empty()) {
     if (meta.mesh == want) return {};
     return err(ctx, labelled ? labels : metadata,
                "the mesh from the provided object (\"" + std::string(mesh_of(meta)) +
-                   "\") does not match the mesh given with --mesh (\"" + std::string(ctx.requested_mesh) + "\")",
+                   "\") does not match the mesh given with --mesh (\"" + std::string(ctx.requested_mesh) +
+                   "\")",
                "policy.mesh_mismatch");
   }
   const bool has_labels = labels.IsDefined() && labels.IsMap();
   const std::string field = has_labels ? std::string(kMeshLabel) + ": " + want
                                        : "labels: {" + std::string(kMeshLabel) + ": " + want + "}";
   auto text = with_first_field(ctx, has_labels ? labels : metadata, field);
-  if (!text) return err(ctx, metadata, "cannot add label meshguard.io/mesh to this document; write it in metadata.labels",
-                        "policy.bad_mesh_name");
+  if (!text)
+    return err(ctx, metadata,
+               "cannot add label meshguard.io/mesh to this document; write it in metadata.labels",
+               "policy.bad_mesh_name");
   // Parsed again with -n, so a namespace place_in_namespace wrote is written into this text too.
   auto again = parse_resources(*text, ctx.source, ctx.requested_ns);
   bool same = again && again->size() == 1;
@@ -582,8 +590,10 @@ Status place_in_mesh(Ctx& ctx, const YAML::Node& metadata, Meta& meta) {
       }
     });
   }
-  if (!same) return err(ctx, metadata, "cannot add label meshguard.io/mesh to this document; write it in metadata.labels",
-                        "policy.bad_mesh_name");
+  if (!same)
+    return err(ctx, metadata,
+               "cannot add label meshguard.io/mesh to this document; write it in metadata.labels",
+               "policy.bad_mesh_name");
   meta.mesh = want;
   meta.document = std::move(document);
   return {};
@@ -652,8 +662,9 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   if (kind == "Mesh") {
     // "default" is the default mesh; any other name is a further mesh (docs/MESHES.md).
     if (!is_dns_label(meta.name)) {
-      return err(ctx, std::as_const(metadata)["name"], "Mesh: metadata.name must be a mesh name (a DNS label), not \"" +
-                                            meta.name + "\"", "policy.bad_mesh_name");
+      return err(ctx, std::as_const(metadata)["name"],
+                 "Mesh: metadata.name must be a mesh name (a DNS label), not \"" + meta.name + "\"",
+                 "policy.bad_mesh_name");
     }
     if (!ctx.requested_mesh.empty() && meta.name != ctx.requested_mesh) {
       return err(ctx, std::as_const(metadata)["name"],
@@ -771,7 +782,8 @@ bool has_content(std::string_view body) {
 Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source, std::string_view ns,
                                     std::string_view mesh) {
   if (!mesh.empty() && !is_dns_label(mesh)) {
-    return fail("policy.bad_mesh_name", "mesh \"" + std::string(mesh) + "\" is not a mesh name (a DNS label)");
+    return fail("policy.bad_mesh_name",
+                "mesh \"" + std::string(mesh) + "\" is not a mesh name (a DNS label)");
   }
   if (!ns.empty() && !is_dns_label(ns)) {
     return fail("policy.bad_namespace",

@@ -233,7 +233,8 @@ Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
               return err(ctx, v, "federatesWith entry \"" + name + "\" is not a mesh name (a DNS label)",
                          "policy.bad_mesh_name");
             }
-            if (name == m.meta.name) return err(ctx, v, "federatesWith cannot name the mesh itself", "policy.bad_federation");
+            if (name == m.meta.name)
+              return err(ctx, v, "federatesWith cannot name the mesh itself", "policy.bad_federation");
           }
           return {};
         }

@@ -137,7 +137,8 @@ Result<std::shared_ptr<const Credentials>> load_credentials(const TlsFiles& file
     auto text = files::read_file(files.federated_bundles);
     if (!text) return fail(text.error());
     auto parsed = identity::parse_federated_bundles(*text);
-    if (!parsed) return fail(Error{parsed.error().code, files.federated_bundles + ": " + parsed.error().message});
+    if (!parsed)
+      return fail(Error{parsed.error().code, files.federated_bundles + ": " + parsed.error().message});
     for (auto& b : *parsed) {
       if (b.trust_domain() != own->trust_domain()) federated.push_back(std::move(b));
     }
@@ -152,8 +153,8 @@ Result<std::shared_ptr<const Credentials>> load_credentials(const TlsFiles& file
   auto creds = std::make_shared<Credentials>(
       Credentials{std::move(*server), std::move(*client), std::move(*verified), std::move(*bundle),
                   std::move(federated), crypto::cert_serial_hex(leaf), crypto::cert_sha256_fingerprint(leaf),
-                  crypto::asn1_to_unix(X509_get0_notBefore(leaf)), crypto::asn1_to_unix(X509_get0_notAfter(leaf)),
-                  std::move(*chain)});
+                  crypto::asn1_to_unix(X509_get0_notBefore(leaf)),
+                  crypto::asn1_to_unix(X509_get0_notAfter(leaf)), std::move(*chain)});
   return std::shared_ptr<const Credentials>(std::move(creds));
 }
 
@@ -222,7 +223,8 @@ Result<PeerIdentity> verify_peer(SSL* ssl, const Credentials& creds, std::time_t
   if (!creds.federated.empty()) {
     auto claimed = identity::spiffe_id_of(leaf);
     if (!claimed) return fail(claimed.error().to_error());
-    if (const auto* b = identity::bundle_for(claimed->trust_domain(), creds.bundle, creds.federated)) bundle = b;
+    if (const auto* b = identity::bundle_for(claimed->trust_domain(), creds.bundle, creds.federated))
+      bundle = b;
   }
   auto id = identity::verify_svid(std::span<X509* const>(chain.data(), chain.size()), *bundle, now);
   if (!id) return fail(id.error().to_error());

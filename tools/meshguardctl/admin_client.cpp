@@ -63,8 +63,9 @@ std::string& selected_mesh() {
 }
 
 void add_mesh_option(CLI::App& app) {
-  app.add_option("--mesh", selected_mesh(),
-                 "the mesh to work in (docs/MESHES.md; default: the default mesh, or every mesh for get and lists)")
+  app.add_option(
+         "--mesh", selected_mesh(),
+         "the mesh to work in (docs/MESHES.md; default: the default mesh, or every mesh for get and lists)")
       ->envname("MESHGUARD_MESH");
 }
 

@@ -8,7 +8,8 @@ namespace mg::control::server_test {
 namespace {
 
 const std::string kMeshB =
-    "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-b\nspec:\n  trustDomain: b.example\n";
+    "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-b\nspec:\n  trustDomain: "
+    "b.example\n";
 
 class ControlServerMeshes : public ControlServer {
  protected:
@@ -132,8 +133,9 @@ TEST_F(ControlServerMeshes, AMeshHasItsOwnCaTrustDomainAndBundle) {
 TEST_F(ControlServerMeshes, ApplyChecksAcrossMeshes) {
   // Another mesh cannot take the default mesh's trust domain, nor federate with a mesh that does
   // not exist; a resource cannot belong to a mesh that does not exist.
-  auto taken = apply("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-c\nspec:\n"
-                     "  trustDomain: cluster.local\n");
+  auto taken = apply(
+      "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-c\nspec:\n"
+      "  trustDomain: cluster.local\n");
   EXPECT_EQ(taken.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(contains(taken.error_message(), "policy.mesh_trust_domain_taken")) << taken.error_message();
   auto dangling = apply(kMeshB + "  federatesWith: [mesh-x]\n");
@@ -145,8 +147,9 @@ TEST_F(ControlServerMeshes, ApplyChecksAcrossMeshes) {
   // Once mesh-b exists, its trust domain is fixed by its CA.
   ASSERT_TRUE(apply(kMeshB).ok());
   ASSERT_TRUE(wait_mesh("mesh-b"));
-  auto moved = apply("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-b\nspec:\n"
-                     "  trustDomain: other.example\n");
+  auto moved = apply(
+      "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-b\nspec:\n"
+      "  trustDomain: other.example\n");
   EXPECT_TRUE(contains(moved.error_message(), "control.mesh_trust_domain_changed")) << moved.error_message();
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/data/meshes/mesh-b/ca/ca-key.pem"));
   EXPECT_EQ(std::filesystem::status(dir_ + "/data/meshes/mesh-b/ca/ca-key.pem").permissions() &

@@ -83,10 +83,13 @@ TEST(FederatedBundles, TextRoundTripAndLookupByTrustDomain) {
   auto none = mg::identity::parse_federated_bundles("");
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->empty());
-  EXPECT_EQ(mg::identity::parse_federated_bundles(mg::crypto::cert_to_pem(r1.get())).error().code, "bundle.federated");
-  EXPECT_EQ(mg::identity::parse_federated_bundles("# trust domain: b.example\n").error().code, "bundle.federated");
+  EXPECT_EQ(mg::identity::parse_federated_bundles(mg::crypto::cert_to_pem(r1.get())).error().code,
+            "bundle.federated");
+  EXPECT_EQ(mg::identity::parse_federated_bundles("# trust domain: b.example\n").error().code,
+            "bundle.federated");
   EXPECT_EQ(mg::identity::parse_federated_bundles(text + text).error().code, "bundle.federated");
-  EXPECT_FALSE(mg::identity::parse_federated_bundles("# trust domain: B.EXAMPLE\n" + mg::crypto::cert_to_pem(r1.get())));
+  EXPECT_FALSE(mg::identity::parse_federated_bundles("# trust domain: B.EXAMPLE\n" +
+                                                     mg::crypto::cert_to_pem(r1.get())));
 }
 
 }  // namespace

@@ -17,7 +17,8 @@ using test::Req;
 using test::run;
 
 const std::string kMeshB =
-    "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-b\nspec:\n  trustDomain: b.example\n"
+    "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-b\nspec:\n  trustDomain: "
+    "b.example\n"
     "  federatesWith: [default]\n";
 
 std::string wl(const std::string& name, const std::string& labels_block) {
@@ -51,8 +52,8 @@ TEST(MeshMembership, LabelNamesTheMeshAndNoneIsTheDefault) {
 
 TEST(MeshMembership, MeshFlagWritesTheLabelOrRefusesAnotherMesh) {
   // Block labels, flow labels, no labels, and -n together with --mesh.
-  for (const std::string& labels : {std::string(""), std::string("  labels:\n    app: a\n"),
-                                   std::string("  labels: {app: a}\n")}) {
+  for (const std::string& labels :
+       {std::string(""), std::string("  labels:\n    app: a\n"), std::string("  labels: {app: a}\n")}) {
     SCOPED_TRACE(labels);
     auto set = parse_resources(wl("a", labels), "a.yaml", "", "mesh-b");
     ASSERT_TRUE(set) << set.error().to_string();
@@ -64,8 +65,8 @@ TEST(MeshMembership, MeshFlagWritesTheLabelOrRefusesAnotherMesh) {
     EXPECT_EQ(again->workloads[0].meta.mesh, "mesh-b");
   }
   auto both = parse_resources(
-      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: p\nspec: {}\n", "p.yaml",
-      "shop", "mesh-b");
+      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: p\nspec: {}\n",
+      "p.yaml", "shop", "mesh-b");
   ASSERT_TRUE(both) << both.error().to_string();
   auto stored = parse_resources(both->authorization_policies[0].meta.document, "stored");
   ASSERT_TRUE(stored);
@@ -86,25 +87,27 @@ TEST(MeshMembership, MeshFlagWritesTheLabelOrRefusesAnotherMesh) {
 TEST(MeshChecks, TrustDomainsUniqueAndReferencesExist) {
   EXPECT_TRUE(check_meshes(must_parse(kMeshB + "---\n" + wl("b", "  labels: {meshguard.io/mesh: mesh-b}\n")),
                            "cluster.local"));
-  auto taken = check_meshes(must_parse(
-                                "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-c\nspec:\n"
-                                "  trustDomain: cluster.local\n"),
-                            "cluster.local");
+  auto taken = check_meshes(
+      must_parse("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-c\nspec:\n"
+                 "  trustDomain: cluster.local\n"),
+      "cluster.local");
   ASSERT_FALSE(taken);
   EXPECT_EQ(taken.error().code, "policy.mesh_trust_domain_taken");
   auto orphan = check_meshes(must_parse(wl("b", "  labels: {meshguard.io/mesh: mesh-x}\n")), "cluster.local");
   ASSERT_FALSE(orphan);
   EXPECT_EQ(orphan.error().code, "policy.unknown_mesh");
-  auto dangling = check_meshes(must_parse("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-c\n"
-                                          "spec:\n  trustDomain: c.example\n  federatesWith: [mesh-x]\n"),
-                               "cluster.local");
+  auto dangling =
+      check_meshes(must_parse("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-c\n"
+                              "spec:\n  trustDomain: c.example\n  federatesWith: [mesh-x]\n"),
+                   "cluster.local");
   ASSERT_FALSE(dangling);
   EXPECT_EQ(dangling.error().code, "policy.unknown_mesh");
 }
 
 TEST(MeshFederation, TrustDomainsOfTheNamedMeshes) {
-  auto set = must_parse(kMeshB + "---\napiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-c\n"
-                                 "spec:\n  trustDomain: c.example\n  federatesWith: [mesh-b, mesh-gone]\n");
+  auto set = must_parse(kMeshB +
+                        "---\napiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh-c\n"
+                        "spec:\n  trustDomain: c.example\n  federatesWith: [mesh-b, mesh-gone]\n");
   const Mesh* b = find_mesh(set, "mesh-b");
   const Mesh* c = find_mesh(set, "mesh-c");
   ASSERT_TRUE(b && c);
@@ -145,12 +148,14 @@ TEST(MeshFederation, ForeignPeerNeedsAnAllowRuleNamingItWithItsTrustDomain) {
   EXPECT_EQ(none.reason, ReasonCode::DeniedForeignNotNamed);
 
   // Named with its trust domain: allowed, by that rule.
-  auto named = run(ap("allow-b", "  rules:\n  - from:\n    - source:\n        principals: [\"b.example/ns/shop/sa/web\"]"),
-                   foreign_req());
+  auto named = run(
+      ap("allow-b", "  rules:\n  - from:\n    - source:\n        principals: [\"b.example/ns/shop/sa/web\"]"),
+      foreign_req());
   EXPECT_TRUE(named.allow) << named.text;
   EXPECT_EQ(named.policy, "default/allow-b");
-  auto prefix = run(ap("allow-b", "  rules:\n  - from:\n    - source:\n        principals: [\"b.example/ns/shop/*\"]"),
-                    foreign_req());
+  auto prefix =
+      run(ap("allow-b", "  rules:\n  - from:\n    - source:\n        principals: [\"b.example/ns/shop/*\"]"),
+          foreign_req());
   EXPECT_TRUE(prefix.allow) << prefix.text;
 
   // Every way of not naming it: denied.
@@ -167,23 +172,31 @@ TEST(MeshFederation, ForeignPeerNeedsAnAllowRuleNamingItWithItsTrustDomain) {
     Req local;
     local.principal = "cluster.local/ns/shop/sa/web";
     local.source_ip = "10.0.0.1";
-    if (source.find("notPrincipals") == std::string::npos && source.find("notNamespaces") == std::string::npos) {
+    if (source.find("notPrincipals") == std::string::npos &&
+        source.find("notNamespaces") == std::string::npos) {
       EXPECT_TRUE(run(ap("allow", "  rules:\n  - from:\n    - source:\n        " + source), local).allow);
     }
   }
   // A rule without `from` (any source) does not name it either.
-  EXPECT_FALSE(run(ap("allow", "  rules:\n  - to:\n    - operation:\n        methods: [GET]"), foreign_req()).allow);
+  EXPECT_FALSE(
+      run(ap("allow", "  rules:\n  - to:\n    - operation:\n        methods: [GET]"), foreign_req()).allow);
 
   // DENY rules keep working on it: a DENY naming it wins over the ALLOW naming it.
-  auto denied = run(ap("allow-b", "  rules:\n  - from:\n    - source:\n        principals: [\"b.example/*\"]") +
-                        ap("deny-b", "  action: DENY\n  rules:\n  - from:\n    - source:\n        principals: [\"b.example/ns/shop/sa/web\"]"),
-                    foreign_req());
+  auto denied =
+      run(ap("allow-b", "  rules:\n  - from:\n    - source:\n        principals: [\"b.example/*\"]") +
+              ap("deny-b",
+                 "  action: DENY\n  rules:\n  - from:\n    - source:\n        principals: "
+                 "[\"b.example/ns/shop/sa/web\"]"),
+          foreign_req());
   EXPECT_FALSE(denied.allow);
   EXPECT_EQ(denied.reason, ReasonCode::DeniedByPolicy);
   // A namespace-only DENY does not reach it (namespaces are the mesh's own), a notPrincipals one does.
-  auto not_named = run(ap("allow-b", "  rules:\n  - from:\n    - source:\n        principals: [\"b.example/*\"]") +
-                           ap("deny-others", "  action: DENY\n  rules:\n  - from:\n    - source:\n        notPrincipals: [\"cluster.local/*\"]"),
-                       foreign_req());
+  auto not_named =
+      run(ap("allow-b", "  rules:\n  - from:\n    - source:\n        principals: [\"b.example/*\"]") +
+              ap("deny-others",
+                 "  action: DENY\n  rules:\n  - from:\n    - source:\n        notPrincipals: "
+                 "[\"cluster.local/*\"]"),
+          foreign_req());
   EXPECT_FALSE(not_named.allow);
   EXPECT_EQ(not_named.reason, ReasonCode::DeniedByPolicy);
 }
@@ -191,8 +204,8 @@ TEST(MeshFederation, ForeignPeerNeedsAnAllowRuleNamingItWithItsTrustDomain) {
 TEST(MeshFederation, TrustDomainAliasesAreNotForeign) {
   MeshConfig mesh;
   mesh.trust_domain_aliases = {"b.example"};
-  auto o = run(ap("allow", "  rules:\n  - from:\n    - source:\n        namespaces: [\"shop\"]"), foreign_req(), nullptr,
-               mesh);
+  auto o = run(ap("allow", "  rules:\n  - from:\n    - source:\n        namespaces: [\"shop\"]"),
+               foreign_req(), nullptr, mesh);
   EXPECT_TRUE(o.allow) << o.text;
 }
 
