@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Several meshes on one control plane (docs/MESHES.md): a workload of the default mesh (trust
-# domain cluster.local) calls a proxy of mesh-b (trust domain b.example, its own CA). Before
+# domain a.example) calls a proxy of mesh-b (trust domain b.example, its own CA). Before
 # federation the mTLS handshake fails (each proxy trusts its mesh's roots only); once each mesh
 # federates with the other, the call is allowed only where a mesh-b policy names the caller's
 # principal with its trust domain, and denied elsewhere (namespaces, `*/ns/...`, no policy).
 # `get meshes` lists both, with their CAs and connected workloads.
 source "$(dirname "$0")/lib.sh"
 
+# The default mesh gets a trust domain of its own: in policies `cluster.local` means "this mesh",
+# so another mesh can only name a federated mesh whose trust domain is something else.
+CONTROL_ARGS=(--trust-domain a.example)
 start_control
 start_app app APP
 
@@ -56,7 +59,7 @@ start_workload sleep sleep "$APP" "outbound:
 URL="http://127.0.0.1:$sleep_OUT"
 
 # Not federated: the handshake fails (sleep does not trust b.example's roots, details does not
-# trust cluster.local's), the app never sees the request.
+# trust a.example's), the app never sees the request.
 got=$(http_status "$URL/status/200")
 [ "$got" != 200 ] || fail "a default-mesh workload reached mesh-b's proxy without federation"
 pass "default mesh → mesh-b refused without federation (HTTP $got)"
@@ -67,7 +70,7 @@ pass "the client proxy reports the failed mTLS handshake"
 
 out=$(ctl get meshes)
 expect_contains "$out" "b.example" "get meshes lists mesh-b and its trust domain"
-expect_contains "$out" "cluster.local" "get meshes lists the default mesh"
+expect_contains "$out" "a.example" "get meshes lists the default mesh"
 row_b=$(grep '^mesh-b ' <<<"$out")
 row_default=$(grep '^default ' <<<"$out")
 [ "$(awk '{print $(NF-1)}' <<<"$row_b")" = 1 ] || fail "mesh-b: 1 workload connected expected: $row_b"
@@ -81,7 +84,7 @@ apiVersion: meshguard.io/v1alpha1
 kind: Mesh
 metadata: {name: default}
 spec:
-  trustDomain: cluster.local
+  trustDomain: a.example
   federatesWith: [mesh-b]
 ---
 apiVersion: meshguard.io/v1alpha1
@@ -99,7 +102,7 @@ for f in details-state sleep-state; do
   done
   [ -s "$WORK/$f/federated-bundles.pem" ] || fail "$f: no federated bundle pushed"
 done
-expect_contains "$(cat "$WORK/details-state/federated-bundles.pem")" "# trust domain: cluster.local" \
+expect_contains "$(cat "$WORK/details-state/federated-bundles.pem")" "# trust domain: a.example" \
   "mesh-b's proxy is pushed the default mesh's bundle"
 
 # Federated, but no mesh-b policy names the caller: denied (a federated peer is never allowed by default).
@@ -115,18 +118,21 @@ metadata: {name: from-default-mesh, namespace: default}
 spec:
   selector: {matchLabels: {app: details}}
   rules:
-  - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+  - from: [{source: {principals: ["a.example/ns/default/sa/sleep"]}}]
     to: [{operation: {paths: ["/status/*"]}}]
   - from: [{source: {namespaces: ["default"]}}]
     to: [{operation: {paths: ["/ip"]}}]
   - from: [{source: {principals: ["*/ns/default/sa/sleep"]}}]
     to: [{operation: {paths: ["/headers"]}}]
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+    to: [{operation: {paths: ["/user-agent"]}}]
 YAML
 ctl --mesh mesh-b apply -f "$WORK/allow.yaml" >/dev/null || fail "apply the mesh-b policy"
 wait_status "$URL/status/200" 200
-pass "allowed where a mesh-b policy names cluster.local/ns/default/sa/sleep"
+pass "allowed where a mesh-b policy names a.example/ns/default/sa/sleep"
 expect_eq "$(http_status "$URL/ip")" 403 "denied where the rule says only namespaces: [default]"
 expect_eq "$(http_status "$URL/headers")" 403 "denied where the rule says */ns/default/sa/sleep"
+expect_eq "$(http_status "$URL/user-agent")" 403 "denied where the rule says cluster.local/... (mesh-b itself)"
 expect_eq "$(http_status "$URL/details/1")" 403 "denied where no rule matches"
 
 # The policy belongs to mesh-b: listed there, not in the default mesh.
