@@ -4,6 +4,7 @@
 
 #include <grpc/grpc.h>
 
+#include "admin_client.h"
 #include "commands.h"
 #include "common/version.h"
 

@@ -25,7 +25,8 @@ class ControlServerMeshes : public ControlServer {
   // Waits (bounded) until the model serves mesh `name`.
   bool wait_mesh(const std::string& name) {
     for (int i = 0; i < 500; ++i) {
-      for (const auto& m : list_meshes().meshes())
+      const auto listed = list_meshes();
+      for (const auto& m : listed.meshes())
         if (m.name() == name) return true;
       std::this_thread::sleep_for(10ms);
     }
