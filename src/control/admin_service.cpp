@@ -221,9 +221,9 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
                                     : Status(fail("control.meshes_unsupported",
                                                   "this control plane serves only the default mesh"));
             if (!ok)
-              return grpc::Status(
-                  grpc::StatusCode::INVALID_ARGUMENT,
-                  mesh.meta.source + ":" + std::to_string(mesh.meta.line) + ": " + ok.error().message);
+              return status_of(grpc::StatusCode::INVALID_ARGUMENT,
+                               Error{ok.error().code, mesh.meta.source + ":" + std::to_string(mesh.meta.line) +
+                                                          ": " + ok.error().message});
             continue;
           }
           if (mesh.trust_domain != d_.trust_domain)
