@@ -12,6 +12,7 @@
 #include "api/grpc_tls.h"
 #include "commands.h"
 #include "jsonpath.h"
+#include "policy/mesh.h"
 #include "policy/parse.h"
 #include "policy/select.h"
 #include "registry_view.h"
@@ -414,7 +415,9 @@ int run_describe(const GetOptions& o) {
   if (!set) return set.error().message.empty() ? 1 : fail_line(set.error().message);
   auto wls = list_workloads(o.conn);
   if (!wls) return 1;
-  const auto mesh = policy::mesh_config_of(*set);
+  // The settings of the mesh looked at (the default one without --mesh; docs/MESHES.md).
+  const auto mesh = policy::mesh_config_of(
+      policy::resources_of_mesh(*set, selected_mesh().empty() ? policy::kDefaultMesh : selected_mesh()));
   int rc = 0;
   bool first = true;
   for (const auto& r : fetched->items) {
