@@ -112,11 +112,16 @@ struct AgentState {
 
   std::string path(const char* name) const { return o.state_dir + "/" + name; }
 
-  std::string trust_domain = "cluster.local";
+  std::string trust_domain = "cluster.local";  // the control plane's (its serving identity's)
 
   // The roots to trust for the control plane: those pushed with the last snapshot (they follow
-  // CA rotations), else the operator-provided bundle.
+  // CA rotations; a proxy of another mesh than the default is sent them apart from its mesh's
+  // bundle, control-plane-roots.pem), else the operator-provided bundle.
   Result<std::string> control_plane_roots() const {
+    if (files::exists(path("control-plane-roots.pem"))) {
+      auto pushed = files::read_file(path("control-plane-roots.pem"));
+      if (pushed && !pushed->empty()) return pushed;
+    }
     if (files::exists(path("root-cert.pem"))) {
       auto pushed = files::read_file(path("root-cert.pem"));
       if (pushed && !pushed->empty()) return pushed;
@@ -125,7 +130,31 @@ struct AgentState {
   }
 
   Result<std::shared_ptr<const tls::Credentials>> current_credentials() const {
-    return tls::load_credentials({path("cert-chain.pem"), path("key.pem"), path("root-cert.pem")}, std::time(nullptr));
+    return tls::load_credentials(
+        {path("cert-chain.pem"), path("key.pem"), path("root-cert.pem"), path("federated-bundles.pem")},
+        std::time(nullptr));
+  }
+
+  // Several meshes (docs/MESHES.md): the control plane's roots for a proxy of another mesh, and
+  // the federated trust domains' bundles. Returns whether a file changed.
+  Result<bool> write_mesh_files(const std::string& control_plane_bundle, const std::string& federated) {
+    bool changed = false;
+    auto write_if_changed = [&](const char* name, const std::string& text, bool remove_when_empty) -> Status {
+      const bool present = files::exists(path(name));
+      if (!present && text.empty()) return {};
+      if (present && text.empty() && remove_when_empty) {
+        changed = true;
+        return files::write_file_atomic(path(name), "", 0644);
+      }
+      auto old = files::read_file(path(name));
+      if (old && *old == text) return {};
+      changed = true;
+      return files::write_file_atomic(path(name), text, 0644);
+    };
+    if (auto st = write_if_changed("control-plane-roots.pem", control_plane_bundle, true); !st)
+      return fail(st.error());
+    if (auto st = write_if_changed("federated-bundles.pem", federated, true); !st) return fail(st.error());
+    return changed;
   }
 
   void refresh_cert_status() {
@@ -198,16 +227,25 @@ Status AgentState::sign(bool with_token) {
   if (auto ok = api::check_control_plane_identity(ctx, trust_domain); !ok) return ok;
 
   // Check what came back before it replaces anything: a valid SVID, for the identity we run as.
-  auto bundle = identity::TrustBundle::from_pem(trust_domain, resp.trust_bundle_pem());
-  if (!bundle) return fail(bundle.error());
+  // Its trust domain is the control plane's, or, for a proxy of another mesh (the token says
+  // which), that mesh's (docs/MESHES.md).
   auto chain = crypto::parse_cert_chain_pem(resp.cert_chain_pem());
   if (!chain) return fail(chain.error());
+  std::string workload_td = trust_domain;
+  if (!resp.mesh_name().empty() && !chain->empty()) {
+    if (auto leaf = identity::spiffe_id_of(chain->front().get()); leaf)
+      workload_td = std::string(leaf->trust_domain());
+  }
+  auto bundle = identity::TrustBundle::from_pem(workload_td, resp.trust_bundle_pem());
+  if (!bundle) return fail(bundle.error());
   auto id = identity::verify_svid(*chain, *bundle, std::time(nullptr));
   if (!id) return fail(id.error().to_error());
-  auto expected = identity::SpiffeId::istio(trust_domain, o.ns, o.service_account);
+  auto expected = identity::SpiffeId::istio(workload_td, o.ns, o.service_account);
   if (!expected || !(*id == *expected))
     return fail("agent.wrong_identity", "the control plane issued " + id->str() + " but this workload runs as " +
                                             (expected ? expected->str() : o.ns + "/" + o.service_account));
+  if (auto st = write_mesh_files(resp.control_plane_bundle_pem(), resp.federated_bundles()); !st)
+    return fail(st.error());
   if (auto st = files::write_file_atomic(path("root-cert.pem"), resp.trust_bundle_pem(), 0644); !st) return st;
   if (auto st = files::write_file_atomic(path("key.pem"), crypto::private_key_to_pem(key->get()), 0600); !st) return st;
   if (auto st = files::write_file_atomic(path("cert-chain.pem"), resp.cert_chain_pem(), 0644); !st) return st;
@@ -247,6 +285,9 @@ Status AgentState::handle_snapshot(const pb::ConfigSnapshot& snap, std::string& 
         return fail_with(st.error());
       bundle_changed = true;
     }
+    auto mesh_files = write_mesh_files(snap.control_plane_bundle_pem(), snap.federated_bundles());
+    if (!mesh_files) return fail_with(mesh_files.error());
+    bundle_changed = bundle_changed || *mesh_files;
   }
   if (hooks.on_config) {
     if (auto st = hooks.on_config(set, "snapshot.yaml", snap.policies_yaml()); !st) {
@@ -475,6 +516,7 @@ class AgentImpl final : public Agent {
   std::string cert_chain_path() const override { return impl_->path("cert-chain.pem"); }
   std::string key_path() const override { return impl_->path("key.pem"); }
   std::string bundle_path() const override { return impl_->path("root-cert.pem"); }
+  std::string federated_bundles_path() const override { return impl_->path("federated-bundles.pem"); }
   std::string policy_dir() const override { return impl_->path("policies"); }
 
  private:

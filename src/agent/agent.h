@@ -6,6 +6,9 @@
 //
 // State directory (0700), the files the proxy itself reads:
 //   key.pem (0600), cert-chain.pem, root-cert.pem      the SVID (tls section of the proxy)
+//   federated-bundles.pem, control-plane-roots.pem     several meshes (docs/MESHES.md): the
+//                                                       federated trust domains' roots, and the
+//                                                       control plane's for a non-default mesh
 //   policies/snapshot.yaml                              the documents pushed for this workload
 //                                                       (the proxy reads it at start-up only)
 //   snapshot.json                                       {version, revision, receivedUnix, labels}
@@ -109,6 +112,8 @@ class Agent {
   virtual std::string key_path() const = 0;
   virtual std::string bundle_path() const = 0;
   virtual std::string policy_dir() const = 0;
+  // The federated trust domains' bundles (docs/MESHES.md); the file may be absent (no federation).
+  virtual std::string federated_bundles_path() const = 0;
 };
 
 }  // namespace mg::agent

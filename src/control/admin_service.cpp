@@ -1,8 +1,11 @@
 // control/admin_service.cpp — see admin_service.h.
 #include "control/admin_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
+#include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -12,11 +15,14 @@
 #include "control/bootstrap_credentials.h"
 #include "control/ca_rotation.h"
 #include "control/distributor.h"
-#include "control/registry.h"
+#include "control/mesh_cas.h"
 #include "control/model.h"
+#include "control/registry.h"
 #include "control/store.h"
 #include "control/support.h"
+#include "crypto/openssl.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
+#include "policy/mesh.h"
 #include "policy/parse.h"
 #include "policy/select.h"
 
@@ -206,9 +212,20 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       files.reserve(static_cast<size_t>(req->files_size()));
       for (const auto& file : req->files()) {
         auto parsed = parse_apply_file(
-            {file.yaml(), file.source().empty() ? "<apply>" : file.source(), req->namespace_()});
+            {file.yaml(), file.source().empty() ? "<apply>" : file.source(), req->namespace_(), req->mesh()});
         if (!parsed) return status_of(grpc::StatusCode::INVALID_ARGUMENT, parsed.error());
         for (const auto& mesh : parsed->resources.meshes) {
+          if (mesh.meta.name != policy::kDefaultMesh) {
+            // Another mesh: its own CA, kept for the trust domain it was made for.
+            Status ok = d_.mesh_cas ? d_.mesh_cas->check(mesh.meta.name, mesh.trust_domain)
+                                    : Status(fail("control.meshes_unsupported",
+                                                  "this control plane serves only the default mesh"));
+            if (!ok)
+              return status_of(grpc::StatusCode::INVALID_ARGUMENT,
+                               Error{ok.error().code, mesh.meta.source + ":" + std::to_string(mesh.meta.line) +
+                                                          ": " + ok.error().message});
+            continue;
+          }
           if (mesh.trust_domain != d_.trust_domain)
             return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                 mesh.meta.source + ":" + std::to_string(mesh.meta.line) + ": trustDomain " +
@@ -218,6 +235,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         files.push_back(std::move(*parsed));
       }
       if (auto st = check_custom_providers(files); !st.ok()) return st;
+      if (auto st = check_meshes_after(files); !st.ok()) return st;
       if (req->dry_run()) {
         auto plan = d_.store.plan(files);
         if (!plan) return status_of(grpc::StatusCode::INVALID_ARGUMENT, plan.error());
@@ -257,31 +275,76 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
     for (const auto& k : result.unchanged) *resp->add_unchanged() = to_pb(k);
   }
 
-  // A CUSTOM AuthorizationPolicy must name a provider of the Mesh in force after this apply: the
-  // last Mesh "default" in the files, else the stored one. Checked before anything is stored.
+  // A CUSTOM AuthorizationPolicy must name a provider of its mesh's Mesh in force after this
+  // apply: the last Mesh of that name in the files, else the stored one. Checked before anything
+  // is stored.
   grpc::Status check_custom_providers(const std::vector<ParsedFile>& files) {
-    const policy::Mesh* applied_mesh = nullptr;
-    bool any_custom = false;
+    std::set<std::string> custom_meshes;
     for (const auto& f : files) {
-      for (const auto& m : f.resources.meshes) {
-        if (m.meta.name == "default") applied_mesh = &m;
+      for (const auto& p : f.resources.authorization_policies) {
+        if (p.action == policy::Action::Custom) custom_meshes.insert(std::string(policy::mesh_of(p.meta)));
       }
-      for (const auto& p : f.resources.authorization_policies) any_custom |= p.action == policy::Action::Custom;
     }
-    if (!any_custom) return grpc::Status::OK;
-    policy::MeshConfig mesh;
-    if (applied_mesh) {
-      mesh.extension_providers = applied_mesh->extension_providers;
-    } else {
-      auto stored = d_.store.resources();
-      if (!stored) return status_of(grpc::StatusCode::INTERNAL, stored.error());
-      mesh = policy::mesh_config_of(*stored);
-    }
-    for (const auto& f : files) {
-      if (auto st = policy::check_custom_providers(f.resources, mesh); !st)
-        return status_of(grpc::StatusCode::INVALID_ARGUMENT, st.error());
+    if (custom_meshes.empty()) return grpc::Status::OK;
+    std::optional<policy::ResourceSet> stored;
+    for (const auto& name : custom_meshes) {
+      const policy::Mesh* applied_mesh = nullptr;
+      for (const auto& f : files) {
+        if (const auto* m = policy::find_mesh(f.resources, name)) applied_mesh = m;
+      }
+      policy::MeshConfig mesh;
+      if (applied_mesh) {
+        mesh.extension_providers = applied_mesh->extension_providers;
+      } else {
+        if (!stored) {
+          auto all = d_.store.resources();
+          if (!all) return status_of(grpc::StatusCode::INTERNAL, all.error());
+          stored = std::move(*all);
+        }
+        if (const auto* m = policy::find_mesh(*stored, name))
+          mesh.extension_providers = m->extension_providers;
+      }
+      for (const auto& f : files) {
+        if (auto st = policy::check_custom_providers(policy::resources_of_mesh(f.resources, name), mesh); !st)
+          return status_of(grpc::StatusCode::INVALID_ARGUMENT, st.error());
+      }
     }
     return grpc::Status::OK;
+  }
+
+  // Several meshes (policy::check_meshes) over what the store would hold after this apply: trust
+  // domains unique, federatesWith and every resource's mesh naming meshes that exist. Only when
+  // another mesh than the default is involved, so a one-mesh apply costs nothing more.
+  grpc::Status check_meshes_after(const std::vector<ParsedFile>& files) {
+    bool involved = false;
+    for (const auto& f : files) involved |= policy::has_other_meshes(f.resources);
+    auto model = d_.model.current();
+    involved |= model->meshes.size() > 1 || policy::has_other_meshes(model->set);
+    if (!involved) return grpc::Status::OK;
+    auto stored = d_.store.resources();
+    if (!stored) return status_of(grpc::StatusCode::INTERNAL, stored.error());
+    for (const auto& f : files) {
+      policy::ResourceSet copy = f.resources;
+      stored->append(std::move(copy));
+    }
+    if (auto st = policy::check_meshes(*stored, d_.trust_domain); !st)
+      return status_of(grpc::StatusCode::INVALID_ARGUMENT, st.error());
+    return grpc::Status::OK;
+  }
+
+  // The mesh a stored document belongs to ("default" when it does not parse: it is then no
+  // other mesh's either).
+  static std::string stored_mesh(const StoredResource& r) {
+    auto parsed = policy::parse_resources(r.yaml, r.key.str());
+    std::string mesh(policy::kDefaultMesh);
+    if (!parsed) return mesh;
+    policy::for_each_kind(*parsed, [&](const char*, const auto& list) {
+      for (const auto& x : list) mesh = std::string(policy::mesh_of(x.meta));
+    });
+    return mesh;
+  }
+  static bool in_mesh(const StoredResource& r, const std::string& want) {
+    return want.empty() || stored_mesh(r) == want;
   }
 
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx, const pb::DeleteRequest* req,
@@ -292,6 +355,42 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       for (const auto& k : req->keys()) keys.push_back({k.kind(), k.namespace_(), k.name()});
       if (keys.empty())
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no resource named to delete");
+      // --mesh: a resource of another mesh is not there for this command (not found).
+      std::vector<ResourceKey> missing_here;
+      if (!req->mesh().empty()) {
+        std::vector<ResourceKey> mine;
+        for (const auto& k : keys) {
+          auto got = d_.store.get(k);
+          if (!got) return status_of(grpc::StatusCode::INTERNAL, got.error());
+          if (*got && !in_mesh(**got, req->mesh())) {
+            missing_here.push_back(k);
+          } else {
+            mine.push_back(k);
+          }
+        }
+        if (!missing_here.empty() && !req->ignore_not_found())
+          return status_of(grpc::StatusCode::NOT_FOUND, not_found(missing_here).error);
+        keys = std::move(mine);
+        for (const auto& k : missing_here) *resp->add_not_found() = to_pb(k);
+        if (keys.empty()) {
+          resp->set_revision(d_.store.revision());
+          return grpc::Status::OK;
+        }
+      }
+      // A Mesh still holding resources (or named by another's federatesWith) stays.
+      if (std::any_of(keys.begin(), keys.end(), [](const ResourceKey& k) { return k.kind == "Mesh"; })) {
+        auto stored = d_.store.resources();
+        if (!stored) return status_of(grpc::StatusCode::INTERNAL, stored.error());
+        policy::ResourceSet after;
+        policy::for_each_kind([&](const char* kind, auto member) {
+          for (const auto& r : (*stored).*member) {
+            const ResourceKey key{kind, std::string_view(kind) == "Mesh" ? "" : r.meta.ns, r.meta.name};
+            if (std::find(keys.begin(), keys.end(), key) == keys.end()) (after.*member).push_back(r);
+          }
+        });
+        if (auto st = policy::check_meshes(after, d_.trust_domain); !st)
+          return status_of(grpc::StatusCode::FAILED_PRECONDITION, st.error());
+      }
       auto removed = d_.store.remove_all(keys, req->ignore_not_found());
       if (!removed) {
         auto code = is(removed.error(), StoreError::NotFound)   ? grpc::StatusCode::NOT_FOUND
@@ -331,6 +430,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       if (!list) return status_of(grpc::StatusCode::INTERNAL, list.error());
       for (const auto& r : *list) {
         if (!req->name().empty() && r.key.name != req->name()) continue;
+        if (!in_mesh(r, req->mesh())) continue;
         auto* out = resp->add_resources();
         *out->mutable_key() = to_pb(r.key);
         out->set_yaml(r.yaml);
@@ -371,14 +471,18 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
                                  *req);
   }
 
-  grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* ctx, const pb::ListWorkloadsRequest*,
+  grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* ctx,
+                                          const pb::ListWorkloadsRequest* req,
                                           pb::ListWorkloadsResponse* resp) override {
     return finish(ctx, [&]() -> grpc::Status {
       auto model = d_.model.current();
       resp->set_revision(d_.store.revision());
       std::set<std::string> seen;
+      const std::string& want = req->mesh();
       for (const auto& [key, rec] : d_.distributor.proxies()) {
+        if (!want.empty() && rec.workload.mesh != want) continue;
         auto* w = resp->add_workloads();
+        w->set_mesh(rec.workload.mesh);
         w->set_name(rec.workload.name);
         w->set_namespace_(rec.workload.ns);
         w->set_service_account(rec.workload.service_account);
@@ -404,7 +508,9 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       // Registered workloads whose proxy never connected.
       for (const auto& reg : model->set.workloads) {
         if (seen.count(reg.meta.ns + "/" + reg.meta.name)) continue;
+        if (!want.empty() && policy::mesh_of(reg.meta) != want) continue;
         auto* w = resp->add_workloads();
+        w->set_mesh(std::string(policy::mesh_of(reg.meta)));
         w->set_name(reg.meta.name);
         w->set_namespace_(reg.meta.ns);
         w->set_service_account(reg.service_account);
@@ -428,7 +534,21 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
                               std::string(what) + " \"" + *name +
                                   "\" is not a DNS label (lower-case letters, digits and '-', at most 63)");
       }
-      auto id = identity::SpiffeId::istio(d_.trust_domain, req->namespace_(), req->service_account());
+      // The mesh the workload joins: its Mesh must be stored (the default mesh always exists).
+      std::string td = d_.trust_domain;
+      if (!req->mesh().empty() && req->mesh() != policy::kDefaultMesh) {
+        auto stored = d_.store.get({"Mesh", "", req->mesh()});
+        if (!stored) return status_of(grpc::StatusCode::INTERNAL, stored.error());
+        if (!*stored)
+          return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                              "mesh " + req->mesh() + " does not exist (apply its Mesh first)");
+        auto parsed = policy::parse_resources((*stored)->yaml, (*stored)->key.str());
+        if (!parsed || parsed->meshes.size() != 1)
+          return grpc::Status(grpc::StatusCode::INTERNAL,
+                              "mesh " + req->mesh() + ": its stored Mesh does not parse");
+        td = parsed->meshes.front().trust_domain;
+      }
+      auto id = identity::SpiffeId::istio(td, req->namespace_(), req->service_account());
       if (!id) return status_of(grpc::StatusCode::INVALID_ARGUMENT, id.error());
       int64_t ttl = req->ttl_seconds() > 0 ? req->ttl_seconds() : 3600;
       if (ttl > 7 * 24 * 3600)
@@ -436,12 +556,39 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       BootstrapClaims claims;
       claims.ns = req->namespace_();
       claims.service_account = req->service_account();
+      if (req->mesh() != policy::kDefaultMesh) claims.mesh = req->mesh();
       claims.issued_at = unix_now();
       claims.expires_at = claims.issued_at + ttl;
       auto token = d_.bootstrap.mint(claims);
       if (!token) return status_of(grpc::StatusCode::INTERNAL, token.error());
       resp->set_token(*token);
       resp->set_expires_unix(claims.expires_at);
+      return grpc::Status::OK;
+    });
+  }
+
+  // meshguardctl get meshes: every mesh served, with its CA's signing root and connected proxies.
+  grpc::ServerUnaryReactor* ListMeshes(grpc::CallbackServerContext* ctx, const pb::ListMeshesRequest*,
+                                       pb::ListMeshesResponse* resp) override {
+    return finish(ctx, [&]() -> grpc::Status {
+      auto model = d_.model.current();
+      std::map<std::string, int64_t> connected;
+      for (const auto& [key, rec] : d_.distributor.proxies()) {
+        if (rec.connected) ++connected[rec.workload.mesh];
+      }
+      for (const auto& [name, view] : model->meshes) {
+        auto* m = resp->add_meshes();
+        m->set_name(name);
+        m->set_trust_domain(view.mesh.config.trust_domain);
+        const auto signer = view.authority ? view.authority : d_.ca.signer();
+        if (X509* root =
+                signer->bundle().roots().empty() ? nullptr : signer->bundle().roots().front().get()) {
+          m->set_ca_root_serial(crypto::cert_serial_hex(root));
+          m->set_ca_root_not_after_unix(crypto::asn1_to_unix(X509_get0_notAfter(root)));
+        }
+        m->set_workloads_connected(connected[name]);
+        for (const auto& f : view.federates_with) m->add_federates_with(f);
+      }
       return grpc::Status::OK;
     });
   }

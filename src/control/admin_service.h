@@ -25,6 +25,8 @@ class ConfigModel;
 class Distributor;
 class Store;
 
+class MeshCas;
+
 struct AdminServiceDeps {
   std::string trust_domain;
   Store& store;
@@ -34,6 +36,7 @@ struct AdminServiceDeps {
   const BootstrapCredentials& bootstrap;
   telemetry::Registry& metrics;
   const Registry& registry;  // Get of kind ServiceEndpoints: computed, never stored
+  const MeshCas* mesh_cas = nullptr;  // the other meshes' CAs (docs/MESHES.md); null: none
 };
 
 class AdminService {

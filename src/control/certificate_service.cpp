@@ -12,6 +12,7 @@
 #include "control/support.h"
 #include "crypto/openssl.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
+#include "policy/mesh.h"
 
 namespace mg::control {
 namespace pb = ::meshguard::v1;
@@ -34,14 +35,20 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
     const auto now = unix_now();
     auto auth = ctx->auth_context();
     auto model = d_.model.current();
-    const auto& bundle = model->bundle;
     if (!auth) return grpc::Status(grpc::StatusCode::INTERNAL, "no TLS context");
-    auto peer = api::peer_identity(*auth, *bundle, now);
+    // Verified with the bundle of the mesh its trust domain names (docs/MESHES.md).
+    auto peer = mesh_peer_identity(*auth, *model, now);
     if (!peer) return status_of(grpc::StatusCode::UNAUTHENTICATED, peer.error());
 
     std::optional<identity::SpiffeId> id;
     std::string how;
+    const MeshView* view = nullptr;
     if (*peer) {
+      view = model->view_for_trust_domain((*peer)->trust_domain());
+      if (!view)
+        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                            "trust domain " + std::string((*peer)->trust_domain()) +
+                                " is no mesh's this control plane serves");
       // The control plane's own and the admin identity are issued from its data dir only; a copied
       // admin SVID must not be able to extend itself here.
       if ((*peer)->istio_namespace() == std::string_view(api::kSystemNamespace))
@@ -66,7 +73,13 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
       }
       if (claims->ns == api::kSystemNamespace)
         return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "namespace meshguard-system is reserved");
-      auto made = identity::SpiffeId::istio(d_.trust_domain, claims->ns, claims->service_account);
+      // The token says which mesh the workload joins; its CA and trust domain make the identity.
+      view = model->view(claims->mesh);
+      if (!view)
+        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                            "mesh " + claims->mesh + " does not exist (or has no CA yet)");
+      const std::string& td = view->authority ? view->mesh.config.trust_domain : d_.trust_domain;
+      auto made = identity::SpiffeId::istio(td, claims->ns, claims->service_account);
       if (!made) return status_of(grpc::StatusCode::INVALID_ARGUMENT, made.error());
       id = std::move(*made);
       if (how.empty()) how = "bootstrap";
@@ -82,19 +95,23 @@ class CertificateServiceImpl final : public pb::CertificateService::CallbackServ
       d_.metrics.counter("meshguard_csr_total", {{"result", "bad_csr"}}).inc();
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "csr_der is not a DER PKCS#10 request");
     }
-    int64_t ttl = model->mesh.certificate_ttl_seconds;
+    int64_t ttl = view->mesh.certificate_ttl_seconds;
     if (req.requested_ttl_seconds() > 0) ttl = std::min<int64_t>(ttl, req.requested_ttl_seconds());
-    const auto signer_now = d_.ca.signer();
+    const auto signer_now = view->authority ? view->authority : d_.ca.signer();
     auto issued = signer_now->sign_csr(csr.get(), *id, std::chrono::seconds(ttl), now);
     if (!issued) {
       d_.metrics.counter("meshguard_csr_total", {{"result", "refused"}}).inc();
       return status_of(grpc::StatusCode::INVALID_ARGUMENT, issued.error());
     }
     d_.metrics.counter("meshguard_csr_total", {{"result", "signed"}, {"kind", how}}).inc();
+    d_.metrics.counter("meshguard_mesh_certificates_issued_total", {{"mesh", view->name}}).inc();
     // The CA's own rule (ca/authority.h), so no need to decode the certificate just issued.
     const int64_t not_after = std::min<int64_t>(now + ttl, signer_now->ca_not_after());
     resp.set_cert_chain_pem(issued->chain_pem);
-    resp.set_trust_bundle_pem(model->bundle_pem);
+    resp.set_trust_bundle_pem(view->bundle_pem);
+    resp.set_control_plane_bundle_pem(view->control_plane_bundle_pem);
+    resp.set_federated_bundles(view->federated_text);
+    if (view->name != policy::kDefaultMesh) resp.set_mesh_name(view->name);
     resp.set_spiffe_id(id->str());
     resp.set_not_after_unix(not_after);
     return grpc::Status::OK;

@@ -4,6 +4,7 @@
 #include "api/grpc_tls.h"
 #include "control/support.h"
 #include "policy/match.h"
+#include "policy/mesh.h"
 
 namespace mg::control {
 namespace pb = ::meshguard::v1;
@@ -16,6 +17,9 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
 
 // The workload a proxy speaks for; a registered Workload wins over the proxy's own labels.
 Result<WorkloadView> resolve_workload(const Model& m, const identity::SpiffeId& id, const pb::Hello& hello) {
+  // The certificate's trust domain says which mesh the proxy belongs to (docs/MESHES.md).
+  const MeshView* view = m.view_for_trust_domain(id.trust_domain());
+  if (!view) return fail("auth.unknown_mesh", id.str() + " belongs to no mesh this control plane serves");
   auto ns = id.istio_namespace();
   auto sa = id.istio_service_account();
   if (!ns || !sa)
@@ -27,10 +31,11 @@ Result<WorkloadView> resolve_workload(const Model& m, const identity::SpiffeId& 
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos)
     return fail("hello.bad_name", "workload name must be a lower-case DNS name");
   WorkloadView w;
+  w.mesh = view->name;
   w.name = name;
   w.ns = std::string(*ns);
   w.service_account = std::string(*sa);
-  if (const auto* reg = find_workload(m.set, w.ns, name)) {
+  if (const auto* reg = find_workload(*view->set, w.ns, name)) {
     if (!reg->service_account.empty() && reg->service_account != w.service_account)
       return fail("hello.wrong_service_account", "Workload " + w.ns + "/" + name +
                                                      " runs as service account " + reg->service_account +
@@ -43,18 +48,28 @@ Result<WorkloadView> resolve_workload(const Model& m, const identity::SpiffeId& 
   return w;
 }
 
-pb::ConfigSnapshot snapshot_message(const Model& m, const WorkloadView& w, const EndpointsList& endpoints) {
-  auto snap = snapshot_for(m.set, w, m.mesh, m.bundle_pem, &endpoints);
+// The view of the proxy's mesh; a mesh deleted since its Hello leaves the proxy nothing (null).
+const MeshView* view_of(const Model& m, const WorkloadView& w) { return m.view(w.mesh); }
+
+pb::ConfigSnapshot snapshot_message(const Model& m, const MeshView& v, const WorkloadView& w,
+                                    const EndpointsList& endpoints) {
+  // The version covers every bundle sent: the mesh's, the federated ones and the control plane's
+  // (the same text as before several meshes for the default mesh without federation).
+  const std::string bundles = v.bundle_pem + v.federated_text + v.control_plane_bundle_pem;
+  auto snap = snapshot_for(*v.set, w, v.mesh, bundles, &endpoints);
   pb::ConfigSnapshot out;
   out.set_version(snap.version);
   out.set_revision(m.revision);
   out.set_policies_yaml(std::move(snap.policies_yaml));
-  out.set_trust_bundle_pem(m.bundle_pem);
+  out.set_trust_bundle_pem(v.bundle_pem);
+  out.set_federated_bundles(v.federated_text);
+  out.set_control_plane_bundle_pem(v.control_plane_bundle_pem);
+  if (v.name != policy::kDefaultMesh) out.set_mesh_name(v.name);
   auto* mesh = out.mutable_mesh();
-  mesh->set_trust_domain(m.mesh.config.trust_domain);
-  mesh->set_root_namespace(m.mesh.config.root_namespace);
-  mesh->set_path_normalization(std::string(policy::to_string(m.mesh.config.path_normalization)));
-  mesh->set_certificate_ttl_seconds(m.mesh.certificate_ttl_seconds);
+  mesh->set_trust_domain(v.mesh.config.trust_domain);
+  mesh->set_root_namespace(v.mesh.config.root_namespace);
+  mesh->set_path_normalization(std::string(policy::to_string(v.mesh.config.path_normalization)));
+  mesh->set_certificate_ttl_seconds(v.mesh.certificate_ttl_seconds);
   for (const auto& [k, v] : w.labels) (*out.mutable_labels())[k] = v;
   return out;
 }
@@ -63,6 +78,7 @@ pb::ConfigSnapshot snapshot_message(const Model& m, const WorkloadView& w, const
 // its inbound listeners (ports checked).
 Result<Registration> registration_of(const WorkloadView& w, const pb::Hello& hello, const std::string& peer) {
   Registration r;
+  if (w.mesh != policy::kDefaultMesh) r.mesh = w.mesh;
   r.name = w.name;
   r.ns = w.ns;
   r.service_account = w.service_account;
@@ -159,9 +175,14 @@ bool Distributor::sleep_unless_stopping(std::chrono::milliseconds d) {
 
 SharedSnapshot Distributor::snapshot_if_changed(ProxyRecord& record, const Model& m, const EndpointsList& endpoints,
                                                 Clock::time_point change_at, SnapshotCache& cache, bool* revoke) {
+  const MeshView* view = view_of(m, record.workload);
+  if (!view) {  // its Mesh was deleted: it keeps enforcing what it has (fail static)
+    record.evaluated_revision = m.revision;
+    return nullptr;
+  }
   // A Workload registered (or changed) after the proxy said Hello binds its name to a service
   // account: a stream of another service account loses it, never its configuration.
-  if (const auto* reg = find_workload(m.set, record.workload.ns, record.workload.name)) {
+  if (const auto* reg = find_workload(*view->set, record.workload.ns, record.workload.name)) {
     if (!reg->service_account.empty() && reg->service_account != record.workload.service_account) {
       if (revoke) *revoke = true;
       return nullptr;
@@ -170,8 +191,10 @@ SharedSnapshot Distributor::snapshot_if_changed(ProxyRecord& record, const Model
     record.workload.registered = true;
   }
   record.evaluated_revision = m.revision;
-  auto& cached = cache[selection_key(m.set, record.workload)];
-  if (!cached) cached = std::make_shared<const pb::ConfigSnapshot>(snapshot_message(m, record.workload, endpoints));
+  auto& cached = cache[selection_key(*view->set, record.workload)];
+  if (!cached)
+    cached =
+        std::make_shared<const pb::ConfigSnapshot>(snapshot_message(m, *view, record.workload, endpoints));
   const pb::ConfigSnapshot& message = *cached;
   if (message.version() == record.sent_version) {
     // Not selected by the change: what it enforces is what this revision gives it.
@@ -188,6 +211,7 @@ SharedSnapshot Distributor::snapshot_if_changed(ProxyRecord& record, const Model
       .histogram("pilot_proxy_convergence_time", {}, telemetry::Histogram::kConvergenceBucketsSeconds)
       .observe(ms_between(change_at, Clock::now()) / 1000.0);
   metrics_.counter("pilot_xds_pushes", {{"type", "snapshot"}}).inc();
+  metrics_.counter("meshguard_mesh_pushes_total", {{"mesh", view->name}}).inc();
   return cached;
 }
 
@@ -323,6 +347,7 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     rec.nack_error.clear();
     streams_[stream] = key;
     metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
+    count_connected_locked();
     registry_.join(key, std::move(*registration));
     cv_.notify_all();  // to save it
     // Its endpoints (and so the other proxies' snapshots) change only if some Service exists.
@@ -376,6 +401,7 @@ void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
   MutexLock lock(mutex_);
   streams_.erase(stream);
   metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
+  count_connected_locked();
   // A stream replaced by a newer one of the same workload (a reconnecting or restarted proxy)
   // ends after the newer one registered: the workload is still connected through that one.
   for (const auto& [other, other_key] : streams_)
@@ -393,6 +419,16 @@ void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
   registry_.leave(key, Clock::now());
   cv_.notify_all();  // to save it
   if (!model_.current()->set.services.empty()) mark_dirty_locked();
+}
+
+void Distributor::count_connected_locked() {
+  std::map<std::string, int64_t> per_mesh;
+  for (const auto& [name, view] : model_.current()->meshes) per_mesh[name] = 0;
+  for (const auto& [stream, key] : streams_) {
+    if (auto it = records_.find(key); it != records_.end()) ++per_mesh[it->second.workload.mesh];
+  }
+  for (const auto& [mesh, n] : per_mesh)
+    metrics_.gauge("meshguard_mesh_proxies_connected", {{"mesh", mesh}}).set(n);
 }
 
 std::map<std::string, ProxyRecord> Distributor::proxies() const {

@@ -152,6 +152,8 @@ class Distributor {
 
   mutable Mutex mutex_;
   CondVar cv_;
+  // meshguard_mesh_proxies_connected{mesh}: the open streams per mesh.
+  void count_connected_locked() MG_REQUIRES(mutex_);
   std::map<ProxyStream*, std::string> streams_ MG_GUARDED_BY(mutex_);  // stream → record key
   std::map<std::string, ProxyRecord> records_ MG_GUARDED_BY(mutex_);
   bool dirty_ MG_GUARDED_BY(mutex_) = false;

@@ -1,6 +1,9 @@
 // control/endpoints.cpp — see endpoints.h.
 #include "control/endpoints.h"
 
+#include "policy/mesh.h"
+#include "policy/parse.h"
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -35,8 +38,10 @@ std::vector<policy::ServiceEndpoints> compute_endpoints(const policy::ResourceSe
     eps.meta.name = svc.meta.name;
     eps.meta.ns = svc.meta.ns;
     eps.meta.source = "<registry>";
+    const std::string_view svc_mesh = policy::mesh_of(svc.meta);
     for (const auto& r : registrations) {
       if (r.ns != svc.meta.ns) continue;
+      if ((r.mesh.empty() ? policy::kDefaultMesh : std::string_view(r.mesh)) != svc_mesh) continue;
       const policy::Workload* registered = find_workload(set, r.ns, r.name);
       if (registered && !registered->service_account.empty() && registered->service_account != r.service_account)
         continue;  // the distributor ends such a stream; it never backs a service meanwhile
@@ -93,7 +98,10 @@ std::string registration_record(const Registration& r) {
     inbound.push_back({{"port", p.port}, {"appPort", p.app_port}, {"protocol", p.protocol}});
   const nlohmann::json out = {{"name", r.name},       {"namespace", r.ns}, {"serviceAccount", r.service_account},
                               {"labels", r.labels},   {"address", r.address}, {"inbound", std::move(inbound)}};
-  return out.dump();
+  if (r.mesh.empty()) return out.dump();  // as before several meshes
+  nlohmann::json with_mesh = out;
+  with_mesh["mesh"] = r.mesh;
+  return with_mesh.dump();
 }
 
 Result<Registration> parse_registration_record(std::string_view record) {
@@ -119,6 +127,8 @@ Result<Registration> parse_registration_record(std::string_view record) {
       r.service_account.find_first_not_of(kSegment) != std::string::npos)
     return bad("namespace and serviceAccount must be SPIFFE path segments ([a-zA-Z0-9._-])");
   if (!r.address.empty() && !policy::parse_ip(r.address)) return bad("address is not an IP address");
+  if (!text("mesh", &r.mesh, false) || (!r.mesh.empty() && !policy::is_dns_label(r.mesh)))
+    return bad("mesh must be a mesh name");
   if (auto it = j.find("labels"); it != j.end()) {
     if (!it->is_object() || it->size() > 256) return bad("labels must be an object of strings");
     for (const auto& [k, v] : it->items()) {

@@ -32,6 +32,8 @@ struct Registration {
   // Listed healthy: its stream is up, or it was restored after a control-plane restart and its
   // proxy has not reconnected yet. False: its stream ended, within the grace period.
   bool connected = true;
+  // Its mesh (docs/MESHES.md): only Services of that mesh select it. "" is the default mesh.
+  std::string mesh;
   bool operator==(const Registration&) const = default;
 };
 

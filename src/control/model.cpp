@@ -2,7 +2,10 @@
 #include "control/model.h"
 
 #include "control/ca_rotation.h"
+#include "control/mesh_cas.h"
+#include "control/support.h"
 #include "crypto/openssl.h"
+#include "policy/mesh.h"
 
 namespace mg::control {
 
@@ -11,17 +14,76 @@ std::string bundle_hash(const std::string& pem) {
   return crypto::hex(d.data(), d.size());
 }
 
+const MeshView* Model::view(std::string_view name) const {
+  auto it = meshes.find(name.empty() ? policy::kDefaultMesh : name);
+  return it == meshes.end() ? nullptr : &it->second;
+}
+
+const MeshView* Model::view_for_trust_domain(std::string_view trust_domain) const {
+  for (const auto& [name, v] : meshes) {
+    if (v.mesh.config.trust_domain == trust_domain) return &v;
+  }
+  return nullptr;
+}
+
 Status ConfigModel::rebuild() {
   auto set = store_.resources();
   if (!set) return fail(set.error());
   auto m = std::make_shared<Model>();
   m->set = std::move(*set);
   m->revision = store_.revision();
-  m->mesh = mesh_settings(m->set, trust_domain_);
   auto bundle = ca_.distributed_bundle();
   m->bundle_pem = bundle.to_pem();
   m->bundle_hash = bundle_hash(m->bundle_pem);
   m->bundle = std::make_shared<const identity::TrustBundle>(std::move(bundle));
+
+  // The default mesh: the whole set while it is the only mesh (as before several meshes).
+  const bool several = policy::has_other_meshes(m->set);
+  MeshView& def = m->meshes[std::string(policy::kDefaultMesh)];
+  def.name = policy::kDefaultMesh;
+  if (several) def.own_set = policy::resources_of_mesh(m->set, policy::kDefaultMesh);
+  def.set = several ? &def.own_set : &m->set;
+  def.mesh = mesh_settings(*def.set, trust_domain_);
+  def.bundle_pem = m->bundle_pem;
+  def.bundle_hash = m->bundle_hash;
+  def.bundle = m->bundle;
+  if (def.mesh.resource) def.federates_with = def.mesh.resource->federates_with;
+  m->mesh = def.mesh;
+
+  // The other meshes, each with its built-in CA (generated the first time).
+  for (const auto& resource : m->set.meshes) {
+    if (resource.meta.name == policy::kDefaultMesh) continue;
+    if (!mesh_cas_) {
+      log_line("mesh " + resource.meta.name +
+               " is not served: this control plane keeps no CA for other meshes");
+      continue;
+    }
+    auto authority = mesh_cas_->ensure(resource.meta.name, resource.trust_domain);
+    if (!authority) {
+      log_line("mesh " + resource.meta.name + " is not served: " + authority.error().to_string());
+      continue;
+    }
+    MeshView& v = m->meshes[resource.meta.name];
+    v.name = resource.meta.name;
+    v.own_set = policy::resources_of_mesh(m->set, resource.meta.name);
+    v.set = &v.own_set;
+    v.mesh = mesh_settings(*v.set, resource.trust_domain);
+    v.authority = *authority;
+    v.bundle = std::make_shared<const identity::TrustBundle>((*authority)->bundle());
+    v.bundle_pem = v.bundle->to_pem();
+    v.bundle_hash = bundle_hash(v.bundle_pem);
+    v.control_plane_bundle_pem = m->bundle_pem;
+    v.federates_with = resource.federates_with;
+  }
+  // Federation: each mesh's proxies also accept the bundles of the meshes it names.
+  for (auto& [name, v] : m->meshes) {
+    for (const auto& other_name : v.federates_with) {
+      const MeshView* other = m->view(other_name);
+      if (!other || other == &v || other->mesh.config.trust_domain == v.mesh.config.trust_domain) continue;
+      v.federated.push_back(*other->bundle);
+    }
+    v.federated_text = identity::federated_bundles_to_text(v.federated);
+  }
   MutexLock lock(mutex_);
   model_ = std::move(m);
   metrics_.gauge("meshguard_store_revision").set(model_->revision);

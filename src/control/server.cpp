@@ -23,12 +23,13 @@
 #include "common/files.h"
 #include "common/thread_annotations.h"
 #include "control/admin_service.h"
-#include "control/console_service.h"
 #include "control/bootstrap_credentials.h"
 #include "control/ca_rotation.h"
 #include "control/certificate_service.h"
+#include "control/console_service.h"
 #include "control/distributor.h"
 #include "control/etcd_store.h"
+#include "control/mesh_cas.h"
 #include "control/metrics_endpoint.h"
 #include "control/model.h"
 #include "control/own_identity.h"
@@ -51,6 +52,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<Store> store;
   std::unique_ptr<CaRotation> ca;
   std::unique_ptr<BootstrapCredentials> bootstrap;
+  std::unique_ptr<MeshCas> mesh_cas;  // the other meshes' built-in CAs (docs/MESHES.md)
   std::unique_ptr<ConfigModel> model;
   std::unique_ptr<OwnIdentities> own;
   std::unique_ptr<Registry> registry;
@@ -168,7 +170,10 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
     if (!store) return fail(store.error());
     impl->store = std::move(*store);
   }
-  impl->model = std::make_unique<ConfigModel>(*impl->store, *impl->ca, td, impl->metrics);
+  // Other meshes keep their built-in CAs in the data dir (not on etcd: not built yet).
+  impl->mesh_cas = std::make_unique<MeshCas>(on_etcd ? std::string() : dir);
+  impl->model =
+      std::make_unique<ConfigModel>(*impl->store, *impl->ca, td, impl->metrics, impl->mesh_cas.get());
   if (auto st = impl->model->rebuild(); !st) return fail(st.error());
   if (const auto* mesh = impl->model->current()->mesh.resource; mesh && mesh->trust_domain != td)
     return fail("control.trust_domain_mismatch",
@@ -199,8 +204,8 @@ Status ControlPlane::start() {
   s.certificate_service = make_certificate_service({s.td, *s.model, *s.ca, *s.bootstrap, s.metrics});
   s.console_service = ConsoleService::create(s.td, *s.model, *s.distributor);
   s.watch_service = make_watch_service(*s.distributor, *s.model, *s.console_service);
-  s.admin_service =
-      AdminService::create({s.td, *s.store, *s.model, *s.distributor, *s.ca, *s.bootstrap, s.metrics, *s.registry});
+  s.admin_service = AdminService::create({s.td, *s.store, *s.model, *s.distributor, *s.ca, *s.bootstrap,
+                                          s.metrics, *s.registry, s.mesh_cas.get()});
   grpc::ServerBuilder builder;
   const std::string own_dir = s.options.data_dir + "/control";
   builder.AddListeningPort(s.options.listen,
@@ -230,6 +235,9 @@ Status ControlPlane::start() {
   s.metrics.describe("meshguard_push_ack_latency_milliseconds", "From a change to the proxy's ACK of it");
   s.metrics.describe("meshguard_proxy_config_revision", "Store revision of the snapshot each proxy last ACKed");
   s.metrics.describe("meshguard_csr_total", "Certificate requests by result and kind (bootstrap|renewal)");
+  s.metrics.describe("meshguard_mesh_proxies_connected", "Proxies with an open config stream, per mesh");
+  s.metrics.describe("meshguard_mesh_pushes_total", "Snapshots sent to proxies, per mesh");
+  s.metrics.describe("meshguard_mesh_certificates_issued_total", "Workload certificates issued, per mesh");
   s.metrics.describe("meshguard_config_acks_total", "Snapshot ACKs and NACKs");
   s.metrics.describe("meshguard_config_reload_total",
                      "Re-reads of the Kubernetes JWKS file (resource=k8s_jwks) by result");

@@ -13,8 +13,10 @@ MeshSettings mesh_settings(const policy::ResourceSet& set, const std::string& tr
   policy::MeshConfig defaults;
   defaults.trust_domain = trust_domain;
   out.config = policy::mesh_config_of(set, defaults);
+  // The Mesh "default", else the set's only one (a mesh's own set holds just its Mesh).
+  const bool sole = set.meshes.size() == 1;
   for (const auto& mesh : set.meshes) {
-    if (mesh.meta.name != "default") continue;
+    if (mesh.meta.name != "default" && !sole) continue;
     out.resource = &mesh;
     out.certificate_ttl_seconds = mesh.certificate_ttl_seconds;
   }
@@ -29,7 +31,9 @@ const policy::Workload* find_workload(const policy::ResourceSet& set, const std:
 }
 
 std::string selection_key(const policy::ResourceSet& set, const WorkloadView& workload) {
-  std::string key = workload.ns;
+  std::string key = workload.mesh;  // the same namespace and labels in two meshes are two inputs
+  key += '\0';
+  key += workload.ns;
   key += '\0';
   if (find_workload(set, workload.ns, workload.name)) key += workload.name;
   for (const auto& [k, v] : workload.labels) {

@@ -24,6 +24,7 @@ struct WorkloadView {
   std::string service_account;
   std::map<std::string, std::string> labels;
   bool registered = false;
+  std::string mesh = "default";  // the mesh of its certificate's trust domain (docs/MESHES.md)
 };
 
 struct MeshSettings {
@@ -32,7 +33,8 @@ struct MeshSettings {
   const policy::Mesh* resource = nullptr;    // the stored `Mesh` (points into the ResourceSet)
 };
 
-// The stored Mesh `default` if any, else defaults with `trust_domain` (the CA's).
+// The stored Mesh `default` (or, in one mesh's own set, its only Mesh) if any, else defaults with
+// `trust_domain` (the CA's).
 MeshSettings mesh_settings(const policy::ResourceSet& set, const std::string& trust_domain);
 
 // The registered Workload `name` in `ns`, if any.

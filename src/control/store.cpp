@@ -101,7 +101,7 @@ Status check_apply_size(size_t bytes, size_t files, std::string_view first_sourc
 }
 
 Result<ParsedFile> parse_apply_file(const ApplyInput& file) {
-  auto set = policy::parse_resources(file.yaml, file.source, file.ns);
+  auto set = policy::parse_resources(file.yaml, file.source, file.ns, file.mesh);
   if (!set) return fail(set.error());
   if (auto st = policy::check_appliable(*set); !st) return fail(st.error());
   return ParsedFile{std::string(file.source), file.yaml.size(), std::move(*set)};

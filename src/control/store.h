@@ -80,6 +80,7 @@ struct ApplyInput {
   std::string_view yaml;
   std::string_view source;  // its name in error messages ("<source>:<line>: ...")
   std::string_view ns = {};  // -n/--namespace for its documents (policy::parse_resources), or empty
+  std::string_view mesh = {};  // --mesh for its documents (policy::parse_resources), or empty
 };
 
 // One file of an apply, parsed once (parse_apply_file): what apply_parsed() stores.

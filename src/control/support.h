@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ctime>
+#include <optional>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -26,6 +27,13 @@ inline grpc::Status status_of(grpc::StatusCode code, const Error& e) {
 // The caller's SVID, verified with `bundle`: auth.no_tls, auth.bad_certificate, auth.no_certificate.
 Result<identity::SpiffeId> require_peer(grpc::CallbackServerContext* ctx,
                                         const identity::TrustBundle& bundle);
+struct Model;
+// As require_peer, with the bundle of the mesh whose trust domain the SVID names (docs/MESHES.md):
+// the default mesh's first, then each other mesh's.
+Result<identity::SpiffeId> require_mesh_peer(grpc::CallbackServerContext* ctx, const Model& model);
+// The caller's SVID if it presented one, verified that way (api::peer_identity over every mesh).
+Result<std::optional<identity::SpiffeId>> mesh_peer_identity(const grpc::AuthContext& auth,
+                                                             const Model& model, std::time_t now);
 // As require_peer, and the SVID must be the admin identity of `trust_domain` (auth.not_admin).
 Status require_admin(grpc::CallbackServerContext* ctx, const identity::TrustBundle& bundle,
                      const std::string& trust_domain);

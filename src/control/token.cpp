@@ -51,10 +51,11 @@ Result<std::string> mint_bootstrap_token(EVP_PKEY* key, std::string_view issuer,
     id = crypto::hex(bytes->data(), bytes->size());
   }
   const nlohmann::json header = {{"alg", "ES256"}, {"typ", "JWT"}};
-  const nlohmann::json payload = {
+  nlohmann::json payload = {
       {"iss", issuer},      {"aud", kBootstrapAudience}, {"sub", "ns/" + c.ns + "/sa/" + c.service_account},
       {"iat", c.issued_at}, {"nbf", c.issued_at},        {"exp", c.expires_at},
       {"jti", id}};
+  if (!c.mesh.empty()) payload["mesh"] = c.mesh;  // absent: the default mesh (older tokens too)
   auto token = jwt::sign_compact(jwt::Alg::ES256, key, header.dump(), payload.dump());
   if (!token) return fail("token.sign_failed", token.error().message);
   return std::move(*token);
@@ -124,6 +125,13 @@ Result<BootstrapClaims> verify_bootstrap_token(std::string_view token, EVP_PKEY*
     return malformed("jti must be a non-empty string");
   }
   out.id = jti->get<std::string>();
+  if (const auto mesh = parsed.payload.find("mesh"); mesh != parsed.payload.end()) {
+    if (!mesh->is_string() || mesh->get_ref<const std::string&>().empty() ||
+        mesh->get_ref<const std::string&>().size() > 63) {
+      return malformed("mesh must be a mesh name");
+    }
+    out.mesh = mesh->get<std::string>();
+  }
   out.issued_at = *parsed.iat;
   out.expires_at = *parsed.exp;
   return out;

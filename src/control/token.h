@@ -4,7 +4,8 @@
 // there is one JOSE implementation. Pure logic: keys and the clock are handed in.
 //
 // Claims: iss = the control plane's issuer, aud "meshguard-bootstrap", sub "ns/<ns>/sa/<sa>",
-// iat, nbf (= iat), exp, jti. Verification error codes (stable, for logs and tests):
+// iat, nbf (= iat), exp, jti, and "mesh" for a mesh other than the default. Verification error codes (stable,
+// for logs and tests):
 //   token.malformed       not a well-formed JWS / JWT, or a required claim missing or mistyped
 //   token.bad_algorithm   alg is not ES256 (none, HS256, RS256 ... are all refused)
 //   token.bad_key         the verification key is not an EC P-256 key
@@ -34,6 +35,7 @@ inline constexpr std::string_view kBootstrapAudience = "meshguard-bootstrap";
 struct BootstrapClaims {
   std::string ns, service_account, id;
   int64_t issued_at = 0, expires_at = 0;
+  std::string mesh = {};  // claim "mesh": the mesh the workload joins (docs/MESHES.md); empty = default
 };
 
 // ES256 with the control plane's P-256 key; iss = issuer, aud "meshguard-bootstrap", sub

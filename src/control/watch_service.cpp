@@ -21,7 +21,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
   WatchReactor(Distributor& distributor, const ConfigModel& model, ConsoleService& console,
                grpc::CallbackServerContext* ctx)
       : distributor_(distributor), console_(console), ctx_(ctx) {
-    auto id = require_peer(ctx_, *model.current()->bundle);
+    auto id = require_mesh_peer(ctx_, *model.current());
     if (!id) {
       Finish(status_of(grpc::StatusCode::UNAUTHENTICATED, id.error()));
       return;

@@ -69,4 +69,63 @@ Result<crypto::X509StorePtr> TrustBundle::make_store() const {
   return store;
 }
 
+namespace {
+constexpr std::string_view kFederatedHeader = "# trust domain: ";
+}  // namespace
+
+std::string federated_bundles_to_text(const std::vector<TrustBundle>& bundles) {
+  std::string out;
+  for (const auto& b : bundles) {
+    out += std::string(kFederatedHeader) + b.trust_domain() + "\n";
+    out += b.to_pem();
+  }
+  return out;
+}
+
+Result<std::vector<TrustBundle>> parse_federated_bundles(std::string_view text) {
+  std::vector<TrustBundle> out;
+  size_t pos = 0;
+  std::string td;
+  std::string pem;
+  auto flush = [&]() -> Status {
+    if (td.empty()) return {};
+    if (pem.empty()) return fail("bundle.federated", "federated trust domain " + td + " has no roots");
+    auto b = TrustBundle::from_pem(td, pem);
+    if (!b) return fail(b.error());
+    if (b->roots().empty()) return fail("bundle.federated", "federated trust domain " + td + " has no roots");
+    for (const auto& seen : out) {
+      if (seen.trust_domain() == td)
+        return fail("bundle.federated", "federated trust domain " + td + " listed twice");
+    }
+    out.push_back(std::move(*b));
+    return {};
+  };
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    const std::string_view line = text.substr(pos, eol - pos);
+    if (line.starts_with(kFederatedHeader)) {
+      if (auto st = flush(); !st) return fail(st.error());
+      td = std::string(line.substr(kFederatedHeader.size()));
+      pem.clear();
+    } else if (!line.empty()) {
+      if (td.empty()) return fail("bundle.federated", "a root before any \"# trust domain:\" line");
+      pem.append(line);
+      pem += '\n';
+    }
+    pos = eol + 1;
+  }
+  if (auto st = flush(); !st) return fail(st.error());
+  return out;
+}
+
+const TrustBundle* bundle_for(std::string_view trust_domain, const TrustBundle& own,
+                              const std::vector<TrustBundle>& federated) {
+  if (own.trust_domain() == trust_domain) return &own;
+  for (const auto& b : federated) {
+    if (b.trust_domain() == trust_domain) return &b;
+  }
+  return nullptr;
+}
+
 }  // namespace mg::identity

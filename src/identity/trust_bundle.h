@@ -45,4 +45,14 @@ class TrustBundle {
   std::vector<crypto::X509Ptr> roots_;
 };
 
+// The bundles of federated trust domains (SPIFFE federation, docs/MESHES.md): each trust domain
+// with its own roots, so a peer of trust domain B is verified with B's roots only. Text form (the
+// proxy's federated-bundles.pem): for each trust domain a line "# trust domain: <td>" followed by
+// its roots in PEM; "" is no federation. Errors: bundle.federated (a malformed text), spiffe.*.
+std::string federated_bundles_to_text(const std::vector<TrustBundle>& bundles);
+Result<std::vector<TrustBundle>> parse_federated_bundles(std::string_view text);
+// The bundle of `trust_domain`: `own` when it is own's, else the federated one, else null.
+const TrustBundle* bundle_for(std::string_view trust_domain, const TrustBundle& own,
+                              const std::vector<TrustBundle>& federated);
+
 }  // namespace mg::identity

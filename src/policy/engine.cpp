@@ -1,4 +1,5 @@
 #include "policy/engine.h"
+#include "policy/mesh.h"
 
 #include "rego/engine.h"
 
@@ -35,6 +36,8 @@ const char* to_string(ReasonCode code) {
       return "DeniedOpaPolicyError";
     case ReasonCode::AllowedByOpaPolicy:
       return "AllowedByOpaPolicy";
+    case ReasonCode::DeniedForeignNotNamed:
+      return "DeniedForeignNotNamed";
   }
   return "?";
 }
@@ -75,6 +78,9 @@ std::string describe(const Decision& d) {
     case ReasonCode::AllowedByOpaPolicy:
       return "allowed by OPAPolicy " + policy +
              " (no ALLOW policy applies to the workload and no DENY policy matched)";
+    case ReasonCode::DeniedForeignNotNamed:
+      return "denied: the peer is of federated trust domain " + d.detail +
+             " and no ALLOW rule names its principal with that trust domain";
   }
   return "?";
 }
@@ -355,6 +361,18 @@ bool any_string(const Predicate& p, std::string_view v) {
   return false;
 }
 
+// A federated peer's principal matches only patterns written with its trust domain (policy/mesh.h
+// names_trust_domain): `*`, `*/ns/x/sa/y` and the like never do.
+bool foreign_principal_named(const Predicate& p, const AuthzAttributes& a) {
+  for (const auto& m : p.strings) {
+    if (m.kind == MatchKind::Presence) continue;
+    const bool named = m.kind == MatchKind::Suffix ? names_trust_domain("*" + m.value, a.foreign_trust_domain)
+                                                   : names_trust_domain(m.value, a.foreign_trust_domain);
+    if (named && m.matches(a.peer_principal)) return true;
+  }
+  return false;
+}
+
 bool any_cidr(const Predicate& p, const std::optional<IpAddress>& ip) {
   if (!ip) return false;
   for (const auto& c : p.cidrs) {
@@ -438,10 +456,15 @@ bool evaluate(const Predicate& p, const AuthzAttributes& a) {
   bool hit = false;
   switch (p.field) {
     case Field::PeerPrincipal:
-      hit = !a.peer_principal.empty() && any_string(p, a.peer_principal);
+      if (!a.foreign_trust_domain.empty()) {
+        hit = foreign_principal_named(p, a);
+      } else {
+        hit = !a.peer_principal.empty() && any_string(p, a.peer_principal);
+      }
       break;
     case Field::PeerNamespace:
-      hit = !a.peer_namespace.empty() && any_string(p, a.peer_namespace);
+      // A namespace names one of this mesh's namespaces, never a federated mesh's.
+      hit = a.foreign_trust_domain.empty() && !a.peer_namespace.empty() && any_string(p, a.peer_namespace);
       break;
     case Field::RequestPrincipal:
       if (const auto* auth = authenticated(a)) hit = request_principal_matches(p, *auth);
@@ -602,7 +625,34 @@ Result<std::shared_ptr<const AuthzSnapshot>> compile_snapshot(const ResourceSet&
   return std::shared_ptr<const AuthzSnapshot>(std::move(snap));
 }
 
-Decision authorize(const AuthzSnapshot& s, const AuthzAttributes& a, bool custom_allowed) {
+namespace {
+
+// Whether a rule that matched a federated peer names it: one of its `from` entries that holds has
+// a (positive) principals field, which for such a peer only holds when it names its trust domain.
+bool names_foreign_peer(const CompiledRule& r, const AuthzAttributes& a) {
+  for (const auto& c : r.from) {
+    if (first_failure(c, a)) continue;
+    for (const auto& p : c.predicates) {
+      if (p.field == Field::PeerPrincipal && !p.negate) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Decision authorize(const AuthzSnapshot& s, const AuthzAttributes& attributes, bool custom_allowed) {
+  // A peer of another trust domain than the mesh's (and its aliases) reached us only through
+  // federation: it is matched by principals that name its trust domain, and allowed only by them.
+  AuthzAttributes foreign;
+  const AuthzAttributes* in = &attributes;
+  if (!attributes.peer_principal.empty() &&
+      is_foreign_principal(attributes.peer_principal, s.mesh_.trust_domain, s.mesh_.trust_domain_aliases)) {
+    foreign = attributes;
+    foreign.foreign_trust_domain = attributes.peer_principal.substr(0, attributes.peer_principal.find('/'));
+    in = &foreign;
+  }
+  const AuthzAttributes& a = *in;
   const int proto = a.http ? 0 : 1;
   const int deny_status = a.http ? 403 : 0;
   Decision d;
@@ -647,6 +697,23 @@ Decision authorize(const AuthzSnapshot& s, const AuthzAttributes& a, bool custom
   }
   if (const auto* m = first_match(s.index_[kDeny][proto], a)) return deny(*m, ReasonCode::DeniedByPolicy);
   const auto& allow = s.index_[kAllow][proto];
+  if (!a.foreign_trust_domain.empty()) {
+    for (const auto& ref : allow.refs) {
+      if (!s.policies_[ref.policy].dry_run && matches(*ref.rule, a) && names_foreign_peer(*ref.rule, a)) {
+        d.allow = true;
+        d.status = 200;
+        d.policy = s.policies_[ref.policy].name;
+        d.rule = ref.rule->index;
+        d.reason = ReasonCode::AllowedByPolicy;
+        return d;
+      }
+    }
+    d.allow = false;
+    d.status = deny_status;
+    d.reason = ReasonCode::DeniedForeignNotNamed;
+    d.detail = std::string(a.foreign_trust_domain);
+    return d;
+  }
   if (!allow.any_policy) {
     d.allow = true;
     d.status = 200;

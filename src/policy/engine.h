@@ -38,6 +38,10 @@ namespace mg::policy {
 struct AuthzAttributes {
   std::string_view peer_principal;  // without "spiffe://"; empty: no mTLS peer identity
   std::string_view peer_namespace;  // principal_namespace(peer_principal)
+  // Set by authorize() when the peer's trust domain is not the mesh's (nor an alias): a federated
+  // mesh's peer (policy/mesh.h). Its principal matches only patterns that name that trust domain,
+  // never a namespace, and only an ALLOW rule naming it can allow it.
+  std::string_view foreign_trust_domain;
   std::optional<IpAddress> source_ip;       // the direct peer (ipBlocks, source.ip)
   std::optional<IpAddress> remote_ip;       // original client (remoteIpBlocks, remote.ip)
   std::optional<IpAddress> destination_ip;
@@ -65,6 +69,7 @@ enum class ReasonCode {
   DeniedByOpaPolicy,             // an OPAPolicy's decision was false, allowed: false, or undefined
   DeniedOpaPolicyError,          // an OPAPolicy failed to evaluate (error, budget) and its onError is Deny
   AllowedByOpaPolicy,            // OPAPolicies allowed; no ALLOW policy applies and no DENY matched
+  DeniedForeignNotNamed,         // a federated mesh's peer, and no ALLOW rule names its principal
 };
 const char* to_string(ReasonCode code);  // stable identifier, e.g. "DeniedByPolicy"
 

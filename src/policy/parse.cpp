@@ -2,6 +2,7 @@
 // its namespace, refuses what cannot be enforced safely, and dispatches by kind to the parse_*.cpp
 // files (authz, authn, mesh, opa, service); also the node walkers they all share (parse_internal.h).
 #include "policy/parse.h"
+#include "policy/mesh.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -366,6 +367,17 @@ Status parse_meta(Ctx& ctx, const YAML::Node& n, Meta& meta) {
         } else if (key == "labels" || key == "annotations") {
           std::map<std::string, std::string> values;
           if (auto st = string_map(ctx, v, "metadata." + key, values); !st) return st;
+          if (key == "labels") {
+            if (auto it = values.find(std::string(kMeshLabel)); it != values.end()) {
+              if (!is_dns_label(it->second)) {
+                return err(
+                    ctx, v,
+                    "label meshguard.io/mesh must be a mesh name (a DNS label), not \"" + it->second + "\"",
+                    "policy.bad_mesh_name");
+              }
+              meta.mesh = it->second == kDefaultMesh ? std::string() : it->second;
+            }
+          }
           if (key == "annotations") {
             if (auto it = values.find("istio.io/dry-run"); it != values.end()) {
               if (it->second != "true" && it->second != "false") {
@@ -479,11 +491,10 @@ Unexpected<Error> cannot_place(const Ctx& ctx, const YAML::Node& metadata, std::
 // (a block mapping or a flow one, as in JSON), so that the text alone, stored and pushed to
 // proxies, says where the resource lives. Anything else (an anchored or tagged mapping) is refused
 // rather than guessed at.
-Result<std::string> with_namespace_field(const Ctx& ctx, const YAML::Node& metadata, std::string_view ns) {
+Result<std::string> with_first_field(const Ctx& ctx, const YAML::Node& metadata, const std::string& field) {
   const std::string_view doc = ctx.document;
   const auto mark = metadata.Mark();
   const size_t pos = ctx.body_offset + static_cast<size_t>(std::max(0, mark.pos));
-  const std::string field = "namespace: " + std::string(ns);
   if (mark.pos >= 0 && pos < doc.size()) {
     if (metadata.Style() == YAML::EmitterStyle::Flow && doc[pos] == '{') {
       const auto next = doc.find_first_not_of(" \t\r\n", pos + 1);
@@ -499,7 +510,13 @@ Result<std::string> with_namespace_field(const Ctx& ctx, const YAML::Node& metad
              std::string(doc.substr(line_start));
     }
   }
-  return cannot_place(ctx, metadata, ns);
+  return fail("policy.cannot_place", "cannot add a field");
+}
+
+Result<std::string> with_namespace_field(const Ctx& ctx, const YAML::Node& metadata, std::string_view ns) {
+  auto text = with_first_field(ctx, metadata, "namespace: " + std::string(ns));
+  if (!text) return cannot_place(ctx, metadata, ns);
+  return text;
 }
 
 // kubectl's rule for a namespaced resource: a document without metadata.namespace goes to the
@@ -530,6 +547,55 @@ Status place_in_namespace(Ctx& ctx, const YAML::Node& metadata, Meta& meta) {
     return cannot_place(ctx, metadata, meta.ns);
   }
   meta.document = std::move(*text);
+  return {};
+}
+
+// --mesh for a namespaced resource, as -n for its namespace: a document without the
+// meshguard.io/mesh label gets it written into its text (a first field of metadata.labels, or a
+// labels field of its own), so the stored text alone says which mesh it belongs to; one naming
+// another mesh is refused.
+Status place_in_mesh(Ctx& ctx, const YAML::Node& metadata, Meta& meta) {
+  if (ctx.requested_mesh.empty()) return {};
+  const std::string want =
+      ctx.requested_mesh == kDefaultMesh ? std::string() : std::string(ctx.requested_mesh);
+  const YAML::Node labels =
+      metadata.IsDefined() && metadata.IsMap() ? std::as_const(metadata)["labels"] : YAML::Node();
+  const bool labelled =
+      labels.IsDefined() && labels.IsMap() && std::as_const(labels)[std::string(kMeshLabel)].IsDefined();
+  if (labelled || want.empty()) {
+    if (meta.mesh == want) return {};
+    return err(ctx, labelled ? labels : metadata,
+               "the mesh from the provided object (\"" + std::string(mesh_of(meta)) +
+                   "\") does not match the mesh given with --mesh (\"" + std::string(ctx.requested_mesh) +
+                   "\")",
+               "policy.mesh_mismatch");
+  }
+  const bool has_labels = labels.IsDefined() && labels.IsMap();
+  const std::string field = has_labels ? std::string(kMeshLabel) + ": " + want
+                                       : "labels: {" + std::string(kMeshLabel) + ": " + want + "}";
+  auto text = with_first_field(ctx, has_labels ? labels : metadata, field);
+  if (!text)
+    return err(ctx, metadata,
+               "cannot add label meshguard.io/mesh to this document; write it in metadata.labels",
+               "policy.bad_mesh_name");
+  // Parsed again with -n, so a namespace place_in_namespace wrote is written into this text too.
+  auto again = parse_resources(*text, ctx.source, ctx.requested_ns);
+  bool same = again && again->size() == 1;
+  std::string document;
+  if (same) {
+    for_each_kind(*again, [&](const char*, const auto& resources) {
+      for (const auto& r : resources) {
+        same = r.meta.mesh == want && r.meta.name == meta.name && r.meta.ns == meta.ns;
+        document = r.meta.document;
+      }
+    });
+  }
+  if (!same)
+    return err(ctx, metadata,
+               "cannot add label meshguard.io/mesh to this document; write it in metadata.labels",
+               "policy.bad_mesh_name");
+  meta.mesh = want;
+  meta.document = std::move(document);
   return {};
 }
 
@@ -590,13 +656,24 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   if (kind != "Mesh") {
     if (auto st = place_in_namespace(ctx, metadata, meta); !st) return st;
   }
+  if (kind != "Mesh") {
+    if (auto st = place_in_mesh(ctx, metadata, meta); !st) return st;
+  }
   if (kind == "Mesh") {
-    // One mesh per control plane: a second name would be a second, conflicting set of settings.
-    if (meta.name != "default") {
-      return err(ctx, std::as_const(metadata)["name"], "Mesh: metadata.name must be \"default\" (one mesh per control plane), not \"" +
-                                            meta.name + "\"", "policy.bad_mesh_name");
+    // "default" is the default mesh; any other name is a further mesh (docs/MESHES.md).
+    if (!is_dns_label(meta.name)) {
+      return err(ctx, std::as_const(metadata)["name"],
+                 "Mesh: metadata.name must be a mesh name (a DNS label), not \"" + meta.name + "\"",
+                 "policy.bad_mesh_name");
+    }
+    if (!ctx.requested_mesh.empty() && meta.name != ctx.requested_mesh) {
+      return err(ctx, std::as_const(metadata)["name"],
+                 "Mesh " + meta.name + " given with --mesh " + std::string(ctx.requested_mesh) +
+                     " (a Mesh is applied without --mesh, or with its own name)",
+                 "policy.mesh_mismatch");
     }
     meta.ns.clear();  // cluster-scoped: metadata.namespace (and -n) is ignored
+    meta.mesh = meta.name == kDefaultMesh ? std::string() : meta.name;
     Mesh m;
     m.meta = meta;
     if (auto st = parse_mesh(ctx, spec_node, m); !st) return st;
@@ -702,7 +779,12 @@ bool has_content(std::string_view body) {
 
 }  // namespace
 
-Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source, std::string_view ns) {
+Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source, std::string_view ns,
+                                    std::string_view mesh) {
+  if (!mesh.empty() && !is_dns_label(mesh)) {
+    return fail("policy.bad_mesh_name",
+                "mesh \"" + std::string(mesh) + "\" is not a mesh name (a DNS label)");
+  }
   if (!ns.empty() && !is_dns_label(ns)) {
     return fail("policy.bad_namespace",
                 "namespace \"" + std::string(ns) +
@@ -711,6 +793,7 @@ Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view sour
   Ctx ctx;
   ctx.source = std::string(source);
   ctx.requested_ns = ns;
+  ctx.requested_mesh = mesh;
   // Real documents spend well under one unit per byte; aliases are what could exceed this. Each
   // document is also capped at what it would get parsed alone, so a document accepted here is
   // accepted again from its Meta::document (the control plane re-parses stored documents).

@@ -31,8 +31,11 @@ namespace mg::policy {
 // namespaced document without metadata.namespace goes to `ns` (or "default"), and gets that
 // namespace written into its metadata in Meta::document, so the stored text re-parses alone to the
 // same resource; a document naming another namespace than `ns` is refused (as kubectl does).
+// `mesh` is meshguardctl's --mesh (empty: not given): a namespaced document without the
+// meshguard.io/mesh label gets it written into its metadata.labels (Meta::document) the same way;
+// one labelled with another mesh is refused (policy.mesh_mismatch), and so is a Mesh of another name.
 Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view source = "<input>",
-                                    std::string_view ns = {});
+                                    std::string_view ns = {}, std::string_view mesh = {});
 
 // What a control plane accepts from an operator (`meshguardctl apply`): every parsed kind but
 // ServiceEndpoints, which the control plane computes from Services and registered proxies. An

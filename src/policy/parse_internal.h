@@ -30,6 +30,7 @@ struct Ctx {
   int order = 0;              // the current document's position in the text (Meta::order)
   size_t body_offset = 0;     // where the text yaml-cpp loaded starts within `document`
   std::string_view requested_ns;  // -n/--namespace, or empty
+  std::string_view requested_mesh;  // --mesh, or empty
 };
 
 // A thread-local view of the document being parsed, so line_of() can add its offset.

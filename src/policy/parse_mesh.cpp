@@ -224,8 +224,20 @@ Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
   return for_each_field(
       ctx, spec, "Mesh.spec",
       {"trustDomain", "trustDomainAliases", "rootNamespace", "pathNormalization", "certificateTTL", "ca",
-       "gatewayTopology", "extensionProviders", "h2UpgradePolicy", "outboundTrafficPolicy"},
+       "gatewayTopology", "extensionProviders", "h2UpgradePolicy", "outboundTrafficPolicy", "federatesWith"},
       [&](const std::string& key, const YAML::Node& v) -> Status {
+        if (key == "federatesWith") {
+          if (auto st = string_list(ctx, v, "federatesWith", m.federates_with); !st) return st;
+          for (const auto& name : m.federates_with) {
+            if (!is_dns_label(name)) {
+              return err(ctx, v, "federatesWith entry \"" + name + "\" is not a mesh name (a DNS label)",
+                         "policy.bad_mesh_name");
+            }
+            if (name == m.meta.name)
+              return err(ctx, v, "federatesWith cannot name the mesh itself", "policy.bad_federation");
+          }
+          return {};
+        }
         if (key == "gatewayTopology") return parse_gateway_topology(ctx, v, m);
         if (key == "outboundTrafficPolicy") return parse_outbound_traffic_policy(ctx, v, m);
         if (key == "extensionProviders") return parse_extension_providers(ctx, v, m);

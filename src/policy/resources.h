@@ -29,6 +29,9 @@ struct Meta {
   std::string source;  // file name (or "<input>") the document came from
   int line = 0;        // 1-based line of the document's first key
   bool dry_run = false;  // annotation istio.io/dry-run: "true"
+  // The mesh the resource belongs to: label meshguard.io/mesh (docs/MESHES.md); empty = the
+  // default mesh. A Mesh resource's own mesh is its name.
+  std::string mesh;
   int order = 0;         // the document's position in its whole load (file after file), 0-based
   // The exact text of the YAML document this resource was parsed from (from its "---" marker
   // line, if it had one, to the end of the document), so the control plane can store and push
@@ -155,10 +158,16 @@ const char* to_string(ExtensionProvider::Kind k);  // "envoyExtAuthzHttp" | "env
 enum class OutboundTrafficPolicy { AllowAny, RegistryOnly };
 const char* to_string(OutboundTrafficPolicy p);  // "ALLOW_ANY" | "REGISTRY_ONLY"
 
-// meshguard.io/v1alpha1 Mesh: mesh-wide settings. Cluster-scoped (meta.ns is ""), and there is
-// one per control plane, so its name must be "default".
+// meshguard.io/v1alpha1 Mesh: mesh-wide settings. Cluster-scoped (meta.ns is ""). The one named
+// "default" is the default mesh (every resource without a meshguard.io/mesh label belongs to it);
+// each other one is a further mesh on the same control plane, with its own trust domain and CA
+// (docs/MESHES.md).
 struct Mesh {
   Meta meta;
+  // spec.federatesWith: the meshes whose trust bundles this mesh's proxies accept (SPIFFE
+  // federation); their principals are then allowed only where a policy names them with their
+  // trust domain.
+  std::vector<std::string> federates_with;
   std::string trust_domain = "cluster.local";
   std::vector<std::string> trust_domain_aliases;  // Istio meshConfig.trustDomainAliases
   std::string root_namespace = "istio-system";

@@ -99,8 +99,10 @@ PeerAuthnResolution resolve_peer_authentication(const ResourceSet& set, const Wo
 }
 
 MeshConfig mesh_config_of(const ResourceSet& set, MeshConfig defaults) {
+  // The Mesh "default", else the set's only Mesh (a proxy of another mesh is pushed its own alone).
+  const bool sole = set.meshes.size() == 1;
   for (const auto& mesh : set.meshes) {
-    if (mesh.meta.name != "default") continue;
+    if (mesh.meta.name != "default" && !sole) continue;
     defaults.trust_domain = mesh.trust_domain;
     defaults.trust_domain_aliases = mesh.trust_domain_aliases;
     defaults.root_namespace = mesh.root_namespace;

@@ -49,6 +49,14 @@ void add_secret(nlohmann::json& cert, const tls::Credentials& creds) {
   }
   cert["trustBundle"] = {{"trustDomain", creds.bundle.trust_domain()}, {"roots", roots}};
   cert["issuingRoot"] = issuing;
+  // Several meshes: the federated trust domains this proxy accepts peers of (docs/MESHES.md).
+  nlohmann::json federated = nlohmann::json::array();
+  for (const auto& b : creds.federated) {
+    nlohmann::json fed_roots = nlohmann::json::array();
+    for (const auto& r : b.roots()) fed_roots.push_back(cert_json(r.get()));
+    federated.push_back({{"trustDomain", b.trust_domain()}, {"roots", std::move(fed_roots)}});
+  }
+  cert["federatedBundles"] = std::move(federated);
 }
 
 // The registry view in force: every service, its secure-naming identities, and per port the

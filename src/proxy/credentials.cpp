@@ -36,6 +36,7 @@ std::vector<Credentials::FileStamp> Credentials::stamps_of(const tls::TlsFiles& 
   std::vector<FileStamp> out;
   for (const auto* path : {&files.cert_chain, &files.key, &files.trust_bundle})
     out.push_back(mg::files::stamp_of(*path));
+  if (!files.federated_bundles.empty()) out.push_back(mg::files::stamp_of(files.federated_bundles));
   return out;
 }
 

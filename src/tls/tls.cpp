@@ -53,7 +53,8 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 }
 
 Result<crypto::SslCtxPtr> make_ctx(bool server, const std::vector<crypto::X509Ptr>& chain, EVP_PKEY* key,
-                                   const identity::TrustBundle& bundle) {
+                                   const identity::TrustBundle& bundle,
+                                   const std::vector<identity::TrustBundle>& federated) {
   crypto::SslCtxPtr ctx(SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()));
   if (!ctx) return fail(crypto::openssl_error("tls.context", "SSL_CTX_new failed"));
   if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_3_VERSION) != 1) {
@@ -75,6 +76,15 @@ Result<crypto::SslCtxPtr> make_ctx(bool server, const std::vector<crypto::X509Pt
   }
   auto store = bundle.make_store();
   if (!store) return fail(store.error());
+  // The handshake accepts a chain to any trusted root; verify_peer then binds each trust domain
+  // to its own roots (a federated root never vouches for our trust domain).
+  for (const auto& f : federated) {
+    for (const auto& r : f.roots()) {
+      if (X509_STORE_add_cert(store->get(), r.get()) != 1) {
+        crypto::last_error();  // a root both bundles hold is already there
+      }
+    }
+  }
   // SSL_CTX_set_cert_store takes ownership.
   SSL_CTX_set_cert_store(ctx.get(), store->release());
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
@@ -122,17 +132,29 @@ Result<std::shared_ptr<const Credentials>> load_credentials(const TlsFiles& file
     return fail(Error{std::string(verified.error().code()), files.cert_chain + ": " + verified.error().message});
   }
 
-  auto server = make_ctx(true, *chain, key->get(), *bundle);
+  std::vector<identity::TrustBundle> federated;
+  if (!files.federated_bundles.empty() && files::exists(files.federated_bundles)) {
+    auto text = files::read_file(files.federated_bundles);
+    if (!text) return fail(text.error());
+    auto parsed = identity::parse_federated_bundles(*text);
+    if (!parsed)
+      return fail(Error{parsed.error().code, files.federated_bundles + ": " + parsed.error().message});
+    for (auto& b : *parsed) {
+      if (b.trust_domain() != own->trust_domain()) federated.push_back(std::move(b));
+    }
+  }
+
+  auto server = make_ctx(true, *chain, key->get(), *bundle, federated);
   if (!server) return fail(server.error());
-  auto client = make_ctx(false, *chain, key->get(), *bundle);
+  auto client = make_ctx(false, *chain, key->get(), *bundle, federated);
   if (!client) return fail(client.error());
 
   X509* leaf = (*chain)[0].get();
   auto creds = std::make_shared<Credentials>(
       Credentials{std::move(*server), std::move(*client), std::move(*verified), std::move(*bundle),
-                  crypto::cert_serial_hex(leaf), crypto::cert_sha256_fingerprint(leaf),
-                  crypto::asn1_to_unix(X509_get0_notBefore(leaf)), crypto::asn1_to_unix(X509_get0_notAfter(leaf)),
-                  std::move(*chain)});
+                  std::move(federated), crypto::cert_serial_hex(leaf), crypto::cert_sha256_fingerprint(leaf),
+                  crypto::asn1_to_unix(X509_get0_notBefore(leaf)),
+                  crypto::asn1_to_unix(X509_get0_notAfter(leaf)), std::move(*chain)});
   return std::shared_ptr<const Credentials>(std::move(creds));
 }
 
@@ -176,6 +198,9 @@ Result<PeerIdentity> verify_peer(SSL* ssl, const Credentials& creds, std::time_t
   if (SSL_session_reused(ssl)) {
     auto id = identity::spiffe_id_of(leaf);
     if (!id) return fail(id.error().to_error());
+    if (!identity::bundle_for(id->trust_domain(), creds.bundle, creds.federated)) {
+      return fail("svid.wrong_trust_domain", "resumed session: peer trust domain is not trusted");
+    }
     if (X509_cmp_time(X509_get0_notBefore(leaf), &now) > 0) {
       return fail("svid.not_yet_valid", "resumed session: peer certificate is not valid yet");
     }
@@ -193,7 +218,15 @@ Result<PeerIdentity> verify_peer(SSL* ssl, const Credentials& creds, std::time_t
       if (X509_cmp(c, leaf) != 0) chain.push_back(c);
     }
   }
-  auto id = identity::verify_svid(std::span<X509* const>(chain.data(), chain.size()), creds.bundle, now);
+  // The peer's trust domain picks the roots it must chain to: ours, or a federated domain's.
+  const identity::TrustBundle* bundle = &creds.bundle;
+  if (!creds.federated.empty()) {
+    auto claimed = identity::spiffe_id_of(leaf);
+    if (!claimed) return fail(claimed.error().to_error());
+    if (const auto* b = identity::bundle_for(claimed->trust_domain(), creds.bundle, creds.federated))
+      bundle = b;
+  }
+  auto id = identity::verify_svid(std::span<X509* const>(chain.data(), chain.size()), *bundle, now);
   if (!id) return fail(id.error().to_error());
   auto digest = crypto::sha256(crypto::cert_der(leaf));
   return PeerIdentity{std::move(*id), crypto::hex(digest.data(), digest.size())};

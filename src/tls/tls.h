@@ -27,6 +27,9 @@ struct TlsFiles {
   std::string cert_chain;    // PEM: leaf SVID first, then intermediates
   std::string key;           // PEM private key, must not be readable by group/others
   std::string trust_bundle;  // PEM roots of our trust domain
+  // Optional: the federated trust domains' bundles (identity::parse_federated_bundles' text; the
+  // agent's federated-bundles.pem). Empty path or no file: no federation.
+  std::string federated_bundles = {};
 };
 
 struct Credentials {
@@ -34,6 +37,8 @@ struct Credentials {
   crypto::SslCtxPtr client_ctx;  // outbound: presents our SVID, verifies the server's chain
   identity::SpiffeId own_id;     // our SPIFFE ID (the leaf's URI SAN)
   identity::TrustBundle bundle;  // roots of own_id's trust domain
+  // Federated trust domains (SPIFFE federation): a peer of one of them is verified with its roots.
+  std::vector<identity::TrustBundle> federated;
   std::string serial_hex;        // leaf serial, upper-case hex
   std::string fingerprint;       // leaf SHA-256, "AB:CD:..."
   std::time_t not_before = 0;

@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
     // Fail closed: no traffic is served before this workload has an identity and its policies.
     if (auto st = agent->ensure_ready(std::chrono::seconds(bootstrap_timeout)); !st)
       return error_exit(st.error().to_string());
-    config->tls = mg::tls::TlsFiles{agent->cert_chain_path(), agent->key_path(), agent->bundle_path()};
+    config->tls = mg::tls::TlsFiles{agent->cert_chain_path(), agent->key_path(), agent->bundle_path(),
+                                    agent->federated_bundles_path()};
     // The agent's file is read at start-up only (a restart before any push); pushes arrive parsed,
     // in memory, through on_config below.
     config->policy_dir = agent->policy_dir();

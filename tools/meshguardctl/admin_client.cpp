@@ -57,12 +57,30 @@ std::unique_ptr<grpc::ClientContext> call_context() {
   return ctx;
 }
 
+std::string& selected_mesh() {
+  static std::string mesh;
+  return mesh;
+}
+
+void add_mesh_option(CLI::App& app) {
+  app.add_option(
+         "--mesh", selected_mesh(),
+         "the mesh to work in (docs/MESHES.md; default: the default mesh, or every mesh for get and lists)")
+      ->envname("MESHGUARD_MESH");
+}
+
+pb::ListWorkloadsRequest workloads_request() {
+  pb::ListWorkloadsRequest req;
+  req.set_mesh(selected_mesh());
+  return req;
+}
+
 Result<std::vector<pb::WorkloadStatus>> list_workloads(const Conn& c) {
   auto stub = admin_stub(c);
   if (!stub) return fail(stub.error());
   pb::ListWorkloadsResponse resp;
   auto ctx = call_context();
-  auto st = (*stub)->ListWorkloads(ctx.get(), pb::ListWorkloadsRequest{}, &resp);
+  auto st = (*stub)->ListWorkloads(ctx.get(), workloads_request(), &resp);
   if (!st.ok()) {
     rpc_failed(c, st);
     return fail("ctl.rpc", "");
@@ -94,6 +112,7 @@ Result<pb::GetResponse> get_resources(const Conn& c, const std::string& kind, co
   req.set_kind(kind);
   req.set_namespace_(ns);
   req.set_name(name);
+  req.set_mesh(selected_mesh());
   pb::GetResponse resp;
   auto ctx = call_context();
   auto st = (*stub)->Get(ctx.get(), req, &resp);

@@ -29,6 +29,14 @@ struct Conn {
 
 void add_conn_options(CLI::App* cmd, Conn& c);
 
+// The global --mesh NAME (env MESHGUARD_MESH; docs/MESHES.md): the mesh every command works in.
+// Empty: not given — the default mesh for apply and token create, every mesh for get and lists.
+std::string& selected_mesh();
+// Adds --mesh to the root command (it may be given before or after the sub-command).
+void add_mesh_option(CLI::App& app);
+// ListWorkloads of the selected mesh.
+pb::ListWorkloadsRequest workloads_request();
+
 // The admin stub, or a one-line error.
 Result<std::unique_ptr<pb::AdminService::Stub>> admin_stub(const Conn& c);
 // The channel to the control plane authenticated with the admin identity (admin_stub's; the

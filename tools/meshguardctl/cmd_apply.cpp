@@ -96,6 +96,7 @@ int run_apply(const ApplyOptions& o) {
     f->set_source(source);
   }
   req.set_namespace_(o.ns);
+  req.set_mesh(selected_mesh());
   req.set_dry_run(o.dry_run == "server");
   req.set_if_revision(o.if_revision);
   auto stub = admin_stub(o.conn);
@@ -193,6 +194,7 @@ int run_delete(const DeleteOptions& o) {
   pb::DeleteRequest req;
   for (auto& key : *keys) *req.add_keys() = std::move(key);
   req.set_ignore_not_found(o.ignore_not_found);
+  req.set_mesh(selected_mesh());
   pb::DeleteResponse resp;
   auto ctx = call_context();
   auto st = (*stub)->Delete(ctx.get(), req, &resp);

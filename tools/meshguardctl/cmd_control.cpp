@@ -27,7 +27,7 @@ int run_workload_list(const Conn& c, const std::string& output) {
   if (!stub) return fail_line(stub.error().to_string());
   pb::ListWorkloadsResponse resp;
   auto ctx = call_context();
-  auto st = (*stub)->ListWorkloads(ctx.get(), pb::ListWorkloadsRequest{}, &resp);
+  auto st = (*stub)->ListWorkloads(ctx.get(), workloads_request(), &resp);
   if (!st.ok()) return rpc_failed(c, st);
   if (output == "json") {
     // Times in RFC 3339 (null: never), as everywhere a person reads them.
@@ -83,6 +83,7 @@ int run_token_create(const Conn& c, const std::string& ns, const std::string& sa
   req.set_namespace_(ns);
   req.set_service_account(sa);
   req.set_ttl_seconds(seconds);
+  req.set_mesh(selected_mesh());
   pb::CreateTokenResponse resp;
   auto ctx = call_context();
   auto st = (*stub)->CreateToken(ctx.get(), req, &resp);

@@ -31,7 +31,7 @@ int wait_for_revision(const Conn& c, int64_t revision, std::chrono::milliseconds
   while (true) {
     pb::ListWorkloadsResponse resp;
     auto ctx = call_context();
-    auto st = (*stub)->ListWorkloads(ctx.get(), pb::ListWorkloadsRequest{}, &resp);
+    auto st = (*stub)->ListWorkloads(ctx.get(), workloads_request(), &resp);
     if (!st.ok()) return rpc_failed(c, st);
     int connected = 0, selected = 0;
     std::vector<std::string> waiting, nacked;
@@ -148,7 +148,7 @@ Result<ProxyTarget> find_proxy(const Conn& c, const std::string& workload, const
   if (!stub) return fail(stub.error());
   pb::ListWorkloadsResponse resp;
   auto ctx = call_context();
-  auto st = (*stub)->ListWorkloads(ctx.get(), pb::ListWorkloadsRequest{}, &resp);
+  auto st = (*stub)->ListWorkloads(ctx.get(), workloads_request(), &resp);
   if (!st.ok()) {
     rpc_failed(c, st);
     return fail("ctl.rpc", "");  // printed already

@@ -4,6 +4,7 @@
 
 #include <grpc/grpc.h>
 
+#include "admin_client.h"
 #include "commands.h"
 #include "common/version.h"
 
@@ -47,6 +48,10 @@ int main(int argc, char** argv) {
     return std::string("meshguardctl: ") + e.what() + " (see --help)\n";
   });
   mg::ctl::Action action;
+  // --mesh NAME is global: given before or after the sub-command (fall-through is inherited by
+  // the sub-commands added below).
+  mg::ctl::add_mesh_option(app);
+  app.fallthrough();
   // Command groups: one call per group.
   mg::ctl::register_apply_commands(app, action);
   mg::ctl::register_get_commands(app, action);

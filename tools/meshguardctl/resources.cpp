@@ -16,6 +16,7 @@ Result<Fetched> fetch(const Conn& c, const std::vector<Target>& targets, const s
     req.set_kind(t.kind->kind);
     req.set_namespace_(t.kind->namespaced ? ns : "");
     req.set_name(t.name);
+    req.set_mesh(selected_mesh());
     pb::GetResponse resp;
     auto ctx = call_context();
     auto st = (*stub)->Get(ctx.get(), req, &resp);

@@ -361,7 +361,8 @@ TEST(SqliteStore, BadApplyChangesNothing) {
   };
   const std::vector<Case> cases = {
       {ap("a", "ns", "ALLOW") + "---\n" + ap("b", "ns", "NOPE"), "policy.invalid", "bad.yaml:15:"},
-      {ap("new", "ns") + "---\napiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: other\n",
+      {ap("new", "ns") +
+           "---\napiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: Other_Mesh\n",
        "policy.bad_mesh_name", "bad.yaml:12:"},
       {ap("x", "ns") + "---\nkind: [unclosed\n", "policy.bad_yaml", "bad.yaml:"},
   };

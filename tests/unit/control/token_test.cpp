@@ -229,3 +229,28 @@ TEST_F(BootstrapToken, MintRefusesBadClaims) {
 
 }  // namespace
 }  // namespace mg::control
+
+namespace mg::control {
+namespace {
+
+// Several meshes (docs/MESHES.md): the token says which mesh the workload joins; none = default.
+TEST(BootstrapTokenMesh, MeshClaimRoundTripsAndIsOptional) {
+  auto key = crypto::generate_key(crypto::KeyType::EcP256);
+  ASSERT_TRUE(key);
+  const int64_t now = 1'800'000'000;
+  BootstrapClaims c{"shop", "web", "id-1", now, now + 600};
+  auto plain = mint_bootstrap_token(key->get(), "iss", c);
+  ASSERT_TRUE(plain);
+  auto read = verify_bootstrap_token(*plain, key->get(), "iss", now + 1);
+  ASSERT_TRUE(read) << read.error().to_string();
+  EXPECT_EQ(read->mesh, "");
+  c.mesh = "mesh-b";
+  auto with_mesh = mint_bootstrap_token(key->get(), "iss", c);
+  ASSERT_TRUE(with_mesh);
+  read = verify_bootstrap_token(*with_mesh, key->get(), "iss", now + 1);
+  ASSERT_TRUE(read) << read.error().to_string();
+  EXPECT_EQ(read->mesh, "mesh-b");
+}
+
+}  // namespace
+}  // namespace mg::control

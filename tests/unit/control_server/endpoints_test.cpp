@@ -85,6 +85,38 @@ TEST(Endpoints, SelectorTargetPortsAndOrder) {
   EXPECT_TRUE(empty->service_endpoints.at(0).endpoints.empty());
 }
 
+// Several meshes (docs/MESHES.md): a Service selects only the registrations of its own mesh, and
+// a registration's mesh survives its stored record.
+TEST(Endpoints, AServiceSelectsOnlyItsMeshsWorkloads) {
+  const auto set = parse(R"(apiVersion: meshguard.io/v1alpha1
+kind: Service
+metadata: {name: details, namespace: shop}
+spec:
+  selector: {app: details}
+  ports: [{port: 9080, targetPort: 8080}]
+---
+apiVersion: meshguard.io/v1alpha1
+kind: Service
+metadata: {name: details-b, namespace: shop, labels: {meshguard.io/mesh: mesh-b}}
+spec:
+  selector: {app: details}
+  ports: [{port: 9080, targetPort: 8080}]
+)");
+  auto in_b = reg("details-in-b", "details", "10.0.0.2", {{15006, 8080, "http"}});
+  in_b.mesh = "mesh-b";
+  const auto eps = compute_endpoints(set, {reg("details-default", "details", "10.0.0.1", {{15006, 8080, "http"}}), in_b});
+  ASSERT_EQ(eps.size(), 2u);
+  ASSERT_EQ(eps[0].endpoints.size(), 1u);
+  EXPECT_EQ(eps[0].endpoints[0].workload, "details-default");
+  ASSERT_EQ(eps[1].endpoints.size(), 1u);
+  EXPECT_EQ(eps[1].endpoints[0].workload, "details-in-b");
+  auto back = parse_registration_record(registration_record(in_b));
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->mesh, "mesh-b");
+  // A default-mesh record is written as before several meshes (no "mesh" field).
+  EXPECT_EQ(registration_record(reg("x", "x", "10.0.0.3", {})).find("mesh"), std::string::npos);
+}
+
 TEST(Endpoints, RegisteredWorkloadWinsLabelsAndAddress) {
   const auto set = parse(std::string(kServices) + R"(---
 apiVersion: meshguard.io/v1alpha1

@@ -137,8 +137,14 @@ struct Bad {
 TEST(Mesh, Rejections) {
   const std::string head = kMeshHead;
   const std::vector<Bad> cases = {
-      {"other name", "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: second\n",
-       "mesh.yaml:4: Mesh: metadata.name must be \"default\""},
+      {"name not a DNS label",
+       "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: Second_Mesh\n",
+       "mesh.yaml:4: Mesh: metadata.name must be a mesh name"},
+      {"federates with itself",
+       "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: b\nspec:\n  federatesWith: [b]\n",
+       "mesh.yaml:6: federatesWith cannot name the mesh itself"},
+      {"federates with a bad name", head + "spec:\n  federatesWith: [\"B C\"]\n",
+       "mesh.yaml:6: federatesWith entry \"B C\" is not a mesh name"},
       {"wrong apiVersion", "apiVersion: security.istio.io/v1\nkind: Mesh\nmetadata:\n  name: default\n",
        "mesh.yaml:1: Mesh: apiVersion must be meshguard.io/v1alpha1"},
       {"unknown field", head + "spec:\n  trustDomian: x\n",
@@ -170,7 +176,8 @@ TEST(Mesh, Rejections) {
     ASSERT_FALSE(r) << "accepted";
     EXPECT_NE(r.error().message.find(c.expect), std::string::npos) << r.error().message;
   }
-  auto named = parse_resources("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: second\n");
+  auto named =
+      parse_resources("apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: Second_Mesh\n");
   ASSERT_FALSE(named);
   EXPECT_EQ(named.error().code, "policy.bad_mesh_name");
 }

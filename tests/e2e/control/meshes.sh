@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Several meshes on one control plane (docs/MESHES.md): a workload of the default mesh (trust
+# domain a.example) calls a proxy of mesh-b (trust domain b.example, its own CA). Before
+# federation the mTLS handshake fails (each proxy trusts its mesh's roots only); once each mesh
+# federates with the other, the call is allowed only where a mesh-b policy names the caller's
+# principal with its trust domain, and denied elsewhere (namespaces, `*/ns/...`, no policy).
+# `get meshes` lists both, with their CAs and connected workloads.
+source "$(dirname "$0")/lib.sh"
+
+# The default mesh gets a trust domain of its own: in policies `cluster.local` means "this mesh",
+# so another mesh can only name a federated mesh whose trust domain is something else.
+CONTROL_ARGS=(--trust-domain a.example)
+start_control
+start_app app APP
+
+# A second mesh with its own trust domain: the control plane generates its CA.
+cat >"$WORK/mesh-b.yaml" <<'YAML'
+apiVersion: meshguard.io/v1alpha1
+kind: Mesh
+metadata: {name: mesh-b}
+spec:
+  trustDomain: b.example
+YAML
+ctl apply -f "$WORK/mesh-b.yaml" >/dev/null || fail "apply Mesh mesh-b"
+rc=0
+err=$(printf 'apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: mesh-c}\nspec: {trustDomain: b.example}\n' |
+  ctl apply -f - 2>&1) || rc=$?
+[ "$rc" != 0 ] || fail "a second mesh with mesh-b's trust domain was accepted"
+expect_contains "$err" "policy.mesh_trust_domain_taken" "two meshes cannot share a trust domain"
+
+# details in mesh-b (token for mesh-b), sleep in the default mesh calling it.
+ctl --mesh mesh-b token create --namespace default --service-account details --ttl 10m >"$WORK/details.token" ||
+  fail "token create --mesh mesh-b"
+cat >"$WORK/details.yaml" <<YAML
+workload: {name: details, namespace: default, serviceAccount: details, labels: {app: details}}
+accessLog: $WORK/details-access.log
+workers: 1
+inbound:
+  - {port: 0, address: 127.0.0.1, appPort: $APP, protocol: http}
+admin: {port: 0, address: 127.0.0.1}
+YAML
+start_proxy details
+DETAILS_ID=spiffe://b.example/ns/default/sa/details
+expect_contains "$(openssl x509 -in "$WORK/details-state/cert-chain.pem" -noout -ext subjectAltName)" "URI:$DETAILS_ID" \
+  "mesh-b's proxy got an SVID of trust domain b.example"
+openssl verify -CAfile "$DATA/meshes/mesh-b/ca/root-cert.pem" "$WORK/details-state/cert-chain.pem" >/dev/null ||
+  fail "the SVID is not signed by mesh-b's CA"
+if openssl verify -CAfile "$DATA/ca/root-cert.pem" "$WORK/details-state/cert-chain.pem" >/dev/null 2>&1; then
+  fail "mesh-b's SVID chains to the default mesh's CA"
+fi
+pass "mesh-b's SVID is issued by mesh-b's own CA, not the default one"
+[ "$(stat -c %a "$DATA/meshes/mesh-b/ca/ca-key.pem")" = 600 ] || fail "mesh-b's CA key is not 0600"
+cmp -s "$WORK/details-state/root-cert.pem" "$DATA/meshes/mesh-b/ca/root-cert.pem" ||
+  fail "mesh-b's proxy trusts other roots than mesh-b's"
+pass "mesh-b's proxy trust bundle is mesh-b's roots only"
+
+start_workload sleep sleep "$APP" "outbound:
+  - {listen: \"127.0.0.1:0\", destination: \"127.0.0.1:$details_IN\", identities: [\"$DETAILS_ID\"], protocol: http}"
+URL="http://127.0.0.1:$sleep_OUT"
+
+# Not federated: the handshake fails (sleep does not trust b.example's roots, details does not
+# trust a.example's), the app never sees the request.
+got=$(http_status "$URL/status/200")
+[ "$got" != 200 ] || fail "a default-mesh workload reached mesh-b's proxy without federation"
+pass "default mesh → mesh-b refused without federation (HTTP $got)"
+wait_for_line "$WORK/sleep-access.log" 'tls_handshake_failed|server_certificate_rejected' >/dev/null
+pass "the client proxy reports the failed mTLS handshake"
+[ ! -s "$WORK/details-access.log" ] || ! grep -q '"path":"/status/200"' "$WORK/details-access.log" ||
+  fail "mesh-b's proxy accepted the request"
+
+out=$(ctl get meshes)
+expect_contains "$out" "b.example" "get meshes lists mesh-b and its trust domain"
+expect_contains "$out" "a.example" "get meshes lists the default mesh"
+row_b=$(grep '^mesh-b ' <<<"$out")
+row_default=$(grep '^default ' <<<"$out")
+[ "$(awk '{print $(NF-1)}' <<<"$row_b")" = 1 ] || fail "mesh-b: 1 workload connected expected: $row_b"
+[ "$(awk '{print $(NF-1)}' <<<"$row_default")" = 1 ] || fail "default: 1 workload connected expected: $row_default"
+pass "get meshes: one connected workload in each ($(tr -s ' ' <<<"$row_b"))"
+expect_eq "$(ctl --mesh mesh-b get meshes | grep -c '^default ' || true)" 0 "--mesh mesh-b get meshes shows mesh-b only"
+
+# Federation both ways (each side's proxies verify the other's certificates).
+cat >"$WORK/federate.yaml" <<'YAML'
+apiVersion: meshguard.io/v1alpha1
+kind: Mesh
+metadata: {name: default}
+spec:
+  trustDomain: a.example
+  federatesWith: [mesh-b]
+---
+apiVersion: meshguard.io/v1alpha1
+kind: Mesh
+metadata: {name: mesh-b}
+spec:
+  trustDomain: b.example
+  federatesWith: [default]
+YAML
+ctl apply -f "$WORK/federate.yaml" >/dev/null || fail "apply federation"
+for f in details-state sleep-state; do
+  for _ in $(seq 1 200); do
+    [ -s "$WORK/$f/federated-bundles.pem" ] && break
+    sleep 0.05
+  done
+  [ -s "$WORK/$f/federated-bundles.pem" ] || fail "$f: no federated bundle pushed"
+done
+expect_contains "$(cat "$WORK/details-state/federated-bundles.pem")" "# trust domain: a.example" \
+  "mesh-b's proxy is pushed the default mesh's bundle"
+
+# Federated, but no mesh-b policy names the caller: denied (a federated peer is never allowed by default).
+wait_status "$URL/status/200" 403
+pass "federated: handshake succeeds, but no policy names the foreign principal → 403"
+
+# A mesh-b policy: the foreign principal named with its trust domain for /status/*; namespaces-only
+# and any-trust-domain patterns for other paths do not admit it.
+cat >"$WORK/allow.yaml" <<'YAML'
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: from-default-mesh, namespace: default}
+spec:
+  selector: {matchLabels: {app: details}}
+  rules:
+  - from: [{source: {principals: ["a.example/ns/default/sa/sleep"]}}]
+    to: [{operation: {paths: ["/status/*"]}}]
+  - from: [{source: {namespaces: ["default"]}}]
+    to: [{operation: {paths: ["/ip"]}}]
+  - from: [{source: {principals: ["*/ns/default/sa/sleep"]}}]
+    to: [{operation: {paths: ["/headers"]}}]
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]
+    to: [{operation: {paths: ["/user-agent"]}}]
+YAML
+ctl --mesh mesh-b apply -f "$WORK/allow.yaml" >/dev/null || fail "apply the mesh-b policy"
+wait_status "$URL/status/200" 200
+pass "allowed where a mesh-b policy names a.example/ns/default/sa/sleep"
+expect_eq "$(http_status "$URL/ip")" 403 "denied where the rule says only namespaces: [default]"
+expect_eq "$(http_status "$URL/headers")" 403 "denied where the rule says */ns/default/sa/sleep"
+expect_eq "$(http_status "$URL/user-agent")" 403 "denied where the rule says cluster.local/... (mesh-b itself)"
+expect_eq "$(http_status "$URL/details/1")" 403 "denied where no rule matches"
+
+# The policy belongs to mesh-b: listed there, not in the default mesh.
+expect_contains "$(ctl --mesh mesh-b get ap -A -o name)" "from-default-mesh" "get --mesh mesh-b lists the policy"
+expect_eq "$(ctl --mesh default get ap -A -o name | grep -c from-default-mesh || true)" 0 \
+  "get --mesh default does not"
+expect_contains "$(ctl get ap from-default-mesh -o yaml)" "meshguard.io/mesh: mesh-b" \
+  "the stored document carries the mesh label --mesh wrote"
+
+# Per-mesh metrics.
+metrics=$(curl -s "http://$CP_METRICS/metrics")
+expect_contains "$metrics" 'meshguard_mesh_proxies_connected{mesh="mesh-b"} 1' "connected proxies per mesh"
+expect_contains "$metrics" 'meshguard_mesh_certificates_issued_total{mesh="mesh-b"}' "certificates issued per mesh"
+expect_contains "$metrics" 'meshguard_mesh_pushes_total{mesh="default"}' "pushes per mesh"
+echo "meshes: all checks passed"
