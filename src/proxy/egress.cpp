@@ -155,6 +155,28 @@ OutboundDecision to_internal(const MeshRouting& routing, const DestinationRules&
   return out;
 }
 
+// A route's destination that is a mesh service port: its DestinationRule's load balancer, an
+// ISTIO_MUTUAL sni, DISABLE (plaintext, when `honour_disable`); SIMPLE refused (proxies speak mTLS
+// to each other). The rule is the one for the host as written, else for the service's full name.
+OutboundDecision to_mesh_service(const Registry::Match& match, const policy::HttpRouteDestination& d,
+                                 const std::string& to, const DestinationRules& rules,
+                                 const std::string& virtual_service, bool honour_disable) {
+  const std::string rule_host = rules.find(host_without_port(d.host)) ? d.host : match.service->fqdn();
+  auto upstream = rules.upstream(rule_host, match.port->port, d.subset);
+  if (!upstream) return NoCluster{upstream.error().code, upstream.error().message};
+  if (upstream->origin) {
+    return NoCluster{"no_cluster", "DestinationRule " + upstream->origin->rule + ": tls mode SIMPLE toward mesh service " +
+                                       to + " (proxies speak mTLS to each other: ISTIO_MUTUAL)"};
+  }
+  ToService out{match, upstream->load_balancer, {}, virtual_service};
+  if (const auto* rule = rules.find(rule_host)) {
+    auto eff = rule->effective(match.port->port, d.subset);
+    if (eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::IstioMutual) out.sni = eff->tls->sni;
+    out.plaintext = honour_disable && eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::Disable;
+  }
+  return out;
+}
+
 }  // namespace
 
 OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& registry, const MeshRouting& routing,
@@ -174,23 +196,7 @@ OutboundDecision decide_outbound(const OutboundRequest& req, const Registry& reg
         return NoCluster{"no_cluster", "VirtualService " + routed->virtual_service + " routes HTTP to " + to +
                                            ", a port that is not HTTP"};
       }
-      // The rule for the host as written, else for the service's full name (rules name hosts so).
-      const std::string rule_host = rules.find(host_without_port(d.host)) ? d.host : match->service->fqdn();
-      auto upstream = rules.upstream(rule_host, match->port->port, d.subset);
-      if (!upstream) return NoCluster{upstream.error().code, upstream.error().message};
-      if (upstream->origin) {
-        return NoCluster{"no_cluster", "DestinationRule " + upstream->origin->rule +
-                                           ": tls mode SIMPLE toward mesh service " + to +
-                                           " (proxies speak mTLS to each other: ISTIO_MUTUAL)"};
-      }
-      ToService out{*match, upstream->load_balancer, {}, routed->virtual_service};
-      if (const auto* rule = rules.find(rule_host)) {
-        auto eff = rule->effective(match->port->port, d.subset);
-        if (eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::IstioMutual)
-          out.sni = eff->tls->sni;
-        out.plaintext = eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::Disable;
-      }
-      return out;
+      return to_mesh_service(*match, d, to, rules, routed->virtual_service, /*honour_disable=*/true);
     }
     const std::string dest_host = http::to_lower(d.host);
     auto entry = routing.find(dest_host, d.port ? d.port : port ? port : 80);
@@ -281,21 +287,8 @@ OutboundDecision decide_outbound_tls(const OutboundTls& conn, const Registry& re
         return NoCluster{"no_cluster", "VirtualService " + routed->virtual_service + " routes TLS to " + to +
                                            ", an HTTP port (a TLS route needs a TCP port)"};
       }
-      const std::string rule_host = rules.find(host_without_port(d.host)) ? d.host : match->service->fqdn();
-      auto upstream = rules.upstream(rule_host, match->port->port, d.subset);
-      if (!upstream) return NoCluster{upstream.error().code, upstream.error().message};
-      if (upstream->origin) {
-        return NoCluster{"no_cluster", "DestinationRule " + upstream->origin->rule +
-                                           ": tls mode SIMPLE toward mesh service " + to +
-                                           " (proxies speak mTLS to each other: ISTIO_MUTUAL)"};
-      }
-      ToService out{*match, upstream->load_balancer, {}, routed->virtual_service};
-      if (const auto* rule = rules.find(rule_host)) {
-        auto eff = rule->effective(match->port->port, d.subset);
-        if (eff && eff->tls && eff->tls->mode == policy::DestinationRule::Tls::Mode::IstioMutual)
-          out.sni = eff->tls->sni;
-      }
-      return out;
+      // DISABLE is not applied to TLS routes: the app's own TLS still rides the mesh's mTLS.
+      return to_mesh_service(*match, d, to, rules, routed->virtual_service, /*honour_disable=*/false);
     }
     auto target = resolve_passthrough(d, conn.port, routing, rules);
     if (!target && target.error().code == "no_cluster") {
