@@ -129,6 +129,10 @@ void Distributor::start() {
   // Every Service has its (maybe empty) endpoints from the start, before any proxy registers.
   const auto m = model_.current();
   registry_.recompute(m->set, m->revision, unix_now());
+  {
+    MutexLock lock(mutex_);
+    publish_connected_locked(*m);
+  }
   thread_ = std::thread([this] { run(); });
 }
 
@@ -142,7 +146,7 @@ void Distributor::stop() {
     MutexLock lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
-    for (auto& [stream, key] : streams_) {
+    for (auto& [stream, entry] : streams_) {
       stream->ref();
       open_streams.push_back(stream);
     }
@@ -258,6 +262,7 @@ void Distributor::run() {
     auto m = model_.current();
     registry_.expire(Clock::now());
     forget_disconnected(Clock::now());
+    publish_connected_locked(*m);
     std::vector<Registry::Change> endpoint_changes;
     const auto endpoints = registry_.recompute(m->set, m->revision, unix_now(), &endpoint_changes);
     struct Push {
@@ -268,7 +273,8 @@ void Distributor::run() {
     std::vector<Push> out;
     std::vector<ProxyStream*> revoked;
     SnapshotCache cache;
-    for (auto& [stream, key] : streams_) {
+    for (auto& [stream, entry] : streams_) {
+      const std::string& key = entry.key;
       bool revoke = false;
       if (auto message = snapshot_if_changed(records_[key], *m, *endpoints, change_at, cache, &revoke)) {
         stream->ref();
@@ -323,8 +329,9 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
       return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                           "hello.name_in_use: workload " + key + " is connected as " + it->second.spiffe_id);
     // A second stream for the same workload and identity replaces the first (a restarted proxy).
-    for (auto& [other, other_key] : streams_) {
-      if (other_key == key && other != stream) {
+    if (auto it = streams_by_key_.find(key); it != streams_by_key_.end()) {
+      for (auto* other : it->second) {
+        if (other == stream) continue;
         other->ref();
         replaced.push_back(other);
       }
@@ -345,9 +352,7 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     rec.admin_address = hello.admin_address().substr(0, 256);
     rec.sent_version.clear();
     rec.nack_error.clear();
-    streams_[stream] = key;
-    metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
-    count_connected_locked();
+    add_stream_locked(stream, key, workload->mesh);
     registry_.join(key, std::move(*registration));
     cv_.notify_all();  // to save it
     // Its endpoints (and so the other proxies' snapshots) change only if some Service exists.
@@ -399,13 +404,10 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
 
 void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
   MutexLock lock(mutex_);
-  streams_.erase(stream);
-  metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
-  count_connected_locked();
+  remove_stream_locked(stream);
   // A stream replaced by a newer one of the same workload (a reconnecting or restarted proxy)
   // ends after the newer one registered: the workload is still connected through that one.
-  for (const auto& [other, other_key] : streams_)
-    if (other_key == key) return;
+  if (streams_by_key_.contains(key)) return;
   auto it = records_.find(key);
   if (it != records_.end()) {
     it->second.connected = false;
@@ -421,14 +423,31 @@ void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
   if (!model_.current()->set.services.empty()) mark_dirty_locked();
 }
 
-void Distributor::count_connected_locked() {
-  std::map<std::string, int64_t> per_mesh;
-  for (const auto& [name, view] : model_.current()->meshes) per_mesh[name] = 0;
-  for (const auto& [stream, key] : streams_) {
-    if (auto it = records_.find(key); it != records_.end()) ++per_mesh[it->second.workload.mesh];
+void Distributor::add_stream_locked(ProxyStream* stream, const std::string& key, const std::string& mesh) {
+  auto [it, added] = streams_.try_emplace(stream, StreamEntry{key, mesh});
+  if (!added) return;  // one Hello per stream (the Watch service refuses a second)
+  streams_by_key_[key].push_back(stream);
+  metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
+  metrics_.gauge("meshguard_mesh_proxies_connected", {{"mesh", mesh}}).set(++connected_per_mesh_[mesh]);
+}
+
+void Distributor::remove_stream_locked(ProxyStream* stream) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  const StreamEntry entry = std::move(it->second);
+  streams_.erase(it);
+  if (auto by_key = streams_by_key_.find(entry.key); by_key != streams_by_key_.end()) {
+    std::erase(by_key->second, stream);
+    if (by_key->second.empty()) streams_by_key_.erase(by_key);
   }
-  for (const auto& [mesh, n] : per_mesh)
-    metrics_.gauge("meshguard_mesh_proxies_connected", {{"mesh", mesh}}).set(n);
+  metrics_.gauge("pilot_xds").set(static_cast<int64_t>(streams_.size()));
+  metrics_.gauge("meshguard_mesh_proxies_connected", {{"mesh", entry.mesh}})
+      .set(--connected_per_mesh_[entry.mesh]);
+}
+
+void Distributor::publish_connected_locked(const Model& m) {
+  for (const auto& [name, view] : m.meshes)
+    metrics_.gauge("meshguard_mesh_proxies_connected", {{"mesh", name}}).set(connected_per_mesh_[name]);
 }
 
 std::map<std::string, ProxyRecord> Distributor::proxies() const {

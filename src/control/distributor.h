@@ -152,9 +152,23 @@ class Distributor {
 
   mutable Mutex mutex_;
   CondVar cv_;
-  // meshguard_mesh_proxies_connected{mesh}: the open streams per mesh.
-  void count_connected_locked() MG_REQUIRES(mutex_);
-  std::map<ProxyStream*, std::string> streams_ MG_GUARDED_BY(mutex_);  // stream → record key
+  // An open stream: the record it speaks for, and the mesh it was counted in.
+  struct StreamEntry {
+    std::string key;
+    std::string mesh;
+  };
+  // Bookkeeping of one stream opening or ending, kept incremental (at 10,000 proxies a scan of
+  // every stream per Hello is a reconnect storm's quadratic cost): the per-key index and
+  // meshguard_mesh_proxies_connected{mesh}.
+  void add_stream_locked(ProxyStream* stream, const std::string& key, const std::string& mesh)
+      MG_REQUIRES(mutex_);
+  void remove_stream_locked(ProxyStream* stream) MG_REQUIRES(mutex_);
+  // Every mesh of the model has its series, 0 when none of its proxies is connected.
+  void publish_connected_locked(const Model& m) MG_REQUIRES(mutex_);
+  std::map<ProxyStream*, StreamEntry> streams_ MG_GUARDED_BY(mutex_);
+  // record key → its open streams (two only while a newer one replaces the older).
+  std::unordered_map<std::string, std::vector<ProxyStream*>> streams_by_key_ MG_GUARDED_BY(mutex_);
+  std::map<std::string, int64_t> connected_per_mesh_ MG_GUARDED_BY(mutex_);
   std::map<std::string, ProxyRecord> records_ MG_GUARDED_BY(mutex_);
   bool dirty_ MG_GUARDED_BY(mutex_) = false;
   Clock::time_point dirty_since_ MG_GUARDED_BY(mutex_){};

@@ -219,6 +219,8 @@ Status ControlPlane::start() {
   builder.SetMaxReceiveMessageSize(static_cast<int>(api::kMaxMessageBytes));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  // Proxies send ACKs of a few bytes: probing their bandwidth only adds a PING round per message.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   s.server = builder.BuildAndStart();
   if (!s.server || s.bound_port == 0) return fail("control.bind", "cannot listen on " + s.options.listen);
 

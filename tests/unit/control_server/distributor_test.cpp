@@ -164,6 +164,19 @@ TEST_F(ControlServer, ReplacedStreamEndingLeavesTheWorkloadConnected) {
   }
   ASSERT_TRUE(seen);
   EXPECT_TRUE(seen->connected());
+  // One stream counted, the replaced one gone from the count (kept incrementally).
+  const auto connected_gauge = [&](const std::string& want) {
+    std::string metrics;
+    for (int i = 0; i < 500; ++i) {
+      metrics = http_get(cp_->metrics_address(), "/metrics");
+      if (contains(metrics, want)) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    ADD_FAILURE() << "no line " << want << " in\n" << metrics;
+    return false;
+  };
+  EXPECT_TRUE(connected_gauge("meshguard_mesh_proxies_connected{mesh=\"default\"} 1\n"));
+  EXPECT_TRUE(connected_gauge("pilot_xds 1\n"));
   // Once the only stream ends, the workload shows disconnected (bounded poll).
   new_stream.ctx.TryCancel();
   new_stream.finish();
@@ -175,6 +188,8 @@ TEST_F(ControlServer, ReplacedStreamEndingLeavesTheWorkloadConnected) {
     if (!disconnected) std::this_thread::sleep_for(10ms);
   }
   EXPECT_TRUE(disconnected);
+  EXPECT_TRUE(connected_gauge("meshguard_mesh_proxies_connected{mesh=\"default\"} 0\n"));
+  EXPECT_TRUE(connected_gauge("pilot_xds 0\n"));
 }
 
 TEST_F(ControlServer, HelloAsAWorkloadRegisteredForAnotherServiceAccountIsDenied) {
