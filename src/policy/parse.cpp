@@ -1,6 +1,6 @@
 // policy/parse.cpp — policy::parse_resources: splits a YAML stream into documents, places each in
 // its namespace, refuses what cannot be enforced safely, and dispatches by kind to the parse_*.cpp
-// files (authz, authn, mesh, opa, service); also the node walkers they all share (parse_internal.h).
+// files (authz, authn, mesh, opa, service); the node walkers they all share are parse_walkers.cpp.
 #include "policy/parse.h"
 #include "policy/mesh.h"
 
@@ -20,30 +20,42 @@ using namespace detail;  // the walkers and kind parsers of parse_internal.h
 
 const char* to_string(Action a) {
   switch (a) {
-    case Action::Allow: return "ALLOW";
-    case Action::Deny: return "DENY";
-    case Action::Audit: return "AUDIT";
-    case Action::Custom: return "CUSTOM";
+    case Action::Allow:
+      return "ALLOW";
+    case Action::Deny:
+      return "DENY";
+    case Action::Audit:
+      return "AUDIT";
+    case Action::Custom:
+      return "CUSTOM";
   }
   return "?";
 }
 
 const char* to_string(MtlsMode m) {
   switch (m) {
-    case MtlsMode::Unset: return "UNSET";
-    case MtlsMode::Disable: return "DISABLE";
-    case MtlsMode::Permissive: return "PERMISSIVE";
-    case MtlsMode::Strict: return "STRICT";
+    case MtlsMode::Unset:
+      return "UNSET";
+    case MtlsMode::Disable:
+      return "DISABLE";
+    case MtlsMode::Permissive:
+      return "PERMISSIVE";
+    case MtlsMode::Strict:
+      return "STRICT";
   }
   return "?";
 }
 
 const char* to_string(ServiceProtocol p) {
   switch (p) {
-    case ServiceProtocol::Http: return "http";
-    case ServiceProtocol::Http2: return "http2";
-    case ServiceProtocol::Grpc: return "grpc";
-    case ServiceProtocol::Tcp: return "tcp";
+    case ServiceProtocol::Http:
+      return "http";
+    case ServiceProtocol::Http2:
+      return "http2";
+    case ServiceProtocol::Grpc:
+      return "grpc";
+    case ServiceProtocol::Tcp:
+      return "tcp";
   }
   return "?";
 }
@@ -155,7 +167,8 @@ Result<ConditionKey> parse_condition_key(std::string_view key) {
     rest = key.substr(std::string_view("request.auth.claims").size());
   } else if (key.starts_with("experimental.envoy.filters.")) {
     return fail("policy.unsupported_key",
-                "when key \"" + std::string(key) + "\" (experimental Envoy filter metadata) is not supported by meshguard");
+                "when key \"" + std::string(key) +
+                    "\" (experimental Envoy filter metadata) is not supported by meshguard");
   } else {
     return fail("policy.unknown_key", "unknown when key \"" + std::string(key) + "\"");
   }
@@ -173,71 +186,6 @@ Result<ConditionKey> parse_condition_key(std::string_view key) {
   }
   return out;
 }
-
-namespace detail {
-
-thread_local const Ctx* current_ctx = nullptr;
-
-int line_of(const YAML::Node& n) {
-  const int offset = current_ctx ? current_ctx->line_offset : 0;
-  return n.Mark().line >= 0 ? n.Mark().line + 1 + offset : offset + 1;
-}
-
-Unexpected<Error> err(const Ctx& ctx, const YAML::Node& at, const std::string& why, const char* code) {
-  return fail(code, ctx.source + ":" + std::to_string(line_of(at)) + ": " + why);
-}
-
-Status spend(Ctx& ctx, const YAML::Node& at) {
-  if (ctx.budget == 0) return err(ctx, at, "document too large (alias expansion?)");
-  --ctx.budget;
-  return {};
-}
-
-Result<std::string> scalar(const Ctx& ctx, const YAML::Node& n, const std::string& what) {
-  if (!n.IsScalar()) return err(ctx, n, what + " must be a string");
-  return n.Scalar();
-}
-
-Status string_map(Ctx& ctx, const YAML::Node& n, const std::string& what,
-                  std::map<std::string, std::string>& out) {
-  if (n.IsNull()) return {};
-  if (!n.IsMap()) return err(ctx, n, what + " must be a mapping of strings");
-  for (auto it = n.begin(); it != n.end(); ++it) {
-    if (auto s = spend(ctx, it->first); !s) return s;
-    if (!it->first.IsScalar() || it->first.Scalar().empty()) return err(ctx, it->first, what + ": keys must be non-empty strings");
-    auto v = scalar(ctx, it->second, what + "." + it->first.Scalar());
-    if (!v) return fail(v.error());
-    if (!out.emplace(it->first.Scalar(), std::move(*v)).second) {
-      return err(ctx, it->first, what + ": duplicate key \"" + it->first.Scalar() + "\"");
-    }
-  }
-  return {};
-}
-
-Result<bool> boolean(const Ctx& ctx, const YAML::Node& n, const std::string& what) {
-  auto text = scalar(ctx, n, what);
-  if (!text) return fail(text.error());
-  if (*text != "true" && *text != "false") return err(ctx, n, what + " must be true or false", "policy.bad_value");
-  return *text == "true";
-}
-
-Result<uint32_t> whole_number(const Ctx& ctx, const YAML::Node& n, const std::string& what, uint32_t min,
-                              uint32_t max) {
-  auto text = scalar(ctx, n, what);
-  if (!text) return fail(text.error());
-  uint32_t v = 0;
-  const auto* end = text->data() + text->size();
-  auto [ptr, ec] = std::from_chars(text->data(), end, v);
-  if (text->empty() || ec != std::errc() || ptr != end || v < min || v > max) {
-    return err(ctx, n,
-               what + " must be a whole number from " + std::to_string(min) + " to " + std::to_string(max) +
-                   ", not \"" + *text + "\"",
-               "policy.bad_value");
-  }
-  return v;
-}
-
-}  // namespace detail
 
 const char* to_string(ExtensionProvider::Kind k) {
   return k == ExtensionProvider::Kind::EnvoyExtAuthzHttp ? "envoyExtAuthzHttp" : "envoyExtAuthzGrpc";
@@ -267,7 +215,8 @@ std::vector<DocumentText> split_documents(std::string_view text) {
   size_t pos = 0;
   auto flush = [&](size_t end) {
     if (end > start) {
-      docs.push_back({text.substr(start, end - start), text.substr(text_start, end - text_start), start_line});
+      docs.push_back(
+          {text.substr(start, end - start), text.substr(text_start, end - text_start), start_line});
     }
   };
   while (pos <= text.size()) {
@@ -294,58 +243,6 @@ std::vector<DocumentText> split_documents(std::string_view text) {
 }
 
 }  // namespace
-
-namespace detail {
-
-Status string_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
-  if (n.IsNull()) return {};
-  if (!n.IsSequence()) return err(ctx, n, what + " must be a list of strings");
-  for (const auto& item : n) {
-    if (auto s = spend(ctx, item); !s) return s;
-    auto v = scalar(ctx, item, what + " entries");
-    if (!v) return fail(v.error());
-    out.push_back(std::move(*v));
-  }
-  return {};
-}
-
-// A list whose values are Istio string patterns (validated, kept as text).
-Status pattern_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
-  if (auto s = string_list(ctx, n, what, out); !s) return s;
-  for (const auto& v : out) {
-    if (v.find("{*") != std::string::npos) {
-      return err(ctx, n, what + ": \"" + v + "\": path templates ({*}, {**}) are not supported");
-    }
-    if (auto m = parse_string_match(v); !m) return err(ctx, n, what + ": " + m.error().message, "policy.bad_value");
-  }
-  return {};
-}
-
-Status cidr_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
-  if (auto s = string_list(ctx, n, what, out); !s) return s;
-  for (const auto& v : out) {
-    if (auto c = parse_cidr(v); !c) return err(ctx, n, what + ": " + c.error().message, "policy.bad_cidr");
-  }
-  return {};
-}
-
-Status port_list(Ctx& ctx, const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
-  if (auto s = string_list(ctx, n, what, out); !s) return s;
-  for (const auto& v : out) {
-    if (auto p = parse_port(v); !p) return err(ctx, n, what + ": " + p.error().message, "policy.bad_port");
-  }
-  return {};
-}
-
-Status parse_selector(Ctx& ctx, const YAML::Node& n, Selector& out) {
-  auto s = for_each_field(ctx, n, "selector", {"matchLabels"}, [&](const std::string&, const YAML::Node& v) {
-    return string_map(ctx, v, "selector.matchLabels", out.match_labels);
-  });
-  out.present = !out.match_labels.empty();
-  return s;
-}
-
-}  // namespace detail
 
 namespace {
 
@@ -415,7 +312,8 @@ Status parse_egress(Ctx& ctx, const YAML::Node& v, Workload& w) {
 }
 
 Status parse_workload(Ctx& ctx, const YAML::Node& spec, Workload& w) {
-  return for_each_field(ctx, spec, "Workload.spec", {"serviceAccount", "labels", "address", "ports", "egress"},
+  return for_each_field(ctx, spec, "Workload.spec",
+                        {"serviceAccount", "labels", "address", "ports", "egress"},
                         [&](const std::string& key, const YAML::Node& v) -> Status {
                           if (key == "egress") return parse_egress(ctx, v, w);
                           if (key == "serviceAccount") {
@@ -625,12 +523,14 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   const bool istio = api_version == "security.istio.io/v1" || api_version == "security.istio.io/v1beta1";
   if (kind == "AuthorizationPolicy" || kind == "PeerAuthentication" || kind == "RequestAuthentication") {
     if (!istio) {
-      return err(ctx, doc, kind + ": apiVersion must be security.istio.io/v1 or security.istio.io/v1beta1, not \"" +
-                               api_version + "\"");
+      return err(ctx, doc,
+                 kind + ": apiVersion must be security.istio.io/v1 or security.istio.io/v1beta1, not \"" +
+                     api_version + "\"");
     }
   } else if (kind == "Workload" || kind == "Mesh" || kind == "OPAPolicy" || kind == "ServiceEndpoints" ||
              (kind == "Service" && is_security_group(api_version))) {
-    if (api_version != "meshguard.io/v1alpha1") return err(ctx, doc, kind + ": apiVersion must be meshguard.io/v1alpha1");
+    if (api_version != "meshguard.io/v1alpha1")
+      return err(ctx, doc, kind + ": apiVersion must be meshguard.io/v1alpha1");
   } else if (kind == "DestinationRule" || is_networking_kind(kind, api_version)) {
     // A DestinationRule of any group is refused unless networking.istio.io (it is honoured).
     if (auto st = check_networking_version(ctx, doc, kind, api_version); !st) return st;
@@ -691,10 +591,13 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
     // Their names are DNS names (details.default.svc.cluster.local), so both parts must be labels.
     for (const std::string* part : {&meta.name, &meta.ns}) {
       if (!is_dns_label(*part)) {
-        return err(ctx, metadata.IsDefined() ? metadata : doc,
-                   kind + ": metadata name and namespace must be DNS labels (lower case letters, digits and '-'), "
-                          "not \"" + *part + "\"",
-                   "policy.bad_value");
+        return err(
+            ctx, metadata.IsDefined() ? metadata : doc,
+            kind +
+                ": metadata name and namespace must be DNS labels (lower case letters, digits and '-'), "
+                "not \"" +
+                *part + "\"",
+            "policy.bad_value");
       }
     }
   }
@@ -830,7 +733,8 @@ Result<ResourceSet> parse_resources(std::string_view yaml, std::string_view sour
       const int line = (e.mark.line >= 0 ? e.mark.line : 0) + 1 + ctx.line_offset;
       return fail("policy.bad_yaml", ctx.source + ":" + std::to_string(line) + ": malformed YAML: " + e.msg);
     } catch (const std::exception& e) {
-      return fail("policy.bad_yaml", ctx.source + ":" + std::to_string(ctx.line_offset + 1) + ": malformed YAML: " + e.what());
+      return fail("policy.bad_yaml",
+                  ctx.source + ":" + std::to_string(ctx.line_offset + 1) + ": malformed YAML: " + e.what());
     }
     remaining -= allowed - ctx.budget;  // an empty document (the `continue` above) spends nothing
   }
