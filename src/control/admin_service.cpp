@@ -68,7 +68,7 @@ class AdminWatchReactor final : public grpc::ServerWriteReactor<pb::ResourceEven
   static constexpr size_t kMaxQueued = 4096;
 
   AdminWatchReactor(Watchers& watchers, const Status& admin, const pb::WatchResourcesRequest& req)
-      : watchers_(watchers), kind_(req.kind()), ns_(req.namespace_()) {
+      : watchers_(watchers), kind_(req.kind()), ns_(req.namespace_()), mesh_(req.mesh()) {
     if (!admin) {
       finish(status_of(grpc::StatusCode::PERMISSION_DENIED, admin.error()));
       return;
@@ -88,6 +88,7 @@ class AdminWatchReactor final : public grpc::ServerWriteReactor<pb::ResourceEven
     for (const auto& e : events) {
       if (!kind_.empty() && e.key().kind() != kind_) continue;
       if (!ns_.empty() && e.key().namespace_() != ns_) continue;
+      if (!mesh_.empty() && e.mesh() != mesh_) continue;
       queue_.push_back(e);
     }
     if (queue_.size() > kMaxQueued) {
@@ -145,7 +146,7 @@ class AdminWatchReactor final : public grpc::ServerWriteReactor<pb::ResourceEven
 
  private:
   Watchers& watchers_;
-  std::string kind_, ns_;
+  std::string kind_, ns_, mesh_;
   bool registered_ = false;
   Mutex mutex_;
   std::deque<pb::ResourceEvent> queue_ MG_GUARDED_BY(mutex_);
@@ -181,6 +182,21 @@ void Watchers::close_all() {
   }
 }
 
+// The mesh of every resource of `set` by key: what an event says, for watchers of one mesh.
+std::map<ResourceKey, std::string> meshes_by_key(const policy::ResourceSet& set) {
+  std::map<ResourceKey, std::string> out;
+  policy::for_each_kind([&](const char* kind, auto member) {
+    for (const auto& r : set.*member)
+      out[{kind, std::string_view(kind) == "Mesh" ? "" : r.meta.ns, r.meta.name}] = policy::mesh_of(r.meta);
+  });
+  return out;
+}
+
+std::string mesh_in(const std::map<ResourceKey, std::string>& meshes, const ResourceKey& key) {
+  auto it = meshes.find(key);
+  return it == meshes.end() ? std::string(policy::kDefaultMesh) : it->second;
+}
+
 class AdminServiceImpl final : public pb::AdminService::CallbackService, public AdminService {
  public:
   explicit AdminServiceImpl(const AdminServiceDeps& deps) : d_(deps) {}
@@ -190,9 +206,14 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
 
   void publish_endpoint_changes(int64_t revision, const std::vector<Registry::Change>& changes) override {
     std::vector<pb::ResourceEvent> events;
+    std::map<std::pair<std::string, std::string>, std::string> service_mesh;  // ServiceEndpoints: its Service's
+    for (const auto& svc : d_.model.current()->set.services)
+      service_mesh[{svc.meta.ns, svc.meta.name}] = policy::mesh_of(svc.meta);
     for (const auto& c : changes) {
       auto& e = events.emplace_back();
       e.set_revision(revision);
+      auto mesh = service_mesh.find({c.ns, c.name});
+      e.set_mesh(mesh == service_mesh.end() ? std::string(policy::kDefaultMesh) : mesh->second);
       e.mutable_key()->set_kind("ServiceEndpoints");
       e.mutable_key()->set_namespace_(c.ns);
       e.mutable_key()->set_name(c.name);
@@ -242,6 +263,8 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         fill(*plan, resp);
         return grpc::Status::OK;
       }
+      std::map<ResourceKey, std::string> meshes;
+      for (const auto& f : files) meshes.merge(meshes_by_key(f.resources));
       // Every file in one transaction: all or nothing, each error naming its file and line.
       auto result = d_.store.apply_parsed(std::move(files), req->if_revision());
       if (!result) {
@@ -260,6 +283,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
           e.set_revision(result->revision);
           *e.mutable_key() = to_pb(k);
           e.set_change(change);
+          e.set_mesh(mesh_in(meshes, k));
         }
       }
       watchers_.publish(events);
@@ -391,6 +415,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         if (auto st = policy::check_meshes(after, d_.trust_domain); !st)
           return status_of(grpc::StatusCode::FAILED_PRECONDITION, st.error());
       }
+      const auto meshes = meshes_by_key(d_.model.current()->set);  // before: a deleted resource's mesh
       auto removed = d_.store.remove_all(keys, req->ignore_not_found());
       if (!removed) {
         auto code = is(removed.error(), StoreError::NotFound)   ? grpc::StatusCode::NOT_FOUND
@@ -410,6 +435,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         e.set_revision(removed->revision);
         *e.mutable_key() = to_pb(k);
         e.set_change("deleted");
+        e.set_mesh(mesh_in(meshes, k));
       }
       watchers_.publish(events);
       return grpc::Status::OK;

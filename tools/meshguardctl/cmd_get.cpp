@@ -163,6 +163,7 @@ int run_watch(const Conn& c, const std::string& kind, const std::string& ns, int
   pb::WatchResourcesRequest req;
   req.set_kind(kind);
   req.set_namespace_(kind == "Mesh" ? "" : ns);
+  req.set_mesh(selected_mesh());
   grpc::ClientContext ctx;
   auto reader = (*stub)->WatchResources(&ctx, req);
   // The server answers with its metadata once the watch is registered; list after that, and skip

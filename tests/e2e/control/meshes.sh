@@ -142,6 +142,24 @@ expect_eq "$(ctl --mesh default get ap -A -o name | grep -c from-default-mesh ||
 expect_contains "$(ctl get ap from-default-mesh -o yaml)" "meshguard.io/mesh: mesh-b" \
   "the stored document carries the mesh label --mesh wrote"
 
+# A watch of one mesh (get -w --mesh) sees that mesh's changes only: of a default-mesh policy
+# created, a mesh-b policy created and deleted, it prints the two mesh-b events.
+"$CTL_BIN" --mesh mesh-b get ap -A -w --watch-count 2 >"$WORK/watch-b.out" 2>"$WORK/watch-b.err" &
+WATCHER=$!
+PIDS+=("$WATCHER")
+wait_for_line "$WORK/watch-b.out" '^-- revision [0-9]+, watching$' >/dev/null
+for mesh in default mesh-b; do
+  sed "s/from-default-mesh/watched-$mesh/" "$WORK/allow.yaml" >"$WORK/watched-$mesh.yaml"
+  ctl --mesh "$mesh" apply -f "$WORK/watched-$mesh.yaml" >/dev/null || fail "apply watched-$mesh"
+done
+ctl --mesh mesh-b delete ap watched-mesh-b -n default >/dev/null || fail "delete watched-mesh-b"
+for _ in $(seq 1 200); do kill -0 "$WATCHER" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$WATCHER" 2>/dev/null && fail "get -w --mesh mesh-b did not see two events: $(cat "$WORK/watch-b.out")"
+events=$(grep '^revision ' "$WORK/watch-b.out")
+expect_contains "$events" "authorizationpolicy/default/watched-mesh-b created" "get -w --mesh mesh-b: the mesh-b policy created"
+expect_contains "$events" "authorizationpolicy/default/watched-mesh-b deleted" "get -w --mesh mesh-b: its deletion"
+expect_eq "$(grep -c watched-default <<<"$events" || true)" 0 "get -w --mesh mesh-b: nothing of the default mesh"
+
 # Per-mesh metrics.
 metrics=$(curl -s "http://$CP_METRICS/metrics")
 expect_contains "$metrics" 'meshguard_mesh_proxies_connected{mesh="mesh-b"} 1' "connected proxies per mesh"
