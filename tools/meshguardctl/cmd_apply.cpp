@@ -28,7 +28,8 @@ Result<policy::ResourceSet> parse_inputs(const std::vector<std::pair<std::string
                                          const std::string& ns) {
   policy::ResourceSet all;
   for (const auto& [source, text] : texts) {
-    auto parsed = policy::parse_resources(text, source, ns);
+    // --mesh labels the documents as the control plane's apply does (and refuses another mesh's).
+    auto parsed = policy::parse_resources(text, source, ns, selected_mesh());
     if (!parsed)
       return fail("ctl.parse",
                   parsed.error().message.empty() ? parsed.error().to_string() : parsed.error().message);

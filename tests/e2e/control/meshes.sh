@@ -142,6 +142,16 @@ expect_eq "$(ctl --mesh default get ap -A -o name | grep -c from-default-mesh ||
 expect_contains "$(ctl get ap from-default-mesh -o yaml)" "meshguard.io/mesh: mesh-b" \
   "the stored document carries the mesh label --mesh wrote"
 
+# diff --mesh compares what apply --mesh would store (the label written): no difference.
+ctl --mesh mesh-b diff -f "$WORK/allow.yaml" >"$WORK/diff-b.out" ||
+  fail "diff --mesh mesh-b of the applied file differs: $(cat "$WORK/diff-b.out")"
+rc=0
+ctl diff -f "$WORK/allow.yaml" >"$WORK/diff-default.out" || rc=$?
+expect_eq "$rc" 1 "diff without --mesh: the file as written lacks the label"
+grep -q '^-.*meshguard.io/mesh.*mesh-b' "$WORK/diff-default.out" ||
+  fail "diff without --mesh does not show the stored label: $(cat "$WORK/diff-default.out")"
+pass "diff --mesh compares the labelled documents"
+
 # A watch of one mesh (get -w --mesh) sees that mesh's changes only: of a default-mesh policy
 # created, a mesh-b policy created and deleted, it prints the two mesh-b events.
 "$CTL_BIN" --mesh mesh-b get ap -A -w --watch-count 2 >"$WORK/watch-b.out" 2>"$WORK/watch-b.err" &
