@@ -12,6 +12,12 @@
 //                "own process": the control plane runs in a child process (this binary with
 //                --child-server) and its VmRSS and CPU are read from /proc/<pid> apart from
 //                the clients'
+//   etcd         mode `etcd-replicas` (`--modes own-process,etcd-replicas`): the same propagation
+//                row with three control-plane replicas, each in its own process, sharing one etcd
+//                (a one-member cluster the bench starts on 127.0.0.1, `etcd` from Debian's
+//                etcd-server) and one plugged-in CA; the proxies spread over the replicas
+//                round-robin, the changes applied through the first. CPU per change: every
+//                replica's, and the sum; RSS per proxy: each replica's growth over its own proxies
 //   replica join `--replica-join`: a Service's replica joins (a new stream whose Hello carries an
 //                address and an inbound port serving the targetPort) → each proxy's ACK of the first
 //                snapshot holding the new endpoint (p50/p99, join → last ACK), control-plane CPU per
@@ -27,7 +33,7 @@
 // does not flatter the next one's RSS. Everything is bounded: a deadline per RPC and stream, a
 // bounded wait per change, a bounded count of CSRs. Output: markdown tables on stdout.
 //
-//   control_bench [--proxies 100,1000,2000] [--modes in-process,own-process] [--changes 7]
+//   control_bench [--proxies 100,1000,2000] [--modes in-process,own-process,etcd-replicas] [--changes 7]
 //                 [--csrs 400] [--debounce-ms 100]
 //   control_bench --replica-join [--proxies 100,1000,2000] [--changes 7] [--pool 100] [--debounce-ms 100]
 //   control_bench --telemetry [--proxies 2000] [--changes 7] [--flows N] [--interval-ms 3000]
@@ -36,6 +42,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -139,6 +146,162 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool
               percentile(run.confirmed_ms, 0.5), cpu, mem);
   std::fflush(stdout);
   return 0;
+}
+
+// ------------------------------------------------------------------------------ replicas on etcd
+
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    die("free_port");
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// A one-member etcd on 127.0.0.1 in a temp dir, stopped (SIGTERM, then waited for) and removed
+// with the object. Every replica's store and watch go to it.
+class EtcdProcess {
+ public:
+  static std::optional<std::string> binary() {
+    for (const char* p : {"/usr/bin/etcd", "/usr/local/bin/etcd"})
+      if (::access(p, X_OK) == 0) return p;
+    return std::nullopt;
+  }
+  explicit EtcdProcess(const std::string& bin) {
+    dir_ = (std::filesystem::temp_directory_path() / "mg-control-bench-etcd-XXXXXX").string();
+    if (!::mkdtemp(dir_.data())) die("mkdtemp");
+    const std::string client = "http://127.0.0.1:" + std::to_string(free_port());
+    const std::string peer = "http://127.0.0.1:" + std::to_string(free_port());
+    std::vector<std::string> args = {bin,
+                                     "--name",
+                                     "bench",
+                                     "--data-dir",
+                                     dir_ + "/data",
+                                     "--listen-client-urls",
+                                     client,
+                                     "--advertise-client-urls",
+                                     client,
+                                     "--listen-peer-urls",
+                                     peer,
+                                     "--initial-advertise-peer-urls",
+                                     peer,
+                                     "--initial-cluster",
+                                     "bench=" + peer,
+                                     "--initial-cluster-state",
+                                     "new",
+                                     "--log-level",
+                                     "error"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, (dir_ + "/etcd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    if (posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) die("posix_spawn etcd");
+    posix_spawn_file_actions_destroy(&fa);
+    endpoint_ = client.substr(std::string("http://").size());
+    for (int i = 0; i < 200; ++i) {  // bounded: 20 s
+      if (http_get(endpoint_, "/health").find("\"true\"") != std::string::npos) return;
+      std::this_thread::sleep_for(100ms);
+    }
+    die("etcd did not become healthy (log: " + dir_ + "/etcd.log)");
+  }
+  ~EtcdProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string store() const { return "etcd://" + endpoint_; }
+
+ private:
+  std::string dir_, endpoint_;
+  pid_t pid_ = 0;
+};
+
+// The propagation row on `replicas` control planes sharing one etcd: proxies spread round-robin,
+// changes applied through the first replica.
+int run_propagation_etcd(int n, int changes, std::chrono::milliseconds debounce, int replica_count) {
+  const auto bin = EtcdProcess::binary();
+  if (!bin) die("etcd not found (Debian etcd-server)");
+  EtcdProcess etcd(*bin);
+  std::string cacerts = (std::filesystem::temp_directory_path() / "mg-control-bench-ca-XXXXXX").string();
+  if (!::mkdtemp(cacerts.data())) die("mkdtemp");
+  {
+    auto ca = mg::ca::Authority::create_self_signed("cluster.local", mg::crypto::KeyType::EcP256,
+                                                    std::time(nullptr));
+    if (!ca) die("ca: " + ca.error().to_string());
+    if (auto st = ca->save_dir(cacerts); !st) die("ca: " + st.error().to_string());
+  }
+  Topology topology{replica_count, etcd.store(), cacerts};
+  int rc = 0;
+  {
+    Harness h(debounce, topology);
+    int64_t revision = h.apply(policy(0));
+    std::vector<mg::api::SvidFiles> ids;
+    ids.reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) ids.push_back(issue(*h.ca, "bench", "sa-" + std::to_string(i)));
+    std::vector<long> rss_before;
+    for (const auto& r : h.replicas) rss_before.push_back(proc_rss_kb(r.pid));
+    Round round;
+    std::vector<std::unique_ptr<SimProxy>> proxies;
+    proxies.reserve(static_cast<size_t>(n));
+    const auto connect_start = Clock::now();
+    connect_proxies(h, round, ids, proxies, 0, "proxy-", 0, nullptr);
+    const double connect_s = ms(Clock::now() - connect_start) / 1000.0;
+    std::this_thread::sleep_for(500ms);
+    std::string mem;
+    for (size_t i = 0; i < h.replicas.size(); ++i) {
+      // Proxy k went to replica k % R.
+      const long on_it = (n - static_cast<long>(i) + static_cast<long>(h.replicas.size()) - 1) /
+                         static_cast<long>(h.replicas.size());
+      char one[32];
+      std::snprintf(
+          one, sizeof one, "%s%.0f", i == 0 ? "" : " / ",
+          on_it > 0 ? static_cast<double>(proc_rss_kb(h.replicas[i].pid) - rss_before[i]) / on_it : 0.0);
+      mem += one;
+    }
+    std::vector<double> cpu_before;
+    for (const auto& r : h.replicas) cpu_before.push_back(proc_cpu_ms(r.pid));
+    const auto server_before = h.ack_latency_buckets();
+    // ListWorkloads covers the proxies of the replica asked only: not confirmed here.
+    const Changes run = run_changes(h, round, proxies, 1, changes, revision, debounce, false);
+    const auto server_after = h.ack_latency_buckets();
+    std::string cpu;
+    for (size_t i = 0; i < h.replicas.size(); ++i) {
+      char one[32];
+      std::snprintf(one, sizeof one, "%s%.0f", i == 0 ? "" : " + ",
+                    (proc_cpu_ms(h.replicas[i].pid) - cpu_before[i]) / changes);
+      cpu += one;
+    }
+    char total[64];
+    std::snprintf(total, sizeof total, " = %.0f / %.0f", run.server_cpu_ms / changes,
+                  (run.cpu_ms + run.server_cpu_ms) / changes);
+    cpu += total;
+    for (auto& p : proxies) p->cancel();
+    for (auto& p : proxies) p->wait_done();
+    std::printf(
+        "| %d | %d replicas on etcd (1 member) | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | – | %s "
+        "| %s |\n",
+        n, replica_count, connect_s, percentile(run.per_proxy_ms, 0.5), percentile(run.per_proxy_ms, 0.99),
+        percentile(run.last_ack_ms, 0.5), *std::max_element(run.last_ack_ms.begin(), run.last_ack_ms.end()),
+        bucket_percentile(server_before, server_after, 0.5),
+        bucket_percentile(server_before, server_after, 0.99), cpu.c_str(), mem.c_str());
+    std::fflush(stdout);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(cacerts, ec);
+  return rc;
 }
 
 // ------------------------------------------------------------------------------ replica joining
@@ -458,6 +621,7 @@ int main(int argc, char** argv) {
   int changes = 7, csrs = 400, debounce_ms = 100, single = 0, pool = 100;
   bool own_process = false, replica_join = false, telemetry = false, cut_texts = false;
   TelemetryOptions to;
+  Topology server_topology;  // --child-server: where its configuration is kept
   int interval_ms = 3000, bound_proxies = 50;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -505,12 +669,20 @@ int main(int argc, char** argv) {
       cut_texts = value() == "cut";
     } else if (a == "--own-process") {
       own_process = true;
+    } else if (a == "--child-propagation-etcd") {
+      mode = "propagation-etcd";
+      single = std::atoi(value().c_str());
     } else if (a == "--child-csr") {
       mode = "csr";
     } else if (a == "--child-server") {
       mode = "server";
+    } else if (a == "--store") {
+      server_topology.store = value();
+    } else if (a == "--plug-in-ca") {
+      server_topology.plug_in_ca = value();
     } else {
-      die("usage: control_bench [--proxies 100,1000,2000] [--modes in-process,own-process] [--changes 7] "
+      die("usage: control_bench [--proxies 100,1000,2000] [--modes in-process,own-process,etcd-replicas] "
+          "[--changes 7] "
           "[--csrs 400] [--debounce-ms 100]\n       control_bench --replica-join [--proxies 100,1000,2000] "
           "[--changes 7] [--pool 100] "
           "[--debounce-ms 100]\n       control_bench --telemetry [--proxies 2000] [--changes 7] [--flows N] "
@@ -529,8 +701,9 @@ int main(int argc, char** argv) {
   to.changes = changes;
   to.interval = std::chrono::milliseconds(interval_ms);
   to.debounce = debounce;
-  if (mode == "server") return run_server(debounce);
+  if (mode == "server") return run_server(debounce, server_topology);
   if (mode == "propagation") return run_propagation(single, changes, debounce, own_process);
+  if (mode == "propagation-etcd") return run_propagation_etcd(single, changes, debounce, 3);
   if (mode == "csr") return run_csr(csrs, debounce);
   if (mode == "replica-join") return run_replica_join(single, changes, pool, debounce);
   if (mode == "telemetry") return run_telemetry(single, to);
@@ -540,7 +713,12 @@ int main(int argc, char** argv) {
   if (replica_join) return replica_join_table(parse_list(proxies), changes, pool, debounce_ms);
   const bool run_in = modes.find("in-process") != std::string::npos;
   const bool run_own = modes.find("own-process") != std::string::npos;
-  if (!run_in && !run_own) die("--modes: in-process and/or own-process");
+  const bool run_etcd = modes.find("etcd-replicas") != std::string::npos;
+  if (!run_in && !run_own && !run_etcd) die("--modes: in-process, own-process and/or etcd-replicas");
+  if (run_etcd && !EtcdProcess::binary()) {
+    std::printf("etcd-replicas: skipped, no etcd binary (Debian etcd-server)\n");
+    if (!run_in && !run_own) return 77;  // CTest's skip code
+  }
 
   std::printf("Policy change → every proxy's ACK (%d changes per row, push debounce %d ms, times in ms)\n\n",
               changes, debounce_ms);
@@ -561,6 +739,15 @@ int main(int argc, char** argv) {
       if (own) args.push_back("--own-process");
       if (int r = run_child(args); r != 0) {
         std::printf("| %d | failed (exit %d) | | | | | | | | | |\n", n, r);
+        std::fflush(stdout);
+        rc = 1;
+      }
+    }
+    if (run_etcd && EtcdProcess::binary()) {
+      if (int r = run_child({"--child-propagation-etcd", std::to_string(n), "--changes",
+                             std::to_string(changes), "--debounce-ms", std::to_string(debounce_ms)});
+          r != 0) {
+        std::printf("| %d | etcd replicas failed (exit %d) | | | | | | | | | |\n", n, r);
         std::fflush(stdout);
         rc = 1;
       }

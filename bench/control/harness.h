@@ -56,33 +56,57 @@ mg::api::SvidFiles issue(const mg::ca::Authority& ca, const std::string& ns, con
 long proc_rss_kb(pid_t pid);
 double proc_cpu_ms(pid_t pid);
 
+// Where the control planes under test keep their configuration: one replica on SQLite in its data
+// dir (the default), or `replicas` replicas sharing one etcd (`store` etcd://...), each signing
+// with the same plugged-in CA (`plug_in_ca`, a cacerts directory).
+struct Topology {
+  int replicas = 1;
+  std::string store;
+  std::string plug_in_ca;
+};
+
 // A started control plane in a fresh temp data dir.
 struct Server {
   std::string dir;
   std::unique_ptr<mg::control::ControlPlane> cp;
 };
-Server start_server(std::chrono::milliseconds debounce);
+Server start_server(std::chrono::milliseconds debounce, const Topology& topology = {});
 
 // `--child-server`: a control plane in its own process, so its memory and CPU can be read apart
 // from the clients'. Prints "READY <address> <metrics address> <data dir>", serves until its
 // stdin closes (the parent exited or is done), then shuts down and removes its data dir.
-int run_server(std::chrono::milliseconds debounce);
+int run_server(std::chrono::milliseconds debounce, const Topology& topology = {});
+
+// A control plane in a child process (--child-server).
+struct Replica {
+  pid_t pid = 0;
+  int stdin_fd = -1;
+  std::string address, metrics_address, dir;
+};
 
 // The control plane under test (in this process, or a child process when `own_process`), its CA
 // (read from the data dir) and the admin identity.
 struct Harness {
   Server local;
-  pid_t server_pid = 0;
-  int server_stdin = -1;
-  std::string address, metrics_address, dir;
+  pid_t server_pid = 0;                       // replicas[0]'s, when the control plane runs in child processes
+  std::string address, metrics_address, dir;  // replicas[0]'s (the one applies go through)
+  std::vector<Replica> replicas;              // own process: every replica, each in its process
   std::unique_ptr<mg::ca::Authority> ca;
   std::string bundle;
   mg::api::SvidFiles admin;
   std::unique_ptr<pb::AdminService::Stub> admin_stub;
 
   Harness(std::chrono::milliseconds debounce, bool own_process);
+  // Every replica of `topology` in its own process.
+  Harness(std::chrono::milliseconds debounce, const Topology& topology);
   ~Harness();
-  void spawn_server(std::chrono::milliseconds debounce);
+  Replica spawn_server(std::chrono::milliseconds debounce, const Topology& topology);
+  // The replica the proxy numbered `index` connects to: spread round-robin.
+  const std::string& address_for(int index) const {
+    return replicas.empty() ? address : replicas[static_cast<size_t>(index) % replicas.size()].address;
+  }
+  // The control plane's CPU so far, every replica's process together.
+  double server_cpu_ms() const;
 
   int64_t apply(const std::string& yaml) {
     grpc::ClientContext ctx;
@@ -95,9 +119,19 @@ struct Harness {
     return resp.revision();
   }
 
+  // Every replica's push→ACK histogram, summed.
   std::map<double, uint64_t> ack_latency_buckets() {
-    return histogram_buckets(http_get(metrics_address, "/metrics"),
-                             "meshguard_push_ack_latency_milliseconds");
+    std::map<double, uint64_t> sum;
+    std::vector<std::string> from{metrics_address};
+    if (replicas.size() > 1) {
+      from.clear();
+      for (const auto& r : replicas) from.push_back(r.metrics_address);
+    }
+    for (const auto& m : from)
+      for (const auto& [bound, count] :
+           histogram_buckets(http_get(m, "/metrics"), "meshguard_push_ack_latency_milliseconds"))
+        sum[bound] += count;
+    return sum;
   }
 
   pb::ListWorkloadsResponse workloads() {
