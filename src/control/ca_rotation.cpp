@@ -47,6 +47,10 @@ void CaRotation::rotate(Distributor& distributor, grpc::ServerUnaryReactor* reac
   int64_t wait = wait_seconds > 0 ? std::min<int64_t>(wait_seconds, 600) : 30;
   {
     MutexLock lock(mutex_);
+    if (!refused_.empty()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, refused_));
+      return;
+    }
     if (pending_) {
       reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "a rotation is in progress"));
       return;

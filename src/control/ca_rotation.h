@@ -41,6 +41,8 @@ class CaRotation {
               ::meshguard::v1::RotateCaResponse* resp) MG_EXCLUDES(mutex_);
   // Waits for a rotation's phase 2 (returns soon once the distributor stopped).
   void join();
+  // rotate() answers FAILED_PRECONDITION `why` (set before serving).
+  void refuse_rotation(std::string why) { refused_ = std::move(why); }
 
   // The two renames that replace data_dir/ca; a crash between them leaves ca.new, which
   // complete_interrupted() moves into place at the next start.
@@ -54,6 +56,7 @@ class CaRotation {
 
   const std::string data_dir_;
   const bool persist_;
+  std::string refused_;
   telemetry::Registry& metrics_;
   mutable Mutex mutex_;
   std::shared_ptr<const ca::Authority> authority_ MG_GUARDED_BY(mutex_);

@@ -286,6 +286,15 @@ class EtcdStoreImpl final : public EtcdStore {
     return kvs[0].value();
   }
 
+  Result<std::optional<std::string>> shared_get(std::string_view name) override {
+    pb::RangeRequest req;
+    req.set_key(etcd_shared_key(options_.prefix, name));
+    auto got = client_->range(req);
+    if (!got) return fail(got.error());
+    if (got->kvs().empty()) return std::optional<std::string>();
+    return std::optional<std::string>(got->kvs(0).value());
+  }
+
  private:
   mutable Mutex mu_;
   CondVar cv_;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,8 @@ class EtcdStore : public Store {
   // The value stored at <prefix>shared/<name>: `create_with` when the key was absent (this call
   // created it, in one transaction: two replicas starting at once agree on one value).
   virtual Result<std::string> shared_value(std::string_view name, std::string_view create_with) = 0;
+  // The value at <prefix>shared/<name>, nullopt when absent.
+  virtual Result<std::optional<std::string>> shared_get(std::string_view name) = 0;
 };
 
 // Connects, lists the resources and starts watching; store.etcd when no endpoint answers.
