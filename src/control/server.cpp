@@ -16,6 +16,9 @@
 // This file only wires them and runs housekeeping (own identities, the Kubernetes JWKS).
 #include "control/server.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <thread>
 
 #include "api/grpc_tls.h"
@@ -29,6 +32,7 @@
 #include "control/console_service.h"
 #include "control/distributor.h"
 #include "control/etcd_ca.h"
+#include "control/etcd_ca_rotation.h"
 #include "control/etcd_store.h"
 #include "control/mesh_cas.h"
 #include "control/metrics_endpoint.h"
@@ -53,6 +57,11 @@ struct ControlPlane::Impl {
   std::unique_ptr<OwnIdentities> own;
   std::unique_ptr<Registry> registry;
   std::unique_ptr<Distributor> distributor;
+  // Replicas on etcd with the built-in CA: the store (also in `store`), the seal key and the
+  // rotation led through etcd (started once serving: the replica's id names its port).
+  EtcdStore* etcd = nullptr;
+  std::optional<SealKey> seal;
+  std::unique_ptr<EtcdCaRotation> etcd_rotation;
 
   std::unique_ptr<grpc::Service> certificate_service, watch_service;
   std::unique_ptr<AdminService> admin_service;
@@ -81,6 +90,20 @@ struct ControlPlane::Impl {
     }
   }
 };
+
+namespace {
+// This replica among its peers on etcd (its etcd keys' name, shown in "led by replica ..."):
+// host:port plus a random tag, unique even for replicas restarted on the same port.
+std::string replica_id(int port) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "replica");
+  for (char* c = host; *c; ++c) {
+    if (*c == '/') *c = '_';
+  }
+  auto tag = crypto::random_bytes(4);
+  return std::string(host) + ":" + std::to_string(port) + "#" + (tag ? crypto::hex(tag->data(), tag->size()) : "0");
+}
+}  // namespace
 
 ControlPlane::ControlPlane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -159,9 +182,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   auto authority = std::make_shared<const ca::Authority>(std::move(*loaded));
   impl->td = authority->trust_domain();
   const std::string td = impl->td;
-  // Only the data dir's built-in CA is persisted by a rotation; on etcd, rotation is not built yet.
+  // Only the data dir's built-in CA is persisted by a rotation; on etcd, rotations are led through
+  // etcd (etcd_ca_rotation.h, from start()).
   impl->ca = std::make_unique<CaRotation>(std::move(authority), dir, !plug_in && !on_etcd, impl->metrics);
-  if (on_etcd && !plug_in) impl->ca->refuse_rotation("the CA kept in etcd is not rotated yet (docs/ETCD.md)");
 
   // Bootstrap-token signing key, and the Kubernetes issuer when configured. On etcd the key is
   // shared (the first replica to start creates it), so a token minted by one replica works on all;
@@ -185,7 +208,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   if (!bootstrap) return fail(bootstrap.error());
   impl->bootstrap = std::move(*bootstrap);
 
+  impl->seal = std::move(seal);
   if (etcd) {
+    if (!plug_in) impl->etcd = etcd.get();
     impl->store = std::move(etcd);
   } else {
     auto store = open_sqlite_store(dir + "/store.db");
@@ -280,6 +305,12 @@ Status ControlPlane::start() {
   s.store->on_external_change([d = s.distributor.get()] { d->mark_dirty(); });
   s.distributor->mark_dirty();
   s.distributor->start();
+  if (s.etcd) {
+    auto rotation = EtcdCaRotation::start({*s.etcd, *s.ca, *s.distributor, s.seal ? &*s.seal : nullptr, s.metrics},
+                                          replica_id(s.bound_port), s.options.etcd_lease_ttl);
+    if (!rotation) return fail(rotation.error());
+    s.etcd_rotation = std::move(*rotation);
+  }
   s.housekeeping_thread = std::thread([&s] { s.housekeeping_loop(); });
   log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->current()->revision));
   return {};
@@ -304,6 +335,7 @@ void ControlPlane::shutdown() {
     s.stopping = true;
     s.stop_cv.notify_all();
   }
+  if (s.etcd_rotation) s.etcd_rotation->stop();  // calls off a rotation it leads; its lease goes
   s.store->on_external_change(nullptr);  // the distributor goes before the store's watch thread
   s.distributor->stop();
   if (s.admin_service) s.admin_service->close_watchers();
