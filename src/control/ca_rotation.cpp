@@ -29,6 +29,26 @@ identity::TrustBundle CaRotation::distributed_bundle() const {
   return (pending_ ? pending_ : authority_)->bundle();
 }
 
+void CaRotation::delegate_rotation(Rotator rotator) {
+  MutexLock lock(mutex_);
+  rotator_ = std::move(rotator);
+}
+
+namespace {
+bool same_ca(const std::shared_ptr<const ca::Authority>& a, const std::shared_ptr<const ca::Authority>& b) {
+  if (!a || !b) return !a && !b;
+  return X509_cmp(a->ca_cert(), b->ca_cert()) == 0 && a->bundle().to_pem() == b->bundle().to_pem();
+}
+}  // namespace
+
+bool CaRotation::adopt(std::shared_ptr<const ca::Authority> current, std::shared_ptr<const ca::Authority> pending) {
+  MutexLock lock(mutex_);
+  if (same_ca(authority_, current) && same_ca(pending_, pending)) return false;
+  if (!same_ca(authority_, current)) authority_ = std::move(current);
+  pending_ = std::move(pending);
+  return true;
+}
+
 void CaRotation::join() {
   if (thread_.joinable()) thread_.join();
 }
@@ -45,6 +65,15 @@ Status CaRotation::complete_interrupted(const std::string& dir) {
 void CaRotation::rotate(Distributor& distributor, grpc::ServerUnaryReactor* reactor, int64_t wait_seconds,
                         pb::RotateCaResponse* resp) {
   int64_t wait = wait_seconds > 0 ? std::min<int64_t>(wait_seconds, 600) : 30;
+  Rotator rotator;
+  {
+    MutexLock lock(mutex_);
+    rotator = rotator_;
+  }
+  if (rotator) {
+    rotator(reactor, wait, resp);
+    return;
+  }
   {
     MutexLock lock(mutex_);
     if (pending_) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -41,6 +42,13 @@ class CaRotation {
               ::meshguard::v1::RotateCaResponse* resp) MG_EXCLUDES(mutex_);
   // Waits for a rotation's phase 2 (returns soon once the distributor stopped).
   void join();
+  // Replicas on etcd: rotate() is handed to `rotator` (EtcdCaRotation, led through etcd), and the
+  // CA that signs and the pending one are what etcd says (adopt); false when nothing changed.
+  using Rotator = std::function<void(grpc::ServerUnaryReactor*, int64_t wait_seconds,
+                                     ::meshguard::v1::RotateCaResponse*)>;
+  void delegate_rotation(Rotator rotator) MG_EXCLUDES(mutex_);
+  bool adopt(std::shared_ptr<const ca::Authority> current, std::shared_ptr<const ca::Authority> pending)
+      MG_EXCLUDES(mutex_);
 
   // The two renames that replace data_dir/ca; a crash between them leaves ca.new, which
   // complete_interrupted() moves into place at the next start.
@@ -58,6 +66,7 @@ class CaRotation {
   mutable Mutex mutex_;
   std::shared_ptr<const ca::Authority> authority_ MG_GUARDED_BY(mutex_);
   std::shared_ptr<const ca::Authority> pending_ MG_GUARDED_BY(mutex_);
+  Rotator rotator_ MG_GUARDED_BY(mutex_);
   std::thread thread_;  // phase 2; started and joined by rotate() (one rotation at a time) and join()
 };
 

@@ -63,13 +63,18 @@ std::string EtcdClient::endpoint() const { return options_.endpoints[current_.lo
 
 template <class Resp, class Call>
 Result<Resp> EtcdClient::call(const char* what, Call&& fn) {
+  return call_on<pb::KV, Resp>(what, std::forward<Call>(fn));
+}
+
+template <class Service, class Resp, class Call>
+Result<Resp> EtcdClient::call_on(const char* what, Call&& fn) {
   const auto deadline = std::chrono::steady_clock::now() + budget;
   auto pause = std::chrono::milliseconds(50);
   std::string last;
   for (int attempt = 0;; ++attempt) {
     const size_t raw = current_.load();
     const size_t index = raw % channels_.size();
-    auto stub = pb::KV::NewStub(channels_[index]);
+    auto stub = Service::NewStub(channels_[index]);
     grpc::ClientContext ctx;
     // One endpoint gets a share of the budget: a member that hangs does not use it all.
     const auto left = std::min<std::chrono::steady_clock::duration>(deadline - std::chrono::steady_clock::now(),
@@ -113,6 +118,50 @@ Result<pb::DeleteRangeResponse> EtcdClient::delete_range(const pb::DeleteRangeRe
       "delete", [&](pb::KV::Stub& s, grpc::ClientContext* c, pb::DeleteRangeResponse* r) {
         return s.DeleteRange(c, req, r);
       });
+}
+
+Result<int64_t> EtcdClient::lease_grant(int64_t ttl_seconds) {
+  pb::LeaseGrantRequest req;
+  req.set_ttl(ttl_seconds);
+  auto got = call_on<pb::Lease, pb::LeaseGrantResponse>(
+      "lease grant", [&](pb::Lease::Stub& s, grpc::ClientContext* c, pb::LeaseGrantResponse* r) {
+        return s.LeaseGrant(c, req, r);
+      });
+  if (!got) return fail(got.error());
+  if (!got->error().empty() || got->id() == 0) return fail(StoreError::Etcd, "etcd lease grant: " + got->error());
+  return got->id();
+}
+
+Result<int64_t> EtcdClient::lease_keep_alive(int64_t id) {
+  auto got = call_on<pb::Lease, pb::LeaseKeepAliveResponse>(
+      "lease keep-alive", [&](pb::Lease::Stub& s, grpc::ClientContext* c, pb::LeaseKeepAliveResponse* r) {
+        // One round on a stream of its own: a request, its answer.
+        auto stream = s.LeaseKeepAlive(c);
+        pb::LeaseKeepAliveRequest req;
+        req.set_id(id);
+        if (!stream->Write(req) || !stream->Read(r)) {
+          c->TryCancel();
+          auto st = stream->Finish();
+          return st.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "keep-alive stream closed") : st;
+        }
+        stream->WritesDone();
+        c->TryCancel();
+        (void)stream->Finish();
+        return grpc::Status::OK;
+      });
+  if (!got) return fail(got.error());
+  return got->ttl();
+}
+
+Status EtcdClient::lease_revoke(int64_t id) {
+  pb::LeaseRevokeRequest req;
+  req.set_id(id);
+  auto got = call_on<pb::Lease, pb::LeaseRevokeResponse>(
+      "lease revoke", [&](pb::Lease::Stub& s, grpc::ClientContext* c, pb::LeaseRevokeResponse* r) {
+        return s.LeaseRevoke(c, req, r);
+      });
+  if (!got) return fail(got.error());
+  return {};
 }
 
 std::unique_ptr<grpc::ClientReaderWriter<pb::WatchRequest, pb::WatchResponse>> EtcdClient::watch(

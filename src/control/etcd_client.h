@@ -28,6 +28,12 @@ class EtcdClient {
   Result<etcdserverpb::TxnResponse> txn(const etcdserverpb::TxnRequest& req);
   Result<etcdserverpb::DeleteRangeResponse> delete_range(const etcdserverpb::DeleteRangeRequest& req);
 
+  // Leases (the CA rotation's election and each replica's acknowledgement key live under one):
+  // a new lease of `ttl` seconds; one keep-alive round (the TTL left, 0 once the lease is gone); revoke.
+  Result<int64_t> lease_grant(int64_t ttl_seconds);
+  Result<int64_t> lease_keep_alive(int64_t id);
+  Status lease_revoke(int64_t id);
+
   // A Watch stream on the endpoint in use: the caller owns `ctx` (TryCancel() ends it).
   std::unique_ptr<grpc::ClientReaderWriter<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>> watch(
       grpc::ClientContext* ctx);
@@ -40,6 +46,8 @@ class EtcdClient {
  private:
   template <class Resp, class Call>
   Result<Resp> call(const char* what, Call&& fn);
+  template <class Service, class Resp, class Call>
+  Result<Resp> call_on(const char* what, Call&& fn);
   std::string unreachable_hint() const;
 
   EtcdOptions options_;

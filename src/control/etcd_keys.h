@@ -6,7 +6,11 @@
 //   <prefix>resources/<kind>/<namespace>/<name>   one applied document (Mesh: empty namespace)
 //   <prefix>registrations/<namespace>/<name>      one proxy's registration (StoredRegistration)
 //   <prefix>shared/<name>                         material every replica shares (the token-signing
-//                                                 key, sealed: sealed_secret.h)
+//                                                 key, sealed: sealed_secret.h; the built-in CA
+//                                                 and its rotation: shared_ca.h)
+//   <prefix>election/ca                           the replica leading a CA rotation, under its lease
+//   <prefix>ca-acks/<replica>                     the bundle a replica's proxies all acknowledged,
+//                                                 under its lease (etcd_ca_rotation.h)
 // The etcd revision of a resource key's last change is the resource's revision; the newest one the
 // replica has seen is the store's revision (the config version proxies are told).
 #pragma once

@@ -286,6 +286,23 @@ class EtcdStoreImpl final : public EtcdStore {
     return kvs[0].value();
   }
 
+  void on_shared_ca_change(std::function<void()> listener) override {
+    MutexLock lock(listener_mu_);
+    shared_listener_ = std::move(listener);
+  }
+
+  EtcdClient& client() override { return *client_; }
+  const std::string& prefix() const override { return options_.prefix; }
+
+  Result<std::optional<std::string>> shared_get(std::string_view name) override {
+    pb::RangeRequest req;
+    req.set_key(etcd_shared_key(options_.prefix, name));
+    auto got = client_->range(req);
+    if (!got) return fail(got.error());
+    if (got->kvs().empty()) return std::optional<std::string>();
+    return std::optional<std::string>(got->kvs(0).value());
+  }
+
  private:
   mutable Mutex mu_;
   CondVar cv_;
@@ -361,8 +378,12 @@ class EtcdStoreImpl final : public EtcdStore {
     create.mutable_create_request()->set_key(head);
     create.mutable_create_request()->set_range_end(etcd_prefix_end(head));
     create.mutable_create_request()->set_start_revision(from);
+    // <prefix>shared/ca (the CA rotation, etcd_ca_rotation.h) on the same stream, from the same revision.
+    pb::WatchRequest create_shared;
+    create_shared.mutable_create_request()->set_key(etcd_shared_key(options_.prefix, "ca"));
+    create_shared.mutable_create_request()->set_start_revision(from);
     bool compacted = false;
-    if (stream->Write(create)) {
+    if (stream->Write(create) && stream->Write(create_shared)) {
       pb::WatchResponse resp;
       while (stream->Read(&resp)) {
         if (resp.compact_revision() > 0) {
@@ -375,13 +396,18 @@ class EtcdStoreImpl final : public EtcdStore {
           log_line("etcd store: watch canceled: " + resp.cancel_reason());
           break;
         }
-        bool changed = false;
+        bool changed = false, shared = false;
         {
           MutexLock lock(mu_);
-          for (const auto& ev : resp.events()) changed |= apply_event(ev);
+          for (const auto& ev : resp.events()) {
+            const bool resource = apply_event(ev);
+            changed |= resource;
+            shared |= !resource;
+          }
           if (changed) cv_.notify_all();
         }
         if (changed) notify_listener();
+        if (shared) notify_shared_listener();
       }
     }
     ctx.TryCancel();
@@ -404,6 +430,7 @@ class EtcdStoreImpl final : public EtcdStore {
       if (!resumable) {
         if (auto st = relist(); st) {
           notify_listener();
+          notify_shared_listener();
           continue;
         } else {
           log_line("etcd store: " + st.error().to_string());
@@ -423,6 +450,11 @@ class EtcdStoreImpl final : public EtcdStore {
   void notify_listener() MG_EXCLUDES(mu_, listener_mu_) {
     MutexLock lock(listener_mu_);
     if (listener_) listener_();
+  }
+
+  void notify_shared_listener() MG_EXCLUDES(mu_, listener_mu_) {
+    MutexLock lock(listener_mu_);
+    if (shared_listener_) shared_listener_();
   }
 
   // A write at `revision` is visible here once the watch has brought it in (bounded: a broken
@@ -445,6 +477,7 @@ class EtcdStoreImpl final : public EtcdStore {
   grpc::ClientContext* watch_ctx_ MG_GUARDED_BY(mu_) = nullptr;
   Mutex listener_mu_;  // held while the listener runs (never with mu_)
   std::function<void()> listener_ MG_GUARDED_BY(listener_mu_);
+  std::function<void()> shared_listener_ MG_GUARDED_BY(listener_mu_);
 };
 
 }  // namespace

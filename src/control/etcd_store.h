@@ -8,7 +8,9 @@
 // this replica's view holds it, so a get right after an apply sees it.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,11 +19,20 @@
 
 namespace mg::control {
 
+class EtcdClient;
+
 class EtcdStore : public Store {
  public:
   // The value stored at <prefix>shared/<name>: `create_with` when the key was absent (this call
   // created it, in one transaction: two replicas starting at once agree on one value).
   virtual Result<std::string> shared_value(std::string_view name, std::string_view create_with) = 0;
+  // The value at <prefix>shared/<name>, nullopt when absent.
+  virtual Result<std::optional<std::string>> shared_get(std::string_view name) = 0;
+  // Called (on the watch thread) when <prefix>shared/ca may have changed: a watch event on it, or
+  // a new listing after etcd compacted the history. The listener reads it again itself.
+  virtual void on_shared_ca_change(std::function<void()> listener) = 0;
+  virtual EtcdClient& client() = 0;
+  virtual const std::string& prefix() const = 0;
 };
 
 // Connects, lists the resources and starts watching; store.etcd when no endpoint answers.

@@ -17,21 +17,47 @@ using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, crypto::Deleter<EVP_CIPHER_
 
 Unexpected<Error> sealed_error(std::string message) { return fail("control.sealed", std::move(message)); }
 
-Result<std::string> sealing_key(std::string_view ca_key_pem, std::string_view label) {
-  auto key = crypto::parse_private_key_pem(ca_key_pem);
-  if (!key) return sealed_error("the CA key does not parse: " + key.error().message);
-  const std::string canonical = crypto::private_key_to_pem(key->get());
-  std::string derived = crypto::hmac(EVP_sha256(), canonical, "meshguard sealed secret v1: " + std::string(label));
+// One AES key per label, so the same SealKey never encrypts two labels' values under one key.
+Result<std::string> sealing_key(const SealKey& key, std::string_view label) {
+  std::string derived =
+      crypto::hmac(EVP_sha256(), key.material(), "meshguard sealed secret v1: " + std::string(label));
   if (derived.size() != 32) return sealed_error("cannot derive the sealing key");
   return derived;
+}
+
+bool printable_text(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
 }
 
 const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
 }  // namespace
 
-Result<std::string> seal_secret(std::string_view ca_key_pem, std::string_view label, std::string_view plaintext) {
-  auto key = sealing_key(ca_key_pem, label);
+Result<SealKey> SealKey::from_ca_key(std::string_view ca_key_pem) {
+  auto key = crypto::parse_private_key_pem(ca_key_pem);
+  if (!key) return sealed_error("the CA key does not parse: " + key.error().message);
+  return SealKey(crypto::private_key_to_pem(key->get()), "the plugged-in CA's key");
+}
+
+Result<SealKey> SealKey::from_file_content(std::string_view content) {
+  std::string_view material = content;
+  std::string_view text = content;
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  if (printable_text(text)) material = text;  // base64/hex text: its line break is not key
+  if (material.size() < kMinSealKeyBytes)
+    return fail("control.seal_key", "the seal key is " + std::to_string(material.size()) +
+                                        " bytes; at least " + std::to_string(kMinSealKeyBytes) +
+                                        " random bytes are needed (e.g. openssl rand -base64 32 > FILE)");
+  return SealKey(std::string(material), "the --seal-key key");
+}
+
+bool is_sealed(std::string_view value) { return value.starts_with(kPrefix); }
+
+Result<std::string> seal_secret(const SealKey& seal, std::string_view label, std::string_view plaintext) {
+  auto key = sealing_key(seal, label);
   if (!key) return fail(key.error());
   auto nonce = crypto::random_bytes(kNonce);
   if (!nonce) return fail(nonce.error());
@@ -50,11 +76,12 @@ Result<std::string> seal_secret(std::string_view ca_key_pem, std::string_view la
   return std::string(kPrefix) + jwt::base64url_encode(out);
 }
 
-Result<std::string> open_secret(std::string_view ca_key_pem, std::string_view label, std::string_view sealed) {
+Result<std::string> open_secret(const SealKey& seal, std::string_view label, std::string_view sealed) {
   if (!sealed.starts_with(kPrefix)) return sealed_error(std::string(label) + ": not a sealed value");
   auto raw = jwt::base64url_decode(sealed.substr(kPrefix.size()));
-  if (!raw || raw->size() < kNonce + kTag) return sealed_error(std::string(label) + ": a damaged sealed value");
-  auto key = sealing_key(ca_key_pem, label);
+  if (!raw || raw->size() < kNonce + kTag)
+    return sealed_error(std::string(label) + ": a damaged sealed value");
+  auto key = sealing_key(seal, label);
   if (!key) return fail(key.error());
   const size_t n = raw->size() - kNonce - kTag;
   std::string plain(n, '\0');
@@ -69,8 +96,8 @@ Result<std::string> open_secret(std::string_view ca_key_pem, std::string_view la
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag.data()) == 1 &&
       EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(plain.data()) + len, &fin) == 1;
   if (!ok)
-    return sealed_error(std::string(label) +
-                        ": does not open with this CA's key (sealed by replicas with another plugged-in CA key?)");
+    return sealed_error(std::string(label) + ": does not open with " + seal.description() +
+                        " (sealed by replicas given another one?)");
   return plain;
 }
 

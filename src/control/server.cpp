@@ -16,6 +16,9 @@
 // This file only wires them and runs housekeeping (own identities, the Kubernetes JWKS).
 #include "control/server.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <thread>
 
 #include "api/grpc_tls.h"
@@ -28,22 +31,19 @@
 #include "control/certificate_service.h"
 #include "control/console_service.h"
 #include "control/distributor.h"
+#include "control/etcd_ca.h"
+#include "control/etcd_ca_rotation.h"
 #include "control/etcd_store.h"
 #include "control/mesh_cas.h"
 #include "control/metrics_endpoint.h"
 #include "control/model.h"
 #include "control/own_identity.h"
-#include "control/sealed_secret.h"
 #include "control/store.h"
 #include "control/support.h"
 #include "control/watch_service.h"
 #include "telemetry/metrics.h"
 
 namespace mg::control {
-
-namespace {
-constexpr const char* kSharedTokenKey = "token-key";  // <prefix>shared/token-key, sealed
-}  // namespace
 
 struct ControlPlane::Impl {
   ServerOptions options;
@@ -57,6 +57,11 @@ struct ControlPlane::Impl {
   std::unique_ptr<OwnIdentities> own;
   std::unique_ptr<Registry> registry;
   std::unique_ptr<Distributor> distributor;
+  // Replicas on etcd with the built-in CA: the store (also in `store`), the seal key and the
+  // rotation led through etcd (started once serving: the replica's id names its port).
+  EtcdStore* etcd = nullptr;
+  std::optional<SealKey> seal;
+  std::unique_ptr<EtcdCaRotation> etcd_rotation;
 
   std::unique_ptr<grpc::Service> certificate_service, watch_service;
   std::unique_ptr<AdminService> admin_service;
@@ -86,6 +91,20 @@ struct ControlPlane::Impl {
   }
 };
 
+namespace {
+// This replica among its peers on etcd (its etcd keys' name, shown in "led by replica ..."):
+// host:port plus a random tag, unique even for replicas restarted on the same port.
+std::string replica_id(int port) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "replica");
+  for (char* c = host; *c; ++c) {
+    if (*c == '/') *c = '_';
+  }
+  auto tag = crypto::random_bytes(4);
+  return std::string(host) + ":" + std::to_string(port) + "#" + (tag ? crypto::hex(tag->data(), tag->size()) : "0");
+}
+}  // namespace
+
 ControlPlane::ControlPlane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 ControlPlane::~ControlPlane() { shutdown(); }
@@ -96,12 +115,22 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   const std::string& dir = options.data_dir;
   if (dir.empty()) return fail("control.no_data_dir", "--data-dir is required");
   const bool on_etcd = !options.store.empty();
-  // Replicas on etcd must sign with one CA: an operator's, which every replica reads. A built-in CA
-  // kept in etcd is not built yet (docs/ETCD.md), and a CA per replica would split the mesh.
-  if (on_etcd && options.plug_in_ca_dir.empty())
-    return fail("control.etcd_needs_plug_in_ca",
-                "--store etcd://... needs --plug-in-ca DIR (the same operator CA on every replica); the built-in "
-                "CA is kept in one data dir and cannot be shared yet");
+  const bool plug_in = !options.plug_in_ca_dir.empty();
+  // --seal-key seals the built-in CA kept in etcd (and the token key); a plugged-in CA's own key
+  // seals the token key, and SQLite keeps its CA in the data dir.
+  std::optional<SealKey> seal;
+  if (!options.seal_key_file.empty()) {
+    if (!on_etcd)
+      return fail("control.seal_key", "--seal-key seals the CA kept in etcd: it needs --store etcd://...");
+    if (plug_in)
+      return fail(
+          "control.seal_key",
+          "--seal-key seals the built-in CA kept in etcd; with --plug-in-ca the shared token key is sealed "
+          "under the plugged-in CA's key: give one of them");
+    auto key = read_seal_key_file(options.seal_key_file);
+    if (!key) return fail(key.error());
+    seal = std::move(*key);
+  }
   std::unique_ptr<EtcdStore> etcd;
   if (on_etcd) {
     EtcdOptions eo = options.etcd;
@@ -115,14 +144,32 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   if (auto st = files::make_dirs(dir, 0700); !st) return fail(st.error());
   const auto now = unix_now();
 
-  // CA: an operator's plugged-in CA, or the built-in one (created on first start).
+  // CA: an operator's plugged-in CA, or the built-in one (created on first start) — in the data
+  // dir, or, for replicas on etcd, in etcd (etcd_ca.h), so that every replica signs with it.
   const std::string ca_dir = dir + "/ca";
-  if (options.plug_in_ca_dir.empty()) {
+  if (!plug_in && !on_etcd) {
     if (auto st = CaRotation::complete_interrupted(dir); !st) return fail(st.error());
   }
   Result<ca::Authority> loaded = fail("control.ca", "no CA");
-  if (!options.plug_in_ca_dir.empty()) {
+  if (plug_in) {
+    if (etcd) {
+      if (auto st = check_no_shared_ca(*etcd, options.etcd.prefix); !st) return fail(st.error());
+    }
     loaded = ca::Authority::load_plug_in_dir(options.plug_in_ca_dir, options.trust_domain, now);
+  } else if (etcd) {
+    bool created = false;
+    auto shared =
+        open_shared_ca(*etcd, options.etcd.prefix, options.trust_domain, seal ? &*seal : nullptr, &created);
+    if (!shared) return fail(shared.error());
+    const std::string where = etcd_shared_key(options.etcd.prefix, kSharedCaName);
+    log_line(std::string(created ? "created the built-in CA at " : "signing with the built-in CA at ") +
+             where + " (in etcd, shared by every replica)");
+    if (!seal)
+      log_line("WARNING: the CA's private key is kept in etcd in clear (no --seal-key): whoever can read " +
+               where +
+               " can sign certificates for the whole mesh; etcd's access control is its only guard "
+               "(docs/ETCD.md, docs/SECURITY.md)");
+    loaded = ca::Authority::from_pem(shared->trust_domain, shared->current, now);
   } else if (files::exists(ca_dir + "/" + ca::kCaKeyFile)) {
     loaded = ca::Authority::load_dir(ca_dir, now);
   } else {
@@ -135,26 +182,24 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   auto authority = std::make_shared<const ca::Authority>(std::move(*loaded));
   impl->td = authority->trust_domain();
   const std::string td = impl->td;
-  impl->ca =
-      std::make_unique<CaRotation>(std::move(authority), dir, options.plug_in_ca_dir.empty(), impl->metrics);
+  // Only the data dir's built-in CA is persisted by a rotation; on etcd, rotations are led through
+  // etcd (etcd_ca_rotation.h, from start()).
+  impl->ca = std::make_unique<CaRotation>(std::move(authority), dir, !plug_in && !on_etcd, impl->metrics);
 
   // Bootstrap-token signing key, and the Kubernetes issuer when configured. On etcd the key is
   // shared (the first replica to start creates it), so a token minted by one replica works on all;
-  // it is kept sealed under the CA's key (sealed_secret.h): reading etcd does not give it away.
+  // it is kept sealed under the plugged-in CA's key or the --seal-key key (sealed_secret.h):
+  // reading etcd does not give it away.
   std::string shared_token_key;
   if (etcd) {
-    const std::string ca_key = impl->ca->signer()->to_pem().ca_key;
-    auto fresh = crypto::generate_key(crypto::KeyType::EcP256);
-    if (!fresh) return fail(fresh.error());
-    auto sealed = seal_secret(ca_key, kSharedTokenKey, crypto::private_key_to_pem(fresh->get()));
-    if (!sealed) return fail(sealed.error());
-    auto stored = etcd->shared_value(kSharedTokenKey, *sealed);
-    if (!stored) return fail(stored.error());
-    auto pem = open_secret(ca_key, kSharedTokenKey, *stored);
-    if (!pem)
-      return fail(pem.error().code, pem.error().message + " — if the plugged-in CA's key was replaced, delete " +
-                                        etcd_shared_key(options.etcd.prefix, kSharedTokenKey) +
-                                        " (bootstrap tokens minted before stop working) and start the replicas again");
+    std::optional<SealKey> token_seal = seal;
+    if (plug_in) {
+      auto from_ca = SealKey::from_ca_key(impl->ca->signer()->to_pem().ca_key);
+      if (!from_ca) return fail(from_ca.error());
+      token_seal = std::move(*from_ca);
+    }
+    auto pem = open_shared_token_key(*etcd, options.etcd.prefix, token_seal ? &*token_seal : nullptr);
+    if (!pem) return fail(pem.error());
     shared_token_key = std::move(*pem);
   }
   auto bootstrap = BootstrapCredentials::open({dir, api::control_plane_id(td).str(), options.k8s_issuer,
@@ -163,7 +208,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   if (!bootstrap) return fail(bootstrap.error());
   impl->bootstrap = std::move(*bootstrap);
 
+  impl->seal = std::move(seal);
   if (etcd) {
+    if (!plug_in) impl->etcd = etcd.get();
     impl->store = std::move(etcd);
   } else {
     auto store = open_sqlite_store(dir + "/store.db");
@@ -191,11 +238,13 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   const auto restored = impl->registry->restore(*saved, std::chrono::steady_clock::now(), unix_now());
   for (const auto& e : restored.errors) log_line("registration dropped: " + e);
   if (!saved->empty())
-    log_line("restored " + std::to_string(restored.restored) + " registrations (live for the endpoint grace, " +
+    log_line("restored " + std::to_string(restored.restored) +
+             " registrations (live for the endpoint grace, " +
              std::to_string(options.endpoint_grace.count()) + " ms, unless their proxies reconnect); " +
              std::to_string(restored.expired) + " expired");
-  impl->distributor = std::make_unique<Distributor>(*impl->model, *impl->registry, *impl->store, impl->metrics,
-                                                    options.push_debounce, options.forget_disconnected);
+  impl->distributor =
+      std::make_unique<Distributor>(*impl->model, *impl->registry, *impl->store, impl->metrics,
+                                    options.push_debounce, options.forget_disconnected);
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
 
@@ -232,10 +281,12 @@ Status ControlPlane::start() {
   s.metrics.describe("pilot_xds", "Proxies with an open config stream");
   s.metrics.describe("pilot_xds_pushes", "Snapshots sent to proxies (type=snapshot)");
   s.metrics.describe("pilot_total_xds_rejects", "Snapshots a proxy refused (NACK) (type=snapshot)");
-  s.metrics.describe("pilot_proxy_convergence_time",
-                     "Seconds from a change (apply/delete/CA rotation) to its snapshot being sent to a proxy");
+  s.metrics.describe(
+      "pilot_proxy_convergence_time",
+      "Seconds from a change (apply/delete/CA rotation) to its snapshot being sent to a proxy");
   s.metrics.describe("meshguard_push_ack_latency_milliseconds", "From a change to the proxy's ACK of it");
-  s.metrics.describe("meshguard_proxy_config_revision", "Store revision of the snapshot each proxy last ACKed");
+  s.metrics.describe("meshguard_proxy_config_revision",
+                     "Store revision of the snapshot each proxy last ACKed");
   s.metrics.describe("meshguard_csr_total", "Certificate requests by result and kind (bootstrap|renewal)");
   s.metrics.describe("meshguard_mesh_proxies_connected", "Proxies with an open config stream, per mesh");
   s.metrics.describe("meshguard_mesh_pushes_total", "Snapshots sent to proxies, per mesh");
@@ -256,6 +307,12 @@ Status ControlPlane::start() {
   s.store->on_external_change([d = s.distributor.get()] { d->mark_dirty(); });
   s.distributor->mark_dirty();
   s.distributor->start();
+  if (s.etcd) {
+    auto rotation = EtcdCaRotation::start({*s.etcd, *s.ca, *s.distributor, s.seal ? &*s.seal : nullptr, s.metrics},
+                                          replica_id(s.bound_port), s.options.etcd_lease_ttl);
+    if (!rotation) return fail(rotation.error());
+    s.etcd_rotation = std::move(*rotation);
+  }
   s.housekeeping_thread = std::thread([&s] { s.housekeeping_loop(); });
   log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->current()->revision));
   return {};
@@ -280,6 +337,7 @@ void ControlPlane::shutdown() {
     s.stopping = true;
     s.stop_cv.notify_all();
   }
+  if (s.etcd_rotation) s.etcd_rotation->stop();  // calls off a rotation it leads; its lease goes
   s.store->on_external_change(nullptr);  // the distributor goes before the store's watch thread
   s.distributor->stop();
   if (s.admin_service) s.admin_service->close_watchers();

@@ -3,9 +3,10 @@
 //
 // Data directory (created on first start, 0700):
 //   store.db          the resources (SQLite, WAL; control/store.h) — not with --store etcd://
-//                     (the resources, registrations and sealed token-signing key are in etcd: docs/ETCD.md)
-//   ca/               the built-in CA (Istio cacerts layout, ca/authority.h) unless --plug-in-ca
-//   token-key.pem     P-256 key that signs bootstrap tokens (0600)
+//                     (the resources, registrations, built-in CA and token-signing key are in etcd:
+//                     docs/ETCD.md)
+//   ca/               the built-in CA (Istio cacerts layout, ca/authority.h) unless --plug-in-ca or etcd
+//   token-key.pem     P-256 key that signs bootstrap tokens (0600); not with etcd
 //   control/          the control plane's own serving SVID, re-issued at every start
 //   admin/            an admin SVID (key.pem 0600, cert-chain.pem, root-cert.pem) for meshguardctl
 //
@@ -26,12 +27,19 @@ namespace mg::control {
 struct ServerOptions {
   std::string data_dir;
   // "" (SQLite in data_dir) or "etcd://HOST:PORT[,HOST:PORT...]": replicas sharing one etcd
-  // (etcd's endpoints are parsed from it; prefix and TLS files are in `etcd`). Needs plug_in_ca_dir.
+  // (etcd's endpoints are parsed from it; prefix and TLS files are in `etcd`). Without
+  // plug_in_ca_dir the replicas share the built-in CA kept in etcd (control/etcd_ca.h).
   std::string store;
   EtcdOptions etcd;
   std::string listen = "127.0.0.1:15012";  // port 0: kernel-chosen (see ControlPlane::address)
   std::string trust_domain = "cluster.local";  // for a new built-in CA only
   std::string plug_in_ca_dir;                  // an operator's cacerts directory, read at every start
+  // On etcd without plug_in_ca_dir: a file (0600, 32+ bytes) whose key seals the CA's private key
+  // and the token key kept in etcd; empty: they are kept in clear (docs/ETCD.md).
+  std::string seal_key_file;
+  // On etcd with the built-in CA: the TTL of this replica's etcd lease (its CA-rotation
+  // acknowledgement key and, while it leads a rotation, the election key).
+  std::chrono::seconds etcd_lease_ttl{5};
   std::string metrics_listen;                  // "127.0.0.1:15014"; empty: no metrics endpoint
   std::chrono::milliseconds push_debounce{100};
   // How long a proxy whose stream ended stays listed (unhealthy) in its services' endpoints.

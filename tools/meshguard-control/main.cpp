@@ -2,7 +2,7 @@
 //   meshguard-control --data-dir DIR [--listen 127.0.0.1:15012] [--metrics 127.0.0.1:15014]
 //                     [--trust-domain TD] [--plug-in-ca CACERTS_DIR] [--debounce-ms 100] [--endpoint-grace 10s]
 //                     [--forget-disconnected 5m]
-//                     [--store etcd://HOST:PORT[,HOST:PORT...] [--etcd-prefix /meshguard/]
+//                     [--store etcd://HOST:PORT[,HOST:PORT...] [--etcd-prefix /meshguard/] [--seal-key FILE]
 //                      [--etcd-cacert FILE [--etcd-cert FILE --etcd-key FILE]]]   (docs/ETCD.md)
 //                     [--k8s-issuer ISS --k8s-jwks FILE [--k8s-audience meshguard]]
 // Prints "listening grpc ADDR" (and "listening metrics ADDR") once serving; SIGTERM/SIGINT stop it.
@@ -32,13 +32,17 @@ int main(int argc, char** argv) {
   std::string store = "sqlite";
   app.add_option("--store", store,
                  "sqlite (store.db in the data dir) or etcd://HOST:PORT[,HOST:PORT...]: replicas sharing one etcd "
-                 "cluster (needs --plug-in-ca)")
+                 "cluster, and the built-in CA kept there (or --plug-in-ca)")
       ->capture_default_str();
   app.add_option("--etcd-prefix", options.etcd.prefix, "with --store etcd://: the key prefix of this mesh's data")
       ->capture_default_str();
   app.add_option("--etcd-cacert", options.etcd.ca_file, "with --store etcd://: TLS to etcd, trusting these roots");
   app.add_option("--etcd-cert", options.etcd.cert_file, "with --store etcd://: client certificate (PEM) to etcd");
   app.add_option("--etcd-key", options.etcd.key_file, "with --store etcd://: its private key (PEM)");
+  app.add_option("--seal-key", options.seal_key_file,
+                 "with --store etcd:// and the built-in CA: a file (mode 0600, 32+ random bytes, e.g. openssl rand "
+                 "-base64 32) whose key seals the CA's and the token's private keys in etcd; the same on every "
+                 "replica (without it they are kept in clear)");
   app.add_option("--listen", options.listen, "gRPC address (port 0: any free port)")->capture_default_str();
   app.add_option("--metrics", options.metrics_listen, "Prometheus /metrics address, IPv4:PORT, e.g. 127.0.0.1:15014 (default: none)");
   app.add_option("--trust-domain", options.trust_domain, "trust domain of a new built-in CA")->capture_default_str();

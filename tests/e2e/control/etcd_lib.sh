@@ -1,7 +1,10 @@
-# Helpers of the etcd e2e scripts (etcd_replicas.sh, etcd_tls.sh), on top of lib.sh: replicas of
-# meshguard-control on one etcd store, meshguardctl against one of them, and a small mesh whose
-# proxies bootstrap through them. The caller sets STORE (etcd://...), has run
-# `ca init --dir $WORK/cacerts`, and may set REPLICA_FLAGS (an array: e.g. etcd TLS flags).
+# Helpers of the etcd e2e scripts (etcd_replicas.sh, etcd_tls.sh, etcd_ca.sh), on top of lib.sh: a
+# three-member etcd cluster, replicas of meshguard-control on one etcd store, meshguardctl against
+# one of them, and a small mesh whose proxies bootstrap through them. The caller sets STORE
+# (etcd://...) and may set REPLICA_FLAGS (an array: e.g. etcd TLS flags) and REPLICA_CA_FLAGS (an
+# array; default --plug-in-ca $WORK/cacerts, for which it has run `ca init --dir $WORK/cacerts`;
+# empty: the built-in CA kept in etcd) and MESH_CA_BUNDLE (the roots the proxies start with; default
+# $WORK/cacerts/root-cert.pem).
 
 # free_ports N: N ports the kernel picks (bound to 0 at once, then released) — for etcd, which
 # needs its ports on its command line.
@@ -14,12 +17,55 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 for s in socks: s.close()' "$1"
 }
 
-# start_replica N: meshguard-control replica N on $STORE with the operator CA; sets R<N> (its
-# address) and R<N>_PID.
+# start_etcd_cluster: a three-member etcd cluster on 127.0.0.1 (exit 77 without etcd); sets
+# CLIENT (its client ports), ETCD_PIDS and STORE.
+start_etcd_cluster() {
+  ETCD_BIN="$(command -v etcd || true)"
+  if [ -z "$ETCD_BIN" ]; then
+    echo "skip: no etcd (Debian etcd-server; scripts/install-deps.sh)"
+    exit 77
+  fi
+  local ports cluster i
+  read -r -a ports <<<"$(free_ports 6)"
+  CLIENT=("${ports[0]}" "${ports[1]}" "${ports[2]}")
+  cluster="e0=http://127.0.0.1:${ports[3]},e1=http://127.0.0.1:${ports[4]},e2=http://127.0.0.1:${ports[5]}"
+  ETCD_PIDS=()
+  for i in 0 1 2; do
+    start "etcd$i" "$ETCD_BIN" --name "e$i" --data-dir "$WORK/etcd$i" \
+      --listen-client-urls "http://127.0.0.1:${CLIENT[$i]}" --advertise-client-urls "http://127.0.0.1:${CLIENT[$i]}" \
+      --listen-peer-urls "http://127.0.0.1:${ports[$((i + 3))]}" \
+      --initial-advertise-peer-urls "http://127.0.0.1:${ports[$((i + 3))]}" \
+      --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "mg-e2e-$$" \
+      --heartbeat-interval 50 --election-timeout 500
+    ETCD_PIDS+=("$LAST_PID")
+  done
+  for i in 0 1 2; do
+    for _ in $(seq 1 200); do
+      curl -sf --max-time 2 "http://127.0.0.1:${CLIENT[$i]}/health" | grep -q '"true"' && break
+      sleep 0.05
+    done
+    curl -sf --max-time 2 "http://127.0.0.1:${CLIENT[$i]}/health" | grep -q '"true"' || fail "etcd member $i not healthy"
+  done
+  pass "three-member etcd cluster up"
+  STORE="etcd://127.0.0.1:${CLIENT[0]},127.0.0.1:${CLIENT[1]},127.0.0.1:${CLIENT[2]}"
+}
+
+# etcd_get KEY: the value at KEY (read through etcd's JSON gateway on the first member), "" if absent.
+etcd_get() {
+  local out
+  out=$(curl -s --max-time 5 -X POST "http://127.0.0.1:${CLIENT[0]}/v3/kv/range" \
+    -d "{\"key\": \"$(printf '%s' "$1" | base64 -w0)\"}") || fail "etcd range $1"
+  jq -r '.kvs[0].value // ""' <<<"$out" | base64 -d
+}
+
+# start_replica N: meshguard-control replica N on $STORE with REPLICA_CA_FLAGS (default: the operator
+# CA); sets R<N> (its address) and R<N>_PID.
 start_replica() {
   local n="$1"
+  local ca_flags=(--plug-in-ca "$WORK/cacerts")
+  [ -z "${REPLICA_CA_FLAGS+set}" ] || ca_flags=(${REPLICA_CA_FLAGS[@]+"${REPLICA_CA_FLAGS[@]}"})
   start "replica$n" "$CONTROL_BIN" --data-dir "$WORK/replica$n" --listen 127.0.0.1:0 --debounce-ms 20 \
-    --store "$STORE" --plug-in-ca "$WORK/cacerts" ${REPLICA_FLAGS[@]+"${REPLICA_FLAGS[@]}"}
+    --store "$STORE" ${ca_flags[@]+"${ca_flags[@]}"} ${REPLICA_FLAGS[@]+"${REPLICA_FLAGS[@]}"}
   printf -v "R${n}_PID" '%s' "$LAST_PID"
   printf -v "R$n" '127.0.0.1:%s' "$(port_of "$WORK/replica$n.out" '^listening grpc ')"
 }
@@ -51,7 +97,7 @@ start_mesh_via() {
   export MESHGUARD_SERVER="$R2" MESHGUARD_ADMIN_DIR="$WORK/replica1/admin"
   CP_ADDR="$1"
   DATA="$WORK/plug"  # start_proxy's --ca-bundle: $DATA/ca/root-cert.pem
-  mkdir -p "$DATA/ca" && cp "$WORK/cacerts/root-cert.pem" "$DATA/ca/"
+  mkdir -p "$DATA/ca" && cp "${MESH_CA_BUNDLE:-$WORK/cacerts/root-cert.pem}" "$DATA/ca/root-cert.pem"
   start_details_and_sleep
   expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "mesh request through proxies bootstrapped via $1"
 }

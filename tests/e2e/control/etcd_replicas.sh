@@ -9,34 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/etcd_lib.sh"
 
-ETCD_BIN="$(command -v etcd || true)"
-if [ -z "$ETCD_BIN" ]; then
-  echo "skip: no etcd (Debian etcd-server; scripts/install-deps.sh)"
-  exit 77
-fi
-
-read -r -a PORTS <<<"$(free_ports 6)"
-CLIENT=("${PORTS[0]}" "${PORTS[1]}" "${PORTS[2]}")
-PEER=("${PORTS[3]}" "${PORTS[4]}" "${PORTS[5]}")
-CLUSTER="e0=http://127.0.0.1:${PEER[0]},e1=http://127.0.0.1:${PEER[1]},e2=http://127.0.0.1:${PEER[2]}"
-ETCD_PIDS=()
-for i in 0 1 2; do
-  start "etcd$i" "$ETCD_BIN" --name "e$i" --data-dir "$WORK/etcd$i" \
-    --listen-client-urls "http://127.0.0.1:${CLIENT[$i]}" --advertise-client-urls "http://127.0.0.1:${CLIENT[$i]}" \
-    --listen-peer-urls "http://127.0.0.1:${PEER[$i]}" --initial-advertise-peer-urls "http://127.0.0.1:${PEER[$i]}" \
-    --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token "mg-e2e-$$" \
-    --heartbeat-interval 50 --election-timeout 500
-  ETCD_PIDS+=("$LAST_PID")
-done
-for i in 0 1 2; do
-  for _ in $(seq 1 200); do
-    curl -sf --max-time 2 "http://127.0.0.1:${CLIENT[$i]}/health" | grep -q '"true"' && break
-    sleep 0.05
-  done
-  curl -sf --max-time 2 "http://127.0.0.1:${CLIENT[$i]}/health" | grep -q '"true"' || fail "etcd member $i not healthy"
-done
-pass "three-member etcd cluster up"
-STORE="etcd://127.0.0.1:${CLIENT[0]},127.0.0.1:${CLIENT[1]},127.0.0.1:${CLIENT[2]}"
+start_etcd_cluster
 
 # One operator CA every replica plugs in.
 "$CTL_BIN" ca init --dir "$WORK/cacerts" --trust-domain cluster.local >/dev/null || fail "ca init"
@@ -49,8 +22,7 @@ pass "three control-plane replicas on etcd"
   fail "a replica on etcd kept shared state in its data dir: $(ls "$WORK/replica1")"
 pass "the data dir keeps only the replica's own identities ($(ls "$WORK/replica1" | tr '\n' ' '))"
 # The shared token-signing key is in etcd sealed, never in clear (read through etcd's JSON gateway).
-token_key=$(curl -s --max-time 5 -X POST "http://127.0.0.1:${CLIENT[0]}/v3/kv/range" \
-  -d "{\"key\": \"$(printf '/meshguard/shared/token-key' | base64 -w0)\"}" | jq -r '.kvs[0].value' | base64 -d)
+token_key=$(etcd_get /meshguard/shared/token-key)
 case "$token_key" in
   mg-sealed-v1:*) pass "the shared token key is sealed in etcd" ;;
   *) fail "the shared token key in etcd is not sealed: ${token_key:0:40}" ;;
