@@ -21,21 +21,22 @@ uint64_t lower8(uint64_t w) {
 }
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
+namespace detail {
+bool iequals_same_size(const char* a, const char* b, size_t n) {
   // Header names: eight bytes at a time, the rest one by one.
   size_t i = 0;
-  for (; i + 8 <= a.size(); i += 8) {
+  for (; i + 8 <= n; i += 8) {
     uint64_t x, y;
-    std::memcpy(&x, a.data() + i, 8);
-    std::memcpy(&y, b.data() + i, 8);
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
     if (x != y && lower8(x) != lower8(y)) return false;
   }
-  for (; i < a.size(); ++i) {
+  for (; i < n; ++i) {
     if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i]))) return false;
   }
   return true;
 }
+}  // namespace detail
 
 std::string to_lower(std::string_view s) {
   std::string out(s);
