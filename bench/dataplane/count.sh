@@ -25,7 +25,9 @@
 # one epoll_wait finds ready); they are the per-request cost of the code path itself.
 # Knobs: COUNT_CHAINS="h1 h2 opa" (which chains) COUNT_REQUESTS=20000 (system calls) COUNT_CG_REQUESTS=2000 (callgrind, h1; the h2 rows
 # take 5×) COUNT_CALLGRIND=1 (0: system calls only) COUNT_MG_ENV="" (environment for the meshguard
-# proxies, e.g. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 to compare allocators).
+# proxies, e.g. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 to compare allocators)
+# COUNT_CG_KEEP=DIR (keep each hop's counted callgrind dump as DIR/TOPOLOGY.HOP.REP.out, for
+# callgrind_annotate: where the instructions of a request go).
 
 COUNT_REQUESTS="${COUNT_REQUESTS:-20000}"
 COUNT_CG_REQUESTS="${COUNT_CG_REQUESTS:-2000}"
@@ -133,16 +135,17 @@ count_syscalls() {
 # callgrind_do PID ACTION: a callgrind_control action (-z, --dump) on a process that may sit in
 # epoll_wait: vgdb wakes it; bounded.
 callgrind_do() { timeout 60 callgrind_control "$2" "$1" >/dev/null 2>&1 || die "callgrind_control $2 $1 failed"; }
-# The instructions (Ir) in a process's latest dump (cg.PID.out.1, .2, …: each holds the costs
-# since the dump before it).
-last_dump_ir() {
+# A process's latest dump (cg.PID.out.1, .2, …: each holds the costs since the dump before it)
+# and the instructions (Ir) in it.
+last_dump_file() {
   local f last="" i=0
   for f in "$WORK"/cg."$1".out.*; do
     [ -e "$f" ] && [ "${f##*.}" -gt "$i" ] && i=${f##*.} last=$f
   done
   [ -n "$last" ] || die "no callgrind dump for pid $1"
-  awk '/^(summary|totals):/ { print $2; exit }' "$last"
+  echo "$last"
 }
+last_dump_ir() { awk '/^(summary|totals):/ { print $2; exit }' "$(last_dump_file "$1")"; }
 
 count_instructions() {
   local topo="$1" p n
@@ -156,6 +159,7 @@ count_instructions() {
   for p in $COUNT_PROCS; do
     callgrind_do "${p#*:}" --dump=after
     record "$topo.ir.${p%%:*}" "$(awk -v a="$(last_dump_ir "${p#*:}")" -v n="$n" 'BEGIN { printf "%.0f", a / n }')"
+    [ -z "${COUNT_CG_KEEP:-}" ] || cp "$(last_dump_file "${p#*:}")" "$COUNT_CG_KEEP/$topo.${p%%:*}.$REP.out"
   done
   log "  $topo: instructions per request client $(awk -F'\t' -v k="$topo.ir.client" -v r="$REP" '$1 == r && $2 == k { print $3 }' "$RESULTS"), server $(awk -F'\t' -v k="$topo.ir.server" -v r="$REP" '$1 == r && $2 == k { print $3 }' "$RESULTS")"
 }

@@ -1,20 +1,42 @@
 #include "http/message.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 namespace mg::http {
 
 namespace {
 unsigned char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
+
+// Eight bytes with every ASCII capital made small (other bytes, non-ASCII included, unchanged).
+uint64_t lower8(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  const uint64_t low7 = w & ~kHigh;                       // no carry between bytes below
+  const uint64_t from_a = low7 + kOnes * (0x80 - 'A');     // high bit: byte >= 'A'
+  const uint64_t past_z = low7 + kOnes * (0x80 - 'Z' - 1);  // high bit: byte > 'Z'
+  const uint64_t capital = from_a & ~past_z & ~w & kHigh;
+  return w | (capital >> 2);  // 0x80 >> 2 = 0x20, the case bit
+}
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
+namespace detail {
+bool iequals_same_size(const char* a, const char* b, size_t n) {
+  // Header names: eight bytes at a time, the rest one by one.
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    if (x != y && lower8(x) != lower8(y)) return false;
+  }
+  for (; i < n; ++i) {
     if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i]))) return false;
   }
   return true;
 }
+}  // namespace detail
 
 std::string to_lower(std::string_view s) {
   std::string out(s);

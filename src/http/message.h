@@ -12,7 +12,14 @@
 
 namespace mg::http {
 
-bool iequals(std::string_view a, std::string_view b);
+namespace detail {
+bool iequals_same_size(const char* a, const char* b, size_t n);
+}  // namespace detail
+// ASCII case-insensitive equality (header names). The size test is inline: most names a lookup
+// meets differ in it.
+inline bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && detail::iequals_same_size(a.data(), b.data(), a.size());
+}
 std::string to_lower(std::string_view s);
 
 // `s` without leading and trailing spaces and tabs (RFC 9110's OWS).

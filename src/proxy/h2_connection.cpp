@@ -10,13 +10,54 @@ namespace mg::proxy {
 net::awaitable<bool> wait_for(Wake& wake, Wake::Clock::time_point deadline) {
   if (!wake.pending_) {
     if (!wake.timer_) wake.timer_.emplace(wake.ex_);
-    wake.timer_->expires_at(deadline);
+    const bool watched = wake.watch_ != nullptr && deadline != Wake::Clock::time_point::max();
+    // A timer that never expires is kept out of Asio's timer heap: arming it arms nothing.
+    wake.timer_->expires_at(watched ? Wake::Clock::time_point::max() : deadline);
+    if (watched) wake.watch_->add(wake, deadline);
     std::error_code ec;
     co_await wake.timer_->async_wait(net::nothrow(ec));
-    if (!wake.pending_ && !ec) co_return false;  // the deadline passed
+    if (watched) wake.watch_->remove(wake);
+    const bool expired = watched ? wake.expired_ : !ec;
+    wake.expired_ = false;
+    if (!wake.pending_ && expired) co_return false;  // the deadline passed
   }
   wake.pending_ = false;
   co_return true;
+}
+
+DeadlineWatch::DeadlineWatch(const asio::any_io_executor& ex) : watchdog_(ex, [this] { expire_due(); }) {}
+
+void DeadlineWatch::add(Wake& wake, Clock::time_point deadline) {
+  wake.deadline_ = deadline;
+  wake.watch_index_ = waiting_.size();
+  waiting_.push_back(&wake);
+  if (deadline < next_) {
+    next_ = deadline;
+    watchdog_.arm_at(deadline);  // moves Asio's timer only when it waited for a later one
+  }
+}
+
+void DeadlineWatch::remove(Wake& wake) {
+  Wake* last = waiting_.back();
+  waiting_[wake.watch_index_] = last;
+  last->watch_index_ = wake.watch_index_;
+  waiting_.pop_back();
+}
+
+void DeadlineWatch::expire_due() {
+  // Waits whose deadline passed end (each leaves the list when its coroutine resumes); the
+  // watchdog then waits for the soonest deadline left. One whose wake already came left the list.
+  const auto now = Clock::now();
+  next_ = Clock::time_point::max();
+  for (Wake* wake : waiting_) {
+    if (wake->expired_) continue;
+    if (wake->deadline_ <= now) {
+      wake->expire();
+    } else {
+      next_ = std::min(next_, wake->deadline_);
+    }
+  }
+  if (next_ != Clock::time_point::max()) watchdog_.arm_at(next_);
 }
 
 H2Connection::H2Connection(net::Stream& stream, std::unique_ptr<http2::Session> session,
@@ -24,10 +65,11 @@ H2Connection::H2Connection(net::Stream& stream, std::unique_ptr<http2::Session> 
     : stream_(stream),
       session_(std::move(session)),
       stall_timeout_(stall_timeout),
-      writer_done_(stream.socket().get_executor()) {}
+      writer_done_(stream.socket().get_executor()),
+      deadlines_(stream.socket().get_executor()) {}
 
 std::shared_ptr<H2Stream> H2Connection::add_stream(int32_t id) {
-  auto st = std::make_shared<H2Stream>(stream_.socket().get_executor());
+  auto st = std::make_shared<H2Stream>(stream_.socket().get_executor(), &deadlines_);
   st->id = id;
   streams_[id] = st;
   return st;

@@ -24,11 +24,14 @@
 
 namespace mg::proxy {
 
+class DeadlineWatch;
+
 // Wakes one waiting coroutine; a wake that comes before the wait is remembered.
 class Wake {
  public:
   using Clock = std::chrono::steady_clock;
-  explicit Wake(const asio::any_io_executor& ex) : ex_(ex) {}
+  // With a watch, a wait's deadline is kept by the watch (one timer for many wakes).
+  explicit Wake(const asio::any_io_executor& ex, DeadlineWatch* watch = nullptr) : ex_(ex), watch_(watch) {}
   void notify() {
     pending_ = true;
     if (timer_) timer_->cancel();
@@ -36,16 +39,51 @@ class Wake {
 
  private:
   friend net::awaitable<bool> wait_for(Wake& wake, Clock::time_point deadline);
+  friend class DeadlineWatch;
+  // The watch's deadline passed: the wait ends, not woken.
+  void expire() {
+    expired_ = true;
+    timer_->cancel();
+  }
   asio::any_io_executor ex_;
   // Made by the first wait: most of a stream's wakes are never waited on (a timer costs a
   // service lookup under a lock, and each cancel another lock).
   std::optional<asio::steady_timer> timer_;
   bool pending_ = false;
+  DeadlineWatch* watch_;
+  Clock::time_point deadline_ = Clock::time_point::max();  // of the watched wait in progress
+  size_t watch_index_ = 0;                                 // its place in the watch's list
+  bool expired_ = false;
+};
+
+// The deadlines of one connection's waiting wakes, on one net::Watchdog: a wait registers its
+// deadline here and its own timer never expires. A timer armed per wait (a response head's
+// upstream timeout, a body's idle timeout) is the soonest of the worker's timers every time,
+// and Asio re-arms the kernel timer (timerfd_settime) for each; the watchdog's timer is moved
+// only when a deadline comes earlier than the one it waits for, and when it fires it ends the
+// waits that are due and waits for the next deadline.
+class DeadlineWatch {
+ public:
+  using Clock = Wake::Clock;
+  explicit DeadlineWatch(const asio::any_io_executor& ex);
+  DeadlineWatch(const DeadlineWatch&) = delete;
+  DeadlineWatch& operator=(const DeadlineWatch&) = delete;
+
+  void add(Wake& wake, Clock::time_point deadline);
+  void remove(Wake& wake);
+
+ private:
+  void expire_due();
+
+  std::vector<Wake*> waiting_;
+  Clock::time_point next_ = Clock::time_point::max();  // what the watchdog waits for
+  net::Watchdog watchdog_;
 };
 
 // One stream's state as the connection's reader leaves it for the coroutine handling the stream.
 struct H2Stream {
-  explicit H2Stream(const asio::any_io_executor& ex) : data_wake(ex), room_wake(ex) {}
+  explicit H2Stream(const asio::any_io_executor& ex, DeadlineWatch* watch = nullptr)
+      : data_wake(ex, watch), room_wake(ex, watch) {}
   int32_t id = 0;
   http::Request request;                   // server side: the request
   std::optional<http::Response> response;  // client side: the response head, once it came
@@ -108,6 +146,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   bool dead_ = false;
   bool writing_ = false;
   Wake writer_done_;
+  DeadlineWatch deadlines_;  // of the streams' waits
 
  private:
   net::awaitable<void> write_loop(std::shared_ptr<H2Connection> self);

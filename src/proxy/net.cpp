@@ -326,9 +326,11 @@ Watchdog::~Watchdog() {
   if (state_->wait_ends != Clock::time_point::max()) state_->timer.cancel();
 }
 
-void Watchdog::arm(std::chrono::milliseconds timeout) {
+void Watchdog::arm(std::chrono::milliseconds timeout) { arm_at(Clock::now() + timeout); }
+
+void Watchdog::arm_at(Clock::time_point deadline) {
   state_->fired = false;  // a watchdog lives across requests (pooled connections)
-  state_->deadline = Clock::now() + timeout;
+  state_->deadline = deadline;
   // A pending wait that ends no later than the new deadline will notice it and wait again.
   if (state_->wait_ends > state_->deadline) wait_until(state_, state_->deadline);
 }

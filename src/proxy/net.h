@@ -104,6 +104,7 @@ class Watchdog {
   Watchdog& operator=(const Watchdog&) = delete;
 
   void arm(std::chrono::milliseconds timeout);  // replaces any earlier deadline; clears fired()
+  void arm_at(Clock::time_point deadline);       // the same, at a point in time
   void disarm() { state_->deadline = Clock::time_point::max(); }
   bool fired() const { return state_->fired; }
 

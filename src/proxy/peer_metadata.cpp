@@ -324,17 +324,25 @@ void add_metadata(std::vector<http::Header>& headers, const OwnMetadata& own) {
 }
 
 std::optional<std::string> take_peer_metadata(http::Headers& headers) {
-  std::optional<std::string> value;
+  // One pass to find them (most requests from an app carry neither), one to remove them.
+  const http::Header* metadata = nullptr;
   size_t seen = 0;
-  headers.for_each(kPeerMetadataHeader, [&](std::string_view v) {
-    ++seen;
-    value = std::string(v);
-  });
-  if (seen == 0 && !headers.contains(kPeerMetadataIdHeader)) return std::nullopt;
+  bool any = false;
+  for (const auto& h : headers) {
+    if (http::iequals(h.name, kPeerMetadataHeader)) {
+      ++seen;
+      metadata = &h;
+      any = true;
+    } else if (http::iequals(h.name, kPeerMetadataIdHeader)) {
+      any = true;
+    }
+  }
+  if (!any) return std::nullopt;
+  std::optional<std::string> value;
+  if (seen == 1) value = metadata->value;
   headers.remove_if([](std::string_view name) {
     return http::iequals(name, kPeerMetadataHeader) || http::iequals(name, kPeerMetadataIdHeader);
   });
-  if (seen != 1) return std::nullopt;
   return value;
 }
 

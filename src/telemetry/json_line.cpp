@@ -1,6 +1,7 @@
 // telemetry/json_line.cpp — the access log's JSON writer: escaping and number formatting.
 #include "telemetry/json_line.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -39,14 +40,6 @@ size_t utf8_sequence(std::string_view s, size_t i) {
   return need;
 }
 
-// `v` in decimal (for a double, the shortest form that reads back the same).
-template <class Number>
-void append_number(std::string& out, Number v) {
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
 // Printable ASCII other than '"' and '\\': copied as is, the common case for every value.
 constexpr std::array<bool, 256> kPlainAscii = [] {
   std::array<bool, 256> t{};
@@ -54,12 +47,36 @@ constexpr std::array<bool, 256> kPlainAscii = [] {
   return t;
 }();
 
+// Length of the prefix of `s` that is plain ASCII (kPlainAscii), eight bytes at a time: a word
+// is plain when no byte has its high bit set, is below 0x20, or equals '"' or '\\'.
+size_t plain_prefix(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    const uint64_t special = (w & kHigh) | ((w - kOnes * 0x20) & ~w & kHigh) | has_zero(w ^ (kOnes * '"')) |
+                             has_zero(w ^ (kOnes * '\\'));
+    if (special != 0) break;
+  }
+  while (i < s.size() && kPlainAscii[static_cast<unsigned char>(s[i])]) ++i;
+  return i;
+}
+
+constexpr size_t kLineRoom = 1024;           // a usual line fits; a longer one grows the string
+constexpr size_t kKeepRoom = 16 * kLineRoom;  // more than this is given back at the next line
+
+// Room a key takes: `,"` + key + `":`.
+constexpr size_t key_room(std::string_view k) { return k.size() + 4; }
+
 }  // namespace
 
 void append_json_escaped(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t run = 0;  // start of the pending run of bytes copied verbatim
-  size_t i = 0;
+  size_t i = plain_prefix(s);
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (kPlainAscii[c]) {
@@ -110,37 +127,53 @@ void append_json_escaped(std::string& out, std::string_view s) {
 }
 
 JsonLine::JsonLine(std::string& out) : out_(out) {
+  if (out_.capacity() > kKeepRoom) out_ = std::string();
   out_.clear();
-  out_ += '{';
+  out_.resize(std::max(out_.capacity(), kLineRoom));
+  out_[0] = '{';
+  len_ = 1;
 }
 
-JsonLine& JsonLine::key(std::string_view k) {
-  // One append per key (keys are short literals): `,"key":`.
-  char buf[64];
-  if (k.size() > sizeof buf - 4) {
-    if (comma_) out_ += ',';
-    out_ += '"';
-    out_ += k;
-    out_ += "\":";
-  } else {
-    size_t n = 0;
-    if (comma_) buf[n++] = ',';
-    buf[n++] = '"';
-    std::memcpy(buf + n, k.data(), k.size());
-    n += k.size();
-    buf[n++] = '"';
-    buf[n++] = ':';
-    out_.append(buf, n);
-  }
+char* JsonLine::room(size_t n) {
+  if (out_.size() - len_ < n) out_.resize(std::max(out_.size() * 2, len_ + n));
+  return out_.data() + len_;
+}
+
+char* JsonLine::key(char* p, std::string_view k) {
+  if (comma_) *p++ = ',';
+  *p++ = '"';
+  std::memcpy(p, k.data(), k.size());
+  p += k.size();
+  *p++ = '"';
+  *p++ = ':';
   comma_ = true;
+  return p;
+}
+
+JsonLine& JsonLine::literal(std::string_view k, std::string_view value) {
+  char* p = key(room(key_room(k) + value.size()), k);
+  std::memcpy(p, value.data(), value.size());
+  written_to(p + value.size());
   return *this;
 }
 
 JsonLine& JsonLine::str(std::string_view k, std::string_view value) {
-  key(k);
-  out_ += '"';
-  append_json_escaped(out_, value);
-  out_ += '"';
+  const size_t plain = plain_prefix(value);
+  char* p = key(room(key_room(k) + plain + 2), k);
+  *p++ = '"';
+  if (plain != 0) std::memcpy(p, value.data(), plain);
+  p += plain;
+  if (plain < value.size()) {
+    // Something to escape: the rest goes through the string (rare: a path or header with
+    // quotes, control bytes or non-ASCII).
+    written_to(p);
+    out_.resize(len_);
+    append_json_escaped(out_, value.substr(plain));
+    len_ = out_.size();
+    p = room(1);
+  }
+  *p++ = '"';
+  written_to(p);
   return *this;
 }
 
@@ -149,37 +182,39 @@ JsonLine& JsonLine::str_or_null(std::string_view k, const std::optional<std::str
 }
 
 JsonLine& JsonLine::num(std::string_view k, int64_t value) {
-  key(k);
-  append_number(out_, value);
+  char* p = key(room(key_room(k) + 24), k);
+  written_to(std::to_chars(p, p + 24, value).ptr);
   return *this;
 }
 
 JsonLine& JsonLine::num(std::string_view k, uint64_t value) {
-  key(k);
-  append_number(out_, value);
+  char* p = key(room(key_room(k) + 24), k);
+  written_to(std::to_chars(p, p + 24, value).ptr);
   return *this;
 }
 
 JsonLine& JsonLine::num(std::string_view k, double value) {
   if (!std::isfinite(value)) return null(k);
-  key(k);
-  append_number(out_, value);  // shortest form that reads back the same
+  char* p = key(room(key_room(k) + 32), k);
+  written_to(std::to_chars(p, p + 32, value).ptr);  // shortest form that reads back the same
   return *this;
 }
 
 JsonLine& JsonLine::millis(std::string_view k, double ms) {
   if (!std::isfinite(ms) || std::fabs(ms) > 9e12) return num(k, ms);  // null / general form
-  key(k);
+  char* p = key(room(key_room(k) + 32), k);
   int64_t micros = std::llround(ms * 1000.0);
   if (micros < 0) {
-    out_ += '-';
+    *p++ = '-';
     micros = -micros;
   }
-  append_number(out_, micros / 1000);
-  int frac = static_cast<int>(micros % 1000);
-  const char digits[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
-                          static_cast<char>('0' + frac % 10)};
-  out_.append(digits, sizeof digits);
+  p = std::to_chars(p, p + 24, micros / 1000).ptr;
+  const int frac = static_cast<int>(micros % 1000);
+  *p++ = '.';
+  *p++ = static_cast<char>('0' + frac / 100);
+  *p++ = static_cast<char>('0' + frac / 10 % 10);
+  *p++ = static_cast<char>('0' + frac % 10);
+  written_to(p);
   return *this;
 }
 
@@ -187,37 +222,30 @@ JsonLine& JsonLine::num_or_null(std::string_view k, const std::optional<int>& va
   return value ? num(k, *value) : null(k);
 }
 
-JsonLine& JsonLine::boolean(std::string_view k, bool value) {
-  key(k);
-  out_ += value ? "true" : "false";
-  return *this;
-}
+JsonLine& JsonLine::boolean(std::string_view k, bool value) { return literal(k, value ? "true" : "false"); }
 
 JsonLine& JsonLine::boolean_or_null(std::string_view k, const std::optional<bool>& value) {
   return value ? boolean(k, *value) : null(k);
 }
 
-JsonLine& JsonLine::null(std::string_view k) {
-  key(k);
-  out_ += "null";
-  return *this;
-}
+JsonLine& JsonLine::null(std::string_view k) { return literal(k, "null"); }
 
 JsonLine& JsonLine::open(std::string_view k) {
-  key(k);
-  out_ += '{';
+  literal(k, "{");
   comma_ = false;
   return *this;
 }
 
 JsonLine& JsonLine::close() {
-  out_ += '}';
+  *room(1) = '}';
+  ++len_;
   comma_ = true;
   return *this;
 }
 
 std::string& JsonLine::finish() {
-  out_ += '}';
+  *room(1) = '}';
+  out_.resize(len_ + 1);
   return out_;
 }
 

@@ -16,11 +16,13 @@ namespace mg::telemetry {
 void append_json_escaped(std::string& out, std::string_view s);
 
 // Keys are trusted literals (written unescaped); values are escaped.
+// The line is written through a pointer into `out`, sized ahead (a line per request: one bounds
+// check per field instead of a string append per piece); finish() trims it to what was written.
 class JsonLine {
  public:
-  // Clears `out` (its capacity is kept for the next line) and opens the top-level object.
+  // Clears `out` (its capacity is kept for the next line, unless a huge line left it huge) and
+  // opens the top-level object.
   explicit JsonLine(std::string& out);
-
   JsonLine& str(std::string_view key, std::string_view value);
   JsonLine& str_or_null(std::string_view key, const std::optional<std::string>& value);
   JsonLine& num(std::string_view key, int64_t value);
@@ -40,8 +42,16 @@ class JsonLine {
   std::string& finish();
 
  private:
-  JsonLine& key(std::string_view k);
+  // Where the next `n` bytes go (the string grows when it has less room than that).
+  char* room(size_t n);
+  void written_to(const char* end) { len_ = static_cast<size_t>(end - out_.data()); }
+  // Writes `,"key":` (the comma unless first in its object) at `p`; returns the end.
+  char* key(char* p, std::string_view k);
+  // A key and a literal value (`null`, `true`, `{`…).
+  JsonLine& literal(std::string_view k, std::string_view value);
+
   std::string& out_;
+  size_t len_ = 0;  // bytes of the line written; out_ beyond them is room
   bool comma_ = false;
 };
 

@@ -2,12 +2,35 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 #include "http/parser.h"
 
 namespace mg::http {
 namespace {
+
+// iequals compares eight bytes at a time: every byte pair, at every offset of a word and of the
+// tail, must compare as ASCII case folding says (only A-Z fold; bytes >= 0x80 and the
+// neighbours of the letters — '@', '[', '`', '{' — never do).
+TEST(Iequals, EveryBytePairAtEveryOffset) {
+  auto fold = [](unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; };
+  for (size_t at : {0u, 3u, 7u, 8u, 12u, 15u, 17u}) {
+    for (int x = 0; x < 256; ++x) {
+      for (int y = 0; y < 256; ++y) {
+        std::string a(18, 'k'), b(18, 'K');
+        a[at] = static_cast<char>(x);
+        b[at] = static_cast<char>(y);
+        const bool same = fold(static_cast<unsigned char>(x)) == fold(static_cast<unsigned char>(y));
+        ASSERT_EQ(iequals(a, b), same) << "at " << at << ": " << x << " vs " << y;
+      }
+    }
+  }
+  EXPECT_TRUE(iequals("X-Envoy-Peer-Metadata", "x-envoy-peer-metadata"));
+  EXPECT_FALSE(iequals("x-envoy-peer-metadata", "x-envoy-peer-metadatb"));
+  EXPECT_FALSE(iequals("x-envoy-peer-metadata", "x-envoy-peer-metadat"));
+  EXPECT_TRUE(iequals("", ""));
+}
 
 TEST(Headers, CaseInsensitiveLookupSetRemove) {
   Headers h;

@@ -10,6 +10,8 @@
 #include <ctime>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
 
 namespace mg::telemetry {
 namespace {
@@ -65,6 +67,48 @@ TEST(JsonEscape, InvalidUtf8BecomesReplacementCharacters) {
   std::string junk;
   for (int c = 0; c < 256; ++c) junk += static_cast<char>(c);
   EXPECT_NO_THROW(round_trip(junk + junk));
+}
+
+// The escaper reads plain ASCII eight bytes at a time: a byte to escape is found at every
+// offset of a word and of the tail, whatever surrounds it.
+TEST(JsonEscape, EveryOffsetOfAWord) {
+  const std::vector<std::pair<std::string, std::string>> specials = {
+      {"\"", "\\\""},          {"\\", "\\\\"},         {"\n", "\\n"},
+      {std::string(1, '\0'), "\\u0000"}, {"\x1f", "\\u001f"}, {"\xC3\xA9", "\xC3\xA9"},
+      {"\xFF", "\xEF\xBF\xBD"}};
+  for (const auto& [special, written] : specials) {
+    for (size_t at = 0; at < 24; ++at) {
+      const std::string s = std::string(at, 'a') + special + std::string(24 - at, 'b');
+      const std::string expected = std::string(at, 'a') + written + std::string(24 - at, 'b');
+      EXPECT_EQ(escaped(s), expected) << "at " << at;
+      std::string line_buf;
+      JsonLine line(line_buf);
+      line.str("v", s);
+      EXPECT_EQ(line.finish(), "{\"v\":\"" + expected + "\"}") << "at " << at;
+    }
+  }
+  // DEL and the bytes just around the special ones stay plain.
+  EXPECT_EQ(escaped("\x7f\x20!#[]~\x7f\x7f"), "\x7f\x20!#[]~\x7f\x7f");
+}
+
+// A line longer than the writer's room grows it; the next line starts from an empty one.
+TEST(JsonLine, LongLinesGrowTheRoom) {
+  std::string buf;
+  const std::string path(40000, 'p');
+  const std::string quoted = "x\"" + std::string(3000, 'q');
+  {
+    JsonLine line(buf);
+    line.str("path", path).num("n", uint64_t{42}).str("q", quoted).open("o").boolean("b", true).close();
+    const std::string& out = line.finish();
+    const auto parsed = nlohmann::json::parse(out);
+    EXPECT_EQ(parsed["path"], path);
+    EXPECT_EQ(parsed["n"], 42);
+    EXPECT_EQ(parsed["q"], quoted);
+    EXPECT_EQ(parsed["o"]["b"], true);
+  }
+  JsonLine next(buf);
+  next.str("a", "b").null("c");
+  EXPECT_EQ(next.finish(), R"({"a":"b","c":null})");
 }
 
 TEST(JsonLine, WritesTheSameValuesAsADocument) {
