@@ -202,36 +202,23 @@ bool wait_count(Round& round, std::atomic<int>& counter, int want, std::chrono::
          counter.load() >= want;
 }
 
-Harness::Harness(std::chrono::milliseconds debounce, bool own_process) {
-  if (own_process) {
-    replicas.push_back(spawn_server(debounce, {}));
-    server_pid = replicas[0].pid;
-    address = replicas[0].address;
-    metrics_address = replicas[0].metrics_address;
-    dir = replicas[0].dir;
-  } else {
+Harness::Harness(std::chrono::milliseconds debounce, bool own_process)
+    : Harness(debounce, own_process ? Topology{} : Topology{0, "", ""}) {}
+
+Harness::Harness(std::chrono::milliseconds debounce, const Topology& topology) {
+  if (topology.replicas == 0) {  // in this process
     local = start_server(debounce);
     address = local.cp->address();
     metrics_address = local.cp->metrics_address();
     dir = local.dir;
+  } else {
+    for (int i = 0; i < topology.replicas; ++i) replicas.push_back(spawn_server(debounce, topology));
+    server_pid = replicas[0].pid;
+    address = replicas[0].address;
+    metrics_address = replicas[0].metrics_address;
+    dir = replicas[0].dir;
   }
-  auto a = mg::ca::Authority::load_dir(dir + "/data/ca", std::time(nullptr));
-  if (!a) die("ca: " + a.error().to_string());
-  ca = std::make_unique<mg::ca::Authority>(std::move(*a));
-  bundle = ca->bundle().to_pem();
-  auto ad = mg::api::load_svid_dir(dir + "/data/admin");
-  if (!ad) die("admin: " + ad.error().to_string());
-  admin = std::move(*ad);
-  admin_stub = pb::AdminService::NewStub(mg::api::make_channel(address, bundle, admin));
-}
-
-Harness::Harness(std::chrono::milliseconds debounce, const Topology& topology) {
-  for (int i = 0; i < topology.replicas; ++i) replicas.push_back(spawn_server(debounce, topology));
-  server_pid = replicas[0].pid;
-  address = replicas[0].address;
-  metrics_address = replicas[0].metrics_address;
-  dir = replicas[0].dir;
-  // Every replica signs with the plugged-in CA; any replica's admin identity works on all.
+  // Replicas on etcd sign with the plugged-in CA; any replica's admin identity works on all.
   auto a = topology.plug_in_ca.empty() ? mg::ca::Authority::load_dir(dir + "/data/ca", std::time(nullptr))
                                        : mg::ca::Authority::load_plug_in_dir(
                                              topology.plug_in_ca, "cluster.local", std::time(nullptr));

@@ -97,7 +97,7 @@ struct Harness {
   std::unique_ptr<pb::AdminService::Stub> admin_stub;
 
   Harness(std::chrono::milliseconds debounce, bool own_process);
-  // Every replica of `topology` in its own process.
+  // Every replica of `topology` in its own process (`replicas` 0: one control plane in this one).
   Harness(std::chrono::milliseconds debounce, const Topology& topology);
   ~Harness();
   Replica spawn_server(std::chrono::milliseconds debounce, const Topology& topology);
