@@ -163,6 +163,20 @@ uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
+// The etcd started below, stopped at exit too: die() exits without unwinding, and an etcd left
+// running would outlive the bench.
+pid_t g_etcd_pid = 0;
+std::vector<std::string> g_temp_dirs;  // the etcd data dir, the CA directory: removed at exit
+void stop_etcd_at_exit() {
+  if (g_etcd_pid > 0) {
+    ::kill(g_etcd_pid, SIGTERM);
+    int status = 0;
+    waitpid(g_etcd_pid, &status, 0);
+  }
+  std::error_code ec;
+  for (const auto& d : g_temp_dirs) std::filesystem::remove_all(d, ec);
+}
+
 // A one-member etcd on 127.0.0.1 in a temp dir, stopped (SIGTERM, then waited for) and removed
 // with the object. Every replica's store and watch go to it.
 class EtcdProcess {
@@ -175,6 +189,7 @@ class EtcdProcess {
   explicit EtcdProcess(const std::string& bin) {
     dir_ = (std::filesystem::temp_directory_path() / "mg-control-bench-etcd-XXXXXX").string();
     if (!::mkdtemp(dir_.data())) die("mkdtemp");
+    g_temp_dirs.push_back(dir_);
     const std::string client = "http://127.0.0.1:" + std::to_string(free_port());
     const std::string peer = "http://127.0.0.1:" + std::to_string(free_port());
     std::vector<std::string> args = {bin,
@@ -206,6 +221,8 @@ class EtcdProcess {
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     if (posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) die("posix_spawn etcd");
     posix_spawn_file_actions_destroy(&fa);
+    g_etcd_pid = pid_;
+    std::atexit(stop_etcd_at_exit);
     endpoint_ = client.substr(std::string("http://").size());
     for (int i = 0; i < 200; ++i) {  // bounded: 20 s
       if (http_get(endpoint_, "/health").find("\"true\"") != std::string::npos) return;
@@ -218,6 +235,7 @@ class EtcdProcess {
       ::kill(pid_, SIGTERM);
       int status = 0;
       waitpid(pid_, &status, 0);
+      g_etcd_pid = 0;
     }
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -237,6 +255,7 @@ int run_propagation_etcd(int n, int changes, std::chrono::milliseconds debounce,
   EtcdProcess etcd(*bin);
   std::string cacerts = (std::filesystem::temp_directory_path() / "mg-control-bench-ca-XXXXXX").string();
   if (!::mkdtemp(cacerts.data())) die("mkdtemp");
+  g_temp_dirs.push_back(cacerts);
   {
     auto ca = mg::ca::Authority::create_self_signed("cluster.local", mg::crypto::KeyType::EcP256,
                                                     std::time(nullptr));
