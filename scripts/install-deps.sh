@@ -14,7 +14,7 @@ PACKAGES=(
   jq                               # end-to-end tests read the CLI's JSON output
   libasio-dev                      # standalone Asio: the proxy's event loops (C++20 coroutines)
   libnghttp2-dev                   # http2: HTTP/2 framing, HPACK and flow control (issue 15; no home-made codec)
-  libjemalloc-dev                  # meshguard-proxy's allocator (CMake MESHGUARD_JEMALLOC, on by default)
+  libjemalloc-dev                  # the daemons' allocator (CMake MESHGUARD_JEMALLOC, on by default)
   wrk nghttp2-client haproxy       # bench/dataplane: closed/open-loop load and the HAProxy 2.6 baseline;
                                    # h2load (nghttp2-client) also drives tests/e2e/proxy/http2.sh
   python3 iproute2                 # bench/dataplane: idle-connection holder, ss
