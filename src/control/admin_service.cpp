@@ -187,7 +187,7 @@ std::map<ResourceKey, std::string> meshes_by_key(const policy::ResourceSet& set)
   std::map<ResourceKey, std::string> out;
   policy::for_each_kind([&](const char* kind, auto member) {
     for (const auto& r : set.*member)
-      out[{kind, std::string_view(kind) == "Mesh" ? "" : r.meta.ns, r.meta.name}] = policy::mesh_of(r.meta);
+      out[{kind, r.meta.ns, r.meta.name}] = policy::mesh_of(r.meta);  // a Mesh's ns is "" (cluster-scoped)
   });
   return out;
 }
@@ -408,7 +408,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         policy::ResourceSet after;
         policy::for_each_kind([&](const char* kind, auto member) {
           for (const auto& r : (*stored).*member) {
-            const ResourceKey key{kind, std::string_view(kind) == "Mesh" ? "" : r.meta.ns, r.meta.name};
+            const ResourceKey key{kind, r.meta.ns, r.meta.name};
             if (std::find(keys.begin(), keys.end(), key) == keys.end()) (after.*member).push_back(r);
           }
         });

@@ -555,8 +555,6 @@ Status parse_document(Ctx& ctx, const YAML::Node& doc, ResourceSet& out) {
   const YAML::Node spec_node = has_spec ? spec : YAML::Node(YAML::NodeType::Null);
   if (kind != "Mesh") {
     if (auto st = place_in_namespace(ctx, metadata, meta); !st) return st;
-  }
-  if (kind != "Mesh") {
     if (auto st = place_in_mesh(ctx, metadata, meta); !st) return st;
   }
   if (kind == "Mesh") {
