@@ -107,7 +107,7 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool
   for (int i = 0; i < n; ++i) ids.push_back(issue(*h.ca, "bench", "sa-" + std::to_string(i)));
 
   const long rss_before = rss_kb();
-  const long server_rss_before = own_process ? proc_rss_kb(h.server_pid) : 0;
+  const long server_rss_before = own_process ? proc_rss_kb(h.server_pid()) : 0;
   Round round;
   std::vector<std::unique_ptr<SimProxy>> proxies;
   proxies.reserve(static_cast<size_t>(n));
@@ -116,7 +116,7 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool
   const double connect_s = ms(Clock::now() - connect_start) / 1000.0;
   std::this_thread::sleep_for(500ms);  // let the streams settle before sampling memory
   const long rss_after = rss_kb();
-  const long server_rss_after = own_process ? proc_rss_kb(h.server_pid) : 0;
+  const long server_rss_after = own_process ? proc_rss_kb(h.server_pid()) : 0;
 
   const auto server_before = h.ack_latency_buckets();
   const Changes run = run_changes(h, round, proxies, 1, changes, revision, debounce, true);
@@ -263,7 +263,6 @@ int run_propagation_etcd(int n, int changes, std::chrono::milliseconds debounce,
     if (auto st = ca->save_dir(cacerts); !st) die("ca: " + st.error().to_string());
   }
   Topology topology{replica_count, etcd.store(), cacerts};
-  int rc = 0;
   {
     Harness h(debounce, topology);
     int64_t revision = h.apply(policy(0));
@@ -320,7 +319,7 @@ int run_propagation_etcd(int n, int changes, std::chrono::milliseconds debounce,
   }
   std::error_code ec;
   std::filesystem::remove_all(cacerts, ec);
-  return rc;
+  return 0;
 }
 
 // ------------------------------------------------------------------------------ replica joining
@@ -381,18 +380,18 @@ int run_replica_join(int n, int joins, int pool, std::chrono::milliseconds debou
   std::vector<mg::api::SvidFiles> ids;
   for (int i = 0; i < n; ++i) ids.push_back(issue(*h.ca, "bench", "sa-" + std::to_string(i)));
   std::vector<std::unique_ptr<SimProxy>> proxies, replicas;
-  const long server_rss_empty = proc_rss_kb(h.server_pid);
+  const long server_rss_empty = proc_rss_kb(h.server_pid());
   connect_proxies(h, round, ids, proxies, 0, "proxy-", 0, [](SimProxy& p, int i) {
     if (i == 0) p.keep_snapshot();
   });
   std::this_thread::sleep_for(500ms);
-  const long server_rss_connected = proc_rss_kb(h.server_pid);
+  const long server_rss_connected = proc_rss_kb(h.server_pid());
 
   std::vector<double> last_ack_ms, cpu_per_join, handshake_ms;
   for (int k = 0; k < joins; ++k) {
     std::vector<mg::api::SvidFiles> one{issue(*h.ca, "bench", "details")};
     round.join_acked.store(0);
-    const double cpu0 = proc_cpu_ms(h.server_pid);
+    const double cpu0 = proc_cpu_ms(h.server_pid());
     round.joined_at = Clock::now();  // before `join`: a proxy that loads `join` then sees this time
     round.join.store(k);
     connect_proxies(h, round, one, replicas, n + k, "joiner-", k, [&](SimProxy& p, int) {
@@ -401,7 +400,7 @@ int run_replica_join(int n, int joins, int pool, std::chrono::milliseconds debou
     if (!wait_count(round, round.join_acked, n, kChangeTimeout))
       die("join " + std::to_string(k) + ": " + std::to_string(round.join_acked.load()) + " of " +
           std::to_string(n) + " proxies ACKed the new endpoint within the timeout");
-    cpu_per_join.push_back(proc_cpu_ms(h.server_pid) - cpu0);
+    cpu_per_join.push_back(proc_cpu_ms(h.server_pid()) - cpu0);
     handshake_ms.push_back(ms(replicas.back()->hello_written_at() - round.joined_at));
     double last = 0;
     for (const auto& p : proxies) last = std::max(last, p->join_latencies_ms.back());
@@ -418,8 +417,8 @@ int run_replica_join(int n, int joins, int pool, std::chrono::milliseconds debou
     as_replica(p, "pool", kPoolListener + static_cast<uint32_t>(i), kPoolPort);
   });
   std::this_thread::sleep_for(500ms);
-  const long rss_before_pool = proc_rss_kb(h.server_pid);
-  const double cpu0 = proc_cpu_ms(h.server_pid);
+  const long rss_before_pool = proc_rss_kb(h.server_pid());
+  const double cpu0 = proc_cpu_ms(h.server_pid());
   round.acked.store(0);
   round.applied_at = Clock::now();
   round.target_revision.store(INT64_MAX);
@@ -427,12 +426,12 @@ int run_replica_join(int n, int joins, int pool, std::chrono::milliseconds debou
   round.target_revision.store(revision);
   if (!wait_count(round, round.acked, n, kChangeTimeout))
     die("the pool Service: " + std::to_string(round.acked.load()) + " of " + std::to_string(n) + " ACKs");
-  const double pool_cpu = proc_cpu_ms(h.server_pid) - cpu0;
+  const double pool_cpu = proc_cpu_ms(h.server_pid()) - cpu0;
   const std::string last = proxies.front()->last_snapshot();
   if (last.find("  - workload: pool-" + std::to_string(pool - 1) + "\n") == std::string::npos)
     die("the pool's endpoints are not in the pushed snapshot");
   std::this_thread::sleep_for(500ms);
-  const long rss_after_pool = proc_rss_kb(h.server_pid);
+  const long rss_after_pool = proc_rss_kb(h.server_pid());
 
   std::vector<double> all;
   for (const auto& p : proxies)

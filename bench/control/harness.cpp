@@ -213,7 +213,6 @@ Harness::Harness(std::chrono::milliseconds debounce, const Topology& topology) {
     dir = local.dir;
   } else {
     for (int i = 0; i < topology.replicas; ++i) replicas.push_back(spawn_server(debounce, topology));
-    server_pid = replicas[0].pid;
     address = replicas[0].address;
     metrics_address = replicas[0].metrics_address;
     dir = replicas[0].dir;

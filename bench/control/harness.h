@@ -88,7 +88,6 @@ struct Replica {
 // (read from the data dir) and the admin identity.
 struct Harness {
   Server local;
-  pid_t server_pid = 0;                       // replicas[0]'s, when the control plane runs in child processes
   std::string address, metrics_address, dir;  // replicas[0]'s (the one applies go through)
   std::vector<Replica> replicas;              // own process: every replica, each in its process
   std::unique_ptr<mg::ca::Authority> ca;
@@ -101,6 +100,8 @@ struct Harness {
   Harness(std::chrono::milliseconds debounce, const Topology& topology);
   ~Harness();
   Replica spawn_server(std::chrono::milliseconds debounce, const Topology& topology);
+  // The control plane's process (replicas[0]'s), or 0 when it runs in this one.
+  pid_t server_pid() const { return replicas.empty() ? 0 : replicas[0].pid; }
   // The replica the proxy numbered `index` connects to: spread round-robin.
   const std::string& address_for(int index) const {
     return replicas.empty() ? address : replicas[static_cast<size_t>(index) % replicas.size()].address;

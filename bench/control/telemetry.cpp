@@ -146,20 +146,20 @@ int run_telemetry(int n, const TelemetryOptions& o) {
   Round round;
   std::vector<std::unique_ptr<SimProxy>> proxies;
   proxies.reserve(static_cast<size_t>(n));
-  const long rss_empty = proc_rss_kb(h.server_pid);
+  const long rss_empty = proc_rss_kb(h.server_pid());
   connect_proxies(h, round, ids, proxies, 0, "proxy-", 0, nullptr);
   std::this_thread::sleep_for(500ms);
-  const long rss_connected = proc_rss_kb(h.server_pid);
+  const long rss_connected = proc_rss_kb(h.server_pid());
   const auto measure = std::chrono::seconds(o.measure_s);
 
   // Telemetry off: the control plane idle with N streams, then the policy changes.
-  double cpu0 = proc_cpu_ms(h.server_pid);
+  double cpu0 = proc_cpu_ms(h.server_pid());
   std::this_thread::sleep_for(measure);
-  const double idle_cpu_per_s = (proc_cpu_ms(h.server_pid) - cpu0) / o.measure_s;
+  const double idle_cpu_per_s = (proc_cpu_ms(h.server_pid()) - cpu0) / o.measure_s;
   const Changes off = run_changes(h, round, proxies, 1, o.changes, revision, o.debounce, false);
 
   // Telemetry on: every proxy reports once before anything is measured.
-  const long rss_before = proc_rss_kb(h.server_pid);
+  const long rss_before = proc_rss_kb(h.server_pid());
   TelemetrySender sender(proxies, o);
   const auto warm_until = Clock::now() + o.interval * 3 + 30s;
   while (round.telemetry_written.load() < n && Clock::now() < warm_until) std::this_thread::sleep_for(50ms);
@@ -167,12 +167,12 @@ int run_telemetry(int n, const TelemetryOptions& o) {
     die("only " + std::to_string(round.telemetry_written.load()) + " Telemetry messages written for " +
         std::to_string(n) + " proxies");
   const int64_t batches0 = round.telemetry_written.load();
-  cpu0 = proc_cpu_ms(h.server_pid);
+  cpu0 = proc_cpu_ms(h.server_pid());
   std::this_thread::sleep_for(measure);
-  const double on_cpu_per_s = (proc_cpu_ms(h.server_pid) - cpu0) / o.measure_s;
+  const double on_cpu_per_s = (proc_cpu_ms(h.server_pid()) - cpu0) / o.measure_s;
   const double batches_per_s = static_cast<double>(round.telemetry_written.load() - batches0) / o.measure_s;
   const Changes on = run_changes(h, round, proxies, 1 + o.changes, o.changes, revision, o.debounce, false);
-  const long rss_after = proc_rss_kb(h.server_pid);
+  const long rss_after = proc_rss_kb(h.server_pid());
 
   // The batches reached the console's window: every proxy reporting, nothing dropped at the
   // 256-flow bound, denials sampled.
