@@ -68,25 +68,16 @@ Result<std::string> open_shared_token_key(EtcdStore& etcd, const std::string& pr
   }
   auto stored = etcd.shared_value(kSharedTokenKey, create_with);
   if (!stored) return fail(stored.error());
-  if (!seal) {
-    if (is_sealed(*stored))
-      return fail("control.seal_key",
-                  etcd_key +
-                      " is sealed: the other replicas were started with --seal-key FILE (or "
-                      "--plug-in-ca); start this one the same way");
-    return std::move(*stored);
-  }
-  if (!is_sealed(*stored))
-    return fail("control.seal_key",
-                etcd_key +
-                    " is stored in clear (the replicas that created it ran without --seal-key "
-                    "or --plug-in-ca): start this replica as they are");
-  auto pem = open_secret(*seal, kSharedTokenKey, *stored);
-  if (!pem)
-    return fail(pem.error().code,
-                pem.error().message + " — if the key was replaced, delete " + etcd_key +
-                    " (bootstrap tokens minted before stop working) and start the replicas again");
-  return pem;
+  const std::string if_replaced =
+      " — if the key was replaced, delete " + etcd_key +
+      " (bootstrap tokens minted before stop working) and start the replicas again";
+  return open_stored_secret({.value = *stored,
+                             .label = kSharedTokenKey,
+                             .etcd_key = etcd_key,
+                             .what = "the token key",
+                             .sealed_by = "--seal-key FILE (or --plug-in-ca)",
+                             .wrong_key_remedy = if_replaced},
+                            seal);
 }
 
 }  // namespace mg::control

@@ -101,4 +101,25 @@ Result<std::string> open_secret(const SealKey& seal, std::string_view label, std
   return plain;
 }
 
+Result<std::string> open_stored_secret(const StoredSecret& stored, const SealKey* seal) {
+  const std::string where(stored.etcd_key);
+  const std::string what(stored.what);
+  const std::string flags(stored.sealed_by);
+  const bool sealed = is_sealed(stored.value);
+  if (sealed && !seal)
+    return fail("control.seal_key", where + " holds " + what + " sealed: start this replica with " + flags +
+                                        ", as the replicas that stored it were started");
+  if (!sealed && seal)
+    return fail("control.seal_key",
+                where + " holds " + what + " in clear (the replicas that stored it ran without " + flags +
+                    "): start this replica as they are" + std::string(stored.clear_remedy));
+  if (!sealed) return std::string(stored.value);
+  auto opened = open_secret(*seal, stored.label, stored.value);
+  if (!opened)
+    return fail(opened.error().code, opened.error().message + ": " + seal->description() +
+                                         " of this replica is not the one the replicas that stored " + where +
+                                         " were given" + std::string(stored.wrong_key_remedy));
+  return opened;
+}
+
 }  // namespace mg::control

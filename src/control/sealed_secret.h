@@ -45,4 +45,20 @@ Result<std::string> seal_secret(const SealKey& key, std::string_view label, std:
 // control.sealed: not a sealed value, or sealed under another key or label.
 Result<std::string> open_secret(const SealKey& key, std::string_view label, std::string_view sealed);
 
+// How a secret read back from etcd was stored, for the sentences below.
+struct StoredSecret {
+  std::string_view value;              // as stored: sealed form or clear PEM
+  std::string_view label;              // what it was sealed under (seal_secret's label)
+  std::string_view etcd_key;           // where it is, named in every refusal
+  std::string_view what;               // "the CA's key", "the token key"
+  std::string_view sealed_by;          // the flags that seal: "--seal-key FILE" (or "… or --plug-in-ca")
+  std::string_view clear_remedy = {};  // appended when a clear value meets a key
+  std::string_view wrong_key_remedy = {};  // appended when the key does not open the value
+};
+// The one decision for a stored secret: sealed needs this replica's key to open it, clear must not
+// meet a key (a replica started with --seal-key on a clear secret would otherwise silently run
+// unsealed). control.seal_key names the flag to change; control.sealed when the key is not the one
+// the value was sealed under.
+Result<std::string> open_stored_secret(const StoredSecret& stored, const SealKey* seal);
+
 }  // namespace mg::control

@@ -36,30 +36,18 @@ Result<ca::CaPem> decode_pem(const nlohmann::json& j, const SealKey* seal, std::
       return bad(etcd_key, std::string("no ") + name);
     *out = it->get<std::string>();
   }
-  const bool sealed = is_sealed(pem.ca_key);
-  if (sealed && !seal)
-    return fail("control.seal_key",
-                std::string(etcd_key) +
-                    " holds the CA's key sealed: start this replica with --seal-key FILE, the "
-                    "file the other replicas were given");
-  if (!sealed && seal)
-    return fail(
-        "control.seal_key",
-        std::string(etcd_key) +
-            " holds the CA's key in clear (the replicas that created it ran without --seal-key): start "
-            "this replica without --seal-key as they are, or, for a new sealed CA, delete " +
-            std::string(etcd_key) +
-            " and the token key beside it and start every replica with --seal-key "
-            "(docs/ETCD.md)");
-  if (sealed) {
-    auto opened = open_secret(*seal, kKeyLabel, pem.ca_key);
-    if (!opened)
-      return fail(opened.error().code, opened.error().message +
-                                           ": this replica's --seal-key FILE is not the one "
-                                           "the replicas that stored " +
-                                           std::string(etcd_key) + " were given");
-    pem.ca_key = std::move(*opened);
-  }
+  const std::string to_seal_anew = ", or, for a new sealed CA, delete " + std::string(etcd_key) +
+                                   " and the token key beside it and start every replica with --seal-key "
+                                   "(docs/ETCD.md)";
+  auto key = open_stored_secret({.value = pem.ca_key,
+                                 .label = kKeyLabel,
+                                 .etcd_key = etcd_key,
+                                 .what = "the CA's key",
+                                 .sealed_by = "--seal-key FILE",
+                                 .clear_remedy = to_seal_anew},
+                                seal);
+  if (!key) return fail(key.error());
+  pem.ca_key = std::move(*key);
   return pem;
 }
 

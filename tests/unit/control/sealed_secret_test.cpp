@@ -103,5 +103,44 @@ TEST(SealedSecret, SealKeyFileContent) {
   EXPECT_FALSE(is_sealed("-----BEGIN PRIVATE KEY-----"));
 }
 
+// Read back from etcd: sealed opens only with the key it was sealed under; clear meets no key.
+TEST(SealedSecret, AStoredSecretOpensOnlyTheWayItWasStored) {
+  auto key = SealKey::from_file_content(std::string(40, 'k'));
+  auto other = SealKey::from_file_content(std::string(40, 'o'));
+  ASSERT_TRUE(key && other);
+  auto sealed = seal_secret(*key, "token-key", "the PEM");
+  ASSERT_TRUE(sealed);
+  auto stored = [](std::string_view value) {
+    return StoredSecret{.value = value,
+                        .label = "token-key",
+                        .etcd_key = "/mg/shared/token-key",
+                        .what = "the token key",
+                        .sealed_by = "--seal-key FILE",
+                        .clear_remedy = " (clear remedy)",
+                        .wrong_key_remedy = " (wrong key remedy)"};
+  };
+  EXPECT_EQ(*open_stored_secret(stored(*sealed), &*key), "the PEM");
+  EXPECT_EQ(*open_stored_secret(stored("clear PEM"), nullptr), "clear PEM");
+
+  auto no_key = open_stored_secret(stored(*sealed), nullptr);
+  ASSERT_FALSE(no_key);
+  EXPECT_EQ(no_key.error().code, "control.seal_key");
+  EXPECT_NE(no_key.error().message.find("/mg/shared/token-key holds the token key sealed: start this "
+                                        "replica with --seal-key FILE"),
+            std::string::npos);
+
+  auto key_on_clear = open_stored_secret(stored("clear PEM"), &*key);
+  ASSERT_FALSE(key_on_clear);
+  EXPECT_EQ(key_on_clear.error().code, "control.seal_key");
+  EXPECT_NE(key_on_clear.error().message.find("in clear"), std::string::npos);
+  EXPECT_NE(key_on_clear.error().message.find("(clear remedy)"), std::string::npos);
+
+  auto wrong = open_stored_secret(stored(*sealed), &*other);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, "control.sealed");
+  EXPECT_NE(wrong.error().message.find("(wrong key remedy)"), std::string::npos);
+  EXPECT_EQ(wrong.error().message.find("(clear remedy)"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace mg::control
