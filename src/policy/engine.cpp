@@ -529,6 +529,41 @@ bool matches(const CompiledRule& r, const AuthzAttributes& a) {
   return !r.never && any_clause(r.from, a) && any_clause(r.to, a) && !first_failure(r.when, a);
 }
 
+bool is_request_authentication(Field f) {
+  return f == Field::RequestPrincipal || f == Field::AuthPrincipal || f == Field::AuthAudiences ||
+         f == Field::AuthPresenter || f == Field::AuthClaim;
+}
+
+// Whether `c` would hold for this request if it carried a token that satisfies every request
+// authentication condition (requestPrincipals, request.auth.*); the other conditions as they are.
+bool holds_given_a_credential(const Clause& c, const AuthzAttributes& a) {
+  for (const auto& p : c.predicates) {
+    if (!is_request_authentication(p.field) && !evaluate(p, a)) return false;
+  }
+  return true;
+}
+
+bool any_clause_given_a_credential(const std::vector<Clause>& clauses, const AuthzAttributes& a) {
+  if (clauses.empty()) return true;
+  for (const auto& c : clauses) {
+    if (holds_given_a_credential(c, a)) return true;
+  }
+  return false;
+}
+
+// A request without a verified token that no enforced ALLOW rule matched: would one match with
+// a token? Then what it lacks is a credential, not a permission.
+bool a_credential_would_allow(const AuthzSnapshot& s, const RuleIndex& allow, const AuthzAttributes& a) {
+  for (const auto& ref : allow.refs) {
+    const auto& r = *ref.rule;
+    if (s.policies()[ref.policy].dry_run || r.never) continue;
+    if (any_clause_given_a_credential(r.from, a) && any_clause_given_a_credential(r.to, a) &&
+        holds_given_a_credential(r.when, a))
+      return true;
+  }
+  return false;
+}
+
 using Bucket = std::vector<std::pair<std::string, std::vector<uint32_t>>>;
 
 const std::vector<uint32_t>* find_bucket(const Bucket& buckets, std::string_view key) {
@@ -731,6 +766,7 @@ Decision authorize(const AuthzSnapshot& s, const AuthzAttributes& attributes, bo
   d.allow = false;
   d.status = deny_status;
   d.reason = ReasonCode::DeniedNoAllowMatch;
+  d.lacks_credential = a.http && !authenticated(a) && a_credential_would_allow(s, allow, a);
   return d;
 }
 

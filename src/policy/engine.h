@@ -103,6 +103,10 @@ struct Decision {
   ReasonCode reason = ReasonCode::DeniedNoAllowMatch;
   std::string detail;        // extra words for a pipeline failure (401 reason, 400 why)
   bool audit = false;        // an AUDIT rule matched
+  // DeniedNoAllowMatch for a request without a verified token, where an ALLOW rule would match
+  // had it carried one: it lacks a credential rather than a permission. Istio answers 403 all the
+  // same (HTTP keeps that); a gRPC caller is told UNAUTHENTICATED (proxy/enforcement.cpp).
+  bool lacks_credential = false;
   std::string_view audit_policy;
   int audit_rule = -1;
   std::vector<DryRunResult> dry_run;  // empty unless dry-run policies apply

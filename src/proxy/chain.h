@@ -56,6 +56,8 @@ struct Verdict {
   std::optional<bool> dry_run_allow;          // the outcome the dry-run policies would have had
   std::optional<std::string> dry_run_policy;  // the dry-run policy that would have decided
   std::string reason;
+  // Denied for want of a request credential (policy::Decision::lacks_credential).
+  bool lacks_credential = false;
   // Every OPAPolicy evaluated (access log "opa", meshguard_opa_decisions_total); empty when none.
   struct Opa {
     std::string policy;   // "namespace/name"

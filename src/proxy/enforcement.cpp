@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "http2/grpc.h"
 #include "policy/resources.h"
 
 #include "proxy/policy_state.h"
@@ -9,6 +10,21 @@
 #include "proxy/worker.h"
 
 namespace mg::proxy {
+
+namespace {
+
+// gRPC's status codes reserve PERMISSION_DENIED for a caller who is known and not allowed ("use
+// UNAUTHENTICATED instead" when the caller cannot be identified). A call no ALLOW rule matched
+// only because it carried no token is answered 401, which a gRPC caller receives as grpc-status
+// 16 UNAUTHENTICATED; an HTTP caller keeps Istio's 403.
+void tell_grpc_caller_to_authenticate(const http::Request& request, Verdict& verdict) {
+  if (verdict.allow || !verdict.lacks_credential || verdict.status != 403 || !http2::is_grpc_request(request))
+    return;
+  verdict.status = 401;
+  verdict.body = "Jwt is missing";
+}
+
+}  // namespace
 
 Enforcement::Enforcement(const ProxyConfig& config, const PolicyState& policy, Report& report)
     : config_(config), policy_(policy), report_(report) {}
@@ -51,6 +67,7 @@ bool Enforcement::judge_request(http::Request& request, const HttpSide& side,
                                "next request, which was not forwarded");
     return false;
   }
+  tell_grpc_caller_to_authenticate(request, out.verdict);
   out.decision = out.verdict.allow ? std::move(ctx.decision) : out.verdict;
   if (ctx.pending_custom && !out.verdict.allow) {
     out.pending = std::move(ctx.pending_custom);
@@ -130,6 +147,7 @@ net::awaitable<void> Enforcement::ask_provider(http::Request& request, const Htt
       break;
     }
   }
+  tell_grpc_caller_to_authenticate(request, decision);
   decision.ext_authz = std::move(call);
   out.decision = decision;
   out.verdict = decision.allow ? Verdict::pass() : std::move(decision);

@@ -83,6 +83,7 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   if (d.rule >= 0) v.rule = d.rule;
   v.action = policy::deciding_action(d.reason);
   v.audit = d.audit;
+  v.lacks_credential = d.lacks_credential;
   std::string shadow_policy;
   v.dry_run_allow = policy::dry_run_outcome(d, &shadow_policy);
   if (v.dry_run_allow && !shadow_policy.empty()) v.dry_run_policy = std::move(shadow_policy);

@@ -3,8 +3,10 @@
 # grpc) and a server proxy (inbound protocol grpc, mTLS STRICT) speaking HTTP/2 to each other, with
 # a RequestAuthentication and an AuthorizationPolicy on gRPC paths: an allowed method is OK (unary,
 # and a bidirectional stream whose two directions flow at once), trailers relayed; a denied method
-# is PERMISSION_DENIED; a bad token UNAUTHENTICATED; no token PERMISSION_DENIED (Istio: a request
-# without a token has no request principal, so the ALLOW does not match: 403); metrics carry
+# is PERMISSION_DENIED; a bad token UNAUTHENTICATED; no token UNAUTHENTICATED (the ALLOW would
+# match with a token: the call lacks a credential, not a permission — gRPC's status-code rules;
+# an HTTP caller gets Istio's 403), but a method no token would allow stays PERMISSION_DENIED
+# without a token too; metrics carry
 # request_protocol="grpc" and grpc_response_status; a long-lived stream the policy stops allowing
 # is reset at the reload (judged again, as a WebSocket is).
 # Usage: grpc_mesh.sh PROXY SERVER CLIENT
@@ -74,10 +76,14 @@ expect_contains "$out" "status=16 UNAUTHENTICATED" "a bad token: UNAUTHENTICATED
 expect_contains "$out" "Jwt" "grpc-message says why"
 
 out=$(call --method unary)
-expect_contains "$out" "status=7 PERMISSION_DENIED" "no token: no request principal, PERMISSION_DENIED"
+expect_contains "$out" "status=16 UNAUTHENTICATED" "no token where a token would allow: UNAUTHENTICATED"
+expect_contains "$out" "Jwt is missing" "grpc-message: the token is missing"
 
 out=$(call --method chat --count 2)
-expect_contains "$out" "status=7 PERMISSION_DENIED" "a stream without a token is denied before it starts"
+expect_contains "$out" "status=16 UNAUTHENTICATED" "a stream without a token is refused before it starts: UNAUTHENTICATED"
+
+out=$(call --method forbidden)
+expect_contains "$out" "status=7 PERMISSION_DENIED" "no token on a method no token would open: still PERMISSION_DENIED"
 
 metrics=$(curl -s --max-time 10 "http://127.0.0.1:$S_ADMIN/metrics")
 expect_contains "$metrics" 'request_protocol="grpc",response_code="200",response_flags="-",connection_security_policy="mutual_tls",grpc_response_status="7"' "istio_requests_total: denied calls with grpc_response_status 7"

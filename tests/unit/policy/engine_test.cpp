@@ -281,6 +281,44 @@ TEST(EnginePrincipals, RequestPrincipals) {
             &none);
 }
 
+// A request without a token that an ALLOW rule would admit with one lacks a credential, not a
+// permission (gRPC callers are told UNAUTHENTICATED for it); never when no token would help.
+TEST(EnginePrincipals, LacksCredentialOnlyWhereATokenWouldAllow) {
+  const auto rp_on_path = ap("p",
+                             "  rules:\n  - from:\n    - source:\n        requestPrincipals: [\"*\"]\n"
+                             "    to:\n    - operation:\n        paths: [\"/details/*\"]");
+  const auto claim =
+      ap("p", "  rules:\n  - when:\n    - key: request.auth.claims[group]\n      values: [\"admin\"]");
+  const auto peer_only =
+      ap("p", "  rules:\n  - from:\n    - source:\n        principals: [\"cluster.local/ns/x/sa/y\"]");
+  const auto deny_all = ap("d", "  action: DENY\n  rules:\n  - {}") + rp_on_path;
+  const jwt::RequestAuth none;
+  struct Expect {
+    const char* name;
+    std::string yaml;
+    Req req;
+    bool lacks;
+  };
+  for (const auto& c :
+       std::vector<Expect>{{"requestPrincipals on a matching path", rp_on_path, kDefault, true},
+                           {"requestPrincipals, but another path: no token would help", rp_on_path,
+                            with([](Req& r) { r.path = "/admin"; }), false},
+                           {"a request.auth.claims condition", claim, kDefault, true},
+                           {"only peer principals: no token would help", peer_only, kDefault, false},
+                           {"denied by a DENY policy: not for want of a token", deny_all, kDefault, false}}) {
+    SCOPED_TRACE(c.name);
+    auto o = run(c.yaml, c.req, &none);
+    EXPECT_FALSE(o.allow) << o.text;
+    EXPECT_EQ(o.status, 403) << o.text;
+    EXPECT_EQ(o.lacks_credential, c.lacks) << o.text;
+  }
+  // With a token that does not satisfy the rule, the request lacks a permission.
+  const auto someone = authenticated("https://issuer.example", "someone");
+  auto o = run(claim, kDefault, &someone);
+  EXPECT_FALSE(o.allow);
+  EXPECT_FALSE(o.lacks_credential);
+}
+
 TEST(EnginePaths, NormalizationBeforeMatching) {
   const auto deny_admin = ap("deny-admin", "  action: DENY\n  rules:\n  - to:\n    - operation:\n        paths: [\"/admin\"]");
   auto at = [](const char* path) { return with([path](Req& r) { r.path = path; }); };

@@ -57,6 +57,7 @@ struct Outcome {
   std::vector<DryRunResult> dry_run;
   std::string text;
   std::shared_ptr<const AuthzSnapshot> snapshot;  // keeps the views above valid
+  bool lacks_credential = false;
 };
 
 // Runs the full pipeline; with `auth`, the request-authentication step is replaced by `auth`
@@ -77,7 +78,8 @@ inline Outcome run(const std::string& yaml, const Req& req, const jwt::RequestAu
   } else {
     d = decide(**snap, request, 1700000000);
   }
-  Outcome o{d.allow, d.status, std::string(d.policy), d.rule, d.reason, d.audit, d.dry_run, describe(d), *snap};
+  Outcome o{d.allow, d.status,  std::string(d.policy), d.rule, d.reason,
+            d.audit, d.dry_run, describe(d),           *snap,  d.lacks_credential};
   return o;
 }
 
