@@ -322,6 +322,7 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
     *key_out = key;
     auto registration = registration_of(*workload, hello, peer);
     if (!registration) return status_of(grpc::StatusCode::INVALID_ARGUMENT, registration.error());
+    registration->spiffe_id = id.str();
     // A connected workload's name belongs to its identity: another SVID of the namespace cannot
     // take it over (a registered Workload binds it for good).
     if (auto it = records_.find(key);

@@ -34,6 +34,9 @@ struct Registration {
   bool connected = true;
   // Its mesh (docs/MESHES.md): only Services of that mesh select it. "" is the default mesh.
   std::string mesh;
+  // The SPIFFE ID its certificate proved (ns and service_account are read from it); shared with
+  // the other replicas on etcd (live_endpoints.h), not kept in the store's record.
+  std::string spiffe_id;
   bool operator==(const Registration&) const = default;
 };
 

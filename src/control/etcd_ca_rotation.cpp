@@ -4,6 +4,7 @@
 #include "control/ca_rotation.h"
 #include "control/distributor.h"
 #include "control/etcd_client.h"
+#include "control/etcd_lease.h"
 #include "control/model.h"
 #include "control/shared_ca.h"
 #include "control/support.h"
@@ -138,19 +139,14 @@ Result<std::map<std::string, std::string>> CaElection::acks() const {
   return out;
 }
 
-EtcdCaRotation::EtcdCaRotation(Deps deps, std::string replica, std::chrono::seconds lease_ttl)
+EtcdCaRotation::EtcdCaRotation(Deps deps, std::string replica)
     : d_(deps),
       election_(deps.etcd.client(), deps.etcd.prefix(), std::move(replica)),
-      lease_ttl_(lease_ttl),
-      ca_key_(etcd_shared_key(deps.etcd.prefix(), kSharedCaName)) {}
+      ca_key_(etcd_shared_key(deps.etcd.prefix(), kSharedCaName)),
+      lease_generation_(deps.lease.generation()) {}
 
-Result<std::unique_ptr<EtcdCaRotation>> EtcdCaRotation::start(Deps deps, std::string replica,
-                                                              std::chrono::seconds lease_ttl) {
-  std::unique_ptr<EtcdCaRotation> r(new EtcdCaRotation(deps, std::move(replica), lease_ttl));
-  auto lease = deps.etcd.client().lease_grant(lease_ttl.count());
-  if (!lease) return fail(lease.error());
-  r->lease_ = *lease;
-  r->next_keep_alive_ = std::chrono::steady_clock::now() + lease_ttl / 3;
+Result<std::unique_ptr<EtcdCaRotation>> EtcdCaRotation::start(Deps deps, std::string replica) {
+  std::unique_ptr<EtcdCaRotation> r(new EtcdCaRotation(deps, std::move(replica)));
   deps.etcd.on_shared_ca_change([self = r.get()] {
     MutexLock lock(self->mutex_);
     self->shared_changed_ = true;
@@ -161,7 +157,7 @@ Result<std::unique_ptr<EtcdCaRotation>> EtcdCaRotation::start(Deps deps, std::st
       [self = r.get()](grpc::ServerUnaryReactor* reactor, int64_t wait,
                        ::meshguard::v1::RotateCaResponse* resp) { self->rotate(reactor, wait, resp); });
   log_line("replica " + r->election_.replica() + ": CA rotations through etcd (lease " +
-           std::to_string(lease_ttl.count()) + " s)");
+           std::to_string(deps.lease.ttl().count()) + " s)");
   return r;
 }
 
@@ -176,7 +172,6 @@ void EtcdCaRotation::stop() {
   d_.etcd.on_shared_ca_change(nullptr);
   if (rotation_thread_.joinable()) rotation_thread_.join();
   if (loop_thread_.joinable()) loop_thread_.join();
-  (void)d_.etcd.client().lease_revoke(lease_.load());  // this replica's keys go at once
 }
 
 bool EtcdCaRotation::sleep_unless_stopping(std::chrono::milliseconds d) {
@@ -193,32 +188,19 @@ void EtcdCaRotation::loop() {
       MutexLock lock(mutex_);
       if (stopping_) return;
     }
-    keep_lease_alive();
+    follow_lease();
     follow();
     acknowledge();
     if (!sleep_unless_stopping(std::chrono::duration_cast<std::chrono::milliseconds>(kTick))) return;
   }
 }
 
-void EtcdCaRotation::keep_lease_alive() {
-  const auto now = std::chrono::steady_clock::now();
-  if (now < next_keep_alive_) return;
-  next_keep_alive_ = now + lease_ttl_ / 3;
-  auto ttl = d_.etcd.client().lease_keep_alive(lease_.load());
-  if (!ttl) {
-    log_line("CA rotation: cannot renew this replica's etcd lease: " + ttl.error().to_string());
-    return;
-  }
-  if (*ttl > 0) return;
-  // The lease expired (this process was paused, or cut off from etcd for longer than its TTL):
-  // its keys are gone, and with them any rotation this replica led. A new lease, a new ack key.
-  log_line("CA rotation: this replica's etcd lease expired; taking a new one");
-  auto fresh = d_.etcd.client().lease_grant(lease_ttl_.count());
-  if (!fresh) {
-    log_line("CA rotation: " + fresh.error().to_string());
-    return;
-  }
-  lease_ = *fresh;
+void EtcdCaRotation::follow_lease() {
+  // A new lease (the last one expired: this process was paused, or cut off from etcd, past its
+  // TTL): its keys are gone, and with them any rotation this replica led. A new ack key.
+  const uint64_t generation = d_.lease.generation();
+  if (generation == lease_generation_) return;
+  lease_generation_ = generation;
   acked_.clear();
 }
 
@@ -298,7 +280,7 @@ void EtcdCaRotation::acknowledge() {
   const std::string want = bundle_hash(d_.ca.distributed_bundle().to_pem());
   const BundleRollout rollout = d_.distributor.bundle_rollout(want);
   if (!rollout.waiting.empty() || rollout.change_pending || rollout.stopping || want == acked_) return;
-  if (auto st = election_.put_ack(lease_.load(), want); !st) {
+  if (auto st = election_.put_ack(d_.lease.id(), want); !st) {
     log_line("CA rotation: " + st.error().to_string());
     return;
   }
@@ -356,7 +338,7 @@ void EtcdCaRotation::lead(grpc::ServerUnaryReactor* reactor, int64_t wait_second
 
   // Phase 1: lead (one transaction with the pending CA), then push the new bundle.
   leading_ = true;
-  auto fence = election_.begin(lease_.load(), state->mod_revision, *value);
+  auto fence = election_.begin(d_.lease.id(), state->mod_revision, *value);
   if (!fence) {
     leading_ = false;
     return refuse(grpc::StatusCode::FAILED_PRECONDITION, fence.error().message);

@@ -34,6 +34,7 @@ namespace mg::control {
 
 class CaRotation;
 class Distributor;
+class ReplicaLease;
 
 // The etcd transactions of a rotation (on their own: tests drive them against a real etcd).
 class CaElection {
@@ -77,24 +78,24 @@ class EtcdCaRotation {
     Distributor& distributor;
     const SealKey* seal;  // the --seal-key key, or null (the CA kept in clear)
     telemetry::Registry& metrics;
+    ReplicaLease& lease;  // this replica's (etcd_lease.h): the election and acknowledgement keys' lease
   };
-  // Takes a lease, writes this replica's acknowledgement key and follows shared/ca from now on;
-  // `replica`: this replica's id (its etcd keys' name, shown to operators).
-  static Result<std::unique_ptr<EtcdCaRotation>> start(Deps deps, std::string replica,
-                                                       std::chrono::seconds lease_ttl);
+  // Writes this replica's acknowledgement key and follows shared/ca from now on; `replica`: this
+  // replica's id (its etcd keys' name, shown to operators).
+  static Result<std::unique_ptr<EtcdCaRotation>> start(Deps deps, std::string replica);
   ~EtcdCaRotation() { stop(); }
 
   // AdminService.RotateCa on this replica: leads a rotation, or refuses (FAILED_PRECONDITION)
   // while another is in progress, naming its leader. Finishes `reactor` from a thread of its own.
   void rotate(grpc::ServerUnaryReactor* reactor, int64_t wait_seconds,
               ::meshguard::v1::RotateCaResponse* resp) MG_EXCLUDES(mutex_);
-  // Calls a rotation this replica leads off (fenced), then revokes the lease (its keys vanish).
+  // Calls a rotation this replica leads off (fenced). The lease is its owner's to revoke.
   void stop() MG_EXCLUDES(mutex_);
 
  private:
-  EtcdCaRotation(Deps deps, std::string replica, std::chrono::seconds lease_ttl);
+  EtcdCaRotation(Deps deps, std::string replica);
   void loop() MG_EXCLUDES(mutex_);
-  void keep_lease_alive();
+  void follow_lease();
   void follow() MG_EXCLUDES(mutex_);
   void acknowledge();
   bool adopt(const std::string& value);
@@ -103,11 +104,9 @@ class EtcdCaRotation {
 
   Deps d_;
   CaElection election_;
-  const std::chrono::seconds lease_ttl_;
   const std::string ca_key_;  // <prefix>shared/ca, for messages
-  std::atomic<int64_t> lease_{0};
   std::atomic<bool> leading_{false};
-  std::chrono::steady_clock::time_point next_keep_alive_{};
+  uint64_t lease_generation_ = 0;  // the lease's generation the ack key was written under (loop thread)
   std::chrono::steady_clock::time_point next_read_{};
   int64_t adopted_revision_ = 0;  // shared/ca's mod revision last adopted (loop thread)
   std::string acked_;             // this replica's acknowledgement key's value (loop thread)

@@ -122,6 +122,27 @@ Status check_etcd_key_parts(const ResourceKey& key) {
 
 std::string etcd_registrations_prefix(std::string_view prefix) { return std::string(prefix) + "registrations/"; }
 
+std::string etcd_live_prefix(std::string_view prefix) { return std::string(prefix) + "live/"; }
+
+std::string etcd_live_key(std::string_view prefix, std::string_view replica, std::string_view ns,
+                          std::string_view name) {
+  return etcd_live_prefix(prefix) + std::string(replica) + "/" + std::string(ns) + "/" + std::string(name);
+}
+
+std::optional<LiveKey> parse_etcd_live_key(std::string_view prefix, std::string_view key) {
+  const std::string head = etcd_live_prefix(prefix);
+  if (!key.starts_with(head)) return std::nullopt;
+  std::string_view rest = key.substr(head.size());
+  const auto a = rest.find('/');
+  if (a == std::string_view::npos) return std::nullopt;
+  const auto b = rest.find('/', a + 1);
+  if (b == std::string_view::npos || rest.find('/', b + 1) != std::string_view::npos) return std::nullopt;
+  LiveKey out{std::string(rest.substr(0, a)), std::string(rest.substr(a + 1, b - a - 1)),
+              std::string(rest.substr(b + 1))};
+  if (out.replica.empty() || out.ns.empty() || out.name.empty()) return std::nullopt;
+  return out;
+}
+
 std::string etcd_shared_key(std::string_view prefix, std::string_view name) {
   return std::string(prefix) + "shared/" + std::string(name);
 }

@@ -11,6 +11,9 @@
 //   <prefix>election/ca                           the replica leading a CA rotation, under its lease
 //   <prefix>ca-acks/<replica>                     the bundle a replica's proxies all acknowledged,
 //                                                 under its lease (etcd_ca_rotation.h)
+//   <prefix>live/<replica>/<namespace>/<name>     one proxy registered at that replica (its stream
+//                                                 there, or its grace period after), under the
+//                                                 replica's lease (etcd_live.h, live_endpoints.h)
 // The etcd revision of a resource key's last change is the resource's revision; the newest one the
 // replica has seen is the store's revision (the config version proxies are told).
 #pragma once
@@ -33,6 +36,9 @@ struct EtcdOptions {
   std::string ca_file, cert_file, key_file;
 };
 
+// Operations meshguard puts in one etcd transaction at most: under etcd's default --max-txn-ops (128).
+inline constexpr size_t kEtcdMaxOpsPerTxn = 100;
+
 bool is_etcd_url(std::string_view store);
 // "etcd://127.0.0.1:2379,10.0.0.2:2379" → the endpoints. Each must be HOST:PORT (IPv6 as [addr]:port)
 // with a port 1..65535; no path, query or credentials (TLS files are flags of their own).
@@ -53,6 +59,17 @@ std::optional<ResourceKey> parse_etcd_resource_key(std::string_view prefix, std:
 Status check_etcd_key_parts(const ResourceKey& key);
 
 std::string etcd_registrations_prefix(std::string_view prefix);
+
+// The live registrations every replica publishes (etcd_live.h).
+std::string etcd_live_prefix(std::string_view prefix);
+std::string etcd_live_key(std::string_view prefix, std::string_view replica, std::string_view ns,
+                          std::string_view name);
+struct LiveKey {
+  std::string replica, ns, name;
+  bool operator==(const LiveKey&) const = default;
+};
+// nullopt: not a live key under `prefix`, or not exactly replica/namespace/name with no part empty.
+std::optional<LiveKey> parse_etcd_live_key(std::string_view prefix, std::string_view key);
 std::string etcd_shared_key(std::string_view prefix, std::string_view name);
 
 // A resource's value: {"yaml": the document as applied, "updatedUnix": when}.

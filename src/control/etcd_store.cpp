@@ -1,6 +1,7 @@
 // control/etcd_store.cpp — the Store on etcd (etcd_store.h). One watch thread keeps `cache_` (the
 // resources under the prefix, each parsed once) at the newest revision it has seen; readers take
-// the mutex only to copy out. Writes go straight to etcd as transactions and then wait (bounded)
+// the mutex only to copy out. The same listing and watch keep `live_` (the replicas' live
+// registrations, raw: etcd_live.cpp reads them) and tell who follows them what changed. Writes go straight to etcd as transactions and then wait (bounded)
 // for the watch to bring their revision in, so this replica reads its own writes.
 #include "control/etcd_store.h"
 
@@ -21,7 +22,7 @@ namespace {
 
 constexpr int kMaxCasAttempts = 5;                         // an apply racing other writers, then conflict
 constexpr auto kReadOwnWriteWait = std::chrono::seconds(5);  // a write waits this long for its watch event
-constexpr size_t kMaxOpsPerTxn = 100;                      // under etcd's default --max-txn-ops (128)
+constexpr size_t kMaxOpsPerTxn = kEtcdMaxOpsPerTxn;
 
 struct Entry {
   StoredResource stored;
@@ -291,6 +292,18 @@ class EtcdStoreImpl final : public EtcdStore {
     shared_listener_ = std::move(listener);
   }
 
+  void on_live_change(LiveListener listener) override {
+    MutexLock lock(listener_mu_);
+    live_listener_ = std::move(listener);
+    if (!live_listener_) return;
+    std::vector<LiveEvent> all;
+    {
+      MutexLock state(mu_);
+      for (const auto& [key, value] : live_) all.push_back({key, value, false});
+    }
+    live_listener_(all, /*reset=*/true);
+  }
+
   EtcdClient& client() override { return *client_; }
   const std::string& prefix() const override { return options_.prefix; }
 
@@ -310,12 +323,19 @@ class EtcdStoreImpl final : public EtcdStore {
   // The whole prefix again, at one revision: the start, and after etcd compacted the history a
   // watch would have resumed from.
   Status relist() MG_EXCLUDES(mu_) {
+    // Both prefixes in one transaction: one revision, which the watch resumes from.
     const std::string head = etcd_resources_prefix(options_.prefix);
-    auto got = client_->range(prefix_range(head));
+    const std::string live_head = etcd_live_prefix(options_.prefix);
+    pb::TxnRequest read;
+    *read.add_success()->mutable_request_range() = prefix_range(head);
+    *read.add_success()->mutable_request_range() = prefix_range(live_head);
+    auto got = client_->txn(read);
     if (!got) return fail(got.error());
     std::map<ResourceKey, Entry> fresh;
     std::map<ResourceKey, Error> bad;
-    for (const auto& kv : got->kvs()) {
+    std::map<std::string, std::string> live;
+    for (const auto& kv : got->responses(1).response_range().kvs()) live.emplace(kv.key(), kv.value());
+    for (const auto& kv : got->responses(0).response_range().kvs()) {
       auto key = parse_etcd_resource_key(options_.prefix, kv.key());
       if (!key) continue;  // not ours (another tool's key under the prefix): ignored
       auto entry = parse_entry(*key, kv);
@@ -330,10 +350,28 @@ class EtcdStoreImpl final : public EtcdStore {
       MutexLock lock(mu_);
       cache_ = std::move(fresh);
       bad_ = std::move(bad);
+      live_ = live;
       revision_ = std::max(revision_, got->header().revision());
       cv_.notify_all();
     }
+    std::vector<LiveEvent> all;
+    for (auto& [key, value] : live) all.push_back({key, std::move(value), false});
+    notify_live_listener(all, /*reset=*/true);
     return {};
+  }
+
+  // One watch event under <prefix>live/ into `live_` (mu_ held), appended to `events`; false when
+  // the event is not under it.
+  bool apply_live_event(const pb::Event& ev, std::vector<LiveEvent>* events) MG_REQUIRES(mu_) {
+    if (!ev.kv().key().starts_with(etcd_live_prefix(options_.prefix))) return false;
+    if (ev.type() == pb::Event::DELETE) {
+      live_.erase(ev.kv().key());
+      events->push_back({ev.kv().key(), "", true});
+    } else {
+      live_.insert_or_assign(ev.kv().key(), ev.kv().value());
+      events->push_back({ev.kv().key(), ev.kv().value(), false});
+    }
+    return true;
   }
 
   // One watch event into the cache (mu_ held); false when the event was not a resource key.
@@ -382,8 +420,14 @@ class EtcdStoreImpl final : public EtcdStore {
     pb::WatchRequest create_shared;
     create_shared.mutable_create_request()->set_key(etcd_shared_key(options_.prefix, "ca"));
     create_shared.mutable_create_request()->set_start_revision(from);
+    // <prefix>live/ (etcd_live.h) too.
+    pb::WatchRequest create_live;
+    const std::string live_head = etcd_live_prefix(options_.prefix);
+    create_live.mutable_create_request()->set_key(live_head);
+    create_live.mutable_create_request()->set_range_end(etcd_prefix_end(live_head));
+    create_live.mutable_create_request()->set_start_revision(from);
     bool compacted = false;
-    if (stream->Write(create) && stream->Write(create_shared)) {
+    if (stream->Write(create) && stream->Write(create_shared) && stream->Write(create_live)) {
       pb::WatchResponse resp;
       while (stream->Read(&resp)) {
         if (resp.compact_revision() > 0) {
@@ -397,9 +441,11 @@ class EtcdStoreImpl final : public EtcdStore {
           break;
         }
         bool changed = false, shared = false;
+        std::vector<LiveEvent> live;
         {
           MutexLock lock(mu_);
           for (const auto& ev : resp.events()) {
+            if (apply_live_event(ev, &live)) continue;
             const bool resource = apply_event(ev);
             changed |= resource;
             shared |= !resource;
@@ -408,6 +454,7 @@ class EtcdStoreImpl final : public EtcdStore {
         }
         if (changed) notify_listener();
         if (shared) notify_shared_listener();
+        if (!live.empty()) notify_live_listener(live, /*reset=*/false);
       }
     }
     ctx.TryCancel();
@@ -457,6 +504,11 @@ class EtcdStoreImpl final : public EtcdStore {
     if (shared_listener_) shared_listener_();
   }
 
+  void notify_live_listener(const std::vector<LiveEvent>& events, bool reset) MG_EXCLUDES(mu_, listener_mu_) {
+    MutexLock lock(listener_mu_);
+    if (live_listener_) live_listener_(events, reset);
+  }
+
   // A write at `revision` is visible here once the watch has brought it in (bounded: a broken
   // watch delays reads of it, never the write's answer for long).
   void wait_for(int64_t revision) MG_EXCLUDES(mu_) {
@@ -475,9 +527,11 @@ class EtcdStoreImpl final : public EtcdStore {
   int64_t revision_ MG_GUARDED_BY(mu_) = 0;
   bool stopping_ MG_GUARDED_BY(mu_) = false;
   grpc::ClientContext* watch_ctx_ MG_GUARDED_BY(mu_) = nullptr;
-  Mutex listener_mu_;  // held while the listener runs (never with mu_)
+  Mutex listener_mu_;  // held while a listener runs; mu_ may be taken inside it, never the other way
   std::function<void()> listener_ MG_GUARDED_BY(listener_mu_);
   std::function<void()> shared_listener_ MG_GUARDED_BY(listener_mu_);
+  LiveListener live_listener_ MG_GUARDED_BY(listener_mu_);
+  std::map<std::string, std::string> live_ MG_GUARDED_BY(mu_);  // <prefix>live/ key → value
 };
 
 }  // namespace

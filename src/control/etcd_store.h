@@ -5,7 +5,8 @@
 // etcd transactions that compare each written key's mod_revision with the one just read, so two
 // replicas applying at once never interleave, and an apply based on an older revision
 // (if_revision) fails store.conflict instead of overwriting a newer change. A write returns once
-// this replica's view holds it, so a get right after an apply sees it.
+// this replica's view holds it, so a get right after an apply sees it. The same listing and watch
+// carry <prefix>live/ (the replicas' live registrations, etcd_live.h) and <prefix>shared/ca.
 #pragma once
 
 #include <functional>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "control/etcd_keys.h"
 #include "control/store.h"
@@ -31,6 +33,17 @@ class EtcdStore : public Store {
   // Called (on the watch thread) when <prefix>shared/ca may have changed: a watch event on it, or
   // a new listing after etcd compacted the history. The listener reads it again itself.
   virtual void on_shared_ca_change(std::function<void()> listener) = 0;
+  // One change under <prefix>live/: a key put (with its value) or deleted.
+  struct LiveEvent {
+    std::string key, value;
+    bool deleted = false;
+  };
+  // Called with the changes under <prefix>live/ (on the watch thread), and at once, from this
+  // call, with everything under it (reset). `reset`: the events are the whole prefix (a new
+  // listing, after etcd compacted the history) and nothing the listener held before stands. An
+  // event may come twice (a watch resumed from the resources' revision): each says the key's state.
+  using LiveListener = std::function<void(const std::vector<LiveEvent>& events, bool reset)>;
+  virtual void on_live_change(LiveListener listener) = 0;
   virtual EtcdClient& client() = 0;
   virtual const std::string& prefix() const = 0;
 };

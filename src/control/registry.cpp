@@ -6,8 +6,9 @@ namespace mg::control {
 void Registry::join(const std::string& key, Registration registration) {
   MutexLock lock(mutex_);
   registration.connected = true;
-  entries_[key] = Entry{std::move(registration), std::nullopt};
+  entries_[key] = Entry{std::move(registration), std::nullopt, false};
   unsaved_.insert(key);
+  ++live_version_;
 }
 
 void Registry::leave(const std::string& key, Clock::time_point now) {
@@ -17,6 +18,7 @@ void Registry::leave(const std::string& key, Clock::time_point now) {
   it->second.registration.connected = false;
   it->second.leaves_at = now + grace_;
   unsaved_.insert(key);
+  ++live_version_;
 }
 
 bool Registry::expire(Clock::time_point now) {
@@ -25,6 +27,7 @@ bool Registry::expire(Clock::time_point now) {
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.leaves_at && *it->second.leaves_at <= now) {
       unsaved_.insert(it->first);
+      if (!it->second.restored) ++live_version_;
       it = entries_.erase(it);
       any = true;
     } else {
@@ -60,7 +63,8 @@ Registry::Restored Registry::restore(const std::vector<StoredRegistration>& stor
       leaves_at = now + std::min<std::chrono::milliseconds>(remaining, grace_);
     }
     registration->connected = s.connected || s.healthy;
-    entries_[s.key] = Entry{std::move(*registration), leaves_at};
+    if (auto it = entries_.find(s.key); it != entries_.end() && !it->second.restored) ++live_version_;
+    entries_[s.key] = Entry{std::move(*registration), leaves_at, true};
     ++out.restored;
   }
   return out;
@@ -108,8 +112,15 @@ std::shared_ptr<const EndpointsList> Registry::recompute(const policy::ResourceS
   std::vector<Registration> registrations;
   {
     MutexLock lock(mutex_);
-    registrations.reserve(entries_.size());
-    for (const auto& [key, e] : entries_) registrations.push_back(e.registration);
+    if (peers_.empty()) {
+      registrations.reserve(entries_.size());
+      for (const auto& [key, e] : entries_) registrations.push_back(e.registration);
+    } else {
+      std::vector<LocalRegistration> own;
+      own.reserve(entries_.size());
+      for (const auto& [key, e] : entries_) own.push_back({e.registration, e.restored});
+      registrations = merge_registrations(own, peers_);
+    }
   }
   auto computed = std::make_shared<const EndpointsList>(compute_endpoints(set, registrations));
   MutexLock lock(mutex_);
@@ -139,6 +150,26 @@ std::shared_ptr<const EndpointsList> Registry::recompute(const policy::ResourceS
   }
   changed_ = std::move(changed);
   return computed;
+}
+
+uint64_t Registry::live_version() const {
+  MutexLock lock(mutex_);
+  return live_version_;
+}
+
+Registry::Live Registry::live() const {
+  MutexLock lock(mutex_);
+  Live out;
+  out.version = live_version_;
+  for (const auto& [key, e] : entries_) {
+    if (!e.restored) out.registrations.emplace(key, e.registration);
+  }
+  return out;
+}
+
+void Registry::set_peers(std::vector<PeerRegistration> peers) {
+  MutexLock lock(mutex_);
+  peers_ = std::move(peers);
 }
 
 Registry::Changed Registry::changed(const std::string& service) const {

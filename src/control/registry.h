@@ -4,7 +4,9 @@
 // endpoints last computed from them (control/endpoints.h, pure), which the distributor pushes and
 // `meshguardctl get endpoints` shows. The registrations outlive a control-plane restart: the
 // distributor writes what changed to the store (take_unsaved) and the server restores them at
-// start (restore). Thread-safe; calls nothing outside itself (no I/O: the caller does the store's).
+// start (restore). Replicas on etcd also hold the other replicas' live registrations (set_peers,
+// from control/etcd_live.h), merged with this one's (live_endpoints.h) at each recompute.
+// Thread-safe; calls nothing outside itself (no I/O: the caller does the store's).
 #pragma once
 
 #include <chrono>
@@ -17,6 +19,7 @@
 
 #include "common/thread_annotations.h"
 #include "control/endpoints.h"
+#include "control/live_endpoints.h"
 #include "control/store.h"
 #include "policy/resources.h"
 
@@ -59,6 +62,19 @@ class Registry {
   Unsaved take_unsaved(Clock::time_point now, int64_t now_unix) MG_EXCLUDES(mutex_);
   bool has_unsaved() const MG_EXCLUDES(mutex_);
 
+  // The registrations of the proxies whose streams are (or, within the grace period, were) at this
+  // replica, keyed "namespace/name" — what it publishes for the other replicas on etcd; restored
+  // ones are not among them. `version` changes whenever they may have (join, leave, expiry).
+  struct Live {
+    uint64_t version = 0;
+    std::map<std::string, Registration> registrations;
+  };
+  uint64_t live_version() const MG_EXCLUDES(mutex_);
+  Live live() const MG_EXCLUDES(mutex_);
+  // The other replicas' live registrations (replaces the last ones): merged with this replica's at
+  // the next recompute (merge_registrations). Never set on SQLite: nothing to merge.
+  void set_peers(std::vector<PeerRegistration> peers) MG_EXCLUDES(mutex_);
+
   // One ServiceEndpoints document that a recompute created (its Service appeared), configured
   // (its content changed) or deleted (its Service went): what `get endpoints -w` prints.
   struct Change {
@@ -85,11 +101,14 @@ class Registry {
   struct Entry {
     Registration registration;
     std::optional<Clock::time_point> leaves_at;  // set while in the grace period
+    bool restored = false;                       // by restore(), its proxy not back here since
   };
   const std::chrono::milliseconds grace_;
   mutable Mutex mutex_;
   std::map<std::string, Entry> entries_ MG_GUARDED_BY(mutex_);
   std::set<std::string> unsaved_ MG_GUARDED_BY(mutex_);  // keys changed since take_unsaved
+  uint64_t live_version_ MG_GUARDED_BY(mutex_) = 0;
+  std::vector<PeerRegistration> peers_ MG_GUARDED_BY(mutex_);
   std::shared_ptr<const EndpointsList> endpoints_ MG_GUARDED_BY(mutex_) = std::make_shared<const EndpointsList>();
   std::map<std::string, std::pair<std::string, Changed>> changed_ MG_GUARDED_BY(mutex_);  // document, when
   int64_t generation_ MG_GUARDED_BY(mutex_) = 0;

@@ -33,6 +33,8 @@
 #include "control/distributor.h"
 #include "control/etcd_ca.h"
 #include "control/etcd_ca_rotation.h"
+#include "control/etcd_lease.h"
+#include "control/etcd_live.h"
 #include "control/etcd_store.h"
 #include "control/mesh_cas.h"
 #include "control/metrics_endpoint.h"
@@ -57,8 +59,12 @@ struct ControlPlane::Impl {
   std::unique_ptr<OwnIdentities> own;
   std::unique_ptr<Registry> registry;
   std::unique_ptr<Distributor> distributor;
-  // Replicas on etcd with the built-in CA: the store (also in `store`), the seal key and the
-  // rotation led through etcd (started once serving: the replica's id names its port).
+  // Replicas on etcd: the store (also in `store`), this replica's lease and the live endpoints
+  // shared through it (started once serving: the replica's id names its port).
+  EtcdStore* etcd_store = nullptr;
+  std::unique_ptr<ReplicaLease> etcd_lease;
+  std::unique_ptr<EtcdLive> etcd_live;
+  // With the built-in CA: the store again, the seal key and the rotation led through etcd.
   EtcdStore* etcd = nullptr;
   std::optional<SealKey> seal;
   std::unique_ptr<EtcdCaRotation> etcd_rotation;
@@ -210,6 +216,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
 
   impl->seal = std::move(seal);
   if (etcd) {
+    impl->etcd_store = etcd.get();
     if (!plug_in) impl->etcd = etcd.get();
     impl->store = std::move(etcd);
   } else {
@@ -307,11 +314,20 @@ Status ControlPlane::start() {
   s.store->on_external_change([d = s.distributor.get()] { d->mark_dirty(); });
   s.distributor->mark_dirty();
   s.distributor->start();
-  if (s.etcd) {
-    auto rotation = EtcdCaRotation::start({*s.etcd, *s.ca, *s.distributor, s.seal ? &*s.seal : nullptr, s.metrics},
-                                          replica_id(s.bound_port), s.options.etcd_lease_ttl);
-    if (!rotation) return fail(rotation.error());
-    s.etcd_rotation = std::move(*rotation);
+  if (s.etcd_store) {
+    const std::string replica = replica_id(s.bound_port);
+    auto lease = ReplicaLease::start(s.etcd_store->client(), s.options.etcd_lease_ttl);
+    if (!lease) return fail(lease.error());
+    s.etcd_lease = std::move(*lease);
+    if (s.etcd) {
+      auto rotation = EtcdCaRotation::start(
+          {*s.etcd, *s.ca, *s.distributor, s.seal ? &*s.seal : nullptr, s.metrics, *s.etcd_lease}, replica);
+      if (!rotation) return fail(rotation.error());
+      s.etcd_rotation = std::move(*rotation);
+    }
+    s.etcd_live = EtcdLive::start({*s.etcd_store, *s.registry, *s.distributor, *s.etcd_lease}, replica);
+    log_line("replica " + replica + ": live endpoints shared through etcd (lease " +
+             std::to_string(s.options.etcd_lease_ttl.count()) + " s)");
   }
   s.housekeeping_thread = std::thread([&s] { s.housekeeping_loop(); });
   log_line("trust domain " + s.td + ", store revision " + std::to_string(s.model->current()->revision));
@@ -337,7 +353,9 @@ void ControlPlane::shutdown() {
     s.stopping = true;
     s.stop_cv.notify_all();
   }
-  if (s.etcd_rotation) s.etcd_rotation->stop();  // calls off a rotation it leads; its lease goes
+  if (s.etcd_rotation) s.etcd_rotation->stop();  // calls off a rotation it leads
+  if (s.etcd_live) s.etcd_live->stop();
+  if (s.etcd_lease) s.etcd_lease->stop();  // revoked: this replica's keys go at once
   s.store->on_external_change(nullptr);  // the distributor goes before the store's watch thread
   s.distributor->stop();
   if (s.admin_service) s.admin_service->close_watchers();

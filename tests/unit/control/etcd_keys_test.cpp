@@ -72,6 +72,16 @@ TEST(EtcdKeys, ResourceKeysRoundTrip) {
   EXPECT_EQ(etcd_shared_key("/m/", "token-key.pem"), "/m/shared/token-key.pem");
 }
 
+TEST(EtcdKeys, LiveKeysRoundTrip) {
+  EXPECT_EQ(etcd_live_key("/m/", "host:1#ab", "shop", "details-1"), "/m/live/host:1#ab/shop/details-1");
+  const LiveKey want{"host:1#ab", "shop", "details-1"};
+  EXPECT_EQ(parse_etcd_live_key("/m/", "/m/live/host:1#ab/shop/details-1"), want);
+  for (const char* bad : {"/m/live/host/shop", "/m/live/host/shop/a/b", "/m/live//shop/a", "/m/live/host//a",
+                          "/m/live/host/shop/", "/other/live/h/ns/n", "/m/resources/A/b/c", "/m/live/"}) {
+    EXPECT_FALSE(parse_etcd_live_key("/m/", bad)) << bad;
+  }
+}
+
 TEST(EtcdValues, ResourceRoundTripAndRefusals) {
   const ResourceKey key{"AuthorizationPolicy", "default", "p"};
   const std::string yaml = "kind: AuthorizationPolicy\nmetadata: {name: p}\n# \"quoted\" \\ text\n";
