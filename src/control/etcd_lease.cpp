@@ -30,7 +30,7 @@ void ReplicaLease::loop() {
   while (true) {
     {
       MutexLock lock(mutex_);
-      const auto until = std::chrono::steady_clock::now() + ttl_ / 3;
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ttl_) / 3;
       while (!stopping_ && cv_.wait_until(lock, until)) {
       }
       if (stopping_) return;

@@ -37,8 +37,9 @@ struct ServerOptions {
   // On etcd without plug_in_ca_dir: a file (0600, 32+ bytes) whose key seals the CA's private key
   // and the token key kept in etcd; empty: they are kept in clear (docs/ETCD.md).
   std::string seal_key_file;
-  // On etcd with the built-in CA: the TTL of this replica's etcd lease (its CA-rotation
-  // acknowledgement key and, while it leads a rotation, the election key).
+  // On etcd: the TTL of this replica's etcd lease (etcd_lease.h: its live registrations and, with
+  // the built-in CA, its CA-rotation acknowledgement key and, while it leads a rotation, the
+  // election key). A dead replica's keys vanish within it.
   std::chrono::seconds etcd_lease_ttl{5};
   std::string metrics_listen;                  // "127.0.0.1:15014"; empty: no metrics endpoint
   std::chrono::milliseconds push_debounce{100};
