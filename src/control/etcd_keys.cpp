@@ -1,6 +1,7 @@
 // control/etcd_keys.cpp — see etcd_keys.h.
 #include "control/etcd_keys.h"
 
+#include <array>
 #include <charconv>
 
 #include <nlohmann/json.hpp>
@@ -98,16 +99,24 @@ std::string etcd_resource_key(std::string_view prefix, const ResourceKey& key) {
   return etcd_resources_prefix(prefix) + key.kind + "/" + key.ns + "/" + key.name;
 }
 
-std::optional<ResourceKey> parse_etcd_resource_key(std::string_view prefix, std::string_view key) {
-  const std::string head = etcd_resources_prefix(prefix);
+namespace {
+// `key` past `head` as exactly three '/'-separated parts (any may be empty), or nullopt.
+std::optional<std::array<std::string, 3>> three_parts(std::string_view head, std::string_view key) {
   if (!key.starts_with(head)) return std::nullopt;
   std::string_view rest = key.substr(head.size());
   const auto a = rest.find('/');
   if (a == std::string_view::npos) return std::nullopt;
   const auto b = rest.find('/', a + 1);
   if (b == std::string_view::npos || rest.find('/', b + 1) != std::string_view::npos) return std::nullopt;
-  ResourceKey out{std::string(rest.substr(0, a)), std::string(rest.substr(a + 1, b - a - 1)),
-                  std::string(rest.substr(b + 1))};
+  return std::array<std::string, 3>{std::string(rest.substr(0, a)), std::string(rest.substr(a + 1, b - a - 1)),
+                                    std::string(rest.substr(b + 1))};
+}
+}  // namespace
+
+std::optional<ResourceKey> parse_etcd_resource_key(std::string_view prefix, std::string_view key) {
+  auto parts = three_parts(etcd_resources_prefix(prefix), key);
+  if (!parts) return std::nullopt;
+  ResourceKey out{std::move((*parts)[0]), std::move((*parts)[1]), std::move((*parts)[2])};
   if (out.kind.empty() || out.name.empty()) return std::nullopt;
   return out;
 }
@@ -130,15 +139,9 @@ std::string etcd_live_key(std::string_view prefix, std::string_view replica, std
 }
 
 std::optional<LiveKey> parse_etcd_live_key(std::string_view prefix, std::string_view key) {
-  const std::string head = etcd_live_prefix(prefix);
-  if (!key.starts_with(head)) return std::nullopt;
-  std::string_view rest = key.substr(head.size());
-  const auto a = rest.find('/');
-  if (a == std::string_view::npos) return std::nullopt;
-  const auto b = rest.find('/', a + 1);
-  if (b == std::string_view::npos || rest.find('/', b + 1) != std::string_view::npos) return std::nullopt;
-  LiveKey out{std::string(rest.substr(0, a)), std::string(rest.substr(a + 1, b - a - 1)),
-              std::string(rest.substr(b + 1))};
+  auto parts = three_parts(etcd_live_prefix(prefix), key);
+  if (!parts) return std::nullopt;
+  LiveKey out{std::move((*parts)[0]), std::move((*parts)[1]), std::move((*parts)[2])};
   if (out.replica.empty() || out.ns.empty() || out.name.empty()) return std::nullopt;
   return out;
 }
