@@ -1,25 +1,35 @@
 // control/mesh_cas.h — the built-in CAs of the meshes other than the default (docs/MESHES.md):
-// one self-signed CA per mesh, generated the first time its Mesh is seen and kept in
-// data_dir/meshes/<name>/ca/ (the cacerts layout, ca-key.pem 0600), loaded again at the next
-// start. A mesh's trust domain is fixed by its CA: a Mesh that names another one is refused
+// one self-signed CA per mesh, generated the first time its Mesh is seen and loaded again at the
+// next start. On SQLite it is kept in data_dir/meshes/<name>/ca/ (the cacerts layout, ca-key.pem
+// 0600); replicas on etcd keep it at <prefix>shared/meshes/<name>/ca (shared_ca.h's value, its key
+// sealed as the default CA's is), created by the first replica that needs it in one
+// create-if-absent transaction, so every replica signs for every mesh with one CA. A mesh's trust
+// domain is fixed by its CA: a Mesh that names another one is refused
 // (control.mesh_trust_domain_changed). The default mesh's CA stays CaRotation's.
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "ca/authority.h"
 #include "common/result.h"
 #include "common/thread_annotations.h"
+#include "control/sealed_secret.h"
 
 namespace mg::control {
 
+class EtcdStore;
+
 class MeshCas {
  public:
-  // `data_dir` empty: no built-in CA for other meshes can be kept (the etcd store); ensure() fails.
+  // Kept in `data_dir` (empty: none can be kept; ensure() fails).
   explicit MeshCas(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  // Kept in etcd, the private keys sealed under `seal` (the --seal-key key, or the plugged-in
+  // CA's: as the shared token key) or, without one, in clear.
+  MeshCas(EtcdStore& etcd, std::optional<SealKey> seal) : etcd_(&etcd), seal_(std::move(seal)) {}
 
   // The CA of mesh `name`: the one loaded or generated earlier, else the one in its directory,
   // else a new one for `trust_domain`, saved there.
@@ -31,10 +41,18 @@ class MeshCas {
   Status check(const std::string& name, const std::string& trust_domain) const MG_EXCLUDES(mutex_);
 
   static std::string dir_of(const std::string& data_dir, std::string_view name);
+  // Its name under <prefix>shared/ on etcd: "meshes/<name>/ca".
+  static std::string shared_name_of(std::string_view name);
 
  private:
   Result<std::shared_ptr<const ca::Authority>> load_locked(const std::string& name) const MG_REQUIRES(mutex_);
+  Result<std::shared_ptr<const ca::Authority>> create_locked(const std::string& name, const std::string& trust_domain)
+      MG_REQUIRES(mutex_);
+  // The CA in a value of <prefix>shared/meshes/<name>/ca.
+  Result<std::shared_ptr<const ca::Authority>> from_shared(const std::string& name, std::string_view value) const;
   const std::string data_dir_;
+  EtcdStore* const etcd_ = nullptr;
+  const std::optional<SealKey> seal_;
   mutable Mutex mutex_;
   mutable std::map<std::string, std::shared_ptr<const ca::Authority>> cas_ MG_GUARDED_BY(mutex_);
 };

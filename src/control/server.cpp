@@ -197,8 +197,8 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   // it is kept sealed under the plugged-in CA's key or the --seal-key key (sealed_secret.h):
   // reading etcd does not give it away.
   std::string shared_token_key;
+  std::optional<SealKey> token_seal = seal;  // also seals the other meshes' CAs kept in etcd
   if (etcd) {
-    std::optional<SealKey> token_seal = seal;
     if (plug_in) {
       auto from_ca = SealKey::from_ca_key(impl->ca->signer()->to_pem().ca_key);
       if (!from_ca) return fail(from_ca.error());
@@ -224,8 +224,10 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
     if (!store) return fail(store.error());
     impl->store = std::move(*store);
   }
-  // Other meshes keep their built-in CAs in the data dir (not on etcd: not built yet).
-  impl->mesh_cas = std::make_unique<MeshCas>(on_etcd ? std::string() : dir);
+  // Other meshes' built-in CAs: in the data dir, or, for replicas on etcd, in etcd (sealed as the
+  // token key is), so that every replica signs for every mesh.
+  impl->mesh_cas = impl->etcd_store ? std::make_unique<MeshCas>(*impl->etcd_store, std::move(token_seal))
+                                    : std::make_unique<MeshCas>(dir);
   impl->model =
       std::make_unique<ConfigModel>(*impl->store, *impl->ca, td, impl->metrics, impl->mesh_cas.get());
   if (auto st = impl->model->rebuild(); !st) return fail(st.error());

@@ -7,12 +7,10 @@ namespace mg::control {
 
 namespace {
 
-constexpr const char* kKeyLabel = "ca";  // the sealed keys' label (sealed_secret.h)
-
-Result<nlohmann::json> encode_pem(const ca::CaPem& pem, const SealKey* seal) {
+Result<nlohmann::json> encode_pem(const ca::CaPem& pem, const SealKey* seal, std::string_view label) {
   std::string key = pem.ca_key;
   if (seal) {
-    auto sealed = seal_secret(*seal, kKeyLabel, pem.ca_key);
+    auto sealed = seal_secret(*seal, label, pem.ca_key);
     if (!sealed) return fail(sealed.error());
     key = std::move(*sealed);
   }
@@ -24,7 +22,8 @@ Unexpected<Error> bad(std::string_view etcd_key, const std::string& why) {
   return fail("control.shared_ca", std::string(etcd_key) + ": " + why);
 }
 
-Result<ca::CaPem> decode_pem(const nlohmann::json& j, const SealKey* seal, std::string_view etcd_key) {
+Result<ca::CaPem> decode_pem(const nlohmann::json& j, const SealKey* seal, std::string_view etcd_key,
+                             std::string_view label) {
   if (!j.is_object()) return bad(etcd_key, "a CA is not an object");
   ca::CaPem pem;
   for (auto [name, out] : {std::pair{"rootCert", &pem.root_cert},
@@ -40,7 +39,7 @@ Result<ca::CaPem> decode_pem(const nlohmann::json& j, const SealKey* seal, std::
                                    " and the token key beside it and start every replica with --seal-key "
                                    "(docs/ETCD.md)";
   auto key = open_stored_secret({.value = pem.ca_key,
-                                 .label = kKeyLabel,
+                                 .label = label,
                                  .etcd_key = etcd_key,
                                  .what = "the CA's key",
                                  .sealed_by = "--seal-key FILE",
@@ -53,14 +52,14 @@ Result<ca::CaPem> decode_pem(const nlohmann::json& j, const SealKey* seal, std::
 
 }  // namespace
 
-Result<std::string> encode_shared_ca(const SharedCa& shared, const SealKey* seal) {
+Result<std::string> encode_shared_ca(const SharedCa& shared, const SealKey* seal, std::string_view label) {
   nlohmann::json j;
   j["trustDomain"] = shared.trust_domain;
-  auto current = encode_pem(shared.current, seal);
+  auto current = encode_pem(shared.current, seal, label);
   if (!current) return fail(current.error());
   j["current"] = std::move(*current);
   if (shared.pending) {
-    auto pending = encode_pem(*shared.pending, seal);
+    auto pending = encode_pem(*shared.pending, seal, label);
     if (!pending) return fail(pending.error());
     j["pending"] = std::move(*pending);
     j["rotation"] = {{"leader", shared.rotation_leader}, {"deadlineUnix", shared.rotation_deadline_unix}};
@@ -68,7 +67,8 @@ Result<std::string> encode_shared_ca(const SharedCa& shared, const SealKey* seal
   return j.dump();
 }
 
-Result<SharedCa> decode_shared_ca(std::string_view value, const SealKey* seal, std::string_view etcd_key) {
+Result<SharedCa> decode_shared_ca(std::string_view value, const SealKey* seal, std::string_view etcd_key,
+                                  std::string_view label) {
   auto j = nlohmann::json::parse(value, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad(etcd_key, "not a JSON object");
   SharedCa out;
@@ -78,11 +78,11 @@ Result<SharedCa> decode_shared_ca(std::string_view value, const SealKey* seal, s
   out.trust_domain = td->get<std::string>();
   auto current = j.find("current");
   if (current == j.end()) return bad(etcd_key, "no current CA");
-  auto pem = decode_pem(*current, seal, etcd_key);
+  auto pem = decode_pem(*current, seal, etcd_key, label);
   if (!pem) return fail(pem.error());
   out.current = std::move(*pem);
   if (auto pending = j.find("pending"); pending != j.end()) {
-    auto next = decode_pem(*pending, seal, etcd_key);
+    auto next = decode_pem(*pending, seal, etcd_key, label);
     if (!next) return fail(next.error());
     out.pending = std::move(*next);
     auto rotation = j.find("rotation");

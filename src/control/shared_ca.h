@@ -33,12 +33,16 @@ struct SharedCa {
 };
 
 // `seal`: null stores the private keys in clear (etcd's access control is then their only guard).
-Result<std::string> encode_shared_ca(const SharedCa& shared, const SealKey* seal);
+// `label`: what the sealed keys are bound to (sealed_secret.h): "ca" for <prefix>shared/ca, the
+// key's name under shared/ for another CA kept the same way (a mesh's: mesh_cas.h), so a sealed
+// key copied to another etcd key does not open there.
+Result<std::string> encode_shared_ca(const SharedCa& shared, const SealKey* seal, std::string_view label = "ca");
 
 // `seal` must match how the value was stored (fail closed, control.seal_key): a sealed CA needs the
 // key, and a CA stored in clear is refused to a replica given one (so replicas started with and
 // without --seal-key never mix). control.sealed: the key does not open it; control.shared_ca: not
 // a value encode_shared_ca writes. `etcd_key` names the key in messages.
-Result<SharedCa> decode_shared_ca(std::string_view value, const SealKey* seal, std::string_view etcd_key);
+Result<SharedCa> decode_shared_ca(std::string_view value, const SealKey* seal, std::string_view etcd_key,
+                                  std::string_view label = "ca");
 
 }  // namespace mg::control

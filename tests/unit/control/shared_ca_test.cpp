@@ -38,6 +38,21 @@ TEST(SharedCa, SealedRoundTripKeepsTheKeyOutOfTheValue) {
   ASSERT_TRUE(authority) << authority.error().to_string();
 }
 
+TEST(SharedCa, AMeshCaIsSealedToItsOwnKeyName) {
+  // Another mesh's CA (mesh_cas.h) is sealed bound to its name: copied over the default CA's key,
+  // or another mesh's, it does not open.
+  const SharedCa shared = new_shared();
+  const SealKey seal = seal_key('a');
+  auto value = encode_shared_ca(shared, &seal, "meshes/payments/ca");
+  ASSERT_TRUE(value) << value.error().to_string();
+  EXPECT_EQ(value->find("PRIVATE KEY"), std::string::npos);
+  auto back = decode_shared_ca(*value, &seal, "/meshguard/shared/meshes/payments/ca", "meshes/payments/ca");
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(back->current.ca_key, shared.current.ca_key);
+  EXPECT_FALSE(decode_shared_ca(*value, &seal, kKey));
+  EXPECT_FALSE(decode_shared_ca(*value, &seal, "/meshguard/shared/meshes/other/ca", "meshes/other/ca"));
+}
+
 TEST(SharedCa, PendingRotationRoundTrips) {
   SharedCa shared = new_shared();
   auto current = ca::Authority::from_pem("cluster.local", shared.current, std::time(nullptr));
