@@ -108,7 +108,8 @@ std::optional<std::array<std::string, 3>> three_parts(std::string_view head, std
   if (a == std::string_view::npos) return std::nullopt;
   const auto b = rest.find('/', a + 1);
   if (b == std::string_view::npos || rest.find('/', b + 1) != std::string_view::npos) return std::nullopt;
-  return std::array<std::string, 3>{std::string(rest.substr(0, a)), std::string(rest.substr(a + 1, b - a - 1)),
+  return std::array<std::string, 3>{std::string(rest.substr(0, a)),
+                                    std::string(rest.substr(a + 1, b - a - 1)),
                                     std::string(rest.substr(b + 1))};
 }
 }  // namespace

@@ -59,7 +59,8 @@ bool EtcdLive::publish() {
   const Registry::Live live = d_.registry.live();
   const std::string& prefix = d_.etcd.prefix();
   std::map<std::string, std::string> want;
-  for (const auto& [key, r] : live.registrations) want[etcd_live_key(prefix, replica_, r.ns, r.name)] = encode_live_entry(r);
+  for (const auto& [key, r] : live.registrations)
+    want[etcd_live_key(prefix, replica_, r.ns, r.name)] = encode_live_entry(r);
   std::vector<pb::RequestOp> ops;
   for (const auto& [key, value] : published_) {
     if (want.count(key)) continue;
@@ -107,7 +108,8 @@ void EtcdLive::follow(const std::vector<EtcdStore::LiveEvent>& events, bool rese
     for (const auto& ev : events) {
       auto key = parse_etcd_live_key(d_.etcd.prefix(), ev.key);
       if (!key) {
-        if (!ev.deleted) log_line("live endpoints: ignoring " + ev.key + ": not live/<replica>/<namespace>/<name>");
+        if (!ev.deleted)
+          log_line("live endpoints: ignoring " + ev.key + ": not live/<replica>/<namespace>/<name>");
         continue;
       }
       if (key->replica == replica_) continue;  // this replica's own: its registry has them first-hand

@@ -1,8 +1,9 @@
 // control/etcd_store.cpp — the Store on etcd (etcd_store.h). One watch thread keeps `cache_` (the
 // resources under the prefix, each parsed once) at the newest revision it has seen; readers take
 // the mutex only to copy out. The same listing and watch keep `live_` (the replicas' live
-// registrations, raw: etcd_live.cpp reads them) and tell who follows them what changed. Writes go straight to etcd as transactions and then wait (bounded)
-// for the watch to bring their revision in, so this replica reads its own writes.
+// registrations, raw: etcd_live.cpp reads them) and tell who follows them what changed. Writes go
+// straight to etcd as transactions and then wait (bounded) for the watch to bring their revision
+// in, so this replica reads its own writes.
 #include "control/etcd_store.h"
 
 #include <ctime>

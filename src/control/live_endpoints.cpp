@@ -17,7 +17,8 @@ std::string encode_live_entry(const Registration& r) {
 
 Result<Registration> decode_live_entry(const LiveKey& key, std::string_view value) {
   const auto bad = [&](const std::string& why) {
-    return fail("registry.bad_live_entry", "live entry " + key.replica + "/" + key.ns + "/" + key.name + ": " + why);
+    return fail("registry.bad_live_entry",
+                "live entry " + key.replica + "/" + key.ns + "/" + key.name + ": " + why);
   };
   auto r = parse_registration_record(value);
   if (!r) return bad(r.error().message);
@@ -30,7 +31,8 @@ Result<Registration> decode_live_entry(const LiveKey& key, std::string_view valu
   auto id = identity::SpiffeId::parse(id_it->get<std::string>());
   if (!id) return bad("spiffeId: " + id.error().message);
   if (id->istio_namespace() != r->ns || id->istio_service_account() != r->service_account)
-    return bad("spiffeId " + id->str() + " is not namespace " + r->ns + ", service account " + r->service_account);
+    return bad("spiffeId " + id->str() + " is not namespace " + r->ns + ", service account " +
+               r->service_account);
   r->spiffe_id = id->str();
   r->connected = healthy->get<bool>();
   return r;
@@ -54,7 +56,8 @@ std::vector<Registration> merge_registrations(const std::vector<LocalRegistratio
   for (const auto& p : peers) {
     const int rank = p.registration.connected ? 3 : 1;
     Best& b = best[p.registration.ns + "/" + p.registration.name];
-    if (rank > b.rank || (rank == b.rank && b.replica && p.replica < *b.replica)) b = {rank, &p.replica, &p.registration};
+    if (rank > b.rank || (rank == b.rank && b.replica && p.replica < *b.replica))
+      b = {rank, &p.replica, &p.registration};
   }
   std::vector<Registration> out;
   out.reserve(best.size());

@@ -19,8 +19,8 @@ std::string MeshCas::shared_name_of(std::string_view name) { return "meshes/" + 
 Result<std::shared_ptr<const ca::Authority>> MeshCas::from_shared(const std::string& name,
                                                                   std::string_view value) const {
   const std::string shared_name = shared_name_of(name);
-  auto shared = decode_shared_ca(value, seal_ ? &*seal_ : nullptr, etcd_shared_key(etcd_->prefix(), shared_name),
-                                 shared_name);
+  auto shared = decode_shared_ca(value, seal_ ? &*seal_ : nullptr,
+                                 etcd_shared_key(etcd_->prefix(), shared_name), shared_name);
   if (!shared) return fail(shared.error());
   auto authority = ca::Authority::from_pem(shared->trust_domain, shared->current, std::time(nullptr));
   if (!authority) return fail(authority.error());
@@ -64,8 +64,8 @@ Result<std::shared_ptr<const ca::Authority>> MeshCas::ensure(const std::string& 
   auto made = create_locked(name, trust_domain);
   if (!made) return made;
   if ((*made)->trust_domain() != trust_domain)  // another replica created it first, for another one
-    return fail("control.mesh_trust_domain_changed",
-                "mesh " + name + "'s CA is for trust domain " + (*made)->trust_domain() + ", not " + trust_domain);
+    return fail("control.mesh_trust_domain_changed", "mesh " + name + "'s CA is for trust domain " +
+                                                         (*made)->trust_domain() + ", not " + trust_domain);
   return made;
 }
 
@@ -80,8 +80,8 @@ Result<std::shared_ptr<const ca::Authority>> MeshCas::create_locked(const std::s
   if (etcd_) {
     // One create-if-absent transaction: replicas seeing the Mesh at once agree on one CA.
     const std::string shared_name = shared_name_of(name);
-    auto encoded = encode_shared_ca({trust_domain, made->to_pem(), std::nullopt, "", 0}, seal_ ? &*seal_ : nullptr,
-                                    shared_name);
+    auto encoded = encode_shared_ca({trust_domain, made->to_pem(), std::nullopt, "", 0},
+                                    seal_ ? &*seal_ : nullptr, shared_name);
     if (!encoded) return fail(encoded.error());
     auto stored = etcd_->shared_value(shared_name, *encoded);
     if (!stored) return fail(stored.error());

@@ -46,10 +46,12 @@ class MeshCas {
 
  private:
   Result<std::shared_ptr<const ca::Authority>> load_locked(const std::string& name) const MG_REQUIRES(mutex_);
-  Result<std::shared_ptr<const ca::Authority>> create_locked(const std::string& name, const std::string& trust_domain)
+  Result<std::shared_ptr<const ca::Authority>> create_locked(const std::string& name,
+                                                             const std::string& trust_domain)
       MG_REQUIRES(mutex_);
   // The CA in a value of <prefix>shared/meshes/<name>/ca.
-  Result<std::shared_ptr<const ca::Authority>> from_shared(const std::string& name, std::string_view value) const;
+  Result<std::shared_ptr<const ca::Authority>> from_shared(const std::string& name,
+                                                           std::string_view value) const;
   const std::string data_dir_;
   EtcdStore* const etcd_ = nullptr;
   const std::optional<SealKey> seal_;

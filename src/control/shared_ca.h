@@ -36,7 +36,8 @@ struct SharedCa {
 // `label`: what the sealed keys are bound to (sealed_secret.h): "ca" for <prefix>shared/ca, the
 // key's name under shared/ for another CA kept the same way (a mesh's: mesh_cas.h), so a sealed
 // key copied to another etcd key does not open there.
-Result<std::string> encode_shared_ca(const SharedCa& shared, const SealKey* seal, std::string_view label = "ca");
+Result<std::string> encode_shared_ca(const SharedCa& shared, const SealKey* seal,
+                                     std::string_view label = "ca");
 
 // `seal` must match how the value was stored (fail closed, control.seal_key): a sealed CA needs the
 // key, and a CA stored in clear is refused to a replica given one (so replicas started with and

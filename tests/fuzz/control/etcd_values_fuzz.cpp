@@ -1,6 +1,7 @@
 // The etcd store's parsers on arbitrary input: the --store URL, keys and values read back from
-// etcd (another writer under the prefix may have put anything there). The first byte picks the
-// parser. Invariants: nothing crashes; what parses encodes again into what parses to the same.
+// etcd (another writer under the prefix may have put anything there), among them the replicas'
+// live endpoints (live_endpoints.h). The first byte picks the parser. Invariants: nothing crashes;
+// what parses encodes again into what parses to the same.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 #include <string_view>
 
 #include "control/etcd_keys.h"
+#include "control/live_endpoints.h"
 
 using namespace mg::control;
 
@@ -31,6 +33,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (r) {
         auto again = decode_etcd_resource(key, encode_etcd_resource(r->yaml, r->updated_unix), 7);
         if (!again || again->yaml != r->yaml || again->updated_unix != r->updated_unix) std::abort();
+      }
+      break;
+    }
+    case 'l': {
+      auto key = parse_etcd_live_key("/meshguard/", in);
+      if (key && etcd_live_key("/meshguard/", key->replica, key->ns, key->name) != in) std::abort();
+      break;
+    }
+    case 'v': {
+      const LiveKey key{"cp-a:1#00", "default", "details"};
+      auto r = decode_live_entry(key, in);
+      if (r) {
+        auto again = decode_live_entry(key, encode_live_entry(*r));
+        if (!again || !(*again == *r)) std::abort();
       }
       break;
     }

@@ -78,14 +78,16 @@ TEST(LiveEntry, RefusesWhatCouldLieOrIsMalformed) {
   refused(encode_live_entry(lying), "no SPIFFE ID");
   auto bad_address = reg("details-1", "not-an-ip");
   refused(encode_live_entry(bad_address), "an address that is no IP");
-  for (const char* junk : {"", "null", "[]", "{", "{\"name\": \"details-1\"}", "\x01\x02garbage"}) refused(junk, "junk");
+  for (const char* junk : {"", "null", "[]", "{", "{\"name\": \"details-1\"}", "\x01\x02garbage"})
+    refused(junk, "junk");
   std::string no_health = good;
   no_health.replace(no_health.find("\"healthy\":true"), 14, "\"healthy\":\"yes\"");
   refused(no_health, "healthy not a boolean");
 }
 
 TEST(MergeRegistrations, WithoutPeersTheOwnAreUnchanged) {
-  const std::vector<LocalRegistration> own = {{reg("b", "10.0.0.2"), false}, {reg("a", "10.0.0.1", false), true}};
+  const std::vector<LocalRegistration> own = {{reg("b", "10.0.0.2"), false},
+                                              {reg("a", "10.0.0.1", false), true}};
   const auto merged = merge_registrations(own, {});
   ASSERT_EQ(merged.size(), 2u);
   EXPECT_EQ(merged[0], own[1].registration);  // in key order
@@ -101,10 +103,10 @@ TEST(MergeRegistrations, OnePerWorkloadByFreshness) {
       {reg("only-here", "10.0.0.5"), false},
   };
   const std::vector<PeerRegistration> peers = {
-      {"cp-b", reg("connected-here", "10.9.0.1")},         // loses: connected here
-      {"cp-b", reg("moved-away", "10.9.0.2")},             // wins: connected there, gone from here
-      {"cp-b", reg("left-here", "10.9.0.3", false)},       // loses: both in grace, this one's first
-      {"cp-b", reg("restored", "10.9.0.4", false)},        // wins: a report beats a restored record
+      {"cp-b", reg("connected-here", "10.9.0.1")},    // loses: connected here
+      {"cp-b", reg("moved-away", "10.9.0.2")},        // wins: connected there, gone from here
+      {"cp-b", reg("left-here", "10.9.0.3", false)},  // loses: both in grace, this one's first
+      {"cp-b", reg("restored", "10.9.0.4", false)},   // wins: a report beats a restored record
       {"cp-c", reg("only-there", "10.9.0.6")},
   };
   const auto merged = merge_registrations(own, peers);
