@@ -70,11 +70,10 @@ void ClientSession::on_block_complete(int32_t stream_id, Stream& st, bool end_st
     } else {
       resp.framing = end_stream ? http::BodyFraming::None : http::BodyFraming::Chunked;
     }
-    Event ev;
-    ev.stream = stream_id;
+    Event& ev = emplace(Event::Kind::Head, stream_id);  // filled where it waits in the queue
     ev.end_stream = end_stream;
     ev.response = std::move(resp);
-    push_head(std::move(ev));
+    if (end_stream) emplace(Event::Kind::End, stream_id);  // `ev` is not used past this point
     return;
   }
   push_end(stream_id, st);

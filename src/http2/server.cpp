@@ -138,8 +138,8 @@ void ServerSession::on_block_complete(int32_t stream_id, Stream& st, bool end_st
   if (!st.head_done) {
     st.head_done = true;
     st.yielded = true;
-    Event ev;
-    ev.stream = stream_id;
+    // Filled where it waits in the queue (an Event moved is a request and a response moved).
+    Event& ev = emplace(Event::Kind::Head, stream_id);
     ev.end_stream = end_stream;
     if (!st.refused) {
       auto req = request_from_fields(std::move(st.fields), end_stream, ev.scheme);
@@ -155,10 +155,9 @@ void ServerSession::on_block_complete(int32_t stream_id, Stream& st, bool end_st
     if (st.refused) {
       ev.kind = Event::Kind::Refused;
       ev.refusal = st.refusal;
-      push(std::move(ev));
       return;
     }
-    push_head(std::move(ev));
+    if (end_stream) emplace(Event::Kind::End, stream_id);  // `ev` is not used past this point
     return;
   }
   if (st.refused) {

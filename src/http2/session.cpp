@@ -305,6 +305,16 @@ std::optional<Event> Session::next_event() {
   return std::move(events_[events_head_++]);
 }
 
+bool Session::take_events(std::vector<Event>& batch) {
+  batch.clear();
+  if (events_head_ == events_.size()) return false;
+  // Those next_event() already moved out are left behind (only when a caller mixes the two).
+  if (events_head_ > 0) events_.erase(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(events_head_));
+  batch.swap(events_);
+  events_head_ = 0;
+  return true;
+}
+
 Event& Session::emplace(Event::Kind kind, int32_t stream) {
   if (events_head_ == events_.size() && events_head_ > 0) {
     events_.clear();
@@ -389,14 +399,6 @@ void Session::fail(std::string reason, uint32_t goaway_code) {
   failed_ = true;
   close_reason_ = std::move(reason);
   nghttp2_session_terminate_session(session_, goaway_code);
-}
-
-void Session::push_head(Event ev) {
-  bool end_stream = ev.end_stream;
-  int32_t id = ev.stream;
-  ev.kind = Event::Kind::Head;
-  push(std::move(ev));
-  if (end_stream) emplace(Event::Kind::End, id);
 }
 
 void Session::push_end(int32_t stream_id, Stream& st) {

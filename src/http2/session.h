@@ -99,6 +99,10 @@ class Session {
   // Appends the bytes to write now (frames allowed by flow control); returns how many.
   size_t take_output(std::string& out);
   std::optional<Event> next_event();
+  // Every event waiting, in order, handed over as a whole: `batch` (emptied first; its capacity
+  // becomes the queue's) and the queue are swapped, so no event is moved; false when none waits.
+  // Events that arrive while the caller handles the batch wait for the next call.
+  bool take_events(std::vector<Event>& batch);
 
   // Body bytes to send on `stream` (a response's or a request's), buffered until the peer's
   // window lets them out; pending(stream) says how many wait, for the caller's backpressure.
@@ -184,11 +188,9 @@ class Session {
   Stream* stream(int32_t id);
   void fail(std::string reason, uint32_t goaway_code);
   Status fail_status() const;
-  void push(Event ev) { emplace(ev.kind, ev.stream) = std::move(ev); }
-  // A new event at the end of the queue, filled in place.
+  // A new event at the end of the queue, filled in place (a Head, then End when the head ended
+  // the stream). The reference is good until the next emplace.
   Event& emplace(Event::Kind kind, int32_t stream);
-  // A Head event, followed by End when the head ended the stream.
-  void push_head(Event ev);
   // End for `stream`, the block just received (if any) as its trailers.
   void push_end(int32_t stream_id, Stream& st);
 

@@ -4,6 +4,7 @@
 #include "rego/engine.h"
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <cstdint>
 #include <map>
@@ -42,47 +43,83 @@ const char* to_string(ReasonCode code) {
   return "?";
 }
 
-std::string describe(const Decision& d) {
-  const std::string policy(d.policy);
-  const std::string rule = d.rule >= 0 ? " rule " + std::to_string(d.rule) : "";
+void describe_into(const Decision& d, std::string& out) {
+  // Appended piece by piece into room reserved once: this runs for every request whose decision
+  // is logged, so it makes one allocation, not one per piece.
+  out.reserve(out.size() + 112 + d.policy.size() + d.detail.size());
+  auto rule = [&] {
+    if (d.rule < 0) return;
+    out += " rule ";
+    char digits[16];
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, d.rule).ptr);
+  };
   switch (d.reason) {
     case ReasonCode::AllowedNoAuthorizationPolicy:
-      return "allowed: no ALLOW policy applies to the workload and no DENY policy matched";
+      out += "allowed: no ALLOW policy applies to the workload and no DENY policy matched";
+      return;
     case ReasonCode::AllowedByPolicy:
-      return "allowed by ALLOW policy " + policy + rule;
+      (out += "allowed by ALLOW policy ") += d.policy;
+      rule();
+      return;
     case ReasonCode::DeniedByPolicy:
-      return "denied by DENY policy " + policy + rule;
+      (out += "denied by DENY policy ") += d.policy;
+      rule();
+      return;
     case ReasonCode::DeniedNoAllowMatch:
-      return "denied: ALLOW policies apply to the workload but none matched";
+      out += "denied: ALLOW policies apply to the workload but none matched";
+      return;
     case ReasonCode::DeniedCustomUnavailable:
-      return "denied: CUSTOM policy " + policy + rule + " matched but " +
-             (d.detail.empty() ? std::string("its provider is not available") : d.detail) + " (fail closed)";
+      (out += "denied: CUSTOM policy ") += d.policy;
+      rule();
+      out += " matched but ";
+      out += d.detail.empty() ? std::string_view("its provider is not available") : std::string_view(d.detail);
+      out += " (fail closed)";
+      return;
     case ReasonCode::CustomProviderCheck:
-      return "CUSTOM policy " + policy + rule + " matched: extension provider \"" +
-             (d.provider ? d.provider->name : std::string("?")) + "\" (" +
-             (d.provider ? std::string(to_string(d.provider->kind)) + " " + d.provider->service + ":" +
-                               std::to_string(d.provider->port)
-                         : std::string("?")) +
-             ") decides; DENY and ALLOW policies follow only if it allows";
+      (out += "CUSTOM policy ") += d.policy;
+      rule();
+      out += " matched: extension provider \"";
+      out += d.provider ? std::string_view(d.provider->name) : std::string_view("?");
+      out += "\" (";
+      if (d.provider) {
+        ((((out += to_string(d.provider->kind)) += ' ') += d.provider->service) += ':') += std::to_string(d.provider->port);
+      } else {
+        out += '?';
+      }
+      out += ") decides; DENY and ALLOW policies follow only if it allows";
+      return;
     case ReasonCode::DeniedPlaintextOnStrict:
-      return "connection refused: plaintext to a port where mTLS is STRICT (PeerAuthentication " + policy + ")" +
-             (d.detail.empty() ? std::string() : " " + d.detail);
+      ((out += "connection refused: plaintext to a port where mTLS is STRICT (PeerAuthentication ") += d.policy) += ')';
+      if (!d.detail.empty()) (out += ' ') += d.detail;
+      return;
     case ReasonCode::MalformedRequest:
-      return "malformed request: " + d.detail;
+      (out += "malformed request: ") += d.detail;
+      return;
     case ReasonCode::RequestAuthnFailed:
-      return "request authentication failed: " + d.detail;
+      (out += "request authentication failed: ") += d.detail;
+      return;
     case ReasonCode::DeniedByOpaPolicy:
-      return "denied by OPAPolicy " + policy + ": " + d.detail;
+      (((out += "denied by OPAPolicy ") += d.policy) += ": ") += d.detail;
+      return;
     case ReasonCode::DeniedOpaPolicyError:
-      return "denied: OPAPolicy " + policy + " failed to evaluate (onError: Deny): " + d.detail;
+      (((out += "denied: OPAPolicy ") += d.policy) += " failed to evaluate (onError: Deny): ") += d.detail;
+      return;
     case ReasonCode::AllowedByOpaPolicy:
-      return "allowed by OPAPolicy " + policy +
-             " (no ALLOW policy applies to the workload and no DENY policy matched)";
+      ((out += "allowed by OPAPolicy ") += d.policy) +=
+          " (no ALLOW policy applies to the workload and no DENY policy matched)";
+      return;
     case ReasonCode::DeniedForeignNotNamed:
-      return "denied: the peer is of federated trust domain " + d.detail +
-             " and no ALLOW rule names its principal with that trust domain";
+      ((out += "denied: the peer is of federated trust domain ") += d.detail) +=
+          " and no ALLOW rule names its principal with that trust domain";
+      return;
   }
-  return "?";
+  out += '?';
+}
+
+std::string describe(const Decision& d) {
+  std::string out;
+  describe_into(d, out);
+  return out;
 }
 
 namespace {

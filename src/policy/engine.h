@@ -133,6 +133,8 @@ struct Decision {
 
 // One sentence for logs and `authz check` ("denied by DENY policy foo/bar rule 0").
 std::string describe(const Decision& d);
+// The same sentence appended to `out`.
+void describe_into(const Decision& d, std::string& out);
 
 namespace detail {
 

@@ -71,10 +71,17 @@ PathVerdict normalize_path(std::string_view raw, PathNormalization mode, std::st
   const size_t end = raw.find_first_of("?#");
   const std::string_view path = raw.substr(0, end);
   if (path.empty() || path.front() != '/') return malformed(why, "path must start with '/'");
+  const bool merge = mode == PathNormalization::MergeSlashes || mode == PathNormalization::DecodeAndMergeSlashes;
+  // Whether a pass below could change the path: a %-escape, a backslash, a segment starting with
+  // '.' (a dot segment, or harmlessly ".x"), `//` when merging. Most paths have none of them.
+  bool changes = false;
   for (size_t i = 0; i < path.size(); ++i) {
     const auto c = static_cast<unsigned char>(path[i]);
     if (c <= 0x20 || c >= 0x7f) return malformed(why, "control, space or non-ASCII byte in path");
+    if (i > 0 && path[i - 1] == '/' && (c == '.' || (c == '/' && merge))) changes = true;
+    if (c == '\\') changes = true;
     if (c == '%') {
+      changes = true;
       if (i + 2 >= path.size()) return malformed(why, "truncated %-escape in path");
       const int hi = hex_value(path[i + 1]), lo = hex_value(path[i + 2]);
       if (hi < 0 || lo < 0) return malformed(why, "bad %-escape in path");
@@ -82,7 +89,7 @@ PathVerdict normalize_path(std::string_view raw, PathNormalization mode, std::st
       i += 2;
     }
   }
-  if (mode == PathNormalization::None) {
+  if (mode == PathNormalization::None || !changes) {
     out.assign(path);
     return PathVerdict::Ok;
   }

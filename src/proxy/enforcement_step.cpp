@@ -17,22 +17,23 @@ int64_t now_seconds() {
 }
 
 // "ip:port" / "[v6]:port" → the address part.
-std::string host_of(const std::string& address) {
+std::string_view host_of(std::string_view address) {
   if (!address.empty() && address.front() == '[') {
     auto end = address.find(']');
-    return end == std::string::npos ? address : address.substr(1, end - 1);
+    return end == std::string_view::npos ? address : address.substr(1, end - 1);
   }
   auto colon = address.rfind(':');
-  if (colon == std::string::npos || address.find(':') != colon) return address;
+  if (colon == std::string_view::npos || address.find(':') != colon) return address;
   return address.substr(0, colon);
 }
 
 // `port` is the workload (app) port: Istio's destination.port. Fills `r` by assignment, so a
-// Request reused across requests keeps its strings' and map's storage.
+// Request reused across requests keeps its strings' and map's storage; the labels, the same
+// from one request to the next, are compared rather than copied again.
 void fill_base_request(policy::Request& r, const WorkloadInfo& w, uint16_t port, const std::string& source,
                        const std::optional<tls::PeerIdentity>& peer) {
   r.destination_namespace = w.ns;
-  r.destination_labels = w.labels;
+  if (r.destination_labels != w.labels) r.destination_labels = w.labels;
   r.destination_service_account = w.service_account;
   r.destination_ip.clear();
   r.destination_port = port;
@@ -87,7 +88,7 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   std::string shadow_policy;
   v.dry_run_allow = policy::dry_run_outcome(d, &shadow_policy);
   if (v.dry_run_allow && !shadow_policy.empty()) v.dry_run_policy = std::move(shadow_policy);
-  v.reason = policy::describe(d);
+  policy::describe_into(d, v.reason);
   for (const auto& r : d.opa)
     v.opa.push_back({std::string(r.policy), policy::to_string(r.outcome), r.dry_run});
   if (http) {
@@ -95,7 +96,7 @@ Verdict to_verdict(const policy::Decision& d, bool http) {
   }
   // Only the STRICT refusal: every denied TCP connection has status 0 too.
   if (!d.allow && d.reason == policy::ReasonCode::DeniedPlaintextOnStrict)
-    v.reason = "mTLS required (PeerAuthentication STRICT): " + v.reason;
+    v.reason.insert(0, "mTLS required (PeerAuthentication STRICT): ");
   return v;
 }
 
@@ -206,7 +207,9 @@ Verdict enforce_request(const EnforcedPolicy* policy, RequestContext& ctx) {
   }
   io.auth.tokens.clear();  // verified tokens are not kept alive past the request
   h = std::move(*r.http);  // back to the thread's buffer for the next request
-  return ctx.decision;
+  // The chain reads only a denial from its steps (an allow goes on to the next step): the
+  // explained decision stays in ctx.decision, not copied for an allow.
+  return ctx.decision.allow ? Verdict::pass() : ctx.decision;
 }
 
 Verdict enforce_connection(const EnforcedPolicy* policy, ConnectionContext& ctx) {

@@ -42,7 +42,8 @@ struct EnforcedPolicy {
 };
 
 // The step for one HTTP request; `policy` null: no policy. Sets ctx.decision (the explained
-// decision) unless step 1 refused, and ctx.pending_custom when a provider decides next.
+// decision) unless step 1 refused, and ctx.pending_custom when a provider decides next. Returns
+// the denial, or (a policy allowed) a plain pass: the explanation is ctx.decision's.
 Verdict enforce_request(const EnforcedPolicy* policy, RequestContext& ctx);
 // The step for one TCP connection (every denial a refused connection, status 0).
 Verdict enforce_connection(const EnforcedPolicy* policy, ConnectionContext& ctx);

@@ -81,17 +81,24 @@ bool H2Connection::receive(std::string_view bytes) {
 }
 
 void H2Connection::dispatch() {
-  while (auto ev = session_->next_event()) {
-    const bool request = ev->kind == http2::Event::Kind::Refused ||
-                         (ev->kind == http2::Event::Kind::Head && !ev->request.method.empty());
-    if (!request) {
-      deliver(*ev);
-    } else if (on_request) {
-      on_request(*ev);
-    } else {
-      session_->reset(ev->stream, NGHTTP2_REFUSED_STREAM);
+  // The session's queue is taken whole and its events handled where they lie (an event holds a
+  // request and a response: moving each one out cost more than handling most of them). The
+  // batch is a local (a dispatch from inside a handler gets its own), its storage reused.
+  std::vector<http2::Event> batch = std::move(spare_events_);
+  while (session_->take_events(batch)) {
+    for (http2::Event& ev : batch) {
+      const bool request = ev.kind == http2::Event::Kind::Refused ||
+                           (ev.kind == http2::Event::Kind::Head && !ev.request.method.empty());
+      if (!request) {
+        deliver(ev);
+      } else if (on_request) {
+        on_request(ev);
+      } else {
+        session_->reset(ev.stream, NGHTTP2_REFUSED_STREAM);
+      }
     }
   }
+  if (batch.capacity() > spare_events_.capacity()) spare_events_ = std::move(batch);
 }
 
 void H2Connection::deliver(http2::Event& ev) {

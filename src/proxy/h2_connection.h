@@ -147,6 +147,8 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   bool writing_ = false;
   Wake writer_done_;
   DeadlineWatch deadlines_;  // of the streams' waits
+  // dispatch()'s batch between calls: its capacity is kept for the next one.
+  std::vector<http2::Event> spare_events_;
 
  private:
   net::awaitable<void> write_loop(std::shared_ptr<H2Connection> self);

@@ -133,6 +133,39 @@ TEST(RequestHead, HeaderCountLimitGives431) {
   EXPECT_EQ(status_of(text, roomy), 0);
 }
 
+// A field value is checked eight bytes at a time: every byte value, at every offset of values
+// long enough to fill words and leave a tail, is accepted or refused exactly as RFC 9110's rule
+// (HTAB, SP, VCHAR, obs-text) says; so is every byte of a header name (a token).
+TEST(RequestHead, EveryByteOfAFieldIsCheckedWhereverItSits) {
+  auto allowed_in_value = [](unsigned char c) { return c == '\t' || c == ' ' || (c >= 0x21 && c != 0x7f); };
+  for (int c = 0; c < 256; ++c) {
+    if (c == '\r' || c == '\n') continue;  // they end lines
+    const auto byte = static_cast<unsigned char>(c);
+    for (size_t length : {1u, 7u, 8u, 9u, 17u, 24u}) {
+      for (size_t at = 0; at < length; ++at) {
+        std::string value(length, 'v');
+        value[at] = static_cast<char>(byte);
+        // Leading and trailing spaces and tabs are OWS, not part of the value: still allowed.
+        const std::string text = "GET / HTTP/1.1\r\nHost: a\r\nX-V: " + value + "\r\n\r\n";
+        EXPECT_EQ(status_of(text), allowed_in_value(byte) ? 0 : 400) << "byte " << c << " at " << at << " of " << length;
+      }
+    }
+    if (c == ':') continue;  // it ends the name
+    std::string name = "X-Name";
+    name[3] = static_cast<char>(byte);
+    const int status = status_of("GET / HTTP/1.1\r\nHost: a\r\n" + name + ": v\r\n\r\n");
+    EXPECT_EQ(status, is_token_char(byte) ? 0 : 400) << "byte " << c << " in a name";
+  }
+  // A CR not followed by LF inside a line is a bare CR, wherever the next CRLF is.
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"), 400);
+  auto bare = parse_request_head("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", {});
+  ASSERT_FALSE(bare);
+  EXPECT_EQ(bare.error().reason, "bare CR or LF in head");
+  auto unterminated = parse_request_head("GET / HTTP/1.1\r\nHost: a\r", {});
+  ASSERT_FALSE(unterminated);
+  EXPECT_EQ(unterminated.error().reason, "unterminated line");
+}
+
 TEST(HeadScanner, SizeLimitGives431AndIsIncremental) {
   Limits limits;
   limits.max_head_bytes = 64;

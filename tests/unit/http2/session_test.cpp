@@ -117,6 +117,39 @@ TEST(Http2Session, GetWithResponseBody) {
   EXPECT_EQ(client->open_streams(), 0u);
 }
 
+// take_events hands over the same events, in the same order, as next_event one by one would;
+// after some were taken one by one, only the rest; nothing twice.
+TEST(Http2Session, TakeEventsGivesTheQueueInOrder) {
+  auto run = [](int taken_one_by_one) {
+    auto server = make_server();
+    auto client = make_client();
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 3; ++i) ids.push_back(*client->submit(get_request("/" + std::to_string(i)), "http", true));
+    std::string c2s;
+    client->take_output(c2s);
+    EXPECT_TRUE(server->receive(c2s));
+    std::vector<std::pair<Event::Kind, int32_t>> order;
+    std::vector<std::string> paths;
+    auto note = [&](const Event& ev) {
+      order.emplace_back(ev.kind, ev.stream);
+      if (ev.kind == Event::Kind::Head) paths.push_back(ev.request.path);
+    };
+    for (int i = 0; i < taken_one_by_one; ++i) note(*server->next_event());
+    std::vector<Event> batch(2);  // not empty: emptied first
+    EXPECT_TRUE(server->take_events(batch));
+    for (const Event& ev : batch) note(ev);
+    EXPECT_FALSE(server->take_events(batch));
+    EXPECT_TRUE(batch.empty());
+    EXPECT_FALSE(server->next_event());
+    EXPECT_EQ(paths, (std::vector<std::string>{"/0", "/1", "/2"}));
+    return order;
+  };
+  const auto whole = run(0);
+  ASSERT_EQ(whole.size(), 6u);  // Head and End of each of the three streams
+  EXPECT_EQ(run(1), whole);
+  EXPECT_EQ(run(3), whole);
+}
+
 TEST(Http2Session, PostBodyLargerThanTheWindowsArrivesWhole) {
   Limits limits;
   limits.stream_window = 16 * 1024;

@@ -632,5 +632,61 @@ TEST(EngineIndex, PrefixBucketsAndManyLengths) {
              {"path shorter than every prefix", longer, at("/a"), false, 403, "", -1}});
 }
 
+// describe(): the sentence of every reason, with and without a rule and a detail, as logs and
+// `authz check` have always printed it.
+TEST(Describe, EverySentence) {
+  ExtensionProvider provider;
+  provider.name = "ext";
+  provider.kind = ExtensionProvider::Kind::EnvoyExtAuthzGrpc;
+  provider.service = "authz.foo.svc";
+  provider.port = 9000;
+  auto sentence = [](ReasonCode reason, std::string_view policy, int rule, std::string detail,
+                     const ExtensionProvider* p = nullptr) {
+    Decision d;
+    d.reason = reason;
+    d.policy = policy;
+    d.rule = rule;
+    d.detail = std::move(detail);
+    d.provider = p;
+    std::string appended = "x";
+    describe_into(d, appended);
+    EXPECT_EQ(appended, "x" + describe(d));
+    return describe(d);
+  };
+  using R = ReasonCode;
+  EXPECT_EQ(sentence(R::AllowedNoAuthorizationPolicy, "", -1, ""),
+            "allowed: no ALLOW policy applies to the workload and no DENY policy matched");
+  EXPECT_EQ(sentence(R::AllowedByPolicy, "ns/p", 0, ""), "allowed by ALLOW policy ns/p rule 0");
+  EXPECT_EQ(sentence(R::AllowedByPolicy, "ns/p", -1, ""), "allowed by ALLOW policy ns/p");
+  EXPECT_EQ(sentence(R::DeniedByPolicy, "ns/d", 12, ""), "denied by DENY policy ns/d rule 12");
+  EXPECT_EQ(sentence(R::DeniedNoAllowMatch, "", -1, ""),
+            "denied: ALLOW policies apply to the workload but none matched");
+  EXPECT_EQ(sentence(R::DeniedCustomUnavailable, "ns/c", 1, ""),
+            "denied: CUSTOM policy ns/c rule 1 matched but its provider is not available (fail closed)");
+  EXPECT_EQ(sentence(R::DeniedCustomUnavailable, "ns/c", -1, "a TCP connection"),
+            "denied: CUSTOM policy ns/c matched but a TCP connection (fail closed)");
+  EXPECT_EQ(sentence(R::CustomProviderCheck, "ns/c", 2, "", &provider),
+            "CUSTOM policy ns/c rule 2 matched: extension provider \"ext\" (envoyExtAuthzGrpc authz.foo.svc:9000) "
+            "decides; DENY and ALLOW policies follow only if it allows");
+  EXPECT_EQ(sentence(R::CustomProviderCheck, "ns/c", -1, ""),
+            "CUSTOM policy ns/c matched: extension provider \"?\" (?) decides; DENY and ALLOW policies follow "
+            "only if it allows");
+  EXPECT_EQ(sentence(R::DeniedPlaintextOnStrict, "ns/pa", -1, ""),
+            "connection refused: plaintext to a port where mTLS is STRICT (PeerAuthentication ns/pa)");
+  EXPECT_EQ(sentence(R::DeniedPlaintextOnStrict, "ns/pa", -1, "(port 80)"),
+            "connection refused: plaintext to a port where mTLS is STRICT (PeerAuthentication ns/pa) (port 80)");
+  EXPECT_EQ(sentence(R::MalformedRequest, "", -1, "bad path"), "malformed request: bad path");
+  EXPECT_EQ(sentence(R::RequestAuthnFailed, "ns/ra", -1, "Jwt is expired"),
+            "request authentication failed: Jwt is expired");
+  EXPECT_EQ(sentence(R::DeniedByOpaPolicy, "ns/o", -1, "false"), "denied by OPAPolicy ns/o: false");
+  EXPECT_EQ(sentence(R::DeniedOpaPolicyError, "ns/o", -1, "budget"),
+            "denied: OPAPolicy ns/o failed to evaluate (onError: Deny): budget");
+  EXPECT_EQ(sentence(R::AllowedByOpaPolicy, "ns/o", -1, ""),
+            "allowed by OPAPolicy ns/o (no ALLOW policy applies to the workload and no DENY policy matched)");
+  EXPECT_EQ(sentence(R::DeniedForeignNotNamed, "", -1, "other.td"),
+            "denied: the peer is of federated trust domain other.td and no ALLOW rule names its principal with "
+            "that trust domain");
+}
+
 }  // namespace
 }  // namespace mg::policy::test

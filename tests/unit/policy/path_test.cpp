@@ -54,6 +54,16 @@ TEST(Path, Table) {
       {"/a%252fb", N::DecodeAndMergeSlashes, "/a%252fb"},
       {"/a%255cb", N::DecodeAndMergeSlashes, "/a%255cb"},
       {"/a\\..\\admin", N::Base, "/admin"},  // backslashes are slashes before dot segments
+      // Paths no pass changes come back as they are; a segment that only starts with a dot is
+      // not a dot segment.
+      {"/details/1", N::Base, "/details/1"},
+      {"/details/1", N::DecodeAndMergeSlashes, "/details/1"},
+      {"/a.b/c./.d/..e", N::Base, "/a.b/c./.d/..e"},
+      {"/.well-known/x", N::MergeSlashes, "/.well-known/x"},
+      {"/a/.", N::Base, "/a/"},
+      {"/a/..", N::MergeSlashes, "/"},
+      {"/a//", N::MergeSlashes, "/a/"},
+      {"//", N::Base, "//"},
   };
   std::string out;
   for (const auto& c : cases) {
