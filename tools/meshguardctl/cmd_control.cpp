@@ -129,6 +129,7 @@ int rotate_ca_online(const std::string& server, const std::string& admin_dir, in
   if (!stub) return fail_line(stub.error().to_string());
   pb::RotateCaRequest req;
   req.set_wait_seconds(wait_seconds);
+  req.set_mesh(selected_mesh());
   pb::RotateCaResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(wait_seconds + 15));

@@ -78,6 +78,24 @@ row_default=$(grep '^default ' <<<"$out")
 pass "get meshes: one connected workload in each ($(tr -s ' ' <<<"$row_b"))"
 expect_eq "$(ctl --mesh mesh-b get meshes | grep -c '^default ' || true)" 0 "--mesh mesh-b get meshes shows mesh-b only"
 
+# `--mesh NAME ca rotate` is about NAME's CA, never the default mesh's: an unknown mesh is
+# NOT_FOUND, and the default mesh's root (get meshes, data_dir/ca) stays as it was.
+default_root() { ctl get meshes | awk '$1 == "default" {print $3}'; }
+root_before=$(default_root)
+[ -n "$root_before" ] || fail "get meshes shows no root serial for the default mesh"
+cp "$DATA/ca/root-cert.pem" "$WORK/default-root-before.pem"
+rc=0
+err=$(ctl --mesh no-such-mesh ca rotate --wait 5 2>&1) || rc=$?
+[ "$rc" != 0 ] || fail "ca rotate --mesh no-such-mesh succeeded"
+expect_contains "$err" "mesh no-such-mesh does not exist" "ca rotate of an unknown mesh: not found"
+expect_eq "$(default_root)" "$root_before" "ca rotate of an unknown mesh leaves the default mesh's root"
+rc=0
+err=$(ctl --mesh mesh-b ca rotate --wait 5 2>&1) || rc=$?
+[ "$rc" != 0 ] || fail "ca rotate --mesh mesh-b succeeded, but mesh-b's CA cannot be rotated online"
+expect_contains "$err" "mesh mesh-b: its CA cannot be rotated online" "ca rotate --mesh mesh-b is refused, naming the mesh"
+expect_eq "$(default_root)" "$root_before" "ca rotate --mesh mesh-b leaves the default mesh's root (get meshes)"
+cmp -s "$DATA/ca/root-cert.pem" "$WORK/default-root-before.pem" || fail "ca rotate --mesh mesh-b rotated data_dir/ca"
+
 # Federation both ways (each side's proxies verify the other's certificates).
 cat >"$WORK/federate.yaml" <<'YAML'
 apiVersion: meshguard.io/v1alpha1
