@@ -153,6 +153,23 @@ expect_eq "$(http_status "$URL/details/1")" 403 "denied where no rule matches"
 mesh_root() { ctl get meshes | awk -v m="$1" '$1 == m {print $3}'; }
 b_root_before=$(mesh_root mesh-b)
 cp "$DATA/meshes/mesh-b/ca/root-cert.pem" "$WORK/b-root-before.pem"
+# First called off: mesh-b's proxy, stopped, does not ACK the new bundle in time; nothing changes.
+kill -STOP "$details_PID"
+rc=0
+ctl --mesh mesh-b ca rotate --wait 2 >"$WORK/rotate-b-off.out" 2>&1 || rc=$?
+kill -CONT "$details_PID"
+[ "$rc" != 0 ] || fail "ca rotate --mesh mesh-b succeeded though mesh-b's proxy was stopped"
+expect_contains "$(cat "$WORK/rotate-b-off.out")" "rotation called off, the old bundle is restored: not acknowledged by default/details" \
+  "a rotation of mesh-b's CA not ACKed by mesh-b's proxy is called off, naming it"
+expect_eq "$(mesh_root mesh-b)" "$b_root_before" "called off: mesh-b still signs with its old root"
+cmp -s "$DATA/meshes/mesh-b/ca/root-cert.pem" "$WORK/b-root-before.pem" || fail "called off, yet meshes/mesh-b/ca changed"
+for _ in $(seq 1 200); do
+  cmp -s "$WORK/details-state/root-cert.pem" "$WORK/b-root-before.pem" && break
+  sleep 0.05
+done
+cmp -s "$WORK/details-state/root-cert.pem" "$WORK/b-root-before.pem" || fail "called off: mesh-b's old bundle was not pushed back"
+pass "called off: mesh-b's proxy is given its old bundle back"
+wait_status "$URL/status/200" 200
 ctl --mesh mesh-b ca rotate --wait 20 >"$WORK/rotate-b.out" 2>&1 &
 ROTATOR=$!
 failed=0 total=0
@@ -235,6 +252,7 @@ expect_contains "$metrics" 'meshguard_mesh_proxies_connected{mesh="mesh-b"} 2' "
 expect_contains "$metrics" 'meshguard_mesh_certificates_issued_total{mesh="mesh-b"}' "certificates issued per mesh"
 expect_contains "$metrics" 'meshguard_mesh_pushes_total{mesh="default"}' "pushes per mesh"
 expect_contains "$metrics" 'meshguard_mesh_ca_rotations_total{mesh="mesh-b",result="success"} 1' "CA rotations per mesh"
+expect_contains "$metrics" 'meshguard_mesh_ca_rotations_total{mesh="mesh-b",result="abandoned"} 1' "... and those called off"
 
 # A restart keeps mesh-b's rotated CA (data_dir/meshes/mesh-b/ca).
 CP_PORT=${CP_ADDR##*:}
