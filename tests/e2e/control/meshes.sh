@@ -4,7 +4,9 @@
 # federation the mTLS handshake fails (each proxy trusts its mesh's roots only); once each mesh
 # federates with the other, the call is allowed only where a mesh-b policy names the caller's
 # principal with its trust domain, and denied elsewhere (namespaces, `*/ns/...`, no policy).
-# `get meshes` lists both, with their CAs and connected workloads.
+# `get meshes` lists both, with their CAs and connected workloads. `--mesh mesh-b ca rotate`
+# rotates mesh-b's CA online (called off while its proxy does not ACK; kept across a restart),
+# never the default mesh's.
 source "$(dirname "$0")/lib.sh"
 
 # The default mesh gets a trust domain of its own: in policies `cluster.local` means "this mesh",
