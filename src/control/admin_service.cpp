@@ -634,6 +634,23 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       reactor->Finish(status_of(grpc::StatusCode::PERMISSION_DENIED, admin.error()));
       return reactor;
     }
+    // Another mesh's CA is rotated by its own CaRotation (data dir), never by rotating the
+    // default one in its place.
+    if (const std::string& mesh = req->mesh(); !mesh.empty() && mesh != policy::kDefaultMesh) {
+      CaRotation* rotation = d_.mesh_cas ? d_.mesh_cas->rotation(mesh) : nullptr;
+      if (!d_.model.current()->meshes.contains(mesh)) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "mesh " + mesh + " does not exist"));
+      } else if (!rotation) {
+        reactor->Finish(grpc::Status(
+            grpc::StatusCode::UNIMPLEMENTED,
+            "mesh " + mesh +
+                ": its CA cannot be rotated online by this control plane "
+                "(replicas on etcd: not yet; nothing was rotated, the default mesh's CA neither)"));
+      } else {
+        rotation->rotate(d_.distributor, reactor, req->wait_seconds(), resp);
+      }
+      return reactor;
+    }
     d_.ca.rotate(d_.distributor, reactor, req->wait_seconds(), resp);
     return reactor;
   }

@@ -36,7 +36,7 @@ struct AdminServiceDeps {
   const BootstrapCredentials& bootstrap;
   telemetry::Registry& metrics;
   const Registry& registry;  // Get of kind ServiceEndpoints: computed, never stored
-  const MeshCas* mesh_cas = nullptr;  // the other meshes' CAs (docs/MESHES.md); null: none
+  MeshCas* mesh_cas = nullptr;  // the other meshes' CAs (docs/MESHES.md); null: none
 };
 
 class AdminService {

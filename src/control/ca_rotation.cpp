@@ -13,9 +13,10 @@ namespace mg::control {
 namespace pb = ::meshguard::v1;
 
 CaRotation::CaRotation(std::shared_ptr<const ca::Authority> authority, std::string data_dir, bool persist,
-                       telemetry::Registry& metrics)
+                       telemetry::Registry& metrics, std::string mesh)
     : data_dir_(std::move(data_dir)),
       persist_(persist),
+      mesh_(std::move(mesh)),
       metrics_(metrics),
       authority_(std::move(authority)) {}
 
@@ -126,7 +127,7 @@ void CaRotation::finish(Distributor& distributor, grpc::ServerUnaryReactor* reac
   BundleRollout rollout;
   bool all = false;
   while (true) {
-    rollout = distributor.bundle_rollout(want);
+    rollout = distributor.bundle_rollout(want, mesh_);
     resp->clear_not_connected();
     for (const auto& key : rollout.not_connected) resp->add_not_connected(key);
     resp->set_proxies_acknowledged(rollout.acknowledged);
@@ -146,19 +147,26 @@ void CaRotation::finish(Distributor& distributor, grpc::ServerUnaryReactor* reac
     if (all) authority_ = next;  // the bundle (new + old roots) is already everywhere
     pending_.reset();
   }
+  // The default mesh's as before several meshes; another mesh's per mesh, as its other series.
+  auto rotations = [&](const char* outcome) -> telemetry::Counter& {
+    return mesh_.empty() ? metrics_.counter("meshguard_ca_rotations_total", {{"result", outcome}})
+                         : metrics_.counter("meshguard_mesh_ca_rotations_total",
+                                            {{"mesh", mesh_}, {"result", outcome}});
+  };
+  const std::string whose = mesh_.empty() ? "" : "mesh " + mesh_ + ": ";
   if (all) {
-    log_line("CA rotated: new root " + crypto::cert_sha256_fingerprint(next->ca_cert()) + "; " +
+    log_line(whose + "CA rotated: new root " + crypto::cert_sha256_fingerprint(next->ca_cert()) + "; " +
              std::to_string(resp->proxies_acknowledged()) + " proxies hold the new bundle");
-    metrics_.counter("meshguard_ca_rotations_total", {{"result", "success"}}).inc();
+    rotations("success").inc();
   } else {
-    metrics_.counter("meshguard_ca_rotations_total", {{"result", "abandoned"}}).inc();
+    rotations("abandoned").inc();
     if (result.ok()) {
       std::string who;
       for (const auto& w : rollout.waiting) who += (who.empty() ? "" : ", ") + w;
       result = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                             "rotation called off, the old bundle is restored: not acknowledged by " + who);
     }
-    log_line("CA rotation abandoned: " + result.error_message());
+    log_line(whose + "CA rotation abandoned: " + result.error_message());
   }
   distributor.mark_dirty();  // abandoned: push the old bundle back; done: nothing changes for the proxies
   reactor->Finish(result);

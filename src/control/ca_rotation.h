@@ -4,7 +4,8 @@
 // that bundle, the new CA signs (the built-in CA is then persisted as data_dir/ca, the old one kept
 // as ca.previous-<unix time>). A proxy that does not acknowledge in time calls the rotation off
 // and the old bundle is pushed back. Owns the current and the pending Authority and the thread
-// that waits out phase 2.
+// that waits out phase 2. The default mesh's CA has one; so has each other mesh's built-in CA on
+// the data dir (mesh_cas.h), whose rotation waits for that mesh's proxies only.
 #pragma once
 
 #include <chrono>
@@ -26,9 +27,11 @@ class Distributor;
 class CaRotation {
  public:
   // `persist`: write a finished rotation to data_dir (the built-in CA; a plugged-in one is
-  // rotated where it is issued).
+  // rotated where it is issued). `mesh`: the mesh whose CA this is, "" for the default mesh (whose
+  // bundle every proxy trusts the control plane with); another mesh's lives in
+  // data_dir/meshes/<mesh>, that is the `data_dir` to give it.
   CaRotation(std::shared_ptr<const ca::Authority> authority, std::string data_dir, bool persist,
-             telemetry::Registry& metrics);
+             telemetry::Registry& metrics, std::string mesh = {});
   ~CaRotation() { join(); }
 
   // The CA that signs now.
@@ -62,6 +65,7 @@ class CaRotation {
 
   const std::string data_dir_;
   const bool persist_;
+  const std::string mesh_;
   telemetry::Registry& metrics_;
   mutable Mutex mutex_;
   std::shared_ptr<const ca::Authority> authority_ MG_GUARDED_BY(mutex_);

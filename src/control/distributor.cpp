@@ -208,6 +208,7 @@ SharedSnapshot Distributor::snapshot_if_changed(ProxyRecord& record, const Model
   record.sent_version = message.version();
   record.nack_error.clear();  // a NACK is about the snapshot this one supersedes
   record.sent_bundle = m.bundle_hash;
+  record.sent_mesh_bundle = view->bundle_hash;
   record.sent_revision = m.revision;
   record.change_at = change_at;
   record.awaiting_ack = true;
@@ -384,6 +385,7 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
     rec.acked_version = ack.version();
     if (ack.version() == rec.sent_version) {
       rec.acked_bundle = rec.sent_bundle;
+      rec.acked_mesh_bundle = rec.sent_mesh_bundle;
       rec.acked_revision = rec.sent_revision;
       rec.synced_revision = rec.evaluated_revision;
       // Which store revision each proxy enforces: a proxy lagging behind shows here.
@@ -461,19 +463,23 @@ std::map<std::string, ProxyRecord> Distributor::proxies() const {
   return out;
 }
 
-BundleRollout Distributor::bundle_rollout(const std::string& want) const {
+BundleRollout Distributor::bundle_rollout(const std::string& want, std::string_view mesh) const {
   BundleRollout out;
+  const bool one_mesh = !mesh.empty() && mesh != policy::kDefaultMesh;
   MutexLock lock(mutex_);
   const int64_t now = unix_now();
   const auto steady_now = Clock::now();
   for (const auto& [key, rec] : records_) {
     if (forgotten(rec, steady_now)) continue;
+    const std::string_view rec_mesh = rec.workload.mesh.empty() ? policy::kDefaultMesh : rec.workload.mesh;
+    if (one_mesh && rec_mesh != mesh) continue;
+    const std::string& acked = one_mesh ? rec.acked_mesh_bundle : rec.acked_bundle;
     // A proxy that dropped its stream moments ago is most likely reconnecting (it does after
     // every renewal): wait for it like a connected one rather than sign past it.
     const bool reconnecting = !rec.connected && now - rec.last_seen < 15;
     if (!rec.connected && !reconnecting) {
       out.not_connected.push_back(key);
-    } else if (rec.connected && rec.acked_bundle == want) {
+    } else if (rec.connected && acked == want) {
       ++out.acknowledged;
     } else {
       out.waiting.push_back(key);

@@ -60,6 +60,9 @@ struct ProxyRecord {
   int64_t cert_not_after = 0;
   std::string sent_version, acked_version, nack_error;
   std::string sent_bundle, acked_bundle;  // hashes of the trust bundle in those snapshots
+  // ... and of its mesh's own roots (the same bundle for the default mesh; another mesh's proxy
+  // trusts the control plane with the default mesh's bundle, its peers with its mesh's).
+  std::string sent_mesh_bundle, acked_mesh_bundle;
   int64_t sent_revision = 0;     // store revision the last snapshot sent was computed at
   int64_t acked_revision = 0;    // store revision of the snapshot in force (ACKed)
   int64_t evaluated_revision = 0;  // newest model revision this proxy's snapshot was computed at
@@ -120,7 +123,10 @@ class Distributor {
 
   // Every proxy connected now or disconnected for less than `forget_after`.
   std::map<std::string, ProxyRecord> proxies() const MG_EXCLUDES(mutex_);
-  BundleRollout bundle_rollout(const std::string& bundle_hash) const MG_EXCLUDES(mutex_);
+  // Which proxies ACKed a snapshot with the bundle hashed `bundle_hash`: every proxy's control-plane
+  // (default mesh) bundle, or, for `mesh` other than the default, that mesh's proxies' own bundle.
+  BundleRollout bundle_rollout(const std::string& bundle_hash, std::string_view mesh = {}) const
+      MG_EXCLUDES(mutex_);
   // Sleeps up to `d`; false once stopping.
   bool sleep_unless_stopping(std::chrono::milliseconds d) MG_EXCLUDES(mutex_);
 

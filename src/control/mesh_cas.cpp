@@ -2,6 +2,7 @@
 #include "control/mesh_cas.h"
 
 #include <ctime>
+#include <vector>
 
 #include "common/files.h"
 #include "control/etcd_store.h"
@@ -27,8 +28,17 @@ Result<std::shared_ptr<const ca::Authority>> MeshCas::from_shared(const std::str
   return std::make_shared<const ca::Authority>(std::move(*authority));
 }
 
+std::shared_ptr<const ca::Authority> MeshCas::keep_locked(const std::string& name,
+                                                          ca::Authority authority) const {
+  auto shared = std::make_shared<const ca::Authority>(std::move(authority));
+  rotations_[name] =
+      std::make_unique<CaRotation>(shared, data_dir_ + "/meshes/" + name, /*persist=*/true, *metrics_, name);
+  return shared;
+}
+
 Result<std::shared_ptr<const ca::Authority>> MeshCas::load_locked(const std::string& name) const {
   if (auto it = cas_.find(name); it != cas_.end()) return it->second;
+  if (auto it = rotations_.find(name); it != rotations_.end()) return it->second->signer();
   if (etcd_) {
     auto value = etcd_->shared_get(shared_name_of(name));
     if (!value) return fail(value.error());
@@ -39,13 +49,13 @@ Result<std::shared_ptr<const ca::Authority>> MeshCas::load_locked(const std::str
     return authority;
   }
   if (data_dir_.empty()) return std::shared_ptr<const ca::Authority>();
+  // A rotation interrupted between its two renames left ca.new: it is the CA.
+  if (auto st = CaRotation::complete_interrupted(data_dir_ + "/meshes/" + name); !st) return fail(st.error());
   const std::string dir = dir_of(data_dir_, name);
   if (!files::exists(dir + "/" + ca::kCaKeyFile)) return std::shared_ptr<const ca::Authority>();
   auto loaded = ca::Authority::load_dir(dir, std::time(nullptr));
   if (!loaded) return fail(loaded.error());
-  auto shared = std::make_shared<const ca::Authority>(std::move(*loaded));
-  cas_[name] = shared;
-  return shared;
+  return keep_locked(name, std::move(*loaded));
 }
 
 Result<std::shared_ptr<const ca::Authority>> MeshCas::ensure(const std::string& name,
@@ -94,9 +104,29 @@ Result<std::shared_ptr<const ca::Authority>> MeshCas::create_locked(const std::s
   if (auto st = files::make_dirs(data_dir_ + "/meshes", 0700); !st) return fail(st.error());
   if (auto st = files::make_dirs(data_dir_ + "/meshes/" + name, 0700); !st) return fail(st.error());
   if (auto st = made->save_dir(dir); !st) return fail(st.error());
-  auto shared = std::make_shared<const ca::Authority>(std::move(*made));
-  cas_[name] = shared;
-  return shared;
+  return keep_locked(name, std::move(*made));
+}
+
+CaRotation* MeshCas::rotation(const std::string& name) {
+  MutexLock lock(mutex_);
+  auto it = rotations_.find(name);
+  return it == rotations_.end() ? nullptr : it->second.get();
+}
+
+identity::TrustBundle MeshCas::distributed_bundle(const std::string& name,
+                                                  const ca::Authority& signer) const {
+  MutexLock lock(mutex_);
+  auto it = rotations_.find(name);
+  return it == rotations_.end() ? signer.bundle() : it->second->distributed_bundle();
+}
+
+void MeshCas::join() {
+  std::vector<CaRotation*> all;
+  {
+    MutexLock lock(mutex_);
+    for (auto& [name, rotation] : rotations_) all.push_back(rotation.get());
+  }
+  for (auto* rotation : all) rotation->join();  // never erased: they outlive the lock
 }
 
 std::shared_ptr<const ca::Authority> MeshCas::find(const std::string& name) const {

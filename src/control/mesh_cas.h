@@ -5,7 +5,9 @@
 // sealed as the default CA's is), created by the first replica that needs it in one
 // create-if-absent transaction, so every replica signs for every mesh with one CA. A mesh's trust
 // domain is fixed by its CA: a Mesh that names another one is refused
-// (control.mesh_trust_domain_changed). The default mesh's CA stays CaRotation's.
+// (control.mesh_trust_domain_changed). The default mesh's CA stays the server's CaRotation; on the
+// data dir each other mesh's CA has a CaRotation of its own too (online `ca rotate --mesh`, kept
+// in data_dir/meshes/<name>/ca as the default mesh's is in data_dir/ca); on etcd it has none yet.
 #pragma once
 
 #include <map>
@@ -17,7 +19,10 @@
 #include "ca/authority.h"
 #include "common/result.h"
 #include "common/thread_annotations.h"
+#include "control/ca_rotation.h"
 #include "control/sealed_secret.h"
+#include "identity/trust_bundle.h"
+#include "telemetry/metrics.h"
 
 namespace mg::control {
 
@@ -25,8 +30,10 @@ class EtcdStore;
 
 class MeshCas {
  public:
-  // Kept in `data_dir` (empty: none can be kept; ensure() fails).
-  explicit MeshCas(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  // Kept in `data_dir` (empty: none can be kept; ensure() fails), each rotated online by its
+  // CaRotation (its metrics in `metrics`).
+  MeshCas(std::string data_dir, telemetry::Registry& metrics)
+      : data_dir_(std::move(data_dir)), metrics_(&metrics) {}
   // Kept in etcd, the private keys sealed under `seal` (the --seal-key key, or the plugged-in
   // CA's: as the shared token key) or, without one, in clear.
   MeshCas(EtcdStore& etcd, std::optional<SealKey> seal) : etcd_(&etcd), seal_(std::move(seal)) {}
@@ -39,6 +46,15 @@ class MeshCas {
   std::shared_ptr<const ca::Authority> find(const std::string& name) const MG_EXCLUDES(mutex_);
   // Whether ensure(name, trust_domain) would succeed without changing a mesh's trust domain.
   Status check(const std::string& name, const std::string& trust_domain) const MG_EXCLUDES(mutex_);
+  // The rotation of mesh `name`'s CA (data dir only: null on etcd, or while it has no CA). It
+  // lives as long as this MeshCas.
+  CaRotation* rotation(const std::string& name) MG_EXCLUDES(mutex_);
+  // The bundle mesh `name`'s proxies are sent: during a rotation its pending CA's (new and old
+  // roots), else that of `signer`, its CA.
+  identity::TrustBundle distributed_bundle(const std::string& name, const ca::Authority& signer) const
+      MG_EXCLUDES(mutex_);
+  // Waits for the rotations' phase 2 (returns soon once the distributor stopped).
+  void join() MG_EXCLUDES(mutex_);
 
   static std::string dir_of(const std::string& data_dir, std::string_view name);
   // Its name under <prefix>shared/ on etcd: "meshes/<name>/ca".
@@ -49,14 +65,20 @@ class MeshCas {
   Result<std::shared_ptr<const ca::Authority>> create_locked(const std::string& name,
                                                              const std::string& trust_domain)
       MG_REQUIRES(mutex_);
+  // The data dir's CA of mesh `name`, its rotation kept from now on.
+  std::shared_ptr<const ca::Authority> keep_locked(const std::string& name, ca::Authority authority) const
+      MG_REQUIRES(mutex_);
   // The CA in a value of <prefix>shared/meshes/<name>/ca.
   Result<std::shared_ptr<const ca::Authority>> from_shared(const std::string& name,
                                                            std::string_view value) const;
   const std::string data_dir_;
   EtcdStore* const etcd_ = nullptr;
   const std::optional<SealKey> seal_;
+  telemetry::Registry* const metrics_ = nullptr;
   mutable Mutex mutex_;
+  // On etcd: the CAs read. On the data dir: each CA's rotation, which says which CA signs.
   mutable std::map<std::string, std::shared_ptr<const ca::Authority>> cas_ MG_GUARDED_BY(mutex_);
+  mutable std::map<std::string, std::unique_ptr<CaRotation>> rotations_ MG_GUARDED_BY(mutex_);
 };
 
 }  // namespace mg::control

@@ -69,7 +69,9 @@ Status ConfigModel::rebuild() {
     v.set = &v.own_set;
     v.mesh = mesh_settings(*v.set, resource.trust_domain);
     v.authority = *authority;
-    v.bundle = std::make_shared<const identity::TrustBundle>((*authority)->bundle());
+    // During a rotation of its CA: the pending CA's bundle (new and old roots).
+    v.bundle = std::make_shared<const identity::TrustBundle>(
+        mesh_cas_->distributed_bundle(resource.meta.name, **authority));
     v.bundle_pem = v.bundle->to_pem();
     v.bundle_hash = bundle_hash(v.bundle_pem);
     v.control_plane_bundle_pem = m->bundle_pem;

@@ -227,7 +227,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
   // Other meshes' built-in CAs: in the data dir, or, for replicas on etcd, in etcd (sealed as the
   // token key is), so that every replica signs for every mesh.
   impl->mesh_cas = impl->etcd_store ? std::make_unique<MeshCas>(*impl->etcd_store, std::move(token_seal))
-                                    : std::make_unique<MeshCas>(dir);
+                                    : std::make_unique<MeshCas>(dir, impl->metrics);
   impl->model =
       std::make_unique<ConfigModel>(*impl->store, *impl->ca, td, impl->metrics, impl->mesh_cas.get());
   if (auto st = impl->model->rebuild(); !st) return fail(st.error());
@@ -364,6 +364,7 @@ void ControlPlane::shutdown() {
   if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   s.distributor->join();
   s.ca->join();
+  s.mesh_cas->join();
   if (s.housekeeping_thread.joinable()) s.housekeeping_thread.join();
   if (s.metrics_endpoint) s.metrics_endpoint->stop();
 }

@@ -96,7 +96,8 @@ void register_ca_commands(CLI::App& app, Action& action) {
   auto* rotate = ca->add_subcommand(
       "rotate",
       "Replace the root; the bundle keeps old roots until they expire. With --dir: offline, on a CA directory. "
-      "Without: through the running control plane (new bundle to every proxy first, then the new root signs)");
+      "Without: through the running control plane (new bundle to every proxy first, then the new root signs); "
+      "--mesh NAME: mesh NAME's CA, its proxies only");
   rotate->add_option("--dir", ro->dir, "CA directory (offline rotation)");
   rotate->add_option("--server", ro->server, "control plane address (env MESHGUARD_SERVER)");
   rotate->add_option("--admin-dir", ro->admin_dir, "admin identity directory (env MESHGUARD_ADMIN_DIR)");

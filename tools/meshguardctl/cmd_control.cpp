@@ -129,10 +129,15 @@ int rotate_ca_online(const std::string& server, const std::string& admin_dir, in
   if (!stub) return fail_line(stub.error().to_string());
   pb::RotateCaRequest req;
   req.set_wait_seconds(wait_seconds);
+  req.set_mesh(selected_mesh());
   pb::RotateCaResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(wait_seconds + 15));
   auto st = (*stub)->RotateCa(&ctx, req, &resp);
+  // A rotation called off is DEADLINE_EXCEEDED from the server, naming the proxies that did not
+  // ACK: say that, not that the control plane did not answer (which is gRPC's own message).
+  if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && st.error_message() != "Deadline Exceeded")
+    return fail_line(st.error_message());
   if (!st.ok()) return rpc_failed(c, st);
   std::cout << "rotated: new root " << resp.new_root_fingerprint() << "\n"
             << resp.proxies_acknowledged() << " connected proxies hold the new trust bundle; new certificates are "

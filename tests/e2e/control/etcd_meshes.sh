@@ -3,7 +3,8 @@
 # 1 gets its built-in CA kept in etcd (<prefix>shared/meshes/<name>/ca, its key sealed under
 # --seal-key), and a workload of that mesh bootstrapping through replica 2 gets a certificate of
 # that mesh's trust domain, signed by that CA, with that mesh's roots as its bundle. Replica 2
-# refuses changing the mesh's trust domain (its CA is fixed). Skipped (exit 77) without etcd.
+# refuses changing the mesh's trust domain (its CA is fixed), and `--mesh payments ca rotate` (not
+# built on etcd; the default mesh's CA is not rotated instead). Skipped (exit 77) without etcd.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/etcd_lib.sh"
 
@@ -69,6 +70,17 @@ for n in 1 2; do
   [ ! -e "$WORK/replica$n/meshes" ] || fail "replica $n kept a mesh CA in its data dir: $(ls -R "$WORK/replica$n/meshes")"
 done
 pass "no mesh CA in the replicas' data dirs"
+
+# Online rotation of another mesh's CA is not built on etcd: refused, naming the mesh, and the
+# default mesh's CA is not rotated in its place.
+default_root() { on 2 get meshes | awk '$1 == "default" {print $3}'; }
+root_before=$(default_root)
+[ -n "$root_before" ] || fail "get meshes shows no root serial for the default mesh"
+rc=0
+err=$(on 2 --mesh payments ca rotate --wait 5 2>&1) || rc=$?
+[ "$rc" != 0 ] || fail "ca rotate --mesh payments succeeded on etcd"
+expect_contains "$err" "mesh payments: its CA cannot be rotated online" "ca rotate --mesh payments is refused on etcd, naming the mesh"
+expect_eq "$(default_root)" "$root_before" "... and the default mesh's root is unchanged"
 
 # The mesh's trust domain is fixed by its CA, whichever replica is asked.
 sed 's/payments.example/other.example/' "$WORK/payments.yaml" >"$WORK/payments-other.yaml"

@@ -4,7 +4,9 @@
 # federation the mTLS handshake fails (each proxy trusts its mesh's roots only); once each mesh
 # federates with the other, the call is allowed only where a mesh-b policy names the caller's
 # principal with its trust domain, and denied elsewhere (namespaces, `*/ns/...`, no policy).
-# `get meshes` lists both, with their CAs and connected workloads.
+# `get meshes` lists both, with their CAs and connected workloads. `--mesh mesh-b ca rotate`
+# rotates mesh-b's CA online (called off while its proxy does not ACK; kept across a restart),
+# never the default mesh's.
 source "$(dirname "$0")/lib.sh"
 
 # The default mesh gets a trust domain of its own: in policies `cluster.local` means "this mesh",
@@ -78,6 +80,18 @@ row_default=$(grep '^default ' <<<"$out")
 pass "get meshes: one connected workload in each ($(tr -s ' ' <<<"$row_b"))"
 expect_eq "$(ctl --mesh mesh-b get meshes | grep -c '^default ' || true)" 0 "--mesh mesh-b get meshes shows mesh-b only"
 
+# `--mesh NAME ca rotate` is about NAME's CA, never the default mesh's: an unknown mesh is
+# NOT_FOUND, and the default mesh's root (get meshes, data_dir/ca) stays as it was.
+default_root() { ctl get meshes | awk '$1 == "default" {print $3}'; }
+root_before=$(default_root)
+[ -n "$root_before" ] || fail "get meshes shows no root serial for the default mesh"
+cp "$DATA/ca/root-cert.pem" "$WORK/default-root-before.pem"
+rc=0
+err=$(ctl --mesh no-such-mesh ca rotate --wait 5 2>&1) || rc=$?
+[ "$rc" != 0 ] || fail "ca rotate --mesh no-such-mesh succeeded"
+expect_contains "$err" "mesh no-such-mesh does not exist" "ca rotate of an unknown mesh: not found"
+expect_eq "$(default_root)" "$root_before" "ca rotate of an unknown mesh leaves the default mesh's root"
+
 # Federation both ways (each side's proxies verify the other's certificates).
 cat >"$WORK/federate.yaml" <<'YAML'
 apiVersion: meshguard.io/v1alpha1
@@ -135,6 +149,70 @@ expect_eq "$(http_status "$URL/headers")" 403 "denied where the rule says */ns/d
 expect_eq "$(http_status "$URL/user-agent")" 403 "denied where the rule says cluster.local/... (mesh-b itself)"
 expect_eq "$(http_status "$URL/details/1")" 403 "denied where no rule matches"
 
+# Online rotation of mesh-b's CA while sleep calls details: mesh-b's bundle (new + old roots)
+# reaches mesh-b's proxy first (only it is waited for: 1 of the 2 connected proxies), then the
+# new root signs mesh-b's certificates. The default mesh's CA does not change.
+mesh_root() { ctl get meshes | awk -v m="$1" '$1 == m {print $3}'; }
+b_root_before=$(mesh_root mesh-b)
+cp "$DATA/meshes/mesh-b/ca/root-cert.pem" "$WORK/b-root-before.pem"
+# First called off: mesh-b's proxy, stopped, does not ACK the new bundle in time; nothing changes.
+kill -STOP "$details_PID"
+rc=0
+ctl --mesh mesh-b ca rotate --wait 2 >"$WORK/rotate-b-off.out" 2>&1 || rc=$?
+kill -CONT "$details_PID"
+[ "$rc" != 0 ] || fail "ca rotate --mesh mesh-b succeeded though mesh-b's proxy was stopped"
+expect_contains "$(cat "$WORK/rotate-b-off.out")" "rotation called off, the old bundle is restored: not acknowledged by default/details" \
+  "a rotation of mesh-b's CA not ACKed by mesh-b's proxy is called off, naming it"
+expect_eq "$(mesh_root mesh-b)" "$b_root_before" "called off: mesh-b still signs with its old root"
+cmp -s "$DATA/meshes/mesh-b/ca/root-cert.pem" "$WORK/b-root-before.pem" || fail "called off, yet meshes/mesh-b/ca changed"
+for _ in $(seq 1 200); do
+  cmp -s "$WORK/details-state/root-cert.pem" "$WORK/b-root-before.pem" && break
+  sleep 0.05
+done
+cmp -s "$WORK/details-state/root-cert.pem" "$WORK/b-root-before.pem" || fail "called off: mesh-b's old bundle was not pushed back"
+pass "called off: mesh-b's proxy is given its old bundle back"
+wait_status "$URL/status/200" 200
+ctl --mesh mesh-b ca rotate --wait 20 >"$WORK/rotate-b.out" 2>&1 &
+ROTATOR=$!
+failed=0 total=0
+while { kill -0 "$ROTATOR" 2>/dev/null || [ "$total" -lt 20 ]; } && [ "$total" -lt 400 ]; do
+  code=$(http_status "$URL/status/200")
+  total=$((total + 1))
+  [ "$code" = 200 ] || failed=$((failed + 1))
+done
+rc=0
+wait "$ROTATOR" || rc=$?
+[ "$rc" = 0 ] || fail "ca rotate --mesh mesh-b: $(cat "$WORK/rotate-b.out")"
+expect_contains "$(cat "$WORK/rotate-b.out")" "1 connected proxies hold the new trust bundle" \
+  "ca rotate --mesh mesh-b waited for mesh-b's proxy only"
+expect_eq "$failed" 0 "sleep → details kept working during mesh-b's rotation ($total requests)"
+b_root_after=$(mesh_root mesh-b)
+[ -n "$b_root_after" ] && [ "$b_root_after" != "$b_root_before" ] ||
+  fail "get meshes: mesh-b's root serial did not change ($b_root_before → $b_root_after)"
+pass "mesh-b signs with a new root ($b_root_before → $b_root_after)"
+expect_eq "$(default_root)" "$root_before" "ca rotate --mesh mesh-b leaves the default mesh's root (get meshes)"
+cmp -s "$DATA/ca/root-cert.pem" "$WORK/default-root-before.pem" || fail "ca rotate --mesh mesh-b rotated data_dir/ca"
+expect_eq "$(grep -c 'BEGIN CERTIFICATE' "$WORK/details-state/root-cert.pem")" 2 \
+  "mesh-b's proxy holds mesh-b's new and old roots"
+expect_eq "$(grep -c 'BEGIN CERTIFICATE' "$DATA/meshes/mesh-b/ca/root-cert.pem")" 2 \
+  "data_dir/meshes/mesh-b/ca keeps the old root in the bundle"
+ls -d "$DATA"/meshes/mesh-b/ca.previous-* >/dev/null 2>&1 || fail "the old mesh-b CA was not kept as ca.previous-*"
+expect_eq "$(openssl x509 -in "$DATA/meshes/mesh-b/ca/ca-cert.pem" -noout -serial | cut -d= -f2 | tr A-F a-f)" \
+  "$(tr A-F a-f <<<"$b_root_after")" "data_dir/meshes/mesh-b/ca is the new root get meshes shows"
+expect_eq "$(http_status "$URL/status/200")" 200 "sleep → details after the rotation"
+
+# A certificate issued now for mesh-b chains to its new root, not to the old one alone.
+ctl --mesh mesh-b token create --namespace default --service-account reviews --ttl 10m >"$WORK/reviews.token" ||
+  fail "token create --mesh mesh-b reviews"
+sed -e 's/details/reviews/g' "$WORK/details.yaml" >"$WORK/reviews.yaml"
+start_proxy reviews
+openssl verify -CAfile "$DATA/meshes/mesh-b/ca/ca-cert.pem" "$WORK/reviews-state/cert-chain.pem" >/dev/null ||
+  fail "a certificate issued after the rotation does not chain to mesh-b's new root"
+if openssl verify -CAfile "$WORK/b-root-before.pem" "$WORK/reviews-state/cert-chain.pem" >/dev/null 2>&1; then
+  fail "a certificate issued after the rotation chains to mesh-b's old root"
+fi
+pass "mesh-b's new certificates are signed by its new root"
+
 # The policy belongs to mesh-b: listed there, not in the default mesh.
 expect_contains "$(ctl --mesh mesh-b get ap -A -o name)" "from-default-mesh" "get --mesh mesh-b lists the policy"
 expect_eq "$(ctl --mesh default get ap -A -o name | grep -c from-default-mesh || true)" 0 \
@@ -172,7 +250,17 @@ expect_eq "$(grep -c watched-default <<<"$events" || true)" 0 "get -w --mesh mes
 
 # Per-mesh metrics.
 metrics=$(curl -s "http://$CP_METRICS/metrics")
-expect_contains "$metrics" 'meshguard_mesh_proxies_connected{mesh="mesh-b"} 1' "connected proxies per mesh"
+expect_contains "$metrics" 'meshguard_mesh_proxies_connected{mesh="mesh-b"} 2' "connected proxies per mesh (details, reviews)"
 expect_contains "$metrics" 'meshguard_mesh_certificates_issued_total{mesh="mesh-b"}' "certificates issued per mesh"
 expect_contains "$metrics" 'meshguard_mesh_pushes_total{mesh="default"}' "pushes per mesh"
+expect_contains "$metrics" 'meshguard_mesh_ca_rotations_total{mesh="mesh-b",result="success"} 1' "CA rotations per mesh"
+expect_contains "$metrics" 'meshguard_mesh_ca_rotations_total{mesh="mesh-b",result="abandoned"} 1' "... and those called off"
+
+# A restart keeps mesh-b's rotated CA (data_dir/meshes/mesh-b/ca).
+CP_PORT=${CP_ADDR##*:}
+kill -TERM "$CP_PID" 2>/dev/null || true
+wait "$CP_PID" 2>/dev/null || true
+start_control "$CP_PORT"
+expect_eq "$(mesh_root mesh-b)" "$b_root_after" "after a restart mesh-b signs with the rotated root"
+expect_eq "$(default_root)" "$root_before" "after a restart the default mesh's root is the one it was"
 echo "meshes: all checks passed"
