@@ -639,7 +639,13 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
     if (const std::string& mesh = req->mesh(); !mesh.empty() && mesh != policy::kDefaultMesh) {
       CaRotation* rotation = d_.mesh_cas ? d_.mesh_cas->rotation(mesh) : nullptr;
       if (!d_.model.current()->meshes.contains(mesh)) {
-        reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "mesh " + mesh + " does not exist"));
+        // Just applied, the model not rebuilt yet: its proxies could not be sent a new bundle.
+        auto stored = d_.store.get({"Mesh", "", mesh});
+        if (stored && *stored)
+          reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                       "mesh " + mesh + " was applied but is not in force yet: try again"));
+        else
+          reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "mesh " + mesh + " does not exist"));
       } else if (!rotation) {
         reactor->Finish(grpc::Status(
             grpc::StatusCode::UNIMPLEMENTED,

@@ -1,9 +1,11 @@
 // meshguardctl workload list | token create | version, and the online `ca rotate` — the control
 // plane's admin API beside the resource commands (cmd_get.cpp, cmd_apply.cpp; connection flags
 // in admin_client.h).
+#include <chrono>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "admin_client.h"
 #include "ca/authority.h"
@@ -131,9 +133,18 @@ int rotate_ca_online(const std::string& server, const std::string& admin_dir, in
   req.set_wait_seconds(wait_seconds);
   req.set_mesh(selected_mesh());
   pb::RotateCaResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(wait_seconds + 15));
-  auto st = (*stub)->RotateCa(&ctx, req, &resp);
+  grpc::Status st;
+  // A Mesh applied a moment ago is in force within the push debounce: asked that early, the
+  // control plane says so and nothing was rotated, so asking again (bounded) is safe.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(wait_seconds + 15));
+    st = (*stub)->RotateCa(&ctx, req, &resp);
+    if (st.error_code() != grpc::StatusCode::UNAVAILABLE ||
+        st.error_message().find("not in force yet") == std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
   // A rotation called off is DEADLINE_EXCEEDED from the server, naming the proxies that did not
   // ACK: say that, not that the control plane did not answer (which is gRPC's own message).
   if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && st.error_message() != "Deadline Exceeded")
