@@ -93,7 +93,7 @@ expect_contains "$err" "mesh no-such-mesh does not exist" "ca rotate of an unkno
 expect_eq "$(default_root)" "$root_before" "ca rotate of an unknown mesh leaves the default mesh's root"
 # A Mesh applied a moment ago can be rotated at once. (The race this guards — the model not yet
 # rebuilt, once answered "does not exist" — is rarely met at this test's 20 ms debounce; it was
-# reproduced by hand at the default debounce, 3 of 3, and is gone with the retry.)
+# reproduced by hand at the default debounce; with the retry 3 of 3 such rotations succeeded.)
 printf 'apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata: {name: mesh-d}\nspec: {trustDomain: d.example}\n' |
   ctl apply -f - >/dev/null || fail "apply mesh-d"
 out=$(ctl --mesh mesh-d ca rotate --wait 5 2>&1) || fail "ca rotate right after apply of mesh-d: $out"
