@@ -1,6 +1,7 @@
 // policy/outcome.h — what a Decision says beyond allow/deny, named for those who report it: the
 // action that decided it (the access log's "action") and what the dry-run policies would have
-// decided (Envoy's shadow engine). Pure.
+// decided (Envoy's shadow engine). Pure. outcome.cpp also defines engine.h's `to_string(ReasonCode)`
+// and `describe` / `describe_into` (the reason sentence the access log and `authz check` print).
 #pragma once
 
 #include <optional>
