@@ -19,8 +19,6 @@ namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);  // acknowledgements, and a leader's wait
 constexpr auto kReread = std::chrono::seconds(2);       // shared/ca read again without a watch event
 
-std::string acks_prefix(const std::string& prefix) { return prefix + "ca-acks/"; }
-
 void range_op(pb::RequestOp* op, const std::string& key) { op->mutable_request_range()->set_key(key); }
 
 void compare_create(pb::TxnRequest* txn, const std::string& key, int64_t create_revision) {
@@ -41,17 +39,26 @@ void compare_mod(pb::TxnRequest* txn, const std::string& key, int64_t mod_revisi
 
 std::string root_fingerprint(const ca::Authority& a) { return crypto::cert_sha256_fingerprint(a.ca_cert()); }
 
+bool is_default_mesh(std::string_view mesh) { return mesh.empty() || mesh == "default"; }
+
 }  // namespace
 
-CaElection::CaElection(EtcdClient& client, std::string prefix, std::string replica)
-    : client_(client), prefix_(std::move(prefix)), replica_(std::move(replica)) {}
-
-std::string CaElection::election_key() const { return prefix_ + "election/ca"; }
+// The default mesh's keys are those it had before several meshes. Another mesh's acknowledgements
+// live outside <prefix>ca-acks/, whose listing must show the default mesh's only.
+CaElection::CaElection(EtcdClient& client, const std::string& prefix, std::string replica,
+                       std::string_view mesh)
+    : client_(client),
+      replica_(std::move(replica)),
+      shared_key_(etcd_shared_key(prefix, shared_ca_name(mesh))),
+      election_key_(prefix + "election/" +
+                    (is_default_mesh(mesh) ? "ca" : "meshes/" + std::string(mesh) + "/ca")),
+      acks_prefix_(is_default_mesh(mesh) ? prefix + "ca-acks/"
+                                         : prefix + "mesh-ca-acks/" + std::string(mesh) + "/") {}
 
 Result<CaElection::State> CaElection::read() const {
   pb::TxnRequest txn;  // both keys at one revision
-  range_op(txn.add_success(), etcd_shared_key(prefix_, kSharedCaName));
-  range_op(txn.add_success(), election_key());
+  range_op(txn.add_success(), shared_key_);
+  range_op(txn.add_success(), election_key_);
   auto got = client_.txn(txn);
   if (!got) return fail(got.error());
   State out;
@@ -67,16 +74,16 @@ Result<CaElection::State> CaElection::read() const {
 
 Result<int64_t> CaElection::begin(int64_t lease, int64_t mod_revision, const std::string& value) const {
   pb::TxnRequest txn;
-  compare_create(&txn, election_key(), 0);  // nobody leads
-  compare_mod(&txn, etcd_shared_key(prefix_, kSharedCaName), mod_revision);
+  compare_create(&txn, election_key_, 0);  // nobody leads
+  compare_mod(&txn, shared_key_, mod_revision);
   auto* elect = txn.add_success()->mutable_request_put();
-  elect->set_key(election_key());
+  elect->set_key(election_key_);
   elect->set_value(replica_);
   elect->set_lease(lease);
   auto* put = txn.add_success()->mutable_request_put();
-  put->set_key(etcd_shared_key(prefix_, kSharedCaName));
+  put->set_key(shared_key_);
   put->set_value(value);
-  range_op(txn.add_failure(), election_key());
+  range_op(txn.add_failure(), election_key_);
   auto done = client_.txn(txn);
   if (!done) return fail(done.error());
   if (done->succeeded()) return done->header().revision();  // the election key's create revision
@@ -88,11 +95,11 @@ Result<int64_t> CaElection::begin(int64_t lease, int64_t mod_revision, const std
 
 Status CaElection::finish(int64_t fence, const std::string& value) const {
   pb::TxnRequest txn;
-  compare_create(&txn, election_key(), fence);  // the fence: still this replica's election key
+  compare_create(&txn, election_key_, fence);  // the fence: still this replica's election key
   auto* put = txn.add_success()->mutable_request_put();
-  put->set_key(etcd_shared_key(prefix_, kSharedCaName));
+  put->set_key(shared_key_);
   put->set_value(value);
-  txn.add_success()->mutable_request_delete_range()->set_key(election_key());
+  txn.add_success()->mutable_request_delete_range()->set_key(election_key_);
   auto done = client_.txn(txn);
   if (!done) return fail(done.error());
   if (!done->succeeded())
@@ -106,10 +113,10 @@ Status CaElection::finish(int64_t fence, const std::string& value) const {
 
 Result<bool> CaElection::recover(int64_t mod_revision, const std::string& value) const {
   pb::TxnRequest txn;
-  compare_create(&txn, election_key(), 0);
-  compare_mod(&txn, etcd_shared_key(prefix_, kSharedCaName), mod_revision);
+  compare_create(&txn, election_key_, 0);
+  compare_mod(&txn, shared_key_, mod_revision);
   auto* put = txn.add_success()->mutable_request_put();
-  put->set_key(etcd_shared_key(prefix_, kSharedCaName));
+  put->set_key(shared_key_);
   put->set_value(value);
   auto done = client_.txn(txn);
   if (!done) return fail(done.error());
@@ -119,7 +126,7 @@ Result<bool> CaElection::recover(int64_t mod_revision, const std::string& value)
 Status CaElection::put_ack(int64_t lease, const std::string& bundle_hash) const {
   pb::TxnRequest txn;
   auto* put = txn.add_success()->mutable_request_put();
-  put->set_key(acks_prefix(prefix_) + replica_);
+  put->set_key(acks_prefix_ + replica_);
   put->set_value(bundle_hash);
   put->set_lease(lease);
   auto done = client_.txn(txn);
@@ -129,7 +136,7 @@ Status CaElection::put_ack(int64_t lease, const std::string& bundle_hash) const 
 
 Result<std::map<std::string, std::string>> CaElection::acks() const {
   pb::RangeRequest req;
-  const std::string head = acks_prefix(prefix_);
+  const std::string& head = acks_prefix_;
   req.set_key(head);
   req.set_range_end(etcd_prefix_end(head));
   auto got = client_.range(req);
@@ -141,13 +148,23 @@ Result<std::map<std::string, std::string>> CaElection::acks() const {
 
 EtcdCaRotation::EtcdCaRotation(Deps deps, std::string replica)
     : d_(deps),
-      election_(deps.etcd.client(), deps.etcd.prefix(), std::move(replica)),
-      ca_key_(etcd_shared_key(deps.etcd.prefix(), kSharedCaName)),
-      lease_generation_(deps.lease.generation()) {}
+      election_(deps.etcd.client(), deps.etcd.prefix(), std::move(replica), deps.mesh),
+      shared_name_(shared_ca_name(deps.mesh)),
+      ca_key_(election_.shared_key()),
+      whose_(is_default_mesh(deps.mesh) ? "" : "mesh " + deps.mesh + ": "),
+      lease_generation_(deps.lease.generation()) {
+  if (is_default_mesh(d_.mesh)) d_.mesh.clear();
+}
+
+telemetry::Counter& EtcdCaRotation::rotations(const char* result) {
+  return d_.mesh.empty() ? d_.metrics.counter("meshguard_ca_rotations_total", {{"result", result}})
+                         : d_.metrics.counter("meshguard_mesh_ca_rotations_total",
+                                              {{"mesh", d_.mesh}, {"result", result}});
+}
 
 Result<std::unique_ptr<EtcdCaRotation>> EtcdCaRotation::start(Deps deps, std::string replica) {
   std::unique_ptr<EtcdCaRotation> r(new EtcdCaRotation(deps, std::move(replica)));
-  deps.etcd.on_shared_ca_change([self = r.get()] {
+  deps.etcd.on_shared_ca_change(r->shared_name_, [self = r.get()] {
     MutexLock lock(self->mutex_);
     self->shared_changed_ = true;
     self->cv_.notify_all();
@@ -156,7 +173,7 @@ Result<std::unique_ptr<EtcdCaRotation>> EtcdCaRotation::start(Deps deps, std::st
   deps.ca.delegate_rotation(
       [self = r.get()](grpc::ServerUnaryReactor* reactor, int64_t wait,
                        ::meshguard::v1::RotateCaResponse* resp) { self->rotate(reactor, wait, resp); });
-  log_line("replica " + r->election_.replica() + ": CA rotations through etcd (lease " +
+  log_line(r->whose_ + "replica " + r->election_.replica() + ": CA rotations through etcd (lease " +
            std::to_string(deps.lease.ttl().count()) + " s)");
   return r;
 }
@@ -169,7 +186,7 @@ void EtcdCaRotation::stop() {
     cv_.notify_all();
   }
   d_.ca.delegate_rotation(nullptr);
-  d_.etcd.on_shared_ca_change(nullptr);
+  d_.etcd.on_shared_ca_change(shared_name_, nullptr);
   if (rotation_thread_.joinable()) rotation_thread_.join();
   if (loop_thread_.joinable()) loop_thread_.join();
 }
@@ -205,22 +222,22 @@ void EtcdCaRotation::follow_lease() {
 }
 
 bool EtcdCaRotation::adopt(const std::string& value) {
-  auto shared = decode_shared_ca(value, d_.seal, ca_key_);
+  auto shared = decode_shared_ca(value, d_.seal, ca_key_, shared_name_);
   if (!shared) {
-    log_line("CA rotation: " + shared.error().to_string() + " (still signing with the CA it had)");
+    log_line(whose_ + "CA rotation: " + shared.error().to_string() + " (still signing with the CA it had)");
     return false;
   }
   const auto now = unix_now();
   auto current = ca::Authority::from_pem(shared->trust_domain, shared->current, now);
   if (!current) {
-    log_line("CA rotation: " + ca_key_ + ": " + current.error().to_string());
+    log_line(whose_ + "CA rotation: " + ca_key_ + ": " + current.error().to_string());
     return false;
   }
   std::shared_ptr<const ca::Authority> pending;
   if (shared->pending) {
     auto next = ca::Authority::from_pem(shared->trust_domain, *shared->pending, now);
     if (!next) {
-      log_line("CA rotation: " + ca_key_ + " (pending): " + next.error().to_string());
+      log_line(whose_ + "CA rotation: " + ca_key_ + " (pending): " + next.error().to_string());
       return false;
     }
     pending = std::make_shared<const ca::Authority>(std::move(*next));
@@ -231,10 +248,10 @@ bool EtcdCaRotation::adopt(const std::string& value) {
   if (!d_.ca.adopt(std::move(signer), std::move(pending))) return true;
   d_.distributor.mark_dirty();
   if (!next_root.empty())
-    log_line("CA rotation led by replica " + shared->rotation_leader + ": pushing the bundle with new root " +
-             next_root);
+    log_line(whose_ + "CA rotation led by replica " + shared->rotation_leader +
+             ": pushing the bundle with new root " + next_root);
   else
-    log_line("signing with CA root " + root + " (" + ca_key_ + ")");
+    log_line(whose_ + "signing with CA root " + root + " (" + ca_key_ + ")");
   return true;
 }
 
@@ -248,7 +265,7 @@ void EtcdCaRotation::follow() {
   }
   auto state = election_.read();
   if (!state) {
-    log_line("CA rotation: " + state.error().to_string());
+    log_line(whose_ + "CA rotation: " + state.error().to_string());
     return;
   }
   if (!state->value) return;
@@ -256,21 +273,21 @@ void EtcdCaRotation::follow() {
     adopted_revision_ = state->mod_revision;
   // A pending rotation nobody leads: its leader's lease expired with it. Roll it back.
   if (!state->leader.empty() || leading_.load()) return;
-  auto shared = decode_shared_ca(*state->value, d_.seal, ca_key_);
+  auto shared = decode_shared_ca(*state->value, d_.seal, ca_key_, shared_name_);
   if (!shared || !shared->pending) return;
   const std::string gone = shared->rotation_leader;
   shared->pending.reset();
   shared->rotation_leader.clear();
   shared->rotation_deadline_unix = 0;
-  auto value = encode_shared_ca(*shared, d_.seal);
+  auto value = encode_shared_ca(*shared, d_.seal, shared_name_);
   if (!value) return;
   auto recovered = election_.recover(state->mod_revision, *value);
   if (!recovered) {
-    log_line("CA rotation: " + recovered.error().to_string());
+    log_line(whose_ + "CA rotation: " + recovered.error().to_string());
   } else if (*recovered) {
-    log_line("CA rotation led by replica " + gone +
+    log_line(whose_ + "CA rotation led by replica " + gone +
              " rolled back: its leader is gone (its etcd lease expired)");
-    d_.metrics.counter("meshguard_ca_rotations_total", {{"result", "abandoned"}}).inc();
+    rotations("abandoned").inc();
     MutexLock lock(mutex_);
     shared_changed_ = true;
   }
@@ -278,10 +295,10 @@ void EtcdCaRotation::follow() {
 
 void EtcdCaRotation::acknowledge() {
   const std::string want = bundle_hash(d_.ca.distributed_bundle().to_pem());
-  const BundleRollout rollout = d_.distributor.bundle_rollout(want);
+  const BundleRollout rollout = d_.distributor.bundle_rollout(want, d_.mesh);
   if (!rollout.waiting.empty() || rollout.change_pending || rollout.stopping || want == acked_) return;
   if (auto st = election_.put_ack(d_.lease.id(), want); !st) {
-    log_line("CA rotation: " + st.error().to_string());
+    log_line(whose_ + "CA rotation: " + st.error().to_string());
     return;
   }
   acked_ = want;
@@ -320,7 +337,7 @@ void EtcdCaRotation::lead(grpc::ServerUnaryReactor* reactor, int64_t wait_second
     return refuse(grpc::StatusCode::FAILED_PRECONDITION, "a CA rotation is in progress, led by replica " +
                                                              state->leader + "; try again when it is done");
   if (!state->value) return refuse(grpc::StatusCode::FAILED_PRECONDITION, ca_key_ + " is gone");
-  auto shared = decode_shared_ca(*state->value, d_.seal, ca_key_);
+  auto shared = decode_shared_ca(*state->value, d_.seal, ca_key_, shared_name_);
   if (!shared) return refuse(grpc::StatusCode::INTERNAL, shared.error().to_string());
   if (shared->pending)
     return refuse(grpc::StatusCode::FAILED_PRECONDITION,
@@ -333,7 +350,7 @@ void EtcdCaRotation::lead(grpc::ServerUnaryReactor* reactor, int64_t wait_second
   if (!next) return refuse(grpc::StatusCode::INTERNAL, next.error().to_string());
   const ca::CaPem old_pem = shared->current, next_pem = next->to_pem();
   SharedCa started{shared->trust_domain, old_pem, next_pem, election_.replica(), now + wait_seconds};
-  auto value = encode_shared_ca(started, d_.seal);
+  auto value = encode_shared_ca(started, d_.seal, shared_name_);
   if (!value) return refuse(grpc::StatusCode::INTERNAL, value.error().to_string());
 
   // Phase 1: lead (one transaction with the pending CA), then push the new bundle.
@@ -344,7 +361,7 @@ void EtcdCaRotation::lead(grpc::ServerUnaryReactor* reactor, int64_t wait_second
     return refuse(grpc::StatusCode::FAILED_PRECONDITION, fence.error().message);
   }
   resp->set_new_root_fingerprint(root_fingerprint(*next));
-  log_line("CA rotation: this replica (" + election_.replica() + ") leads it; new root " +
+  log_line(whose_ + "CA rotation: this replica (" + election_.replica() + ") leads it; new root " +
            resp->new_root_fingerprint());
   auto next_shared = std::make_shared<const ca::Authority>(std::move(*next));
   d_.ca.adopt(std::make_shared<const ca::Authority>(std::move(*current)), next_shared);
@@ -356,7 +373,7 @@ void EtcdCaRotation::lead(grpc::ServerUnaryReactor* reactor, int64_t wait_second
   bool all = false, stopped = false;
   std::string waiting;
   while (true) {
-    const BundleRollout local = d_.distributor.bundle_rollout(want);
+    const BundleRollout local = d_.distributor.bundle_rollout(want, d_.mesh);
     resp->clear_not_connected();
     for (const auto& key : local.not_connected) resp->add_not_connected(key);
     resp->set_proxies_acknowledged(local.acknowledged);
@@ -379,7 +396,7 @@ void EtcdCaRotation::lead(grpc::ServerUnaryReactor* reactor, int64_t wait_second
     std::this_thread::sleep_for(kTick);
   }
   SharedCa end{shared->trust_domain, all ? next_pem : old_pem, std::nullopt, "", 0};
-  auto end_value = encode_shared_ca(end, d_.seal);
+  auto end_value = encode_shared_ca(end, d_.seal, shared_name_);
   Status written = end_value ? election_.finish(*fence, *end_value) : Status(fail(end_value.error()));
   leading_ = false;
   {
@@ -388,24 +405,24 @@ void EtcdCaRotation::lead(grpc::ServerUnaryReactor* reactor, int64_t wait_second
     cv_.notify_all();
   }
   if (!written) {
-    log_line("CA rotation: " + written.error().to_string());
-    d_.metrics.counter("meshguard_ca_rotations_total", {{"result", "deposed"}}).inc();
+    log_line(whose_ + "CA rotation: " + written.error().to_string());
+    rotations("deposed").inc();
     return refuse(grpc::StatusCode::ABORTED, written.error().to_string());
   }
   if (all) {
-    log_line("CA rotated: new root " + resp->new_root_fingerprint() +
+    log_line(whose_ + "CA rotated: new root " + resp->new_root_fingerprint() +
              "; every replica's proxies hold the new bundle");
-    d_.metrics.counter("meshguard_ca_rotations_total", {{"result", "success"}}).inc();
+    rotations("success").inc();
     reactor->Finish(grpc::Status::OK);
     return;
   }
-  d_.metrics.counter("meshguard_ca_rotations_total", {{"result", "abandoned"}}).inc();
+  rotations("abandoned").inc();
   const std::string why =
       stopped ? "rotation called off, the old bundle is restored: the replica is shutting down"
               : "rotation called off, the old bundle is restored: not acknowledged by the "
                 "proxies of replica(s) " +
                     waiting;
-  log_line("CA rotation abandoned: " + why);
+  log_line(whose_ + "CA rotation abandoned: " + why);
   refuse(stopped ? grpc::StatusCode::UNAVAILABLE : grpc::StatusCode::DEADLINE_EXCEEDED, why);
 }
 

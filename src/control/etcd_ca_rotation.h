@@ -1,18 +1,22 @@
-// control/etcd_ca_rotation.h — `ca rotate` for replicas on etcd sharing the built-in CA
-// (docs/ETCD.md). The two phases of ca_rotation.h — the new root joins every proxy's bundle; once
-// every proxy holds it, the new CA signs; a deadline calls it off — with the state in
-// <prefix>shared/ca (shared_ca.h: current CA, pending CA, leader, deadline), which every replica
-// watches and adopts (signer and bundle), pushing the bundle to its own proxies.
+// control/etcd_ca_rotation.h — `ca rotate` for replicas on etcd sharing a built-in CA
+// (docs/ETCD.md): the default mesh's, and each other mesh's (`ca rotate --mesh`, docs/MESHES.md),
+// one EtcdCaRotation per mesh, each on keys of its own. The two phases of ca_rotation.h — the new
+// root joins every proxy's bundle; once every proxy holds it, the new CA signs; a deadline calls
+// it off — with the state in <prefix>shared/ca (shared_ca.h: current CA, pending CA, leader,
+// deadline; another mesh's: <prefix>shared/meshes/<mesh>/ca), which every replica watches and
+// adopts (signer and bundle), pushing the bundle to its own proxies (of that mesh).
 //
-// One replica leads a rotation: the one whose transaction created <prefix>election/ca (value: its
-// replica id) under its etcd lease, in the same transaction that stored the pending CA. Every later
-// write of the rotation compares that key's create revision (the fence), so a leader whose lease
-// expired — paused, or cut off from etcd — cannot write: its write fails and it reports losing the
-// election. Each replica keeps <prefix>ca-acks/<replica id> under its lease at the hash of the
-// newest bundle all of its connected proxies acknowledged; the leader lets the new CA sign once
-// every live replica's key (a dead replica's vanishes with its lease) shows the new bundle, else
-// rolls back at the deadline. A pending rotation whose election key is gone (its leader died) is
-// rolled back by the first replica that notices, in a transaction conditioned on nobody leading.
+// One replica leads a rotation: the one whose transaction created <prefix>election/ca (another
+// mesh's: <prefix>election/meshes/<mesh>/ca; value: its replica id) under its etcd lease, in the
+// same transaction that stored the pending CA. Every later write of the rotation compares that
+// key's create revision (the fence), so a leader whose lease expired — paused, or cut off from
+// etcd — cannot write: its write fails and it reports losing the election. Each replica keeps
+// <prefix>ca-acks/<replica id> (another mesh's: <prefix>mesh-ca-acks/<mesh>/<replica id>) under its
+// lease at the hash of the newest bundle all of its connected proxies (of that mesh) acknowledged;
+// the leader lets the new CA sign once every live replica's key (a dead replica's vanishes with its
+// lease) shows the new bundle, else rolls back at the deadline. A pending rotation whose election
+// key is gone (its leader died) is rolled back by the first replica that notices, in a transaction
+// conditioned on nobody leading.
 #pragma once
 
 #include <atomic>
@@ -21,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "common/result.h"
@@ -39,10 +44,11 @@ class ReplicaLease;
 // The etcd transactions of a rotation (on their own: tests drive them against a real etcd).
 class CaElection {
  public:
-  CaElection(EtcdClient& client, std::string prefix, std::string replica);
+  // `mesh`: whose CA ("" or "default": the default mesh's, at <prefix>shared/ca).
+  CaElection(EtcdClient& client, const std::string& prefix, std::string replica, std::string_view mesh = {});
 
   struct State {
-    std::optional<std::string> value;  // <prefix>shared/ca
+    std::optional<std::string> value;  // <prefix>shared/ca (or the mesh's)
     int64_t mod_revision = 0;          // its mod revision (0: absent)
     std::string leader;                // <prefix>election/ca's value; empty: nobody leads
   };
@@ -62,12 +68,13 @@ class CaElection {
   Result<std::map<std::string, std::string>> acks() const;
 
   const std::string& replica() const { return replica_; }
-  std::string election_key() const;
+  const std::string& election_key() const { return election_key_; }
+  const std::string& shared_key() const { return shared_key_; }  // <prefix>shared/ca or the mesh's
 
  private:
   EtcdClient& client_;
-  const std::string prefix_;
   const std::string replica_;
+  const std::string shared_key_, election_key_, acks_prefix_;
 };
 
 class EtcdCaRotation {
@@ -78,7 +85,8 @@ class EtcdCaRotation {
     Distributor& distributor;
     const SealKey* seal;  // the --seal-key key, or null (the CA kept in clear)
     telemetry::Registry& metrics;
-    ReplicaLease& lease;  // this replica's (etcd_lease.h): the election and acknowledgement keys' lease
+    ReplicaLease& lease;    // this replica's (etcd_lease.h): the election and acknowledgement keys' lease
+    std::string mesh = {};  // whose CA: "" the default mesh's; another mesh's (its CaRotation is `ca`)
   };
   // Writes this replica's acknowledgement key and follows shared/ca from now on; `replica`: this
   // replica's id (its etcd keys' name, shown to operators).
@@ -101,10 +109,15 @@ class EtcdCaRotation {
   bool adopt(const std::string& value);
   void lead(grpc::ServerUnaryReactor* reactor, int64_t wait_seconds, ::meshguard::v1::RotateCaResponse* resp);
   bool sleep_unless_stopping(std::chrono::milliseconds d) MG_EXCLUDES(mutex_);
+  // meshguard_ca_rotations_total{result} for the default mesh, as before several meshes; another
+  // mesh's meshguard_mesh_ca_rotations_total{mesh,result}, as on the data dir.
+  telemetry::Counter& rotations(const char* result);
 
   Deps d_;
   CaElection election_;
-  const std::string ca_key_;  // <prefix>shared/ca, for messages
+  const std::string shared_name_;  // the CA's name under <prefix>shared/, also its sealing label
+  const std::string ca_key_;       // <prefix>shared/<shared_name_>, for messages
+  const std::string whose_;        // "" or "mesh NAME: ", before log lines
   std::atomic<bool> leading_{false};
   uint64_t lease_generation_ = 0;  // the lease's generation the ack key was written under (loop thread)
   std::chrono::steady_clock::time_point next_read_{};

@@ -288,9 +288,12 @@ class EtcdStoreImpl final : public EtcdStore {
     return kvs[0].value();
   }
 
-  void on_shared_ca_change(std::function<void()> listener) override {
+  void on_shared_ca_change(const std::string& name, std::function<void()> listener) override {
     MutexLock lock(listener_mu_);
-    shared_listener_ = std::move(listener);
+    if (listener)
+      shared_listeners_.insert_or_assign(name, std::move(listener));
+    else
+      shared_listeners_.erase(name);
   }
 
   void on_live_change(LiveListener listener) override {
@@ -417,9 +420,11 @@ class EtcdStoreImpl final : public EtcdStore {
     create.mutable_create_request()->set_key(head);
     create.mutable_create_request()->set_range_end(etcd_prefix_end(head));
     create.mutable_create_request()->set_start_revision(from);
-    // <prefix>shared/ca (the CA rotation, etcd_ca_rotation.h) on the same stream, from the same revision.
+    // <prefix>shared/ (the CAs' rotations, etcd_ca_rotation.h) on the same stream, from the same revision.
     pb::WatchRequest create_shared;
-    create_shared.mutable_create_request()->set_key(etcd_shared_key(options_.prefix, "ca"));
+    const std::string shared_head = etcd_shared_key(options_.prefix, "");
+    create_shared.mutable_create_request()->set_key(shared_head);
+    create_shared.mutable_create_request()->set_range_end(etcd_prefix_end(shared_head));
     create_shared.mutable_create_request()->set_start_revision(from);
     // <prefix>live/ (etcd_live.h) too.
     pb::WatchRequest create_live;
@@ -502,7 +507,7 @@ class EtcdStoreImpl final : public EtcdStore {
 
   void notify_shared_listener() MG_EXCLUDES(mu_, listener_mu_) {
     MutexLock lock(listener_mu_);
-    if (shared_listener_) shared_listener_();
+    for (const auto& [name, listener] : shared_listeners_) listener();
   }
 
   void notify_live_listener(const std::vector<LiveEvent>& events, bool reset) MG_EXCLUDES(mu_, listener_mu_) {
@@ -530,7 +535,7 @@ class EtcdStoreImpl final : public EtcdStore {
   grpc::ClientContext* watch_ctx_ MG_GUARDED_BY(mu_) = nullptr;
   Mutex listener_mu_;  // held while a listener runs; mu_ may be taken inside it, never the other way
   std::function<void()> listener_ MG_GUARDED_BY(listener_mu_);
-  std::function<void()> shared_listener_ MG_GUARDED_BY(listener_mu_);
+  std::map<std::string, std::function<void()>> shared_listeners_ MG_GUARDED_BY(listener_mu_);  // by name
   LiveListener live_listener_ MG_GUARDED_BY(listener_mu_);
   std::map<std::string, std::string> live_ MG_GUARDED_BY(mu_);  // <prefix>live/ key → value
 };

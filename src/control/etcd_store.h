@@ -6,7 +6,7 @@
 // replicas applying at once never interleave, and an apply based on an older revision
 // (if_revision) fails store.conflict instead of overwriting a newer change. A write returns once
 // this replica's view holds it, so a get right after an apply sees it. The same listing and watch
-// carry <prefix>live/ (the replicas' live registrations, etcd_live.h) and <prefix>shared/ca.
+// carry <prefix>live/ (the replicas' live registrations, etcd_live.h) and <prefix>shared/ (the CAs).
 #pragma once
 
 #include <functional>
@@ -30,9 +30,12 @@ class EtcdStore : public Store {
   virtual Result<std::string> shared_value(std::string_view name, std::string_view create_with) = 0;
   // The value at <prefix>shared/<name>, nullopt when absent.
   virtual Result<std::optional<std::string>> shared_get(std::string_view name) = 0;
-  // Called (on the watch thread) when <prefix>shared/ca may have changed: a watch event on it, or
-  // a new listing after etcd compacted the history. The listener reads it again itself.
-  virtual void on_shared_ca_change(std::function<void()> listener) = 0;
+  // Called (on the watch thread) when a CA kept under <prefix>shared/ may have changed: a watch
+  // event on a key there, or a new listing after etcd compacted the history. The listener reads
+  // its key again itself. One listener per `name` (its key's name under shared/: "ca",
+  // "meshes/<mesh>/ca"); null removes it. Listeners run under a lock of the store's: they must not
+  // call on_shared_ca_change.
+  virtual void on_shared_ca_change(const std::string& name, std::function<void()> listener) = 0;
   // One change under <prefix>live/: a key put (with its value) or deleted.
   struct LiveEvent {
     std::string key, value;

@@ -52,6 +52,11 @@ Result<ca::CaPem> decode_pem(const nlohmann::json& j, const SealKey* seal, std::
 
 }  // namespace
 
+std::string shared_ca_name(std::string_view mesh) {
+  if (mesh.empty() || mesh == "default") return kSharedCaName;
+  return "meshes/" + std::string(mesh) + "/ca";
+}
+
 Result<std::string> encode_shared_ca(const SharedCa& shared, const SealKey* seal, std::string_view label) {
   nlohmann::json j;
   j["trustDomain"] = shared.trust_domain;

@@ -24,6 +24,11 @@ namespace mg::control {
 
 inline constexpr const char* kSharedCaName = "ca";  // <prefix>shared/ca
 
+// The name under <prefix>shared/ of mesh `mesh`'s built-in CA: "ca" for the default mesh ("" or
+// "default"), "meshes/<mesh>/ca" for another (mesh_cas.h). It is also the label its keys are
+// sealed bound to.
+std::string shared_ca_name(std::string_view mesh);
+
 struct SharedCa {
   std::string trust_domain;
   ca::CaPem current;                   // the CA that signs

@@ -237,5 +237,53 @@ TEST_F(EtcdCaElectionTest, AcknowledgementsLiveWithTheirLease) {
   EXPECT_EQ(*acks, (std::map<std::string, std::string>{{"replica-a", "h1"}}));
 }
 
+// Another mesh's rotation (`ca rotate --mesh`) has keys of its own: it leads while the default
+// mesh's is led, writes only shared/meshes/<mesh>/ca, and its acknowledgements are not among the
+// default mesh's (nor the other way round).
+TEST_F(EtcdCaElectionTest, EachMeshHasItsOwnElectionAndAcks) {
+  pb::TxnRequest put;
+  auto* p = put.add_success()->mutable_request_put();
+  p->set_key("/election-test/shared/meshes/payments/ca");
+  p->set_value("p0");
+  ASSERT_TRUE(client_->txn(put));
+  CaElection def(*client_, "/election-test/", "replica-a"), def_b(*client_, "/election-test/", "replica-b");
+  CaElection pay(*client_, "/election-test/", "replica-b", "payments");
+  EXPECT_EQ(pay.shared_key(), "/election-test/shared/meshes/payments/ca");
+  EXPECT_EQ(pay.election_key(), "/election-test/election/meshes/payments/ca");
+  EXPECT_EQ(CaElection(*client_, "/election-test/", "x", "default").shared_key(), def.shared_key())
+      << "\"default\" is the default mesh";
+  auto lease = client_->lease_grant(30);
+  ASSERT_TRUE(lease);
+  auto d = def.read();
+  ASSERT_TRUE(d);
+  auto def_fence = def.begin(*lease, d->mod_revision, "d: pending");
+  ASSERT_TRUE(def_fence) << def_fence.error().to_string();
+  auto m = pay.read();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(*m->value, "p0");
+  EXPECT_EQ(m->leader, "") << "the default mesh's leader does not lead payments' rotation";
+  auto pay_fence = pay.begin(*lease, m->mod_revision, "p: pending");
+  ASSERT_TRUE(pay_fence) << pay_fence.error().to_string();
+  EXPECT_EQ(shared_value(), "d: pending");
+  ASSERT_TRUE(pay.finish(*pay_fence, "p: done"));
+  EXPECT_EQ(shared_value(), "d: pending") << "payments' end left the default CA alone";
+  auto after = pay.read();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after->value, "p: done");
+  EXPECT_EQ(def.read()->leader, "replica-a");
+
+  ASSERT_TRUE(def.put_ack(*lease, "default-hash"));
+  ASSERT_TRUE(pay.put_ack(*lease, "payments-hash"));
+  auto def_acks = def_b.acks();
+  ASSERT_TRUE(def_acks);
+  EXPECT_EQ(*def_acks, (std::map<std::string, std::string>{{"replica-a", "default-hash"}}));
+  auto pay_acks = pay.acks();
+  ASSERT_TRUE(pay_acks);
+  EXPECT_EQ(*pay_acks, (std::map<std::string, std::string>{{"replica-b", "payments-hash"}}));
+  EXPECT_EQ(CaElection(*client_, "/election-test/", "c", "pay").acks()->size(), 0u)
+      << "a mesh whose name is another's prefix sees none of its acknowledgements";
+  ASSERT_TRUE(def.finish(*def_fence, "d: done"));
+}
+
 }  // namespace
 }  // namespace mg::control
