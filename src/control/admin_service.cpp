@@ -237,10 +237,13 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
         if (!parsed) return status_of(grpc::StatusCode::INVALID_ARGUMENT, parsed.error());
         for (const auto& mesh : parsed->resources.meshes) {
           if (mesh.meta.name != policy::kDefaultMesh) {
-            // Another mesh: its own CA, kept for the trust domain it was made for.
-            Status ok = d_.mesh_cas ? d_.mesh_cas->check(mesh.meta.name, mesh.trust_domain)
+            // Another mesh: its own CA, kept for the trust domain it was made for, built-in or
+            // plugged in from one directory — as the stored Mesh says too (whose CA may not be
+            // loaded here: a pluginDir unreadable at start).
+            Status ok = d_.mesh_cas ? same_ca_source(mesh)
                                     : Status(fail("control.meshes_unsupported",
                                                   "this control plane serves only the default mesh"));
+            if (ok) ok = d_.mesh_cas->check(mesh.meta.name, mesh.trust_domain, mesh.ca_plugin_dir);
             if (!ok)
               return status_of(grpc::StatusCode::INVALID_ARGUMENT,
                                Error{ok.error().code, mesh.meta.source + ":" + std::to_string(mesh.meta.line) +
@@ -638,6 +641,7 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
     // default one in its place.
     if (const std::string& mesh = req->mesh(); !mesh.empty() && mesh != policy::kDefaultMesh) {
       CaRotation* rotation = d_.mesh_cas ? d_.mesh_cas->rotation(mesh) : nullptr;
+      const std::string plugged_from = d_.mesh_cas ? d_.mesh_cas->plugin_dir(mesh) : std::string();
       if (!d_.model.current()->meshes.contains(mesh)) {
         // Just applied, the model not rebuilt yet: its proxies could not be sent a new bundle.
         auto stored = d_.store.get({"Mesh", "", mesh});
@@ -646,12 +650,16 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
                                        "mesh " + mesh + " was applied but is not in force yet: try again"));
         else
           reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "mesh " + mesh + " does not exist"));
+      } else if (!plugged_from.empty()) {
+        // As the default mesh's plugged-in CA (CaRotation::rotate), whatever its certificates.
+        reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                     "mesh " + mesh + ": the CA is plugged in (ca.pluginDir " + plugged_from +
+                                         "): rotate it where it is issued, then restart with it"));
       } else if (!rotation) {
-        reactor->Finish(grpc::Status(
-            grpc::StatusCode::UNIMPLEMENTED,
-            "mesh " + mesh +
-                ": its CA cannot be rotated online by this control plane "
-                "(replicas on etcd: not yet; nothing was rotated, the default mesh's CA neither)"));
+        reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                     "mesh " + mesh +
+                                         ": its CA cannot be rotated online by this control plane "
+                                         "(nothing was rotated, the default mesh's CA neither)"));
       } else {
         rotation->rotate(d_.distributor, reactor, req->wait_seconds(), resp);
       }
@@ -662,6 +670,25 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
   }
 
  private:
+  // A Mesh applied again keeps the CA source of the one stored: built-in, or plugged in from the
+  // same directory (MeshCas::check says the same of the CA it holds). The store, not the model,
+  // which may not have caught up with a delete yet.
+  Status same_ca_source(const policy::Mesh& mesh) const {
+    auto stored = d_.store.resources();
+    if (!stored) return fail(stored.error());
+    for (const auto& current : stored->meshes) {
+      if (current.meta.name != mesh.meta.name || current.ca_plugin_dir == mesh.ca_plugin_dir) continue;
+      const auto what = [](const std::string& dir) {
+        return dir.empty() ? std::string("a built-in CA") : "the CA plugged in from " + dir;
+      };
+      return fail("control.mesh_ca_changed",
+                  "mesh " + mesh.meta.name + " has " + what(current.ca_plugin_dir) + ", not " +
+                      what(mesh.ca_plugin_dir) +
+                      ": a mesh keeps its CA (switching would change the roots its proxies trust)");
+    }
+    return {};
+  }
+
   Status check_admin(grpc::CallbackServerContext* ctx) const {
     return require_admin(ctx, *d_.model.current()->bundle, d_.trust_domain);
   }

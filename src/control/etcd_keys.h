@@ -11,6 +11,8 @@
 //   <prefix>election/ca                           the replica leading a CA rotation, under its lease
 //   <prefix>ca-acks/<replica>                     the bundle a replica's proxies all acknowledged,
 //                                                 under its lease (etcd_ca_rotation.h)
+//   <prefix>election/meshes/<mesh>/ca,            the same for another mesh's built-in CA, kept at
+//   <prefix>mesh-ca-acks/<mesh>/<replica>         <prefix>shared/meshes/<mesh>/ca (mesh_cas.h)
 //   <prefix>live/<replica>/<namespace>/<name>     one proxy registered at that replica (its stream
 //                                                 there, or its grace period after), under the
 //                                                 replica's lease (etcd_live.h, live_endpoints.h)

@@ -5,48 +5,84 @@
 #include <vector>
 
 #include "common/files.h"
+#include "control/etcd_ca_rotation.h"
 #include "control/etcd_store.h"
 #include "control/shared_ca.h"
+#include "control/support.h"
 #include "crypto/openssl.h"
 
 namespace mg::control {
+
+MeshCas::MeshCas(std::string data_dir, telemetry::Registry& metrics)
+    : data_dir_(std::move(data_dir)), metrics_(&metrics) {}
+
+MeshCas::MeshCas(EtcdStore& etcd, std::optional<SealKey> seal, telemetry::Registry& metrics)
+    : etcd_(&etcd), seal_(std::move(seal)), metrics_(&metrics) {}
+
+MeshCas::~MeshCas() { stop_following(); }
 
 std::string MeshCas::dir_of(const std::string& data_dir, std::string_view name) {
   return data_dir + "/meshes/" + std::string(name) + "/ca";
 }
 
-std::string MeshCas::shared_name_of(std::string_view name) { return "meshes/" + std::string(name) + "/ca"; }
+std::string MeshCas::shared_name_of(std::string_view name) { return shared_ca_name(name); }
 
-Result<std::shared_ptr<const ca::Authority>> MeshCas::from_shared(const std::string& name,
-                                                                  std::string_view value) const {
+Result<ca::Authority> MeshCas::from_shared(const std::string& name, std::string_view value) const {
   const std::string shared_name = shared_name_of(name);
   auto shared = decode_shared_ca(value, seal_ ? &*seal_ : nullptr,
                                  etcd_shared_key(etcd_->prefix(), shared_name), shared_name);
   if (!shared) return fail(shared.error());
-  auto authority = ca::Authority::from_pem(shared->trust_domain, shared->current, std::time(nullptr));
-  if (!authority) return fail(authority.error());
-  return std::make_shared<const ca::Authority>(std::move(*authority));
+  return ca::Authority::from_pem(shared->trust_domain, shared->current, std::time(nullptr));
 }
 
-std::shared_ptr<const ca::Authority> MeshCas::keep_locked(const std::string& name,
-                                                          ca::Authority authority) const {
+std::shared_ptr<const ca::Authority> MeshCas::keep_locked(const std::string& name, ca::Authority authority,
+                                                          const std::string& plugin_dir) const {
   auto shared = std::make_shared<const ca::Authority>(std::move(authority));
-  rotations_[name] =
-      std::make_unique<CaRotation>(shared, data_dir_ + "/meshes/" + name, /*persist=*/true, *metrics_, name);
+  // Only the data dir's built-in CA is persisted by its rotation; etcd's is rotated through etcd,
+  // a plugged-in one where it is issued.
+  const bool persist = !etcd_ && plugin_dir.empty();
+  Entry& entry = entries_[name];
+  entry.plugin_dir = plugin_dir;
+  entry.rotation = std::make_unique<CaRotation>(
+      shared, persist ? data_dir_ + "/meshes/" + name : std::string(), persist, *metrics_, name);
+  if (etcd_ && plugin_dir.empty()) start_etcd_rotation_locked(name, entry);
   return shared;
 }
 
+void MeshCas::start_etcd_rotation_locked(const std::string& name, Entry& entry) const {
+  if (!distributor_ || entry.etcd_rotation) return;  // not following yet: follow_etcd() starts it
+  auto started = EtcdCaRotation::start(
+      {*etcd_, *entry.rotation, *distributor_, seal_ ? &*seal_ : nullptr, *metrics_, *lease_, name},
+      replica_);
+  if (!started) {
+    log_line("mesh " + name + ": " + started.error().to_string());
+    return;
+  }
+  entry.etcd_rotation = std::move(*started);
+}
+
+Result<std::string> MeshCas::stored_built_in_locked(const std::string& name) const {
+  if (etcd_) {
+    auto value = etcd_->shared_get(shared_name_of(name));
+    if (!value) return fail(value.error());
+    return *value ? etcd_shared_key(etcd_->prefix(), shared_name_of(name)) : std::string();
+  }
+  if (data_dir_.empty()) return std::string();
+  const std::string dir = dir_of(data_dir_, name);
+  return files::exists(dir + "/" + ca::kCaKeyFile) || files::exists(data_dir_ + "/meshes/" + name + "/ca.new")
+             ? dir
+             : std::string();
+}
+
 Result<std::shared_ptr<const ca::Authority>> MeshCas::load_locked(const std::string& name) const {
-  if (auto it = cas_.find(name); it != cas_.end()) return it->second;
-  if (auto it = rotations_.find(name); it != rotations_.end()) return it->second->signer();
+  if (auto it = entries_.find(name); it != entries_.end()) return it->second.rotation->signer();
   if (etcd_) {
     auto value = etcd_->shared_get(shared_name_of(name));
     if (!value) return fail(value.error());
     if (!*value) return std::shared_ptr<const ca::Authority>();
     auto authority = from_shared(name, **value);
-    if (!authority) return authority;
-    cas_[name] = *authority;
-    return authority;
+    if (!authority) return fail(authority.error());
+    return keep_locked(name, std::move(*authority), "");
   }
   if (data_dir_.empty()) return std::shared_ptr<const ca::Authority>();
   // A rotation interrupted between its two renames left ca.new: it is the CA.
@@ -55,27 +91,79 @@ Result<std::shared_ptr<const ca::Authority>> MeshCas::load_locked(const std::str
   if (!files::exists(dir + "/" + ca::kCaKeyFile)) return std::shared_ptr<const ca::Authority>();
   auto loaded = ca::Authority::load_dir(dir, std::time(nullptr));
   if (!loaded) return fail(loaded.error());
-  return keep_locked(name, std::move(*loaded));
+  return keep_locked(name, std::move(*loaded), "");
+}
+
+Result<ca::Authority> MeshCas::read_plugged_in_locked(const std::string& name,
+                                                      const std::string& trust_domain,
+                                                      const std::string& plugin_dir) const {
+  auto built_in = stored_built_in_locked(name);
+  if (!built_in) return fail(built_in.error());
+  if (!built_in->empty()) {
+    return fail("control.mesh_ca_changed",
+                "mesh " + name + " has a built-in CA (" + *built_in +
+                    "): plugging in another (ca.pluginDir " + plugin_dir +
+                    ") would change the roots its proxies trust; to move it, delete the Mesh (its resources "
+                    "first) and apply it again with ca.pluginDir");
+  }
+  auto loaded = ca::Authority::load_plug_in_dir(plugin_dir, trust_domain, std::time(nullptr));
+  if (!loaded) {
+    // The error of --plug-in-ca (its code: key permissions, trust domain, chain), naming the mesh.
+    return fail(loaded.error().code,
+                "mesh " + name + ": ca.pluginDir " + plugin_dir + ": " + loaded.error().message);
+  }
+  return loaded;
+}
+
+Status MeshCas::same_ca(const std::string& name, const ca::Authority& found, const std::string& kept_dir,
+                        const std::string& trust_domain, const std::string& plugin_dir) {
+  if (kept_dir != plugin_dir) {
+    const auto what = [](const std::string& dir) {
+      return dir.empty() ? std::string("a built-in CA") : "the CA plugged in from " + dir;
+    };
+    return fail(
+        "control.mesh_ca_changed",
+        "mesh " + name + " signs with " + what(kept_dir) + ", not " + what(plugin_dir) +
+            ": a mesh keeps its CA (switching would change the roots its proxies trust). A plugged-in "
+            "CA is renewed in place: replace the files in its directory, keeping the old root in "
+            "root-cert.pem, and restart the control plane");
+  }
+  if (found.trust_domain() != trust_domain) {
+    return fail("control.mesh_trust_domain_changed",
+                "mesh " + name + "'s CA is for trust domain " + found.trust_domain() + ", not " +
+                    trust_domain + " (a mesh keeps the trust domain its CA was made for)");
+  }
+  return {};
 }
 
 Result<std::shared_ptr<const ca::Authority>> MeshCas::ensure(const std::string& name,
-                                                             const std::string& trust_domain) {
+                                                             const std::string& trust_domain,
+                                                             const std::string& plugin_dir) {
   MutexLock lock(mutex_);
-  auto found = load_locked(name);
-  if (!found) return found;
-  if (*found) {
-    if ((*found)->trust_domain() != trust_domain) {
-      return fail(
-          "control.mesh_trust_domain_changed",
-          "mesh " + name + "'s CA is for trust domain " + (*found)->trust_domain() + ", not " + trust_domain);
-    }
-    return found;
+  if (auto it = entries_.find(name); it != entries_.end()) {
+    auto signer = it->second.rotation->signer();
+    if (auto st = same_ca(name, *signer, it->second.plugin_dir, trust_domain, plugin_dir); !st)
+      return fail(st.error());
+    return signer;
   }
-  auto made = create_locked(name, trust_domain);
-  if (!made) return made;
-  if ((*made)->trust_domain() != trust_domain)  // another replica created it first, for another one
-    return fail("control.mesh_trust_domain_changed", "mesh " + name + "'s CA is for trust domain " +
-                                                         (*made)->trust_domain() + ", not " + trust_domain);
+  std::shared_ptr<const ca::Authority> made;
+  if (!plugin_dir.empty()) {
+    auto plugged = read_plugged_in_locked(name, trust_domain, plugin_dir);
+    if (!plugged) return fail(plugged.error());
+    log_line("mesh " + name + ": signing with the CA plugged in from " + plugin_dir + " (root " +
+             crypto::cert_sha256_fingerprint(plugged->ca_cert()) + ")");
+    made = keep_locked(name, std::move(*plugged), plugin_dir);
+  } else {
+    auto found = load_locked(name);
+    if (!found) return found;
+    made = std::move(*found);
+    if (!made) {
+      auto created = create_locked(name, trust_domain);
+      if (!created) return created;
+      made = std::move(*created);  // another replica may have created it first, for another trust domain
+    }
+    if (auto st = same_ca(name, *made, "", trust_domain, plugin_dir); !st) return fail(st.error());
+  }
   return made;
 }
 
@@ -96,37 +184,65 @@ Result<std::shared_ptr<const ca::Authority>> MeshCas::create_locked(const std::s
     auto stored = etcd_->shared_value(shared_name, *encoded);
     if (!stored) return fail(stored.error());
     auto authority = from_shared(name, *stored);
-    if (!authority) return authority;
-    cas_[name] = *authority;
-    return authority;
+    if (!authority) return fail(authority.error());
+    return keep_locked(name, std::move(*authority), "");
   }
   const std::string dir = dir_of(data_dir_, name);
   if (auto st = files::make_dirs(data_dir_ + "/meshes", 0700); !st) return fail(st.error());
   if (auto st = files::make_dirs(data_dir_ + "/meshes/" + name, 0700); !st) return fail(st.error());
   if (auto st = made->save_dir(dir); !st) return fail(st.error());
-  return keep_locked(name, std::move(*made));
+  return keep_locked(name, std::move(*made), "");
 }
 
 CaRotation* MeshCas::rotation(const std::string& name) {
   MutexLock lock(mutex_);
-  auto it = rotations_.find(name);
-  return it == rotations_.end() ? nullptr : it->second.get();
+  auto it = entries_.find(name);
+  return it == entries_.end() ? nullptr : it->second.rotation.get();
+}
+
+std::string MeshCas::plugin_dir(const std::string& name) const {
+  MutexLock lock(mutex_);
+  auto it = entries_.find(name);
+  return it == entries_.end() ? std::string() : it->second.plugin_dir;
 }
 
 identity::TrustBundle MeshCas::distributed_bundle(const std::string& name,
                                                   const ca::Authority& signer) const {
   MutexLock lock(mutex_);
-  auto it = rotations_.find(name);
-  return it == rotations_.end() ? signer.bundle() : it->second->distributed_bundle();
+  auto it = entries_.find(name);
+  return it == entries_.end() ? signer.bundle() : it->second.rotation->distributed_bundle();
+}
+
+void MeshCas::follow_etcd(Distributor& distributor, ReplicaLease& lease, std::string replica) {
+  MutexLock lock(mutex_);
+  if (!etcd_) return;
+  distributor_ = &distributor;
+  lease_ = &lease;
+  replica_ = std::move(replica);
+  for (auto& [name, entry] : entries_) {
+    if (entry.plugin_dir.empty()) start_etcd_rotation_locked(name, entry);
+  }
+}
+
+void MeshCas::stop_following() {
+  std::vector<EtcdCaRotation*> all;
+  {
+    MutexLock lock(mutex_);
+    distributor_ = nullptr;  // no new one starts
+    for (auto& [name, entry] : entries_) {
+      if (entry.etcd_rotation) all.push_back(entry.etcd_rotation.get());
+    }
+  }
+  for (auto* rotation : all) rotation->stop();  // entries are never erased: they outlive the lock
 }
 
 void MeshCas::join() {
   std::vector<CaRotation*> all;
   {
     MutexLock lock(mutex_);
-    for (auto& [name, rotation] : rotations_) all.push_back(rotation.get());
+    for (auto& [name, entry] : entries_) all.push_back(entry.rotation.get());
   }
-  for (auto* rotation : all) rotation->join();  // never erased: they outlive the lock
+  for (auto* rotation : all) rotation->join();
 }
 
 std::shared_ptr<const ca::Authority> MeshCas::find(const std::string& name) const {
@@ -135,15 +251,19 @@ std::shared_ptr<const ca::Authority> MeshCas::find(const std::string& name) cons
   return found ? *found : nullptr;
 }
 
-Status MeshCas::check(const std::string& name, const std::string& trust_domain) const {
+Status MeshCas::check(const std::string& name, const std::string& trust_domain,
+                      const std::string& plugin_dir) const {
   MutexLock lock(mutex_);
+  if (auto it = entries_.find(name); it != entries_.end())
+    return same_ca(name, *it->second.rotation->signer(), it->second.plugin_dir, trust_domain, plugin_dir);
+  if (!plugin_dir.empty()) {
+    auto plugged = read_plugged_in_locked(name, trust_domain, plugin_dir);
+    if (!plugged) return fail(plugged.error());
+    return {};
+  }
   auto found = load_locked(name);
   if (!found) return fail(found.error());
-  if (*found && (*found)->trust_domain() != trust_domain) {
-    return fail("control.mesh_trust_domain_changed",
-                "mesh " + name + "'s CA is for trust domain " + (*found)->trust_domain() + ", not " +
-                    trust_domain + " (a mesh keeps the trust domain its CA was made for)");
-  }
+  if (*found) return same_ca(name, **found, "", trust_domain, plugin_dir);
   if (!etcd_ && data_dir_.empty()) {
     return fail("control.mesh_needs_data_dir",
                 "mesh " + name + ": this control plane has nowhere to keep a built-in CA for it");

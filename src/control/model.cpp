@@ -50,7 +50,7 @@ Status ConfigModel::rebuild() {
   if (def.mesh.resource) def.federates_with = def.mesh.resource->federates_with;
   m->mesh = def.mesh;
 
-  // The other meshes, each with its built-in CA (generated the first time).
+  // The other meshes, each with its CA: built-in (generated the first time) or plugged in.
   for (const auto& resource : m->set.meshes) {
     if (resource.meta.name == policy::kDefaultMesh) continue;
     if (!mesh_cas_) {
@@ -58,7 +58,7 @@ Status ConfigModel::rebuild() {
                " is not served: this control plane keeps no CA for other meshes");
       continue;
     }
-    auto authority = mesh_cas_->ensure(resource.meta.name, resource.trust_domain);
+    auto authority = mesh_cas_->ensure(resource.meta.name, resource.trust_domain, resource.ca_plugin_dir);
     if (!authority) {
       log_line("mesh " + resource.meta.name + " is not served: " + authority.error().to_string());
       continue;

@@ -54,7 +54,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<Store> store;
   std::unique_ptr<CaRotation> ca;
   std::unique_ptr<BootstrapCredentials> bootstrap;
-  std::unique_ptr<MeshCas> mesh_cas;  // the other meshes' built-in CAs (docs/MESHES.md)
+  std::unique_ptr<MeshCas> mesh_cas;  // the other meshes' CAs (docs/MESHES.md)
   std::unique_ptr<ConfigModel> model;
   std::unique_ptr<OwnIdentities> own;
   std::unique_ptr<Registry> registry;
@@ -225,9 +225,10 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const ServerOptions& op
     impl->store = std::move(*store);
   }
   // Other meshes' built-in CAs: in the data dir, or, for replicas on etcd, in etcd (sealed as the
-  // token key is), so that every replica signs for every mesh.
-  impl->mesh_cas = impl->etcd_store ? std::make_unique<MeshCas>(*impl->etcd_store, std::move(token_seal))
-                                    : std::make_unique<MeshCas>(dir, impl->metrics);
+  // token key is), so that every replica signs for every mesh; or plugged in (Mesh.spec.ca.pluginDir).
+  impl->mesh_cas = impl->etcd_store
+                       ? std::make_unique<MeshCas>(*impl->etcd_store, std::move(token_seal), impl->metrics)
+                       : std::make_unique<MeshCas>(dir, impl->metrics);
   impl->model =
       std::make_unique<ConfigModel>(*impl->store, *impl->ca, td, impl->metrics, impl->mesh_cas.get());
   if (auto st = impl->model->rebuild(); !st) return fail(st.error());
@@ -327,6 +328,7 @@ Status ControlPlane::start() {
       if (!rotation) return fail(rotation.error());
       s.etcd_rotation = std::move(*rotation);
     }
+    s.mesh_cas->follow_etcd(*s.distributor, *s.etcd_lease, replica);  // the other meshes' built-in CAs
     s.etcd_live = EtcdLive::start({*s.etcd_store, *s.registry, *s.distributor, *s.etcd_lease}, replica);
     log_line("replica " + replica + ": live endpoints shared through etcd (lease " +
              std::to_string(s.options.etcd_lease_ttl.count()) + " s)");
@@ -356,6 +358,7 @@ void ControlPlane::shutdown() {
     s.stop_cv.notify_all();
   }
   if (s.etcd_rotation) s.etcd_rotation->stop();  // calls off a rotation it leads
+  s.mesh_cas->stop_following();                  // idem, the other meshes'
   if (s.etcd_live) s.etcd_live->stop();
   if (s.etcd_lease) s.etcd_lease->stop();  // revoked: this replica's keys go at once
   s.store->on_external_change(nullptr);  // the distributor goes before the store's watch thread

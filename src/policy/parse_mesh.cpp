@@ -2,10 +2,12 @@
 // certificate lifetimes, gateway topology and the CUSTOM action's extensionProviders, with the shared
 // walkers of parse_internal.h; parse.cpp dispatches here by kind.
 #include <charconv>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "identity/spiffe_id.h"
+#include "policy/mesh.h"
 #include "policy/opa.h"
 #include "policy/parse.h"
 #include "policy/parse_internal.h"
@@ -218,6 +220,53 @@ Status parse_outbound_traffic_policy(Ctx& ctx, const YAML::Node& n, Mesh& m) {
   return {};
 }
 
+// Mesh.spec.ca: {mode: builtin | plugin, pluginDir: DIR}. pluginDir (Kuma's "provided" CA, Istio's
+// cacerts) plugs an operator's CA into a mesh other than the default (whose CA is
+// meshguard-control's --plug-in-ca); it implies mode plugin, and mode builtin with it is refused.
+Status parse_mesh_ca(Ctx& ctx, const YAML::Node& n, Mesh& m) {
+  bool mode_builtin = false;
+  std::optional<YAML::Node> dir_node;  // where pluginDir was written, for the errors below
+  auto st = for_each_field(
+      ctx, n, "Mesh.spec.ca", {"mode", "pluginDir"},
+      [&](const std::string& key, const YAML::Node& x) -> Status {
+        auto text = scalar(ctx, x, "ca." + key);
+        if (!text) return fail(text.error());
+        if (key == "pluginDir") {
+          if (text->empty() || text->front() != '/' || text->find_first_of("\n\r") != std::string::npos)
+            return err(ctx, x, "ca.pluginDir must be an absolute directory path, not \"" + *text + "\"",
+                       "policy.bad_value");
+          m.ca_plugin_dir = *text;
+          dir_node.emplace(x);
+          return {};
+        }
+        if (*text != "builtin" && *text != "plugin") {
+          return err(ctx, x, "ca.mode must be builtin or plugin, not \"" + *text + "\"", "policy.bad_value");
+        }
+        m.ca_mode = *text;
+        mode_builtin = *text == "builtin";
+        return {};
+      });
+  if (!st) return st;
+  if (m.ca_plugin_dir.empty()) {
+    if (m.ca_mode == "plugin" && m.meta.name != kDefaultMesh)
+      return err(ctx, n,
+                 "ca.mode plugin needs ca.pluginDir (the directory of the operator's CA, cacerts layout)",
+                 "policy.bad_value");
+    return {};
+  }
+  if (mode_builtin)
+    return err(ctx, *dir_node, "ca.pluginDir plugs in a CA: it cannot go with ca.mode builtin",
+               "policy.bad_value");
+  if (m.meta.name == kDefaultMesh)
+    return err(
+        ctx, *dir_node,
+        "ca.pluginDir is for meshes other than the default: the default mesh's CA is meshguard-control's "
+        "--plug-in-ca",
+        "policy.bad_value");
+  m.ca_mode = "plugin";
+  return {};
+}
+
 }  // namespace
 
 Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
@@ -253,17 +302,7 @@ Status parse_mesh(Ctx& ctx, const YAML::Node& spec, Mesh& m) {
           }
           return {};
         }
-        if (key == "ca") {
-          return for_each_field(ctx, v, "Mesh.spec.ca", {"mode"}, [&](const std::string&, const YAML::Node& x) -> Status {
-            auto text = scalar(ctx, x, "ca.mode");
-            if (!text) return fail(text.error());
-            if (*text != "builtin" && *text != "plugin") {
-              return err(ctx, x, "ca.mode must be builtin or plugin, not \"" + *text + "\"", "policy.bad_value");
-            }
-            m.ca_mode = *text;
-            return {};
-          });
-        }
+        if (key == "ca") return parse_mesh_ca(ctx, v, m);
         auto text = scalar(ctx, v, key);
         if (!text) return fail(text.error());
         if (key == "h2UpgradePolicy") {

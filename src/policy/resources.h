@@ -174,6 +174,9 @@ struct Mesh {
   PathNormalization path_normalization = PathNormalization::Base;
   int64_t certificate_ttl_seconds = 86400;
   std::string ca_mode = "builtin";  // "builtin" | "plugin"
+  // spec.ca.pluginDir (a mesh other than the default): the operator's CA in the Istio cacerts
+  // layout, read by the control plane (every replica) instead of a built-in CA; "" = built-in.
+  std::string ca_plugin_dir;
   // spec.gatewayTopology.numTrustedProxies, as Istio's meshConfig.defaultConfig.gatewayTopology:
   // the proxies trusted in front of every workload (remote_ip.h); a proxy config may override it.
   uint32_t num_trusted_proxies = 0;

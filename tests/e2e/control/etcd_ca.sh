@@ -108,35 +108,6 @@ refused seal-key-without-etcd "control.seal_key.*needs --store etcd" --seal-key 
 [ -z "$(etcd_get /fresh/shared/ca)" ] || fail "a refused replica stored a CA under /fresh/"
 
 # 3. CA rotation led through etcd, replicas killed during phase 1, under load.
-# fingerprints FILE: the SHA-256 of each certificate in a PEM file, in order.
-fingerprints() {
-  python3 -c '
-import base64, hashlib, re, sys
-text = open(sys.argv[1]).read()
-for body in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text, re.S):
-    print(hashlib.sha256(base64.b64decode("".join(body.split()))).hexdigest())' "$1"
-}
-# shared_ca_cert FIELD: current|pending CA certificate's fingerprint in etcd ("" if none).
-shared_ca_cert() {
-  etcd_get /meshguard/shared/ca | jq -r ".$1.caCert // empty" >"$WORK/shared-$1.pem"
-  [ -s "$WORK/shared-$1.pem" ] && fingerprints "$WORK/shared-$1.pem" || true
-}
-# wait_shared FIELD STATE: polls (bounded: ~30 s) until shared_ca_cert FIELD is (STATE=set) or is not (unset) there.
-wait_shared() {
-  for _ in $(seq 1 300); do
-    got=$(shared_ca_cert "$1")
-    { [ "$2" = set ] && [ -n "$got" ]; } || { [ "$2" = unset ] && [ -z "$got" ]; } && return 0
-    sleep 0.1
-  done
-  fail "etcd shared/ca: $1 never $2"
-}
-# bundle_has NAME FP: NAME's pushed bundle holds the certificate FP. (Read whole, then matched:
-# grep -q closing the pipe early would fail the writer under pipefail.)
-bundle_has() {
-  local all
-  all=$(fingerprints "$WORK/$1-state/root-cert.pem")
-  grep -qx "$2" <<<"$all"
-}
 # signs_with ADDR NAME FP: a new workload NAME bootstrapped through the replica at ADDR gets a
 # certificate that verifies against the CA certificate FP alone.
 signs_with() {

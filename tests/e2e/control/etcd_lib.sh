@@ -1,4 +1,4 @@
-# Helpers of the etcd e2e scripts (etcd_replicas.sh, etcd_tls.sh, etcd_ca.sh), on top of lib.sh: a
+# Helpers of the etcd e2e scripts (etcd_replicas.sh, etcd_tls.sh, etcd_ca.sh, ...), on top of lib.sh: a
 # three-member etcd cluster, replicas of meshguard-control on one etcd store, meshguardctl against
 # one of them, and a small mesh whose proxies bootstrap through them. The caller sets STORE
 # (etcd://...) and may set REPLICA_FLAGS (an array: e.g. etcd TLS flags) and REPLICA_CA_FLAGS (an
@@ -100,4 +100,62 @@ start_mesh_via() {
   mkdir -p "$DATA/ca" && cp "${MESH_CA_BUNDLE:-$WORK/cacerts/root-cert.pem}" "$DATA/ca/root-cert.pem"
   start_details_and_sleep
   expect_eq "$(http_status "http://127.0.0.1:$sleep_OUT/details/1")" 200 "mesh request through proxies bootstrapped via $1"
+}
+
+# The CA rotation scripts' probes (etcd_ca.sh, etcd_meshes.sh).
+# fingerprints FILE: the SHA-256 of each certificate in a PEM file, in order.
+fingerprints() {
+  python3 -c '
+import base64, hashlib, re, sys
+text = open(sys.argv[1]).read()
+for body in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text, re.S):
+    print(hashlib.sha256(base64.b64decode("".join(body.split()))).hexdigest())' "$1"
+}
+# shared_ca_cert FIELD [KEY]: the current|pending CA certificate's fingerprint in the CA kept at
+# KEY (default /meshguard/shared/ca; another mesh's: /meshguard/shared/meshes/NAME/ca), "" if none.
+shared_ca_cert() {
+  etcd_get "${2:-/meshguard/shared/ca}" | jq -r ".$1.caCert // empty" >"$WORK/shared-$1.pem"
+  [ -s "$WORK/shared-$1.pem" ] && fingerprints "$WORK/shared-$1.pem" || true
+}
+# wait_shared FIELD STATE [KEY]: polls (bounded: ~30 s) until shared_ca_cert FIELD KEY is (STATE=set)
+# or is not (unset) there.
+wait_shared() {
+  for _ in $(seq 1 300); do
+    got=$(shared_ca_cert "$1" "${3:-}")
+    { [ "$2" = set ] && [ -n "$got" ]; } || { [ "$2" = unset ] && [ -z "$got" ]; } && return 0
+    sleep 0.1
+  done
+  fail "etcd ${3:-/meshguard/shared/ca}: $1 never $2"
+}
+# bundle_has NAME FP: NAME's pushed bundle holds the certificate FP. (Read whole, then matched:
+# grep -q closing the pipe early would fail the writer under pipefail.)
+bundle_has() {
+  local all
+  all=$(fingerprints "$WORK/$1-state/root-cert.pem")
+  grep -qx "$2" <<<"$all"
+}
+# load_start URL / load_stop: requests to URL every 50 ms in the background (at most 3000), one
+# status per line in $WORK/load.txt; load_stop ends them and fails unless every one was a 200
+# (at least 20 of them).
+load_start() {
+  touch "$WORK/load.on"
+  (
+    i=0
+    while [ -e "$WORK/load.on" ] && [ "$i" -lt 3000 ]; do
+      i=$((i + 1))
+      http_status "$1"
+      echo
+      sleep 0.05
+    done
+  ) >"$WORK/load.txt" &
+  LOAD_PID=$!
+}
+load_stop() {
+  rm -f "$WORK/load.on"
+  wait "$LOAD_PID"
+  local total ok
+  total=$(grep -c . "$WORK/load.txt")
+  ok=$(grep -c '^200$' "$WORK/load.txt" || true)
+  [ "$total" -gt 20 ] || fail "too few requests under load ($total)"
+  expect_eq "$ok/$total" "$total/$total" "$1"
 }

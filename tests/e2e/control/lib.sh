@@ -90,3 +90,24 @@ wait_refused() {
   done
   return 1
 }
+
+# make_cacerts DIR TD: an operator's CA for trust domain TD in the Istio cacerts layout (as a mesh's
+# spec.ca.pluginDir or --plug-in-ca wants it): a root and, signed by it, the intermediate that
+# signs (its URI SAN spiffe://TD), ca-key.pem 0600. The root's key stays in DIR.root (not plugged in).
+make_cacerts() {
+  local dir="$1" td="$2" root="$1.root"
+  mkdir -p "$dir" "$root"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$root/root-key.pem" \
+    -out "$root/root-cert.pem" -subj "/O=Operator/CN=Root of $td" -days 3650 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null ||
+    fail "make_cacerts $dir: root"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/ca-key.pem" -out "$root/ca.csr" \
+    -subj "/O=Operator/CN=Intermediate of $td" 2>/dev/null || fail "make_cacerts $dir: CSR"
+  printf '%s\n' "basicConstraints=critical,CA:TRUE,pathlen:0" "keyUsage=critical,keyCertSign,cRLSign" \
+    "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" "subjectAltName=URI:spiffe://$td" >"$root/ca.ext"
+  openssl x509 -req -in "$root/ca.csr" -CA "$root/root-cert.pem" -CAkey "$root/root-key.pem" -CAcreateserial \
+    -days 365 -extfile "$root/ca.ext" -out "$dir/ca-cert.pem" 2>/dev/null || fail "make_cacerts $dir: intermediate"
+  cat "$dir/ca-cert.pem" "$root/root-cert.pem" >"$dir/cert-chain.pem"
+  cp "$root/root-cert.pem" "$dir/root-cert.pem"
+  chmod 600 "$dir/ca-key.pem"
+}

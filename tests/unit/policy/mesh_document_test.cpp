@@ -182,6 +182,45 @@ TEST(Mesh, Rejections) {
   EXPECT_EQ(named.error().code, "policy.bad_mesh_name");
 }
 
+// Mesh.spec.ca.pluginDir: another mesh's CA plugged in (docs/MESHES.md); refused on the default
+// mesh (--plug-in-ca chooses its CA), with mode builtin, relative, and mode plugin without it.
+TEST(Mesh, CaPluginDir) {
+  const std::string other = "apiVersion: meshguard.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: payments\n";
+  auto plugged =
+      parse_resources(other + "spec:\n  trustDomain: pay.example\n  ca: {pluginDir: /etc/mg/pay}\n");
+  ASSERT_TRUE(plugged) << plugged.error().message;
+  EXPECT_EQ(plugged->meshes[0].ca_plugin_dir, "/etc/mg/pay");
+  EXPECT_EQ(plugged->meshes[0].ca_mode, "plugin");
+  auto both = parse_resources(other + "spec:\n  ca: {mode: plugin, pluginDir: /etc/mg/pay}\n");
+  ASSERT_TRUE(both) << both.error().message;
+  EXPECT_EQ(both->meshes[0].ca_plugin_dir, "/etc/mg/pay");
+  auto built_in = parse_resources(other + "spec:\n  ca: {mode: builtin}\n");
+  ASSERT_TRUE(built_in) << built_in.error().message;
+  EXPECT_EQ(built_in->meshes[0].ca_plugin_dir, "");
+  auto default_mode = parse_resources(std::string(kMeshHead) + "spec:\n  ca: {mode: plugin}\n");
+  ASSERT_TRUE(default_mode) << "the default mesh's mode plugin stays accepted: "
+                            << default_mode.error().message;
+
+  const std::vector<Bad> cases = {
+      {"on the default mesh", std::string(kMeshHead) + "spec:\n  ca: {pluginDir: /etc/mg/ca}\n",
+       "mesh.yaml:6: ca.pluginDir is for meshes other than the default"},
+      {"with mode builtin", other + "spec:\n  ca: {mode: builtin, pluginDir: /etc/mg/pay}\n",
+       "mesh.yaml:6: ca.pluginDir plugs in a CA: it cannot go with ca.mode builtin"},
+      {"relative", other + "spec:\n  ca: {pluginDir: etc/mg/pay}\n",
+       "mesh.yaml:6: ca.pluginDir must be an absolute directory path"},
+      {"empty", other + "spec:\n  ca: {pluginDir: \"\"}\n", "mesh.yaml:6: ca.pluginDir must be an absolute"},
+      {"mode plugin without it", other + "spec:\n  ca: {mode: plugin}\n",
+       "mesh.yaml:6: ca.mode plugin needs ca.pluginDir"},
+      {"not a string", other + "spec:\n  ca: {pluginDir: [/a]}\n", "mesh.yaml:6: ca.pluginDir"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto r = parse_resources(c.yaml, "mesh.yaml");
+    ASSERT_FALSE(r) << "accepted";
+    EXPECT_NE(r.error().message.find(c.expect), std::string::npos) << r.error().message;
+  }
+}
+
 // Istio's meshConfig.trustDomainAliases, and mesh_document: the Mesh text the control plane
 // pushes when none is stored parses back to the same settings.
 TEST(Mesh, TrustDomainAliasesAndTheWrittenDocument) {
