@@ -430,6 +430,15 @@ class AdminServiceImpl final : public pb::AdminService::CallbackService, public 
       resp->set_revision(removed->revision);
       for (const auto& k : removed->missing) *resp->add_not_found() = to_pb(k);
       if (removed->removed.empty()) return grpc::Status::OK;
+      for (const auto& k : removed->removed) {
+        if (k.kind != "Mesh" || k.name == policy::kDefaultMesh || !d_.mesh_cas) continue;
+        // Its CA goes with it, kept aside: the same name applied again is a new mesh, with a new CA.
+        if (auto aside = d_.mesh_cas->retire(k.name); !aside)
+          log_line("mesh " + k.name + " deleted, but its CA was not moved aside (" +
+                   aside.error().to_string() + "): a Mesh applied again under this name would sign with it");
+        else if (!aside->empty())
+          log_line("mesh " + k.name + " deleted: its CA is kept aside at " + *aside);
+      }
       d_.distributor.mark_dirty();
       std::vector<pb::ResourceEvent> events;
       for (const auto& k : removed->removed) {

@@ -13,6 +13,7 @@
 //                                                 under its lease (etcd_ca_rotation.h)
 //   <prefix>election/meshes/<mesh>/ca,            the same for another mesh's built-in CA, kept at
 //   <prefix>mesh-ca-acks/<mesh>/<replica>         <prefix>shared/meshes/<mesh>/ca (mesh_cas.h)
+//   <prefix>retired/meshes/<mesh>/ca-<revision>   a deleted mesh's built-in CA, kept aside
 //   <prefix>live/<replica>/<namespace>/<name>     one proxy registered at that replica (its stream
 //                                                 there, or its grace period after), under the
 //                                                 replica's lease (etcd_live.h, live_endpoints.h)

@@ -1,11 +1,13 @@
 // control/mesh_cas.cpp — see mesh_cas.h.
 #include "control/mesh_cas.h"
 
+#include <cstdio>
 #include <ctime>
 #include <vector>
 
 #include "common/files.h"
 #include "control/etcd_ca_rotation.h"
+#include "control/etcd_client.h"
 #include "control/etcd_store.h"
 #include "control/shared_ca.h"
 #include "control/support.h"
@@ -138,12 +140,35 @@ Status MeshCas::same_ca(const std::string& name, const ca::Authority& found, con
 
 Result<std::shared_ptr<const ca::Authority>> MeshCas::ensure(const std::string& name,
                                                              const std::string& trust_domain,
-                                                             const std::string& plugin_dir) {
+                                                             const std::string& plugin_dir,
+                                                             int64_t mesh_revision) {
   MutexLock lock(mutex_);
+  if (auto it = entries_.find(name); it != entries_.end()) {
+    Entry& entry = it->second;
+    const bool changed =
+        mesh_revision != 0 && entry.mesh_revision != 0 && mesh_revision != entry.mesh_revision;
+    if (changed) {
+      // The Mesh may have been deleted (its CA retired) and applied again through another
+      // replica, both unseen here until now: then the CA held here is not the mesh's any more.
+      // A stored Mesh never switches its CA source (apply refuses it), so a switch says so; a
+      // built-in CA gone from storage too.
+      bool stale = entry.plugin_dir != plugin_dir;
+      if (!stale && plugin_dir.empty()) {
+        auto stored = stored_built_in_locked(name);
+        if (!stored) return fail(stored.error());
+        stale = stored->empty();
+      }
+      if (stale) {
+        log_line("mesh " + name + " was deleted and applied again: the CA it had is no longer its own");
+        forget_locked(name);
+      }
+    }
+  }
   if (auto it = entries_.find(name); it != entries_.end()) {
     auto signer = it->second.rotation->signer();
     if (auto st = same_ca(name, *signer, it->second.plugin_dir, trust_domain, plugin_dir); !st)
       return fail(st.error());
+    it->second.mesh_revision = mesh_revision;
     return signer;
   }
   std::shared_ptr<const ca::Authority> made;
@@ -164,6 +189,7 @@ Result<std::shared_ptr<const ca::Authority>> MeshCas::ensure(const std::string& 
     }
     if (auto st = same_ca(name, *made, "", trust_domain, plugin_dir); !st) return fail(st.error());
   }
+  entries_[name].mesh_revision = mesh_revision;
   return made;
 }
 
@@ -236,11 +262,85 @@ void MeshCas::stop_following() {
   for (auto* rotation : all) rotation->stop();  // entries are never erased: they outlive the lock
 }
 
+void MeshCas::forget_locked(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return;
+  // Its etcd rotation's threads never wait for this lock: stopped while holding it, so that no
+  // ensure() starts another on the same keys meanwhile.
+  if (it->second.etcd_rotation) it->second.etcd_rotation->stop();
+  forgotten_.push_back(std::move(it->second));
+  entries_.erase(it);
+}
+
+void MeshCas::forget_absent(const std::set<std::string, std::less<>>& present) {
+  MutexLock lock(mutex_);
+  std::vector<std::string> gone;
+  for (const auto& [name, entry] : entries_) {
+    if (!present.contains(name)) gone.push_back(name);
+  }
+  for (const auto& name : gone) {
+    log_line("mesh " + name + " is gone: its CA is no longer served");
+    forget_locked(name);
+  }
+}
+
+Result<std::string> MeshCas::retire(const std::string& name) {
+  MutexLock lock(mutex_);
+  auto it = entries_.find(name);
+  const bool plugged_in = it != entries_.end() && !it->second.plugin_dir.empty();
+  forget_locked(name);
+  if (plugged_in) return std::string();  // the operator's directory: left as it is
+  return retire_stored_locked(name);
+}
+
+Result<std::string> MeshCas::retire_stored_locked(const std::string& name) {
+  if (etcd_) {
+    namespace pb = ::etcdserverpb;
+    const std::string key = etcd_shared_key(etcd_->prefix(), shared_name_of(name));
+    for (int attempt = 0; attempt < 5; ++attempt) {  // a rotation's write in between: read again
+      pb::RangeRequest read;
+      read.set_key(key);
+      auto got = etcd_->client().range(read);
+      if (!got) return fail(got.error());
+      if (got->kvs().empty()) return std::string();
+      // Named by the value's revision: unique, and it tells which CA it was.
+      const auto& kv = got->kvs(0);
+      const std::string aside =
+          etcd_->prefix() + "retired/" + shared_name_of(name) + "-" + std::to_string(kv.mod_revision());
+      pb::TxnRequest txn;
+      auto* cmp = txn.add_compare();
+      cmp->set_key(key);
+      cmp->set_target(pb::Compare::MOD);
+      cmp->set_result(pb::Compare::EQUAL);
+      cmp->set_mod_revision(kv.mod_revision());
+      auto* put = txn.add_success()->mutable_request_put();
+      put->set_key(aside);
+      put->set_value(kv.value());
+      txn.add_success()->mutable_request_delete_range()->set_key(key);
+      auto done = etcd_->client().txn(txn);
+      if (!done) return fail(done.error());
+      if (done->succeeded()) return aside;
+    }
+    return fail("control.mesh_ca_retire", key + " kept changing: it was not moved aside");
+  }
+  if (data_dir_.empty()) return std::string();
+  const std::string dir = data_dir_ + "/meshes/" + name;
+  if (!files::exists(dir)) return std::string();
+  // "<name>.retired-<unix time>[-N]": a mesh name (a DNS label) never holds a dot.
+  const std::string stem = dir + ".retired-" + std::to_string(unix_now());
+  std::string aside = stem;
+  for (int n = 2; n < 100 && files::exists(aside); ++n) aside = stem + "-" + std::to_string(n);
+  if (files::exists(aside) || ::rename(dir.c_str(), aside.c_str()) != 0)
+    return fail("control.mesh_ca_retire", "cannot move " + dir + " aside to " + aside);
+  return aside;
+}
+
 void MeshCas::join() {
   std::vector<CaRotation*> all;
   {
     MutexLock lock(mutex_);
     for (auto& [name, entry] : entries_) all.push_back(entry.rotation.get());
+    for (auto& entry : forgotten_) all.push_back(entry.rotation.get());
   }
   for (auto* rotation : all) rotation->join();
 }

@@ -1,6 +1,8 @@
 // control/model.cpp — see model.h.
 #include "control/model.h"
 
+#include <set>
+
 #include "control/ca_rotation.h"
 #include "control/mesh_cas.h"
 #include "control/support.h"
@@ -58,7 +60,10 @@ Status ConfigModel::rebuild() {
                " is not served: this control plane keeps no CA for other meshes");
       continue;
     }
-    auto authority = mesh_cas_->ensure(resource.meta.name, resource.trust_domain, resource.ca_plugin_dir);
+    auto stored = store_.get({"Mesh", "", resource.meta.name});
+    const int64_t revision = stored && *stored ? (*stored)->revision : 0;
+    auto authority =
+        mesh_cas_->ensure(resource.meta.name, resource.trust_domain, resource.ca_plugin_dir, revision);
     if (!authority) {
       log_line("mesh " + resource.meta.name + " is not served: " + authority.error().to_string());
       continue;
@@ -76,6 +81,13 @@ Status ConfigModel::rebuild() {
     v.bundle_hash = bundle_hash(v.bundle_pem);
     v.control_plane_bundle_pem = m->bundle_pem;
     v.federates_with = resource.federates_with;
+  }
+  // A mesh deleted (here or through another replica) no longer has its CA served: a Mesh applied
+  // again under its name reads its CA anew (MeshCas::retire moved the old one aside).
+  if (mesh_cas_) {
+    std::set<std::string, std::less<>> present;
+    for (const auto& resource : m->set.meshes) present.insert(resource.meta.name);
+    mesh_cas_->forget_absent(present);
   }
   // Federation: each mesh's proxies also accept the bundles of the meshes it names.
   for (auto& [name, v] : m->meshes) {

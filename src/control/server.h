@@ -7,7 +7,7 @@
 //                     with each replica's live endpoints: docs/ETCD.md)
 //   ca/               the built-in CA (Istio cacerts layout, ca/authority.h) unless --plug-in-ca or etcd
 //   meshes/<name>/ca/ the built-in CA of another mesh (mesh_cas.h); not with etcd, nor for a
-//                     plugged-in one
+//                     plugged-in one; meshes/<name>.retired-<unix time>/ a deleted mesh's
 //   token-key.pem     P-256 key that signs bootstrap tokens (0600); not with etcd
 //   control/          the control plane's own serving SVID, re-issued at every start
 //   admin/            an admin SVID (key.pem 0600, cert-chain.pem, root-cert.pem) for meshguardctl

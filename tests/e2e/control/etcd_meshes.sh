@@ -210,4 +210,30 @@ err=$(on 2 apply -f "$WORK/payments-other.yaml" 2>&1) || rc=$?
 [ "$rc" != 0 ] || fail "replica 2 took another trust domain for mesh payments"
 expect_contains "$err" "control.mesh_trust_domain_changed" "replica 2 refuses changing the mesh's trust domain"
 
+# Deleting Mesh payments (through replica 2) moves its CA aside in etcd (kept, not erased); applied
+# again (through replica 3), payments gets a new CA, and both replicas sign with it — not with the
+# old one they held in memory.
+payments_value=$(etcd_get "$PAY")
+out=$(on 2 delete mesh payments 2>&1) || fail "delete Mesh payments through replica 2: $out"
+expect_eq "$(etcd_get "$PAY")" "" "deleted: nothing left at $PAY"
+aside=$(grep -o 'mesh payments deleted: its CA is kept aside at [^ ]*' "$WORK/replica2.err" | awk '{print $NF}' | tail -1)
+expect_contains "$aside" "/meshguard/retired/meshes/payments/ca-" "replica 2 says where payments' CA went"
+[ "$(etcd_get "$aside")" = "$payments_value" ] || fail "$aside does not hold payments' CA as it was"
+pass "payments' CA kept aside at $aside"
+out=$(on 3 apply -f "$WORK/payments.yaml" 2>&1) || fail "apply Mesh payments again through replica 3: $out"
+for _ in $(seq 1 200); do
+  [ -n "$(shared_ca_cert current "$PAY")" ] && break
+  sleep 0.05
+done
+recreated_ca=$(shared_ca_cert current "$PAY")
+[ -n "$recreated_ca" ] && [ "$recreated_ca" != "$new_ca" ] || fail "payments applied again: CA $recreated_ca (the old one: $new_ca)"
+etcd_get "$PAY" | jq -j .current.caCert >"$WORK/payments-recreated-ca.pem"
+for n in 2 3; do
+  addr="R$n"
+  wait_listed "$n" "name: payments" meshes payments
+  MESHGUARD_MESH=payments CP_ADDR="${!addr}" MESHGUARD_SERVER="${!addr}" start_workload "again$n" "again$n" "$APP"
+  openssl verify -CAfile "$WORK/payments-recreated-ca.pem" "$WORK/again$n-state/cert-chain.pem" >/dev/null ||
+    fail "replica $n does not sign for payments, applied again, with its new CA"
+done
+pass "payments applied again has a new CA, which replicas 2 and 3 sign with"
 echo "etcd_meshes: all checks passed"

@@ -7,7 +7,8 @@
 # that does not exist is refused at apply with the code --plug-in-ca gives; switching a mesh
 # between built-in and plugged in (either way), or to another pluginDir, is refused
 # (control.mesh_ca_changed) and nothing changes; `--mesh payments ca rotate` is refused as the
-# default mesh's plugged-in CA is. A restart reads the directory again.
+# default mesh's plugged-in CA is. Deleting a built-in mesh moves its CA aside: applied again, the
+# name gets a new CA (or a plugged-in one). A restart reads the directory again.
 source "$(dirname "$0")/lib.sh"
 
 CONTROL_ARGS=(--trust-domain a.example)
@@ -96,6 +97,32 @@ mesh_yaml ops other.example relative/dir | refused_apply "a relative pluginDir" 
 mesh_yaml default a.example "$WORK/pay-cacerts" | refused_apply "a pluginDir on the default mesh" \
   "ca.pluginDir is for meshes other than the default"
 expect_eq "$(ctl get meshes | grep -c '^ops ' || true)" 0 "no Mesh ops was stored"
+
+# Deleting a Mesh retires its CA: a built-in one is moved aside (kept, never erased), so the name
+# applied again gets a new CA — and may now be plugged in.
+cp "$DATA/meshes/builtin/ca/root-cert.pem" "$WORK/builtin-old-root.pem"
+ctl delete mesh builtin >/dev/null || fail "delete Mesh builtin"
+[ ! -e "$DATA/meshes/builtin" ] || fail "the deleted mesh's CA is still in place: $(ls -R "$DATA/meshes/builtin")"
+aside=$(ls -d "$DATA"/meshes/builtin.retired-* 2>/dev/null | head -1)
+[ -n "$aside" ] || fail "the deleted mesh's CA was not kept: $(ls "$DATA/meshes")"
+cmp -s "$aside/ca/root-cert.pem" "$WORK/builtin-old-root.pem" || fail "$aside is not the deleted mesh's CA"
+expect_eq "$(stat -c %a "$aside/ca/ca-key.pem")" 600 "the retired CA's key stays 0600"
+grep -q "mesh builtin deleted: its CA is kept aside at $aside" "$WORK/control.err" || fail "the retirement is not logged"
+pass "deleting Mesh builtin moved its CA aside to $aside"
+mesh_yaml builtin b.example | ctl apply -f - >/dev/null || fail "apply Mesh builtin again"
+for _ in $(seq 1 200); do
+  [ -e "$DATA/meshes/builtin/ca/root-cert.pem" ] && break
+  sleep 0.05
+done
+[ -e "$DATA/meshes/builtin/ca/root-cert.pem" ] || fail "Mesh builtin applied again got no CA"
+! cmp -s "$DATA/meshes/builtin/ca/root-cert.pem" "$WORK/builtin-old-root.pem" ||
+  fail "Mesh builtin applied again signs with the deleted mesh's CA"
+pass "Mesh builtin applied again has a new CA, not the deleted one's"
+ctl delete mesh builtin >/dev/null || fail "delete Mesh builtin again"
+mesh_yaml builtin other.example "$WORK/other-cacerts" | ctl apply -f - >/dev/null ||
+  fail "Mesh builtin, deleted, applied again with a plugged-in CA"
+expect_eq "$(ls -d "$DATA"/meshes/builtin.retired-* | wc -l)" 2 "both retired CAs of builtin are kept"
+pass "deleted, Mesh builtin is applied again with a plugged-in CA"
 
 # A restart reads the directory again: a workload bootstrapped after it is signed by the same CA.
 CP_PORT=${CP_ADDR##*:}
