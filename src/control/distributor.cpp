@@ -330,6 +330,11 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
         it != records_.end() && it->second.connected && it->second.spiffe_id != id.str())
       return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                           "hello.name_in_use: workload " + key + " is connected as " + it->second.spiffe_id);
+    // The same across replicas on etcd: connected at another replica as another identity.
+    if (auto other = registry_.connected_at_peer_as_other(key, id.str()))
+      return grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          "hello.name_in_use: workload " + key + " is connected at another replica as " + *other);
     // A second stream for the same workload and identity replaces the first (a restarted proxy).
     if (auto it = streams_by_key_.find(key); it != streams_by_key_.end()) {
       for (auto* other : it->second) {
