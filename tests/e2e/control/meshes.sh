@@ -164,15 +164,19 @@ expect_eq "$(http_status "$URL/details/1")" 403 "denied where no rule matches"
 mesh_root() { ctl get meshes | awk -v m="$1" '$1 == m {print $3}'; }
 b_root_before=$(mesh_root mesh-b)
 cp "$DATA/meshes/mesh-b/ca/root-cert.pem" "$WORK/b-root-before.pem"
+# rotate_b_called_off NAME WHY: with proxy NAME (default/NAME) stopped, a rotation of mesh-b's CA
+# is called off naming it, and mesh-b still signs with its old root.
+rotate_b_called_off() {
+  local pid_var="$1_PID" rc=0 out
+  kill -STOP "${!pid_var}"
+  out=$(ctl --mesh mesh-b ca rotate --wait 2 2>&1) || rc=$?
+  kill -CONT "${!pid_var}"
+  [ "$rc" != 0 ] || fail "ca rotate --mesh mesh-b succeeded though $1 was stopped"
+  expect_contains "$out" "rotation called off, the old bundle is restored: not acknowledged by default/$1" "$2"
+  expect_eq "$(mesh_root mesh-b)" "$b_root_before" "called off: mesh-b still signs with its old root"
+}
 # First called off: mesh-b's proxy, stopped, does not ACK the new bundle in time; nothing changes.
-kill -STOP "$details_PID"
-rc=0
-ctl --mesh mesh-b ca rotate --wait 2 >"$WORK/rotate-b-off.out" 2>&1 || rc=$?
-kill -CONT "$details_PID"
-[ "$rc" != 0 ] || fail "ca rotate --mesh mesh-b succeeded though mesh-b's proxy was stopped"
-expect_contains "$(cat "$WORK/rotate-b-off.out")" "rotation called off, the old bundle is restored: not acknowledged by default/details" \
-  "a rotation of mesh-b's CA not ACKed by mesh-b's proxy is called off, naming it"
-expect_eq "$(mesh_root mesh-b)" "$b_root_before" "called off: mesh-b still signs with its old root"
+rotate_b_called_off details "a rotation of mesh-b's CA not ACKed by mesh-b's proxy is called off, naming it"
 cmp -s "$DATA/meshes/mesh-b/ca/root-cert.pem" "$WORK/b-root-before.pem" || fail "called off, yet meshes/mesh-b/ca changed"
 for _ in $(seq 1 200); do
   cmp -s "$WORK/details-state/root-cert.pem" "$WORK/b-root-before.pem" && break
@@ -182,14 +186,7 @@ cmp -s "$WORK/details-state/root-cert.pem" "$WORK/b-root-before.pem" || fail "ca
 pass "called off: mesh-b's proxy is given its old bundle back"
 # Called off too when the federating mesh's proxy does not ACK mesh-b's new bundle: once the new
 # root signed, it could not verify mesh-b's new certificates.
-kill -STOP "$sleep_PID"
-rc=0
-ctl --mesh mesh-b ca rotate --wait 2 >"$WORK/rotate-b-off2.out" 2>&1 || rc=$?
-kill -CONT "$sleep_PID"
-[ "$rc" != 0 ] || fail "ca rotate --mesh mesh-b succeeded though the federating default mesh's proxy was stopped"
-expect_contains "$(cat "$WORK/rotate-b-off2.out")" "rotation called off, the old bundle is restored: not acknowledged by default/sleep" \
-  "a rotation of mesh-b's CA not ACKed by a federating mesh's proxy is called off, naming it"
-expect_eq "$(mesh_root mesh-b)" "$b_root_before" "called off: mesh-b still signs with its old root"
+rotate_b_called_off sleep "a rotation of mesh-b's CA not ACKed by a federating mesh's proxy is called off, naming it"
 wait_status "$URL/status/200" 200
 ctl --mesh mesh-b ca rotate --wait 20 >"$WORK/rotate-b.out" 2>&1 &
 ROTATOR=$!
