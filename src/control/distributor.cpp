@@ -1,6 +1,8 @@
 // control/distributor.cpp — see distributor.h.
 #include "control/distributor.h"
 
+#include <algorithm>
+
 #include "api/grpc_tls.h"
 #include "control/support.h"
 #include "policy/match.h"
@@ -209,6 +211,7 @@ SharedSnapshot Distributor::snapshot_if_changed(ProxyRecord& record, const Model
   record.nack_error.clear();  // a NACK is about the snapshot this one supersedes
   record.sent_bundle = m.bundle_hash;
   record.sent_mesh_bundle = view->bundle_hash;
+  record.sent_federated = view->federated_hash;
   record.sent_revision = m.revision;
   record.change_at = change_at;
   record.awaiting_ack = true;
@@ -330,6 +333,11 @@ grpc::Status Distributor::hello(ProxyStream* stream, const identity::SpiffeId& i
         it != records_.end() && it->second.connected && it->second.spiffe_id != id.str())
       return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                           "hello.name_in_use: workload " + key + " is connected as " + it->second.spiffe_id);
+    // The same across replicas on etcd: connected at another replica as another identity.
+    if (auto other = registry_.connected_at_peer_as_other(key, id.str()))
+      return grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          "hello.name_in_use: workload " + key + " is connected at another replica as " + *other);
     // A second stream for the same workload and identity replaces the first (a restarted proxy).
     if (auto it = streams_by_key_.find(key); it != streams_by_key_.end()) {
       for (auto* other : it->second) {
@@ -386,6 +394,7 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
     if (ack.version() == rec.sent_version) {
       rec.acked_bundle = rec.sent_bundle;
       rec.acked_mesh_bundle = rec.sent_mesh_bundle;
+      rec.acked_federated = rec.sent_federated;
       rec.acked_revision = rec.sent_revision;
       rec.synced_revision = rec.evaluated_revision;
       // Which store revision each proxy enforces: a proxy lagging behind shows here.
@@ -466,20 +475,39 @@ std::map<std::string, ProxyRecord> Distributor::proxies() const {
 BundleRollout Distributor::bundle_rollout(const std::string& want, std::string_view mesh) const {
   BundleRollout out;
   const bool one_mesh = !mesh.empty() && mesh != policy::kDefaultMesh;
+  // Every proxy holds the default mesh's bundle (it trusts the control plane with it), so only
+  // another mesh's rotation has federating meshes to wait for: mesh → what their proxies must ACK.
+  std::map<std::string, std::string, std::less<>> federating;
+  if (one_mesh) {
+    const auto model = model_.current();
+    const MeshView* rotated = model->view(mesh);
+    const bool distributed = rotated && rotated->bundle_hash == want;
+    for (const auto& [name, v] : model->meshes) {
+      if (name == mesh) continue;
+      if (std::find(v.federated_meshes.begin(), v.federated_meshes.end(), mesh) != v.federated_meshes.end())
+        federating[name] = distributed ? v.federated_hash : std::string();  // "": nothing ACKs it yet
+    }
+  }
   MutexLock lock(mutex_);
   const int64_t now = unix_now();
   const auto steady_now = Clock::now();
   for (const auto& [key, rec] : records_) {
     if (forgotten(rec, steady_now)) continue;
     const std::string_view rec_mesh = rec.workload.mesh.empty() ? policy::kDefaultMesh : rec.workload.mesh;
-    if (one_mesh && rec_mesh != mesh) continue;
-    const std::string& acked = one_mesh ? rec.acked_mesh_bundle : rec.acked_bundle;
+    const std::string* acked_must_be = &want;
+    const std::string* acked = one_mesh ? &rec.acked_mesh_bundle : &rec.acked_bundle;
+    if (one_mesh && rec_mesh != mesh) {
+      auto f = federating.find(rec_mesh);
+      if (f == federating.end()) continue;
+      acked_must_be = &f->second;
+      acked = &rec.acked_federated;
+    }
     // A proxy that dropped its stream moments ago is most likely reconnecting (it does after
     // every renewal): wait for it like a connected one rather than sign past it.
     const bool reconnecting = !rec.connected && now - rec.last_seen < 15;
     if (!rec.connected && !reconnecting) {
       out.not_connected.push_back(key);
-    } else if (rec.connected && acked == want) {
+    } else if (rec.connected && !acked_must_be->empty() && *acked == *acked_must_be) {
       ++out.acknowledged;
     } else {
       out.waiting.push_back(key);

@@ -63,6 +63,8 @@ struct ProxyRecord {
   // ... and of its mesh's own roots (the same bundle for the default mesh; another mesh's proxy
   // trusts the control plane with the default mesh's bundle, its peers with its mesh's).
   std::string sent_mesh_bundle, acked_mesh_bundle;
+  // ... and of the other meshes' bundles it accepts (federation: MeshView::federated_hash).
+  std::string sent_federated, acked_federated;
   int64_t sent_revision = 0;     // store revision the last snapshot sent was computed at
   int64_t acked_revision = 0;    // store revision of the snapshot in force (ACKed)
   int64_t evaluated_revision = 0;  // newest model revision this proxy's snapshot was computed at
@@ -124,7 +126,11 @@ class Distributor {
   // Every proxy connected now or disconnected for less than `forget_after`.
   std::map<std::string, ProxyRecord> proxies() const MG_EXCLUDES(mutex_);
   // Which proxies ACKed a snapshot with the bundle hashed `bundle_hash`: every proxy's control-plane
-  // (default mesh) bundle, or, for `mesh` other than the default, that mesh's proxies' own bundle.
+  // (default mesh) bundle, or, for `mesh` other than the default, that mesh's proxies' own bundle
+  // and the federated bundles of the proxies of every mesh federating with it (they verify its
+  // workloads' certificates too: once its new root signs, they must hold it). Those count once the
+  // model distributes that bundle (`bundle_hash` is `mesh`'s there) and they ACKed what it gives
+  // their mesh to accept.
   BundleRollout bundle_rollout(const std::string& bundle_hash, std::string_view mesh = {}) const
       MG_EXCLUDES(mutex_);
   // Sleeps up to `d`; false once stopping.

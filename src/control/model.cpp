@@ -95,8 +95,10 @@ Status ConfigModel::rebuild() {
       const MeshView* other = m->view(other_name);
       if (!other || other == &v || other->mesh.config.trust_domain == v.mesh.config.trust_domain) continue;
       v.federated.push_back(*other->bundle);
+      v.federated_meshes.push_back(other->name);
     }
     v.federated_text = identity::federated_bundles_to_text(v.federated);
+    v.federated_hash = bundle_hash(v.federated_text);
   }
   MutexLock lock(mutex_);
   model_ = std::move(m);

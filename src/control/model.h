@@ -42,7 +42,9 @@ struct MeshView {
   std::string control_plane_bundle_pem;
   std::vector<std::string> federates_with;       // Mesh.spec.federatesWith, as written
   std::vector<identity::TrustBundle> federated;  // the bundles of the meshes found among them
+  std::vector<std::string> federated_meshes;     // ... and those meshes' names, in the same order
   std::string federated_text;                    // identity::federated_bundles_to_text(federated)
+  std::string federated_hash;                    // bundle_hash(federated_text)
 };
 
 struct Model {

@@ -170,6 +170,22 @@ Registry::Live Registry::live() const {
 void Registry::set_peers(std::vector<PeerRegistration> peers) {
   MutexLock lock(mutex_);
   peers_ = std::move(peers);
+  peer_connected_.clear();
+  for (const auto& p : peers_) {
+    if (p.registration.connected)
+      peer_connected_[p.registration.ns + "/" + p.registration.name].insert(p.registration.spiffe_id);
+  }
+}
+
+std::optional<std::string> Registry::connected_at_peer_as_other(const std::string& key,
+                                                                const std::string& spiffe_id) const {
+  MutexLock lock(mutex_);
+  auto it = peer_connected_.find(key);
+  if (it == peer_connected_.end()) return std::nullopt;
+  for (const auto& id : it->second) {
+    if (id != spiffe_id) return id;
+  }
+  return std::nullopt;
 }
 
 Registry::Changed Registry::changed(const std::string& service) const {

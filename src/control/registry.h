@@ -74,6 +74,12 @@ class Registry {
   // The other replicas' live registrations (replaces the last ones): merged with this replica's at
   // the next recompute (merge_registrations). Never set on SQLite: nothing to merge.
   void set_peers(std::vector<PeerRegistration> peers) MG_EXCLUDES(mutex_);
+  // Another identity than `spiffe_id` that some other replica reports workload `key` connected
+  // with (its stream up there), if one does: a workload's name belongs to the identity connected
+  // with it on every replica, as on one (Distributor::hello).
+  std::optional<std::string> connected_at_peer_as_other(const std::string& key,
+                                                        const std::string& spiffe_id) const
+      MG_EXCLUDES(mutex_);
 
   // One ServiceEndpoints document that a recompute created (its Service appeared), configured
   // (its content changed) or deleted (its Service went): what `get endpoints -w` prints.
@@ -109,6 +115,8 @@ class Registry {
   std::set<std::string> unsaved_ MG_GUARDED_BY(mutex_);  // keys changed since take_unsaved
   uint64_t live_version_ MG_GUARDED_BY(mutex_) = 0;
   std::vector<PeerRegistration> peers_ MG_GUARDED_BY(mutex_);
+  // "ns/name" → the SPIFFE IDs other replicas report it connected with
+  std::map<std::string, std::set<std::string>> peer_connected_ MG_GUARDED_BY(mutex_);
   std::shared_ptr<const EndpointsList> endpoints_ MG_GUARDED_BY(mutex_) = std::make_shared<const EndpointsList>();
   std::map<std::string, std::pair<std::string, Changed>> changed_ MG_GUARDED_BY(mutex_);  // document, when
   int64_t generation_ MG_GUARDED_BY(mutex_) = 0;

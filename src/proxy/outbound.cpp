@@ -77,20 +77,8 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
       co_return;
     }
     target = UpstreamTarget{match->service, match->port};
-    if (!choose_endpoint(target, BalancerClock::now())) {
-      report_.outbound_refused(side.source, name, "no_healthy_upstream", "the service has no healthy endpoint");
-      co_return;
-    }
+    up = co_await connect_service(worker, target, side, name, destination, reason, detail);
     side.target = &target;
-    while (true) {
-      destination = target.endpoint->address + ":" + std::to_string(target.endpoint->port);
-      up = co_await worker.upstreams.connect_target(target, reason, detail, AlpnOffer::PeerExchange);
-      if (up || !retry_elsewhere(target, config_.outlier, BalancerClock::now())) break;
-      report_.outbound_refused(side.source, destination, reason, detail + " (retrying on another endpoint)");
-    }
-    // A connection made is a success for outlier detection; what the bytes say is not looked at.
-    finish_endpoint(target, !up, config_.outlier, BalancerClock::now());
-    report_.registry_outcome(*match->service, *match->port, target.retried, target.ejections);
   }
   if (!up) {
     report_.outbound_refused(side.source, destination, reason, detail);
@@ -127,6 +115,28 @@ net::awaitable<void> Outbound::serve(net::tcp::socket socket, Worker& worker, si
   report_.outbound_tcp(own, side.source, up->peer_principal, destination, start, received, sent,
                        peer ? &*peer : nullptr);
   up->stream->close();
+}
+
+net::awaitable<std::unique_ptr<UpstreamConn>> Outbound::connect_service(
+    Worker& worker, UpstreamTarget& target, const HttpSide& side, const std::string& name,
+    std::string& destination, std::string& reason, std::string& detail) {
+  if (!choose_endpoint(target, BalancerClock::now())) {
+    destination = name;
+    reason = "no_healthy_upstream";
+    detail = "the service has no healthy endpoint";
+    co_return nullptr;
+  }
+  std::unique_ptr<UpstreamConn> up;
+  while (true) {
+    destination = target.endpoint->address + ":" + std::to_string(target.endpoint->port);
+    up = co_await worker.upstreams.connect_target(target, reason, detail, AlpnOffer::PeerExchange);
+    if (up || !retry_elsewhere(target, config_.outlier, BalancerClock::now())) break;
+    report_.outbound_refused(side.source, destination, reason, detail + " (retrying on another endpoint)");
+  }
+  // A connection made is a success for outlier detection; what the bytes say is not looked at.
+  finish_endpoint(target, !up, config_.outlier, BalancerClock::now());
+  report_.registry_outcome(*target.service, *target.port, target.retried, target.ejections);
+  co_return up;
 }
 
 }  // namespace mg::proxy

@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
+#include <string>
 
 #include "proxy/config.h"
 #include "proxy/exchange.h"
@@ -23,6 +25,7 @@ class ConnectionManager;
 class HttpSession;
 class PolicyState;
 class Report;
+struct UpstreamConn;
 struct Worker;
 
 class Outbound {
@@ -38,6 +41,16 @@ class Outbound {
   // routed by SNI and relayed untouched until either side ends.
   net::awaitable<void> serve_tls(net::PlainStream& down, Worker& worker, const HttpSide& side,
                                  std::chrono::steady_clock::time_point start);
+
+  // A TCP connection to a registry service port (`target`, its endpoint not chosen yet): an
+  // endpoint the balancer picks, connected over mTLS (secure naming by the service's identities,
+  // the metadata exchange offered), another tried while outlier detection allows; the outcome
+  // counted for the service. nullptr with `reason` ("no_healthy_upstream", `destination` then
+  // `name`) when none can be had; `destination` is the endpoint's address otherwise.
+  net::awaitable<std::unique_ptr<UpstreamConn>> connect_service(Worker& worker, UpstreamTarget& target,
+                                                                const HttpSide& side, const std::string& name,
+                                                                std::string& destination, std::string& reason,
+                                                                std::string& detail);
 
   const ProxyConfig& config_;
   ConnectionManager& connections_;

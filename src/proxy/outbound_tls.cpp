@@ -62,20 +62,8 @@ net::awaitable<void> Outbound::serve_tls(net::PlainStream& down, Worker& worker,
     target = UpstreamTarget{match->service, match->port};
     target.load_balancer = to.load_balancer;
     target.sni = to.sni;
-    if (!choose_endpoint(target, BalancerClock::now())) {
-      report_.outbound_refused(side.source, service, "no_healthy_upstream",
-                               "the service has no healthy endpoint");
-      co_return;
-    }
-    while (true) {
-      destination = target.endpoint->address + ":" + std::to_string(target.endpoint->port);
-      // mTLS with secure naming (the service's identities); the metadata exchange as a TCP route.
-      up = co_await worker.upstreams.connect_target(target, reason, detail, AlpnOffer::PeerExchange);
-      if (up || !retry_elsewhere(target, config_.outlier, BalancerClock::now())) break;
-      report_.outbound_refused(side.source, destination, reason, detail + " (retrying on another endpoint)");
-    }
-    finish_endpoint(target, !up, config_.outlier, BalancerClock::now());
-    report_.registry_outcome(*match->service, *match->port, target.retried, target.ejections);
+    // mTLS with secure naming (the service's identities); the metadata exchange as a TCP route.
+    up = co_await connect_service(worker, target, side, service, destination, reason, detail);
   }
   if (!up) {
     report_.outbound_refused(side.source, destination, reason, detail);

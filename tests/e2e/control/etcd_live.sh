@@ -103,6 +103,23 @@ value=$(etcd_get "$(grep '/default/details1$' <<<"$keys")")
 expect_eq "$(jq -r '.spiffeId + " " + (.healthy | tostring)' <<<"$value")" "$ID true" \
   "the entry carries the SPIFFE ID replica 1 verified, healthy"
 
+# 1b. A workload's name belongs to the identity connected with it on every replica: another
+# service account of the namespace cannot take details1 (connected at replica 1) over at replica 2.
+on 1 token create --namespace default --service-account intruder --ttl 10m >"$WORK/squatter.token" ||
+  fail "token for the squatter"
+sed -e 's/serviceAccount: details/serviceAccount: intruder/' -e 's/name: details2/name: details1/' \
+  -e 's/details2-access/squatter-access/' "$WORK/details2.yaml" >"$WORK/squatter.yaml"
+start squatter "$PROXY_BIN" --config "$WORK/squatter.yaml" --control-plane "$R2" \
+  --ca-bundle "$DATA/ca/root-cert.pem" --token-file "$WORK/squatter.token" --state-dir "$WORK/squatter-state" \
+  --bootstrap-timeout 20
+SQUATTER_PID=$LAST_PID
+wait_for_line "$WORK/squatter.err" \
+  "hello.name_in_use: workload default/details1 is connected at another replica as $ID" >/dev/null
+kill "$SQUATTER_PID" 2>/dev/null || true
+wait_rows 2 "$ep1" "$ep2"
+wait_rows 3 "$ep1" "$ep2"
+pass "another identity's Hello for a name connected at another replica is refused (hello.name_in_use)"
+
 # 2. The client at replica 3 calls the service by name: both backends answer.
 CP_ADDR="$R3"
 on 1 token create --namespace default --service-account sleep --ttl 10m >"$WORK/sleep.token" || fail "token for sleep"

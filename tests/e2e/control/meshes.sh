@@ -158,20 +158,25 @@ expect_eq "$(http_status "$URL/user-agent")" 403 "denied where the rule says clu
 expect_eq "$(http_status "$URL/details/1")" 403 "denied where no rule matches"
 
 # Online rotation of mesh-b's CA while sleep calls details: mesh-b's bundle (new + old roots)
-# reaches mesh-b's proxy first (only it is waited for: 1 of the 2 connected proxies), then the
-# new root signs mesh-b's certificates. The default mesh's CA does not change.
+# reaches mesh-b's proxy and, as a federated bundle, the proxy of the default mesh (which
+# federates with mesh-b: it verifies mesh-b's certificates) — both are waited for — then the new
+# root signs mesh-b's certificates. The default mesh's CA does not change.
 mesh_root() { ctl get meshes | awk -v m="$1" '$1 == m {print $3}'; }
 b_root_before=$(mesh_root mesh-b)
 cp "$DATA/meshes/mesh-b/ca/root-cert.pem" "$WORK/b-root-before.pem"
+# rotate_b_called_off NAME WHY: with proxy NAME (default/NAME) stopped, a rotation of mesh-b's CA
+# is called off naming it, and mesh-b still signs with its old root.
+rotate_b_called_off() {
+  local pid_var="$1_PID" rc=0 out
+  kill -STOP "${!pid_var}"
+  out=$(ctl --mesh mesh-b ca rotate --wait 2 2>&1) || rc=$?
+  kill -CONT "${!pid_var}"
+  [ "$rc" != 0 ] || fail "ca rotate --mesh mesh-b succeeded though $1 was stopped"
+  expect_contains "$out" "rotation called off, the old bundle is restored: not acknowledged by default/$1" "$2"
+  expect_eq "$(mesh_root mesh-b)" "$b_root_before" "called off: mesh-b still signs with its old root"
+}
 # First called off: mesh-b's proxy, stopped, does not ACK the new bundle in time; nothing changes.
-kill -STOP "$details_PID"
-rc=0
-ctl --mesh mesh-b ca rotate --wait 2 >"$WORK/rotate-b-off.out" 2>&1 || rc=$?
-kill -CONT "$details_PID"
-[ "$rc" != 0 ] || fail "ca rotate --mesh mesh-b succeeded though mesh-b's proxy was stopped"
-expect_contains "$(cat "$WORK/rotate-b-off.out")" "rotation called off, the old bundle is restored: not acknowledged by default/details" \
-  "a rotation of mesh-b's CA not ACKed by mesh-b's proxy is called off, naming it"
-expect_eq "$(mesh_root mesh-b)" "$b_root_before" "called off: mesh-b still signs with its old root"
+rotate_b_called_off details "a rotation of mesh-b's CA not ACKed by mesh-b's proxy is called off, naming it"
 cmp -s "$DATA/meshes/mesh-b/ca/root-cert.pem" "$WORK/b-root-before.pem" || fail "called off, yet meshes/mesh-b/ca changed"
 for _ in $(seq 1 200); do
   cmp -s "$WORK/details-state/root-cert.pem" "$WORK/b-root-before.pem" && break
@@ -179,6 +184,9 @@ for _ in $(seq 1 200); do
 done
 cmp -s "$WORK/details-state/root-cert.pem" "$WORK/b-root-before.pem" || fail "called off: mesh-b's old bundle was not pushed back"
 pass "called off: mesh-b's proxy is given its old bundle back"
+# Called off too when the federating mesh's proxy does not ACK mesh-b's new bundle: once the new
+# root signed, it could not verify mesh-b's new certificates.
+rotate_b_called_off sleep "a rotation of mesh-b's CA not ACKed by a federating mesh's proxy is called off, naming it"
 wait_status "$URL/status/200" 200
 ctl --mesh mesh-b ca rotate --wait 20 >"$WORK/rotate-b.out" 2>&1 &
 ROTATOR=$!
@@ -191,8 +199,8 @@ done
 rc=0
 wait "$ROTATOR" || rc=$?
 [ "$rc" = 0 ] || fail "ca rotate --mesh mesh-b: $(cat "$WORK/rotate-b.out")"
-expect_contains "$(cat "$WORK/rotate-b.out")" "1 connected proxies hold the new trust bundle" \
-  "ca rotate --mesh mesh-b waited for mesh-b's proxy only"
+expect_contains "$(cat "$WORK/rotate-b.out")" "2 connected proxies hold the new trust bundle" \
+  "ca rotate --mesh mesh-b waited for mesh-b's proxy and the federating mesh's"
 expect_eq "$failed" 0 "sleep → details kept working during mesh-b's rotation ($total requests)"
 b_root_after=$(mesh_root mesh-b)
 [ -n "$b_root_after" ] && [ "$b_root_after" != "$b_root_before" ] ||
@@ -262,7 +270,7 @@ expect_contains "$metrics" 'meshguard_mesh_proxies_connected{mesh="mesh-b"} 2' "
 expect_contains "$metrics" 'meshguard_mesh_certificates_issued_total{mesh="mesh-b"}' "certificates issued per mesh"
 expect_contains "$metrics" 'meshguard_mesh_pushes_total{mesh="default"}' "pushes per mesh"
 expect_contains "$metrics" 'meshguard_mesh_ca_rotations_total{mesh="mesh-b",result="success"} 1' "CA rotations per mesh"
-expect_contains "$metrics" 'meshguard_mesh_ca_rotations_total{mesh="mesh-b",result="abandoned"} 1' "... and those called off"
+expect_contains "$metrics" 'meshguard_mesh_ca_rotations_total{mesh="mesh-b",result="abandoned"} 2' "... and those called off"
 
 # A restart keeps mesh-b's rotated CA (data_dir/meshes/mesh-b/ca).
 CP_PORT=${CP_ADDR##*:}

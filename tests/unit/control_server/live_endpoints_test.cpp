@@ -184,5 +184,31 @@ TEST(Registry, LiveIsWhatConnectedHereAndItsVersionMoves) {
   EXPECT_EQ(registry.live().registrations.count("shop/old"), 1u);
 }
 
+// A workload's name belongs to the identity connected with it at any replica (Distributor::hello
+// refuses another identity's Hello for it): the registry answers which other identity holds it.
+TEST(Registry, KnowsWhichOtherIdentityAnotherReplicaHasConnectedUnderAName) {
+  Registry registry(std::chrono::seconds(10));
+  const std::string details = "spiffe://cluster.local/ns/shop/sa/details";
+  EXPECT_FALSE(registry.connected_at_peer_as_other("shop/details-1", details));
+  registry.set_peers({{"cp-b:1#bb", reg("details-1", "10.0.0.2")},
+                      {"cp-c:1#cc", reg("details-2", "10.0.0.3", /*connected=*/false, "other")}});
+  // The same identity (a proxy moving between replicas) is not another one.
+  EXPECT_FALSE(registry.connected_at_peer_as_other("shop/details-1", details));
+  EXPECT_EQ(
+      registry.connected_at_peer_as_other("shop/details-1", "spiffe://cluster.local/ns/shop/sa/intruder"),
+      details);
+  // Within its grace period at the other replica, the name is free (as for a stream ended here).
+  EXPECT_FALSE(registry.connected_at_peer_as_other("shop/details-2", details));
+  // Two replicas claiming one name for two identities: either is another than the third.
+  registry.set_peers({{"cp-b:1#bb", reg("details-1", "10.0.0.2")},
+                      {"cp-c:1#cc", reg("details-1", "10.0.0.3", true, "other")}});
+  EXPECT_EQ(registry.connected_at_peer_as_other("shop/details-1", details),
+            "spiffe://cluster.local/ns/shop/sa/other");
+  // Peers replaced: what they no longer report is forgotten.
+  registry.set_peers({});
+  EXPECT_FALSE(
+      registry.connected_at_peer_as_other("shop/details-1", "spiffe://cluster.local/ns/shop/sa/intruder"));
+}
+
 }  // namespace
 }  // namespace mg::control
