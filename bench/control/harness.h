@@ -357,12 +357,21 @@ struct Changes {
   double server_cpu_ms = 0;          // the control plane's process (own process only), all changes
 };
 
+// Each simulated proxy's latencies_ms (apply → its ACK written, one per measured change), whichever
+// client kind holds its stream (SimProxy, or h2_clients.h's H2Proxies).
+using LatencyViews = std::vector<const std::vector<double>*>;
+LatencyViews latencies_of(const std::vector<std::unique_ptr<SimProxy>>& proxies);
+
 // `changes` policy changes one after another (policy(first_k) on), each waited for until every
 // proxy ACKed it (dies otherwise) and, with `confirm`, until ListWorkloads shows every ACK; changes
 // kept apart by the debounce. `revision` is the store's, updated.
-Changes run_changes(Harness& h, Round& round, const std::vector<std::unique_ptr<SimProxy>>& proxies,
-                    int first_k, int changes, int64_t& revision, std::chrono::milliseconds debounce,
-                    bool confirm);
+Changes run_changes(Harness& h, Round& round, const LatencyViews& proxies, int first_k, int changes,
+                    int64_t& revision, std::chrono::milliseconds debounce, bool confirm);
+inline Changes run_changes(Harness& h, Round& round, const std::vector<std::unique_ptr<SimProxy>>& proxies,
+                           int first_k, int changes, int64_t& revision, std::chrono::milliseconds debounce,
+                           bool confirm) {
+  return run_changes(h, round, latencies_of(proxies), first_k, changes, revision, debounce, confirm);
+}
 
 // Starts one stream per SVID (`ids`, consumed) named "<prefix><index>", `first_index` on, with
 // `setup` applied to each before its start, keeping the handshake backlog small; dies unless every
