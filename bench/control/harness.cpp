@@ -198,6 +198,7 @@ double proc_cpu_ms(pid_t pid) {
 }
 bool wait_count(Round& round, std::atomic<int>& counter, int want, std::chrono::seconds timeout) {
   std::unique_lock lock(round.mutex);
+  round.wake_at.store(want);
   return round.cv.wait_for(lock, timeout, [&] { return counter.load() >= want || round.ended.load() > 0; }) &&
          counter.load() >= want;
 }
