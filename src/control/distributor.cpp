@@ -212,11 +212,16 @@ SharedSnapshot Distributor::snapshot_if_changed(ProxyRecord& record, const Model
   record.sent_revision = m.revision;
   record.change_at = change_at;
   record.awaiting_ack = true;
-  metrics_
-      .histogram("pilot_proxy_convergence_time", {}, telemetry::Histogram::kConvergenceBucketsSeconds)
-      .observe(ms_between(change_at, Clock::now()) / 1000.0);
-  metrics_.counter("pilot_xds_pushes", {{"type", "snapshot"}}).inc();
-  metrics_.counter("meshguard_mesh_pushes_total", {{"mesh", view->name}}).inc();
+  if (!series_.convergence) {
+    series_.convergence = &metrics_.histogram("pilot_proxy_convergence_time", {},
+                                              telemetry::Histogram::kConvergenceBucketsSeconds);
+    series_.pushes = &metrics_.counter("pilot_xds_pushes", {{"type", "snapshot"}});
+  }
+  series_.convergence->observe(ms_between(change_at, Clock::now()) / 1000.0);
+  series_.pushes->inc();
+  auto& mesh_pushes = series_.mesh_pushes[view->name];
+  if (!mesh_pushes) mesh_pushes = &metrics_.counter("meshguard_mesh_pushes_total", {{"mesh", view->name}});
+  mesh_pushes->inc();
   return cached;
 }
 
@@ -389,7 +394,9 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
       rec.acked_revision = rec.sent_revision;
       rec.synced_revision = rec.evaluated_revision;
       // Which store revision each proxy enforces: a proxy lagging behind shows here.
-      metrics_.gauge("meshguard_proxy_config_revision", {{"workload", key}}).set(rec.sent_revision);
+      if (!rec.revision_gauge)
+        rec.revision_gauge = &metrics_.gauge("meshguard_proxy_config_revision", {{"workload", key}});
+      rec.revision_gauge->set(rec.sent_revision);
     }
     rec.nack_error.clear();
   } else {
@@ -398,11 +405,20 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
   }
   if (rec.awaiting_ack && ack.version() == rec.sent_version) {
     rec.awaiting_ack = false;
-    metrics_.histogram("meshguard_push_ack_latency_milliseconds")
-        .observe_ms(ms_between(rec.change_at, Clock::now()));
+    if (!series_.ack_latency) series_.ack_latency = &metrics_.histogram("meshguard_push_ack_latency_milliseconds");
+    series_.ack_latency->observe_ms(ms_between(rec.change_at, Clock::now()));
   }
-  metrics_.counter("meshguard_config_acks_total", {{"result", ack.accepted() ? "ack" : "nack"}}).inc();
-  if (!ack.accepted()) metrics_.counter("pilot_total_xds_rejects", {{"type", "snapshot"}}).inc();
+  if (ack.accepted()) {
+    if (!series_.acks) series_.acks = &metrics_.counter("meshguard_config_acks_total", {{"result", "ack"}});
+    series_.acks->inc();
+  } else {
+    if (!series_.nacks) {
+      series_.nacks = &metrics_.counter("meshguard_config_acks_total", {{"result", "nack"}});
+      series_.rejects = &metrics_.counter("pilot_total_xds_rejects", {{"type", "snapshot"}});
+    }
+    series_.nacks->inc();
+    series_.rejects->inc();
+  }
 }
 
 void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
