@@ -233,6 +233,9 @@ void Distributor::save_registrations() {
              st.error().to_string());
 }
 
+// A push round to at least this many streams writes from two threads (run()).
+constexpr size_t kParallelPushStreams = 512;
+
 void Distributor::run() {
   MutexLock lock(mutex_);
   while (!stopping_) {
@@ -293,9 +296,25 @@ void Distributor::run() {
       }
     }
     lock.unlock();
-    for (auto& [stream, message, order] : out) {
-      stream->push(std::move(message), order);
-      stream->unref();
+    // gRPC performs a write on the thread that starts it when it can (framing, TLS, sendmsg): at
+    // thousands of streams the writes are most of a round's CPU, and on one thread they are the
+    // round's critical path while gRPC's threads read the ACKs. A large round shares them with a
+    // second thread; each stream still gets one push, and its order (taken above) settles races.
+    const auto push_all = [](Push* first, Push* last) {
+      for (Push* p = first; p != last; ++p) {
+        p->stream->push(std::move(p->snapshot), p->order);
+        p->stream->unref();
+      }
+    };
+    Push* const begin = out.data();
+    Push* const end = begin + out.size();
+    if (out.size() >= kParallelPushStreams) {
+      Push* const middle = begin + out.size() / 2;
+      std::thread helper(push_all, middle, end);
+      push_all(begin, middle);
+      helper.join();
+    } else {
+      push_all(begin, end);
     }
     for (auto* stream : revoked) {
       stream->finish(grpc::Status(

@@ -2,7 +2,8 @@
 // were) connected and what each was sent and acknowledged (ProxyRecord), and the thread that,
 // after a change (mark_dirty), waits out a debounce, rebuilds the model once and pushes each
 // connected proxy the snapshot whose version changed — rendered once per selection key
-// (control/snapshot.h) and shared by the streams it goes to. Proxy streams (the Watch service's
+// (control/snapshot.h) and shared by the streams it goes to; a round to many streams starts their
+// writes from two threads. Proxy streams (the Watch service's
 // reactors, watch_service.cpp) register with hello() and reach back only through ProxyStream.
 // The same thread writes the registry's changed registrations to the store (batched: one
 // transaction per wake-up, never on a gRPC thread), so a restarted control plane restores them.
