@@ -176,8 +176,9 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool
     std::snprintf(mem, sizeof mem, "%.0f together", per_proxy_kib);
   }
   std::printf("| %d | %s%s | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | %.0f | %s | %s |\n", n,
-              own_process ? "own process" : "in-process", kind.label(), connect_s, percentile(run.per_proxy_ms, 0.5),
-              percentile(run.per_proxy_ms, 0.99), percentile(run.last_ack_ms, 0.5),
+              own_process ? "own process" : "in-process", kind.label(), connect_s,
+              percentile(run.per_proxy_ms, 0.5), percentile(run.per_proxy_ms, 0.99),
+              percentile(run.last_ack_ms, 0.5),
               *std::max_element(run.last_ack_ms.begin(), run.last_ack_ms.end()), server_p50, server_p99,
               percentile(run.confirmed_ms, 0.5), cpu, mem);
   std::fflush(stdout);
@@ -343,10 +344,12 @@ int run_propagation_etcd(int n, int changes, std::chrono::milliseconds debounce,
     cpu += total;
     proxies.stop();
     std::printf(
-        "| %d | %d replicas on etcd (1 member)%s | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | – | %s "
+        "| %d | %d replicas on etcd (1 member)%s | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | – | "
+        "%s "
         "| %s |\n",
-        n, replica_count, kind.label(), connect_s, percentile(run.per_proxy_ms, 0.5), percentile(run.per_proxy_ms, 0.99),
-        percentile(run.last_ack_ms, 0.5), *std::max_element(run.last_ack_ms.begin(), run.last_ack_ms.end()),
+        n, replica_count, kind.label(), connect_s, percentile(run.per_proxy_ms, 0.5),
+        percentile(run.per_proxy_ms, 0.99), percentile(run.last_ack_ms, 0.5),
+        *std::max_element(run.last_ack_ms.begin(), run.last_ack_ms.end()),
         bucket_percentile(server_before, server_after, 0.5),
         bucket_percentile(server_before, server_after, 0.99), cpu.c_str(), mem.c_str());
     std::fflush(stdout);
@@ -742,7 +745,8 @@ int main(int argc, char** argv) {
     } else {
       die("usage: control_bench [--proxies 100,1000,2000] [--modes in-process,own-process,etcd-replicas] "
           "[--changes 7] "
-          "[--csrs 400] [--debounce-ms 100] [--clients grpc|h2] [--client-threads 2]\n       control_bench --replica-join [--proxies 100,1000,2000] "
+          "[--csrs 400] [--debounce-ms 100] [--clients grpc|h2] [--client-threads 2]\n       control_bench "
+          "--replica-join [--proxies 100,1000,2000] "
           "[--changes 7] [--pool 100] "
           "[--debounce-ms 100]\n       control_bench --telemetry [--proxies 2000] [--changes 7] [--flows N] "
           "[--interval-ms 3000] [--measure-s 10] [--bound-proxies 50] [--debounce-ms 100]");
@@ -782,11 +786,12 @@ int main(int argc, char** argv) {
     if (!run_in && !run_own) return 77;  // CTest's skip code
   }
 
-  std::printf("Policy change → every proxy's ACK (%d changes per row, push debounce %d ms, times in ms%s)\n\n",
-              changes, debounce_ms,
-              clients.h2 ? ("; simulated proxies: h2 clients, " + std::to_string(clients.threads) + " epoll threads")
-                               .c_str()
-                         : "");
+  std::printf(
+      "Policy change → every proxy's ACK (%d changes per row, push debounce %d ms, times in ms%s)\n\n",
+      changes, debounce_ms,
+      clients.h2
+          ? ("; simulated proxies: h2 clients, " + std::to_string(clients.threads) + " epoll threads").c_str()
+          : "");
   std::printf(
       "| proxies | control plane | connect all (s) | per-proxy ACK p50 | per-proxy ACK p99 | apply→last ACK "
       "p50 | "
@@ -802,7 +807,8 @@ int main(int argc, char** argv) {
                                        "--changes",           std::to_string(changes),
                                        "--debounce-ms",       std::to_string(debounce_ms)};
       if (own) args.push_back("--own-process");
-      if (clients.h2) args.insert(args.end(), {"--clients", "h2", "--client-threads", std::to_string(clients.threads)});
+      if (clients.h2)
+        args.insert(args.end(), {"--clients", "h2", "--client-threads", std::to_string(clients.threads)});
       if (int r = run_child(args); r != 0) {
         std::printf("| %d | failed (exit %d) | | | | | | | | | |\n", n, r);
         std::fflush(stdout);
@@ -810,9 +816,11 @@ int main(int argc, char** argv) {
       }
     }
     if (run_etcd && EtcdProcess::binary()) {
-      std::vector<std::string> args = {"--child-propagation-etcd", std::to_string(n), "--changes",
-                                       std::to_string(changes), "--debounce-ms", std::to_string(debounce_ms)};
-      if (clients.h2) args.insert(args.end(), {"--clients", "h2", "--client-threads", std::to_string(clients.threads)});
+      std::vector<std::string> args = {
+          "--child-propagation-etcd", std::to_string(n), "--changes",
+          std::to_string(changes),    "--debounce-ms",   std::to_string(debounce_ms)};
+      if (clients.h2)
+        args.insert(args.end(), {"--clients", "h2", "--client-threads", std::to_string(clients.threads)});
       if (int r = run_child(args); r != 0) {
         std::printf("| %d | etcd replicas failed (exit %d) | | | | | | | | | |\n", n, r);
         std::fflush(stdout);

@@ -28,7 +28,7 @@ namespace {
 constexpr std::string_view kWatchPath = "/meshguard.v1.ConfigService/Watch";
 constexpr size_t kGrpcPrefix = 5;  // gRPC message: compressed flag (1 byte), length (4, big-endian)
 constexpr int kReadsPerWake = 256;
-constexpr uint32_t kHttp2Cancel = 0x8;  // RFC 9113 §7: CANCEL, what gRPC's TryCancel resets with
+constexpr uint32_t kHttp2Cancel = 0x8;    // RFC 9113 §7: CANCEL, what gRPC's TryCancel resets with
 constexpr size_t kReadChunk = 16 * 1024;  // one TLS record's plaintext at most
 
 // SSL_get_error needs an empty error queue; it almost always is, and looking costs less than
@@ -100,13 +100,13 @@ struct Conn {
   mg::crypto::SslPtr ssl;
   std::unique_ptr<mg::http2::ClientSession> h2;
   int32_t stream = 0;
-  std::string in;         // gRPC message bytes received and not yet a whole message
-  std::string out;        // TLS plaintext to write, from out_at on
+  std::string in;   // gRPC message bytes received and not yet a whole message
+  std::string out;  // TLS plaintext to write, from out_at on
   size_t out_at = 0;
-  size_t retry_len = 0;   // a write that wanted to be retried: OpenSSL wants the same length again
-  uint32_t interest = 0;  // the epoll events registered
-  uint64_t queued = 0;    // bytes ever put in `out`
-  uint64_t written = 0;   // bytes ever taken by SSL_write
+  size_t retry_len = 0;        // a write that wanted to be retried: OpenSSL wants the same length again
+  uint32_t interest = 0;       // the epoll events registered
+  uint64_t queued = 0;         // bytes ever put in `out`
+  uint64_t written = 0;        // bytes ever taken by SSL_write
   uint64_t body_appended = 0;  // request body bytes handed to the session (Hello, ACKs)
   struct PendingAck {
     uint64_t body_end;  // where its message ends in the request body
@@ -134,7 +134,8 @@ struct H2Proxies::Loop {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = wake;
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, wake, &ev) != 0) die(std::string("epoll_ctl: ") + std::strerror(errno));
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, wake, &ev) != 0)
+      die(std::string("epoll_ctl: ") + std::strerror(errno));
     thread = std::thread([this] { run(); });
   }
   ~Loop() {
@@ -253,7 +254,8 @@ struct H2Proxies::Loop {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(std::atoi(s.address.c_str() + colon + 1)));
-    if (colon == std::string::npos || inet_pton(AF_INET, s.address.substr(0, colon).c_str(), &addr.sin_addr) != 1)
+    if (colon == std::string::npos ||
+        inet_pton(AF_INET, s.address.substr(0, colon).c_str(), &addr.sin_addr) != 1)
       return fail(c, "bad address " + s.address);
     c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c.fd < 0) return fail(c, std::string("socket: ") + std::strerror(errno));
@@ -273,7 +275,8 @@ struct H2Proxies::Loop {
     epoll_event ev{};
     ev.events = EPOLLOUT;  // writable: the connect completed (or failed: SO_ERROR says)
     ev.data.fd = c.fd;
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c.fd, &ev) != 0) return fail(c, std::string("epoll_ctl: ") + std::strerror(errno));
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c.fd, &ev) != 0)
+      return fail(c, std::string("epoll_ctl: ") + std::strerror(errno));
     c.interest = EPOLLOUT;
     by_fd[c.fd] = &c;
     if (::connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS)
@@ -331,7 +334,9 @@ struct H2Proxies::Loop {
     req.host = mg::api::kControlPlaneHost;
     req.headers.add("content-type", "application/grpc");
     req.headers.add("te", "trailers");
-    req.headers.add("grpc-timeout", std::to_string(std::chrono::duration_cast<std::chrono::minutes>(kStreamDeadline).count()) + "M");
+    req.headers.add(
+        "grpc-timeout",
+        std::to_string(std::chrono::duration_cast<std::chrono::minutes>(kStreamDeadline).count()) + "M");
     req.headers.add("user-agent", "control_bench-h2");
     auto id = c.h2->submit(req, "https", false);
     if (!id) return fail(c, id.error().to_string());
@@ -524,8 +529,8 @@ void H2Proxies::connect(const Harness& h, std::vector<mg::api::SvidFiles>& ids) 
   ids.clear();
   if (!wait_count(round_, round_.ready, n, kConnectTimeout))
     die("only " + std::to_string(round_.ready.load()) + " of " + std::to_string(n) +
-        " h2 proxies got a first snapshot (" + std::to_string(round_.ended.load()) + " streams ended; first: " +
-        first_error() + ")");
+        " h2 proxies got a first snapshot (" + std::to_string(round_.ended.load()) +
+        " streams ended; first: " + first_error() + ")");
   // Every loop started its connections before they ACKed (ready, under Round's mutex): `all` is
   // complete and no longer changes.
   std::vector<const std::vector<double>*> by_index(static_cast<size_t>(n), nullptr);

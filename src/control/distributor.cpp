@@ -424,7 +424,8 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
   }
   if (rec.awaiting_ack && ack.version() == rec.sent_version) {
     rec.awaiting_ack = false;
-    if (!series_.ack_latency) series_.ack_latency = &metrics_.histogram("meshguard_push_ack_latency_milliseconds");
+    if (!series_.ack_latency)
+      series_.ack_latency = &metrics_.histogram("meshguard_push_ack_latency_milliseconds");
     series_.ack_latency->observe_ms(ms_between(rec.change_at, Clock::now()));
   }
   if (ack.accepted()) {

@@ -158,8 +158,8 @@ class Distributor {
   // change (a lookup renders the labels and searches the registry under its lock: at 10,000
   // proxies, a few percent of a push round's CPU).
   struct Series {
-    telemetry::Histogram* convergence = nullptr;  // pilot_proxy_convergence_time
-    telemetry::Counter* pushes = nullptr;         // pilot_xds_pushes{type="snapshot"}
+    telemetry::Histogram* convergence = nullptr;                       // pilot_proxy_convergence_time
+    telemetry::Counter* pushes = nullptr;                              // pilot_xds_pushes{type="snapshot"}
     std::unordered_map<std::string, telemetry::Counter*> mesh_pushes;  // meshguard_mesh_pushes_total
     telemetry::Histogram* ack_latency = nullptr;  // meshguard_push_ack_latency_milliseconds
     telemetry::Counter* acks = nullptr;           // meshguard_config_acks_total{result="ack"}
