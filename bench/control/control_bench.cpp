@@ -18,6 +18,11 @@
 //                etcd-server) and one plugged-in CA; the proxies spread over the replicas
 //                round-robin, the changes applied through the first. CPU per change: every
 //                replica's, and the sum; RSS per proxy: each replica's growth over its own proxies
+//   clients      `--clients h2` (the propagation rows): the simulated proxies hold the same Watch
+//                streams through h2_clients.h — OpenSSL and libnghttp2 driven by `--client-threads`
+//                epoll loops — rather than a gRPC channel each: the control plane's work is the
+//                same, the clients' a fraction of it (on a shared machine they take its cores).
+//                Default grpc (SimProxy), what every earlier row measured
 //   replica join `--replica-join`: a Service's replica joins (a new stream whose Hello carries an
 //                address and an inbound port serving the targetPort) → each proxy's ACK of the first
 //                snapshot holding the new endpoint (p50/p99, join → last ACK), control-plane CPU per
@@ -34,7 +39,7 @@
 // bounded wait per change, a bounded count of CSRs. Output: markdown tables on stdout.
 //
 //   control_bench [--proxies 100,1000,2000] [--modes in-process,own-process,etcd-replicas] [--changes 7]
-//                 [--csrs 400] [--debounce-ms 100]
+//                 [--csrs 400] [--debounce-ms 100] [--clients grpc|h2] [--client-threads 1]
 //   control_bench --replica-join [--proxies 100,1000,2000] [--changes 7] [--pool 100] [--debounce-ms 100]
 //   control_bench --telemetry [--proxies 2000] [--changes 7] [--flows N] [--interval-ms 3000]
 //                 [--measure-s 10] [--bound-proxies 50] [--debounce-ms 100]
@@ -75,6 +80,7 @@
 #include "ca/authority.h"
 #include "control/server.h"
 #include "crypto/openssl.h"
+#include "h2_clients.h"
 #include "harness.h"
 #include "meshguard/v1/meshguard.grpc.pb.h"
 #include "policy/parse.h"
@@ -98,7 +104,42 @@ std::string csr_der(EVP_PKEY* key) {
 
 // ------------------------------------------------------------------------------ propagation + RSS
 
-int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool own_process) {
+// Which simulated proxies hold the streams (`--clients`): SimProxy's gRPC callback clients, one channel
+// each, or h2_clients.h's epoll loops (`threads` of them) speaking the same protocol more cheaply.
+struct ClientKind {
+  bool h2 = false;
+  // One loop by default: on a machine the control plane shares, the fewer threads the clients run,
+  // the less of its cores they take (at 10,000 proxies, p99 716–809 ms with one, 1.2–1.5 s with two).
+  int threads = 1;
+  const char* label() const { return h2 ? ", h2 clients" : ""; }
+};
+
+// The simulated proxies of one propagation row, of either kind, connected.
+class Fleet {
+ public:
+  Fleet(const Harness& h, Round& round, std::vector<mg::api::SvidFiles>& ids, const ClientKind& kind) {
+    if (kind.h2) {
+      h2_ = std::make_unique<H2Proxies>(round, h.bundle, kind.threads);
+      h2_->connect(h, ids);
+    } else {
+      grpc_.reserve(ids.size());
+      connect_proxies(h, round, ids, grpc_, 0, "proxy-", 0, nullptr);
+    }
+  }
+  LatencyViews latencies() const { return h2_ ? h2_->latencies() : latencies_of(grpc_); }
+  void stop() {
+    if (h2_) h2_->stop();
+    for (auto& p : grpc_) p->cancel();
+    for (auto& p : grpc_) p->wait_done();
+  }
+
+ private:
+  std::unique_ptr<H2Proxies> h2_;
+  std::vector<std::unique_ptr<SimProxy>> grpc_;
+};
+
+int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool own_process,
+                    const ClientKind& kind) {
   Harness h(debounce, own_process);
   int64_t revision = h.apply(policy(0));
 
@@ -109,20 +150,17 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool
   const long rss_before = rss_kb();
   const long server_rss_before = own_process ? proc_rss_kb(h.server_pid()) : 0;
   Round round;
-  std::vector<std::unique_ptr<SimProxy>> proxies;
-  proxies.reserve(static_cast<size_t>(n));
   const auto connect_start = Clock::now();
-  connect_proxies(h, round, ids, proxies, 0, "proxy-", 0, nullptr);
+  Fleet proxies(h, round, ids, kind);
   const double connect_s = ms(Clock::now() - connect_start) / 1000.0;
   std::this_thread::sleep_for(500ms);  // let the streams settle before sampling memory
   const long rss_after = rss_kb();
   const long server_rss_after = own_process ? proc_rss_kb(h.server_pid()) : 0;
 
   const auto server_before = h.ack_latency_buckets();
-  const Changes run = run_changes(h, round, proxies, 1, changes, revision, debounce, true);
+  const Changes run = run_changes(h, round, proxies.latencies(), 1, changes, revision, debounce, true);
   const auto server_after = h.ack_latency_buckets();
-  for (auto& p : proxies) p->cancel();
-  for (auto& p : proxies) p->wait_done();
+  proxies.stop();
 
   const double server_p50 = bucket_percentile(server_before, server_after, 0.5);
   const double server_p99 = bucket_percentile(server_before, server_after, 0.99);
@@ -139,9 +177,10 @@ int run_propagation(int n, int changes, std::chrono::milliseconds debounce, bool
     std::snprintf(cpu, sizeof cpu, "– / %.0f", run.cpu_ms / changes);
     std::snprintf(mem, sizeof mem, "%.0f together", per_proxy_kib);
   }
-  std::printf("| %d | %s | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | %.0f | %s | %s |\n", n,
-              own_process ? "own process" : "in-process", connect_s, percentile(run.per_proxy_ms, 0.5),
-              percentile(run.per_proxy_ms, 0.99), percentile(run.last_ack_ms, 0.5),
+  std::printf("| %d | %s%s | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | %.0f | %s | %s |\n", n,
+              own_process ? "own process" : "in-process", kind.label(), connect_s,
+              percentile(run.per_proxy_ms, 0.5), percentile(run.per_proxy_ms, 0.99),
+              percentile(run.last_ack_ms, 0.5),
               *std::max_element(run.last_ack_ms.begin(), run.last_ack_ms.end()), server_p50, server_p99,
               percentile(run.confirmed_ms, 0.5), cpu, mem);
   std::fflush(stdout);
@@ -249,7 +288,8 @@ class EtcdProcess {
 
 // The propagation row on `replicas` control planes sharing one etcd: proxies spread round-robin,
 // changes applied through the first replica.
-int run_propagation_etcd(int n, int changes, std::chrono::milliseconds debounce, int replica_count) {
+int run_propagation_etcd(int n, int changes, std::chrono::milliseconds debounce, int replica_count,
+                         const ClientKind& kind) {
   const auto bin = EtcdProcess::binary();
   if (!bin) die("etcd not found (Debian etcd-server)");
   EtcdProcess etcd(*bin);
@@ -272,10 +312,8 @@ int run_propagation_etcd(int n, int changes, std::chrono::milliseconds debounce,
     std::vector<long> rss_before;
     for (const auto& r : h.replicas) rss_before.push_back(proc_rss_kb(r.pid));
     Round round;
-    std::vector<std::unique_ptr<SimProxy>> proxies;
-    proxies.reserve(static_cast<size_t>(n));
     const auto connect_start = Clock::now();
-    connect_proxies(h, round, ids, proxies, 0, "proxy-", 0, nullptr);
+    Fleet proxies(h, round, ids, kind);
     const double connect_s = ms(Clock::now() - connect_start) / 1000.0;
     std::this_thread::sleep_for(500ms);
     std::string mem;
@@ -293,7 +331,7 @@ int run_propagation_etcd(int n, int changes, std::chrono::milliseconds debounce,
     for (const auto& r : h.replicas) cpu_before.push_back(proc_cpu_ms(r.pid));
     const auto server_before = h.ack_latency_buckets();
     // ListWorkloads covers the proxies of the replica asked only: not confirmed here.
-    const Changes run = run_changes(h, round, proxies, 1, changes, revision, debounce, false);
+    const Changes run = run_changes(h, round, proxies.latencies(), 1, changes, revision, debounce, false);
     const auto server_after = h.ack_latency_buckets();
     std::string cpu;
     for (size_t i = 0; i < h.replicas.size(); ++i) {
@@ -306,13 +344,14 @@ int run_propagation_etcd(int n, int changes, std::chrono::milliseconds debounce,
     std::snprintf(total, sizeof total, " = %.0f / %.0f", run.server_cpu_ms / changes,
                   (run.cpu_ms + run.server_cpu_ms) / changes);
     cpu += total;
-    for (auto& p : proxies) p->cancel();
-    for (auto& p : proxies) p->wait_done();
+    proxies.stop();
     std::printf(
-        "| %d | %d replicas on etcd (1 member) | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | – | %s "
+        "| %d | %d replicas on etcd (1 member)%s | %.1f | %.0f | %.0f | %.0f | %.0f | ≤ %.0f / ≤ %.0f | – | "
+        "%s "
         "| %s |\n",
-        n, replica_count, connect_s, percentile(run.per_proxy_ms, 0.5), percentile(run.per_proxy_ms, 0.99),
-        percentile(run.last_ack_ms, 0.5), *std::max_element(run.last_ack_ms.begin(), run.last_ack_ms.end()),
+        n, replica_count, kind.label(), connect_s, percentile(run.per_proxy_ms, 0.5),
+        percentile(run.per_proxy_ms, 0.99), percentile(run.last_ack_ms, 0.5),
+        *std::max_element(run.last_ack_ms.begin(), run.last_ack_ms.end()),
         bucket_percentile(server_before, server_after, 0.5),
         bucket_percentile(server_before, server_after, 0.99), cpu.c_str(), mem.c_str());
     std::fflush(stdout);
@@ -639,6 +678,7 @@ int main(int argc, char** argv) {
   int changes = 7, csrs = 400, debounce_ms = 100, single = 0, pool = 100;
   bool own_process = false, replica_join = false, telemetry = false, cut_texts = false;
   TelemetryOptions to;
+  ClientKind clients;
   Topology server_topology;  // --child-server: where its configuration is kept
   int interval_ms = 3000, bound_proxies = 50;
   for (int i = 1; i < argc; ++i) {
@@ -651,6 +691,12 @@ int main(int argc, char** argv) {
       proxies = value();
     } else if (a == "--modes") {
       modes = value();
+    } else if (a == "--clients") {
+      const std::string kind = value();
+      if (kind != "grpc" && kind != "h2") die("--clients: grpc or h2");
+      clients.h2 = kind == "h2";
+    } else if (a == "--client-threads") {
+      clients.threads = std::atoi(value().c_str());
     } else if (a == "--changes") {
       changes = std::atoi(value().c_str());
     } else if (a == "--csrs") {
@@ -701,7 +747,8 @@ int main(int argc, char** argv) {
     } else {
       die("usage: control_bench [--proxies 100,1000,2000] [--modes in-process,own-process,etcd-replicas] "
           "[--changes 7] "
-          "[--csrs 400] [--debounce-ms 100]\n       control_bench --replica-join [--proxies 100,1000,2000] "
+          "[--csrs 400] [--debounce-ms 100] [--clients grpc|h2] [--client-threads 1]\n       control_bench "
+          "--replica-join [--proxies 100,1000,2000] "
           "[--changes 7] [--pool 100] "
           "[--debounce-ms 100]\n       control_bench --telemetry [--proxies 2000] [--changes 7] [--flows N] "
           "[--interval-ms 3000] [--measure-s 10] [--bound-proxies 50] [--debounce-ms 100]");
@@ -715,13 +762,16 @@ int main(int argc, char** argv) {
   if (interval_ms < 100 || interval_ms > 60'000) die("--interval-ms must be 100..60000");
   if (to.measure_s < 1 || to.measure_s > 300) die("--measure-s must be 1..300");
   if (bound_proxies < 1 || bound_proxies > 500) die("--bound-proxies must be 1..500");
+  if (clients.threads < 1 || clients.threads > 8) die("--client-threads must be 1..8");
+  // The replica-join and telemetry rows use what only SimProxy does (joiners' Hellos, Telemetry).
+  if (clients.h2 && (replica_join || telemetry)) die("--clients h2: the propagation rows only");
   const std::chrono::milliseconds debounce(debounce_ms);
   to.changes = changes;
   to.interval = std::chrono::milliseconds(interval_ms);
   to.debounce = debounce;
   if (mode == "server") return run_server(debounce, server_topology);
-  if (mode == "propagation") return run_propagation(single, changes, debounce, own_process);
-  if (mode == "propagation-etcd") return run_propagation_etcd(single, changes, debounce, 3);
+  if (mode == "propagation") return run_propagation(single, changes, debounce, own_process, clients);
+  if (mode == "propagation-etcd") return run_propagation_etcd(single, changes, debounce, 3, clients);
   if (mode == "csr") return run_csr(csrs, debounce);
   if (mode == "replica-join") return run_replica_join(single, changes, pool, debounce);
   if (mode == "telemetry") return run_telemetry(single, to);
@@ -738,8 +788,12 @@ int main(int argc, char** argv) {
     if (!run_in && !run_own) return 77;  // CTest's skip code
   }
 
-  std::printf("Policy change → every proxy's ACK (%d changes per row, push debounce %d ms, times in ms)\n\n",
-              changes, debounce_ms);
+  std::printf(
+      "Policy change → every proxy's ACK (%d changes per row, push debounce %d ms, times in ms%s)\n\n",
+      changes, debounce_ms,
+      clients.h2
+          ? ("; simulated proxies: h2 clients, " + std::to_string(clients.threads) + " epoll threads").c_str()
+          : "");
   std::printf(
       "| proxies | control plane | connect all (s) | per-proxy ACK p50 | per-proxy ACK p99 | apply→last ACK "
       "p50 | "
@@ -755,6 +809,8 @@ int main(int argc, char** argv) {
                                        "--changes",           std::to_string(changes),
                                        "--debounce-ms",       std::to_string(debounce_ms)};
       if (own) args.push_back("--own-process");
+      if (clients.h2)
+        args.insert(args.end(), {"--clients", "h2", "--client-threads", std::to_string(clients.threads)});
       if (int r = run_child(args); r != 0) {
         std::printf("| %d | failed (exit %d) | | | | | | | | | |\n", n, r);
         std::fflush(stdout);
@@ -762,9 +818,12 @@ int main(int argc, char** argv) {
       }
     }
     if (run_etcd && EtcdProcess::binary()) {
-      if (int r = run_child({"--child-propagation-etcd", std::to_string(n), "--changes",
-                             std::to_string(changes), "--debounce-ms", std::to_string(debounce_ms)});
-          r != 0) {
+      std::vector<std::string> args = {
+          "--child-propagation-etcd", std::to_string(n), "--changes",
+          std::to_string(changes),    "--debounce-ms",   std::to_string(debounce_ms)};
+      if (clients.h2)
+        args.insert(args.end(), {"--clients", "h2", "--client-threads", std::to_string(clients.threads)});
+      if (int r = run_child(args); r != 0) {
         std::printf("| %d | etcd replicas failed (exit %d) | | | | | | | | | |\n", n, r);
         std::fflush(stdout);
         rc = 1;

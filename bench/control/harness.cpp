@@ -198,6 +198,7 @@ double proc_cpu_ms(pid_t pid) {
 }
 bool wait_count(Round& round, std::atomic<int>& counter, int want, std::chrono::seconds timeout) {
   std::unique_lock lock(round.mutex);
+  round.wake_at.store(want);
   return round.cv.wait_for(lock, timeout, [&] { return counter.load() >= want || round.ended.load() > 0; }) &&
          counter.load() >= want;
 }
@@ -296,14 +297,20 @@ std::string policy(int k) {
          std::to_string(k) + "/*\"]\n";
 }
 
-Changes run_changes(Harness& h, Round& round, const std::vector<std::unique_ptr<SimProxy>>& proxies,
-                    int first_k, int changes, int64_t& revision, std::chrono::milliseconds debounce,
-                    bool confirm) {
+LatencyViews latencies_of(const std::vector<std::unique_ptr<SimProxy>>& proxies) {
+  LatencyViews out;
+  out.reserve(proxies.size());
+  for (const auto& p : proxies) out.push_back(&p->latencies_ms);
+  return out;
+}
+
+Changes run_changes(Harness& h, Round& round, const LatencyViews& proxies, int first_k, int changes,
+                    int64_t& revision, std::chrono::milliseconds debounce, bool confirm) {
   Changes out;
   const int n = static_cast<int>(proxies.size());
   const bool own_process = !h.replicas.empty();
   std::vector<size_t> seen;  // each proxy's latencies before this run
-  for (const auto& p : proxies) seen.push_back(p->latencies_ms.size());
+  for (const auto* p : proxies) seen.push_back(p->size());
   for (int k = first_k; k < first_k + changes; ++k) {
     const double cpu_start = cpu_ms();
     const double server_cpu_start = own_process ? h.server_cpu_ms() : 0;
@@ -321,7 +328,7 @@ Changes run_changes(Harness& h, Round& round, const std::vector<std::unique_ptr<
           std::to_string(n) + " proxies ACKed within the timeout");
     // The latest ACK written, from the per-proxy samples of this change.
     double last = 0;
-    for (const auto& p : proxies) last = std::max(last, p->latencies_ms.back());
+    for (const auto* p : proxies) last = std::max(last, p->back());
     out.last_ack_ms.push_back(last);
     if (confirm) {
       // The control plane's own view: every proxy's acked version is what it was sent.
@@ -343,7 +350,7 @@ Changes run_changes(Harness& h, Round& round, const std::vector<std::unique_ptr<
     std::this_thread::sleep_for(debounce + 50ms);  // keep changes apart: one change, one push
   }
   for (size_t i = 0; i < proxies.size(); ++i) {
-    const auto& l = proxies[i]->latencies_ms;
+    const auto& l = *proxies[i];
     out.per_proxy_ms.insert(out.per_proxy_ms.end(), l.begin() + static_cast<ptrdiff_t>(seen[i]), l.end());
   }
   return out;

@@ -162,8 +162,14 @@ struct Round {
   std::atomic<int64_t> telemetry_written{0};  // Telemetry messages handed to gRPC (send())
   std::mutex mutex;
   std::condition_variable cv;
+  // What the waiter (wait_count) waits for a counter to reach: a bump below it wakes nobody. One
+  // wake-up per wait instead of one per ACK — at 10,000 proxies, 10,000 context switches of the
+  // waiting thread per change in the clients' process. Seq-cst on both sides: a bump either sees
+  // the newest `wake_at` or its count is seen by the waiter's check.
+  std::atomic<int> wake_at{0};
   void bump(std::atomic<int>& counter) {
-    counter.fetch_add(1);
+    const int now = counter.fetch_add(1) + 1;
+    if (now < wake_at.load() && &counter != &ended) return;
     std::lock_guard lock(mutex);
     cv.notify_all();
   }
@@ -357,12 +363,21 @@ struct Changes {
   double server_cpu_ms = 0;          // the control plane's process (own process only), all changes
 };
 
+// Each simulated proxy's latencies_ms (apply → its ACK written, one per measured change), whichever
+// client kind holds its stream (SimProxy, or h2_clients.h's H2Proxies).
+using LatencyViews = std::vector<const std::vector<double>*>;
+LatencyViews latencies_of(const std::vector<std::unique_ptr<SimProxy>>& proxies);
+
 // `changes` policy changes one after another (policy(first_k) on), each waited for until every
 // proxy ACKed it (dies otherwise) and, with `confirm`, until ListWorkloads shows every ACK; changes
 // kept apart by the debounce. `revision` is the store's, updated.
-Changes run_changes(Harness& h, Round& round, const std::vector<std::unique_ptr<SimProxy>>& proxies,
-                    int first_k, int changes, int64_t& revision, std::chrono::milliseconds debounce,
-                    bool confirm);
+Changes run_changes(Harness& h, Round& round, const LatencyViews& proxies, int first_k, int changes,
+                    int64_t& revision, std::chrono::milliseconds debounce, bool confirm);
+inline Changes run_changes(Harness& h, Round& round, const std::vector<std::unique_ptr<SimProxy>>& proxies,
+                           int first_k, int changes, int64_t& revision, std::chrono::milliseconds debounce,
+                           bool confirm) {
+  return run_changes(h, round, latencies_of(proxies), first_k, changes, revision, debounce, confirm);
+}
 
 // Starts one stream per SVID (`ids`, consumed) named "<prefix><index>", `first_index` on, with
 // `setup` applied to each before its start, keeping the handshake backlog small; dies unless every

@@ -215,11 +215,16 @@ SharedSnapshot Distributor::snapshot_if_changed(ProxyRecord& record, const Model
   record.sent_revision = m.revision;
   record.change_at = change_at;
   record.awaiting_ack = true;
-  metrics_
-      .histogram("pilot_proxy_convergence_time", {}, telemetry::Histogram::kConvergenceBucketsSeconds)
-      .observe(ms_between(change_at, Clock::now()) / 1000.0);
-  metrics_.counter("pilot_xds_pushes", {{"type", "snapshot"}}).inc();
-  metrics_.counter("meshguard_mesh_pushes_total", {{"mesh", view->name}}).inc();
+  if (!series_.convergence) {
+    series_.convergence = &metrics_.histogram("pilot_proxy_convergence_time", {},
+                                              telemetry::Histogram::kConvergenceBucketsSeconds);
+    series_.pushes = &metrics_.counter("pilot_xds_pushes", {{"type", "snapshot"}});
+  }
+  series_.convergence->observe(ms_between(change_at, Clock::now()) / 1000.0);
+  series_.pushes->inc();
+  auto& mesh_pushes = series_.mesh_pushes[view->name];
+  if (!mesh_pushes) mesh_pushes = &metrics_.counter("meshguard_mesh_pushes_total", {{"mesh", view->name}});
+  mesh_pushes->inc();
   return cached;
 }
 
@@ -230,6 +235,9 @@ void Distributor::save_registrations() {
              " registration changes (kept in memory; each is written again at its next change): " +
              st.error().to_string());
 }
+
+// A push round to at least this many streams writes from two threads (run()).
+constexpr size_t kParallelPushStreams = 512;
 
 void Distributor::run() {
   MutexLock lock(mutex_);
@@ -291,9 +299,25 @@ void Distributor::run() {
       }
     }
     lock.unlock();
-    for (auto& [stream, message, order] : out) {
-      stream->push(std::move(message), order);
-      stream->unref();
+    // gRPC performs a write on the thread that starts it when it can (framing, TLS, sendmsg): at
+    // thousands of streams the writes are most of a round's CPU, and on one thread they are the
+    // round's critical path while gRPC's threads read the ACKs. A large round shares them with a
+    // second thread; each stream still gets one push, and its order (taken above) settles races.
+    const auto push_all = [](Push* first, Push* last) {
+      for (Push* p = first; p != last; ++p) {
+        p->stream->push(std::move(p->snapshot), p->order);
+        p->stream->unref();
+      }
+    };
+    Push* const begin = out.data();
+    Push* const end = begin + out.size();
+    if (out.size() >= kParallelPushStreams) {
+      Push* const middle = begin + out.size() / 2;
+      std::thread helper(push_all, middle, end);
+      push_all(begin, middle);
+      helper.join();
+    } else {
+      push_all(begin, end);
     }
     for (auto* stream : revoked) {
       stream->finish(grpc::Status(
@@ -398,7 +422,9 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
       rec.acked_revision = rec.sent_revision;
       rec.synced_revision = rec.evaluated_revision;
       // Which store revision each proxy enforces: a proxy lagging behind shows here.
-      metrics_.gauge("meshguard_proxy_config_revision", {{"workload", key}}).set(rec.sent_revision);
+      if (!rec.revision_gauge)
+        rec.revision_gauge = &metrics_.gauge("meshguard_proxy_config_revision", {{"workload", key}});
+      rec.revision_gauge->set(rec.sent_revision);
     }
     rec.nack_error.clear();
   } else {
@@ -407,11 +433,21 @@ void Distributor::ack(const std::string& key, const pb::Ack& ack) {
   }
   if (rec.awaiting_ack && ack.version() == rec.sent_version) {
     rec.awaiting_ack = false;
-    metrics_.histogram("meshguard_push_ack_latency_milliseconds")
-        .observe_ms(ms_between(rec.change_at, Clock::now()));
+    if (!series_.ack_latency)
+      series_.ack_latency = &metrics_.histogram("meshguard_push_ack_latency_milliseconds");
+    series_.ack_latency->observe_ms(ms_between(rec.change_at, Clock::now()));
   }
-  metrics_.counter("meshguard_config_acks_total", {{"result", ack.accepted() ? "ack" : "nack"}}).inc();
-  if (!ack.accepted()) metrics_.counter("pilot_total_xds_rejects", {{"type", "snapshot"}}).inc();
+  if (ack.accepted()) {
+    if (!series_.acks) series_.acks = &metrics_.counter("meshguard_config_acks_total", {{"result", "ack"}});
+    series_.acks->inc();
+  } else {
+    if (!series_.nacks) {
+      series_.nacks = &metrics_.counter("meshguard_config_acks_total", {{"result", "nack"}});
+      series_.rejects = &metrics_.counter("pilot_total_xds_rejects", {{"type", "snapshot"}});
+    }
+    series_.nacks->inc();
+    series_.rejects->inc();
+  }
 }
 
 void Distributor::stream_done(ProxyStream* stream, const std::string& key) {

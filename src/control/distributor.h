@@ -2,7 +2,8 @@
 // were) connected and what each was sent and acknowledged (ProxyRecord), and the thread that,
 // after a change (mark_dirty), waits out a debounce, rebuilds the model once and pushes each
 // connected proxy the snapshot whose version changed — rendered once per selection key
-// (control/snapshot.h) and shared by the streams it goes to. Proxy streams (the Watch service's
+// (control/snapshot.h) and shared by the streams it goes to; a round to many streams starts their
+// writes from two threads. Proxy streams (the Watch service's
 // reactors, watch_service.cpp) register with hello() and reach back only through ProxyStream.
 // The same thread writes the registry's changed registrations to the store (batched: one
 // transaction per wake-up, never on a gRPC thread), so a restarted control plane restores them.
@@ -77,6 +78,8 @@ struct ProxyRecord {
   int64_t last_seen = 0;
   std::string proxy_version;  // its release, from its Hello
   std::chrono::steady_clock::time_point disconnected_at{};  // when `connected` last became false
+  // Its meshguard_proxy_config_revision series, looked up once (removed with the record).
+  telemetry::Gauge* revision_gauge = nullptr;
 };
 
 // How far a trust bundle has reached the proxies (CA rotation, phase 2).
@@ -157,6 +160,19 @@ class Distributor {
   Registry& registry_;
   Store& store_;
   telemetry::Registry& metrics_;
+  // The series every push and ACK updates, looked up at their first use rather than per proxy and
+  // change (a lookup renders the labels and searches the registry under its lock: at 10,000
+  // proxies, a few percent of a push round's CPU).
+  struct Series {
+    telemetry::Histogram* convergence = nullptr;                       // pilot_proxy_convergence_time
+    telemetry::Counter* pushes = nullptr;                              // pilot_xds_pushes{type="snapshot"}
+    std::unordered_map<std::string, telemetry::Counter*> mesh_pushes;  // meshguard_mesh_pushes_total
+    telemetry::Histogram* ack_latency = nullptr;  // meshguard_push_ack_latency_milliseconds
+    telemetry::Counter* acks = nullptr;           // meshguard_config_acks_total{result="ack"}
+    telemetry::Counter* nacks = nullptr;          // ... {result="nack"}
+    telemetry::Counter* rejects = nullptr;        // pilot_total_xds_rejects{type="snapshot"}
+  };
+  Series series_ MG_GUARDED_BY(mutex_);
   const std::chrono::milliseconds push_debounce_;
   const std::chrono::milliseconds forget_after_;
   EndpointsListener endpoints_listener_;
