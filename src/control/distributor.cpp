@@ -109,12 +109,25 @@ Distributor::Distributor(ConfigModel& model, Registry& registry, Store& store, t
       push_debounce_(push_debounce),
       forget_after_(forget_after) {}
 
+Distributor::Clock::time_point Distributor::forget_due(const ProxyRecord& record) const {
+  // --forget-disconnected takes up to a billion hours: beyond the clock, never.
+  const auto room = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() -
+                                                                          record.disconnected_at);
+  return forget_after_ >= room ? Clock::time_point::max() : record.disconnected_at + forget_after_;
+}
+
 bool Distributor::forgotten(const ProxyRecord& record, Clock::time_point now) const {
-  return !record.connected && now - record.disconnected_at >= forget_after_;
+  return !record.connected && now >= forget_due(record);
 }
 
 void Distributor::forget_disconnected(Clock::time_point now) {
+  // Called at every stream's end: a scan of every record each time would make N proxies leaving
+  // at once cost N², so it runs only once the earliest disconnected record can be due.
+  if (now < next_forget_at_) return;
+  next_forget_at_ = Clock::time_point::max();
   std::erase_if(records_, [&](const auto& entry) {
+    if (!entry.second.connected && !forgotten(entry.second, now))
+      next_forget_at_ = std::min(next_forget_at_, forget_due(entry.second));
     if (!forgotten(entry.second, now)) return false;
     // A control plane up for months sees every workload that ever ran: its series go with it.
     metrics_.remove("meshguard_proxy_config_revision", {{"workload", entry.first}});
@@ -461,6 +474,7 @@ void Distributor::stream_done(ProxyStream* stream, const std::string& key) {
     it->second.connected = false;
     it->second.last_seen = unix_now();
     it->second.disconnected_at = Clock::now();
+    next_forget_at_ = std::min(next_forget_at_, forget_due(it->second));
   }
   forget_disconnected(Clock::now());  // the others whose time is up (this one's has just begun)
   // Streams ended by stop(): the control plane leaves, not the workload — its registration is

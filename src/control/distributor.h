@@ -153,6 +153,7 @@ class Distributor {
   void mark_dirty_locked() MG_REQUIRES(mutex_);
   // Disconnected for `forget_after` or more: no longer shown, and erased at the next change.
   bool forgotten(const ProxyRecord& record, Clock::time_point now) const;
+  Clock::time_point forget_due(const ProxyRecord& record) const;  // when a disconnected one is
   void forget_disconnected(Clock::time_point now) MG_REQUIRES(mutex_);
   void save_registrations() MG_EXCLUDES(mutex_);
 
@@ -198,6 +199,8 @@ class Distributor {
   std::unordered_map<std::string, std::vector<ProxyStream*>> streams_by_key_ MG_GUARDED_BY(mutex_);
   std::map<std::string, int64_t> connected_per_mesh_ MG_GUARDED_BY(mutex_);
   std::map<std::string, ProxyRecord> records_ MG_GUARDED_BY(mutex_);
+  // The earliest time a disconnected record can be forgotten (max: none is disconnected).
+  Clock::time_point next_forget_at_ MG_GUARDED_BY(mutex_) = Clock::time_point::max();
   bool dirty_ MG_GUARDED_BY(mutex_) = false;
   Clock::time_point dirty_since_ MG_GUARDED_BY(mutex_){};
   bool stopping_ MG_GUARDED_BY(mutex_) = false;
