@@ -124,15 +124,15 @@ void Distributor::forget_disconnected(Clock::time_point now) {
   // Called at every stream's end: a scan of every record each time would make N proxies leaving
   // at once cost N², so it runs only once the earliest disconnected record can be due.
   if (now < next_forget_at_) return;
-  next_forget_at_ = Clock::time_point::max();
+  auto next = Clock::time_point::max();  // a local: the lambda is not seen to run under the lock
   std::erase_if(records_, [&](const auto& entry) {
-    if (!entry.second.connected && !forgotten(entry.second, now))
-      next_forget_at_ = std::min(next_forget_at_, forget_due(entry.second));
+    if (!entry.second.connected && !forgotten(entry.second, now)) next = std::min(next, forget_due(entry.second));
     if (!forgotten(entry.second, now)) return false;
     // A control plane up for months sees every workload that ever ran: its series go with it.
     metrics_.remove("meshguard_proxy_config_revision", {{"workload", entry.first}});
     return true;
   });
+  next_forget_at_ = next;
 }
 
 Distributor::~Distributor() {
