@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <utility>
 
 namespace mg::proxy::net {
 
@@ -140,10 +141,83 @@ awaitable<bool> fill(tcp::socket& socket, Receive& r, std::error_code& ec) {
   r.drained = n < Receive::kBuffer;
   co_return true;
 }
+// A coroutine waiting for a stream's idle read: resumed by the read's completion.
+template <class Handler>
+struct JoinerOf final : detail::IdleRead::Joiner {
+  explicit JoinerOf(Handler h) : handler(std::move(h)) {}
+  void resume() override { std::move(handler)(); }
+  Handler handler;
+};
+
+// Waits until the idle read `idle` completes (the caller knows it is waiting and nobody else
+// joined it). Nothing but the read's completion resumes it: no timer, no system call.
+awaitable<void> join(const std::weak_ptr<detail::IdleRead>& idle) {
+  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      [&idle](auto handler) {
+        if (auto read = idle.lock()) {
+          read->joiner = std::make_unique<JoinerOf<decltype(handler)>>(std::move(handler));
+        } else {
+          asio::post(std::move(handler));  // already over: never leave the caller waiting
+        }
+      },
+      asio::use_awaitable);
+}
+
+// Starts `stream`'s idle read into `into`; `done` runs on the stream when it completes, unless
+// the stream went first, and then a joined coroutine resumes.
+template <class Done>
+std::weak_ptr<detail::IdleRead> start_idle_read(Stream* stream, asio::mutable_buffer into, Done done) {
+  auto read = std::make_shared<detail::IdleRead>();
+  read->stream = stream;
+  stream->socket().async_read_some(into, [read, done](std::error_code ec, size_t n) {
+    if (read->stream != nullptr) done(ec, n);
+    if (read->joiner) {
+      auto joiner = std::move(read->joiner);
+      joiner->resume();
+    }
+  });
+  return read;
+}
 }  // namespace
+
+PlainStream::~PlainStream() {
+  if (auto read = idle_.lock()) read->stream = nullptr;
+}
+
+void PlainStream::watch_idle() {
+  if (watching_ || held_begin_ < held_end_ || held_error_ || !socket_.is_open()) return;
+  if (!held_) held_ = std::make_unique_for_overwrite<char[]>(kHeld);
+  watching_ = true;
+  idle_ = start_idle_read(this, asio::buffer(held_.get(), kHeld),
+                          [this](std::error_code ec, size_t n) { idle_read_done(ec, n); });
+}
+
+void PlainStream::idle_read_done(std::error_code ec, size_t n) {
+  watching_ = false;
+  held_begin_ = 0;
+  held_end_ = ec ? 0 : n;
+  held_error_ = ec;
+}
+
+Stream::Watch PlainStream::watch_state() const {
+  if (watching_) return Watch::Quiet;
+  if (held_begin_ < held_end_ || held_error_) return Watch::Noisy;
+  return Watch::Unwatched;
+}
 
 awaitable<size_t> PlainStream::read_some(asio::mutable_buffer buf, std::error_code& ec) {
   ec.clear();
+  if (watching_) co_await join(idle_);  // a pooled connection's next response: the idle read has it
+  if (held_begin_ < held_end_) {
+    const size_t n = std::min(buf.size(), held_end_ - held_begin_);
+    std::memcpy(buf.data(), held_.get() + held_begin_, n);
+    held_begin_ += n;
+    co_return n;
+  }
+  if (held_error_) {
+    ec = std::exchange(held_error_, {});
+    co_return 0;
+  }
   size_t n = co_await socket_.async_read_some(buf, nothrow(ec));
   co_return n;
 }
@@ -222,6 +296,7 @@ TlsStream::TlsStream(tcp::socket s, std::shared_ptr<asio::ssl::context> ctx)
 }
 
 TlsStream::~TlsStream() {
+  if (auto read = idle_.lock()) read->stream = nullptr;
   if (ssl_) SSL_free(ssl_);  // the fd is the socket's (BIO_NOCLOSE); it closes it
 }
 
@@ -242,6 +317,15 @@ awaitable<bool> TlsStream::run(Op op, std::error_code& ec) {
     int r = op();
     if (r > 0) co_return true;
     int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_READ && idle_error_) {
+      ec = std::exchange(idle_error_, {});  // how the idle read ended
+      co_return false;
+    }
+    if (err == SSL_ERROR_WANT_READ && watching_ && !joined_) {
+      joined_ = true;  // the idle read of a pooled connection receives what OpenSSL needs
+      co_await join(idle_);
+      continue;
+    }
     if (err == SSL_ERROR_WANT_READ) {
       if (Receive* r = receive_of(ssl_); r != nullptr && !r->receiving) {
         if (!co_await fill(socket_, *r, ec)) co_return false;
@@ -316,6 +400,43 @@ void TlsStream::close() {
   socket_.close(ignored);
 }
 
+void TlsStream::watch_idle() {
+  Receive* r = receive_of(ssl_);
+  if (r == nullptr || watching_ || r->receiving || r->begin < r->end || r->peer_closed || idle_error_ ||
+      !socket_.is_open() || SSL_has_pending(ssl_))
+    return;
+  if (!r->buffer) r->buffer = std::make_unique_for_overwrite<char[]>(Receive::kBuffer);
+  r->receiving = true;
+  watching_ = true;
+  idle_ = start_idle_read(this, asio::buffer(r->buffer.get(), Receive::kBuffer),
+                          [this](std::error_code ec, size_t n) { idle_read_done(ec, n); });
+}
+
+void TlsStream::idle_read_done(std::error_code ec, size_t n) {
+  watching_ = false;
+  joined_ = false;
+  Receive* r = receive_of(ssl_);
+  if (r == nullptr) return;
+  r->receiving = false;
+  if (ec == asio::error::eof) {
+    r->peer_closed = true;  // OpenSSL reads the end next (receive_read)
+  } else if (ec) {
+    idle_error_ = ec;
+    r->drained = true;
+  } else {
+    r->begin = 0;
+    r->end = n;
+    r->drained = n < Receive::kBuffer;
+  }
+}
+
+Stream::Watch TlsStream::watch_state() const {
+  if (watching_) return Watch::Quiet;
+  const Receive* r = receive_of(ssl_);
+  if (idle_error_ || (r != nullptr && (r->peer_closed || r->begin < r->end))) return Watch::Noisy;
+  return Watch::Unwatched;
+}
+
 Watchdog::Watchdog(const asio::any_io_executor& ex, std::function<void()> on_expire)
     : state_(std::make_shared<State>(ex)) {
   state_->on_expire = std::move(on_expire);
@@ -356,6 +477,14 @@ bool nothing_to_read(Stream& stream) {
   if (SSL* ssl = stream.ssl(); ssl && SSL_has_pending(ssl)) return false;
   if (const Receive* r = receive_of(stream.ssl()); r != nullptr && r->begin < r->end) return false;
   if (!stream.socket().is_open()) return false;
+  switch (stream.watch_state()) {
+    case Stream::Watch::Quiet:
+      return true;
+    case Stream::Watch::Noisy:
+      return false;
+    case Stream::Watch::Unwatched:
+      break;
+  }
   char probe;
   ssize_t r = ::recv(stream.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);

@@ -186,7 +186,10 @@ net::awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire_plain(const 
 void UpstreamPool::release(const HttpSide& side, std::unique_ptr<UpstreamConn> conn) {
   if (to_proxy(side)) remember_session(side, *conn);
   auto& idle = idle_[pool_key(side)];
-  if (idle.size() < kMaxIdleUpstreamsPerPort && !draining_) idle.push_back(std::move(conn));
+  if (idle.size() < kMaxIdleUpstreamsPerPort && !draining_) {
+    conn->stream->watch_idle();  // nothing_to_read at reuse then needs no system call
+    idle.push_back(std::move(conn));
+  }
 }
 
 void UpstreamPool::remember_session(const HttpSide& side, UpstreamConn& conn) {

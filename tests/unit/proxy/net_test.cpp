@@ -1,0 +1,268 @@
+// Unit tests of a pooled connection's idle read (proxy/net.h, Stream::watch_idle), over plaintext
+// and over TLS on loopback: nothing_to_read tells a quiet connection from one that received stray
+// bytes or was closed while idle, and the next read takes what the idle read received — also when
+// it starts before the bytes arrive (it then waits for that same read).
+#include <gtest/gtest.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/net.h"
+
+namespace mg::proxy::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Loop {
+  asio::io_context io{1};
+  // Runs until `done` or a 5 s bound (a read never completed fails the test instead of hanging it).
+  void run_until(const std::function<bool()>& done) {
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!done() && std::chrono::steady_clock::now() < until) {
+      io.run_for(2ms);
+      if (io.stopped()) io.restart();
+    }
+  }
+};
+
+// A connected loopback pair.
+struct Pair {
+  tcp::socket a, b;
+  explicit Pair(asio::io_context& io) : a(io), b(io) {
+    tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+    a.connect(acceptor.local_endpoint());
+    acceptor.accept(b);
+  }
+};
+
+// Reads once from `stream` in a coroutine; the outcome lands in `got` / `error`.
+struct PendingRead {
+  std::optional<std::string> got;
+  std::error_code error;
+  void start(asio::io_context& io, Stream& stream) {
+    asio::co_spawn(
+        io,
+        [this, &stream]() -> awaitable<void> {
+          char buf[256];
+          std::error_code ec;
+          const size_t n = co_await stream.read_some(asio::buffer(buf), ec);
+          error = ec;
+          got = std::string(buf, n);
+        },
+        asio::detached);
+  }
+};
+
+void send_text(tcp::socket& s, std::string_view text) {
+  asio::write(s, asio::buffer(text.data(), text.size()));
+}
+
+TEST(IdleRead, PlaintextStrayBytesMakeTheConnectionNoisyAndAreReadNext) {
+  Loop loop;
+  Pair pair(loop.io);
+  PlainStream stream(std::move(pair.a));
+  stream.watch_idle();
+  loop.io.poll();
+  EXPECT_TRUE(nothing_to_read(stream));
+  EXPECT_EQ(stream.watch_state(), Stream::Watch::Quiet);
+  send_text(pair.b, "stray");
+  loop.run_until([&] { return stream.watch_state() != Stream::Watch::Quiet; });
+  EXPECT_EQ(stream.watch_state(), Stream::Watch::Noisy);
+  EXPECT_FALSE(nothing_to_read(stream));
+  PendingRead read;
+  read.start(loop.io, stream);
+  loop.run_until([&] { return read.got.has_value(); });
+  ASSERT_TRUE(read.got);
+  EXPECT_FALSE(read.error);
+  EXPECT_EQ(*read.got, "stray");
+  EXPECT_EQ(stream.watch_state(), Stream::Watch::Unwatched);
+}
+
+TEST(IdleRead, PlaintextReadStartedWhileWatchingGetsTheNextBytes) {
+  Loop loop;
+  Pair pair(loop.io);
+  PlainStream stream(std::move(pair.a));
+  stream.watch_idle();
+  PendingRead read;
+  read.start(loop.io, stream);
+  loop.io.poll();
+  EXPECT_FALSE(read.got) << "nothing was sent yet";
+  send_text(pair.b, "response");
+  loop.run_until([&] { return read.got.has_value(); });
+  ASSERT_TRUE(read.got);
+  EXPECT_FALSE(read.error);
+  EXPECT_EQ(*read.got, "response");
+  // Watched again, then quiet again.
+  stream.watch_idle();
+  loop.io.poll();
+  EXPECT_TRUE(nothing_to_read(stream));
+}
+
+TEST(IdleRead, PlaintextCloseWhileIdleIsNoisyAndReadsAsTheEnd) {
+  Loop loop;
+  Pair pair(loop.io);
+  PlainStream stream(std::move(pair.a));
+  stream.watch_idle();
+  pair.b.close();
+  loop.run_until([&] { return stream.watch_state() != Stream::Watch::Quiet; });
+  EXPECT_FALSE(nothing_to_read(stream));
+  PendingRead read;
+  read.start(loop.io, stream);
+  loop.run_until([&] { return read.got.has_value(); });
+  ASSERT_TRUE(read.got);
+  EXPECT_EQ(read.error, asio::error::eof);
+}
+
+TEST(IdleRead, StreamGoneBeforeItsIdleReadEndsIsHarmless) {
+  Loop loop;
+  Pair pair(loop.io);
+  auto stream = std::make_unique<PlainStream>(std::move(pair.a));
+  stream->watch_idle();
+  loop.io.poll();
+  stream.reset();  // the idle read completes later, aborted, with nobody to tell
+  loop.io.run_for(10ms);
+  SUCCEED();
+}
+
+// A self-signed server context (no verification on the client: the stream, not the PKI, is tested).
+std::shared_ptr<asio::ssl::context> server_context() {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), EVP_PKEY_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(X509_new(), X509_free);
+  if (!key || !cert) return nullptr;
+  X509_set_version(cert.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 3600);
+  X509_set_pubkey(cert.get(), key.get());
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("idle-read"), -1, -1, 0);
+  X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get()));
+  if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) return nullptr;
+  if (SSL_CTX_use_certificate(ctx->native_handle(), cert.get()) != 1) return nullptr;
+  if (SSL_CTX_use_PrivateKey(ctx->native_handle(), key.get()) != 1) return nullptr;
+  return ctx;
+}
+
+struct TlsPair {
+  std::unique_ptr<TlsStream> client, server;
+  bool ready = false;
+  TlsPair(Loop& loop) {
+    auto server_ctx = server_context();
+    if (!server_ctx) return;
+    Pair pair(loop.io);
+    client = std::make_unique<TlsStream>(
+        std::move(pair.a), std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client));
+    server = std::make_unique<TlsStream>(std::move(pair.b), server_ctx);
+    int done = 0;
+    std::error_code client_ec, server_ec;
+    asio::co_spawn(
+        loop.io,
+        [&]() -> awaitable<void> {
+          co_await client->handshake(asio::ssl::stream_base::client, client_ec);
+          ++done;
+        },
+        asio::detached);
+    asio::co_spawn(
+        loop.io,
+        [&]() -> awaitable<void> {
+          co_await server->handshake(asio::ssl::stream_base::server, server_ec);
+          ++done;
+        },
+        asio::detached);
+    loop.run_until([&] { return done == 2; });
+    ready = done == 2 && !client_ec && !server_ec;
+  }
+};
+
+void tls_send(Loop& loop, TlsStream& stream, std::string text);
+
+// After one exchange, as a pooled connection is: what the handshake left (TLS 1.3 session
+// tickets) has been read.
+void exchange_once(Loop& loop, TlsPair& tls) {
+  tls_send(loop, *tls.server, "hello");
+  PendingRead read;
+  read.start(loop.io, *tls.client);
+  loop.run_until([&] { return read.got.has_value(); });
+  ASSERT_TRUE(read.got);
+  ASSERT_EQ(*read.got, "hello");
+}
+
+void tls_send(Loop& loop, TlsStream& stream, std::string text) {
+  bool sent = false;
+  asio::co_spawn(
+      loop.io,
+      [&]() -> awaitable<void> {
+        std::error_code ec;
+        co_await stream.write_all(asio::buffer(text), ec);
+        sent = !ec;
+      },
+      asio::detached);
+  loop.run_until([&] { return sent; });
+  ASSERT_TRUE(sent);
+}
+
+TEST(IdleRead, TlsStrayRecordMakesTheConnectionNoisyAndIsReadNext) {
+  Loop loop;
+  TlsPair tls(loop);
+  ASSERT_TRUE(tls.ready);
+  exchange_once(loop, tls);
+  tls.client->watch_idle();
+  loop.io.poll();
+  EXPECT_TRUE(nothing_to_read(*tls.client));
+  tls_send(loop, *tls.server, "stray");
+  loop.run_until([&] { return !nothing_to_read(*tls.client); });
+  EXPECT_FALSE(nothing_to_read(*tls.client));
+  PendingRead read;
+  read.start(loop.io, *tls.client);
+  loop.run_until([&] { return read.got.has_value(); });
+  ASSERT_TRUE(read.got);
+  EXPECT_FALSE(read.error) << read.error.message();
+  EXPECT_EQ(*read.got, "stray");
+}
+
+TEST(IdleRead, TlsReadStartedWhileWatchingGetsTheNextRecord) {
+  Loop loop;
+  TlsPair tls(loop);
+  ASSERT_TRUE(tls.ready);
+  exchange_once(loop, tls);
+  for (const char* text : {"first", "second"}) {  // watched, read, watched again
+    tls.client->watch_idle();
+    PendingRead read;
+    read.start(loop.io, *tls.client);
+    loop.io.poll();
+    EXPECT_FALSE(read.got);
+    tls_send(loop, *tls.server, text);
+    loop.run_until([&] { return read.got.has_value(); });
+    ASSERT_TRUE(read.got);
+    EXPECT_FALSE(read.error) << read.error.message();
+    EXPECT_EQ(*read.got, text);
+  }
+}
+
+TEST(IdleRead, TlsPeerGoneWhileIdleIsNoisy) {
+  Loop loop;
+  TlsPair tls(loop);
+  ASSERT_TRUE(tls.ready);
+  exchange_once(loop, tls);
+  tls.client->watch_idle();
+  loop.io.poll();
+  tls.server->close();
+  loop.run_until([&] { return !nothing_to_read(*tls.client); });
+  EXPECT_FALSE(nothing_to_read(*tls.client));
+  PendingRead read;
+  read.start(loop.io, *tls.client);
+  loop.run_until([&] { return read.got.has_value(); });
+  ASSERT_TRUE(read.got);
+  EXPECT_TRUE(read.error) << "a closed connection reads as an error or the end";
+}
+
+}  // namespace
+}  // namespace mg::proxy::net
