@@ -126,8 +126,10 @@ void Distributor::forget_disconnected(Clock::time_point now) {
   if (now < next_forget_at_) return;
   auto next = Clock::time_point::max();  // a local: the lambda is not seen to run under the lock
   std::erase_if(records_, [&](const auto& entry) {
-    if (!entry.second.connected && !forgotten(entry.second, now)) next = std::min(next, forget_due(entry.second));
-    if (!forgotten(entry.second, now)) return false;
+    if (!forgotten(entry.second, now)) {
+      if (!entry.second.connected) next = std::min(next, forget_due(entry.second));
+      return false;
+    }
     // A control plane up for months sees every workload that ever ran: its series go with it.
     metrics_.remove("meshguard_proxy_config_revision", {{"workload", entry.first}});
     return true;

@@ -134,6 +134,23 @@ bundle_has() {
   all=$(fingerprints "$WORK/$1-state/root-cert.pem")
   grep -qx "$2" <<<"$all"
 }
+# expect_bundle_back ABANDONED CURRENT NAME...: after a rotation called off, waits (bounded:
+# ~30 s) until no NAME's pushed bundle holds the root ABANDONED, then fails unless none does and
+# every one still holds CURRENT.
+expect_bundle_back() {
+  local abandoned="$1" current="$2" w held
+  shift 2
+  for _ in $(seq 1 300); do
+    held=""
+    for w in "$@"; do bundle_has "$w" "$abandoned" && held=1; done
+    [ -z "$held" ] && break
+    sleep 0.1
+  done
+  for w in "$@"; do
+    ! bundle_has "$w" "$abandoned" || fail "$w still holds the abandoned root"
+    bundle_has "$w" "$current" || fail "$w lost the current root"
+  done
+}
 # load_start URL / load_stop: requests to URL every 50 ms in the background (at most 3000), one
 # status per line in $WORK/load.txt; load_stop ends them and fails unless every one was a 200
 # (at least 20 of them).

@@ -77,11 +77,7 @@ mesh_yaml payments other.example "$WORK/pay-cacerts" | refused_apply "payments g
   "control.mesh_trust_domain_changed"
 # A built-in mesh cannot be switched to a plugged-in CA.
 mesh_yaml builtin b.example | ctl apply -f - >/dev/null || fail "apply Mesh builtin"
-for _ in $(seq 1 200); do
-  [ -e "$DATA/meshes/builtin/ca/ca-key.pem" ] && break
-  sleep 0.05
-done
-[ -e "$DATA/meshes/builtin/ca/ca-key.pem" ] || fail "Mesh builtin got no built-in CA"
+wait_file "$DATA/meshes/builtin/ca/ca-key.pem" "Mesh builtin got no built-in CA"
 mesh_yaml builtin b.example "$WORK/other-cacerts" | refused_apply "a built-in mesh switched to a plugged-in CA" \
   "control.mesh_ca_changed.*built-in CA"
 
@@ -110,11 +106,7 @@ expect_eq "$(stat -c %a "$aside/ca/ca-key.pem")" 600 "the retired CA's key stays
 grep -q "mesh builtin deleted: its CA is kept aside at $aside" "$WORK/control.err" || fail "the retirement is not logged"
 pass "deleting Mesh builtin moved its CA aside to $aside"
 mesh_yaml builtin b.example | ctl apply -f - >/dev/null || fail "apply Mesh builtin again"
-for _ in $(seq 1 200); do
-  [ -e "$DATA/meshes/builtin/ca/root-cert.pem" ] && break
-  sleep 0.05
-done
-[ -e "$DATA/meshes/builtin/ca/root-cert.pem" ] || fail "Mesh builtin applied again got no CA"
+wait_file "$DATA/meshes/builtin/ca/root-cert.pem" "Mesh builtin applied again got no CA"
 ! cmp -s "$DATA/meshes/builtin/ca/root-cert.pem" "$WORK/builtin-old-root.pem" ||
   fail "Mesh builtin applied again signs with the deleted mesh's CA"
 pass "Mesh builtin applied again has a new CA, not the deleted one's"

@@ -203,6 +203,15 @@ wait_for_count() {
   fail "timed out waiting for $n line(s) /$regex/ in $file"
 }
 
+# wait_file PATH WHAT: waits (bounded: ~10 s) until PATH exists; fails saying WHAT did not happen.
+wait_file() {
+  for _ in $(seq 1 200); do
+    [ -e "$1" ] && return 0
+    sleep 0.05
+  done
+  fail "$2 (no $1 after 10 s)"
+}
+
 # policy_head KIND NAME [LABELS]: the first lines of a security.istio.io/v1 resource default/NAME, up
 # to its selector: matchLabels LABELS (a flow map's inside, e.g. "app: details"); none: no selector
 # (the whole namespace).
