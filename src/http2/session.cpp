@@ -342,6 +342,15 @@ bool Session::send_blocked(int32_t id) const {
          nghttp2_session_get_remote_window_size(session_) <= 0;
 }
 
+bool Session::fits_window(int32_t id) const {
+  const size_t waiting = pending(id);
+  if (waiting == 0) return true;
+  const int32_t stream_window = nghttp2_session_get_stream_remote_window_size(session_, id);
+  const int32_t connection_window = nghttp2_session_get_remote_window_size(session_);
+  return stream_window > 0 && connection_window > 0 && waiting <= static_cast<size_t>(stream_window) &&
+         waiting <= static_cast<size_t>(connection_window);
+}
+
 Status Session::append_body(int32_t id, std::string_view payload) {
   Stream* st = stream(id);
   if (st == nullptr) return mg::fail("http2.stream_closed", "stream " + std::to_string(id) + " is closed");

@@ -114,6 +114,10 @@ class Session {
   // the caller times such a stall out (a zero-window stall is the peer's to end, not ours to
   // buffer around).
   bool send_blocked(int32_t stream) const;
+  // Every byte waiting on `stream` fits the peer's windows (the stream's and the connection's)
+  // as they are now: the next take_output() takes them all, unless the peer shrinks its windows
+  // first (SETTINGS_INITIAL_WINDOW_SIZE).
+  bool fits_window(int32_t stream) const;
   // The caller forwarded `n` bytes of a Data event on `stream`: the peer may send that much more.
   void consume(int32_t stream, size_t n);
   // Aborts a stream (RST_STREAM); a Closed event follows.

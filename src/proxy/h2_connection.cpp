@@ -154,6 +154,7 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
     session_->take_output(out);
     dispatch();
     wake_writers();
+    check_released();
     if (out.empty()) break;
     std::error_code ec;
     co_await stream_.write_all(asio::buffer(out), ec);
@@ -176,6 +177,28 @@ void H2Connection::wake_writers() {
   }
 }
 
+bool H2Connection::release(const std::shared_ptr<H2Stream>& st) {
+  if (st->closed || dead_ || session_->pending(st->id) == 0) return true;
+  if (!session_->fits_window(st->id)) return false;
+  released_.push_back(st);
+  kick();  // usually already due: the bytes were kicked when they were added
+  return true;
+}
+
+void H2Connection::check_released() {
+  if (released_.empty()) return;
+  std::vector<std::shared_ptr<H2Stream>> released;
+  released.swap(released_);
+  for (auto& st : released) {
+    if (st->closed || dead_ || session_->pending(st->id) == 0) continue;
+    if (on_release_stalled) {
+      on_release_stalled(std::move(st));
+    } else {
+      reset(*st, NGHTTP2_CANCEL);
+    }
+  }
+}
+
 void H2Connection::fail() {
   dead_ = true;
   stream_.close();
@@ -185,6 +208,7 @@ void H2Connection::fail() {
     st->room_wake.notify();
   }
   streams_.clear();
+  released_.clear();
 }
 
 net::awaitable<int> take_data(H2Connection& conn, H2Stream& st, std::string& out,

@@ -495,5 +495,48 @@ TEST(Http2Session, ResponseBodyAgainstAClosedWindowIsReportedBlocked) {
   EXPECT_EQ(at_client[*id].body.size(), 8192u);
 }
 
+// What H2Connection::release relies on: bytes that fit both of the peer's windows all go out with
+// the next take, and a peer that shrinks its stream windows first (SETTINGS_INITIAL_WINDOW_SIZE)
+// turns the answer to "no" — the bytes then wait for a window again.
+TEST(Http2Session, PendingBodyFitsTheWindowsUntilThePeerShrinksThem) {
+  auto server = make_server();
+  Limits small;
+  small.stream_window = 4096;
+  auto client = make_client(small);
+  handshake(*client, *server);
+  auto id = client->submit(get_request("/stream"), "http", true);
+  ASSERT_TRUE(id);
+  std::map<int32_t, Seen> at_server, at_client;
+  auto on_server = [&](const Event& ev) { record(at_server, *server, ev); };
+  auto on_client = [&](const Event& ev) { record(at_client, *client, ev, false); };  // never consumes
+  pump(*client, *server, on_server, on_client);
+  ASSERT_TRUE(at_server[*id].ended);
+  ASSERT_TRUE(server->respond(*id, http::Response{}, false));
+  EXPECT_TRUE(server->fits_window(*id));  // nothing waits
+  ASSERT_TRUE(server->append_body(*id, std::string(4096, 'a')));
+  EXPECT_TRUE(server->fits_window(*id));  // exactly the stream window
+  ASSERT_TRUE(server->append_body(*id, "b"));
+  EXPECT_FALSE(server->fits_window(*id));  // one byte over it
+  std::string out;
+  server->take_output(out);
+  EXPECT_EQ(server->pending(*id), 1u);
+  EXPECT_TRUE(server->send_blocked(*id));
+
+  // A second stream whose bytes fit, until the peer shrinks every stream's window before they go.
+  auto id2 = client->submit(get_request("/stream"), "http", true);
+  ASSERT_TRUE(id2);
+  pump(*client, *server, on_server, on_client);
+  ASSERT_TRUE(at_server[*id2].ended);
+  ASSERT_TRUE(server->respond(*id2, http::Response{}, false));
+  ASSERT_TRUE(server->append_body(*id2, std::string(3000, 'c')));
+  EXPECT_TRUE(server->fits_window(*id2));
+  ASSERT_TRUE(server->receive(
+      test::frame(NGHTTP2_SETTINGS, 0, 0, test::settings_entry(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1000))));
+  EXPECT_FALSE(server->fits_window(*id2));
+  out.clear();
+  server->take_output(out);
+  EXPECT_EQ(server->pending(*id2), 2000u);
+}
+
 }  // namespace
 }  // namespace mg::http2
