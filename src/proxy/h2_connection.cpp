@@ -211,18 +211,25 @@ void H2Connection::fail() {
   released_.clear();
 }
 
+std::optional<int> take_ready(const H2Connection& conn, H2Stream& st, std::string& out) {
+  if (st.data.empty()) {
+    if (st.ended) return 0;
+    if (st.closed || conn.dead()) return -1;
+    return std::nullopt;
+  }
+  for (const auto& piece : st.data) out += piece;
+  st.data.clear();
+  return 1;
+}
+
 net::awaitable<int> take_data(H2Connection& conn, H2Stream& st, std::string& out,
                               H2Connection::Clock::time_point deadline) {
-  while (st.data.empty()) {
-    if (st.ended) co_return 0;
-    if (st.closed || conn.dead()) co_return -1;
+  while (true) {
+    if (auto got = take_ready(conn, st, out)) co_return *got;
     // (No co_await inside && or ||: gcc 12 miscompiles the coroutine frame around one.)
     const bool woken = co_await wait_for(st.data_wake, deadline);
     if (!woken && st.data.empty() && !st.ended && !st.closed) co_return -2;
   }
-  for (const auto& piece : st.data) out += piece;
-  st.data.clear();
-  co_return 1;
 }
 
 void H2Connection::consume(H2Stream& st, size_t n) {
@@ -262,7 +269,12 @@ net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& 
                                  asio::mutable_buffer buf, std::error_code& ec) {
   ec.clear();
   if (taken.empty()) {
-    int got = co_await take_data(conn, st, taken, H2Connection::Clock::time_point::max());
+    int got = 0;
+    if (auto ready = take_ready(conn, st, taken)) {
+      got = *ready;
+    } else {
+      got = co_await take_data(conn, st, taken, H2Connection::Clock::time_point::max());
+    }
     if (got == 0) {
       ec = asio::error::eof;
       co_return 0;

@@ -176,6 +176,9 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
 // `deadline` passed. The peer's window reopens as the caller calls consume().
 net::awaitable<int> take_data(H2Connection& conn, H2Stream& st, std::string& out,
                               H2Connection::Clock::time_point deadline);
+// take_data when it need not wait (not a coroutine: no frame for what is already there): 1, 0 or
+// -1 as take_data says; nullopt when nothing has come yet (then wait with take_data).
+std::optional<int> take_ready(const H2Connection& conn, H2Stream& st, std::string& out);
 // Sends body bytes on `st`, waiting while too much is pending (backpressure). An error when the
 // stream or connection is gone, or the peer's window stayed closed past the stall timeout (the
 // stream is then reset).
