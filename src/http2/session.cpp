@@ -27,9 +27,12 @@ bool sensitive(std::string_view name) {
   return name == "authorization" || name == "proxy-authorization" || name == "cookie" || name == "set-cookie";
 }
 
+// The nghttp2_nv list of `fields`, valid until the next call on this thread: nghttp2 copies it
+// when a frame is submitted, so one list per thread serves every head (its storage kept).
 template <class List>
-std::vector<nghttp2_nv> to_nv(const List& fields) {
-  std::vector<nghttp2_nv> nv;
+std::vector<nghttp2_nv>& to_nv(const List& fields) {
+  thread_local std::vector<nghttp2_nv> nv;
+  nv.clear();
   nv.reserve(fields.size());
   for (const auto& f : fields) {
     uint8_t flags = sensitive(f.name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
@@ -186,7 +189,7 @@ struct Callbacks {
       if (!st->out_trailers.empty()) {
         Session::Fields fields(st->out_trailers.size());
         Session::wire_fields(st->out_trailers, false, false, fields);
-        auto nv = to_nv(fields.list);
+        auto& nv = to_nv(fields.list);
         if (nghttp2_submit_trailer(session, id, nv.data(), nv.size()) == 0)
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       }
@@ -446,7 +449,7 @@ void Session::wire_fields(const http::Headers& headers, bool keep_te_trailers, b
 
 Result<int32_t> Session::submit_head(int32_t stream_id, const Fields& fields, bool end_stream) {
   if (failed_) return mg::fail("http2.connection", close_reason_);
-  auto nv = to_nv(fields.list);
+  auto& nv = to_nv(fields.list);
   nghttp2_data_provider provider{};
   provider.read_callback = &Callbacks::read_body;
   const nghttp2_data_provider* prd = end_stream ? nullptr : &provider;

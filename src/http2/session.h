@@ -173,8 +173,15 @@ class Session {
     struct Field {
       std::string_view name, value;
     };
+    Fields() = default;
     explicit Fields(size_t n) { list.reserve(n); }
     void add(std::string_view name, std::string_view value) { list.push_back({name, value}); }
+    // Empty again, room for `n` fields; what the list held before is kept allocated.
+    void reset(size_t n) {
+      list.clear();
+      list.reserve(n);
+      owned_.clear();
+    }
     // `s` kept here for as long as the fields are; its view.
     std::string_view keep(std::string s) { return owned_.emplace_front(std::move(s)); }
     std::vector<Field> list;
@@ -189,6 +196,12 @@ class Session {
   // Submits a head: a response (server) on `stream_id`, or a request (client, stream_id 0;
   // returns the new stream's id). Without `end_stream` the body follows via append_body/end_body.
   Result<int32_t> submit_head(int32_t stream_id, const Fields& fields, bool end_stream);
+  // The fields of the next head to submit, emptied, with room for `n`: one list per session whose
+  // storage every head reuses (respond / submit fill it, submit_head sends it, nothing between).
+  Fields& head_fields(size_t n) {
+    head_fields_.reset(n);
+    return head_fields_;
+  }
   Stream* stream(int32_t id);
   void fail(std::string reason, uint32_t goaway_code);
   Status fail_status() const;
@@ -202,6 +215,7 @@ class Session {
   Limits limits_;
   Role role_;
   std::unordered_map<int32_t, Stream> streams_;
+  Fields head_fields_;  // see head_fields()
   // The queue: events_[events_head_..] wait. A vector emptied whenever it is drained, so its
   // records are reused (a deque of records this large allocates one per event).
   std::vector<Event> events_;
