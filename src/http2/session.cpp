@@ -54,20 +54,25 @@ struct Callbacks {
     Session& s = self(user_data);
     int32_t id = frame->hd.stream_id;
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) s.on_begin_stream(id);
-    if (Session::Stream* st = s.stream(id)) {
+    Session::Stream* st = s.stream(id);
+    if (st != nullptr) {
       // A new block (trailers, or a final response after a 1xx) is counted on its own.
       st->fields.clear();
       st->fields.reserve(16);  // a typical block without growing
       st->header_bytes = 0;
       st->header_count = 0;
     }
+    // Every field of the block is for this stream: looked up once, not once per field.
+    s.block_stream_id_ = id;
+    s.block_stream_ = st;
     return 0;
   }
 
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name,
                        nghttp2_rcbuf* value, uint8_t, void* user_data) {
     Session& s = self(user_data);
-    Session::Stream* st = s.stream(frame->hd.stream_id);
+    Session::Stream* st =
+        s.block_stream_id_ == frame->hd.stream_id ? s.block_stream_ : s.stream(frame->hd.stream_id);
     if (st == nullptr || st->refused) return 0;  // the rest of the block is decoded, not kept
     s.add_field(*st, view(name), view(value));
     return 0;
@@ -158,6 +163,10 @@ struct Callbacks {
 
   static int on_stream_close(nghttp2_session* session, int32_t id, uint32_t error_code, void* user_data) {
     Session& s = self(user_data);
+    if (s.block_stream_id_ == id) {
+      s.block_stream_id_ = 0;
+      s.block_stream_ = nullptr;
+    }
     auto it = s.streams_.find(id);
     if (it == s.streams_.end()) return 0;
     // Bytes handed out and never consumed still count against the connection window.

@@ -215,6 +215,10 @@ class Session {
   Limits limits_;
   Role role_;
   std::unordered_map<int32_t, Stream> streams_;
+  // The stream whose header block is being received (on_begin_headers; null when it has no record),
+  // so each field need not look it up; forgotten when that stream closes.
+  int32_t block_stream_id_ = 0;
+  Stream* block_stream_ = nullptr;
   Fields head_fields_;  // see head_fields()
   // The queue: events_[events_head_..] wait. A vector emptied whenever it is drained, so its
   // records are reused (a deque of records this large allocates one per event).
