@@ -43,6 +43,34 @@ std::vector<nghttp2_nv>& to_nv(const List& fields) {
   return nv;
 }
 
+// A head's nghttp2_nv list over `block`, made here to hold all its names and values, for nghttp2
+// to take as they are (NO_COPY_NAME / NO_COPY_VALUE): left to itself it copies every name and
+// value and lower-cases every name again, ≈ 1,000 instructions a head; the names are lower-case
+// already (wire_fields; pseudo-header names are literals). nghttp2 reads the block when it packs
+// the frame: the stream keeps it until then (Stream::head_block). Valid until the next call on
+// this thread, as to_nv's.
+template <class List>
+std::vector<nghttp2_nv>& to_nv_in_block(const List& fields, std::unique_ptr<char[]>& block) {
+  size_t size = 0;
+  for (const auto& f : fields) size += f.name.size() + f.value.size();
+  block = std::make_unique_for_overwrite<char[]>(std::max<size_t>(size, 1));
+  thread_local std::vector<nghttp2_nv> nv;
+  nv.clear();
+  nv.reserve(fields.size());
+  auto* at = reinterpret_cast<uint8_t*>(block.get());
+  for (const auto& f : fields) {
+    uint8_t flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    if (sensitive(f.name)) flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+    uint8_t* name = at;
+    if (!f.name.empty()) std::memcpy(name, f.name.data(), f.name.size());
+    uint8_t* value = name + f.name.size();
+    if (!f.value.empty()) std::memcpy(value, f.value.data(), f.value.size());
+    at = value + f.value.size();
+    nv.push_back({name, value, f.name.size(), f.value.size(), flags});
+  }
+  return nv;
+}
+
 }  // namespace
 
 // The nghttp2 callbacks, each forwarding to the Session in user_data.
@@ -136,8 +164,26 @@ struct Callbacks {
     return 0;
   }
 
+  // The frame of a head submitted with its block (submit_head) was packed, or will never be:
+  // nghttp2 reads the block no more. Told apart from the stream's other HEADERS (a 100 Continue,
+  // trailers) by where its first name lies.
+  static void release_head_block(Session& s, const nghttp2_frame* frame) {
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.nvlen == 0) return;
+    Session::Stream* st = s.stream(frame->hd.stream_id);
+    if (st != nullptr && st->head_block &&
+        frame->headers.nva[0].name == reinterpret_cast<const uint8_t*>(st->head_block.get())) {
+      st->head_block.reset();
+    }
+  }
+
+  static int on_frame_not_send(nghttp2_session*, const nghttp2_frame* frame, int, void* user_data) {
+    release_head_block(self(user_data), frame);
+    return 0;
+  }
+
   static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
     Session& s = self(user_data);
+    release_head_block(s, frame);
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && !s.failed_) {
       // nghttp2 found a connection error itself (SETTINGS, HPACK, flow control…): its GOAWAY
       // says which, in its debug data.
@@ -238,6 +284,7 @@ bool Session::start() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb.get(), &Callbacks::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb.get(), &Callbacks::on_data_chunk);
   nghttp2_session_callbacks_set_on_frame_send_callback(cb.get(), &Callbacks::on_frame_send);
+  nghttp2_session_callbacks_set_on_frame_not_send_callback(cb.get(), &Callbacks::on_frame_not_send);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb.get(), &Callbacks::on_stream_close);
   nghttp2_session_callbacks_set_error_callback2(cb.get(), &Callbacks::on_error);
 
@@ -458,7 +505,8 @@ void Session::wire_fields(const http::Headers& headers, bool keep_te_trailers, b
 
 Result<int32_t> Session::submit_head(int32_t stream_id, const Fields& fields, bool end_stream) {
   if (failed_) return mg::fail("http2.connection", close_reason_);
-  auto& nv = to_nv(fields.list);
+  std::unique_ptr<char[]> block;
+  auto& nv = to_nv_in_block(fields.list, block);
   nghttp2_data_provider provider{};
   provider.read_callback = &Callbacks::read_body;
   const nghttp2_data_provider* prd = end_stream ? nullptr : &provider;
@@ -478,6 +526,7 @@ Result<int32_t> Session::submit_head(int32_t stream_id, const Fields& fields, bo
   Stream& st = streams_[id];
   st.providing = !end_stream;
   st.out_end = end_stream;
+  st.head_block = std::move(block);  // a heap block: the views nghttp2 holds stay where they are
   return id;
 }
 

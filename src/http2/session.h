@@ -149,6 +149,10 @@ class Session {
     bool providing = false;            // a data provider is attached (DATA may flow)
     bool deferred = false;             // the provider said "nothing yet"
     http::Headers out_trailers;
+    // The names and values of the head submitted on it (submit_head), which nghttp2 reads when it
+    // packs the frame: kept until that frame is out or dropped (on_frame_send / on_frame_not_send),
+    // else until the stream closes, after which nghttp2 packs nothing of it.
+    std::unique_ptr<char[]> head_block;
     size_t unconsumed = 0;    // DATA bytes handed out and not yet consume()d
     uint32_t reset_code = 0;  // the code we reset it with, if we did
   };

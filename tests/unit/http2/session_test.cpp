@@ -495,6 +495,46 @@ TEST(Http2Session, ResponseBodyAgainstAClosedWindowIsReportedBlocked) {
   EXPECT_EQ(at_client[*id].body.size(), 8192u);
 }
 
+// A submitted head goes out as it was when submitted: nghttp2 packs it later (at the next
+// take_output), from the session's own copy of its names and values, never from the caller's
+// message, which may be changed or gone by then (both overwritten in place here).
+TEST(Http2Session, SubmittedHeadsGoOutAsTheyWereWhenSubmitted) {
+  auto server = make_server();
+  auto client = make_client();
+  handshake(*client, *server);
+  http::Request req = get_request("/original/path?q=1", "app.test");
+  req.headers.add("x-request-field", "request-value-long-enough-to-be-on-the-heap");
+  auto id = client->submit(req, "http", true);
+  ASSERT_TRUE(id);
+  req.method.assign("PUT");
+  req.target.assign(req.target.size(), 'Z');
+  req.host.assign(req.host.size(), 'Z');
+  for (const auto& h : req.headers) const_cast<std::string&>(h.value).assign(h.value.size(), 'Z');
+  http::Response resp;
+  resp.headers.add("x-response-field", "response-value-long-enough-to-be-on-the-heap");
+  std::map<int32_t, Seen> at_server, at_client;
+  auto on_server = [&](const Event& ev) {
+    record(at_server, *server, ev);
+    if (ev.kind == Event::Kind::End) {
+      ASSERT_TRUE(server->respond(ev.stream, resp, true));
+      for (const auto& h : resp.headers) const_cast<std::string&>(h.value).assign(h.value.size(), 'Z');
+    }
+  };
+  auto on_client = [&](const Event& ev) { record(at_client, *client, ev); };
+  pump(*client, *server, on_server, on_client);
+  const Seen& at_s = at_server[*id];
+  EXPECT_EQ(at_s.request.method, "GET");
+  EXPECT_EQ(at_s.request.target, "/original/path?q=1");
+  EXPECT_EQ(at_s.request.host, "app.test");
+  EXPECT_EQ(at_s.request.headers.get("x-request-field"), "request-value-long-enough-to-be-on-the-heap");
+  const Seen& at_c = at_client[*id];
+  ASSERT_TRUE(at_c.head);
+  EXPECT_EQ(at_c.response.status, 200);
+  EXPECT_EQ(at_c.response.headers.get("x-response-field"), "response-value-long-enough-to-be-on-the-heap");
+  EXPECT_TRUE(at_c.closed);
+  EXPECT_EQ(at_c.close_code, 0u);
+}
+
 // What H2Connection::release relies on: bytes that fit both of the peer's windows all go out with
 // the next take, and a peer that shrinks its stream windows first (SETTINGS_INITIAL_WINDOW_SIZE)
 // turns the answer to "no" — the bytes then wait for a window again.
