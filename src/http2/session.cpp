@@ -458,6 +458,8 @@ void Session::shutdown() {
                         NGHTTP2_NO_ERROR, nullptr, 0);
 }
 
+bool Session::want_write() const { return session_ != nullptr && nghttp2_session_want_write(session_); }
+
 bool Session::alive() const {
   return session_ != nullptr && (nghttp2_session_want_read(session_) || nghttp2_session_want_write(session_));
 }

@@ -127,6 +127,8 @@ class Session {
 
   // Whether the connection still has anything to read or write; false: close it.
   bool alive() const;
+  // Frames wait to be sent (take_output() would return some now).
+  bool want_write() const;
   // Why the session ended itself (flood, rapid reset, protocol error); empty otherwise.
   const std::string& close_reason() const { return close_reason_; }
   size_t open_streams() const { return streams_.size(); }

@@ -146,6 +146,10 @@ void H2Connection::kick() {
              [self = shared_from_this(), ex] { asio::co_spawn(ex, self->write_loop(self), asio::detached); });
 }
 
+void H2Connection::kick_if_due() {
+  if (session_->want_write()) kick();
+}
+
 net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self) {
   (void)self;  // holds the connection while the writer runs
   std::string out;

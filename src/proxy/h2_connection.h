@@ -124,6 +124,10 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   void deliver(http2::Event& ev);
   // Starts the writer unless one is writing (it writes whatever the session has).
   void kick();
+  // kick() when the session has frames to send. After a read: most reads queue nothing to send
+  // (a writer started for nothing costs a post and a coroutine frame); those that do (a SETTINGS
+  // or PING ACK, a WINDOW_UPDATE, a RST_STREAM, a refused stream's answer, a GOAWAY) get one.
+  void kick_if_due();
   // Waits until nothing is being written (bounded by the stream's own timeouts).
   net::awaitable<void> writer_idle();
   // The connection is gone: closes the stream and wakes every stream's coroutine.

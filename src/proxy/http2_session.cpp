@@ -265,7 +265,7 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
         server.shutdown();  // GOAWAY: the streams begun run to their end
         goaway = true;
       }
-      conn->kick();
+      conn->kick_if_due();
       if (failed || !server.alive()) break;
       const bool idle = server.open_streams() == 0 && count.active == 0;
       entry.idle = idle;
