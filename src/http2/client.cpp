@@ -25,7 +25,7 @@ Result<int32_t> ClientSession::submit(const http::Request& req, std::string_view
     path = built;
   }
   if (path.empty()) return mg::fail("http2.request", "the request has no path");
-  Fields fields(req.headers.size() + 5);
+  Fields& fields = head_fields(req.headers.size() + 5);
   fields.add(":method", req.method);
   fields.add(":scheme", scheme);
   fields.add(":authority", authority);
@@ -43,6 +43,8 @@ void ClientSession::on_block_complete(int32_t stream_id, Stream& st, bool end_st
   if (!st.head_done) {
     http::Response resp;
     resp.status = 0;
+    // Room for the two fields a proxy adds to a response it relays (its peer metadata): no regrowth.
+    resp.headers.reserve(st.fields.size() + 2);
     for (auto& f : st.fields) {
       if (f.name == ":status") {
         int status = 0;

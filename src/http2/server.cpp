@@ -181,7 +181,7 @@ Status ServerSession::respond(int32_t stream, const http::Response& resp, bool e
   status[0] = static_cast<char>('0' + resp.status / 100);
   status[1] = static_cast<char>('0' + resp.status / 10 % 10);
   status[2] = static_cast<char>('0' + resp.status % 10);
-  Fields fields(resp.headers.size() + 1);
+  Fields& fields = head_fields(resp.headers.size() + 1);
   fields.add(":status", std::string_view(status, 3));
   wire_fields(resp.headers, false, false, fields);
   auto id = submit_head(stream, fields, end_stream);

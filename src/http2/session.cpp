@@ -27,15 +27,46 @@ bool sensitive(std::string_view name) {
   return name == "authorization" || name == "proxy-authorization" || name == "cookie" || name == "set-cookie";
 }
 
+// The nghttp2_nv list of `fields`, valid until the next call on this thread: nghttp2 copies it
+// when a frame is submitted, so one list per thread serves every head (its storage kept).
 template <class List>
-std::vector<nghttp2_nv> to_nv(const List& fields) {
-  std::vector<nghttp2_nv> nv;
+std::vector<nghttp2_nv>& to_nv(const List& fields) {
+  thread_local std::vector<nghttp2_nv> nv;
+  nv.clear();
   nv.reserve(fields.size());
   for (const auto& f : fields) {
     uint8_t flags = sensitive(f.name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
     nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(f.name.data())),
                   reinterpret_cast<uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(),
                   f.value.size(), flags});
+  }
+  return nv;
+}
+
+// A head's nghttp2_nv list over `block`, made here to hold all its names and values, for nghttp2
+// to take as they are (NO_COPY_NAME / NO_COPY_VALUE): left to itself it copies every name and
+// value and lower-cases every name again, ≈ 1,000 instructions a head; the names are lower-case
+// already (wire_fields; pseudo-header names are literals). nghttp2 reads the block when it packs
+// the frame: the stream keeps it until then (Stream::head_block). Valid until the next call on
+// this thread, as to_nv's.
+template <class List>
+std::vector<nghttp2_nv>& to_nv_in_block(const List& fields, std::unique_ptr<char[]>& block) {
+  size_t size = 0;
+  for (const auto& f : fields) size += f.name.size() + f.value.size();
+  block = std::make_unique_for_overwrite<char[]>(std::max<size_t>(size, 1));
+  thread_local std::vector<nghttp2_nv> nv;
+  nv.clear();
+  nv.reserve(fields.size());
+  auto* at = reinterpret_cast<uint8_t*>(block.get());
+  for (const auto& f : fields) {
+    uint8_t flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    if (sensitive(f.name)) flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+    uint8_t* name = at;
+    if (!f.name.empty()) std::memcpy(name, f.name.data(), f.name.size());
+    uint8_t* value = name + f.name.size();
+    if (!f.value.empty()) std::memcpy(value, f.value.data(), f.value.size());
+    at = value + f.value.size();
+    nv.push_back({name, value, f.name.size(), f.value.size(), flags});
   }
   return nv;
 }
@@ -51,20 +82,25 @@ struct Callbacks {
     Session& s = self(user_data);
     int32_t id = frame->hd.stream_id;
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) s.on_begin_stream(id);
-    if (Session::Stream* st = s.stream(id)) {
+    Session::Stream* st = s.stream(id);
+    if (st != nullptr) {
       // A new block (trailers, or a final response after a 1xx) is counted on its own.
       st->fields.clear();
       st->fields.reserve(16);  // a typical block without growing
       st->header_bytes = 0;
       st->header_count = 0;
     }
+    // Every field of the block is for this stream: looked up once, not once per field.
+    s.block_stream_id_ = id;
+    s.block_stream_ = st;
     return 0;
   }
 
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name,
                        nghttp2_rcbuf* value, uint8_t, void* user_data) {
     Session& s = self(user_data);
-    Session::Stream* st = s.stream(frame->hd.stream_id);
+    Session::Stream* st =
+        s.block_stream_id_ == frame->hd.stream_id ? s.block_stream_ : s.stream(frame->hd.stream_id);
     if (st == nullptr || st->refused) return 0;  // the rest of the block is decoded, not kept
     s.add_field(*st, view(name), view(value));
     return 0;
@@ -128,8 +164,26 @@ struct Callbacks {
     return 0;
   }
 
+  // The frame of a head submitted with its block (submit_head) was packed, or will never be:
+  // nghttp2 reads the block no more. Told apart from the stream's other HEADERS (a 100 Continue,
+  // trailers) by where its first name lies.
+  static void release_head_block(Session& s, const nghttp2_frame* frame) {
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.nvlen == 0) return;
+    Session::Stream* st = s.stream(frame->hd.stream_id);
+    if (st != nullptr && st->head_block &&
+        frame->headers.nva[0].name == reinterpret_cast<const uint8_t*>(st->head_block.get())) {
+      st->head_block.reset();
+    }
+  }
+
+  static int on_frame_not_send(nghttp2_session*, const nghttp2_frame* frame, int, void* user_data) {
+    release_head_block(self(user_data), frame);
+    return 0;
+  }
+
   static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
     Session& s = self(user_data);
+    release_head_block(s, frame);
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && !s.failed_) {
       // nghttp2 found a connection error itself (SETTINGS, HPACK, flow control…): its GOAWAY
       // says which, in its debug data.
@@ -155,6 +209,10 @@ struct Callbacks {
 
   static int on_stream_close(nghttp2_session* session, int32_t id, uint32_t error_code, void* user_data) {
     Session& s = self(user_data);
+    if (s.block_stream_id_ == id) {
+      s.block_stream_id_ = 0;
+      s.block_stream_ = nullptr;
+    }
     auto it = s.streams_.find(id);
     if (it == s.streams_.end()) return 0;
     // Bytes handed out and never consumed still count against the connection window.
@@ -186,7 +244,7 @@ struct Callbacks {
       if (!st->out_trailers.empty()) {
         Session::Fields fields(st->out_trailers.size());
         Session::wire_fields(st->out_trailers, false, false, fields);
-        auto nv = to_nv(fields.list);
+        auto& nv = to_nv(fields.list);
         if (nghttp2_submit_trailer(session, id, nv.data(), nv.size()) == 0)
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       }
@@ -226,6 +284,7 @@ bool Session::start() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb.get(), &Callbacks::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb.get(), &Callbacks::on_data_chunk);
   nghttp2_session_callbacks_set_on_frame_send_callback(cb.get(), &Callbacks::on_frame_send);
+  nghttp2_session_callbacks_set_on_frame_not_send_callback(cb.get(), &Callbacks::on_frame_not_send);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb.get(), &Callbacks::on_stream_close);
   nghttp2_session_callbacks_set_error_callback2(cb.get(), &Callbacks::on_error);
 
@@ -342,6 +401,15 @@ bool Session::send_blocked(int32_t id) const {
          nghttp2_session_get_remote_window_size(session_) <= 0;
 }
 
+bool Session::fits_window(int32_t id) const {
+  const size_t waiting = pending(id);
+  if (waiting == 0) return true;
+  const int32_t stream_window = nghttp2_session_get_stream_remote_window_size(session_, id);
+  const int32_t connection_window = nghttp2_session_get_remote_window_size(session_);
+  return stream_window > 0 && connection_window > 0 && waiting <= static_cast<size_t>(stream_window) &&
+         waiting <= static_cast<size_t>(connection_window);
+}
+
 Status Session::append_body(int32_t id, std::string_view payload) {
   Stream* st = stream(id);
   if (st == nullptr) return mg::fail("http2.stream_closed", "stream " + std::to_string(id) + " is closed");
@@ -390,6 +458,8 @@ void Session::shutdown() {
                         NGHTTP2_NO_ERROR, nullptr, 0);
 }
 
+bool Session::want_write() const { return session_ != nullptr && nghttp2_session_want_write(session_); }
+
 bool Session::alive() const {
   return session_ != nullptr && (nghttp2_session_want_read(session_) || nghttp2_session_want_write(session_));
 }
@@ -437,7 +507,8 @@ void Session::wire_fields(const http::Headers& headers, bool keep_te_trailers, b
 
 Result<int32_t> Session::submit_head(int32_t stream_id, const Fields& fields, bool end_stream) {
   if (failed_) return mg::fail("http2.connection", close_reason_);
-  auto nv = to_nv(fields.list);
+  std::unique_ptr<char[]> block;
+  auto& nv = to_nv_in_block(fields.list, block);
   nghttp2_data_provider provider{};
   provider.read_callback = &Callbacks::read_body;
   const nghttp2_data_provider* prd = end_stream ? nullptr : &provider;
@@ -457,6 +528,7 @@ Result<int32_t> Session::submit_head(int32_t stream_id, const Fields& fields, bo
   Stream& st = streams_[id];
   st.providing = !end_stream;
   st.out_end = end_stream;
+  st.head_block = std::move(block);  // a heap block: the views nghttp2 holds stay where they are
   return id;
 }
 

@@ -114,6 +114,10 @@ class Session {
   // the caller times such a stall out (a zero-window stall is the peer's to end, not ours to
   // buffer around).
   bool send_blocked(int32_t stream) const;
+  // Every byte waiting on `stream` fits the peer's windows (the stream's and the connection's)
+  // as they are now: the next take_output() takes them all, unless the peer shrinks its windows
+  // first (SETTINGS_INITIAL_WINDOW_SIZE).
+  bool fits_window(int32_t stream) const;
   // The caller forwarded `n` bytes of a Data event on `stream`: the peer may send that much more.
   void consume(int32_t stream, size_t n);
   // Aborts a stream (RST_STREAM); a Closed event follows.
@@ -123,6 +127,8 @@ class Session {
 
   // Whether the connection still has anything to read or write; false: close it.
   bool alive() const;
+  // Frames wait to be sent (take_output() would return some now).
+  bool want_write() const;
   // Why the session ended itself (flood, rapid reset, protocol error); empty otherwise.
   const std::string& close_reason() const { return close_reason_; }
   size_t open_streams() const { return streams_.size(); }
@@ -145,6 +151,10 @@ class Session {
     bool providing = false;            // a data provider is attached (DATA may flow)
     bool deferred = false;             // the provider said "nothing yet"
     http::Headers out_trailers;
+    // The names and values of the head submitted on it (submit_head), which nghttp2 reads when it
+    // packs the frame: kept until that frame is out or dropped (on_frame_send / on_frame_not_send),
+    // else until the stream closes, after which nghttp2 packs nothing of it.
+    std::unique_ptr<char[]> head_block;
     size_t unconsumed = 0;    // DATA bytes handed out and not yet consume()d
     uint32_t reset_code = 0;  // the code we reset it with, if we did
   };
@@ -169,8 +179,15 @@ class Session {
     struct Field {
       std::string_view name, value;
     };
+    Fields() = default;
     explicit Fields(size_t n) { list.reserve(n); }
     void add(std::string_view name, std::string_view value) { list.push_back({name, value}); }
+    // Empty again, room for `n` fields; what the list held before is kept allocated.
+    void reset(size_t n) {
+      list.clear();
+      list.reserve(n);
+      owned_.clear();
+    }
     // `s` kept here for as long as the fields are; its view.
     std::string_view keep(std::string s) { return owned_.emplace_front(std::move(s)); }
     std::vector<Field> list;
@@ -185,6 +202,12 @@ class Session {
   // Submits a head: a response (server) on `stream_id`, or a request (client, stream_id 0;
   // returns the new stream's id). Without `end_stream` the body follows via append_body/end_body.
   Result<int32_t> submit_head(int32_t stream_id, const Fields& fields, bool end_stream);
+  // The fields of the next head to submit, emptied, with room for `n`: one list per session whose
+  // storage every head reuses (respond / submit fill it, submit_head sends it, nothing between).
+  Fields& head_fields(size_t n) {
+    head_fields_.reset(n);
+    return head_fields_;
+  }
   Stream* stream(int32_t id);
   void fail(std::string reason, uint32_t goaway_code);
   Status fail_status() const;
@@ -198,6 +221,11 @@ class Session {
   Limits limits_;
   Role role_;
   std::unordered_map<int32_t, Stream> streams_;
+  // The stream whose header block is being received (on_begin_headers; null when it has no record),
+  // so each field need not look it up; forgotten when that stream closes.
+  int32_t block_stream_id_ = 0;
+  Stream* block_stream_ = nullptr;
+  Fields head_fields_;  // see head_fields()
   // The queue: events_[events_head_..] wait. A vector emptied whenever it is drained, so its
   // records are reused (a deque of records this large allocates one per event).
   std::vector<Event> events_;

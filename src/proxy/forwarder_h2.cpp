@@ -257,7 +257,13 @@ net::awaitable<bool> Forwarder::forward_h2(net::Stream& down, ServerCodec& codec
       if (!flushed) break;
     }
     payload.clear();
-    const int got = co_await take_data(*h2, *up, payload, bounded(config_.limits.idle_timeout_ms));
+    // What already came is taken without a coroutine frame; only a wait needs one.
+    int got = 0;
+    if (auto ready = take_ready(*h2, *up, payload)) {
+      got = *ready;
+    } else {
+      got = co_await take_data(*h2, *up, payload, bounded(config_.limits.idle_timeout_ms));
+    }
     if (got == 1) {
       codec.append_body(out, payload);
       h2->consume(*up, payload.size());

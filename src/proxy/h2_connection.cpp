@@ -146,6 +146,10 @@ void H2Connection::kick() {
              [self = shared_from_this(), ex] { asio::co_spawn(ex, self->write_loop(self), asio::detached); });
 }
 
+void H2Connection::kick_if_due() {
+  if (session_->want_write()) kick();
+}
+
 net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self) {
   (void)self;  // holds the connection while the writer runs
   std::string out;
@@ -154,6 +158,7 @@ net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self
     session_->take_output(out);
     dispatch();
     wake_writers();
+    check_released();
     if (out.empty()) break;
     std::error_code ec;
     co_await stream_.write_all(asio::buffer(out), ec);
@@ -176,6 +181,28 @@ void H2Connection::wake_writers() {
   }
 }
 
+bool H2Connection::release(const std::shared_ptr<H2Stream>& st) {
+  if (st->closed || dead_ || session_->pending(st->id) == 0) return true;
+  if (!session_->fits_window(st->id)) return false;
+  released_.push_back(st);
+  kick();  // usually already due: the bytes were kicked when they were added
+  return true;
+}
+
+void H2Connection::check_released() {
+  if (released_.empty()) return;
+  std::vector<std::shared_ptr<H2Stream>> released;
+  released.swap(released_);
+  for (auto& st : released) {
+    if (st->closed || dead_ || session_->pending(st->id) == 0) continue;
+    if (on_release_stalled) {
+      on_release_stalled(std::move(st));
+    } else {
+      reset(*st, NGHTTP2_CANCEL);
+    }
+  }
+}
+
 void H2Connection::fail() {
   dead_ = true;
   stream_.close();
@@ -185,20 +212,28 @@ void H2Connection::fail() {
     st->room_wake.notify();
   }
   streams_.clear();
+  released_.clear();
+}
+
+std::optional<int> take_ready(const H2Connection& conn, H2Stream& st, std::string& out) {
+  if (st.data.empty()) {
+    if (st.ended) return 0;
+    if (st.closed || conn.dead()) return -1;
+    return std::nullopt;
+  }
+  for (const auto& piece : st.data) out += piece;
+  st.data.clear();
+  return 1;
 }
 
 net::awaitable<int> take_data(H2Connection& conn, H2Stream& st, std::string& out,
                               H2Connection::Clock::time_point deadline) {
-  while (st.data.empty()) {
-    if (st.ended) co_return 0;
-    if (st.closed || conn.dead()) co_return -1;
+  while (true) {
+    if (auto got = take_ready(conn, st, out)) co_return *got;
     // (No co_await inside && or ||: gcc 12 miscompiles the coroutine frame around one.)
     const bool woken = co_await wait_for(st.data_wake, deadline);
     if (!woken && st.data.empty() && !st.ended && !st.closed) co_return -2;
   }
-  for (const auto& piece : st.data) out += piece;
-  st.data.clear();
-  co_return 1;
 }
 
 void H2Connection::consume(H2Stream& st, size_t n) {
@@ -238,7 +273,12 @@ net::awaitable<size_t> read_body(H2Connection& conn, H2Stream& st, std::string& 
                                  asio::mutable_buffer buf, std::error_code& ec) {
   ec.clear();
   if (taken.empty()) {
-    int got = co_await take_data(conn, st, taken, H2Connection::Clock::time_point::max());
+    int got = 0;
+    if (auto ready = take_ready(conn, st, taken)) {
+      got = *ready;
+    } else {
+      got = co_await take_data(conn, st, taken, H2Connection::Clock::time_point::max());
+    }
     if (got == 0) {
       ec = asio::error::eof;
       co_return 0;

@@ -124,6 +124,10 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   void deliver(http2::Event& ev);
   // Starts the writer unless one is writing (it writes whatever the session has).
   void kick();
+  // kick() when the session has frames to send. After a read: most reads queue nothing to send
+  // (a writer started for nothing costs a post and a coroutine frame); those that do (a SETTINGS
+  // or PING ACK, a WINDOW_UPDATE, a RST_STREAM, a refused stream's answer, a GOAWAY) get one.
+  void kick_if_due();
   // Waits until nothing is being written (bounded by the stream's own timeouts).
   net::awaitable<void> writer_idle();
   // The connection is gone: closes the stream and wakes every stream's coroutine.
@@ -134,10 +138,22 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   std::chrono::milliseconds stall_timeout() const { return stall_timeout_; }
   // Aborts `st` if it is still open (RST_STREAM with `code`).
   void reset(H2Stream& st, uint32_t code);
+  // The coroutine handling `st` is done and the last body bytes it sent wait in the session. When
+  // they fit the peer's windows the next write takes them all, so nobody needs to wait for them
+  // (a wait costs a coroutine frame and a timer per stream): true, and the writer looks at the
+  // stream again after its next take. False: the caller waits for them itself (drain_stream).
+  bool release(const std::shared_ptr<H2Stream>& st);
+  // A released stream whose bytes did not all go out with that take (the peer shrank its windows
+  // meanwhile): its owner waits for them with drain_stream, the stall timer running, as if the
+  // stream had not been released. Unset: such a stream is reset.
+  std::function<void(std::shared_ptr<H2Stream>)> on_release_stalled;
 
  protected:
   // Called after each write: streams waiting for room get woken.
   void wake_writers();
+  // Called after each take of the session's output: released streams with bytes still waiting go
+  // to on_release_stalled.
+  void check_released();
 
   net::Stream& stream_;
   std::unique_ptr<http2::Session> session_;
@@ -149,6 +165,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   DeadlineWatch deadlines_;  // of the streams' waits
   // dispatch()'s batch between calls: its capacity is kept for the next one.
   std::vector<http2::Event> spare_events_;
+  std::vector<std::shared_ptr<H2Stream>> released_;  // see release()
 
  private:
   net::awaitable<void> write_loop(std::shared_ptr<H2Connection> self);
@@ -163,6 +180,9 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
 // `deadline` passed. The peer's window reopens as the caller calls consume().
 net::awaitable<int> take_data(H2Connection& conn, H2Stream& st, std::string& out,
                               H2Connection::Clock::time_point deadline);
+// take_data when it need not wait (not a coroutine: no frame for what is already there): 1, 0 or
+// -1 as take_data says; nullopt when nothing has come yet (then wait with take_data).
+std::optional<int> take_ready(const H2Connection& conn, H2Stream& st, std::string& out);
 // Sends body bytes on `st`, waiting while too much is pending (backpressure). An error when the
 // stream or connection is gone, or the peer's window stayed closed past the stall timeout (the
 // stream is then reset).

@@ -71,7 +71,7 @@ net::awaitable<void> H2Upstream::read_loop(std::shared_ptr<H2Upstream> self,
     if (ec || n == 0) break;
     const bool ok = receive(std::string_view(buf.data(), n));
     dispatch();
-    kick();
+    kick_if_due();
     if (!ok || !session_->alive()) break;
   }
   co_await writer_idle();

@@ -175,10 +175,17 @@ net::awaitable<void> run_stream(std::shared_ptr<H2Connection> conn, std::shared_
     // timer resets the stream.
     if (!codec.response_ended()) {
       conn->reset(*st, NGHTTP2_INTERNAL_ERROR);
-    } else {
+    } else if (!conn->release(st)) {
       co_await drain_stream(*conn, *st);
     }
   }
+  if (--count.active == 0) count.done.notify();
+}
+
+// A released stream whose last bytes the peer's windows held back after all (H2Connection::release).
+net::awaitable<void> drain_released(std::shared_ptr<H2Connection> conn, std::shared_ptr<H2Stream> st,
+                                    StreamCount& count) {
+  co_await drain_stream(*conn, *st);
   if (--count.active == 0) count.done.notify();
 }
 
@@ -240,6 +247,10 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
                      asio::detached);
     });
   };
+  conn->on_release_stalled = [&](std::shared_ptr<H2Stream> st) {
+    ++count.active;
+    asio::co_spawn(executor, drain_released(conn, std::move(st), count), asio::detached);
+  };
   {
     BufferPool::Lease chunk(worker.buffers);
     while (!conn->dead()) {
@@ -254,7 +265,7 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
         server.shutdown();  // GOAWAY: the streams begun run to their end
         goaway = true;
       }
-      conn->kick();
+      conn->kick_if_due();
       if (failed || !server.alive()) break;
       const bool idle = server.open_streams() == 0 && count.active == 0;
       entry.idle = idle;
@@ -275,7 +286,8 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
   conn->fail();  // wakes every stream still waiting on this connection
   while (count.active > 0) co_await wait_for(count.done);
   co_await conn->writer_idle();
-  conn->on_request = nullptr;  // it refers to this frame
+  conn->on_request = nullptr;  // they refer to this frame
+  conn->on_release_stalled = nullptr;
 }
 
 }  // namespace mg::proxy

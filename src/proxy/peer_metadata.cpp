@@ -339,7 +339,9 @@ std::optional<std::string> take_peer_metadata(http::Headers& headers) {
   }
   if (!any) return std::nullopt;
   std::optional<std::string> value;
-  if (seen == 1) value = metadata->value;
+  // Moved out, not copied (the field is removed next): `headers` is ours to change, its iteration
+  // is const only.
+  if (seen == 1) value = std::move(const_cast<http::Header*>(metadata)->value);
   headers.remove_if([](std::string_view name) {
     return http::iequals(name, kPeerMetadataHeader) || http::iequals(name, kPeerMetadataIdHeader);
   });

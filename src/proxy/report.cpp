@@ -133,14 +133,28 @@ std::string destination_of(const OutboundRoute& route) {
 
 std::shared_ptr<const PeerLabels> cached_peer_labels(SeriesCache& cache, std::string_view header,
                                                      std::string_view principal) {
+  // The same peer as the request before (a connection's every stream): compared, not hashed.
+  const std::string& last = cache.last_peer_key;
+  if (cache.last_peer_known && last.size() == principal.size() + 1 + header.size() &&
+      std::string_view(last).substr(0, principal.size()) == principal && last[principal.size()] == '\0' &&
+      std::string_view(last).substr(principal.size() + 1) == header) {
+    return cache.last_peer_labels;
+  }
   std::string& key = cache.key;
   key.assign(principal);
   key += '\0';
   key += header;
-  if (auto it = cache.peer_metadata.find(key); it != cache.peer_metadata.end()) return it->second;
-  if (cache.peer_metadata.size() >= kMaxCachedSeries) cache.peer_metadata.clear();
-  auto labels = peer_labels_for(header, principal);
-  cache.peer_metadata.emplace(key, labels);  // a refused header too: not decoded again
+  std::shared_ptr<const PeerLabels> labels;
+  if (auto it = cache.peer_metadata.find(key); it != cache.peer_metadata.end()) {
+    labels = it->second;
+  } else {
+    if (cache.peer_metadata.size() >= kMaxCachedSeries) cache.peer_metadata.clear();
+    labels = peer_labels_for(header, principal);
+    cache.peer_metadata.emplace(key, labels);  // a refused header too: not decoded again
+  }
+  cache.last_peer_key = key;
+  cache.last_peer_labels = labels;
+  cache.last_peer_known = true;
   return labels;
 }
 

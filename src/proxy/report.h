@@ -49,6 +49,11 @@ struct SeriesCache {
   // Peers' x-envoy-peer-metadata decoded, by principal and header value: a keep-alive peer
   // sends the same bytes on every request, decoded once here.
   std::unordered_map<std::string, std::shared_ptr<const PeerLabels>> peer_metadata;
+  // The last of those answers (null: refused) and its key: the next request from the same peer
+  // (every stream of an HTTP/2 connection) finds it without hashing the header again.
+  std::string last_peer_key;
+  std::shared_ptr<const PeerLabels> last_peer_labels;
+  bool last_peer_known = false;
 };
 
 // The labels a peer's metadata header gives (null: none believed), through the worker's cache.

@@ -495,5 +495,88 @@ TEST(Http2Session, ResponseBodyAgainstAClosedWindowIsReportedBlocked) {
   EXPECT_EQ(at_client[*id].body.size(), 8192u);
 }
 
+// A submitted head goes out as it was when submitted: nghttp2 packs it later (at the next
+// take_output), from the session's own copy of its names and values, never from the caller's
+// message, which may be changed or gone by then (both overwritten in place here).
+TEST(Http2Session, SubmittedHeadsGoOutAsTheyWereWhenSubmitted) {
+  auto server = make_server();
+  auto client = make_client();
+  handshake(*client, *server);
+  http::Request req = get_request("/original/path?q=1", "app.test");
+  req.headers.add("x-request-field", "request-value-long-enough-to-be-on-the-heap");
+  auto id = client->submit(req, "http", true);
+  ASSERT_TRUE(id);
+  req.method.assign("PUT");
+  req.target.assign(req.target.size(), 'Z');
+  req.host.assign(req.host.size(), 'Z');
+  for (const auto& h : req.headers) const_cast<std::string&>(h.value).assign(h.value.size(), 'Z');
+  http::Response resp;
+  resp.headers.add("x-response-field", "response-value-long-enough-to-be-on-the-heap");
+  std::map<int32_t, Seen> at_server, at_client;
+  auto on_server = [&](const Event& ev) {
+    record(at_server, *server, ev);
+    if (ev.kind == Event::Kind::End) {
+      ASSERT_TRUE(server->respond(ev.stream, resp, true));
+      for (const auto& h : resp.headers) const_cast<std::string&>(h.value).assign(h.value.size(), 'Z');
+    }
+  };
+  auto on_client = [&](const Event& ev) { record(at_client, *client, ev); };
+  pump(*client, *server, on_server, on_client);
+  const Seen& at_s = at_server[*id];
+  EXPECT_EQ(at_s.request.method, "GET");
+  EXPECT_EQ(at_s.request.target, "/original/path?q=1");
+  EXPECT_EQ(at_s.request.host, "app.test");
+  EXPECT_EQ(at_s.request.headers.get("x-request-field"), "request-value-long-enough-to-be-on-the-heap");
+  const Seen& at_c = at_client[*id];
+  ASSERT_TRUE(at_c.head);
+  EXPECT_EQ(at_c.response.status, 200);
+  EXPECT_EQ(at_c.response.headers.get("x-response-field"), "response-value-long-enough-to-be-on-the-heap");
+  EXPECT_TRUE(at_c.closed);
+  EXPECT_EQ(at_c.close_code, 0u);
+}
+
+// What H2Connection::release relies on: bytes that fit both of the peer's windows all go out with
+// the next take, and a peer that shrinks its stream windows first (SETTINGS_INITIAL_WINDOW_SIZE)
+// turns the answer to "no" — the bytes then wait for a window again.
+TEST(Http2Session, PendingBodyFitsTheWindowsUntilThePeerShrinksThem) {
+  auto server = make_server();
+  Limits small;
+  small.stream_window = 4096;
+  auto client = make_client(small);
+  handshake(*client, *server);
+  auto id = client->submit(get_request("/stream"), "http", true);
+  ASSERT_TRUE(id);
+  std::map<int32_t, Seen> at_server, at_client;
+  auto on_server = [&](const Event& ev) { record(at_server, *server, ev); };
+  auto on_client = [&](const Event& ev) { record(at_client, *client, ev, false); };  // never consumes
+  pump(*client, *server, on_server, on_client);
+  ASSERT_TRUE(at_server[*id].ended);
+  ASSERT_TRUE(server->respond(*id, http::Response{}, false));
+  EXPECT_TRUE(server->fits_window(*id));  // nothing waits
+  ASSERT_TRUE(server->append_body(*id, std::string(4096, 'a')));
+  EXPECT_TRUE(server->fits_window(*id));  // exactly the stream window
+  ASSERT_TRUE(server->append_body(*id, "b"));
+  EXPECT_FALSE(server->fits_window(*id));  // one byte over it
+  std::string out;
+  server->take_output(out);
+  EXPECT_EQ(server->pending(*id), 1u);
+  EXPECT_TRUE(server->send_blocked(*id));
+
+  // A second stream whose bytes fit, until the peer shrinks every stream's window before they go.
+  auto id2 = client->submit(get_request("/stream"), "http", true);
+  ASSERT_TRUE(id2);
+  pump(*client, *server, on_server, on_client);
+  ASSERT_TRUE(at_server[*id2].ended);
+  ASSERT_TRUE(server->respond(*id2, http::Response{}, false));
+  ASSERT_TRUE(server->append_body(*id2, std::string(3000, 'c')));
+  EXPECT_TRUE(server->fits_window(*id2));
+  ASSERT_TRUE(server->receive(
+      test::frame(NGHTTP2_SETTINGS, 0, 0, test::settings_entry(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1000))));
+  EXPECT_FALSE(server->fits_window(*id2));
+  out.clear();
+  server->take_output(out);
+  EXPECT_EQ(server->pending(*id2), 2000u);
+}
+
 }  // namespace
 }  // namespace mg::http2

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "proxy/peer_metadata.h"
+#include "proxy/report.h"
 #include "rego/go_encoding.h"
 
 namespace mg::proxy {
@@ -110,6 +111,36 @@ TEST(PeerMetadata, TakeStripsBothHeadersAndBelievesOnlyOneValue) {
   id_only.add("x-envoy-peer-metadata-id", "sidecar~x");
   EXPECT_FALSE(take_peer_metadata(id_only));
   EXPECT_TRUE(id_only.empty());
+}
+
+// The worker's cache answers a peer's header as peer_labels_for does, the last answer included:
+// the same bytes from the same principal again, then another principal, another header, a header
+// refused (null, remembered too), and the first peer again after those.
+TEST(PeerMetadata, CachedLabelsAnswerAsDecodingDoes) {
+  SeriesCache cache;
+  const std::string header = encode_peer_metadata(reviews());
+  const std::string principal = "spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews";
+  auto first = cached_peer_labels(cache, header, principal);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->labels.workload, "reviews-v2");
+  EXPECT_EQ(cached_peer_labels(cache, header, principal), first);  // the last answer
+  EXPECT_FALSE(cached_peer_labels(cache, header, "spiffe://cluster.local/ns/other/sa/bookinfo-reviews"));
+  WorkloadInfo ratings = reviews();
+  ratings.name = "ratings-v1";
+  auto other = cached_peer_labels(cache, encode_peer_metadata(ratings), principal);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->labels.workload, "ratings-v1");
+  EXPECT_FALSE(cached_peer_labels(cache, "garbage", principal));
+  EXPECT_FALSE(cached_peer_labels(cache, "garbage", principal));
+  // Another principal of the same namespace sending the same header: its own answer, not the last.
+  auto sibling = cached_peer_labels(cache, header, "spiffe://cluster.local/ns/bookinfo/sa/other");
+  ASSERT_TRUE(sibling);
+  auto sibling_again = cached_peer_labels(cache, header, "spiffe://cluster.local/ns/bookinfo/sa/other");
+  EXPECT_EQ(sibling_again, sibling);
+  EXPECT_NE(cached_peer_labels(cache, header, principal), sibling);
+  auto again = cached_peer_labels(cache, header, principal);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->labels.workload, "reviews-v2");
 }
 
 TEST(PeerMetadata, OwnMetadataCarriesTheHeadersItsLabelsMake) {
