@@ -163,20 +163,18 @@ struct TlsPair {
     server = std::make_unique<TlsStream>(std::move(pair.b), server_ctx);
     int done = 0;
     std::error_code client_ec, server_ec;
-    asio::co_spawn(
-        loop.io,
-        [&]() -> awaitable<void> {
-          co_await client->handshake(asio::ssl::stream_base::client, client_ec);
-          ++done;
-        },
-        asio::detached);
-    asio::co_spawn(
-        loop.io,
-        [&]() -> awaitable<void> {
-          co_await server->handshake(asio::ssl::stream_base::server, server_ec);
-          ++done;
-        },
-        asio::detached);
+    auto handshake = [&](TlsStream& stream, asio::ssl::stream_base::handshake_type type,
+                         std::error_code& ec) {
+      asio::co_spawn(
+          loop.io,
+          [&stream, type, &ec, &done]() -> awaitable<void> {
+            co_await stream.handshake(type, ec);
+            ++done;
+          },
+          asio::detached);
+    };
+    handshake(*client, asio::ssl::stream_base::client, client_ec);
+    handshake(*server, asio::ssl::stream_base::server, server_ec);
     loop.run_until([&] { return done == 2; });
     ready = done == 2 && !client_ec && !server_ec;
   }
