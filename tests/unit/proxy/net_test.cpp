@@ -58,6 +58,11 @@ struct PendingRead {
         },
         asio::detached);
   }
+  // Starts the read and runs `loop` until it ends (bounded).
+  void run(Loop& loop, Stream& stream) {
+    start(loop.io, stream);
+    loop.run_until([this] { return got.has_value(); });
+  }
 };
 
 void send_text(tcp::socket& s, std::string_view text) {
@@ -77,8 +82,7 @@ TEST(IdleRead, PlaintextStrayBytesMakeTheConnectionNoisyAndAreReadNext) {
   EXPECT_EQ(stream.watch_state(), Stream::Watch::Noisy);
   EXPECT_FALSE(nothing_to_read(stream));
   PendingRead read;
-  read.start(loop.io, stream);
-  loop.run_until([&] { return read.got.has_value(); });
+  read.run(loop, stream);
   ASSERT_TRUE(read.got);
   EXPECT_FALSE(read.error);
   EXPECT_EQ(*read.got, "stray");
@@ -114,8 +118,7 @@ TEST(IdleRead, PlaintextCloseWhileIdleIsNoisyAndReadsAsTheEnd) {
   loop.run_until([&] { return stream.watch_state() != Stream::Watch::Quiet; });
   EXPECT_FALSE(nothing_to_read(stream));
   PendingRead read;
-  read.start(loop.io, stream);
-  loop.run_until([&] { return read.got.has_value(); });
+  read.run(loop, stream);
   ASSERT_TRUE(read.got);
   EXPECT_EQ(read.error, asio::error::eof);
 }
@@ -187,8 +190,7 @@ void tls_send(Loop& loop, TlsStream& stream, std::string text);
 void exchange_once(Loop& loop, TlsPair& tls) {
   tls_send(loop, *tls.server, "hello");
   PendingRead read;
-  read.start(loop.io, *tls.client);
-  loop.run_until([&] { return read.got.has_value(); });
+  read.run(loop, *tls.client);
   ASSERT_TRUE(read.got);
   ASSERT_EQ(*read.got, "hello");
 }
@@ -219,8 +221,7 @@ TEST(IdleRead, TlsStrayRecordMakesTheConnectionNoisyAndIsReadNext) {
   loop.run_until([&] { return !nothing_to_read(*tls.client); });
   EXPECT_FALSE(nothing_to_read(*tls.client));
   PendingRead read;
-  read.start(loop.io, *tls.client);
-  loop.run_until([&] { return read.got.has_value(); });
+  read.run(loop, *tls.client);
   ASSERT_TRUE(read.got);
   EXPECT_FALSE(read.error) << read.error.message();
   EXPECT_EQ(*read.got, "stray");
@@ -256,8 +257,7 @@ TEST(IdleRead, TlsPeerGoneWhileIdleIsNoisy) {
   loop.run_until([&] { return !nothing_to_read(*tls.client); });
   EXPECT_FALSE(nothing_to_read(*tls.client));
   PendingRead read;
-  read.start(loop.io, *tls.client);
-  loop.run_until([&] { return read.got.has_value(); });
+  read.run(loop, *tls.client);
   ASSERT_TRUE(read.got);
   EXPECT_TRUE(read.error) << "a closed connection reads as an error or the end";
 }
