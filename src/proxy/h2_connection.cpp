@@ -7,59 +7,6 @@
 
 namespace mg::proxy {
 
-net::awaitable<bool> wait_for(Wake& wake, Wake::Clock::time_point deadline) {
-  if (!wake.pending_) {
-    if (!wake.timer_) wake.timer_.emplace(wake.ex_);
-    const bool watched = wake.watch_ != nullptr && deadline != Wake::Clock::time_point::max();
-    // A timer that never expires is kept out of Asio's timer heap: arming it arms nothing.
-    wake.timer_->expires_at(watched ? Wake::Clock::time_point::max() : deadline);
-    if (watched) wake.watch_->add(wake, deadline);
-    std::error_code ec;
-    co_await wake.timer_->async_wait(net::nothrow(ec));
-    if (watched) wake.watch_->remove(wake);
-    const bool expired = watched ? wake.expired_ : !ec;
-    wake.expired_ = false;
-    if (!wake.pending_ && expired) co_return false;  // the deadline passed
-  }
-  wake.pending_ = false;
-  co_return true;
-}
-
-DeadlineWatch::DeadlineWatch(const asio::any_io_executor& ex) : watchdog_(ex, [this] { expire_due(); }) {}
-
-void DeadlineWatch::add(Wake& wake, Clock::time_point deadline) {
-  wake.deadline_ = deadline;
-  wake.watch_index_ = waiting_.size();
-  waiting_.push_back(&wake);
-  if (deadline < next_) {
-    next_ = deadline;
-    watchdog_.arm_at(deadline);  // moves Asio's timer only when it waited for a later one
-  }
-}
-
-void DeadlineWatch::remove(Wake& wake) {
-  Wake* last = waiting_.back();
-  waiting_[wake.watch_index_] = last;
-  last->watch_index_ = wake.watch_index_;
-  waiting_.pop_back();
-}
-
-void DeadlineWatch::expire_due() {
-  // Waits whose deadline passed end (each leaves the list when its coroutine resumes); the
-  // watchdog then waits for the soonest deadline left. One whose wake already came left the list.
-  const auto now = Clock::now();
-  next_ = Clock::time_point::max();
-  for (Wake* wake : waiting_) {
-    if (wake->expired_) continue;
-    if (wake->deadline_ <= now) {
-      wake->expire();
-    } else {
-      next_ = std::min(next_, wake->deadline_);
-    }
-  }
-  if (next_ != Clock::time_point::max()) watchdog_.arm_at(next_);
-}
-
 H2Connection::H2Connection(net::Stream& stream, std::unique_ptr<http2::Session> session,
                            std::chrono::milliseconds stall_timeout)
     : stream_(stream),
@@ -139,34 +86,51 @@ void H2Connection::deliver(http2::Event& ev) {
 void H2Connection::kick() {
   if (writing_ || dead_) return;
   writing_ = true;
-  // Posted, never run inline: the caller is often inside the session (an event being handled),
-  // and whatever else becomes ready before the writer runs goes out in the same write.
-  auto ex = stream_.socket().get_executor();
-  asio::post(ex,
-             [self = shared_from_this(), ex] { asio::co_spawn(ex, self->write_loop(self), asio::detached); });
+  // At the turn's end, never inline: the caller is often inside dispatch() (an event being
+  // handled) or about to queue more (a head, then its body, then its end), and everything queued
+  // before the turn ends goes out in the same write.
+  TurnEnd::defer(stream_.socket().get_executor(), [self = shared_from_this()] { self->flush(); });
 }
 
 void H2Connection::kick_if_due() {
   if (session_->want_write()) kick();
 }
 
-net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self) {
-  (void)self;  // holds the connection while the writer runs
-  std::string out;
-  while (!dead_) {
-    out.clear();
-    session_->take_output(out);
-    dispatch();
-    wake_writers();
-    check_released();
-    if (out.empty()) break;
+bool H2Connection::take_output() {
+  out_.clear();
+  session_->take_output(out_);
+  // Frames taken as sent close streams (their last frame) and make room for waiting writers.
+  dispatch();
+  wake_writers();
+  check_released();
+  return !out_.empty();
+}
+
+void H2Connection::flush() {
+  while (!dead_ && take_output()) {
     std::error_code ec;
-    co_await stream_.write_all(asio::buffer(out), ec);
+    const size_t written = stream_.try_write(asio::buffer(out_), ec);
     if (ec) {
       fail();
       break;
     }
+    if (written < out_.size()) {
+      // The socket is full: a coroutine waits for it (writing_ stays set until it ends).
+      asio::co_spawn(stream_.socket().get_executor(), write_loop(shared_from_this(), written),
+                     asio::detached);
+      return;
+    }
   }
+  writing_ = false;
+  writer_done_.notify();
+}
+
+net::awaitable<void> H2Connection::write_loop(std::shared_ptr<H2Connection> self, size_t written) {
+  (void)self;  // holds the connection while the writer runs
+  std::error_code ec;
+  co_await stream_.write_all(asio::buffer(out_) + written, ec);
+  while (!ec && !dead_ && take_output()) co_await stream_.write_all(asio::buffer(out_), ec);
+  if (ec) fail();
   writing_ = false;
   writer_done_.notify();
 }
@@ -239,7 +203,7 @@ net::awaitable<int> take_data(H2Connection& conn, H2Stream& st, std::string& out
 void H2Connection::consume(H2Stream& st, size_t n) {
   if (st.closed || dead_ || n == 0) return;
   session_->consume(st.id, n);
-  kick();  // the WINDOW_UPDATE, when nghttp2 decides one is due
+  kick_if_due();  // the WINDOW_UPDATE, when nghttp2 decides one is due
 }
 
 net::awaitable<std::error_code> send_data(H2Connection& conn, H2Stream& st, std::string_view payload) {

@@ -21,64 +21,10 @@
 #include "http/message.h"
 #include "http2/session.h"
 #include "proxy/net.h"
+#include "proxy/turn_end.h"
+#include "proxy/wake.h"
 
 namespace mg::proxy {
-
-class DeadlineWatch;
-
-// Wakes one waiting coroutine; a wake that comes before the wait is remembered.
-class Wake {
- public:
-  using Clock = std::chrono::steady_clock;
-  // With a watch, a wait's deadline is kept by the watch (one timer for many wakes).
-  explicit Wake(const asio::any_io_executor& ex, DeadlineWatch* watch = nullptr) : ex_(ex), watch_(watch) {}
-  void notify() {
-    pending_ = true;
-    if (timer_) timer_->cancel();
-  }
-
- private:
-  friend net::awaitable<bool> wait_for(Wake& wake, Clock::time_point deadline);
-  friend class DeadlineWatch;
-  // The watch's deadline passed: the wait ends, not woken.
-  void expire() {
-    expired_ = true;
-    timer_->cancel();
-  }
-  asio::any_io_executor ex_;
-  // Made by the first wait: most of a stream's wakes are never waited on (a timer costs a
-  // service lookup under a lock, and each cancel another lock).
-  std::optional<asio::steady_timer> timer_;
-  bool pending_ = false;
-  DeadlineWatch* watch_;
-  Clock::time_point deadline_ = Clock::time_point::max();  // of the watched wait in progress
-  size_t watch_index_ = 0;                                 // its place in the watch's list
-  bool expired_ = false;
-};
-
-// The deadlines of one connection's waiting wakes, on one net::Watchdog: a wait registers its
-// deadline here and its own timer never expires. A timer armed per wait (a response head's
-// upstream timeout, a body's idle timeout) is the soonest of the worker's timers every time,
-// and Asio re-arms the kernel timer (timerfd_settime) for each; the watchdog's timer is moved
-// only when a deadline comes earlier than the one it waits for, and when it fires it ends the
-// waits that are due and waits for the next deadline.
-class DeadlineWatch {
- public:
-  using Clock = Wake::Clock;
-  explicit DeadlineWatch(const asio::any_io_executor& ex);
-  DeadlineWatch(const DeadlineWatch&) = delete;
-  DeadlineWatch& operator=(const DeadlineWatch&) = delete;
-
-  void add(Wake& wake, Clock::time_point deadline);
-  void remove(Wake& wake);
-
- private:
-  void expire_due();
-
-  std::vector<Wake*> waiting_;
-  Clock::time_point next_ = Clock::time_point::max();  // what the watchdog waits for
-  net::Watchdog watchdog_;
-};
 
 // One stream's state as the connection's reader leaves it for the coroutine handling the stream.
 struct H2Stream {
@@ -122,13 +68,16 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   std::function<void(http2::Event&)> on_request;  // unset: such a stream is refused
   // Hands a Head (client side), Data, End or Closed event to its stream.
   void deliver(http2::Event& ev);
-  // Starts the writer unless one is writing (it writes whatever the session has).
+  // Has whatever the session has to send written at the end of this loop turn (proxy/turn_end.h),
+  // unless a write is already due or in progress (it takes everything queued until it ends). The
+  // write is made there and then; only what the socket does not take waits in a coroutine.
   void kick();
   // kick() when the session has frames to send. After a read: most reads queue nothing to send
   // (a writer started for nothing costs a post and a coroutine frame); those that do (a SETTINGS
   // or PING ACK, a WINDOW_UPDATE, a RST_STREAM, a refused stream's answer, a GOAWAY) get one.
   void kick_if_due();
-  // Waits until nothing is being written (bounded by the stream's own timeouts).
+  // Waits until nothing is due to be written or being written (bounded by the stream's own
+  // timeouts).
   net::awaitable<void> writer_idle();
   // The connection is gone: closes the stream and wakes every stream's coroutine.
   void fail();
@@ -160,7 +109,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   std::chrono::milliseconds stall_timeout_;
   std::unordered_map<int32_t, std::shared_ptr<H2Stream>> streams_;
   bool dead_ = false;
-  bool writing_ = false;
+  bool writing_ = false;  // a write is due at the turn's end (kick) or waits for the socket
   Wake writer_done_;
   DeadlineWatch deadlines_;  // of the streams' waits
   // dispatch()'s batch between calls: its capacity is kept for the next one.
@@ -168,7 +117,17 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   std::vector<std::shared_ptr<H2Stream>> released_;  // see release()
 
  private:
-  net::awaitable<void> write_loop(std::shared_ptr<H2Connection> self);
+  // The turn's write (kick): takes the session's output and writes it until the session has none,
+  // or hands what the socket did not take to write_loop.
+  void flush();
+  // Takes what the session has to send into out_, then hands on what taking it changed: false
+  // when there is nothing to send.
+  bool take_output();
+  // Writes out_ from `written` on, waiting for the socket, then goes on as flush does.
+  net::awaitable<void> write_loop(std::shared_ptr<H2Connection> self, size_t written);
+  // Taken from the session, being written: stays put until written whole (a TLS write that could
+  // not finish is retried from the same memory).
+  std::string out_;
 };
 
 // The two waits of a stream's coroutine. Free functions rather than members: gcc 12 lays out the
@@ -197,7 +156,5 @@ net::awaitable<void> write_body(H2Connection& conn, H2Stream& st, std::string_vi
 // After the last body bytes of `st` were handed to the session: waits until they are out, the
 // stall timer still running (a peer that keeps its window shut gets the stream reset).
 net::awaitable<void> drain_stream(H2Connection& conn, H2Stream& st);
-// Waits for `wake` until `deadline`: true when woken.
-net::awaitable<bool> wait_for(Wake& wake, Wake::Clock::time_point deadline = Wake::Clock::time_point::max());
 
 }  // namespace mg::proxy

@@ -241,8 +241,8 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
     auto st = conn->add_stream(ev.stream);
     st->request = std::move(ev.request);
     ++count.active;
-    // Posted: the event being handled is inside the session's dispatch.
-    asio::post(executor, [&, st, conn = conn.get()] {
+    // At the turn's end: the event being handled is inside the session's dispatch.
+    TurnEnd::defer(executor, [&, st, conn = conn.get()] {
       asio::co_spawn(executor, run_stream(conn->shared_from_this(), st, http_, worker, side, count),
                      asio::detached);
     });

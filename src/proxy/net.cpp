@@ -223,30 +223,36 @@ awaitable<size_t> PlainStream::read_some(asio::mutable_buffer buf, std::error_co
 }
 
 awaitable<void> PlainStream::write_all(asio::const_buffer buf, std::error_code& ec) {
-  ec.clear();
   // Straight to the socket: a small write almost always fits the socket buffer, and done this way
   // it completes without an operation queued through Asio's scheduler. Only a full buffer waits.
+  const size_t written = try_write(buf, ec);
+  if (ec || written == buf.size()) co_return;
+  co_await asio::async_write(socket_, asio::buffer(buf + written), nothrow(ec));
+}
+
+size_t PlainStream::try_write(asio::const_buffer buf, std::error_code& ec) {
+  ec.clear();
   const char* p = static_cast<const char*>(buf.data());
-  size_t left = buf.size();
-  while (left > 0) {
+  size_t written = 0;
+  while (written < buf.size()) {
     if (!socket_.is_open()) {
       ec = asio::error::bad_descriptor;
-      co_return;
+      return written;
     }
-    ssize_t n = ::send(socket_.native_handle(), p, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n =
+        ::send(socket_.native_handle(), p + written, buf.size() - written, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
-      p += n;
-      left -= static_cast<size_t>(n);
+      written += static_cast<size_t>(n);
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      co_await asio::async_write(socket_, asio::buffer(p, left), nothrow(ec));
-      co_return;
+      return written;
     } else {
       ec = std::error_code(n < 0 ? errno : EPIPE, std::system_category());
-      co_return;
+      return written;
     }
   }
+  return written;
 }
 
 void PlainStream::close() {
@@ -300,20 +306,35 @@ TlsStream::~TlsStream() {
   if (ssl_) SSL_free(ssl_);  // the fd is the socket's (BIO_NOCLOSE); it closes it
 }
 
+bool TlsStream::ready_for_call(std::error_code& ec) const {
+  // Once closed, the descriptor number may already belong to another connection: never hand
+  // it to OpenSSL again.
+  if (!ssl_ || !socket_.is_open()) {
+    ec = asio::error::bad_descriptor;
+    return false;
+  }
+  // SSL_get_error needs an empty error queue. Clearing it costs a walk over every slot (≈ 4% of
+  // a hop's instructions when done before every call); looking costs far less, and the queue is
+  // almost always empty: failures leave it so.
+  if (ERR_peek_error() != 0) ERR_clear_error();
+  errno = 0;
+  return true;
+}
+
+std::error_code TlsStream::failure(int err) {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && e == 0 && errno == 0))
+    return asio::error::eof;  // close_notify, or the peer closed the TCP connection
+  if (e != 0) return std::error_code(static_cast<int>(e), asio::error::get_ssl_category());
+  if (err == SSL_ERROR_SYSCALL && errno != 0) return std::error_code(errno, std::system_category());
+  return asio::error::connection_aborted;
+}
+
 template <class Op>
 awaitable<bool> TlsStream::run(Op op, std::error_code& ec) {
   while (true) {
-    // Once closed, the descriptor number may already belong to another connection: never hand
-    // it to OpenSSL again.
-    if (!ssl_ || !socket_.is_open()) {
-      ec = asio::error::bad_descriptor;
-      co_return false;
-    }
-    // SSL_get_error needs an empty error queue. Clearing it costs a walk over every slot (≈ 4% of
-    // a hop's instructions when done before every call); looking costs far less, and the queue is
-    // almost always empty: failures below leave it so.
-    if (ERR_peek_error() != 0) ERR_clear_error();
-    errno = 0;
+    if (!ready_for_call(ec)) co_return false;
     int r = op();
     if (r > 0) co_return true;
     int err = SSL_get_error(ssl_, r);
@@ -339,17 +360,7 @@ awaitable<bool> TlsStream::run(Op op, std::error_code& ec) {
       if (ec) co_return false;
       continue;
     }
-    unsigned long e = ERR_get_error();
-    ERR_clear_error();
-    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && e == 0 && errno == 0)) {
-      ec = asio::error::eof;  // close_notify, or the peer closed the TCP connection
-    } else if (e != 0) {
-      ec = std::error_code(static_cast<int>(e), asio::error::get_ssl_category());
-    } else if (err == SSL_ERROR_SYSCALL && errno != 0) {
-      ec = std::error_code(errno, std::system_category());
-    } else {
-      ec = asio::error::connection_aborted;
-    }
+    ec = failure(err);
     co_return false;
   }
 }
@@ -393,6 +404,25 @@ awaitable<void> TlsStream::write_all(asio::const_buffer buf, std::error_code& ec
     p += n;
     left -= n;
   }
+}
+
+size_t TlsStream::try_write(asio::const_buffer buf, std::error_code& ec) {
+  ec.clear();
+  const char* p = static_cast<const char*>(buf.data());
+  size_t written = 0;
+  while (written < buf.size()) {
+    if (!ready_for_call(ec)) return written;
+    size_t n = 0;
+    if (SSL_write_ex(ssl_, p + written, buf.size() - written, &n) == 1) {
+      written += n;
+      continue;
+    }
+    const int err = SSL_get_error(ssl_, 0);
+    // The socket is full (or OpenSSL wants to read first): write_all goes on from here.
+    if (err != SSL_ERROR_WANT_WRITE && err != SSL_ERROR_WANT_READ) ec = failure(err);
+    return written;
+  }
+  return written;
 }
 
 void TlsStream::close() {

@@ -30,6 +30,15 @@ class Stream {
   virtual ~Stream() = default;
   virtual awaitable<size_t> read_some(asio::mutable_buffer buf, std::error_code& ec) = 0;
   virtual awaitable<void> write_all(asio::const_buffer buf, std::error_code& ec) = 0;
+  // Writes what the socket takes now, without waiting and without a coroutine: the number of bytes
+  // written, all of `buf` unless the socket's buffer filled. The rest then goes with write_all from
+  // the same memory (a TLS stream's OpenSSL must be given a write it could not finish again with
+  // the same arguments). A stream that cannot write this way writes nothing (0, no error).
+  virtual size_t try_write(asio::const_buffer buf, std::error_code& ec) {
+    (void)buf;
+    ec.clear();
+    return 0;
+  }
   // Immediate close: pending operations complete with an error. Idempotent.
   virtual void close() = 0;
   // No more data will be sent: a FIN for plaintext; TLS cannot half-close cleanly, so it closes.
@@ -73,6 +82,7 @@ class PlainStream final : public Stream {
   PlainStream& operator=(const PlainStream&) = delete;
   awaitable<size_t> read_some(asio::mutable_buffer buf, std::error_code& ec) override;
   awaitable<void> write_all(asio::const_buffer buf, std::error_code& ec) override;
+  size_t try_write(asio::const_buffer buf, std::error_code& ec) override;
   void close() override;
   void shutdown_send() override;
   tcp::socket& socket() override { return socket_; }
@@ -115,6 +125,7 @@ class TlsStream final : public Stream {
                                    std::error_code& ec);
   awaitable<size_t> read_some(asio::mutable_buffer buf, std::error_code& ec) override;
   awaitable<void> write_all(asio::const_buffer buf, std::error_code& ec) override;
+  size_t try_write(asio::const_buffer buf, std::error_code& ec) override;
   void close() override;
   void shutdown_send() override { close(); }
   tcp::socket& socket() override { return socket_; }
@@ -129,6 +140,11 @@ class TlsStream final : public Stream {
   // as OpenSSL asks. Returns false with `ec` set on failure or when the stream is closed.
   template <class Op>
   awaitable<bool> run(Op op, std::error_code& ec);
+  // Whether the stream can take an SSL call now (false, `ec` set, when closed); clears a stale
+  // error queue, as SSL_get_error needs.
+  bool ready_for_call(std::error_code& ec) const;
+  // How an SSL call that failed with SSL_get_error's `err` (not a WANT_*) ended.
+  static std::error_code failure(int err);
 
   std::shared_ptr<asio::ssl::context> ctx_;
   tcp::socket socket_;

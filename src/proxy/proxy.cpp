@@ -21,6 +21,7 @@
 #include "proxy/outbound.h"
 #include "proxy/policy_state.h"
 #include "proxy/report.h"
+#include "proxy/turn_end.h"
 #include "proxy/worker.h"
 #include "telemetry/access_log.h"
 
@@ -401,9 +402,12 @@ Status Proxy::start() {
     w->thread = std::thread([worker = w.get(), &registry = d.report.registry()] {
       // Metric series this worker used before are found without the registry's lock.
       auto series_cache = registry.bind_thread_cache();
-      // This turn's access-log lines go out in one write, after the handlers already queued.
-      telemetry::AccessLog::TurnBatch log_batch(
-          [io = worker->io.get()] { asio::post(*io, [] { telemetry::AccessLog::TurnBatch::flush(); }); });
+      // Work deferred to the end of a loop turn (HTTP/2 writes, new streams) shares one post per
+      // turn with the access log's lines, which go out in one write.
+      TurnEnd turn_end(*worker->io);
+      telemetry::AccessLog::TurnBatch log_batch([ex = worker->io->get_executor()] {
+        TurnEnd::defer(ex, [] { telemetry::AccessLog::TurnBatch::flush(); });
+      });
       worker->io->run();
     });
   }

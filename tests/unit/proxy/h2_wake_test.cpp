@@ -1,15 +1,19 @@
-// Unit tests of an HTTP/2 connection's waits (proxy/h2_connection.h): a Wake with a deadline
+// Unit tests of the waits of HTTP/2 connections and streams (proxy/wake.h): a Wake with a deadline
 // kept by the connection's DeadlineWatch ends not woken when its deadline passes — each wait in
 // the order of its deadline, also one registered after the watch's timer was set for an earlier
-// deadline whose wait was woken meanwhile — and a wake that comes first ends the wait woken.
+// deadline whose wait was woken meanwhile — and a wake that comes first ends the wait woken. A
+// parked wait resumes once however often it is woken, at the turn's end beside other deferred
+// work, and one still parked when its loop goes is destroyed with its coroutine.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
-#include "proxy/h2_connection.h"
+#include "proxy/turn_end.h"
+#include "proxy/wake.h"
 
 namespace mg::proxy {
 namespace {
@@ -93,16 +97,82 @@ TEST(H2Wake, ALaterDeadlineIsKeptAfterTheEarlierWaitWasWoken) {
   EXPECT_TRUE(*again);
 }
 
-// Without a watch a wait keeps its own deadline (the connection's writer and the stream pumps).
-TEST(H2Wake, UnwatchedDeadlineEndsTheWait) {
+// Without a watch nothing would end a wait at its deadline: such a wait ends at once, not woken.
+TEST(H2Wake, ADeadlineWithoutAWatchEndsTheWaitAtOnce) {
   Loop loop;
   Wake wake(loop.io.get_executor());
   std::optional<bool> result;
   std::vector<char> order;
-  spawn_wait(loop, wake, Clock::now() + 20ms, result, order, 'U');
-  loop.run_until([&] { return result.has_value(); });
+  spawn_wait(loop, wake, Clock::now() + 10s, result, order, 'U');
+  loop.io.poll();
   ASSERT_TRUE(result);
   EXPECT_FALSE(*result);
+}
+
+// Woken twice, and its deadline passing too, before it resumes: it resumes once, woken, and the
+// next wait waits for the next wake. The resume rides on the turn's end with other deferred work.
+TEST(H2Wake, AWaitResumesOnceAtTheTurnsEndHoweverOftenWoken) {
+  Loop loop;
+  TurnEnd turn(loop.io);
+  DeadlineWatch watch(loop.io.get_executor());
+  Wake wake(loop.io.get_executor(), &watch);
+  int resumed = 0;
+  std::vector<bool> results;
+  std::string order;
+  asio::co_spawn(
+      loop.io,
+      [&]() -> net::awaitable<void> {
+        for (int i = 0; i < 2; ++i) {
+          results.push_back(co_await wait_for(wake, Clock::now() + 30ms));
+          ++resumed;
+          order += "R";
+        }
+      },
+      asio::detached);
+  loop.io.poll();
+  EXPECT_EQ(resumed, 0);
+  asio::post(loop.io, [&] {
+    wake.notify();
+    TurnEnd::defer(loop.io.get_executor(), [&] { order += "D"; });
+    wake.notify();
+    order += "H";
+  });
+  loop.run_until([&] { return resumed == 2; });
+  ASSERT_EQ(resumed, 2);
+  // Resumed after the handler that woke it, in the turn-end pass, in the order deferred.
+  EXPECT_EQ(order, "HRDR");
+  // The second wait was not woken by the first wait's two wakes: its deadline ended it.
+  EXPECT_EQ(results, (std::vector<bool>{true, false}));
+}
+
+// A coroutine waits on a Wake its own frame keeps alive (a stream's, through the stream): when the
+// loop goes with it still waiting, the loop's ParkedWaits destroys the wait and so the coroutine,
+// which frees the owner — nothing is left behind (LeakSanitizer checks this in the ASan build).
+TEST(H2Wake, AWaitStillParkedWhenItsLoopGoesIsDestroyedWithItsCoroutine) {
+  struct Owner {
+    explicit Owner(const asio::any_io_executor& ex, bool& gone) : wake(ex), gone(gone) {}
+    ~Owner() { gone = true; }
+    Wake wake;
+    bool& gone;
+  };
+  bool gone = false;
+  bool resumed = false;
+  {
+    asio::io_context io{1};
+    auto owner = std::make_shared<Owner>(io.get_executor(), gone);
+    asio::co_spawn(
+        io,
+        [owner, &resumed]() -> net::awaitable<void> {
+          co_await wait_for(owner->wake);
+          resumed = true;
+        },
+        asio::detached);
+    owner.reset();
+    io.poll();
+    EXPECT_FALSE(gone) << "the waiting coroutine keeps its owner";
+  }
+  EXPECT_TRUE(gone);
+  EXPECT_FALSE(resumed);
 }
 
 }  // namespace
