@@ -32,6 +32,7 @@ void H2Connection::dispatch() {
   // request and a response: moving each one out cost more than handling most of them). The
   // batch is a local (a dispatch from inside a handler gets its own), its storage reused.
   std::vector<http2::Event> batch = std::move(spare_events_);
+  bool requests = false;
   while (session_->take_events(batch)) {
     for (http2::Event& ev : batch) {
       const bool request = ev.kind == http2::Event::Kind::Refused ||
@@ -40,12 +41,14 @@ void H2Connection::dispatch() {
         deliver(ev);
       } else if (on_request) {
         on_request(ev);
+        requests = true;
       } else {
         session_->reset(ev.stream, NGHTTP2_REFUSED_STREAM);
       }
     }
   }
   if (batch.capacity() > spare_events_.capacity()) spare_events_ = std::move(batch);
+  if (requests && on_dispatched) on_dispatched();
 }
 
 void H2Connection::deliver(http2::Event& ev) {
@@ -90,6 +93,12 @@ void H2Connection::kick() {
   // handled) or about to queue more (a head, then its body, then its end), and everything queued
   // before the turn ends goes out in the same write.
   TurnEnd::defer(stream_.socket().get_executor(), [self = shared_from_this()] { self->flush(); });
+}
+
+void H2Connection::write_now() {
+  if (writing_ || dead_) return;
+  writing_ = true;
+  flush();
 }
 
 void H2Connection::kick_if_due() {

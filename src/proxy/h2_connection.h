@@ -66,12 +66,18 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   // last frame goes out).
   void dispatch();
   std::function<void(http2::Event&)> on_request;  // unset: such a stream is refused
+  // Called when a dispatch that handed requests to on_request has dispatched its whole batch: a
+  // new stream's coroutine started here finds what came with its head (its body, its end).
+  std::function<void()> on_dispatched;
   // Hands a Head (client side), Data, End or Closed event to its stream.
   void deliver(http2::Event& ev);
   // Has whatever the session has to send written at the end of this loop turn (proxy/turn_end.h),
   // unless a write is already due or in progress (it takes everything queued until it ends). The
   // write is made there and then; only what the socket does not take waits in a coroutine.
   void kick();
+  // Writes what the session has now, when nothing is being written: for a caller outside
+  // dispatch() that knows nothing else could join the write later in the turn.
+  void write_now();
   // kick() when the session has frames to send. After a read: most reads queue nothing to send
   // (a writer started for nothing costs a post and a coroutine frame); those that do (a SETTINGS
   // or PING ACK, a WINDOW_UPDATE, a RST_STREAM, a refused stream's answer, a GOAWAY) get one.

@@ -42,7 +42,13 @@ Result<std::shared_ptr<H2Stream>> H2Upstream::submit(const http::Request& req, b
   if (!id) return mg::fail(id.error());
   auto st = add_stream(*id);
   if (end_stream) st->room_wake.notify();
-  kick();
+  if (end_stream && streams_.size() == 1) {
+    // A whole request, alone on the connection: nothing could join its write later in the turn
+    // (at a low rate, the turn-end pass would cost a poll of the reactor for this one write).
+    write_now();
+  } else {
+    kick();
+  }
   return st;
 }
 

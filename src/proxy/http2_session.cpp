@@ -233,6 +233,7 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
   } unhook{entry};
   std::string in = std::move(first);
   bool goaway = false;
+  std::vector<std::shared_ptr<H2Stream>> arrived;  // by the dispatch in progress
   conn->on_request = [&](http2::Event& ev) {
     if (ev.kind == http2::Event::Kind::Refused) {
       (void)server.local_response(ev.stream, ev.refusal.status, ev.refusal.reason);
@@ -241,11 +242,16 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
     auto st = conn->add_stream(ev.stream);
     st->request = std::move(ev.request);
     ++count.active;
-    // At the turn's end: the event being handled is inside the session's dispatch.
-    TurnEnd::defer(executor, [&, st, conn = conn.get()] {
-      asio::co_spawn(executor, run_stream(conn->shared_from_this(), st, http_, worker, side, count),
-                     asio::detached);
-    });
+    arrived.push_back(std::move(st));
+  };
+  conn->on_dispatched = [&] {
+    // Each coroutine runs now until its first wait, not posted (a post costs a poll of the
+    // reactor before it runs); after the batch, so what came with a head has been delivered.
+    std::vector<std::shared_ptr<H2Stream>> starting;
+    starting.swap(arrived);
+    for (auto& st : starting) {
+      asio::co_spawn(executor, run_stream(conn, std::move(st), http_, worker, side, count), asio::detached);
+    }
   };
   conn->on_release_stalled = [&](std::shared_ptr<H2Stream> st) {
     ++count.active;
@@ -287,6 +293,7 @@ net::awaitable<void> Http2Session::serve(net::Stream& down, ConnEntry& entry, Wo
   while (count.active > 0) co_await wait_for(count.done);
   co_await conn->writer_idle();
   conn->on_request = nullptr;  // they refer to this frame
+  conn->on_dispatched = nullptr;
   conn->on_release_stalled = nullptr;
 }
 
