@@ -64,6 +64,12 @@ size_t Headers::count(std::string_view name) const {
       std::count_if(fields_.begin(), fields_.end(), [&](const Header& h) { return iequals(h.name, name); }));
 }
 
+Header* Headers::find(std::string_view name) {
+  auto it =
+      std::find_if(fields_.begin(), fields_.end(), [&](const Header& h) { return iequals(h.name, name); });
+  return it != fields_.end() ? &*it : nullptr;
+}
+
 void Headers::add(std::string name, std::string value) {
   fields_.push_back({std::move(name), std::move(value)});
 }

@@ -57,6 +57,8 @@ class Headers {
   std::vector<std::string_view> get_all(std::string_view name) const;
   size_t count(std::string_view name) const;
   bool contains(std::string_view name) const { return count(name) > 0; }
+  // The first field named `name`, to change or move from in place; nullptr when there is none.
+  Header* find(std::string_view name);
 
   // Calls f(value) for every value of `name`, in order; get_all without the vector.
   template <class F>

@@ -27,45 +27,39 @@ bool sensitive(std::string_view name) {
   return name == "authorization" || name == "proxy-authorization" || name == "cookie" || name == "set-cookie";
 }
 
-// The nghttp2_nv list of `fields`, valid until the next call on this thread: nghttp2 copies it
-// when a frame is submitted, so one list per thread serves every head (its storage kept).
-template <class List>
-std::vector<nghttp2_nv>& to_nv(const List& fields) {
-  thread_local std::vector<nghttp2_nv> nv;
-  nv.clear();
-  nv.reserve(fields.size());
-  for (const auto& f : fields) {
-    uint8_t flags = sensitive(f.name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
-    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(f.name.data())),
-                  reinterpret_cast<uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(),
-                  f.value.size(), flags});
-  }
-  return nv;
-}
-
-// A head's nghttp2_nv list over `block`, made here to hold all its names and values, for nghttp2
+// The nghttp2_nv list of `fields`, valid until the next call on this thread: nghttp2 copies the
+// list when a frame is submitted, so one list per thread serves every header block (its storage kept).
+// Without `block` (trailers), it points into `fields`, and nghttp2 copies the names and values too.
+// With `block` (heads), they are first copied into *block, made here to hold them all, for nghttp2
 // to take as they are (NO_COPY_NAME / NO_COPY_VALUE): left to itself it copies every name and
 // value and lower-cases every name again, ≈ 1,000 instructions a head; the names are lower-case
 // already (wire_fields; pseudo-header names are literals). nghttp2 reads the block when it packs
-// the frame: the stream keeps it until then (Stream::head_block). Valid until the next call on
-// this thread, as to_nv's.
+// the frame: the stream keeps it until then (Stream::head_block).
 template <class List>
-std::vector<nghttp2_nv>& to_nv_in_block(const List& fields, std::unique_ptr<char[]>& block) {
-  size_t size = 0;
-  for (const auto& f : fields) size += f.name.size() + f.value.size();
-  block = std::make_unique_for_overwrite<char[]>(std::max<size_t>(size, 1));
+std::vector<nghttp2_nv>& to_nv(const List& fields, std::unique_ptr<char[]>* block = nullptr) {
+  uint8_t* at = nullptr;  // where the next name goes in *block
+  uint8_t copy_flags = NGHTTP2_NV_FLAG_NONE;
+  if (block != nullptr) {
+    size_t size = 0;
+    for (const auto& f : fields) size += f.name.size() + f.value.size();
+    *block = std::make_unique_for_overwrite<char[]>(std::max<size_t>(size, 1));
+    at = reinterpret_cast<uint8_t*>(block->get());
+    copy_flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+  }
   thread_local std::vector<nghttp2_nv> nv;
   nv.clear();
   nv.reserve(fields.size());
-  auto* at = reinterpret_cast<uint8_t*>(block.get());
   for (const auto& f : fields) {
-    uint8_t flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
-    if (sensitive(f.name)) flags |= NGHTTP2_NV_FLAG_NO_INDEX;
-    uint8_t* name = at;
-    if (!f.name.empty()) std::memcpy(name, f.name.data(), f.name.size());
-    uint8_t* value = name + f.name.size();
-    if (!f.value.empty()) std::memcpy(value, f.value.data(), f.value.size());
-    at = value + f.value.size();
+    auto* name = reinterpret_cast<uint8_t*>(const_cast<char*>(f.name.data()));
+    auto* value = reinterpret_cast<uint8_t*>(const_cast<char*>(f.value.data()));
+    if (at != nullptr) {
+      name = at;
+      if (!f.name.empty()) std::memcpy(name, f.name.data(), f.name.size());
+      value = name + f.name.size();
+      if (!f.value.empty()) std::memcpy(value, f.value.data(), f.value.size());
+      at = value + f.value.size();
+    }
+    const uint8_t flags = sensitive(f.name) ? copy_flags | NGHTTP2_NV_FLAG_NO_INDEX : copy_flags;
     nv.push_back({name, value, f.name.size(), f.value.size(), flags});
   }
   return nv;
@@ -508,7 +502,7 @@ void Session::wire_fields(const http::Headers& headers, bool keep_te_trailers, b
 Result<int32_t> Session::submit_head(int32_t stream_id, const Fields& fields, bool end_stream) {
   if (failed_) return mg::fail("http2.connection", close_reason_);
   std::unique_ptr<char[]> block;
-  auto& nv = to_nv_in_block(fields.list, block);
+  auto& nv = to_nv(fields.list, &block);
   nghttp2_data_provider provider{};
   provider.read_callback = &Callbacks::read_body;
   const nghttp2_data_provider* prd = end_stream ? nullptr : &provider;

@@ -148,13 +148,18 @@ struct JoinerOf final : detail::IdleRead::Joiner {
   void resume() override { std::move(handler)(); }
   Handler handler;
 };
+}  // namespace
 
-// Waits until the idle read `idle` completes (the caller knows it is waiting and nobody else
-// joined it). Nothing but the read's completion resumes it: no timer, no system call.
-awaitable<void> join(const std::weak_ptr<detail::IdleRead>& idle) {
+namespace detail {
+bool IdleWatch::joined() const {
+  const auto read = read_.lock();
+  return read != nullptr && read->joiner != nullptr;
+}
+
+awaitable<void> IdleWatch::join() {
   co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-      [&idle](auto handler) {
-        if (auto read = idle.lock()) {
+      [this](auto handler) {
+        if (auto read = read_.lock()) {
           read->joiner = std::make_unique<JoinerOf<decltype(handler)>>(std::move(handler));
         } else {
           asio::post(std::move(handler));  // already over: never leave the caller waiting
@@ -162,52 +167,30 @@ awaitable<void> join(const std::weak_ptr<detail::IdleRead>& idle) {
       },
       asio::use_awaitable);
 }
-
-// Starts `stream`'s idle read into `into`; `done` runs on the stream when it completes, unless
-// the stream went first, and then a joined coroutine resumes.
-template <class Done>
-std::weak_ptr<detail::IdleRead> start_idle_read(Stream* stream, asio::mutable_buffer into, Done done) {
-  auto read = std::make_shared<detail::IdleRead>();
-  read->stream = stream;
-  stream->socket().async_read_some(into, [read, done](std::error_code ec, size_t n) {
-    if (read->stream != nullptr) done(ec, n);
-    if (read->joiner) {
-      auto joiner = std::move(read->joiner);
-      joiner->resume();
-    }
-  });
-  return read;
-}
-}  // namespace
-
-PlainStream::~PlainStream() {
-  if (auto read = idle_.lock()) read->stream = nullptr;
-}
+}  // namespace detail
 
 void PlainStream::watch_idle() {
-  if (watching_ || held_begin_ < held_end_ || held_error_ || !socket_.is_open()) return;
+  if (idle_.pending() || held_begin_ < held_end_ || held_error_ || !socket_.is_open()) return;
   if (!held_) held_ = std::make_unique_for_overwrite<char[]>(kHeld);
-  watching_ = true;
-  idle_ = start_idle_read(this, asio::buffer(held_.get(), kHeld),
-                          [this](std::error_code ec, size_t n) { idle_read_done(ec, n); });
+  idle_.start(socket_, asio::buffer(held_.get(), kHeld),
+              [this](std::error_code ec, size_t n) { idle_read_done(ec, n); });
 }
 
 void PlainStream::idle_read_done(std::error_code ec, size_t n) {
-  watching_ = false;
   held_begin_ = 0;
   held_end_ = ec ? 0 : n;
   held_error_ = ec;
 }
 
 Stream::Watch PlainStream::watch_state() const {
-  if (watching_) return Watch::Quiet;
+  if (idle_.pending()) return Watch::Quiet;
   if (held_begin_ < held_end_ || held_error_) return Watch::Noisy;
   return Watch::Unwatched;
 }
 
 awaitable<size_t> PlainStream::read_some(asio::mutable_buffer buf, std::error_code& ec) {
   ec.clear();
-  if (watching_) co_await join(idle_);  // a pooled connection's next response: the idle read has it
+  if (idle_.pending()) co_await idle_.join();  // a pooled connection's next response: the idle read has it
   if (held_begin_ < held_end_) {
     const size_t n = std::min(buf.size(), held_end_ - held_begin_);
     std::memcpy(buf.data(), held_.get() + held_begin_, n);
@@ -302,7 +285,6 @@ TlsStream::TlsStream(tcp::socket s, std::shared_ptr<asio::ssl::context> ctx)
 }
 
 TlsStream::~TlsStream() {
-  if (auto read = idle_.lock()) read->stream = nullptr;
   if (ssl_) SSL_free(ssl_);  // the fd is the socket's (BIO_NOCLOSE); it closes it
 }
 
@@ -342,9 +324,9 @@ awaitable<bool> TlsStream::run(Op op, std::error_code& ec) {
       ec = std::exchange(idle_error_, {});  // how the idle read ended
       co_return false;
     }
-    if (err == SSL_ERROR_WANT_READ && watching_ && !joined_) {
-      joined_ = true;  // the idle read of a pooled connection receives what OpenSSL needs
-      co_await join(idle_);
+    if (err == SSL_ERROR_WANT_READ && idle_.pending() && !idle_.joined()) {
+      // The idle read of a pooled connection receives what OpenSSL needs.
+      co_await idle_.join();
       continue;
     }
     if (err == SSL_ERROR_WANT_READ) {
@@ -432,19 +414,16 @@ void TlsStream::close() {
 
 void TlsStream::watch_idle() {
   Receive* r = receive_of(ssl_);
-  if (r == nullptr || watching_ || r->receiving || r->begin < r->end || r->peer_closed || idle_error_ ||
+  if (r == nullptr || idle_.pending() || r->receiving || r->begin < r->end || r->peer_closed || idle_error_ ||
       !socket_.is_open() || SSL_has_pending(ssl_))
     return;
   if (!r->buffer) r->buffer = std::make_unique_for_overwrite<char[]>(Receive::kBuffer);
   r->receiving = true;
-  watching_ = true;
-  idle_ = start_idle_read(this, asio::buffer(r->buffer.get(), Receive::kBuffer),
-                          [this](std::error_code ec, size_t n) { idle_read_done(ec, n); });
+  idle_.start(socket_, asio::buffer(r->buffer.get(), Receive::kBuffer),
+              [this](std::error_code ec, size_t n) { idle_read_done(ec, n); });
 }
 
 void TlsStream::idle_read_done(std::error_code ec, size_t n) {
-  watching_ = false;
-  joined_ = false;
   Receive* r = receive_of(ssl_);
   if (r == nullptr) return;
   r->receiving = false;
@@ -461,7 +440,7 @@ void TlsStream::idle_read_done(std::error_code ec, size_t n) {
 }
 
 Stream::Watch TlsStream::watch_state() const {
-  if (watching_) return Watch::Quiet;
+  if (idle_.pending()) return Watch::Quiet;
   const Receive* r = receive_of(ssl_);
   if (idle_error_ || (r != nullptr && (r->peer_closed || r->begin < r->end))) return Watch::Noisy;
   return Watch::Unwatched;

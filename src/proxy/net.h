@@ -69,15 +69,55 @@ struct IdleRead {
     virtual ~Joiner() = default;
     virtual void resume() = 0;
   };
-  Stream* stream = nullptr;  // cleared when the stream goes first
+  bool owner_alive = true;  // cleared when the stream goes first: its completion then tells nobody
   std::unique_ptr<Joiner> joiner;
+};
+
+// A stream's side of its idle read: whether one is waiting, a coroutine's wait for it, and the
+// unlink when the stream goes before it completes.
+class IdleWatch {
+ public:
+  IdleWatch() = default;
+  ~IdleWatch() {
+    if (auto read = read_.lock()) read->owner_alive = false;
+  }
+  IdleWatch(const IdleWatch&) = delete;
+  IdleWatch& operator=(const IdleWatch&) = delete;
+
+  // Starts the idle read from `socket` into `into`. When it completes, pending() turns false and
+  // `done(ec, n)` runs, unless the stream went first; then a joined coroutine resumes.
+  template <class Done>
+  void start(tcp::socket& socket, asio::mutable_buffer into, Done done) {
+    auto read = std::make_shared<IdleRead>();
+    read_ = read;
+    pending_ = true;
+    socket.async_read_some(into, [this, read, done](std::error_code ec, size_t n) {
+      if (read->owner_alive) {
+        pending_ = false;
+        done(ec, n);
+      }
+      if (read->joiner) {
+        auto joiner = std::move(read->joiner);
+        joiner->resume();
+      }
+    });
+  }
+  bool pending() const { return pending_; }
+  // A coroutine already waits for the pending read: a second one must not take its place.
+  bool joined() const;
+  // Waits until the pending read completes (the caller knows it is pending and not joined).
+  // Nothing but the read's completion resumes it: no timer, no system call.
+  awaitable<void> join();
+
+ private:
+  std::weak_ptr<IdleRead> read_;
+  bool pending_ = false;
 };
 }  // namespace detail
 
 class PlainStream final : public Stream {
  public:
   explicit PlainStream(tcp::socket s) : socket_(std::move(s)) {}
-  ~PlainStream() override;
   PlainStream(const PlainStream&) = delete;
   PlainStream& operator=(const PlainStream&) = delete;
   awaitable<size_t> read_some(asio::mutable_buffer buf, std::error_code& ec) override;
@@ -96,12 +136,11 @@ class PlainStream final : public Stream {
   tcp::socket socket_;
   // The idle read (watch_idle): what it received, [held_begin_, held_end_) of held_ not yet
   // taken, or how it ended.
-  std::weak_ptr<detail::IdleRead> idle_;
+  detail::IdleWatch idle_;
   std::unique_ptr<char[]> held_;
   size_t held_begin_ = 0;
   size_t held_end_ = 0;
   std::error_code held_error_;
-  bool watching_ = false;  // the idle read is waiting
 };
 
 // TLS straight on the socket (non-blocking) rather than asio::ssl::stream: that one keeps two 17 KB
@@ -151,10 +190,8 @@ class TlsStream final : public Stream {
   SSL* ssl_ = nullptr;
   // The idle read (watch_idle) receives into the receive buffer, as a read's own would; an error
   // it ends with is kept for the next read.
-  std::weak_ptr<detail::IdleRead> idle_;
+  detail::IdleWatch idle_;
   std::error_code idle_error_;
-  bool watching_ = false;
-  bool joined_ = false;  // a coroutine waits for the idle read
 };
 
 // Closes a stream when a deadline passes. Deadlines move on every request (idle → header →

@@ -324,14 +324,12 @@ void add_metadata(std::vector<http::Header>& headers, const OwnMetadata& own) {
 }
 
 std::optional<std::string> take_peer_metadata(http::Headers& headers) {
-  // One pass to find them (most requests from an app carry neither), one to remove them.
-  const http::Header* metadata = nullptr;
+  // One pass to count them (most requests from an app carry neither), one to remove them.
   size_t seen = 0;
   bool any = false;
   for (const auto& h : headers) {
     if (http::iequals(h.name, kPeerMetadataHeader)) {
       ++seen;
-      metadata = &h;
       any = true;
     } else if (http::iequals(h.name, kPeerMetadataIdHeader)) {
       any = true;
@@ -339,9 +337,8 @@ std::optional<std::string> take_peer_metadata(http::Headers& headers) {
   }
   if (!any) return std::nullopt;
   std::optional<std::string> value;
-  // Moved out, not copied (the field is removed next): `headers` is ours to change, its iteration
-  // is const only.
-  if (seen == 1) value = std::move(const_cast<http::Header*>(metadata)->value);
+  // Moved, not copied: the field is removed next.
+  if (seen == 1) value = std::move(headers.find(kPeerMetadataHeader)->value);
   headers.remove_if([](std::string_view name) {
     return http::iequals(name, kPeerMetadataHeader) || http::iequals(name, kPeerMetadataIdHeader);
   });

@@ -45,6 +45,19 @@ TEST(Headers, CaseInsensitiveLookupSetRemove) {
   EXPECT_FALSE(h.get("authorization"));
 }
 
+TEST(Headers, FindGivesTheFirstFieldOfANameInPlace) {
+  Headers h;
+  h.add("Accept", "*/*");
+  h.add("X-Token", "first");
+  h.add("x-token", "second");
+  Header* found = h.find("x-TOKEN");
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->value, "first");
+  found->value = "changed";
+  EXPECT_EQ(h.get("x-token"), "changed");
+  EXPECT_EQ(h.find("x-absent"), nullptr);
+}
+
 TEST(Headers, HopByHopRemovalKeepsHostAndLength) {
   Headers h;
   h.add("Host", "a");

@@ -1,6 +1,8 @@
 // The server session driven by the client session, in memory: requests and responses with
 // bodies and trailers, many streams on one connection, flow control as the memory bound.
+#include <functional>
 #include <map>
+#include <memory>
 
 #include "h2_test_util.h"
 #include "http2/grpc.h"
@@ -469,15 +471,30 @@ TEST(Http2Session, RequestsAfterTheServersGoawayAreClosedUnsent) {
   EXPECT_TRUE(at_server.empty());  // nothing reached the server
 }
 
-TEST(Http2Session, ResponseBodyAgainstAClosedWindowIsReportedBlocked) {
-  auto server = make_server();
-  Limits small;
-  small.stream_window = 4096;
-  auto client = make_client(small);
-  handshake(*client, *server);
-  auto id = client->submit(get_request("/stream"), "http", true);
-  ASSERT_TRUE(id);
+// A client whose stream windows are 4096 bytes, past the SETTINGS exchange with a server, with a
+// GET /stream submitted (`id`). The client records what it receives and never consumes it, so
+// its windows stay as the server's bytes left them.
+class Http2SessionSmallWindow : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Limits small;
+    small.stream_window = 4096;
+    client = make_client(small);
+    handshake(*client, *server);
+    auto submitted = client->submit(get_request("/stream"), "http", true);
+    ASSERT_TRUE(submitted);
+    id = *submitted;
+  }
+  std::unique_ptr<ServerSession> server = make_server();
+  std::unique_ptr<ClientSession> client;
+  int32_t id = 0;
   std::map<int32_t, Seen> at_server, at_client;
+  std::function<void(const Event&)> on_client = [this](const Event& ev) {
+    record(at_client, *client, ev, false);
+  };
+};
+
+TEST_F(Http2SessionSmallWindow, ResponseBodyAgainstAClosedWindowIsReportedBlocked) {
   auto on_server = [&](const Event& ev) {
     record(at_server, *server, ev);
     if (ev.kind == Event::Kind::End) {
@@ -485,14 +502,13 @@ TEST(Http2Session, ResponseBodyAgainstAClosedWindowIsReportedBlocked) {
       ASSERT_TRUE(server->append_body(ev.stream, std::string(10000, 'z')));
     }
   };
-  auto on_client = [&](const Event& ev) { record(at_client, *client, ev, false); };  // never consumes
   pump(*client, *server, on_server, on_client);
-  EXPECT_EQ(at_client[*id].body.size(), 4096u);
-  EXPECT_EQ(server->pending(*id), 10000u - 4096u);
-  EXPECT_TRUE(server->send_blocked(*id));
-  client->consume(*id, 4096);
+  EXPECT_EQ(at_client[id].body.size(), 4096u);
+  EXPECT_EQ(server->pending(id), 10000u - 4096u);
+  EXPECT_TRUE(server->send_blocked(id));
+  client->consume(id, 4096);
   pump(*client, *server, on_server, on_client);
-  EXPECT_EQ(at_client[*id].body.size(), 8192u);
+  EXPECT_EQ(at_client[id].body.size(), 8192u);
 }
 
 // A submitted head goes out as it was when submitted: nghttp2 packs it later (at the next
@@ -538,29 +554,20 @@ TEST(Http2Session, SubmittedHeadsGoOutAsTheyWereWhenSubmitted) {
 // What H2Connection::release relies on: bytes that fit both of the peer's windows all go out with
 // the next take, and a peer that shrinks its stream windows first (SETTINGS_INITIAL_WINDOW_SIZE)
 // turns the answer to "no" — the bytes then wait for a window again.
-TEST(Http2Session, PendingBodyFitsTheWindowsUntilThePeerShrinksThem) {
-  auto server = make_server();
-  Limits small;
-  small.stream_window = 4096;
-  auto client = make_client(small);
-  handshake(*client, *server);
-  auto id = client->submit(get_request("/stream"), "http", true);
-  ASSERT_TRUE(id);
-  std::map<int32_t, Seen> at_server, at_client;
+TEST_F(Http2SessionSmallWindow, PendingBodyFitsTheWindowsUntilThePeerShrinksThem) {
   auto on_server = [&](const Event& ev) { record(at_server, *server, ev); };
-  auto on_client = [&](const Event& ev) { record(at_client, *client, ev, false); };  // never consumes
   pump(*client, *server, on_server, on_client);
-  ASSERT_TRUE(at_server[*id].ended);
-  ASSERT_TRUE(server->respond(*id, http::Response{}, false));
-  EXPECT_TRUE(server->fits_window(*id));  // nothing waits
-  ASSERT_TRUE(server->append_body(*id, std::string(4096, 'a')));
-  EXPECT_TRUE(server->fits_window(*id));  // exactly the stream window
-  ASSERT_TRUE(server->append_body(*id, "b"));
-  EXPECT_FALSE(server->fits_window(*id));  // one byte over it
+  ASSERT_TRUE(at_server[id].ended);
+  ASSERT_TRUE(server->respond(id, http::Response{}, false));
+  EXPECT_TRUE(server->fits_window(id));  // nothing waits
+  ASSERT_TRUE(server->append_body(id, std::string(4096, 'a')));
+  EXPECT_TRUE(server->fits_window(id));  // exactly the stream window
+  ASSERT_TRUE(server->append_body(id, "b"));
+  EXPECT_FALSE(server->fits_window(id));  // one byte over it
   std::string out;
   server->take_output(out);
-  EXPECT_EQ(server->pending(*id), 1u);
-  EXPECT_TRUE(server->send_blocked(*id));
+  EXPECT_EQ(server->pending(id), 1u);
+  EXPECT_TRUE(server->send_blocked(id));
 
   // A second stream whose bytes fit, until the peer shrinks every stream's window before they go.
   auto id2 = client->submit(get_request("/stream"), "http", true);

@@ -70,11 +70,16 @@ void send_text(tcp::socket& s, std::string_view text) {
   asio::write(s, asio::buffer(text.data(), text.size()));
 }
 
-TEST(IdleRead, PlaintextStrayBytesMakeTheConnectionNoisyAndAreReadNext) {
+// A watched plaintext stream: `stream` is one end of a loopback pair, `pair.b` the peer.
+class IdleReadPlaintext : public ::testing::Test {
+ protected:
+  IdleReadPlaintext() { stream.watch_idle(); }
   Loop loop;
-  Pair pair(loop.io);
-  PlainStream stream(std::move(pair.a));
-  stream.watch_idle();
+  Pair pair{loop.io};
+  PlainStream stream{std::move(pair.a)};
+};
+
+TEST_F(IdleReadPlaintext, StrayBytesMakeTheConnectionNoisyAndAreReadNext) {
   loop.io.poll();
   EXPECT_TRUE(nothing_to_read(stream));
   EXPECT_EQ(stream.watch_state(), Stream::Watch::Quiet);
@@ -90,11 +95,7 @@ TEST(IdleRead, PlaintextStrayBytesMakeTheConnectionNoisyAndAreReadNext) {
   EXPECT_EQ(stream.watch_state(), Stream::Watch::Unwatched);
 }
 
-TEST(IdleRead, PlaintextReadStartedWhileWatchingGetsTheNextBytes) {
-  Loop loop;
-  Pair pair(loop.io);
-  PlainStream stream(std::move(pair.a));
-  stream.watch_idle();
+TEST_F(IdleReadPlaintext, ReadStartedWhileWatchingGetsTheNextBytes) {
   PendingRead read;
   read.start(loop.io, stream);
   loop.io.poll();
@@ -110,11 +111,7 @@ TEST(IdleRead, PlaintextReadStartedWhileWatchingGetsTheNextBytes) {
   EXPECT_TRUE(nothing_to_read(stream));
 }
 
-TEST(IdleRead, PlaintextCloseWhileIdleIsNoisyAndReadsAsTheEnd) {
-  Loop loop;
-  Pair pair(loop.io);
-  PlainStream stream(std::move(pair.a));
-  stream.watch_idle();
+TEST_F(IdleReadPlaintext, CloseWhileIdleIsNoisyAndReadsAsTheEnd) {
   pair.b.close();
   loop.run_until([&] { return stream.watch_state() != Stream::Watch::Quiet; });
   EXPECT_FALSE(nothing_to_read(stream));
