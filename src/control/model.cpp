@@ -29,11 +29,23 @@ const MeshView* Model::view_for_trust_domain(std::string_view trust_domain) cons
 }
 
 Status ConfigModel::rebuild() {
-  auto set = store_.resources();
-  if (!set) return fail(set.error());
+  // The resources and their revision are two reads: an apply committed between them would pair the
+  // old resources with the new revision, and the next push round would call a proxy synced to a
+  // revision whose resources it never got (`apply --wait` returning early). Both stores change
+  // the two under one lock, so a revision unchanged across the read of the resources is theirs.
   auto m = std::make_shared<Model>();
-  m->set = std::move(*set);
-  m->revision = store_.revision();
+  constexpr int kAttempts = 64;
+  for (int attempt = 1;; ++attempt) {
+    const int64_t revision = store_.revision();
+    auto set = store_.resources();
+    if (!set) return fail(set.error());
+    if (store_.revision() == revision) {
+      m->set = std::move(*set);
+      m->revision = revision;
+      break;
+    }
+    if (attempt == kAttempts) return fail("model.busy", "the store kept changing while the model was read");
+  }
   auto bundle = ca_.distributed_bundle();
   m->bundle_pem = bundle.to_pem();
   m->bundle_hash = bundle_hash(m->bundle_pem);
