@@ -1,13 +1,14 @@
 // proxy/h2_connection.h — the I/O of one HTTP/2 connection over an http2::Session (src/http2: the
 // codec does no I/O), either side: the downstream one (proxy/http2_session.h) and an upstream
-// one (proxy/h2_upstream.h). One writer at a time takes the session's output and writes it;
-// each stream's events (body bytes, end and trailers, reset) wait in an H2Stream until the
+// one (proxy/h2_upstream.h). One write at a time takes the session's output and writes it, at
+// the end of the loop turn (proxy/turn_end.h) so that what the turn's streams queued goes out
+// together; each stream's events (body bytes, end and trailers, reset) wait in an H2Stream until the
 // coroutine handling that stream takes them. Body bytes sent on a stream wait in the session
 // until the peer's window lets them out; a writer of a stream waits while more than
 // kStreamHighWater bytes are pending, and a stream whose window stays closed for the stall
 // timeout is reset (a zero-window stall is the peer's to end, not ours to buffer around).
 // Everything runs on the connection's worker thread.
-// Owns: the session, the per-stream event state, the writer.
+// Owns: the session, the per-stream event state, the bytes being written.
 #pragma once
 
 #include <cstdint>
